@@ -1,0 +1,418 @@
+"""Estimators: a frequency law × a component function, their target kernel, their claims, and the registry.
+
+An estimator ``"<component>/<law>"`` draws feature maps (``.draw(generator)``), knows the kernel it estimates
+(``.kernel(x, y)``, derived from the law's closed forms by the component: MATH.md §1, proofs/one_rule.md),
+its closed-form variance where one exists (``.variance(x, y)``, from :mod:`kerneltheory.theory`), and its
+:class:`Claims`, each backed by a proof file. The registry lists every meaningful pair::
+
+    >>> import kerneltheory.estimators as E
+    >>> est = E.get("positive/orthogonal", dim=16, num_features=64)
+    >>> est.claims.unbiased, est.claims.positive
+    ('exact', True)
+    >>> E.get("GMM-PRF", dim=16, num_features=64).name
+    'positive/mixture'
+
+A law without closed forms (generative, learnable Fastfood) gives a Monte Carlo reference instead
+(``.reference_kernel``), with its standard error (proofs/monte_carlo_reference.md).
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from ._validation import check_dtype, check_generator, check_int, check_points, check_same_dim
+from .features import COMPONENTS
+from .features.base import Component, FeatureMap, IncompatibleLaw, draw_feature_map
+from .spectral import LAWS
+from .spectral.base import ClosedFormUnavailable, SpectralLaw
+
+Unbiased = Literal["exact", "asymptotic", "no"]
+CLAIM_NAMES = ("unbiased", "positive", "variance", "finite")
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the theory says about an estimator, each claim with the proof that backs it.
+
+    Attributes:
+        unbiased: ``"exact"`` (E φ(x)ᵀφ(y) equals the target for every input), ``"asymptotic"`` (the bias
+            vanishes as m → ∞) or ``"no"`` (a bias that does not vanish with m: the claim of exactness is false).
+        positive: every feature strictly positive for every finite input.
+        variance: a closed-form variance of one draw exists (:meth:`RandomFeatureEstimator.variance`).
+        finite: features are finite for inputs of norm up to 10 (checked, for every estimator).
+        proofs: claim name → proof file (``proofs/*.md``).
+        notes: claim name → a sentence on scope or caveats.
+    """
+
+    unbiased: Unbiased
+    positive: bool
+    variance: bool
+    finite: bool = True
+    proofs: Mapping[str, str] = field(default_factory=dict)
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def asserted(self) -> set[str]:
+        """The claims asserted to hold exactly (the set ``check_feature_map`` verifies)."""
+        out = {"finite"} if self.finite else set()
+        if self.unbiased == "exact":
+            out.add("unbiased")
+        if self.positive:
+            out.add("positive")
+        if self.variance:
+            out.add("variance")
+        return out
+
+
+class RandomFeatureEstimator:
+    """A component × law pair with m frequencies in dimension d."""
+
+    def __init__(
+        self,
+        name: str,
+        component: Component,
+        law: SpectralLaw | None,
+        *,
+        dim: int,
+        num_features: int,
+        dtype: torch.dtype = torch.float64,
+        device=None,
+        aliases: tuple[str, ...] = (),
+    ):
+        self.name = name
+        self.component = component
+        self.law = law
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.num_features = check_int(num_features, "num_features", minimum=1)
+        self.dtype = check_dtype(dtype)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.aliases = aliases
+        component.check_law(law)
+        self.claims = self._derive_claims()
+
+    # -- claims -----------------------------------------------------------------------------------
+    def _derive_claims(self) -> Claims:
+        comp, law = self.component, self.law
+        proofs = dict(comp.proofs)
+        notes: dict[str, str] = {}
+        if law is None:
+            unbiased: Unbiased = "exact"
+            notes["unbiased"] = "deterministic map: the kernel is its own Gram matrix φ(x)ᵀφ(y)"
+        elif law.reference is None:
+            unbiased = "exact"
+            proofs["unbiased"] = "proofs/monte_carlo_reference.md"
+            notes["unbiased"] = "no closed form: the target is a Monte Carlo reference over the same law"
+        else:
+            unbiased = law.row_marginal
+            if law.proof and unbiased != "exact":
+                proofs["unbiased"] = law.proof
+            elif law.proof:
+                proofs["rows"] = law.proof
+            if unbiased != "exact":
+                notes["unbiased"] = f"the rows of the {law.name} law only approximate its reference law"
+        positive = bool(comp.positive)
+        if not positive:
+            proofs.pop("positive", None)
+        else:
+            notes["positive"] = (
+                "strictly positive in exact arithmetic and in log space (sign +1, finite log φ); the float32 "
+                "value exp(log φ) underflows to 0 where log φ < log(finfo.tiny) ≈ −87, e.g. OPRF at ‖x‖ = 10"
+            )
+        variance = law is None or comp.has_variance(law)
+        if not variance:
+            proofs.pop("variance", None)
+        proofs.setdefault("finite", "proofs/positivity.md")
+        return Claims(unbiased=unbiased, positive=positive, variance=variance, proofs=proofs, notes=notes)
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        return self.component.feature_dim(self.num_features)
+
+    @property
+    def has_closed_form(self) -> bool:
+        return self.law is None or self.law.reference is not None
+
+    @property
+    def target_name(self) -> str:
+        if self.law is not None and self.law.reference is None:
+            return "Monte Carlo reference over the law"
+        return self.component.target_name(None if self.law is None else self.law.reference)
+
+    # -- drawing ----------------------------------------------------------------------------------
+    def draw(self, generator: torch.Generator, batch: int | None = None) -> FeatureMap:
+        """One draw (or ``batch`` independent draws, W of shape ``[batch, m, d]``) of the feature map."""
+        check_generator(generator)
+        return draw_feature_map(
+            self.component,
+            self.law,
+            self.num_features,
+            generator,
+            batch,
+            dim=self.dim,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+    def sample_estimates(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int):
+        """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p), all draws in one tensor op.
+
+        For data-dependent maps the statistics are those of the sequences x and y.
+        """
+        x, y = self._check_pairs(x, y)
+        r = check_int(draws, "draws", minimum=1)
+        fm = self.draw(generator, batch=r)
+        fx, fy = fm.pair(x, y)
+        if fx.dim() == 2:  # deterministic maps carry no draw dimension
+            fx, fy = fx.expand(r, *fx.shape), fy.expand(r, *fy.shape)
+        return (fx * fy).sum(-1)
+
+    # -- theory -----------------------------------------------------------------------------------
+    def _check_xy(self, x, y):
+        x = check_points(x, "x", dim=self.dim)
+        y = check_points(y, "y", dim=self.dim)
+        check_same_dim(x, y)
+        return x, y
+
+    def _check_pairs(self, x, y):
+        x, y = self._check_xy(x, y)
+        if x.dim() != 2 or x.shape != y.shape:
+            raise ValueError(
+                f"x and y must both have shape [P, d], got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
+        return x, y
+
+    def _stats(self, x, y):
+        return self.component.statistics(x, y) if self.component.data_dependent else {}
+
+    def kernel(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The target kernel as a ``[..., n, n']`` Gram matrix, from the reference law's closed forms.
+
+        Raises :class:`ClosedFormUnavailable` for laws without closed forms: use :meth:`reference_kernel`.
+        """
+        x, y = self._check_xy(x, y)
+        if not self.has_closed_form:
+            raise ClosedFormUnavailable(
+                f"{self.name}: the {self.law.name} law has no closed form; use reference_kernel(x, y, ...)"
+            )
+        ref = None if self.law is None else self.law.reference
+        return self.component.target(ref, x, y, self._stats(x, y))
+
+    def kernel_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The target kernel at the P pairs (x_p, y_p): ``[P]`` (sequence statistics from all of x and y)."""
+        x, y = self._check_pairs(x, y)
+        if not self.has_closed_form:
+            raise ClosedFormUnavailable(f"{self.name} has no closed-form kernel; use reference_kernel")
+        ref = None if self.law is None else self.law.reference
+        return self.component.target(ref, x[:, None, :], y[:, None, :], self._stats(x, y))[:, 0, 0]
+
+    def variance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Closed-form Var[φ(x)ᵀφ(y)] of one draw as a Gram matrix (iid laws with closed forms only)."""
+        x, y = self._check_xy(x, y)
+        if not self.claims.variance:
+            raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
+        if self.law is None:
+            return torch.zeros(*x.shape[:-1], y.shape[-2], dtype=x.dtype, device=x.device)
+        return self.component.variance(self.law, x, y, self.num_features, self._stats(x, y))
+
+    def variance_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Closed-form variance at the P pairs (x_p, y_p): ``[P]``."""
+        x, y = self._check_pairs(x, y)
+        if not self.claims.variance:
+            raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
+        if self.law is None:
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        out = self.component.variance(
+            self.law, x[:, None, :], y[:, None, :], self.num_features, self._stats(x, y)
+        )
+        return out[:, 0, 0]
+
+    def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1):
+        """Monte Carlo reference at the P pairs: ``(mean, stderr)``, each ``[P]``, from ``draws`` draws.
+
+        The default seed is kept apart from the seeds the checks use, so reference and test draws are
+        independent. For laws with closed forms prefer :meth:`kernel_pairs`.
+        """
+        from .montecarlo import moments
+
+        x, y = self._check_pairs(x, y)
+        m = moments(lambda g, r: self.sample_estimates(x, y, g, r), draws, seed=seed)
+        return m.mean, m.stderr
+
+    def describe(self) -> dict:
+        """One row of the registry table."""
+        c = self.claims
+        return {
+            "estimator": self.name,
+            "aliases": ", ".join(self.aliases),
+            "component": self.component.name,
+            "law": "—" if self.law is None else self.law.name,
+            "target": self.target_name,
+            "unbiased": c.unbiased,
+            "positive": c.positive,
+            "variance": "closed form" if c.variance else "—",
+            "proofs": "; ".join(f"{k}: {v}" for k, v in sorted(c.proofs.items())),
+        }
+
+    def __repr__(self) -> str:
+        return f"RandomFeatureEstimator({self.name!r}, dim={self.dim}, num_features={self.num_features})"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------------------
+
+GRID_COMPONENTS = ("trig", "positive", "oprf", "saderf", "gerf", "hyperbolic", "trig_phase")
+GRID_LAWS = (
+    "gaussian",
+    "orthogonal",
+    "sorf",
+    "qmc",
+    "moment_matched",
+    "gauss_hermite",
+    "fastfood",
+    "fastfood_learnable",
+)
+EXTRA_PAIRS = (
+    ("trig", "mixture"),
+    ("positive", "mixture"),
+    ("hyperbolic", "mixture"),
+    ("trig", "generative"),
+    ("positive", "generative"),
+    ("relu", "gaussian"),
+    ("relu", "orthogonal"),
+    ("poisrf", "poisson"),
+    ("geomrf", "geometric"),
+)
+DETERMINISTIC = ("elu", "feedforward", "hedgehog")
+ALIASES = {
+    "GMM-RKS": "trig/mixture",
+    "GMM-PRF": "positive/mixture",
+    "FastFood-RKS": "trig/fastfood_learnable",
+    "FastFood-PRF": "positive/fastfood_learnable",
+    "Generative-RKS": "trig/generative",
+    "Generative-PRF": "positive/generative",
+    "RFF": "trig/gaussian",
+    "RKS": "trig/gaussian",
+    "ORF": "trig/orthogonal",
+    "FAVOR+": "positive/orthogonal",
+    "Performer": "positive/orthogonal",
+    "FAVOR++": "oprf/orthogonal",
+    "FAVOR#": "saderf/orthogonal",
+    "PoisRF": "poisrf/poisson",
+    "GeomRF": "geomrf/geometric",
+    "elu+1": "elu",
+}
+
+
+def _names() -> builtins.list[str]:
+    names = [f"{c}/{law}" for c in GRID_COMPONENTS for law in GRID_LAWS]
+    names += [f"{c}/{law}" for c, law in EXTRA_PAIRS]
+    names += list(DETERMINISTIC)
+    return names
+
+
+_REGISTERED = tuple(_names())
+
+
+def list() -> builtins.list[str]:  # noqa: A001 - the public contract names it list()
+    """Names of every registered estimator, ``"<component>/<law>"`` or a deterministic map's name."""
+    return builtins.list(_REGISTERED)
+
+
+def aliases() -> dict[str, str]:
+    """Paper names → registry names."""
+    return dict(ALIASES)
+
+
+def resolve(name: str) -> str:
+    """The registry name for ``name`` (an alias from the papers, any case, is accepted)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if name in _REGISTERED:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    folded = {k.lower(): v for k, v in ALIASES.items()} | {k.lower(): k for k in _REGISTERED}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    raise ValueError(f"unknown estimator {name!r}; see kerneltheory.estimators.list() and aliases()")
+
+
+def _accepts(cls, name: str) -> bool:
+    return name in inspect.signature(cls.__init__).parameters
+
+
+def _build(cls, kwargs: dict, provided: dict):
+    """Instantiate ``cls`` with the arguments of ``provided`` its constructor accepts, plus ``kwargs``."""
+    args = {k: v for k, v in provided.items() if _accepts(cls, k)}
+    args.update(kwargs)
+    return cls(**args)
+
+
+def get(
+    name: str, dim: int, num_features: int, *, dtype=torch.float64, device=None, init_seed: int = 0, **kw
+):
+    """Build the estimator ``name`` in dimension ``dim`` with ``num_features`` frequencies.
+
+    Keyword arguments go to the law or the component, whichever constructor accepts them (e.g. ``std=0.5``
+    for the law, ``h="gaussian"`` for positive features, ``a=-0.1, s=-1`` for GERF); an argument neither
+    accepts raises ``TypeError``. ``init_seed`` seeds the initial parameters of learnable laws and maps.
+
+    A meaningless pair (say ``"gerf/mixture"``) raises ``ValueError`` explaining why.
+    """
+    try:
+        canonical = resolve(name)
+    except ValueError:
+        if "/" not in name and name not in COMPONENTS:
+            raise
+        canonical = name  # an unregistered pair: built if meaningful, refused with the reason otherwise
+    dim = check_int(dim, "dim", minimum=1)
+    m = check_int(num_features, "num_features", minimum=1)
+    dtype = check_dtype(dtype)
+    comp_name, _, law_name = canonical.partition("/")
+    if comp_name not in COMPONENTS:
+        raise ValueError(f"unknown component {comp_name!r}; components are {sorted(COMPONENTS)}")
+    comp_cls = COMPONENTS[comp_name]
+    law_cls = None
+    if law_name:
+        if law_name not in LAWS:
+            raise ValueError(f"unknown law {law_name!r}; laws are {sorted(LAWS)}")
+        law_cls = LAWS[law_name]
+    provided = {
+        "dim": dim,
+        "num_features": m,
+        "dtype": dtype,
+        "device": device,
+        "generator": torch.Generator().manual_seed(check_int(init_seed, "init_seed", minimum=0)),
+    }
+    law_kw, comp_kw = {}, {}
+    for key, value in kw.items():
+        if law_cls is not None and _accepts(law_cls, key):
+            law_kw[key] = value
+        elif _accepts(comp_cls, key):
+            comp_kw[key] = value
+        else:
+            where = f"the {law_name} law or " if law_cls is not None else ""
+            raise TypeError(f"{key!r} is not an argument of {where}the {comp_name} component")
+    component = _build(comp_cls, comp_kw, provided)
+    if law_cls is None and component.requires_law:
+        raise IncompatibleLaw(f"the {comp_name} component needs a law: use '{comp_name}/<law>'")
+    law = None if law_cls is None else _build(law_cls, law_kw, provided)
+    alias_names = tuple(k for k, v in ALIASES.items() if v == canonical)
+    return RandomFeatureEstimator(
+        canonical, component, law, dim=dim, num_features=m, dtype=dtype, device=device, aliases=alias_names
+    )
+
+
+def table(dim: int = 16, num_features: int = 64) -> builtins.list[dict]:
+    """The registry as rows (estimator, target, claims, proof files), built at ``dim``, ``num_features``."""
+    return [get(name, dim, num_features).describe() for name in _REGISTERED]
+
+
+Factory = Callable[..., RandomFeatureEstimator]

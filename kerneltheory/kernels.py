@@ -1,0 +1,125 @@
+r"""Exact kernels as Gram-matrix callables: ``kernel(x, y)`` maps ``[..., n, d]``, ``[..., n', d]`` to ``[..., n, n']``.
+
+These are the oracles the estimators are checked against (MATH.md §1). Each works with batch dimensions,
+float32 and float64, on any device, and validates its inputs.
+
+* :func:`softmax` — SM(x, y) = exp(xᵀy).
+* :func:`gaussian` — K_σ(x, y) = exp(−‖x − y‖²/(2σ²)); spectral density N(0, σ⁻² I).
+* :func:`spectral_mixture` — k(τ) = Σ_q w_q exp(−½τᵀΣ_qτ) cos(μ_qᵀτ), the kernel of the symmetrised mixture
+  density Σ_q w_q ½[N(μ_q, Σ_q) + N(−μ_q, Σ_q)] (Wilson & Adams 2013; proofs/mixture_kernels.md).
+* :func:`arccos1` — the arc-cosine kernel of degree 1 (Cho & Saul 2009; proofs/arccos.md), the kernel of ReLU features.
+* :func:`positive_feature_kernel` — h(x)h(y)·M_p(x + y) for any law p with an MGF (proofs/positive_unbiased.md).
+
+The identity SM(x, y) = exp(‖x‖²/2)·K_1(x, y)·exp(‖y‖²/2) links the first two (proofs/trig_unbiased.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validation import check_points, check_real, check_same_dim, pairwise
+
+
+def _xy(x, y):
+    x = check_points(x, "x")
+    y = check_points(y, "y")
+    check_same_dim(x, y)
+    if x.dtype != y.dtype:
+        raise ValueError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
+    return x, y
+
+
+def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """‖x_i − y_j‖² computed from differences (no catastrophic cancellation), ``[..., n, n']``."""
+    diff = pairwise(x, y, -1.0)
+    return (diff * diff).sum(-1)
+
+
+def softmax(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """SM(x, y) = exp(xᵀy)."""
+    x, y = _xy(x, y)
+    return torch.exp(x @ y.transpose(-1, -2))
+
+
+def gaussian(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """K_σ(x, y) = exp(−‖x − y‖²/(2σ²))."""
+    x, y = _xy(x, y)
+    sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
+    return torch.exp(-_sqdist(x, y) / (2.0 * sigma**2))
+
+
+def spectral_mixture_from_tau(tau: torch.Tensor, weights, means, covs) -> torch.Tensor:
+    """k(τ) = Σ_q w_q exp(−½τᵀΣ_qτ) cos(μ_qᵀτ) for ``tau: [..., d]``, ``weights: [C]``, ``means: [C, d]``,
+    ``covs: [C, d, d]``; returns ``[...]``. The one implementation of the formula (laws call it too)."""
+    quad = torch.einsum("...i,qij,...j->...q", tau, covs, tau)
+    return (weights * torch.exp(-0.5 * quad) * torch.cos(tau @ means.transpose(-1, -2))).sum(-1)
+
+
+def _check_mixture(weights, means, covs, d, dtype, device):
+    weights = torch.as_tensor(weights, dtype=dtype, device=device)
+    means = torch.as_tensor(means, dtype=dtype, device=device)
+    covs = torch.as_tensor(covs, dtype=dtype, device=device)
+    if weights.dim() != 1:
+        raise ValueError(f"weights must have shape [C], got {tuple(weights.shape)}")
+    c = weights.shape[0]
+    if means.shape != (c, d):
+        raise ValueError(f"means must have shape [C, d] = [{c}, {d}], got {tuple(means.shape)}")
+    if covs.shape != (c, d, d):
+        raise ValueError(f"covs must have shape [C, d, d] = [{c}, {d}, {d}], got {tuple(covs.shape)}")
+    if bool((weights < 0).any()) or not math.isclose(float(weights.sum()), 1.0, rel_tol=1e-9):
+        raise ValueError("weights must be non-negative and sum to 1")
+    if int(torch.linalg.cholesky_ex(covs)[1].abs().sum()) != 0:
+        raise ValueError("every covariance in covs must be symmetric positive definite")
+    return weights, means, covs
+
+
+def spectral_mixture(x: torch.Tensor, y: torch.Tensor, weights, means, covs) -> torch.Tensor:
+    """The spectral-mixture kernel Σ_q w_q exp(−½τᵀΣ_qτ) cos(μ_qᵀτ), τ = x − y, as a Gram matrix."""
+    x, y = _xy(x, y)
+    w, mu, cov = _check_mixture(weights, means, covs, x.shape[-1], x.dtype, x.device)
+    return spectral_mixture_from_tau(pairwise(x, y, -1.0), w, mu, cov)
+
+
+def arccos1(x: torch.Tensor, y: torch.Tensor, std: float = 1.0) -> torch.Tensor:
+    r"""Arc-cosine kernel of degree 1 for ω ~ N(0, std² I):
+
+    k(x, y) = std² ‖x‖‖y‖ (sin θ + (π − θ) cos θ) / (2π), θ the angle between x and y (0 when x or y is 0),
+    which equals E[relu(ωᵀx) relu(ωᵀy)].
+    """
+    x, y = _xy(x, y)
+    std = check_real(std, "std", minimum=0.0, strict_min=True)
+    nx = x.norm(dim=-1, keepdim=True)
+    ny = y.norm(dim=-1, keepdim=True).transpose(-1, -2)
+    prod = nx * ny
+    safe = torch.where(prod > 0, prod, torch.ones_like(prod))
+    cos = ((x @ y.transpose(-1, -2)) / safe).clamp(-1.0, 1.0)  # rounding only: |cos| ≤ 1 by Cauchy–Schwarz
+    theta = torch.arccos(cos)
+    sin = torch.sqrt(1.0 - cos * cos)  # exactly 0 at θ = 0 and θ = π, unlike sin(arccos(cos))
+    k = std**2 * prod * (sin + (math.pi - theta) * cos) / (2 * math.pi)
+    return torch.where(prod > 0, k, torch.zeros_like(k))
+
+
+def positive_feature_kernel(x: torch.Tensor, y: torch.Tensor, law, h: str = "softmax") -> torch.Tensor:
+    """h(x)h(y)·M_p(x + y), the kernel of positive features h(x)exp(ωᵀx) for a law p with a closed-form MGF,
+    with h(x) = exp(−‖x‖²/2) (``"softmax"``) or exp(−‖x‖²) (``"gaussian"``)."""
+    from .features.positive import Positive
+
+    x, y = _xy(x, y)
+    return Positive(h=h).target(law, x, y, {})
+
+
+KERNELS = {
+    "softmax": softmax,
+    "gaussian": gaussian,
+    "arccos1": arccos1,
+}
+
+
+def get_kernel(name: str):
+    """The exact kernel called ``name`` (one of :data:`KERNELS`)."""
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {name!r}") from None

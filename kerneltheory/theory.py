@@ -1,0 +1,304 @@
+r"""Closed-form variances, bounds and optimal parameters: one function per formula (MATH.md §2, §4).
+
+Every function names the proof that derives it. Variances are those of one draw's estimate φ(x)ᵀφ(y) built
+from m iid frequencies (the estimate from all D features of that draw). Arguments are broadcastable tensors;
+the general functions take the law's transforms (ψ, log M) so that they hold for every law with a closed form,
+and the ``softmax_*``/``gaussian_*`` functions are their specialisations to ω ~ N(0, I) exactly as MATH.md §4
+states them (the tests check that the two agree and that both match a direct numerical second moment).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validation import check_int, check_real
+
+# ---------------------------------------------------------------------------------------------------
+# General laws (ψ = characteristic function, M = moment generating function of the frequency law)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _like(value, ref) -> torch.Tensor:
+    """``value`` as a tensor in the dtype and device of the tensor ``ref`` (a Python float would otherwise
+    become a float32 tensor and cost float64 callers half their digits)."""
+    if isinstance(ref, torch.Tensor):
+        return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def trig_paired_variance(psi_tau, psi_2tau, num_features: int, log_weight=0.0) -> torch.Tensor:
+    r"""Paired trig features: Var = w(x)²w(y)² · [(1 + Re ψ(2τ))/2 − Re ψ(τ)²] / m.
+
+    One frequency contributes cos(ωᵀτ), with E cos² = (1 + E cos 2ωᵀτ)/2. ``log_weight`` is log w(x)w(y).
+    For ω ~ N(0, σ⁻²I), Re ψ(2τ) = k⁴ and the bracket is (1 − k²)²/2. Proof: proofs/trig_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_weight = _like(log_weight, psi_tau)
+    return torch.exp(2.0 * log_weight) * ((1.0 + psi_2tau) / 2.0 - psi_tau**2) / m
+
+
+def trig_phase_variance(psi_tau, psi_2tau, feature_dim: int) -> torch.Tensor:
+    r"""Trig features with random phase, D of them: Var = (1 + Re ψ(2τ)/2 − Re ψ(τ)²) / D.
+
+    2cos(a)cos(b) = cos(a − b) + cos(a + b); the phase term has mean 0 and second moment 1/2.
+    Proof: proofs/trig_variance.md.
+    """
+    dd = check_int(feature_dim, "feature_dim", minimum=1)
+    return (1.0 + psi_2tau / 2.0 - psi_tau**2) / dd
+
+
+def positive_variance(log_hh, log_m_z, log_m_2z, num_features: int) -> torch.Tensor:
+    r"""Positive features h(x)e^{ωᵀx}: Var = [h(x)²h(y)² M(2z) − (h(x)h(y) M(z))²] / m, z = x + y.
+
+    Arguments are logs: log h(x)h(y), log M(z), log M(2z). Proof: proofs/positive_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    second = torch.exp(2.0 * log_hh + log_m_2z)
+    first_sq = torch.exp(2.0 * (log_hh + log_m_z))
+    return (second - first_sq) / m
+
+
+def hyperbolic_variance(log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, num_features: int):
+    r"""Hyperbolic features h(x)[e^{ωᵀx}, e^{−ωᵀx}]/√2: one frequency gives h(x)h(y) cosh(ωᵀz), so
+
+    Var = h²h²·[(M(2z) + M(−2z) + 2)/4 − ((M(z) + M(−z))/2)²] / m. Proof: proofs/positive_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_hh = _like(log_hh, log_m_z)
+    hh2 = torch.exp(2.0 * log_hh)
+    second = hh2 * (torch.exp(log_m_2z) + torch.exp(log_m_neg_2z) + 2.0) / 4.0
+    mean = torch.exp(log_hh) * (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
+    return (second - mean**2) / m
+
+
+# ---------------------------------------------------------------------------------------------------
+# Specialisations to ω ~ N(0, I) (MATH.md §4, as stated there)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _sq(t: torch.Tensor) -> torch.Tensor:
+    return (t * t).sum(-1)
+
+
+def gaussian_kernel_trig_variance(k, num_features: int) -> torch.Tensor:
+    """Paired trig features for the Gaussian kernel k = K(x, y): Var = (1 − k²)²/(2m).
+
+    Proof: proofs/trig_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    return (1.0 - k**2) ** 2 / (2 * m)
+
+
+def softmax_trig_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
+    r"""Paired trig features for SM: (1/2m)·exp(‖z‖²)·SM⁻²·(1 − exp(−‖τ‖²))².
+
+    ``x``, ``y`` of shape ``[..., d]``. Proof: proofs/trig_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    z, tau = x + y, x - y
+    log_sm = (x * y).sum(-1)
+    return torch.exp(_sq(z) - 2.0 * log_sm) * (-torch.expm1(-_sq(tau))) ** 2 / (2 * m)
+
+
+def softmax_positive_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
+    r"""Positive features for SM: (1/m)·exp(‖z‖²)·SM²·(1 − exp(−‖z‖²)). Proof: proofs/positive_variance.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    z2 = _sq(x + y)
+    return torch.exp(z2 + 2.0 * (x * y).sum(-1)) * (-torch.expm1(-z2)) / m
+
+
+def softmax_hyperbolic_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
+    r"""Hyperbolic features for SM: ½(1 − exp(−‖z‖²)) × the positive variance.
+
+    Proof: proofs/positive_variance.md.
+    """
+    return 0.5 * (-torch.expm1(-_sq(x + y))) * softmax_positive_variance(x, y, num_features)
+
+
+# ---------------------------------------------------------------------------------------------------
+# GERF family (Likhosherstov et al. 2022, "Chefs' Random Tables", Theorem 3.1)
+# ---------------------------------------------------------------------------------------------------
+
+
+def check_gerf_a(a: float, name: str = "A") -> float:
+    """A must satisfy 1 − 8A > 0 (finite variance; this also gives 1 − 4A > 0). Proof: proofs/gerf.md."""
+    a = check_real(a, name)
+    if 1.0 - 8.0 * a <= 0.0:
+        raise ValueError(f"{name} must satisfy 1 - 8{name} > 0 (that is {name} < 1/8), got {a}")
+    return a
+
+
+def _gerf_a(a, like: torch.Tensor) -> torch.Tensor:
+    """A as a tensor (a number, or a tensor of per-sequence values such as OPRF's A*), checked: 1 − 8A > 0."""
+    if isinstance(a, torch.Tensor) and a.numel() > 1:
+        if not bool(torch.isfinite(a).all()) or bool((1.0 - 8.0 * a <= 0.0).any()):
+            raise ValueError("A must be finite and satisfy 1 - 8A > 0 (that is A < 1/8) everywhere")
+        return a.to(like.dtype)
+    return torch.as_tensor(check_gerf_a(a), dtype=like.dtype, device=like.device)
+
+
+def gerf_second_moment_log(x, y, a, s: int, c: float, dim: int) -> torch.Tensor:
+    r"""log E[(one-frequency GERF estimate)²] for ω ~ N(0, I), real A < 1/8, ``x``, ``y`` ``[..., d]``.
+
+    s = +1: (1−4A)^d (1−8A)^{−d/2} exp(2C(‖x‖²+‖y‖²) + 2(1−4A)/(1−8A)·‖x+y‖²)  (MATH.md §4).
+    s = −1: the estimate is the real part D² e^{2A‖ω‖²+C(‖x‖²+‖y‖²)} cos(√(1−4A) ωᵀτ); its second moment is
+    (1−4A)^d (1−8A)^{−d/2} e^{2C(‖x‖²+‖y‖²)} · ½(1 + exp(−2(1−4A)/(1−8A)·‖τ‖²)). MATH.md's single formula with
+    s = −1 is E[(f₁f₂)²] of the complex features, not the variance of the real estimator (proofs/gerf.md).
+
+    Derivation (s = +1): (f₁f₂)² = D⁴ e^{4A‖ω‖² + 2Bωᵀz + 2C(‖x‖²+‖y‖²)} and E e^{a‖ω‖²+ωᵀu} =
+    (1−2a)^{−d/2} e^{‖u‖²/(2(1−2a))} at a = 4A, u = 2Bz, B² = 1−4A, D⁴ = (1−4A)^d.
+    (s = −1): cos² = (1 + cos 2βωᵀτ)/2, β² = 1−4A, and
+    E e^{a‖ω‖²} cos(ωᵀu) = (1−2a)^{−d/2} e^{−‖u‖²/(2(1−2a))}.
+    ``a`` may be a tensor broadcasting against the ``[...]`` output (OPRF's per-sequence A*).
+    """
+    if s not in (1, -1):
+        raise ValueError(f"s must be +1 or -1, got {s}")
+    a = _gerf_a(a, x)
+    base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + 2.0 * c * (_sq(x) + _sq(y))
+    ratio = 2.0 * (1 - 4 * a) / (1 - 8 * a)
+    if s == 1:
+        return base + ratio * _sq(x + y)
+    return base + torch.log(0.5 * (1.0 + torch.exp(-ratio * _sq(x - y))))
+
+
+def gerf_variance(x, y, a, s: int, c: float, num_features: int, log_kernel) -> torch.Tensor:
+    """GERF variance over m iid frequencies: (second moment − K²)/m, K = exp(``log_kernel``).
+
+    Proof: proofs/gerf.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    second = torch.exp(gerf_second_moment_log(x, y, a, s, c, x.shape[-1]))
+    return (second - torch.exp(2.0 * log_kernel)) / m
+
+
+def oprf_phi_bar(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""φ̄ = mean_{i,j} ‖x_i + y_j‖² = mean‖x‖² + mean‖y‖² + 2 mean(x)ᵀmean(y), means over the sequence
+    dimension −2 of ``x`` ``[..., n, d]`` and ``y`` ``[..., n', d]``; returns ``[..., 1, 1]``.
+
+    Evaluated as Var(x) + Var(y) + ‖mean(x) + mean(y)‖² (expand the square; each term is ≥ 0, so rounding
+    cannot make φ̄ negative). Proof: proofs/oprf.md.
+    """
+    mx, my = x.mean(-2, keepdim=True), y.mean(-2, keepdim=True)
+    var_x = ((x - mx) ** 2).sum(-1, keepdim=True).mean(-2, keepdim=True)
+    var_y = ((y - my) ** 2).sum(-1, keepdim=True).mean(-2, keepdim=True)
+    return var_x + var_y + ((mx + my) ** 2).sum(-1, keepdim=True)
+
+
+def oprf_optimal_a(phi_bar, dim: int) -> torch.Tensor:
+    r"""OPRF's A* (Likhosherstov et al. 2022, Theorem 4.1): with φ̄ = mean‖x‖² + mean‖y‖² + 2 mean(x)ᵀmean(y),
+
+    ρ* = (√((2φ̄ + d)² + 8dφ̄) − 2φ̄ − d)/(4φ̄) = 2d/(√((2φ̄ + d)² + 8dφ̄) + 2φ̄ + d), A* = (1 − 1/ρ*)/8 ≤ 0.
+
+    Derivation: the mean over pairs of log E(f₁f₂)² (s = +1) is, up to terms free of A,
+    L(A) = d log(1−4A) − (d/2) log(1−8A) + 2φ̄(1−4A)/(1−8A). With ρ = 1/(1−8A) ∈ (0, ∞) this is
+    d log(1+ρ) − (d/2) log ρ + φ̄ρ + const, whose derivative vanishes iff 2φ̄ρ² + (2φ̄+d)ρ − d = 0; the positive
+    root is ρ* ≤ 1 (the quadratic is ≥ 0 at ρ = 1), and L → +∞ at both ends, so it is the minimum.
+    The second form of ρ* is the same number without the 0/0 at φ̄ = 0 (where ρ* = 1, A* = 0).
+    Proof: proofs/oprf.md.
+    """
+    d = check_int(dim, "dim", minimum=1)
+    phi_bar = torch.as_tensor(phi_bar)
+    if bool((phi_bar < 0).any()) or not bool(torch.isfinite(phi_bar).all()):
+        raise ValueError("phi_bar must be finite and >= 0")
+    root = torch.sqrt((2 * phi_bar + d) ** 2 + 8 * d * phi_bar)
+    rho = 2 * d / (root + 2 * phi_bar + d)
+    return (1.0 - 1.0 / rho) / 8.0
+
+
+def saderf_optimal_scales(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""SADERF's diagonal Ψ* (Likhosherstov et al. 2023, "Dense-Exponential Random Features", FAVOR#):
+    ψ_l* = (mean_j y_{j,l}² / mean_i x_{i,l}²)^{1/4}; returns the query and key scales (ψ*, 1/ψ*), each
+    ``[..., 1, d]``.
+
+    Ψ* minimises φ̄(Ψ) = mean_{i,j}‖Ψx_i + Ψ⁻¹y_j‖² = Σ_l (ψ_l² a_l + ψ_l⁻² b_l) + 2 mean(x)ᵀmean(y), with
+    a_l = mean x_l², b_l = mean y_l² (the cross term is Ψ-free): ψ² a + ψ⁻² b is minimal at ψ⁴ = b/a, value
+    2√(ab).
+    (Ψx)ᵀ(Ψ⁻¹y) = xᵀy, so SADERF stays unbiased for SM.
+
+    A zero column (a_l = 0 or b_l = 0) leaves ψ_l undefined: the infimum 2√(a_l b_l) = 0 is then approached
+    as ψ_l → ∞ (a_l = 0) or ψ_l → 0 (b_l = 0), and in that limit coordinate l of *both* transformed sequences
+    is 0. Both scales are set to 0 there: the objective attains its infimum, and the products x_{i,l} y_{j,l}
+    dropped are all 0, so (Ψx_i)ᵀ(Ψ⁻¹y_j) = x_iᵀy_j still holds on the sequences the scales came from.
+    ψ is computed in float64 in log space, so b/a cannot overflow. Proof: proofs/saderf.md.
+    """
+    a = (x.double() ** 2).mean(-2, keepdim=True)
+    b = (y.double() ** 2).mean(-2, keepdim=True)
+    ok = (a > 0) & (b > 0)
+    one = torch.ones_like(a)
+    log_psi = 0.25 * (torch.log(torch.where(ok, b, one)) - torch.log(torch.where(ok, a, one)))
+    zero = torch.zeros_like(a)
+    return torch.where(ok, torch.exp(log_psi), zero), torch.where(ok, torch.exp(-log_psi), zero)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Discretely-induced random features (Likhosherstov et al. 2022, "Chefs' Random Tables", §4: DIRF)
+# ---------------------------------------------------------------------------------------------------
+
+
+def dirf_log_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""log E[f(x)f(y)] for DIRF features f(x) = Π_l x_l^{ω_l} / √(ω_l! P(ω_l)), ω_l iid from a pmf P on ℕ
+    with P(k) > 0 for every k (Poisson λ > 0, geometric 0 < p < 1); ``x``, ``y`` of shape ``[..., d]``.
+
+    E f(x)f(y) = Π_l Σ_k P(k)·(x_l y_l)^k/(k! P(k)) = Π_l Σ_k (x_l y_l)^k/k! = exp(xᵀy): the pmf cancels (an
+    importance-weighted exponential series), so the log-kernel is xᵀy for every such law and every sign of
+    x_l y_l. For Poisson(λ), f = e^{λd/2} Π_l (x_l/√λ)^{ω_l} and the same value reads
+    e^{λd} Π_l G(x_l y_l/λ) with the probability generating function G(u) = E u^ω = e^{λ(u−1)}; the law's MGF
+    gives G(u) = M(log u) only for u > 0, so it cannot be used for negative products x_l y_l.
+    Proof: proofs/dirf.md.
+    """
+    return (x * y).sum(-1)
+
+
+def poisrf_variance(x, y, rate: float, num_features: int) -> torch.Tensor:
+    r"""PoisRF: one feature's second moment is e^{λd} exp(Σ_l x_l² y_l² / λ), so
+    Var = (e^{λd + Σ x_l²y_l²/λ} − SM²)/m. Proof: proofs/dirf.md."""
+    lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    d = x.shape[-1]
+    second = torch.exp(lam * d + (x * x * y * y).sum(-1) / lam)
+    return (second - torch.exp(2.0 * (x * y).sum(-1))) / m
+
+
+def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
+    r"""GeomRF: one feature's second moment is Π_l I₀(2|x_l y_l|/√(1−p))/p, with I₀ the modified Bessel
+    function (Σ_k t^k/k!² = I₀(2√t)). Var = (that − SM²)/m. Proof: proofs/dirf.md."""
+    p = check_real(p, "p", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    arg = 2.0 * (x * y).abs() / math.sqrt(1.0 - p)
+    log_second = (torch.log(torch.special.i0e(arg)) + arg - math.log(p)).sum(-1)
+    return (torch.exp(log_second) - torch.exp(2.0 * (x * y).sum(-1))) / m
+
+
+# ---------------------------------------------------------------------------------------------------
+# Orthogonal frequencies
+# ---------------------------------------------------------------------------------------------------
+
+
+def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
+    r"""Performer Theorem 2 (m ≤ d, positive features for SM, ω rows orthogonal with χ_d norms):
+
+    MSE_ort ≤ MSE_iid − (1 − 1/m)·(2/(d+2))·(SM − exp(−(‖x‖² + ‖y‖²)/2))².
+    Proof: proofs/orthogonal_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    d = x.shape[-1]
+    if m > d:
+        raise ValueError(f"the bound holds for num_features <= d = {d}, got {m}")
+    sm = torch.exp((x * y).sum(-1))
+    gap = sm - torch.exp(-0.5 * (_sq(x) + _sq(y)))
+    return softmax_positive_variance(x, y, m) - (1 - 1 / m) * (2 / (d + 2)) * gap**2
+
+
+def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
+    r"""Yu et al. 2016 ("Orthogonal Random Features", Theorem 1), leading term for the Gaussian kernel with
+    paired trig features: Var_ORF ≈ Var_RFF − ((m−1)/m)·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std.
+    Proof: proofs/orthogonal_variance.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    std = check_real(std, "std", minimum=0.0, strict_min=True)
+    d = x.shape[-1]
+    zeta2 = _sq(x - y) * std**2
+    k = torch.exp(-zeta2 / 2)
+    return gaussian_kernel_trig_variance(k, m) - ((m - 1) / m) * torch.exp(-zeta2) * zeta2**2 / (2 * d)

@@ -1,0 +1,210 @@
+"""The estimator registry: names, aliases, claims, targets derived from the laws, and the foundation's
+'done when' guarantees (every estimator draws for d = 16, m = 64 in both dtypes, finite features for norms up
+to 10, strictly positive where positivity is claimed)."""
+
+import math
+
+import pytest
+import torch
+
+import kerneltheory.estimators as E
+from kerneltheory import kernels
+from kerneltheory.features.base import FeatureMap, IncompatibleLaw
+from kerneltheory.spectral.base import ClosedFormUnavailable
+
+NAMES = E.list()
+D, M = 16, 64
+
+
+def test_registry_size_and_required_entries():
+    assert len(NAMES) >= 50
+    assert len(set(NAMES)) == len(NAMES)
+    for comp in ("trig", "positive", "oprf", "saderf", "gerf"):
+        for law in E.GRID_LAWS:
+            assert f"{comp}/{law}" in NAMES
+    for name in ("poisrf/poisson", "geomrf/geometric", "elu", "feedforward", "hedgehog", "relu/gaussian"):
+        assert name in NAMES
+
+
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("GMM-RKS", "trig/mixture"),
+        ("GMM-PRF", "positive/mixture"),
+        ("FastFood-RKS", "trig/fastfood_learnable"),
+        ("FastFood-PRF", "positive/fastfood_learnable"),
+        ("Generative-RKS", "trig/generative"),
+        ("Generative-PRF", "positive/generative"),
+        ("gmm-prf", "positive/mixture"),
+        ("PoisRF", "poisrf/poisson"),
+    ],
+)
+def test_paper_aliases(alias, name):
+    est = E.get(alias, 4, 8)
+    assert est.name == name
+    assert E.resolve(alias) == name
+
+
+def _inputs(gen, dtype):
+    """Directions at norms 0 … 10, coordinate axes ±e_i at norm 10, a collinear and an anti-collinear pair."""
+    u = torch.randn(6, D, generator=gen, dtype=torch.float64)
+    u = u / u.norm(dim=-1, keepdim=True)
+    norms = torch.tensor([0.0, 1e-3, 1.0, 3.0, 7.0, 10.0], dtype=torch.float64)[:, None]
+    axes = 10.0 * torch.cat([torch.eye(D, dtype=torch.float64)[:2], -torch.eye(D, dtype=torch.float64)[:2]])
+    x = torch.cat([u * norms, axes, 10 * u[:1], -10 * u[:1]])
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_estimator_draws_finite_features(name, dtype, kt_generator):
+    est = E.get(name, D, M, dtype=dtype)
+    fm = est.draw(kt_generator)
+    assert isinstance(fm, FeatureMap)
+    x = _inputs(kt_generator, dtype)
+    fx, fy = fm.pair(x, x.flip(0))
+    assert fx.shape == (x.shape[0], est.feature_dim) == fy.shape
+    assert fx.dtype == dtype and fy.dtype == dtype
+    assert bool(torch.isfinite(fx).all()) and bool(torch.isfinite(fy).all()), f"{name}: non-finite features"
+    if est.claims.positive:
+        # Positive in exact arithmetic, checked where it is carried: in log space every feature has sign +1
+        # and a finite log; its value is > 0 unless log φ lies below the dtype's smallest normal number
+        # (float32 exp underflows there; see Claims.notes["positive"]).
+        bound = fm.bind(x, x.flip(0))
+        floor = torch.log(torch.tensor(torch.finfo(dtype).tiny, dtype=torch.float64))
+        for feats, (logs, signs) in ((fx, bound.log_query(x)), (fy, bound.log_key(x.flip(0)))):
+            assert bool((signs > 0).all()) and bool(torch.isfinite(logs).all()), f"{name} claims positivity"
+            assert bool(((feats > 0) | (logs.to(torch.float64) < floor)).all()), (
+                f"{name}: zero feature above underflow"
+            )
+        if dtype == torch.float64:
+            assert bool((fx > 0).all()) and bool((fy > 0).all()), f"{name} claims positivity"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_estimator_has_claims_with_proofs(name):
+    est = E.get(name, 8, 16)
+    c = est.claims
+    assert c.unbiased in ("exact", "asymptotic", "no")
+    for claim in c.asserted():
+        assert claim in c.proofs, f"{name}: claim {claim!r} names no proof"
+        assert c.proofs[claim].startswith("proofs/") and c.proofs[claim].endswith(".md")
+    row = est.describe()
+    assert row["estimator"] == name and row["target"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if E.get(n, 4, 8).has_closed_form])
+def test_kernel_and_batched_draws_shapes(name, kt_generator):
+    est = E.get(name, 4, 8)
+    x = torch.randn(3, 4, generator=kt_generator, dtype=torch.float64) / 2
+    y = torch.randn(5, 4, generator=kt_generator, dtype=torch.float64) / 2
+    k = est.kernel(x, y)
+    assert k.shape == (3, 5) and bool(torch.isfinite(k).all())
+    est_pairs = est.sample_estimates(x, y[:3], kt_generator, draws=7)
+    assert est_pairs.shape == (7, 3)
+    torch.testing.assert_close(
+        est.kernel_pairs(x, y[:3]), torch.diagonal(est.kernel(x, y[:3])), rtol=1e-12, atol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "name, exact",
+    [
+        ("trig/gaussian", kernels.softmax),
+        ("positive/gaussian", kernels.softmax),
+        ("positive/orthogonal", kernels.softmax),
+        ("hyperbolic/gaussian", kernels.softmax),
+        ("oprf/gaussian", kernels.softmax),
+        ("saderf/fastfood", kernels.softmax),
+        ("gerf/qmc", kernels.softmax),
+        ("trig_phase/gaussian", kernels.gaussian),
+        ("relu/gaussian", kernels.arccos1),
+    ],
+)
+def test_targets_derived_from_laws_match_exact_kernels(name, exact, kt_generator):
+    est = E.get(name, 4, 8)
+    x = torch.randn(3, 4, generator=kt_generator, dtype=torch.float64) / 2
+    y = torch.randn(5, 4, generator=kt_generator, dtype=torch.float64) / 2
+    torch.testing.assert_close(est.kernel(x, y), exact(x, y), rtol=1e-12, atol=1e-15)
+
+
+def test_trig_unweighted_targets_gaussian_kernel_with_bandwidth(kt_generator):
+    sigma = 0.5
+    est = E.get("trig/gaussian", 3, 8, std=1 / sigma, weighted=False)
+    x = torch.randn(4, 3, generator=kt_generator, dtype=torch.float64)
+    torch.testing.assert_close(est.kernel(x, x), kernels.gaussian(x, x, sigma=sigma), rtol=1e-12, atol=1e-15)
+
+
+def test_claims_follow_the_laws():
+    assert E.get("positive/orthogonal", 8, 16).claims.unbiased == "exact"
+    assert E.get("positive/fastfood", 8, 16).claims.unbiased == "exact"
+    assert E.get("trig/sorf", 8, 16).claims.unbiased == "no"
+    assert E.get("trig/moment_matched", 8, 16).claims.unbiased == "asymptotic"
+    assert E.get("positive/gauss_hermite", 8, 16).claims.unbiased == "no"
+    assert E.get("positive/gaussian", 8, 16).claims.positive
+    assert not E.get("trig/gaussian", 8, 16).claims.positive
+    assert E.get("positive/gaussian", 8, 16).claims.variance
+    assert not E.get("positive/orthogonal", 8, 16).claims.variance
+
+
+def test_laws_without_closed_form_use_a_monte_carlo_reference(kt_generator):
+    est = E.get("positive/generative", 3, 8)
+    x = torch.randn(4, 3, generator=kt_generator, dtype=torch.float64) / 3
+    with pytest.raises(ClosedFormUnavailable, match="reference_kernel"):
+        est.kernel(x, x)
+    mean, se = est.reference_kernel(x, x, draws=512)
+    assert mean.shape == (4,) and bool((se > 0).all()) and bool(torch.isfinite(mean).all())
+
+
+def test_variance_matches_theory_for_positive_gaussian(kt_generator):
+    from kerneltheory import theory
+
+    est = E.get("positive/gaussian", 3, 32)
+    x = torch.randn(4, 3, generator=kt_generator, dtype=torch.float64) / 2
+    y = torch.randn(4, 3, generator=kt_generator, dtype=torch.float64) / 2
+    torch.testing.assert_close(
+        est.variance_pairs(x, y), theory.softmax_positive_variance(x, y, 32), rtol=1e-12, atol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("gerf/mixture", "gerf"),
+        ("poisrf/gaussian", "poisrf"),
+        ("relu/mixture", "relu"),
+        ("trig/nonexistent", "unknown law"),
+        ("banana/gaussian", "unknown component"),
+        ("positive", "needs a law"),
+        ("elu/gaussian", "takes no frequency law"),
+    ],
+)
+def test_meaningless_pairs_are_refused(name, match):
+    with pytest.raises((IncompatibleLaw, ValueError), match=match):
+        E.get(name, 4, 8)
+
+
+def test_unknown_name_and_kwargs():
+    with pytest.raises(ValueError, match="unknown estimator"):
+        E.resolve("nope")
+    with pytest.raises(TypeError, match="bandwidth"):
+        E.get("trig/gaussian", 4, 8, bandwidth=2.0)
+    with pytest.raises(ValueError, match="num_features"):
+        E.get("trig/gaussian", 4, 0)
+    with pytest.raises(ValueError, match="dim"):
+        E.get("trig/gaussian", 0, 4)
+
+
+def test_dimension_mismatch_is_refused(kt_generator):
+    est = E.get("positive/gaussian", 4, 8)
+    fm = est.draw(kt_generator)
+    with pytest.raises(ValueError, match="last dimension d = 4"):
+        fm(torch.zeros(2, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN"):
+        fm(torch.full((2, 4), math.inf, dtype=torch.float64))
+
+
+def test_data_dependent_map_needs_binding(kt_generator):
+    fm = E.get("oprf/gaussian", 4, 8).draw(kt_generator)
+    with pytest.raises(ValueError, match="bind"):
+        fm.query(torch.zeros(2, 4, dtype=torch.float64))
