@@ -363,20 +363,28 @@ def test_learnable_fastfood_gradients_state_and_projection(seed):
 
 
 def test_qmc_never_infinite():
-    bound = ndtri(1.0 - 2.0**-33)
+    # Scrambled points sit on the centred 2^-53 grid (|ω| ≤ σΦ⁻¹(1 − 2^-54) ≈ 8.29σ), unscrambled ones at the
+    # centres of the 2^-32 cells (|ω| ≤ σΦ⁻¹(1 − 2^-33) ≈ 6.34σ); proofs/qmc.md.
+    bounds = {True: -ndtri(2.0**-54), False: -ndtri(2.0**-33)}
     for sequence, scramble, d, k in itertools.product(
         ("sobol", "halton"), (True, False), range(1, 9), (0, 3, 6)
     ):
         law = QuasiMonteCarlo(d, std=2.0, sequence=sequence, scramble=scramble)
         w = law.sample(2**k, torch.Generator().manual_seed(d + k), batch=2)
         assert bool(torch.isfinite(w).all()), (sequence, scramble, d, k)
-        assert float(w.abs().max()) <= 2.0 * bound * (1 + 1e-12)
+        assert float(w.abs().max()) <= 2.0 * bounds[scramble] * (1 + 1e-12)
     # The unscrambled sequences start at t = 0, which snaps to the first cell's centre.
     w = QuasiMonteCarlo(3, sequence="sobol", scramble=False).sample(4, torch.Generator().manual_seed(0))
-    assert float(w.min()) == pytest.approx(-bound, rel=1e-12)
+    assert float(w.min()) == pytest.approx(-bounds[False], rel=1e-12)
     t = np.array([0.0, 0.5, 1.0 - 2.0**-40, 1.0])
     snapped = QuasiMonteCarlo.snap(t)
     np.testing.assert_array_equal(snapped, [2.0**-33, 0.5 + 2.0**-33, 1 - 2.0**-33, 1 - 2.0**-33])
+    # A jitter offset (k + ½)/2^21 moves the point inside its own cell, onto the 2^-53 grid.
+    jitter = (np.array([0, 5, 2**21 - 1]) + 0.5) / 2**21
+    np.testing.assert_array_equal(
+        QuasiMonteCarlo.snap(np.array([0.0, 0.25 + 2.0**-35, 0.5 - 2.0**-40]), jitter),
+        [2.0**-54, 0.25 + 11 * 2.0**-54, 0.5 - 2.0**-54],
+    )
 
 
 def test_qmc_warning_silenced_locally_only(seed):

@@ -11,10 +11,10 @@ permutations for Halton; scipy.stats.qmc), and Φ⁻¹ is applied coordinatewise
 
 Never an infinite coordinate: the points lie on a grid of 2^32 cells (Sobol' points are generated with 32
 bits); each scrambled point is moved to an independent uniformly random position inside its cell, on the
-centred 2^53-point grid that float64 represents exactly. The point keeps its cell, so the net's stratification
-is untouched, and t' ∈ (0, 1) strictly with |ω_l| ≤ σ·Φ⁻¹(1 − 2^{-54}) ≈ 8.29σ — the same place where a
-float64 normal sampler's tail ends. The truncated tail (mass 2^{-54} ≈ 5.6·10⁻¹⁷ per side) biases the MGF by
-the relative amount Φ̄(8.29 − σ|z_l|) per coordinate (≈ 1.6·10⁻¹⁰ at σ|z_l| = 2, ≈ 6·10⁻⁸ at 3). Without
+centred grid of 2^53 points. The point keeps its cell, so the net's stratification is untouched, and
+t' ∈ (0, 1) strictly, with Φ⁻¹(t') evaluated exactly (:meth:`QuasiMonteCarlo.jittered_ppf`) and
+|ω_l| ≤ σ·Φ⁻¹(1 − 2^{-54}) ≈ 8.29σ, where an inverse-CDF sampler fed 53-bit uniforms ends too. The truncated tail (mass 2^{-54} ≈ 5.6·10⁻¹⁷ per side) biases the MGF by
+a relative amount of at most Φ̄(8.29 − σ|z_l|) per coordinate (≤ 1.6·10⁻¹⁰ at σ|z_l| = 2, ≤ 6·10⁻⁸ at 3). Without
 scrambling the point is put at its cell's centre (deterministic), |ω_l| ≤ 6.34σ.
 
 Row law (proofs/qmc.md). With ``scramble=True`` each point of a scrambled net is marginally uniform (the
@@ -99,15 +99,30 @@ class QuasiMonteCarlo(GaussianApproximation):
         cells = float(2**GRID_BITS)
         return (np.minimum(np.floor(t * cells), cells - 1.0) + offset) / cells
 
+    @staticmethod
+    def jittered_ppf(t: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Φ⁻¹((J + ½)·2^{−53}) with J = ⌊t·2^32⌋·2^21 + k ∈ {0, …, 2^53 − 1}, evaluated without rounding.
+
+        J is formed in int64. Below ½ (J < 2^52) the argument (J + ½)·2^{−53} is an exact float64; above, the sum
+        would need 54 bits (and the top node would round to 1, Φ⁻¹ = +∞), so the symmetry Φ⁻¹(1 − u) = −Φ⁻¹(u)
+        is used with the exact u = (2^53 − 1 − J + ½)·2^{−53}. The result is finite, |Φ⁻¹| ≤ 8.29.
+        """
+        cells = np.minimum(np.floor(np.asarray(t) * 2.0**GRID_BITS), 2.0**GRID_BITS - 1).astype(np.int64)
+        j = cells * 2**JITTER_BITS + np.asarray(k, dtype=np.int64)
+        lower = j < 2 ** (GRID_BITS + JITTER_BITS - 1)
+        u = (np.where(lower, j, 2 ** (GRID_BITS + JITTER_BITS) - 1 - j).astype(np.float64) + 0.5) * 2.0 ** -(
+            GRID_BITS + JITTER_BITS
+        )
+        return np.where(lower, ndtri(u), -ndtri(u))
+
     def _sample(self, m, generator, r):
         if self.scramble:
             seeds = torch.randint(0, 2**62, (r,), generator=generator).tolist()
             t = np.stack([self._points(m, seed) for seed in seeds])
             k = torch.randint(0, 2**JITTER_BITS, (r, m, self.dim), generator=generator, dtype=torch.int64)
-            t = self.snap(t, (k.numpy().astype(np.float64) + 0.5) / 2.0**JITTER_BITS)
+            omega = self.std * self.jittered_ppf(t, k.numpy())
         else:
-            t = self.snap(np.broadcast_to(self._points(m, None), (r, m, self.dim)))
-        omega = self.std * ndtri(t)
+            omega = self.std * ndtri(self.snap(np.broadcast_to(self._points(m, None), (r, m, self.dim))))
         return torch.from_numpy(np.ascontiguousarray(omega)).to(self.device, self.dtype)
 
     def extra_repr(self) -> str:
