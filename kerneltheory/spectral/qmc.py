@@ -13,8 +13,9 @@ Never an infinite coordinate: the points lie on a grid of 2^32 cells (Sobol' poi
 bits); each scrambled point is moved to an independent uniformly random position inside its cell, on the
 centred grid of 2^53 points. The point keeps its cell, so the net's stratification is untouched, and
 t' ∈ (0, 1) strictly, with Φ⁻¹(t') evaluated exactly (:meth:`QuasiMonteCarlo.jittered_ppf`) and
-|ω_l| ≤ σ·Φ⁻¹(1 − 2^{-54}) ≈ 8.29σ, where an inverse-CDF sampler fed 53-bit uniforms ends too. The truncated tail (mass 2^{-54} ≈ 5.6·10⁻¹⁷ per side) biases the MGF by
-a relative amount of at most Φ̄(8.29 − σ|z_l|) per coordinate (≤ 1.6·10⁻¹⁰ at σ|z_l| = 2, ≤ 6·10⁻⁸ at 3). Without
+|ω_l| ≤ σ·Φ⁻¹(1 − 2^{-54}) ≈ 8.29σ, where an inverse-CDF sampler fed 53-bit uniforms ends too. The truncated
+tail (mass 2^{-54} ≈ 5.6·10⁻¹⁷ per side) biases the MGF by a relative amount of at most Φ̄(8.29 − σ|z_l|) per
+coordinate (≤ 1.6·10⁻¹⁰ at σ|z_l| = 2, ≤ 6·10⁻⁸ at 3; proofs/qmc.md computes the exact values). Without
 scrambling the point is put at its cell's centre (deterministic), |ω_l| ≤ 6.34σ.
 
 Row law (proofs/qmc.md). With ``scramble=True`` each point of a scrambled net is marginally uniform (the
