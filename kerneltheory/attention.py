@@ -1,0 +1,553 @@
+r"""Softmax, exact-kernel and linear attention (MATH.md §5).
+
+Generalised attention (Katharopoulos et al. 2020, "Transformers are RNNs: Fast Autoregressive Transformers
+with Linear Attention", eq. (4)) normalises a similarity κ over the keys of each query,
+
+.. math::
+    \mathrm{out}_i = \frac{\sum_j \kappa(q_i, k_j)\, v_j}{\sum_j \kappa(q_i, k_j)},
+
+softmax attention being κ(q, k) = exp(qᵀk/√d) = SM(q̃, k̃) with q̃ = q·d^{-1/4}, k̃ = k·d^{-1/4}. When
+κ(q, k) = φ(q)ᵀφ(k) (eq. (5)) the sums factor (eq. (6)):
+
+.. math::
+    \mathrm{out}_i = \frac{\varphi(q_i)^\top \sum_j \varphi(k_j) v_j^\top}{\varphi(q_i)^\top \sum_j \varphi(k_j)},
+
+O(n·D·d_v) time and an O(D·d_v) state instead of the O(n²) attention matrix; with random features φ this is
+Performer's FAVOR+ (Choromanski et al. 2021, "Rethinking Attention with Performers", §2–3). Causal attention
+(Katharopoulos et al. §3.3) replaces the sums by prefix sums S_i = Σ_{j≤i} φ(k_j)v_jᵀ, z_i = Σ_{j≤i} φ(k_j);
+here they are evaluated by chunks of L positions: the state from earlier chunks plus the lower-triangular
+L×L block of the current chunk, O(n·(L·(D + d_v) + D·d_v)) time, O(L² + L·D + D·d_v) memory per step and
+never an n×D×d_v cumulative sum (proofs/linear_attention.md).
+
+Legal stabilisers (MATH.md §5, proofs/stabiliser_legality.md). Exponential features overflow or underflow
+long before the attention they define does. Three transformations leave attention unchanged: multiplying
+φ(q_i) by any c_i > 0 (it cancels between numerator and denominator of row i); multiplying *every* key's
+features by one constant C > 0 (it cancels in every row); and moving a positive per-feature factor λ_f
+from the keys to the queries, φ(q)_f·λ_f and φ(k)_f/λ_f (every product φ(q_i)_fφ(k_j)_f is unchanged, so
+the kernel itself is). ``stabilise=True`` works in log space (``FeatureMap.log_query``/``log_key``): it
+sets λ_f = exp(M_f), M_f = max over the kept keys of log φ(k_j)_f (per batch/head entry), then subtracts
+each query's max over features (:func:`default_stabiliser`). Every key feature is then ≤ 1 with a 1 in
+each column and every query feature ≤ 1 with a 1 in each row, so a positive map's non-causal denominator
+lies in [1, n_k·D]. (The two textbook stabilisers, :func:`per_query_max` and :func:`shared_key_max`, are
+also provided; with them a denominator can underflow where the raw one does not, e.g. log φ(q) = [60, −60],
+log φ(k) = [−60, 60].) In causal mode M_f is the running max over the keys seen so far, the state rescaled
+when it grows: row i still sees one Λ for all its keys j ≤ i (a chunk whose denominators underflow because
+a later key of the same chunk set M is halved and redone, down to single positions, where a positive
+map's denominator is again ≥ 1). A per-key constant is *not* legal: it
+reweights key j inside every row and biases attention (the planted defect
+``kerneltheory.testing.attention_checks.per_key_max``). The constants are detached from autograd; they
+cancel exactly, so gradients are unchanged.
+
+Padding: a key mask sets the masked keys' *features* to 0 (not the inputs: φ(0) ≠ 0), so they add nothing
+to numerator or denominator. Data-dependent maps (OPRF, SADERF) are bound to the kept keys only (and, in
+causal mode, the queries at kept positions). Their parameters (OPRF's A*) are statistics of the whole
+sequence, so in causal mode out_i depends on later positions through them, though not through the weights.
+
+The denominator of a non-positive map (trig, DIRF) can vanish or change sign (MATH.md §5). No ε is added by
+default (an ε biases attention); a zero or non-finite denominator raises :class:`ValueError` naming the query
+unless ``check_denominator=False``. A negative denominator is returned as computed.
+
+The attention matrix diag(z)⁻¹Φ(Q)Φ(K)ᵀ (:func:`attention_matrix`) has rank ≤ D (proofs/rank_bound.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ._validation import check_int, check_points, check_real
+from .features.base import Component, FeatureMap
+
+Stabiliser = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+DEFAULT_CHUNK_SIZE = 128
+
+__all__ = [
+    "attention_matrix",
+    "default_stabiliser",
+    "kernel_attention",
+    "linear_attention",
+    "per_feature_balance",
+    "per_query_max",
+    "shared_key_max",
+    "softmax_attention",
+    "stabilised_features",
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _check_qkv(q, k, v, causal) -> None:
+    check_points(q, "q")
+    check_points(k, "k", dim=q.shape[-1])
+    check_points(v, "v")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device} and {v.device}")
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            "q, k and v must share their leading (batch, head) dimensions, got "
+            f"{tuple(q.shape[:-2])}, {tuple(k.shape[:-2])} and {tuple(v.shape[:-2])}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"v must have one row per key: k has {k.shape[-2]} rows, v has {v.shape[-2]}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"causal attention needs as many queries as keys, got n_q = {q.shape[-2]} and n_k = {k.shape[-2]}"
+        )
+
+
+def _check_mask(mask, k: torch.Tensor) -> torch.Tensor | None:
+    """The key mask as ``[B, n_k]`` (``[n_k]`` when k has no batch dimension), or None."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor of dtype bool, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must have dtype torch.bool (True = keep), got {mask.dtype}")
+    n_k = k.shape[-2]
+    if k.dim() == 2:
+        if mask.shape not in ((n_k,), (1, n_k)):
+            raise ValueError(f"mask must have shape [n_k] = [{n_k}] for unbatched k, got {tuple(mask.shape)}")
+        return mask.reshape(n_k).to(k.device)
+    if mask.shape != (k.shape[0], n_k):
+        raise ValueError(
+            f"mask must have shape [batch, n_k] = [{k.shape[0]}, {n_k}] (a key mask, broadcast over heads "
+            f"and queries), got {tuple(mask.shape)}"
+        )
+    return mask.to(k.device)
+
+
+def _score_mask(mask: torch.Tensor | None, rank: int) -> torch.Tensor | None:
+    """``[B, n_k]`` → ``[B, 1, ..., 1, n_k]`` broadcasting against scores ``[B, H.., n_q, n_k]`` of ``rank``."""
+    if mask is None or mask.dim() == 1:
+        return mask
+    return mask.reshape(mask.shape[0], *([1] * (rank - 2)), mask.shape[-1])
+
+
+def _feature_mask(mask: torch.Tensor | None, rank: int) -> torch.Tensor | None:
+    """``[B, n_k]`` → ``[B, 1, ..., 1, n_k, 1]`` broadcasting against key features ``[B, H.., n_k, D]``."""
+    if mask is None:
+        return None
+    if mask.dim() == 1:
+        return mask[:, None]
+    return mask.reshape(mask.shape[0], *([1] * (rank - 3)), mask.shape[-1], 1)
+
+
+def _allowed(mask, causal, n_q, n_k, rank, device) -> torch.Tensor | None:
+    """Boolean ``[.., n_q, n_k]`` of the (query, key) pairs that may interact, or None for all."""
+    allowed = _score_mask(mask, rank)
+    if causal:
+        tril = torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril()
+        allowed = tril if allowed is None else allowed & tril
+    return allowed
+
+
+def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None) -> None:
+    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds."""
+    if not bool(bad.any()):
+        return
+    idx = tuple(int(i) for i in bad.nonzero()[0])
+    lead = f" (leading index {idx[:-1]})" if len(idx) > 1 else ""
+    val = "" if values is None else f" = {float(values[idx]):.6g}"
+    raise ValueError(f"{what} at query i = {idx[-1]}{lead}{val}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact attention
+# ---------------------------------------------------------------------------------------------------
+
+
+def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | None = None) -> torch.Tensor:
+    """out_i = Σ_j softmax_j(scale·q_iᵀk_j) v_j over the kept (and, if causal, earlier) keys; scale = 1/√d.
+
+    ``mask`` is a boolean key mask ``[batch, n_k]`` (True = keep). A query with no kept key raises
+    ValueError (never a silent NaN).
+    """
+    _check_qkv(q, k, v, causal)
+    mask = _check_mask(mask, k)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_real(scale, "scale")
+    scores = (q @ k.transpose(-1, -2)) * scale
+    allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], scores.dim(), q.device)
+    if allowed is not None:
+        allowed = allowed.expand(scores.shape)
+        _raise_at(~allowed.any(-1), "no key is kept (mask and causality remove every key)")
+        scores = scores.masked_fill(~allowed, -math.inf)
+    elif k.shape[-2] == 0 and q.shape[-2] > 0:
+        raise ValueError("k has no rows: every query would attend to nothing")
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def kernel_attention(
+    q, k, v, kernel: Callable, causal: bool = False, mask=None, *, require_positive: bool = False
+) -> torch.Tensor:
+    """The quadratic reference out_i = Σ_j κ(q_i, k_j) v_j / Σ_j κ(q_i, k_j) for any Gram-matrix callable
+    ``kernel(x, y) -> [..., n, n']`` (Katharopoulos et al. 2020, eq. (4)).
+
+    Raises ValueError if a denominator is 0 or not finite, or, with ``require_positive=True``, if the kernel
+    gives a negative weight to a kept key.
+    """
+    _check_qkv(q, k, v, causal)
+    mask = _check_mask(mask, k)
+    if not callable(kernel):
+        raise TypeError(
+            f"kernel must be a callable kernel(x, y) -> [..., n, n'], got {type(kernel).__name__}"
+        )
+    gram = kernel(q, k)
+    want = (*q.shape[:-1], k.shape[-2])
+    if not isinstance(gram, torch.Tensor) or tuple(gram.shape) != want:
+        got = tuple(gram.shape) if isinstance(gram, torch.Tensor) else type(gram).__name__
+        raise ValueError(f"kernel(q, k) must return a tensor of shape {want}, got {got}")
+    allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], gram.dim(), q.device)
+    if allowed is not None:
+        gram = torch.where(allowed, gram, torch.zeros((), dtype=gram.dtype, device=gram.device))
+    _raise_at(~torch.isfinite(gram).all(-1), "kernel(q, k) returned a non-finite weight")
+    if require_positive:
+        _raise_at((gram < 0).any(-1), "kernel(q, k) returned a negative weight (require_positive=True)")
+    den = gram.sum(-1)
+    _raise_at((den == 0) | ~torch.isfinite(den), "the denominator Σ_j κ(q_i, k_j) is 0 or not finite", den)
+    return (gram @ v) / den.unsqueeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Feature maps: resolution, binding, legal stabilisers
+# ---------------------------------------------------------------------------------------------------
+
+
+def per_query_max(log_phi_q: torch.Tensor, log_phi_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Legal: log φ(q_i) − max_f log φ(q_i)_f (a constant per query cancels in row i). Keys unchanged."""
+    return log_phi_q - _finite_or_zero(log_phi_q.detach().amax(-1, keepdim=True)), log_phi_k
+
+
+def shared_key_max(log_phi_q: torch.Tensor, log_phi_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Legal: log φ(k_j) − max_{j', f} log φ(k_{j'})_f, one constant shared by every key of a sequence
+    (per batch/head entry), which cancels in every row. Queries unchanged."""
+    return log_phi_q, log_phi_k - _finite_or_zero(log_phi_k.detach().amax((-2, -1), keepdim=True))
+
+
+def per_feature_balance(
+    log_phi_q: torch.Tensor, log_phi_k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Legal: move each feature's key maximum M_f = max_j log φ(k_j)_f from the keys to the queries,
+    log φ(k_j)_f − M_f and log φ(q_i)_f + M_f. Every product φ(q_i)_f φ(k_j)_f, hence the kernel itself,
+    is unchanged (a diagonal Λ with ΦΛ·Λ⁻¹Ψᵀ = ΦΨᵀ)."""
+    m = _finite_or_zero(log_phi_k.detach().amax(-2, keepdim=True))
+    return log_phi_q + m, log_phi_k - m
+
+
+def default_stabiliser(log_phi_q: torch.Tensor, log_phi_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``stabilise=True`` does (unmasked, non-causal): :func:`per_feature_balance`, then
+    :func:`per_query_max`. Every key feature is then ≤ 1 with max_j = 1 in each column, every query feature
+    ≤ 1 with max_f = 1, so each non-causal denominator lies in [1, n_k·D] (for positive maps): it can
+    neither overflow nor underflow, whatever the scale of log φ."""
+    return per_query_max(*per_feature_balance(log_phi_q, log_phi_k))
+
+
+def _finite_or_zero(c: torch.Tensor) -> torch.Tensor:
+    """A stabilising constant; −∞ (every feature 0 or masked) becomes 0, which changes nothing."""
+    return torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+
+
+@dataclass
+class _Resolved:
+    query: Callable
+    key: Callable
+    log_query: Callable | None
+    log_key: Callable | None
+
+
+def _bind_masked(fm: FeatureMap, q, k, mask, causal) -> FeatureMap:
+    """Bind a data-dependent map to the kept keys (and, when causal, the queries at kept positions)."""
+    if mask is None or bool(mask.all()):
+        return fm.bind(q, k)
+    if mask.dim() == 1:
+        qs, ks, ms = [q], [k], [mask]
+    else:
+        qs, ks, ms = list(q), list(k), list(mask)
+    stats = []
+    for b, (qb, kb, mb) in enumerate(zip(qs, ks, ms, strict=True)):
+        if not bool(mb.any()):
+            raise ValueError(f"mask removes every key of batch element {b}: nothing to attend to")
+        stats.append(fm.component.statistics(qb[..., mb, :] if causal else qb, kb[..., mb, :]))
+    if mask.dim() == 1:
+        merged = stats[0]
+    else:
+        merged = {name: torch.stack([s[name] for s in stats]) for name in stats[0]}
+    return FeatureMap(fm.component, fm.w, fm.extra, dim=fm.dim, num_features=fm.num_features, stats=merged)
+
+
+def _resolve(feature_map, q, k, mask, causal) -> _Resolved:
+    if isinstance(feature_map, FeatureMap):
+        fm = _bind_masked(feature_map, q, k, mask, causal) if feature_map.needs_binding else feature_map
+        has_logs = type(fm.component).log_features is not Component.log_features
+        return _Resolved(
+            fm.query, fm.key, fm.log_query if has_logs else None, fm.log_key if has_logs else None
+        )
+    if hasattr(feature_map, "query") and hasattr(feature_map, "key"):  # a FeatureMap-like object
+        if getattr(feature_map, "needs_binding", False):
+            feature_map = feature_map.bind(q, k)
+        lq, lk = getattr(feature_map, "log_query", None), getattr(feature_map, "log_key", None)
+        logs = callable(lq) and callable(lk)
+        return _Resolved(feature_map.query, feature_map.key, lq if logs else None, lk if logs else None)
+    if callable(feature_map):
+        return _Resolved(feature_map, feature_map, None, None)
+    raise TypeError(
+        f"feature_map must be a callable on [..., n, d] or a FeatureMap, got {type(feature_map).__name__}"
+    )
+
+
+def _check_features(phi: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(phi, torch.Tensor) or phi.dim() < 2 or phi.shape[-2] != x.shape[-2]:
+        got = tuple(phi.shape) if isinstance(phi, torch.Tensor) else type(phi).__name__
+        raise ValueError(
+            f"the feature map must map {name} [..., {x.shape[-2]}, d] to [..., {x.shape[-2]}, D], got {got}"
+        )
+    return phi
+
+
+def _logs(res: _Resolved, q, k):
+    """(log|φ(q)|, sign, φ(q) or None), the same for k: from the map's log features when it has them (then
+    φ is never formed unstabilised), else from φ itself (then the constants scale φ directly)."""
+    if res.log_query is not None:
+        (lq, sq), (lk, sk) = res.log_query(q), res.log_key(k)
+        return (lq, sq, None), (lk, sk, None)
+    pq = _check_features(res.query(q), q, "q")
+    pk = _check_features(res.key(k), k, "k")
+    return (torch.log(pq.abs()), torch.sign(pq), pq), (torch.log(pk.abs()), torch.sign(pk), pk)
+
+
+def _mask_logs(log_k: torch.Tensor, fmask: torch.Tensor | None) -> torch.Tensor:
+    if fmask is None:
+        return log_k
+    return torch.where(fmask, log_k, torch.full((), -math.inf, dtype=log_k.dtype, device=log_k.device))
+
+
+def _zero_masked(phi_k: torch.Tensor, fmask: torch.Tensor | None) -> torch.Tensor:
+    if fmask is None:
+        return phi_k
+    return torch.where(fmask, phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device))
+
+
+def _scaled(side, shift: torch.Tensor) -> torch.Tensor:
+    """sign·exp(log|φ| + shift) from log features, or φ·exp(shift) for maps without them."""
+    log_abs, sign, raw = side
+    return sign * torch.exp(log_abs + shift) if raw is None else raw * torch.exp(shift)
+
+
+def _legal_shifts(lq: torch.Tensor, lk_masked: torch.Tensor):
+    """(query shift, key shift) of the default stabiliser from detached logs (masked keys at −∞)."""
+    m = _finite_or_zero(lk_masked.detach().amax(-2, keepdim=True))  # [..., 1, D]: per-feature key max
+    c = _finite_or_zero((lq.detach() + m).amax(-1, keepdim=True))  # [..., n, 1]: per-query max
+    return m - c, -m
+
+
+def _features(res: _Resolved, q, k, mask, stabilise, *, causal: bool = False):
+    """The features attention uses, as ``("phi", φ_q, φ_k)`` (masked keys' features 0), or, for the causal
+    default stabiliser, ``("logs", q side, k side, feature mask)`` to exponentiate chunk by chunk."""
+    fmask = _feature_mask(mask, k.dim())
+    if stabilise is False:
+        pq = _check_features(res.query(q), q, "q")
+        pk = _check_features(res.key(k), k, "k")
+        return "phi", pq, _zero_masked(pk, fmask)
+    q_side, k_side = _logs(res, q, k)
+    _check_features(q_side[0], q, "q")
+    _check_features(k_side[0], k, "k")
+    if callable(stabilise):  # a user's (or a planted) stabiliser acting on the raw logs
+        lq2, lk2 = stabilise(q_side[0], k_side[0])
+        return "phi", q_side[1] * torch.exp(lq2), _zero_masked(k_side[1] * torch.exp(lk2), fmask)
+    if stabilise is not True:
+        raise TypeError(f"stabilise must be a bool or a callable stabiliser, got {type(stabilise).__name__}")
+    if causal:
+        return "logs", q_side, k_side, fmask
+    shift_q, shift_k = _legal_shifts(q_side[0], _mask_logs(k_side[0], fmask))
+    return "phi", _scaled(q_side, shift_q), _zero_masked(_scaled(k_side, shift_k), fmask)
+
+
+def stabilised_features(
+    feature_map, q: torch.Tensor, k: torch.Tensor, mask=None, *, stabiliser: bool | Stabiliser = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ(q)Λ·c_q, φ(k)Λ⁻¹): the features non-causal linear attention uses, masked keys' features set to 0.
+
+    ``stabiliser=True``: the default legal stabiliser (:func:`default_stabiliser`): Λ = diag(exp(M_f)) with
+    M_f = max over the *kept* keys j of log φ(k_j)_f, then c_q = exp(−max_f log(φ(q_i)Λ)_f) per query;
+    ``False``: the raw features; a callable ``(log φ_q, log φ_k) -> (log φ_q', log φ_k')``: that stabiliser,
+    applied to the raw logs (e.g. :func:`per_query_max`, :func:`shared_key_max`). A data-dependent map is
+    bound to (q, kept k) first.
+    """
+    check_points(q, "q")
+    check_points(k, "k", dim=q.shape[-1])
+    mask = _check_mask(mask, k)
+    res = _resolve(feature_map, q, k, mask, False)
+    _, phi_q, phi_k = _features(res, q, k, mask, stabiliser)
+    return phi_q, phi_k
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linear attention
+# ---------------------------------------------------------------------------------------------------
+
+
+def _noncausal(phi_q, phi_k, v):
+    """(numerator [.., n, d_v], denominator [.., n]) of eq. (6): φ(q_i)ᵀ(Σ_j φ(k_j)v_jᵀ), φ(q_i)ᵀΣ_j φ(k_j)."""
+    kv = phi_k.transpose(-1, -2) @ v
+    z = phi_k.sum(-2)
+    return phi_q @ kv, (phi_q @ z.unsqueeze(-1)).squeeze(-1)
+
+
+def _causal(feats, v, chunk: int):
+    """Chunked prefix sums: the state S = Σ_j φ(k_j)v_jᵀ, z = Σ_j φ(k_j) of earlier chunks plus the
+    lower-triangular L×L block of the current one; O(L² + L·D + D·d_v) memory per step.
+
+    With the default stabiliser the per-feature key maxima M_f are running maxima over the keys seen so far
+    (the state's rows rescaled by exp(M_old − M_new) when they grow) and each query of the chunk takes its
+    max with the current M: row i sees keys j ≤ i all with the same Λ, and its own constant (legal). A later
+    key of the same chunk can still raise M_f far above every key j ≤ i; if a denominator of the chunk then
+    underflows (below tiny/ε) the chunk is halved and redone, down to one position, where Λ comes from keys
+    j ≤ i only and a positive map's denominator is ≥ 1.
+    """
+    kind = feats[0]
+    n, dv = v.shape[-2], v.shape[-1]
+    if kind == "phi":
+        _, phi_q, phi_k = feats
+        lead = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
+        dfeat, like = phi_q.shape[-1], phi_q
+    else:
+        _, q_side, k_side, fmask = feats
+        lead = torch.broadcast_shapes(q_side[0].shape[:-2], k_side[0].shape[:-2], v.shape[:-2])
+        dfeat, like = q_side[0].shape[-1], q_side[0]
+    small = torch.finfo(like.dtype).tiny / torch.finfo(like.dtype).eps
+
+    def step(sl, s, z, m):
+        vc = v[..., sl, :]
+        if kind == "phi":
+            fq, fk = phi_q[..., sl, :], phi_k[..., sl, :]
+        else:
+            q_c = tuple(None if t is None else t[..., sl, :] for t in q_side)
+            k_c = tuple(None if t is None else t[..., sl, :] for t in k_side)
+            fm_c = None if fmask is None else fmask[..., sl, :]
+            m_new = _mask_logs(k_c[0].detach(), fm_c).amax(-2, keepdim=True)  # [..., 1, D]
+            if m is not None:
+                m_new = torch.maximum(m, m_new)
+                factor = torch.where(torch.isfinite(m), torch.exp(m - m_new), torch.zeros_like(m_new))
+                s, z = s * factor.transpose(-1, -2), z * factor[..., 0, :]
+            m = m_new
+            m_use = _finite_or_zero(m)
+            c = _finite_or_zero((q_c[0].detach() + m_use).amax(-1, keepdim=True))
+            fq = _scaled(q_c, m_use - c)
+            fk = _zero_masked(_scaled(k_c, -m_use), fm_c)
+        block = (fq @ fk.transpose(-1, -2)).tril()
+        num = fq @ s + block @ vc
+        den = (fq @ z.unsqueeze(-1)).squeeze(-1) + block.sum(-1)
+        return num, den, s + fk.transpose(-1, -2) @ vc, z + fk.sum(-2), m
+
+    s = torch.zeros(*lead, dfeat, dv, dtype=like.dtype, device=like.device)
+    z = torch.zeros(*lead, dfeat, dtype=like.dtype, device=like.device)
+    m = None
+    nums, dens = [], []
+    start = 0
+    while start < n:
+        length = min(chunk, n - start)
+        while True:
+            num, den, s_new, z_new, m_new = step(slice(start, start + length), s, z, m)
+            bad = ~(den.detach().abs() >= small)  # also catches NaN
+            if kind == "phi" or length == 1 or not bool(bad.any()):
+                break
+            length = (length + 1) // 2
+        nums.append(num)
+        dens.append(den)
+        s, z, m = s_new, z_new, m_new
+        start += length
+    if not nums:
+        return like.new_zeros(*lead, 0, dv), like.new_zeros(*lead, 0)
+    return torch.cat(nums, dim=-2), torch.cat(dens, dim=-1)
+
+
+def _finish(num, den, eps, check_denominator):
+    den = den + eps if eps else den
+    if check_denominator:
+        _raise_at(
+            (den == 0) | ~torch.isfinite(den),
+            "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (every key masked, features that "
+            "overflowed without stabilise=True, or a non-positive map's denominator vanishing: MATH.md §5)",
+            den,
+        )
+    out = num / den.unsqueeze(-1)
+    if check_denominator:
+        _raise_at(~torch.isfinite(out).all(-1), "the output is not finite")
+    return out
+
+
+def linear_attention(
+    q,
+    k,
+    v,
+    feature_map,
+    causal: bool = False,
+    mask=None,
+    *,
+    stabilise: bool | Stabiliser = True,
+    chunk_size: int | None = None,
+    eps: float = 0.0,
+    check_denominator: bool = True,
+) -> torch.Tensor:
+    """Linear attention out_i = φ(q_i)ᵀ(Σ_j φ(k_j)v_jᵀ) / (φ(q_i)ᵀΣ_j φ(k_j) + eps) (Katharopoulos et al.
+    2020, eq. (6)); prefix sums over j ≤ i when ``causal`` (chunks of ``chunk_size``, default 128).
+
+    ``feature_map``: a callable on ``[..., n, d]`` (used for both sides) or a :class:`FeatureMap` (its
+    ``.query``/``.key``; bound to the sequences first when data-dependent; its ``log_query``/``log_key`` give
+    the legal stabilisers when ``stabilise=True``). ``stabilise`` may also be a callable
+    ``(log φ_q, log φ_k) -> (log φ_q', log φ_k')`` applied to the raw logs (for legality checks).
+    ``mask``: boolean key mask ``[batch, n_k]``; masked keys' features are 0. ``eps`` ≥ 0 biases the output
+    (default 0). ``check_denominator``: raise ValueError naming the query where the denominator is 0 or
+    not finite, or the output is not finite.
+
+    Note: a data-dependent map's parameters (OPRF's A*) are statistics of the whole sequence, so in causal
+    mode out_i depends on later positions through them (not through the attention weights).
+    """
+    _check_qkv(q, k, v, causal)
+    mask = _check_mask(mask, k)
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else check_int(chunk_size, "chunk_size", minimum=1)
+    eps = check_real(eps, "eps", minimum=0.0)
+    if not isinstance(check_denominator, bool):
+        raise TypeError(f"check_denominator must be a bool, got {type(check_denominator).__name__}")
+    res = _resolve(feature_map, q, k, mask, causal)
+    feats = _features(res, q, k, mask, stabilise, causal=causal)
+    dq = feats[1].shape[-1] if feats[0] == "phi" else feats[1][0].shape[-1]
+    dk = feats[2].shape[-1] if feats[0] == "phi" else feats[2][0].shape[-1]
+    if dq != dk:
+        raise ValueError(f"query and key features must share D, got {dq} and {dk}")
+    if causal:
+        num, den = _causal(feats, v, chunk)
+    else:
+        num, den = _noncausal(feats[1], feats[2], v)
+    return _finish(num, den, eps, check_denominator)
+
+
+def attention_matrix(
+    q, k, feature_map, causal: bool = False, mask=None, *, stabilise: bool | Stabiliser = True
+) -> torch.Tensor:
+    """The normalised ``[.., n_q, n_k]`` matrix diag(z)⁻¹Φ(Q)Φ(K)ᵀ of linear attention (quadratic; for
+    analysis and tests). Its rank is at most D (proofs/rank_bound.md)."""
+    check_points(q, "q")
+    check_points(k, "k", dim=q.shape[-1])
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal attention needs n_q = n_k, got {q.shape[-2]} and {k.shape[-2]}")
+    mask = _check_mask(mask, k)
+    res = _resolve(feature_map, q, k, mask, causal)
+    _, phi_q, phi_k = _features(res, q, k, mask, stabilise)
+    a = phi_q @ phi_k.transpose(-1, -2)
+    if causal:
+        a = a.tril()
+    den = a.sum(-1)
+    _raise_at((den == 0) | ~torch.isfinite(den), "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite", den)
+    return a / den.unsqueeze(-1)
