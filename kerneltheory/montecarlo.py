@@ -202,6 +202,13 @@ class Moments:
         self._need(1, "fourth_central")
         return self.m4 / self.count
 
+    def select(self, index) -> Moments:
+        """The moments of a subset of the pairs (``index``: a slice, an index tensor or a boolean mask), as a
+        plain :class:`Moments` with the same count."""
+        return Moments(
+            count=self.count, mean=self.mean[index], m2=self.m2[index], m3=self.m3[index], m4=self.m4[index]
+        )
+
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (float64 values round-trip exactly through ``json``)."""
         return {"count": self.count, **{name: getattr(self, name).tolist() for name in _FIELDS}}

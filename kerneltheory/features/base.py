@@ -85,6 +85,11 @@ class Component(nn.Module):
         phi = self.features(x, w, extra, stats, side)
         return torch.log(phi.abs()), torch.sign(phi)
 
+    def estimate_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """B_p with |φ(x_p)ᵀφ(y_p)| ≤ B_p for every draw, for pairs ``x``, ``y`` of shape ``[P, d]``; None when the
+        estimate is unbounded. A bound enables the exact (Hoeffding) unbiasedness test."""
+        return None
+
     # -- theory -----------------------------------------------------------------------------------
     def target(
         self, law: SpectralLaw | None, x: torch.Tensor, y: torch.Tensor, stats: Mapping

@@ -64,6 +64,10 @@ class Trig(Component):
         log_scale = self.log_weight(x) - 0.5 * math.log(w.shape[-2])
         return log_scale + torch.log(trig.abs()), torch.sign(trig)
 
+    def estimate_bound(self, x, y):
+        """|φ(x)ᵀφ(y)| = w(x)w(y)·|(1/m) Σ cos ω_iᵀ(x − y)| ≤ w(x)w(y)."""
+        return torch.exp(self.log_weight(x) + self.log_weight(y))[..., 0]
+
     def _log_weights(self, x, y):
         return self.log_weight(x) + self.log_weight(y).transpose(-1, -2)
 

@@ -47,6 +47,10 @@ class TrigPhase(Component):
         b = 2.0 * math.pi * torch.rand(shape, generator=generator, dtype=torch.float64)
         return {"phase": b.to(device=device if device is not None else "cpu", dtype=dtype)}
 
+    def estimate_bound(self, x, y):
+        """|φ(x)ᵀφ(y)| = (2/m)|Σ cos(ω_iᵀx + b_i) cos(ω_iᵀy + b_i)| ≤ 2."""
+        return torch.full(x.shape[:-1], 2.0, dtype=x.dtype, device=x.device)
+
     def features(self, x, w, extra, stats, side):
         u = project(x, w) + extra["phase"].unsqueeze(-2)  # [..., n, m] + [..., 1, m]
         return math.sqrt(2.0 / w.shape[-2]) * torch.cos(u)

@@ -1,5 +1,31 @@
-"""The verification engine: seeds for reproducible statistical tests (the pytest plugin lives in ``plugin``)."""
+"""The verification engine: calibrated statistical checks of claims, for our estimators and any user's map.
 
+* :func:`check_feature_map` / :func:`assert_feature_map` — verify a user's feature map against an exact kernel;
+* :func:`verify_estimator` — every claim of a registered estimator, with verdicts (the claim matrix);
+* :mod:`~kerneltheory.testing.checks` — the tests themselves (Hoeffding, CLT with a fourth-moment guard,
+  median of means, variance, exhaustive properties);
+* :mod:`~kerneltheory.testing.attention_checks` — linear attention's error against exact attention falls like
+  m^{−1/2}; stabilisers leave attention unchanged;
+* :mod:`~kerneltheory.testing.inputs` — input families; :mod:`~kerneltheory.testing.strategies` — hypothesis
+  strategies; :mod:`~kerneltheory.testing.plugin` — the pytest plugin (``--kt-seed``, ``kt_seed``).
+"""
+
+from . import strategies
+from .attention_checks import attention_convergence_check, stabiliser_legality_check
+from .checks import CheckResult
+from .matrix import Verdict, verify_estimator
 from .seeds import seed_for
+from .verify import Report, assert_feature_map, check_feature_map
 
-__all__ = ["seed_for"]
+__all__ = [
+    "attention_convergence_check",
+    "stabiliser_legality_check",
+    "CheckResult",
+    "Report",
+    "Verdict",
+    "assert_feature_map",
+    "check_feature_map",
+    "seed_for",
+    "strategies",
+    "verify_estimator",
+]

@@ -1,0 +1,293 @@
+r"""Calibrated checks of linear attention (MATH.md §5; CONVENTIONS.md), each returning a :class:`CheckResult`.
+
+**Convergence rate** (:func:`attention_convergence_check`). Linear attention with m random features is a
+*ratio* estimator, out_i = N̂_i/Ẑ_i with N̂, Ẑ unbiased for N = Σ_j SM(q̃_i, k̃_j)v_j and Z = Σ_j SM(q̃_i, k̃_j)
+(q̃ = q·d^{-1/4}, k̃ = k·d^{-1/4}). A first-order expansion gives
+out_i − N_i/Z_i = (δN − out_i δZ)/Z_i + O_p(1/m): the ratio is biased at O(1/m), but bias² = O(1/m²), so
+MSE = σ²/m + O(m^{-3/2}) and at leading order log MSE = log σ² − log m. The check fits the slope of log MSE
+against log m by weighted least squares over the grid ``ms`` (each MSE from ``draws`` independent draws, the
+weight of each point from the delta method: Var(log MSE_m) ≈ s_m²/(R·MSE_m²), s_m² the sample variance of
+the per-draw squared errors) and tests H₀: slope = −1 with z = (slope + 1)/SE; effect size |slope + 1|.
+
+Scope, found by running it (tests/test_attention_checks.py): for positive features the 1/m law is
+*asymptotic*. The estimates are log-normal; while m is small against the tail weight exp(‖q̃ + k̃‖²), the
+ratio (a convex combination of the values, so bounded) has an MSE far below σ²/m, and the slope between
+m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). The default inputs (std 0.3,
+‖q̃‖² ≈ 0.25) are in the asymptotic regime from m = 16 on; larger norms need larger m. A planted defect that
+does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the check rejects.
+A defect that *does* cancel (a positive constant on all keys' features, or a per-query constant) is not a
+defect of attention at all: the check passes it, correctly.
+
+**Stabiliser legality** (:func:`stabiliser_legality_check`). A stabiliser acts on the logs of the features,
+(log φ_q, log φ_k) → (log φ_q', log φ_k'). It is legal iff it leaves attention unchanged, i.e. it shifts
+each query's logs by a constant of that query and every key's logs by one shared constant (MATH.md §5,
+proofs/stabiliser_legality.md). The check computes attention with and without it in float64 and passes iff
+every output entry agrees within the rounding floor (standard floating-point error bounds, Higham 2002 §3):
+for one evaluation with features Φ (query side) and Ψ (key side),
+
+    |Δout_ic| ≤ [(γ_{n_k + D + 1} + 2δ)·(|Φ||Ψ|ᵀ(|v| + |out|·1))_ic] / |Z_i| + ε|out_ic|,
+
+γ_N = Nε/(1 − Nε), ε = 2⁻⁵³, δ = ε(max|log φ| + 1) the relative error of exp at an argument of that size.
+The floor is twice the sum of the two evaluations' bounds (second-order slack). It is deterministic: the
+p-value is 1 (agree) or 0 (differ), method "rounding floor".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .. import estimators as E
+from .._validation import check_int, check_points, check_real, generator_for
+from ..attention import (
+    _check_mask,
+    _features,
+    _noncausal,
+    _resolve,
+    linear_attention,
+    per_query_max,
+    shared_key_max,
+    softmax_attention,
+)
+from .checks import CheckResult
+
+__all__ = [
+    "attention_convergence_check",
+    "per_key_max",
+    "per_query_max",
+    "shared_key_max",
+    "stabiliser_legality_check",
+]
+
+MAX_REL_SE = 0.5  # largest trusted √(s²/R)/MSE: beyond it log MSE is not linear in its error
+MIN_DRAWS = 16
+
+
+def per_key_max(log_phi_q: torch.Tensor, log_phi_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ILLEGAL (a planted defect): log φ(k_j) − max_f log φ(k_j)_f, a different constant for every key. It
+    reweights key j by exp(−max_f log φ(k_j)_f) inside every row and biases attention."""
+    return log_phi_q, log_phi_k - log_phi_k.amax(-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convergence rate
+# ---------------------------------------------------------------------------------------------------
+
+
+def _factory(estimator, dim: int, dtype) -> Callable[[int], object]:
+    if isinstance(estimator, str):
+        return lambda m: E.get(estimator, dim, m, dtype=dtype)
+    if callable(estimator):
+        return estimator
+    raise TypeError(
+        "estimator_name must be a registry name or a factory m -> estimator (with .draw(generator, batch)), "
+        f"got {type(estimator).__name__}"
+    )
+
+
+def wls_slope(x: np.ndarray, y: np.ndarray, var_y: np.ndarray) -> tuple[float, float, float]:
+    """(slope, standard error, χ² of the residuals) of the weighted least-squares line y ≈ a + b·x, weights 1/var_y."""
+    w = 1.0 / var_y
+    xb, yb = (w * x).sum() / w.sum(), (w * y).sum() / w.sum()
+    sxx = (w * (x - xb) ** 2).sum()
+    slope = (w * (x - xb) * (y - yb)).sum() / sxx
+    resid = y - yb - slope * (x - xb)
+    return float(slope), float(math.sqrt(1.0 / sxx)), float((w * resid**2).sum())
+
+
+def attention_convergence_check(
+    estimator_name: str | Callable[[int], object],
+    *,
+    dim: int = 8,
+    n: int = 16,
+    ms: Sequence[int] = (16, 64, 256, 1024),
+    draws: int = 64,
+    seed: int,
+    alpha: float = 1e-6,
+    input_std: float = 0.3,
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    stabilise=True,
+) -> CheckResult:
+    """Test H₀: MSE(linear attention with m features vs softmax attention) ∝ 1/m (slope −1 in log–log).
+
+    ``estimator_name``: a registry name (built with ``E.get(name, dim, m)`` for each m) or a factory
+    ``m -> estimator`` whose ``.draw(generator, batch=R)`` gives R independent feature maps in one tensor op
+    (planted defects go through this). ``inputs``: ``(q, k, v)`` of shape ``[n, d]``, else q, k ~ N(0,
+    input_std²·I) and v ~ N(0, I) from ``seed``. q and k are scaled by d^{-1/4} for the features; the
+    reference is :func:`softmax_attention` on the unscaled inputs. ``stabilise`` is passed to
+    :func:`linear_attention` (a callable plants a stabiliser).
+    """
+    dim = check_int(dim, "dim", minimum=1)
+    n = check_int(n, "n", minimum=1)
+    r = check_int(draws, "draws", minimum=2)
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
+    if len(set(ms)) < 2:
+        raise ValueError(f"ms must hold at least two distinct feature counts, got {ms}")
+    g = generator_for(seed)
+    if inputs is None:
+        std = check_real(input_std, "input_std", minimum=0.0, strict_min=True)
+        q = torch.randn(n, dim, generator=g, dtype=torch.float64) * std
+        k = torch.randn(n, dim, generator=g, dtype=torch.float64) * std
+        v = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    else:
+        q, k, v = inputs
+        check_points(q, "inputs[0]", dim=dim)
+        check_points(k, "inputs[1]", dim=dim)
+        check_points(v, "inputs[2]")
+        if not (q.dim() == k.dim() == v.dim() == 2):
+            raise ValueError("inputs must be (q, k, v) of shape [n, d] each")
+    name = (
+        estimator_name if isinstance(estimator_name, str) else getattr(estimator_name, "__name__", "custom")
+    )
+    label = f"attention MSE ∝ 1/m: {name}"
+    base = dict(name=label, claim="attention rate", alpha=alpha, sample_size=r * len(ms), seed=int(seed))
+    if r < MIN_DRAWS:
+        return CheckResult(
+            statistic=math.nan,
+            p_value=math.nan,
+            effect_size=math.nan,
+            method="refused",
+            passed=False,
+            detail=f"{r} draws per m is too few for a variance of the MSE (need ≥ {MIN_DRAWS})",
+            **base,
+        )
+    factory = _factory(estimator_name, dim, torch.float64)
+    exact = softmax_attention(q, k, v)
+    s = dim**-0.25
+    qs, ks, vs = (q * s).expand(r, *q.shape), (k * s).expand(r, *k.shape), v.expand(r, *v.shape)
+    mse, rel_var = [], []
+    for m in ms:
+        fm = factory(m).draw(g, batch=r)
+        out = linear_attention(qs, ks, vs, fm, stabilise=stabilise)
+        err = ((out - exact) ** 2).mean((-2, -1))
+        mean = float(err.mean())
+        mse.append(mean)
+        rel_var.append(float(err.var()) / r / mean**2 if mean > 0 else math.inf)
+    worst = math.sqrt(max(rel_var))
+    detail = ", ".join(f"MSE(m={m}) = {e:.4g}" for m, e in zip(ms, mse, strict=True))
+    if not worst <= MAX_REL_SE:
+        return CheckResult(
+            statistic=math.nan,
+            p_value=math.nan,
+            effect_size=math.nan,
+            method="refused",
+            passed=False,
+            detail=f"relative SE of an MSE {worst:.3g} > {MAX_REL_SE} (tails too heavy for {r} draws); {detail}",
+            **base,
+        )
+    slope, se, chi2 = wls_slope(np.log(ms), np.log(mse), np.asarray(rel_var))
+    z = (slope + 1.0) / se
+    p = float(2.0 * stats.norm.sf(abs(z)))
+    return CheckResult(
+        statistic=z,
+        p_value=p,
+        effect_size=abs(slope + 1.0),
+        method="wls slope of log MSE (delta-method SE)",
+        passed=p > alpha,
+        detail=f"slope {slope:.4f} ± {se:.4f} (H₀: −1), residual χ² {chi2:.3g} on {len(ms) - 2} df; {detail}",
+        **base,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stabiliser legality
+# ---------------------------------------------------------------------------------------------------
+
+
+def _bound(phi_q, phi_k, v, out, den, delta):
+    """First-order rounding bound of one evaluation of non-causal linear attention (module docstring)."""
+    eps = torch.finfo(torch.float64).eps
+    nk, dfeat = phi_k.shape[-2], phi_k.shape[-1]
+    big_n = nk + dfeat + 1
+    gamma = big_n * eps / (1 - big_n * eps)
+    aq, ak = phi_q.abs(), phi_k.abs()
+    mag = aq @ (ak.transpose(-1, -2) @ v.abs()) + out.abs() * (aq @ ak.sum(-2).unsqueeze(-1))
+    return (gamma + 2 * delta) * mag / den.abs().unsqueeze(-1) + eps * out.abs()
+
+
+def stabiliser_legality_check(
+    feature_map,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor | None,
+    stabiliser: Callable,
+    *,
+    name: str,
+    seed: int,
+    mask=None,
+    alpha: float = 1e-6,
+) -> CheckResult:
+    """Pass iff attention with ``stabiliser`` (on the logs) equals attention without it to the rounding floor.
+
+    Computed in float64 (inputs are promoted), non-causal. ``v=None`` draws N(0, I) values from ``seed``.
+    Refused (not passed) when the unstabilised attention is not finite: there is nothing to compare with.
+    """
+    if not callable(stabiliser):
+        raise TypeError(
+            f"stabiliser must be a callable (log φ_q, log φ_k) -> (log φ_q', log φ_k'), got {stabiliser!r}"
+        )
+    q = check_points(q, "q").double()
+    k = check_points(k, "k", dim=q.shape[-1]).double()
+    if v is None:
+        g = generator_for(seed)
+        v = torch.randn(*k.shape[:-1], q.shape[-1], generator=g, dtype=torch.float64)
+    v = check_points(v, "v").double()
+    mask = _check_mask(mask, k)
+    res = _resolve(feature_map, q, k, mask, False)
+    with torch.no_grad():
+        logs_q, logs_k = res.log_query, res.log_key
+        if logs_q is None:
+            raise ValueError("feature_map must provide log features (log_query/log_key) to test a stabiliser")
+        size = max(float(logs_q(q)[0].abs().nan_to_num(0.0, 0.0, 0.0).max()), 0.0) + max(
+            float(logs_k(k)[0].abs().nan_to_num(0.0, 0.0, 0.0).max()), 0.0
+        )
+        runs = []
+        for stab in (False, stabiliser):
+            _, phi_q, phi_k = _features(res, q, k, mask, stab)
+            num, den = _noncausal(phi_q, phi_k, v)
+            out = num / den.unsqueeze(-1)
+            runs.append((phi_q, phi_k, out, den))
+    eps = torch.finfo(torch.float64).eps
+    base = dict(name=f"stabiliser legality: {name}", claim="stabiliser legal", alpha=alpha, seed=int(seed))
+    (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = runs
+    if not bool(torch.isfinite(out0).all()):
+        return CheckResult(
+            statistic=math.nan,
+            p_value=math.nan,
+            effect_size=math.nan,
+            sample_size=out0.numel(),
+            method="refused",
+            passed=False,
+            detail="attention without the stabiliser is not finite: nothing to compare with",
+            **base,
+        )
+    delta = eps * (2 * size + 2)
+    floor = 2 * (
+        _bound(pq0, pk0, v, out0, den0, delta) + _bound(pq1, pk1, v, out1, den1, delta).nan_to_num(math.inf)
+    )
+    diff = (out1 - out0).abs()
+    finite = bool(torch.isfinite(out1).all())
+    ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
+    stat = float(ratio.max()) if finite else math.inf
+    passed = finite and stat <= 1.0
+    scale = max(float(out0.abs().max()), torch.finfo(torch.float64).tiny)
+    idx = tuple(int(i) for i in torch.nonzero(ratio == ratio.max())[0]) if finite else ()
+    return CheckResult(
+        statistic=stat,
+        p_value=1.0 if passed else 0.0,
+        effect_size=float(diff.max()) / scale if finite else math.inf,
+        sample_size=out0.numel(),
+        method="rounding floor",
+        passed=passed,
+        detail=(
+            f"max |Δout| / floor = {stat:.3g} at {idx}; max |Δout| = {float(diff.max()):.3g}"
+            if finite
+            else "attention with the stabiliser is not finite"
+        ),
+        **base,
+    )

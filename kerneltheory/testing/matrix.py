@@ -1,0 +1,252 @@
+"""The claim matrix: every registered estimator × every claim, with a verdict.
+
+Verdicts:
+
+* ``verified`` — the estimator claims the property and every check of it passed;
+* ``FAILED`` — it claims the property and a check rejected it (a bug, or a false claim);
+* ``refused`` — it claims the property but the budget was too small for a meaningful test (never a pass);
+* ``refuted`` — it does not claim the property and a check found a counterexample (reported with its size);
+* ``not refuted`` — it does not claim the property and no counterexample was found at this budget;
+* ``n/a`` — nothing to check (no closed-form variance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .. import estimators as E
+from .._validation import check_int, check_real
+from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
+from ..montecarlo import moments
+from .checks import CheckResult, mean_check, property_check, rounding_floor, variance_check
+from .inputs import InputFamily, extreme_points, moderate_families
+from .seeds import seed_for
+from .verify import BUDGETS, Report
+
+MATRIX_DIM = 4
+MATRIX_FEATURES = 16
+RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
+
+
+@dataclass
+class Verdict:
+    estimator: str
+    claim: str
+    claimed: str
+    verdict: str
+    p_value: float
+    effect_size: float
+    method: str
+    evidence: str
+    proof: str
+    checks: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stress_families(dim: int, gen: torch.Generator) -> list[InputFamily]:
+    """Where biases of structured or discrete laws are largest: larger norms along directions and axes."""
+    fams = moderate_families(dim, gen, radius=1.5, pairs=8)
+    return [
+        InputFamily(f"{f.name} (‖·‖ ≤ 1.5)", f.x, f.y)
+        for f in fams
+        if f.name in ("directions", "collinear", "axes")
+    ]
+
+
+def _mean_checks(
+    est: RandomFeatureEstimator,
+    families,
+    *,
+    draws,
+    block,
+    alpha,
+    seed,
+    claim_exact: bool,
+    want_variance: bool,
+) -> tuple[list[CheckResult], list[CheckResult]]:
+    x = torch.cat([f.x for f in families]).to(est.dtype)
+    y = torch.cat([f.y for f in families]).to(est.dtype)
+    kept: list[torch.Tensor] = []
+
+    def recording(gen, r):
+        with torch.no_grad():
+            out = est.sample_estimates(x, y, gen, r).to(torch.float64)
+        kept.append(out)
+        return out
+
+    mom = moments(recording, draws, seed=seed, block=block)
+    samples = torch.cat(kept)
+    target_se = None
+    with torch.no_grad():
+        if est.has_closed_form:
+            target = est.kernel_pairs(x, y).to(torch.float64)
+        else:
+            target, target_se = est.reference_kernel(x, y, draws=4 * draws, seed=seed_for("reference", seed))
+        var = est.variance_pairs(x, y).to(torch.float64) if est.claims.variance else None
+        bound_fn: Callable | None = getattr(est.component, "estimate_bound", None)
+        bound = None if bound_fn is None else bound_fn(x, y)
+    atol = rounding_floor(target, mom.mean)
+    means, variances = [], []
+    start = 0
+    for f in families:
+        sl = slice(start, start + f.size)
+        start += f.size
+        sub = mom.select(sl)
+        means.append(
+            mean_check(
+                sub,
+                target[sl],
+                alpha=alpha,
+                name=f"unbiased[{f.name}]",
+                seed=seed,
+                bound=None if bound is None else bound[sl].to(torch.float64),
+                variance=None if var is None else var[sl],
+                samples=samples[:, sl],
+                target_stderr=None if target_se is None else target_se[sl],
+                atol=atol,
+            )
+        )
+        if want_variance and var is not None:
+            variances.append(
+                variance_check(
+                    sub, var[sl], alpha=alpha, name=f"variance[{f.name}]", seed=seed, samples=samples[:, sl]
+                )
+            )
+    return means, variances
+
+
+def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: float, seed: int) -> CheckResult:
+    gen = torch.Generator().manual_seed(seed)
+    pts = extreme_points(est.dim, torch.Generator().manual_seed(seed + 1)).to(est.dtype)
+    with torch.no_grad():
+        fx, fy = est.draw(gen, batch=draws).pair(pts, pts.flip(0))
+    allf = torch.cat([fx.flatten(), fy.flatten()])
+    bad = ~torch.isfinite(allf) if claim == "finite" else ~(allf > 0)
+    example = ""
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0])
+        half = fx.numel()
+        src = fx if i < half else fy
+        flat = i if i < half else i - half
+        row = (flat // src.shape[-1]) % pts.shape[0]
+        p = pts[row] if i < half else pts.flip(0)[row]
+        example = f"feature {float(src.flatten()[flat]):.4g} at an input of norm {float(p.norm()):.4g}"
+    return property_check(
+        int(bad.sum()),
+        allf.numel(),
+        claim=claim,
+        name=f"{claim}[norms ≤ 10]",
+        seed=seed,
+        alpha=alpha,
+        example=example,
+    )
+
+
+def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]) -> Verdict:
+    proof = est.claims.proofs.get(claim, "")
+    if not checks:
+        return Verdict(est.name, claim, claimed_level, "n/a", float("nan"), float("nan"), "", "", proof)
+    failed = [c for c in checks if not c.passed and not c.refused]
+    refused = [c for c in checks if c.refused]
+    worst = min(checks, key=lambda c: c.p_value if c.p_value == c.p_value else 2.0)
+    if claimed:
+        verdict = "FAILED" if failed else ("refused" if refused else "verified")
+    else:
+        verdict = "refuted" if failed else "not refuted"
+    pick = failed[0] if failed else worst
+    evidence = f"{pick.name}: {pick.detail}" if pick.detail else pick.name
+    return Verdict(
+        est.name,
+        claim,
+        claimed_level,
+        verdict,
+        pick.p_value,
+        pick.effect_size,
+        pick.method,
+        evidence,
+        proof,
+        [c.as_dict() for c in checks],
+    )
+
+
+def verify_estimator(
+    est: RandomFeatureEstimator | str,
+    *,
+    budget: str = "quick",
+    alpha: float = 1e-6,
+    seed: int = 0,
+    dim: int = MATRIX_DIM,
+    num_features: int = MATRIX_FEATURES,
+) -> tuple[list[Verdict], Report]:
+    """Check every claim of ``est`` (an estimator or a registry name built at ``dim``, ``num_features``).
+
+    The report's α is split evenly across its checks. Unclaimed properties are tested too, on harder inputs,
+    to look for a counterexample. Returns the verdicts (one per claim, claimed or not) and the report of the
+    claimed properties (``report.passed`` iff every claim held).
+    """
+    if isinstance(est, str):
+        est = E.get(est, check_int(dim, "dim", minimum=1), check_int(num_features, "num_features", minimum=1))
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
+    cfg = BUDGETS[budget]
+    base = seed_for(est.name, seed)
+    fam = moderate_families(est.dim, torch.Generator().manual_seed(base), radius=RADIUS)
+    exact = est.claims.unbiased == "exact"
+    stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
+    want_var = est.claims.variance
+    n_checks = len(fam) * (1 + want_var) + len(stress) + 2
+    a = alpha / n_checks
+    families = fam + stress
+    means, variances = _mean_checks(
+        est,
+        families,
+        draws=cfg["draws"],
+        block=cfg["block"],
+        alpha=a,
+        seed=base,
+        claim_exact=exact,
+        want_variance=want_var,
+    )
+    variances = variances[: len(fam)]  # the stress families carry no variance check
+    # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
+    # budget; the verdict uses the new draws only, so its false-failure rate is still α.
+    draws, level = cfg["draws"], 0
+    while any(c.refused for c in means + variances) and draws * 4 <= BUDGETS["thorough"]["draws"]:
+        draws, level = draws * 4, level + 1
+        redo = [i for i, c in enumerate(means) if c.refused]
+        redo_var = {i for i, c in enumerate(variances) if c.refused}
+        idx = sorted(set(redo) | redo_var)
+        new_means, new_vars = _mean_checks(
+            est,
+            [families[i] for i in idx],
+            draws=draws,
+            block=cfg["block"],
+            alpha=a,
+            seed=base + 100 * level,
+            claim_exact=exact,
+            want_variance=want_var and bool(redo_var),
+        )
+        for j, i in enumerate(idx):
+            if i in redo:
+                means[i] = new_means[j]
+            if i in redo_var and j < len(new_vars):
+                variances[i] = new_vars[j]
+    positive = _property(est, "positive", draws=cfg["property_draws"], alpha=a, seed=base + 2)
+    finite = _property(est, "finite", draws=cfg["property_draws"], alpha=a, seed=base + 3)
+    c = est.claims
+    verdicts = [
+        _verdict(est, "unbiased", c.unbiased, exact, means),
+        _verdict(est, "positive", str(c.positive), c.positive, [positive]),
+        _verdict(est, "variance", "closed form" if c.variance else "none", c.variance, variances),
+        _verdict(est, "finite", str(c.finite), c.finite, [finite]),
+    ]
+    assert [v.claim for v in verdicts] == list(CLAIM_NAMES)
+    claimed = [*(means if exact else []), *variances, *([positive] if c.positive else []), finite]
+    report = Report(est.name, checks=claimed, alpha=alpha, budget=budget, seed=seed)
+    return verdicts, report

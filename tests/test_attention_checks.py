@@ -1,0 +1,228 @@
+"""The attention checks: the convergence-rate check passes correct estimators, rejects planted defects that
+survive the ratio, is calibrated, and refuses where it cannot mean anything; the stabiliser-legality check
+accepts the legal stabilisers and rejects the per-key one.
+
+Findings these tests pin down (see kerneltheory/testing/attention_checks.py):
+
+* Planted defects it detects (at α = 1e-6, default grid m = 16…1024, 64 draws): positive features that drop
+  the ‖x‖² term (slope ≈ −0.3…−0.6), the illegal per-key stabiliser (slope ≈ +0.2: the error does not fall
+  at all), and a biased sampler W·1.1 (slope ≈ −0.8).
+* A defect it cannot detect, and must not: a constant scale on every key's features (1.05·φ(k)) cancels in
+  the ratio, so attention is unchanged to rounding. That is a legality fact, not a blind spot. (Dropping
+  ‖x‖² is likewise invisible when every key has the same norm: it is then a shared key constant.)
+* Scope of the claim MSE ∝ 1/m: it is asymptotic. At input std 1.0 (‖q̃‖² ≈ 2.8 in d = 8) the correct
+  positive estimators have slope ≈ −0.3 over m = 16…1024, and the check rejects them: the log-normal
+  estimates are far from their asymptotic regime. ORF follows iid at the default inputs (slope ≈ −1, a
+  smaller constant); at larger inputs its MSE falls *more slowly* than iid's, not faster.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import kerneltheory.estimators as E
+from kerneltheory.attention import default_stabiliser, linear_attention, per_feature_balance
+from kerneltheory.estimators import RandomFeatureEstimator
+from kerneltheory.features.positive import Positive
+from kerneltheory.testing.attention_checks import (
+    attention_convergence_check,
+    per_key_max,
+    per_query_max,
+    shared_key_max,
+    stabiliser_legality_check,
+    wls_slope,
+)
+
+DIM = 8
+ALPHA = 1e-6
+
+
+class _NoNorm(Positive):
+    """Planted defect: positive features exp(ωᵀx)/√m without the exp(−‖x‖²/2) term."""
+
+    def log_h(self, x):
+        return torch.zeros_like(x[..., :1])
+
+
+def _no_norm(m):
+    return RandomFeatureEstimator(
+        "planted/no-norm", _NoNorm(), E.get("positive/gaussian", DIM, m).law, dim=DIM, num_features=m
+    )
+
+
+def _biased_sampler(m):
+    return E.get("positive/gaussian", DIM, m, std=1.1)  # W·1.1: ω ~ N(0, 1.21 I)
+
+
+class _KeyScaled:
+    """1.05·φ(k) on keys only, queries unchanged."""
+
+    def __init__(self, est):
+        self.est = est
+
+    def draw(self, generator, batch=None):
+        fm = self.est.draw(generator, batch=batch)
+        return SimpleNamespace(query=fm.query, key=lambda x: 1.05 * fm.key(x))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convergence rate
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["positive/gaussian", "positive/orthogonal"])
+def test_convergence_passes_correct_estimators(name, kt_seed):
+    r = attention_convergence_check(name, dim=DIM, seed=kt_seed, alpha=ALPHA)
+    assert r.passed, r
+    assert r.effect_size < 0.2, r  # |slope + 1|
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "label,estimator,stabilise",
+    [
+        ("dropped ‖x‖²", _no_norm, True),
+        ("per-key stabiliser", "positive/gaussian", per_key_max),
+        ("sampler W·1.1", _biased_sampler, True),
+    ],
+)
+def test_convergence_rejects_planted_defects(label, estimator, stabilise, kt_seed):
+    r = attention_convergence_check(estimator, dim=DIM, seed=kt_seed, alpha=ALPHA, stabilise=stabilise)
+    assert not r.refused, r
+    assert not r.passed, f"{label} not detected: {r}"
+
+
+@pytest.mark.statistical
+def test_key_only_scale_cancels_and_passes(kt_seed):
+    """1.05·φ(k) on every key is a legal constant: same attention to rounding, and the check passes it."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k, v = (torch.randn(16, DIM, generator=g, dtype=torch.float64) * 0.3 for _ in range(3))
+    est = E.get("positive/gaussian", DIM, 64)
+    fm = est.draw(g)
+    scaled = SimpleNamespace(query=fm.query, key=lambda x: 1.05 * fm.key(x))
+    torch.testing.assert_close(
+        linear_attention(q, k, v, scaled), linear_attention(q, k, v, fm), rtol=0, atol=1e-13
+    )
+    r = attention_convergence_check(
+        lambda m: _KeyScaled(E.get("positive/gaussian", DIM, m)), dim=DIM, seed=kt_seed, alpha=ALPHA
+    )
+    assert r.passed, r
+
+
+@pytest.mark.statistical
+def test_equal_key_norms_hide_the_dropped_norm(kt_seed):
+    """With ‖k_j‖ equal for every key, exp(‖k‖²/2) is a shared key constant: the 'defect' is legal there."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q = torch.randn(16, DIM, generator=g, dtype=torch.float64) * 0.3
+    k = torch.randn(16, DIM, generator=g, dtype=torch.float64)
+    k = 0.85 * k / k.norm(dim=-1, keepdim=True)
+    v = torch.randn(16, DIM, generator=g, dtype=torch.float64)
+    r = attention_convergence_check(_no_norm, dim=DIM, seed=kt_seed, alpha=ALPHA, inputs=(q, k, v))
+    assert r.passed, r
+
+
+@pytest.mark.statistical
+def test_pre_asymptotic_regime_is_rejected_honestly(kt_seed):
+    """The 1/m law is asymptotic: at input std 1.0 the correct estimator's slope is ≈ −0.3 on m = 16…1024."""
+    r = attention_convergence_check("positive/gaussian", dim=DIM, seed=kt_seed, alpha=ALPHA, input_std=1.0)
+    assert not r.refused and not r.passed, r
+    slope = float(r.detail.split()[1])
+    assert -0.6 < slope < -0.1, r
+
+
+@pytest.mark.statistical
+def test_convergence_check_calibration(kt_seed):
+    """Correct estimator, 12 seeds at α = 0.05: the number of rejections is consistent with the level
+    (binomial tail p > 1e-6; the delta-method test is mildly anti-conservative, ≈ 0.07 observed)."""
+    seeds = np.random.default_rng(kt_seed).integers(0, 2**31 - 1, size=12)
+    rejections = sum(
+        not attention_convergence_check("positive/gaussian", seed=int(s), alpha=0.05).passed for s in seeds
+    )
+    assert stats.binom.sf(rejections - 1, len(seeds), 0.05) > 1e-6, rejections
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_convergence_check_calibration_thorough(kt_seed):
+    seeds = np.random.default_rng(kt_seed).integers(0, 2**31 - 1, size=200)
+    for name in ("positive/gaussian", "positive/orthogonal"):
+        rejections = sum(not attention_convergence_check(name, seed=int(s), alpha=0.05).passed for s in seeds)
+        assert stats.binom.sf(rejections - 1, len(seeds), 0.05) > 1e-6, (name, rejections)
+
+
+def test_convergence_check_refuses_and_validates():
+    r = attention_convergence_check("positive/gaussian", seed=0, draws=8)
+    assert r.refused and not r.passed
+    with pytest.raises(ValueError, match="ms"):
+        attention_convergence_check("positive/gaussian", seed=0, ms=(64, 64))
+    with pytest.raises(TypeError, match="estimator_name"):
+        attention_convergence_check(3, seed=0)
+    with pytest.raises(ValueError, match="alpha"):
+        attention_convergence_check("positive/gaussian", seed=0, alpha=0.0)
+
+
+def test_wls_slope_recovers_a_line():
+    x = np.log([16.0, 64.0, 256.0, 1024.0])
+    slope, se, chi2 = wls_slope(x, 3.0 - x, np.full(4, 0.01))
+    assert math.isclose(slope, -1.0, abs_tol=1e-12) and chi2 < 1e-20
+    assert math.isclose(se, math.sqrt(0.01 / ((x - x.mean()) ** 2).sum()), rel_tol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stabiliser legality
+# ---------------------------------------------------------------------------------------------------
+
+LEGAL = [per_query_max, shared_key_max, per_feature_balance, default_stabiliser]
+
+
+def _tiny_per_key(lq, lk):
+    """A barely illegal stabiliser: per-key shifts of size 1e-9."""
+    shift = 1e-9 * torch.arange(lk.shape[-2], dtype=lk.dtype).unsqueeze(-1)
+    return lq, lk - shift
+
+
+@pytest.mark.parametrize("name", ["positive/gaussian", "oprf/orthogonal", "hedgehog", "trig/gaussian"])
+def test_legality_check_accepts_legal_and_rejects_per_key(name, kt_generator, kt_seed):
+    q = torch.randn(2, 3, 10, 4, generator=kt_generator, dtype=torch.float64)
+    k = torch.randn(2, 3, 10, 4, generator=kt_generator, dtype=torch.float64)
+    fm = E.get(name, 4, 16).draw(kt_generator)
+    for stab in LEGAL:
+        r = stabiliser_legality_check(fm, q, k, None, stab, name=stab.__name__, seed=kt_seed)
+        assert r.passed, r
+    for stab in (per_key_max, _tiny_per_key):
+        r = stabiliser_legality_check(fm, q, k, None, stab, name=stab.__name__, seed=kt_seed)
+        assert not r.passed and not r.refused, r
+
+
+def test_legality_check_with_mask_and_large_norms(kt_generator, kt_seed):
+    q = torch.randn(2, 10, 4, generator=kt_generator, dtype=torch.float64) * 3
+    k = torch.randn(2, 10, 4, generator=kt_generator, dtype=torch.float64) * 3
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 7:] = False
+    fm = E.get("positive/gaussian", 4, 16).draw(kt_generator)
+    assert stabiliser_legality_check(
+        fm, q, k, None, shared_key_max, name="shared", seed=kt_seed, mask=mask
+    ).passed
+    assert not stabiliser_legality_check(
+        fm, q, k, None, per_key_max, name="per-key", seed=kt_seed, mask=mask
+    ).passed
+
+
+def test_legality_check_refuses_when_unstabilised_overflows(kt_generator, kt_seed):
+    """trig weights exp(‖x‖²/2) at ‖x‖ = 30 overflow float64: nothing to compare with."""
+    x = torch.randn(6, 4, generator=kt_generator, dtype=torch.float64)
+    x = 30 * x / x.norm(dim=-1, keepdim=True)
+    fm = E.get("trig/gaussian", 4, 8).draw(kt_generator)
+    r = stabiliser_legality_check(fm, x, x, None, default_stabiliser, name="default", seed=kt_seed)
+    assert r.refused and not r.passed, r
+    with pytest.raises(TypeError, match="stabiliser"):
+        stabiliser_legality_check(fm, x, x, None, "max", name="bad", seed=kt_seed)
+    with pytest.raises(ValueError, match="log features"):
+        stabiliser_legality_check(lambda t: t.exp(), x, x, None, per_query_max, name="no logs", seed=kt_seed)

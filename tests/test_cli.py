@@ -1,0 +1,60 @@
+"""The command line: report (registry + claim matrix, atomic and resumable) and audit (exit status)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerneltheory.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "user_feature_maps.py"
+
+
+def test_report_writes_markdown_and_json_and_resumes(tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = ["report", "--out", str(out), "--only", "positive/gaussian", "trig/sorf", "elu", "--quiet"]
+    assert main(args) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Claim matrix" in text and "## Registry" in text
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {e["estimator"] for e in data["matrix"]} == {"positive/gaussian", "trig/sorf", "elu"}
+    sorf = next(e for e in data["matrix"] if e["estimator"] == "trig/sorf")
+    assert {v["claim"]: v["verdict"] for v in sorf["verdicts"]}["positive"] == "refuted"
+    assert data["summary"]["failed_estimators"] == []
+    # a second run reuses the cached per-estimator results (resume) and gives the same report
+    cached = out / "matrix" / "positive__gaussian.json"
+    before = cached.stat().st_mtime_ns
+    assert main(args) == 0
+    assert cached.stat().st_mtime_ns == before
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["matrix"] == data["matrix"]
+    capsys.readouterr()
+
+
+def test_report_registry_only(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet"]) == 0
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert data["matrix"] is None and len(data["registry"]) >= 50
+    assert "positive/orthogonal" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("factory, status", [("good_prf", 0), ("broken_prf", 1)])
+def test_audit_exit_status_on_documented_examples(factory, status):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kerneltheory.cli", "audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax",
+         "--dim", "8", "--claims", "unbiased", "positive", "finite"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert ("PASSED" if status == 0 else "FAILED") in proc.stdout
+
+
+def test_audit_reports_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "no_such_module:x", "--kernel", "softmax", "--dim", "8", "--claims", "finite"])
+    assert exc.value.code == 2
+    assert "cannot import" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "laplace", "--dim", "8", "--claims", "finite"])
