@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0)
     aud.set_defaults(func=_audit)
+
+    from .commands import COMMANDS
+
+    for name in COMMANDS:
+        importlib.import_module(f"kerneltheory.commands.{name}").register(sub)
     return parser
 
 
