@@ -4,4 +4,4 @@ Each module here exposes ``register(subparsers)``, which adds its parser and set
 ``(args) -> int`` (the exit status). :data:`COMMANDS` lists the modules :mod:`kerneltheory.cli` loads.
 """
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("bench",)

@@ -77,6 +77,8 @@ class Gaussian(SpectralLaw):
 
     def _sample(self, m, generator, r):
         eps = self._normal((r, m, self.dim), generator)
+        if self.isotropic:  # chol = std·I: the product adds only zeros, so this is the same number, cheaper
+            return eps * self.std
         return self.mean + eps @ self.chol.T
 
     def char_fn(self, tau):

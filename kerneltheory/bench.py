@@ -1,0 +1,745 @@
+r"""Benchmarks: linear vs softmax attention, the moment engine, Fastfood vs a dense projection.
+
+Every speed claim is a *ratio against a baseline measured in the same run, on the same machine* (CONVENTIONS.md:
+benchmarks live in ``experiments/``, never as timed assertions in tests). Each timing is the median of
+``repeats`` calls after one untimed call (which also measures peak memory); the methods compared at one
+configuration are timed in turns (a, b, a, b, ...), so that a load change on a shared machine hits them alike.
+The raw repeats are kept in the tidy frame.
+
+* :func:`bench_attention` (issue 4) — :func:`~kerneltheory.attention.linear_attention` (non-causal and causal,
+  FAVOR+ features ``positive/orthogonal``) against :func:`~kerneltheory.attention.softmax_attention` and
+  ``torch.nn.functional.scaled_dot_product_attention`` (SDPA, the reference for the ratios), time and peak
+  memory against n. Quadratic methods stop at a stated memory cap (``softmax`` only: predicted 2·B·H·n² score
+  bytes, the scores and their softmax being alive together; SDPA picks a fused kernel with O(n) memory) or
+  time cap (the quadratic extrapolation t(n_prev)·(n/n_prev)² above ``time_cap`` seconds per call). The
+  exponent of t ∝ n^α is the least-squares slope of log median time on log n; its 95 % interval is a
+  percentile bootstrap that resamples the repeats at each n.
+* :func:`bench_engine` — (a) :func:`~kerneltheory.montecarlo.moments` throughput ÷ the rate of ``torch.matmul``
+  on the engine's own projection shapes ``[P, d] @ [r, d, m]`` (and a square GEMM, for context). Useful FLOPs
+  per draw: 4·P·m·d (the projections x·Wᵀ and y·Wᵀ) + 6·P·D (features: 2 per feature per side, a
+  transcendental counted as one; product and sum: 2 per feature) + 10·P (moment update); drawing W is not
+  counted. (b) the engine at R draws against a per-draw Python loop over ``est.draw`` and against
+  scikit-learn's ``RBFSampler`` refitted per draw, both run on a subset of the draws and extrapolated linearly.
+  Engine blocks: the largest power of two ≤ 1024 draws whose ``[block, P, D]`` tensor fits ``block_bytes``
+  (2 MiB, about one L2 cache: larger blocks were slower on the CPU, the elementwise work leaving the cache).
+* :func:`bench_fastfood` — :meth:`Fastfood.project` (O(m log d) per input) against the dense ``x @ Wᵀ`` with
+  the same W, time vs d (m = d) and vs m (d fixed), and the crossover (log-log interpolation of the ratio).
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the allocation before the call; on the CPU the
+growth of the process's resident high-water mark (``VmHWM`` after resetting it through
+``/proc/self/clear_refs``, minus ``VmRSS`` before), which misses memory the allocator reuses from earlier
+calls (None where /proc is unavailable).
+
+Example:
+    >>> from kerneltheory.bench import bench_fastfood
+    >>> res = bench_fastfood("smoke")                               # doctest: +SKIP
+    >>> res.write("experiments/bench")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .io import write_json_atomic, write_text_atomic
+
+__all__ = [
+    "BENCHMARKS",
+    "SCALES",
+    "BenchResult",
+    "bench_attention",
+    "bench_engine",
+    "bench_fastfood",
+    "crossover",
+    "engine_flops_per_draw",
+    "fit_exponent",
+    "gemm_rate",
+    "machine_info",
+    "peak_memory",
+    "resolve_device",
+    "run",
+    "time_call",
+]
+
+SCALES = ("smoke", "quick", "full")
+GiB = 2**30
+Log = Callable[[str], None] | None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"`` or ``"cuda"`` (``"cuda:i"``) as a device; CUDA must be available."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+    return dev
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return scale
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` (after ``warmup`` untimed calls), synchronising CUDA
+    before and after each call."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _proc_status(key: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
+    """Bytes of peak memory one call of ``fn`` adds (see the module docstring); None if unmeasurable."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        out = fn()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del out
+        return int(peak)
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        fn()
+        return None
+    base = _proc_status("VmRSS")
+    out = fn()
+    hwm = _proc_status("VmHWM")
+    del out
+    return None if base is None or hwm is None else max(0, hwm - base)
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict:
+    """The machine the numbers come from: CPU model, cores, torch version and threads, load, GPU name."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    info = {
+        "cpu": model,
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "device": str(device),
+    }
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------------
+
+
+def fit_exponent(
+    n, seconds, *, level: float = 0.95, boot: int = 2000, seed: int = 0
+) -> dict[str, float | int | None]:
+    """α in t ∝ n^α: the least-squares slope of log(median t) on log n over the distinct n, with a percentile
+    bootstrap interval (resampling the repeats at each n, ``boot`` times). ``n`` and ``seconds`` are paired
+    1-D sequences (one entry per repeat). Fewer than two distinct n give None."""
+    frame = pd.DataFrame({"n": np.asarray(n, dtype=float), "t": np.asarray(seconds, dtype=float)})
+    groups = [g["t"].to_numpy() for _, g in frame.groupby("n")]
+    xs = np.log(np.sort(frame["n"].unique()))
+    if len(xs) < 2:
+        return {"exponent": None, "ci_low": None, "ci_high": None, "points": len(xs)}
+    slope = float(np.polyfit(xs, np.log([np.median(g) for g in groups]), 1)[0])
+    rng = np.random.default_rng(seed)
+    boots = np.empty(boot)
+    for b in range(boot):
+        meds = [np.median(rng.choice(g, size=len(g), replace=True)) for g in groups]
+        boots[b] = np.polyfit(xs, np.log(meds), 1)[0]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"exponent": slope, "ci_low": float(lo), "ci_high": float(hi), "points": len(xs)}
+
+
+def crossover(x, ratio) -> float | None:
+    """The x where ``ratio`` (baseline time ÷ method time) first reaches 1, interpolated in log-log between
+    the bracketing points; x[0] if it starts ≥ 1, None if it never does."""
+    x, ratio = np.asarray(x, dtype=float), np.asarray(ratio, dtype=float)
+    ok = np.isfinite(ratio)
+    x, ratio = x[ok], ratio[ok]
+    for i, r in enumerate(ratio):
+        if r >= 1:
+            if i == 0:
+                return float(x[0])
+            lx, lr = np.log(x[i - 1 : i + 1]), np.log(ratio[i - 1 : i + 1])
+            return float(np.exp(lx[0] + (0 - lr[0]) * (lx[1] - lx[0]) / (lr[1] - lr[0])))
+    return None
+
+
+def _gemm_call(shape_a, shape_b, *, dtype, device, seed: int = 0) -> tuple[float, Callable[[], object]]:
+    """(FLOPs of one ``torch.matmul`` of ``[.., M, K] @ [.., K, N]``, a zero-argument call doing it)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(shape_a, generator=g, dtype=dtype).to(device)
+    b = torch.randn(shape_b, generator=g, dtype=dtype).to(device)
+    batch = math.prod(torch.broadcast_shapes(shape_a[:-2], shape_b[:-2]))
+    return 2.0 * batch * shape_a[-2] * shape_a[-1] * shape_b[-1], partial(torch.matmul, a, b)
+
+
+def gemm_rate(shape_a, shape_b, *, dtype, device, repeats: int = 5, seed: int = 0) -> float:
+    """Median FLOP/s of ``torch.matmul`` on ``[.., M, K] @ [.., K, N]`` (2·M·N·K per product, broadcast)."""
+    dev = resolve_device(device)
+    flops, fn = _gemm_call(shape_a, shape_b, dtype=dtype, device=dev, seed=seed)
+    return flops / float(np.median(time_call(fn, dev, repeats, warmup=1)))
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], device, repeats: int, inner: dict[str, int] | None = None):
+    """Seconds per call of each function, timed in turns (a, b, a, b, ...) so that a load change on a shared
+    machine hits every method alike; ``inner[name]`` calls per turn give that turn's median."""
+    inner = inner or {}
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            out[name].append(float(np.median(time_call(fn, device, inner.get(name, 1)))))
+    return out
+
+
+def engine_flops_per_draw(pairs: int, dim: int, num_features: int, feature_dim: int) -> int:
+    """Useful FLOPs of one draw of the engine (module docstring): 4·P·m·d + 6·P·D + 10·P."""
+    return 4 * pairs * num_features * dim + 6 * pairs * feature_dim + 10 * pairs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    """A benchmark's tidy frame (one row per repeat), its JSON summary, its figure and its table."""
+
+    name: str
+    frame: pd.DataFrame
+    summary: dict
+    table: pd.DataFrame
+    plot: Callable[[pd.DataFrame], object] = field(repr=False)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def figure(self):
+        return self.plot(self.frame)
+
+    def write(self, out: str | os.PathLike) -> dict[str, Path]:
+        """Write ``<name>.parquet``, ``<name>.png``, ``<name>.json`` under ``out``, each atomically."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {k: out / f"{self.name}.{k}" for k in ("parquet", "png", "json")}
+        _atomic(paths["parquet"], lambda p: self.frame.to_parquet(p, index=False))
+        fig = self.figure()
+        _atomic(paths["png"], lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
+        write_json_atomic(paths["json"], self.summary)
+        write_text_atomic(out / f"{self.name}.txt", self.table.to_string(index=False) + "\n")
+        return paths
+
+
+def _atomic(path: Path, writer: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _median_table(frame: pd.DataFrame, keys: list[str], value: str = "seconds") -> pd.DataFrame:
+    return frame.groupby(keys, sort=True)[value].median().reset_index()
+
+
+def _figure(ncols: int, width: float = 6.5):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, 4.2))
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _say(log: Log, msg: str) -> None:
+    if log is not None:
+        log(msg)
+
+
+# ---------------------------------------------------------------------------------------------------
+# (d) issue 4: linear vs softmax attention
+# ---------------------------------------------------------------------------------------------------
+
+ATTENTION_SCALES = {
+    "smoke": dict(ns=(64, 128, 256), heads=1, head_dim=8, num_features=16, repeats=2,
+                  memory_cap=2**24, time_cap=5.0),
+    "quick": dict(ns=tuple(2**k for k in range(10, 17)), heads=1, head_dim=64, num_features=256, repeats=3,
+                  memory_cap=1 * GiB, time_cap=10.0),
+    "full": dict(ns=tuple(2**k for k in range(10, 17)), heads=1, head_dim=64, num_features=256, repeats=7,
+                 memory_cap=16 * GiB, time_cap=120.0),
+}
+QUADRATIC = ("softmax", "sdpa", "sdpa_causal")
+
+
+def bench_attention(
+    scale: str = "quick", device: str | torch.device = "cpu", *, ns=None, heads: int | None = None,
+    head_dim: int | None = None, num_features: int | None = None, batch: int = 1, repeats: int | None = None,
+    memory_cap: int | None = None, time_cap: float | None = None, estimator: str = "positive/orthogonal",
+    dtype: torch.dtype = torch.float32, seed: int = 0, log: Log = None,
+) -> BenchResult:
+    """Time and peak memory of linear (``linear``, ``linear_causal``), softmax (``softmax``: the package's
+    quadratic reference) and SDPA (``sdpa``, ``sdpa_causal``) attention on ``[batch, heads, n, head_dim]``
+    against n; exponents, ratios to SDPA, and where each quadratic method stopped and why."""
+    from .attention import linear_attention, softmax_attention
+    from .estimators import get
+
+    dev = resolve_device(device)
+    cfg = dict(ATTENTION_SCALES[_check_scale(scale)])
+    for key, val in dict(ns=ns, heads=heads, head_dim=head_dim, num_features=num_features, repeats=repeats,
+                         memory_cap=memory_cap, time_cap=time_cap).items():
+        if val is not None:
+            cfg[key] = val
+    h, d, reps = cfg["heads"], cfg["head_dim"], cfg["repeats"]
+    fm = get(estimator, dim=d, num_features=cfg["num_features"], dtype=dtype, device=dev).draw(
+        torch.Generator().manual_seed(seed)
+    )
+    itemsize = torch.finfo(dtype).bits // 8
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    methods: dict[str, Callable] = {
+        "linear": lambda q, k, v: linear_attention(q, k, v, fm),
+        "linear_causal": lambda q, k, v: linear_attention(q, k, v, fm, causal=True),
+        "softmax": lambda q, k, v: softmax_attention(q, k, v),
+        "sdpa": lambda q, k, v: sdpa(q, k, v),
+        "sdpa_causal": lambda q, k, v: sdpa(q, k, v, is_causal=True),
+    }
+    rows, stopped, last = [], {}, {}
+    for n in sorted(cfg["ns"]):
+        g = torch.Generator().manual_seed(seed + n)
+        # q, k scaled by d^{-1/4}: linear attention with FAVOR+ then estimates softmax attention (MATH.md §5)
+        q, k, v = (torch.randn(batch, h, n, d, generator=g, dtype=dtype).to(dev) for _ in range(3))
+        q, k = q * d**-0.25, k * d**-0.25
+        calls, mems = {}, {}
+        for name, fn in methods.items():
+            if name in stopped:
+                continue
+            if name == "softmax" and 2 * batch * h * n * n * itemsize > cfg["memory_cap"]:
+                stopped[name] = {"n": n, "reason": f"predicted 2·B·H·n² = {2 * batch * h * n * n * itemsize / GiB:.2f}"
+                                 f" GiB of scores > memory cap {cfg['memory_cap'] / GiB:.2f} GiB"}
+                continue
+            if name in QUADRATIC and name in last:
+                n0, t0 = last[name]
+                pred = t0 * (n / n0) ** 2
+                if pred > cfg["time_cap"]:
+                    stopped[name] = {"n": n, "reason": f"predicted {pred:.1f} s per call > time cap "
+                                     f"{cfg['time_cap']:.0f} s"}
+                    continue
+            calls[name] = partial(fn, q, k, v)
+            mems[name] = peak_memory(calls[name], dev)  # also the warm-up
+        for name, times in _interleaved(calls, dev, reps).items():
+            last[name] = (n, float(np.median(times)))
+            _say(log, f"attention {name:14s} n={n:6d} median {last[name][1]:.4f} s  peak {mems[name]} B")
+            rows += [dict(method=name, n=n, repeat=i, seconds=t, peak_bytes=mems[name]) for i, t in enumerate(times)]
+        del q, k, v
+    frame = pd.DataFrame(rows).assign(
+        benchmark="attention", batch=batch, heads=h, head_dim=d, num_features=cfg["num_features"],
+        dtype=str(dtype).removeprefix("torch."), device=str(dev),
+    )
+    frame["peak_bytes"] = frame["peak_bytes"].astype("Int64")
+    med = frame.groupby(["method", "n"])["seconds"].median().unstack("method")
+    ratios = {}
+    for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal"), ("softmax", "sdpa")):
+        if method in med and base in med:
+            r = (med[method] / med[base]).dropna()
+            ratios[f"{method}/{base}"] = {int(n): float(x) for n, x in r.items()}
+    exps = {m: fit_exponent(g["n"], g["seconds"], seed=seed) for m, g in frame.groupby("method")}
+    cross = {}
+    for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal")):
+        if method in med and base in med:
+            sp = (med[base] / med[method]).dropna()
+            cross[f"{method}_vs_{base}"] = crossover(sp.index, sp.to_numpy())
+    summary = {
+        "benchmark": "attention", "scale": scale, "machine": machine_info(dev),
+        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "batch": batch,
+                     "estimator": estimator, "dtype": str(dtype), "seed": seed},
+        "exponents": exps, "time_ratio_vs_sdpa": ratios, "crossover_n_linear_faster": cross,
+        "stopped": stopped, "largest_n": {m: int(g["n"].max()) for m, g in frame.groupby("method")},
+        "peak_bytes": {m: {int(n): (None if pd.isna(b) else int(b)) for n, b in g.groupby("n")["peak_bytes"].first()
+                           .items()} for m, g in frame.groupby("method")},
+        "memory_model": "softmax keeps the n×n scores and their softmax alive together: 2·B·H·n²·itemsize bytes",
+    }
+    table = med.rename(columns=lambda c: f"{c} s")
+    for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal")):
+        if method in med and base in med:
+            table[f"{method}/{base}"] = med[method] / med[base]
+    mem = frame.groupby(["n", "method"])["peak_bytes"].first().astype("float").unstack("method") / 2**20
+    table = table.join(mem.rename(columns=lambda c: f"{c} MiB")).reset_index()
+    return BenchResult("attention", frame, summary, table, _plot_attention)
+
+
+def _plot_attention(frame: pd.DataFrame):
+    import seaborn as sns
+
+    fig, (ax1, ax2) = _figure(2)
+    order = [m for m in ("linear", "linear_causal", "softmax", "sdpa", "sdpa_causal") if m in set(frame["method"])]
+    style = dict(hue="method", hue_order=order, palette=dict(zip(order, sns.color_palette("tab10"), strict=False)),
+                 marker="o")
+    sns.lineplot(data=frame, x="n", y="seconds", estimator="median", errorbar=("pi", 100), ax=ax1, **style)
+    ax1.set(xscale="log", yscale="log", title="time per call (median; band: min–max)")
+    mem = frame.groupby(["method", "n"])["peak_bytes"].first().reset_index().dropna()
+    mem["peak MiB"] = np.maximum(mem["peak_bytes"].astype(float) / 2**20, 1e-3)
+    sns.lineplot(data=mem, x="n", y="peak MiB", ax=ax2, **style)
+    ax2.set(xscale="log", yscale="log", title="peak memory added (1 KiB floor: none seen)")
+    fig.suptitle(f"attention on {frame['device'].iloc[0]} ({frame['dtype'].iloc[0]}, d={frame['head_dim'].iloc[0]},"
+                 f" H={frame['heads'].iloc[0]}, D={frame['num_features'].iloc[0]})")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# (a), (b): the moment engine
+# ---------------------------------------------------------------------------------------------------
+
+ENGINE_SCALES = {
+    "smoke": dict(shapes=((8, 8),), pairs=16, flop_target=2e6, block_bytes=2**20, loop_shapes=((4, 8, 8),),
+                  loop_draws=64, loop_subset=16, repeats=2),
+    "quick": dict(shapes=((64, 64), (256, 256), (512, 512)), pairs=256, flop_target=5e9, block_bytes=2**21,
+                  loop_shapes=((4, 16, 16), (16, 64, 64)), loop_draws=10_000, loop_subset=200, repeats=3),
+    "full": dict(shapes=((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024)), pairs=256,
+                 flop_target=5e10, block_bytes=2**21, loop_shapes=((4, 16, 16), (16, 64, 64), (64, 256, 256)),
+                 loop_draws=10_000, loop_subset=1000, repeats=5),
+}
+
+
+def _pairs(p: int, d: int, seed: int, dtype, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(p, d, generator=g, dtype=dtype) / math.sqrt(d)
+    y = x + 0.5 * torch.randn(p, d, generator=g, dtype=dtype) / math.sqrt(d)
+    return x.to(dev), y.to(dev)
+
+
+def _profile_shares(fn: Callable[[], object], top: int = 8, calls: int = 3) -> dict[str, float]:
+    """Share of self CPU time per aten op over ``calls`` calls of ``fn`` (torch.profiler), the ``top`` largest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    rows = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
+    total = sum(t for _, t in rows) or 1.0
+    return {k: round(t / total, 4) for k, t in sorted(rows, key=lambda kv: -kv[1])[:top]}
+
+
+def _block_for(pairs: int, width: int, dtype: torch.dtype, budget: int) -> int:
+    """Draws per engine block: the largest power of two ≤ 1024 whose ``[r, P, width]`` tensor fits ``budget``."""
+    per_draw = pairs * width * (torch.finfo(dtype).bits // 8)
+    return max(1, min(1024, 2 ** int(math.floor(math.log2(max(1, budget // per_draw))))))
+
+
+def _engine(est, x, y, draws: int, block: int, seed: int, dev):
+    """The engine under test: ``moments`` over ``est.sample_estimates`` (all draws of a block in one op)."""
+    from .montecarlo import moments
+
+    return moments(lambda g, r: est.sample_estimates(x, y, g, r), draws, seed=seed, block=block, device=dev)
+
+
+def _loop_moments(est, x, y, draws: int, seed: int):
+    """The naive baseline: one ``est.draw`` and one evaluation per draw in Python, then the moments."""
+    from .montecarlo import Moments
+
+    g = torch.Generator().manual_seed(seed)
+    vals = []
+    for _ in range(draws):
+        fx, fy = est.draw(g).pair(x, y)
+        vals.append((fx * fy).sum(-1))
+    return Moments.from_samples(torch.stack(vals))
+
+
+def _rbf_moments(x: np.ndarray, y: np.ndarray, num_features: int, gamma: float, draws: int, seed: int):
+    """scikit-learn's RBFSampler refitted per draw (√(2/m) cos(ωᵀx + b), ω ~ N(0, 2γI)), then the moments."""
+    from sklearn.kernel_approximation import RBFSampler
+
+    from .montecarlo import Moments
+
+    vals = np.empty((draws, x.shape[0]))
+    for r in range(draws):
+        s = RBFSampler(gamma=gamma, n_components=num_features, random_state=seed + r).fit(x)
+        vals[r] = (s.transform(x) * s.transform(y)).sum(1)
+    return Moments.from_samples(torch.from_numpy(vals))
+
+
+def bench_engine(
+    scale: str = "quick", device: str | torch.device = "cpu", *, shapes=None, pairs: int | None = None,
+    repeats: int | None = None, estimator: str = "trig/gaussian", dtype: torch.dtype = torch.float64,
+    seed: int = 0, log: Log = None,
+) -> BenchResult:
+    """(a) engine FLOP/s ÷ same-shape GEMM FLOP/s per (d, m); (b) engine vs a per-draw loop and vs
+    RBFSampler refitted per draw at R draws (``trig_phase/gaussian``, the map RBFSampler computes)."""
+    from .estimators import get
+
+    dev = resolve_device(device)
+    cfg = dict(ENGINE_SCALES[_check_scale(scale)])
+    for key, val in dict(shapes=shapes, pairs=pairs, repeats=repeats).items():
+        if val is not None:
+            cfg[key] = val
+    p, reps = cfg["pairs"], cfg["repeats"]
+    rows, throughput, profiles = [], [], {}
+    square = 2048 if dev.type == "cuda" else 1024
+    peak_square = gemm_rate((square, square), (square, square), dtype=dtype, device=dev, repeats=reps)
+    for d, m in cfg["shapes"]:
+        est = get(estimator, dim=d, num_features=m, dtype=dtype, device=dev)
+        x, y = _pairs(p, d, seed, dtype, dev)
+        per_draw = engine_flops_per_draw(p, d, m, est.feature_dim)
+        block = _block_for(p, max(m, est.feature_dim), dtype, cfg["block_bytes"])
+        draws = max(block, int(round(cfg["flop_target"] / per_draw / block)) * block)
+        gemm_flops, gemm = _gemm_call((p, d), (block, d, m), dtype=dtype, device=dev, seed=seed)
+        _engine(est, x, y, block, block, seed, dev)  # warm-ups: one block, one product
+        time_call(gemm, dev, 2)
+        turns = _interleaved({"engine": partial(_engine, est, x, y, draws, block, seed, dev), "gemm": gemm}, dev,
+                             reps, inner={"gemm": 5})
+        t_eng, t_gemm = turns["engine"], turns["gemm"]
+        rate_gemm = gemm_flops / float(np.median(t_gemm))
+        rows += [dict(part="throughput", method="gemm_same_shapes", dim=d, num_features=m, pairs=p, draws=block,
+                      repeat=i, seconds=t, flops=gemm_flops, extrapolated=False) for i, t in enumerate(t_gemm)]
+        if dev.type == "cpu":
+            profiles[f"d={d},m={m}"] = _profile_shares(partial(est.sample_estimates, x, y,
+                                                               torch.Generator().manual_seed(seed), block))
+        rate_eng = per_draw * draws / float(np.median(t_eng))
+        _say(log, f"engine d={d} m={m}: {rate_eng / 1e9:.2f} GFLOP/s vs GEMM {rate_gemm / 1e9:.2f} GFLOP/s")
+        rows += [dict(part="throughput", method="engine", dim=d, num_features=m, pairs=p, draws=draws, repeat=i,
+                      seconds=t, flops=per_draw * draws, extrapolated=False) for i, t in enumerate(t_eng)]
+        throughput.append(dict(dim=d, num_features=m, pairs=p, draws=draws, block=block,
+                               engine_flops_per_draw=per_draw, engine_gflops=rate_eng / 1e9,
+                               gemm_gflops_same_shapes=rate_gemm / 1e9, ratio=rate_eng / rate_gemm,
+                               ratio_vs_square_gemm=rate_eng / peak_square,
+                               target_met=(rate_eng / rate_gemm >= 0.5) if min(d, m) >= 256 else None))
+    speedups = []
+    for d, m, pp in cfg["loop_shapes"]:
+        est = get("trig_phase/gaussian", dim=d, num_features=m, dtype=dtype, device=dev)
+        x, y = _pairs(pp, d, seed, dtype, dev)
+        big, sub = cfg["loop_draws"], cfg["loop_subset"]
+        block = _block_for(pp, max(m, est.feature_dim), dtype, cfg["block_bytes"])
+        fns = {"engine": partial(_engine, est, x, y, big, block, seed, dev),
+               "loop": partial(_loop_moments, est, x, y, sub, seed)}
+        try:
+            import sklearn  # noqa: F401
+
+            xn, yn = x.cpu().numpy(), y.cpu().numpy()
+            fns["rbf"] = partial(_rbf_moments, xn, yn, m, 0.5, sub, seed)
+        except ImportError:
+            pass
+        _engine(est, x, y, block, block, seed, dev)  # warm-ups: one block, a few draws of each loop
+        _loop_moments(est, x, y, 2, seed)
+        if "rbf" in fns:
+            _rbf_moments(xn, yn, m, 0.5, 2, seed)
+        turns = _interleaved(fns, dev, reps)
+        t_eng, t_loop, t_rbf = turns["engine"], turns["loop"], turns.get("rbf", [])
+        result = dict(dim=d, num_features=m, pairs=pp, draws=big, block=block, subset=sub,
+                      engine_s=float(np.median(t_eng)), loop_s=float(np.median(t_loop)) * big / sub)
+        for i, t in enumerate(t_eng):
+            rows.append(dict(part="vs_loop", method="engine", dim=d, num_features=m, pairs=pp, draws=big, repeat=i,
+                             seconds=t, flops=None, extrapolated=False))
+        for i, t in enumerate(t_loop):
+            rows.append(dict(part="vs_loop", method="python_loop", dim=d, num_features=m, pairs=pp, draws=big,
+                             repeat=i, seconds=t * big / sub, flops=None, extrapolated=True))
+        result["rbf_s"] = float(np.median(t_rbf)) * big / sub if t_rbf else None
+        rows += [dict(part="vs_loop", method="sklearn_rbf", dim=d, num_features=m, pairs=pp, draws=big,
+                      repeat=i, seconds=t * big / sub, flops=None, extrapolated=True) for i, t in enumerate(t_rbf)]
+        result["speedup_vs_loop"] = result["loop_s"] / result["engine_s"]
+        result["speedup_vs_rbf"] = None if result["rbf_s"] is None else result["rbf_s"] / result["engine_s"]
+        result["target_met"] = result["speedup_vs_loop"] >= 100 and (result["speedup_vs_rbf"] or 0) >= 100
+        _say(log, f"engine vs loops d={d} m={m} P={pp}: ×{result['speedup_vs_loop']:.0f} loop, "
+             f"×{result['speedup_vs_rbf'] or float('nan'):.0f} RBFSampler")
+        speedups.append(result)
+    frame = pd.DataFrame(rows).assign(benchmark="engine", dtype=str(dtype).removeprefix("torch."), device=str(dev))
+    frame["flops"] = frame["flops"].astype("float")
+    summary = {
+        "benchmark": "engine", "scale": scale, "machine": machine_info(dev),
+        "settings": {**{k: (list(map(list, v)) if k.endswith("shapes") else v) for k, v in cfg.items()},
+                     "estimator_throughput": estimator, "estimator_vs_loop": "trig_phase/gaussian",
+                     "rbf_gamma": 0.5, "dtype": str(dtype), "seed": seed},
+        "flop_count": "per draw: 4·P·m·d (x·Wᵀ and y·Wᵀ) + 6·P·D (features 2/feature/side, product+sum 2/feature)"
+                      " + 10·P (moments); drawing W not counted",
+        "square_gemm_gflops": peak_square / 1e9, "square_gemm_size": square,
+        "throughput": throughput, "vs_loop": speedups,
+        "profile_self_cpu_share": profiles or "CPU only (torch.profiler self CPU time of one block's estimates)",
+        "extrapolation": "python_loop and sklearn_rbf are timed on `subset` draws and scaled by draws/subset",
+    }
+    table = pd.concat([pd.DataFrame(throughput)[["dim", "num_features", "engine_gflops", "gemm_gflops_same_shapes",
+                                                  "ratio"]],
+                       pd.DataFrame(speedups)[["dim", "num_features", "draws", "engine_s", "loop_s", "rbf_s",
+                                               "speedup_vs_loop", "speedup_vs_rbf"]]], keys=["(a)", "(b)"])
+    return BenchResult("engine", frame, summary, table.reset_index(level=0, names=["part"]), _plot_engine)
+
+
+def _plot_engine(frame: pd.DataFrame):
+    import seaborn as sns
+
+    fig, (ax1, ax2) = _figure(2)
+    thr = frame[frame["part"] == "throughput"].copy()
+    thr["GFLOP/s"] = thr["flops"] / thr["seconds"] / 1e9
+    thr["shape"] = "d=" + thr["dim"].astype(str) + ", m=" + thr["num_features"].astype(str)
+    sns.barplot(data=thr, x="shape", y="GFLOP/s", hue="method", estimator="median", errorbar=("pi", 100), ax=ax1)
+    ax1.set(title="(a) GFLOP/s: engine vs matmul, same shapes")
+    vs = frame[frame["part"] == "vs_loop"].copy()
+    vs["shape"] = "d=" + vs["dim"].astype(str) + ", m=" + vs["num_features"].astype(str) + \
+        ", P=" + vs["pairs"].astype(str)
+    sns.barplot(data=vs, x="shape", y="seconds", hue="method", estimator="median", errorbar=("pi", 100), ax=ax2)
+    ax2.set(yscale="log", title=f"(b) time for R={int(vs['draws'].max()) if len(vs) else 0} draws (loops extrap.)")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# (c) Fastfood vs dense projection
+# ---------------------------------------------------------------------------------------------------
+
+FASTFOOD_SCALES = {
+    "smoke": dict(dims=(8, 16, 32), m_dim=16, ms=(8, 32), n=32, repeats=2),
+    "quick": dict(dims=(16, 64, 256, 1024, 2048, 4096), m_dim=1024, ms=(64, 256, 1024, 4096), n=1024, repeats=5),
+    "full": dict(dims=tuple(2**k for k in range(4, 14)), m_dim=1024, ms=tuple(2**k for k in range(5, 14)), n=4096,
+                 repeats=9),
+}
+
+
+def bench_fastfood(
+    scale: str = "quick", device: str | torch.device = "cpu", *, dims=None, ms=None, m_dim: int | None = None,
+    n: int | None = None, repeats: int | None = None, dtype: torch.dtype = torch.float32, seed: int = 0,
+    log: Log = None,
+) -> BenchResult:
+    """``Fastfood.project`` (two fast Walsh–Hadamard transforms per block) against ``x @ Wᵀ`` with the same
+    dense W, for n inputs: sweep ``d`` with m = d, and sweep ``m`` at d = ``m_dim``; crossovers."""
+    from .spectral.fastfood import Fastfood, fastfood_matrix
+
+    dev = resolve_device(device)
+    cfg = dict(FASTFOOD_SCALES[_check_scale(scale)])
+    for key, val in dict(dims=dims, ms=ms, m_dim=m_dim, n=n, repeats=repeats).items():
+        if val is not None:
+            cfg[key] = val
+    cases = [("d", d, d) for d in cfg["dims"]] + [("m", cfg["m_dim"], m) for m in cfg["ms"]]
+    rows, agree = [], {}
+    for sweep, d, m in cases:
+        law = Fastfood(d, dtype=dtype, device=dev)
+        g = torch.Generator().manual_seed(seed)
+        params = law.sample_structured(m, g)
+        w = fastfood_matrix(params, d, dtype=dtype, device=dev)
+        x = torch.randn(cfg["n"], d, generator=g, dtype=dtype).to(dev)
+        fns = {"fastfood": lambda law=law, x=x, params=params: law.project(x, params),
+               "dense": lambda x=x, w=w: x @ w.T}
+        agree[f"{sweep}:{d}x{m}"] = float((fns["fastfood"]() - fns["dense"]()).abs().max()
+                                          / fns["dense"]().abs().max())
+        mems = {name: peak_memory(fn, dev) for name, fn in fns.items()}  # also the warm-ups
+        for name, times in _interleaved(fns, dev, cfg["repeats"]).items():
+            rows += [dict(sweep=sweep, method=name, dim=d, num_features=m, repeat=i, seconds=t,
+                          peak_bytes=mems[name]) for i, t in enumerate(times)]
+            _say(log, f"fastfood {sweep}-sweep {name:8s} d={d} m={m}: {np.median(times):.5f} s")
+    frame = pd.DataFrame(rows).assign(benchmark="fastfood", n=cfg["n"], dtype=str(dtype).removeprefix("torch."),
+                                      device=str(dev))
+    frame["peak_bytes"] = frame["peak_bytes"].astype("Int64")
+    out = {}
+    for sweep, key in (("d", "dim"), ("m", "num_features")):
+        med = frame[frame["sweep"] == sweep].groupby([key, "method"])["seconds"].median().unstack("method")
+        ratio = med["dense"] / med["fastfood"]
+        out[sweep] = {"dense_over_fastfood": {int(k): float(v) for k, v in ratio.items()},
+                      "crossover": crossover(ratio.index, ratio.to_numpy())}
+    summary = {
+        "benchmark": "fastfood", "scale": scale, "machine": machine_info(dev),
+        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "dtype": str(dtype),
+                     "seed": seed},
+        "ratio_vs_d (m = d)": out["d"]["dense_over_fastfood"], "crossover_d": out["d"]["crossover"],
+        f"ratio_vs_m (d = {cfg['m_dim']})": out["m"]["dense_over_fastfood"], "crossover_m": out["m"]["crossover"],
+        "max_relative_difference_fastfood_vs_dense": agree,
+        "ratio_definition": "dense time ÷ fastfood time (> 1: Fastfood faster); crossover: log-log interpolation",
+    }
+    table = frame.groupby(["sweep", "dim", "num_features", "method"])["seconds"].median().unstack("method")
+    table["dense/fastfood"] = table["dense"] / table["fastfood"]
+    return BenchResult("fastfood", frame, summary, table.reset_index(), _plot_fastfood)
+
+
+def _plot_fastfood(frame: pd.DataFrame):
+    import seaborn as sns
+
+    fig, (ax1, ax2) = _figure(2)
+    for ax, sweep, x, title in ((ax1, "d", "dim", "m = d"), (ax2, "m", "num_features", "d fixed")):
+        part = frame[frame["sweep"] == sweep]
+        sns.lineplot(data=part, x=x, y="seconds", hue="method", marker="o", estimator="median",
+                     errorbar=("pi", 100), ax=ax)
+        ax.set(xscale="log", yscale="log", title=f"x·Wᵀ for n={frame['n'].iloc[0]} inputs, {title}")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------
+
+BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
+    "attention": bench_attention,
+    "engine": bench_engine,
+    "fastfood": bench_fastfood,
+}
+
+
+def run(
+    names=("attention", "engine", "fastfood"), *, scale: str = "quick", device: str = "cpu",
+    out: str | os.PathLike = "experiments/bench", log: Log = None, **overrides,
+) -> dict[str, BenchResult]:
+    """Run the named benchmarks, write each one's parquet, png, json (and table .txt) under ``out``."""
+    results = {}
+    for name in names:
+        if name not in BENCHMARKS:
+            raise ValueError(f"benchmark must be one of {sorted(BENCHMARKS)}, got {name!r}")
+    for name in names:
+        _say(log, f"== {name} ({scale}, {device})")
+        res = BENCHMARKS[name](scale, device, log=log, **overrides.get(name, {}))
+        res.paths = res.write(out)
+        results[name] = res
+    return results
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
