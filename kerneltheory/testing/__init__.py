@@ -6,6 +6,10 @@
   median of means, variance, exhaustive properties);
 * :mod:`~kerneltheory.testing.attention_checks` — linear attention's error against exact attention falls like
   m^{−1/2}; stabilisers leave attention unchanged;
+* :mod:`~kerneltheory.testing.samplers` — distribution checks of a law's rows (KS of coordinates, projections and
+  norms, sign balance per row index, orthogonality within blocks, scale);
+* :mod:`~kerneltheory.testing.ordering` — ordering claims (orthogonal ≤ iid, hyperbolic ≤ positive, OPRF ≤
+  positive on its sequence, paired ≤ phase) and the 1/m law;
 * :mod:`~kerneltheory.testing.inputs` — input families; :mod:`~kerneltheory.testing.strategies` — hypothesis
   strategies; :mod:`~kerneltheory.testing.plugin` — the pytest plugin (``--kt-seed``, ``kt_seed``).
 """
@@ -14,6 +18,8 @@ from . import strategies
 from .attention_checks import attention_convergence_check, stabiliser_legality_check
 from .checks import CheckResult
 from .matrix import Verdict, verify_estimator
+from .ordering import one_over_m_check, ordering_claims, variance_ordering_check
+from .samplers import sampler_checks
 from .seeds import seed_for
 from .verify import Report, assert_feature_map, check_feature_map
 
@@ -28,4 +34,8 @@ __all__ = [
     "seed_for",
     "strategies",
     "verify_estimator",
+    "one_over_m_check",
+    "ordering_claims",
+    "sampler_checks",
+    "variance_ordering_check",
 ]

@@ -1,0 +1,492 @@
+r"""Ordering claims between estimators ("A has lower variance than B") and the 1/m law of the variance.
+
+**Ordering** (:func:`variance_ordering_check`). The claim is H₀: Var_A,p ≤ Var_B,p for every pair p (or, with
+``aggregate="mean"``, for the mean over the pairs of a sequence). It is rejected when A's sample variance
+significantly *exceeds* B's. A and B are drawn independently (two child seeds of ``seed``) and compared on the
+log scale, where the sampling distribution of s² is nearly symmetric and its spread depends on the kurtosis κ
+only:
+
+    z_p = (ℓ_A,p − ℓ_B,p) / √(v_A,p + v_B,p),   ℓ = log s² + v/2,   v = V/s⁴,
+    V = (μ̂₄ − s⁴(n − 3)/(n − 1))/n ≈ Var(s²)   (so v ≈ (κ − 1)/n, the delta method),
+
+one-sided, p_p = 1 − Φ(z_p), Bonferroni over the pairs (P · min p_p); v/2 removes the first-order bias of
+log s². The normal approximation is used only where the fourth-moment guard of
+:func:`~kerneltheory.testing.checks.clt_guard` holds for both samples (as in ``checks.variance_check``);
+otherwise the check refuses. With ``aggregate="mean"`` the statistic is log Σ_p s²_A,p − log Σ_p s²_B,p, with
+V from the per-draw sums U_r = Σ_p (X_rp − X̄_p)² (Σ_p s²_p = Σ_r U_r/(n − 1); the pairs of one draw are
+dependent), and the guard is applied to U as well: U has the tails of X², so for positive features this asks
+for the eighth moment and admits only small norms at a quick budget. Pairs with zero variance on both sides
+(z = 0 for positive features, τ = 0 for trig) carry no ordering and get p = 1. The effect size is
+max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere.
+A check of this kind cannot *confirm* an ordering, only fail to refute it; the meta-tests therefore also plant
+reversals and assert that they are rejected, and :func:`closed_form_ordering_check` verifies the ordering
+exactly where the variances have closed forms (kerneltheory.theory).
+
+**The 1/m law** (:func:`one_over_m_check`). For m in ``ms`` (independent draws per m), the slope β of log s²_p
+against log m is fitted per pair by weighted least squares with the delta-method variances
+Var(log s²) ≈ Var(s²)/s⁴ (log s² is corrected for its first-order bias −Var(s²)/(2s⁴)); H₀: β = −1,
+z = (β̂ + 1)/SE(β̂), two-sided, Bonferroni over the pairs; the effect is max_p |β̂_p + 1|. For iid frequencies
+Var = v₁/m exactly, so β = −1. Orthogonal blocks are different: with ρ the covariance of two rows of one block,
+Var = (v₁ − ρ)/m + ρ for m ≤ d, and (v₁ + (d − 1)ρ)/m when m is a multiple of d — exactly 1/m across whole
+blocks, faster than 1/m (ρ < 0) below one block.
+
+:func:`ordering_claims` lists the orderings claimed in the literature, each with the estimators to compare and,
+where one exists, the closed form to verify exactly.
+
+Example:
+    >>> import torch
+    >>> import kerneltheory.estimators as E
+    >>> x, y = 0.3 * torch.eye(4, dtype=torch.float64), torch.full((4, 4), 0.2, dtype=torch.float64)
+    >>> hyp, pos = E.get("hyperbolic/gaussian", 4, 16), E.get("positive/gaussian", 4, 16)
+    >>> row = variance_ordering_check(hyp, pos, x, y, draws=2000, seed=0)
+    >>> row.passed, row.effect_size < 0
+    (True, True)
+    >>> variance_ordering_check(pos, hyp, x, y, draws=2000, seed=0).passed  # the reversed claim is refuted
+    False
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .. import estimators as E
+from .. import theory
+from .._validation import check_int, check_points, check_real
+from ..montecarlo import Moments, moments
+from .checks import CheckResult, clt_guard, property_check, rounding_floor
+
+__all__ = [
+    "OrderingClaim",
+    "closed_form_ordering_check",
+    "one_over_m_check",
+    "ordering_claims",
+    "variance_ordering_check",
+]
+
+Aggregate = Literal["pairs", "mean"]
+_F64 = torch.float64
+
+
+def child_seed(seed: int, k: int) -> int:
+    """The k-th independent child seed of ``seed`` (its own SeedSequence spawn key), a 63-bit integer."""
+    state = np.random.SeedSequence(seed, spawn_key=(0x0D3E, k)).generate_state(1, dtype=np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+def _estimates(est, x, y) -> Callable[[torch.Generator, int], torch.Tensor]:
+    if hasattr(est, "sample_estimates"):
+        return lambda g, r: est.sample_estimates(x, y, g, r)
+    if callable(est):
+        return est
+    raise TypeError(
+        "an estimator must have sample_estimates(x, y, generator, r) or be a callable estimates(generator, r), "
+        f"got {type(est).__name__}"
+    )
+
+
+def _draw(est, x, y, draws: int, seed: int, block: int) -> tuple[Moments, torch.Tensor]:
+    """Moments (montecarlo.moments, bitwise reproducible) and the raw [draws, P] samples."""
+    kept: list[torch.Tensor] = []
+    f = _estimates(est, x, y)
+
+    def capture(g, r):
+        out = f(g, r)
+        kept.append(out.detach().to("cpu", _F64))
+        return out
+
+    with torch.no_grad():
+        m = moments(capture, draws, seed=seed, block=block)
+    return m, torch.cat(kept)
+
+
+def _var_of_s2(m: Moments) -> torch.Tensor:
+    """Var(s²) ≈ (μ̂₄ − s⁴(n − 3)/(n − 1))/n, floored at the Gaussian value 2s⁴/(n − 1)."""
+    n, s2 = m.count, m.variance
+    v = (m.fourth_central - s2**2 * (n - 3) / (n - 1)) / n
+    return torch.where(v > 0, v, 2 * s2**2 / (n - 1))
+
+
+def _log_s2(s2, var_s2, positive) -> tuple[torch.Tensor, torch.Tensor]:
+    """log s² with its first-order bias removed (E log s² ≈ log σ² − Var(s²)/(2σ⁴)) and its delta-method
+    variance Var(s²)/s⁴; 0 where s² is 0."""
+    safe = torch.where(positive, s2, torch.ones_like(s2))
+    v = torch.where(positive, var_s2 / safe**2, torch.zeros_like(s2))
+    return torch.log(safe) + v / 2, v
+
+
+def _refused(name, claim, alpha, n, seed, detail) -> CheckResult:
+    return CheckResult(
+        name=name,
+        claim=claim,
+        statistic=math.nan,
+        p_value=math.nan,
+        alpha=alpha,
+        effect_size=math.nan,
+        sample_size=n,
+        seed=seed,
+        method="refused",
+        passed=False,
+        detail=detail,
+    )
+
+
+def _check_common(x, y, draws, seed, alpha):
+    x = check_points(x, "x")
+    y = check_points(y, "y")
+    if x.dim() != 2 or x.shape != y.shape:
+        raise ValueError(f"x and y must both have shape [P, d], got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (
+        x,
+        y,
+        check_int(draws, "draws", minimum=2),
+        check_int(seed, "seed", minimum=0),
+        check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True),
+    )
+
+
+def variance_ordering_check(
+    better,
+    worse,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    draws: int,
+    seed: int,
+    alpha: float = 1e-6,
+    name: str | None = None,
+    aggregate: Aggregate = "pairs",
+    block: int = 256,
+) -> CheckResult:
+    """Test the claim Var(``better``) ≤ Var(``worse``) at the P pairs (x_p, y_p) (see the module docstring).
+
+    ``better``/``worse``: estimators with ``sample_estimates(x, y, generator, r) -> [r, P]`` (e.g. from
+    :func:`kerneltheory.estimators.get`) or callables ``estimates(generator, r) -> [r, P]``. Data-dependent
+    estimators (OPRF) take their statistics from the whole of x and y. ``aggregate``: ``"pairs"`` (every pair,
+    Bonferroni) or ``"mean"`` (the mean variance over the pairs: a sequence-level claim).
+    """
+    x, y, n, seed, alpha = _check_common(x, y, draws, seed, alpha)
+    if aggregate not in ("pairs", "mean"):
+        raise ValueError(f"aggregate must be 'pairs' or 'mean', got {aggregate!r}")
+    name = name or f"{getattr(better, 'name', 'better')} ≤ {getattr(worse, 'name', 'worse')}"
+    mb, sb = _draw(better, x, y, n, child_seed(seed, 0), block)
+    mw, sw = _draw(worse, x, y, n, child_seed(seed, 1), block)
+    if aggregate == "mean":  # one "pair": Σ_p s²_p = Σ_r U_r/(n − 1), U_r = Σ_p (X_rp − X̄_p)²
+        vb, vw = mb.variance.sum(0, keepdim=True), mw.variance.sum(0, keepdim=True)
+        ub = Moments.from_samples(((sb - mb.mean) ** 2).sum(-1, keepdim=True))
+        uw = Moments.from_samples(((sw - mw.mean) ** 2).sum(-1, keepdim=True))
+        var_b, var_w = ub.variance / n * (n / (n - 1)) ** 2, uw.variance / n * (n / (n - 1)) ** 2
+    else:
+        vb, vw = mb.variance, mw.variance
+        var_b, var_w = _var_of_s2(mb), _var_of_s2(mw)
+    ok_b, worst_b = clt_guard(mb)  # the per-pair fourth-moment guard, as in checks.variance_check
+    ok_w, worst_w = clt_guard(mw)
+    if aggregate == "mean":  # and the guard of the mean of U itself (its tails are those of X²)
+        (ok_ub, worst_ub), (ok_uw, worst_uw) = clt_guard(ub), clt_guard(uw)
+        ok_b, worst_b = ok_b and ok_ub, max(worst_b, worst_ub)
+        ok_w, worst_w = ok_w and ok_uw, max(worst_w, worst_uw)
+    if not (ok_b and ok_w):
+        return _refused(
+            name,
+            "ordering",
+            alpha,
+            n,
+            seed,
+            f"fourth moment too large for {n} draws (guard {max(worst_b, worst_w):.3g})",
+        )
+    floor = rounding_floor(vb, vw)
+    pos_b, pos_w = vb > floor, vw > floor
+    lb, rb = _log_s2(vb, var_b, pos_b)
+    lw, rw = _log_s2(vw, var_w, pos_w)
+    z = (lb - lw) / (rb + rw).sqrt()
+    z = torch.where(pos_b & pos_w, z, torch.where(pos_b, math.inf, 0.0))  # 0 vs 0: nothing to order
+    both_zero = ~pos_b & ~pos_w
+    p = torch.from_numpy(stats.norm.sf(z.numpy()))
+    idx = int(torch.argmax(torch.where(both_zero, -math.inf, z))) if bool((~both_zero).any()) else 0
+    p_adj = min(1.0, float(p[idx]) * p.numel())
+    ratio = torch.where(vw > floor, vb / torch.where(vw > floor, vw, torch.ones_like(vw)), math.inf)
+    ratio = torch.where(both_zero, 1.0, ratio)
+    effect = float((ratio - 1)[~both_zero].max()) if bool((~both_zero).any()) else 0.0
+    what = "mean over pairs" if aggregate == "mean" else f"pair {idx}"
+    return CheckResult(
+        name=name,
+        claim="ordering",
+        statistic=float(z[idx]),
+        p_value=p_adj,
+        alpha=alpha,
+        effect_size=effect,
+        sample_size=n,
+        seed=seed,
+        method="one-sided z on log s²(better) − log s²(worse), fourth-moment SE"
+        + (" (bonferroni over pairs)" if aggregate == "pairs" else " (sum over pairs)"),
+        passed=p_adj > alpha,
+        detail=f"worst {what}: s² {float(vb[idx]):.6g} vs {float(vw[idx]):.6g} (ratio {float(ratio[idx]):.4g}); "
+        f"median ratio {float(ratio.median()):.4g}",
+    )
+
+
+def closed_form_ordering_check(
+    better: torch.Tensor,
+    worse: torch.Tensor,
+    *,
+    name: str,
+    seed: int = 0,
+    alpha: float = 1e-6,
+    aggregate: Aggregate = "pairs",
+) -> CheckResult:
+    """Exact check of ``better`` ≤ ``worse`` for closed-form values per pair (variances, or log second moments):
+    every pair (or the means, ``aggregate="mean"``), up to the rounding floor of both. The effect size is the
+    largest ``better − worse`` relative to |worse| (negative when the ordering holds strictly)."""
+    b, w = better.detach().to(_F64).flatten(), worse.detach().to(_F64).flatten()
+    if b.shape != w.shape:
+        raise ValueError(
+            f"better and worse must have the same shape, got {tuple(b.shape)} and {tuple(w.shape)}"
+        )
+    if aggregate == "mean":
+        b, w = b.mean(0, keepdim=True), w.mean(0, keepdim=True)
+    floor = rounding_floor(b, w)
+    bad = b > w + floor
+    rel = (b - w) / torch.where(w.abs() > floor, w.abs(), torch.ones_like(w))
+    trivial = (b.abs() <= floor) & (w.abs() <= floor)  # both 0 up to rounding: nothing to order
+    rel = torch.where(trivial & ~bad, -math.inf, rel)
+    idx = int(torch.argmax(rel)) if bool((~trivial | bad).any()) else 0
+    rel = torch.where(torch.isinf(rel), 0.0, rel)
+    row = property_check(
+        int(bad.sum()),
+        b.numel(),
+        claim="ordering",
+        name=name,
+        seed=seed,
+        alpha=alpha,
+        example=f"worst {'mean' if aggregate == 'mean' else f'pair {idx}'}: {float(b[idx]):.6g} vs {float(w[idx]):.6g}",
+    )
+    row.method = "closed form (exhaustive)"
+    row.effect_size = float(rel[idx])
+    return row
+
+
+def _fit_slope(
+    logm: torch.Tensor, logv: torch.Tensor, var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares slope and its standard error per column: logm [K], logv/var [K, P]."""
+    w = 1.0 / var
+    xbar = (w * logm[:, None]).sum(0) / w.sum(0)
+    ybar = (w * logv).sum(0) / w.sum(0)
+    sxx = (w * (logm[:, None] - xbar) ** 2).sum(0)
+    slope = (w * (logm[:, None] - xbar) * (logv - ybar)).sum(0) / sxx
+    return slope, 1.0 / sxx.sqrt()
+
+
+def one_over_m_check(
+    estimator,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    ms: Sequence[int] = (8, 32, 128, 512),
+    draws: int,
+    seed: int,
+    alpha: float = 1e-6,
+    name: str | None = None,
+    block: int = 256,
+    **kw,
+) -> CheckResult:
+    """Test H₀: Var ∝ 1/m (slope −1 of log s² against log m) at the P pairs (see the module docstring).
+
+    ``estimator``: a registry name (built with :func:`kerneltheory.estimators.get` at d = x.shape[-1] and
+    each m, with ``**kw``) or a callable ``make(m)`` returning an estimator (``sample_estimates``) or an
+    ``estimates(generator, r)`` callable. Pairs whose variance is 0 at some m (deterministic estimates, e.g.
+    positive features at z = 0) carry no slope and are left out; the detail says how many.
+    """
+    x, y, n, seed, alpha = _check_common(x, y, draws, seed, alpha)
+    ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
+    if len(set(ms)) < 2:
+        raise ValueError(f"ms must hold at least two distinct feature counts, got {ms}")
+    if isinstance(estimator, str):
+        label = estimator
+        make = lambda m: E.get(label, x.shape[-1], m, **kw)  # noqa: E731
+    elif callable(estimator):
+        label, make = getattr(estimator, "__name__", "estimator"), estimator
+    else:
+        raise TypeError(
+            f"estimator must be a registry name or a callable make(m), got {type(estimator).__name__}"
+        )
+    name = name or f"{label}: Var ∝ 1/m over m = {ms}"
+    logv, var_log, nonzero = [], [], []
+    for k, m in enumerate(ms):
+        mom, _ = _draw(make(m), x, y, n, child_seed(seed, k), block)
+        ok, worst = clt_guard(mom)
+        if not ok:
+            return _refused(
+                name,
+                "1/m",
+                alpha,
+                n,
+                seed,
+                f"fourth moment too large for {n} draws at m = {m} (guard {worst:.3g})",
+            )
+        s2 = mom.variance
+        pos = s2 > rounding_floor(s2)
+        lv, v = _log_s2(s2, _var_of_s2(mom), pos)
+        logv.append(lv)
+        var_log.append(v)
+        nonzero.append(pos)
+    keep = torch.stack(nonzero).all(0)
+    dropped = int((~keep).sum())
+    if not bool(keep.any()):
+        return _refused(
+            name, "1/m", alpha, n, seed, "every pair has zero variance at some m: no slope to fit"
+        )
+    logm = torch.log(torch.tensor(ms, dtype=_F64))
+    slope, se = _fit_slope(logm, torch.stack(logv)[:, keep], torch.stack(var_log)[:, keep])
+    z = (slope + 1.0) / se
+    p = torch.from_numpy(2.0 * stats.norm.sf(z.abs().numpy()))
+    idx = int(torch.argmin(p))
+    p_adj = min(1.0, float(p[idx]) * p.numel())
+    pair = int(torch.nonzero(keep).flatten()[idx])
+    return CheckResult(
+        name=name,
+        claim="1/m",
+        statistic=float(z[idx]),
+        p_value=p_adj,
+        alpha=alpha,
+        effect_size=float((slope + 1).abs().max()),
+        sample_size=n * len(ms),
+        seed=seed,
+        method="weighted least squares slope of log s², delta-method SE (bonferroni over pairs)",
+        passed=p_adj > alpha,
+        detail=f"worst pair {pair}: slope {float(slope[idx]):.4f} ± {float(se[idx]):.3g}; "
+        f"median slope {float(slope.median()):.4f}; {dropped} zero-variance pair(s) left out",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The orderings claimed in the literature
+# ---------------------------------------------------------------------------------------------------
+
+ClosedForm = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class OrderingClaim:
+    """A claimed ordering "``better`` has no larger variance than ``worse``".
+
+    ``better``/``worse``: (registry name, num_features, keyword arguments for ``get``). ``closed_form(x, y)``
+    returns the two per-pair quantities the claim orders exactly (variances, or for OPRF the one-feature log
+    second moments it minimises), or is None. ``aggregate``: how the claim quantifies over pairs.
+    """
+
+    name: str
+    better: tuple[str, int, dict]
+    worse: tuple[str, int, dict]
+    source: str
+    aggregate: Aggregate = "pairs"
+    closed_form: ClosedForm | None = None
+    note: str = ""
+    kw: dict = field(default_factory=dict)
+
+    def build(self, dim: int):
+        """The two estimators at dimension ``dim``."""
+        (nb, mb, kb), (nw, mw, kw) = self.better, self.worse
+        return E.get(nb, dim, mb, **kb), E.get(nw, dim, mw, **kw)
+
+
+def _sq(t):
+    return (t * t).sum(-1)
+
+
+def _oprf_log_second_moments(x, y):
+    """One-feature log E(f₁f₂)² at the sequence's A* (OPRF) and at A = 0 (positive features), per pair."""
+    d = x.shape[-1]
+    a = theory.oprf_optimal_a(theory.oprf_phi_bar(x.double(), y.double()), d)[..., 0, 0]
+    return (
+        theory.gerf_second_moment_log(x, y, a, 1, -0.5, d),
+        theory.gerf_second_moment_log(x, y, 0.0, 1, -0.5, d),
+    )
+
+
+def ordering_claims(dim: int, num_features: int) -> list[OrderingClaim]:
+    """The orderings of MATH.md §4 and their papers, at dimension ``dim`` and m = ``num_features``."""
+    d = check_int(dim, "dim", minimum=1)
+    m = check_int(num_features, "num_features", minimum=1)
+    kern = {"weighted": False}
+    trig_var = lambda x, y, mm: theory.gaussian_kernel_trig_variance(torch.exp(-_sq(x - y) / 2), mm)  # noqa: E731
+    claims = [
+        OrderingClaim(
+            f"ORF ≤ iid, positive features for SM, m = {m} {'≤' if m <= d else '>'} d = {d}",
+            ("positive/orthogonal", m, {}),
+            ("positive/gaussian", m, {}),
+            "Choromanski et al. 2021, Performer, Theorem 2 (stated for m ≤ d)",
+            closed_form=(
+                (
+                    lambda x, y: (
+                        theory.orf_positive_mse_bound(x, y, m),
+                        theory.softmax_positive_variance(x, y, m),
+                    )
+                )
+                if m <= d
+                else None
+            ),
+            note=""
+            if m <= d
+            else "m > d: outside the theorem; blocks are independent, so each block's gain adds",
+        ),
+        OrderingClaim(
+            f"ORF ≤ iid, trig features for the Gaussian kernel, m = {m}, d = {d}",
+            ("trig/orthogonal", m, kern),
+            ("trig/gaussian", m, kern),
+            "Yu et al. 2016, Orthogonal Random Features, Theorem 1 (leading term in 1/d)",
+            closed_form=lambda x, y: (theory.orf_trig_variance_leading(x, y, m), trig_var(x, y, m)),
+            note="the closed form is the leading term only",
+        ),
+        OrderingClaim(
+            f"hyperbolic ≤ positive at equal m = {m} frequencies",
+            ("hyperbolic/gaussian", m, {}),
+            ("positive/gaussian", m, {}),
+            "Choromanski et al. 2021, Performer, Lemma 2 (same m random samples; hyperbolic has 2m features)",
+            closed_form=lambda x, y: (
+                theory.softmax_hyperbolic_variance(x, y, m),
+                theory.softmax_positive_variance(x, y, m),
+            ),
+        ),
+        OrderingClaim(
+            f"hyperbolic ≤ positive at equal feature dimension D = {2 * (m // 2)}",
+            ("hyperbolic/gaussian", max(m // 2, 1), {}),
+            ("positive/gaussian", 2 * max(m // 2, 1), {}),
+            "a consequence of Lemma 2: Var_hyp(D/2) = (1 − e^{−‖z‖²})·Var_pos(D)",
+            closed_form=lambda x, y: (
+                theory.softmax_hyperbolic_variance(x, y, max(m // 2, 1)),
+                theory.softmax_positive_variance(x, y, 2 * max(m // 2, 1)),
+            ),
+            note="smaller gain than at equal m (factor 1 − e^{−‖z‖²} instead of ½(1 − e^{−‖z‖²}))",
+        ),
+        OrderingClaim(
+            f"OPRF ≤ positive on its sequence, m = {m}",
+            ("oprf/gaussian", m, {}),
+            ("positive/gaussian", m, {}),
+            "Likhosherstov et al. 2022, Chefs' Random Tables, Theorem 4.1: A* minimises the mean over the "
+            "sequence's pairs of log E(f₁f₂)²",
+            aggregate="mean",
+            closed_form=_oprf_log_second_moments,
+            note="a sequence-level claim: per pair it fails where ‖x + y‖ is small (z = 0: positive features are "
+            "exact, OPRF is not)",
+        ),
+        OrderingClaim(
+            f"paired trig (m = {m}) ≤ trig with phase (D = {2 * m}) for the Gaussian kernel",
+            ("trig/gaussian", m, kern),
+            ("trig_phase/gaussian", 2 * m, {}),
+            "MATH.md §4; Sutherland & Schneider 2015, On the Error of Random Fourier Features, §2",
+            closed_form=lambda x, y: (
+                trig_var(x, y, m),
+                theory.trig_phase_variance(
+                    torch.exp(-_sq(x - y) / 2), torch.exp(-_sq(2 * (x - y)) / 2), 2 * m
+                ),
+            ),
+        ),
+    ]
+    return claims

@@ -1,0 +1,384 @@
+r"""Distribution checks on a frequency law's rows (CONVENTIONS.md, "Distribution checks on samplers").
+
+A law's sampler is tested against what the law declares (:func:`sampler_claims`), on R independent draws
+W⁽¹⁾..W⁽ᴿ⁾ ∈ R^{m×d}, after standardising by the Gaussian reference N(μ, Σ = LLᵀ): z = L⁻¹(ω − μ), so that a
+correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
+
+* **coordinates** (rows or coordinates marginally Gaussian): z_{il} ~ N(0, 1), Kolmogorov–Smirnov.
+* **projections** (rows marginally Gaussian): uᵀz_i ~ N(0, 1) for a few fixed random unit vectors u, KS.
+* **norms** (rows marginally Gaussian): ‖z_i‖ ~ χ_d, KS — rejects rows of fixed norm √d (Orthogonal with
+  ``scaling="fixed"`` claimed as Gaussian).
+* **sign balance** (laws symmetric about their mean): for every row index i of the first block, the signs of
+  z_{i1}, of the "diagonal" coordinate z_{i, i mod d} and of u₀ᵀz_i are fair coins across draws: two-sided
+  exact binomial (sign) test, zeros dropped. A QR factorisation without the sign fold Q ← Q·diag(sign R_jj)
+  fails here: LAPACK's Householder QR makes R_11 = −sign(G_11)‖g_1‖, so Q_11 = G_11/R_11 < 0 on every draw,
+  and the other diagonal entries of Q are biased too (Mezzadri 2007, §5).
+* **orthogonality** (Orthogonal; SORF): exact, a deterministic property of every draw: the largest |cos|
+  between distinct rows of a block (between columns of a full SORF block when d < d', where only the columns
+  stay orthogonal) is at most the rounding floor 64·ε·b, b the block size.
+* **scale** (coordinates marginally N(0, 1)): E‖z‖² = d. Rows of one draw may be dependent, so each draw is
+  reduced to its mean a_r = (1/m) Σ_i ‖z_i‖² first and the R independent a_r are tested (CLT with the sample
+  variance under the fourth-moment guard of :func:`~kerneltheory.testing.checks.clt_guard`; otherwise median
+  of means with the bound Var a_r ≤ 2d, valid for any dependence between Gaussian rows — 2d² for laws that
+  only claim Gaussian coordinates).
+
+Independence: KS and binomial tests need independent samples, and the rows of one draw are dependent
+(orthogonal blocks, shared Fastfood diagonals, one QMC point set), so every test pools one row index across
+the R independent draws; several row indices (0, 1, the last of the first block, the first of the second,
+m − 1) are tested and Bonferroni-adjusted. Each check is one :class:`CheckResult` whose p-value is Bonferroni
+over its tests; the budget α is split evenly over the statistical checks that run, so a correct law fails the
+whole list with probability at most α.
+
+Example:
+    >>> from kerneltheory.spectral import Orthogonal
+    >>> rows = sampler_checks(Orthogonal(8), num_features=16, draws=512, seed=0)
+    >>> [r.name.split(": ")[1] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
+    ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'sign balance',
+     'orthogonal blocks', 'scale E‖z‖² = d']
+    >>> all(r.passed for r in rows)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .._validation import check_int, check_real
+from ..montecarlo import Moments, block_seed, num_blocks
+from ..spectral.base import SpectralLaw
+from ..spectral.gaussian import Gaussian, GaussianApproximation
+from ..spectral.orthogonal import Orthogonal
+from ..spectral.sorf import SORF
+from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, property_check
+
+__all__ = ["SamplerClaims", "sampler_checks", "sampler_claims"]
+
+Orthogonality = Literal["rows", "columns"] | None
+_F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class SamplerClaims:
+    """What a law claims about its rows, which decides the checks that run.
+
+    Attributes:
+        gaussian_rows: every row is marginally N(μ, Σ) (projections, norms, coordinates, scale).
+        gaussian_coordinates: every coordinate is marginally Gaussian (coordinates, scale).
+        symmetric: every row is symmetric about μ in law (sign balance).
+        block: rows per block (d for ORF, d' for SORF and Fastfood, d for iid laws): sign balance is tested
+            for every row index below min(m, block).
+        orthogonal: ``"rows"`` (distinct rows of a block orthogonal), ``"columns"`` (columns of a full block
+            orthogonal) or None.
+    """
+
+    gaussian_rows: bool
+    gaussian_coordinates: bool
+    symmetric: bool
+    block: int
+    orthogonal: Orthogonality = None
+
+
+def sampler_claims(law: SpectralLaw) -> SamplerClaims:
+    """The claims a law declares: ``rows_marginally_gaussian``; ``row_marginal == "exact"`` with an isotropic
+    Gaussian reference (coordinates: QMC); symmetry of the Gaussian approximations; ORF and SORF blocks."""
+    if not isinstance(law, SpectralLaw):
+        raise TypeError(f"law must be a SpectralLaw, got {type(law).__name__}")
+    ref = law.reference
+    gaussian_ref = isinstance(ref, Gaussian)
+    rows = gaussian_ref and bool(law.rows_marginally_gaussian)
+    coords = rows or (gaussian_ref and law.row_marginal == "exact" and bool(getattr(ref, "isotropic", False)))
+    symmetric = gaussian_ref and (rows or isinstance(law, GaussianApproximation))
+    block = int(getattr(law, "padded_dim", law.dim))
+    orthogonal: Orthogonality = None
+    if isinstance(law, Orthogonal):
+        orthogonal = "rows"
+    elif isinstance(law, SORF):
+        orthogonal = "rows" if law.dim == law.padded_dim else "columns"
+    return SamplerClaims(rows, coords, symmetric, block, orthogonal)
+
+
+def _aux_generator(seed: int, tag: int) -> torch.Generator:
+    """A generator independent of the RNG blocks of the draws (its own spawn key)."""
+    state = np.random.SeedSequence(seed, spawn_key=(0x5A3D, tag)).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def _standardise(law: SpectralLaw, w: torch.Tensor) -> torch.Tensor:
+    ref = law.reference
+    if not isinstance(ref, Gaussian):
+        return w
+    mean, chol = ref.mean.to(_F64).cpu(), ref.chol.to(_F64).cpu()
+    if getattr(ref, "isotropic", False):
+        return w / ref.std
+    return torch.linalg.solve_triangular(chol, (w - mean).unsqueeze(-1), upper=False).squeeze(-1)
+
+
+def _max_offdiag_cos(v: torch.Tensor) -> torch.Tensor:
+    """max_{i≠j} |cos(v_i, v_j)| over the last two dims [..., k, d] → [...]."""
+    u = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(torch.finfo(_F64).tiny)
+    g = u @ u.transpose(-1, -2)
+    k = g.shape[-1]
+    g = g - torch.eye(k, dtype=_F64)
+    return g.abs().flatten(-2).amax(-1)
+
+
+def _orthogonality_errors(w: torch.Tensor, block: int, kind: str) -> torch.Tensor:
+    """[r] worst |cos| per draw over the law's blocks (rows of every block with ≥ 2 rows; columns of full
+    blocks)."""
+    r, m, _ = w.shape
+    worst = torch.zeros(r, dtype=_F64)
+    for start in range(0, m, block):
+        b = w[:, start : start + block]
+        if kind == "rows" and b.shape[1] >= 2:
+            worst = torch.maximum(worst, _max_offdiag_cos(b))
+        elif kind == "columns" and b.shape[1] == block:
+            worst = torch.maximum(worst, _max_offdiag_cos(b.transpose(-1, -2)))
+    return worst
+
+
+def _ks(samples: np.ndarray, cdf) -> tuple[np.ndarray, np.ndarray]:
+    """One-sample two-sided KS statistics D and exact p-values (``scipy.stats.kstwo``) for each column of
+    ``samples`` [n, K] against ``cdf``, vectorised (the statistic of ``scipy.stats.kstest``)."""
+    n = samples.shape[0]
+    f = cdf(np.sort(samples, axis=0))
+    i = np.arange(1, n + 1)[:, None]
+    d = np.maximum((i / n - f).max(0), (f - (i - 1) / n).max(0))
+    return d, stats.kstwo.sf(d, n)
+
+
+def _row(name, alpha, seed, n, *, statistic, p_value, effect, method, detail) -> CheckResult:
+    return CheckResult(
+        name=name,
+        claim="sampler",
+        statistic=statistic,
+        p_value=p_value,
+        alpha=alpha,
+        effect_size=effect,
+        sample_size=n,
+        seed=seed,
+        method=method,
+        passed=p_value > alpha,
+        detail=detail,
+    )
+
+
+def _ks_family(name, labels, samples, cdf, alpha, seed) -> CheckResult:
+    """Bonferroni over the KS tests of the columns of ``samples`` [n, K] (``labels`` [K]); the statistic is the
+    worst test's D, the effect the largest D (the sup-distance between the empirical and the claimed CDF)."""
+    d, p = _ks(samples, cdf)
+    k = int(np.argmin(p))
+    return _row(
+        name,
+        alpha,
+        seed,
+        samples.shape[0],
+        statistic=float(d[k]),
+        p_value=min(1.0, float(p[k]) * len(labels)),
+        effect=float(d.max()),
+        method=f"kolmogorov-smirnov ×{len(labels)} (bonferroni)",
+        detail=f"worst: {labels[k]}: D = {float(d[k]):.4g}, p = {float(p[k]):.3g}",
+    )
+
+
+def _sign_family(name, labels, values, alpha, seed) -> CheckResult:
+    """Bonferroni over two-sided exact sign tests of H₀: P(v > 0) = 1/2 for the columns of ``values`` [n, K]
+    (zeros dropped): p = min(1, 2 P(Bin(n', ½) ≥ max(k, n' − k))), n' the nonzero count."""
+    pos, neg = (values > 0).sum(0), (values < 0).sum(0)
+    n = pos + neg
+    p = np.where(n > 0, np.minimum(1.0, 2 * stats.binom.sf(np.maximum(pos, neg) - 1, n, 0.5)), 1.0)
+    frac = np.where(n > 0, pos / np.maximum(n, 1), 0.5)
+    z = np.where(n > 0, (pos - n / 2) / np.sqrt(np.maximum(n, 1) / 4), 0.0)
+    k = int(np.argmin(p))
+    return _row(
+        name,
+        alpha,
+        seed,
+        values.shape[0],
+        statistic=float(z[k]),
+        p_value=min(1.0, float(p[k]) * len(labels)),
+        effect=float(np.abs(frac - 0.5).max()),
+        method=f"binomial sign test ×{len(labels)} (bonferroni)",
+        detail=f"worst: {labels[k]}: {float(frac[k]):.4f} positive of {int(n[k])} nonzero, p = {float(p[k]):.3g}",
+    )
+
+
+def _default_rows(m: int, block: int) -> list[int]:
+    b = min(block, m)
+    return sorted({i for i in (0, 1, b - 1, b, m - 1) if 0 <= i < m})
+
+
+def sampler_checks(
+    law: SpectralLaw,
+    *,
+    num_features: int,
+    draws: int,
+    seed: int,
+    alpha: float = 1e-6,
+    claims: SamplerClaims | None = None,
+    rows: list[int] | None = None,
+    projections: int = 3,
+    block: int = 1024,
+) -> list[CheckResult]:
+    """Check ``law``'s sampler on ``draws`` independent draws of m = ``num_features`` rows.
+
+    Args:
+        law: the frequency law (its ``sample(m, generator, batch=r)`` is called in RNG blocks of ``block``
+            draws, block b seeded by :func:`~kerneltheory.montecarlo.block_seed` (seed, b)).
+        claims: what to test; default :func:`sampler_claims` (law). Pass a modified copy to test a law
+            against claims it does not declare (a planted defect that claims Gaussian rows, say).
+        rows: row indices for the KS tests (default: 0, 1, the last row of the first block, the first of the
+            second, m − 1).
+        projections: number of fixed random unit vectors u (drawn from ``seed``, independently of W).
+        alpha: the false-failure rate of the whole list, split evenly (Bonferroni) over its statistical
+            checks; the orthogonality row is exhaustive (it fails only on a violation).
+
+    Returns:
+        One :class:`CheckResult` per check that the claims call for (see the module docstring). Refused rows
+        (method ``"refused"``, not passed) when ``draws`` < 64. Raises ``ValueError`` when the claims call for
+        no check at all (a law with nothing checkable must not pass silently).
+    """
+    if not isinstance(law, SpectralLaw):
+        raise TypeError(f"law must be a SpectralLaw, got {type(law).__name__}")
+    m = check_int(num_features, "num_features", minimum=1)
+    n = check_int(draws, "draws", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    k_proj = check_int(projections, "projections", minimum=1)
+    block = check_int(block, "block", minimum=1)
+    c = sampler_claims(law) if claims is None else claims
+    if not isinstance(c, SamplerClaims):
+        raise TypeError(f"claims must be a SamplerClaims, got {type(c).__name__}")
+    d = law.dim
+    ks_rows = (
+        _default_rows(m, c.block) if rows is None else [check_int(i, "rows[i]", minimum=0) for i in rows]
+    )
+    if any(i >= m for i in ks_rows):
+        raise ValueError(f"rows must lie in [0, {m - 1}] (num_features = {m}), got {ks_rows}")
+    sign_rows = list(range(min(m, c.block)))
+    kept = sorted(set(ks_rows) | set(sign_rows))
+    where = {i: j for j, i in enumerate(kept)}
+
+    label = f"{law.name} m={m}"
+    plan = []  # (name, kind) in report order
+    if c.gaussian_coordinates:
+        plan.append((f"{label}: coordinates ~ N(0, 1)", "coordinates"))
+    if c.gaussian_rows:
+        plan.append((f"{label}: projections ~ N(0, 1)", "projections"))
+        plan.append((f"{label}: norms ~ χ_d", "norms"))
+    if c.symmetric:
+        plan.append((f"{label}: sign balance", "signs"))
+    if c.orthogonal is not None:
+        plan.append((f"{label}: orthogonal blocks", "orthogonality"))
+    if c.gaussian_coordinates:
+        plan.append((f"{label}: scale E‖z‖² = d", "scale"))
+    if not plan:
+        raise ValueError(
+            f"the {law.name} law declares nothing these checks test (no Gaussian rows or coordinates, no "
+            "symmetry, no orthogonal blocks): pass claims=SamplerClaims(...) to say what to test"
+        )
+    num_stat = sum(kind != "orthogonality" for _, kind in plan)
+    a = alpha / max(num_stat, 1)
+    if n < MIN_DRAWS:
+        return [
+            CheckResult(
+                name=nm,
+                claim="sampler",
+                statistic=math.nan,
+                p_value=math.nan,
+                alpha=a,
+                effect_size=math.nan,
+                sample_size=n,
+                seed=seed,
+                method="refused",
+                passed=False,
+                detail=f"{n} draws < {MIN_DRAWS}: too few for a distribution test",
+            )
+            for nm, _ in plan
+        ]
+
+    # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| -------------------------
+    sel, mean_sq, orth = [], [], []
+    with torch.no_grad():
+        for b in range(num_blocks(n, block)):
+            r = min(block, n - b * block)
+            w = law.sample(m, torch.Generator().manual_seed(block_seed(seed, b)), batch=r).to("cpu", _F64)
+            if not bool(torch.isfinite(w).all()):
+                raise ValueError(
+                    f"the {law.name} law sampled non-finite frequencies (seed={seed}, block={b})"
+                )
+            z = _standardise(law, w)
+            sel.append(z[:, kept])
+            mean_sq.append((z * z).sum(-1).mean(-1))
+            if c.orthogonal is not None:
+                orth.append(_orthogonality_errors(w, c.block, c.orthogonal))
+    zs = torch.cat(sel).numpy()  # [n, len(kept), d]
+    mean_sq_t = torch.cat(mean_sq)
+    units = torch.randn(k_proj, d, generator=_aux_generator(seed, 0), dtype=_F64)
+    units = (units / torch.linalg.vector_norm(units, dim=-1, keepdim=True)).numpy()
+
+    out = []
+    for nm, kind in plan:
+        if kind == "coordinates":
+            labels = [f"row {i} coordinate {j}" for i in ks_rows for j in range(d)]
+            cols = np.concatenate([zs[:, where[i]] for i in ks_rows], axis=1)
+            out.append(_ks_family(nm, labels, cols, stats.norm.cdf, a, seed))
+        elif kind == "projections":
+            labels = [f"row {i} projection u{k}" for i in ks_rows for k in range(k_proj)]
+            cols = np.concatenate([zs[:, where[i]] @ units.T for i in ks_rows], axis=1)
+            out.append(_ks_family(nm, labels, cols, stats.norm.cdf, a, seed))
+        elif kind == "norms":
+            labels = [f"row {i} norm" for i in ks_rows]
+            cols = np.stack([np.linalg.norm(zs[:, where[i]], axis=-1) for i in ks_rows], axis=1)
+            out.append(_ks_family(nm, labels, cols, stats.chi(d).cdf, a, seed))
+        elif kind == "signs":
+            labels, cols = [], []
+            for i in sign_rows:
+                zi = zs[:, where[i]]
+                labels.append(f"row {i} coordinate 0")
+                cols.append(zi[:, 0])
+                if i % d != 0:
+                    labels.append(f"row {i} coordinate {i % d}")
+                    cols.append(zi[:, i % d])
+                labels.append(f"row {i} projection u0")
+                cols.append(zi @ units[0])
+            out.append(_sign_family(nm, labels, np.stack(cols, axis=1), a, seed))
+        elif kind == "orthogonality":
+            errs = torch.cat(orth)
+            floor = 64 * torch.finfo(_F64).eps * c.block
+            bad = int((errs > floor).sum())
+            worst = float(errs.max())
+            row = property_check(
+                bad,
+                n,
+                claim="sampler",
+                name=nm,
+                seed=seed,
+                alpha=a,
+                example=f"{c.orthogonal}: worst |cos| {worst:.3g} (floor 64·ε·{c.block} = {floor:.3g})",
+            )
+            out.append(dataclasses.replace(row, statistic=worst, effect_size=worst, sample_size=n))
+        else:  # scale
+            s = mean_sq_t[:, None]
+            mom = Moments.from_samples(s)
+            ok, _ = clt_guard(mom)
+            bound = torch.tensor([2.0 * d if c.gaussian_rows else 2.0 * d * d], dtype=_F64)
+            out.append(
+                mean_check(
+                    mom,
+                    torch.tensor([float(d)], dtype=_F64),
+                    alpha=a,
+                    name=nm,
+                    seed=seed,
+                    variance=None if ok else bound,
+                    samples=s,
+                    claim="sampler",
+                )
+            )
+    return out

@@ -1,0 +1,396 @@
+"""Tests of the ordering and 1/m checks (kerneltheory.testing.ordering): the orderings claimed in the papers
+hold exactly where closed forms exist and are not refuted by Monte Carlo; planted reversals and planted
+non-1/m variances are rejected (power); on equal variances the checks fail no more often than α (calibration).
+
+Seeds come from the ``kt_seed`` fixture; every assertion holds for any seed at the declared rate α = 1e-6.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import stats
+
+import kerneltheory.estimators as E
+from kerneltheory import theory
+from kerneltheory.spectral import Gaussian
+from kerneltheory.testing.inputs import moderate_families
+from kerneltheory.testing.ordering import (
+    child_seed,
+    closed_form_ordering_check,
+    one_over_m_check,
+    ordering_claims,
+    variance_ordering_check,
+)
+
+ALPHA = 1e-6
+D = 8
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread avoids oversubscribing a shared machine (results are statistical and
+    do not depend on the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pairs(d=D, radius=0.5, per_family=4, families=None, seed=0):
+    """The moderate input families (directions, axes, collinear, anti-collinear, zero) as one [P, d] pair list."""
+    fams = moderate_families(d, torch.Generator().manual_seed(seed), radius=radius, pairs=per_family)
+    fams = [f for f in fams if families is None or f.name in families]
+    return torch.cat([f.x for f in fams]), torch.cat([f.y for f in fams])
+
+
+def sequence(d=D, n=6, scale=0.1, seed=1):
+    """All n² query–key pairs (q_i, k_j) of a sequence: repeating queries and tiling keys keeps the sequence
+    statistics (mean‖x‖², mean x) and hence OPRF's A*."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, d, generator=g, dtype=F64) * scale
+    k = torch.randn(n, d, generator=g, dtype=F64) * scale
+    return q.repeat_interleave(n, 0), k.repeat(n, 1)
+
+
+def claim(d, m, prefix):
+    return next(c for c in ordering_claims(d, m) if c.name.startswith(prefix))
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact orderings from the closed forms (deterministic)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", [4, 8, 32])
+def test_closed_form_orderings_hold(m):
+    x, y = pairs(radius=1.0)
+    xs, ys = sequence(scale=0.3)
+    for c in ordering_claims(D, m):
+        if c.closed_form is None:
+            assert m > D and c.name.startswith("ORF ≤ iid, positive")  # Performer Thm 2 needs m ≤ d
+            continue
+        xx, yy = (xs, ys) if c.aggregate == "mean" else (x, y)
+        row = closed_form_ordering_check(*c.closed_form(xx, yy), name=c.name, aggregate=c.aggregate)
+        assert row.passed and row.effect_size <= 0, (c.name, row.detail)
+
+
+def test_closed_forms_match_the_estimators():
+    """The closed forms used by the claims are the estimators' own variances where those exist."""
+    x, y = pairs()
+    m = 8
+    c = claim(D, m, "hyperbolic ≤ positive at equal m")
+    b, w = c.build(D)
+    vb, vw = c.closed_form(x, y)
+    torch.testing.assert_close(vb, b.variance_pairs(x, y))
+    torch.testing.assert_close(vw, w.variance_pairs(x, y))
+    c = claim(D, m, "paired trig")
+    b, w = c.build(D)
+    vb, vw = c.closed_form(x, y)
+    torch.testing.assert_close(vb, b.variance_pairs(x, y))
+    torch.testing.assert_close(vw, w.variance_pairs(x, y))
+
+
+def test_hyperbolic_gain_at_equal_feature_dimension_is_half_as_large():
+    """Performer Lemma 2 compares equal m (hyperbolic then has D = 2m features): Var_hyp/Var_pos = ½(1 − e^{−‖z‖²}).
+    At equal D the hyperbolic map has m/2 frequencies and the ratio is 1 − e^{−‖z‖²}: still ≤ 1, a smaller gain."""
+    x, y = pairs(radius=1.0, families=("directions", "collinear"))
+    z2 = ((x + y) ** 2).sum(-1)
+    m = 16
+    equal_m = theory.softmax_hyperbolic_variance(x, y, m) / theory.softmax_positive_variance(x, y, m)
+    equal_d = theory.softmax_hyperbolic_variance(x, y, m // 2) / theory.softmax_positive_variance(x, y, m)
+    torch.testing.assert_close(equal_m, 0.5 * -torch.expm1(-z2))
+    torch.testing.assert_close(equal_d, -torch.expm1(-z2))
+    assert bool((equal_d <= 1).all())
+
+
+def test_oprf_ordering_holds_for_the_sequence_but_not_per_pair():
+    """Chefs' Random Tables, Thm 4.1: A* minimises the *mean* log second moment over all query–key pairs of the
+    sequence, so OPRF beats positive features on that mean (and here on the total variance), but not on every
+    pair: where ‖x + y‖ is small positive features are nearly exact (at z = 0 exactly: e^{ωᵀ0} = 1) and OPRF's
+    A* < 0 adds variance through e^{2A‖ω‖²}. Finding: the per-pair reading of "OPRF ≤ positive" is false.
+    (Over the diagonal pairs (x_p, y_p) alone the mean can fail as well: A* is fitted to all n² pairs.)"""
+    c = claim(D, 16, "OPRF")
+    b, w = c.build(D)
+    for seed in range(3):
+        xs, ys = sequence(scale=0.15, seed=seed)
+        exact = closed_form_ordering_check(*c.closed_form(xs, ys), name="mean log E(f1f2)²", aggregate="mean")
+        assert exact.passed and exact.effect_size < 0, exact
+        vb, vw = b.variance_pairs(xs, ys), w.variance_pairs(xs, ys)
+        assert closed_form_ordering_check(vb, vw, name="total variance", aggregate="mean").passed
+        per_pair = closed_form_ordering_check(vb, vw, name="per pair")
+        assert not per_pair.passed and per_pair.effect_size > 0, per_pair
+    x, y = pairs(families=("anti-collinear",))  # diagonal pairs only: not the claim
+    assert not closed_form_ordering_check(*c.closed_form(x, y), name="diagonal", aggregate="mean").passed
+
+
+def test_oprf_at_zero_is_worse_than_exact_positive_features():
+    x = torch.zeros(2, D, dtype=F64)
+    y = torch.zeros(2, D, dtype=F64)
+    y[1, 0] = 0.5  # a sequence with a nonzero mean, so A* < 0
+    b, w = E.get("oprf/gaussian", D, 8), E.get("positive/gaussian", D, 8)
+    vb, vw = b.variance_pairs(x, y), w.variance_pairs(x, y)
+    assert float(vw[0]) == 0.0 and float(vb[0]) > 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# The true orderings are not refuted (quick sizes)
+# ------------------------------------------------------------------------------------------------
+
+QUICK = dict(draws=2000, alpha=ALPHA, block=500)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "ORF ≤ iid, positive",
+        "ORF ≤ iid, trig",
+        "hyperbolic ≤ positive at equal m",
+        "hyperbolic ≤ positive at equal feature",
+        "paired trig",
+    ],
+)
+@pytest.mark.parametrize("m", [8, 32], ids=["m=d", "m=4d"])
+def test_true_orderings_pass(prefix, m, kt_seed):
+    """m = d is the Performer theorem's regime (m ≤ d); m = 4d (four independent blocks) lies outside it and
+    holds as well: the within-block covariances stay negative and the blocks are independent."""
+    c = claim(D, m, prefix)
+    x, y = pairs(radius=0.3, per_family=3)
+    b, w = c.build(D)
+    row = variance_ordering_check(b, w, x, y, seed=kt_seed, name=c.name, **dict(QUICK, draws=3000))
+    assert row.passed, row
+    assert not row.refused
+
+
+@pytest.mark.statistical
+def test_oprf_sequence_ordering_passes(kt_seed):
+    """The sequence-level claim (the mean variance over all query–key pairs). The mean's standard error needs
+    the eighth moment of positive features, so the guard only admits small norms (‖x‖ ≈ 0.23) at this budget."""
+    c = claim(D, 16, "OPRF")
+    xs, ys = sequence(scale=0.08)
+    b, w = c.build(D)
+    row = variance_ordering_check(
+        b, w, xs, ys, seed=kt_seed, name=c.name, aggregate="mean", draws=8000, block=1000
+    )
+    assert row.passed and not row.refused, row
+
+
+# ------------------------------------------------------------------------------------------------
+# Power: planted reversals are rejected
+# ------------------------------------------------------------------------------------------------
+
+
+class Inflated:
+    """An estimator's draws, each off by ±5% in scale (a Rademacher factor 1 ± 0.05): Var + 0.0025·E[X²]."""
+
+    def __init__(self, est, error=0.05):
+        self.est, self.error, self.name = est, error, f"{est.name} ±{error:.0%}"
+
+    def sample_estimates(self, x, y, generator, r):
+        out = self.est.sample_estimates(x, y, generator, r)
+        sign = torch.randint(0, 2, (r, 1), generator=generator).to(out.dtype) * 2 - 1
+        return out * (1 + self.error * sign)
+
+
+@pytest.mark.statistical
+def test_swapped_hyperbolic_positive_is_rejected(kt_seed):
+    """positive ≤ hyperbolic is false by a factor 2/(1 − e^{−‖z‖²}) ≥ 2: rejected."""
+    c = claim(D, 16, "hyperbolic ≤ positive at equal m")
+    hyp, pos = c.build(D)
+    x, y = pairs(radius=0.5, families=("directions", "collinear"))
+    row = variance_ordering_check(pos, hyp, x, y, seed=kt_seed, **dict(QUICK, draws=4000))
+    assert not row.passed and not row.refused and row.effect_size > 1.0, row
+
+
+@pytest.mark.statistical
+def test_swapped_trig_phase_is_rejected(kt_seed):
+    c = claim(D, 16, "paired trig")
+    paired, phase = c.build(D)
+    x, y = pairs(families=("directions", "collinear", "anti-collinear"))
+    assert not variance_ordering_check(phase, paired, x, y, seed=kt_seed, **QUICK).passed
+
+
+@pytest.mark.statistical
+def test_inflated_variance_is_rejected(kt_seed):
+    est = E.get("trig/gaussian", D, 64, weighted=False)
+    x, y = pairs(families=("directions", "collinear"))
+    row = variance_ordering_check(Inflated(est), est, x, y, seed=kt_seed, **QUICK)
+    assert not row.passed and not row.refused, row
+    # The same estimator against itself is not rejected (same seed, independent child streams).
+    assert variance_ordering_check(est, est, x, y, seed=kt_seed, **QUICK).passed
+
+
+# ------------------------------------------------------------------------------------------------
+# The 1/m law
+# ------------------------------------------------------------------------------------------------
+
+MS = (8, 32, 128, 512)
+ONE_M = dict(ms=MS, draws=2000, alpha=ALPHA, block=500)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "name, kw", [("positive/gaussian", {}), ("trig/gaussian", {}), ("hyperbolic/gaussian", {})], ids=str
+)
+def test_one_over_m_holds_for_iid_frequencies(name, kw, kt_seed):
+    x, y = pairs(radius=0.3, per_family=2)  # positive features at m = 8: the guard needs small ‖z‖
+    row = one_over_m_check(name, x, y, seed=kt_seed, **dict(ONE_M, draws=3000), **kw)
+    assert row.passed and not row.refused, row
+
+
+@pytest.mark.statistical
+def test_one_over_m_holds_for_orf_in_whole_blocks(kt_seed):
+    """ORF with m a multiple of d: Var = (v₁ + (d − 1)ρ)/m exactly, so the 1/m law holds across whole blocks."""
+    x, y = pairs(radius=0.4, per_family=2)
+    assert one_over_m_check("trig/orthogonal", x, y, seed=kt_seed, **ONE_M).passed  # d = 8 divides every m
+
+
+@pytest.mark.statistical
+def test_one_over_m_fails_for_orf_below_one_block(kt_seed):
+    """Finding: below one block (m < d) ORF's variance (v₁ − ρ)/m + ρ, ρ < 0, falls faster than 1/m. For trig
+    features at small ‖τ‖ the gain is large (Var_ORF ≈ 0.15·Var_iid at m = d) and the check rejects with a
+    slope near −1.45 over m = 8..512 at d = 32. (positive/orthogonal: slope ≈ −1.04 there, within noise.)"""
+    x, y = pairs(d=32, radius=0.4, per_family=1)
+    row = one_over_m_check("trig/orthogonal", x, y, seed=kt_seed, **dict(ONE_M, draws=600))
+    assert not row.passed and not row.refused and row.statistic < 0 and row.effect_size > 0.2, row
+
+
+class RepeatedFirstRow(Gaussian):
+    """A defective law: every row of W is the first row ω₁, so averaging over m rows averages nothing."""
+
+    def _sample(self, m, generator, r):
+        return super()._sample(1, generator, r).expand(r, m, self.dim).contiguous()
+
+
+def repeated_first_row(m):
+    est = E.get("trig/gaussian", D, m, weighted=False)
+    est.law = RepeatedFirstRow(D)
+    return est
+
+
+def inverse_sqrt_m(m):
+    """Deviations scaled by m^{1/4}: Var = v₁/√m."""
+    est = E.get("trig/gaussian", D, m, weighted=False)
+
+    class Slow:
+        def sample_estimates(self, x, y, generator, r):
+            k = est.kernel_pairs(x, y)
+            return k + (est.sample_estimates(x, y, generator, r) - k) * m**0.25
+
+    return Slow()
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "make, slope", [(repeated_first_row, 0.0), (inverse_sqrt_m, -0.5)], ids=["constant", "1/sqrt(m)"]
+)
+def test_one_over_m_rejects_planted_defects(make, slope, kt_seed):
+    x, y = pairs(radius=0.4, per_family=2)
+    # cos(ω₁ᵀτ) alone has kurtosis up to 15 at small ‖τ‖ (1 − χ²₁τ²/2): 6000 draws keep the guard clear
+    row = one_over_m_check(make, x, y, seed=kt_seed, **dict(ONE_M, draws=6000))
+    assert not row.passed and not row.refused, row
+    assert row.effect_size == pytest.approx(abs(slope + 1), abs=0.1)
+
+
+def test_errors_and_refusals(kt_seed):
+    x, y = pairs(radius=0.4, per_family=2)
+    with pytest.raises(ValueError, match="ms"):
+        one_over_m_check("trig/gaussian", x, y, ms=(8, 8), draws=100, seed=kt_seed)
+    with pytest.raises(ValueError, match="aggregate"):
+        variance_ordering_check(
+            E.get("trig/gaussian", D, 8),
+            E.get("trig/gaussian", D, 8),
+            x,
+            y,
+            draws=100,
+            seed=0,
+            aggregate="max",
+        )
+    with pytest.raises(ValueError, match="shape"):
+        variance_ordering_check(
+            E.get("trig/gaussian", D, 8), E.get("trig/gaussian", D, 8), x, y[:3], draws=100, seed=0
+        )
+    with pytest.raises(TypeError, match="estimator"):
+        variance_ordering_check(object(), E.get("trig/gaussian", D, 8), x, y, draws=100, seed=0)
+    # Heavy tails: positive features at ‖z‖² ≈ 16 with 100 draws are refused, never passed.
+    big = pairs(radius=2.0, families=("collinear",))
+    pos = E.get("positive/gaussian", D, 8)
+    row = variance_ordering_check(pos, pos, *big, draws=100, seed=kt_seed)
+    assert row.refused and not row.passed
+    assert child_seed(kt_seed, 0) != child_seed(kt_seed, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration (α = 0.05 to measure the rate): at equal variances the claim is on its boundary
+# ------------------------------------------------------------------------------------------------
+
+
+def cheap_trig(tau, d=4):
+    """Fast paired-trig estimates for K_1 at the offsets tau [P, d] (for calibration runs)."""
+
+    def make(m):
+        return lambda g, r: torch.cos(torch.randn(r, m, d, generator=g, dtype=F64) @ tau.T).mean(1)
+
+    return make
+
+
+def _rate(results, alpha=0.05):
+    fails = sum(not r.passed for r in results)
+    assert not any(r.refused for r in results)
+    return fails, stats.binomtest(fails, len(results), alpha, alternative="greater").pvalue
+
+
+@pytest.mark.statistical
+def test_calibration_ordering_quick(kt_seed):
+    tau = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), dtype=F64) * 0.5
+    est = cheap_trig(tau)(16)
+    x = torch.zeros(6, 4, dtype=F64)
+    results = [
+        variance_ordering_check(est, est, x, x, draws=1000, seed=s, alpha=0.05, block=1000)
+        for s in range(kt_seed, kt_seed + 200)
+    ]
+    fails, p = _rate(results)
+    assert p > 1e-3, f"{fails}/200 equal-variance runs rejected at α = 0.05 (one-sided binomial p = {p:.3g})"
+
+
+@pytest.mark.statistical
+def test_calibration_one_over_m_quick(kt_seed):
+    tau = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), dtype=F64) * 0.5
+    x = torch.zeros(6, 4, dtype=F64)
+    results = [
+        one_over_m_check(cheap_trig(tau), x, x, ms=(4, 16, 64), draws=1000, seed=s, alpha=0.05, block=1000)
+        for s in range(kt_seed, kt_seed + 200)
+    ]
+    fails, p = _rate(results)
+    assert p > 1e-3, f"{fails}/200 correct 1/m runs rejected at α = 0.05 (one-sided binomial p = {p:.3g})"
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+@pytest.mark.parametrize("name", ["trig/gaussian", "positive/gaussian"])
+def test_calibration_ordering_registry(name, kt_seed):
+    est = E.get(name, D, 16)
+    x, y = pairs(radius=0.4)
+    results = [
+        variance_ordering_check(est, est, x, y, draws=4000, seed=s, alpha=0.05)
+        for s in range(kt_seed, kt_seed + 400)
+    ]
+    fails, p = _rate(results)
+    assert p > 1e-3, f"{fails}/400 rejected at α = 0.05 (p = {p:.3g})"
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_calibration_ordering_mean_aggregate(kt_seed):
+    est = E.get("positive/gaussian", D, 16)
+    xs, ys = sequence(scale=0.08)
+    results = [
+        variance_ordering_check(
+            est, est, xs, ys, draws=8000, seed=s, alpha=0.05, aggregate="mean", block=1000
+        )
+        for s in range(kt_seed, kt_seed + 400)
+    ]
+    fails, p = _rate(results)
+    assert p > 1e-3, f"{fails}/400 rejected at α = 0.05 (p = {p:.3g})"

@@ -1,0 +1,290 @@
+"""Tests of the sampler checks (kerneltheory.testing.samplers): they pass on correct laws, reject planted
+defects at the default α = 1e-6 (power), and fail no more often than α on correct laws (calibration).
+
+Seeds come from the ``kt_seed`` fixture (fixed per test by default; ``--kt-seed=random`` re-runs on fresh
+seeds): every assertion here holds for any seed, at the declared rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from kerneltheory.spectral import (
+    SORF,
+    Fastfood,
+    GaussHermite,
+    Gaussian,
+    MomentMatched,
+    Orthogonal,
+    PoissonLaw,
+    QuasiMonteCarlo,
+)
+from kerneltheory.testing.samplers import SamplerClaims, sampler_checks, sampler_claims
+
+ALPHA = 1e-6
+D, M, R = 8, 16, 2000  # two blocks of 8 rows; 2000 independent draws
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread avoids oversubscribing a shared machine (results are statistical and
+    do not depend on the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def kinds(rows) -> dict[str, bool]:
+    """check kind (the part of the name after ': ') → passed."""
+    return {r.name.split(": ", 1)[1]: r.passed for r in rows}
+
+
+def show(rows) -> str:
+    return "\n".join(
+        f"{r.name}: p={r.p_value:.3g} stat={r.statistic:.4g} ({r.method}) {r.detail}" for r in rows
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Planted defects (each claims what the correct law claims)
+# ------------------------------------------------------------------------------------------------
+
+
+class UnfoldedQR(Orthogonal):
+    """ORF with Q from torch.linalg.qr and no sign fold Q ← Q·diag(sign R_jj): not Haar."""
+
+    def _sample(self, m, generator, r):
+        d = self.dim
+        blocks = -(-m // d)
+        q, _ = torch.linalg.qr(self._normal((r, blocks, d, d), generator))
+        norms = torch.linalg.vector_norm(self._normal((r, blocks, d, d), generator), dim=-1)
+        return (q * (self.std * norms).unsqueeze(-1)).reshape(r, blocks * d, d)[:, :m]
+
+
+class ScaledOrthogonal(Orthogonal):
+    """ORF whose frequencies are 3% too wide (std·1.03) while claiming std."""
+
+    def _sample(self, m, generator, r):
+        return super()._sample(m, generator, r) * 1.03
+
+
+class OneCoordinateGaussian(Gaussian):
+    """N(0, I) except coordinate 0, whose variance is 1.2."""
+
+    def _sample(self, m, generator, r):
+        w = super()._sample(m, generator, r)
+        return torch.cat([w[..., :1] * math.sqrt(1.2), w[..., 1:]], dim=-1)
+
+
+class NonOrthogonal(Orthogonal):
+    """ORF whose last row of every first block is an independent Gaussian row: every row is still marginally
+    N(0, I), so only the orthogonality check can see it."""
+
+    def _sample(self, m, generator, r):
+        w = super()._sample(m, generator, r).clone()
+        w[:, self.dim - 1] = self._normal((r, self.dim), generator) * self.std
+        return w
+
+
+# ------------------------------------------------------------------------------------------------
+# Claims and correct laws
+# ------------------------------------------------------------------------------------------------
+
+
+def test_claims_follow_the_law():
+    assert sampler_claims(Gaussian(D)) == SamplerClaims(True, True, True, D, None)
+    assert sampler_claims(Orthogonal(D)) == SamplerClaims(True, True, True, D, "rows")
+    assert sampler_claims(Fastfood(5)) == SamplerClaims(True, True, True, 8, None)
+    assert sampler_claims(QuasiMonteCarlo(D)) == SamplerClaims(False, True, True, D, None)  # coordinates only
+    assert sampler_claims(SORF(8)).orthogonal == "rows" and sampler_claims(SORF(5)).orthogonal == "columns"
+    fixed = sampler_claims(Orthogonal(D, scaling="fixed"))
+    assert not fixed.gaussian_rows and not fixed.gaussian_coordinates and fixed.orthogonal == "rows"
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "law, expected",
+    [
+        (Gaussian(D), {"coordinates", "projections", "norms", "sign balance", "scale"}),
+        (Gaussian(3, mean=[1.0, 0.0, -2.0], cov=[[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 3.0]]), None),
+        (Orthogonal(D), {"coordinates", "projections", "norms", "sign balance", "orthogonal", "scale"}),
+        (Orthogonal(6, std=1.5), None),  # blocks of 6: rows 0..5 | 6..11 | 12..15
+        (Fastfood(D), None),
+        (Fastfood(5, std=0.5), None),  # d' = 8
+        (QuasiMonteCarlo(D), {"coordinates", "sign balance", "scale"}),
+        (SORF(8), {"sign balance", "orthogonal"}),
+        (SORF(5), {"sign balance", "orthogonal"}),  # columns of full blocks
+        (MomentMatched(D), {"sign balance"}),
+        (GaussHermite(D), {"sign balance"}),
+    ],
+    ids=lambda v: f"{type(v).__name__}({v.extra_repr()})" if hasattr(v, "extra_repr") else "",
+)
+def test_correct_laws_pass(law, expected, kt_seed):
+    rows = sampler_checks(law, num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    assert all(r.passed for r in rows), show(rows)
+    assert all(0 <= r.p_value <= 1 and r.sample_size == R and r.claim == "sampler" for r in rows)
+    assert math.isclose(sum(r.alpha for r in rows if r.method != "exhaustive"), ALPHA)
+    if expected is not None:
+        assert {k.split(" ")[0] for k in kinds(rows)} == {e.split(" ")[0] for e in expected}
+
+
+# ------------------------------------------------------------------------------------------------
+# Power: planted defects are rejected, by the check meant for them
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.statistical
+def test_qr_without_sign_fold_is_rejected(kt_seed):
+    """LAPACK's Householder QR gives R_11 = −sign(G_11)‖g_1‖, so Q_11 = G_11/R_11 < 0 on every draw: row 0's
+    first coordinate is never positive. The sign-balance and projection checks see it; the norm and scale
+    checks cannot (the χ_d norms are drawn independently of Q)."""
+    rows = sampler_checks(UnfoldedQR(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    k = kinds(rows)
+    assert not k["sign balance"] and not k["projections ~ N(0, 1)"] and not k["coordinates ~ N(0, 1)"]
+    sign = next(r for r in rows if r.name.endswith("sign balance"))
+    assert sign.effect_size == 0.5  # a sign that never changes
+    # Rows other than 0 are biased too (the diagonal entries Q_ii): the check still rejects without row 0.
+    q, _ = torch.linalg.qr(
+        torch.randn(R, D, D, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    )
+    diag_pos = (torch.diagonal(q, dim1=-2, dim2=-1)[:, 1:] > 0).sum(0)
+    assert min(stats.binomtest(int(c), R, 0.5).pvalue for c in diag_pos) < ALPHA
+    # The correct fold passes the same checks on the same seed.
+    assert all(r.passed for r in sampler_checks(Orthogonal(D), num_features=M, draws=R, seed=kt_seed))
+
+
+@pytest.mark.statistical
+def test_fixed_norm_rows_are_rejected_by_the_norm_check(kt_seed):
+    law = Orthogonal(D, scaling="fixed")  # rows of norm exactly √d, claimed as Gaussian (χ_d norms)
+    claims = dataclasses.replace(sampler_claims(law), gaussian_rows=True, gaussian_coordinates=True)
+    k = kinds(sampler_checks(law, num_features=M, draws=R, seed=kt_seed, alpha=ALPHA, claims=claims))
+    assert not k["norms ~ χ_d"]
+    assert k["scale E‖z‖² = d"]  # E‖ω‖² = d still holds: only the norm law is wrong
+
+
+@pytest.mark.statistical
+def test_scale_error_is_rejected(kt_seed):
+    rows = sampler_checks(ScaledOrthogonal(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    scale = next(r for r in rows if "scale" in r.name)
+    assert not scale.passed, show(rows)
+    assert scale.effect_size == pytest.approx(1.03**2 - 1, abs=0.02)
+
+
+@pytest.mark.statistical
+def test_one_coordinate_variance_is_rejected(kt_seed):
+    rows = sampler_checks(OneCoordinateGaussian(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    assert not kinds(rows)["scale E‖z‖² = d"], show(rows)
+
+
+@pytest.mark.statistical
+def test_wider_coordinate_is_rejected_by_the_coordinate_check(kt_seed):
+    """A larger variance change (×2) on one coordinate: the per-coordinate KS test sees it directly."""
+
+    class Wide(Gaussian):
+        def _sample(self, m, generator, r):
+            w = super()._sample(m, generator, r)
+            return torch.cat([w[..., :3], w[..., 3:4] * math.sqrt(2.0), w[..., 4:]], dim=-1)
+
+    rows = sampler_checks(Wide(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    coords = next(r for r in rows if "coordinates" in r.name)
+    assert not coords.passed and "coordinate 3" in coords.detail, show(rows)
+
+
+@pytest.mark.statistical
+def test_non_orthogonal_block_is_rejected_by_the_orthogonality_check(kt_seed):
+    rows = sampler_checks(NonOrthogonal(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    k = kinds(rows)
+    assert not k["orthogonal blocks"]
+    assert all(v for name, v in k.items() if name != "orthogonal blocks")  # invisible to the others
+    # A Gaussian law claimed orthogonal fails too; a broken SORF column block as well.
+    claims = dataclasses.replace(sampler_claims(Gaussian(D)), orthogonal="rows")
+    assert not kinds(sampler_checks(Gaussian(D), num_features=M, draws=64, seed=kt_seed, claims=claims))[
+        "orthogonal blocks"
+    ]
+
+
+def test_orthogonality_floor_is_rounding_only(kt_seed):
+    """A perturbation of 1e-9 is far above the 64·ε·d floor and is caught; exact ORF sits far below it."""
+
+    class Perturbed(Orthogonal):
+        def _sample(self, m, generator, r):
+            w = super()._sample(m, generator, r)
+            return w + 1e-9 * self._normal(w.shape, generator)
+
+    row = next(
+        r
+        for r in sampler_checks(Perturbed(D), num_features=M, draws=64, seed=kt_seed)
+        if r.name.endswith("orthogonal blocks")
+    )
+    assert not row.passed and row.statistic > 64 * torch.finfo(torch.float64).eps * D
+
+
+# ------------------------------------------------------------------------------------------------
+# Refusals and errors
+# ------------------------------------------------------------------------------------------------
+
+
+def test_too_few_draws_are_refused(kt_seed):
+    rows = sampler_checks(Gaussian(D), num_features=M, draws=10, seed=kt_seed)
+    assert rows and all(r.refused and not r.passed for r in rows)
+
+
+def test_errors_name_the_argument(kt_seed):
+    with pytest.raises(ValueError, match="declares nothing"):
+        sampler_checks(PoissonLaw(D), num_features=M, draws=R, seed=kt_seed)
+    with pytest.raises(ValueError, match="rows must lie"):
+        sampler_checks(Gaussian(D), num_features=4, draws=R, seed=kt_seed, rows=[4])
+    with pytest.raises(ValueError, match="alpha"):
+        sampler_checks(Gaussian(D), num_features=4, draws=R, seed=kt_seed, alpha=0.0)
+    with pytest.raises(TypeError, match="law"):
+        sampler_checks("gaussian", num_features=4, draws=R, seed=kt_seed)
+
+
+def test_reproducible(kt_seed):
+    a = sampler_checks(Orthogonal(4), num_features=6, draws=128, seed=kt_seed, block=32)
+    b = sampler_checks(Orthogonal(4), num_features=6, draws=128, seed=kt_seed, block=32)
+    assert [r.as_dict() for r in a] == [r.as_dict() for r in b]
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration: at α = 0.05 the whole list fails on a correct law in at most 5% of seeds
+# ------------------------------------------------------------------------------------------------
+
+
+def _calibrate(law, seeds, *, m, draws, alpha=0.05):
+    fails = sum(
+        not all(r.passed for r in sampler_checks(law, num_features=m, draws=draws, seed=s, alpha=alpha))
+        for s in seeds
+    )
+    p = stats.binomtest(fails, len(seeds), alpha, alternative="greater").pvalue
+    return fails, p
+
+
+@pytest.mark.statistical
+def test_calibration_quick(kt_seed):
+    fails, p = _calibrate(Orthogonal(4), range(kt_seed, kt_seed + 200), m=8, draws=256)
+    assert p > 1e-3, f"{fails}/200 correct-law runs failed at α = 0.05 (one-sided binomial p = {p:.3g})"
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+@pytest.mark.parametrize(
+    "law, runs",
+    [
+        (Gaussian(6), 1000),
+        (Orthogonal(6), 1000),
+        (Fastfood(6), 1000),
+        (QuasiMonteCarlo(4), 300),
+        (SORF(4), 1000),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, int) else str(v),
+)
+def test_calibration_thorough(law, runs, kt_seed):
+    fails, p = _calibrate(law, range(kt_seed, kt_seed + runs), m=12, draws=512)
+    assert p > 1e-3, f"{fails}/{runs} correct-law runs failed at α = 0.05 (one-sided binomial p = {p:.3g})"
