@@ -1,8 +1,9 @@
 """The ``kerneltheory`` command.
 
-* ``kerneltheory report`` — the main job: the registry and the claim matrix (every estimator × claim
-  verified at the quick budget, with progress), written to ``report/report.md`` and ``report/report.json``;
-  resumes an interrupted run from ``report/matrix/``.
+* ``kerneltheory report`` — the main job: the claim matrix (every estimator × claim verified at the quick
+  budget), the quick variance sweeps with their figures, and the registry, written to ``report/report.html``
+  (figures embedded), ``report/report.md`` and ``report/report.json``, with progress; an interrupted run
+  resumes from its cached results.
 * ``kerneltheory audit MODULE:FACTORY --kernel NAME --dim D --claims ...`` — the conformance check for an
   outside feature map; exit status 0 when every claimed property holds, 1 otherwise.
 """
@@ -27,9 +28,12 @@ def _report(args) -> int:
     result = run_report(
         args.out, budget=args.budget, seed=args.seed, alpha=args.alpha, names=args.only or None,
         matrix=not args.registry_only, dim=args.dim, num_features=args.num_features, progress=not args.quiet,
+        variance=False if args.no_variance else None, variance_scale=args.variance_scale, device=args.device,
+        scheduler=args.scheduler,
     )
     print(result["text"])
-    print(f"wrote {result['markdown']} and {result['json']}", file=sys.stderr)
+    written = ", ".join(str(result[k]) for k in ("html", "markdown", "json") if result.get(k))
+    print(f"wrote {written}", file=sys.stderr)
     return 0
 
 
@@ -97,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--registry-only", action="store_true", help="write the registry table without verifying")
     rep.add_argument("--dim", type=int, default=16, help="dimension of the registry table (default 16)")
     rep.add_argument("--num-features", type=int, default=64, help="m of the registry table (default 64)")
+    rep.add_argument("--no-variance", action="store_true", help="skip the variance sweeps and their figures")
+    rep.add_argument("--variance-scale", choices=("quick", "full"), default="quick", help="scale of the sweeps")
+    rep.add_argument("--device", default="cpu", help="device of the variance sweeps (cpu or cuda)")
+    rep.add_argument("--scheduler", default=None, help="Dask scheduler for the sweeps: local:N or tcp://host:port")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_report)
 

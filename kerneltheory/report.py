@@ -1,14 +1,19 @@
-"""The main job's report: the registry of estimators and the claim matrix (every estimator × claim verified).
+"""The main job's report: the registry of estimators, the claim matrix (every estimator × claim verified) and
+the quick variance sweeps (every figure regenerated, empirical variance against closed form).
 
 Results are written atomically, one JSON file per estimator under ``<out>/matrix/``, keyed by the budget,
-seed and package version, so an interrupted ``kerneltheory report`` resumes where it stopped and never
-loses what it already computed. The tables are then written as Markdown (``report.md``) and JSON
-(``report.json``).
+seed and package version, and one per variance cell under ``<out>/variance/cells/``, so an interrupted
+``kerneltheory report`` resumes where it stopped and never loses what it already computed. The report is
+then written as Markdown (``report.md``, figures linked), JSON (``report.json``) and a self-contained HTML
+page (``report.html``, the same content with the figures embedded as base64 PNG).
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -92,9 +97,51 @@ def _verdict_cell(v: dict) -> str:
     return f"{mark} (p={p:.2g}, effect {v['effect_size']:.2g})" if p == p else mark
 
 
+def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
+    """The Markdown lines and the JSON record of the variance sweeps (:class:`FigureResult` list)."""
+    from .experiments import summary_table
+
+    out = Path(out_dir)
+    scale = results[0].scale if results else "quick"
+    draws = sorted({int(r.frame["draws"].iloc[0]) for r in results})
+    lines = [
+        "## Variance sweeps",
+        "",
+        f"Empirical variance of one draw's estimate φ(x)ᵀφ(y) against the closed forms of `kerneltheory.theory`, "
+        f"{scale} scale ({', '.join(map(str, draws))} seeded draws per point). Bands: s² ± 1.96·SE(s²), the "
+        "asymptotic standard error from the fourth moment (too narrow for heavy-tailed positive features, where "
+        "the sample variance also converges from below). Curves without a closed form (orthogonal frequencies) "
+        "are compared with the iid closed form: a ratio below 1 is their variance reduction. About 5% of the "
+        "cells of a correct closed form fall outside a 95% band. Tidy tables: "
+        "`variance/<figure>.parquet`; regenerate with `kerneltheory variance --scale quick`. Findings: "
+        "docs/variance.md.",
+        "",
+    ]
+    record = {"scale": scale, "figures": []}
+    for r in results:
+        c = r.config
+        png = None if r.png is None else Path(r.png).resolve().relative_to(out.resolve()).as_posix()
+        parquet = Path(r.parquet).resolve().relative_to(out.resolve()).as_posix()
+        table = summary_table(r.summary)
+        lines += [f"### {c.title}", "", c.description, ""]
+        if png is not None:
+            lines += [f"![{c.title}]({png})", ""]
+        lines += [markdown_table(table, list(table[0])), "",
+                  f"`{c.name}`: {r.computed} cells computed, {r.cached} cached, {r.seconds:.1f} s; table `{parquet}`.",
+                  ""]
+        record["figures"].append({"name": c.name, "title": c.title, "png": png, "parquet": parquet,
+                                  "seconds": round(r.seconds, 3), "computed": r.computed, "cached": r.cached,
+                                  "summary": r.summary, "config": c.to_dict()})
+    return lines, record
+
+
 def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[dict] | None, *, budget: str,
-                 seed: int, alpha: float, dim: int, num_features: int) -> dict:
-    """Write ``report.md`` and ``report.json``; return their paths and the Markdown text."""
+                 seed: int, alpha: float, dim: int, num_features: int, variance=None,
+                 timings: dict | None = None) -> dict:
+    """Write ``report.md``, ``report.json`` and ``report.html``; return their paths and the Markdown text.
+
+    ``variance``: the :class:`~kerneltheory.experiments.FigureResult` list of the variance sweeps, or None.
+    """
     out = Path(out_dir)
     parts = [
         "# kerneltheory report",
@@ -138,6 +185,12 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
             *(findings or ["none"]),
             "",
         ]
+    variance_record = None
+    if variance is not None:
+        lines, variance_record = variance_section(variance, out)
+        parts += lines
+    if timings:
+        parts += ["## Timings", "", ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()) + ".", ""]
     parts += [
         "## Registry",
         "",
@@ -151,20 +204,123 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     md = write_text_atomic(out / "report.md", text)
     js = write_json_atomic(out / "report.json", {
         "version": __version__, "budget": budget, "seed": seed, "alpha": alpha, "summary": summary,
-        "registry": registry_rows, "matrix": matrix,
+        "registry": registry_rows, "matrix": matrix, "variance": variance_record, "timings": timings,
     })
-    return {"markdown": md, "json": js, "text": text, "summary": summary}
+    page = write_text_atomic(out / "report.html", markdown_to_html(text, out, title="kerneltheory report"))
+    return {"markdown": md, "json": js, "html": page, "text": text, "summary": summary}
+
+
+# -- HTML -------------------------------------------------------------------------------------------------
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:78rem;margin:2rem auto;padding:0 1rem;line-height:1.45}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .45rem;
+vertical-align:top}th{background:#f3f3f3}code{background:#f6f6f6;padding:0 .2rem}img{max-width:100%}
+figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}"""
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
+
+
+def _image(alt: str, src: str, base: Path) -> str:
+    path = base / src
+    if not path.is_file():
+        raise ValueError(f"report image {src!r} not found under {base}")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    alt = html.escape(alt)
+    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
+
+
+def _table(rows: list[str]) -> str:
+    cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", r.strip())[1:-1]] for r in rows]
+    head, body = cells[0], cells[2:]
+    out = ["<table><thead><tr>", *(f"<th>{_inline(c)}</th>" for c in head), "</tr></thead><tbody>"]
+    for r in body:
+        out += ["<tr>", *(f"<td>{_inline(c)}</td>" for c in r), "</tr>"]
+    return "".join([*out, "</tbody></table>"])
+
+
+def markdown_to_html(text: str, base_dir: str | Path, *, title: str = "report") -> str:
+    """A self-contained HTML page from the report's Markdown (headings, paragraphs, lists, tables, images);
+    images ``![alt](path)`` are read from ``base_dir`` and embedded as base64 PNG."""
+    base = Path(base_dir)
+    body: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif m := re.match(r"^(#{1,6}) (.*)$", line):
+            level = len(m.group(1))
+            body.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+            i += 1
+        elif m := re.match(r"^!\[([^\]]*)\]\(([^)]+)\)\s*$", line):
+            body.append(_image(m.group(1), m.group(2), base))
+            i += 1
+        elif line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            body.append(_table(lines[i:j]))
+            i = j
+        elif line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            body.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            j = i
+            while j < len(lines) and lines[j].strip() and not re.match(r"^(#|\||- |!\[)", lines[j]):
+                j += 1
+            body.append(f"<p>{_inline(' '.join(lines[i:j]))}</p>")
+            i = j
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def run_variance(out_dir: str | Path, *, scale: str = "quick", configs=None, device: str = "cpu",
+                 scheduler=None, progress: bool = True) -> list:
+    """The variance sweeps of the report: every figure of ``configs`` (default: the shipped ones) at ``scale``,
+    written to ``<out_dir>/variance/`` with its cells cached (and resumed) in ``<out_dir>/variance/cells/``."""
+    from .experiments import run_sweeps
+
+    return run_sweeps(configs, scale=scale, out_dir=Path(out_dir) / "variance", scheduler=scheduler,
+                      device=device, progress=progress)
 
 
 def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6,
                names: list[str] | None = None, matrix: bool = True, dim: int = 16, num_features: int = 64,
-               progress: bool = True) -> dict:
-    """The main job: registry + claim matrix, written under ``out_dir``."""
+               progress: bool = True, variance: bool | None = None, variance_scale: str = "quick",
+               variance_configs=None, device: str = "cpu", scheduler=None) -> dict:
+    """The main job: registry + claim matrix + variance sweeps, written under ``out_dir``.
+
+    ``variance=None`` runs the sweeps for the full report only (no ``names`` filter, ``matrix`` on): the figures
+    cover estimator families, not the estimators a ``--only`` run selects. ``variance_configs`` replaces the
+    shipped figures; ``device``/``scheduler`` as for ``kerneltheory variance``.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
     rows = estimators.table(dim=dim, num_features=num_features)
     if names is not None:
         keep = {estimators.resolve(n) for n in names}
         rows = [r for r in rows if r["estimator"] in keep]
     mat = claim_matrix(out_dir, names=names, budget=budget, seed=seed, alpha=alpha, progress=progress) \
         if matrix else None
+    if matrix:
+        timings["claim matrix"] = time.perf_counter() - start
+    if variance is None:
+        variance = matrix and names is None
+    results = None
+    if variance:
+        t = time.perf_counter()
+        results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
+                               scheduler=scheduler, progress=progress)
+        timings["variance sweeps"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start
     return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,
-                        num_features=num_features)
+                        num_features=num_features, variance=results, timings=timings if variance else None)

@@ -4,7 +4,7 @@ Each module here exposes ``register(subparsers)``, which adds its parser and set
 ``(args) -> int`` (the exit status). :data:`COMMANDS` lists the modules :mod:`kerneltheory.cli` loads.
 """
 
-COMMANDS: tuple[str, ...] = ("bench", "sparsity")
+COMMANDS: tuple[str, ...] = ("bench", "sparsity", "variance")
 
 #: Subcommands that hand all their arguments to an experiment script's own parser (``experiments/<name>.py``).
 SCRIPTS: tuple[str, ...] = ("sparsity",)

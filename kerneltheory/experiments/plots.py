@@ -1,0 +1,142 @@
+"""Seaborn figures of a sweep: the measured variance with its 95% band, the closed forms drawn beside it.
+
+Colour = curve (the series label), line style = what is drawn: the measurement (solid, markers, with the
+band s² ± 1.96·SE(s²) shaded; a band whose lower end is ≤ 0 is drawn down to 1% of the estimate, as a log
+axis cannot show it), the closed form (dashed), the iid closed form (dotted), the ORF theory (dash-dot).
+The y axis is logarithmic, the x axis as the figure's configuration says.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .config import FigureConfig
+from .summary import KIND_NAMES, aggregate
+
+STYLES = {
+    "measured": (None, "o"),
+    "closed_form": ((5, 2), None),
+    "iid": ((1, 2), None),
+    "orf_bound": ((5, 1.5, 1, 1.5), None),
+    "orf_leading": ((8, 2, 1, 2, 1, 2), None),
+}
+X_LABELS = {
+    "num_features": "m (frequencies)",
+    "norm": "‖x‖",
+    "norm_ratio": "‖y‖ / ‖x‖",
+    "angle": "angle between x and y (degrees)",
+    "dim": "d (= m)",
+}
+Y_LABELS = {"variance": "Var φ(x)ᵀφ(y) (one draw)", "relative_variance": "Var / K(x, y)²"}
+
+
+def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> Path:
+    """Draw the figure of ``config`` from its tidy ``frame`` and write it (PNG, atomically) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
+    agg = aggregate(frame, config.y)
+    panels = list(dict.fromkeys(s.panel for s in config.series))
+    labels = list(dict.fromkeys(s.label for s in config.series))
+    palette = dict(zip(labels, sns.color_palette("colorblind", len(labels)), strict=True))
+    kinds = [k for k in STYLES if k == "measured" or agg[k].notna().any()]
+    long = agg.melt(
+        id_vars=["panel", "label", "x"], value_vars=["measured", *kinds[1:]], var_name="kind", value_name="y"
+    ).dropna(subset=["y"])
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+        cols = min(3, len(panels))
+        g = sns.FacetGrid(
+            long,
+            col="panel",
+            col_order=panels,
+            col_wrap=cols if len(panels) > 1 else None,
+            sharey=False,
+            sharex=True,
+            height=2.8,
+            aspect=1.25,
+        )
+        for ax, panel in zip(g.axes.flat, panels, strict=False):
+            band = agg[agg["panel"] == panel]
+            for label in labels:
+                b = band[band["label"] == label].sort_values("x")
+                if b.empty:
+                    continue
+                lo = b["lo"].where(b["lo"] > 0, 0.01 * b["measured"])
+                ax.fill_between(b["x"], lo, b["hi"], color=palette[label], alpha=0.18, linewidth=0)
+            sub = long[long["panel"] == panel]
+            present = [k for k in kinds if (sub["kind"] == k).any()]
+            sns.lineplot(
+                data=sub,
+                x="x",
+                y="y",
+                hue="label",
+                style="kind",
+                hue_order=labels,
+                style_order=present,
+                palette=palette,
+                dashes={k: STYLES[k][0] or "" for k in present},
+                markers=False,
+                linewidth=1.2,
+                errorbar=None,
+                estimator=None,
+                ax=ax,
+                legend=False,
+            )
+            measured = sub[sub["kind"] == "measured"]
+            sns.scatterplot(
+                data=measured,
+                x="x",
+                y="y",
+                hue="label",
+                hue_order=labels,
+                palette=palette,
+                marker="o",
+                s=16,
+                linewidth=0,
+                ax=ax,
+                legend=False,
+            )
+            ax.set_yscale("log")
+            ax.set_xscale(config.xscale, **({"base": 2} if config.xscale == "log" else {}))
+            ax.set_title(panel or config.title, fontsize=9)
+            ax.set_xlabel(X_LABELS[config.x])
+            ax.set_ylabel(Y_LABELS[config.y])
+        handles = [Line2D([], [], color=palette[lab], marker="o", label=lab) for lab in labels]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                linestyle=(0, STYLES[k][0]) if STYLES[k][0] else "-",
+                marker=STYLES[k][1],
+                label="measured (95% band)" if k == "measured" else KIND_NAMES[k],
+            )
+            for k in kinds
+        ]
+        g.figure.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 5),
+            frameon=False,
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.01),
+        )
+        g.figure.suptitle(config.title, fontsize=10)
+        g.figure.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) > 5), 1, 0.97))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            g.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            plt.close(g.figure)
+    return path

@@ -1,0 +1,378 @@
+r"""Running sweeps: cells computed locally or on Dask distributed, cached and resumed, assembled into tidy
+tables (parquet) and figures.
+
+Local runs evaluate each pending cell in this process, writing a checkpoint of its finished blocks every
+``checkpoint_seconds`` (atomically), so an interrupted run resumes inside a cell; a finished cell is one file.
+Distributed runs (``scheduler="local:N"`` starts a :class:`distributed.LocalCluster` of N single-threaded
+worker processes, ``"tcp://host:port"`` connects to a running scheduler, or pass a ``distributed.Client``)
+split every cell into shards of ``shard_blocks`` RNG blocks, submit each shard as the pure task
+:func:`~kerneltheory.experiments.cells.shard_task` (spec, a, b), write each returned shard atomically and
+merge a cell's shards in block order. Because :class:`~kerneltheory.montecarlo.BlockMoments` of adjacent
+block ranges merge bitwise into the moments of their union, the result is identical, bit for bit, to the
+local run (tests/test_variance_experiments.py checks it with a 2-worker cluster), provided the workers'
+torch kernels give the same bits as the local ones (same build and hardware; the CPU reductions used here do
+not depend on the thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..montecarlo import BlockMoments
+from .cells import (
+    CellStore,
+    cell_blocks,
+    cell_digest,
+    cell_spec,
+    cell_theory,
+    check_theory,
+    evaluate_cell,
+    moment_columns,
+    shard_task,
+)
+from .config import THEORY, FigureConfig
+
+SCHEDULER_HELP = "local:N (a local cluster of N worker processes) or tcp://host:port (a running scheduler)"
+
+
+@dataclass
+class FigureResult:
+    """The outcome of one figure: its tidy table, files and timings."""
+
+    config: FigureConfig
+    scale: str
+    frame: pd.DataFrame
+    parquet: Path
+    png: Path | None
+    seconds: float
+    computed: int
+    cached: int
+    summary: list[dict] = field(default_factory=list)
+
+
+def plan(
+    config: FigureConfig,
+    scale: str = "quick",
+    *,
+    draws: int | None = None,
+    block: int | None = None,
+    device: str = "cpu",
+) -> list[tuple[int, object, dict]]:
+    """Every cell of the figure at ``scale``: ``(series index, axis value, spec)``, series-major."""
+    spec_scale = config.scale(scale)
+    draws = spec_scale.draws if draws is None else draws
+    block = spec_scale.block if block is None else block
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
+        raise ValueError(f"draws must be an integer >= 2, got {draws!r}")
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be an integer >= 1, got {block!r}")
+    return [
+        (i, v, cell_spec(config, s, v, draws=draws, block=block, device=device))
+        for i, s in enumerate(config.series)
+        for v in spec_scale.values
+    ]
+
+
+# -- execution ---------------------------------------------------------------------------------------------
+
+
+def _bar(total: int, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="cell", file=sys.stderr, disable=not progress, leave=True)
+
+
+def _run_local(spec: dict, store: CellStore, checkpoint_seconds: float, progress: bool) -> BlockMoments:
+    nb = cell_blocks(spec)
+    done = store.load_partial(spec)
+    start = 0 if done is None else done.blocks.stop
+    if start >= nb:
+        return done
+    last = [time.monotonic()]
+
+    def checkpoint(m: BlockMoments) -> None:
+        if time.monotonic() - last[0] >= checkpoint_seconds and m.blocks.stop < nb:
+            store.save_partial(spec, m if done is None else done + m)
+            last[0] = time.monotonic()
+
+    rest = evaluate_cell(
+        spec,
+        range(start, nb),
+        callback=checkpoint,
+        chunk=spec["block"] * max(1, min(64, nb // 16 or 1)),
+        progress=progress and spec["draws"] >= 2**22,
+    )
+    return rest if done is None else done + rest
+
+
+def compute_cells(
+    specs: list[dict],
+    store: CellStore,
+    *,
+    client=None,
+    shard_blocks: int | None = None,
+    progress: bool = True,
+    checkpoint_seconds: float = 30.0,
+    desc: str = "cells",
+) -> dict:
+    """``{digest: BlockMoments}`` for every spec (duplicates computed once): read from the store where a cell
+    is finished, otherwise computed — locally (resuming from its checkpoint), or on ``client`` in shards of
+    ``shard_blocks`` RNG blocks — and stored."""
+    unique: dict[str, dict] = {}
+    for spec in specs:
+        unique.setdefault(cell_digest(spec), spec)
+    results: dict[str, BlockMoments] = {}
+    todo = []
+    for digest, spec in unique.items():
+        m = store.load(spec)
+        if m is None:
+            todo.append((digest, spec))
+        else:
+            results[digest] = m
+    bar = _bar(len(unique), desc, progress)
+    bar.update(len(results))
+    try:
+        if client is None:
+            for digest, spec in todo:
+                start = time.perf_counter()
+                m = _run_local(spec, store, checkpoint_seconds, progress)
+                store.save(spec, m, seconds=round(time.perf_counter() - start, 3))
+                results[digest] = m
+                bar.update()
+        else:
+            results.update(_run_distributed(client, todo, store, shard_blocks, bar))
+    finally:
+        bar.close()
+    return results
+
+
+def _shards(nb: int, shard_blocks: int | None) -> list[tuple[int, int]]:
+    size = nb if shard_blocks is None else shard_blocks
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"shard_blocks must be an integer >= 1, got {shard_blocks!r}")
+    return [(a, min(a + size, nb)) for a in range(0, nb, size)]
+
+
+def _run_distributed(client, todo, store: CellStore, shard_blocks, bar) -> dict:
+    from distributed import as_completed
+
+    pieces: dict[str, dict[tuple[int, int], BlockMoments]] = {}
+    futures = {}
+    specs = dict(todo)
+    for digest, spec in todo:
+        pieces[digest] = {}
+        for a, b in _shards(cell_blocks(spec), shard_blocks):
+            m = store.load_shard(spec, a, b)
+            if m is not None:
+                pieces[digest][(a, b)] = m
+            else:
+                fut = client.submit(
+                    shard_task, spec, a, b, key=f"kerneltheory-shard-{digest}-{a}-{b}", pure=True
+                )
+                futures[fut] = (digest, (a, b))
+    results = {}
+
+    def finish(digest: str) -> None:
+        spec = specs[digest]
+        shards = _shards(cell_blocks(spec), shard_blocks)
+        if len(pieces[digest]) < len(shards):
+            return
+        total = pieces[digest][shards[0]]
+        for r in shards[1:]:
+            total = total + pieces[digest][r]  # adjacent ranges of one sweep: the bitwise tree merge
+        store.save(spec, total)
+        results[digest] = total
+        bar.update()
+
+    for digest in list(pieces):
+        finish(digest)
+    for fut in as_completed(list(futures)):
+        digest, r = futures[fut]
+        m = BlockMoments.from_dict(fut.result())
+        store.save_shard(specs[digest], m)
+        pieces[digest][r] = m
+        finish(digest)
+    return results
+
+
+@contextlib.contextmanager
+def open_client(scheduler):
+    """A ``distributed.Client`` for ``scheduler``: None (yields None: run locally), ``"local:N"`` (a new
+    LocalCluster of N worker processes, one thread each, closed on exit), ``"tcp://host:port"`` (connect),
+    or an existing Client (used as is)."""
+    if scheduler is None:
+        yield None
+        return
+    if not isinstance(scheduler, str):
+        yield scheduler
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler.startswith("local:"):
+        try:
+            workers = int(scheduler.split(":", 1)[1])
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+        with LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            with Client(cluster) as client:
+                yield client
+    elif "://" in scheduler:
+        with Client(scheduler) as client:
+            yield client
+    else:
+        raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+
+
+# -- assembly ----------------------------------------------------------------------------------------------
+
+
+def tidy_frame(
+    config: FigureConfig, scale: str, cells: list[tuple[int, object, dict]], moments: dict
+) -> pd.DataFrame:
+    """One row per (series, axis value, pair): the point, the measurement and the closed forms (NaN where a
+    closed form is not drawn for the series)."""
+    frames = []
+    for i, value, spec in cells:
+        series = config.series[i]
+        theory = cell_theory(spec, series.theory)
+        m = moments[cell_digest(spec)]
+        cols = moment_columns(m, theory["kernel"])
+        p = spec["point"]
+        count = p["pairs"]
+        row = {
+            "figure": config.name,
+            "scale": scale,
+            "panel": series.panel,
+            "label": series.label,
+            "estimator": spec["estimator"],
+            "x_name": config.x,
+            "x": float(value),
+            "dim": p["dim"],
+            "num_features": p["num_features"],
+            "norm_x": p["norm"],
+            "norm_y": p["norm"] * p["norm_ratio"],
+            "angle": p["angle"],
+            "pairs": count,
+            "pair": np.arange(count),
+            "draws": m.count,
+            "block": spec["block"],
+            "seed": str(spec["seed"]),
+            "device": spec["device"],
+            "cell": cell_digest(spec),
+            "kernel": theory["kernel"],
+            **cols,
+        }
+        for kind in THEORY:
+            row[kind] = theory.get(kind, np.full(count, np.nan))
+        frames.append(pd.DataFrame(row))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def run_figure(
+    config: FigureConfig,
+    *,
+    scale: str = "quick",
+    out_dir: str | Path = "experiments/variance",
+    cells_dir: str | Path | None = None,
+    device: str = "cpu",
+    draws: int | None = None,
+    block: int | None = None,
+    client=None,
+    shard_blocks: int | None = None,
+    progress: bool = True,
+    plot: bool = True,
+    checkpoint_seconds: float = 30.0,
+) -> FigureResult:
+    """Compute (or resume) every cell of ``config`` at ``scale`` and write ``<out_dir>/<name>.parquet`` and,
+    with ``plot``, ``<out_dir>/<name>.png``. Cells are cached under ``cells_dir`` (default
+    ``<out_dir>/cells``)."""
+    from .summary import summarize
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    store = CellStore(Path(cells_dir) if cells_dir is not None else out / "cells")
+    cells = plan(config, scale, draws=draws, block=block, device=device)
+    checked = set()
+    for i, _, spec in cells:
+        if i not in checked:
+            check_theory(spec, config.series[i].theory, config.series[i].label)
+            checked.add(i)
+    cached = sum(
+        store.load(spec) is not None for _, _, spec in {cell_digest(c[2]): c for c in cells}.values()
+    )
+    moments = compute_cells(
+        [c[2] for c in cells],
+        store,
+        client=client,
+        shard_blocks=shard_blocks,
+        progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
+        desc=config.name,
+    )
+    frame = tidy_frame(config, scale, cells, moments)
+    parquet = write_parquet_atomic(frame, out / f"{config.name}.parquet")
+    png = None
+    if plot:
+        from .plots import plot_figure
+
+        png = plot_figure(frame, config, out / f"{config.name}.png")
+    unique = len({cell_digest(c[2]) for c in cells})
+    return FigureResult(
+        config,
+        scale,
+        frame,
+        parquet,
+        png,
+        time.perf_counter() - start,
+        unique - cached,
+        cached,
+        summarize(frame),
+    )
+
+
+def run_sweeps(
+    configs: list[FigureConfig] | None = None,
+    *,
+    scale: str = "quick",
+    out_dir: str | Path = "experiments/variance",
+    scheduler=None,
+    only: list[str] | None = None,
+    **kw,
+) -> list[FigureResult]:
+    """Run every figure of ``configs`` (default: the shipped ones), optionally ``only`` the named ones, on
+    ``scheduler`` (None: this process). Keyword arguments go to :func:`run_figure`."""
+    from .defaults import default_configs
+
+    configs = default_configs() if configs is None else list(configs)
+    if only:
+        names = {c.name for c in configs}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            raise ValueError(f"unknown figure(s) {unknown}; figures are {sorted(names)}")
+        configs = [c for c in configs if c.name in set(only)]
+    with open_client(scheduler) as client:
+        return [run_figure(c, scale=scale, out_dir=out_dir, client=client, **kw) for c in configs]

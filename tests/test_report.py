@@ -1,0 +1,107 @@
+"""The main job's report (kerneltheory/report.py): claim matrix + variance sweeps → report.md (figures linked),
+report.json and a self-contained report.html (figures embedded), resumable."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from kerneltheory.experiments import FigureConfig, ScaleSpec, Series
+from kerneltheory.report import markdown_to_html, run_report
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def small_figure() -> FigureConfig:
+    return FigureConfig(
+        name="small",
+        title="Small sweep",
+        description="two estimators, two norms",
+        x="norm",
+        fixed={"dim": 4, "num_features": 4, "norm": 0.5, "norm_ratio": 1.0, "angle": 60.0, "pairs": 1},
+        scales={"quick": ScaleSpec((0.25, 0.5), 256, 128)},
+        series=(
+            Series("positive/gaussian", "positive", "iid"),
+            Series("positive/orthogonal", "positive", "orthogonal", theory=("iid", "orf_bound")),
+        ),
+    )
+
+
+def test_markdown_to_html_embeds_images_and_keeps_tables(tmp_path):
+    (tmp_path / "fig").mkdir()
+    (tmp_path / "fig" / "a.png").write_bytes(PNG)
+    text = "\n".join(
+        [
+            "# Title",
+            "",
+            "Some `code` and **bold** <b>escaped</b>.",
+            "",
+            "![A figure](fig/a.png)",
+            "",
+            "| a | b |",
+            "|---|---|",
+            "| x \\| y | `z` |",
+            "",
+            "- one",
+            "- two",
+            "",
+        ]
+    )
+    page = markdown_to_html(text, tmp_path, title="t")
+    assert page.startswith("<!DOCTYPE html>") and "<h1>Title</h1>" in page
+    assert "<code>code</code>" in page and "<strong>bold</strong>" in page and "&lt;b&gt;escaped" in page
+    assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in page
+    assert "<td>x | y</td><td><code>z</code></td>" in page
+    assert "<ul><li>one</li><li>two</li></ul>" in page
+    with pytest.raises(ValueError, match="not found"):
+        markdown_to_html("![missing](nope.png)", tmp_path)
+
+
+def test_report_with_claim_matrix_and_variance_sweeps(tmp_path, capsys):
+    out = tmp_path / "rep"
+    res = run_report(
+        out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()], progress=False
+    )
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert res["html"] == out / "report.html"
+    # the claim matrix content is kept, in Markdown and in HTML
+    assert "## Claim matrix" in md and "## Registry" in md and "## Variance sweeps" in md
+    assert (
+        "<h2>Claim matrix</h2>" in page and "<h2>Variance sweeps</h2>" in page and "<h2>Registry</h2>" in page
+    )
+    assert [e["estimator"] for e in data["matrix"]] == ["positive/gaussian"]
+    assert page.count("<td>positive/gaussian</td>") >= 2  # matrix row and registry row
+    # figures: linked from Markdown, embedded in HTML, regenerated on disk with their tables
+    assert "![Small sweep](variance/small.png)" in md
+    assert (out / "variance" / "small.png").is_file() and (out / "variance" / "small.parquet").is_file()
+    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 1
+    assert "variance/small.png" not in page.split("<figcaption>")[0].split("<img")[-1]
+    fig = data["variance"]["figures"][0]
+    assert fig["name"] == "small" and fig["computed"] == 4 and fig["png"] == "variance/small.png"
+    assert {r["label"] for r in fig["summary"]} == {"positive"} and len(fig["summary"]) == 2
+    assert set(data["timings"]) == {"claim matrix", "variance sweeps", "total"}
+    # a second run resumes: nothing recomputed, same matrix and same measurements
+    again = run_report(
+        out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()], progress=False
+    )
+    data2 = json.loads(again["json"].read_text(encoding="utf-8"))
+    assert data2["variance"]["figures"][0]["computed"] == 0
+    assert data2["variance"]["figures"][0]["summary"] == fig["summary"]
+    assert data2["matrix"] == data["matrix"]
+    capsys.readouterr()
+
+
+def test_a_filtered_report_skips_the_sweeps_by_default(tmp_path):
+    run_report(tmp_path, names=["elu"], progress=False)
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert data["variance"] is None and not (tmp_path / "variance").exists()
+    assert (tmp_path / "report.html").is_file()
+    run_report(tmp_path / "reg", matrix=False, progress=False)
+    assert json.loads((tmp_path / "reg" / "report.json").read_text(encoding="utf-8"))["variance"] is None
