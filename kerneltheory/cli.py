@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from .commands._scripts import run_experiment
 
         try:
-            return run_experiment(argv[0], argv[1:])
+            return run_experiment(SCRIPTS[argv[0]], argv[1:])
         except ValueError as exc:
             print(f"kerneltheory {argv[0]}: error: {exc}", file=sys.stderr)
             return 2

@@ -30,5 +30,7 @@ def run_experiment(name: str, argv: list[str]) -> int:
 def register_script(subparsers, name: str, help_text: str) -> None:
     """List ``name`` in the CLI's help. :func:`kerneltheory.cli.main` hands every argument after it to
     ``experiments/<name>.py``'s own parser (``kerneltheory NAME --help`` shows that parser's help)."""
+    from . import SCRIPTS
+
     parser = subparsers.add_parser(name, help=help_text)
-    parser.set_defaults(func=lambda a: run_experiment(name, []))
+    parser.set_defaults(func=lambda a: run_experiment(SCRIPTS[name], []))
