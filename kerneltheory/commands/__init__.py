@@ -4,7 +4,7 @@ Each module here exposes ``register(subparsers)``, which adds its parser and set
 ``(args) -> int`` (the exit status). :data:`COMMANDS` lists the modules :mod:`kerneltheory.cli` loads.
 """
 
-COMMANDS: tuple[str, ...] = ("bench", "sparsity", "turing", "variance")
+COMMANDS: tuple[str, ...] = ("bench", "sparsity", "train", "turing", "variance")
 
 #: Subcommands that hand all their arguments to an experiment script's own parser: name → ``experiments/<script>.py``.
 SCRIPTS: dict[str, str] = {"sparsity": "sparsity", "turing": "turing_beta"}
