@@ -179,7 +179,7 @@ def test_verification_gamma_example():
 
 @pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
-    """The documented command (python -m sphinx -W --keep-going -b html docs docs/_build/html) into a temporary
+    """The documented command (python -m sphinx -E -W --keep-going -b html docs docs/_build/html) into a temporary
     folder, from a fresh doctree cache; then every proof page must be reachable from the root document."""
     for name in ("sphinx", "myst_parser", "sphinx_proof"):
         pytest.importorskip(name, reason="needs the docs extra: pip install -e '.[docs]'")
