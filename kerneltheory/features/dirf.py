@@ -27,6 +27,7 @@ with the law is refused.
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -37,8 +38,8 @@ from ..spectral.base import SpectralLaw
 from .base import Component, IncompatibleLaw, project
 
 
-class _DIRF(Component):
-    """Shared DIRF machinery; subclasses name the law and give log(k! P(k))."""
+class _DIRF(Component, metaclass=abc.ABCMeta):
+    """Shared DIRF machinery; subclasses name the law and give log(k! P(k)) (abstract methods)."""
 
     positive = False
     proofs = {"unbiased": "proofs/dirf.md", "variance": "proofs/dirf.md"}
@@ -49,8 +50,9 @@ class _DIRF(Component):
         super().__init__()
         self._value = None if value is None else self._check_param(value)
 
-    def _check_param(self, value) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _check_param(self, value) -> float:
+        """The law's parameter (rate λ or p), validated."""
 
     def _param(self) -> float:
         if self._value is None:
@@ -60,9 +62,9 @@ class _DIRF(Component):
             )
         return self._value
 
-    def log_k_factorial_pmf(self, k: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def log_k_factorial_pmf(self, k: torch.Tensor) -> torch.Tensor:
         """log(k! P(k)) elementwise."""
-        raise NotImplementedError
 
     def check_law(self, law: SpectralLaw | None) -> None:
         super().check_law(law)

@@ -17,6 +17,7 @@ the result is the same as ``W @ x``).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -115,14 +116,15 @@ class SigmaNetwork:
 # ---------------------------------------------------------------------------------------------------
 
 
-class Selection:
+class Selection(abc.ABC):
     """Turns one query and the keys so far into the attended value. ``uses_scores``: whether it works on
     the scores (hardmax, exp(β·score)) or on the raw query/key vectors (kernels, feature maps)."""
 
     uses_scores = True
 
+    @abc.abstractmethod
     def __call__(self, q: np.ndarray, keys: np.ndarray, scores: np.ndarray | None, values: np.ndarray):
-        raise NotImplementedError
+        """The attended value for query ``q`` over ``keys``/``values`` (``scores`` when ``uses_scores``)."""
 
 
 class Hardmax(Selection):
