@@ -159,18 +159,53 @@ class RandomFeatureEstimator:
             device=self.device,
         )
 
-    def sample_estimates(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int):
-        """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p), all draws in one tensor op.
+    def sample_estimates(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        draws: int,
+        *,
+        chunk_bytes: int = 2**19,
+    ):
+        """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p) of ``draws`` independent draws.
 
-        For data-dependent maps the statistics are those of the sequences x and y.
+        All ``draws`` frequency matrices are drawn first, in one call (the random stream is that of
+        ``self.draw(generator, batch=draws)``); the features are then evaluated in chunks of c draws × q pairs
+        whose ``[c, q, D]`` feature tensor fits ``chunk_bytes`` (all P pairs and as many draws as fit when one
+        draw's features fit, else one draw and as many pairs as fit), so that the elementwise work stays in
+        cache however large ``draws`` and P are. Every pair's features depend only on that pair, W and the
+        sequence statistics, so the chunking changes the result at most by floating-point reassociation in
+        the batched products (on the CPU it is bitwise the same in practice). The inputs are validated once
+        per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y.
         """
         x, y = self._check_pairs(x, y)
         r = check_int(draws, "draws", minimum=1)
+        chunk_bytes = check_int(chunk_bytes, "chunk_bytes", minimum=1)
         fm = self.draw(generator, batch=r)
-        fx, fy = fm.pair(x, y)
-        if fx.dim() == 2:  # deterministic maps carry no draw dimension
-            fx, fy = fx.expand(r, *fx.shape), fy.expand(r, *fy.shape)
-        return (fx * fy).sum(-1)
+        comp = self.component
+        if fm.w is None:  # deterministic maps carry no draw dimension: one evaluation serves every draw
+            fx, fy = fm.pair(x, y)
+            return torch.linalg.vecdot(fx, fy).expand(r, x.shape[0])
+        stats = comp.statistics(x, y) if comp.data_dependent else {}
+        w = fm.w.to(device=x.device, dtype=x.dtype)
+        extra = {
+            k: v.to(device=x.device, dtype=x.dtype) for k, v in fm.extra.items()
+        }  # batch dimension first
+        num_pairs = x.shape[0]
+        row = max(self.feature_dim, self.num_features) * x.element_size()  # bytes of one pair's features
+        q = min(num_pairs, max(1, chunk_bytes // row))  # pairs per chunk
+        c = max(1, chunk_bytes // (q * row))  # draws per chunk
+        rows = []  # chunks are concatenated (not written into a buffer) so that gradients flow to W
+        for s in range(0, r, c):
+            wc, ec = w[s : s + c], {k: v[s : s + c] for k, v in extra.items()}
+            cols = []
+            for t in range(0, num_pairs, q):
+                fx = comp.features(x[t : t + q], wc, ec, stats, "query")
+                fy = comp.features(y[t : t + q], wc, ec, stats, "key")
+                cols.append(torch.linalg.vecdot(fx, fy))
+            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
+        return rows[0] if len(rows) == 1 else torch.cat(rows)
 
     # -- theory -----------------------------------------------------------------------------------
     def _check_xy(self, x, y):

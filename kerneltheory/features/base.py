@@ -66,7 +66,11 @@ class Component(nn.Module):
     def draw_extra(
         self, num_features: int, generator: torch.Generator, batch: int | None, dtype, device
     ) -> dict[str, torch.Tensor]:
-        """Extra random quantities of one draw (e.g. the phases b of trig-with-phase). Default: none."""
+        """Extra random quantities of one draw (e.g. the phases b of trig-with-phase). Default: none.
+
+        With ``batch`` given, every tensor carries the batch of draws as its *first* dimension (draw i's
+        quantities are ``t[i]``): the moment engine slices draws along it.
+        """
         return {}
 
     # -- data dependence --------------------------------------------------------------------------
@@ -234,5 +238,14 @@ def sq_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Wx for every row: ``[..., n, d] × [..., m, d] → [..., n, m]`` (leading dimensions broadcast)."""
+    """Wx for every row: ``[..., n, d] × [..., m, d] → [..., n, m]`` (leading dimensions broadcast).
+
+    For one set of points ``[n, d]`` against a batch of small draws ``[c, m, d]`` (the moment engine's case,
+    n·m·d ≤ 2¹⁶) this is one ``[n, d] × [d, c·m]`` product rearranged to ``[c, n, m]``, instead of c small
+    batched products: the same dot products, with one kernel call instead of c. Larger draws use the batched
+    product, whose contiguous output keeps the elementwise work that follows fast.
+    """
+    if x.dim() == 2 and w.dim() == 3 and x.shape[0] * w.shape[1] * w.shape[2] <= 2**16:
+        c, m, d = w.shape
+        return (x @ w.reshape(c * m, d).T).view(x.shape[0], c, m).transpose(0, 1).contiguous()
     return x @ w.transpose(-1, -2)

@@ -56,7 +56,7 @@ class Trig(Component):
     def features(self, x, w, extra, stats, side):
         u = project(x, w)
         scale = torch.exp(self.log_weight(x) - 0.5 * math.log(w.shape[-2]))
-        return scale * torch.cat([torch.cos(u), torch.sin(u)], dim=-1)
+        return torch.cat([torch.cos(u), torch.sin(u)], dim=-1).mul_(scale)  # in place on a fresh tensor
 
     def log_features(self, x, w, extra, stats, side):
         u = project(x, w)
