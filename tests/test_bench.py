@@ -99,6 +99,12 @@ def test_attention_smoke(tmp_path):
     _check_written(res, tmp_path)
 
 
+def test_engine_cost_model_is_the_stated_formula():
+    # P = d = m = 1, D = 2: 26 useful FLOPs; time 4/4 (GEMM at 4 FLOP/s) + 2·1·2·1 (transcendentals) + 1·1 (W)
+    unit = {"w_entry": 1.0, "cos": 1.0, "sin": 1.0}
+    assert bench._cost_model_ratio(1, 1, 1, 2, 4.0, unit) == pytest.approx(26 / 6 / 4)
+
+
 def test_engine_smoke(tmp_path):
     res = bench.bench_engine("smoke")
     f = res.frame
@@ -107,10 +113,11 @@ def test_engine_smoke(tmp_path):
     (thr,) = res.summary["throughput"]
     assert thr["ratio"] == pytest.approx(thr["engine_gflops"] / thr["gemm_gflops_same_shapes"])
     assert thr["engine_flops_per_draw"] == bench.engine_flops_per_draw(16, 8, 8, 16)
+    assert set(thr["unit_ns"]) == {"w_entry", "cos", "sin"} and all(v > 0 for v in thr["unit_ns"].values())
+    assert thr["cost_model_ratio"] > 0
     (vs,) = res.summary["vs_loop"]
     assert vs["speedup_vs_loop"] == pytest.approx(vs["loop_s"] / vs["engine_s"])
     assert vs["subset"] < vs["draws"]
-    pytest.importorskip("sklearn")
     assert vs["speedup_vs_rbf"] == pytest.approx(vs["rbf_s"] / vs["engine_s"])
     _check_written(res, tmp_path)
 
