@@ -72,10 +72,10 @@ def _headline(name: str, s: dict) -> dict:
                               for m, e in s["exponents"].items()},
                 "crossover_n": s["crossover_n_linear_faster"], "stopped": s["stopped"]}
     if name == "engine":
-        return {"engine/gemm": {f"d={t['dim']},m={t['num_features']}": round(t["ratio"], 3) for t in s["throughput"]},
+        return {"engine/gemm": {f"d={t['dim']},m={t['num_features']},P={t['pairs']}": round(t["ratio"], 3)
+                                for t in s["throughput"]},
                 "speedup_vs_loop": [round(v["speedup_vs_loop"], 1) for v in s["vs_loop"]],
-                "speedup_vs_rbf": [None if v["speedup_vs_rbf"] is None else round(v["speedup_vs_rbf"], 1)
-                                   for v in s["vs_loop"]]}
+                "speedup_vs_rbf": [round(v["speedup_vs_rbf"], 1) for v in s["vs_loop"]]}
     return {"crossover_d": s["crossover_d"], "crossover_m": s["crossover_m"]}
 
 
