@@ -683,11 +683,15 @@ def test_variance_hooks_use_theory(kt_generator):
 
 @pytest.mark.parametrize("n, c, m, d", [(5, 7, 3, 2), (64, 4, 64, 16), (300, 2, 16, 16)])
 def test_project_flat_and_batched_products_agree(n, c, m, d, kt_generator):
-    """project() takes one flat product for small draws and the batched one otherwise: both are x_i·ω_j."""
+    """project() takes one flat product for small draws and the batched one otherwise: both are x_i·ω_j + b_j."""
     from kerneltheory.features.base import project
 
     x = torch.randn(n, d, generator=kt_generator, dtype=F64)
     w = torch.randn(c, m, d, generator=kt_generator, dtype=F64)
+    b = torch.rand(c, m, generator=kt_generator, dtype=F64)
+    want = torch.einsum("nd,cmd->cnm", x, w)
     got = project(x, w)
-    assert got.shape == (c, n, m) and got.is_contiguous()
-    torch.testing.assert_close(got, torch.einsum("nd,cmd->cnm", x, w), rtol=1e-13, atol=1e-13)
+    assert got.shape == (c, n, m)
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(project(x, w, b), want + b[:, None, :], rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(project(x[None], w, b), want + b[:, None, :], rtol=1e-13, atol=1e-13)  # batched

@@ -237,15 +237,20 @@ def sq_norm(x: torch.Tensor) -> torch.Tensor:
     return (x * x).sum(-1, keepdim=True)
 
 
-def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Wx for every row: ``[..., n, d] × [..., m, d] → [..., n, m]`` (leading dimensions broadcast).
+def project(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Wx (+ b) for every row: ``[..., n, d] × [..., m, d] (+ [..., m]) → [..., n, m]`` (leading dimensions
+    broadcast); the bias b, one value per frequency, is added inside the product.
 
     For one set of points ``[n, d]`` against a batch of small draws ``[c, m, d]`` (the moment engine's case,
-    n·m·d ≤ 2¹⁶) this is one ``[n, d] × [d, c·m]`` product rearranged to ``[c, n, m]``, instead of c small
-    batched products: the same dot products, with one kernel call instead of c. Larger draws use the batched
-    product, whose contiguous output keeps the elementwise work that follows fast.
+    n·m·d ≤ 2¹⁶) this is one ``[n, d] × [d, c·m]`` product returned as a ``[c, n, m]`` view of its
+    ``[n, c, m]`` result, instead of c small batched products: the same dot products, with one kernel call
+    instead of c. Larger draws use the batched product, whose contiguous output keeps the elementwise work
+    that follows fast.
     """
     if x.dim() == 2 and w.dim() == 3 and x.shape[0] * w.shape[1] * w.shape[2] <= 2**16:
         c, m, d = w.shape
-        return (x @ w.reshape(c * m, d).T).view(x.shape[0], c, m).transpose(0, 1).contiguous()
-    return x @ w.transpose(-1, -2)
+        flat = w.reshape(c * m, d).T
+        u = x @ flat if bias is None else torch.addmm(bias.reshape(c * m), x, flat)
+        return u.view(x.shape[0], c, m).transpose(0, 1)
+    u = x @ w.transpose(-1, -2)
+    return u if bias is None else u.add_(bias.unsqueeze(-2))

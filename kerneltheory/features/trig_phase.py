@@ -52,11 +52,10 @@ class TrigPhase(Component):
         return torch.full(x.shape[:-1], 2.0, dtype=x.dtype, device=x.device)
 
     def features(self, x, w, extra, stats, side):
-        u = project(x, w).add_(extra["phase"].unsqueeze(-2))  # [..., n, m] + [..., 1, m], in place
-        return torch.cos(u).mul_(math.sqrt(2.0 / w.shape[-2]))
+        return torch.cos(project(x, w, extra["phase"])).mul_(math.sqrt(2.0 / w.shape[-2]))
 
     def log_features(self, x, w, extra, stats, side):
-        c = torch.cos(project(x, w) + extra["phase"].unsqueeze(-2))
+        c = torch.cos(project(x, w, extra["phase"]))
         return 0.5 * math.log(2.0 / w.shape[-2]) + torch.log(c.abs()), torch.sign(c)
 
     def target(self, law: SpectralLaw, x, y, stats):
