@@ -189,9 +189,8 @@ class RandomFeatureEstimator:
             return torch.linalg.vecdot(fx, fy).expand(r, x.shape[0])
         stats = comp.statistics(x, y) if comp.data_dependent else {}
         w = fm.w.to(device=x.device, dtype=x.dtype)
-        extra = {
-            k: v.to(device=x.device, dtype=x.dtype) for k, v in fm.extra.items()
-        }  # batch dimension first
+        # extra randomness carries the batch of draws first (Component.draw_extra), so it is sliced like W
+        extra = {k: v.to(device=x.device, dtype=x.dtype) for k, v in fm.extra.items()}
         num_pairs = x.shape[0]
         row = max(self.feature_dim, self.num_features) * x.element_size()  # bytes of one pair's features
         q = min(num_pairs, max(1, chunk_bytes // row))  # pairs per chunk
