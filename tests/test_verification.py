@@ -231,10 +231,14 @@ def test_variance_check_rejects_planted_defects(claimed_m, drop_k2, exponent, kt
 CAL_ALPHA = 0.05
 
 
-def _rejection_count(kind: str, seeds: range) -> int:
+MAX_REFUSED = 0.05  # the guard may refuse a seed whose sample tails look heavy, but rarely: see _check_calibration
+
+
+def _rejection_count(kind: str, seeds: range) -> tuple[int, int]:
+    """(false failures, checks applied) over ``seeds``; a refused check is neither (it makes no claim)."""
     # the variance test needs a moderate eighth moment too: it runs nearer the origin (‖z‖² ≤ 0.5)
     x, y = _pairs(4, 12345, radius=0.35 if kind == "variance" else 0.5)
-    fails = 0
+    fails = applied = 0
     for s in seeds:
         if kind == "lognormal-mom":
             smp = _lognormal(8192, 4, 2.0, s)
@@ -242,41 +246,48 @@ def _rejection_count(kind: str, seeds: range) -> int:
                              alpha=CAL_ALPHA, name="c", seed=s,
                              variance=torch.full((4,), (math.e**2 - 1) * math.e**2, dtype=torch.float64),
                              samples=smp)
-            # the guard decides the method; force median of means by dropping to its branch when CLT is used
-            fails += not res.passed
-            continue
-        name = {"clt": "positive/gaussian", "clt-exact": "positive/gaussian", "bounded": "trig/gaussian",
-                "variance": "positive/gaussian"}[kind]
-        est = E.get(name, 4, 16)
-        mom, smp = _run(est, x, y, s, draws=4096)
-        target = est.kernel_pairs(x, y)
-        if kind == "variance":
-            res = variance_check(mom, est.variance_pairs(x, y), alpha=CAL_ALPHA, name="c", seed=s, samples=smp)
         else:
-            res = mean_check(
-                mom, target, alpha=CAL_ALPHA, name="c", seed=s, samples=smp,
-                variance=est.variance_pairs(x, y) if kind == "clt-exact" else None,
-                bound=est.component.estimate_bound(x, y) if kind == "bounded" else None,
-            )
-        assert not res.refused, res
+            name = {"clt": "positive/gaussian", "clt-exact": "positive/gaussian", "bounded": "trig/gaussian",
+                    "variance": "positive/gaussian"}[kind]
+            est = E.get(name, 4, 16)
+            mom, smp = _run(est, x, y, s, draws=4096)
+            target = est.kernel_pairs(x, y)
+            if kind == "variance":
+                res = variance_check(mom, est.variance_pairs(x, y), alpha=CAL_ALPHA, name="c", seed=s, samples=smp)
+            else:
+                res = mean_check(
+                    mom, target, alpha=CAL_ALPHA, name="c", seed=s, samples=smp,
+                    variance=est.variance_pairs(x, y) if kind == "clt-exact" else None,
+                    bound=est.component.estimate_bound(x, y) if kind == "bounded" else None,
+                )
+        if res.refused:
+            continue
+        applied += 1
         fails += not res.passed
-    return fails
+    return fails, applied
+
+
+def _check_calibration(kind: str, seeds: range) -> None:
+    """The false-failure rate among the applied checks must not be significantly above α (one-sided binomial
+    test at level 10⁻³). The CLT guard refuses a seed whose sample kurtosis or skewness is too large for the
+    normal approximation (for positive features at ‖x‖ = 0.5 it did so for 3 of 1000 seeds): a refusal makes
+    no claim, so it is not a false failure, but the calibration only speaks for the applied test if refusals
+    are rare, hence at most MAX_REFUSED of the seeds."""
+    fails, applied = _rejection_count(kind, seeds)
+    refused = len(seeds) - applied
+    assert refused <= MAX_REFUSED * len(seeds), (kind, refused)
+    assert stats.binomtest(fails, applied, CAL_ALPHA, alternative="greater").pvalue > 1e-3, (kind, fails, applied)
 
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("kind", ["clt", "clt-exact", "bounded", "variance", "lognormal-mom"])
 def test_false_failure_rate_is_within_alpha_quick(kind, kt_seed):
-    """60 seeds at α = 0.05: the number of false failures must not be significantly above α·60 (one-sided
-    binomial test at level 10⁻³). The bounded test and median of means are conservative (rate far below α)."""
-    k = 60
-    fails = _rejection_count(kind, range(kt_seed, kt_seed + k))
-    assert stats.binomtest(fails, k, CAL_ALPHA, alternative="greater").pvalue > 1e-3, (kind, fails)
+    """60 seeds at α = 0.05. The bounded test and median of means are conservative (rate far below α)."""
+    _check_calibration(kind, range(kt_seed, kt_seed + 60))
 
 
 @pytest.mark.slow
 @pytest.mark.statistical
 @pytest.mark.parametrize("kind", ["clt", "clt-exact", "bounded", "variance", "lognormal-mom"])
 def test_false_failure_rate_is_within_alpha_thorough(kind, kt_seed):
-    k = 1000
-    fails = _rejection_count(kind, range(kt_seed, kt_seed + k))
-    assert stats.binomtest(fails, k, CAL_ALPHA, alternative="greater").pvalue > 1e-3, (kind, fails)
+    _check_calibration(kind, range(kt_seed, kt_seed + 1000))
