@@ -34,7 +34,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -48,7 +47,7 @@ import kerneltheory.estimators as E
 from kerneltheory import sparsity as S
 from kerneltheory import theory
 from kerneltheory.attention import attention_matrix
-from kerneltheory.io import write_text_atomic
+from kerneltheory.io import save_figure_atomic, write_parquet_atomic, write_text_atomic
 from kerneltheory.testing import sparsity_checks as SC
 from kerneltheory.testing.seeds import seed_for
 
@@ -194,21 +193,6 @@ def digest(obj) -> str:
 
 def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-")
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 class Chunks:
@@ -667,14 +651,10 @@ def figures(out: Path, results: dict) -> list[Path]:
     paths = []
 
     def save(fig, name):
-        path = out / name
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
-        os.close(fd)
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        plt.close(fig)
-        paths.append(path)
+        try:
+            paths.append(save_figure_atomic(fig, out / name, dpi=120, bbox_inches="tight"))
+        finally:
+            plt.close(fig)
 
     metrics = [
         ("kl_median", "median KL(softmax ‖ Â) per row", True),

@@ -32,9 +32,7 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kerneltheory.io import write_json_atomic, write_text_atomic
+from kerneltheory.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from kerneltheory.turing import kernelized as K
 from kerneltheory.turing.layers import ExpScore
 from kerneltheory.turing.machine import random_machine, random_word
@@ -98,19 +96,6 @@ def cell_settings(part: str, cfg: dict, cell: dict) -> dict:
     return settings
 
 
-def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run_cells(part: str, cells: list[dict], compute, chunks: Path, log, cfg: dict) -> pd.DataFrame:
     frames = []
     for cell in cells:
@@ -121,7 +106,7 @@ def run_cells(part: str, cells: list[dict], compute, chunks: Path, log, cfg: dic
         start = time.perf_counter()
         rows = compute(cell)
         df = pd.DataFrame(rows)
-        _write_parquet_atomic(df, path)
+        write_parquet_atomic(df, path)
         log(f"{part} {cell} ({time.perf_counter() - start:.1f}s)")
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -404,7 +389,7 @@ def main(argv=None) -> int:
     fits = slopes(beta) if not beta.empty else pd.DataFrame()
     for name, df in (("beta_min", beta), ("success", success), ("slopes", fits)):
         if not df.empty:
-            _write_parquet_atomic(df, out / f"{name}.parquet")
+            write_parquet_atomic(df, out / f"{name}.parquet")
     figures(beta, success, fits, out)
     write_text_atomic(out / "summary.md", summary(beta, success, fits, args.scale))
     log(f"done: {out}")

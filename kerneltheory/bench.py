@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .io import write_json_atomic, write_text_atomic
+from .io import save_figure_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
 
 __all__ = [
     "BENCHMARKS",
@@ -280,24 +279,12 @@ class BenchResult:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: out / f"{self.name}.{k}" for k in ("parquet", "png", "json")}
-        _atomic(paths["parquet"], lambda p: self.frame.to_parquet(p, index=False))
+        write_parquet_atomic(self.frame, paths["parquet"])
         fig = self.figure()
-        _atomic(paths["png"], lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
+        save_figure_atomic(fig, paths["png"], dpi=120, bbox_inches="tight")
         write_json_atomic(paths["json"], self.summary)
         write_text_atomic(out / f"{self.name}.txt", self.table.to_string(index=False) + "\n")
         return paths
-
-
-def _atomic(path: Path, writer: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _median_table(frame: pd.DataFrame, keys: list[str], value: str = "seconds") -> pd.DataFrame:

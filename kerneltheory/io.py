@@ -1,23 +1,29 @@
-"""Atomic file writing: results are written to a temporary file and renamed, so an interrupted run never
-leaves a truncated file in place of a good one."""
+"""Atomic file writing: results are written to a temporary file next to their destination and renamed over
+it, so an interrupted run never leaves a truncated file in place of a good one. Every writer of results in
+the package (text, JSON, parquet, figures, torch checkpoints) goes through :func:`write_atomic`."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_atomic(path: str | os.PathLike, writer: Callable[[str], object]) -> Path:
+    """Call ``writer(tmp)`` on a fresh temporary file in ``path``'s folder, then rename it to ``path``.
+
+    The folder is created if needed; the file gets mode 0644 (``mkstemp`` creates 0600). If ``writer`` raises
+    (or the run is interrupted), the temporary file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        writer(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -26,5 +32,32 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return write_atomic(path, write)
+
+
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet_atomic(frame, path: str | os.PathLike) -> Path:
+    """A pandas DataFrame to parquet (without its index)."""
+    return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def save_figure_atomic(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """A matplotlib figure as PNG (``savefig`` keyword arguments such as ``dpi`` pass through)."""
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", **savefig_kwargs))
+
+
+def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
+    """Any object ``torch.save`` accepts (a checkpoint, a cached dataset)."""
+    import torch
+
+    return write_atomic(path, lambda tmp: torch.save(obj, tmp))

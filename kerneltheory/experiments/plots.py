@@ -8,11 +8,11 @@ The y axis is logarithmic, the x axis as the figure's configuration says.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from ..io import save_figure_atomic
 from .config import FigureConfig
 from .summary import KIND_NAMES, aggregate
 
@@ -130,13 +130,8 @@ def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> 
         )
         g.figure.suptitle(config.title, fontsize=10)
         g.figure.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) > 5), 1, 0.97))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            g.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-            os.replace(tmp, path)
+            path = save_figure_atomic(g.figure, path, dpi=110, bbox_inches="tight")
         finally:
-            tmp.unlink(missing_ok=True)
             plt.close(g.figure)
     return path

@@ -17,7 +17,6 @@ not depend on the thread count).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io import write_parquet_atomic
 from ..montecarlo import BlockMoments
 from .cells import (
     CellStore,
@@ -278,18 +278,6 @@ def tidy_frame(
             row[kind] = theory.get(kind, np.full(count, np.nan))
         frames.append(pd.DataFrame(row))
     return pd.concat(frames, ignore_index=True)
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def run_figure(

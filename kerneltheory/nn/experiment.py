@@ -35,7 +35,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from pathlib import Path
 import torch
 
 from .. import io
+from ..io import save_torch_atomic, write_parquet_atomic
 from . import _init
 from .diagnostics import model_diagnostics
 from .tasks import LISTOPS_VOCAB, Batch, majority_rate, retrieval_vocab_size, task_batch
@@ -196,34 +196,6 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
-def write_parquet_atomic(df, path: Path) -> Path:
-    """Write ``df`` to ``path`` through a temporary file and a rename (never a truncated file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _dataset(out: Path, scale: Scale, task: str, n: int, stream: str, seed: int, count: int) -> Batch:
     """``count`` examples of one data stream, generated once and cached under ``out/data`` (all kernels of
     one seed read the same training batches; all cells of one (task, n) the same held-out set). The cache
@@ -234,7 +206,7 @@ def _dataset(out: Path, scale: Scale, task: str, n: int, stream: str, seed: int,
         return Batch(d["tokens"].long(), d["mask"], d["labels"])
     stream_id = {"train": 1, "test": 2}[stream]
     b = task_batch(task, count, n, _init.derive_seed(seed, n, stream_id) % 2**31, **scale.task_kw(task))
-    _save_atomic({"tokens": b.tokens.to(torch.int16), "mask": b.mask, "labels": b.labels}, path)
+    save_torch_atomic({"tokens": b.tokens.to(torch.int16), "mask": b.mask, "labels": b.labels}, path)
     return b
 
 
@@ -427,7 +399,7 @@ def run_cell(
         pd.DataFrame([{**keys, **t} for t in trace]), out_p / "cells" / f"{name}.trace.parquet"
     )
     # the trained model, for diagnostics after the fact (a resume file: the summary row is written last)
-    _save_atomic(model.state_dict(), out_p / "cells" / "models" / f"{name}.pt")
+    save_torch_atomic(model.state_dict(), out_p / "cells" / "models" / f"{name}.pt")
     write_parquet_atomic(pd.DataFrame([summary]), target)
     return name
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io import save_figure_atomic
+
 __all__ = ["draw_figures", "summary_markdown"]
 
 
@@ -29,18 +31,7 @@ def _length_axis(ax, lengths) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure_atomic(fig, path, dpi=120, bbox_inches="tight")
 
 
 def draw_figures(results, trace, cost, out: Path) -> dict[str, Path]:
