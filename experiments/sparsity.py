@@ -238,6 +238,18 @@ def approx_matrix(est, q, k, g, label):
         return attention_matrix(q * s, k * s, fm), fm.feature_dim
 
 
+def measure_draw(row: dict, est, q, k, a, scores, g, label, more=None) -> dict:
+    """``row`` updated with one draw's Â against the softmax matrix ``a``: the feature dimension, the
+    :func:`row_measures` and ``more(Â, D)`` if given; or, when the map refuses the inputs (a ValueError, e.g. a
+    non-finite attention row), the error message instead of the measures."""
+    try:
+        ahat, dim = approx_matrix(est, q, k, g, label)
+        row.update(feature_dim=dim, error="", **row_measures(a, ahat, scores), **(more(ahat, dim) if more else {}))
+    except ValueError as exc:
+        row.update(feature_dim=est.feature_dim, error=str(exc)[:200])
+    return row
+
+
 # ---------------------------------------------------------------------------------------------------
 # Part 1: temperature sweep
 # ---------------------------------------------------------------------------------------------------
@@ -295,14 +307,8 @@ def part_temperature(cfg: dict, chunks: Chunks, progress: bool) -> pd.DataFrame:
                             softmax_entropy=inp.entropy,
                             draw=r,
                         )
-                        try:
-                            ahat, dim = approx_matrix(
-                                est, inp.q, inp.k, gen("temperature", label, h, m, r), label
-                            )
-                            row.update(feature_dim=dim, error="", **row_measures(a, ahat, scores))
-                        except ValueError as exc:
-                            row.update(feature_dim=est.feature_dim, error=str(exc)[:200])
-                        rows.append(row)
+                        g = gen("temperature", label, h, m, r)
+                        rows.append(measure_draw(row, est, inp.q, inp.k, a, scores, g, label))
             return pd.DataFrame(rows)
 
         frames.append(chunks.get(label, {"cfg": cfg, "label": label}, compute))
@@ -344,20 +350,14 @@ def part_planted(cfg: dict, chunks: Chunks, progress: bool) -> pd.DataFrame:
                                 softmax_entropy=inp.entropy,
                                 draw=r,
                             )
-                            try:
-                                ahat, dim = approx_matrix(
-                                    est, inp.q, inp.k, gen("planted", label, n, k, margin, m, r), label
-                                )
-                                row.update(
-                                    feature_dim=dim,
-                                    error="",
+                            def planted(ahat, dim, inp=inp, n=n, nk=nk, k=k, margin=margin):
+                                return dict(
                                     planted_mass=float((ahat * inp.support).sum(-1).mean()),
                                     rank_floor=S.planted_rank_floor(n, nk, k, margin, dim),
-                                    **row_measures(a, ahat, scores),
                                 )
-                            except ValueError as exc:
-                                row.update(feature_dim=est.feature_dim, error=str(exc)[:200])
-                            rows.append(row)
+
+                            g = gen("planted", label, n, k, margin, m, r)
+                            rows.append(measure_draw(row, est, inp.q, inp.k, a, scores, g, label, planted))
             return pd.DataFrame(rows)
 
         frames.append(chunks.get(label, {"cfg": cfg, "label": label}, compute))
