@@ -147,13 +147,8 @@ def attention_convergence_check(
     label = f"attention MSE ∝ 1/m: {name}"
     base = dict(name=label, claim="attention rate", alpha=alpha, sample_size=r * len(ms), seed=int(seed))
     if r < MIN_DRAWS:
-        return CheckResult(
-            statistic=math.nan,
-            p_value=math.nan,
-            effect_size=math.nan,
-            method="refused",
-            passed=False,
-            detail=f"{r} draws per m is too few for a variance of the MSE (need ≥ {MIN_DRAWS})",
+        return CheckResult.refusal(
+            f"{r} draws per m is too few for a variance of the MSE (need ≥ {MIN_DRAWS})",
             **base,
         )
     factory = _factory(estimator_name, dim, torch.float64)
@@ -171,13 +166,8 @@ def attention_convergence_check(
     worst = math.sqrt(max(rel_var))
     detail = ", ".join(f"MSE(m={m}) = {e:.4g}" for m, e in zip(ms, mse, strict=True))
     if not worst <= MAX_REL_SE:
-        return CheckResult(
-            statistic=math.nan,
-            p_value=math.nan,
-            effect_size=math.nan,
-            method="refused",
-            passed=False,
-            detail=f"relative SE of an MSE {worst:.3g} > {MAX_REL_SE} (tails too heavy for {r} draws); {detail}",
+        return CheckResult.refusal(
+            f"relative SE of an MSE {worst:.3g} > {MAX_REL_SE} (tails too heavy for {r} draws); {detail}",
             **base,
         )
     slope, se, chi2 = wls_slope(np.log(ms), np.log(mse), np.asarray(rel_var))
@@ -256,14 +246,9 @@ def stabiliser_legality_check(
     base = dict(name=f"stabiliser legality: {name}", claim="stabiliser legal", alpha=alpha, seed=int(seed))
     (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = runs
     if not bool(torch.isfinite(out0).all()):
-        return CheckResult(
-            statistic=math.nan,
-            p_value=math.nan,
-            effect_size=math.nan,
+        return CheckResult.refusal(
+            "attention without the stabiliser is not finite: nothing to compare with",
             sample_size=out0.numel(),
-            method="refused",
-            passed=False,
-            detail="attention without the stabiliser is not finite: nothing to compare with",
             **base,
         )
     delta = eps * (2 * size + 2)

@@ -51,6 +51,13 @@ class CheckResult:
     passed: bool
     detail: str = ""
 
+    @classmethod
+    def refusal(cls, detail: str, **fields) -> CheckResult:
+        """The row of a check that cannot mean anything here (too few draws, tails too heavy, ...): no
+        statistic, no p-value, method "refused", not passed; ``effect_size`` is NaN unless given."""
+        fields.setdefault("effect_size", math.nan)
+        return cls(statistic=math.nan, p_value=math.nan, method="refused", passed=False, detail=detail, **fields)
+
     @property
     def refused(self) -> bool:
         return self.method == "refused"
@@ -202,12 +209,8 @@ def mean_check(
         )
     if variance is not None and samples is not None and target_stderr is None:
         return _median_of_means(samples, target, variance.to(torch.float64).cpu(), base)
-    return CheckResult(
-        statistic=math.nan,
-        p_value=math.nan,
-        method="refused",
-        passed=False,
-        detail=f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD}) and no exact variance",
+    return CheckResult.refusal(
+        f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD}) and no exact variance",
         **base,
     )
 
@@ -278,12 +281,8 @@ def variance_check(
     base = dict(name=name, claim="variance", alpha=alpha, effect_size=effect, sample_size=n, seed=seed)
     ok, worst = clt_guard(m)
     if not ok:
-        return CheckResult(
-            statistic=math.nan,
-            p_value=math.nan,
-            method="refused",
-            passed=False,
-            detail=f"fourth moment too large for {n} draws (guard {worst:.3g} > {GUARD})",
+        return CheckResult.refusal(
+            f"fourth moment too large for {n} draws (guard {worst:.3g} > {GUARD})",
             **base,
         )
     mu4 = m.fourth_central

@@ -122,19 +122,7 @@ def _log_s2(s2, var_s2, positive) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _refused(name, claim, alpha, n, seed, detail) -> CheckResult:
-    return CheckResult(
-        name=name,
-        claim=claim,
-        statistic=math.nan,
-        p_value=math.nan,
-        alpha=alpha,
-        effect_size=math.nan,
-        sample_size=n,
-        seed=seed,
-        method="refused",
-        passed=False,
-        detail=detail,
-    )
+    return CheckResult.refusal(detail, name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)
 
 
 def _check_common(x, y, draws, seed, alpha):

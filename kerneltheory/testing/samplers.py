@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -287,18 +286,9 @@ def sampler_checks(
     a = alpha / max(num_stat, 1)
     if n < MIN_DRAWS:
         return [
-            CheckResult(
-                name=nm,
-                claim="sampler",
-                statistic=math.nan,
-                p_value=math.nan,
-                alpha=a,
-                effect_size=math.nan,
-                sample_size=n,
-                seed=seed,
-                method="refused",
-                passed=False,
-                detail=f"{n} draws < {MIN_DRAWS}: too few for a distribution test",
+            CheckResult.refusal(
+                f"{n} draws < {MIN_DRAWS}: too few for a distribution test",
+                name=nm, claim="sampler", alpha=a, sample_size=n, seed=seed,
             )
             for nm, _ in plan
         ]

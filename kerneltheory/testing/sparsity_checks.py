@@ -163,12 +163,8 @@ def relative_error_check(
     else:
         ok, worst = clt_guard(mom.select(~zero))
     if not ok:
-        return CheckResult(
-            statistic=math.nan,
-            p_value=math.nan,
-            method="refused",
-            passed=False,
-            detail=f"{r} draws: the normal approximation of the mean relative MSE is not trusted (guard {worst:.3g})",
+        return CheckResult.refusal(
+            f"{r} draws: the normal approximation of the mean relative MSE is not trusted (guard {worst:.3g})",
             **base,
         )
     diff = mean - bound
