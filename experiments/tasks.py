@@ -8,34 +8,7 @@ the label).
     9
 """
 
-from kerneltheory.nn.tasks import (  # noqa: F401
-    LISTOPS_OPERATORS,
-    LISTOPS_VOCAB,
-    RETRIEVAL_RULES,
-    Batch,
-    entropy_bits,
-    evaluate_listops,
-    listops_batch,
-    listops_expression,
-    majority_rate,
-    retrieval_label,
-    retrieval_task,
-    retrieval_vocab_size,
-    task_batch,
-)
+from kerneltheory.nn import tasks as _tasks
+from kerneltheory.nn.tasks import *  # noqa: F403 (the module's public names, listed once in its __all__)
 
-__all__ = [
-    "LISTOPS_OPERATORS",
-    "LISTOPS_VOCAB",
-    "RETRIEVAL_RULES",
-    "Batch",
-    "entropy_bits",
-    "evaluate_listops",
-    "listops_batch",
-    "listops_expression",
-    "majority_rate",
-    "retrieval_label",
-    "retrieval_task",
-    "retrieval_vocab_size",
-    "task_batch",
-]
+__all__ = list(_tasks.__all__)

@@ -24,12 +24,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from _planted import no_norm
 from scipy import stats
 
 import kerneltheory.estimators as E
 from kerneltheory.attention import default_stabiliser, linear_attention, per_feature_balance
-from kerneltheory.estimators import RandomFeatureEstimator
-from kerneltheory.features.positive import Positive
 from kerneltheory.testing.attention_checks import (
     attention_convergence_check,
     per_key_max,
@@ -43,17 +42,8 @@ DIM = 8
 ALPHA = 1e-6
 
 
-class _NoNorm(Positive):
-    """Planted defect: positive features exp(ωᵀx)/√m without the exp(−‖x‖²/2) term."""
-
-    def log_h(self, x):
-        return torch.zeros_like(x[..., :1])
-
-
 def _no_norm(m):
-    return RandomFeatureEstimator(
-        "planted/no-norm", _NoNorm(), E.get("positive/gaussian", DIM, m).law, dim=DIM, num_features=m
-    )
+    return no_norm(DIM, m)
 
 
 def _biased_sampler(m):

@@ -28,14 +28,7 @@ D = 8
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread avoids oversubscribing a shared machine (results are statistical and
-    do not depend on the thread count)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pairs(d=D, radius=0.5, per_family=4, families=None, seed=0):

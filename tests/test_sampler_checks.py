@@ -30,14 +30,7 @@ ALPHA = 1e-6
 D, M, R = 8, 16, 2000  # two blocks of 8 rows; 2000 independent draws
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread avoids oversubscribing a shared machine (results are statistical and
-    do not depend on the thread count)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def kinds(rows) -> dict[str, bool]:

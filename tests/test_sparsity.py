@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+from _planted import no_norm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -21,10 +22,8 @@ from scipy import stats
 import kerneltheory.estimators as E
 from kerneltheory import sparsity as S
 from kerneltheory.attention import attention_matrix
-from kerneltheory.estimators import RandomFeatureEstimator
 from kerneltheory.features.feedforward import Feedforward
 from kerneltheory.features.hedgehog import Hedgehog
-from kerneltheory.features.positive import Positive
 from kerneltheory.testing import sparsity_checks as SC
 
 EPS = torch.finfo(torch.float64).eps
@@ -403,17 +402,8 @@ def test_small_weight_pairs_geometry_and_closed_forms(kt_generator):
 ALPHA = 1e-6
 
 
-class _NoNorm(Positive):
-    """Planted defect: positive features exp(ωᵀx)/√m without the exp(−‖x‖²/2) term."""
-
-    def log_h(self, x):
-        return torch.zeros_like(x[..., :1])
-
-
 def _no_norm(m):
-    return RandomFeatureEstimator(
-        "planted/no-norm", _NoNorm(), E.get("positive/gaussian", 4, m).law, dim=4, num_features=m
-    )
+    return no_norm(4, m)
 
 
 @pytest.mark.statistical
