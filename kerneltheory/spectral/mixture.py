@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .._validation import check_generator, check_int, check_real
+from ..kernels import spectral_mixture_from_tau
 from .base import SpectralLaw
 
 
@@ -160,8 +161,7 @@ class GaussianMixture(SpectralLaw):
 
     def char_fn(self, tau):
         tau = self._check_arg(tau, "tau").to(self.dtype)
-        terms = torch.exp(-0.5 * self._quad(tau)) * torch.cos(tau @ self.means.T)
-        return terms @ self.weights
+        return spectral_mixture_from_tau(tau, self.weights, self.means, self.covs)  # the one implementation
 
     def log_mgf(self, z):
         z = self._check_arg(z, "z").to(self.dtype)
