@@ -6,7 +6,10 @@ that names the argument and the allowed range. Nothing is clamped or silently re
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
 
 import torch
@@ -71,6 +74,7 @@ def check_points(x, name: str, *, dim: int | None = None, min_rank: int = 2) -> 
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    check_tensor_device(x, name)
     if x.dim() < min_rank:
         shape = "[..., n, d]" if min_rank >= 2 else "[..., d]"
         raise ValueError(
@@ -101,3 +105,100 @@ def generator_for(seed: int | torch.Generator | None, name: str = "seed") -> tor
 def pairwise(x: torch.Tensor, y: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
     """``x[..., i, None, :] + sign * y[..., None, j, :]``: the ``[..., n, n', d]`` tensor of sums or differences."""
     return x.unsqueeze(-2) + sign * y.unsqueeze(-3)
+
+
+def check_tensor_device(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse tensors without data (the ``meta`` device): no value of theirs can be checked or computed."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device (a tensor without data); pass a tensor on 'cpu' or an available "
+            "accelerator"
+        )
+    return x
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """``None`` (the CPU), ``"cpu"``, ``"cuda"``/``"cuda:i"`` (CUDA available, i < device count) or
+    ``"mps"`` (MPS available), as a :class:`torch.device`. ``"meta"`` is refused: nothing can be computed
+    on it."""
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, str | torch.device):
+        raise TypeError(f"{name} must be a str or torch.device such as 'cpu' or 'cuda', got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={str(device)!r} but CUDA is not available (torch.cuda.is_available() is False)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return dev
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{name}={str(device)!r} but MPS is not available")
+        return dev
+    raise ValueError(f"{name} must be 'cpu', 'cuda' (when available) or 'mps' (when available), got {device!r}")
+
+
+def check_feature_pair(phi_q: torch.Tensor, phi_k: torch.Tensor) -> None:
+    """Query features ``[..., n_q, D]`` and key features ``[..., n_k, D']`` must share D (no broadcasting of
+    a size-1 feature dimension against D): φ(q)ᵀφ(k) is only defined for D = D'."""
+    if phi_q.shape[-1] != phi_k.shape[-1]:
+        raise ValueError(
+            "the feature map's query and key features must share the feature dimension D, got "
+            f"D = {phi_q.shape[-1]} for the queries and D = {phi_k.shape[-1]} for the keys"
+        )
+
+
+def _max_norm(t: torch.Tensor) -> float:
+    return float(t.detach().norm(dim=-1).max()) if t.dim() >= 1 and t.numel() else float(t.detach().abs().max())
+
+
+def representable(out, what: str, names: dict[str, object]) -> None:
+    """Raise a ValueError when ``out`` (a tensor or a tuple of tensors) holds inf or NaN although every
+    argument in ``names`` was finite: the value overflowed the floating-point range of its dtype.
+
+    The message names the arguments (with their largest row norm), the dtype and its representable range
+    (|value| ≤ finfo.max, that is exponents exp(t) with t ≤ log(finfo.max)). Nothing is clamped."""
+    outs = out if isinstance(out, tuple | list) else (out,)
+    for o in outs:
+        if not isinstance(o, torch.Tensor) or not o.is_floating_point() or o.device.type == "meta":
+            continue
+        if bool(torch.isfinite(o).all()):
+            continue
+        fi = torch.finfo(o.dtype)
+        args = ", ".join(
+            f"{n} (max norm {_max_norm(v):.4g})" if isinstance(v, torch.Tensor) and v.numel() else n
+            for n, v in names.items()
+        )
+        raise ValueError(
+            f"{what} is not finite: not representable in {o.dtype} at these inputs, it overflows (|value| must stay "
+            f"≤ {fi.max:.4g}, exponents exp(t) need t ≤ {math.log(fi.max):.2f}) for {args}; use smaller "
+            "inputs or float64"
+        )
+
+
+def finite_result(*arg_names: str) -> Callable:
+    """Decorator: the wrapped function's tensor result must be finite (see :func:`representable`); the
+    error names the arguments ``arg_names`` of the call."""
+
+    def wrap(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            names = {n: bound.arguments.get(n) for n in arg_names}
+            representable(out, f"{fn.__name__}({', '.join(arg_names)})", names)
+            return out
+
+        return inner
+
+    return wrap

@@ -99,6 +99,8 @@ def _check_qkv(q, k, v, causal) -> None:
         )
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"v must have one row per key: k has {k.shape[-2]} rows, v has {v.shape[-2]}")
+    if k.shape[-2] == 0:  # n_q = 0 is fine (an empty output); a normalisation over no key is undefined
+        raise ValueError("k must have at least one row (n_k >= 1): attention over no key is undefined")
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
             f"causal attention needs as many queries as keys, got n_q = {q.shape[-2]} and n_k = {k.shape[-2]}"
@@ -170,20 +172,32 @@ def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | N
     """out_i = Σ_j softmax_j(scale·q_iᵀk_j) v_j over the kept (and, if causal, earlier) keys; scale = 1/√d.
 
     ``mask`` is a boolean key mask ``[batch, n_k]`` (True = keep). A query with no kept key raises
-    ValueError (never a silent NaN).
+    ValueError (never a silent NaN). ``n_q = 0`` gives an empty ``[..., 0, d_v]`` output; ``n_k = 0`` raises.
+
+    The softmax subtracts each row's max score (exact: a constant per row cancels), so finite scores never
+    overflow. Scores that overflow the dtype itself (float32 beyond 3.4e38, e.g. norms ~1e20) are recomputed
+    in float64 and the output cast back; scores beyond float64's range raise ValueError naming q, k and scale.
     """
     _check_qkv(q, k, v, causal)
     mask = _check_mask(mask, k)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_real(scale, "scale")
     scores = (q @ k.transpose(-1, -2)) * scale
+    if not bool(torch.isfinite(scores).all()):
+        scores = (q.double() @ k.double().transpose(-1, -2)) * scale
+        if not bool(torch.isfinite(scores).all()):
+            raise ValueError(
+                "the scores scale·q_iᵀk_j overflow float64 (|score| must stay <= 1.8e308): reduce q and k "
+                f"(largest entries {float(q.abs().max()):.4g} and {float(k.abs().max()):.4g}) or scale "
+                f"(= {scale:.4g})"
+            )
     allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], scores.dim(), q.device)
     if allowed is not None:
         allowed = allowed.expand(scores.shape)
         _raise_at(~allowed.any(-1), "no key is kept (mask and causality remove every key)")
         scores = scores.masked_fill(~allowed, -math.inf)
-    elif k.shape[-2] == 0 and q.shape[-2] > 0:
-        raise ValueError("k has no rows: every query would attend to nothing")
-    return torch.softmax(scores, dim=-1) @ v
+    out = (torch.softmax(scores, dim=-1) @ v.to(scores.dtype)).to(v.dtype)
+    _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j softmax_j·v_j overflows the dtype of v")
+    return out
 
 
 def kernel_attention(

@@ -26,7 +26,15 @@ from typing import Literal
 
 import torch
 
-from ._validation import check_dtype, check_generator, check_int, check_points, check_same_dim
+from ._validation import (
+    check_device,
+    check_dtype,
+    check_generator,
+    check_int,
+    check_points,
+    check_same_dim,
+    representable,
+)
 from .features import COMPONENTS
 from .features.base import Component, FeatureMap, IncompatibleLaw, draw_feature_map
 from .spectral import LAWS
@@ -90,7 +98,7 @@ class RandomFeatureEstimator:
         self.dim = check_int(dim, "dim", minimum=1)
         self.num_features = check_int(num_features, "num_features", minimum=1)
         self.dtype = check_dtype(dtype)
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = check_device(device)
         self.aliases = aliases
         component.check_law(law)
         self.claims = self._derive_claims()
@@ -235,7 +243,7 @@ class RandomFeatureEstimator:
                 f"{self.name}: the {self.law.name} law has no closed form; use reference_kernel(x, y, ...)"
             )
         ref = None if self.law is None else self.law.reference
-        return self.component.target(ref, x, y, self._stats(x, y))
+        return self._finite(self.component.target(ref, x, y, self._stats(x, y)), "kernel", x, y)
 
     def kernel_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The target kernel at the P pairs (x_p, y_p): ``[P]`` (sequence statistics from all of x and y)."""
@@ -243,7 +251,8 @@ class RandomFeatureEstimator:
         if not self.has_closed_form:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form kernel; use reference_kernel")
         ref = None if self.law is None else self.law.reference
-        return self.component.target(ref, x[:, None, :], y[:, None, :], self._stats(x, y))[:, 0, 0]
+        out = self.component.target(ref, x[:, None, :], y[:, None, :], self._stats(x, y))[:, 0, 0]
+        return self._finite(out, "kernel", x, y)
 
     def variance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Closed-form Var[φ(x)ᵀφ(y)] of one draw as a Gram matrix (iid laws with closed forms only)."""
@@ -252,7 +261,8 @@ class RandomFeatureEstimator:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
         if self.law is None:
             return torch.zeros(*x.shape[:-1], y.shape[-2], dtype=x.dtype, device=x.device)
-        return self.component.variance(self.law, x, y, self.num_features, self._stats(x, y))
+        out = self.component.variance(self.law, x, y, self.num_features, self._stats(x, y))
+        return self._finite(out, "closed-form variance", x, y)
 
     def variance_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Closed-form variance at the P pairs (x_p, y_p): ``[P]``."""
@@ -264,7 +274,12 @@ class RandomFeatureEstimator:
         out = self.component.variance(
             self.law, x[:, None, :], y[:, None, :], self.num_features, self._stats(x, y)
         )
-        return out[:, 0, 0]
+        return self._finite(out[:, 0, 0], "closed-form variance", x, y)
+
+    def _finite(self, out: torch.Tensor, what: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``out``, or a ValueError naming x and y and the dtype's range when it overflowed to inf/NaN."""
+        representable(out, f"the {what} of {self.name}", {"x": x, "y": y})
+        return out
 
     def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1):
         """Monte Carlo reference at the P pairs: ``(mean, stderr)``, each ``[P]``, from ``draws`` draws.
@@ -409,6 +424,7 @@ def get(
     dim = check_int(dim, "dim", minimum=1)
     m = check_int(num_features, "num_features", minimum=1)
     dtype = check_dtype(dtype)
+    device = check_device(device)
     comp_name, _, law_name = canonical.partition("/")
     if comp_name not in COMPONENTS:
         raise ValueError(f"unknown component {comp_name!r}; components are {sorted(COMPONENTS)}")

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ._validation import check_points, check_real, check_same_dim, pairwise
+from ._validation import check_points, check_real, check_same_dim, pairwise, representable
 
 
 def _xy(x, y):
@@ -40,14 +40,19 @@ def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def softmax(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """SM(x, y) = exp(xᵀy)."""
     x, y = _xy(x, y)
-    return torch.exp(x @ y.transpose(-1, -2))
+    out = torch.exp(x @ y.transpose(-1, -2))
+    representable(out, "the softmax kernel exp(xᵀy)", {"x": x, "y": y})
+    return out
 
 
 def gaussian(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """K_σ(x, y) = exp(−‖x − y‖²/(2σ²))."""
     x, y = _xy(x, y)
     sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
-    return torch.exp(-_sqdist(x, y) / (2.0 * sigma**2))
+    two_s2 = 2.0 * sigma * sigma  # a product, not sigma**2: no OverflowError for huge sigma
+    if two_s2 == 0.0:
+        raise ValueError(f"sigma must be large enough that 2σ² > 0 in float64 (σ > 1.6e-162), got {sigma}")
+    return torch.exp(-_sqdist(x, y) / two_s2)
 
 
 def spectral_mixture_from_tau(tau: torch.Tensor, weights, means, covs) -> torch.Tensor:
@@ -79,7 +84,9 @@ def spectral_mixture(x: torch.Tensor, y: torch.Tensor, weights, means, covs) -> 
     """The spectral-mixture kernel Σ_q w_q exp(−½τᵀΣ_qτ) cos(μ_qᵀτ), τ = x − y, as a Gram matrix."""
     x, y = _xy(x, y)
     w, mu, cov = _check_mixture(weights, means, covs, x.shape[-1], x.dtype, x.device)
-    return spectral_mixture_from_tau(pairwise(x, y, -1.0), w, mu, cov)
+    out = spectral_mixture_from_tau(pairwise(x, y, -1.0), w, mu, cov)
+    representable(out, "the spectral-mixture kernel", {"x": x, "y": y, "means": mu, "covs": cov})
+    return out
 
 
 def arccos1(x: torch.Tensor, y: torch.Tensor, std: float = 1.0) -> torch.Tensor:
@@ -97,8 +104,10 @@ def arccos1(x: torch.Tensor, y: torch.Tensor, std: float = 1.0) -> torch.Tensor:
     cos = ((x @ y.transpose(-1, -2)) / safe).clamp(-1.0, 1.0)  # rounding only: |cos| ≤ 1 by Cauchy–Schwarz
     theta = torch.arccos(cos)
     sin = torch.sqrt(1.0 - cos * cos)  # exactly 0 at θ = 0 and θ = π, unlike sin(arccos(cos))
-    k = std**2 * prod * (sin + (math.pi - theta) * cos) / (2 * math.pi)
-    return torch.where(prod > 0, k, torch.zeros_like(k))
+    k = std * std * prod * (sin + (math.pi - theta) * cos) / (2 * math.pi)
+    out = torch.where(prod > 0, k, torch.zeros_like(k))
+    representable(out, "the arc-cosine kernel std²‖x‖‖y‖J(θ)/(2π)", {"x": x, "y": y, "std": std})
+    return out
 
 
 def positive_feature_kernel(x: torch.Tensor, y: torch.Tensor, law, h: str = "softmax") -> torch.Tensor:
@@ -107,7 +116,9 @@ def positive_feature_kernel(x: torch.Tensor, y: torch.Tensor, law, h: str = "sof
     from .features.positive import Positive
 
     x, y = _xy(x, y)
-    return Positive(h=h).target(law, x, y, {})
+    out = Positive(h=h).target(law, x, y, {})
+    representable(out, "the positive-feature kernel h(x)h(y)M_p(x + y)", {"x": x, "y": y})
+    return out
 
 
 KERNELS = {

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._validation import check_generator, check_int, check_points
+from .._validation import check_generator, check_int, check_points, representable
 from ..spectral.base import ClosedFormUnavailable, SpectralLaw
 
 Side = str  # "query" or "key"
@@ -177,11 +177,17 @@ class FeatureMap:
 
     def query(self, x: torch.Tensor) -> torch.Tensor:
         x, w, extra, stats = self._prepare(x, "x")
-        return self.component.features(x, w, extra, stats, "query")
+        return self._finite(self.component.features(x, w, extra, stats, "query"), x)
 
     def key(self, x: torch.Tensor) -> torch.Tensor:
         x, w, extra, stats = self._prepare(x, "x")
-        return self.component.features(x, w, extra, stats, "key")
+        return self._finite(self.component.features(x, w, extra, stats, "key"), x)
+
+    def _finite(self, phi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """φ(x), or a ValueError naming x when the features overflowed (use log_query/log_key, or linear
+        attention's stabilise=True, which never forms them unstabilised)."""
+        representable(phi, f"the {self.component.name} features φ(x)", {"x": x})
+        return phi
 
     def log_query(self, x: torch.Tensor):
         x, w, extra, stats = self._prepare(x, "x")

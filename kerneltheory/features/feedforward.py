@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from .._validation import check_dtype, check_int, generator_for
+from .._validation import check_device, check_dtype, check_int, generator_for
 from .base import Component
 from .elu import deterministic_gram
 
@@ -91,7 +91,7 @@ class Feedforward(Component):
         gen = generator_for(generator if generator is not None else seed, "seed")
         self.glu, self.activation = glu, activation
         check_dtype(dtype)
-        device = torch.device(device) if device is not None else torch.device("cpu")
+        device = check_device(device)
 
         def linear(fan_out: int, fan_in: int):
             bound = 1.0 / math.sqrt(fan_in)

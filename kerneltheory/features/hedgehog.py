@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_dtype, check_int
+from .._validation import check_device, check_dtype, check_int
 from .base import Component
 from .elu import deterministic_gram
 
@@ -43,7 +43,7 @@ class Hedgehog(Component):
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
         self.normalize = normalize
-        kw = {"dtype": check_dtype(dtype), "device": torch.device(device) if device is not None else None}
+        kw = {"dtype": check_dtype(dtype), "device": check_device(device)}
         self.weight = nn.Parameter(torch.eye(self.dim, **kw))
         self.bias = nn.Parameter(torch.zeros(self.dim, **kw))
 

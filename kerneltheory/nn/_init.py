@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_device
+
 
 def derive_seed(*keys: int) -> int:
     """A well-mixed 63-bit seed from a tuple of non-negative integers (numpy's SeedSequence)."""
@@ -26,7 +28,7 @@ def generator(*keys: int) -> torch.Generator:
 
 def _device(device) -> torch.device:
     # skip_init builds on the meta device and then moves to ``device``: None would leave it there.
-    return torch.device("cpu") if device is None else torch.device(device)
+    return check_device(device)
 
 
 def linear(fan_in: int, fan_out: int, gen: torch.Generator, *, bias: bool = True, dtype, device) -> nn.Linear:

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from .. import estimators as E
-from .._validation import check_int, check_real
+from .._validation import check_device, check_dtype, check_int, check_points, check_real
 from ..attention import linear_attention, softmax_attention
 from ..estimators import RandomFeatureEstimator
 from ..features.base import FeatureMap, draw_feature_map
@@ -125,7 +125,7 @@ class KernelizedAttention(nn.Module):
             raise TypeError(f"kernel must be a string, got {type(kernel).__name__}")
         self.kernel = kernel
         gen = _init.generator(self.seed, _INIT)
-        kw = {"dtype": dtype, "device": device}
+        kw = {"dtype": check_dtype(dtype), "device": check_device(device)}
         self.q_proj = _init.linear(self.d_model, self.d_model, gen, **kw)
         self.k_proj = _init.linear(self.d_model, self.d_model, gen, **kw)
         self.v_proj = _init.linear(self.d_model, self.d_model, gen, **kw)
@@ -219,9 +219,17 @@ class KernelizedAttention(nn.Module):
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v as ``[B, H, n, d_h]``; q and k scaled by d_h^{-1/4} for kernel attention (not softmax,
         whose own 1/√d_h scale is applied inside :func:`softmax_attention`)."""
+        check_points(x, "x")
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape [batch, n, d_model={self.d_model}], got {tuple(x.shape)}")
         b, n, _ = x.shape
+        if n == 0:
+            raise ValueError("x must have at least one position (n >= 1): attention over no key is undefined")
+        w = self.q_proj.weight
+        if x.dtype != w.dtype or x.device != w.device:
+            raise ValueError(
+                f"x must match the module's dtype and device ({w.dtype}, {w.device}), got ({x.dtype}, {x.device})"
+            )
 
         def heads(t):
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)

@@ -28,7 +28,6 @@ Token ids (shared by both tasks' conventions): 0 is padding (masked out).
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validation import check_int
+from .._validation import check_device, check_int, check_tensor_device
 
 __all__ = [
     "LISTOPS_OPERATORS",
@@ -71,6 +70,7 @@ class Batch:
     labels: torch.Tensor
 
     def to(self, device) -> Batch:
+        device = check_device(device)
         return Batch(self.tokens.to(device), self.mask.to(device), self.labels.to(device))
 
 
@@ -102,6 +102,9 @@ def evaluate_listops(expression: str | Sequence[str]) -> int:
     malformed expression (unbalanced brackets, unknown token, an operator without arguments).
     """
     tokens = expression.split() if isinstance(expression, str) else list(expression)
+    for tok in tokens:
+        if not isinstance(tok, str):
+            raise TypeError(f"expression tokens must be strings, got {type(tok).__name__}")
     if not tokens:
         raise ValueError("expression is empty")
     stack: list[tuple[str, list[int]]] = []
@@ -200,6 +203,10 @@ RETRIEVAL_RULES = ("sum", "max")
 
 def retrieval_label(values: torch.Tensor, num_classes: int, rule: str = "sum") -> torch.Tensor:
     """The label of planted values ``[..., k]``: (Σ v_i) mod C (``rule="sum"``) or max_i v_i (``"max"``)."""
+    c = check_int(num_classes, "num_classes", minimum=2)
+    values = _check_labels(values, "values", num_classes=c)
+    if values.dim() < 1 or values.shape[-1] == 0:
+        raise ValueError(f"values must have shape [..., k] with k >= 1, got {tuple(values.shape)}")
     if rule == "sum":
         return values.sum(-1) % num_classes
     if rule == "max":
@@ -246,13 +253,32 @@ def task_batch(task: str, batch_size: int, length: int, seed: int, **kw) -> Batc
     raise ValueError(f"task must be 'listops' or 'retrieval', got {task!r}")
 
 
+def _check_labels(labels, name: str = "labels", *, num_classes: int | None = None) -> torch.Tensor:
+    """An integer tensor of class indices in [0, num_classes) (or >= 0); empty tensors are refused."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of integer class indices, got {type(labels).__name__}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must have an integer dtype, got {labels.dtype}")
+    check_tensor_device(labels, name)
+    if labels.numel() == 0:
+        raise ValueError(f"{name} must not be empty")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or (num_classes is not None and hi >= num_classes):
+        allowed = "[0, ∞)" if num_classes is None else f"[0, {num_classes})"
+        raise ValueError(f"{name} must lie in {allowed}, got values in [{lo}, {hi}]")
+    return labels
+
+
 def majority_rate(labels: torch.Tensor) -> float:
     """The accuracy of always predicting the most frequent label (the chance baseline)."""
+    labels = _check_labels(labels).reshape(-1)
     counts = torch.bincount(labels)
     return float(counts.max()) / max(1, labels.numel())
 
 
 def entropy_bits(labels: torch.Tensor) -> float:
+    """The entropy (bits) of the empirical label distribution."""
+    labels = _check_labels(labels).reshape(-1)
     p = torch.bincount(labels).double() / labels.numel()
     p = p[p > 0]
-    return float(-(p * torch.log2(p)).sum()) if p.numel() else math.nan
+    return float(-(p * torch.log2(p)).sum())

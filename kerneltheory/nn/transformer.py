@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_device, check_dtype, check_int, check_tensor_device
 from . import _init
 from .attention import KernelizedAttention
 
@@ -41,7 +41,9 @@ class EncoderLayer(nn.Module):
         **attn_kw,
     ):
         super().__init__()
-        kw = {"dtype": dtype, "device": device}
+        check_int(d_model, "d_model", minimum=1)
+        check_int(mlp_ratio, "mlp_ratio", minimum=1)
+        kw = {"dtype": check_dtype(dtype), "device": check_device(device)}
         self.norm1 = nn.LayerNorm(d_model, **kw)
         self.attn = KernelizedAttention(d_model, num_heads, kernel, num_features, seed=seed, **kw, **attn_kw)
         self.norm2 = nn.LayerNorm(d_model, **kw)
@@ -90,7 +92,7 @@ class KLTransformer(nn.Module):
         check_int(mlp_ratio, "mlp_ratio", minimum=1)
         self.seed = check_int(seed, "seed", minimum=0)
         self.kernel = kernel
-        kw = {"dtype": dtype, "device": device}
+        kw = {"dtype": check_dtype(dtype), "device": check_device(device)}
         gen = _init.generator(self.seed, 0)
         self.embed = _init.embedding(self.vocab_size, d_model, gen, std=d_model**-0.5, **kw)
         self.pos = _init.embedding(self.max_len, d_model, gen, std=0.02, **kw)
@@ -115,12 +117,28 @@ class KLTransformer(nn.Module):
         return [layer.attn for layer in self.layers]
 
     def _check(self, tokens: torch.Tensor, mask: torch.Tensor | None):
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.int64:
-            raise ValueError("tokens must be an int64 tensor of shape [batch, n]")
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+        if tokens.dim() != 2 or tokens.dtype != torch.int64:
+            raise ValueError(
+                f"tokens must be an int64 tensor of shape [batch, n], got {tokens.dtype} {tuple(tokens.shape)}"
+            )
+        check_tensor_device(tokens, "tokens")
+        if tokens.device != self.embed.weight.device:
+            raise ValueError(f"tokens must be on the model's device {self.embed.weight.device}, got {tokens.device}")
+        if tokens.shape[1] == 0:
+            raise ValueError("tokens must have at least one position (n >= 1)")
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len = {self.max_len}")
-        if mask is not None and (mask.shape != tokens.shape or mask.dtype != torch.bool):
-            raise ValueError(f"mask must be a bool tensor of shape {tuple(tokens.shape)}")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(
+                f"tokens must lie in [0, vocab_size) = [0, {self.vocab_size}), got values in "
+                f"[{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        if mask is not None:
+            if not isinstance(mask, torch.Tensor) or mask.shape != tokens.shape or mask.dtype != torch.bool:
+                raise ValueError(f"mask must be a bool tensor of shape {tuple(tokens.shape)}")
+            check_tensor_device(mask, "mask")
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         n = tokens.shape[1]

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .._validation import check_dtype, check_generator, check_int, check_points
+from .._validation import check_device, check_dtype, check_generator, check_int, check_points
 
 RowMarginal = Literal["exact", "asymptotic", "no"]
 
@@ -55,7 +55,7 @@ class SpectralLaw(nn.Module):
     def __init__(self, dim: int, *, dtype: torch.dtype = torch.float64, device=None):
         super().__init__()
         self.dim = check_int(dim, "dim", minimum=1)
-        device = torch.device(device) if device is not None else torch.device("cpu")
+        device = check_device(device)
         # An empty buffer carries the law's dtype and device, so both follow .to(...) and .double() etc.
         self.register_buffer(
             "_anchor", torch.empty(0, dtype=check_dtype(dtype), device=device), persistent=False

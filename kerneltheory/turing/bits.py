@@ -40,6 +40,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._validation import check_int
 from .layers import (
     Attention,
     DecoderLayer,
@@ -53,7 +54,7 @@ from .layers import (
     zeros,
 )
 from .machine import BLANK, Trace, TuringMachine
-from .perez import Construction, ConstructionError, _matrix, delta_network
+from .perez import Construction, ConstructionError, _matrix, check_construction, delta_network
 
 
 def bits(i: int, b: int) -> tuple[int, ...]:
@@ -218,15 +219,11 @@ class BitTransformer(Construction):
         exact: bool = False,
         selections: Mapping[int, Selection] | None = None,
     ):
-        if not isinstance(b, int) or b < 1:
-            raise ValueError(f"b must be an integer ≥ 1, got {b!r}")
-        self.machine, self.b, self.exact = machine, b, bool(exact)
+        selections = check_construction(machine, exact, selections, (1, 3))
+        b = check_int(b, "b", minimum=1)
+        self.machine, self.b, self.exact = machine, b, exact
         self.layout = lay = BitLayout(machine.num_states, machine.num_symbols, b)
         encoder, decoder = build_bit_layers(machine, lay)
-        selections = dict(selections or {})
-        bad = sorted(set(selections) - {1, 3})
-        if bad:
-            raise ValueError(f"selections keys must be the selection layers 1 and 3, got {bad}")
         self.strict = self.exact and all(isinstance(s, Hardmax) for s in selections.values())
         for i, layer in enumerate(decoder):
             sel = selections.get(i + 1)

@@ -24,6 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._validation import check_real
+
 
 def is_exact(x: np.ndarray) -> bool:
     return x.dtype == object
@@ -146,9 +148,7 @@ class ExpScore(Selection):
     softmax(β·score))."""
 
     def __init__(self, beta: float):
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_real(beta, "beta", minimum=0.0, strict_min=True)
 
     def __call__(self, q, keys, scores, values):
         s = np.asarray(scores, dtype=np.float64)
@@ -164,6 +164,8 @@ class RationalExpScore(Selection):
     kernel in exact arithmetic (used with the bit construction, whose scores are integers)."""
 
     def __init__(self, ratio: Fraction | int):
+        if isinstance(ratio, bool) or not isinstance(ratio, Fraction | int):
+            raise TypeError(f"ratio must be a Fraction or an int (exact arithmetic), got {type(ratio).__name__}")
         ratio = Fraction(ratio)
         if ratio <= 1:
             raise ValueError(f"ratio must be > 1, got {ratio}")

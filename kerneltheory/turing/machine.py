@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._validation import check_int
+
 BLANK = 0
 MARKER = 1
 LEFT, RIGHT = -1, 1
@@ -169,8 +171,8 @@ class Trace:
 def _as_generator(generator) -> torch.Generator:
     if isinstance(generator, torch.Generator):
         return generator
-    if isinstance(generator, int):
-        return torch.Generator().manual_seed(generator)
+    if isinstance(generator, int) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(check_int(generator, "generator", minimum=0))
     raise TypeError(f"generator must be a torch.Generator or an int seed, got {type(generator).__name__}")
 
 
@@ -189,10 +191,12 @@ def random_machine(
     (q', s', m)); ``num_read_states`` uniform in [1, num_states − num_halting] when None; ``num_halting`` halting states
     taken from the last non-read states."""
     gen = _as_generator(generator)
-    if not isinstance(num_halting, int) or not 0 <= num_halting < num_states:
-        raise ValueError(f"num_halting must be an integer in [0, num_states), got {num_halting!r}")
+    num_states = check_int(num_states, "num_states", minimum=1)
+    num_symbols = check_int(num_symbols, "num_symbols", minimum=2)
+    num_halting = check_int(num_halting, "num_halting", minimum=0, maximum=num_states - 1)
     if num_read_states is None:
         num_read_states = 1 + int(torch.randint(num_states - num_halting, (1,), generator=gen))
+    num_read_states = check_int(num_read_states, "num_read_states", minimum=1, maximum=num_states)
     if not 0 <= num_halting <= num_states - num_read_states:
         raise ValueError(f"num_halting must be in [0, num_states − num_read_states], got {num_halting}")
     halting = frozenset(range(num_states - num_halting, num_states))
@@ -209,6 +213,9 @@ def random_machine(
 def random_word(generator: torch.Generator | int, machine: TuringMachine, length: int) -> tuple[int, ...]:
     """A uniform word of ``length`` letters (empty when the machine has no letters)."""
     gen = _as_generator(generator)
+    if not isinstance(machine, TuringMachine):
+        raise TypeError(f"machine must be a TuringMachine, got {type(machine).__name__}")
+    length = check_int(length, "length", minimum=0)
     if not machine.letters:
         return ()
     return tuple(_pick(machine.letters, gen) for _ in range(length))
@@ -218,6 +225,11 @@ def machines(max_states: int = 5, max_symbols: int = 3, halting: bool = False):
     """Hypothesis strategy of normal-form machines with ≤ ``max_states`` states and ≤ ``max_symbols`` work
     symbols (blank included; the marker ⊢ is added on top, so |Γ| ≤ max_symbols + 1)."""
     from hypothesis import strategies as st
+
+    check_int(max_states, "max_states", minimum=1)
+    check_int(max_symbols, "max_symbols", minimum=2)
+    if not isinstance(halting, bool):
+        raise TypeError(f"halting must be a bool, got {type(halting).__name__}")
 
     @st.composite
     def build(draw):
@@ -244,9 +256,12 @@ def machine_inputs(max_states: int = 5, max_symbols: int = 3, max_length: int = 
     """Hypothesis strategy of (machine, word) pairs."""
     from hypothesis import strategies as st
 
+    check_int(max_length, "max_length", minimum=0)
+    strategy = machines(max_states, max_symbols, halting)
+
     @st.composite
     def build(draw):
-        machine = draw(machines(max_states, max_symbols, halting))
+        machine = draw(strategy)
         if not machine.letters:
             return machine, ()
         word = draw(st.lists(st.sampled_from(machine.letters), max_size=max_length))

@@ -46,6 +46,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._validation import check_int
 from .layers import (
     Attention,
     DecoderLayer,
@@ -196,6 +197,26 @@ def expected_tokens(reference: Trace) -> list[tuple[int, int, int, int]]:
     )
 
 
+def check_construction(machine, exact, selections, layers: tuple[int, ...]) -> dict[int, Selection]:
+    """Validate a construction's arguments: a :class:`TuringMachine`, a bool ``exact`` and ``selections``
+    (None or a mapping from the decoder layers ``layers`` to :class:`Selection` rules), as a dict."""
+    if not isinstance(machine, TuringMachine):
+        raise TypeError(f"machine must be a TuringMachine, got {type(machine).__name__}")
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact must be a bool, got {type(exact).__name__}")
+    if selections is None:
+        return {}
+    if not isinstance(selections, Mapping):
+        raise TypeError(f"selections must be a mapping {{layer: Selection}}, got {type(selections).__name__}")
+    bad = sorted((k for k in selections if k not in layers), key=repr)
+    if bad:
+        raise ValueError(f"selections keys must be the decoder layers {layers}, got {bad}")
+    for k, sel in selections.items():
+        if not isinstance(sel, Selection):
+            raise TypeError(f"selections[{k}] must be a Selection (e.g. Hardmax()), got {type(sel).__name__}")
+    return dict(selections)
+
+
 class Construction:
     """Autoregressive decoding shared by the constructions: subclasses provide ``machine``,
     ``transformer``, ``encoder_inputs(word)``, ``first_input(word)`` and ``_next(z_t, t) -> (token, y_{t+1})``."""
@@ -207,6 +228,9 @@ class Construction:
         self, word: Sequence[int], steps: int, record: bool = False, reference: Trace | None = None
     ) -> Decoding:
         """Decode ``steps`` steps; with a ``reference`` trace, stop at the first token that differs from it."""
+        steps = check_int(steps, "steps", minimum=0)
+        if reference is not None and not isinstance(reference, Trace):
+            raise TypeError(f"reference must be a Trace or None, got {type(reference).__name__}")
         expected = None if reference is None else expected_tokens(reference)
 
         def step(z, t):
@@ -252,15 +276,12 @@ class PerezTransformer(Construction):
         exact: bool = True,
         selections: Mapping[int, Selection] | None = None,
     ):
+        selections = check_construction(machine, exact, selections, (1, 2, 3))
         self.machine = machine
-        self.exact = bool(exact)
+        self.exact = exact
         self.layout = lay = Layout(machine.num_states, machine.num_symbols)
         encoder, decoder = build_layers(machine, lay)
         self.readout = readout_matrix(lay, machine.num_states, machine.num_symbols)
-        selections = dict(selections or {})
-        bad = sorted(set(selections) - {1, 2, 3})
-        if bad:
-            raise ValueError(f"selections keys must be decoder layers 1, 2, 3, got {bad}")
         if self.exact and any(not isinstance(s, Hardmax) for s in selections.values()):
             raise ValueError("the exact construction uses hardmax; pass exact=False to substitute selections")
         if not self.exact:
