@@ -160,6 +160,11 @@ def _max_norm(t: torch.Tensor) -> float:
     return float(t.detach().norm(dim=-1).max()) if t.dim() >= 1 and t.numel() else float(t.detach().abs().max())
 
 
+class NotRepresentableError(ValueError):
+    """A value is not finite: it overflowed its dtype's range, or an argument already had (the overflow of
+    an intermediate, when the function is called from another); a :class:`ValueError`."""
+
+
 def representable(out, what: str, names: dict[str, object]) -> None:
     """Raise a ValueError when ``out`` (a tensor or a tuple of tensors) holds inf or NaN although every
     argument in ``names`` was finite: the value overflowed the floating-point range of its dtype.
@@ -172,16 +177,26 @@ def representable(out, what: str, names: dict[str, object]) -> None:
             continue
         if bool(torch.isfinite(o).all()):
             continue
-        fi = torch.finfo(o.dtype)
-        args = ", ".join(
-            f"{n} (max norm {_max_norm(v):.4g})" if isinstance(v, torch.Tensor) and v.numel() else n
-            for n, v in names.items()
-        )
-        raise ValueError(
-            f"{what} is not finite: not representable in {o.dtype} at these inputs, it overflows (|value| must stay "
-            f"≤ {fi.max:.4g}, exponents exp(t) need t ≤ {math.log(fi.max):.2f}) for {args}; use smaller "
-            "inputs or float64"
-        )
+        for n, v in names.items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                raise NotRepresentableError(f"{n} contains NaN or infinite values")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise NotRepresentableError(f"{n} must be finite, got {v}")
+        raise NotRepresentableError(overflow_message(what, o.dtype, names))
+
+
+def overflow_message(what: str, dtype: torch.dtype, names: dict[str, object]) -> str:
+    """The message of :class:`NotRepresentableError`: what overflowed, the arguments, the dtype's range."""
+    fi = torch.finfo(dtype)
+    args = ", ".join(
+        f"{n} (max norm {_max_norm(v):.4g})" if isinstance(v, torch.Tensor) and v.numel() else n
+        for n, v in names.items()
+    )
+    return (
+        f"{what} is not finite: not representable in {dtype} at these inputs, it overflows (|value| must stay "
+        f"≤ {fi.max:.4g}, exponents exp(t) need t ≤ {math.log(fi.max):.2f}) for {args}; use smaller "
+        "inputs or float64"
+    )
 
 
 def finite_result(*arg_names: str) -> Callable:

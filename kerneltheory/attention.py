@@ -99,12 +99,17 @@ def _check_qkv(q, k, v, causal) -> None:
         )
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"v must have one row per key: k has {k.shape[-2]} rows, v has {v.shape[-2]}")
-    if k.shape[-2] == 0:  # n_q = 0 is fine (an empty output); a normalisation over no key is undefined
-        raise ValueError("k must have at least one row (n_k >= 1): attention over no key is undefined")
+    _check_keys(k)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
             f"causal attention needs as many queries as keys, got n_q = {q.shape[-2]} and n_k = {k.shape[-2]}"
         )
+
+
+def _check_keys(k: torch.Tensor) -> None:
+    """n_q = 0 is fine (an empty output); a normalisation over no key is undefined."""
+    if k.shape[-2] == 0:
+        raise ValueError("k must have at least one row (n_k >= 1): attention over no key is undefined")
 
 
 def _check_mask(mask, k: torch.Tensor) -> torch.Tensor | None:
@@ -168,6 +173,24 @@ def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None) 
 # ---------------------------------------------------------------------------------------------------
 
 
+def finite_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """scale·QKᵀ (scale = 1/√d by default) for checked q, k of one dtype: in their dtype, or in float64 when
+    that overflows (float32 beyond 3.4e38); beyond float64's range a ValueError names q, k and scale."""
+    if q.dtype != k.dtype:
+        raise ValueError(f"q and k must share a dtype, got {q.dtype} and {k.dtype}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_real(scale, "scale")
+    scores = (q @ k.transpose(-1, -2)) * scale
+    if not bool(torch.isfinite(scores).all()):
+        scores = (q.double() @ k.double().transpose(-1, -2)) * scale
+        if not bool(torch.isfinite(scores).all()):
+            raise ValueError(
+                "the scores scale·q_iᵀk_j overflow float64 (|score| must stay <= 1.8e308): reduce q and k "
+                f"(largest entries {float(q.abs().max()):.4g} and {float(k.abs().max()):.4g}) or scale "
+                f"(= {scale:.4g})"
+            )
+    return scores
+
+
 def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | None = None) -> torch.Tensor:
     """out_i = Σ_j softmax_j(scale·q_iᵀk_j) v_j over the kept (and, if causal, earlier) keys; scale = 1/√d.
 
@@ -180,16 +203,7 @@ def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | N
     """
     _check_qkv(q, k, v, causal)
     mask = _check_mask(mask, k)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_real(scale, "scale")
-    scores = (q @ k.transpose(-1, -2)) * scale
-    if not bool(torch.isfinite(scores).all()):
-        scores = (q.double() @ k.double().transpose(-1, -2)) * scale
-        if not bool(torch.isfinite(scores).all()):
-            raise ValueError(
-                "the scores scale·q_iᵀk_j overflow float64 (|score| must stay <= 1.8e308): reduce q and k "
-                f"(largest entries {float(q.abs().max()):.4g} and {float(k.abs().max()):.4g}) or scale "
-                f"(= {scale:.4g})"
-            )
+    scores = finite_scores(q, k, scale)
     allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], scores.dim(), q.device)
     if allowed is not None:
         allowed = allowed.expand(scores.shape)
@@ -398,6 +412,7 @@ def stabilised_features(
     """
     check_points(q, "q")
     check_points(k, "k", dim=q.shape[-1])
+    _check_keys(k)
     mask = _check_mask(mask, k)
     res = _resolve(feature_map, q, k, mask, False)
     _, phi_q, phi_k = _features(res, q, k, mask, stabiliser)
@@ -552,6 +567,7 @@ def attention_matrix(
     analysis and tests). Its rank is at most D (proofs/rank_bound.md)."""
     check_points(q, "q")
     check_points(k, "k", dim=q.shape[-1])
+    _check_keys(k)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
     if causal and q.shape[-2] != k.shape[-2]:

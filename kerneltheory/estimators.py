@@ -27,12 +27,14 @@ from typing import Literal
 import torch
 
 from ._validation import (
+    NotRepresentableError,
     check_device,
     check_dtype,
     check_generator,
     check_int,
     check_points,
     check_same_dim,
+    overflow_message,
     representable,
 )
 from .features import COMPONENTS
@@ -219,6 +221,13 @@ class RandomFeatureEstimator:
         x = check_points(x, "x", dim=self.dim)
         y = check_points(y, "y", dim=self.dim)
         check_same_dim(x, y)
+        for name, t in (("x", x), ("y", y)):  # the closed forms evaluate ψ and M at 2(x ± y)
+            limit = torch.finfo(t.dtype).max / 4
+            if t.numel() and float(t.abs().max()) > limit:
+                raise ValueError(
+                    f"{name} must have entries of magnitude <= finfo({t.dtype}).max / 4 = {limit:.4g} (the closed "
+                    f"forms evaluate 2(x ± y)), got {float(t.abs().max()):.4g}"
+                )
         return x, y
 
     def _check_pairs(self, x, y):
@@ -243,7 +252,7 @@ class RandomFeatureEstimator:
                 f"{self.name}: the {self.law.name} law has no closed form; use reference_kernel(x, y, ...)"
             )
         ref = None if self.law is None else self.law.reference
-        return self._finite(self.component.target(ref, x, y, self._stats(x, y)), "kernel", x, y)
+        return self._finite(lambda: self.component.target(ref, x, y, self._stats(x, y)), "kernel", x, y)
 
     def kernel_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The target kernel at the P pairs (x_p, y_p): ``[P]`` (sequence statistics from all of x and y)."""
@@ -251,8 +260,10 @@ class RandomFeatureEstimator:
         if not self.has_closed_form:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form kernel; use reference_kernel")
         ref = None if self.law is None else self.law.reference
-        out = self.component.target(ref, x[:, None, :], y[:, None, :], self._stats(x, y))[:, 0, 0]
-        return self._finite(out, "kernel", x, y)
+        out = self._finite(
+            lambda: self.component.target(ref, x[:, None, :], y[:, None, :], self._stats(x, y)), "kernel", x, y
+        )
+        return out[:, 0, 0]
 
     def variance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Closed-form Var[φ(x)ᵀφ(y)] of one draw as a Gram matrix (iid laws with closed forms only)."""
@@ -261,8 +272,12 @@ class RandomFeatureEstimator:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
         if self.law is None:
             return torch.zeros(*x.shape[:-1], y.shape[-2], dtype=x.dtype, device=x.device)
-        out = self.component.variance(self.law, x, y, self.num_features, self._stats(x, y))
-        return self._finite(out, "closed-form variance", x, y)
+        return self._finite(
+            lambda: self.component.variance(self.law, x, y, self.num_features, self._stats(x, y)),
+            "closed-form variance",
+            x,
+            y,
+        )
 
     def variance_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Closed-form variance at the P pairs (x_p, y_p): ``[P]``."""
@@ -271,14 +286,27 @@ class RandomFeatureEstimator:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
         if self.law is None:
             return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        out = self.component.variance(
-            self.law, x[:, None, :], y[:, None, :], self.num_features, self._stats(x, y)
+        out = self._finite(
+            lambda: self.component.variance(
+                self.law, x[:, None, :], y[:, None, :], self.num_features, self._stats(x, y)
+            ),
+            "closed-form variance",
+            x,
+            y,
         )
-        return self._finite(out[:, 0, 0], "closed-form variance", x, y)
+        return out[:, 0, 0]
 
-    def _finite(self, out: torch.Tensor, what: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``out``, or a ValueError naming x and y and the dtype's range when it overflowed to inf/NaN."""
-        representable(out, f"the {what} of {self.name}", {"x": x, "y": y})
+    def _finite(self, compute, what: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``compute()``, or a :class:`NotRepresentableError` (a ValueError) naming x and y and the dtype's
+        range when the value (or a closed form inside it) overflowed to inf/NaN."""
+        what = f"the {what} of {self.name}"
+        try:
+            out = compute()
+        except NotRepresentableError as err:
+            msg = overflow_message(what, x.dtype, {"x": x, "y": y})
+            inner = str(err).split(" is not finite")[0]
+            raise NotRepresentableError(f"{msg} (it overflowed in {inner})") from err
+        representable(out, what, {"x": x, "y": y})
         return out
 
     def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1):

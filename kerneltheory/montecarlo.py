@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._validation import check_int
+from ._validation import check_device, check_int, check_tensor_device
 
 __all__ = [
     "BlockMoments",
@@ -353,7 +353,7 @@ def moments_of_blocks(
         raise ValueError(f"blocks must be a range(a, b) with 0 <= a <= b <= {nb} (step 1), got {blocks!r}")
     chunk_blocks = None if chunk is None else -(-check_int(chunk, "chunk", minimum=1) // block)
     memory_budget = check_int(memory_budget, "memory_budget", minimum=1)
-    device = None if device is None else torch.device(device)
+    device = None if device is None else check_device(device)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -380,6 +380,7 @@ def moments_of_blocks(
                 x.device.type != device.type or (device.index is not None and x.device.index != device.index)
             ):
                 raise ValueError(f"estimates returned a tensor on {x.device}, not device={device}{where}")
+            check_tensor_device(x, "the tensor estimates returned")
             _check_finite(x, "estimates", where)
             num_pairs = x.shape[1]
             _push(stack, (0, b, Moments._from_samples(x)))

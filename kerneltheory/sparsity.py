@@ -47,7 +47,17 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ._validation import FLOAT_DTYPES, check_dtype, check_generator, check_int, check_points, check_real
+from ._validation import (
+    FLOAT_DTYPES,
+    check_dtype,
+    check_generator,
+    check_int,
+    check_points,
+    check_real,
+    check_tensor_device,
+    representable,
+)
+from .attention import finite_scores
 
 __all__ = [
     "PlantedKeys",
@@ -92,6 +102,7 @@ def _matrix(a, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must be a torch.Tensor [..., n, n'], got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    check_tensor_device(a, name)
     if a.dim() < 2 or a.shape[-1] == 0:
         raise ValueError(f"{name} must have shape [..., n, n'] with n' >= 1, got {tuple(a.shape)}")
     if not bool(torch.isfinite(a).all()):
@@ -233,8 +244,13 @@ def top_k_ceiling(floor, n_keys: int, k: int):
     (proofs/sparsity.md, item 4). ``floor`` a number or a tensor in [0, 1]."""
     n = check_int(n_keys, "n_keys", minimum=1)
     k = check_int(k, "k", minimum=1, maximum=n)
-    f = torch.as_tensor(floor, dtype=torch.float64) if not isinstance(floor, torch.Tensor) else floor
-    if bool(((f < 0) | (f > 1)).any()):
+    if isinstance(floor, torch.Tensor):
+        if not floor.is_floating_point():
+            raise ValueError(f"floor must be a floating tensor, got {floor.dtype}")
+        f = check_tensor_device(floor, "floor")
+    else:
+        f = torch.as_tensor(check_real(floor, "floor"), dtype=torch.float64)
+    if not bool(((f >= 0) & (f <= 1)).all()):  # also refuses NaN
         raise ValueError("floor must lie in [0, 1]")
     out = k / (k + (n - k) * f)
     return float(out) if not isinstance(floor, torch.Tensor) else out
@@ -267,8 +283,20 @@ def small_weight_relative_error(
 # ---------------------------------------------------------------------------------------------------
 
 
+def _scaled_svdvals(a: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(σ(A/c), c) with c = max|a_ij| per matrix (1 for a zero matrix): σ(A) = c·σ(A/c) without the overflow
+    of forming σ(A) itself for huge entries (the SVD squares nothing, but its internal norms can overflow)."""
+    a = _matrix(a, name)
+    if a.shape[-2] == 0:
+        raise ValueError(f"{name} must have at least one row, got shape {tuple(a.shape)}")
+    c = a.abs().amax((-2, -1), keepdim=True)
+    c = torch.where(c > 0, c, torch.ones_like(c))
+    return torch.linalg.svdvals(a / c), c[..., 0, 0]
+
+
 def _svdvals(a: torch.Tensor, name: str) -> torch.Tensor:
-    s = torch.linalg.svdvals(_matrix(a, name))
+    """σ(A/c) (see :func:`_scaled_svdvals`): enough for the scale-invariant rank measures."""
+    s, _ = _scaled_svdvals(a, name)
     if bool((s.amax(-1) <= 0).any()):
         raise ValueError(f"{name} contains a zero matrix: its rank measures are not defined")
     return s
@@ -293,8 +321,10 @@ def rank_floor(a: torch.Tensor, rank: int) -> torch.Tensor:
     """(Σ_{i > rank} σ_i(A)²)^{1/2}, ``[...]``: by Eckart–Young–Mirsky the least Frobenius error ‖A − B‖_F of
     any B of rank ≤ ``rank``, hence of linear attention with a map of dimension D = ``rank``."""
     r = check_int(rank, "rank", minimum=0)
-    s = torch.linalg.svdvals(_matrix(a, "a"))
-    return torch.sqrt((s[..., r:] ** 2).sum(-1))
+    s, c = _scaled_svdvals(a, "a")
+    out = c * torch.sqrt((s[..., r:] ** 2).sum(-1))
+    representable(out, "rank_floor(a)", {"a": a})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,8 +336,7 @@ def softmax_matrix(q: torch.Tensor, k: torch.Tensor, scale: float | None = None)
     """softmax_j(scale·q_iᵀk_j), scale = 1/√d by default (the convention of attention.softmax_attention)."""
     check_points(q, "q")
     check_points(k, "k", dim=q.shape[-1])
-    s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_real(scale, "scale")
-    return torch.softmax(s * (q @ k.transpose(-1, -2)), dim=-1)
+    return torch.softmax(finite_scores(q, k, scale), dim=-1).to(q.dtype)
 
 
 def _planted_parts(n_keys: int, k: int, margin: float):

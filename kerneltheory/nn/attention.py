@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from .. import estimators as E
-from .._validation import check_device, check_dtype, check_int, check_points, check_real
+from .._validation import check_device, check_dtype, check_int, check_points, check_real, representable
 from ..attention import linear_attention, softmax_attention
 from ..estimators import RandomFeatureEstimator
 from ..features.base import FeatureMap, draw_feature_map
@@ -235,6 +235,7 @@ class KernelizedAttention(nn.Module):
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        representable((q, k, v), "the projections q, k, v of x", {"x": x})
         if self.estimators:
             s = self.head_dim**-0.25
             q, k = q * s, k * s

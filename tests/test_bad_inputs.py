@@ -1,0 +1,260 @@
+"""The bad inputs of #13 ("Reliability"), one by one: each ends in a result or in a ValueError/TypeError
+naming the argument, never an internal traceback or a silent inf/NaN (tests/test_fuzz.py fuzzes the rest)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import kerneltheory.estimators as E
+from kerneltheory import attention, kernels, montecarlo, sparsity, theory
+from kerneltheory import turing as T
+from kerneltheory.nn import KernelizedAttention, KLTransformer
+from kerneltheory.nn.tasks import Batch, entropy_bits, majority_rate, retrieval_label
+from kerneltheory.spectral import Gaussian
+
+F64 = torch.float64
+META = torch.empty(3, 4, device="meta")
+
+
+def _x(*shape, scale=1.0, dtype=F64, seed=0):
+    return (torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64) * scale).to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Meta tensors and devices
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: kernels.softmax(META, META),
+        lambda: kernels.gaussian(_x(3, 4), META),
+        lambda: E.get("positive/gaussian", 4, 8).draw(torch.Generator().manual_seed(0)).query(META),
+        lambda: E.get("trig/gaussian", 4, 8).kernel(META, META),
+        lambda: E.get("trig/gaussian", 4, 8).variance(META, META),
+        lambda: attention.softmax_attention(META, META, META),
+        lambda: attention.kernel_attention(META, META, META, kernels.softmax),
+        lambda: sparsity.row_entropy(META),
+    ],
+    ids=["softmax", "gaussian", "feature_map", "kernel", "variance", "softmax_attention", "kernel_attention",
+         "row_entropy"],  # fmt: skip
+)
+def test_meta_tensors_are_refused_naming_the_argument(call):
+    with pytest.raises(ValueError, match=r"\b(x|y|q|a)\b is on the meta device"):
+        call()
+
+
+def test_nn_modules_refuse_meta_inputs():
+    with pytest.raises(ValueError, match="x is on the meta device"):
+        KernelizedAttention(4, 2)(torch.empty(1, 3, 4, device="meta"))
+    model = KLTransformer(5, 2, d_model=4, num_heads=2, num_layers=1)
+    with pytest.raises(ValueError, match="tokens is on the meta device"):
+        model(torch.empty(1, 3, dtype=torch.int64, device="meta"))
+
+
+DEVICE_CALLS = {
+    "estimators.get": lambda dev: E.get("trig/gaussian", 4, 8, device=dev),
+    "law": lambda dev: Gaussian(4, device=dev),
+    "KernelizedAttention": lambda dev: KernelizedAttention(4, 2, "favor+", device=dev),
+    "KLTransformer": lambda dev: KLTransformer(5, 2, d_model=4, num_heads=2, num_layers=1, device=dev),
+    "Batch.to": lambda dev: Batch(torch.ones(1, 2, dtype=torch.int64), torch.ones(1, 2, dtype=torch.bool),
+                                  torch.zeros(1, dtype=torch.int64)).to(dev),  # fmt: skip
+    "moments": lambda dev: montecarlo.moments(lambda g, r: torch.zeros(r, 2), 4, seed=0, device=dev),
+}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is absent")
+@pytest.mark.parametrize("where", sorted(DEVICE_CALLS))
+def test_cuda_without_cuda_is_refused_naming_device(where):
+    with pytest.raises(ValueError, match="device='cuda'.*CUDA is not available"):
+        DEVICE_CALLS[where]("cuda")
+
+
+@pytest.mark.parametrize("where", sorted(DEVICE_CALLS))
+@pytest.mark.parametrize("device", ["meta", "tpu", "not a device"])
+def test_meta_and_unknown_devices_are_refused_naming_device(where, device):
+    with pytest.raises(ValueError, match="device"):
+        DEVICE_CALLS[where](device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Overflow: never a silent inf/NaN
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_softmax_attention_float32_at_huge_norms_is_finite_and_equals_the_float64_result():
+    """Scores ~1e40 overflow float32; softmax attention recomputes them in float64 (the row max is then
+    subtracted by the softmax, exactly), so the float32 output is the float64 one rounded."""
+    q, k, v = _x(2, 5, 4, scale=1e20), _x(2, 6, 4, scale=1e20, seed=1), _x(2, 6, 3, seed=2)
+    out = attention.softmax_attention(q.float(), k.float(), v.float())
+    assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+    ref = attention.softmax_attention(q.float().double(), k.float().double(), v.float().double())
+    assert torch.equal(out, ref.float())
+
+
+def test_softmax_attention_beyond_float64_raises_naming_q_k_and_scale():
+    x = _x(3, 4, scale=1e160)
+    with pytest.raises(ValueError, match=r"overflow float64.*\bq and k\b.*scale"):
+        attention.softmax_attention(x, x, x)
+
+
+@pytest.mark.parametrize("name", [n for n in E.list() if E.get(n, 4, 8).claims.variance])
+def test_closed_form_variance_at_norm_1e3_raises_or_is_finite(name):
+    x = _x(3, 4, scale=1e3 / 2)  # norms ~1e3
+    est = E.get(name, 4, 8)
+    try:
+        var = est.variance(x, x)
+    except ValueError as err:
+        assert "x (max norm" in str(err) and "float64" in str(err) and "709.78" in str(err)
+    else:
+        assert bool(torch.isfinite(var).all())
+
+
+@pytest.mark.parametrize(
+    "fn,dtype",
+    [(kernels.softmax, torch.float32), (kernels.softmax, F64), (E.get("positive/gaussian", 4, 8).kernel, F64)],
+)
+def test_kernels_at_norm_1e3_raise_naming_x_and_the_range(fn, dtype):
+    x = _x(3, 4, scale=1e3, dtype=dtype)
+    limit = f"{math.log(torch.finfo(dtype).max):.2f}"
+    with pytest.raises(ValueError, match=rf"not finite.*{dtype}.*{limit}.*\bx \(max norm"):
+        fn(x, x)
+
+
+@pytest.mark.parametrize(
+    "fn", [theory.softmax_trig_variance, theory.softmax_positive_variance, theory.softmax_hyperbolic_variance]
+)
+def test_theory_variances_at_norm_1e3_raise_naming_x(fn):
+    x = _x(4, scale=1e3)
+    with pytest.raises(ValueError, match=r"x \(max norm"):
+        fn(x, x, 8)
+    assert bool(torch.isfinite(fn(x / 1e4, x / 1e4, 8)).all())  # and small inputs still work
+
+
+def test_theory_variance_names_a_nan_argument():
+    with pytest.raises(ValueError, match="log_hh contains NaN"):
+        theory.positive_variance(torch.tensor(math.nan), torch.tensor(0.0), torch.tensor(0.0), 4)
+
+
+def test_feature_maps_that_overflow_raise_naming_x():
+    fm = E.get("trig/gaussian", 4, 8).draw(torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"φ\(x\) is not finite.*x \(max norm"):
+        fm.query(_x(3, 4, scale=100.0))
+
+
+def test_gaussian_kernel_sigma_extremes():
+    x = _x(3, 2)
+    with pytest.raises(ValueError, match="sigma"):
+        kernels.gaussian(x, x, sigma=1e-170)  # 2σ² underflows to 0
+    assert torch.equal(kernels.gaussian(x, x, sigma=1e200), torch.ones(3, 3, dtype=F64))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Empty sequences: n_q = 0 gives an empty output, n_k = 0 raises (a normalisation over no key)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_attention_with_no_query_is_empty_and_with_no_key_raises():
+    fm = E.get("positive/gaussian", 4, 8).draw(torch.Generator().manual_seed(0))
+    q0, k, v = _x(0, 4), _x(5, 4), _x(5, 3)
+    assert attention.softmax_attention(q0, k, v).shape == (0, 3)
+    assert attention.kernel_attention(q0, k, v, kernels.softmax).shape == (0, 3)
+    assert attention.linear_attention(q0, k, v, fm).shape == (0, 3)
+    for call in (
+        lambda: attention.softmax_attention(_x(2, 4), _x(0, 4), _x(0, 3)),
+        lambda: attention.softmax_attention(q0, _x(0, 4), _x(0, 3), causal=True),
+        lambda: attention.linear_attention(q0, _x(0, 4), _x(0, 3), fm),
+        lambda: attention.kernel_attention(_x(2, 4), _x(0, 4), _x(0, 3), kernels.softmax),
+    ):
+        with pytest.raises(ValueError, match=r"k must have at least one row \(n_k >= 1\)"):
+            call()
+
+
+def test_kernels_on_empty_sets_are_empty_gram_matrices():
+    assert kernels.softmax(_x(0, 3), _x(2, 3)).shape == (0, 2)
+    assert kernels.arccos1(_x(2, 3), _x(0, 3)).shape == (2, 0)
+
+
+def test_nn_modules_refuse_empty_sequences():
+    with pytest.raises(ValueError, match=r"x must have at least one position"):
+        KernelizedAttention(4, 2)(torch.zeros(1, 0, 4))
+    with pytest.raises(ValueError, match=r"tokens must have at least one position"):
+        KLTransformer(5, 2, d_model=4, num_heads=2, num_layers=1)(torch.zeros(1, 0, dtype=torch.int64))
+
+
+# ---------------------------------------------------------------------------------------------------
+# nn: token indices, dtypes, labels
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 5, 100])
+def test_kltransformer_refuses_token_ids_out_of_range(bad):
+    model = KLTransformer(5, 2, d_model=4, num_heads=2, num_layers=1)
+    tokens = torch.tensor([[0, 1, bad]])
+    with pytest.raises(ValueError, match=r"tokens must lie in \[0, vocab_size\) = \[0, 5\)"):
+        model(tokens)
+
+
+def test_kernelized_attention_refuses_a_dtype_mismatch_and_integer_dtypes():
+    with pytest.raises(ValueError, match="x must match the module's dtype"):
+        KernelizedAttention(4, 2)(torch.zeros(1, 3, 4, dtype=F64))
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        KernelizedAttention(4, 2, dtype=torch.int64)
+
+
+def test_task_helpers_validate_labels():
+    with pytest.raises(ValueError, match="labels must not be empty"):
+        majority_rate(torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, ∞\)"):
+        entropy_bits(torch.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"values must lie in \[0, 3\)"):
+        retrieval_label(torch.tensor([[0, 3]]), 3)
+    assert entropy_bits(torch.tensor([0, 1])) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Turing constructors
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"num_states": 0, "num_symbols": 3}, "num_states"),
+        ({"num_states": 2.5, "num_symbols": 3}, "num_states"),
+        ({"num_states": 2, "num_symbols": 1}, "num_symbols"),
+        ({"num_states": 2, "num_symbols": "3"}, "num_symbols"),
+        ({"num_states": 2, "num_symbols": 3, "num_halting": 2}, "num_halting"),
+        ({"num_states": 2, "num_symbols": 3, "num_read_states": 3}, "num_read_states"),
+        ({"num_states": 2, "num_symbols": 3, "num_read_states": 0}, "num_read_states"),
+    ],
+)
+def test_random_machine_names_its_bad_argument(kwargs, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        T.random_machine(0, **kwargs)
+
+
+def test_turing_constructors_name_their_bad_arguments():
+    m = T.random_machine(0, 2, 3)
+    with pytest.raises(ValueError, match="generator must be >= 0"):
+        T.random_machine(-1, 2, 3)
+    with pytest.raises(TypeError, match="machine must be a TuringMachine"):
+        T.PerezTransformer("machine")
+    with pytest.raises(TypeError, match="exact must be a bool"):
+        T.PerezTransformer(m, exact=1)
+    with pytest.raises(TypeError, match=r"selections\[1\] must be a Selection"):
+        T.PerezTransformer(m, exact=False, selections={1: "hardmax"})
+    with pytest.raises(ValueError, match="b must be >= 1"):
+        T.BitTransformer(m, 0)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        T.PerezTransformer(m).run((), -1)
+    with pytest.raises(ValueError, match="beta must be finite"):
+        T.ExpScore(math.inf)
+    with pytest.raises(TypeError, match="ratio must be a Fraction or an int"):
+        T.RationalExpScore("x")
+    with pytest.raises(ValueError, match="length must be >= 0"):
+        T.random_word(0, m, -1)
