@@ -190,6 +190,8 @@ class RandomFeatureEstimator:
         per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y.
         """
         x, y = self._check_pairs(x, y)
+        if x.shape[0] == 0:
+            raise ValueError("x and y must hold at least one pair (P >= 1), got P = 0")
         r = check_int(draws, "draws", minimum=1)
         chunk_bytes = check_int(chunk_bytes, "chunk_bytes", minimum=1)
         fm = self.draw(generator, batch=r)

@@ -31,9 +31,10 @@ def _xy(x, y):
     return x, y
 
 
-def _sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """‖x_i − y_j‖² computed from differences (no catastrophic cancellation), ``[..., n, n']``."""
-    diff = pairwise(x, y, -1.0)
+def _scaled_sqdist(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.Tensor:
+    """‖(x_i − y_j)/σ‖² computed from differences (no catastrophic cancellation), ``[..., n, n']``; dividing
+    before squaring keeps it free of inf/inf when ‖x − y‖² overflows but ‖x − y‖/σ does not."""
+    diff = pairwise(x, y, -1.0) / sigma
     return (diff * diff).sum(-1)
 
 
@@ -48,11 +49,9 @@ def softmax(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def gaussian(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """K_σ(x, y) = exp(−‖x − y‖²/(2σ²))."""
     x, y = _xy(x, y)
-    sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
-    two_s2 = 2.0 * sigma * sigma  # a product, not sigma**2: no OverflowError for huge sigma
-    if two_s2 == 0.0:
-        raise ValueError(f"sigma must be large enough that 2σ² > 0 in float64 (σ > 1.6e-162), got {sigma}")
-    return torch.exp(-_sqdist(x, y) / two_s2)
+    fi = torch.finfo(x.dtype)
+    sigma = check_real(sigma, "sigma", minimum=fi.tiny, maximum=fi.max)  # representable, and σ > 0
+    return torch.exp(-0.5 * _scaled_sqdist(x, y, sigma))
 
 
 def spectral_mixture_from_tau(tau: torch.Tensor, weights, means, covs) -> torch.Tensor:

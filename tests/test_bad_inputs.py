@@ -148,9 +148,13 @@ def test_feature_maps_that_overflow_raise_naming_x():
 
 def test_gaussian_kernel_sigma_extremes():
     x = _x(3, 2)
-    with pytest.raises(ValueError, match="sigma"):
-        kernels.gaussian(x, x, sigma=1e-170)  # 2σ² underflows to 0
+    with pytest.raises(ValueError, match="sigma must be >= 2.2"):
+        kernels.gaussian(x, x, sigma=1e-310)  # below float64's smallest normal number
+    with pytest.raises(ValueError, match="sigma must be <= 3.4"):
+        kernels.gaussian(x.float(), x.float(), sigma=1e200)  # not a float32
     assert torch.equal(kernels.gaussian(x, x, sigma=1e200), torch.ones(3, 3, dtype=F64))
+    huge = x.float() * 1e20  # ‖x − y‖² overflows float32, ‖x − y‖/σ does not
+    assert torch.equal(kernels.gaussian(huge, -huge, sigma=1e30), torch.ones(3, 3))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -258,3 +262,14 @@ def test_turing_constructors_name_their_bad_arguments():
         T.RationalExpScore("x")
     with pytest.raises(ValueError, match="length must be >= 0"):
         T.random_word(0, m, -1)
+
+
+def test_kernelized_attention_raises_on_a_non_finite_output_unless_allowed():
+    """Trig features at norm ~1e5 in float32: the signed denominator breaks down. The module names x;
+    nonfinite='allow' (the training loop's choice, which counts and skips such steps) returns it."""
+    x = _x(2, 3, 4, scale=6e4, dtype=torch.float32)
+    with pytest.raises(ValueError, match="attention output is not finite at these inputs x"):
+        KernelizedAttention(4, 2, "trig/gaussian")(x)
+    assert not bool(torch.isfinite(KernelizedAttention(4, 2, "trig/gaussian", nonfinite="allow")(x)).all())
+    with pytest.raises(ValueError, match="nonfinite must be 'raise' or 'allow'"):
+        KernelizedAttention(4, 2, nonfinite="clip")

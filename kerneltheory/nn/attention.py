@@ -86,6 +86,9 @@ class KernelizedAttention(nn.Module):
     keep); returns ``[B, n, d_model]``. ``num_features`` is m, the number of frequencies per head (default
     d_h; ignored by deterministic maps). ``kernel_kw`` go to :func:`kerneltheory.estimators.get` (e.g.
     ``components=2`` for the mixture, ``hidden=32`` for the generator, ``feature_dim=`` for feed-forward).
+    ``nonfinite``: ``"raise"`` (default) raises ValueError naming x when the output is not finite (a signed
+    map's denominator can vanish, MATH.md §5); ``"allow"`` returns it as computed, for a training loop that
+    counts and skips such steps.
     """
 
     def __init__(
@@ -100,11 +103,15 @@ class KernelizedAttention(nn.Module):
         causal: bool = False,
         seed: int = 0,
         eps: float | None = None,
+        nonfinite: str = "raise",
         dtype: torch.dtype = torch.float32,
         device=None,
         **kernel_kw,
     ):
         super().__init__()
+        if nonfinite not in ("raise", "allow"):
+            raise ValueError(f"nonfinite must be 'raise' or 'allow', got {nonfinite!r}")
+        self.nonfinite = nonfinite
         self.d_model = check_int(d_model, "d_model", minimum=1)
         self.num_heads = check_int(num_heads, "num_heads", minimum=1)
         if self.d_model % self.num_heads:
@@ -262,7 +269,13 @@ class KernelizedAttention(nn.Module):
         q, k, v = self.project(x)
         out = self.attend(q, k, v, mask)
         b, _, n, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))
+        if self.nonfinite == "raise" and not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"the attention output is not finite at these inputs x (the {self.kernel} map's denominator "
+                "vanished or overflowed; a signed map's can be 0, MATH.md §5); nonfinite='allow' returns it"
+            )
+        return out
 
     def extra_repr(self) -> str:
         return (

@@ -255,6 +255,7 @@ def _build(scale: Scale, task: str, kernel: str, seed: int, device, max_len: int
         seed=seed,
         device=device,
         redraw=scale.redraw,
+        nonfinite="allow",  # the training loop counts and skips non-finite steps (signed maps)
         **KERNEL_KW.get(kernel, {}),
     )
 

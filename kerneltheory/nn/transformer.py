@@ -129,7 +129,7 @@ class KLTransformer(nn.Module):
         if tokens.shape[1] == 0:
             raise ValueError("tokens must have at least one position (n >= 1)")
         if tokens.shape[1] > self.max_len:
-            raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len = {self.max_len}")
+            raise ValueError(f"tokens has sequence length {tokens.shape[1]}, more than max_len = {self.max_len}")
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
             raise ValueError(
                 f"tokens must lie in [0, vocab_size) = [0, {self.vocab_size}), got values in "
