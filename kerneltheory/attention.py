@@ -164,7 +164,7 @@ def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None) 
         return
     idx = tuple(int(i) for i in bad.nonzero()[0])
     lead = f" (leading index {idx[:-1]})" if len(idx) > 1 else ""
-    val = "" if values is None else f" = {float(values[idx]):.6g}"
+    val = "" if values is None else f" = {float(values[idx].detach()):.6g}"
     raise ValueError(f"{what} at query i = {idx[-1]}{lead}{val}")
 
 
@@ -185,8 +185,8 @@ def finite_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) 
         if not bool(torch.isfinite(scores).all()):
             raise ValueError(
                 "the scores scale·q_iᵀk_j overflow float64 (|score| must stay <= 1.8e308): reduce q and k "
-                f"(largest entries {float(q.abs().max()):.4g} and {float(k.abs().max()):.4g}) or scale "
-                f"(= {scale:.4g})"
+                f"(largest entries {float(q.detach().abs().max()):.4g} and "
+                f"{float(k.detach().abs().max()):.4g}) or scale (= {scale:.4g})"
             )
     return scores
 
@@ -242,7 +242,9 @@ def kernel_attention(
         _raise_at((gram < 0).any(-1), "kernel(q, k) returned a negative weight (require_positive=True)")
     den = gram.sum(-1)
     _raise_at((den == 0) | ~torch.isfinite(den), "the denominator Σ_j κ(q_i, k_j) is 0 or not finite", den)
-    return (gram @ v) / den.unsqueeze(-1)
+    out = (gram @ v) / den.unsqueeze(-1)
+    _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j κ(q_i, k_j) v_j / Σ_j κ(q_i, k_j) overflows (v too large)")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------

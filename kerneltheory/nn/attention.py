@@ -267,7 +267,10 @@ class KernelizedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = self.project(x)
-        out = self.attend(q, k, v, mask)
+        try:
+            out = self.attend(q, k, v, mask)
+        except ValueError as err:  # q, k, v are internal: name the module's argument
+            raise ValueError(f"attention over the projections q, k, v of x failed: {err}") from err
         b, _, n, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))
         if self.nonfinite == "raise" and not bool(torch.isfinite(out).all()):
