@@ -157,7 +157,12 @@ def check_feature_pair(phi_q: torch.Tensor, phi_k: torch.Tensor) -> None:
 
 
 def _max_norm(t: torch.Tensor) -> float:
-    return float(t.detach().norm(dim=-1).max()) if t.dim() >= 1 and t.numel() else float(t.detach().abs().max())
+    """The largest row norm of t (|t| for a scalar), in float64 and scaled so that it does not overflow."""
+    t = t.detach().double()
+    c = float(t.abs().max())
+    if not (math.isfinite(c) and c > 0):
+        return c
+    return c * float((t / c).norm(dim=-1).max()) if t.dim() >= 1 else c
 
 
 class NotRepresentableError(ValueError):
@@ -199,17 +204,28 @@ def overflow_message(what: str, dtype: torch.dtype, names: dict[str, object]) ->
     )
 
 
-def finite_result(*arg_names: str) -> Callable:
+def finite_result(*arg_names: str, points: tuple[str, ...] = ()) -> Callable:
     """Decorator: the wrapped function's tensor result must be finite (see :func:`representable`); the
-    error names the arguments ``arg_names`` of the call."""
+    error names the arguments ``arg_names`` of the call. The arguments named in ``points`` are first checked
+    as ``[..., d]`` points (:func:`check_points`) sharing d; a shape mismatch among them (a RuntimeError from
+    torch) becomes a ValueError naming them."""
 
     def wrap(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
 
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            out = fn(*args, **kwargs)
             bound = sig.bind(*args, **kwargs)
+            pts = [(n, check_points(bound.arguments.get(n), n, min_rank=1)) for n in points]
+            for (n0, p0), (n1, p1) in zip(pts, pts[1:], strict=False):
+                check_same_dim(p0, p1, (n0, n1))
+            try:
+                out = fn(*args, **kwargs)
+            except RuntimeError as err:  # the points are checked: what is left is a shape mismatch
+                if not pts:
+                    raise
+                shapes = ", ".join(f"{n} {tuple(p.shape)}" for n, p in pts)
+                raise ValueError(f"{fn.__name__}: the shapes of {shapes} do not fit together ({err})") from err
             names = {n: bound.arguments.get(n) for n in arg_names}
             representable(out, f"{fn.__name__}({', '.join(arg_names)})", names)
             return out

@@ -96,7 +96,7 @@ def gaussian_kernel_trig_variance(k, num_features: int) -> torch.Tensor:
     return (1.0 - k**2) ** 2 / (2 * m)
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def softmax_trig_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
     r"""Paired trig features for SM: (1/2m)·exp(‖z‖²)·SM⁻²·(1 − exp(−‖τ‖²))².
 
@@ -108,7 +108,7 @@ def softmax_trig_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -
     return torch.exp(_sq(z) - 2.0 * log_sm) * (-torch.expm1(-_sq(tau))) ** 2 / (2 * m)
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def softmax_positive_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
     r"""Positive features for SM: (1/m)·exp(‖z‖²)·SM²·(1 − exp(−‖z‖²)). Proof: proofs/positive_variance.md."""
     m = check_int(num_features, "num_features", minimum=1)
@@ -116,7 +116,7 @@ def softmax_positive_variance(x: torch.Tensor, y: torch.Tensor, num_features: in
     return torch.exp(z2 + 2.0 * (x * y).sum(-1)) * (-torch.expm1(-z2)) / m
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def softmax_hyperbolic_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
     r"""Hyperbolic features for SM: ½(1 − exp(−‖z‖²)) × the positive variance.
 
@@ -147,7 +147,7 @@ def _gerf_a(a, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(check_gerf_a(a), dtype=like.dtype, device=like.device)
 
 
-@finite_result("x", "y", "a")
+@finite_result("x", "y", "a", points=("x", "y"))
 def gerf_second_moment_log(x, y, a, s: int, c: float, dim: int) -> torch.Tensor:
     r"""log E[(one-frequency GERF estimate)²] for ω ~ N(0, I), real A < 1/8, ``x``, ``y`` ``[..., d]``.
 
@@ -172,7 +172,7 @@ def gerf_second_moment_log(x, y, a, s: int, c: float, dim: int) -> torch.Tensor:
     return base + torch.log(0.5 * (1.0 + torch.exp(-ratio * _sq(x - y))))
 
 
-@finite_result("x", "y", "a")
+@finite_result("x", "y", "a", points=("x", "y"))
 def gerf_variance(x, y, a, s: int, c: float, num_features: int, log_kernel) -> torch.Tensor:
     """GERF variance over m iid frequencies: (second moment − K²)/m, K = exp(``log_kernel``).
 
@@ -183,7 +183,7 @@ def gerf_variance(x, y, a, s: int, c: float, num_features: int, log_kernel) -> t
     return (second - torch.exp(2.0 * log_kernel)) / m
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def oprf_phi_bar(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""φ̄ = mean_{i,j} ‖x_i + y_j‖² = mean‖x‖² + mean‖y‖² + 2 mean(x)ᵀmean(y), means over the sequence
     dimension −2 of ``x`` ``[..., n, d]`` and ``y`` ``[..., n', d]``; returns ``[..., 1, 1]``.
@@ -219,7 +219,7 @@ def oprf_optimal_a(phi_bar, dim: int) -> torch.Tensor:
     return (1.0 - 1.0 / rho) / 8.0
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def saderf_optimal_scales(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""SADERF's diagonal Ψ* (Likhosherstov et al. 2023, "Dense-Exponential Random Features", FAVOR#):
     ψ_l* = (mean_j y_{j,l}² / mean_i x_{i,l}²)^{1/4}; returns the query and key scales (ψ*, 1/ψ*), each
@@ -250,7 +250,7 @@ def saderf_optimal_scales(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tenso
 # ---------------------------------------------------------------------------------------------------
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def dirf_log_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""log E[f(x)f(y)] for DIRF features f(x) = Π_l x_l^{ω_l} / √(ω_l! P(ω_l)), ω_l iid from a pmf P on ℕ
     with P(k) > 0 for every k (Poisson λ > 0, geometric 0 < p < 1); ``x``, ``y`` of shape ``[..., d]``.
@@ -265,7 +265,7 @@ def dirf_log_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x * y).sum(-1)
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def poisrf_variance(x, y, rate: float, num_features: int) -> torch.Tensor:
     r"""PoisRF: one feature's second moment is e^{λd} exp(Σ_l x_l² y_l² / λ), so
     Var = (e^{λd + Σ x_l²y_l²/λ} − SM²)/m. Proof: proofs/dirf.md."""
@@ -276,7 +276,7 @@ def poisrf_variance(x, y, rate: float, num_features: int) -> torch.Tensor:
     return (second - torch.exp(2.0 * (x * y).sum(-1))) / m
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
     r"""GeomRF: one feature's second moment is Π_l I₀(2|x_l y_l|/√(1−p))/p, with I₀ the modified Bessel
     function (Σ_k t^k/k!² = I₀(2√t)). Var = (that − SM²)/m. Proof: proofs/dirf.md."""
@@ -292,7 +292,7 @@ def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
     r"""Performer Theorem 2 (m ≤ d, positive features for SM, ω rows orthogonal with χ_d norms):
 
@@ -308,7 +308,7 @@ def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
     return softmax_positive_variance(x, y, m) - (1 - 1 / m) * (2 / (d + 2)) * gap**2
 
 
-@finite_result("x", "y")
+@finite_result("x", "y", points=("x", "y"))
 def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
     r"""Yu et al. 2016 ("Orthogonal Random Features", Theorem 1), leading term for the Gaussian kernel with
     paired trig features: Var_ORF ≈ Var_RFF − ((m−1)/m)·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std.

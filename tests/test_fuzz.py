@@ -11,6 +11,7 @@ Inputs mix valid points with random shapes (n = 0 included), float32/float64, Na
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from fractions import Fraction
@@ -21,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kerneltheory.estimators as E
-from kerneltheory import attention, kernels, montecarlo, sparsity
+from kerneltheory import attention, kernels, montecarlo, sparsity, theory
 from kerneltheory.montecarlo import Moments
-from kerneltheory.nn import KernelizedAttention, KLTransformer
-from kerneltheory.spectral import ClosedFormUnavailable
+from kerneltheory.nn import KernelizedAttention, KLTransformer, tasks
+from kerneltheory.spectral import LAWS, ClosedFormUnavailable
 from kerneltheory.turing import (
     BitTransformer,
     ExpScore,
@@ -209,6 +210,57 @@ def test_estimator_methods(data):
         outcome(calls[op], "x", "y", "queries", "keys", "generator", "batch", "draws")
     except ClosedFormUnavailable:  # a LookupError by design: no closed form for this law or component
         assert op in ("kernel", "kernel_pairs", "variance", "variance_pairs")
+
+
+THEORY_XY = ("softmax_trig_variance", "softmax_positive_variance", "softmax_hyperbolic_variance",
+             "orf_positive_mse_bound", "orf_trig_variance_leading", "oprf_phi_bar", "saderf_optimal_scales",
+             "dirf_log_kernel")  # fmt: skip
+
+
+@FUZZ
+@given(st.data())
+def test_theory_functions(data):
+    name = data.draw(st.sampled_from(THEORY_XY))
+    broken = data.draw(st.sampled_from((None, None, "x", "y", "num_features")))
+    dtype = data.draw(st.sampled_from((torch.float32, F64)))
+    x = data.draw(points(d=3, n=2, lead=(), bad=broken == "x", dtype=dtype))
+    y = data.draw(points(d=3, n=2, lead=(), bad=broken == "y", dtype=dtype))
+    m = pick(data, broken, "num_features", (1, 3), (0, -1, 2.5, None))
+    fn = getattr(theory, name)
+    args = (x, y) if name in ("oprf_phi_bar", "saderf_optimal_scales", "dirf_log_kernel") else (x, y, m)
+    outcome(lambda: fn(*args), "x", "y", "num_features", "tau", "z")
+
+
+@FUZZ
+@given(st.data())
+def test_law_constructors(data):
+    law = data.draw(st.sampled_from(sorted(LAWS)))
+    broken = data.draw(st.sampled_from((None, None, "dim", "param", "dtype", "device")))
+    dim = pick(data, broken, "dim", (1, 2, 4), (0, -1, 2.5, None))
+    kw = {"dtype": pick(data, broken, "dtype", (torch.float32, F64), (torch.int64, "x")),
+          "device": pick(data, broken, "device", (None, "cpu"), DEVICES)}  # fmt: skip
+    cls = LAWS[law]
+    params = [p for p in ("std", "rate", "p") if p in inspect.signature(cls.__init__).parameters]
+    if params and broken == "param":
+        bad = (0.0, -1.0, math.nan, math.inf, "1", 2.0 if params[0] == "p" else -0.5)
+        kw[params[0]] = data.draw(st.sampled_from(bad))
+    outcome(lambda: cls(dim, **kw), "dim", "dtype", "device", *params, "num_features", "generator")
+
+
+@FUZZ
+@given(st.data())
+def test_task_generators(data):
+    broken = data.draw(st.sampled_from((None, None, "batch_size", "length", "seed", "planted", "num_classes", "task")))
+    bsz = pick(data, broken, "batch_size", (1, 3), (0, -1, 2.5))
+    n = pick(data, broken, "length", (1, 4, 9), (0, -2, None))
+    seed = pick(data, broken, "seed", (0, 5), (-1, "0"))
+    task = pick(data, broken, "task", ("listops", "retrieval"), ("nonsense", None))
+    kw = {}
+    if task == "retrieval":
+        kw = {"planted": pick(data, broken, "planted", (1,), (0, 99, 1.5)),
+              "num_classes": pick(data, broken, "num_classes", (2, 3), (1, 0, "2"))}  # fmt: skip
+    outcome(lambda: tasks.task_batch(task, bsz, n, seed, **kw),
+            "task", "batch_size", "length", "seed", "planted", "num_classes")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
