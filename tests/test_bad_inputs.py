@@ -273,3 +273,19 @@ def test_kernelized_attention_raises_on_a_non_finite_output_unless_allowed():
     assert not bool(torch.isfinite(KernelizedAttention(4, 2, "trig/gaussian", nonfinite="allow")(x)).all())
     with pytest.raises(ValueError, match="nonfinite must be 'raise' or 'allow'"):
         KernelizedAttention(4, 2, nonfinite="clip")
+
+
+def test_diagnostics_name_their_bad_arguments():
+    from kerneltheory.nn import diagnostics
+
+    a = KernelizedAttention(4, 2, "favor+")
+    with pytest.raises(TypeError, match="learned must be a KernelizedAttention"):
+        diagnostics.kernel_distance(a, "b", _x(2, 3, 2), _x(2, 3, 2))
+    with pytest.raises(ValueError, match="copies of one layer"):
+        diagnostics.spectrum_shift(a, KernelizedAttention(4, 1, "favor+"))
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        diagnostics.attention_distance(a, a, _x(2, 3, 2), _x(2, 3, 2), draws=0)
+    with pytest.raises(ValueError, match=r"q and k must share one shape \[B, H, n, d\] with n >= 1"):
+        diagnostics.held_out_pairs(_x(1, 2, 0, 2), _x(1, 2, 0, 2), 4)
+    with pytest.raises(ValueError, match="num_pairs must be >= 1"):
+        diagnostics.held_out_pairs(_x(1, 2, 3, 2), _x(1, 2, 3, 2), 0)

@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from .._validation import check_int, check_points
 from ..features.base import Component
 from .attention import KernelizedAttention
 from .transformer import KLTransformer
@@ -50,6 +51,14 @@ __all__ = [
 def held_out_pairs(q: torch.Tensor, k: torch.Tensor, num_pairs: int, seed: int = 0):
     """``num_pairs`` (query, key) pairs per head from ``[B, H, n, d]`` tensors: ``x, y`` of shape ``[H, P, d]``
     (each pair a query and a key at independent random (batch, position) indices)."""
+    check_points(q, "q", min_rank=4)
+    check_points(k, "k", min_rank=4)
+    if q.dim() != 4 or q.shape != k.shape or q.shape[2] == 0:
+        raise ValueError(
+            f"q and k must share one shape [B, H, n, d] with n >= 1, got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
+    num_pairs = check_int(num_pairs, "num_pairs", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     b, h, n, d = q.shape
     g = torch.Generator().manual_seed(seed)
     bi, qi, ki = (torch.randint(0, hi, (num_pairs,), generator=g) for hi in (b, n, n))
@@ -92,6 +101,7 @@ def kernel_distance(
     per-pair differences relative to the denominator (0 for closed forms; Δ from noise alone is of that
     order), ``exact`` whether both kernels were closed-form. Evaluated in float64 on copies.
     """
+    _check_copies(initial, learned, draws=draws, seed=seed)
     if not learned.estimators or not learned.learnable:  # softmax or no kernel parameter: κ cannot move
         return {"distance": 0.0, "stderr": 0.0, "exact": True}
     a = copy.deepcopy(initial).double().cpu()
@@ -108,6 +118,17 @@ def kernel_distance(
     den = k0.abs().mean()
     exact = bool((err == 0).all())
     return {"distance": float(diff.abs().mean() / den), "stderr": float(err.mean() / den), "exact": exact}
+
+
+def _check_copies(initial, learned, *, draws: int, seed: int) -> None:
+    """Two copies of one attention layer (same kernel and heads), ``draws`` ≥ 1 and ``seed`` ≥ 0."""
+    for name, attn in (("initial", initial), ("learned", learned)):
+        if not isinstance(attn, KernelizedAttention):
+            raise TypeError(f"{name} must be a KernelizedAttention, got {type(attn).__name__}")
+    if (initial.kernel, initial.num_heads, initial.head_dim) != (learned.kernel, learned.num_heads, learned.head_dim):
+        raise ValueError("initial and learned must be copies of one layer (same kernel, heads and head size)")
+    check_int(draws, "draws", minimum=1)
+    check_int(seed, "seed", minimum=0)
 
 
 def _gram(est, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
@@ -138,6 +159,7 @@ def attention_distance(
     :func:`kernel_distance`). Unlike Δ it ignores every factor attention cancels (a constant per query) and
     is bounded by 1 for positive kernels; a signed kernel's rows can have near-zero sums, and then TV > 1.
     """
+    _check_copies(initial, learned, draws=draws, seed=seed)
     if not learned.estimators or not learned.learnable:
         return 0.0
     a = copy.deepcopy(initial).double().cpu()
@@ -164,6 +186,7 @@ def spectrum_shift(
     low-noise upper bound on how far the spectrum moved (it can be > 0 for a move that leaves the kernel
     unchanged, e.g. ω → −ω under a trigonometric map). 0 for fixed laws; NaN when the map has no law.
     """
+    _check_copies(initial, learned, draws=draws, seed=seed)
     if not learned.estimators or learned.estimators[0].law is None:
         return math.nan
     a = copy.deepcopy(initial).double().cpu()
