@@ -6,7 +6,7 @@ internal ``RuntimeError``, ``IndexError``, ``AssertionError``...) or a silent in
 
 Inputs mix valid points with random shapes (n = 0 included), float32/float64, NaN/inf entries, huge norms
 (1e3 … 1e300), integer dtypes, meta tensors, wrong ranks and bad devices. Hypothesis runs derandomized
-(a fixed seed per test), so CI is deterministic; ``max_examples`` is small to keep the file fast.
+(a fixed seed per test), so CI is deterministic; ``max_examples`` is modest (the file takes a few seconds).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from kerneltheory.turing import (
 
 FUZZ = settings(
     deadline=None,
-    max_examples=30,
+    max_examples=100,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
@@ -346,7 +346,7 @@ def test_sparsity_measures(data):
 # ---------------------------------------------------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=15)
+@settings(FUZZ, max_examples=30)
 @given(st.data())
 def test_kernelized_attention(data):
     broken = data.draw(st.sampled_from((None, None, "kernel", "dtype", "device", "x", "x_dtype")))
@@ -363,7 +363,7 @@ def test_kernelized_attention(data):
     outcome(lambda: module(x), "x", "mask", "query")
 
 
-@settings(FUZZ, max_examples=15)
+@settings(FUZZ, max_examples=30)
 @given(st.data())
 def test_kl_transformer(data):
     model = KLTransformer(6, 2, d_model=4, num_heads=2, num_layers=1,
@@ -388,7 +388,7 @@ def test_kl_transformer(data):
 BAD_INTS = (-1, 2.5, None, True, "2")
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=80)
 @given(st.data())
 def test_turing_constructors(data):
     broken = data.draw(st.sampled_from((None, None, "generator", "num_states", "num_symbols", "num_read_states",
