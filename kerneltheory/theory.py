@@ -319,8 +319,8 @@ def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torc
 
 
 def _series_length(u: torch.Tensor) -> int:
-    """Terms n = 0..N−1 of a series Σ uⁿ/n!·c_n with |c_n| ≤ 1 past which the remainder is below 2⁻¹⁰⁰ of
-    e^u: the Poisson(u) tail beyond u + 12√u + 60 (a Chernoff bound)."""
+    """N such that Σ_{n≥N} uⁿ/n! < e^{−70}·e^u for u ≥ 0: with t = N − u = 12√u + 60, Bernstein's bound on the
+    Poisson(u) tail, P(n ≥ u + t) ≤ exp(−t²/(2(u + t/3))), is below e^{−70} for every u ≥ 0."""
     top = float(u.max()) if u.numel() else 0.0
     return int(top + 12.0 * math.sqrt(top) + 60.0)
 
@@ -345,12 +345,14 @@ def orf_pair_excess(u: torch.Tensor, dim: int) -> torch.Tensor:
     (iid value) for u ≤ 0, where X = ω₁ᵀv, Y = ω₂ᵀv are the projections on a unit v of two orthogonal ORF rows
     with independent χ_d norms (proofs/orthogonal_variance.md, Step 5: E e^{t(X+Y)} = ₁F₁(d; d/2; t²/2)).
 
-    Evaluated in float64 from series with no cancellation worse than a few ulps of the result's scale:
-    with r_n = Π_{k<n} (d + k)/(d + 2k) (so (d)_n/(d/2)_n = 2ⁿ r_n),
-    * u ≥ 0: G = −Σ_{n≥2} (2u)ⁿ/n! (1 − r_n), every term ≤ 0 (summed in log space; relative error ≈ N ulps);
-    * −1 ≤ u < 0: the same series, alternating, dominated by its first term n = 2 (relative error ≈ ulps);
+    Evaluated in float64 from series without catastrophic cancellation, with r_n = Π_{k<n} (d + k)/(d + 2k)
+    (so (d)_n/(d/2)_n = 2ⁿ r_n):
+    * u > 0: G = −Σ_{n≥2} (2u)ⁿ/n! (1 − r_n), every term < 0, summed in log space: relative error of order
+      ε·u·log u (the rounding of the logs of the terms, ≈ n log 2u − log n!);
+    * −1 ≤ u < 0: the same series, alternating, dominated by its first term n = 2: relative error a few ε;
     * u < −1: Kummer's transformation ₁F₁(d; d/2; −x) = e^{−x} ₁F₁(−d/2; d/2; x), x = −u, gives
-      G = e^{−x} Σ_n xⁿ/n! (−1)ⁿ (p_n − 1), p_n = Π_{k<n} (d − 2k)/(d + 2k) ∈ [−1, 1]: absolute error a few ulps.
+      G = e^{−x} Σ_n xⁿ/n! (−1)ⁿ (p_n − 1), p_n = Π_{k<n} (d − 2k)/(d + 2k) ∈ [−1, 1]: Poisson(x) weights (summing to
+      1) times factors in [−2, 0], so an *absolute* error of order ε·x·log x (the rounding of each weight's log).
     ``u`` is any float64 tensor; ``dim`` = d ≥ 1.
     """
     d = check_int(dim, "dim", minimum=1)
