@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -81,7 +82,10 @@ def test_a_lock_held_by_another_live_process_is_respected(tmp_path):
         "import sys, time; from kerneltheory.experiments.study import OutputLock\n"
         f"with OutputLock({str(tmp_path)!r}):\n    print('held', flush=True); sys.stdin.readline()\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    root = str(Path(study.__file__).resolve().parents[2])  # this kerneltheory, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=env)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ValueError, match=f"process {holder.pid}"):
