@@ -105,7 +105,8 @@ def _audit(args) -> int:
 
 
 def plain(text: str | None) -> str | None:
-    """Help text without reST markup: ``x`` → x, :role:`x` → x, :role:`text <target>` → text."""
+    """Help text without reST markup: of an inline literal (double backquotes) or a cross-reference role
+    (func, mod, class, ... with or without an explicit target) only the text is kept."""
     if text is None:
         return None
     text = re.sub(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)\s*(?:<[^`>]*>)?`", r"\1", text)
