@@ -3,7 +3,8 @@
 * ``kerneltheory report`` — the main job: the claim matrix (every estimator × claim verified at the quick
   budget), the quick variance sweeps with their figures, and the registry, written to ``report/report.html``
   (figures embedded), ``report/report.md`` and ``report/report.json``, with progress; an interrupted run
-  resumes from its cached results.
+  resumes from its cached results. It prints a summary and exits 0 (every claimed property verified), 1 (a
+  claimed property FAILED; with ``--fail-on refused`` also refused) or 2 (the command could not run).
 * ``kerneltheory audit MODULE:FACTORY --kernel NAME --dim D --claims ...`` — the conformance check for an
   outside feature map; exit status 0 when every claimed property holds, 1 otherwise.
 """

@@ -6,10 +6,10 @@ Bonferroni-adjusted p-value
 
     p_adj = min(1, p · α / α_c)
 
-is compared with α itself. The Markdown and the HTML page show p_adj, labelled as adjusted, with the raw p
-beside it (proofs/verification.md). The tables group the estimators by family (their component function, or
-"deterministic maps" for the maps without a frequency law); every cell links to its detail section (the
-table of its checks) and to the proof file of the claim.
+is compared with α itself (proofs/verification.md §6: α split evenly over N checks gives p_adj = min(1, N·p)).
+The Markdown and the HTML page show p_adj, labelled as adjusted, with the raw p beside it. The tables group the
+estimators by family (their component function, or "deterministic maps" for the maps without a frequency law);
+every cell links to its detail section (the table of its checks) and to the proof file of the claim.
 """
 
 from __future__ import annotations
