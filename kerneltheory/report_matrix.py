@@ -139,6 +139,10 @@ def _line(r: dict) -> str:
     return f"  {r['estimator']} · {r['claim']}: {r['evidence'] or r['method']}{stats}"
 
 
+def _properties(n: int) -> str:
+    return f"{n} claimed propert{'y' if n == 1 else 'ies'}"
+
+
 def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> str:
     """The few lines ``kerneltheory report`` prints on stdout: counts, FAILED and refused cells, the files."""
     lines = []
@@ -148,12 +152,13 @@ def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> s
                      f"budget, seed {summary['seed']}, α = {summary['alpha']:g} per estimator")
         lines.append("  " + ", ".join(f"{k}: {c.get(k, 0)}" for k in VERDICTS))
         if summary["failed"]:
-            lines.append(f"FAILED: {len(summary['failed'])} claimed properties rejected")
+            lines.append(f"FAILED: {_properties(len(summary['failed']))} rejected")
             lines += [_line(r) for r in summary["failed"]]
         if summary["refused"]:
-            status = "counted as failures (--fail-on refused)" if fail_on == "refused" else \
-                "not tested at this budget, never a pass; --budget thorough may test them"
-            lines.append(f"REFUSED: {len(summary['refused'])} claimed properties {status}")
+            then = "counted as failures (--fail-on refused)" if fail_on == "refused" else \
+                "--budget thorough may test them"
+            status = f"not tested at this budget, never a pass; {then}"
+            lines.append(f"REFUSED: {_properties(len(summary['refused']))} {status}")
             lines += [_line(r) for r in summary["refused"]]
         if not summary["failed"] and not summary["refused"]:
             lines.append("every claimed property was verified")
