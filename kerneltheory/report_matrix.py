@@ -71,7 +71,10 @@ def proof_href(proof: str, out_dir: Path) -> str | None:
     path = Path(__file__).resolve().parents[1] / proof
     if not path.is_file():
         return None
-    return Path(os.path.relpath(path, out_dir.resolve())).as_posix()
+    try:
+        return Path(os.path.relpath(path, out_dir.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): no relative path
+        return path.as_uri()
 
 
 def matrix_cell(v: dict, alpha_total: float, out_dir: Path) -> str:
@@ -236,8 +239,8 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
             lines += [head, "", f"**{v['verdict']}** ({claimed}). {v['evidence'] or v['method'] or 'nothing to check'}"
                       + ("" if raw != raw else f" — adj. p {_fmt(adj)}, raw p {_fmt(raw)}.") + "", ""]
             href = proof_href(v.get("proof", ""), out_dir)
-            if href is not None:
-                lines += [f"Proof: [{v['proof']}]({href}).", ""]
+            if v.get("proof"):
+                lines += [f"Proof: [{v['proof']}]({href})." if href else f"Proof: {v['proof']} (source checkout).", ""]
             rows = _check_rows(v, alpha)
             if rows:
                 lines += [table(rows, list(rows[0])), ""]
