@@ -173,7 +173,8 @@ def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> s
 def _check_rows(v: dict, alpha_total: float) -> list[dict]:
     rows = []
     for c in v.get("checks") or []:
-        result = "refused" if c["method"] == "refused" else ("pass" if c["passed"] else "reject")
+        # "refused" (cannot mean anything here) and "stopped" (a sequential run ended first) are not verdicts
+        result = "pass" if c["passed"] else (c["method"] if c["method"] in ("refused", "stopped") else "reject")
         rows.append({"check": c["name"], "method": c["method"], "statistic": _fmt(c["statistic"]),
                      "adj. p": _fmt(adjusted_p(c["p_value"], c["alpha"], alpha_total)),
                      "raw p": _fmt(c["p_value"]), "α share": f"{c['alpha']:.2g}",
