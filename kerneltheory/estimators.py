@@ -127,6 +127,7 @@ class RandomFeatureEstimator:
         if bias is not None and law is not None:
             unbiased = bias
             proofs["unbiased"] = comp.proofs["unbiased"]
+        notes.update(getattr(law, "claim_notes", {}))
         notes.update(getattr(comp, "claim_notes", {}))
         variance = law is None or comp.has_variance(law)
         if not variance:

@@ -83,6 +83,9 @@ def test_claims_of_the_new_estimators():
     }
     assert {n for n in NEW if c[n].variance} == {"sderf/gaussian", "aderf/gaussian", "hrf/gaussian", "based", "rebased"}
     assert "1/2" in c["based"].notes["positive"] and "1/m" in c["polysketch/gaussian"].notes["unbiased"]
+    assert "N(0, I)" in c["positive/simplex_plus"].notes["unbiased"]
+    assert "Var(SimRF) ≤ Var(ORF)" in c["positive/simplex"].notes["variance"]
+    assert c["positive/simplex"].proofs["rows"] == "proofs/simplex.md"
 
 
 @pytest.mark.parametrize(

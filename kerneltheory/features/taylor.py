@@ -43,7 +43,7 @@ def outer_features(u: torch.Tensor) -> torch.Tensor:
     return (u.unsqueeze(-1) * u.unsqueeze(-2)).flatten(-2)
 
 
-_DETERMINISTIC_PROOFS = {"unbiased": "proofs/polynomial.md", "variance": "proofs/deterministic_maps.md"}
+_DETERMINISTIC_PROOFS = {"unbiased": "proofs/polynomial.md", "variance": "proofs/polynomial.md"}
 
 
 class Based(Component):

@@ -25,7 +25,7 @@ Example:
     >>> import torch
     >>> from kerneltheory.spectral import Simplex
     >>> w = Simplex(4).sample(4, torch.Generator().manual_seed(0))
-    >>> bool(torch.allclose((w / w.norm(dim=-1, keepdim=True)).sum(0), torch.zeros(4), atol=1e-12))
+    >>> bool(torch.allclose((w / w.norm(dim=-1, keepdim=True)).sum(0), torch.zeros(4, dtype=w.dtype), atol=1e-12))
     True
 """
 
@@ -63,6 +63,10 @@ class Simplex(GaussianApproximation):
     rows_marginally_gaussian = True
     iid_rows = False
     proof = "proofs/simplex.md"
+    claim_notes = {
+        "variance": "no closed form; for positive features Var(SimRF) ≤ Var(ORF) at every pair "
+        "(proofs/simplex.md, item 3)",
+    }
 
     def _directions(self, norms: torch.Tensor) -> torch.Tensor:
         """Unit directions ``[r, blocks, d, d]`` of each block before the rotation (the simplex for SimRF)."""
@@ -83,6 +87,11 @@ class SimplexPlus(Simplex):
     """SimRF+: the simplex directions adjusted to the block's norms (eq. (17)), then Haar-rotated."""
 
     name = "simplex_plus"
+    claim_notes = {
+        "unbiased": "directions depend on the block's norms, but the Haar rotation keeps every row exactly N(0, I) "
+        "(proofs/simplex.md, item 2)",
+        "variance": "no closed form; the paper's asymptotic optimality is not proved here",
+    }
 
     def __init__(self, dim: int, *, std: float = 1.0, sweeps: int = 5, dtype=torch.float64, device=None):
         super().__init__(dim, std=std, dtype=dtype, device=device)
