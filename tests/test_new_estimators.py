@@ -310,6 +310,43 @@ def test_sympy_sderf_stationarity():
     assert sp.simplify(sp.expand(2 * t_plus**2 - (3 + 2 * mu) * t_plus + 1)) == 0
 
 
+class _SharedAngle(HRF):
+    """Planted defect: λ̂ from the signs of W itself instead of independent frequencies."""
+
+    def draw_extra(self, num_features, generator, batch, dtype, device):
+        return {}
+
+    def features(self, x, w, extra, stats, side):
+        return super().features(x, w, {"angular": w}, stats, side)
+
+
+class _NoNormaliser(SDERF):
+    """Planted defect: SDERF without D = det(I − 4A)^{1/4}."""
+
+    def log_features(self, x, w, extra, stats, side):
+        logs, signs = super().log_features(x, w, extra, stats, side)
+        return logs - 0.25 * torch.log(self._params(stats, x)[1]).sum(-1)[..., None, None], signs
+
+    def features(self, x, w, extra, stats, side):
+        return torch.exp(self.log_features(x, w, extra, stats, side)[0])
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("name, planted", [("hrf/gaussian", _SharedAngle), ("sderf/gaussian", _NoNormaliser)])
+def test_planted_defects_in_new_maps_are_caught(name, planted, kt_seed, one_thread):
+    """The unbiasedness check has power on the new families: a dropped normaliser, and HRF's λ̂ taken from W
+    (dependent on the base estimators, so E λ̂Â ≠ λ·SM: proofs/hybrid.md, remarks) are both rejected."""
+    d, m = 4, 8
+    gen = torch.Generator().manual_seed(kt_seed)
+    x, y = torch.randn(8, d, generator=gen, dtype=F64), torch.randn(8, d, generator=gen, dtype=F64)
+    x, y = 0.5 * x / x.norm(dim=-1, keepdim=True), 0.5 * y / y.norm(dim=-1, keepdim=True)
+    est = E.get(name, d, m)
+    est.component = planted(d) if planted is _SharedAngle else planted()
+    mom = moments(lambda g, r: est.sample_estimates(x, y, g, r), 32768, seed=kt_seed, block=8192)
+    res = mean_check(mom, torch.diagonal(kernels.softmax(x, y)), alpha=ALPHA, name=name, seed=kt_seed)
+    assert not res.passed and not res.refused, str(res)
+
+
 # -- polynomial family ------------------------------------------------------------------------------------
 
 
