@@ -104,6 +104,18 @@ def test_meaningless_new_pairs_are_refused(name, match):
         est.kernel(torch.zeros(1, 4, dtype=F64), torch.zeros(1, 4, dtype=F64))
 
 
+@pytest.mark.parametrize("name", NEW)
+def test_new_maps_refuse_non_finite_and_mismatched_inputs(name, kt_generator):
+    est = E.get(name, 4, 8)
+    fm = est.draw(kt_generator)
+    good = torch.zeros(3, 4, dtype=F64)
+    for bad, match in ((torch.full((3, 4), math.nan, dtype=F64), "NaN"), (torch.zeros(3, 5, dtype=F64), "d = 4")):
+        with pytest.raises(ValueError, match=match):
+            fm.pair(bad, good)
+        with pytest.raises(ValueError, match=match):
+            est.kernel(good, bad)
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="degree"):
         TensorSketch(4, degree=0)

@@ -79,7 +79,7 @@ class SDERF(Component):
     data_dependent = True
     proofs = {
         "unbiased": "proofs/dense_exponential.md",
-        "positive": "proofs/positivity.md",
+        "positive": "proofs/dense_exponential.md",
         "variance": "proofs/dense_exponential.md",
     }
 
@@ -152,7 +152,7 @@ class ADERF(SADERF):
     name = "aderf"
     proofs = {
         "unbiased": "proofs/dense_exponential.md",
-        "positive": "proofs/positivity.md",
+        "positive": "proofs/dense_exponential.md",
         "variance": "proofs/dense_exponential.md",
     }
 
