@@ -25,6 +25,9 @@ invertible Ψ: ΨᵀΨ = P = M₁⁻¹ # M₂, the matrix geometric mean, M₁ =
 :func:`aderf_scales`). SADERF is the diagonal restriction. The minimum needs M₁, M₂ invertible; a ridge
 ε = 10⁻⁶ · (tr M₁ + tr M₂)/(2d) is added to both (any invertible Ψ keeps the estimator unbiased, so the ridge
 changes the variance only).
+
+Like OPRF and SADERF, the statistics are taken over the whole query and key sequences, so under a causal mask they
+depend on future tokens.
 """
 
 from __future__ import annotations
