@@ -10,7 +10,8 @@ C ∈ {−1, 0, 1}^{m×d} has exactly one non-zero entry per column: C[h(l), l] 
 
 since the signs of two different columns are independent with mean 0 (proofs/polynomial.md, item 3).
 
-The law has no ψ or MGF the components use: the TensorSketch component's target is the polynomial kernel itself
+The law has no ψ or MGF the components use (they depend on m, which the law does not fix; :meth:`char_fn` and
+:meth:`mgf` validate their argument, then raise :class:`~kerneltheory.spectral.base.ClosedFormUnavailable`): the TensorSketch component's target is the polynomial kernel itself
 (:func:`kerneltheory.kernels.polynomial`), which the proof derives from the law. Rows are dependent (each column
 has one entry), so ``iid_rows`` is False.
 
@@ -53,6 +54,14 @@ class CountSketch(SpectralLaw):
     @property
     def reference(self) -> CountSketch:
         return self
+
+    def char_fn(self, tau):
+        self._check_arg(tau, "tau")
+        return super().char_fn(tau)
+
+    def mgf(self, z):
+        self._check_arg(z, "z")
+        return super().mgf(z)
 
     def _sample(self, m, generator, r):
         return count_sketch_matrices((r,), m, self.dim, generator).to(self.device, self.dtype)
