@@ -11,9 +11,9 @@ C ∈ {−1, 0, 1}^{m×d} has exactly one non-zero entry per column: C[h(l), l] 
 since the signs of two different columns are independent with mean 0 (proofs/polynomial.md, item 3).
 
 The law has no ψ or MGF the components use (they depend on m, which the law does not fix; :meth:`char_fn` and
-:meth:`mgf` validate their argument, then raise :class:`~kerneltheory.spectral.base.ClosedFormUnavailable`): the TensorSketch component's target is the polynomial kernel itself
-(:func:`kerneltheory.kernels.polynomial`), which the proof derives from the law. Rows are dependent (each column
-has one entry), so ``iid_rows`` is False.
+:meth:`mgf` validate their argument, then raise :class:`~kerneltheory.spectral.base.ClosedFormUnavailable`). The
+TensorSketch component's target is the polynomial kernel itself (:func:`kerneltheory.kernels.polynomial`), which
+the proof derives from the law. Rows are dependent (each column has one entry), so ``iid_rows`` is False.
 
 Example:
     >>> import torch
