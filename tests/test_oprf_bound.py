@@ -80,4 +80,4 @@ def test_matrix_uses_the_bounded_method(name, one_thread):
     verdicts, _ = verify_estimator(name, budget="quick")
     unbiased = next(v for v in verdicts if v.claim == "unbiased")
     assert unbiased.verdict == "verified", unbiased
-    assert {c["method"] for c in unbiased.checks} == {"bounded"}, unbiased.checks
+    assert {c["method"] for c in unbiased.checks} <= {"bounded", "bounded + clt"}, unbiased.checks

@@ -153,11 +153,11 @@ def test_bounded_check_is_exact_and_has_power(planted, reference, kt_seed):
     bound = correct.component.estimate_bound(x, y)
     ok = mean_check(mom, correct.kernel_pairs(x, y), alpha=1e-6, name="t", seed=kt_seed, bound=bound,
                     samples=samples)
-    assert ok.method == "bounded" and not ok.passed, ok
+    assert ok.method.startswith("bounded") and not ok.passed, ok
     mom_c, samples_c = _run(correct, x, y, kt_seed + 1, draws=16384)
     good = mean_check(mom_c, correct.kernel_pairs(x, y), alpha=1e-6, name="t", seed=kt_seed, bound=bound,
                       samples=samples_c)
-    assert good.method == "bounded" and good.passed, good
+    assert good.method.startswith("bounded") and good.passed, good
 
 
 def test_bounded_check_rejects_a_violated_bound():

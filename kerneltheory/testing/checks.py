@@ -6,7 +6,8 @@ method, passed). The test of a mean is chosen by the estimator's tail class:
 
 * **Bounded** when every estimate lies in a known interval [−B_p, B_p] (trigonometric features:
   |φ(x)ᵀφ(y)| ≤ w(x)w(y)): Hoeffding and the empirical Bernstein bound, both exact for every n
-  (:func:`bounded_p_values`).
+  (:func:`bounded_p_values`), combined (Bonferroni) with the CLT below when its guard holds, so a loose bound
+  (OPRF's, say) costs at most a factor 2 in p.
 * **CLT** (z-test) with the exact variance if the claim provides one, else the sample variance, guarded by the
   fourth moment: the relative error of the sample variance is about √((κ_p − 1)/n) and the Berry–Esseen
   term |skew_p|/√n; when either exceeds :data:`GUARD` the normal approximation is not trusted.
@@ -292,6 +293,21 @@ def mean_check(
     scale = torch.maximum(target.abs(), sd)
     effect = float((diff.abs() / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
     base["effect_size"] = effect
+    ok, worst = clt_guard(m)
+    z = se = None
+    if ok:
+        # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
+        var = m.population_variance + diff**2 if variance is None else variance
+        se = torch.sqrt(var / n)
+        if target_stderr is not None:
+            se = torch.sqrt(se**2 + target_stderr**2)
+        zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
+        z = torch.where(
+            zero,
+            torch.where(diff.abs() > atol, math.inf, 0.0),
+            diff / torch.where(zero, torch.ones_like(se), se),
+        )
+        p_clt = normal_p_values(z, _skewness(m), n, studentised=variance is None)
     if bound is not None and target_stderr is None:
         b = bound.to(torch.float64).cpu()
         outside = samples is not None and bool((samples.abs().cpu() > b * (1 + 1e-9)).any())
@@ -305,31 +321,22 @@ def mean_check(
                 **base,
             )
         p = bounded_p_values(diff, b, m.variance if n > 1 else torch.zeros_like(b), n)
+        method = "bounded"
+        if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
+            p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
         p_adj, idx = _bonferroni(p)
         stat = float(diff[idx].abs() / b[idx]) if float(b[idx]) > 0 else 0.0
         return CheckResult(
             statistic=stat,
             p_value=p_adj,
-            method="bounded",
+            method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}, "
             f"target {float(target[idx]):.6g}",
             **base,
         )
-    ok, worst = clt_guard(m)
     if ok:
-        # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
-        var = m.population_variance + diff**2 if variance is None else variance
-        se = torch.sqrt(var / n)
-        if target_stderr is not None:
-            se = torch.sqrt(se**2 + target_stderr**2)
-        zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
-        z = torch.where(
-            zero,
-            torch.where(diff.abs() > atol, math.inf, 0.0),
-            diff / torch.where(zero, torch.ones_like(se), se),
-        )
-        p_adj, idx = _bonferroni(normal_p_values(z, _skewness(m), n, studentised=variance is None))
+        p_adj, idx = _bonferroni(p_clt)
         method = "clt (exact variance)" if variance is not None else "clt"
         return CheckResult(
             statistic=float(z[idx]),
