@@ -143,6 +143,7 @@ def _diagonal_covariance(est, q, k):
         ("independent keys", "positive/gaussian", _diagonal_covariance),
         ("per-key scale", _ScaledKeys, lambda est, q, k: key_covariance(est.est, q, k)),
     ],
+    ids=["independent-keys", "per-key-scale"],
 )
 def test_ratio_check_rejects_planted_defects(label, estimator, covariance, kt_seed, one_thread):
     r = attention_ratio_check(estimator, seed=kt_seed, alpha=ALPHA, covariance=covariance)
