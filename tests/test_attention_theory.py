@@ -199,3 +199,39 @@ def test_ratio_check_false_failure_rate():
     """At α = 0.05 the correct estimator fails in at most a binomially plausible number of 40 seeds."""
     fails = sum(not attention_ratio_check("oprf/gaussian", seed=s, alpha=0.05).passed for s in range(40))
     assert stats.binom.sf(fails - 1, 40, 0.05) > 1e-3, fails
+
+
+def test_delta_method_algebra_sympy():
+    """proofs/attention_ratio.md, item 2: the second-order expansion of N̂/D̂ for two keys, with E δK_j = 0 and
+    E δK_jδK_k = C_jk, gives the bias −uᵀC1/D² and the second moment uᵀCu/D² (symbolically)."""
+    sp = pytest.importorskip("sympy")
+    n = 2
+    k = sp.symbols("K0:2", positive=True)
+    v = sp.symbols("v0:2", real=True)
+    dk = sp.symbols("d0:2", real=True)
+    c = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"C{min(i, j)}{max(i, j)}"))
+    t = sp.Symbol("t")  # bookkeeping: δK = t·d, keep orders t² and below
+    den, num = sum(k), sum(ki * vi for ki, vi in zip(k, v, strict=True))
+    o = num / den
+    kt = [ki + t * di for ki, di in zip(k, dk, strict=True)]
+    ratio = sum(ki * vi for ki, vi in zip(kt, v, strict=True)) / sum(kt)
+    first = sp.diff(ratio, t).subs(t, 0)  # Taylor coefficients in t
+    second = sp.diff(ratio, t, 2).subs(t, 0) / 2
+
+    def expect(expr):  # E over δ with mean 0 and covariance C, for a polynomial of degree ≤ 2 in δ
+        poly = sp.Poly(sp.expand(expr), *dk)
+        out = 0
+        for mon, coef in poly.terms():
+            if sum(mon) == 2:
+                idx = [i for i, e in enumerate(mon) for _ in range(e)]
+                out += coef * c[idx[0], idx[1]]
+            elif sum(mon) == 0:
+                out += coef
+        return out
+
+    u = sp.Matrix([vi - o for vi in v])
+    one = sp.ones(n, 1)
+    bias = expect(second)  # the order-t term has mean 0
+    assert sp.cancel(expect(first)) == 0
+    assert sp.cancel(bias + (u.T * c * one)[0] / den**2) == 0
+    assert sp.cancel(expect(first**2) - (u.T * c * u)[0] / den**2) == 0
