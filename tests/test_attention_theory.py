@@ -235,3 +235,32 @@ def test_delta_method_algebra_sympy():
     assert sp.cancel(expect(first)) == 0
     assert sp.cancel(bias + (u.T * c * one)[0] / den**2) == 0
     assert sp.cancel(expect(first**2) - (u.T * c * u)[0] / den**2) == 0
+
+
+class _NaNMap:
+    """A planted defect: every draw's features are NaN (a check must fail, not pass with no exceedances)."""
+
+    def __init__(self, est):
+        self.est, self.kernel, self.claims = est, est.kernel, est.claims
+
+    def draw(self, generator, batch=None):
+        fm = self.est.draw(generator, batch=batch)
+
+        class _Map:
+            def pair(self, x, y):
+                fx, fy = fm.pair(x, y)
+                return fx * math.nan, fy
+
+        return _Map()
+
+
+def test_checks_fail_on_non_finite_estimates(kt_seed):
+    nan_map = _NaNMap(E.get("trig_phase/gaussian", 2, 2000))
+    rows = rks_uniform_check(draws=8, seed=kt_seed, epsilons=(0.4,), estimator=nan_map)
+    assert not rows[0].passed and not rows[0].refused
+    r = attention_ratio_check(lambda m: _NaNMap(E.get("positive/gaussian", 4, m)), draws=160, seed=kt_seed,
+                              covariance=lambda est, q, k: key_covariance(est.est, q, k))
+    assert not r.passed and not r.refused
+    with pytest.raises(ValueError, match="kernel"):  # an overflowing target is refused, not tested
+        big = torch.full((2, 4), 30.0, dtype=torch.float64)
+        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(big, big, torch.ones(2, 1)))

@@ -171,7 +171,9 @@ def attention_ratio_check(
     (with ``.kernel``, ``.draw(generator, batch)``, ``.claims``; planted defects go through it); ``inputs``
     ``(queries [nq, d], keys [n, d], values [n, d_v])``, else 2 queries, 8 keys, 2 value columns from ``seed``
     (queries and keys N(0, input_std²)); ``covariance(estimator, queries, keys)`` gives the predicted
-    covariances (a planted wrong one goes through it)."""
+    covariances (a planted wrong one goes through it). Refused when more than 1% of the draws of a map that is
+    not positive fall outside D̂ > D/2 (the expansion is then not the estimator's); failed when an output or
+    a moment is not finite."""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
     alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
@@ -219,6 +221,9 @@ def attention_ratio_check(
         stats_b.append((mb, sb))
         stats_s.append((ms_, ss))
         worst = max(worst, wb, ws)
+    if not all(bool(torch.isfinite(t).all()) for st in (stats_b, stats_s) for pair in st for t in pair):
+        return CheckResult(statistic=math.inf, p_value=0.0, effect_size=math.inf, method="non-finite estimates",
+                           passed=False, detail="non-finite attention outputs or moments", **base)
     if outside > r * len(ms) // 100:
         return CheckResult.refusal(f"{outside} draws with D̂ ≤ D/2: the expansion does not apply", **base)
     if not worst <= GUARD:
@@ -297,6 +302,12 @@ def sup_errors(estimator, points: torch.Tensor, draws: int, generator: torch.Gen
 def _exceedance_rows(errors, epsilons, bound, eps_at, *, name, claim, alpha, seed, delta) -> list[CheckResult]:
     """One row per ε: one-sided binomial test of H₀: P(sup ≥ ε) ≤ bound(ε); a refusal where bound(ε) ≥ 1."""
     r = errors.numel()
+    if not bool(torch.isfinite(errors).all()):
+        bad = int((~torch.isfinite(errors)).sum())
+        return [CheckResult(statistic=math.inf, p_value=0.0, effect_size=math.inf, method="non-finite estimates",
+                            passed=False, detail=f"{bad}/{r} draws give a non-finite estimate on the grid",
+                            name=f"{name}, ε = {float(e):g}", claim=claim, alpha=alpha, sample_size=r, seed=int(seed))
+                for e in epsilons]
     loose = f"empirical {1 - delta:g}-quantile of the sup {float(errors.quantile(1 - delta)):.4g}"
     eps_d = eps_at(delta)
     loose += f" vs the bound's ε({delta:g}) = {eps_d:.4g}: ratio {float(errors.quantile(1 - delta)) / eps_d:.3g}"
