@@ -183,8 +183,10 @@ def test_rks_check_passes_refuses_vacuous_and_rejects_a_wrong_scale(kt_seed, one
 def test_finite_set_check_passes_and_rejects_a_wrong_kernel(kt_seed, one_thread):
     rows = finite_set_uniform_check(draws=64, seed=kt_seed, epsilons=(0.1, 0.2))
     assert rows[0].refused and rows[1].passed
-    wrong = E.get("positive/gaussian", 2, 4096, h="gaussian")  # estimates K₁, not SM
-    rows = finite_set_uniform_check(draws=64, seed=kt_seed, epsilons=(0.2,), estimator=wrong)
+    # estimates K₁, not SM: |SM − K₁| = e^{1/4} − 1 > 0.2 at x = y on the sphere of radius 1/2, so every draw
+    # exceeds ε = 0.2, where the bound is about 0.78: 128 draws give p ≈ 0.78^128 ≈ 1e-14
+    wrong = E.get("positive/gaussian", 2, 4096, h="gaussian")
+    rows = finite_set_uniform_check(draws=128, seed=kt_seed, epsilons=(0.2,), estimator=wrong)
     assert not rows[0].passed and not rows[0].refused
 
 
