@@ -130,17 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .commands import SCRIPTS
-
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in SCRIPTS:  # the experiment script parses its own arguments
-        from .commands._scripts import run_experiment
-
-        try:
-            return run_experiment(SCRIPTS[argv[0]], argv[1:])
-        except ValueError as exc:
-            print(f"kerneltheory {argv[0]}: error: {exc}", file=sys.stderr)
-            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -39,6 +39,56 @@ def _cache_path(out: Path, name: str) -> Path:
     return out / "matrix" / (name.replace("/", "__") + ".json")
 
 
+VERDICT_FIELDS = {"estimator": str, "claim": str, "claimed": str, "verdict": str, "p_value": float,
+                  "effect_size": float, "method": str, "evidence": str, "proof": str, "checks": list}
+
+
+def _verdicts_problem(entry, name: str) -> str | None:
+    """Why a cached claim-matrix entry is unusable (None if it is well formed)."""
+    if not isinstance(entry, dict) or not {"key", "estimator", "passed", "seconds", "verdicts"} <= entry.keys():
+        return "not a claim-matrix entry"
+    seconds = entry["seconds"]
+    if entry["estimator"] != name or not isinstance(entry["passed"], bool):
+        return "another estimator's entry, or no pass/fail"
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        return f"impossible duration {seconds!r}"
+    if not isinstance(entry["verdicts"], list) or not entry["verdicts"]:
+        return "no verdicts"
+    for v in entry["verdicts"]:
+        if not isinstance(v, dict) or v.keys() != VERDICT_FIELDS.keys():
+            return "a verdict of the wrong shape"
+        for field, kind in VERDICT_FIELDS.items():
+            value = v[field]
+            if kind is float and not (isinstance(value, int | float) and not isinstance(value, bool)):
+                return f"verdict field {field} is not a number"
+            if kind is not float and not isinstance(value, kind):
+                return f"verdict field {field} is not a {kind.__name__}"
+        if v["estimator"] != name or not (v["p_value"] != v["p_value"] or 0 <= v["p_value"] <= 1):
+            return "a verdict of another estimator, or a p-value outside [0, 1]"
+    return None
+
+
+def _load_verdicts(path: Path, key: dict, name: str) -> dict | None:
+    """The cached entry of ``name`` at ``path`` if it was computed with ``key`` and is well formed; a corrupt
+    or tampered file is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`."""
+    from .experiments.study import reject
+
+    if not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reject(path, f"unreadable ({type(exc).__name__})")
+        return None
+    if isinstance(cached, dict) and cached.get("key") != key:
+        return None  # another budget, seed or version: recomputed, nothing wrong with the file
+    problem = _verdicts_problem(cached, name)
+    if problem:
+        reject(path, problem)
+        return None
+    return cached
+
+
 def claim_matrix(
     out_dir: str | Path,
     *,
@@ -64,13 +114,8 @@ def claim_matrix(
     try:
         for name in names:
             path = _cache_path(out, name)
-            cached = None
-            if path.is_file():
-                try:
-                    cached = json.loads(path.read_text(encoding="utf-8"))
-                except json.JSONDecodeError:
-                    cached = None
-            if cached is not None and cached.get("key") == key:
+            cached = _load_verdicts(path, key, name)
+            if cached is not None:
                 results.append(cached)
             else:
                 start = time.perf_counter()

@@ -260,24 +260,38 @@ def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
-    r"""Performer Theorem 2 (m ≤ d, positive features for SM, ω rows orthogonal with χ_d norms):
+def orf_pair_fraction(num_features: int, dim: int) -> float:
+    r"""Σ_blocks b(b−1)/m² for ORF's ⌈m/d⌉ independent blocks of sizes b (d rows each, the last one partial).
 
-    MSE_ort ≤ MSE_iid − (1 − 1/m)·(2/(d+2))·(SM − exp(−(‖x‖² + ‖y‖²)/2))².
-    Proof: proofs/orthogonal_variance.md.
+    The variance of the mean of m row terms Y_i is Var Y₁/m + (Σ_blocks b(b−1)/m²)·Cov(Y₁, Y₂): rows of
+    one block share one pair covariance, rows of different blocks are independent. It is (m−1)/m for m ≤ d and
+    at most (d−1)/m. Proof: proofs/orthogonal_variance.md (Step 1).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    d = check_int(dim, "dim", minimum=1)
+    full, last = divmod(m, d)
+    return (full * d * (d - 1) + last * (last - 1)) / m**2
+
+
+def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
+    r"""Performer Theorem 2 (positive features for SM, ω rows orthogonal within blocks of d, with iid χ_d
+    norms independent of the directions), for any m (⌈m/d⌉ independent blocks):
+
+    MSE_ort ≤ MSE_iid − c_{m,d}·(2/(d+2))·(SM − exp(−(‖x‖² + ‖y‖²)/2))², c_{m,d} = Σ_blocks b(b−1)/m²
+    (:func:`orf_pair_fraction`; (m−1)/m for m ≤ d, the theorem as stated). Proof: proofs/orthogonal_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
     d = x.shape[-1]
-    if m > d:
-        raise ValueError(f"the bound holds for num_features <= d = {d}, got {m}")
     sm = torch.exp((x * y).sum(-1))
     gap = sm - torch.exp(-0.5 * (_sq(x) + _sq(y)))
-    return softmax_positive_variance(x, y, m) - (1 - 1 / m) * (2 / (d + 2)) * gap**2
+    return softmax_positive_variance(x, y, m) - orf_pair_fraction(m, d) * (2 / (d + 2)) * gap**2
 
 
 def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
     r"""Yu et al. 2016 ("Orthogonal Random Features", Theorem 1), leading term for the Gaussian kernel with
-    paired trig features: Var_ORF ≈ Var_RFF − ((m−1)/m)·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std.
+    paired trig features: Var_ORF ≈ Var_RFF − c_{m,d}·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std, c_{m,d} = Σ_blocks b(b−1)/m²
+    (:func:`orf_pair_fraction`: (m−1)/m for one block, m ≤ d). Non-negative for every m (c_{m,d} ≤ (d−1)/m and
+    e^{−ζ²}ζ⁴ ≤ (1 − e^{−ζ²})²). The exact value is :func:`orf_trig_variance`.
     Proof: proofs/orthogonal_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
@@ -285,7 +299,106 @@ def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torc
     d = x.shape[-1]
     zeta2 = _sq(x - y) * std**2
     k = torch.exp(-zeta2 / 2)
-    return gaussian_kernel_trig_variance(k, m) - ((m - 1) / m) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
+    return gaussian_kernel_trig_variance(k, m) - orf_pair_fraction(m, d) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
+
+
+def _series_length(u: torch.Tensor) -> int:
+    """N such that Σ_{n≥N} uⁿ/n! < e^{−70}·e^u for u ≥ 0: with t = N − u = 12√u + 60, Bernstein's bound on the
+    Poisson(u) tail, P(n ≥ u + t) ≤ exp(−t²/(2(u + t/3))), is below e^{−70} for every u ≥ 0."""
+    top = float(u.max()) if u.numel() else 0.0
+    return int(top + 12.0 * math.sqrt(top) + 60.0)
+
+
+def _excess_log_terms(a: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log of the terms (2a)ⁿ/n!·(1 − r_n), n ≥ 2, of :func:`orf_pair_excess` for a > 0 (``[..., N]``) and n."""
+    n_terms = _series_length(2 * a)
+    n = torch.arange(2, n_terms, dtype=torch.float64)
+    k = torch.arange(n_terms - 1, dtype=torch.float64)
+    log_r = torch.cumsum(torch.log((d + k) / (d + 2 * k)), 0)[1:]  # log r_n for n = 2..N−1
+    log_terms = n * torch.log(2 * a)[..., None] - torch.lgamma(n + 1) + torch.log(-torch.expm1(log_r))
+    return log_terms, n
+
+
+def _log_neg_excess(u: torch.Tensor, d: int) -> torch.Tensor:
+    """log(−G_d(u)) for u > 0: every term of the series is negative, so this is a log-sum-exp."""
+    return torch.logsumexp(_excess_log_terms(u, d)[0], -1)
+
+
+def orf_pair_excess(u: torch.Tensor, dim: int) -> torch.Tensor:
+    r"""G_d(u) = ₁F₁(d; d/2; u) − e^{2u}: E[e^{√(2u)(X+Y)}] − (iid value) for u ≥ 0, E[cos(√(−2u)(X+Y))] −
+    (iid value) for u ≤ 0, where X = ω₁ᵀv, Y = ω₂ᵀv are the projections on a unit v of two orthogonal ORF rows
+    with independent χ_d norms (proofs/orthogonal_variance.md, Step 5: E e^{t(X+Y)} = ₁F₁(d; d/2; t²/2)).
+
+    Evaluated in float64 from series without catastrophic cancellation, with r_n = Π_{k<n} (d + k)/(d + 2k)
+    (so (d)_n/(d/2)_n = 2ⁿ r_n):
+    * u > 0: G = −Σ_{n≥2} (2u)ⁿ/n! (1 − r_n), every term < 0, summed in log space: relative error of order
+      ε·u·log u (the rounding of the logs of the terms, ≈ n log 2u − log n!);
+    * −1 ≤ u < 0: the same series, alternating, dominated by its first term n = 2: relative error a few ε;
+    * u < −1: Kummer's transformation ₁F₁(d; d/2; −x) = e^{−x} ₁F₁(−d/2; d/2; x), x = −u, gives
+      G = e^{−x} Σ_n xⁿ/n! (−1)ⁿ (p_n − 1), p_n = Π_{k<n} (d − 2k)/(d + 2k) ∈ [−1, 1]: Poisson(x) weights (summing to
+      1) times factors in [−2, 0], so an *absolute* error of order ε·x·log x (the rounding of each weight's log).
+    ``u`` is any float64 tensor; ``dim`` = d ≥ 1.
+    """
+    d = check_int(dim, "dim", minimum=1)
+    u = torch.as_tensor(u, dtype=torch.float64)
+    if not bool(torch.isfinite(u).all()):
+        raise ValueError("u must be finite")
+    out = torch.zeros_like(u)
+    pos, mid, far = u > 0, (u < 0) & (u >= -1), u < -1
+    if bool(pos.any()):
+        out = torch.where(pos, -torch.exp(_log_neg_excess(torch.where(pos, u, 1.0), d)), out)
+    if bool(mid.any()):
+        log_terms, n = _excess_log_terms(torch.where(mid, -u, 1.0), d)
+        sign = torch.where(n % 2 == 0, 1.0, -1.0).to(torch.float64)
+        out = torch.where(mid, -(sign * torch.exp(log_terms)).sum(-1), out)
+    if bool(far.any()):
+        x = -u
+        n_terms = _series_length(x[far])
+        n = torch.arange(n_terms, dtype=torch.float64)
+        k = torch.arange(n_terms - 1, dtype=torch.float64)
+        p = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod((d - 2 * k) / (d + 2 * k), 0)])
+        sign = torch.where(n % 2 == 0, 1.0, -1.0).to(torch.float64)
+        log_x = torch.log(torch.where(far, x, torch.ones_like(x)))[..., None]
+        # e^{−x} xⁿ/n! as exp(n log x − lgamma(n+1) − x): the Poisson(x) weights, no overflow
+        weights = torch.exp(n * log_x - torch.lgamma(n + 1) - x[..., None])
+        out = torch.where(far, (weights * sign * (p - 1)).sum(-1), out)
+    return out
+
+
+def orf_positive_variance(x, y, num_features: int) -> torch.Tensor:
+    r"""Exact variance of positive features for SM with ORF frequencies (⌈m/d⌉ independent blocks, χ_d norms):
+
+    Var = Var_iid(m) + c_{m,d}·e^{−‖x‖²−‖y‖²}·G_d(‖z‖²/2),  z = x + y,
+
+    with Var_iid(m) = :func:`softmax_positive_variance`, c_{m,d} = :func:`orf_pair_fraction` and
+    G_d(u) = ₁F₁(d; d/2; u) − e^{2u} ≤ 0 (:func:`orf_pair_excess`). ``x``, ``y`` of shape ``[..., d]``.
+    Proof: proofs/orthogonal_variance.md (Step 5).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    d = x.shape[-1]
+    s = _sq(x + y).to(torch.float64)
+    log_hh2 = -(_sq(x) + _sq(y)).to(torch.float64)
+    pos = s > 0  # G_d(0) = 0: no covariance at z = 0
+    cov = torch.where(pos, -torch.exp(log_hh2 + _log_neg_excess(torch.where(pos, s / 2, 1.0), d)), 0.0)
+    return (softmax_positive_variance(x, y, m).to(torch.float64) + orf_pair_fraction(m, d) * cov).to(x.dtype)
+
+
+def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
+    r"""Exact variance of paired trig features for the Gaussian kernel exp(−ζ²/2), ζ = ‖x − y‖·std, with ORF
+    frequencies (⌈m/d⌉ independent blocks, χ_d norms):
+
+    Var = (1 − e^{−ζ²})²/(2m) + c_{m,d}·G_d(−ζ²/2),  G_d(−ζ²/2) = ₁F₁(d; d/2; −ζ²/2) − e^{−ζ²},
+
+    the pair covariance of Step 5 (:func:`orf_pair_excess`); its expansion in 1/d gives the leading term
+    −e^{−ζ²}ζ⁴/(2d) of :func:`orf_trig_variance_leading`. ``x``, ``y`` of shape ``[..., d]``.
+    Proof: proofs/orthogonal_variance.md (Step 5).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    std = check_real(std, "std", minimum=0.0, strict_min=True)
+    d = x.shape[-1]
+    zeta2 = (_sq(x - y) * std**2).to(torch.float64)
+    base = gaussian_kernel_trig_variance(torch.exp(-zeta2 / 2), m)
+    return (base + orf_pair_fraction(m, d) * orf_pair_excess(-zeta2 / 2, d)).to(x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------
