@@ -34,9 +34,8 @@ def trig_paired_variance(psi_tau, psi_2tau, num_features: int, log_weight=0.0) -
     One frequency contributes cos(ωᵀτ), with E cos² = (1 + E cos 2ωᵀτ)/2. ``log_weight`` is log w(x)w(y).
     For ω ~ N(0, σ⁻²I), Re ψ(2τ) = k⁴ and the bracket is (1 − k²)²/2. Proof: proofs/trig_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    log_weight = _like(log_weight, psi_tau)
-    return torch.exp(2.0 * log_weight) * ((1.0 + psi_2tau) / 2.0 - psi_tau**2) / m
+    one = torch.ones_like(psi_tau)  # ψ(0) = 1: the covariance at y' = y
+    return trig_paired_covariance(psi_tau, psi_tau, psi_2tau, one, num_features, log_weight)
 
 
 def trig_phase_variance(psi_tau, psi_2tau, feature_dim: int) -> torch.Tensor:
@@ -45,8 +44,7 @@ def trig_phase_variance(psi_tau, psi_2tau, feature_dim: int) -> torch.Tensor:
     2cos(a)cos(b) = cos(a − b) + cos(a + b); the phase term has mean 0 and second moment 1/2.
     Proof: proofs/trig_variance.md.
     """
-    dd = check_int(feature_dim, "feature_dim", minimum=1)
-    return (1.0 + psi_2tau / 2.0 - psi_tau**2) / dd
+    return trig_phase_covariance(psi_tau, psi_tau, psi_2tau, torch.ones_like(psi_tau), feature_dim)
 
 
 def positive_variance(log_hh, log_m_z, log_m_2z, num_features: int) -> torch.Tensor:
@@ -54,10 +52,7 @@ def positive_variance(log_hh, log_m_z, log_m_2z, num_features: int) -> torch.Ten
 
     Arguments are logs: log h(x)h(y), log M(z), log M(2z). Proof: proofs/positive_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    second = torch.exp(2.0 * log_hh + log_m_2z)
-    first_sq = torch.exp(2.0 * (log_hh + log_m_z))
-    return (second - first_sq) / m
+    return positive_covariance(log_hh, log_m_z, log_hh, log_m_z, log_m_2z, num_features)
 
 
 def hyperbolic_variance(log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, num_features: int):
@@ -65,12 +60,10 @@ def hyperbolic_variance(log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, nu
 
     Var = h²h²·[(M(2z) + M(−2z) + 2)/4 − ((M(z) + M(−z))/2)²] / m. Proof: proofs/positive_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    log_hh = _like(log_hh, log_m_z)
-    hh2 = torch.exp(2.0 * log_hh)
-    second = hh2 * (torch.exp(log_m_2z) + torch.exp(log_m_neg_2z) + 2.0) / 4.0
-    mean = torch.exp(log_hh) * (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
-    return (second - mean**2) / m
+    zero = torch.zeros_like(log_m_z)  # log M(0) = 0: the covariance at y' = y
+    return hyperbolic_covariance(
+        log_hh, log_m_z, log_m_neg_z, log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, zero, zero, num_features
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -155,12 +148,7 @@ def gerf_second_moment_log(x, y, a, s: int, c: float, dim: int) -> torch.Tensor:
     """
     if s not in (1, -1):
         raise ValueError(f"s must be +1 or -1, got {s}")
-    a = _gerf_a(a, x)
-    base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + 2.0 * c * (_sq(x) + _sq(y))
-    ratio = 2.0 * (1 - 4 * a) / (1 - 8 * a)
-    if s == 1:
-        return base + ratio * _sq(x + y)
-    return base + torch.log(0.5 * (1.0 + torch.exp(-ratio * _sq(x - y))))
+    return gerf_cross_moment_log(x, y, y, a, s, c, dim)  # the cross moment at y' = y
 
 
 def gerf_variance(x, y, a, s: int, c: float, num_features: int, log_kernel) -> torch.Tensor:
@@ -256,9 +244,7 @@ def poisrf_variance(x, y, rate: float, num_features: int) -> torch.Tensor:
     Var = (e^{λd + Σ x_l²y_l²/λ} − SM²)/m. Proof: proofs/dirf.md."""
     lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
     m = check_int(num_features, "num_features", minimum=1)
-    d = x.shape[-1]
-    second = torch.exp(lam * d + (x * x * y * y).sum(-1) / lam)
-    return (second - torch.exp(2.0 * (x * y).sum(-1))) / m
+    return poisrf_covariance(x, y, y, lam, m)
 
 
 def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
@@ -266,9 +252,7 @@ def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
     function (Σ_k t^k/k!² = I₀(2√t)). Var = (that − SM²)/m. Proof: proofs/dirf.md."""
     p = check_real(p, "p", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
     m = check_int(num_features, "num_features", minimum=1)
-    arg = 2.0 * (x * y).abs() / math.sqrt(1.0 - p)
-    log_second = (torch.log(torch.special.i0e(arg)) + arg - math.log(p)).sum(-1)
-    return (torch.exp(log_second) - torch.exp(2.0 * (x * y).sum(-1))) / m
+    return geomrf_covariance(x, y, y, p, m)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,3 +399,230 @@ def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor
     zeta2 = (_sq(x - y) * std**2).to(torch.float64)
     base = gaussian_kernel_trig_variance(torch.exp(-zeta2 / 2), m)
     return (base + orf_pair_fraction(m, d) * orf_pair_excess(-zeta2 / 2, d)).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Covariances of one draw's estimates at pairs sharing the query (proofs/attention_ratio.md)
+# ---------------------------------------------------------------------------------------------------
+# With iid rows, K̂(x, y) = (1/m) Σ_i g(ω_i; x, y), so Cov(K̂(x, y), K̂(x, y')) = (E[g(ω; x, y) g(ω; x, y')]
+# − K(x, y) K(x, y'))/m. Each function below is that formula for one component; the variance functions above
+# are its case y' = y, and call it.
+
+
+def trig_paired_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, num_features: int, log_weight=0.0,
+                           log_weight2=None) -> torch.Tensor:
+    r"""Paired trig features, Cov(K̂(x, y), K̂(x, y')) with τ = x − y, τ' = x − y':
+
+    w(x)²w(y)w(y') · [(Re ψ(τ + τ') + Re ψ(y − y'))/2 − Re ψ(τ) Re ψ(τ')] / m,
+
+    from cos a cos b = (cos(a + b) + cos(a − b))/2 and τ − τ' = y' − y. Arguments: ψ(τ), ψ(τ'), ψ(τ + τ'),
+    ψ(y − y') (real parts); ``log_weight`` = log w(x)w(y), ``log_weight2`` = log w(x)w(y') (default: the
+    same). At y' = y (ψ(0) = 1) this is :func:`trig_paired_variance`. Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_weight = _like(log_weight, psi_tau)
+    log_weight2 = log_weight if log_weight2 is None else _like(log_weight2, psi_tau)
+    bracket = (psi_sum + psi_diff) / 2.0 - psi_tau * psi_tau2
+    return torch.exp(log_weight + log_weight2) * bracket / m
+
+
+def trig_phase_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, feature_dim: int) -> torch.Tensor:
+    r"""Random-phase trig features, D of them: Cov(K̂(x, y), K̂(x, y')) =
+    [Re ψ(y − y') + Re ψ(τ + τ')/2 − Re ψ(τ) Re ψ(τ')] / D.
+
+    One feature is cos ωᵀτ + cos(ωᵀ(x + y) + 2b); over b, E cos(c + 2b) = 0 and
+    E cos(c + 2b) cos(c' + 2b) = cos(c − c')/2 with c − c' = ωᵀ(y − y'). At y' = y this is
+    :func:`trig_phase_variance`. Proof: proofs/attention_ratio.md.
+    """
+    dd = check_int(feature_dim, "feature_dim", minimum=1)
+    return (psi_diff + psi_sum / 2.0 - psi_tau * psi_tau2) / dd
+
+
+def positive_covariance(log_hh, log_m_z, log_hh2, log_m_z2, log_m_sum, num_features: int) -> torch.Tensor:
+    r"""Positive features h(x)e^{ωᵀx}: with z = x + y, z' = x + y',
+
+    Cov(K̂(x, y), K̂(x, y')) = [h(x)²h(y)h(y') M(z + z') − h(x)h(y)M(z) · h(x)h(y')M(z')] / m.
+
+    Arguments are logs: log h(x)h(y), log M(z), log h(x)h(y'), log M(z'), log M(z + z'). At y' = y this is
+    :func:`positive_variance`. Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(log_hh + log_hh2 + log_m_sum)
+    means = torch.exp(log_hh + log_m_z + log_hh2 + log_m_z2)
+    return (cross - means) / m
+
+
+def hyperbolic_covariance(log_hh, log_m_z, log_m_neg_z, log_hh2, log_m_z2, log_m_neg_z2,
+                          log_m_sum, log_m_neg_sum, log_m_diff, log_m_neg_diff, num_features: int):
+    r"""Hyperbolic features: one frequency gives h(x)h(y) cosh(ωᵀz), and
+    cosh a cosh b = (cosh(a + b) + cosh(a − b))/2 with E cosh ωᵀu = (M(u) + M(−u))/2, so
+
+    Cov = h(x)²h(y)h(y')·[(M(z+z') + M(−z−z') + M(z−z') + M(z'−z))/4 − c(z)c(z')] / m,
+    c(u) = (M(u) + M(−u))/2, z − z' = y − y'. At y' = y (M(0) = 1) this is :func:`hyperbolic_variance`.
+    Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_hh = _like(log_hh, log_m_z)
+    log_hh2 = _like(log_hh2, log_m_z)
+    hh = torch.exp(log_hh + log_hh2)
+    cross = (torch.exp(log_m_sum) + torch.exp(log_m_neg_sum) + torch.exp(log_m_diff) + torch.exp(log_m_neg_diff))
+    mean1 = (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
+    mean2 = (torch.exp(log_m_z2) + torch.exp(log_m_neg_z2)) / 2.0
+    return hh * (cross / 4.0 - mean1 * mean2) / m
+
+
+def gerf_cross_moment_log(x, y, y2, a, s: int, c: float, dim: int) -> torch.Tensor:
+    r"""log E[g(ω; x, y) g(ω; x, y')] for one GERF frequency ω ~ N(0, I), real A < 1/8; ``[..., d]`` inputs.
+
+    With r = 2(1−4A)/(1−8A) and base = (1−4A)^d (1−8A)^{−d/2} e^{C(2‖x‖² + ‖y‖² + ‖y'‖²)}:
+    s = +1: base · exp(r‖2x + y + y'‖²/4);
+    s = −1: base · ½[exp(−r‖y − y'‖²/4) + exp(−r‖2x − y − y'‖²/4)].
+    Derivation: g g' = D⁴e^{4A‖ω‖² + C(…)}·e^{Bωᵀ(2x + y + y')} (s = +1), or ·cos βωᵀτ cos βωᵀτ' (s = −1,
+    β² = 1 − 4A), and the tilted transforms at a = 4A. At y' = y this is :func:`gerf_second_moment_log`.
+    Proof: proofs/attention_ratio.md.
+    """
+    if s not in (1, -1):
+        raise ValueError(f"s must be +1 or -1, got {s}")
+    a = _gerf_a(a, x)
+    base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + c * (2.0 * _sq(x) + _sq(y) + _sq(y2))
+    quarter = (1 - 4 * a) / (2 * (1 - 8 * a))  # r/4
+    if s == 1:
+        return base + quarter * _sq(2.0 * x + y + y2)
+    return base + torch.logaddexp(-quarter * _sq(y - y2), -quarter * _sq(2.0 * x - y - y2)) - math.log(2.0)
+
+
+def gerf_covariance(x, y, y2, a, s: int, c: float, num_features: int, log_kernel, log_kernel2):
+    """GERF: Cov(K̂(x, y), K̂(x, y')) = (cross moment − K(x, y)K(x, y'))/m. Proof: proofs/attention_ratio.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(gerf_cross_moment_log(x, y, y2, a, s, c, x.shape[-1]))
+    return (cross - torch.exp(log_kernel + log_kernel2)) / m
+
+
+def poisrf_covariance(x, y, y2, rate: float, num_features: int) -> torch.Tensor:
+    r"""PoisRF: E f(x)²f(y)f(y') = Π_l Σ_k (x_l²y_l y'_l)^k/(k!² P(k)) = e^{λd + Σ_l x_l²y_l y'_l/λ}, so
+    Cov = (that − e^{xᵀy + xᵀy'})/m. Proof: proofs/attention_ratio.md."""
+    lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(lam * x.shape[-1] + (x * x * y * y2).sum(-1) / lam)
+    return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
+
+
+def geomrf_covariance(x, y, y2, p: float, num_features: int) -> torch.Tensor:
+    r"""GeomRF: E f(x)²f(y)f(y') = Π_l F(x_l²y_l y'_l/(1−p))/p with F(u) = Σ_k u^k/k!², which is I₀(2√u) for
+    u ≥ 0 and J₀(2√−u) for u < 0 (Bessel). Cov = (that − e^{xᵀy + xᵀy'})/m. Proof: proofs/attention_ratio.md."""
+    p = check_real(p, "p", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    u = x * x * y * y2 / (1.0 - p)
+    arg = 2.0 * u.abs().sqrt()
+    log_i0 = torch.log(torch.special.i0e(arg)) + arg
+    j0 = torch.special.bessel_j0(arg)
+    log_f = torch.where(u >= 0, log_i0, torch.log(j0.abs()))
+    sign = torch.where((u < 0) & (j0 < 0), -1.0, 1.0).prod(-1)
+    cross = sign * torch.exp(log_f.sum(-1) - x.shape[-1] * math.log(p))
+    return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linear attention as a ratio estimator (delta method; proofs/attention_ratio.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+def attention_ratio_bias_mse(kernel, covariance, values) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Leading bias and MSE of ô = N̂/D̂, N̂ = Σ_j K̂_j v_j, D̂ = Σ_j K̂_j, for one query and n keys.
+
+    ``kernel`` ``[..., n]``: K_j = K(x, y_j) (their sum D must be > 0); ``covariance`` ``[..., n, n]``:
+    C_jk = Cov(K̂_j, K̂_k) of *one* draw (all keys share the draw, so C is not diagonal); ``values``
+    ``[..., n, d_v]``. With o = Σ_j K_j v_j / D and u_j = v_j − o (per output coordinate):
+
+        E ô − o ≈ (o Var D̂ − Cov(N̂, D̂))/D² = −uᵀC1/D²,
+        E (ô − o)² ≈ (Var N̂ − 2o Cov(N̂, D̂) + o² Var D̂)/D² = uᵀCu/D².
+
+    Returns ``(o, bias, mse)``, each ``[..., d_v]``. For estimators with C = Σ/m these are b/m and s/m, and
+    m·bias → b, m·MSE → s as m → ∞ (for maps whose denominator is positive; for trig maps the moments are
+    those of the estimator restricted to D̂ > D/2, see the proof). With values the one-hot vectors e_j the
+    output is the row of attention weights, so the same formula propagates kernel error to the weights:
+    E â_j − a_j ≈ (a_j 1ᵀC1 − (C1)_j)/D², Cov(â) ≈ J C Jᵀ with J = (I − a1ᵀ)/D.
+    Proof: proofs/attention_ratio.md.
+    """
+    k = torch.as_tensor(kernel)
+    c = torch.as_tensor(covariance)
+    v = torch.as_tensor(values)
+    if k.dim() < 1 or c.shape[-2:] != (k.shape[-1], k.shape[-1]):
+        raise ValueError(
+            f"covariance must have shape [..., n, n] matching kernel [..., n]; got {tuple(c.shape)} and "
+            f"{tuple(k.shape)}"
+        )
+    if v.dim() < 2 or v.shape[-2] != k.shape[-1]:
+        raise ValueError(f"values must have shape [..., n, d_v] with n = {k.shape[-1]}, got {tuple(v.shape)}")
+    for name, t in (("kernel", k), ("covariance", c), ("values", v)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    d = k.sum(-1)
+    if bool((d <= 0).any()):
+        raise ValueError("kernel must have a positive sum over the keys (the denominator D = Σ_j K_j > 0)")
+    out = (k.unsqueeze(-1) * v).sum(-2) / d.unsqueeze(-1)
+    u = v - out.unsqueeze(-2)  # [..., n, d_v]
+    cu = c @ u  # [..., n, d_v]
+    d2 = (d * d).unsqueeze(-1)
+    bias = -cu.sum(-2) / d2
+    mse = (u * cu).sum(-2) / d2
+    return out, bias, mse
+
+
+# ---------------------------------------------------------------------------------------------------
+# Uniform convergence (proofs/uniform_convergence.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+def rks_uniform_bound(epsilon: float, num_features: int, dim: int, sigma_p: float, diameter: float) -> float:
+    r"""Rahimi & Recht (2007), "Random Features for Large-Scale Kernel Machines", Claim 1:
+
+    P(sup_{x,y∈M} |z(x)ᵀz(y) − k(x, y)| ≥ ε) ≤ 2⁸ (σ_p diam(M)/ε)² exp(−Dε²/(4(d + 2))),
+
+    for a shift-invariant kernel k with spectral law p, σ_p² = E_p‖ω‖², M ⊂ R^d compact, and z the
+    *random-phase* map √(2/D)[cos(ω_iᵀx + b_i)]_{i≤D} (ω_i iid p, b_i iid U[0, 2π]): ``num_features`` = D.
+    For p = N(0, σ⁻²I), σ_p = √d/σ. The value may exceed 1 (vacuous); it is returned as is.
+    Proof: proofs/uniform_convergence.md.
+    """
+    eps = check_real(epsilon, "epsilon", minimum=0.0, strict_min=True)
+    dd = check_int(num_features, "num_features", minimum=1)
+    d = check_int(dim, "dim", minimum=1)
+    sigma_p = check_real(sigma_p, "sigma_p", minimum=0.0, strict_min=True)
+    diameter = check_real(diameter, "diameter", minimum=0.0, strict_min=True)
+    log_b = 8 * math.log(2.0) + 2 * math.log(sigma_p * diameter / eps) - dd * eps**2 / (4 * (d + 2))
+    return math.exp(min(log_b, 700.0))
+
+
+def rks_uniform_epsilon(delta: float, num_features: int, dim: int, sigma_p: float, diameter: float) -> float:
+    """The ε at which :func:`rks_uniform_bound` equals δ ∈ (0, 1) (the bound is strictly decreasing in ε),
+    by bisection to relative precision 1e-12. Proof: proofs/uniform_convergence.md."""
+    delta = check_real(delta, "delta", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    lo, hi = 1e-12, 1.0
+    while rks_uniform_bound(hi, num_features, dim, sigma_p, diameter) > delta:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if rks_uniform_bound(mid, num_features, dim, sigma_p, diameter) > delta:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return hi
+
+
+def finite_set_uniform_bound(variances, epsilon: float) -> float:
+    r"""Chebyshev and the union bound over a finite set G of pairs: for any unbiased estimator with
+    Var K̂(g) = σ_g², P(max_{g∈G} |K̂(g) − K(g)| ≥ ε) ≤ Σ_g σ_g²/ε². May exceed 1 (vacuous).
+    Proof: proofs/uniform_convergence.md."""
+    eps = check_real(epsilon, "epsilon", minimum=0.0, strict_min=True)
+    var = torch.as_tensor(variances, dtype=torch.float64)
+    if not bool(torch.isfinite(var).all()) or bool((var < 0).any()):
+        raise ValueError("variances must be finite and >= 0")
+    return float(var.sum()) / eps**2
+
+
+def finite_set_uniform_epsilon(variances, delta: float) -> float:
+    """The ε at which :func:`finite_set_uniform_bound` equals δ: √(Σ σ_g²/δ). Proof: proofs/uniform_convergence.md."""
+    delta = check_real(delta, "delta", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    return math.sqrt(finite_set_uniform_bound(variances, 1.0) / delta)
