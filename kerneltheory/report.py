@@ -173,10 +173,11 @@ def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
 
 def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[dict] | None, *, budget: str,
                  seed: int, alpha: float, dim: int, num_features: int, variance=None,
-                 timings: dict | None = None) -> dict:
+                 timings: dict | None = None, attention: list | None = None) -> dict:
     """Write ``report.md``, ``report.json`` and ``report.html``; return their paths and the Markdown text.
 
     ``variance``: the :class:`~kerneltheory.experiments.FigureResult` list of the variance sweeps, or None.
+    ``attention``: the rows of :func:`~kerneltheory.testing.attention_theory.attention_theory_rows`, or None.
     """
     out = Path(out_dir)
     parts = [
@@ -198,6 +199,19 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     if variance is not None:
         lines, variance_record = variance_section(variance, out)
         parts += lines
+    attention_record = None
+    if attention is not None:
+        attention_record = [dict(r.as_dict(), status=("refused (vacuous bound)" if "vacuous" in r.detail else
+                                                      r.status) if r.refused else r.status) for r in attention]
+        parts += [
+            "## Attention error theory",
+            "",
+            "Linear attention as a ratio estimator (bias and MSE to second order in 1/m, proofs/attention_ratio.md) "
+            "and uniform convergence over a ball (proofs/uniform_convergence.md), each a calibrated check.",
+            "",
+            markdown_table(attention_record, ("name", "status", "method", "statistic", "p_value", "detail")),
+            "",
+        ]
     if timings:
         parts += ["## Timings", "", ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()) + ".", ""]
     parts += [
@@ -214,6 +228,7 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     js = write_json_atomic(out / "report.json", {
         "version": __version__, "budget": budget, "seed": seed, "alpha": alpha, "summary": summary,
         "registry": registry_rows, "matrix": matrix, "variance": variance_record, "timings": timings,
+        "attention_theory": attention_record,
     })
     page = write_text_atomic(out / "report.html", markdown_to_html(text, out, title="kerneltheory report"))
     return {"markdown": md, "json": js, "html": page, "text": text, "summary": summary}
@@ -257,6 +272,14 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
         results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
                                scheduler=scheduler, progress=progress)
         timings["variance sweeps"] = time.perf_counter() - t
+    attention = None
+    if matrix and names is None:
+        from .testing.attention_theory import attention_theory_rows
+
+        t = time.perf_counter()
+        attention = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
+        timings["attention theory"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,
-                        num_features=num_features, variance=results, timings=timings if variance else None)
+                        num_features=num_features, variance=results, timings=timings if variance else None,
+                        attention=attention)
