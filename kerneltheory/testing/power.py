@@ -31,12 +31,12 @@ from .planted import DEFECTS, planted_map
 from .verify import check_feature_map
 
 SIZES = {
-    "scale": (0.005, 0.01, 0.02),
-    "bandwidth": (0.01, 0.02, 0.05),
-    "norm law": (0.05, 0.1, 0.25),
-    "sign bias": (0.02, 0.05, 0.1),
-    "coupling": (0.02, 0.05, 0.1),
-    "per position": (0.005, 0.01, 0.02),
+    "scale": (1e-4, 1e-3, 0.02),
+    "bandwidth": (0.005, 0.01, 0.02),
+    "norm law": (0.02, 0.05, 0.1),
+    "sign bias": (0.01, 0.02, 0.05),
+    "coupling": (0.01, 0.02, 0.05),
+    "per position": (0.001, 0.005, 0.01),
 }
 DIM = 4
 
