@@ -8,6 +8,14 @@ their closed-form variances and optimal parameters live in :mod:`kerneltheory.th
 
 __version__ = "0.1.0"
 
-from . import estimators, kernels, theory  # noqa: E402
-
 __all__ = ["estimators", "kernels", "theory", "__version__"]
+
+
+def __getattr__(name: str):
+    """Import ``estimators``, ``kernels`` and ``theory`` on first use (PEP 562): they import torch, which the
+    command line's help and the report's console need not wait for."""
+    if name in ("estimators", "kernels", "theory"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

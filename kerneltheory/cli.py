@@ -3,7 +3,8 @@
 * ``kerneltheory report`` — the main job: the claim matrix (every estimator × claim verified at the quick
   budget), the quick variance sweeps with their figures, and the registry, written to ``report/report.html``
   (figures embedded), ``report/report.md`` and ``report/report.json``, with progress; an interrupted run
-  resumes from its cached results.
+  resumes from its cached results. It prints a summary and exits 0 (every claimed property verified), 1 (a
+  claimed property FAILED; with ``--fail-on refused`` also refused) or 2 (the command could not run).
 * ``kerneltheory audit MODULE:FACTORY --kernel NAME --dim D --claims ...`` — the conformance check for an
   outside feature map; exit status 0 when every claimed property holds, 1 otherwise.
 """
@@ -11,30 +12,47 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from pathlib import Path
 
 from . import __version__
+from .report_matrix import FAIL_ON
 
 CLAIM_CHOICES = ("unbiased", "positive", "variance", "finite")
 
 
 def _report(args) -> int:
-    from .report import run_report
+    """Run the report; exit status 0 (every claimed property held), 1 (a claimed property FAILED, or was
+    refused under ``--fail-on refused``) or 2 (the command itself failed: bad argument, unwritable directory,
+    any other error; a message, no traceback unless ``--traceback``)."""
+    try:
+        from .report import run_report
+        from .report_matrix import console_summary, exit_status
 
-    result = run_report(
-        args.out, budget=args.budget, seed=args.seed, alpha=args.alpha, names=args.only or None,
-        matrix=not args.registry_only, dim=args.dim, num_features=args.num_features, progress=not args.quiet,
-        variance=False if args.no_variance else None, variance_scale=args.variance_scale, device=args.device,
-        scheduler=args.scheduler,
-    )
-    print(result["text"])
-    written = ", ".join(str(result[k]) for k in ("html", "markdown", "json") if result.get(k))
-    print(f"wrote {written}", file=sys.stderr)
-    return 0
+        result = run_report(
+            args.out, budget=args.budget, seed=args.seed, alpha=args.alpha, names=args.only or None,
+            matrix=not args.registry_only, dim=args.dim, num_features=args.num_features,
+            progress=not args.quiet, variance=False if args.no_variance else None,
+            variance_scale=args.variance_scale, device=args.device, scheduler=args.scheduler,
+        )
+    except KeyboardInterrupt:
+        print("kerneltheory report: interrupted; run it again to resume from the cached results", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.traceback:
+            raise
+        message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+        print(f"kerneltheory report: error: {message} (--traceback shows where)", file=sys.stderr)
+        return 2
+    if result["summary"] is None:  # --registry-only: the registry is the whole result
+        print(result["text"])
+    print(console_summary(result["summary"], result, fail_on=args.fail_on))
+    return exit_status(result["summary"], args.fail_on)
 
 
 def load_object(spec: str):
@@ -87,25 +105,87 @@ def _audit(args) -> int:
     return 0 if report.passed else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kerneltheory", description="The theory of kernelized attention, executable.")
-    parser.add_argument("--version", action="version", version=f"kerneltheory {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def plain(text: str | None) -> str | None:
+    """Help text without reST markup: of an inline literal (double backquotes) or a cross-reference role
+    (func, mod, class, ... with or without an explicit target) only the text is kept."""
+    if text is None:
+        return None
+    text = re.sub(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)\s*(?:<[^`>]*>)?`", r"\1", text)
+    return re.sub(r"``([^`]*)``", r"\1", text)
 
-    rep = sub.add_parser("report", help="the registry and the claim matrix of every estimator")
-    rep.add_argument("--out", default="report", help="output directory (default: report/)")
-    rep.add_argument("--budget", choices=("quick", "thorough"), default="quick", help="draws per check")
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Strip reST markup from the descriptions and option help of ``parser`` and its subcommands."""
+    parser.description = plain(parser.description)
+    for action in parser._actions:
+        action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help)
+            for sub in set(action.choices.values()):
+                _plain_help(sub)
+
+
+def _summary(name: str) -> str:
+    """One line on the experiment subcommand ``name`` for the top-level help, read from its module's docstring
+    without importing the module (which imports torch)."""
+    spec = importlib.util.find_spec(f"kerneltheory.commands.{name}")
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
+    first = plain(" ".join(doc.split("\n\n")[0].split()))
+    return first.split(": ", 1)[-1].rstrip(".") if first.startswith("kerneltheory ") else first.rstrip(".")
+
+
+DESCRIPTION = """The theory of kernelized attention, executable: random-feature estimators next to the exact kernels
+they estimate, every claim proved (proofs/) and checked by calibrated statistical tests.
+'kerneltheory COMMAND --help' describes a command."""
+
+EPILOG = """exit status of report and audit: 0 every claimed property held; 1 a claimed property FAILED (report:
+or was refused, with --fail-on refused); 2 the command could not run (bad arguments, an error)."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``kerneltheory``. ``command``: the subcommand about to run; the experiment subcommands
+    other than it are listed by name and summary only, so that ``kerneltheory --help`` and ``kerneltheory
+    report`` do not import what those need (torch and more). None builds every subcommand."""
+    parser = argparse.ArgumentParser(prog="kerneltheory", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kerneltheory {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rep = sub.add_parser(
+        "report", help="the main job: claim matrix, variance sweeps and registry, as HTML, Markdown and JSON",
+        description="Verify every registered estimator x claim with calibrated checks, run the quick variance "
+        "sweeps, and write report.html (figures embedded), report.md and report.json under --out. Cached "
+        "results are reused: an interrupted run resumes. Prints a summary: counts per verdict, the FAILED and "
+        "refused cells with their evidence, and where the files are.",
+        epilog="exit status: 0 every claimed property verified (refusals are listed, not counted, unless "
+        "--fail-on refused); 1 a claimed property FAILED (or was refused, with --fail-on refused); "
+        "2 the command could not run.",
+    )
+    rep.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
+    rep.add_argument("--budget", choices=("quick", "thorough"), default="quick",
+                     help="draws per check: quick (4096, default) or thorough")
     rep.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    rep.add_argument("--alpha", type=float, default=1e-6, help="false-failure rate of each estimator's report")
-    rep.add_argument("--only", nargs="*", metavar="NAME", help="verify only these estimators")
+    rep.add_argument("--alpha", type=float, default=1e-6,
+                     help="total false-failure rate of each estimator's report, split across its checks "
+                     "(default 1e-6)")
+    rep.add_argument("--only", nargs="*", metavar="NAME",
+                     help="verify only these estimators (registry names or aliases); skips the variance sweeps")
     rep.add_argument("--registry-only", action="store_true", help="write the registry table without verifying")
-    rep.add_argument("--dim", type=int, default=16, help="dimension of the registry table (default 16)")
+    rep.add_argument("--dim", type=int, default=16, help="dimension d of the registry table (default 16)")
     rep.add_argument("--num-features", type=int, default=64, help="m of the registry table (default 64)")
     rep.add_argument("--no-variance", action="store_true", help="skip the variance sweeps and their figures")
-    rep.add_argument("--variance-scale", choices=("quick", "full"), default="quick", help="scale of the sweeps")
-    rep.add_argument("--device", default="cpu", help="device of the variance sweeps (cpu or cuda)")
-    rep.add_argument("--scheduler", default=None, help="Dask scheduler for the sweeps: local:N or tcp://host:port")
-    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.add_argument("--variance-scale", choices=("quick", "full"), default="quick",
+                     help="scale of the variance sweeps (default quick)")
+    rep.add_argument("--device", default="cpu", help="device of the variance sweeps: cpu (default) or cuda")
+    rep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler of the sweeps: local:N or tcp://host:port (default: in process)")
+    rep.add_argument("--fail-on", choices=tuple(FAIL_ON), default="failed",
+                     help="which claimed verdicts give exit status 1: failed (FAILED only, default) or refused "
+                     "(FAILED or refused)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.add_argument("--traceback", action="store_true", help="on an error, show the traceback (default: a "
+                     "one-line message)")
     rep.set_defaults(func=_report)
 
     aud = sub.add_parser("audit", help="verify the claims of an outside feature map")
@@ -115,33 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--kernel", required=True, help="exact kernel: softmax, gaussian or arccos1")
     aud.add_argument("--sigma", type=float, default=1.0, help="bandwidth of the gaussian kernel")
     aud.add_argument("--dim", type=int, required=True, help="input dimension d of the map")
-    aud.add_argument("--claims", nargs="+", choices=CLAIM_CHOICES, required=True)
+    aud.add_argument("--claims", nargs="+", choices=CLAIM_CHOICES, required=True, help="the properties to verify")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
-    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick")
+    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick", help="draws per check (default quick)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
-    aud.add_argument("--seed", type=int, default=0)
+    aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     aud.set_defaults(func=_audit)
 
     from .commands import COMMANDS
 
     for name in COMMANDS:
-        importlib.import_module(f"kerneltheory.commands.{name}").register(sub)
+        if command is None or name == command:
+            importlib.import_module(f"kerneltheory.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=_summary(name), add_help=False)
+    _plain_help(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .commands import SCRIPTS
-
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in SCRIPTS:  # the experiment script parses its own arguments
-        from .commands._scripts import run_experiment
-
-        try:
-            return run_experiment(SCRIPTS[argv[0]], argv[1:])
-        except ValueError as exc:
-            print(f"kerneltheory {argv[0]}: error: {exc}", file=sys.stderr)
-            return 2
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else "")
     args = parser.parse_args(argv)
     try:
         return args.func(args)

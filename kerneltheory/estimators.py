@@ -133,6 +133,12 @@ class RandomFeatureEstimator:
                 "strictly positive in exact arithmetic and in log space (sign +1, finite log φ); the float32 "
                 "value exp(log φ) underflows to 0 where log φ < log(finfo.tiny) ≈ −87, e.g. OPRF at ‖x‖ = 10"
             )
+        bias = getattr(comp, "bias", None)  # a component biased whatever its law (PolySketch squares a sketch)
+        if bias is not None and law is not None:
+            unbiased = bias
+            proofs["unbiased"] = comp.proofs["unbiased"]
+        notes.update(getattr(law, "claim_notes", {}))
+        notes.update(getattr(comp, "claim_notes", {}))
         variance = law is None or comp.has_variance(law)
         if not variance:
             proofs.pop("variance", None)
@@ -367,8 +373,19 @@ EXTRA_PAIRS = (
     ("relu", "orthogonal"),
     ("poisrf", "poisson"),
     ("geomrf", "geometric"),
+    ("positive", "simplex"),
+    ("positive", "simplex_plus"),
+    ("trig", "simplex"),
+    ("sderf", "gaussian"),
+    ("sderf", "orthogonal"),
+    ("aderf", "gaussian"),
+    ("aderf", "orthogonal"),
+    ("hrf", "gaussian"),
+    ("hrf", "orthogonal"),
+    ("tensorsketch", "countsketch"),
+    ("polysketch", "gaussian"),
 )
-DETERMINISTIC = ("elu", "feedforward", "hedgehog")
+DETERMINISTIC = ("elu", "feedforward", "hedgehog", "based", "rebased")
 ALIASES = {
     "GMM-RKS": "trig/mixture",
     "GMM-PRF": "positive/mixture",
@@ -386,6 +403,15 @@ ALIASES = {
     "PoisRF": "poisrf/poisson",
     "GeomRF": "geomrf/geometric",
     "elu+1": "elu",
+    "SimRF": "positive/simplex",
+    "SimRF+": "positive/simplex_plus",
+    "SDERF": "sderf/orthogonal",
+    "ADERF": "aderf/orthogonal",
+    "HRF": "hrf/gaussian",
+    "TensorSketch": "tensorsketch/countsketch",
+    "PolySketch": "polysketch/gaussian",
+    "Based": "based",
+    "ReBased": "rebased",
 }
 
 

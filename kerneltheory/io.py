@@ -1,6 +1,8 @@
 """Atomic file writing: results are written to a temporary file next to their destination and renamed over
 it, so an interrupted run never leaves a truncated file in place of a good one. Every writer of results in
-the package (text, JSON, parquet, figures, torch checkpoints) goes through :func:`write_atomic`."""
+the package (text, JSON, parquet, figures, torch checkpoints) goes through :func:`write_atomic`, which
+fsyncs the new file before the rename and its folder after it, so a crash right after a write loses neither
+the file's bytes nor its name."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from pathlib import Path
 def write_atomic(path: str | os.PathLike, writer: Callable[[str], object]) -> Path:
     """Call ``writer(tmp)`` on a fresh temporary file in ``path``'s folder, then rename it to ``path``.
 
-    The folder is created if needed; the file gets mode 0644 (``mkstemp`` creates 0600). If ``writer`` raises
-    (or the run is interrupted), the temporary file is removed and ``path`` is left as it was.
+    The folder is created if needed; the file gets mode 0644 (``mkstemp`` creates 0600). Whatever ``writer``
+    wrote is fsynced before the rename and the folder after it. If ``writer`` raises (or the run is
+    interrupted), the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +27,9 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[str], object]) -> Pa
     try:
         writer(tmp)
         os.chmod(tmp, 0o644)
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -32,14 +37,18 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[str], object]) -> Pa
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a folder's contents to disk (a folder's fsync makes a rename in it durable)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    return write_atomic(path, write)
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:

@@ -133,3 +133,29 @@ def get_kernel(name: str):
         return KERNELS[name]
     except KeyError:
         raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {name!r}") from None
+
+
+# -- polynomial kernels (Based, ReBased, TensorSketch, PolySketch; proofs/polynomial.md) ------------------------
+
+
+def polynomial(x: torch.Tensor, y: torch.Tensor, degree: int = 2, c: float = 0.0) -> torch.Tensor:
+    """The polynomial kernel (xᵀy + c)^p, p = ``degree`` ≥ 1, c ≥ 0 (Pham & Pagh 2013; Kacham et al. 2023,
+    "PolySketchFormer", with c = 0)."""
+    from ._validation import check_int
+
+    x, y = _xy(x, y)
+    p = check_int(degree, "degree", minimum=1)
+    c = check_real(c, "c", minimum=0.0)
+    return (x @ y.transpose(-1, -2) + c) ** p
+
+
+def exp_taylor2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 + s + s²/2 with s = xᵀy, the second-order Taylor expansion of exp(s) (Arora et al. 2024, "Simple linear
+    attention language models balance the recall-throughput tradeoff" (Based), §3). Equal to ((1 + s)² + 1)/2,
+    so it is ≥ 1/2 for every input (proofs/polynomial.md, item 2)."""
+    x, y = _xy(x, y)
+    s = x @ y.transpose(-1, -2)
+    return 1.0 + s + 0.5 * s * s
+
+
+KERNELS.update({"polynomial": polynomial, "exp_taylor2": exp_taylor2})

@@ -10,19 +10,18 @@ page (``report.html``, the same content with the figures embedded as base64 PNG)
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 from . import __version__, estimators
+from . import report_matrix as M
 from .io import write_json_atomic, write_text_atomic
+from .report_html import markdown_to_html
 
 REGISTRY_COLUMNS = ("estimator", "aliases", "target", "unbiased", "positive", "variance", "proofs")
-CLAIMS = ("unbiased", "positive", "variance", "finite")
+CLAIMS = M.CLAIMS
 
 
 def markdown_table(rows: list[dict], columns) -> str:
@@ -37,6 +36,56 @@ def markdown_table(rows: list[dict], columns) -> str:
 
 def _cache_path(out: Path, name: str) -> Path:
     return out / "matrix" / (name.replace("/", "__") + ".json")
+
+
+VERDICT_FIELDS = {"estimator": str, "claim": str, "claimed": str, "verdict": str, "p_value": float,
+                  "effect_size": float, "method": str, "evidence": str, "proof": str, "checks": list}
+
+
+def _verdicts_problem(entry, name: str) -> str | None:
+    """Why a cached claim-matrix entry is unusable (None if it is well formed)."""
+    if not isinstance(entry, dict) or not {"key", "estimator", "passed", "seconds", "verdicts"} <= entry.keys():
+        return "not a claim-matrix entry"
+    seconds = entry["seconds"]
+    if entry["estimator"] != name or not isinstance(entry["passed"], bool):
+        return "another estimator's entry, or no pass/fail"
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        return f"impossible duration {seconds!r}"
+    if not isinstance(entry["verdicts"], list) or not entry["verdicts"]:
+        return "no verdicts"
+    for v in entry["verdicts"]:
+        if not isinstance(v, dict) or v.keys() != VERDICT_FIELDS.keys():
+            return "a verdict of the wrong shape"
+        for field, kind in VERDICT_FIELDS.items():
+            value = v[field]
+            if kind is float and not (isinstance(value, int | float) and not isinstance(value, bool)):
+                return f"verdict field {field} is not a number"
+            if kind is not float and not isinstance(value, kind):
+                return f"verdict field {field} is not a {kind.__name__}"
+        if v["estimator"] != name or not (v["p_value"] != v["p_value"] or 0 <= v["p_value"] <= 1):
+            return "a verdict of another estimator, or a p-value outside [0, 1]"
+    return None
+
+
+def _load_verdicts(path: Path, key: dict, name: str) -> dict | None:
+    """The cached entry of ``name`` at ``path`` if it was computed with ``key`` and is well formed; a corrupt
+    or tampered file is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`."""
+    from .experiments.study import reject
+
+    if not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reject(path, f"unreadable ({type(exc).__name__})")
+        return None
+    if isinstance(cached, dict) and cached.get("key") != key:
+        return None  # another budget, seed or version: recomputed, nothing wrong with the file
+    problem = _verdicts_problem(cached, name)
+    if problem:
+        reject(path, problem)
+        return None
+    return cached
 
 
 def claim_matrix(
@@ -64,13 +113,8 @@ def claim_matrix(
     try:
         for name in names:
             path = _cache_path(out, name)
-            cached = None
-            if path.is_file():
-                try:
-                    cached = json.loads(path.read_text(encoding="utf-8"))
-                except json.JSONDecodeError:
-                    cached = None
-            if cached is not None and cached.get("key") == key:
+            cached = _load_verdicts(path, key, name)
+            if cached is not None:
                 results.append(cached)
             else:
                 start = time.perf_counter()
@@ -87,14 +131,6 @@ def claim_matrix(
         if bar is not None:
             bar.close()
     return results
-
-
-def _verdict_cell(v: dict) -> str:
-    mark = v["verdict"]
-    if mark in ("n/a",):
-        return "n/a"
-    p = v["p_value"]
-    return f"{mark} (p={p:.2g}, effect {v['effect_size']:.2g})" if p == p else mark
 
 
 def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
@@ -137,10 +173,11 @@ def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
 
 def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[dict] | None, *, budget: str,
                  seed: int, alpha: float, dim: int, num_features: int, variance=None,
-                 timings: dict | None = None) -> dict:
+                 timings: dict | None = None, attention: list | None = None) -> dict:
     """Write ``report.md``, ``report.json`` and ``report.html``; return their paths and the Markdown text.
 
     ``variance``: the :class:`~kerneltheory.experiments.FigureResult` list of the variance sweeps, or None.
+    ``attention``: the rows of :func:`~kerneltheory.testing.attention_theory.attention_theory_rows`, or None.
     """
     out = Path(out_dir)
     parts = [
@@ -151,44 +188,30 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     ]
     summary = None
     if matrix is not None:
-        rows = []
-        counts: dict[str, int] = {}
-        findings = []
-        for entry in matrix:
-            by = {v["claim"]: v for v in entry["verdicts"]}
-            rows.append({"estimator": entry["estimator"], **{c: _verdict_cell(by[c]) for c in CLAIMS}})
-            for v in entry["verdicts"]:
-                counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
-                if v["verdict"] in ("FAILED", "refused", "refuted"):
-                    findings.append(f"- **{entry['estimator']}**, {v['claim']} ({v['claimed']} claimed): "
-                                    f"{v['verdict']} — {v['evidence']} (effect size {v['effect_size']:.3g}, "
-                                    f"{v['method']})")
-        failed = [e["estimator"] for e in matrix if not e["passed"]]
-        summary = {"counts": counts, "failed_estimators": failed}
-        parts += [
-            "## Claim matrix",
-            "",
-            f"Every estimator × claim at the {budget} budget (d = 4, m = 16; seed {seed}; each estimator's "
-            f"report has total false-failure rate α = {alpha:g}, split across its checks). Verdicts: "
-            "`verified` (claimed, all checks passed), `FAILED` (claimed, rejected), `refused` (claimed, budget too "
-            "small to test), `refuted` (not claimed, counterexample found), `not refuted` (not claimed, none "
-            "found at this budget), `n/a` (no closed-form variance).",
-            "",
-            "Totals: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ".",
-            "",
-            "Estimators whose claimed properties did not all hold: " + (", ".join(failed) if failed else "none") + ".",
-            "",
-            markdown_table(rows, ("estimator", *CLAIMS)),
-            "",
-            "### Counterexamples and failures",
-            "",
-            *(findings or ["none"]),
-            "",
-        ]
+        failed = [M.cell_record(v, alpha) for v in M.cells(matrix, "FAILED")]
+        refused = [M.cell_record(v, alpha) for v in M.cells(matrix, "refused")]
+        summary = {"counts": M.counts(matrix), "estimators": len(matrix), "budget": budget, "seed": seed,
+                   "alpha": alpha, "failed": failed, "refused": refused,
+                   "failed_estimators": [e["estimator"] for e in matrix if not e["passed"]]}
+        parts += M.matrix_markdown(matrix, registry_rows, alpha=alpha, budget=budget, seed=seed, out_dir=out,
+                                   table=markdown_table)
     variance_record = None
     if variance is not None:
         lines, variance_record = variance_section(variance, out)
         parts += lines
+    attention_record = None
+    if attention is not None:
+        attention_record = [dict(r.as_dict(), status=("refused (vacuous bound)" if "vacuous" in r.detail else
+                                                      r.status) if r.refused else r.status) for r in attention]
+        parts += [
+            "## Attention error theory",
+            "",
+            "Linear attention as a ratio estimator (bias and MSE to second order in 1/m, proofs/attention_ratio.md) "
+            "and uniform convergence over a ball (proofs/uniform_convergence.md), each a calibrated check.",
+            "",
+            markdown_table(attention_record, ("name", "status", "method", "statistic", "p_value", "detail")),
+            "",
+        ]
     if timings:
         parts += ["## Timings", "", ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()) + ".", ""]
     parts += [
@@ -205,82 +228,10 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     js = write_json_atomic(out / "report.json", {
         "version": __version__, "budget": budget, "seed": seed, "alpha": alpha, "summary": summary,
         "registry": registry_rows, "matrix": matrix, "variance": variance_record, "timings": timings,
+        "attention_theory": attention_record,
     })
     page = write_text_atomic(out / "report.html", markdown_to_html(text, out, title="kerneltheory report"))
     return {"markdown": md, "json": js, "html": page, "text": text, "summary": summary}
-
-
-# -- HTML -------------------------------------------------------------------------------------------------
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:78rem;margin:2rem auto;padding:0 1rem;line-height:1.45}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .45rem;
-vertical-align:top}th{background:#f3f3f3}code{background:#f6f6f6;padding:0 .2rem}img{max-width:100%}
-figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}"""
-
-
-def _inline(text: str) -> str:
-    out = html.escape(text, quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
-
-
-def _image(alt: str, src: str, base: Path) -> str:
-    path = base / src
-    if not path.is_file():
-        raise ValueError(f"report image {src!r} not found under {base}")
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    alt = html.escape(alt)
-    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
-
-
-def _table(rows: list[str]) -> str:
-    cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", r.strip())[1:-1]] for r in rows]
-    head, body = cells[0], cells[2:]
-    out = ["<table><thead><tr>", *(f"<th>{_inline(c)}</th>" for c in head), "</tr></thead><tbody>"]
-    for r in body:
-        out += ["<tr>", *(f"<td>{_inline(c)}</td>" for c in r), "</tr>"]
-    return "".join([*out, "</tbody></table>"])
-
-
-def markdown_to_html(text: str, base_dir: str | Path, *, title: str = "report") -> str:
-    """A self-contained HTML page from the report's Markdown (headings, paragraphs, lists, tables, images);
-    images ``![alt](path)`` are read from ``base_dir`` and embedded as base64 PNG."""
-    base = Path(base_dir)
-    body: list[str] = []
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif m := re.match(r"^(#{1,6}) (.*)$", line):
-            level = len(m.group(1))
-            body.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-            i += 1
-        elif m := re.match(r"^!\[([^\]]*)\]\(([^)]+)\)\s*$", line):
-            body.append(_image(m.group(1), m.group(2), base))
-            i += 1
-        elif line.startswith("|"):
-            j = i
-            while j < len(lines) and lines[j].startswith("|"):
-                j += 1
-            body.append(_table(lines[i:j]))
-            i = j
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            body.append("<ul>" + "".join(items) + "</ul>")
-        else:
-            j = i
-            while j < len(lines) and lines[j].strip() and not re.match(r"^(#|\||- |!\[)", lines[j]):
-                j += 1
-            body.append(f"<p>{_inline(' '.join(lines[i:j]))}</p>")
-            i = j
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def run_variance(out_dir: str | Path, *, scale: str = "quick", configs=None, device: str = "cpu",
@@ -321,6 +272,14 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
         results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
                                scheduler=scheduler, progress=progress)
         timings["variance sweeps"] = time.perf_counter() - t
+    attention = None
+    if matrix and names is None:
+        from .testing.attention_theory import attention_theory_rows
+
+        t = time.perf_counter()
+        attention = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
+        timings["attention theory"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,
-                        num_features=num_features, variance=results, timings=timings if variance else None)
+                        num_features=num_features, variance=results, timings=timings if variance else None,
+                        attention=attention)

@@ -35,9 +35,8 @@ def trig_paired_variance(psi_tau, psi_2tau, num_features: int, log_weight=0.0) -
     One frequency contributes cos(ωᵀτ), with E cos² = (1 + E cos 2ωᵀτ)/2. ``log_weight`` is log w(x)w(y).
     For ω ~ N(0, σ⁻²I), Re ψ(2τ) = k⁴ and the bracket is (1 − k²)²/2. Proof: proofs/trig_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    log_weight = _like(log_weight, psi_tau)
-    return torch.exp(2.0 * log_weight) * ((1.0 + psi_2tau) / 2.0 - psi_tau**2) / m
+    one = torch.ones_like(psi_tau)  # ψ(0) = 1: the covariance at y' = y
+    return trig_paired_covariance(psi_tau, psi_tau, psi_2tau, one, num_features, log_weight)
 
 
 @finite_result("psi_tau", "psi_2tau")
@@ -47,8 +46,7 @@ def trig_phase_variance(psi_tau, psi_2tau, feature_dim: int) -> torch.Tensor:
     2cos(a)cos(b) = cos(a − b) + cos(a + b); the phase term has mean 0 and second moment 1/2.
     Proof: proofs/trig_variance.md.
     """
-    dd = check_int(feature_dim, "feature_dim", minimum=1)
-    return (1.0 + psi_2tau / 2.0 - psi_tau**2) / dd
+    return trig_phase_covariance(psi_tau, psi_tau, psi_2tau, torch.ones_like(psi_tau), feature_dim)
 
 
 @finite_result("log_hh", "log_m_z", "log_m_2z")
@@ -57,10 +55,7 @@ def positive_variance(log_hh, log_m_z, log_m_2z, num_features: int) -> torch.Ten
 
     Arguments are logs: log h(x)h(y), log M(z), log M(2z). Proof: proofs/positive_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    second = torch.exp(2.0 * log_hh + log_m_2z)
-    first_sq = torch.exp(2.0 * (log_hh + log_m_z))
-    return (second - first_sq) / m
+    return positive_covariance(log_hh, log_m_z, log_hh, log_m_z, log_m_2z, num_features)
 
 
 @finite_result("log_hh", "log_m_z", "log_m_neg_z", "log_m_2z", "log_m_neg_2z")
@@ -69,12 +64,10 @@ def hyperbolic_variance(log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, nu
 
     Var = h²h²·[(M(2z) + M(−2z) + 2)/4 − ((M(z) + M(−z))/2)²] / m. Proof: proofs/positive_variance.md.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    log_hh = _like(log_hh, log_m_z)
-    hh2 = torch.exp(2.0 * log_hh)
-    second = hh2 * (torch.exp(log_m_2z) + torch.exp(log_m_neg_2z) + 2.0) / 4.0
-    mean = torch.exp(log_hh) * (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
-    return (second - mean**2) / m
+    zero = torch.zeros_like(log_m_z)  # log M(0) = 0: the covariance at y' = y
+    return hyperbolic_covariance(
+        log_hh, log_m_z, log_m_neg_z, log_hh, log_m_z, log_m_neg_z, log_m_2z, log_m_neg_2z, zero, zero, num_features
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -164,12 +157,7 @@ def gerf_second_moment_log(x, y, a, s: int, c: float, dim: int) -> torch.Tensor:
     """
     if s not in (1, -1):
         raise ValueError(f"s must be +1 or -1, got {s}")
-    a = _gerf_a(a, x)
-    base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + 2.0 * c * (_sq(x) + _sq(y))
-    ratio = 2.0 * (1 - 4 * a) / (1 - 8 * a)
-    if s == 1:
-        return base + ratio * _sq(x + y)
-    return base + torch.log(0.5 * (1.0 + torch.exp(-ratio * _sq(x - y))))
+    return gerf_cross_moment_log(x, y, y, a, s, c, dim)  # the cross moment at y' = y
 
 
 @finite_result("x", "y", "a", points=("x", "y"))
@@ -271,9 +259,7 @@ def poisrf_variance(x, y, rate: float, num_features: int) -> torch.Tensor:
     Var = (e^{λd + Σ x_l²y_l²/λ} − SM²)/m. Proof: proofs/dirf.md."""
     lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
     m = check_int(num_features, "num_features", minimum=1)
-    d = x.shape[-1]
-    second = torch.exp(lam * d + (x * x * y * y).sum(-1) / lam)
-    return (second - torch.exp(2.0 * (x * y).sum(-1))) / m
+    return poisrf_covariance(x, y, y, lam, m)
 
 
 @finite_result("x", "y", points=("x", "y"))
@@ -282,9 +268,7 @@ def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
     function (Σ_k t^k/k!² = I₀(2√t)). Var = (that − SM²)/m. Proof: proofs/dirf.md."""
     p = check_real(p, "p", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
     m = check_int(num_features, "num_features", minimum=1)
-    arg = 2.0 * (x * y).abs() / math.sqrt(1.0 - p)
-    log_second = (torch.log(torch.special.i0e(arg)) + arg - math.log(p)).sum(-1)
-    return (torch.exp(log_second) - torch.exp(2.0 * (x * y).sum(-1))) / m
+    return geomrf_covariance(x, y, y, p, m)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,26 +276,40 @@ def geomrf_variance(x, y, p: float, num_features: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
+def orf_pair_fraction(num_features: int, dim: int) -> float:
+    r"""Σ_blocks b(b−1)/m² for ORF's ⌈m/d⌉ independent blocks of sizes b (d rows each, the last one partial).
+
+    The variance of the mean of m row terms Y_i is Var Y₁/m + (Σ_blocks b(b−1)/m²)·Cov(Y₁, Y₂): rows of
+    one block share one pair covariance, rows of different blocks are independent. It is (m−1)/m for m ≤ d and
+    at most (d−1)/m. Proof: proofs/orthogonal_variance.md (Step 1).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    d = check_int(dim, "dim", minimum=1)
+    full, last = divmod(m, d)
+    return (full * d * (d - 1) + last * (last - 1)) / m**2
+
+
 @finite_result("x", "y", points=("x", "y"))
 def orf_positive_mse_bound(x, y, num_features: int) -> torch.Tensor:
-    r"""Performer Theorem 2 (m ≤ d, positive features for SM, ω rows orthogonal with χ_d norms):
+    r"""Performer Theorem 2 (positive features for SM, ω rows orthogonal within blocks of d, with iid χ_d
+    norms independent of the directions), for any m (⌈m/d⌉ independent blocks):
 
-    MSE_ort ≤ MSE_iid − (1 − 1/m)·(2/(d+2))·(SM − exp(−(‖x‖² + ‖y‖²)/2))².
-    Proof: proofs/orthogonal_variance.md.
+    MSE_ort ≤ MSE_iid − c_{m,d}·(2/(d+2))·(SM − exp(−(‖x‖² + ‖y‖²)/2))², c_{m,d} = Σ_blocks b(b−1)/m²
+    (:func:`orf_pair_fraction`; (m−1)/m for m ≤ d, the theorem as stated). Proof: proofs/orthogonal_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
     d = x.shape[-1]
-    if m > d:
-        raise ValueError(f"the bound holds for num_features <= d = {d}, got {m}")
     sm = torch.exp((x * y).sum(-1))
     gap = sm - torch.exp(-0.5 * (_sq(x) + _sq(y)))
-    return softmax_positive_variance(x, y, m) - (1 - 1 / m) * (2 / (d + 2)) * gap**2
+    return softmax_positive_variance(x, y, m) - orf_pair_fraction(m, d) * (2 / (d + 2)) * gap**2
 
 
 @finite_result("x", "y", points=("x", "y"))
 def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
     r"""Yu et al. 2016 ("Orthogonal Random Features", Theorem 1), leading term for the Gaussian kernel with
-    paired trig features: Var_ORF ≈ Var_RFF − ((m−1)/m)·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std.
+    paired trig features: Var_ORF ≈ Var_RFF − c_{m,d}·e^{−ζ²}ζ⁴/(2d), ζ = ‖τ‖·std, c_{m,d} = Σ_blocks b(b−1)/m²
+    (:func:`orf_pair_fraction`: (m−1)/m for one block, m ≤ d). Non-negative for every m (c_{m,d} ≤ (d−1)/m and
+    e^{−ζ²}ζ⁴ ≤ (1 − e^{−ζ²})²). The exact value is :func:`orf_trig_variance`.
     Proof: proofs/orthogonal_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
@@ -319,4 +317,343 @@ def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torc
     d = x.shape[-1]
     zeta2 = _sq(x - y) * std**2
     k = torch.exp(-zeta2 / 2)
-    return gaussian_kernel_trig_variance(k, m) - ((m - 1) / m) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
+    return gaussian_kernel_trig_variance(k, m) - orf_pair_fraction(m, d) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
+
+
+def _series_length(u: torch.Tensor) -> int:
+    """N such that Σ_{n≥N} uⁿ/n! < e^{−70}·e^u for u ≥ 0: with t = N − u = 12√u + 60, Bernstein's bound on the
+    Poisson(u) tail, P(n ≥ u + t) ≤ exp(−t²/(2(u + t/3))), is below e^{−70} for every u ≥ 0."""
+    top = float(u.max()) if u.numel() else 0.0
+    return int(top + 12.0 * math.sqrt(top) + 60.0)
+
+
+def _excess_log_terms(a: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log of the terms (2a)ⁿ/n!·(1 − r_n), n ≥ 2, of :func:`orf_pair_excess` for a > 0 (``[..., N]``) and n."""
+    n_terms = _series_length(2 * a)
+    n = torch.arange(2, n_terms, dtype=torch.float64)
+    k = torch.arange(n_terms - 1, dtype=torch.float64)
+    log_r = torch.cumsum(torch.log((d + k) / (d + 2 * k)), 0)[1:]  # log r_n for n = 2..N−1
+    log_terms = n * torch.log(2 * a)[..., None] - torch.lgamma(n + 1) + torch.log(-torch.expm1(log_r))
+    return log_terms, n
+
+
+def _log_neg_excess(u: torch.Tensor, d: int) -> torch.Tensor:
+    """log(−G_d(u)) for u > 0: every term of the series is negative, so this is a log-sum-exp."""
+    return torch.logsumexp(_excess_log_terms(u, d)[0], -1)
+
+
+def orf_pair_excess(u: torch.Tensor, dim: int) -> torch.Tensor:
+    r"""G_d(u) = ₁F₁(d; d/2; u) − e^{2u}: E[e^{√(2u)(X+Y)}] − (iid value) for u ≥ 0, E[cos(√(−2u)(X+Y))] −
+    (iid value) for u ≤ 0, where X = ω₁ᵀv, Y = ω₂ᵀv are the projections on a unit v of two orthogonal ORF rows
+    with independent χ_d norms (proofs/orthogonal_variance.md, Step 5: E e^{t(X+Y)} = ₁F₁(d; d/2; t²/2)).
+
+    Evaluated in float64 from series without catastrophic cancellation, with r_n = Π_{k<n} (d + k)/(d + 2k)
+    (so (d)_n/(d/2)_n = 2ⁿ r_n):
+    * u > 0: G = −Σ_{n≥2} (2u)ⁿ/n! (1 − r_n), every term < 0, summed in log space: relative error of order
+      ε·u·log u (the rounding of the logs of the terms, ≈ n log 2u − log n!);
+    * −1 ≤ u < 0: the same series, alternating, dominated by its first term n = 2: relative error a few ε;
+    * u < −1: Kummer's transformation ₁F₁(d; d/2; −x) = e^{−x} ₁F₁(−d/2; d/2; x), x = −u, gives
+      G = e^{−x} Σ_n xⁿ/n! (−1)ⁿ (p_n − 1), p_n = Π_{k<n} (d − 2k)/(d + 2k) ∈ [−1, 1]: Poisson(x) weights (summing to
+      1) times factors in [−2, 0], so an *absolute* error of order ε·x·log x (the rounding of each weight's log).
+    ``u`` is any float64 tensor; ``dim`` = d ≥ 1.
+    """
+    d = check_int(dim, "dim", minimum=1)
+    u = torch.as_tensor(u, dtype=torch.float64)
+    if not bool(torch.isfinite(u).all()):
+        raise ValueError("u must be finite")
+    out = torch.zeros_like(u)
+    pos, mid, far = u > 0, (u < 0) & (u >= -1), u < -1
+    if bool(pos.any()):
+        out = torch.where(pos, -torch.exp(_log_neg_excess(torch.where(pos, u, 1.0), d)), out)
+    if bool(mid.any()):
+        log_terms, n = _excess_log_terms(torch.where(mid, -u, 1.0), d)
+        sign = torch.where(n % 2 == 0, 1.0, -1.0).to(torch.float64)
+        out = torch.where(mid, -(sign * torch.exp(log_terms)).sum(-1), out)
+    if bool(far.any()):
+        x = -u
+        n_terms = _series_length(x[far])
+        n = torch.arange(n_terms, dtype=torch.float64)
+        k = torch.arange(n_terms - 1, dtype=torch.float64)
+        p = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod((d - 2 * k) / (d + 2 * k), 0)])
+        sign = torch.where(n % 2 == 0, 1.0, -1.0).to(torch.float64)
+        log_x = torch.log(torch.where(far, x, torch.ones_like(x)))[..., None]
+        # e^{−x} xⁿ/n! as exp(n log x − lgamma(n+1) − x): the Poisson(x) weights, no overflow
+        weights = torch.exp(n * log_x - torch.lgamma(n + 1) - x[..., None])
+        out = torch.where(far, (weights * sign * (p - 1)).sum(-1), out)
+    return out
+
+
+@finite_result("x", "y", points=("x", "y"))
+def orf_positive_variance(x, y, num_features: int) -> torch.Tensor:
+    r"""Exact variance of positive features for SM with ORF frequencies (⌈m/d⌉ independent blocks, χ_d norms):
+
+    Var = Var_iid(m) + c_{m,d}·e^{−‖x‖²−‖y‖²}·G_d(‖z‖²/2),  z = x + y,
+
+    with Var_iid(m) = :func:`softmax_positive_variance`, c_{m,d} = :func:`orf_pair_fraction` and
+    G_d(u) = ₁F₁(d; d/2; u) − e^{2u} ≤ 0 (:func:`orf_pair_excess`). ``x``, ``y`` of shape ``[..., d]``.
+    Proof: proofs/orthogonal_variance.md (Step 5).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    d = x.shape[-1]
+    s = _sq(x + y).to(torch.float64)
+    log_hh2 = -(_sq(x) + _sq(y)).to(torch.float64)
+    pos = s > 0  # G_d(0) = 0: no covariance at z = 0
+    cov = torch.where(pos, -torch.exp(log_hh2 + _log_neg_excess(torch.where(pos, s / 2, 1.0), d)), 0.0)
+    return (softmax_positive_variance(x, y, m).to(torch.float64) + orf_pair_fraction(m, d) * cov).to(x.dtype)
+
+
+@finite_result("x", "y", points=("x", "y"))
+def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor:
+    r"""Exact variance of paired trig features for the Gaussian kernel exp(−ζ²/2), ζ = ‖x − y‖·std, with ORF
+    frequencies (⌈m/d⌉ independent blocks, χ_d norms):
+
+    Var = (1 − e^{−ζ²})²/(2m) + c_{m,d}·G_d(−ζ²/2),  G_d(−ζ²/2) = ₁F₁(d; d/2; −ζ²/2) − e^{−ζ²},
+
+    the pair covariance of Step 5 (:func:`orf_pair_excess`); its expansion in 1/d gives the leading term
+    −e^{−ζ²}ζ⁴/(2d) of :func:`orf_trig_variance_leading`. ``x``, ``y`` of shape ``[..., d]``.
+    Proof: proofs/orthogonal_variance.md (Step 5).
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    std = check_real(std, "std", minimum=0.0, strict_min=True)
+    d = x.shape[-1]
+    zeta2 = (_sq(x - y) * std**2).to(torch.float64)
+    base = gaussian_kernel_trig_variance(torch.exp(-zeta2 / 2), m)
+    return (base + orf_pair_fraction(m, d) * orf_pair_excess(-zeta2 / 2, d)).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Covariances of one draw's estimates at pairs sharing the query (proofs/attention_ratio.md)
+# ---------------------------------------------------------------------------------------------------
+# With iid rows, K̂(x, y) = (1/m) Σ_i g(ω_i; x, y), so Cov(K̂(x, y), K̂(x, y')) = (E[g(ω; x, y) g(ω; x, y')]
+# − K(x, y) K(x, y'))/m. Each function below is that formula for one component; the variance functions above
+# are its case y' = y, and call it.
+
+
+@finite_result("psi_tau", "psi_tau2", "psi_sum", "psi_diff", "log_weight", "log_weight2")
+def trig_paired_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, num_features: int, log_weight=0.0,
+                           log_weight2=None) -> torch.Tensor:
+    r"""Paired trig features, Cov(K̂(x, y), K̂(x, y')) with τ = x − y, τ' = x − y':
+
+    w(x)²w(y)w(y') · [(Re ψ(τ + τ') + Re ψ(y − y'))/2 − Re ψ(τ) Re ψ(τ')] / m,
+
+    from cos a cos b = (cos(a + b) + cos(a − b))/2 and τ − τ' = y' − y. Arguments: ψ(τ), ψ(τ'), ψ(τ + τ'),
+    ψ(y − y') (real parts); ``log_weight`` = log w(x)w(y), ``log_weight2`` = log w(x)w(y') (default: the
+    same). At y' = y (ψ(0) = 1) this is :func:`trig_paired_variance`. Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_weight = _like(log_weight, psi_tau)
+    log_weight2 = log_weight if log_weight2 is None else _like(log_weight2, psi_tau)
+    bracket = (psi_sum + psi_diff) / 2.0 - psi_tau * psi_tau2
+    return torch.exp(log_weight + log_weight2) * bracket / m
+
+
+@finite_result("psi_tau", "psi_tau2", "psi_sum", "psi_diff")
+def trig_phase_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, feature_dim: int) -> torch.Tensor:
+    r"""Random-phase trig features, D of them: Cov(K̂(x, y), K̂(x, y')) =
+    [Re ψ(y − y') + Re ψ(τ + τ')/2 − Re ψ(τ) Re ψ(τ')] / D.
+
+    One feature is cos ωᵀτ + cos(ωᵀ(x + y) + 2b); over b, E cos(c + 2b) = 0 and
+    E cos(c + 2b) cos(c' + 2b) = cos(c − c')/2 with c − c' = ωᵀ(y − y'). At y' = y this is
+    :func:`trig_phase_variance`. Proof: proofs/attention_ratio.md.
+    """
+    dd = check_int(feature_dim, "feature_dim", minimum=1)
+    return (psi_diff + psi_sum / 2.0 - psi_tau * psi_tau2) / dd
+
+
+@finite_result("log_hh", "log_m_z", "log_hh2", "log_m_z2", "log_m_sum")
+def positive_covariance(log_hh, log_m_z, log_hh2, log_m_z2, log_m_sum, num_features: int) -> torch.Tensor:
+    r"""Positive features h(x)e^{ωᵀx}: with z = x + y, z' = x + y',
+
+    Cov(K̂(x, y), K̂(x, y')) = [h(x)²h(y)h(y') M(z + z') − h(x)h(y)M(z) · h(x)h(y')M(z')] / m.
+
+    Arguments are logs: log h(x)h(y), log M(z), log h(x)h(y'), log M(z'), log M(z + z'). At y' = y this is
+    :func:`positive_variance`. Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(log_hh + log_hh2 + log_m_sum)
+    means = torch.exp(log_hh + log_m_z + log_hh2 + log_m_z2)
+    return (cross - means) / m
+
+
+@finite_result(
+    "log_hh", "log_m_z", "log_m_neg_z", "log_hh2", "log_m_z2", "log_m_neg_z2", "log_m_sum",
+    "log_m_neg_sum", "log_m_diff", "log_m_neg_diff"
+)
+def hyperbolic_covariance(log_hh, log_m_z, log_m_neg_z, log_hh2, log_m_z2, log_m_neg_z2,
+                          log_m_sum, log_m_neg_sum, log_m_diff, log_m_neg_diff, num_features: int):
+    r"""Hyperbolic features: one frequency gives h(x)h(y) cosh(ωᵀz), and
+    cosh a cosh b = (cosh(a + b) + cosh(a − b))/2 with E cosh ωᵀu = (M(u) + M(−u))/2, so
+
+    Cov = h(x)²h(y)h(y')·[(M(z+z') + M(−z−z') + M(z−z') + M(z'−z))/4 − c(z)c(z')] / m,
+    c(u) = (M(u) + M(−u))/2, z − z' = y − y'. At y' = y (M(0) = 1) this is :func:`hyperbolic_variance`.
+    Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    log_hh = _like(log_hh, log_m_z)
+    log_hh2 = _like(log_hh2, log_m_z)
+    hh = torch.exp(log_hh + log_hh2)
+    cross = (torch.exp(log_m_sum) + torch.exp(log_m_neg_sum) + torch.exp(log_m_diff) + torch.exp(log_m_neg_diff))
+    mean1 = (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
+    mean2 = (torch.exp(log_m_z2) + torch.exp(log_m_neg_z2)) / 2.0
+    return hh * (cross / 4.0 - mean1 * mean2) / m
+
+
+@finite_result("x", "y", "y2", "a", points=("x", "y", "y2"))
+def gerf_cross_moment_log(x, y, y2, a, s: int, c: float, dim: int) -> torch.Tensor:
+    r"""log E[g(ω; x, y) g(ω; x, y')] for one GERF frequency ω ~ N(0, I), real A < 1/8; ``[..., d]`` inputs.
+
+    With r = 2(1−4A)/(1−8A) and base = (1−4A)^d (1−8A)^{−d/2} e^{C(2‖x‖² + ‖y‖² + ‖y'‖²)}:
+    s = +1: base · exp(r‖2x + y + y'‖²/4);
+    s = −1: base · ½[exp(−r‖y − y'‖²/4) + exp(−r‖2x − y − y'‖²/4)].
+    Derivation: g g' = D⁴e^{4A‖ω‖² + C(…)}·e^{Bωᵀ(2x + y + y')} (s = +1), or ·cos βωᵀτ cos βωᵀτ' (s = −1,
+    β² = 1 − 4A), and the tilted transforms at a = 4A. At y' = y this is :func:`gerf_second_moment_log`.
+    Proof: proofs/attention_ratio.md.
+    """
+    if s not in (1, -1):
+        raise ValueError(f"s must be +1 or -1, got {s}")
+    a = _gerf_a(a, x)
+    base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + c * (2.0 * _sq(x) + _sq(y) + _sq(y2))
+    quarter = (1 - 4 * a) / (2 * (1 - 8 * a))  # r/4
+    if s == 1:
+        return base + quarter * _sq(2.0 * x + y + y2)
+    return base + torch.logaddexp(-quarter * _sq(y - y2), -quarter * _sq(2.0 * x - y - y2)) - math.log(2.0)
+
+
+@finite_result("x", "y", "y2", "a", points=("x", "y", "y2"))
+def gerf_covariance(x, y, y2, a, s: int, c: float, num_features: int, log_kernel, log_kernel2):
+    """GERF: Cov(K̂(x, y), K̂(x, y')) = (cross moment − K(x, y)K(x, y'))/m. Proof: proofs/attention_ratio.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(gerf_cross_moment_log(x, y, y2, a, s, c, x.shape[-1]))
+    return (cross - torch.exp(log_kernel + log_kernel2)) / m
+
+
+@finite_result("x", "y", "y2", points=("x", "y", "y2"))
+def poisrf_covariance(x, y, y2, rate: float, num_features: int) -> torch.Tensor:
+    r"""PoisRF: E f(x)²f(y)f(y') = Π_l Σ_k (x_l²y_l y'_l)^k/(k!² P(k)) = e^{λd + Σ_l x_l²y_l y'_l/λ}, so
+    Cov = (that − e^{xᵀy + xᵀy'})/m. Proof: proofs/attention_ratio.md."""
+    lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    cross = torch.exp(lam * x.shape[-1] + (x * x * y * y2).sum(-1) / lam)
+    return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
+
+
+@finite_result("x", "y", "y2", points=("x", "y", "y2"))
+def geomrf_covariance(x, y, y2, p: float, num_features: int) -> torch.Tensor:
+    r"""GeomRF: E f(x)²f(y)f(y') = Π_l F(x_l²y_l y'_l/(1−p))/p with F(u) = Σ_k u^k/k!², which is I₀(2√u) for
+    u ≥ 0 and J₀(2√−u) for u < 0 (Bessel). Cov = (that − e^{xᵀy + xᵀy'})/m. Proof: proofs/attention_ratio.md."""
+    p = check_real(p, "p", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    m = check_int(num_features, "num_features", minimum=1)
+    u = x * x * y * y2 / (1.0 - p)
+    arg = 2.0 * u.abs().sqrt()
+    log_i0 = torch.log(torch.special.i0e(arg)) + arg
+    j0 = torch.special.bessel_j0(arg)
+    log_f = torch.where(u >= 0, log_i0, torch.log(j0.abs()))
+    sign = torch.where((u < 0) & (j0 < 0), -1.0, 1.0).prod(-1)
+    cross = sign * torch.exp(log_f.sum(-1) - x.shape[-1] * math.log(p))
+    return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linear attention as a ratio estimator (delta method; proofs/attention_ratio.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+def attention_ratio_bias_mse(kernel, covariance, values) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Leading bias and MSE of ô = N̂/D̂, N̂ = Σ_j K̂_j v_j, D̂ = Σ_j K̂_j, for one query and n keys.
+
+    ``kernel`` ``[..., n]``: K_j = K(x, y_j) (their sum D must be > 0); ``covariance`` ``[..., n, n]``:
+    C_jk = Cov(K̂_j, K̂_k) of *one* draw (all keys share the draw, so C is not diagonal); ``values``
+    ``[..., n, d_v]``. With o = Σ_j K_j v_j / D and u_j = v_j − o (per output coordinate):
+
+        E ô − o ≈ (o Var D̂ − Cov(N̂, D̂))/D² = −uᵀC1/D²,
+        E (ô − o)² ≈ (Var N̂ − 2o Cov(N̂, D̂) + o² Var D̂)/D² = uᵀCu/D².
+
+    Returns ``(o, bias, mse)``, each ``[..., d_v]``. For estimators with C = Σ/m these are b/m and s/m, and
+    m·bias → b, m·MSE → s as m → ∞ (for maps whose denominator is positive; for trig maps the moments are
+    those of the estimator restricted to D̂ > D/2, see the proof). With values the one-hot vectors e_j the
+    output is the row of attention weights, so the same formula propagates kernel error to the weights:
+    E â_j − a_j ≈ (a_j 1ᵀC1 − (C1)_j)/D², Cov(â) ≈ J C Jᵀ with J = (I − a1ᵀ)/D.
+    Proof: proofs/attention_ratio.md.
+    """
+    k = torch.as_tensor(kernel)
+    c = torch.as_tensor(covariance)
+    v = torch.as_tensor(values)
+    if k.dim() < 1 or c.shape[-2:] != (k.shape[-1], k.shape[-1]):
+        raise ValueError(
+            f"covariance must have shape [..., n, n] matching kernel [..., n]; got {tuple(c.shape)} and "
+            f"{tuple(k.shape)}"
+        )
+    if v.dim() < 2 or v.shape[-2] != k.shape[-1]:
+        raise ValueError(f"values must have shape [..., n, d_v] with n = {k.shape[-1]}, got {tuple(v.shape)}")
+    for name, t in (("kernel", k), ("covariance", c), ("values", v)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    d = k.sum(-1)
+    if bool((d <= 0).any()):
+        raise ValueError("kernel must have a positive sum over the keys (the denominator D = Σ_j K_j > 0)")
+    out = (k.unsqueeze(-1) * v).sum(-2) / d.unsqueeze(-1)
+    u = v - out.unsqueeze(-2)  # [..., n, d_v]
+    cu = c @ u  # [..., n, d_v]
+    d2 = (d * d).unsqueeze(-1)
+    bias = -cu.sum(-2) / d2
+    mse = (u * cu).sum(-2) / d2
+    return out, bias, mse
+
+
+# ---------------------------------------------------------------------------------------------------
+# Uniform convergence (proofs/uniform_convergence.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+def rks_uniform_bound(epsilon: float, num_features: int, dim: int, sigma_p: float, diameter: float) -> float:
+    r"""Rahimi & Recht (2007), "Random Features for Large-Scale Kernel Machines", Claim 1:
+
+    P(sup_{x,y∈M} |z(x)ᵀz(y) − k(x, y)| ≥ ε) ≤ 2⁸ (σ_p diam(M)/ε)² exp(−Dε²/(4(d + 2))),
+
+    for a shift-invariant kernel k with spectral law p, σ_p² = E_p‖ω‖², M ⊂ R^d compact, and z the
+    *random-phase* map √(2/D)[cos(ω_iᵀx + b_i)]_{i≤D} (ω_i iid p, b_i iid U[0, 2π]): ``num_features`` = D.
+    For p = N(0, σ⁻²I), σ_p = √d/σ. The value may exceed 1 (vacuous); it is returned as is.
+    Proof: proofs/uniform_convergence.md.
+    """
+    eps = check_real(epsilon, "epsilon", minimum=0.0, strict_min=True)
+    dd = check_int(num_features, "num_features", minimum=1)
+    d = check_int(dim, "dim", minimum=1)
+    sigma_p = check_real(sigma_p, "sigma_p", minimum=0.0, strict_min=True)
+    diameter = check_real(diameter, "diameter", minimum=0.0, strict_min=True)
+    log_b = 8 * math.log(2.0) + 2 * math.log(sigma_p * diameter / eps) - dd * eps**2 / (4 * (d + 2))
+    return math.exp(min(log_b, 700.0))
+
+
+def rks_uniform_epsilon(delta: float, num_features: int, dim: int, sigma_p: float, diameter: float) -> float:
+    """The ε at which :func:`rks_uniform_bound` equals δ ∈ (0, 1) (the bound is strictly decreasing in ε),
+    by bisection to relative precision 1e-12. Proof: proofs/uniform_convergence.md."""
+    delta = check_real(delta, "delta", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    lo, hi = 1e-12, 1.0
+    while rks_uniform_bound(hi, num_features, dim, sigma_p, diameter) > delta:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if rks_uniform_bound(mid, num_features, dim, sigma_p, diameter) > delta:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return hi
+
+
+def finite_set_uniform_bound(variances, epsilon: float) -> float:
+    r"""Chebyshev and the union bound over a finite set G of pairs: for any unbiased estimator with
+    Var K̂(g) = σ_g², P(max_{g∈G} |K̂(g) − K(g)| ≥ ε) ≤ Σ_g σ_g²/ε². May exceed 1 (vacuous).
+    Proof: proofs/uniform_convergence.md."""
+    eps = check_real(epsilon, "epsilon", minimum=0.0, strict_min=True)
+    var = torch.as_tensor(variances, dtype=torch.float64)
+    if not bool(torch.isfinite(var).all()) or bool((var < 0).any()):
+        raise ValueError("variances must be finite and >= 0")
+    return float(var.sum()) / eps**2
+
+
+def finite_set_uniform_epsilon(variances, delta: float) -> float:
+    """The ε at which :func:`finite_set_uniform_bound` equals δ: √(Σ σ_g²/δ). Proof: proofs/uniform_convergence.md."""
+    delta = check_real(delta, "delta", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    return math.sqrt(finite_set_uniform_bound(variances, 1.0) / delta)

@@ -14,7 +14,7 @@ MUST_BE_REFUTED = {
     **{(n, "positive"): "a negative feature" for n in NAMES if n.split("/")[0] in ("trig", "trig_phase")},
     **{(n, "positive"): "relu features are 0 on half the space" for n in NAMES if n.startswith("relu/")},
     **{(n, "positive"): "integer powers of negative inputs" for n in NAMES if n.split("/")[0] in ("poisrf", "geomrf")},
-    **{(n, "unbiased"): "SORF rows are not Gaussian (bias O(1/√d))" for n in NAMES if n.endswith("/sorf")},
+    **{(n, "unbiased"): "SORF rows are not Gaussian (bias ∝ 1/d)" for n in NAMES if n.endswith("/sorf")},
 }
 
 

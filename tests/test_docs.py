@@ -198,5 +198,8 @@ def test_docs_build_without_warnings(tmp_path):
             todo.extend(env.toctree_includes.get(doc, []))
     missing = sorted(f"proofs/{s}" for s in S.proof_stems(PROOFS) if f"proofs/{s}" not in reachable)
     assert not missing, missing
+    from test_docs_offline import remote_references  # the mathematics is rendered offline
+
+    assert remote_references(out) == []
     html = (out / "proofs" / "one_rule.html").read_text(encoding="utf-8")
     assert "Theorem 1" in html and "api/kerneltheory.spectral.base.html" in html

@@ -157,6 +157,13 @@ def test_registry_names_every_component():
         "elu",
         "feedforward",
         "hedgehog",
+        "sderf",
+        "aderf",
+        "hrf",
+        "based",
+        "rebased",
+        "tensorsketch",
+        "polysketch",
     }
     for name, cls in COMPONENTS.items():
         assert issubclass(cls, Component) and cls.name == name

@@ -22,7 +22,7 @@ def test_writers_produce_complete_files(tmp_path):
         '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
     )
     obj = {"x": torch.arange(3)}
-    assert torch.equal(torch.load(io.save_torch_atomic(obj, tmp_path / "t.pt"))["x"], obj["x"])
+    assert torch.equal(torch.load(io.save_torch_atomic(obj, tmp_path / "t.pt"), weights_only=True)["x"], obj["x"])
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,3 +48,30 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
         io.write_atomic(target, broken)
     assert target.read_text() == "good\n"
     assert _leftovers(tmp_path) == []
+
+
+def test_every_writer_fsyncs_the_new_file_and_its_folder(tmp_path, monkeypatch):
+    """The bytes of the renamed file and the rename itself reach the disk: parquet, figures and torch files as
+    well as text (each fsync is seen on the temporary file, then on the folder after the rename)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    synced = []
+    real = io.fsync_path
+    monkeypatch.setattr(io, "fsync_path", lambda p: (synced.append(str(p)), real(p)))
+    fig = plt.figure()
+    writers = {
+        "t.txt": lambda p: io.write_text_atomic(p, "x"),
+        "t.json": lambda p: io.write_json_atomic(p, {"a": 1}),
+        "t.parquet": lambda p: io.write_parquet_atomic(pd.DataFrame({"a": [1]}), p),
+        "t.png": lambda p: io.save_figure_atomic(fig, p, dpi=20),
+        "t.pt": lambda p: io.save_torch_atomic({"x": torch.zeros(2)}, p),
+    }
+    for name, write in writers.items():
+        synced.clear()
+        write(tmp_path / name)
+        assert len(synced) == 2, name
+        assert os.path.basename(synced[0]).startswith(f".{name}.") and synced[1] == str(tmp_path), name
+    plt.close(fig)

@@ -925,11 +925,13 @@ def _qmc_relative_mgf_bias_mp(zv: float, cells: int = 2**8) -> float:
 
 
 def test_qmc_mgf_bias():
-    """Relative MGF bias of N_g: negative, −1.2987e-14, −2.8018e-11, −1.6976e-8 at σz = 1, 2, 3 (float64 and
-    mpmath agree), and within the envelope Φ̄(Φ⁻¹(1 − 2^{−54}) − σz) quoted in kerneltheory.spectral.qmc for
+    """Relative MGF bias of N_g: negative, −1.2987e-14, −2.8018e-11, −1.6976e-8 at σz = 1, 2, 3, and growing near
+    the truncation point, −3.4497e-6, −2.5096e-4, −6.8255e-3, −0.32776 at σz = 4, 5, 6, 8 (float64 and mpmath
+    agree), and within the envelope Φ̄(Φ⁻¹(1 − 2^{−54}) − σz) quoted in kerneltheory.spectral.qmc for
     σz = 0.5, 1, …, 4."""
     t_top = -float(sci_special.ndtri(FINE / 2))
-    for zv, approx in ((1.0, -1.2987e-14), (2.0, -2.8018e-11), (3.0, -1.6976e-8)):
+    for zv, approx in ((1.0, -1.2987e-14), (2.0, -2.8018e-11), (3.0, -1.6976e-8), (4.0, -3.4497e-6),
+                       (5.0, -2.5096e-4), (6.0, -6.8255e-3), (8.0, -0.32776)):
         rel = _qmc_relative_mgf_bias(zv)
         assert rel < 0 and abs(rel - approx) < 1e-4 * abs(approx)
         assert abs(_qmc_relative_mgf_bias_mp(zv) - rel) < 1e-6 * abs(rel)

@@ -53,11 +53,11 @@ def test_markdown_to_html_embeds_images_and_keeps_tables(tmp_path):
         ]
     )
     page = markdown_to_html(text, tmp_path, title="t")
-    assert page.startswith("<!DOCTYPE html>") and "<h1>Title</h1>" in page
+    assert page.startswith("<!DOCTYPE html>") and '<h1 id="title">Title</h1>' in page
     assert "<code>code</code>" in page and "<strong>bold</strong>" in page and "&lt;b&gt;escaped" in page
     assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in page
-    assert "<td>x | y</td><td><code>z</code></td>" in page
-    assert "<ul><li>one</li><li>two</li></ul>" in page
+    assert "<td>x | y</td>\n<td><code>z</code></td>" in page
+    assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
     with pytest.raises(ValueError, match="not found"):
         markdown_to_html("![missing](nope.png)", tmp_path)
 
@@ -73,16 +73,15 @@ def test_report_with_claim_matrix_and_variance_sweeps(tmp_path, capsys):
     assert res["html"] == out / "report.html"
     # the claim matrix content is kept, in Markdown and in HTML
     assert "## Claim matrix" in md and "## Registry" in md and "## Variance sweeps" in md
-    assert (
-        "<h2>Claim matrix</h2>" in page and "<h2>Variance sweeps</h2>" in page and "<h2>Registry</h2>" in page
-    )
+    for section in ("Claim matrix", "Variance sweeps", "Registry", "Details"):
+        assert f'<h2 id="{section.lower().replace(" ", "-")}">{section}</h2>' in page
     assert [e["estimator"] for e in data["matrix"]] == ["positive/gaussian"]
     assert page.count("<td>positive/gaussian</td>") >= 2  # matrix row and registry row
     # figures: linked from Markdown, embedded in HTML, regenerated on disk with their tables
     assert "![Small sweep](variance/small.png)" in md
     assert (out / "variance" / "small.png").is_file() and (out / "variance" / "small.parquet").is_file()
     assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 1
-    assert "variance/small.png" not in page.split("<figcaption>")[0].split("<img")[-1]
+    assert 'src="variance/small.png"' not in page
     fig = data["variance"]["figures"][0]
     assert fig["name"] == "small" and fig["computed"] == 4 and fig["png"] == "variance/small.png"
     assert {r["label"] for r in fig["summary"]} == {"positive"} and len(fig["summary"]) == 2
@@ -105,3 +104,38 @@ def test_a_filtered_report_skips_the_sweeps_by_default(tmp_path):
     assert (tmp_path / "report.html").is_file()
     run_report(tmp_path / "reg", matrix=False, progress=False)
     assert json.loads((tmp_path / "reg" / "report.json").read_text(encoding="utf-8"))["variance"] is None
+
+
+def test_html_page_links_colours_and_labels(tmp_path):
+    """Every in-page link (table of contents, matrix cells) lands on an element id; every proof link names a file
+    that exists; verdict cells are coloured; p-values are labelled adjusted with the raw one beside; the
+    estimators are grouped by family; there is a print stylesheet."""
+    out = tmp_path / "rep"
+    run_report(out, names=["positive/gaussian", "trig/sorf", "elu"], progress=False)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    anchors = re.findall(r'href="#([^"]+)"', page)
+    assert anchors and set(anchors) <= ids, sorted(set(anchors) - ids)
+    toc = page.split('<nav class="toc"', 1)[1].split("</nav>", 1)[0]
+    assert {"claim-matrix", "details", "registry", "family-positive", "family-trig"} <= set(
+        re.findall(r'href="#([^"]+)"', toc)
+    )
+    for claim in ("unbiased", "positive", "variance", "finite"):
+        assert f'href="#elu-{claim}"' in page and f'id="elu-{claim}"' in page
+    proofs = re.findall(r'href="([^"#]+\.md)"', page)
+    assert proofs and all((out / href).resolve().is_file() for href in proofs)
+    assert '<td class="v-verified"><a href="#elu-unbiased">verified</a> · adj. p ' in page
+    assert '<td class="v-refuted"><a href="#trig-sorf-positive">refuted</a>' in page
+    assert "(raw " in page and "Bonferroni-adjusted" in page
+    assert page.index('id="family-positive"') < page.index('id="family-trig"') < page.index(
+        'id="family-deterministic-maps"'
+    )
+    assert "@media print" in page
+
+
+def test_adjusted_p_is_bonferroni_over_the_report():
+    from kerneltheory.report_matrix import adjusted_p
+
+    assert adjusted_p(1e-8, 1e-7, 1e-6) == pytest.approx(1e-7)  # 10 checks: p × 10
+    assert adjusted_p(0.5, 1e-7, 1e-6) == 1.0  # clipped: a probability bound
+    assert adjusted_p(float("nan"), 1e-7, 1e-6) != adjusted_p(float("nan"), 1e-7, 1e-6)  # refused: no p

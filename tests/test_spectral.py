@@ -121,6 +121,9 @@ def test_registry_and_class_attributes():
         "generative",
         "poisson",
         "geometric",
+        "simplex",
+        "simplex_plus",
+        "countsketch",
     }
     for name, cls in LAWS.items():
         assert cls.name == name and issubclass(cls, SpectralLaw)

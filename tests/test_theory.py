@@ -362,11 +362,14 @@ def test_saderf_scales():
 
 
 def test_orf_bound_domain():
+    """The bound holds for every m: above d the ⌈m/d⌉ independent blocks scale the gain by Σ b(b−1)/m²."""
     x, y = _xy(d=4)
-    with pytest.raises(ValueError, match="num_features <= d"):
-        theory.orf_positive_mse_bound(x, y, 5)
-    bound = theory.orf_positive_mse_bound(x, y, 4)
-    assert bool((bound <= theory.softmax_positive_variance(x, y, 4)).all())
+    for m in (1, 4, 5, 16):
+        bound = theory.orf_positive_mse_bound(x, y, m)
+        iid = theory.softmax_positive_variance(x, y, m)
+        assert bool((bound <= iid).all()) and bool((theory.orf_positive_variance(x, y, m) <= bound).all())
+    with pytest.raises(ValueError, match="num_features"):
+        theory.orf_positive_mse_bound(x, y, 0)
 
 
 def test_check_gerf_a():

@@ -153,11 +153,11 @@ def test_bounded_check_is_exact_and_has_power(planted, reference, kt_seed):
     bound = correct.component.estimate_bound(x, y)
     ok = mean_check(mom, correct.kernel_pairs(x, y), alpha=1e-6, name="t", seed=kt_seed, bound=bound,
                     samples=samples)
-    assert ok.method == "bounded" and not ok.passed, ok
+    assert ok.method.startswith("bounded") and not ok.passed, ok
     mom_c, samples_c = _run(correct, x, y, kt_seed + 1, draws=16384)
     good = mean_check(mom_c, correct.kernel_pairs(x, y), alpha=1e-6, name="t", seed=kt_seed, bound=bound,
                       samples=samples_c)
-    assert good.method == "bounded" and good.passed, good
+    assert good.method.startswith("bounded") and good.passed, good
 
 
 def test_bounded_check_rejects_a_violated_bound():
@@ -231,7 +231,10 @@ def test_variance_check_rejects_planted_defects(claimed_m, drop_k2, exponent, kt
 CAL_ALPHA = 0.05
 
 
-MAX_REFUSED = 0.05  # the guard may refuse a seed whose sample tails look heavy, but rarely: see _check_calibration
+# the guard may refuse a seed whose sample tails look heavy, but rarely: see _check_calibration. The variance
+# check guards the sixth and eighth moments (checks.VARIANCE_GUARD), which for positive features refuses more
+# seeds than the mean check's fourth-moment guard does
+MAX_REFUSED = {"variance": 0.1}
 
 
 def _rejection_count(kind: str, seeds: range) -> tuple[int, int]:
@@ -272,10 +275,10 @@ def _check_calibration(kind: str, seeds: range) -> None:
     test at level 10⁻³). The CLT guard refuses a seed whose sample kurtosis or skewness is too large for the
     normal approximation (for positive features at ‖x‖ = 0.5 it did so for 3 of 1000 seeds): a refusal makes
     no claim, so it is not a false failure, but the calibration only speaks for the applied test if refusals
-    are rare, hence at most MAX_REFUSED of the seeds."""
+    are rare, hence at most MAX_REFUSED of the seeds (5% unless listed)."""
     fails, applied = _rejection_count(kind, seeds)
     refused = len(seeds) - applied
-    assert refused <= MAX_REFUSED * len(seeds), (kind, refused)
+    assert refused <= MAX_REFUSED.get(kind, 0.05) * len(seeds), (kind, refused)
     assert stats.binomtest(fails, applied, CAL_ALPHA, alternative="greater").pvalue > 1e-3, (kind, fails, applied)
 
 

@@ -5,6 +5,3 @@ Each module here exposes ``register(subparsers)``, which adds its parser and set
 """
 
 COMMANDS: tuple[str, ...] = ("bench", "sparsity", "train", "turing", "variance")
-
-#: Subcommands that hand all their arguments to an experiment script's own parser: name → ``experiments/<script>.py``.
-SCRIPTS: dict[str, str] = {"sparsity": "sparsity", "turing": "turing_beta"}

@@ -1,10 +1,11 @@
 """``kerneltheory bench [attention|engine|fastfood|all]``: run the benchmarks of :mod:`kerneltheory.bench`.
 
 Writes ``<name>.parquet`` (tidy, one row per timed repeat), ``<name>.png`` (seaborn), ``<name>.json`` (the
-summary with the ratios) and ``<name>.txt`` (the printed table) under ``--out``, each atomically, and prints
-the tables. Every ratio is against a baseline measured in the same run. ``--scale smoke`` is for tests (tiny
-sizes, meaningless timings); ``quick`` keeps each benchmark to a few minutes on a small CPU; ``full`` is the
-sweep for a quiet machine or a GPU.
+summary with the ratios) and ``<name>.txt`` (the printed table) under ``--out`` (default
+``./kerneltheory-results/bench``; ``--regenerate``: the committed ``experiments/bench`` of a source checkout),
+each atomically, and prints the tables. Every ratio is against a baseline measured in the same run.
+``--scale smoke`` is for tests (tiny sizes, meaningless timings); ``quick`` keeps each benchmark to a few
+minutes on a small CPU; ``full`` is the sweep for a quiet machine or a GPU.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 
 import torch
 
+from ..experiments.study import OutputLock, add_output_arguments, output_dir
+
 CHOICES = ("attention", "engine", "fastfood", "all")
 
 
@@ -24,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("which", nargs="?", choices=CHOICES, default="all", help="benchmark to run (default: all)")
     parser.add_argument("--scale", choices=SCALES, default="quick", help="problem sizes (default: quick)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", default="experiments/bench", help="output directory (default: experiments/bench)")
+    add_output_arguments(parser, "bench")
     parser.add_argument("--repeats", type=int, help="timed repeats per configuration (default: per scale)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before running (default: torch's)")
     parser.add_argument("--memory-cap-gib", type=float, help="attention: memory cap for softmax's n×n scores")
@@ -55,8 +58,10 @@ def run_command(args: argparse.Namespace) -> int:
             if args.time_cap <= 0:
                 raise ValueError(f"--time-cap must be > 0, got {args.time_cap}")
             overrides["attention"]["time_cap"] = args.time_cap
-    results = run(names, scale=args.scale, device=args.device, out=args.out,
-                  log=None if args.quiet else _stderr, **overrides)
+    out = output_dir("bench", args.out, regenerate=args.regenerate)
+    with OutputLock(out):
+        results = run(names, scale=args.scale, device=args.device, out=out,
+                      log=None if args.quiet else _stderr, **overrides)
     for name, res in results.items():
         print(f"\n## {name} ({args.scale}, {args.device}, torch threads {torch.get_num_threads()})")
         print(res.table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -1,11 +1,13 @@
 """``kerneltheory variance``: the variance sweeps, empirical against closed form (docs/variance.md).
 
-    kerneltheory variance [--scale quick|full] [--only FIGURE ...] [--config FILE_OR_DIR ...] [--out DIR]
+    kerneltheory variance [--scale quick|full] [--only FIGURE ...] [--config FILE_OR_DIR ...] [--out DIR | --regenerate]
                           [--device cpu|cuda] [--draws R] [--block B] [--seed S]
                           [--scheduler local:N|tcp://host:port] [--shard-blocks K] [--list] [--write-configs DIR]
 
 Every figure writes ``<out>/<figure>.parquet`` (tidy) and ``<out>/<figure>.png``; cells are cached under
-``<out>/cells/`` and an interrupted run resumes where it stopped. ``--draws 100000000 --device cuda`` streams
+``<out>/cells/`` and an interrupted run resumes where it stopped. ``<out>`` defaults to
+``./kerneltheory-results/variance``; ``--regenerate`` rewrites the committed ``experiments/variance`` of a source
+checkout from its configurations ``experiments/configs/[0-9][0-9]_*.toml``. ``--draws 100000000 --device cuda`` streams
 10⁸ draws per point through the moment engine on a GPU.
 """
 
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..experiments.runner import SCHEDULER_HELP
+from ..experiments.study import add_output_arguments, output_dir, source_checkout
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -28,9 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="PATH",
         help="figure configurations (.toml/.json files or directories); default: the shipped ones",
     )
-    p.add_argument(
-        "--out", default="experiments/variance", help="output directory (default experiments/variance)"
-    )
+    add_output_arguments(p, "variance")
     p.add_argument("--cells", default=None, help="cell cache directory (default <out>/cells)")
     p.add_argument("--device", default="cpu", help="torch device of the draws: cpu (default) or cuda[:i]")
     p.add_argument(
@@ -65,7 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _configs(args):
     from ..experiments import default_configs, load_configs
 
-    configs = load_configs(args.config) if args.config else default_configs()
+    if args.config:
+        configs = load_configs(args.config)
+    elif args.regenerate and source_checkout() is not None:  # the committed configurations, numbered
+        configs = load_configs(sorted((source_checkout() / "experiments" / "configs").glob("[0-9][0-9]_*.toml")))
+    else:
+        configs = default_configs()
     if args.seed is not None:
         if args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
@@ -103,10 +109,11 @@ def run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
         return 0
     device = _check_device(args.device)
+    out = output_dir("variance", args.out, regenerate=args.regenerate)
     results = run_sweeps(
         configs,
         scale=args.scale,
-        out_dir=args.out,
+        out_dir=out,
         scheduler=args.scheduler,
         only=args.only,
         cells_dir=args.cells,
@@ -143,7 +150,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, **defaults) -> int:
     """``kerneltheory variance`` as a stand-alone command (``defaults`` override option defaults, e.g.
-    ``config=["experiments/configs"]``)."""
+    ``config=["my_configs"]``)."""
     parser = add_arguments(argparse.ArgumentParser(prog="kerneltheory variance", description=__doc__))
     parser.set_defaults(**defaults)
     args = parser.parse_args(argv)

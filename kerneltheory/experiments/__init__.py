@@ -7,12 +7,16 @@ function of its specification (estimator, point, draws, block, seed) returning m
 caches and resumes them, and writes a tidy parquet table and a seaborn figure per figure::
 
     >>> from kerneltheory.experiments import default_configs, run_sweeps
-    >>> results = run_sweeps(default_configs(), scale="quick", out_dir="experiments/variance")  # doctest: +SKIP
+    >>> results = run_sweeps(default_configs(), out_dir="kerneltheory-results/variance")  # doctest: +SKIP
     >>> results[0].frame.columns[:6].tolist()  # doctest: +SKIP
     ['figure', 'scale', 'panel', 'label', 'estimator', 'x_name']
 
 Command line: ``kerneltheory variance --scale quick|full [--device cuda] [--scheduler local:N|tcp://...]``.
 Results: docs/variance.md.
+
+The other studies live beside it, each a module of this package: :mod:`~kerneltheory.experiments.sparsity` and
+:mod:`~kerneltheory.experiments.turing`; every study shares :mod:`~kerneltheory.experiments.study` (output
+folders, the lock, checked caches, figure digests).
 """
 
 from .cells import (

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from .. import __version__, estimators, theory
-from ..io import write_json_atomic
 from ..montecarlo import BlockMoments, Moments, moments_of_blocks, num_blocks
 from .config import FigureConfig, Series
+from .study import read_checked_json, write_checked_json
 
 Z95 = 1.959963984540054  # the 97.5% quantile of N(0, 1)
 
@@ -252,9 +252,49 @@ def moment_columns(m: Moments, kernel: np.ndarray) -> dict[str, np.ndarray]:
 # -- storage ----------------------------------------------------------------------------------------------
 
 
+def moments_problem(m: BlockMoments, spec: Mapping) -> str | None:
+    """Why ``m`` cannot be the moments of blocks ``m.blocks`` of the cell ``spec`` (None if it can): another
+    sweep; a block range outside the cell; a count that is not the range's draws; a tree node outside the
+    range; moments of the wrong shape, not finite, or impossible (M₂ < 0, M₄ < 0, or M₄/n < (M₂/n)²: the
+    fourth central moment is at least the squared second)."""
+    nb, block, draws = cell_blocks(spec), spec["block"], spec["draws"]
+    if (m.seed, m.block, m.draws) != (spec["seed"], block, draws):
+        return "moments of another sweep (seed, block or draws)"
+    a, b = m.blocks.start, m.blocks.stop
+    if m.blocks.step != 1 or not 0 <= a < b <= nb:
+        return f"block range {m.blocks} is not inside range(0, {nb})"
+    if m.count != min(b * block, draws) - a * block:
+        return f"count {m.count} is not the {min(b * block, draws) - a * block} draws of blocks [{a}, {b})"
+    covered = a
+    for level, index, node in m.nodes:
+        lo = index * 2**level
+        if lo != covered or node.count <= 0:
+            return "the tree nodes do not cover the block range"
+        covered = min(lo + 2**level, nb)
+    if covered != b:
+        return "the tree nodes do not cover the block range"
+    pairs = spec["point"]["pairs"]
+    for j, k, node in [(None, None, m), *m.nodes]:
+        stats = (node.mean, node.m2, node.m3, node.m4)
+        where = "the cell" if j is None else f"node ({j}, {k})"
+        if any(t.shape != (pairs,) for t in stats):
+            return f"{where}: moments of shape other than [{pairs}]"
+        if not all(bool(torch.isfinite(t).all()) for t in stats):
+            return f"{where}: non-finite moments"
+        n = node.count
+        if bool((node.m2 < 0).any()) or bool((node.m4 < 0).any()):
+            return f"{where}: a negative second or fourth moment"
+        if bool((node.m4 / n < (node.m2 / n) ** 2 * (1 - 1e-9)).any()):
+            return f"{where}: M4/n < (M2/n)^2, impossible"
+    return None
+
+
 class CellStore:
     """Cells on disk under ``root``, one JSON file per cell named by its digest, each holding its spec (the
-    key: a file whose spec differs is ignored) and its :class:`BlockMoments`. All writes are atomic.
+    key: a file whose spec differs is ignored), its :class:`BlockMoments` and a checksum. All writes are
+    atomic; every read is checked (:func:`kerneltheory.experiments.study.read_checked_json`, then
+    :func:`moments_problem` and the expected block range): a corrupt, truncated or tampered file is
+    recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`, never used.
 
     ``<digest>.json`` — a finished cell; ``<digest>.partial.json`` — a checkpoint of its first blocks;
     ``<digest>.shard-<a>-<b>.json`` — blocks [a, b) computed by a worker.
@@ -266,25 +306,29 @@ class CellStore:
     def _path(self, spec: Mapping, suffix: str = "") -> Path:
         return self.root / f"{cell_digest(spec)}{suffix}.json"
 
-    def _read(self, path: Path, spec: Mapping) -> BlockMoments | None:
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError):
-            return None
-        if data.get("spec") != spec:
-            return None
-        return BlockMoments.from_dict(data["moments"])
+    def _read(self, path: Path, spec: Mapping, blocks: Callable[[range], bool]) -> BlockMoments | None:
+        found: list[BlockMoments] = []
+
+        def validate(data: dict) -> str | None:
+            if data.get("spec") != json.loads(json.dumps(dict(spec))):
+                return "written for another cell specification"
+            try:
+                m = BlockMoments.from_dict(data["moments"])
+            except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+                return f"malformed moments ({type(exc).__name__})"
+            problem = moments_problem(m, spec)
+            if problem is None and not blocks(m.blocks):
+                problem = f"block range {m.blocks} is not the one expected here"
+            found.append(m)
+            return problem
+
+        return found[0] if read_checked_json(path, validate) is not None else None
 
     def _write(self, path: Path, spec: Mapping, m: BlockMoments, **extra) -> Path:
-        return write_json_atomic(path, {"spec": dict(spec), "moments": m.to_dict(), **extra})
+        return write_checked_json(path, {"spec": dict(spec), "moments": m.to_dict(), **extra})
 
     def load(self, spec: Mapping) -> BlockMoments | None:
-        m = self._read(self._path(spec), spec)
-        if m is not None and m.blocks != range(cell_blocks(spec)):
-            return None
-        return m
+        return self._read(self._path(spec), spec, lambda r: r == range(cell_blocks(spec)))
 
     def save(self, spec: Mapping, m: BlockMoments, seconds: float | None = None) -> Path:
         if m.blocks != range(cell_blocks(spec)):
@@ -297,15 +341,13 @@ class CellStore:
         return path
 
     def load_partial(self, spec: Mapping) -> BlockMoments | None:
-        m = self._read(self._path(spec, ".partial"), spec)
-        return m if m is not None and m.blocks.start == 0 else None
+        return self._read(self._path(spec, ".partial"), spec, lambda r: r.start == 0)
 
     def save_partial(self, spec: Mapping, m: BlockMoments) -> Path:
         return self._write(self._path(spec, ".partial"), spec, m)
 
     def load_shard(self, spec: Mapping, start: int, stop: int) -> BlockMoments | None:
-        m = self._read(self._path(spec, f".shard-{start}-{stop}"), spec)
-        return m if m is not None and m.blocks == range(start, stop) else None
+        return self._read(self._path(spec, f".shard-{start}-{stop}"), spec, lambda r: r == range(start, stop))
 
     def save_shard(self, spec: Mapping, m: BlockMoments) -> Path:
         return self._write(self._path(spec, f".shard-{m.blocks.start}-{m.blocks.stop}"), spec, m)

@@ -30,6 +30,8 @@ X_LABELS = {
     "angle": "angle between x and y (degrees)",
     "dim": "d (= m)",
 }
+#: Plotting parameters beyond the configuration; part of each figure's digest (change it to redraw them all).
+PLOT_STYLE = {"dpi": 110, "version": 1}
 Y_LABELS = {"variance": "Var φ(x)ᵀφ(y) (one draw)", "relative_variance": "Var / K(x, y)²"}
 
 
@@ -131,7 +133,7 @@ def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> 
         g.figure.suptitle(config.title, fontsize=10)
         g.figure.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) > 5), 1, 0.97))
         try:
-            path = save_figure_atomic(g.figure, path, dpi=110, bbox_inches="tight")
+            path = save_figure_atomic(g.figure, path, dpi=PLOT_STYLE["dpi"], bbox_inches="tight")
         finally:
             plt.close(g.figure)
     return path

@@ -39,6 +39,7 @@ from .cells import (
     shard_task,
 )
 from .config import THEORY, FigureConfig
+from .study import OutputLock, draw_if_changed
 
 SCHEDULER_HELP = "local:N (a local cluster of N worker processes) or tcp://host:port (a running scheduler)"
 
@@ -284,7 +285,7 @@ def run_figure(
     config: FigureConfig,
     *,
     scale: str = "quick",
-    out_dir: str | Path = "experiments/variance",
+    out_dir: str | Path = "kerneltheory-results/variance",
     cells_dir: str | Path | None = None,
     device: str = "cpu",
     draws: int | None = None,
@@ -296,8 +297,8 @@ def run_figure(
     checkpoint_seconds: float = 30.0,
 ) -> FigureResult:
     """Compute (or resume) every cell of ``config`` at ``scale`` and write ``<out_dir>/<name>.parquet`` and,
-    with ``plot``, ``<out_dir>/<name>.png``. Cells are cached under ``cells_dir`` (default
-    ``<out_dir>/cells``)."""
+    with ``plot``, ``<out_dir>/<name>.png`` (redrawn only when its data or configuration changed). Cells are
+    cached under ``cells_dir`` (default ``<out_dir>/cells``)."""
     from .summary import summarize
 
     start = time.perf_counter()
@@ -325,9 +326,14 @@ def run_figure(
     parquet = write_parquet_atomic(frame, out / f"{config.name}.parquet")
     png = None
     if plot:
-        from .plots import plot_figure
+        from .plots import PLOT_STYLE, plot_figure
 
-        png = plot_figure(frame, config, out / f"{config.name}.png")
+        png, _ = draw_if_changed(
+            out / f"{config.name}.png",
+            {"frame": frame},
+            {"config": config.to_dict(), **PLOT_STYLE},
+            lambda path: plot_figure(frame, config, path),
+        )
     unique = len({cell_digest(c[2]) for c in cells})
     return FigureResult(
         config,
@@ -346,13 +352,14 @@ def run_sweeps(
     configs: list[FigureConfig] | None = None,
     *,
     scale: str = "quick",
-    out_dir: str | Path = "experiments/variance",
+    out_dir: str | Path = "kerneltheory-results/variance",
     scheduler=None,
     only: list[str] | None = None,
     **kw,
 ) -> list[FigureResult]:
     """Run every figure of ``configs`` (default: the shipped ones), optionally ``only`` the named ones, on
-    ``scheduler`` (None: this process). Keyword arguments go to :func:`run_figure`."""
+    ``scheduler`` (None: this process), holding ``out_dir``'s :class:`~kerneltheory.experiments.study.OutputLock`.
+    Keyword arguments go to :func:`run_figure`."""
     from .defaults import default_configs
 
     configs = default_configs() if configs is None else list(configs)
@@ -362,5 +369,5 @@ def run_sweeps(
         if unknown:
             raise ValueError(f"unknown figure(s) {unknown}; figures are {sorted(names)}")
         configs = [c for c in configs if c.name in set(only)]
-    with open_client(scheduler) as client:
+    with OutputLock(out_dir), open_client(scheduler) as client:
         return [run_figure(c, scale=scale, out_dir=out_dir, client=client, **kw) for c in configs]

@@ -5,14 +5,18 @@ Every component derives its target kernel from the frequency law's closed forms 
 """
 
 from .base import Component, FeatureMap, IncompatibleLaw, draw_feature_map
+from .dense_exp import ADERF, SDERF
 from .dirf import GeomRF, PoisRF
 from .elu import EluPlusOne
 from .feedforward import Feedforward
 from .gerf import GERF, OPRF, SADERF
 from .hedgehog import Hedgehog
+from .hybrid import HRF
 from .hyperbolic import Hyperbolic
 from .positive import Positive
 from .relu import ReLU, arccos1
+from .sketch import PolySketch, TensorSketch
+from .taylor import Based, ReBased
 from .trig import Trig
 from .trig_phase import TrigPhase
 
@@ -32,14 +36,25 @@ COMPONENTS: dict[str, type[Component]] = {
         EluPlusOne,
         Feedforward,
         Hedgehog,
+        SDERF,
+        ADERF,
+        HRF,
+        Based,
+        ReBased,
+        TensorSketch,
+        PolySketch,
     )
 }
 
 __all__ = [
+    "ADERF",
     "COMPONENTS",
     "GERF",
+    "HRF",
     "OPRF",
     "SADERF",
+    "SDERF",
+    "Based",
     "Component",
     "EluPlusOne",
     "FeatureMap",
@@ -49,8 +64,11 @@ __all__ = [
     "Hyperbolic",
     "IncompatibleLaw",
     "PoisRF",
+    "PolySketch",
     "Positive",
+    "ReBased",
     "ReLU",
+    "TensorSketch",
     "Trig",
     "TrigPhase",
     "arccos1",

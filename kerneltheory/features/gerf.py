@@ -25,6 +25,10 @@ of the sequence (:func:`kerneltheory.theory.oprf_optimal_a`, proofs/oprf.md). SA
 (Ψx, Ψ⁻¹y) with the diagonal Ψ* of :func:`kerneltheory.theory.saderf_optimal_scales` (proofs/saderf.md);
 (Ψx)ᵀ(Ψ⁻¹y) = xᵀy keeps the target SM. Both are data-dependent: bind the sequences first (``fm.bind(q, k)``).
 
+For A < 0 (OPRF/SADERF whenever φ̄ > 0) the estimate is bounded, 0 < φ(x)ᵀφ(y) ≤ (1−4A)^{d/2}
+exp(C(‖x‖²+‖y‖²) + (1−4A)‖x+y‖²/(8|A|)) (complete the square in ω; :meth:`GERF.estimate_bound`, proofs/oprf.md
+item 5), so their means get the exact finite-sample (Hoeffding / empirical-Bernstein) tests.
+
 Features are evaluated in log space (A ≤ 0 for OPRF/SADERF), finite wherever the true value is
 representable; for s = +1 they are strictly positive in exact arithmetic (proofs/positivity.md), and in
 floating point wherever log φ exceeds the log of the smallest subnormal (≈ −103.3 in float32, −744.4 in
@@ -110,6 +114,34 @@ class GERF(Component):
         if self.s == 1:
             return torch.exp(base + u)
         return torch.exp(torch.cat([base, base], dim=-1)) * torch.cat([torch.cos(u), torch.sin(u)], dim=-1)
+
+    # -- boundedness (proofs/oprf.md, item 5) ---------------------------------------------------------
+    def estimate_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        r"""B_p ≥ |φ(x_p)ᵀφ(y_p)| for every draw, for pairs ``x``, ``y`` ``[P, d]`` (for OPRF/SADERF A* and Ψ* are
+        the statistics of the sequences x and y, as in ``sample_estimates``); float64 ``[P]``, or None where
+        the estimate is unbounded (s = +1 with A ≥ 0 and some z ≠ 0) or the bound overflows.
+
+        s = +1, A < 0 (complete the square in ω): each product f₁f₂ = D²e^{2A‖ω‖² + Bωᵀz + C(‖x‖²+‖y‖²)},
+        z = x + y, is at most D² exp(C(‖x‖²+‖y‖²) + (1−4A)‖z‖²/(8|A|)), D² = (1−4A)^{d/2}; the estimate is their
+        mean over the m frequencies, so the same bound holds (at A = 0, z = 0 it is the constant D²e^{C(…)}).
+        s = −1, A ≤ 0: |D²e^{2A‖ω‖²+C(‖x‖²+‖y‖²)} cos βωᵀ(x − y)| ≤ D²e^{C(‖x‖²+‖y‖²)}. Proof: proofs/oprf.md.
+        """
+        stats = self.statistics(x, y)  # {} unless data-dependent
+        xt = self._transform(x, stats, "query").to(torch.float64)
+        yt = self._transform(y, stats, "key").to(torch.float64)
+        a = self._a(stats, xt).reshape(-1)[0]  # one sequence: A* is [1, 1]
+        log_d2 = 0.5 * x.shape[-1] * torch.log1p(-4 * a)
+        log_bound = log_d2 + self.c * (sq_norm(xt) + sq_norm(yt))[..., 0]
+        if self.s == 1:
+            z2 = sq_norm(xt + yt)[..., 0]
+            if float(a) < 0:
+                log_bound = log_bound + (1 - 4 * a) * z2 / (-8 * a)
+            elif float(a) > 0 or bool((z2 > 0).any()):
+                return None
+        elif float(a) > 0:
+            return None
+        bound = torch.exp(log_bound)
+        return bound if bool(torch.isfinite(bound).all()) else None
 
     # -- theory -------------------------------------------------------------------------------------
     def _target_a(self, stats) -> float:

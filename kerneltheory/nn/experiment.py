@@ -21,8 +21,10 @@ resumes, skipping cells already written; ``cells/data`` caches the generated dat
 ``cost.parquet``, ``summary.md`` and the seaborn figures ``accuracy.png``, ``cost.png``,
 ``kernel_distance.png``, ``positivity.png``.
 
-Command: ``kerneltheory train --scale quick --device cpu --out experiments/kernel_learning`` (or
-``python experiments/kernel_learning.py ...``).
+Command: ``kerneltheory train --scale quick --device cpu`` writes ``./kerneltheory-results/kernel_learning/quick``
+(``--out DIR`` elsewhere; ``--regenerate`` rewrites the committed ``experiments/kernel_learning``, or
+``experiments/kernel_learning/<scale>`` for the other scales, of a source checkout). Every cached cell is checked
+before it is reused (:mod:`kerneltheory.experiments.study`): a corrupt one is recomputed with a warning.
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ from pathlib import Path
 import torch
 
 from .. import io
+from ..experiments.study import (
+    OutputLock,
+    add_output_arguments,
+    check_out,
+    figure_digest,
+    figure_drawn,
+    figure_stale,
+    output_dir,
+    read_checked_parquet,
+    reject,
+    write_checked_parquet,
+)
 from ..io import save_torch_atomic, write_parquet_atomic
 from . import _init
 from .diagnostics import model_diagnostics
@@ -202,8 +216,17 @@ def _dataset(out: Path, scale: Scale, task: str, n: int, stream: str, seed: int,
     lives under ``cells/`` with the other resume files (tokens stored as int16)."""
     path = out / "cells" / "data" / f"{task}_n{n}_{stream}_s{seed}_c{count}.pt"
     if path.exists():
-        d = torch.load(path)
-        return Batch(d["tokens"].long(), d["mask"], d["labels"])
+        try:
+            d = torch.load(path, weights_only=True)
+            b = Batch(d["tokens"].long(), d["mask"], d["labels"])
+            ok = b.tokens.shape == b.mask.shape == (count, n) and b.labels.shape == (count,)
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache file is regenerated
+            ok, why = False, f"unreadable ({type(exc).__name__})"
+        else:
+            why = "tensors of the wrong shape"
+        if ok:
+            return b
+        reject(path, why)
     stream_id = {"train": 1, "test": 2}[stream]
     b = task_batch(task, count, n, _init.derive_seed(seed, n, stream_id) % 2**31, **scale.task_kw(task))
     save_torch_atomic({"tokens": b.tokens.to(torch.int16), "mask": b.mask, "labels": b.labels}, path)
@@ -295,7 +318,8 @@ def run_cell(
     out_p, dev = Path(out), torch.device(device)
     name = cell_name(task, n, kernel, seed)
     target = out_p / "cells" / f"{name}.parquet"
-    if target.exists():
+    key = _cell_key(scale, name, dev)
+    if _load_cell(out_p, name, key) is not None:
         return name
     t_start = time.perf_counter()
     train = _dataset(out_p, scale, task, n, "train", seed, scale.steps * scale.batch_size).to(dev)
@@ -396,13 +420,28 @@ def run_cell(
         "wall_s": time.perf_counter() - t_start,
     }
     keys = {k: summary[k] for k in ("scale", "task", "length", "kernel", "seed", "device")}
-    write_parquet_atomic(
-        pd.DataFrame([{**keys, **t} for t in trace]), out_p / "cells" / f"{name}.trace.parquet"
+    write_checked_parquet(
+        pd.DataFrame([{**keys, **t} for t in trace]), out_p / "cells" / f"{name}.trace.parquet", key
     )
     # the trained model, for diagnostics after the fact (a resume file: the summary row is written last)
     save_torch_atomic(model.state_dict(), out_p / "cells" / "models" / f"{name}.pt")
-    write_parquet_atomic(pd.DataFrame([summary]), target)
+    write_checked_parquet(pd.DataFrame([summary]), target, key)
     return name
+
+
+def _cell_key(scale: Scale, name: str, dev: torch.device) -> dict:
+    return {"cell": name, "scale": _config(scale), "device": dev.type}
+
+
+def _load_cell(out: Path, name: str, key: dict):
+    """``(summary row, trace)`` of a finished cell whose checked files are on disk, else None."""
+    summary = read_checked_parquet(out / "cells" / f"{name}.parquet", key)
+    trace = read_checked_parquet(out / "cells" / f"{name}.trace.parquet", key) if summary is not None else None
+    return None if trace is None else (summary, trace)
+
+
+def _cost_name(kernel: str, n: int) -> str:
+    return f"cost__{_slug(kernel)}__n{n}"
 
 
 def run_cost_cell(scale: Scale, kernel: str, n: int, out: str, device: str = "cpu", threads: int = 1) -> str:
@@ -412,9 +451,9 @@ def run_cost_cell(scale: Scale, kernel: str, n: int, out: str, device: str = "cp
 
     torch.set_num_threads(threads)
     out_p, dev = Path(out), torch.device(device)
-    name = f"cost__{_slug(kernel)}__n{n}"
+    name = _cost_name(kernel, n)
     target = out_p / "cells" / f"{name}.parquet"
-    if target.exists():
+    if read_checked_parquet(target, _cell_key(scale, name, dev)) is not None:
         return name
     b = task_batch("retrieval", scale.cost_batch, n, 0, **scale.retrieval).to(dev)
     model = _build(scale, "retrieval", kernel, 0, dev, n)
@@ -444,7 +483,7 @@ def run_cost_cell(scale: Scale, kernel: str, n: int, out: str, device: str = "cp
         "time_per_step_ms": 1e3 * statistics.median(times),
         "peak_memory_mb": peak / 2**20,
     }
-    write_parquet_atomic(pd.DataFrame([row]), target)
+    write_checked_parquet(pd.DataFrame([row]), target, _cell_key(scale, name, dev))
     return name
 
 
@@ -459,7 +498,7 @@ def _config(scale: Scale) -> dict:
 
 def run(
     scale: Scale | str = "quick",
-    out: str | os.PathLike = "experiments/kernel_learning",
+    out: str | os.PathLike = "kerneltheory-results/kernel_learning/quick",
     *,
     device: str = "cpu",
     workers: int = 1,
@@ -469,9 +508,9 @@ def run(
     figures: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Run (or resume) every cell of ``scale``; merge the tables and draw the figures. Returns the paths."""
-    import pandas as pd
-
+    """Run (or resume) every cell of ``scale`` into ``out`` (holding its
+    :class:`~kerneltheory.experiments.study.OutputLock`); merge the tables and draw the figures (only when
+    the tables changed). Returns the paths."""
     if isinstance(scale, str):
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
@@ -490,11 +529,22 @@ def run(
         raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
     if dev.type == "cuda":
         workers = 1
-    out_p = Path(out)
+    out_p = check_out(out)
+    with OutputLock(out_p):
+        return _run(scale, out_p, dev, device, workers, threads, figures, progress)
+
+
+def _run(scale: Scale, out_p: Path, dev, device: str, workers: int, threads: int, figures: bool, progress: bool):
+    import pandas as pd
+
     cfg_path = out_p / "config.json"
     cfg = {"scale": _config(scale), "device": dev.type}
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+    try:
+        old = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else None
+    except (OSError, ValueError) as exc:
+        reject(cfg_path, f"unreadable ({type(exc).__name__})")
+        old = None
+    if old is not None:
         if old != json.loads(json.dumps(cfg)):
             raise ValueError(
                 f"--out {out_p} holds a run with another configuration ({cfg_path}); "
@@ -510,7 +560,8 @@ def run(
         for s in scale.seeds
     ]
     cost_cells = [(k, n) for n in scale.cost_lengths for k in scale.kernels]
-    todo = [c for c in train_cells if not (out_p / "cells" / f"{cell_name(*c)}.parquet").exists()]
+    done = {c: _load_cell(out_p, cell_name(*c), _cell_key(scale, cell_name(*c), dev)) for c in train_cells}
+    todo = [c for c in train_cells if done[c] is None]
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -534,19 +585,20 @@ def run(
         log(f"cost [{i + 1}/{len(cost_cells)}] {name}")
 
     cells = out_p / "cells"
-    results = pd.concat(
-        [pd.read_parquet(cells / f"{cell_name(*c)}.parquet") for c in train_cells], ignore_index=True
-    )
-    trace = pd.concat(
-        [pd.read_parquet(cells / f"{cell_name(*c)}.trace.parquet") for c in train_cells], ignore_index=True
-    )
+    for c in todo:
+        done[c] = _load_cell(out_p, cell_name(*c), _cell_key(scale, cell_name(*c), dev))
+        if done[c] is None:
+            raise RuntimeError(f"training cell {cell_name(*c)} left no readable result in {cells}")
+    results = pd.concat([done[c][0] for c in train_cells], ignore_index=True)
+    trace = pd.concat([done[c][1] for c in train_cells], ignore_index=True)
     cost = pd.concat(
         [
             pd.DataFrame(
                 columns=["scale", "kernel", "length", "device", "batch", "time_per_step_ms", "peak_memory_mb"]
             )
         ]
-        + [pd.read_parquet(cells / f"cost__{_slug(k)}__n{n}.parquet") for k, n in cost_cells],
+        + [read_checked_parquet(cells / f"{_cost_name(k, n)}.parquet", _cell_key(scale, _cost_name(k, n), dev))
+           for k, n in cost_cells],
         ignore_index=True,
     )
     paths = {
@@ -557,8 +609,16 @@ def run(
     from .figures import draw_figures, summary_markdown
 
     paths["summary"] = io.write_text_atomic(out_p / "summary.md", summary_markdown(results, cost, trace))
-    if figures:
-        paths.update(draw_figures(results, trace, cost, out_p))
+    if figures:  # the four figures come from the same three tables: redrawn together when one changed
+        names = ("accuracy", "cost", "kernel_distance", "positivity")
+        data, style = {"results": results, "trace": trace, "cost": cost}, {"dpi": 120, "version": 1}
+        wants = [figure_stale(out_p / f"{k}.png", data, style) for k in names if len(cost) or k != "cost"]
+        if any(w is not None for w in wants):
+            drawn = draw_figures(results, trace, cost, out_p)
+            want = figure_digest(data, style)
+            for path in drawn.values():
+                figure_drawn(path, want)
+            paths.update(drawn)
     log(f"done: {', '.join(str(p) for p in paths.values())}")
     return paths
 
@@ -567,7 +627,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p = parser or argparse.ArgumentParser(prog="kernel_learning", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="quick", help="experiment size (default quick)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
-    p.add_argument("--out", default="experiments/kernel_learning", help="output directory")
+    add_output_arguments(p, "kernel_learning", "/<scale>")
     p.add_argument(
         "--workers",
         type=int,
@@ -591,9 +651,12 @@ def run_from_args(args) -> int:
     workers = args.workers if args.workers is not None else (1 if args.device.startswith("cuda") else 2)
     if workers < 1 or args.threads < 1:
         raise ValueError("--workers and --threads must be >= 1")
+    out = output_dir("kernel_learning", args.out, regenerate=args.regenerate)
+    if args.out is None and not (args.regenerate and args.scale == "quick"):
+        out = out / args.scale  # the committed quick run is experiments/kernel_learning itself
     paths = run(
         args.scale,
-        args.out,
+        out,
         device=args.device,
         workers=workers,
         threads=args.threads,

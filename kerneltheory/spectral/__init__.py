@@ -5,6 +5,7 @@ form exists, ``char_fn``/``mgf``; :data:`LAWS` maps each registry name to its cl
 """
 
 from .base import ClosedFormUnavailable, SpectralLaw
+from .countsketch import CountSketch
 from .discrete import GeometricLaw, PoissonLaw
 from .fastfood import Fastfood
 from .fastfood_learnable import LearnableFastfood
@@ -16,6 +17,7 @@ from .mixture import GaussianMixture
 from .moment_matched import MomentMatched
 from .orthogonal import Orthogonal
 from .qmc import QuasiMonteCarlo
+from .simplex import Simplex, SimplexPlus
 from .sorf import SORF
 
 LAWS: dict[str, type[SpectralLaw]] = {
@@ -33,6 +35,9 @@ LAWS: dict[str, type[SpectralLaw]] = {
         Generative,
         PoissonLaw,
         GeometricLaw,
+        Simplex,
+        SimplexPlus,
+        CountSketch,
     )
 }
 
@@ -40,6 +45,7 @@ __all__ = [
     "LAWS",
     "SORF",
     "ClosedFormUnavailable",
+    "CountSketch",
     "Fastfood",
     "GaussHermite",
     "Gaussian",
@@ -51,6 +57,8 @@ __all__ = [
     "Orthogonal",
     "PoissonLaw",
     "QuasiMonteCarlo",
+    "Simplex",
+    "SimplexPlus",
     "SpectralLaw",
     "fwht",
     "hadamard_matrix",

@@ -13,8 +13,9 @@ Exact algebra (proofs/structured_bias.md): each factor H Dᵢ is orthogonal, so 
 rows (and columns) are orthogonal with norm exactly √d'·std. After keeping the first d columns the *columns*
 of a block stay orthogonal, W_bᵀ W_b = d'·std²·I_d; the rows are orthogonal with norm √d·std only when d = d'.
 Every entry of one block is a finite sum of ±1/d' terms, so a row is never Gaussian: the estimators built on
-SORF target the Gaussian reference but carry a bias O(1/√d) that does not vanish with m (Yu et al. 2016,
-§4; ``row_marginal = "no"``). The matrix is formed with the fast transform, O(d'² log d') per block.
+SORF target the Gaussian reference but carry a bias (at most O(1/√d), measured ∝ 1/d) that does not vanish
+with m (Yu et al. 2016, §4; proofs/structured_bias.md; ``row_marginal = "no"``). The matrix is formed with the
+fast transform, O(d'² log d') per block.
 
 Example:
     >>> import torch

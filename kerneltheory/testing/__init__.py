@@ -10,21 +10,38 @@
   norms, sign balance per row index, orthogonality within blocks, scale);
 * :mod:`~kerneltheory.testing.ordering` — ordering claims (orthogonal ≤ iid, hyperbolic ≤ positive, OPRF ≤
   positive on its sequence, paired ≤ phase) and the 1/m law;
+* :mod:`~kerneltheory.testing.sequential` — sequential looks with α-spending; :mod:`~kerneltheory.testing.planted`
+  and :mod:`~kerneltheory.testing.power` — planted defects, the power table and the time to a verdict;
+* :mod:`~kerneltheory.testing.attention_theory` — attention as a ratio estimator, uniform convergence;
 * :mod:`~kerneltheory.testing.inputs` — input families; :mod:`~kerneltheory.testing.strategies` — hypothesis
   strategies; :mod:`~kerneltheory.testing.plugin` — the pytest plugin (``--kt-seed``, ``kt_seed``).
 """
 
 from . import strategies
 from .attention_checks import attention_convergence_check, stabiliser_legality_check
+from .attention_theory import (
+    attention_ratio_check,
+    attention_theory_rows,
+    finite_set_uniform_check,
+    rks_uniform_check,
+)
 from .checks import CheckResult
 from .matrix import Verdict, verify_estimator
 from .ordering import one_over_m_check, ordering_claims, variance_ordering_check
+from .planted import planted_map
 from .samplers import sampler_checks
 from .seeds import seed_for
+from .sequential import alpha_spending
 from .verify import Report, assert_feature_map, check_feature_map
 
 __all__ = [
     "attention_convergence_check",
+    "attention_ratio_check",
+    "attention_theory_rows",
+    "finite_set_uniform_check",
+    "rks_uniform_check",
+    "alpha_spending",
+    "planted_map",
     "stabiliser_legality_check",
     "CheckResult",
     "Report",

@@ -6,7 +6,8 @@ method, passed). The test of a mean is chosen by the estimator's tail class:
 
 * **Bounded** when every estimate lies in a known interval [−B_p, B_p] (trigonometric features:
   |φ(x)ᵀφ(y)| ≤ w(x)w(y)): Hoeffding and the empirical Bernstein bound, both exact for every n
-  (:func:`bounded_p_values`).
+  (:func:`bounded_p_values`), combined (Bonferroni) with the CLT below when its guard holds, so a loose bound
+  (OPRF's, say) costs at most a factor 2 in p.
 * **CLT** (z-test) with the exact variance if the claim provides one, else the sample variance, guarded by the
   fourth moment: the relative error of the sample variance is about √((κ_p − 1)/n) and the Berry–Esseen
   term |skew_p|/√n; when either exceeds :data:`GUARD` the normal approximation is not trusted.
@@ -17,8 +18,29 @@ method, passed). The test of a mean is chosen by the estimator's tail class:
   counts as not passed — a check that cannot mean anything never passes silently.
 
 Across the P pairs of an input family the p-value is Bonferroni-adjusted (P × min p_p), so α is the family's
-false-failure rate. The variance check compares the sample variance with the claimed one through the
-asymptotic normality of s²: Var(s²) ≈ (μ₄ − σ⁴(n − 3)/(n − 1))/n with μ₄ estimated, under the same guard.
+false-failure rate.
+
+Tails. A normal p-value is only as good as the normal approximation *in the tail where α lives*. By Cramér's
+moderate-deviation theorem the tail of a standardised mean of n draws with skewness γ is
+P(Z > x) = Φ̄(x)·exp(x³γ/(6√n))·(1 + O((1 + x)/√n)); at x ≈ 5.3 (α ≈ 10⁻⁷) and γ/√n = 0.1 this is a factor
+12, which a plain z-test ignores. Every CLT p-value here is therefore multiplied by exp(|z|³|γ̂|/(6√n))
+(:func:`normal_p_values`), conservative for either sign of the skewness. Without a claimed variance the
+z-statistic is studentised under H₀ (score form, V₀ = (1/n)Σ(xᵢ − target)², which grows with the deviation),
+so a sample that misses the rare large draws of a right-skewed estimate cannot make |z| large by also
+shrinking its own standard error.
+
+The **variance check** tests the mean of Yᵢ = n/(n−1)·(xᵢ − x̄)², whose average is s² (the linearisation of the
+U-statistic s²; Hoeffding 1948), with the same machinery one moment higher: the guard is applied to Y's own
+kurtosis and skewness (the eighth and sixth moments of the estimate), the statistic is studentised under H₀,
+and the p-value carries the skewness correction. For bounded estimates (|x| ≤ B) the exact finite-sample
+bound of Maurer & Pontil (2009, Theorem 10) on the sample standard deviation, |s − σ| ≤ 2B√(2 ln(2/δ)/(n − 1)),
+is combined with it (Bonferroni), so the check never depends on the CLT alone there.
+
+Soundness. A claim that is not a finite number at some pair (a NaN or infinite target, variance or reference
+error) fails the check and names the pair; so does a claimed variance below zero by more than float64
+rounding. A claimed variance within rounding of zero (nearly coincident points) is treated as zero. Pairs
+whose draws agree up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`),
+so one huge pair cannot switch off the others.
 """
 
 from __future__ import annotations
@@ -32,12 +54,20 @@ from scipy import stats
 from ..montecarlo import Moments
 
 GUARD = 0.1  # largest trusted √((κ−1)/n) and |skew|/√n
+VARIANCE_GUARD = 0.3  # the guard on Y = (x − x̄)² in the variance check (calibration: tests/test_calibration.py)
 MIN_DRAWS = 64
+ROUNDING_ULPS = 64  # a rounding floor is ROUNDING_ULPS · ε(float64) · the scale of the numbers compared
+_EPS = torch.finfo(torch.float64).eps
 
 
 @dataclass
 class CheckResult:
-    """One row of a report."""
+    """One row of a report.
+
+    ``method`` says how the row was decided; two methods mark rows that are not verdicts: ``"refused"`` (the
+    check cannot mean anything here: too few draws, tails too heavy) and ``"stopped"`` (a sequential run ended
+    before this check was decided, because every claim it belongs to was already decided). Neither is a pass.
+    """
 
     name: str
     claim: str
@@ -58,9 +88,27 @@ class CheckResult:
         fields.setdefault("effect_size", math.nan)
         return cls(statistic=math.nan, p_value=math.nan, method="refused", passed=False, detail=detail, **fields)
 
+    @classmethod
+    def invalid_claim(cls, detail: str, **fields) -> CheckResult:
+        """The row of a check whose claim is not a number (a NaN or infinite target or variance at some pair,
+        a negative variance): it fails, whatever the draws say."""
+        fields.setdefault("effect_size", math.inf)
+        return cls(statistic=math.inf, p_value=0.0, method="invalid claim", passed=False, detail=detail, **fields)
+
     @property
     def refused(self) -> bool:
         return self.method == "refused"
+
+    @property
+    def stopped(self) -> bool:
+        return self.method == "stopped"
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"failed"``, ``"refused"`` or ``"stopped"``."""
+        if self.passed:
+            return "passed"
+        return "refused" if self.refused else ("stopped" if self.stopped else "failed")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -73,8 +121,24 @@ def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
     return min(1.0, float(p[idx]) * p.numel()), idx
 
 
-def _two_sided_normal(z: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(2.0 * stats.norm.sf(z.abs().cpu().numpy()))
+def normal_p_values(
+    z: torch.Tensor, skewness: torch.Tensor | None = None, n: int = 1, *, studentised: bool = False
+) -> torch.Tensor:
+    r"""Two-sided normal p-values 2Φ̄(|z|), times the Cramér factor exp(c·|z|³|γ|/√n) when the skewness γ of
+    one draw is given (clipped to 1); c = 1/6 for a known variance, 1/3 for a studentised statistic.
+
+    Cramér (1938): P(Z_n > x) = Φ̄(x) exp(x³ λ(x/√n)/√n)(1 + O((1 + x)/√n)) with λ(0) = γ/6. A studentised
+    statistic has the opposite and larger skewness term (its Edgeworth polynomial is γ(2x² + 1)/6 against
+    γ(x² − 1)/6 for the standardised mean; Hall 1992, §2.6), hence c = 1/3 there. Using |γ| makes the correction
+    conservative in both tails; it is 1 for symmetric estimates.
+    """
+    za = z.abs().to(torch.float64).cpu()
+    p = torch.from_numpy(2.0 * stats.norm.sf(za.numpy()))
+    if skewness is not None:
+        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
+        log_factor = za**3 * g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
+        p = torch.where(za.isinf(), torch.zeros_like(p), p * torch.exp(log_factor.clamp(max=700.0)))
+    return p.clamp(max=1.0)
 
 
 def bounded_p_values(
@@ -105,28 +169,77 @@ def bounded_p_values(
 
 
 def rounding_floor(*values: torch.Tensor) -> float:
-    """64 · ε(float64) · the largest magnitude among ``values``: the scale below which two computations of the
-    same number cannot be told apart from rounding (used for zero-variance pairs)."""
+    """ROUNDING_ULPS · ε(float64) · the largest magnitude among ``values``: one scale for a whole comparison
+    (used where the compared numbers share one scale, e.g. two variances of one pair)."""
     scale = max(float(v.detach().abs().max()) if v.numel() else 0.0 for v in values)
-    return 64 * torch.finfo(torch.float64).eps * scale
+    return ROUNDING_ULPS * _EPS * scale
 
 
-def clt_guard(m: Moments) -> tuple[bool, float]:
-    """Whether the normal approximation of the mean and of the variance can be trusted, and the worst term."""
+def pair_rounding_floor(*values: torch.Tensor) -> torch.Tensor:
+    """The rounding floor of each pair: ROUNDING_ULPS · ε(float64) · the largest magnitude at that pair among
+    ``values`` (each ``[P]`` or ``[n, P]``; non-finite entries are ignored, they are caught elsewhere)."""
+    scales = []
+    for v in values:
+        a = v.detach().to(torch.float64).cpu().abs()
+        a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
+        scales.append(a.amax(0) if a.dim() == 2 else a)
+    return ROUNDING_ULPS * _EPS * torch.stack(scales).amax(0)
+
+
+def _first_bad(values: torch.Tensor, labels) -> str:
+    idx = int(torch.nonzero(~torch.isfinite(values))[0])
+    return f"{float(values[idx])} at pair {idx}{_label(labels, idx)}"
+
+
+def _label(labels, idx: int) -> str:
+    return f" ({labels[idx]})" if labels is not None and idx < len(labels) else ""
+
+
+def claimed_variance(
+    variance: torch.Tensor, scale: torch.Tensor, labels=None
+) -> tuple[torch.Tensor | None, str]:
+    """Validate a claimed per-pair variance: ``(variance, "")`` where it is a valid variance, with values below
+    zero by at most the rounding floor of its scale (ROUNDING_ULPS · ε · scale², ``scale`` the magnitude of the
+    estimates at that pair) read as 0; ``(None, reason)`` when it is NaN, infinite or clearly negative."""
+    v = variance.to(torch.float64).cpu()
+    if not bool(torch.isfinite(v).all()):
+        return None, f"the claimed variance is {_first_bad(v, labels)}"
+    tol = ROUNDING_ULPS * _EPS * scale.to(torch.float64).cpu() ** 2
+    negative = v < -tol
+    if bool(negative.any()):
+        idx = int(torch.nonzero(negative)[0])
+        return None, (
+            f"the claimed variance {float(v[idx]):.6g} at pair {idx}{_label(labels, idx)} is negative beyond "
+            f"float64 rounding (tolerance {float(tol[idx]):.3g})"
+        )
+    return torch.where(v < 0, torch.zeros_like(v), v), ""
+
+
+def clt_guard(m: Moments, guard: float = GUARD) -> tuple[bool, float]:
+    """Whether the normal approximation of the mean can be trusted (worst term ≤ ``guard``), and the worst term."""
+    if m.count < MIN_DRAWS:
+        return False, math.inf
+    with torch.no_grad():  # a pair whose draws agree up to rounding has no tails: its spread is rounding noise
+        _, worst = clt_guard_pairs(m, guard)
+    w = float(worst.max()) if worst.numel() else 0.0
+    return w <= guard, w
+
+
+def clt_guard_pairs(m: Moments, guard: float = GUARD) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`clt_guard` per pair: (trusted [P] bool, worst term [P])."""
     n = m.count
     if n < MIN_DRAWS:
-        return False, math.inf
+        return torch.zeros_like(m.mean, dtype=torch.bool), torch.full_like(m.mean, math.inf)
     var = m.population_variance
-    with torch.no_grad():
-        degenerate = var <= 0
-        kurt = torch.where(
-            degenerate, torch.ones_like(var), m.fourth_central / torch.where(degenerate, 1.0, var) ** 2
-        )
-        skew = torch.where(degenerate, torch.zeros_like(var), m.skewness.nan_to_num(0.0))
-    worst = max(
-        float(torch.sqrt((kurt - 1).clamp_min(0) / n).max()), float((skew.abs() / math.sqrt(n)).max())
-    )
-    return worst <= GUARD, worst
+    degenerate = var.sqrt() <= ROUNDING_ULPS * _EPS * m.mean.abs()
+    kurt = torch.where(degenerate, torch.ones_like(var), m.fourth_central / torch.where(degenerate, 1.0, var) ** 2)
+    skew = torch.where(degenerate, torch.zeros_like(var), m.skewness.nan_to_num(0.0))
+    worst = torch.maximum(torch.sqrt((kurt - 1).clamp_min(0) / n), skew.abs() / math.sqrt(n))
+    return worst <= guard, worst
+
+
+def _skewness(m: Moments) -> torch.Tensor:
+    return torch.where(m.population_variance > 0, m.skewness.nan_to_num(0.0), torch.zeros_like(m.mean))
 
 
 def mean_check(
@@ -140,8 +253,9 @@ def mean_check(
     variance: torch.Tensor | None = None,
     samples: torch.Tensor | None = None,
     target_stderr: torch.Tensor | None = None,
-    atol: float = 0.0,
+    atol: float | torch.Tensor | None = None,
     claim: str = "unbiased",
+    labels: list[str] | None = None,
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
@@ -149,18 +263,51 @@ def mean_check(
     (enables the exact-variance CLT and median of means; the latter needs the raw ``samples`` [n, P]).
     ``target_stderr``: the standard error of a Monte Carlo target drawn independently of the estimates; the
     test is then the two-sample z-test on mean − target with SE² = s²/n + SE_target² (CLT only).
-    ``atol``: the rounding floor for pairs whose draws are equal up to rounding (standard error ≤ atol): such a
-    pair passes iff |mean − target| ≤ atol. Callers derive it from machine epsilon and the scale of the whole check
-    (:func:`rounding_floor`), never from the pair's own target, which may itself be rounding noise.
+    ``atol``: the rounding floor (a number or one per pair) for pairs whose draws are equal up to rounding
+    (standard error ≤ atol): such a pair passes iff |mean − target| ≤ atol. By default it is
+    :func:`pair_rounding_floor` of the target, the mean and the samples: per pair, never from the largest pair.
+    ``labels``: a name per pair, used in the detail line.
     The effect size is the largest |mean − target| / max(|target|, σ) over the pairs.
     """
     n = m.count
     target = target.to(torch.float64).cpu()
+    base = dict(name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)
+    if not bool(torch.isfinite(target).all()):
+        return CheckResult.invalid_claim(f"the claimed target is {_first_bad(target, labels)}", **base)
+    if target_stderr is not None:
+        target_stderr = target_stderr.to(torch.float64).cpu()
+        if not bool(torch.isfinite(target_stderr).all()) or bool((target_stderr < 0).any()):
+            return CheckResult.invalid_claim("the reference's standard error is not a finite number ≥ 0", **base)
+    if atol is None:
+        atol = pair_rounding_floor(target, m.mean, *([] if samples is None else [samples]))
+    atol = torch.as_tensor(atol, dtype=torch.float64).expand_as(target)
+    if variance is not None:
+        scale = torch.maximum(target.abs(), m.mean.abs())
+        if samples is not None:
+            scale = torch.maximum(scale, samples.detach().to(torch.float64).cpu().abs().amax(0))
+        variance, why = claimed_variance(variance, scale, labels)
+        if variance is None:
+            return CheckResult.invalid_claim(why, **base)
     diff = m.mean - target
-    sd = torch.sqrt(m.population_variance if variance is None else variance.to(torch.float64).cpu())
+    sd = torch.sqrt(m.population_variance if variance is None else variance)
     scale = torch.maximum(target.abs(), sd)
     effect = float((diff.abs() / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
-    base = dict(name=name, claim=claim, alpha=alpha, effect_size=effect, sample_size=n, seed=seed)
+    base["effect_size"] = effect
+    ok, worst = clt_guard(m)
+    z = se = None
+    if ok:
+        # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
+        var = m.population_variance + diff**2 if variance is None else variance
+        se = torch.sqrt(var / n)
+        if target_stderr is not None:
+            se = torch.sqrt(se**2 + target_stderr**2)
+        zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
+        z = torch.where(
+            zero,
+            torch.where(diff.abs() > atol, math.inf, 0.0),
+            diff / torch.where(zero, torch.ones_like(se), se),
+        )
+        p_clt = normal_p_values(z, _skewness(m), n, studentised=variance is None)
     if bound is not None and target_stderr is None:
         b = bound.to(torch.float64).cpu()
         outside = samples is not None and bool((samples.abs().cpu() > b * (1 + 1e-9)).any())
@@ -174,48 +321,41 @@ def mean_check(
                 **base,
             )
         p = bounded_p_values(diff, b, m.variance if n > 1 else torch.zeros_like(b), n)
+        method = "bounded"
+        if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
+            p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
         p_adj, idx = _bonferroni(p)
         stat = float(diff[idx].abs() / b[idx]) if float(b[idx]) > 0 else 0.0
         return CheckResult(
             statistic=stat,
             p_value=p_adj,
-            method="bounded",
+            method=method,
             passed=p_adj > alpha,
-            detail=f"worst pair {idx}: mean {float(m.mean[idx]):.6g}, target {float(target[idx]):.6g}",
+            detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}, "
+            f"target {float(target[idx]):.6g}",
             **base,
         )
-    ok, worst = clt_guard(m)
     if ok:
-        var = m.variance if variance is None else variance.to(torch.float64).cpu()
-        se = torch.sqrt(var / n)
-        if target_stderr is not None:
-            se = torch.sqrt(se**2 + target_stderr.to(torch.float64).cpu() ** 2)
-        zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
-        z = torch.where(
-            zero,
-            torch.where(diff.abs() > atol, math.inf, 0.0),
-            diff / torch.where(zero, torch.ones_like(se), se),
-        )
-        p_adj, idx = _bonferroni(_two_sided_normal(z))
+        p_adj, idx = _bonferroni(p_clt)
         method = "clt (exact variance)" if variance is not None else "clt"
         return CheckResult(
             statistic=float(z[idx]),
             p_value=p_adj,
             method=method,
             passed=p_adj > alpha,
-            detail=f"worst pair {idx}: mean {float(m.mean[idx]):.6g} ± {float(se[idx]):.3g}, "
+            detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g} ± {float(se[idx]):.3g}, "
             f"target {float(target[idx]):.6g}",
             **base,
         )
     if variance is not None and samples is not None and target_stderr is None:
-        return _median_of_means(samples, target, variance.to(torch.float64).cpu(), base)
+        return _median_of_means(samples, target, variance, base, labels, atol)
     return CheckResult.refusal(
         f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD}) and no exact variance",
         **base,
     )
 
 
-def _median_of_means(samples: torch.Tensor, target, variance, base) -> CheckResult:
+def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol) -> CheckResult:
     x = samples.to(torch.float64).cpu()
     n = x.shape[0]
     k = max(3, min(64, n // 32))
@@ -223,6 +363,7 @@ def _median_of_means(samples: torch.Tensor, target, variance, base) -> CheckResu
     block_means = x[: k * b].reshape(k, b, -1).mean(1)
     med = block_means.median(0).values
     t = (med - target).abs()
+    t = torch.where(t > atol, t, torch.zeros_like(t))  # within the pair's rounding floor: no deviation
     q = (variance / (b * torch.where(t > 0, t, torch.ones_like(t)) ** 2)).clamp(max=1.0)
     need = math.ceil(k / 2)
     p = torch.from_numpy(stats.binom.sf(need - 1, k, q.numpy()))
@@ -230,11 +371,11 @@ def _median_of_means(samples: torch.Tensor, target, variance, base) -> CheckResu
     p_adj, idx = _bonferroni(p)
     base = dict(base, sample_size=k * b)
     return CheckResult(
-        statistic=float(t[idx] / torch.sqrt(variance[idx] / b)),
+        statistic=float(t[idx] / torch.sqrt(variance[idx] / b)) if float(variance[idx]) > 0 else math.inf,
         p_value=p_adj,
         method=f"median of {k} means",
         passed=p_adj > base["alpha"],
-        detail=f"worst pair {idx}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}",
+        detail=f"worst pair {idx}{_label(labels, idx)}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}",
         **base,
     )
 
@@ -246,23 +387,36 @@ def variance_check(
     alpha: float,
     name: str,
     seed: int,
-    samples: torch.Tensor | None = None,
+    samples: torch.Tensor,
+    bound: torch.Tensor | None = None,
+    atol: float | torch.Tensor | None = None,
+    labels: list[str] | None = None,
 ) -> CheckResult:
-    """Test H₀: Var(estimate_p) = claimed_p through the asymptotic normality of the sample variance.
+    """Test H₀: Var(estimate_p) = claimed_p for every pair p (see the module docstring).
 
-    A claimed variance of exactly 0 (a deterministic estimate) is checked exactly instead: every draw of
-    that pair must give the same number (needs ``samples`` [n, P]).
+    ``samples`` [n, P] are the draws ``m`` summarises. ``bound``: B_p with |estimate| ≤ B_p, which adds the exact
+    Maurer–Pontil test. A claimed variance of 0 (a deterministic estimate, or within rounding of 0) is checked
+    exactly instead: every draw of that pair must agree up to the pair's rounding floor.
     """
     n = m.count
-    claimed = claimed.to(torch.float64).cpu()
+    if samples is None or samples.dim() != 2 or samples.shape[0] != n:
+        raise ValueError(f"samples must be the [n, P] draws that m summarises (n = {n})")
+    x = samples.detach().to(torch.float64).cpu()
+    base = dict(name=name, claim="variance", alpha=alpha, sample_size=n, seed=seed)
+    scale = x.abs().amax(0)
+    claimed, why = claimed_variance(claimed, scale, labels)
+    if claimed is None:
+        return CheckResult.invalid_claim(why, **base)
+    if atol is None:
+        atol = pair_rounding_floor(x)
+    atol = torch.as_tensor(atol, dtype=torch.float64).expand_as(claimed)
     zero = claimed == 0
     if bool(zero.any()):
-        if samples is None:
-            raise ValueError("a claimed variance of 0 is checked exactly and needs samples=[n, P]")
-        s = samples.cpu()
-        constant = (s == s[:1]).all(0)
-        bad = int((zero & ~constant).sum())
+        spread = x.amax(0) - x.amin(0)
+        varies = zero & (spread > 2 * atol)
+        bad = int(varies.sum())
         if bool(zero.all()) or bad:
+            idx = int(torch.nonzero(varies)[0]) if bad else 0
             return property_check(
                 bad,
                 int(zero.sum()),
@@ -270,32 +424,54 @@ def variance_check(
                 name=name,
                 seed=seed,
                 alpha=alpha,
-                example="" if not bad else "a pair with claimed variance 0 varies across draws",
+                example="" if not bad else f"pair {idx}{_label(labels, idx)} has claimed variance 0 but its draws "
+                f"span {float(spread[idx]):.3g}",
             )
         keep = ~zero
-        m = m.select(keep)
-        claimed = claimed[keep]
+        x, claimed, m = x[:, keep], claimed[keep], m.select(keep)
+        labels = None if labels is None else [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
+        bound = None if bound is None else bound.to(torch.float64).cpu()[keep]
     s2 = m.variance
-    scale = torch.where(claimed > 0, claimed, torch.ones_like(claimed))
-    effect = float(((s2 - claimed).abs() / scale).max())
-    base = dict(name=name, claim="variance", alpha=alpha, effect_size=effect, sample_size=n, seed=seed)
-    ok, worst = clt_guard(m)
-    if not ok:
+    effect = float(((s2 - claimed).abs() / claimed).max())
+    base["effect_size"] = effect
+    y = (x - x.mean(0)) ** 2 * (n / (n - 1))  # mean(y) = s²
+    my = Moments._from_samples(y)
+    ok, worst = clt_guard_pairs(my, VARIANCE_GUARD)
+    diff = my.mean - claimed
+    se = torch.sqrt((my.population_variance + diff**2) / n)  # studentised under H₀
+    z = diff / torch.where(se > 0, se, torch.ones_like(se))
+    z = torch.where(se > 0, z, torch.where(diff.abs() > 0, math.inf, 0.0))
+    p_clt = torch.where(ok, normal_p_values(z, _skewness(my), n, studentised=True), torch.ones_like(z))
+    tested = ok.clone()
+    if bound is not None:
+        b = bound.to(torch.float64).cpu()
+        if bool((x.abs() > b * (1 + 1e-9)).any()):
+            return CheckResult(statistic=math.inf, p_value=0.0, method="bounded", passed=False,
+                               detail="an estimate lies outside its declared bound", **base)
+        t = (s2.sqrt() - claimed.sqrt()).abs() / (2 * torch.where(b > 0, b, torch.ones_like(b)))
+        p_exact = (2 * torch.exp(-(t**2) * (n - 1) / 2)).clamp(max=1.0)
+        p = torch.where(ok, (2 * torch.minimum(p_clt, p_exact)).clamp(max=1.0), p_exact)
+        tested[:] = True
+        method = "clt of s² + Maurer–Pontil"
+    else:
+        p, method = p_clt, "clt of s²"
+    p_adj, idx = _bonferroni(p)  # over all P pairs, tested or not: a valid bound whichever were tested
+    rejected = p_adj <= alpha
+    untested = int((~tested).sum())
+    if untested and not rejected:
+        first = int(torch.nonzero(~tested)[0])
         return CheckResult.refusal(
-            f"fourth moment too large for {n} draws (guard {worst:.3g} > {GUARD})",
+            f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws (guard on "
+            f"(x − x̄)²: {float(worst[first]):.3g} > {VARIANCE_GUARD} at pair {first}{_label(labels, first)}); "
+            "the tested pairs agree with the claim",
             **base,
         )
-    mu4 = m.fourth_central
-    var_s2 = (mu4 - claimed**2 * (n - 3) / (n - 1)) / n
-    var_s2 = torch.where(var_s2 > 0, var_s2, (2 * claimed**2 / (n - 1)))
-    z = (s2 - claimed) / torch.sqrt(var_s2)
-    p_adj, idx = _bonferroni(_two_sided_normal(z))
     return CheckResult(
-        statistic=float(z[idx]),
+        statistic=float(z[idx]) if bool(ok[idx]) else float((s2[idx] - claimed[idx]) / claimed[idx]),
         p_value=p_adj,
-        method="clt of s²",
-        passed=p_adj > alpha,
-        detail=f"worst pair {idx}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
+        method=method,
+        passed=not rejected,
+        detail=f"worst pair {idx}{_label(labels, idx)}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
         **base,
     )
 

@@ -1,8 +1,17 @@
 """Input families for checks (CONVENTIONS.md: "not only random Gaussian directions").
 
-Each family is a pair of ``[P, d]`` float64 tensors (x_p, y_p). Norms are chosen per purpose: unbiasedness
-and variance checks stay where the fourth moment of exponential features is moderate (‖x‖, ‖y‖ ≤ ``radius``,
-MATH.md §4: ‖z‖² ≲ 2), while positivity and finiteness are checked up to norm 10.
+Each family is a pair of ``[P, d]`` float64 tensors (x_p, y_p), or, for a *cross* family, one sequence X of
+L points whose L² pairs (X_i, X_j) are all tested (query i against key j), so a defect that depends on the
+position of a row in the sequence (a per-position parameter) shows. Families:
+
+* :func:`moderate_families` — random directions, axes, collinear, anti-collinear and zero pairs, every point of
+  norm ≤ ``radius`` (where the fourth moment of exponential features is moderate, MATH.md §4);
+* :func:`direction_families` — the spread directions a random draw rarely visits: the all-ones diagonal
+  (1,…,1)/√d, every axis ±e_i, and pairs that stress the first and the last coordinate;
+* :func:`norm_family` — pairs whose points all have one norm r, for the norm sweeps (the radii are chosen per
+  map and kernel by a pilot run, :func:`kerneltheory.testing.verify.sweep_radii`);
+* :func:`cross_family` — one sequence, all L² pairs;
+* :func:`extreme_points` — points for positivity and finiteness, up to norm 10.
 """
 
 from __future__ import annotations
@@ -16,13 +25,30 @@ from .._validation import check_int, check_real
 
 @dataclass(frozen=True)
 class InputFamily:
+    """Pairs (x_p, y_p) of one kind; with ``cross=True``, ``x`` is a sequence and every pair (x_i, x_j) is tested
+    (``y`` is then the same tensor)."""
+
     name: str
     x: torch.Tensor
     y: torch.Tensor
+    cross: bool = False
 
     @property
     def size(self) -> int:
-        return self.x.shape[0]
+        return self.x.shape[0] ** 2 if self.cross else self.x.shape[0]
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tested pairs as two ``[size, d]`` tensors (row i·L + j of a cross family is (x_i, x_j))."""
+        if not self.cross:
+            return self.x, self.y
+        n = self.x.shape[0]
+        return self.x.repeat_interleave(n, 0), self.x.repeat(n, 1)
+
+    def labels(self) -> list[str]:
+        if self.cross:
+            n = self.x.shape[0]
+            return [f"{self.name}[q{i}, k{j}]" for i in range(n) for j in range(n)]
+        return [f"{self.name}[{i}]" for i in range(self.size)]
 
 
 def _unit(gen: torch.Generator, n: int, d: int) -> torch.Tensor:
@@ -59,6 +85,56 @@ def moderate_families(
         )
     )
     return fams
+
+
+def direction_families(dim: int, *, radius: float = 0.5) -> list[InputFamily]:
+    """Deterministic spread directions at norm ``radius``.
+
+    diagonal: u = (1,…,1)/√d against u/2, −u/2 and e_1; axes ±e_i: for every i, +r e_i and −r e_i against r e_i/2
+    (collinear and anti-collinear along each axis), so a sampler biased on one coordinate or one sign is seen;
+    first/last: r e_1 against r e_d, r e_d against r e_d/2, and r(e_1 + e_d)/√2 against r(e_1 − e_d)/√2.
+    Collinear partners have half the norm, so ‖x + y‖ ≤ 1.5r: at r = 0.5 the eighth moment of exponential
+    features stays moderate enough for the variance check.
+    """
+    d = check_int(dim, "dim", minimum=1)
+    r = check_real(radius, "radius", minimum=0.0, strict_min=True)
+    eye = torch.eye(d, dtype=torch.float64)
+    u = torch.full((d,), 1 / d**0.5, dtype=torch.float64)
+    diag = InputFamily("diagonal", r * torch.stack([u, u, u]), r * torch.stack([u / 2, -u / 2, eye[0]]))
+    axes = InputFamily("axes ±e_i", r * torch.cat([eye, -eye]), r * torch.cat([eye, eye]) / 2)
+    first, last = eye[0], eye[-1]
+    mix_p, mix_m = (first + last) / 2**0.5, (first - last) / 2**0.5
+    if d == 1:
+        mix_p, mix_m = first, -first
+    ends = InputFamily(
+        "first/last", r * torch.stack([first, last, mix_p]), r * torch.stack([last, last / 2, mix_m])
+    )
+    return [diag, axes, ends]
+
+
+def norm_family(dim: int, generator: torch.Generator, radius: float, *, pairs: int = 6) -> InputFamily:
+    """``pairs`` pairs with ‖x‖ = ‖y‖ = ``radius``: half in random directions, then collinear, then anti-collinear."""
+    d = check_int(dim, "dim", minimum=1)
+    r = check_real(radius, "radius", minimum=0.0, strict_min=True)
+    p = check_int(pairs, "pairs", minimum=3)
+    h = p - 2 * (p // 3)
+    u = _unit(generator, p, d)
+    v = torch.cat([_unit(generator, h, d), u[h : h + p // 3], -u[h + p // 3 :]])
+    return InputFamily(f"‖x‖ = ‖y‖ = {r:g}", r * u, r * v)
+
+
+def cross_family(dim: int, generator: torch.Generator, *, length: int = 6, radius: float = 0.5) -> InputFamily:
+    """A sequence of ``length`` points of norms in [radius/4, radius] (random directions, the first one along e_1
+    and the last one along −e_d), tested on all ``length``² (query, key) pairs."""
+    d = check_int(dim, "dim", minimum=1)
+    n = check_int(length, "length", minimum=2)
+    r = check_real(radius, "radius", minimum=0.0, strict_min=True)
+    u = _unit(generator, n, d)
+    u[0] = torch.eye(d, dtype=torch.float64)[0]
+    u[-1] = -torch.eye(d, dtype=torch.float64)[-1]
+    norms = r * (0.25 + 0.75 * torch.rand(n, 1, generator=generator, dtype=torch.float64))
+    x = u * norms
+    return InputFamily("cross", x, x, cross=True)
 
 
 def extreme_points(dim: int, generator: torch.Generator, *, max_norm: float = 10.0) -> torch.Tensor:

@@ -20,11 +20,10 @@ import torch
 from .. import estimators as E
 from .._validation import check_int, check_real
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
-from ..montecarlo import moments
-from .checks import CheckResult, mean_check, property_check, rounding_floor, variance_check
-from .inputs import InputFamily, extreme_points, moderate_families
+from .checks import CheckResult, property_check
+from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, Report
+from .verify import BUDGETS, Report, run_mean_variance_checks, sweep_radii
 
 MATRIX_DIM = 4
 MATRIX_FEATURES = 16
@@ -52,10 +51,29 @@ def _stress_families(dim: int, gen: torch.Generator) -> list[InputFamily]:
     """Where biases of structured or discrete laws are largest: larger norms along directions and axes."""
     fams = moderate_families(dim, gen, radius=1.5, pairs=8)
     return [
-        InputFamily(f"{f.name} (‖·‖ ≤ 1.5)", f.x, f.y)
+        InputFamily(f"stress: {f.name} (‖·‖ ≤ 1.5)", f.x, f.y)
         for f in fams
         if f.name in ("directions", "collinear", "axes")
     ]
+
+
+def _families(est: RandomFeatureEstimator, base: int, draws: int) -> list[InputFamily]:
+    """The moderate and spread-direction families, the cross family as its L² pairs (a registered map has no
+    per-position state, so the pairs carry the same information), and the norm sweep that a pilot allows."""
+    gen = torch.Generator().manual_seed(base)
+    fams = moderate_families(est.dim, gen, radius=RADIUS) + direction_families(est.dim, radius=RADIUS)
+    cross = cross_family(est.dim, gen, length=4, radius=RADIUS)
+    fams.append(InputFamily("cross", *cross.pairs()))
+    if est.has_closed_form:
+        pilot_gen = torch.Generator().manual_seed(base + 7)
+
+        def pilot(x, y, r):
+            with torch.no_grad():
+                return est.sample_estimates(x.to(est.dtype), y.to(est.dtype), pilot_gen, r).to(torch.float64)
+
+        fams += sweep_radii(pilot, lambda x, y: est.kernel(x.to(est.dtype), y.to(est.dtype)), est.dim,
+                            torch.Generator().manual_seed(base + 8), draws=draws)
+    return fams
 
 
 def _mean_checks(
@@ -69,55 +87,34 @@ def _mean_checks(
     claim_exact: bool,
     want_variance: bool,
 ) -> tuple[list[CheckResult], list[CheckResult]]:
-    x = torch.cat([f.x for f in families]).to(est.dtype)
-    y = torch.cat([f.y for f in families]).to(est.dtype)
-    kept: list[torch.Tensor] = []
+    pairs = [f.pairs() for f in families]
+    x = torch.cat([p[0] for p in pairs]).to(est.dtype)
+    y = torch.cat([p[1] for p in pairs]).to(est.dtype)
 
-    def recording(gen, r):
+    def estimates(gen, r):
         with torch.no_grad():
-            out = est.sample_estimates(x, y, gen, r).to(torch.float64)
-        kept.append(out)
-        return out
+            return est.sample_estimates(x, y, gen, r).to(torch.float64)
 
-    mom = moments(recording, draws, seed=seed, block=block)
-    samples = torch.cat(kept)
-    target_se = None
+    target_se = scale = None
     with torch.no_grad():
         if est.has_closed_form:
             target = est.kernel_pairs(x, y).to(torch.float64)
+            scale = (est.kernel_pairs(x, x) * est.kernel_pairs(y, y)).to(torch.float64).abs().sqrt()
         else:
             target, target_se = est.reference_kernel(x, y, draws=4 * draws, seed=seed_for("reference", seed))
         var = est.variance_pairs(x, y).to(torch.float64) if est.claims.variance else None
         bound_fn: Callable | None = getattr(est.component, "estimate_bound", None)
         bound = None if bound_fn is None else bound_fn(x, y)
-    atol = rounding_floor(target, mom.mean)
-    means, variances = [], []
-    start = 0
-    for f in families:
-        sl = slice(start, start + f.size)
-        start += f.size
-        sub = mom.select(sl)
-        means.append(
-            mean_check(
-                sub,
-                target[sl],
-                alpha=alpha,
-                name=f"unbiased[{f.name}]",
-                seed=seed,
-                bound=None if bound is None else bound[sl].to(torch.float64),
-                variance=None if var is None else var[sl],
-                samples=samples[:, sl],
-                target_stderr=None if target_se is None else target_se[sl],
-                atol=atol,
-            )
-        )
-        if want_variance and var is not None:
-            variances.append(
-                variance_check(
-                    sub, var[sl], alpha=alpha, name=f"variance[{f.name}]", seed=seed, samples=samples[:, sl]
-                )
-            )
-    return means, variances
+    bound = None if bound is None else bound.to(torch.float64)
+    idx = list(range(len(families)))
+    groups = {"unbiased": dict(kind="mean", families=idx, alpha=alpha, target=target, variance=var, bound=bound,
+                               target_stderr=target_se, prefix="unbiased", scale=scale)}
+    if want_variance and var is not None:
+        var_idx = [i for i, f in enumerate(families) if not f.name.startswith("stress")]
+        groups["variance"] = dict(kind="variance", families=var_idx, alpha=alpha, variance=var, bound=bound,
+                                  prefix="variance")
+    rows = run_mean_variance_checks(estimates, families, groups, draws=draws, block=block, seed=seed)
+    return rows["unbiased"], rows.get("variance", [])
 
 
 def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: float, seed: int) -> CheckResult:
@@ -151,7 +148,7 @@ def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]
     proof = est.claims.proofs.get(claim, "")
     if not checks:
         return Verdict(est.name, claim, claimed_level, "n/a", float("nan"), float("nan"), "", "", proof)
-    failed = [c for c in checks if not c.passed and not c.refused]
+    failed = [c for c in checks if c.status == "failed"]
     refused = [c for c in checks if c.refused]
     worst = min(checks, key=lambda c: c.p_value if c.p_value == c.p_value else 2.0)
     if claimed:
@@ -185,7 +182,9 @@ def verify_estimator(
 ) -> tuple[list[Verdict], Report]:
     """Check every claim of ``est`` (an estimator or a registry name built at ``dim``, ``num_features``).
 
-    The report's α is split evenly across its checks. Unclaimed properties are tested too, on harder inputs,
+    The report's α is split evenly across its checks, and each check's share across its sequential looks. The
+    inputs are the moderate, spread-direction and cross families and the norm sweep a pilot allows
+    (:mod:`~kerneltheory.testing.verify`). Unclaimed properties are tested too, on harder inputs,
     to look for a counterexample. Returns the verdicts (one per claim, claimed or not) and the report of the
     claimed properties (``report.passed`` iff every claim held).
     """
@@ -196,7 +195,7 @@ def verify_estimator(
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
     cfg = BUDGETS[budget]
     base = seed_for(est.name, seed)
-    fam = moderate_families(est.dim, torch.Generator().manual_seed(base), radius=RADIUS)
+    fam = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"
     stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
     want_var = est.claims.variance

@@ -3,8 +3,9 @@
 Installed with the package (entry point ``pytest11``), so a user's own test suite gets the same seeding:
 
 * ``pytest`` — every test gets a fixed seed derived from its node id;
-* ``pytest --kt-seed=random`` (or ``KT_SEED=random``) — fresh seeds, base printed in the header;
-* ``pytest --kt-seed=12345`` — replay a run whose header printed that base.
+* ``pytest --kt-seed=random`` (or ``KT_SEED=random``) — fresh seeds; the base is printed in the header, in a
+  "kerneltheory seed" section of every failure (with the test's own seed) and in the terminal summary;
+* ``pytest --kt-seed=12345`` — replay a run that printed that base.
 """
 
 from __future__ import annotations
@@ -32,7 +33,31 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     base = getattr(config, "_kt_seed_base", 0)
-    return f"kerneltheory: seed base {base} (replay with --kt-seed={base})"
+    return f"kerneltheory: {_replay(base)}"
+
+
+def _replay(base: int) -> str:
+    return f"seed base {base} (replay with --kt-seed={base})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report gets a section with the base seed (and the test's seed when it uses one)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        base = getattr(item.config, "_kt_seed_base", 0)
+        text = _replay(base)
+        if "kt_seed" in getattr(item, "fixturenames", ()):
+            text += f"; this test's kt_seed is {seed_for(item.nodeid, base)}"
+        report.sections.append(("kerneltheory seed", text))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    base = getattr(config, "_kt_seed_base", 0)
+    failed = terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")
+    terminalreporter.write_sep("-", "kerneltheory")
+    terminalreporter.write_line(_replay(base) + (": the failures above replay with it" if failed else ""))
 
 
 @pytest.fixture

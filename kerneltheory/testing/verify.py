@@ -1,34 +1,64 @@
 """Turning claims into checks: ``check_feature_map`` for any user's map, ``verify_estimator`` for ours.
 
 A report is a list of :class:`~kerneltheory.testing.checks.CheckResult` rows. The false-failure budget α of a
-report is split evenly across its statistical checks (Bonferroni), so a correct map fails a whole report with
-probability at most α.
+report is split evenly across its statistical checks (Bonferroni), and each check's share across its sequential
+looks (:mod:`~kerneltheory.testing.sequential`), so a correct map fails a whole report with probability at most
+α, and a clear defect is rejected after a few hundred draws.
+
+The inputs of a check are chosen per map and kernel: the moderate families at ‖x‖ ≤ 0.5, the spread directions
+(diagonal, every axis ±e_i, first/last coordinate), a cross family (one sequence, every query against every
+key), and norm sweeps out to the largest radius where a pilot run finds the estimator's tails still light
+enough for the budget (:func:`sweep_radii`).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from .._validation import check_int, check_points, check_real
-from ..montecarlo import moments
-from .checks import CheckResult, mean_check, property_check, rounding_floor, variance_check
-from .inputs import InputFamily, extreme_points, moderate_families
+from ..montecarlo import Moments
+from .checks import (
+    GUARD,
+    CheckResult,
+    clt_guard,
+    mean_check,
+    pair_rounding_floor,
+    property_check,
+    variance_check,
+)
+from .inputs import (
+    InputFamily,
+    cross_family,
+    direction_families,
+    extreme_points,
+    moderate_families,
+    norm_family,
+)
 from .seeds import seed_for
+from .sequential import alpha_spending, looks, sequential_draws
 
 RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
+SWEEP_RADII = (1.0, 2.0, 4.0, 8.0)  # candidate radii of the norm sweep, tried in order by the pilot
+PILOT_DRAWS = 256
 CLAIMS = frozenset({"unbiased", "positive", "variance", "finite"})
 BUDGETS = {
-    "quick": {"draws": 4096, "block": 512, "property_draws": 16},
-    "thorough": {"draws": 65536, "block": 4096, "property_draws": 128},
+    "quick": {"draws": 4096, "block": 256, "property_draws": 16},
+    "thorough": {"draws": 65536, "block": 256, "property_draws": 128},
 }
 
 
 @dataclass
 class Report:
-    """The result of a set of checks: ``passed`` iff every row passed."""
+    """The result of a set of checks: ``passed`` iff every row passed.
+
+    ``status`` is ``"PASSED"``, ``"FAILED"`` (some check rejected its claim) or ``"REFUSED"`` (no check rejected,
+    but some could not be run meaningfully: never a pass).
+    """
 
     subject: str
     checks: list[CheckResult] = field(default_factory=list)
@@ -42,12 +72,24 @@ class Report:
 
     @property
     def failures(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.passed]
+        """The rows that rejected their claim (not the refused or stopped ones)."""
+        return [c for c in self.checks if c.status == "failed"]
+
+    @property
+    def refusals(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.refused]
+
+    @property
+    def status(self) -> str:
+        if self.passed:
+            return "PASSED"
+        return "FAILED" if self.failures or not self.checks else "REFUSED"
 
     def as_dict(self) -> dict:
         return {
             "subject": self.subject,
             "passed": self.passed,
+            "status": self.status,
             "alpha": self.alpha,
             "budget": self.budget,
             "seed": self.seed,
@@ -56,15 +98,15 @@ class Report:
 
     def __str__(self) -> str:
         head = (
-            f"{self.subject}: {'PASSED' if self.passed else 'FAILED'} "
-            f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks; total α = {self.alpha:g}, "
+            f"{self.subject}: {self.status} "
+            f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks passed; total α = {self.alpha:g}, "
             f"budget {self.budget}, seed {self.seed})"
         )
         lines = [head]
+        marks = {"passed": "ok", "failed": "FAIL", "refused": "REFUSED", "stopped": "STOPPED"}
         for c in self.checks:
-            mark = "ok  " if c.passed else ("REFUSED" if c.refused else "FAIL")
             lines.append(
-                f"  {mark:7s} {c.name:34s} {c.method:22s} stat={c.statistic:<10.4g} p={c.p_value:<9.3g} "
+                f"  {marks[c.status]:7s} {c.name:34s} {c.method:22s} stat={c.statistic:<10.4g} p={c.p_value:<9.3g} "
                 f"α={c.alpha:<8.2g} effect={c.effect_size:<9.3g} n={c.sample_size:<6d} seed={c.seed}"
             )
             if c.detail and not c.passed:
@@ -79,6 +121,8 @@ def _budget(budget: str) -> dict:
 
 
 def _claims(claims) -> set[str]:
+    if isinstance(claims, str):
+        claims = {claims}
     claims = set(claims)
     unknown = claims - CLAIMS
     if unknown:
@@ -98,16 +142,241 @@ def _split_sides(fm) -> tuple[Callable, Callable]:
     return fm, fm
 
 
-def _features(fn, x: torch.Tensor, name: str) -> torch.Tensor:
+def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch.Tensor:
     out = fn(x)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
+    want = 2 if batch is None else 3
+    lead = (x.shape[0],) if batch is None else (batch, x.shape[0])
+    if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
         shape = getattr(out, "shape", type(out).__name__)
-        raise ValueError(f"{name} must map [n, d] to [n, D], got {shape} for input {tuple(x.shape)}")
-    return out.to(torch.float64)
+        form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
+        raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
+    return out.detach().to(torch.float64)
+
+
+def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
+    """``fn(x, y)`` checked to be an [n, n'] tensor (the kernel or the claimed variance)."""
+    out = fn(x, y)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], y.shape[0]):
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"{name}(x, y) must return the [n, n'] = [{x.shape[0]}, {y.shape[0]}] matrix for x {tuple(x.shape)} "
+            f"and y {tuple(y.shape)}, got {tuple(shape) if isinstance(shape, torch.Size) else shape}"
+        )
+    return out.detach().to(torch.float64).cpu()
+
+
+def _pair_values(fn, families: list[InputFamily], name: str) -> torch.Tensor:
+    """``fn`` at every tested pair of ``families``, concatenated: the diagonal for pair families, the whole matrix
+    (row-major) for cross families."""
+    vals = []
+    for f in families:
+        g = _gram(fn, f.x, f.y, name)
+        vals.append(g.flatten() if f.cross else torch.diagonal(g))
+    return torch.cat(vals)
+
+
+def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
+    """√|k(x, x)·k(y, y)| at every tested pair (the Cauchy–Schwarz bound on |k(x, y)|)."""
+    kx = _pair_values(kernel, [InputFamily(f.name, f.pairs()[0], f.pairs()[0]) for f in families], "kernel")
+    ky = _pair_values(kernel, [InputFamily(f.name, f.pairs()[1], f.pairs()[1]) for f in families], "kernel")
+    return (kx * ky).abs().sqrt()
+
+
+class _Evaluator:
+    """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
+    every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
+
+    def __init__(self, sample, families: list[InputFamily], bind, batched: bool | None):
+        self.sample, self.bind = sample, bind
+        if batched is None:
+            try:
+                batched = "batch" in inspect.signature(sample).parameters
+            except (TypeError, ValueError):
+                batched = False
+        self.batched = bool(batched)
+        pair_fams = [f for f in families if not f.cross]
+        self.cross = [f for f in families if f.cross]
+        self.order = families
+        xs = [f.x for f in pair_fams] + [f.x for f in self.cross]
+        ys = [f.y for f in pair_fams] + [f.x for f in self.cross]
+        self.xq, self.xk = torch.cat(xs), torch.cat(ys)
+        self.num_pairs = sum(f.size for f in pair_fams)
+
+    def _maps(self, gen, batch):
+        fm = self.sample(gen, batch=batch) if batch is not None else self.sample(gen)
+        if self.bind is not None:
+            fm = self.bind(fm, self.xq, self.xk)
+        return _split_sides(fm)
+
+    def features(self, gen, x_q, x_k, batch=None):
+        q, k = self._maps(gen, batch)
+        return _features(q, x_q, "query_fn", batch), _features(k, x_k, "key_fn", batch)
+
+    def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
+        with torch.no_grad():
+            if self.batched:
+                fq, fk = self.features(gen, self.xq, self.xk, batch=r)
+            else:
+                pairs = [self.features(gen, self.xq, self.xk) for _ in range(r)]
+                fq, fk = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        if fq.shape[-1] != fk.shape[-1]:
+            raise ValueError(f"query and key features must have one size D, got {fq.shape[-1]} and {fk.shape[-1]}")
+        n = self.num_pairs
+        out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
+        start = n
+        for f in self.cross:
+            L = f.x.shape[0]
+            out[f.name] = (fq[:, start : start + L] @ fk[:, start : start + L].transpose(1, 2)).flatten(1)
+            start += L
+        parts, pair_at = [], 0
+        for f in self.order:
+            if f.cross:
+                parts.append(out[f.name])
+            else:
+                parts.append(out["pairs"][:, pair_at : pair_at + f.size])
+                pair_at += f.size
+        return torch.cat(parts, 1)
+
+
+def sweep_radii(
+    estimate_pairs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    dim: int,
+    generator: torch.Generator,
+    *,
+    draws: int,
+    radii: Sequence[float] = SWEEP_RADII,
+    pilot: int = PILOT_DRAWS,
+) -> list[InputFamily]:
+    """The norm-sweep families for one map and kernel: one :func:`~kerneltheory.testing.inputs.norm_family` per
+    radius of ``radii``, in order, while a pilot of ``pilot`` independent draws (``estimate_pairs(x, y, r) → [r,
+    P]``) finds the estimator informative and its tails light enough for ``draws`` draws: every estimate and
+    target finite, the CLT guard predicted for the full budget (worst·√(pilot/draws)) at most half the guard, and
+    the predicted standard error of the mean below the kernel's magnitude. The sweep stops at the first radius
+    that fails. The pilot's draws are independent of the check's, so choosing the inputs from them costs no α.
+    """
+    chosen = []
+    for r in radii:
+        fam = norm_family(dim, generator, r)
+        target = _pair_values(kernel, [fam], "kernel")
+        if not bool(torch.isfinite(target).all()):
+            break
+        est = estimate_pairs(fam.x, fam.y, pilot)
+        if not bool(torch.isfinite(est).all()):
+            break
+        m = Moments.from_samples(est)
+        ok, worst = clt_guard(m)
+        if not ok or worst * math.sqrt(pilot / draws) > GUARD / 2:
+            break
+        se = torch.sqrt(m.variance / draws)
+        if bool((se > target.abs().clamp_min(1e-300)).any()):
+            break
+        chosen.append(fam)
+    return chosen
+
+
+def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
+    bad = ~torch.isfinite(samples)
+    if not bool(bad.any()):
+        return None
+    draw, pair = (int(i) for i in torch.nonzero(bad)[0])
+    return CheckResult(
+        statistic=math.inf, p_value=0.0, method="non-finite estimate", passed=False, effect_size=math.inf,
+        detail=f"the estimate is {float(samples[draw, pair])} at pair {pair} ({labels[pair]}), draw {draw}: "
+        "a map that is not finite cannot estimate a finite kernel",
+        **base,
+    )
+
+
+def run_mean_variance_checks(
+    estimates: Callable[[torch.Generator, int], torch.Tensor],
+    families: list[InputFamily],
+    groups: dict[str, dict],
+    *,
+    draws: int,
+    block: int,
+    seed: int,
+    first: int | None = None,
+) -> dict[str, list[CheckResult]]:
+    """Sequential mean and variance checks over ``families``, all drawn together.
+
+    ``groups`` maps a claim to its checks: ``{"kind": "mean" | "variance", "families": [indices], "alpha": α per
+    check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
+    "prefix": name, "scale": [P] tensor | None}`` (``scale``: the magnitude of the kernel at each pair,
+    √|k(x, x)·k(y, y)|, which bounds |k(x, y)| for a positive-definite kernel and sets the pair's rounding floor
+    even where the target itself is rounding noise). At each look of :func:`~kerneltheory.testing.sequential.looks`
+    every undecided check is
+    run at its spent level; a claim is decided when one of its checks rejects or at the last look, and the
+    draws stop when every claim is decided. A check whose claim was decided before the check was (another check
+    rejected first) gets a "stopped" row. Returns the rows per claim, in family order.
+    """
+    sizes = [f.size for f in families]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    labels_all = [lab for f in families for lab in f.labels()]
+    first = block if first is None else first
+    points = looks(draws, first)
+    rows: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
+    spent = {c: alpha_spending(g["alpha"], len(points)) for c, g in groups.items()}
+    decided = set()
+    last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
+    for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
+        final = k == len(points) - 1
+        n = samples.shape[0]
+        for claim, g in groups.items():
+            if claim in decided:
+                continue
+            a_k = spent[claim][k]
+            for i in g["families"]:
+                if i in rows[claim]:
+                    continue
+                sl = slice(offsets[i], offsets[i + 1])
+                smp = samples[:, sl]
+                labels = labels_all[sl]
+                name = f"{g['prefix']}[{families[i].name}]"
+                base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k,
+                            sample_size=n, seed=seed)
+                row = _nonfinite_row(smp, base, labels)
+                if row is None:
+                    m = Moments._from_samples(smp)
+                    pick = lambda key, g=g, sl=sl: None if g.get(key) is None else g[key][sl]  # noqa: E731
+                    if g["kind"] == "mean":
+                        scale = [] if g.get("scale") is None else [g["scale"][sl]]
+                        atol = pair_rounding_floor(g["target"][sl], m.mean, smp, *scale)
+                        row = mean_check(m, g["target"][sl], alpha=a_k, name=name, seed=seed, bound=pick("bound"),
+                                         variance=pick("variance"), samples=smp, atol=atol,
+                                         target_stderr=pick("target_stderr"), labels=labels,
+                                         claim=g.get("claim", claim))
+                    else:
+                        row = variance_check(m, g["variance"][sl], alpha=a_k, name=name, seed=seed, samples=smp,
+                                             bound=pick("bound"), labels=labels)
+                if len(points) > 1:
+                    row.detail = (row.detail + "; " if row.detail else "") + f"look {k + 1}/{len(points)}"
+                last[claim][i] = row
+                if row.status == "failed" or final:
+                    rows[claim][i] = row
+            if any(r.status == "failed" for r in rows[claim].values()) or final:
+                decided.add(claim)
+        if len(decided) == len(groups):
+            break
+    out = {}
+    for claim, g in groups.items():
+        out[claim] = []
+        for i in g["families"]:
+            if i in rows[claim]:
+                out[claim].append(rows[claim][i])
+            else:
+                prev = last[claim].get(i)
+                out[claim].append(CheckResult(
+                    name=f"{g['prefix']}[{families[i].name}]", claim=claim, statistic=math.nan, p_value=math.nan,
+                    alpha=g["alpha"], effect_size=math.nan, sample_size=0 if prev is None else prev.sample_size,
+                    seed=seed, method="stopped", passed=False,
+                    detail="not decided: the claim was already refuted by another check, so the draws stopped",
+                ))
+    return out
 
 
 def check_feature_map(
-    sample: Callable[[torch.Generator], object],
+    sample: Callable[..., object],
     kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     dim: int,
@@ -117,24 +386,42 @@ def check_feature_map(
     alpha: float = 1e-6,
     seed: int = 0,
     budget: str = "quick",
+    bind: Callable[[object, torch.Tensor, torch.Tensor], object] | None = None,
+    batched: bool | None = None,
+    sweep: bool = True,
+    sequential: bool = True,
 ) -> Report:
     """Verify the claims of a user's random feature map against an exact kernel.
 
     Args:
         sample: ``sample(generator)`` draws one feature map: a function ``[n, d] → [n, D]`` or a
-            ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``.
+            ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``. If it
+            takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
+            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off).
         kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate.
         dim: input dimension d.
         claims: a subset of ``{"unbiased", "positive", "variance", "finite"}``.
         variance: ``variance(x, y) → [n, n']``, the claimed variance of one draw's estimate φ(x)ᵀφ(y);
             required for the ``"variance"`` claim (and used, when given, by the unbiasedness test).
         inputs: extra ``(x, y)`` pairs of ``[P, d]`` tensors tested on top of the built-in input families.
-        alpha: the report's total false-failure rate, split across its checks.
+        alpha: the report's total false-failure rate, split across its checks and their sequential looks.
         seed: base seed; every check's seed is derived from it and the check's name.
-        budget: ``"quick"`` (4096 draws per check) or ``"thorough"`` (65536).
+        budget: ``"quick"`` (at most 4096 draws per check) or ``"thorough"`` (65536).
+        bind: for data-dependent maps (OPRF/SADERF-style parameters computed from the sequence):
+            ``bind(drawn_map, queries, keys)`` is called once per draw with the drawn map and all the query and
+            key rows of the check, and returns the map (a function or a ``(query_fn, key_fn)`` pair) to evaluate
+            on them. The parameters may depend on the inputs but not on the draw's randomness beyond the map.
+        batched: force (True) or forbid (False) the batched call of ``sample``; None detects a ``batch`` keyword.
+        sweep: add norm-sweep families out to the radius a pilot run allows (see :func:`sweep_radii`).
+        sequential: look at the draws at 256, 512, ... and stop once every claim is decided (α-spending keeps
+            the error rate); False looks once, after the whole budget.
 
     Returns:
-        a :class:`Report`; ``report.passed`` is True iff every claimed property held.
+        a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
+        PASSED, FAILED or REFUSED.
+
+    The mean and variance checks are sequential: a claim whose check rejects at an early look (256, 512, ...
+    draws) is decided there, and the draws stop once every claim is decided; a correct map uses the whole budget.
 
     Example (a correct positive random feature map for the softmax kernel)::
 
@@ -156,14 +443,17 @@ def check_feature_map(
     cfg = _budget(budget)
     if "variance" in claims and variance is None:
         raise ValueError("the 'variance' claim needs variance=callable(x, y) giving the claimed variance")
-    if not callable(sample) or not callable(kernel):
-        raise TypeError("sample and kernel must be callables")
-    families = moderate_families(d, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
+    for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
+    fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
+    families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
+    families.append(cross_family(d, fam_gen, radius=RADIUS))
     for i, pair in enumerate(inputs or []):
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
-        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).to(torch.float64)
-        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).to(torch.float64)
+        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).detach().to(torch.float64).cpu()
+        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).detach().to(torch.float64).cpu()
         if x.shape != y.shape or x.dim() != 2:
             raise ValueError(
                 f"inputs[{i}] must hold two tensors of one shape [P, d], got {tuple(x.shape)}, {tuple(y.shape)}"
@@ -171,101 +461,54 @@ def check_feature_map(
         families.append(InputFamily(f"inputs[{i}]", x, y))
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
-    n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite"))
-    a = alpha / n_checks
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
+    with torch.no_grad():
+        if statistical and sweep:
+            pilot_gen = torch.Generator().manual_seed(seed_for("pilot", seed))
 
-    x_all = torch.cat([f.x for f in families])
-    y_all = torch.cat([f.y for f in families])
-    sizes = [f.size for f in families]
+            def pilot(x, y, r):
+                return _Evaluator(sample, [InputFamily("pilot", x, y)], bind, batched)(pilot_gen, r)
 
-    def estimates(gen: torch.Generator, r: int) -> torch.Tensor:
-        rows = []
-        with torch.no_grad():
-            for _ in range(r):
-                q, k = _split_sides(sample(gen))
-                rows.append((_features(q, x_all, "query_fn") * _features(k, y_all, "key_fn")).sum(-1))
-        return torch.stack(rows)
-
-    if statistical:
-        s = seed_for("draws", seed)
-        kept: list[torch.Tensor] = []
-
-        def recording(gen, r):
-            out = estimates(gen, r)
-            kept.append(out)
-            return out
-
-        mom = moments(recording, cfg["draws"], seed=s, block=cfg["block"])
-        samples = torch.cat(kept)
-        target = torch.cat([torch.diagonal(kernel(f.x, f.y)).to(torch.float64) for f in families])
-        var = (
-            None
-            if variance is None
-            else torch.cat([torch.diagonal(variance(f.x, f.y)).to(torch.float64) for f in families])
-        )
-        atol = rounding_floor(target, mom.mean)
-        start = 0
-        for f, size in zip(families, sizes, strict=True):
-            sl = slice(start, start + size)
-            start += size
-            sub = mom.select(sl)
+            families += sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
+                                    draws=cfg["draws"])
+        n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite"))
+        a = alpha / n_checks
+        if statistical:
+            s = seed_for("draws", seed)
+            groups = {}
+            target = _pair_values(kernel, families, "kernel")
+            var = None if variance is None else _pair_values(variance, families, "variance")
+            idx = list(range(len(families)))
             if "unbiased" in claims:
-                report.checks.append(
-                    mean_check(
-                        sub,
-                        target[sl],
-                        alpha=a,
-                        name=f"unbiased[{f.name}]",
-                        seed=s,
-                        variance=None if var is None else var[sl],
-                        samples=samples[:, sl],
-                        atol=atol,
-                    )
-                )
+                groups["unbiased"] = dict(kind="mean", families=idx, alpha=a, target=target, variance=var,
+                                          prefix="unbiased", scale=_kernel_scale(kernel, families))
             if "variance" in claims:
-                report.checks.append(
-                    variance_check(
-                        sub, var[sl], alpha=a, name=f"variance[{f.name}]", seed=s, samples=samples[:, sl]
-                    )
-                )
+                groups["variance"] = dict(kind="variance", families=idx, alpha=a, variance=var, prefix="variance")
+            evaluate = _Evaluator(sample, families, bind, batched)
+            rows = run_mean_variance_checks(evaluate, families, groups, draws=cfg["draws"], block=cfg["block"],
+                                            seed=s, first=cfg["block"] if sequential else cfg["draws"])
+            for claim in groups:
+                report.checks += rows[claim]
 
-    if {"positive", "finite"} & claims:
-        s = seed_for("properties", seed)
-        pts = torch.cat([extreme_points(d, torch.Generator().manual_seed(s)), x_all, y_all])
-        gen = torch.Generator().manual_seed(s)
-        feats = []
-        with torch.no_grad():
+        if {"positive", "finite"} & claims:
+            s = seed_for("properties", seed)
+            pts = torch.cat([extreme_points(d, torch.Generator().manual_seed(s)),
+                             *(f.x for f in families), *(f.y for f in families if not f.cross)])
+            evaluate = _Evaluator(sample, [InputFamily("points", pts, pts)], bind, batched)
+            gen = torch.Generator().manual_seed(s)
+            feats = []
             for _ in range(cfg["property_draws"]):
-                q, k = _split_sides(sample(gen))
-                feats += [_features(q, pts, "query_fn"), _features(k, pts, "key_fn")]
-        allf = torch.cat([f.flatten() for f in feats])
-        if "finite" in claims:
-            bad = ~torch.isfinite(allf)
-            report.checks.append(
-                property_check(
-                    int(bad.sum()),
-                    allf.numel(),
-                    claim="finite",
-                    name="finite[norms ≤ 10]",
-                    seed=s,
-                    alpha=a,
-                    example=_example(bad, feats, pts),
-                )
-            )
-        if "positive" in claims:
-            bad = ~(allf > 0)
-            report.checks.append(
-                property_check(
-                    int(bad.sum()),
-                    allf.numel(),
-                    claim="positive",
-                    name="positive[norms ≤ 10]",
-                    seed=s,
-                    alpha=a,
-                    example=_example(bad, feats, pts),
-                )
-            )
+                fq, fk = evaluate.features(gen, pts, pts)
+                feats += [fq, fk]
+            allf = torch.cat([f.flatten() for f in feats])
+            for claim, bad in (("finite", ~torch.isfinite(allf)), ("positive", ~(allf > 0))):
+                if claim in claims:
+                    report.checks.append(
+                        property_check(
+                            int(bad.sum()), allf.numel(), claim=claim, name=f"{claim}[norms ≤ 10]", seed=s, alpha=a,
+                            example=_example(bad, feats, pts),
+                        )
+                    )
     return report
 
 

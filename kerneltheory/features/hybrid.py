@@ -1,0 +1,127 @@
+r"""Hybrid random features, the angular variant (Choromanski, Chen, Lin, Chen, Dubey, Likhosherstov, Weller et
+al. 2022, "Hybrid Random Features", ICLR, §3.1–3.2).
+
+Two base estimators of SM(x, y) = exp(xᵀy) from the same m frequencies W (rows of any law whose rows are
+N(0, I)): positive features Â = φ₊(x)ᵀφ₊(y), accurate where SM is small (x ≈ −y), and trigonometric features
+B̂ = φ_t(x)ᵀφ_t(y), accurate where x ≈ y. They are mixed with the angular weight λ(x, y) = θ_{x,y}/π, θ the
+angle between x and y, estimated from n separate iid Gaussian frequencies u_k by the sign features
+ψ(x) = n^{-1/2} sign(Ux) (Goemans–Williamson / Charikar: P(sign u_kᵀx ≠ sign u_kᵀy) = θ/π):
+
+.. math::
+    \hat\lambda = \tfrac12\big(1 - \psi(x)^\top\psi(y)\big),\qquad
+    \widehat{\mathrm{SM}} = \hat\lambda\,\hat A + (1 - \hat\lambda)\,\hat B .
+
+Expanding, ŜM = ½Â − ½(ψᵀψ)Â + ½B̂ + ½(ψᵀψ)B̂ is one dot product of the features
+
+    query: [φ₊(x), ψ(x)⊗φ₊(x), φ_t(x), ψ(x)⊗φ_t(x)]/√2,   key: [φ₊(y), −ψ(y)⊗φ₊(y), φ_t(y), ψ(y)⊗φ_t(y)]/√2,
+
+D = 3m(n + 1). Since U is independent of W, E ŜM = λ SM + (1 − λ) SM = SM: unbiased exactly, for every law
+whose rows are marginally N(0, I) (proofs/hybrid.md, item 1). For iid Gaussian W the variance has the closed form
+of :func:`hrf_variance` (item 2). When x = 0 or y = 0, ψ = 0 and λ̂ = ½ exactly. Not positive (the trig part).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import theory
+from .._validation import check_int
+from ..spectral.base import SpectralLaw
+from ._laws import standard_gaussian_reference
+from .base import Component, IncompatibleLaw, project
+from .positive import Positive
+from .trig import Trig
+
+
+def _angle_fraction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(λ, zero) for broadcastable ``[..., d]`` x, y: λ = θ/π (½ where x or y is 0) and whether x or y is 0."""
+    prod = x.norm(dim=-1) * y.norm(dim=-1)
+    zero = prod == 0
+    cos = (x * y).sum(-1) / torch.where(zero, torch.ones_like(prod), prod)
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))  # rounding only: |cos| ≤ 1 by Cauchy–Schwarz
+    return torch.where(zero, torch.full_like(theta, 0.5), theta / math.pi), zero
+
+
+def hrf_variance(x, y, num_features: int, angular_features: int) -> torch.Tensor:
+    r"""Var ŜM of one HRF draw with iid N(0, I) frequencies, for broadcastable ``[..., d]`` x, y (proofs/hybrid.md,
+    item 2):
+
+    E ŜM² = E[λ̂²]E[Â²] + 2E[λ̂(1 − λ̂)]E[ÂB̂] + E[(1 − λ̂)²]E[B̂²], with E λ̂ = λ, Var λ̂ = λ(1 − λ)/n (0 when x or y
+    is 0), E Â² = Var₊ + SM², E B̂² = Var_t + SM², E ÂB̂ = SM² + (e^{2xᵀy} cos(‖x‖² − ‖y‖²) − SM²)/m.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    n = check_int(angular_features, "angular_features", minimum=1)
+    sm2 = torch.exp(2 * (x * y).sum(-1))
+    lam, zero = _angle_fraction(x, y)
+    var_lam = torch.where(zero, torch.zeros_like(lam), lam * (1 - lam) / n)
+    e_a2 = theory.softmax_positive_variance(x, y, m) + sm2
+    e_b2 = theory.softmax_trig_variance(x, y, m) + sm2
+    e_ab = sm2 + sm2 * (torch.cos((x * x).sum(-1) - (y * y).sum(-1)) - 1) / m
+    e_l2 = lam * lam + var_lam
+    e_l1 = lam - e_l2  # E λ̂(1 − λ̂)
+    e_1l2 = (1 - lam) ** 2 + var_lam
+    return e_l2 * e_a2 + 2 * e_l1 * e_ab + e_1l2 * e_b2 - sm2
+
+
+class HRF(Component):
+    """Angular hybrid of positive and trig features for SM, λ̂ from ``angular_features`` sign features."""
+
+    name = "hrf"
+    positive = False
+    symmetric = False
+    proofs = {"unbiased": "proofs/hybrid.md", "variance": "proofs/hybrid.md"}
+    claim_notes = {
+        "unbiased": "exact because λ̂ uses frequencies independent of the base estimators' (proofs/hybrid.md)",
+    }
+
+    def __init__(self, dim: int, *, angular_features: int | None = None):
+        super().__init__()
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.angular_features = None if angular_features is None else check_int(
+            angular_features, "angular_features", minimum=1
+        )
+        self._positive, self._trig = Positive(), Trig()
+
+    def _n(self, num_features: int) -> int:
+        return num_features if self.angular_features is None else self.angular_features
+
+    def feature_dim(self, num_features: int) -> int:
+        return 3 * num_features * (self._n(num_features) + 1)
+
+    def check_law(self, law: SpectralLaw | None) -> None:
+        super().check_law(law)
+        if not standard_gaussian_reference(law):
+            raise IncompatibleLaw(f"the {self.name} component needs rows marginally N(0, I), not the {law.name} law")
+
+    def draw_extra(self, num_features, generator, batch, dtype, device):
+        """The angular frequencies U ``[(batch,) n, d]``, iid N(0, I), independent of W."""
+        n = self._n(num_features)
+        shape = (n, self.dim) if batch is None else (batch, n, self.dim)
+        u = torch.randn(shape, generator=generator, dtype=torch.float64)
+        return {"angular": u.to(device if device is not None else "cpu", dtype)}
+
+    def features(self, x, w, extra, stats, side):
+        psi = torch.sign(project(x, extra["angular"])) / math.sqrt(extra["angular"].shape[-2])
+        pos = self._positive.features(x, w, {}, {}, side)
+        trig = self._trig.features(x, w, {}, {}, side)
+        sign = -1.0 if side == "key" else 1.0
+
+        def outer(a, b):
+            return (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(-2)
+
+        parts = [pos, sign * outer(psi, pos), trig, outer(psi, trig)]
+        return torch.cat(parts, dim=-1) / math.sqrt(2.0)
+
+    def target(self, law, x, y, stats):
+        return self._positive.target(law, x, y, stats)  # h(x)h(y)M(x + y) = SM for rows N(0, I)
+
+    def target_name(self, law) -> str:
+        return "softmax exp(xᵀy)"
+
+    def has_variance(self, law) -> bool:
+        return law is not None and law.iid_rows and law.reference is law and standard_gaussian_reference(law)
+
+    def variance(self, law, x, y, num_features, stats):
+        return hrf_variance(x.unsqueeze(-2), y.unsqueeze(-3), num_features, self._n(num_features))

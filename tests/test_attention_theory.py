@@ -1,0 +1,268 @@
+"""Linear attention as a ratio estimator (delta method) and uniform convergence: the covariance formulas, the
+bias/MSE formula, the calibrated checks, their power against planted defects and their refusals
+(proofs/attention_ratio.md, proofs/uniform_convergence.md)."""
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+import kerneltheory.estimators as E
+from kerneltheory import theory
+from kerneltheory.testing.attention_theory import (
+    attention_ratio_check,
+    attention_theory_rows,
+    finite_set_uniform_check,
+    key_covariance,
+    rks_uniform_check,
+)
+
+ALPHA = 1e-6
+FAMILIES = [
+    ("trig/gaussian", {}),
+    ("trig_phase/gaussian", {}),
+    ("positive/gaussian", {}),
+    ("hyperbolic/gaussian", {}),
+    ("gerf/gaussian", {"a": -0.1, "s": 1}),
+    ("gerf/gaussian", {"a": -0.1, "s": -1}),
+    ("oprf/gaussian", {}),
+    ("saderf/gaussian", {}),
+    ("poisrf/poisson", {}),
+    ("geomrf/geometric", {}),
+]
+IDS = [f"{n}{kw.get('s', '')}" for n, kw in FAMILIES]
+
+
+def _inputs(g, dim=3, nq=2, n=4, std=0.4):
+    q = torch.randn(nq, dim, generator=g, dtype=torch.float64) * std
+    k = torch.randn(n, dim, generator=g, dtype=torch.float64) * std
+    return q, k
+
+
+@pytest.mark.parametrize(("name", "kw"), FAMILIES, ids=IDS)
+def test_covariance_diagonal_is_the_variance(name, kw, kt_generator):
+    est = E.get(name, 3, 16, **kw)
+    q, k = _inputs(kt_generator)
+    cov = key_covariance(est, q, k)
+    assert cov.shape == (2, 4, 4)
+    torch.testing.assert_close(torch.diagonal(cov, dim1=-2, dim2=-1), est.variance(q, k), rtol=1e-12, atol=0)
+    torch.testing.assert_close(cov, cov.transpose(-1, -2), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("name", "kw"), FAMILIES, ids=IDS)
+def test_covariance_matches_monte_carlo(name, kw, kt_generator, one_thread):
+    """z-test of every entry of the sample covariance against the formula (CLT on the products of centred
+    estimates, standard error from their sample variance), Bonferroni over the entries, α = 1e-6."""
+    est = E.get(name, 3, 8, **kw)
+    q, k = _inputs(kt_generator, std=0.3)
+    r = 20000
+    fq, fk = est.draw(kt_generator, batch=r).pair(q, k)
+    kh = fq @ fk.transpose(-1, -2)  # [r, nq, n]
+    c = kh - kh.mean(0)
+    prod = c.unsqueeze(-1) * c.unsqueeze(-2)  # [r, nq, n, n]
+    emp = prod.sum(0) / (r - 1)
+    se = prod.std(0) / math.sqrt(r)
+    z = (emp - key_covariance(est, q, k)) / se
+    p = min(1.0, float(2 * stats.norm.sf(z.abs().max())) * z.numel())
+    assert p > ALPHA, (float(z.abs().max()), p)
+
+
+def test_bias_mse_vanish_where_they_must(kt_generator):
+    k = torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64)
+    v = torch.randn(3, 2, generator=kt_generator, dtype=torch.float64)
+    # a common random factor on every key cancels in the ratio: C = c·KKᵀ gives bias = MSE = 0
+    out, bias, mse = theory.attention_ratio_bias_mse(k, 0.3 * k.unsqueeze(-1) * k.unsqueeze(-2), v)
+    torch.testing.assert_close(out, (k @ v) / k.sum(), rtol=1e-14, atol=0)
+    assert bias.abs().max() < 1e-15 and mse.abs().max() < 1e-15
+    # equal values: the output is that value whatever the weights
+    _, bias, mse = theory.attention_ratio_bias_mse(k, torch.eye(3, dtype=torch.float64)[None], torch.ones(3, 1))
+    assert bias.abs().max() < 1e-15 and mse.abs().max() < 1e-15
+
+
+def test_bias_mse_of_independent_estimates_by_hand():
+    """Two keys, values 0 and 1, independent estimates with variances s₁, s₂: ô = K̂₂/(K̂₁ + K̂₂),
+    MSE ≈ (K₂²s₁ + K₁²s₂)/D⁴ and bias ≈ (K₂s₁ − K₁s₂)/D³ (the delta method done by hand)."""
+    k1, k2, s1, s2 = 1.0, 3.0, 0.2, 0.5
+    kern = torch.tensor([k1, k2], dtype=torch.float64)
+    out, bias, mse = theory.attention_ratio_bias_mse(
+        kern, torch.diag(torch.tensor([s1, s2], dtype=torch.float64)), torch.tensor([[0.0], [1.0]])
+    )
+    d = k1 + k2
+    assert float(out) == pytest.approx(k2 / d, rel=1e-14)
+    assert float(mse) == pytest.approx((k2**2 * s1 + k1**2 * s2) / d**4, rel=1e-14)
+    assert float(bias) == pytest.approx((k2 * s1 - k1 * s2) / d**3, rel=1e-14)
+
+
+def test_bias_mse_refuses_bad_input():
+    k, c, v = torch.ones(3), torch.eye(3), torch.ones(3, 2)
+    with pytest.raises(ValueError, match="positive sum"):
+        theory.attention_ratio_bias_mse(-k, c, v)
+    with pytest.raises(ValueError, match="covariance"):
+        theory.attention_ratio_bias_mse(k, torch.eye(2), v)
+    with pytest.raises(ValueError, match="values"):
+        theory.attention_ratio_bias_mse(k, c, torch.ones(2, 2))
+    with pytest.raises(ValueError, match="NaN"):
+        theory.attention_ratio_bias_mse(k, c * math.nan, v)
+
+
+@pytest.mark.parametrize("name", ["positive/gaussian", "trig/gaussian"])
+def test_ratio_check_passes_correct_estimators(name, kt_seed, one_thread):
+    r = attention_ratio_check(name, seed=kt_seed, alpha=ALPHA)
+    assert r.passed, r
+
+
+class _ScaledKeys:
+    """A planted defect: key j's features multiplied by 1 + 0.2·j (a per-key constant: illegal, MATH.md §5)."""
+
+    def __init__(self, m):
+        self.est = E.get("positive/gaussian", 4, m)
+        self.claims, self.kernel = self.est.claims, self.est.kernel
+        self.num_features, self.dim, self.name = m, 4, "scaled keys"
+
+    def draw(self, generator, batch=None):
+        fm = self.est.draw(generator, batch=batch)
+
+        class _Map:
+            def pair(self, x, y):
+                fx, fy = fm.pair(x, y)
+                scale = 1.0 + 0.2 * torch.arange(y.shape[0], dtype=fy.dtype)
+                return fx, fy * scale[:, None]
+
+        return _Map()
+
+
+def _diagonal_covariance(est, q, k):
+    """A planted defect: the estimates treated as independent (the off-diagonal covariances dropped)."""
+    return torch.diag_embed(torch.diagonal(key_covariance(est, q, k), dim1=-2, dim2=-1))
+
+
+@pytest.mark.parametrize(
+    ("label", "estimator", "covariance"),
+    [
+        ("independent keys", "positive/gaussian", _diagonal_covariance),
+        ("per-key scale", _ScaledKeys, lambda est, q, k: key_covariance(est.est, q, k)),
+    ],
+    ids=["independent-keys", "per-key-scale"],
+)
+def test_ratio_check_rejects_planted_defects(label, estimator, covariance, kt_seed, one_thread):
+    r = attention_ratio_check(estimator, seed=kt_seed, alpha=ALPHA, covariance=covariance)
+    assert not r.passed and not r.refused, r
+
+
+def test_ratio_check_refuses_too_few_draws(kt_seed):
+    r = attention_ratio_check("positive/gaussian", draws=10, seed=kt_seed)
+    assert r.refused and not r.passed
+    with pytest.raises(ValueError, match="three"):
+        attention_ratio_check("positive/gaussian", ms=(16, 32), seed=kt_seed)
+
+
+def test_rks_bound_and_its_inverse():
+    b = theory.rks_uniform_bound(0.4, 2000, 2, math.sqrt(2), 1.0)
+    assert b == pytest.approx(256 * (math.sqrt(2) / 0.4) ** 2 * math.exp(-2000 * 0.16 / 16), rel=1e-12)
+    eps = theory.rks_uniform_epsilon(0.05, 2000, 2, math.sqrt(2), 1.0)
+    assert theory.rks_uniform_bound(eps, 2000, 2, math.sqrt(2), 1.0) == pytest.approx(0.05, rel=1e-9)
+    var = torch.tensor([0.01, 0.02])
+    assert theory.finite_set_uniform_bound(var, theory.finite_set_uniform_epsilon(var, 0.2)) == pytest.approx(0.2)
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="epsilon"):
+            theory.rks_uniform_bound(bad, 10, 2, 1.0, 1.0)
+    with pytest.raises(ValueError, match="variances"):
+        theory.finite_set_uniform_bound(torch.tensor([-1.0]), 0.1)
+
+
+def test_rks_check_passes_refuses_vacuous_and_rejects_a_wrong_scale(kt_seed, one_thread):
+    rows = rks_uniform_check(draws=64, seed=kt_seed, epsilons=(0.25, 0.3))
+    assert rows[0].refused and "vacuous" in rows[0].detail  # the bound is 3.3 at ε = 0.25
+    assert rows[1].passed and "ratio" in rows[1].detail
+    wrong = E.get("trig_phase/gaussian", 2, 2000, std=3.0)  # converges to another kernel
+    rows = rks_uniform_check(draws=64, seed=kt_seed, epsilons=(0.3, 0.4), estimator=wrong)
+    assert not any(r.passed for r in rows) and not any(r.refused for r in rows)
+
+
+def test_finite_set_check_passes_and_rejects_a_wrong_kernel(kt_seed, one_thread):
+    rows = finite_set_uniform_check(draws=64, seed=kt_seed, epsilons=(0.1, 0.2))
+    assert rows[0].refused and rows[1].passed
+    # estimates K₁, not SM: |SM − K₁| = e^{1/4} − 1 > 0.2 at x = y on the sphere of radius 1/2, so every draw
+    # exceeds ε = 0.2, where the bound is about 0.78: 128 draws give p ≈ 0.78^128 ≈ 1e-14
+    wrong = E.get("positive/gaussian", 2, 4096, h="gaussian")
+    rows = finite_set_uniform_check(draws=128, seed=kt_seed, epsilons=(0.2,), estimator=wrong)
+    assert not rows[0].passed and not rows[0].refused
+
+
+@pytest.mark.slow
+def test_report_rows_thorough_pass():
+    rows = attention_theory_rows(quick=False)
+    assert all(r.passed or (r.refused and "vacuous" in r.detail) for r in rows), [r for r in rows if not r.passed]
+
+
+@pytest.mark.slow
+def test_ratio_check_false_failure_rate():
+    """At α = 0.05 the correct estimator fails in at most a binomially plausible number of 40 seeds."""
+    fails = sum(not attention_ratio_check("oprf/gaussian", seed=s, alpha=0.05).passed for s in range(40))
+    assert stats.binom.sf(fails - 1, 40, 0.05) > 1e-3, fails
+
+
+def test_delta_method_algebra_sympy():
+    """proofs/attention_ratio.md, item 2: the second-order expansion of N̂/D̂ for two keys, with E δK_j = 0 and
+    E δK_jδK_k = C_jk, gives the bias −uᵀC1/D² and the second moment uᵀCu/D² (symbolically)."""
+    sp = pytest.importorskip("sympy")
+    n = 2
+    k = sp.symbols("K0:2", positive=True)
+    v = sp.symbols("v0:2", real=True)
+    dk = sp.symbols("d0:2", real=True)
+    c = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"C{min(i, j)}{max(i, j)}"))
+    t = sp.Symbol("t")  # bookkeeping: δK = t·d, keep orders t² and below
+    den, num = sum(k), sum(ki * vi for ki, vi in zip(k, v, strict=True))
+    o = num / den
+    kt = [ki + t * di for ki, di in zip(k, dk, strict=True)]
+    ratio = sum(ki * vi for ki, vi in zip(kt, v, strict=True)) / sum(kt)
+    first = sp.diff(ratio, t).subs(t, 0)  # Taylor coefficients in t
+    second = sp.diff(ratio, t, 2).subs(t, 0) / 2
+
+    def expect(expr):  # E over δ with mean 0 and covariance C, for a polynomial of degree ≤ 2 in δ
+        poly = sp.Poly(sp.expand(expr), *dk)
+        out = 0
+        for mon, coef in poly.terms():
+            if sum(mon) == 2:
+                idx = [i for i, e in enumerate(mon) for _ in range(e)]
+                out += coef * c[idx[0], idx[1]]
+            elif sum(mon) == 0:
+                out += coef
+        return out
+
+    u = sp.Matrix([vi - o for vi in v])
+    one = sp.ones(n, 1)
+    bias = expect(second)  # the order-t term has mean 0
+    assert sp.cancel(expect(first)) == 0
+    assert sp.cancel(bias + (u.T * c * one)[0] / den**2) == 0
+    assert sp.cancel(expect(first**2) - (u.T * c * u)[0] / den**2) == 0
+
+
+class _NaNMap:
+    """A planted defect: every draw's features are NaN (a check must fail, not pass with no exceedances)."""
+
+    def __init__(self, est):
+        self.est, self.kernel, self.claims = est, est.kernel, est.claims
+
+    def draw(self, generator, batch=None):
+        fm = self.est.draw(generator, batch=batch)
+
+        class _Map:
+            def pair(self, x, y):
+                fx, fy = fm.pair(x, y)
+                return fx * math.nan, fy
+
+        return _Map()
+
+
+def test_checks_fail_on_non_finite_estimates(kt_seed):
+    nan_map = _NaNMap(E.get("trig_phase/gaussian", 2, 2000))
+    rows = rks_uniform_check(draws=8, seed=kt_seed, epsilons=(0.4,), estimator=nan_map)
+    assert not rows[0].passed and not rows[0].refused
+    r = attention_ratio_check(lambda m: _NaNMap(E.get("positive/gaussian", 4, m)), draws=160, seed=kt_seed,
+                              covariance=lambda est, q, k: key_covariance(est.est, q, k))
+    assert not r.passed and not r.refused
+    with pytest.raises(ValueError, match="kernel"):  # an overflowing target is refused, not tested
+        big = torch.full((2, 4), 30.0, dtype=torch.float64)
+        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(big, big, torch.ones(2, 1)))

@@ -1,0 +1,193 @@
+"""Resuming from disk never trusts a bad file: every kind of corruption of the variance cells, the training
+cells and the report's verdict cache is detected, warned about and recomputed, never used and never a crash
+(kerneltheory/experiments/study.py, kerneltheory/experiments/cells.py, kerneltheory/nn/experiment.py,
+kerneltheory/report.py)."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from kerneltheory.experiments import (
+    CellStore,
+    FigureConfig,
+    ScaleSpec,
+    Series,
+    evaluate_cell,
+    plan,
+    run_figure,
+)
+from kerneltheory.experiments.study import CacheWarning, digest
+
+
+def small() -> FigureConfig:
+    return FigureConfig(
+        name="small",
+        title="small",
+        x="norm",
+        seed=3,
+        fixed={"dim": 4, "num_features": 4, "norm": 0.5, "norm_ratio": 1.0, "angle": 60.0, "pairs": 2},
+        scales={"quick": ScaleSpec((0.5,), 512, 64)},
+        series=(Series("trig/gaussian", "trig", "a"),),
+    )
+
+
+def _forge(path, change) -> None:
+    """Apply ``change`` to the cell file's payload and write it back with a valid checksum (a forgery the
+    checksum cannot catch: the moments' own checks must)."""
+    data = json.loads(path.read_text())
+    data.pop("checksum")
+    change(data)
+    path.write_text(json.dumps({**data, "checksum": digest(data)}))
+
+
+def _node(data, i=0):
+    return data["moments"]["nodes"][i]["moments"]
+
+
+CORRUPTIONS = {
+    "random bytes": lambda p: p.write_bytes(os.urandom(300)),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:-40]),
+    "not an object": lambda p: p.write_text("[1, 2, 3]"),
+    "edited without the checksum": lambda p: p.write_text(p.read_text().replace('"count": 512', '"count": 510', 1)),
+    "no moments": lambda p: _forge(p, lambda d: d.pop("moments")),
+    "wrong shape": lambda p: _forge(p, lambda d: _node(d).update(mean=[0.1])),
+    "negative second moment": lambda p: _forge(p, lambda d: _node(d)["m2"].__setitem__(0, -1.0)),
+    "fourth below squared second": lambda p: _forge(p, lambda d: _node(d)["m4"].__setitem__(0, 0.0)),
+    "count zero": lambda p: _forge(p, lambda d: _node(d).update(count=0)),
+    "negative count": lambda p: _forge(p, lambda d: _node(d).update(count=-64)),
+    "NaN": lambda p: _forge(p, lambda d: _node(d)["mean"].__setitem__(1, float("nan"))),
+    "infinite": lambda p: _forge(p, lambda d: _node(d)["m3"].__setitem__(1, float("inf"))),
+    "blocks beyond the cell": lambda p: _forge(p, lambda d: d["moments"].update(blocks=[0, 9])),
+    "missing tree node": lambda p: _forge(p, lambda d: d["moments"]["nodes"].pop()),
+    "another sweep's seed": lambda p: _forge(p, lambda d: d["moments"].update(seed=d["moments"]["seed"] + 1)),
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_a_corrupt_variance_cell_is_recomputed_with_a_warning(kind, tmp_path):
+    c = small()
+    fresh = run_figure(c, out_dir=tmp_path / "fresh", progress=False, plot=False)
+    out = tmp_path / "run"
+    run_figure(c, out_dir=out, progress=False, plot=False)
+    path = next((out / "cells").glob("*.json"))
+    CORRUPTIONS[kind](path)
+    with pytest.warns(CacheWarning, match="recomputing"):
+        again = run_figure(c, out_dir=out, progress=False, plot=False)
+    assert again.computed == 1 and again.cached == 0
+    pd.testing.assert_frame_equal(again.frame, fresh.frame, check_exact=True)
+    assert CellStore(out / "cells").load(plan(c)[0][2]) is not None  # rewritten, good again
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda d: d["moments"].update(blocks=[0, 6]),  # claims more blocks than its draws
+        lambda d: d["moments"].update(blocks=[2, 4]),  # a checkpoint must start at block 0
+        lambda d: _node(d).update(count=_node(d)["count"] + 1),
+    ],
+    ids=["more blocks than draws", "not from block 0", "count off by one"],
+)
+def test_a_forged_partial_checkpoint_is_not_resumed(forge, tmp_path):
+    spec = plan(small())[0][2]
+    store = CellStore(tmp_path)
+    store.save_partial(spec, evaluate_cell(spec, range(0, 4)))
+    assert store.load_partial(spec).blocks == range(0, 4)
+    _forge(tmp_path / f"{next(tmp_path.glob('*.partial.json')).name}", forge)
+    with pytest.warns(CacheWarning):
+        assert store.load_partial(spec) is None
+
+
+def test_a_corrupt_shard_is_not_merged(tmp_path):
+    spec = plan(small())[0][2]
+    store = CellStore(tmp_path)
+    store.save_shard(spec, evaluate_cell(spec, range(2, 4)))
+    assert store.load_shard(spec, 2, 4) is not None
+    path = next(tmp_path.glob("*.shard-2-4.json"))
+    _forge(path, lambda d: _node(d)["m2"].__setitem__(0, -0.5))
+    with pytest.warns(CacheWarning, match="negative"):
+        assert store.load_shard(spec, 2, 4) is None
+
+
+# -- the training cells -------------------------------------------------------------------------------------
+
+
+def test_corrupt_training_cells_and_data_are_recomputed(tmp_path, capsys):
+    from kerneltheory.commands import train
+
+    out = tmp_path / "kl"
+    argv = ["--scale", "smoke", "--out", str(out), "--kernels", "softmax", "--tasks", "retrieval",
+            "--workers", "1", "--quiet", "--no-figures"]
+    assert train.main(argv) == 0
+    first = pd.read_parquet(out / "results.parquet")
+    cells = out / "cells"
+    summary = next(p for p in cells.glob("train__*.parquet") if ".trace" not in p.name)
+    summary.write_bytes(os.urandom(200))
+    data = next((cells / "data").glob("*train*.pt"))
+    torch.save({"tokens": torch.zeros(3, 3)}, data)  # a readable file of the wrong shape
+    cost = next(cells.glob("cost__*.parquet"))
+    cost.write_bytes(cost.read_bytes()[:50])
+    with pytest.warns(CacheWarning) as record:
+        assert train.main(argv) == 0
+    messages = " ".join(str(w.message) for w in record)
+    assert summary.name in messages and data.name in messages and cost.name in messages
+    again = pd.read_parquet(out / "results.parquet")
+    timing = ["time_per_step_ms", "peak_memory_mb", "wall_s"]
+    pd.testing.assert_frame_equal(again.drop(columns=timing), first.drop(columns=timing), check_exact=True)
+    (out / "config.json").write_text("{ not json")
+    with pytest.warns(CacheWarning, match="config.json"):
+        assert train.main(argv) == 0
+    capsys.readouterr()
+
+
+# -- the report's verdict cache -----------------------------------------------------------------------------
+
+
+def _entry(name="elu"):
+    verdict = {"estimator": name, "claim": "unbiased", "claimed": "exact", "verdict": "not refuted",
+               "p_value": 0.5, "effect_size": 0.1, "method": "z", "evidence": "", "proof": "p.md", "checks": []}
+    return {"key": {"k": 1}, "estimator": name, "passed": True, "seconds": 1.5, "verdicts": [verdict]}
+
+
+VERDICT_CORRUPTIONS = {
+    "random bytes": lambda e, p: p.write_bytes(os.urandom(100)),
+    "truncated": lambda e, p: p.write_text(json.dumps(e)[:60]),
+    "a list": lambda e, p: p.write_text("[]"),
+    "no verdicts": lambda e, p: p.write_text(json.dumps({**e, "verdicts": []})),
+    "NaN seconds": lambda e, p: p.write_text(json.dumps({**e, "seconds": float("nan")})),
+    "negative seconds": lambda e, p: p.write_text(json.dumps({**e, "seconds": -1})),
+    "passed not a bool": lambda e, p: p.write_text(json.dumps({**e, "passed": "yes"})),
+    "another estimator": lambda e, p: p.write_text(json.dumps({**e, "estimator": "trig/gaussian"})),
+    "p-value above 1": lambda e, p: p.write_text(json.dumps({**e, "verdicts": [{**e["verdicts"][0], "p_value": 2}]})),
+    "verdict missing a field": lambda e, p: p.write_text(
+        json.dumps({**e, "verdicts": [{k: v for k, v in e["verdicts"][0].items() if k != "claim"}]})
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(VERDICT_CORRUPTIONS))
+def test_a_corrupt_verdict_cache_is_recomputed_with_a_warning(kind, tmp_path):
+    from kerneltheory.report import _load_verdicts
+
+    entry, path = _entry(), tmp_path / "elu.json"
+    path.write_text(json.dumps(entry))
+    assert _load_verdicts(path, entry["key"], "elu") == entry
+    assert _load_verdicts(path, {"k": 2}, "elu") is None  # another key: recomputed, not an error
+    VERDICT_CORRUPTIONS[kind](entry, path)
+    with pytest.warns(CacheWarning, match="recomputing"):
+        assert _load_verdicts(path, entry["key"], "elu") is None
+
+
+def test_the_claim_matrix_recomputes_a_corrupt_cache_entry(tmp_path):
+    from kerneltheory.report import _cache_path, claim_matrix
+
+    first = claim_matrix(tmp_path, names=["elu"], progress=False)
+    path = _cache_path(tmp_path, "elu")
+    path.write_bytes(os.urandom(64))
+    with pytest.warns(CacheWarning):
+        again = claim_matrix(tmp_path, names=["elu"], progress=False)
+    assert [{k: v for k, v in e.items() if k != "seconds"} for e in again] == [
+        {k: v for k, v in e.items() if k != "seconds"} for e in first
+    ]

@@ -1,0 +1,50 @@
+"""The package's pytest plugin prints the base seed where a failure is read: in a "kerneltheory seed" section of
+every failed test (with the test's own seed) and in the terminal summary, so ``--kt-seed=random`` failures can
+be replayed with ``--kt-seed=<base>`` (README, Tests)."""
+
+import re
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+def test_fails(kt_seed):
+    assert kt_seed < 0, f"seed {kt_seed}"
+
+def test_fails_without_a_seed():
+    assert False
+
+def test_passes(kt_generator):
+    pass
+"""
+
+
+def _run(pytester, *args):
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def test_a_random_base_is_printed_with_every_failure_and_replays(pytester, monkeypatch):
+    monkeypatch.delenv("KT_SEED", raising=False)
+    result = _run(pytester, "--kt-seed=random")
+    result.assert_outcomes(failed=2, passed=1)
+    text = result.stdout.str()
+    base = int(re.search(r"kerneltheory: seed base (\d+) \(replay with --kt-seed=\1\)", text).group(1))
+    sections = re.findall(r"-+ kerneltheory seed -+\n(.*)", text)
+    assert len(sections) == 2 and all(s.startswith(f"seed base {base} (replay with --kt-seed={base})")
+                                      for s in sections)
+    seed = int(re.search(r"AssertionError: seed (\d+)", text).group(1))
+    assert f"this test's kt_seed is {seed}" in text
+    summary = text.split("short test summary info")[0].rsplit("- kerneltheory -", 1)[1]
+    assert f"seed base {base} (replay with --kt-seed={base}): the failures above replay with it" in summary
+    # the printed base replays the failure with the same seed
+    replay = _run(pytester, f"--kt-seed={base}")
+    assert re.search(r"AssertionError: seed (\d+)", replay.stdout.str()).group(1) == str(seed)
+
+
+def test_a_passing_run_still_names_its_base(pytester, monkeypatch):
+    monkeypatch.delenv("KT_SEED", raising=False)
+    pytester.makepyfile(test_ok="def test_ok(kt_seed):\n    assert kt_seed >= 0\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kt-seed=7")
+    result.assert_outcomes(passed=1)
+    assert "kerneltheory seed" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*- kerneltheory -*", "seed base 7 (replay with --kt-seed=7)"])

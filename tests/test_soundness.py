@@ -1,0 +1,146 @@
+"""A check never passes vacuously (issue #12): non-finite, huge, negative and out-of-domain claims and maps.
+
+Each test plants one way a check could pass without testing anything and asserts that it fails or refuses,
+naming the pair where the claim breaks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kerneltheory import kernels, theory
+from kerneltheory.montecarlo import Moments
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.checks import mean_check, pair_rounding_floor, variance_check
+from kerneltheory.testing.planted import planted_map
+
+D = 4
+
+
+def good(g):
+    return planted_map("scale", 0.0, dim=D)(g)
+
+
+def broken(g):
+    return planted_map("scale", 0.5, dim=D)(g)
+
+
+def nan_at_one_pair(x, y):
+    """The softmax kernel, but NaN at the first pair of every Gram matrix (one pair per family)."""
+    k = kernels.softmax(x, y).clone()
+    k[0, 0] = math.nan
+    return k
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_target_fails_and_names_the_pair(bad):
+    x = torch.randn(256, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = torch.zeros(3, dtype=torch.float64)
+    target[1] = bad
+    res = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0)
+    assert not res.passed and res.status == "failed" and res.p_value == 0.0
+    assert "pair 1" in res.detail and "target" in res.detail
+
+
+def test_a_kernel_that_is_nan_at_one_pair_cannot_make_a_broken_map_pass():
+    for sample in (good, broken):
+        report = check_feature_map(sample, nan_at_one_pair, dim=D, claims={"unbiased"}, sweep=False)
+        assert not report.passed and report.status == "FAILED"
+        assert any("NaN" in c.detail or "nan" in c.detail for c in report.failures)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_claimed_variance_fails(bad):
+    x = torch.randn(512, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    claimed = torch.tensor([1.0, bad], dtype=torch.float64)
+    m = Moments.from_samples(x)
+    for res in (variance_check(m, claimed, alpha=1e-6, name="v", seed=0, samples=x),
+                mean_check(m, torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="m", seed=0, variance=claimed,
+                           samples=x)):
+        assert res.status == "failed" and "pair 1" in res.detail and "variance" in res.detail
+
+
+def test_clearly_negative_variance_fails_but_rounding_is_zero():
+    x = torch.ones(512, 2, dtype=torch.float64)  # a deterministic estimate
+    m = Moments.from_samples(x)
+    eps = torch.finfo(torch.float64).eps
+    res = variance_check(m, torch.tensor([-1e-3, 0.0], dtype=torch.float64), alpha=1e-6, name="v", seed=0, samples=x)
+    assert res.status == "failed" and "negative" in res.detail and "pair 0" in res.detail
+    # −ε is rounding of a zero variance (nearly coincident points): the pair is then checked exactly
+    ok = variance_check(m, torch.tensor([-eps, 0.0], dtype=torch.float64), alpha=1e-6, name="v", seed=0, samples=x)
+    assert ok.passed and ok.method == "exhaustive"
+    x2 = x.clone()
+    x2[0, 0] = 1.5  # but a pair that varies cannot have variance 0
+    bad = variance_check(Moments.from_samples(x2), torch.tensor([-eps, 0.0], dtype=torch.float64), alpha=1e-6,
+                         name="v", seed=0, samples=x2)
+    assert bad.status == "failed"
+
+
+def test_rounding_floor_is_per_pair_so_a_huge_pair_does_not_switch_off_the_others():
+    # pair 0: a huge deterministic target; pair 1: a deterministic estimate that misses its target by 1e-6
+    x = torch.tensor([[1e200, 1.0]], dtype=torch.float64).repeat(300, 1)
+    target = torch.tensor([1e200, 1.0 + 1e-6], dtype=torch.float64)
+    floor = pair_rounding_floor(target, x)
+    assert float(floor[1]) < 1e-12 < float(floor[0])
+    res = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x)
+    assert not res.passed and "pair 1" in res.detail
+
+
+def test_huge_user_input_pair_does_not_hide_a_defect():
+    """An inputs= pair whose kernel is 1e173 sits beside the built-in families: a 2% scale error still fails."""
+    big = torch.full((1, D), 10.0, dtype=torch.float64)
+    report = check_feature_map(lambda g: planted_map("scale", 0.02, dim=D)(g), kernels.softmax, dim=D,
+                               claims={"unbiased"}, inputs=[(big, big)], sweep=False)
+    assert report.status == "FAILED"
+    assert any(not c.name.startswith("unbiased[inputs") for c in report.failures)
+
+
+def test_non_finite_estimates_fail_with_a_message_not_a_traceback():
+    def nan_map(g):
+        w = torch.randn(8, D, generator=g, dtype=torch.float64)
+        return lambda x: torch.exp(x @ w.T) / (x.norm(dim=-1, keepdim=True) - x.norm(dim=-1, keepdim=True))
+
+    report = check_feature_map(nan_map, kernels.softmax, dim=D, claims={"unbiased", "positive"}, sweep=False)
+    assert report.status == "FAILED"
+    assert any(c.method == "non-finite estimate" and "draw" in c.detail for c in report.failures)
+
+
+def test_requires_grad_inputs_and_wrong_kernel_shape():
+    x = torch.randn(3, D, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    report = check_feature_map(good, kernels.softmax, dim=D, claims={"unbiased"}, inputs=[(x / 4, x / 4)],
+                               sweep=False)
+    assert report.passed, str(report)
+    with pytest.raises(ValueError, match="kernel"):
+        check_feature_map(good, lambda a, b: kernels.softmax(a, b)[:, :1], dim=D, claims={"unbiased"})
+    with pytest.raises(ValueError, match="variance"):
+        check_feature_map(good, kernels.softmax, dim=D, claims={"variance"}, variance=lambda a, b: torch.ones(2))
+
+
+def test_a_report_whose_only_problem_is_a_refusal_says_refused():
+    """Lognormal-tailed estimates without a claimed variance: the mean check refuses; REFUSED, never PASSED."""
+
+    def heavy(g):
+        w = torch.randn(1, D, generator=g, dtype=torch.float64) * 3.0
+
+        def phi(x):
+            return torch.exp(x @ w.T - 4.5 * (x * x).sum(-1, keepdim=True))
+
+        return phi
+
+    report = check_feature_map(heavy, lambda a, b: torch.exp(9 * a @ b.T), dim=D, claims={"unbiased"},
+                               sweep=False)
+    assert not report.passed
+    assert report.status == "REFUSED" and str(report).splitlines()[0].split(": ")[1].startswith("REFUSED")
+
+
+def test_variance_claim_that_is_too_small_fails():
+    """A variance claimed for twice the features (half the true variance) is rejected."""
+    m = 32
+    report = check_feature_map(
+        lambda g: planted_map("scale", 0.0, dim=D, num_features=m)(g), kernels.softmax, dim=D,
+        claims={"variance"}, variance=lambda x, y: theory.softmax_positive_variance(x[:, None], y[None], 2 * m),
+        sweep=False,
+    )
+    assert report.status == "FAILED"
