@@ -132,6 +132,8 @@ class RandomFeatureEstimator:
         variance = law is None or comp.has_variance(law)
         if not variance:
             proofs.pop("variance", None)
+        elif law is not None and not law.iid_rows:  # the exact ORF variance (features/trig.py, positive.py)
+            proofs["variance"] = "proofs/orthogonal_variance.md"
         proofs.setdefault("finite", "proofs/positivity.md")
         return Claims(unbiased=unbiased, positive=positive, variance=variance, proofs=proofs, notes=notes)
 
