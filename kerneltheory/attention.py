@@ -155,14 +155,15 @@ def _allowed(mask, causal, n_q, n_k, rank, device) -> torch.Tensor | None:
     return allowed
 
 
-def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None) -> None:
-    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds."""
+def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None, offset: int = 0) -> None:
+    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds (``bad`` may be a
+    chunk of the queries starting at ``offset``)."""
     if not bool(bad.any()):
         return
     idx = tuple(int(i) for i in bad.nonzero()[0])
     lead = f" (leading index {idx[:-1]})" if len(idx) > 1 else ""
     val = "" if values is None else f" = {float(values[idx]):.6g}"
-    raise ValueError(f"{what} at query i = {idx[-1]}{lead}{val}")
+    raise ValueError(f"{what} at query i = {idx[-1] + offset}{lead}{val}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -513,9 +514,9 @@ def _with_ones(v: torch.Tensor) -> torch.Tensor:
 
 
 def _noncausal_chunked(src: _Chunks, v: torch.Tensor, chunk: int):
-    """(numerator [.., n_q, d_v], denominator [.., n_q]) of eq. (6): one pass over key chunks accumulating the
-    state [S | z] = Σ_j φ(k_j)Λ⁻¹[v_j | 1] (rescaled when the running max M grows), then one over query chunks,
-    φ(q_i)Λc_i [S | z]. Peak memory O(L·D + D·d_v) besides inputs and outputs."""
+    """Eq. (6) by chunks: one pass over key chunks accumulating the state [S | z] = Σ_j φ(k_j)Λ⁻¹[v_j | 1]
+    (rescaled when the running max M grows), then, per query chunk, yields (its slice, φ(q_i)Λc_i [S | z]: the
+    numerators and the denominator as a last column). Peak memory O(L·D + D·d_v) besides inputs and outputs."""
     state, m = None, None
     for a in range(0, src.k.shape[-2], chunk):
         sl = slice(a, a + chunk)
@@ -524,16 +525,12 @@ def _noncausal_chunked(src: _Chunks, v: torch.Tensor, chunk: int):
         m = m_new
         part = fk.transpose(-1, -2) @ _with_ones(v[..., sl, :])
         state = part if state is None else state + part
-    outs = []
     for a in range(0, src.q.shape[-2], chunk):
-        fq = src.queries(slice(a, a + chunk), m)
+        sl = slice(a, a + chunk)
+        fq = src.queries(sl, m)
         if state is None:  # no keys
             state = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1] + 1)
-        outs.append(fq @ state)
-    if not outs:
-        return v.new_zeros(*v.shape[:-2], 0, v.shape[-1]), v.new_zeros(*v.shape[:-2], 0)
-    out = torch.cat(outs, dim=-2)
-    return out[..., :-1], out[..., -1]
+        yield sl, fq @ state
 
 
 def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
@@ -545,7 +542,7 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
     max with the current M: row i sees keys j ≤ i all with the same Λ, and its own constant (legal). A later
     key of the same chunk can still raise M_f far above every key j ≤ i; if a denominator of the chunk then
     underflows (below tiny/ε) the chunk is halved and redone, down to one position, where Λ comes from keys
-    j ≤ i only and a positive map's denominator is ≥ 1.
+    j ≤ i only and a positive map's denominator is ≥ 1. Yields (the chunk's slice, [numerators | denominator]).
     """
     n = v.shape[-2]
     small = torch.finfo(v.dtype).tiny / torch.finfo(v.dtype).eps
@@ -562,7 +559,7 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
         part = fk.transpose(-1, -2) @ v_aug
         return out, (part if state is None else state + part), m_new
 
-    state, m, outs, start = None, None, [], 0
+    state, m, start = None, None, 0
     while start < n:
         length = min(chunk, n - start)
         while True:
@@ -571,16 +568,13 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
             if not src.stable or length == 1 or not bool(bad.any()):
                 break
             length = (length + 1) // 2
-        outs.append(out)
+        yield slice(start, start + length), out
         state, m = state_new, m_new
         start += length
-    if not outs:
-        return v.new_zeros(*v.shape[:-2], 0, v.shape[-1]), v.new_zeros(*v.shape[:-2], 0)
-    out = torch.cat(outs, dim=-2)
-    return out[..., :-1], out[..., -1]
 
 
-def _finish(num, den, eps, check_denominator):
+def _finish(num, den, eps, check_denominator, offset: int = 0):
+    """num / (den + eps) for queries offset, offset + 1, ..., checked when ``check_denominator``."""
     den = den + eps if eps else den
     if check_denominator:
         _raise_at(
@@ -588,11 +582,25 @@ def _finish(num, den, eps, check_denominator):
             "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (every key masked, features that "
             "overflowed without stabilise=True, or a non-positive map's denominator vanishing: MATH.md §5)",
             den,
+            offset,
         )
     out = num / den.unsqueeze(-1)
     if check_denominator:
-        _raise_at(~torch.isfinite(out).all(-1), "the output is not finite")
+        _raise_at(~torch.isfinite(out).all(-1), "the output is not finite", offset=offset)
     return out
+
+
+def _assemble(chunks, n_q: int, v: torch.Tensor, eps, check_denominator) -> torch.Tensor:
+    """Normalise each yielded (slice, [num | den]) chunk and write it into one ``[.., n_q, d_v]`` output (no
+    list of chunks and no concatenation: the output is the only n-sized tensor; gradients flow through the
+    slice writes)."""
+    out = None
+    for sl, aug in chunks:
+        part = _finish(aug[..., :-1], aug[..., -1], eps, check_denominator, sl.start)
+        if out is None:
+            out = part.new_empty(*part.shape[:-2], n_q, part.shape[-1])
+        out[..., sl, :] = part
+    return v.new_zeros(*v.shape[:-2], 0, v.shape[-1]) if out is None else out
 
 
 def linear_attention(
@@ -636,11 +644,8 @@ def linear_attention(
         _, phi_q, phi_k = _features(res, q, k, mask, stabilise)
         given = (phi_q, phi_k)
     src = _Chunks(res, q, k, _feature_mask(mask, k.dim()), stabilise, given)
-    if causal:
-        num, den = _causal(src, v, chunk)
-    else:
-        num, den = _noncausal_chunked(src, v, chunk)
-    return _finish(num, den, eps, check_denominator)
+    chunks = _causal(src, v, chunk) if causal else _noncausal_chunked(src, v, chunk)
+    return _assemble(chunks, q.shape[-2], v, eps, check_denominator)
 
 
 def attention_matrix(

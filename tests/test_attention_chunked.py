@@ -142,3 +142,19 @@ def test_one_column_key_features_do_not_broadcast(kt_generator):
     for causal in (False, True):
         with pytest.raises(ValueError, match=r"D_q = 16.*D_k = 1"):
             linear_attention(q, k, v, OneColumn(), causal=causal, stabilise=False)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_no_allocation_larger_than_the_output(causal, kt_generator):
+    """n = 4096, D = 64 > d_v = 16: an n×D feature matrix (2 MiB) or a copy of the output with its denominator
+    column would be the largest allocation; chunked, nothing exceeds the output [n, d_v] itself."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n, m, dv = 4096, 64, 16
+    q, k, _ = _inputs(kt_generator, n, heads=1)
+    v = torch.randn(1, 1, n, dv, generator=kt_generator, dtype=torch.float64)
+    fm = E.get("positive/gaussian", dim=8, num_features=m).draw(kt_generator)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = linear_attention(q, k, v, fm, causal=causal, chunk_size=128)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= out.numel() * out.element_size(), f"an allocation of {largest} bytes"
