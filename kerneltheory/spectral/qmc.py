@@ -203,8 +203,8 @@ class QuasiMonteCarlo(GaussianApproximation):
             )
             columns = random_lms_columns(generator, r, self.dim)
             shift = torch.randint(0, 2**GRID_BITS, (r, self.dim), generator=generator, dtype=torch.int64)
-            used = max(1, (m - 1).bit_length())  # point i < 2^p has only its top p digits nonzero
-            return lms_shift(x, columns, shift, min(used, GRID_BITS)).numpy()
+            used = used_digits(m, 2, GRID_BITS)  # point i < 2^p has only its top p digits nonzero
+            return lms_shift(x, columns, shift, used).numpy()
         bases = _primes(self.dim)
         counts = [halton_digit_count(b) for b in bases]
         used = [used_digits(m, b, c) for b, c in zip(bases, counts, strict=True)]
