@@ -247,18 +247,14 @@ class RandomFeatureEstimator:
         about (D + d·|log φ|)·2⁻²⁴, stays relative: no cancellation). Signed maps (trig, DIRF, …) keep float64:
         an estimate of a small kernel value is a near-cancelling sum of O(1) terms, whose float32 rounding error
         (≈ D·2⁻²⁴ absolute) is not small against the value and its standard error at large draw counts.
-        Data-dependent maps (OPRF, SADERF) keep float64 too: their parameters minimise the variance, so the
-        moment checks resolve biases below float32's rounding of the features (oprf/fastfood_learnable's
-        unbiasedness check failed in float32). The hyperbolic maps keep float64 for the same reason (their
-        unbiasedness check failed in float32 for every law: tests/test_float32_estimates.py). Overflow of
-        exponential features is handled per chunk (see :meth:`sample_estimates`)."""
+        Laws without closed forms keep float64 too: their target is a float64 Monte Carlo reference of the same
+        law, which the checks resolve more finely than float32's rounding (with float32 the unbiasedness checks of
+        positive/, gerf/ and oprf/fastfood_learnable failed). The hyperbolic maps keep float64 for the same
+        reason (their unbiasedness check failed in float32 for every law). Both found by
+        tests/test_float32_estimates.py. Overflow of exponential features is handled per chunk (see
+        :meth:`sample_estimates`)."""
         comp = self.component
-        return (
-            bool(comp.positive)
-            and self.law is not None
-            and not comp.data_dependent
-            and comp.name != "hyperbolic"
-        )
+        return bool(comp.positive) and self.has_closed_form and comp.name != "hyperbolic"
 
     # -- theory -----------------------------------------------------------------------------------
     def _check_xy(self, x, y):
