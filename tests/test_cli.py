@@ -52,9 +52,15 @@ def test_audit_exit_status_on_documented_examples(factory, status):
 
 
 def test_audit_reports_bad_arguments(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["audit", "no_such_module:x", "--kernel", "softmax", "--dim", "8", "--claims", "finite"])
-    assert exc.value.code == 2
-    assert "cannot import" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "laplace", "--dim", "8", "--claims", "finite"])
+    """A command or a map that fails to run exits 2 with a one-line message, no traceback unless asked."""
+    assert main(["audit", "no_such_module:x", "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot import" in err and "Traceback" not in err
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "laplace", "--dim", "8", "--claims", "finite"]) == 2
+    assert "kernel must be one of" in capsys.readouterr().err
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--dim", "8"]) == 2  # a feature-map audit needs claims
+    capsys.readouterr()
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "5", "--claims", "finite",
+                 "--traceback"]) == 2  # the map is written for d = 8: it fails to run at d = 5
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError" in err

@@ -243,9 +243,9 @@ def from_module(
 
 
 def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Callable[[torch.Generator], torch.Tensor]:
-    """``sample(generator) → [m, d]``: redraw a copy of ``module`` (inside :func:`global_rng`) and return its
-    frequency matrix ``module.<attribute>`` as float64 — the input of
-    :func:`~kerneltheory.testing.samplers.callable_sampler_checks`, which then tests the frequencies *as the
+    """``sample(generator) → [m, d]``: redraw a copy of ``module`` (inside :func:`global_rng`) and return a copy
+    of its frequency matrix ``module.<attribute>`` (in the module's dtype, which sets the rounding floors), the
+    input of :func:`~kerneltheory.testing.samplers.callable_sampler_checks`, which then tests the frequencies *as the
     module redraws them* (e.g. that row norms really change between redraws)."""
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -261,7 +261,7 @@ def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Ca
         w = getattr(work, attribute, None)
         if not isinstance(w, torch.Tensor):
             raise ValueError(f"the module has no tensor attribute {attribute!r}")
-        return w.detach().to("cpu", torch.float64).clone()
+        return w.detach().to("cpu").clone()
 
     return sample
 

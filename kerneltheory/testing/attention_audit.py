@@ -17,6 +17,13 @@ module). Each check is one :class:`~kerneltheory.testing.checks.CheckResult` row
   MSEs are too noisy). A defect that does not cancel in the ratio (a per-key constant, a per-position
   parameter, an illegal stabiliser) leaves a bias that does not shrink: the MSE flattens and the test rejects.
   ``reference`` is ``"softmax"`` (exp(qᵀk/√d)) or any Gram-matrix kernel κ (exact kernel attention).
+* **bias** (opt-in: ``checks=[..., "bias"]``) — the bias tested directly, far more powerful than the slope
+  against a small persistent bias: for iid features the delta-method bias of the ratio,
+  (out·Var Ẑ − Cov(N̂, Ẑ))/Z², is exactly ∝ 1/m at first order, so with e_m = out_m − exact,
+  t = e_{m₂} − (m₁/m₂)·e_{m₁} (independent draws at the two largest m of the grid) has mean O(m₁⁻²) under H₀
+  and (1 − m₁/m₂)·β under a bias β that does not shrink; tested per output entry by
+  :func:`~kerneltheory.testing.checks.mean_check` (CLT under its fourth-moment guard, which needs a few hundred
+  draws, hence ``bias_draws``; Bonferroni over the entries).
 * **stabiliser[scale]**, **stabiliser[shift]** — the same test where stabilisers act differently: queries
   scaled by 1.5 and keys by 1/1.5, and a common vector added to every key (the keys' statistics shift); both
   leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
@@ -50,16 +57,18 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._validation import check_int, check_real
+from .._validation import check_int, check_points, check_real
 from ..attention import kernel_attention, softmax_attention
+from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
-from .checks import CheckResult, property_check
+from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .seeds import seed_for
 from .verify import Report
 
-__all__ = ["ATTENTION_CHECKS", "check_attention", "rounding_floor_attention"]
+__all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "check_attention", "rounding_floor_attention"]
 
-ATTENTION_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
 SCALE, SHIFT = 1.5, 0.5  # stabiliser inputs: q × 1.5 with k / 1.5; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -117,15 +126,28 @@ def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | Non
                                alpha=alpha, sample_size=a.numel(), seed=seed)
 
 
-def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
+def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torch.Tensor]:
+    """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws."""
     g = torch.Generator().manual_seed(seed)
     exact = _exact(reference, q, k, v, causal)
-    errors = []
-    for m in ms:
-        errs = [((_call(attention(m, g), q, k, v).to(_F64) - exact) ** 2).mean() for _ in range(draws)]
-        errors.append(torch.stack(errs))
-    base = dict(name=name, claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
-    return mse_slope_check(ms, errors, alpha=alpha, base=base)
+    return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
+
+
+def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed)
+    base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
+    return mse_slope_check(ms, [(e**2).mean((-2, -1)) for e in errors], alpha=alpha, base=base)
+
+
+def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
+    """t = e_{m₂} − (m₁/m₂)·e_{m₁} per output entry at the two largest m (module docstring)."""
+    m1, m2 = sorted(set(ms))[-2:]
+    e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
+    t = (e2 - (m1 / m2) * e1).flatten(1)
+    row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=_F64), alpha=alpha,
+                     name="bias ∝ 1/m", seed=seed, samples=t, atol=rounding_floor(e1, e2), claim="consistency")
+    row.detail = f"e(m={m2}) − ({m1}/{m2})·e(m={m1}) per output entry; " + row.detail
+    return row
 
 
 def _padding(attention, q, k, v, m, alpha, seed) -> CheckResult:
@@ -207,11 +229,13 @@ def check_attention(
     checks: Sequence[str] | None = None,
     num_features: Sequence[int] = (16, 64, 256, 1024),
     draws: int = 64,
+    bias_draws: int = 512,
     length: int = 16,
     input_std: float = 0.3,
     long_length: int = 1024,
     max_norm: float = 20.0,
     dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     alpha: float = 1e-6,
     seed: int = 0,
 ) -> Report:
@@ -223,10 +247,15 @@ def check_attention(
         dim: d. reference: ``"softmax"`` or a kernel ``κ(x, y) → [n, n']`` (exact kernel attention).
         causal: the function claims causal attention (the reference is causal too; adds "causality").
         mask: the function accepts a key mask (runs "padding").
-        checks: a subset of :data:`ATTENTION_CHECKS` (default all that apply).
+        checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
+            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
-        draws: draws per m. length: L of the statistical and exact checks; input_std: std of q and k.
+        draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
+        length: L of the statistical and exact checks; input_std: std of q and k.
         long_length, max_norm, dtypes: the finiteness checks.
+        inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser and causality checks instead
+            of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
+            parameter shows).
         alpha: the report's total false-failure rate; seed: base seed of every check.
     """
     d = check_int(dim, "dim", minimum=1)
@@ -237,7 +266,7 @@ def check_attention(
     for flag, nm in ((causal, "causal"), (mask, "mask")):
         if not isinstance(flag, bool):
             raise TypeError(f"{nm} must be a bool, got {type(flag).__name__}")
-    wanted = list(ATTENTION_CHECKS) if checks is None else list(checks)
+    wanted = list(DEFAULT_CHECKS) if checks is None else list(checks)
     unknown = set(wanted) - set(ATTENTION_CHECKS)
     if unknown or not wanted:
         raise ValueError(f"checks must be a non-empty subset of {list(ATTENTION_CHECKS)}, got {wanted}")
@@ -249,6 +278,7 @@ def check_attention(
     if len(set(ms)) < 2:
         raise ValueError(f"num_features must hold at least two distinct feature counts, got {ms}")
     draws = check_int(draws, "draws", minimum=2)
+    bias_draws = check_int(bias_draws, "bias_draws", minimum=2)
     length = check_int(length, "length", minimum=2)
     long_length = check_int(long_length, "long_length", minimum=2)
     std = check_real(input_std, "input_std", minimum=0.0, strict_min=True)
@@ -264,17 +294,25 @@ def check_attention(
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)
-    q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
+    if inputs is None:
+        q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
+    else:
+        q, k, v = (check_points(t, f"inputs[{i}]", min_rank=3).to(_F64) for i, t in enumerate(inputs))
+        if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
+            raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
+                             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":
-            report.checks.append(_consistency(attention, reference, causal, q, k, v, ms, draws,
-                                              "consistency: MSE ∝ 1/m", "consistency", a, s))
+            report.checks.append(_consistency(attention, reference, causal, q, k, v, ms, draws, "consistency",
+                                              "consistency", a, s))
+        elif c == "bias":
+            report.checks.append(_bias(attention, reference, causal, q, k, v, ms, bias_draws, a, s))
         elif c == "stabiliser":
             shift = torch.nn.functional.normalize(torch.ones(d, dtype=_F64), dim=0) * SHIFT * std * math.sqrt(d)
             for label, (q2, k2) in (("scale", (q * SCALE, k / SCALE)), ("shift", (q, k + shift))):
                 report.checks.append(_consistency(attention, reference, causal, q2, k2, v, ms, draws,
-                                                  f"stabiliser[{label}]: MSE ∝ 1/m", "stabiliser", a,
+                                                  f"stabiliser[{label}]", "stabiliser", a,
                                                   seed_for(f"stabiliser {label}", seed)))
         elif c == "padding":
             qp, kp, vp = _inputs(2, length, d, std, torch.Generator().manual_seed(s))
