@@ -84,7 +84,9 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
     py_state = random.getstate()
     try:
-        torch.manual_seed(seeds[0])
+        torch.default_generator.manual_seed(seeds[0])  # the CPU generator (torch.manual_seed also seeds devices)
+        if cuda_states is not None:
+            torch.cuda.manual_seed_all(seeds[0])
         np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
         random.seed(seeds[2])
         yield
