@@ -126,7 +126,8 @@ def _run_audit(args):
 
         rows = callable_sampler_checks(sample, claims=args.sampler, draws=args.draws, seed=args.seed,
                                        alpha=args.alpha, std=args.std, redraws=args.redraws)
-        return Report(f"sampler checks ({args.sampler})", checks=rows, alpha=args.alpha, seed=args.seed)
+        return Report(f"sampler checks ({args.sampler})", checks=rows, alpha=args.alpha, budget=f"{args.draws} draws",
+                      seed=args.seed)
     if args.dim is None:
         raise ValueError("--dim is required (the input dimension d)")
     if args.attention:
