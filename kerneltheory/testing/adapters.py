@@ -20,7 +20,7 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   statistics of one reference sequence, so that every draw shares them;
 * :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c".
 
-Proportionality (proofs/verification.md, the mean test applied to a linear statistic). For pairs p with
+Proportionality (proofs/attention_audit.md, item 1). For pairs p with
 k_p = k(x_p, y_p) > 0 and per-draw estimates e_{r,p} = φ_r(x_p)ᵀφ_r(y_p), the claim says E[e_p]/k_p is the
 same for every p. With a reference pair 0, the per-draw statistic t_{r,p} = e_{r,p}/k_p − e_{r,0}/k_0 has mean
 exactly 0 for every p under the claim, whatever c, and the t_{r,·} of independent draws are iid; so the claim is

@@ -9,7 +9,9 @@ by one. :func:`check_attention` tests the real function as a black box. It calls
 with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]`` (True = keep), so that the
 check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
 module). Each check is one :class:`~kerneltheory.testing.checks.CheckResult` row of a
-:class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni).
+:class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni). The
+bias expansion behind the bias test and the rounding floor of the exact checks are proved in
+proofs/attention_audit.md (items 2 and 3).
 
 * **consistency** — linear attention is a ratio estimator: out − exact = O_p(m^{-1/2}) with a bias O(1/m), so
   MSE ∝ 1/m at leading order (the slope test of

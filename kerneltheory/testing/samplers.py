@@ -22,6 +22,18 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   of means with the bound Var a_r ≤ 2d, valid for any dependence between Gaussian rows — 2d² for laws that
   only claim Gaussian coordinates).
 
+Extended checks (``extended=True``; the default of :func:`callable_sampler_checks`, which takes any callable
+``sample(generator) → [m, d]``, e.g. a global-RNG sampler or a module's redraws, through
+:mod:`kerneltheory.testing.adapters`):
+
+* **sign balance of every coordinate**: the sign test for every coordinate of every row of the first block (a
+  QR factor whose diagonal signs were not folded is biased at every diagonal entry, not only the first);
+* **every coordinate of a block ~ N(0, 1)**: the KS test for every coordinate of every row of the first block;
+* **norms independent of directions**: for Gaussian rows ‖z‖ ~ χ_d is independent of z/‖z‖; Kendall's τ between
+  ‖z_i‖ and ẑ_il and ẑ_il² (asymptotic normal p-values), Bonferroni;
+* **norms change between redraws** (``redraws=True``): exhaustive, every row norm differs from the previous
+  draw's by more than 64·ε·‖ω‖, ε of the sampler's dtype.
+
 Independence: KS and binomial tests need independent samples, and the rows of one draw are dependent
 (orthogonal blocks, shared Fastfood diagonals, one QMC point set), so every test pools one row index across
 the R independent draws; several row indices (0, 1, the last of the first block, the first of the second,
