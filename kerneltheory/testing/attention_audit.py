@@ -16,7 +16,10 @@ proofs/attention_audit.md (items 2 and 3).
 * **consistency** — linear attention is a ratio estimator: out − exact = O_p(m^{-1/2}) with a bias O(1/m), so
   MSE ∝ 1/m at leading order (the slope test of
   :func:`~kerneltheory.testing.attention_checks.mse_slope_check`, H₀: slope −1 in log–log, refused when the
-  MSEs are too noisy). A defect that does not cancel in the ratio (a per-key constant, a per-position
+  MSEs are too noisy). The 1/m law is asymptotic: measured on a correct module (iid positive features,
+  default inputs, 30 seeds), the grid m = 16…1024 gave z with mean 0.7–1.2 (slopes ≈ −0.95, pre-asymptotic
+  curvature), the default grid m = 64…4096 mean 0.3–0.5 and sd ≈ 1 (tests/test_attention_audit.py checks the
+  rejection rate at α = 0.05). A defect that does not cancel in the ratio (a per-key constant, a per-position
   parameter, an illegal stabiliser) leaves a bias that does not shrink: the MSE flattens and the test rejects.
   ``reference`` is ``"softmax"`` (exp(qᵀk/√d)) or any Gram-matrix kernel κ (exact kernel attention).
 * **bias** (opt-in: ``checks=[..., "bias"]``) — the bias tested directly, far more powerful than the slope
@@ -27,7 +30,7 @@ proofs/attention_audit.md (items 2 and 3).
   :func:`~kerneltheory.testing.checks.mean_check` (CLT under its fourth-moment guard, which needs a few hundred
   draws, hence ``bias_draws``; Bonferroni over the entries).
 * **stabiliser[scale]**, **stabiliser[shift]** — the same test where stabilisers act differently: queries
-  scaled by 1.5 and keys by 1/1.5, and a common vector added to every key (the keys' statistics shift); both
+  scaled by 1.25 and keys by 1/1.25, and a common vector added to every key (the keys' statistics shift); both
   leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
   A legal stabiliser (a constant per query, one constant shared by every key, per-feature rebalancing) leaves
   attention unchanged and passes; an illegal one biases it at some scale.
@@ -71,7 +74,7 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "check_attention", "rounding_fl
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
 DEFAULT_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
-SCALE, SHIFT = 1.5, 0.5  # stabiliser inputs: q × 1.5 with k / 1.5; keys shifted by a vector of norm SHIFT·std·√d
+SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
 
@@ -229,7 +232,7 @@ def check_attention(
     causal: bool = False,
     mask: bool = True,
     checks: Sequence[str] | None = None,
-    num_features: Sequence[int] = (16, 64, 256, 1024),
+    num_features: Sequence[int] = (64, 256, 1024, 4096),
     draws: int = 64,
     bias_draws: int = 512,
     length: int = 16,
