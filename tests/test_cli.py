@@ -64,3 +64,31 @@ def test_audit_reports_bad_arguments(capsys):
                  "--traceback"]) == 2  # the map is written for d = 8: it fails to run at d = 5
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError" in err
+
+
+ADAPTERS = ROOT / "examples" / "audit_adapters.py"
+
+
+def test_audit_sampler_and_attention_exit_statuses(capsys, one_thread):
+    """Sampler and attention audits in-process, on the adapters of docs/auditing.md (small budgets)."""
+    sampler = ["--global-rng", "--sampler", "orthogonal", "--draws", "256"]
+    assert main(["audit", f"{ADAPTERS}:orf_frequencies", *sampler]) == 0
+    assert main(["audit", f"{ADAPTERS}:unfolded_frequencies", *sampler]) == 1
+    assert "sign balance of every coordinate" in capsys.readouterr().out
+    assert main(["audit", f"{ADAPTERS}:orf_frequencies", "--sampler", "orthogonal", "--draws", "256"]) == 2
+    assert "sample must be a callable" in capsys.readouterr().err  # without --global-rng: a zero-argument factory
+    exact = ["--attention", "--dim", "8", "--checks", "padding", "causality", "finite"]
+    assert main(["audit", f"{ADAPTERS}:causal_attention", *exact, "--causal"]) == 0
+    assert "causality" in capsys.readouterr().out
+    assert main(["audit", f"{ADAPTERS}:masked_attention", *exact, "--causal"]) == 1  # it is not causal
+
+
+def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
+    kernel = f"{ADAPTERS}:attention_kernel"
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", kernel, "--dim", "8", "--claims", "finite"]) == 0
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "8", "--claims", "proportional",
+                 "finite"]) == 0
+    out = capsys.readouterr().out
+    assert "proportional[directions]" in out and "finite" in out
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", f"{ADAPTERS}:reference", "--dim", "8", "--claims",
+                 "finite"]) == 2  # not a callable
