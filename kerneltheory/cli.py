@@ -168,12 +168,11 @@ def _audit(args) -> int:
         print(f"kerneltheory audit: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(report)
-    if report.passed:
-        return 0
-    if all(c.refused for c in report.failures):
-        print("kerneltheory audit: refused: the failing checks could not decide at this budget", file=sys.stderr)
+    if report.status == "REFUSED":
+        print("kerneltheory audit: refused: the checks that did not pass could not decide at this budget",
+              file=sys.stderr)
         return 2
-    return 1
+    return 0 if report.passed else 1
 
 
 def plain(text: str | None) -> str | None:
