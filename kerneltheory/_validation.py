@@ -146,16 +146,6 @@ def check_device(device, name: str = "device") -> torch.device:
     raise ValueError(f"{name} must be 'cpu', 'cuda' (when available) or 'mps' (when available), got {device!r}")
 
 
-def check_feature_pair(phi_q: torch.Tensor, phi_k: torch.Tensor) -> None:
-    """Query features ``[..., n_q, D]`` and key features ``[..., n_k, D']`` must share D (no broadcasting of
-    a size-1 feature dimension against D): φ(q)ᵀφ(k) is only defined for D = D'."""
-    if phi_q.shape[-1] != phi_k.shape[-1]:
-        raise ValueError(
-            "the feature map's query and key features must share the feature dimension D, got "
-            f"D = {phi_q.shape[-1]} for the queries and D = {phi_k.shape[-1]} for the keys"
-        )
-
-
 def _max_norm(t: torch.Tensor) -> float:
     """The largest row norm of t (|t| for a scalar), in float64 and scaled so that it does not overflow."""
     t = t.detach().double()

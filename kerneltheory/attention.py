@@ -17,7 +17,9 @@ Performer's FAVOR+ (Choromanski et al. 2021, "Rethinking Attention with Performe
 (Katharopoulos et al. §3.3) replaces the sums by prefix sums S_i = Σ_{j≤i} φ(k_j)v_jᵀ, z_i = Σ_{j≤i} φ(k_j);
 here they are evaluated by chunks of L positions: the state from earlier chunks plus the lower-triangular
 L×L block of the current chunk, O(n·(L·(D + d_v) + D·d_v)) time, O(L² + L·D + D·d_v) memory per step and
-never an n×D×d_v cumulative sum (proofs/linear_attention.md).
+never an n×D×d_v cumulative sum (proofs/linear_attention.md). Both modes compute the features chunk by
+chunk (never φ of all n at once): peak memory O(L·D + D·d_v) per head besides inputs and outputs, and the
+elementwise work stays in cache. One product with [v | 1] gives numerator and denominator together.
 
 Legal stabilisers (MATH.md §5, proofs/stabiliser_legality.md). Exponential features overflow or underflow
 long before the attention they define does. Three transformations leave attention unchanged: multiplying
@@ -26,7 +28,9 @@ features by one constant C > 0 (it cancels in every row); and moving a positive 
 from the keys to the queries, φ(q)_f·λ_f and φ(k)_f/λ_f (every product φ(q_i)_fφ(k_j)_f is unchanged, so
 the kernel itself is). ``stabilise=True`` works in log space (``FeatureMap.log_query``/``log_key``): it
 sets λ_f = exp(M_f), M_f = max over the kept keys of log φ(k_j)_f (per batch/head entry), then subtracts
-each query's max over features (:func:`default_stabiliser`). Every key feature is then ≤ 1 with a 1 in
+each query's max over features (:func:`default_stabiliser`). In one pass over the key chunks M is the running
+max, the accumulated state rescaled by exp(M_old − M_new) when it grows (the same Λ for every key in the
+end). Every key feature is then ≤ 1 with a 1 in
 each column and every query feature ≤ 1 with a 1 in each row, so a positive map's non-causal denominator
 lies in [1, n_k·D]. (The two textbook stabilisers, :func:`per_query_max` and :func:`shared_key_max`, are
 also provided; with them a denominator can underflow where the raw one does not, e.g. log φ(q) = [60, −60],
@@ -158,14 +162,15 @@ def _allowed(mask, causal, n_q, n_k, rank, device) -> torch.Tensor | None:
     return allowed
 
 
-def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None) -> None:
-    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds."""
+def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None, offset: int = 0) -> None:
+    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds (``bad`` may be a
+    chunk of the queries starting at ``offset``)."""
     if not bool(bad.any()):
         return
     idx = tuple(int(i) for i in bad.nonzero()[0])
     lead = f" (leading index {idx[:-1]})" if len(idx) > 1 else ""
     val = "" if values is None else f" = {float(values[idx].detach()):.6g}"
-    raise ValueError(f"{what} at query i = {idx[-1]}{lead}{val}")
+    raise ValueError(f"{what} at query i = {idx[-1] + offset}{lead}{val}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,6 +297,28 @@ class _Resolved:
     key: Callable
     log_query: Callable | None
     log_key: Callable | None
+    positive: bool = False  # every feature > 0 (the component's claim): its sign is never formed or applied
+
+
+def _direct(fm: FeatureMap, x: torch.Tensor) -> _Resolved:
+    """A bound FeatureMap's sides as calls of its component on chunks of already validated q, k (W moved to
+    their dtype and device once, no per-chunk re-validation)."""
+    if fm.dim != x.shape[-1]:
+        raise ValueError(
+            f"the feature map expects inputs of dimension d = {fm.dim}, got q, k with d = {x.shape[-1]}"
+        )
+    comp = fm.component
+    w = None if fm.w is None else fm.w.to(device=x.device, dtype=x.dtype)
+    extra = {name: t.to(device=x.device, dtype=x.dtype) for name, t in fm.extra.items()}
+    stats = fm.stats or {}
+    has_logs = type(comp).log_features is not Component.log_features
+    return _Resolved(
+        lambda y: comp.features(y, w, extra, stats, "query"),
+        lambda y: comp.features(y, w, extra, stats, "key"),
+        (lambda y: comp.log_features(y, w, extra, stats, "query")) if has_logs else None,
+        (lambda y: comp.log_features(y, w, extra, stats, "key")) if has_logs else None,
+        positive=bool(comp.positive),
+    )
 
 
 def _bind_masked(fm: FeatureMap, q, k, mask, causal) -> FeatureMap:
@@ -317,10 +344,7 @@ def _bind_masked(fm: FeatureMap, q, k, mask, causal) -> FeatureMap:
 def _resolve(feature_map, q, k, mask, causal) -> _Resolved:
     if isinstance(feature_map, FeatureMap):
         fm = _bind_masked(feature_map, q, k, mask, causal) if feature_map.needs_binding else feature_map
-        has_logs = type(fm.component).log_features is not Component.log_features
-        return _Resolved(
-            fm.query, fm.key, fm.log_query if has_logs else None, fm.log_key if has_logs else None
-        )
+        return _direct(fm, q)
     if hasattr(feature_map, "query") and hasattr(feature_map, "key"):  # a FeatureMap-like object
         if getattr(feature_map, "needs_binding", False):
             feature_map = feature_map.bind(q, k)
@@ -348,6 +372,8 @@ def _logs(res: _Resolved, q, k):
     φ is never formed unstabilised), else from φ itself (then the constants scale φ directly)."""
     if res.log_query is not None:
         (lq, sq), (lk, sk) = res.log_query(q), res.log_key(k)
+        if res.positive:
+            sq = sk = None
         return (lq, sq, None), (lk, sk, None)
     pq = _check_features(res.query(q), q, "q")
     pk = _check_features(res.key(k), k, "k")
@@ -369,7 +395,9 @@ def _zero_masked(phi_k: torch.Tensor, fmask: torch.Tensor | None) -> torch.Tenso
 def _scaled(side, shift: torch.Tensor) -> torch.Tensor:
     """sign·exp(log|φ| + shift) from log features, or φ·exp(shift) for maps without them."""
     log_abs, sign, raw = side
-    return sign * torch.exp(log_abs + shift) if raw is None else raw * torch.exp(shift)
+    if raw is not None:
+        return raw * torch.exp(shift)
+    return torch.exp(log_abs + shift) if sign is None else sign * torch.exp(log_abs + shift)
 
 
 def _legal_shifts(lq: torch.Tensor, lk_masked: torch.Tensor):
@@ -379,9 +407,9 @@ def _legal_shifts(lq: torch.Tensor, lk_masked: torch.Tensor):
     return m - c, -m
 
 
-def _features(res: _Resolved, q, k, mask, stabilise, *, causal: bool = False):
-    """The features attention uses, as ``("phi", φ_q, φ_k)`` (masked keys' features 0), or, for the causal
-    default stabiliser, ``("logs", q side, k side, feature mask)`` to exponentiate chunk by chunk."""
+def _features(res: _Resolved, q, k, mask, stabilise):
+    """The features of all of q and k at once, as ``("phi", φ_q, φ_k)`` (masked keys' features 0), for
+    :func:`stabilised_features`, :func:`attention_matrix` and callable stabilisers (which see every log)."""
     fmask = _feature_mask(mask, k.dim())
     if stabilise is False:
         pq = _check_features(res.query(q), q, "q")
@@ -392,11 +420,13 @@ def _features(res: _Resolved, q, k, mask, stabilise, *, causal: bool = False):
     _check_features(k_side[0], k, "k")
     if callable(stabilise):  # a user's (or a planted) stabiliser acting on the raw logs
         lq2, lk2 = stabilise(q_side[0], k_side[0])
-        return "phi", q_side[1] * torch.exp(lq2), _zero_masked(k_side[1] * torch.exp(lk2), fmask)
+        return (
+            "phi",
+            _scaled((lq2, q_side[1], None), 0.0),
+            _zero_masked(_scaled((lk2, k_side[1], None), 0.0), fmask),
+        )
     if stabilise is not True:
         raise TypeError(f"stabilise must be a bool or a callable stabiliser, got {type(stabilise).__name__}")
-    if causal:
-        return "logs", q_side, k_side, fmask
     shift_q, shift_k = _legal_shifts(q_side[0], _mask_logs(k_side[0], fmask))
     return "phi", _scaled(q_side, shift_q), _zero_masked(_scaled(k_side, shift_k), fmask)
 
@@ -433,75 +463,149 @@ def _noncausal(phi_q, phi_k, v):
     return phi_q @ kv, (phi_q @ z.unsqueeze(-1)).squeeze(-1)
 
 
-def _causal(feats, v, chunk: int):
-    """Chunked prefix sums: the state S = Σ_j φ(k_j)v_jᵀ, z = Σ_j φ(k_j) of earlier chunks plus the
-    lower-triangular L×L block of the current one; O(L² + L·D + D·d_v) memory per step.
+class _Chunks:
+    """The features of slices of (q, k) for one call, computed chunk by chunk (never for all n at once).
+
+    ``stable``: the default legal stabiliser, from log features (the map's, or log|φ| and sign φ for maps
+    without them): keys scaled by Λ⁻¹ = diag(exp(−M_f)), M the running max of the kept keys' log features,
+    each query by Λ and its own exp(−c_i). Otherwise the features are φ itself (``stabilise=False``) or slices
+    of features given in full (a callable stabiliser, which sees every log at once). Masked keys' features are 0.
+    """
+
+    def __init__(self, res: _Resolved, q, k, fmask, stabilise, given=None):
+        self.res, self.q, self.k, self.fmask = res, q, k, fmask
+        self.stable = stabilise is True and given is None
+        self.given = given
+        self.dim_q = self.dim_k = None
+
+    def _side(self, x, side: str, name: str):
+        """(log|φ(x)|, sign φ(x) or None when known positive) for one chunk."""
+        res = self.res
+        if res.log_query is not None:
+            la, sg = (res.log_query if side == "query" else res.log_key)(x)
+            return self._dims(_check_features(la, x, name), name), (None if res.positive else sg)
+        phi = self._dims(_check_features((res.query if side == "query" else res.key)(x), x, name), name)
+        return torch.log(phi.abs()), torch.sign(phi)
+
+    def _dims(self, phi: torch.Tensor, side: str) -> torch.Tensor:
+        """Record D of one side and refuse a mismatch (broadcasting would hide it)."""
+        if side == "q":
+            self.dim_q = phi.shape[-1]
+        else:
+            self.dim_k = phi.shape[-1]
+        if self.dim_q is not None and self.dim_k is not None and self.dim_q != self.dim_k:
+            raise ValueError(
+                f"query and key features must have the same dimension D, got D_q = {self.dim_q} (φ(q)) "
+                f"and D_k = {self.dim_k} (φ(k))"
+            )
+        return phi
+
+    def keys(self, sl: slice, m: torch.Tensor | None):
+        """(φ(k_j)Λ⁻¹ for j in ``sl`` [.., L, D], the running max M after these keys [.., 1, D] or None)."""
+        fm_c = None if self.fmask is None else self.fmask[..., sl, :]
+        if self.given is not None:
+            return self._dims(self.given[1][..., sl, :], "k"), None
+        if not self.stable:
+            phi = _check_features(self.res.key(self.k[..., sl, :]), self.k[..., sl, :], "k")
+            return self._dims(_zero_masked(phi, fm_c), "k"), None
+        la, sg = self._side(self.k[..., sl, :], "key", "k")
+        la = _mask_logs(la, fm_c)
+        cm = la.detach().amax(-2, keepdim=True)
+        m = cm if m is None else torch.maximum(m, cm)
+        fk = (la - _finite_or_zero(m)).exp_()  # masked keys: exp(−∞) = 0
+        return (fk if sg is None else fk * sg), m
+
+    def queries(self, sl: slice, m: torch.Tensor | None) -> torch.Tensor:
+        """φ(q_i)Λ·c_i for i in ``sl``, c_i = exp(−max_f log(φ(q_i)Λ)_f) (one constant per query: legal)."""
+        if self.given is not None:
+            return self._dims(self.given[0][..., sl, :], "q")
+        if not self.stable:
+            return self._dims(
+                _check_features(self.res.query(self.q[..., sl, :]), self.q[..., sl, :], "q"), "q"
+            )
+        la, sg = self._side(self.q[..., sl, :], "query", "q")
+        t = la + _finite_or_zero(m) if m is not None else la.clone()
+        c = _finite_or_zero(t.detach().amax(-1, keepdim=True))
+        fq = t.sub_(c).exp_()
+        return fq if sg is None else fq * sg
+
+
+def _rescale(state: torch.Tensor | None, m_old: torch.Tensor | None, m_new: torch.Tensor | None):
+    """The state [.., D, d_v + 1] accumulated under Λ_old⁻¹, re-expressed under Λ_new⁻¹: rows × exp(M_old − M_new)
+    (a feature whose old max is −∞ has only zero rows)."""
+    if state is None or m_old is None or m_new is m_old:
+        return state
+    factor = torch.where(torch.isfinite(m_old), torch.exp(m_old - m_new), torch.zeros_like(m_new))
+    return state * factor.transpose(-1, -2)
+
+
+def _with_ones(v: torch.Tensor) -> torch.Tensor:
+    """[v | 1]: one product then gives Σ_j φ(k_j)v_jᵀ and Σ_j φ(k_j) together (numerator and denominator)."""
+    return torch.cat([v, v.new_ones(()).expand(*v.shape[:-1], 1)], dim=-1)
+
+
+def _noncausal_chunked(src: _Chunks, v: torch.Tensor, chunk: int):
+    """Eq. (6) by chunks: one pass over key chunks accumulating the state [S | z] = Σ_j φ(k_j)Λ⁻¹[v_j | 1]
+    (rescaled when the running max M grows), then, per query chunk, yields (its slice, φ(q_i)Λc_i [S | z]: the
+    numerators and the denominator as a last column). Peak memory O(L·D + D·d_v) besides inputs and outputs."""
+    state, m = None, None
+    for a in range(0, src.k.shape[-2], chunk):
+        sl = slice(a, a + chunk)
+        fk, m_new = src.keys(sl, m)
+        state = _rescale(state, m, m_new)
+        m = m_new
+        part = fk.transpose(-1, -2) @ _with_ones(v[..., sl, :])
+        state = part if state is None else state + part
+    for a in range(0, src.q.shape[-2], chunk):
+        sl = slice(a, a + chunk)
+        fq = src.queries(sl, m)
+        if state is None:  # no keys
+            state = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1] + 1)
+        yield sl, fq @ state
+
+
+def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
+    """Chunked prefix sums: the state [S | z] = Σ_{j<start} φ(k_j)[v_j | 1] of earlier chunks plus the
+    lower-triangular L×L block of the current one; features computed per chunk, O(L² + L·D + D·d_v) memory.
 
     With the default stabiliser the per-feature key maxima M_f are running maxima over the keys seen so far
     (the state's rows rescaled by exp(M_old − M_new) when they grow) and each query of the chunk takes its
     max with the current M: row i sees keys j ≤ i all with the same Λ, and its own constant (legal). A later
     key of the same chunk can still raise M_f far above every key j ≤ i; if a denominator of the chunk then
     underflows (below tiny/ε) the chunk is halved and redone, down to one position, where Λ comes from keys
-    j ≤ i only and a positive map's denominator is ≥ 1.
+    j ≤ i only and a positive map's denominator is ≥ 1. Yields (the chunk's slice, [numerators | denominator]).
     """
-    kind = feats[0]
-    n, dv = v.shape[-2], v.shape[-1]
-    if kind == "phi":
-        _, phi_q, phi_k = feats
-        lead = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
-        dfeat, like = phi_q.shape[-1], phi_q
-    else:
-        _, q_side, k_side, fmask = feats
-        lead = torch.broadcast_shapes(q_side[0].shape[:-2], k_side[0].shape[:-2], v.shape[:-2])
-        dfeat, like = q_side[0].shape[-1], q_side[0]
-    small = torch.finfo(like.dtype).tiny / torch.finfo(like.dtype).eps
+    n = v.shape[-2]
+    small = torch.finfo(v.dtype).tiny / torch.finfo(v.dtype).eps
 
-    def step(sl, s, z, m):
-        vc = v[..., sl, :]
-        if kind == "phi":
-            fq, fk = phi_q[..., sl, :], phi_k[..., sl, :]
-        else:
-            q_c = tuple(None if t is None else t[..., sl, :] for t in q_side)
-            k_c = tuple(None if t is None else t[..., sl, :] for t in k_side)
-            fm_c = None if fmask is None else fmask[..., sl, :]
-            m_new = _mask_logs(k_c[0].detach(), fm_c).amax(-2, keepdim=True)  # [..., 1, D]
-            if m is not None:
-                m_new = torch.maximum(m, m_new)
-                factor = torch.where(torch.isfinite(m), torch.exp(m - m_new), torch.zeros_like(m_new))
-                s, z = s * factor.transpose(-1, -2), z * factor[..., 0, :]
-            m = m_new
-            m_use = _finite_or_zero(m)
-            c = _finite_or_zero((q_c[0].detach() + m_use).amax(-1, keepdim=True))
-            fq = _scaled(q_c, m_use - c)
-            fk = _zero_masked(_scaled(k_c, -m_use), fm_c)
+    def step(sl, state, m):
+        fk, m_new = src.keys(sl, m)
+        state = _rescale(state, m, m_new)
+        fq = src.queries(sl, m_new)
+        v_aug = _with_ones(v[..., sl, :])
         block = (fq @ fk.transpose(-1, -2)).tril()
-        num = fq @ s + block @ vc
-        den = (fq @ z.unsqueeze(-1)).squeeze(-1) + block.sum(-1)
-        return num, den, s + fk.transpose(-1, -2) @ vc, z + fk.sum(-2), m
+        out = block @ v_aug
+        if state is not None:
+            out = out + fq @ state
+        part = fk.transpose(-1, -2) @ v_aug
+        return out, (part if state is None else state + part), m_new
 
-    s = torch.zeros(*lead, dfeat, dv, dtype=like.dtype, device=like.device)
-    z = torch.zeros(*lead, dfeat, dtype=like.dtype, device=like.device)
-    m = None
-    nums, dens = [], []
-    start = 0
+    state, m, start = None, None, 0
     while start < n:
         length = min(chunk, n - start)
         while True:
-            num, den, s_new, z_new, m_new = step(slice(start, start + length), s, z, m)
-            bad = ~(den.detach().abs() >= small)  # also catches NaN
-            if kind == "phi" or length == 1 or not bool(bad.any()):
+            out, state_new, m_new = step(slice(start, start + length), state, m)
+            bad = ~(out[..., -1].detach().abs() >= small)  # also catches NaN
+            if not src.stable or length == 1 or not bool(bad.any()):
                 break
             length = (length + 1) // 2
-        nums.append(num)
-        dens.append(den)
-        s, z, m = s_new, z_new, m_new
+        yield slice(start, start + length), out
+        state, m = state_new, m_new
         start += length
-    if not nums:
-        return like.new_zeros(*lead, 0, dv), like.new_zeros(*lead, 0)
-    return torch.cat(nums, dim=-2), torch.cat(dens, dim=-1)
 
 
-def _finish(num, den, eps, check_denominator):
+def _finish(num, den, eps, check_denominator, offset: int = 0):
+    """num / (den + eps) for queries offset, offset + 1, ..., checked when ``check_denominator``."""
     den = den + eps if eps else den
     if check_denominator:
         _raise_at(
@@ -509,11 +613,25 @@ def _finish(num, den, eps, check_denominator):
             "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (every key masked, features that "
             "overflowed without stabilise=True, or a non-positive map's denominator vanishing: MATH.md §5)",
             den,
+            offset,
         )
     out = num / den.unsqueeze(-1)
     if check_denominator:
-        _raise_at(~torch.isfinite(out).all(-1), "the output is not finite")
+        _raise_at(~torch.isfinite(out).all(-1), "the output is not finite", offset=offset)
     return out
+
+
+def _assemble(chunks, n_q: int, v: torch.Tensor, eps, check_denominator) -> torch.Tensor:
+    """Normalise each yielded (slice, [num | den]) chunk and write it into one ``[.., n_q, d_v]`` output (no
+    list of chunks and no concatenation: the output is the only n-sized tensor; gradients flow through the
+    slice writes)."""
+    out = None
+    for sl, aug in chunks:
+        part = _finish(aug[..., :-1], aug[..., -1], eps, check_denominator, sl.start)
+        if out is None:
+            out = part.new_empty(*part.shape[:-2], n_q, part.shape[-1])
+        out[..., sl, :] = part
+    return v.new_zeros(*v.shape[:-2], 0, v.shape[-1]) if out is None else out
 
 
 def linear_attention(
@@ -550,16 +668,15 @@ def linear_attention(
     if not isinstance(check_denominator, bool):
         raise TypeError(f"check_denominator must be a bool, got {type(check_denominator).__name__}")
     res = _resolve(feature_map, q, k, mask, causal)
-    feats = _features(res, q, k, mask, stabilise, causal=causal)
-    dq = feats[1].shape[-1] if feats[0] == "phi" else feats[1][0].shape[-1]
-    dk = feats[2].shape[-1] if feats[0] == "phi" else feats[2][0].shape[-1]
-    if dq != dk:
-        raise ValueError(f"query and key features must share D, got {dq} and {dk}")
-    if causal:
-        num, den = _causal(feats, v, chunk)
-    else:
-        num, den = _noncausal(feats[1], feats[2], v)
-    return _finish(num, den, eps, check_denominator)
+    if not (isinstance(stabilise, bool) or callable(stabilise)):
+        raise TypeError(f"stabilise must be a bool or a callable stabiliser, got {type(stabilise).__name__}")
+    given = None
+    if callable(stabilise):  # a user's stabiliser sees every log at once: features in full, then sliced
+        _, phi_q, phi_k = _features(res, q, k, mask, stabilise)
+        given = (phi_q, phi_k)
+    src = _Chunks(res, q, k, _feature_mask(mask, k.dim()), stabilise, given)
+    chunks = _causal(src, v, chunk) if causal else _noncausal_chunked(src, v, chunk)
+    return _assemble(chunks, q.shape[-2], v, eps, check_denominator)
 
 
 def attention_matrix(

@@ -109,18 +109,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0) -> list[float]:
+def time_call(
+    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0, cpu: list | None = None
+) -> list[float]:
     """Wall-clock seconds of ``repeats`` calls of ``fn`` (after ``warmup`` untimed calls), synchronising CUDA
-    before and after each call."""
+    before and after each call. ``cpu``: a list that receives each call's CPU time of this process
+    (``time.process_time``: all its threads, user + system), which a loaded machine inflates far less than
+    wall time (time spent descheduled is not counted)."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(repeats):
         _sync(device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         _sync(device)
         out.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     return out
 
 
@@ -239,14 +245,21 @@ def gemm_rate(shape_a, shape_b, *, dtype, device, repeats: int = 5, seed: int = 
     return flops / float(np.median(time_call(fn, dev, repeats, warmup=1)))
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], device, repeats: int, inner: dict[str, int] | None = None):
-    """Seconds per call of each function, timed in turns (a, b, a, b, ...) so that a load change on a shared
-    machine hits every method alike; ``inner[name]`` calls per turn give that turn's median."""
+def _interleaved(
+    fns: dict[str, Callable[[], object]], device, repeats: int, inner: dict[str, int] | None = None,
+    cpu: dict[str, list[float]] | None = None,
+):
+    """Wall seconds per call of each function, timed in turns (a, b, a, b, ...) so that a load change on a shared
+    machine hits every method alike; ``inner[name]`` calls per turn give that turn's median. ``cpu`` (a dict)
+    receives the CPU seconds per call of each turn, name → list, beside the wall times."""
     inner = inner or {}
     out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            out[name].append(float(np.median(time_call(fn, device, inner.get(name, 1)))))
+            cpu_turn: list[float] = []
+            out[name].append(float(np.median(time_call(fn, device, inner.get(name, 1), cpu=cpu_turn))))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(float(np.median(cpu_turn)))
     return out
 
 
@@ -316,17 +329,64 @@ ATTENTION_SCALES = {
                  memory_cap=16 * GiB, time_cap=120.0),
 }
 QUADRATIC = ("softmax", "sdpa", "sdpa_causal")
+# (method, baseline) pairs whose time ratio the summary reports, on wall and on CPU time
+ATTENTION_RATIOS = (("linear", "sdpa"), ("linear_causal", "sdpa_causal"), ("softmax", "sdpa"),
+                    ("linear", "minimal"), ("linear_causal", "minimal_causal"),
+                    ("performer_causal", "linear_causal"))
+
+
+def minimal_favor(q, k, v, w, causal: bool = False, chunk: int = 128) -> torch.Tensor:
+    """The baseline of the linear-attention ratios: FAVOR+ (positive features, h = exp(−‖x‖²/2)) written with
+    nothing but the necessary work, no validation, no masks, features of all n at once, one max per query and
+    one per sequence (legal, though it can underflow where the library's stabiliser does not), and two GEMMs
+    with [v | 1] (non-causal: φ(K)ᵀ[V | 1] then φ(Q)·that; causal: the same per chunk plus the L×L block)."""
+    lq = q @ w.transpose(-1, -2) - 0.5 * (q * q).sum(-1, keepdim=True)
+    lk = k @ w.transpose(-1, -2) - 0.5 * (k * k).sum(-1, keepdim=True)
+    fq = torch.exp(lq - lq.amax(-1, keepdim=True))
+    fk = torch.exp(lk - lk.amax((-2, -1), keepdim=True))
+    va = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+    if not causal:
+        out = fq @ (fk.transpose(-1, -2) @ va)
+    else:
+        state = v.new_zeros(*v.shape[:-2], w.shape[-2], v.shape[-1] + 1)
+        outs = []
+        for a in range(0, q.shape[-2], chunk):
+            fqc, fkc, vc = fq[..., a:a + chunk, :], fk[..., a:a + chunk, :], va[..., a:a + chunk, :]
+            outs.append(fqc @ state + (fqc @ fkc.transpose(-1, -2)).tril() @ vc)
+            state = state + fkc.transpose(-1, -2) @ vc
+        out = torch.cat(outs, dim=-2)
+    return out[..., :-1] / out[..., -1:]
+
+
+def performer_causal(w) -> Callable | None:
+    """performer-pytorch's CPU causal path (``softmax_kernel`` features, ``causal_linear_attention_noncuda``)
+    with the same W, or None when the package is not installed (a benchmark-only baseline, never imported by
+    the library or its tests)."""
+    try:
+        from performer_pytorch.performer_pytorch import causal_linear_attention_noncuda, softmax_kernel
+    except ImportError:
+        return None
+
+    def call(q, k, v):
+        fq = softmax_kernel(q, projection_matrix=w, is_query=True)
+        fk = softmax_kernel(k, projection_matrix=w, is_query=False)
+        return causal_linear_attention_noncuda(fq, fk, v)
+
+    return call
 
 
 def bench_attention(
     scale: str = "quick", device: str | torch.device = "cpu", *, ns=None, heads: int | None = None,
     head_dim: int | None = None, num_features: int | None = None, batch: int = 1, repeats: int | None = None,
     memory_cap: int | None = None, time_cap: float | None = None, estimator: str = "positive/orthogonal",
-    dtype: torch.dtype = torch.float32, seed: int = 0, log: Log = None,
+    dtype: torch.dtype = torch.float32, seed: int = 0, log: Log = None, methods=None,
 ) -> BenchResult:
     """Time and peak memory of linear (``linear``, ``linear_causal``), softmax (``softmax``: the package's
     quadratic reference) and SDPA (``sdpa``, ``sdpa_causal``) attention on ``[batch, heads, n, head_dim]``
-    against n; exponents, ratios to SDPA, and where each quadratic method stopped and why."""
+    against n; exponents, ratios to SDPA, and where each quadratic method stopped and why. Baselines of the
+    linear methods: :func:`minimal_favor` (``minimal``, ``minimal_causal``) with the same W, and
+    performer-pytorch's causal path (``performer_causal``) when it is installed. ``methods``: run only these.
+    Every repeat records wall and CPU seconds; the ratios are reported on both."""
     from .attention import linear_attention, softmax_attention
     from .estimators import get
 
@@ -342,13 +402,25 @@ def bench_attention(
     )
     itemsize = torch.finfo(dtype).bits // 8
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    methods: dict[str, Callable] = {
+    methods_all: dict[str, Callable] = {
         "linear": lambda q, k, v: linear_attention(q, k, v, fm),
         "linear_causal": lambda q, k, v: linear_attention(q, k, v, fm, causal=True),
         "softmax": lambda q, k, v: softmax_attention(q, k, v),
         "sdpa": lambda q, k, v: sdpa(q, k, v),
         "sdpa_causal": lambda q, k, v: sdpa(q, k, v, is_causal=True),
     }
+    if estimator.startswith("positive/"):  # the minimal baseline computes these features
+        w = fm.w
+        methods_all["minimal"] = lambda q, k, v: minimal_favor(q, k, v, w)
+        methods_all["minimal_causal"] = lambda q, k, v: minimal_favor(q, k, v, w, causal=True)
+        perf = performer_causal(w)
+        if perf is not None:
+            methods_all["performer_causal"] = perf
+    if methods is not None:
+        unknown = set(methods) - set(methods_all)
+        if unknown:
+            raise ValueError(f"methods must be among {sorted(methods_all)}, got {sorted(unknown)}")
+    methods_run = {k: f for k, f in methods_all.items() if methods is None or k in methods}
     rows, stopped, last = [], {}, {}
     for n in sorted(cfg["ns"]):
         g = torch.Generator().manual_seed(seed + n)
@@ -356,7 +428,7 @@ def bench_attention(
         q, k, v = (torch.randn(batch, h, n, d, generator=g, dtype=dtype).to(dev) for _ in range(3))
         q, k = q * d**-0.25, k * d**-0.25
         calls, mems = {}, {}
-        for name, fn in methods.items():
+        for name, fn in methods_run.items():
             if name in stopped:
                 continue
             if name == "softmax" and 2 * batch * h * n * n * itemsize > cfg["memory_cap"]:
@@ -372,10 +444,13 @@ def bench_attention(
                     continue
             calls[name] = partial(fn, q, k, v)
             mems[name] = peak_memory(calls[name], dev)  # also the warm-up
-        for name, times in _interleaved(calls, dev, reps).items():
+        cpu: dict[str, list[float]] = {}
+        for name, times in _interleaved(calls, dev, reps, cpu=cpu).items():
             last[name] = (n, float(np.median(times)))
-            _say(log, f"attention {name:14s} n={n:6d} median {last[name][1]:.4f} s  peak {mems[name]} B")
-            rows += [dict(method=name, n=n, repeat=i, seconds=t, peak_bytes=mems[name]) for i, t in enumerate(times)]
+            _say(log, f"attention {name:16s} n={n:6d} median {last[name][1]:.4f} s (CPU "
+                      f"{np.median(cpu[name]):.4f} s)  peak {mems[name]} B")
+            rows += [dict(method=name, n=n, repeat=i, seconds=t, cpu_seconds=cpu[name][i], peak_bytes=mems[name])
+                     for i, t in enumerate(times)]
         del q, k, v
     frame = pd.DataFrame(rows).assign(
         benchmark="attention", batch=batch, heads=h, head_dim=d, num_features=cfg["num_features"],
@@ -383,12 +458,15 @@ def bench_attention(
     )
     frame["peak_bytes"] = frame["peak_bytes"].astype("Int64")
     med = frame.groupby(["method", "n"])["seconds"].median().unstack("method")
-    ratios = {}
-    for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal"), ("softmax", "sdpa")):
+    med_cpu = frame.groupby(["method", "n"])["cpu_seconds"].median().unstack("method")
+    ratios, ratios_cpu = {}, {}
+    for method, base in ATTENTION_RATIOS:
         if method in med and base in med:
-            r = (med[method] / med[base]).dropna()
+            r, rc = (med[method] / med[base]).dropna(), (med_cpu[method] / med_cpu[base]).dropna()
             ratios[f"{method}/{base}"] = {int(n): float(x) for n, x in r.items()}
+            ratios_cpu[f"{method}/{base}"] = {int(n): float(x) for n, x in rc.items()}
     exps = {m: fit_exponent(g["n"], g["seconds"], seed=seed) for m, g in frame.groupby("method")}
+    exps_cpu = {m: fit_exponent(g["n"], g["cpu_seconds"], seed=seed) for m, g in frame.groupby("method")}
     cross = {}
     for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal")):
         if method in med and base in med:
@@ -398,16 +476,19 @@ def bench_attention(
         "benchmark": "attention", "scale": scale, "machine": machine_info(dev),
         "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "batch": batch,
                      "estimator": estimator, "dtype": str(dtype), "seed": seed},
-        "exponents": exps, "time_ratio_vs_sdpa": ratios, "crossover_n_linear_faster": cross,
+        "exponents": exps, "exponents_cpu": exps_cpu, "time_ratios": ratios,
+        "time_ratio_vs_sdpa": {k: r for k, r in ratios.items() if "/sdpa" in k},
+        "cpu_time_ratios": ratios_cpu, "crossover_n_linear_faster": cross,
         "stopped": stopped, "largest_n": {m: int(g["n"].max()) for m, g in frame.groupby("method")},
         "peak_bytes": {m: {int(n): (None if pd.isna(b) else int(b)) for n, b in g.groupby("n")["peak_bytes"].first()
                            .items()} for m, g in frame.groupby("method")},
         "memory_model": "softmax keeps the n×n scores and their softmax alive together: 2·B·H·n²·itemsize bytes",
     }
     table = med.rename(columns=lambda c: f"{c} s")
-    for method, base in (("linear", "sdpa"), ("linear_causal", "sdpa_causal")):
-        if method in med and base in med:
+    for method, base in ATTENTION_RATIOS:
+        if method in med and base in med and method != "softmax":
             table[f"{method}/{base}"] = med[method] / med[base]
+            table[f"{method}/{base} CPU"] = med_cpu[method] / med_cpu[base]
     mem = frame.groupby(["n", "method"])["peak_bytes"].first().astype("float").unstack("method") / 2**20
     table = table.join(mem.rename(columns=lambda c: f"{c} MiB")).reset_index()
     return BenchResult("attention", frame, summary, table, _plot_attention)
@@ -417,7 +498,8 @@ def _plot_attention(frame: pd.DataFrame):
     import seaborn as sns
 
     fig, (ax1, ax2) = _figure(2)
-    order = [m for m in ("linear", "linear_causal", "softmax", "sdpa", "sdpa_causal") if m in set(frame["method"])]
+    order = [m for m in ("linear", "linear_causal", "softmax", "sdpa", "sdpa_causal", "minimal", "minimal_causal",
+                         "performer_causal") if m in set(frame["method"])]
     style = dict(hue="method", hue_order=order, palette=dict(zip(order, sns.color_palette("tab10"), strict=False)),
                  marker="o")
     sns.lineplot(data=frame, x="n", y="seconds", estimator="median", errorbar=("pi", 100), ax=ax1, **style)
@@ -558,12 +640,14 @@ def bench_engine(
         gemm_flops, gemm = _gemm_call((p, d), (block, d, m), dtype=dtype, device=dev, seed=seed)
         _engine(est, x, y, block, block, seed, dev)  # warm-ups: one block, one product
         time_call(gemm, dev, 2)
+        cpu: dict[str, list[float]] = {}
         turns = _interleaved({"engine": partial(_engine, est, x, y, draws, block, seed, dev), "gemm": gemm}, dev,
-                             reps, inner={"gemm": 5})
+                             reps, inner={"gemm": 5}, cpu=cpu)
         t_eng, t_gemm = turns["engine"], turns["gemm"]
         rate_gemm = gemm_flops / float(np.median(t_gemm))
         rows += [dict(part="throughput", method="gemm_same_shapes", dim=d, num_features=m, pairs=p, draws=block,
-                      repeat=i, seconds=t, flops=gemm_flops, extrapolated=False) for i, t in enumerate(t_gemm)]
+                      repeat=i, seconds=t, cpu_seconds=cpu["gemm"][i], flops=gemm_flops, extrapolated=False)
+                 for i, t in enumerate(t_gemm)]
         if dev.type == "cpu":
             profiles[f"d={d},m={m},P={p}"] = _profile_shares(partial(est.sample_estimates, x, y,
                                                                torch.Generator().manual_seed(seed), block))
@@ -571,7 +655,8 @@ def bench_engine(
         rate_eng = per_draw * draws / float(np.median(t_eng))
         _say(log, f"engine d={d} m={m} P={p}: {rate_eng / 1e9:.2f} GFLOP/s vs GEMM {rate_gemm / 1e9:.2f} GFLOP/s")
         rows += [dict(part="throughput", method="engine", dim=d, num_features=m, pairs=p, draws=draws, repeat=i,
-                      seconds=t, flops=per_draw * draws, extrapolated=False) for i, t in enumerate(t_eng)]
+                      seconds=t, cpu_seconds=cpu["engine"][i], flops=per_draw * draws, extrapolated=False)
+                 for i, t in enumerate(t_eng)]
         throughput.append(dict(dim=d, num_features=m, pairs=p, draws=draws, block=block,
                                engine_flops_per_draw=per_draw, engine_gflops=rate_eng / 1e9,
                                gemm_gflops_same_shapes=rate_gemm / 1e9, ratio=rate_eng / rate_gemm,
@@ -690,9 +775,10 @@ def bench_fastfood(
         agree[f"{sweep}:{d}x{m}"] = float((fns["fastfood"]() - fns["dense"]()).abs().max()
                                           / fns["dense"]().abs().max())
         mems = {name: peak_memory(fn, dev) for name, fn in fns.items()}  # also the warm-ups
-        for name, times in _interleaved(fns, dev, cfg["repeats"]).items():
+        cpu: dict[str, list[float]] = {}
+        for name, times in _interleaved(fns, dev, cfg["repeats"], cpu=cpu).items():
             rows += [dict(sweep=sweep, method=name, dim=d, num_features=m, repeat=i, seconds=t,
-                          peak_bytes=mems[name]) for i, t in enumerate(times)]
+                          cpu_seconds=cpu[name][i], peak_bytes=mems[name]) for i, t in enumerate(times)]
             _say(log, f"fastfood {sweep}-sweep {name:8s} d={d} m={m}: {np.median(times):.5f} s")
     frame = pd.DataFrame(rows).assign(benchmark="fastfood", n=cfg["n"], dtype=str(dtype).removeprefix("torch."),
                                       device=str(dev))
@@ -742,18 +828,30 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
 
 def run(
     names=("attention", "engine", "fastfood"), *, scale: str = "quick", device: str = "cpu",
-    out: str | os.PathLike = "experiments/bench", log: Log = None, **overrides,
+    out: str | os.PathLike = "experiments/bench", log: Log = None, threads: int | None = 1, **overrides,
 ) -> dict[str, BenchResult]:
-    """Run the named benchmarks, write each one's parquet, png, json (and table .txt) under ``out``."""
-    results = {}
+    """Run the named benchmarks, write each one's parquet, png, json (and table .txt) under ``out``.
+
+    ``threads``: torch threads during the run (default 1, restored afterwards; None keeps torch's setting). One
+    thread keeps figures from a shared, loaded machine comparable: with several, each parallel region waits for
+    its slowest, possibly descheduled, thread."""
     for name in names:
         if name not in BENCHMARKS:
             raise ValueError(f"benchmark must be one of {sorted(BENCHMARKS)}, got {name!r}")
-    for name in names:
-        _say(log, f"== {name} ({scale}, {device})")
-        res = BENCHMARKS[name](scale, device, log=log, **overrides.get(name, {}))
-        res.paths = res.write(out)
-        results[name] = res
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for name in names:
+            _say(log, f"== {name} ({scale}, {device}, {torch.get_num_threads()} torch threads)")
+            res = BENCHMARKS[name](scale, device, log=log, **overrides.get(name, {}))
+            res.paths = res.write(out)
+            results[name] = res
+    finally:
+        torch.set_num_threads(before)
     return results
 
 

@@ -6,7 +6,9 @@
   resumes from its cached results. It prints a summary and exits 0 (every claimed property verified), 1 (a
   claimed property FAILED; with ``--fail-on refused`` also refused) or 2 (the command could not run).
 * ``kerneltheory audit MODULE:FACTORY --kernel NAME --dim D --claims ...`` — the conformance check for an
-  outside feature map; exit status 0 when every claimed property holds, 1 otherwise.
+  outside feature map (``--sampler PRESET`` for a frequency sampler, ``--attention`` for an attention function;
+  docs/auditing.md); exit status 0 when every claim is verified, 1 when a claim is refuted, 2 when the code or
+  the command fails to run (a message; ``--traceback`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ def load_object(spec: str):
             raise ValueError(f"no such file: {module_part}")
         mod_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
+        sys.path.insert(0, str(path.resolve().parent))  # the file may import its neighbours
+        try:
+            mod_spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.resolve().parent))
     else:
         try:
             module = importlib.import_module(module_part)
@@ -87,21 +93,85 @@ def _as_sample(obj):
     return obj() if not params else obj
 
 
-def _audit(args) -> int:
-    from .kernels import get_kernel
-    from .testing import check_feature_map
+def _kernel(spec: str, sigma: float):
+    """A built-in kernel name (gaussian with ``--sigma``) or ``MODULE:FUNCTION``."""
+    from .kernels import KERNELS, get_kernel
 
-    sample = _as_sample(load_object(args.factory))
-    kernel = get_kernel(args.kernel)
-    if args.kernel == "gaussian" and args.sigma != 1.0:
-        base = kernel
-        kernel = lambda x, y: base(x, y, sigma=args.sigma)  # noqa: E731
+    if spec in KERNELS:
+        kernel = get_kernel(spec)
+        if spec == "gaussian" and sigma != 1.0:
+            return lambda x, y: kernel(x, y, sigma=sigma)
+        return kernel
+    if ":" in spec:
+        kernel = load_object(spec)
+        if not callable(kernel):
+            raise ValueError(f"--kernel {spec}: not a callable kernel(x, y)")
+        return kernel
+    return get_kernel(spec)  # raises, naming the built-in kernels
+
+
+def _run_audit(args):
+    from .testing import Report, check_feature_map
+    from .testing.adapters import global_rng_sampler, proportional_check
+
+    obj = load_object(args.factory)
+    if args.global_rng:
+        if not callable(obj):
+            raise ValueError("--global-rng: FACTORY must be a zero-argument callable (it draws from the global RNG)")
+        sample = global_rng_sampler(obj)
+    else:
+        sample = _as_sample(obj)
+    if args.sampler:
+        from .testing.samplers import callable_sampler_checks
+
+        rows = callable_sampler_checks(sample, claims=args.sampler, draws=args.draws, seed=args.seed,
+                                       alpha=args.alpha, std=args.std, redraws=args.redraws)
+        return Report(f"sampler checks ({args.sampler})", checks=rows, alpha=args.alpha, budget=f"{args.draws} draws",
+                      seed=args.seed)
+    if args.dim is None:
+        raise ValueError("--dim is required (the input dimension d)")
+    if args.attention:
+        from .testing.attention_audit import check_attention
+
+        reference = "softmax" if args.kernel in (None, "softmax") else _kernel(args.kernel, args.sigma)
+        return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
+                               checks=args.checks, alpha=args.alpha, seed=args.seed)
+    if args.kernel is None or not args.claims:
+        raise ValueError("a feature-map audit needs --kernel and --claims (or pass --sampler or --attention)")
+    kernel = _kernel(args.kernel, args.sigma)
     variance = load_object(args.variance) if args.variance else None
-    report = check_feature_map(
-        sample, kernel, dim=args.dim, claims=set(args.claims), variance=variance, alpha=args.alpha,
-        seed=args.seed, budget=args.budget,
-    )
+    claims = set(args.claims)
+    prop = "proportional" in claims
+    rest = claims - {"proportional"}
+    a_prop = args.alpha / len(claims) if prop else 0.0  # the claims share α evenly
+    report = Report("check_feature_map", alpha=args.alpha, budget=args.budget, seed=args.seed)
+    if rest:
+        report = check_feature_map(sample, kernel, dim=args.dim, claims=rest, variance=variance,
+                                   alpha=args.alpha - a_prop, seed=args.seed, budget=args.budget)
+        report.alpha = args.alpha
+    if prop:
+        report.checks += proportional_check(sample, kernel, dim=args.dim, alpha=a_prop, seed=args.seed,
+                                            budget=args.budget)
+    return report
+
+
+def _audit(args) -> int:
+    """Exit status 0: every claim verified; 1: a claim refuted; 2: the code or the command failed to run (or
+    every failing check was refused, so nothing was decided)."""
+    try:
+        report = _run_audit(args)
+    except Exception as exc:
+        if args.traceback:
+            import traceback
+
+            traceback.print_exc()
+        print(f"kerneltheory audit: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     print(report)
+    if report.status == "REFUSED":
+        print("kerneltheory audit: refused: the checks that did not pass could not decide at this budget",
+              file=sys.stderr)
+        return 2
     return 0 if report.passed else 1
 
 
@@ -188,18 +258,34 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      "one-line message)")
     rep.set_defaults(func=_report)
 
-    aud = sub.add_parser("audit", help="verify the claims of an outside feature map")
+    aud = sub.add_parser("audit", help="verify the claims of an outside feature map, sampler or attention function")
     aud.add_argument("factory", metavar="MODULE:FACTORY",
-                     help="sample(generator) -> feature map (or a zero-argument factory returning it); MODULE is a "
-                     "dotted module or a .py file")
-    aud.add_argument("--kernel", required=True, help="exact kernel: softmax, gaussian or arccos1")
+                     help="sample(generator) -> feature map (or a zero-argument factory returning it); with "
+                     "--sampler, sample(generator) -> [m, d] frequencies; with --attention, attention(m, generator) -> "
+                     "fn(q, k, v, mask=None); MODULE is a dotted module or a .py file")
+    aud.add_argument("--kernel", help="exact kernel: softmax, gaussian, arccos1 or MODULE:FUNCTION (with --attention: "
+                     "the reference, default softmax)")
     aud.add_argument("--sigma", type=float, default=1.0, help="bandwidth of the gaussian kernel")
-    aud.add_argument("--dim", type=int, required=True, help="input dimension d of the map")
-    aud.add_argument("--claims", nargs="+", choices=CLAIM_CHOICES, required=True, help="the properties to verify")
+    aud.add_argument("--dim", type=int, help="input dimension d of the map")
+    aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
+                     help="the properties to verify (feature maps)")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
     aud.add_argument("--budget", choices=("quick", "thorough"), default="quick", help="draws per check (default quick)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    aud.add_argument("--global-rng", action="store_true",
+                     help="FACTORY takes no argument and draws from torch's/numpy's global generators")
+    aud.add_argument("--sampler", choices=("gaussian", "orthogonal"),
+                     help="audit a frequency sampler against these claims (rows N(0, std²I); orthogonal blocks)")
+    aud.add_argument("--draws", type=int, default=1024, help="draws of the sampler checks (default 1024)")
+    aud.add_argument("--std", type=float, default=1.0, help="claimed std of the frequencies (--sampler)")
+    aud.add_argument("--redraws", action="store_true", help="--sampler: check that row norms change between draws")
+    aud.add_argument("--attention", action="store_true", help="audit an attention function (check_attention)")
+    aud.add_argument("--causal", action="store_true", help="--attention: the function claims causal attention")
+    aud.add_argument("--no-mask", action="store_true", help="--attention: the function takes no key mask")
+    aud.add_argument("--checks", nargs="+", choices=("consistency", "stabiliser", "padding", "causality", "finite"),
+                     help="--attention: run only these checks")
+    aud.add_argument("--traceback", action="store_true", help="show the traceback when the code fails to run")
     aud.set_defaults(func=_audit)
 
     from .commands import COMMANDS

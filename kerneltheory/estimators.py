@@ -142,6 +142,8 @@ class RandomFeatureEstimator:
         variance = law is None or comp.has_variance(law)
         if not variance:
             proofs.pop("variance", None)
+        elif law is not None and not law.iid_rows:  # the exact ORF variance (features/trig.py, positive.py)
+            proofs["variance"] = "proofs/orthogonal_variance.md"
         proofs.setdefault("finite", "proofs/positivity.md")
         return Claims(unbiased=unbiased, positive=positive, variance=variance, proofs=proofs, notes=notes)
 
@@ -183,6 +185,7 @@ class RandomFeatureEstimator:
         draws: int,
         *,
         chunk_bytes: int = 2**19,
+        compute_dtype: torch.dtype | None = None,
     ):
         """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p) of ``draws`` independent draws.
 
@@ -194,12 +197,24 @@ class RandomFeatureEstimator:
         sequence statistics, so the chunking changes the result at most by floating-point reassociation in
         the batched products (on the CPU it is bitwise the same in practice). The inputs are validated once
         per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y.
+
+        ``compute_dtype=torch.float32``: evaluate the features in float32 where :attr:`float32_allowed` (W is
+        drawn as usual, so the random stream is unchanged, then rounded), multiply in float32 and accumulate
+        each estimate's sum over the D features in float64; the result is float64. A chunk with an estimate
+        that is not finite or below 2⁻¹⁰⁰ (overflow, or terms near float32's underflow) is recomputed in the
+        estimator's dtype. Where float32 is not allowed the estimator's dtype is used (see
+        :attr:`float32_allowed`). None (default): the estimator's dtype throughout.
         """
         x, y = self._check_pairs(x, y)
         if x.shape[0] == 0:
             raise ValueError("x and y must hold at least one pair (P >= 1), got P = 0")
         r = check_int(draws, "draws", minimum=1)
         chunk_bytes = check_int(chunk_bytes, "chunk_bytes", minimum=1)
+        if compute_dtype not in (None, torch.float32, torch.float64):
+            raise ValueError(
+                f"compute_dtype must be None, torch.float32 or torch.float64, got {compute_dtype!r}"
+            )
+        low = compute_dtype == torch.float32 and x.dtype == torch.float64 and self.float32_allowed
         fm = self.draw(generator, batch=r)
         comp = self.component
         if fm.w is None:  # deterministic maps carry no draw dimension: one evaluation serves every draw
@@ -213,16 +228,53 @@ class RandomFeatureEstimator:
         row = max(self.feature_dim, self.num_features) * x.element_size()  # bytes of one pair's features
         q = min(num_pairs, max(1, chunk_bytes // row))  # pairs per chunk
         c = max(1, chunk_bytes // (q * row))  # draws per chunk
+        if low:
+            f32 = {k: v.to(torch.float32) for k, v in extra.items()}
+            low_args = (
+                x.to(torch.float32),
+                y.to(torch.float32),
+                w.to(torch.float32),
+                f32,
+                _to_float32(stats),
+            )
         rows = []  # chunks are concatenated (not written into a buffer) so that gradients flow to W
         for s in range(0, r, c):
             wc, ec = w[s : s + c], {k: v[s : s + c] for k, v in extra.items()}
             cols = []
             for t in range(0, num_pairs, q):
-                fx = comp.features(x[t : t + q], wc, ec, stats, "query")
-                fy = comp.features(y[t : t + q], wc, ec, stats, "key")
-                cols.append(torch.linalg.vecdot(fx, fy))
+                est = None
+                if low:
+                    xl, yl, wl, el, sl = low_args
+                    el = {k: v[s : s + c] for k, v in el.items()}
+                    fx = comp.features(xl[t : t + q], wl[s : s + c], el, sl, "query")
+                    fy = comp.features(yl[t : t + q], wl[s : s + c], el, sl, "key")
+                    est = (fx * fy).to(torch.float64).sum(-1)
+                    # overflow or near-underflow in float32: this chunk in the estimator's dtype
+                    if not bool((est >= 2.0**-100).all() & torch.isfinite(est).all()):
+                        est = None
+                if est is None:
+                    fx = comp.features(x[t : t + q], wc, ec, stats, "query")
+                    fy = comp.features(y[t : t + q], wc, ec, stats, "key")
+                    est = torch.linalg.vecdot(fx, fy)
+                cols.append(est)
             rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
         return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+    @property
+    def float32_allowed(self) -> bool:
+        """Whether ``sample_estimates(..., compute_dtype=torch.float32)`` evaluates in float32: only for maps
+        whose features are all positive (every estimate a sum of positive terms, so float32's relative rounding,
+        about (D + d·|log φ|)·2⁻²⁴, stays relative: no cancellation). Signed maps (trig, DIRF, …) keep float64:
+        an estimate of a small kernel value is a near-cancelling sum of O(1) terms, whose float32 rounding error
+        (≈ D·2⁻²⁴ absolute) is not small against the value and its standard error at large draw counts.
+        Laws without closed forms keep float64 too: their target is a float64 Monte Carlo reference of the same
+        law, which the checks resolve more finely than float32's rounding (with float32 the unbiasedness checks of
+        positive/, gerf/ and oprf/fastfood_learnable failed). The hyperbolic maps keep float64 for the same
+        reason (their unbiasedness check failed in float32 for every law). Both found by
+        tests/test_float32_estimates.py. Overflow of exponential features is handled per chunk (see
+        :meth:`sample_estimates`)."""
+        comp = self.component
+        return bool(comp.positive) and self.has_closed_form and comp.name != "hyperbolic"
 
     # -- theory -----------------------------------------------------------------------------------
     def _check_xy(self, x, y):
@@ -413,6 +465,14 @@ ALIASES = {
     "Based": "based",
     "ReBased": "rebased",
 }
+
+
+def _to_float32(stats: Mapping) -> dict:
+    """A data-dependent map's sequence statistics in float32 (floating tensors only)."""
+    return {
+        k: v.to(torch.float32) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in stats.items()
+    }
 
 
 def _names() -> builtins.list[str]:

@@ -159,3 +159,57 @@ def exp_taylor2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 KERNELS.update({"polynomial": polynomial, "exp_taylor2": exp_taylor2})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Combinators: a user's kernel built from the ones above (docs/auditing.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _check_kernels(kernels, name: str) -> tuple:
+    if not kernels:
+        raise ValueError(f"{name} needs at least one kernel")
+    for i, k in enumerate(kernels):
+        if not callable(k):
+            raise TypeError(f"{name}: kernel {i} must be a callable kernel(x, y), got {type(k).__name__}")
+    return tuple(kernels)
+
+
+def scaled(kernel, c: float):
+    """c·k(x, y) (a map that only claims proportionality estimates this for some c)."""
+    (kernel,) = _check_kernels((kernel,), "scaled")
+    c = check_real(c, "c")
+    return lambda x, y: c * kernel(x, y)
+
+
+def shifted(kernel, c: float):
+    """k(x, y) + c, e.g. the "+s²" of smoothed features φ̃(x) = [φ(x), s], whose products estimate k + s²."""
+    (kernel,) = _check_kernels((kernel,), "shifted")
+    c = check_real(c, "c")
+    return lambda x, y: kernel(x, y) + c
+
+
+def input_scaled(kernel, s: float):
+    """k(s·x, s·y), e.g. s = d^{-1/4} for the attention kernel exp(xᵀy/√d) = SM(x·d^{-1/4}, y·d^{-1/4})."""
+    (kernel,) = _check_kernels((kernel,), "input_scaled")
+    s = check_real(s, "s", minimum=0.0, strict_min=True)
+    return lambda x, y: kernel(x * s, y * s)
+
+
+def kernel_sum(*kernels):
+    """Σ_i k_i(x, y) (the kernel of concatenated feature maps)."""
+    ks = _check_kernels(kernels, "kernel_sum")
+    return lambda x, y: sum(k(x, y) for k in ks)
+
+
+def kernel_product(*kernels):
+    """Π_i k_i(x, y) (the kernel of the tensor product of feature maps)."""
+    ks = _check_kernels(kernels, "kernel_product")
+
+    def product(x, y):
+        out = ks[0](x, y)
+        for k in ks[1:]:
+            out = out * k(x, y)
+        return out
+
+    return product

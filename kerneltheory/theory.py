@@ -349,12 +349,14 @@ def orf_pair_excess(u: torch.Tensor, dim: int) -> torch.Tensor:
 
     Evaluated in float64 from series without catastrophic cancellation, with r_n = Π_{k<n} (d + k)/(d + 2k)
     (so (d)_n/(d/2)_n = 2ⁿ r_n):
+
     * u > 0: G = −Σ_{n≥2} (2u)ⁿ/n! (1 − r_n), every term < 0, summed in log space: relative error of order
       ε·u·log u (the rounding of the logs of the terms, ≈ n log 2u − log n!);
     * −1 ≤ u < 0: the same series, alternating, dominated by its first term n = 2: relative error a few ε;
     * u < −1: Kummer's transformation ₁F₁(d; d/2; −x) = e^{−x} ₁F₁(−d/2; d/2; x), x = −u, gives
       G = e^{−x} Σ_n xⁿ/n! (−1)ⁿ (p_n − 1), p_n = Π_{k<n} (d − 2k)/(d + 2k) ∈ [−1, 1]: Poisson(x) weights (summing to
       1) times factors in [−2, 0], so an *absolute* error of order ε·x·log x (the rounding of each weight's log).
+
     ``u`` is any float64 tensor; ``dim`` = d ≥ 1.
     """
     d = check_int(dim, "dim", minimum=1)

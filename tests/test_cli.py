@@ -52,9 +52,43 @@ def test_audit_exit_status_on_documented_examples(factory, status):
 
 
 def test_audit_reports_bad_arguments(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["audit", "no_such_module:x", "--kernel", "softmax", "--dim", "8", "--claims", "finite"])
-    assert exc.value.code == 2
-    assert "cannot import" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "laplace", "--dim", "8", "--claims", "finite"])
+    """A command or a map that fails to run exits 2 with a one-line message, no traceback unless asked."""
+    assert main(["audit", "no_such_module:x", "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot import" in err and "Traceback" not in err
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "laplace", "--dim", "8", "--claims", "finite"]) == 2
+    assert "kernel must be one of" in capsys.readouterr().err
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--dim", "8"]) == 2  # a feature-map audit needs claims
+    capsys.readouterr()
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "5", "--claims", "finite",
+                 "--traceback"]) == 2  # the map is written for d = 8: it fails to run at d = 5
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError" in err
+
+
+ADAPTERS = ROOT / "examples" / "audit_adapters.py"
+
+
+def test_audit_sampler_and_attention_exit_statuses(capsys, one_thread):
+    """Sampler and attention audits in-process, on the adapters of docs/auditing.md (small budgets)."""
+    sampler = ["--global-rng", "--sampler", "orthogonal", "--draws", "256"]
+    assert main(["audit", f"{ADAPTERS}:orf_frequencies", *sampler]) == 0
+    assert main(["audit", f"{ADAPTERS}:unfolded_frequencies", *sampler]) == 1
+    assert "sign balance of every coordinate" in capsys.readouterr().out
+    assert main(["audit", f"{ADAPTERS}:orf_frequencies", "--sampler", "orthogonal", "--draws", "256"]) == 2
+    assert "sample must be a callable" in capsys.readouterr().err  # without --global-rng: a zero-argument factory
+    exact = ["--attention", "--dim", "8", "--checks", "padding", "causality", "finite"]
+    assert main(["audit", f"{ADAPTERS}:causal_attention", *exact, "--causal"]) == 0
+    assert "causality" in capsys.readouterr().out
+    assert main(["audit", f"{ADAPTERS}:masked_attention", *exact, "--causal"]) == 1  # it is not causal
+
+
+def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
+    kernel = f"{ADAPTERS}:attention_kernel"
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", kernel, "--dim", "8", "--claims", "finite"]) == 0
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "8", "--claims", "proportional",
+                 "finite"]) == 0
+    out = capsys.readouterr().out
+    assert "proportional[directions]" in out and "finite" in out
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", f"{ADAPTERS}:reference", "--dim", "8", "--claims",
+                 "finite"]) == 2  # not a callable

@@ -447,16 +447,6 @@ def test_montecarlo_moments(data):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_linear_attention_refuses_query_and_key_features_of_different_sizes_via_check_feature_pair():
-    """``_validation.check_feature_pair`` is the check for the case below (wired into linear_attention by
-    the test after this one)."""
-    from kerneltheory._validation import check_feature_pair
-
-    with pytest.raises(ValueError, match="feature dimension D.*D = 1.*D = 5"):
-        check_feature_pair(torch.ones(3, 1), torch.ones(3, 5))
-    check_feature_pair(torch.ones(3, 5), torch.ones(4, 5))
-
-
 class _MismatchedMap:
     """A feature map whose query features have D = 1 and key features D = d + 1."""
 
@@ -467,20 +457,9 @@ class _MismatchedMap:
         return torch.exp(torch.cat([x, x[..., :1]], -1))
 
 
-# INTEGRATOR: linear_attention (stabilise=True) broadcasts D = 1 query features against D = 5 key features
-# and returns a silent wrong result; calling _validation.check_feature_pair(phi_q, phi_k) on the two sides'
-# features (or logs) before any arithmetic fixes it. Remove the xfail when it is wired in.
-@pytest.mark.xfail(
-    strict=True,
-    reason="linear_attention does not yet call _validation.check_feature_pair before broadcasting (#13)",
-)
-def test_linear_attention_refuses_query_and_key_features_of_different_sizes():
+@pytest.mark.parametrize("stabilise", [True, False])
+def test_linear_attention_refuses_query_and_key_features_of_different_sizes(stabilise):
+    """D = 1 query features against D = 5 key features must not broadcast into a silent wrong result."""
     x = torch.randn(3, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="feature dimension"):
-        attention.linear_attention(x, x, x, _MismatchedMap(), stabilise=True)
-
-
-def test_linear_attention_unstabilised_refuses_features_of_different_sizes():
-    x = torch.randn(3, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="share D|feature dimension"):
-        attention.linear_attention(x, x, x, _MismatchedMap(), stabilise=False)
+    with pytest.raises(ValueError, match=r"same dimension D, got D_q = 1 .* D_k = 5"):
+        attention.linear_attention(x, x, x, _MismatchedMap(), stabilise=stabilise)

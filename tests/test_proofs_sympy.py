@@ -802,11 +802,11 @@ def test_qmc_jitter_is_the_fine_snap():
 
 def _qmc_extreme_sample(monkeypatch, top: bool) -> torch.Tensor:
     """A scrambled sample whose points all lie in the top (bottom) 2^{−32}-cell with the top (bottom) jitter."""
-    from kerneltheory.spectral.qmc import QuasiMonteCarlo
+    from kerneltheory.spectral.qmc import GRID_BITS, QuasiMonteCarlo
 
     law = QuasiMonteCarlo(2, std=1.5)
-    point = 1.0 - GRID / 2 if top else 0.0
-    monkeypatch.setattr(law, "_points", lambda m, seed: np.full((m, 2), point))
+    cell = 2**GRID_BITS - 1 if top else 0
+    monkeypatch.setattr(law, "scrambled_cells", lambda m, generator, r: np.full((r, m, 2), cell, dtype=np.int64))
 
     def extreme_randint(low, high, size, generator=None, dtype=None):
         return torch.full(size, high - 1 if top else low, dtype=torch.int64)
@@ -830,40 +830,53 @@ def test_qmc_top_node(monkeypatch):
 
 
 def test_qmc_sobol_digital_shift():
-    """XOR with a uniform word is a bijection (exhaustively on 4-bit words), and scipy's scrambled 32-bit Sobol'
-    points lie on the 2^{−32} grid, so ⌊t·2^32⌋ = L(x_i) ⊕ Δ exactly."""
-    from scipy.stats import qmc as scipy_qmc
+    """XOR with a uniform word is a bijection (exhaustively on 4-bit words), and the library's scrambled cell is
+    K = L(x_i) ⊕ Δ: the same L with another shift Δ' gives K ⊕ Δ ⊕ Δ', and every K is a 32-bit word."""
+    from kerneltheory.spectral.qmc import GRID_BITS, lms_shift, random_lms_columns
 
     for a in range(16):
         assert sorted(a ^ delta for delta in range(16)) == list(range(16))
-    t = scipy_qmc.Sobol(5, scramble=True, bits=32, rng=1).random(64)
-    assert np.array_equal(t / GRID, np.floor(t / GRID)) and bool((t < 1).all())
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 2**GRID_BITS, (64, 5), generator=gen)
+    cols = random_lms_columns(gen, 3, 5)
+    shift = torch.randint(0, 2**GRID_BITS, (3, 5), generator=gen)
+    other = torch.randint(0, 2**GRID_BITS, (3, 5), generator=gen)
+    k, k_other = lms_shift(x, cols, shift), lms_shift(x, cols, other)
+    assert torch.equal(k ^ shift[:, None], k_other ^ other[:, None])
+    assert bool(((k >= 0) & (k < 2**GRID_BITS)).all())
 
 
 def test_qmc_halton_grid_and_rounding():
     """Scrambled Halton in base b permutes K_b = ⌈54/log₂b⌉ − 1 digits, so the exact point is uniform on a grid of
-    spacing b^{−K_b} ∈ (2^{−54}, b·2^{−54}]; scipy's float64 value is within 8·2^{−53} of the exact digit sum
+    spacing b^{−K_b} ∈ (2^{−54}, b·2^{−54}]; the library's float64 value is within 8·2^{−53} of the exact digit sum
     (exact for b = 2)."""
     from fractions import Fraction
 
-    from scipy.stats import qmc as scipy_qmc
+    from kerneltheory.spectral.qmc import (
+        _primes,
+        halton_digit_count,
+        halton_values,
+        random_permutations,
+        used_digits,
+    )
 
+    m = 100
+    index = torch.arange(m)
     for seed in range(3):
-        eng = scipy_qmc.Halton(8, scramble=True, rng=seed)
-        perms = getattr(eng, "_permutations", None)
-        if perms is None:
-            pytest.skip("scipy no longer exposes Halton's digit permutations")
-        t = eng.random(100)
-        for col, b in enumerate(eng.base):
-            kb = len(perms[col])
+        gen = torch.Generator().manual_seed(seed)
+        for b in _primes(8):
+            kb = halton_digit_count(b)
             assert kb == math.ceil(54 / math.log2(b)) - 1
             assert Fraction(1, 2**54) < Fraction(1, b**kb) <= Fraction(b, 2**54)
-            for i in range(100):
+            perms = random_permutations(gen, kb, torch.full((kb,), b), b)[None]  # [1, K_b, b]
+            p = used_digits(m, b, kb)
+            t = halton_values(index, b, perms[:, :p], perms[:, p:, 0])[0]
+            for i in range(m):
                 n, exact = i, Fraction(0)
                 for pos in range(kb):
                     n, digit = divmod(n, b)
-                    exact += Fraction(int(perms[col][pos][digit]), b ** (pos + 1))
-                err = abs(Fraction(float(t[i, col])) - exact)
+                    exact += Fraction(int(perms[0, pos, digit]), b ** (pos + 1))
+                err = abs(Fraction(float(t[i])) - exact)
                 assert err == 0 if b == 2 else err <= Fraction(8, 2**53)
 
 

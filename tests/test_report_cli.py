@@ -15,7 +15,7 @@ import pytest
 
 import kerneltheory.estimators as E
 from kerneltheory.cli import build_parser, main
-from kerneltheory.commands import COMMANDS, SCRIPTS
+from kerneltheory.commands import COMMANDS
 from kerneltheory.estimators import RandomFeatureEstimator
 from kerneltheory.features.positive import Positive
 
@@ -131,9 +131,8 @@ def test_every_subcommand_has_plain_help_under_its_own_name(command, capsys):
     assert "``" not in text and ":mod:`" not in text and ":func:`" not in text and ":class:`" not in text
 
 
-@pytest.mark.parametrize("command", ["report", "audit", *(c for c in COMMANDS if c not in SCRIPTS)])
+@pytest.mark.parametrize("command", ["report", "audit", *COMMANDS])
 def test_every_option_has_help(command):
-    """The experiment scripts (SCRIPTS) parse their own arguments and are not built here."""
     parser = build_parser(command)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
     missing = [a.option_strings or a.dest for a in sub._actions if not a.help]

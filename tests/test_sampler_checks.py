@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -281,3 +283,101 @@ def test_calibration_quick(kt_seed):
 def test_calibration_thorough(law, runs, kt_seed):
     fails, p = _calibrate(law, range(kt_seed, kt_seed + runs), m=12, draws=512)
     assert p > 1e-3, f"{fails}/{runs} correct-law runs failed at α = 0.05 (one-sided binomial p = {p:.3g})"
+
+
+# ------------------------------------------------------------------------------------------------
+# Any callable: global-RNG samplers, module redraws, the extended checks
+# ------------------------------------------------------------------------------------------------
+
+_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(_EXAMPLES))
+import global_rng_sampler as orf_example  # noqa: E402
+from redraw_module import RandomFeatureMap  # noqa: E402
+
+from kerneltheory.testing.adapters import global_rng_sampler, module_frequencies  # noqa: E402
+from kerneltheory.testing.samplers import callable_sampler_checks  # noqa: E402
+
+_MEDIAN_CHI = float(stats.chi(D).median())
+
+
+def _coupled(g):
+    """Gaussian rows whose direction's coordinate 3 takes the sign of ‖z‖ − median: norms still χ_d,
+    directions still uniform, but not independent of each other."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    s = z.norm(dim=1, keepdim=True)
+    u = z / s
+    u[:, 3] = u[:, 3].abs() * torch.where(s[:, 0] > _MEDIAN_CHI, 1.0, -1.0)
+    return s * u
+
+
+def _one_sign(g):
+    """Row 3, coordinate 5 always positive (a row the default KS rows skip)."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    z[3, 5] = z[3, 5].abs()
+    return z
+
+
+def _block_row(g):
+    """Row 3 of every draw 40% too wide."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    z[3] *= 1.4
+    return z
+
+
+class _StaleNorms(RandomFeatureMap):
+    """Redraws the directions but rescales them to the norms of its first draw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("norms", self.projection.norm(dim=1, keepdim=True))
+
+    @torch.no_grad()
+    def redraw_projection(self):
+        w = orf_example.gaussian_orthogonal_random_matrix(self.nb_features, self.dim_head)
+        self.projection.copy_(w / w.norm(dim=1, keepdim=True) * self.norms)
+
+
+@pytest.mark.statistical
+def test_global_rng_orf_passes_and_unfolded_qr_fails_every_coordinate(kt_seed):
+    good = callable_sampler_checks(global_rng_sampler(lambda: orf_example.gaussian_orthogonal_random_matrix(M, D)),
+                                   claims="orthogonal", draws=R, seed=kt_seed, alpha=ALPHA)
+    assert all(r.passed for r in good), show(good)
+    assert "sign balance of every coordinate" in kinds(good) and "norms independent of directions" in kinds(good)
+    bad = callable_sampler_checks(global_rng_sampler(lambda: orf_example.unfolded_orthogonal_random_matrix(M, D)),
+                                  claims="orthogonal", draws=R, seed=kt_seed, alpha=ALPHA)
+    assert not kinds(bad)["sign balance of every coordinate"] and kinds(bad)["orthogonal blocks"], show(bad)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("sampler, caught", [
+    (_coupled, "norms independent of directions"),
+    (_one_sign, "sign balance of every coordinate"),
+    (_block_row, "every coordinate of a block ~ N(0, 1)"),
+])
+def test_extended_checks_catch_planted_defects(kt_seed, sampler, caught):
+    rows = callable_sampler_checks(sampler, claims="gaussian", draws=R, seed=kt_seed, alpha=ALPHA)
+    assert not kinds(rows)[caught], show(rows)
+    if sampler is _coupled:
+        assert kinds(rows)["norms ~ χ_d"]  # the norms alone are right
+
+
+@pytest.mark.statistical
+def test_module_redraws_must_change_the_norms(kt_seed):
+    good = callable_sampler_checks(module_frequencies(RandomFeatureMap(D, M), "projection",
+                                                      redraw="redraw_projection"),
+                                   claims="orthogonal", draws=500, seed=kt_seed, alpha=ALPHA, redraws=True)
+    assert all(r.passed for r in good), show(good)
+    bad = callable_sampler_checks(module_frequencies(_StaleNorms(D, M), "projection", redraw="redraw_projection"),
+                                  claims="orthogonal", draws=500, seed=kt_seed, alpha=ALPHA, redraws=True)
+    assert not kinds(bad)["norms change between redraws"] and not kinds(bad)["norms ~ χ_d"], show(bad)
+
+
+def test_callable_sampler_bad_input(kt_seed):
+    with pytest.raises(ValueError, match=r"\[m, d\]"):
+        callable_sampler_checks(lambda g: torch.randn(3, generator=g), claims="gaussian", draws=100, seed=kt_seed)
+    with pytest.raises(ValueError, match="claims"):
+        callable_sampler_checks(_block_row, claims="haar", draws=100, seed=kt_seed)
+    with pytest.raises(ValueError, match="non-finite"):
+        callable_sampler_checks(lambda g: torch.full((M, D), math.inf), claims="gaussian", draws=100, seed=kt_seed)
+    refused = callable_sampler_checks(_block_row, claims="gaussian", draws=10, seed=kt_seed)
+    assert all(r.refused and not r.passed for r in refused)

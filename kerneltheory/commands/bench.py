@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_output_arguments(parser, "bench")
     parser.add_argument("--repeats", type=int, help="timed repeats per configuration (default: per scale)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads before running (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads during the run (default: 1)")
     parser.add_argument("--memory-cap-gib", type=float, help="attention: memory cap for softmax's n×n scores")
     parser.add_argument("--time-cap", type=float, help="attention: per-call time cap (s) for quadratic methods")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and draws (default 0)")
@@ -60,7 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
             overrides["attention"]["time_cap"] = args.time_cap
     out = output_dir("bench", args.out, regenerate=args.regenerate)
     with OutputLock(out):
-        results = run(names, scale=args.scale, device=args.device, out=out,
+        results = run(names, scale=args.scale, device=args.device, out=out, threads=args.threads,
                       log=None if args.quiet else _stderr, **overrides)
     for name, res in results.items():
         print(f"\n## {name} ({args.scale}, {args.device}, torch threads {torch.get_num_threads()})")

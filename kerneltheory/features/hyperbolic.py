@@ -58,6 +58,9 @@ class Hyperbolic(Positive):
             return "softmax exp(xᵀy)" if self.h == "softmax" else "Gaussian exp(−‖x−y‖²/2)"
         return f"h(x)h(y)·(M(x+y) + M(−x−y))/2, h = {self.h}"
 
+    def has_variance(self, law) -> bool:
+        return law is not None and law.iid_rows and law.reference is law
+
     def variance(self, law, x, y, num_features, stats):
         z = pairwise(x, y)
         return theory.hyperbolic_variance(

@@ -67,9 +67,20 @@ class Positive(Component):
         return f"h(x)h(y)·M(x+y), h = {self.h}"
 
     def has_variance(self, law) -> bool:
-        return law is not None and law.iid_rows and law.reference is law
+        if law is None:
+            return False
+        return (law.iid_rows and law.reference is law) or (self.h == "softmax" and _is_chi_orf(law, std=1.0))
 
     def variance(self, law, x, y, num_features, stats):
+        if not law.iid_rows:  # ORF with χ_d norms (has_variance): the exact series, proofs/orthogonal_variance.md
+            return theory.orf_positive_variance(x[..., :, None, :], y[..., None, :, :], num_features)
         z = pairwise(x, y)
         log_hh = self._log_hh(x, y)
         return theory.positive_variance(log_hh, law.log_mgf(z), law.log_mgf(2.0 * z), num_features)
+
+
+def _is_chi_orf(law, std: float | None = None) -> bool:
+    """ORF frequencies with independent χ_d norms (the law of theory.orf_*_variance), of scale ``std`` if given."""
+    from ..spectral.orthogonal import Orthogonal
+
+    return type(law) is Orthogonal and law.scaling == "chi" and (std is None or law.std == std)

@@ -31,6 +31,7 @@ from .. import theory
 from .._validation import pairwise
 from ..spectral.base import SpectralLaw
 from .base import Component, project, sq_norm
+from .positive import _is_chi_orf
 
 
 class Trig(Component):
@@ -81,9 +82,12 @@ class Trig(Component):
         return f"exp((‖x‖²+‖y‖²)/2)·{core}" if self.weighted else core
 
     def has_variance(self, law) -> bool:
-        return law is not None and law.iid_rows and law.reference is law
+        return law is not None and ((law.iid_rows and law.reference is law) or _is_chi_orf(law))
 
     def variance(self, law, x, y, num_features, stats):
+        if not law.iid_rows:  # ORF with χ_d norms (has_variance): the exact series, proofs/orthogonal_variance.md
+            core = theory.orf_trig_variance(x[..., :, None, :], y[..., None, :, :], num_features, std=law.std)
+            return core * torch.exp(2 * self._log_weights(x, y))
         tau = pairwise(x, y, -1.0)
         return theory.trig_paired_variance(
             law.char_fn(tau), law.char_fn(2.0 * tau), num_features, log_weight=self._log_weights(x, y)

@@ -2,8 +2,9 @@ r"""Quasi-Monte Carlo frequencies: ω_i = std·Φ⁻¹(t_i) for a randomised low
 
 Construction (Yang, Sindhwani, Avron & Mahoney 2014, "Quasi-Monte Carlo Feature Maps for Shift-Invariant
 Kernels"): t_1..t_m ∈ [0, 1)^d are the first m points of a Sobol' (default) or Halton sequence in d
-dimensions, scrambled afresh on every draw (Owen scrambling with a digital shift for Sobol', random digit
-permutations for Halton; scipy.stats.qmc), and Φ⁻¹ is applied coordinatewise:
+dimensions, scrambled afresh on every draw (Matoušek's random linear matrix scramble with a digital shift for
+Sobol', Owen's random digit permutations for Halton: the laws of scipy.stats.qmc's scrambles), and Φ⁻¹ is
+applied coordinatewise:
 
 .. math::
     \omega_i = \sigma\, \Phi^{-1}(t_i'), \qquad
@@ -26,8 +27,10 @@ randomised"): scrambling *is* the randomisation, and the estimators are unbiased
 dependent (``iid_rows = False``), which is where the variance reduction comes from. With ``scramble=False``
 the set is deterministic (all draws equal) and the estimators are only consistent: ``row_marginal = "no"``.
 
-Batching: scipy generates one point set at a time, so this law (alone) loops over the R draws in Python; each
-draw's scramble is seeded by an integer drawn from the torch generator.
+Batching: the R draws of a call are scrambled together in a few array operations (no engine per draw): the
+unscrambled points come from scipy once per (d, m) (cached), and the scrambles of all R draws are drawn from
+the torch generator and applied at once (:func:`lms_shift`, :func:`halton_values`). The stream is fixed by
+(generator state, m, d, R): the same seed gives the same bits.
 
 Example:
     >>> import torch
@@ -38,6 +41,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 
 import numpy as np
@@ -50,6 +55,108 @@ from .gaussian import GaussianApproximation
 GRID_BITS = 32
 JITTER_BITS = 21  # 32 + 21 = 53: positions inside a cell on the grid float64 represents exactly
 _SOBOL_MAX_DIM = 21201
+
+
+@functools.lru_cache(maxsize=64)
+def _unscrambled(sequence: str, dim: int, m: int) -> np.ndarray:
+    """The first m points of the plain sequence in [0, 1)^d, float64 ``[m, d]`` (read-only, cached)."""
+    if sequence == "sobol":
+        engine = scipy_qmc.Sobol(dim, scramble=False, bits=GRID_BITS)
+    else:
+        engine = scipy_qmc.Halton(dim, scramble=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The balance properties of Sobol", category=UserWarning)
+        points = engine.random(m)
+    points.setflags(write=False)
+    return points
+
+
+def _primes(count: int) -> list[int]:
+    """The first ``count`` primes (the Halton bases)."""
+    out: list[int] = []
+    cand = 2
+    while len(out) < count:
+        if all(cand % p for p in out if p * p <= cand):
+            out.append(cand)
+        cand += 1
+    return out
+
+
+def halton_digit_count(base: int) -> int:
+    """K_b = ⌈54/log₂b⌉ − 1: the digit positions permuted in base b (those with b^{−k} > 2^{−54}; Owen 2017)."""
+    return math.ceil(54 / math.log2(base)) - 1
+
+
+def lms_shift(
+    x: torch.Tensor, columns: torch.Tensor, shift: torch.Tensor, used_bits: int = GRID_BITS
+) -> torch.Tensor:
+    r"""Matoušek's linear matrix scramble plus digital shift of 32-bit Sobol' words, for many draws at once.
+
+    ``x``: int64 ``[m, d]``, the unscrambled points times 2^32. ``columns``: int64 ``[R, d, 32]``, column c
+    (MSB-first digit c) of each lower-triangular unit-diagonal binary matrix L as a word: bit 31 − c set, the bits
+    below it the entries L_{p,c}, p > c. ``shift``: int64 ``[R, d]``, the digital shift Δ. Returns int64
+    ``[R, m, d]``: K = L(x) ⊕ Δ over GF(2), i.e. the XOR of the columns c whose digit x_c is 1, then ⊕ Δ.
+    Only the top ``used_bits`` digits of x may be nonzero (the first 2^p Sobol' points use p digits).
+    """
+    out = shift[:, None, :].clone().expand(-1, x.shape[0], -1).contiguous()
+    for c in range(used_bits):
+        digit = (x >> (GRID_BITS - 1 - c)) & 1  # [m, d]
+        out ^= digit[None] * columns[:, None, :, c]
+    return out
+
+
+def random_lms_columns(generator: torch.Generator, r: int, d: int) -> torch.Tensor:
+    """Columns of R×d random matrices L: unit diagonal, iid fair bits below it (scipy's ``np.tril`` of fair bits
+    with the diagonal set to 1), as words (:func:`lms_shift`)."""
+    raw = torch.randint(0, 2**GRID_BITS, (r, d, GRID_BITS), generator=generator, dtype=torch.int64)
+    top = torch.tensor([1 << (GRID_BITS - 1 - c) for c in range(GRID_BITS)], dtype=torch.int64)
+    return top | (raw & (top - 1))
+
+
+def random_permutations(
+    generator: torch.Generator, rows: int, sizes: torch.Tensor, width: int
+) -> torch.Tensor:
+    """``[rows, width]`` int64: row i holds a uniform random permutation of 0..sizes[i]−1 (then the identity up to
+    ``width``), by a Fisher–Yates shuffle run on all rows at once, each swap index exactly uniform."""
+    perm = torch.arange(width, dtype=torch.int64)[:, None].repeat(1, rows)  # [width, rows]: rows contiguous
+    for i in range(width - 1, 0, -1):
+        j = torch.randint(0, i + 1, (1, rows), generator=generator, dtype=torch.int64)
+        j = torch.where(sizes > i, j, i)
+        pj = perm.gather(0, j)
+        perm.scatter_(0, j, perm[i : i + 1].clone())
+        perm[i] = pj[0]
+    return perm.T
+
+
+def halton_values(index: torch.Tensor, base: int, perms: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+    r"""Scrambled van der Corput values Σ_{k<K} π_k(a_k) b^{−k−1} of the indices ``index`` (int64 ``[m]``,
+    digits a_k least significant first), for R draws; float64 ``[R, m]``.
+
+    ``perms``: int64 ``[R, p, b]``, the permutations π_k of the first p digit positions, with every index < b^p;
+    ``tail``: int64 ``[R, K − p]``, the values π_k(0) of the other positions (the indices' digits there are 0, so
+    only π_k(0) enters, and for a uniform permutation it is uniform on {0..b−1}). Evaluated by Horner from the
+    last digit: exact for b = 2, within a few 2^{−53} of the exact sum otherwise (proofs/qmc.md)."""
+    p = perms.shape[1]
+    value = torch.zeros(tail.shape[0], 1, dtype=torch.float64)
+    for k in range(tail.shape[1] - 1, -1, -1):
+        value = (tail[:, k : k + 1].to(torch.float64) + value) / base
+    for k in range(p - 1, -1, -1):
+        digit = (index // base**k) % base
+        value = (perms[:, k, digit].to(torch.float64) + value) / base
+    return value.expand(-1, index.shape[0])
+
+
+def used_digits(m: int, base: int, count: int) -> int:
+    """p = min(K_b, the fewest digits that write 0..m−1 in base b): positions ≥ p hold digit 0 for every point."""
+    p = 0
+    while base**p < m and p < count:
+        p += 1
+    return p
+
+
+def cells_of(t: np.ndarray) -> np.ndarray:
+    """K = min(⌊t·2^32⌋, 2^32 − 1) as int64, the 2^{−32}-cell of t ∈ [0, 1]."""
+    return np.minimum(np.floor(np.asarray(t) * 2.0**GRID_BITS), 2.0**GRID_BITS - 1).astype(np.int64)
 
 
 class QuasiMonteCarlo(GaussianApproximation):
@@ -83,15 +190,39 @@ class QuasiMonteCarlo(GaussianApproximation):
         if not scramble:
             self.row_marginal = "no"
 
-    def _points(self, m: int, seed: int | None) -> np.ndarray:
-        """The first m points of the (scrambled) sequence in [0, 1)^d, as float64 ``[m, d]``."""
+    def scrambled_cells(self, m: int, generator: torch.Generator, r: int) -> np.ndarray:
+        """int64 ``[r, m, d]``: the 2^{−32}-cells K of the first m points of r independently scrambled sets.
+
+        Sobol': K = L(x_i) ⊕ Δ with fresh L, Δ per draw and coordinate (:func:`lms_shift`). Halton: each
+        coordinate's K_b digit positions permuted by fresh uniform permutations (:func:`halton_values`; of a
+        position where every index has digit 0 only π(0) is drawn, uniform on {0..b−1}), then K = ⌊t·2^32⌋. The
+        random stream: (L columns, Δ) for Sobol'; (permutations, the π(0) of the other positions) for Halton."""
         if self.sequence == "sobol":
-            engine = scipy_qmc.Sobol(self.dim, scramble=self.scramble, bits=GRID_BITS, rng=seed)
-        else:
-            engine = scipy_qmc.Halton(self.dim, scramble=self.scramble, rng=seed)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The balance properties of Sobol", category=UserWarning)
-            return engine.random(m)
+            x = torch.from_numpy(
+                np.asarray(_unscrambled("sobol", self.dim, m) * 2.0**GRID_BITS, dtype=np.int64)
+            )
+            columns = random_lms_columns(generator, r, self.dim)
+            shift = torch.randint(0, 2**GRID_BITS, (r, self.dim), generator=generator, dtype=torch.int64)
+            used = used_digits(m, 2, GRID_BITS)  # point i < 2^p has only its top p digits nonzero
+            return lms_shift(x, columns, shift, used).numpy()
+        bases = _primes(self.dim)
+        counts = [halton_digit_count(b) for b in bases]
+        used = [used_digits(m, b, c) for b, c in zip(bases, counts, strict=True)]
+        sizes = torch.tensor(
+            [b for b, p in zip(bases, used, strict=True) for _ in range(p)], dtype=torch.int64
+        )
+        perms = random_permutations(generator, r * len(sizes), sizes.repeat(r), max(bases))
+        perms = perms.reshape(r, len(sizes), max(bases))
+        tails = [
+            torch.randint(0, b, (r, c - p), generator=generator, dtype=torch.int64)
+            for b, c, p in zip(bases, counts, used, strict=True)
+        ]
+        index = torch.arange(m, dtype=torch.int64)
+        t, start = np.empty((r, m, self.dim)), 0
+        for col, (b, p) in enumerate(zip(bases, used, strict=True)):
+            t[:, :, col] = halton_values(index, b, perms[:, start : start + p, :b], tails[col]).numpy()
+            start += p
+        return cells_of(t)
 
     @staticmethod
     def snap(t: np.ndarray, offset: np.ndarray | float = 0.5) -> np.ndarray:
@@ -102,14 +233,19 @@ class QuasiMonteCarlo(GaussianApproximation):
 
     @staticmethod
     def jittered_ppf(t: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """Φ⁻¹((J + ½)·2^{−53}) with J = ⌊t·2^32⌋·2^21 + k ∈ {0, …, 2^53 − 1}, evaluated without rounding.
+        """Φ⁻¹((J + ½)·2^{−53}) with J = ⌊t·2^32⌋·2^21 + k ∈ {0, …, 2^53 − 1}, evaluated without rounding
+        (:meth:`cell_ppf` on the cells of t)."""
+        return QuasiMonteCarlo.cell_ppf(cells_of(t), k)
+
+    @staticmethod
+    def cell_ppf(cells: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Φ⁻¹((J + ½)·2^{−53}) with J = K·2^21 + k for int64 cells K ∈ {0, …, 2^32 − 1} and jitters k.
 
         J is formed in int64. Below ½ (J < 2^52) the argument (J + ½)·2^{−53} is an exact float64; above, the sum
         would need 54 bits (and the top node would round to 1, Φ⁻¹ = +∞), so the symmetry Φ⁻¹(1 − u) = −Φ⁻¹(u)
         is used with the exact u = (2^53 − 1 − J + ½)·2^{−53}. The result is finite, |Φ⁻¹| ≤ 8.29.
         """
-        cells = np.minimum(np.floor(np.asarray(t) * 2.0**GRID_BITS), 2.0**GRID_BITS - 1).astype(np.int64)
-        j = cells * 2**JITTER_BITS + np.asarray(k, dtype=np.int64)
+        j = np.asarray(cells, dtype=np.int64) * 2**JITTER_BITS + np.asarray(k, dtype=np.int64)
         lower = j < 2 ** (GRID_BITS + JITTER_BITS - 1)
         u = (np.where(lower, j, 2 ** (GRID_BITS + JITTER_BITS) - 1 - j).astype(np.float64) + 0.5) * 2.0 ** -(
             GRID_BITS + JITTER_BITS
@@ -118,12 +254,12 @@ class QuasiMonteCarlo(GaussianApproximation):
 
     def _sample(self, m, generator, r):
         if self.scramble:
-            seeds = torch.randint(0, 2**62, (r,), generator=generator).tolist()
-            t = np.stack([self._points(m, seed) for seed in seeds])
+            cells = self.scrambled_cells(m, generator, r)
             k = torch.randint(0, 2**JITTER_BITS, (r, m, self.dim), generator=generator, dtype=torch.int64)
-            omega = self.std * self.jittered_ppf(t, k.numpy())
+            omega = self.std * self.cell_ppf(cells, k.numpy())
         else:
-            omega = self.std * ndtri(self.snap(np.broadcast_to(self._points(m, None), (r, m, self.dim))))
+            points = _unscrambled(self.sequence, self.dim, m)
+            omega = self.std * ndtri(self.snap(np.broadcast_to(points, (r, m, self.dim))))
         return torch.from_numpy(np.ascontiguousarray(omega)).to(self.device, self.dtype)
 
     def extra_repr(self) -> str:

@@ -13,11 +13,23 @@
 * :mod:`~kerneltheory.testing.sequential` — sequential looks with α-spending; :mod:`~kerneltheory.testing.planted`
   and :mod:`~kerneltheory.testing.power` — planted defects, the power table and the time to a verdict;
 * :mod:`~kerneltheory.testing.attention_theory` — attention as a ratio estimator, uniform convergence;
+* :mod:`~kerneltheory.testing.adapters` and :mod:`~kerneltheory.testing.attention_audit` — auditing outside code:
+  global-RNG samplers, ``nn.Module`` feature maps and attention layers, :func:`check_attention`;
 * :mod:`~kerneltheory.testing.inputs` — input families; :mod:`~kerneltheory.testing.strategies` — hypothesis
   strategies; :mod:`~kerneltheory.testing.plugin` — the pytest plugin (``--kt-seed``, ``kt_seed``).
 """
 
 from . import strategies
+from .adapters import (
+    attention_from_module,
+    bind_statistics,
+    from_module,
+    global_rng,
+    global_rng_sampler,
+    module_frequencies,
+    proportional_check,
+)
+from .attention_audit import check_attention
 from .attention_checks import attention_convergence_check, stabiliser_legality_check
 from .attention_theory import (
     attention_ratio_check,
@@ -29,12 +41,21 @@ from .checks import CheckResult
 from .matrix import Verdict, verify_estimator
 from .ordering import one_over_m_check, ordering_claims, variance_ordering_check
 from .planted import planted_map
-from .samplers import sampler_checks
+from .samplers import callable_sampler_checks, sampler_checks
 from .seeds import seed_for
 from .sequential import alpha_spending
 from .verify import Report, assert_feature_map, check_feature_map
 
 __all__ = [
+    "attention_from_module",
+    "bind_statistics",
+    "callable_sampler_checks",
+    "check_attention",
+    "from_module",
+    "global_rng",
+    "global_rng_sampler",
+    "module_frequencies",
+    "proportional_check",
     "attention_convergence_check",
     "attention_ratio_check",
     "attention_theory_rows",

@@ -57,6 +57,7 @@ from .checks import CheckResult
 
 __all__ = [
     "attention_convergence_check",
+    "mse_slope_check",
     "per_key_max",
     "per_query_max",
     "shared_key_max",
@@ -155,14 +156,24 @@ def attention_convergence_check(
     exact = softmax_attention(q, k, v)
     s = dim**-0.25
     qs, ks, vs = (q * s).expand(r, *q.shape), (k * s).expand(r, *k.shape), v.expand(r, *v.shape)
-    mse, rel_var = [], []
+    errors = []
     for m in ms:
         fm = factory(m).draw(g, batch=r)
         out = linear_attention(qs, ks, vs, fm, stabilise=stabilise)
-        err = ((out - exact) ** 2).mean((-2, -1))
+        errors.append(((out - exact) ** 2).mean((-2, -1)))
+    return mse_slope_check(ms, errors, alpha=alpha, base=base)
+
+
+def mse_slope_check(ms: Sequence[int], errors: Sequence[torch.Tensor], *, alpha: float, base: dict) -> CheckResult:
+    """The slope test of the module docstring on per-draw squared errors: ``errors[i]`` holds the R errors at
+    m = ``ms[i]``. ``base`` carries the row's name, claim, α, sample size and seed. Refused when the relative
+    standard error of an MSE exceeds :data:`MAX_REL_SE`."""
+    r = min(int(e.numel()) for e in errors)
+    mse, rel_var = [], []
+    for err in errors:
         mean = float(err.mean())
         mse.append(mean)
-        rel_var.append(float(err.var()) / r / mean**2 if mean > 0 else math.inf)
+        rel_var.append(float(err.var()) / err.numel() / mean**2 if mean > 0 else math.inf)
     worst = math.sqrt(max(rel_var))
     detail = ", ".join(f"MSE(m={m}) = {e:.4g}" for m, e in zip(ms, mse, strict=True))
     if not worst <= MAX_REL_SE:

@@ -125,7 +125,7 @@ def norm_family(dim: int, generator: torch.Generator, radius: float, *, pairs: i
 
 def cross_family(dim: int, generator: torch.Generator, *, length: int = 6, radius: float = 0.5) -> InputFamily:
     """A sequence of ``length`` points of norms in [radius/4, radius] (random directions, the first one along e_1
-    and the last one along −e_d), tested on all ``length``² (query, key) pairs."""
+    and the last one along −e_d), tested on all length² (query, key) pairs."""
     d = check_int(dim, "dim", minimum=1)
     n = check_int(length, "length", minimum=2)
     r = check_real(radius, "radius", minimum=0.0, strict_min=True)

@@ -86,6 +86,7 @@ def _mean_checks(
     seed,
     claim_exact: bool,
     want_variance: bool,
+    compute_dtype: torch.dtype | None = None,
 ) -> tuple[list[CheckResult], list[CheckResult]]:
     pairs = [f.pairs() for f in families]
     x = torch.cat([p[0] for p in pairs]).to(est.dtype)
@@ -93,7 +94,7 @@ def _mean_checks(
 
     def estimates(gen, r):
         with torch.no_grad():
-            return est.sample_estimates(x, y, gen, r).to(torch.float64)
+            return est.sample_estimates(x, y, gen, r, compute_dtype=compute_dtype).to(torch.float64)
 
     target_se = scale = None
     with torch.no_grad():
@@ -179,8 +180,10 @@ def verify_estimator(
     seed: int = 0,
     dim: int = MATRIX_DIM,
     num_features: int = MATRIX_FEATURES,
+    compute_dtype: torch.dtype | None = None,
 ) -> tuple[list[Verdict], Report]:
     """Check every claim of ``est`` (an estimator or a registry name built at ``dim``, ``num_features``).
+    ``compute_dtype`` is passed to ``est.sample_estimates`` (float32 evaluation where it is allowed).
 
     The report's α is split evenly across its checks, and each check's share across its sequential looks. The
     inputs are the moderate, spread-direction and cross families and the norm sweep a pilot allows
@@ -211,6 +214,7 @@ def verify_estimator(
         seed=base,
         claim_exact=exact,
         want_variance=want_var,
+        compute_dtype=compute_dtype,
     )
     variances = variances[: len(fam)]  # the stress families carry no variance check
     # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
@@ -230,6 +234,7 @@ def verify_estimator(
             seed=base + 100 * level,
             claim_exact=exact,
             want_variance=want_var and bool(redo_var),
+            compute_dtype=compute_dtype,
         )
         for j, i in enumerate(idx):
             if i in redo:

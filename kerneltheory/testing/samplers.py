@@ -22,6 +22,18 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   of means with the bound Var a_r ≤ 2d, valid for any dependence between Gaussian rows — 2d² for laws that
   only claim Gaussian coordinates).
 
+Extended checks (``extended=True``; the default of :func:`callable_sampler_checks`, which takes any callable
+``sample(generator) → [m, d]``, e.g. a global-RNG sampler or a module's redraws, through
+:mod:`kerneltheory.testing.adapters`):
+
+* **sign balance of every coordinate**: the sign test for every coordinate of every row of the first block (a
+  QR factor whose diagonal signs were not folded is biased at every diagonal entry, not only the first);
+* **every coordinate of a block ~ N(0, 1)**: the KS test for every coordinate of every row of the first block;
+* **norms independent of directions**: for Gaussian rows ‖z‖ ~ χ_d is independent of z/‖z‖; Kendall's τ between
+  ‖z_i‖ and ẑ_il and ẑ_il² (asymptotic normal p-values), Bonferroni;
+* **norms change between redraws** (``redraws=True``): exhaustive, every row norm differs from the previous
+  draw's by more than 64·ε·‖ω‖, ε of the sampler's dtype.
+
 Independence: KS and binomial tests need independent samples, and the rows of one draw are dependent
 (orthogonal blocks, shared Fastfood diagonals, one QMC point set), so every test pools one row index across
 the R independent draws; several row indices (0, 1, the last of the first block, the first of the second,
@@ -57,7 +69,7 @@ from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, property_check
 
-__all__ = ["SamplerClaims", "sampler_checks", "sampler_claims"]
+__all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
 Orthogonality = Literal["rows", "columns"] | None
 _F64 = torch.float64
@@ -224,6 +236,7 @@ def sampler_checks(
     rows: list[int] | None = None,
     projections: int = 3,
     block: int = 1024,
+    extended: bool = False,
 ) -> list[CheckResult]:
     """Check ``law``'s sampler on ``draws`` independent draws of m = ``num_features`` rows.
 
@@ -237,6 +250,8 @@ def sampler_checks(
         projections: number of fixed random unit vectors u (drawn from ``seed``, independently of W).
         alpha: the false-failure rate of the whole list, split evenly (Bonferroni) over its statistical
             checks; the orthogonality row is exhaustive (it fails only on a violation).
+        extended: add the checks of :func:`callable_sampler_checks` (signs and KS of every coordinate of every
+            row of a block, independence of norms and directions).
 
     Returns:
         One :class:`CheckResult` per check that the claims call for (see the module docstring). Refused rows
@@ -246,15 +261,27 @@ def sampler_checks(
     if not isinstance(law, SpectralLaw):
         raise TypeError(f"law must be a SpectralLaw, got {type(law).__name__}")
     m = check_int(num_features, "num_features", minimum=1)
+    c = sampler_claims(law) if claims is None else claims
+
+    def draw(generator: torch.Generator, r: int) -> torch.Tensor:
+        return law.sample(m, generator, batch=r)
+
+    return _run(draw, lambda w: _standardise(law, w), f"{law.name} m={m}", law.dim, m, c, draws=draws, seed=seed,
+                alpha=alpha, rows=rows, projections=projections, block=block, extended=extended, redraws=False)
+
+
+def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, projections, block, extended, redraws,
+         eps: float | None = None):
+    """The checks of :func:`sampler_checks` on ``draw(generator, r) → [r, m, d]`` (see there); ``eps`` is the
+    machine epsilon of the sampler's own dtype (the rounding floors of the exhaustive rows scale with it)."""
     n = check_int(draws, "draws", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    eps = torch.finfo(_F64).eps if eps is None else eps
     k_proj = check_int(projections, "projections", minimum=1)
     block = check_int(block, "block", minimum=1)
-    c = sampler_claims(law) if claims is None else claims
     if not isinstance(c, SamplerClaims):
         raise TypeError(f"claims must be a SamplerClaims, got {type(c).__name__}")
-    d = law.dim
     ks_rows = (
         _default_rows(m, c.block) if rows is None else [check_int(i, "rows[i]", minimum=0) for i in rows]
     )
@@ -264,25 +291,32 @@ def sampler_checks(
     kept = sorted(set(ks_rows) | set(sign_rows))
     where = {i: j for j, i in enumerate(kept)}
 
-    label = f"{law.name} m={m}"
     plan = []  # (name, kind) in report order
     if c.gaussian_coordinates:
         plan.append((f"{label}: coordinates ~ N(0, 1)", "coordinates"))
+        if extended:
+            plan.append((f"{label}: every coordinate of a block ~ N(0, 1)", "block coordinates"))
     if c.gaussian_rows:
         plan.append((f"{label}: projections ~ N(0, 1)", "projections"))
         plan.append((f"{label}: norms ~ χ_d", "norms"))
+        if extended:
+            plan.append((f"{label}: norms independent of directions", "independence"))
     if c.symmetric:
         plan.append((f"{label}: sign balance", "signs"))
+        if extended:
+            plan.append((f"{label}: sign balance of every coordinate", "coordinate signs"))
     if c.orthogonal is not None:
         plan.append((f"{label}: orthogonal blocks", "orthogonality"))
     if c.gaussian_coordinates:
         plan.append((f"{label}: scale E‖z‖² = d", "scale"))
+    if redraws:
+        plan.append((f"{label}: norms change between redraws", "redraws"))
     if not plan:
         raise ValueError(
-            f"the {law.name} law declares nothing these checks test (no Gaussian rows or coordinates, no "
+            f"{label} declares nothing these checks test (no Gaussian rows or coordinates, no "
             "symmetry, no orthogonal blocks): pass claims=SamplerClaims(...) to say what to test"
         )
-    num_stat = sum(kind != "orthogonality" for _, kind in plan)
+    num_stat = sum(kind not in ("orthogonality", "redraws") for _, kind in plan)
     a = alpha / max(num_stat, 1)
     if n < MIN_DRAWS:
         return [
@@ -293,19 +327,20 @@ def sampler_checks(
             for nm, _ in plan
         ]
 
-    # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| -------------------------
-    sel, mean_sq, orth = [], [], []
+    # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| and row norms ------------
+    sel, mean_sq, orth, norms = [], [], [], []
     with torch.no_grad():
         for b in range(num_blocks(n, block)):
             r = min(block, n - b * block)
-            w = law.sample(m, torch.Generator().manual_seed(block_seed(seed, b)), batch=r).to("cpu", _F64)
+            w = draw(torch.Generator().manual_seed(block_seed(seed, b)), r).to("cpu", _F64)
+            if tuple(w.shape) != (r, m, d):
+                raise ValueError(f"{label}: a block of {r} draws must have shape {(r, m, d)}, got {tuple(w.shape)}")
             if not bool(torch.isfinite(w).all()):
-                raise ValueError(
-                    f"the {law.name} law sampled non-finite frequencies (seed={seed}, block={b})"
-                )
-            z = _standardise(law, w)
+                raise ValueError(f"{label} sampled non-finite frequencies (seed={seed}, block={b})")
+            z = standardise(w)
             sel.append(z[:, kept])
             mean_sq.append((z * z).sum(-1).mean(-1))
+            norms.append(torch.linalg.vector_norm(w, dim=-1))
             if c.orthogonal is not None:
                 orth.append(_orthogonality_errors(w, c.block, c.orthogonal))
     zs = torch.cat(sel).numpy()  # [n, len(kept), d]
@@ -319,6 +354,10 @@ def sampler_checks(
             labels = [f"row {i} coordinate {j}" for i in ks_rows for j in range(d)]
             cols = np.concatenate([zs[:, where[i]] for i in ks_rows], axis=1)
             out.append(_ks_family(nm, labels, cols, stats.norm.cdf, a, seed))
+        elif kind == "block coordinates":
+            labels = [f"row {i} coordinate {j}" for i in sign_rows for j in range(d)]
+            cols = np.concatenate([zs[:, where[i]] for i in sign_rows], axis=1)
+            out.append(_ks_family(nm, labels, cols, stats.norm.cdf, a, seed))
         elif kind == "projections":
             labels = [f"row {i} projection u{k}" for i in ks_rows for k in range(k_proj)]
             cols = np.concatenate([zs[:, where[i]] @ units.T for i in ks_rows], axis=1)
@@ -327,6 +366,8 @@ def sampler_checks(
             labels = [f"row {i} norm" for i in ks_rows]
             cols = np.stack([np.linalg.norm(zs[:, where[i]], axis=-1) for i in ks_rows], axis=1)
             out.append(_ks_family(nm, labels, cols, stats.chi(d).cdf, a, seed))
+        elif kind == "independence":
+            out.append(_independence(nm, {i: zs[:, where[i]] for i in ks_rows}, a, seed))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
@@ -339,9 +380,13 @@ def sampler_checks(
                 labels.append(f"row {i} projection u0")
                 cols.append(zi @ units[0])
             out.append(_sign_family(nm, labels, np.stack(cols, axis=1), a, seed))
+        elif kind == "coordinate signs":
+            labels = [f"row {i} coordinate {j}" for i in sign_rows for j in range(d)]
+            cols = np.concatenate([zs[:, where[i]] for i in sign_rows], axis=1)
+            out.append(_sign_family(nm, labels, cols, a, seed))
         elif kind == "orthogonality":
             errs = torch.cat(orth)
-            floor = 64 * torch.finfo(_F64).eps * c.block
+            floor = 64 * eps * c.block
             bad = int((errs > floor).sum())
             worst = float(errs.max())
             row = property_check(
@@ -354,6 +399,8 @@ def sampler_checks(
                 example=f"{c.orthogonal}: worst |cos| {worst:.3g} (floor 64·ε·{c.block} = {floor:.3g})",
             )
             out.append(dataclasses.replace(row, statistic=worst, effect_size=worst, sample_size=n))
+        elif kind == "redraws":
+            out.append(_redraw_row(nm, torch.cat(norms), a, seed, eps))
         else:  # scale
             s = mean_sq_t[:, None]
             mom = Moments.from_samples(s)
@@ -372,3 +419,102 @@ def sampler_checks(
                 )
             )
     return out
+
+
+def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult:
+    """Bonferroni over Kendall's τ tests of H₀: ‖z_i‖ independent of ẑ_il and of ẑ_il² (ẑ = z/‖z‖), for every
+    tested row i and coordinate l (Gaussian rows: the norm is χ_d and independent of the uniform direction).
+    p-values from τ's asymptotic normality under independence (``scipy.stats.kendalltau``)."""
+    labels, taus, ps = [], [], []
+    for i, z in rows.items():
+        r = np.linalg.norm(z, axis=-1)
+        u = z / np.where(r > 0, r, 1.0)[:, None]
+        for j in range(z.shape[1]):
+            for what, f in ((f"ẑ_{j}", u[:, j]), (f"ẑ_{j}²", u[:, j] ** 2)):
+                res = stats.kendalltau(r, f, method="asymptotic")
+                labels.append(f"row {i}: ‖z‖ vs {what}")
+                taus.append(float(res.statistic))
+                ps.append(float(res.pvalue))
+    k = int(np.argmin(ps))
+    n = next(iter(rows.values())).shape[0]
+    return _row(name, alpha, seed, n, statistic=taus[k], p_value=min(1.0, ps[k] * len(ps)),
+                effect=float(np.max(np.abs(taus))), method=f"kendall τ ×{len(ps)} (bonferroni)",
+                detail=f"worst: {labels[k]}: τ = {taus[k]:.4g}, p = {ps[k]:.3g}")
+
+
+def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResult:
+    """Exhaustive: every row norm of every draw differs from the same row's norm in the previous draw by more
+    than the rounding floor 64·ε·‖ω‖, ε of the sampler's dtype (equal norms have probability 0 under a
+    continuous law; a module that rescales fresh directions to stored norms keeps them up to rounding)."""
+    prev, nxt = norms[:-1], norms[1:]
+    same = (nxt - prev).abs() <= 64 * eps * prev.abs()
+    bad = int(same.sum())
+    example = ""
+    if bad:
+        r, i = (int(t) for t in same.nonzero()[0])
+        example = f"row {i} keeps its norm {float(prev[r, i]):.6g} from draw {r} to draw {r + 1}"
+    return property_check(bad, same.numel(), claim="sampler", name=name, seed=seed, alpha=alpha, example=example)
+
+
+def claims_preset(preset: str, dim: int) -> SamplerClaims:
+    """``"gaussian"`` (iid N(0, std²I) rows) or ``"orthogonal"`` (ORF: blocks of d orthogonal rows, each row
+    marginally N(0, std²I)) as :class:`SamplerClaims`."""
+    presets = {"gaussian": SamplerClaims(True, True, True, dim, None),
+               "orthogonal": SamplerClaims(True, True, True, dim, "rows")}
+    if preset not in presets:
+        raise ValueError(f"claims must be a SamplerClaims or one of {sorted(presets)}, got {preset!r}")
+    return presets[preset]
+
+
+def _as_matrix(w, label: str) -> torch.Tensor:
+    """The draw as a tensor in its own floating dtype."""
+    if isinstance(w, np.ndarray):
+        w = torch.from_numpy(w)
+    if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
+        shape = getattr(w, "shape", type(w).__name__)
+        raise ValueError(f"{label}: sample(generator) must return a floating [m, d] frequency matrix, got {shape}")
+    return w.detach().cpu()
+
+
+def callable_sampler_checks(
+    sample,
+    *,
+    claims: SamplerClaims | str,
+    draws: int,
+    seed: int,
+    alpha: float = 1e-6,
+    std: float = 1.0,
+    name: str = "sampler",
+    rows: list[int] | None = None,
+    projections: int = 3,
+    block: int = 1024,
+    redraws: bool = False,
+    extended: bool = True,
+) -> list[CheckResult]:
+    """The sampler checks on any callable ``sample(generator) → [m, d]`` frequency matrix (torch or numpy).
+
+    A sampler that draws from the global generators goes through
+    :func:`~kerneltheory.testing.adapters.global_rng_sampler`, one that a module redraws through
+    :func:`~kerneltheory.testing.adapters.module_frequencies`. Rows are standardised by ``std`` (the claimed
+    N(0, std²I)); ``claims`` is a :class:`SamplerClaims` or a preset (:func:`claims_preset`). With
+    ``extended`` (default) the list adds: the sign of *every* coordinate of every row of a block (the diagonal of
+    a QR factor whose signs were not folded is caught at every coordinate, not only the first); KS of every
+    coordinate of every row of a block; the independence of row norms and directions (Kendall's τ). With
+    ``redraws``, an exhaustive row checks that every row norm changes from one draw to the next (a module that
+    redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
+    arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own.
+    """
+    if not callable(sample):
+        raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
+    std = check_real(std, "std", minimum=0.0, strict_min=True)
+    seed = check_int(seed, "seed", minimum=0)
+    first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    m, d = first.shape
+    c = claims_preset(claims, d) if isinstance(claims, str) else claims
+
+    def draw(generator: torch.Generator, r: int) -> torch.Tensor:
+        return torch.stack([_as_matrix(sample(generator), name).to(_F64) for _ in range(r)])
+
+    return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
+                rows=rows, projections=projections, block=block, extended=extended, redraws=redraws,
+                eps=torch.finfo(first.dtype).eps)

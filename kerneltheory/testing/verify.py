@@ -45,7 +45,7 @@ from .sequential import alpha_spending, looks, sequential_draws
 RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
 SWEEP_RADII = (1.0, 2.0, 4.0, 8.0)  # candidate radii of the norm sweep, tried in order by the pilot
 PILOT_DRAWS = 256
-CLAIMS = frozenset({"unbiased", "positive", "variance", "finite"})
+CLAIMS = frozenset({"unbiased", "positive", "variance", "finite", "proportional"})
 BUDGETS = {
     "quick": {"draws": 4096, "block": 256, "property_draws": 16},
     "thorough": {"draws": 65536, "block": 256, "property_draws": 128},
@@ -400,7 +400,9 @@ def check_feature_map(
             ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off).
         kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate.
         dim: input dimension d.
-        claims: a subset of ``{"unbiased", "positive", "variance", "finite"}``.
+        claims: a subset of ``{"unbiased", "positive", "variance", "finite", "proportional"}``; ``"proportional"``
+            claims E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c > 0
+            (:func:`~kerneltheory.testing.adapters.proportional_check`).
         variance: ``variance(x, y) → [n, n']``, the claimed variance of one draw's estimate φ(x)ᵀφ(y);
             required for the ``"variance"`` claim (and used, when given, by the unbiasedness test).
         inputs: extra ``(x, y)`` pairs of ``[P, d]`` tensors tested on top of the built-in input families.
@@ -471,8 +473,16 @@ def check_feature_map(
 
             families += sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
                                     draws=cfg["draws"])
-        n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite"))
+        n_prop = 0
+        if "proportional" in claims:  # one row per moderate family but "zero", and per extra input
+            n_prop = len(moderate_families(d, torch.Generator().manual_seed(0))) - 1 + len(inputs or [])
+        n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite")) + n_prop
         a = alpha / n_checks
+        if n_prop:
+            from .adapters import proportional_check
+
+            report.checks += proportional_check(sample, kernel, dim=d, alpha=a * n_prop, seed=seed, budget=budget,
+                                                inputs=inputs)
         if statistical:
             s = seed_for("draws", seed)
             groups = {}

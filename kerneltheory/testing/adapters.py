@@ -1,0 +1,454 @@
+r"""Adapters that put outside random-feature code under the checks (docs/auditing.md).
+
+Real code is not written for ``sample(generator)``: it draws from torch's or numpy's *global* generator, lives
+in ``nn.Module`` s that redraw their frequencies every N calls, takes ``[B, L, H, d]`` or ``[B, H, L, d]``
+float32 tensors, treats queries and keys differently, or computes its parameters from the sequence. Each
+adapter here turns one such style into what :func:`~kerneltheory.testing.check_feature_map`,
+:func:`~kerneltheory.testing.samplers.callable_sampler_checks` and
+:func:`~kerneltheory.testing.attention_audit.check_attention` call:
+
+* :func:`global_rng` / :func:`global_rng_sampler` — run code that draws from the global generators (torch,
+  numpy, :mod:`random`) reproducibly from our ``torch.Generator``, restoring the caller's global state after,
+  even when the code raises;
+* :func:`from_module` — an ``nn.Module`` feature map (its redraw method, its input layout and dtype, separate
+  query/key calls) as ``sample(generator)``; the module is copied, so the caller's module is untouched, and a
+  redraw that changes a learned parameter is refused;
+* :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
+* :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
+  that :func:`~kerneltheory.testing.attention_audit.check_attention` calls;
+* :func:`bind_statistics` — a data-dependent map (OPRF-style statistics of the sequence) bound to the
+  statistics of one reference sequence, so that every draw shares them;
+* :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c".
+
+Proportionality (proofs/attention_audit.md, item 1). For pairs p with
+k_p = k(x_p, y_p) > 0 and per-draw estimates e_{r,p} = φ_r(x_p)ᵀφ_r(y_p), the claim says E[e_p]/k_p is the
+same for every p. With a reference pair 0, the per-draw statistic t_{r,p} = e_{r,p}/k_p − e_{r,0}/k_0 has mean
+exactly 0 for every p under the claim, whatever c, and the t_{r,·} of independent draws are iid; so the claim is
+the mean claim E[t_p] = 0, tested by :func:`~kerneltheory.testing.checks.mean_check` (CLT under the
+fourth-moment guard, Bonferroni over the pairs, refusal when the tails are too heavy). A map with a constant
+offset (φ(x)ᵀφ(y) estimating k + s²) is proportional to no kernel but the shifted one,
+:func:`kerneltheory.kernels.shifted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import random
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .._validation import check_generator, check_int, check_points, check_real
+from ..montecarlo import Moments
+from .checks import CheckResult, mean_check, rounding_floor
+from .inputs import InputFamily, moderate_families
+from .seeds import seed_for
+from .verify import BUDGETS, RADIUS
+
+__all__ = [
+    "LAYOUTS",
+    "attention_from_module",
+    "bind_statistics",
+    "from_module",
+    "global_rng",
+    "global_rng_sampler",
+    "module_frequencies",
+    "proportional_check",
+]
+
+# where the sequence and feature axes of a [n, d] input go: "nd" as is, "BLd" [1, n, d],
+# "BHLd" [1, 1, n, d] (batch, heads, length, dim), "BLHd" [1, n, 1, d] (batch, length, heads, dim)
+LAYOUTS = {"nd": (), "BLd": (0,), "BHLd": (0, 1), "BLHd": (0, 2)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Global generators
+# ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def global_rng(generator: torch.Generator) -> Iterator[None]:
+    """Seed torch's, numpy's and :mod:`random`'s global generators from ``generator``; restore them after.
+
+    Three seeds are drawn from ``generator`` (so the same generator state gives the same global draws, and the
+    generator advances like any other draw); the caller's global states (torch CPU, every initialised CUDA
+    device, ``numpy.random``'s legacy global state, :mod:`random`) are saved first and restored on exit, also
+    when the body raises.
+    """
+    check_generator(generator)
+    seeds = torch.randint(0, 2**62, (3,), generator=generator, dtype=torch.int64).tolist()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
+    py_state = random.getstate()
+    try:
+        torch.default_generator.manual_seed(seeds[0])  # the CPU generator (torch.manual_seed also seeds devices)
+        if cuda_states is not None:
+            torch.cuda.manual_seed_all(seeds[0])
+        np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
+        random.seed(seeds[2])
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+
+
+def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator], object]:
+    """``draw()`` reads the global generators; the result is ``sample(generator)`` calling it inside
+    :func:`global_rng` (numpy arrays are returned as float64 tensors, so a numpy frequency sampler fits the
+    sampler checks)."""
+    if not callable(draw):
+        raise TypeError(f"draw must be a zero-argument callable, got {type(draw).__name__}")
+
+    def sample(generator: torch.Generator):
+        with global_rng(generator):
+            out = draw()
+        return torch.from_numpy(np.asarray(out, dtype=np.float64)) if isinstance(out, np.ndarray) else out
+
+    return sample
+
+
+# ---------------------------------------------------------------------------------------------------
+# Modules
+# ---------------------------------------------------------------------------------------------------
+
+
+def _layout(layout: str) -> tuple[int, ...]:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+    return LAYOUTS[layout]
+
+
+def _to_layout(x: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    """``[..., n, d]`` → the module's layout: a singleton axis inserted at each position of ``axes``."""
+    for a in axes:
+        x = x.unsqueeze(a)
+    return x
+
+
+def _from_layout(y: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    for a in reversed(axes):
+        if y.shape[a] != 1:
+            raise ValueError(f"the module's output has size {y.shape[a]} on axis {a}, expected 1 (the layout's "
+                             f"singleton axis): is layout right?")
+        y = y.squeeze(a)
+    return y
+
+
+def _module_dtype(module: torch.nn.Module, dtype) -> torch.dtype:
+    if dtype is not None:
+        if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+            raise ValueError(f"dtype must be a floating torch dtype, got {dtype}")
+        return dtype
+    for t in [*module.parameters(), *module.buffers()]:
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def _redraw(module: torch.nn.Module, redraw) -> None:
+    if redraw is None:
+        return
+    if isinstance(redraw, str):
+        fn = getattr(module, redraw, None)
+        if not callable(fn):
+            raise ValueError(f"redraw={redraw!r}: the module has no such method")
+        fn()
+    elif callable(redraw):
+        redraw(module)
+    else:
+        raise TypeError(f"redraw must be a method name, a callable(module) or None, got {type(redraw).__name__}")
+
+
+def _learned(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in module.named_parameters()}
+
+
+def _check_learned(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
+    for k, p in module.named_parameters():
+        if not torch.equal(p.detach(), before[k]):
+            raise ValueError(f"redrawing changed the learned parameter {k!r}: only frequencies (buffers or "
+                             "non-learned state) may change between draws")
+
+
+def _side(module: torch.nn.Module, side, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """None → module(x); a method name → module.<name>(x); a dict → module(x, **dict); a callable(module, x)."""
+    if side is None:
+        return module
+    if isinstance(side, str):
+        fn = getattr(module, side, None)
+        if not callable(fn):
+            raise ValueError(f"{name}={side!r}: the module has no such method")
+        return fn
+    if isinstance(side, dict):
+        return lambda x: module(x, **side)
+    if callable(side):
+        return lambda x: side(module, x)
+    raise TypeError(f"{name} must be None, a method name, a dict of keyword arguments or a callable(module, x)")
+
+
+def from_module(
+    module: torch.nn.Module,
+    *,
+    layout: str = "nd",
+    redraw=None,
+    dtype: torch.dtype | None = None,
+    query=None,
+    key=None,
+) -> Callable[[torch.Generator], object]:
+    """``sample(generator)`` for a feature map that lives in an ``nn.Module``.
+
+    Each draw calls ``redraw`` (a method name such as ``"redraw_projection_matrix"``, or ``callable(module)``)
+    inside :func:`global_rng` on a private copy of the module in eval mode, and returns the feature function
+    ``[n, d] → [n, D]`` (or a ``(query_fn, key_fn)`` pair when ``query``/``key`` are given: a method name, a
+    dict of keyword arguments for ``forward``, e.g. ``{"is_query": True}``, or ``callable(module, x)``).
+    ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
+    batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
+    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``. A feature
+    function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
+    checks use it.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    axes = _layout(layout)
+    work = copy.deepcopy(module).eval()
+    dt = _module_dtype(work, dtype)
+    learned = _learned(work)
+    sides = None if query is None and key is None else (_side(work, query, "query"), _side(work, key, "key"))
+    draws = [0]
+
+    def wrap(fn, n_draw):
+        def features(x: torch.Tensor) -> torch.Tensor:
+            if draws[0] != n_draw:
+                raise RuntimeError("this feature function belongs to an earlier draw of the module")
+            with torch.no_grad():
+                out = fn(_to_layout(x.to(dt), axes))
+            return _from_layout(out, axes).to(torch.float64)
+
+        return features
+
+    def sample(generator: torch.Generator):
+        with global_rng(generator):
+            _redraw(work, redraw)
+        _check_learned(work, learned)
+        draws[0] += 1
+        if sides is None:
+            return wrap(work, draws[0])
+        return wrap(sides[0], draws[0]), wrap(sides[1], draws[0])
+
+    return sample
+
+
+def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Callable[[torch.Generator], torch.Tensor]:
+    """``sample(generator) → [m, d]``: redraw a copy of ``module`` (inside :func:`global_rng`) and return a copy
+    of its frequency matrix ``module.<attribute>`` (in the module's dtype, which sets the rounding floors), the
+    input of :func:`~kerneltheory.testing.samplers.callable_sampler_checks`, which then tests the frequencies *as the
+    module redraws them* (e.g. that row norms really change between redraws)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if redraw is None:
+        raise ValueError("redraw must name the method (or be a callable(module)) that draws new frequencies")
+    work = copy.deepcopy(module)
+    learned = _learned(work)
+
+    def sample(generator: torch.Generator) -> torch.Tensor:
+        with global_rng(generator):
+            _redraw(work, redraw)
+        _check_learned(work, learned)
+        w = getattr(work, attribute, None)
+        if not isinstance(w, torch.Tensor):
+            raise ValueError(f"the module has no tensor attribute {attribute!r}")
+        return w.detach().to("cpu").clone()
+
+    return sample
+
+
+def attention_from_module(
+    build: Callable[[int], torch.nn.Module],
+    *,
+    layout: str = "BLd",
+    mask: str | None = None,
+    mask_keeps: bool = True,
+    redraw=None,
+    dtype: torch.dtype | None = None,
+) -> Callable[[int, torch.Generator], Callable]:
+    """The factory ``attention(num_features, generator) → fn(q, k, v, mask=None)`` of
+    :func:`~kerneltheory.testing.attention_audit.check_attention`, for an attention module.
+
+    ``build(m)`` constructs the module with m random features; it runs inside :func:`global_rng`, as does
+    ``redraw`` (a method name or ``callable(module)``) after it, so the module's frequencies come from the
+    check's generator. The module is put in eval mode. ``fn`` takes ``[B, L, d]`` tensors, moves them to
+    ``layout`` (``"BLd"``, ``"BHLd"`` or ``"BLHd"``: one head inserted), casts them to ``dtype`` (default: the
+    module's own; ``"input"`` follows the inputs' dtype by converting the module) and returns the module's
+    output in the module's dtype. A key mask ``[B, L]`` (True = keep) is passed as the keyword ``mask`` names,
+    inverted when the module's mask marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``).
+    """
+    if not callable(build):
+        raise TypeError(f"build must be a callable num_features -> nn.Module, got {type(build).__name__}")
+    axes = _layout(layout)
+    mask_keyword = mask
+    if layout == "nd":
+        raise ValueError("an attention module takes batched sequences: layout must be 'BLd', 'BHLd' or 'BLHd'")
+
+    def factory(num_features: int, generator: torch.Generator):
+        m = check_int(num_features, "num_features", minimum=1)
+        with global_rng(generator):
+            module = build(m)
+            if not isinstance(module, torch.nn.Module):
+                raise TypeError(f"build(m) must return an nn.Module, got {type(module).__name__}")
+            _redraw(module, redraw)
+        module.eval()
+
+        def fn(q, k, v, mask=None):
+            dt = q.dtype if dtype == "input" else _module_dtype(module, dtype)
+            if dtype == "input":
+                module.to(dt)
+            args = [_to_layout(t.to(dt), axes[1:]) for t in (q, k, v)]
+            extra = {}
+            if mask is not None:
+                if mask_keyword is None:
+                    raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module")
+                extra[mask_keyword] = mask if mask_keeps else ~mask
+            with torch.no_grad():
+                out = module(*args, **extra)
+            return _from_layout(out, axes[1:])
+
+        return fn
+
+    return factory
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data-dependent maps
+# ---------------------------------------------------------------------------------------------------
+
+
+def _as_feature_function(obj, what: str):
+    if isinstance(obj, tuple):
+        return obj
+    q, k = getattr(obj, "query", None), getattr(obj, "key", None)
+    if callable(q) and callable(k):
+        return q, k
+    if callable(obj):
+        return obj
+    raise TypeError(f"{what} must give a feature function, a (query_fn, key_fn) pair or an object with "
+                    f".query/.key, got {type(obj).__name__}")
+
+
+def bind_statistics(
+    sample: Callable[[torch.Generator], object],
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    fit: str | None = None,
+) -> Callable[[torch.Generator], object]:
+    """Bind a data-dependent map to the statistics of one reference sequence.
+
+    ``sample(generator)`` draws the map; its parameters are then computed from ``(queries, keys)``, the
+    reference sequence: by ``obj.<fit>(queries, keys)`` when ``fit`` names a method, else by calling
+    ``obj(queries, keys)``. What that returns (or ``obj`` itself when it returns None) is the bound map: a
+    feature function, a ``(query_fn, key_fn)`` pair or an object with ``.query``/``.key``. Every draw binds to
+    the same sequence, so both sides share one parameter (OPRF's A*, SADERF's Ψ) and the claims are about the
+    map at those statistics.
+    """
+    if not callable(sample):
+        raise TypeError(f"sample must be a callable sample(generator), got {type(sample).__name__}")
+    queries = check_points(queries, "queries")
+    keys = check_points(keys, "keys", dim=queries.shape[-1])
+
+    def bound(generator: torch.Generator):
+        obj = sample(generator)
+        if fit is None:
+            out = obj(queries, keys)
+        else:
+            method = getattr(obj, fit, None)
+            if not callable(method):
+                raise ValueError(f"fit={fit!r}: the sampled map has no such method")
+            out = method(queries, keys)
+        return _as_feature_function(obj if out is None else out, "the bound map")
+
+    return bound
+
+
+# ---------------------------------------------------------------------------------------------------
+# Proportionality
+# ---------------------------------------------------------------------------------------------------
+
+
+def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int) -> torch.Tensor:
+    from .verify import _features, _split_sides
+
+    rows = []
+    with torch.no_grad():
+        for _ in range(draws):
+            q, k = _split_sides(sample(generator))
+            rows.append((_features(q, x, "query_fn") * _features(k, y, "key_fn")).sum(-1))
+    return torch.stack(rows)
+
+
+def proportional_check(
+    sample: Callable[[torch.Generator], object],
+    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    dim: int,
+    alpha: float = 1e-6,
+    seed: int = 0,
+    budget: str = "quick",
+    inputs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> list[CheckResult]:
+    """Test the claim E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown constant c (module docstring).
+
+    One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
+    the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
+    against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A family
+    with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
+    nothing).
+    """
+    d = check_int(dim, "dim", minimum=1)
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    seed = check_int(seed, "seed", minimum=0)
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
+    if not callable(sample) or not callable(kernel):
+        raise TypeError("sample and kernel must be callables")
+    families = [
+        f for f in moderate_families(d, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
+        if f.size >= 2 and f.name != "zero"
+    ]
+    for i, pair in enumerate(inputs or []):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
+        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).double()
+        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).double()
+        if x.shape != y.shape or x.dim() != 2 or x.shape[0] < 2:
+            raise ValueError(f"inputs[{i}] must hold two tensors of one shape [P, d] with P >= 2")
+        families.append(InputFamily(f"inputs[{i}]", x, y))
+    targets = []
+    for f in families:
+        k = torch.diagonal(kernel(f.x, f.y)).to(torch.float64)
+        if not bool((torch.isfinite(k) & (k > 0)).all()):
+            raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
+                             f"family {f.name!r} has k = {k.tolist()}")
+        targets.append(k)
+    s = seed_for("proportional", seed)
+    e = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
+                   torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
+    a = alpha / len(families)
+    rows, start = [], 0
+    for f, k in zip(families, targets, strict=True):
+        ef = e[:, start : start + f.size]
+        start += f.size
+        ratio = ef / k
+        t = ratio[:, 1:] - ratio[:, :1]
+        row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
+                         name=f"proportional[{f.name}]", seed=s, samples=t, atol=rounding_floor(ratio),
+                         claim="proportional")
+        c_hat = float(ratio[:, 0].mean())
+        row.detail = f"ĉ = {c_hat:.6g} (pair 0); " + row.detail
+        rows.append(row)
+    return rows

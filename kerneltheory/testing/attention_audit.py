@@ -1,0 +1,330 @@
+r"""Attention-level conformance of any outside attention function built on a feature map (docs/auditing.md).
+
+Many defects that matter live in the attention, not in φ(x)ᵀφ(y): a stabiliser that rescales each key,
+padding masked before the feature map (φ(0) ≠ 0), a parameter computed per position, a causal prefix sum off
+by one. :func:`check_attention` tests the real function as a black box. It calls the factory
+
+    ``attention(num_features, generator) → fn(q, k, v, mask=None) → out``
+
+with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]`` (True = keep), so that the
+check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
+module). Each check is one :class:`~kerneltheory.testing.checks.CheckResult` row of a
+:class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni). The
+bias expansion behind the bias test and the rounding floor of the exact checks are proved in
+proofs/attention_audit.md (items 2 and 3).
+
+* **consistency** — linear attention is a ratio estimator: out − exact = O_p(m^{-1/2}) with a bias O(1/m), so
+  MSE ∝ 1/m at leading order (the slope test of
+  :func:`~kerneltheory.testing.attention_checks.mse_slope_check`, H₀: slope −1 in log–log, refused when the
+  MSEs are too noisy). The 1/m law is asymptotic: measured on a correct module (iid positive features,
+  default inputs, 30 seeds), the grid m = 16…1024 gave z with mean 0.7–1.2 (slopes ≈ −0.95, pre-asymptotic
+  curvature), the default grid m = 64…4096 mean 0.3–0.5 and sd ≈ 1 (tests/test_attention_audit.py checks the
+  rejection rate at α = 0.05). A defect that does not cancel in the ratio (a per-key constant, a per-position
+  parameter, an illegal stabiliser) leaves a bias that does not shrink: the MSE flattens and the test rejects.
+  ``reference`` is ``"softmax"`` (exp(qᵀk/√d)) or any Gram-matrix kernel κ (exact kernel attention).
+* **bias** (opt-in: ``checks=[..., "bias"]``) — the bias tested directly, far more powerful than the slope
+  against a small persistent bias: for iid features the delta-method bias of the ratio,
+  (out·Var Ẑ − Cov(N̂, Ẑ))/Z², is exactly ∝ 1/m at first order, so with e_m = out_m − exact,
+  t = e_{m₂} − (m₁/m₂)·e_{m₁} (independent draws at the two largest m of the grid) has mean O(m₁⁻²) under H₀
+  and (1 − m₁/m₂)·β under a bias β that does not shrink; tested per output entry by
+  :func:`~kerneltheory.testing.checks.mean_check` (CLT under its fourth-moment guard, which needs a few hundred
+  draws, hence ``bias_draws``; Bonferroni over the entries).
+* **stabiliser[scale]**, **stabiliser[shift]** — the same test where stabilisers act differently: queries
+  scaled by 1.25 and keys by 1/1.25, and a common vector added to every key (the keys' statistics shift); both
+  leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
+  A legal stabiliser (a constant per query, one constant shared by every key, per-feature rebalancing) leaves
+  attention unchanged and passes; an illegal one biases it at some scale.
+* **padding** — with a key mask, outputs at kept positions equal those of the truncated sequences; padded
+  positions hold large random values so that a leak into the numerator or the denominator shows.
+* **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
+  unchanged (t = 1, L/2, L − 1).
+* **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
+  query and key norms up to ``max_norm`` (an exception counts as a failure).
+
+The exact comparisons (padding, causality; first a determinism check, since an attention that redraws on every
+call cannot be compared) pass iff every entry differs by at most the rounding floor of two evaluations of a
+normalised positive-weight attention (Higham 2002, §3; the bound of
+:func:`~kerneltheory.testing.attention_checks.stabiliser_legality_check` written through the function's own
+outputs): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic, and
+
+    |Δout_ic| ≤ 2 Σ_{both runs} [(γ_N + 2δ)(fn(q, k, |v|)_ic + |out_ic|) + u|out_ic|],
+
+u the unit roundoff of the output's dtype, γ_N = Nu/(1 − Nu), N = L + 2m + 1 (sums over keys and over up to
+2m features), δ = u(1 + (√d + 6)·max‖x‖ + max‖x‖²) the rounding of exp at the largest argument of an
+exponential feature with Gaussian frequencies (‖ω‖ ≤ √d + 6 except with probability < e^{−18}). The floor
+assumes non-negative weights; a signed map can differ by more through cancellation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .._validation import check_int, check_points, check_real
+from ..attention import kernel_attention, softmax_attention
+from ..montecarlo import Moments
+from .attention_checks import mse_slope_check
+from .checks import CheckResult, mean_check, property_check, rounding_floor
+from .seeds import seed_for
+from .verify import Report
+
+__all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "check_attention", "rounding_floor_attention"]
+
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
+SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
+_F64 = torch.float64
+
+
+def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
+    q = torch.randn(b, length, d, generator=g, dtype=_F64) * std
+    k = torch.randn(b, length, d, generator=g, dtype=_F64) * std
+    v = torch.randn(b, length, d, generator=g, dtype=_F64)
+    return q, k, v
+
+
+def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
+    if reference == "softmax":
+        return softmax_attention(q, k, v, causal=causal, mask=mask)
+    return kernel_attention(q, k, v, reference, causal=causal, mask=mask)
+
+
+def _call(fn, q, k, v, mask=None) -> torch.Tensor:
+    out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+    if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
+    return out
+
+
+def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None) -> torch.Tensor:
+    """One evaluation's rounding bound (γ_N + 2δ)(fn(q, k, |v|) + |out|) + u|out| (module docstring), float64."""
+    u = torch.finfo(out.dtype).eps / 2
+    n = q.shape[-2] + 2 * num_features + 1
+    gamma = n * u / (1 - n * u)
+    norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
+    delta = u * (1 + (math.sqrt(q.shape[-1]) + 6) * norm + norm**2)
+    mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
+    o = out.to(_F64).abs()
+    return (gamma + 2 * delta) * (mag + o) + u * o
+
+
+def _exact_row(name, claim, diff, floor, alpha, seed, what) -> CheckResult:
+    ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
+    bad = int((ratio > 1).sum()) if bool(torch.isfinite(diff).all()) else diff.numel()
+    worst = float(ratio.max()) if ratio.numel() else 0.0
+    row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
+                         example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor")
+    row.method, row.statistic = "rounding floor", worst
+    return row
+
+
+def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | None:
+    a, b = _call(fn, q, k, v, mask), _call(fn, q, k, v, mask)
+    floor = 2 * (rounding_floor_attention(fn, q, k, v, a, m, mask) + rounding_floor_attention(fn, q, k, v, b, m, mask))
+    if bool(((a - b).to(_F64).abs() <= floor).all()):
+        return None
+    return CheckResult.refusal("the attention function gives different outputs on two calls with one draw (does it "
+                               "redraw on every call?): nothing to compare", name=name, claim=name.split("[")[0],
+                               alpha=alpha, sample_size=a.numel(), seed=seed)
+
+
+def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torch.Tensor]:
+    """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws."""
+    g = torch.Generator().manual_seed(seed)
+    exact = _exact(reference, q, k, v, causal)
+    return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
+
+
+def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed)
+    base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
+    return mse_slope_check(ms, [(e**2).mean((-2, -1)) for e in errors], alpha=alpha, base=base)
+
+
+def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
+    """t = e_{m₂} − (m₁/m₂)·e_{m₁} per output entry at the two largest m (module docstring)."""
+    m1, m2 = sorted(set(ms))[-2:]
+    e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
+    t = (e2 - (m1 / m2) * e1).flatten(1)
+    row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=_F64), alpha=alpha,
+                     name="bias ∝ 1/m", seed=seed, samples=t, atol=rounding_floor(e1, e2), claim="consistency")
+    row.detail = f"e(m={m2}) − ({m1}/{m2})·e(m={m1}) per output entry; " + row.detail
+    return row
+
+
+def _padding(attention, q, k, v, m, alpha, seed) -> CheckResult:
+    name = "padding"
+    g = torch.Generator().manual_seed(seed)
+    b, length, d = q.shape
+    kept = [max(1, length - 3), max(1, length // 2)]
+    mask = torch.zeros(b, length, dtype=torch.bool)
+    q, k, v = q.clone(), k.clone(), v.clone()
+    for i, n in enumerate(kept):
+        mask[i, :n] = True
+        for t in (q, k, v):
+            t[i, n:] = 3 * torch.randn(length - n, d, generator=g, dtype=_F64) * t[i, :n].std().clamp_min(0.1)
+    fn = attention(m, g)
+    refused = _deterministic(fn, q, k, v, m, mask, name, alpha, seed)
+    if refused is not None:
+        return refused
+    full = _call(fn, q, k, v, mask)
+    floor_full = rounding_floor_attention(fn, q, k, v, full, m, mask)
+    diffs, floors = [], []
+    for i, n in enumerate(kept):
+        qi, ki, vi = q[i : i + 1, :n], k[i : i + 1, :n], v[i : i + 1, :n]
+        short = _call(fn, qi, ki, vi)
+        floor = floor_full[i, :n] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
+        diffs.append((full[i, :n].to(_F64) - short[0].to(_F64)).abs().flatten())
+        floors.append(2 * floor.flatten())
+    return _exact_row(name, "padding", torch.cat(diffs), torch.cat(floors), alpha, seed,
+                      f"kept lengths {kept} of {length}")
+
+
+def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
+    name = "causality"
+    g = torch.Generator().manual_seed(seed)
+    fn = attention(m, g)
+    refused = _deterministic(fn, q, k, v, m, None, name, alpha, seed)
+    if refused is not None:
+        return refused
+    base = _call(fn, q, k, v)
+    floor0 = rounding_floor_attention(fn, q, k, v, base, m)
+    length = q.shape[-2]
+    diffs, floors = [], []
+    for t in sorted({1, length // 2, length - 1} - {0}):
+        q2, k2, v2 = (x.clone() for x in (q, k, v))
+        for x in (q2, k2, v2):
+            x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
+        out = _call(fn, q2, k2, v2)
+        floor = floor0[:, :t] + rounding_floor_attention(fn, q2, k2, v2, out, m)[:, :t]
+        diffs.append((out[:, :t].to(_F64) - base[:, :t].to(_F64)).abs().flatten())
+        floors.append(2 * floor.flatten())
+    return _exact_row(name, "causality", torch.cat(diffs), torch.cat(floors), alpha, seed,
+                      "outputs before the changed tokens")
+
+
+def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed) -> CheckResult:
+    name = f"finite[{str(dtype).removeprefix('torch.')}]"
+    g = torch.Generator().manual_seed(seed)
+    norms = lambda: max_norm * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
+    unit = lambda: torch.nn.functional.normalize(torch.randn(1, long_length, d, generator=g, dtype=_F64), dim=-1)  # noqa: E731
+    q, k = unit() * norms(), unit() * norms()
+    v = torch.randn(1, long_length, d, generator=g, dtype=_F64)
+    try:
+        out = _call(attention(m, g), q.to(dtype), k.to(dtype), v.to(dtype))
+    except Exception as exc:  # the function's own refusal at these inputs is a failure of the claim
+        return property_check(1, 1, claim="finite", name=name, seed=seed, alpha=alpha,
+                              example=f"raised {type(exc).__name__}: {exc}")
+    bad = ~torch.isfinite(out)
+    where = f", first non-finite output at position {int(bad.nonzero()[0][1])}" if bool(bad.any()) else ""
+    return property_check(int(bad.sum()), out.numel(), claim="finite", name=name, seed=seed, alpha=alpha,
+                          example=f"L = {long_length}, norms ≤ {max_norm}{where}")
+
+
+def check_attention(
+    attention: Callable[[int, torch.Generator], Callable],
+    *,
+    dim: int,
+    reference="softmax",
+    causal: bool = False,
+    mask: bool = True,
+    checks: Sequence[str] | None = None,
+    num_features: Sequence[int] = (64, 256, 1024, 4096),
+    draws: int = 64,
+    bias_draws: int = 512,
+    length: int = 16,
+    input_std: float = 0.3,
+    long_length: int = 1024,
+    max_norm: float = 20.0,
+    dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    alpha: float = 1e-6,
+    seed: int = 0,
+) -> Report:
+    """Audit an attention function built on m random features (module docstring).
+
+    Args:
+        attention: ``attention(m, generator) → fn(q, k, v, mask=None)``; ``fn`` maps ``[B, L, d]`` tensors
+            (and a key mask ``[B, L]``, True = keep) to ``[B, L, d_v]``, causal or not as it claims.
+        dim: d. reference: ``"softmax"`` or a kernel ``κ(x, y) → [n, n']`` (exact kernel attention).
+        causal: the function claims causal attention (the reference is causal too; adds "causality").
+        mask: the function accepts a key mask (runs "padding").
+        checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
+            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into).
+        num_features: the grid of m for the slope tests (the second one serves the exact checks).
+        draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
+        length: L of the statistical and exact checks; input_std: std of q and k.
+        long_length, max_norm, dtypes: the finiteness checks.
+        inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser and causality checks instead
+            of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
+            parameter shows).
+        alpha: the report's total false-failure rate; seed: base seed of every check.
+    """
+    d = check_int(dim, "dim", minimum=1)
+    if not callable(attention):
+        raise TypeError(f"attention must be a factory (num_features, generator) -> fn, got {type(attention).__name__}")
+    if not (reference == "softmax" or callable(reference)):
+        raise ValueError(f"reference must be 'softmax' or a kernel callable, got {reference!r}")
+    for flag, nm in ((causal, "causal"), (mask, "mask")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{nm} must be a bool, got {type(flag).__name__}")
+    wanted = list(DEFAULT_CHECKS) if checks is None else list(checks)
+    unknown = set(wanted) - set(ATTENTION_CHECKS)
+    if unknown or not wanted:
+        raise ValueError(f"checks must be a non-empty subset of {list(ATTENTION_CHECKS)}, got {wanted}")
+    if not causal:
+        wanted = [c for c in wanted if c != "causality"]
+    if not mask:
+        wanted = [c for c in wanted if c != "padding"]
+    ms = [check_int(m, "num_features[i]", minimum=1) for m in num_features]
+    if len(set(ms)) < 2:
+        raise ValueError(f"num_features must hold at least two distinct feature counts, got {ms}")
+    draws = check_int(draws, "draws", minimum=2)
+    bias_draws = check_int(bias_draws, "bias_draws", minimum=2)
+    length = check_int(length, "length", minimum=2)
+    long_length = check_int(long_length, "long_length", minimum=2)
+    std = check_real(input_std, "input_std", minimum=0.0, strict_min=True)
+    max_norm = check_real(max_norm, "max_norm", minimum=0.0, strict_min=True)
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    seed = check_int(seed, "seed", minimum=0)
+    for dt in dtypes:
+        if dt not in (torch.float32, torch.float64):
+            raise ValueError(f"dtypes must hold torch.float32 and/or torch.float64, got {dt}")
+    n_rows = sum({"stabiliser": 2, "finite": len(dtypes)}.get(c, 1) for c in wanted)
+    if n_rows == 0:
+        raise ValueError("no check to run: finite needs at least one dtype")
+    a = alpha / n_rows
+    m_exact = ms[1] if len(ms) > 1 else ms[0]
+    report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)
+    if inputs is None:
+        q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
+    else:
+        q, k, v = (check_points(t, f"inputs[{i}]", min_rank=3).to(_F64) for i, t in enumerate(inputs))
+        if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
+            raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
+                             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    for c in wanted:
+        s = seed_for(c, seed)
+        if c == "consistency":
+            report.checks.append(_consistency(attention, reference, causal, q, k, v, ms, draws, "consistency",
+                                              "consistency", a, s))
+        elif c == "bias":
+            report.checks.append(_bias(attention, reference, causal, q, k, v, ms, bias_draws, a, s))
+        elif c == "stabiliser":
+            shift = torch.nn.functional.normalize(torch.ones(d, dtype=_F64), dim=0) * SHIFT * std * math.sqrt(d)
+            for label, (q2, k2) in (("scale", (q * SCALE, k / SCALE)), ("shift", (q, k + shift))):
+                report.checks.append(_consistency(attention, reference, causal, q2, k2, v, ms, draws,
+                                                  f"stabiliser[{label}]", "stabiliser", a,
+                                                  seed_for(f"stabiliser {label}", seed)))
+        elif c == "padding":
+            qp, kp, vp = _inputs(2, length, d, std, torch.Generator().manual_seed(s))
+            report.checks.append(_padding(attention, qp, kp, vp, m_exact, a, s))
+        elif c == "causality":
+            report.checks.append(_causality(attention, q, k, v, m_exact, a, s))
+        else:
+            for dt in dtypes:
+                report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s))
+    return report

@@ -1,0 +1,198 @@
+"""Adapters for outside code (kerneltheory.testing.adapters) and the kernel combinators (kernels.py): the
+global-RNG adapter is reproducible and restores the caller's state (even on exceptions); module maps keep
+their learned parameters and the caller's module; the proportionality test accepts c·k, rejects an offset or a
+missing term, at the declared α = 1e-6 on the test's seed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kerneltheory import kernels
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.adapters import (
+    bind_statistics,
+    from_module,
+    global_rng,
+    global_rng_sampler,
+    module_frequencies,
+    proportional_check,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from oprf_style import OPRFFeatures  # noqa: E402
+from redraw_module import RandomFeatureMap  # noqa: E402
+from user_feature_maps import broken_prf, good_prf  # noqa: E402
+
+ALPHA = 1e-6
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def global_state():
+    return torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
+
+
+def same_state(a, b) -> bool:
+    return torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_global_rng_is_reproducible_and_restores_the_callers_state(kt_seed):
+    draw = lambda: (torch.randn(3), np.random.randn(3), random.random())  # noqa: E731, NPY002
+    torch.manual_seed(kt_seed)
+    before = global_state()
+    sample = global_rng_sampler(draw)
+    a = sample(torch.Generator().manual_seed(kt_seed))
+    b = sample(torch.Generator().manual_seed(kt_seed))
+    c = sample(torch.Generator().manual_seed(kt_seed + 1))
+    assert same_state(before, global_state())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not torch.equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+    g = torch.Generator().manual_seed(kt_seed)
+    with pytest.raises(RuntimeError, match="inside"):
+        with global_rng(g):
+            torch.randn(5)
+            np.random.randn(5)  # noqa: NPY002
+            raise RuntimeError("fails inside")
+    assert same_state(before, global_state())
+    with pytest.raises(TypeError, match="generator"):
+        with global_rng(0):
+            pass
+
+
+def test_numpy_sampler_returns_float64_tensors(kt_seed):
+    w = global_rng_sampler(lambda: np.random.standard_normal((4, 3)))(torch.Generator().manual_seed(kt_seed))  # noqa: NPY002
+    assert isinstance(w, torch.Tensor) and w.dtype == torch.float64 and w.shape == (4, 3)
+
+
+@pytest.mark.statistical
+def test_redraw_module_passes_through_from_module(kt_seed):
+    module = RandomFeatureMap(8, 64)
+    before = {k: t.clone() for k, t in module.state_dict().items()}
+    sample = from_module(module, layout="BHLd", redraw="redraw_projection")
+    kernel = kernels.input_scaled(kernels.softmax, 8**-0.25)
+    report = check_feature_map(sample, kernel, dim=8, claims={"unbiased", "positive", "finite"}, alpha=ALPHA,
+                               seed=kt_seed)
+    assert report.passed, str(report)
+    assert all(torch.equal(before[k], t) for k, t in module.state_dict().items())  # the caller's module untouched
+
+
+def test_from_module_refuses_learned_changes_and_stale_draws(kt_seed):
+    module = RandomFeatureMap(4, 8)
+
+    def bad_redraw(mod):
+        with torch.no_grad():
+            mod.temperature.mul_(1.01)
+
+    g = torch.Generator().manual_seed(kt_seed)
+    with pytest.raises(ValueError, match="temperature"):
+        from_module(module, layout="BHLd", redraw=bad_redraw)(g)
+    sample = from_module(module, layout="BHLd", redraw="redraw_projection")
+    first = sample(g)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    assert first(x).shape == (5, 8) and first(x).dtype == torch.float64
+    sample(g)
+    with pytest.raises(RuntimeError, match="earlier draw"):
+        first(x)
+    with pytest.raises(ValueError, match="layout"):
+        from_module(module, layout="LBd")
+    with pytest.raises(ValueError, match="no such method"):
+        from_module(module, redraw="redraw")(g)
+    with pytest.raises(TypeError, match="nn.Module"):
+        from_module(lambda x: x)
+
+
+def test_from_module_query_and_key_sides(kt_seed):
+    class Sided(torch.nn.Module):
+        def forward(self, x, is_query):
+            return torch.cat([x, torch.ones_like(x[..., :1]) * (2.0 if is_query else 3.0)], -1)
+
+    q_fn, k_fn = from_module(Sided(), query={"is_query": True}, key={"is_query": False},
+                             dtype=torch.float64)(torch.Generator().manual_seed(kt_seed))
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    assert (q_fn(x) @ k_fn(x).T == 6.0).all()
+
+
+def test_module_frequencies_follow_redraws(kt_seed):
+    sample = module_frequencies(RandomFeatureMap(4, 8), "projection", redraw="redraw_projection")
+    g = torch.Generator().manual_seed(kt_seed)
+    a, b = sample(g), sample(g)
+    assert a.shape == (8, 4) and a.dtype == torch.float32 and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="redraw"):
+        module_frequencies(RandomFeatureMap(4, 8), "projection", redraw=None)
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_bound_oprf_statistics_are_unbiased(kt_seed):
+    g = torch.Generator().manual_seed(kt_seed)
+    q_ref, k_ref = 0.3 * torch.randn(32, 8, generator=g, dtype=torch.float64), 0.3 * torch.randn(
+        32, 8, generator=g, dtype=torch.float64)
+    sample = bind_statistics(global_rng_sampler(lambda: OPRFFeatures(8, 64)), q_ref, k_ref, fit="fit")
+    report = check_feature_map(sample, kernels.softmax, dim=8, claims={"unbiased", "positive", "finite"},
+                               alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+    with pytest.raises(ValueError, match="no such method"):
+        bind_statistics(global_rng_sampler(lambda: OPRFFeatures(8, 4)), q_ref, k_ref, fit="bind")(g)
+
+
+def scaled_prf(c):
+    def sample(g):
+        f = good_prf(g)
+        return lambda x: math.sqrt(c) * f(x)
+
+    return sample
+
+
+def offset_prf(s):
+    def sample(g):
+        f = good_prf(g)
+        return lambda x: torch.cat([f(x), torch.full_like(x[:, :1], s)], -1)
+
+    return sample
+
+
+@pytest.mark.statistical
+def test_proportional_claim(kt_seed):
+    def rows(sample, kernel=kernels.softmax):
+        return proportional_check(sample, kernel, dim=8, alpha=ALPHA, seed=kt_seed)
+
+    assert all(r.passed for r in rows(scaled_prf(3.0))), rows(scaled_prf(3.0))
+    assert "ĉ = 3" in rows(scaled_prf(3.0))[0].detail or "ĉ = 2.9" in rows(scaled_prf(3.0))[0].detail
+    offset = rows(offset_prf(0.5))  # k + 0.25 is not proportional to k ...
+    assert not all(r.passed for r in offset) and not any(r.refused for r in offset)
+    assert all(r.passed for r in rows(offset_prf(0.5), kernels.shifted(kernels.softmax, 0.25)))  # ... to k + s²
+    broken = rows(broken_prf)  # the missing −‖x‖²/2 term is not a constant factor
+    assert not all(r.passed for r in broken)
+
+
+def test_proportional_refuses_a_zero_kernel():
+    with pytest.raises(ValueError, match="> 0"):
+        proportional_check(good_prf, lambda x, y: torch.zeros(x.shape[0], y.shape[0], dtype=torch.float64), dim=8)
+    with pytest.raises(ValueError, match="budget"):
+        proportional_check(good_prf, kernels.softmax, dim=8, budget="huge")
+
+
+def test_kernel_combinators():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    sm, ga = kernels.softmax(x, y), kernels.gaussian(x, y)
+    assert torch.equal(kernels.scaled(kernels.softmax, 2.0)(x, y), 2.0 * sm)
+    assert torch.equal(kernels.shifted(kernels.softmax, 0.25)(x, y), sm + 0.25)
+    assert torch.allclose(kernels.input_scaled(kernels.softmax, 0.5)(x, y), torch.exp(0.25 * x @ y.T), rtol=1e-15)
+    assert torch.equal(kernels.kernel_sum(kernels.softmax, kernels.gaussian)(x, y), sm + ga)
+    assert torch.equal(kernels.kernel_product(kernels.softmax, kernels.gaussian)(x, y), sm * ga)
+    with pytest.raises(ValueError, match="at least one"):
+        kernels.kernel_sum()
+    with pytest.raises(TypeError, match="callable"):
+        kernels.kernel_product(kernels.softmax, 3)
+    with pytest.raises(ValueError, match="finite"):
+        kernels.shifted(kernels.softmax, math.inf)
+    with pytest.raises(ValueError, match="s must be >"):
+        kernels.input_scaled(kernels.softmax, 0.0)

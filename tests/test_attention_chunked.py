@@ -1,0 +1,160 @@
+"""Chunked linear attention (kerneltheory.attention.linear_attention): features per chunk, float tolerance.
+
+The float32 result is compared with a float64 oracle (the same features, kernel_attention in float64) under a
+bound derived from rounding: with unit roundoff u = 2⁻²⁴,
+
+* each feature is exp(a) for an argument a = ωᵀx + log h(x) − M_f − c_i computed with absolute error at most
+  u·(d + 3)·A, where A bounds every |term| entering it (|ω_l x_l| summed, |log h|, |M|, |c|), so the feature
+  has relative error at most e_φ = u·((d + 3)·A + 1) (exp adds one rounding);
+* a sum of n nonnegative terms has relative error at most γ_n ≈ n·u (recursive summation; blocked GEMMs
+  do better); the numerator's terms a_ij v_j are bounded by a_ij·max|v|;
+* so |out − out₆₄| ≤ 2·(2 e_φ + (n + D)·u)·max|v| + u·max|v| (numerator and denominator, then one division).
+
+The bound is loose by design (it is a worst case), so the test also checks that a defect moves the output past
+it (the illegal per-key stabiliser), and that chunk size changes nothing beyond rounding.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kerneltheory.estimators as E
+from kerneltheory.attention import kernel_attention, linear_attention
+from kerneltheory.testing.attention_checks import per_key_max
+
+U32 = 2.0**-24
+
+
+def _inputs(g, n, d=8, dv=5, heads=2, std=0.6):
+    q, k = (torch.randn(1, heads, n, d, generator=g, dtype=torch.float64) * std for _ in range(2))
+    v = torch.randn(1, heads, n, dv, generator=g, dtype=torch.float64)
+    return q, k, v
+
+
+def _bound(fm, q, k, v) -> float:
+    """The rounding bound of the module docstring for FAVOR+ features (log h = −‖x‖²/2)."""
+    w = fm.w.to(torch.float64)
+    x = torch.cat([q, k], dim=-2)
+    proj = (x.abs() @ w.abs().transpose(-1, -2)).max()  # Σ_l |ω_l x_l|
+    logh = 0.5 * (x * x).sum(-1).max()
+    a_max = float(proj + logh) * 3  # |M| and |c| are bounded by the same terms (maxima of such arguments)
+    e_phi = U32 * ((q.shape[-1] + 3) * a_max + 1)
+    n, dfeat = k.shape[-2], fm.w.shape[-2]
+    vmax = float(v.abs().max())
+    return 2 * (2 * e_phi + (n + dfeat) * U32) * vmax + U32 * vmax
+
+
+def _oracle(fm, q, k, v, causal, mask=None):
+    """float64 attention with the same features, through the quadratic kernel_attention."""
+    return kernel_attention(
+        q, k, v, lambda x, y: fm.query(x) @ fm.key(y).transpose(-1, -2), causal=causal, mask=mask
+    )
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_float32_within_rounding_bound_of_float64_oracle(causal, masked, kt_generator):
+    n = 300
+    q, k, v = _inputs(kt_generator, n)
+    fm = E.get("positive/orthogonal", dim=8, num_features=16).draw(kt_generator)
+    mask = None
+    if masked:
+        mask = torch.rand(1, n, generator=kt_generator) < 0.7
+        mask[:, 0] = True  # causal: the first query keeps its own key
+    ref = _oracle(fm, q, k, v, causal, mask)
+    tol = _bound(fm, q, k, v)
+    for chunk in (None, 1, 7, 64, n):
+        out = linear_attention(
+            q.float(), k.float(), v.float(), fm, causal=causal, mask=mask, chunk_size=chunk
+        )
+        assert out.dtype == torch.float32
+        err = float((out.double() - ref).abs().max())
+        assert err <= tol, (chunk, err, tol)
+        out64 = linear_attention(q, k, v, fm, causal=causal, mask=mask, chunk_size=chunk)
+        assert float((out64 - ref).abs().max()) <= tol * 2.0**-29  # the same bound with u = 2^-53
+    # Power: an illegal stabiliser (a constant per key) changes attention by far more than the bound.
+    bad = linear_attention(
+        q.float(), k.float(), v.float(), fm, causal=causal, mask=mask, stabilise=per_key_max
+    )
+    assert float((bad.double() - ref).abs().max()) > tol
+
+
+def test_features_are_computed_per_chunk(kt_generator):
+    """No feature call sees more than chunk_size rows (peak memory O(L·D)), causal or not, for log-feature
+    maps and plain callables alike."""
+    n, chunk = 200, 32
+    q, k, v = _inputs(kt_generator, n)
+    fm = E.get("positive/gaussian", dim=8, num_features=16).draw(kt_generator)
+    rows: list[int] = []
+
+    class Spy:
+        """fm's four sides, recording the rows of every call."""
+
+        def __getattr__(self, name):
+            if name not in ("query", "key", "log_query", "log_key"):
+                raise AttributeError(name)
+            side = getattr(fm, name)
+
+            def call(x):
+                rows.append(x.shape[-2])
+                return side(x)
+
+            return call
+
+    for causal in (False, True):
+        for stabilise in (True, False):
+            rows.clear()
+            out = linear_attention(q, k, v, Spy(), causal=causal, stabilise=stabilise, chunk_size=chunk)
+            assert rows and max(rows) <= chunk
+            ref = linear_attention(q, k, v, fm, causal=causal, stabilise=stabilise, chunk_size=n)
+            torch.testing.assert_close(out, ref, rtol=0, atol=_bound(fm, q, k, v) * 2.0**-29)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("stabilise", [True, False])
+def test_feature_dimension_mismatch_is_refused(causal, stabilise, kt_generator):
+    """φ(q) with D = 16 and φ(k) with D = 8 would broadcast in some products: refused, naming both D."""
+    q, k, v = _inputs(kt_generator, 20)
+    big = E.get("positive/gaussian", dim=8, num_features=16).draw(kt_generator)
+    small = E.get("positive/gaussian", dim=8, num_features=8).draw(kt_generator)
+
+    class Mismatched:
+        query, log_query = big.query, big.log_query
+        key, log_key = small.key, small.log_key
+
+    with pytest.raises(ValueError, match=r"D_q = 16.*D_k = 8"):
+        linear_attention(q, k, v, Mismatched(), causal=causal, stabilise=stabilise)
+
+
+def test_one_column_key_features_do_not_broadcast(kt_generator):
+    """D_k = 1 against D_q = 16 is the case that broadcasts silently in a product: refused too."""
+    q, k, v = _inputs(kt_generator, 12)
+    fm = E.get("positive/gaussian", dim=8, num_features=16).draw(kt_generator)
+
+    class OneColumn:
+        def query(self, x):
+            return fm.query(x)
+
+        def key(self, x):
+            return fm.key(x)[..., :1]
+
+    for causal in (False, True):
+        with pytest.raises(ValueError, match=r"D_q = 16.*D_k = 1"):
+            linear_attention(q, k, v, OneColumn(), causal=causal, stabilise=False)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_no_allocation_larger_than_the_output(causal, kt_generator):
+    """n = 4096, D = 64 > d_v = 16: an n×D feature matrix (2 MiB) or a copy of the output with its denominator
+    column would be the largest allocation; chunked, nothing exceeds the output [n, d_v] itself."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n, m, dv = 4096, 64, 16
+    q, k, _ = _inputs(kt_generator, n, heads=1)
+    v = torch.randn(1, 1, n, dv, generator=kt_generator, dtype=torch.float64)
+    fm = E.get("positive/gaussian", dim=8, num_features=m).draw(kt_generator)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = linear_attention(q, k, v, fm, causal=causal, chunk_size=128)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= out.numel() * out.element_size(), f"an allocation of {largest} bytes"
