@@ -178,7 +178,10 @@ def test_claims_follow_the_laws():
     assert E.get("positive/gaussian", 8, 16).claims.positive
     assert not E.get("trig/gaussian", 8, 16).claims.positive
     assert E.get("positive/gaussian", 8, 16).claims.variance
-    assert not E.get("positive/orthogonal", 8, 16).claims.variance
+    # ORF with χ_d norms has the exact variance of proofs/orthogonal_variance.md; with fixed norms it has none
+    orf = E.get("positive/orthogonal", 8, 16)
+    assert orf.claims.variance and orf.claims.proofs["variance"] == "proofs/orthogonal_variance.md"
+    assert not E.get("hyperbolic/orthogonal", 8, 16).claims.variance
 
 
 def test_laws_without_closed_form_use_a_monte_carlo_reference(kt_generator):
