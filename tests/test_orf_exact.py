@@ -149,8 +149,8 @@ def _equal_pairs(d: int, norm: float, seed: int) -> tuple[torch.Tensor, torch.Te
 @pytest.mark.statistical
 @pytest.mark.parametrize(("d", "m"), [(4, 4), (4, 10), (3, 2)])
 def test_positive_orf_variance_matches_monte_carlo(d, m, kt_seed, one_thread):
-    """The exact positive ORF variance passes variance_check at moderate ‖x + y‖ = 0.6 (the guard on the sixth and eighth moments
-    holds there); the iid variance, which ignores the negative pair covariance, is rejected at m = d."""
+    """The exact positive ORF variance passes variance_check at moderate ‖x + y‖ = 0.6 (the guard on the sixth and
+    eighth moments holds there); the iid variance, which ignores the negative pair covariance, is rejected at m = d."""
     x, y = _equal_pairs(d, 0.3, kt_seed)
     iid = theory.softmax_positive_variance(x, y, m) if m == d else None
     est = E.get("positive/orthogonal", d, m)
