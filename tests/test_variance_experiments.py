@@ -117,7 +117,7 @@ def test_bad_configs_are_refused_with_the_reason(change, message):
 
 def test_a_closed_form_that_does_not_apply_is_refused(tmp_path):
     bad = dataclasses.replace(
-        tiny(), series=(Series("positive/orthogonal", "orth", theory=("closed_form",)),)
+        tiny(), series=(Series("hyperbolic/orthogonal", "orth", theory=("closed_form",)),)
     )
     with pytest.raises(ValueError, match="no closed-form variance"):
         run_figure(bad, out_dir=tmp_path, progress=False, plot=False)
