@@ -84,6 +84,21 @@ def test_calibration_quick(name, kt_seed):
 
 @pytest.mark.slow
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", [f for f in FAMILIES if f != "geomrf/geometric"])
 def test_calibration_every_family_1000_seeds(name, kt_seed):
     _assert_calibrated(name, _p_values(name, range(kt_seed, kt_seed + 1000)), LEVELS)
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_geomrf_variance_check_is_not_calibrated_and_the_matrix_refuses_it(kt_seed):
+    """A finding: on GeomRF the variance check rejected the true closed form 96 times in 43956 applied pair-checks
+    at α′ = 10⁻³ (2.2×; binomial p ≈ 8e-12), always with the sample variance below the claim. Its unbiasedness
+    check is calibrated; its variance claim is refused by the claim matrix (features/dirf.py,
+    ``variance_check_uncalibrated``) rather than tested at a level it does not hold."""
+    from kerneltheory.testing import verify_estimator
+
+    p = _p_values("geomrf/geometric", range(kt_seed, kt_seed + 1000))
+    _assert_calibrated("geomrf/geometric", {"unbiased": p["unbiased"]}, LEVELS)
+    verdicts, _ = verify_estimator("geomrf/geometric", seed=kt_seed)
+    assert {v.claim: v.verdict for v in verdicts}["variance"] == "refused"

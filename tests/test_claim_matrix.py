@@ -18,15 +18,27 @@ MUST_BE_REFUTED = {
 }
 
 
+# Claims the engine cannot check at a calibrated α, refused (never a pass) with the reason in the evidence.
+KNOWN_REFUSED = {
+    ("geomrf/geometric", "variance"): "the variance check is measured anti-conservative on GeomRF's tails",
+}
+
+
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", NAMES)
 def test_claim_matrix_row(name, kt_seed):
     verdicts, report = verify_estimator(name, seed=kt_seed)
-    assert report.passed, str(report)
+    known = {claim for (n, claim) in KNOWN_REFUSED if n == name}
+    if known:
+        assert report.status == "REFUSED" and {c.claim for c in report.refusals} == known, str(report)
+        assert all(c.passed for c in report.checks if c.claim not in known), str(report)
+    else:
+        assert report.passed, str(report)
     by_claim = {v.claim: v for v in verdicts}
     assert set(by_claim) == {"unbiased", "positive", "variance", "finite"}
     for v in verdicts:
-        assert v.verdict in {"verified", "refuted", "not refuted", "n/a"}, (name, v)
+        allowed = {"verified", "refuted", "not refuted", "n/a"} | ({"refused"} if v.claim in known else set())
+        assert v.verdict in allowed, (name, v)
         if v.verdict == "verified":
             assert v.proof, f"{name}: verified claim {v.claim} names no proof"
     for (n, claim), why in MUST_BE_REFUTED.items():
