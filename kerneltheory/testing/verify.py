@@ -182,6 +182,21 @@ def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
     return (kx * ky).abs().sqrt()
 
 
+def _named(fn, name: str):
+    """``fn`` whose own errors are re-raised as a ValueError that says which function failed on what input."""
+
+    def call(x):
+        try:
+            return fn(x)
+        except Exception as exc:
+            raise ValueError(
+                f"{name} failed on an input of shape {tuple(x.shape)} (is dim = {x.shape[-1]} the map's input "
+                f"dimension?): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return call
+
+
 class _Evaluator:
     """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
     every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
@@ -210,7 +225,8 @@ class _Evaluator:
 
     def features(self, gen, x_q, x_k, batch=None):
         q, k = self._maps(gen, batch)
-        return _features(q, x_q, "query_fn", batch), _features(k, x_k, "key_fn", batch)
+        return _features(_named(q, "query_fn"), x_q, "query_fn", batch), _features(_named(k, "key_fn"), x_k,
+                                                                                  "key_fn", batch)
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         with torch.no_grad():
