@@ -82,9 +82,18 @@ def check_points(x, name: str, *, dim: int | None = None, min_rank: int = 2) -> 
         )
     if dim is not None and x.shape[-1] != dim:
         raise ValueError(f"{name} must have last dimension d = {dim}, got {x.shape[-1]}")
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of the floating tensor ``x`` is finite, in one reduction: a sum is finite only if every
+    term is (a NaN or an infinity makes it NaN or infinite); only when the sum is not finite (a non-finite entry,
+    or finite entries whose sum overflows) does the elementwise test run, and it decides exactly."""
+    if bool(torch.isfinite(x.detach().sum())):
+        return True
+    return bool(torch.isfinite(x).all())
 
 
 def check_same_dim(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:

@@ -297,3 +297,23 @@ def test_diagnostics_name_their_bad_arguments():
         diagnostics.held_out_pairs(_x(1, 2, 0, 2), _x(1, 2, 0, 2), 4)
     with pytest.raises(ValueError, match="num_pairs must be >= 1"):
         diagnostics.held_out_pairs(_x(1, 2, 3, 2), _x(1, 2, 3, 2), 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_decides_exactly_where_the_sum_overflows(dtype):
+    """``all_finite`` reduces by a sum; finite entries whose sum overflows must still count as finite, and any NaN,
+    +inf, −inf (alone or cancelling as +inf − inf) as not finite; ``check_points`` and linear attention rely on it."""
+    from kerneltheory._validation import all_finite, check_points
+
+    big = torch.finfo(dtype).max
+    assert all_finite(torch.full((4, 3), big, dtype=dtype))  # the sum is inf, every entry finite
+    assert all_finite(torch.zeros(0, 3, dtype=dtype))
+    for bad in (math.nan, math.inf, -math.inf):
+        x = torch.ones(5, 3, dtype=dtype)
+        x[3, 1] = bad
+        assert not all_finite(x)
+        with pytest.raises(ValueError, match="x contains NaN or infinite"):
+            check_points(x, "x")
+    x = torch.ones(5, 3, dtype=dtype)
+    x[0, 0], x[4, 2] = math.inf, -math.inf
+    assert not all_finite(x)

@@ -1,6 +1,7 @@
 """Traceability both ways: every claim in the registry names an existing proof; every proof names code that
 exists and test ids that pytest collects."""
 
+import ast
 import importlib
 import re
 import subprocess
@@ -60,10 +61,46 @@ def test_proof_names_existing_code(proof):
         _resolve(dotted)
 
 
-def test_proofs_name_tests_that_pytest_collects():
+def _named_test_ids() -> set[str]:
     ids = {tid for p in PROOFS for tid in _field(p.read_text(encoding="utf-8"), "Verified by")}
     files = sorted({tid.split("::")[0] for tid in ids})
     assert all((ROOT / f).is_file() for f in files), files
+    return ids
+
+
+def _defined_tests(path: Path) -> set[str]:
+    """The ids pytest's default rules collect from ``path``, read from its syntax tree: module-level functions
+    named ``test*`` and ``test*`` methods of module-level classes named ``Test*``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    funcs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    out = {n.name for n in tree.body if isinstance(n, funcs) and n.name.startswith("test")}
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and cls.name.startswith("Test"):
+            out |= {f"{cls.name}::{n.name}" for n in cls.body if isinstance(n, funcs) and n.name.startswith("test")}
+    return out
+
+
+def test_proofs_name_tests_that_are_defined():
+    """Every test id a proof names is a test function by pytest's collection rules (fast; the collection itself
+    is checked by the slow test below, and a file that fails to collect fails the whole suite)."""
+    ids = _named_test_ids()
+    defined = {f: _defined_tests(ROOT / f) for f in {tid.split("::")[0] for tid in ids}}
+    missing = sorted(t for t in ids if t.split("::", 1)[1] not in defined[t.split("::")[0]])
+    assert not missing, missing
+
+
+def test_the_definition_check_rejects_names_that_are_not_tests(tmp_path):
+    f = tmp_path / "test_mod.py"
+    f.write_text("def test_a():\n    pass\n\ndef helper():\n    def test_inner():\n        pass\n\n"
+                 "class TestC:\n    def test_m(self):\n        pass\n\nclass Other:\n    def test_n(self):\n"
+                 "        pass\n", encoding="utf-8")
+    assert _defined_tests(f) == {"test_a", "TestC::test_m"}
+
+
+@pytest.mark.slow
+def test_proofs_name_tests_that_pytest_collects():
+    ids = _named_test_ids()
+    files = sorted({tid.split("::")[0] for tid in ids})
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "", "-p", "no:cacheprovider", *files],
         cwd=ROOT, capture_output=True, text=True, check=False,

@@ -31,12 +31,16 @@ X_LABELS = {
     "dim": "d (= m)",
 }
 #: Plotting parameters beyond the configuration; part of each figure's digest (change it to redraw them all).
-PLOT_STYLE = {"dpi": 110, "version": 1}
+PLOT_STYLE = {"dpi": 110, "version": 2}
 Y_LABELS = {"variance": "Var φ(x)ᵀφ(y) (one draw)", "relative_variance": "Var / K(x, y)²"}
 
 
 def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> Path:
-    """Draw the figure of ``config`` from its tidy ``frame`` and write it (PNG, atomically) to ``path``."""
+    """Draw the figure of ``config`` from its tidy ``frame`` and write it (PNG, atomically) to ``path``.
+
+    Seaborn's style and colour-blind palette, drawn with matplotlib's own calls on a constrained layout, so the
+    figure is laid out and rendered once (a FacetGrid with ``tight_layout`` and ``bbox_inches="tight"`` drew it
+    four times)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,91 +53,53 @@ def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> 
     labels = list(dict.fromkeys(s.label for s in config.series))
     palette = dict(zip(labels, sns.color_palette("colorblind", len(labels)), strict=True))
     kinds = [k for k in STYLES if k == "measured" or agg[k].notna().any()]
-    long = agg.melt(
-        id_vars=["panel", "label", "x"], value_vars=["measured", *kinds[1:]], var_name="kind", value_name="y"
-    ).dropna(subset=["y"])
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
     with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
-        cols = min(3, len(panels))
-        g = sns.FacetGrid(
-            long,
-            col="panel",
-            col_order=panels,
-            col_wrap=cols if len(panels) > 1 else None,
-            sharey=False,
-            sharex=True,
-            height=2.8,
-            aspect=1.25,
-        )
-        for ax, panel in zip(g.axes.flat, panels, strict=False):
-            band = agg[agg["panel"] == panel]
-            for label in labels:
-                b = band[band["label"] == label].sort_values("x")
-                if b.empty:
-                    continue
-                lo = b["lo"].where(b["lo"] > 0, 0.01 * b["measured"])
-                ax.fill_between(b["x"], lo, b["hi"], color=palette[label], alpha=0.18, linewidth=0)
-            sub = long[long["panel"] == panel]
-            present = [k for k in kinds if (sub["kind"] == k).any()]
-            sns.lineplot(
-                data=sub,
-                x="x",
-                y="y",
-                hue="label",
-                style="kind",
-                hue_order=labels,
-                style_order=present,
-                palette=palette,
-                dashes={k: STYLES[k][0] or "" for k in present},
-                markers=False,
-                linewidth=1.2,
-                errorbar=None,
-                estimator=None,
-                ax=ax,
-                legend=False,
-            )
-            measured = sub[sub["kind"] == "measured"]
-            sns.scatterplot(
-                data=measured,
-                x="x",
-                y="y",
-                hue="label",
-                hue_order=labels,
-                palette=palette,
-                marker="o",
-                s=16,
-                linewidth=0,
-                ax=ax,
-                legend=False,
-            )
-            ax.set_yscale("log")
-            ax.set_xscale(config.xscale, **({"base": 2} if config.xscale == "log" else {}))
-            ax.set_title(panel or config.title, fontsize=9)
-            ax.set_xlabel(X_LABELS[config.x])
-            ax.set_ylabel(Y_LABELS[config.y])
-        handles = [Line2D([], [], color=palette[lab], marker="o", label=lab) for lab in labels]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                linestyle=(0, STYLES[k][0]) if STYLES[k][0] else "-",
-                marker=STYLES[k][1],
-                label="measured (95% band)" if k == "measured" else KIND_NAMES[k],
-            )
-            for k in kinds
-        ]
-        g.figure.legend(
-            handles=handles,
-            loc="lower center",
-            ncol=min(len(handles), 5),
-            frameon=False,
-            fontsize=8,
-            bbox_to_anchor=(0.5, -0.01),
-        )
-        g.figure.suptitle(config.title, fontsize=10)
-        g.figure.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) > 5), 1, 0.97))
+        fig = plt.figure(figsize=(2.8 * 1.25 * cols, 2.8 * rows + 0.6), layout="constrained")
         try:
-            path = save_figure_atomic(g.figure, path, dpi=PLOT_STYLE["dpi"], bbox_inches="tight")
+            axes = fig.subplots(rows, cols, sharex=True, squeeze=False).flat
+            for ax in list(axes)[len(panels):]:
+                ax.remove()
+            for i, (ax, panel) in enumerate(zip(fig.axes, panels, strict=False)):
+                band = agg[agg["panel"] == panel]
+                for label in labels:
+                    b = band[band["label"] == label].sort_values("x")
+                    if b.empty:
+                        continue
+                    lo = b["lo"].where(b["lo"] > 0, 0.01 * b["measured"])
+                    ax.fill_between(b["x"], lo, b["hi"], color=palette[label], alpha=0.18, linewidth=0)
+                    for k in kinds:
+                        curve = b[["x", k]].dropna()
+                        if curve.empty:
+                            continue
+                        dashes = STYLES[k][0]
+                        ax.plot(curve["x"], curve[k], color=palette[label], linewidth=1.2,
+                                linestyle=(0, dashes) if dashes else "-")
+                        if k == "measured":
+                            ax.scatter(curve["x"], curve[k], color=palette[label], s=16, linewidth=0, zorder=3)
+                ax.set_yscale("log")
+                ax.set_xscale(config.xscale, **({"base": 2} if config.xscale == "log" else {}))
+                ax.set_title(panel or config.title, fontsize=9)
+                if i + cols >= len(panels):  # the lowest panel of its column (the x axis is shared)
+                    ax.set_xlabel(X_LABELS[config.x])
+                ax.set_ylabel(Y_LABELS[config.y])
+            handles = [Line2D([], [], color=palette[lab], marker="o", label=lab) for lab in labels]
+            handles += [
+                Line2D(
+                    [],
+                    [],
+                    color="0.3",
+                    linestyle=(0, STYLES[k][0]) if STYLES[k][0] else "-",
+                    marker=STYLES[k][1],
+                    label="measured (95% band)" if k == "measured" else KIND_NAMES[k],
+                )
+                for k in kinds
+            ]
+            fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), frameon=False,
+                       fontsize=8)
+            fig.suptitle(config.title, fontsize=10)
+            path = save_figure_atomic(fig, path, dpi=PLOT_STYLE["dpi"])
         finally:
-            plt.close(g.figure)
+            plt.close(fig)
     return path
