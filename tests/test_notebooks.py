@@ -1,12 +1,15 @@
 """The notebooks (notebooks/*.py, jupytext py:percent) execute end to end in smoke mode (KT_SMOKE=1).
 
-Each notebook is converted with jupytext and executed by nbclient in a real Jupyter kernel (ipykernel's
-``python3``), so a failing cell fails the test with its traceback. Without a kernel (no ipykernel), the
-py:percent file is run as a plain script instead, which executes the same cells in order.
+By default each notebook's cells run in order in the test process (the py:percent file is the notebook's code,
+so this executes the same cells without starting a kernel and importing torch again: a failing cell fails the
+test with its traceback). The slow tier (``-m slow``) converts each with jupytext and executes it by nbclient in a
+real Jupyter kernel (ipykernel's ``python3``); without a kernel it runs the file as a plain script.
 """
 
 from __future__ import annotations
 
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +38,40 @@ def test_every_topic_has_a_notebook():
     assert {"01_unbiasedness", "02_variance_formulas", "03_turing_construction", "04_sparsity"} <= names
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_is_py_percent_and_runs_in_smoke_mode(path, monkeypatch, tmp_path):
+def _read_notebook(path: Path):
     nb = jupytext.read(path)
     assert nb.metadata["jupytext"]["text_representation"]["format_name"] == "percent"
     kinds = [c.cell_type for c in nb.cells]
     assert kinds.count("markdown") >= 2 and kinds.count("code") >= 3
+    return nb
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_py_percent_and_its_cells_run_in_smoke_mode(path, monkeypatch):
+    _read_notebook(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("KT_SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(path.parent)
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    before = set(sys.modules)
+    try:
+        runpy.run_path(os.fspath(path), run_name="__main__")
+    finally:
+        plt.close("all")
+        for name in set(sys.modules) - before:  # helper modules a notebook imports from its folder
+            if getattr(sys.modules[name], "__file__", "") and str(path.parent) in str(sys.modules[name].__file__):
+                del sys.modules[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_py_percent_and_runs_in_smoke_mode(path, monkeypatch, tmp_path):
+    nb = _read_notebook(path)
     monkeypatch.setenv("KT_SMOKE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     if _kernel_available():
