@@ -79,7 +79,8 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
 
     Each component's formula is in :mod:`kerneltheory.theory` (``*_covariance``); data-dependent maps (OPRF,
     SADERF) use the statistics of the sequences ``x`` and ``keys``. Raises :class:`ClosedFormUnavailable`
-    where the estimator has no closed-form variance. Proof: proofs/attention_ratio.md.
+    where the estimator has no closed-form variance, or where its law's rows are dependent (``law.iid_rows`` false)
+    and no formula covers them. Proof: proofs/attention_ratio.md.
     """
     x = check_points(x, "x", dim=estimator.dim)
     keys = check_points(keys, "keys", dim=estimator.dim)
@@ -88,6 +89,9 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     if not estimator.claims.variance or estimator.law is None:
         raise ClosedFormUnavailable(f"{estimator.name} has no closed-form covariance")
     comp, law, m = estimator.component, estimator.law, estimator.num_features
+    if not law.iid_rows:  # every formula below assumes iid frequencies
+        raise ClosedFormUnavailable(f"{estimator.name}: the {law.name} law's rows are not iid, and no covariance "
+                                    "formula covers its dependent rows")
     name = comp.name
     if name in ("trig", "trig_phase"):
         tau = x.unsqueeze(-2) - keys.unsqueeze(-3)  # [nq, n, d]
