@@ -426,7 +426,7 @@ def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor
 
 
 ORF_CROSS_MAX_SIZE = 100.0  # largest (‖a‖² + ‖b‖²)/2 at which orf_pair_cross_excess's quadrature was measured
-ORF_CROSS_MAX_DIM = 64  # largest d measured (at d = 128 ₁F₁ overflows at size ≈ 100; at d = 256 "cos" loses accuracy)
+ORF_CROSS_MAX_DIM = 64  # largest d measured (at d = 128 ₁F₁ overflows near size 90; at d = 256 "cos" loses accuracy)
 _CROSS_CHUNK = 2**21  # quadrature points evaluated at once
 
 
