@@ -34,11 +34,11 @@ def _inputs(g: torch.Generator, dim: int = DIM, nq: int = 2, n: int = 4, std: fl
 
 
 def test_covariance_diagonal_is_the_claimed_variance_for_every_estimator(kt_generator):
-    """For every registered estimator: key_covariance either refuses (ClosedFormUnavailable) or returns a symmetric
-    [nq, n, n] tensor whose diagonal is estimator.variance (for iid laws the same formula at y_k = y_j; for ORF the
-    cross-pair quadrature against Step 5's series, measured within 1e-13 relative at these sizes, far inside
-    the tolerance). Refusing is always allowed; returning a formula that disagrees with the claim is what this
-    catches (the iid formula for ORF did)."""
+    """For every registered estimator: key_covariance either refuses (ClosedFormUnavailable) or returns a symmetric,
+    positive semi-definite [nq, n, n] tensor whose diagonal is estimator.variance (for iid laws the same formula
+    at y_k = y_j; for ORF the cross-pair quadrature against Step 5's series, measured within 1e-13 relative at
+    these sizes, far inside the tolerance). Refusing is always allowed; returning a formula that disagrees with
+    the claim is what this catches (the iid formula for ORF did)."""
     q, k = _inputs(kt_generator)
     answered = []
     for name in E.list():
@@ -54,6 +54,7 @@ def test_covariance_diagonal_is_the_claimed_variance_for_every_estimator(kt_gene
         scale = 1e-12 * float(var.abs().max())  # rounding of sums of terms of the size of the variances
         torch.testing.assert_close(torch.diagonal(cov, dim1=-2, dim2=-1), var, rtol=1e-12, atol=scale, msg=name)
         torch.testing.assert_close(cov, cov.transpose(-1, -2), rtol=1e-12, atol=scale, msg=name)
+        assert float(torch.linalg.eigvalsh(cov).min()) >= -scale, name  # a covariance matrix is PSD
     assert {"positive/gaussian", "trig/gaussian", "trig_phase/gaussian", "hyperbolic/gaussian", "oprf/gaussian",
             "poisrf/poisson", *ORF} <= set(answered)
 

@@ -75,8 +75,9 @@ def _pair_sums(a: torch.Tensor) -> torch.Tensor:
 
 
 def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    r"""C[i, j, k] = Cov(K̂(x_i, y_j), K̂(x_i, y_k)) of one draw of ``estimator`` (m iid frequencies), for queries
-    ``x`` ``[nq, d]`` and keys ``keys`` ``[n, d]``: ``[nq, n, n]``; its diagonal is ``estimator.variance``.
+    r"""C[i, j, k] = Cov(K̂(x_i, y_j), K̂(x_i, y_k)) of one draw of ``estimator`` (m iid frequencies, or ORF
+    blocks), for queries ``x`` ``[nq, d]`` and keys ``keys`` ``[n, d]``: ``[nq, n, n]``; its diagonal is
+    ``estimator.variance``.
 
     Each component's formula is in :mod:`kerneltheory.theory` (``*_covariance``); data-dependent maps (OPRF,
     SADERF) use the statistics of the sequences ``x`` and ``keys``. Raises :class:`ClosedFormUnavailable`
