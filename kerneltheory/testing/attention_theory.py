@@ -43,6 +43,7 @@ from scipy import stats
 from .. import estimators as E
 from .. import theory
 from .._validation import check_int, check_points, check_real, generator_for
+from ..features.positive import _is_chi_orf
 from ..spectral.base import ClosedFormUnavailable
 from .attention_checks import wls_slope
 from .checks import GUARD, CheckResult
@@ -74,12 +75,16 @@ def _pair_sums(a: torch.Tensor) -> torch.Tensor:
 
 
 def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    r"""C[i, j, k] = Cov(K̂(x_i, y_j), K̂(x_i, y_k)) of one draw of ``estimator`` (m iid frequencies), for queries
-    ``x`` ``[nq, d]`` and keys ``keys`` ``[n, d]``: ``[nq, n, n]``; its diagonal is ``estimator.variance``.
+    r"""C[i, j, k] = Cov(K̂(x_i, y_j), K̂(x_i, y_k)) of one draw of ``estimator`` (m iid frequencies, or ORF
+    blocks), for queries ``x`` ``[nq, d]`` and keys ``keys`` ``[n, d]``: ``[nq, n, n]``; its diagonal is
+    ``estimator.variance``.
 
     Each component's formula is in :mod:`kerneltheory.theory` (``*_covariance``); data-dependent maps (OPRF,
     SADERF) use the statistics of the sequences ``x`` and ``keys``. Raises :class:`ClosedFormUnavailable`
-    where the estimator has no closed-form variance. Proof: proofs/attention_ratio.md.
+    where the estimator has no closed-form variance, or where its law's rows are dependent (``law.iid_rows`` false)
+    and no formula covers them; ORF with χ_d norms (positive features for SM, paired trig features) has the exact
+    formula of :func:`kerneltheory.theory.orf_positive_covariance` / :func:`~kerneltheory.theory.orf_trig_covariance`
+    (proofs/orthogonal_variance.md, Cross pairs). Proof: proofs/attention_ratio.md.
     """
     x = check_points(x, "x", dim=estimator.dim)
     keys = check_points(keys, "keys", dim=estimator.dim)
@@ -88,6 +93,19 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     if not estimator.claims.variance or estimator.law is None:
         raise ClosedFormUnavailable(f"{estimator.name} has no closed-form covariance")
     comp, law, m = estimator.component, estimator.law, estimator.num_features
+    if not law.iid_rows:  # every formula below assumes iid frequencies; ORF (χ_d norms) has its own
+        xq, y1, y2 = x[:, None, None, :], keys[None, :, None, :], keys[None, None, :, :]
+        if estimator.dim > theory.ORF_CROSS_MAX_DIM and _is_chi_orf(law):
+            raise ClosedFormUnavailable(f"{estimator.name}: the ORF cross-pair quadrature is measured for "
+                                        f"d ≤ {theory.ORF_CROSS_MAX_DIM}, got d = {estimator.dim}")
+        if comp.name == "positive" and comp.h == "softmax" and _is_chi_orf(law, std=1.0):
+            return theory.orf_positive_covariance(xq, y1, y2, m)
+        if comp.name == "trig" and _is_chi_orf(law):
+            lw = comp.log_weight(x) + comp.log_weight(keys).transpose(-1, -2)  # log w(x)w(y_j): [nq, n]
+            cov = theory.orf_trig_covariance(xq, y1, y2, m, std=law.std)
+            return cov * torch.exp(lw.unsqueeze(-1) + lw.unsqueeze(-2))
+        raise ClosedFormUnavailable(f"{estimator.name}: the {law.name} law's rows are not iid, and no covariance "
+                                    "formula covers its dependent rows")
     name = comp.name
     if name in ("trig", "trig_phase"):
         tau = x.unsqueeze(-2) - keys.unsqueeze(-3)  # [nq, n, d]
