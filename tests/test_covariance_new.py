@@ -123,6 +123,26 @@ def test_formulas_refuse_bad_input(kt_generator):
         theory.sderf_covariance(x * 1e3, x, x, v, t, 8)
 
 
+def test_cross_moment_algebra_sympy():
+    """The steps of proofs/attention_ratio.md, item 6, per coordinate (every exponent is a sum over coordinates):
+    the three HRF cross moments over SM·SM', SDERF's w = 2z at y' = y, and the three-point identity
+    II' = (I + I' − J)/2 for the separation indicators of one angular row."""
+    sp = pytest.importorskip("sympy")
+    x, y, y2 = sp.symbols("x y y2", real=True)
+    z, z2, tau, tau2, log_kk = x + y, x + y2, x - y, x - y2, x * y + x * y2
+    pos = -(x**2) - (y**2 + y2**2) / 2 + (z + z2) ** 2 / 2 - log_kk  # E a a' / (SM SM') = e^{z z'}
+    assert sp.expand(pos - z * z2) == 0
+    trig = x**2 + (y**2 + y2**2) / 2 - log_kk  # E b b' = that · ½(e^{−(τ+τ')²/2} + e^{−(τ−τ')²/2})
+    assert sp.expand(trig - (tau + tau2) ** 2 / 2 + tau * tau2) == 0
+    assert sp.expand(trig - (tau - tau2) ** 2 / 2 - tau * tau2) == 0
+    mixed = (y2**2 - y**2) / 2 + (z**2 - tau2**2) / 2 - log_kk  # E a b' = SM SM' cos(z τ')
+    assert sp.expand(mixed) == 0
+    assert sp.expand((2 * x + y + y) ** 2 / 2 - 2 * z**2) == 0
+    for sx, sy, sy2 in ((a, b, c) for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)):
+        i, i2, j = int(sx != sy), int(sx != sy2), int(sy != sy2)
+        assert 2 * i * i2 == i + i2 - j
+
+
 # -- (b) Monte Carlo, (d) its power ------------------------------------------------------------------------------
 
 
