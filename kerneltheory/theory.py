@@ -688,6 +688,92 @@ def geomrf_covariance(x, y, y2, p: float, num_features: int) -> torch.Tensor:
     return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
 
 
+def _sderf_spectrum(t) -> torch.Tensor:
+    """SDERF's t as a tensor, checked: finite and t > ½ (I − 8A ≻ 0 with A = V diag((1 − t)/4) Vᵀ)."""
+    t = torch.as_tensor(t)
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0.5).any()):
+        raise ValueError("t must be finite and > 1/2 in every coordinate (I - 8A positive definite)")
+    return t
+
+
+@finite_result("x", "y", "y2", points=("x", "y", "y2"))
+def sderf_cross_moment_log(x, y, y2, v, t) -> torch.Tensor:
+    r"""log E[g(ω; x, y) g(ω; x, y')] for one SDERF frequency ω ~ N(0, I), ``x``, ``y``, ``y2`` ``[..., d]``;
+    ``v`` ``[..., d, d]`` (orthonormal columns v_l) and ``t`` ``[..., d]`` (every t_l > ½) broadcast against
+    the batch shape ``[...]`` of the points. With w = 2x + y + y':
+
+        Σ_l log t_l − ½ Σ_l log(2t_l − 1) + ½ Σ_l t_l/(2t_l − 1)·(v_lᵀw)² − ‖x‖² − (‖y‖² + ‖y'‖²)/2.
+
+    Derivation: g(ω; x, y) = D² e^{2ωᵀAω + ωᵀB(x + y) − (‖x‖² + ‖y‖²)/2} with A = V diag((1 − t)/4) Vᵀ,
+    B = V diag(√t) Vᵀ, D⁴ = Π t_l, so g g' = D⁴ e^{4ωᵀAω + ωᵀBw − ‖x‖² − (‖y‖² + ‖y'‖²)/2}, and
+    E e^{ωᵀQω + ωᵀu} = det(I − 2Q)^{−1/2} e^{uᵀ(I − 2Q)⁻¹u/2} at Q = 4A (I − 2Q = V diag(2t − 1) Vᵀ), u = Bw.
+    At y' = y (w = 2z) it is the second moment of proofs/dense_exponential.md, item 2.
+    Proof: proofs/attention_ratio.md.
+    """
+    t = _sderf_spectrum(t).to(x.dtype)
+    v = torch.as_tensor(v).to(x.dtype)
+
+    def coords(u: torch.Tensor) -> torch.Tensor:  # (v_lᵀu)_l
+        return (u.unsqueeze(-2) @ v).squeeze(-2)
+
+    wv = 2.0 * coords(x) + (coords(y) + coords(y2))
+    const = torch.log(t).sum(-1) - 0.5 * torch.log(2 * t - 1).sum(-1)
+    quad = (t / (2 * t - 1) * wv * wv).sum(-1)
+    return const + 0.5 * quad - _sq(x) - 0.5 * (_sq(y) + _sq(y2))
+
+
+@finite_result("x", "y", "y2", points=("x", "y", "y2"))
+def sderf_covariance(x, y, y2, v, t, num_features: int) -> torch.Tensor:
+    r"""SDERF: Cov(K̂(x, y), K̂(x, y')) = SM(x, y)SM(x, y')·(e^{L − xᵀy − xᵀy'} − 1)/m with L
+    :func:`sderf_cross_moment_log` (``v``, ``t`` as there). At y' = y it is SDERF's variance.
+    Proof: proofs/attention_ratio.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    log_kk = (x * y).sum(-1) + (x * y2).sum(-1)
+    return torch.exp(log_kk) * torch.expm1(sderf_cross_moment_log(x, y, y2, v, t) - log_kk) / m
+
+
+def _angle_fraction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(λ, zero) for broadcastable ``[..., d]`` x, y: λ = θ/π (½ where x or y is 0) and whether x or y is 0."""
+    nx, ny = x.norm(dim=-1, keepdim=True), y.norm(dim=-1, keepdim=True)
+    zero = (nx * ny)[..., 0] == 0
+    u = x / torch.where(nx > 0, nx, torch.ones_like(nx))
+    w = y / torch.where(ny > 0, ny, torch.ones_like(ny))
+    # θ = 2·atan2(‖u − w‖, ‖u + w‖): accurate to rounding at θ ≈ 0 and θ ≈ π, where arccos(uᵀw) loses half the
+    # digits (an error of √ε in θ made HRF's variance 4e-11 instead of 0 at y = x)
+    theta = 2 * torch.atan2((u - w).norm(dim=-1), (u + w).norm(dim=-1))
+    return torch.where(zero, torch.full_like(theta, 0.5), theta / math.pi), zero
+
+
+@finite_result("x", "y", "y2", points=("x", "y", "y2"))
+def hrf_covariance(x, y, y2, num_features: int, angular_features: int) -> torch.Tensor:
+    r"""Angular HRF (iid N(0, I) rows, n angular frequencies): Cov(ŜM(x, y), ŜM(x, y')) for ``[..., d]`` inputs.
+
+    With z = x + y, τ = x − y (z', τ' at y'), λ = θ_{x,y}/π, λ' = θ_{x,y'}/π, μ = θ_{y,y'}/π (½ at a zero
+    vector) and the weights' covariance c = Cov(λ̂, λ̂') = ((λ + λ' − μ)/2 − λλ')/n (0 when x = 0):
+
+        Cov = SM·SM'/m · [(λλ' + c)(e^{zᵀz'} − 1) + (λ(1 − λ') − c)(cos(zᵀτ') − 1)
+                          + ((1 − λ)λ' − c)(cos(z'ᵀτ) − 1) + ((1 − λ)(1 − λ') + c)(cosh(τᵀτ') − 1)].
+
+    Each bracket is E[ab']/(SM·SM') − 1 for one row's positive (a) or trigonometric (b) term; the weights are
+    independent of the rows and sum to 1, so SM·SM' cancels. At y' = y (μ = 0, c = λ(1 − λ)/n) it is the
+    variance of proofs/hybrid.md, item 2. Proof: proofs/attention_ratio.md.
+    """
+    m = check_int(num_features, "num_features", minimum=1)
+    n = check_int(angular_features, "angular_features", minimum=1)
+    lam, zero = _angle_fraction(x, y)
+    lam2, zero2 = _angle_fraction(x, y2)
+    mu, _ = _angle_fraction(y, y2)
+    c = torch.where(zero | zero2, torch.zeros_like(lam), ((lam + lam2 - mu) / 2 - lam * lam2) / n)
+    z, z2, tau, tau2 = x + y, x + y2, x - y, x - y2
+    pos = torch.expm1((z * z2).sum(-1))
+    pos_trig = -2 * torch.sin((z * tau2).sum(-1) / 2) ** 2  # cos u − 1
+    trig_pos = -2 * torch.sin((z2 * tau).sum(-1) / 2) ** 2
+    trig = 2 * torch.sinh((tau * tau2).sum(-1) / 2) ** 2  # cosh u − 1
+    bracket = ((lam * lam2 + c) * pos + (lam * (1 - lam2) - c) * pos_trig + ((1 - lam) * lam2 - c) * trig_pos
+               + ((1 - lam) * (1 - lam2) + c) * trig)
+    return torch.exp((x * y).sum(-1) + (x * y2).sum(-1)) * bracket / m
+
+
 # ---------------------------------------------------------------------------------------------------
 # Linear attention as a ratio estimator (delta method; proofs/attention_ratio.md)
 # ---------------------------------------------------------------------------------------------------

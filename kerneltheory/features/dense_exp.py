@@ -65,13 +65,15 @@ def sderf_parameters(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
 
 def sderf_log_second_moment(x, y, v, t) -> torch.Tensor:
     """log E(f(x)f(y))² of one SDERF feature pair, pairwise ``[..., n, n']`` (proofs/dense_exponential.md):
-    Σ log t − ½ Σ log(2t − 1) + 2 Σ_l t_l/(2t_l − 1) (v_lᵀ(x + y))² − ‖x‖² − ‖y‖²."""
-    xv, yv = x @ v, y @ v
-    zv = xv.unsqueeze(-2) + yv.unsqueeze(-3)  # [..., n, n', d]
-    t = t.unsqueeze(-2).unsqueeze(-2)
-    quad = (t / (2 * t - 1) * zv * zv).sum(-1)
-    const = torch.log(t).sum(-1) - 0.5 * torch.log(2 * t - 1).sum(-1)
-    return const + 2 * quad - sq_norm(x) - sq_norm(y).transpose(-1, -2)
+    Σ log t − ½ Σ log(2t − 1) + 2 Σ_l t_l/(2t_l − 1) (v_lᵀ(x + y))² − ‖x‖² − ‖y‖², the cross moment
+    :func:`kerneltheory.theory.sderf_cross_moment_log` at y' = y."""
+    xp, yp, vp, tp = _pairwise(x, y, v, t)
+    return theory.sderf_cross_moment_log(xp, yp, yp, vp, tp)
+
+
+def _pairwise(x, y, v, t):
+    """x ``[..., n, d]``, y ``[..., n', d]``, v ``[..., d, d]``, t ``[..., d]`` shaped to broadcast pairwise."""
+    return x.unsqueeze(-2), y.unsqueeze(-3), v[..., None, None, :, :], t[..., None, None, :]
 
 
 class SDERF(Component):
@@ -122,9 +124,8 @@ class SDERF(Component):
         return law is not None and law.iid_rows and law.reference is law and standard_gaussian_reference(law)
 
     def variance(self, law, x, y, num_features, stats):
-        v, t = self._params(stats, x)
-        log_k = x @ y.transpose(-1, -2)
-        return (torch.exp(sderf_log_second_moment(x, y, v, t)) - torch.exp(2 * log_k)) / num_features
+        xp, yp, vp, tp = _pairwise(x, y, *self._params(stats, x))
+        return theory.sderf_covariance(xp, yp, yp, vp, tp, num_features)
 
 
 def _sym_power(m: torch.Tensor, power: float) -> torch.Tensor:

@@ -35,37 +35,15 @@ from .positive import Positive
 from .trig import Trig
 
 
-def _angle_fraction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(λ, zero) for broadcastable ``[..., d]`` x, y: λ = θ/π (½ where x or y is 0) and whether x or y is 0."""
-    nx, ny = x.norm(dim=-1, keepdim=True), y.norm(dim=-1, keepdim=True)
-    zero = (nx * ny)[..., 0] == 0
-    u = x / torch.where(nx > 0, nx, torch.ones_like(nx))
-    v = y / torch.where(ny > 0, ny, torch.ones_like(ny))
-    # θ = 2·atan2(‖u − v‖, ‖u + v‖): accurate to rounding at θ ≈ 0 and θ ≈ π, where arccos(uᵀv) loses half the
-    # digits (an error of √ε in θ made HRF's variance 4e-11 instead of 0 at y = x)
-    theta = 2 * torch.atan2((u - v).norm(dim=-1), (u + v).norm(dim=-1))
-    return torch.where(zero, torch.full_like(theta, 0.5), theta / math.pi), zero
-
-
 def hrf_variance(x, y, num_features: int, angular_features: int) -> torch.Tensor:
     r"""Var ŜM of one HRF draw with iid N(0, I) frequencies, for broadcastable ``[..., d]`` x, y (proofs/hybrid.md,
     item 2):
 
     E ŜM² = E[λ̂²]E[Â²] + 2E[λ̂(1 − λ̂)]E[ÂB̂] + E[(1 − λ̂)²]E[B̂²], with E λ̂ = λ, Var λ̂ = λ(1 − λ)/n (0 when x or y
-    is 0), E Â² = Var₊ + SM², E B̂² = Var_t + SM², E ÂB̂ = SM² + (e^{2xᵀy} cos(‖x‖² − ‖y‖²) − SM²)/m.
+    is 0), E Â² = Var₊ + SM², E B̂² = Var_t + SM², E ÂB̂ = SM² + (e^{2xᵀy} cos(‖x‖² − ‖y‖²) − SM²)/m; evaluated
+    as the covariance :func:`kerneltheory.theory.hrf_covariance` at y' = y.
     """
-    m = check_int(num_features, "num_features", minimum=1)
-    n = check_int(angular_features, "angular_features", minimum=1)
-    sm2 = torch.exp(2 * (x * y).sum(-1))
-    lam, zero = _angle_fraction(x, y)
-    var_lam = torch.where(zero, torch.zeros_like(lam), lam * (1 - lam) / n)
-    e_a2 = theory.softmax_positive_variance(x, y, m) + sm2
-    e_b2 = theory.softmax_trig_variance(x, y, m) + sm2
-    e_ab = sm2 + sm2 * (torch.cos((x * x).sum(-1) - (y * y).sum(-1)) - 1) / m
-    e_l2 = lam * lam + var_lam
-    e_l1 = lam - e_l2  # E λ̂(1 − λ̂)
-    e_1l2 = (1 - lam) ** 2 + var_lam
-    return e_l2 * e_a2 + 2 * e_l1 * e_ab + e_1l2 * e_b2 - sm2
+    return theory.hrf_covariance(x, y, y, num_features, angular_features)
 
 
 class HRF(Component):

@@ -34,7 +34,7 @@ over the ε at which the bound equals δ.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -80,11 +80,12 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     ``estimator.variance``.
 
     Each component's formula is in :mod:`kerneltheory.theory` (``*_covariance``); data-dependent maps (OPRF,
-    SADERF) use the statistics of the sequences ``x`` and ``keys``. Raises :class:`ClosedFormUnavailable`
-    where the estimator has no closed-form variance, or where its law's rows are dependent (``law.iid_rows`` false)
-    and no formula covers them; ORF with χ_d norms (positive features for SM, paired trig features) has the exact
-    formula of :func:`kerneltheory.theory.orf_positive_covariance` / :func:`~kerneltheory.theory.orf_trig_covariance`
-    (proofs/orthogonal_variance.md, Cross pairs). Proof: proofs/attention_ratio.md.
+    SADERF, ADERF, SDERF) use the statistics of the sequences ``x`` and ``keys``. Raises
+    :class:`ClosedFormUnavailable` where the estimator has no closed-form variance, or where its law's rows are
+    dependent (``law.iid_rows`` false) and no formula covers them; ORF with χ_d norms (positive features for SM,
+    paired trig features) has the exact formula of :func:`kerneltheory.theory.orf_positive_covariance` /
+    :func:`~kerneltheory.theory.orf_trig_covariance` (proofs/orthogonal_variance.md, Cross pairs).
+    Proof: proofs/attention_ratio.md.
     """
     x = check_points(x, "x", dim=estimator.dim)
     keys = check_points(keys, "keys", dim=estimator.dim)
@@ -130,7 +131,7 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
             lhh.unsqueeze(-1), lm.unsqueeze(-1), lmn.unsqueeze(-1), lhh.unsqueeze(-2), lm.unsqueeze(-2),
             lmn.unsqueeze(-2), law.log_mgf(zz), law.log_mgf(-zz), law.log_mgf(diff), law.log_mgf(-diff), m,
         )
-    if name in ("gerf", "oprf", "saderf"):
+    if name in ("gerf", "oprf", "saderf", "aderf"):  # ADERF is OPRF on (Ψx, Ψ⁻¹y), a dense Ψ
         st = comp.statistics(x, keys) if comp.data_dependent else {}
         xt, kt = comp._transform(x, st, "query"), comp._transform(keys, st, "key")
         a = comp._a(st, xt)
@@ -145,6 +146,11 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
         return theory.poisrf_covariance(xq, y1, y2, comp.rate, m)
     if name == "geomrf":
         return theory.geomrf_covariance(xq, y1, y2, comp.p, m)
+    if name == "sderf":
+        v, t = comp._params(comp.statistics(x, keys), x)
+        return theory.sderf_covariance(xq, y1, y2, v, t, m)
+    if name == "hrf":
+        return theory.hrf_covariance(xq, y1, y2, m, comp._n(m))
     raise ClosedFormUnavailable(f"no covariance formula for the {name} component")
 
 
@@ -188,15 +194,17 @@ def attention_ratio_check(
     inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     input_norm: float = 0.3,
     covariance: Callable = key_covariance,
+    estimator_kw: Mapping | None = None,
 ) -> CheckResult:
     """Test that m·bias and m·MSE of linear attention (one draw of features, every key) tend to the delta
     method's constants (module docstring). ``estimator``: a registry name or a factory ``m -> estimator``
     (with ``.kernel``, ``.draw(generator, batch)``, ``.claims``; planted defects go through it); ``inputs``
     ``(queries [nq, d], keys [n, d], values [n, d_v])``, else 2 queries, 8 keys, 2 value columns from ``seed``
     (queries and keys in random directions, of norm ``input_norm``); ``covariance(estimator, queries, keys)``
-    gives the predicted covariances (a planted wrong one goes through it). Refused when more than 1% of the
-    draws of a map that is not positive fall outside D̂ > D/2 (the expansion is then not the estimator's);
-    failed when an output or a moment is not finite."""
+    gives the predicted covariances (a planted wrong one goes through it); ``estimator_kw`` goes to
+    :func:`kerneltheory.estimators.get` with a registry name (e.g. HRF's ``angular_features``). Refused when
+    more than 1% of the draws of a map that is not positive fall outside D̂ > D/2 (the expansion is then not
+    the estimator's); failed when an output or a moment is not finite."""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
     alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
@@ -211,8 +219,10 @@ def attention_ratio_check(
         q, k, v = (check_points(t, f"inputs[{i}]") for i, t in enumerate(inputs))
         if not (q.dim() == k.dim() == v.dim() == 2) or v.shape[0] != k.shape[0]:
             raise ValueError("inputs must be (queries [nq, d], keys [n, d], values [n, d_v])")
-    factory = (lambda m: E.get(estimator, dim, m)) if isinstance(estimator, str) else estimator
+    kw = dict(estimator_kw or {})
+    factory = (lambda m: E.get(estimator, dim, m, **kw)) if isinstance(estimator, str) else estimator
     label = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "custom")
+    label += f" ({', '.join(f'{key}={val}' for key, val in kw.items())})" if kw else ""
     base = dict(name=f"attention ratio bias/MSE ~ 1/m: {label}", claim="attention ratio", alpha=alpha,
                 sample_size=r * len(ms), seed=int(seed))
     need = max(MIN_DRAWS, 4 * BATCHES)
@@ -410,7 +420,11 @@ def finite_set_uniform_check(
 # Rows for the report
 # ---------------------------------------------------------------------------------------------------
 
-RATIO_ESTIMATORS = ("positive/gaussian", "hyperbolic/gaussian", "oprf/gaussian", "trig/gaussian", "trig_phase/gaussian")
+RATIO_ESTIMATORS = ("positive/gaussian", "hyperbolic/gaussian", "oprf/gaussian", "trig/gaussian", "trig_phase/gaussian",
+                    "sderf/gaussian", "aderf/gaussian", "hrf/gaussian")
+# HRF with n = m angular features has 3m(m + 1) features and a covariance that is not Σ/m (its c/(nm) term): a
+# fixed n keeps C = Σ/m, the check's model, and the feature count 3m(n + 1) small
+RATIO_ESTIMATOR_KW = {"hrf/gaussian": {"angular_features": 4}}
 
 
 def attention_theory_rows(quick: bool = True, *, base_seed: int = 0, alpha: float = 1e-6) -> list[CheckResult]:
@@ -421,7 +435,8 @@ def attention_theory_rows(quick: bool = True, *, base_seed: int = 0, alpha: floa
     names = RATIO_ESTIMATORS[:4] if quick else RATIO_ESTIMATORS
     ratio_kw = dict(draws=4000) if quick else dict(draws=16000, ms=(64, 256, 1024, 4096))
     rows = [
-        attention_ratio_check(n, seed=seed_for(f"attention_ratio:{n}", base_seed), alpha=alpha, **ratio_kw)
+        attention_ratio_check(n, seed=seed_for(f"attention_ratio:{n}", base_seed), alpha=alpha,
+                              estimator_kw=RATIO_ESTIMATOR_KW.get(n), **ratio_kw)
         for n in names
     ]
     draws = 128 if quick else 512
