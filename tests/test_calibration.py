@@ -5,7 +5,8 @@ family's exact variance and bound where it has them, as the claim matrix runs it
 closed form is claimed) are run on many independent seeds of correct draws at small levels α′. The observed
 rejection rate among the applied checks must be within its one-sided binomial bound (level 10⁻³) at every α′:
 the declared α holds in the tail, not only on average. The quick tier runs OPRF at α′ = 10⁻² (trig and positive
-features are calibrated in the quick tier by tests/test_verification.py); the slow tier runs every family with 1000 seeds at α′ ∈ {10⁻², 10⁻³}.
+features are calibrated in the quick tier by tests/test_verification.py); the slow tier runs every family with
+1000 seeds at α′ ∈ {10⁻², 10⁻³}.
 """
 
 from __future__ import annotations
