@@ -276,3 +276,18 @@ def test_ratio_check_passes_orf_at_default_size(name, kt_seed, one_thread):
     """The default grid m ∈ {64, 256, 1024} (about 3 s each)."""
     r = attention_ratio_check(name, seed=kt_seed, alpha=ALPHA)
     assert r.passed and not r.refused, r
+
+
+def test_every_estimator_with_a_closed_form_variance_has_its_covariance(kt_generator):
+    """The attention ratio theory covers the registry: every estimator that claims a closed-form variance gets its
+    covariance (deterministic maps: exactly 0), and every other estimator is refused."""
+    q, k = _inputs(kt_generator)
+    for name in E.list():
+        est = E.get(name, DIM, M)
+        if est.claims.variance:
+            cov = key_covariance(est, q, k)
+            if est.law is None:
+                assert not bool(cov.any()) and bool(est.variance(q, k).eq(0).all()), name
+        else:
+            with pytest.raises(ClosedFormUnavailable):
+                key_covariance(est, q, k)

@@ -85,14 +85,17 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     dependent (``law.iid_rows`` false) and no formula covers them; ORF with χ_d norms (positive features for SM,
     paired trig features) has the exact formula of :func:`kerneltheory.theory.orf_positive_covariance` /
     :func:`~kerneltheory.theory.orf_trig_covariance` (proofs/orthogonal_variance.md, Cross pairs).
+    A deterministic map (no law: elu + 1, Based, ReBased, ...) has C = 0: its linear attention is exact.
     Proof: proofs/attention_ratio.md.
     """
     x = check_points(x, "x", dim=estimator.dim)
     keys = check_points(keys, "keys", dim=estimator.dim)
     if x.dim() != 2 or keys.dim() != 2:
         raise ValueError(f"x and keys must have shape [n, d], got {tuple(x.shape)} and {tuple(keys.shape)}")
-    if not estimator.claims.variance or estimator.law is None:
+    if not estimator.claims.variance:
         raise ClosedFormUnavailable(f"{estimator.name} has no closed-form covariance")
+    if estimator.law is None:  # a deterministic map (elu + 1, Based, ...): K̂ = K for every draw, so C = 0
+        return torch.zeros(x.shape[0], keys.shape[0], keys.shape[0], dtype=x.dtype, device=x.device)
     comp, law, m = estimator.component, estimator.law, estimator.num_features
     if not law.iid_rows:  # every formula below assumes iid frequencies; ORF (χ_d norms) has its own
         xq, y1, y2 = x[:, None, None, :], keys[None, :, None, :], keys[None, None, :, :]
@@ -420,8 +423,9 @@ def finite_set_uniform_check(
 # Rows for the report
 # ---------------------------------------------------------------------------------------------------
 
-RATIO_ESTIMATORS = ("positive/gaussian", "hyperbolic/gaussian", "oprf/gaussian", "trig/gaussian", "trig_phase/gaussian",
-                    "sderf/gaussian", "aderf/gaussian", "hrf/gaussian")
+RATIO_ESTIMATORS = ("positive/gaussian", "hyperbolic/gaussian", "oprf/gaussian", "trig/gaussian",
+                    "trig_phase/gaussian", "sderf/gaussian", "aderf/gaussian", "hrf/gaussian",
+                    "positive/orthogonal", "trig/orthogonal")  # ORF: d = 4 divides every m of the grids
 # HRF with n = m angular features has 3m(m + 1) features and a covariance that is not Σ/m (its c/(nm) term): a
 # fixed n keeps C = Σ/m, the check's model, and the feature count 3m(n + 1) small
 RATIO_ESTIMATOR_KW = {"hrf/gaussian": {"angular_features": 4}}
