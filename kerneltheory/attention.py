@@ -535,7 +535,8 @@ def _rescale(state: torch.Tensor | None, m_old: torch.Tensor | None, m_new: torc
     (a feature whose old max is −∞ has only zero rows)."""
     if state is None or m_old is None or m_new is m_old:
         return state
-    factor = torch.where(torch.isfinite(m_old), torch.exp(m_old - m_new), torch.zeros_like(m_new))
+    # M_old = −∞ (a feature no key has reached) gives exp(−∞) = 0, or exp(NaN) when M_new = −∞ too: 0 either way
+    factor = torch.exp(m_old - m_new).nan_to_num_(0.0)
     return state * factor.transpose(-1, -2)
 
 
@@ -583,7 +584,7 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
         state = _rescale(state, m, m_new)
         fq = src.queries(sl, m_new)
         v_aug = _with_ones(v[..., sl, :])
-        block = (fq @ fk.transpose(-1, -2)).tril()
+        block = (fq @ fk.transpose(-1, -2)).tril_()
         out = block @ v_aug
         if state is not None:
             out = out + fq @ state
@@ -595,8 +596,9 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
         length = min(chunk, n - start)
         while True:
             out, state_new, m_new = step(slice(start, start + length), state, m)
-            bad = ~(out[..., -1].detach().abs() >= small)  # also catches NaN
-            if not src.stable or length == 1 or not bool(bad.any()):
+            # the smallest |denominator| ≥ small (a NaN fails the comparison): one reduction
+            den = out[..., -1].detach()
+            if not src.stable or length == 1 or not den.numel() or bool(den.abs().amin() >= small):
                 break
             length = (length + 1) // 2
         yield slice(start, start + length), out
@@ -607,7 +609,7 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
 def _finish(num, den, eps, check_denominator, offset: int = 0):
     """num / (den + eps) for queries offset, offset + 1, ..., checked when ``check_denominator``."""
     den = den + eps if eps else den
-    if check_denominator:
+    if check_denominator and den.numel() and not (all_finite(den) and bool(den.detach().abs().amin() > 0)):
         _raise_at(
             (den == 0) | ~torch.isfinite(den),
             "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (every key masked, features that "

@@ -238,6 +238,12 @@ def draw_feature_map(
     return FeatureMap(component, w, extra, dim=dim, num_features=m)
 
 
+def unit_sign(logs: torch.Tensor) -> torch.Tensor:
+    """The sign of a positive map's features, +1 everywhere, as a broadcast view of one element: nothing of the
+    size of ``logs`` is written (a consumer multiplies by it; writing into it in place raises)."""
+    return logs.new_ones(()).expand_as(logs)
+
+
 def sq_norm(x: torch.Tensor) -> torch.Tensor:
     """‖x‖² over the last dimension, keeping it: ``[..., n, 1]``."""
     return (x * x).sum(-1, keepdim=True)

@@ -39,7 +39,7 @@ import torch
 from .. import kernels, theory
 from ..spectral.base import SpectralLaw
 from ._laws import standard_gaussian_reference
-from .base import Component, IncompatibleLaw, project, sq_norm
+from .base import Component, IncompatibleLaw, project, sq_norm, unit_sign
 from .gerf import SADERF
 
 RIDGE = 1e-6
@@ -108,7 +108,7 @@ class SDERF(Component):
         log_d = 0.25 * torch.log(t).sum(-1)[..., None, None]
         lin = project((x @ v) * torch.sqrt(t).unsqueeze(-2), wv)  # ωᵀBx
         logs = log_d + quad + lin - 0.5 * sq_norm(x) - 0.5 * math.log(w.shape[-2])
-        return logs, torch.ones_like(logs)
+        return logs, unit_sign(logs)
 
     def features(self, x, w, extra, stats, side):
         return torch.exp(self.log_features(x, w, extra, stats, side)[0])

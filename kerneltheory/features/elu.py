@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Component
+from .base import Component, unit_sign
 
 
 def deterministic_gram(component: Component, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class EluPlusOne(Component):
     def log_features(self, x, w, extra, stats, side):
         # clamps select the branch so that neither branch overflows (no 0·inf in the gradients)
         logs = torch.where(x > 0, torch.log1p(x.clamp(min=0)), x.clamp(max=0))
-        return logs, torch.ones_like(logs)
+        return logs, unit_sign(logs)
 
     def features(self, x, w, extra, stats, side):
         return torch.where(x > 0, x + 1, torch.exp(x.clamp(max=0)))

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .._validation import check_device, check_dtype, check_int, generator_for
-from .base import Component
+from .base import Component, unit_sign
 from .elu import deterministic_gram
 
 _ACTIVATIONS = {"gelu": torch.nn.functional.gelu, "relu": torch.relu, "tanh": torch.tanh}
@@ -127,7 +127,7 @@ class Feedforward(Component):
 
     def log_features(self, x, w, extra, stats, side):
         logs = log_softplus(self.pre_activation(x))
-        return logs, torch.ones_like(logs)
+        return logs, unit_sign(logs)
 
     def features(self, x, w, extra, stats, side):
         return softplus(self.pre_activation(x))

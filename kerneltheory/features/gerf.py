@@ -46,7 +46,7 @@ from .. import theory
 from .._validation import pairwise
 from ..spectral.base import ClosedFormUnavailable, SpectralLaw
 from ._laws import standard_gaussian_reference
-from .base import Component, IncompatibleLaw, project, sq_norm
+from .base import Component, IncompatibleLaw, project, sq_norm, unit_sign
 
 _C = {"softmax": lambda s: -s / 2.0, "gaussian": lambda s: -(s + 1) / 2.0}
 
@@ -105,7 +105,7 @@ class GERF(Component):
         base, u = self._log_parts(x, w, stats, side)
         if self.s == 1:
             logs = base + u
-            return logs, torch.ones_like(logs)
+            return logs, unit_sign(logs)
         trig = torch.cat([torch.cos(u), torch.sin(u)], dim=-1)
         return torch.cat([base, base], dim=-1) + torch.log(trig.abs()), torch.sign(trig)
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._validation import check_device, check_dtype, check_int
-from .base import Component
+from .base import Component, unit_sign
 from .elu import deterministic_gram
 
 
@@ -56,7 +56,7 @@ class Hedgehog(Component):
             logs = torch.cat([torch.log_softmax(u, dim=-1), torch.log_softmax(-u, dim=-1)], dim=-1)
         else:
             logs = torch.cat([u, -u], dim=-1)
-        return logs, torch.ones_like(logs)
+        return logs, unit_sign(logs)
 
     def features(self, x, w, extra, stats, side):
         return torch.exp(self.log_features(x, w, extra, stats, side)[0])

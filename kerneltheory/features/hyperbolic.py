@@ -24,7 +24,7 @@ import torch
 from .. import theory
 from .._validation import pairwise
 from ..spectral.base import SpectralLaw
-from .base import project
+from .base import project, unit_sign
 from .positive import Positive
 
 
@@ -45,7 +45,7 @@ class Hyperbolic(Positive):
     def log_features(self, x, w, extra, stats, side):
         u = project(x, w)
         logs = torch.cat([u, -u], dim=-1) + self.log_h(x) - 0.5 * math.log(2 * w.shape[-2])
-        return logs, torch.ones_like(logs)
+        return logs, unit_sign(logs)
 
     def target(self, law: SpectralLaw, x, y, stats):
         z = pairwise(x, y)

@@ -21,7 +21,7 @@ import torch
 from .. import theory
 from .._validation import pairwise
 from ..spectral.base import SpectralLaw
-from .base import Component, project, sq_norm
+from .base import Component, project, sq_norm, unit_sign
 
 _H = {"softmax": 0.5, "gaussian": 1.0}  # h(x) = exp(−c‖x‖²)
 
@@ -48,8 +48,9 @@ class Positive(Component):
         return -_H[self.h] * sq_norm(x)
 
     def log_features(self, x, w, extra, stats, side):
-        logs = project(x, w) + self.log_h(x) - 0.5 * math.log(w.shape[-2])
-        return logs, torch.ones_like(logs)
+        # one pass over the [.., n, m] projections: the per-row constant log h(x) − log √m is added in place
+        logs = project(x, w).add_(self.log_h(x) - 0.5 * math.log(w.shape[-2]))
+        return logs, unit_sign(logs)
 
     def features(self, x, w, extra, stats, side):
         return torch.exp(self.log_features(x, w, extra, stats, side)[0])
