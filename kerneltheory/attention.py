@@ -298,6 +298,8 @@ class _Resolved:
     log_query: Callable | None
     log_key: Callable | None
     positive: bool = False  # every feature > 0 (the component's claim): its sign is never formed or applied
+    owned: bool = False  # the log features are fresh tensors of this call (a registered component's), so they
+    # may be updated in place; a user's log_query/log_key may return tensors it keeps, which are never written
 
 
 def _direct(fm: FeatureMap, x: torch.Tensor) -> _Resolved:
@@ -318,6 +320,7 @@ def _direct(fm: FeatureMap, x: torch.Tensor) -> _Resolved:
         (lambda y: comp.log_features(y, w, extra, stats, "query")) if has_logs else None,
         (lambda y: comp.log_features(y, w, extra, stats, "key")) if has_logs else None,
         positive=bool(comp.positive),
+        owned=True,
     )
 
 
@@ -512,7 +515,8 @@ class _Chunks:
         la = _mask_logs(la, fm_c)
         cm = la.detach().amax(-2, keepdim=True)
         m = cm if m is None else torch.maximum(m, cm)
-        fk = (la - _finite_or_zero(m)).exp_()  # masked keys: exp(−∞) = 0
+        mf = _finite_or_zero(m)
+        fk = (la.sub_(mf) if self.res.owned and fm_c is None else la - mf).exp_()  # masked keys: exp(−∞) = 0
         return (fk if sg is None else fk * sg), m
 
     def queries(self, sl: slice, m: torch.Tensor | None) -> torch.Tensor:
@@ -524,7 +528,10 @@ class _Chunks:
                 _check_features(self.res.query(self.q[..., sl, :]), self.q[..., sl, :], "q"), "q"
             )
         la, sg = self._side(self.q[..., sl, :], "query", "q")
-        t = la + _finite_or_zero(m) if m is not None else la.clone()
+        if m is not None:
+            t = la.add_(_finite_or_zero(m)) if self.res.owned else la + _finite_or_zero(m)
+        else:
+            t = la if self.res.owned else la.clone()
         c = _finite_or_zero(t.detach().amax(-1, keepdim=True))
         fq = t.sub_(c).exp_()
         return fq if sg is None else fq * sg

@@ -158,3 +158,34 @@ def test_no_allocation_larger_than_the_output(causal, kt_generator):
         out = linear_attention(q, k, v, fm, causal=causal, chunk_size=128)
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest <= out.numel() * out.element_size(), f"an allocation of {largest} bytes"
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_users_log_features_are_never_written(causal, kt_generator):
+    """Linear attention updates a registered component's fresh log features in place; a user's log_query/log_key
+    may return tensors they keep (here: precomputed tables), which must come back unchanged, and the output must
+    equal the registered map's."""
+    fm = E.get("positive/gaussian", dim=8, num_features=32).draw(kt_generator)
+    q, k, v = (torch.randn(2, 40, 8, generator=kt_generator, dtype=torch.float64) * 0.5 for _ in range(3))
+    table_q, table_k = fm.log_query(q), fm.log_key(k)
+    kept = [t.clone() for t in (*table_q, *table_k)]
+
+    def _rows(t, full, x):  # the rows of the table whose inputs are the chunk x
+        start = next(i for i in range(full.shape[-2] - x.shape[-2] + 1)
+                     if torch.equal(full[..., i : i + x.shape[-2], :], x))
+        return t[..., start : start + x.shape[-2], :]
+
+    class Tables:
+        query, key = fm.query, fm.key
+
+        def log_query(self, x):
+            return tuple(_rows(t, q, x) for t in table_q)
+
+        def log_key(self, x):
+            return tuple(_rows(t, k, x) for t in table_k)
+
+    out = linear_attention(q, k, v, Tables(), causal=causal, chunk_size=16)
+    for before, after in zip(kept, (*table_q, *table_k), strict=True):
+        assert torch.equal(before, after)
+    ref = linear_attention(q, k, v, fm, causal=causal, chunk_size=16)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)

@@ -85,7 +85,8 @@ class Component(nn.Module):
 
     def log_features(self, x, w, extra, stats, side: Side) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log|φ(x)|, sign φ(x))``. Exponential maps override this to stay finite where φ itself overflows;
-        attention uses it for the legal stabilisers of MATH.md §5."""
+        attention uses it for the legal stabilisers of MATH.md §5, and may update the returned log|φ| in place: an
+        override returns a tensor computed by the call (never its input or a stored tensor)."""
         phi = self.features(x, w, extra, stats, side)
         return torch.log(phi.abs()), torch.sign(phi)
 
