@@ -31,7 +31,7 @@ X_LABELS = {
     "dim": "d (= m)",
 }
 #: Plotting parameters beyond the configuration; part of each figure's digest (change it to redraw them all).
-PLOT_STYLE = {"dpi": 110, "version": 2}
+PLOT_STYLE = {"dpi": 110, "version": 3}
 Y_LABELS = {"variance": "Var φ(x)ᵀφ(y) (one draw)", "relative_variance": "Var / K(x, y)²"}
 
 
@@ -39,8 +39,8 @@ def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> 
     """Draw the figure of ``config`` from its tidy ``frame`` and write it (PNG, atomically) to ``path``.
 
     Seaborn's style and colour-blind palette, drawn with matplotlib's own calls on a constrained layout, so the
-    figure is laid out and rendered once (a FacetGrid with ``tight_layout`` and ``bbox_inches="tight"`` drew it
-    four times)."""
+    figure is laid out once and rendered twice (the tight bounding box keeps a legend wider than the panels; a
+    FacetGrid with ``tight_layout`` drew it four times)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +99,7 @@ def plot_figure(frame: pd.DataFrame, config: FigureConfig, path: str | Path) -> 
             fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), frameon=False,
                        fontsize=8)
             fig.suptitle(config.title, fontsize=10)
-            path = save_figure_atomic(fig, path, dpi=PLOT_STYLE["dpi"])
+            path = save_figure_atomic(fig, path, dpi=PLOT_STYLE["dpi"], bbox_inches="tight")  # a wide legend
         finally:
             plt.close(fig)
     return path
