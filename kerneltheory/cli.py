@@ -32,7 +32,14 @@ def _report(args) -> int:
     """Run the report; exit status 0 (every claimed property held), 1 (a claimed property FAILED, or was
     refused under ``--fail-on refused``) or 2 (the command itself failed: bad argument, unwritable directory,
     any other error; a message, no traceback unless ``--traceback``)."""
+    threads = None
     try:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
         from .report import run_report
         from .report_matrix import console_summary, exit_status
 
@@ -51,6 +58,11 @@ def _report(args) -> int:
         message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         print(f"kerneltheory report: error: {message} (--traceback shows where)", file=sys.stderr)
         return 2
+    finally:
+        if threads is not None:  # in-process callers get their thread count back
+            import torch
+
+            torch.set_num_threads(threads)
     if result["summary"] is None:  # --registry-only: the registry is the whole result
         print(result["text"])
     print(console_summary(result["summary"], result, fail_on=args.fail_on))
@@ -253,6 +265,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     rep.add_argument("--fail-on", choices=tuple(FAIL_ON), default="failed",
                      help="which claimed verdicts give exit status 1: failed (FAILED only, default) or refused "
                      "(FAILED or refused)")
+    rep.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="torch CPU threads (default 1: the report's tensors are small, so more threads spend CPU "
+                          "time without saving wall time)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.add_argument("--traceback", action="store_true", help="on an error, show the traceback (default: a "
                      "one-line message)")

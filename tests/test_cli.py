@@ -92,3 +92,19 @@ def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
     assert "proportional[directions]" in out and "finite" in out
     assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", f"{ADAPTERS}:reference", "--dim", "8", "--claims",
                  "finite"]) == 2  # not a callable
+
+
+def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import kerneltheory.report as report
+
+    seen = []
+    real = report.run_report
+    monkeypatch.setattr(report, "run_report", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet", "--threads", "1"]) == 0
+    assert seen == [1] and torch.get_num_threads() == before
+    assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet", "--threads", "0"]) == 2
+    assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert torch.get_num_threads() == before
