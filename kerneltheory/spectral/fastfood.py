@@ -76,8 +76,10 @@ def fastfood_project(x: torch.Tensor, params: dict) -> torch.Tensor:
     xp = torch.nn.functional.pad(x, (0, dp - x.shape[-1]))
     t = xp.unsqueeze(-2) * b.unsqueeze(-3)  # [..., n, blocks, d']
     t = fwht(t)
-    shape = torch.broadcast_shapes(t.shape, perm.unsqueeze(-3).shape)
-    t = torch.gather(t.expand(shape), -1, perm.unsqueeze(-3).expand(shape))
+    # broadcast_tensors (an ATen op) rather than torch.broadcast_shapes, whose Python reference implementation
+    # imports sympy (0.3 s) on its first call
+    t, idx = torch.broadcast_tensors(t, perm.unsqueeze(-3))
+    t = torch.gather(t, -1, idx)
     t = fwht(t * g.unsqueeze(-3))
     t = t * (s.unsqueeze(-3) / math.sqrt(dp))
     return t.reshape(*t.shape[:-2], blocks * dp)[..., :m]
