@@ -61,10 +61,11 @@ class Generative(SpectralLaw):
         widths = [self.noise_dim, self.hidden, self.hidden, self.dim]
         layers: list[nn.Module] = []
         for j, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            # skip_init: no default initialisation, so the global RNG is never touched.
-            linear = torch.nn.utils.skip_init(
-                nn.Linear, fan_in, fan_out, dtype=self.dtype, device=self.device
-            )
+            # the default initialisation draws from the global RNG: its state is restored (fork_rng), so the
+            # caller's stream is untouched; the weights are then drawn from ``generator``. (skip_init would avoid
+            # the draw but builds on the meta device, whose first use imports sympy: 0.3 s.)
+            with torch.random.fork_rng(devices=[]):
+                linear = nn.Linear(fan_in, fan_out, dtype=self.dtype, device=self.device)
             with torch.no_grad():
                 w = torch.randn((fan_out, fan_in), generator=generator, dtype=torch.float64) / math.sqrt(
                     fan_in
