@@ -6,15 +6,13 @@ import math
 
 import pytest
 import torch
+from _covariance import ALPHA, covariance_check, error_products
 
 import kerneltheory.estimators as E
 from kerneltheory import theory
-from kerneltheory.montecarlo import Moments
 from kerneltheory.spectral.base import ClosedFormUnavailable
 from kerneltheory.testing.attention_theory import attention_ratio_check, key_covariance
-from kerneltheory.testing.checks import mean_check
 
-ALPHA = 1e-6
 F64 = torch.float64
 NAMES = ("sderf/gaussian", "aderf/gaussian", "hrf/gaussian")
 EPS = torch.finfo(F64).eps
@@ -146,36 +144,12 @@ def test_cross_moment_algebra_sympy():
 # -- (b) Monte Carlo, (d) its power ------------------------------------------------------------------------------
 
 
-def _error_products(est, q, k, g, draws: int) -> torch.Tensor:
-    """``[draws, nq·n(n − 1)/2]``: the products (K̂_j − K_j)(K̂_k − K_k), j < k, per query, one row per draw;
-    centred at the exact kernel (the maps are unbiased, proofs/dense_exponential.md, proofs/hybrid.md), so their
-    mean is C_jk exactly."""
-    kern = est.kernel(q, k)
-    j, l = torch.triu_indices(k.shape[0], k.shape[0], offset=1)
-    prods = []
-    for s0 in range(0, draws, 4000):
-        fq, fk = est.draw(g, batch=min(4000, draws - s0)).pair(q, k)
-        err = fq @ fk.transpose(-1, -2) - kern  # [r, nq, n]
-        prods.append((err[..., j] * err[..., l]).flatten(1))
-    return torch.cat(prods)
-
-
-def _covariance_check(prods, cov, name: str, seed: int):
-    """mean_check of the off-diagonal error products against ``cov`` ``[nq, n, n]``: studentised CLT with the
-    skewness correction and the kurtosis guard (refused when the tails are too heavy), Bonferroni over the
-    entries, α = 1e-6. (The diagonal is the variance, tested exactly above and against draws in
-    tests/test_new_estimators.py; its squares have far heavier tails.)"""
-    j, l = torch.triu_indices(cov.shape[-1], cov.shape[-1], offset=1)
-    return mean_check(Moments.from_samples(prods), cov[..., j, l].flatten(), alpha=ALPHA, name=f"covariance: {name}",
-                      seed=seed, claim="covariance")
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_covariance_matches_monte_carlo(name, kt_seed, one_thread):
     g = torch.Generator().manual_seed(kt_seed)
     est = E.get(name, 3, 8)
     q, k = _inputs(g, STD[name])
-    res = _covariance_check(_error_products(est, q, k, g, DRAWS[name]), key_covariance(est, q, k), name, kt_seed)
+    res = covariance_check(error_products(est, q, k, g, DRAWS[name]), key_covariance(est, q, k), name, kt_seed)
     assert res.passed and not res.refused, str(res)
 
 
@@ -207,13 +181,13 @@ def test_monte_carlo_check_rejects_wrong_covariances(name, kt_seed, one_thread):
     g = torch.Generator().manual_seed(kt_seed)
     est = E.get(name, 3, 8)
     q, k = _inputs(g, STD[name])
-    prods = _error_products(est, q, k, g, DRAWS[name])
+    prods = error_products(est, q, k, g, DRAWS[name])
     cov = key_covariance(est, q, k)
     wrong = {"independent keys": _independent(cov), "off-diagonal x1.2": _off_diagonal_scaled(cov)}
     if name == "hrf/gaussian":
         wrong["independent angular weights"] = _hrf_independent_weights(est, q, k)
     for label, c in wrong.items():
-        res = _covariance_check(prods, c, name, kt_seed)
+        res = covariance_check(prods, c, name, kt_seed)
         assert not res.passed and not res.refused, (label, str(res))
 
 
