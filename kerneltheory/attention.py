@@ -516,7 +516,7 @@ class _Chunks:
         cm = la.detach().amax(-2, keepdim=True)
         m = cm if m is None else torch.maximum(m, cm)
         mf = _finite_or_zero(m)
-        fk = (la.sub_(mf) if self.res.owned and fm_c is None else la - mf).exp_()  # masked keys: exp(−∞) = 0
+        fk = (la.sub_(mf) if self.res.owned else la - mf).exp_()  # masked keys: exp(−∞) = 0
         return (fk if sg is None else fk * sg), m
 
     def queries(self, sl: slice, m: torch.Tensor | None) -> torch.Tensor:
