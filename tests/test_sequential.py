@@ -1,5 +1,6 @@
 """Sequential testing (kerneltheory.testing.sequential): α holds for any stopping time, a clear defect is
-rejected after a few hundred draws, a correct map uses the whole budget; batched samplers and bound maps."""
+rejected after a few hundred draws, a correct map stops early only to accept, at a power cost bounded by the
+declared miss; batched samplers and bound maps."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from kerneltheory import kernels
 from kerneltheory.montecarlo import block_seed
 from kerneltheory.testing import check_feature_map
 from kerneltheory.testing.planted import planted_map
-from kerneltheory.testing.sequential import alpha_spending, looks, sequential_draws
+from kerneltheory.testing.sequential import alpha_spending, futility_plan, looks, sequential_draws
 
 D = 4
 
@@ -78,14 +79,16 @@ def good_batched(g, batch=None):
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("defect, size", [("scale", 0.02), ("norm law", 0.5)])
-def test_clear_defects_are_rejected_early_and_correct_maps_use_the_budget(defect, size, kt_seed):
+def test_clear_defects_are_rejected_early_and_correct_maps_stop_only_to_accept(defect, size, kt_seed):
     bad = check_feature_map(planted_map(defect, size, dim=D), kernels.softmax, dim=D, claims={"unbiased"},
                             seed=kt_seed)
     assert bad.status == "FAILED"
     assert min(c.sample_size for c in bad.failures) <= 1024, str(bad)
     assert any(c.status == "stopped" for c in bad.checks)  # the other families were not run to the end
     ok = check_feature_map(good_batched, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
-    assert ok.passed and all(c.sample_size == 4096 for c in ok.checks), str(ok)
+    # a correct map runs to the budget or stops to accept once the draws exclude the detectable effects (n ≥ N/4)
+    assert ok.passed and all(c.sample_size == 4096 or (c.accepted_early and c.sample_size >= 1024)
+                             for c in ok.checks), str(ok)
 
 
 def test_batched_sampler_is_called_once_per_block():
@@ -97,11 +100,12 @@ def test_batched_sampler_is_called_once_per_block():
 
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False)
     assert report.passed, str(report)
-    assert set(calls) == {256} and len(calls) == 4096 // 256
+    used = max(c.sample_size for c in report.checks)  # the budget, or the look where every check accepted
+    assert set(calls) == {256} and len(calls) == used // 256 and used in (1024, 2048, 4096)
     calls.clear()
-    check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, batched=False,
-                      budget="quick")
-    assert set(calls) == {None} and len(calls) == 4096
+    report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, batched=False,
+                               budget="quick")
+    assert set(calls) == {None} and len(calls) == max(c.sample_size for c in report.checks)
 
 
 def _stabilised(g, m=64):
@@ -131,3 +135,103 @@ def test_per_position_defect_is_seen_by_the_cross_family():
     report = check_feature_map(planted_map("per position", 0.05, dim=D), kernels.softmax, dim=D,
                                claims={"unbiased"}, sequential=False, sweep=False)
     assert any(c.name == "unbiased[cross]" for c in report.failures), str(report)
+
+
+def test_futility_plan_spends_the_miss_over_the_late_early_looks():
+    pts = looks(4096)  # 256 … 4096: the early looks with n ≥ N/4 are 1024 and 2048
+    plan = futility_plan(pts, 0.01)
+    assert sorted(plan) == [2, 3]
+    assert all(math.isclose(c, stats.norm.isf(0.005), rel_tol=1e-12) for c in plan.values())
+    assert futility_plan(pts, 0.0) == {} and futility_plan([4096], 0.01) == {}
+    with pytest.raises(ValueError, match="miss"):
+        futility_plan(pts, 1.0)
+    with pytest.raises(ValueError, match="miss"):
+        futility_plan(pts, float("nan"))
+
+
+def test_critical_z_inverts_the_skew_corrected_p_value():
+    from kerneltheory.testing.checks import critical_z, normal_p_values
+
+    z = critical_z(1e-8, None, 4096)
+    assert math.isclose(float(z), stats.norm.isf(0.5e-8), rel_tol=1e-9)
+    g = torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64)
+    for studentised in (False, True):
+        zs = critical_z(1e-8, g, 4096, studentised=studentised)
+        assert bool((zs[1:] > zs[0]).all())  # skewness makes the tail heavier: a larger |z| is needed
+        p = normal_p_values(zs, g, 4096, studentised=studentised)
+        assert torch.allclose(p, torch.full_like(p, 1e-8), rtol=1e-6)
+    # a skewness so large that the p-value never falls to the level: no |z| rejects
+    assert math.isinf(float(critical_z(1e-12, torch.tensor([50.0]), 64, studentised=True)))
+    for bad in (0.0, 1.0, -1.0):
+        with pytest.raises(ValueError, match="level"):
+            critical_z(bad, None, 4096)
+
+
+def _normal_run(bias: float, seed: int, miss: float, alpha: float = 1e-6, draws: int = 4096):
+    """Exactly normal estimates of variance 1 at four pairs, target 0, ``bias`` at pair 0."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    zero = torch.zeros(4, 1, dtype=torch.float64)
+    shift = torch.tensor([bias, 0.0, 0.0, 0.0], dtype=torch.float64)
+    groups = {"unbiased": dict(kind="mean", families=[0], alpha=alpha, target=torch.zeros(4, dtype=torch.float64),
+                               variance=torch.ones(4, dtype=torch.float64), prefix="u")}
+    rows = run_mean_variance_checks(lambda g, r: torch.randn(r, 4, generator=g, dtype=torch.float64) + shift,
+                                    [InputFamily("f", zero, zero)], groups, draws=draws, block=256, seed=seed,
+                                    futility_miss=miss)
+    return rows["unbiased"][0]
+
+
+def _detectable_bias(alpha: float = 1e-6, draws: int = 4096, pairs: int = 4, power: float = 0.9) -> float:
+    """The bias the last look detects with power `power`, derived from the normal quantiles: the last look tests
+    each pair two-sided at (1 − EARLY_SHARE)·α/pairs."""
+    from kerneltheory.testing.sequential import EARLY_SHARE
+
+    z_star = stats.norm.isf((1 - EARLY_SHARE) * alpha / pairs / 2)
+    return (z_star + stats.norm.ppf(power)) / math.sqrt(draws)
+
+
+@pytest.mark.statistical
+def test_accepting_early_costs_at_most_the_declared_power(kt_seed):
+    """At the bias the full budget detects with power 0.9 (derived independently above), a futility miss of 0.2
+    accepts early in at most 20% of 300 seeds and the power stays ≥ 0.9 − 0.2; without accepting early the power
+    is ≥ 0.9. One-sided binomial tests at 10⁻³."""
+    delta = _detectable_bias()
+    runs = [_normal_run(delta, s, 0.2) for s in range(kt_seed, kt_seed + 300)]
+    early = sum(r.accepted_early for r in runs)
+    assert all(not r.passed for r in runs if r.status == "failed")
+    assert all(r.passed for r in runs if r.accepted_early)
+    assert stats.binomtest(early, 300, 0.2, alternative="greater").pvalue > 1e-3, early
+    rejected = sum(r.status == "failed" for r in runs)
+    assert stats.binomtest(rejected, 300, 0.7, alternative="less").pvalue > 1e-3, rejected
+    plain = sum(_normal_run(delta, s, 0.0).status == "failed" for s in range(kt_seed, kt_seed + 300))
+    assert stats.binomtest(plain, 300, 0.9, alternative="less").pvalue > 1e-3, plain
+
+
+@pytest.mark.statistical
+def test_correct_estimates_are_accepted_early(kt_seed):
+    """With no bias the draws exclude the detectable effect at the look N/2 in most runs (the saving), and the
+    accepted rows pass; at three times the detectable bias no run accepts early."""
+    runs = [_normal_run(0.0, s, 0.01) for s in range(kt_seed, kt_seed + 40)]
+    assert all(r.passed for r in runs)
+    early = [r for r in runs if r.accepted_early]
+    assert len(early) >= 30, len(early)
+    assert {r.sample_size for r in early} <= {1024, 2048}
+    assert all(r.sample_size == 4096 for r in runs if not r.accepted_early)
+    big = [_normal_run(3 * _detectable_bias(), s, 0.01) for s in range(kt_seed, kt_seed + 40)]
+    assert not any(r.accepted_early for r in big) and all(r.status == "failed" for r in big)
+
+
+def test_a_bound_alone_never_accepts_early():
+    """A row decided by an exact bound without the normal approximation (its guard fails) has no normal power to
+    protect, so it runs to the end: accepted_early stays False."""
+    from kerneltheory.montecarlo import Moments
+    from kerneltheory.testing.checks import mean_check
+    from kerneltheory.testing.sequential import Futility
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.where(torch.rand(2048, 2, generator=g, dtype=torch.float64) < 0.001, 100.0, 0.0) - 0.1
+    row = mean_check(Moments.from_samples(x), torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="b", seed=0,
+                     bound=torch.full((2,), 100.0, dtype=torch.float64), samples=x,
+                     futility=Futility(4096, 0.8e-6, 2.5))
+    assert row.method == "bounded" and row.passed and not row.accepted_early

@@ -80,6 +80,7 @@ class CheckResult:
     method: str
     passed: bool
     detail: str = ""
+    accepted_early: bool = False  # passed at an early look whose draws exclude the effects the budget detects
 
     @classmethod
     def refusal(cls, detail: str, **fields) -> CheckResult:
@@ -166,6 +167,69 @@ def bounded_p_values(
     p_eb = (4 * torch.exp(-(root_l**2))).clamp(max=1.0)
     p = (2 * torch.minimum(p_h, p_eb)).clamp(max=1.0)
     return torch.where(b > 0, p, (t == 0).to(torch.float64))
+
+
+def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
+    r"""Per pair, the smallest |z| at which :func:`normal_p_values` (with this skewness and n) is ≤ ``level``;
+    +inf where no |z| reaches it (the skewness factor can make the p-value turn up again: the search stops where
+    log p stops falling, z = √n/(3c|γ|) with c as in :func:`normal_p_values`, or at 40).
+
+    log p(z) = log 2 + log Φ̄(z) + c|γ|z³/√n is solved by bisection in float64 (60 halvings)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    g = torch.zeros((), dtype=torch.float64)
+    if skewness is not None:
+        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
+    k = g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
+    top = torch.where(k > 0, 1.0 / (3.0 * torch.where(k > 0, k, torch.ones_like(k))), torch.full_like(k, 40.0))
+    top = top.clamp(max=40.0)
+    target = math.log(level)
+
+    def logp(z):
+        return math.log(2.0) + torch.special.log_ndtr(-z) + k * z**3
+
+    lo, hi = torch.zeros_like(top), top.clone()
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = logp(mid) <= target
+        hi = torch.where(below, mid, hi)
+        lo = torch.where(below, lo, mid)
+    return torch.where(logp(top) <= target, hi, torch.full_like(top, math.inf))
+
+
+def excludes_detectable_effects(
+    diff: torch.Tensor,
+    se: torch.Tensor,
+    final_se: torch.Tensor,
+    skewness: torch.Tensor | None,
+    futility,
+    *,
+    pairs: int,
+    halves: int = 1,
+    studentised: bool,
+    settled: torch.Tensor | None = None,
+) -> bool:
+    r"""Whether an early look may accept (:mod:`~kerneltheory.testing.sequential`, accepting early): at every
+    pair, |diff| + c·SE ≤ δ* = (z* + z_β)·SE_N, with z* the :func:`critical_z` of the last look's per-pair level
+    ``futility.final_alpha``/(``pairs``·``halves``) (``halves`` = 2 where the normal test is Bonferroni-combined
+    with an exact bound), ``se`` the standard error now and ``final_se`` after ``futility.final_draws`` draws.
+    ``settled``: pairs compared with their rounding floor instead (draws equal up to rounding); the caller has
+    found them within it, so they hold."""
+    level = futility.final_alpha / (pairs * halves)
+    if not 0.0 < level < 1.0:
+        return False
+    z_star = critical_z(level, skewness, futility.final_draws, studentised=studentised)
+    delta = (z_star + futility.z_power) * final_se
+    ok = diff.abs() + futility.margin * se <= delta
+    if settled is not None:
+        ok = ok | settled
+    return bool(ok.all())
+
+
+def _mark_early(row: CheckResult, futility) -> None:
+    row.accepted_early = True
+    row.detail += ("; accepted early: the draws exclude every effect the full budget detects with power "
+                   f"{futility.power:g}")
 
 
 def rounding_floor(*values: torch.Tensor) -> float:
@@ -256,6 +320,7 @@ def mean_check(
     atol: float | torch.Tensor | None = None,
     claim: str = "unbiased",
     labels: list[str] | None = None,
+    futility=None,
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
@@ -267,6 +332,9 @@ def mean_check(
     (standard error ≤ atol): such a pair passes iff |mean − target| ≤ atol. By default it is
     :func:`pair_rounding_floor` of the target, the mean and the samples: per pair, never from the largest pair.
     ``labels``: a name per pair, used in the detail line.
+    ``futility``: at an early look of a sequential check, a :class:`~kerneltheory.testing.sequential.Futility`;
+    a passing row decided by the normal approximation is then marked ``accepted_early`` when its draws exclude
+    every effect the last look detects with the declared power (:func:`excludes_detectable_effects`).
     The effect size is the largest |mean − target| / max(|target|, σ) over the pairs.
     """
     n = m.count
@@ -308,6 +376,16 @@ def mean_check(
             diff / torch.where(zero, torch.ones_like(se), se),
         )
         p_clt = normal_p_values(z, _skewness(m), n, studentised=variance is None)
+
+    def early(row: CheckResult, halves: int) -> CheckResult:
+        if futility is None or not row.passed:
+            return row
+        final_var = m.population_variance if variance is None else variance
+        final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
+        if excludes_detectable_effects(diff, se, final_se, _skewness(m), futility, pairs=target.numel(),
+                                       halves=halves, studentised=variance is None, settled=zero):
+            _mark_early(row, futility)
+        return row
     if bound is not None and target_stderr is None:
         b = bound.to(torch.float64).cpu()
         outside = samples is not None and bool((samples.abs().cpu() > b * (1 + 1e-9)).any())
@@ -326,7 +404,7 @@ def mean_check(
             p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
         p_adj, idx = _bonferroni(p)
         stat = float(diff[idx].abs() / b[idx]) if float(b[idx]) > 0 else 0.0
-        return CheckResult(
+        row = CheckResult(
             statistic=stat,
             p_value=p_adj,
             method=method,
@@ -335,10 +413,11 @@ def mean_check(
             f"target {float(target[idx]):.6g}",
             **base,
         )
+        return early(row, 2) if ok else row  # a bound alone has no normal power to protect: it runs to the end
     if ok:
         p_adj, idx = _bonferroni(p_clt)
         method = "clt (exact variance)" if variance is not None else "clt"
-        return CheckResult(
+        return early(CheckResult(
             statistic=float(z[idx]),
             p_value=p_adj,
             method=method,
@@ -346,7 +425,7 @@ def mean_check(
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g} ± {float(se[idx]):.3g}, "
             f"target {float(target[idx]):.6g}",
             **base,
-        )
+        ), 1)
     if variance is not None and samples is not None and target_stderr is None:
         return _median_of_means(samples, target, variance, base, labels, atol)
     return CheckResult.refusal(
@@ -391,12 +470,14 @@ def variance_check(
     bound: torch.Tensor | None = None,
     atol: float | torch.Tensor | None = None,
     labels: list[str] | None = None,
+    futility=None,
 ) -> CheckResult:
     """Test H₀: Var(estimate_p) = claimed_p for every pair p (see the module docstring).
 
     ``samples`` [n, P] are the draws ``m`` summarises. ``bound``: B_p with |estimate| ≤ B_p, which adds the exact
     Maurer–Pontil test. A claimed variance of 0 (a deterministic estimate, or within rounding of 0) is checked
-    exactly instead: every draw of that pair must agree up to the pair's rounding floor.
+    exactly instead: every draw of that pair must agree up to the pair's rounding floor. ``futility``: as for
+    :func:`mean_check`; only a row whose every pair passed the guard (a normal test) may accept early.
     """
     n = m.count
     if samples is None or samples.dim() != 2 or samples.shape[0] != n:
@@ -466,7 +547,7 @@ def variance_check(
             "the tested pairs agree with the claim",
             **base,
         )
-    return CheckResult(
+    row = CheckResult(
         statistic=float(z[idx]) if bool(ok[idx]) else float((s2[idx] - claimed[idx]) / claimed[idx]),
         p_value=p_adj,
         method=method,
@@ -474,6 +555,12 @@ def variance_check(
         detail=f"worst pair {idx}{_label(labels, idx)}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
         **base,
     )
+    if futility is not None and row.passed and bool(ok.all()) and excludes_detectable_effects(
+        diff, se, torch.sqrt(my.population_variance / futility.final_draws), _skewness(my), futility,
+        pairs=claimed.numel(), halves=1 if bound is None else 2, studentised=True,
+    ):
+        _mark_early(row, futility)
+    return row
 
 
 def property_check(

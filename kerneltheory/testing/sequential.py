@@ -14,14 +14,28 @@ not care which looks were taken). Each look's p-value is itself valid at its own
 
 The price is small: in the normal tail a level α/…(1 − ρ) costs little power (the z threshold at α = 10⁻⁷ rises
 from 5.33 to 5.37 for ρ = 0.2), while a clear defect is rejected at 256 or 512 draws instead of the whole
-budget. A correct map is never rejected early (except with probability ≤ α) and so uses the whole budget.
+budget. A correct map is never rejected early (except with probability ≤ α); it runs to the budget unless its
+checks accept early (below).
 
-Proof: proofs/verification.md (sequential α-spending). Tests: tests/test_sequential.py.
+**Accepting early (futility).** A correct map is what most checks see, so a check may also *stop to accept* at
+the early looks with n_k ≥ N/4 (:data:`FUTILITY_FROM`), once its draws exclude every effect that the full budget
+would detect with power ≥ 1 − β (β = 1 − :data:`FUTILITY_POWER`): with δ*_p = (z*_p + z_β)·SE_N,p, where z*_p is
+the |z| at which the last look's test rejects pair p and SE_N,p its standard error after all N draws, look k
+accepts when |mean_p − target_p| + c_k·SE_k,p ≤ δ*_p at every pair, c_k = Φ̄⁻¹(γ/L) for the L futility looks
+and γ = :data:`FUTILITY_MISS`. Stopping to accept only removes chances to reject, so α is untouched; at an effect
+the full budget detects with power ≥ 1 − β, one futility look accepts with probability ≤ γ/L (normal
+approximation of the mean at that look), so the power there falls by at most γ. Only checks decided by a
+normal approximation take part (bounded-only, median-of-means and refused rows run to the end), and the draws
+stop when every check of every claim is decided.
+
+Proof: proofs/verification.md (sequential α-spending, accepting early). Tests: tests/test_sequential.py.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -30,8 +44,60 @@ from ..montecarlo import block_seed
 
 FIRST_LOOK = 256
 EARLY_SHARE = 0.2
+FUTILITY_POWER = 0.9  # 1 − β: the full budget's power at the effects that accepting early protects
+FUTILITY_MISS = 0.01  # γ: the most that accepting early may lower the power at those effects
+FUTILITY_FROM = 0.25  # accepting early is tried at the looks with n_k ≥ FUTILITY_FROM · N
 
-__all__ = ["EARLY_SHARE", "FIRST_LOOK", "alpha_spending", "looks", "sequential_draws"]
+__all__ = [
+    "EARLY_SHARE",
+    "FIRST_LOOK",
+    "FUTILITY_FROM",
+    "FUTILITY_MISS",
+    "FUTILITY_POWER",
+    "Futility",
+    "alpha_spending",
+    "futility_plan",
+    "looks",
+    "sequential_draws",
+]
+
+
+@dataclass(frozen=True)
+class Futility:
+    """What a check needs to decide whether it may accept at an early look: the last look's draw count
+    ``final_draws`` and level ``final_alpha``, the look's margin ``margin`` (c_k, in standard errors) and the power
+    ``power`` (1 − β) that the protected effects have at the full budget."""
+
+    final_draws: int
+    final_alpha: float
+    margin: float
+    power: float = FUTILITY_POWER
+
+    @property
+    def z_power(self) -> float:
+        """z_β = Φ⁻¹(1 − β)."""
+        return _normal_quantile(self.power)
+
+
+def _normal_quantile(p: float) -> float:
+    return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
+
+
+def futility_plan(
+    points: list[int], miss: float = FUTILITY_MISS, start: float = FUTILITY_FROM
+) -> dict[int, float]:
+    """``{look index: c_k}`` for the early looks of ``points`` with n_k ≥ ``start``·N where a check may accept:
+    c_k = Φ̄⁻¹(``miss``/L), L the number of such looks (the power lost at a protected effect is ≤ ``miss``).
+    ``miss = 0`` turns accepting early off (an empty plan)."""
+    g = check_real(miss, "miss", minimum=0.0, maximum=1.0, strict_max=True)
+    f = check_real(start, "start", minimum=0.0, maximum=1.0)
+    if g == 0.0 or len(points) < 2:
+        return {}
+    early = [k for k, n in enumerate(points[:-1]) if n >= f * points[-1]]
+    if not early:
+        return {}
+    c = -_normal_quantile(g / len(early))
+    return {k: c for k in early} if math.isfinite(c) else {}
 
 
 def looks(draws: int, first: int = FIRST_LOOK) -> list[int]:
