@@ -294,3 +294,20 @@ def test_false_failure_rate_is_within_alpha_quick(kind, kt_seed):
 @pytest.mark.parametrize("kind", ["clt", "clt-exact", "bounded", "variance", "lognormal-mom"])
 def test_false_failure_rate_is_within_alpha_thorough(kind, kt_seed):
     _check_calibration(kind, range(kt_seed, kt_seed + 1000))
+
+
+def test_normal_p_values_match_scipy_far_into_the_tail():
+    """2Φ̄(|z|) from log Φ̄ agrees with scipy's normal survival function to float64 rounding for |z| ≤ 37, the
+    skewness factor multiplies it, and ±∞ gives 0."""
+    from kerneltheory.testing.checks import normal_p_values
+
+    z = torch.linspace(-37.0, 37.0, 2001, dtype=torch.float64)
+    ref = torch.from_numpy(2.0 * stats.norm.sf(z.abs().numpy()))
+    # p = exp(log p): an absolute error of a few ε in log p, |log p| ≤ 700, is a relative error ≤ 4·700·ε in p
+    rtol = 4 * 700 * torch.finfo(torch.float64).eps
+    assert torch.allclose(normal_p_values(z), ref, rtol=rtol, atol=0.0)
+    g = torch.full_like(z, 0.3)
+    factor = torch.exp(z.abs() ** 3 * 0.3 / (6 * math.sqrt(4096)))
+    assert torch.allclose(normal_p_values(z, g, 4096), (ref * factor).clamp(max=1.0), rtol=2 * rtol, atol=0.0)
+    inf = torch.tensor([math.inf, -math.inf], dtype=torch.float64)
+    assert normal_p_values(inf, torch.ones(2, dtype=torch.float64), 64).tolist() == [0.0, 0.0]
