@@ -148,20 +148,23 @@ def _set_log(ax, which: str, base: float) -> None:
 
 def _draw_panel(ax, band: pd.DataFrame, labels: list[str], kinds: list[str], palette: dict) -> None:
     """One panel's curves: per label its 95% band, its measured curve with markers, its closed forms."""
+    groups = dict(list(band.sort_values("x", kind="stable").groupby("label", sort=False)))
     for label in labels:
-        b = band[band["label"] == label].sort_values("x")
-        if b.empty:
+        if label not in groups:
             continue
-        lo = b["lo"].where(b["lo"] > 0, 0.01 * b["measured"])
-        ax.fill_between(b["x"], lo, b["hi"], color=palette[label], alpha=0.18, linewidth=0)
+        b, color = groups[label], palette[label]
+        x, measured = b["x"].to_numpy(), b["measured"].to_numpy()
+        lo = np.where(b["lo"].to_numpy() > 0, b["lo"].to_numpy(), 0.01 * measured)
+        ax.fill_between(x, lo, b["hi"].to_numpy(), color=color, alpha=0.18, linewidth=0)
         for k in kinds:
-            curve = b[["x", k]].dropna()
-            if curve.empty:
+            y = b[k].to_numpy(dtype=float)
+            drawn = ~np.isnan(y)
+            if not drawn.any():
                 continue
             dashes = STYLES[k][0]
-            ax.plot(curve["x"], curve[k], color=palette[label], linewidth=1.2, linestyle=(0, dashes) if dashes else "-")
+            ax.plot(x[drawn], y[drawn], color=color, linewidth=1.2, linestyle=(0, dashes) if dashes else "-")
             if k == "measured":
-                ax.scatter(curve["x"], curve[k], color=palette[label], s=16, linewidth=0, zorder=3)
+                ax.scatter(x[drawn], y[drawn], color=color, s=16, linewidth=0, zorder=3)
 
 
 @contextmanager
