@@ -8,7 +8,8 @@ The y axis is logarithmic, the x axis as the figure's configuration says.
 The layout is computed here, in inches, from the number of panels and legend entries (:func:`figure_layout`),
 so a figure is rendered once: no constrained layout and no tight bounding box, each of which renders (or
 measures every text of) the figure again. Log-axis tick labels are plain Unicode (``10⁻²``, ``6×10⁻¹``,
-``2⁴``) rather than mathtext, whose parser dominated the cost of drawing a label.
+``2⁴``) rather than mathtext, whose parser dominated the cost of drawing a label, and only the minor ticks
+that carry a label are built (:class:`LabelledMinorLocator`).
 """
 
 from __future__ import annotations
