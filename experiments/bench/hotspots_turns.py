@@ -15,6 +15,12 @@ results can be compared bitwise. The targets:
 
 The output is one JSON record per (turn, tree, target) and a summary: the median CPU and wall seconds of each
 target per tree over the turns and their ratio old/new.
+
+    python experiments/bench/hotspots_turns.py --matrix OLD_TREE NEW_TREE
+
+instead runs ``verify_estimator`` (quick budget, seed 0) on every registered estimator under each tree and compares
+the verdicts: the estimators whose records differ at all (timings aside), the verdicts that differ, and the largest
+relative difference of each numeric field (p_value, statistic, effect_size, ...).
 """
 
 from __future__ import annotations
@@ -68,6 +74,45 @@ print(json.dumps(out))
 """
 
 
+MATRIX_CHILD = r"""
+import json, sys
+import kerneltheory.estimators as E
+from kerneltheory.testing.matrix import verify_estimator
+out = {n: [v.as_dict() for v in verify_estimator(n, budget="quick", alpha=1e-6, seed=0)[0]] for n in E.list()}
+json.dump(out, sys.stdout, default=float)
+"""
+
+
+def _differences(a, b, key: str, worst: dict) -> bool:
+    """Whether the records a, b differ (timings aside); the largest relative difference per numeric key in worst."""
+    if isinstance(a, dict):
+        return any([_differences(a[k], b[k], k, worst) for k in a if k != "seconds"])
+    if isinstance(a, list):
+        return len(a) != len(b) or any([_differences(u, v, key, worst) for u, v in zip(a, b, strict=True)])
+    if isinstance(a, float) and isinstance(b, float):
+        if a == b or (a != a and b != b):
+            return False
+        worst[key] = max(worst.get(key, 0.0), abs(a - b) / max(abs(a), abs(b)))
+        return True
+    return a != b
+
+
+def compare_matrix(old: str, new: str) -> dict:
+    runs = {}
+    for label, tree in (("old", old), ("new", new)):
+        env = dict(os.environ, PYTHONPATH=tree, OMP_NUM_THREADS="1")
+        p = subprocess.run([sys.executable, "-c", MATRIX_CHILD], env=env, capture_output=True, text=True,
+                           cwd="/tmp", check=True)
+        runs[label] = json.loads(p.stdout)
+    a, b = runs["old"], runs["new"]
+    worst: dict = {}
+    differ = [n for n in a if _differences(a[n], b[n], n, worst)]
+    verdicts = [(n, u["claim"], u["verdict"], v["verdict"]) for n in a for u, v in zip(a[n], b[n], strict=True)
+                if u["verdict"] != v["verdict"]]
+    return {"command": " ".join(sys.argv), "estimators": len(a), "records_differ": differ,
+            "verdicts_differ": verdicts, "max_relative_difference": worst}
+
+
 def main(old: str, new: str, repeats: int = 3) -> dict:
     trees = {"old": old, "new": new}
     records = []
@@ -95,5 +140,8 @@ def main(old: str, new: str, repeats: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    print(json.dumps(main(sys.argv[1], sys.argv[2], reps), indent=1))
+    if sys.argv[1] == "--matrix":
+        print(json.dumps(compare_matrix(sys.argv[2], sys.argv[3]), indent=1))
+    else:
+        reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+        print(json.dumps(main(sys.argv[1], sys.argv[2], reps), indent=1))
