@@ -190,8 +190,10 @@ class RandomFeatureEstimator:
         """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p) of ``draws`` independent draws.
 
         All ``draws`` frequency matrices are drawn first, in one call (the random stream is that of
-        ``self.draw(generator, batch=draws)``); the features are then evaluated in chunks of c draws × q pairs
-        whose ``[c, q, D]`` feature tensor fits ``chunk_bytes`` (all P pairs and as many draws as fit when one
+        ``self.draw(generator, batch=draws)``); the estimates are then evaluated (``Component.pair_estimates``:
+        the dot product of the features, or a cheaper equal expression) in chunks of c draws × q pairs whose
+        ``[c, q, W]`` work tensor fits ``chunk_bytes`` (W = ``Component.pair_width``, by default the feature
+        dimension D; all P pairs and as many draws as fit when one
         draw's features fit, else one draw and as many pairs as fit), so that the elementwise work stays in
         cache however large ``draws`` and P are. Every pair's features depend only on that pair, W and the
         sequence statistics, so the chunking changes the result at most by floating-point reassociation in
@@ -225,7 +227,7 @@ class RandomFeatureEstimator:
         # extra randomness carries the batch of draws first (Component.draw_extra), so it is sliced like W
         extra = {k: v.to(device=x.device, dtype=x.dtype) for k, v in fm.extra.items()}
         num_pairs = x.shape[0]
-        row = max(self.feature_dim, self.num_features) * x.element_size()  # bytes of one pair's features
+        row = comp.pair_width(self.num_features) * x.element_size()  # bytes of one pair's features
         q = min(num_pairs, max(1, chunk_bytes // row))  # pairs per chunk
         c = max(1, chunk_bytes // (q * row))  # draws per chunk
         if low:
@@ -253,9 +255,7 @@ class RandomFeatureEstimator:
                     if not bool((est >= 2.0**-100).all() & torch.isfinite(est).all()):
                         est = None
                 if est is None:
-                    fx = comp.features(x[t : t + q], wc, ec, stats, "query")
-                    fy = comp.features(y[t : t + q], wc, ec, stats, "key")
-                    est = torch.linalg.vecdot(fx, fy)
+                    est = comp.pair_estimates(x[t : t + q], y[t : t + q], wc, ec, stats)
                 cols.append(est)
             rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
         return rows[0] if len(rows) == 1 else torch.cat(rows)

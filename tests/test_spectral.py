@@ -830,3 +830,28 @@ def test_dtype_and_device_follow_module_to():
         law.to(torch.float32)
         assert law.dtype == torch.float32 and law.device == torch.device("cpu")
         assert law.sample(4, gen, batch=2).dtype == torch.float32
+
+
+@pytest.mark.parametrize("d, m, std, scaling",
+                         [(4, 6, 1.0, "chi"), (3, 3, 0.7, "chi"), (4, 2, 1.0, "chi"), (5, 12, 1.3, "fixed")])
+def test_orthogonal_sample_is_bitwise_the_construction(d, m, std, scaling, kt_seed):
+    """The sampler equals, bit for bit, the construction of its docstring written out plainly from the same stream:
+    Q of G = QR, Q·diag(sign R_jj), rows times std·χ_d norms (or √d), blocks stacked, first m rows kept."""
+    w = Orthogonal(d, std=std, scaling=scaling).sample(m, torch.Generator().manual_seed(kt_seed), batch=3)
+    gen = torch.Generator().manual_seed(kt_seed)
+    blocks = -(-m // d)
+    q, rr = torch.linalg.qr(torch.randn((3, blocks, d, d), generator=gen, dtype=F64))
+    q = q * torch.where(torch.diagonal(rr, dim1=-2, dim2=-1) >= 0, 1.0, -1.0).to(F64).unsqueeze(-2)
+    if scaling == "chi":
+        norms = torch.linalg.vector_norm(torch.randn((3, blocks, d, d), generator=gen, dtype=F64), dim=-1)
+    else:
+        norms = torch.full((3, blocks, d), math.sqrt(d), dtype=F64)
+    want = (q * (std * norms).unsqueeze(-1)).reshape(3, blocks * d, d)[:, :m]
+    assert torch.equal(w, want) and w.stride() == want.stride()  # the layout too: products that use W see the same
+
+
+@pytest.mark.parametrize("std", [1.0, 0.5])
+def test_isotropic_gaussian_sample_is_bitwise_the_scaled_stream(std, kt_seed):
+    w = Gaussian(4, std=std).sample(5, torch.Generator().manual_seed(kt_seed), batch=2)
+    eps = torch.randn((2, 5, 4), generator=torch.Generator().manual_seed(kt_seed), dtype=F64)
+    assert torch.equal(w, eps * std)

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._validation import check_generator, check_int, check_points, representable
+from .._validation import all_finite, check_generator, check_int, check_points, representable
 from ..spectral.base import ClosedFormUnavailable, SpectralLaw
 
 Side = str  # "query" or "key"
@@ -82,6 +82,19 @@ class Component(nn.Module):
     def features(self, x: torch.Tensor, w: torch.Tensor | None, extra: Mapping, stats: Mapping, side: Side):
         """φ(x) for ``x`` of shape ``[..., n, d]`` and ``w`` of shape ``[..., m, d]``: returns ``[..., n, D]``."""
         raise ClosedFormUnavailable(f"{type(self).__name__} defines no features")
+
+    def pair_width(self, num_features: int) -> int:
+        """How many values one (draw, pair) holds while :meth:`pair_estimates` runs, for m frequencies: the moment
+        engine sizes its chunks by it. Default: D or m, whichever is larger (the features, the projections)."""
+        return max(self.feature_dim(num_features), num_features)
+
+    def pair_estimates(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, extra: Mapping,
+                       stats: Mapping) -> torch.Tensor:
+        """φ_query(x_p)ᵀφ_key(y_p) for the pairs (x_p, y_p) of ``x``, ``y`` ``[..., q, d]``: ``[..., q]`` (leading
+        dimensions, the draws of W, broadcast). Default: the dot product of the two sides' features. A map whose
+        estimate has a cheaper expression overrides it (HRF, PolySketch: the same value up to float64 rounding,
+        tests/test_pair_estimates.py)."""
+        return torch.linalg.vecdot(self.features(x, w, extra, stats, "query"), self.features(y, w, extra, stats, "key"))
 
     def log_features(self, x, w, extra, stats, side: Side) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log|φ(x)|, sign φ(x))``. Exponential maps override this to stay finite where φ itself overflows;
@@ -187,7 +200,8 @@ class FeatureMap:
     def _finite(self, phi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """φ(x), or a ValueError naming x when the features overflowed (use log_query/log_key, or linear
         attention's stabilise=True, which never forms them unstabilised)."""
-        representable(phi, f"the {self.component.name} features φ(x)", {"x": x})
+        if not all_finite(phi):  # one sum in the common case; the elementwise test only when it is not finite
+            representable(phi, f"the {self.component.name} features φ(x)", {"x": x})
         return phi
 
     def log_query(self, x: torch.Tensor):

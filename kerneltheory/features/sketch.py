@@ -152,6 +152,18 @@ class PolySketch(Component):
     def features(self, x, w, extra, stats, side):
         return outer_features(self.inner(x, w, extra))
 
+    def pair_width(self, num_features: int) -> int:
+        """The values :meth:`pair_estimates` holds per (draw, pair): the m sketch coordinates."""
+        return num_features
+
+    def pair_estimates(self, x, y, w, extra, stats):
+        """(z(x)ᵀz(y))², the dot product of the m² features vec(zzᵀ) in O(m) work per pair; equal to it up to
+        float64 rounding (tests/test_pair_estimates.py). A subclass that changes :meth:`features` gets the dot
+        product of its features."""
+        if type(self).features is not PolySketch.features:
+            return super().pair_estimates(x, y, w, extra, stats)
+        return torch.linalg.vecdot(self.inner(x, w, extra), self.inner(y, w, extra)).square()
+
     def target(self, law, x, y, stats):
         return kernels.polynomial(x, y, degree=self.degree)
 

@@ -78,7 +78,7 @@ class Gaussian(SpectralLaw):
     def _sample(self, m, generator, r):
         eps = self._normal((r, m, self.dim), generator)
         if self.isotropic:  # chol = std·I: the product adds only zeros, so this is the same number, cheaper
-            return eps * self.std
+            return eps if self.std == 1.0 else eps * self.std  # ε·1 is ε exactly: no pass over the draws
         return self.mean + eps @ self.chol.T
 
     def char_fn(self, tau):

@@ -60,12 +60,18 @@ class Orthogonal(GaussianApproximation):
         g = self._normal((r, blocks, d, d), generator)
         q, rr = torch.linalg.qr(g)
         signs = torch.where(torch.diagonal(rr, dim1=-2, dim2=-1) >= 0, 1.0, -1.0).to(q.dtype)
-        q = q * signs.unsqueeze(-2)  # Q·diag(sign diag R): scale column j by sign(R_jj)
         if self.scaling == "chi":
             norms = torch.linalg.vector_norm(self._normal((r, blocks, d, d), generator), dim=-1)
         else:
             norms = torch.full((r, blocks, d), math.sqrt(d), dtype=self.dtype, device=self.device)
-        w = q * (self.std * norms).unsqueeze(-1)
+        # Q·diag(sign diag R) (column j times sign(R_jj)), then row i times std·s_i: the two products of the
+        # definition (the same two roundings per entry), the second in place. With several blocks the first is
+        # written row-major (LAPACK's Q is column-major), so the reshape below is a view instead of a copy; with
+        # one block it keeps Q's layout, which the reshape keeps too: W's layout (and so the products that use
+        # it) is the one of q * signs * (std·norms)
+        out = torch.empty_like(q) if blocks == 1 else torch.empty(g.shape, dtype=q.dtype, device=q.device)
+        w = torch.mul(q, signs.unsqueeze(-2), out=out)
+        w.mul_((self.std * norms).unsqueeze(-1))  # the law has no parameters: nothing to differentiate
         return w.reshape(r, blocks * d, d)[:, :m]
 
     def extra_repr(self) -> str:
