@@ -55,6 +55,8 @@ def test_claim_matrix_row(name, kt_seed):
         assert v.verdict in allowed, (name, v)
         if v.verdict == "verified":
             assert v.proof, f"{name}: verified claim {v.claim} names no proof"
+        if v.verdict == "refused":  # the evidence is a refused row and its reason, not a passing one
+            assert any(v.evidence == f"{c.name}: {c.detail}" for c in report.refusals), (name, v)
     for (n, claim), why in MUST_BE_REFUTED.items():
         if n == name:
             v = by_claim[claim]

@@ -156,7 +156,7 @@ def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]
         verdict = "FAILED" if failed else ("refused" if refused else "verified")
     else:
         verdict = "refuted" if failed else "not refuted"
-    pick = failed[0] if failed else worst
+    pick = failed[0] if failed else (refused[0] if claimed and refused else worst)  # the row behind the verdict
     evidence = f"{pick.name}: {pick.detail}" if pick.detail else pick.name
     return Verdict(
         est.name,
