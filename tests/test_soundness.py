@@ -204,3 +204,16 @@ def test_a_mean_check_that_cannot_reach_its_level_falls_back():
         else:
             assert row.method.startswith("median of"), row
     assert mean_check(m, target, alpha=1e-6, name="u", seed=0, samples=draws).method == "clt"
+
+
+def test_without_skewness_the_p_value_floor_is_zero_and_false_variances_fail():
+    """γ = 0 (a symmetric ±1 estimate has (x − x̄)² constant): the floor is 0, not NaN, so a variance claimed 4×
+    too large is rejected, not refused."""
+    from kerneltheory.testing.checks import p_value_floor
+
+    assert p_value_floor(torch.zeros(3, dtype=torch.float64), 4096).tolist() == [0.0, 0.0, 0.0]
+    g = torch.Generator().manual_seed(2)
+    x = torch.where(torch.rand(4096, 2, generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0)
+    row = variance_check(Moments.from_samples(x), torch.full((2,), 4.0, dtype=torch.float64), alpha=1e-6, name="v",
+                         seed=0, samples=x)
+    assert row.status == "failed", row

@@ -164,7 +164,8 @@ def normal_p_values(
     za = z.abs().to(torch.float64).cpu()
     k, turn = _cramer_rate(skewness, n, studentised)
     zc = torch.minimum(za, turn)
-    log_p = math.log(2.0) + torch.special.log_ndtr(-zc) + k * zc**3  # log Φ̄ in float64, accurate in the tail
+    skew_term = torch.where(k > 0, k * zc**3, torch.zeros_like(zc))  # 0·∞ would be NaN where γ = 0
+    log_p = math.log(2.0) + torch.special.log_ndtr(-zc) + skew_term  # log Φ̄ in float64, accurate in the tail
     return torch.where(za.isinf(), torch.zeros_like(za), torch.exp(log_p.clamp(max=0.0)))
 
 
@@ -235,12 +236,15 @@ def excludes_detectable_effects(
     with an exact bound), ``se`` the standard error now and ``final_se`` after ``futility.final_draws`` draws.
     ``settled``: pairs compared with their rounding floor instead (draws equal up to rounding); the caller has
     found them within it, so they hold."""
+    if pairs < 1 or halves < 1:
+        raise ValueError(f"pairs and halves must be ≥ 1, got {pairs} and {halves}")
     level = futility.final_alpha / (pairs * halves)
     if not 0.0 < level < 1.0:
         return False
     z_star = critical_z(level, skewness, futility.final_draws, studentised=studentised)
     delta = (z_star + futility.z_power) * final_se
-    ok = diff.abs() + futility.margin * se <= delta
+    # an infinite δ* (a pair the last look could never reject) protects nothing: it never licenses accepting
+    ok = torch.isfinite(delta) & (diff.abs() + futility.margin * se <= delta)
     if settled is not None:
         ok = ok | settled
     return bool(ok.all())

@@ -221,7 +221,8 @@ def verify_estimator(
     )
     variances = variances[: len(fam)]  # the stress families carry no variance check
     # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
-    # budget; the verdict uses the new draws only, so its false-failure rate is still α.
+    # budget, at the same level a; the verdict uses the new draws only. Each attempt can fail a true claim with
+    # probability ≤ a, so a check re-run twice has a false-failure bound of 3a (proofs/verification.md item 7).
     draws, level = cfg["draws"], 0
     while any(c.refused for c in means + variances) and draws * 4 <= BUDGETS["thorough"]["draws"]:
         draws, level = draws * 4, level + 1

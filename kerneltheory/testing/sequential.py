@@ -22,11 +22,17 @@ the early looks with n_k ≥ N/4 (:data:`FUTILITY_FROM`), once its draws exclude
 would detect with power ≥ 1 − β (β = 1 − :data:`FUTILITY_POWER`): with δ*_p = (z*_p + z_β)·SE_N,p, where z*_p is
 the |z| at which the last look's test rejects pair p and SE_N,p its standard error after all N draws, look k
 accepts when |mean_p − target_p| + c_k·SE_k,p ≤ δ*_p at every pair, c_k = Φ̄⁻¹(γ/L) for the L futility looks
-and γ = :data:`FUTILITY_MISS`. Stopping to accept only removes chances to reject, so α is untouched; at an effect
-the full budget detects with power ≥ 1 − β, one futility look accepts with probability ≤ γ/L (normal
-approximation of the mean at that look), so the power there falls by at most γ. Only checks decided by a
-normal approximation take part (bounded-only, median-of-means and refused rows run to the end), and the draws
-stop when every check of every claim is decided.
+and γ = :data:`FUTILITY_MISS`. Stopping to accept only removes chances to reject, so α is untouched; at a mean
+shift of one pair that the last look's normal test detects with power ≥ 1 − β, one futility look accepts with
+probability ≤ γ/L (normal approximation of the mean at that look, δ* computed from the look's own variance and
+skewness estimates), so the power there falls by at most γ. Only checks decided by a normal approximation take
+part (bounded-only, median-of-means and refused rows run to the end), and the draws stop when every check of
+every claim is decided.
+
+What accepting early does not protect: an accepted check has seen n_k draws, not N. A defect that shows only in
+rare draws (a non-finite estimate, a pair whose draws were all equal so far and would later differ, rare huge
+draws that would have failed the tail guard and made the full budget refuse) is found with the probability that
+n_k draws give, which can be far below that of N draws.
 
 Proof: proofs/verification.md (sequential α-spending, accepting early). Tests: tests/test_sequential.py.
 """
@@ -73,6 +79,12 @@ class Futility:
     margin: float
     power: float = FUTILITY_POWER
 
+    def __post_init__(self) -> None:
+        check_int(self.final_draws, "final_draws", minimum=1)
+        check_real(self.final_alpha, "final_alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+        check_real(self.margin, "margin", minimum=0.0)
+        check_real(self.power, "power", minimum=0.5, maximum=1.0, strict_max=True)
+
     @property
     def z_power(self) -> float:
         """z_β = Φ⁻¹(1 − β)."""
@@ -91,6 +103,8 @@ def futility_plan(
     ``miss = 0`` turns accepting early off (an empty plan)."""
     g = check_real(miss, "miss", minimum=0.0, maximum=1.0, strict_max=True)
     f = check_real(start, "start", minimum=0.0, maximum=1.0)
+    if any(b <= a for a, b in zip(points, points[1:], strict=False)) or (points and points[0] < 1):
+        raise ValueError(f"points must be increasing draw counts ≥ 1, got {points}")
     if g == 0.0 or len(points) < 2:
         return {}
     early = [k for k, n in enumerate(points[:-1]) if n >= f * points[-1]]
