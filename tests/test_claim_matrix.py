@@ -75,3 +75,19 @@ def test_claim_matrix_row(name, kt_seed):
             v = by_claim[claim]
             assert v.verdict == "refuted", f"{name}: expected {claim} refuted ({why}), got {v}"
             assert v.evidence and v.effect_size > 0
+
+
+def test_reruns_split_the_level_of_a_check():
+    """A refused check is re-run on fresh draws; the first attempt is tested at a/2 and each of the two possible
+    re-runs from the quick budget at a/4, so the attempts' false-failure bounds add up to the check's share a.
+    positive/gaussian at seed 0 has checks decided at 4096 draws and re-run checks decided at 65536."""
+    verdicts, report = verify_estimator("positive/gaussian", seed=0)
+    a = next(c.alpha for c in report.checks if c.name.startswith("finite"))  # property rows get the whole a
+    finals = {}
+    for v in verdicts:
+        for c in v.checks:
+            if c["method"] != "stopped" and re.search(r"look (\d+)/\1$", c["detail"]):
+                finals.setdefault(c["sample_size"], set()).add(c["alpha"])
+    assert {4096, 65536} <= set(finals), finals
+    assert all(math.isclose(x, 0.8 * a / 2, rel_tol=1e-12) for x in finals[4096]), finals  # last look: 0.8 of it
+    assert all(math.isclose(x, 0.8 * a / 4, rel_tol=1e-12) for x in finals[65536]), finals

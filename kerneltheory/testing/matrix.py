@@ -208,21 +208,26 @@ def verify_estimator(
     n_checks = len(fam) * (1 + want_var) + len(stress) + 2
     a = alpha / n_checks
     families = fam + stress
+    # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
+    # budget; the verdict uses the new draws only. The attempts split the check's level a (a/2 for the first,
+    # the other half evenly over the possible re-runs), so a check's false-failure bound stays a whatever the
+    # re-runs (proofs/verification.md item 7).
+    reruns = 0
+    while cfg["draws"] * 4 ** (reruns + 1) <= BUDGETS["thorough"]["draws"]:
+        reruns += 1
+    levels = [a / 2] + [a / (2 * reruns)] * reruns if reruns else [a]
     means, variances = _mean_checks(
         est,
         families,
         draws=cfg["draws"],
         block=cfg["block"],
-        alpha=a,
+        alpha=levels[0],
         seed=base,
         claim_exact=exact,
         want_variance=want_var and not uncalibrated,
         compute_dtype=compute_dtype,
     )
     variances = variances[: len(fam)]  # the stress families carry no variance check
-    # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
-    # budget, at the same level a; the verdict uses the new draws only. Each attempt can fail a true claim with
-    # probability ≤ a, so a check re-run twice has a false-failure bound of 3a (proofs/verification.md item 7).
     draws, level = cfg["draws"], 0
     while any(c.refused for c in means + variances) and draws * 4 <= BUDGETS["thorough"]["draws"]:
         draws, level = draws * 4, level + 1
@@ -234,7 +239,7 @@ def verify_estimator(
             [families[i] for i in idx],
             draws=draws,
             block=cfg["block"],
-            alpha=a,
+            alpha=levels[level],
             seed=base + 100 * level,
             claim_exact=exact,
             want_variance=want_var and not uncalibrated and bool(redo_var),
