@@ -163,10 +163,14 @@ def normal_p_values(
     """
     za = z.abs().to(torch.float64).cpu()
     k, turn = _cramer_rate(skewness, n, studentised)
-    zc = torch.minimum(za, turn)
-    skew_term = torch.where(k > 0, k * zc**3, torch.zeros_like(zc))  # 0·∞ would be NaN where γ = 0
-    log_p = math.log(2.0) + torch.special.log_ndtr(-zc) + skew_term  # log Φ̄ in float64, accurate in the tail
+    log_p = _log_p(torch.minimum(za, turn), k)
     return torch.where(za.isinf(), torch.zeros_like(za), torch.exp(log_p.clamp(max=0.0)))
+
+
+def _log_p(z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """log(2Φ̄(z)·e^{kz³}) for z ≥ 0, from torch's float64 log Φ̄ (accurate far into the tail); the skewness term
+    is 0 where k = 0 (0·∞ would be NaN)."""
+    return math.log(2.0) + torch.special.log_ndtr(-z) + torch.where(k > 0, k * z**3, torch.zeros_like(z))
 
 
 def bounded_p_values(
@@ -205,17 +209,13 @@ def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentis
     k, turn = _cramer_rate(skewness, n, studentised)
     top = turn.clamp(max=40.0)
     target = math.log(level)
-
-    def logp(z):
-        return math.log(2.0) + torch.special.log_ndtr(-z) + k * z**3
-
     lo, hi = torch.zeros_like(top), top.clone()
     for _ in range(60):
         mid = (lo + hi) / 2
-        below = logp(mid) <= target
+        below = _log_p(mid, k) <= target
         hi = torch.where(below, mid, hi)
         lo = torch.where(below, lo, mid)
-    return torch.where(logp(top) <= target, hi, torch.full_like(top, math.inf))
+    return torch.where(_log_p(top, k) <= target, hi, torch.full_like(top, math.inf))
 
 
 def excludes_detectable_effects(
