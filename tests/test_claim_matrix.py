@@ -91,3 +91,51 @@ def test_reruns_split_the_level_of_a_check():
     assert {4096, 65536} <= set(finals), finals
     assert all(math.isclose(x, 0.8 * a / 2, rel_tol=1e-12) for x in finals[4096]), finals  # last look: 0.8 of it
     assert all(math.isclose(x, 0.8 * a / 4, rel_tol=1e-12) for x in finals[65536]), finals
+
+
+def test_a_rerun_computes_only_the_refused_rows(monkeypatch):
+    """A re-run draws the families of the refused checks and computes those checks only: an unbiasedness row of a
+    family re-run for its variance is not recomputed (a failure there would decide the claim and leave the kept
+    re-run rows "stopped", and the row would be thrown away)."""
+    import kerneltheory.testing.matrix as matrix
+
+    calls = []
+    inner = matrix._mean_checks
+
+    def spy(est, families, **kw):
+        means, variances = inner(est, families, **kw)
+        calls.append((len(families), list(kw["mean_families"]), list(kw["variance_families"]), list(means),
+                      list(variances)))
+        return means, variances
+
+    monkeypatch.setattr(matrix, "_mean_checks", spy)
+    verdicts, _ = matrix.verify_estimator("positive/gaussian", seed=0)
+    assert len(calls) > 1, "positive/gaussian at seed 0 re-runs refused variance checks"
+    first_means, first_vars = calls[0][3], calls[0][4]
+    for size, mean_fams, var_fams, means, variances in calls[1:]:
+        assert sorted(set(mean_fams) | set(var_fams)) == list(range(size))
+        assert len(means) == len(mean_fams) and len(variances) == len(var_fams)
+    # a family re-run for its variance only keeps its first unbiasedness row
+    refused_var_only = [i for i, c in enumerate(first_vars) if c.refused and not first_means[i].refused]
+    assert refused_var_only, "the case this test is about must occur"
+    unbiased = next(v for v in verdicts if v.claim == "unbiased").checks
+    for i in refused_var_only:
+        assert unbiased[i] == first_means[i].as_dict()
+
+
+def test_a_stopped_row_is_no_pass():
+    """A claimed property is verified only when every row passed: a row left "stopped" without a failure in its
+    claim (an attempt that never decided it) makes the verdict refused, never verified."""
+    from kerneltheory import estimators
+    from kerneltheory.testing.checks import CheckResult
+    from kerneltheory.testing.matrix import _verdict
+
+    est = estimators.get("positive/gaussian", 4, 16)
+    ok = CheckResult(name="unbiased[a]", claim="unbiased", statistic=0.1, p_value=0.9, alpha=1e-8, effect_size=0.0,
+                     sample_size=4096, seed=0, method="clt", passed=True)
+    stopped = CheckResult(name="unbiased[b]", claim="unbiased", statistic=math.nan, p_value=math.nan, alpha=1e-8,
+                          effect_size=math.nan, sample_size=512, seed=0, method="stopped", passed=False)
+    v = _verdict(est, "unbiased", "exact", True, [ok, stopped])
+    assert v.verdict == "refused" and v.evidence.startswith("unbiased[b]")
+    assert _verdict(est, "unbiased", "exact", True, [ok]).verdict == "verified"
+    assert _verdict(est, "unbiased", "none", False, [ok, stopped]).verdict == "not refuted"

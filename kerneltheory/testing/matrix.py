@@ -84,10 +84,13 @@ def _mean_checks(
     block,
     alpha,
     seed,
-    claim_exact: bool,
-    want_variance: bool,
+    mean_families: list[int],
+    variance_families: list[int],
     compute_dtype: torch.dtype | None = None,
 ) -> tuple[list[CheckResult], list[CheckResult]]:
+    """The unbiasedness checks of ``families[i]`` for i in ``mean_families`` and the variance checks for i in
+    ``variance_families`` (none when the estimator has no closed-form variance), drawn together; the rows in
+    the order of those lists. A family in neither list is not drawn."""
     pairs = [f.pairs() for f in families]
     x = torch.cat([p[0] for p in pairs]).to(est.dtype)
     y = torch.cat([p[1] for p in pairs]).to(est.dtype)
@@ -107,15 +110,15 @@ def _mean_checks(
         bound_fn: Callable | None = getattr(est.component, "estimate_bound", None)
         bound = None if bound_fn is None else bound_fn(x, y)
     bound = None if bound is None else bound.to(torch.float64)
-    idx = list(range(len(families)))
-    groups = {"unbiased": dict(kind="mean", families=idx, alpha=alpha, target=target, variance=var, bound=bound,
-                               target_stderr=target_se, prefix="unbiased", scale=scale)}
-    if want_variance and var is not None:
-        var_idx = [i for i, f in enumerate(families) if not f.name.startswith("stress")]
-        groups["variance"] = dict(kind="variance", families=var_idx, alpha=alpha, variance=var, bound=bound,
-                                  prefix="variance")
+    groups = {}
+    if mean_families:
+        groups["unbiased"] = dict(kind="mean", families=list(mean_families), alpha=alpha, target=target,
+                                  variance=var, bound=bound, target_stderr=target_se, prefix="unbiased", scale=scale)
+    if variance_families and var is not None:
+        groups["variance"] = dict(kind="variance", families=list(variance_families), alpha=alpha, variance=var,
+                                  bound=bound, prefix="variance")
     rows = run_mean_variance_checks(estimates, families, groups, draws=draws, block=block, seed=seed)
-    return rows["unbiased"], rows.get("variance", [])
+    return rows.get("unbiased", []), rows.get("variance", [])
 
 
 def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: float, seed: int) -> CheckResult:
@@ -150,13 +153,13 @@ def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]
     if not checks:
         return Verdict(est.name, claim, claimed_level, "n/a", float("nan"), float("nan"), "", "", proof)
     failed = [c for c in checks if c.status == "failed"]
-    refused = [c for c in checks if c.refused]
+    undecided = [c for c in checks if not c.passed and c.status != "failed"]  # refused or stopped rows
     worst = min(checks, key=lambda c: c.p_value if c.p_value == c.p_value else 2.0)
-    if claimed:
-        verdict = "FAILED" if failed else ("refused" if refused else "verified")
+    if claimed:  # verified only when every row passed: a stopped row is no pass
+        verdict = "FAILED" if failed else ("refused" if undecided else "verified")
     else:
         verdict = "refuted" if failed else "not refuted"
-    pick = failed[0] if failed else (refused[0] if claimed and refused else worst)  # the row behind the verdict
+    pick = failed[0] if failed else (undecided[0] if claimed and undecided else worst)  # the row behind it
     evidence = f"{pick.name}: {pick.detail}" if pick.detail else pick.name
     return Verdict(
         est.name,
@@ -216,24 +219,27 @@ def verify_estimator(
     while cfg["draws"] * 4 ** (reruns + 1) <= BUDGETS["thorough"]["draws"]:
         reruns += 1
     levels = [a / 2] + [a / (2 * reruns)] * reruns if reruns else [a]
-    means, variances = _mean_checks(
+    checked_var = want_var and not uncalibrated
+    means, variances = _mean_checks(  # the stress families carry no variance check
         est,
         families,
         draws=cfg["draws"],
         block=cfg["block"],
         alpha=levels[0],
         seed=base,
-        claim_exact=exact,
-        want_variance=want_var and not uncalibrated,
+        mean_families=list(range(len(families))),
+        variance_families=list(range(len(fam))) if checked_var else [],
         compute_dtype=compute_dtype,
     )
-    variances = variances[: len(fam)]  # the stress families carry no variance check
     draws, level = cfg["draws"], 0
     while any(c.refused for c in means + variances) and draws * 4 <= BUDGETS["thorough"]["draws"]:
         draws, level = draws * 4, level + 1
+        # only the refused checks are re-run (a row that is not kept must not be computed: a failure in it would
+        # otherwise decide its claim and leave the kept rows "stopped")
         redo = [i for i, c in enumerate(means) if c.refused]
-        redo_var = {i for i, c in enumerate(variances) if c.refused}
-        idx = sorted(set(redo) | redo_var)
+        redo_var = [i for i, c in enumerate(variances) if c.refused]
+        idx = sorted(set(redo) | set(redo_var))
+        at = {i: j for j, i in enumerate(idx)}
         new_means, new_vars = _mean_checks(
             est,
             [families[i] for i in idx],
@@ -241,15 +247,14 @@ def verify_estimator(
             block=cfg["block"],
             alpha=levels[level],
             seed=base + 100 * level,
-            claim_exact=exact,
-            want_variance=want_var and not uncalibrated and bool(redo_var),
+            mean_families=[at[i] for i in redo],
+            variance_families=[at[i] for i in redo_var],
             compute_dtype=compute_dtype,
         )
-        for j, i in enumerate(idx):
-            if i in redo:
-                means[i] = new_means[j]
-            if i in redo_var and j < len(new_vars):
-                variances[i] = new_vars[j]
+        for i, row in zip(redo, new_means, strict=True):
+            means[i] = row
+        for i, row in zip(redo_var, new_vars, strict=True):
+            variances[i] = row
     if uncalibrated:
         variances = [
             CheckResult.refusal(uncalibrated, name=f"variance[{f.name}]", claim="variance", alpha=a, sample_size=0,
