@@ -139,3 +139,24 @@ def test_a_stopped_row_is_no_pass():
     assert v.verdict == "refused" and v.evidence.startswith("unbiased[b]")
     assert _verdict(est, "unbiased", "exact", True, [ok]).verdict == "verified"
     assert _verdict(est, "unbiased", "none", False, [ok, stopped]).verdict == "not refuted"
+
+
+def test_no_rerun_after_a_failure(monkeypatch):
+    """Refused rows of a claim that already has a failed row are not re-run: the verdict is decided.
+    polysketch/gaussian's unbiasedness (not claimed) is refuted at seed 0 with refused rows beside the failure."""
+    import kerneltheory.testing.matrix as matrix
+
+    calls = []
+    inner = matrix._mean_checks
+
+    def spy(est, families, **kw):
+        means, variances = inner(est, families, **kw)
+        calls.append((kw["draws"], [c.status for c in means], [c.status for c in variances]))
+        return means, variances
+
+    monkeypatch.setattr(matrix, "_mean_checks", spy)
+    verdicts, _ = matrix.verify_estimator("polysketch/gaussian", seed=0)
+    unbiased = next(v for v in verdicts if v.claim == "unbiased")
+    assert unbiased.verdict == "refuted"
+    failed_at = next(k for k, (_, means, _) in enumerate(calls) if "failed" in means)
+    assert all(not c[1] for c in calls[failed_at + 1:]), calls  # no unbiasedness row computed after the failure

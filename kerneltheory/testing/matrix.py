@@ -148,6 +148,10 @@ def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: flo
     )
 
 
+def _any_failed(rows: list[CheckResult]) -> bool:
+    return any(c.status == "failed" for c in rows)
+
+
 def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]) -> Verdict:
     proof = est.claims.proofs.get(claim, "")
     if not checks:
@@ -235,9 +239,12 @@ def verify_estimator(
     while any(c.refused for c in means + variances) and draws * 4 <= BUDGETS["thorough"]["draws"]:
         draws, level = draws * 4, level + 1
         # only the refused checks are re-run (a row that is not kept must not be computed: a failure in it would
-        # otherwise decide its claim and leave the kept rows "stopped")
-        redo = [i for i, c in enumerate(means) if c.refused]
-        redo_var = [i for i, c in enumerate(variances) if c.refused]
+        # otherwise decide its claim and leave the kept rows "stopped"), and only while their claim has no failed
+        # row (a failure decides the verdict; more draws could not change it)
+        redo = [i for i, c in enumerate(means) if c.refused and not _any_failed(means)]
+        redo_var = [i for i, c in enumerate(variances) if c.refused and not _any_failed(variances)]
+        if not redo and not redo_var:
+            break
         idx = sorted(set(redo) | set(redo_var))
         at = {i: j for j, i in enumerate(idx)}
         new_means, new_vars = _mean_checks(
