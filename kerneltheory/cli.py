@@ -36,6 +36,11 @@ def _report(args) -> int:
     try:
         if args.threads < 1:
             raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        if args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
+        from .commands import check_device
+
+        check_device(args.device)
         import torch
 
         threads = torch.get_num_threads()
@@ -251,7 +256,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     rep.add_argument("--alpha", type=float, default=1e-6,
                      help="total false-failure rate of each estimator's report, split across its checks "
                      "(default 1e-6)")
-    rep.add_argument("--only", nargs="*", metavar="NAME",
+    rep.add_argument("--only", nargs="+", metavar="NAME",
                      help="verify only these estimators (registry names or aliases); skips the variance sweeps")
     rep.add_argument("--registry-only", action="store_true", help="write the registry table without verifying")
     rep.add_argument("--dim", type=int, default=16, help="dimension d of the registry table (default 16)")
@@ -320,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
-        parser.exit(2, f"kerneltheory {args.command}: error: {exc}\n")
+    except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
 
 
 if __name__ == "__main__":
