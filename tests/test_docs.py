@@ -250,3 +250,15 @@ def test_the_shell_commands_of_the_docs_parse():
             path = target.split(":")[0]
             if path.endswith((".py", ".toml")):
                 assert (ROOT / path).is_file(), f"{page}: `{line}` names a missing file {path}"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md", "docs/kernel_learning.md", "docs/attention_theory.md"])
+def test_the_python_snippets_of_the_pages_run(page, one_thread, capsys):
+    """What a reader copies runs as written: each Python block of the page, in order, in one namespace
+    (docs/auditing.md has its own test, tests/test_auditing_docs.py)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"{page} snippet {i}", "exec"), namespace)  # noqa: S102
+    capsys.readouterr()
