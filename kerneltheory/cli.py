@@ -114,6 +114,10 @@ def _kernel(spec: str, sigma: float):
     """A built-in kernel name (gaussian with ``--sigma``) or ``MODULE:FUNCTION``."""
     from .kernels import KERNELS, get_kernel
 
+    if sigma != 1.0 and spec != "gaussian":  # not silently ignored
+        raise ValueError(f"--sigma is the bandwidth of --kernel gaussian; it does not apply to --kernel {spec}")
+    if not 0.0 < sigma < float("inf"):
+        raise ValueError(f"--sigma must be a finite number > 0, got {sigma}")
     if spec in KERNELS:
         kernel = get_kernel(spec)
         if spec == "gaussian" and sigma != 1.0:
@@ -131,6 +135,9 @@ def _run_audit(args):
     from .testing import Report, check_feature_map
     from .testing.adapters import global_rng_sampler, proportional_check
 
+    for option, value in (("--dim", args.dim), ("--draws", args.draws)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be an integer >= 1, got {value}")
     obj = load_object(args.factory)
     if args.global_rng:
         if not callable(obj):
@@ -150,7 +157,8 @@ def _run_audit(args):
     if args.attention:
         from .testing.attention_audit import check_attention
 
-        reference = "softmax" if args.kernel in (None, "softmax") else _kernel(args.kernel, args.sigma)
+        plain = args.kernel in (None, "softmax") and args.sigma == 1.0
+        reference = "softmax" if plain else _kernel(args.kernel or "softmax", args.sigma)
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
                                checks=args.checks, alpha=args.alpha, seed=args.seed)
     if args.kernel is None or not args.claims:
@@ -182,7 +190,8 @@ def _audit(args) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"kerneltheory audit: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        print(f"kerneltheory audit: error: {message}", file=sys.stderr)
         return 2
     print(report)
     if report.status == "REFUSED":

@@ -94,6 +94,21 @@ def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
                  "finite"]) == 2  # not a callable
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--kernel", "softmax", "--claims", "finite", "--dim", "0"], "--dim must be an integer >= 1, got 0"),
+    (["--kernel", "softmax", "--claims", "finite", "--dim", "8", "--sigma", "2"], "does not apply to --kernel softmax"),
+    (["--kernel", "gaussian", "--claims", "finite", "--dim", "8", "--sigma", "-1"], "--sigma must be a finite"),
+    (["--attention", "--dim", "8", "--sigma", "0.5"], "does not apply to --kernel softmax"),
+    (["--sampler", "gaussian", "--draws", "0"], "--draws must be an integer >= 1, got 0"),
+])
+def test_audit_names_the_bad_option(extra, message, capsys):
+    """A bad option of audit: exit status 2, one line naming the option, not the Python parameter it feeds;
+    --sigma is refused where it would be ignored."""
+    assert main(["audit", f"{EXAMPLE}:good_prf", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kerneltheory audit: error: ") and message in err and len(err.splitlines()) == 1, err
+
+
 def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monkeypatch):
     import torch
 
