@@ -260,7 +260,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
     rep.add_argument("--budget", choices=("quick", "thorough"), default="quick",
-                     help="draws per check: quick (4096, default) or thorough")
+                     help="draws per check: quick (at most 4096, a refused check re-run on fresh draws up to "
+                     "65536; default) or thorough (at most 65536)")
     rep.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     rep.add_argument("--alpha", type=float, default=1e-6,
                      help="total false-failure rate of each estimator's report, split across its checks "
@@ -299,7 +300,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
                      help="the properties to verify (feature maps)")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
-    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick", help="draws per check (default quick)")
+    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick",
+                     help="draws per check: quick (at most 4096, default) or thorough (at most 65536)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     aud.add_argument("--global-rng", action="store_true",
