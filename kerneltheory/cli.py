@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
+    except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark starts over
+        then = "" if args.command == "bench" else "; run it again to resume from the cached results"
+        parser.exit(130, f"kerneltheory {args.command}: interrupted{then}\n")
 
 
 if __name__ == "__main__":

@@ -172,3 +172,17 @@ def test_user_errors_exit_2_with_a_message_naming_the_problem(argv, message, tmp
     assert exc.value.code == 2, err
     last = err.strip().splitlines()[-1]  # argparse's own errors come after the usage lines
     assert "Traceback" not in err and last.startswith(f"kerneltheory {argv[0]}: error: ") and message in last, err
+
+
+def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):
+    """Ctrl-C in an experiment command: exit status 130 and a line saying a rerun resumes, no traceback."""
+    import kerneltheory.commands.turing as turing
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(turing, "run", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["turing", "--scale", "smoke"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and "run it again to resume" in err and "Traceback" not in err
