@@ -36,6 +36,11 @@ def _report(args) -> int:
     try:
         if args.threads < 1:
             raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        if args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
+        from .commands import check_device
+
+        check_device(args.device)
         import torch
 
         threads = torch.get_num_threads()
@@ -109,6 +114,10 @@ def _kernel(spec: str, sigma: float):
     """A built-in kernel name (gaussian with ``--sigma``) or ``MODULE:FUNCTION``."""
     from .kernels import KERNELS, get_kernel
 
+    if sigma != 1.0 and spec != "gaussian":  # not silently ignored
+        raise ValueError(f"--sigma is the bandwidth of --kernel gaussian; it does not apply to --kernel {spec}")
+    if not 0.0 < sigma < float("inf"):
+        raise ValueError(f"--sigma must be a finite number > 0, got {sigma}")
     if spec in KERNELS:
         kernel = get_kernel(spec)
         if spec == "gaussian" and sigma != 1.0:
@@ -126,6 +135,9 @@ def _run_audit(args):
     from .testing import Report, check_feature_map
     from .testing.adapters import global_rng_sampler, proportional_check
 
+    for option, value in (("--dim", args.dim), ("--draws", args.draws)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be an integer >= 1, got {value}")
     obj = load_object(args.factory)
     if args.global_rng:
         if not callable(obj):
@@ -145,7 +157,8 @@ def _run_audit(args):
     if args.attention:
         from .testing.attention_audit import check_attention
 
-        reference = "softmax" if args.kernel in (None, "softmax") else _kernel(args.kernel, args.sigma)
+        plain = args.kernel in (None, "softmax") and args.sigma == 1.0
+        reference = "softmax" if plain else _kernel(args.kernel or "softmax", args.sigma)
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
                                checks=args.checks, alpha=args.alpha, seed=args.seed)
     if args.kernel is None or not args.claims:
@@ -177,7 +190,8 @@ def _audit(args) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"kerneltheory audit: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        print(f"kerneltheory audit: error: {message}", file=sys.stderr)
         return 2
     print(report)
     if report.status == "REFUSED":
@@ -246,12 +260,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
     rep.add_argument("--budget", choices=("quick", "thorough"), default="quick",
-                     help="draws per check: quick (4096, default) or thorough")
+                     help="draws per check: quick (at most 4096, a refused check re-run on fresh draws up to "
+                     "65536; default) or thorough (at most 65536)")
     rep.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     rep.add_argument("--alpha", type=float, default=1e-6,
                      help="total false-failure rate of each estimator's report, split across its checks "
                      "(default 1e-6)")
-    rep.add_argument("--only", nargs="*", metavar="NAME",
+    rep.add_argument("--only", nargs="+", metavar="NAME",
                      help="verify only these estimators (registry names or aliases); skips the variance sweeps")
     rep.add_argument("--registry-only", action="store_true", help="write the registry table without verifying")
     rep.add_argument("--dim", type=int, default=16, help="dimension d of the registry table (default 16)")
@@ -285,7 +300,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
                      help="the properties to verify (feature maps)")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
-    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick", help="draws per check (default quick)")
+    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick",
+                     help="draws per check: quick (at most 4096, default) or thorough (at most 65536)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     aud.add_argument("--global-rng", action="store_true",
@@ -320,8 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
-        parser.exit(2, f"kerneltheory {args.command}: error: {exc}\n")
+    except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
+    except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark starts over
+        then = "" if args.command == "bench" else "; run it again to resume from the cached results"
+        parser.exit(130, f"kerneltheory {args.command}: interrupted{then}\n")
 
 
 if __name__ == "__main__":

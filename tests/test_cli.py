@@ -43,7 +43,7 @@ def test_report_registry_only(tmp_path, capsys):
 @pytest.mark.parametrize("factory, status", [("good_prf", 0), ("broken_prf", 1)])
 def test_audit_exit_status_on_documented_examples(factory, status):
     proc = subprocess.run(
-        [sys.executable, "-m", "kerneltheory.cli", "audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax",
+        [sys.executable, "-m", "kerneltheory", "audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax",
          "--dim", "8", "--claims", "unbiased", "positive", "finite"],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )
@@ -94,6 +94,21 @@ def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
                  "finite"]) == 2  # not a callable
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--kernel", "softmax", "--claims", "finite", "--dim", "0"], "--dim must be an integer >= 1, got 0"),
+    (["--kernel", "softmax", "--claims", "finite", "--dim", "8", "--sigma", "2"], "does not apply to --kernel softmax"),
+    (["--kernel", "gaussian", "--claims", "finite", "--dim", "8", "--sigma", "-1"], "--sigma must be a finite"),
+    (["--attention", "--dim", "8", "--sigma", "0.5"], "does not apply to --kernel softmax"),
+    (["--sampler", "gaussian", "--draws", "0"], "--draws must be an integer >= 1, got 0"),
+])
+def test_audit_names_the_bad_option(extra, message, capsys):
+    """A bad option of audit: exit status 2, one line naming the option, not the Python parameter it feeds;
+    --sigma is refused where it would be ignored."""
+    assert main(["audit", f"{EXAMPLE}:good_prf", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kerneltheory audit: error: ") and message in err and len(err.splitlines()) == 1, err
+
+
 def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monkeypatch):
     import torch
 
@@ -108,3 +123,66 @@ def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monke
     assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet", "--threads", "0"]) == 2
     assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err
     assert torch.get_num_threads() == before
+
+
+def test_python_dash_m_kerneltheory_is_the_command():
+    """``python -m kerneltheory`` runs the CLI (kerneltheory/__main__.py), for a scripts folder not on PATH."""
+    proc = subprocess.run([sys.executable, "-m", "kerneltheory", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("kerneltheory "), proc.stdout + proc.stderr
+
+
+def _bad_config(tmp_path: Path) -> Path:
+    """The shipped variance_vs_dim figure with a misspelt estimator argument in its first series."""
+    from kerneltheory.experiments import default_configs, to_toml
+
+    text = to_toml(next(c for c in default_configs() if c.name == "variance_vs_dim"))
+    assert "weighted = false" in text
+    path = tmp_path / "typo.toml"
+    path.write_text(text.replace("weighted = false", "weigthed = false", 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "--only"], "--only: expected at least one argument"),  # not a silent run of everything
+    (["report", "--registry-only", "--device", "tpu"], "--device must be cpu or cuda[:i], got 'tpu'"),
+    (["report", "--registry-only", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["variance", "--only", "variance_vs_dim", "--shard-blocks", "0"], "--shard-blocks must be an integer >= 1"),
+    (["variance", "--only", "variance_vs_dim", "--checkpoint-seconds", "-1"], "--checkpoint-seconds must be"),
+    (["variance", "--config", "TYPO", "--quiet"], "'weigthed' is not an argument of the gaussian law"),
+    (["variance", "--only", "variance_vs_dim", "--out", "FILE/sub"], "NotADirectoryError"),
+    (["turing", "--scale", "smoke", "--out", "FILE/sub"], "NotADirectoryError"),
+    (["bench", "attention", "--scale", "smoke", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["train", "--scale", "smoke", "--device", "tpu"], "--device must be cpu or cuda[:i], got 'tpu'"),
+    (["sparsity", "--parts"], "--parts: expected at least one argument"),
+])
+def test_user_errors_exit_2_with_a_message_naming_the_problem(argv, message, tmp_path, capsys, one_thread):
+    """A wrong option value, a config file with a typo or an --out that cannot be a folder: exit status 2 and
+    a line naming it, no traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("", encoding="utf-8")
+    argv = [str(afile) + a[4:] if a.startswith("FILE") else str(_bad_config(tmp_path)) if a == "TYPO" else a
+            for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exc:
+        status = main(argv)
+        raise SystemExit(status)  # the report returns its status instead of exiting
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    last = err.strip().splitlines()[-1]  # argparse's own errors come after the usage lines
+    assert "Traceback" not in err and last.startswith(f"kerneltheory {argv[0]}: error: ") and message in last, err
+
+
+def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):
+    """Ctrl-C in an experiment command: exit status 130 and a line saying a rerun resumes, no traceback."""
+    import kerneltheory.commands.turing as turing
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(turing, "run", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["turing", "--scale", "smoke"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and "run it again to resume" in err and "Traceback" not in err

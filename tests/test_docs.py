@@ -1,6 +1,7 @@
 """The documentation: every proof is reachable from the table of contents and renders as a numbered theorem,
 the docstring rewrites do what docs/contributing.md says, the numbers quoted in proofs/verification.md are
-right, and (``-m slow``) the whole site builds without a warning.
+right, every ``kerneltheory`` command the pages show parses, and (``-m slow``) the whole site builds without a
+warning.
 
 The fast tests need no Sphinx: they use the pure helpers of docs/_ext/kt_sources.py. The build test needs the
 ``docs`` extra (``pip install -e '.[docs]'``) and is skipped without it.
@@ -203,3 +204,61 @@ def test_docs_build_without_warnings(tmp_path):
     assert remote_references(out) == []
     html = (out / "proofs" / "one_rule.html").read_text(encoding="utf-8")
     assert "Theorem 1" in html and "api/kerneltheory.spectral.base.html" in html
+
+
+# ---------------------------------------------------------------------------------------------------
+# The commands a reader types
+# ---------------------------------------------------------------------------------------------------
+
+
+def _shell_commands() -> list[tuple[str, str]]:
+    """Every ``kerneltheory ...`` line of a code block, and every inline ``kerneltheory ...`` span that is a
+    whole command (options after the subcommand; no ``...``, ``|`` or upper-case placeholder such as DIR), of
+    README.md and docs/*.md: (file, command)."""
+    found = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            for line in block.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line.startswith("kerneltheory ") and not line.startswith("kerneltheory 0."):
+                    found.append((page.name, line))
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        for span in re.findall(r"`(kerneltheory [a-z][^`]*)`", text):
+            if len(span.split()) > 2 and not re.search(r"\.\.\.|\||\b[A-Z]{2,}\b|--help", span):
+                found.append((page.name, span))
+    return found
+
+
+def test_the_shell_commands_of_the_docs_parse():
+    """Each documented command names options the CLI has, with values it accepts (parse only, nothing runs);
+    the files it names exist in the checkout."""
+    import shlex
+
+    from kerneltheory.cli import build_parser
+
+    commands = _shell_commands()
+    assert len(commands) >= 20 and {p for p, _ in commands} >= {"README.md", "auditing.md", "variance.md"}
+    for page, line in commands:
+        argv = shlex.split(line)[1:]
+        try:
+            args = build_parser(argv[0]).parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"{page}: `{line}` does not parse (exit {exc.code})")
+        named = [getattr(args, "factory", None) or "", *(getattr(args, "config", None) or [])]
+        for target in named:
+            path = target.split(":")[0]
+            if path.endswith((".py", ".toml")):
+                assert (ROOT / path).is_file(), f"{page}: `{line}` names a missing file {path}"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md", "docs/kernel_learning.md", "docs/attention_theory.md"])
+def test_the_python_snippets_of_the_pages_run(page, one_thread, capsys):
+    """What a reader copies runs as written: each Python block of the page, in order, in one namespace
+    (docs/auditing.md has its own test, tests/test_auditing_docs.py)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"{page} snippet {i}", "exec"), namespace)  # noqa: S102
+    capsys.readouterr()

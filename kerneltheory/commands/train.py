@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 
 from ..nn import experiment
+from . import check_device
 
 
 def run(args: argparse.Namespace) -> int:
+    check_device(args.device)  # a ValueError naming --device, not torch's RuntimeError
     return experiment.run_from_args(args)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..experiments.runner import SCHEDULER_HELP
 from ..experiments.study import add_output_arguments, output_dir, source_checkout
+from . import check_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -79,20 +80,6 @@ def _configs(args):
     return configs
 
 
-def _check_device(device: str) -> str:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"--device must be cpu or cuda[:i], got {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be cpu or cuda[:i], got {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch.cuda.is_available() is False")
-    return str(dev)
-
-
 def run(args) -> int:
     from ..experiments import run_sweeps, summary_table, to_toml
     from ..io import write_text_atomic
@@ -108,7 +95,11 @@ def run(args) -> int:
             path = write_text_atomic(Path(args.write_configs) / f"{i:02d}_{c.name}.toml", to_toml(c))
             print(f"wrote {path}", file=sys.stderr)
         return 0
-    device = _check_device(args.device)
+    device = check_device(args.device)
+    if args.shard_blocks is not None and args.shard_blocks < 1:
+        raise ValueError(f"--shard-blocks must be an integer >= 1, got {args.shard_blocks}")
+    if not args.checkpoint_seconds >= 0 or args.checkpoint_seconds == float("inf"):
+        raise ValueError(f"--checkpoint-seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
     out = output_dir("variance", args.out, regenerate=args.regenerate)
     results = run_sweeps(
         configs,
