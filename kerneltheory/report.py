@@ -10,6 +10,8 @@ page (``report.html``, the same content with the figures embedded as base64 PNG)
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import sys
 import time
@@ -88,6 +90,19 @@ def _load_verdicts(path: Path, key: dict, name: str) -> dict | None:
     return cached
 
 
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A digest of the package's Python source: a cached verdict was computed by this very code only if it matches
+    (the version alone does not change between commits of a checkout)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def claim_matrix(
     out_dir: str | Path,
     *,
@@ -102,7 +117,7 @@ def claim_matrix(
 
     out = Path(out_dir)
     names = estimators.list() if names is None else [estimators.resolve(n) for n in names]
-    key = {"budget": budget, "seed": seed, "alpha": alpha, "version": __version__,
+    key = {"budget": budget, "seed": seed, "alpha": alpha, "version": __version__, "source": source_digest(),
            "dim": MATRIX_DIM, "num_features": MATRIX_FEATURES}
     results = []
     bar = None

@@ -1,10 +1,10 @@
 """The self-contained HTML page of ``kerneltheory report``, rendered from its Markdown with markdown-it-py.
 
-CommonMark plus tables (markdown-it-py) with heading ids (mdit-py-plugins' anchors, the ids of
-:func:`kerneltheory.report_matrix.slug`, so the matrix cells' links land on their detail sections); raw HTML
-in the Markdown is escaped. On top of the rendering: images read from the report directory and embedded as
-base64 data URIs, a table of contents from the h2/h3 headings, table cells coloured by verdict, and a print
-stylesheet.
+CommonMark plus tables (markdown-it-py) with heading ids (mdit-py-plugins' anchors with GitHub's ids,
+:func:`kerneltheory.report_matrix.heading_id`, so the matrix cells' links land on their detail sections in report.html
+and in report.md on GitHub); raw HTML in the Markdown is escaped. On top of the rendering: images read from the
+report directory and embedded as base64 data URIs, a table of contents from the h2/h3 headings, table cells coloured
+by verdict, and a print stylesheet.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 
-from .report_matrix import VERDICTS, slug
+from .report_matrix import VERDICTS, heading_id, slug
 
 #: CSS class of a table cell whose text starts with a verdict.
 VERDICT_CLASS = {v: "v-" + slug(v) for v in VERDICTS}
@@ -47,7 +47,7 @@ td.v-not-refuted{background:#f1f1f1}td.v-n-a{color:#777}
 
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return md.use(anchors_plugin, min_level=1, max_level=4, slug_func=slug)
+    return md.use(anchors_plugin, min_level=1, max_level=4, slug_func=heading_id)
 
 
 def _embed_images(tokens, base: Path) -> None:

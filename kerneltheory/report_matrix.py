@@ -31,8 +31,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def heading_id(text: str) -> str:
+    """The anchor of a heading, as GitHub renders Markdown (lower case, characters other than letters, digits,
+    ``_``, ``-`` and spaces dropped, each space made ``-``) and as report.html writes it, so the links of report.md
+    land on their sections in both: ``"positive/gaussian: unbiased"`` → ``"positivegaussian-unbiased"``."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
 def cell_heading(estimator: str, claim: str) -> str:
-    """The heading of a cell's detail section (its anchor is ``slug`` of it)."""
+    """The heading of a cell's detail section (its anchor is :func:`heading_id` of it)."""
     return f"{estimator}: {claim}"
 
 
@@ -78,7 +85,7 @@ def proof_href(proof: str, out_dir: Path) -> str | None:
 
 
 def matrix_cell(v: dict, alpha_total: float, out_dir: Path) -> str:
-    anchor = slug(cell_heading(v["estimator_name"], v["claim"]))
+    anchor = heading_id(cell_heading(v["estimator_name"], v["claim"]))
     parts = [f"[{v['verdict']}](#{anchor})"]
     if v["verdict"] != "n/a":
         adj, raw = p_pair(v, alpha_total)
@@ -223,7 +230,7 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
                          **{c: matrix_cell(by_claim[c], alpha, out_dir) for c in CLAIMS}})
         lines += [f"### Family: {fam}", "", table(rows, ("estimator", *CLAIMS)), ""]
     findings = [
-        f"- [**{v['estimator_name']}**, {v['claim']}](#{slug(cell_heading(v['estimator_name'], v['claim']))}) "
+        f"- [**{v['estimator_name']}**, {v['claim']}](#{heading_id(cell_heading(v['estimator_name'], v['claim']))}) "
         f"(claimed: {v['claimed']}): {v['verdict']} — {v['evidence']} (effect size {_fmt(v['effect_size'])}, "
         f"{v['method']})"
         for verdict in ("FAILED", "refused", "refuted") for v in cells(matrix, verdict)

@@ -191,3 +191,20 @@ def test_the_claim_matrix_recomputes_a_corrupt_cache_entry(tmp_path):
     assert [{k: v for k, v in e.items() if k != "seconds"} for e in again] == [
         {k: v for k, v in e.items() if k != "seconds"} for e in first
     ]
+
+
+def test_a_verdict_cached_by_other_code_is_recomputed(tmp_path, monkeypatch):
+    """The matrix cache key holds a digest of the package's source: a verdict computed by another revision of the
+    code (same version number) is recomputed, not reused."""
+    import kerneltheory.report as report
+
+    claim_matrix = report.claim_matrix
+    first = claim_matrix(tmp_path, names=["elu"], progress=False)
+    assert first[0]["key"]["source"] == report.source_digest()
+    stamp = report._cache_path(tmp_path, "elu").stat().st_mtime_ns
+    assert claim_matrix(tmp_path, names=["elu"], progress=False)[0] == first[0]  # same code: reused
+    assert report._cache_path(tmp_path, "elu").stat().st_mtime_ns == stamp
+    monkeypatch.setattr(report, "source_digest", lambda: "another revision")
+    again = claim_matrix(tmp_path, names=["elu"], progress=False)
+    assert again[0]["key"]["source"] == "another revision"
+    assert [v["verdict"] for v in again[0]["verdicts"]] == [v["verdict"] for v in first[0]["verdicts"]]

@@ -11,6 +11,7 @@ import pytest
 
 from kerneltheory.experiments import FigureConfig, ScaleSpec, Series
 from kerneltheory.report import markdown_to_html, run_report
+from kerneltheory.report_matrix import heading_id
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -125,7 +126,12 @@ def test_html_page_links_colours_and_labels(tmp_path):
     proofs = re.findall(r'href="([^"#]+\.md)"', page)
     assert proofs and all((out / href).resolve().is_file() for href in proofs)
     assert '<td class="v-verified"><a href="#elu-unbiased">verified</a> · adj. p ' in page
-    assert '<td class="v-refuted"><a href="#trig-sorf-positive">refuted</a>' in page
+    assert '<td class="v-refuted"><a href="#trigsorf-positive">refuted</a>' in page
+    # report.md's links use the ids GitHub gives its headings, so they land on GitHub too
+    md = (out / "report.md").read_text(encoding="utf-8")
+    md_ids = {heading_id(h) for h in re.findall(r"^#+ (.+)$", md, flags=re.M)}
+    md_links = set(re.findall(r"\]\(#([^)]+)\)", md))
+    assert {"trigsorf-positive", "positivegaussian-unbiased"} <= md_links <= md_ids, sorted(md_links - md_ids)
     assert "(raw " in page and "Bonferroni-adjusted" in page
     assert page.index('id="family-positive"') < page.index('id="family-trig"') < page.index(
         'id="family-deterministic-maps"'
@@ -139,3 +145,11 @@ def test_adjusted_p_is_bonferroni_over_the_report():
     assert adjusted_p(1e-8, 1e-7, 1e-6) == pytest.approx(1e-7)  # 10 checks: p × 10
     assert adjusted_p(0.5, 1e-7, 1e-6) == 1.0  # clipped: a probability bound
     assert adjusted_p(float("nan"), 1e-7, 1e-6) != adjusted_p(float("nan"), 1e-7, 1e-6)  # refused: no p
+
+
+def test_heading_ids_follow_github():
+    """GitHub's heading ids: lower case, punctuation other than "-" and "_" dropped, each space a "-"."""
+    assert heading_id("positive/gaussian: unbiased") == "positivegaussian-unbiased"
+    assert heading_id("trig_phase/gaussian: finite") == "trig_phasegaussian-finite"
+    assert heading_id("Family: positive (SM)") == "family-positive-sm"
+    assert heading_id("Claim matrix") == "claim-matrix"

@@ -148,6 +148,11 @@ def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: flo
     )
 
 
+def _yes_no(claimed: bool) -> str:
+    """How a yes/no claim reads in a verdict's ``claimed`` field (the unbiasedness claim reads "exact", "no", …)."""
+    return "yes" if claimed else "no"
+
+
 def _any_failed(rows: list[CheckResult]) -> bool:
     return any(c.status == "failed" for c in rows)
 
@@ -273,9 +278,9 @@ def verify_estimator(
     c = est.claims
     verdicts = [
         _verdict(est, "unbiased", c.unbiased, exact, means),
-        _verdict(est, "positive", str(c.positive), c.positive, [positive]),
+        _verdict(est, "positive", _yes_no(c.positive), c.positive, [positive]),
         _verdict(est, "variance", "closed form" if c.variance else "none", c.variance, variances),
-        _verdict(est, "finite", str(c.finite), c.finite, [finite]),
+        _verdict(est, "finite", _yes_no(c.finite), c.finite, [finite]),
     ]
     assert [v.claim for v in verdicts] == list(CLAIM_NAMES)
     claimed = [*(means if exact else []), *variances, *([positive] if c.positive else []), finite]
