@@ -160,3 +160,16 @@ def test_no_rerun_after_a_failure(monkeypatch):
     assert unbiased.verdict == "refuted"
     failed_at = next(k for k, (_, means, _) in enumerate(calls) if "failed" in means)
     assert all(not c[1] for c in calls[failed_at + 1:]), calls  # no unbiasedness row computed after the failure
+
+
+def test_a_positivity_counterexample_reads_as_a_value():
+    """The evidence of a refuted positivity claim names the feature's value and the input's norm; a negative zero
+    prints as 0."""
+    from kerneltheory.testing.checks import feature_example
+
+    assert feature_example(-0.0, 0.0) == "feature value 0 at an input of norm 0"
+    example = feature_example(-0.3125, 2.0, side="query", draw=5)
+    assert example == "query feature value -0.3125 at an input of norm 2 (draw 5)"
+    verdicts, _ = verify_estimator("trig/gaussian", seed=0)
+    positive = next(v for v in verdicts if v.claim == "positive")
+    assert positive.verdict == "refuted" and "feature value " in positive.evidence

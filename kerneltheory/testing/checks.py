@@ -597,6 +597,14 @@ def variance_check(
     return row
 
 
+def feature_example(value: float, norm: float, *, side: str = "", draw: int | None = None) -> str:
+    """The counterexample of a positivity or finiteness check, in words: "query feature value -0.31 at an input of
+    norm 2 (draw 5)" (a negative zero prints as 0)."""
+    head = f"{side} feature value" if side else "feature value"
+    tail = "" if draw is None else f" (draw {draw})"
+    return f"{head} {value + 0.0:.4g} at an input of norm {norm:.4g}{tail}"
+
+
 def property_check(
     violations: int, total: int, *, claim: str, name: str, seed: int, alpha: float, example: str = ""
 ) -> CheckResult:

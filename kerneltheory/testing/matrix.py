@@ -20,7 +20,7 @@ import torch
 from .. import estimators as E
 from .._validation import check_int, check_real
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
-from .checks import CheckResult, property_check
+from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .seeds import seed_for
 from .verify import BUDGETS, Report, run_mean_variance_checks, sweep_radii
@@ -136,7 +136,7 @@ def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: flo
         flat = i if i < half else i - half
         row = (flat // src.shape[-1]) % pts.shape[0]
         p = pts[row] if i < half else pts.flip(0)[row]
-        example = f"feature {float(src.flatten()[flat]):.4g} at an input of norm {float(p.norm()):.4g}"
+        example = feature_example(float(src.flatten()[flat]), float(p.norm()))
     return property_check(
         int(bad.sum()),
         allf.numel(),

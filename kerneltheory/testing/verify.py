@@ -26,6 +26,7 @@ from .checks import (
     GUARD,
     CheckResult,
     clt_guard,
+    feature_example,
     mean_check,
     pair_rounding_floor,
     property_check,
@@ -555,7 +556,7 @@ def _example(bad: torch.Tensor, feats: list[torch.Tensor], pts: torch.Tensor) ->
     row = off // feats[0].shape[1]
     value = float(feats[which].flatten()[off])
     side = "query" if which % 2 == 0 else "key"
-    return f"e.g. {side} feature {value:.4g} at an input of norm {float(pts[row].norm()):.4g} (draw {which // 2})"
+    return "e.g. " + feature_example(value, float(pts[row].norm()), side=side, draw=which // 2)
 
 
 def assert_feature_map(*args, **kwargs) -> Report:
