@@ -405,3 +405,17 @@ def test_cuda_cells_agree_with_the_closed_form(tmp_path):  # pragma: no cover - 
     assert (frame["device"] == "cuda").all()
     z = ((frame["variance"] - frame["closed_form"]) / frame["variance_se"]).abs()
     assert z.max() < 6
+
+
+def test_config_errors_name_the_file_figure_and_series(tmp_path):
+    """A file that is not valid TOML is named in the error; an estimator argument that does not exist is named with
+    its figure and series before any cell is computed."""
+    bad = tmp_path / "broken.toml"
+    bad.write_text('name = "x"\nvalues = [1, 2\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken\.toml: not valid TOML"):
+        load_config(bad)
+    c = tiny()
+    typo = dataclasses.replace(c, series=(*c.series, Series("trig/gaussian", "typo", "a", kwargs={"weigthed": True})))
+    with pytest.raises(ValueError, match=r"figure 'tiny', series\[3\] 'typo' \(trig/gaussian\): .*weigthed"):
+        run_figure(typo, out_dir=tmp_path / "out", progress=False, plot=False)
+    assert not (tmp_path / "out" / "cells").exists() or not any((tmp_path / "out" / "cells").iterdir())

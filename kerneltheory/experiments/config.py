@@ -316,7 +316,10 @@ def load_config(path: str | Path) -> FigureConfig:
     if path.suffix not in (".toml", ".json"):
         raise ValueError(f"path must be a .toml or .json file, got {path}")
     text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
     return FigureConfig.from_dict(data, where=str(path))
 
 

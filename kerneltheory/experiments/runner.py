@@ -308,7 +308,11 @@ def run_figure(
     checked = set()
     for i, _, spec in cells:
         if i not in checked:
-            check_theory(spec, config.series[i].theory, config.series[i].label)
+            label = config.series[i].label
+            try:  # builds the series' estimator: a bad estimator argument is named with its figure and series
+                check_theory(spec, config.series[i].theory, label)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"figure {config.name!r}, series[{i}] {label!r} ({spec['estimator']}): {exc}") from exc
             checked.add(i)
     cached = sum(
         store.load(spec) is not None for _, _, spec in {cell_digest(c[2]): c for c in cells}.values()
