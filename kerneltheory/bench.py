@@ -40,11 +40,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
 import platform
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -552,11 +555,32 @@ def _pairs(p: int, d: int, seed: int, dtype, dev) -> tuple[torch.Tensor, torch.T
     return x.to(dev), y.to(dev)
 
 
+@contextlib.contextmanager
+def _without_profiler_notices():
+    """Drop the profiler's own "profiler_start" / "profiler_stop" lines, which its C++ side writes to file
+    descriptor 2, and pass every other line written there meanwhile on to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not re.search(r"\] profiler_(start|stop)\s*$", line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+
+
 def _profile_shares(fn: Callable[[], object], top: int = 8, calls: int = 3) -> dict[str, float]:
     """Share of self CPU time per aten op over ``calls`` calls of ``fn`` (torch.profiler), the ``top`` largest."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _without_profiler_notices(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(calls):
             fn()
     rows = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -158,3 +159,16 @@ def test_register_adds_the_bench_subcommand():
     bench_cmd.register(sub)
     args = parser.parse_args(["bench", "attention", "--scale", "quick", "--device", "cpu", "--out", "x"])
     assert args.func is bench_cmd.run_command and args.which == "attention" and args.out == "x"
+
+
+def test_the_profilers_own_notices_are_dropped_and_other_stderr_kept(capfd):
+    """torch.profiler's C++ side writes "... ] profiler_start" / "profiler_stop" to file descriptor 2; the engine
+    benchmark drops those two lines only."""
+    from kerneltheory.bench import _without_profiler_notices
+
+    with _without_profiler_notices():
+        os.write(2, b"USDT:2026 1:1 SyncActivityProfilerHandler.cpp:52] profiler_start\n")
+        os.write(2, b"a real warning\n")
+        os.write(2, b"USDT:2026 1:1 SyncActivityProfilerHandler.cpp:59] profiler_stop\n")
+    err = capfd.readouterr().err
+    assert "a real warning" in err and "profiler_st" not in err
