@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..experiments.sparsity import PARTS, SCALES
 
     parser.add_argument("--scale", choices=sorted(SCALES), default="quick", help="study size (default quick)")
-    add_output_arguments(parser, "sparsity")
+    add_output_arguments(parser, "sparsity", per_scale=True)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in this process (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="processes for the retrieval training runs")

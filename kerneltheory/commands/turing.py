@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..experiments.turing import PARTS, SCALES
 
     parser.add_argument("--scale", choices=sorted(SCALES), default="quick", help="study size (default quick)")
-    add_output_arguments(parser, "turing")
+    add_output_arguments(parser, "turing", per_scale=True)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default all)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser

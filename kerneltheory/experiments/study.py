@@ -79,10 +79,13 @@ def output_dir(study: str, out: str | os.PathLike | None = None, *, regenerate: 
     return check_out(Path(RESULTS_DIR) / study if out is None else out)
 
 
-def add_output_arguments(parser, study: str, default: str = "") -> None:
-    """``--out`` and ``--regenerate`` of an experiment command (``default``: what follows the default folder)."""
+def add_output_arguments(parser, study: str, default: str = "", *, per_scale: bool = False) -> None:
+    """``--out`` and ``--regenerate`` of an experiment command (``default``: what follows the default folder;
+    ``per_scale``: the command writes into a ``<scale>`` subfolder of the output folder)."""
+    where = " (the results go to its <scale> subfolder)" if per_scale else ""
     parser.add_argument(
-        "--out", default=None, help=f"output folder (default: ./{RESULTS_DIR}/{study}{default}, created if needed)"
+        "--out", default=None, metavar="DIR",
+        help=f"output folder{where} (default: ./{RESULTS_DIR}/{study}{default}, created if needed)",
     )
     parser.add_argument(
         "--regenerate",

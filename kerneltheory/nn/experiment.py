@@ -649,8 +649,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run_from_args(args) -> int:
     workers = args.workers if args.workers is not None else (1 if args.device.startswith("cuda") else 2)
-    if workers < 1 or args.threads < 1:
-        raise ValueError("--workers and --threads must be >= 1")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     out = output_dir("kernel_learning", args.out, regenerate=args.regenerate)
     if args.out is None and not (args.regenerate and args.scale == "quick"):
         out = out / args.scale  # the committed quick run is experiments/kernel_learning itself
