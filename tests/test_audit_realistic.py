@@ -58,12 +58,14 @@ def names(report, status) -> set[str]:
 def test_performer_feature_map_passes_and_its_bugs_fail(kt_seed):
     report = audit_features(FeatureMap(D), seed=kt_seed)
     assert report.passed, str(report)
-    # a missing −‖x‖²/2; a redraw between the query and the key call; a redraw that reseeds; no redraw at all
+    # a missing −‖x‖²/2; a redraw between the query and the key call; a redraw that reseeds
     for module, redraw in ((MissingDiagFeatures(D), "redraw_projection_matrix"),
                            (RedrawInForward(D), "redraw_projection_matrix"),
-                           (SeededRedraw(D), "redraw_projection_matrix"), (FeatureMap(D), None)):
+                           (SeededRedraw(D), "redraw_projection_matrix")):
         report = audit_features(module, redraw, seed=kt_seed)
         assert report.status == "FAILED" and report.failures[0].claim == "unbiased", str(report)
+    with pytest.raises(ValueError, match="redraw=None"):  # a module never redrawn is one fixed map
+        audit_features(FeatureMap(D), None, seed=kt_seed)
 
 
 @pytest.mark.statistical
@@ -148,3 +150,12 @@ def test_performer_attention_bias_and_seeding_bugs(kt_seed):
     exclusive = check_attention(attention(ExclusiveCausal, causal=True), dim=D, causal=True, mask=False,
                                 checks=["causality", "finite"], alpha=ALPHA, seed=kt_seed)
     assert names(exclusive, "failed") == {"finite[float32]", "finite[float64]"}, str(exclusive)
+
+
+def test_attention_errors_name_the_call(kt_seed):
+    wrong_dim = attention_from_module(lambda m: FastAttention(2 * D, m), layout="BHLd", mask="mask")
+    with pytest.raises(ValueError, match=r"failed on q, k, v of shape \(2, 16, 8\).*is dim = 8.*RuntimeError"):
+        check_attention(wrong_dim, dim=D, checks=["padding"], seed=kt_seed)
+    no_mask = attention_from_module(lambda m: FastAttention(D, m), layout="BHLd")
+    with pytest.raises(ValueError, match="mask=False to check_attention"):
+        check_attention(no_mask, dim=D, checks=["padding"], seed=kt_seed)

@@ -213,7 +213,8 @@ def from_module(
     dict of keyword arguments for ``forward``, e.g. ``{"is_query": True}``, or ``callable(module, x)``).
     ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
     batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
-    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``. A feature
+    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
+    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map). A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
     checks use it.
     """
@@ -237,6 +238,9 @@ def from_module(
         return features
 
     def sample(generator: torch.Generator):
+        if redraw is None and draws[0] >= 1:
+            raise ValueError("redraw=None: every draw would be the same module, and the checks would average one "
+                             "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies")
         with global_rng(generator):
             _redraw(work, redraw)
         _check_learned(work, learned)
@@ -316,7 +320,8 @@ def attention_from_module(
             extra = {}
             if mask is not None:
                 if mask_keyword is None:
-                    raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module")
+                    raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module, or "
+                                     "mask=False to check_attention")
                 extra[mask_keyword] = mask if mask_keeps else ~mask
             with torch.no_grad():
                 out = module(*args, **extra)

@@ -92,7 +92,12 @@ def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
 
 
 def _call(fn, q, k, v, mask=None) -> torch.Tensor:
-    out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+    try:
+        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+    except Exception as exc:  # say which call failed; the function's own message follows
+        with_mask = " and a key mask" if mask is not None else ""
+        raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
+                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}") from exc
     if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
