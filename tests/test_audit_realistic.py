@@ -30,6 +30,7 @@ from kerneltheory.testing.adapters import (
     attention_from_module,
     from_module,
     global_rng_sampler,
+    module_frequencies,
     proportional_check,
 )
 from kerneltheory.testing.attention_audit import check_attention
@@ -66,6 +67,31 @@ def test_performer_feature_map_passes_and_its_bugs_fail(kt_seed):
         assert report.status == "FAILED" and report.failures[0].claim == "unbiased", str(report)
     with pytest.raises(ValueError, match="redraw=None"):  # a module never redrawn is one fixed map
         audit_features(FeatureMap(D), None, seed=kt_seed)
+
+
+class FrozenParameterMap(torch.nn.Module):
+    """Frequencies in an ``nn.Parameter(..., requires_grad=False)`` redrawn in place: not a learned parameter."""
+
+    def __init__(self, m=64):
+        super().__init__()
+        self.omega = torch.nn.Parameter(torch.randn(m, D), requires_grad=False)
+
+    def resample(self):
+        with torch.no_grad():
+            self.omega.normal_()
+
+    def forward(self, x):
+        return torch.exp(x @ self.omega.T - (x * x).sum(-1, keepdim=True) / 2) / self.omega.shape[0] ** 0.5
+
+
+@pytest.mark.statistical
+def test_frequencies_in_a_frozen_parameter(kt_seed):
+    report = check_feature_map(from_module(FrozenParameterMap(), redraw="resample"), kernels.softmax, dim=D,
+                               claims=CLAIMS, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+    rows = callable_sampler_checks(module_frequencies(FrozenParameterMap(16), "omega", redraw="resample"),
+                                   claims="gaussian", draws=512, seed=kt_seed, alpha=ALPHA, redraws=True)
+    assert all(r.passed for r in rows), rows
 
 
 @pytest.mark.statistical

@@ -12,7 +12,7 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   even when the code raises;
 * :func:`from_module` — an ``nn.Module`` feature map (its redraw method, its input layout and dtype, separate
   query/key calls) as ``sample(generator)``; the module is copied, so the caller's module is untouched, and a
-  redraw that changes a learned parameter is refused;
+  redraw that changes a learned parameter (one with ``requires_grad``) is refused;
 * :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
 * :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
   that :func:`~kerneltheory.testing.attention_audit.check_attention` calls;
@@ -170,12 +170,14 @@ def _redraw(module: torch.nn.Module, redraw) -> None:
 
 
 def _learned(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
+    """The learned parameters: those with ``requires_grad`` (frequencies are often kept in an
+    ``nn.Parameter(..., requires_grad=False)``, which a redraw may change)."""
+    return {k: p.detach().clone() for k, p in module.named_parameters() if p.requires_grad}
 
 
 def _check_learned(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
     for k, p in module.named_parameters():
-        if not torch.equal(p.detach(), before[k]):
+        if k in before and not torch.equal(p.detach(), before[k]):
             raise ValueError(f"redrawing changed the learned parameter {k!r}: only frequencies (buffers or "
                              "non-learned state) may change between draws")
 
