@@ -180,8 +180,21 @@ def test_performer_attention_bias_and_seeding_bugs(kt_seed):
 
 def test_attention_errors_name_the_call(kt_seed):
     wrong_dim = attention_from_module(lambda m: FastAttention(2 * D, m), layout="BHLd", mask="mask")
-    with pytest.raises(ValueError, match=r"failed on q, k, v of shape \(2, 16, 8\).*is dim = 8.*RuntimeError"):
+    with pytest.raises(ValueError, match=r"failed on q, k, v of shape \(1, 16, 8\).*is dim = 8.*RuntimeError"):
         check_attention(wrong_dim, dim=D, checks=["padding"], seed=kt_seed)
     no_mask = attention_from_module(lambda m: FastAttention(D, m), layout="BHLd")
     with pytest.raises(ValueError, match="mask=False to check_attention"):
         check_attention(no_mask, dim=D, checks=["padding"], seed=kt_seed)
+
+
+def test_code_that_ignores_its_generator_is_an_error(kt_seed):
+    """sample(generator) that calls torch.randn without generator= draws fresh values, but no seed replays them."""
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(lambda g: torch.randn(16, D), claims="gaussian", draws=256, seed=kt_seed)
+
+    def attention(m, g):
+        fm = FastAttention(D, m)  # built outside global_rng: the global generator's current state
+        return lambda q, k, v, mask=None: fm(q[:, None].float(), k[:, None].float(), v[:, None].float())[:, 0]
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        check_attention(attention, dim=D, checks=["consistency"], seed=kt_seed)

@@ -136,6 +136,16 @@ def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | Non
                                alpha=alpha, sample_size=a.numel(), seed=seed)
 
 
+def _check_reproducible(attention, q, k, v, m: int, seed: int) -> None:
+    """Two factories built from identically seeded generators must give the same output; otherwise the function
+    draws from somewhere else (the global generators), and no verdict could be replayed from the seed."""
+    a, b = (_call(attention(m, torch.Generator().manual_seed(seed)), q, k, v) for _ in range(2))
+    if a.shape != b.shape or not torch.equal(a.nan_to_num(), b.nan_to_num()):
+        raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
+                         "outputs: it must draw its features only from the generator it is given; code that draws "
+                         "from the global generators goes through adapters.global_rng or attention_from_module")
+
+
 def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torch.Tensor]:
     """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws."""
     g = torch.Generator().manual_seed(seed)
@@ -292,6 +302,9 @@ def check_attention(
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
         alpha: the report's total false-failure rate; seed: base seed of every check.
+
+    Raises ``ValueError`` when two factories built from identically seeded generators give different outputs
+    (the function draws from the global generators, so its verdict could not be replayed).
     """
     d = check_int(dim, "dim", minimum=1)
     if not callable(attention):
@@ -336,6 +349,7 @@ def check_attention(
         if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
             raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    _check_reproducible(attention, q, k, v, ms[0], seed)
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":

@@ -514,13 +514,20 @@ def callable_sampler_checks(
     coordinate of every row of a block; the independence of row norms and directions (Kendall's τ). With
     ``redraws``, an exhaustive row checks that every row norm changes from one draw to the next (a module that
     redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
-    arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own.
+    arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
+    drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
+    generator) raises ``ValueError``, since its verdict could not be replayed from the seed.
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     seed = check_int(seed, "seed", minimum=0)
     first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    again = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    if first.shape != again.shape or not torch.equal(first.nan_to_num(), again.nan_to_num()):
+        raise ValueError(f"{name}: two draws from identically seeded generators differ: sample(generator) must draw "
+                         "only from the generator it is given (torch.randn(..., generator=generator)); code that "
+                         "draws from the global generators goes through adapters.global_rng_sampler")
     m, d = first.shape
     c = claims_preset(claims, d) if isinstance(claims, str) else claims
 
