@@ -97,7 +97,7 @@ def test_frequencies_in_a_frozen_parameter(kt_seed):
 @pytest.mark.statistical
 def test_samplers_on_numpy_and_python_global_generators(kt_seed):
     numpy_rows = global_rng_sampler(lambda: np.random.randn(16, D))  # noqa: NPY002
-    python_rows = global_rng_sampler(lambda: np.array([[random.gauss(0.0, 1.0) for _ in range(D)] for _ in range(16)]))
+    python_rows = global_rng_sampler(lambda: [[random.gauss(0.0, 1.0) for _ in range(D)] for _ in range(16)])
     for sample in (numpy_rows, python_rows):
         rows = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
         assert all(r.passed for r in rows), rows
@@ -117,6 +117,8 @@ def test_hostile_samplers_error_or_fail(kt_seed):
 
     with pytest.raises(ValueError, match="shape of the first"):
         callable_sampler_checks(growing, claims="gaussian", draws=256, seed=kt_seed)
+    with pytest.raises(ValueError, match="list that is not"):
+        callable_sampler_checks(lambda g: [[1.0, 2.0], [3.0]], claims="gaussian", draws=256, seed=kt_seed)
     with pytest.raises(ValueError, match="floating"):
         callable_sampler_checks(lambda g: torch.randint(0, 3, (16, D), generator=g), claims="gaussian", draws=256,
                                 seed=kt_seed)

@@ -479,7 +479,13 @@ def claims_preset(preset: str, dim: int) -> SamplerClaims:
 
 
 def _as_matrix(w, label: str) -> torch.Tensor:
-    """The draw as a tensor in its own floating dtype."""
+    """The draw as a tensor in its own floating dtype (a list of rows, e.g. from :mod:`random`, as float64)."""
+    if isinstance(w, list):
+        try:
+            w = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{label}: sample(generator) returned a list that is not an [m, d] matrix of numbers: "
+                             f"{exc}") from exc
     if isinstance(w, np.ndarray):
         w = torch.from_numpy(w)
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
