@@ -12,7 +12,7 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   even when the code raises;
 * :func:`from_module` — an ``nn.Module`` feature map (its redraw method, its input layout and dtype, separate
   query/key calls) as ``sample(generator)``; the module is copied, so the caller's module is untouched, and a
-  redraw that changes a learned parameter is refused;
+  redraw that changes a learned parameter (one with ``requires_grad``) is refused;
 * :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
 * :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
   that :func:`~kerneltheory.testing.attention_audit.check_attention` calls;
@@ -27,13 +27,17 @@ exactly 0 for every p under the claim, whatever c, and the t_{r,·} of independe
 the mean claim E[t_p] = 0, tested by :func:`~kerneltheory.testing.checks.mean_check` (CLT under the
 fourth-moment guard, Bonferroni over the pairs, refusal when the tails are too heavy). A map with a constant
 offset (φ(x)ᵀφ(y) estimating k + s²) is proportional to no kernel but the shifted one,
-:func:`kerneltheory.kernels.shifted`.
+:func:`kerneltheory.kernels.shifted`. The t-test holds for c = 0 too (a map that returns zeros, or noise of mean 0,
+is "proportional" to every kernel), so one more row tests c > 0 (item 5): the per-draw mean ĉ_r of e_{r,p}/k_p
+over all pairs has mean c; the row fails when ĉ is 0 on every draw up to rounding or its upper confidence limit
+is below 0, passes when the lower limit is above 0, and is refused in between (the draws cannot tell c from 0).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 
@@ -42,10 +46,10 @@ import torch
 
 from .._validation import check_generator, check_int, check_points, check_real
 from ..montecarlo import Moments
-from .checks import CheckResult, mean_check, rounding_floor
+from .checks import CheckResult, clt_guard, mean_check, normal_p_values, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS
+from .verify import BUDGETS, RADIUS, _nonfinite_row
 
 __all__ = [
     "LAYOUTS",
@@ -166,12 +170,14 @@ def _redraw(module: torch.nn.Module, redraw) -> None:
 
 
 def _learned(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
+    """The learned parameters: those with ``requires_grad`` (frequencies are often kept in an
+    ``nn.Parameter(..., requires_grad=False)``, which a redraw may change)."""
+    return {k: p.detach().clone() for k, p in module.named_parameters() if p.requires_grad}
 
 
 def _check_learned(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
     for k, p in module.named_parameters():
-        if not torch.equal(p.detach(), before[k]):
+        if k in before and not torch.equal(p.detach(), before[k]):
             raise ValueError(f"redrawing changed the learned parameter {k!r}: only frequencies (buffers or "
                              "non-learned state) may change between draws")
 
@@ -209,7 +215,8 @@ def from_module(
     dict of keyword arguments for ``forward``, e.g. ``{"is_query": True}``, or ``callable(module, x)``).
     ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
     batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
-    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``. A feature
+    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
+    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map). A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
     checks use it.
     """
@@ -233,6 +240,9 @@ def from_module(
         return features
 
     def sample(generator: torch.Generator):
+        if redraw is None and draws[0] >= 1:
+            raise ValueError("redraw=None: every draw would be the same module, and the checks would average one "
+                             "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies")
         with global_rng(generator):
             _redraw(work, redraw)
         _check_learned(work, learned)
@@ -312,7 +322,8 @@ def attention_from_module(
             extra = {}
             if mask is not None:
                 if mask_keyword is None:
-                    raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module")
+                    raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module, or "
+                                     "mask=False to check_attention")
                 extra[mask_keyword] = mask if mask_keeps else ~mask
             with torch.no_grad():
                 out = module(*args, **extra)
@@ -401,11 +412,13 @@ def proportional_check(
     budget: str = "quick",
     inputs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[CheckResult]:
-    """Test the claim E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown constant c (module docstring).
+    """Test the claim E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown constant c > 0 (module docstring).
 
     One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
     the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
-    against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A family
+    against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A non-finite
+    estimate fails its family's row. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
+    or of mean-zero noise passes every t-test); it is refused when the draws cannot tell c from 0. A family
     with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
     nothing).
     """
@@ -438,17 +451,48 @@ def proportional_check(
     s = seed_for("proportional", seed)
     e = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
                    torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
-    a = alpha / len(families)
-    rows, start = [], 0
+    a = alpha / (len(families) + 1)
+    rows, start, ratios = [], 0, []
     for f, k in zip(families, targets, strict=True):
         ef = e[:, start : start + f.size]
         start += f.size
+        name = f"proportional[{f.name}]"
+        base = dict(name=name, claim="proportional", alpha=a, sample_size=ef.shape[0], seed=s)
+        row = _nonfinite_row(ef, base, f.labels())  # a non-finite estimate fails, as in check_feature_map
         ratio = ef / k
-        t = ratio[:, 1:] - ratio[:, :1]
-        row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                         name=f"proportional[{f.name}]", seed=s, samples=t, atol=rounding_floor(ratio),
-                         claim="proportional")
-        c_hat = float(ratio[:, 0].mean())
-        row.detail = f"ĉ = {c_hat:.6g} (pair 0); " + row.detail
+        ratios.append(ratio)
+        if row is None and not bool(torch.isfinite(ratio).all()):
+            row = CheckResult.refusal("e/k overflows float64 at some pair: no ratio to test", **base)
+        if row is None:
+            t = ratio[:, 1:] - ratio[:, :1]
+            row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
+                             name=name, seed=s, samples=t, atol=rounding_floor(ratio), claim="proportional")
+            row.detail = f"ĉ = {float(ratio[:, 0].mean()):.6g} (pair 0); " + row.detail
         rows.append(row)
+    rows.append(_positive_constant(torch.cat(ratios, 1), a, s))
     return rows
+
+
+def _positive_constant(ratio: torch.Tensor, alpha: float, seed: int) -> CheckResult:
+    """The row "c > 0" (module docstring; proofs/attention_audit.md, item 5) from the ratios e_{r,p}/k_p [R, P]."""
+    name = "proportional[c > 0]"
+    base = dict(name=name, claim="proportional", alpha=alpha, sample_size=ratio.shape[0], seed=seed)
+    if not bool(torch.isfinite(ratio).all()):
+        return CheckResult.invalid_claim("a ratio e/k is not finite: no constant c", **base)
+    c = ratio.mean(1, keepdim=True)
+    if bool((c.abs() <= rounding_floor(ratio)).all()):
+        return CheckResult.invalid_claim("ĉ = 0 on every draw up to rounding: the map estimates 0, not c·k with "
+                                         "c > 0", **base)
+    m = Moments.from_samples(c)
+    ok, worst = clt_guard(m)
+    if not ok:
+        return CheckResult.refusal(f"tails of ĉ too heavy for {m.count} draws (guard {worst:.3g})", **base)
+    mean, se = float(m.mean[0]), math.sqrt(float(m.variance[0]) / m.count)
+    z = torch.tensor([mean / se if se > 0 else math.copysign(math.inf, mean)], dtype=torch.float64)
+    p = float(normal_p_values(z, m.skewness, m.count, studentised=True)[0])  # two-sided: conservative each way
+    detail = f"ĉ = {mean:.6g} ± {se:.3g} (mean of e/k over all pairs)"
+    if p > alpha:
+        return CheckResult.refusal(detail + ": not distinguishable from 0 at this α", **base)
+    return CheckResult(statistic=float(z[0]), p_value=p, effect_size=abs(mean) / max(se, 1e-300),
+                       method="clt (one-sided, c > 0)", passed=mean > 0,
+                       detail="" if mean > 0 else detail + ": c < 0", **base)

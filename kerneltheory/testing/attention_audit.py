@@ -92,7 +92,12 @@ def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
 
 
 def _call(fn, q, k, v, mask=None) -> torch.Tensor:
-    out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+    try:
+        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+    except Exception as exc:  # say which call failed; the function's own message follows
+        with_mask = " and a key mask" if mask is not None else ""
+        raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
+                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}") from exc
     if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
@@ -131,6 +136,16 @@ def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | Non
                                alpha=alpha, sample_size=a.numel(), seed=seed)
 
 
+def _check_reproducible(attention, q, k, v, m: int, seed: int) -> None:
+    """Two factories built from identically seeded generators must give the same output; otherwise the function
+    draws from somewhere else (the global generators), and no verdict could be replayed from the seed."""
+    a, b = (_call(attention(m, torch.Generator().manual_seed(seed)), q, k, v) for _ in range(2))
+    if a.shape != b.shape or not torch.equal(a.nan_to_num(), b.nan_to_num()):
+        raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
+                         "outputs: it must draw its features only from the generator it is given; code that draws "
+                         "from the global generators goes through adapters.global_rng or attention_from_module")
+
+
 def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torch.Tensor]:
     """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws."""
     g = torch.Generator().manual_seed(seed)
@@ -138,9 +153,28 @@ def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torc
     return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
 
 
+def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
+    """A refusal when every draw at some m gives the same output up to rounding: the factory ignores its
+    generator (a fixed seed inside, a cached draw, no random features), so there is no Monte Carlo error whose
+    law could be tested."""
+    same = lambda e, ref: bool(torch.isfinite(e).all()) and bool(((e - ref).abs() <= rounding_floor(e)).all())  # noqa: E731
+    for m, e in zip(ms, errors, strict=True):
+        if same(e, e[:1]):
+            what = (f"all {e.shape[0]} draws at m = {m} give the same output: the function does not draw its "
+                    "features from the generator it is given (a fixed seed inside? a cached draw?)")
+            if all(same(f, e[:1]) for f in errors):
+                what = (f"the output depends neither on the draw nor on m (max |out − exact| = "
+                        f"{float(e.abs().max()):.3g}): not a random-feature attention")
+            return CheckResult.refusal(what + ", so nothing can be averaged", **base)
+    return None
+
+
 def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
     errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed)
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
+    frozen = _frozen(errors, ms, base)
+    if frozen is not None:
+        return frozen
     return mse_slope_check(ms, [(e**2).mean((-2, -1)) for e in errors], alpha=alpha, base=base)
 
 
@@ -148,6 +182,10 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
     """t = e_{m₂} − (m₁/m₂)·e_{m₁} per output entry at the two largest m (module docstring)."""
     m1, m2 = sorted(set(ms))[-2:]
     e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
+    frozen = _frozen([e1, e2], (m1, m2), dict(name="bias ∝ 1/m", claim="consistency", alpha=alpha,
+                                                sample_size=2 * draws, seed=seed))
+    if frozen is not None:
+        return frozen
     t = (e2 - (m1 / m2) * e1).flatten(1)
     row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=_F64), alpha=alpha,
                      name="bias ∝ 1/m", seed=seed, samples=t, atol=rounding_floor(e1, e2), claim="consistency")
@@ -220,6 +258,8 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed) -> Check
                               example=f"raised {type(exc).__name__}: {exc}")
     bad = ~torch.isfinite(out)
     where = f", first non-finite output at position {int(bad.nonzero()[0][1])}" if bool(bad.any()) else ""
+    if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
+        where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
     return property_check(int(bad.sum()), out.numel(), claim="finite", name=name, seed=seed, alpha=alpha,
                           example=f"L = {long_length}, norms ≤ {max_norm}{where}")
 
@@ -262,6 +302,9 @@ def check_attention(
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
         alpha: the report's total false-failure rate; seed: base seed of every check.
+
+    Raises ``ValueError`` when two factories built from identically seeded generators give different outputs
+    (the function draws from the global generators, so its verdict could not be replayed).
     """
     d = check_int(dim, "dim", minimum=1)
     if not callable(attention):
@@ -306,6 +349,7 @@ def check_attention(
         if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
             raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    _check_reproducible(attention, q, k, v, ms[0], seed)
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":

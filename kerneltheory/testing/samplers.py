@@ -54,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -203,6 +204,9 @@ def _sign_family(name, labels, values, alpha, seed) -> CheckResult:
     (zeros dropped): p = min(1, 2 P(Bin(n', ½) ≥ max(k, n' − k))), n' the nonzero count."""
     pos, neg = (values > 0).sum(0), (values < 0).sum(0)
     n = pos + neg
+    if bool((n == 0).any()):  # zero on every draw: no sign to test (and p = 1 would read as a pass)
+        return CheckResult.refusal(f"{labels[int(np.argmin(n))]} is 0 on all {values.shape[0]} draws: no sign to test",
+                                   name=name, claim="sampler", alpha=alpha, sample_size=values.shape[0], seed=seed)
     p = np.where(n > 0, np.minimum(1.0, 2 * stats.binom.sf(np.maximum(pos, neg) - 1, n, 0.5)), 1.0)
     frac = np.where(n > 0, pos / np.maximum(n, 1), 0.5)
     z = np.where(n > 0, (pos - n / 2) / np.sqrt(np.maximum(n, 1) / 4), 0.0)
@@ -401,6 +405,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             out.append(dataclasses.replace(row, statistic=worst, effect_size=worst, sample_size=n))
         elif kind == "redraws":
             out.append(_redraw_row(nm, torch.cat(norms), a, seed, eps))
+        elif not bool(torch.isfinite(mean_sq_t).all()):  # scale, rows too long to square in float64
+            out.append(_row(nm, a, seed, n, statistic=math.inf, p_value=0.0, effect=math.inf, method="overflow",
+                            detail="‖z‖² overflows float64 (rows of norm > 1e154 are not N(0, I))"))
         else:  # scale
             s = mean_sq_t[:, None]
             mom = Moments.from_samples(s)
@@ -435,8 +442,13 @@ def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult
                 labels.append(f"row {i}: ‖z‖ vs {what}")
                 taus.append(float(res.statistic))
                 ps.append(float(res.pvalue))
-    k = int(np.argmin(ps))
     n = next(iter(rows.values())).shape[0]
+    undefined = [lab for lab, p in zip(labels, ps, strict=True) if not np.isfinite(p)]
+    if undefined:  # a constant ‖z‖ or ẑ_l across draws: τ is undefined, and min(1, nan) would read as a pass
+        return CheckResult.refusal(f"Kendall's τ undefined (a constant across the {n} draws) at {undefined[0]}"
+                                   f"{f' and {len(undefined) - 1} more' if len(undefined) > 1 else ''}",
+                                   name=name, claim="sampler", alpha=alpha, sample_size=n, seed=seed)
+    k = int(np.argmin(ps))
     return _row(name, alpha, seed, n, statistic=taus[k], p_value=min(1.0, ps[k] * len(ps)),
                 effect=float(np.max(np.abs(taus))), method=f"kendall τ ×{len(ps)} (bonferroni)",
                 detail=f"worst: {labels[k]}: τ = {taus[k]:.4g}, p = {ps[k]:.3g}")
@@ -467,7 +479,13 @@ def claims_preset(preset: str, dim: int) -> SamplerClaims:
 
 
 def _as_matrix(w, label: str) -> torch.Tensor:
-    """The draw as a tensor in its own floating dtype."""
+    """The draw as a tensor in its own floating dtype (a list of rows, e.g. from :mod:`random`, as float64)."""
+    if isinstance(w, list):
+        try:
+            w = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{label}: sample(generator) returned a list that is not an [m, d] matrix of numbers: "
+                             f"{exc}") from exc
     if isinstance(w, np.ndarray):
         w = torch.from_numpy(w)
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
@@ -502,18 +520,32 @@ def callable_sampler_checks(
     coordinate of every row of a block; the independence of row norms and directions (Kendall's τ). With
     ``redraws``, an exhaustive row checks that every row norm changes from one draw to the next (a module that
     redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
-    arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own.
+    arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
+    drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
+    generator) raises ``ValueError``, since its verdict could not be replayed from the seed.
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     seed = check_int(seed, "seed", minimum=0)
     first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    again = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    if first.shape != again.shape or not torch.equal(first.nan_to_num(), again.nan_to_num()):
+        raise ValueError(f"{name}: two draws from identically seeded generators differ: sample(generator) must draw "
+                         "only from the generator it is given (torch.randn(..., generator=generator)); code that "
+                         "draws from the global generators goes through adapters.global_rng_sampler")
     m, d = first.shape
     c = claims_preset(claims, d) if isinstance(claims, str) else claims
 
+    def one(generator: torch.Generator) -> torch.Tensor:
+        w = _as_matrix(sample(generator), name)
+        if tuple(w.shape) != (m, d):
+            raise ValueError(f"{name}: every draw of sample(generator) must have the shape of the first, "
+                             f"{(m, d)}, got {tuple(w.shape)}")
+        return w.to(_F64)
+
     def draw(generator: torch.Generator, r: int) -> torch.Tensor:
-        return torch.stack([_as_matrix(sample(generator), name).to(_F64) for _ in range(r)])
+        return torch.stack([one(generator) for _ in range(r)])
 
     return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
                 rows=rows, projections=projections, block=block, extended=extended, redraws=redraws,

@@ -1,0 +1,202 @@
+"""Realistic user code under the audit: a Performer-style module ([B, H, L, d], float32, orthogonal frequencies
+from the global generator, examples/performer_style.py) and samplers written against numpy's and Python's global
+generators pass; realistic bugs (tests/_planted_realistic.py) fail or are refused, never pass; hostile outputs
+(shape changes, overflow, a map of zeros, a negative constant) give a clear error or a failed row. Every
+statistical check runs at a declared total false-failure rate α = 1e-6 on the test's seed (``kt_seed``).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from _planted_realistic import (
+    ExclusiveCausal,
+    MaskAfterNormalisation,
+    MissingDiagAttention,
+    MissingDiagFeatures,
+    RedrawInForward,
+    SeededFastAttention,
+    SeededRedraw,
+    ValuesOnlyMask,
+)
+from performer_style import FastAttention, FeatureMap
+
+from kerneltheory import kernels
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.adapters import (
+    attention_from_module,
+    from_module,
+    global_rng_sampler,
+    module_frequencies,
+    proportional_check,
+)
+from kerneltheory.testing.attention_audit import check_attention
+from kerneltheory.testing.samplers import callable_sampler_checks
+
+D, ALPHA = 8, 1e-6
+CLAIMS = {"unbiased", "positive", "finite"}
+KERNEL = kernels.input_scaled(kernels.softmax, D**-0.25)  # the module scales its inputs by d^(-1/4)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def audit_features(module, redraw="redraw_projection_matrix", seed=0):
+    sample = from_module(module, layout="BHLd", redraw=redraw, query={"is_query": True}, key={"is_query": False})
+    return check_feature_map(sample, KERNEL, dim=D, claims=CLAIMS, alpha=ALPHA, seed=seed)
+
+
+def attention(cls, causal=False):
+    return attention_from_module(lambda m: cls(D, m, causal=causal), layout="BHLd", mask="mask")
+
+
+def names(report, status) -> set[str]:
+    return {c.name.split(":")[0] for c in report.checks if c.status == status}
+
+
+@pytest.mark.statistical
+def test_performer_feature_map_passes_and_its_bugs_fail(kt_seed):
+    report = audit_features(FeatureMap(D), seed=kt_seed)
+    assert report.passed, str(report)
+    # a missing −‖x‖²/2; a redraw between the query and the key call; a redraw that reseeds
+    for module, redraw in ((MissingDiagFeatures(D), "redraw_projection_matrix"),
+                           (RedrawInForward(D), "redraw_projection_matrix"),
+                           (SeededRedraw(D), "redraw_projection_matrix")):
+        report = audit_features(module, redraw, seed=kt_seed)
+        assert report.status == "FAILED" and report.failures[0].claim == "unbiased", str(report)
+    with pytest.raises(ValueError, match="redraw=None"):  # a module never redrawn is one fixed map
+        audit_features(FeatureMap(D), None, seed=kt_seed)
+
+
+class FrozenParameterMap(torch.nn.Module):
+    """Frequencies in an ``nn.Parameter(..., requires_grad=False)`` redrawn in place: not a learned parameter."""
+
+    def __init__(self, m=64):
+        super().__init__()
+        self.omega = torch.nn.Parameter(torch.randn(m, D), requires_grad=False)
+
+    def resample(self):
+        with torch.no_grad():
+            self.omega.normal_()
+
+    def forward(self, x):
+        return torch.exp(x @ self.omega.T - (x * x).sum(-1, keepdim=True) / 2) / self.omega.shape[0] ** 0.5
+
+
+@pytest.mark.statistical
+def test_frequencies_in_a_frozen_parameter(kt_seed):
+    report = check_feature_map(from_module(FrozenParameterMap(), redraw="resample"), kernels.softmax, dim=D,
+                               claims=CLAIMS, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+    rows = callable_sampler_checks(module_frequencies(FrozenParameterMap(16), "omega", redraw="resample"),
+                                   claims="gaussian", draws=512, seed=kt_seed, alpha=ALPHA, redraws=True)
+    assert all(r.passed for r in rows), rows
+
+
+@pytest.mark.statistical
+def test_samplers_on_numpy_and_python_global_generators(kt_seed):
+    numpy_rows = global_rng_sampler(lambda: np.random.randn(16, D))  # noqa: NPY002
+    python_rows = global_rng_sampler(lambda: [[random.gauss(0.0, 1.0) for _ in range(D)] for _ in range(16)])
+    for sample in (numpy_rows, python_rows):
+        rows = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
+        assert all(r.passed for r in rows), rows
+    cache = {}
+    cached = global_rng_sampler(lambda: cache.setdefault("w", torch.randn(16, D)))  # the first draw, every time
+    rows = {r.name.split(": ")[1]: r for r in callable_sampler_checks(cached, claims="gaussian", draws=256,
+                                                                     seed=kt_seed, alpha=ALPHA)}
+    assert not any(r.passed for r in rows.values()), rows
+    assert rows["norms independent of directions"].refused  # τ is undefined for a constant, not a pass
+    assert all(r.status == "failed" for n, r in rows.items() if n != "norms independent of directions"), rows
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # numpy's norm of the 1e300 rows
+def test_hostile_samplers_error_or_fail(kt_seed):
+    def growing(g):
+        return torch.randn(16 + int(torch.randint(0, 2, (1,), generator=g)), D, generator=g)
+
+    with pytest.raises(ValueError, match="shape of the first"):
+        callable_sampler_checks(growing, claims="gaussian", draws=256, seed=kt_seed)
+    with pytest.raises(ValueError, match="list that is not"):
+        callable_sampler_checks(lambda g: [[1.0, 2.0], [3.0]], claims="gaussian", draws=256, seed=kt_seed)
+    with pytest.raises(ValueError, match="floating"):
+        callable_sampler_checks(lambda g: torch.randint(0, 3, (16, D), generator=g), claims="gaussian", draws=256,
+                                seed=kt_seed)
+    huge = callable_sampler_checks(lambda g: 1e300 * torch.randn(16, D, generator=g, dtype=torch.float64),
+                                   claims="gaussian", draws=256, seed=kt_seed)  # ‖z‖² overflows: a failed row
+    assert {r.name.split(": ")[1] for r in huge if r.status == "failed"} >= {"norms ~ χ_d", "scale E‖z‖² = d"}
+
+
+def prf(g, sign=1.0):
+    w = torch.randn(64, D, generator=g, dtype=torch.float64)
+    q = lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / 8.0  # noqa: E731
+    return q, (lambda x: sign * q(x))
+
+
+@pytest.mark.statistical
+def test_proportionality_needs_a_positive_constant(kt_seed):
+    """E[t_p] = 0 holds for c = 0 and c < 0 too: the row "c > 0" fails a map of zeros and a negated side, and
+    refuses a map whose products are noise of mean 0 (proofs/attention_audit.md, item 5)."""
+    rows = lambda sample: {r.name: r for r in proportional_check(sample, kernels.softmax, dim=D, alpha=ALPHA,  # noqa: E731
+                                                                 seed=kt_seed)}
+    good = rows(prf)
+    assert all(r.passed for r in good.values()), good
+    negated = rows(lambda g: prf(g, -1.0))
+    assert negated["proportional[c > 0]"].status == "failed", negated
+    assert all(r.passed for n, r in negated.items() if n != "proportional[c > 0]")  # proportional, with c = −1
+    coin = rows(lambda g: prf(g, float(torch.randint(0, 2, (1,), generator=g)) * 2 - 1))  # ± φ(x)ᵀφ(y), mean 0
+    assert coin["proportional[c > 0]"].refused, coin
+    zeros = check_feature_map(lambda g: (lambda x: torch.zeros(x.shape[0], 4, dtype=torch.float64)), kernels.softmax,
+                              dim=D, claims={"proportional"}, alpha=ALPHA, seed=kt_seed)
+    assert zeros.status == "FAILED" and "estimates 0" in zeros.failures[0].detail, str(zeros)
+    nan = rows(lambda g: (lambda x: prf(g)[0](x) * float("nan")))
+    assert all(r.status == "failed" for r in nan.values()), nan
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("causal", [False, True])
+def test_performer_attention_passes(kt_seed, causal):
+    report = check_attention(attention(FastAttention, causal), dim=D, causal=causal, alpha=ALPHA, seed=kt_seed,
+                             checks=["consistency", "stabiliser", "padding", "causality"])
+    assert report.passed, str(report)
+
+
+def test_performer_attention_padding_bugs_fail(kt_seed):
+    for cls in (ValuesOnlyMask, MaskAfterNormalisation):
+        report = check_attention(attention(cls), dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
+        assert report.status == "FAILED" and report.checks[0].statistic > 100, str(report)
+
+
+@pytest.mark.statistical
+def test_performer_attention_bias_and_seeding_bugs(kt_seed):
+    missing = check_attention(attention(MissingDiagAttention), dim=D, checks=["consistency"], mask=False,
+                              alpha=ALPHA, seed=kt_seed)
+    assert missing.status == "FAILED", str(missing)  # exp(‖k̃‖²/2) is a per-key factor: it does not cancel
+    seeded = check_attention(attention(SeededFastAttention), dim=D, checks=["consistency"], mask=False, alpha=ALPHA,
+                             seed=kt_seed)
+    assert seeded.status == "REFUSED" and "does not draw" in seeded.checks[0].detail, str(seeded)
+    exclusive = check_attention(attention(ExclusiveCausal, causal=True), dim=D, causal=True, mask=False,
+                                checks=["causality", "finite"], alpha=ALPHA, seed=kt_seed)
+    assert names(exclusive, "failed") == {"finite[float32]", "finite[float64]"}, str(exclusive)
+
+
+def test_attention_errors_name_the_call(kt_seed):
+    wrong_dim = attention_from_module(lambda m: FastAttention(2 * D, m), layout="BHLd", mask="mask")
+    with pytest.raises(ValueError, match=r"failed on q, k, v of shape \(1, 16, 8\).*is dim = 8.*RuntimeError"):
+        check_attention(wrong_dim, dim=D, checks=["padding"], seed=kt_seed)
+    no_mask = attention_from_module(lambda m: FastAttention(D, m), layout="BHLd")
+    with pytest.raises(ValueError, match="mask=False to check_attention"):
+        check_attention(no_mask, dim=D, checks=["padding"], seed=kt_seed)
+
+
+def test_code_that_ignores_its_generator_is_an_error(kt_seed):
+    """sample(generator) that calls torch.randn without generator= draws fresh values, but no seed replays them."""
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(lambda g: torch.randn(16, D), claims="gaussian", draws=256, seed=kt_seed)
+
+    def attention(m, g):
+        fm = FastAttention(D, m)  # built outside global_rng: the global generator's current state
+        return lambda q, k, v, mask=None: fm(q[:, None].float(), k[:, None].float(), v[:, None].float())[:, 0]
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        check_attention(attention, dim=D, checks=["consistency"], seed=kt_seed)
