@@ -6,6 +6,7 @@ naming the pair where the claim breaks."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -218,3 +219,56 @@ def test_without_skewness_the_p_value_floor_is_zero_and_false_variances_fail():
     row = variance_check(Moments.from_samples(x), torch.full((2,), 4.0, dtype=torch.float64), alpha=1e-6, name="v",
                          seed=0, samples=x)
     assert row.status == "failed", row
+
+
+def _scaled_run(shift: int, seed: int, mean: float = 0.0):
+    """A mean and a variance check of skewed (exponential) estimates of 3 pairs, all multiplied by 2^shift."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    fam = [InputFamily("f", torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64))]
+    unit = torch.ldexp(torch.ones(3, dtype=torch.float64), torch.tensor(shift))
+    groups = {
+        "unbiased": dict(kind="mean", families=[0], alpha=1e-3, target=unit * (1.0 + mean), prefix="u"),
+        "variance": dict(kind="variance", families=[0], alpha=1e-3, variance=unit * unit, prefix="v"),
+    }
+
+    def estimates(g, r):
+        return torch.ldexp(torch.empty(r, 3, dtype=torch.float64).exponential_(generator=g), torch.tensor(shift))
+
+    return run_mean_variance_checks(estimates, fam, groups, draws=4096, block=256, seed=seed)
+
+
+@pytest.mark.parametrize("shift", [-500, -300, 300, 500])  # 2^(2·shift), the variance, still a float64
+def test_rescaling_by_a_power_of_two_is_exact(shift):
+    """Estimates, target and variance multiplied by 2^shift give the same statistics and verdicts as at scale 1
+    (proofs/verification.md, item 11), also where float64 moments of the unscaled values would under- or overflow;
+    at scale 1 (within 2^±40) nothing is rescaled."""
+    for mean in (0.0, 0.2):  # a correct claim and a biased target
+        ref = _scaled_run(0, seed=3, mean=mean)
+        got = _scaled_run(shift, seed=3, mean=mean)
+        for claim in ref:
+            a, b = ref[claim][0], got[claim][0]
+            same = ("status", "p_value", "statistic", "sample_size")
+            assert [getattr(a, f) for f in same] == [getattr(b, f) for f in same]
+            assert "units of" not in a.detail
+            unit = int(re.search(r"units of 2\^(-?\d+)", b.detail).group(1))
+            assert 0 <= unit - shift <= 8, b.detail  # the largest estimate, an Exp(1) draw times 2^shift, in [1/2, 1)
+        assert ref["unbiased"][0].status == ("passed" if mean == 0.0 else "failed")
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e150, 1e-250])
+def test_tiny_and_huge_correct_maps_do_not_fail(scale):
+    """A correct positive map whose estimates and kernel are multiplied by ``scale``: its moments under- or overflow
+    float64 unscaled (at 1e-250 the sample variance was 0 and the check FAILED); it now passes, or is refused where
+    the user's own features reach float64's subnormal range (the norm sweep at 1e-250), never FAILED."""
+    root = math.sqrt(scale)
+
+    def sample(g):
+        fm = good(g)
+        return lambda x: fm(x) * root
+
+    report = check_feature_map(sample, lambda x, y: kernels.softmax(x, y) * scale, dim=D,
+                               claims={"unbiased", "finite"}, seed=0)
+    assert not report.failures, [c.detail for c in report.failures]
+    assert report.passed or scale < 1e-200

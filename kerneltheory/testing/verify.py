@@ -292,6 +292,36 @@ def sweep_radii(
     return chosen
 
 
+#: Pairs whose estimates, target and claimed standard deviation all lie within 2^±SAFE_BINADE are tested as they
+#: are; others are rescaled by an exact power of two so that the largest is in [1/2, 1): the moments up to the
+#: eighth that the checks use then stay representable in float64 (2^±320 within its range of about 2^±1022).
+SAFE_BINADE = 40
+
+
+def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
+    """Per pair of ``samples`` ``[n, q]``, the exponent k with which ``ldexp(·, k)`` brings the largest magnitude among
+    the pair's estimates, its target and the square root of its claimed variance into [1/2, 1); 0 for pairs already
+    within 2^±:data:`SAFE_BINADE` and pairs where all of them are 0. Multiplying by 2^k is exact in binary floating
+    point (barring underflow of values 2^1000 smaller than the largest), so a check of the rescaled pair is the check
+    of the pair: every statistic it computes is scale-free (proofs/verification.md, item 11)."""
+    ref = samples.abs().amax(0)
+    for key, power in (("target", 1), ("variance", 2)):
+        value = group.get(key)
+        if value is not None:
+            v = value[sl].to(samples).abs()
+            ref = torch.maximum(ref, v.sqrt() if power == 2 else v)
+    _, exp = torch.frexp(ref)
+    outside = (ref > 0) & ((ref >= 2.0**SAFE_BINADE) | (ref < 2.0**-SAFE_BINADE))
+    return torch.where(outside, -exp, torch.zeros_like(exp))
+
+
+def _scaled(value: torch.Tensor | None, sl: slice, e: torch.Tensor, key: str) -> torch.Tensor | None:
+    """``value[sl]`` in the units of :func:`_binary_exponents` (a variance scales with the square)."""
+    if value is None:
+        return None
+    return torch.ldexp(value[sl].to(torch.float64), 2 * e if key == "variance" else e)
+
+
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
     bad = ~torch.isfinite(samples)
     if not bool(bad.any()):
@@ -359,18 +389,27 @@ def run_mean_variance_checks(
                             sample_size=n, seed=seed)
                 row = _nonfinite_row(smp, base, labels)
                 if row is None:
+                    e = _binary_exponents(smp, g, sl)
+                    pick = lambda key, g=g, sl=sl, e=e: _scaled(g.get(key), sl, e, key)  # noqa: E731
+                    smp = torch.ldexp(smp, e)
                     m = Moments._from_samples(smp)
-                    pick = lambda key, g=g, sl=sl: None if g.get(key) is None else g[key][sl]  # noqa: E731
                     if g["kind"] == "mean":
-                        scale = [] if g.get("scale") is None else [g["scale"][sl]]
-                        atol = pair_rounding_floor(g["target"][sl], m.mean, smp, *scale)
-                        row = mean_check(m, g["target"][sl], alpha=a_k, name=name, seed=seed, bound=pick("bound"),
+                        scale = [] if g.get("scale") is None else [pick("scale")]
+                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale)
+                        row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
                                          variance=pick("variance"), samples=smp, atol=atol,
                                          target_stderr=pick("target_stderr"), labels=labels,
                                          claim=g.get("claim", claim), futility=fut)
                     else:
-                        row = variance_check(m, g["variance"][sl], alpha=a_k, name=name, seed=seed, samples=smp,
+                        row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut)
+                    if bool((e != 0).any()):
+                        j = int(torch.nonzero(e)[0])
+                        row.detail = (row.detail + "; " if row.detail else "") + (
+                            f"values in units of 2^{-int(e[j])} at pair {j} ({labels[j]}) and of a power of two at "
+                            f"{int((e != 0).sum())} pair(s) in all, so that their moments are representable in "
+                            "float64 (an exact rescaling)"
+                        )
                 if len(points) > 1:
                     row.detail = (row.detail + "; " if row.detail else "") + f"look {k + 1}/{len(points)}"
                 last[claim][i] = row
