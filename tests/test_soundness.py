@@ -272,3 +272,33 @@ def test_tiny_and_huge_correct_maps_do_not_fail(scale):
                                claims={"unbiased", "finite"}, seed=0)
     assert not report.failures, [c.detail for c in report.failures]
     assert report.passed or scale < 1e-200
+
+
+def test_complex_features_are_refused_with_a_type_error():
+    """exp(iωᵀx) features: their real part alone is not the map; the check says so instead of dropping the
+    imaginary part with a warning."""
+
+    def sample(g):
+        w = torch.randn(8, D, generator=g, dtype=torch.float64)
+        return lambda x: torch.exp(1j * (x @ w.T)) / math.sqrt(8)
+
+    with pytest.raises(TypeError, match="complex features"):
+        check_feature_map(sample, kernels.gaussian, dim=D, claims={"unbiased"}, seed=0)
+
+
+def test_a_map_that_writes_into_its_input_cannot_move_the_tested_points():
+    """A correct map that zeroes its input after use (in place) still passes: every call gets a copy of the
+    points, so neither the other draws nor the norm sweep see the overwritten values."""
+
+    def sample(g):
+        fm = good(g)
+
+        def fn(x):
+            out = fm(x)
+            x.zero_()
+            return out
+
+        return fn
+
+    report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=0)
+    assert report.passed, [c.detail for c in report.checks if not c.passed]

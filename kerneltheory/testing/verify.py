@@ -144,13 +144,20 @@ def _split_sides(fm) -> tuple[Callable, Callable]:
 
 
 def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch.Tensor:
-    out = fn(x)
+    """``fn`` applied to a copy of ``x`` (a map that writes into its input cannot change the tested points), checked
+    to be a real ``[n, D]`` (``[batch, n, D]``) tensor, in float64."""
+    out = fn(x.clone())
     want = 2 if batch is None else 3
     lead = (x.shape[0],) if batch is None else (batch, x.shape[0])
     if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
         shape = getattr(out, "shape", type(out).__name__)
         form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
         raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
+    if out.is_complex():
+        raise TypeError(
+            f"{name} returned complex features ({out.dtype}); the checks compare real estimates φ(x)ᵀφ(y) with a real "
+            "kernel: return the real features, e.g. [cos, sin] instead of exp(iωᵀx)"
+        )
     return out.detach().to(torch.float64)
 
 
@@ -232,10 +239,16 @@ class _Evaluator:
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         with torch.no_grad():
             if self.batched:
-                fq, fk = self.features(gen, self.xq, self.xk, batch=r)
-            else:
-                pairs = [self.features(gen, self.xq, self.xk) for _ in range(r)]
-                fq, fk = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+                return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
+            # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
+            rows = []
+            for _ in range(r):
+                fq, fk = self.features(gen, self.xq, self.xk)
+                rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
+            return torch.cat(rows)
+
+    def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
+        """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
         if fq.shape[-1] != fk.shape[-1]:
             raise ValueError(f"query and key features must have one size D, got {fq.shape[-1]} and {fk.shape[-1]}")
         n = self.num_pairs
@@ -278,7 +291,7 @@ def sweep_radii(
         target = _pair_values(kernel, [fam], "kernel")
         if not bool(torch.isfinite(target).all()):
             break
-        est = estimate_pairs(fam.x, fam.y, pilot)
+        est = estimate_pairs(fam.x.clone(), fam.y.clone(), pilot)  # copies: user code may write into its input
         if not bool(torch.isfinite(est).all()):
             break
         m = Moments.from_samples(est)
