@@ -195,8 +195,9 @@ def _audit(args) -> int:
         return 2
     print(report)
     if report.status == "REFUSED":
-        print("kerneltheory audit: refused: the checks that did not pass could not decide at this budget",
-              file=sys.stderr)
+        first = next(c for c in report.checks if not c.passed)
+        print("kerneltheory audit: refused: no check failed, but some could not decide (never a pass); "
+              f"the first: {first.name}: {first.detail}", file=sys.stderr)
         return 2
     return 0 if report.passed else 1
 

@@ -186,3 +186,23 @@ def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):
         main(["turing", "--scale", "smoke"])
     err = capsys.readouterr().err
     assert exc.value.code == 130 and "run it again to resume" in err and "Traceback" not in err
+
+
+def test_audit_refusal_names_the_first_undecided_check(tmp_path, capsys, one_thread):
+    """A map whose query side has a fair-coin sign per draw has E φ(x)ᵀφ(y) = 0·k: proportionality holds with
+    c = 0, and the row "c > 0" cannot tell c from 0, so the audit is refused (exit 2) and says which check could
+    not decide."""
+    module = tmp_path / "coin_sign.py"
+    module.write_text(
+        "import math, torch\n"
+        "def coin_prf(g, d=8, m=64):\n"
+        "    w = torch.randn(m, d, generator=g, dtype=torch.float64)\n"
+        "    s = 1.0 if torch.rand((), generator=g) < 0.5 else -1.0\n"
+        "    phi = lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)\n"
+        "    return (lambda x: s * phi(x)), phi\n",  # the coin on one side only: on both it would cancel
+        encoding="utf-8",
+    )
+    code = main(["audit", f"{module}:coin_prf", "--kernel", "softmax", "--dim", "8", "--claims", "proportional"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "refused: no check failed, but some could not decide" in err and "proportional[c > 0]" in err
