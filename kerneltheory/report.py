@@ -207,7 +207,9 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
         refused = [M.cell_record(v, alpha) for v in M.cells(matrix, "refused")]
         summary = {"counts": M.counts(matrix), "estimators": len(matrix), "budget": budget, "seed": seed,
                    "alpha": alpha, "failed": failed, "refused": refused,
-                   "failed_estimators": [e["estimator"] for e in matrix if not e["passed"]]}
+                   # a refused claim is no failure: the estimators are listed apart
+                   "failed_estimators": sorted({c["estimator"] for c in failed}),
+                   "refused_estimators": sorted({c["estimator"] for c in refused} - {c["estimator"] for c in failed})}
         parts += M.matrix_markdown(matrix, registry_rows, alpha=alpha, budget=budget, seed=seed, out_dir=out,
                                    table=markdown_table)
     variance_record = None

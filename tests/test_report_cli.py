@@ -81,6 +81,8 @@ def test_a_refused_claim_is_reported_and_fails_only_with_fail_on_refused(
     assert "never a pass" in out and ("counted as failures" in out) == (fail_on == "refused")
     page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     assert '<td class="v-refused"><a href="#elu-finite">refused</a>' in page
+    summary = json.loads((tmp_path / "rep" / "report.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["failed_estimators"] == [] and summary["refused_estimators"] == ["elu"]  # refused is no failure
 
 
 def test_a_verified_report_exits_0(tmp_path, capsys, one_thread):
