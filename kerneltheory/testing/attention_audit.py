@@ -139,8 +139,16 @@ def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | Non
 def _check_reproducible(attention, q, k, v, m: int, seed: int) -> None:
     """Two factories built from identically seeded generators must give the same output; otherwise the function
     draws from somewhere else (the global generators), and no verdict could be replayed from the seed."""
-    a, b = (_call(attention(m, torch.Generator().manual_seed(seed)), q, k, v) for _ in range(2))
-    if a.shape != b.shape or not torch.equal(a.nan_to_num(), b.nan_to_num()):
+    fn = attention(m, torch.Generator().manual_seed(seed))
+    a, b = _call(fn, q, k, v), _call(attention(m, torch.Generator().manual_seed(seed)), q, k, v)
+    same = a.shape == b.shape and torch.equal(a.nan_to_num(), b.nan_to_num())
+    if not same and a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)):
+        # equal up to the rounding of one evaluation each (a kernel whose reductions are not deterministic, as some
+        # CUDA kernels are, reassociates its sums from call to call)
+        floor = 2 * rounding_floor_attention(fn, q, k, v, a, m)
+        ok = torch.isnan(a) | ((a.to(_F64) - b.to(_F64)).abs() <= floor)
+        same = bool(ok.all())
+    if not same:
         raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
                          "outputs: it must draw its features only from the generator it is given; code that draws "
                          "from the global generators goes through adapters.global_rng or attention_from_module")
