@@ -39,8 +39,10 @@ def _report(args) -> int:
         if args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
         from .commands import check_device
+        from .experiments.runner import check_scheduler
 
         check_device(args.device)
+        check_scheduler(args.scheduler)
         import torch
 
         threads = torch.get_num_threads()

@@ -206,3 +206,11 @@ def test_audit_refusal_names_the_first_undecided_check(tmp_path, capsys, one_thr
     err = capsys.readouterr().err
     assert code == 2, err
     assert "refused: no check failed, but some could not decide" in err and "proportional[c > 0]" in err
+
+
+@pytest.mark.parametrize("address", ["bogus", "local:0", "local:two", "local:"])
+def test_a_bad_scheduler_is_refused_before_any_work(tmp_path, capsys, address):
+    """Also when the sweeps it would run are skipped (--only)."""
+    assert main(["report", "--out", str(tmp_path / "r"), "--only", "elu", "--scheduler", address, "--quiet"]) == 2
+    assert "scheduler must be local:N" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "matrix").exists()

@@ -18,7 +18,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..experiments.runner import SCHEDULER_HELP
+from ..experiments.runner import SCHEDULER_HELP, check_scheduler
 from ..experiments.study import add_output_arguments, output_dir, source_checkout
 from . import check_device
 
@@ -96,6 +96,7 @@ def run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
         return 0
     device = check_device(args.device)
+    check_scheduler(args.scheduler)
     if args.shard_blocks is not None and args.shard_blocks < 1:
         raise ValueError(f"--shard-blocks must be an integer >= 1, got {args.shard_blocks}")
     if not args.checkpoint_seconds >= 0 or args.checkpoint_seconds == float("inf"):

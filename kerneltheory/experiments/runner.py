@@ -204,6 +204,20 @@ def _run_distributed(client, todo, store: CellStore, shard_blocks, bar) -> dict:
     return results
 
 
+def check_scheduler(scheduler: str | None) -> str | None:
+    """``scheduler`` if it is None, ``"local:N"`` with N ≥ 1 or an address with a ``://`` scheme, else a
+    ``ValueError`` naming the allowed forms (checked before any work, also when no sweep will need it)."""
+    if scheduler is None:
+        return None
+    ok = isinstance(scheduler, str) and (
+        "://" in scheduler
+        or (scheduler.startswith("local:") and scheduler[6:].isdigit() and int(scheduler[6:]) >= 1)
+    )
+    if not ok:
+        raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+    return scheduler
+
+
 @contextlib.contextmanager
 def open_client(scheduler):
     """A ``distributed.Client`` for ``scheduler``: None (yields None: run locally), ``"local:N"`` (a new
@@ -215,25 +229,19 @@ def open_client(scheduler):
     if not isinstance(scheduler, str):
         yield scheduler
         return
+    check_scheduler(scheduler)
     from distributed import Client, LocalCluster
 
     if scheduler.startswith("local:"):
-        try:
-            workers = int(scheduler.split(":", 1)[1])
-        except ValueError:
-            workers = 0
-        if workers < 1:
-            raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+        workers = int(scheduler[6:])
         with LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster:
             with Client(cluster) as client:
                 yield client
-    elif "://" in scheduler:
+    else:
         with Client(scheduler) as client:
             yield client
-    else:
-        raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
 
 
 # -- assembly ----------------------------------------------------------------------------------------------
