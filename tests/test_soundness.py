@@ -302,3 +302,21 @@ def test_a_map_that_writes_into_its_input_cannot_move_the_tested_points():
 
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=0)
     assert report.passed, [c.detail for c in report.checks if not c.passed]
+
+
+def test_a_loose_bound_cannot_overflow_into_a_pass():
+    """Estimates near 1e-300 with a valid but loose bound 1e10 and a wrong target: the rescaling must not turn the
+    bound into inf (whose NaN p-value read as 1, a pass); the exponent accounts for the bound, so the row fails."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    fam = [InputFamily("f", torch.zeros(2, 1, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64))]
+    full = lambda v: torch.full((2,), v, dtype=torch.float64)  # noqa: E731
+    groups = {"unbiased": dict(kind="mean", families=[0], alpha=1e-6, target=full(2e-300), bound=full(1e10),
+                               prefix="u")}
+
+    def estimates(g, r):
+        return (1 + 0.1 * torch.randn(r, 2, generator=g, dtype=torch.float64)) * 1e-300
+
+    row = run_mean_variance_checks(estimates, fam, groups, draws=4096, block=256, seed=0)["unbiased"][0]
+    assert row.status == "failed", row.detail

@@ -313,12 +313,13 @@ SAFE_BINADE = 40
 
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
     """Per pair of ``samples`` ``[n, q]``, the exponent k with which ``ldexp(·, k)`` brings the largest magnitude among
-    the pair's estimates, its target and the square root of its claimed variance into [1/2, 1); 0 for pairs already
+    the pair's estimates, its target, bound, kernel scale, target standard error and the square root of its claimed
+    variance into [1/2, 1) (so that none of them overflows); 0 for pairs already
     within 2^±:data:`SAFE_BINADE` and pairs where all of them are 0. Multiplying by 2^k is exact in binary floating
     point (barring underflow of values 2^1000 smaller than the largest), so a check of the rescaled pair is the check
     of the pair: every statistic it computes is scale-free (proofs/verification.md, item 11)."""
     ref = samples.abs().amax(0)
-    for key, power in (("target", 1), ("variance", 2)):
+    for key, power in (("target", 1), ("variance", 2), ("bound", 1), ("scale", 1), ("target_stderr", 1)):
         value = group.get(key)
         if value is not None:
             v = value[sl].to(samples).abs()
