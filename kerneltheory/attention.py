@@ -67,9 +67,21 @@ from .features.base import Component, FeatureMap
 
 Stabiliser = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_CHUNK_SIZE = 128
+# Off the CPU a chunk is a few kernel launches and host synchronisations, not a cache-sized piece of work:
+# on an H200 at n = 65536 (D = 256, d = 64) chunks of 128 cost 475 µs each non-causal and 1.1 ms causal,
+# 376× and 6.6× the minimal implementations (experiments/bench/cuda, docs/benchmarks.md). Larger chunks there,
+# still O(L·D + D·d_v) memory per head (causal: the L×L block too).
+ACCELERATOR_CHUNK_SIZE = {False: 8192, True: 1024}
+
+
+def default_chunk_size(device: torch.device, causal: bool) -> int:
+    """The chunk length L used when ``chunk_size`` is None: 128 positions on the CPU (the per-chunk n×D work
+    stays in cache), :data:`ACCELERATOR_CHUNK_SIZE` elsewhere (8192 non-causal, 1024 causal)."""
+    return DEFAULT_CHUNK_SIZE if torch.device(device).type == "cpu" else ACCELERATOR_CHUNK_SIZE[bool(causal)]
 
 __all__ = [
     "attention_matrix",
+    "default_chunk_size",
     "default_stabiliser",
     "kernel_attention",
     "linear_attention",
@@ -657,7 +669,8 @@ def linear_attention(
     check_denominator: bool = True,
 ) -> torch.Tensor:
     """Linear attention out_i = φ(q_i)ᵀ(Σ_j φ(k_j)v_jᵀ) / (φ(q_i)ᵀΣ_j φ(k_j) + eps) (Katharopoulos et al.
-    2020, eq. (6)); prefix sums over j ≤ i when ``causal`` (chunks of ``chunk_size``, default 128).
+    2020, eq. (6)); prefix sums over j ≤ i when ``causal``. Both modes work by chunks of
+    ``chunk_size`` positions; the default is :func:`default_chunk_size` (128 on the CPU, larger on a GPU).
 
     ``feature_map``: a callable on ``[..., n, d]`` (used for both sides) or a :class:`FeatureMap` (its
     ``.query``/``.key``; bound to the sequences first when data-dependent; its ``log_query``/``log_key`` give
@@ -672,7 +685,10 @@ def linear_attention(
     """
     _check_qkv(q, k, v, causal)
     mask = _check_mask(mask, k)
-    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else check_int(chunk_size, "chunk_size", minimum=1)
+    if chunk_size is None:
+        chunk = default_chunk_size(q.device, causal)
+    else:
+        chunk = check_int(chunk_size, "chunk_size", minimum=1)
     eps = check_real(eps, "eps", minimum=0.0)
     if not isinstance(check_denominator, bool):
         raise TypeError(f"check_denominator must be a bool, got {type(check_denominator).__name__}")

@@ -20,7 +20,6 @@ from pathlib import Path
 from . import __version__, estimators
 from . import report_matrix as M
 from .io import write_json_atomic, write_text_atomic
-from .report_html import markdown_to_html
 
 REGISTRY_COLUMNS = ("estimator", "aliases", "target", "unbiased", "positive", "variance", "proofs")
 CLAIMS = M.CLAIMS
@@ -247,6 +246,8 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
         "registry": registry_rows, "matrix": matrix, "variance": variance_record, "timings": timings,
         "attention_theory": attention_record,
     })
+    from .report_html import markdown_to_html  # here: the sweeps' commands import this module for its tables
+
     page = write_text_atomic(out / "report.html", markdown_to_html(text, out, title="kerneltheory report"))
     return {"markdown": md, "json": js, "html": page, "text": text, "summary": summary}
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import kerneltheory.estimators as E
-from kerneltheory.attention import kernel_attention, linear_attention
+from kerneltheory.attention import default_chunk_size, kernel_attention, linear_attention
 from kerneltheory.testing.attention_checks import per_key_max
 
 U32 = 2.0**-24
@@ -78,6 +78,30 @@ def test_float32_within_rounding_bound_of_float64_oracle(causal, masked, kt_gene
         q.float(), k.float(), v.float(), fm, causal=causal, mask=mask, stabilise=per_key_max
     )
     assert float((bad.double() - ref).abs().max()) > tol
+
+
+def test_default_chunk_size_is_per_device():
+    """128 positions on the CPU (cache-sized work), larger chunks off it (fewer launches and synchronisations)."""
+    assert default_chunk_size(torch.device("cpu"), False) == default_chunk_size("cpu", True) == 128
+    assert default_chunk_size(torch.device("cuda"), False) == 8192
+    assert default_chunk_size(torch.device("cuda", 0), True) == 1024
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("causal", [False, True])
+def test_cuda_default_chunks_within_rounding_bound_of_the_cpu_oracle(causal, kt_generator):
+    """On CUDA, with the accelerator's default chunk (several chunks: n > 1024 causal), float32 output within
+    the float32 rounding bound of the float64 CPU oracle."""
+    n = 2500
+    q, k, v = _inputs(kt_generator, n)
+    seed = int(torch.randint(2**31, (), generator=kt_generator))
+    fm = E.get("positive/orthogonal", dim=8, num_features=16).draw(torch.Generator().manual_seed(seed))
+    on_gpu = E.get("positive/orthogonal", dim=8, num_features=16, device="cuda")
+    fm_gpu = on_gpu.draw(torch.Generator().manual_seed(seed))  # the same W: drawn on the CPU, then moved
+    ref = _oracle(fm, q, k, v, causal)
+    out = linear_attention(q.float().cuda(), k.float().cuda(), v.float().cuda(), fm_gpu, causal=causal)
+    assert out.device.type == "cuda" and out.dtype == torch.float32
+    assert float((out.cpu().double() - ref).abs().max()) <= _bound(fm, q, k, v)
 
 
 def test_features_are_computed_per_chunk(kt_generator):

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from kerneltheory.experiments import FigureConfig, ScaleSpec, Series
-from kerneltheory.report import markdown_to_html, run_report
+from kerneltheory.report import run_report
+from kerneltheory.report_html import markdown_to_html
 from kerneltheory.report_matrix import heading_id
 
 PNG = base64.b64decode(
