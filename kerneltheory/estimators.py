@@ -184,7 +184,7 @@ class RandomFeatureEstimator:
         generator: torch.Generator,
         draws: int,
         *,
-        chunk_bytes: int = 2**19,
+        chunk_bytes: int | None = None,
         compute_dtype: torch.dtype | None = None,
     ):
         """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p) of ``draws`` independent draws.
@@ -195,7 +195,8 @@ class RandomFeatureEstimator:
         ``[c, q, W]`` work tensor fits ``chunk_bytes`` (W = ``Component.pair_width``, by default the feature
         dimension D; all P pairs and as many draws as fit when one
         draw's features fit, else one draw and as many pairs as fit), so that the elementwise work stays in
-        cache however large ``draws`` and P are. Every pair's features depend only on that pair, W and the
+        cache however large ``draws`` and P are (default 2¹⁹ bytes on the CPU; 2²⁷ on other devices, where a chunk
+        costs kernel launches rather than cache misses). Every pair's features depend only on that pair, W and the
         sequence statistics, so the chunking changes the result at most by floating-point reassociation in
         the batched products (on the CPU it is bitwise the same in practice). The inputs are validated once
         per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y.
@@ -211,6 +212,8 @@ class RandomFeatureEstimator:
         if x.shape[0] == 0:
             raise ValueError("x and y must hold at least one pair (P >= 1), got P = 0")
         r = check_int(draws, "draws", minimum=1)
+        if chunk_bytes is None:
+            chunk_bytes = 2**19 if x.device.type == "cpu" else 2**27
         chunk_bytes = check_int(chunk_bytes, "chunk_bytes", minimum=1)
         if compute_dtype not in (None, torch.float32, torch.float64):
             raise ValueError(

@@ -336,6 +336,7 @@ def moments_of_blocks(
     device: torch.device | str | None = None,
     progress: bool = False,
     callback: Callable[[BlockMoments], None] | None = None,
+    rng_device: torch.device | str | None = None,
 ) -> BlockMoments:
     """The moments of RNG blocks ``blocks`` (default: all ⌈draws/block⌉) of the sweep (seed, block, draws).
 
@@ -354,6 +355,7 @@ def moments_of_blocks(
     chunk_blocks = None if chunk is None else -(-check_int(chunk, "chunk", minimum=1) // block)
     memory_budget = check_int(memory_budget, "memory_budget", minimum=1)
     device = None if device is None else check_device(device)
+    rng_device = torch.device("cpu") if rng_device is None else check_device(rng_device, "rng_device")
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -364,7 +366,7 @@ def moments_of_blocks(
     try:
         for i, b in enumerate(blocks):
             r = min(block, draws - b * block)
-            x = estimates(torch.Generator().manual_seed(block_seed(seed, b)), r)
+            x = estimates(torch.Generator(device=rng_device).manual_seed(block_seed(seed, b)), r)
             where = f" in block {b} (seed={seed}, block={block})"
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"estimates must return a torch.Tensor [r, P], got {type(x).__name__}{where}")
@@ -408,6 +410,7 @@ def moments(
     device: torch.device | str | None = None,
     progress: bool = False,
     callback: Callable[[BlockMoments], None] | None = None,
+    rng_device: torch.device | str | None = None,
 ) -> BlockMoments:
     """Per-pair moments of ``draws`` independent draws of ``estimates``, reproducible from ``seed``.
 
@@ -429,6 +432,10 @@ def moments(
         callback: called after every chunk with the running :class:`BlockMoments` of the blocks so far, e.g.
             to write a checkpoint (``json.dump(m.to_dict(), f)``); finish it later with
             :func:`moments_of_blocks` on the remaining blocks and ``+``, which reproduces this result bitwise.
+        rng_device: the device of the blocks' generators (default the CPU, whose streams are the same on every
+            machine). ``"cuda"`` draws on the GPU where the estimator's law allows it
+            (:attr:`~kerneltheory.spectral.base.SpectralLaw.device_generator`): another stream for the same
+            seed, reproducible on the same device type and PyTorch version only.
 
     Returns:
         :class:`BlockMoments` (a :class:`Moments`) of all ⌈draws / block⌉ blocks.
@@ -443,6 +450,7 @@ def moments(
         device=device,
         progress=progress,
         callback=callback,
+        rng_device=rng_device,
     )
 
 

@@ -227,6 +227,32 @@ def test_merges_outside_one_contiguous_sweep_fall_back_or_refuse():
     assert_bitwise(empty + FULL, FULL)
 
 
+def test_rng_device_cpu_is_the_default_stream_and_a_bad_one_is_named():
+    assert_bitwise(moments(skewed, DRAWS, seed=SEED, block=BLOCK, rng_device="cpu"), FULL)
+    with pytest.raises(ValueError, match="rng_device"):
+        moments(skewed, DRAWS, seed=SEED, block=BLOCK, rng_device="meta")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rng_blocks_replay_bitwise_and_merge_like_cpu_blocks():  # pragma: no cover - GPU only
+    """Block b's generator lives on the GPU, seeded by block_seed(seed, b): the sweep replays bitwise, any
+    partition of its blocks merges into it, and it is another stream than the CPU's."""
+    def skewed_cuda(g, r):
+        assert g.device.type == "cuda"
+        return torch.randn(r, 3, generator=g, dtype=torch.float64, device=g.device).exp()
+
+    full = moments(skewed_cuda, DRAWS, seed=SEED, block=BLOCK, device="cuda", rng_device="cuda")
+    assert_bitwise(moments(skewed_cuda, DRAWS, seed=SEED, block=BLOCK, device="cuda", rng_device="cuda"), full)
+    cut = NB // 2
+    parts = [moments_of_blocks(skewed_cuda, DRAWS, seed=SEED, block=BLOCK, blocks=rng, device="cuda",
+                               rng_device="cuda") for rng in (range(0, cut), range(cut, NB))]
+    assert_bitwise(parts[0] + parts[1], full)
+    cpu = moments(lambda g, r: torch.randn(r, 3, generator=g, dtype=torch.float64).exp(), DRAWS, seed=SEED,
+                  block=BLOCK)
+    assert not torch.equal(cpu.mean, full.mean)
+
+
 def test_estimates_on_any_device_come_back_cpu_float64():
     m = moments(lambda g, r: skewed(g, r).float(), 100, seed=1, block=32, device="cpu")
     assert m.mean.dtype == torch.float64 and m.mean.device.type == "cpu"

@@ -821,6 +821,32 @@ def test_cuda_device(name, seed):
         torch.testing.assert_close(w.cpu(), cpu, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_cuda_generators_draw_on_the_device_or_are_refused(name, seed):
+    """A law with device_generator draws from a CUDA generator on the GPU, reproducibly per seed; any other law
+    refuses it by name (it would otherwise fail inside torch, or silently use another stream)."""
+    law = make_law(name, 5, seed, device="cuda")
+    g = torch.Generator(device="cuda")
+    if not law.device_generator:
+        with pytest.raises(ValueError, match="CPU generator only"):
+            law.sample(12, g.manual_seed(seed), batch=2)
+        return
+    w = law.sample(12, g.manual_seed(seed), batch=2)
+    assert w.device.type == "cuda" and w.shape == (2, 12, 5) and bool(torch.isfinite(w).all())
+    assert torch.equal(w, law.sample(12, g.manual_seed(seed), batch=2))
+    with pytest.raises(ValueError, match="law's device"):
+        make_law(name, 5, seed).sample(12, g.manual_seed(seed))
+
+
+def test_device_generators_are_declared_only_by_laws_that_draw_through_the_generators_device():
+    """The laws that accept a generator off the CPU; every other law refuses one (tested where CUDA is)."""
+    assert sorted(n for n in LAWS if make_law(n, 3, 0).device_generator) == [
+        "gaussian", "geometric", "mixture", "orthogonal", "poisson"
+    ]
+
+
 def test_dtype_and_device_follow_module_to():
     """A law moved with .to() samples in its new dtype (the dtype lives in a buffer, not a plain attribute)."""
     from kerneltheory.spectral import Gaussian, Orthogonal

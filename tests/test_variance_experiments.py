@@ -381,6 +381,8 @@ def test_the_variance_command(tmp_path, capsys):
         (["--device", "tpu"], "--device must be cpu or cuda"),
         (["--scheduler", "local:0"], "scheduler must be"),
         (["--seed", "-1"], "--seed must be >= 0"),
+        (["--rng", "device"], "--rng device draws the frequencies on the GPU: it needs --device cuda"),
+        (["--rng", "gpu"], "invalid choice: 'gpu'"),
     ],
 )
 def test_the_variance_command_refuses_bad_arguments(argv, message, tmp_path, capsys):
@@ -405,6 +407,34 @@ def test_cuda_cells_agree_with_the_closed_form(tmp_path):  # pragma: no cover - 
     assert (frame["device"] == "cuda").all()
     z = ((frame["variance"] - frame["closed_form"]) / frame["variance_se"]).abs()
     assert z.max() < 6
+
+
+def test_the_rng_enters_the_cell_key_only_when_drawn_on_the_device():
+    """The default CPU stream keeps every cached cell's key; rng='device' is another stream and another key, and
+    is refused on the CPU."""
+    c = tiny()
+    spec = cell_spec(c, c.series[0], 0.25, draws=512, block=128)
+    assert "rng" not in spec and spec == cell_spec(c, c.series[0], 0.25, draws=512, block=128, rng="cpu")
+    with pytest.raises(ValueError, match="needs device='cuda'"):
+        cell_spec(c, c.series[0], 0.25, draws=512, block=128, rng="device")
+    with pytest.raises(ValueError, match="rng must be 'cpu' or 'device'"):
+        cell_spec(c, c.series[0], 0.25, draws=512, block=128, rng="gpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rng_cells_replay_and_agree_with_the_closed_form(tmp_path):  # pragma: no cover - GPU only
+    """Frequencies drawn on the GPU: every series of the tiny figure replays bitwise from an empty cache, has
+    its own cache key, and its variance agrees with the closed form as the CPU stream's does."""
+    c = tiny(draws=2**16, block=2**14)
+    runs = [run_figure(c, out_dir=tmp_path / str(i), device="cuda", rng="device", progress=False, plot=False).frame
+            for i in range(2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    frame = runs[0]
+    z = ((frame["variance"] - frame["closed_form"]) / frame["variance_se"]).abs().dropna()
+    assert len(z) and z.max() < 6
+    spec = cell_spec(c, c.series[0], 0.25, draws=2**16, block=2**14, device="cuda")
+    assert cell_digest(spec) != cell_digest({**spec, "rng": "device"})
 
 
 def test_config_errors_name_the_file_figure_and_series(tmp_path):

@@ -1,14 +1,15 @@
 """``kerneltheory variance``: the variance sweeps, empirical against closed form (docs/variance.md).
 
     kerneltheory variance [--scale quick|full] [--only FIGURE ...] [--config FILE_OR_DIR ...] [--out DIR | --regenerate]
-                          [--device cpu|cuda] [--draws R] [--block B] [--seed S]
+                          [--device cpu|cuda] [--rng cpu|device] [--draws R] [--block B] [--seed S]
                           [--scheduler local:N|tcp://host:port] [--shard-blocks K] [--list] [--write-configs DIR]
 
 Every figure writes ``<out>/<figure>.parquet`` (tidy) and ``<out>/<figure>.png``; cells are cached under
 ``<out>/cells/`` and an interrupted run resumes where it stopped. ``<out>`` defaults to
 ``./kerneltheory-results/variance``; ``--regenerate`` rewrites the committed ``experiments/variance`` of a source
-checkout from its configurations ``experiments/configs/[0-9][0-9]_*.toml``. ``--draws 100000000 --device cuda`` streams
-10⁸ draws per point through the moment engine on a GPU.
+checkout from its configurations ``experiments/configs/[0-9][0-9]_*.toml``.
+``--draws 100000000 --device cuda --rng device`` streams 10⁸ draws per point through the moment engine on a GPU,
+the frequencies drawn there too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_output_arguments(p, "variance")
     p.add_argument("--cells", default=None, help="cell cache directory (default <out>/cells)")
     p.add_argument("--device", default="cpu", help="torch device of the draws: cpu (default) or cuda[:i]")
+    p.add_argument(
+        "--rng",
+        choices=("cpu", "device"),
+        default="cpu",
+        help="where the frequencies are drawn: cpu (default; the same draws on every machine) or device "
+        "(on the GPU with --device cuda: another stream, reproducible on the same GPU type and torch version)",
+    )
     p.add_argument(
         "--draws", type=int, default=None, help="draws R per point, overriding the scale's (≤ 10^8+)"
     )
@@ -96,6 +104,10 @@ def run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
         return 0
     device = check_device(args.device)
+    if args.rng == "device" and device == "cpu":
+        raise ValueError(
+            "--rng device draws the frequencies on the GPU: it needs --device cuda (on the CPU use --rng cpu)"
+        )
     check_scheduler(args.scheduler)
     if args.shard_blocks is not None and args.shard_blocks < 1:
         raise ValueError(f"--shard-blocks must be an integer >= 1, got {args.shard_blocks}")
@@ -110,6 +122,7 @@ def run(args) -> int:
         only=args.only,
         cells_dir=args.cells,
         device=device,
+        rng=args.rng,
         draws=args.draws,
         block=args.block,
         shard_blocks=args.shard_blocks,

@@ -46,9 +46,23 @@ def _input_point(point: Mapping) -> dict:
 
 
 def cell_spec(
-    config: FigureConfig, series: Series, value, *, draws: int, block: int, device: str = "cpu"
+    config: FigureConfig,
+    series: Series,
+    value,
+    *,
+    draws: int,
+    block: int,
+    device: str = "cpu",
+    rng: str = "cpu",
 ) -> dict:
-    """The specification of the cell of ``series`` at axis value ``value`` (a JSON-serialisable dict)."""
+    """The specification of the cell of ``series`` at axis value ``value`` (a JSON-serialisable dict).
+
+    ``rng="device"``: the RNG blocks' generators live on ``device`` (frequencies drawn on the GPU; another
+    stream, so the spec, and with it the cache key, says so). The default ``"cpu"`` adds nothing to the spec."""
+    if rng not in ("cpu", "device"):
+        raise ValueError(f"rng must be 'cpu' or 'device', got {rng!r}")
+    if rng == "device" and torch.device(device).type == "cpu":
+        raise ValueError("rng='device' draws on the GPU: it needs device='cuda' (on the CPU use rng='cpu')")
     point = config.point(series, value)
     estimator = estimators.resolve(series.estimator)
     args = {
@@ -65,6 +79,7 @@ def cell_spec(
         "seed": derive_seed(config.seed, "cell", args, point),
         "inputs_seed": derive_seed(config.seed, "inputs", _input_point(point)),
         "device": torch.device(device).type,
+        **({"rng": "device"} if rng == "device" else {}),
         "version": __version__,
     }
 
@@ -146,6 +161,7 @@ def evaluate_cell(
             progress=progress,
             callback=callback,
             chunk=chunk,
+            rng_device=device if spec.get("rng") == "device" else None,
         )
 
 

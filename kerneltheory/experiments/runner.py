@@ -66,6 +66,7 @@ def plan(
     draws: int | None = None,
     block: int | None = None,
     device: str = "cpu",
+    rng: str = "cpu",
 ) -> list[tuple[int, object, dict]]:
     """Every cell of the figure at ``scale``: ``(series index, axis value, spec)``, series-major."""
     spec_scale = config.scale(scale)
@@ -76,7 +77,7 @@ def plan(
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise ValueError(f"block must be an integer >= 1, got {block!r}")
     return [
-        (i, v, cell_spec(config, s, v, draws=draws, block=block, device=device))
+        (i, v, cell_spec(config, s, v, draws=draws, block=block, device=device, rng=rng))
         for i, s in enumerate(config.series)
         for v in spec_scale.values
     ]
@@ -296,6 +297,7 @@ def run_figure(
     out_dir: str | Path = "kerneltheory-results/variance",
     cells_dir: str | Path | None = None,
     device: str = "cpu",
+    rng: str = "cpu",
     draws: int | None = None,
     block: int | None = None,
     client=None,
@@ -312,7 +314,7 @@ def run_figure(
     start = time.perf_counter()
     out = Path(out_dir)
     store = CellStore(Path(cells_dir) if cells_dir is not None else out / "cells")
-    cells = plan(config, scale, draws=draws, block=block, device=device)
+    cells = plan(config, scale, draws=draws, block=block, device=device, rng=rng)
     checked = set()
     for i, _, spec in cells:
         if i not in checked:

@@ -41,6 +41,7 @@ class Component(nn.Module):
         data_dependent: True when features depend on statistics of the whole sequence (OPRF, SADERF).
         symmetric: True when queries and keys use the same map.
         proofs: claim name → proof file.
+        device_generator: whether :meth:`draw_extra` (when it draws anything) accepts a generator off the CPU.
     """
 
     name: ClassVar[str] = "component"
@@ -49,6 +50,7 @@ class Component(nn.Module):
     data_dependent: ClassVar[bool] = False
     symmetric: ClassVar[bool] = True
     proofs: ClassVar[Mapping[str, str]] = {}
+    device_generator: ClassVar[bool] = False
 
     # -- structure --------------------------------------------------------------------------------
     def feature_dim(self, num_features: int) -> int:
@@ -248,6 +250,15 @@ def draw_feature_map(
     """Draw W from ``law`` (and the component's extra randomness) and wrap it as a :class:`FeatureMap`."""
     m = check_int(num_features, "num_features", minimum=1)
     check_generator(generator)
+    if generator.device.type != "cpu":
+        extra_random = type(component).draw_extra is not Component.draw_extra
+        if extra_random and not component.device_generator:
+            raise ValueError(
+                f"the {component.name} component draws its extra randomness from a CPU generator only, "
+                f"got a generator on {generator.device}"
+            )
+        if generator.device.type != torch.device(device if device is not None else "cpu").type:
+            raise ValueError(f"generator is on {generator.device} but the feature map on {device or 'cpu'}")
     w = None if law is None else law.sample(m, generator, batch=batch)
     extra = component.draw_extra(m, generator, batch, dtype, device)
     return FeatureMap(component, w, extra, dim=dim, num_features=m)

@@ -38,13 +38,14 @@ class TrigPhase(Component):
     """√(2/m) cos(ωᵀx + b), b ~ U[0, 2π): targets the stationary kernel Re ψ(x − y)."""
 
     name = "trig_phase"
+    device_generator = True
     positive = False
     proofs = {"unbiased": "proofs/trig_unbiased.md", "variance": "proofs/trig_variance.md"}
 
     def draw_extra(self, num_features, generator, batch, dtype, device):
-        """The phases b, ``[m]`` (or ``[batch, m]``), drawn on the CPU from ``generator`` and then moved."""
+        """The phases b, ``[m]`` (or ``[batch, m]``), drawn on ``generator``'s device and then moved."""
         shape = (num_features,) if batch is None else (batch, num_features)
-        b = 2.0 * math.pi * torch.rand(shape, generator=generator, dtype=torch.float64)
+        b = 2.0 * math.pi * torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
         return {"phase": b.to(device=device if device is not None else "cpu", dtype=dtype)}
 
     def estimate_bound(self, x, y):

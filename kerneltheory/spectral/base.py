@@ -43,6 +43,9 @@ class SpectralLaw(nn.Module):
         rows_marginally_gaussian: whether each row is exactly N(mean, cov) of a Gaussian reference.
         iid_rows: whether the m rows of one draw are independent (closed-form variances assume this).
         learnable: whether the law has trainable parameters.
+        device_generator: whether :meth:`sample` accepts a generator on the law's device (a CUDA generator
+            for a law on a GPU), drawing there instead of on the CPU. A device's stream differs from the CPU's
+            for the same seed and is reproducible only on the same device type and PyTorch version.
     """
 
     name: ClassVar[str] = "law"
@@ -50,6 +53,7 @@ class SpectralLaw(nn.Module):
     rows_marginally_gaussian: ClassVar[bool] = False
     iid_rows: ClassVar[bool] = False
     learnable: ClassVar[bool] = False
+    device_generator: ClassVar[bool] = False
     proof: ClassVar[str | None] = None
 
     def __init__(self, dim: int, *, dtype: torch.dtype = torch.float64, device=None):
@@ -73,10 +77,21 @@ class SpectralLaw(nn.Module):
     def sample(self, num_features: int, generator: torch.Generator, batch: int | None = None) -> torch.Tensor:
         """Draw W. Returns ``[m, d]`` when ``batch`` is None, else ``[batch, m, d]`` (R independent draws).
 
-        Randomness comes only from ``generator`` (a CPU generator; samples are moved to the law's device).
+        Randomness comes only from ``generator``: a CPU generator (samples are moved to the law's device), or,
+        for laws with :attr:`device_generator`, a generator on the law's device (drawn there; another stream).
         """
         m = check_int(num_features, "num_features", minimum=1)
         check_generator(generator)
+        if generator.device.type != "cpu":
+            if not self.device_generator:
+                raise ValueError(
+                    f"the {self.name} law draws from a CPU generator only, got a generator on {generator.device}"
+                )
+            if generator.device.type != self.device.type:
+                raise ValueError(
+                    f"generator is on {generator.device} but the {self.name} law on {self.device}: a generator "
+                    "off the CPU must be on the law's device"
+                )
         r = 1 if batch is None else check_int(batch, "batch", minimum=1)
         w = self._sample(m, generator, r)
         if w.shape != (r, m, self.dim):
@@ -91,8 +106,10 @@ class SpectralLaw(nn.Module):
         raise ClosedFormUnavailable(f"{type(self).__name__} does not define a sampler")
 
     def _normal(self, shape, generator: torch.Generator) -> torch.Tensor:
-        """Standard normals drawn on the CPU from ``generator`` and moved to the law's device and dtype."""
-        return torch.randn(shape, generator=generator, dtype=torch.float64).to(self.device, self.dtype)
+        """Standard normals drawn in float64 on ``generator``'s device and moved to the law's device and dtype."""
+        return torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device).to(
+            self.device, self.dtype
+        )
 
     # -- closed forms -----------------------------------------------------------------------------
     @property

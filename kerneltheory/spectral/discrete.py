@@ -46,6 +46,7 @@ class PoissonLaw(SpectralLaw):
     """ω_l ~ Poisson(rate) iid over coordinates and rows."""
 
     name = "poisson"
+    device_generator = True
     row_marginal = "exact"
     rows_marginally_gaussian = False
     iid_rows = True
@@ -60,7 +61,7 @@ class PoissonLaw(SpectralLaw):
         return self
 
     def _sample(self, m, generator, r):
-        rates = torch.full((r, m, self.dim), self.rate, dtype=torch.float64)
+        rates = torch.full((r, m, self.dim), self.rate, dtype=torch.float64, device=generator.device)
         return torch.poisson(rates, generator=generator).to(self.device, self.dtype)
 
     def log_mgf(self, z):
@@ -84,6 +85,7 @@ class GeometricLaw(SpectralLaw):
     """ω_l ~ Geometric(p) on {0, 1, 2, ...}, P(k) = p(1 − p)^k, iid over coordinates and rows."""
 
     name = "geometric"
+    device_generator = True
     row_marginal = "exact"
     rows_marginally_gaussian = False
     iid_rows = True
@@ -98,7 +100,7 @@ class GeometricLaw(SpectralLaw):
         return self
 
     def _sample(self, m, generator, r):
-        u = 1.0 - torch.rand((r, m, self.dim), generator=generator, dtype=torch.float64)  # U ∈ (0, 1]
+        u = 1.0 - torch.rand((r, m, self.dim), generator=generator, dtype=torch.float64, device=generator.device)
         k = torch.floor(torch.log(u) / math.log1p(-self.p))  # P(K ≥ k) = P(U ≤ (1−p)^k) = (1−p)^k
         return k.to(self.device, self.dtype)
 

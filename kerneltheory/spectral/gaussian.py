@@ -34,6 +34,7 @@ class Gaussian(SpectralLaw):
     """ω ~ N(mean, cov). Give ``std`` for the isotropic law N(0, std² I), or ``mean``/``cov`` for the general one."""
 
     name = "gaussian"
+    device_generator = True
     row_marginal = "exact"
     rows_marginally_gaussian = True
     iid_rows = True

@@ -48,6 +48,7 @@ class GaussianMixture(SpectralLaw):
     """ω = μ_q + L_q ε (optionally antithetic ±μ_q pairs); weights, means, Cholesky factors are parameters."""
 
     name = "mixture"
+    device_generator = True
     row_marginal = "exact"
     rows_marginally_gaussian = False
     iid_rows = True
@@ -141,9 +142,10 @@ class GaussianMixture(SpectralLaw):
         if self.antithetic and m % 2:
             raise ValueError(f"num_features must be even for an antithetic mixture (pairs ±μ_q), got {m}")
         n = m // 2 if self.antithetic else m
-        cdf_inner = torch.cumsum(self.weights.detach().to("cpu", torch.float64), 0)[:-1]
+        dev = generator.device
+        cdf_inner = torch.cumsum(self.weights.detach().to(dev, torch.float64), 0)[:-1]
         q = torch.searchsorted(
-            cdf_inner, torch.rand((r, n), generator=generator, dtype=torch.float64), right=True
+            cdf_inner, torch.rand((r, n), generator=generator, dtype=torch.float64, device=dev), right=True
         )
         q = q.to(self.device)
         eps = self._normal((r, n, self.dim), generator)

@@ -39,6 +39,7 @@ class Orthogonal(GaussianApproximation):
     """ORF: ⌈m/d⌉ independent Haar-orthogonal blocks, rows scaled by χ_d norms (or √d), times ``std``."""
 
     name = "orthogonal"
+    device_generator = True
     row_marginal = "exact"
     rows_marginally_gaussian = True
     iid_rows = False
