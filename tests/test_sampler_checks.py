@@ -381,3 +381,18 @@ def test_callable_sampler_bad_input(kt_seed):
         callable_sampler_checks(lambda g: torch.full((M, D), math.inf), claims="gaussian", draws=100, seed=kt_seed)
     refused = callable_sampler_checks(_block_row, claims="gaussian", draws=10, seed=kt_seed)
     assert all(r.refused and not r.passed for r in refused)
+
+
+def test_a_sampler_giving_nan_in_one_run_and_0_in_the_other_is_not_reproducible(kt_seed):
+    """NaN equals only NaN: a sampler whose identically seeded draws hold NaN in one and 0 in the other at one entry
+    is rejected as not reproducible (nan_to_num read both as 0, and the check went on to draw)."""
+    calls = []
+
+    def sample(g):
+        w = torch.randn(M, D, generator=g, dtype=torch.float64)
+        calls.append(1)
+        w[0, 0] = math.nan if len(calls) % 2 else 0.0
+        return w
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(sample, claims="gaussian", draws=100, seed=kt_seed)

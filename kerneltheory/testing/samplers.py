@@ -69,6 +69,7 @@ from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, property_check
+from .verify import _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
@@ -522,7 +523,7 @@ def callable_sampler_checks(
     redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
     arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
     drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
-    generator) raises ``ValueError``, since its verdict could not be replayed from the seed.
+    generator; NaN equals only NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
@@ -530,7 +531,7 @@ def callable_sampler_checks(
     seed = check_int(seed, "seed", minimum=0)
     first = _as_matrix(sample(_aux_generator(seed, 1)), name)
     again = _as_matrix(sample(_aux_generator(seed, 1)), name)
-    if first.shape != again.shape or not torch.equal(first.nan_to_num(), again.nan_to_num()):
+    if not _same_values(first, again):
         raise ValueError(f"{name}: two draws from identically seeded generators differ: sample(generator) must draw "
                          "only from the generator it is given (torch.randn(..., generator=generator)); code that "
                          "draws from the global generators goes through adapters.global_rng_sampler")

@@ -355,6 +355,16 @@ def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> st
                               "that their moments are representable in float64"])
 
 
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` hold the same values: one shape, NaN at the same positions (NaN equals only NaN) and
+    every other entry equal (±inf included). The reproducibility checks compare two runs with it; ``nan_to_num``
+    would read NaN as 0, so a run giving NaN where the other gives 0 would pass as the same."""
+    if a.shape != b.shape:
+        return False
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and bool((a[~nan] == b[~nan]).all())
+
+
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
     bad = ~torch.isfinite(samples)
     if not bool(bad.any()):
