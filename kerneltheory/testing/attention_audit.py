@@ -54,8 +54,9 @@ u the unit roundoff of the output's dtype, γ_N = Nu/(1 − Nu), N = L + 2m + 1 
 exponential feature with Gaussian frequencies (‖ω‖ ≤ √d + 6 except with probability < e^{−18}). The floor
 assumes non-negative weights; a signed map can differ by more through cancellation. The determinism check and the
 reproducibility check (two factories from one seed) compare two outputs of one draw with this same bound, each
-run's floor counted once (symmetric in the runs), and NaN equals only NaN: a NaN where the other run gives a
-number is a difference.
+run's floor counted once (symmetric in the runs). In every comparison NaN equals only NaN: a NaN where the other
+output gives a number is a difference, NaN in both is none (an exclusive causal sum's 0/0 at position 0 is the
+finiteness check's failure, not a causality one).
 """
 
 from __future__ import annotations
@@ -140,9 +141,15 @@ def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None) -> bool:
         return False
     floor = 2 * (rounding_floor_attention(fn_a, q, k, v, a, m, mask) + rounding_floor_attention(fn_b, q, k, v, b, m,
                                                                                                  mask))
-    x, y = a.to(_F64), b.to(_F64)
-    close = torch.isfinite(x) & torch.isfinite(y) & ((x - y).abs() <= floor)
-    return bool((torch.isnan(x) | (x == y) | close).all())
+    gap = _difference(a, b)
+    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all())
+
+
+def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
+    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
+    x, y = x.to(_F64), y.to(_F64)
+    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
 
 
 def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | None:
@@ -236,7 +243,7 @@ def _padding(attention, q, k, v, m, alpha, seed) -> CheckResult:
         qi, ki, vi = q[i : i + 1, :n], k[i : i + 1, :n], v[i : i + 1, :n]
         short = _call(fn, qi, ki, vi)
         floor = floor_full[i, :n] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
-        diffs.append((full[i, :n].to(_F64) - short[0].to(_F64)).abs().flatten())
+        diffs.append(_difference(full[i, :n], short[0]).flatten())
         floors.append(2 * floor.flatten())
     return _exact_row(name, "padding", torch.cat(diffs), torch.cat(floors), alpha, seed,
                       f"kept lengths {kept} of {length}")
@@ -259,7 +266,7 @@ def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
             x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
         out = _call(fn, q2, k2, v2)
         floor = floor0[:, :t] + rounding_floor_attention(fn, q2, k2, v2, out, m)[:, :t]
-        diffs.append((out[:, :t].to(_F64) - base[:, :t].to(_F64)).abs().flatten())
+        diffs.append(_difference(out[:, :t], base[:, :t]).flatten())
         floors.append(2 * floor.flatten())
     return _exact_row(name, "causality", torch.cat(diffs), torch.cat(floors), alpha, seed,
                       "outputs before the changed tokens")
