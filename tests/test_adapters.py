@@ -179,6 +179,30 @@ def test_proportional_refuses_a_zero_kernel():
         proportional_check(good_prf, kernels.softmax, dim=8, budget="huge")
 
 
+@pytest.mark.statistical
+def test_proportional_overflowing_ratio_is_refused_and_huge_ratios_are_rescaled(kt_seed):
+    """A subnormal kernel value k with finite estimates: e/k overflows float64, which is no evidence about c, so
+    every row, the "c > 0" row included, is refused with the reason (the c > 0 row used to FAIL). A kernel of 1e-200
+    (ratios ~1e200, whose moments overflow unscaled) is checked after an exact power-of-two rescaling and passes. A
+    non-finite estimate still fails."""
+    def rows(kernel, sample=good_prf):
+        return {r.name: r for r in proportional_check(sample, kernel, dim=8, alpha=ALPHA, seed=kt_seed)}
+
+    tiny = rows(lambda x, y: kernels.softmax(x, y) * 1e-310)
+    assert all(r.refused for r in tiny.values()), tiny
+    assert "overflows" in tiny["proportional[c > 0]"].detail and "subnormal" in tiny["proportional[c > 0]"].detail
+    huge = rows(lambda x, y: kernels.softmax(x, y) * 1e-200)
+    assert all(r.passed for r in huge.values()), huge
+    assert "units of 2^" in huge["proportional[axes]"].detail
+
+    def infinite(g):
+        fm = good_prf(g)
+        return lambda x: fm(x) * math.inf
+
+    bad = rows(kernels.softmax, infinite)
+    assert bad["proportional[c > 0]"].status == "failed" and "not finite" in bad["proportional[c > 0]"].detail
+
+
 def test_kernel_combinators():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)

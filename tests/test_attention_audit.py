@@ -184,3 +184,75 @@ def test_outputs_equal_up_to_rounding_count_as_reproducible():
     assert report.passed, str(report)
     with pytest.raises(ValueError, match="identically seeded"):
         check_attention(jittered(1e9), dim=D, checks=("consistency",), alpha=ALPHA, seed=0)
+
+
+def _uniform(q, k, v, mask=None):
+    """Attention with every weight 1/L: a normalised positive-weight attention, deterministic."""
+    return v.mean(-2, keepdim=True).expand_as(v).clone()
+
+
+def test_nan_equals_only_nan_when_comparing_two_runs():
+    """Reproducibility and determinism compare NaN with NaN only: a run giving NaN where the other gives 0 differs
+    (nan_to_num read both as 0); NaN at the same positions in both runs is the same output."""
+    from kerneltheory.testing.attention_audit import _check_reproducible, _deterministic
+
+    q, k, v = (torch.randn(1, 6, D, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in range(3))
+    builds = []
+
+    def flaky(m, g):  # NaN at one entry on odd builds, 0 there on even builds; otherwise one function
+        odd = len(builds) % 2 == 1
+        builds.append(m)
+
+        def fn(q, k, v, mask=None):
+            out = _uniform(q, k, v)
+            out[0, 0, 0] = float("nan") if odd else 0.0
+            return out
+
+        return fn
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        _check_reproducible(flaky, q, k, v, 8, 0)
+
+    def nan_at_one_place(q, k, v, mask=None):
+        out = _uniform(q, k, v)
+        out[0, 0, 0] = float("nan")
+        return out
+
+    _check_reproducible(lambda m, g: nan_at_one_place, q, k, v, 8, 0)  # the same NaN in both runs: reproducible
+    assert _deterministic(nan_at_one_place, q, k, v, 8, None, "padding", ALPHA, 0) is None
+    calls = []
+
+    def alternating(q, k, v, mask=None):  # one draw, but NaN on every other call
+        calls.append(1)
+        out = _uniform(q, k, v)
+        out[0, 0, 0] = float("nan") if len(calls) % 2 else 0.0
+        return out
+
+    assert _deterministic(alternating, q, k, v, 8, None, "padding", ALPHA, 0).refused
+
+
+def test_two_runs_agree_within_the_sum_of_their_rounding_floors():
+    """The comparison of two runs is symmetric: outputs 3 floors apart agree (within 2·(floor(a) + floor(b)) ≈ 4
+    floors; the reproducibility check used 2·floor(a) alone and rejected them), 5 floors apart do not, whichever run
+    comes first."""
+    from kerneltheory.testing.attention_audit import _agree, _check_reproducible, rounding_floor_attention
+
+    q, k, v = (torch.randn(1, 6, D, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in range(3))
+    a = _uniform(q, k, v)
+    floor = rounding_floor_attention(_uniform, q, k, v, a, 8)
+    for gap, agree in ((3.0, True), (5.0, False)):
+        b = a + gap * floor
+        assert _agree(_uniform, _uniform, q, k, v, a, b, 8) is agree
+        assert _agree(_uniform, _uniform, q, k, v, b, a, 8) is agree
+        builds = []
+
+        def shifted(m, g, gap=gap, builds=builds):  # the second build's outputs are gap floors above the first's
+            builds.append(m)
+            shift = (len(builds) - 1) * gap * floor
+            return lambda q, k, v, mask=None: _uniform(q, k, v) + shift
+
+        if agree:
+            _check_reproducible(shifted, q, k, v, 8, 0)
+        else:
+            with pytest.raises(ValueError, match="identically seeded"):
+                _check_reproducible(shifted, q, k, v, 8, 0)

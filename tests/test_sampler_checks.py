@@ -12,6 +12,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -381,3 +382,43 @@ def test_callable_sampler_bad_input(kt_seed):
         callable_sampler_checks(lambda g: torch.full((M, D), math.inf), claims="gaussian", draws=100, seed=kt_seed)
     refused = callable_sampler_checks(_block_row, claims="gaussian", draws=10, seed=kt_seed)
     assert all(r.refused and not r.passed for r in refused)
+
+
+def test_a_sampler_giving_nan_in_one_run_and_0_in_the_other_is_not_reproducible(kt_seed):
+    """NaN equals only NaN: a sampler whose identically seeded draws hold NaN in one and 0 in the other at one entry
+    is rejected as not reproducible (nan_to_num read both as 0, and the check went on to draw)."""
+    calls = []
+
+    def sample(g):
+        w = torch.randn(M, D, generator=g, dtype=torch.float64)
+        calls.append(1)
+        w[0, 0] = math.nan if len(calls) % 2 else 0.0
+        return w
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(sample, claims="gaussian", draws=100, seed=kt_seed)
+
+
+def test_an_undefined_test_does_not_hide_a_rejection_in_its_family():
+    """A sign test with no nonzero draw, or a Kendall τ of a constant, is undefined and never rejects; another test
+    of the same Bonferroni family that rejects at α/K (K counting every test) makes the row FAIL (it used to be
+    refused); with no rejection the row is still refused, never passed (proofs/verification.md, item 6(c))."""
+    from kerneltheory.testing.samplers import _independence, _sign_family
+
+    rng = np.random.default_rng(0)
+    zero, positive, fair = np.zeros(200), np.abs(rng.standard_normal(200)) + 0.1, rng.standard_normal(200)
+    labels = ["zero", "other"]
+    failed = _sign_family("signs", labels, np.stack([zero, positive], 1), 1e-6, 0)
+    assert failed.status == "failed" and failed.p_value <= 1e-6 and "other" in failed.detail, failed
+    refused = _sign_family("signs", labels, np.stack([zero, fair], 1), 1e-6, 0)
+    assert refused.refused and "zero" in refused.detail, refused
+    assert _sign_family("signs", labels, np.stack([zero, zero], 1), 1e-6, 0).refused
+
+    u = rng.standard_normal((200, D))
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    fixed_norm = np.eye(D)[rng.integers(D, size=200)] * rng.choice([-1.0, 1.0], (200, 1))  # ‖z‖ = 1: τ undefined
+    tied = u * (1 + 10 * u[:, :1] ** 2)  # ‖z‖ a function of ẑ_0²: τ far from 0
+    failed = _independence("independence", {0: fixed_norm, 1: tied}, 1e-6, 0)
+    assert failed.status == "failed" and "row 1" in failed.detail, failed
+    refused = _independence("independence", {0: fixed_norm, 1: rng.standard_normal((200, D))}, 1e-6, 0)
+    assert refused.refused and "row 0" in refused.detail, refused

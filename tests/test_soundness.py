@@ -257,6 +257,38 @@ def test_rescaling_by_a_power_of_two_is_exact(shift):
         assert ref["unbiased"][0].status == ("passed" if mean == 0.0 else "failed")
 
 
+def test_the_unit_shown_is_that_of_the_pair_whose_numbers_are_shown():
+    """Pairs at scales 2^100, 2^300, 2^450, each rescaled by its own power of two; the last pair has a biased target
+    and a variance claimed twice too large, so it is the worst pair of both rows. The detail's unit for that pair
+    turns the numbers it shows back into the pair's own (the mean of Exp(1) draws times 2^450, the variance times
+    2^900); it used to name the unit of the first rescaled pair (2^100)."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    shifts = torch.tensor([100, 300, 450])
+    unit = torch.ldexp(torch.ones(3, dtype=torch.float64), shifts)
+    fam = [InputFamily("f", torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64))]
+    groups = {
+        "unbiased": dict(kind="mean", families=[0], alpha=1e-3, target=unit * torch.tensor([1.0, 1.0, 1.5]),
+                         prefix="u"),
+        "variance": dict(kind="variance", families=[0], alpha=1e-3, variance=unit * unit * torch.tensor([1, 1, 2.0]),
+                         prefix="v"),
+    }
+
+    def estimates(g, r):
+        return torch.ldexp(torch.empty(r, 3, dtype=torch.float64).exponential_(generator=g), shifts)
+
+    rows = run_mean_variance_checks(estimates, fam, groups, draws=4096, block=256, seed=0)
+    for claim, shown, power in (("unbiased", r"mean (\S+)", 1), ("variance", r"s² (\S+)", 2)):
+        row = rows[claim][0]
+        assert row.status == "failed" and "worst pair 2 (f[2])" in row.detail, row
+        named = re.search(r"at f\[2\] in units of 2\^(-?\d+)", row.detail) or re.search(r"units of 2\^(-?\d+)",
+                                                                                          row.detail)
+        k = int(named.group(1))
+        value = float(re.search(shown, row.detail).group(1).rstrip(","))
+        assert abs(math.log2(value) + power * k - power * 450) < 0.2, row.detail  # Exp(1): mean 1, variance 1
+
+
 @pytest.mark.parametrize("scale", [1e-150, 1e150, 1e-250])
 def test_tiny_and_huge_correct_maps_do_not_fail(scale):
     """A correct positive map whose estimates and kernel are multiplied by ``scale``: its moments under- or overflow

@@ -31,6 +31,9 @@ offset (φ(x)ᵀφ(y) estimating k + s²) is proportional to no kernel but the s
 is "proportional" to every kernel), so one more row tests c > 0 (item 5): the per-draw mean ĉ_r of e_{r,p}/k_p
 over all pairs has mean c; the row fails when ĉ is 0 on every draw up to rounding or its upper confidence limit
 is below 0, passes when the lower limit is above 0, and is refused in between (the draws cannot tell c from 0).
+Ratios e/k outside 2^±40 are tested after an exact power-of-two rescaling (every statistic is scale-free); where
+every estimate is finite but some e/k overflows float64 (a tiny, e.g. subnormal, k), the rows are refused: a
+quantity that cannot be computed is no evidence against the claim.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _nonfinite_row
+from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
 
 __all__ = [
     "LAYOUTS",
@@ -417,7 +420,8 @@ def proportional_check(
     One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
     the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
     against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A non-finite
-    estimate fails its family's row. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
+    estimate fails its family's row (and the last row); an e/k that overflows float64 although e is finite
+    refuses them. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
     or of mean-zero noise passes every t-test); it is refused when the draws cannot tell c from 0. A family
     with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
     nothing).
@@ -452,7 +456,7 @@ def proportional_check(
     e = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
                    torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
     a = alpha / (len(families) + 1)
-    rows, start, ratios = [], 0, []
+    rows, start = [], 0
     for f, k in zip(families, targets, strict=True):
         ef = e[:, start : start + f.size]
         start += f.size
@@ -460,25 +464,52 @@ def proportional_check(
         base = dict(name=name, claim="proportional", alpha=a, sample_size=ef.shape[0], seed=s)
         row = _nonfinite_row(ef, base, f.labels())  # a non-finite estimate fails, as in check_feature_map
         ratio = ef / k
-        ratios.append(ratio)
         if row is None and not bool(torch.isfinite(ratio).all()):
-            row = CheckResult.refusal("e/k overflows float64 at some pair: no ratio to test", **base)
+            row = _overflow_refusal(ef, k, f.labels(), base)
         if row is None:
+            unit = _unit(ratio)
+            ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact: the t-test is scale-free
             t = ratio[:, 1:] - ratio[:, :1]
             row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                             name=name, seed=s, samples=t, atol=rounding_floor(ratio), claim="proportional")
-            row.detail = f"ĉ = {float(ratio[:, 0].mean()):.6g} (pair 0); " + row.detail
+                             name=name, seed=s, samples=t, atol=rounding_floor(ratio), claim="proportional",
+                             labels=f.labels()[1:])
+            row.detail = f"ĉ = {math.ldexp(float(ratio[:, 0].mean()), -unit):.6g} (pair 0); " + row.detail + (
+                f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
         rows.append(row)
-    rows.append(_positive_constant(torch.cat(ratios, 1), a, s))
+    rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
     return rows
 
 
-def _positive_constant(ratio: torch.Tensor, alpha: float, seed: int) -> CheckResult:
-    """The row "c > 0" (module docstring; proofs/attention_audit.md, item 5) from the ratios e_{r,p}/k_p [R, P]."""
+def _unit(ratio: torch.Tensor) -> int:
+    """The exponent k with 2^k·max|ratio| in [1/2, 1) when max|ratio| lies outside 2^±SAFE_BINADE, else 0: the
+    moments of the rescaled ratios (up to the fourth, for the guard) stay representable in float64, and the
+    multiplication by 2^k is exact (proofs/verification.md, item 11)."""
+    return int(_binary_exponents(ratio.reshape(-1, 1), {}, slice(None))[0])
+
+
+def _overflow_refusal(e: torch.Tensor, k: torch.Tensor, labels: list[str], base: dict) -> CheckResult:
+    """The refusal of a row where every estimate is finite but some e/k overflows float64 (k tiny, e.g.
+    subnormal): no ratio can be computed, which says nothing for or against the claim."""
+    draw, pair = (int(i) for i in torch.nonzero(~torch.isfinite(e / k))[0])
+    tiny = " (subnormal)" if float(k[pair]) < torch.finfo(torch.float64).tiny else ""
+    return CheckResult.refusal(
+        f"e/k overflows float64 at pair {pair} ({labels[pair]}), draw {draw}: e = {float(e[draw, pair]):.6g}, "
+        f"k = {float(k[pair]):.6g}{tiny}; with no ratio to test, the draws are no evidence about c", **base)
+
+
+def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alpha: float, seed: int) -> CheckResult:
+    """The row "c > 0" (module docstring; proofs/attention_audit.md, item 5) from the estimates e_{r,p} [R, P] and
+    the kernel values k_p [P]: it fails when an estimate is not finite, and is refused when every estimate is
+    finite but some e/k overflows float64 (an undecidable quantity is no evidence of failure)."""
     name = "proportional[c > 0]"
-    base = dict(name=name, claim="proportional", alpha=alpha, sample_size=ratio.shape[0], seed=seed)
+    base = dict(name=name, claim="proportional", alpha=alpha, sample_size=e.shape[0], seed=seed)
+    if not bool(torch.isfinite(e).all()):
+        return CheckResult.invalid_claim("an estimate e = φ(x)ᵀφ(y) is not finite: no constant c", **base)
+    ratio = e / k
     if not bool(torch.isfinite(ratio).all()):
-        return CheckResult.invalid_claim("a ratio e/k is not finite: no constant c", **base)
+        return _overflow_refusal(e, k, labels, base)
+    unit = _unit(ratio)
+    ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact; z, p and the rounding comparison are scale-free
     c = ratio.mean(1, keepdim=True)
     if bool((c.abs() <= rounding_floor(ratio)).all()):
         return CheckResult.invalid_claim("ĉ = 0 on every draw up to rounding: the map estimates 0, not c·k with "
@@ -490,7 +521,7 @@ def _positive_constant(ratio: torch.Tensor, alpha: float, seed: int) -> CheckRes
     mean, se = float(m.mean[0]), math.sqrt(float(m.variance[0]) / m.count)
     z = torch.tensor([mean / se if se > 0 else math.copysign(math.inf, mean)], dtype=torch.float64)
     p = float(normal_p_values(z, m.skewness, m.count, studentised=True)[0])  # two-sided: conservative each way
-    detail = f"ĉ = {mean:.6g} ± {se:.3g} (mean of e/k over all pairs)"
+    detail = (f"ĉ = {math.ldexp(mean, -unit):.6g} ± {math.ldexp(se, -unit):.3g} (mean of e/k over all pairs)")
     if p > alpha:
         return CheckResult.refusal(detail + ": not distinguishable from 0 at this α", **base)
     return CheckResult(statistic=float(z[0]), p_value=p, effect_size=abs(mean) / max(se, 1e-300),

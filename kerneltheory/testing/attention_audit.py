@@ -52,7 +52,11 @@ outputs): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij|
 u the unit roundoff of the output's dtype, γ_N = Nu/(1 − Nu), N = L + 2m + 1 (sums over keys and over up to
 2m features), δ = u(1 + (√d + 6)·max‖x‖ + max‖x‖²) the rounding of exp at the largest argument of an
 exponential feature with Gaussian frequencies (‖ω‖ ≤ √d + 6 except with probability < e^{−18}). The floor
-assumes non-negative weights; a signed map can differ by more through cancellation.
+assumes non-negative weights; a signed map can differ by more through cancellation. The determinism check and the
+reproducibility check (two factories from one seed) compare two outputs of one draw with this same bound, each
+run's floor counted once (symmetric in the runs). In every comparison NaN equals only NaN: a NaN where the other
+output gives a number is a difference, NaN in both is none (an exclusive causal sum's 0/0 at position 0 is the
+finiteness check's failure, not a causality one).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .seeds import seed_for
-from .verify import Report
+from .verify import Report, _same_values
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "check_attention", "rounding_floor_attention"]
 
@@ -126,10 +130,31 @@ def _exact_row(name, claim, diff, floor, alpha, seed, what) -> CheckResult:
     return row
 
 
+def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None) -> bool:
+    """Whether two outputs of one draw, ``a`` = fn_a(q, k, v) and ``b`` = fn_b(q, k, v), are the same number: NaN at
+    the same positions (NaN equals only NaN), and every other entry equal or, both finite, within the bound of the
+    module docstring, 2·(floor(a) + floor(b)) with each run's own floor (:func:`rounding_floor_attention`): two
+    evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in the runs."""
+    if _same_values(a, b):
+        return True
+    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    floor = 2 * (rounding_floor_attention(fn_a, q, k, v, a, m, mask) + rounding_floor_attention(fn_b, q, k, v, b, m,
+                                                                                                 mask))
+    gap = _difference(a, b)
+    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all())
+
+
+def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
+    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
+    x, y = x.to(_F64), y.to(_F64)
+    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
+
+
 def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | None:
     a, b = _call(fn, q, k, v, mask), _call(fn, q, k, v, mask)
-    floor = 2 * (rounding_floor_attention(fn, q, k, v, a, m, mask) + rounding_floor_attention(fn, q, k, v, b, m, mask))
-    if bool(((a - b).to(_F64).abs() <= floor).all()):
+    if _agree(fn, fn, q, k, v, a, b, m, mask):
         return None
     return CheckResult.refusal("the attention function gives different outputs on two calls with one draw (does it "
                                "redraw on every call?): nothing to compare", name=name, claim=name.split("[")[0],
@@ -137,18 +162,13 @@ def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | Non
 
 
 def _check_reproducible(attention, q, k, v, m: int, seed: int) -> None:
-    """Two factories built from identically seeded generators must give the same output; otherwise the function
-    draws from somewhere else (the global generators), and no verdict could be replayed from the seed."""
-    fn = attention(m, torch.Generator().manual_seed(seed))
-    a, b = _call(fn, q, k, v), _call(attention(m, torch.Generator().manual_seed(seed)), q, k, v)
-    same = a.shape == b.shape and torch.equal(a.nan_to_num(), b.nan_to_num())
-    if not same and a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)):
-        # equal up to the rounding of one evaluation each (a kernel whose reductions are not deterministic, as some
-        # CUDA kernels are, reassociates its sums from call to call)
-        floor = 2 * rounding_floor_attention(fn, q, k, v, a, m)
-        ok = torch.isnan(a) | ((a.to(_F64) - b.to(_F64)).abs() <= floor)
-        same = bool(ok.all())
-    if not same:
+    """Two factories built from identically seeded generators must give the same output (:func:`_agree`: up to the
+    rounding of one evaluation each, since a kernel whose reductions are not deterministic, as some CUDA kernels are,
+    reassociates its sums from call to call); otherwise the function draws from somewhere else (the global
+    generators), and no verdict could be replayed from the seed."""
+    fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
+    a, b = _call(fn_a, q, k, v), _call(fn_b, q, k, v)
+    if not _agree(fn_a, fn_b, q, k, v, a, b, m):
         raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
                          "outputs: it must draw its features only from the generator it is given; code that draws "
                          "from the global generators goes through adapters.global_rng or attention_from_module")
@@ -223,7 +243,7 @@ def _padding(attention, q, k, v, m, alpha, seed) -> CheckResult:
         qi, ki, vi = q[i : i + 1, :n], k[i : i + 1, :n], v[i : i + 1, :n]
         short = _call(fn, qi, ki, vi)
         floor = floor_full[i, :n] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
-        diffs.append((full[i, :n].to(_F64) - short[0].to(_F64)).abs().flatten())
+        diffs.append(_difference(full[i, :n], short[0]).flatten())
         floors.append(2 * floor.flatten())
     return _exact_row(name, "padding", torch.cat(diffs), torch.cat(floors), alpha, seed,
                       f"kept lengths {kept} of {length}")
@@ -246,7 +266,7 @@ def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
             x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
         out = _call(fn, q2, k2, v2)
         floor = floor0[:, :t] + rounding_floor_attention(fn, q2, k2, v2, out, m)[:, :t]
-        diffs.append((out[:, :t].to(_F64) - base[:, :t].to(_F64)).abs().flatten())
+        diffs.append(_difference(out[:, :t], base[:, :t]).flatten())
         floors.append(2 * floor.flatten())
     return _exact_row(name, "causality", torch.cat(diffs), torch.cat(floors), alpha, seed,
                       "outputs before the changed tokens")

@@ -39,7 +39,8 @@ Independence: KS and binomial tests need independent samples, and the rows of on
 the R independent draws; several row indices (0, 1, the last of the first block, the first of the second,
 m − 1) are tested and Bonferroni-adjusted. Each check is one :class:`CheckResult` whose p-value is Bonferroni
 over its tests; the budget α is split evenly over the statistical checks that run, so a correct law fails the
-whole list with probability at most α.
+whole list with probability at most α. A test whose statistic is undefined (no nonzero sign, τ of a constant)
+never rejects: its family fails if another of its tests rejects, and is refused otherwise.
 
 Example:
     >>> from kerneltheory.spectral import Orthogonal
@@ -69,6 +70,7 @@ from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, property_check
+from .verify import _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
@@ -201,27 +203,41 @@ def _ks_family(name, labels, samples, cdf, alpha, seed) -> CheckResult:
 
 def _sign_family(name, labels, values, alpha, seed) -> CheckResult:
     """Bonferroni over two-sided exact sign tests of H₀: P(v > 0) = 1/2 for the columns of ``values`` [n, K]
-    (zeros dropped): p = min(1, 2 P(Bin(n', ½) ≥ max(k, n' − k))), n' the nonzero count."""
+    (zeros dropped): p = min(1, 2 P(Bin(n', ½) ≥ max(k, n' − k))), n' the nonzero count. A column that is 0 on
+    every draw has no sign to test: it never rejects, so the family fails when a tested column rejects at α/K
+    (K counting every column) and is refused when none does (:func:`_family_row`)."""
     pos, neg = (values > 0).sum(0), (values < 0).sum(0)
     n = pos + neg
-    if bool((n == 0).any()):  # zero on every draw: no sign to test (and p = 1 would read as a pass)
-        return CheckResult.refusal(f"{labels[int(np.argmin(n))]} is 0 on all {values.shape[0]} draws: no sign to test",
-                                   name=name, claim="sampler", alpha=alpha, sample_size=values.shape[0], seed=seed)
-    p = np.where(n > 0, np.minimum(1.0, 2 * stats.binom.sf(np.maximum(pos, neg) - 1, n, 0.5)), 1.0)
-    frac = np.where(n > 0, pos / np.maximum(n, 1), 0.5)
-    z = np.where(n > 0, (pos - n / 2) / np.sqrt(np.maximum(n, 1) / 4), 0.0)
-    k = int(np.argmin(p))
-    return _row(
-        name,
-        alpha,
-        seed,
-        values.shape[0],
-        statistic=float(z[k]),
-        p_value=min(1.0, float(p[k]) * len(labels)),
-        effect=float(np.abs(frac - 0.5).max()),
+    tested = n > 0
+    p = np.where(tested, np.minimum(1.0, 2 * stats.binom.sf(np.maximum(pos, neg) - 1, np.maximum(n, 1), 0.5)), np.nan)
+    frac = np.where(tested, pos / np.maximum(n, 1), 0.5)
+    z = np.where(tested, (pos - n / 2) / np.sqrt(np.maximum(n, 1) / 4), 0.0)
+    return _family_row(
+        name, alpha, seed, values.shape[0], labels, p, untested=f"0 on all {values.shape[0]} draws: no sign to test",
         method=f"binomial sign test ×{len(labels)} (bonferroni)",
-        detail=f"worst: {labels[k]}: {float(frac[k]):.4f} positive of {int(n[k])} nonzero, p = {float(p[k]):.3g}",
+        describe=lambda k: (float(z[k]), float(np.abs(frac - 0.5).max()), f"worst: {labels[k]}: {float(frac[k]):.4f} "
+                            f"positive of {int(n[k])} nonzero, p = {float(p[k]):.3g}"),
     )
+
+
+def _family_row(name, alpha, seed, n, labels, p, *, untested: str, method: str, describe) -> CheckResult:
+    """The row of a Bonferroni family of K = len(labels) tests with p-values ``p`` (NaN where a test's statistic is
+    undefined, e.g. a constant sample): min(1, K·min p) over the defined tests, K counting every test. An undefined
+    test never rejects, so a rejection among the defined ones is a valid failure (proofs/verification.md, item 6(c));
+    with no rejection and some test undefined the row is refused (a NaN p-value must not read as a pass).
+    ``describe(k)`` gives (statistic, effect, detail) from the index k of the smallest defined p-value."""
+    p = np.asarray(p, dtype=np.float64)
+    undefined = np.isnan(p)
+    k = int(np.argmin(np.where(undefined, np.inf, p)))
+    p_adj = 1.0 if bool(undefined.all()) else min(1.0, float(p[k]) * len(labels))
+    if bool(undefined.any()) and p_adj > alpha:
+        where = [lab for lab, u in zip(labels, undefined, strict=True) if u]
+        more = f" and {len(where) - 1} more" if len(where) > 1 else ""
+        rest = "" if bool(undefined.all()) else "; the other tests do not reject"
+        return CheckResult.refusal(f"{where[0]}{more}: {untested}{rest}", name=name, claim="sampler", alpha=alpha,
+                                   sample_size=n, seed=seed)
+    statistic, effect, detail = describe(k)
+    return _row(name, alpha, seed, n, statistic=statistic, p_value=p_adj, effect=effect, method=method, detail=detail)
 
 
 def _default_rows(m: int, block: int) -> list[int]:
@@ -443,15 +459,10 @@ def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult
                 taus.append(float(res.statistic))
                 ps.append(float(res.pvalue))
     n = next(iter(rows.values())).shape[0]
-    undefined = [lab for lab, p in zip(labels, ps, strict=True) if not np.isfinite(p)]
-    if undefined:  # a constant ‖z‖ or ẑ_l across draws: τ is undefined, and min(1, nan) would read as a pass
-        return CheckResult.refusal(f"Kendall's τ undefined (a constant across the {n} draws) at {undefined[0]}"
-                                   f"{f' and {len(undefined) - 1} more' if len(undefined) > 1 else ''}",
-                                   name=name, claim="sampler", alpha=alpha, sample_size=n, seed=seed)
-    k = int(np.argmin(ps))
-    return _row(name, alpha, seed, n, statistic=taus[k], p_value=min(1.0, ps[k] * len(ps)),
-                effect=float(np.max(np.abs(taus))), method=f"kendall τ ×{len(ps)} (bonferroni)",
-                detail=f"worst: {labels[k]}: τ = {taus[k]:.4g}, p = {ps[k]:.3g}")
+    return _family_row(name, alpha, seed, n, labels, ps, untested=f"Kendall's τ undefined (a constant across the {n} "
+                       "draws)", method=f"kendall τ ×{len(ps)} (bonferroni)",
+                       describe=lambda k: (taus[k], float(np.nanmax(np.abs(taus))), f"worst: {labels[k]}: τ = "
+                                           f"{taus[k]:.4g}, p = {ps[k]:.3g}"))
 
 
 def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResult:
@@ -522,7 +533,7 @@ def callable_sampler_checks(
     redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
     arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
     drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
-    generator) raises ``ValueError``, since its verdict could not be replayed from the seed.
+    generator; NaN equals only NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
@@ -530,7 +541,7 @@ def callable_sampler_checks(
     seed = check_int(seed, "seed", minimum=0)
     first = _as_matrix(sample(_aux_generator(seed, 1)), name)
     again = _as_matrix(sample(_aux_generator(seed, 1)), name)
-    if first.shape != again.shape or not torch.equal(first.nan_to_num(), again.nan_to_num()):
+    if not _same_values(first, again):
         raise ValueError(f"{name}: two draws from identically seeded generators differ: sample(generator) must draw "
                          "only from the generator it is given (torch.randn(..., generator=generator)); code that "
                          "draws from the global generators goes through adapters.global_rng_sampler")

@@ -336,6 +336,35 @@ def _scaled(value: torch.Tensor | None, sl: slice, e: torch.Tensor, key: str) ->
     return torch.ldexp(value[sl].to(torch.float64), 2 * e if key == "variance" else e)
 
 
+def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> str:
+    """What the rescaling of :func:`_binary_exponents` (exponents ``e``, not all 0) did to the numbers of ``detail``:
+    the unit of every pair the detail names (by its label; the numbers shown for that pair are in that unit, a
+    variance in its square), then how many pairs were rescaled."""
+    units = []
+    for j, label in enumerate(labels):
+        if f"({label})" not in detail:
+            continue
+        k = -int(e[j])
+        if k == 0:
+            units.append(f"values at {label} as they are")
+        elif kind == "variance":
+            units.append(f"estimates at {label} in units of 2^{k} (variances in units of 2^{2 * k})")
+        else:
+            units.append(f"values at {label} in units of 2^{k}")
+    return "; ".join(units + [f"{int((e != 0).sum())} pair(s) checked after an exact rescaling by a power of two, so "
+                              "that their moments are representable in float64"])
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` hold the same values: one shape, NaN at the same positions (NaN equals only NaN) and
+    every other entry equal (±inf included). The reproducibility checks compare two runs with it; ``nan_to_num``
+    would read NaN as 0, so a run giving NaN where the other gives 0 would pass as the same."""
+    if a.shape != b.shape:
+        return False
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and bool((a[~nan] == b[~nan]).all())
+
+
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
     bad = ~torch.isfinite(samples)
     if not bool(bad.any()):
@@ -418,12 +447,8 @@ def run_mean_variance_checks(
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut)
                     if bool((e != 0).any()):
-                        j = int(torch.nonzero(e)[0])
-                        row.detail = (row.detail + "; " if row.detail else "") + (
-                            f"values in units of 2^{-int(e[j])} at pair {j} ({labels[j]}) and of a power of two at "
-                            f"{int((e != 0).sum())} pair(s) in all, so that their moments are representable in "
-                            "float64 (an exact rescaling)"
-                        )
+                        row.detail = (row.detail + "; " if row.detail else "") + _unit_note(
+                            row.detail, e, labels, g["kind"])
                 if len(points) > 1:
                     row.detail = (row.detail + "; " if row.detail else "") + f"look {k + 1}/{len(points)}"
                 last[claim][i] = row
