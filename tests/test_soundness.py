@@ -13,8 +13,8 @@ import torch
 
 from kerneltheory import kernels, theory
 from kerneltheory.montecarlo import Moments
-from kerneltheory.testing import check_feature_map
-from kerneltheory.testing.checks import mean_check, pair_rounding_floor, variance_check
+from kerneltheory.testing import check_feature_map, checks
+from kerneltheory.testing.checks import _bonferroni, mean_check, pair_rounding_floor, variance_check
 from kerneltheory.testing.planted import planted_map
 
 D = 4
@@ -352,3 +352,58 @@ def test_a_loose_bound_cannot_overflow_into_a_pass():
 
     row = run_mean_variance_checks(estimates, fam, groups, draws=4096, block=256, seed=0)["unbiased"][0]
     assert row.status == "failed", row.detail
+
+
+F64 = torch.float64
+
+
+@pytest.mark.parametrize("bad", [math.nan, 1.5, -0.25, math.inf])
+def test_bonferroni_never_reads_a_non_probability_as_a_pass(bad):
+    """min(1, NaN·P) is 1 in Python: a NaN p-value read as a pass. Any value outside [0, 1] now gives NaN and the
+    pair (proofs/verification.md, item 6(d))."""
+    p, idx = _bonferroni(torch.tensor([0.5, 0.9, bad, 0.7], dtype=F64))
+    assert math.isnan(p) and idx == 2
+    assert _bonferroni(torch.tensor([0.5, 0.01], dtype=F64)) == (0.02, 1)
+
+
+def _nan_at_pair_1(real):
+    def patched(*args, **kwargs):
+        p = real(*args, **kwargs).clone()
+        p[1] = math.nan
+        return p
+    return patched
+
+
+def test_a_nan_p_value_makes_the_mean_and_variance_checks_refuse(monkeypatch):
+    """A p-value that came out NaN at pair 1 (before: a pass) refuses the row and names pair 1."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 3, generator=g, dtype=F64)
+    m = Moments.from_samples(x)
+    monkeypatch.setattr(checks, "normal_p_values", _nan_at_pair_1(checks.normal_p_values))
+    row = mean_check(m, torch.zeros(3, dtype=F64), alpha=1e-6, name="m", seed=0, samples=x, labels=["a", "b", "c"])
+    assert row.status == "refused" and "pair 1 (b)" in row.detail and "not a probability" in row.detail, row
+    row = variance_check(m, torch.ones(3, dtype=F64), alpha=1e-6, name="v", seed=0, samples=x)
+    assert row.status == "refused" and "pair 1" in row.detail, row
+
+
+def test_an_infinite_bound_is_no_bound_and_a_nan_bound_no_claim():
+    """An infinite declared bound made Hoeffding's p-value inf/inf = NaN, which PASSED a mean 0.5 off its target
+    (|z| ≈ 60), and gave the variance check a vacuous exact test that PASSED s² ≈ 64 against a claimed 1 at pairs
+    whose tails are too heavy for the normal test; it now means no bound. A NaN or negative bound is not a bound:
+    the check fails it as an invalid claim (proofs/verification.md, item 9)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 3, generator=g, dtype=F64) * 0.1 + 0.5
+    mx = Moments.from_samples(x)
+    inf = torch.full((3,), math.inf, dtype=F64)
+    row = mean_check(mx, torch.zeros(3, dtype=F64), alpha=1e-6, name="m", seed=0, bound=inf, samples=x)
+    assert row.status == "failed" and row.method == "clt", row
+    heavy = torch.exp(1.5 * torch.randn(4096, 3, generator=g, dtype=F64))  # lognormal: Var = (e^2.25 − 1)e^2.25 ≈ 81
+    row = variance_check(Moments.from_samples(heavy), torch.ones(3, dtype=F64), alpha=1e-6, name="v", seed=0,
+                         samples=heavy, bound=inf)
+    assert not row.passed, row
+    for bad in (math.nan, -1.0):
+        b = torch.tensor([1.0, bad, 1.0], dtype=F64)
+        row = mean_check(mx, torch.full((3,), 0.5, dtype=F64), alpha=1e-6, name="m", seed=0, bound=b, samples=x)
+        assert row.method == "invalid claim" and "pair 1" in row.detail, row
+        row = variance_check(mx, torch.full((3,), 0.01, dtype=F64), alpha=1e-6, name="v", seed=0, samples=x, bound=b)
+        assert row.method == "invalid claim" and "pair 1" in row.detail, row

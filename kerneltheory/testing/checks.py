@@ -18,7 +18,7 @@ method, passed). The test of a mean is chosen by the estimator's tail class:
   counts as not passed — a check that cannot mean anything never passes silently.
 
 Across the P pairs of an input family the p-value is Bonferroni-adjusted (P × min p_p), so α is the family's
-false-failure rate.
+false-failure rate; a p-value that is not a number in [0, 1] at some pair refuses the row and names the pair.
 
 Tails. A normal p-value is only as good as the normal approximation *in the tail where α lives*. By Cramér's
 moderate-deviation theorem the tail of a standardised mean of n draws with skewness γ is
@@ -43,9 +43,10 @@ is combined with it (Bonferroni), so the check never depends on the CLT alone th
 
 Soundness. A claim that is not a finite number at some pair (a NaN or infinite target, variance or reference
 error) fails the check and names the pair; so does a claimed variance below zero by more than float64
-rounding. A claimed variance within rounding of zero (nearly coincident points) is treated as zero. Pairs
-whose draws agree up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`),
-so one huge pair cannot switch off the others.
+rounding, and a NaN or negative declared bound (an infinite one means no bound: :func:`declared_bound`). A
+claimed variance within rounding of zero (nearly coincident points) is treated as zero. Pairs whose draws agree
+up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`), so one huge pair cannot
+switch off the others.
 """
 
 from __future__ import annotations
@@ -121,10 +122,26 @@ class CheckResult:
 
 
 def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
-    """(P × min p, argmin) over the pairs; clipped to 1 because it is a probability bound."""
-    p = p.to(torch.float64)
+    """(P × min p, argmin) over the pairs; clipped to 1 because it is a probability bound.
+
+    A p-value that is not a number in [0, 1] (NaN: a computation that broke down) must never read as a pass
+    (``min(1, NaN·P)`` is 1 in Python): the result is then (NaN, the first such pair), which the callers turn into
+    a refusal naming that pair (:func:`_not_a_probability`)."""
+    p = p.to(torch.float64).cpu()
+    bad = ~((p >= 0) & (p <= 1))  # true for NaN
+    if bool(bad.any()):
+        return math.nan, int(torch.nonzero(bad)[0])
     idx = int(torch.argmin(p))
     return min(1.0, float(p[idx]) * p.numel()), idx
+
+
+def _not_a_probability(p: torch.Tensor, idx: int, method: str, base: dict, labels) -> CheckResult:
+    """The refusal of a check whose p-value at pair ``idx`` is not a probability (see :func:`_bonferroni`)."""
+    return CheckResult.refusal(
+        f"the {method} p-value at pair {idx}{_label(labels, idx)} is {float(p.reshape(-1)[idx])}, not a probability "
+        "in [0, 1]: the test broke down there, so it decides nothing",
+        **base,
+    )
 
 
 def _cramer_rate(skewness: torch.Tensor | None, n: int, studentised: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,6 +320,20 @@ def claimed_variance(
     return torch.where(v < 0, torch.zeros_like(v), v), ""
 
 
+def declared_bound(bound: torch.Tensor | None, labels=None) -> tuple[torch.Tensor | None, str]:
+    """Validate a declared per-pair bound B_p (|estimate| ≤ B_p): ``(bound, "")``, ``(None, "")`` when some B_p is
+    +inf (no bound: Hoeffding and Maurer–Pontil would be vacuous there, and inf/inf is NaN), or
+    ``(None, reason)`` when some B_p is NaN or negative (not a bound at all)."""
+    if bound is None:
+        return None, ""
+    b = bound.to(torch.float64).cpu()
+    bad = torch.isnan(b) | (b < 0)
+    if bool(bad.any()):
+        idx = int(torch.nonzero(bad)[0])
+        return None, f"the declared bound is {float(b[idx])} at pair {idx}{_label(labels, idx)}, not a number ≥ 0"
+    return (None if bool(torch.isinf(b).any()) else b), ""
+
+
 def clt_guard(m: Moments, guard: float = GUARD) -> tuple[bool, float]:
     """Whether the normal approximation of the mean can be trusted (worst term ≤ ``guard``), and the worst term."""
     if m.count < MIN_DRAWS:
@@ -348,7 +379,8 @@ def mean_check(
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
-    ``bound``: B_p with |estimate| ≤ B_p (enables Hoeffding). ``variance``: the exact per-draw variance σ_p²
+    ``bound``: B_p with |estimate| ≤ B_p (enables Hoeffding; an infinite B_p at some pair: no bound, see
+    :func:`declared_bound`). ``variance``: the exact per-draw variance σ_p²
     (enables the exact-variance CLT and median of means; the latter needs the raw ``samples`` [n, P]).
     ``target_stderr``: the standard error of a Monte Carlo target drawn independently of the estimates; the
     test is then the two-sample z-test on mean − target with SE² = s²/n + SE_target² (CLT only).
@@ -370,6 +402,9 @@ def mean_check(
         target_stderr = target_stderr.to(torch.float64).cpu()
         if not bool(torch.isfinite(target_stderr).all()) or bool((target_stderr < 0).any()):
             return CheckResult.invalid_claim("the reference's standard error is not a finite number ≥ 0", **base)
+    bound, why = declared_bound(bound, labels)
+    if why:
+        return CheckResult.invalid_claim(why, **base)
     if atol is None:
         atol = pair_rounding_floor(target, m.mean, *([] if samples is None else [samples]))
     atol = torch.as_tensor(atol, dtype=torch.float64).expand_as(target)
@@ -431,6 +466,8 @@ def mean_check(
         if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
             p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
         p_adj, idx = _bonferroni(p)
+        if math.isnan(p_adj):
+            return _not_a_probability(p, idx, method, base, labels)
         stat = float(diff[idx].abs() / b[idx]) if float(b[idx]) > 0 else 0.0
         row = CheckResult(
             statistic=stat,
@@ -445,6 +482,8 @@ def mean_check(
     if ok:
         p_adj, idx = _bonferroni(p_clt)
         method = "clt (exact variance)" if variance is not None else "clt"
+        if math.isnan(p_adj):
+            return _not_a_probability(p_clt, idx, method, base, labels)
         return early(CheckResult(
             statistic=float(z[idx]),
             p_value=p_adj,
@@ -479,6 +518,8 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
     p = torch.where(t > 0, p, torch.ones_like(p))
     p_adj, idx = _bonferroni(p)
     base = dict(base, sample_size=k * b)
+    if math.isnan(p_adj):
+        return _not_a_probability(p, idx, f"median of {k} means", base, labels)
     return CheckResult(
         statistic=float(t[idx] / torch.sqrt(variance[idx] / b)) if float(variance[idx]) > 0 else math.inf,
         p_value=p_adj,
@@ -504,9 +545,10 @@ def variance_check(
 ) -> CheckResult:
     """Test H₀: Var(estimate_p) = claimed_p for every pair p (see the module docstring).
 
-    ``samples`` [n, P] are the draws ``m`` summarises. ``bound``: B_p with |estimate| ≤ B_p, which adds the exact
-    Maurer–Pontil test. A claimed variance of 0 (a deterministic estimate, or within rounding of 0) is checked
-    exactly instead: every draw of that pair must agree up to the pair's rounding floor. ``futility``: as for
+    ``samples`` [n, P] are the draws ``m`` summarises. ``bound``: B_p with |estimate| ≤ B_p
+    (:func:`declared_bound`), which adds the exact Maurer–Pontil test. A claimed variance of 0 (a deterministic
+    estimate, or within rounding of 0) is checked exactly instead: every draw of that pair must agree up to the
+    pair's rounding floor. ``futility``: as for
     :func:`mean_check`; only a row whose every pair passed the guard (a normal test) may accept early.
     """
     n = m.count
@@ -517,6 +559,9 @@ def variance_check(
     scale = x.abs().amax(0)
     claimed, why = claimed_variance(claimed, scale, labels)
     if claimed is None:
+        return CheckResult.invalid_claim(why, **base)
+    bound, why = declared_bound(bound, labels)
+    if why:
         return CheckResult.invalid_claim(why, **base)
     if atol is None:
         atol = pair_rounding_floor(x)
@@ -570,6 +615,8 @@ def variance_check(
     else:
         p, method = p_clt, "clt of s²"
     p_adj, idx = _bonferroni(p)  # over all P pairs, tested or not: a valid bound whichever were tested
+    if math.isnan(p_adj):
+        return _not_a_probability(p, idx, method, base, labels)
     rejected = p_adj <= alpha
     untested = int((~tested).sum())
     if untested and not rejected:
