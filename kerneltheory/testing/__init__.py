@@ -10,6 +10,8 @@
   norms, sign balance per row index, orthogonality within blocks, scale);
 * :mod:`~kerneltheory.testing.ordering` — ordering claims (orthogonal ≤ iid, hyperbolic ≤ positive, OPRF ≤
   positive on its sequence, paired ≤ phase) and the 1/m law;
+* :mod:`~kerneltheory.testing.reliance` — a claimed variance serves the unbiasedness test only where it is
+  tested and confirmed;
 * :mod:`~kerneltheory.testing.sequential` — sequential looks with α-spending; :mod:`~kerneltheory.testing.planted`
   and :mod:`~kerneltheory.testing.power` — planted defects, the power table and the time to a verdict;
 * :mod:`~kerneltheory.testing.attention_theory` — attention as a ratio estimator, uniform convergence;

@@ -20,6 +20,11 @@ method, passed). The test of a mean is chosen by the estimator's tail class:
 Across the P pairs of an input family the p-value is Bonferroni-adjusted (P × min p_p), so α is the family's
 false-failure rate; a p-value that is not a number in [0, 1] at some pair refuses the row and names the pair.
 
+A claimed variance makes the hypothesis a joint one (mean *and* variance): an inflated claim makes the CLT and
+median of means lenient. :func:`mean_check` therefore also returns the test without it, and in a report the
+claimed variance decides only where the variance claim is tested and confirmed in the same run
+(:mod:`~kerneltheory.testing.reliance`).
+
 Tails. A normal p-value is only as good as the normal approximation *in the tail where α lives*. By Cramér's
 moderate-deviation theorem the tail of a standardised mean of n draws with skewness γ is
 P(Z > x) = Φ̄(x)·exp(x³γ/(6√n))·(1 + O((1 + x)/√n)); at x ≈ 5.3 (α ≈ 10⁻⁷) and γ/√n = 0.1 this is a factor
@@ -52,7 +57,7 @@ switch off the others.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
 from scipy import stats
@@ -87,6 +92,9 @@ class CheckResult:
     passed: bool
     detail: str = ""
     accepted_early: bool = False  # passed at an early look whose draws exclude the effects the budget detects
+    # the same mean test without the claimed variance (:func:`mean_check` given one): what decides when the variance
+    # claim is not confirmed (reliance.settle_on_variance); not part of the row's record
+    without_variance: CheckResult | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def refusal(cls, detail: str, **fields) -> CheckResult:
@@ -118,7 +126,7 @@ class CheckResult:
         return "refused" if self.refused else ("stopped" if self.stopped else "failed")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "without_variance"}
 
 
 def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
@@ -392,7 +400,25 @@ def mean_check(
     a passing row decided by the normal approximation is then marked ``accepted_early`` when its draws exclude
     every effect the last look detects with the declared power (:func:`excludes_detectable_effects`).
     The effect size is the largest |mean − target| / max(|target|, σ) over the pairs.
+
+    A claimed ``variance`` is part of the hypothesis tested (E = target *and* Var = variance): an inflated one makes
+    the test lenient. The row therefore carries in ``without_variance`` the same test without it (studentised under
+    H₀); :func:`~kerneltheory.testing.reliance.settle_on_variance` decides by that one unless the variance claim
+    is confirmed in the same run.
     """
+    args = dict(alpha=alpha, name=name, seed=seed, bound=bound, samples=samples, target_stderr=target_stderr,
+                atol=atol, claim=claim, labels=labels, futility=futility)
+    row = _mean_test(m, target, variance, args)
+    if variance is not None:
+        row.without_variance = _mean_test(m, target, None, args)
+    return row
+
+
+def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, kw: dict) -> CheckResult:
+    """The test of :func:`mean_check` with the given ``variance`` taken as exact (None: studentised under H₀)."""
+    alpha, name, seed, claim, labels = (kw[k] for k in ("alpha", "name", "seed", "claim", "labels"))
+    bound, samples, target_stderr, atol, futility = (kw[k] for k in ("bound", "samples", "target_stderr", "atol",
+                                                                     "futility"))
     n = m.count
     target = target.to(torch.float64).cpu()
     base = dict(name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)

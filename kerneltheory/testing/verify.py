@@ -40,6 +40,7 @@ from .inputs import (
     moderate_families,
     norm_family,
 )
+from .reliance import settle_claimed_variances, variance_backing
 from .seeds import seed_for
 from .sequential import FUTILITY_MISS, Futility, alpha_spending, futility_plan, looks, sequential_draws
 
@@ -402,6 +403,9 @@ def run_mean_variance_checks(
     look; a claim is decided when one of its checks rejects or all of them are decided, and the draws stop when
     every claim is decided. A check whose claim was decided before the check was (another check rejected first)
     gets a "stopped" row. Returns the rows per claim, in family order.
+    A mean group's claimed ``variance`` is used only at the families where a variance group of the same run tests
+    that variance (:func:`~kerneltheory.testing.reliance.variance_backing`), and there the mean rows are settled by
+    the variance rows (:func:`~kerneltheory.testing.reliance.settle_claimed_variances`).
     """
     sizes = [f.size for f in families]
     offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
@@ -413,6 +417,7 @@ def run_mean_variance_checks(
     margins = futility_plan(points, futility_miss)
     decided = set()
     last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
+    backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
         final = k == len(points) - 1
         n = samples.shape[0]
@@ -440,17 +445,20 @@ def run_mean_variance_checks(
                         scale = [] if g.get("scale") is None else [pick("scale")]
                         atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale)
                         row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
-                                         variance=pick("variance"), samples=smp, atol=atol,
+                                         variance=pick("variance") if i in backing.get(claim, {}) else None,
+                                         samples=smp, atol=atol,
                                          target_stderr=pick("target_stderr"), labels=labels,
                                          claim=g.get("claim", claim), futility=fut)
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut)
-                    if bool((e != 0).any()):
-                        row.detail = (row.detail + "; " if row.detail else "") + _unit_note(
-                            row.detail, e, labels, g["kind"])
-                if len(points) > 1:
-                    row.detail = (row.detail + "; " if row.detail else "") + f"look {k + 1}/{len(points)}"
+                    for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
+                        if r is not None and bool((e != 0).any()):
+                            r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
+                                r.detail, e, labels, g["kind"])
+                for r in (row, row.without_variance):
+                    if r is not None and len(points) > 1:
+                        r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
                 last[claim][i] = row
                 if row.status == "failed" or row.accepted_early or final:
                     rows[claim][i] = row
@@ -473,6 +481,7 @@ def run_mean_variance_checks(
                     seed=seed, method="stopped", passed=False,
                     detail="not decided: the claim was already refuted by another check, so the draws stopped",
                 ))
+    settle_claimed_variances(out, groups, backing, draws=points[-1])
     return out
 
 
@@ -505,7 +514,8 @@ def check_feature_map(
             claims E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c > 0
             (:func:`~kerneltheory.testing.adapters.proportional_check`).
         variance: ``variance(x, y) → [n, n']``, the claimed variance of one draw's estimate φ(x)ᵀφ(y);
-            required for the ``"variance"`` claim (and used, when given, by the unbiasedness test).
+            required for the ``"variance"`` claim. The unbiasedness test uses it only when ``"variance"`` is
+            claimed too, and then passes on it only where the variance check confirms it.
         inputs: extra ``(x, y)`` pairs of ``[P, d]`` tensors tested on top of the built-in input families.
         alpha: the report's total false-failure rate, split across its checks and their sequential looks.
         seed: base seed; every check's seed is derived from it and the check's name.

@@ -1,0 +1,185 @@
+"""A claimed variance serves the unbiasedness test only where it is tested and confirmed (proofs/verification.md,
+item 12).
+
+An inflated claimed variance makes the exact-variance z-test and median of means lenient: before this rule a map
+whose estimate is 1.5 times the kernel PASSED "unbiased" with a variance claimed 10⁶ times too large."""
+
+import math
+
+import pytest
+import torch
+
+import kerneltheory.estimators as E
+from kerneltheory import kernels, theory
+from kerneltheory.estimators import RandomFeatureEstimator
+from kerneltheory.features.positive import Positive
+from kerneltheory.montecarlo import Moments
+from kerneltheory.testing import check_feature_map, planted_map, verify_estimator
+from kerneltheory.testing.checks import CheckResult, mean_check
+from kerneltheory.testing.inputs import InputFamily
+from kerneltheory.testing.reliance import settle_on_variance, variance_backing
+from kerneltheory.testing.verify import run_mean_variance_checks
+
+D, M = 4, 64
+F64 = torch.float64
+
+
+def _inflated(x, y):
+    return torch.full((x.shape[0], y.shape[0]), 1e6, dtype=F64)
+
+
+@pytest.mark.statistical
+def test_an_inflated_variance_no_longer_passes_a_biased_map(kt_seed):
+    """The estimate is 1.5·k(x, y) ("scale" 0.5). Claimed alone, "unbiased" is tested without the variance (the
+    studentised test, |z| ≈ 30 at these inputs: a miss has probability far below 10⁻¹²) and fails; claimed with
+    "variance", the variance check rejects the inflation, and no unbiasedness row passes."""
+    biased = planted_map("scale", 0.5, dim=D, num_features=M)
+    alone = check_feature_map(biased, kernels.softmax, dim=D, claims={"unbiased"}, variance=_inflated, seed=kt_seed,
+                              sweep=False)
+    assert alone.status == "FAILED", str(alone)
+    assert not any("exact variance" in c.method for c in alone.checks), str(alone)
+    both = check_feature_map(biased, kernels.softmax, dim=D, claims={"unbiased", "variance"}, variance=_inflated,
+                             seed=kt_seed, sweep=False)
+    assert both.status == "FAILED", str(both)
+    unbiased = [c for c in both.checks if c.claim == "unbiased"]
+    assert unbiased and not any(c.passed for c in unbiased), str(both)
+    assert any(c.status == "failed" and "not confirmed" in c.detail for c in unbiased), str(both)
+    assert any(c.status == "failed" for c in both.checks if c.claim == "variance"), str(both)
+
+
+@pytest.mark.statistical
+def test_a_correct_variance_still_serves_the_mean_test(kt_seed):
+    """Trigonometric features of the Gaussian kernel with their exact variance (1 − k²)²/(2m) (proofs/trig_variance.md):
+    the report passes at α = 10⁻⁶ and every unbiasedness row kept the exact-variance test, confirmed by its variance
+    row."""
+    good = planted_map("scale", 0.0, dim=D, num_features=M, component="trig")
+    report = check_feature_map(
+        good, kernels.gaussian, dim=D, claims={"unbiased", "variance"}, seed=kt_seed,
+        variance=lambda x, y: theory.gaussian_kernel_trig_variance(kernels.gaussian(x, y), M),
+    )
+    assert report.passed, str(report)
+    unbiased = [c for c in report.checks if c.claim == "unbiased"]
+    assert unbiased and all(c.method == "clt (exact variance)" for c in unbiased), str(report)
+
+
+class _ScaledInflated(Positive):
+    """Positive features times √c (the estimate c·k: biased unless c = 1), with a closed-form variance
+    10⁶·(Var + k²)."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+
+    def log_features(self, x, w, extra, stats, side):
+        logs, sign = super().log_features(x, w, extra, stats, side)
+        return logs + 0.5 * math.log(self.c), sign
+
+    def variance(self, law, x, y, num_features, stats):
+        return 1e6 * (super().variance(law, x, y, num_features, stats) + self.target(law, x, y, stats) ** 2)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(("c", "unbiased"), [(1.5, "FAILED"), (1.0, "verified")])
+def test_an_inflated_closed_form_no_longer_verifies_a_biased_estimator(kt_seed, c, unbiased):
+    """In the claim matrix a biased estimator (c = 1.5) with an inflated closed-form variance read "unbiased:
+    verified" beside "variance: FAILED"; now the test without the variance decides and rejects the 50% bias. An
+    unbiased one (c = 1) with the same inflated closed form keeps "unbiased: verified", by that test."""
+    est = RandomFeatureEstimator("planted/scaled-inflated", _ScaledInflated(c), E.get("positive/gaussian", 4, 16).law,
+                                 dim=4, num_features=16)
+    verdicts = {v.claim: v for v in verify_estimator(est, seed=kt_seed)[0]}
+    assert verdicts["variance"].verdict == "FAILED", verdicts["variance"]
+    assert verdicts["unbiased"].verdict == unbiased, verdicts["unbiased"]
+    assert "exact variance" not in verdicts["unbiased"].method
+
+
+def _normal_groups(variance_claim, *, tested: bool):
+    groups = {"unbiased": dict(kind="mean", families=[0], alpha=1e-6, target=torch.zeros(4, dtype=F64),
+                               variance=variance_claim, prefix="u")}
+    if tested:
+        groups["variance"] = dict(kind="variance", families=[0], alpha=1e-6, variance=variance_claim, prefix="v")
+    return groups
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("tested", [False, True])
+def test_the_sequential_loop_uses_a_variance_only_where_it_is_tested(kt_seed, tested):
+    """N(0.5, 1) estimates against target 0 with a claimed variance of 10⁶: with it |z| = 0.5·√n/10³ ≤ 0.04 could
+    never reject, while the studentised test has |z| ≈ 0.45·√256 ≈ 7 at the first look already. Untested, the
+    variance is not used; tested, it is refuted and the variance-free test decides."""
+    fam = [InputFamily("f", torch.zeros(4, 1, dtype=F64), torch.zeros(4, 1, dtype=F64))]
+    rows = run_mean_variance_checks(lambda g, r: torch.randn(r, 4, generator=g, dtype=F64) + 0.5, fam,
+                                    _normal_groups(torch.full((4,), 1e6, dtype=F64), tested=tested),
+                                    draws=4096, block=256, seed=kt_seed)
+    row = rows["unbiased"][0]
+    assert row.status == "failed" and row.method == "clt", row
+    if tested:
+        assert rows["variance"][0].status == "failed" and "not confirmed" in row.detail, rows
+
+
+def test_variance_backing_matches_the_tested_families():
+    var, other = torch.ones(3, dtype=F64), torch.full((3,), 2.0, dtype=F64)
+    groups = {"u": dict(kind="mean", families=[0, 1, 2], variance=var),
+              "v": dict(kind="variance", families=[1, 2], variance=var.clone()),
+              "w": dict(kind="variance", families=[0], variance=other)}
+    assert variance_backing(groups) == {"u": {1: "v", 2: "v"}}
+    assert variance_backing({"u": dict(kind="mean", families=[0], variance=None)}) == {}
+
+
+def _row(status: str, *, p: float, n: int = 4096, early: bool = False, method: str = "clt") -> CheckResult:
+    kind = status if status in ("refused", "stopped") else method
+    return CheckResult(name="u[f]", claim="unbiased", statistic=0.0, p_value=p, alpha=1e-3, effect_size=0.0,
+                       sample_size=n, seed=0, method=kind, passed=status == "passed", accepted_early=early)
+
+
+def _with(row: CheckResult, fallback: CheckResult) -> CheckResult:
+    row.without_variance = fallback
+    return row
+
+
+@pytest.mark.parametrize(
+    ("variance", "row", "fallback", "expected"),
+    [
+        ("passed", "passed", "failed", "passed"),  # the joint hypothesis held and the variance is confirmed
+        ("passed", "failed", "passed", "failed"),
+        ("failed", "passed", "failed", "failed"),  # the inflated case: the variance-free test decides
+        ("stopped", "passed", "failed", "failed"),
+        ("refused", "passed", "failed", "refused"),  # a variance not refuted either: only both rejecting fails
+        ("refused", "failed", "failed", "failed"),
+        ("refused", "failed", "refused", "refused"),
+        ("failed", "passed", "passed", "passed"),  # the variance-free test passes at the last look
+        ("failed", "passed", "refused", "refused"),
+    ],
+)
+def test_settling_a_mean_row_on_its_variance_row(variance, row, fallback, expected):
+    v = _row(variance, p=0.5 if variance == "passed" else 1e-9, method="clt of s²")
+    r = _with(_row(row, p=0.5 if row == "passed" else 1e-6), _row(fallback, p=0.5 if fallback == "passed" else 1e-7))
+    out = settle_on_variance(r, v, draws=4096)
+    assert out.status == expected, out
+    if variance != "passed":
+        assert "not confirmed" in out.detail, out
+    if expected == "failed" and variance == "refused":
+        assert out.p_value == 1e-6  # the intersection test: the larger of the two p-values
+
+
+def test_a_variance_free_pass_before_the_last_look_decides_nothing():
+    """A row decided early (its variance test accepted early) whose variance-free test merely had not rejected yet
+    is refused; accepted early itself, that test's pass stands."""
+    v = _row("failed", p=1e-9)
+    early = _with(_row("passed", p=0.5, n=1024, early=True), _row("passed", p=0.5, n=1024))
+    assert settle_on_variance(early, v, draws=4096).status == "refused"
+    early = _with(_row("passed", p=0.5, n=1024, early=True), _row("passed", p=0.5, n=1024, early=True))
+    assert settle_on_variance(early, v, draws=4096).status == "passed"
+    plain = _row("passed", p=0.5)  # no variance used: unchanged
+    assert settle_on_variance(plain, v, draws=4096) is plain
+
+
+def test_mean_check_carries_the_test_without_the_variance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 3, generator=g, dtype=F64) + 0.5
+    m = Moments.from_samples(x)
+    row = mean_check(m, torch.zeros(3, dtype=F64), alpha=1e-6, name="m", seed=0, samples=x,
+                     variance=torch.full((3,), 1e6, dtype=F64))
+    assert row.passed and row.method == "clt (exact variance)"
+    assert row.without_variance.status == "failed" and row.without_variance.method == "clt"
+    assert "without_variance" not in row.as_dict()
+    assert mean_check(m, torch.zeros(3, dtype=F64), alpha=1e-6, name="m", seed=0).without_variance is None
