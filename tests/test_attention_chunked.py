@@ -87,6 +87,7 @@ def test_default_chunk_size_is_per_device():
     assert default_chunk_size(torch.device("cuda", 0), True) == 1024
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("causal", [False, True])
 def test_cuda_default_chunks_within_rounding_bound_of_the_cpu_oracle(causal, kt_generator):
