@@ -299,6 +299,11 @@ def pair_rounding_floor(*values: torch.Tensor) -> torch.Tensor:
     return ROUNDING_ULPS * _EPS * torch.stack(scales).amax(0)
 
 
+def _off(diff: torch.Tensor, what: str = "mean") -> str:
+    """The deviation written out, so that a mean and a target that print alike still show their difference."""
+    return f", {what} − target {float(diff):.3g}"
+
+
 def _first_bad(values: torch.Tensor, labels) -> str:
     idx = int(torch.nonzero(~torch.isfinite(values))[0])
     return f"{float(values[idx])} at pair {idx}{_label(labels, idx)}"
@@ -501,7 +506,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}, "
-            f"target {float(target[idx]):.6g}",
+            f"target {float(target[idx]):.6g}{_off(diff[idx])}",
             **base,
         )
         return early(row, 2) if ok else row  # a bound alone has no normal power to protect: it runs to the end
@@ -516,7 +521,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g} ± {float(se[idx]):.3g}, "
-            f"target {float(target[idx]):.6g}",
+            f"target {float(target[idx]):.6g}{_off(diff[idx])}",
             **base,
         ), 1)
     if variance is not None and samples is not None and target_stderr is None:
@@ -524,6 +529,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     return CheckResult.refusal(
         (f"the skewness is too large for a normal test at level {alpha:.3g} with {n} draws (no deviation at pair "
          f"{int(torch.argmax(torch.where(zero, 0.0, floor)))} could reach it)" if blind else
+         f"too few draws ({n} < {MIN_DRAWS}) for the normal approximation" if n < MIN_DRAWS else
+         "the moments of the estimates are not representable in float64 (the guard's fourth moment is "
+         f"{worst}), so no normal test applies" if not math.isfinite(worst) else
          f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
         **base,
     )
@@ -551,7 +559,8 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
         p_value=p_adj,
         method=f"median of {k} means",
         passed=p_adj > base["alpha"],
-        detail=f"worst pair {idx}{_label(labels, idx)}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}",
+        detail=f"worst pair {idx}{_label(labels, idx)}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}"
+        f"{_off(med[idx] - target[idx], 'median')}",
         **base,
     )
 

@@ -8,14 +8,15 @@ looks (:mod:`~kerneltheory.testing.sequential`), so a correct map fails a whole 
 The inputs of a check are chosen per map and kernel: the moderate families at ‖x‖ ≤ 0.5, the spread directions
 (diagonal, every axis ±e_i, first/last coordinate), a cross family (one sequence, every query against every
 key), and norm sweeps out to the largest radius where a pilot run finds the estimator's tails still light
-enough for the budget (:func:`sweep_radii`).
+enough for the budget (:func:`sweep_radii`; a pilot estimate that is not finite there fails the claim). Before
+any draw is counted, two draws from identically seeded generators must agree (:func:`_check_replayable`).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -67,6 +68,7 @@ class Report:
     alpha: float = 1e-6
     budget: str = "quick"
     seed: int = 0
+    notes: list[str] = field(default_factory=list)  # what the verdict covers (e.g. the input norms tested)
 
     @property
     def passed(self) -> bool:
@@ -95,6 +97,7 @@ class Report:
             "alpha": self.alpha,
             "budget": self.budget,
             "seed": self.seed,
+            "notes": list(self.notes),
             "checks": [c.as_dict() for c in self.checks],
         }
 
@@ -104,7 +107,7 @@ class Report:
             f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks passed; total α = {self.alpha:g}, "
             f"budget {self.budget}, seed {self.seed})"
         )
-        lines = [head]
+        lines = [head] + [f"  note: {note}" for note in self.notes]
         marks = {"passed": "ok", "failed": "FAIL", "refused": "REFUSED", "stopped": "STOPPED"}
         for c in self.checks:
             lines.append(
@@ -125,6 +128,9 @@ def _budget(budget: str) -> dict:
 def _claims(claims) -> set[str]:
     if isinstance(claims, str):
         claims = {claims}
+    if not isinstance(claims, Iterable):
+        raise TypeError(f"claims must be a claim name or a set of names from {sorted(CLAIMS)}, "
+                        f"got {type(claims).__name__}")
     claims = set(claims)
     unknown = claims - CLAIMS
     if unknown:
@@ -163,14 +169,23 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
 
 
 def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
-    """``fn(x, y)`` checked to be an [n, n'] tensor (the kernel or the claimed variance)."""
-    out = fn(x, y)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], y.shape[0]):
-        shape = getattr(out, "shape", type(out).__name__)
+    """``fn(x, y)`` checked to be a real [n, n'] tensor (the kernel or the claimed variance); its own errors are
+    re-raised as a ValueError that names it and the input shapes."""
+    try:
+        out = fn(x, y)
+    except Exception as exc:
+        raise ValueError(f"{name}(x, y) failed on x {tuple(x.shape)} and y {tuple(y.shape)} (is dim = {x.shape[-1]} "
+                         f"its input dimension?): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name}(x, y) must return a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != (x.shape[0], y.shape[0]):
         raise ValueError(
             f"{name}(x, y) must return the [n, n'] = [{x.shape[0]}, {y.shape[0]}] matrix for x {tuple(x.shape)} "
-            f"and y {tuple(y.shape)}, got {tuple(shape) if isinstance(shape, torch.Size) else shape}"
+            f"and y {tuple(y.shape)}, got {tuple(out.shape)}"
         )
+    if out.is_complex():
+        raise TypeError(f"{name}(x, y) returned a complex matrix ({out.dtype}); the checks compare real estimates "
+                        "φ(x)ᵀφ(y) with a real kernel: return its real part if that is the kernel meant")
     return out.detach().to(torch.float64).cpu()
 
 
@@ -196,12 +211,16 @@ def _named(fn, name: str):
 
     def call(x):
         try:
-            return fn(x)
+            out = fn(x)
         except Exception as exc:
             raise ValueError(
                 f"{name} failed on an input of shape {tuple(x.shape)} (is dim = {x.shape[-1]} the map's input "
                 f"dimension?): {type(exc).__name__}: {exc}"
             ) from exc
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__} (convert it, e.g. "
+                            "torch.as_tensor(features))")
+        return out
 
     return call
 
@@ -269,6 +288,17 @@ class _Evaluator:
         return torch.cat(parts, 1)
 
 
+class Sweep(list):
+    """The families of a norm sweep (a ``list`` of :class:`~kerneltheory.testing.inputs.InputFamily`) and how it
+    ended: ``stopped`` says why it stopped before the last candidate radius ("" when it reached it), and
+    ``nonfinite`` holds ``(family, pilot estimates)`` when the pilot saw an estimate that is not finite where the
+    kernel is (that family is not in the list: it is a failure, not a family to test)."""
+
+    def __init__(self, families=(), *, stopped: str = "", nonfinite: tuple | None = None):
+        super().__init__(families)
+        self.stopped, self.nonfinite = stopped, nonfinite
+
+
 def sweep_radii(
     estimate_pairs: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
     kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -278,32 +308,70 @@ def sweep_radii(
     draws: int,
     radii: Sequence[float] = SWEEP_RADII,
     pilot: int = PILOT_DRAWS,
-) -> list[InputFamily]:
+) -> Sweep:
     """The norm-sweep families for one map and kernel: one :func:`~kerneltheory.testing.inputs.norm_family` per
     radius of ``radii``, in order, while a pilot of ``pilot`` independent draws (``estimate_pairs(x, y, r) → [r,
-    P]``) finds the estimator informative and its tails light enough for ``draws`` draws: every estimate and
-    target finite, the CLT guard predicted for the full budget (worst·√(pilot/draws)) at most half the guard, and
-    the predicted standard error of the mean below the kernel's magnitude. The sweep stops at the first radius
-    that fails. The pilot's draws are independent of the check's, so choosing the inputs from them costs no α.
+    P]``) finds the estimator informative and its tails light enough for ``draws`` draws: every target finite, the
+    CLT guard predicted for the full budget (worst·√(pilot/draws)) at most half the guard, and the predicted
+    standard error of the mean below the kernel's magnitude. The sweep stops at the first radius that fails, and
+    :attr:`Sweep.stopped` says why. A pilot estimate that is not finite where the kernel is also stops it, and is
+    kept in :attr:`Sweep.nonfinite`: it is no heavy tail but a map that is wrong at that input, which the caller
+    must report as a failure (proofs/verification.md, item 13). The pilot's draws are independent of the
+    check's, so choosing the inputs from them costs no α.
     """
     chosen = []
     for r in radii:
+        at = f"‖x‖ = ‖y‖ = {r:g}"
         fam = norm_family(dim, generator, r)
         target = _pair_values(kernel, [fam], "kernel")
         if not bool(torch.isfinite(target).all()):
-            break
+            return Sweep(chosen, stopped=f"the kernel is not finite at {at}")
         est = estimate_pairs(fam.x.clone(), fam.y.clone(), pilot)  # copies: user code may write into its input
         if not bool(torch.isfinite(est).all()):
-            break
+            return Sweep(chosen, stopped=f"a pilot estimate is not finite at {at}", nonfinite=(fam, est))
         m = Moments.from_samples(est)
         ok, worst = clt_guard(m)
-        if not ok or worst * math.sqrt(pilot / draws) > GUARD / 2:
-            break
+        predicted = worst * math.sqrt(pilot / draws)
+        if not ok or predicted > GUARD / 2:
+            why = (f"the moments of the pilot's estimates at {at} are not representable in float64"
+                   if not math.isfinite(worst) else
+                   f"the tails at {at} are too heavy (the pilot's guard {worst:.3g} > {GUARD:g})" if not ok else
+                   f"the tails at {at} are too heavy for {draws} draws (guard predicted from the pilot "
+                   f"{predicted:.3g} > {GUARD / 2:g})")
+            return Sweep(chosen, stopped=why)
         se = torch.sqrt(m.variance / draws)
         if bool((se > target.abs().clamp_min(1e-300)).any()):
-            break
+            return Sweep(chosen, stopped=f"at {at} the predicted standard error of the mean exceeds the kernel")
         chosen.append(fam)
-    return chosen
+    return Sweep(chosen)
+
+
+def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, seed: int) -> None:
+    """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
+    ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
+    the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
+    which bounds the terms an estimate is summed from), the bound that
+    :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
+    draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError."""
+    from .attention_audit import _difference  # attention_audit imports this module
+
+    ev = _Evaluator(sample, [probe], bind, batched)
+    runs = []
+    for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
+        gen = torch.Generator().manual_seed(seed_for("replay", seed))
+        fq, fk = ev.features(gen, probe.x, probe.y, batch=1 if ev.batched else None)
+        runs.append((fq, fk, (fq * fk).sum(-1).flatten(), (fq.abs() * fk.abs()).sum(-1).flatten()))
+    (qa, ka, a, sa), (qb, kb, b, sb) = runs
+    if _same_values(qa, qb) and _same_values(ka, kb):
+        return
+    gap = _difference(a, b)
+    floor = 2 * (pair_rounding_floor(sa) + pair_rounding_floor(sb))
+    if a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)) and \
+            bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all()):
+        return
+    raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
+                     "maps: it must draw only from the generator it is given (torch.randn(..., generator=generator)); "
+                     "code that draws from the global generators goes through adapters.global_rng or from_module")
 
 
 #: Pairs whose estimates, target and claimed standard deviation all lie within 2^±SAFE_BINADE are tested as they
@@ -525,13 +593,19 @@ def check_feature_map(
             key rows of the check, and returns the map (a function or a ``(query_fn, key_fn)`` pair) to evaluate
             on them. The parameters may depend on the inputs but not on the draw's randomness beyond the map.
         batched: force (True) or forbid (False) the batched call of ``sample``; None detects a ``batch`` keyword.
-        sweep: add norm-sweep families out to the radius a pilot run allows (see :func:`sweep_radii`).
+        sweep: add norm-sweep families out to the radius a pilot run allows (see :func:`sweep_radii`); a pilot
+            estimate that is not finite where the kernel is fails every statistical claim at that radius.
         sequential: look at the draws at 256, 512, ... and stop once every claim is decided (α-spending keeps
             the error rate; a check may accept early from N/4 on); False looks once, after the whole budget.
 
     Returns:
         a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
-        PASSED, FAILED or REFUSED.
+        PASSED, FAILED or REFUSED; ``report.notes`` says up to which input norm the statistical claims were tested.
+
+    Raises ``ValueError`` when two draws of ``sample`` from identically seeded generators give different estimates
+    beyond rounding (a sampler that draws from the global generators: no verdict could be replayed from ``seed``;
+    proofs/verification.md, item 13), and ``TypeError``/``ValueError`` naming the argument for a bad argument, a map
+    that does not return a real ``torch.Tensor``, or a kernel that fails or returns a complex matrix.
 
     The mean and variance checks are sequential: a claim whose check rejects at an early look (256, 512, ...
     draws) is decided there; a check normally approximated may also accept at the looks from N/4 on, once its
@@ -559,8 +633,10 @@ def check_feature_map(
     if "variance" in claims and variance is None:
         raise ValueError("the 'variance' claim needs variance=callable(x, y) giving the claimed variance")
     for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
-        if fn is not None and not callable(fn):
+        if (fn is not None or name in ("sample", "kernel")) and not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
+    if inputs is not None and not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs must be a list of (x, y) pairs of [P, d] tensors, got {type(inputs).__name__}")
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
     families.append(cross_family(d, fam_gen, radius=RADIUS))
@@ -569,14 +645,17 @@ def check_feature_map(
             raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
         x = check_points(pair[0], f"inputs[{i}][0]", dim=d).detach().to(torch.float64).cpu()
         y = check_points(pair[1], f"inputs[{i}][1]", dim=d).detach().to(torch.float64).cpu()
-        if x.shape != y.shape or x.dim() != 2:
+        if x.shape != y.shape or x.dim() != 2 or x.shape[0] == 0:
             raise ValueError(
-                f"inputs[{i}] must hold two tensors of one shape [P, d], got {tuple(x.shape)}, {tuple(y.shape)}"
+                f"inputs[{i}] must hold two tensors of one shape [P, d] with P ≥ 1, got {tuple(x.shape)}, "
+                f"{tuple(y.shape)}"
             )
         families.append(InputFamily(f"inputs[{i}]", x, y))
+    _check_replayable(sample, families[0], bind, batched, seed)
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
+    swept = Sweep()
     with torch.no_grad():
         if statistical and sweep:
             pilot_gen = torch.Generator().manual_seed(seed_for("pilot", seed))
@@ -584,8 +663,9 @@ def check_feature_map(
             def pilot(x, y, r):
                 return _Evaluator(sample, [InputFamily("pilot", x, y)], bind, batched)(pilot_gen, r)
 
-            families += sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
-                                    draws=cfg["draws"])
+            swept = sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
+                                draws=cfg["draws"])
+            families += swept
         n_prop = 0
         if "proportional" in claims:  # one row per moderate family but "zero", and per extra input
             n_prop = len(moderate_families(d, torch.Generator().manual_seed(0))) - 1 + len(inputs or [])
@@ -612,6 +692,9 @@ def check_feature_map(
                                             seed=s, first=cfg["block"] if sequential else cfg["draws"])
             for claim in groups:
                 report.checks += rows[claim]
+                if swept.nonfinite is not None:
+                    report.checks.append(_pilot_failure(swept.nonfinite, claim, alpha=a, seed=seed_for("pilot", seed)))
+            report.notes.append(_domain_note(statistical, families, swept, sweep))
 
         if {"positive", "finite"} & claims:
             s = seed_for("properties", seed)
@@ -633,6 +716,27 @@ def check_feature_map(
                         )
                     )
     return report
+
+
+def _pilot_failure(nonfinite: tuple, claim: str, *, alpha: float, seed: int) -> CheckResult:
+    """The failed row of ``claim`` at the family where the norm-sweep pilot saw an estimate that is not finite (a
+    certain failure, not a statistical one: it spends none of the budget; proofs/verification.md, item 13)."""
+    fam, est = nonfinite
+    row = _nonfinite_row(est, dict(name=f"{claim}[{fam.name}]", claim=claim, alpha=alpha, sample_size=est.shape[0],
+                                   seed=seed), fam.labels())
+    row.detail += f" (seen in the norm-sweep pilot at {fam.name}, where the kernel is finite)"
+    return row
+
+
+def _domain_note(statistical: list[str], families: list[InputFamily], swept: Sweep, sweep: bool) -> str:
+    """Where the statistical claims were tested: the largest input norm, the sweep radii and why the sweep stopped."""
+    radius = max(float(torch.cat([f.x, f.y]).norm(dim=-1).max()) for f in families)
+    note = f"{' and '.join(statistical)} tested at inputs with ‖x‖, ‖y‖ ≤ {radius:.4g}"
+    if not sweep:
+        return note + " (no norm sweep: sweep=False)"
+    radii = ", ".join(f.name.rsplit("= ", 1)[-1] for f in swept)
+    note += f"; norm sweep at ‖x‖ = ‖y‖ ∈ {{{radii}}}" if radii else "; no norm-sweep radius passed the pilot"
+    return note + (f"; the sweep stopped: {swept.stopped}" if swept.stopped else "")
 
 
 def _example(bad: torch.Tensor, feats: list[torch.Tensor], pts: torch.Tensor) -> str:

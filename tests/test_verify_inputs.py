@@ -1,0 +1,133 @@
+"""What ``check_feature_map`` does with the inputs it is given and the inputs it chooses: a map that is not finite at
+a norm-sweep radius fails there (it used to drop the sweep silently), a map that does not draw from its generator is
+refused (no verdict could be replayed from the seed), every bad argument gives an error that names it, and the
+report says where the claims were tested and prints numbers that show the difference they are about
+(proofs/verification.md, item 13)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kerneltheory import kernels
+from kerneltheory.montecarlo import Moments
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.checks import mean_check
+from kerneltheory.testing.inputs import moderate_families
+from kerneltheory.testing.verify import _check_replayable, sweep_radii
+
+D, M = 8, 64
+
+
+def trig(g, d=D, m=M, nan_above=None):
+    """Random Fourier features of the Gaussian kernel (σ = 1); NaN at every input of norm above ``nan_above``."""
+    w = torch.randn(m, d, generator=g, dtype=torch.float64)
+    b = 2 * math.pi * torch.rand(m, generator=g, dtype=torch.float64)
+
+    def phi(x):
+        out = math.sqrt(2 / m) * torch.cos(x @ w.T + b)
+        if nan_above is not None:
+            out = torch.where(x.norm(dim=-1, keepdim=True) > nan_above, math.nan, out)
+        return out
+
+    return phi
+
+
+def prf(g, d=D, m=M):
+    w = torch.randn(m, d, generator=g, dtype=torch.float64)
+    return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+
+
+@pytest.mark.statistical
+def test_a_map_not_finite_at_a_sweep_radius_fails_there(kt_seed):
+    good = check_feature_map(trig, kernels.gaussian, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert good.passed, str(good)
+    tested = max([0.5] + [float(c.name.split("= ")[-1][:-1]) for c in good.checks if "‖" in c.name])
+    assert f"unbiased tested at inputs with ‖x‖, ‖y‖ ≤ {tested:g}" in str(good), str(good)
+    assert good.as_dict()["notes"] == good.notes
+    bad = check_feature_map(lambda g: trig(g, nan_above=0.9), kernels.gaussian, dim=D, claims={"unbiased"},
+                            seed=kt_seed)
+    assert bad.status == "FAILED", str(bad)
+    (row,) = bad.failures
+    assert row.name == "unbiased[‖x‖ = ‖y‖ = 1]" and row.method == "non-finite estimate", str(bad)
+    assert "nan" in row.detail and "norm-sweep pilot" in row.detail, row.detail
+    assert "not finite at ‖x‖ = ‖y‖ = 1" in bad.notes[0], bad.notes
+
+
+def test_sweep_says_why_it_stopped():
+    def estimates(x, y, r):  # exact (zero variance) up to ‖x‖ = 2, NaN beyond
+        k = torch.exp((x * y).sum(-1))
+        return torch.where(x.norm(dim=-1) > 3, math.nan, k).expand(r, -1).clone()
+
+    sweep = sweep_radii(estimates, kernels.softmax, D, torch.Generator().manual_seed(0), draws=4096)
+    assert [f.name for f in sweep] == ["‖x‖ = ‖y‖ = 1", "‖x‖ = ‖y‖ = 2"]
+    fam, est = sweep.nonfinite
+    assert fam.name == "‖x‖ = ‖y‖ = 4" and bool(torch.isnan(est).all())
+    assert sweep.stopped == "a pilot estimate is not finite at ‖x‖ = ‖y‖ = 4"
+
+    def huge_kernel(x, y):  # a kernel that overflows is no evidence against the map: the sweep just stops
+        return torch.where(x.norm(dim=-1)[:, None] > 1.5, math.inf, kernels.softmax(x, y))
+
+    sweep = sweep_radii(estimates, huge_kernel, D, torch.Generator().manual_seed(0), draws=4096)
+    assert len(sweep) == 1 and sweep.nonfinite is None and "kernel is not finite" in sweep.stopped
+
+
+def test_a_map_that_ignores_its_generator_is_refused(kt_seed):
+    def sample(g, d=D, m=M):
+        w = torch.randn(m, d, dtype=torch.float64)  # the global generator: no seed replays it
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+
+
+def test_two_runs_of_one_draw_may_differ_by_rounding_only(kt_seed):
+    probe = moderate_families(D, torch.Generator().manual_seed(kt_seed))[0]
+
+    def jittered(relative):
+        def sample(g):
+            phi = prf(g)
+            # two evaluations of one draw that differ by `relative` (as reassociated sums do), from the global RNG
+            return lambda x: phi(x) * (1 + relative * (2 * torch.rand(x.shape[0], M, dtype=torch.float64) - 1))
+
+        return sample
+
+    _check_replayable(prf, probe, None, None, kt_seed)
+    _check_replayable(jittered(4 * torch.finfo(torch.float64).eps), probe, None, None, kt_seed)
+    with pytest.raises(ValueError, match="identically seeded"):
+        _check_replayable(jittered(1e-6), probe, None, None, kt_seed)
+
+
+def test_bad_arguments_name_themselves():
+    def attempt(**kw):
+        return check_feature_map(**(dict(sample=prf, kernel=kernels.softmax, dim=D, claims={"unbiased"}) | kw))
+
+    empty = torch.zeros(0, D, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"inputs\[0\].*P ≥ 1"):
+        attempt(inputs=[(empty, empty)])
+    with pytest.raises(TypeError, match="inputs must be a list"):
+        attempt(inputs=torch.zeros(2, D))
+    with pytest.raises(TypeError, match="claims must be"):
+        attempt(claims=None)
+    with pytest.raises(TypeError, match="kernel must be a callable"):
+        attempt(kernel=None)
+    with pytest.raises(TypeError, match="sample must be a callable"):
+        attempt(sample=None)
+    with pytest.raises(ValueError, match=r"kernel\(x, y\) failed.*ZeroDivisionError"):
+        attempt(kernel=lambda x, y: 1 / 0)
+    with pytest.raises(TypeError, match=r"query_fn must return a torch.Tensor, got ndarray"):
+        attempt(sample=lambda g: (lambda x: x.numpy()))
+    with pytest.raises(TypeError, match=r"kernel\(x, y\) returned a complex matrix"):
+        attempt(kernel=lambda x, y: torch.exp(1j * (x @ y.T)))
+
+
+def test_details_show_the_deviation_and_unrepresentable_moments(kt_generator):
+    noise = torch.randn(4096, 1, generator=kt_generator, dtype=torch.float64)
+    off = mean_check(Moments.from_samples(1 + 3e-8 + 1e-9 * noise), torch.ones(1, dtype=torch.float64), alpha=1e-6,
+                     name="r", seed=0)
+    assert off.status == "failed" and "mean − target 3e-08" in off.detail, off.detail  # "mean 1 …, target 1"
+    huge = mean_check(Moments.from_samples(1e100 * torch.randn(4096, 2, generator=kt_generator, dtype=torch.float64)),
+                      torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="r", seed=0)
+    assert huge.refused and "not representable in float64" in huge.detail, huge.detail
