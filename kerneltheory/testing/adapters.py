@@ -221,7 +221,8 @@ def from_module(
     back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
     ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map). A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
-    checks use it.
+    checks use it. After each call a feature function's ``feature_dtype`` names the dtype the module computed in,
+    from which the checks set their rounding floor.
     """
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -238,6 +239,7 @@ def from_module(
                 raise RuntimeError("this feature function belongs to an earlier draw of the module")
             with torch.no_grad():
                 out = fn(_to_layout(x.to(dt), axes))
+            features.feature_dtype = getattr(out, "dtype", None)  # the precision computed in: the rounding floor's
             return _from_layout(out, axes).to(torch.float64)
 
         return features

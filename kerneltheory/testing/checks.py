@@ -50,8 +50,11 @@ Soundness. A claim that is not a finite number at some pair (a NaN or infinite t
 error) fails the check and names the pair; so does a claimed variance below zero by more than float64
 rounding, and a NaN or negative declared bound (an infinite one means no bound: :func:`declared_bound`). A
 claimed variance within rounding of zero (nearly coincident points) is treated as zero. Pairs whose draws agree
-up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`), so one huge pair cannot
-switch off the others.
+up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`, in the precision of the
+features: float32 features get float32's), so one huge pair cannot switch off the others. Standard errors are
+computed without squaring the deviation (hypot); one that is still not a finite float64 refuses the row, since
+z = diff/∞ = 0 would pass any deviation. The guard and the skewness are computed from the draws in their own
+power-of-two unit (:func:`_shape_moments`), so they do not underflow when the draws are tiny beside the target.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ GUARD = 0.1  # largest trusted √((κ−1)/n) and |skew|/√n
 VARIANCE_GUARD = 0.3  # the guard on Y = (x − x̄)² in the variance check (calibration: tests/test_calibration.py)
 MIN_DRAWS = 64
 ROUNDING_ULPS = 64  # a rounding floor is ROUNDING_ULPS · ε(float64) · the scale of the numbers compared
+FEATURE_ULPS = 16  # ... plus FEATURE_ULPS · ε(t) · scale for features returned in a coarser dtype t
 _EPS = torch.finfo(torch.float64).eps
 
 
@@ -216,7 +220,7 @@ def bounded_p_values(
     b = bound.to(torch.float64)
     t = diff.abs().to(torch.float64)
     safe_b = torch.where(b > 0, b, torch.ones_like(b))
-    p_h = (2 * torch.exp(-n * t**2 / (2 * safe_b**2))).clamp(max=1.0)
+    p_h = (2 * torch.exp(-n * (t / safe_b) ** 2 / 2)).clamp(max=1.0)
     a = torch.sqrt(2 * sample_var.clamp_min(0.0).to(torch.float64) / n)
     c = 14 * safe_b / (3 * max(n - 1, 1))
     root_l = (torch.sqrt(a**2 + 4 * c * t) - a) / (2 * c)
@@ -288,15 +292,55 @@ def rounding_floor(*values: torch.Tensor) -> float:
     return ROUNDING_ULPS * _EPS * scale
 
 
-def pair_rounding_floor(*values: torch.Tensor) -> torch.Tensor:
-    """The rounding floor of each pair: ROUNDING_ULPS · ε(float64) · the largest magnitude at that pair among
-    ``values`` (each ``[P]`` or ``[n, P]``; non-finite entries are ignored, they are caught elsewhere)."""
+def pair_rounding_floor(*values: torch.Tensor, feature_eps: float | None = None) -> torch.Tensor:
+    """The rounding floor of each pair: (ROUNDING_ULPS · ε(float64) + FEATURE_ULPS · ε(t)) · the largest magnitude
+    S_p at that pair among ``values`` (each ``[P]`` or ``[n, P]``; non-finite entries are ignored, they are caught
+    elsewhere). ``feature_eps``: ε(t) of the coarsest dtype t the features were returned in (float32: 2⁻²³,
+    bfloat16: 2⁻⁷, float16: 2⁻¹⁰); None, or an ε no coarser than float64's, adds nothing.
+
+    Derivation (proofs/verification.md, item 9): a feature map computing in t returns φ̂ᵢ = φᵢ(1 + δᵢ), ψ̂ᵢ = ψᵢ(1 + ηᵢ)
+    with |δᵢ|, |ηᵢ| ≤ K·u (u = ε(t)/2, a budget of K = 15 roundings), so the estimate Σᵢ φ̂ᵢψ̂ᵢ, a sum of D terms
+    summed in float64, is off by at most ((1 + Ku)² − 1 + γ_D(float64)(1 + Ku)²)·Σᵢ|φᵢψᵢ| ≤ FEATURE_ULPS·ε(t)·Σᵢ|φᵢψᵢ|
+    for D ≤ ε(t)/ε(float64); Σᵢ|φᵢψᵢ| is the estimate itself for positive features and at most ‖φ(x)‖‖φ(y)‖, of mean
+    at most √(k(x, x)k(y, y)) for an unbiased map, otherwise."""
     scales = []
     for v in values:
         a = v.detach().to(torch.float64).cpu().abs()
         a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
         scales.append(a.amax(0) if a.dim() == 2 else a)
-    return ROUNDING_ULPS * _EPS * torch.stack(scales).amax(0)
+    per_unit = ROUNDING_ULPS * _EPS
+    if feature_eps is not None and feature_eps > _EPS:
+        per_unit += FEATURE_ULPS * feature_eps
+    return per_unit * torch.stack(scales).amax(0)
+
+
+def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels) -> CheckResult:
+    """The refusal of a check whose standard error is not a finite float64 at some pair (its estimates, their
+    spread or their deviation from the claim overflow): z = diff/∞ = 0 would read as a perfect pass."""
+    idx = int(torch.nonzero(~torch.isfinite(se))[0])
+    return CheckResult.refusal(
+        f"the {what} at pair {idx}{_label(labels, idx)} is {float(se[idx])}, not representable in float64: the "
+        "test decides nothing there (rescale the estimates and the claim by one power of two, as check_feature_map "
+        "does)",
+        **base,
+    )
+
+
+def _shape_moments(m: Moments, samples: torch.Tensor | None) -> Moments:
+    """Moments carrying the same skewness and kurtosis as ``m`` (both are invariant under x ↦ 2ᵏx) but computed from
+    ``samples`` rescaled per pair by the exact power of two that brings their largest magnitude into [1/2, 1), when
+    some pair's magnitude is outside 2^±64: the fourth central moment of draws of magnitude 10⁻¹⁰⁰ underflows to 0 in
+    float64, which made the guard NaN and refused a pair that is plainly off its target. ``m`` itself otherwise (and
+    without samples)."""
+    if samples is None or samples.shape[0] != m.count or m.count == 0:
+        return m
+    x = samples.detach().to(torch.float64).cpu()
+    top = x.abs().amax(0)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    _, e = torch.frexp(top)
+    if not bool(((top > 0) & ((top >= 2.0**64) | (top < 2.0**-64))).any()):
+        return m
+    return Moments._from_samples(torch.ldexp(x, torch.where(top > 0, -e, torch.zeros_like(e))))
 
 
 def _off(diff: torch.Tensor, what: str = "mean") -> str:
@@ -322,8 +366,9 @@ def claimed_variance(
     v = variance.to(torch.float64).cpu()
     if not bool(torch.isfinite(v).all()):
         return None, f"the claimed variance is {_first_bad(v, labels)}"
-    tol = ROUNDING_ULPS * _EPS * scale.to(torch.float64).cpu() ** 2
-    negative = v < -tol
+    root_tol = math.sqrt(ROUNDING_ULPS * _EPS) * scale.to(torch.float64).cpu()  # compared as square roots: no overflow
+    tol = root_tol**2
+    negative = (v < 0) & ((-v).sqrt() > root_tol)
     if bool(negative.any()):
         idx = int(torch.nonzero(negative)[0])
         return None, (
@@ -399,7 +444,9 @@ def mean_check(
     test is then the two-sample z-test on mean − target with SE² = s²/n + SE_target² (CLT only).
     ``atol``: the rounding floor (a number or one per pair) for pairs whose draws are equal up to rounding
     (standard error ≤ atol): such a pair passes iff |mean − target| ≤ atol. By default it is
-    :func:`pair_rounding_floor` of the target, the mean and the samples: per pair, never from the largest pair.
+    :func:`pair_rounding_floor` of the target, the mean and the samples: per pair, never from the largest pair, in
+    float64 (pass ``atol`` for estimates from features of a coarser dtype). A standard error that is not a finite
+    float64 at some pair refuses the row.
     ``labels``: a name per pair, used in the detail line.
     ``futility``: at an early look of a sequential check, a :class:`~kerneltheory.testing.sequential.Futility`;
     a passing row decided by the normal approximation is then marked ``accepted_early`` when its draws exclude
@@ -451,15 +498,18 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     scale = torch.maximum(target.abs(), sd)
     effect = float((diff.abs() / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
     base["effect_size"] = effect
-    ok, worst = clt_guard(m)
-    # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²)
-    var = m.population_variance + diff**2 if variance is None else variance
-    se = torch.sqrt(var / n)
+    shape = _shape_moments(m, samples)  # guard and skewness: scale-free, from moments that cannot underflow
+    ok, worst = clt_guard(shape)
+    # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²), computed as
+    # hypot(s_pop, diff)/√n, which overflows only where the standard error itself is not representable
+    se = (torch.hypot(sd, diff) if variance is None else sd) / math.sqrt(n)
     if target_stderr is not None:
-        se = torch.sqrt(se**2 + target_stderr**2)
+        se = torch.hypot(se, target_stderr)
+    if not bool(torch.isfinite(se).all()):
+        return _unrepresentable(se, "standard error of the mean", base, labels)
     zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
     halves = 2 if bound is not None and target_stderr is None else 1
-    floor = p_value_floor(_skewness(m), n, studentised=variance is None) * target.numel() * halves
+    floor = p_value_floor(_skewness(shape), n, studentised=variance is None) * target.numel() * halves
     blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
     ok = ok and not blind
     z = None
@@ -469,14 +519,14 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             torch.where(diff.abs() > atol, math.inf, 0.0),
             diff / torch.where(zero, torch.ones_like(se), se),
         )
-        p_clt = normal_p_values(z, _skewness(m), n, studentised=variance is None)
+        p_clt = normal_p_values(z, _skewness(shape), n, studentised=variance is None)
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
             return row
         final_var = m.population_variance if variance is None else variance
         final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
-        if excludes_detectable_effects(diff, se, final_se, _skewness(m), futility, pairs=target.numel(),
+        if excludes_detectable_effects(diff, se, final_se, _skewness(shape), futility, pairs=target.numel(),
                                        halves=halves, studentised=variance is None, settled=zero):
             _mark_early(row, futility)
         return row
@@ -632,7 +682,9 @@ def variance_check(
     ok = ok & (p_value_floor(_skewness(my), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
                <= alpha)
     diff = my.mean - claimed
-    se = torch.sqrt((my.population_variance + diff**2) / n)  # studentised under H₀
+    se = torch.hypot(my.population_variance.sqrt(), diff) / math.sqrt(n)  # studentised under H₀, without overflow
+    if not bool(torch.isfinite(se).all()):
+        return _unrepresentable(se, "standard error of s²", base, labels)
     z = diff / torch.where(se > 0, se, torch.ones_like(se))
     z = torch.where(se > 0, z, torch.where(diff.abs() > 0, math.inf, 0.0))
     p_clt = torch.where(ok, normal_p_values(z, _skewness(my), n, studentised=True), torch.ones_like(z))

@@ -169,10 +169,11 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
 
 
 def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
-    """``fn(x, y)`` checked to be a real [n, n'] tensor (the kernel or the claimed variance); its own errors are
-    re-raised as a ValueError that names it and the input shapes."""
+    """``fn`` applied to copies of ``x`` and ``y`` (a kernel that scales its arguments in place cannot move the tested
+    points), checked to be a real [n, n'] tensor (the kernel or the claimed variance); its own errors are re-raised
+    as a ValueError that names it and the input shapes."""
     try:
-        out = fn(x, y)
+        out = fn(x.clone(), y.clone())
     except Exception as exc:
         raise ValueError(f"{name}(x, y) failed on x {tuple(x.shape)} and y {tuple(y.shape)} (is dim = {x.shape[-1]} "
                          f"its input dimension?): {type(exc).__name__}: {exc}") from exc
@@ -200,10 +201,12 @@ def _pair_values(fn, families: list[InputFamily], name: str) -> torch.Tensor:
 
 
 def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
-    """√|k(x, x)·k(y, y)| at every tested pair (the Cauchy–Schwarz bound on |k(x, y)|)."""
+    """√|k(x, x)|·√|k(y, y)| at every tested pair (the Cauchy–Schwarz bound on |k(x, y)|), as a product of square
+    roots: √|k(x, x)·k(y, y)| overflowed to inf once k(x, x)·k(y, y) > 1.8·10³⁰⁸ (softmax at ‖x‖ = ‖y‖ ≈ 19), and an
+    infinite scale switched off the pair's rescaling (proofs/verification.md, item 11)."""
     kx = _pair_values(kernel, [InputFamily(f.name, f.pairs()[0], f.pairs()[0]) for f in families], "kernel")
     ky = _pair_values(kernel, [InputFamily(f.name, f.pairs()[1], f.pairs()[1]) for f in families], "kernel")
-    return (kx * ky).abs().sqrt()
+    return kx.abs().sqrt() * ky.abs().sqrt()
 
 
 def _named(fn, name: str):
@@ -244,17 +247,34 @@ class _Evaluator:
         ys = [f.y for f in pair_fams] + [f.x for f in self.cross]
         self.xq, self.xk = torch.cat(xs), torch.cat(ys)
         self.num_pairs = sum(f.size for f in pair_fams)
+        # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
+        # rounding floor of the checks is set from it (checks.pair_rounding_floor)
+        self.eps = torch.finfo(torch.float64).eps
 
     def _maps(self, gen, batch):
         fm = self.sample(gen, batch=batch) if batch is not None else self.sample(gen)
-        if self.bind is not None:
-            fm = self.bind(fm, self.xq, self.xk)
+        if self.bind is not None:  # copies: a bind step that centres its arguments in place cannot move the points
+            fm = self.bind(fm, self.xq.clone(), self.xk.clone())
         return _split_sides(fm)
+
+    def _seen(self, fn, raw):
+        """``fn``, recording in ``self.eps`` the precision of the features it returns: their dtype, or the coarser
+        ``feature_dtype`` that the feature function ``raw`` declares after the call (:func:`~kerneltheory.testing.
+        adapters.from_module` computes in the module's dtype and returns float64)."""
+
+        def call(x):
+            out = fn(x)
+            for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
+                if isinstance(dt, torch.dtype) and dt.is_floating_point:
+                    self.eps = max(self.eps, torch.finfo(dt).eps)
+            return out
+
+        return call
 
     def features(self, gen, x_q, x_k, batch=None):
         q, k = self._maps(gen, batch)
-        return _features(_named(q, "query_fn"), x_q, "query_fn", batch), _features(_named(k, "key_fn"), x_k,
-                                                                                  "key_fn", batch)
+        return (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
+                _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         with torch.no_grad():
@@ -383,16 +403,19 @@ SAFE_BINADE = 40
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
     """Per pair of ``samples`` ``[n, q]``, the exponent k with which ``ldexp(·, k)`` brings the largest magnitude among
     the pair's estimates, its target, bound, kernel scale, target standard error and the square root of its claimed
-    variance into [1/2, 1) (so that none of them overflows); 0 for pairs already
+    variance into [1/2, 1) (so that none of them overflows); the non-finite ones are left out (frexp(inf) is 0, which
+    left a pair with an infinite kernel scale unscaled; a non-finite estimate, target, variance or reference error
+    fails the check and an infinite bound or scale is none); 0 for pairs already
     within 2^±:data:`SAFE_BINADE` and pairs where all of them are 0. Multiplying by 2^k is exact in binary floating
     point (barring underflow of values 2^1000 smaller than the largest), so a check of the rescaled pair is the check
     of the pair: every statistic it computes is scale-free (proofs/verification.md, item 11)."""
-    ref = samples.abs().amax(0)
+    finite = lambda v: torch.where(torch.isfinite(v), v, torch.zeros_like(v))  # noqa: E731
+    ref = finite(samples.abs().amax(0))
     for key, power in (("target", 1), ("variance", 2), ("bound", 1), ("scale", 1), ("target_stderr", 1)):
         value = group.get(key)
         if value is not None:
             v = value[sl].to(samples).abs()
-            ref = torch.maximum(ref, v.sqrt() if power == 2 else v)
+            ref = torch.maximum(ref, finite(v.sqrt() if power == 2 else v))
     _, exp = torch.frexp(ref)
     outside = (ref > 0) & ((ref >= 2.0**SAFE_BINADE) | (ref < 2.0**-SAFE_BINADE))
     return torch.where(outside, -exp, torch.zeros_like(exp))
@@ -488,6 +511,7 @@ def run_mean_variance_checks(
     backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
         final = k == len(points) - 1
+        feature_eps = getattr(estimates, "eps", None)  # the precision of the features so far (_Evaluator.eps)
         n = samples.shape[0]
         for claim, g in groups.items():
             if claim in decided:
@@ -511,7 +535,7 @@ def run_mean_variance_checks(
                     m = Moments._from_samples(smp)
                     if g["kind"] == "mean":
                         scale = [] if g.get("scale") is None else [pick("scale")]
-                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale)
+                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale, feature_eps=feature_eps)
                         row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
                                          samples=smp, atol=atol,
@@ -519,7 +543,8 @@ def run_mean_variance_checks(
                                          claim=g.get("claim", claim), futility=fut)
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
-                                             bound=pick("bound"), labels=labels, futility=fut)
+                                             bound=pick("bound"), labels=labels, futility=fut,
+                                             atol=pair_rounding_floor(smp, feature_eps=feature_eps))
                     for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
@@ -576,7 +601,9 @@ def check_feature_map(
             ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``. If it
             takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
             ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off).
-        kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate.
+        kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate. ``kernel``,
+            ``variance`` and ``bind`` get copies of the tested points (as the feature functions do), so writing into
+            them in place moves nothing.
         dim: input dimension d.
         claims: a subset of ``{"unbiased", "positive", "variance", "finite", "proportional"}``; ``"proportional"``
             claims E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c > 0
@@ -606,6 +633,10 @@ def check_feature_map(
     beyond rounding (a sampler that draws from the global generators: no verdict could be replayed from ``seed``;
     proofs/verification.md, item 13), and ``TypeError``/``ValueError`` naming the argument for a bad argument, a map
     that does not return a real ``torch.Tensor``, or a kernel that fails or returns a complex matrix.
+
+    Features may be returned in any floating dtype; the estimates are computed in float64 and a pair whose draws
+    agree up to rounding is compared with a floor in the precision of the coarsest dtype returned
+    (:func:`~kerneltheory.testing.checks.pair_rounding_floor`).
 
     The mean and variance checks are sequential: a claim whose check rejects at an early look (256, 512, ...
     draws) is decided there; a check normally approximated may also accept at the looks from N/4 on, once its

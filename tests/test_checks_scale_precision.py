@@ -1,0 +1,221 @@
+"""Magnitude, precision and aliasing of the mean and variance checks (proofs/verification.md, items 9 and 11).
+
+* A deviation, target or scale beyond float64's square-root range (~1.3e154) never reads as a pass: the studentised
+  standard error is computed without squaring, an unrepresentable one refuses, and the kernel scale that drives the
+  exact power-of-two rescaling is √k(x, x)·√k(y, y), which cannot overflow.
+* The rounding floor follows the precision of the features the map returned (float32, bfloat16, ...): a correct
+  float32 map is not failed for float32 rounding, and a float32 map biased by 10⁻³ still fails.
+* ``kernel``, ``variance`` and ``bind`` get copies of the tested points: writing into them moves nothing.
+
+Every statistical check runs at the report's declared α (10⁻⁶) from a seed of ``kt_seed``; a correct map fails a
+report with probability at most α, and the planted defects are deterministic (pairs whose draws are all equal)
+or rejected with power 1 − 10⁻³⁰⁰ (|z| = √n = 64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from kerneltheory import kernels
+from kerneltheory.montecarlo import Moments
+from kerneltheory.testing import check_feature_map, from_module
+from kerneltheory.testing.checks import (
+    FEATURE_ULPS,
+    ROUNDING_ULPS,
+    mean_check,
+    pair_rounding_floor,
+    variance_check,
+)
+from kerneltheory.testing.inputs import InputFamily
+from kerneltheory.testing.verify import _binary_exponents, _kernel_scale
+
+D = 8
+EPS64 = torch.finfo(torch.float64).eps
+
+
+def prf(g, d=D, m=64, dtype=torch.float64, bias=1.0):
+    """Positive random features for the softmax kernel (unbiased for ``bias`` = 1), computed in ``dtype``."""
+    w = torch.randn(m, d, generator=g, dtype=torch.float64).to(dtype)
+
+    def phi(x):
+        x = x.to(dtype)
+        return math.sqrt(bias) * torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+
+    return phi
+
+
+# ---- F1: nothing beyond 1e154 passes --------------------------------------------------------------------------------
+
+
+def test_a_deviation_beyond_float64s_square_root_range_fails_the_public_checks(kt_generator):
+    """(s² + diff²)/n overflowed to inf for |diff| > 1.3e154, so z = 0 and p = 1: any target passed."""
+    s = 0.1 * torch.randn(4096, 1, generator=kt_generator, dtype=torch.float64)
+    m = Moments.from_samples(s)
+    for target in (1e200, -1e300):
+        row = mean_check(m, torch.tensor([target], dtype=torch.float64), alpha=1e-6, name="t", seed=0, samples=s)
+        assert row.status == "failed", row.detail
+    row = variance_check(m, torch.tensor([1e300], dtype=torch.float64), alpha=1e-6, name="t", seed=0, samples=s)
+    assert row.status == "failed", row.detail
+
+
+def test_an_unrepresentable_standard_error_refuses(kt_generator):
+    """Draws ±1e200: their variance 1e400 is not a float64, so neither is the standard error; the row refuses and
+    names the pair instead of computing z = diff/inf = 0."""
+    s = 1e200 * torch.randn(256, 2, generator=kt_generator, dtype=torch.float64).sign()
+    s[:, 0] = 1.0 + 0.1 * torch.randn(256, generator=kt_generator, dtype=torch.float64)  # pair 0 is fine
+    m = Moments.from_samples(s)
+    row = mean_check(m, torch.tensor([1.0, 0.0], dtype=torch.float64), alpha=1e-6, name="t", seed=0, samples=s)
+    assert row.status == "refused" and "pair 1" in row.detail and "not representable" in row.detail
+    row = variance_check(m, torch.tensor([0.01, 1e300], dtype=torch.float64), alpha=1e-6, name="t", seed=0,
+                         samples=s)
+    assert row.status == "refused" and "pair 1" in row.detail
+
+
+def test_the_kernel_scale_cannot_overflow_and_an_infinite_one_does_not_switch_off_rescaling():
+    """k(x, x)·k(y, y) = e^722 overflows at ‖x‖ = ‖y‖ = 19, but √k(x, x)·√k(y, y) does not; and an infinite entry
+    (frexp(inf) has exponent 0) no longer leaves the pair unscaled."""
+    x = torch.full((1, D), 19.0 / math.sqrt(D), dtype=torch.float64)
+    scale = _kernel_scale(kernels.softmax, [InputFamily("big", x, x)])
+    assert torch.isfinite(scale).all() and math.isclose(math.log(float(scale)), 361.0, rel_tol=1e-12)
+    samples = torch.zeros(8, 1, dtype=torch.float64)
+    group = {"target": torch.tensor([1e200], dtype=torch.float64), "scale": torch.tensor([math.inf])}
+    e = _binary_exponents(samples, group, slice(0, 1))
+    assert int(e[0]) == -665  # 2^-665 · 1e200 ∈ [1/2, 1)
+    assert 0.5 <= float(torch.ldexp(group["target"], e)) < 1.0
+
+
+def guarded(g, d=D, m=64):
+    """Positive features with an "overflow guard": every feature is 0 above norm 10 (a wrong map there)."""
+    phi = prf(g, d, m)
+
+    def fn(x):
+        big = x.norm(dim=-1, keepdim=True) > 10
+        return torch.where(big, 0.0, phi(torch.where(big, 0.0, x)))
+
+    return fn
+
+
+def test_a_map_returning_zero_at_a_target_of_1e156_fails(kt_seed):
+    """At ‖x‖ = ‖y‖ = 19 the softmax target is e^361 ≈ 6e156 and the guarded map returns 0: this passed
+    ("mean 0 ± inf")."""
+    u = nn.functional.normalize(torch.randn(4, D, generator=torch.Generator().manual_seed(kt_seed),
+                                            dtype=torch.float64), dim=-1)
+    r = check_feature_map(guarded, kernels.softmax, dim=D, claims={"unbiased"}, inputs=[(19 * u, 19 * u)],
+                          seed=kt_seed, sweep=False)
+    row = next(c for c in r.checks if c.name == "unbiased[inputs[0]]")
+    assert row.status == "failed", row.detail
+
+
+@pytest.mark.parametrize("factor", [1e100, 1e200, 1e300])
+def test_a_kernel_far_larger_than_the_map_fails_not_refuses(factor, kt_seed):
+    """A kernel 10^100 … 10^300 times the map's: every row FAILS. At 1e200 and 1e300 the report PASSED (the scale
+    overflowed); at 1e100 every row was REFUSED ("guard nan": the fourth moment of draws 10⁻¹⁰⁰ times smaller than
+    their unit underflowed to 0)."""
+    r = check_feature_map(prf, lambda x, y: factor * kernels.softmax(x, y), dim=D, claims={"unbiased"},
+                          seed=kt_seed, sweep=False)
+    assert r.status == "FAILED" and not r.refusals, str(r)
+
+
+# ---- F6: the rounding floor follows the features' dtype ------------------------------------------------------------
+
+
+def test_the_rounding_floor_adds_the_features_precision():
+    s = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    assert torch.equal(pair_rounding_floor(s), ROUNDING_ULPS * EPS64 * s)
+    assert torch.equal(pair_rounding_floor(s, feature_eps=EPS64), ROUNDING_ULPS * EPS64 * s)
+    eps32 = torch.finfo(torch.float32).eps
+    assert torch.allclose(pair_rounding_floor(s, feature_eps=eps32), (ROUNDING_ULPS * EPS64 + FEATURE_ULPS * eps32)
+                          * s, rtol=1e-15, atol=0)
+
+
+class Favor(nn.Module):
+    """Performer-style FAVOR+ in float32, [B, H, L, d], redrawn on request (1/√m is not exact in float32 for
+    m = 100, 266)."""
+
+    def __init__(self, d, m, bias=1.0):
+        super().__init__()
+        self.d, self.m, self.bias = d, m, bias
+        self.register_buffer("proj", torch.randn(m, d))
+
+    def redraw(self):
+        self.proj.copy_(torch.randn(self.m, self.d))
+
+    def forward(self, x):
+        x = x * self.d**-0.25
+        return math.sqrt(self.bias) * torch.exp(x @ self.proj.t() - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(
+            self.m)
+
+
+def test_a_correct_float32_module_passes_and_a_biased_one_fails(kt_seed):
+    """m = 266 (Performer's default for d = 64): "unbiased[zero]: mean 1 ± 6.2e-09, target 1" FAILED, the floor
+    being float64's 1.4e-14. A 10⁻³ bias is 500 times the float32 floor and fails at the zero pair, whose draws
+    are all equal."""
+    kernel = kernels.input_scaled(kernels.softmax, D**-0.25)
+    ok = check_feature_map(from_module(Favor(D, 266), layout="BHLd", redraw="redraw"), kernel, dim=D,
+                           claims={"unbiased"}, seed=kt_seed, sweep=False)
+    assert ok.passed, str(ok)
+    bad = check_feature_map(from_module(Favor(D, 266, bias=1 + 1e-3), layout="BHLd", redraw="redraw"), kernel,
+                            dim=D, claims={"unbiased"}, seed=kt_seed, sweep=False)
+    assert bad.status == "FAILED" and any(c.name == "unbiased[zero]" for c in bad.failures), str(bad)
+
+
+def taylor(dtype, c=1.0):
+    """Exact second-order Taylor features of exp(xᵀy) (kernels.exp_taylor2), deterministic, computed in ``dtype``."""
+
+    def sample(g):
+        def phi(x):
+            x = x.to(dtype)
+            outer = (x[:, :, None] * x[:, None, :]).flatten(1) / math.sqrt(2)
+            return torch.cat([torch.ones_like(x[:, :1]), c * x, outer], -1)
+
+        return phi
+
+    return sample
+
+
+def test_exact_float32_features_pass_and_a_float32_bias_fails(kt_seed):
+    """Deterministic features: every pair is compared with its rounding floor. In float32 they FAILED against the
+    float64 floor; c = 1 + 10⁻³ on the linear term is far above the float32 floor and fails."""
+    assert check_feature_map(taylor(torch.float32), kernels.exp_taylor2, dim=D, claims={"unbiased"},
+                             seed=kt_seed).passed
+    bad = check_feature_map(taylor(torch.float32, 1 + 1e-3), kernels.exp_taylor2, dim=D, claims={"unbiased"},
+                            seed=kt_seed)
+    assert bad.status == "FAILED"
+
+
+# ---- F9: the callables get copies ------------------------------------------------------------------------------------
+
+
+def test_bind_kernel_and_variance_get_copies_of_the_points(kt_seed):
+    """A bind step centring q in place and a kernel dividing x in place moved the tested points (correct maps
+    FAILED); a variance callable scaling its argument in place shifted the later kernel evaluations."""
+
+    def bind_inplace(fm, q, k):
+        q -= q.mean(0)
+        return fm
+
+    def gauss_inplace(x, y):
+        x /= 2.0
+        return torch.exp(-torch.cdist(x, y / 2.0) ** 2 / 2)
+
+    def trig(g, m=64):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64) / 2.0
+        b = 2 * math.pi * torch.rand(m, generator=g, dtype=torch.float64)
+        return lambda x: math.sqrt(2 / m) * torch.cos(x @ w.T + b)
+
+    def variance_inplace(x, y):
+        x *= 0.0
+        return torch.zeros(x.shape[0], y.shape[0], dtype=torch.float64)
+
+    r = check_feature_map(prf, kernels.softmax, dim=D, claims={"unbiased"}, bind=bind_inplace, seed=kt_seed,
+                          sweep=False)
+    assert r.passed, str(r)
+    r = check_feature_map(trig, gauss_inplace, dim=D, claims={"unbiased"}, seed=kt_seed, sweep=False)
+    assert r.passed, str(r)
+    r = check_feature_map(prf, kernels.softmax, dim=D, claims={"unbiased"}, variance=variance_inplace,
+                          seed=kt_seed, sweep=False)
+    assert r.passed, str(r)
