@@ -7,8 +7,9 @@
   claimed property FAILED; with ``--fail-on refused`` also refused) or 2 (the command could not run).
 * ``kerneltheory audit MODULE:FACTORY --kernel NAME --dim D --claims ...`` — the conformance check for an
   outside feature map (``--sampler PRESET`` for a frequency sampler, ``--attention`` for an attention function;
-  docs/auditing.md); exit status 0 when every claim is verified, 1 when a claim is refuted, 2 when the code or
-  the command fails to run (a message; ``--traceback`` shows the traceback).
+  docs/auditing.md; FACTORY's signatures and the options of each kind of audit: ``_audit_args``); exit status 0
+  when every claim is verified, 1 when a claim is refuted, 2 when the code or the command fails to run (a message;
+  ``--traceback`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import argparse
 import ast
 import importlib
 import importlib.util
-import inspect
 import re
 import sys
 from pathlib import Path
 
 from . import __version__
+from ._audit_args import as_factory, check_options, global_rng_factory
 from .report_matrix import FAIL_ON
 
 CLAIM_CHOICES = ("unbiased", "positive", "variance", "finite")
+# attention_audit.ATTENTION_CHECKS, written here so that building the parser does not import torch
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
 
 
 def _report(args) -> int:
@@ -103,15 +106,6 @@ def load_object(spec: str):
         raise ValueError(f"{module_part} has no attribute {attr!r}") from None
 
 
-def _as_sample(obj):
-    """The object is ``sample(generator)``, or a zero-argument factory returning it."""
-    if not callable(obj):
-        raise ValueError("FACTORY must be callable: sample(generator) or a zero-argument factory returning it")
-    params = [p for p in inspect.signature(obj).parameters.values()
-              if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return obj() if not params else obj
-
-
 def _kernel(spec: str, sigma: float):
     """A built-in kernel name (gaussian with ``--sigma``) or ``MODULE:FUNCTION``."""
     from .kernels import KERNELS, get_kernel
@@ -135,34 +129,40 @@ def _kernel(spec: str, sigma: float):
 
 def _run_audit(args):
     from .testing import Report, check_feature_map
-    from .testing.adapters import global_rng_sampler, proportional_check
+    from .testing.adapters import proportional_check
 
     for option, value in (("--dim", args.dim), ("--draws", args.draws)):
         if value is not None and value < 1:
             raise ValueError(f"{option} must be an integer >= 1, got {value}")
+    kind = check_options(args)
     obj = load_object(args.factory)
+    if kind == "attention":  # the reference first: --sigma and --kernel are named before the factory's signature
+        plain = args.kernel in (None, "softmax") and args.sigma == 1.0
+        reference = "softmax" if plain else _kernel(args.kernel or "softmax", args.sigma)
     if args.global_rng:
-        if not callable(obj):
-            raise ValueError("--global-rng: FACTORY must be a zero-argument callable (it draws from the global RNG)")
-        sample = global_rng_sampler(obj)
+        sample = global_rng_factory(obj, kind == "attention")
+    elif kind == "attention":
+        sample = as_factory(obj, 2, "attention(m, generator) -> fn(q, k, v, mask=None)")
     else:
-        sample = _as_sample(obj)
+        sample = as_factory(obj, 1, "sample(generator)")
     if args.sampler:
         from .testing.samplers import callable_sampler_checks
 
-        rows = callable_sampler_checks(sample, claims=args.sampler, draws=args.draws, seed=args.seed,
-                                       alpha=args.alpha, std=args.std, redraws=args.redraws)
-        return Report(f"sampler checks ({args.sampler})", checks=rows, alpha=args.alpha, budget=f"{args.draws} draws",
+        draws = 1024 if args.draws is None else args.draws
+        rows = callable_sampler_checks(sample, claims=args.sampler, draws=draws, seed=args.seed, alpha=args.alpha,
+                                       std=1.0 if args.std is None else args.std, redraws=args.redraws)
+        return Report(f"sampler checks ({args.sampler})", checks=rows, alpha=args.alpha, budget=f"{draws} draws",
                       seed=args.seed)
     if args.dim is None:
         raise ValueError("--dim is required (the input dimension d)")
     if args.attention:
+        import torch
+
         from .testing.attention_audit import check_attention
 
-        plain = args.kernel in (None, "softmax") and args.sigma == 1.0
-        reference = "softmax" if plain else _kernel(args.kernel or "softmax", args.sigma)
+        dtypes = {} if args.dtypes is None else {"dtypes": tuple(getattr(torch, t) for t in dict.fromkeys(args.dtypes))}
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
-                               checks=args.checks, alpha=args.alpha, seed=args.seed)
+                               checks=args.checks, alpha=args.alpha, seed=args.seed, **dtypes)
     if args.kernel is None or not args.claims:
         raise ValueError("a feature-map audit needs --kernel and --claims (or pass --sampler or --attention)")
     kernel = _kernel(args.kernel, args.sigma)
@@ -171,14 +171,15 @@ def _run_audit(args):
     prop = "proportional" in claims
     rest = claims - {"proportional"}
     a_prop = args.alpha / len(claims) if prop else 0.0  # the claims share α evenly
-    report = Report("check_feature_map", alpha=args.alpha, budget=args.budget, seed=args.seed)
+    budget = args.budget or "quick"
+    report = Report("check_feature_map", alpha=args.alpha, budget=budget, seed=args.seed)
     if rest:
         report = check_feature_map(sample, kernel, dim=args.dim, claims=rest, variance=variance,
-                                   alpha=args.alpha - a_prop, seed=args.seed, budget=args.budget)
+                                   alpha=args.alpha - a_prop, seed=args.seed, budget=budget)
         report.alpha = args.alpha
     if prop:
         report.checks += proportional_check(sample, kernel, dim=args.dim, alpha=a_prop, seed=args.seed,
-                                            budget=args.budget)
+                                            budget=budget)
     return report
 
 
@@ -303,22 +304,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
                      help="the properties to verify (feature maps)")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
-    aud.add_argument("--budget", choices=("quick", "thorough"), default="quick",
-                     help="draws per check: quick (at most 4096, default) or thorough (at most 65536)")
+    aud.add_argument("--budget", choices=("quick", "thorough"),
+                     help="draws per check of a feature-map audit: quick (at most 4096, default) or thorough (at most "
+                     "65536)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     aud.add_argument("--global-rng", action="store_true",
-                     help="FACTORY takes no argument and draws from torch's/numpy's global generators")
+                     help="FACTORY draws from torch's/numpy's global generators: draw() with no argument, or with "
+                     "--attention attention(m)")
     aud.add_argument("--sampler", choices=("gaussian", "orthogonal"),
                      help="audit a frequency sampler against these claims (rows N(0, std²I); orthogonal blocks)")
-    aud.add_argument("--draws", type=int, default=1024, help="draws of the sampler checks (default 1024)")
-    aud.add_argument("--std", type=float, default=1.0, help="claimed std of the frequencies (--sampler)")
+    aud.add_argument("--draws", type=int, help="draws of the sampler checks (default 1024)")
+    aud.add_argument("--std", type=float, help="claimed std of the frequencies (--sampler; default 1)")
     aud.add_argument("--redraws", action="store_true", help="--sampler: check that row norms change between draws")
     aud.add_argument("--attention", action="store_true", help="audit an attention function (check_attention)")
     aud.add_argument("--causal", action="store_true", help="--attention: the function claims causal attention")
     aud.add_argument("--no-mask", action="store_true", help="--attention: the function takes no key mask")
-    aud.add_argument("--checks", nargs="+", choices=("consistency", "stabiliser", "padding", "causality", "finite"),
-                     help="--attention: run only these checks")
+    aud.add_argument("--checks", nargs="+", choices=ATTENTION_CHECKS,
+                     help="--attention: run only these checks (bias is opt-in)")
+    aud.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
+                     help="--attention: the dtypes of the finiteness checks (default both): those the function accepts")
     aud.add_argument("--traceback", action="store_true", help="show the traceback when the code fails to run")
     aud.set_defaults(func=_audit)
 

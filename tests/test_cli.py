@@ -76,7 +76,8 @@ def test_audit_sampler_and_attention_exit_statuses(capsys, one_thread):
     assert main(["audit", f"{ADAPTERS}:unfolded_frequencies", *sampler]) == 1
     assert "sign balance of every coordinate" in capsys.readouterr().out
     assert main(["audit", f"{ADAPTERS}:orf_frequencies", "--sampler", "orthogonal", "--draws", "256"]) == 2
-    assert "sample must be a callable" in capsys.readouterr().err  # without --global-rng: a zero-argument factory
+    err = capsys.readouterr().err  # without --global-rng: a zero-argument factory, returning no sample(generator)
+    assert "once as a factory, but it returned Tensor: expected sample(generator)" in err and "--global-rng" in err
     exact = ["--attention", "--dim", "8", "--checks", "padding", "causality", "finite"]
     assert main(["audit", f"{ADAPTERS}:causal_attention", *exact, "--causal"]) == 0
     assert "causality" in capsys.readouterr().out

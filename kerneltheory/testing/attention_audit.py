@@ -8,10 +8,13 @@ by one. :func:`check_attention` tests the real function as a black box. It calls
 
 with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]`` (True = keep), so that the
 check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
-module). Each check is one :class:`~kerneltheory.testing.checks.CheckResult` row of a
-:class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni). The
-bias expansion behind the bias test and the rounding floor of the exact checks are proved in
-proofs/attention_audit.md (items 2 and 3).
+module). Each check is one or more :class:`~kerneltheory.testing.checks.CheckResult` rows of a
+:class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni): one row
+each for consistency, bias and causality, two for the stabiliser, three for padding, one per dtype for finiteness,
+so a report of n rows gives each α/n. The bias expansion behind the bias test, the rounding floor of the exact
+checks and the padding comparison are proved in proofs/attention_audit.md (items 2, 3 and 6). The function is
+always called on copies of the check's tensors (``fn(q.clone(), k.clone(), v.clone(), mask=mask.clone())``): one
+that works in place (``q *= scale``) changes nothing the check reuses.
 
 * **consistency** — linear attention is a ratio estimator: out − exact = O_p(m^{-1/2}) with a bias O(1/m), so
   MSE ∝ 1/m at leading order (the slope test of
@@ -34,12 +37,19 @@ proofs/attention_audit.md (items 2 and 3).
   leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
   A legal stabiliser (a constant per query, one constant shared by every key, per-feature rebalancing) leaves
   attention unchanged and passes; an illegal one biases it at some scale.
-* **padding** — with a key mask, outputs at kept positions equal those of the truncated sequences; padded
-  positions hold large random values so that a leak into the numerator or the denominator shows.
+* **padding[right]**, **padding[left]**, **padding[gap]** — with a key mask, outputs at kept positions equal those
+  of the sequences of the kept tokens alone, in order (:func:`padding_masks`: right padding, left padding as in a
+  batch prepared for generation, masked keys between kept ones); masked positions hold large random values so that
+  a leak into the numerator or the denominator shows. Right padding alone is empty for causal attention (a kept
+  output never sees the later keys; proofs/attention_audit.md, item 6); left padding and gaps are not, and catch a
+  mask read as a length. In a left-padded causal batch the queries before the first kept key have no key (0/0):
+  a function that raises there gets padding[left] refused (nothing to compare), never passed.
 * **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
   unchanged (t = 1, L/2, L − 1).
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
-  query and key norms up to ``max_norm`` (an exception counts as a failure).
+  query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
+  dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
+  dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
 The exact comparisons (padding, causality; first a determinism check, since an attention that redraws on every
 call cannot be compared) pass iff every entry differs by at most the rounding floor of two evaluations of a
@@ -74,10 +84,12 @@ from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .seeds import seed_for
 from .verify import Report, _same_values
 
-__all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "check_attention", "rounding_floor_attention"]
+__all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
+           "rounding_floor_attention"]
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
 DEFAULT_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
+PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -92,12 +104,15 @@ def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
 def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
     if reference == "softmax":
         return softmax_attention(q, k, v, causal=causal, mask=mask)
-    return kernel_attention(q, k, v, reference, causal=causal, mask=mask)
+    return kernel_attention(q.clone(), k.clone(), v.clone(), reference, causal=causal, mask=mask)  # user code: copies
 
 
 def _call(fn, q, k, v, mask=None) -> torch.Tensor:
+    """fn(q, k, v[, mask]) on copies: a function that works in place (``q *= scale``) must not change the check's
+    own tensors, which later calls and the exact reference reuse."""
+    q, k, v = q.clone(), k.clone(), v.clone()
     try:
-        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask)
+        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
     except Exception as exc:  # say which call failed; the function's own message follows
         with_mask = " and a key mask" if mask is not None else ""
         raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
@@ -221,32 +236,63 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
     return row
 
 
-def _padding(attention, q, k, v, m, alpha, seed) -> CheckResult:
-    name = "padding"
+def padding_masks(length: int) -> dict[str, torch.Tensor]:
+    """The key masks ``[2, L]`` (True = keep) of the padding rows: right padding (L − 3 and L/2 keys kept), left
+    padding (the first 3 and the first L/2 keys masked: a batch prepared for generation) and gaps (three interior
+    keys; every third key but the last). Each masks at least one key and keeps at least one; L ≥ 4."""
+    j = torch.arange(length)
+    a = max(1, length // 4)
+    return {"right": torch.stack([j < max(1, length - 3), j < length // 2]),
+            "left": torch.stack([j >= min(3, length - 1), j >= length // 2]),
+            "gap": torch.stack([(j < a) | (j >= min(a + 3, length - 1)), (j % 3 != 1) | (j == length - 1)])}
+
+
+def _padding(attention, q, k, v, m, alpha, seed, causal: bool) -> list[CheckResult]:
+    """One row per pattern of :func:`padding_masks`, on sequences 2p, 2p + 1 of ``q, k, v`` ``[6, L, d]``; the masked
+    tokens are replaced by large values (3× the kept tokens' std) so that a leak shows."""
     g = torch.Generator().manual_seed(seed)
-    b, length, d = q.shape
-    kept = [max(1, length - 3), max(1, length // 2)]
-    mask = torch.zeros(b, length, dtype=torch.bool)
-    q, k, v = q.clone(), k.clone(), v.clone()
-    for i, n in enumerate(kept):
-        mask[i, :n] = True
-        for t in (q, k, v):
-            t[i, n:] = 3 * torch.randn(length - n, d, generator=g, dtype=_F64) * t[i, :n].std().clamp_min(0.1)
+    length, d = q.shape[1:]
     fn = attention(m, g)
+    rows = []
+    for p, (label, mask) in enumerate(padding_masks(length).items()):
+        qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
+        for i in range(2):
+            pad = int((~mask[i]).sum())
+            for t in (qp, kp, vp):
+                scale = 3 * t[i, mask[i]].std(correction=0).clamp_min(0.1)
+                t[i, ~mask[i]] = torch.randn(pad, d, generator=g, dtype=_F64) * scale
+        try:
+            rows.append(_padding_row(fn, qp, kp, vp, mask, m, f"padding[{label}]", alpha, seed))
+        except ValueError as exc:
+            if not (causal and label == "left"):
+                raise
+            cause = exc.__cause__ or exc
+            rows.append(CheckResult.refusal(
+                f"the function raised {type(cause).__name__}: {cause} on a left-padded causal batch, where a query "
+                "before the first kept key has no key to attend to (0/0); the outputs at the kept positions could "
+                "not be compared: return any value (0, NaN) at such queries to have them checked",
+                name=f"padding[{label}]", claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed))
+    return rows
+
+
+def _padding_row(fn, q, k, v, mask, m, name, alpha, seed) -> CheckResult:
+    """Outputs at the kept positions against those of the sequences of the kept tokens alone, in order (for causal
+    attention too: the kept keys before a kept position are the same in both)."""
     refused = _deterministic(fn, q, k, v, m, mask, name, alpha, seed)
     if refused is not None:
         return refused
     full = _call(fn, q, k, v, mask)
     floor_full = rounding_floor_attention(fn, q, k, v, full, m, mask)
     diffs, floors = [], []
-    for i, n in enumerate(kept):
-        qi, ki, vi = q[i : i + 1, :n], k[i : i + 1, :n], v[i : i + 1, :n]
+    for i, keep in enumerate(mask):
+        qi, ki, vi = q[i : i + 1, keep], k[i : i + 1, keep], v[i : i + 1, keep]
         short = _call(fn, qi, ki, vi)
-        floor = floor_full[i, :n] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
-        diffs.append(_difference(full[i, :n], short[0]).flatten())
+        floor = floor_full[i, keep] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
+        diffs.append(_difference(full[i, keep], short[0]).flatten())
         floors.append(2 * floor.flatten())
+    masked = [[int(j) for j in (~keep).nonzero().flatten()] for keep in mask]
     return _exact_row(name, "padding", torch.cat(diffs), torch.cat(floors), alpha, seed,
-                      f"kept lengths {kept} of {length}")
+                      f"masked keys {masked[0]} and {masked[1]} of {q.shape[1]}")
 
 
 def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
@@ -272,18 +318,34 @@ def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
                       "outputs before the changed tokens")
 
 
-def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed) -> CheckResult:
+def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary) -> CheckResult:
+    """Every output finite at L = ``long_length``, norms up to ``max_norm``, in ``dtype``. An exception there fails
+    the row, unless the same draw raises in ``dtype`` on the ``ordinary`` inputs (those every other check ran in
+    float64) as well: then the dtype itself, not the length or the norms, is what it rejects, and the row is refused
+    (the function does not accept this dtype; its finiteness in it is no claim it makes)."""
     name = f"finite[{str(dtype).removeprefix('torch.')}]"
     g = torch.Generator().manual_seed(seed)
     norms = lambda: max_norm * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
     unit = lambda: torch.nn.functional.normalize(torch.randn(1, long_length, d, generator=g, dtype=_F64), dim=-1)  # noqa: E731
     q, k = unit() * norms(), unit() * norms()
     v = torch.randn(1, long_length, d, generator=g, dtype=_F64)
+    fn = attention(m, g)
     try:
-        out = _call(attention(m, g), q.to(dtype), k.to(dtype), v.to(dtype))
-    except Exception as exc:  # the function's own refusal at these inputs is a failure of the claim
+        out = _call(fn, q.to(dtype), k.to(dtype), v.to(dtype))
+    except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
+        cause = exc.__cause__ or exc
+        raised = f"raised {type(cause).__name__}: {cause}"
+        try:
+            _call(fn, *(t.to(dtype) for t in ordinary))
+        except Exception:  # it rejects the dtype itself
+            return CheckResult.refusal(
+                f"the function does not run in {name[7:-1]}: it {raised}, on the ordinary inputs (L = "
+                f"{ordinary[0].shape[-2]}) too, which it computes in float64; a dtype it does not accept says "
+                "nothing of finiteness: pass dtypes= the dtypes it supports (kerneltheory audit: --dtypes)",
+                name=name, claim="finite", alpha=alpha, sample_size=1, seed=seed)
         return property_check(1, 1, claim="finite", name=name, seed=seed, alpha=alpha,
-                              example=f"raised {type(exc).__name__}: {exc}")
+                              example=f"L = {long_length}, norms ≤ {max_norm}: {raised} (it runs in "
+                              f"{name[7:-1]} on the ordinary inputs)")
     bad = ~torch.isfinite(out)
     where = f", first non-finite output at position {int(bad.nonzero()[0][1])}" if bool(bad.any()) else ""
     if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
@@ -319,13 +381,14 @@ def check_attention(
             (and a key mask ``[B, L]``, True = keep) to ``[B, L, d_v]``, causal or not as it claims.
         dim: d. reference: ``"softmax"`` or a kernel ``κ(x, y) → [n, n']`` (exact kernel attention).
         causal: the function claims causal attention (the reference is causal too; adds "causality").
-        mask: the function accepts a key mask (runs "padding").
+        mask: the function accepts a key mask (runs "padding": rows padding[right], padding[left], padding[gap]).
         checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
             "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
-        length: L of the statistical and exact checks; input_std: std of q and k.
-        long_length, max_norm, dtypes: the finiteness checks.
+        length: L of the statistical and exact checks (≥ 4 with padding); input_std: std of q and k.
+        long_length, max_norm, dtypes: the finiteness checks (``dtypes``: those the function accepts; a dtype it
+            rejects even on the ordinary inputs refuses its row).
         inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser and causality checks instead
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
@@ -364,7 +427,10 @@ def check_attention(
     for dt in dtypes:
         if dt not in (torch.float32, torch.float64):
             raise ValueError(f"dtypes must hold torch.float32 and/or torch.float64, got {dt}")
-    n_rows = sum({"stabiliser": 2, "finite": len(dtypes)}.get(c, 1) for c in wanted)
+    if "padding" in wanted and length < 4:
+        raise ValueError(f"length must be >= 4 for the padding checks (a gap needs kept keys on both sides), "
+                         f"got {length}")
+    n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes)}.get(c, 1) for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype")
     a = alpha / n_rows
@@ -392,11 +458,11 @@ def check_attention(
                                                   f"stabiliser[{label}]", "stabiliser", a,
                                                   seed_for(f"stabiliser {label}", seed)))
         elif c == "padding":
-            qp, kp, vp = _inputs(2, length, d, std, torch.Generator().manual_seed(s))
-            report.checks.append(_padding(attention, qp, kp, vp, m_exact, a, s))
+            qp, kp, vp = _inputs(2 * len(PADDINGS), length, d, std, torch.Generator().manual_seed(s))
+            report.checks.extend(_padding(attention, qp, kp, vp, m_exact, a, s, causal))
         elif c == "causality":
             report.checks.append(_causality(attention, q, k, v, m_exact, a, s))
         else:
             for dt in dtypes:
-                report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s))
+                report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))
     return report

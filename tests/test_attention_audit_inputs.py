@@ -1,0 +1,144 @@
+"""check_attention on what outside code does with its inputs: key masks other than right padding (left padding, as
+in generation, and gaps), tensors changed in place, a dtype the function does not accept. Each report runs at a
+declared total false-failure rate α = 1e-6 on the test's seed (``kt_seed``); the padding rows compare to the
+derived rounding floor (proofs/attention_audit.md, items 3 and 6).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kerneltheory.testing.attention_audit import PADDINGS, check_attention, padding_masks
+
+D, ALPHA = 8, 1e-6
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def favor(causal: bool = False, bug: str | None = None):
+    """A FAVOR+ attention written as outside code: its own positive features, legal stabilisers (a constant per
+    query, one constant shared by the kept keys), masked keys' features zeroed. ``bug``: "ignore mask" (attends to
+    every key), "length mask" (reads the mask as a length: the first mask.sum() keys are kept), "in place" (scales
+    q and k in place, otherwise correct), "float64 only" (float64 frequencies, no cast), "raise if not finite"
+    (no stabiliser, and a FloatingPointError on a non-finite output), "raise if keyless" (raises on a query
+    without a kept key, like ``linear_attention``'s denominator check)."""
+
+    def attention(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            if bug == "in place":
+                q *= D**-0.25
+                k *= D**-0.25
+            else:
+                q, k = q * D**-0.25, k * D**-0.25
+            f = w if bug == "float64 only" else w.to(q.dtype)
+            lq, lk = (x @ f.T - (x * x).sum(-1, keepdim=True) / 2 for x in (q, k))
+            keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None or bug == "ignore mask" else mask
+            if bug == "length mask" and mask is not None:
+                keep = torch.arange(k.shape[1])[None, :] < mask.sum(1, keepdim=True)
+            if bug != "raise if not finite":
+                lq = lq - lq.amax(-1, keepdim=True)
+                lk = lk - lk.masked_fill(~keep[..., None], -math.inf).amax((1, 2), keepdim=True)
+            pq, pk = lq.exp(), lk.exp() * keep[..., None]
+            if causal:
+                num = torch.einsum("blm,blmd->bld", pq, torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1))
+                den = (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+            else:
+                num, den = pq @ (pk.transpose(1, 2) @ v), pq @ pk.sum(1).unsqueeze(-1)
+            if bug == "raise if keyless" and not bool((den > 0).all()):
+                raise ValueError("a query has no kept key")
+            out = num / den
+            if bug == "raise if not finite" and not bool(torch.isfinite(out).all()):
+                raise FloatingPointError("non-finite attention output")
+            return out
+
+        return fn
+
+    return attention
+
+
+def statuses(report) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+def test_padding_masks_cover_right_left_and_gaps():
+    for length in (4, 5, 16, 33):
+        masks = padding_masks(length)
+        assert tuple(masks) == PADDINGS
+        for mask in masks.values():
+            assert mask.shape == (2, length) and bool(mask.any(1).all()) and bool((~mask).any(1).all())
+        assert not bool(masks["right"][:, 0].logical_not().any()) and not bool(masks["right"][:, -1].any())
+        assert not bool(masks["left"][:, 0].any()) and bool(masks["left"][:, -1].all())
+        gap = masks["gap"]
+        assert bool(gap[:, 0].all()) and bool(gap[:, -1].all())  # masked keys between kept ones
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_catches_an_attention_that_ignores_the_mask(kt_seed, causal):
+    """Right padding alone cannot see this in causal attention (a kept output never sees the later padded keys):
+    left padding and gaps do, causal or not."""
+    good = check_attention(favor(causal), dim=D, causal=causal, checks=["padding"], alpha=ALPHA, seed=kt_seed)
+    assert statuses(good) == {f"padding[{p}]": "passed" for p in PADDINGS}, str(good)
+    bad = statuses(check_attention(favor(causal, "ignore mask"), dim=D, causal=causal, checks=["padding"],
+                                   alpha=ALPHA, seed=kt_seed))
+    assert bad["padding[left]"] == bad["padding[gap]"] == "failed", bad
+    assert bad["padding[right]"] == ("passed" if causal else "failed"), bad
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_catches_a_mask_read_as_a_length(kt_seed, causal):
+    report = check_attention(favor(causal, "length mask"), dim=D, causal=causal, checks=["padding"], alpha=ALPHA,
+                             seed=kt_seed)
+    assert statuses(report) == {"padding[right]": "passed", "padding[left]": "failed", "padding[gap]": "failed"}, \
+        str(report)
+
+
+def test_left_padded_causal_batch_that_raises_is_refused(kt_seed):
+    """A query before the first kept key has no key (0/0); a function that raises there leaves nothing to compare:
+    refused, naming the exception, never passed. Without causality every query keeps a key: it runs."""
+    report = check_attention(favor(True, "raise if keyless"), dim=D, causal=True, checks=["padding"], alpha=ALPHA,
+                             seed=kt_seed)
+    assert statuses(report) == {"padding[right]": "passed", "padding[left]": "refused", "padding[gap]": "passed"}
+    assert "ValueError: a query has no kept key" in report.checks[1].detail and report.status == "REFUSED"
+    assert check_attention(favor(False, "raise if keyless"), dim=D, checks=["padding"], alpha=ALPHA,
+                           seed=kt_seed).passed
+
+
+@pytest.mark.statistical
+def test_in_place_scaling_is_audited_on_copies(kt_seed):
+    """``q *= scale`` on the tensors it is given changes only the check's copies: the function is audited like its
+    out-of-place twin (it was rejected as drawing from the global generators), and the caller's inputs stay."""
+    inputs = tuple(torch.randn(1, 16, D, generator=torch.Generator().manual_seed(i), dtype=torch.float64) * 0.3
+                   for i in range(3))
+    kept = tuple(t.clone() for t in inputs)
+    for causal in (False, True):
+        report = check_attention(favor(causal, "in place"), dim=D, causal=causal, inputs=inputs, alpha=ALPHA,
+                                 seed=kt_seed)
+        assert report.passed, str(report)
+    assert all(torch.equal(a, b) for a, b in zip(inputs, kept, strict=True))
+
+
+def test_a_dtype_the_function_rejects_is_refused_not_failed(kt_seed):
+    """float64 frequencies without a cast raise on float32 inputs, long or short: the dtype is not supported, which
+    says nothing of finiteness (refused, pointing to dtypes=); with dtypes=(float64,) the audit passes. A function
+    that runs in float32 but raises at the large norms (an overflow it reports) still fails."""
+    report = check_attention(favor(bug="float64 only"), dim=D, checks=["padding", "finite"], alpha=ALPHA,
+                             seed=kt_seed)
+    assert statuses(report)["finite[float32]"] == "refused" and statuses(report)["finite[float64]"] == "passed"
+    detail = report.checks[-2].detail
+    assert "RuntimeError" in detail and "dtypes=" in detail and "--dtypes" in detail, detail
+    assert check_attention(favor(bug="float64 only"), dim=D, checks=["padding", "finite"], dtypes=(torch.float64,),
+                           alpha=ALPHA, seed=kt_seed).passed
+    raising = check_attention(favor(bug="raise if not finite"), dim=D, checks=["finite"], max_norm=40.0, alpha=ALPHA,
+                              seed=kt_seed)
+    assert statuses(raising) == {"finite[float32]": "failed", "finite[float64]": "passed"}, str(raising)
+    assert "FloatingPointError" in raising.checks[0].detail
+
+
+def test_padding_needs_a_gap():
+    with pytest.raises(ValueError, match="length must be >= 4"):
+        check_attention(favor(), dim=D, checks=["padding"], length=3)
+    check_attention(favor(), dim=D, checks=["finite"], length=3, long_length=8)  # no padding row: L = 3 is fine

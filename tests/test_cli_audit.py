@@ -1,0 +1,118 @@
+"""``kerneltheory audit``: which signatures FACTORY may have (an optional generator argument, ``--global-rng`` with
+``--attention``), options that would be ignored (refused, naming the option), ``--checks bias`` and ``--dtypes``.
+Exit status 0 verified, 1 refuted, 2 the command could not run or could not decide."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from kerneltheory.cli import ATTENTION_CHECKS, main
+from kerneltheory.testing import attention_audit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+USER = textwrap.dedent('''
+    import math, torch
+
+    def sample(generator=None, d=8, m=64):  # an optional generator: still sample(generator)
+        w = torch.randn(m, d, generator=generator, dtype=torch.float64)
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+
+    def frequencies(generator=None, m=16, d=8):
+        return torch.randn(m, d, generator=generator, dtype=torch.float64)
+
+    def attention(m=64, generator=None, dtype=None):
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+        def fn(q, k, v, mask=None):
+            f = w.T if dtype == "float64 only" else w.T.to(q.dtype)
+            phi = lambda x: torch.exp((x * 8**-0.25) @ f - (x * x).sum(-1, keepdim=True) / 2 / 8**0.5)
+            pq, pk = phi(q), phi(k)
+            if mask is not None:
+                pk = pk * mask[..., None]
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+        return fn
+
+    def float64_attention(m, generator):
+        return attention(m, generator, dtype="float64 only")
+
+    def global_attention(m):  # draws from torch's global generator
+        return attention(m)
+
+    def two_inputs(x, y):
+        return x
+''')
+
+
+@pytest.fixture
+def user(tmp_path):
+    path = tmp_path / "user_code.py"
+    path.write_text(USER, encoding="utf-8")
+    return lambda name: f"{path}:{name}"
+
+
+def test_check_names_are_those_of_check_attention():
+    assert ATTENTION_CHECKS == attention_audit.ATTENTION_CHECKS
+
+
+def test_optional_generator_is_sample_generator(user, capsys):
+    """``def sample(generator=None, ...)`` has no required parameter; it is still sample(generator), not a
+    zero-argument factory whose result would be called with a generator."""
+    assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 0
+    assert main(["audit", user("frequencies"), "--sampler", "gaussian", "--draws", "256"]) == 0
+    assert main(["audit", user("attention"), "--attention", "--dim", "8", "--checks", "padding", "finite"]) == 0
+    capsys.readouterr()
+
+
+def test_global_rng_attention_is_attention_of_m(user, capsys):
+    args = ["--attention", "--dim", "8", "--checks", "padding", "finite"]
+    assert main(["audit", user("global_attention"), *args, "--global-rng"]) == 0
+    capsys.readouterr()
+    assert main(["audit", user("two_inputs"), *args, "--global-rng"]) == 2
+    assert "--global-rng --attention: FACTORY must be attention(m)" in capsys.readouterr().err
+    assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite",
+                 "--global-rng"]) == 0  # its arguments are optional: it runs as draw()
+    capsys.readouterr()
+    assert main(["audit", user("two_inputs"), "--kernel", "softmax", "--dim", "8", "--claims", "finite",
+                 "--global-rng"]) == 2
+    assert "--global-rng: FACTORY must take no argument" in capsys.readouterr().err
+
+
+def test_a_factory_of_the_wrong_signature_is_named(user, capsys):
+    assert main(["audit", user("two_inputs"), "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 2
+    err = capsys.readouterr().err
+    assert "FACTORY two_inputs(x, y) cannot be called as sample(generator)" in err, err
+    assert main(["audit", user("global_attention"), "--attention", "--dim", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "FACTORY global_attention(m) cannot be called as attention(m, generator)" in err and "--global-rng" in err
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--attention", "--claims", "finite"], "--claims"),
+    (["--attention", "--budget", "quick"], "--budget"),
+    (["--attention", "--draws", "256"], "--draws"),
+    (["--sampler", "gaussian", "--claims", "finite"], "--claims"),
+    (["--kernel", "softmax", "--claims", "finite", "--causal"], "--causal"),
+    (["--kernel", "softmax", "--claims", "finite", "--dtypes", "float64"], "--dtypes"),
+    (["--kernel", "softmax", "--claims", "finite", "--checks", "bias"], "--checks"),
+])
+def test_options_that_would_be_ignored_are_refused(user, capsys, extra, option):
+    assert main(["audit", user("attention"), "--dim", "8", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kerneltheory audit: error: {option} applies to ") and len(err.splitlines()) == 1, err
+
+
+def test_sampler_and_attention_together_are_refused(user, capsys):
+    assert main(["audit", user("frequencies"), "--sampler", "gaussian", "--attention", "--dim", "8"]) == 2
+    assert "--sampler and --attention" in capsys.readouterr().err
+
+
+def test_bias_check_and_dtypes_from_the_shell(user, capsys):
+    assert main(["audit", user("attention"), "--attention", "--dim", "8", "--checks", "bias"]) == 0
+    assert "bias ∝ 1/m" in capsys.readouterr().out
+    finite = ["--attention", "--dim", "8", "--checks", "finite"]
+    assert main(["audit", user("float64_attention"), *finite]) == 2  # float32 refused: no verdict
+    assert "--dtypes" in capsys.readouterr().out
+    assert main(["audit", user("float64_attention"), *finite, "--dtypes", "float64"]) == 0
+    assert "finite[float32]" not in capsys.readouterr().out
