@@ -276,17 +276,17 @@ def from_module(
 
 
 def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of the module's floating-point state: parameters, buffers and plain tensor or numpy attributes of
-    every submodule (where frequencies live)."""
+    """Copies of the module's floating-point state that a redraw may change: non-learned parameters, buffers and
+    plain tensor or numpy attributes of every submodule (learned parameters must not change: :func:`_check_learned`)."""
     state = {}
     for prefix, mod in module.named_modules():
         for k, v in vars(mod).items():
             if isinstance(v, np.ndarray) and v.dtype.kind == "f":
-                v = torch.from_numpy(v)
+                v = torch.from_numpy(np.array(v, dtype=np.float64))  # a copy (longdouble too)
             if isinstance(v, torch.Tensor) and v.is_floating_point():
                 state[f"{prefix}.{k}"] = v.detach().clone()
         for k, v in [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]:
-            if v.is_floating_point():
+            if v.is_floating_point() and not (isinstance(v, torch.nn.Parameter) and v.requires_grad):
                 state[f"{prefix}.{k}"] = v.detach().clone()
     return state
 
