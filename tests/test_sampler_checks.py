@@ -505,19 +505,29 @@ def test_independence_pairs_follow_the_claim():
     assert "blocks independent" not in kinds(one_block)  # m = d: one block, no pair to test
 
 
-def test_regression_chi2_handles_degenerate_inputs():
-    """A constant regressor has rank 1 (a row repeated across draws is caught); a zero or non-finite one leaves the
-    test undefined (NaN), so the family never passes on it; magnitude scores are finite for every finite x ≠ 0."""
-    from kerneltheory.testing.row_independence import magnitude_scores, regression_chi2
+def test_regression_f_handles_degenerate_and_off_scale_inputs():
+    """A constant regressor has rank 1 (a row repeated across draws is caught); a zero or non-finite one, or B = 0,
+    leaves the test undefined (NaN), so the family never passes on it. F is scale-free and computed after an exact
+    power-of-two rescaling: rows of size 1e-200 (whose squares underflow) or 1e200 (overflow) give the p-value of
+    the same rows at size 1, so a dependence is not hidden by the scale. Magnitude scores are finite for every
+    finite x ≠ 0."""
+    from kerneltheory.testing.row_independence import magnitude_scores, regression_f
 
     rng = np.random.default_rng(0)
     b = rng.standard_normal((200, D))
-    t, df, p, _ = regression_chi2(np.ones((200, D)), b)
-    assert df == D and p == stats.chi2.sf(t, D)
-    assert math.isnan(regression_chi2(np.zeros((200, D)), b)[2])
+    f, (df1, df2), p, _ = regression_f(np.ones((200, D)), b)
+    assert (df1, df2) == (D, 199 * D) and p == stats.f.sf(f, D, 199 * D)
+    assert math.isnan(regression_f(np.zeros((200, D)), b)[2])
+    assert math.isnan(regression_f(b, np.zeros((200, D)))[2])
     a = rng.standard_normal((200, D))
-    a[3, 2] = math.inf
-    assert math.isnan(regression_chi2(a, b)[2])
+    dependent = (a + b) / math.sqrt(2.0)
+    a_bad = a.copy()
+    a_bad[3, 2] = math.inf
+    assert math.isnan(regression_f(a_bad, b)[2])
+    p1 = regression_f(a, dependent)[2]
+    assert p1 < 1e-12
+    for scale in (2.0**-664, 2.0**664):  # ~1e-200, ~1e200: exact binary scalings
+        assert regression_f(a * scale, dependent * scale)[2] == p1
     x = np.array([1e-300, 1e-8, 0.5, 1.0, 5.0, 40.0, 1e150])
     s = magnitude_scores(x)
     assert np.isfinite(s).all() and (np.diff(s) > 0).all()

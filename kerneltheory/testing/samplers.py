@@ -10,7 +10,7 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   ``scaling="fixed"`` claimed as Gaussian).
 * **rows / blocks independent** (rows marginally Gaussian, claimed independent: iid rows, or rows of different
   blocks of ORF, Fastfood, SimRF): for every pair of tested rows i < j that the claim makes independent, the exact
-  regression χ² tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates and on the normal
+  regression F tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates and on the normal
   scores of |z| (proofs/sampler_independence.md) — rejects one row repeated, rows with a shared component, and
   one orthogonal block reused for every block, which pass every per-row check.
 * **sign balance** (laws symmetric about their mean): for every row index i of the first block, the signs of
@@ -486,18 +486,19 @@ def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult
 
 
 def _cross_rows(name, rows: dict[int, np.ndarray], pairs, alpha, seed) -> CheckResult:
-    """Bonferroni over the exact χ² tests of :func:`~kerneltheory.testing.row_independence.cross_row_tests`
+    """Bonferroni over the exact F tests of :func:`~kerneltheory.testing.row_independence.cross_row_tests`
     (coordinates and magnitudes of every independent pair of tested rows; proofs/sampler_independence.md)."""
     labels, ts, dfs, ps, shares = cross_row_tests(rows, pairs)
     n = next(iter(rows.values())).shape[0]
     largest = max((x for x in shares if x == x), default=math.nan)
 
     def describe(k):
-        return ts[k], largest, (f"worst: {labels[k]}: χ²_{dfs[k]} = {ts[k]:.4g} (explained share {shares[k]:.3g}), "
+        return ts[k], largest, (f"worst: {labels[k]}: F{dfs[k]} = {ts[k]:.4g} (explained share {shares[k]:.3g}), "
                                 f"p = {ps[k]:.3g}")
 
-    return _family_row(name, alpha, seed, n, labels, ps, untested="the χ² statistic is undefined (a non-finite score "
-                       "or a regressor of rank 0)", method=f"regression χ² ×{len(ps)} (bonferroni)", describe=describe)
+    return _family_row(name, alpha, seed, n, labels, ps, untested="the F statistic is undefined (a non-finite score, "
+                       "a regressor of rank 0 or a zero row)", method=f"regression F ×{len(ps)} (bonferroni)",
+                       describe=describe)
 
 
 def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResult:
