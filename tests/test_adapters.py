@@ -25,6 +25,7 @@ from kerneltheory.testing.adapters import (
     module_frequencies,
     proportional_check,
 )
+from kerneltheory.testing.samplers import callable_sampler_checks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from oprf_style import OPRFFeatures  # noqa: E402
@@ -66,9 +67,94 @@ def test_global_rng_is_reproducible_and_restores_the_callers_state(kt_seed):
             pass
 
 
-def test_numpy_sampler_returns_float64_tensors(kt_seed):
-    w = global_rng_sampler(lambda: np.random.standard_normal((4, 3)))(torch.Generator().manual_seed(kt_seed))  # noqa: NPY002
+def test_numpy_sampler_returns_tensors_of_its_own_dtype(kt_seed):
+    g = torch.Generator().manual_seed(kt_seed)
+    w = global_rng_sampler(lambda: np.random.standard_normal((4, 3)))(g)  # noqa: NPY002
     assert isinstance(w, torch.Tensor) and w.dtype == torch.float64 and w.shape == (4, 3)
+    w32 = global_rng_sampler(lambda: np.random.standard_normal((4, 3)).astype(np.float32).T)(g)  # noqa: NPY002
+    assert w32.dtype == torch.float32 and w32.shape == (3, 4)  # a transposed (non-contiguous) array too
+    assert global_rng_sampler(lambda: np.arange(6).reshape(2, 3))(g).dtype == torch.float64  # integers: float64
+
+
+def _orf_numpy32(m=16, d=8):
+    """ORF in float32 numpy, orthogonal to float32 rounding."""
+    blocks = []
+    for _ in range(m // d):
+        q, r = np.linalg.qr(np.random.randn(d, d).astype(np.float32))  # noqa: NPY002
+        rho = np.linalg.norm(np.random.randn(d, d).astype(np.float32), axis=-1, keepdims=True)  # noqa: NPY002
+        blocks.append(rho * (q * np.sign(np.diag(r))))
+    return np.concatenate(blocks)
+
+
+@pytest.mark.statistical
+def test_a_float32_numpy_orf_passes_with_the_float32_floor(kt_seed):
+    """The orthogonality floor 64·ε·d follows the sampler's dtype: a float32 ORF is orthogonal to ~1e-7, far above
+    float64's floor (1.1e-13, where it FAILED when numpy arrays became float64) and far below float32's (6.1e-5)."""
+    rows = callable_sampler_checks(global_rng_sampler(_orf_numpy32), claims="orthogonal", draws=512, seed=kt_seed,
+                                   alpha=ALPHA)
+    assert all(r.passed for r in rows), [(r.name, r.detail) for r in rows if not r.passed]
+    orth = next(r for r in rows if r.name.endswith("orthogonal blocks"))
+    assert orth.statistic > 64 * torch.finfo(torch.float64).eps * 8 and "1.14e-13" not in orth.detail
+
+
+class _TrainingOnlyRedraw(torch.nn.Module):
+    """Positive features whose redraw() acts only in training mode (a "redraw every N training steps" updater)."""
+
+    def __init__(self, d=8, m=64):
+        super().__init__()
+        self.d, self.m = d, m
+        self.register_buffer("proj", torch.randn(m, d))
+
+    def redraw(self):
+        if self.training:
+            self.proj.copy_(torch.randn(self.m, self.d))
+
+    def forward(self, x):
+        x = x * self.d**-0.25
+        return torch.exp(x @ self.proj.t() - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.m)
+
+
+def test_a_redraw_that_leaves_the_map_unchanged_is_refused(kt_seed):
+    """from_module runs the module in eval mode, where this redraw does nothing: every draw is one fixed map. It
+    read FAILED "unbiased" (mean ≠ target) with nothing saying the map never changed; now a ValueError names redraw."""
+    kernel = kernels.input_scaled(kernels.softmax, 8**-0.25)
+    sample = from_module(_TrainingOnlyRedraw(), layout="BHLd", redraw="redraw")
+    with pytest.raises(ValueError, match=r"redraw='redraw' left the map unchanged.*training mode"):
+        check_feature_map(sample, kernel, dim=8, claims={"unbiased", "positive", "finite"}, alpha=ALPHA, seed=kt_seed)
+
+    def always(module):  # the same module with a redraw that acts in eval mode too
+        module.proj.copy_(torch.randn(module.m, module.d))
+
+    report = check_feature_map(from_module(_TrainingOnlyRedraw(), layout="BHLd", redraw=always), kernel, dim=8,
+                               claims={"unbiased", "positive", "finite"}, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+
+
+def test_a_probe_blind_to_the_frequencies_or_untracked_state_does_not_refuse(kt_seed):
+    """Refusal needs both signals: the module's floating state unchanged and the features on the probe unchanged.
+    At x = 0 positive features are 1/√m whatever the frequencies (state changes: no refusal); frequencies kept in a
+    Python list are no tensor state (features change: no refusal)."""
+    g = torch.Generator().manual_seed(kt_seed)
+    sample = from_module(RandomFeatureMap(4, 8), layout="BHLd", redraw="redraw_projection")
+    zero = torch.zeros(3, 4, dtype=torch.float64)
+    for _ in range(3):
+        first = sample(g)(zero)
+    assert torch.equal(first, sample(g)(zero))  # the same features at 0, and no refusal
+
+    class ListFrequencies(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = [0.5, -1.0]
+
+        def redraw(self):
+            self.w = [float(v) for v in torch.randn(2)]
+
+        def forward(self, x):
+            return torch.cos(x[..., :1] * torch.tensor(self.w, dtype=x.dtype))
+
+    sample = from_module(ListFrequencies(), redraw="redraw", dtype=torch.float64)
+    x = torch.ones(2, 1, dtype=torch.float64)
+    assert not torch.equal(sample(g)(x), sample(g)(x))
 
 
 @pytest.mark.statistical

@@ -94,9 +94,9 @@ class NonOrthogonal(Orthogonal):
 
 
 def test_claims_follow_the_law():
-    assert sampler_claims(Gaussian(D)) == SamplerClaims(True, True, True, D, None)
-    assert sampler_claims(Orthogonal(D)) == SamplerClaims(True, True, True, D, "rows")
-    assert sampler_claims(Fastfood(5)) == SamplerClaims(True, True, True, 8, None)
+    assert sampler_claims(Gaussian(D)) == SamplerClaims(True, True, True, D, None, "rows")
+    assert sampler_claims(Orthogonal(D)) == SamplerClaims(True, True, True, D, "rows", "blocks")
+    assert sampler_claims(Fastfood(5)) == SamplerClaims(True, True, True, 8, None, "blocks")
     assert sampler_claims(QuasiMonteCarlo(D)) == SamplerClaims(False, True, True, D, None)  # coordinates only
     assert sampler_claims(SORF(8)).orthogonal == "rows" and sampler_claims(SORF(5)).orthogonal == "columns"
     fixed = sampler_claims(Orthogonal(D, scaling="fixed"))
@@ -107,9 +107,10 @@ def test_claims_follow_the_law():
 @pytest.mark.parametrize(
     "law, expected",
     [
-        (Gaussian(D), {"coordinates", "projections", "norms", "sign balance", "scale"}),
+        (Gaussian(D), {"coordinates", "projections", "norms", "rows independent", "sign balance", "scale"}),
         (Gaussian(3, mean=[1.0, 0.0, -2.0], cov=[[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 3.0]]), None),
-        (Orthogonal(D), {"coordinates", "projections", "norms", "sign balance", "orthogonal", "scale"}),
+        (Orthogonal(D), {"coordinates", "projections", "norms", "blocks independent", "sign balance", "orthogonal",
+                         "scale"}),
         (Orthogonal(6, std=1.5), None),  # blocks of 6: rows 0..5 | 6..11 | 12..15
         (Fastfood(D), None),
         (Fastfood(5, std=0.5), None),  # d' = 8
@@ -422,3 +423,149 @@ def test_an_undefined_test_does_not_hide_a_rejection_in_its_family():
     assert failed.status == "failed" and "row 1" in failed.detail, failed
     refused = _independence("independence", {0: fixed_norm, 1: rng.standard_normal((200, D))}, 1e-6, 0)
     assert refused.refused and "row 0" in refused.detail, refused
+
+
+# ------------------------------------------------------------------------------------------------
+# Independence across rows (iid laws) and across blocks (ORF): proofs/sampler_independence.md
+# ------------------------------------------------------------------------------------------------
+
+
+def _repeated(g):
+    """One N(0, I) row repeated m times (a per-row generator re-seeded with one seed): every row is N(0, I)."""
+    return torch.randn(1, D, generator=g, dtype=torch.float64).repeat(M, 1)
+
+
+def _shared_component(g):
+    """Rows (z₀ + e_i)/√2: every row N(0, I), corr(z_il, z_jl) = 1/2 between rows."""
+    z0 = torch.randn(1, D, generator=g, dtype=torch.float64)
+    return (z0 + torch.randn(M, D, generator=g, dtype=torch.float64)) / math.sqrt(2.0)
+
+
+def _shared_norm(g):
+    """Independent uniform directions, one χ_d norm for every row: every row N(0, I), the coordinates of two rows
+    uncorrelated, their sizes not independent (only the magnitude test sees it)."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    return z / z.norm(dim=1, keepdim=True) * torch.randn(D, generator=g, dtype=torch.float64).norm()
+
+
+def _reused_block(g):
+    """ORF whose second block is the first block's Q again (fresh χ_d norms): orthogonal within blocks, every row
+    N(0, I), blocks dependent."""
+    q, r = torch.linalg.qr(torch.randn(D, D, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    rho = torch.randn(M, D, generator=g, dtype=torch.float64).norm(dim=-1, keepdim=True)
+    return torch.cat([q, q]) * rho
+
+
+class ReusedBlockOrthogonal(Orthogonal):
+    """ORF whose every block is the first block."""
+
+    def _sample(self, m, generator, r):
+        w = super()._sample(self.dim, generator, r)
+        return w.repeat(1, -(-m // self.dim), 1)[:, :m]
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("sampler, preset, caught", [
+    (_repeated, "gaussian", "rows independent"),
+    (_shared_component, "gaussian", "rows independent"),
+    (_shared_norm, "gaussian", "rows independent"),
+    (_reused_block, "orthogonal", "blocks independent"),
+])
+def test_dependent_rows_are_rejected_by_the_independence_check(kt_seed, sampler, preset, caught):
+    """Each sampler's rows are marginally N(0, I) (blocks orthogonal for ORF): every per-row check passed them, and
+    only the test across rows can fail them (it did not exist: they passed)."""
+    rows = callable_sampler_checks(sampler, claims=preset, draws=1024, seed=kt_seed, alpha=ALPHA)
+    k = kinds(rows)
+    assert not k[caught], show(rows)
+    if sampler is not _repeated:  # one row repeated is caught by construction, rows sharing a part are not
+        assert all(v for name, v in k.items() if name != caught), show(rows)
+    what = "magnitudes" if sampler is _shared_norm else "coordinates"
+    assert what in next(r for r in rows if r.name.endswith(caught)).detail
+
+
+@pytest.mark.statistical
+def test_a_law_reusing_one_block_fails_blocks_independent(kt_seed):
+    rows = sampler_checks(ReusedBlockOrthogonal(D), num_features=M, draws=R, seed=kt_seed, alpha=ALPHA)
+    k = kinds(rows)
+    assert not k["blocks independent"] and all(v for name, v in k.items() if name != "blocks independent"), show(rows)
+
+
+def test_independence_pairs_follow_the_claim():
+    from kerneltheory.testing.row_independence import independent_pairs
+
+    assert independent_pairs([0, 1, 7, 8, 15], 8, "rows") == [(i, j) for i in (0, 1, 7, 8, 15)
+                                                               for j in (0, 1, 7, 8, 15) if i < j]
+    assert independent_pairs([0, 1, 7, 8, 15], 8, "blocks") == [(0, 8), (0, 15), (1, 8), (1, 15), (7, 8), (7, 15)]
+    assert independent_pairs([0, 1, 7], 8, "blocks") == [] and independent_pairs([0, 1], 8, None) == []
+    with pytest.raises(ValueError, match="independent"):
+        independent_pairs([0, 1], 8, "columns")
+    one_block = callable_sampler_checks(lambda g: torch.randn(D, D, generator=g, dtype=torch.float64),
+                                        claims="orthogonal", draws=64, seed=0)
+    assert "blocks independent" not in kinds(one_block)  # m = d: one block, no pair to test
+
+
+def test_regression_f_handles_degenerate_and_off_scale_inputs():
+    """A constant regressor has rank 1 (a row repeated across draws is caught); a zero or non-finite one, or B = 0,
+    leaves the test undefined (NaN), so the family never passes on it. F is scale-free and computed after an exact
+    power-of-two rescaling: rows of size 1e-200 (whose squares underflow) or 1e200 (overflow) give the p-value of
+    the same rows at size 1, so a dependence is not hidden by the scale. Magnitude scores are finite for every
+    finite x ≠ 0."""
+    from kerneltheory.testing.row_independence import magnitude_scores, regression_f
+
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((200, D))
+    f, (df1, df2), p, _ = regression_f(np.ones((200, D)), b)
+    assert (df1, df2) == (D, 199 * D) and p == stats.f.sf(f, D, 199 * D)
+    assert math.isnan(regression_f(np.zeros((200, D)), b)[2])
+    assert math.isnan(regression_f(b, np.zeros((200, D)))[2])
+    a = rng.standard_normal((200, D))
+    dependent = (a + b) / math.sqrt(2.0)
+    a_bad = a.copy()
+    a_bad[3, 2] = math.inf
+    assert math.isnan(regression_f(a_bad, b)[2])
+    p1 = regression_f(a, dependent)[2]
+    assert p1 < 1e-12
+    for scale in (2.0**-664, 2.0**664):  # ~1e-200, ~1e200: exact binary scalings
+        assert regression_f(a * scale, dependent * scale)[2] == p1
+    x = np.array([1e-300, 1e-8, 0.5, 1.0, 5.0, 40.0, 1e150])
+    s = magnitude_scores(x)
+    assert np.isfinite(s).all() and (np.diff(s) > 0).all()
+    # scipy's P(|N| ≤ x) below 1 and P(|N| > x) above: each accurate to a few ulps where it is used
+    reference = np.where(x < 1, stats.norm.ppf(stats.chi(1).cdf(x)), stats.norm.isf(2 * stats.norm.sf(x)))
+    np.testing.assert_allclose(s[1:5], reference[1:5], rtol=1e-12)  # P(|N| > 40) underflows in the reference
+    assert magnitude_scores(np.array([0.0]))[0] == -math.inf
+
+
+@pytest.mark.statistical
+def test_the_independence_tests_are_exact_under_the_null(kt_seed):
+    """Under H₀ (independent N(0, I) rows) the p-values of both tests are Uniform(0, 1): exact KS of 2000 p-values
+    each, at α = 1e-6 (R = 64 draws, d = 8: far from any asymptotics)."""
+    from kerneltheory.testing.row_independence import cross_row_tests
+
+    rng = np.random.default_rng(kt_seed)
+    p = np.array([cross_row_tests({0: rng.standard_normal((64, D)), 1: rng.standard_normal((64, D))}, [(0, 1)])[3]
+                  for _ in range(2000)])
+    for col in p.T:
+        assert stats.kstest(col, "uniform").pvalue > ALPHA
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_independence_false_failure_rate_in_the_tail(kt_seed):
+    """The tail: at α′ = 1e-3, 100 000 null replicates of each test reject in a binomial(10⁵, α′) number of cases
+    (one-sided test at 1e-3); and the whole "gaussian" preset list fails at most 5% of 300 seeds at α = 0.05."""
+    from kerneltheory.testing.row_independence import cross_row_tests
+
+    rng = np.random.default_rng(kt_seed)
+    n, small = 100_000, 1e-3
+    p = np.array([cross_row_tests({0: rng.standard_normal((64, 4)), 1: rng.standard_normal((64, 4))}, [(0, 1)])[3]
+                  for _ in range(n)])
+    for col in p.T:
+        fails = int((col <= small).sum())
+        assert stats.binomtest(fails, n, small, alternative="greater").pvalue > 1e-3, fails
+    sample = lambda g: torch.randn(12, 6, generator=g, dtype=torch.float64)  # noqa: E731
+    fails = sum(not all(r.passed for r in callable_sampler_checks(sample, claims="gaussian", draws=256, seed=s,
+                                                                  alpha=0.05))
+                for s in range(kt_seed, kt_seed + 300))
+    assert stats.binomtest(fails, 300, 0.05, alternative="greater").pvalue > 1e-3, fails

@@ -7,7 +7,7 @@
 * :mod:`~kerneltheory.testing.attention_checks` — linear attention's error against exact attention falls like
   m^{−1/2}; stabilisers leave attention unchanged;
 * :mod:`~kerneltheory.testing.samplers` — distribution checks of a law's rows (KS of coordinates, projections and
-  norms, sign balance per row index, orthogonality within blocks, scale);
+  norms, sign balance per row index, orthogonality within blocks, independence across rows or blocks, scale);
 * :mod:`~kerneltheory.testing.ordering` — ordering claims (orthogonal ≤ iid, hyperbolic ≤ positive, OPRF ≤
   positive on its sequence, paired ≤ phase) and the 1/m law;
 * :mod:`~kerneltheory.testing.reliance` — a claimed variance serves the unbiasedness test only where it is

@@ -52,7 +52,7 @@ from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
+from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _same_values
 
 __all__ = [
     "LAYOUTS",
@@ -107,15 +107,19 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
 
 def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator], object]:
     """``draw()`` reads the global generators; the result is ``sample(generator)`` calling it inside
-    :func:`global_rng` (numpy arrays are returned as float64 tensors, so a numpy frequency sampler fits the
-    sampler checks)."""
+    :func:`global_rng` (numpy arrays are returned as tensors, so a numpy frequency sampler fits the sampler
+    checks: float16/32/64 arrays keep their dtype, whose ε sets the rounding floors of the exhaustive checks;
+    other arrays become float64)."""
     if not callable(draw):
         raise TypeError(f"draw must be a zero-argument callable, got {type(draw).__name__}")
 
     def sample(generator: torch.Generator):
         with global_rng(generator):
             out = draw()
-        return torch.from_numpy(np.asarray(out, dtype=np.float64)) if isinstance(out, np.ndarray) else out
+        if not isinstance(out, np.ndarray):
+            return out
+        kept = out.dtype in (np.float16, np.float32, np.float64)
+        return torch.from_numpy(np.ascontiguousarray(out) if kept else np.asarray(out, dtype=np.float64))
 
     return sample
 
@@ -219,7 +223,10 @@ def from_module(
     ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
     batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
     back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
-    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map). A feature
+    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), and a redraw
+    that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
+    changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
+    redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md). A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
     checks use it. After each call a feature function's ``feature_dtype`` names the dtype the module computed in,
     from which the checks set their rounding floor.
@@ -232,15 +239,22 @@ def from_module(
     learned = _learned(work)
     sides = None if query is None and key is None else (_side(work, query, "query"), _side(work, key, "key"))
     draws = [0]
+    probe: list = []  # [input, features of the latest draw on it]: the first input any feature function saw
+
+    def run(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.dtype | None]:
+        """(the features in float64, in the checks' layout; the dtype the module returned them in)"""
+        with torch.no_grad():
+            out = fn(_to_layout(x.to(dt), axes))
+        return _from_layout(out, axes).to(torch.float64), getattr(out, "dtype", None)
 
     def wrap(fn, n_draw):
         def features(x: torch.Tensor) -> torch.Tensor:
             if draws[0] != n_draw:
                 raise RuntimeError("this feature function belongs to an earlier draw of the module")
-            with torch.no_grad():
-                out = fn(_to_layout(x.to(dt), axes))
-            features.feature_dtype = getattr(out, "dtype", None)  # the precision computed in: the rounding floor's
-            return _from_layout(out, axes).to(torch.float64)
+            out, features.feature_dtype = run(fn, x)  # the dtype computed in: the rounding floor's precision
+            if not probe and fn is (work if sides is None else sides[0]):
+                probe.extend([x.detach().clone(), out.detach().clone()])
+            return out
 
         return features
 
@@ -248,15 +262,53 @@ def from_module(
         if redraw is None and draws[0] >= 1:
             raise ValueError("redraw=None: every draw would be the same module, and the checks would average one "
                              "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies")
+        before = _float_state(work) if probe else None
         with global_rng(generator):
             _redraw(work, redraw)
         _check_learned(work, learned)
         draws[0] += 1
+        if probe and before is not None:
+            now, _ = run(work if sides is None else sides[0], probe[0])
+            _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0])
         if sides is None:
             return wrap(work, draws[0])
         return wrap(sides[0], draws[0]), wrap(sides[1], draws[0])
 
     return sample
+
+
+def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the module's floating-point state that a redraw may change: non-learned parameters, buffers and
+    plain tensor or numpy attributes of every submodule (learned parameters must not change: :func:`_check_learned`)."""
+    state = {}
+    for prefix, mod in module.named_modules():
+        for k, v in vars(mod).items():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                v = torch.from_numpy(np.array(v, dtype=np.float64))  # a copy (longdouble too)
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
+                state[f"{prefix}.{k}"] = v.detach().clone()
+        for k, v in [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]:
+            if v.is_floating_point() and not (isinstance(v, torch.nn.Parameter) and v.requires_grad):
+                state[f"{prefix}.{k}"] = v.detach().clone()
+    return state
+
+
+def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, redraw, n_draw: int) -> None:
+    """Raise ``ValueError`` when a redraw left the map unchanged: no floating-point state of the module changed
+    (``before``/``after``, :func:`_float_state`) and its features ``now`` on the probe (the first input a feature
+    function of this sampler saw) equal the previous draw's, ``probe[1]`` (NaN equals only NaN). Averaging one fixed
+    map over draws tests nothing, and reads as a biased map. Both must agree: a redraw that changes the state keeps
+    its draw (the probe may be an input, e.g. 0, whose features do not depend on the frequencies), and so does one
+    that changes only what the state does not hold (a Python list, a closure) when the probe's features change.
+    ``probe[1]`` becomes ``now``."""
+    same_state = after.keys() == before.keys() and all(_same_values(after[k], before[k]) for k in before)
+    if same_state and _same_values(now, probe[1]):
+        raise ValueError(
+            f"redraw={redraw!r} left the map unchanged: after it, draw {n_draw} has the module state and the features "
+            f"on a probe of {tuple(probe[0].shape)} inputs of the draw before, so every draw would be one fixed map. "
+            "The module runs in eval mode: a redraw that acts only in training mode (gated on self.training) or only "
+            "every N calls does nothing here; pass a redraw that always draws new frequencies")
+    probe[1] = now
 
 
 def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Callable[[torch.Generator], torch.Tensor]:

@@ -8,6 +8,11 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
 * **projections** (rows marginally Gaussian): uᵀz_i ~ N(0, 1) for a few fixed random unit vectors u, KS.
 * **norms** (rows marginally Gaussian): ‖z_i‖ ~ χ_d, KS — rejects rows of fixed norm √d (Orthogonal with
   ``scaling="fixed"`` claimed as Gaussian).
+* **rows / blocks independent** (rows marginally Gaussian, claimed independent: iid rows, or rows of different
+  blocks of ORF, Fastfood, SimRF): for every pair of tested rows i < j that the claim makes independent, the exact
+  regression F tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates and on the normal
+  scores of |z| (proofs/sampler_independence.md) — rejects one row repeated, rows with a shared component, and
+  one orthogonal block reused for every block, which pass every per-row check.
 * **sign balance** (laws symmetric about their mean): for every row index i of the first block, the signs of
   z_{i1}, of the "diagonal" coordinate z_{i, i mod d} and of u₀ᵀz_i are fair coins across draws: two-sided
   exact binomial (sign) test, zeros dropped. A QR factorisation without the sign fold Q ← Q·diag(sign R_jj)
@@ -46,7 +51,7 @@ Example:
     >>> from kerneltheory.spectral import Orthogonal
     >>> rows = sampler_checks(Orthogonal(8), num_features=16, draws=512, seed=0)
     >>> [r.name.split(": ")[1] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
-    ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'sign balance',
+    ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'blocks independent', 'sign balance',
      'orthogonal blocks', 'scale E‖z‖² = d']
     >>> all(r.passed for r in rows)
     True
@@ -66,10 +71,13 @@ from scipy import stats
 from .._validation import check_int, check_real
 from ..montecarlo import Moments, block_seed, num_blocks
 from ..spectral.base import SpectralLaw
+from ..spectral.fastfood import Fastfood
 from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
+from ..spectral.simplex import Simplex
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, property_check
+from .row_independence import cross_row_tests, independent_pairs
 from .verify import _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
@@ -90,6 +98,8 @@ class SamplerClaims:
             for every row index below min(m, block).
         orthogonal: ``"rows"`` (distinct rows of a block orthogonal), ``"columns"`` (columns of a full block
             orthogonal) or None.
+        independent: ``"rows"`` (the rows of a draw are independent), ``"blocks"`` (rows of different blocks are
+            independent) or None; tested with Gaussian rows (:mod:`~kerneltheory.testing.row_independence`).
     """
 
     gaussian_rows: bool
@@ -97,11 +107,13 @@ class SamplerClaims:
     symmetric: bool
     block: int
     orthogonal: Orthogonality = None
+    independent: Literal["rows", "blocks"] | None = None
 
 
 def sampler_claims(law: SpectralLaw) -> SamplerClaims:
     """The claims a law declares: ``rows_marginally_gaussian``; ``row_marginal == "exact"`` with an isotropic
-    Gaussian reference (coordinates: QMC); symmetry of the Gaussian approximations; ORF and SORF blocks."""
+    Gaussian reference (coordinates: QMC); symmetry of the Gaussian approximations; ORF and SORF blocks;
+    independent rows (``iid_rows``) or independent blocks (ORF, SORF, Fastfood, SimRF)."""
     if not isinstance(law, SpectralLaw):
         raise TypeError(f"law must be a SpectralLaw, got {type(law).__name__}")
     ref = law.reference
@@ -115,7 +127,10 @@ def sampler_claims(law: SpectralLaw) -> SamplerClaims:
         orthogonal = "rows"
     elif isinstance(law, SORF):
         orthogonal = "rows" if law.dim == law.padded_dim else "columns"
-    return SamplerClaims(rows, coords, symmetric, block, orthogonal)
+    independent = None
+    if law.iid_rows or isinstance(law, (Orthogonal, SORF, Fastfood, Simplex)):
+        independent = "rows" if law.iid_rows else "blocks"
+    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent)
 
 
 def _aux_generator(seed: int, tag: int) -> torch.Generator:
@@ -321,6 +336,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         plan.append((f"{label}: norms ~ χ_d", "norms"))
         if extended:
             plan.append((f"{label}: norms independent of directions", "independence"))
+    pairs = independent_pairs(ks_rows, c.block, c.independent) if c.gaussian_rows else []
+    if pairs:
+        plan.append((f"{label}: {c.independent} independent", "cross"))
     if c.symmetric:
         plan.append((f"{label}: sign balance", "signs"))
         if extended:
@@ -388,6 +406,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             out.append(_ks_family(nm, labels, cols, stats.chi(d).cdf, a, seed))
         elif kind == "independence":
             out.append(_independence(nm, {i: zs[:, where[i]] for i in ks_rows}, a, seed))
+        elif kind == "cross":
+            out.append(_cross_rows(nm, {i: zs[:, where[i]] for i in ks_rows}, pairs, a, seed))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
@@ -465,6 +485,22 @@ def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult
                                            f"{taus[k]:.4g}, p = {ps[k]:.3g}"))
 
 
+def _cross_rows(name, rows: dict[int, np.ndarray], pairs, alpha, seed) -> CheckResult:
+    """Bonferroni over the exact F tests of :func:`~kerneltheory.testing.row_independence.cross_row_tests`
+    (coordinates and magnitudes of every independent pair of tested rows; proofs/sampler_independence.md)."""
+    labels, ts, dfs, ps, shares = cross_row_tests(rows, pairs)
+    n = next(iter(rows.values())).shape[0]
+    largest = max((x for x in shares if x == x), default=math.nan)
+
+    def describe(k):
+        return ts[k], largest, (f"worst: {labels[k]}: F{dfs[k]} = {ts[k]:.4g} (explained share {shares[k]:.3g}), "
+                                f"p = {ps[k]:.3g}")
+
+    return _family_row(name, alpha, seed, n, labels, ps, untested="the F statistic is undefined (a non-finite score, "
+                       "a regressor of rank 0 or a zero row)", method=f"regression F ×{len(ps)} (bonferroni)",
+                       describe=describe)
+
+
 def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResult:
     """Exhaustive: every row norm of every draw differs from the same row's norm in the previous draw by more
     than the rounding floor 64·ε·‖ω‖, ε of the sampler's dtype (equal norms have probability 0 under a
@@ -480,10 +516,10 @@ def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResu
 
 
 def claims_preset(preset: str, dim: int) -> SamplerClaims:
-    """``"gaussian"`` (iid N(0, std²I) rows) or ``"orthogonal"`` (ORF: blocks of d orthogonal rows, each row
-    marginally N(0, std²I)) as :class:`SamplerClaims`."""
-    presets = {"gaussian": SamplerClaims(True, True, True, dim, None),
-               "orthogonal": SamplerClaims(True, True, True, dim, "rows")}
+    """``"gaussian"`` (iid N(0, std²I) rows) or ``"orthogonal"`` (ORF: independent blocks of d orthogonal rows,
+    each row marginally N(0, std²I)) as :class:`SamplerClaims`."""
+    presets = {"gaussian": SamplerClaims(True, True, True, dim, None, "rows"),
+               "orthogonal": SamplerClaims(True, True, True, dim, "rows", "blocks")}
     if preset not in presets:
         raise ValueError(f"claims must be a SamplerClaims or one of {sorted(presets)}, got {preset!r}")
     return presets[preset]

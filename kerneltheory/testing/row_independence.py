@@ -1,0 +1,98 @@
+r"""Exact tests that two rows of a frequency draw are independent (proofs/sampler_independence.md).
+
+A law with iid rows (the ``"gaussian"`` preset, :class:`~kerneltheory.spectral.Gaussian`) or with independent
+blocks (ORF, Fastfood, SimRF: one block's rows are dependent, rows of different blocks are not) claims that the
+standardised rows z_i and z_j (i ≠ j, in different blocks for a block law) are independent, each N(0, I_d).
+The per-row checks of :mod:`~kerneltheory.testing.samplers` pool one row index across draws and cannot see a
+dependence between rows: one row repeated m times, or rows sharing a common component, pass them all.
+
+The test (the regression F test). Over R independent draws let A ∈ R^{R×p} hold a function of row i in each draw
+and B ∈ R^{R×q} a function of row j whose rows are iid N(0, σ²I_q) under the claim (any σ > 0). With U the left
+singular vectors of A for its r = rank(A) nonzero singular values (U spans A's columns), T = ‖UᵀB‖_F² (the part of
+B that A explains) and S = ‖B‖_F² − T (the residual),
+
+    F = (T/(r·q)) / (S/((R − r)·q))  ~  F(r·q, (R − r)·q)  exactly under H₀,
+
+conditionally on A, hence unconditionally; F does not change when B is multiplied by a constant, so it tests
+dependence alone (a wrong scale is the per-row checks' business) and is computed after an exact power-of-two
+rescaling of B, which no under- or overflow can turn into a pass. Two tests per pair (i, j):
+
+* **coordinates**: A = z_i, B = z_j (q = d): sees any linear dependence (a repeated row, a shared component, a
+  rotated copy);
+* **magnitudes**: A = s(z_i), B = s(z_j) with s(x) = Φ⁻¹(P(|N(0,1)| ≤ |x|)) elementwise (normal scores of |z|,
+  iid N(0, 1) under the claim): sees dependence of sizes (shared or comonotone norms, a shared scale).
+
+A statistic that cannot be computed (a non-finite score, a regressor of rank 0, B = 0) leaves its p-value NaN: the
+test is undefined and never rejects (proofs/verification.md, item 6(c)). A's columns are cut to the first ⌊R/2⌋ so
+that the residual keeps at least R/2 degrees of freedom per column (still a function of row i: the test stays exact).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special, stats
+
+__all__ = ["cross_row_tests", "independent_pairs", "magnitude_scores", "regression_f"]
+
+
+def independent_pairs(rows: list[int], block: int, independent: str | None) -> list[tuple[int, int]]:
+    """The pairs (i, j), i < j, of tested ``rows`` that the claim makes independent: every pair for
+    ``"rows"``, pairs in different blocks of ``block`` rows for ``"blocks"``, none for None."""
+    if independent is None:
+        return []
+    if independent not in ("rows", "blocks"):
+        raise ValueError(f"independent must be 'rows', 'blocks' or None, got {independent!r}")
+    pairs = [(i, j) for i in rows for j in rows if i < j]
+    return pairs if independent == "rows" else [(i, j) for i, j in pairs if i // block != j // block]
+
+
+def magnitude_scores(z: np.ndarray) -> np.ndarray:
+    """s(x) = Φ⁻¹(P(|N(0, 1)| ≤ |x|)) elementwise: Φ⁻¹(erf(|x|/√2)) for |x| < 1 (accurate down to the smallest
+    subnormal) and −Φ⁻¹(2·Φ̄(|x|)) from log Φ̄ above (finite for every finite x); s(0) = −∞. If x ~ N(0, 1),
+    s(x) ~ N(0, 1) exactly."""
+    x = np.abs(z)
+    small = special.ndtri(special.erf(np.minimum(x, 1.0) / math.sqrt(2.0)))
+    log_tail = math.log(2.0) + stats.norm.logsf(np.maximum(x, 1.0))  # ≤ log(2·Φ̄(1)) < 0
+    return np.where(x < 1.0, small, -special.ndtri_exp(log_tail))
+
+
+def regression_f(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int], float, float]:
+    """(F, (df₁, df₂), p, explained) of the test above for A [R, p] and B [R, q]: df₁ = rank(A)·q,
+    df₂ = (R − rank A)·q, p = P(F(df₁, df₂) ≥ F), explained = T/(T + S) (the share of B's squares in A's column
+    space; ≈ rank(A)/R under H₀). A keeps its first ⌊R/2⌋ columns. NaN p-value when A or B is not finite,
+    rank(A) = 0 or B = 0."""
+    n = a.shape[0]
+    a = a[:, : max(1, n // 2)]
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or not np.abs(b).max(initial=0.0) > 0:
+        return math.nan, (0, 0), math.nan, math.nan
+    a = np.ldexp(a, -int(np.frexp(np.abs(a).max(initial=0.0))[1]))  # exact: max |a| in [1/2, 1), U unchanged
+    b = np.ldexp(b, -int(np.frexp(np.abs(b).max())[1]))  # exact: max |b| in [1/2, 1), F unchanged
+    u, s, _ = np.linalg.svd(a, full_matrices=False)
+    r = int((s > s.max() * max(a.shape) * np.finfo(np.float64).eps).sum())
+    if r == 0 or r >= n:
+        return math.nan, (0, 0), math.nan, math.nan
+    coef = u[:, :r].T @ b
+    t = float((coef**2).sum())
+    residual = float(((b - u[:, :r] @ coef) ** 2).sum())  # directly, not ‖B‖² − T (no cancellation)
+    q = b.shape[1]
+    df1, df2 = r * q, (n - r) * q
+    f = math.inf if residual == 0 else (t / df1) / (residual / df2)
+    return f, (df1, df2), float(stats.f.sf(f, df1, df2)), t / (t + residual)
+
+
+def cross_row_tests(zs: dict[int, np.ndarray], pairs: list[tuple[int, int]]):
+    """Labels, statistics F, degrees of freedom, p-values and explained shares of the coordinate and magnitude
+    tests for every pair, ``zs[i]`` [R, d] the standardised row i over the R draws."""
+    scores = {i: magnitude_scores(z) for i, z in zs.items()}
+    labels, ts, dfs, ps, shares = [], [], [], [], []
+    for i, j in pairs:
+        for what, src in (("coordinates", zs), ("magnitudes", scores)):
+            t, df, p, share = regression_f(src[i], src[j])
+            labels.append(f"rows {i}, {j} {what}")
+            ts.append(t)
+            dfs.append(df)
+            ps.append(p)
+            shares.append(share)
+    return labels, ts, dfs, ps, shares
