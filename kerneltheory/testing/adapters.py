@@ -226,7 +226,9 @@ def from_module(
     ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
-    redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md). A feature
+    redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md). A draw
+    from a generator in the state of the previous draw's (the replay check of :func:`check_feature_map` reseeds it)
+    must give the same map, and is not compared. A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
     checks use it. After each call a feature function's ``feature_dtype`` names the dtype the module computed in,
     from which the checks set their rounding floor.
@@ -240,6 +242,7 @@ def from_module(
     sides = None if query is None and key is None else (_side(work, query, "query"), _side(work, key, "key"))
     draws = [0]
     probe: list = []  # [input, features of the latest draw on it]: the first input any feature function saw
+    last_state: list = []  # [the generator's state before the latest draw]
 
     def run(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.dtype | None]:
         """(the features in float64, in the checks' layout; the dtype the module returned them in)"""
@@ -262,7 +265,11 @@ def from_module(
         if redraw is None and draws[0] >= 1:
             raise ValueError("redraw=None: every draw would be the same module, and the checks would average one "
                              "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies")
-        before = _float_state(work) if probe else None
+        # a generator in the state of the previous draw's (the replay check reseeds it) must give the same map
+        state = generator.get_state()
+        replay = last_state and torch.equal(state, last_state[0])
+        last_state[:] = [state]
+        before = _float_state(work) if probe and not replay else None
         with global_rng(generator):
             _redraw(work, redraw)
         _check_learned(work, learned)
