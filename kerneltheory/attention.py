@@ -174,6 +174,23 @@ def _allowed(mask, causal, n_q, n_k, rank, device) -> torch.Tensor | None:
     return allowed
 
 
+def _keyless(mask: torch.Tensor | None, causal: bool, rank: int) -> torch.Tensor | None:
+    """The queries with no key to attend to (every key masked; causal: every key j ≤ i masked, as for the first
+    positions of a left-padded batch), broadcasting against denominators ``[B, H.., n_q]`` (the last dimension 1
+    when not causal), or None when every query has a key."""
+    if mask is None:  # causal without a mask: query i sees key i
+        return None
+    empty = mask.cumsum(-1) == 0 if causal else ~mask.any(-1, keepdim=True)
+    if not bool(empty.any()):
+        return None
+    return empty if empty.dim() == 1 else empty.reshape(empty.shape[0], *([1] * (rank - 3)), empty.shape[-1])
+
+
+def _rows(empty: torch.Tensor | None, sl: slice) -> torch.Tensor | None:
+    """The keyless flags of the queries in ``sl`` (the flag itself when it is one per batch entry)."""
+    return None if empty is None else (empty if empty.shape[-1] == 1 else empty[..., sl])
+
+
 def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None, offset: int = 0) -> None:
     """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds (``bad`` may be a
     chunk of the queries starting at ``offset``)."""
@@ -211,8 +228,9 @@ def finite_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) 
 def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | None = None) -> torch.Tensor:
     """out_i = Σ_j softmax_j(scale·q_iᵀk_j) v_j over the kept (and, if causal, earlier) keys; scale = 1/√d.
 
-    ``mask`` is a boolean key mask ``[batch, n_k]`` (True = keep). A query with no kept key raises
-    ValueError (never a silent NaN). ``n_q = 0`` gives an empty ``[..., 0, d_v]`` output; ``n_k = 0`` raises.
+    ``mask`` is a boolean key mask ``[batch, n_k]`` (True = keep). A query with no kept key (every key masked; in
+    causal mode every key up to it, as at the first positions of a left-padded batch) has output 0, as in every
+    attention of this module (never a NaN). ``n_q = 0`` gives an empty ``[..., 0, d_v]`` output; ``n_k = 0`` raises.
 
     The softmax subtracts each row's max score (exact: a constant per row cancels), so finite scores never
     overflow. Scores that overflow the dtype itself (float32 beyond 3.4e38, e.g. norms ~1e20) are recomputed
@@ -224,9 +242,11 @@ def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | N
     allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], scores.dim(), q.device)
     if allowed is not None:
         allowed = allowed.expand(scores.shape)
-        _raise_at(~allowed.any(-1), "no key is kept (mask and causality remove every key)")
-        scores = scores.masked_fill(~allowed, -math.inf)
+        keyless = ~allowed.any(-1, keepdim=True)
+        scores = scores.masked_fill(~(allowed | keyless), -math.inf)  # a keyless row: finite, zeroed below
     out = (torch.softmax(scores, dim=-1) @ v.to(scores.dtype)).to(v.dtype)
+    if allowed is not None:
+        out = out.masked_fill(keyless, 0.0)
     _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j softmax_j·v_j overflows the dtype of v")
     return out
 
@@ -237,8 +257,9 @@ def kernel_attention(
     """The quadratic reference out_i = Σ_j κ(q_i, k_j) v_j / Σ_j κ(q_i, k_j) for any Gram-matrix callable
     ``kernel(x, y) -> [..., n, n']`` (Katharopoulos et al. 2020, eq. (4)).
 
-    Raises ValueError if a denominator is 0 or not finite, or, with ``require_positive=True``, if the kernel
-    gives a negative weight to a kept key.
+    Raises ValueError if a denominator of a query with a kept key is 0 or not finite, or, with
+    ``require_positive=True``, if the kernel gives a negative weight to a kept key. A query with no kept key has
+    output 0 (as in :func:`softmax_attention`).
     """
     _check_qkv(q, k, v, causal)
     mask = _check_mask(mask, k)
@@ -258,6 +279,8 @@ def kernel_attention(
     if require_positive:
         _raise_at((gram < 0).any(-1), "kernel(q, k) returned a negative weight (require_positive=True)")
     den = gram.sum(-1)
+    if allowed is not None:  # no kept key: numerator 0, denominator taken as 1
+        den = torch.where(allowed.expand(gram.shape).any(-1), den, torch.ones((), dtype=den.dtype, device=den.device))
     _raise_at((den == 0) | ~torch.isfinite(den), "the denominator Σ_j κ(q_i, k_j) is 0 or not finite", den)
     out = (gram @ v) / den.unsqueeze(-1)
     _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j κ(q_i, k_j) v_j / Σ_j κ(q_i, k_j) overflows (v too large)")
@@ -584,7 +607,7 @@ def _noncausal_chunked(src: _Chunks, v: torch.Tensor, chunk: int):
         yield sl, fq @ state
 
 
-def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
+def _causal(src: _Chunks, v: torch.Tensor, chunk: int, empty: torch.Tensor | None = None):
     """Chunked prefix sums: the state [S | z] = Σ_{j<start} φ(k_j)[v_j | 1] of earlier chunks plus the
     lower-triangular L×L block of the current one; features computed per chunk, O(L² + L·D + D·d_v) memory.
 
@@ -593,7 +616,9 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
     max with the current M: row i sees keys j ≤ i all with the same Λ, and its own constant (legal). A later
     key of the same chunk can still raise M_f far above every key j ≤ i; if a denominator of the chunk then
     underflows (below tiny/ε) the chunk is halved and redone, down to one position, where Λ comes from keys
-    j ≤ i only and a positive map's denominator is ≥ 1. Yields (the chunk's slice, [numerators | denominator]).
+    j ≤ i only and a positive map's denominator is ≥ 1. Queries with no key (``empty``, :func:`_keyless`) have a
+    zero denominator by construction and are left out of that test. Yields (the chunk's slice, [numerators |
+    denominator]).
     """
     n = v.shape[-2]
     small = torch.finfo(v.dtype).tiny / torch.finfo(v.dtype).eps
@@ -617,6 +642,9 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
             out, state_new, m_new = step(slice(start, start + length), state, m)
             # the smallest |denominator| ≥ small (a NaN fails the comparison): one reduction
             den = out[..., -1].detach()
+            keyless = _rows(empty, slice(start, start + length))
+            if keyless is not None:
+                den = torch.where(keyless, 1.0, den)
             if not src.stable or length == 1 or not den.numel() or bool(den.abs().amin() >= small):
                 break
             length = (length + 1) // 2
@@ -625,14 +653,18 @@ def _causal(src: _Chunks, v: torch.Tensor, chunk: int):
         start += length
 
 
-def _finish(num, den, eps, check_denominator, offset: int = 0):
-    """num / (den + eps) for queries offset, offset + 1, ..., checked when ``check_denominator``."""
+def _finish(num, den, eps, check_denominator, offset: int = 0, keyless: torch.Tensor | None = None):
+    """num / (den + eps) for queries offset, offset + 1, ..., checked when ``check_denominator``; a query with no
+    key to attend to (``keyless``) has output 0."""
     den = den + eps if eps else den
+    if keyless is not None:
+        den = torch.where(keyless, 1.0, den)
+        num = num.masked_fill(keyless.unsqueeze(-1), 0.0)
     if check_denominator and den.numel() and not (all_finite(den) and bool(den.detach().abs().amin() > 0)):
         _raise_at(
             (den == 0) | ~torch.isfinite(den),
-            "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (every key masked, features that "
-            "overflowed without stabilise=True, or a non-positive map's denominator vanishing: MATH.md §5)",
+            "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite (features that overflowed without "
+            "stabilise=True, or a non-positive map's denominator vanishing: MATH.md §5)",
             den,
             offset,
         )
@@ -642,13 +674,13 @@ def _finish(num, den, eps, check_denominator, offset: int = 0):
     return out
 
 
-def _assemble(chunks, n_q: int, v: torch.Tensor, eps, check_denominator) -> torch.Tensor:
+def _assemble(chunks, n_q: int, v: torch.Tensor, eps, check_denominator, empty=None) -> torch.Tensor:
     """Normalise each yielded (slice, [num | den]) chunk and write it into one ``[.., n_q, d_v]`` output (no
     list of chunks and no concatenation: the output is the only n-sized tensor; gradients flow through the
     slice writes)."""
     out = None
     for sl, aug in chunks:
-        part = _finish(aug[..., :-1], aug[..., -1], eps, check_denominator, sl.start)
+        part = _finish(aug[..., :-1], aug[..., -1], eps, check_denominator, sl.start, _rows(empty, sl))
         if out is None:
             out = part.new_empty(*part.shape[:-2], n_q, part.shape[-1])
         out[..., sl, :] = part
@@ -678,7 +710,9 @@ def linear_attention(
     ``(log φ_q, log φ_k) -> (log φ_q', log φ_k')`` applied to the raw logs (for legality checks).
     ``mask``: boolean key mask ``[batch, n_k]``; masked keys' features are 0. ``eps`` ≥ 0 biases the output
     (default 0). ``check_denominator``: raise ValueError naming the query where the denominator is 0 or
-    not finite, or the output is not finite.
+    not finite, or the output is not finite. A query with no key to attend to (every key masked; in causal mode
+    every key up to it, as at the first positions of a left-padded batch) has output 0, as in
+    :func:`softmax_attention` and :func:`kernel_attention`, and is not checked.
 
     Note: a data-dependent map's parameters (OPRF's A*) are statistics of the whole sequence, so in causal
     mode out_i depends on later positions through them (not through the attention weights).
@@ -700,8 +734,9 @@ def linear_attention(
         _, phi_q, phi_k = _features(res, q, k, mask, stabilise)
         given = (phi_q, phi_k)
     src = _Chunks(res, q, k, _feature_mask(mask, k.dim()), stabilise, given)
-    chunks = _causal(src, v, chunk) if causal else _noncausal_chunked(src, v, chunk)
-    return _assemble(chunks, q.shape[-2], v, eps, check_denominator)
+    empty = _keyless(mask, causal, q.dim())
+    chunks = _causal(src, v, chunk, empty) if causal else _noncausal_chunked(src, v, chunk)
+    return _assemble(chunks, q.shape[-2], v, eps, check_denominator, empty)
 
 
 def attention_matrix(
@@ -723,5 +758,8 @@ def attention_matrix(
     if causal:
         a = a.tril()
     den = a.sum(-1)
+    keyless = _keyless(mask, causal, q.dim())
+    if keyless is not None:  # a query with no kept key: a zero row
+        den = torch.where(keyless, 1.0, den)
     _raise_at((den == 0) | ~torch.isfinite(den), "the denominator φ(q_i)ᵀΣ_j φ(k_j) is 0 or not finite", den)
     return a / den.unsqueeze(-1)

@@ -32,10 +32,10 @@ def module_attention(cls, causal=False):
                                  mask_keeps=False)
 
 
-def library_attention(causal=False, check_denominator=False):
-    """The library's linear attention. ``check_denominator=False``: a query with no kept key (before the first kept
-    key of a left-padded causal batch) gives 0/0 = NaN there instead of raising, so the padding[left] row can compare
-    the kept positions (test_left_padded_causal_batch_that_raises_is_refused)."""
+def library_attention(causal=False, check_denominator=True):
+    """The library's linear attention, with its default denominator check: a query with no kept key (before the
+    first kept key of a left-padded causal batch) has output 0, so the padding[left] row compares the kept positions
+    (a function that raises there instead: test_left_padded_causal_batch_that_raises_is_refused)."""
     estimators = {}
 
     def attention(m, g):

@@ -214,3 +214,35 @@ def test_a_users_log_features_are_never_written(causal, kt_generator):
         assert torch.equal(before, after)
     ref = linear_attention(q, k, v, fm, causal=causal, chunk_size=16)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_query_with_no_kept_key_has_output_zero_in_every_attention(causal, kt_generator):
+    """Left padding (causal: the first positions see only masked keys) and a fully masked sequence: those queries
+    have output 0 in linear, kernel and softmax attention alike; every other query is the attention over its kept
+    keys, within the rounding bound of the oracle, whatever the chunk (several chunks hold keyless queries)."""
+    n, pad = 40, 13
+    q, k, v = _inputs(kt_generator, n)
+    q, k, v = (t.expand(3, *t.shape[1:]).clone() for t in (q, k, v))
+    mask = torch.ones(3, n, dtype=torch.bool)
+    mask[0, :pad] = False  # left padding
+    mask[1] = False  # nothing kept
+    fm = E.get("positive/orthogonal", dim=8, num_features=16).draw(kt_generator)
+    keyless = torch.zeros(3, n, dtype=torch.bool)
+    keyless[1] = True
+    if causal:
+        keyless[0, :pad] = True
+    ref = _oracle(fm, q, k, v, causal, mask)
+    soft = kernel_attention(q, k, v, lambda x, y: torch.exp(x @ y.transpose(-1, -2) / 8**0.5), causal, mask)
+    from kerneltheory.attention import attention_matrix, softmax_attention
+
+    sdp = softmax_attention(q, k, v, causal, mask)
+    assert torch.allclose(sdp, soft, rtol=1e-12, atol=1e-12)  # the same weights, exp(q·k/√d) normalised
+    mat = attention_matrix(q, k, fm, causal, mask)
+    for out in (ref, sdp, mat):
+        assert bool((out[keyless[:, None, :].expand(out.shape[:-1])] == 0).all())
+    for chunk in (None, 1, 5, 16, n):
+        out = linear_attention(q, k, v, fm, causal=causal, mask=mask, chunk_size=chunk)
+        assert bool((out[keyless[:, None, :].expand(out.shape[:-1])] == 0).all())
+        assert float((out - ref).abs().max()) <= _bound(fm, q, k, v) * 2.0**-29
+        torch.testing.assert_close(out, mat @ v, rtol=0, atol=_bound(fm, q, k, v) * 2.0**-29)
