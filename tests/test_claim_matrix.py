@@ -173,3 +173,22 @@ def test_a_positivity_counterexample_reads_as_a_value():
     verdicts, _ = verify_estimator("trig/gaussian", seed=0)
     positive = next(v for v in verdicts if v.claim == "positive")
     assert positive.verdict == "refuted" and "feature value " in positive.evidence
+
+
+def test_a_registered_map_not_finite_at_a_sweep_radius_fails_its_claims(kt_seed):
+    """As in check_feature_map: an estimate that is NaN where the kernel is finite (here at ‖x‖ > 0.9, inside the
+    sweep's first radius) fails unbiasedness and the variance claim instead of silently ending the sweep."""
+    import torch
+
+    est = E.get("trig/gaussian", 4, 16)
+    honest = est.sample_estimates
+
+    def nan_beyond(x, y, generator, draws, **kw):
+        out = honest(x, y, generator, draws, **kw)
+        return torch.where((x.norm(dim=-1) > 0.9)[None, :], torch.nan, out)
+
+    est.sample_estimates = nan_beyond
+    verdicts, report = verify_estimator(est, seed=kt_seed)
+    by = {v.claim: v for v in verdicts}
+    assert by["unbiased"].verdict == "FAILED" and by["variance"].verdict == "FAILED", str(report)
+    assert any("norm-sweep pilot" in c.detail for c in report.checks if not c.passed)

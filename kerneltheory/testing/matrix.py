@@ -23,7 +23,7 @@ from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
 from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, Report, run_mean_variance_checks, sweep_radii
+from .verify import BUDGETS, Report, _pilot_failure, run_mean_variance_checks, sweep_radii
 
 MATRIX_DIM = 4
 MATRIX_FEATURES = 16
@@ -57,9 +57,10 @@ def _stress_families(dim: int, gen: torch.Generator) -> list[InputFamily]:
     ]
 
 
-def _families(est: RandomFeatureEstimator, base: int, draws: int) -> list[InputFamily]:
+def _families(est: RandomFeatureEstimator, base: int, draws: int) -> tuple[list[InputFamily], tuple | None]:
     """The moderate and spread-direction families, the cross family as its L² pairs (a registered map has no
-    per-position state, so the pairs carry the same information), and the norm sweep that a pilot allows."""
+    per-position state, so the pairs carry the same information), and the norm sweep that a pilot allows; with
+    :attr:`~kerneltheory.testing.verify.Sweep.nonfinite` (a non-finite pilot estimate where the kernel is finite)."""
     gen = torch.Generator().manual_seed(base)
     fams = moderate_families(est.dim, gen, radius=RADIUS) + direction_families(est.dim, radius=RADIUS)
     cross = cross_family(est.dim, gen, length=4, radius=RADIUS)
@@ -71,9 +72,10 @@ def _families(est: RandomFeatureEstimator, base: int, draws: int) -> list[InputF
             with torch.no_grad():
                 return est.sample_estimates(x.to(est.dtype), y.to(est.dtype), pilot_gen, r).to(torch.float64)
 
-        fams += sweep_radii(pilot, lambda x, y: est.kernel(x.to(est.dtype), y.to(est.dtype)), est.dim,
+        swept = sweep_radii(pilot, lambda x, y: est.kernel(x.to(est.dtype), y.to(est.dtype)), est.dim,
                             torch.Generator().manual_seed(base + 8), draws=draws)
-    return fams
+        return fams + swept, swept.nonfinite
+    return fams, None
 
 
 def _mean_checks(
@@ -210,7 +212,7 @@ def verify_estimator(
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
     cfg = BUDGETS[budget]
     base = seed_for(est.name, seed)
-    fam = _families(est, base, cfg["draws"])
+    fam, nonfinite = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"
     stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
     want_var = est.claims.variance
@@ -267,6 +269,10 @@ def verify_estimator(
             means[i] = row
         for i, row in zip(redo_var, new_vars, strict=True):
             variances[i] = row
+    if nonfinite is not None:  # a certain failure of the sweep's pilot, as in check_feature_map (verify item 13)
+        means.append(_pilot_failure(nonfinite, "unbiased", alpha=a, seed=base + 4))
+        if checked_var:
+            variances.append(_pilot_failure(nonfinite, "variance", alpha=a, seed=base + 4))
     if uncalibrated:
         variances = [
             CheckResult.refusal(uncalibrated, name=f"variance[{f.name}]", claim="variance", alpha=a, sample_size=0,
