@@ -107,11 +107,12 @@ def test_batched_sampler_is_called_once_per_block():
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False)
     assert report.passed, str(report)
     used = max(c.sample_size for c in report.checks)  # the budget, or the look where every check accepted
-    assert set(calls) == {256} and len(calls) == used // 256 and used in (1024, 2048, 4096)
+    assert calls[:2] == [1, 1]  # the replay check: two identically seeded single draws
+    assert set(calls[2:]) == {256} and len(calls[2:]) == used // 256 and used in (1024, 2048, 4096)
     calls.clear()
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, batched=False,
                                budget="quick")
-    assert set(calls) == {None} and len(calls) == max(c.sample_size for c in report.checks)
+    assert set(calls) == {None} and len(calls) == 2 + max(c.sample_size for c in report.checks)  # 2: the replay
 
 
 def _stabilised(g, m=64):
