@@ -306,3 +306,24 @@ def test_kernel_combinators():
         kernels.shifted(kernels.softmax, math.inf)
     with pytest.raises(ValueError, match="s must be >"):
         kernels.input_scaled(kernels.softmax, 0.0)
+
+
+def test_a_law_with_few_outcomes_may_repeat_a_draw_through_from_module(kt_seed):
+    """A Rademacher projection with 2^8 equally likely draws repeats the previous draw by chance (about 16 times in
+    4096 draws): only a redraw that leaves the map unchanged from the first redraw on is refused."""
+    d, big_d = 2, 4
+
+    class Rademacher(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("S", torch.ones(big_d, d, dtype=torch.float64))
+
+        def redraw(self):
+            self.S = (torch.randint(0, 2, (big_d, d)) * 2 - 1).to(torch.float64)
+
+        def forward(self, x):
+            return x @ self.S.T / math.sqrt(big_d)
+
+    report = check_feature_map(from_module(Rademacher(), redraw="redraw"), lambda x, y: x @ y.T, dim=d,
+                               claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)

@@ -100,6 +100,26 @@ def test_two_runs_of_one_draw_may_differ_by_rounding_only(kt_seed):
         _check_replayable(jittered(1e-6), probe, None, None, kt_seed)
 
 
+def test_a_float32_map_replays_within_float32_rounding(kt_seed):
+    """Features returned in float32 whose sums are reassociated from call to call (as GPU reductions may be) replay
+    within float32's rounding of the terms: not refused; a float64 tolerance would refuse them."""
+    probe = moderate_families(D, torch.Generator().manual_seed(kt_seed))[0]
+    orders = iter([list(range(D)), list(reversed(range(D))), [3, 1, 7, 0, 5, 2, 6, 4]] * 4)  # runs differ
+
+    def sample(g):
+        w = torch.randn(M, D, generator=g, dtype=torch.float64).float()
+
+        def phi(x):
+            proj = torch.zeros(x.shape[0], M, dtype=torch.float32)
+            for i in next(orders):  # the projection summed in a different order on each call
+                proj = proj + x[:, i : i + 1].float() * w[:, i]
+            return torch.exp(proj - (x.float() ** 2).sum(-1, keepdim=True) / 2) / math.sqrt(M)
+
+        return phi
+
+    _check_replayable(sample, probe, None, None, kt_seed)
+
+
 def test_bad_arguments_name_themselves():
     def attempt(**kw):
         return check_feature_map(**(dict(sample=prf, kernel=kernels.softmax, dim=D, claims={"unbiased"}) | kw))

@@ -243,6 +243,7 @@ def from_module(
     draws = [0]
     probe: list = []  # [input, features of the latest draw on it]: the first input any feature function saw
     last_state: list = []  # [the generator's state before the latest draw]
+    unchanged = [0]  # consecutive redraws that left the map unchanged; -1 once one changed it (checks end)
 
     def run(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.dtype | None]:
         """(the features in float64, in the checks' layout; the dtype the module returned them in)"""
@@ -269,14 +270,14 @@ def from_module(
         state = generator.get_state()
         replay = last_state and torch.equal(state, last_state[0])
         last_state[:] = [state]
-        before = _float_state(work) if probe and not replay else None
+        before = _float_state(work) if probe and not replay and unchanged[0] >= 0 else None
         with global_rng(generator):
             _redraw(work, redraw)
         _check_learned(work, learned)
         draws[0] += 1
         if probe and before is not None:
             now, _ = run(work if sides is None else sides[0], probe[0])
-            _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0])
+            _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0], unchanged)
         if sides is None:
             return wrap(work, draws[0])
         return wrap(sides[0], draws[0]), wrap(sides[1], draws[0])
@@ -300,19 +301,28 @@ def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, redraw, n_draw: int) -> None:
-    """Raise ``ValueError`` when a redraw left the map unchanged: no floating-point state of the module changed
+#: Consecutive redraws, from the first, that must leave the map unchanged before :func:`from_module` refuses it.
+UNCHANGED_REDRAWS = 3
+
+
+def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, redraw, n_draw: int,
+                   unchanged: list) -> None:
+    """Raise ``ValueError`` when the first :data:`UNCHANGED_REDRAWS` redraws all left the map unchanged (a law with
+    few outcomes repeats a draw by chance; a redraw that does nothing repeats it every time, from the first): no
+    floating-point state of the module changed
     (``before``/``after``, :func:`_float_state`) and its features ``now`` on the probe (the first input a feature
     function of this sampler saw) equal the previous draw's, ``probe[1]`` (NaN equals only NaN). Averaging one fixed
     map over draws tests nothing, and reads as a biased map. Both must agree: a redraw that changes the state keeps
     its draw (the probe may be an input, e.g. 0, whose features do not depend on the frequencies), and so does one
     that changes only what the state does not hold (a Python list, a closure) when the probe's features change.
-    ``probe[1]`` becomes ``now``."""
+    ``probe[1]`` becomes ``now``; ``unchanged[0]`` counts the unchanged redraws, and becomes -1 (no more checks)
+    at the first that changed the map."""
     same_state = after.keys() == before.keys() and all(_same_values(after[k], before[k]) for k in before)
-    if same_state and _same_values(now, probe[1]):
+    unchanged[0] = unchanged[0] + 1 if same_state and _same_values(now, probe[1]) else -1
+    if unchanged[0] >= UNCHANGED_REDRAWS:
         raise ValueError(
-            f"redraw={redraw!r} left the map unchanged: after it, draw {n_draw} has the module state and the features "
-            f"on a probe of {tuple(probe[0].shape)} inputs of the draw before, so every draw would be one fixed map. "
+            f"redraw={redraw!r} left the map unchanged: draws 1 to {n_draw} have one module state and the same "
+            f"features on a probe of {tuple(probe[0].shape)} inputs, so every draw would be one fixed map. "
             "The module runs in eval mode: a redraw that acts only in training mode (gated on self.training) or only "
             "every N calls does nothing here; pass a redraw that always draws new frequencies")
     probe[1] = now

@@ -370,7 +370,8 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
     """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
     ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
     the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
-    which bounds the terms an estimate is summed from), the bound that
+    which bounds the terms an estimate is summed from, in the precision of the dtype the features were returned
+    in), the bound that
     :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
     draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError."""
     from .attention_audit import _difference  # attention_audit imports this module
@@ -385,7 +386,7 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
     if _same_values(qa, qb) and _same_values(ka, kb):
         return
     gap = _difference(a, b)
-    floor = 2 * (pair_rounding_floor(sa) + pair_rounding_floor(sb))
+    floor = 2 * (pair_rounding_floor(sa, feature_eps=ev.eps) + pair_rounding_floor(sb, feature_eps=ev.eps))
     if a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)) and \
             bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all()):
         return
