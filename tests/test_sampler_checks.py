@@ -569,3 +569,26 @@ def test_independence_false_failure_rate_in_the_tail(kt_seed):
                                                                   alpha=0.05))
                 for s in range(kt_seed, kt_seed + 300))
     assert stats.binomtest(fails, 300, 0.05, alternative="greater").pvalue > 1e-3, fails
+
+
+def test_a_sampler_reusing_a_later_block_fails_blocks_independent(kt_seed):
+    """Block 3 a copy of block 2 (m = 4d; every row N(0, I), rows within each block orthogonal): the first row of
+    every block is among the rows tested for independence, so the reuse of any block is seen, not only the first's."""
+    d = 8
+
+    def orf_block(g):
+        q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+        norms = torch.linalg.vector_norm(torch.randn(d, d, generator=g, dtype=torch.float64), dim=1)
+        return q * torch.sign(torch.diagonal(r)) * norms[:, None]
+
+    def reused(g):
+        b0, b1, b2 = orf_block(g), orf_block(g), orf_block(g)
+        return torch.cat([b0, b1, b2, b2])
+
+    def correct(g):
+        return torch.cat([orf_block(g) for _ in range(4)])
+
+    checked = callable_sampler_checks(reused, claims="orthogonal", draws=4096, seed=kt_seed)
+    rows = {r.name.split(": ", 1)[1]: r for r in checked}
+    assert not rows["blocks independent"].passed and "rows 16, 24" in rows["blocks independent"].detail
+    assert all(r.passed for r in callable_sampler_checks(correct, claims="orthogonal", draws=4096, seed=kt_seed))

@@ -323,7 +323,12 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     if any(i >= m for i in ks_rows):
         raise ValueError(f"rows must lie in [0, {m - 1}] (num_features = {m}), got {ks_rows}")
     sign_rows = list(range(min(m, c.block)))
-    kept = sorted(set(ks_rows) | set(sign_rows))
+    # independence across blocks: besides the tested rows, the first row of every block (a sampler that reuses
+    # any one block, not only the first, then has a pair of equal rows among the tested ones)
+    cross_rows = ks_rows
+    if rows is None and c.gaussian_rows and c.independent == "blocks":
+        cross_rows = sorted(set(ks_rows) | set(range(0, m, c.block)))
+    kept = sorted(set(ks_rows) | set(sign_rows) | set(cross_rows))
     where = {i: j for j, i in enumerate(kept)}
 
     plan = []  # (name, kind) in report order
@@ -336,7 +341,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         plan.append((f"{label}: norms ~ χ_d", "norms"))
         if extended:
             plan.append((f"{label}: norms independent of directions", "independence"))
-    pairs = independent_pairs(ks_rows, c.block, c.independent) if c.gaussian_rows else []
+    pairs = independent_pairs(cross_rows, c.block, c.independent) if c.gaussian_rows else []
     if pairs:
         plan.append((f"{label}: {c.independent} independent", "cross"))
     if c.symmetric:
@@ -407,7 +412,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         elif kind == "independence":
             out.append(_independence(nm, {i: zs[:, where[i]] for i in ks_rows}, a, seed))
         elif kind == "cross":
-            out.append(_cross_rows(nm, {i: zs[:, where[i]] for i in ks_rows}, pairs, a, seed))
+            out.append(_cross_rows(nm, {i: zs[:, where[i]] for i in cross_rows}, pairs, a, seed))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
