@@ -327,3 +327,20 @@ def test_a_law_with_few_outcomes_may_repeat_a_draw_through_from_module(kt_seed):
     report = check_feature_map(from_module(Rademacher(), redraw="redraw"), lambda x, y: x @ y.T, dim=d,
                                claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
     assert report.passed, str(report)
+
+
+def test_proportionality_draws_a_batched_sampler_as_the_other_claims_do(kt_seed):
+    """A sampler whose batch argument is required, check_feature_map's batched form: the proportional rows draw it
+    the same way (sample(generator) alone raised a TypeError); features ×3 give c = 9: proportional, not unbiased."""
+    d, big_d = 4, 64
+
+    def sample(g, batch):
+        w = torch.randn(batch, big_d, d, generator=g, dtype=torch.float64)
+        return lambda x: 3 * torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x**2).sum(-1)[None, :, None] / 2) / 8.0
+
+    report = check_feature_map(sample, kernels.softmax, dim=d, claims={"proportional", "unbiased"}, sweep=False,
+                               alpha=ALPHA, seed=kt_seed)
+    by_claim = {c.claim: [] for c in report.checks}
+    for c in report.checks:
+        by_claim[c.claim].append(c.passed)
+    assert all(by_claim["proportional"]) and not all(by_claim["unbiased"]), str(report)

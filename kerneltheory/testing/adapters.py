@@ -466,14 +466,11 @@ def bind_statistics(
 
 
 def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int) -> torch.Tensor:
-    from .verify import _features, _split_sides
+    """``[draws, P]`` estimates at the pairs (x_p, y_p), drawn as :func:`~kerneltheory.testing.check_feature_map`
+    draws them: one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw."""
+    from .verify import _Evaluator
 
-    rows = []
-    with torch.no_grad():
-        for _ in range(draws):
-            q, k = _split_sides(sample(generator))
-            rows.append((_features(q, x, "query_fn") * _features(k, y, "key_fn")).sum(-1))
-    return torch.stack(rows)
+    return _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)(generator, draws)
 
 
 def proportional_check(
