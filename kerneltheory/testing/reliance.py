@@ -23,15 +23,23 @@ import torch
 from .checks import CheckResult
 
 
-def variance_backing(groups: dict[str, dict]) -> dict[str, dict[int, str]]:
+def variance_backing(groups: dict[str, dict]) -> dict[str, dict[int, str | None]]:
     """Where a claimed variance may serve a mean test: for each mean group of
     :func:`~kerneltheory.testing.verify.run_mean_variance_checks`, the families at which a variance group of the
     same run tests that same variance (``{mean claim: {family: variance claim}}``). Elsewhere the mean test must
-    not use it: nothing in the run would catch an inflated claim, which makes the mean test lenient."""
-    out: dict[str, dict[int, str]] = {}
+    not use it: nothing in the run would catch an inflated claim, which makes the mean test lenient.
+
+    A mean group with ``"variance_known": True`` declares its variance a proven fact rather than a claim (the
+    engine's own meta-tests of the exact-variance path, on draws of a known law): it serves every family of the
+    group, unsettled (``{family: None}``). Neither :func:`~kerneltheory.testing.check_feature_map` nor the claim
+    matrix sets it: there every variance is a claim."""
+    out: dict[str, dict[int, str | None]] = {}
     for claim, g in groups.items():
         var = g.get("variance")
         if g["kind"] != "mean" or var is None:
+            continue
+        if g.get("variance_known") is True:
+            out[claim] = dict.fromkeys(g["families"])
             continue
         out[claim] = {}
         for vclaim, h in groups.items():
@@ -84,7 +92,7 @@ def settle_on_variance(row: CheckResult, variance_row: CheckResult | None, *, dr
 
 
 def settle_claimed_variances(rows: dict[str, list[CheckResult]], groups: dict[str, dict],
-                             backing: dict[str, dict[int, str]], *, draws: int) -> None:
+                             backing: dict[str, dict[int, str | None]], *, draws: int) -> None:
     """Apply :func:`settle_on_variance` in place to the mean rows of a run (``rows`` per claim in the order of
     ``groups[claim]["families"]``, ``backing`` from :func:`variance_backing`). A "stopped" row of a claim whose
     failures all turned into refusals says so: the draws stopped on a rejection that no longer stands."""
