@@ -434,6 +434,7 @@ def mean_check(
     claim: str = "unbiased",
     labels: list[str] | None = None,
     futility=None,
+    carry_without_variance: bool = True,
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
@@ -456,12 +457,13 @@ def mean_check(
     A claimed ``variance`` is part of the hypothesis tested (E = target *and* Var = variance): an inflated one makes
     the test lenient. The row therefore carries in ``without_variance`` the same test without it (studentised under
     H₀); :func:`~kerneltheory.testing.reliance.settle_on_variance` decides by that one unless the variance claim
-    is confirmed in the same run.
+    is confirmed in the same run. ``carry_without_variance=False`` skips it, for a variance that is a proven fact
+    (``variance_known`` in :func:`~kerneltheory.testing.verify.run_mean_variance_checks`), where nothing settles.
     """
     args = dict(alpha=alpha, name=name, seed=seed, bound=bound, samples=samples, target_stderr=target_stderr,
                 atol=atol, claim=claim, labels=labels, futility=futility)
     row = _mean_test(m, target, variance, args)
-    if variance is not None:
+    if variance is not None and carry_without_variance:
         row.without_variance = _mean_test(m, target, None, args)
     return row
 

@@ -541,7 +541,8 @@ def run_mean_variance_checks(
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
                                          samples=smp, atol=atol,
                                          target_stderr=pick("target_stderr"), labels=labels,
-                                         claim=g.get("claim", claim), futility=fut)
+                                         claim=g.get("claim", claim), futility=fut,
+                                         carry_without_variance=g.get("variance_known") is not True)
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut,
