@@ -219,3 +219,39 @@ def test_bind_kernel_and_variance_get_copies_of_the_points(kt_seed):
     r = check_feature_map(prf, kernels.softmax, dim=D, claims={"unbiased"}, variance=variance_inplace,
                           seed=kt_seed, sweep=False)
     assert r.passed, str(r)
+
+
+def _paired_rff(dtype, d=4, big_d=64):
+    def sample(g, batch):
+        w = torch.randn(batch, big_d, d, generator=g, dtype=torch.float64).to(dtype)
+
+        def phi(x):
+            a = torch.einsum("nd,rmd->rnm", x.to(dtype), w)
+            return torch.cat([torch.cos(a), torch.sin(a)], -1) / math.sqrt(big_d)
+
+        return phi
+
+    return sample
+
+
+def _rff_variance(scale=1.0, big_d=64):
+    """Var[(1/D) Σ cos(ω·(x − y))] = expm1(−‖x − y‖²)²/(2D) for ω ~ N(0, I), times ``scale``."""
+    return lambda x, y: scale * torch.special.expm1(-torch.cdist(x, y) ** 2) ** 2 / (2 * big_d)
+
+
+def test_a_variance_below_float32_rounding_is_compared_within_it(kt_seed):
+    """y = x + δ with ‖δ‖ = 10⁻⁴: the exact per-draw variance (~10⁻¹⁸) is below float32's rounding of the estimates
+    (~10⁻¹⁶), so the variance measured is that of the rounding; the check tests the distance to [(σ − f)₊², (σ + f)²]
+    and passes the correct float32 map, while a variance claimed at half its value still fails at the other pairs."""
+    d = 4
+    g = torch.Generator().manual_seed(kt_seed)
+    x = torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1) * 0.4
+    delta = torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1) * 1e-4
+    for dtype in (torch.float64, torch.float32):
+        good = check_feature_map(_paired_rff(dtype), kernels.gaussian, dim=d, claims={"unbiased", "variance"},
+                                 variance=_rff_variance(), inputs=[(x, x + delta)], sweep=False, alpha=1e-6,
+                                 seed=kt_seed)
+        assert good.passed, str(good)
+    half = check_feature_map(_paired_rff(torch.float32), kernels.gaussian, dim=d, claims={"variance"},
+                             variance=_rff_variance(0.5), sweep=False, alpha=1e-6, seed=kt_seed)
+    assert half.status == "FAILED", str(half)

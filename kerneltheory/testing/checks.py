@@ -671,7 +671,7 @@ def variance_check(
                 f"span {float(spread[idx]):.3g}",
             )
         keep = ~zero
-        x, claimed, m = x[:, keep], claimed[keep], m.select(keep)
+        x, claimed, m, atol = x[:, keep], claimed[keep], m.select(keep), atol[keep]
         labels = None if labels is None else [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
         bound = None if bound is None else bound.to(torch.float64).cpu()[keep]
     s2 = m.variance
@@ -683,7 +683,11 @@ def variance_check(
     # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
     ok = ok & (p_value_floor(_skewness(my), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
                <= alpha)
-    diff = my.mean - claimed
+    # each estimate carries a rounding error |e| ≤ atol, so the variance of what is measured lies within
+    # [(σ − atol)₊², (σ + atol)²] under H₀ (Minkowski); the distance to that interval is tested (proof item 9)
+    sd = claimed.sqrt()
+    lo, hi = (sd - atol).clamp_min(0.0) ** 2, (sd + atol) ** 2
+    diff = my.mean - torch.minimum(torch.maximum(my.mean, lo), hi)
     se = torch.hypot(my.population_variance.sqrt(), diff) / math.sqrt(n)  # studentised under H₀, without overflow
     if not bool(torch.isfinite(se).all()):
         return _unrepresentable(se, "standard error of s²", base, labels)
@@ -696,7 +700,9 @@ def variance_check(
         if bool((x.abs() > b * (1 + 1e-9)).any()):
             return CheckResult(statistic=math.inf, p_value=0.0, method="bounded", passed=False,
                                detail="an estimate lies outside its declared bound", **base)
-        t = (s2.sqrt() - claimed.sqrt()).abs() / (2 * torch.where(b > 0, b, torch.ones_like(b)))
+        s = s2.sqrt()
+        t = (s - torch.minimum(torch.maximum(s, sd - atol), sd + atol)).abs() / (2 * torch.where(b > 0, b,
+                                                                                                   torch.ones_like(b)))
         p_exact = (2 * torch.exp(-(t**2) * (n - 1) / 2)).clamp(max=1.0)
         p = torch.where(ok, (2 * torch.minimum(p_clt, p_exact)).clamp(max=1.0), p_exact)
         tested[:] = True
