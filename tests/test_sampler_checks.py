@@ -592,3 +592,27 @@ def test_a_sampler_reusing_a_later_block_fails_blocks_independent(kt_seed):
     rows = {r.name.split(": ", 1)[1]: r for r in checked}
     assert not rows["blocks independent"].passed and "rows 16, 24" in rows["blocks independent"].detail
     assert all(r.passed for r in callable_sampler_checks(correct, claims="orthogonal", draws=4096, seed=kt_seed))
+
+
+def test_a_sampler_replays_within_its_rounding(kt_seed):
+    """Rows computed by a float32 sum whose order changes between calls (as on a GPU) replay within rounding: not
+    refused; a sampler that draws from the global generator still is."""
+    d, m = 6, 6
+    orders = iter([list(range(d)), list(reversed(range(d))), [2, 0, 5, 1, 4, 3]] * 40)
+
+    def reassociated(g):
+        a = torch.randn(m, d, generator=g, dtype=torch.float64).float()
+        mix = torch.randn(d, d, generator=g, dtype=torch.float64).float() / math.sqrt(d)
+        out = torch.zeros(m, d, dtype=torch.float32)
+        for i in next(orders):  # a @ mix, summed in a varying order
+            out = out + a[:, i : i + 1] * mix[i]
+        return out
+
+    first = reassociated(torch.Generator().manual_seed(kt_seed))
+    again = reassociated(torch.Generator().manual_seed(kt_seed))  # another order: equal up to float32 rounding
+    from kerneltheory.testing.samplers import _replays
+
+    assert _replays(first, again)
+    assert not _replays(first, first + 1e-3 * first.abs().max())
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(lambda g: torch.randn(m, d), draws=256, claims="gaussian", seed=kt_seed)
