@@ -82,9 +82,14 @@ def test_property_checks_reject_planted_defects(make, claim, kt_seed):
     assert report.failures[0].claim == claim and report.failures[0].detail.startswith("e.g.")
 
 
+@pytest.mark.slow
 def test_variance_claim_and_user_inputs(kt_seed, kt_generator):
-    """A correct closed-form variance passes (positive features, batched draws); a variance claimed for half
-    the features fails."""
+    """A correct closed-form variance passes (positive features, batched draws, the thorough budget); a variance
+    claimed for half the features fails. Slow tier (5 s): the default suite covers each part faster, a correct variance
+    through check_feature_map in tests/test_variance_reliance.py::test_a_correct_variance_still_serves_the_mean_test,
+    user inputs with a claimed variance in tests/test_checks_scale_precision.py::
+    test_a_variance_below_float32_rounding_is_compared_within_it, planted wrong variances of positive features in
+    test_variance_check_rejects_planted_defects."""
     # ‖x‖ ≈ 0.35: ‖x + y‖² ≈ 0.5, where the fourth moment is moderate (MATH.md §4)
     extra = [(torch.randn(3, D, generator=kt_generator, dtype=torch.float64) / 8,) * 2]
     # the thorough budget: at 4096 draws the sample skewness of (x − x̄)² at some pairs is too large for the
