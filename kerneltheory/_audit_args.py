@@ -39,21 +39,41 @@ def _signature(obj) -> str:
         return type(obj).__name__
 
 
+#: Parameter names read as a generator: a FACTORY callable both with and without arguments is taken as the audited
+#: function when its generator's position holds one of them, else as a zero-argument factory.
+GENERATOR_NAMES = ("generator", "gen", "g", "rng", "random_state", "seed")
+
+
+def _generator_at(obj, n: int) -> bool:
+    """Whether the ``n``-th positional parameter of ``obj`` (the generator's place in the audited form) is named like
+    a generator."""
+    try:
+        params = [p for p in inspect.signature(obj).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= n and params[n - 1].name.lower() in GENERATOR_NAMES
+
+
 def as_factory(obj, n: int, form: str):
     """FACTORY as the callable the audit calls with ``n`` positional arguments (``form``, e.g. "sample(generator)"):
     ``obj`` itself when it accepts them (defaults included: ``sample(generator=None)`` is sample(generator)), else,
     when it takes no argument at all, what one call ``obj()`` returns (a zero-argument factory); anything else is
-    a ValueError naming the expected signatures."""
+    a ValueError naming the expected signatures. A FACTORY that accepts both (every parameter has a default) is the
+    audited function when its generator's parameter has a generator's name (:data:`GENERATOR_NAMES`), else a
+    zero-argument factory (``def make(dim=4): return sample``)."""
     expected = f"expected {form}, or a zero-argument factory returning it"
     if not callable(obj):
         raise ValueError(f"FACTORY must be callable ({expected}), got {type(obj).__name__}")
-    if _fits(obj, n):
+    if _fits(obj, n) and (not _fits(obj, 0) or _generator_at(obj, n)):
         return obj
     if not _fits(obj, 0):
         raise ValueError(f"FACTORY {_signature(obj)} cannot be called as {form}: {expected} (code that draws from "
                          "the global generators takes --global-rng)")
     made = obj()
     if not _fits(made, n):
+        if _fits(obj, n):  # callable both ways, and what it returns is no audited function: FACTORY is one
+            return obj
         raise ValueError(f"FACTORY {_signature(obj)} takes no argument, so it was called once as a factory, but it "
                          f"returned {_signature(made) if callable(made) else type(made).__name__}: {expected} (a "
                          "function that draws from the global generators takes --global-rng)")

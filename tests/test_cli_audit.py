@@ -42,6 +42,9 @@ USER = textwrap.dedent('''
 
     def two_inputs(x, y):
         return x
+
+    def make(dim=8):  # a factory whose parameters all have defaults: callable as make() and as make(generator)
+        return sample
 ''')
 
 
@@ -63,6 +66,28 @@ def test_optional_generator_is_sample_generator(user, capsys):
     assert main(["audit", user("frequencies"), "--sampler", "gaussian", "--draws", "256"]) == 0
     assert main(["audit", user("attention"), "--attention", "--dim", "8", "--checks", "padding", "finite"]) == 0
     capsys.readouterr()
+
+
+def test_a_factory_with_optional_parameters_is_a_factory(user, capsys):
+    """``def make(dim=8): return sample`` accepts one argument too; its parameter is not named like a generator, so it
+    is a zero-argument factory (it was taken as sample(generator), and its sampler then called on the points)."""
+    from kerneltheory._audit_args import as_factory
+
+    assert main(["audit", user("make"), "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 0
+    capsys.readouterr()
+
+    def sample(generator=None):
+        return generator
+
+    def make(dim=8):
+        return sample
+
+    def odd(dim=8):  # callable both ways, and what it returns is no sampler: taken as the sampler itself
+        return 3
+
+    assert as_factory(sample, 1, "sample(generator)") is sample
+    assert as_factory(make, 1, "sample(generator)") is sample
+    assert as_factory(odd, 1, "sample(generator)") is odd
 
 
 def test_global_rng_attention_is_attention_of_m(user, capsys):
