@@ -68,6 +68,19 @@ def check_generator(generator, name: str = "generator") -> torch.Generator:
     return generator
 
 
+def check_generator_device(generator: torch.Generator, device, what: str, *, allowed: bool) -> None:
+    """A generator off the CPU is accepted only where ``allowed`` (``what`` draws through its generator's device)
+    and only on ``what``'s own device type (``device``; None is the CPU); ``ValueError`` naming both otherwise."""
+    if generator.device.type == "cpu":
+        return
+    if not allowed:
+        raise ValueError(f"{what} draws from a CPU generator only, got a generator on {generator.device}")
+    home = torch.device(device if device is not None else "cpu")
+    if generator.device.type != home.type:
+        raise ValueError(f"generator is on {generator.device} but {what} on {home}: a generator off the CPU must be "
+                         "on the device of what it draws")
+
+
 def check_points(x, name: str, *, dim: int | None = None, min_rank: int = 2) -> torch.Tensor:
     """Check a ``[..., n, d]`` floating tensor of finite points whose last dimension is ``dim``."""
     if not isinstance(x, torch.Tensor):

@@ -836,7 +836,7 @@ def test_cuda_generators_draw_on_the_device_or_are_refused(name, seed):
     w = law.sample(12, g.manual_seed(seed), batch=2)
     assert w.device.type == "cuda" and w.shape == (2, 12, 5) and bool(torch.isfinite(w).all())
     assert torch.equal(w, law.sample(12, g.manual_seed(seed), batch=2))
-    with pytest.raises(ValueError, match="law's device"):
+    with pytest.raises(ValueError, match="must be on the device"):
         make_law(name, 5, seed).sample(12, g.manual_seed(seed))
 
 

@@ -21,7 +21,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._validation import all_finite, check_generator, check_int, check_points, representable
+from .._validation import (
+    all_finite,
+    check_generator,
+    check_generator_device,
+    check_int,
+    check_points,
+    representable,
+)
 from ..spectral.base import ClosedFormUnavailable, SpectralLaw
 
 Side = str  # "query" or "key"
@@ -250,15 +257,9 @@ def draw_feature_map(
     """Draw W from ``law`` (and the component's extra randomness) and wrap it as a :class:`FeatureMap`."""
     m = check_int(num_features, "num_features", minimum=1)
     check_generator(generator)
-    if generator.device.type != "cpu":
-        extra_random = type(component).draw_extra is not Component.draw_extra
-        if extra_random and not component.device_generator:
-            raise ValueError(
-                f"the {component.name} component draws its extra randomness from a CPU generator only, "
-                f"got a generator on {generator.device}"
-            )
-        if generator.device.type != torch.device(device if device is not None else "cpu").type:
-            raise ValueError(f"generator is on {generator.device} but the feature map on {device or 'cpu'}")
+    extra_random = type(component).draw_extra is not Component.draw_extra
+    check_generator_device(generator, device, f"the {component.name} component",
+                           allowed=component.device_generator or not extra_random)
     w = None if law is None else law.sample(m, generator, batch=batch)
     extra = component.draw_extra(m, generator, batch, dtype, device)
     return FeatureMap(component, w, extra, dim=dim, num_features=m)

@@ -20,7 +20,14 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .._validation import check_device, check_dtype, check_generator, check_int, check_points
+from .._validation import (
+    check_device,
+    check_dtype,
+    check_generator,
+    check_generator_device,
+    check_int,
+    check_points,
+)
 
 RowMarginal = Literal["exact", "asymptotic", "no"]
 
@@ -82,16 +89,7 @@ class SpectralLaw(nn.Module):
         """
         m = check_int(num_features, "num_features", minimum=1)
         check_generator(generator)
-        if generator.device.type != "cpu":
-            if not self.device_generator:
-                raise ValueError(
-                    f"the {self.name} law draws from a CPU generator only, got a generator on {generator.device}"
-                )
-            if generator.device.type != self.device.type:
-                raise ValueError(
-                    f"generator is on {generator.device} but the {self.name} law on {self.device}: a generator "
-                    "off the CPU must be on the law's device"
-                )
+        check_generator_device(generator, self.device, f"the {self.name} law", allowed=self.device_generator)
         r = 1 if batch is None else check_int(batch, "batch", minimum=1)
         w = self._sample(m, generator, r)
         if w.shape != (r, m, self.dim):
