@@ -119,4 +119,10 @@ def check_options(args) -> str:
         value = getattr(args, option[2:].replace("-", "_"))
         if only != kind and value is not None and value is not False:
             raise ValueError(f"{option} applies to {KIND[only]} only; {KIND[kind]} would ignore it")
+    if kind == "sampler":  # the map's and the attention's options: a sampler audit has no kernel and no inputs
+        for option, given in (("--dim", args.dim is not None), ("--kernel", args.kernel is not None),
+                              ("--sigma", args.sigma != 1.0)):
+            if given:
+                raise ValueError(f"{option} applies to a feature-map or --attention audit only; --sampler would "
+                                 "ignore it")
     return kind

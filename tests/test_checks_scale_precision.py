@@ -139,7 +139,7 @@ class Favor(nn.Module):
     def __init__(self, d, m, bias=1.0):
         super().__init__()
         self.d, self.m, self.bias = d, m, bias
-        self.register_buffer("proj", torch.randn(m, d))
+        self.register_buffer("proj", torch.randn(m, d, generator=torch.Generator().manual_seed(0)))  # redrawn
 
     def redraw(self):
         self.proj.copy_(torch.randn(self.m, self.d))

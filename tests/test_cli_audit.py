@@ -128,6 +128,14 @@ def test_options_that_would_be_ignored_are_refused(user, capsys, extra, option):
     assert err.startswith(f"kerneltheory audit: error: {option} applies to ") and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("extra, option", [(["--dim", "3"], "--dim"), (["--kernel", "bogus:x"], "--kernel"),
+                                           (["--sigma", "2"], "--sigma")])
+def test_a_sampler_audit_refuses_the_options_of_a_map(user, capsys, extra, option):
+    """A sampler audit has no kernel and no inputs: --dim, --kernel and --sigma would be ignored; they are refused."""
+    assert main(["audit", user("frequencies"), "--sampler", "gaussian", *extra]) == 2
+    assert f"{option} applies to a feature-map or --attention audit only" in capsys.readouterr().err
+
+
 def test_sampler_and_attention_together_are_refused(user, capsys):
     assert main(["audit", user("frequencies"), "--sampler", "gaussian", "--attention", "--dim", "8"]) == 2
     assert "--sampler and --attention" in capsys.readouterr().err

@@ -571,6 +571,7 @@ def test_independence_false_failure_rate_in_the_tail(kt_seed):
     assert stats.binomtest(fails, 300, 0.05, alternative="greater").pvalue > 1e-3, fails
 
 
+@pytest.mark.statistical
 def test_a_sampler_reusing_a_later_block_fails_blocks_independent(kt_seed):
     """Block 3 a copy of block 2 (m = 4d; every row N(0, I), rows within each block orthogonal): the first row of
     every block is among the rows tested for independence, so the reuse of any block is seen, not only the first's."""

@@ -82,7 +82,7 @@ from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .seeds import seed_for
-from .verify import Report, _same_values
+from .verify import Report, _difference, _one_number, _same_values
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
@@ -152,19 +152,8 @@ def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None) -> bool:
     evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in the runs."""
     if _same_values(a, b):
         return True
-    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
-        return False
-    floor = 2 * (rounding_floor_attention(fn_a, q, k, v, a, m, mask) + rounding_floor_attention(fn_b, q, k, v, b, m,
-                                                                                                 mask))
-    gap = _difference(a, b)
-    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all())
-
-
-def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
-    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
-    x, y = x.to(_F64), y.to(_F64)
-    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
+    return _one_number(a, b, rounding_floor_attention(fn_a, q, k, v, a, m, mask),
+                       rounding_floor_attention(fn_b, q, k, v, b, m, mask))
 
 
 def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | None:

@@ -78,7 +78,7 @@ from ..spectral.simplex import Simplex
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor, property_check
 from .row_independence import cross_row_tests, independent_pairs
-from .verify import _same_values
+from .verify import _one_number, _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
@@ -537,14 +537,10 @@ def _replays(first: torch.Tensor, again: torch.Tensor) -> bool:
     whose order varies between calls) change a draw by no more; a sampler reading another source of randomness does."""
     if _same_values(first, again):
         return True
-    if first.shape != again.shape or not torch.equal(torch.isnan(first), torch.isnan(again)):
-        return False
-    from .attention_audit import _difference  # attention_audit imports the verification modules
-
     eps = torch.finfo(first.dtype).eps
-    floors = [pair_rounding_floor(w.detach().to(torch.float64).cpu().T, feature_eps=eps) for w in (first, again)]
-    gap = _difference(first.detach().cpu(), again.detach().cpu())
-    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= 2 * (floors[0] + floors[1])[:, None]))).all())
+    fa, fb = (pair_rounding_floor(w.detach().to(torch.float64).cpu().T, feature_eps=eps)[:, None]
+              for w in (first, again))
+    return _one_number(first.detach().cpu(), again.detach().cpu(), fa, fb)
 
 
 def _as_matrix(w, label: str) -> torch.Tensor:

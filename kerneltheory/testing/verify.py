@@ -200,13 +200,19 @@ def _pair_values(fn, families: list[InputFamily], name: str) -> torch.Tensor:
     return torch.cat(vals)
 
 
+def cauchy_schwarz_scale(kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+    """√|k(x, x)|·√|k(y, y)| from the diagonal values ``kx``, ``ky`` (the Cauchy–Schwarz bound on |k(x, y)|), in
+    float64, as a product of square roots: √|k(x, x)·k(y, y)| overflowed to inf once k(x, x)·k(y, y) > 1.8·10³⁰⁸
+    (softmax at ‖x‖ = ‖y‖ ≈ 19), and an infinite scale switched off the pair's rescaling (proofs/verification.md,
+    item 11)."""
+    return kx.to(torch.float64).abs().sqrt() * ky.to(torch.float64).abs().sqrt()
+
+
 def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
-    """√|k(x, x)|·√|k(y, y)| at every tested pair (the Cauchy–Schwarz bound on |k(x, y)|), as a product of square
-    roots: √|k(x, x)·k(y, y)| overflowed to inf once k(x, x)·k(y, y) > 1.8·10³⁰⁸ (softmax at ‖x‖ = ‖y‖ ≈ 19), and an
-    infinite scale switched off the pair's rescaling (proofs/verification.md, item 11)."""
+    """:func:`cauchy_schwarz_scale` at every tested pair."""
     kx = _pair_values(kernel, [InputFamily(f.name, f.pairs()[0], f.pairs()[0]) for f in families], "kernel")
     ky = _pair_values(kernel, [InputFamily(f.name, f.pairs()[1], f.pairs()[1]) for f in families], "kernel")
-    return kx.abs().sqrt() * ky.abs().sqrt()
+    return cauchy_schwarz_scale(kx, ky)
 
 
 def _named(fn, name: str):
@@ -374,8 +380,6 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
     in), the bound that
     :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
     draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError."""
-    from .attention_audit import _difference  # attention_audit imports this module
-
     ev = _Evaluator(sample, [probe], bind, batched)
     runs = []
     for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
@@ -385,10 +389,7 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
     (qa, ka, a, sa), (qb, kb, b, sb) = runs
     if _same_values(qa, qb) and _same_values(ka, kb):
         return
-    gap = _difference(a, b)
-    floor = 2 * (pair_rounding_floor(sa, feature_eps=ev.eps) + pair_rounding_floor(sb, feature_eps=ev.eps))
-    if a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)) and \
-            bool(((gap == 0) | (torch.isfinite(gap) & (gap <= floor))).all()):
+    if _one_number(a, b, pair_rounding_floor(sa, feature_eps=ev.eps), pair_rounding_floor(sb, feature_eps=ev.eps)):
         return
     raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
                      "maps: it must draw only from the generator it is given (torch.randn(..., generator=generator)); "
@@ -458,6 +459,26 @@ def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(nan, torch.isnan(b)) and bool((a[~nan] == b[~nan]).all())
 
 
+def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
+    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
+    x, y = x.to(torch.float64), y.to(torch.float64)
+    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
+
+
+def _one_number(a: torch.Tensor, b: torch.Tensor, floor_a, floor_b) -> bool:
+    """Whether two evaluations ``a``, ``b`` of one draw are the same numbers: equal (:func:`_same_values`), or, NaN at
+    the same places, every entry within 2·(floor_a + floor_b) (each run's own rounding floor, broadcasting against
+    the entries): two evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in
+    the runs, with a factor 2 of margin. The reproducibility checks of maps, samplers and attentions all use it."""
+    if _same_values(a, b):
+        return True
+    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    gap = _difference(a, b)
+    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= 2 * (floor_a + floor_b)))).all())
+
+
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
     bad = ~torch.isfinite(samples)
     if not bool(bad.any()):
@@ -481,8 +502,13 @@ def run_mean_variance_checks(
     seed: int,
     first: int | None = None,
     futility_miss: float = FUTILITY_MISS,
+    feature_eps: float | None = None,
 ) -> dict[str, list[CheckResult]]:
     """Sequential mean and variance checks over ``families``, all drawn together.
+
+    ``feature_eps``: ε of the coarsest dtype the estimates were computed in, which sets the rounding floors
+    (:func:`~kerneltheory.testing.checks.pair_rounding_floor`); None reads it, at every look, from ``estimates.eps``
+    when it has one (:class:`_Evaluator` records the dtypes a user's map returns), else float64's.
 
     ``groups`` maps a claim to its checks: ``{"kind": "mean" | "variance", "families": [indices], "alpha": α per
     check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
@@ -512,7 +538,7 @@ def run_mean_variance_checks(
     backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
         final = k == len(points) - 1
-        feature_eps = getattr(estimates, "eps", None)  # the precision of the features so far (_Evaluator.eps)
+        eps_k = feature_eps if feature_eps is not None else getattr(estimates, "eps", None)
         n = samples.shape[0]
         for claim, g in groups.items():
             if claim in decided:
@@ -536,7 +562,7 @@ def run_mean_variance_checks(
                     m = Moments._from_samples(smp)
                     if g["kind"] == "mean":
                         scale = [] if g.get("scale") is None else [pick("scale")]
-                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale, feature_eps=feature_eps)
+                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale, feature_eps=eps_k)
                         row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
                                          samples=smp, atol=atol,
@@ -546,7 +572,7 @@ def run_mean_variance_checks(
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut,
-                                             atol=pair_rounding_floor(smp, feature_eps=feature_eps))
+                                             atol=pair_rounding_floor(smp, feature_eps=eps_k))
                     for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
