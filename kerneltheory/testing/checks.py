@@ -326,21 +326,35 @@ def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels) -> CheckRe
     )
 
 
+#: Pairs whose estimates, target and claimed standard deviation all lie within 2^±SAFE_BINADE are tested as they
+#: are; others are rescaled by an exact power of two so that the largest is in [1/2, 1): the moments up to the
+#: eighth that the checks use then stay representable in float64 (2^±320 within its range of about 2^±1022).
+SAFE_BINADE = 40
+
+
+def binade_exponents(ref: torch.Tensor) -> torch.Tensor:
+    """Per entry of the magnitudes ``ref`` (finite, ≥ 0), the exponent k with 2^k·ref in [1/2, 1) where ref lies
+    outside 2^±:data:`SAFE_BINADE`, else 0 (and 0 where ref = 0): the one rule by which the checks rescale a pair
+    exactly (proofs/verification.md, item 11)."""
+    _, exp = torch.frexp(ref)
+    outside = (ref > 0) & ((ref >= 2.0**SAFE_BINADE) | (ref < 2.0**-SAFE_BINADE))
+    return torch.where(outside, -exp, torch.zeros_like(exp))
+
+
 def _shape_moments(m: Moments, samples: torch.Tensor | None) -> Moments:
     """Moments carrying the same skewness and kurtosis as ``m`` (both are invariant under x ↦ 2ᵏx) but computed from
     ``samples`` rescaled per pair by the exact power of two that brings their largest magnitude into [1/2, 1), when
-    some pair's magnitude is outside 2^±64: the fourth central moment of draws of magnitude 10⁻¹⁰⁰ underflows to 0 in
-    float64, which made the guard NaN and refused a pair that is plainly off its target. ``m`` itself otherwise (and
-    without samples)."""
+    some pair's magnitude is outside 2^±SAFE_BINADE (:func:`binade_exponents`): the fourth central moment of draws
+    of magnitude 10⁻¹⁰⁰ underflows to 0 in float64, which made the guard NaN and refused a pair that is plainly off
+    its target. ``m`` itself otherwise (and without samples)."""
     if samples is None or samples.shape[0] != m.count or m.count == 0:
         return m
     x = samples.detach().to(torch.float64).cpu()
     top = x.abs().amax(0)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    _, e = torch.frexp(top)
-    if not bool(((top > 0) & ((top >= 2.0**64) | (top < 2.0**-64))).any()):
+    k = binade_exponents(torch.where(torch.isfinite(top), top, torch.zeros_like(top)))
+    if not bool((k != 0).any()):
         return m
-    return Moments._from_samples(torch.ldexp(x, torch.where(top > 0, -e, torch.zeros_like(e))))
+    return Moments._from_samples(torch.ldexp(x, k))
 
 
 def _off(diff: torch.Tensor, what: str = "mean") -> str:

@@ -26,6 +26,7 @@ from ..montecarlo import Moments
 from .checks import (
     GUARD,
     CheckResult,
+    binade_exponents,
     clt_guard,
     feature_example,
     mean_check,
@@ -396,10 +397,6 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
                      "code that draws from the global generators goes through adapters.global_rng or from_module")
 
 
-#: Pairs whose estimates, target and claimed standard deviation all lie within 2^±SAFE_BINADE are tested as they
-#: are; others are rescaled by an exact power of two so that the largest is in [1/2, 1): the moments up to the
-#: eighth that the checks use then stay representable in float64 (2^±320 within its range of about 2^±1022).
-SAFE_BINADE = 40
 
 
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
@@ -407,10 +404,11 @@ def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Te
     the pair's estimates, its target, bound, kernel scale, target standard error and the square root of its claimed
     variance into [1/2, 1) (so that none of them overflows); the non-finite ones are left out (frexp(inf) is 0, which
     left a pair with an infinite kernel scale unscaled; a non-finite estimate, target, variance or reference error
-    fails the check and an infinite bound or scale is none); 0 for pairs already
-    within 2^±:data:`SAFE_BINADE` and pairs where all of them are 0. Multiplying by 2^k is exact in binary floating
-    point (barring underflow of values 2^1000 smaller than the largest), so a check of the rescaled pair is the check
-    of the pair: every statistic it computes is scale-free (proofs/verification.md, item 11)."""
+    fails the check and an infinite bound or scale is none); 0 for pairs already within
+    2^±:data:`~kerneltheory.testing.checks.SAFE_BINADE` and pairs where all of them are 0
+    (:func:`~kerneltheory.testing.checks.binade_exponents`). Multiplying by 2^k is exact in binary floating point
+    (barring underflow of values 2^1000 smaller than the largest), so a check of the rescaled pair is the check of
+    the pair: every statistic it computes is scale-free (proofs/verification.md, item 11)."""
     finite = lambda v: torch.where(torch.isfinite(v), v, torch.zeros_like(v))  # noqa: E731
     ref = finite(samples.abs().amax(0))
     for key, power in (("target", 1), ("variance", 2), ("bound", 1), ("scale", 1), ("target_stderr", 1)):
@@ -418,9 +416,7 @@ def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Te
         if value is not None:
             v = value[sl].to(samples).abs()
             ref = torch.maximum(ref, finite(v.sqrt() if power == 2 else v))
-    _, exp = torch.frexp(ref)
-    outside = (ref > 0) & ((ref >= 2.0**SAFE_BINADE) | (ref < 2.0**-SAFE_BINADE))
-    return torch.where(outside, -exp, torch.zeros_like(exp))
+    return binade_exponents(ref)
 
 
 def _scaled(value: torch.Tensor | None, sl: slice, e: torch.Tensor, key: str) -> torch.Tensor | None:
