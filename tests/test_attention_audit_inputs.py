@@ -23,12 +23,15 @@ def favor(causal: bool = False, bug: str | None = None):
     every key), "length mask" (reads the mask as a length: the first mask.sum() keys are kept), "in place" (scales
     q and k in place, otherwise correct), "float64 only" (float64 frequencies, no cast), "raise if not finite"
     (no stabiliser, and a FloatingPointError on a non-finite output), "raise if keyless" (raises on a query
-    without a kept key, like ``linear_attention``'s denominator check)."""
+    without a kept key, like ``linear_attention``'s denominator check), "right padding only" (raises on a key mask
+    that is not a prefix of kept keys)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
 
         def fn(q, k, v, mask=None):
+            if bug == "right padding only" and mask is not None and bool((mask[:, 1:] > mask[:, :-1]).any()):
+                raise ValueError("only right padding is supported")
             if bug == "in place":
                 q *= D**-0.25
                 k *= D**-0.25
@@ -105,6 +108,15 @@ def test_left_padded_causal_batch_that_raises_is_refused(kt_seed):
     assert "ValueError: a query has no kept key" in report.checks[1].detail and report.status == "REFUSED"
     assert check_attention(favor(False, "raise if keyless"), dim=D, checks=["padding"], alpha=ALPHA,
                            seed=kt_seed).passed
+
+
+def test_a_left_padding_failure_of_another_cause_is_not_explained_as_keyless(kt_seed):
+    """A causal function that raises on any mask but right padding raises also when the first key is kept: the
+    cause is not a keyless query, so no 0/0 refusal; the audit stops with the function's own error."""
+    with pytest.raises(ValueError, match="only right padding is supported") as info:
+        check_attention(favor(True, "right padding only"), dim=D, causal=True, checks=["padding"], alpha=ALPHA,
+                        seed=kt_seed)
+    assert "0/0" not in str(info.value)
 
 
 @pytest.mark.statistical

@@ -250,18 +250,34 @@ def _padding(attention, q, k, v, m, alpha, seed, causal: bool) -> list[CheckResu
             for t in (qp, kp, vp):
                 scale = 3 * t[i, mask[i]].std(correction=0).clamp_min(0.1)
                 t[i, ~mask[i]] = torch.randn(pad, d, generator=g, dtype=_F64) * scale
-        try:
-            rows.append(_padding_row(fn, qp, kp, vp, mask, m, f"padding[{label}]", alpha, seed))
-        except ValueError as exc:
-            if not (causal and label == "left"):
-                raise
-            cause = exc.__cause__ or exc
+        keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
+        if keyless is not None:
             rows.append(CheckResult.refusal(
-                f"the function raised {type(cause).__name__}: {cause} on a left-padded causal batch, where a query "
-                "before the first kept key has no key to attend to (0/0); the outputs at the kept positions could "
-                "not be compared: return any value (0, NaN) at such queries to have them checked",
+                f"the function raised {type(keyless).__name__}: {keyless} on a left-padded causal batch, where a "
+                "query before the first kept key has no key to attend to (0/0), and ran when the first key was kept "
+                "too; the outputs at the kept positions could not be compared: return any value (0, NaN) at such "
+                "queries to have them checked",
                 name=f"padding[{label}]", claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed))
+            continue
+        rows.append(_padding_row(fn, qp, kp, vp, mask, m, f"padding[{label}]", alpha, seed))
     return rows
+
+
+def _keyless_failure(fn, q, k, v, mask) -> BaseException | None:
+    """The exception of ``fn(q, k, v, mask)`` when the queries before the first kept key (none to attend to under
+    causality) are its cause: the call raises, and the same call with every sequence's first key kept as well runs.
+    None when the call runs; a failure for another reason (it raises either way) propagates, naming the call."""
+    try:
+        _call(fn, q, k, v, mask)
+    except ValueError as exc:
+        with_first = mask.clone()
+        with_first[:, 0] = True
+        try:
+            _call(fn, q, k, v, with_first)
+        except ValueError:
+            raise exc from exc.__cause__
+        return exc.__cause__ or exc
+    return None
 
 
 def _padding_row(fn, q, k, v, mask, m, name, alpha, seed) -> CheckResult:
