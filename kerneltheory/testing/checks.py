@@ -510,6 +510,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         if variance is None:
             return CheckResult.invalid_claim(why, **base)
     diff = m.mean - target
+    # each estimate carries a rounding error |e| ≤ atol, so under H₀ the mean of what is measured lies within atol
+    # of the target: the distance to [target − atol, target + atol] is tested (proof item 9)
+    near = torch.sign(diff) * (diff.abs() - atol).clamp_min(0.0)
     sd = torch.sqrt(m.population_variance if variance is None else variance)
     scale = torch.maximum(target.abs(), sd)
     effect = float((diff.abs() / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
@@ -518,12 +521,17 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     ok, worst = clt_guard(shape)
     # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²), computed as
     # hypot(s_pop, diff)/√n, which overflows only where the standard error itself is not representable
-    se = (torch.hypot(sd, diff) if variance is None else sd) / math.sqrt(n)
+    se = (torch.hypot(sd, near) if variance is None else sd) / math.sqrt(n)
     if target_stderr is not None:
         se = torch.hypot(se, target_stderr)
     if not bool(torch.isfinite(se).all()):
         return _unrepresentable(se, "standard error of the mean", base, labels)
-    zero = se <= atol  # draws equal up to rounding: compare with the rounding floor instead
+    # draws equal up to rounding (their spread within twice the floor): compare the mean with the floor instead
+    if samples is not None:
+        x = samples.detach().to(torch.float64).cpu()
+        zero = x.amax(0) - x.amin(0) <= 2 * atol
+    else:
+        zero = se == 0
     halves = 2 if bound is not None and target_stderr is None else 1
     floor = p_value_floor(_skewness(shape), n, studentised=variance is None) * target.numel() * halves
     blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
@@ -531,9 +539,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     z = None
     if ok:
         z = torch.where(
-            zero,
-            torch.where(diff.abs() > atol, math.inf, 0.0),
-            diff / torch.where(zero, torch.ones_like(se), se),
+            zero | (se == 0),
+            torch.where(near != 0, math.inf, 0.0),
+            near / torch.where(se > 0, se, torch.ones_like(se)),
         )
         p_clt = normal_p_values(z, _skewness(shape), n, studentised=variance is None)
 
@@ -542,7 +550,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             return row
         final_var = m.population_variance if variance is None else variance
         final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
-        if excludes_detectable_effects(diff, se, final_se, _skewness(shape), futility, pairs=target.numel(),
+        if excludes_detectable_effects(near, se, final_se, _skewness(shape), futility, pairs=target.numel(),
                                        halves=halves, studentised=variance is None, settled=zero):
             _mark_early(row, futility)
         return row
@@ -558,7 +566,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
                 detail="an estimate lies outside its declared bound",
                 **base,
             )
-        p = bounded_p_values(diff, b, m.variance if n > 1 else torch.zeros_like(b), n)
+        p = bounded_p_values(near, b, m.variance if n > 1 else torch.zeros_like(b), n)
         method = "bounded"
         if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
             p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
@@ -610,8 +618,7 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
     b = n // k
     block_means = x[: k * b].reshape(k, b, -1).mean(1)
     med = block_means.median(0).values
-    t = (med - target).abs()
-    t = torch.where(t > atol, t, torch.zeros_like(t))  # within the pair's rounding floor: no deviation
+    t = ((med - target).abs() - atol).clamp_min(0.0)  # the distance to the target's rounding interval
     q = (variance / (b * torch.where(t > 0, t, torch.ones_like(t)) ** 2)).clamp(max=1.0)
     need = math.ceil(k / 2)
     p = torch.from_numpy(stats.binom.sf(need - 1, k, q.numpy()))
