@@ -280,3 +280,50 @@ def test_a_mean_whose_standard_error_is_below_the_floor_is_still_a_calibrated_te
     x = target + floor + 8 * floor * 0.8 + sigma * torch.randn(n, pairs, generator=g, dtype=torch.float64)
     row = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=kt_seed, samples=x, atol=floor)
     assert not row.passed, str(row)
+
+
+def _textbook_rff_variance(big_d=64):
+    """The same variance as ``_rff_variance`` in its textbook form [(1 + e^{−2‖τ‖²})/2 − e^{−‖τ‖²}]/D, which cancels
+    to 0 (or ±ε) in float64 at ‖τ‖² ≲ 10⁻⁸, where the exact value is ~‖τ‖⁴/(2D)."""
+    def variance(x, y):
+        d2 = torch.cdist(x, y) ** 2
+        return ((1 + torch.exp(-2 * d2)) / 2 - torch.exp(-d2)) / big_d
+    return variance
+
+
+@pytest.mark.statistical
+def test_a_claimed_variance_is_compared_within_its_own_rounding(kt_seed):
+    """At ‖x − y‖² ≈ 10⁻⁹ the textbook closed form cancels to 0 while the draws vary by ~10⁻⁹ (its exact value is
+    ~10⁻²⁰): a claim is a float64 formula known to ±τ = 64ε·S², so a claim of 0 admits Var ≤ τ and the correct
+    map passes, in its unbiasedness (which uses the claim) too; a claim of 0 where the estimate really varies
+    (the same map, every claim 0) still fails, by Chebyshev on the spread whatever the tails."""
+    d = 4
+    g = torch.Generator().manual_seed(kt_seed)
+    x = torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1) * 0.4
+    delta = torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1) * 3e-5
+    claimed = torch.diagonal(_textbook_rff_variance()(x, x + delta))
+    assert bool((claimed.abs() <= 64 * EPS64).all())  # the formula has cancelled: the case tested
+    good = check_feature_map(_paired_rff(torch.float64), kernels.gaussian, dim=d, claims={"unbiased", "variance"},
+                             variance=_textbook_rff_variance(), inputs=[(x, x + delta)], sweep=False, alpha=1e-6,
+                             seed=kt_seed)
+    assert good.passed, str(good)
+    zero = check_feature_map(_paired_rff(torch.float64), kernels.gaussian, dim=d, claims={"variance"},
+                             variance=lambda a, b: torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64),
+                             sweep=False, alpha=1e-6, seed=kt_seed)
+    assert zero.status == "FAILED", str(zero)
+
+
+def test_a_deterministic_claim_fails_on_heavy_tailed_draws_that_vary():
+    """Claimed variance 0, draws equal but for one outlier: the CLT guard cannot test (x − x̄)², but the Chebyshev
+    bound on the spread (P(max|X_r − μ| > t) ≤ nτ/t²) is exact and rejects: here t ≈ 0.05, τ = 64ε, p ≈ 2·512·τ/t²
+    ≈ 6·10⁻⁹ < α. (An outlier of 10⁻³ would give p ≈ 6·10⁻⁵: a law of variance τ may put mass τ/10⁻⁶ there, so
+    one such draw in 512 is no evidence at α = 10⁻⁶.) Draws within rounding pass exactly."""
+    x = torch.ones(512, 2, dtype=torch.float64)
+    x[7, 1] = 1.1
+    row = variance_check(Moments.from_samples(x), torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="v", seed=0,
+                         samples=x)
+    assert row.status == "failed" and "Chebyshev" in row.method, str(row)
+    x[7, 1] = 1.0 + 2 * EPS64
+    row = variance_check(Moments.from_samples(x), torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="v", seed=0,
+                         samples=x)
+    assert row.passed and row.method == "exhaustive", str(row)

@@ -371,6 +371,13 @@ def _label(labels, idx: int) -> str:
     return f" ({labels[idx]})" if labels is not None and idx < len(labels) else ""
 
 
+def claim_rounding_sd(scale: torch.Tensor) -> torch.Tensor:
+    """√τ, τ = ROUNDING_ULPS · ε(float64) · scale²: how far a claimed variance, a float64 formula whose terms are of
+    the order of the squared magnitude ``scale`` of the estimates, may be off by its own rounding (proof item 9).
+    Kept as a standard deviation, which cannot overflow where τ would."""
+    return math.sqrt(ROUNDING_ULPS * _EPS) * scale.to(torch.float64).cpu()
+
+
 def claimed_variance(
     variance: torch.Tensor, scale: torch.Tensor, labels=None
 ) -> tuple[torch.Tensor | None, str]:
@@ -380,7 +387,7 @@ def claimed_variance(
     v = variance.to(torch.float64).cpu()
     if not bool(torch.isfinite(v).all()):
         return None, f"the claimed variance is {_first_bad(v, labels)}"
-    root_tol = math.sqrt(ROUNDING_ULPS * _EPS) * scale.to(torch.float64).cpu()  # compared as square roots: no overflow
+    root_tol = claim_rounding_sd(scale)  # compared as square roots: no overflow
     tol = root_tol**2
     negative = (v < 0) & ((-v).sqrt() > root_tol)
     if bool(negative.any()):
@@ -509,6 +516,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         variance, why = claimed_variance(variance, scale, labels)
         if variance is None:
             return CheckResult.invalid_claim(why, **base)
+        # the claim is known to ±τ (its own rounding): the test takes the largest variance it admits
+        variance = torch.hypot(variance.sqrt(), claim_rounding_sd(scale)) ** 2
     diff = m.mean - target
     # each estimate carries a rounding error |e| ≤ atol, so under H₀ the mean of what is measured lies within atol
     # of the target: the distance to [target − atol, target + atol] is tested (proof item 9)
@@ -674,29 +683,24 @@ def variance_check(
     if atol is None:
         atol = pair_rounding_floor(x)
     atol = torch.as_tensor(atol, dtype=torch.float64).expand_as(claimed)
-    zero = claimed == 0
-    if bool(zero.any()):
-        spread = x.amax(0) - x.amin(0)
-        varies = zero & (spread > 2 * atol)
-        bad = int(varies.sum())
-        if bool(zero.all()) or bad:
-            idx = int(torch.nonzero(varies)[0]) if bad else 0
-            return property_check(
-                bad,
-                int(zero.sum()),
-                claim="variance",
-                name=name,
-                seed=seed,
-                alpha=alpha,
-                example="" if not bad else f"pair {idx}{_label(labels, idx)} has claimed variance 0 but its draws "
-                f"span {float(spread[idx]):.3g}",
-            )
-        keep = ~zero
+    # the claim is a float64 formula, known to ±τ, τ = ROUNDING_ULPS·ε·scale² (the tolerance claimed_variance gives
+    # negative claims), kept as its square root √τ, which cannot overflow (proof item 9)
+    root_tau = claim_rounding_sd(scale)
+    spread = x.amax(0) - x.amin(0)
+    settled = (claimed == 0) & (spread <= 2 * atol)  # a deterministic claim that the draws meet up to rounding
+    if bool(settled.all()):
+        return property_check(0, int(settled.numel()), claim="variance", name=name, seed=seed, alpha=alpha)
+    if bool(settled.any()):
+        keep = ~settled
         x, claimed, m, atol = x[:, keep], claimed[keep], m.select(keep), atol[keep]
+        root_tau, spread = root_tau[keep], spread[keep]
         labels = None if labels is None else [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
         bound = None if bound is None else bound.to(torch.float64).cpu()[keep]
+    zero = claimed == 0  # claimed deterministic, yet the draws vary beyond rounding
     s2 = m.variance
-    effect = float(((s2 - claimed).abs() / claimed).max())
+    unit = torch.where(zero, root_tau**2, claimed)  # a deviation from a claim of 0 is measured in units of τ
+    unit = torch.where(unit > 0, unit, torch.ones_like(unit))
+    effect = float(((s2 - claimed).abs() / unit).max())
     base["effect_size"] = effect
     y = (x - x.mean(0)) ** 2 * (n / (n - 1))  # mean(y) = s²
     my = Moments._from_samples(y)
@@ -704,10 +708,14 @@ def variance_check(
     # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
     ok = ok & (p_value_floor(_skewness(my), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
                <= alpha)
-    # each estimate carries a rounding error |e| ≤ atol, so the variance of what is measured lies within
-    # [(σ − atol)₊², (σ + atol)²] under H₀ (Minkowski); the distance to that interval is tested (proof item 9)
+    # Var of the exact estimates lies in [σ² − τ, σ² + τ]; each estimate carries a rounding error |e| ≤ atol, so the
+    # standard deviation of what is measured lies in [(√(σ² − τ)₊ − atol)₊, √(σ² + τ) + atol] under H₀ (Minkowski);
+    # the distance of s² to the squared interval is tested (proof item 9)
     sd = claimed.sqrt()
-    lo, hi = (sd - atol).clamp_min(0.0) ** 2, (sd + atol) ** 2
+    ratio = root_tau / torch.where(sd > 0, sd, torch.ones_like(sd))
+    sd_lo = torch.where(root_tau < sd, sd * torch.sqrt((1 - ratio) * (1 + ratio)), torch.zeros_like(sd))
+    sd_hi = torch.hypot(sd, root_tau)
+    lo, hi = (sd_lo - atol).clamp_min(0.0) ** 2, (sd_hi + atol) ** 2
     diff = my.mean - torch.minimum(torch.maximum(my.mean, lo), hi)
     se = torch.hypot(my.population_variance.sqrt(), diff) / math.sqrt(n)  # studentised under H₀, without overflow
     if not bool(torch.isfinite(se).all()):
@@ -722,14 +730,23 @@ def variance_check(
             return CheckResult(statistic=math.inf, p_value=0.0, method="bounded", passed=False,
                                detail="an estimate lies outside its declared bound", **base)
         s = s2.sqrt()
-        t = (s - torch.minimum(torch.maximum(s, sd - atol), sd + atol)).abs() / (2 * torch.where(b > 0, b,
-                                                                                                   torch.ones_like(b)))
+        t = (s - torch.minimum(torch.maximum(s, sd_lo - atol), sd_hi + atol)).abs() / (
+            2 * torch.where(b > 0, b, torch.ones_like(b)))
         p_exact = (2 * torch.exp(-(t**2) * (n - 1) / 2)).clamp(max=1.0)
         p = torch.where(ok, (2 * torch.minimum(p_clt, p_exact)).clamp(max=1.0), p_exact)
         tested[:] = True
         method = "clt of s² + Maurer–Pontil"
     else:
         p, method = p_clt, "clt of s²"
+    if bool(zero.any()):
+        # exact for a deterministic claim, whatever the tails: with Var ≤ τ, P(max_r |X_r − μ| > t) ≤ nτ/t²
+        # (Chebyshev and a union bound), and the spread exceeds 2t + 2·atol only if that happens
+        t = ((spread - 2 * atol) / 2).clamp_min(0.0)
+        p_cheb = torch.where(t > 0, (n * (root_tau / torch.where(t > 0, t, torch.ones_like(t))) ** 2).clamp(max=1.0),
+                             torch.ones_like(t))
+        p = torch.where(zero, torch.where(tested, (2 * torch.minimum(p, p_cheb)).clamp(max=1.0), p_cheb), p)
+        tested = tested | zero
+        method += " (Chebyshev where the claim is 0)"
     p_adj, idx = _bonferroni(p)  # over all P pairs, tested or not: a valid bound whichever were tested
     if math.isnan(p_adj):
         return _not_a_probability(p, idx, method, base, labels)
@@ -745,7 +762,7 @@ def variance_check(
             **base,
         )
     row = CheckResult(
-        statistic=float(z[idx]) if bool(ok[idx]) else float((s2[idx] - claimed[idx]) / claimed[idx]),
+        statistic=float(z[idx]) if bool(ok[idx]) else float((s2[idx] - claimed[idx]) / unit[idx]),
         p_value=p_adj,
         method=method,
         passed=not rejected,
