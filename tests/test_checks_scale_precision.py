@@ -327,3 +327,30 @@ def test_a_deterministic_claim_fails_on_heavy_tailed_draws_that_vary():
     row = variance_check(Moments.from_samples(x), torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="v", seed=0,
                          samples=x)
     assert row.passed and row.method == "exhaustive", str(row)
+
+
+def _poly_features(dtype, warp: float = 0.0):
+    """Exact features of (1 + xᵀy)², computed in ``dtype`` and scaled by 3 (c = 9); ``warp`` adds warp·x₀² to the
+    constant feature, which makes φ(x)ᵀφ(y) = 9k + 9·warp·(x₀² + y₀²) + ... not proportional to k."""
+    def sample(g):
+        def phi(x):
+            x = x.to(dtype)
+            n, d = x.shape
+            outer = (x[:, :, None] * x[:, None, :]).reshape(n, d * d)
+            return 3 * torch.cat([1 + warp * x[:, :1] ** 2, math.sqrt(2) * x, outer], -1)
+        return phi
+    return sample
+
+
+def test_the_proportionality_check_reads_the_features_precision(kt_seed):
+    """Exact float32 features of 9·(1 + xᵀy)²: every draw equal, the ratios e/k equal up to float32 rounding, so
+    the proportional rows compare with a floor in the features' precision and pass (they failed, at p = 0, against
+    float64's floor); a float32 map that is not proportional (warp 10⁻³) still fails."""
+    kernel = lambda x, y: (1 + x @ y.T) ** 2  # noqa: E731
+    for dtype in (torch.float64, torch.float32):
+        good = check_feature_map(_poly_features(dtype), kernel, dim=2, claims={"proportional"}, batched=False,
+                                 alpha=1e-6, seed=kt_seed)
+        assert good.passed, str(good)
+    bad = check_feature_map(_poly_features(torch.float32, 1e-3), kernel, dim=2, claims={"proportional"},
+                            batched=False, alpha=1e-6, seed=kt_seed)
+    assert bad.status == "FAILED", str(bad)

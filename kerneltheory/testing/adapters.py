@@ -49,7 +49,7 @@ import torch
 
 from .._validation import check_generator, check_int, check_points, check_real
 from ..montecarlo import Moments
-from .checks import CheckResult, clt_guard, mean_check, normal_p_values, rounding_floor
+from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
 from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _same_values
@@ -465,12 +465,15 @@ def bind_statistics(
 # ---------------------------------------------------------------------------------------------------
 
 
-def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int) -> torch.Tensor:
+def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+               draws: int) -> tuple[torch.Tensor, float]:
     """``[draws, P]`` estimates at the pairs (x_p, y_p), drawn as :func:`~kerneltheory.testing.check_feature_map`
-    draws them: one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw."""
+    draws them (one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw), and the
+    machine epsilon of the coarsest dtype the features came in (for the rounding floors)."""
     from .verify import _Evaluator
 
-    return _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)(generator, draws)
+    evaluate = _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)
+    return evaluate(generator, draws), evaluate.eps
 
 
 def proportional_check(
@@ -521,8 +524,8 @@ def proportional_check(
                              f"family {f.name!r} has k = {k.tolist()}")
         targets.append(k)
     s = seed_for("proportional", seed)
-    e = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
-                   torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
+    e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
+                                torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
     a = alpha / (len(families) + 1)
     rows, start = [], 0
     for f, k in zip(families, targets, strict=True):
@@ -538,8 +541,10 @@ def proportional_check(
             unit = _unit(ratio)
             ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact: the t-test is scale-free
             t = ratio[:, 1:] - ratio[:, :1]
+            # each ratio carries its pair's rounding, in the features' precision (proof item 9): t_p both pairs'
+            floor = pair_rounding_floor(ratio, feature_eps=feature_eps)
             row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                             name=name, seed=s, samples=t, atol=rounding_floor(ratio), claim="proportional",
+                             name=name, seed=s, samples=t, atol=floor[1:] + floor[0], claim="proportional",
                              labels=f.labels()[1:])
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, 0].mean()), -unit):.6g} (pair 0); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
