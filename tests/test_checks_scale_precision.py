@@ -354,3 +354,34 @@ def test_the_proportionality_check_reads_the_features_precision(kt_seed):
     bad = check_feature_map(_poly_features(torch.float32, 1e-3), kernel, dim=2, claims={"proportional"},
                             batched=False, alpha=1e-6, seed=kt_seed)
     assert bad.status == "FAILED", str(bad)
+
+
+def _cast_prf(declare: bool, m=10):
+    """Positive features computed in float32 and returned as float64 (``.double()``), declaring float32 as the
+    feature function's ``feature_dtype`` or not."""
+    def sample(g, batch):
+        w = torch.randn(batch, m, D, generator=g, dtype=torch.float64).float()
+
+        def phi(x):
+            x = x.float()
+            out = torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+            return out.double()
+
+        if declare:
+            phi.feature_dtype = torch.float32
+        return phi
+
+    return sample
+
+
+def test_a_map_that_casts_float32_features_declares_it_or_is_told(kt_seed):
+    """Features computed in float32 and cast to float64 carry float32's rounding: declared (``feature_dtype``) the
+    floors allow it and the correct map passes; undeclared, it fails (at x = y = 0 every draw gives the float32
+    value of m·(1/√m)², 1 ± 10⁻⁸, against float64's floor), and a note says the features are all float32 numbers
+    and how to declare them (the floor itself is never guessed)."""
+    kernel = kernels.softmax
+    declared = check_feature_map(_cast_prf(True), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
+    assert declared.passed, str(declared)
+    undeclared = check_feature_map(_cast_prf(False), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
+    assert undeclared.status == "FAILED", str(undeclared)
+    assert any("float32 numbers" in n and "feature_dtype" in n for n in undeclared.notes), undeclared.notes

@@ -257,6 +257,9 @@ class _Evaluator:
         # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
         # rounding floor of the checks is set from it (checks.pair_rounding_floor)
         self.eps = torch.finfo(torch.float64).eps
+        # whether the first float64 features returned were all float32 numbers (a map computing in float32 and
+        # casting its result: a hint in the report if it fails, never a change of floor)
+        self.float32_numbers: bool | None = None
 
     def _maps(self, gen, batch):
         fm = self.sample(gen, batch=batch) if batch is not None else self.sample(gen)
@@ -274,6 +277,8 @@ class _Evaluator:
             for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
                 if isinstance(dt, torch.dtype) and dt.is_floating_point:
                     self.eps = max(self.eps, torch.finfo(dt).eps)
+            if self.float32_numbers is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
+                self.float32_numbers = bool((out.float().double() == out).all())
             return out
 
         return call
@@ -624,7 +629,9 @@ def check_feature_map(
         sample: ``sample(generator)`` draws one feature map: a function ``[n, d] → [n, D]`` or a
             ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``. If it
             takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
-            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off).
+            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off). The rounding the checks allow
+            follows the dtype of the features returned; a function that computes in a coarser dtype and casts
+            its result declares it as an attribute, ``fn.feature_dtype = torch.float32``.
         kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate. ``kernel``,
             ``variance`` and ``bind`` get copies of the tested points (as the feature functions do), so writing into
             them in place moves nothing.
@@ -750,6 +757,12 @@ def check_feature_map(
                 if swept.nonfinite is not None:
                     report.checks.append(_pilot_failure(swept.nonfinite, claim, alpha=a, seed=seed_for("pilot", seed)))
             report.notes.append(_domain_note(statistical, families, swept, sweep))
+            if evaluate.float32_numbers and evaluate.eps == torch.finfo(torch.float64).eps and any(
+                    r.status == "failed" for claim in groups for r in rows[claim]):
+                report.notes.append(
+                    "the map returned float64 features that are all float32 numbers: if it computes in float32 and "
+                    "casts, its rounding is float32's, while the checks allowed float64's; set feature_dtype = "
+                    "torch.float32 on its feature function (or return float32) to have float32's rounding allowed")
 
         if {"positive", "finite"} & claims:
             s = seed_for("properties", seed)
