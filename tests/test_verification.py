@@ -73,8 +73,13 @@ def test_unbiasedness_check_rejects_planted_defects(defect, kt_seed):
         (lambda g: (lambda x: x / x.norm(dim=-1, keepdim=True)), "finite"),  # NaN at the zero vector
         (lambda g: (lambda x: torch.exp((x * x).sum(-1, keepdim=True)).float().expand(-1, 4)), "finite"),  # inf
         (lambda g: (lambda x: torch.exp(x) - 1e-3), "positive"),  # a small negative offset
+        # NaN only for 3.5 < ‖x‖ < 4.5, a band between the norms 3 and 5 that were once the only ones probed there
+        (lambda g: (lambda x: torch.where(((x.norm(dim=-1, keepdim=True) - 4).abs() < 0.5), math.nan, torch.exp(x))),
+         "finite"),
+        (lambda g: (lambda x: torch.where(((x.norm(dim=-1, keepdim=True) - 4).abs() < 0.5), -1.0, torch.exp(x))),
+         "positive"),
     ],
-    ids=["trig-not-positive", "nan-at-zero", "float32-overflow", "negative-offset"],
+    ids=["trig-not-positive", "nan-at-zero", "float32-overflow", "negative-offset", "nan-band", "negative-band"],
 )
 def test_property_checks_reject_planted_defects(make, claim, kt_seed):
     report = check_feature_map(make, kernels.softmax, dim=D, claims={claim}, seed=kt_seed)

@@ -137,11 +137,18 @@ def cross_family(dim: int, generator: torch.Generator, *, length: int = 6, radiu
     return InputFamily("cross", x, x, cross=True)
 
 
+EXTREME_GRID = 64  # norms of extreme_points between 0 and max_norm, evenly spaced
+
+
 def extreme_points(dim: int, generator: torch.Generator, *, max_norm: float = 10.0) -> torch.Tensor:
-    """Points for positivity/finiteness: 0, tiny and large norms up to ``max_norm``, axes ±e_i, random directions."""
+    """Points for positivity/finiteness: 0, tiny norms (10⁻⁶ … 10⁻²), a grid of EXTREME_GRID norms evenly spaced
+    from ``max_norm``/EXTREME_GRID to ``max_norm`` (each in its own random direction), axes ±e_i at ``max_norm``
+    and random directions there. A defect confined to a band of norms narrower than the grid's step
+    (``max_norm``/EXTREME_GRID) can fall between the points: the rows say what they probed, not every norm."""
     d = check_int(dim, "dim", minimum=1)
     big = check_real(max_norm, "max_norm", minimum=0.0, strict_min=True)
-    norms = torch.tensor([0.0, 1e-6, 1e-3, 0.1, 1.0, 3.0, big / 2, big], dtype=torch.float64)[:, None]
+    grid = torch.arange(1, EXTREME_GRID + 1, dtype=torch.float64) * (big / EXTREME_GRID)
+    norms = torch.cat([torch.tensor([0.0, 1e-6, 1e-4, 1e-2], dtype=torch.float64), grid])[:, None]
     u = _unit(generator, norms.shape[0], d)
     eye = torch.eye(d, dtype=torch.float64)[: min(d, 4)]
     return torch.cat([u * norms, big * eye, -big * eye, big * _unit(generator, 4, d)])
