@@ -94,10 +94,10 @@ def test_two_runs_of_one_draw_may_differ_by_rounding_only(kt_seed):
 
         return sample
 
-    _check_replayable(prf, probe, None, None, kt_seed)
-    _check_replayable(jittered(4 * torch.finfo(torch.float64).eps), probe, None, None, kt_seed)
+    _check_replayable(prf, [probe], None, None, kt_seed)
+    _check_replayable(jittered(4 * torch.finfo(torch.float64).eps), [probe], None, None, kt_seed)
     with pytest.raises(ValueError, match="identically seeded"):
-        _check_replayable(jittered(1e-6), probe, None, None, kt_seed)
+        _check_replayable(jittered(1e-6), [probe], None, None, kt_seed)
 
 
 def test_a_float32_map_replays_within_float32_rounding(kt_seed):
@@ -117,7 +117,7 @@ def test_a_float32_map_replays_within_float32_rounding(kt_seed):
 
         return phi
 
-    _check_replayable(sample, probe, None, None, kt_seed)
+    _check_replayable(sample, [probe], None, None, kt_seed)
 
 
 def test_bad_arguments_name_themselves():
@@ -151,3 +151,24 @@ def test_details_show_the_deviation_and_unrepresentable_moments(kt_generator):
     huge = mean_check(Moments.from_samples(1e100 * torch.randn(4096, 2, generator=kt_generator, dtype=torch.float64)),
                       torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="r", seed=0)
     assert huge.refused and "not representable in float64" in huge.detail, huge.detail
+
+
+@pytest.mark.parametrize("defect", ["short batches 5 % off", "centred by the batch mean", "NaN in short batches"])
+def test_features_that_depend_on_the_batch_are_refused(kt_seed, defect):
+    """The checks evaluate every pair in one batch; a map that is right there but not on fewer rows (a separate
+    short-sequence path) or whose rows depend on the others (centring by the batch's mean) was verified, or failed
+    as if biased. One draw on the whole batch and on parts of it must agree: ValueError naming the dependence."""
+
+    def sample(g):
+        phi = prf(g)
+
+        def features(x):
+            if defect == "centred by the batch mean":
+                return phi(x - 0.05 * x.mean(0))
+            short = x.shape[0] <= 12
+            return phi(x) * (1.05 if defect.endswith("off") else math.nan) if short else phi(x)
+
+        return features
+
+    with pytest.raises(ValueError, match="rows depend on the other rows of the batch"):
+        check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)

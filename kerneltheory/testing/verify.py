@@ -378,14 +378,16 @@ def sweep_radii(
     return Sweep(chosen)
 
 
-def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, seed: int) -> None:
+def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> None:
     """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
     ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
     the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
     which bounds the terms an estimate is summed from, in the precision of the dtype the features were returned
     in), the bound that
     :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
-    draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError."""
+    draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
+    ``probe`` is ``families[0]``; then the rows are checked to be mapped each by itself (:func:`_check_row_wise`)."""
+    probe = families[0]
     ev = _Evaluator(sample, [probe], bind, batched)
     runs = []
     for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
@@ -393,15 +395,51 @@ def _check_replayable(sample, probe: InputFamily, bind, batched: bool | None, se
         fq, fk = ev.features(gen, probe.x, probe.y, batch=1 if ev.batched else None)
         runs.append((fq, fk, (fq * fk).sum(-1).flatten(), (fq.abs() * fk.abs()).sum(-1).flatten()))
     (qa, ka, a, sa), (qb, kb, b, sb) = runs
-    if _same_values(qa, qb) and _same_values(ka, kb):
-        return
-    if _one_number(a, b, pair_rounding_floor(sa, feature_eps=ev.eps), pair_rounding_floor(sb, feature_eps=ev.eps)):
-        return
-    raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
-                     "maps: it must draw only from the generator it is given (torch.randn(..., generator=generator)); "
-                     "code that draws from the global generators goes through adapters.global_rng or from_module")
+    floor_a = pair_rounding_floor(sa, feature_eps=ev.eps)
+    if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(
+            a, b, floor_a, pair_rounding_floor(sb, feature_eps=ev.eps)):
+        raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
+                         "maps: it must draw only from the generator it is given (torch.randn(..., "
+                         "generator=generator)); code that draws from the global generators goes through "
+                         "adapters.global_rng or from_module")
+    if bind is None:  # a bound map's parameters depend on the rows it is bound to
+        _check_row_wise(sample, families, batched, seed)
 
 
+def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> None:
+    """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
+    them, and on the first family's rows alone, in reverse order and its first row alone, must give the same
+    estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
+    Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
+    batches) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no caller uses: ValueError. Maps
+    whose parameters depend on the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
+    pairs = [f for f in families if not f.cross]
+    if not pairs:
+        return
+    ev = _Evaluator(sample, pairs, None, batched)
+
+    def estimates(x, y):
+        gen = torch.Generator().manual_seed(seed_for("replay", seed))
+        fq, fk = ev.features(gen, x, y, batch=1 if ev.batched else None)
+        # float32's rounding at least: code that computes in float32 and casts its result (undeclared) rounds
+        # differently in batches of different shapes (another BLAS kernel); a dependence on the batch that matters
+        # is far larger
+        eps = max(ev.eps, torch.finfo(torch.float32).eps)
+        return (fq * fk).sum(-1).flatten(), pair_rounding_floor((fq.abs() * fk.abs()).sum(-1).flatten(),
+                                                                feature_eps=eps)
+
+    whole, floor = estimates(ev.xq, ev.xk)
+    p = pairs[0].size
+    for label, rows in ((f"the first {p} alone", torch.arange(p)), ("in reverse order", torch.arange(p - 1, -1, -1)),
+                        ("the first alone", torch.arange(1))):
+        part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
+        if not _one_number(part, whole[rows], part_floor, floor[rows]):
+            i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
+            raise ValueError(
+                f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
+                f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
+                f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
+                "(parameters computed from the sequence go in bind=)")
 
 
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
@@ -713,7 +751,7 @@ def check_feature_map(
                 f"{tuple(y.shape)}"
             )
         families.append(InputFamily(f"inputs[{i}]", x, y))
-    _check_replayable(sample, families[0], bind, batched, seed)
+    _check_replayable(sample, families, bind, batched, seed)
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
