@@ -53,6 +53,26 @@ def check_real(
     return value
 
 
+MIN_ALPHA = 1e-100  # a report splits its α over hundreds of checks and their looks: the shares stay normal floats
+
+
+def check_alpha(value, name: str = "alpha") -> float:
+    """A false-failure rate: a real number in [MIN_ALPHA, 1). Below MIN_ALPHA the levels a report splits it into
+    (per check, per look, per pair) approach float64's underflow, where a level of 0 would refuse every check."""
+    alpha = check_real(value, name, maximum=1.0, strict_max=True)
+    if not alpha >= MIN_ALPHA:
+        raise ValueError(f"{name} must be >= {MIN_ALPHA:g} (it is split over a report's checks and looks), got "
+                         f"{alpha:g}")
+    return alpha
+
+
+def check_flag(value, name: str, *, allow_none: bool = False) -> bool | None:
+    """A switch: True or False (or None where ``allow_none``); a string such as "no" is not read as True."""
+    if not (isinstance(value, bool) or (allow_none and value is None)):
+        raise TypeError(f"{name} must be True{', False or None' if allow_none else ' or False'}, got {value!r}")
+    return value
+
+
 def check_dtype(dtype, name: str = "dtype") -> torch.dtype:
     if dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must be torch.float32 or torch.float64, got {dtype}")

@@ -141,6 +141,29 @@ def test_bad_arguments_name_themselves():
         attempt(sample=lambda g: (lambda x: x.numpy()))
     with pytest.raises(TypeError, match=r"kernel\(x, y\) returned a complex matrix"):
         attempt(kernel=lambda x, y: torch.exp(1j * (x @ y.T)))
+    # a subnormal α underflowed to a per-check level of 0 (every row refused, or "alpha must be > 0, got 0")
+    for tiny in (5e-324, 1e-310):
+        with pytest.raises(ValueError, match=r"alpha must be >= 1e-100"):
+            attempt(alpha=tiny)
+    # switches: "no" was read as True, 0.0 as False
+    for name, value in (("batched", "no"), ("sweep", "no"), ("sweep", 0.0), ("sequential", None)):
+        with pytest.raises(TypeError, match=f"{name} must be True"):
+            attempt(**{name: value})
+    with pytest.raises(TypeError, match=r"sample\(generator, batch=1\) raised TypeError.*batched=False"):
+        attempt(batched=True)  # prf takes no batch=
+
+
+def test_verify_estimator_names_its_bad_arguments():
+    from kerneltheory.testing import verify_estimator
+
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        verify_estimator("trig/gaussian", seed=-1)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        verify_estimator("trig/gaussian", seed=1.5)
+    with pytest.raises(TypeError, match="est must be a RandomFeatureEstimator or a registered name, got int"):
+        verify_estimator(3)
+    with pytest.raises(ValueError, match="alpha must be >= 1e-100"):
+        verify_estimator("trig/gaussian", alpha=1e-200)
 
 
 def test_details_show_the_deviation_and_unrepresentable_moments(kt_generator):

@@ -42,7 +42,7 @@ from scipy import stats
 
 from .. import estimators as E
 from .. import theory
-from .._validation import check_int, check_points, check_real, generator_for
+from .._validation import check_alpha, check_int, check_points, check_real, generator_for
 from ..features.positive import _is_chi_orf
 from ..spectral.base import ClosedFormUnavailable
 from .attention_checks import wls_slope
@@ -210,7 +210,7 @@ def attention_ratio_check(
     the estimator's); failed when an output or a moment is not finite."""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     ms = sorted({check_int(m, "ms[i]", minimum=1) for m in ms})
     if len(ms) < 3:
         raise ValueError(f"ms must hold at least three distinct feature counts (a + c/m fit), got {ms}")
@@ -378,7 +378,7 @@ def rks_uniform_check(
     dd = check_int(num_features, "num_features", minimum=1)
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     radius = check_real(radius, "radius", minimum=0.0, strict_min=True)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     r = check_int(draws, "draws", minimum=1)
     g = generator_for(seed)
     ref = E.get("trig_phase/gaussian", dim, dd, std=std)
@@ -404,7 +404,7 @@ def finite_set_uniform_check(
     target and the bound stay the registry estimator's."""
     dim = check_int(dim, "dim", minimum=1)
     dd = check_int(num_features, "num_features", minimum=1)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     r = check_int(draws, "draws", minimum=1)
     g = generator_for(seed)
     ref = E.get(name, dim, dd)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .. import estimators as E
-from .._validation import check_int, check_real
+from .._validation import check_alpha, check_int
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
 from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
@@ -217,7 +217,10 @@ def verify_estimator(
     """
     if isinstance(est, str):
         est = E.get(est, check_int(dim, "dim", minimum=1), check_int(num_features, "num_features", minimum=1))
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    if not isinstance(est, RandomFeatureEstimator):
+        raise TypeError(f"est must be a RandomFeatureEstimator or a registered name, got {type(est).__name__}")
+    alpha = check_alpha(alpha)
+    seed = check_int(seed, "seed", minimum=0)
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
     cfg = BUDGETS[budget]

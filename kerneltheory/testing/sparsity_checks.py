@@ -37,7 +37,7 @@ from scipy import stats
 
 from .. import estimators as E
 from .. import theory
-from .._validation import check_generator, check_int, check_points, check_real
+from .._validation import check_alpha, check_generator, check_int, check_points, check_real
 from ..montecarlo import moments
 from .checks import CheckResult, clt_guard
 
@@ -130,7 +130,7 @@ def relative_error_check(
     if not bool(torch.isfinite(bound).all()) or bool((bound < 0).any()):
         raise ValueError("bound must be finite and >= 0 at every pair")
     r = check_int(draws, "draws", minimum=1)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
     fn = _estimates_fn(estimator)
     sm = softmax_pairs(x, y).to(torch.float64)

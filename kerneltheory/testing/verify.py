@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_int, check_points, check_real
+from .._validation import check_alpha, check_flag, check_int, check_points
 from ..montecarlo import Moments
 from .checks import (
     GUARD,
@@ -262,7 +262,14 @@ class _Evaluator:
         self.float32_numbers: bool | None = None
 
     def _maps(self, gen, batch):
-        fm = self.sample(gen, batch=batch) if batch is not None else self.sample(gen)
+        if batch is None:
+            fm = self.sample(gen)
+        else:
+            try:
+                fm = self.sample(gen, batch=batch)
+            except TypeError as exc:  # e.g. batched=True for a sampler without batch=: say which call failed
+                raise TypeError(f"sample(generator, batch={batch}) raised TypeError: {exc}; a sampler that takes no "
+                                "batch= argument is called with batched=False (or None, to detect it)") from exc
         if self.bind is not None:  # copies: a bind step that centres its arguments in place cannot move the points
             fm = self.bind(fm, self.xq.clone(), self.xk.clone())
         return _split_sides(fm)
@@ -727,8 +734,10 @@ def check_feature_map(
     """
     d = check_int(dim, "dim", minimum=1)
     claims = _claims(claims)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
+    batched = check_flag(batched, "batched", allow_none=True)
+    sweep, sequential = check_flag(sweep, "sweep"), check_flag(sequential, "sequential")
     cfg = _budget(budget)
     if "variance" in claims and variance is None:
         raise ValueError("the 'variance' claim needs variance=callable(x, y) giving the claimed variance")
