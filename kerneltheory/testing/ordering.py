@@ -65,7 +65,7 @@ from scipy import stats
 
 from .. import estimators as E
 from .. import theory
-from .._validation import check_int, check_points, check_real
+from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import CheckResult, clt_guard, property_check, rounding_floor
 
@@ -178,7 +178,7 @@ def _check_common(x, y, draws, seed, alpha):
         y,
         check_int(draws, "draws", minimum=2),
         check_int(seed, "seed", minimum=0),
-        check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True),
+        check_alpha(alpha),
     )
 
 
