@@ -385,7 +385,7 @@ def sweep_radii(
     return Sweep(chosen)
 
 
-def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> None:
+def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> CheckResult | None:
     """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
     ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
     the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
@@ -393,7 +393,7 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     in), the bound that
     :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
     draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
-    ``probe`` is ``families[0]``; then the rows are checked to be mapped each by itself (:func:`_check_row_wise`)."""
+    ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
     probe = families[0]
     ev = _Evaluator(sample, [probe], bind, batched)
     runs = []
@@ -409,20 +409,21 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
                          "maps: it must draw only from the generator it is given (torch.randn(..., "
                          "generator=generator)); code that draws from the global generators goes through "
                          "adapters.global_rng or from_module")
-    if bind is None:  # a bound map's parameters depend on the rows it is bound to
-        _check_row_wise(sample, families, batched, seed)
+    # a bound map's parameters depend on the rows it is bound to: bind= is exempt
+    return None if bind is not None else _check_row_wise(sample, families, batched, seed)
 
 
-def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> None:
+def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
     """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
     them, and on the first family's rows alone, in reverse order and its first row alone, must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
     Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
-    batches) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no caller uses: ValueError. Maps
-    whose parameters depend on the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
+    batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
+    caller uses: the failed row ``row-wise`` is returned (None when the rows agree). Maps whose parameters depend on
+    the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
     pairs = [f for f in families if not f.cross]
     if not pairs:
-        return
+        return None
     ev = _Evaluator(sample, pairs, None, batched)
 
     def estimates(x, y):
@@ -442,11 +443,14 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
         part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
         if not _one_number(part, whole[rows], part_floor, floor[rows]):
             i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
-            raise ValueError(
-                f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
+            return CheckResult(
+                name="row-wise", claim="row-wise", statistic=math.inf, p_value=0.0, alpha=0.0, effect_size=math.inf,
+                sample_size=int(ev.xq.shape[0]), seed=seed_for("replay", seed), method="exact", passed=False,
+                detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
                 f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
-                "(parameters computed from the sequence go in bind=)")
+                "(parameters computed from the sequence go in bind=), and no claim about φ(x)ᵀφ(y) can hold")
+    return None
 
 
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
@@ -760,10 +764,14 @@ def check_feature_map(
                 f"{tuple(y.shape)}"
             )
         families.append(InputFamily(f"inputs[{i}]", x, y))
-    _check_replayable(sample, families, bind, batched, seed)
+    row_wise = _check_replayable(sample, families, bind, batched, seed)
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
+    if row_wise is not None:  # an exact failure before any draw: the claims are about a map that does not exist
+        report.checks.append(row_wise)
+        report.notes.append("no claim was tested: the features of a row depend on the other rows of the batch")
+        return report
     swept = Sweep()
     with torch.no_grad():
         if statistical and sweep:
