@@ -165,6 +165,39 @@ def test_slope_rows_calibration(kt_seed):
         assert stats.binom.sf(r - 1, len(seeds), 0.05) > 1e-6, (name, r)
 
 
+def _exclusive_prefix(m, g):
+    """Causal linear attention whose prefix sums exclude the current key: position 0 has none (0/0 = NaN)."""
+    w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+    def fn(q, k, v, mask=None):
+        f = lambda x: (x * D**-0.25) @ w.t() - (x * x * D**-0.5).sum(-1, keepdim=True) / 2  # noqa: E731
+        pq, pk = f(q).exp(), f(k).exp()
+        kv = torch.einsum("blm,bld->blmd", pk, v)
+        num = torch.einsum("blm,blmd->bld", pq, kv.cumsum(1) - kv)
+        return num / torch.einsum("blm,blm->bl", pq, pk.cumsum(1) - pk)[..., None]
+
+    return fn
+
+
+def test_nan_outputs_fail_the_consistency_rows_naming_the_position():
+    report = check_attention(_exclusive_prefix, dim=D, causal=True, mask=False, checks=["consistency"],
+                             num_features=(16, 64), draws=16, alpha=ALPHA, seed=0)
+    row = report.checks[0]
+    assert not row.passed and not row.refused, str(report)
+    assert "not finite at position 0" in row.detail, row.detail
+
+
+def test_inputs_too_large_for_the_1_over_m_law_are_refused():
+    """User inputs of std 1 (logits qᵀk/√d ~ N(0, 1)) put a correct attention far from the 1/m law on m ≤ 4096
+    (slope −0.5, p ≈ 1e-94 before): the slope rows are refused, naming what to change, not failed."""
+    g = torch.Generator().manual_seed(5)
+    inputs = tuple(torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
+    report = check_attention(library_attention(), dim=D, inputs=inputs, checks=["consistency", "stabiliser"],
+                             num_features=(16, 64), draws=16, alpha=ALPHA, seed=0)
+    assert all(c.refused for c in report.checks), str(report)
+    assert all("raise num_features or lower the input scale" in c.detail for c in report.checks), str(report)
+
+
 def test_outputs_equal_up_to_rounding_count_as_reproducible():
     """A function whose outputs differ between two identically seeded calls only by rounding (as with CUDA kernels
     whose reductions are not deterministic) is audited, not rejected as ignoring its generator; a difference far

@@ -202,12 +202,22 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
 
 
 def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
-    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed)
+    """The slope test of :func:`~kerneltheory.testing.attention_checks.mse_slope_check` on ``draws`` errors per m: a
+    non-finite output fails the row (naming the first position), a non-finite reference refuses it, and for the
+    softmax reference the m below ρ² are left out (refused when fewer than two remain; module docstring)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
-    frozen = _frozen(errors, ms, base)
-    if frozen is not None:
-        return frozen
-    return mse_slope_check(ms, [(e**2).mean((-2, -1)) for e in errors], alpha=alpha, base=base)
+    exact = _exact(reference, q, k, v, causal)
+    if not bool(torch.isfinite(exact).all()):
+        where = int((~torch.isfinite(exact)).nonzero()[0][-2])
+        return CheckResult.refusal(f"the reference attention is not finite at position {where}: nothing to compare "
+                                   "with", **base)
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed)
+    if all(bool(torch.isfinite(e).all()) for e in errors):
+        frozen = _frozen(errors, ms, base)
+        if frozen is not None:
+            return frozen
+    return mse_slope_check(ms, errors, alpha=alpha, base=base,
+                           regime=(q, k) if reference == "softmax" else None)
 
 
 def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:

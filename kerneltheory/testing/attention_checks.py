@@ -12,8 +12,12 @@ the per-draw squared errors) and tests H₀: slope = −1 with z = (slope + 1)/S
 Scope, found by running it (tests/test_attention_checks.py): for positive features the 1/m law is
 *asymptotic*. The estimates are log-normal; while m is small against the tail weight exp(‖q̃ + k̃‖²), the
 ratio (a convex combination of the values, so bounded) has an MSE far below σ²/m, and the slope between
-m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). The default inputs (std 0.3,
-‖q̃‖² ≈ 0.25) are in the asymptotic regime from m = 16 on; larger norms need larger m. A planted defect that
+m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). Hence the regime rule
+(proofs/attention_audit.md, item 9): only the m ≥ ρ², ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) the tail weight of the inputs
+(:func:`tail_weight`), enter the fit, and the row is refused when fewer than two do (raise the m or lower the input
+scale); ρ ≈ 3–9 at the default inputs (std 0.3), ≈ 10⁵ at std 1.0. A non-finite error fails the row, naming the
+position (item 10). The rule removes the grid points where the law is wrong at leading order, not the curvature
+of the law above them. A planted defect that
 does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the check rejects.
 A defect that *does* cancel (a positive constant on all keys' features, or a per-query constant) is not a
 defect of attention at all: the check passes it, correctly.
@@ -57,11 +61,13 @@ from .checks import CheckResult
 
 __all__ = [
     "attention_convergence_check",
+    "asymptotic_grid",
     "mse_slope_check",
     "per_key_max",
     "per_query_max",
     "shared_key_max",
     "stabiliser_legality_check",
+    "tail_weight",
 ]
 
 MAX_REL_SE = 0.5  # largest trusted √(s²/R)/MSE: beyond it log MSE is not linear in its error
@@ -159,15 +165,78 @@ def attention_convergence_check(
     errors = []
     for m in ms:
         fm = factory(m).draw(g, batch=r)
-        out = linear_attention(qs, ks, vs, fm, stabilise=stabilise)
-        errors.append(((out - exact) ** 2).mean((-2, -1)))
-    return mse_slope_check(ms, errors, alpha=alpha, base=base)
+        errors.append(linear_attention(qs, ks, vs, fm, stabilise=stabilise) - exact)
+    return mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k))
 
 
-def mse_slope_check(ms: Sequence[int], errors: Sequence[torch.Tensor], *, alpha: float, base: dict) -> CheckResult:
-    """The slope test of the module docstring on per-draw squared errors: ``errors[i]`` holds the R errors at
-    m = ``ms[i]``. ``base`` carries the row's name, claim, α, sample size and seed. Refused when the relative
-    standard error of an MSE exceeds :data:`MAX_REL_SE`."""
+def tail_weight(q: torch.Tensor, k: torch.Tensor) -> float:
+    """ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) with x̃ = x·d^{-1/4} (the last axis of ``q``, ``k`` is d; leading axes are
+    flattened): the relative second moment E g²/SM² of one positive feature g of the pair (q_i, k_j)
+    (proofs/positive_variance.md), i.e. exp(σ²) for its log-normal law with σ² = ‖q̃_i + k̃_j‖². Infinite when it
+    overflows float64."""
+    d = q.shape[-1]
+    s = d**-0.25
+    qs, ks = q.reshape(-1, d).double() * s, k.reshape(-1, d).double() * s
+    z2 = ((qs[:, None, :] + ks[None, :, :]) ** 2).sum(-1)
+    return math.exp(min(float(z2.max()), 709.0)) if z2.numel() else 1.0
+
+
+def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:
+    """The feature counts of ``ms`` in the regime of the 1/m law for tail weight ``rho`` (:func:`tail_weight`):
+    m ≥ ρ², the threshold of the central limit theorem for sums of m iid log-normal terms of log-variance σ²
+    (m ≥ e^{2σ²}; Ben Arous, Bogachev & Molchanov 2005; proofs/attention_audit.md, item 9)."""
+    return [m for m in ms if m >= rho * rho]
+
+
+def regime_refusal(ms: Sequence[int], kept: Sequence[int], rho: float, base: dict) -> CheckResult | None:
+    """A refusal when fewer than two feature counts of ``ms`` reach m ≥ ρ² (:func:`asymptotic_grid`)."""
+    if len(set(kept)) >= 2:
+        return None
+    return CheckResult.refusal(
+        f"the inputs are too large for the 1/m law on this grid: tail weight ρ = max exp(‖q̃ + k̃‖²) = {rho:.3g} "
+        f"needs m ≥ ρ² = {rho * rho:.3g} (the log-normal features' central limit regime), and only {list(kept)} "
+        f"of {list(ms)} reach it: raise num_features or lower the input scale",
+        **base,
+    )
+
+
+def mse_slope_check(
+    ms: Sequence[int],
+    errors: Sequence[torch.Tensor],
+    *,
+    alpha: float,
+    base: dict,
+    regime: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> CheckResult:
+    """The slope test of the module docstring on the errors out − exact: ``errors[i]`` is ``[R, ..., L, d_v]``, R
+    independent draws at m = ``ms[i]`` (each draw's MSE is its mean square). ``base`` carries the row's name,
+    claim, α, sample size and seed. Fails when an error is not finite (the output at that position is NaN or
+    infinite: no MSE exists), naming the first such position. ``regime``: the unscaled ``(q, k)`` of a softmax
+    reference; the feature counts below ρ² (:func:`asymptotic_grid`) are left out, and the row is refused when
+    fewer than two remain. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`."""
+    for m, err in zip(ms, errors, strict=True):
+        bad = ~torch.isfinite(err)
+        if bool(bad.any()):
+            idx = [int(i) for i in bad.nonzero()[0]]
+            where = f"position {idx[-2]}" if err.dim() >= 3 else f"entry {idx[1:]}"
+            return CheckResult(
+                statistic=math.inf, p_value=0.0, effect_size=math.inf, method="exhaustive", passed=False,
+                detail=f"the output is not finite at {where} (draw {idx[0]}, m = {m}; {int(bad.sum())} of "
+                f"{err.numel()} errors): no MSE exists",
+                **base,
+            )
+    note = ""
+    if regime is not None:
+        rho = tail_weight(*regime)
+        kept = asymptotic_grid(ms, rho)
+        refused = regime_refusal(ms, kept, rho, base)
+        if refused is not None:
+            return refused
+        if len(kept) < len(ms):
+            errors = [e for m, e in zip(ms, errors, strict=True) if m in kept]
+            note = f"m < ρ² = {rho * rho:.3g} left out (ρ = max exp(‖q̃ + k̃‖²)); "
+            ms = kept
+    errors = [(e.double() ** 2).flatten(1).mean(1) for e in errors]
     r = min(int(e.numel()) for e in errors)
     mse, rel_var = [], []
     for err in errors:
@@ -175,7 +244,7 @@ def mse_slope_check(ms: Sequence[int], errors: Sequence[torch.Tensor], *, alpha:
         mse.append(mean)
         rel_var.append(float(err.var()) / err.numel() / mean**2 if mean > 0 else math.inf)
     worst = math.sqrt(max(rel_var))
-    detail = ", ".join(f"MSE(m={m}) = {e:.4g}" for m, e in zip(ms, mse, strict=True))
+    detail = note + ", ".join(f"MSE(m={m}) = {e:.4g}" for m, e in zip(ms, mse, strict=True))
     if not worst <= MAX_REL_SE:
         return CheckResult.refusal(
             f"relative SE of an MSE {worst:.3g} > {MAX_REL_SE} (tails too heavy for {r} draws); {detail}",
