@@ -106,16 +106,6 @@ def load_object(spec: str):
         raise ValueError(f"{module_part} has no attribute {attr!r}") from None
 
 
-def _alpha(text: str) -> float:
-    """``--alpha``: a false-failure rate in [MIN_ALPHA, 1), checked before a report splits it."""
-    from ._validation import check_alpha
-
-    try:
-        return check_alpha(float(text))
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("alpha ")) from None
-
-
 def _kernel(spec: str, sigma: float):
     """A built-in kernel name (gaussian with ``--sigma``) or ``MODULE:FUNCTION``."""
     from .kernels import KERNELS, get_kernel
@@ -138,8 +128,11 @@ def _kernel(spec: str, sigma: float):
 
 
 def _run_audit(args):
+    from ._validation import check_alpha
     from .testing import Report, check_feature_map
     from .testing.adapters import proportional_check
+
+    args.alpha = check_alpha(args.alpha, "--alpha")  # as given, before the claims split it
 
     for option, value in (("--dim", args.dim), ("--draws", args.draws)):
         if value is not None and value < 1:
@@ -277,7 +270,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="draws per check: quick (at most 4096, a refused check re-run on fresh draws up to "
                      "65536; default) or thorough (at most 65536)")
     rep.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    rep.add_argument("--alpha", type=_alpha, default=1e-6,
+    rep.add_argument("--alpha", type=float, default=1e-6,
                      help="total false-failure rate of each estimator's report, split across its checks "
                      "(default 1e-6)")
     rep.add_argument("--only", nargs="+", metavar="NAME",
@@ -317,7 +310,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--budget", choices=("quick", "thorough"),
                      help="draws per check of a feature-map audit: quick (at most 4096, default) or thorough (at most "
                      "65536)")
-    aud.add_argument("--alpha", type=_alpha, default=1e-6, help="the report's total false-failure rate")
+    aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     aud.add_argument("--global-rng", action="store_true",
                      help="FACTORY draws from torch's/numpy's global generators: draw() with no argument, or with "
