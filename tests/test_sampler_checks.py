@@ -95,12 +95,13 @@ class NonOrthogonal(Orthogonal):
 
 def test_claims_follow_the_law():
     assert sampler_claims(Gaussian(D)) == SamplerClaims(True, True, True, D, None, "rows")
-    assert sampler_claims(Orthogonal(D)) == SamplerClaims(True, True, True, D, "rows", "blocks")
+    assert sampler_claims(Orthogonal(D)) == SamplerClaims(True, True, True, D, "rows", "blocks", True)
     assert sampler_claims(Fastfood(5)) == SamplerClaims(True, True, True, 8, None, "blocks")
     assert sampler_claims(QuasiMonteCarlo(D)) == SamplerClaims(False, True, True, D, None)  # coordinates only
     assert sampler_claims(SORF(8)).orthogonal == "rows" and sampler_claims(SORF(5)).orthogonal == "columns"
     fixed = sampler_claims(Orthogonal(D, scaling="fixed"))
     assert not fixed.gaussian_rows and not fixed.gaussian_coordinates and fixed.orthogonal == "rows"
+    assert not fixed.independent_norms
 
 
 @pytest.mark.statistical
@@ -379,8 +380,9 @@ def test_callable_sampler_bad_input(kt_seed):
         callable_sampler_checks(lambda g: torch.randn(3, generator=g), claims="gaussian", draws=100, seed=kt_seed)
     with pytest.raises(ValueError, match="claims"):
         callable_sampler_checks(_block_row, claims="haar", draws=100, seed=kt_seed)
-    with pytest.raises(ValueError, match="non-finite"):
-        callable_sampler_checks(lambda g: torch.full((M, D), math.inf), claims="gaussian", draws=100, seed=kt_seed)
+    infinite = callable_sampler_checks(lambda g: torch.full((M, D), math.inf), claims="gaussian", draws=100,
+                                       seed=kt_seed)
+    assert infinite and all(not r.passed and not r.refused and "draw 0" in r.detail for r in infinite)
     refused = callable_sampler_checks(_block_row, claims="gaussian", draws=10, seed=kt_seed)
     assert all(r.refused and not r.passed for r in refused)
 

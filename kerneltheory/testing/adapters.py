@@ -108,18 +108,20 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
 def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator], object]:
     """``draw()`` reads the global generators; the result is ``sample(generator)`` calling it inside
     :func:`global_rng` (numpy arrays are returned as tensors, so a numpy frequency sampler fits the sampler
-    checks: float16/32/64 arrays keep their dtype, whose ε sets the rounding floors of the exhaustive checks;
-    other arrays become float64)."""
+    checks: float16/32/64 arrays keep their dtype; other arrays become float64). Arrays and tensors are returned
+    as copies: a ``draw`` that refills one buffer and returns it would otherwise make every draw the last one."""
     if not callable(draw):
         raise TypeError(f"draw must be a zero-argument callable, got {type(draw).__name__}")
 
     def sample(generator: torch.Generator):
         with global_rng(generator):
             out = draw()
+        if isinstance(out, torch.Tensor):
+            return out.clone()
         if not isinstance(out, np.ndarray):
             return out
         kept = out.dtype in (np.float16, np.float32, np.float64)
-        return torch.from_numpy(np.ascontiguousarray(out) if kept else np.asarray(out, dtype=np.float64))
+        return torch.from_numpy(np.array(out, dtype=out.dtype if kept else np.float64, order="C", copy=True))
 
     return sample
 

@@ -25,6 +25,11 @@ rescaling of B, which no under- or overflow can turn into a pass. Two tests per 
 A statistic that cannot be computed (a non-finite score, a regressor of rank 0, B = 0) leaves its p-value NaN: the
 test is undefined and never rejects (proofs/verification.md, item 6(c)). A's columns are cut to the first ⌊R/2⌋ so
 that the residual keeps at least R/2 degrees of freedom per column (still a function of row i: the test stays exact).
+
+Norms within a block (:func:`norm_independence_tests`). ORF draws each row's norm ρ_i ~ χ_d independently of the
+block's directions and of the other norms; a sampler that gives a whole block one norm keeps every row N(0, I_d)
+and every cross-block test exact, yet is another estimator. With c(ρ) = Φ⁻¹(F_{χ_d}(ρ)) (iid N(0, 1) under the
+claim), row i's score is regressed on [c_j, c_j² − 1] for the later rows j of the block: the same exact F test.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["cross_row_tests", "independent_pairs", "magnitude_scores", "regression_f"]
+__all__ = ["chi_scores", "cross_row_tests", "independent_pairs", "magnitude_scores", "norm_independence_tests",
+           "regression_f"]
 
 
 def independent_pairs(rows: list[int], block: int, independent: str | None) -> list[tuple[int, int]]:
@@ -95,4 +101,30 @@ def cross_row_tests(zs: dict[int, np.ndarray], pairs: list[tuple[int, int]]):
             dfs.append(df)
             ps.append(p)
             shares.append(share)
+    return labels, ts, dfs, ps, shares
+
+
+def chi_scores(norms: np.ndarray, d: int) -> np.ndarray:
+    """c(ρ) = Φ⁻¹(F_{χ_d}(ρ)) elementwise, from the lower tail below the median and −Φ⁻¹(F̄_{χ_d}(ρ)) above it (no
+    cancellation in either tail). If ρ ~ χ_d then c(ρ) ~ N(0, 1) exactly."""
+    chi = stats.chi(d)
+    lower = chi.cdf(norms)
+    return np.where(lower < 0.5, special.ndtri(lower), -special.ndtri(chi.sf(norms)))
+
+
+def norm_independence_tests(norms: dict[int, np.ndarray], d: int):
+    """Labels, F, degrees of freedom, p-values and explained shares of the tests that the norm of row i
+    (``norms[i]`` [R], standardised: χ_d under the claim) is independent of the norms of the later rows of its
+    block: B = c(ρ_i), A = [c(ρ_j), c(ρ_j)² − 1]_{j > i} (module docstring)."""
+    rows = sorted(norms)
+    scores = {i: chi_scores(norms[i], d) for i in rows}
+    labels, ts, dfs, ps, shares = [], [], [], [], []
+    for k, i in enumerate(rows[:-1]):
+        later = np.stack([f(scores[j]) for j in rows[k + 1 :] for f in (lambda c: c, lambda c: c * c - 1)], axis=1)
+        t, df, p, share = regression_f(later, scores[i][:, None])
+        labels.append(f"row {i} norm vs rows {rows[k + 1]}..{rows[-1]}")
+        ts.append(t)
+        dfs.append(df)
+        ps.append(p)
+        shares.append(share)
     return labels, ts, dfs, ps, shares

@@ -18,9 +18,16 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   exact binomial (sign) test, zeros dropped. A QR factorisation without the sign fold Q ← Q·diag(sign R_jj)
   fails here: LAPACK's Householder QR makes R_11 = −sign(G_11)‖g_1‖, so Q_11 = G_11/R_11 < 0 on every draw,
   and the other diagonal entries of Q are biased too (Mezzadri 2007, §5).
+* **norms independent within a block** (Gaussian rows with independent χ_d norms: ORF, the ``"orthogonal"``
+  preset): the exact regression F test of each row norm of the first block against the later rows' norms
+  (normal scores of the χ_d CDF; :func:`~kerneltheory.testing.row_independence.norm_independence_tests`) —
+  rejects one norm shared by a block, which changes no row's law and no cross-block pair.
 * **orthogonality** (Orthogonal; SORF): exact, a deterministic property of every draw: the largest |cos|
   between distinct rows of a block (between columns of a full SORF block when d < d', where only the columns
-  stay orthogonal) is at most the rounding floor 64·ε·b, b the block size.
+  stay orthogonal) is at most the rounding floor of the precision the draw carries
+  (:mod:`~kerneltheory.testing.sampler_rounding`: 64·ε·b, b the block size, in float32/64; the float32 bound plus
+  the rounding of every entry for float16/bfloat16 values). A draw whose floor is ≥ 1 or that has a zero vector
+  is not tested: with no violation elsewhere the row is refused.
 * **scale** (coordinates marginally N(0, 1)): E‖z‖² = d. Rows of one draw may be dependent, so each draw is
   reduced to its mean a_r = (1/m) Σ_i ‖z_i‖² first and the R independent a_r are tested (CLT with the sample
   variance under the fourth-moment guard of :func:`~kerneltheory.testing.checks.clt_guard`; otherwise median
@@ -36,8 +43,12 @@ Extended checks (``extended=True``; the default of :func:`callable_sampler_check
 * **every coordinate of a block ~ N(0, 1)**: the KS test for every coordinate of every row of the first block;
 * **norms independent of directions**: for Gaussian rows ‖z‖ ~ χ_d is independent of z/‖z‖; Kendall's τ between
   ‖z_i‖ and ẑ_il and ẑ_il² (asymptotic normal p-values), Bonferroni;
-* **norms change between redraws** (``redraws=True``): exhaustive, every row norm differs from the previous
-  draw's by more than 64·ε·‖ω‖, ε of the sampler's dtype.
+* **norms change between redraws** (``redraws=True``; Gaussian rows): over disjoint pairs of draws, the number
+  of pairs in which a row keeps its norm (up to the rounding of the precision the draws carry) against the
+  binomial bound on a correct sampler's chance tie (:func:`~kerneltheory.testing.sampler_rounding.tie_bound`),
+  Bonferroni over the rows; refused where even a norm kept in every pair could not reject.
+
+A draw with a non-finite entry fails every check (rows of the claimed law are finite), naming the draw and row.
 
 Independence: KS and binomial tests need independent samples, and the rows of one draw are dependent
 (orthogonal blocks, shared Fastfood diagonals, one QMC point set), so every test pools one row index across
@@ -51,15 +62,14 @@ Example:
     >>> from kerneltheory.spectral import Orthogonal
     >>> rows = sampler_checks(Orthogonal(8), num_features=16, draws=512, seed=0)
     >>> [r.name.split(": ")[1] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
-    ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'blocks independent', 'sign balance',
-     'orthogonal blocks', 'scale E‖z‖² = d']
+    ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'blocks independent',
+     'norms independent within a block', 'sign balance', 'orthogonal blocks', 'scale E‖z‖² = d']
     >>> all(r.passed for r in rows)
     True
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -76,8 +86,9 @@ from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
 from ..spectral.simplex import Simplex
 from ..spectral.sorf import SORF
-from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor, property_check
-from .row_independence import cross_row_tests, independent_pairs
+from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
+from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
+from .sampler_rounding import carried_format, non_finite_rows, orthogonality_row, redraw_row
 from .verify import _one_number, _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
@@ -100,6 +111,8 @@ class SamplerClaims:
             orthogonal) or None.
         independent: ``"rows"`` (the rows of a draw are independent), ``"blocks"`` (rows of different blocks are
             independent) or None; tested with Gaussian rows (:mod:`~kerneltheory.testing.row_independence`).
+        independent_norms: the norms of the rows of a block are independent χ_d draws (ORF); tested with
+            Gaussian rows on the first block (:func:`~kerneltheory.testing.row_independence.norm_independence_tests`).
     """
 
     gaussian_rows: bool
@@ -108,12 +121,14 @@ class SamplerClaims:
     block: int
     orthogonal: Orthogonality = None
     independent: Literal["rows", "blocks"] | None = None
+    independent_norms: bool = False
 
 
 def sampler_claims(law: SpectralLaw) -> SamplerClaims:
     """The claims a law declares: ``rows_marginally_gaussian``; ``row_marginal == "exact"`` with an isotropic
     Gaussian reference (coordinates: QMC); symmetry of the Gaussian approximations; ORF and SORF blocks;
-    independent rows (``iid_rows``) or independent blocks (ORF, SORF, Fastfood, SimRF)."""
+    independent rows (``iid_rows``) or independent blocks (ORF, SORF, Fastfood, SimRF); independent χ_d norms
+    within a block (ORF with Gaussian rows)."""
     if not isinstance(law, SpectralLaw):
         raise TypeError(f"law must be a SpectralLaw, got {type(law).__name__}")
     ref = law.reference
@@ -130,7 +145,7 @@ def sampler_claims(law: SpectralLaw) -> SamplerClaims:
     independent = None
     if law.iid_rows or isinstance(law, (Orthogonal, SORF, Fastfood, Simplex)):
         independent = "rows" if law.iid_rows else "blocks"
-    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent)
+    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, rows and isinstance(law, Orthogonal))
 
 
 def _aux_generator(seed: int, tag: int) -> torch.Generator:
@@ -158,18 +173,23 @@ def _max_offdiag_cos(v: torch.Tensor) -> torch.Tensor:
     return g.abs().flatten(-2).amax(-1)
 
 
-def _orthogonality_errors(w: torch.Tensor, block: int, kind: str) -> torch.Tensor:
+def _orthogonality_errors(w: torch.Tensor, block: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """[r] worst |cos| per draw over the law's blocks (rows of every block with ≥ 2 rows; columns of full
-    blocks)."""
+    blocks) and [r] the smallest norm of a compared vector (0 for a zero vector, whose cosines are undefined)."""
     r, m, _ = w.shape
     worst = torch.zeros(r, dtype=_F64)
+    rho = torch.full((r,), math.inf, dtype=_F64)
     for start in range(0, m, block):
         b = w[:, start : start + block]
         if kind == "rows" and b.shape[1] >= 2:
-            worst = torch.maximum(worst, _max_offdiag_cos(b))
+            v = b
         elif kind == "columns" and b.shape[1] == block:
-            worst = torch.maximum(worst, _max_offdiag_cos(b.transpose(-1, -2)))
-    return worst
+            v = b.transpose(-1, -2)
+        else:
+            continue
+        worst = torch.maximum(worst, _max_offdiag_cos(v))
+        rho = torch.minimum(rho, torch.linalg.vector_norm(v, dim=-1).amin(-1))
+    return worst, rho
 
 
 def _ks(samples: np.ndarray, cdf) -> tuple[np.ndarray, np.ndarray]:
@@ -306,13 +326,13 @@ def sampler_checks(
 
 
 def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, projections, block, extended, redraws,
-         eps: float | None = None):
-    """The checks of :func:`sampler_checks` on ``draw(generator, r) → [r, m, d]`` (see there); ``eps`` is the
-    machine epsilon of the sampler's own dtype (the rounding floors of the exhaustive rows scale with it)."""
+         std: float = 1.0):
+    """The checks of :func:`sampler_checks` on ``draw(generator, r) → [r, m, d]`` (see there); the rounding floors
+    take ε from the precision each draw carries (:mod:`~kerneltheory.testing.sampler_rounding`); ``std`` is the
+    claimed scale of the rows (the redraw check's tie bound)."""
     n = check_int(draws, "draws", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
-    eps = torch.finfo(_F64).eps if eps is None else eps
     k_proj = check_int(projections, "projections", minimum=1)
     block = check_int(block, "block", minimum=1)
     if not isinstance(c, SamplerClaims):
@@ -344,6 +364,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     pairs = independent_pairs(cross_rows, c.block, c.independent) if c.gaussian_rows else []
     if pairs:
         plan.append((f"{label}: {c.independent} independent", "cross"))
+    if c.gaussian_rows and c.independent_norms and len(sign_rows) >= 2:
+        plan.append((f"{label}: norms independent within a block", "block norms"))
     if c.symmetric:
         plan.append((f"{label}: sign balance", "signs"))
         if extended:
@@ -359,7 +381,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             f"{label} declares nothing these checks test (no Gaussian rows or coordinates, no "
             "symmetry, no orthogonal blocks): pass claims=SamplerClaims(...) to say what to test"
         )
-    num_stat = sum(kind not in ("orthogonality", "redraws") for _, kind in plan)
+    num_stat = sum(kind != "orthogonality" for _, kind in plan)
     a = alpha / max(num_stat, 1)
     if n < MIN_DRAWS:
         return [
@@ -371,7 +393,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         ]
 
     # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| and row norms ------------
-    sel, mean_sq, orth, norms = [], [], [], []
+    sel, mean_sq, orth, rho, norms, fmt = [], [], [], [], [], []
     with torch.no_grad():
         for b in range(num_blocks(n, block)):
             r = min(block, n - b * block)
@@ -379,13 +401,16 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             if tuple(w.shape) != (r, m, d):
                 raise ValueError(f"{label}: a block of {r} draws must have shape {(r, m, d)}, got {tuple(w.shape)}")
             if not bool(torch.isfinite(w).all()):
-                raise ValueError(f"{label} sampled non-finite frequencies (seed={seed}, block={b})")
+                return non_finite_rows([nm for nm, _ in plan], w, b * block, a, seed, n)
             z = standardise(w)
             sel.append(z[:, kept])
             mean_sq.append((z * z).sum(-1).mean(-1))
             norms.append(torch.linalg.vector_norm(w, dim=-1))
+            fmt.append(carried_format(w))
             if c.orthogonal is not None:
-                orth.append(_orthogonality_errors(w, c.block, c.orthogonal))
+                worst, smallest = _orthogonality_errors(w, c.block, c.orthogonal)
+                orth.append(worst)
+                rho.append(smallest)
     zs = torch.cat(sel).numpy()  # [n, len(kept), d]
     mean_sq_t = torch.cat(mean_sq)
     units = torch.randn(k_proj, d, generator=_aux_generator(seed, 0), dtype=_F64)
@@ -429,23 +454,13 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             labels = [f"row {i} coordinate {j}" for i in sign_rows for j in range(d)]
             cols = np.concatenate([zs[:, where[i]] for i in sign_rows], axis=1)
             out.append(_sign_family(nm, labels, cols, a, seed))
+        elif kind == "block norms":
+            out.append(_block_norms(nm, {i: zs[:, where[i]] for i in sign_rows}, d, a, seed))
         elif kind == "orthogonality":
-            errs = torch.cat(orth)
-            floor = 64 * eps * c.block
-            bad = int((errs > floor).sum())
-            worst = float(errs.max())
-            row = property_check(
-                bad,
-                n,
-                claim="sampler",
-                name=nm,
-                seed=seed,
-                alpha=a,
-                example=f"{c.orthogonal}: worst |cos| {worst:.3g} (floor 64·ε·{c.block} = {floor:.3g})",
-            )
-            out.append(dataclasses.replace(row, statistic=worst, effect_size=worst, sample_size=n))
+            out.append(orthogonality_row(nm, c.orthogonal, c.block, torch.cat(orth), torch.cat(rho), torch.cat(fmt), d,
+                                         a, seed))
         elif kind == "redraws":
-            out.append(_redraw_row(nm, torch.cat(norms), a, seed, eps))
+            out.append(redraw_row(nm, torch.cat(norms), torch.cat(fmt), c.gaussian_rows, d, std, a, seed))
         elif not bool(torch.isfinite(mean_sq_t).all()):  # scale, rows too long to square in float64
             out.append(_row(nm, a, seed, n, statistic=math.inf, p_value=0.0, effect=math.inf, method="overflow",
                             detail="‖z‖² overflows float64 (rows of norm > 1e154 are not N(0, I))"))
@@ -490,41 +505,42 @@ def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult
                                            f"{taus[k]:.4g}, p = {ps[k]:.3g}"))
 
 
-def _cross_rows(name, rows: dict[int, np.ndarray], pairs, alpha, seed) -> CheckResult:
-    """Bonferroni over the exact F tests of :func:`~kerneltheory.testing.row_independence.cross_row_tests`
-    (coordinates and magnitudes of every independent pair of tested rows; proofs/sampler_independence.md)."""
-    labels, ts, dfs, ps, shares = cross_row_tests(rows, pairs)
-    n = next(iter(rows.values())).shape[0]
+def _f_family(name, tests, n: int, alpha, seed, untested: str) -> CheckResult:
+    """Bonferroni over exact regression F tests given as (labels, F, degrees of freedom, p-values, explained shares)
+    (:mod:`~kerneltheory.testing.row_independence`); an undefined test (NaN p-value) never rejects."""
+    labels, ts, dfs, ps, shares = tests
     largest = max((x for x in shares if x == x), default=math.nan)
 
     def describe(k):
         return ts[k], largest, (f"worst: {labels[k]}: F{dfs[k]} = {ts[k]:.4g} (explained share {shares[k]:.3g}), "
                                 f"p = {ps[k]:.3g}")
 
-    return _family_row(name, alpha, seed, n, labels, ps, untested="the F statistic is undefined (a non-finite score, "
-                       "a regressor of rank 0 or a zero row)", method=f"regression F ×{len(ps)} (bonferroni)",
-                       describe=describe)
+    return _family_row(name, alpha, seed, n, labels, ps, untested=f"the F statistic is undefined ({untested})",
+                       method=f"regression F ×{len(ps)} (bonferroni)", describe=describe)
 
 
-def _redraw_row(name, norms: torch.Tensor, alpha, seed, eps: float) -> CheckResult:
-    """Exhaustive: every row norm of every draw differs from the same row's norm in the previous draw by more
-    than the rounding floor 64·ε·‖ω‖, ε of the sampler's dtype (equal norms have probability 0 under a
-    continuous law; a module that rescales fresh directions to stored norms keeps them up to rounding)."""
-    prev, nxt = norms[:-1], norms[1:]
-    same = (nxt - prev).abs() <= 64 * eps * prev.abs()
-    bad = int(same.sum())
-    example = ""
-    if bad:
-        r, i = (int(t) for t in same.nonzero()[0])
-        example = f"row {i} keeps its norm {float(prev[r, i]):.6g} from draw {r} to draw {r + 1}"
-    return property_check(bad, same.numel(), claim="sampler", name=name, seed=seed, alpha=alpha, example=example)
+def _block_norms(name, rows: dict[int, np.ndarray], d: int, alpha, seed) -> CheckResult:
+    """The exact F tests of :func:`~kerneltheory.testing.row_independence.norm_independence_tests` (each row norm
+    of the first block against the later rows' norms; proofs/sampler_independence.md, item 7)."""
+    tests = norm_independence_tests({i: np.linalg.norm(z, axis=-1) for i, z in rows.items()}, d)
+    return _f_family(name, tests, next(iter(rows.values())).shape[0], alpha, seed,
+                     "a non-finite score or a regressor of rank 0")
+
+
+def _cross_rows(name, rows: dict[int, np.ndarray], pairs, alpha, seed) -> CheckResult:
+    """The exact F tests of :func:`~kerneltheory.testing.row_independence.cross_row_tests` (coordinates and
+    magnitudes of every independent pair of tested rows; proofs/sampler_independence.md)."""
+    return _f_family(name, cross_row_tests(rows, pairs), next(iter(rows.values())).shape[0], alpha, seed,
+                     "a non-finite score, a regressor of rank 0 or a zero row")
+
+
 
 
 def claims_preset(preset: str, dim: int) -> SamplerClaims:
     """``"gaussian"`` (iid N(0, std²I) rows) or ``"orthogonal"`` (ORF: independent blocks of d orthogonal rows,
     each row marginally N(0, std²I)) as :class:`SamplerClaims`."""
     presets = {"gaussian": SamplerClaims(True, True, True, dim, None, "rows"),
-               "orthogonal": SamplerClaims(True, True, True, dim, "rows", "blocks")}
+               "orthogonal": SamplerClaims(True, True, True, dim, "rows", "blocks", True)}
     if preset not in presets:
         raise ValueError(f"claims must be a SamplerClaims or one of {sorted(presets)}, got {preset!r}")
     return presets[preset]
@@ -544,7 +560,8 @@ def _replays(first: torch.Tensor, again: torch.Tensor) -> bool:
 
 
 def _as_matrix(w, label: str) -> torch.Tensor:
-    """The draw as a tensor in its own floating dtype (a list of rows, e.g. from :mod:`random`, as float64)."""
+    """A copy of the draw as a tensor in its own floating dtype (a list of rows, e.g. from :mod:`random`, as
+    float64), taken before the sampler is called again."""
     if isinstance(w, list):
         try:
             w = np.asarray(w, dtype=np.float64)
@@ -556,7 +573,7 @@ def _as_matrix(w, label: str) -> torch.Tensor:
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
         shape = getattr(w, "shape", type(w).__name__)
         raise ValueError(f"{label}: sample(generator) must return a floating [m, d] frequency matrix, got {shape}")
-    return w.detach().cpu()
+    return w.detach().cpu().clone()  # a copy: a sampler may redraw one buffer in place and return it every call
 
 
 def callable_sampler_checks(
@@ -583,8 +600,11 @@ def callable_sampler_checks(
     ``extended`` (default) the list adds: the sign of *every* coordinate of every row of a block (the diagonal of
     a QR factor whose signs were not folded is caught at every coordinate, not only the first); KS of every
     coordinate of every row of a block; the independence of row norms and directions (Kendall's τ). With
-    ``redraws``, an exhaustive row checks that every row norm changes from one draw to the next (a module that
-    redraws directions but keeps its norms fails it, and fails "norms ~ χ_d" across redraws). The other
+    ``redraws``, a row checks that row norms change from one draw to the next: the ties within rounding over
+    disjoint pairs of draws are counted against the chance a correct sampler has of one
+    (:func:`~kerneltheory.testing.sampler_rounding.tie_bound`; a module that redraws directions but keeps its norms
+    fails it, and fails "norms ~ χ_d" across redraws). Every draw is copied before the next call (a sampler may
+    refill one buffer in place); a draw with a non-finite entry fails every check. The other
     arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
     drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
     generator; NaN equals only NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
@@ -614,5 +634,4 @@ def callable_sampler_checks(
         return torch.stack([one(generator) for _ in range(r)])
 
     return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
-                rows=rows, projections=projections, block=block, extended=extended, redraws=redraws,
-                eps=torch.finfo(first.dtype).eps)
+                rows=rows, projections=projections, block=block, extended=extended, redraws=redraws, std=std)

@@ -1,0 +1,239 @@
+"""The sampler checks on samplers that refill one buffer, carry less precision than their dtype, draw non-finite
+rows or share one norm per block (proofs/sampler_independence.md, items 4, 6, 7 and 8)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from kerneltheory.cli import main
+from kerneltheory.testing.adapters import global_rng_sampler, module_frequencies
+from kerneltheory.testing.sampler_rounding import (
+    FORMATS,
+    carried_format,
+    orthogonality_floors,
+    tie_bound,
+    tie_tolerance,
+)
+from kerneltheory.testing.samplers import SamplerClaims, callable_sampler_checks, claims_preset
+
+ALPHA = 1e-6
+D, M = 8, 16
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def kinds(rows) -> dict[str, object]:
+    return {r.name.split(": ", 1)[1]: r for r in rows}
+
+
+def _haar(g, dtype=torch.float64):
+    q, r = torch.linalg.qr(torch.randn(D, D, generator=g, dtype=dtype))
+    return (q * torch.sign(torch.diagonal(r))).t()
+
+
+def _orf(g, dtype=torch.float64):
+    """Correct ORF: Haar blocks, every row scaled by its own χ_d norm."""
+    w = torch.cat([_haar(g, dtype) for _ in range(M // D)])
+    return w * torch.randn(M, D, generator=g, dtype=dtype).norm(dim=1, keepdim=True)
+
+
+def _shared_norm(g):
+    """Haar blocks, one χ_d norm per block: every row N(0, I), rows orthogonal, blocks independent."""
+    return torch.cat([_haar(g) * torch.randn(D, generator=g, dtype=torch.float64).norm() for _ in range(M // D)])
+
+
+# -- 1. draws are copied ------------------------------------------------------------------------------------
+
+
+@pytest.mark.statistical
+def test_a_sampler_refilling_one_buffer_is_judged_on_every_draw(kt_seed):
+    """A sampler that redraws one buffer in place and returns it made every stacked draw the last one: a correct
+    float64 sampler failed every row, and one ignoring its generator passed the replay check (W compared with
+    itself)."""
+    buf64 = torch.empty(M, D, dtype=torch.float64)
+
+    def in_place(g):
+        return buf64.normal_(generator=g)
+
+    rows = callable_sampler_checks(in_place, claims="gaussian", draws=256, seed=kt_seed, alpha=ALPHA)
+    assert all(r.passed for r in rows), [(r.name, r.detail) for r in rows if not r.passed]
+
+    buf32 = torch.empty(M, D)
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(lambda g: buf32.normal_(), claims="gaussian", draws=256, seed=kt_seed)
+
+    buf = np.empty((M, D))
+
+    def numpy_buffer():
+        buf[:] = np.random.standard_normal((M, D))  # noqa: NPY002
+        return buf
+
+    sample = global_rng_sampler(numpy_buffer)
+    a, b = sample(torch.Generator().manual_seed(1)), sample(torch.Generator().manual_seed(2))
+    assert not torch.equal(a, b) and a.dtype == torch.float64
+    tensor_buf = torch.empty(M, D)
+    t_sample = global_rng_sampler(lambda: tensor_buf.normal_())
+    assert not torch.equal(t_sample(torch.Generator().manual_seed(1)), t_sample(torch.Generator().manual_seed(2)))
+
+
+# -- 2. the orthogonality floor follows the precision the values carry ----------------------------------------
+
+
+def test_carried_format_is_the_coarsest_that_holds_every_entry():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, M, D, generator=g, dtype=torch.float64)
+    w[1] = w[1].float().double()
+    w[2] = w[2].to(torch.bfloat16).double()
+    assert [FORMATS[int(k)] for k in carried_format(w)] == [torch.float64, torch.float32, torch.bfloat16]
+    half = torch.randn(1, M, D, generator=g).half().double()
+    assert FORMATS[int(carried_format(half))] == torch.float16
+
+
+def test_rounding_an_orthogonal_block_stays_within_the_floor():
+    """Proof item 6(a): rounding every entry of exactly orthogonal rows with unit roundoff u moves |cos| by at most
+    (2u + u²)/(1 − u)² (+ the subnormal term); a deterministic bound, checked on 400 Haar blocks."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.stack([_haar(g) for _ in range(400)])
+    for fmt in (torch.float16, torch.bfloat16):
+        rounded = q.to(fmt).double()
+        u = torch.finfo(fmt).eps / 2
+        gram = torch.nn.functional.normalize(rounded, dim=-1) @ torch.nn.functional.normalize(rounded, dim=-1).mT
+        worst = (gram - torch.eye(D, dtype=torch.float64)).abs().amax((-1, -2))
+        k = FORMATS.index(fmt)
+        floors = orthogonality_floors(torch.full((400,), k), rounded.norm(dim=-1).amin(-1), D, D)
+        assert bool((worst <= (2 * u + u * u) / (1 - u) ** 2).all()) and bool((worst <= floors).all())
+        assert float(worst.max()) > 0.1 * u  # the rounding is there, and the floor is not far above it
+
+
+def _orthogonal_row(sample, seed):
+    only = SamplerClaims(False, False, False, D, "rows", None)
+    return kinds(callable_sampler_checks(sample, claims=only, draws=64, seed=seed, alpha=ALPHA))["orthogonal blocks"]
+
+
+def test_a_float32_orf_returned_as_float64_passes(kt_seed):
+    """A float32 ORF returned as float64 failed against float64's floor; correct bfloat16 and float16 ORF pass; a
+    float64 perturbation of 1e-9 still fails."""
+    assert _orthogonal_row(lambda g: _orf(g, torch.float32).double(), kt_seed).passed
+    assert _orthogonal_row(lambda g: _orf(g, torch.float32).to(torch.bfloat16), kt_seed).passed
+    assert _orthogonal_row(lambda g: _orf(g, torch.float32).to(torch.float16), kt_seed).passed
+    assert not _orthogonal_row(lambda g: _orf(g) + 1e-9 * torch.randn(M, D, generator=g, dtype=torch.float64),
+                               kt_seed).passed
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_rows_that_are_not_orthogonal_fail(kt_seed, dtype):
+    """iid rows in bfloat16 (float16) passed against 64·ε·b = 4 (0.5)."""
+    bad = _orthogonal_row(lambda g: torch.randn(M, D, generator=g).to(dtype), kt_seed)
+    assert not bad.passed and not bad.refused and str(dtype).removeprefix("torch.") in bad.detail
+
+
+def test_an_untestable_block_is_refused_not_passed(kt_seed):
+    """A zero row has no cosine, and bfloat16 rows of subnormal size a floor ≥ 1: refused, never passed."""
+    only = SamplerClaims(False, False, False, D, "rows", None)
+
+    def zero_row(g):
+        w = _orf(g)
+        w[0] = 0.0
+        return w
+
+    tiny = callable_sampler_checks(lambda g: (_orf(g) * 1e-40).to(torch.bfloat16), claims=only, draws=64,
+                                   seed=kt_seed)
+    for rows in (callable_sampler_checks(zero_row, claims=only, draws=64, seed=kt_seed), tiny):
+        row = kinds(rows)["orthogonal blocks"]
+        assert row.refused and not row.passed, row.detail
+
+
+# -- 3. redraw ties are counted against their chance ----------------------------------------------------------
+
+
+class _Proj(torch.nn.Module):
+    """A module holding ORF frequencies in a buffer (optionally keeping the norms of its first draw)."""
+
+    def __init__(self, stale=False):
+        super().__init__()
+        self.register_buffer("projection", _orf(torch.Generator().manual_seed(0), torch.float32))
+        self.stale = stale
+
+    @torch.no_grad()
+    def redraw_projection(self):
+        w = _orf(torch.default_generator, torch.float32)
+        if self.stale:
+            w = w / w.norm(dim=1, keepdim=True) * self.projection.float().norm(dim=1, keepdim=True)
+        self.projection.copy_(w)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_redraws_pass_and_kept_norms_fail(kt_seed, dtype):
+    """Independent χ_d norms round to one bfloat16/float16 value with probability ~1e-3..1e-2: the exhaustive check
+    failed a correct module; the tie count is calibrated and still fails a module that keeps its norms."""
+    good = callable_sampler_checks(module_frequencies(_Proj().to(dtype), "projection", redraw="redraw_projection"),
+                                   claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA, redraws=True)
+    assert all(r.passed for r in good), [(r.name, r.detail) for r in good if not r.passed]
+    bad = callable_sampler_checks(module_frequencies(_Proj(True).to(dtype), "projection",
+                                                     redraw="redraw_projection"),
+                                  claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA, redraws=True)
+    row = kinds(bad)["norms change between redraws"]
+    assert not row.passed and not row.refused, row.detail
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_the_tie_bound_holds(kt_seed, dtype):
+    """Proof item 6(b): the tie rate of independent χ_d norms computed in float32 and rounded to dtype is at most
+    tie_bound: one-sided binomial test at 1e-6 on 20000 pairs."""
+    g = torch.Generator().manual_seed(kt_seed)
+    a, b = (torch.randn(20000, D, generator=g).to(dtype).double().norm(dim=-1) for _ in range(2))
+    delta, c = tie_tolerance(dtype, D)
+    ties = int(((b - a).abs() <= delta * a + c).sum())
+    assert stats.binom.sf(ties - 1, 20000, tie_bound(dtype, D, 1.0)) > 1e-6, ties
+
+
+def test_redraws_without_a_norm_law_are_refused(kt_seed):
+    claims = dataclasses.replace(claims_preset("orthogonal", D), gaussian_rows=False, gaussian_coordinates=False,
+                                 symmetric=False)
+    rows = callable_sampler_checks(_orf, claims=claims, draws=64, seed=kt_seed, redraws=True)
+    assert kinds(rows)["norms change between redraws"].refused
+
+
+# -- 4. a non-finite draw fails --------------------------------------------------------------------------------
+
+
+def _nan_sometimes(g):
+    w = torch.randn(M, D, generator=g, dtype=torch.float64)
+    if float(torch.rand(1, generator=g)) < 0.03:
+        w[3] = math.nan
+    return w
+
+
+def test_a_sampler_drawing_nan_rows_fails_every_check(kt_seed, tmp_path, capsys):
+    """NaN rows on ~3 % of draws were an error (exit 2); every claim is refuted, so every row fails (exit 1)."""
+    rows = callable_sampler_checks(_nan_sometimes, claims="gaussian", draws=512, seed=kt_seed)
+    assert rows and all(not r.passed and not r.refused and "in row 3" in r.detail for r in rows)
+    user = tmp_path / "nan_user.py"
+    user.write_text("import math\nimport torch\n\n\ndef sample(g):\n"
+                    "    w = torch.randn(16, 8, generator=g, dtype=torch.float64)\n"
+                    "    if float(torch.rand(1, generator=g)) < 0.03:\n        w[3] = math.nan\n    return w\n",
+                    encoding="utf-8")
+    assert main(["audit", f"{user}:sample", "--sampler", "gaussian", "--draws", "512"]) == 1
+    assert "in row 3" in capsys.readouterr().out
+
+
+# -- 5. norms within a block ----------------------------------------------------------------------------------
+
+
+@pytest.mark.statistical
+def test_one_norm_per_block_fails_and_orf_passes(kt_seed):
+    """One χ_d norm per block keeps every row N(0, I), every block orthogonal and blocks independent (it passed the
+    preset) but is another estimator; the within-block norm test rejects it and passes correct ORF."""
+    bad = kinds(callable_sampler_checks(_shared_norm, claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA))
+    assert not bad["norms independent within a block"].passed
+    assert all(r.passed for k, r in bad.items() if k != "norms independent within a block")
+    good = callable_sampler_checks(_orf, claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA)
+    assert all(r.passed for r in good), [(r.name, r.detail) for r in good if not r.passed]
