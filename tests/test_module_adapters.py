@@ -97,6 +97,8 @@ def test_attention_from_module_validates_heads_and_mask_keeps():
         attention_from_module(build, layout="BLd", heads=2)
     with pytest.raises(TypeError, match="mask_keeps must be a bool"):
         attention_from_module(build, layout="BLHd", mask="key_padding_mask", mask_keeps="False")
+    with pytest.raises(TypeError, match="mask must be None or the name"):
+        attention_from_module(build, layout="BLHd", mask=True)
     fixed = attention_from_module(lambda m: Heads(m), layout="BLHd", heads=2)(16, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="expected size heads = 2"):
         attention_from_module(lambda m: Squeezed(m), layout="BLHd", heads=2)(16, torch.Generator().manual_seed(0))(
@@ -145,15 +147,15 @@ def lazy_function(m, every_call):
 class LazyFeatures(nn.Module):
     """Positive features whose redraw forgets the projection; forward draws it (global generator) when missing."""
 
-    def __init__(self, m=64):
+    def __init__(self, m=64, every_call=False):
         super().__init__()
-        self.m, self.projection = m, None
+        self.m, self.every_call, self.projection = m, every_call, None
 
     def redraw(self):
         self.projection = None
 
     def forward(self, x):
-        if self.projection is None:
+        if self.projection is None or self.every_call:
             self.projection = torch.randn(self.m, x.shape[-1], dtype=x.dtype)
         return torch.exp(x @ self.projection.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.m)
 
@@ -166,6 +168,11 @@ def test_from_module_replays_features_drawn_at_the_first_call(kt_seed):
     report = check_feature_map(from_module(LazyFeatures(), redraw="redraw", dtype=torch.float64), kernels.softmax,
                                dim=4, claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
     assert report.passed, str(report)
+    every = from_module(LazyFeatures(every_call=True), redraw="redraw", dtype=torch.float64)
+    g = torch.Generator().manual_seed(kt_seed)
+    every(g)(x)
+    with pytest.raises(ValueError, match="different features on 3 calls with one draw"):
+        every(g)
 
 
 class Cached(nn.Module):
