@@ -83,8 +83,10 @@ def as_factory(obj, n: int, form: str):
 def global_rng_factory(obj, attention: bool):
     """``--global-rng``: FACTORY draws from the global generators; it is called inside
     :func:`~kerneltheory.testing.adapters.global_rng` seeded from the check's generator, as ``draw()`` (a feature
-    map or frequencies) or, with ``--attention``, as ``attention(m)`` building the function for m features."""
-    from .testing.adapters import global_rng, global_rng_sampler
+    map or frequencies) or, with ``--attention``, as ``attention(m)`` building the function for m features, whose
+    calls run inside :func:`~kerneltheory.testing.adapters.global_rng_calls` (features drawn lazily, at the first
+    call, are drawn from the check's seed too)."""
+    from .testing.adapters import global_rng, global_rng_calls, global_rng_sampler
 
     if not attention:
         if not _fits(obj, 0):
@@ -97,7 +99,8 @@ def global_rng_factory(obj, attention: bool):
 
     def factory(num_features, generator):
         with global_rng(generator):
-            return obj(num_features)
+            fn = obj(num_features)
+        return global_rng_calls(fn, generator) if callable(fn) else fn
 
     return factory
 

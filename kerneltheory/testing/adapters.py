@@ -15,7 +15,9 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   redraw that changes a learned parameter (one with ``requires_grad``) is refused;
 * :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
 * :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
-  that :func:`~kerneltheory.testing.attention_audit.check_attention` calls;
+  that :func:`~kerneltheory.testing.attention_audit.check_attention` calls (several heads, only one audited);
+* :func:`global_rng_calls` — a function whose calls draw from the global generators (lazily drawn features), each
+  call run inside :func:`global_rng` of a private generator seeded from the check's;
 * :func:`bind_statistics` — a data-dependent map (OPRF-style statistics of the sequence) bound to the
   statistics of one reference sequence, so that every draw shares them;
 * :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c".
@@ -52,7 +54,7 @@ from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _same_values
+from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _one_number, _same_values
 
 __all__ = [
     "LAYOUTS",
@@ -60,6 +62,7 @@ __all__ = [
     "bind_statistics",
     "from_module",
     "global_rng",
+    "global_rng_calls",
     "global_rng_sampler",
     "module_frequencies",
     "proportional_check",
@@ -124,6 +127,26 @@ def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator]
         return torch.from_numpy(np.array(out, dtype=out.dtype if kept else np.float64, order="C", copy=True))
 
     return sample
+
+
+def _private_seed(generator: torch.Generator) -> int:
+    """One draw of ``generator``: the seed of the private generator under whose :func:`global_rng` a module's calls
+    run, so that what a module draws while it runs (lazily, at its first call) is replayed by the check's seed, and
+    a module that draws on every call still gives different outputs on two calls (the generator advances)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+def global_rng_calls(fn: Callable, generator: torch.Generator) -> Callable:
+    """``fn`` with every call run inside :func:`global_rng` of one private generator seeded from ``generator`` now
+    (:func:`_private_seed`): code built from the check's generator that draws from the global generators when it
+    runs, not when it is built (a projection drawn at the first forward), is reproducible from the seed."""
+    calls = torch.Generator().manual_seed(_private_seed(generator))
+
+    def seeded(*args, **kwargs):
+        with global_rng(calls):
+            return fn(*args, **kwargs)
+
+    return seeded
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -228,7 +251,13 @@ def from_module(
     ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
-    redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md). A draw
+    redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md; or the
+    state changed but the features on every nonzero row of that input did not: a forward that reads a cache built
+    at its first call, a redraw that changes only a counter; proofs/module_adapters.md, item 3). The module's calls
+    run inside :func:`global_rng` of a private generator seeded from the draw's generator (as in
+    :func:`global_rng_calls`), so a projection drawn lazily at the first forward is replayed by the seed; a module
+    whose features change from call to call within one draw (a redraw inside ``forward``) raises ``ValueError``
+    (item 2 there). A draw
     from a generator in the state of the previous draw's (the replay check of :func:`check_feature_map` reseeds it)
     must give the same map, and is not compared. A feature
     function must be evaluated before the next draw (it raises ``RuntimeError`` otherwise), which is how the
@@ -246,18 +275,20 @@ def from_module(
     probe: list = []  # [input, features of the latest draw on it]: the first input any feature function saw
     last_state: list = []  # [the generator's state before the latest draw]
     unchanged = [0]  # consecutive redraws that left the map unchanged; -1 once one changed it (checks end)
+    stable = [0]  # draws whose features were found the same on two calls (_check_stable)
 
-    def run(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.dtype | None]:
-        """(the features in float64, in the checks' layout; the dtype the module returned them in)"""
-        with torch.no_grad():
+    def run(fn, x: torch.Tensor, calls: torch.Generator) -> tuple[torch.Tensor, torch.dtype | None]:
+        """(the features in float64, in the checks' layout; the dtype the module returned them in); the module runs
+        inside global_rng(calls), so that what it draws when it runs (a projection drawn lazily) is replayed"""
+        with torch.no_grad(), global_rng(calls):
             out = fn(_to_layout(x.to(dt), axes))
         return _from_layout(out, axes).to(torch.float64), getattr(out, "dtype", None)
 
-    def wrap(fn, n_draw):
+    def wrap(fn, n_draw, calls):
         def features(x: torch.Tensor) -> torch.Tensor:
             if draws[0] != n_draw:
                 raise RuntimeError("this feature function belongs to an earlier draw of the module")
-            out, features.feature_dtype = run(fn, x)  # the dtype computed in: the rounding floor's precision
+            out, features.feature_dtype = run(fn, x, calls)  # the dtype computed in: the rounding floor's precision
             if not probe and fn is (work if sides is None else sides[0]):
                 probe.extend([x.detach().clone(), out.detach().clone()])
             return out
@@ -275,14 +306,21 @@ def from_module(
         before = _float_state(work) if probe and not replay and unchanged[0] >= 0 else None
         with global_rng(generator):
             _redraw(work, redraw)
+        seed = _private_seed(generator)  # the calls' global generators (global_rng_calls), one seed per draw
         _check_learned(work, learned)
         draws[0] += 1
+        probe_calls = torch.Generator().manual_seed(seed)  # as the draw's first call sees it: a replay skips these
         if probe and before is not None:
-            now, _ = run(work if sides is None else sides[0], probe[0])
+            now, _ = run(work if sides is None else sides[0], probe[0], probe_calls)
             _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0], unchanged)
+        if probe and not replay and stable[0] < UNCHANGED_REDRAWS:
+            for name, fn in [("features", work)] if sides is None else [("query", sides[0]), ("key", sides[1])]:
+                _check_stable(name, [run(fn, probe[0], probe_calls) for _ in range(3)], draws[0])
+            stable[0] += 1
+        calls = torch.Generator().manual_seed(seed)
         if sides is None:
-            return wrap(work, draws[0])
-        return wrap(sides[0], draws[0]), wrap(sides[1], draws[0])
+            return wrap(work, draws[0], calls)
+        return wrap(sides[0], draws[0], calls), wrap(sides[1], draws[0], calls)
 
     return sample
 
@@ -303,6 +341,28 @@ def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]], n_draw: int) -> None:
+    """Raise ``ValueError`` when three calls of one draw's feature function on the probe (the same input, one after
+    the other, inside :func:`global_rng` of the draw's private generator) do not all give the same features: the
+    module draws when it runs (a redraw in forward, on every call or every N calls; three calls see a redraw every
+    second call whatever its phase, and the first :data:`UNCHANGED_REDRAWS` draws shift the phase of longer
+    periods), so the query and the key features, or two batches, of one draw need not share their frequencies, and
+    no single map is tested. A module that draws once, lazily at its first call, gives the same features on every
+    later call and passes. ``runs``: (features, the dtype computed in); two runs are the same when equal, or within
+    the sum of their rounding floors (:func:`~kerneltheory.testing.verify._one_number`, the bound of the replay
+    checks: a kernel whose reductions are not deterministic, as some CUDA kernels are, rounds differently)."""
+    floors = []
+    for out, dt in runs:
+        eps = torch.finfo(dt).eps if isinstance(dt, torch.dtype) and dt.is_floating_point else None
+        floors.append(pair_rounding_floor(out.reshape(-1, out.shape[-1]), feature_eps=eps))
+    first = runs[0][0]
+    if not all(_one_number(first, out, floors[0], f) for (out, _), f in zip(runs[1:], floors[1:], strict=True)):
+        raise ValueError(
+            f"the module's {side} gave different features on {len(runs)} calls with one draw (draw {n_draw}, the same "
+            "input): it draws new frequencies when it runs (a redraw inside forward, on every call or every N calls), "
+            "so the query and key features of one draw need not share them; draw them in the redraw (redraw=...) only")
+
+
 #: Consecutive redraws, from the first, that must leave the map unchanged before :func:`from_module` refuses it.
 UNCHANGED_REDRAWS = 3
 
@@ -310,23 +370,42 @@ UNCHANGED_REDRAWS = 3
 def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, redraw, n_draw: int,
                    unchanged: list) -> None:
     """Raise ``ValueError`` when the first :data:`UNCHANGED_REDRAWS` redraws all left the map unchanged (a law with
-    few outcomes repeats a draw by chance; a redraw that does nothing repeats it every time, from the first): no
-    floating-point state of the module changed
-    (``before``/``after``, :func:`_float_state`) and its features ``now`` on the probe (the first input a feature
-    function of this sampler saw) equal the previous draw's, ``probe[1]`` (NaN equals only NaN). Averaging one fixed
-    map over draws tests nothing, and reads as a biased map. Both must agree: a redraw that changes the state keeps
-    its draw (the probe may be an input, e.g. 0, whose features do not depend on the frequencies), and so does one
-    that changes only what the state does not hold (a Python list, a closure) when the probe's features change.
-    ``probe[1]`` becomes ``now``; ``unchanged[0]`` counts the unchanged redraws, and becomes -1 (no more checks)
-    at the first that changed the map."""
+    few outcomes repeats a draw by chance; a redraw that does nothing repeats it every time, from the first).
+    The probe is the first input a feature function of this sampler saw, ``probe[0]``; ``probe[1]`` its features in
+    the previous draw, ``now`` in this one (NaN equals only NaN). A redraw left the map unchanged when either
+
+    * no floating-point state of the module changed (``before``/``after``, :func:`_float_state`) and the features
+      on the probe are the previous draw's (both must agree: frequencies kept where the state does not look, a
+      Python list or a closure, change the features), or
+    * the features are the previous draw's, finite and the same on every probe row x ≠ 0, although the state
+      changed: a redraw that changes only a counter, or a forward that reads a copy of the frequencies (a cache
+      built on the first call) which the redraw does not update. At x = 0 features need not depend on the
+      frequencies (positive features are 1/√m there), so rows x = 0 are not used, and a probe without such a row
+      leaves only the first test.
+
+    Averaging one fixed map over draws tests nothing, and reads as a biased map. ``probe[1]`` becomes ``now``;
+    ``unchanged[0]`` counts the unchanged redraws, and becomes -1 (no more checks) at the first that changed the
+    map."""
     same_state = after.keys() == before.keys() and all(_same_values(after[k], before[k]) for k in before)
-    unchanged[0] = unchanged[0] + 1 if same_state and _same_values(now, probe[1]) else -1
-    if unchanged[0] >= UNCHANGED_REDRAWS:
+    x, prev = probe[0], probe[1]
+    moving = (x.reshape(x.shape[0], -1) != 0).any(-1) & torch.isfinite(prev.reshape(prev.shape[0], -1)).all(-1)
+    stale = bool(moving.any()) and _same_values(now[moving], prev[moving])
+    unchanged[0] = unchanged[0] + 1 if stale or (same_state and _same_values(now, prev)) else -1
+    if unchanged[0] >= UNCHANGED_REDRAWS and same_state:
         raise ValueError(
             f"redraw={redraw!r} left the map unchanged: draws 1 to {n_draw} have one module state and the same "
-            f"features on a probe of {tuple(probe[0].shape)} inputs, so every draw would be one fixed map. "
+            f"features on a probe of {tuple(x.shape)} inputs, so every draw would be one fixed map. "
             "The module runs in eval mode: a redraw that acts only in training mode (gated on self.training) or only "
             "every N calls does nothing here; pass a redraw that always draws new frequencies")
+    if unchanged[0] >= UNCHANGED_REDRAWS:
+        changed = sorted(k.lstrip(".") for k in before if k in after and not _same_values(after[k], before[k]))
+        raise ValueError(
+            f"redraw={redraw!r} changed the module's state ({', '.join(changed) or 'its keys'}) but not its features: "
+            f"draws 1 to {n_draw} give the same features on the {int(moving.sum())} nonzero inputs of a probe of "
+            f"{tuple(x.shape)}, so every draw would be one fixed map. Either the redraw does not draw new frequencies "
+            "(it changes only a counter, or acts only every N calls), or forward reads a copy of them that the redraw "
+            "does not update (a cache built on the first call): have the redraw invalidate that cache, or pass a "
+            "redraw that does")
     probe[1] = now
 
 
@@ -354,10 +433,37 @@ def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Ca
     return sample
 
 
+#: The heads :func:`attention_from_module` gives a layout with a head axis by default: the audited one and a distractor.
+DEFAULT_HEADS = 2
+
+
+def _distractors(shape: torch.Size, count: int, what: str, std: float) -> torch.Tensor:
+    """``[count, *shape]`` tokens of N(0, std²), fixed given the shape (seeded by it): the other heads' inputs."""
+    g = torch.Generator().manual_seed(seed_for(f"attention_from_module distractors {what} {tuple(shape)} {count}"))
+    return torch.randn(count, *shape, generator=g, dtype=torch.float64) * std
+
+
+def _with_heads(t: torch.Tensor, axis: int, heads: int, audited: int, what: str) -> torch.Tensor:
+    """``[B, L, d]`` → the audited sequence at index ``audited`` of a head axis of size ``heads`` at ``axis``, the
+    other heads holding :func:`_distractors` (q and k of std 0.3, v of std 1: check_attention's default inputs)."""
+    if heads == 1:
+        return t.unsqueeze(axis)
+    others = list(_distractors(t.shape, heads - 1, what, 1.0 if what == "v" else 0.3).to(t.dtype))
+    return torch.stack([*others[:audited], t, *others[audited:]], dim=axis)
+
+
+def _audited_head(out: torch.Tensor, axis: int, heads: int, audited: int) -> torch.Tensor:
+    if out.dim() <= axis or out.shape[axis] != heads:
+        raise ValueError(f"the module's output has shape {tuple(out.shape)}, expected size heads = {heads} on axis "
+                         f"{axis} (the layout's head axis): is layout right?")
+    return out.select(axis, audited)
+
+
 def attention_from_module(
     build: Callable[[int], torch.nn.Module],
     *,
     layout: str = "BLd",
+    heads: int | None = None,
     mask: str | None = None,
     mask_keeps: bool = True,
     redraw=None,
@@ -368,11 +474,20 @@ def attention_from_module(
 
     ``build(m)`` constructs the module with m random features; it runs inside :func:`global_rng`, as does
     ``redraw`` (a method name or ``callable(module)``) after it, so the module's frequencies come from the
-    check's generator. The module is put in eval mode. ``fn`` takes ``[B, L, d]`` tensors, moves them to
-    ``layout`` (``"BLd"``, ``"BHLd"`` or ``"BLHd"``: one head inserted), casts them to ``dtype`` (default: the
-    module's own; ``"input"`` follows the inputs' dtype by converting the module) and returns the module's
-    output in the module's dtype. A key mask ``[B, L]`` (True = keep) is passed as the keyword ``mask`` names,
-    inverted when the module's mask marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``).
+    check's generator. The module is put in eval mode, and every call of ``fn`` runs the module inside
+    :func:`global_rng` of a private generator seeded from the check's generator when the factory is called: a module
+    that draws its features lazily, at its first call, draws them reproducibly; one that redraws on every call gives
+    different outputs on two calls, which the exact checks refuse. ``fn`` takes ``[B, L, d]`` tensors, moves them to
+    ``layout`` (``"BLd"``, ``"BHLd"`` or ``"BLHd"``), casts them to ``dtype`` (default: the module's own;
+    ``"input"`` follows the inputs' dtype by converting the module) and returns the module's output in the module's
+    dtype. A layout with a head axis gets ``heads`` heads (default :data:`DEFAULT_HEADS`; pass the module's own
+    number when it has a fixed one): the audited sequence on head ``heads // 2``, and on the others distractor
+    tokens fixed given the shape (so that two calls on one input are the same), of which only the audited head's
+    output is returned. In a correct module a head's output depends on its own inputs alone; a module that mixes
+    heads (``x.reshape(B, H, L, d)`` for ``x.transpose(1, 2)``) gives the audited head other tokens' values, which
+    the checks see (proofs/module_adapters.md, item 1). ``heads=1`` inserts one head, where such a bug is invisible.
+    A key mask ``[B, L]`` (True = keep) is passed as the keyword ``mask`` names, inverted when the module's mask
+    marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``).
     """
     if not callable(build):
         raise TypeError(f"build must be a callable num_features -> nn.Module, got {type(build).__name__}")
@@ -380,6 +495,19 @@ def attention_from_module(
     mask_keyword = mask
     if layout == "nd":
         raise ValueError("an attention module takes batched sequences: layout must be 'BLd', 'BHLd' or 'BLHd'")
+    if not isinstance(mask_keeps, bool):
+        raise TypeError(f"mask_keeps must be a bool (True: the module's mask marks the keys kept), got "
+                        f"{type(mask_keeps).__name__}")
+    if mask_keyword is not None and not isinstance(mask_keyword, str):
+        raise TypeError(f"mask must be None or the name of the module's mask keyword, got {type(mask).__name__}")
+    if len(axes) == 1:
+        if heads is not None:
+            raise ValueError(f"heads applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
+        n_heads, head_axis = 1, None
+    else:
+        n_heads = DEFAULT_HEADS if heads is None else check_int(heads, "heads", minimum=1)
+        head_axis = axes[1]
+    audited = n_heads // 2
 
     def factory(num_features: int, generator: torch.Generator):
         m = check_int(num_features, "num_features", minimum=1)
@@ -394,7 +522,11 @@ def attention_from_module(
             dt = q.dtype if dtype == "input" else _module_dtype(module, dtype)
             if dtype == "input":
                 module.to(dt)
-            args = [_to_layout(t.to(dt), axes[1:]) for t in (q, k, v)]
+            if head_axis is None:
+                args = [t.to(dt) for t in (q, k, v)]
+            else:
+                args = [_with_heads(t.to(dt), head_axis, n_heads, audited, w)
+                        for t, w in zip((q, k, v), "qkv", strict=True)]
             extra = {}
             if mask is not None:
                 if mask_keyword is None:
@@ -403,9 +535,9 @@ def attention_from_module(
                 extra[mask_keyword] = mask if mask_keeps else ~mask
             with torch.no_grad():
                 out = module(*args, **extra)
-            return _from_layout(out, axes[1:])
+            return out if head_axis is None else _audited_head(out, head_axis, n_heads, audited)
 
-        return fn
+        return global_rng_calls(fn, generator)
 
     return factory
 

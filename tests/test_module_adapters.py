@@ -1,0 +1,210 @@
+"""The nn.Module adapters against three module defects: attention_from_module puts the audited sequence on one of
+several heads (a layer that mixes heads, ``reshape`` for ``transpose``, fails; one head hid it); module calls run
+seeded from the check's generator (a projection drawn lazily at the first forward is replayed, a module that
+redraws on every call is still refused); from_module refuses a redraw that the module's forward does not see (a
+stale cache, a redraw that changes only a counter) instead of reporting a biased map. Exact checks (padding,
+rounding floors) or ValueErrors only; the statistical rows run at α = 1e-6 on the test's seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from kerneltheory import kernels
+from kerneltheory._audit_args import global_rng_factory
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.adapters import attention_from_module, from_module
+from kerneltheory.testing.attention_audit import check_attention, rounding_floor_attention
+
+D, ALPHA = 8, 1e-6
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _favor(q, k, v, w, keep):
+    """Positive-feature linear attention on [..., L, d] with per-query and one shared key stabiliser."""
+    d = q.shape[-1]
+    f = lambda x: (x * d**-0.25) @ w.t() - (x * x * d**-0.5).sum(-1, keepdim=True) / 2  # noqa: E731
+    lq, lk = f(q), f(k)
+    pq = (lq - lq.amax(-1, keepdim=True)).exp()
+    pk = (lk - lk.masked_fill(~keep[..., None], -math.inf).amax((-2, -1), keepdim=True)).exp() * keep[..., None]
+    return (pq @ (pk.transpose(-1, -2) @ v)) / (pq @ pk.sum(-2)[..., None])
+
+
+class Heads(nn.Module):
+    """[B, L, H, d] multi-head attention; ``transpose=False`` splits the heads with ``reshape`` (the classic bug)."""
+
+    def __init__(self, m, transpose=True):
+        super().__init__()
+        self.transpose = transpose
+        self.register_buffer("projection", torch.randn(m, D, dtype=torch.float64))
+
+    def split(self, x):
+        b, n, h, d = x.shape
+        return x.transpose(1, 2) if self.transpose else x.reshape(b, h, n, d)
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        b, n, h, d = q.shape
+        keep = torch.ones(b, n, dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
+        out = _favor(self.split(q), self.split(k), self.split(v), self.projection, keep[:, None])
+        return out.transpose(1, 2) if self.transpose else out.reshape(b, n, h, d)
+
+
+def heads_attention(transpose, **kw):
+    return attention_from_module(lambda m: Heads(m, transpose), layout="BLHd", mask="key_padding_mask",
+                                 mask_keeps=False, **kw)
+
+
+def test_a_layer_that_mixes_heads_fails_and_a_correct_one_passes(kt_seed):
+    """With one head inserted reshape equals transpose and the bug passed every check; with two heads (the default)
+    the audited head receives distractor tokens and fails; one head still hides it."""
+    for kw, status in (({}, "FAILED"), ({"heads": 3}, "FAILED"), ({"heads": 1}, "PASSED")):
+        report = check_attention(heads_attention(False, **kw), dim=D, checks=["padding"], seed=kt_seed)
+        assert report.status == status, (kw, str(report))
+    assert check_attention(heads_attention(True, heads=3), dim=D, checks=["padding"], seed=kt_seed).passed
+
+
+def test_the_audited_head_is_the_modules_head_and_calls_are_deterministic(kt_seed):
+    """A correct module's audited head gives what the same draw gives with one head (up to both runs' rounding
+    floors, proofs/attention_audit.md), and two calls on one input are the same (the distractors are fixed)."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k, v = (torch.randn(2, 6, D, generator=g, dtype=torch.float64) for _ in range(3))
+    for layout, heads in (("BLHd", 2), ("BLHd", 3), ("BHLd", 4)):
+        build = BHLd if layout == "BHLd" else Heads
+        one, many = (attention_from_module(build, layout=layout, heads=h)(16, torch.Generator().manual_seed(kt_seed))
+                     for h in (1, heads))
+        a, b = one(q, k, v), many(q, k, v)
+        assert torch.equal(b, many(q, k, v))
+        floor = rounding_floor_attention(one, q, k, v, a, 16) + rounding_floor_attention(many, q, k, v, b, 16)
+        assert b.shape == q.shape and bool(((a - b).abs() <= floor).all()), (layout, heads)
+
+
+class BHLd(Heads):
+    def forward(self, q, k, v, mask=None):
+        return _favor(q, k, v, self.projection, torch.ones(q.shape[0], 1, q.shape[2], dtype=torch.bool))
+
+
+def test_attention_from_module_validates_heads_and_mask_keeps():
+    build = lambda m: Heads(m)  # noqa: E731
+    with pytest.raises(ValueError, match="heads must be >= 1"):
+        attention_from_module(build, layout="BLHd", heads=0)
+    with pytest.raises(TypeError, match="heads must be an integer"):
+        attention_from_module(build, layout="BHLd", heads=2.0)
+    with pytest.raises(ValueError, match="heads applies to a layout with a head axis"):
+        attention_from_module(build, layout="BLd", heads=2)
+    with pytest.raises(TypeError, match="mask_keeps must be a bool"):
+        attention_from_module(build, layout="BLHd", mask="key_padding_mask", mask_keeps="False")
+    with pytest.raises(TypeError, match="mask must be None or the name"):
+        attention_from_module(build, layout="BLHd", mask=True)
+    fixed = attention_from_module(lambda m: Heads(m), layout="BLHd", heads=2)(16, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="expected size heads = 2"):
+        attention_from_module(lambda m: Squeezed(m), layout="BLHd", heads=2)(16, torch.Generator().manual_seed(0))(
+            *(torch.zeros(1, 4, D, dtype=torch.float64),) * 3)
+    assert fixed(*(torch.zeros(1, 4, D, dtype=torch.float64),) * 3).shape == (1, 4, D)
+
+
+class Squeezed(Heads):
+    def forward(self, q, k, v):
+        return super().forward(q, k, v)[:, :, 0]
+
+
+class Lazy(nn.Module):
+    """Draws its projection at the first forward, from torch's global generator (d read from the input)."""
+
+    def __init__(self, m, every_call=False):
+        super().__init__()
+        self.m, self.every_call, self.projection = m, every_call, None
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        if self.projection is None or self.every_call:
+            self.projection = torch.randn(self.m, q.shape[-1], dtype=q.dtype)
+        keep = torch.ones(k.shape[:2], dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
+        return _favor(q, k, v, self.projection, keep)
+
+
+def test_a_projection_drawn_at_the_first_forward_is_replayed(kt_seed):
+    """It was refused ("built twice from identically seeded generators gives different outputs ... goes through
+    attention_from_module") although it came through attention_from_module; a module that draws on every call is
+    refused by the determinism of the exact checks."""
+    lazy = attention_from_module(lambda m: Lazy(m), mask="key_padding_mask", mask_keeps=False)
+    assert check_attention(lazy, dim=D, checks=["padding"], seed=kt_seed).passed
+    every = attention_from_module(lambda m: Lazy(m, every_call=True), mask="key_padding_mask", mask_keeps=False)
+    report = check_attention(every, dim=D, checks=["padding"], seed=kt_seed)
+    assert report.status == "REFUSED" and all("two calls with one draw" in c.detail for c in report.checks), report
+    for every_call, status in ((False, "PASSED"), (True, "REFUSED")):  # --global-rng --attention: attention(m)
+        factory = global_rng_factory(lambda m, e=every_call: lazy_function(m, e), attention=True)
+        assert check_attention(factory, dim=D, checks=["padding"], seed=kt_seed).status == status
+
+
+def lazy_function(m, every_call):
+    module = Lazy(m, every_call)
+    return lambda q, k, v, mask=None: module(q, k, v, None if mask is None else ~mask)
+
+
+class LazyFeatures(nn.Module):
+    """Positive features whose redraw forgets the projection; forward draws it (global generator) when missing."""
+
+    def __init__(self, m=64, every_call=False):
+        super().__init__()
+        self.m, self.every_call, self.projection = m, every_call, None
+
+    def redraw(self):
+        self.projection = None
+
+    def forward(self, x):
+        if self.projection is None or self.every_call:
+            self.projection = torch.randn(self.m, x.shape[-1], dtype=x.dtype)
+        return torch.exp(x @ self.projection.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.m)
+
+
+def test_from_module_replays_features_drawn_at_the_first_call(kt_seed):
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    runs = [from_module(LazyFeatures(), redraw="redraw", dtype=torch.float64)(torch.Generator().manual_seed(kt_seed))
+            for _ in range(2)]
+    assert torch.equal(runs[0](x), runs[1](x)) and torch.equal(runs[0](x), runs[0](x))
+    report = check_feature_map(from_module(LazyFeatures(), redraw="redraw", dtype=torch.float64), kernels.softmax,
+                               dim=4, claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+    every = from_module(LazyFeatures(every_call=True), redraw="redraw", dtype=torch.float64)
+    g = torch.Generator().manual_seed(kt_seed)
+    every(g)(x)
+    with pytest.raises(ValueError, match="different features on 3 calls with one draw"):
+        every(g)
+
+
+class Cached(nn.Module):
+    """redraw() draws a new projection, but forward reads a copy made at its first call (a stale cache); with
+    ``counter`` the redraw instead changes only a step counter after the first."""
+
+    def __init__(self, counter=False, m=16):
+        super().__init__()
+        self.m, self.counter, self._cache = m, counter, None
+        self.register_buffer("projection", torch.randn(m, 4, dtype=torch.float64))
+        self.register_buffer("steps", torch.tensor(0.0, dtype=torch.float64))
+
+    def redraw(self):
+        self.steps += 1
+        if not self.counter or self.steps == 1:
+            self.projection = torch.randn(self.m, 4, dtype=torch.float64)
+
+    def forward(self, x):
+        if self._cache is None or self.counter:
+            self._cache = self.projection.clone()
+        return torch.exp(x @ self._cache.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.m)
+
+
+@pytest.mark.parametrize("counter", [False, True])
+def test_a_redraw_the_forward_does_not_see_is_refused(kt_seed, counter):
+    """Reported FAILED unbiased (a biased map) before: the state changed, so the redraw was taken as a real one."""
+    g = torch.Generator().manual_seed(kt_seed)
+    sample = from_module(Cached(counter), redraw="redraw")
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    x[0] = 0.0  # a zero row: its features need not depend on the frequencies, and is left out
+    sample(g)(x)
+    changed = "steps" if counter else "projection"
+    with pytest.raises(ValueError, match=rf"redraw='redraw' changed the module's state \({changed}.*5 nonzero.*cache"):
+        for _ in range(6):
+            sample(g)
