@@ -109,7 +109,8 @@ def global_rng_factory(obj, attention: bool):
 # so they are refused. Their defaults are None or False, so "given" is "not None and not False".
 ONLY_FOR = {"--claims": "map", "--budget": "map", "--variance": "map", "--draws": "sampler", "--std": "sampler",
             "--redraws": "sampler", "--causal": "attention", "--no-mask": "attention", "--checks": "attention",
-            "--dtypes": "attention"}
+            "--dtypes": "attention", "--length": "attention", "--exact-length": "attention",
+            "--long-length": "attention", "--output-dtype": "attention"}
 KIND = {"map": "a feature-map audit", "sampler": "--sampler", "attention": "--attention"}
 
 

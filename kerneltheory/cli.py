@@ -28,7 +28,7 @@ from .report_matrix import FAIL_ON
 
 CLAIM_CHOICES = ("unbiased", "positive", "variance", "finite")
 # attention_audit.ATTENTION_CHECKS, written here so that building the parser does not import torch
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "finite")
 
 
 def _report(args) -> int:
@@ -164,8 +164,17 @@ def _run_audit(args):
         from .testing.attention_audit import check_attention
 
         dtypes = {} if args.dtypes is None else {"dtypes": tuple(getattr(torch, t) for t in dict.fromkeys(args.dtypes))}
+        sizes = {}
+        for option in ("--length", "--exact-length", "--long-length"):
+            value = getattr(args, option[2:].replace("-", "_"))
+            if value is not None and value < 2:
+                raise ValueError(f"{option} must be an integer >= 2, got {value}")
+            if value is not None:
+                sizes[option[2:].replace("-", "_")] = value
+        if args.output_dtype is not None:
+            sizes["output_dtype"] = getattr(torch, args.output_dtype)
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
-                               checks=args.checks, alpha=args.alpha, seed=args.seed, **dtypes)
+                               checks=args.checks, alpha=args.alpha, seed=args.seed, **dtypes, **sizes)
     if args.kernel is None or not args.claims:
         raise ValueError("a feature-map audit needs --kernel and --claims (or pass --sampler or --attention)")
     kernel = _kernel(args.kernel, args.sigma)
@@ -327,6 +336,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="--attention: run only these checks (bias is opt-in)")
     aud.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
                      help="--attention: the dtypes of the finiteness checks (default both): those the function accepts")
+    aud.add_argument("--length", type=int, help="--attention: L of the statistical and exact checks (default 16)")
+    aud.add_argument("--exact-length", type=int, help="--attention: the exact rows (batch, padding, causality) also "
+                     "run at this L (default 513, past chunks of 64, 128, 256)")
+    aud.add_argument("--long-length", type=int, help="--attention: L of the finiteness checks (default 1024)")
+    aud.add_argument("--output-dtype", choices=("bfloat16", "float16", "float32", "float64"),
+                     help="--attention: the dtype the function computes its outputs in, for the exact rows' rounding "
+                     "floor (default: read from the outputs)")
     aud.add_argument("--traceback", action="store_true", help="show the traceback when the code fails to run")
     aud.set_defaults(func=_audit)
 

@@ -64,10 +64,10 @@ def test_correct_implementations_pass(kt_seed, causal):
     for attention in (library_attention(causal), module_attention(LinearSelfAttention, causal)):
         report = check_attention(attention, dim=D, causal=causal, alpha=ALPHA, seed=kt_seed)
         assert report.passed, str(report)
-        assert set(rows(report)) == {"consistency", "stabiliser[scale]", "stabiliser[shift]", "padding[right]",
-                                     "padding[left]", "padding[gap]", "finite[float32]",
+        assert set(rows(report)) == {"consistency", "stabiliser[scale]", "stabiliser[shift]", "batch",
+                                     "padding[right]", "padding[left]", "padding[gap]", "finite[float32]",
                                      "finite[float64]"} | ({"causality"} if causal else set())
-        assert len(report.checks) == 8 + causal
+        assert len(report.checks) == 9 + causal
 
 
 def mixed_norms(seed: int, length: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -232,7 +232,7 @@ def _uniform(q, k, v, mask=None):
 def test_nan_equals_only_nan_when_comparing_two_runs():
     """Reproducibility and determinism compare NaN with NaN only: a run giving NaN where the other gives 0 differs
     (nan_to_num read both as 0); NaN at the same positions in both runs is the same output."""
-    from kerneltheory.testing.attention_audit import _check_reproducible, _deterministic
+    from kerneltheory.testing.attention_exact import _check_reproducible, _determined
 
     q, k, v = (torch.randn(1, 6, D, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in range(3))
     builds = []
@@ -257,7 +257,7 @@ def test_nan_equals_only_nan_when_comparing_two_runs():
         return out
 
     _check_reproducible(lambda m, g: nan_at_one_place, q, k, v, 8, 0)  # the same NaN in both runs: reproducible
-    assert _deterministic(nan_at_one_place, q, k, v, 8, None, "padding", ALPHA, 0) is None
+    assert _determined(nan_at_one_place, q, k, v, 8, None, "padding", ALPHA, 0, None)[1] is None
     calls = []
 
     def alternating(q, k, v, mask=None):  # one draw, but NaN on every other call
@@ -266,14 +266,14 @@ def test_nan_equals_only_nan_when_comparing_two_runs():
         out[0, 0, 0] = float("nan") if len(calls) % 2 else 0.0
         return out
 
-    assert _deterministic(alternating, q, k, v, 8, None, "padding", ALPHA, 0).refused
+    assert _determined(alternating, q, k, v, 8, None, "padding", ALPHA, 0, None)[1].refused
 
 
 def test_two_runs_agree_within_the_sum_of_their_rounding_floors():
     """The comparison of two runs is symmetric: outputs 3 floors apart agree (within 2·(floor(a) + floor(b)) ≈ 4
     floors; the reproducibility check used 2·floor(a) alone and rejected them), 5 floors apart do not, whichever run
     comes first."""
-    from kerneltheory.testing.attention_audit import _agree, _check_reproducible, rounding_floor_attention
+    from kerneltheory.testing.attention_exact import _agree, _check_reproducible, rounding_floor_attention
 
     q, k, v = (torch.randn(1, 6, D, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in range(3))
     a = _uniform(q, k, v)

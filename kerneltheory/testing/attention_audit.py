@@ -10,9 +10,9 @@ with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]
 check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
 module). Each check is one or more :class:`~kerneltheory.testing.checks.CheckResult` rows of a
 :class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni): one row
-each for consistency, bias and causality, two for the stabiliser, three for padding, one per dtype for finiteness,
-so a report of n rows gives each α/n. The bias expansion behind the bias test, the rounding floor of the exact
-checks and the padding comparison are proved in proofs/attention_audit.md (items 2, 3 and 6). The function is
+each for consistency, bias, batch and causality, two for the stabiliser, three for padding, one per dtype for
+finiteness, so a report of n rows gives each α/n. The bias expansion behind the bias test, the rounding floor of
+the exact checks and the padding comparison are proved in proofs/attention_audit.md (items 2, 3 and 6). The function is
 always called on copies of the check's tensors (``fn(q.clone(), k.clone(), v.clone(), mask=mask.clone())``): one
 that works in place (``q *= scale``) changes nothing the check reuses.
 
@@ -37,6 +37,8 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
   A legal stabiliser (a constant per query, one constant shared by every key, per-feature rebalancing) leaves
   attention unchanged and passes; an illegal one biases it at some scale.
+* **batch** — ``fn`` on a batch of two sequences gives, for each, what it gives on that sequence alone (a sum
+  over the batch axis shows); it needs no mask, so it runs with ``mask=False`` too.
 * **padding[right]**, **padding[left]**, **padding[gap]** — with a key mask, outputs at kept positions equal those
   of the sequences of the kept tokens alone, in order (:func:`padding_masks`: right padding, left padding as in a
   batch prepared for generation, masked keys between kept ones); masked positions hold large random values so that
@@ -45,28 +47,22 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   mask read as a length. In a left-padded causal batch the queries before the first kept key have no key (0/0):
   a function that raises there gets padding[left] refused (nothing to compare), never passed.
 * **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
-  unchanged (t = 1, L/2, L − 1).
+  unchanged (t = 1, ⌊L/2⌋ + 1, L − 1).
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
   dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
-The exact comparisons (padding, causality; first a determinism check, since an attention that redraws on every
-call cannot be compared) pass iff every entry differs by at most the rounding floor of two evaluations of a
-normalised positive-weight attention (Higham 2002, §3; the bound of
-:func:`~kerneltheory.testing.attention_checks.stabiliser_legality_check` written through the function's own
-outputs): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic, and
-
-    |Δout_ic| ≤ 2 Σ_{both runs} [(γ_N + 2δ)(fn(q, k, |v|)_ic + |out_ic|) + u|out_ic|],
-
-u the unit roundoff of the output's dtype, γ_N = Nu/(1 − Nu), N = L + 2m + 1 (sums over keys and over up to
-2m features), δ = u(1 + (√d + 6)·max‖x‖ + max‖x‖²) the rounding of exp at the largest argument of an
-exponential feature with Gaussian frequencies (‖ω‖ ≤ √d + 6 except with probability < e^{−18}). The floor
-assumes non-negative weights; a signed map can differ by more through cancellation. The determinism check and the
-reproducibility check (two factories from one seed) compare two outputs of one draw with this same bound, each
-run's floor counted once (symmetric in the runs). In every comparison NaN equals only NaN: a NaN where the other
-output gives a number is a difference, NaN in both is none (an exclusive causal sum's 0/0 at position 0 is the
-finiteness check's failure, not a causality one).
+The exact rows (batch, padding, causality; first a determinism check, since an attention that redraws on every
+call cannot be compared) run at ``length`` and again at ``exact_length`` (513: chunked implementations carry a
+state between chunks of 64, 128 or 256 tokens, wrong only past the first chunk), and pass iff every entry differs by
+at most the rounding floor of two evaluations of a normalised positive-weight attention, in the precision the
+outputs were computed in (read from them, or ``output_dtype``); where that floor does not exist or could not fail
+(bfloat16 sums of hundreds of terms), outputs that differ are refused, never passed or failed
+(:mod:`~kerneltheory.testing.attention_exact`; proofs/attention_audit.md, items 3, 9 and 10). The floor assumes
+non-negative weights; a signed map can differ by more through cancellation. In every comparison NaN equals only
+NaN: a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal sum's
+0/0 at position 0 is the finiteness check's failure, not a causality one).
 """
 
 from __future__ import annotations
@@ -80,102 +76,36 @@ from .._validation import check_int, check_points, check_real
 from ..attention import kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
+from .attention_exact import (
+    FORMATS,
+    PADDINGS,
+    _agree,  # noqa: F401  (named here by verify.check_feature_map's docstring and proofs/verification.md)
+    _call,
+    _check_reproducible,
+    _inputs,
+    batch_row,
+    causality_row,
+    padding_masks,
+    padding_rows,
+    rounding_floor_attention,
+)
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .seeds import seed_for
-from .verify import Report, _difference, _one_number, _same_values
+from .verify import Report
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
 
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "padding", "causality", "finite")
-DEFAULT_CHECKS = ("consistency", "stabiliser", "padding", "causality", "finite")
-PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
-
-
-def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
-    q = torch.randn(b, length, d, generator=g, dtype=_F64) * std
-    k = torch.randn(b, length, d, generator=g, dtype=_F64) * std
-    v = torch.randn(b, length, d, generator=g, dtype=_F64)
-    return q, k, v
 
 
 def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
     if reference == "softmax":
         return softmax_attention(q, k, v, causal=causal, mask=mask)
     return kernel_attention(q.clone(), k.clone(), v.clone(), reference, causal=causal, mask=mask)  # user code: copies
-
-
-def _call(fn, q, k, v, mask=None) -> torch.Tensor:
-    """fn(q, k, v[, mask]) on copies: a function that works in place (``q *= scale``) must not change the check's
-    own tensors, which later calls and the exact reference reuse."""
-    q, k, v = q.clone(), k.clone(), v.clone()
-    try:
-        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
-    except Exception as exc:  # say which call failed; the function's own message follows
-        with_mask = " and a key mask" if mask is not None else ""
-        raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
-                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}") from exc
-    if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
-        shape = getattr(out, "shape", type(out).__name__)
-        raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
-    return out
-
-
-def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None) -> torch.Tensor:
-    """One evaluation's rounding bound (γ_N + 2δ)(fn(q, k, |v|) + |out|) + u|out| (module docstring), float64."""
-    u = torch.finfo(out.dtype).eps / 2
-    n = q.shape[-2] + 2 * num_features + 1
-    gamma = n * u / (1 - n * u)
-    norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
-    delta = u * (1 + (math.sqrt(q.shape[-1]) + 6) * norm + norm**2)
-    mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
-    o = out.to(_F64).abs()
-    return (gamma + 2 * delta) * (mag + o) + u * o
-
-
-def _exact_row(name, claim, diff, floor, alpha, seed, what) -> CheckResult:
-    ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
-    bad = int((ratio > 1).sum()) if bool(torch.isfinite(diff).all()) else diff.numel()
-    worst = float(ratio.max()) if ratio.numel() else 0.0
-    row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
-                         example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor")
-    row.method, row.statistic = "rounding floor", worst
-    return row
-
-
-def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None) -> bool:
-    """Whether two outputs of one draw, ``a`` = fn_a(q, k, v) and ``b`` = fn_b(q, k, v), are the same number: NaN at
-    the same positions (NaN equals only NaN), and every other entry equal or, both finite, within the bound of the
-    module docstring, 2·(floor(a) + floor(b)) with each run's own floor (:func:`rounding_floor_attention`): two
-    evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in the runs."""
-    if _same_values(a, b):
-        return True
-    return _one_number(a, b, rounding_floor_attention(fn_a, q, k, v, a, m, mask),
-                       rounding_floor_attention(fn_b, q, k, v, b, m, mask))
-
-
-def _deterministic(fn, q, k, v, m, mask, name, alpha, seed) -> CheckResult | None:
-    a, b = _call(fn, q, k, v, mask), _call(fn, q, k, v, mask)
-    if _agree(fn, fn, q, k, v, a, b, m, mask):
-        return None
-    return CheckResult.refusal("the attention function gives different outputs on two calls with one draw (does it "
-                               "redraw on every call?): nothing to compare", name=name, claim=name.split("[")[0],
-                               alpha=alpha, sample_size=a.numel(), seed=seed)
-
-
-def _check_reproducible(attention, q, k, v, m: int, seed: int) -> None:
-    """Two factories built from identically seeded generators must give the same output (:func:`_agree`: up to the
-    rounding of one evaluation each, since a kernel whose reductions are not deterministic, as some CUDA kernels are,
-    reassociates its sums from call to call); otherwise the function draws from somewhere else (the global
-    generators), and no verdict could be replayed from the seed."""
-    fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
-    a, b = _call(fn_a, q, k, v), _call(fn_b, q, k, v)
-    if not _agree(fn_a, fn_b, q, k, v, a, b, m):
-        raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
-                         "outputs: it must draw its features only from the generator it is given; code that draws "
-                         "from the global generators goes through adapters.global_rng or attention_from_module")
 
 
 def _errors(attention, reference, causal, q, k, v, ms, draws, seed) -> list[torch.Tensor]:
@@ -235,104 +165,6 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
     return row
 
 
-def padding_masks(length: int) -> dict[str, torch.Tensor]:
-    """The key masks ``[2, L]`` (True = keep) of the padding rows: right padding (L − 3 and L/2 keys kept), left
-    padding (the first 3 and the first L/2 keys masked: a batch prepared for generation) and gaps (three interior
-    keys; every third key but the last). Each masks at least one key and keeps at least one; L ≥ 4."""
-    j = torch.arange(length)
-    a = max(1, length // 4)
-    return {"right": torch.stack([j < max(1, length - 3), j < length // 2]),
-            "left": torch.stack([j >= min(3, length - 1), j >= length // 2]),
-            "gap": torch.stack([(j < a) | (j >= min(a + 3, length - 1)), (j % 3 != 1) | (j == length - 1)])}
-
-
-def _padding(attention, q, k, v, m, alpha, seed, causal: bool) -> list[CheckResult]:
-    """One row per pattern of :func:`padding_masks`, on sequences 2p, 2p + 1 of ``q, k, v`` ``[6, L, d]``; the masked
-    tokens are replaced by large values (3× the kept tokens' std) so that a leak shows."""
-    g = torch.Generator().manual_seed(seed)
-    length, d = q.shape[1:]
-    fn = attention(m, g)
-    rows = []
-    for p, (label, mask) in enumerate(padding_masks(length).items()):
-        qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
-        for i in range(2):
-            pad = int((~mask[i]).sum())
-            for t in (qp, kp, vp):
-                scale = 3 * t[i, mask[i]].std(correction=0).clamp_min(0.1)
-                t[i, ~mask[i]] = torch.randn(pad, d, generator=g, dtype=_F64) * scale
-        keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
-        if keyless is not None:
-            rows.append(CheckResult.refusal(
-                f"the function raised {type(keyless).__name__}: {keyless} on a left-padded causal batch, where a "
-                "query before the first kept key has no key to attend to (0/0), and ran when the first key was kept "
-                "too; the outputs at the kept positions could not be compared: return any value (0, NaN) at such "
-                "queries to have them checked",
-                name=f"padding[{label}]", claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed))
-            continue
-        rows.append(_padding_row(fn, qp, kp, vp, mask, m, f"padding[{label}]", alpha, seed))
-    return rows
-
-
-def _keyless_failure(fn, q, k, v, mask) -> BaseException | None:
-    """The exception of ``fn(q, k, v, mask)`` when the queries before the first kept key (none to attend to under
-    causality) are its cause: the call raises, and the same call with every sequence's first key kept as well runs.
-    None when the call runs; a failure for another reason (it raises either way) propagates, naming the call."""
-    try:
-        _call(fn, q, k, v, mask)
-    except ValueError as exc:
-        with_first = mask.clone()
-        with_first[:, 0] = True
-        try:
-            _call(fn, q, k, v, with_first)
-        except ValueError:
-            raise exc from exc.__cause__
-        return exc.__cause__ or exc
-    return None
-
-
-def _padding_row(fn, q, k, v, mask, m, name, alpha, seed) -> CheckResult:
-    """Outputs at the kept positions against those of the sequences of the kept tokens alone, in order (for causal
-    attention too: the kept keys before a kept position are the same in both)."""
-    refused = _deterministic(fn, q, k, v, m, mask, name, alpha, seed)
-    if refused is not None:
-        return refused
-    full = _call(fn, q, k, v, mask)
-    floor_full = rounding_floor_attention(fn, q, k, v, full, m, mask)
-    diffs, floors = [], []
-    for i, keep in enumerate(mask):
-        qi, ki, vi = q[i : i + 1, keep], k[i : i + 1, keep], v[i : i + 1, keep]
-        short = _call(fn, qi, ki, vi)
-        floor = floor_full[i, keep] + rounding_floor_attention(fn, qi, ki, vi, short, m)[0]
-        diffs.append(_difference(full[i, keep], short[0]).flatten())
-        floors.append(2 * floor.flatten())
-    masked = [[int(j) for j in (~keep).nonzero().flatten()] for keep in mask]
-    return _exact_row(name, "padding", torch.cat(diffs), torch.cat(floors), alpha, seed,
-                      f"masked keys {masked[0]} and {masked[1]} of {q.shape[1]}")
-
-
-def _causality(attention, q, k, v, m, alpha, seed) -> CheckResult:
-    name = "causality"
-    g = torch.Generator().manual_seed(seed)
-    fn = attention(m, g)
-    refused = _deterministic(fn, q, k, v, m, None, name, alpha, seed)
-    if refused is not None:
-        return refused
-    base = _call(fn, q, k, v)
-    floor0 = rounding_floor_attention(fn, q, k, v, base, m)
-    length = q.shape[-2]
-    diffs, floors = [], []
-    for t in sorted({1, length // 2, length - 1} - {0}):
-        q2, k2, v2 = (x.clone() for x in (q, k, v))
-        for x in (q2, k2, v2):
-            x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
-        out = _call(fn, q2, k2, v2)
-        floor = floor0[:, :t] + rounding_floor_attention(fn, q2, k2, v2, out, m)[:, :t]
-        diffs.append(_difference(out[:, :t], base[:, :t]).flatten())
-        floors.append(2 * floor.flatten())
-    return _exact_row(name, "causality", torch.cat(diffs), torch.cat(floors), alpha, seed,
-                      "outputs before the changed tokens")
-
-
 def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary) -> CheckResult:
     """Every output finite at L = ``long_length``, norms up to ``max_norm``, in ``dtype``. An exception there fails
     the row, unless the same draw raises in ``dtype`` on the ``ordinary`` inputs (those every other check ran in
@@ -369,6 +201,24 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
                           example=f"L = {long_length}, norms ≤ {max_norm}{where}")
 
 
+def _wanted(checks, causal: bool, mask: bool) -> list[str]:
+    """The checks to run: ``checks``, or by default those of :data:`DEFAULT_CHECKS` that apply (causality with
+    ``causal``, padding with ``mask``); a check named explicitly that cannot run is a ValueError naming what it
+    needs."""
+    if checks is None:
+        return [c for c in DEFAULT_CHECKS if (c != "causality" or causal) and (c != "padding" or mask)]
+    wanted = list(checks)
+    if set(wanted) - set(ATTENTION_CHECKS) or not wanted:
+        raise ValueError(f"checks must be a non-empty subset of {list(ATTENTION_CHECKS)}, got {wanted}")
+    if "causality" in wanted and not causal:
+        raise ValueError("checks: causality needs causal=True (kerneltheory audit: --causal), the function's claim "
+                         "of causal attention")
+    if "padding" in wanted and not mask:
+        raise ValueError("checks: padding needs mask=True, a function that takes a key mask (kerneltheory audit: "
+                         "without --no-mask)")
+    return wanted
+
+
 def check_attention(
     attention: Callable[[int, torch.Generator], Callable],
     *,
@@ -381,11 +231,13 @@ def check_attention(
     draws: int = 64,
     bias_draws: int = 512,
     length: int = 16,
+    exact_length: int = 513,
     input_std: float = 0.3,
     long_length: int = 1024,
     max_norm: float = 20.0,
     dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
     inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    output_dtype: torch.dtype | None = None,
     alpha: float = 1e-6,
     seed: int = 0,
 ) -> Report:
@@ -398,19 +250,25 @@ def check_attention(
         causal: the function claims causal attention (the reference is causal too; adds "causality").
         mask: the function accepts a key mask (runs "padding": rows padding[right], padding[left], padding[gap]).
         checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
-            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into).
+            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into). Named
+            explicitly, "causality" needs ``causal=True`` and "padding" ``mask=True`` (a ValueError otherwise).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
         length: L of the statistical and exact checks (≥ 4 with padding); input_std: std of q and k.
+        exact_length: the exact rows (batch, padding, causality) run at ``length`` and again at this L (≥ 4
+            with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
         long_length, max_norm, dtypes: the finiteness checks (``dtypes``: those the function accepts; a dtype it
             rejects even on the ordinary inputs refuses its row).
         inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser and causality checks instead
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
+        output_dtype: the format the function computes its outputs in, for the exact rows' rounding floor;
+            default: read from the outputs (the coarsest of bfloat16, float16, float32 holding them all, else
+            their dtype: a function computing in float32 that returns float64 gets float32's rounding).
         alpha: the report's total false-failure rate; seed: base seed of every check.
 
     Raises ``ValueError`` when two factories built from identically seeded generators give different outputs
-    (the function draws from the global generators, so its verdict could not be replayed).
+    (the function draws from the global generators, so its verdict could not be replayed), and on bad arguments.
     """
     d = check_int(dim, "dim", minimum=1)
     if not callable(attention):
@@ -420,20 +278,14 @@ def check_attention(
     for flag, nm in ((causal, "causal"), (mask, "mask")):
         if not isinstance(flag, bool):
             raise TypeError(f"{nm} must be a bool, got {type(flag).__name__}")
-    wanted = list(DEFAULT_CHECKS) if checks is None else list(checks)
-    unknown = set(wanted) - set(ATTENTION_CHECKS)
-    if unknown or not wanted:
-        raise ValueError(f"checks must be a non-empty subset of {list(ATTENTION_CHECKS)}, got {wanted}")
-    if not causal:
-        wanted = [c for c in wanted if c != "causality"]
-    if not mask:
-        wanted = [c for c in wanted if c != "padding"]
+    wanted = _wanted(checks, causal, mask)
     ms = [check_int(m, "num_features[i]", minimum=1) for m in num_features]
     if len(set(ms)) < 2:
         raise ValueError(f"num_features must hold at least two distinct feature counts, got {ms}")
     draws = check_int(draws, "draws", minimum=2)
     bias_draws = check_int(bias_draws, "bias_draws", minimum=2)
     length = check_int(length, "length", minimum=2)
+    exact_length = check_int(exact_length, "exact_length", minimum=2)
     long_length = check_int(long_length, "long_length", minimum=2)
     std = check_real(input_std, "input_std", minimum=0.0, strict_min=True)
     max_norm = check_real(max_norm, "max_norm", minimum=0.0, strict_min=True)
@@ -442,9 +294,12 @@ def check_attention(
     for dt in dtypes:
         if dt not in (torch.float32, torch.float64):
             raise ValueError(f"dtypes must hold torch.float32 and/or torch.float64, got {dt}")
-    if "padding" in wanted and length < 4:
-        raise ValueError(f"length must be >= 4 for the padding checks (a gap needs kept keys on both sides), "
-                         f"got {length}")
+    if output_dtype is not None and output_dtype not in FORMATS:
+        raise ValueError(f"output_dtype must be None or one of {[str(f) for f in FORMATS]}, got {output_dtype!r}")
+    for value, nm in ((length, "length"), (exact_length, "exact_length")):
+        if "padding" in wanted and value < 4:
+            raise ValueError(f"{nm} must be >= 4 for the padding checks (a gap needs kept keys on both sides; "
+                             f"kerneltheory audit: --{nm.replace('_', '-')}), got {value}")
     n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes)}.get(c, 1) for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype")
@@ -458,7 +313,8 @@ def check_attention(
         if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
             raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    _check_reproducible(attention, q, k, v, ms[0], seed)
+    _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
+    lengths = sorted({length, exact_length})
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":
@@ -472,11 +328,17 @@ def check_attention(
                 report.checks.append(_consistency(attention, reference, causal, q2, k2, v, ms, draws,
                                                   f"stabiliser[{label}]", "stabiliser", a,
                                                   seed_for(f"stabiliser {label}", seed)))
-        elif c == "padding":
-            qp, kp, vp = _inputs(2 * len(PADDINGS), length, d, std, torch.Generator().manual_seed(s))
-            report.checks.extend(_padding(attention, qp, kp, vp, m_exact, a, s, causal))
+        elif c in ("batch", "padding"):  # 2 sequences per batch, a pair per padding pattern, at each length
+            g = torch.Generator().manual_seed(s)
+            sets = [_inputs(2 if c == "batch" else 2 * len(PADDINGS), n, d, std, g) for n in lengths]
+            if c == "batch":
+                report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
+            else:
+                report.checks.extend(padding_rows(attention, sets, m_exact, a, s, causal, output_dtype))
         elif c == "causality":
-            report.checks.append(_causality(attention, q, k, v, m_exact, a, s))
+            g = torch.Generator().manual_seed(s)
+            longer = [_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else []
+            report.checks.append(causality_row(attention, [(q, k, v), *longer], m_exact, a, s, output_dtype))
         else:
             for dt in dtypes:
                 report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))

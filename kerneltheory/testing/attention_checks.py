@@ -13,10 +13,10 @@ Scope, found by running it (tests/test_attention_checks.py): for positive featur
 *asymptotic*. The estimates are log-normal; while m is small against the tail weight exp(‖q̃ + k̃‖²), the
 ratio (a convex combination of the values, so bounded) has an MSE far below σ²/m, and the slope between
 m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). Hence the regime rule
-(proofs/attention_audit.md, item 9): only the m ≥ ρ², ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) the tail weight of the inputs
+(proofs/attention_audit.md, item 11): only the m ≥ ρ², ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) the tail weight of the inputs
 (:func:`tail_weight`), enter the fit, and the row is refused when fewer than two do (raise the m or lower the input
 scale); ρ ≈ 3–9 at the default inputs (std 0.3), ≈ 10⁵ at std 1.0. A non-finite error fails the row, naming the
-position (item 10). The rule removes the grid points where the law is wrong at leading order, not the curvature
+position (item 12). The rule removes the grid points where the law is wrong at leading order, not the curvature
 of the law above them. A planted defect that
 does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the check rejects.
 A defect that *does* cancel (a positive constant on all keys' features, or a per-query constant) is not a
@@ -184,7 +184,7 @@ def tail_weight(q: torch.Tensor, k: torch.Tensor) -> float:
 def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:
     """The feature counts of ``ms`` in the regime of the 1/m law for tail weight ``rho`` (:func:`tail_weight`):
     m ≥ ρ², the threshold of the central limit theorem for sums of m iid log-normal terms of log-variance σ²
-    (m ≥ e^{2σ²}; Ben Arous, Bogachev & Molchanov 2005; proofs/attention_audit.md, item 9)."""
+    (m ≥ e^{2σ²}; Ben Arous, Bogachev & Molchanov 2005; proofs/attention_audit.md, item 11)."""
     return [m for m in ms if m >= rho * rho]
 
 

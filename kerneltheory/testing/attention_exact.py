@@ -1,0 +1,337 @@
+r"""The exact rows of :func:`~kerneltheory.testing.attention_audit.check_attention`: batch, padding, causality, and
+the determinism and reproducibility they rest on (proofs/attention_audit.md, items 3, 6, 9 and 10).
+
+Each row compares two computations of one exact number by the same function with one draw, at the check's short
+length L and again at ``exact_length`` (513 by default, past the chunk sizes 64, 128 and 256 of chunked
+implementations, where a state carried between chunks can be wrong while the first chunk is right):
+
+* **batch** — ``fn`` on a batch of two sequences against ``fn`` on each sequence alone (a sum over the batch axis,
+  a statistic of the whole batch, shows); no mask, so it runs with ``mask=False`` as well.
+* **padding[right]**, **padding[left]**, **padding[gap]** — outputs at kept positions against those of the sequences
+  of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
+* **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
+  chunk boundaries) leaves the outputs before t unchanged.
+
+They pass iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight
+attention (Higham 2002, §3): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic,
+and
+
+    |Δout_ic| ≤ 2 Σ_{both runs} [(γ_N + 2δ)(fn(q, k, |v|)_ic + |out_ic|) + u|out_ic|],
+
+γ_N = Nu/(1 − Nu), N = L + 2m + 1 (sums over keys and over up to 2m features), δ = u(1 + (√d + 6)·max‖x‖ +
+max‖x‖²) the rounding of exp at the largest argument of an exponential feature with Gaussian frequencies. u is the
+unit roundoff of the format the outputs were computed in (:func:`output_format`): the declared ``output_dtype``, else
+the coarsest of bfloat16, float16 and float32 narrower than the returned dtype that holds every output entry (a
+function that computes in float32 and returns ``.to(q.dtype)`` returns float32 numbers), else the returned dtype.
+Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/2: the floor exceeds |a| + |b| ≥ |a − b|), a
+comparison whose outputs differ is refused, naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal
+need no bound. NaN equals only NaN. The function is always called on copies of the check's tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .checks import CheckResult, property_check
+from .verify import _difference, _one_number, _same_values
+
+__all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "output_format", "padding_masks", "rounding_floor_attention"]
+
+PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
+FORMATS = (torch.bfloat16, torch.float16, torch.float32, torch.float64)  # coarsest first
+VACUOUS = 0.5  # γ_N + 2δ from which the floor exceeds |a| + |b| (proofs/attention_audit.md, item 3)
+_F64 = torch.float64
+
+
+class NoRoundingBound(ValueError):
+    """The rounding floor of an exact comparison does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/2)."""
+
+
+def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
+    q = torch.randn(b, length, d, generator=g, dtype=_F64) * std
+    k = torch.randn(b, length, d, generator=g, dtype=_F64) * std
+    v = torch.randn(b, length, d, generator=g, dtype=_F64)
+    return q, k, v
+
+
+def _call(fn, q, k, v, mask=None) -> torch.Tensor:
+    """fn(q, k, v[, mask]) on copies: a function that works in place (``q *= scale``) must not change the check's
+    own tensors, which later calls and the exact reference reuse."""
+    q, k, v = q.clone(), k.clone(), v.clone()
+    try:
+        out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
+    except Exception as exc:  # say which call failed; the function's own message follows
+        with_mask = " and a key mask" if mask is not None else ""
+        raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
+                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
+    return out
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> torch.dtype:
+    """The format whose rounding bounds ``out``: ``declared`` when given, else the coarsest of bfloat16, float16 and
+    float32 with a larger unit roundoff than ``out.dtype`` in which every entry of ``out`` (NaN aside) is a number,
+    else ``out.dtype``. A function that computes in float32 and returns float64 returns float32 numbers, whose
+    rounding is float32's; reading a coarser format than the one used only enlarges the floor (proofs/
+    attention_audit.md, item 9)."""
+    if declared is not None:
+        return declared
+    kept = out[~torch.isnan(out)]
+    if kept.numel() == 0:
+        return out.dtype
+    for fmt in FORMATS[:-1]:
+        if torch.finfo(fmt).eps > torch.finfo(out.dtype).eps and bool((kept.to(fmt).to(out.dtype) == kept).all()):
+            return fmt
+    return out.dtype
+
+
+def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, precision=None) -> torch.Tensor:
+    """One evaluation's rounding bound (γ_N + 2δ)(fn(q, k, |v|) + |out|) + u|out| (module docstring), float64, with u
+    that of :func:`output_format` (``precision``: the declared format). Raises :class:`NoRoundingBound` where the
+    bound does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/2)."""
+    fmt = output_format(out, precision)
+    u = torch.finfo(fmt).eps / 2
+    n = q.shape[-2] + 2 * num_features + 1
+    gamma = n * u / (1 - n * u) if n * u < 1 else math.inf
+    norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
+    delta = u * (1 + (math.sqrt(q.shape[-1]) + 6) * norm + norm**2)
+    if not gamma + 2 * delta < VACUOUS:
+        read = "" if fmt == out.dtype else f", read from {_name(out.dtype)} outputs that are all {_name(fmt)} numbers"
+        why = (f"N·u = {n * u:.3g} ≥ 1, where Higham's γ_N does not exist" if n * u >= 1 else
+               f"γ_N + 2δ = {gamma + 2 * delta:.3g} ≥ 1/2, where the floor exceeds |a| + |b| ≥ |a − b| and no "
+               "difference could fail")
+        raise NoRoundingBound(
+            f"no rounding floor for {_name(fmt)} outputs (u = {u:.3g}{read}) summing N = {n} terms (L = "
+            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs N < {int(1 / (3 * u))} "
+            "(a smaller length, exact_length or num_features[1]; kerneltheory audit: --length, --exact-length) or "
+            "outputs computed in a wider dtype")
+    mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
+    o = out.to(_F64).abs()
+    return (gamma + 2 * delta) * (mag + o) + u * o
+
+
+class _Run:
+    """One evaluation ``out = fn(q, k, v, mask)`` and, computed once when a comparison needs it, its rounding floor."""
+
+    def __init__(self, fn, q, k, v, m: int, mask=None, precision=None, out=None):
+        self.fn, self.q, self.k, self.v, self.m, self.mask, self.precision = fn, q, k, v, m, mask, precision
+        self.out = _call(fn, q, k, v, mask) if out is None else out
+        self._floor = None
+
+    def floor(self) -> torch.Tensor:
+        if self._floor is None:
+            self._floor = rounding_floor_attention(self.fn, self.q, self.k, self.v, self.out, self.m, self.mask,
+                                                   precision=self.precision)
+        return self._floor
+
+
+def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None, precision=None) -> bool:
+    """Whether two outputs of one draw, ``a`` = fn_a(q, k, v) and ``b`` = fn_b(q, k, v), are the same number: NaN at
+    the same positions (NaN equals only NaN), and every other entry equal or, both finite, within the bound of the
+    module docstring, 2·(floor(a) + floor(b)) with each run's own floor (:func:`rounding_floor_attention`): two
+    evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in the runs. The
+    floors are computed only when the outputs differ (:class:`NoRoundingBound` may then be raised)."""
+    if _same_values(a, b):
+        return True
+    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    return _one_number(a, b, rounding_floor_attention(fn_a, q, k, v, a, m, mask, precision=precision),
+                       rounding_floor_attention(fn_b, q, k, v, b, m, mask, precision=precision))
+
+
+def _determined(fn, q, k, v, m, mask, name, alpha, seed, precision) -> tuple[_Run | None, CheckResult | None]:
+    """The run of ``fn`` on these inputs, after a determinism check (two calls with one draw agree, :func:`_agree`),
+    or a refusal: a function that redraws on every call cannot be compared."""
+    a, b = _call(fn, q, k, v, mask), _call(fn, q, k, v, mask)
+    try:
+        if _agree(fn, fn, q, k, v, a, b, m, mask, precision):
+            return _Run(fn, q, k, v, m, mask, precision, out=a), None
+        why = "(does it redraw on every call?)"
+    except NoRoundingBound as exc:
+        why = f"by more than 0, and {exc}"
+    return None, CheckResult.refusal(f"the attention function gives different outputs on two calls with one draw "
+                                     f"at L = {q.shape[-2]} {why}: nothing to compare", name=name,
+                                     claim=name.split("[")[0], alpha=alpha, sample_size=a.numel(), seed=seed)
+
+
+def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -> None:
+    """Two factories built from identically seeded generators must give the same output (:func:`_agree`: up to the
+    rounding of one evaluation each, since a kernel whose reductions are not deterministic, as some CUDA kernels are,
+    reassociates its sums from call to call); otherwise the function draws from somewhere else (the global
+    generators), and no verdict could be replayed from the seed."""
+    fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
+    a, b = _call(fn_a, q, k, v), _call(fn_b, q, k, v)
+    try:
+        same = _agree(fn_a, fn_b, q, k, v, a, b, m, precision=precision)
+    except NoRoundingBound as exc:
+        raise ValueError("attention(m, generator) built twice from identically seeded generators gives outputs that "
+                         f"differ, and whether by rounding alone cannot be decided: {exc}") from exc
+    if not same:
+        raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
+                         "outputs: it must draw its features only from the generator it is given; code that draws "
+                         "from the global generators goes through adapters.global_rng or attention_from_module")
+
+
+def _keys(positions: list[int]) -> str:
+    if len(positions) <= 6:
+        return str(positions)
+    return f"[{positions[0]}, {positions[1]}, {positions[2]}, …, {positions[-1]}] ({len(positions)} keys)"
+
+
+def _precision_note(runs) -> str:
+    """What the floors' unit roundoff was read from, where it is not the returned dtype's."""
+    declared = {r.precision for r in runs} - {None}
+    if declared:
+        return "".join(f"; {_name(p)}'s rounding (output_dtype)" for p in declared)
+    read = sorted({(_name(r.out.dtype), _name(output_format(r.out))) for r in runs})
+    return "".join(f"; the {t} outputs are all {f} numbers: {f}'s rounding" for t, f in read if t != f)
+
+
+def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
+    """The row of comparisons ``pairs`` = [(|Δout|, floor thunk)]: a floor is computed only for a comparison whose
+    outputs differ (equal outputs need no bound), and none when some difference is not finite (NaN against a number
+    fails whatever the floor); refused when a floor needed does not exist (:class:`NoRoundingBound`)."""
+    diff = torch.cat([d.flatten() for d, _ in pairs])
+    floors = [torch.zeros(d.numel(), dtype=_F64) for d, _ in pairs]
+    if bool(torch.isfinite(diff).all()):
+        try:
+            floors = [2 * f().flatten() if bool((d != 0).any()) else z for (d, f), z in zip(pairs, floors, strict=True)]
+        except NoRoundingBound as exc:
+            return CheckResult.refusal(f"{what}: the outputs differ (max |Δout| = {float(diff.max()):.3g}), and {exc}",
+                                       name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
+    floor = torch.cat(floors)
+    ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
+    bad = int((ratio > 1).sum()) if bool(torch.isfinite(diff).all()) else diff.numel()
+    worst = float(ratio.max()) if ratio.numel() else 0.0
+    note = _precision_note(runs)
+    row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
+                         example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor{note}")
+    row.method, row.statistic = "rounding floor", worst
+    return row
+
+
+def padding_masks(length: int) -> dict[str, torch.Tensor]:
+    """The key masks ``[2, L]`` (True = keep) of the padding rows: right padding (L − 3 and L/2 keys kept), left
+    padding (the first 3 and the first L/2 keys masked: a batch prepared for generation) and gaps (three interior
+    keys; every third key but the last). Each masks at least one key and keeps at least one; L ≥ 4."""
+    j = torch.arange(length)
+    a = max(1, length // 4)
+    return {"right": torch.stack([j < max(1, length - 3), j < length // 2]),
+            "left": torch.stack([j >= min(3, length - 1), j >= length // 2]),
+            "gap": torch.stack([(j < a) | (j >= min(a + 3, length - 1)), (j % 3 != 1) | (j == length - 1)])}
+
+
+def _keyless_failure(fn, q, k, v, mask) -> BaseException | None:
+    """The exception of ``fn(q, k, v, mask)`` when the queries before the first kept key (none to attend to under
+    causality) are its cause: the call raises, and the same call with every sequence's first key kept as well runs.
+    None when the call runs; a failure for another reason (it raises either way) propagates, naming the call."""
+    try:
+        _call(fn, q, k, v, mask)
+    except ValueError as exc:
+        with_first = mask.clone()
+        with_first[:, 0] = True
+        try:
+            _call(fn, q, k, v, with_first)
+        except ValueError:
+            raise exc from exc.__cause__
+        return exc.__cause__ or exc
+    return None
+
+
+def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> list[CheckResult]:
+    """One row per pattern of :func:`padding_masks`, each at every length of ``sets`` (``q, k, v`` ``[6, L, d]``: the
+    pattern p on sequences 2p, 2p + 1); the masked tokens are replaced by large values (3× the kept tokens' std) so
+    that a leak shows. Outputs at the kept positions are compared with those of the sequences of the kept tokens
+    alone, in order (for causal attention too: the kept keys before a kept position are the same in both)."""
+    g = torch.Generator().manual_seed(seed)
+    fn = attention(m, g)
+    rows = []
+    for p, label in enumerate(PADDINGS):
+        name = f"padding[{label}]"
+        pairs, runs, whats, refused = [], [], [], None
+        for q, k, v in sets:
+            length, d = q.shape[1:]
+            mask = padding_masks(length)[label]
+            qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
+            for i in range(2):
+                for t in (qp, kp, vp):
+                    scale = 3 * t[i, mask[i]].std(correction=0).clamp_min(0.1)
+                    t[i, ~mask[i]] = torch.randn(int((~mask[i]).sum()), d, generator=g, dtype=_F64) * scale
+            keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
+            if keyless is not None:
+                refused = CheckResult.refusal(
+                    f"the function raised {type(keyless).__name__}: {keyless} on a left-padded causal batch (L = "
+                    f"{length}), where a query before the first kept key has no key to attend to (0/0), and ran when "
+                    "the first key was kept too; the outputs at the kept positions could not be compared: return any "
+                    "value (0, NaN) at such queries to have them checked",
+                    name=name, claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed)
+                break
+            full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
+            if refused is not None:
+                break
+            runs.append(full)
+            for i, keep in enumerate(mask):
+                short = _Run(fn, qp[i : i + 1, keep], kp[i : i + 1, keep], vp[i : i + 1, keep], m, None, precision)
+                runs.append(short)
+                pairs.append((_difference(full.out[i, keep], short.out[0]),
+                              lambda full=full, short=short, i=i, keep=keep: full.floor()[i, keep] + short.floor()[0]))
+            masked = [_keys([int(j) for j in (~keep).nonzero().flatten()]) for keep in mask]
+            whats.append(f"L = {length}: masked keys {masked[0]} and {masked[1]}")
+        rows.append(refused or _exact_row(name, "padding", pairs, runs, alpha, seed, "; ".join(whats)))
+    return rows
+
+
+def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
+    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
+    (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence."""
+    name = "causality"
+    g = torch.Generator().manual_seed(seed)
+    fn = attention(m, g)
+    pairs, runs, whats = [], [], []
+    for q, k, v in sets:
+        base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+        if refused is not None:
+            return refused
+        runs.append(base)
+        length = q.shape[-2]
+        cuts = sorted({1, length // 2 + 1, length - 1} & set(range(1, length)))
+        for t in cuts:
+            q2, k2, v2 = (x.clone() for x in (q, k, v))
+            for x in (q2, k2, v2):
+                x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
+            out = _Run(fn, q2, k2, v2, m, None, precision)
+            runs.append(out)
+            pairs.append((_difference(out.out[:, :t], base.out[:, :t]),
+                          lambda base=base, out=out, t=t: base.floor()[:, :t] + out.floor()[:, :t]))
+        whats.append(f"L = {length}, t ∈ {cuts}")
+    return _exact_row(name, "causality", pairs, runs, alpha, seed,
+                      f"outputs before the tokens changed from t on ({'; '.join(whats)})")
+
+
+def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
+    """At every length of ``sets`` (``q, k, v`` ``[2, L, d]``): ``fn`` on the batch of two sequences against ``fn`` on
+    each sequence alone, without a mask: attention acts on each sequence by itself."""
+    name = "batch"
+    fn = attention(m, torch.Generator().manual_seed(seed))
+    pairs, runs = [], []
+    for q, k, v in sets:
+        both, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+        if refused is not None:
+            return refused
+        runs.append(both)
+        for i in range(q.shape[0]):
+            one = _Run(fn, q[i : i + 1], k[i : i + 1], v[i : i + 1], m, None, precision)
+            runs.append(one)
+            pairs.append((_difference(both.out[i], one.out[0]),
+                          lambda both=both, one=one, i=i: both.floor()[i] + one.floor()[0]))
+    lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
+    return _exact_row(name, "batch", pairs, runs, alpha, seed,
+                      f"a batch of 2 sequences against each alone (L = {lengths})")

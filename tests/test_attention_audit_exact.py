@@ -1,0 +1,210 @@
+"""check_attention's exact rows (proofs/attention_audit.md, items 3, 6, 9 and 10): they run at a length past the
+chunk sizes of chunked implementations, compare a batch with its sequences alone (also without a mask), read the
+precision a function computed its outputs in, refuse where the rounding bound does not exist or could not fail,
+and name the argument a requested check needs. Each report runs at a declared total false-failure rate α = 1e-6."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import pytest
+import torch
+
+from kerneltheory.cli import main
+from kerneltheory.testing.attention_audit import check_attention
+from kerneltheory.testing.attention_exact import NoRoundingBound, output_format, rounding_floor_attention
+
+D, ALPHA = 8, 1e-6
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+USER = textwrap.dedent('''
+    import math, torch
+
+    def features(x, w, keep=None):
+        """Positive features with legal stabilisers: a constant per query, one constant shared by the kept keys."""
+        lx = (x * x.shape[-1] ** -0.25) @ w.T - (x * x).sum(-1, keepdim=True) / (2 * x.shape[-1] ** 0.5)
+        if keep is None:
+            return (lx - lx.amax(-1, keepdim=True)).exp()
+        return (lx - lx.masked_fill(~keep[..., None], -math.inf).amax((1, 2), keepdim=True)).exp() * keep[..., None]
+
+    def chunked(pq, pk, v, carry_denominator, chunk=64):
+        """Causal linear attention in chunks of 64 (the flash-linear-attention layout): causal sums inside a chunk,
+        plus a state carried from the earlier ones. carry_denominator=False drops the state's normaliser."""
+        b, m = pq.shape[0], pq.shape[2]
+        s_kv, s_k, outs = pq.new_zeros(b, m, v.shape[-1]), pq.new_zeros(b, m), []
+        for c in range(0, pq.shape[1], chunk):
+            q, k, x = pq[:, c : c + chunk], pk[:, c : c + chunk], v[:, c : c + chunk]
+            a = torch.tril(q @ k.transpose(1, 2))
+            den = a.sum(-1) + (q @ s_k[..., None])[..., 0] * (1.0 if carry_denominator else 0.0)
+            outs.append((a @ x + q @ s_kv) / den[..., None])
+            s_kv, s_k = s_kv + k.transpose(1, 2) @ x, s_k + k.sum(1)
+        return torch.cat(outs, 1)
+
+    def chunked_attention(m, generator, carry_denominator=True):
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
+            return chunked(features(q, w), features(k, w, keep), v, carry_denominator)
+        return fn
+
+    def chunked_bug(m, generator):
+        return chunked_attention(m, generator, carry_denominator=False)
+
+    def batch_summed(m, generator):
+        """Key sums over the batch as well (einsum 'blm,bld->md'): right for one sequence, wrong for a batch."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq, pk = features(q, w), features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+            kv = torch.einsum("blm,bld->md", pk, v)
+            return torch.einsum("blm,md->bld", pq, kv) / (pq @ pk.sum((0, 1)))[..., None]
+        return fn
+
+    def batched(m, generator):
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
+            pq, pk = features(q, w), features(k, w, keep)
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+        return fn
+
+    def computed_in(dtype, causal=False, declared=None):
+        """Correct attention computed in ``dtype`` and returned as the input's dtype (x.float() ... .to(q.dtype))."""
+        def attention(m, generator):
+            w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+            def fn(q, k, v, mask=None):
+                keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
+                q, k, v, wd = (t.to(dtype) for t in (q, k, v, w))
+                pq, pk = features(q, wd), features(k, wd, keep)
+                if causal:
+                    num = torch.einsum("blm,blmd->bld", pq, torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1))
+                    out = num / (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+                else:
+                    out = (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+                return out.to(declared or torch.float64)
+            return fn
+        return attention
+''')
+NAMESPACE: dict = {}
+exec(compile(USER, "user_code", "exec"), NAMESPACE)  # noqa: S102  (the same code the shell tests load from a file)
+
+
+@pytest.fixture
+def user(tmp_path):
+    path = tmp_path / "user_code.py"
+    path.write_text(USER, encoding="utf-8")
+    return lambda name: f"{path}:{name}"
+
+
+def statuses(report) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+def test_a_chunked_state_wrong_past_the_first_chunk_is_caught(kt_seed):
+    """Chunks of 64 whose carried state drops the normaliser are wrong only from position 64 on: invisible at L = 16
+    (exact_length=16 is the audit before the long length), caught by left padding and gaps at exact_length = 513.
+    The correct chunked attention passes there (its sums are reassociated per chunk: within the rounding floor)."""
+    exact = dict(dim=D, causal=True, checks=["padding", "causality"], alpha=ALPHA, seed=kt_seed)
+    good = check_attention(NAMESPACE["chunked_attention"], **exact)
+    assert good.passed, str(good)
+    bad = statuses(check_attention(NAMESPACE["chunked_bug"], **exact))
+    assert bad["padding[left]"] == bad["padding[gap]"] == "failed", bad
+    assert check_attention(NAMESPACE["chunked_bug"], exact_length=16, **exact).passed
+
+
+def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
+    args = ["--attention", "--causal", "--dim", "8", "--checks", "padding", "causality"]
+    assert main(["audit", user("chunked_bug"), *args]) == 1
+    assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16"]) == 0
+    capsys.readouterr()
+    assert main(["audit", user("chunked_bug"), *args, "--length", "1"]) == 2
+    assert "--length must be an integer >= 2, got 1" in capsys.readouterr().err
+    assert main(["audit", user("chunked_bug"), *args, "--exact-length", "3"]) == 2
+    assert "exact_length must be >= 4 for the padding checks" in capsys.readouterr().err
+    assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "finite", "--dtypes", "float64",
+                 "--long-length", "40"]) == 0
+    assert "n=320 " in capsys.readouterr().out  # 40 positions × 8 outputs
+    assert main(["audit", user("batched"), "--dim", "8", "--kernel", "softmax", "--claims", "finite",
+                 "--length", "8"]) == 2
+    assert "--length applies to --attention only" in capsys.readouterr().err
+
+
+def test_a_sum_over_the_batch_is_caught_without_a_mask(kt_seed):
+    """Every other row runs at batch size 1 without a mask: the batch row compares fn on two sequences with fn on
+    each alone, and is counted in the α split like every exact row."""
+    report = check_attention(NAMESPACE["batch_summed"], dim=D, mask=False, checks=["batch", "finite"], alpha=ALPHA,
+                             seed=kt_seed, dtypes=(torch.float64,))
+    assert statuses(report) == {"batch": "failed", "finite[float64]": "passed"}, str(report)
+    assert report.checks[0].statistic > 1e6  # far above the rounding floor
+    good = check_attention(NAMESPACE["batched"], dim=D, checks=["batch", "padding"], alpha=ALPHA, seed=kt_seed)
+    assert statuses(good) == {"batch": "passed", "padding[right]": "passed", "padding[left]": "passed",
+                              "padding[gap]": "passed"}, str(good)
+    assert all(math.isclose(c.alpha, ALPHA / 4) for c in good.checks)
+
+
+def test_where_the_rounding_bound_does_not_exist_outputs_that_differ_are_refused(kt_seed):
+    """bfloat16 (u = 2⁻⁸) summing N = 16 + 2·256 + 1 = 529 terms: N·u ≥ 1, Higham's γ_N does not exist (the old
+    floor was negative, and a correct causal attention failed "inf× the rounding floor"); at N = 201, γ_N ≥ 1/2 and
+    the floor exceeds |a| + |b|, so no difference could fail. Equal outputs need no bound; NaN against a number
+    fails whatever the bound."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k, v = (torch.randn(1, 16, D, generator=g, dtype=torch.float64) * 0.3 for _ in range(3))
+    fn = NAMESPACE["computed_in"](torch.bfloat16, declared=torch.bfloat16)(256, g)
+    out = fn(q, k, v)
+    with pytest.raises(NoRoundingBound, match=r"bfloat16 outputs .* N = 529 .* N·u = 2.07 ≥ 1"):
+        rounding_floor_attention(fn, q, k, v, out, 256)
+    with pytest.raises(NoRoundingBound, match=r"N = 201 .* γ_N \+ 2δ = .* ≥ 1/2"):
+        rounding_floor_attention(fn, q, k, v, out, 92)
+    assert bool((rounding_floor_attention(fn, q, k, v, out, 17) > 0).all())  # N = 51: a bound
+    from kerneltheory.testing.attention_exact import _exact_row
+
+    def no_bound():
+        raise NoRoundingBound("no floor")
+
+    verdict = lambda diff: _exact_row("causality", "causality", [(torch.tensor(diff), no_bound)], [], ALPHA, 0,  # noqa: E731
+                                      "test").status
+    assert (verdict([0.0, 0.0]), verdict([0.0, 1e-3]), verdict([math.nan, 0.0])) == ("passed", "refused", "failed")
+    causal = NAMESPACE["computed_in"](torch.bfloat16, causal=True, declared=torch.bfloat16)
+    report = check_attention(causal, dim=D, causal=True, checks=["causality"], exact_length=16, alpha=ALPHA,
+                             seed=kt_seed)
+    assert statuses(report) == {"causality": "refused"}, str(report)
+    assert "bfloat16" in report.checks[0].detail and "N = 529" in report.checks[0].detail
+
+
+def test_outputs_computed_in_float32_and_returned_as_float64_get_float32s_rounding(kt_seed):
+    """A correct attention computing in float32 and returning float64 returns float32 numbers: its floors take
+    float32's unit roundoff (said in the row), and it passes; declared float64 (output_dtype) it fails, as the
+    declaration asks. A genuine float64 output is read as float64."""
+    exact = dict(dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
+    report = check_attention(NAMESPACE["computed_in"](torch.float32), **exact)
+    assert report.passed, str(report)
+    assert "the float64 outputs are all float32 numbers: float32's rounding" in report.checks[0].detail
+    causal = check_attention(NAMESPACE["computed_in"](torch.float32, causal=True), dim=D, causal=True,
+                             checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    assert causal.passed, str(causal)
+    declared = check_attention(NAMESPACE["computed_in"](torch.float32), output_dtype=torch.float64, **exact)
+    assert statuses(declared)["padding[left]"] == "failed", str(declared)
+    x = torch.randn(64, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    assert output_format(x) == torch.float64 and output_format(x.float().double()) == torch.float32
+    assert output_format(x.half().double()) == torch.float16 and output_format(x.bfloat16().double()) == torch.bfloat16
+    assert output_format(torch.cat([x.float().double(), torch.tensor([math.nan])])) == torch.float32
+    assert output_format(x.float().double(), torch.float64) == torch.float64
+    with pytest.raises(ValueError, match="output_dtype must be None or one of"):
+        check_attention(NAMESPACE["batched"], output_dtype=torch.int32, **exact)
+
+
+def test_a_requested_check_that_cannot_run_names_what_it_needs(user, capsys):
+    fn = NAMESPACE["batched"]
+    with pytest.raises(ValueError, match=r"causality needs causal=True \(kerneltheory audit: --causal\)"):
+        check_attention(fn, dim=D, checks=["causality", "padding"])
+    with pytest.raises(ValueError, match="padding needs mask=True"):
+        check_attention(fn, dim=D, mask=False, checks=["padding"])
+    assert [c.name for c in check_attention(fn, dim=D, mask=False, checks=["batch"]).checks] == ["batch"]
+    assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "causality"]) == 2
+    assert "causality needs causal=True (kerneltheory audit: --causal)" in capsys.readouterr().err
+    assert main(["audit", user("batched"), "--attention", "--dim", "8", "--no-mask", "--checks", "padding"]) == 2
+    assert "padding needs mask=True" in capsys.readouterr().err
