@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .._validation import check_generator, check_int, check_points, check_real
+from .._validation import check_alpha, check_generator, check_int, check_points
 from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families
@@ -632,7 +632,7 @@ def proportional_check(
     nothing).
     """
     d = check_int(dim, "dim", minimum=1)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")

@@ -72,7 +72,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._validation import check_int, check_points, check_real
+from .._validation import check_alpha, check_int, check_points, check_real
 from ..attention import kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
@@ -289,7 +289,7 @@ def check_attention(
     long_length = check_int(long_length, "long_length", minimum=2)
     std = check_real(input_std, "input_std", minimum=0.0, strict_min=True)
     max_norm = check_real(max_norm, "max_norm", minimum=0.0, strict_min=True)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
     for dt in dtypes:
         if dt not in (torch.float32, torch.float64):

@@ -78,7 +78,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .._validation import check_int, check_real
+from .._validation import check_alpha, check_int, check_real
 from ..montecarlo import Moments, block_seed, num_blocks
 from ..spectral.base import SpectralLaw
 from ..spectral.fastfood import Fastfood
@@ -332,7 +332,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     claimed scale of the rows (the redraw check's tie bound)."""
     n = check_int(draws, "draws", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
-    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+    alpha = check_alpha(alpha)
     k_proj = check_int(projections, "projections", minimum=1)
     block = check_int(block, "block", minimum=1)
     if not isinstance(c, SamplerClaims):
