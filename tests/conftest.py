@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from kerneltheory.testing.seeds import seed_for
+
 
 @pytest.fixture
 def one_thread():
@@ -12,3 +14,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def shared_seed(request):
+    """``shared_seed(name)``: the seed of a computation shared by several tests through a module- or session-scoped
+    fixture (kt_seed is per test): CRC-32 of ``name`` under the run's base seed, so ``--kt-seed`` draws it afresh
+    and replays it as it does every kt_seed."""
+    base = getattr(request.config, "_kt_seed_base", 0)
+    return lambda name: seed_for(name, base)
