@@ -23,3 +23,25 @@ def shared_seed(request):
     and replays it as it does every kt_seed."""
     base = getattr(request.config, "_kt_seed_base", 0)
     return lambda name: seed_for(name, base)
+
+
+#: the node id of the claim matrix's row of an estimator: its kt_seed is the row's seed
+MATRIX_ROW = "tests/test_claim_matrix.py::test_claim_matrix_row[{}]"
+
+
+@pytest.fixture(scope="session")
+def matrix_row(shared_seed):
+    """``matrix_row(name)``: ``(verdicts, report)`` of the claim matrix's row of ``name``,
+    ``verify_estimator(name, seed=...)`` at the quick budget with the row's kt_seed, computed once per session.
+    The row's test (tests/test_claim_matrix.py) asserts its verdicts; tests of other properties of the same run
+    (the float32 evaluation's agreement with it, the method its checks use) read it instead of running it again."""
+    from kerneltheory.testing.matrix import verify_estimator
+
+    rows = {}
+
+    def row(name: str):
+        if name not in rows:
+            rows[name] = verify_estimator(name, seed=shared_seed(MATRIX_ROW.format(name)))
+        return rows[name]
+
+    return row
