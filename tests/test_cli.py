@@ -42,20 +42,12 @@ def test_report_registry_only(tmp_path, capsys):
 
 @pytest.mark.parametrize("factory, status", [("good_prf", 0), ("broken_prf", 1)])
 def test_audit_exit_status_on_documented_examples(factory, status, capsys):
-    """The README's two audit commands. The passing one runs in-process (the status is what ``main`` returns, and
-    ``python -m kerneltheory`` exits with it: test_python_dash_m_kerneltheory_is_the_command); the failing one
-    runs as a process, so that a non-zero exit status is seen through ``python -m kerneltheory`` as well."""
+    """The README's two audit commands, in-process: the status is what ``main`` returns, and
+    ``python -m kerneltheory`` exits with it (test_python_dash_m_kerneltheory_is_the_command runs the process)."""
     args = ["audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax", "--dim", "8", "--claims", "unbiased", "positive",
             "finite"]
-    if status == 0:
-        assert main(args) == status
-        out = capsys.readouterr().out
-    else:
-        proc = subprocess.run([sys.executable, "-m", "kerneltheory", *args], capture_output=True, text=True, cwd=ROOT,
-                              check=False)
-        assert proc.returncode == status, proc.stdout + proc.stderr
-        out = proc.stdout
-    assert ("PASSED" if status == 0 else "FAILED") in out
+    assert main(args) == status
+    assert ("PASSED" if status == 0 else "FAILED") in capsys.readouterr().out
 
 
 def test_audit_reports_bad_arguments(capsys):
@@ -133,11 +125,16 @@ def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monke
     assert torch.get_num_threads() == before
 
 
-def test_python_dash_m_kerneltheory_is_the_command():
-    """``python -m kerneltheory`` runs the CLI (kerneltheory/__main__.py), for a scripts folder not on PATH."""
+def test_python_dash_m_kerneltheory_is_the_command(tmp_path):
+    """``python -m kerneltheory`` runs the CLI (kerneltheory/__main__.py), for a scripts folder not on PATH, and
+    exits with its status: 0, and non-zero for a command that fails (a bad option, refused before torch is
+    imported, so the process stays cheap)."""
     proc = subprocess.run([sys.executable, "-m", "kerneltheory", "--version"], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("kerneltheory "), proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "kerneltheory", "report", "--registry-only", "--threads", "0",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "--threads must be an integer >= 1, got 0" in proc.stderr, proc.stderr
 
 
 def _bad_config(tmp_path: Path) -> Path:
