@@ -45,3 +45,18 @@ def matrix_row(shared_seed):
         return rows[name]
 
     return row
+
+
+@pytest.fixture(scope="session")
+def small_report(tmp_path_factory):
+    """``(result, folder)`` of ``run_report`` for positive/gaussian with tests/test_report.py's small sweep, run once
+    per session. Tests read it (tests/test_report_browser.py loads its page in a browser); a test that writes
+    into a report (a resumed run) copies the folder first."""
+    from test_report import small_figure
+
+    from kerneltheory.report import run_report
+
+    out = tmp_path_factory.mktemp("small_report") / "rep"
+    res = run_report(out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()],
+                     progress=False)
+    return res, out
