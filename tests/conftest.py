@@ -60,3 +60,17 @@ def small_report(tmp_path_factory):
     res = run_report(out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()],
                      progress=False)
     return res, out
+
+
+REPORT_NAMES = ("positive/gaussian", "trig/sorf", "elu")
+
+
+@pytest.fixture(scope="session")
+def cli_report(tmp_path_factory):
+    """``(exit status, folder)`` of ``kerneltheory report --only positive/gaussian trig/sorf elu --quiet``, run once
+    per session through the command's ``main``. tests/test_cli.py checks the command (and resumes it on a copy of
+    the folder); tests/test_report.py checks the HTML page it wrote."""
+    from kerneltheory.cli import main
+
+    out = tmp_path_factory.mktemp("cli_report") / "rep"
+    return main(["report", "--out", str(out), "--only", *REPORT_NAMES, "--quiet"]), out

@@ -108,12 +108,12 @@ def test_a_filtered_report_skips_the_sweeps_by_default(tmp_path):
     assert json.loads((tmp_path / "reg" / "report.json").read_text(encoding="utf-8"))["variance"] is None
 
 
-def test_html_page_links_colours_and_labels(tmp_path):
+def test_html_page_links_colours_and_labels(cli_report):
     """Every in-page link (table of contents, matrix cells) lands on an element id; every proof link names a file
     that exists; verdict cells are coloured; p-values are labelled adjusted with the raw one beside; the
     estimators are grouped by family; there is a print stylesheet."""
-    out = tmp_path / "rep"
-    run_report(out, names=["positive/gaussian", "trig/sorf", "elu"], progress=False)
+    status, out = cli_report  # run_report of the three estimators, written by the command (conftest.cli_report)
+    assert status == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     ids = set(re.findall(r' id="([^"]+)"', page))
     anchors = re.findall(r'href="#([^"]+)"', page)
