@@ -173,7 +173,7 @@ def test_no_rerun_after_a_failure(monkeypatch):
     assert all(not c[1] for c in calls[failed_at + 1:]), calls  # no unbiasedness row computed after the failure
 
 
-def test_a_positivity_counterexample_reads_as_a_value():
+def test_a_positivity_counterexample_reads_as_a_value(matrix_row):
     """The evidence of a refuted positivity claim names the feature's value and the input's norm; a negative zero
     prints as 0."""
     from kerneltheory.testing.checks import feature_example
@@ -181,7 +181,7 @@ def test_a_positivity_counterexample_reads_as_a_value():
     assert feature_example(-0.0, 0.0) == "feature value 0 at an input of norm 0"
     example = feature_example(-0.3125, 2.0, side="query", draw=5)
     assert example == "query feature value -0.3125 at an input of norm 2 (draw 5)"
-    verdicts, _ = verify_estimator("trig/gaussian", seed=0)
+    verdicts, _ = matrix_row("trig/gaussian")  # the claim matrix's row (conftest.matrix_row)
     positive = next(v for v in verdicts if v.claim == "positive")
     assert positive.verdict == "refuted" and "feature value " in positive.evidence
 
