@@ -507,22 +507,29 @@ def test_gauss_hermite_sampler_matches_its_closed_forms(seed):
 MIX1 = {"means": [[0.7], [-1.2]], "covs": [[[0.5]], [[1.3]]], "weights": [0.3, 0.7]}
 
 
-def mixture_density_1d(omega, antithetic=False):
+def _normal_pdf(x, mean, sd):
+    """N(mean, sd²)'s density in plain floats (quad calls the integrand thousands of times; scipy.stats.norm.pdf
+    per point dominated these tests): checked against scipy in test_mixture_closed_forms_by_quadrature_1d."""
+    return math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+
+
+def mixture_density_1d(omega, antithetic=False, pdf=_normal_pdf):
     dens = 0.0
     for mu, var, w in zip(MIX1["means"], MIX1["covs"], MIX1["weights"], strict=True):
         sd = math.sqrt(var[0][0])
         if antithetic:
-            dens += (
-                w * 0.5 * (scipy.stats.norm.pdf(omega, mu[0], sd) + scipy.stats.norm.pdf(omega, -mu[0], sd))
-            )
+            dens += w * 0.5 * (pdf(omega, mu[0], sd) + pdf(omega, -mu[0], sd))
         else:
-            dens += w * scipy.stats.norm.pdf(omega, mu[0], sd)
+            dens += w * pdf(omega, mu[0], sd)
     return dens
 
 
 @pytest.mark.parametrize("antithetic", [False, True])
 def test_mixture_closed_forms_by_quadrature_1d(antithetic):
     law = GaussianMixture(1, 2, antithetic=antithetic, **MIX1)
+    for o in (-7.0, -1.2, -0.3, 0.0, 0.7, 2.5, 9.0):
+        ref = mixture_density_1d(o, antithetic, pdf=scipy.stats.norm.pdf)
+        assert mixture_density_1d(o, antithetic) == pytest.approx(ref, rel=1e-13, abs=0.0)
     for t in (0.0, 0.4, 1.7, -3.0):
         val, err = scipy.integrate.quad(
             lambda o, t=t: mixture_density_1d(o, antithetic) * math.cos(o * t),
