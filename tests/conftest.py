@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from kerneltheory.testing.seeds import seed_for
+
 
 @pytest.fixture
 def one_thread():
@@ -12,3 +14,63 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def shared_seed(request):
+    """``shared_seed(name)``: the seed of a computation shared by several tests through a module- or session-scoped
+    fixture (kt_seed is per test): CRC-32 of ``name`` under the run's base seed, so ``--kt-seed`` draws it afresh
+    and replays it as it does every kt_seed."""
+    base = getattr(request.config, "_kt_seed_base", 0)
+    return lambda name: seed_for(name, base)
+
+
+#: the node id of the claim matrix's row of an estimator: its kt_seed is the row's seed
+MATRIX_ROW = "tests/test_claim_matrix.py::test_claim_matrix_row[{}]"
+
+
+@pytest.fixture(scope="session")
+def matrix_row(shared_seed):
+    """``matrix_row(name)``: ``(verdicts, report)`` of the claim matrix's row of ``name``,
+    ``verify_estimator(name, seed=...)`` at the quick budget with the row's kt_seed, computed once per session.
+    The row's test (tests/test_claim_matrix.py) asserts its verdicts; tests of other properties of the same run
+    (the float32 evaluation's agreement with it, the method its checks use) read it instead of running it again."""
+    from kerneltheory.testing.matrix import verify_estimator
+
+    rows = {}
+
+    def row(name: str):
+        if name not in rows:
+            rows[name] = verify_estimator(name, seed=shared_seed(MATRIX_ROW.format(name)))
+        return rows[name]
+
+    return row
+
+
+@pytest.fixture(scope="session")
+def small_report(tmp_path_factory):
+    """``(result, folder)`` of ``run_report`` for positive/gaussian with tests/test_report.py's small sweep, run once
+    per session. Tests read it (tests/test_report_browser.py loads its page in a browser); a test that writes
+    into a report (a resumed run) copies the folder first."""
+    from test_report import small_figure
+
+    from kerneltheory.report import run_report
+
+    out = tmp_path_factory.mktemp("small_report") / "rep"
+    res = run_report(out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()],
+                     progress=False)
+    return res, out
+
+
+REPORT_NAMES = ("positive/gaussian", "trig/sorf", "elu")
+
+
+@pytest.fixture(scope="session")
+def cli_report(tmp_path_factory):
+    """``(exit status, folder)`` of ``kerneltheory report --only positive/gaussian trig/sorf elu --quiet``, run once
+    per session through the command's ``main``. tests/test_cli.py checks the command (and resumes it on a copy of
+    the folder); tests/test_report.py checks the HTML page it wrote."""
+    from kerneltheory.cli import main
+
+    out = tmp_path_factory.mktemp("cli_report") / "rep"
+    return main(["report", "--out", str(out), "--only", *REPORT_NAMES, "--quiet"]), out

@@ -249,8 +249,9 @@ def test_proportional_claim(kt_seed):
     def rows(sample, kernel=kernels.softmax):
         return proportional_check(sample, kernel, dim=8, alpha=ALPHA, seed=kt_seed)
 
-    assert all(r.passed for r in rows(scaled_prf(3.0))), rows(scaled_prf(3.0))
-    assert "ĉ = 3" in rows(scaled_prf(3.0))[0].detail or "ĉ = 2.9" in rows(scaled_prf(3.0))[0].detail
+    scaled = rows(scaled_prf(3.0))  # one seeded run for both assertions (it was run up to three times)
+    assert all(r.passed for r in scaled), scaled
+    assert "ĉ = 3" in scaled[0].detail or "ĉ = 2.9" in scaled[0].detail
     offset = rows(offset_prf(0.5))  # k + 0.25 is not proportional to k ...
     assert not all(r.passed for r in offset) and not any(r.refused for r in offset)
     assert all(r.passed for r in rows(offset_prf(0.5), kernels.shifted(kernels.softmax, 0.25)))  # ... to k + s²

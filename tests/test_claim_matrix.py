@@ -47,8 +47,9 @@ KNOWN_REFUSED = {
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", NAMES)
-def test_claim_matrix_row(name, kt_seed):
-    verdicts, report = verify_estimator(name, seed=kt_seed)
+def test_claim_matrix_row(name, kt_seed, matrix_row):
+    verdicts, report = matrix_row(name)  # verify_estimator(name, seed=kt_seed), kept for other tests of the run
+    assert report.seed == kt_seed, (report.seed, kt_seed)
     known = {claim for (n, claim) in KNOWN_REFUSED if n == name}
     tails = _tail_refusals(report)
     if tails:  # the variance claim of heavy-tailed features: refused at some inputs, tested and passed at others
@@ -77,26 +78,11 @@ def test_claim_matrix_row(name, kt_seed):
             assert v.evidence and v.effect_size > 0
 
 
-def test_reruns_split_the_level_of_a_check():
-    """A refused check is re-run on fresh draws; the first attempt is tested at a/2 and each of the two possible
-    re-runs from the quick budget at a/4, so the attempts' false-failure bounds add up to the check's share a.
-    positive/gaussian at seed 0 has checks decided at 4096 draws and re-run checks decided at 65536."""
-    verdicts, report = verify_estimator("positive/gaussian", seed=0)
-    a = next(c.alpha for c in report.checks if c.name.startswith("finite"))  # property rows get the whole a
-    finals = {}
-    for v in verdicts:
-        for c in v.checks:
-            if c["method"] != "stopped" and re.search(r"look (\d+)/\1$", c["detail"]):
-                finals.setdefault(c["sample_size"], set()).add(c["alpha"])
-    assert {4096, 65536} <= set(finals), finals
-    assert all(math.isclose(x, 0.8 * a / 2, rel_tol=1e-12) for x in finals[4096]), finals  # last look: 0.8 of it
-    assert all(math.isclose(x, 0.8 * a / 4, rel_tol=1e-12) for x in finals[65536]), finals
-
-
-def test_a_rerun_computes_only_the_refused_rows(monkeypatch):
-    """A re-run draws the families of the refused checks and computes those checks only: an unbiasedness row of a
-    family re-run for its variance is not recomputed (a failure there would decide the claim and leave the kept
-    re-run rows "stopped", and the row would be thrown away)."""
+@pytest.fixture(scope="module")
+def positive_at_seed_0():
+    """verify_estimator("positive/gaussian", seed=0) with a spy on the engine's rounds of mean and variance checks:
+    (verdicts, report, one (families, mean families, variance families, mean rows, variance rows) per round).
+    Run once for the two tests of its re-runs below, which read different properties of it."""
     import kerneltheory.testing.matrix as matrix
 
     calls = []
@@ -108,8 +94,33 @@ def test_a_rerun_computes_only_the_refused_rows(monkeypatch):
                       list(variances)))
         return means, variances
 
-    monkeypatch.setattr(matrix, "_mean_checks", spy)
-    verdicts, _ = matrix.verify_estimator("positive/gaussian", seed=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matrix, "_mean_checks", spy)
+        verdicts, report = matrix.verify_estimator("positive/gaussian", seed=0)
+    return verdicts, report, calls
+
+
+def test_reruns_split_the_level_of_a_check(positive_at_seed_0):
+    """A refused check is re-run on fresh draws; the first attempt is tested at a/2 and each of the two possible
+    re-runs from the quick budget at a/4, so the attempts' false-failure bounds add up to the check's share a.
+    positive/gaussian at seed 0 has checks decided at 4096 draws and re-run checks decided at 65536."""
+    verdicts, report, _ = positive_at_seed_0
+    a = next(c.alpha for c in report.checks if c.name.startswith("finite"))  # property rows get the whole a
+    finals = {}
+    for v in verdicts:
+        for c in v.checks:
+            if c["method"] != "stopped" and re.search(r"look (\d+)/\1$", c["detail"]):
+                finals.setdefault(c["sample_size"], set()).add(c["alpha"])
+    assert {4096, 65536} <= set(finals), finals
+    assert all(math.isclose(x, 0.8 * a / 2, rel_tol=1e-12) for x in finals[4096]), finals  # last look: 0.8 of it
+    assert all(math.isclose(x, 0.8 * a / 4, rel_tol=1e-12) for x in finals[65536]), finals
+
+
+def test_a_rerun_computes_only_the_refused_rows(positive_at_seed_0):
+    """A re-run draws the families of the refused checks and computes those checks only: an unbiasedness row of a
+    family re-run for its variance is not recomputed (a failure there would decide the claim and leave the kept
+    re-run rows "stopped", and the row would be thrown away)."""
+    verdicts, _, calls = positive_at_seed_0
     assert len(calls) > 1, "positive/gaussian at seed 0 re-runs refused variance checks"
     first_means, first_vars = calls[0][3], calls[0][4]
     for size, mean_fams, var_fams, means, variances in calls[1:]:
@@ -162,7 +173,7 @@ def test_no_rerun_after_a_failure(monkeypatch):
     assert all(not c[1] for c in calls[failed_at + 1:]), calls  # no unbiasedness row computed after the failure
 
 
-def test_a_positivity_counterexample_reads_as_a_value():
+def test_a_positivity_counterexample_reads_as_a_value(matrix_row):
     """The evidence of a refuted positivity claim names the feature's value and the input's norm; a negative zero
     prints as 0."""
     from kerneltheory.testing.checks import feature_example
@@ -170,7 +181,7 @@ def test_a_positivity_counterexample_reads_as_a_value():
     assert feature_example(-0.0, 0.0) == "feature value 0 at an input of norm 0"
     example = feature_example(-0.3125, 2.0, side="query", draw=5)
     assert example == "query feature value -0.3125 at an input of norm 2 (draw 5)"
-    verdicts, _ = verify_estimator("trig/gaussian", seed=0)
+    verdicts, _ = matrix_row("trig/gaussian")  # the claim matrix's row (conftest.matrix_row)
     positive = next(v for v in verdicts if v.claim == "positive")
     assert positive.verdict == "refuted" and "feature value " in positive.evidence
 

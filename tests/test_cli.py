@@ -1,6 +1,7 @@
 """The command line: report (registry + claim matrix, atomic and resumable) and audit (exit status)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "user_feature_maps.py"
 
 
-def test_report_writes_markdown_and_json_and_resumes(tmp_path, capsys):
-    out = tmp_path / "rep"
+def test_report_writes_markdown_and_json_and_resumes(cli_report, tmp_path, capsys):
+    status, first = cli_report  # main(["report", "--out", first, "--only", the three names, "--quiet"])
+    assert status == 0
+    out = tmp_path / "rep"  # a copy (file times kept): the second run below resumes from the first run's files
+    shutil.copytree(first, out)
     args = ["report", "--out", str(out), "--only", "positive/gaussian", "trig/sorf", "elu", "--quiet"]
-    assert main(args) == 0
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "## Claim matrix" in text and "## Registry" in text
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -41,14 +44,13 @@ def test_report_registry_only(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("factory, status", [("good_prf", 0), ("broken_prf", 1)])
-def test_audit_exit_status_on_documented_examples(factory, status):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kerneltheory", "audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax",
-         "--dim", "8", "--claims", "unbiased", "positive", "finite"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )
-    assert proc.returncode == status, proc.stdout + proc.stderr
-    assert ("PASSED" if status == 0 else "FAILED") in proc.stdout
+def test_audit_exit_status_on_documented_examples(factory, status, capsys):
+    """The README's two audit commands, in-process: the status is what ``main`` returns, and
+    ``python -m kerneltheory`` exits with it (test_python_dash_m_kerneltheory_is_the_command runs the process)."""
+    args = ["audit", f"{EXAMPLE}:{factory}", "--kernel", "softmax", "--dim", "8", "--claims", "unbiased", "positive",
+            "finite"]
+    assert main(args) == status
+    assert ("PASSED" if status == 0 else "FAILED") in capsys.readouterr().out
 
 
 def test_audit_reports_bad_arguments(capsys):
@@ -126,11 +128,16 @@ def test_report_threads_are_set_for_the_run_and_restored(tmp_path, capsys, monke
     assert torch.get_num_threads() == before
 
 
-def test_python_dash_m_kerneltheory_is_the_command():
-    """``python -m kerneltheory`` runs the CLI (kerneltheory/__main__.py), for a scripts folder not on PATH."""
+def test_python_dash_m_kerneltheory_is_the_command(tmp_path):
+    """``python -m kerneltheory`` runs the CLI (kerneltheory/__main__.py), for a scripts folder not on PATH, and
+    exits with its status: 0, and non-zero for a command that fails (a bad option, refused before torch is
+    imported, so the process stays cheap)."""
     proc = subprocess.run([sys.executable, "-m", "kerneltheory", "--version"], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("kerneltheory "), proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "kerneltheory", "report", "--registry-only", "--threads", "0",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "--threads must be an integer >= 1, got 0" in proc.stderr, proc.stderr
 
 
 def _bad_config(tmp_path: Path) -> Path:

@@ -144,12 +144,29 @@ def test_cross_moment_algebra_sympy():
 # -- (b) Monte Carlo, (d) its power ------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def monte_carlo(shared_seed):
+    """``monte_carlo(name)``: (estimator, queries, keys, error products, closed-form covariance) of one seeded run
+    per estimator, shared by the test of the closed form and the test of its power below (the same check at the
+    same sizes, against the true and against wrong covariances)."""
+    runs = {}
+
+    def run(name):
+        if name not in runs:
+            seed = shared_seed(f"tests/test_covariance_new.py::monte_carlo[{name}]")
+            g = torch.Generator().manual_seed(seed)
+            est = E.get(name, 3, 8)
+            q, k = _inputs(g, STD[name])
+            runs[name] = est, q, k, error_products(est, q, k, g, DRAWS[name]), key_covariance(est, q, k), seed
+        return runs[name]
+
+    return run
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_covariance_matches_monte_carlo(name, kt_seed, one_thread):
-    g = torch.Generator().manual_seed(kt_seed)
-    est = E.get(name, 3, 8)
-    q, k = _inputs(g, STD[name])
-    res = covariance_check(error_products(est, q, k, g, DRAWS[name]), key_covariance(est, q, k), name, kt_seed)
+def test_covariance_matches_monte_carlo(name, monte_carlo, one_thread):
+    _, _, _, prods, cov, seed = monte_carlo(name)
+    res = covariance_check(prods, cov, name, seed)
     assert res.passed and not res.refused, str(res)
 
 
@@ -174,20 +191,16 @@ def _hrf_independent_weights(est, q, k):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_monte_carlo_check_rejects_wrong_covariances(name, kt_seed, one_thread):
-    """Power: the same test, at the same sizes, rejects covariances that are wrong off the diagonal: the keys'
+def test_monte_carlo_check_rejects_wrong_covariances(name, monte_carlo, one_thread):
+    """Power: the same test, on the same draws, rejects covariances that are wrong off the diagonal: the keys'
     estimates treated as independent (the off-diagonal entries 0), the off-diagonal entries 20% too large, and
     for HRF the angular weights of different keys treated as independent."""
-    g = torch.Generator().manual_seed(kt_seed)
-    est = E.get(name, 3, 8)
-    q, k = _inputs(g, STD[name])
-    prods = error_products(est, q, k, g, DRAWS[name])
-    cov = key_covariance(est, q, k)
+    est, q, k, prods, cov, seed = monte_carlo(name)
     wrong = {"independent keys": _independent(cov), "off-diagonal x1.2": _off_diagonal_scaled(cov)}
     if name == "hrf/gaussian":
         wrong["independent angular weights"] = _hrf_independent_weights(est, q, k)
     for label, c in wrong.items():
-        res = covariance_check(prods, c, name, kt_seed)
+        res = covariance_check(prods, c, name, seed)
         assert not res.passed and not res.refused, (label, str(res))
 
 

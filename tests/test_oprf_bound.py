@@ -11,7 +11,6 @@ import torch
 import kerneltheory.estimators as E
 from kerneltheory.features.gerf import GERF, OPRF, SADERF
 from kerneltheory.testing.inputs import moderate_families
-from kerneltheory.testing.matrix import verify_estimator
 
 F64 = torch.float64
 SLACK = 1 + 64 * torch.finfo(F64).eps  # rounding of exp and of the sum of m = 8 products (x = y = 0 hits 1 exactly)
@@ -76,8 +75,10 @@ def test_unbounded_maps_declare_no_bound():
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", ["oprf/gaussian", "saderf/gaussian"])
-def test_matrix_uses_the_bounded_method(name, one_thread):
-    verdicts, _ = verify_estimator(name, budget="quick")
+def test_matrix_uses_the_bounded_method(name, matrix_row):
+    """The claim matrix's row (conftest.matrix_row: the run tests/test_claim_matrix.py checks) decides
+    unbiasedness by the exact bound, alone or Bonferroni-combined with the CLT."""
+    verdicts, _ = matrix_row(name)
     unbiased = next(v for v in verdicts if v.claim == "unbiased")
     assert unbiased.verdict == "verified", unbiased
     assert {c["method"] for c in unbiased.checks} <= {"bounded", "bounded + clt"}, unbiased.checks

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 
 import pytest
 
@@ -64,15 +65,14 @@ def test_markdown_to_html_embeds_images_and_keeps_tables(tmp_path):
         markdown_to_html("![missing](nope.png)", tmp_path)
 
 
-def test_report_with_claim_matrix_and_variance_sweeps(tmp_path, capsys):
-    out = tmp_path / "rep"
-    res = run_report(
-        out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()], progress=False
-    )
+def test_report_with_claim_matrix_and_variance_sweeps(small_report, tmp_path, capsys):
+    res, first = small_report
+    out = tmp_path / "rep"  # a copy: the second run below resumes from the first run's files without touching them
+    shutil.copytree(first, out)
     md = (out / "report.md").read_text(encoding="utf-8")
     page = (out / "report.html").read_text(encoding="utf-8")
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert res["html"] == out / "report.html"
+    assert res["html"] == first / "report.html"
     # the claim matrix content is kept, in Markdown and in HTML
     assert "## Claim matrix" in md and "## Registry" in md and "## Variance sweeps" in md
     for section in ("Claim matrix", "Variance sweeps", "Registry", "Details"):
@@ -108,12 +108,12 @@ def test_a_filtered_report_skips_the_sweeps_by_default(tmp_path):
     assert json.loads((tmp_path / "reg" / "report.json").read_text(encoding="utf-8"))["variance"] is None
 
 
-def test_html_page_links_colours_and_labels(tmp_path):
+def test_html_page_links_colours_and_labels(cli_report):
     """Every in-page link (table of contents, matrix cells) lands on an element id; every proof link names a file
     that exists; verdict cells are coloured; p-values are labelled adjusted with the raw one beside; the
     estimators are grouped by family; there is a print stylesheet."""
-    out = tmp_path / "rep"
-    run_report(out, names=["positive/gaussian", "trig/sorf", "elu"], progress=False)
+    status, out = cli_report  # run_report of the three estimators, written by the command (conftest.cli_report)
+    assert status == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     ids = set(re.findall(r' id="([^"]+)"', page))
     anchors = re.findall(r'href="#([^"]+)"', page)

@@ -17,9 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import small_figure
-
-from kerneltheory.report import run_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -81,10 +78,8 @@ def test_the_probe_sees_a_broken_image_and_a_dangling_link(browser, tmp_path):
     assert seen["links"] == 2 and seen["missing"] == ["nowhere"]
 
 
-def test_report_figures_load_and_contents_links_resolve(browser, tmp_path):
-    out = tmp_path / "rep"
-    res = run_report(out, names=["positive/gaussian"], variance=True, variance_configs=[small_figure()],
-                     progress=False)
+def test_report_figures_load_and_contents_links_resolve(browser, small_report, tmp_path):
+    res, out = small_report  # the report tests/test_report.py checks (conftest.small_report)
     figures = json.loads(Path(res["json"]).read_text(encoding="utf-8"))["variance"]["figures"]
     seen = probe(browser, out / "report.html", tmp_path)
     assert len(seen["images"]) == len(figures) == 1

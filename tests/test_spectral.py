@@ -507,22 +507,29 @@ def test_gauss_hermite_sampler_matches_its_closed_forms(seed):
 MIX1 = {"means": [[0.7], [-1.2]], "covs": [[[0.5]], [[1.3]]], "weights": [0.3, 0.7]}
 
 
-def mixture_density_1d(omega, antithetic=False):
+def _normal_pdf(x, mean, sd):
+    """N(mean, sd²)'s density in plain floats (quad calls the integrand thousands of times; scipy.stats.norm.pdf
+    per point dominated these tests): checked against scipy in test_mixture_closed_forms_by_quadrature_1d."""
+    return math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+
+
+def mixture_density_1d(omega, antithetic=False, pdf=_normal_pdf):
     dens = 0.0
     for mu, var, w in zip(MIX1["means"], MIX1["covs"], MIX1["weights"], strict=True):
         sd = math.sqrt(var[0][0])
         if antithetic:
-            dens += (
-                w * 0.5 * (scipy.stats.norm.pdf(omega, mu[0], sd) + scipy.stats.norm.pdf(omega, -mu[0], sd))
-            )
+            dens += w * 0.5 * (pdf(omega, mu[0], sd) + pdf(omega, -mu[0], sd))
         else:
-            dens += w * scipy.stats.norm.pdf(omega, mu[0], sd)
+            dens += w * pdf(omega, mu[0], sd)
     return dens
 
 
 @pytest.mark.parametrize("antithetic", [False, True])
 def test_mixture_closed_forms_by_quadrature_1d(antithetic):
     law = GaussianMixture(1, 2, antithetic=antithetic, **MIX1)
+    for o in (-7.0, -1.2, -0.3, 0.0, 0.7, 2.5, 9.0):
+        ref = mixture_density_1d(o, antithetic, pdf=scipy.stats.norm.pdf)
+        assert mixture_density_1d(o, antithetic) == pytest.approx(ref, rel=1e-13, abs=0.0)
     for t in (0.0, 0.4, 1.7, -3.0):
         val, err = scipy.integrate.quad(
             lambda o, t=t: mixture_density_1d(o, antithetic) * math.cos(o * t),
@@ -553,19 +560,28 @@ def test_mixture_closed_forms_by_quadrature_2d():
     weights = torch.tensor([0.45, 0.55], dtype=F64)
     law = GaussianMixture(2, 2, means=means, covs=covs, weights=weights)
     comps = [scipy.stats.multivariate_normal(means[q].numpy(), covs[q].numpy()) for q in range(2)]
+    # the bivariate normal densities in plain floats (dblquad calls the integrand ~10⁵ times: scipy's pdf and a
+    # numpy product per point cost 1.5 s), checked against scipy's pdf on a grid
+    terms = [(float(weights[q]) / (2 * math.pi * math.sqrt(np.linalg.det(covs[q].numpy()))),
+              *means[q].tolist(), *np.linalg.inv(covs[q].numpy())[[0, 0, 1], [0, 1, 1]].tolist()) for q in range(2)]
 
     def density(a, b):
-        return sum(float(weights[q]) * comps[q].pdf([a, b]) for q in range(2))
+        return sum(c * math.exp(-0.5 * (p * (a - m0) ** 2 + 2 * r * (a - m0) * (b - m1) + s * (b - m1) ** 2))
+                   for c, m0, m1, p, r, s in terms)
 
-    tau, z = np.array([0.8, -0.5]), np.array([0.4, 0.3])
+    for a, b in itertools.product((-2.0, -0.3, 0.0, 0.5, 1.7), repeat=2):
+        ref = sum(float(weights[q]) * comps[q].pdf([a, b]) for q in range(2))
+        assert density(a, b) == pytest.approx(ref, rel=1e-13, abs=0.0)
+
+    tau, z = [0.8, -0.5], [0.4, 0.3]
     cf, cf_err = scipy.integrate.dblquad(
-        lambda b, a: density(a, b) * math.cos(tau @ [a, b]), -9, 9, -9, 9, epsabs=1e-10, epsrel=1e-10
+        lambda b, a: density(a, b) * math.cos(tau[0] * a + tau[1] * b), -9, 9, -9, 9, epsabs=1e-10, epsrel=1e-10
     )
     mg, mg_err = scipy.integrate.dblquad(
-        lambda b, a: density(a, b) * math.exp(z @ [a, b]), -9, 9, -9, 9, epsabs=1e-10, epsrel=1e-10
+        lambda b, a: density(a, b) * math.exp(z[0] * a + z[1] * b), -9, 9, -9, 9, epsabs=1e-10, epsrel=1e-10
     )
-    assert abs(float(law.char_fn(torch.tensor(tau)).detach()) - cf) <= max(10 * cf_err, 1e-8)
-    assert abs(float(law.mgf(torch.tensor(z)).detach()) - mg) <= max(10 * mg_err, 1e-8)
+    assert abs(float(law.char_fn(torch.tensor(tau, dtype=F64)).detach()) - cf) <= max(10 * cf_err, 1e-8)
+    assert abs(float(law.mgf(torch.tensor(z, dtype=F64)).detach()) - mg) <= max(10 * mg_err, 1e-8)
     torch.testing.assert_close(law.covs.detach(), covs, rtol=0, atol=1e-14)
     torch.testing.assert_close(law.weights.detach(), weights, rtol=0, atol=1e-14)
 

@@ -78,8 +78,13 @@ def test_the_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_a_lock_held_by_another_live_process_is_respected(tmp_path):
+    # the holder runs study.py's OutputLock alone: the package kerneltheory.experiments is registered without its
+    # __init__, which imports torch and pandas (2 s of CPU) for nothing the lock uses
     code = (
-        "import sys, time; from kerneltheory.experiments.study import OutputLock\n"
+        "import sys, types\n"
+        f"pkg = types.ModuleType('kerneltheory.experiments'); pkg.__path__ = [{str(Path(study.__file__).parent)!r}]\n"
+        "sys.modules['kerneltheory.experiments'] = pkg\n"
+        "from kerneltheory.experiments.study import OutputLock\n"
         f"with OutputLock({str(tmp_path)!r}):\n    print('held', flush=True); sys.stdin.readline()\n"
     )
     root = str(Path(study.__file__).resolve().parents[2])  # this kerneltheory, whatever is installed

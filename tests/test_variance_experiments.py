@@ -320,16 +320,15 @@ def test_a_stale_cell_file_is_ignored(tmp_path):
         assert store.load(spec) is None
 
 
-def test_a_two_worker_dask_cluster_gives_results_identical_to_the_local_run(tmp_path):
-    """Worker *processes* (LocalCluster(n_workers=2, threads_per_worker=1, processes=True)); every cell split
-    into shards of 2 RNG blocks, merged in block order: bitwise the moments of the local, unsplit run."""
-    pytest.importorskip("distributed")
+def _assert_dask_run_is_the_local_run(tmp_path, scheduler):
+    """Every cell split into shards of 2 RNG blocks on the workers of ``scheduler``, merged in block order:
+    bitwise the moments of the local, unsplit run."""
     from kerneltheory.experiments import run_sweeps
 
     c = tiny(draws=512, block=128)
     local = run_figure(c, out_dir=tmp_path / "local", progress=False, plot=False)
     dist = run_sweeps(
-        [c], out_dir=tmp_path / "dask", scheduler="local:2", shard_blocks=2, progress=False, plot=False
+        [c], out_dir=tmp_path / "dask", scheduler=scheduler, shard_blocks=2, progress=False, plot=False
     )[0]
     assert dist.computed == 6
     pd.testing.assert_frame_equal(dist.frame, local.frame, check_exact=True)
@@ -340,6 +339,26 @@ def test_a_two_worker_dask_cluster_gives_results_identical_to_the_local_run(tmp_
         )
         assert_bitwise(a, b)
     assert not list((tmp_path / "dask" / "cells").glob("*.shard-*.json"))  # merged shards are cleaned up
+
+
+def test_a_two_worker_dask_cluster_in_this_process_gives_results_identical_to_the_local_run(tmp_path):
+    """Two single-threaded workers of an in-process cluster (a ``distributed.Client`` passed as the scheduler):
+    the shards of a cell are computed on either worker and merged bitwise into the local run's moments."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
+        with distributed.Client(lc) as client:
+            _assert_dask_run_is_the_local_run(tmp_path, client)
+
+
+# Slow tier: starting two worker processes (each imports torch and the package) costs about 7 s of CPU. The
+# sharding, the merge and the identity with the local run are covered in the default tier by
+# test_a_two_worker_dask_cluster_in_this_process_gives_results_identical_to_the_local_run; this one adds the
+# worker processes of scheduler="local:2" (open_client's LocalCluster).
+@pytest.mark.slow
+def test_a_two_worker_dask_cluster_gives_results_identical_to_the_local_run(tmp_path):
+    """Worker *processes* (LocalCluster(n_workers=2, threads_per_worker=1, processes=True))."""
+    pytest.importorskip("distributed")
+    _assert_dask_run_is_the_local_run(tmp_path, "local:2")
 
 
 # -- the command ----------------------------------------------------------------------------------------
