@@ -131,8 +131,10 @@ def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str) -> st
            "The oracle is a two-sided z-test with the defective map's true mean and variance (2¹⁶ draws) on the "
            "single most sensitive of 72 pairs of norm ≤ 0.5 (random directions and the axes ±e_i), at the check's "
            "per-family level and 4096 draws: it knows where the defect is. The check can beat it where an input "
-           "makes the estimate deterministic: at x = y = 0 a positive map returns exactly 1, so any scale or "
-           "per-position error is caught by the rounding-floor comparison at the first look. Positive features see "
+           "makes the estimate deterministic: at x = y = 0 a positive map returns exactly 1, so any scale error is "
+           "caught by the rounding-floor comparison at the first look; a per-position parameter makes a row's "
+           "features depend on its place in the batch, which the row-wise check sees in one draw, before any "
+           "statistics (proofs/verification.md item 13(d)). Positive features see "
            "a norm-law defect only at norms where their tails are too heavy for this budget (the norm sweep stops "
            "at ‖x‖ = 1), trigonometric features see it on the sweep's larger norms.", "",
            "## Detection rate against planted defects", "",
