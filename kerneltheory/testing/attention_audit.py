@@ -132,9 +132,10 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
 
 
 def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
-    """The slope test of :func:`~kerneltheory.testing.attention_checks.mse_slope_check` on ``draws`` errors per m: a
+    """The curvature-corrected slope test of :func:`~kerneltheory.testing.attention_checks.mse_slope_check` (log MSE =
+    a + g·log m + c/m, H₀: g = −1 against g > −1; proofs/attention_audit.md, item 13) on ``draws`` errors per m: a
     non-finite output fails the row (naming the first position), a non-finite reference refuses it, and for the
-    softmax reference the m below ρ² are left out (refused when fewer than two remain; module docstring)."""
+    softmax reference the m below ρ² are left out (refused when fewer than three remain)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
     exact = _exact(reference, q, k, v, causal)
     if not bool(torch.isfinite(exact).all()):
