@@ -61,9 +61,13 @@ def oprf_attention(features_cls):
 @pytest.mark.statistical
 @pytest.mark.parametrize("causal", [False, True])
 def test_correct_implementations_pass(kt_seed, causal):
+    """Nothing fails; a slope row may be refused where the bound on the O(m⁻²) remainder exceeds its standard
+    error (about 1.4 % of default audits, proofs/attention_audit.md item 13), every other row passes."""
     for attention in (library_attention(causal), module_attention(LinearSelfAttention, causal)):
         report = check_attention(attention, dim=D, causal=causal, alpha=ALPHA, seed=kt_seed)
-        assert report.passed, str(report)
+        slope_rows = {"consistency", "stabiliser[scale]", "stabiliser[shift]"}
+        assert all(c.passed or (c.refused and c.name.split(":")[0] in slope_rows) for c in report.checks), str(report)
+        assert sum(c.refused for c in report.checks) <= 1, str(report)
         assert set(rows(report)) == {"consistency", "stabiliser[scale]", "stabiliser[shift]", "batch",
                                      "padding[right]", "padding[left]", "padding[gap]", "finite[float32]",
                                      "finite[float64]"} | ({"causality"} if causal else set())
@@ -152,8 +156,8 @@ def test_bad_arguments():
 @pytest.mark.statistical
 def test_slope_rows_calibration(kt_seed):
     """A correct module over 24 seeds, each slope row at α = 0.05: the rejections of each row are consistent
-    with the level (binomial tail p > 1e-6; measured ≈ 0.03–0.1, mildly anti-conservative like
-    attention_convergence_check)."""
+    with the level (binomial tail p > 1e-6). The curvature-corrected test is conservative (mean z −0.1 to −0.5 on
+    correct attentions, proofs/attention_audit.md item 13); the slope-only test it replaced drifted upwards."""
     seeds = np.random.default_rng(kt_seed).integers(0, 2**31 - 1, size=24)
     rejections: dict[str, int] = {}
     for s in seeds:

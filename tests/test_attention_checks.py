@@ -4,7 +4,7 @@ accepts the legal stabilisers and rejects the per-key one.
 
 Findings these tests pin down (see kerneltheory/testing/attention_checks.py):
 
-* Planted defects it detects (at α = 1e-6, default grid m = 16…16384, 64 draws): positive features that drop
+* Planted defects it detects (at α = 1e-6, default grid m = 16…4096, 64 draws): positive features that drop
   the ‖x‖² term (slope ≈ −0.3…−0.6), the illegal per-key stabiliser (slope ≈ +0.2: the error does not fall
   at all), and a biased sampler W·1.1 (slope ≈ −0.7; z 11.3–23.0 on 20 seeds against the critical 4.75).
 * The slope-only test (H₀: slope −1) drifted with the draws R, z ∝ √R·(B/A)/m, on a correct attention (mean z

@@ -17,13 +17,14 @@ always called on copies of the check's tensors (``fn(q.clone(), k.clone(), v.clo
 that works in place (``q *= scale``) changes nothing the check reuses.
 
 * **consistency** — linear attention is a ratio estimator: out − exact = O_p(m^{-1/2}) with a bias O(1/m), so
-  MSE ∝ 1/m at leading order (the slope test of
-  :func:`~kerneltheory.testing.attention_checks.mse_slope_check`, H₀: slope −1 in log–log, refused when the
-  MSEs are too noisy). The 1/m law is asymptotic: measured on a correct module (iid positive features,
-  default inputs, 30 seeds), the grid m = 16…1024 gave z with mean 0.7–1.2 (slopes ≈ −0.95, pre-asymptotic
-  curvature), the default grid m = 64…4096 mean 0.3–0.5 and sd ≈ 1 (tests/test_attention_audit.py checks the
-  rejection rate at α = 0.05). A defect that does not cancel in the ratio (a per-key constant, a per-position
-  parameter, an illegal stabiliser) leaves a bias that does not shrink: the MSE flattens and the test rejects.
+  MSE = A/m + B/m² + O(m⁻³) (proofs/attention_audit.md, items 2 and 13). The curvature-corrected slope test of
+  :func:`~kerneltheory.testing.attention_checks.mse_slope_check` fits log MSE = a + g·log m + c/m and tests
+  g = −1 against g > −1, with a bound D on the neglected O(m⁻²) terms subtracted (the slope-only test drifted
+  like √R·(B/A)/m with the draws R and failed correct attentions). Only m ≥ ρ², ρ = max exp(‖q̃ + k̃‖²) of the
+  inputs, enter the fit (item 11), and a row is refused where fewer than three counts remain or D exceeds the
+  standard error (about 1.4 % of default audits); a non-finite output fails it, naming the position (item 12). A
+  defect that does not cancel in the ratio (a per-key constant, a per-position parameter, an illegal stabiliser)
+  leaves a bias that does not shrink: the MSE flattens (g > −1) and the test rejects.
   ``reference`` is ``"softmax"`` (exp(qᵀk/√d)) or any Gram-matrix kernel κ (exact kernel attention).
 * **bias** (opt-in: ``checks=[..., "bias"]``) — the bias tested directly, far more powerful than the slope
   against a small persistent bias: for iid features the delta-method bias of the ratio,
