@@ -16,8 +16,8 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
 * :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
 * :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
   that :func:`~kerneltheory.testing.attention_audit.check_attention` calls (several heads, only one audited);
-* :func:`global_rng_calls` — a function whose calls draw from the global generators (lazily drawn features), each
-  call run inside :func:`global_rng` of a private generator seeded from the check's;
+* :func:`global_rng_calls` — a function whose calls draw from torch's global generator (lazily drawn features),
+  each call run with it seeded from a private generator seeded from the check's;
 * :func:`bind_statistics` — a data-dependent map (OPRF-style statistics of the sequence) bound to the
   statistics of one reference sequence, so that every draw shares them;
 * :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c".
@@ -108,6 +108,27 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
         random.setstate(py_state)
 
 
+@contextlib.contextmanager
+def _torch_rng(generator: torch.Generator) -> Iterator[None]:
+    """The per-call form of :func:`global_rng`: torch's global generators (the CPU one, and every initialised CUDA
+    device's) seeded from one draw of ``generator`` and restored after. numpy's and :mod:`random`'s are left alone:
+    saving and restoring numpy's state costs about 60 µs, which a module called once per draw and side pays
+    thousands of times per check (a module draws its features from torch; one that draws lazily from numpy in
+    ``forward`` is not replayed, and the replay check refuses it)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, dtype=torch.int64))
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        torch.default_generator.manual_seed(seed)
+        if cuda_states is not None:
+            torch.cuda.manual_seed_all(seed)
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
 def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator], object]:
     """``draw()`` reads the global generators; the result is ``sample(generator)`` calling it inside
     :func:`global_rng` (numpy arrays are returned as tensors, so a numpy frequency sampler fits the sampler
@@ -137,13 +158,15 @@ def _private_seed(generator: torch.Generator) -> int:
 
 
 def global_rng_calls(fn: Callable, generator: torch.Generator) -> Callable:
-    """``fn`` with every call run inside :func:`global_rng` of one private generator seeded from ``generator`` now
-    (:func:`_private_seed`): code built from the check's generator that draws from the global generators when it
-    runs, not when it is built (a projection drawn at the first forward), is reproducible from the seed."""
+    """``fn`` with every call run with torch's global generator seeded from one private generator, itself seeded
+    from ``generator`` now (:func:`_private_seed`, :func:`_torch_rng`): code built from the check's generator that
+    draws from torch's global generator when it runs, not when it is built (a projection drawn at the first
+    forward), is reproducible from the seed. numpy's and :mod:`random`'s global generators are not seeded per call
+    (that costs 60 µs a call); code that builds inside :func:`global_rng` is seeded in all three."""
     calls = torch.Generator().manual_seed(_private_seed(generator))
 
     def seeded(*args, **kwargs):
-        with global_rng(calls):
+        with _torch_rng(calls):
             return fn(*args, **kwargs)
 
     return seeded
@@ -254,9 +277,10 @@ def from_module(
     redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md; or the
     state changed but the features on every nonzero row of that input did not: a forward that reads a cache built
     at its first call, a redraw that changes only a counter; proofs/module_adapters.md, item 3). The module's calls
-    run inside :func:`global_rng` of a private generator seeded from the draw's generator (as in
-    :func:`global_rng_calls`), so a projection drawn lazily at the first forward is replayed by the seed; a module
-    whose features change from call to call within one draw (a redraw inside ``forward``) raises ``ValueError``
+    run with torch's global generator seeded from a private generator seeded from the draw's generator (as in
+    :func:`global_rng_calls`), so a projection drawn lazily from torch at the first forward is replayed by the
+    seed; a module whose features change from call to call within one draw (a redraw inside ``forward``) raises
+    ``ValueError``
     (item 2 there). A draw
     from a generator in the state of the previous draw's (the replay check of :func:`check_feature_map` reseeds it)
     must give the same map, and is not compared. A feature
@@ -279,8 +303,9 @@ def from_module(
 
     def run(fn, x: torch.Tensor, calls: torch.Generator) -> tuple[torch.Tensor, torch.dtype | None]:
         """(the features in float64, in the checks' layout; the dtype the module returned them in); the module runs
-        inside global_rng(calls), so that what it draws when it runs (a projection drawn lazily) is replayed"""
-        with torch.no_grad(), global_rng(calls):
+        with torch's global generator seeded from calls (_torch_rng), so that what it draws when it runs (a
+        projection drawn lazily) is replayed"""
+        with torch.no_grad(), _torch_rng(calls):
             out = fn(_to_layout(x.to(dt), axes))
         return _from_layout(out, axes).to(torch.float64), getattr(out, "dtype", None)
 
