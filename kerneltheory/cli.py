@@ -130,7 +130,7 @@ def _kernel(spec: str, sigma: float):
 def _run_audit(args):
     from ._validation import check_alpha
     from .testing import Report, check_feature_map
-    from .testing.adapters import proportional_check
+    from .testing.proportional import proportional_check
 
     args.alpha = check_alpha(args.alpha, "--alpha")  # as given, before the claims split it
 

@@ -15,8 +15,8 @@ Findings these tests pin down (see kerneltheory/testing/attention_checks.py):
   ‖x‖² is likewise invisible when every key has the same norm: it is then a shared key constant.)
 * Scope of the claim MSE ∝ 1/m: it is asymptotic. At input std 1.0 (‖q̃‖² ≈ 2.8 in d = 8) the correct
   positive estimators have slope ≈ −0.3 over m = 16…1024: the log-normal estimates are far from their asymptotic
-  regime, so the check leaves out every m < ρ² and refuses (it used to reject them). ORF follows iid at the default inputs (slope ≈ −1, a
-  smaller constant); at larger inputs its MSE falls *more slowly* than iid's, not faster.
+  regime, so the check leaves out every m < ρ² and refuses (it used to reject them). ORF follows iid at the
+  default inputs (slope ≈ −1, a smaller constant); at larger inputs its MSE falls *more slowly* than iid's.
 """
 
 from __future__ import annotations

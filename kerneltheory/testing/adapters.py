@@ -20,41 +20,25 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   each call run with it seeded from a private generator seeded from the check's;
 * :func:`bind_statistics` — a data-dependent map (OPRF-style statistics of the sequence) bound to the
   statistics of one reference sequence, so that every draw shares them;
-* :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c".
-
-Proportionality (proofs/attention_audit.md, item 1). For pairs p with
-k_p = k(x_p, y_p) > 0 and per-draw estimates e_{r,p} = φ_r(x_p)ᵀφ_r(y_p), the claim says E[e_p]/k_p is the
-same for every p. With a reference pair 0, the per-draw statistic t_{r,p} = e_{r,p}/k_p − e_{r,0}/k_0 has mean
-exactly 0 for every p under the claim, whatever c, and the t_{r,·} of independent draws are iid; so the claim is
-the mean claim E[t_p] = 0, tested by :func:`~kerneltheory.testing.checks.mean_check` (CLT under the
-fourth-moment guard, Bonferroni over the pairs, refusal when the tails are too heavy). A map with a constant
-offset (φ(x)ᵀφ(y) estimating k + s²) is proportional to no kernel but the shifted one,
-:func:`kerneltheory.kernels.shifted`. The t-test holds for c = 0 too (a map that returns zeros, or noise of mean 0,
-is "proportional" to every kernel), so one more row tests c > 0 (item 5): the per-draw mean ĉ_r of e_{r,p}/k_p
-over all pairs has mean c; the row fails when ĉ is 0 on every draw up to rounding or its upper confidence limit
-is below 0, passes when the lower limit is above 0, and is refused in between (the draws cannot tell c from 0).
-Ratios e/k outside 2^±40 are tested after an exact power-of-two rescaling (every statistic is scale-free); where
-every estimate is finite but some e/k overflows float64 (a tiny, e.g. subnormal, k), the rows are refused: a
-quantity that cannot be computed is no evidence against the claim.
+* :func:`proportional_check` — the calibrated test of the claim "E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c"
+  (:mod:`~kerneltheory.testing.proportional`, re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .._validation import check_alpha, check_generator, check_int, check_points
-from ..montecarlo import Moments
-from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
-from .inputs import InputFamily, moderate_families
+from .._validation import check_generator, check_int, check_points
+from .checks import pair_rounding_floor
+from .proportional import proportional_check
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _one_number, _same_values
+from .verify import _one_number, _same_values
 
 __all__ = [
     "LAYOUTS",
@@ -617,145 +601,3 @@ def bind_statistics(
         return _as_feature_function(obj if out is None else out, "the bound map")
 
     return bound
-
-
-# ---------------------------------------------------------------------------------------------------
-# Proportionality
-# ---------------------------------------------------------------------------------------------------
-
-
-def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-               draws: int) -> tuple[torch.Tensor, float]:
-    """``[draws, P]`` estimates at the pairs (x_p, y_p), drawn as :func:`~kerneltheory.testing.check_feature_map`
-    draws them (one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw), and the
-    machine epsilon of the coarsest dtype the features came in (for the rounding floors)."""
-    from .verify import _Evaluator
-
-    evaluate = _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)
-    return evaluate(generator, draws), evaluate.eps
-
-
-def proportional_check(
-    sample: Callable[[torch.Generator], object],
-    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    dim: int,
-    alpha: float = 1e-6,
-    seed: int = 0,
-    budget: str = "quick",
-    inputs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
-) -> list[CheckResult]:
-    """Test the claim E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown constant c > 0 (module docstring).
-
-    One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
-    the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
-    against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A non-finite
-    estimate fails its family's row (and the last row); an e/k that overflows float64 although e is finite
-    refuses them. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
-    or of mean-zero noise passes every t-test); it is refused when the draws cannot tell c from 0. A family
-    with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
-    nothing).
-    """
-    d = check_int(dim, "dim", minimum=1)
-    alpha = check_alpha(alpha)
-    seed = check_int(seed, "seed", minimum=0)
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
-    if not callable(sample) or not callable(kernel):
-        raise TypeError("sample and kernel must be callables")
-    families = [
-        f for f in moderate_families(d, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
-        if f.size >= 2 and f.name != "zero"
-    ]
-    for i, pair in enumerate(inputs or []):
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
-        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).double()
-        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).double()
-        if x.shape != y.shape or x.dim() != 2 or x.shape[0] < 2:
-            raise ValueError(f"inputs[{i}] must hold two tensors of one shape [P, d] with P >= 2")
-        families.append(InputFamily(f"inputs[{i}]", x, y))
-    targets = []
-    for f in families:
-        k = torch.diagonal(kernel(f.x, f.y)).to(torch.float64)
-        if not bool((torch.isfinite(k) & (k > 0)).all()):
-            raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
-                             f"family {f.name!r} has k = {k.tolist()}")
-        targets.append(k)
-    s = seed_for("proportional", seed)
-    e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
-                                torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
-    a = alpha / (len(families) + 1)
-    rows, start = [], 0
-    for f, k in zip(families, targets, strict=True):
-        ef = e[:, start : start + f.size]
-        start += f.size
-        name = f"proportional[{f.name}]"
-        base = dict(name=name, claim="proportional", alpha=a, sample_size=ef.shape[0], seed=s)
-        row = _nonfinite_row(ef, base, f.labels())  # a non-finite estimate fails, as in check_feature_map
-        ratio = ef / k
-        if row is None and not bool(torch.isfinite(ratio).all()):
-            row = _overflow_refusal(ef, k, f.labels(), base)
-        if row is None:
-            unit = _unit(ratio)
-            ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact: the t-test is scale-free
-            t = ratio[:, 1:] - ratio[:, :1]
-            # each ratio carries its pair's rounding, in the features' precision (proof item 9): t_p both pairs'
-            floor = pair_rounding_floor(ratio, feature_eps=feature_eps)
-            row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                             name=name, seed=s, samples=t, atol=floor[1:] + floor[0], claim="proportional",
-                             labels=f.labels()[1:])
-            row.detail = f"ĉ = {math.ldexp(float(ratio[:, 0].mean()), -unit):.6g} (pair 0); " + row.detail + (
-                f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
-        rows.append(row)
-    rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
-    return rows
-
-
-def _unit(ratio: torch.Tensor) -> int:
-    """The exponent k with 2^k·max|ratio| in [1/2, 1) when max|ratio| lies outside 2^±SAFE_BINADE, else 0: the
-    moments of the rescaled ratios (up to the fourth, for the guard) stay representable in float64, and the
-    multiplication by 2^k is exact (proofs/verification.md, item 11)."""
-    return int(_binary_exponents(ratio.reshape(-1, 1), {}, slice(None))[0])
-
-
-def _overflow_refusal(e: torch.Tensor, k: torch.Tensor, labels: list[str], base: dict) -> CheckResult:
-    """The refusal of a row where every estimate is finite but some e/k overflows float64 (k tiny, e.g.
-    subnormal): no ratio can be computed, which says nothing for or against the claim."""
-    draw, pair = (int(i) for i in torch.nonzero(~torch.isfinite(e / k))[0])
-    tiny = " (subnormal)" if float(k[pair]) < torch.finfo(torch.float64).tiny else ""
-    return CheckResult.refusal(
-        f"e/k overflows float64 at pair {pair} ({labels[pair]}), draw {draw}: e = {float(e[draw, pair]):.6g}, "
-        f"k = {float(k[pair]):.6g}{tiny}; with no ratio to test, the draws are no evidence about c", **base)
-
-
-def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alpha: float, seed: int) -> CheckResult:
-    """The row "c > 0" (module docstring; proofs/attention_audit.md, item 5) from the estimates e_{r,p} [R, P] and
-    the kernel values k_p [P]: it fails when an estimate is not finite, and is refused when every estimate is
-    finite but some e/k overflows float64 (an undecidable quantity is no evidence of failure)."""
-    name = "proportional[c > 0]"
-    base = dict(name=name, claim="proportional", alpha=alpha, sample_size=e.shape[0], seed=seed)
-    if not bool(torch.isfinite(e).all()):
-        return CheckResult.invalid_claim("an estimate e = φ(x)ᵀφ(y) is not finite: no constant c", **base)
-    ratio = e / k
-    if not bool(torch.isfinite(ratio).all()):
-        return _overflow_refusal(e, k, labels, base)
-    unit = _unit(ratio)
-    ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact; z, p and the rounding comparison are scale-free
-    c = ratio.mean(1, keepdim=True)
-    if bool((c.abs() <= rounding_floor(ratio)).all()):
-        return CheckResult.invalid_claim("ĉ = 0 on every draw up to rounding: the map estimates 0, not c·k with "
-                                         "c > 0", **base)
-    m = Moments.from_samples(c)
-    ok, worst = clt_guard(m)
-    if not ok:
-        return CheckResult.refusal(f"tails of ĉ too heavy for {m.count} draws (guard {worst:.3g})", **base)
-    mean, se = float(m.mean[0]), math.sqrt(float(m.variance[0]) / m.count)
-    z = torch.tensor([mean / se if se > 0 else math.copysign(math.inf, mean)], dtype=torch.float64)
-    p = float(normal_p_values(z, m.skewness, m.count, studentised=True)[0])  # two-sided: conservative each way
-    detail = (f"ĉ = {math.ldexp(mean, -unit):.6g} ± {math.ldexp(se, -unit):.3g} (mean of e/k over all pairs)")
-    if p > alpha:
-        return CheckResult.refusal(detail + ": not distinguishable from 0 at this α", **base)
-    return CheckResult(statistic=float(z[0]), p_value=p, effect_size=abs(mean) / max(se, 1e-300),
-                       method="clt (one-sided, c > 0)", passed=mean > 0,
-                       detail="" if mean > 0 else detail + ": c < 0", **base)

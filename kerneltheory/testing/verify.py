@@ -687,7 +687,7 @@ def check_feature_map(
         dim: input dimension d.
         claims: a subset of ``{"unbiased", "positive", "variance", "finite", "proportional"}``; ``"proportional"``
             claims E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c > 0
-            (:func:`~kerneltheory.testing.adapters.proportional_check`).
+            (:func:`~kerneltheory.testing.proportional.proportional_check`).
         variance: ``variance(x, y) → [n, n']``, the claimed variance of one draw's estimate φ(x)ᵀφ(y);
             required for the ``"variance"`` claim. The unbiasedness test uses it only when ``"variance"`` is
             claimed too, and then passes on it only where the variance check confirms it.
@@ -789,7 +789,7 @@ def check_feature_map(
         n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite")) + n_prop
         a = alpha / n_checks
         if n_prop:
-            from .adapters import proportional_check
+            from .proportional import proportional_check
 
             report.checks += proportional_check(sample, kernel, dim=d, alpha=a * n_prop, seed=seed, budget=budget,
                                                 inputs=inputs)
