@@ -63,6 +63,23 @@ LAYOUTS = {"nd": (), "BLd": (0,), "BHLd": (0, 1), "BLHd": (0, 2)}
 
 
 @contextlib.contextmanager
+def _seeded_torch(seed: int) -> Iterator[None]:
+    """torch's global generators (the CPU one, and every initialised CUDA device's) seeded with ``seed``; the
+    caller's states restored on exit, also when the body raises."""
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        torch.default_generator.manual_seed(seed)  # the CPU generator (torch.manual_seed also seeds devices)
+        if cuda_states is not None:
+            torch.cuda.manual_seed_all(seed)
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@contextlib.contextmanager
 def global_rng(generator: torch.Generator) -> Iterator[None]:
     """Seed torch's, numpy's and :mod:`random`'s global generators from ``generator``; restore them after.
 
@@ -73,44 +90,27 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     """
     check_generator(generator)
     seeds = torch.randint(0, 2**62, (3,), generator=generator, dtype=torch.int64).tolist()
-    torch_state = torch.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
     py_state = random.getstate()
     try:
-        torch.default_generator.manual_seed(seeds[0])  # the CPU generator (torch.manual_seed also seeds devices)
-        if cuda_states is not None:
-            torch.cuda.manual_seed_all(seeds[0])
-        np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
-        random.seed(seeds[2])
-        yield
+        with _seeded_torch(seeds[0]):
+            np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
+            random.seed(seeds[2])
+            yield
     finally:
-        torch.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
         np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
 
 
 @contextlib.contextmanager
 def _torch_rng(generator: torch.Generator) -> Iterator[None]:
-    """The per-call form of :func:`global_rng`: torch's global generators (the CPU one, and every initialised CUDA
-    device's) seeded from one draw of ``generator`` and restored after. numpy's and :mod:`random`'s are left alone:
-    saving and restoring numpy's state costs about 60 µs, which a module called once per draw and side pays
-    thousands of times per check (a module draws its features from torch; one that draws lazily from numpy in
-    ``forward`` is not replayed, and the replay check refuses it)."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, dtype=torch.int64))
-    torch_state = torch.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    try:
-        torch.default_generator.manual_seed(seed)
-        if cuda_states is not None:
-            torch.cuda.manual_seed_all(seed)
+    """The per-call form of :func:`global_rng`: torch's global generators seeded from one draw of ``generator`` and
+    restored after. numpy's and :mod:`random`'s are left alone: saving and restoring numpy's state costs about
+    60 µs, which a module called once per draw and side pays thousands of times per check (a module draws its
+    features from torch; one that draws lazily from numpy in ``forward`` is not replayed, and the replay check
+    refuses it)."""
+    with _seeded_torch(int(torch.randint(0, 2**62, (1,), generator=generator, dtype=torch.int64))):
         yield
-    finally:
-        torch.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
 
 
 def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator], object]:
