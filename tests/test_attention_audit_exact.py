@@ -148,18 +148,19 @@ def test_a_sum_over_the_batch_is_caught_without_a_mask(kt_seed):
 
 def test_where_the_rounding_bound_does_not_exist_outputs_that_differ_are_refused(kt_seed):
     """bfloat16 (u = 2⁻⁸) summing N = 16 + 2·256 + 1 = 529 terms: N·u ≥ 1, Higham's γ_N does not exist (the old
-    floor was negative, and a correct causal attention failed "inf× the rounding floor"); at N = 201, γ_N ≥ 1/2 and
-    the floor exceeds |a| + |b|, so no difference could fail. Equal outputs need no bound; NaN against a number
-    fails whatever the bound."""
+    floor was negative, and a correct causal attention failed "inf× the rounding floor"); at N = 201, γ_N + 2δ ≥ 1/4
+    and the compared floor (twice both runs' floors, each at least 2(γ_N + 2δ)|out|) exceeds |a| + |b|, so no
+    difference could fail; at N = 19 a bound exists. Equal outputs need no bound; NaN against a number fails
+    whatever the bound."""
     g = torch.Generator().manual_seed(kt_seed)
     q, k, v = (torch.randn(1, 16, D, generator=g, dtype=torch.float64) * 0.3 for _ in range(3))
     fn = NAMESPACE["computed_in"](torch.bfloat16, declared=torch.bfloat16)(256, g)
     out = fn(q, k, v)
     with pytest.raises(NoRoundingBound, match=r"bfloat16 outputs .* N = 529 .* N·u = 2.07 ≥ 1"):
         rounding_floor_attention(fn, q, k, v, out, 256)
-    with pytest.raises(NoRoundingBound, match=r"N = 201 .* γ_N \+ 2δ = .* ≥ 1/2"):
+    with pytest.raises(NoRoundingBound, match=r"N = 201 .* γ_N \+ 2δ = .* ≥ 1/4"):
         rounding_floor_attention(fn, q, k, v, out, 92)
-    assert bool((rounding_floor_attention(fn, q, k, v, out, 17) > 0).all())  # N = 51: a bound
+    assert bool((rounding_floor_attention(fn, q, k, v, out, 1) > 0).all())  # N = 19: a bound
     from kerneltheory.testing.attention_exact import _exact_row
 
     def no_bound():
@@ -208,3 +209,16 @@ def test_a_requested_check_that_cannot_run_names_what_it_needs(user, capsys):
     assert "causality needs causal=True (kerneltheory audit: --causal)" in capsys.readouterr().err
     assert main(["audit", user("batched"), "--attention", "--dim", "8", "--no-mask", "--checks", "padding"]) == 2
     assert "padding needs mask=True" in capsys.readouterr().err
+
+
+def test_a_floor_that_cannot_fail_never_passes(kt_seed):
+    """Outputs read as float16 (a function that ignores the mask and rounds to half precision): each run's floor is
+    at least 2(γ_N + 2δ)|out| and the comparison allows twice both, so from γ_N + 2δ = 1/4 on no difference could
+    fail. Such rows were passed while |Δout| reached 1.5; they are refused."""
+    from kerneltheory.attention import softmax_attention
+
+    def attention(m, g):
+        return lambda q, k, v, mask=None: softmax_attention(q, k, v).half().double()
+
+    report = check_attention(attention, dim=D, checks=["padding"], exact_length=16, alpha=ALPHA, seed=kt_seed)
+    assert not any(c.passed for c in report.checks), str(report)

@@ -23,7 +23,7 @@ max‖x‖²) the rounding of exp at the largest argument of an exponential feat
 unit roundoff of the format the outputs were computed in (:func:`output_format`): the declared ``output_dtype``, else
 the coarsest of bfloat16, float16 and float32 narrower than the returned dtype that holds every output entry (a
 function that computes in float32 and returns ``.to(q.dtype)`` returns float32 numbers), else the returned dtype.
-Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/2: the floor exceeds |a| + |b| ≥ |a − b|), a
+Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs' floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a
 comparison whose outputs differ is refused, naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal
 need no bound. NaN equals only NaN. The function is always called on copies of the check's tensors.
 """
@@ -41,12 +41,12 @@ __all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "output_format", "padding_m
 
 PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
 FORMATS = (torch.bfloat16, torch.float16, torch.float32, torch.float64)  # coarsest first
-VACUOUS = 0.5  # γ_N + 2δ from which the floor exceeds |a| + |b| (proofs/attention_audit.md, item 3)
+VACUOUS = 0.25  # γ_N + 2δ from which the compared floor exceeds |a| + |b| (proofs/attention_audit.md, item 3)
 _F64 = torch.float64
 
 
 class NoRoundingBound(ValueError):
-    """The rounding floor of an exact comparison does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/2)."""
+    """The rounding floor of an exact comparison does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/4)."""
 
 
 def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
@@ -96,7 +96,7 @@ def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> tor
 def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, precision=None) -> torch.Tensor:
     """One evaluation's rounding bound (γ_N + 2δ)(fn(q, k, |v|) + |out|) + u|out| (module docstring), float64, with u
     that of :func:`output_format` (``precision``: the declared format). Raises :class:`NoRoundingBound` where the
-    bound does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/2)."""
+    bound does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/4)."""
     fmt = output_format(out, precision)
     u = torch.finfo(fmt).eps / 2
     n = q.shape[-2] + 2 * num_features + 1
@@ -106,11 +106,11 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
     if not gamma + 2 * delta < VACUOUS:
         read = "" if fmt == out.dtype else f", read from {_name(out.dtype)} outputs that are all {_name(fmt)} numbers"
         why = (f"N·u = {n * u:.3g} ≥ 1, where Higham's γ_N does not exist" if n * u >= 1 else
-               f"γ_N + 2δ = {gamma + 2 * delta:.3g} ≥ 1/2, where the floor exceeds |a| + |b| ≥ |a − b| and no "
+               f"γ_N + 2δ = {gamma + 2 * delta:.3g} ≥ 1/4, where the compared floor exceeds |a| + |b| ≥ |a − b| and no "
                "difference could fail")
         raise NoRoundingBound(
             f"no rounding floor for {_name(fmt)} outputs (u = {u:.3g}{read}) summing N = {n} terms (L = "
-            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs N < {int(1 / (3 * u))} "
+            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs N < {int(1 / (5 * u))} at least "
             "(a smaller length, exact_length or num_features[1]; kerneltheory audit: --length, --exact-length) or "
             "outputs computed in a wider dtype")
     mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
