@@ -23,8 +23,8 @@ max‖x‖²) the rounding of exp at the largest argument of an exponential feat
 unit roundoff of the format the outputs were computed in (:func:`output_format`): the declared ``output_dtype``, else
 the coarsest of bfloat16, float16 and float32 narrower than the returned dtype that holds every output entry (a
 function that computes in float32 and returns ``.to(q.dtype)`` returns float32 numbers), else the returned dtype.
-Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs' floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a
-comparison whose outputs differ is refused, naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal
+Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs'
+floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ is refused, naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal
 need no bound. NaN equals only NaN. The function is always called on copies of the check's tensors.
 """
 
@@ -110,7 +110,8 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
                "difference could fail")
         raise NoRoundingBound(
             f"no rounding floor for {_name(fmt)} outputs (u = {u:.3g}{read}) summing N = {n} terms (L = "
-            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs N < {int(1 / (5 * u))} at least "
+            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs at least N < "
+            f"{int(1 / (5 * u))} "
             "(a smaller length, exact_length or num_features[1]; kerneltheory audit: --length, --exact-length) or "
             "outputs computed in a wider dtype")
     mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
