@@ -103,7 +103,7 @@ class _TrainingOnlyRedraw(torch.nn.Module):
     def __init__(self, d=8, m=64):
         super().__init__()
         self.d, self.m = d, m
-        self.register_buffer("proj", torch.randn(m, d))
+        self.register_buffer("proj", torch.randn(m, d, generator=torch.Generator().manual_seed(0)))
 
     def redraw(self):
         if self.training:

@@ -260,8 +260,8 @@ def test_a_variance_below_float32_rounding_is_compared_within_it(kt_seed):
 @pytest.mark.statistical
 def test_a_mean_whose_standard_error_is_below_the_floor_is_still_a_calibrated_test(kt_seed):
     """Unbiased draws that vary (spread ~50 floors) but whose standard error is 0.8 floor: the mean is tested for
-    its distance to [K − F, K + F], not compared with F as if the draws agreed (which failed 20–30 % of such runs
-    at any α). 200 runs at α′ = 0.05: the false-failure count is not significantly above α′ (one-sided binomial
+    its distance to [K − F, K + F], not compared with F as if the draws agreed (which failed 117 of these 200
+    runs at α′ = 0.05). 200 runs at α′ = 0.05: the false-failure count is not significantly above α′ (one-sided binomial
     test at level 10⁻³). A bias of F + 8 standard errors is still rejected at α = 10⁻⁶ (power 1 − 10⁻¹⁰)."""
     from scipy import stats
 
@@ -385,3 +385,13 @@ def test_a_map_that_casts_float32_features_declares_it_or_is_told(kt_seed):
     undeclared = check_feature_map(_cast_prf(False), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
     assert undeclared.status == "FAILED", str(undeclared)
     assert any("float32 numbers" in n and "feature_dtype" in n for n in undeclared.notes), undeclared.notes
+
+
+def test_the_variance_guard_does_not_underflow(kt_generator):
+    """Draws of magnitude 1e-60 against a claimed variance of 1: (x − x̄)² is ~1e-120 and its fourth moment
+    underflowed, so the guard read NaN and the row refused a claim that is 10¹²⁰ times off; the guard is now computed
+    in the draws' own power-of-two unit, and the row fails."""
+    x = 1e-60 * torch.randn(4096, 2, generator=kt_generator, dtype=torch.float64)
+    row = variance_check(Moments.from_samples(x), torch.ones(2, dtype=torch.float64), alpha=1e-6, name="v", seed=0,
+                         samples=x)
+    assert row.status == "failed", str(row)

@@ -109,7 +109,7 @@ def _torch_rng(generator: torch.Generator) -> Iterator[None]:
     60 µs, which a module called once per draw and side pays thousands of times per check (a module draws its
     features from torch; one that draws lazily from numpy in ``forward`` is not replayed, and the replay check
     refuses it)."""
-    with _seeded_torch(int(torch.randint(0, 2**62, (1,), generator=generator, dtype=torch.int64))):
+    with _seeded_torch(_private_seed(generator)):
         yield
 
 
@@ -135,9 +135,10 @@ def global_rng_sampler(draw: Callable[[], object]) -> Callable[[torch.Generator]
 
 
 def _private_seed(generator: torch.Generator) -> int:
-    """One draw of ``generator``: the seed of the private generator under whose :func:`global_rng` a module's calls
-    run, so that what a module draws while it runs (lazily, at its first call) is replayed by the check's seed, and
-    a module that draws on every call still gives different outputs on two calls (the generator advances)."""
+    """One draw of ``generator``: the seed of a private generator from which a module's calls seed torch's global
+    generator (:func:`_torch_rng`), so that what a module draws while it runs (lazily, at its first call) is
+    replayed by the check's seed, and a module that draws on every call still gives different outputs on two calls
+    (the generator advances)."""
     return int(torch.randint(0, 2**62, (1,), generator=generator))
 
 
@@ -352,14 +353,15 @@ def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]], n_draw: int) -> None:
     """Raise ``ValueError`` when three calls of one draw's feature function on the probe (the same input, one after
-    the other, inside :func:`global_rng` of the draw's private generator) do not all give the same features: the
-    module draws when it runs (a redraw in forward, on every call or every N calls; three calls see a redraw every
-    second call whatever its phase, and the first :data:`UNCHANGED_REDRAWS` draws shift the phase of longer
-    periods), so the query and the key features, or two batches, of one draw need not share their frequencies, and
-    no single map is tested. A module that draws once, lazily at its first call, gives the same features on every
-    later call and passes. ``runs``: (features, the dtype computed in); two runs are the same when equal, or within
-    the sum of their rounding floors (:func:`~kerneltheory.testing.verify._one_number`, the bound of the replay
-    checks: a kernel whose reductions are not deterministic, as some CUDA kernels are, rounds differently)."""
+    the other, with torch's global generator seeded from the draw's private generator, :func:`_torch_rng`) do not
+    all give the same features: the module draws when it runs (a redraw in forward on every call or every second
+    call: three calls see it whatever its phase; longer periods are caught only where the first
+    :data:`UNCHANGED_REDRAWS` draws happen to straddle a redraw), so the query and the key features, or two batches,
+    of one draw need not share their frequencies, and no single map is tested. A module that draws once, lazily at
+    its first call, gives the same features on every later call and passes. ``runs``: (features, the dtype computed
+    in); two runs are the same when equal, or within the sum of their rounding floors
+    (:func:`~kerneltheory.testing.verify._one_number`, the bound of the replay checks: a kernel whose reductions are
+    not deterministic, as some CUDA kernels are, rounds differently)."""
     floors = []
     for out, dt in runs:
         eps = torch.finfo(dt).eps if isinstance(dt, torch.dtype) and dt.is_floating_point else None
@@ -483,9 +485,10 @@ def attention_from_module(
 
     ``build(m)`` constructs the module with m random features; it runs inside :func:`global_rng`, as does
     ``redraw`` (a method name or ``callable(module)``) after it, so the module's frequencies come from the
-    check's generator. The module is put in eval mode, and every call of ``fn`` runs the module inside
-    :func:`global_rng` of a private generator seeded from the check's generator when the factory is called: a module
-    that draws its features lazily, at its first call, draws them reproducibly; one that redraws on every call gives
+    check's generator. The module is put in eval mode, and every call of ``fn`` runs the module with torch's
+    global generator seeded from a private generator seeded from the check's generator when the factory is called
+    (:func:`global_rng_calls`): a module that draws its features lazily from torch, at its first call, draws them
+    reproducibly; one that redraws on every call gives
     different outputs on two calls, which the exact checks refuse. ``fn`` takes ``[B, L, d]`` tensors, moves them to
     ``layout`` (``"BLd"``, ``"BHLd"`` or ``"BLHd"``), casts them to ``dtype`` (default: the module's own;
     ``"input"`` follows the inputs' dtype by converting the module) and returns the module's output in the module's

@@ -24,8 +24,9 @@ unit roundoff of the format the outputs were computed in (:func:`output_format`)
 the coarsest of bfloat16, float16 and float32 narrower than the returned dtype that holds every output entry (a
 function that computes in float32 and returns ``.to(q.dtype)`` returns float32 numbers), else the returned dtype.
 Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs'
-floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ is refused, naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal
-need no bound. NaN equals only NaN. The function is always called on copies of the check's tensors.
+floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ is refused,
+naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal need no bound. NaN equals only NaN.
+The function is always called on copies of the check's tensors.
 """
 
 from __future__ import annotations

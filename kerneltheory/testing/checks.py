@@ -664,8 +664,9 @@ def variance_check(
 
     ``samples`` [n, P] are the draws ``m`` summarises. ``bound``: B_p with |estimate| ≤ B_p
     (:func:`declared_bound`), which adds the exact Maurer–Pontil test. A claimed variance of 0 (a deterministic
-    estimate, or within rounding of 0) is checked exactly instead: every draw of that pair must agree up to the
-    pair's rounding floor. ``futility``: as for
+    estimate, or within rounding of 0) passes exactly where every draw of that pair agrees up to the pair's rounding
+    floor; where the draws vary, the claim (known to ±τ, :func:`claim_rounding_sd`) says Var ≤ τ, tested by the CLT
+    of s² and an exact Chebyshev bound on the spread (proofs/verification.md, items 5 and 9). ``futility``: as for
     :func:`mean_check`; only a row whose every pair passed the guard (a normal test) may accept early.
     """
     n = m.count
@@ -704,9 +705,10 @@ def variance_check(
     base["effect_size"] = effect
     y = (x - x.mean(0)) ** 2 * (n / (n - 1))  # mean(y) = s²
     my = Moments._from_samples(y)
-    ok, worst = clt_guard_pairs(my, VARIANCE_GUARD)
+    shape = _shape_moments(my, y)  # guard and skewness from (x − x̄)² in its own power-of-two unit: no underflow
+    ok, worst = clt_guard_pairs(shape, VARIANCE_GUARD)
     # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
-    ok = ok & (p_value_floor(_skewness(my), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
+    ok = ok & (p_value_floor(_skewness(shape), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
                <= alpha)
     # Var of the exact estimates lies in [σ² − τ, σ² + τ]; each estimate carries a rounding error |e| ≤ atol, so the
     # standard deviation of what is measured lies in [(√(σ² − τ)₊ − atol)₊, √(σ² + τ) + atol] under H₀ (Minkowski);
@@ -722,7 +724,7 @@ def variance_check(
         return _unrepresentable(se, "standard error of s²", base, labels)
     z = diff / torch.where(se > 0, se, torch.ones_like(se))
     z = torch.where(se > 0, z, torch.where(diff.abs() > 0, math.inf, 0.0))
-    p_clt = torch.where(ok, normal_p_values(z, _skewness(my), n, studentised=True), torch.ones_like(z))
+    p_clt = torch.where(ok, normal_p_values(z, _skewness(shape), n, studentised=True), torch.ones_like(z))
     tested = ok.clone()
     if bound is not None:
         b = bound.to(torch.float64).cpu()
@@ -757,7 +759,7 @@ def variance_check(
         return CheckResult.refusal(
             f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
             f"{alpha:.3g} (at pair {first}{_label(labels, first)}: guard on (x − x̄)² {float(worst[first]):.3g} "
-            f"against {VARIANCE_GUARD}, skewness of (x − x̄)² {float(_skewness(my)[first]):.3g}); the tested pairs "
+            f"against {VARIANCE_GUARD}, skewness of (x − x̄)² {float(_skewness(shape)[first]):.3g}); the tested pairs "
             "agree with the claim",
             **base,
         )
@@ -770,7 +772,7 @@ def variance_check(
         **base,
     )
     if futility is not None and row.passed and bool(ok.all()) and excludes_detectable_effects(
-        diff, se, torch.sqrt(my.population_variance / futility.final_draws), _skewness(my), futility,
+        diff, se, torch.sqrt(my.population_variance / futility.final_draws), _skewness(shape), futility,
         pairs=claimed.numel(), halves=1 if bound is None else 2, studentised=True,
     ):
         _mark_early(row, futility)

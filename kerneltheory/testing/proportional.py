@@ -29,7 +29,7 @@ from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
+from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _pair_values
 
 __all__ = ["proportional_check"]
 
@@ -87,7 +87,7 @@ def proportional_check(
         families.append(InputFamily(f"inputs[{i}]", x, y))
     targets = []
     for f in families:
-        k = torch.diagonal(kernel(f.x, f.y)).to(torch.float64)
+        k = _pair_values(kernel, [f], "kernel").to(torch.float64)  # on copies, a real tensor, as check_feature_map
         if not bool((torch.isfinite(k) & (k > 0)).all()):
             raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
                              f"family {f.name!r} has k = {k.tolist()}")

@@ -391,7 +391,7 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
     which bounds the terms an estimate is summed from, in the precision of the dtype the features were returned
     in), the bound that
-    :func:`~kerneltheory.testing.attention_audit._agree` applies to two runs of one attention. Otherwise ``sample``
+    :func:`~kerneltheory.testing.attention_exact._agree` applies to two runs of one attention. Otherwise ``sample``
     draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
     ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
     probe = families[0]
