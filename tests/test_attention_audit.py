@@ -298,3 +298,15 @@ def test_two_runs_agree_within_the_sum_of_their_rounding_floors():
         else:
             with pytest.raises(ValueError, match="identically seeded"):
                 _check_reproducible(shifted, q, k, v, 8, 0)
+
+
+def test_a_reference_that_is_not_finite_refuses_the_slope_row(kt_seed):
+    """A reference kernel that is infinite leaves nothing to compare with: the consistency row is refused, naming
+    it (the library's kernel attention raises on the non-finite weight, which the row used to let through as an
+    error that stopped the audit)."""
+    def infinite(x, y):
+        return torch.full((*x.shape[:-1], y.shape[-2]), float("inf"), dtype=torch.float64)
+
+    report = check_attention(library_attention(), dim=D, reference=infinite, checks=["consistency"], alpha=ALPHA,
+                             seed=kt_seed)
+    assert report.checks[0].refused and "reference attention is not finite" in report.checks[0].detail, str(report)
