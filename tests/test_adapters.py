@@ -88,7 +88,7 @@ def _orf_numpy32(m=16, d=8):
 
 @pytest.mark.statistical
 def test_a_float32_numpy_orf_passes_with_the_float32_floor(kt_seed):
-    """The orthogonality floor 64·ε·d follows the sampler's dtype: a float32 ORF is orthogonal to ~1e-7, far above
+    """The orthogonality floor 64·ε·b follows the format the values carry: a float32 ORF is orthogonal to ~1e-7, above
     float64's floor (1.1e-13, where it FAILED when numpy arrays became float64) and far below float32's (6.1e-5)."""
     rows = callable_sampler_checks(global_rng_sampler(_orf_numpy32), claims="orthogonal", draws=512, seed=kt_seed,
                                    alpha=ALPHA)

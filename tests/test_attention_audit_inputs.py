@@ -153,4 +153,5 @@ def test_a_dtype_the_function_rejects_is_refused_not_failed(kt_seed):
 def test_padding_needs_a_gap():
     with pytest.raises(ValueError, match="length must be >= 4"):
         check_attention(favor(), dim=D, checks=["padding"], length=3)
-    check_attention(favor(), dim=D, checks=["finite"], length=3, long_length=8)  # no padding row: L = 3 is fine
+    report = check_attention(favor(), dim=D, checks=["finite"], length=3, long_length=8)  # no padding: L = 3 is fine
+    assert report.passed and {c.name for c in report.checks} == {"finite[float32]", "finite[float64]"}, str(report)

@@ -126,10 +126,10 @@ def test_equal_key_norms_hide_the_dropped_norm(kt_seed):
     assert r.passed, r
 
 
-def test_pre_asymptotic_regime_is_refused_not_failed():
+def test_pre_asymptotic_regime_is_refused_not_failed(kt_seed):
     """At input std 1.0 the correct estimator's slope is ≈ −0.3 on m = 16…1024 (it failed before): the tail weight
     ρ = max exp(‖q̃ + k̃‖²) of the inputs needs m ≥ ρ², so the row is refused and says what to change."""
-    r = attention_convergence_check("positive/gaussian", dim=DIM, seed=3, alpha=ALPHA, input_std=1.0)
+    r = attention_convergence_check("positive/gaussian", dim=DIM, seed=kt_seed, alpha=ALPHA, input_std=1.0)
     assert r.refused and not r.passed, r
     assert "raise num_features or lower the input scale" in r.detail, r
 

@@ -107,8 +107,7 @@ def _torch_rng(generator: torch.Generator) -> Iterator[None]:
     """The per-call form of :func:`global_rng`: torch's global generators seeded from one draw of ``generator`` and
     restored after. numpy's and :mod:`random`'s are left alone: saving and restoring numpy's state costs about
     60 µs, which a module called once per draw and side pays thousands of times per check (a module draws its
-    features from torch; one that draws lazily from numpy in ``forward`` is not replayed, and the replay check
-    refuses it)."""
+    features from torch; what a module draws lazily from numpy in ``forward`` is not seeded by the check)."""
     with _seeded_torch(_private_seed(generator)):
         yield
 

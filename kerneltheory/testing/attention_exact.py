@@ -36,12 +36,12 @@ import math
 import torch
 
 from .checks import CheckResult, property_check
+from .sampler_rounding import FORMATS, _name, carried_format
 from .verify import _difference, _one_number, _same_values
 
 __all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "output_format", "padding_masks", "rounding_floor_attention"]
 
 PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
-FORMATS = (torch.bfloat16, torch.float16, torch.float32, torch.float64)  # coarsest first
 VACUOUS = 0.25  # γ_N + 2δ from which the compared floor exceeds |a| + |b| (proofs/attention_audit.md, item 3)
 _F64 = torch.float64
 
@@ -73,10 +73,6 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
     return out
 
 
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
 def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> torch.dtype:
     """The format whose rounding bounds ``out``: ``declared`` when given, else the coarsest of bfloat16, float16 and
     float32 with a larger unit roundoff than ``out.dtype`` in which every entry of ``out`` (NaN aside) is a number,
@@ -88,10 +84,8 @@ def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> tor
     kept = out[~torch.isnan(out)]
     if kept.numel() == 0:
         return out.dtype
-    for fmt in FORMATS[:-1]:
-        if torch.finfo(fmt).eps > torch.finfo(out.dtype).eps and bool((kept.to(fmt).to(out.dtype) == kept).all()):
-            return fmt
-    return out.dtype
+    fmt = FORMATS[int(carried_format(kept.reshape(1, -1))[0])]  # the one reading of the samplers' checks
+    return fmt if torch.finfo(fmt).eps > torch.finfo(out.dtype).eps else out.dtype
 
 
 def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, precision=None) -> torch.Tensor:

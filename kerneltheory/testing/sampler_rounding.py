@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .checks import CheckResult, property_check
+from .checks import CheckResult, _bonferroni, property_check
 
 __all__ = ["FORMATS", "carried_format", "non_finite_rows", "orthogonality_floors", "orthogonality_row", "redraw_row",
            "tie_bound", "tie_tolerance"]
@@ -169,8 +169,7 @@ def redraw_row(name: str, norms: torch.Tensor, fmt: torch.Tensor, gaussian_rows:
     prev, nxt = norms[0 : 2 * k : 2], norms[1 : 2 * k : 2]
     ties = ((nxt - prev).abs() <= delta * prev.abs() + c).sum(0).numpy()
     pv = stats.binom.sf(ties - 1, k, p)
-    i = int(np.argmin(pv))
-    p_adj = min(1.0, float(pv[i]) * m)
+    p_adj, i = _bonferroni(torch.from_numpy(np.asarray(pv, dtype=np.float64)))  # binomial tails: never NaN
     detail = (f"worst: row {i}: {int(ties[i])} of {k} pairs of redraws keep its norm (|Δ‖ω‖| ≤ {delta:.3g}·‖ω‖ + "
               f"{c:.3g}; a correct {_name(t)} sampler ties with probability ≤ {p:.3g}), p = {float(pv[i]):.3g}")
     return CheckResult(name=name, claim="sampler", statistic=float(ties[i]), p_value=p_adj, alpha=alpha,
