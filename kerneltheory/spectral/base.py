@@ -49,6 +49,9 @@ class SpectralLaw(nn.Module):
             ``"asymptotic"`` (the bias vanishes as m → ∞) or ``"no"`` (a bias that does not vanish with m).
         rows_marginally_gaussian: whether each row is exactly N(mean, cov) of a Gaussian reference.
         iid_rows: whether the m rows of one draw are independent (closed-form variances assume this).
+        independent_blocks: whether a draw is made of independent blocks of rows (ORF, SORF, Fastfood, SimRF):
+            the sampler checks then test independence across blocks.
+        independent_norms: whether the row norms within a block are independent (ORF's χ_d scaling).
         learnable: whether the law has trainable parameters.
         device_generator: whether :meth:`sample` accepts a generator on the law's device (a CUDA generator
             for a law on a GPU), drawing there instead of on the CPU. A device's stream differs from the CPU's
@@ -59,6 +62,8 @@ class SpectralLaw(nn.Module):
     row_marginal: ClassVar[RowMarginal] = "exact"
     rows_marginally_gaussian: ClassVar[bool] = False
     iid_rows: ClassVar[bool] = False
+    independent_blocks: ClassVar[bool] = False
+    independent_norms: ClassVar[bool] = False
     learnable: ClassVar[bool] = False
     device_generator: ClassVar[bool] = False
     proof: ClassVar[str | None] = None

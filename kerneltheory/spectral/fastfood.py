@@ -98,6 +98,7 @@ class Fastfood(GaussianApproximation):
     row_marginal = "exact"
     rows_marginally_gaussian = True
     iid_rows = False
+    independent_blocks = True
     proof = "proofs/fastfood_rows.md"
 
     def __init__(self, dim: int, *, std: float = 1.0, dtype=torch.float64, device=None):

@@ -43,6 +43,8 @@ class Orthogonal(GaussianApproximation):
     row_marginal = "exact"
     rows_marginally_gaussian = True
     iid_rows = False
+    independent_blocks = True
+    independent_norms = True  # with χ_d scaling (rows_marginally_gaussian); not with scaling="fixed"
     proof = "proofs/orthogonal_rows.md"
 
     def __init__(self, dim: int, *, std: float = 1.0, scaling: str = "chi", dtype=torch.float64, device=None):

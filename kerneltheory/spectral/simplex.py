@@ -62,6 +62,7 @@ class Simplex(GaussianApproximation):
     row_marginal = "exact"
     rows_marginally_gaussian = True
     iid_rows = False
+    independent_blocks = True
     proof = "proofs/simplex.md"
     claim_notes = {
         "variance": "no closed form; for positive features Var(SimRF) ≤ Var(ORF) at every pair "

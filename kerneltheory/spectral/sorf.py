@@ -46,6 +46,7 @@ class SORF(GaussianApproximation):
     row_marginal = "no"
     rows_marginally_gaussian = False
     iid_rows = False
+    independent_blocks = True
     proof = "proofs/structured_bias.md"
 
     def __init__(self, dim: int, *, std: float = 1.0, dtype=torch.float64, device=None):

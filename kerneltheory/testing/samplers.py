@@ -81,10 +81,8 @@ from scipy import stats
 from .._validation import check_alpha, check_int, check_real
 from ..montecarlo import Moments, block_seed, num_blocks
 from ..spectral.base import SpectralLaw
-from ..spectral.fastfood import Fastfood
 from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
-from ..spectral.simplex import Simplex
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
@@ -142,10 +140,8 @@ def sampler_claims(law: SpectralLaw) -> SamplerClaims:
         orthogonal = "rows"
     elif isinstance(law, SORF):
         orthogonal = "rows" if law.dim == law.padded_dim else "columns"
-    independent = None
-    if law.iid_rows or isinstance(law, (Orthogonal, SORF, Fastfood, Simplex)):
-        independent = "rows" if law.iid_rows else "blocks"
-    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, rows and isinstance(law, Orthogonal))
+    independent = "rows" if law.iid_rows else "blocks" if law.independent_blocks else None
+    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, rows and law.independent_norms)
 
 
 def _aux_generator(seed: int, tag: int) -> torch.Generator:
