@@ -105,14 +105,26 @@ def _factory(estimator, dim: int, dtype) -> Callable[[int], object]:
     )
 
 
+def weighted_fit(
+    design: np.ndarray, y: np.ndarray, var_y: np.ndarray, k: int
+) -> tuple[float, float, np.ndarray, float]:
+    """Weighted least squares y ≈ design·β with weights 1/var_y: (β̂_k, its standard error, the row L with
+    β̂_k = Σ_i L_i y_i, χ² of the residuals). The one fit behind :func:`wls_slope` and :func:`curvature_fit`."""
+    x = np.asarray(design, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = 1.0 / np.asarray(var_y, dtype=np.float64)
+    cov = np.linalg.inv(x.T @ (w[:, None] * x))
+    row = (cov @ x.T)[k] * w
+    beta = cov @ (x.T @ (w * y))
+    resid = y - x @ beta
+    return float(beta[k]), float(math.sqrt(cov[k, k])), row, float((w * resid**2).sum())
+
+
 def wls_slope(x: np.ndarray, y: np.ndarray, var_y: np.ndarray) -> tuple[float, float, float]:
     """(slope, standard error, χ² of the residuals) of the weighted least-squares line y ≈ a + b·x, weights 1/var_y."""
-    w = 1.0 / var_y
-    xb, yb = (w * x).sum() / w.sum(), (w * y).sum() / w.sum()
-    sxx = (w * (x - xb) ** 2).sum()
-    slope = (w * (x - xb) * (y - yb)).sum() / sxx
-    resid = y - yb - slope * (x - xb)
-    return float(slope), float(math.sqrt(1.0 / sxx)), float((w * resid**2).sum())
+    x = np.asarray(x, dtype=np.float64)
+    slope, se, _, chi2 = weighted_fit(np.stack([np.ones_like(x), x], axis=1), y, var_y, 1)
+    return slope, se, chi2
 
 
 def curvature_fit(ms: Sequence[float], y: np.ndarray, var_y: np.ndarray) -> tuple[float, float, np.ndarray, float]:
@@ -120,13 +132,8 @@ def curvature_fit(ms: Sequence[float], y: np.ndarray, var_y: np.ndarray) -> tupl
     (ĝ, its standard error, the row L with ĝ = Σ_m L_m y_m, χ² of the residuals). L·1 = 0, L·log m = 1 and
     L·(1/m) = 0, so neither the intercept nor the curvature term moves ĝ. Needs three distinct m."""
     m = np.asarray(ms, dtype=np.float64)
-    x = np.stack([np.ones_like(m), np.log(m), m.min() / m], axis=1)  # 1/m scaled by min m: c is not tested
-    w = 1.0 / np.asarray(var_y, dtype=np.float64)
-    cov = np.linalg.inv(x.T @ (w[:, None] * x))
-    row = (cov @ x.T)[1] * w
-    beta = cov @ (x.T @ (w * y))
-    resid = y - x @ beta
-    return float(beta[1]), float(math.sqrt(cov[1, 1])), row, float((w * resid**2).sum())
+    design = np.stack([np.ones_like(m), np.log(m), m.min() / m], axis=1)  # 1/m scaled by min m: c is not tested
+    return weighted_fit(design, y, var_y, 1)
 
 
 def remainder_bound(ms: Sequence[float], row: np.ndarray, rho: float) -> float:

@@ -45,7 +45,7 @@ from .. import theory
 from .._validation import check_alpha, check_int, check_points, check_real, generator_for
 from ..features.positive import _is_chi_orf
 from ..spectral.base import ClosedFormUnavailable
-from .attention_checks import wls_slope
+from .attention_checks import weighted_fit
 from .checks import GUARD, CheckResult
 from .seeds import seed_for
 
@@ -272,7 +272,7 @@ def attention_ratio_check(
         pred = pr[-1].numpy()  # the constants do not depend on m (C ∝ 1/m)
         for idx in np.ndindex(pred.shape):
             y, var = mean[(slice(None), *idx)], se[(slice(None), *idx)] ** 2
-            a, se_a, _ = _wls_intercept(inv_m, y, var)
+            a, se_a = _wls_intercept(inv_m, y, var)
             zs.append((a - pred[idx]) / se_a)
             lines.append(f"{what}{list(idx)}: {a:.4g} ± {se_a:.2g} vs {pred[idx]:.4g}")
     z = np.asarray(zs)
@@ -285,14 +285,11 @@ def attention_ratio_check(
     )
 
 
-def _wls_intercept(x: np.ndarray, y: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
-    """(intercept, its standard error, slope) of the WLS line y ≈ a + c·x with weights 1/var."""
-    slope, se_slope, _ = wls_slope(x, y, var)
-    w = 1.0 / var
-    xb, yb = (w * x).sum() / w.sum(), (w * y).sum() / w.sum()
-    a = yb - slope * xb
-    se_a = math.sqrt(1.0 / w.sum() + xb**2 * se_slope**2)
-    return float(a), se_a, slope
+def _wls_intercept(x: np.ndarray, y: np.ndarray, var: np.ndarray) -> tuple[float, float]:
+    """(intercept, its standard error) of the WLS line y ≈ a + c·x with weights 1/var."""
+    x = np.asarray(x, dtype=np.float64)
+    a, se_a, _, _ = weighted_fit(np.stack([np.ones_like(x), x], axis=1), y, var, 0)
+    return a, se_a
 
 
 # ---------------------------------------------------------------------------------------------------
