@@ -240,12 +240,14 @@ def softmax_attention(q, k, v, causal: bool = False, mask=None, scale: float | N
     mask = _check_mask(mask, k)
     scores = finite_scores(q, k, scale)
     allowed = _allowed(mask, causal, q.shape[-2], k.shape[-2], scores.dim(), q.device)
+    keyless = _keyless(mask, causal, q.dim())
+    if keyless is not None:
+        keyless = keyless.unsqueeze(-1)
+        allowed = allowed | keyless  # a keyless row stays finite; its output is zeroed below
     if allowed is not None:
-        allowed = allowed.expand(scores.shape)
-        keyless = ~allowed.any(-1, keepdim=True)
-        scores = scores.masked_fill(~(allowed | keyless), -math.inf)  # a keyless row: finite, zeroed below
+        scores = scores.masked_fill(~allowed, -math.inf)
     out = (torch.softmax(scores, dim=-1) @ v.to(scores.dtype)).to(v.dtype)
-    if allowed is not None:
+    if keyless is not None:
         out = out.masked_fill(keyless, 0.0)
     _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j softmax_j·v_j overflows the dtype of v")
     return out
@@ -279,8 +281,9 @@ def kernel_attention(
     if require_positive:
         _raise_at((gram < 0).any(-1), "kernel(q, k) returned a negative weight (require_positive=True)")
     den = gram.sum(-1)
-    if allowed is not None:  # no kept key: numerator 0, denominator taken as 1
-        den = torch.where(allowed.expand(gram.shape).any(-1), den, torch.ones((), dtype=den.dtype, device=den.device))
+    keyless = _keyless(mask, causal, q.dim())
+    if keyless is not None:  # no kept key: numerator 0, denominator taken as 1
+        den = torch.where(keyless, torch.ones((), dtype=den.dtype, device=den.device), den)
     _raise_at((den == 0) | ~torch.isfinite(den), "the denominator Σ_j κ(q_i, k_j) is 0 or not finite", den)
     out = (gram @ v) / den.unsqueeze(-1)
     _raise_at(~torch.isfinite(out).all(-1), "the output Σ_j κ(q_i, k_j) v_j / Σ_j κ(q_i, k_j) overflows (v too large)")
