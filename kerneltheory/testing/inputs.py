@@ -11,7 +11,8 @@ position of a row in the sequence (a per-position parameter) shows. Families:
 * :func:`norm_family` — pairs whose points all have one norm r, for the norm sweeps (the radii are chosen per
   map and kernel by a pilot run, :func:`kerneltheory.testing.verify.sweep_radii`);
 * :func:`cross_family` — one sequence, all L² pairs;
-* :func:`extreme_points` — points for positivity and finiteness, up to norm 10.
+* :func:`extreme_points` — points for positivity and finiteness, up to norm 10;
+* :func:`user_families` — a user's own ``inputs=[(x, y), ...]``, validated.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_int, check_real
+from .._validation import check_int, check_points, check_real
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,28 @@ class InputFamily:
             n = self.x.shape[0]
             return [f"{self.name}[q{i}, k{j}]" for i in range(n) for j in range(n)]
         return [f"{self.name}[{i}]" for i in range(self.size)]
+
+
+def user_families(inputs, dim: int, *, min_pairs: int = 1) -> list[InputFamily]:
+    """The families ``inputs[i]`` of a user's list of ``(x, y)`` pairs of ``[P, d]`` tensors (float64 copies on the
+    CPU, detached), P ≥ ``min_pairs``; a ``TypeError``/``ValueError`` names the bad entry. ``None`` gives []."""
+    if inputs is None:
+        return []
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs must be a list of (x, y) pairs of [P, d] tensors, got {type(inputs).__name__}")
+    families = []
+    for i, pair in enumerate(inputs):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
+        x = check_points(pair[0], f"inputs[{i}][0]", dim=dim).detach().to(torch.float64).cpu()
+        y = check_points(pair[1], f"inputs[{i}][1]", dim=dim).detach().to(torch.float64).cpu()
+        if x.shape != y.shape or x.dim() != 2 or x.shape[0] < min_pairs:
+            raise ValueError(
+                f"inputs[{i}] must hold two tensors of one shape [P, d] with P ≥ {min_pairs}, got "
+                f"{tuple(x.shape)}, {tuple(y.shape)}"
+            )
+        families.append(InputFamily(f"inputs[{i}]", x, y))
+    return families
 
 
 def _unit(gen: torch.Generator, n: int, d: int) -> torch.Tensor:

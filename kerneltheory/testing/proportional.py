@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._validation import check_alpha, check_int, check_points
+from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
-from .inputs import InputFamily, moderate_families
+from .inputs import InputFamily, moderate_families, user_families
 from .seeds import seed_for
 from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _pair_values
 
@@ -77,14 +77,7 @@ def proportional_check(
         f for f in moderate_families(d, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
         if f.size >= 2 and f.name != "zero"
     ]
-    for i, pair in enumerate(inputs or []):
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
-        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).double()
-        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).double()
-        if x.shape != y.shape or x.dim() != 2 or x.shape[0] < 2:
-            raise ValueError(f"inputs[{i}] must hold two tensors of one shape [P, d] with P >= 2")
-        families.append(InputFamily(f"inputs[{i}]", x, y))
+    families += user_families(inputs, d, min_pairs=2)
     targets = []
     for f in families:
         k = _pair_values(kernel, [f], "kernel").to(torch.float64)  # on copies, a real tensor, as check_feature_map

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_alpha, check_flag, check_int, check_points
+from .._validation import check_alpha, check_flag, check_int
 from ..montecarlo import Moments
 from .checks import (
     GUARD,
@@ -41,6 +41,7 @@ from .inputs import (
     extreme_points,
     moderate_families,
     norm_family,
+    user_families,
 )
 from .reliance import settle_claimed_variances, variance_backing
 from .seeds import seed_for
@@ -748,22 +749,11 @@ def check_feature_map(
     for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
         if (fn is not None or name in ("sample", "kernel")) and not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
-    if inputs is not None and not isinstance(inputs, (list, tuple)):
-        raise TypeError(f"inputs must be a list of (x, y) pairs of [P, d] tensors, got {type(inputs).__name__}")
+    user = user_families(inputs, d)
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
     families.append(cross_family(d, fam_gen, radius=RADIUS))
-    for i, pair in enumerate(inputs or []):
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise ValueError(f"inputs[{i}] must be an (x, y) pair of [P, d] tensors")
-        x = check_points(pair[0], f"inputs[{i}][0]", dim=d).detach().to(torch.float64).cpu()
-        y = check_points(pair[1], f"inputs[{i}][1]", dim=d).detach().to(torch.float64).cpu()
-        if x.shape != y.shape or x.dim() != 2 or x.shape[0] == 0:
-            raise ValueError(
-                f"inputs[{i}] must hold two tensors of one shape [P, d] with P ≥ 1, got {tuple(x.shape)}, "
-                f"{tuple(y.shape)}"
-            )
-        families.append(InputFamily(f"inputs[{i}]", x, y))
+    families += user
     row_wise = _check_replayable(sample, families, bind, batched, seed)
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
