@@ -219,7 +219,7 @@ class RandomFeatureEstimator:
             raise ValueError(
                 f"compute_dtype must be None, torch.float32 or torch.float64, got {compute_dtype!r}"
             )
-        low = compute_dtype == torch.float32 and x.dtype == torch.float64 and self.float32_allowed
+        low = self.evaluation_dtype(x.dtype, compute_dtype) != x.dtype
         fm = self.draw(generator, batch=r)
         comp = self.component
         if fm.w is None:  # deterministic maps carry no draw dimension: one evaluation serves every draw
@@ -262,6 +262,13 @@ class RandomFeatureEstimator:
                 cols.append(est)
             rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
         return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+    def evaluation_dtype(self, dtype: torch.dtype, compute_dtype: torch.dtype | None = None) -> torch.dtype:
+        """The dtype :meth:`sample_estimates` evaluates the features of ``dtype`` inputs in: float32 for float64
+        inputs when ``compute_dtype`` is float32 and :attr:`float32_allowed`, else ``dtype`` itself (the one
+        rule, read also by the claim matrix for its rounding floors)."""
+        low = compute_dtype == torch.float32 and dtype == torch.float64 and self.float32_allowed
+        return torch.float32 if low else dtype
 
     @property
     def float32_allowed(self) -> bool:

@@ -78,3 +78,14 @@ def test_compute_dtype_refuses_other_types():
     x, y = _pairs(0)
     with pytest.raises(ValueError, match="compute_dtype"):
         est.sample_estimates(x, y, torch.Generator().manual_seed(0), 2, compute_dtype=torch.float16)
+
+
+def test_evaluation_dtype_is_float32_only_where_allowed_and_for_float64_inputs():
+    """The one rule sample_estimates and the claim matrix's rounding floors read."""
+    pos, trig = E.get("positive/gaussian", 4, 8), E.get("trig/gaussian", 4, 8)
+    assert pos.float32_allowed and not trig.float32_allowed
+    assert pos.evaluation_dtype(torch.float64, torch.float32) == torch.float32
+    assert pos.evaluation_dtype(torch.float64, None) == torch.float64
+    assert pos.evaluation_dtype(torch.float64, torch.float64) == torch.float64
+    assert pos.evaluation_dtype(torch.float32, torch.float32) == torch.float32
+    assert trig.evaluation_dtype(torch.float64, torch.float32) == torch.float64

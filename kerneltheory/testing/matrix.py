@@ -127,8 +127,7 @@ def _mean_checks(
         groups["variance"] = dict(kind="variance", families=list(variance_families), alpha=alpha, variance=var,
                                   bound=bound, prefix="variance")
     # the rounding floors in the precision the features are evaluated in (float32 where compute_dtype allows it)
-    low = compute_dtype == torch.float32 and est.float32_allowed
-    eps = torch.finfo(torch.float32 if low else est.dtype).eps
+    eps = torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps
     rows = run_mean_variance_checks(estimates, families, groups, draws=draws, block=block, seed=seed, feature_eps=eps)
     return rows.get("unbiased", []), rows.get("variance", [])
 
