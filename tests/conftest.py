@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kerneltheory.testing.seeds import seed_for
+from kerneltheory.testing.plugin import seed_of
 
 
 @pytest.fixture
@@ -21,8 +21,7 @@ def shared_seed(request):
     """``shared_seed(name)``: the seed of a computation shared by several tests through a module- or session-scoped
     fixture (kt_seed is per test): CRC-32 of ``name`` under the run's base seed, so ``--kt-seed`` draws it afresh
     and replays it as it does every kt_seed."""
-    base = getattr(request.config, "_kt_seed_base", 0)
-    return lambda name: seed_for(name, base)
+    return lambda name: seed_of(request.config, name)
 
 
 #: the node id of the claim matrix's row of an estimator: its kt_seed is the row's seed

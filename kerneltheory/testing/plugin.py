@@ -31,9 +31,18 @@ def pytest_configure(config):
     config._kt_seed_base = parse_base(option)
 
 
+def base_seed(config) -> int:
+    """The run's base seed (0 unless ``--kt-seed``/``KT_SEED`` says otherwise)."""
+    return getattr(config, "_kt_seed_base", 0)
+
+
+def seed_of(config, name: str) -> int:
+    """The seed of ``name`` in this run: CRC-32 of ``name`` under the base seed (the one formula of every fixture)."""
+    return seed_for(name, base_seed(config))
+
+
 def pytest_report_header(config):
-    base = getattr(config, "_kt_seed_base", 0)
-    return f"kerneltheory: {_replay(base)}"
+    return f"kerneltheory: {_replay(base_seed(config))}"
 
 
 def _replay(base: int) -> str:
@@ -46,24 +55,22 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        base = getattr(item.config, "_kt_seed_base", 0)
-        text = _replay(base)
+        text = _replay(base_seed(item.config))
         if "kt_seed" in getattr(item, "fixturenames", ()):
-            text += f"; this test's kt_seed is {seed_for(item.nodeid, base)}"
+            text += f"; this test's kt_seed is {seed_of(item.config, item.nodeid)}"
         report.sections.append(("kerneltheory seed", text))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    base = getattr(config, "_kt_seed_base", 0)
     failed = terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")
     terminalreporter.write_sep("-", "kerneltheory")
-    terminalreporter.write_line(_replay(base) + (": the failures above replay with it" if failed else ""))
+    terminalreporter.write_line(_replay(base_seed(config)) + (": the failures above replay with it" if failed else ""))
 
 
 @pytest.fixture
 def kt_seed(request) -> int:
     """A seed for this test: CRC-32 of its node id under the run's base seed."""
-    return seed_for(request.node.nodeid, getattr(request.config, "_kt_seed_base", 0))
+    return seed_of(request.config, request.node.nodeid)
 
 
 @pytest.fixture
