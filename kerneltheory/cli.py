@@ -164,13 +164,8 @@ def _run_audit(args):
         from .testing.attention_audit import check_attention
 
         dtypes = {} if args.dtypes is None else {"dtypes": tuple(getattr(torch, t) for t in dict.fromkeys(args.dtypes))}
-        sizes = {}
-        for option in ("--length", "--exact-length", "--long-length"):
-            value = getattr(args, option[2:].replace("-", "_"))
-            if value is not None and value < 2:
-                raise ValueError(f"{option} must be an integer >= 2, got {value}")
-            if value is not None:
-                sizes[option[2:].replace("-", "_")] = value
+        # validated by check_attention, whose errors name the argument (length for --length)
+        sizes = {n: getattr(args, n) for n in ("length", "exact_length", "long_length") if getattr(args, n) is not None}
         if args.output_dtype is not None:
             sizes["output_dtype"] = getattr(torch, args.output_dtype)
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,

@@ -122,7 +122,7 @@ def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16"]) == 0
     capsys.readouterr()
     assert main(["audit", user("chunked_bug"), *args, "--length", "1"]) == 2
-    assert "--length must be an integer >= 2, got 1" in capsys.readouterr().err
+    assert "length must be >= 2, got 1" in capsys.readouterr().err  # check_attention names the argument
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "3"]) == 2
     assert "exact_length must be >= 4 for the padding checks" in capsys.readouterr().err
     assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "finite", "--dtypes", "float64",
