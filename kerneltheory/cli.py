@@ -28,7 +28,7 @@ from .report_matrix import FAIL_ON
 
 CLAIM_CHOICES = ("unbiased", "positive", "variance", "finite")
 # attention_audit.ATTENTION_CHECKS, written here so that building the parser does not import torch
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "finite")
 
 
 def _report(args) -> int:

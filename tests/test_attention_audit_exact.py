@@ -13,7 +13,13 @@ import torch
 
 from kerneltheory.cli import main
 from kerneltheory.testing.attention_audit import check_attention
-from kerneltheory.testing.attention_exact import NoRoundingBound, output_format, rounding_floor_attention
+from kerneltheory.testing.attention_exact import (
+    NoRoundingBound,
+    order_permutation,
+    order_points,
+    output_format,
+    rounding_floor_attention,
+)
 
 D, ALPHA = 8, 1e-6
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,6 +94,17 @@ USER = textwrap.dedent('''
                 return out.to(declared or torch.float64)
             return fn
         return attention
+
+    def position_weighted(m, generator):
+        """Keys weighted by their position (1 + j/L): right on no sequence, the same on a batch and alone."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq = features(q, w)
+            pk = features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+            pk = pk * (1 + torch.arange(k.shape[1], dtype=pk.dtype) / k.shape[1])[None, :, None]
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+        return fn
 ''')
 NAMESPACE: dict = {}
 exec(compile(USER, "user_code", "exec"), NAMESPACE)  # noqa: S102  (the same code the shell tests load from a file)
@@ -131,6 +148,38 @@ def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     assert main(["audit", user("batched"), "--dim", "8", "--kernel", "softmax", "--claims", "finite",
                  "--length", "8"]) == 2
     assert "--length applies to --attention only" in capsys.readouterr().err
+
+
+def test_the_order_row_catches_a_chunked_state_without_a_mask(user, kt_seed, capsys):
+    """Proof item 14: without a mask the padding rows cannot run, and causality holds for the chunked bug; shuffling
+    the tokens before fixed positions moves keys across the chunk boundaries, which changes its outputs and not those
+    of the correct chunked attention. A parameter tied to the key's position fails the non-causal row (and passes
+    batch)."""
+    exact = dict(dim=D, mask=False, alpha=ALPHA, seed=kt_seed)
+    causal = dict(exact, causal=True, checks=["batch", "causality", "order"])
+    assert check_attention(NAMESPACE["chunked_attention"], **causal).passed
+    assert statuses(check_attention(NAMESPACE["chunked_bug"], **causal)) == {
+        "batch": "passed", "causality": "passed", "order": "failed"}
+    assert statuses(check_attention(NAMESPACE["position_weighted"], **exact, checks=["batch", "order"])) == {
+        "batch": "passed", "order": "failed"}
+    assert check_attention(NAMESPACE["batched"], **exact, checks=["order"]).passed
+    args = ["--attention", "--causal", "--no-mask", "--dim", "8", "--checks", "order"]
+    assert main(["audit", user("chunked_bug"), *args]) == 1
+    assert "order" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("length", [2, 3, 4, 5, 16, 64, 513])
+def test_order_permutations_fix_the_points_and_keep_the_prefixes(length, kt_seed):
+    g = torch.Generator().manual_seed(kt_seed)
+    assert sorted(order_permutation(length, False, g).tolist()) == list(range(length))
+    pi = order_permutation(length, True, g)
+    assert sorted(pi.tolist()) == list(range(length))
+    points = order_points(length)
+    assert points and all(1 <= t < length for t in points)
+    for t in points:
+        assert int(pi[t]) == t and set(pi[:t].tolist()) == set(range(t))
+    if length >= 64:  # the stretches are shuffled, not left in place
+        assert not torch.equal(pi, torch.arange(length))
 
 
 def test_a_sum_over_the_batch_is_caught_without_a_mask(kt_seed):

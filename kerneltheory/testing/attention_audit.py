@@ -10,7 +10,7 @@ with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]
 check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
 module). Each check is one or more :class:`~kerneltheory.testing.checks.CheckResult` rows of a
 :class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni): one row
-each for consistency, bias, batch and causality, two for the stabiliser, three for padding, one per dtype for
+each for consistency, bias, batch, causality and order, two for the stabiliser, three for padding, one per dtype for
 finiteness, so a report of n rows gives each α/n. The bias expansion behind the bias test, the rounding floor of
 the exact checks and the padding comparison are proved in proofs/attention_audit.md (items 2, 3 and 6). The function is
 always called on copies of the check's tensors (``fn(q.clone(), k.clone(), v.clone(), mask=mask.clone())``): one
@@ -49,12 +49,17 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   a function that raises there gets padding[left] refused (nothing to compare), never passed.
 * **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
   unchanged (t = 1, ⌊L/2⌋ + 1, L − 1).
+* **order** — attention sums over a set of keys, so the order of the tokens carries nothing: permuting them permutes
+  the outputs; for causal attention, shuffling the tokens within the stretches between t = ⌊L/4⌋, ⌊L/2⌋ + 1 and
+  L − 1 leaves the outputs at those t unchanged (:func:`~kerneltheory.testing.attention_exact.order_row`). Tokens
+  cross chunk boundaries, so a state carried wrongly from chunk to chunk fails without a mask (proofs/
+  attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask.
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
   dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
-The exact rows (batch, padding, causality; first a determinism check, since an attention that redraws on every
+The exact rows (batch, padding, causality, order; first a determinism check, since an attention that redraws on every
 call cannot be compared) run at ``length`` and again at ``exact_length`` (513: chunked implementations carry a
 state between chunks of 64, 128 or 256 tokens, wrong only past the first chunk), and pass iff every entry differs by
 at most the rounding floor of two evaluations of a normalised positive-weight attention, in the precision the
@@ -86,6 +91,7 @@ from .attention_exact import (
     _inputs,
     batch_row,
     causality_row,
+    order_row,
     padding_masks,
     padding_rows,
     rounding_floor_attention,
@@ -97,8 +103,8 @@ from .verify import Report
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
 
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "finite")
-DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -257,11 +263,11 @@ def check_attention(
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
         length: L of the statistical and exact checks (≥ 4 with padding); input_std: std of q and k.
-        exact_length: the exact rows (batch, padding, causality) run at ``length`` and again at this L (≥ 4
+        exact_length: the exact rows (batch, padding, causality, order) run at ``length`` and again at this L (≥ 4
             with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
         long_length, max_norm, dtypes: the finiteness checks (``dtypes``: those the function accepts; a dtype it
             rejects even on the ordinary inputs refuses its row).
-        inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser and causality checks instead
+        inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser, causality and order checks instead
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
         output_dtype: the format the function computes its outputs in, for the exact rows' rounding floor;
@@ -337,10 +343,13 @@ def check_attention(
                 report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
             else:
                 report.checks.extend(padding_rows(attention, sets, m_exact, a, s, causal, output_dtype))
-        elif c == "causality":
+        elif c in ("causality", "order"):
             g = torch.Generator().manual_seed(s)
-            longer = [_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else []
-            report.checks.append(causality_row(attention, [(q, k, v), *longer], m_exact, a, s, output_dtype))
+            sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])
+            if c == "causality":
+                report.checks.append(causality_row(attention, sets, m_exact, a, s, output_dtype))
+            else:
+                report.checks.append(order_row(attention, sets, m_exact, a, s, causal, output_dtype))
         else:
             for dt in dtypes:
                 report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))

@@ -11,6 +11,10 @@ implementations, where a state carried between chunks can be wrong while the fir
   of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
   chunk boundaries) leaves the outputs before t unchanged.
+* **order** — attention sums over a set of keys: permuting the tokens permutes the outputs (non-causal); for causal
+  attention, shuffling the tokens within the stretches between the fixed positions t ∈ {⌊L/4⌋, ⌊L/2⌋ + 1, L − 1}
+  leaves the outputs at those t unchanged (each sees the same set of earlier keys). Tokens cross chunk boundaries, so
+  a state carried wrongly between chunks shows without a mask, as does a parameter tied to a position.
 
 They pass iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight
 attention (Higham 2002, §3): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic,
@@ -310,6 +314,48 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
         whats.append(f"L = {length}, t ∈ {cuts}")
     return _exact_row(name, "causality", pairs, runs, alpha, seed,
                       f"outputs before the tokens changed from t on ({'; '.join(whats)})")
+
+
+def order_points(length: int) -> list[int]:
+    """The positions the causal order row holds fixed: ⌊L/4⌋, ⌊L/2⌋ + 1 and L − 1 (those in 1 … L − 1)."""
+    return sorted({length // 4, length // 2 + 1, length - 1} & set(range(1, length)))
+
+
+def order_permutation(length: int, causal: bool, g: torch.Generator) -> torch.Tensor:
+    """A random permutation π of the L positions: uniform (non-causal), or for causal attention one that fixes every
+    t of :func:`order_points` and shuffles uniformly within each stretch between them (so {0, …, t − 1} is kept)."""
+    if not causal:
+        return torch.randperm(length, generator=g)
+    pi, start = torch.arange(length), 0
+    for t in [*order_points(length), length]:
+        pi[start:t] = start + torch.randperm(t - start, generator=g)
+        start = t + 1
+    return pi
+
+
+def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> CheckResult:
+    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the tokens reordered by π
+    (:func:`order_permutation`) against ``fn`` on them in order. Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
+    causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same."""
+    name = "order"
+    g = torch.Generator().manual_seed(seed)
+    fn = attention(m, g)
+    pairs, runs, whats = [], [], []
+    for q, k, v in sets:
+        base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+        if refused is not None:
+            return refused
+        runs.append(base)
+        length = q.shape[-2]
+        pi = order_permutation(length, causal, g)
+        moved = _Run(fn, q[:, pi], k[:, pi], v[:, pi], m, None, precision)
+        runs.append(moved)
+        at = torch.tensor(order_points(length)) if causal else torch.arange(length)
+        pairs.append((_difference(moved.out[:, at], base.out[:, pi[at]]),
+                      lambda base=base, moved=moved, at=at, pi=pi: moved.floor()[:, at] + base.floor()[:, pi[at]]))
+        whats.append(f"L = {length}" + (f", outputs at t ∈ {order_points(length)}" if causal else ""))
+    what = "tokens shuffled between the fixed t" if causal else "tokens permuted, outputs against the permuted outputs"
+    return _exact_row(name, "order", pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
 
 
 def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
