@@ -289,10 +289,10 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
     return rows
 
 
-def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
-    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
-    (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence."""
-    name = "causality"
+def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str):
+    """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
+    each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
+    the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
@@ -301,19 +301,34 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
         if refused is not None:
             return refused
         runs.append(base)
+        described, cases = variants(q, k, v, g)
+        for (q2, k2, v2), at2, at in cases:
+            new = _Run(fn, q2, k2, v2, m, None, precision)
+            runs.append(new)
+            pairs.append((_difference(new.out[:, at2], base.out[:, at]),
+                          lambda base=base, new=new, at2=at2, at=at: new.floor()[:, at2] + base.floor()[:, at]))
+        whats.append(described)
+    return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
+
+
+def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
+    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
+    (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence."""
+
+    def variants(q, k, v, g):
         length = q.shape[-2]
         cuts = sorted({1, length // 2 + 1, length - 1} & set(range(1, length)))
-        for t in cuts:
+
+        def changed(t):
             q2, k2, v2 = (x.clone() for x in (q, k, v))
             for x in (q2, k2, v2):
                 x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
-            out = _Run(fn, q2, k2, v2, m, None, precision)
-            runs.append(out)
-            pairs.append((_difference(out.out[:, :t], base.out[:, :t]),
-                          lambda base=base, out=out, t=t: base.floor()[:, :t] + out.floor()[:, :t]))
-        whats.append(f"L = {length}, t ∈ {cuts}")
-    return _exact_row(name, "causality", pairs, runs, alpha, seed,
-                      f"outputs before the tokens changed from t on ({'; '.join(whats)})")
+            return (q2, k2, v2), slice(None, t), slice(None, t)
+
+        return f"L = {length}, t ∈ {cuts}", (changed(t) for t in cuts)
+
+    return _sequence_row(attention, sets, m, alpha, seed, precision, "causality", variants,
+                         "outputs before the tokens changed from t on")
 
 
 def order_points(length: int) -> list[int]:
@@ -337,25 +352,16 @@ def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, pr
     """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the tokens reordered by π
     (:func:`order_permutation`) against ``fn`` on them in order. Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
     causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same."""
-    name = "order"
-    g = torch.Generator().manual_seed(seed)
-    fn = attention(m, g)
-    pairs, runs, whats = [], [], []
-    for q, k, v in sets:
-        base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
-        if refused is not None:
-            return refused
-        runs.append(base)
+
+    def variants(q, k, v, g):
         length = q.shape[-2]
         pi = order_permutation(length, causal, g)
-        moved = _Run(fn, q[:, pi], k[:, pi], v[:, pi], m, None, precision)
-        runs.append(moved)
         at = torch.tensor(order_points(length)) if causal else torch.arange(length)
-        pairs.append((_difference(moved.out[:, at], base.out[:, pi[at]]),
-                      lambda base=base, moved=moved, at=at, pi=pi: moved.floor()[:, at] + base.floor()[:, pi[at]]))
-        whats.append(f"L = {length}" + (f", outputs at t ∈ {order_points(length)}" if causal else ""))
+        described = f"L = {length}" + (f", outputs at t ∈ {order_points(length)}" if causal else "")
+        return described, [((q[:, pi], k[:, pi], v[:, pi]), at, pi[at])]
+
     what = "tokens shuffled between the fixed t" if causal else "tokens permuted, outputs against the permuted outputs"
-    return _exact_row(name, "order", pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
+    return _sequence_row(attention, sets, m, alpha, seed, precision, "order", variants, what)
 
 
 def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
