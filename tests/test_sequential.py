@@ -169,6 +169,16 @@ def test_critical_z_inverts_the_skew_corrected_p_value():
         assert bool((zs[1:] > zs[0]).all())  # skewness makes the tail heavier: a larger |z| is needed
         p = normal_p_values(zs, g, 4096, studentised=studentised)
         assert torch.allclose(p, torch.full_like(p, 1e-8), rtol=1e-6)
+    # the smallest such |z|, to a few ulps, over levels and skewnesses spanning the range the checks use
+    for level, n in ((1e-3, 64), (1e-8, 4096), (1e-30, 65536)):
+        sk = torch.logspace(-3, 1, 41, dtype=torch.float64)
+        for studentised in (False, True):
+            zs = critical_z(level, sk, n, studentised=studentised)
+            ok = torch.isfinite(zs)
+            assert bool(ok[:10].all())
+            at = normal_p_values(zs[ok], sk[ok], n, studentised=studentised)
+            below = normal_p_values(zs[ok] * (1 - 1e-13), sk[ok], n, studentised=studentised)
+            assert bool((at <= level * (1 + 1e-12)).all()) and bool((below > level).all())  # exp of log p: an ulp
     # a skewness so large that the p-value never falls to the level: no |z| rejects
     assert math.isinf(float(critical_z(1e-12, torch.tensor([50.0]), 64, studentised=True)))
     for bad in (0.0, 1.0, -1.0):
