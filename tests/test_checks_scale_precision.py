@@ -31,7 +31,8 @@ from kerneltheory.testing.checks import (
     variance_check,
 )
 from kerneltheory.testing.inputs import InputFamily
-from kerneltheory.testing.verify import _binary_exponents, _kernel_scale
+from kerneltheory.testing.user_calls import _kernel_scale
+from kerneltheory.testing.verify import _binary_exponents
 
 D = 8
 EPS64 = torch.finfo(torch.float64).eps

@@ -16,7 +16,8 @@ from kerneltheory.montecarlo import Moments
 from kerneltheory.testing import check_feature_map
 from kerneltheory.testing.checks import mean_check
 from kerneltheory.testing.inputs import moderate_families
-from kerneltheory.testing.verify import _check_replayable, sweep_radii
+from kerneltheory.testing.replay import _check_replayable
+from kerneltheory.testing.verify import sweep_radii
 
 D, M = 8, 64
 

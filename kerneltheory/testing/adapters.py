@@ -38,7 +38,7 @@ from .._validation import check_generator, check_int, check_points
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
-from .verify import _one_number, _same_values
+from .user_calls import _one_number, _same_values
 
 __all__ = [
     "LAYOUTS",
@@ -359,7 +359,7 @@ def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]]
     of one draw need not share their frequencies, and no single map is tested. A module that draws once, lazily at
     its first call, gives the same features on every later call and passes. ``runs``: (features, the dtype computed
     in); two runs are the same when equal, or within the sum of their rounding floors
-    (:func:`~kerneltheory.testing.verify._one_number`, the bound of the replay checks: a kernel whose reductions are
+    (:func:`~kerneltheory.testing.user_calls._one_number`, the bound of the replay checks: a kernel whose reductions are
     not deterministic, as some CUDA kernels are, rounds differently)."""
     floors = []
     for out, dt in runs:

@@ -41,7 +41,7 @@ import torch
 
 from .checks import CheckResult, property_check
 from .sampler_rounding import FORMATS, _name, carried_format
-from .verify import _difference, _one_number, _same_values
+from .user_calls import _difference, _one_number, _same_values
 
 __all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "output_format", "padding_masks", "rounding_floor_attention"]
 

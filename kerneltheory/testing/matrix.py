@@ -23,11 +23,11 @@ from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
 from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .seeds import seed_for
+from .user_calls import cauchy_schwarz_scale
 from .verify import (
     BUDGETS,
     Report,
     _pilot_failure,
-    cauchy_schwarz_scale,
     run_mean_variance_checks,
     sweep_radii,
 )

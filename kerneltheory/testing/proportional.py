@@ -29,7 +29,8 @@ from ..montecarlo import Moments
 from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families, user_families
 from .seeds import seed_for
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row, _pair_values
+from .user_calls import _Evaluator, _pair_values
+from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
 
 __all__ = ["proportional_check"]
 
@@ -39,8 +40,6 @@ def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Genera
     """``[draws, P]`` estimates at the pairs (x_p, y_p), drawn as :func:`~kerneltheory.testing.check_feature_map`
     draws them (one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw), and the
     machine epsilon of the coarsest dtype the features came in (for the rounding floors)."""
-    from .verify import _Evaluator
-
     evaluate = _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)
     return evaluate(generator, draws), evaluate.eps
 

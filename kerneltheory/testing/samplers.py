@@ -87,7 +87,7 @@ from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
 from .sampler_rounding import carried_format, non_finite_rows, orthogonality_row, redraw_row
-from .verify import _one_number, _same_values
+from .user_calls import _one_number, _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 

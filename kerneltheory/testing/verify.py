@@ -9,12 +9,12 @@ The inputs of a check are chosen per map and kernel: the moderate families at �
 (diagonal, every axis ±e_i, first/last coordinate), a cross family (one sequence, every query against every
 key), and norm sweeps out to the largest radius where a pilot run finds the estimator's tails still light
 enough for the budget (:func:`sweep_radii`; a pilot estimate that is not finite there fails the claim). Before
-any draw is counted, two draws from identically seeded generators must agree (:func:`_check_replayable`).
+any draw is counted, two draws from identically seeded generators must agree and each row must be mapped by itself
+(:mod:`~kerneltheory.testing.replay`); the map is called as :mod:`~kerneltheory.testing.user_calls` says.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +44,10 @@ from .inputs import (
     user_families,
 )
 from .reliance import settle_claimed_variances, variance_backing
+from .replay import _check_replayable
 from .seeds import seed_for
 from .sequential import FUTILITY_MISS, Futility, alpha_spending, futility_plan, looks, sequential_draws
+from .user_calls import _Evaluator, _kernel_scale, _pair_values
 
 RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
 SWEEP_RADII = (1.0, 2.0, 4.0, 8.0)  # candidate radii of the norm sweep, tried in order by the pilot
@@ -142,192 +144,6 @@ def _claims(claims) -> set[str]:
     return claims
 
 
-def _split_sides(fm) -> tuple[Callable, Callable]:
-    if isinstance(fm, tuple):
-        if len(fm) != 2 or not all(callable(f) for f in fm):
-            raise ValueError("sample(generator) must return a feature function or a (query_fn, key_fn) pair")
-        return fm
-    if not callable(fm):
-        raise ValueError("sample(generator) must return a feature function or a (query_fn, key_fn) pair")
-    return fm, fm
-
-
-def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch.Tensor:
-    """``fn`` applied to a copy of ``x`` (a map that writes into its input cannot change the tested points), checked
-    to be a real ``[n, D]`` (``[batch, n, D]``) tensor, in float64."""
-    out = fn(x.clone())
-    want = 2 if batch is None else 3
-    lead = (x.shape[0],) if batch is None else (batch, x.shape[0])
-    if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
-        shape = getattr(out, "shape", type(out).__name__)
-        form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
-        raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
-    if out.is_complex():
-        raise TypeError(
-            f"{name} returned complex features ({out.dtype}); the checks compare real estimates φ(x)ᵀφ(y) with a real "
-            "kernel: return the real features, e.g. [cos, sin] instead of exp(iωᵀx)"
-        )
-    return out.detach().to(torch.float64)
-
-
-def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
-    """``fn`` applied to copies of ``x`` and ``y`` (a kernel that scales its arguments in place cannot move the tested
-    points), checked to be a real [n, n'] tensor (the kernel or the claimed variance); its own errors are re-raised
-    as a ValueError that names it and the input shapes."""
-    try:
-        out = fn(x.clone(), y.clone())
-    except Exception as exc:
-        raise ValueError(f"{name}(x, y) failed on x {tuple(x.shape)} and y {tuple(y.shape)} (is dim = {x.shape[-1]} "
-                         f"its input dimension?): {type(exc).__name__}: {exc}") from exc
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{name}(x, y) must return a torch.Tensor, got {type(out).__name__}")
-    if tuple(out.shape) != (x.shape[0], y.shape[0]):
-        raise ValueError(
-            f"{name}(x, y) must return the [n, n'] = [{x.shape[0]}, {y.shape[0]}] matrix for x {tuple(x.shape)} "
-            f"and y {tuple(y.shape)}, got {tuple(out.shape)}"
-        )
-    if out.is_complex():
-        raise TypeError(f"{name}(x, y) returned a complex matrix ({out.dtype}); the checks compare real estimates "
-                        "φ(x)ᵀφ(y) with a real kernel: return its real part if that is the kernel meant")
-    return out.detach().to(torch.float64).cpu()
-
-
-def _pair_values(fn, families: list[InputFamily], name: str) -> torch.Tensor:
-    """``fn`` at every tested pair of ``families``, concatenated: the diagonal for pair families, the whole matrix
-    (row-major) for cross families."""
-    vals = []
-    for f in families:
-        g = _gram(fn, f.x, f.y, name)
-        vals.append(g.flatten() if f.cross else torch.diagonal(g))
-    return torch.cat(vals)
-
-
-def cauchy_schwarz_scale(kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
-    """√|k(x, x)|·√|k(y, y)| from the diagonal values ``kx``, ``ky`` (the Cauchy–Schwarz bound on |k(x, y)|), in
-    float64, as a product of square roots: √|k(x, x)·k(y, y)| overflowed to inf once k(x, x)·k(y, y) > 1.8·10³⁰⁸
-    (softmax at ‖x‖ = ‖y‖ ≈ 19), and an infinite scale switched off the pair's rescaling (proofs/verification.md,
-    item 11)."""
-    return kx.to(torch.float64).abs().sqrt() * ky.to(torch.float64).abs().sqrt()
-
-
-def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
-    """:func:`cauchy_schwarz_scale` at every tested pair."""
-    kx = _pair_values(kernel, [InputFamily(f.name, f.pairs()[0], f.pairs()[0]) for f in families], "kernel")
-    ky = _pair_values(kernel, [InputFamily(f.name, f.pairs()[1], f.pairs()[1]) for f in families], "kernel")
-    return cauchy_schwarz_scale(kx, ky)
-
-
-def _named(fn, name: str):
-    """``fn`` whose own errors are re-raised as a ValueError that says which function failed on what input."""
-
-    def call(x):
-        try:
-            out = fn(x)
-        except Exception as exc:
-            raise ValueError(
-                f"{name} failed on an input of shape {tuple(x.shape)} (is dim = {x.shape[-1]} the map's input "
-                f"dimension?): {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__} (convert it, e.g. "
-                            "torch.as_tensor(features))")
-        return out
-
-    return call
-
-
-class _Evaluator:
-    """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
-    every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
-
-    def __init__(self, sample, families: list[InputFamily], bind, batched: bool | None):
-        self.sample, self.bind = sample, bind
-        if batched is None:
-            try:
-                batched = "batch" in inspect.signature(sample).parameters
-            except (TypeError, ValueError):
-                batched = False
-        self.batched = bool(batched)
-        pair_fams = [f for f in families if not f.cross]
-        self.cross = [f for f in families if f.cross]
-        self.order = families
-        xs = [f.x for f in pair_fams] + [f.x for f in self.cross]
-        ys = [f.y for f in pair_fams] + [f.x for f in self.cross]
-        self.xq, self.xk = torch.cat(xs), torch.cat(ys)
-        self.num_pairs = sum(f.size for f in pair_fams)
-        # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
-        # rounding floor of the checks is set from it (checks.pair_rounding_floor)
-        self.eps = torch.finfo(torch.float64).eps
-        # whether the first float64 features returned were all float32 numbers (a map computing in float32 and
-        # casting its result: a hint in the report if it fails, never a change of floor)
-        self.float32_numbers: bool | None = None
-
-    def _maps(self, gen, batch):
-        if batch is None:
-            fm = self.sample(gen)
-        else:
-            try:
-                fm = self.sample(gen, batch=batch)
-            except TypeError as exc:  # e.g. batched=True for a sampler without batch=: say which call failed
-                raise TypeError(f"sample(generator, batch={batch}) raised TypeError: {exc}; a sampler that takes no "
-                                "batch= argument is called with batched=False (or None, to detect it)") from exc
-        if self.bind is not None:  # copies: a bind step that centres its arguments in place cannot move the points
-            fm = self.bind(fm, self.xq.clone(), self.xk.clone())
-        return _split_sides(fm)
-
-    def _seen(self, fn, raw):
-        """``fn``, recording in ``self.eps`` the precision of the features it returns: their dtype, or the coarser
-        ``feature_dtype`` that the feature function ``raw`` declares after the call (:func:`~kerneltheory.testing.
-        adapters.from_module` computes in the module's dtype and returns float64)."""
-
-        def call(x):
-            out = fn(x)
-            for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
-                if isinstance(dt, torch.dtype) and dt.is_floating_point:
-                    self.eps = max(self.eps, torch.finfo(dt).eps)
-            if self.float32_numbers is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
-                self.float32_numbers = bool((out.float().double() == out).all())
-            return out
-
-        return call
-
-    def features(self, gen, x_q, x_k, batch=None):
-        q, k = self._maps(gen, batch)
-        return (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
-                _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
-
-    def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
-        with torch.no_grad():
-            if self.batched:
-                return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
-            # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
-            rows = []
-            for _ in range(r):
-                fq, fk = self.features(gen, self.xq, self.xk)
-                rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
-            return torch.cat(rows)
-
-    def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
-        """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
-        if fq.shape[-1] != fk.shape[-1]:
-            raise ValueError(f"query and key features must have one size D, got {fq.shape[-1]} and {fk.shape[-1]}")
-        n = self.num_pairs
-        out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
-        start = n
-        for f in self.cross:
-            L = f.x.shape[0]
-            out[f.name] = (fq[:, start : start + L] @ fk[:, start : start + L].transpose(1, 2)).flatten(1)
-            start += L
-        parts, pair_at = [], 0
-        for f in self.order:
-            if f.cross:
-                parts.append(out[f.name])
-            else:
-                parts.append(out["pairs"][:, pair_at : pair_at + f.size])
-                pair_at += f.size
-        return torch.cat(parts, 1)
-
-
 class Sweep(list):
     """The families of a norm sweep (a ``list`` of :class:`~kerneltheory.testing.inputs.InputFamily`) and how it
     ended: ``stopped`` says why it stopped before the last candidate radius ("" when it reached it), and
@@ -386,74 +202,6 @@ def sweep_radii(
     return Sweep(chosen)
 
 
-def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> CheckResult | None:
-    """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
-    ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
-    the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
-    which bounds the terms an estimate is summed from, in the precision of the dtype the features were returned
-    in), the bound that
-    :func:`~kerneltheory.testing.attention_exact._agree` applies to two runs of one attention. Otherwise ``sample``
-    draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
-    ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
-    probe = families[0]
-    ev = _Evaluator(sample, [probe], bind, batched)
-    runs = []
-    for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
-        gen = torch.Generator().manual_seed(seed_for("replay", seed))
-        fq, fk = ev.features(gen, probe.x, probe.y, batch=1 if ev.batched else None)
-        runs.append((fq, fk, (fq * fk).sum(-1).flatten(), (fq.abs() * fk.abs()).sum(-1).flatten()))
-    (qa, ka, a, sa), (qb, kb, b, sb) = runs
-    floor_a = pair_rounding_floor(sa, feature_eps=ev.eps)
-    if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(
-            a, b, floor_a, pair_rounding_floor(sb, feature_eps=ev.eps)):
-        raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
-                         "maps: it must draw only from the generator it is given (torch.randn(..., "
-                         "generator=generator)); code that draws from the global generators goes through "
-                         "adapters.global_rng or from_module")
-    # a bound map's parameters depend on the rows it is bound to: bind= is exempt
-    return None if bind is not None else _check_row_wise(sample, families, batched, seed)
-
-
-def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
-    """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
-    them, and on the first family's rows alone, in reverse order and its first row alone, must give the same
-    estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
-    Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
-    batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
-    caller uses: the failed row ``row-wise`` is returned (None when the rows agree). Maps whose parameters depend on
-    the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
-    pairs = [f for f in families if not f.cross]
-    if not pairs:
-        return None
-    ev = _Evaluator(sample, pairs, None, batched)
-
-    def estimates(x, y):
-        gen = torch.Generator().manual_seed(seed_for("replay", seed))
-        fq, fk = ev.features(gen, x, y, batch=1 if ev.batched else None)
-        # float32's rounding at least: code that computes in float32 and casts its result (undeclared) rounds
-        # differently in batches of different shapes (another BLAS kernel); a dependence on the batch that matters
-        # is far larger
-        eps = max(ev.eps, torch.finfo(torch.float32).eps)
-        return (fq * fk).sum(-1).flatten(), pair_rounding_floor((fq.abs() * fk.abs()).sum(-1).flatten(),
-                                                                feature_eps=eps)
-
-    whole, floor = estimates(ev.xq, ev.xk)
-    p = pairs[0].size
-    for label, rows in ((f"the first {p} alone", torch.arange(p)), ("in reverse order", torch.arange(p - 1, -1, -1)),
-                        ("the first alone", torch.arange(1))):
-        part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
-        if not _one_number(part, whole[rows], part_floor, floor[rows]):
-            i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
-            return CheckResult(
-                name="row-wise", claim="row-wise", statistic=math.inf, p_value=0.0, alpha=0.0, effect_size=math.inf,
-                sample_size=1, seed=seed_for("replay", seed), method="exact (one draw)", passed=False,
-                detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
-                f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
-                f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
-                "(parameters computed from the sequence go in bind=), and no claim about φ(x)ᵀφ(y) can hold")
-    return None
-
-
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
     """Per pair of ``samples`` ``[n, q]``, the exponent k with which ``ldexp(·, k)`` brings the largest magnitude among
     the pair's estimates, its target, bound, kernel scale, target standard error and the square root of its claimed
@@ -498,36 +246,6 @@ def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> st
             units.append(f"values at {label} in units of 2^{k}")
     return "; ".join(units + [f"{int((e != 0).sum())} pair(s) checked after an exact rescaling by a power of two, so "
                               "that their moments are representable in float64"])
-
-
-def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether ``a`` and ``b`` hold the same values: one shape, NaN at the same positions (NaN equals only NaN) and
-    every other entry equal (±inf included). The reproducibility checks compare two runs with it; ``nan_to_num``
-    would read NaN as 0, so a run giving NaN where the other gives 0 would pass as the same."""
-    if a.shape != b.shape:
-        return False
-    nan = torch.isnan(a)
-    return torch.equal(nan, torch.isnan(b)) and bool((a[~nan] == b[~nan]).all())
-
-
-def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
-    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
-    x, y = x.to(torch.float64), y.to(torch.float64)
-    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
-
-
-def _one_number(a: torch.Tensor, b: torch.Tensor, floor_a, floor_b) -> bool:
-    """Whether two evaluations ``a``, ``b`` of one draw are the same numbers: equal (:func:`_same_values`), or, NaN at
-    the same places, every entry within 2·(floor_a + floor_b) (each run's own rounding floor, broadcasting against
-    the entries): two evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in
-    the runs, with a factor 2 of margin. The reproducibility checks of maps, samplers and attentions all use it."""
-    if _same_values(a, b):
-        return True
-    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
-        return False
-    gap = _difference(a, b)
-    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= 2 * (floor_a + floor_b)))).all())
 
 
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:

@@ -1,0 +1,84 @@
+"""The two exact checks a feature map passes before any draw is counted (proofs/verification.md, items 5 and 13(d)):
+one draw replays from its seed (:func:`_check_replayable`; a map drawing from the global generators raises), and
+each row is mapped by itself (:func:`_check_row_wise`; a map whose rows depend on the batch fails the row
+``row-wise``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .checks import CheckResult, pair_rounding_floor
+from .inputs import InputFamily
+from .seeds import seed_for
+from .user_calls import _difference, _Evaluator, _one_number, _same_values
+
+
+def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> CheckResult | None:
+    """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
+    ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
+    the two runs' rounding floors (each :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)|,
+    which bounds the terms an estimate is summed from, in the precision of the dtype the features were returned
+    in), the bound that
+    :func:`~kerneltheory.testing.attention_exact._agree` applies to two runs of one attention. Otherwise ``sample``
+    draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
+    ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
+    probe = families[0]
+    ev = _Evaluator(sample, [probe], bind, batched)
+    runs = []
+    for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
+        gen = torch.Generator().manual_seed(seed_for("replay", seed))
+        fq, fk = ev.features(gen, probe.x, probe.y, batch=1 if ev.batched else None)
+        runs.append((fq, fk, (fq * fk).sum(-1).flatten(), (fq.abs() * fk.abs()).sum(-1).flatten()))
+    (qa, ka, a, sa), (qb, kb, b, sb) = runs
+    floor_a = pair_rounding_floor(sa, feature_eps=ev.eps)
+    if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(
+            a, b, floor_a, pair_rounding_floor(sb, feature_eps=ev.eps)):
+        raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
+                         "maps: it must draw only from the generator it is given (torch.randn(..., "
+                         "generator=generator)); code that draws from the global generators goes through "
+                         "adapters.global_rng or from_module")
+    # a bound map's parameters depend on the rows it is bound to: bind= is exempt
+    return None if bind is not None else _check_row_wise(sample, families, batched, seed)
+
+
+def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
+    """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
+    them, and on the first family's rows alone, in reverse order and its first row alone, must give the same
+    estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
+    Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
+    batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
+    caller uses: the failed row ``row-wise`` is returned (None when the rows agree). Maps whose parameters depend on
+    the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
+    pairs = [f for f in families if not f.cross]
+    if not pairs:
+        return None
+    ev = _Evaluator(sample, pairs, None, batched)
+
+    def estimates(x, y):
+        gen = torch.Generator().manual_seed(seed_for("replay", seed))
+        fq, fk = ev.features(gen, x, y, batch=1 if ev.batched else None)
+        # float32's rounding at least: code that computes in float32 and casts its result (undeclared) rounds
+        # differently in batches of different shapes (another BLAS kernel); a dependence on the batch that matters
+        # is far larger
+        eps = max(ev.eps, torch.finfo(torch.float32).eps)
+        return (fq * fk).sum(-1).flatten(), pair_rounding_floor((fq.abs() * fk.abs()).sum(-1).flatten(),
+                                                                feature_eps=eps)
+
+    whole, floor = estimates(ev.xq, ev.xk)
+    p = pairs[0].size
+    for label, rows in ((f"the first {p} alone", torch.arange(p)), ("in reverse order", torch.arange(p - 1, -1, -1)),
+                        ("the first alone", torch.arange(1))):
+        part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
+        if not _one_number(part, whole[rows], part_floor, floor[rows]):
+            i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
+            return CheckResult(
+                name="row-wise", claim="row-wise", statistic=math.inf, p_value=0.0, alpha=0.0, effect_size=math.inf,
+                sample_size=1, seed=seed_for("replay", seed), method="exact (one draw)", passed=False,
+                detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
+                f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
+                f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
+                "(parameters computed from the sequence go in bind=), and no claim about φ(x)ᵀφ(y) can hold")
+    return None

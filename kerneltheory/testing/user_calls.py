@@ -1,0 +1,231 @@
+"""How the checks call a user's feature map, kernel and variance: on copies of the points, with their errors
+named, their outputs checked to be real tensors of the right shape, and estimates evaluated row-wise for pair families
+and as φ_q(X)φ_k(X)ᵀ for cross families (:class:`_Evaluator`); and how two evaluations of one draw are compared
+(:func:`_same_values`, :func:`_difference`, :func:`_one_number`), the rule every reproducibility check of maps,
+samplers and attentions uses (proofs/verification.md, items 5 and 13).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+
+from .inputs import InputFamily
+
+
+def _split_sides(fm) -> tuple[Callable, Callable]:
+    if isinstance(fm, tuple):
+        if len(fm) != 2 or not all(callable(f) for f in fm):
+            raise ValueError("sample(generator) must return a feature function or a (query_fn, key_fn) pair")
+        return fm
+    if not callable(fm):
+        raise ValueError("sample(generator) must return a feature function or a (query_fn, key_fn) pair")
+    return fm, fm
+
+
+def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch.Tensor:
+    """``fn`` applied to a copy of ``x`` (a map that writes into its input cannot change the tested points), checked
+    to be a real ``[n, D]`` (``[batch, n, D]``) tensor, in float64."""
+    out = fn(x.clone())
+    want = 2 if batch is None else 3
+    lead = (x.shape[0],) if batch is None else (batch, x.shape[0])
+    if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
+        shape = getattr(out, "shape", type(out).__name__)
+        form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
+        raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
+    if out.is_complex():
+        raise TypeError(
+            f"{name} returned complex features ({out.dtype}); the checks compare real estimates φ(x)ᵀφ(y) with a real "
+            "kernel: return the real features, e.g. [cos, sin] instead of exp(iωᵀx)"
+        )
+    return out.detach().to(torch.float64)
+
+
+def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
+    """``fn`` applied to copies of ``x`` and ``y`` (a kernel that scales its arguments in place cannot move the tested
+    points), checked to be a real [n, n'] tensor (the kernel or the claimed variance); its own errors are re-raised
+    as a ValueError that names it and the input shapes."""
+    try:
+        out = fn(x.clone(), y.clone())
+    except Exception as exc:
+        raise ValueError(f"{name}(x, y) failed on x {tuple(x.shape)} and y {tuple(y.shape)} (is dim = {x.shape[-1]} "
+                         f"its input dimension?): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name}(x, y) must return a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != (x.shape[0], y.shape[0]):
+        raise ValueError(
+            f"{name}(x, y) must return the [n, n'] = [{x.shape[0]}, {y.shape[0]}] matrix for x {tuple(x.shape)} "
+            f"and y {tuple(y.shape)}, got {tuple(out.shape)}"
+        )
+    if out.is_complex():
+        raise TypeError(f"{name}(x, y) returned a complex matrix ({out.dtype}); the checks compare real estimates "
+                        "φ(x)ᵀφ(y) with a real kernel: return its real part if that is the kernel meant")
+    return out.detach().to(torch.float64).cpu()
+
+
+def _pair_values(fn, families: list[InputFamily], name: str) -> torch.Tensor:
+    """``fn`` at every tested pair of ``families``, concatenated: the diagonal for pair families, the whole matrix
+    (row-major) for cross families."""
+    vals = []
+    for f in families:
+        g = _gram(fn, f.x, f.y, name)
+        vals.append(g.flatten() if f.cross else torch.diagonal(g))
+    return torch.cat(vals)
+
+
+def cauchy_schwarz_scale(kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+    """√|k(x, x)|·√|k(y, y)| from the diagonal values ``kx``, ``ky`` (the Cauchy–Schwarz bound on |k(x, y)|), in
+    float64, as a product of square roots: √|k(x, x)·k(y, y)| overflowed to inf once k(x, x)·k(y, y) > 1.8·10³⁰⁸
+    (softmax at ‖x‖ = ‖y‖ ≈ 19), and an infinite scale switched off the pair's rescaling (proofs/verification.md,
+    item 11)."""
+    return kx.to(torch.float64).abs().sqrt() * ky.to(torch.float64).abs().sqrt()
+
+
+def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
+    """:func:`cauchy_schwarz_scale` at every tested pair."""
+    kx = _pair_values(kernel, [InputFamily(f.name, f.pairs()[0], f.pairs()[0]) for f in families], "kernel")
+    ky = _pair_values(kernel, [InputFamily(f.name, f.pairs()[1], f.pairs()[1]) for f in families], "kernel")
+    return cauchy_schwarz_scale(kx, ky)
+
+
+def _named(fn, name: str):
+    """``fn`` whose own errors are re-raised as a ValueError that says which function failed on what input."""
+
+    def call(x):
+        try:
+            out = fn(x)
+        except Exception as exc:
+            raise ValueError(
+                f"{name} failed on an input of shape {tuple(x.shape)} (is dim = {x.shape[-1]} the map's input "
+                f"dimension?): {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__} (convert it, e.g. "
+                            "torch.as_tensor(features))")
+        return out
+
+    return call
+
+
+class _Evaluator:
+    """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
+    every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
+
+    def __init__(self, sample, families: list[InputFamily], bind, batched: bool | None):
+        self.sample, self.bind = sample, bind
+        if batched is None:
+            try:
+                batched = "batch" in inspect.signature(sample).parameters
+            except (TypeError, ValueError):
+                batched = False
+        self.batched = bool(batched)
+        pair_fams = [f for f in families if not f.cross]
+        self.cross = [f for f in families if f.cross]
+        self.order = families
+        xs = [f.x for f in pair_fams] + [f.x for f in self.cross]
+        ys = [f.y for f in pair_fams] + [f.x for f in self.cross]
+        self.xq, self.xk = torch.cat(xs), torch.cat(ys)
+        self.num_pairs = sum(f.size for f in pair_fams)
+        # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
+        # rounding floor of the checks is set from it (checks.pair_rounding_floor)
+        self.eps = torch.finfo(torch.float64).eps
+        # whether the first float64 features returned were all float32 numbers (a map computing in float32 and
+        # casting its result: a hint in the report if it fails, never a change of floor)
+        self.float32_numbers: bool | None = None
+
+    def _maps(self, gen, batch):
+        if batch is None:
+            fm = self.sample(gen)
+        else:
+            try:
+                fm = self.sample(gen, batch=batch)
+            except TypeError as exc:  # e.g. batched=True for a sampler without batch=: say which call failed
+                raise TypeError(f"sample(generator, batch={batch}) raised TypeError: {exc}; a sampler that takes no "
+                                "batch= argument is called with batched=False (or None, to detect it)") from exc
+        if self.bind is not None:  # copies: a bind step that centres its arguments in place cannot move the points
+            fm = self.bind(fm, self.xq.clone(), self.xk.clone())
+        return _split_sides(fm)
+
+    def _seen(self, fn, raw):
+        """``fn``, recording in ``self.eps`` the precision of the features it returns: their dtype, or the coarser
+        ``feature_dtype`` that the feature function ``raw`` declares after the call (:func:`~kerneltheory.testing.
+        adapters.from_module` computes in the module's dtype and returns float64)."""
+
+        def call(x):
+            out = fn(x)
+            for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
+                if isinstance(dt, torch.dtype) and dt.is_floating_point:
+                    self.eps = max(self.eps, torch.finfo(dt).eps)
+            if self.float32_numbers is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
+                self.float32_numbers = bool((out.float().double() == out).all())
+            return out
+
+        return call
+
+    def features(self, gen, x_q, x_k, batch=None):
+        q, k = self._maps(gen, batch)
+        return (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
+                _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
+
+    def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
+        with torch.no_grad():
+            if self.batched:
+                return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
+            # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
+            rows = []
+            for _ in range(r):
+                fq, fk = self.features(gen, self.xq, self.xk)
+                rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
+            return torch.cat(rows)
+
+    def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
+        """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
+        if fq.shape[-1] != fk.shape[-1]:
+            raise ValueError(f"query and key features must have one size D, got {fq.shape[-1]} and {fk.shape[-1]}")
+        n = self.num_pairs
+        out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
+        start = n
+        for f in self.cross:
+            L = f.x.shape[0]
+            out[f.name] = (fq[:, start : start + L] @ fk[:, start : start + L].transpose(1, 2)).flatten(1)
+            start += L
+        parts, pair_at = [], 0
+        for f in self.order:
+            if f.cross:
+                parts.append(out[f.name])
+            else:
+                parts.append(out["pairs"][:, pair_at : pair_at + f.size])
+                pair_at += f.size
+        return torch.cat(parts, 1)
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` hold the same values: one shape, NaN at the same positions (NaN equals only NaN) and
+    every other entry equal (±inf included). The reproducibility checks compare two runs with it; ``nan_to_num``
+    would read NaN as 0, so a run giving NaN where the other gives 0 would pass as the same."""
+    if a.shape != b.shape:
+        return False
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and bool((a[~nan] == b[~nan]).all())
+
+
+def _difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x − y| in float64, entry by entry, with NaN equal only to NaN: 0 where the entries are equal or both NaN,
+    NaN where only one is (a difference no floor covers), ∞ between a number and an infinity."""
+    x, y = x.to(torch.float64), y.to(torch.float64)
+    return torch.where((x == y) | (torch.isnan(x) & torch.isnan(y)), 0.0, (x - y).abs())
+
+
+def _one_number(a: torch.Tensor, b: torch.Tensor, floor_a, floor_b) -> bool:
+    """Whether two evaluations ``a``, ``b`` of one draw are the same numbers: equal (:func:`_same_values`), or, NaN at
+    the same places, every entry within 2·(floor_a + floor_b) (each run's own rounding floor, broadcasting against
+    the entries): two evaluations of one exact number differ by at most the sum of their errors, a bound symmetric in
+    the runs, with a factor 2 of margin. The reproducibility checks of maps, samplers and attentions all use it."""
+    if _same_values(a, b):
+        return True
+    if a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    gap = _difference(a, b)
+    return bool(((gap == 0) | (torch.isfinite(gap) & (gap <= 2 * (floor_a + floor_b)))).all())
