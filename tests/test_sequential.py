@@ -159,7 +159,7 @@ def test_futility_plan_spends_the_miss_over_the_late_early_looks():
 
 
 def test_critical_z_inverts_the_skew_corrected_p_value():
-    from kerneltheory.testing.checks import critical_z, normal_p_values
+    from kerneltheory.testing.pvalues import critical_z, normal_p_values
 
     z = critical_z(1e-8, None, 4096)
     assert math.isclose(float(z), stats.norm.isf(0.5e-8), rel_tol=1e-9)
@@ -264,7 +264,7 @@ def test_a_bound_alone_never_accepts_early():
 def test_accepting_early_refuses_degenerate_inputs():
     """Futility's parameters are validated, points must increase, and a pair the last look could never reject
     (z* = ∞) never licenses accepting, however small its deviation."""
-    from kerneltheory.testing.checks import excludes_detectable_effects
+    from kerneltheory.testing.pvalues import excludes_detectable_effects
     from kerneltheory.testing.sequential import Futility
 
     for bad in (dict(final_draws=0, final_alpha=1e-6, margin=2.0), dict(final_draws=8, final_alpha=0.0, margin=2.0),

@@ -150,7 +150,7 @@ def test_variance_claim_that_is_too_small_fails():
 def test_p_values_fall_with_the_deviation_however_skewed():
     """The skewness factor is applied up to z_t = √n/(3c|γ|): beyond it the p-value keeps its value at z_t, so a
     larger deviation never gets a larger p-value (the one-term factor alone would turn p back up to 1)."""
-    from kerneltheory.testing.checks import normal_p_values, p_value_floor
+    from kerneltheory.testing.pvalues import normal_p_values, p_value_floor
 
     z = torch.linspace(0.0, 400.0, 4001, dtype=torch.float64)
     for studentised in (False, True):
@@ -169,7 +169,8 @@ def test_a_pair_the_normal_test_cannot_reject_never_passes():
     """Log-normal estimates: at 4096 draws the sample skewness of (x − x̄)² is so large that the normal test of s²
     could not reach 10⁻⁹ at any deviation. A claimed variance off by a factor 2 must then fail or be refused, never
     pass; the true variance is refused with the reason, not passed."""
-    from kerneltheory.testing.checks import _skewness, p_value_floor
+    from kerneltheory.testing.checks import _skewness
+    from kerneltheory.testing.pvalues import p_value_floor
 
     g = torch.Generator().manual_seed(11)
     x = torch.exp(1.3 * torch.randn(4096, 2, generator=g, dtype=torch.float64))
@@ -189,7 +190,8 @@ def test_a_mean_check_that_cannot_reach_its_level_falls_back():
     """Gamma(0.2) draws pass the CLT guard at 4096 draws, but below the smallest p-value the skew-corrected
     normal test can give, no deviation could be rejected: without a claimed variance the row is then refused
     (saying why), with one it falls back to median of means; at 10⁻⁶ the normal test is used."""
-    from kerneltheory.testing.checks import _skewness, clt_guard, p_value_floor
+    from kerneltheory.testing.checks import _skewness, clt_guard
+    from kerneltheory.testing.pvalues import p_value_floor
 
     law = torch.distributions.Gamma(torch.tensor(0.2, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
     with torch.random.fork_rng():  # Gamma samples only from the global generator: seed it without leaking the state
@@ -211,7 +213,7 @@ def test_a_mean_check_that_cannot_reach_its_level_falls_back():
 def test_without_skewness_the_p_value_floor_is_zero_and_false_variances_fail():
     """γ = 0 (a symmetric ±1 estimate has (x − x̄)² constant): the floor is 0, not NaN, so a variance claimed 4×
     too large is rejected, not refused."""
-    from kerneltheory.testing.checks import p_value_floor
+    from kerneltheory.testing.pvalues import p_value_floor
 
     assert p_value_floor(torch.zeros(3, dtype=torch.float64), 4096).tolist() == [0.0, 0.0, 0.0]
     g = torch.Generator().manual_seed(2)

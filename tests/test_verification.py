@@ -346,7 +346,7 @@ def test_false_failure_rate_is_within_alpha_thorough(kind, kt_seed):
 def test_normal_p_values_match_scipy_far_into_the_tail():
     """2Φ̄(|z|) from log Φ̄ agrees with scipy's normal survival function to float64 rounding for |z| ≤ 37, the
     skewness factor multiplies it, and ±∞ gives 0."""
-    from kerneltheory.testing.checks import normal_p_values
+    from kerneltheory.testing.pvalues import normal_p_values
 
     z = torch.linspace(-37.0, 37.0, 2001, dtype=torch.float64)
     ref = torch.from_numpy(2.0 * stats.norm.sf(z.abs().numpy()))

@@ -26,8 +26,9 @@ import torch
 
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
-from .checks import CheckResult, clt_guard, mean_check, normal_p_values, pair_rounding_floor, rounding_floor
+from .checks import CheckResult, clt_guard, mean_check, pair_rounding_floor, rounding_floor
 from .inputs import InputFamily, moderate_families, user_families
+from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _pair_values
 from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row

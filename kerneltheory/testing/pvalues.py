@@ -1,0 +1,157 @@
+"""The p-values of the checks and what the sequential looks read from them (proofs/verification.md, items 1–3 and 8):
+skewness-corrected normal p-values (:func:`normal_p_values`, the Cramér factor applied only where log p provably
+falls), exact p-values of bounded estimates (:func:`bounded_p_values`, Hoeffding and empirical Bernstein), the
+smallest |z| that reaches a level (:func:`critical_z`) and the rule that lets an early look accept
+(:func:`excludes_detectable_effects`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from scipy import special
+
+_EPS = torch.finfo(torch.float64).eps
+
+
+def _cramer_rate(skewness: torch.Tensor | None, n: int, studentised: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, z_t): the skewness factor is exp(k·|z|³), k = |γ|/(c'√n) with c' = 6 (3 studentised), and log p
+    falls with |z| up to z_t = 1/(3k) at least (+inf when γ = 0)."""
+    g = torch.zeros((), dtype=torch.float64)
+    if skewness is not None:
+        g = skewness.to(torch.float64).cpu().nan_to_num(0.0).abs()
+    k = g / ((3 if studentised else 6) * math.sqrt(max(n, 1)))
+    turn = torch.where(k > 0, 1.0 / (3.0 * torch.where(k > 0, k, torch.ones_like(k))), torch.full_like(k, math.inf))
+    return k, turn
+
+
+def p_value_floor(skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
+    """The smallest p-value :func:`normal_p_values` can give at each pair (its value at z_t; 0 without skewness).
+    A pair whose floor, Bonferroni-adjusted, exceeds the level can never be rejected by the normal test."""
+    _, turn = _cramer_rate(skewness, n, studentised)
+    return normal_p_values(turn.clamp(max=1e300), skewness, n, studentised=studentised)
+
+
+def normal_p_values(
+    z: torch.Tensor, skewness: torch.Tensor | None = None, n: int = 1, *, studentised: bool = False
+) -> torch.Tensor:
+    r"""Two-sided normal p-values 2Φ̄(|z|), times the Cramér factor exp(c·|z|³|γ|/√n) when the skewness γ of
+    one draw is given (clipped to 1); c = 1/6 for a known variance, 1/3 for a studentised statistic.
+
+    Cramér (1938): P(Z_n > x) = Φ̄(x) exp(x³ λ(x/√n)/√n)(1 + O((1 + x)/√n)) with λ(0) = γ/6. A studentised
+    statistic has the opposite and larger skewness term (its Edgeworth polynomial is γ(2x² + 1)/6 against
+    γ(x² − 1)/6 for the standardised mean; Hall 1992, §2.6), hence c = 1/3 there. Using |γ| makes the correction
+    conservative in both tails; it is 1 for symmetric estimates.
+
+    The one-term factor grows like exp(k|z|³) and would eventually outgrow Φ̄, making the p-value *rise* with |z|
+    (a huge deviation would pass). A tail probability cannot rise with |z|, so the factor is applied at
+    min(|z|, z_t), z_t = 1/(3k), below which log p provably falls (d/dz log Φ̄(z) < −z): beyond z_t the p-value
+    keeps its value at z_t. An infinite |z| (a deterministic pair off its target) gives 0.
+    """
+    za = z.abs().to(torch.float64).cpu()
+    k, turn = _cramer_rate(skewness, n, studentised)
+    log_p = _log_p(torch.minimum(za, turn), k)
+    return torch.where(za.isinf(), torch.zeros_like(za), torch.exp(log_p.clamp(max=0.0)))
+
+
+def _log_p(z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """log(2Φ̄(z)·e^{kz³}) for z ≥ 0, from torch's float64 log Φ̄ (accurate far into the tail); the skewness term
+    is 0 where k = 0 (0·∞ would be NaN)."""
+    return math.log(2.0) + torch.special.log_ndtr(-z) + torch.where(k > 0, k * z**3, torch.zeros_like(z))
+
+
+def bounded_p_values(
+    diff: torch.Tensor, bound: torch.Tensor, sample_var: torch.Tensor, n: int
+) -> torch.Tensor:
+    r"""Exact two-sided p-values for a mean of n iid estimates in [−B, B], deviating by ``diff`` from H₀.
+
+    Two finite-sample bounds, combined by Bonferroni (p = 2·min(p_H, p_EB), clipped to 1):
+
+    * Hoeffding (1963): P(|x̄ − μ| ≥ t) ≤ 2 exp(−n t² / (2B²)) (range 2B);
+    * empirical Bernstein (Maurer & Pontil 2009, Theorem 4, two-sided): with probability ≥ 1 − δ,
+      |x̄ − μ| ≤ √(2 V_n L / n) + 7·(2B)·L / (3(n − 1)), L = ln(4/δ), V_n the sample variance. Given t, the
+      smallest such δ solves t = a√L + cL (a = √(2V_n/n), c = 14B/(3(n−1))): √L = (√(a² + 4ct) − a)/(2c).
+
+    The second is far more powerful when the estimates vary little compared with their range (trig features).
+    A pair with B = 0 must hit its target exactly (p = 1 or 0).
+    """
+    b = bound.to(torch.float64)
+    t = diff.abs().to(torch.float64)
+    safe_b = torch.where(b > 0, b, torch.ones_like(b))
+    p_h = (2 * torch.exp(-n * (t / safe_b) ** 2 / 2)).clamp(max=1.0)
+    a = torch.sqrt(2 * sample_var.clamp_min(0.0).to(torch.float64) / n)
+    c = 14 * safe_b / (3 * max(n - 1, 1))
+    root_l = (torch.sqrt(a**2 + 4 * c * t) - a) / (2 * c)
+    p_eb = (4 * torch.exp(-(root_l**2))).clamp(max=1.0)
+    p = (2 * torch.minimum(p_h, p_eb)).clamp(max=1.0)
+    return torch.where(b > 0, p, (t == 0).to(torch.float64))
+
+
+def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
+    r"""Per pair, the smallest |z| at which :func:`normal_p_values` (with this skewness and n) is ≤ ``level``;
+    +inf where no |z| reaches it (the p-value stops falling at z_t, see :func:`normal_p_values`; the search
+    also stops at 40). log p falls strictly on [0, z_t], so the root of f(z) = log p(z) − log level there is
+    bracketed by z₀ = Φ̄⁻¹(level/2) (the root without skewness, where f ≥ 0) and min(z_t, 40); Newton steps that
+    leave the bracket are replaced by bisection, and the result is the smallest float64 z found with f(z) ≤ 0."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    k, turn = _cramer_rate(skewness, n, studentised)
+    top = turn.clamp(max=40.0)
+    target = math.log(level)
+    z0 = -float(special.ndtri_exp(target - math.log(2.0)))
+    lo = torch.minimum(torch.full_like(top, z0), top)
+    hi = top.clone()
+    z = lo.clone()
+    log_root_2pi = 0.5 * math.log(2 * math.pi)
+    for _ in range(100):  # quadratic convergence from z₀ takes a handful of steps; bisection bounds the rest
+        f = _log_p(z, k) - target
+        hi = torch.where(f <= 0, torch.minimum(hi, z), hi)
+        lo = torch.where(f > 0, torch.maximum(lo, z), lo)
+        slope = -torch.exp(-z * z / 2 - log_root_2pi - torch.special.log_ndtr(-z)) + 3 * k * z * z
+        step = z - f / slope
+        inside = torch.isfinite(step) & (step >= lo) & (step <= hi)
+        new = torch.where(inside, step, (lo + hi) / 2)
+        done = bool(((new - z).abs() <= 2 * _EPS * z).all())
+        z = new
+        if done:
+            break
+    for _ in range(8):  # the root found, to the smallest float64 z at which f ≤ 0 (a few ulps at most)
+        above = _log_p(z, k) > target
+        if not bool(above.any()):
+            break
+        z = torch.where(above, torch.nextafter(z, hi), z)
+    hi = torch.where(_log_p(z, k) <= target, torch.minimum(z, hi), hi)
+    return torch.where(_log_p(top, k) <= target, hi, torch.full_like(top, math.inf))
+
+
+def excludes_detectable_effects(
+    diff: torch.Tensor,
+    se: torch.Tensor,
+    final_se: torch.Tensor,
+    skewness: torch.Tensor | None,
+    futility,
+    *,
+    pairs: int,
+    halves: int = 1,
+    studentised: bool,
+    settled: torch.Tensor | None = None,
+) -> bool:
+    r"""Whether an early look may accept (:mod:`~kerneltheory.testing.sequential`, accepting early): at every
+    pair, |diff| + c·SE ≤ δ* = (z* + z_β)·SE_N, with z* the :func:`critical_z` of the last look's per-pair level
+    ``futility.final_alpha``/(``pairs``·``halves``) (``halves`` = 2 where the normal test is Bonferroni-combined
+    with an exact bound), ``se`` the standard error now and ``final_se`` after ``futility.final_draws`` draws.
+    ``settled``: pairs compared with their rounding floor instead (draws equal up to rounding); the caller has
+    found them within it, so they hold."""
+    if pairs < 1 or halves < 1:
+        raise ValueError(f"pairs and halves must be ≥ 1, got {pairs} and {halves}")
+    level = futility.final_alpha / (pairs * halves)
+    if not 0.0 < level < 1.0:
+        return False
+    z_star = critical_z(level, skewness, futility.final_draws, studentised=studentised)
+    delta = (z_star + futility.z_power) * final_se
+    # an infinite δ* (a pair the last look could never reject) protects nothing: it never licenses accepting
+    ok = torch.isfinite(delta) & (diff.abs() + futility.margin * se <= delta)
+    if settled is not None:
+        ok = ok | settled
+    return bool(ok.all())
