@@ -1,5 +1,5 @@
-r"""The exact rows of :func:`~kerneltheory.testing.attention_audit.check_attention`: batch, padding, causality, and
-the determinism and reproducibility they rest on (proofs/attention_audit.md, items 3, 6, 9 and 10).
+r"""The exact rows of :func:`~kerneltheory.testing.attention_audit.check_attention`: batch, padding, causality, order,
+and the determinism and reproducibility they rest on (proofs/attention_audit.md, items 3, 6, 9, 10 and 14).
 
 Each row compares two computations of one exact number by the same function with one draw, at the check's short
 length L and again at ``exact_length`` (513 by default, past the chunk sizes 64, 128 and 256 of chunked
