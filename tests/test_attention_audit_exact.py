@@ -139,7 +139,7 @@ def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16"]) == 0
     capsys.readouterr()
     assert main(["audit", user("chunked_bug"), *args, "--length", "1"]) == 2
-    assert "length must be >= 2, got 1" in capsys.readouterr().err  # check_attention names the argument
+    assert "error: length must be >= 2, got 1" in capsys.readouterr().err  # check_attention names the argument
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "3"]) == 2
     assert "exact_length must be >= 4 for the padding checks" in capsys.readouterr().err
     assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "finite", "--dtypes", "float64",
@@ -168,18 +168,38 @@ def test_the_order_row_catches_a_chunked_state_without_a_mask(user, kt_seed, cap
     assert "order" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("length", [2, 3, 4, 5, 16, 64, 513])
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 8, 16, 64, 513])
 def test_order_permutations_fix_the_points_and_keep_the_prefixes(length, kt_seed):
+    """π permutes the positions; causal: it fixes every t, keeps {0, …, t − 1}, and replaces the key just before t
+    whenever the stretch before t has two positions; non-causal: it moves the last position (L ≥ 2)."""
     g = torch.Generator().manual_seed(kt_seed)
-    assert sorted(order_permutation(length, False, g).tolist()) == list(range(length))
-    pi = order_permutation(length, True, g)
-    assert sorted(pi.tolist()) == list(range(length))
-    points = order_points(length)
-    assert points and all(1 <= t < length for t in points)
-    for t in points:
-        assert int(pi[t]) == t and set(pi[:t].tolist()) == set(range(t))
-    if length >= 64:  # the stretches are shuffled, not left in place
-        assert not torch.equal(pi, torch.arange(length))
+    for _ in range(20):
+        pi = order_permutation(length, False, g)
+        assert sorted(pi.tolist()) == list(range(length))
+        assert length < 2 or int(pi[-1]) != length - 1
+        pi = order_permutation(length, True, g)
+        assert sorted(pi.tolist()) == list(range(length))
+        points = order_points(length)
+        assert all(1 <= t < length and t % 2 == 1 for t in points)
+        start = 0
+        for t in points:
+            assert int(pi[t]) == t and set(pi[:t].tolist()) == set(range(t))
+            assert t - start < 2 or int(pi[t - 1]) != t - 1
+            start = t + 1
+
+
+def test_an_order_row_that_could_not_reorder_is_refused_not_passed(kt_seed):
+    """At lengths where no stretch has two positions (causal L ≤ 7) nothing would be compared: the row is refused;
+    a length of 1 given through inputs= is left out (the long length still tests)."""
+    short = check_attention(NAMESPACE["position_weighted"], dim=D, mask=False, causal=True, checks=["order"],
+                            length=6, exact_length=6, alpha=ALPHA, seed=kt_seed)
+    assert statuses(short) == {"order": "refused"}, str(short)
+    g = torch.Generator().manual_seed(kt_seed)
+    one = tuple(torch.randn(1, 1, D, generator=g, dtype=torch.float64) for _ in range(3))
+    for causal in (False, True):
+        report = check_attention(NAMESPACE["position_weighted"], dim=D, mask=False, causal=causal, checks=["order"],
+                                 inputs=one, alpha=ALPHA, seed=kt_seed)
+        assert statuses(report) == {"order": "failed"} and "L = 1: cannot be reordered" in report.checks[0].detail
 
 
 def test_a_sum_over_the_batch_is_caught_without_a_mask(kt_seed):

@@ -50,10 +50,11 @@ that works in place (``q *= scale``) changes nothing the check reuses.
 * **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
   unchanged (t = 1, ⌊L/2⌋ + 1, L − 1).
 * **order** — attention sums over a set of keys, so the order of the tokens carries nothing: permuting them permutes
-  the outputs; for causal attention, shuffling the tokens within the stretches between t = ⌊L/4⌋, ⌊L/2⌋ + 1 and
-  L − 1 leaves the outputs at those t unchanged (:func:`~kerneltheory.testing.attention_exact.order_row`). Tokens
-  cross chunk boundaries, so a state carried wrongly from chunk to chunk fails without a mask (proofs/
-  attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask.
+  the outputs; for causal attention, shuffling the tokens within the stretches between fixed odd positions near
+  L/4, L/2 and L − 2 leaves the outputs at those t unchanged (:func:`~kerneltheory.testing.attention_exact.order_row`).
+  The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
+  without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask; a
+  length that cannot be reordered (causal L ≤ 7) is left out, and the row refused if every length is.
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the

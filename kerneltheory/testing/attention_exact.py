@@ -12,9 +12,11 @@ implementations, where a state carried between chunks can be wrong while the fir
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
   chunk boundaries) leaves the outputs before t unchanged.
 * **order** — attention sums over a set of keys: permuting the tokens permutes the outputs (non-causal); for causal
-  attention, shuffling the tokens within the stretches between the fixed positions t ∈ {⌊L/4⌋, ⌊L/2⌋ + 1, L − 1}
-  leaves the outputs at those t unchanged (each sees the same set of earlier keys). Tokens cross chunk boundaries, so
-  a state carried wrongly between chunks shows without a mask, as does a parameter tied to a position.
+  attention, shuffling the tokens within the stretches between the fixed odd positions of :func:`order_points`
+  leaves the outputs at those t unchanged (each sees the same set of earlier keys). The key just before each t is
+  always replaced, so a chunked state that drops its normaliser fails at L = 513 (chunks of 64, 128 or 256) without a
+  mask, as does a parameter tied to a position; a length that cannot be reordered is left out, and the row refused
+  if every length is.
 
 They pass iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight
 attention (Higham 2002, §3): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic,
@@ -332,18 +334,35 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
 
 
 def order_points(length: int) -> list[int]:
-    """The positions the causal order row holds fixed: ⌊L/4⌋, ⌊L/2⌋ + 1 and L − 1 (those in 1 … L − 1)."""
-    return sorted({length // 4, length // 2 + 1, length - 1} & set(range(1, length)))
+    """The positions the causal order row holds fixed: ⌊L/4⌋, ⌊L/2⌋ and L − 2, each made odd (x | 1), those in
+    1 … L − 1. An odd position is never the first of a chunk of an even size (64, 128, 256), so a key of its own
+    chunk precedes it, which the shuffle can replace by one from an earlier chunk."""
+    return sorted({x | 1 for x in (length // 4, length // 2, length - 2)} & set(range(1, length)))
+
+
+def _reorderable(length: int, causal: bool) -> bool:
+    """Whether :func:`order_permutation` moves anything: some stretch has two positions or more."""
+    if not causal:
+        return length >= 2
+    bounds = [-1, *order_points(length), length]
+    return any(b - a - 1 >= 2 for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def order_permutation(length: int, causal: bool, g: torch.Generator) -> torch.Tensor:
-    """A random permutation π of the L positions: uniform (non-causal), or for causal attention one that fixes every
-    t of :func:`order_points` and shuffles uniformly within each stretch between them (so {0, …, t − 1} is kept)."""
-    if not causal:
-        return torch.randperm(length, generator=g)
+    """A random permutation π of the L positions. Non-causal: uniform, then, if it fixes the last position, that one
+    swapped with another drawn uniformly (L ≥ 2). Causal: one that fixes every t of :func:`order_points` and maps
+    each stretch between them (and the one before the first) onto itself, drawn the same way per stretch of two or
+    more positions, so that the key just before each fixed t is always replaced (proofs/attention_audit.md, item 14).
+    The identity where no stretch has two positions (causal L ≤ 5, or L = 1)."""
     pi, start = torch.arange(length), 0
-    for t in [*order_points(length), length]:
-        pi[start:t] = start + torch.randperm(t - start, generator=g)
+    for t in ([*order_points(length), length] if causal else [length]):
+        n = t - start
+        if n >= 2:
+            part = torch.randperm(n, generator=g)
+            if int(part[-1]) == n - 1:  # the last position kept its key: swap it with another
+                j = int(torch.randint(n - 1, (1,), generator=g))
+                part[-1], part[j] = part[j].clone(), part[-1].clone()
+            pi[start:t] = start + part
         start = t + 1
     return pi
 
@@ -351,17 +370,27 @@ def order_permutation(length: int, causal: bool, g: torch.Generator) -> torch.Te
 def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> CheckResult:
     """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the tokens reordered by π
     (:func:`order_permutation`) against ``fn`` on them in order. Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
-    causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same."""
+    causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same. A length
+    where π is the identity is left out (nothing would be compared); the row is refused if every length is."""
+    name = "order"
+    if not any(_reorderable(q.shape[-2], causal) for q, _, _ in sets):
+        lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
+        why = "no stretch of two positions between the fixed t" if causal else "a single position"
+        return CheckResult.refusal(f"at L = {lengths} the tokens cannot be reordered ({why}): nothing to compare; a "
+                                   "longer length or exact_length tests it", name=name, claim="order", alpha=alpha,
+                                   sample_size=0, seed=seed)
 
     def variants(q, k, v, g):
         length = q.shape[-2]
+        if not _reorderable(length, causal):
+            return f"L = {length}: cannot be reordered, left out", []
         pi = order_permutation(length, causal, g)
-        at = torch.tensor(order_points(length)) if causal else torch.arange(length)
+        at = torch.tensor(order_points(length), dtype=torch.long) if causal else torch.arange(length)
         described = f"L = {length}" + (f", outputs at t ∈ {order_points(length)}" if causal else "")
         return described, [((q[:, pi], k[:, pi], v[:, pi]), at, pi[at])]
 
     what = "tokens shuffled between the fixed t" if causal else "tokens permuted, outputs against the permuted outputs"
-    return _sequence_row(attention, sets, m, alpha, seed, precision, "order", variants, what)
+    return _sequence_row(attention, sets, m, alpha, seed, precision, name, variants, what)
 
 
 def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
