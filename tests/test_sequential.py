@@ -169,16 +169,21 @@ def test_critical_z_inverts_the_skew_corrected_p_value():
         assert bool((zs[1:] > zs[0]).all())  # skewness makes the tail heavier: a larger |z| is needed
         p = normal_p_values(zs, g, 4096, studentised=studentised)
         assert torch.allclose(p, torch.full_like(p, 1e-8), rtol=1e-6)
-    # the smallest such |z|, to a few ulps, over levels and skewnesses spanning the range the checks use
-    for level, n in ((1e-3, 64), (1e-8, 4096), (1e-30, 65536)):
+    # the smallest such |z|: p ≤ level there (log p ≤ log level up to its rounding, 4ε·|log level|) and p > level
+    # 10⁻¹² below it,
+    # over levels from near 1 (log p flat in z) to 1e-30 and skewnesses from 10⁻³ to 10
+    eps = torch.finfo(torch.float64).eps
+    for level, n in ((0.999, 256), (0.99, 65536), (1e-3, 64), (1e-8, 4096), (1e-30, 65536)):
         sk = torch.logspace(-3, 1, 41, dtype=torch.float64)
         for studentised in (False, True):
             zs = critical_z(level, sk, n, studentised=studentised)
             ok = torch.isfinite(zs)
             assert bool(ok[:10].all())
             at = normal_p_values(zs[ok], sk[ok], n, studentised=studentised)
-            below = normal_p_values(zs[ok] * (1 - 1e-13), sk[ok], n, studentised=studentised)
-            assert bool((at <= level * (1 + 1e-12)).all()) and bool((below > level).all())  # exp of log p: an ulp
+            below = normal_p_values(zs[ok] * (1 - 1e-12), sk[ok], n, studentised=studentised)
+            log_level = math.log(level)
+            assert bool((at.log() <= log_level + 4 * eps * abs(log_level)).all()), (level, n, studentised)
+            assert bool((below > level).all()), (level, n, studentised)
     # a skewness so large that the p-value never falls to the level: no |z| rejects
     assert math.isinf(float(critical_z(1e-12, torch.tensor([50.0]), 64, studentised=True)))
     for bad in (0.0, 1.0, -1.0):

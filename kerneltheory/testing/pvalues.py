@@ -91,20 +91,26 @@ def bounded_p_values(
 def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
     r"""Per pair, the smallest |z| at which :func:`normal_p_values` (with this skewness and n) is ≤ ``level``;
     +inf where no |z| reaches it (the p-value stops falling at z_t, see :func:`normal_p_values`; the search
-    also stops at 40). log p falls strictly on [0, z_t], so the root of f(z) = log p(z) − log level there is
-    bracketed by z₀ = Φ̄⁻¹(level/2) (the root without skewness, where f ≥ 0) and min(z_t, 40); Newton steps that
-    leave the bracket are replaced by bisection, and the result is the smallest float64 z found with f(z) ≤ 0."""
+    also stops at 40).
+
+    log p falls strictly on [0, z_t], so the root of f(z) = log p(z) − log level is bracketed by z₀ = Φ̄⁻¹(level/2)
+    (the root without skewness, where f ≥ 0) and min(z_t, 40). Newton steps from z₀ that leave the bracket are
+    replaced by bisection, each pair until its step or its bracket is a few ulps. Where log p is flat (levels near 1,
+    z near 0) it moves in steps of many ulps of z, so the result is the first point with f ≤ 0 on the ladder
+    z·(1 + 2ʲε), j = 0 … 52, above the root found (within twice its distance from the root), or the bracket's upper
+    end if none is: always a z with f(z) ≤ 0."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     k, turn = _cramer_rate(skewness, n, studentised)
     top = turn.clamp(max=40.0)
     target = math.log(level)
     z0 = -float(special.ndtri_exp(target - math.log(2.0)))
-    lo = torch.minimum(torch.full_like(top, z0), top)
+    reach = _log_p(top, k) <= target  # elsewhere no root: the bracket is the point top, settled from the start
+    lo = torch.where(reach, torch.minimum(torch.full_like(top, z0), top), top)
     hi = top.clone()
     z = lo.clone()
     log_root_2pi = 0.5 * math.log(2 * math.pi)
-    for _ in range(100):  # quadratic convergence from z₀ takes a handful of steps; bisection bounds the rest
+    for _ in range(200):  # a handful of Newton steps from z₀; bisection bounds the rest (≤ 60 halvings per pair)
         f = _log_p(z, k) - target
         hi = torch.where(f <= 0, torch.minimum(hi, z), hi)
         lo = torch.where(f > 0, torch.maximum(lo, z), lo)
@@ -112,17 +118,16 @@ def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentis
         step = z - f / slope
         inside = torch.isfinite(step) & (step >= lo) & (step <= hi)
         new = torch.where(inside, step, (lo + hi) / 2)
-        done = bool(((new - z).abs() <= 2 * _EPS * z).all())
+        settled = ((new - z).abs() <= 4 * _EPS * z) | (hi - lo <= 4 * _EPS * hi)
         z = new
-        if done:
+        if bool(settled.all()):
             break
-    for _ in range(8):  # the root found, to the smallest float64 z at which f ≤ 0 (a few ulps at most)
-        above = _log_p(z, k) > target
-        if not bool(above.any()):
-            break
-        z = torch.where(above, torch.nextafter(z, hi), z)
-    hi = torch.where(_log_p(z, k) <= target, torch.minimum(z, hi), hi)
-    return torch.where(_log_p(top, k) <= target, hi, torch.full_like(top, math.inf))
+    ladder = z.unsqueeze(-1) * (1 + _EPS * 2.0 ** torch.arange(-1, 53, dtype=torch.float64))  # z itself first
+    ladder[..., 0] = z
+    ok = _log_p(ladder, k.unsqueeze(-1) if k.dim() else k) <= target
+    first = ladder.gather(-1, ok.to(torch.int8).argmax(-1, keepdim=True)).squeeze(-1)
+    found = torch.where(ok.any(-1), torch.minimum(first, hi), hi)
+    return torch.where(reach, found, torch.full_like(top, math.inf))
 
 
 def excludes_detectable_effects(
