@@ -353,7 +353,7 @@ def order_permutation(length: int, causal: bool, g: torch.Generator) -> torch.Te
     swapped with another drawn uniformly (L ≥ 2). Causal: one that fixes every t of :func:`order_points` and maps
     each stretch between them (and the one before the first) onto itself, drawn the same way per stretch of two or
     more positions, so that the key just before each fixed t is always replaced (proofs/attention_audit.md, item 14).
-    The identity where no stretch has two positions (causal L ≤ 5, or L = 1)."""
+    The identity where no stretch has two positions (causal L ≤ 7, or L = 1)."""
     pi, start = torch.arange(length), 0
     for t in ([*order_points(length), length] if causal else [length]):
         n = t - start

@@ -95,39 +95,53 @@ def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentis
 
     log p falls strictly on [0, z_t], so the root of f(z) = log p(z) − log level is bracketed by z₀ = Φ̄⁻¹(level/2)
     (the root without skewness, where f ≥ 0) and min(z_t, 40). Newton steps from z₀ that leave the bracket are
-    replaced by bisection, each pair until its step or its bracket is a few ulps. Where log p is flat (levels near 1,
-    z near 0) it moves in steps of many ulps of z, so the result is the first point with f ≤ 0 on the ladder
-    z·(1 + 2ʲε), j = 0 … 52, above the root found (within twice its distance from the root), or the bracket's upper
-    end if none is: always a z with f(z) ≤ 0."""
+    replaced by bisection. A pair stops, on its own (its result does not depend on the other pairs), once its step or
+    its bracket is a few ulps, its step lands on a bracket end it has evaluated (two points between which Newton would
+    cycle), or |f| is within the rounding of f itself (near level 1, log 2 + log Φ̄(z) cancels, and f moves in steps of
+    hundreds of ulps of z). The result is the bracket's upper end, where f ≤ 0; where the bracket is still wide, the
+    first point with f ≤ 0 on the ladder lo·(1 + 2ʲε), j = −1 … 52, from its lower end lo, if smaller (within twice
+    lo's distance from the root): always a z with f(z) ≤ 0."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     k, turn = _cramer_rate(skewness, n, studentised)
-    top = turn.clamp(max=40.0)
+    k, turn = torch.broadcast_tensors(k, turn)
+    shape = turn.shape
+    k, top = k.reshape(-1), turn.reshape(-1).clamp(max=40.0)
     target = math.log(level)
     z0 = -float(special.ndtri_exp(target - math.log(2.0)))
-    reach = _log_p(top, k) <= target  # elsewhere no root: the bracket is the point top, settled from the start
+    reach = _log_p(top, k) <= target  # elsewhere no root: nothing to search
     lo = torch.where(reach, torch.minimum(torch.full_like(top, z0), top), top)
     hi = top.clone()
     z = lo.clone()
+    done = ~reach
     log_root_2pi = 0.5 * math.log(2 * math.pi)
     for _ in range(200):  # a handful of Newton steps from z₀; bisection bounds the rest (≤ 60 halvings per pair)
-        f = _log_p(z, k) - target
-        hi = torch.where(f <= 0, torch.minimum(hi, z), hi)
-        lo = torch.where(f > 0, torch.maximum(lo, z), lo)
-        slope = -torch.exp(-z * z / 2 - log_root_2pi - torch.special.log_ndtr(-z)) + 3 * k * z * z
+        if bool(done.all()):
+            break
+        log_tail = torch.special.log_ndtr(-z)
+        skew = k * z**3
+        f = math.log(2.0) + log_tail + skew - target
+        hi = torch.where(~done & (f <= 0), torch.minimum(hi, z), hi)
+        lo = torch.where(~done & (f > 0), torch.maximum(lo, z), lo)
+        slope = -torch.exp(-z * z / 2 - log_root_2pi - log_tail) + 3 * k * z * z
         step = z - f / slope
         inside = torch.isfinite(step) & (step >= lo) & (step <= hi)
         new = torch.where(inside, step, (lo + hi) / 2)
-        settled = ((new - z).abs() <= 4 * _EPS * z) | (hi - lo <= 4 * _EPS * hi)
-        z = new
-        if bool(settled.all()):
-            break
-    ladder = z.unsqueeze(-1) * (1 + _EPS * 2.0 ** torch.arange(-1, 53, dtype=torch.float64))  # z itself first
-    ladder[..., 0] = z
-    ok = _log_p(ladder, k.unsqueeze(-1) if k.dim() else k) <= target
-    first = ladder.gather(-1, ok.to(torch.int8).argmax(-1, keepdim=True)).squeeze(-1)
-    found = torch.where(ok.any(-1), torch.minimum(first, hi), hi)
-    return torch.where(reach, found, torch.full_like(top, math.inf))
+        noise = 4 * _EPS * (math.log(2.0) + log_tail.abs() + skew.abs() + abs(target))
+        settled = ((new - z).abs() <= 4 * _EPS * z) | (hi - lo <= 4 * _EPS * hi) | (new == lo) | (new == hi) | (
+            f.abs() <= noise)
+        z = torch.where(done, z, new)
+        done = done | settled
+    found = hi.clone()
+    wide = (reach & (hi - lo > 4 * _EPS * hi)).nonzero().flatten()
+    if wide.numel():
+        base = lo[wide]
+        ladder = base.unsqueeze(-1) * (1 + _EPS * 2.0 ** torch.arange(-1, 53, dtype=torch.float64))
+        ladder[:, 0] = base  # lo itself first (it is the root where f(lo) = 0)
+        ok = _log_p(ladder, k[wide].unsqueeze(-1)) <= target
+        first = ladder.gather(-1, ok.to(torch.int8).argmax(-1, keepdim=True)).squeeze(-1)
+        found[wide] = torch.where(ok.any(-1), torch.minimum(first, hi[wide]), hi[wide])
+    return torch.where(reach, found, torch.full_like(top, math.inf)).reshape(shape)
 
 
 def excludes_detectable_effects(
