@@ -24,7 +24,7 @@ MUST_BE_REFUTED = {
 def _tail_refusals(report):
     """The refused variance rows whose reason is the estimate's sixth and eighth moments: at 4096 draws (and the
     re-runs up to 65536) the sample skewness of (x − x̄)² at some pairs of exponential features is so large that
-    the normal test of s² could not reach the level at any deviation (checks.p_value_floor) or fails its guard;
+    the normal test of s² could not reach the level at any deviation (pvalues.p_value_floor) or fails its guard;
     such a pair is refused, never passed. Which pairs depends on the seed."""
     if report.subject.split("/")[0] not in HEAVY_TAILED:
         return []

@@ -98,7 +98,7 @@ def test_variance_claim_and_user_inputs(kt_seed, kt_generator):
     # ‖x‖ ≈ 0.35: ‖x + y‖² ≈ 0.5, where the fourth moment is moderate (MATH.md §4)
     extra = [(torch.randn(3, D, generator=kt_generator, dtype=torch.float64) / 8,) * 2]
     # the thorough budget: at 4096 draws the sample skewness of (x − x̄)² at some pairs is too large for the
-    # normal test of s² to reach the level (checks.p_value_floor), so the quick budget refuses those pairs
+    # normal test of s² to reach the level (pvalues.p_value_floor), so the quick budget refuses those pairs
     good = check_feature_map(
         planted_map("scale", 0.0, dim=D, num_features=M), kernels.softmax, dim=D, claims={"unbiased", "variance"},
         seed=kt_seed, inputs=extra,
