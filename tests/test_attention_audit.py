@@ -310,3 +310,18 @@ def test_a_reference_that_is_not_finite_refuses_the_slope_row(kt_seed):
     report = check_attention(library_attention(), dim=D, reference=infinite, checks=["consistency"], alpha=ALPHA,
                              seed=kt_seed)
     assert report.checks[0].refused and "reference attention is not finite" in report.checks[0].detail, str(report)
+
+
+@pytest.mark.statistical
+def test_a_large_bias_fails_the_slope_rows_even_where_the_remainder_bound_exceeds_the_se(kt_seed):
+    """An offset of 1 on every output makes the MSE flat, so its slope has a tiny SE, below the remainder bound D on
+    every suffix of the grid: the rows used to be refused there (the worse the defect, the likelier the refusal).
+    D > SE costs power, not the level (proofs/attention_audit.md, item 13(d)): a slope that rejects with D
+    subtracted fails."""
+    def attention(m, g):
+        fm = E.get("positive/gaussian", D, m).draw(g)
+        return lambda q, k, v, mask=None: linear_attention(q * D**-0.25, k * D**-0.25, v, fm) + 1.0
+
+    report = check_attention(attention, dim=D, checks=["consistency"], alpha=ALPHA, seed=kt_seed)
+    row = report.checks[0]
+    assert row.status == "failed" and row.statistic > 100, str(report)

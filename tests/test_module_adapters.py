@@ -182,7 +182,8 @@ class Cached(nn.Module):
     def __init__(self, counter=False, m=16):
         super().__init__()
         self.m, self.counter, self._cache = m, counter, None
-        self.register_buffer("projection", torch.randn(m, 4, dtype=torch.float64))
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("projection", torch.randn(m, 4, dtype=torch.float64, generator=g))
         self.register_buffer("steps", torch.tensor(0.0, dtype=torch.float64))
 
     def redraw(self):

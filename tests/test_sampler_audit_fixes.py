@@ -237,3 +237,24 @@ def test_one_norm_per_block_fails_and_orf_passes(kt_seed):
     assert all(r.passed for k, r in bad.items() if k != "norms independent within a block")
     good = callable_sampler_checks(_orf, claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA)
     assert all(r.passed for r in good), [(r.name, r.detail) for r in good if not r.passed]
+
+
+def test_a_laws_floor_is_its_dtypes_not_one_read_from_exact_values():
+    """SORF's draws at d = 64 are scaled Hadamard products, all bfloat16 numbers: read from the values, the floor was
+    bfloat16's (0.008) and a row 2⁻⁶ off orthogonal passed. A law computes in its dtype, and the floor is float64's
+    (proofs/sampler_independence.md, item 4(e)). Deterministic given the fixed seed: the violation is in every draw."""
+    from kerneltheory.spectral import SORF
+    from kerneltheory.testing.samplers import sampler_checks
+
+    class NearlyOrthogonalSORF(SORF):
+        def sample(self, m, generator, batch=None):
+            w = super().sample(m, generator, batch=batch).clone()
+            w[..., 0, 0] += 2.0**-6  # still a bfloat16 number
+            return w
+
+    def orthogonality(law):
+        return next(r for r in sampler_checks(law, num_features=64, draws=64, seed=0) if "orthogonal" in r.name)
+
+    assert orthogonality(SORF(64)).passed
+    bad = orthogonality(NearlyOrthogonalSORF(64))
+    assert not bad.passed and not bad.refused and "float64" in bad.detail, bad.detail

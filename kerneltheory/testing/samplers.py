@@ -86,7 +86,7 @@ from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
-from .sampler_rounding import carried_format, non_finite_rows, orthogonality_row, redraw_row
+from .sampler_rounding import FORMATS, carried_format, non_finite_rows, orthogonality_row, redraw_row
 from .user_calls import _one_number, _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
@@ -317,15 +317,19 @@ def sampler_checks(
     def draw(generator: torch.Generator, r: int) -> torch.Tensor:
         return law.sample(m, generator, batch=r)
 
+    # a law's draws are computed in its dtype: the floors take that format, never one guessed from the values (exact
+    # discrete draws such as SORF's at d = 4ᵏ are bfloat16 numbers, whose floor would miss a non-orthogonality)
     return _run(draw, lambda w: _standardise(law, w), f"{law.name} m={m}", law.dim, m, c, draws=draws, seed=seed,
-                alpha=alpha, rows=rows, projections=projections, block=block, extended=extended, redraws=False)
+                alpha=alpha, rows=rows, projections=projections, block=block, extended=extended, redraws=False,
+                known_format=law.dtype)
 
 
 def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, projections, block, extended, redraws,
-         std: float = 1.0):
+         std: float = 1.0, known_format: torch.dtype | None = None):
     """The checks of :func:`sampler_checks` on ``draw(generator, r) → [r, m, d]`` (see there); the rounding floors
-    take ε from the precision each draw carries (:mod:`~kerneltheory.testing.sampler_rounding`); ``std`` is the
-    claimed scale of the rows (the redraw check's tie bound)."""
+    take ε from ``known_format``, the dtype the draws are computed in when the caller knows it (a law), else from the
+    precision each draw carries (:mod:`~kerneltheory.testing.sampler_rounding`); ``std`` is the claimed scale of the
+    rows (the redraw check's tie bound)."""
     n = check_int(draws, "draws", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     alpha = check_alpha(alpha)
@@ -402,7 +406,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             sel.append(z[:, kept])
             mean_sq.append((z * z).sum(-1).mean(-1))
             norms.append(torch.linalg.vector_norm(w, dim=-1))
-            fmt.append(carried_format(w))
+            fmt.append(carried_format(w) if known_format not in FORMATS else
+                       torch.full((r,), FORMATS.index(known_format), dtype=torch.long))
             if c.orthogonal is not None:
                 worst, smallest = _orthogonality_errors(w, c.block, c.orthogonal)
                 orth.append(worst)
