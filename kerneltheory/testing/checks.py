@@ -350,8 +350,10 @@ def mean_check(
     (enables the exact-variance CLT and median of means; the latter needs the raw ``samples`` [n, P]).
     ``target_stderr``: the standard error of a Monte Carlo target drawn independently of the estimates; the
     test is then the two-sample z-test on mean − target with SE² = s²/n + SE_target² (CLT only).
-    ``atol``: the rounding floor (a number or one per pair) for pairs whose draws are equal up to rounding
-    (standard error ≤ atol): such a pair passes iff |mean − target| ≤ atol. By default it is
+    ``atol``: the rounding floor F (a number or one per pair). A pair whose draws agree up to rounding (their spread
+    ≤ 2F; with no ``samples``, a standard error of 0) and whose target is exact (no ``target_stderr`` there) passes
+    iff |mean − target| ≤ F; every other pair is tested at its distance (|mean − target| − F)₊ from the interval
+    [target − F, target + F] (proofs/verification.md, item 9). By default F is
     :func:`pair_rounding_floor` of the target, the mean and the samples: per pair, never from the largest pair, in
     float64 (pass ``atol`` for estimates from features of a coarser dtype). A standard error that is not a finite
     float64 at some pair refuses the row.
@@ -428,6 +430,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         zero = x.amax(0) - x.amin(0) <= 2 * atol
     else:
         zero = se == 0
+    if target_stderr is not None:  # a Monte Carlo target is known only to its own error: the two-sample z-test decides
+        zero = zero & (target_stderr.to(zero.device) == 0)
     halves = 2 if bound is not None and target_stderr is None else 1
     floor = p_value_floor(_skewness(shape), n, studentised=variance is None) * target.numel() * halves
     blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
