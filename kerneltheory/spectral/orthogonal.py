@@ -44,7 +44,7 @@ class Orthogonal(GaussianApproximation):
     rows_marginally_gaussian = True
     iid_rows = False
     independent_blocks = True
-    independent_norms = True  # with χ_d scaling (rows_marginally_gaussian); not with scaling="fixed"
+    independent_norms = True  # with χ_d scaling; __init__ clears it for scaling="fixed"
     proof = "proofs/orthogonal_rows.md"
 
     def __init__(self, dim: int, *, std: float = 1.0, scaling: str = "chi", dtype=torch.float64, device=None):
@@ -56,6 +56,7 @@ class Orthogonal(GaussianApproximation):
             # Rows uniform on the sphere of radius √d·std: not the Gaussian reference's law.
             self.row_marginal = "no"
             self.rows_marginally_gaussian = False
+            self.independent_norms = False  # every norm is √d·std
 
     def _sample(self, m, generator, r):
         d = self.dim

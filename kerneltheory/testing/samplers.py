@@ -141,7 +141,7 @@ def sampler_claims(law: SpectralLaw) -> SamplerClaims:
     elif isinstance(law, SORF):
         orthogonal = "rows" if law.dim == law.padded_dim else "columns"
     independent = "rows" if law.iid_rows else "blocks" if law.independent_blocks else None
-    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, rows and law.independent_norms)
+    return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, law.independent_norms)
 
 
 def _aux_generator(seed: int, tag: int) -> torch.Generator:

@@ -467,7 +467,7 @@ def check_feature_map(
     for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
         if (fn is not None or name in ("sample", "kernel")) and not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
-    user = user_families(inputs, d)
+    user = user_families(inputs, d, min_pairs=2 if "proportional" in claims else 1)  # the ratio test needs 2
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
     families.append(cross_family(d, fam_gen, radius=RADIUS))
