@@ -191,15 +191,20 @@ def _rows(empty: torch.Tensor | None, sl: slice) -> torch.Tensor | None:
     return None if empty is None else (empty if empty.shape[-1] == 1 else empty[..., sl])
 
 
+class AttentionNotFinite(ValueError):
+    """An attention whose value does not exist in floating point at some query (a non-finite score, weight, output,
+    or a denominator of 0): the inputs, not the arguments, are the cause."""
+
+
 def _raise_at(bad: torch.Tensor, what: str, values: torch.Tensor | None = None, offset: int = 0) -> None:
-    """Raise a ValueError naming the first query index where ``bad`` (``[..., n_q]``) holds (``bad`` may be a
-    chunk of the queries starting at ``offset``)."""
+    """Raise :class:`AttentionNotFinite` naming the first query index where ``bad`` (``[..., n_q]``) holds (``bad``
+    may be a chunk of the queries starting at ``offset``)."""
     if not bool(bad.any()):
         return
     idx = tuple(int(i) for i in bad.nonzero()[0])
     lead = f" (leading index {idx[:-1]})" if len(idx) > 1 else ""
     val = "" if values is None else f" = {float(values[idx].detach()):.6g}"
-    raise ValueError(f"{what} at query i = {idx[-1] + offset}{lead}{val}")
+    raise AttentionNotFinite(f"{what} at query i = {idx[-1] + offset}{lead}{val}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,7 +222,7 @@ def finite_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) 
     if not bool(torch.isfinite(scores).all()):
         scores = (q.double() @ k.double().transpose(-1, -2)) * scale
         if not bool(torch.isfinite(scores).all()):
-            raise ValueError(
+            raise AttentionNotFinite(
                 "the scores scale·q_iᵀk_j overflow float64 (|score| must stay <= 1.8e308): reduce q and k "
                 f"(largest entries {float(q.detach().abs().max()):.4g} and "
                 f"{float(k.detach().abs().max()):.4g}) or scale (= {scale:.4g})"

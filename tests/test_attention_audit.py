@@ -310,6 +310,13 @@ def test_a_reference_that_is_not_finite_refuses_the_slope_row(kt_seed):
     report = check_attention(library_attention(), dim=D, reference=infinite, checks=["consistency"], alpha=ALPHA,
                              seed=kt_seed)
     assert report.checks[0].refused and "reference attention is not finite" in report.checks[0].detail, str(report)
+    # a kernel that raises for its own reasons is a user error, not a non-finite reference: it stops the audit
+    def failing(x, y):
+        raise ValueError("this kernel needs unit-norm inputs")
+
+    with pytest.raises(ValueError, match="unit-norm"):
+        check_attention(library_attention(), dim=D, reference=failing, checks=["consistency"], alpha=ALPHA,
+                        seed=kt_seed)
 
 
 @pytest.mark.statistical

@@ -80,7 +80,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._validation import check_alpha, check_int, check_points, check_real
-from ..attention import kernel_attention, softmax_attention
+from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from .attention_checks import mse_slope_check
 from .attention_exact import (
@@ -146,9 +146,9 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
     non-finite output fails the row (naming the first position), a non-finite reference refuses it, and for the
     softmax reference the m below ρ² are left out (refused when fewer than three remain)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
-    try:  # the library's attentions refuse a non-finite output with a ValueError naming the position
+    try:  # the library raises AttentionNotFinite naming the position; other errors (a user kernel's) propagate
         exact = _exact(reference, q, k, v, causal)
-    except ValueError as exc:
+    except AttentionNotFinite as exc:
         return CheckResult.refusal(f"the reference attention is not finite ({exc}): nothing to compare with", **base)
     errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact)
     if all(bool(torch.isfinite(e).all()) for e in errors):
