@@ -168,6 +168,28 @@ def test_the_order_row_catches_a_chunked_state_without_a_mask(user, kt_seed, cap
     assert "order" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("chunk", [64, 128, 256])
+def test_the_order_row_fails_a_dropped_normaliser_at_every_chunk_size_the_docs_name(chunk, kt_seed):
+    """Proof item 14(c): at L = 513, t = 257 is the second position of its chunk for chunks of 64, 128 and 256, so
+    the key before it is always replaced by one from an earlier chunk; three seeds each, and the correct chunked
+    attention passes at the same seeds."""
+    def factory(carry):
+        def attention(m, generator):
+            w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+            features, chunked = NAMESPACE["features"], NAMESPACE["chunked"]
+
+            def fn(q, k, v, mask=None):
+                keep = torch.ones(k.shape[:2], dtype=torch.bool)
+                return chunked(features(q, w), features(k, w, keep), v, carry, chunk=chunk)
+            return fn
+        return attention
+
+    for seed in (kt_seed, kt_seed + 1, kt_seed + 2):
+        exact = dict(dim=D, mask=False, causal=True, checks=["order"], alpha=ALPHA, seed=seed)
+        assert statuses(check_attention(factory(False), **exact)) == {"order": "failed"}
+        assert check_attention(factory(True), **exact).passed
+
+
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 8, 16, 64, 513])
 def test_order_permutations_fix_the_points_and_keep_the_prefixes(length, kt_seed):
     """π permutes the positions; causal: it fixes every t, keeps {0, …, t − 1}, and replaces the key just before t

@@ -59,7 +59,7 @@ def heads_attention(transpose, **kw):
 
 
 def test_a_layer_that_mixes_heads_fails_and_a_correct_one_passes(kt_seed):
-    """With one head inserted reshape equals transpose and the bug passed every check; with two heads (the default)
+    """With one head inserted reshape equals transpose, so no check could see the bug; with two heads (the default)
     the audited head receives distractor tokens and fails; one head still hides it."""
     for kw, status in (({}, "FAILED"), ({"heads": 3}, "FAILED"), ({"heads": 1}, "PASSED")):
         report = check_attention(heads_attention(False, **kw), dim=D, checks=["padding"], seed=kt_seed)

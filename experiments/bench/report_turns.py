@@ -1,0 +1,44 @@
+"""`kerneltheory report` of two trees in turns (order alternating), one fresh process each, from an empty --out, CPU
+time of each child from getrusage(RUSAGE_CHILDREN), one thread. Run from any directory:
+
+    python experiments/bench/report_turns.py BEFORE_TREE AFTER_TREE OUT.json [REPEATS] [BEFORE_LABEL] [AFTER_LABEL]
+
+(trees: checkouts, e.g. ``git worktree add --detach DIR COMMIT``; labels default to "before" and "after", and name
+the commits in the committed outputs). Each record: tree, repeat, CPU and wall seconds, exit status, the verdict
+counts and the report's own phase timings, the load average.
+"""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+labels = (sys.argv[5] if len(sys.argv) > 5 else "before", sys.argv[6] if len(sys.argv) > 6 else "after")
+trees = {labels[0]: sys.argv[1], labels[1]: sys.argv[2]}
+records = []
+for rep in range(int(sys.argv[4]) if len(sys.argv) > 4 else 3):
+    order = list(trees.items()) if rep % 2 == 0 else list(trees.items())[::-1]
+    for label, tree in order:
+        out = os.path.join(tempfile.gettempdir(), "report_turns", f"{rep}_{label.split()[0]}")
+        shutil.rmtree(out, ignore_errors=True)
+        env = dict(os.environ, PYTHONPATH=tree, OMP_NUM_THREADS="1")
+        code = (f"import sys; sys.argv = ['kerneltheory', 'report', '--out', {out!r}, '--quiet']; "
+                "from kerneltheory.cli import main; main()")
+        r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           cwd=tempfile.gettempdir())
+        w, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        rep_json = f"{out}/report.json"
+        data = json.load(open(rep_json)) if os.path.exists(rep_json) else {}
+        records.append({"tree": label, "repeat": rep, "cpu_seconds": round(cpu, 2), "wall_seconds": round(w, 2),
+                        "exit": p.returncode, "counts": (data.get("summary") or {}).get("counts"),
+                        "timings": data.get("timings"), "loadavg": os.getloadavg()})
+        print(records[-1], flush=True)
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(sys.argv[3])))
+with os.fdopen(fd, "w") as f:
+    json.dump(records, f, indent=1)
+os.replace(tmp, sys.argv[3])  # atomic
