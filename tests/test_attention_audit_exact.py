@@ -313,3 +313,16 @@ def test_a_floor_that_cannot_fail_never_passes(kt_seed):
 
     report = check_attention(attention, dim=D, checks=["padding"], exact_length=16, alpha=ALPHA, seed=kt_seed)
     assert not any(c.passed for c in report.checks), str(report)
+
+
+def test_a_length_without_a_floor_does_not_hide_a_failure_at_another(kt_seed):
+    """A float16 attention that ignores the mask fails padding at L = 16; at L = 513 float16 has no rounding floor
+    (N·u ≥ 1/4). That comparison decides nothing, and the row used to be refused on it: it now fails on L = 16."""
+    from kerneltheory.attention import softmax_attention
+
+    def attention(m, g):
+        return lambda q, k, v, mask=None: softmax_attention(q, k, v).half().double()
+
+    report = check_attention(attention, dim=D, checks=["padding"], num_features=(8, 16), alpha=ALPHA, seed=kt_seed)
+    assert set(statuses(report).values()) == {"failed"}, str(report)
+    assert "without a floor left out" in report.checks[0].detail

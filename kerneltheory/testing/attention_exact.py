@@ -30,8 +30,9 @@ unit roundoff of the format the outputs were computed in (:func:`output_format`)
 the coarsest of bfloat16, float16 and float32 narrower than the returned dtype that holds every output entry (a
 function that computes in float32 and returns ``.to(q.dtype)`` returns float32 numbers), else the returned dtype.
 Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs'
-floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ is refused,
-naming the dtype and N (:class:`NoRoundingBound`); outputs that are equal need no bound. NaN equals only NaN.
+floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ decides
+nothing, naming the dtype and N (:class:`NoRoundingBound`): the row fails on its comparisons that have a floor and is
+refused only when none of them fails; outputs that are equal need no bound. NaN equals only NaN.
 The function is always called on copies of the check's tensors.
 """
 
@@ -200,24 +201,43 @@ def _precision_note(runs) -> str:
 def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
     """The row of comparisons ``pairs`` = [(|Δout|, floor thunk)]: a floor is computed only for a comparison whose
     outputs differ (equal outputs need no bound), and none when some difference is not finite (NaN against a number
-    fails whatever the floor); refused when a floor needed does not exist (:class:`NoRoundingBound`)."""
+    fails whatever the floor). A comparison whose floor does not exist (:class:`NoRoundingBound`) decides nothing: the
+    row fails on the comparisons that have one, and is refused when none of those fails and one without differs."""
     diff = torch.cat([d.flatten() for d, _ in pairs])
-    floors = [torch.zeros(d.numel(), dtype=_F64) for d, _ in pairs]
-    if bool(torch.isfinite(diff).all()):
-        try:
-            floors = [2 * f().flatten() if bool((d != 0).any()) else z for (d, f), z in zip(pairs, floors, strict=True)]
-        except NoRoundingBound as exc:
-            return CheckResult.refusal(f"{what}: the outputs differ (max |Δout| = {float(diff.max()):.3g}), and {exc}",
-                                       name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
+    finite = bool(torch.isfinite(diff).all())
+    floors, missing = [], None
+    for d, f in pairs:
+        floor = torch.zeros(d.numel(), dtype=_F64)
+        if finite and bool((d != 0).any()):
+            try:
+                floor = 2 * f().flatten()
+            except NoRoundingBound as exc:  # this comparison has no floor; the others still decide
+                floor, missing = torch.full((d.numel(),), math.nan, dtype=_F64), missing or exc
+        floors.append(floor)
     floor = torch.cat(floors)
+    bounded = ~torch.isnan(floor)
     ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
-    bad = int((ratio > 1).sum()) if bool(torch.isfinite(diff).all()) else diff.numel()
+    ratio = torch.where(bounded, ratio, torch.zeros_like(ratio))
+    bad = int((ratio > 1).sum()) if finite else diff.numel()
+    if missing is not None and bad == 0:
+        return CheckResult.refusal(f"{what}: the outputs differ (max |Δout| = {float(diff.max()):.3g}), and {missing}",
+                                   name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
     worst = float(ratio.max()) if ratio.numel() else 0.0
-    note = _precision_note(runs)
+    note = _precision_note(runs) + ("" if missing is None else f"; comparisons without a floor left out ({missing})")
     row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
                          example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor{note}")
     row.method, row.statistic = "rounding floor", worst
     return row
+
+
+def _refused_unless_failed(refused: CheckResult, name, claim, pairs, runs, alpha, seed, whats) -> CheckResult:
+    """A length that could not be compared (``refused``) hides no failure found at the lengths before it."""
+    if pairs:
+        row = _exact_row(name, claim, pairs, runs, alpha, seed, "; ".join(whats))
+        if not row.passed and not row.refused:
+            row.detail += f"; at a further length: {refused.detail}"
+            return row
+    return refused
 
 
 def padding_masks(length: int) -> dict[str, torch.Tensor]:
@@ -275,9 +295,11 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
                     "the first key was kept too; the outputs at the kept positions could not be compared: return any "
                     "value (0, NaN) at such queries to have them checked",
                     name=name, claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed)
+                refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
                 break
             full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
             if refused is not None:
+                refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
                 break
             runs.append(full)
             for i, keep in enumerate(mask):
@@ -301,7 +323,7 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
     for q, k, v in sets:
         base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
         if refused is not None:
-            return refused
+            return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
         runs.append(base)
         described, cases = variants(q, k, v, g)
         for (q2, k2, v2), at2, at in cases:
