@@ -408,3 +408,34 @@ def test_a_deterministic_estimate_against_a_monte_carlo_target_is_a_two_sample_t
         row = mean_check(Moments.from_samples(x), torch.tensor([1.0 + offset], dtype=torch.float64), alpha=1e-6,
                          name="m", seed=0, samples=x, target_stderr=se_t)
         assert row.passed is passed and not row.refused, row
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_proportionality_floor_is_on_the_scale_of_the_summed_terms(dtype, kt_seed):
+    """An exact map of 9·(1 + xᵀy)² at pairs with xᵀy ≈ −0.95 (k ≈ 10⁻³, far below √(k(x, x)k(y, y)) ≈ 4): its
+    estimate cancels, and its rounding is relative to the summed terms, not to |e|. The floor taken from |e/k| alone
+    failed this correct map (deviation 2·10⁻¹² against 1.3·10⁻¹³); on the kernel's Cauchy–Schwarz scale, as the
+    unbiasedness check takes it, it passes. A map 1 % off at one pair of the same inputs still fails."""
+    from kerneltheory.testing.proportional import proportional_check
+
+    def sample(off):
+        def draw(g):
+            def phi(x):
+                x = x.to(dtype)
+                n, d = x.shape
+                outer = (x[:, :, None] * x[:, None, :]).reshape(n, d * d)
+                out = 3 * torch.cat([torch.ones(n, 1, dtype=dtype), math.sqrt(2) * x, outer], -1)
+                return out * (1 + off * (x[:, :1] > 0.9))  # the defect: one direction scaled
+            return phi
+        return draw
+
+    kernel = lambda x, y: (1 + x @ y.T) ** 2  # noqa: E731
+    g = torch.Generator().manual_seed(kt_seed)
+    ang = torch.rand(6, generator=g, dtype=torch.float64) * 6.28
+    x = torch.stack([ang.cos(), ang.sin()], -1) * 0.97
+    y = -x * (1 + 0.03 * torch.rand(6, 1, generator=g, dtype=torch.float64))
+    x[0] = torch.tensor([0.97, 0.0], dtype=torch.float64)  # the defect's direction, at pair 0
+    rows = {r.name: r for r in proportional_check(sample(0.0), kernel, dim=2, inputs=[(x, y)], seed=kt_seed)}
+    assert rows["proportional[inputs[0]]"].passed, rows["proportional[inputs[0]]"]
+    bad = {r.name: r for r in proportional_check(sample(0.01), kernel, dim=2, inputs=[(x, y)], seed=kt_seed)}
+    assert bad["proportional[inputs[0]]"].status == "failed", bad["proportional[inputs[0]]"]

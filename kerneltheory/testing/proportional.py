@@ -30,7 +30,7 @@ from .checks import CheckResult, clt_guard, mean_check, pair_rounding_floor, rou
 from .inputs import InputFamily, moderate_families, user_families
 from .pvalues import normal_p_values
 from .seeds import seed_for
-from .user_calls import _Evaluator, _pair_values
+from .user_calls import _Evaluator, _kernel_scale, _pair_values
 from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
 
 __all__ = ["proportional_check"]
@@ -85,6 +85,7 @@ def proportional_check(
             raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
                              f"family {f.name!r} has k = {k.tolist()}")
         targets.append(k)
+    scales = {f.name: _kernel_scale(kernel, [f]) for f in families}  # √(k(x, x)k(y, y)) at each pair
     s = seed_for("proportional", seed)
     e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
                                 torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
@@ -103,8 +104,11 @@ def proportional_check(
             unit = _unit(ratio)
             ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact: the t-test is scale-free
             t = ratio[:, 1:] - ratio[:, :1]
-            # each ratio carries its pair's rounding, in the features' precision (proof item 9): t_p both pairs'
-            floor = pair_rounding_floor(ratio, feature_eps=feature_eps)
+            # each ratio carries its pair's rounding, in the features' precision (proof item 9), on the scale of the
+            # terms an estimate sums: |ĉ|·√(k(x, x)k(y, y)) as the unbiasedness check's kernel scale (a cancelling
+            # estimate, k far below that scale, rounds far above |e|), divided by k like the ratio; t_p both pairs'
+            c_hat = ratio.mean().abs()
+            floor = pair_rounding_floor(ratio, c_hat * scales[f.name] / k, feature_eps=feature_eps)
             row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
                              name=name, seed=s, samples=t, atol=floor[1:] + floor[0], claim="proportional",
                              labels=f.labels()[1:])
