@@ -126,6 +126,15 @@ def test_a_float32_orf_returned_as_float64_passes(kt_seed):
                                kt_seed).passed
 
 
+def test_a_subnormal_float32_orf_passes(kt_seed):
+    """A correct float32 ORF scaled by 10⁻⁴² has subnormal entries, whose absolute rounding the float32 floor used to
+    leave out (64·ε·b alone): it failed an exhaustive check. The floor now carries the subnormal term for every
+    format (proof item 4), and a 1 % non-orthogonality at the same scale still fails."""
+    assert _orthogonal_row(lambda g: _orf(g, torch.float32) * 1e-42, kt_seed).passed
+    skew = torch.eye(D) + 0.01 * torch.diag(torch.ones(D - 1), 1)
+    assert not _orthogonal_row(lambda g: (_orf(g, torch.float32) @ skew.T) * 1e-30, kt_seed).passed
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_rows_that_are_not_orthogonal_fail(kt_seed, dtype):
     """iid rows in bfloat16 (float16) passed against 64·ε·b = 4 (0.5)."""

@@ -68,14 +68,13 @@ def orthogonality_floors(fmt: torch.Tensor, rho: torch.Tensor, block: int, d: in
         at = fmt == k
         if not bool(at.any()):
             continue
-        if t in (torch.float32, torch.float64):
-            floors[at] = 64 * torch.finfo(t).eps * block
-            continue
         u, eta = _unit(t)
-        slack = math.sqrt(d) * eta
+        slack = math.sqrt(d) * eta  # subnormal absolute error of a vector, in every format
         r = rho[at]
-        a = torch.where(r > slack, u + slack * (1 + u) / (r - slack).clamp_min(torch.finfo(_F64).tiny), math.inf)
-        c0 = 64 * _EPS32 * block
+        # computed in t (float32/64): 64·ε_t·b, and no rounding step after; computed in float32 and rounded to t: one
+        wide = t in (torch.float32, torch.float64)
+        c0, step = (64 * torch.finfo(t).eps * block, 0.0) if wide else (64 * _EPS32 * block, u)
+        a = torch.where(r > slack, step + slack * (1 + u) / (r - slack).clamp_min(torch.finfo(_F64).tiny), math.inf)
         floors[at] = torch.where(a < 1, (c0 + 2 * a + a * a) / (1 - a).clamp_min(1e-300) ** 2, math.inf)
     return torch.where((rho > 0) & (floors < 1), floors, math.inf)
 
