@@ -25,7 +25,7 @@ def _verdicts(name: str, compute_dtype) -> list[tuple[str, bool]]:
 @pytest.mark.parametrize("name", FAST)
 def test_float32_verdicts_agree_fast(name, matrix_row):
     """At the claim matrix row's seed, float32 evaluation reaches the row's verdicts (the float64 run of
-    tests/test_claim_matrix.py, reused: conftest.matrix_row). Agreed at 12 base seeds × these 3 estimators."""
+    tests/test_claim_matrix.py, reused: conftest.matrix_row); every estimator: the slow test below."""
     verdicts, report = matrix_row(name)
     f32, _ = verify_estimator(name, budget="quick", seed=report.seed, compute_dtype=torch.float32)
     assert [(v.claim, v.verdict) for v in f32] == [(v.claim, v.verdict) for v in verdicts]

@@ -27,6 +27,7 @@ from .user_calls import cauchy_schwarz_scale
 from .verify import (
     BUDGETS,
     Report,
+    _budget,
     _pilot_failure,
     run_mean_variance_checks,
     sweep_radii,
@@ -220,9 +221,7 @@ def verify_estimator(
         raise TypeError(f"est must be a RandomFeatureEstimator or a registered name, got {type(est).__name__}")
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
-    cfg = BUDGETS[budget]
+    cfg = _budget(budget)
     base = seed_for(est.name, seed)
     fam, nonfinite = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"

@@ -31,7 +31,7 @@ from .inputs import InputFamily, moderate_families, user_families
 from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
-from .verify import BUDGETS, RADIUS, _binary_exponents, _nonfinite_row
+from .verify import RADIUS, _binary_exponents, _budget, _nonfinite_row
 
 __all__ = ["proportional_check"]
 
@@ -69,8 +69,7 @@ def proportional_check(
     d = check_int(dim, "dim", minimum=1)
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
+    draws = _budget(budget)["draws"]
     if not callable(sample) or not callable(kernel):
         raise TypeError("sample and kernel must be callables")
     families = [
@@ -88,7 +87,7 @@ def proportional_check(
     scales = {f.name: _kernel_scale(kernel, [f]) for f in families}  # √(k(x, x)k(y, y)) at each pair
     s = seed_for("proportional", seed)
     e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
-                                torch.Generator().manual_seed(s), BUDGETS[budget]["draws"])
+                                torch.Generator().manual_seed(s), draws)
     a = alpha / (len(families) + 1)
     rows, start = [], 0
     for f, k in zip(families, targets, strict=True):

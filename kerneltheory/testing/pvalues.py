@@ -1,8 +1,9 @@
-"""The p-values of the checks and what the sequential looks read from them (proofs/verification.md, items 1–3 and 8):
+"""The p-values the checks share and what the sequential looks read from them (proofs/verification.md, items 1–3 and 8):
 skewness-corrected normal p-values (:func:`normal_p_values`, the Cramér factor applied only where log p provably
 falls), exact p-values of bounded estimates (:func:`bounded_p_values`, Hoeffding and empirical Bernstein), the
 smallest |z| that reaches a level (:func:`critical_z`) and the rule that lets an early look accept
-(:func:`excludes_detectable_effects`).
+(:func:`excludes_detectable_effects`). The variance check's own bounds (Chebyshev for a claim of 0, Maurer–Pontil for
+bounded estimates) stay in :func:`~kerneltheory.testing.checks.variance_check`.
 """
 
 from __future__ import annotations

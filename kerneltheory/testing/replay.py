@@ -16,6 +16,16 @@ from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
 
+def _replayed(ev: _Evaluator, x: torch.Tensor, y: torch.Tensor, seed: int, min_eps: float = 0.0):
+    """The draw replayed from ``seed`` on the pairs (x, y): (query features, key features, estimates, their rounding
+    floors, :func:`~kerneltheory.testing.checks.pair_rounding_floor` of Σ_i |φ_i(x)φ_i(y)| with ε at least
+    ``min_eps``)."""
+    gen = torch.Generator().manual_seed(seed_for("replay", seed))
+    fq, fk = ev.features(gen, x, y, batch=1 if ev.batched else None)
+    floor = pair_rounding_floor((fq.abs() * fk.abs()).sum(-1).flatten(), feature_eps=max(ev.eps, min_eps))
+    return fq, fk, (fq * fk).sum(-1).flatten(), floor
+
+
 def _check_replayable(sample, families: list[InputFamily], bind, batched: bool | None, seed: int) -> CheckResult | None:
     """Two draws of ``sample`` from identically seeded generators must give the same estimates at the pairs of
     ``probe``: the same values (:func:`_same_values`), or, NaN at the same places, finite estimates within the sum of
@@ -27,15 +37,9 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
     probe = families[0]
     ev = _Evaluator(sample, [probe], bind, batched)
-    runs = []
-    for _ in range(2):  # each draw evaluated before the next (a module's features belong to its latest draw)
-        gen = torch.Generator().manual_seed(seed_for("replay", seed))
-        fq, fk = ev.features(gen, probe.x, probe.y, batch=1 if ev.batched else None)
-        runs.append((fq, fk, (fq * fk).sum(-1).flatten(), (fq.abs() * fk.abs()).sum(-1).flatten()))
-    (qa, ka, a, sa), (qb, kb, b, sb) = runs
-    floor_a = pair_rounding_floor(sa, feature_eps=ev.eps)
-    if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(
-            a, b, floor_a, pair_rounding_floor(sb, feature_eps=ev.eps)):
+    # each draw evaluated before the next (a module's features belong to its latest draw)
+    (qa, ka, a, floor_a), (qb, kb, b, floor_b) = (_replayed(ev, probe.x, probe.y, seed) for _ in range(2))
+    if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(a, b, floor_a, floor_b):
         raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
                          "maps: it must draw only from the generator it is given (torch.randn(..., "
                          "generator=generator)); code that draws from the global generators goes through "
@@ -58,14 +62,10 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     ev = _Evaluator(sample, pairs, None, batched)
 
     def estimates(x, y):
-        gen = torch.Generator().manual_seed(seed_for("replay", seed))
-        fq, fk = ev.features(gen, x, y, batch=1 if ev.batched else None)
         # float32's rounding at least: code that computes in float32 and casts its result (undeclared) rounds
         # differently in batches of different shapes (another BLAS kernel); a dependence on the batch that matters
         # is far larger
-        eps = max(ev.eps, torch.finfo(torch.float32).eps)
-        return (fq * fk).sum(-1).flatten(), pair_rounding_floor((fq.abs() * fk.abs()).sum(-1).flatten(),
-                                                                feature_eps=eps)
+        return _replayed(ev, x, y, seed, min_eps=torch.finfo(torch.float32).eps)[2:]
 
     whole, floor = estimates(ev.xq, ev.xk)
     p = pairs[0].size
