@@ -136,6 +136,17 @@ def test_a_report_whose_only_problem_is_a_refusal_says_refused():
     assert report.status == "REFUSED" and str(report).splitlines()[0].split(": ")[1].startswith("REFUSED")
 
 
+def test_the_row_constructors_never_make_a_pass():
+    """refusal, invalid_claim and certain_failure are the rows no draw decides: none of them is passed, and only
+    the refusal is refused (a failure without a statistic still counts as a failure)."""
+    base = dict(name="row", claim="unbiased", alpha=1e-3, sample_size=1, seed=0)
+    rows = [checks.CheckResult.refusal("r", **base), checks.CheckResult.invalid_claim("i", **base),
+            checks.CheckResult.certain_failure("non-finite estimate", "c", **base)]
+    assert [r.passed for r in rows] == [False, False, False]
+    assert [r.refused for r in rows] == [True, False, False]
+    assert rows[2].p_value == 0.0 and rows[2].statistic == math.inf and rows[2].effect_size == math.inf
+
+
 def test_variance_claim_that_is_too_small_fails():
     """A variance claimed for twice the features (half the true variance) is rejected."""
     m = 32

@@ -250,9 +250,9 @@ def _non_finite(ms: Sequence[int], errors: Sequence[torch.Tensor], base: dict) -
         if bool(bad.any()):
             idx = [int(i) for i in bad.nonzero()[0]]
             where = f"position {idx[-2]}" if err.dim() >= 3 else f"entry {idx[1:]}"
-            return CheckResult(
-                statistic=math.inf, p_value=0.0, effect_size=math.inf, method="exhaustive", passed=False,
-                detail=f"the output is not finite at {where} (draw {idx[0]}, m = {m}; {int(bad.sum())} of "
+            return CheckResult.certain_failure(
+                "exhaustive",
+                f"the output is not finite at {where} (draw {idx[0]}, m = {m}; {int(bad.sum())} of "
                 f"{err.numel()} errors): no MSE exists",
                 **base,
             )

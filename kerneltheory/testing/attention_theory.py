@@ -258,8 +258,7 @@ def attention_ratio_check(
         stats_s.append((ms_, ss))
         worst = max(worst, wb, ws)
     if not all(bool(torch.isfinite(t).all()) for st in (stats_b, stats_s) for pair in st for t in pair):
-        return CheckResult(statistic=math.inf, p_value=0.0, effect_size=math.inf, method="non-finite estimates",
-                           passed=False, detail="non-finite attention outputs or moments", **base)
+        return CheckResult.certain_failure("non-finite estimates", "non-finite attention outputs or moments", **base)
     if outside > r * len(ms) // 100:
         return CheckResult.refusal(f"{outside} draws with D̂ ≤ D/2: the expansion does not apply", **base)
     if not worst <= GUARD:
@@ -337,9 +336,9 @@ def _exceedance_rows(errors, epsilons, bound, eps_at, *, name, claim, alpha, see
     r = errors.numel()
     if not bool(torch.isfinite(errors).all()):
         bad = int((~torch.isfinite(errors)).sum())
-        return [CheckResult(statistic=math.inf, p_value=0.0, effect_size=math.inf, method="non-finite estimates",
-                            passed=False, detail=f"{bad}/{r} draws give a non-finite estimate on the grid",
-                            name=f"{name}, ε = {float(e):g}", claim=claim, alpha=alpha, sample_size=r, seed=int(seed))
+        what = f"{bad}/{r} draws give a non-finite estimate on the grid"
+        return [CheckResult.certain_failure("non-finite estimates", what, name=f"{name}, ε = {float(e):g}", claim=claim,
+                                            alpha=alpha, sample_size=r, seed=int(seed))
                 for e in epsilons]
     loose = f"empirical {1 - delta:g}-quantile of the sup {float(errors.quantile(1 - delta)):.4g}"
     eps_d = eps_at(delta)

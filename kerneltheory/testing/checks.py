@@ -123,6 +123,14 @@ class CheckResult:
         fields.setdefault("effect_size", math.inf)
         return cls(statistic=math.inf, p_value=0.0, method="invalid claim", passed=False, detail=detail, **fields)
 
+    @classmethod
+    def certain_failure(cls, method: str, detail: str, **fields) -> CheckResult:
+        """The row of a check that fails without a statistic: what it tests cannot hold for these draws whatever
+        their law (a non-finite estimate or output, an estimate outside its declared bound, a difference between
+        two evaluations of one exact number). Statistic and effect size infinite unless given, p-value 0."""
+        fields.setdefault("effect_size", math.inf)
+        return cls(statistic=math.inf, p_value=0.0, method=method, passed=False, detail=detail, **fields)
+
     @property
     def refused(self) -> bool:
         return self.method == "refused"
@@ -458,14 +466,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         b = bound.to(torch.float64).cpu()
         outside = samples is not None and bool((samples.abs().cpu() > b * (1 + 1e-9)).any())
         if outside or bool((m.mean.abs() > b * (1 + 1e-9)).any()):
-            return CheckResult(
-                statistic=math.inf,
-                p_value=0.0,
-                method="bounded",
-                passed=False,
-                detail="an estimate lies outside its declared bound",
-                **base,
-            )
+            return CheckResult.certain_failure("bounded", "an estimate lies outside its declared bound", **base)
         p = bounded_p_values(near, b, m.variance if n > 1 else torch.zeros_like(b), n)
         method = "bounded"
         if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
@@ -620,8 +621,7 @@ def variance_check(
     if bound is not None:
         b = bound.to(torch.float64).cpu()
         if bool((x.abs() > b * (1 + 1e-9)).any()):
-            return CheckResult(statistic=math.inf, p_value=0.0, method="bounded", passed=False,
-                               detail="an estimate lies outside its declared bound", **base)
+            return CheckResult.certain_failure("bounded", "an estimate lies outside its declared bound", **base)
         s = s2.sqrt()
         t = (s - torch.minimum(torch.maximum(s, sd_lo - atol), sd_hi + atol)).abs() / (
             2 * torch.where(b > 0, b, torch.ones_like(b)))

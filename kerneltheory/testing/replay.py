@@ -74,9 +74,9 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
         part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
         if not _one_number(part, whole[rows], part_floor, floor[rows]):
             i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
-            return CheckResult(
-                name="row-wise", claim="row-wise", statistic=math.inf, p_value=0.0, alpha=0.0, effect_size=math.inf,
-                sample_size=1, seed=seed_for("replay", seed), method="exact (one draw)", passed=False,
+            return CheckResult.certain_failure(
+                "exact (one draw)", name="row-wise", claim="row-wise", alpha=0.0, sample_size=1,
+                seed=seed_for("replay", seed),
                 detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
                 f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "

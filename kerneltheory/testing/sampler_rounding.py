@@ -118,8 +118,8 @@ def non_finite_rows(names: list[str], w: torch.Tensor, offset: int, alpha: float
     value = float(w[k, i][bad[k, i]][0])
     detail = (f"draw {offset + k} (seed={seed}) has {value} in row {i}: rows of the claimed law are finite, so every "
               "claim is refuted")
-    return [CheckResult(name=nm, claim="sampler", statistic=math.inf, p_value=0.0, alpha=alpha, effect_size=math.inf,
-                        sample_size=n, seed=seed, method="non-finite draw", passed=False, detail=detail)
+    return [CheckResult.certain_failure("non-finite draw", detail, name=nm, claim="sampler", alpha=alpha, sample_size=n,
+                                        seed=seed)
             for nm in names]
 
 

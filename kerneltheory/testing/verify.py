@@ -253,9 +253,9 @@ def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> Chec
     if not bool(bad.any()):
         return None
     draw, pair = (int(i) for i in torch.nonzero(bad)[0])
-    return CheckResult(
-        statistic=math.inf, p_value=0.0, method="non-finite estimate", passed=False, effect_size=math.inf,
-        detail=f"the estimate is {float(samples[draw, pair])} at pair {pair} ({labels[pair]}), draw {draw}: "
+    return CheckResult.certain_failure(
+        "non-finite estimate",
+        f"the estimate is {float(samples[draw, pair])} at pair {pair} ({labels[pair]}), draw {draw}: "
         "a map that is not finite cannot estimate a finite kernel",
         **base,
     )
