@@ -147,6 +147,16 @@ def test_the_row_constructors_never_make_a_pass():
     assert rows[2].p_value == 0.0 and rows[2].statistic == math.inf and rows[2].effect_size == math.inf
 
 
+def test_a_variance_row_names_the_callers_pair_after_setting_aside_deterministic_ones(kt_generator):
+    """Pair 0 is deterministic and claimed so (set aside before testing); the row must name pair 1 by its own index
+    and label, as the mean check does, not by its position among the pairs left."""
+    x = torch.randn(4096, 2, generator=kt_generator, dtype=torch.float64)
+    x[:, 0] = 1.0
+    row = variance_check(Moments.from_samples(x), torch.tensor([0.0, 0.5], dtype=torch.float64), alpha=1e-6,
+                         name="variance", seed=0, samples=x, labels=["zero[0]", "zero[1]"])
+    assert not row.passed and row.detail.startswith("worst pair 1 (zero[1])"), row.detail
+
+
 def test_variance_claim_that_is_too_small_fails():
     """A variance claimed for twice the features (half the true variance) is rejected."""
     m = 32

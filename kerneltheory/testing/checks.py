@@ -164,10 +164,10 @@ def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
     return min(1.0, float(p[idx]) * p.numel()), idx
 
 
-def _not_a_probability(p: torch.Tensor, idx: int, method: str, base: dict, labels) -> CheckResult:
+def _not_a_probability(p: torch.Tensor, idx: int, method: str, base: dict, labels, index=None) -> CheckResult:
     """The refusal of a check whose p-value at pair ``idx`` is not a probability (see :func:`_bonferroni`)."""
     return CheckResult.refusal(
-        f"the {method} p-value at pair {idx}{_label(labels, idx)} is {float(p.reshape(-1)[idx])}, not a probability "
+        f"the {method} p-value at pair {_pair(labels, idx, index)} is {float(p.reshape(-1)[idx])}, not a probability "
         "in [0, 1]: the test broke down there, so it decides nothing",
         **base,
     )
@@ -208,12 +208,12 @@ def pair_rounding_floor(*values: torch.Tensor, feature_eps: float | None = None)
     return per_unit * torch.stack(scales).amax(0)
 
 
-def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels) -> CheckResult:
+def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels, index=None) -> CheckResult:
     """The refusal of a check whose standard error is not a finite float64 at some pair (its estimates, their
     spread or their deviation from the claim overflow): z = diff/∞ = 0 would read as a perfect pass."""
     idx = int(torch.nonzero(~torch.isfinite(se))[0])
     return CheckResult.refusal(
-        f"the {what} at pair {idx}{_label(labels, idx)} is {float(se[idx])}, not representable in float64: the "
+        f"the {what} at pair {_pair(labels, idx, index)} is {float(se[idx])}, not representable in float64: the "
         "test decides nothing there (rescale the estimates and the claim by one power of two, as check_feature_map "
         "does)",
         **base,
@@ -263,6 +263,13 @@ def _first_bad(values: torch.Tensor, labels) -> str:
 
 def _label(labels, idx: int) -> str:
     return f" ({labels[idx]})" if labels is not None and idx < len(labels) else ""
+
+
+def _pair(labels, idx: int, index: torch.Tensor | None = None) -> str:
+    """"N (label)" of the pair at position ``idx`` of the tested pairs; ``index`` maps those positions back to the
+    pairs the caller passed (and its ``labels``) when some were set aside before testing."""
+    n = idx if index is None else int(index[idx])
+    return f"{n}{_label(labels, n)}"
 
 
 def claim_rounding_sd(scale: torch.Tensor) -> torch.Tensor:
@@ -583,11 +590,12 @@ def variance_check(
     settled = (claimed == 0) & (spread <= 2 * atol)  # a deterministic claim that the draws meet up to rounding
     if bool(settled.all()):
         return property_check(0, int(settled.numel()), claim="variance", name=name, seed=seed, alpha=alpha)
+    index = None
     if bool(settled.any()):
         keep = ~settled
         x, claimed, m, atol = x[:, keep], claimed[keep], m.select(keep), atol[keep]
         root_tau, spread = root_tau[keep], spread[keep]
-        labels = None if labels is None else [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
+        index = torch.nonzero(keep).flatten()  # messages name the caller's pairs, not positions among the kept ones
         bound = None if bound is None else bound.to(torch.float64).cpu()[keep]
     zero = claimed == 0  # claimed deterministic, yet the draws vary beyond rounding
     s2 = m.variance
@@ -613,7 +621,7 @@ def variance_check(
     diff = my.mean - torch.minimum(torch.maximum(my.mean, lo), hi)
     se = torch.hypot(my.population_variance.sqrt(), diff) / math.sqrt(n)  # studentised under H₀, without overflow
     if not bool(torch.isfinite(se).all()):
-        return _unrepresentable(se, "standard error of s²", base, labels)
+        return _unrepresentable(se, "standard error of s²", base, labels, index)
     z = diff / torch.where(se > 0, se, torch.ones_like(se))
     z = torch.where(se > 0, z, torch.where(diff.abs() > 0, math.inf, 0.0))
     p_clt = torch.where(ok, normal_p_values(z, _skewness(shape), n, studentised=True), torch.ones_like(z))
@@ -642,14 +650,14 @@ def variance_check(
         method += " (Chebyshev where the claim is 0)"
     p_adj, idx = _bonferroni(p)  # over all P pairs, tested or not: a valid bound whichever were tested
     if math.isnan(p_adj):
-        return _not_a_probability(p, idx, method, base, labels)
+        return _not_a_probability(p, idx, method, base, labels, index)
     rejected = p_adj <= alpha
     untested = int((~tested).sum())
     if untested and not rejected:
         first = int(torch.nonzero(~tested)[0])
         return CheckResult.refusal(
             f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
-            f"{alpha:.3g} (at pair {first}{_label(labels, first)}: guard on (x − x̄)² {float(worst[first]):.3g} "
+            f"{alpha:.3g} (at pair {_pair(labels, first, index)}: guard on (x − x̄)² {float(worst[first]):.3g} "
             f"against {VARIANCE_GUARD}, skewness of (x − x̄)² {float(_skewness(shape)[first]):.3g}); the tested pairs "
             "agree with the claim",
             **base,
@@ -659,7 +667,7 @@ def variance_check(
         p_value=p_adj,
         method=method,
         passed=not rejected,
-        detail=f"worst pair {idx}{_label(labels, idx)}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
+        detail=f"worst pair {_pair(labels, idx, index)}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
         **base,
     )
     if futility is not None and row.passed and bool(ok.all()) and excludes_detectable_effects(
