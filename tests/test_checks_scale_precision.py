@@ -242,8 +242,10 @@ def _rff_variance(scale=1.0, big_d=64):
 
 def test_a_variance_below_float32_rounding_is_compared_within_it(kt_seed):
     """y = x + δ with ‖δ‖ = 10⁻⁴: the exact per-draw variance (~10⁻¹⁸) is below float32's rounding of the estimates
-    (~10⁻¹⁶), so the variance measured is that of the rounding; the check tests the distance to [(σ − f)₊², (σ + f)²]
-    and passes the correct float32 map, while a variance claimed at half its value still fails at the other pairs."""
+    (~10⁻¹⁶), so the variance measured is that of the rounding; the check tests the distance to [(σ − f)₊², (σ + f)²],
+    so it does not fail the correct float32 map, but it cannot confirm a standard deviation 10³ times below what the
+    rounding may move, so that row is refused (checks.coarse_format_refusal), never passed; in float64 it passes. A
+    variance claimed at half its value still fails at the other pairs."""
     d = 4
     g = torch.Generator().manual_seed(kt_seed)
     x = torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1) * 0.4
@@ -252,7 +254,13 @@ def test_a_variance_below_float32_rounding_is_compared_within_it(kt_seed):
         good = check_feature_map(_paired_rff(dtype), kernels.gaussian, dim=d, claims={"unbiased", "variance"},
                                  variance=_rff_variance(), inputs=[(x, x + delta)], sweep=False, alpha=1e-6,
                                  seed=kt_seed)
-        assert good.passed, str(good)
+        if dtype == torch.float64:
+            assert good.passed, str(good)
+            continue
+        assert good.status == "REFUSED" and not any(c.status == "failed" for c in good.checks), str(good)
+        refused = [c for c in good.checks if c.refused]
+        assert [c.name for c in refused] == ["variance[inputs[0]]"], str(good)
+        assert "computed in float32" in refused[0].detail, refused[0].detail
     half = check_feature_map(_paired_rff(torch.float32), kernels.gaussian, dim=d, claims={"variance"},
                              variance=_rff_variance(0.5), sweep=False, alpha=1e-6, seed=kt_seed)
     assert half.status == "FAILED", str(half)
@@ -439,3 +447,26 @@ def test_the_proportionality_floor_is_on_the_scale_of_the_summed_terms(dtype, kt
     assert rows["proportional[inputs[0]]"].passed, rows["proportional[inputs[0]]"]
     bad = {r.name: r for r in proportional_check(sample(0.01), kernel, dim=2, inputs=[(x, y)], seed=kt_seed)}
     assert bad["proportional[inputs[0]]"].status == "failed", bad["proportional[inputs[0]]"]
+
+
+def _scaled_positive(scale: float, dtype, d=8, m=64):
+    """FAVOR+ features whose estimate is ``scale`` × exp(xᵀy), returned in ``dtype``."""
+    def sample(g):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64)
+        return lambda x: (math.sqrt(scale / m) * torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2)).to(dtype)
+
+    return sample
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_format_too_coarse_for_the_claim_refuses_instead_of_passing(dtype, kt_seed):
+    """bfloat16's rounding floor is 16·2⁻⁷ = 12.5% of the largest estimate (float16's 1.6%): a map 5% off in it used to
+    pass. Agreement within a floor coarser than 1% of the target is now refused, never passed, for the correct map and
+    a biased one alike; a bias beyond the floor still fails, and float32 keeps its power (a 2% bias fails)."""
+    run = lambda scale, dt: check_feature_map(_scaled_positive(scale, dt), kernels.softmax, dim=8,  # noqa: E731
+                                              claims={"unbiased"}, sweep=False, seed=kt_seed)
+    correct = run(1.0, dtype)
+    assert correct.status == "REFUSED" and any(f"computed in {str(dtype)[6:]}" in c.detail for c in correct.checks)
+    assert not run(1.05, dtype).passed  # refused in bfloat16; float16's floor (1.6%) leaves it the power to fail
+    assert run(1.6, dtype).status == "FAILED"
+    assert run(1.02, torch.float32).status == "FAILED" and run(1.0, torch.float32).passed

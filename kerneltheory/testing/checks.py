@@ -63,6 +63,7 @@ power-of-two unit (:func:`_shape_moments`), so they do not underflow when the dr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -197,15 +198,53 @@ def pair_rounding_floor(*values: torch.Tensor, feature_eps: float | None = None)
     summed in float64, is off by at most ((1 + Ku)² − 1 + γ_D(float64)(1 + Ku)²)·Σᵢ|φᵢψᵢ| ≤ FEATURE_ULPS·ε(t)·Σᵢ|φᵢψᵢ|
     for D ≤ ε(t)/ε(float64); Σᵢ|φᵢψᵢ| is the estimate itself for positive features and at most ‖φ(x)‖‖φ(y)‖, of mean
     at most √(k(x, x)k(y, y)) for an unbiased map, otherwise."""
+    per_unit = ROUNDING_ULPS * _EPS
+    if feature_eps is not None and feature_eps > _EPS:
+        per_unit += FEATURE_ULPS * feature_eps
+    return per_unit * _pair_scale(*values)
+
+
+def _pair_scale(*values: torch.Tensor) -> torch.Tensor:
+    """S_p of :func:`pair_rounding_floor`: the largest finite magnitude at each pair among ``values``."""
     scales = []
     for v in values:
         a = v.detach().to(torch.float64).cpu().abs()
         a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
         scales.append(a.amax(0) if a.dim() == 2 else a)
-    per_unit = ROUNDING_ULPS * _EPS
-    if feature_eps is not None and feature_eps > _EPS:
-        per_unit += FEATURE_ULPS * feature_eps
-    return per_unit * torch.stack(scales).amax(0)
+    return torch.stack(scales).amax(0)
+
+
+#: The largest share of a pair's claim (its target, or the claimed standard deviation) that the rounding of a coarse
+#: feature format may hide before a check that does not reject is refused instead of passed: the checks are meant
+#: to resolve a 2% scale error (the planted defects of the power tests), and bfloat16's floor is 12.5% of S_p.
+RESOLUTION = 0.01
+_FORMAT_NAMES = {2.0**-7: "bfloat16", 2.0**-10: "float16", 2.0**-23: "float32"}
+
+
+def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], reference: torch.Tensor,
+                          feature_eps: float | None, labels=None, what: str = "the mean") -> CheckResult:
+    """``row`` unless it passed while the features' format t could hide more than :data:`RESOLUTION` of the claim:
+    where FEATURE_ULPS·ε(t)·S_p (the format's part of :func:`pair_rounding_floor`, S_p from ``values``) exceeds
+    RESOLUTION·``reference``_p at a pair with ``reference``_p > 0 (the target's magnitude for a mean row, the claimed
+    standard deviation for a variance row), a refusal naming the worst such pair: agreement within that rounding is
+    no evidence for the claim (proofs/verification.md, item 9). Failures and refusals are returned unchanged, and
+    so is every row for float64 features."""
+    if not row.passed or feature_eps is None or not feature_eps > _EPS:
+        return row
+    ref = reference.detach().to(torch.float64).cpu().abs()
+    share = torch.where(ref > 0, FEATURE_ULPS * feature_eps * _pair_scale(*values) / ref, torch.zeros_like(ref))
+    share = torch.nan_to_num(share, nan=math.inf)
+    idx = int(torch.argmax(share))
+    if not float(share[idx]) > RESOLUTION:
+        return row
+    fmt = _FORMAT_NAMES.get(feature_eps, f"a format of machine epsilon {feature_eps:.3g}")
+    return CheckResult.refusal(
+        f"the features are computed in {fmt}: its rounding may move {what} at pair {_pair(labels, idx)} by up to "
+        f"{float(share[idx]):.3g} of the claim, more than the {RESOLUTION:g} this check resolves, so agreement "
+        f"within that rounding is no pass (audit the map in float32 or float64); {row.detail}",
+        **{f.name: getattr(row, f.name) for f in fields(CheckResult)
+           if f.name in ("name", "claim", "alpha", "effect_size", "sample_size", "seed")},
+    )
 
 
 def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels, index=None) -> CheckResult:

@@ -28,6 +28,7 @@ from .checks import (
     CheckResult,
     binade_exponents,
     clt_guard,
+    coarse_format_refusal,
     feature_example,
     mean_check,
     pair_rounding_floor,
@@ -331,17 +332,25 @@ def run_mean_variance_checks(
                     m = Moments._from_samples(smp)
                     if g["kind"] == "mean":
                         scale = [] if g.get("scale") is None else [pick("scale")]
-                        atol = pair_rounding_floor(pick("target"), m.mean, smp, *scale, feature_eps=eps_k)
+                        values = (pick("target"), m.mean, smp, *scale)
                         row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
-                                         samples=smp, atol=atol,
+                                         samples=smp, atol=pair_rounding_floor(*values, feature_eps=eps_k),
                                          target_stderr=pick("target_stderr"), labels=labels,
                                          claim=g.get("claim", claim), futility=fut,
                                          carry_without_variance=g.get("variance_known") is not True)
+                        reference, what = torch.stack([v.abs() for v in (pick("target"), *scale)]).amax(0), "the mean"
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
                                              bound=pick("bound"), labels=labels, futility=fut,
                                              atol=pair_rounding_floor(smp, feature_eps=eps_k))
+                        values, reference = (smp,), pick("variance").clamp(min=0).sqrt()
+                        what = "the standard deviation"
+                    # a pass that the features' rounding could produce is no pass (checks.coarse_format_refusal)
+                    without = row.without_variance
+                    row = coarse_format_refusal(row, values, reference, eps_k, labels, what)
+                    if without is not None:
+                        row.without_variance = coarse_format_refusal(without, values, reference, eps_k, labels, what)
                     for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
@@ -399,7 +408,9 @@ def check_feature_map(
             takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
             ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off). The rounding the checks allow
             follows the dtype of the features returned; a function that computes in a coarser dtype and casts
-            its result declares it as an attribute, ``fn.feature_dtype = torch.float32``.
+            its result declares it as an attribute, ``fn.feature_dtype = torch.float32``. Where that rounding could
+            hide more than 1 % of the claim (bfloat16, often float16), a mean or variance row that does not reject is
+            refused, not passed (:func:`~kerneltheory.testing.checks.coarse_format_refusal`).
         kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate. ``kernel``,
             ``variance`` and ``bind`` get copies of the tested points (as the feature functions do), so writing into
             them in place moves nothing.
