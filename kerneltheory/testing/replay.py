@@ -15,6 +15,8 @@ from .inputs import InputFamily
 from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
+LONG_BATCH = 512  # rows ahead of the tested ones in the row-wise check's long batch (two chunks of 256)
+
 
 def _replayed(ev: _Evaluator, x: torch.Tensor, y: torch.Tensor, seed: int, min_eps: float = 0.0):
     """The draw replayed from ``seed`` on the pairs (x, y): (query features, key features, estimates, their rounding
@@ -50,7 +52,8 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
 
 def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
     """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
-    them, and on the first family's rows alone, in reverse order and its first row alone, must give the same
+    them, and on the first family's rows alone, in reverse order, its first row alone and behind :data:`LONG_BATCH`
+    other rows (a path taken only in long batches, past a first chunk), must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
     Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
     batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
@@ -68,17 +71,25 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
         return _replayed(ev, x, y, seed, min_eps=torch.finfo(torch.float32).eps)[2:]
 
     whole, floor = estimates(ev.xq, ev.xk)
-    p = pairs[0].size
-    for label, rows in ((f"the first {p} alone", torch.arange(p)), ("in reverse order", torch.arange(p - 1, -1, -1)),
-                        ("the first alone", torch.arange(1))):
-        part, part_floor = estimates(ev.xq[rows], ev.xk[rows])
+    p, n = pairs[0].size, ev.xq.shape[0]
+    first = torch.arange(p)
+    # the first family's rows behind LONG_BATCH others (tested rows picked at random, so that no row ahead sits a
+    # whole number of chunks before the copy of itself): a path taken only past the first chunk of a long batch
+    # (chunks of 64, 128 or 256 rows, as sequences are) maps them differently
+    ahead = torch.randint(n, (LONG_BATCH,), generator=torch.Generator().manual_seed(seed_for("long batch", seed)))
+    variants = ((f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
+                ("the first alone", torch.arange(1), None),
+                (f"the first {p} behind {LONG_BATCH} other rows", torch.cat([ahead, first]), first))
+    for label, taken, rows in variants:
+        rows = taken if rows is None else rows
+        part, part_floor = (t[-rows.numel():] for t in estimates(ev.xq[taken], ev.xk[taken]))
         if not _one_number(part, whole[rows], part_floor, floor[rows]):
             i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
             return CheckResult.certain_failure(
                 "exact (one draw)", name="row-wise", claim="row-wise", alpha=0.0, sample_size=1,
                 seed=seed_for("replay", seed),
                 detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
-                f"{ev.xq.shape[0]} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
+                f"{n} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
                 "(parameters computed from the sequence go in bind=), and no claim about φ(x)ᵀφ(y) can hold")
     return None
