@@ -304,8 +304,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="sample(generator) -> feature map (or a zero-argument factory returning it); with "
                      "--sampler, sample(generator) -> [m, d] frequencies; with --attention, attention(m, generator) -> "
                      "fn(q, k, v, mask=None); MODULE is a dotted module or a .py file")
-    aud.add_argument("--kernel", help="exact kernel: softmax, gaussian, arccos1 or MODULE:FUNCTION (with --attention: "
-                     "the reference, default softmax)")
+    aud.add_argument("--kernel", help="exact kernel: softmax (exp(xᵀy)), gaussian, arccos1 or MODULE:FUNCTION (with "
+                     "--attention: the reference attention's kernel, default softmax, which there is scaled "
+                     "dot-product attention, exp(qᵀk/√d))")
     aud.add_argument("--sigma", type=float, default=1.0, help="bandwidth of the gaussian kernel")
     aud.add_argument("--dim", type=int, help="input dimension d of the map")
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),

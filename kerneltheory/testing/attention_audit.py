@@ -155,8 +155,11 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
         frozen = _frozen(errors, ms, base)
         if frozen is not None:
             return frozen
-    return mse_slope_check(ms, errors, alpha=alpha, base=base,
-                           regime=(q, k) if reference == "softmax" else None)
+    row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k) if reference == "softmax" else None)
+    what = ("softmax attention, weights exp(qᵀk/√d)" if reference == "softmax" else
+            f"exact attention with the kernel {getattr(reference, '__name__', type(reference).__name__)}")
+    row.detail = f"reference: {what}; {row.detail}"
+    return row
 
 
 def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
