@@ -208,3 +208,12 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
     assert report.status == "FAILED" and [c.name for c in report.checks] == ["row-wise"], str(report)
     assert "rows depend on the other rows of the batch" in report.checks[0].detail
+
+
+def test_a_pass_names_the_norms_it_was_tested_at(kt_seed):
+    """The quick pilot stops the norm sweep of FAVOR+ features at ‖x‖ = ‖y‖ = 0.5 (heavier tails beyond): the first
+    line of a PASSED report says so, not only a note, so that a pass is not read as covering every input."""
+    report = check_feature_map(prf, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert report.passed and report.domain.startswith("‖x‖, ‖y‖ ≤ ")
+    assert str(report).splitlines()[0].startswith(f"check_feature_map: PASSED at {report.domain} (")
+    assert report.as_dict()["domain"] == report.domain

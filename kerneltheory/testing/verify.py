@@ -74,6 +74,7 @@ class Report:
     budget: str = "quick"
     seed: int = 0
     notes: list[str] = field(default_factory=list)  # what the verdict covers (e.g. the input norms tested)
+    domain: str = ""  # where the statistical claims were tested ("‖x‖, ‖y‖ ≤ 0.5"), named beside a PASSED
 
     @property
     def passed(self) -> bool:
@@ -103,12 +104,14 @@ class Report:
             "budget": self.budget,
             "seed": self.seed,
             "notes": list(self.notes),
+            "domain": self.domain,
             "checks": [c.as_dict() for c in self.checks],
         }
 
     def __str__(self) -> str:
+        where = f" at {self.domain}" if self.domain and self.status == "PASSED" else ""
         head = (
-            f"{self.subject}: {self.status} "
+            f"{self.subject}: {self.status}{where} "
             f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks passed; total α = {self.alpha:g}, "
             f"budget {self.budget}, seed {self.seed})"
         )
@@ -437,7 +440,9 @@ def check_feature_map(
 
     Returns:
         a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
-        PASSED, FAILED or REFUSED; ``report.notes`` says up to which input norm the statistical claims were tested.
+        PASSED, FAILED or REFUSED; ``report.domain`` ("‖x‖, ‖y‖ ≤ 0.5"), which a PASSED names in the report's first
+        line, and ``report.notes`` say up to which input norm the statistical claims were tested and why the norm
+        sweep stopped there.
 
     Raises ``ValueError`` when two draws of ``sample`` from identically seeded generators give different estimates
     beyond rounding (a sampler that draws from the global generators: no verdict could be replayed from ``seed``;
@@ -531,6 +536,7 @@ def check_feature_map(
                 if swept.nonfinite is not None:
                     report.checks.append(_pilot_failure(swept.nonfinite, claim, alpha=a, seed=seed_for("pilot", seed)))
             report.notes.append(_domain_note(statistical, families, swept, sweep))
+            report.domain = _tested_norms(families)
             if evaluate.float32_numbers and evaluate.eps == torch.finfo(torch.float64).eps and any(
                     r.status == "failed" for claim in groups for r in rows[claim]):
                 report.notes.append(
@@ -570,10 +576,13 @@ def _pilot_failure(nonfinite: tuple, claim: str, *, alpha: float, seed: int) -> 
     return row
 
 
+def _tested_norms(families: list[InputFamily]) -> str:
+    return f"‖x‖, ‖y‖ ≤ {max(float(torch.cat([f.x, f.y]).norm(dim=-1).max()) for f in families):.4g}"
+
+
 def _domain_note(statistical: list[str], families: list[InputFamily], swept: Sweep, sweep: bool) -> str:
     """Where the statistical claims were tested: the largest input norm, the sweep radii and why the sweep stopped."""
-    radius = max(float(torch.cat([f.x, f.y]).norm(dim=-1).max()) for f in families)
-    note = f"{' and '.join(statistical)} tested at inputs with ‖x‖, ‖y‖ ≤ {radius:.4g}"
+    note = f"{' and '.join(statistical)} tested at inputs with {_tested_norms(families)}"
     if not sweep:
         return note + " (no norm sweep: sweep=False)"
     radii = ", ".join(f.name.rsplit("= ", 1)[-1] for f in swept)
