@@ -217,3 +217,12 @@ def test_a_pass_names_the_norms_it_was_tested_at(kt_seed):
     assert report.passed and report.domain.startswith("‖x‖, ‖y‖ ≤ ")
     assert str(report).splitlines()[0].startswith(f"check_feature_map: PASSED at {report.domain} (")
     assert report.as_dict()["domain"] == report.domain
+
+
+def test_a_feature_map_given_where_a_sampler_goes_says_how_to_audit_it():
+    """φ(x) itself (drawn once, as from the global generator) passed as sample(generator): the generator reaches x.to,
+    and the error says that the function was handed a generator and names global_rng_sampler / --global-rng."""
+    w = torch.randn(M, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    phi = lambda x: torch.exp(x.to(torch.float64) @ w.T) / math.sqrt(M)  # noqa: E731
+    with pytest.raises(TypeError, match=r"called with a torch.Generator.*global_rng_sampler"):
+        check_feature_map(phi, kernels.softmax, dim=D, claims={"unbiased"})

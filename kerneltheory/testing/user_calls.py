@@ -137,7 +137,15 @@ class _Evaluator:
 
     def _maps(self, gen, batch):
         if batch is None:
-            fm = self.sample(gen)
+            try:
+                fm = self.sample(gen)
+            except (AttributeError, TypeError) as exc:  # a feature map φ(x) handed the generator as its x
+                if "Generator" not in str(exc):
+                    raise
+                raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
+                                "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
+                                "or code returning one that draws from the global generators, goes through "
+                                "adapters.global_rng_sampler (kerneltheory audit: --global-rng)") from exc
         else:
             try:
                 fm = self.sample(gen, batch=batch)
