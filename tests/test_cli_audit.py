@@ -158,3 +158,22 @@ def test_alpha_is_checked_as_given(user, capsys, value, says):
     "alpha must be < 1.0, got 1.0"); the message names the option and the value given."""
     assert main(["audit", user("sample"), "--dim", "8", "--alpha", value, "--claims", "unbiased", "proportional"]) == 2
     assert f"kerneltheory audit: error: --alpha {says}" in capsys.readouterr().err
+
+
+def test_audit_threads_are_set_for_the_run_and_restored(user, capsys, monkeypatch):
+    """kerneltheory audit runs with one torch thread unless --threads N (the checks' tensors are small), and gives
+    an in-process caller its thread count back, after an error too."""
+    import torch
+
+    import kerneltheory.testing as testing
+
+    seen, real = [], testing.check_feature_map
+    monkeypatch.setattr(testing, "check_feature_map", lambda *a, **k: (seen.append(torch.get_num_threads()),
+                                                                       real(*a, **k))[1])
+    before = torch.get_num_threads()
+    assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite"]) == 0
+    assert seen == [1] and torch.get_num_threads() == before
+    assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite", "--threads",
+                 "0"]) == 2
+    assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert torch.get_num_threads() == before
