@@ -350,7 +350,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      "floor (default: read from the outputs)")
     aud.add_argument("--threads", type=int, default=1, metavar="N",
                      help="torch CPU threads (default 1: the checks' tensors are small, and more threads cost CPU "
-                          "time, about 4x for a feature-map audit on a busy 2-core machine)")
+                          "time without saving wall time; docs/auditing.md, Threads)")
     aud.add_argument("--traceback", action="store_true", help="show the traceback when the code fails to run")
     aud.set_defaults(func=_audit)
 
