@@ -26,8 +26,8 @@ CLAIMS = M.CLAIMS
 
 
 def markdown_table(rows: list[dict], columns) -> str:
-    def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+    def cell(v) -> str:  # floats to 4 significant digits: the records keep the full numbers
+        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|").replace("\n", " ")
 
     head = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"

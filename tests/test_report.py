@@ -154,3 +154,13 @@ def test_heading_ids_follow_github():
     assert heading_id("trig_phase/gaussian: finite") == "trig_phasegaussian-finite"
     assert heading_id("Family: positive (SM)") == "family-positive-sm"
     assert heading_id("Claim matrix") == "claim-matrix"
+
+
+def test_markdown_tables_round_floats_and_escape_pipes():
+    """report.md's tables show a statistic to 4 significant digits (the JSON records keep every digit); a cell's
+    '|' is escaped so that it cannot split the row."""
+    from kerneltheory.report import markdown_table
+
+    table = markdown_table([{"statistic": -1.0278797544881972, "p_value": 1.0, "detail": "a|b", "n": 3}],
+                           ("statistic", "p_value", "detail", "n"))
+    assert table.splitlines()[-1] == "| -1.028 | 1 | a\\|b | 3 |"
