@@ -6,6 +6,8 @@ test's seed (``kt_seed``); the exact rows compare to a derived rounding floor (a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +64,8 @@ def oprf_attention(features_cls):
 @pytest.mark.parametrize("causal", [False, True])
 def test_correct_implementations_pass(kt_seed, causal):
     """Nothing fails; a slope row may be refused where the bound on the O(m⁻²) remainder exceeds its standard
-    error (about 1.4 % of default audits, proofs/attention_audit.md item 13), every other row passes."""
+    error (0.3–0.9 % of each row over 1000 default audits, proofs/attention_audit.md item 13), every other row
+    passes."""
     for attention in (library_attention(causal), module_attention(LinearSelfAttention, causal)):
         report = check_attention(attention, dim=D, causal=causal, alpha=ALPHA, seed=kt_seed)
         slope_rows = {"consistency", "stabiliser[scale]", "stabiliser[shift]"}
@@ -155,18 +158,24 @@ def test_bad_arguments():
 @pytest.mark.slow
 @pytest.mark.statistical
 def test_slope_rows_calibration(kt_seed):
-    """A correct module over 24 seeds, each slope row at α = 0.05: the rejections of each row are consistent
-    with the level (binomial tail p > 1e-6). The curvature-corrected test is conservative (mean z −0.1 to −0.5 on
-    correct attentions, proofs/attention_audit.md item 13); the slope-only test it replaced drifted upwards."""
-    seeds = np.random.default_rng(kt_seed).integers(0, 2**31 - 1, size=24)
-    rejections: dict[str, int] = {}
+    """A correct module over 300 seeds: each slope row's p-values fall at or below α′ = 0.05, 0.01 and 10⁻³ no more
+    often than α′ allows (one-sided binomial test at 10⁻³; the declared level must hold in the tail, not only at
+    0.05). The curvature-corrected test is conservative (mean z −0.1 to −0.5 on correct attentions,
+    proofs/attention_audit.md item 13; experiments/attention/quoted_numbers.json, slope_rows_tail, measures 1000
+    seeds of a FAVOR+); the slope-only test it replaced drifted upwards. Refusals make no claim and stay rare."""
+    seeds = np.random.default_rng(kt_seed).integers(0, 2**31 - 1, size=300)
+    p_values: dict[str, list[float]] = {}
     for s in seeds:
         report = check_attention(module_attention(LinearSelfAttention), dim=D, checks=["consistency", "stabiliser"],
-                                 alpha=0.15, seed=int(s))
+                                 seed=int(s))
         for c in report.checks:
-            rejections[c.name] = rejections.get(c.name, 0) + (not c.passed)
-    for name, r in rejections.items():
-        assert stats.binom.sf(r - 1, len(seeds), 0.05) > 1e-6, (name, r)
+            p_values.setdefault(c.name, []).append(c.p_value)
+    for name, ps in p_values.items():
+        tested = [p for p in ps if not math.isnan(p)]  # a refusal has no p-value
+        assert len(tested) >= 0.9 * len(ps), (name, len(ps) - len(tested))
+        for level in (0.05, 0.01, 1e-3):
+            r = sum(p <= level for p in tested)
+            assert stats.binomtest(r, len(tested), level, alternative="greater").pvalue > 1e-3, (name, level, r)
 
 
 def _exclusive_prefix(m, g):

@@ -6,9 +6,11 @@ Findings these tests pin down (see kerneltheory/testing/attention_checks.py):
 
 * Planted defects it detects (at α = 1e-6, default grid m = 16…4096, 64 draws): positive features that drop
   the ‖x‖² term (slope ≈ −0.3…−0.6), the illegal per-key stabiliser (slope ≈ +0.2: the error does not fall
-  at all), and a biased sampler W·1.1 (slope ≈ −0.7; z 11.3–23.0 on 20 seeds against the critical 4.75).
+  at all), and a biased sampler W·1.1 (slope ≈ −0.7; z 7.6–19.8 on 20 seeds against the critical 4.75;
+  experiments/attention/quoted_numbers.json, part planted).
 * The slope-only test (H₀: slope −1) drifted with the draws R, z ∝ √R·(B/A)/m, on a correct attention (mean z
-  +0.54 at 64 draws, +1.08 at 256, +1.94 at 1024, stabiliser[scale] row): the curvature-corrected test fits log MSE =
+  +0.83 at 64 draws, +1.06 at 256, +1.70 at 1024, stabiliser[scale] row, 60 seeds; experiments/attention/
+  quoted_numbers.json, part slope_rows_by_draws): the curvature-corrected test fits log MSE =
   a + g·log m + c/m (proofs/attention_audit.md, item 13) and is calibrated at 1024 draws.
 * A defect it cannot detect, and must not: a constant scale on every key's features (1.05·φ(k)) cancels in
   the ratio, so attention is unchanged to rounding. That is a legality fact, not a blind spot. (Dropping
