@@ -28,7 +28,8 @@ from .report_matrix import FAIL_ON
 
 CLAIM_CHOICES = ("unbiased", "positive", "variance", "finite")
 # attention_audit.ATTENTION_CHECKS, written here so that building the parser does not import torch
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
+                    "finite")
 
 
 def _report(args) -> int:
@@ -342,8 +343,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="--attention: the dtypes of the finiteness checks (default both): those the function accepts")
     aud.add_argument("--length", type=int, help="--attention: L of the statistical and exact checks (default 16)")
     aud.add_argument("--exact-length", type=int,
-                     help="--attention: the exact rows (batch, padding, causality, order) also run at this L "
-                     "(default 513, past chunks of 64, 128, 256)")
+                     help="--attention: the exact rows (batch, padding, causality, order, precision) also run at "
+                     "this L (default 513, past chunks of 64, 128, 256)")
     aud.add_argument("--long-length", type=int, help="--attention: L of the finiteness checks (default 1024)")
     aud.add_argument("--output-dtype", choices=("bfloat16", "float16", "float32", "float64"),
                      help="--attention: the dtype the function computes its outputs in, for the exact rows' rounding "

@@ -326,3 +326,44 @@ def test_a_length_without_a_floor_does_not_hide_a_failure_at_another(kt_seed):
     report = check_attention(attention, dim=D, checks=["padding"], num_features=(8, 16), alpha=ALPHA, seed=kt_seed)
     assert set(statuses(report).values()) == {"failed"}, str(report)
     assert "without a floor left out" in report.checks[0].detail
+
+
+def _low_precision_path(m, generator):
+    """Positive features whose float32 path (a 'fast path') subtracts each key's own maximum, an illegal stabiliser
+    that biases the attention; the float64 path subtracts one constant shared by the keys, which is legal."""
+    w = torch.randn(m, D, generator=generator, dtype=torch.float64)
+
+    def fn(q, k, v, mask=None):
+        lq = (q * D**-0.25) @ w.to(q.dtype).T - (q * q).sum(-1, keepdim=True) * D**-0.5 / 2
+        lk = (k * D**-0.25) @ w.to(k.dtype).T - (k * k).sum(-1, keepdim=True) * D**-0.5 / 2
+        lq = lq - lq.amax(-1, keepdim=True)
+        lk = lk - (lk.amax(-1, keepdim=True) if q.dtype == torch.float32 else lk.amax((-1, -2), keepdim=True))
+        pq, pk = lq.exp(), lk.exp()
+        if mask is not None:
+            pk = pk * mask[..., None].to(pk.dtype)
+        return (pq @ (pk.transpose(-1, -2) @ v)) / (pq @ pk.sum(-2, keepdim=True).transpose(-1, -2))
+
+    return fn
+
+
+def test_a_float32_path_that_computes_something_else_fails_precision(kt_seed):
+    """The statistical rows run in float64, so a float32 path with an illegal stabiliser passed every row; the
+    precision row compares one draw's outputs from float32 inputs with those from the same numbers in float64
+    (proofs/attention_audit.md, item 15): over a hundred times the floor. The library's linear attention passes it,
+    below 1/20 of the floor; without float32 in dtypes there is no row."""
+    from kerneltheory.attention import linear_attention
+    from kerneltheory.estimators import get
+
+    bad = check_attention(_low_precision_path, dim=D, alpha=ALPHA, seed=kt_seed)
+    assert {c.name for c in bad.failures} == {"precision[float32]"}, str(bad)
+    assert bad.failures[0].statistic > 100, bad.failures[0].detail  # the largest |Δout| in units of the floor
+
+    def library(m, g):
+        fm = get("positive/gaussian", D, m).draw(g)
+        return lambda q, k, v, mask=None: linear_attention(q * D**-0.25, k * D**-0.25, v, fm, mask=mask)
+
+    good = check_attention(library, dim=D, checks=["precision"], alpha=ALPHA, seed=kt_seed)
+    assert good.passed and [c.name for c in good.checks] == ["precision[float32]"], str(good)
+    assert good.checks[0].statistic < 0.05, good.checks[0].detail
+    assert check_attention(library, dim=D, checks=["precision", "batch"], dtypes=(torch.float64,),
+                           seed=kt_seed).checks[0].name == "batch"

@@ -10,9 +10,10 @@ with ``q, k, v`` of shape ``[B, L, d]`` and ``mask`` a boolean key mask ``[B, L]
 check can set m and the draw (:func:`~kerneltheory.testing.adapters.attention_from_module` builds it for a
 module). Each check is one or more :class:`~kerneltheory.testing.checks.CheckResult` rows of a
 :class:`~kerneltheory.testing.verify.Report`; the report's α is split evenly over its rows (Bonferroni): one row
-each for consistency, bias, batch, causality and order, two for the stabiliser, three for padding, one per dtype for
-finiteness, so a report of n rows gives each α/n. The bias expansion behind the bias test, the rounding floor of
-the exact checks and the padding comparison are proved in proofs/attention_audit.md (items 2, 3 and 6). The function is
+each for consistency, bias, batch, causality and order, two for the stabiliser, three for padding, one for precision
+(float32 in ``dtypes``), one per dtype for finiteness, so a report of n rows gives each α/n. The bias expansion
+behind the bias test, the rounding floor of the exact checks and the padding comparison are proved in
+proofs/attention_audit.md (items 2, 3 and 6). The function is
 always called on copies of the check's tensors (``fn(q.clone(), k.clone(), v.clone(), mask=mask.clone())``): one
 that works in place (``q *= scale``) changes nothing the check reuses.
 
@@ -55,21 +56,25 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
   without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask; a
   length that cannot be reordered (causal L ≤ 7) is left out, and the row refused if every length is.
+* **precision[float32]** (with float32 in ``dtypes``) — one draw's outputs from float32 inputs against those from the
+  same numbers in float64, to the sum of the two runs' rounding floors: the statistical rows run in float64, so a
+  float32 path that computes another attention (a separate, illegal stabiliser for low precision) is seen only here
+  (:func:`~kerneltheory.testing.attention_exact.precision_row`; proofs/attention_audit.md, item 15).
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
   dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
-The exact rows (batch, padding, causality, order; first a determinism check, since an attention that redraws on every
-call cannot be compared) run at ``length`` and again at ``exact_length`` (513: chunked implementations carry a
-state between chunks of 64, 128 or 256 tokens, wrong only past the first chunk), and pass iff every entry differs by
-at most the rounding floor of two evaluations of a normalised positive-weight attention, in the precision the
-outputs were computed in (read from them, or ``output_dtype``); where that floor does not exist or could not fail
-(bfloat16 sums of hundreds of terms), outputs that differ are refused, never passed or failed
+The exact rows (batch, padding, causality, order, precision; first a determinism check, since an attention that
+redraws on every call cannot be compared) run at ``length`` and again at ``exact_length`` (513: chunked
+implementations carry a state between chunks of 64, 128 or 256 tokens, wrong only past the first chunk), and pass
+iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight attention,
+in the precision the outputs were computed in (read from them, or ``output_dtype``); where that floor does not exist
+or could not fail (bfloat16 sums of hundreds of terms), outputs that differ are refused, never passed or failed
 (:mod:`~kerneltheory.testing.attention_exact`; proofs/attention_audit.md, items 3, 9 and 10). The floor assumes
-non-negative weights; a signed map can differ by more through cancellation. In every comparison NaN equals only
-NaN: a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal sum's
-0/0 at position 0 is the finiteness check's failure, not a causality one).
+non-negative weights; a signed map can differ by more through cancellation. In every comparison NaN equals only NaN:
+a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal sum's 0/0 at
+position 0 is the finiteness check's failure, not a causality one).
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ from .attention_exact import (
     order_row,
     padding_masks,
     padding_rows,
+    precision_row,
     rounding_floor_attention,
 )
 from .checks import CheckResult, mean_check, property_check, rounding_floor
@@ -104,8 +110,9 @@ from .verify import Report
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
 
-ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "finite")
-DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
+ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
+                    "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "precision", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -267,8 +274,8 @@ def check_attention(
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
         length: L of the statistical and exact checks (≥ 4 with padding); input_std: std of q and k.
-        exact_length: the exact rows (batch, padding, causality, order) run at ``length`` and again at this L (≥ 4
-            with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
+        exact_length: the exact rows (batch, padding, causality, order, precision) run at ``length`` and again at
+            this L (≥ 4 with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
         long_length, max_norm, dtypes: the finiteness checks (``dtypes``: those the function accepts; a dtype it
             rejects even on the ordinary inputs refuses its row).
         inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser, causality and order checks instead
@@ -312,7 +319,9 @@ def check_attention(
         if "padding" in wanted and value < 4:
             raise ValueError(f"{nm} must be >= 4 for the padding checks (a gap needs kept keys on both sides; "
                              f"kerneltheory audit: --{nm.replace('_', '-')}), got {value}")
-    n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes)}.get(c, 1) for c in wanted)
+    coarse = sum(dt != _F64 for dt in dtypes)
+    n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes), "precision": coarse}.get(c, 1)
+                 for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype")
     a = alpha / n_rows
@@ -347,6 +356,12 @@ def check_attention(
                 report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
             else:
                 report.checks.extend(padding_rows(attention, sets, m_exact, a, s, causal, output_dtype))
+        elif c == "precision":  # one row per coarser dtype the function accepts, at both lengths
+            g = torch.Generator().manual_seed(s)
+            sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])
+            for dt in dtypes:
+                if dt != _F64:
+                    report.checks.append(precision_row(attention, sets, m_exact, a, s, dt, output_dtype))
         elif c in ("causality", "order"):
             g = torch.Generator().manual_seed(s)
             sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])

@@ -434,3 +434,20 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
     lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
     return _exact_row(name, "batch", pairs, runs, alpha, seed,
                       f"a batch of 2 sequences against each alone (L = {lengths})")
+
+
+def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch.dtype,
+                  precision=None) -> CheckResult:
+    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the inputs in ``dtype`` against ``fn`` on the
+    same numbers in float64, one draw: a function whose ``dtype`` path computes something else than its float64 path
+    (a separate stabiliser for low precision, an illegal one among them) differs by more than the two evaluations'
+    rounding floors, while the statistical rows, which run in float64, cannot see it (proofs/attention_audit.md,
+    item 15)."""
+    fmt = _name(dtype)
+    rounded = [tuple(t.to(dtype).to(_F64) for t in s) for s in sets]  # both runs see the numbers dtype can hold
+
+    def variants(q, k, v, g):
+        return f"L = {q.shape[-2]}", [((q.to(dtype), k.to(dtype), v.to(dtype)), slice(None), slice(None))]
+
+    return _sequence_row(attention, rounded, m, alpha, seed, precision, f"precision[{fmt}]", variants,
+                         f"outputs from {fmt} inputs against float64 ones")
