@@ -214,22 +214,26 @@ def _pair_scale(*values: torch.Tensor) -> torch.Tensor:
     return torch.stack(scales).amax(0)
 
 
-#: The largest share of a pair's claim (its target, or the claimed standard deviation) that the rounding of a coarse
-#: feature format may hide before a check that does not reject is refused instead of passed: the checks are meant
-#: to resolve a 2% scale error (the planted defects of the power tests), and bfloat16's floor is 12.5% of S_p.
+#: The largest share of a pair's claim (its target, or the claimed standard deviation) that the rounding of a feature
+#: format coarser than float32 may hide before a check that does not reject is refused instead of passed: the checks
+#: are meant to resolve a 2% scale error (the planted defects of the power tests), and bfloat16's floor is 12.5% of
+#: S_p, float16's 1.6%. float32's (1.9·10⁻⁶ of S_p) exceeds it only at pairs whose spread is itself near rounding
+#: (a claimed variance ~10⁻⁴ of the estimates' scale), which item 9's interval already compares with the floor.
 RESOLUTION = 0.01
+_F32_EPS = torch.finfo(torch.float32).eps
 _FORMAT_NAMES = {2.0**-7: "bfloat16", 2.0**-10: "float16", 2.0**-23: "float32"}
 
 
 def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], reference: torch.Tensor,
                           feature_eps: float | None, labels=None, what: str = "the mean") -> CheckResult:
-    """``row`` unless it passed while the features' format t could hide more than :data:`RESOLUTION` of the claim:
+    """``row`` unless it passed while the features' format t, coarser than float32, could hide more than
+    :data:`RESOLUTION` of the claim:
     where FEATURE_ULPS·ε(t)·S_p (the format's part of :func:`pair_rounding_floor`, S_p from ``values``) exceeds
     RESOLUTION·``reference``_p at a pair with ``reference``_p > 0 (the target's magnitude for a mean row, the claimed
     standard deviation for a variance row), a refusal naming the worst such pair: agreement within that rounding is
     no evidence for the claim (proofs/verification.md, item 9). Failures and refusals are returned unchanged, and
-    so is every row for float64 features."""
-    if not row.passed or feature_eps is None or not feature_eps > _EPS:
+    so is every row for float32 and float64 features."""
+    if not row.passed or feature_eps is None or not feature_eps > _F32_EPS:
         return row
     ref = reference.detach().to(torch.float64).cpu().abs()
     share = torch.where(ref > 0, FEATURE_ULPS * feature_eps * _pair_scale(*values) / ref, torch.zeros_like(ref))

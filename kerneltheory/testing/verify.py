@@ -412,8 +412,8 @@ def check_feature_map(
             ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off). The rounding the checks allow
             follows the dtype of the features returned; a function that computes in a coarser dtype and casts
             its result declares it as an attribute, ``fn.feature_dtype = torch.float32``. Where that rounding could
-            hide more than 1 % of the claim (bfloat16, often float16), a mean or variance row that does not reject is
-            refused, not passed (:func:`~kerneltheory.testing.checks.coarse_format_refusal`).
+            hide more than 1 % of the claim (bfloat16 and float16 features), a mean or variance row that does not
+            reject is refused, not passed (:func:`~kerneltheory.testing.checks.coarse_format_refusal`).
         kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate. ``kernel``,
             ``variance`` and ``bind`` get copies of the tested points (as the feature functions do), so writing into
             them in place moves nothing.
