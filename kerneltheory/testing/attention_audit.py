@@ -56,10 +56,12 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
   without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask; a
   length that cannot be reordered (causal L ≤ 7) is left out, and the row refused if every length is.
-* **precision[float32]** (with float32 in ``dtypes``) — one draw's outputs from float32 inputs against those from the
-  same numbers in float64, to the sum of the two runs' rounding floors: the statistical rows run in float64, so a
-  float32 path that computes another attention (a separate, illegal stabiliser for low precision) is seen only here
-  (:func:`~kerneltheory.testing.attention_exact.precision_row`; proofs/attention_audit.md, item 15).
+* **precision[float32]** (opt-in: ``checks=[..., "precision"]``, with float32 in ``dtypes``) — one draw's outputs
+  from float32 inputs against those from the same numbers in float64, to the sum of the two runs' rounding floors:
+  the statistical rows run in float64, so a float32 path that computes another attention (a separate, illegal
+  stabiliser for low precision) is seen only here (:func:`~kerneltheory.testing.attention_exact.precision_row`;
+  proofs/attention_audit.md, item 15). Opt-in because the floor assumes non-negative weights: a correct signed
+  (trigonometric) map whose sums cancel at larger inputs differs by more in float32.
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
@@ -112,7 +114,7 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", 
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
                     "finite")
-DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "precision", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -269,7 +271,8 @@ def check_attention(
         causal: the function claims causal attention (the reference is causal too; adds "causality").
         mask: the function accepts a key mask (runs "padding": rows padding[right], padding[left], padding[gap]).
         checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
-            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into). Named
+            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into, as is "precision",
+            whose floor assumes non-negative weights). Named
             explicitly, "causality" needs ``causal=True`` and "padding" ``mask=True`` (a ValueError otherwise).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.
@@ -323,7 +326,7 @@ def check_attention(
     n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes), "precision": coarse}.get(c, 1)
                  for c in wanted)
     if n_rows == 0:
-        raise ValueError("no check to run: finite needs at least one dtype")
+        raise ValueError("no check to run: finite needs at least one dtype in dtypes, precision one besides float64")
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)

@@ -313,10 +313,13 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
     return rows
 
 
-def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str):
+def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
+                  variant_precision=None):
     """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
     each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
-    the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``)."""
+    the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``).
+    ``variant_precision``: the format bounding the variants' rounding, when it is not ``precision``."""
+    variant_precision = precision if variant_precision is None else variant_precision
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
@@ -327,7 +330,7 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
         runs.append(base)
         described, cases = variants(q, k, v, g)
         for (q2, k2, v2), at2, at in cases:
-            new = _Run(fn, q2, k2, v2, m, None, precision)
+            new = _Run(fn, q2, k2, v2, m, None, variant_precision)
             runs.append(new)
             pairs.append((_difference(new.out[:, at2], base.out[:, at]),
                           lambda base=base, new=new, at2=at2, at=at: new.floor()[:, at2] + base.floor()[:, at]))
@@ -442,12 +445,24 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
     same numbers in float64, one draw: a function whose ``dtype`` path computes something else than its float64 path
     (a separate stabiliser for low precision, an illegal one among them) differs by more than the two evaluations'
     rounding floors, while the statistical rows, which run in float64, cannot see it (proofs/attention_audit.md,
-    item 15)."""
+    item 15). The ``dtype`` run's floor is at least ``dtype``'s (coarser if ``precision`` declares a coarser format),
+    whatever dtype its outputs come back in; the float64 run's is ``precision``'s or read from its outputs. Refused
+    when the function does not run in ``dtype`` on these inputs (it does not accept the dtype). Opt-in: the floor
+    assumes non-negative weights, and a signed map (trigonometric features) whose sums cancel can differ by more."""
     fmt = _name(dtype)
+    name = f"precision[{fmt}]"
     rounded = [tuple(t.to(dtype).to(_F64) for t in s) for s in sets]  # both runs see the numbers dtype can hold
+    try:
+        _call(attention(m, torch.Generator().manual_seed(seed)), *(t.to(dtype) for t in sets[0]))
+    except Exception as exc:  # it rejects the dtype: nothing to compare
+        cause = exc.__cause__ or exc
+        return CheckResult.refusal(f"the function does not run in {fmt}: it raised {type(cause).__name__}: {cause}; "
+                                   "pass dtypes= the dtypes it supports (kerneltheory audit: --dtypes)", name=name,
+                                   claim="precision", alpha=alpha, sample_size=0, seed=seed)
+    coarse = dtype if precision is None or torch.finfo(precision).eps <= torch.finfo(dtype).eps else precision
 
     def variants(q, k, v, g):
         return f"L = {q.shape[-2]}", [((q.to(dtype), k.to(dtype), v.to(dtype)), slice(None), slice(None))]
 
-    return _sequence_row(attention, rounded, m, alpha, seed, precision, f"precision[{fmt}]", variants,
-                         f"outputs from {fmt} inputs against float64 ones")
+    return _sequence_row(attention, rounded, m, alpha, seed, precision, name, variants,
+                         f"outputs from {fmt} inputs against float64 ones", variant_precision=coarse)
