@@ -226,3 +226,21 @@ def test_a_feature_map_given_where_a_sampler_goes_says_how_to_audit_it():
     phi = lambda x: torch.exp(x.to(torch.float64) @ w.T) / math.sqrt(M)  # noqa: E731
     with pytest.raises(TypeError, match=r"called with a torch.Generator.*global_rng_sampler"):
         check_feature_map(phi, kernels.softmax, dim=D, claims={"unbiased"})
+
+
+def test_a_map_with_a_maximum_length_is_not_failed_by_the_long_batch(kt_seed):
+    """The row-wise check's batch of 512 + p rows is longer than any the checks draw; a map that raises on batches
+    over 512 rows (a maximum sequence length) is audited as before, the long batch left out, while a failure on the
+    checks' own batch sizes is still the audit's error."""
+
+    def sample(g):
+        phi = prf(g)
+
+        def features(x):
+            if x.shape[0] > 512:
+                raise ValueError(f"sequence length {x.shape[0]} exceeds max_seq_len 512")
+            return phi(x)
+
+        return features
+
+    assert check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, seed=kt_seed).passed

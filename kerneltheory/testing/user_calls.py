@@ -140,7 +140,7 @@ class _Evaluator:
             try:
                 fm = self.sample(gen)
             except (AttributeError, TypeError) as exc:  # a feature map φ(x) handed the generator as its x
-                if "Generator" not in str(exc):
+                if "'torch._C.Generator'" not in str(exc) and "'Generator' object" not in str(exc):  # its own type
                     raise
                 raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
                                 "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
