@@ -348,7 +348,8 @@ def _poly_features(dtype, warp: float = 0.0):
 def test_the_proportionality_check_reads_the_features_precision(kt_seed):
     """Exact float32 features of 9·(1 + xᵀy)²: every draw equal, the ratios e/k equal up to float32 rounding, so
     the proportional rows compare with a floor in the features' precision and pass (they failed, at p = 0, against
-    float64's floor); a float32 map that is not proportional (warp 10⁻³) still fails."""
+    float64's floor); a float32 map that is not proportional (warp 10⁻³) still fails, and its bfloat16 twin, which
+    used to pass within bfloat16's floor, is refused (checks.coarse_format_refusal)."""
     kernel = lambda x, y: (1 + x @ y.T) ** 2  # noqa: E731
     for dtype in (torch.float64, torch.float32):
         good = check_feature_map(_poly_features(dtype), kernel, dim=2, claims={"proportional"}, batched=False,
@@ -357,6 +358,9 @@ def test_the_proportionality_check_reads_the_features_precision(kt_seed):
     bad = check_feature_map(_poly_features(torch.float32, 1e-3), kernel, dim=2, claims={"proportional"},
                             batched=False, alpha=1e-6, seed=kt_seed)
     assert bad.status == "FAILED", str(bad)
+    coarse = check_feature_map(_poly_features(torch.bfloat16, 1e-3), kernel, dim=2, claims={"proportional"},
+                               batched=False, alpha=1e-6, seed=kt_seed)  # bfloat16 cannot resolve that warp
+    assert coarse.status == "REFUSED" and "computed in bfloat16" in str(coarse), str(coarse)
 
 
 def _cast_prf(declare: bool, m=10):

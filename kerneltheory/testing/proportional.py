@@ -26,7 +26,14 @@ import torch
 
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
-from .checks import CheckResult, clt_guard, mean_check, pair_rounding_floor, rounding_floor
+from .checks import (
+    CheckResult,
+    clt_guard,
+    coarse_format_refusal,
+    mean_check,
+    pair_rounding_floor,
+    rounding_floor,
+)
 from .inputs import InputFamily, moderate_families, user_families
 from .pvalues import normal_p_values
 from .seeds import seed_for
@@ -113,6 +120,10 @@ def proportional_check(
                              labels=f.labels()[1:])
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, 0].mean()), -unit):.6g} (pair 0); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
+            # a bfloat16 or float16 map: agreement within rounding that may hide 1% of the ratio ĉ is no pass
+            scale = (c_hat * scales[f.name] / k).expand_as(ratio)
+            row = coarse_format_refusal(row, (ratio[:, 1:], scale[:, 1:]), c_hat.expand(t.shape[1]), feature_eps,
+                                        f.labels()[1:], "the ratio to the kernel")
         rows.append(row)
     rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
     return rows
