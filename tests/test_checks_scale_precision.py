@@ -467,4 +467,5 @@ def test_a_format_too_coarse_for_the_claim_refuses_instead_of_passing(dtype, kt_
     assert correct.status == "REFUSED" and any(f"computed in {str(dtype)[6:]}" in c.detail for c in correct.checks)
     assert not run(1.05, dtype).passed  # refused in bfloat16; float16's floor (1.6%) leaves it the power to fail
     assert run(1.6, dtype).status == "FAILED"
-    assert run(1.02, torch.float32).status == "FAILED" and run(1.0, torch.float32).passed
+    if dtype == torch.bfloat16:  # once: float32 is exempt and keeps its power
+        assert run(1.02, torch.float32).status == "FAILED" and run(1.0, torch.float32).passed

@@ -188,7 +188,7 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     as if biased. One draw on the whole batch and on parts of it must agree: otherwise the report fails on the exact
     row "row-wise", naming the dependence, before any draw is counted. A map that works in chunks of 256 rows and
     reads another row's norm past the first chunk is right on every batch of the tested rows alone, so they are also
-    evaluated behind 512 other rows."""
+    evaluated behind 256 other rows."""
 
     def sample(g):
         phi = prf(g)
@@ -229,16 +229,16 @@ def test_a_feature_map_given_where_a_sampler_goes_says_how_to_audit_it():
 
 
 def test_a_map_with_a_maximum_length_is_not_failed_by_the_long_batch(kt_seed):
-    """The row-wise check's batch of 512 + p rows is longer than any the checks draw; a map that raises on batches
-    over 512 rows (a maximum sequence length) is audited as before, the long batch left out, while a failure on the
+    """The row-wise check's batch of 256 + p rows is longer than any the checks draw; a map that raises on batches
+    over 256 rows (a maximum sequence length) is audited as before, the long batch left out, while a failure on the
     checks' own batch sizes is still the audit's error."""
 
     def sample(g):
         phi = prf(g)
 
         def features(x):
-            if x.shape[0] > 512:
-                raise ValueError(f"sequence length {x.shape[0]} exceeds max_seq_len 512")
+            if x.shape[0] > 256:
+                raise ValueError(f"sequence length {x.shape[0]} exceeds max_seq_len 256")
             return phi(x)
 
         return features

@@ -15,7 +15,7 @@ from .inputs import InputFamily
 from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
-LONG_BATCH = 512  # rows ahead of the tested ones in the row-wise check's long batch (two chunks of 256)
+LONG_BATCH = 256  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 256)
 
 
 def _replayed(ev: _Evaluator, x: torch.Tensor, y: torch.Tensor, seed: int, min_eps: float = 0.0):
