@@ -229,7 +229,7 @@ def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], refe
     """``row`` unless it passed while the features' format t, coarser than float32, could hide more than
     :data:`RESOLUTION` of the claim:
     where FEATURE_ULPS·ε(t)·S_p (the format's part of :func:`pair_rounding_floor`, S_p from ``values``) exceeds
-    RESOLUTION·``reference``_p at a pair with ``reference``_p > 0 (the target's magnitude for a mean row, the claimed
+    RESOLUTION·r_p at a pair with r_p > 0, r = ``reference`` (the target's magnitude for a mean row, the claimed
     standard deviation for a variance row), a refusal naming the worst such pair: agreement within that rounding is
     no evidence for the claim (proofs/verification.md, item 9). Failures and refusals are returned unchanged, and
     so is every row for float32 and float64 features."""
