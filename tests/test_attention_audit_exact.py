@@ -386,6 +386,14 @@ def test_a_float32_path_that_computes_something_else_fails_precision(kt_seed):
     refused = check_attention(float64_only, dim=D, checks=["precision"], seed=kt_seed)
     assert refused.status == "REFUSED" and "dtypes=" in refused.checks[0].detail, str(refused)
 
+    def half_inside(m, g):  # a correct float32 path that computes in bfloat16 (autocast style), cast back
+        fn = library(m, g)
+        return lambda q, k, v, mask=None: (fn(q, k, v, mask) if q.dtype == torch.float64 else
+                                           fn(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask).float())
+
+    half = check_attention(half_inside, dim=D, checks=["precision"], seed=kt_seed)
+    assert not any(c.status == "failed" for c in half.checks), str(half)  # bfloat16's floor, read from the outputs
+
 
 def test_the_precision_row_is_opt_in_because_signed_maps_can_exceed_the_floor():
     """A finding, not a defect of the map: the library's correct trigonometric linear attention at input std 1.3

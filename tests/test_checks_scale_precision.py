@@ -456,6 +456,21 @@ def _scaled_positive(scale: float, dtype, d=8, m=64):
     return sample
 
 
+def _scaled_taylor(dtype, spread=0.005):
+    """Exact Taylor features of 1 + s + s²/2 (s = xᵀy), each draw scaled by 1 + spread·u, u ~ U(−1, 1)."""
+    def sample(g):
+        c = float(1 + spread * (2 * torch.rand((), generator=g, dtype=torch.float64) - 1))
+
+        def phi(x):
+            x = x.to(dtype)
+            outer = (x[:, :, None] * x[:, None, :]).flatten(1) / math.sqrt(2)
+            return c * torch.cat([torch.ones_like(x[:, :1]), x, outer], -1)
+
+        return phi
+
+    return sample
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_a_format_too_coarse_for_the_claim_refuses_instead_of_passing(dtype, kt_seed):
     """bfloat16's rounding floor is 16·2⁻⁷ = 12.5% of the largest estimate (float16's 1.6%): a map 5% off in it used to
@@ -467,5 +482,8 @@ def test_a_format_too_coarse_for_the_claim_refuses_instead_of_passing(dtype, kt_
     assert correct.status == "REFUSED" and any(f"computed in {str(dtype)[6:]}" in c.detail for c in correct.checks)
     assert not run(1.05, dtype).passed  # refused in bfloat16; float16's floor (1.6%) leaves it the power to fail
     assert run(1.6, dtype).status == "FAILED"
+    zero = check_feature_map(_scaled_taylor(dtype), kernels.exp_taylor2, dim=4, claims={"variance"},
+                             variance=lambda x, y: 0 * (x @ y.T), sweep=False, seed=kt_seed)
+    assert zero.status == "REFUSED", str(zero)  # a claim of 0 where the draws vary by up to ±0.5 %: it used to pass
     if dtype == torch.bfloat16:  # once: float32 is exempt and keeps its power
         assert run(1.02, torch.float32).status == "FAILED" and run(1.0, torch.float32).passed

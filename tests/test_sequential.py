@@ -106,7 +106,7 @@ def test_batched_sampler_is_called_once_per_block():
     assert report.passed, str(report)
     used = max(c.sample_size for c in report.checks)  # the budget, or the look where every check accepted
     # the replay check: two identically seeded single draws; the row-wise check: five more (the whole batch, the
-    # first family alone, reversed, its first row alone, behind 256 other rows)
+    # first family alone, reversed, its first row alone, behind 512 other rows)
     assert calls[:7] == [1] * 7
     assert set(calls[7:]) == {256} and len(calls[7:]) == used // 256 and used in (1024, 2048, 4096)
     calls.clear()

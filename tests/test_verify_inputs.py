@@ -188,7 +188,7 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     as if biased. One draw on the whole batch and on parts of it must agree: otherwise the report fails on the exact
     row "row-wise", naming the dependence, before any draw is counted. A map that works in chunks of 256 rows and
     reads another row's norm past the first chunk is right on every batch of the tested rows alone, so they are also
-    evaluated behind 256 other rows."""
+    evaluated behind 512 other rows."""
 
     def sample(g):
         phi = prf(g)
@@ -229,8 +229,9 @@ def test_a_feature_map_given_where_a_sampler_goes_says_how_to_audit_it():
 
 
 def test_a_map_with_a_maximum_length_is_not_failed_by_the_long_batch(kt_seed):
-    """The row-wise check's batch of 256 + p rows is longer than any the checks draw; a map that raises on batches
-    over 256 rows (a maximum sequence length) is audited as before, the long batch left out, while a failure on the
+    """The row-wise check's batch of 512 + p rows is longer than any the checks draw; a map that raises on batches
+    over 256 rows (a maximum sequence length) is audited behind fewer rows (256, 128 or 64), so a chunked defect within
+    the lengths it accepts is still caught, while a failure on the
     checks' own batch sizes is still the audit's error."""
 
     def sample(g):
@@ -244,3 +245,18 @@ def test_a_map_with_a_maximum_length_is_not_failed_by_the_long_batch(kt_seed):
         return features
 
     assert check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, seed=kt_seed).passed
+
+    def chunked(g):  # the same limit, and the norm term of row i − 64·c in chunks of 64: behind 128 rows it shows
+        phi = prf(g)
+
+        def features(x):
+            if x.shape[0] > 256:
+                raise ValueError(f"sequence length {x.shape[0]} exceeds max_seq_len 256")
+            norms = (x * x).sum(-1, keepdim=True)
+            return torch.cat([phi(c) * torch.exp((norms[i * 64: i * 64 + c.shape[0]] - norms[: c.shape[0]]) / 2)
+                              for i, c in enumerate(x.split(64))])
+
+        return features
+
+    report = check_feature_map(chunked, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, seed=kt_seed)
+    assert [c.name for c in report.failures] == ["row-wise"], str(report)

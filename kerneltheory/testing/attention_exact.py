@@ -124,15 +124,20 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
 class _Run:
     """One evaluation ``out = fn(q, k, v, mask)`` and, computed once when a comparison needs it, its rounding floor."""
 
-    def __init__(self, fn, q, k, v, m: int, mask=None, precision=None, out=None):
+    def __init__(self, fn, q, k, v, m: int, mask=None, precision=None, out=None, least=None):
         self.fn, self.q, self.k, self.v, self.m, self.mask, self.precision = fn, q, k, v, m, mask, precision
         self.out = _call(fn, q, k, v, mask) if out is None else out
+        self.least = least  # a format the floor is at least as coarse as (the dtype the inputs came in)
         self._floor = None
 
     def floor(self) -> torch.Tensor:
         if self._floor is None:
+            fmt = self.precision  # declared, or (None) read from the outputs by rounding_floor_attention
+            if self.least is not None:  # the coarsest of the declared, the read and the least format
+                fmt = max((output_format(self.out), self.least, *([fmt] if fmt else [])),
+                          key=lambda f: torch.finfo(f).eps)
             self._floor = rounding_floor_attention(self.fn, self.q, self.k, self.v, self.out, self.m, self.mask,
-                                                   precision=self.precision)
+                                                   precision=fmt)
         return self._floor
 
 
@@ -314,12 +319,12 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
 
 
 def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
-                  variant_precision=None):
+                  variant_least=None):
     """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
     each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
     the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``).
-    ``variant_precision``: the format bounding the variants' rounding, when it is not ``precision``."""
-    variant_precision = precision if variant_precision is None else variant_precision
+    ``variant_least``: a format the variants' floors are at least as coarse as (besides ``precision`` or the format
+    read from their outputs)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
@@ -330,7 +335,7 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
         runs.append(base)
         described, cases = variants(q, k, v, g)
         for (q2, k2, v2), at2, at in cases:
-            new = _Run(fn, q2, k2, v2, m, None, variant_precision)
+            new = _Run(fn, q2, k2, v2, m, None, precision, least=variant_least)
             runs.append(new)
             pairs.append((_difference(new.out[:, at2], base.out[:, at]),
                           lambda base=base, new=new, at2=at2, at=at: new.floor()[:, at2] + base.floor()[:, at]))
@@ -445,10 +450,11 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
     same numbers in float64, one draw: a function whose ``dtype`` path computes something else than its float64 path
     (a separate stabiliser for low precision, an illegal one among them) differs by more than the two evaluations'
     rounding floors, while the statistical rows, which run in float64, cannot see it (proofs/attention_audit.md,
-    item 15). The ``dtype`` run's floor is at least ``dtype``'s (coarser if ``precision`` declares a coarser format),
-    whatever dtype its outputs come back in; the float64 run's is ``precision``'s or read from its outputs. Refused
-    when the function does not run in ``dtype`` on these inputs (it does not accept the dtype). Opt-in: the floor
-    assumes non-negative weights, and a signed map (trigonometric features) whose sums cancel can differ by more."""
+    item 15). The ``dtype`` run's floor is in the coarsest of ``dtype``, ``precision`` (declared) and the format
+    read from its outputs (a half-precision path inside); the float64 run's is ``precision``'s or read from its
+    outputs. Refused when the function does not run in ``dtype`` on these inputs (it does not accept the dtype).
+    Opt-in: the floor assumes non-negative weights, and a signed map (trigonometric features) whose sums cancel can
+    differ by more."""
     fmt = _name(dtype)
     name = f"precision[{fmt}]"
     rounded = [tuple(t.to(dtype).to(_F64) for t in s) for s in sets]  # both runs see the numbers dtype can hold
@@ -459,10 +465,9 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
         return CheckResult.refusal(f"the function does not run in {fmt}: it raised {type(cause).__name__}: {cause}; "
                                    "pass dtypes= the dtypes it supports (kerneltheory audit: --dtypes)", name=name,
                                    claim="precision", alpha=alpha, sample_size=0, seed=seed)
-    coarse = dtype if precision is None or torch.finfo(precision).eps <= torch.finfo(dtype).eps else precision
 
     def variants(q, k, v, g):
         return f"L = {q.shape[-2]}", [((q.to(dtype), k.to(dtype), v.to(dtype)), slice(None), slice(None))]
 
     return _sequence_row(attention, rounded, m, alpha, seed, precision, name, variants,
-                         f"outputs from {fmt} inputs against float64 ones", variant_precision=coarse)
+                         f"outputs from {fmt} inputs against float64 ones", variant_least=dtype)

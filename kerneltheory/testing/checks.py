@@ -224,6 +224,10 @@ _F32_EPS = torch.finfo(torch.float32).eps
 _FORMAT_NAMES = {2.0**-7: "bfloat16", 2.0**-10: "float16", 2.0**-23: "float32"}
 
 
+def _share(x: float) -> str:
+    return f"{x:.3g} of the claim" if x < 1e300 else "more than a claim of 0 (the draws vary)"
+
+
 def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], reference: torch.Tensor,
                           feature_eps: float | None, labels=None, what: str = "the mean") -> CheckResult:
     """``row`` unless it passed while the features' format t, coarser than float32, could hide more than
@@ -244,7 +248,7 @@ def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], refe
     fmt = _FORMAT_NAMES.get(feature_eps, f"a format of machine epsilon {feature_eps:.3g}")
     return CheckResult.refusal(
         f"the features are computed in {fmt}: its rounding may move {what} at pair {_pair(labels, idx)} by up to "
-        f"{float(share[idx]):.3g} of the claim, more than the {RESOLUTION:g} this check resolves, so agreement "
+        f"{_share(float(share[idx]))}, more than the {RESOLUTION:g} this check resolves, so agreement "
         f"within that rounding is no pass (audit the map in float32 or float64); {row.detail}",
         **{f.name: getattr(row, f.name) for f in fields(CheckResult)
            if f.name in ("name", "claim", "alpha", "effect_size", "sample_size", "seed")},

@@ -15,7 +15,7 @@ from .inputs import InputFamily
 from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
-LONG_BATCH = 256  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 256)
+LONG_BATCH = 512  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 512)
 
 
 def _replayed(ev: _Evaluator, x: torch.Tensor, y: torch.Tensor, seed: int, min_eps: float = 0.0):
@@ -53,8 +53,8 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
 def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
     """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
     them, and on the first family's rows alone, in reverse order, its first row alone and behind :data:`LONG_BATCH`
-    other rows (a path taken only in long batches, past a first chunk; left out for a map that raises on a batch
-    that long, such as one with a maximum sequence length), must give the same
+    other rows (a path taken only in long batches, past a first chunk; for a map that raises on a batch that long,
+    such as one with a maximum sequence length, behind 256, 128 or 64), must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
     Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
     batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
@@ -78,17 +78,21 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     # whole number of chunks before the copy of itself): a path taken only past the first chunk of a long batch
     # (chunks of 64, 128 or 256 rows, as sequences are) maps them differently
     ahead = torch.randint(n, (LONG_BATCH,), generator=torch.Generator().manual_seed(seed_for("long batch", seed)))
-    variants = ((f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
-                ("the first alone", torch.arange(1), None),
-                (f"the first {p} behind {LONG_BATCH} other rows", torch.cat([ahead, first]), first))
-    for label, taken, rows in variants:
-        rows = taken if rows is None else rows
+    variants = [(f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
+                ("the first alone", torch.arange(1), None)]
+    for size in (LONG_BATCH, 256, 128, 64):  # the longest batch the map accepts (a maximum sequence length)
+        taken = torch.cat([ahead[:size], first])
         try:
-            part, part_floor = (t[-rows.numel():] for t in estimates(ev.xq[taken], ev.xk[taken]))
+            long = (t[-p:] for t in estimates(ev.xq[taken], ev.xk[taken]))
         except Exception:
             if taken.numel() <= n:  # the checks' own batch sizes: the map's failure is the audit's error
                 raise
-            continue  # a map that refuses batches this long (a maximum sequence length) is not checked there
+            continue
+        variants.append((f"the first {p} behind {size} other rows", taken, first, long))
+        break
+    for label, taken, rows, *done in variants:
+        rows = taken if rows is None else rows
+        part, part_floor = done[0] if done else (t[-rows.numel():] for t in estimates(ev.xq[taken], ev.xk[taken]))
         if not _one_number(part, whole[rows], part_floor, floor[rows]):
             i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
             return CheckResult.certain_failure(

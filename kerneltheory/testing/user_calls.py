@@ -140,7 +140,8 @@ class _Evaluator:
             try:
                 fm = self.sample(gen)
             except (AttributeError, TypeError) as exc:  # a feature map φ(x) handed the generator as its x
-                if "'torch._C.Generator'" not in str(exc) and "'Generator' object" not in str(exc):  # its own type
+                if not any(k in str(exc) for k in ("'torch._C.Generator'", "not torch._C.Generator",
+                                                    "'Generator' object")):  # errors about the generator's own type
                     raise
                 raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
                                 "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
