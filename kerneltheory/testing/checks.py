@@ -225,7 +225,7 @@ _FORMAT_NAMES = {2.0**-7: "bfloat16", 2.0**-10: "float16", 2.0**-23: "float32"}
 
 
 def _share(x: float) -> str:
-    return f"{x:.3g} of the claim" if x < 1e300 else "more than a claim of 0 (the draws vary)"
+    return f"{x:.3g} of the claim" if math.isfinite(x) else "more than a claim of 0 (the draws vary)"
 
 
 def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], reference: torch.Tensor,
@@ -234,14 +234,18 @@ def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], refe
     :data:`RESOLUTION` of the claim:
     where FEATURE_ULPS·ε(t)·S_p (the format's part of :func:`pair_rounding_floor`, S_p from ``values``) exceeds
     RESOLUTION·r_p at a pair with r_p > 0, r = ``reference`` (the target's magnitude for a mean row, the claimed
-    standard deviation for a variance row), a refusal naming the worst such pair: agreement within that rounding is
+    standard deviation for a variance row), or where r_p = 0 while the draws (the 2-D ``values``) vary, a refusal
+    naming the worst such pair: agreement within that rounding is
     no evidence for the claim (proofs/verification.md, item 9). Failures and refusals are returned unchanged, and
     so is every row for float32 and float64 features."""
     if not row.passed or feature_eps is None or not feature_eps > _F32_EPS:
         return row
     ref = reference.detach().to(torch.float64).cpu().abs()
     share = torch.where(ref > 0, FEATURE_ULPS * feature_eps * _pair_scale(*values) / ref, torch.zeros_like(ref))
-    share = torch.nan_to_num(share, nan=math.inf)
+    # a claim of 0 (a deterministic estimate) where the draws vary: the spread it denies is what the floor hides
+    draws = [v.detach().to(torch.float64).cpu() for v in values if v.dim() == 2]
+    varies = torch.stack([v.amax(0) > v.amin(0) for v in draws]).any(0) if draws else torch.zeros_like(ref, dtype=bool)
+    share = torch.where((ref == 0) & varies, math.inf, torch.nan_to_num(share, nan=math.inf))
     idx = int(torch.argmax(share))
     if not float(share[idx]) > RESOLUTION:
         return row

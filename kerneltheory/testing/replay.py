@@ -76,7 +76,7 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     first = torch.arange(p)
     # the first family's rows behind LONG_BATCH others (tested rows picked at random, so that no row ahead sits a
     # whole number of chunks before the copy of itself): a path taken only past the first chunk of a long batch
-    # (chunks of 64, 128 or 256 rows, as sequences are) maps them differently
+    # (chunks of 64 to 512 rows, as sequences are) maps them differently
     ahead = torch.randint(n, (LONG_BATCH,), generator=torch.Generator().manual_seed(seed_for("long batch", seed)))
     variants = [(f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
                 ("the first alone", torch.arange(1), None)]

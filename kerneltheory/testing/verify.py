@@ -348,9 +348,6 @@ def run_mean_variance_checks(
                                              bound=pick("bound"), labels=labels, futility=fut,
                                              atol=pair_rounding_floor(smp, feature_eps=eps_k))
                         values, reference = (smp,), pick("variance").clamp(min=0).sqrt()
-                        # a claim of 0 where the draws vary: its resolution is the spread's, which the floor hides
-                        varies = (reference == 0) & (smp.amax(0) > smp.amin(0))
-                        reference = torch.where(varies, torch.finfo(torch.float64).tiny, reference)
                         what = "the standard deviation"
                     # a pass that the features' rounding could produce is no pass (checks.coarse_format_refusal)
                     without = row.without_variance
