@@ -9,7 +9,7 @@
   outside feature map (``--sampler PRESET`` for a frequency sampler, ``--attention`` for an attention function;
   docs/auditing.md; FACTORY's signatures and the options of each kind of audit: ``_audit_args``); exit status 0
   when every claim is verified, 1 when a claim is refuted, 2 when the code or the command fails to run (a message;
-  ``--traceback`` shows the traceback).
+  ``--traceback`` shows the traceback), 3 when no check failed but some were refused (nothing decided).
 """
 
 from __future__ import annotations
@@ -121,11 +121,19 @@ def _kernel(spec: str, sigma: float):
             return lambda x, y: kernel(x, y, sigma=sigma)
         return kernel
     if ":" in spec:
-        kernel = load_object(spec)
+        kernel = _named(load_object, "--kernel", spec)
         if not callable(kernel):
             raise ValueError(f"--kernel {spec}: not a callable kernel(x, y)")
         return kernel
-    return get_kernel(spec)  # raises, naming the built-in kernels
+    return _named(get_kernel, "--kernel", spec)  # raises, naming the built-in kernels
+
+
+def _named(load, option: str, spec: str):
+    """``load(spec)``, its ValueError prefixed with the option that gave ``spec``."""
+    try:
+        return load(spec)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
 
 
 def _run_audit(args):
@@ -171,11 +179,14 @@ def _run_audit(args):
             sizes["output_dtype"] = getattr(torch, args.output_dtype)
         return check_attention(sample, dim=args.dim, reference=reference, causal=args.causal, mask=not args.no_mask,
                                checks=args.checks, alpha=args.alpha, seed=args.seed, **dtypes, **sizes)
-    if args.kernel is None or not args.claims:
-        raise ValueError("a feature-map audit needs --kernel and --claims (or pass --sampler or --attention)")
+    missing = [option for option, value in (("--kernel", args.kernel), ("--claims", args.claims)) if not value]
+    if missing:
+        raise ValueError(f"a feature-map audit needs {' and '.join(missing)} (or pass --sampler or --attention)")
     kernel = _kernel(args.kernel, args.sigma)
-    variance = load_object(args.variance) if args.variance else None
     claims = set(args.claims)
+    if "variance" in claims and args.variance is None:
+        raise ValueError("--claims variance needs --variance MODULE:FUNCTION, the claimed variance(x, y) of one draw")
+    variance = _named(load_object, "--variance", args.variance) if args.variance else None
     prop = "proportional" in claims
     rest = claims - {"proportional"}
     a_prop = args.alpha / len(claims) if prop else 0.0  # the claims share α evenly
@@ -192,8 +203,8 @@ def _run_audit(args):
 
 
 def _audit(args) -> int:
-    """Exit status 0: every claim verified; 1: a claim refuted; 2: the code or the command failed to run (or
-    every failing check was refused, so nothing was decided)."""
+    """Exit status 0: every claim verified; 1: a claim refuted; 2: the code or the command failed to run; 3: no
+    check failed but some were refused, so nothing was decided (never a pass, and not an error of the code)."""
     import torch
 
     threads = torch.get_num_threads()
@@ -217,7 +228,7 @@ def _audit(args) -> int:
         first = next(c for c in report.checks if not c.passed)
         print("kerneltheory audit: refused: no check failed, but some could not decide (never a pass); "
               f"the first: {first.name}: {first.detail}", file=sys.stderr)
-        return 2
+        return 3
     return 0 if report.passed else 1
 
 
@@ -256,7 +267,8 @@ they estimate, every claim proved (proofs/) and checked by calibrated statistica
 'kerneltheory COMMAND --help' describes a command."""
 
 EPILOG = """exit status of report and audit: 0 every claimed property held; 1 a claimed property FAILED (report:
-or was refused, with --fail-on refused); 2 the command could not run (bad arguments, an error)."""
+or was refused, with --fail-on refused); 2 the command could not run (bad arguments, an error); 3 (audit) no
+check failed, but some were refused, so nothing was decided."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -308,18 +320,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      "one-line message)")
     rep.set_defaults(func=_report)
 
-    aud = sub.add_parser("audit", help="verify the claims of an outside feature map, sampler or attention function")
+    aud = sub.add_parser(
+        "audit", help="verify the claims of an outside feature map, sampler or attention function",
+        description="Verify the claims of an outside feature map (--kernel, --dim, --claims), frequency sampler "
+        "(--sampler) or attention function (--attention, --dim) with calibrated checks; docs/auditing.md.",
+        epilog="exit status: 0 every claim verified; 1 a claim refuted (FAILED); 2 the code or the command could not "
+        "run (bad arguments, an error in the audited code); 3 no check failed but some were refused, so nothing was "
+        "decided (a refusal is never a pass).",
+    )
     aud.add_argument("factory", metavar="MODULE:FACTORY",
                      help="sample(generator) -> feature map (or a zero-argument factory returning it); with "
                      "--sampler, sample(generator) -> [m, d] frequencies; with --attention, attention(m, generator) -> "
                      "fn(q, k, v, mask=None); MODULE is a dotted module or a .py file")
-    aud.add_argument("--kernel", help="exact kernel: softmax (exp(xᵀy)), gaussian, arccos1 or MODULE:FUNCTION (with "
+    aud.add_argument("--kernel", help="exact kernel (required for a feature-map audit): softmax (exp(xᵀy)), gaussian, "
+                     "arccos1, polynomial ((xᵀy)²; another degree or constant through MODULE:FUNCTION), exp_taylor2 "
+                     "(1 + xᵀy + (xᵀy)²/2) or MODULE:FUNCTION (with "
                      "--attention: the reference attention's kernel, default softmax, which there is scaled "
                      "dot-product attention, exp(qᵀk/√d))")
     aud.add_argument("--sigma", type=float, default=1.0, help="bandwidth of the gaussian kernel")
     aud.add_argument("--dim", type=int, help="input dimension d of the map")
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
-                     help="the properties to verify (feature maps)")
+                     help="the properties to verify (required for a feature-map audit)")
     aud.add_argument("--variance", metavar="MODULE:FUNCTION", help="claimed variance(x, y) of one draw")
     aud.add_argument("--budget", choices=("quick", "thorough"),
                      help="draws per check of a feature-map audit: quick (at most 4096, default) or thorough (at most "
@@ -338,7 +359,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--causal", action="store_true", help="--attention: the function claims causal attention")
     aud.add_argument("--no-mask", action="store_true", help="--attention: the function takes no key mask")
     aud.add_argument("--checks", nargs="+", choices=ATTENTION_CHECKS,
-                     help="--attention: run only these checks (bias and precision are opt-in)")
+                     help="--attention: run only these checks (bias is opt-in)")
     aud.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
                      help="--attention: the dtypes of the finiteness checks (default both): those the function accepts")
     aud.add_argument("--length", type=int, help="--attention: L of the statistical and exact checks (default 16)")

@@ -198,8 +198,8 @@ def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):
 
 def test_audit_refusal_names_the_first_undecided_check(tmp_path, capsys, one_thread):
     """A map whose query side has a fair-coin sign per draw has E φ(x)ᵀφ(y) = 0·k: proportionality holds with
-    c = 0, and the row "c > 0" cannot tell c from 0, so the audit is refused (exit 2) and says which check could
-    not decide."""
+    c = 0, and the row "c > 0" cannot tell c from 0, so the audit is refused (exit 3, apart from 2, the status of a
+    command or code that could not run) and says which check could not decide."""
     module = tmp_path / "coin_sign.py"
     module.write_text(
         "import math, torch\n"
@@ -212,7 +212,7 @@ def test_audit_refusal_names_the_first_undecided_check(tmp_path, capsys, one_thr
     )
     code = main(["audit", f"{module}:coin_prf", "--kernel", "softmax", "--dim", "8", "--claims", "proportional"])
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == 3, err
     assert "refused: no check failed, but some could not decide" in err and "proportional[c > 0]" in err
 
 

@@ -145,7 +145,7 @@ def test_bias_check_and_dtypes_from_the_shell(user, capsys):
     assert main(["audit", user("attention"), "--attention", "--dim", "8", "--checks", "bias"]) == 0
     assert "bias ∝ 1/m" in capsys.readouterr().out
     finite = ["--attention", "--dim", "8", "--checks", "finite"]
-    assert main(["audit", user("float64_attention"), *finite]) == 2  # float32 refused: no verdict
+    assert main(["audit", user("float64_attention"), *finite]) == 3  # float32 refused: no verdict
     assert "--dtypes" in capsys.readouterr().out
     assert main(["audit", user("float64_attention"), *finite, "--dtypes", "float64"]) == 0
     assert "finite[float32]" not in capsys.readouterr().out

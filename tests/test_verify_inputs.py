@@ -260,3 +260,23 @@ def test_a_map_with_a_maximum_length_is_not_failed_by_the_long_batch(kt_seed):
 
     report = check_feature_map(chunked, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, seed=kt_seed)
     assert [c.name for c in report.failures] == ["row-wise"], str(report)
+
+
+def test_a_map_with_no_features_is_an_error_not_a_vacuous_pass():
+    """Review finding: a map returning [n, 0] (an off-by-one m // 2 at m = 1, a bad slice) passed "positive" and
+    "finite" on 0 of 0 values."""
+    with pytest.raises(ValueError, match=r"returned no features \(\(\d+, 0\).*D ≥ 1"):
+        check_feature_map(lambda g: (lambda x: x[:, :0]), kernels.softmax, dim=8, claims={"positive", "finite"})
+
+
+def test_a_kernel_coarser_than_its_inputs_is_an_error_naming_it():
+    """Review finding: a correct deterministic map (elu + 1) checked against its own kernel written in float32 failed
+    by 2.5·10⁻⁸, the kernel's rounding, which no check allows for: the target must come in the inputs' precision."""
+    phi = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
+    kernel32 = lambda x, y: phi(x.float()) @ phi(y.float()).T  # noqa: E731
+    with pytest.raises(ValueError, match=r"kernel\(x, y\) returned torch.float32 values for torch.float64 inputs"):
+        check_feature_map(lambda g: phi, kernel32, dim=4, claims={"unbiased"})
+    variance32 = lambda x, y: torch.zeros(x.shape[0], y.shape[0], dtype=torch.float32)  # noqa: E731
+    kernel = lambda x, y: phi(x) @ phi(y).T  # noqa: E731
+    with pytest.raises(ValueError, match=r"variance\(x, y\) returned torch.float32"):
+        check_feature_map(lambda g: phi, kernel, dim=4, claims={"variance"}, variance=variance32)

@@ -35,6 +35,9 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
         shape = getattr(out, "shape", type(out).__name__)
         form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
         raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
+    if out.shape[-1] == 0:  # 0 of 0 values would pass every check vacuously
+        raise ValueError(f"{name} returned no features ({tuple(out.shape)} for input {tuple(x.shape)}): a feature map "
+                         "needs D ≥ 1")
     if out.is_complex():
         raise TypeError(
             f"{name} returned complex features ({out.dtype}); the checks compare real estimates φ(x)ᵀφ(y) with a real "
@@ -62,6 +65,10 @@ def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
     if out.is_complex():
         raise TypeError(f"{name}(x, y) returned a complex matrix ({out.dtype}); the checks compare real estimates "
                         "φ(x)ᵀφ(y) with a real kernel: return its real part if that is the kernel meant")
+    if out.is_floating_point() and torch.finfo(out.dtype).eps > torch.finfo(x.dtype).eps:
+        raise ValueError(f"{name}(x, y) returned {out.dtype} values for {x.dtype} inputs: it is the checks' exact "
+                         f"target, whose own rounding no check allows for, so a coarser {name} would count its "
+                         f"rounding against the map: compute it in {x.dtype}")
     return out.detach().to(torch.float64).cpu()
 
 
