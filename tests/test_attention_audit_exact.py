@@ -11,10 +11,12 @@ import textwrap
 import pytest
 import torch
 
+from kerneltheory import kernels
 from kerneltheory.cli import main
 from kerneltheory.testing.attention_audit import DEFAULT_CHECKS, check_attention
 from kerneltheory.testing.attention_exact import (
     NoRoundingBound,
+    extended_lengths,
     order_permutation,
     order_points,
     output_format,
@@ -104,6 +106,32 @@ USER = textwrap.dedent('''
             pk = features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
             pk = pk * (1 + torch.arange(k.shape[1], dtype=pk.dtype) / k.shape[1])[None, :, None]
             return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+        return fn
+
+    def chunked_tail_alone(m, generator, chunk=16):
+        """Chunks of 16 whose last, partial chunk forgets the carried state (a tail handled by a separate branch)."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq, pk = features(q, w), features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+            length, whole = q.shape[1], q.shape[1] - q.shape[1] % chunk
+            parts = [chunked(pq[:, a:b], pk[:, a:b], v[:, a:b], True, chunk)
+                     for a, b in ((0, whole), (whole, length)) if b > a]
+            return torch.cat(parts, 1)
+        return fn
+
+    def long_path_per_key(m, generator):
+        """Causal cumulative sums up to 64 tokens; past that, chunks whose keys are stabilised each by its own
+        maximum (an illegal per-key constant) on a path the L = 16 rows never take."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq = features(q, w)
+            if q.shape[1] <= 64:
+                pk = features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+                num = torch.einsum("blm,blmd->bld", pq, torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1))
+                return num / (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+            return chunked(pq, features(k, w), v, True)
         return fn
 ''')
 NAMESPACE: dict = {}
@@ -349,15 +377,14 @@ def _low_precision_path(m, generator):
 def test_a_float32_path_that_computes_something_else_fails_precision(kt_seed):
     """The statistical rows run in float64, so a float32 path with an illegal stabiliser passed every row; the
     precision row compares one draw's outputs from float32 inputs with those from the same numbers in float64
-    (proofs/attention_audit.md, item 15), opted into: over a hundred times the floor. The library's linear attention
-    passes it, below 1/20 of the floor, with outputs declared float64 too (the float32 run keeps float32's floor);
-    without float32 in dtypes there is no row, and a function that rejects float32 gets the row refused."""
+    (proofs/attention_audit.md, item 15), among the default rows: over a hundred times the floor. The library's linear
+    attention passes it, below 1/20 of the floor, with outputs declared float64 too (the float32 run keeps float32's
+    floor); without float32 in dtypes there is no row, and a function that rejects float32 gets the row refused."""
     from kerneltheory.attention import linear_attention
     from kerneltheory.estimators import get
 
-    assert check_attention(_low_precision_path, dim=D, alpha=ALPHA, seed=kt_seed).passed  # what it used to get
-    every = [c for c in (*DEFAULT_CHECKS, "precision") if c != "causality"]
-    bad = check_attention(_low_precision_path, dim=D, checks=every, alpha=ALPHA, seed=kt_seed)
+    assert "precision" in DEFAULT_CHECKS
+    bad = check_attention(_low_precision_path, dim=D, alpha=ALPHA, seed=kt_seed)
     assert {c.name for c in bad.failures} == {"precision[float32]"}, str(bad)
     assert bad.failures[0].statistic > 100, bad.failures[0].detail  # the largest |Δout| in units of the floor
 
@@ -395,11 +422,12 @@ def test_a_float32_path_that_computes_something_else_fails_precision(kt_seed):
     assert not any(c.status == "failed" for c in half.checks), str(half)  # bfloat16's floor, read from the outputs
 
 
-def test_the_precision_row_is_opt_in_because_signed_maps_can_exceed_the_floor():
+def test_signed_weights_beyond_the_floor_are_refused_not_failed():
     """A finding, not a defect of the map: the library's correct trigonometric linear attention at input std 1.3
     cancels in its sums, and its float32 rounding then exceeds item 3's floor (which assumes non-negative weights) at
-    some seeds, so the precision row would fail a correct attention (proofs/attention_audit.md, item 15): it is not
-    among the default checks."""
+    three of six seeds (0.13–19.9 times it; proofs/attention_audit.md, item 15). Its attention matrix has negative
+    entries, so those rows are refused, naming the signed weights, never failed; at the default std 0.3 the sums do not
+    cancel and the row passes far inside the floor."""
     from kerneltheory.attention import linear_attention
     from kerneltheory.estimators import get
 
@@ -407,9 +435,54 @@ def test_the_precision_row_is_opt_in_because_signed_maps_can_exceed_the_floor():
         fm = get("trig/gaussian", D, m).draw(g)
         return lambda q, k, v, mask=None: linear_attention(q * D**-0.25, k * D**-0.25, v, fm, mask=mask)
 
-    ratios = [check_attention(trig, dim=D, input_std=1.3, checks=["precision"], seed=s).checks[0].statistic
-              for s in range(6)]
-    assert max(ratios) > 1, ratios
+    rows = [check_attention(trig, dim=D, input_std=1.3, checks=["precision"], seed=s).checks[0] for s in range(6)]
+    assert not any(r.status == "failed" for r in rows), [r.detail for r in rows]
+    refused = [r for r in rows if r.refused]
+    assert len(refused) == 3 and all("weights are signed" in r.detail for r in refused), [r.detail for r in rows]
+    assert all(r.statistic <= 1 for r in rows if r.passed)
     default = [check_attention(trig, dim=D, checks=["precision"], seed=s).checks[0].statistic for s in range(6)]
     assert max(default) < 0.02, default  # at the default std 0.3 the sums do not cancel
-    assert "precision" not in DEFAULT_CHECKS
+
+
+def test_a_correct_trigonometric_attention_at_head_dim_64_is_not_failed_by_the_exact_rows():
+    """Review finding: cos/sin features at d = 64 (Gaussian kernel) give attention weights of both signs, and two
+    evaluations of the same numbers (a batch against each sequence alone) differed by 1.4–3.6 times item 3's floor,
+    which holds for non-negative weights only: the batch row failed a correct attention with every argument at its
+    default. The row now reads the attention matrix fn(q, k, I), finds negative entries and refuses."""
+    d = 64
+
+    def rff(m, g):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            f = lambda x: torch.cat([torch.cos(x @ w.T.to(x.dtype)), torch.sin(x @ w.T.to(x.dtype))], -1) / m**0.5  # noqa: E731
+            fq, fk = f(q), f(k)
+            if mask is not None:
+                fk = fk * mask[..., None].to(q.dtype)
+            return torch.einsum("blm,bmd->bld", fq, torch.einsum("blm,bld->bmd", fk, v)) / (fq @ fk.sum(-2)[..., None])
+
+        return fn
+
+    row = check_attention(rff, dim=d, reference=kernels.gaussian, checks=["batch"], seed=0).checks[0]
+    assert row.refused and "weights are signed" in row.detail, row.detail
+    assert "1.39× the rounding floor" in row.detail  # it did exceed the positive-weight floor
+
+
+@pytest.mark.parametrize("name", ["chunked_tail_alone", "long_path_per_key"])
+def test_causality_compares_each_length_inside_a_longer_sequence(name, kt_seed):
+    """Review findings, without a mask (no padding rows): a last partial chunk that forgets the carried state (wrong
+    only at the last positions, which no cut t of the causality row and no fixed point of the order row compares),
+    and a chunked path taken only past 64 tokens with an illegal per-key stabiliser (the statistical rows run at
+    L = 16 only), both passed. The causality row now appends tokens (L = 16 inside 513, 513 inside 1024) and compares
+    the first L outputs; the correct chunked attention passes it."""
+    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(NAMESPACE[name], **exact).checks[0]
+    assert row.status == "failed", row.detail
+    assert "appended up to L' = 1024" in row.detail and "L' = 513" in row.detail
+    assert check_attention(NAMESPACE["chunked_attention"], **exact).passed
+
+
+def test_extended_lengths():
+    assert extended_lengths([16, 513]) == {16: 513, 513: 1024}
+    assert extended_lengths([16]) == {16: 30}
+    assert extended_lengths([2]) == {2: 2}  # nothing to append: the row compares no extended sequence

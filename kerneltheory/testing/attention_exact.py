@@ -32,7 +32,9 @@ function that computes in float32 and returns ``.to(q.dtype)`` returns float32 n
 Where the bound does not exist (N·u ≥ 1) or cannot fail (γ_N + 2δ ≥ 1/4: the compared floor, twice the two runs'
 floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a comparison whose outputs differ decides
 nothing, naming the dtype and N (:class:`NoRoundingBound`): the row fails on its comparisons that have a floor and is
-refused only when none of them fails; outputs that are equal need no bound. NaN equals only NaN.
+refused only when none of them fails; outputs that are equal need no bound. NaN equals only NaN. The floor holds for
+non-negative weights only: a row whose outputs differ by more is refused, not failed, where the function's attention
+matrix ``fn(q, k, I)`` has a negative entry (signed features, whose sums cancel; :func:`_signed_weights`).
 The function is always called on copies of the check's tensors.
 """
 
@@ -224,6 +226,12 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
     ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
     ratio = torch.where(bounded, ratio, torch.zeros_like(ratio))
     bad = int((ratio > 1).sum()) if finite else diff.numel()
+    signed = _signed_weights(runs) if finite and bad else None
+    if signed is not None:  # the floor is proved for non-negative weights only: exceeding it decides nothing
+        return CheckResult.refusal(
+            f"{what}: the outputs differ by up to {float(ratio.max()):.3g}× the rounding floor, but {signed}; the "
+            "floor is proved for non-negative weights (proofs/attention_audit.md, item 3), so the difference decides "
+            "nothing", name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
     if missing is not None and bad == 0:
         return CheckResult.refusal(f"{what}: the outputs differ (max |Δout| = {float(diff.max()):.3g}), and {missing}",
                                    name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
@@ -233,6 +241,26 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
                          example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor{note}")
     row.method, row.statistic = "rounding floor", worst
     return row
+
+
+def _signed_weights(runs) -> str | None:
+    """Where some run's attention has a negative weight: its attention matrix, ``fn(q, k, I)`` (the values the
+    identity, so that out_ij = a_ij), has a negative entry (signed features, trigonometric ones for instance, whose
+    products cancel). A normalised attention with non-negative weights computes non-negative entries in any
+    floating-point format (products and sums of non-negative numbers, and their quotient), whatever its normaliser,
+    so a wrong normaliser is not taken for signed weights. None when no run shows one, or when the function does
+    not take values of width L (then nothing is known, and item 3's floor stays the one applied)."""
+    for run in sorted(runs, key=lambda r: -r.q.shape[-2]):
+        length = run.q.shape[-2]
+        eye = torch.eye(length, dtype=run.q.dtype).expand(*run.q.shape[:-1], length)
+        try:
+            a = _call(run.fn, run.q, run.k, eye, run.mask)
+        except ValueError:
+            continue
+        if a.shape == eye.shape and bool((a < 0).any()):
+            return (f"its weights are signed: its attention matrix fn(q, k, I) at L = {length} has negative entries "
+                    f"(the least {float(a.min()):.3g}), as signed features (trigonometric ones) give")
+    return None
 
 
 def _refused_unless_failed(refused: CheckResult, name, claim, pairs, runs, alpha, seed, whats) -> CheckResult:
@@ -344,8 +372,12 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
 
 
 def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
-    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
-    (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence."""
+    """At every length L of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
+    (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence; and fresh tokens appended
+    up to L' (:func:`extended_lengths`), the first L outputs, the last one included, against those of the sequence
+    alone: a causal output depends on no later token, so a code path taken only at longer lengths (a chunked one past
+    64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows."""
+    longer = extended_lengths([q.shape[-2] for q, _, _ in sets])
 
     def variants(q, k, v, g):
         length = q.shape[-2]
@@ -357,10 +389,30 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
                 x[:, t:] = torch.randn(x[:, t:].shape, generator=g, dtype=_F64) * 3 * x[:, :t].std().clamp_min(0.1)
             return (q2, k2, v2), slice(None, t), slice(None, t)
 
-        return f"L = {length}, t ∈ {cuts}", (changed(t) for t in cuts)
+        def extended(more):
+            q2, k2, v2 = (torch.cat([x, torch.randn(x.shape[0], more, x.shape[-1], generator=g, dtype=_F64)
+                                     * x.std().clamp_min(0.1)], -2) for x in (q, k, v))
+            return (q2, k2, v2), slice(None, length), slice(None, length)
+
+        cases = [changed(t) for t in cuts]
+        if longer[length] > length:
+            cases.append(extended(longer[length] - length))
+            return f"L = {length}, t ∈ {cuts}, appended up to L' = {longer[length]}", cases
+        return f"L = {length}, t ∈ {cuts}", cases
 
     return _sequence_row(attention, sets, m, alpha, seed, precision, "causality", variants,
-                         "outputs before the tokens changed from t on")
+                         "outputs before the tokens changed from t on, and the first L outputs of the tokens appended "
+                         "to")
+
+
+def extended_lengths(lengths: list[int]) -> dict[int, int]:
+    """L' of the causality row's appended tokens for each length L: the next longer of ``lengths`` (the check's L = 16
+    inside the ``exact_length`` = 513 sequence, past the chunks of 64, 128 and 256 tokens of chunked implementations),
+    and 2(L − 1) for the longest, where the last position t = L − 1 lies inside a whole chunk of any size C ≤ t in the
+    longer run (⌊t/C⌋·C + C ≤ 2t), so that a partial last chunk computed otherwise differs at L (1024 for 513, the
+    finiteness rows' default length: no longer sequence than those already ask for)."""
+    ordered = sorted(set(lengths))
+    return {n: (ordered[i + 1] if i + 1 < len(ordered) else 2 * (n - 1)) for i, n in enumerate(ordered)}
 
 
 def order_points(length: int) -> list[int]:
@@ -453,8 +505,8 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
     item 15). The ``dtype`` run's floor is in the coarsest of ``dtype``, ``precision`` (declared) and the format
     read from its outputs (a half-precision path inside); the float64 run's is ``precision``'s or read from its
     outputs. Refused when the function does not run in ``dtype`` on these inputs (it does not accept the dtype).
-    Opt-in: the floor assumes non-negative weights, and a signed map (trigonometric features) whose sums cancel can
-    differ by more."""
+    Opt-in. The floor assumes non-negative weights: a signed map (trigonometric features) whose sums cancel can
+    differ by more, and is then refused (:func:`_signed_weights`)."""
     fmt = _name(dtype)
     name = f"precision[{fmt}]"
     rounded = [tuple(t.to(dtype).to(_F64) for t in s) for s in sets]  # both runs see the numbers dtype can hold
