@@ -280,3 +280,27 @@ def test_a_kernel_coarser_than_its_inputs_is_an_error_naming_it():
     kernel = lambda x, y: phi(x) @ phi(y).T  # noqa: E731
     with pytest.raises(ValueError, match=r"variance\(x, y\) returned torch.float32"):
         check_feature_map(lambda g: phi, kernel, dim=4, claims={"variance"}, variance=variance32)
+
+
+def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
+    """Review finding: a sampler with a ``batch=`` fast path was audited through ``sample(g, batch=r)`` alone, so a
+    defect in its plain path ``sample(g)``, the one a model calls, passed. A quarter of the draws now take the plain
+    path: a normalisation m^0.45 instead of m^0.5 there fails, as it does in the batched path."""
+    d, m = 8, 64
+
+    def sample(g, batch=None, plain_power=0.45, batched_power=0.5):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64) if batch is None else \
+            torch.randn(batch, m, d, generator=g, dtype=torch.float64)
+        if batch is None:
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / m**plain_power
+        return lambda x: (torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1)[None, :, None] / 2)
+                          / m**batched_power)
+
+    bad_plain = check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed)
+    assert bad_plain.status == "FAILED", str(bad_plain)
+    bad_batched = check_feature_map(lambda g, batch=None: sample(g, batch, 0.5, 0.45), kernels.softmax, dim=d,
+                                    claims={"unbiased"}, seed=kt_seed)
+    assert bad_batched.status == "FAILED", str(bad_batched)
+    good = check_feature_map(lambda g, batch=None: sample(g, batch, 0.5, 0.5), kernels.softmax, dim=d,
+                             claims={"unbiased"}, seed=kt_seed)
+    assert good.passed, str(good)

@@ -128,6 +128,12 @@ class _Evaluator:
             except (TypeError, ValueError):
                 batched = False
         self.batched = bool(batched)
+        # a batched sampler whose batch= has a default has a plain path too, sample(generator): tested as well
+        try:
+            param = inspect.signature(sample).parameters.get("batch")
+        except (TypeError, ValueError):
+            param = None
+        self.mixed = self.batched and param is not None and param.default is not inspect.Parameter.empty
         pair_fams = [f for f in families if not f.cross]
         self.cross = [f for f in families if f.cross]
         self.order = families
@@ -186,14 +192,20 @@ class _Evaluator:
                 _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
+        """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=`` has a
+        default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through
+        ``sample(generator, batch=…)``: both paths claim one law, so under the claim the r draws are still iid from
+        it, while a defect in either path (the plain one is the path a model calls) biases the estimates the checks
+        test. One whose ``batch`` is required draws them all batched."""
         with torch.no_grad():
-            if self.batched:
-                return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
+            plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
             rows = []
-            for _ in range(r):
+            for _ in range(plain):
                 fq, fk = self.features(gen, self.xq, self.xk)
                 rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
+            if r > plain:
+                rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))
             return torch.cat(rows)
 
     def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:

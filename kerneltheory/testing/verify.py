@@ -409,7 +409,10 @@ def check_feature_map(
         sample: ``sample(generator)`` draws one feature map: a function ``[n, d] → [n, D]`` or a
             ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``. If it
             takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
-            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off). The rounding the checks allow
+            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off); where ``batch`` has a default, a
+            quarter of the draws still go through ``sample(generator)``, so that both paths are tested (one law
+            under the claim, so the draws stay iid; a defect in either biases the estimates). The rounding the
+            checks allow
             follows the dtype of the features returned; a function that computes in a coarser dtype and casts
             its result declares it as an attribute, ``fn.feature_dtype = torch.float32``. Where that rounding could
             hide more than 1 % of the claim (bfloat16 and float16 features), a mean or variance row that does not
