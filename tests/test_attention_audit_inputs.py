@@ -155,3 +155,40 @@ def test_padding_needs_a_gap():
         check_attention(favor(), dim=D, checks=["padding"], length=3)
     report = check_attention(favor(), dim=D, checks=["finite"], length=3, long_length=8)  # no padding: L = 3 is fine
     assert report.passed and {c.name for c in report.checks} == {"finite[float32]", "finite[float64]"}, str(report)
+
+
+@pytest.mark.parametrize(
+    ("wrap", "message"),
+    [
+        (lambda fn: lambda q, k, v, mask=None: fn(q, k, v, mask)[..., :3],
+         r"\[B, L, d_v\] = \(1, 16, 8\).*got \(1, 16, 3\)"),
+        (lambda fn: lambda q, k, v, mask=None: fn(q, k, v, mask).numpy(), r"a torch.Tensor .* got ndarray of shape"),
+        (lambda fn: lambda q, k, v, mask=None: fn(q, k, v, mask).long(), r"floating-point outputs, got torch.int64"),
+        (lambda fn: lambda q, k, v: fn(q, k, v), r"unexpected keyword argument 'mask'.*mask=False; kerneltheory audit: "
+                                                 r"--no-mask"),
+    ],
+)
+def test_wrong_outputs_and_a_missing_mask_parameter_are_named(wrap, message):
+    """Review findings: these reached raw errors (a broadcast failure, torch.finfo of an integer dtype), a message
+    that printed the expected shape as the one received, or no hint that a function without a mask takes mask=False."""
+    inner = favor()
+
+    def attention(m, g):
+        return wrap(inner(m, g))
+
+    with pytest.raises(ValueError, match=message):
+        check_attention(attention, dim=D, checks=["batch", "padding"], alpha=ALPHA)
+
+
+def test_a_reference_kernel_on_two_dimensional_inputs_and_short_inputs():
+    """The reference is κ(x, y) → [n, n'] as documented: written as ``exp(x @ y.T)`` it is called one sequence at
+    a time (it used to receive [1, L, d] tensors and fail inside the reference attention); its errors name it.
+    Inputs with L = 0 are refused naming ``inputs``."""
+    report = check_attention(favor(), dim=D, reference=lambda x, y: torch.exp(x @ y.T * D**-0.5),
+                             checks=["consistency"], alpha=ALPHA)
+    assert report.passed, str(report)
+    with pytest.raises(ValueError, match=r"reference\(x, y\) failed on x \(16, 8\)"):
+        check_attention(favor(), dim=D, reference=lambda x, y: torch.exp(x @ y), checks=["consistency"])
+    empty = torch.zeros(1, 0, D, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"inputs must be .* L ≥ 1"):
+        check_attention(favor(), dim=D, inputs=(empty, empty, empty), checks=["consistency"])

@@ -205,3 +205,47 @@ def test_code_that_ignores_its_generator_is_an_error(kt_seed):
 
     with pytest.raises(ValueError, match="identically seeded"):
         check_attention(attention, dim=D, checks=["consistency"], seed=kt_seed)
+
+
+@pytest.mark.statistical
+def test_a_parameter_fitted_per_side_needs_sides_with_different_statistics(kt_seed):
+    """FAVOR++ with one A per side (A from the queries for the queries, from the keys for the keys) is unbiased only
+    where the two A agree: bound to queries and keys of different scales (docs/auditing.md, section 3) it fails;
+    check_feature_map's own bind= step, on the check's points, whose two sides have nearly the same statistics, does
+    not see it (documented there, pinned here so that the docs stay true)."""
+    from oprf_style import OPRFFeatures
+
+    from kerneltheory.testing.adapters import bind_statistics
+
+    class PerSide(OPRFFeatures):
+        def fit(self, q, k):
+            OPRFFeatures.fit(self, q, q)
+            self.a_q = self.a
+            OPRFFeatures.fit(self, k, k)
+            self.a_k = self.a
+            return self
+
+        def query(self, x):
+            self.a = self.a_q
+            return self._features(x)
+
+        def key(self, x):
+            self.a = self.a_k
+            return self._features(x)
+
+    g = torch.Generator().manual_seed(kt_seed)
+    queries = 0.15 * torch.randn(32, D, generator=g, dtype=torch.float64)
+    keys = 0.45 * torch.randn(32, D, generator=g, dtype=torch.float64)
+    claims = {"unbiased"}
+    for cls, status in ((OPRFFeatures, "PASSED"), (PerSide, "FAILED")):
+        sample = bind_statistics(global_rng_sampler(lambda cls=cls: cls(D, 64)), queries, keys, fit="fit")
+        report = check_feature_map(sample, kernels.softmax, dim=D, claims=claims, alpha=ALPHA, seed=kt_seed)
+        assert report.status == status, str(report)
+
+    def bind(features, q, k):
+        features.fit(q, k)
+        return features.query, features.key
+
+    drawn = global_rng_sampler(lambda: PerSide(D, 64))
+    assert check_feature_map(drawn, kernels.softmax, dim=D, claims=claims, alpha=ALPHA, bind=bind,
+                             seed=kt_seed).status == "PASSED"

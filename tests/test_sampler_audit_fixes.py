@@ -267,3 +267,11 @@ def test_a_laws_floor_is_its_dtypes_not_one_read_from_exact_values():
     assert orthogonality(SORF(64)).passed
     bad = orthogonality(NearlyOrthogonalSORF(64))
     assert not bad.passed and not bad.refused and "float64" in bad.detail, bad.detail
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (4, 0)])
+def test_an_empty_frequency_matrix_is_an_error_naming_it(shape):
+    """Review finding: a [0, d] draw reached numpy's "need at least one array to concatenate"."""
+    with pytest.raises(ValueError, match=r"returned an empty frequency matrix"):
+        callable_sampler_checks(lambda g: torch.zeros(shape, dtype=torch.float64), claims="gaussian", draws=256,
+                                seed=0)

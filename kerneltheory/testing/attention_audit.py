@@ -124,7 +124,31 @@ _F64 = torch.float64
 def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
     if reference == "softmax":
         return softmax_attention(q, k, v, causal=causal, mask=mask)
-    return kernel_attention(q.clone(), k.clone(), v.clone(), reference, causal=causal, mask=mask)  # user code: copies
+    return kernel_attention(q, k, v, _per_sequence(reference), causal=causal, mask=mask)
+
+
+def _per_sequence(kernel):
+    """The Gram matrices ``[..., L, L']`` of a reference kernel ``κ(x, y) → [n, n']``, called on copies of one
+    sequence's ``[L, d]`` queries and ``[L', d]`` keys at a time (user code: it may write into them), its errors
+    named as the reference's."""
+
+    def gram(x, y):
+        xs, ys = x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:])
+        out = []
+        for a, b in zip(xs, ys, strict=True):
+            try:
+                g = kernel(a.clone(), b.clone())
+            except Exception as exc:
+                raise ValueError(f"reference(x, y) failed on x {tuple(a.shape)} and y {tuple(b.shape)}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            if not isinstance(g, torch.Tensor) or tuple(g.shape) != (a.shape[0], b.shape[0]):
+                got = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+                raise ValueError(f"reference(x, y) must return the [n, n'] = [{a.shape[0]}, {b.shape[0]}] Gram matrix "
+                                 f"for x {tuple(a.shape)} and y {tuple(b.shape)}, got {got}")
+            out.append(g)
+        return torch.stack(out).reshape(*x.shape[:-1], y.shape[-2])
+
+    return gram
 
 
 def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None) -> list[torch.Tensor]:
@@ -335,8 +359,9 @@ def check_attention(
         q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
     else:
         q, k, v = (check_points(t, f"inputs[{i}]", min_rank=3).to(_F64) for i, t in enumerate(inputs))
-        if q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]:
-            raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d}, got "
+        if (q.shape != k.shape or q.shape[0] != 1 or q.shape[-1] != d or v.shape[:-1] != q.shape[:-1]
+                or q.shape[-2] < 1 or v.shape[-1] < 1):
+            raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d} and L ≥ 1, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
     lengths = sorted({length, exact_length})

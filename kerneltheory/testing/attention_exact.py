@@ -74,11 +74,18 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
         out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
     except Exception as exc:  # say which call failed; the function's own message follows
         with_mask = " and a key mask" if mask is not None else ""
+        hint = (" (a function that takes no key mask is audited with mask=False; kerneltheory audit: --no-mask)"
+                if mask is not None and isinstance(exc, TypeError) and "mask" in str(exc) else "")
         raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
-                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}") from exc
-    if not isinstance(out, torch.Tensor) or out.shape[:-1] != q.shape[:-1]:
-        shape = getattr(out, "shape", type(out).__name__)
-        raise ValueError(f"the attention function must return [B, L, d_v] for q of shape {tuple(q.shape)}, got {shape}")
+                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}{hint}") from exc
+    want = f"[B, L, d_v] = {(*q.shape[:-1], v.shape[-1])} for q of shape {tuple(q.shape)} and v of {tuple(v.shape)}"
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"the attention function must return a torch.Tensor {want}, got {type(out).__name__}"
+                         f"{' of shape ' + str(tuple(out.shape)) if hasattr(out, 'shape') else ''}")
+    if out.shape[:-1] != q.shape[:-1] or out.shape[-1] != v.shape[-1]:
+        raise ValueError(f"the attention function must return {want}, got {tuple(out.shape)}")
+    if not out.is_floating_point():
+        raise ValueError(f"the attention function must return floating-point outputs, got {out.dtype}")
     return out
 
 
@@ -343,6 +350,11 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
             masked = [_keys([int(j) for j in (~keep).nonzero().flatten()]) for keep in mask]
             whats.append(f"L = {length}: masked keys {masked[0]} and {masked[1]}")
         rows.append(refused or _exact_row(name, "padding", pairs, runs, alpha, seed, "; ".join(whats)))
+    if all(r.status == "failed" for r in rows):  # a hint, not a verdict: the failures stand either way
+        for r in rows:
+            r.detail += ("; every padding row failed: the mask passed is True = keep (a function whose mask marks the "
+                         "padding with True, as PyTorch's key_padding_mask does, goes through "
+                         "attention_from_module(..., mask_keeps=False))")
     return rows
 
 

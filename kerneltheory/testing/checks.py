@@ -553,8 +553,10 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             p_value=p_adj,
             method=method,
             passed=p_adj > alpha,
-            detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g} ± {float(se[idx]):.3g}, "
-            f"target {float(target[idx]):.6g}{_off(diff[idx])}",
+            detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}"
+            + (" (every draw gave this estimate: a deterministic map, or a sampler that reseeds itself)"
+               if bool(zero[idx]) else f" ± {float(se[idx]):.3g}")
+            + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             **base,
         ), 1)
     if variance is not None and samples is not None and target_stderr is None:

@@ -574,6 +574,8 @@ def _as_matrix(w, label: str) -> torch.Tensor:
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
         shape = getattr(w, "shape", type(w).__name__)
         raise ValueError(f"{label}: sample(generator) must return a floating [m, d] frequency matrix, got {shape}")
+    if w.numel() == 0:  # no row (or no column) to test: every check would pass on nothing
+        raise ValueError(f"{label}: sample(generator) returned an empty frequency matrix {tuple(w.shape)}: m, d ≥ 1")
     return w.detach().cpu().clone()  # a copy: a sampler may redraw one buffer in place and return it every call
 
 
