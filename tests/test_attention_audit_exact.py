@@ -486,3 +486,5 @@ def test_extended_lengths():
     assert extended_lengths([16, 513]) == {16: 513, 513: 1024}
     assert extended_lengths([16]) == {16: 30}
     assert extended_lengths([2]) == {2: 2}  # nothing to append: the row compares no extended sequence
+    assert extended_lengths([16, 513], longest=700) == {16: 513, 513: 700}  # the finiteness rows' length caps it
+    assert extended_lengths([16, 513], longest=300) == {16: 300, 513: 513}

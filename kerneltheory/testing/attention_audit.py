@@ -395,7 +395,8 @@ def check_attention(
             g = torch.Generator().manual_seed(s)
             sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])
             if c == "causality":
-                report.checks.append(causality_row(attention, sets, m_exact, a, s, output_dtype))
+                report.checks.append(causality_row(attention, sets, m_exact, a, s, output_dtype,
+                                                   longest=long_length))
             else:
                 report.checks.append(order_row(attention, sets, m_exact, a, s, causal, output_dtype))
         else:

@@ -383,13 +383,16 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
     return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
 
 
-def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
+def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None, longest: int | None = None
+                  ) -> CheckResult:
     """At every length L of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
     (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence; and fresh tokens appended
     up to L' (:func:`extended_lengths`), the first L outputs, the last one included, against those of the sequence
     alone: a causal output depends on no later token, so a code path taken only at longer lengths (a chunked one past
-    64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows."""
-    longer = extended_lengths([q.shape[-2] for q, _, _ in sets])
+    64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows. ``longest``:
+    the longest sequence the row may call the function on (the finiteness rows' ``long_length``, which the function
+    is already asked to take)."""
+    longer = extended_lengths([q.shape[-2] for q, _, _ in sets], longest)
 
     def variants(q, k, v, g):
         length = q.shape[-2]
@@ -417,14 +420,19 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
                          "to")
 
 
-def extended_lengths(lengths: list[int]) -> dict[int, int]:
+def extended_lengths(lengths: list[int], longest: int | None = None) -> dict[int, int]:
     """L' of the causality row's appended tokens for each length L: the next longer of ``lengths`` (the check's L = 16
     inside the ``exact_length`` = 513 sequence, past the chunks of 64, 128 and 256 tokens of chunked implementations),
     and 2(L − 1) for the longest, where the last position t = L − 1 lies inside a whole chunk of any size C ≤ t in the
     longer run (⌊t/C⌋·C + C ≤ 2t), so that a partial last chunk computed otherwise differs at L (1024 for 513, the
-    finiteness rows' default length: no longer sequence than those already ask for)."""
+    finiteness rows' default length). Never past ``longest`` (the finiteness rows' length, which the function is
+    asked to take anyway): a function with a maximum length below 2(L − 1) is compared up to that length, or, where
+    that is not past L, not appended to (L' = L)."""
     ordered = sorted(set(lengths))
-    return {n: (ordered[i + 1] if i + 1 < len(ordered) else 2 * (n - 1)) for i, n in enumerate(ordered)}
+    out = {n: (ordered[i + 1] if i + 1 < len(ordered) else 2 * (n - 1)) for i, n in enumerate(ordered)}
+    if longest is not None:
+        out = {n: max(n, min(ext, longest)) for n, ext in out.items()}
+    return out
 
 
 def order_points(length: int) -> list[int]:
