@@ -47,6 +47,11 @@ def _report(args) -> int:
 
         check_device(args.device)
         check_scheduler(args.scheduler)
+        _check_only(args.only)
+        try:  # an unwritable --out is named before any work
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--out {args.out}: cannot create the directory ({exc.strerror or exc})") from None
         import torch
 
         threads = torch.get_num_threads()
@@ -67,7 +72,8 @@ def _report(args) -> int:
         if args.traceback:
             raise
         message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
-        print(f"kerneltheory report: error: {message} (--traceback shows where)", file=sys.stderr)
+        where = "" if isinstance(exc, ValueError) else " (--traceback shows where)"  # an argument needs no traceback
+        print(f"kerneltheory report: error: {message}{where}", file=sys.stderr)
         return 2
     finally:
         if threads is not None:  # in-process callers get their thread count back
@@ -78,6 +84,25 @@ def _report(args) -> int:
         print(result["text"])
     print(console_summary(result["summary"], result, fail_on=args.fail_on))
     return exit_status(result["summary"], args.fail_on)
+
+
+def _check_only(names) -> None:
+    """Every ``--only`` name is a registered estimator or alias; an unknown one is named with the closest names."""
+    if not names:
+        return
+    import difflib
+
+    from . import estimators
+
+    known = [*estimators.list(), *estimators.aliases()]
+    for name in names:
+        try:
+            estimators.resolve(name)
+        except ValueError:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"--only {name}: not a registered estimator or alias{hint} (kerneltheory report "
+                             "--registry-only lists them)") from None
 
 
 def load_object(spec: str):
@@ -299,7 +324,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="total false-failure rate of each estimator's report, split across its checks "
                      "(default 1e-6)")
     rep.add_argument("--only", nargs="+", metavar="NAME",
-                     help="verify only these estimators (registry names or aliases); skips the variance sweeps")
+                     help="verify only these estimators (registry names or aliases); skips the variance sweeps, the "
+                     "attention error theory and the timings")
     rep.add_argument("--registry-only", action="store_true", help="write the registry table without verifying")
     rep.add_argument("--dim", type=int, default=16, help="dimension d of the registry table (default 16)")
     rep.add_argument("--num-features", type=int, default=64, help="m of the registry table (default 64)")

@@ -177,7 +177,8 @@ def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
         if png is not None:
             lines += [f"![{c.title}]({png})", ""]
         lines += [markdown_table(table, list(table[0])), "",
-                  f"`{c.name}`: {r.computed} cells computed, {r.cached} cached, {r.seconds:.1f} s; table `{parquet}`.",
+                  f"`{c.name}`: {r.computed} cells computed, {r.cached} reused from the cache (an earlier figure's or "
+                  f"run's), {r.seconds:.1f} s; table `{parquet}`.",
                   ""]
         record["figures"].append({"name": c.name, "title": c.title, "png": png, "parquet": parquet,
                                   "seconds": round(r.seconds, 3), "computed": r.computed, "cached": r.cached,
@@ -197,7 +198,7 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
     parts = [
         "# kerneltheory report",
         "",
-        f"kerneltheory {__version__}. {len(registry_rows)} estimators.",
+        f"kerneltheory {__version__}. {len(registry_rows)} estimator{'' if len(registry_rows) == 1 else 's'}.",
         "",
     ]
     summary = None

@@ -133,7 +133,8 @@ def run(args) -> int:
     for r in results:
         files = ", ".join(str(p) for p in (r.parquet, r.png) if p is not None)
         print(
-            f"## {r.config.name} ({r.seconds:.1f} s; {r.computed} cells computed, {r.cached} cached): {files}"
+            f"## {r.config.name} ({r.seconds:.1f} s; {r.computed} cells computed, {r.cached} reused from the cache, "
+            f"an earlier figure's or run's): {files}"
         )
         print()
         print(markdown_table(summary_table(r.summary), list(summary_table(r.summary)[0])))
