@@ -385,7 +385,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--causal", action="store_true", help="--attention: the function claims causal attention")
     aud.add_argument("--no-mask", action="store_true", help="--attention: the function takes no key mask")
     aud.add_argument("--checks", nargs="+", choices=ATTENTION_CHECKS,
-                     help="--attention: run only these checks (bias is opt-in)")
+                     help="--attention: run only these checks (bias and precision are opt-in)")
     aud.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
                      help="--attention: the dtypes of the finiteness checks (default both): those the function accepts")
     aud.add_argument("--length", type=int, help="--attention: L of the statistical and exact checks (default 16)")

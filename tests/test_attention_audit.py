@@ -72,9 +72,9 @@ def test_correct_implementations_pass(kt_seed, causal):
         assert all(c.passed or (c.refused and c.name.split(":")[0] in slope_rows) for c in report.checks), str(report)
         assert sum(c.refused for c in report.checks) <= 1, str(report)
         assert set(rows(report)) == {"consistency", "stabiliser[scale]", "stabiliser[shift]", "batch",
-                                     "padding[right]", "padding[left]", "padding[gap]", "order", "precision[float32]",
-                                     "finite[float32]", "finite[float64]"} | ({"causality"} if causal else set())
-        assert len(report.checks) == 11 + causal
+                                     "padding[right]", "padding[left]", "padding[gap]", "order", "finite[float32]",
+                                     "finite[float64]"} | ({"causality"} if causal else set())
+        assert len(report.checks) == 10 + causal
 
 
 def mixed_norms(seed: int, length: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -96,7 +96,7 @@ def test_clear_defects_are_rejected_early_and_correct_maps_stop_only_to_accept(d
 
 
 def test_batched_sampler_is_called_once_per_block():
-    """A block of 256 draws: 64 through the plain path sample(g) (batch= has a default, so both paths are tested),
+    """A block of 256 draws: 64 through the plain path sample(g) (batch defaults to None, so both paths are tested),
     then one batched call for the other 192."""
     calls = []
 

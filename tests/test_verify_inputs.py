@@ -304,3 +304,7 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
     good = check_feature_map(lambda g, batch=None: sample(g, batch, 0.5, 0.5), kernels.softmax, dim=d,
                              claims={"unbiased"}, seed=kt_seed)
     assert good.passed, str(good)
+    # batch=1 by default: a plain call returns the batched shape [1, n, D], so the sampler has no plain path to test
+    one = check_feature_map(lambda g, batch=1: sample(g, batch), kernels.softmax, dim=d, claims={"unbiased"},
+                            seed=kt_seed)
+    assert one.passed, str(one)

@@ -218,7 +218,9 @@ def _check_learned(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> 
     for k, p in module.named_parameters():
         if k in before and not torch.equal(p.detach(), before[k]):
             raise ValueError(f"redrawing changed the learned parameter {k!r}: only frequencies (buffers or "
-                             "non-learned state) may change between draws")
+                             "non-learned state) may change between draws; frequencies kept in an nn.Parameter are "
+                             "audited with requires_grad=False (module.<name>.requires_grad_(False) before the audit), "
+                             "a learned projection by a redraw that leaves it unchanged")
 
 
 def _side(module: torch.nn.Module, side, name: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -57,12 +57,13 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
   without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask; a
   length that cannot be reordered (causal L ≤ 7) is left out, and the row refused if every length is.
-* **precision[float32]** (with float32 in ``dtypes``) — one draw's outputs
+* **precision[float32]** (opt-in: ``checks=[..., "precision"]``, with float32 in ``dtypes``) — one draw's outputs
   from float32 inputs against those from the same numbers in float64, to the sum of the two runs' rounding floors:
   the statistical rows run in float64, so a float32 path that computes another attention (a separate, illegal
   stabiliser for low precision) is seen only here (:func:`~kerneltheory.testing.attention_exact.precision_row`;
-  proofs/attention_audit.md, item 15). A correct signed (trigonometric) map whose sums cancel at larger inputs
-  differs by more in float32 than the floor, which assumes non-negative weights, and is refused.
+  proofs/attention_audit.md, item 15). Opt-in because a correct float32 path that computes in a coarser format
+  inside (matrix products under ``torch.autocast`` to bfloat16, TF32) returns float32 numbers and differs by more
+  than float32's floor; a correct signed (trigonometric) map whose sums cancel differs by more too, and is refused.
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
   query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
@@ -76,9 +77,9 @@ in the precision the outputs were computed in (read from them, or ``output_dtype
 or could not fail (bfloat16 sums of hundreds of terms), outputs that differ are refused, never passed or failed
 (:mod:`~kerneltheory.testing.attention_exact`; proofs/attention_audit.md, items 3, 9 and 10). The floor assumes
 non-negative weights; a signed map can differ by more through cancellation, and a row that exceeds it is refused, not
-failed, where the attention matrix ``fn(q, k, I)`` has a negative entry. In every comparison NaN equals only NaN:
-a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal sum's 0/0 at
-position 0 is the finiteness check's failure, not a causality one).
+failed, where its attention matrix on one sequence without a mask has a negative entry. In every comparison NaN
+equals only NaN: a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal
+sum's 0/0 at position 0 is the finiteness check's failure, not a causality one).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", 
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
                     "finite")
-DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "precision", "finite")
+DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
 
@@ -297,7 +298,8 @@ def check_attention(
         causal: the function claims causal attention (the reference is causal too; adds "causality").
         mask: the function accepts a key mask (runs "padding": rows padding[right], padding[left], padding[gap]).
         checks: a subset of :data:`ATTENTION_CHECKS` (default :data:`DEFAULT_CHECKS`, those that apply; the
-            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into). Named
+            "bias" test costs ``bias_draws`` calls at each of the two largest m and is opted into, as is "precision",
+            which fails a float32 path computing in a coarser format inside). Named
             explicitly, "causality" needs ``causal=True`` and "padding" ``mask=True`` (a ValueError otherwise).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
         draws: draws per m (slope tests). bias_draws: draws per m of the bias test.

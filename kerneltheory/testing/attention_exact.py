@@ -34,7 +34,8 @@ floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a co
 nothing, naming the dtype and N (:class:`NoRoundingBound`): the row fails on its comparisons that have a floor and is
 refused only when none of them fails; outputs that are equal need no bound. NaN equals only NaN. The floor holds for
 non-negative weights only: a row whose outputs differ by more is refused, not failed, where the function's attention
-matrix ``fn(q, k, I)`` has a negative entry (signed features, whose sums cancel; :func:`_signed_weights`).
+matrix on one sequence without a mask has a negative entry (signed features, whose sums cancel;
+:func:`_signed_weights`).
 The function is always called on copies of the check's tensors.
 """
 
@@ -251,23 +252,45 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
 
 
 def _signed_weights(runs) -> str | None:
-    """Where some run's attention has a negative weight: its attention matrix, ``fn(q, k, I)`` (the values the
-    identity, so that out_ij = a_ij), has a negative entry (signed features, trigonometric ones for instance, whose
-    products cancel). A normalised attention with non-negative weights computes non-negative entries in any
-    floating-point format (products and sums of non-negative numbers, and their quotient), whatever its normaliser,
-    so a wrong normaliser is not taken for signed weights. None when no run shows one, or when the function does
-    not take values of width L (then nothing is known, and item 3's floor stays the one applied)."""
-    for run in sorted(runs, key=lambda r: -r.q.shape[-2]):
-        length = run.q.shape[-2]
-        eye = torch.eye(length, dtype=run.q.dtype).expand(*run.q.shape[:-1], length)
+    """Where the attention's weights are signed: the attention matrix of one probe run has an entry below
+    −4·N·u·max_j |a_ij| (N = L + 2m + 1, u the unit roundoff of its outputs' format; rounding of a function that
+    works on centred values stays above it), as signed features (trigonometric ones, whose products cancel) give.
+    The probe is the shortest run of one sequence without a mask, the conditions the statistical rows test against
+    the reference, so that a defect acting only with a mask, a batch or past a first chunk (``masked_fill`` of a
+    weight, a wrong normaliser carried between chunks) cannot make a weight negative there; its matrix is read with
+    values the unit vectors, d_v keys at a time (out_ic = a_i,j for the value e_c at key j), once its outputs at
+    values 0 are 0 (a function not linear in its values, one that mixes in other heads' tokens, has no such matrix
+    and keeps item 3's verdict). A normalised attention
+    with non-negative weights computes non-negative entries in any floating-point format (products and sums of
+    non-negative numbers, and their quotient). None when no run is such a probe, or the function does not take
+    those values (then item 3's floor stays the one applied)."""
+    probes = [r for r in runs if r.mask is None and r.q.shape[0] == 1 and r.q.shape[-2] >= 2]
+    if not probes:
+        return None
+    run = min(probes, key=lambda r: r.q.shape[-2])
+    length, width = run.q.shape[-2], run.v.shape[-1]
+    try:  # an attention is linear in its values: one whose outputs at v = 0 are not 0 has no matrix to read
+        if bool((_call(run.fn, run.q, run.k, torch.zeros_like(run.v)) != 0).any()):
+            return None
+    except ValueError:
+        return None
+    columns = []
+    for start in range(0, length, width):
+        keys = min(width, length - start)
+        unit = torch.zeros(1, length, width, dtype=run.v.dtype)
+        unit[0, torch.arange(start, start + keys), torch.arange(keys)] = 1
         try:
-            a = _call(run.fn, run.q, run.k, eye, run.mask)
+            out = _call(run.fn, run.q, run.k, unit)
         except ValueError:
-            continue
-        if a.shape == eye.shape and bool((a < 0).any()):
-            return (f"its weights are signed: its attention matrix fn(q, k, I) at L = {length} has negative entries "
-                    f"(the least {float(a.min()):.3g}), as signed features (trigonometric ones) give")
-    return None
+            return None
+        columns.append(out[0, :, :keys].to(_F64))
+    a = torch.cat(columns, -1)
+    n = length + 2 * run.m + 1
+    tol = 4 * n * (torch.finfo(output_format(out)).eps / 2) * a.abs().amax(-1, keepdim=True)
+    if not bool((a < -tol).any()):
+        return None
+    return (f"its weights are signed: its attention matrix on one sequence of L = {length} without a mask has "
+            f"negative entries (the least {float(a.min()):.3g}), as signed features (trigonometric ones) give")
 
 
 def _refused_unless_failed(refused: CheckResult, name, claim, pairs, runs, alpha, seed, whats) -> CheckResult:

@@ -128,12 +128,13 @@ class _Evaluator:
             except (TypeError, ValueError):
                 batched = False
         self.batched = bool(batched)
-        # a batched sampler whose batch= has a default has a plain path too, sample(generator): tested as well
+        # a batched sampler whose batch= defaults to None has a plain path too, sample(generator): tested as well
+        # (another default, batch=1, may mean "one draw, batched shape" on a plain call)
         try:
             param = inspect.signature(sample).parameters.get("batch")
         except (TypeError, ValueError):
             param = None
-        self.mixed = self.batched and param is not None and param.default is not inspect.Parameter.empty
+        self.mixed = self.batched and param is not None and param.default is None
         pair_fams = [f for f in families if not f.cross]
         self.cross = [f for f in families if f.cross]
         self.order = families
@@ -192,11 +193,11 @@ class _Evaluator:
                 _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
-        """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=`` has a
+        """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=None`` by
         default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through
         ``sample(generator, batch=…)``: both paths claim one law, so under the claim the r draws are still iid from
         it, while a defect in either path (the plain one is the path a model calls) biases the estimates the checks
-        test. One whose ``batch`` is required draws them all batched."""
+        test. One whose ``batch`` is required, or defaults to a number, draws them all batched."""
         with torch.no_grad():
             plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r

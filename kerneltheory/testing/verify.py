@@ -409,8 +409,8 @@ def check_feature_map(
         sample: ``sample(generator)`` draws one feature map: a function ``[n, d] → [n, D]`` or a
             ``(query_fn, key_fn)`` pair; called once per draw with a CPU generator seeded from ``seed``. If it
             takes a ``batch`` keyword, ``sample(generator, batch=r)`` draws r maps at once, each function mapping
-            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off); where ``batch`` has a default, a
-            quarter of the draws still go through ``sample(generator)``, so that both paths are tested (one law
+            ``[n, d] → [r, n, D]`` (much faster; ``batched=False`` turns this off); where ``batch`` defaults to
+            None, a quarter of the draws still go through ``sample(generator)``, so that both paths are tested (one law
             under the claim, so the draws stay iid; a defect in either biases the estimates). The rounding the
             checks allow
             follows the dtype of the features returned; a function that computes in a coarser dtype and casts
