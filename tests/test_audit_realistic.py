@@ -236,7 +236,7 @@ def test_a_parameter_fitted_per_side_needs_sides_with_different_statistics(kt_se
     queries = 0.15 * torch.randn(32, D, generator=g, dtype=torch.float64)
     keys = 0.45 * torch.randn(32, D, generator=g, dtype=torch.float64)
     claims = {"unbiased"}
-    # the correct OPRFFeatures passes at these statistics: the docs' snippet (tests/test_auditing_docs.py)
+    # the correct OPRFFeatures passes at these statistics: the docs' snippet (tests/test_auditing_docs.py, slow tier)
     sample = bind_statistics(global_rng_sampler(lambda: PerSide(D, 64)), queries, keys, fit="fit")
     report = check_feature_map(sample, kernels.softmax, dim=D, claims=claims, alpha=ALPHA, seed=kt_seed, sweep=False)
     assert report.status == "FAILED", str(report)
