@@ -48,10 +48,7 @@ def _report(args) -> int:
         check_device(args.device)
         check_scheduler(args.scheduler)
         _check_only(args.only)
-        try:  # an unwritable --out is named before any work
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValueError(f"--out {args.out}: cannot create the directory ({exc.strerror or exc})") from None
+        _check_out(args.out)
         import torch
 
         threads = torch.get_num_threads()
@@ -72,6 +69,9 @@ def _report(args) -> int:
         if args.traceback:
             raise
         message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+        failed_at = str(getattr(exc, "filename", "") or "") if isinstance(exc, OSError) else ""
+        if failed_at and (failed_at.startswith(str(args.out)) or str(args.out).startswith(failed_at)):
+            message = f"--out {args.out}: {exc.strerror or exc} ({failed_at})"  # where the report writes, or above
         where = "" if isinstance(exc, ValueError) else " (--traceback shows where)"  # an argument needs no traceback
         print(f"kerneltheory report: error: {message}{where}", file=sys.stderr)
         return 2
@@ -84,6 +84,19 @@ def _report(args) -> int:
         print(result["text"])
     print(console_summary(result["summary"], result, fail_on=args.fail_on))
     return exit_status(result["summary"], args.fail_on)
+
+
+def _check_out(out: str) -> None:
+    """``--out`` names a directory or one that can be created: an existing file, or a first existing ancestor that
+    is not a writable directory, is named before any work (nothing is created here)."""
+    import os
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out}: a file of that name exists; give a directory")
+    parent = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot create or write the directory ({parent} is not a writable directory)")
 
 
 def _check_only(names) -> None:

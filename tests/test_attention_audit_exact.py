@@ -523,7 +523,9 @@ def test_a_negative_weight_made_by_the_defect_does_not_refuse_its_row(kt_seed):
     softmax way (``masked_fill(-1e4)``, no softmax after), and a chunked causal one on centred values,
     A(v − v̄) + v̄, whose carried state drops its normaliser, both have negative entries in an attention matrix
     read with their defect acting, and their rows were refused. The matrix is now read on one sequence without a
-    mask at the shortest length, where neither defect acts: the rows fail again."""
+    mask at the shortest length, where neither defect acts: the rows fail again. A third, with an ε in the
+    denominator on shifted values, has negative entries there that are not material (−ε·C/Z): its mask defect
+    fails too."""
     features, chunked = NAMESPACE["features"], NAMESPACE["chunked"]
 
     def masked_fill(m, g):
@@ -547,8 +549,44 @@ def test_a_negative_weight_made_by_the_defect_does_not_refuse_its_row(kt_seed):
 
         return fn
 
+    def shifted(m, g):
+        """ε in the denominator, values shifted by C before and back after (A(v + C) − C: entries −ε·C/Z at the
+        causally absent keys, not material), and masked keys left in the denominator (the defect)."""
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq, pk = features(q, w), features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+            c = v.abs().amax()
+            a = torch.tril(pq @ pk.transpose(-1, -2))
+            num = (a * (1.0 if mask is None else mask[:, None, :].to(a.dtype))) @ (v + c)
+            return num / (a.sum(-1, keepdim=True) + 1e-6) - c
+
+        return fn
+
     rows = statuses(check_attention(masked_fill, dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed))
     assert set(rows.values()) == {"failed"}, rows
+    rows = statuses(check_attention(shifted, dim=D, causal=True, checks=["padding"], alpha=ALPHA, seed=kt_seed))
+    assert "failed" in rows.values() and "refused" not in rows.values(), rows
     rows = statuses(check_attention(centred, dim=D, causal=True, mask=False, checks=["order"], alpha=ALPHA,
                                     seed=kt_seed))
     assert rows == {"order": "failed"}, rows
+
+
+def test_every_input_set_of_a_row_is_probed_for_signed_weights():
+    """Review finding: with the user's inputs= (std 0.1, L = 16: every weight positive) and input_std = 2 for the
+    513-token set (signed), the probe read only the shortest run, found no negative weight, and the correct
+    trigonometric attention failed the order row beyond the positive-weight floor. Each input set is now probed,
+    cut to the shortest length."""
+    from kerneltheory.attention import linear_attention
+    from kerneltheory.estimators import get
+
+    def trig(m, g):
+        fm = get("trig/gaussian", D, m).draw(g)
+        return lambda q, k, v, mask=None: linear_attention(q * D**-0.25, k * D**-0.25, v, fm, mask=mask)
+
+    g = torch.Generator().manual_seed(1)
+    small = tuple(0.1 * torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
+    rows = [check_attention(trig, dim=D, inputs=small, input_std=2.0, checks=["order"], seed=s).checks[0]
+            for s in range(4)]
+    assert not any(r.status == "failed" for r in rows), [r.detail for r in rows]
+    assert sum(r.refused and "weights are signed" in r.detail for r in rows) == 3  # beyond the floor at 3 of 4 seeds

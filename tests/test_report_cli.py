@@ -110,7 +110,11 @@ def test_an_unwritable_output_directory_exits_2(tmp_path, capsys):
     blocker.write_text("not a directory", encoding="utf-8")
     assert main(["report", "--out", str(blocker / "sub"), "--registry-only", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"error: --out {blocker / 'sub'}: cannot create the directory" in err and "Traceback" not in err
+    assert f"error: --out {blocker / 'sub'}: cannot create or write the directory" in err and "Traceback" not in err
+    assert main(["report", "--out", str(blocker), "--registry-only", "--quiet"]) == 2
+    assert "a file of that name exists" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path / "new"), "--registry-only", "--dim", "0", "--quiet"]) == 2
+    assert not (tmp_path / "new").exists()  # a bad argument leaves no directory behind
 
 
 def test_help_does_not_import_torch():

@@ -301,10 +301,21 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
     bad_batched = check_feature_map(lambda g, batch=None: sample(g, batch, 0.5, 0.45), kernels.softmax, dim=d,
                                     claims={"unbiased"}, seed=kt_seed)
     assert bad_batched.status == "FAILED", str(bad_batched)
-    good = check_feature_map(lambda g, batch=None: sample(g, batch, 0.5, 0.5), kernels.softmax, dim=d,
-                             claims={"unbiased"}, seed=kt_seed)
-    assert good.passed, str(good)
+    # a correct sampler with both paths passes: tests/test_sequential.py::test_batched_sampler_is_called_once_per_block
     # batch=1 by default: a plain call returns the batched shape [1, n, D], so the sampler has no plain path to test
     one = check_feature_map(lambda g, batch=1: sample(g, batch), kernels.softmax, dim=d, claims={"unbiased"},
-                            seed=kt_seed)
+                            seed=kt_seed, sweep=False)
     assert one.passed, str(one)
+    # batch=None read as one draw in the batched shape is accepted; batched=True draws every draw batched
+    calls = []
+
+    def one_shape(g, batch=None):
+        calls.append(batch)
+        return sample(g, 1 if batch is None else batch)
+
+    assert check_feature_map(one_shape, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False).passed
+    assert None in calls
+    calls.clear()
+    assert check_feature_map(one_shape, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, batched=True,
+                             sweep=False).passed
+    assert None not in calls

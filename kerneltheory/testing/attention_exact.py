@@ -251,46 +251,61 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
     return row
 
 
+NEGATIVE_SHARE = 1e-3  # a row's negative weights, as a share of Σ_j |a_ij|, from which the weights count as signed
+
+
+def _attention_matrix(fn, q, k, width: int) -> torch.Tensor | None:
+    """The ``[L, L]`` attention matrix of ``fn`` on one sequence without a mask: values the unit vectors, ``width``
+    keys at a time (out_ic = a_i,j for the value e_c at key j), once the outputs at values 0 are 0 (an attention is
+    linear in its values; a function that is not, one that mixes in other heads' tokens, has no such matrix).
+    None where there is none, or the function does not take those values."""
+    length = q.shape[-2]
+    try:
+        if bool((_call(fn, q, k, torch.zeros(1, length, width, dtype=q.dtype)) != 0).any()):
+            return None
+        columns = []
+        for start in range(0, length, width):
+            keys = min(width, length - start)
+            unit = torch.zeros(1, length, width, dtype=q.dtype)
+            unit[0, torch.arange(start, start + keys), torch.arange(keys)] = 1
+            columns.append(_call(fn, q, k, unit)[0, :, :keys].to(_F64))
+    except ValueError:
+        return None
+    return torch.cat(columns, -1)
+
+
 def _signed_weights(runs) -> str | None:
-    """Where the attention's weights are signed: the attention matrix of one probe run has an entry below
-    −4·N·u·max_j |a_ij| (N = L + 2m + 1, u the unit roundoff of its outputs' format; rounding of a function that
-    works on centred values stays above it), as signed features (trigonometric ones, whose products cancel) give.
-    The probe is the shortest run of one sequence without a mask, the conditions the statistical rows test against
-    the reference, so that a defect acting only with a mask, a batch or past a first chunk (``masked_fill`` of a
-    weight, a wrong normaliser carried between chunks) cannot make a weight negative there; its matrix is read with
-    values the unit vectors, d_v keys at a time (out_ic = a_i,j for the value e_c at key j), once its outputs at
-    values 0 are 0 (a function not linear in its values, one that mixes in other heads' tokens, has no such matrix
-    and keeps item 3's verdict). A normalised attention
-    with non-negative weights computes non-negative entries in any floating-point format (products and sums of
-    non-negative numbers, and their quotient). None when no run is such a probe, or the function does not take
-    those values (then item 3's floor stays the one applied)."""
+    """Where the attention's weights are signed: on one sequence without a mask, the tokens of a run of the row cut
+    to the row's shortest length, some row of the attention matrix (:func:`_attention_matrix`) has negative weights
+    of more than :data:`NEGATIVE_SHARE` of its Σ_j |a_ij| (signed features, trigonometric ones, whose products
+    cancel). Material, not any negative entry: a positive-feature attention with an ε in its denominator on shifted
+    values, A(v + C) − C, has entries of −ε·C/Z. Those conditions (one sequence, no mask, a short length) are the
+    ones the statistical rows test against the reference, so that a defect acting only with a mask, a batch or past
+    a first chunk (``masked_fill`` of a weight, a normaliser dropped from a carried state) cannot make a weight
+    negative there; each input set of the row (those of ``input_std`` as well as the user's ``inputs``) is probed.
+    A normalised attention with non-negative weights computes non-negative entries in any floating-point format
+    (products and sums of non-negative numbers, and their quotient). None when no run qualifies, or no matrix can
+    be read (then item 3's floor stays the one applied)."""
     probes = [r for r in runs if r.mask is None and r.q.shape[0] == 1 and r.q.shape[-2] >= 2]
     if not probes:
         return None
-    run = min(probes, key=lambda r: r.q.shape[-2])
-    length, width = run.q.shape[-2], run.v.shape[-1]
-    try:  # an attention is linear in its values: one whose outputs at v = 0 are not 0 has no matrix to read
-        if bool((_call(run.fn, run.q, run.k, torch.zeros_like(run.v)) != 0).any()):
-            return None
-    except ValueError:
-        return None
-    columns = []
-    for start in range(0, length, width):
-        keys = min(width, length - start)
-        unit = torch.zeros(1, length, width, dtype=run.v.dtype)
-        unit[0, torch.arange(start, start + keys), torch.arange(keys)] = 1
-        try:
-            out = _call(run.fn, run.q, run.k, unit)
-        except ValueError:
-            return None
-        columns.append(out[0, :, :keys].to(_F64))
-    a = torch.cat(columns, -1)
-    n = length + 2 * run.m + 1
-    tol = 4 * n * (torch.finfo(output_format(out)).eps / 2) * a.abs().amax(-1, keepdim=True)
-    if not bool((a < -tol).any()):
-        return None
-    return (f"its weights are signed: its attention matrix on one sequence of L = {length} without a mask has "
-            f"negative entries (the least {float(a.min()):.3g}), as signed features (trigonometric ones) give")
+    length = min(r.q.shape[-2] for r in probes)
+    seen = set()
+    for run in sorted(probes, key=lambda r: r.q.shape[-2]):
+        q, k = run.q[:, :length], run.k[:, :length]
+        key = (tuple(q.flatten()[:4].tolist()), tuple(k.flatten()[:4].tolist()), q.dtype)
+        if key in seen:  # the same tokens (a variant, a longer run of the same set): probed already
+            continue
+        seen.add(key)
+        a = _attention_matrix(run.fn, q, k, run.v.shape[-1])
+        if a is None:
+            continue
+        negative = (-a).clamp_min(0).sum(-1)
+        if bool((negative > NEGATIVE_SHARE * a.abs().sum(-1)).any()):
+            return (f"its weights are signed: its attention matrix on one sequence of L = {length} without a mask "
+                    f"has negative entries (the least {float(a.min()):.3g}), as signed features (trigonometric ones) "
+                    "give")
+    return None
 
 
 def _refused_unless_failed(refused: CheckResult, name, claim, pairs, runs, alpha, seed, whats) -> CheckResult:

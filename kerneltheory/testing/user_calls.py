@@ -29,6 +29,8 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
     """``fn`` applied to a copy of ``x`` (a map that writes into its input cannot change the tested points), checked
     to be a real ``[n, D]`` (``[batch, n, D]``) tensor, in float64."""
     out = fn(x.clone())
+    if batch is None and isinstance(out, torch.Tensor) and out.dim() == 3 and out.shape[0] == 1:
+        out = out[0]  # one draw in the batched shape (a sampler that reads batch=None as 1)
     want = 2 if batch is None else 3
     lead = (x.shape[0],) if batch is None else (batch, x.shape[0])
     if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
@@ -122,19 +124,20 @@ class _Evaluator:
 
     def __init__(self, sample, families: list[InputFamily], bind, batched: bool | None):
         self.sample, self.bind = sample, bind
+        detected = batched is None
         if batched is None:
             try:
                 batched = "batch" in inspect.signature(sample).parameters
             except (TypeError, ValueError):
                 batched = False
         self.batched = bool(batched)
-        # a batched sampler whose batch= defaults to None has a plain path too, sample(generator): tested as well
-        # (another default, batch=1, may mean "one draw, batched shape" on a plain call)
+        # a batched sampler detected by its batch=None keyword has a plain path too, sample(generator): tested as
+        # well (another default, batch=1, may mean "one draw, batched shape"; batched=True asks for batched draws only)
         try:
             param = inspect.signature(sample).parameters.get("batch")
         except (TypeError, ValueError):
             param = None
-        self.mixed = self.batched and param is not None and param.default is None
+        self.mixed = self.batched and detected and param is not None and param.default is None
         pair_fams = [f for f in families if not f.cross]
         self.cross = [f for f in families if f.cross]
         self.order = families
@@ -197,13 +200,21 @@ class _Evaluator:
         default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through
         ``sample(generator, batch=…)``: both paths claim one law, so under the claim the r draws are still iid from
         it, while a defect in either path (the plain one is the path a model calls) biases the estimates the checks
-        test. One whose ``batch`` is required, or defaults to a number, draws them all batched."""
+        test. One whose ``batch`` is required or defaults to a number, or ``batched=True``, draws them all
+        batched."""
         with torch.no_grad():
             plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
             rows = []
             for _ in range(plain):
-                fq, fk = self.features(gen, self.xq, self.xk)
+                try:
+                    fq, fk = self.features(gen, self.xq, self.xk)
+                except (ValueError, TypeError) as exc:
+                    if not self.mixed:
+                        raise
+                    raise type(exc)(f"the plain path sample(generator), which draws a quarter of the draws of a "
+                                    f"sampler whose batch defaults to None (batched=True draws them all batched): "
+                                    f"{exc}") from exc
                 rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
             if r > plain:
                 rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))

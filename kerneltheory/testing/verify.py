@@ -435,7 +435,9 @@ def check_feature_map(
             ``bind(drawn_map, queries, keys)`` is called once per draw with the drawn map and all the query and
             key rows of the check, and returns the map (a function or a ``(query_fn, key_fn)`` pair) to evaluate
             on them. The parameters may depend on the inputs but not on the draw's randomness beyond the map.
-        batched: force (True) or forbid (False) the batched call of ``sample``; None detects a ``batch`` keyword.
+        batched: force (True: every draw batched) or forbid (False) the batched call of ``sample``; None detects a
+            ``batch`` keyword, and where it defaults to None draws a quarter of the draws through ``sample(generator)``
+            as well.
         sweep: add norm-sweep families out to the radius a pilot run allows (see :func:`sweep_radii`); a pilot
             estimate that is not finite where the kernel is fails every statistical claim at that radius.
         sequential: look at the draws at 256, 512, ... and stop once every claim is decided (α-spending keeps
