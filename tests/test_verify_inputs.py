@@ -319,3 +319,10 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
     assert check_feature_map(one_shape, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, batched=True,
                              sweep=False).passed
     assert None not in calls
+
+    def batch_only(g, batch=None):  # no plain path: its first plain call raises, so every draw is batched
+        if batch is None:
+            raise NotImplementedError("call with batch=")
+        return sample(g, batch)
+
+    assert check_feature_map(batch_only, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False).passed

@@ -138,6 +138,7 @@ class _Evaluator:
         except (TypeError, ValueError):
             param = None
         self.mixed = self.batched and detected and param is not None and param.default is None
+        self.plain_drawn = False  # whether a plain call has given a map (one that raises at once has no plain path)
         pair_fams = [f for f in families if not f.cross]
         self.cross = [f for f in families if f.cross]
         self.order = families
@@ -200,8 +201,8 @@ class _Evaluator:
         default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through
         ``sample(generator, batch=…)``: both paths claim one law, so under the claim the r draws are still iid from
         it, while a defect in either path (the plain one is the path a model calls) biases the estimates the checks
-        test. One whose ``batch`` is required or defaults to a number, or ``batched=True``, draws them all
-        batched."""
+        test. One whose ``batch`` is required or defaults to a number, whose first plain call raises (no plain
+        path), or ``batched=True``, draws them all batched."""
         with torch.no_grad():
             plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
@@ -209,13 +210,19 @@ class _Evaluator:
             for _ in range(plain):
                 try:
                     fq, fk = self.features(gen, self.xq, self.xk)
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:
                     if not self.mixed:
                         raise
-                    raise type(exc)(f"the plain path sample(generator), which draws a quarter of the draws of a "
-                                    f"sampler whose batch defaults to None (batched=True draws them all batched): "
-                                    f"{exc}") from exc
+                    if not self.plain_drawn:  # no plain path at all ("use batch="): every draw batched
+                        self.mixed = False
+                        break
+                    kind = TypeError if isinstance(exc, TypeError) else ValueError  # a subclass may take other args
+                    raise kind(f"the plain path sample(generator), which draws a quarter of the draws of a sampler "
+                               f"whose batch defaults to None (batched=True draws them all batched): "
+                               f"{type(exc).__name__}: {exc}") from exc
+                self.plain_drawn = True
                 rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
+            plain = len(rows)
             if r > plain:
                 rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))
             return torch.cat(rows)
