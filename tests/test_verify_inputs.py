@@ -325,4 +325,19 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
             raise NotImplementedError("call with batch=")
         return sample(g, batch)
 
-    assert check_feature_map(batch_only, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False).passed
+    assert check_feature_map(batch_only, kernels.softmax, dim=d, claims={"unbiased", "positive", "finite"},
+                             seed=kt_seed, sweep=False).passed
+
+    def plain_transposed(g, batch=None):  # a map it returns is checked as any other: the failure names the path
+        fm = sample(g, batch)
+        return (lambda x: fm(x).T) if batch is None else fm
+
+    with pytest.raises(ValueError, match=r"the plain path sample\(generator\).*query_fn must map"):
+        check_feature_map(plain_transposed, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False)
+
+    def negative_batched(g, batch=None):  # the positive claim sees both paths too
+        fm = sample(g, batch)
+        return fm if batch is None else (lambda x: -fm(x))
+
+    rows = check_feature_map(negative_batched, kernels.softmax, dim=d, claims={"positive"}, seed=kt_seed).checks
+    assert [r.status for r in rows] == ["failed"], rows

@@ -118,6 +118,10 @@ def _named(fn, name: str):
     return call
 
 
+class _NoPlainPath(Exception):
+    """The first plain call ``sample(generator)`` of a sampler with a batched path raised: it has no plain path."""
+
+
 class _Evaluator:
     """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
     every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
@@ -157,7 +161,12 @@ class _Evaluator:
         if batch is None:
             try:
                 fm = self.sample(gen)
-            except (AttributeError, TypeError) as exc:  # a feature map φ(x) handed the generator as its x
+            except Exception as exc:
+                if self.mixed and not self.plain_drawn:  # its first plain call raises: it has no plain path
+                    raise _NoPlainPath from exc
+                if not isinstance(exc, AttributeError | TypeError):
+                    raise
+                # a feature map φ(x) handed the generator as its x
                 if not any(k in str(exc) for k in ("'torch._C.Generator'", "not torch._C.Generator",
                                                     "'Generator' object")):  # errors about the generator's own type
                     raise
@@ -193,16 +202,31 @@ class _Evaluator:
 
     def features(self, gen, x_q, x_k, batch=None):
         q, k = self._maps(gen, batch)
-        return (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
-                _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
+        out = (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
+               _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
+        if batch is None:
+            self.plain_drawn = True
+        return out
+
+    def one_draw(self, gen, x_q, x_k, plain: bool = True):
+        """One draw's ``[n, D]`` features: through ``sample(generator)`` when ``plain`` (and the sampler has a plain
+        path), else through ``sample(generator, batch=1)`` for a batched sampler."""
+        if plain or not self.batched:
+            try:
+                return self.features(gen, x_q, x_k)
+            except _NoPlainPath:
+                self.mixed = False
+        fq, fk = self.features(gen, x_q, x_k, batch=1)
+        return fq[0], fk[0]
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=None`` by
         default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through
         ``sample(generator, batch=…)``: both paths claim one law, so under the claim the r draws are still iid from
         it, while a defect in either path (the plain one is the path a model calls) biases the estimates the checks
-        test. One whose ``batch`` is required or defaults to a number, whose first plain call raises (no plain
-        path), or ``batched=True``, draws them all batched."""
+        test. One whose ``batch`` is required or defaults to a number, whose first call ``sample(generator)``
+        raises (no plain path; a map it returns is checked as any other), or ``batched=True``, draws them all
+        batched."""
         with torch.no_grad():
             plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
@@ -210,17 +234,16 @@ class _Evaluator:
             for _ in range(plain):
                 try:
                     fq, fk = self.features(gen, self.xq, self.xk)
+                except _NoPlainPath:  # no plain path at all ("use batch="): every draw batched
+                    self.mixed = False
+                    break
                 except Exception as exc:
                     if not self.mixed:
                         raise
-                    if not self.plain_drawn:  # no plain path at all ("use batch="): every draw batched
-                        self.mixed = False
-                        break
                     kind = TypeError if isinstance(exc, TypeError) else ValueError  # a subclass may take other args
                     raise kind(f"the plain path sample(generator), which draws a quarter of the draws of a sampler "
                                f"whose batch defaults to None (batched=True draws them all batched): "
                                f"{type(exc).__name__}: {exc}") from exc
-                self.plain_drawn = True
                 rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
             plain = len(rows)
             if r > plain:

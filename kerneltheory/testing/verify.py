@@ -556,8 +556,8 @@ def check_feature_map(
             evaluate = _Evaluator(sample, [InputFamily("points", pts, pts)], bind, batched)
             gen = torch.Generator().manual_seed(s)
             feats = []
-            for _ in range(cfg["property_draws"]):
-                fq, fk = evaluate.features(gen, pts, pts)
+            for i in range(cfg["property_draws"]):  # a batched sampler's two paths in turn (user_calls._Evaluator)
+                fq, fk = evaluate.one_draw(gen, pts, pts, plain=not evaluate.batched or (evaluate.mixed and i % 2 == 0))
                 feats += [fq, fk]
             allf = torch.cat([f.flatten() for f in feats])
             for claim, bad in (("finite", ~torch.isfinite(allf)), ("positive", ~(allf > 0))):
