@@ -77,7 +77,7 @@ in the precision the outputs were computed in (read from them, or ``output_dtype
 or could not fail (bfloat16 sums of hundreds of terms), outputs that differ are refused, never passed or failed
 (:mod:`~kerneltheory.testing.attention_exact`; proofs/attention_audit.md, items 3, 9 and 10). The floor assumes
 non-negative weights; a signed map can differ by more through cancellation, and a row that exceeds it is refused, not
-failed, where its attention matrix on one sequence without a mask has a negative entry. In every comparison NaN
+failed, where its attention matrix on one sequence without a mask has material negative weights. In every comparison NaN
 equals only NaN: a NaN where the other output gives a number is a difference, NaN in both is none (an exclusive causal
 sum's 0/0 at position 0 is the finiteness check's failure, not a causality one).
 """

@@ -34,7 +34,7 @@ floors, each at least 2(γ_N + 2δ)|out|, exceeds |a| + |b| ≥ |a − b|), a co
 nothing, naming the dtype and N (:class:`NoRoundingBound`): the row fails on its comparisons that have a floor and is
 refused only when none of them fails; outputs that are equal need no bound. NaN equals only NaN. The floor holds for
 non-negative weights only: a row whose outputs differ by more is refused, not failed, where the function's attention
-matrix on one sequence without a mask has a negative entry (signed features, whose sums cancel;
+matrix on one sequence without a mask has material negative weights (signed features, whose sums cancel;
 :func:`_signed_weights`).
 The function is always called on copies of the check's tensors.
 """
@@ -293,7 +293,7 @@ def _signed_weights(runs) -> str | None:
     seen = set()
     for run in sorted(probes, key=lambda r: r.q.shape[-2]):
         q, k = run.q[:, :length], run.k[:, :length]
-        key = (tuple(q.flatten()[:4].tolist()), tuple(k.flatten()[:4].tolist()), q.dtype)
+        key = (q.dtype, q.contiguous().numpy().tobytes(), k.contiguous().numpy().tobytes())
         if key in seen:  # the same tokens (a variant, a longer run of the same set): probed already
             continue
         seen.add(key)
