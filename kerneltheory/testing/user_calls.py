@@ -208,14 +208,31 @@ class _Evaluator:
             self.plain_drawn = True
         return out
 
+    def _plain(self, gen, x_q, x_k):
+        """One draw's features through the plain path ``sample(generator)``, or None where that path turns out not
+        to exist (its first call raised, :class:`_NoPlainPath`): the sampler is drawn batched only from then on. A
+        later failure of the plain path of a mixed sampler names the path and the exception, as a ValueError or a
+        TypeError whatever subclass was raised (a subclass may take other arguments)."""
+        try:
+            return self.features(gen, x_q, x_k)
+        except _NoPlainPath:  # no plain path at all ("use batch="): every draw batched
+            self.mixed = False
+            return None
+        except Exception as exc:
+            if not self.mixed:
+                raise
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"the plain path sample(generator), which draws a quarter of the draws of a sampler "
+                       f"whose batch defaults to None (batched=True draws them all batched): "
+                       f"{type(exc).__name__}: {exc}") from exc
+
     def one_draw(self, gen, x_q, x_k, plain: bool = True):
         """One draw's ``[n, D]`` features: through ``sample(generator)`` when ``plain`` (and the sampler has a plain
         path), else through ``sample(generator, batch=1)`` for a batched sampler."""
         if plain or not self.batched:
-            try:
-                return self.features(gen, x_q, x_k)
-            except _NoPlainPath:
-                self.mixed = False
+            drawn = self._plain(gen, x_q, x_k)
+            if drawn is not None:
+                return drawn
         fq, fk = self.features(gen, x_q, x_k, batch=1)
         return fq[0], fk[0]
 
@@ -232,19 +249,10 @@ class _Evaluator:
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
             rows = []
             for _ in range(plain):
-                try:
-                    fq, fk = self.features(gen, self.xq, self.xk)
-                except _NoPlainPath:  # no plain path at all ("use batch="): every draw batched
-                    self.mixed = False
+                drawn = self._plain(gen, self.xq, self.xk)
+                if drawn is None:
                     break
-                except Exception as exc:
-                    if not self.mixed:
-                        raise
-                    kind = TypeError if isinstance(exc, TypeError) else ValueError  # a subclass may take other args
-                    raise kind(f"the plain path sample(generator), which draws a quarter of the draws of a sampler "
-                               f"whose batch defaults to None (batched=True draws them all batched): "
-                               f"{type(exc).__name__}: {exc}") from exc
-                rows.append(self._estimates(fq.unsqueeze(0), fk.unsqueeze(0)))
+                rows.append(self._estimates(drawn[0].unsqueeze(0), drawn[1].unsqueeze(0)))
             plain = len(rows)
             if r > plain:
                 rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))
