@@ -447,6 +447,10 @@ EXTRA_PAIRS = (
     ("tensorsketch", "countsketch"),
     ("polysketch", "gaussian"),
 )
+# The parameters a registry name builds its component with, where the constructor's defaults would repeat another
+# entry: GERF(A = 0, s = +1) is positive/<law> and GERF(A*, s = +1) is oprf/<law>, so gerf/<law> is the member no
+# other entry covers, s = −1 (cos/sin pairs) with A ≠ 0. Arguments given to get() override them.
+REGISTRY_PARAMETERS = {"gerf": {"a": -0.1, "s": -1}}
 DETERMINISTIC = ("elu", "feedforward", "hedgehog", "based", "rebased")
 ALIASES = {
     "GMM-RKS": "trig/mixture",
@@ -536,8 +540,10 @@ def get(
     """Build the estimator ``name`` in dimension ``dim`` with ``num_features`` frequencies.
 
     Keyword arguments go to the law or the component, whichever constructor accepts them (e.g. ``std=0.5``
-    for the law, ``h="gaussian"`` for positive features, ``a=-0.1, s=-1`` for GERF); an argument neither
-    accepts raises ``TypeError``. ``init_seed`` seeds the initial parameters of learnable laws and maps.
+    for the law, ``h="gaussian"`` for positive features, ``a=-0.1, s=1`` for GERF); an argument neither
+    accepts raises ``TypeError``. A registry name builds its component with :data:`REGISTRY_PARAMETERS` where
+    the constructor's defaults would repeat another entry (``gerf/<law>`` is GERF(A = −0.1, s = −1)); arguments
+    given here override them. ``init_seed`` seeds the initial parameters of learnable laws and maps.
 
     A meaningless pair (say ``"gerf/mixture"``) raises ``ValueError`` explaining why.
     """
@@ -567,7 +573,7 @@ def get(
         "device": device,
         "generator": torch.Generator().manual_seed(check_int(init_seed, "init_seed", minimum=0)),
     }
-    law_kw, comp_kw = {}, {}
+    law_kw, comp_kw = {}, dict(REGISTRY_PARAMETERS.get(comp_name, {}))
     for key, value in kw.items():
         if law_cls is not None and _accepts(law_cls, key):
             law_kw[key] = value

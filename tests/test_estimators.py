@@ -221,6 +221,16 @@ def test_meaningless_pairs_are_refused(name, match):
         E.get(name, 4, 8)
 
 
+def test_the_registry_builds_gerf_as_the_member_no_other_entry_covers():
+    est = E.get("gerf/gaussian", 3, 8)  # GERF(A = 0, s = +1) would be positive/gaussian again
+    assert (est.component.a, est.component.s) == (E.REGISTRY_PARAMETERS["gerf"]["a"], -1)
+    assert est.component.a != 0 and not est.claims.positive and est.feature_dim == 16
+    mine = E.get("gerf/gaussian", 3, 8, a=0.0, s=1)  # arguments given override the registry's
+    assert (mine.component.a, mine.component.s) == (0.0, 1) and mine.feature_dim == 8
+    oprf = E.get("oprf/gaussian", 3, 8)  # the subclasses keep their own parameters
+    assert oprf.component.s == 1
+
+
 def test_unknown_name_and_kwargs():
     with pytest.raises(ValueError, match="unknown estimator"):
         E.resolve("nope")
