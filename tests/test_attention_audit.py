@@ -211,6 +211,20 @@ def test_inputs_too_large_for_the_1_over_m_law_are_refused():
     assert all("raise num_features or lower the input scale" in c.detail for c in report.checks), str(report)
 
 
+@pytest.mark.parametrize("case, causal", [("one token", False), ("equal values", False), ("one key repeated", True)])
+def test_inputs_where_attention_is_exact_refuse_the_slope_rows(case, causal):
+    """Where the user's inputs make every output exact (the weights cancel), the errors are rounding, which need not
+    fall as 1/m (it grew as m^0.8 here, and the row FAILED): the consistency and bias rows are refused, saying so."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (s * torch.randn(1, 12, D, generator=g, dtype=torch.float64) for s in (0.3, 0.3, 1.0))
+    inputs = {"one token": (q[:, :1], k[:, :1], v[:, :1]), "equal values": (q, k, v[:, :1].expand_as(v)),
+              "one key repeated": (q, k[:, :1].expand_as(k), v)}[case]
+    report = check_attention(library_attention(causal), dim=D, causal=causal, inputs=inputs, mask=False,
+                             checks=["consistency", "bias"], num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
+    assert [c.refused for c in report.checks] == [True, True], str(report)
+    assert all("equals the exact attention up to rounding" in c.detail for c in report.checks), str(report)
+
+
 def test_outputs_equal_up_to_rounding_count_as_reproducible():
     """A function whose outputs differ between two identically seeded calls only by rounding (as with CUDA kernels
     whose reductions are not deterministic) is audited, not rejected as ignoring its generator; a difference far

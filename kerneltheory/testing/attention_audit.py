@@ -102,7 +102,9 @@ from .attention_exact import (
     _inputs,
     batch_row,
     causality_row,
+    gamma_delta,
     order_row,
+    output_format,
     padding_masks,
     padding_rows,
     precision_row,
@@ -152,18 +154,52 @@ def _per_sequence(kernel):
     return gram
 
 
-def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None) -> list[torch.Tensor]:
+def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None, formats=None) -> list[torch.Tensor]:
     """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws (``exact``: the reference
-    attention, when the caller has it)."""
+    attention, when the caller has it; ``formats``: a list that receives the unit roundoff of each output's format,
+    :func:`~kerneltheory.testing.attention_exact.output_format`)."""
     g = torch.Generator().manual_seed(seed)
     exact = _exact(reference, q, k, v, causal) if exact is None else exact
-    return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
+
+    def error(m):
+        out = _call(attention(m, g), q, k, v)
+        if formats is not None:
+            formats.append(torch.finfo(output_format(out)).eps / 2)
+        return (out.to(_F64) - exact)[0]
+
+    return [torch.stack([error(m) for _ in range(draws)]) for m in ms]
 
 
-def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
+def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
+    """max |out − exact| where every output of every draw at every m is within (γ_N + 2δ + u)(|exact| + max_j |v_j|)
+    of the exact attention (N = L + 2·max m + 1, u the outputs' unit roundoff; item 3's floor of one evaluation with
+    Σ_j a_ij|v_j| ≤ max_j |v_j| for normalised positive weights), else None. Such outputs are exact at these inputs (one
+    token, equal values, one key repeated: the weights cancel), and their errors are rounding, whose size need not
+    fall as 1/m: nothing random is left to test (proofs/attention_audit.md, item 13)."""
+    gamma, delta = gamma_delta(u, q.shape[-2] + 2 * max(ms) + 1, q, k)
+    floor = (gamma + 2 * delta + u) * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
+    worst = 0.0
+    for e in errors:
+        if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
+            return None
+        worst = max(worst, float(e.abs().max()))
+    return worst
+
+
+def _frozen(errors: list[torch.Tensor], ms, base: dict, exact=None, inputs=None, u: float | None = None
+            ) -> CheckResult | None:
     """A refusal when every draw at some m gives the same output up to rounding: the factory ignores its
     generator (a fixed seed inside, a cached draw, no random features), so there is no Monte Carlo error whose
-    law could be tested."""
+    law could be tested; or when every output equals the exact attention up to rounding
+    (:func:`_exact_up_to_rounding`, with ``exact``, ``inputs`` = (q, k, v) and the outputs' unit roundoff ``u``)."""
+    if exact is not None and u is not None:
+        worst = _exact_up_to_rounding(errors, exact, *inputs, ms, u)
+        if worst is not None:
+            return CheckResult.refusal(
+                f"every output of every draw equals the exact attention up to rounding (max |out − exact| = "
+                f"{worst:.3g}, within one evaluation's rounding floor): at these inputs (one token, equal values, one "
+                "key repeated) the attention is exact, so there is no Monte Carlo error whose law could be tested",
+                **base)
     same = lambda e, ref: bool(torch.isfinite(e).all()) and bool(((e - ref).abs() <= rounding_floor(e)).all())  # noqa: E731
     for m, e in zip(ms, errors, strict=True):
         if same(e, e[:1]):
@@ -186,9 +222,10 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
         exact = _exact(reference, q, k, v, causal)
     except AttentionNotFinite as exc:
         return CheckResult.refusal(f"the reference attention is not finite ({exc}): nothing to compare with", **base)
-    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact)
+    formats = []
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats)
     if all(bool(torch.isfinite(e).all()) for e in errors):
-        frozen = _frozen(errors, ms, base)
+        frozen = _frozen(errors, ms, base, exact, (q, k, v), max(formats))
         if frozen is not None:
             return frozen
     row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k) if reference == "softmax" else None)
@@ -201,9 +238,10 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
 def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
     """t = e_{m₂} − (m₁/m₂)·e_{m₁} per output entry at the two largest m (module docstring)."""
     m1, m2 = sorted(set(ms))[-2:]
-    e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
+    formats, exact = [], _exact(reference, q, k, v, causal)
+    e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed, exact, formats)
     frozen = _frozen([e1, e2], (m1, m2), dict(name="bias ∝ 1/m", claim="consistency", alpha=alpha,
-                                                sample_size=2 * draws, seed=seed))
+                                                sample_size=2 * draws, seed=seed), exact, (q, k, v), max(formats))
     if frozen is not None:
         return frozen
     t = (e2 - (m1 / m2) * e1).flatten(1)

@@ -49,7 +49,8 @@ from .checks import CheckResult, property_check
 from .sampler_rounding import FORMATS, _name, carried_format
 from .user_calls import _difference, _one_number, _same_values
 
-__all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "output_format", "padding_masks", "rounding_floor_attention"]
+__all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "gamma_delta", "output_format", "padding_masks",
+           "rounding_floor_attention"]
 
 PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
 VACUOUS = 0.25  # γ_N + 2δ from which the compared floor exceeds |a| + |b| (proofs/attention_audit.md, item 3)
@@ -105,6 +106,14 @@ def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> tor
     return fmt if torch.finfo(fmt).eps > torch.finfo(out.dtype).eps else out.dtype
 
 
+def gamma_delta(u: float, n: int, q: torch.Tensor, k: torch.Tensor) -> tuple[float, float]:
+    """γ_N = Nu/(1 − Nu) (∞ where Nu ≥ 1) and δ = u(1 + (√d + 6)·max‖x‖ + max‖x‖²) over the rows of ``q`` and ``k``:
+    the rounding of N-term sums and of exp at the largest argument of an exponential feature (module docstring)."""
+    gamma = n * u / (1 - n * u) if n * u < 1 else math.inf
+    norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
+    return gamma, u * (1 + (math.sqrt(q.shape[-1]) + 6) * norm + norm**2)
+
+
 def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, precision=None) -> torch.Tensor:
     """One evaluation's rounding bound (γ_N + 2δ)(fn(q, k, |v|) + |out|) + u|out| (module docstring), float64, with u
     that of :func:`output_format` (``precision``: the declared format). Raises :class:`NoRoundingBound` where the
@@ -112,9 +121,7 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
     fmt = output_format(out, precision)
     u = torch.finfo(fmt).eps / 2
     n = q.shape[-2] + 2 * num_features + 1
-    gamma = n * u / (1 - n * u) if n * u < 1 else math.inf
-    norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
-    delta = u * (1 + (math.sqrt(q.shape[-1]) + 6) * norm + norm**2)
+    gamma, delta = gamma_delta(u, n, q, k)
     if not gamma + 2 * delta < VACUOUS:
         read = "" if fmt == out.dtype else f", read from {_name(out.dtype)} outputs that are all {_name(fmt)} numbers"
         why = (f"N·u = {n * u:.3g} ≥ 1, where Higham's γ_N does not exist" if n * u >= 1 else
