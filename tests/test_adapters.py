@@ -130,6 +130,40 @@ def test_a_redraw_that_leaves_the_map_unchanged_is_refused(kt_seed):
     assert report.passed, str(report)
 
 
+@pytest.mark.parametrize("every", [2, 3, 16])
+def test_draws_that_repeat_every_few_calls_are_refused_before_any_check(kt_seed, every):
+    """A redraw only every N-th call (Performer's feature_redraw_interval, a cache keyed on a counter) gives draws
+    of the right law that repeat: they PASSED (N = 2, 3), or FAILED unbiased with a standard error √N too small, or
+    read as a row-wise failure. Now the audit stops with one refused row, ``independent draws``, naming the ties."""
+    state = {"n": 0}
+
+    def draw():
+        if state["n"] % every == 0:
+            state["w"] = torch.randn(16, 4, dtype=torch.float64)
+        state["n"] += 1
+        w = state["w"]
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / 4
+
+    report = check_feature_map(global_rng_sampler(draw), kernels.softmax, dim=4, claims={"unbiased", "positive"},
+                               alpha=ALPHA, seed=kt_seed)
+    assert report.status == "REFUSED" and [c.name for c in report.checks] == ["independent draws"], str(report)
+    assert "draws repeat" in report.checks[0].detail, str(report)
+
+
+def test_one_matrix_shared_by_a_batch_is_refused_and_a_deterministic_map_is_not(kt_seed):
+    def shared(g, batch=None):  # the batched path expands one matrix over the batch: its maps are one draw
+        w = torch.randn(16, 4, generator=g, dtype=torch.float64)
+        w = w if batch is None else w.expand(batch, 16, 4)
+        return lambda x: torch.exp(x @ w.transpose(-1, -2) - (x * x).sum(-1, keepdim=True) / 2) / 4
+
+    report = check_feature_map(shared, kernels.softmax, dim=4, claims={"unbiased"}, alpha=ALPHA, seed=kt_seed)
+    assert [c.name for c in report.checks] == ["independent draws"] and report.status == "REFUSED", str(report)
+    elu = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731  (every draw the same map: tested as such)
+    report = check_feature_map(lambda g: elu, lambda x, y: elu(x) @ elu(y).T, dim=4, claims={"unbiased", "positive"},
+                               alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+
+
 def test_a_probe_blind_to_the_frequencies_or_untracked_state_does_not_refuse(kt_seed):
     """Refusal needs both signals: the module's floating state unchanged and the features on the probe unchanged.
     At x = 0 positive features are 1/√m whatever the frequencies (state changes: no refusal); frequencies kept in a

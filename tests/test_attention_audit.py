@@ -133,6 +133,34 @@ def test_unstabilised_float32_underflows_at_large_norms(kt_seed):
     assert rows(report) == {"finite[float32]": False, "finite[float64]": True}, str(report)
 
 
+def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence_at_large_norms(kt_seed):
+    """Exact in exact arithmetic, but the batch's largest key logit comes from one sequence's small keys, and every
+    key of a sequence at norm 30 underflows to 0/0 in float32 beside it; with one sequence per call the row passed."""
+    def attention(per_sequence):
+        def build(m, g):
+            w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+            def fn(q, k, v):
+                s = D**-0.25
+                lq = (q * s) @ w.to(q.dtype).T - (q * s).pow(2).sum(-1, keepdim=True) / 2
+                lk = (k * s) @ w.to(k.dtype).T - (k * s).pow(2).sum(-1, keepdim=True) / 2
+                lk = lk - (lk.amax((1, 2), keepdim=True) if per_sequence else lk.amax())
+                pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), lk.exp()
+                return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1, keepdim=True).transpose(1, 2))
+
+            return fn
+        return build
+
+    rows = {}
+    for per_sequence in (True, False):
+        report = check_attention(attention(per_sequence), dim=D, mask=False, checks=["finite"], max_norm=30.0,
+                                 dtypes=[torch.float32], alpha=ALPHA, seed=kt_seed)
+        rows[per_sequence] = report.checks[0]
+    assert rows[True].passed, str(rows[True])
+    assert not rows[False].passed and not rows[False].refused, str(rows[False])
+    assert "sequence at max_norm (the other sequence's outputs are finite" in rows[False].detail, rows[False].detail
+
+
 def test_redrawing_on_every_call_is_refused_not_passed(kt_seed):
     def attention(m, g):
         return lambda q, k, v, mask=None: library_attention()(m, g)(q, k, v, mask)  # a fresh draw per call

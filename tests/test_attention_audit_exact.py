@@ -172,7 +172,7 @@ def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     assert "exact_length must be >= 4 for the padding checks" in capsys.readouterr().err
     assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "finite", "--dtypes", "float64",
                  "--long-length", "40"]) == 0
-    assert "n=320 " in capsys.readouterr().out  # 40 positions × 8 outputs
+    assert "n=640 " in capsys.readouterr().out  # 2 sequences × 40 positions × 8 outputs
     assert main(["audit", user("batched"), "--dim", "8", "--kernel", "softmax", "--claims", "finite",
                  "--length", "8"]) == 2
     assert "--length applies to --attention only" in capsys.readouterr().err

@@ -6,6 +6,7 @@ report says where the claims were tested and prints numbers that show the differ
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -108,7 +109,7 @@ def test_a_float32_map_replays_within_float32_rounding(kt_seed):
     """Features returned in float32 whose sums are reassociated from call to call (as GPU reductions may be) replay
     within float32's rounding of the terms: not refused; a float64 tolerance would refuse them."""
     probe = moderate_families(D, torch.Generator().manual_seed(kt_seed))[0]
-    orders = iter([list(range(D)), list(reversed(range(D))), [3, 1, 7, 0, 5, 2, 6, 4]] * 8)  # runs differ
+    orders = itertools.cycle([list(range(D)), list(reversed(range(D))), [3, 1, 7, 0, 5, 2, 6, 4]])  # runs differ
 
     def sample(g):
         w = torch.randn(M, D, generator=g, dtype=torch.float64).float()
@@ -153,7 +154,7 @@ def test_bad_arguments_name_themselves():
     for name, value in (("batched", "no"), ("sweep", "no"), ("sweep", 0.0), ("sequential", None)):
         with pytest.raises(TypeError, match=f"{name} must be True"):
             attempt(**{name: value})
-    with pytest.raises(TypeError, match=r"sample\(generator, batch=1\) raised TypeError.*batched=False"):
+    with pytest.raises(TypeError, match=r"sample\(generator, batch=\d+\) raised TypeError.*batched=False"):
         attempt(batched=True)  # prf takes no batch=
 
 

@@ -65,7 +65,9 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   inside (matrix products under ``torch.autocast`` to bfloat16, TF32) returns float32 numbers and differs by more
   than float32's floor; a correct signed (trigonometric) map whose sums cancel differs by more too, and is refused.
 * **finite[float32]**, **finite[float64]** — every output is finite at sequence length ``long_length`` with
-  query and key norms up to ``max_norm``. An exception there is a failure, unless the same draw raises in that
+  query and key norms up to ``max_norm``: a batch of one sequence of norms uniform in [0, ``max_norm``] and one with
+  every norm ``max_norm`` (a stabiliser shared by the batch underflows the second). An exception there is a failure,
+  unless the same draw raises in that
   dtype on the ordinary inputs (those every other check ran in float64) as well: then what it rejects is the
   dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
@@ -252,17 +254,24 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
 
 
 def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary) -> CheckResult:
-    """Every output finite at L = ``long_length``, norms up to ``max_norm``, in ``dtype``. An exception there fails
-    the row, unless the same draw raises in ``dtype`` on the ``ordinary`` inputs (those every other check ran in
-    float64) as well: then the dtype itself, not the length or the norms, is what it rejects, and the row is refused
-    (the function does not accept this dtype; its finiteness in it is no claim it makes)."""
+    """Every output finite at L = ``long_length``, norms up to ``max_norm``, in ``dtype``, for a batch of two
+    sequences: one with norms uniform in [0, ``max_norm``], one with every norm ``max_norm`` (whose exponential
+    features' logits, −‖k‖²/2 + ωᵀk, all lie far below the first one's: a stabiliser or a rescaling shared by the
+    whole batch underflows its weights to 0/0, while each sequence computed as if alone is finite). An exception
+    there fails the row, unless the same draw raises in ``dtype`` on the ``ordinary`` inputs (those every other check
+    ran in float64) as well: then the dtype itself, not the length or the norms, is what it rejects, and the row is
+    refused (the function does not accept this dtype; its finiteness in it is no claim it makes)."""
     name = f"finite[{str(dtype).removeprefix('torch.')}]"
     g = torch.Generator().manual_seed(seed)
-    norms = lambda: max_norm * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
+    norms = lambda top=max_norm: top * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
     unit = lambda: torch.nn.functional.normalize(torch.randn(1, long_length, d, generator=g, dtype=_F64), dim=-1)  # noqa: E731
     q, k = unit() * norms(), unit() * norms()
     v = torch.randn(1, long_length, d, generator=g, dtype=_F64)
     fn = attention(m, g)
+    # the second sequence, drawn after the map (the first one's stream is unchanged): every token at max_norm
+    q, k = torch.cat([q, unit() * max_norm]), torch.cat([k, unit() * max_norm])
+    v = torch.cat([v, torch.randn(1, long_length, d, generator=g, dtype=_F64)])
+    inputs = f"L = {long_length}, norms ≤ {max_norm} (one sequence of norms in [0, {max_norm}], one at {max_norm})"
     try:
         out = _call(fn, q.to(dtype), k.to(dtype), v.to(dtype))
     except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
@@ -277,14 +286,20 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
                 "nothing of finiteness: pass dtypes= the dtypes it supports (kerneltheory audit: --dtypes)",
                 name=name, claim="finite", alpha=alpha, sample_size=1, seed=seed)
         return property_check(1, 1, claim="finite", name=name, seed=seed, alpha=alpha,
-                              example=f"L = {long_length}, norms ≤ {max_norm}: {raised} (it runs in "
-                              f"{name[7:-1]} on the ordinary inputs)")
+                              example=f"{inputs}: {raised} (it runs in {name[7:-1]} on the ordinary inputs)")
     bad = ~torch.isfinite(out)
-    where = f", first non-finite output at position {int(bad.nonzero()[0][1])}" if bool(bad.any()) else ""
+    where = ""
+    if bool(bad.any()):
+        b, pos = (int(i) for i in bad.nonzero()[0][:2])
+        which = ("of norms in [0, max_norm]", "at max_norm")[b]
+        where = f", first non-finite output at position {pos} of the sequence {which}"
+        if not bool(bad[1 - b].any()):
+            where += (" (the other sequence's outputs are finite: is a stabiliser or a rescaling shared by the batch? "
+                      "each sequence must be computed as if alone)")
     if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
         where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
     return property_check(int(bad.sum()), out.numel(), claim="finite", name=name, seed=seed, alpha=alpha,
-                          example=f"L = {long_length}, norms ≤ {max_norm}{where}")
+                          example=inputs + where)
 
 
 def _wanted(checks, causal: bool, mask: bool) -> list[str]:

@@ -16,6 +16,8 @@ from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
 LONG_BATCH = 512  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 512)
+REPEAT_DRAWS = 24  # consecutive draws the repeated-draws check evaluates (a redraw every N < 24 calls shows)
+REPEAT_TIES = 6  # of their 23 consecutive pairs, how many identical ones mean the draws repeat
 
 
 def _replayed(ev: _Evaluator, x: torch.Tensor, y: torch.Tensor, seed: int, min_eps: float = 0.0):
@@ -36,8 +38,12 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     in), the bound that
     :func:`~kerneltheory.testing.attention_exact._agree` applies to two runs of one attention. Otherwise ``sample``
     draws from somewhere else (the global generators) and no verdict could be replayed from the seed: ValueError.
-    ``probe`` is ``families[0]``. Returns the failed row of :func:`_check_row_wise`, or None."""
+    ``probe`` is ``families[0]``. Returns the refused row of :func:`_repeated_draws` or the failed row of
+    :func:`_check_row_wise`, or None."""
     probe = families[0]
+    repeated = _repeated_draws(sample, probe, bind, batched, seed)
+    if repeated is not None:
+        return repeated
     ev = _Evaluator(sample, [probe], bind, batched)
     # each draw evaluated before the next (a module's features belong to its latest draw)
     (qa, ka, a, floor_a), (qb, kb, b, floor_b) = (_replayed(ev, probe.x, probe.y, seed) for _ in range(2))
@@ -48,6 +54,52 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
                          "adapters.global_rng or from_module")
     # a bound map's parameters depend on the rows it is bound to: bind= is exempt
     return None if bind is not None else _check_row_wise(sample, families, batched, seed)
+
+
+def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> CheckResult | None:
+    """:data:`REPEAT_DRAWS` consecutive draws (one generator, as the checks draw them; through each path a batched
+    sampler has) evaluated on the rows of ``probe``: where at least :data:`REPEAT_TIES` of the consecutive pairs of
+    one path have identical features while some differ, the map's draws repeat (a redraw every N calls, a cache keyed
+    on a counter, one matrix shared by a whole batch), and the refused row ``independent draws`` is returned. Repeated
+    draws are positively correlated: every standard error computed as if they were independent is too small (the
+    level of no check holds), so the claims are not tested. Features, not estimates, are compared: a law with atoms
+    gives equal estimates far more often than equal maps (the products φ_i(x)φ_i(y) of a Rademacher row do not see
+    its sign). Under iid draws whose features on the probe take their most likely value with probability p, ≥ 6 of
+    23 consecutive pairs tie with probability at most C(23, 6)·p⁶ (< 10⁻⁵ for p ≤ 0.02, 4·10⁻¹⁰ for 2⁸ equally
+    likely maps); draws that all agree through every path are a deterministic map, tested as such; one path's draws
+    all equal while the other's differ
+    (a batch that expands one matrix) are repeats (proofs/verification.md, item 13(f))."""
+    ev = _Evaluator(sample, [probe], bind, batched)
+    gen = torch.Generator().manual_seed(seed_for("repeats", seed))
+    paths = []
+    if ev.mixed or not ev.batched:
+        drawn = []
+        for _ in range(REPEAT_DRAWS):
+            one = ev._plain(gen, probe.x, probe.y)
+            if one is None:  # no plain path after all: drawn batched only
+                break
+            drawn.append(torch.cat([one[0].flatten(), one[1].flatten()]))
+        if drawn:
+            paths.append(("sample(generator)", drawn))
+    if ev.batched:
+        fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
+        paths.append((f"sample(generator, batch={REPEAT_DRAWS})", list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
+    same = lambda a, b: bool(a.shape == b.shape and torch.equal(a, b))  # noqa: E731
+    if all(same(f, paths[0][1][0]) for _, feats in paths for f in feats):
+        return None  # one map whatever the draw and the path: a deterministic map
+    for path, feats in paths:
+        ties = [same(a, b) for a, b in zip(feats, feats[1:], strict=False)]
+        if sum(ties) < REPEAT_TIES:
+            continue
+        at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
+        return CheckResult.refusal(
+            f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws through {path} gave identical features on the "
+            f"{probe.size} probe pairs (draws {at}{', …' if sum(ties) > 6 else ''}) while others differ: the map's "
+            "draws repeat (a redraw only every few calls, a cache keyed on a counter, one matrix shared by a whole "
+            "batch), so they are not independent and no check could hold its level; each call (and each map of a "
+            "batch) must be a fresh draw", name="independent draws", claim="independent draws", alpha=0.0,
+            sample_size=REPEAT_DRAWS, seed=seed)
+    return None
 
 
 def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:

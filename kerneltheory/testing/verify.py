@@ -497,9 +497,10 @@ def check_feature_map(
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
-    if row_wise is not None:  # an exact failure before any draw: the claims are about a map that does not exist
+    if row_wise is not None:  # an exact failure (or repeated draws) before any draw of the checks
         report.checks.append(row_wise)
-        report.notes.append("no claim was tested: the features of a row depend on the other rows of the batch")
+        report.notes.append("no claim was tested: " + ("the map's draws repeat" if row_wise.refused else
+                                                         "the features of a row depend on the other rows of the batch"))
         return report
     swept = Sweep()
     with torch.no_grad():
