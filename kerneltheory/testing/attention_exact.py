@@ -201,8 +201,11 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          f"differ, and whether by rounding alone cannot be decided: {exc}") from exc
     if not same:
         raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
-                         "outputs: it must draw its features only from the generator it is given; code that draws "
-                         "from the global generators goes through adapters.global_rng or attention_from_module")
+                         "outputs: it must draw its features only from the generator it is given. Code that draws "
+                         "from torch's global generator when the factory builds it goes through adapters.global_rng "
+                         "(or attention_from_module for a module); a function that draws from it on every call "
+                         "(a redraw in forward), through adapters.global_rng_calls(fn, generator), which seeds each "
+                         "call (its exact rows are then refused: its outputs change from call to call)")
 
 
 def _keys(positions: list[int]) -> str:

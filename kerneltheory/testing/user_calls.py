@@ -99,6 +99,18 @@ def _kernel_scale(kernel, families: list[InputFamily]) -> torch.Tensor:
     return cauchy_schwarz_scale(kx, ky)
 
 
+def _hint(exc: BaseException, x: torch.Tensor) -> str:
+    """A guess at the cause of a user map's error, from its message: a dtype mismatch (the checks' inputs are
+    float64), a shape mismatch (the dimension the audit was given), or nothing."""
+    text = str(exc).lower()
+    if "dtype" in text or ("expected" in text and any(t in text for t in ("float", "double", "half"))):
+        return (f" (the checks' inputs are {str(x.dtype).removeprefix('torch.')}: does the map mix dtypes? from_module "
+                "takes dtype=)")
+    if any(t in text for t in ("shape", "size", "dimension", "mat1", "broadcast")):
+        return f" (is dim = {x.shape[-1]} the map's input dimension?)"
+    return ""
+
+
 def _named(fn, name: str):
     """``fn`` whose own errors are re-raised as a ValueError that says which function failed on what input."""
 
@@ -106,10 +118,8 @@ def _named(fn, name: str):
         try:
             out = fn(x)
         except Exception as exc:
-            raise ValueError(
-                f"{name} failed on an input of shape {tuple(x.shape)} (is dim = {x.shape[-1]} the map's input "
-                f"dimension?): {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ValueError(f"{name} failed on an input of shape {tuple(x.shape)}{_hint(exc, x)}: "
+                             f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__} (convert it, e.g. "
                             "torch.as_tensor(features))")
