@@ -24,7 +24,8 @@ def favor(causal: bool = False, bug: str | None = None):
     q and k in place, otherwise correct), "float64 only" (float64 frequencies, no cast), "raise if not finite"
     (no stabiliser, and a FloatingPointError on a non-finite output), "raise if keyless" (raises on a query
     without a kept key, like ``linear_attention``'s denominator check), "right padding only" (raises on a key mask
-    that is not a prefix of kept keys)."""
+    that is not a prefix of kept keys), "inverted mask" (True = padding), "mask on queries" (every key attended, the
+    padded queries' outputs zeroed)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
@@ -40,6 +41,10 @@ def favor(causal: bool = False, bug: str | None = None):
             f = w if bug == "float64 only" else w.to(q.dtype)
             lq, lk = (x @ f.T - (x * x).sum(-1, keepdim=True) / 2 for x in (q, k))
             keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None or bug == "ignore mask" else mask
+            if bug == "inverted mask" and mask is not None:  # reads True as padding (key_padding_mask)
+                keep = ~mask
+            if bug == "mask on queries" and mask is not None:  # zeroes the padded queries' outputs, keeps every key
+                keep, q_keep = torch.ones_like(mask), mask
             if bug == "length mask" and mask is not None:
                 keep = torch.arange(k.shape[1])[None, :] < mask.sum(1, keepdim=True)
             if bug != "raise if not finite":
@@ -54,6 +59,8 @@ def favor(causal: bool = False, bug: str | None = None):
             if bug == "raise if keyless" and not bool((den > 0).all()):
                 raise ValueError("a query has no kept key")
             out = num / den
+            if bug == "mask on queries" and mask is not None:
+                out = out * q_keep[..., None]
             if bug == "raise if not finite" and not bool(torch.isfinite(out).all()):
                 raise FloatingPointError("non-finite attention output")
             return out
@@ -89,6 +96,17 @@ def test_padding_catches_an_attention_that_ignores_the_mask(kt_seed, causal):
                                    alpha=ALPHA, seed=kt_seed))
     assert bad["padding[left]"] == bad["padding[gap]"] == "failed", bad
     assert bad["padding[right]"] == ("passed" if causal else "failed"), bad
+
+
+def test_the_mask_polarity_hint_is_given_only_where_the_inverted_mask_matches(kt_seed):
+    """Every padding row fails for a function reading True as padding and for one masking queries instead of keys;
+    only the first is told to invert its mask (the hint used to be given to both)."""
+    hint = "with the mask inverted the kept positions match"
+    for bug, hinted in (("inverted mask", True), ("mask on queries", False)):
+        report = check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16, alpha=ALPHA,
+                                 seed=kt_seed)
+        assert set(statuses(report).values()) == {"failed"}, str(report)
+        assert all((hint in c.detail) == hinted for c in report.checks), (bug, str(report))
 
 
 @pytest.mark.parametrize("causal", [False, True])

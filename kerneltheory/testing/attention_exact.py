@@ -363,7 +363,7 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
     alone, in order (for causal attention too: the kept keys before a kept position are the same in both)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
-    rows = []
+    rows, probe = [], None
     for p, label in enumerate(PADDINGS):
         name = f"padding[{label}]"
         pairs, runs, whats, refused = [], [], [], None
@@ -390,20 +390,39 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
                 refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
                 break
             runs.append(full)
+            shorts = []
             for i, keep in enumerate(mask):
                 short = _Run(fn, qp[i : i + 1, keep], kp[i : i + 1, keep], vp[i : i + 1, keep], m, None, precision)
                 runs.append(short)
+                shorts.append(short)
                 pairs.append((_difference(full.out[i, keep], short.out[0]),
                               lambda full=full, short=short, i=i, keep=keep: full.floor()[i, keep] + short.floor()[0]))
+            if probe is None:
+                probe = (qp, kp, vp, mask, shorts)
             masked = [_keys([int(j) for j in (~keep).nonzero().flatten()]) for keep in mask]
             whats.append(f"L = {length}: masked keys {masked[0]} and {masked[1]}")
         rows.append(refused or _exact_row(name, "padding", pairs, runs, alpha, seed, "; ".join(whats)))
-    if all(r.status == "failed" for r in rows):  # a hint, not a verdict: the failures stand either way
+    # a hint, not a verdict (the failures stand either way): named only where the inverted mask does match
+    if all(r.status == "failed" for r in rows) and probe is not None and _reads_mask_inverted(fn, probe, m, precision):
         for r in rows:
-            r.detail += ("; every padding row failed: the mask passed is True = keep (a function whose mask marks the "
-                         "padding with True, as PyTorch's key_padding_mask does, goes through "
-                         "attention_from_module(..., mask_keeps=False))")
+            r.detail += ("; every padding row failed, and with the mask inverted the kept positions match the "
+                         "sequences of the kept tokens alone: the function reads True as padding, as PyTorch's "
+                         "key_padding_mask does, while the mask passed is True = keep (audit it through "
+                         "attention_from_module(..., mask_keeps=False), or invert the mask in a wrapper)")
     return rows
+
+
+def _reads_mask_inverted(fn, probe, m: int, precision) -> bool:
+    """Whether ``fn`` given the inverted mask ~mask of the first padding batch matches, at the positions ``mask``
+    keeps, the sequences of those tokens alone within both runs' rounding floors (a function that reads True as
+    padding). Any failure to decide (an exception, no rounding floor) counts as no."""
+    qp, kp, vp, mask, shorts = probe
+    try:
+        inverted = _Run(fn, qp, kp, vp, m, ~mask, precision)
+        return all(bool((_difference(inverted.out[i, keep], shorts[i].out[0])
+                         <= inverted.floor()[i, keep] + shorts[i].floor()[0]).all()) for i, keep in enumerate(mask))
+    except Exception:
+        return False
 
 
 def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
