@@ -88,6 +88,27 @@ def test_pair_fraction_and_leading_term_are_nonnegative(m, d):
     assert bool((theory.orf_positive_mse_bound(x, 0.1 * y, m) >= 0).all())
 
 
+@pytest.mark.parametrize("d, m", [(3, 7), (8, 8), (16, 32), (32, 64)])
+def test_the_covariance_by_quadrature_at_equal_pairs_is_the_variance_by_the_series(d, m):
+    """Two computations of one number kept on purpose (docs/architecture.md): Cov(K̂(x, y), K̂(x, y')) at y' = y by
+    Gauss–Jacobi quadrature against the variance by the ₁F₁ series. They differ by the rounding of the iid part
+    (a difference of exponentials against expm1: exp of an argument a summed from terms of total size S, here
+    S = ‖x‖² + ‖y‖² + 2‖z‖², is off by about ε·S relative, so 4ε(4 + S) of its largest term h²e^{2‖z‖²}/m) and the
+    quadrature's 1e-10 of its scale c·h²e^{‖z‖²} (theory.orf_pair_cross_excess)."""
+    g = torch.Generator().manual_seed(d)
+    x, y = (torch.randn(5, d, generator=g, dtype=F64) / 2 for _ in range(2))
+    sq = lambda t: (t * t).sum(-1)  # noqa: E731
+    log_hh = -sq(x) - sq(y)
+    size = sq(x) + sq(y) + 2 * sq(x + y)
+    floor = 4 * torch.finfo(F64).eps * (4 + size) * torch.exp(log_hh + 2 * sq(x + y)) / m \
+        + 1e-10 * theory.orf_pair_fraction(m, d) * torch.exp(log_hh + sq(x + y))
+    assert bool(((theory.orf_positive_covariance(x, y, y, m) - theory.orf_positive_variance(x, y, m)).abs()
+                 <= floor).all())
+    trig_floor = 8 * torch.finfo(F64).eps + 1e-10 * theory.orf_pair_fraction(m, d)
+    assert bool(((theory.orf_trig_covariance(x, y, y, m) - theory.orf_trig_variance(x, y, m)).abs()
+                 <= trig_floor).all())
+
+
 def test_exact_variance_reduces_to_iid_for_one_feature_and_to_the_leading_term_at_small_zeta():
     x = torch.zeros(3, 6, dtype=F64)
     y = torch.zeros(3, 6, dtype=F64)
