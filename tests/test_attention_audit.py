@@ -72,9 +72,9 @@ def test_correct_implementations_pass(kt_seed, causal):
         assert all(c.passed or (c.refused and c.name.split(":")[0] in slope_rows) for c in report.checks), str(report)
         assert sum(c.refused for c in report.checks) <= 1, str(report)
         assert set(rows(report)) == {"consistency", "stabiliser[scale]", "stabiliser[shift]", "batch",
-                                     "padding[right]", "padding[left]", "padding[gap]", "order", "finite[float32]",
-                                     "finite[float64]"} | ({"causality"} if causal else set())
-        assert len(report.checks) == 10 + causal
+                                     "padding[right]", "padding[left]", "padding[gap]", "padding[empty]", "order",
+                                     "finite[float32]", "finite[float64]"} | ({"causality"} if causal else set())
+        assert len(report.checks) == 11 + causal
 
 
 def mixed_norms(seed: int, length: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -110,8 +110,9 @@ def test_per_token_key_stabiliser_is_caught(kt_seed):
 
 def test_masking_before_the_feature_map_is_caught(kt_seed):
     report = check_attention(module_attention(MaskedInputs), dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
-    assert rows(report) == {"padding[right]": False, "padding[left]": False, "padding[gap]": False}, str(report)
-    assert min(c.statistic for c in report.checks) > 100  # far above the rounding floor, not a rounding artefact
+    assert rows(report) == {"padding[right]": False, "padding[left]": False, "padding[gap]": False,
+                            "padding[empty]": True}, str(report)  # an unpadded sequence has no masked input
+    assert min(c.statistic for c in report.checks if not c.passed) > 100  # far above the rounding floor
 
 
 def test_causal_leak_is_caught(kt_seed):

@@ -25,7 +25,8 @@ def favor(causal: bool = False, bug: str | None = None):
     (no stabiliser, and a FloatingPointError on a non-finite output), "raise if keyless" (raises on a query
     without a kept key, like ``linear_attention``'s denominator check), "right padding only" (raises on a key mask
     that is not a prefix of kept keys), "inverted mask" (True = padding), "mask on queries" (every key attended, the
-    padded queries' outputs zeroed)."""
+    padded queries' outputs zeroed), "batch rescale" (numerator and denominator divided by the batch's largest
+    denominator: exact, but a fully padded sequence's NaN reaches every sequence)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
@@ -61,6 +62,8 @@ def favor(causal: bool = False, bug: str | None = None):
             out = num / den
             if bug == "mask on queries" and mask is not None:
                 out = out * q_keep[..., None]
+            if bug == "batch rescale":  # num and den over the batch's largest denominator: exact, until a 0/0
+                out = (num / den.amax()) / (den / den.amax())
             if bug == "raise if not finite" and not bool(torch.isfinite(out).all()):
                 raise FloatingPointError("non-finite attention output")
             return out
@@ -91,7 +94,7 @@ def test_padding_catches_an_attention_that_ignores_the_mask(kt_seed, causal):
     """Right padding alone cannot see this in causal attention (a kept output never sees the later padded keys):
     left padding and gaps do, causal or not."""
     good = check_attention(favor(causal), dim=D, causal=causal, checks=["padding"], alpha=ALPHA, seed=kt_seed)
-    assert statuses(good) == {f"padding[{p}]": "passed" for p in PADDINGS}, str(good)
+    assert statuses(good) == {f"padding[{p}]": "passed" for p in (*PADDINGS, "empty")}, str(good)
     bad = statuses(check_attention(favor(causal, "ignore mask"), dim=D, causal=causal, checks=["padding"],
                                    alpha=ALPHA, seed=kt_seed))
     assert bad["padding[left]"] == bad["padding[gap]"] == "failed", bad
@@ -105,15 +108,34 @@ def test_the_mask_polarity_hint_is_given_only_where_the_inverted_mask_matches(kt
     for bug, hinted in (("inverted mask", True), ("mask on queries", False)):
         report = check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16, alpha=ALPHA,
                                  seed=kt_seed)
-        assert set(statuses(report).values()) == {"failed"}, str(report)
-        assert all((hint in c.detail) == hinted for c in report.checks), (bug, str(report))
+        rows = [c for c in report.checks if c.name != "padding[empty]"]  # the three patterns' rows
+        assert len(rows) == 3 and all(c.status == "failed" for c in rows), str(report)
+        assert all((hint in c.detail) == hinted for c in rows), (bug, str(report))
+
+
+def test_a_fully_padded_sequence_must_leave_the_others_unchanged(kt_seed):
+    """padding[empty]: a rescaling by a statistic of the whole batch is exact until a fully padded sequence makes it
+    NaN for every sequence (it passed: no padding pattern masked a whole sequence). A function that raises on such a
+    batch gets a note, not a refusal."""
+    rows = {}
+    for bug in (None, "batch rescale"):
+        report = check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16, alpha=ALPHA,
+                                 seed=kt_seed)
+        rows[bug] = statuses(report)
+    assert rows[None] == {**{f"padding[{p}]": "passed" for p in PADDINGS}, "padding[empty]": "passed"}, rows
+    assert rows["batch rescale"]["padding[empty]"] == "failed", rows
+    report = check_attention(favor(False, "raise if keyless"), dim=D, checks=["padding"], exact_length=16,
+                             alpha=ALPHA, seed=kt_seed)
+    assert report.passed and "padding[empty]" not in statuses(report), str(report)
+    assert any("padding[empty] not run: the function raised" in n for n in report.notes), report.notes
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_padding_catches_a_mask_read_as_a_length(kt_seed, causal):
     report = check_attention(favor(causal, "length mask"), dim=D, causal=causal, checks=["padding"], alpha=ALPHA,
                              seed=kt_seed)
-    assert statuses(report) == {"padding[right]": "passed", "padding[left]": "failed", "padding[gap]": "failed"}, \
+    assert statuses(report) == {"padding[right]": "passed", "padding[left]": "failed", "padding[gap]": "failed",
+                                "padding[empty]": "passed"}, \
         str(report)
 
 

@@ -48,6 +48,9 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   output never sees the later keys; proofs/attention_audit.md, item 6); left padding and gaps are not, and catch a
   mask read as a length. In a left-padded causal batch the queries before the first kept key have no key (0/0):
   a function that raises there gets padding[left] refused (nothing to compare), never passed.
+* **padding[empty]** — a fully padded sequence (every key masked) beside an unpadded one leaves the unpadded one's
+  outputs those it has alone (a batch statistic that the empty sequence's 0/0 makes NaN shows); the empty
+  sequence's own outputs are not compared, and a function that raises on such a batch gets a note, not a row.
 * **causality** (``causal=True``) — replacing the tokens from position t on leaves the outputs before t
   unchanged (t = 1, ⌊L/2⌋ + 1, L − 1), and appending tokens (L = 16 inside 513, 513 inside 1024) leaves the first L
   outputs unchanged (proofs/attention_audit.md, item 16).
@@ -104,6 +107,7 @@ from .attention_exact import (
     _inputs,
     batch_row,
     causality_row,
+    empty_padding_row,
     gamma_delta,
     order_row,
     output_format,
@@ -403,7 +407,7 @@ def check_attention(
             raise ValueError(f"{nm} must be >= 4 for the padding checks (a gap needs kept keys on both sides; "
                              f"kerneltheory audit: --{nm.replace('_', '-')}), got {value}")
     coarse = sum(dt != _F64 for dt in dtypes)
-    n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS), "finite": len(dtypes), "precision": coarse}.get(c, 1)
+    n_rows = sum({"stabiliser": 2, "padding": len(PADDINGS) + 1, "finite": len(dtypes), "precision": coarse}.get(c, 1)
                  for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype in dtypes, precision one besides float64")
@@ -440,6 +444,10 @@ def check_attention(
                 report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
             else:
                 report.checks.extend(padding_rows(attention, sets, m_exact, a, s, causal, output_dtype))
+                row, note = empty_padding_row(attention, sets, m_exact, a, seed_for("padding empty", seed),
+                                              output_dtype)
+                report.checks += [row] if row is not None else []
+                report.notes += [note] if note is not None else []
         elif c == "precision":  # one row per coarser dtype the function accepts, at both lengths
             g = torch.Generator().manual_seed(s)
             sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])

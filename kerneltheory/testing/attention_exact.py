@@ -412,6 +412,40 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
     return rows
 
 
+def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precision=None
+                      ) -> tuple[CheckResult | None, str | None]:
+    """The row padding[empty]: at every length of ``sets``, a batch of a fully padded sequence (every key masked,
+    large random tokens) and an unpadded one, whose outputs must be those of the unpadded sequence alone (the fully
+    padded sequence's own outputs, 0/0, are not compared). A statistic of the whole batch that the empty sequence
+    makes NaN, or a batch-wide rescaling it moves, shows here (proofs/attention_audit.md, item 6(f)). A function
+    that raises on such a batch (it refuses a sequence without keys) gives no row but a note: (None, note)."""
+    g = torch.Generator().manual_seed(seed)
+    fn = attention(m, g)
+    name = "padding[empty]"
+    pairs, runs, whats = [], [], []
+    for q, k, v in sets:
+        length, d = q.shape[1:]
+        mask = torch.stack([torch.zeros(length, dtype=torch.bool), torch.ones(length, dtype=torch.bool)])
+        qp, kp, vp = (t[:2].clone() for t in (q, k, v))
+        for t in (qp, kp, vp):
+            t[0] = torch.randn(length, d, generator=g, dtype=_F64) * 3 * t[1].std(correction=0).clamp_min(0.1)
+        try:
+            full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
+        except ValueError as exc:
+            return None, (f"padding[empty] not run: the function raised on a batch holding a fully padded sequence "
+                          f"(every key masked) beside an unpadded one at L = {length} ({exc.__cause__ or exc}); "
+                          "whether such a sequence leaves the others unchanged was not tested")
+        if refused is not None:
+            return _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats), None
+        alone = _Run(fn, qp[1:], kp[1:], vp[1:], m, None, precision)
+        runs += [full, alone]
+        pairs.append((_difference(full.out[1], alone.out[0]),
+                      lambda full=full, alone=alone: full.floor()[1] + alone.floor()[0]))
+        whats.append(f"L = {length}")
+    what = "an unpadded sequence beside a fully padded one against it alone, " + ", ".join(whats)
+    return _exact_row(name, "padding", pairs, runs, alpha, seed, what), None
+
+
 def _reads_mask_inverted(fn, probe, m: int, precision) -> bool:
     """Whether ``fn`` given the inverted mask ~mask of the first padding batch matches, at the positions ``mask``
     keeps, the sequences of those tokens alone within both runs' rounding floors (a function that reads True as
