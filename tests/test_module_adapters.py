@@ -209,3 +209,28 @@ def test_a_redraw_the_forward_does_not_see_is_refused(kt_seed, counter):
     with pytest.raises(ValueError, match=rf"redraw='redraw' changed the module's state \({changed}.*5 nonzero.*cache"):
         for _ in range(6):
             sample(g)
+
+
+def test_a_deterministic_module_is_audited_with_redraw_false(kt_seed):
+    """A deterministic feature module (Based's second-order Taylor features, kernel 1 + s + s²/2) had no way through
+    from_module: redraw=None refuses a second draw, and a no-op redraw is refused as a redraw that changed nothing.
+    redraw=False declares it: the correct module passes, one that divides by 2 instead of √2 fails."""
+
+    class Taylor(nn.Module):
+        def __init__(self, divisor):
+            super().__init__()
+            self.divisor = divisor
+
+        def forward(self, x):
+            outer = (x[..., :, None] * x[..., None, :]).flatten(-2) / self.divisor
+            return torch.cat([torch.ones_like(x[..., :1]), x, outer], -1)
+
+    claims = {"unbiased"}
+    good = check_feature_map(from_module(Taylor(math.sqrt(2)), redraw=False), kernels.exp_taylor2, dim=4,
+                             claims=claims, sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert good.passed, str(good)
+    bad = check_feature_map(from_module(Taylor(2.0), redraw=False), kernels.exp_taylor2, dim=4, claims=claims,
+                            sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert bad.status == "FAILED", str(bad)
+    with pytest.raises(ValueError, match="redraw=False for a deterministic map"):
+        check_feature_map(from_module(Taylor(math.sqrt(2))), kernels.exp_taylor2, dim=4, claims=claims)

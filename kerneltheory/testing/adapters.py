@@ -195,7 +195,7 @@ def _module_dtype(module: torch.nn.Module, dtype) -> torch.dtype:
 
 
 def _redraw(module: torch.nn.Module, redraw) -> None:
-    if redraw is None:
+    if redraw is None or redraw is False:
         return
     if isinstance(redraw, str):
         fn = getattr(module, redraw, None)
@@ -205,7 +205,8 @@ def _redraw(module: torch.nn.Module, redraw) -> None:
     elif callable(redraw):
         redraw(module)
     else:
-        raise TypeError(f"redraw must be a method name, a callable(module) or None, got {type(redraw).__name__}")
+        raise TypeError(f"redraw must be a method name, a callable(module), None or False (a deterministic map), got "
+                        f"{type(redraw).__name__}")
 
 
 def _learned(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -257,7 +258,9 @@ def from_module(
     ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
     batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
     back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
-    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), and a redraw
+    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), unless
+    ``redraw=False`` declares a deterministic map (no random features: every draw is the module, which the checks
+    test as a deterministic map, estimate equal to its kernel at every draw), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
     redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md; or the
@@ -309,12 +312,14 @@ def from_module(
     def sample(generator: torch.Generator):
         if redraw is None and draws[0] >= 1:
             raise ValueError("redraw=None: every draw would be the same module, and the checks would average one "
-                             "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies")
+                             "fixed map; pass redraw='<method>' or a callable(module) that draws new frequencies, or "
+                             "redraw=False for a deterministic map (elu + 1, Hedgehog, Based: no random features)")
         # a generator in the state of the previous draw's (the replay check reseeds it) must give the same map
         state = generator.get_state()
         replay = last_state and torch.equal(state, last_state[0])
         last_state[:] = [state]
-        before = _float_state(work) if probe and not replay and unchanged[0] >= 0 else None
+        before = (_float_state(work) if probe and not replay and unchanged[0] >= 0 and redraw is not False
+                  else None)  # a deterministic map (redraw=False) is the same map at every draw by design
         with global_rng(generator):
             _redraw(work, redraw)
         seed = _private_seed(generator)  # the calls' global generators (global_rng_calls), one seed per draw
