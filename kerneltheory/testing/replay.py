@@ -51,7 +51,10 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
         raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
                          "maps: it must draw only from the generator it is given (torch.randn(..., "
                          "generator=generator)); code that draws from the global generators goes through "
-                         "adapters.global_rng or from_module")
+                         "adapters.global_rng or from_module. Code already wrapped so draws from a source they do "
+                         "not seed: a torch.Generator of its own, numpy.random.default_rng() (global_rng seeds "
+                         "numpy's legacy global state only), or the global generators when the feature function "
+                         "runs rather than when sample returns it (wrap that function in adapters.global_rng_calls)")
     # a bound map's parameters depend on the rows it is bound to: bind= is exempt
     return None if bind is not None else _check_row_wise(sample, families, batched, seed)
 
