@@ -162,6 +162,16 @@ def test_one_matrix_shared_by_a_batch_is_refused_and_a_deterministic_map_is_not(
     report = check_feature_map(lambda g: elu, lambda x, y: elu(x) @ elu(y).T, dim=4, claims={"unbiased", "positive"},
                                alpha=ALPHA, seed=kt_seed)
     assert report.passed, str(report)
+    w = torch.randn(16, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) / 4
+
+    def fixed(g, batch=None):  # one deterministic map whose two paths round differently (review finding: refused)
+        if batch is None:
+            return lambda x: torch.exp(x @ w.T)
+        return lambda x: torch.exp(torch.einsum("nd,bmd->bnm", x, w.expand(batch, 16, 4)))
+
+    report = check_feature_map(fixed, lambda x, y: torch.exp(x @ w.T) @ torch.exp(y @ w.T).T, dim=4,
+                               claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
 
 
 def test_a_probe_blind_to_the_frequencies_or_untracked_state_does_not_refuse(kt_seed):

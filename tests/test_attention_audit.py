@@ -160,6 +160,22 @@ def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence
     assert rows[True].passed, str(rows[True])
     assert not rows[False].passed and not rows[False].refused, str(rows[False])
     assert "sequence at max_norm (the other sequence's outputs are finite" in rows[False].detail, rows[False].detail
+    # a function that takes one sequence per call is judged on each sequence alone (review finding: it failed)
+    single = attention(True)
+
+    def one_at_a_time(m, g):
+        fn = single(m, g)
+
+        def call(q, k, v):
+            if q.shape[0] != 1:
+                raise ValueError("batch size 1 only")
+            return fn(q, k, v)
+
+        return call
+
+    row = check_attention(one_at_a_time, dim=D, mask=False, checks=["finite"], max_norm=30.0, dtypes=[torch.float32],
+                          alpha=ALPHA, seed=kt_seed).checks[0]
+    assert row.passed and "one sequence per call" in row.detail, str(row)
 
 
 def test_redrawing_on_every_call_is_refused_not_passed(kt_seed):
@@ -252,6 +268,22 @@ def test_inputs_where_attention_is_exact_refuse_the_slope_rows(case, causal):
                              checks=["consistency", "bias"], num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
     assert [c.refused for c in report.checks] == [True, True], str(report)
     assert all("equals the exact attention up to rounding" in c.detail for c in report.checks), str(report)
+
+
+def test_no_output_counts_as_exact_where_the_rounding_floor_is_vacuous():
+    """Review finding: at bfloat16's u = 2⁻⁸ and m = 4096, N·u ≈ 32, the floor was infinite and every attention,
+    biased ones included, was 'exact up to rounding' (refused; a biased bfloat16 attention had FAILED). Where
+    γ_N + 2δ ≥ 1/4 at some m nothing counts as exact; float64 still finds exact outputs."""
+    from kerneltheory.testing.attention_audit import _exact_up_to_rounding
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (0.3 * torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
+    exact = v.mean(1, keepdim=True).expand_as(v).clone()
+    errors = [torch.full((4, 16, D), 0.08, dtype=torch.float64) for _ in range(2)]
+    assert _exact_up_to_rounding(errors, exact, q, k, v, (64, 4096), 2.0**-8) is None
+    tiny = [torch.full((4, 16, D), 1e-15, dtype=torch.float64) for _ in range(2)]
+    assert _exact_up_to_rounding(tiny, exact, q, k, v, (64, 4096), 2.0**-53) == 1e-15
+    assert _exact_up_to_rounding(tiny, exact, q, k, v, (64, 4096), 2.0**-8) is None
 
 
 def test_outputs_equal_up_to_rounding_count_as_reproducible():

@@ -125,6 +125,7 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", 
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
                     "finite")
+EXACT_FLOOR = 1e-3  # the largest relative floor at which outputs may count as exact (_exact_up_to_rounding)
 DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
@@ -178,14 +179,19 @@ def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None, 
 
 def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
     """max |out − exact| where every output of every draw at every m is within (γ_N + 2δ + u)(|exact| + max_j |v_j|)
-    of the exact attention (N = L + 2·max m + 1, u the outputs' unit roundoff; item 3's floor of one evaluation with
-    Σ_j a_ij|v_j| ≤ max_j |v_j| for normalised positive weights), else None. Such outputs are exact at these inputs (one
-    token, equal values, one key repeated: the weights cancel), and their errors are rounding, whose size need not
-    fall as 1/m: nothing random is left to test (proofs/attention_audit.md, item 13)."""
-    gamma, delta = gamma_delta(u, q.shape[-2] + 2 * max(ms) + 1, q, k)
-    floor = (gamma + 2 * delta + u) * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
+    of the exact attention (N = L + 2m + 1 at that m, u the outputs' unit roundoff; item 3's floor of one evaluation
+    with Σ_j a_ij|v_j| ≤ max_j |v_j| for normalised positive weights), else None; None too where that floor is not
+    small at some m (γ_N + 2δ + u > :data:`EXACT_FLOOR`, as for bfloat16 or float16 outputs at thousands of features,
+    where N·u ≥ 1 made it infinite and called every attention exact); below it, a random-feature attention's errors
+    at its smallest m, of order m^(−1/2), are far above the floor at some draw. Such outputs are exact at these inputs
+    (one token, equal values, one key repeated: the weights cancel), and their errors are rounding, whose size need
+    not fall as 1/m: nothing random is left to test (proofs/attention_audit.md, item 13(f))."""
     worst = 0.0
-    for e in errors:
+    for m, e in zip(ms, errors, strict=True):
+        gamma, delta = gamma_delta(u, q.shape[-2] + 2 * m + 1, q, k)
+        if not gamma + 2 * delta + u <= EXACT_FLOOR:
+            return None
+        floor = (gamma + 2 * delta + u) * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
         if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
             return None
         worst = max(worst, float(e.abs().max()))
@@ -203,8 +209,9 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict, exact=None, inputs=None,
         if worst is not None:
             return CheckResult.refusal(
                 f"every output of every draw equals the exact attention up to rounding (max |out − exact| = "
-                f"{worst:.3g}, within one evaluation's rounding floor): at these inputs (one token, equal values, one "
-                "key repeated) the attention is exact, so there is no Monte Carlo error whose law could be tested",
+                f"{worst:.3g}, within one evaluation's rounding floor): the attention is exact at these inputs (as "
+                "with one token, equal values or one key repeated), so there is no Monte Carlo error whose law "
+                "could be tested",
                 **base)
     same = lambda e, ref: bool(torch.isfinite(e).all()) and bool(((e - ref).abs() <= rounding_floor(e)).all())  # noqa: E731
     for m, e in zip(ms, errors, strict=True):
@@ -281,6 +288,13 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
     except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
         cause = exc.__cause__ or exc
         raised = f"raised {type(cause).__name__}: {cause}"
+        try:  # one sequence per call (a function that takes batch size 1 only): finiteness of each alone
+            out = torch.cat([_call(fn, q[i:i + 1].to(dtype), k[i:i + 1].to(dtype), v[i:i + 1].to(dtype))
+                             for i in range(2)])
+            inputs += f" (one sequence per call: the batch of two {raised})"
+        except Exception:
+            out = None
+    if out is None:
         try:
             _call(fn, *(t.to(dtype) for t in ordinary))
         except Exception:  # it rejects the dtype itself

@@ -62,16 +62,17 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
 def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> CheckResult | None:
     """:data:`REPEAT_DRAWS` consecutive draws (one generator, as the checks draw them; through each path a batched
     sampler has) evaluated on the rows of ``probe``: where at least :data:`REPEAT_TIES` of the consecutive pairs of
-    one path have identical features while some differ, the map's draws repeat (a redraw every N calls, a cache keyed
-    on a counter, one matrix shared by a whole batch), and the refused row ``independent draws`` is returned. Repeated
-    draws are positively correlated: every standard error computed as if they were independent is too small (the
-    level of no check holds), so the claims are not tested. Features, not estimates, are compared: a law with atoms
-    gives equal estimates far more often than equal maps (the products φ_i(x)φ_i(y) of a Rademacher row do not see
-    its sign). Under iid draws whose features on the probe take their most likely value with probability p, ≥ 6 of
-    23 consecutive pairs tie with probability at most C(23, 6)·p⁶ (< 10⁻⁵ for p ≤ 0.02, 4·10⁻¹⁰ for 2⁸ equally
-    likely maps); draws that all agree through every path are a deterministic map, tested as such; one path's draws
-    all equal while the other's differ
-    (a batch that expands one matrix) are repeats (proofs/verification.md, item 13(f))."""
+    one path have identical features while the draws are not all one map, the map's draws repeat (a redraw every N
+    calls, a cache keyed on a counter, one matrix shared by a whole batch, a path that ignores its generator), and
+    the refused row ``independent draws`` is returned. Repeated draws are positively correlated: every standard error
+    computed as if they were independent is too small (the level of no check holds), so the claims are not tested.
+    Features, not estimates, are compared: a law with atoms gives equal estimates far more often than equal maps (the
+    products φ_i(x)φ_i(y) of a Rademacher row do not see its sign). Under iid draws whose features on the probe take
+    their most likely value with probability p, ≥ 6 of one path's 23 consecutive pairs tie with probability at most
+    C(23, 6)·p⁶, so at most 2·C(23, 6)·p⁶ with two paths (< 1.3·10⁻⁵ for p ≤ 0.02, 7·10⁻¹⁰ for 2⁸ equally likely
+    maps). Draws that all agree, through every path, up to the rounding of their dtype (64 units of it, relative) are
+    a deterministic map, tested as such: the paths of one deterministic map may round differently (a matrix product
+    against an einsum) and a reduction may differ by an ulp from call to call (proofs/verification.md, item 13(f))."""
     ev = _Evaluator(sample, [probe], bind, batched)
     gen = torch.Generator().manual_seed(seed_for("repeats", seed))
     paths = []
@@ -87,21 +88,34 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     if ev.batched:
         fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
         paths.append((f"sample(generator, batch={REPEAT_DRAWS})", list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
-    same = lambda a, b: bool(a.shape == b.shape and torch.equal(a, b))  # noqa: E731
-    if all(same(f, paths[0][1][0]) for _, feats in paths for f in feats):
+    first = paths[0][1][0]
+    tol = 64 * ev.eps
+
+    def close(a: torch.Tensor) -> bool:  # one map up to rounding (NaN only where the first draw has NaN)
+        if a.shape != first.shape or not torch.equal(torch.isnan(a), torch.isnan(first)):
+            return False
+        ok = torch.isnan(a) | ((a - first).abs() <= tol * (a.abs() + first.abs()))
+        return bool(ok.all())
+
+    if all(close(f) for _, feats in paths for f in feats):
         return None  # one map whatever the draw and the path: a deterministic map
+    same = lambda a, b: bool(a.shape == b.shape and torch.equal(a, b))  # noqa: E731
     for path, feats in paths:
         ties = [same(a, b) for a, b in zip(feats, feats[1:], strict=False)]
         if sum(ties) < REPEAT_TIES:
             continue
         at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
+        why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "
+               "its generator (a fixed seed inside, a cached map, one matrix expanded over the batch)" if all(ties)
+               else "the map's draws repeat (a redraw only every few calls, a cache keyed on a counter), or its law "
+               "puts a large probability on one map (a Rademacher or sparse projection with very few entries, "
+               "whose ties more features or dimensions make rare)")
         return CheckResult.refusal(
             f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws through {path} gave identical features on the "
-            f"{probe.size} probe pairs (draws {at}{', …' if sum(ties) > 6 else ''}) while others differ: the map's "
-            "draws repeat (a redraw only every few calls, a cache keyed on a counter, one matrix shared by a whole "
-            "batch), so they are not independent and no check could hold its level; each call (and each map of a "
-            "batch) must be a fresh draw", name="independent draws", claim="independent draws", alpha=0.0,
-            sample_size=REPEAT_DRAWS, seed=seed)
+            f"{probe.size} probe pairs (draws {at}{', …' if sum(ties) > 6 else ''}): {why}. Repeated draws are not "
+            "independent, and no check could hold its level; each call (and each map of a batch) must be a fresh "
+            "draw", name="independent draws", claim="independent draws", alpha=0.0, sample_size=REPEAT_DRAWS,
+            seed=seed)
     return None
 
 

@@ -36,7 +36,9 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
     if not isinstance(out, torch.Tensor) or out.dim() != want or tuple(out.shape[:-1]) != lead:
         shape = getattr(out, "shape", type(out).__name__)
         form = "[n, D]" if batch is None else f"[batch={batch}, n, D]"
-        raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}")
+        hint = ("" if batch is None else "; the sampler takes batch=, so it was drawn as a batched sampler (if its "
+                "batch argument means something else, pass batched=False)")
+        raise ValueError(f"{name} must map [n, d] to {form}, got {shape} for input {tuple(x.shape)}{hint}")
     if out.shape[-1] == 0:  # 0 of 0 values would pass every check vacuously
         raise ValueError(f"{name} returned no features ({tuple(out.shape)} for input {tuple(x.shape)}): a feature map "
                          "needs D ≥ 1")
