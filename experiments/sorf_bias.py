@@ -1,6 +1,6 @@
 """The SORF bias quoted in proofs/structured_bias.md (item 3) and the README, recomputed.
 
-Run from the repository root (about a minute of CPU):
+Run from the repository root (about 10 s of CPU):
 
     OMP_NUM_THREADS=1 python experiments/sorf_bias.py experiments/sorf_bias.json
 

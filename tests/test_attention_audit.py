@@ -178,6 +178,41 @@ def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence
     assert row.passed and "one sequence per call" in row.detail, str(row)
 
 
+def test_a_factory_whose_draws_repeat_gets_the_slope_rows_refused(kt_seed):
+    """Review finding: a factory that draws afresh only every third call (a counter-keyed cache) failed the
+    consistency and bias rows of a correct attention (draws counted as independent). The slope rows are now replaced
+    by a refused row ``independent draws``; the exact rows, which use one draw each, still run."""
+    library = library_attention()
+    state = {"n": 0, "fn": None}
+
+    def every_third(m, g):
+        if state["n"] % 3 == 0 or state["fn"] is None:
+            state["fn"] = library(m, g)
+        state["n"] += 1
+        return state["fn"]
+
+    report = check_attention(every_third, dim=D, mask=False, checks=["consistency", "bias", "batch"],
+                             num_features=(16, 64), alpha=ALPHA, seed=kt_seed)
+    assert [(c.name, c.status) for c in report.checks] == [("independent draws", "refused"), ("batch", "passed")], \
+        str(report)
+    assert "draws repeat" in report.checks[0].detail and any("not run: consistency, bias" in n for n in report.notes)
+
+
+def test_a_function_drawing_from_the_global_generator_at_each_call_is_pointed_to_global_rng_calls():
+    """Wrapping the factory in global_rng, as the error used to advise, does not seed draws made when the function
+    runs: the error names adapters.global_rng_calls for those."""
+    def attention(m, g):
+        def fn(q, k, v, mask=None):
+            w = torch.randn(m, D, dtype=q.dtype)  # torch's global generator, at every call
+            pq, pk = (torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) for x in (q, k))
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1, keepdim=True).transpose(1, 2))
+
+        return fn
+
+    with pytest.raises(ValueError, match=r"identically seeded.*adapters\.global_rng_calls\(fn, generator\)"):
+        check_attention(attention, dim=D, mask=False, checks=["batch"])
+
+
 def test_redrawing_on_every_call_is_refused_not_passed(kt_seed):
     def attention(m, g):
         return lambda q, k, v, mask=None: library_attention()(m, g)(q, k, v, mask)  # a fresh draw per call

@@ -342,3 +342,23 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
 
     rows = check_feature_map(negative_batched, kernels.softmax, dim=d, claims={"positive"}, seed=kt_seed).checks
     assert [r.status for r in rows] == ["failed"], rows
+
+
+def test_a_failing_map_is_told_about_dtypes_or_dimensions_only_when_its_error_is_about_one():
+    """The checks' inputs are float64: a map holding a float32 matrix raises about dtypes and is told so; a map
+    expecting another dimension raises about shapes and is asked about dim; any other error gets neither guess."""
+    def sampler(fn):
+        return lambda g: fn
+
+    cases = [(lambda x: x @ torch.ones(D, 3, dtype=torch.float32), "does the map mix dtypes"),
+             (lambda x: x @ torch.ones(D + 1, 3, dtype=torch.float64), f"is dim = {D} the map's input dimension"),
+             (lambda x: (_ for _ in ()).throw(KeyError("cache")), None)]
+    for fn, hint in cases:
+        with pytest.raises(ValueError) as info:
+            check_feature_map(sampler(fn), kernels.softmax, dim=D, claims={"finite"})
+        text = str(info.value)
+        assert "query_fn failed on an input of shape" in text, text
+        if hint is None:
+            assert "mix dtypes" not in text and "input dimension" not in text, text
+        else:
+            assert hint in text, text

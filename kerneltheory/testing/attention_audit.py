@@ -117,6 +117,7 @@ from .attention_exact import (
     rounding_floor_attention,
 )
 from .checks import CheckResult, mean_check, property_check, rounding_floor
+from .replay import REPEAT_DRAWS, REPEAT_TIES
 from .seeds import seed_for
 from .verify import Report
 
@@ -196,6 +197,38 @@ def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
             return None
         worst = max(worst, float(e.abs().max()))
     return worst
+
+
+def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckResult | None:
+    """:data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive factories ``attention(m, g)`` from one generator,
+    each called on the check's inputs: where at least :data:`~kerneltheory.testing.replay.REPEAT_TIES` consecutive
+    pairs give identical outputs while the outputs are not all one up to rounding (64 units of their format,
+    relative), the factory's draws repeat (a cache keyed on a counter, a redraw every N calls), and the refused row
+    ``independent draws`` is returned: the slope rows would treat them as independent (proofs/verification.md,
+    item 13(f), whose bound holds for the outputs as for features)."""
+    g = torch.Generator().manual_seed(seed_for("repeats", seed))
+    outs = [_call(attention(m, g), q, k, v) for _ in range(REPEAT_DRAWS)]
+    first, tol = outs[0].to(_F64), 64 * torch.finfo(output_format(outs[0])).eps
+    nan = torch.isnan(first)
+
+    def close(a):
+        a = a.to(_F64)
+        near = nan | ((a - first).abs() <= tol * (a.abs() + first.abs()))
+        return bool(torch.equal(torch.isnan(a), nan) and near.all())
+
+    if all(close(o) for o in outs):
+        return None  # one output whatever the draw: _frozen refuses the slope rows, naming it
+    ties = [bool(torch.equal(a, b)) for a, b in zip(outs, outs[1:], strict=False)]
+    if sum(ties) < REPEAT_TIES:
+        return None
+    at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
+    return CheckResult.refusal(
+        f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive factories attention(m = {m}, generator) gave identical outputs "
+        f"(draws {at}{', …' if sum(ties) > 6 else ''}) while others differ: the factory's draws repeat (a cache keyed "
+        "on a counter, a redraw only every few calls), so they are not independent, and the slope rows (consistency, "
+        "bias, stabiliser), which average independent draws, were not run; each call attention(m, generator) must "
+        "draw afresh from its generator", name="independent draws", claim="independent draws", alpha=0.0,
+        sample_size=REPEAT_DRAWS, seed=seed)
 
 
 def _frozen(errors: list[torch.Tensor], ms, base: dict, exact=None, inputs=None, u: float | None = None
@@ -438,6 +471,12 @@ def check_attention(
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
     lengths = sorted({length, exact_length})
+    statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
+    repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None
+    if repeated is not None:  # the slope rows would treat repeated draws as independent
+        report.checks.append(repeated)
+        report.notes.append(f"not run: {', '.join(statistical)} (the factory's draws repeat)")
+        wanted = [c for c in wanted if c not in statistical]
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":

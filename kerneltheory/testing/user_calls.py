@@ -234,9 +234,9 @@ class _Evaluator:
             if not self.mixed:
                 raise
             kind = TypeError if isinstance(exc, TypeError) else ValueError
-            raise kind(f"the plain path sample(generator), which draws a quarter of the draws of a sampler "
-                       f"whose batch defaults to None (batched=True draws them all batched): "
-                       f"{type(exc).__name__}: {exc}") from exc
+            raise kind(f"the plain path sample(generator) of a sampler whose batch defaults to None (drawn beside "
+                       f"its batched path; batched=True draws every draw batched): {type(exc).__name__}: {exc}"
+                       ) from exc
 
     def one_draw(self, gen, x_q, x_k, plain: bool = True):
         """One draw's ``[n, D]`` features: through ``sample(generator)`` when ``plain`` (and the sampler has a plain
