@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import types
 from fractions import Fraction
 
 import numpy as np
@@ -344,6 +345,17 @@ def test_layer3_gap_formulas():
     t = 50
     assert K.revisit_gap(t, t - 1, t - 3) == pytest.approx(4 / (3 * t**5), rel=0.15)
     assert K.first_visit_gap(t, t - 2) == pytest.approx(2 / t**3, rel=0.1)
+    # exactly the gap of layer3_products for a head that stepped back from cell 5 at t − 2, returned at t, and moves
+    # on to a cell it never visited (c(t + 1) = 5 + move; the cells before t − 2 lie far away)
+    for move in (1, -1):
+        heads = [-100] * (t - 2) + [5, 5 - move, 5, 5 + move]
+        products = K.layer3_products(types.SimpleNamespace(heads=heads), t)
+        gap = abs(products[t - 2]) - abs(products[t])
+        assert K.first_visit_gap(t, t - 2, move) == pytest.approx(gap, rel=1e-12), move
+    # and the revisit gap: cell 5 visited at t − 3 and t − 1, the head back on it at t + 1
+    heads = [-100] * (t - 3) + [5, 6, 5, 6, 5]
+    products = K.layer3_products(types.SimpleNamespace(heads=heads), t)
+    assert K.revisit_gap(t, t - 1, t - 3) == pytest.approx(abs(products[t - 3]) - abs(products[t - 1]), rel=1e-12)
 
 
 def test_bit_minimal_beta_stays_small(kt_seed):

@@ -309,11 +309,15 @@ def revisit_gap(t: int, last: int, earlier: int) -> float:
     return (1 / (earlier + 1) ** 2 - 1 / (last + 1) ** 2) / (3 * (t + 1) ** 2)
 
 
-def first_visit_gap(t: int, competitor: int) -> float:
-    """Layer-3 gap on a first visit, key t against an earlier visit j of c(t):
-    1/((t+1)(j+1)) − 1/(t+1)² + (1/(j+1)² − 1/(t+1)²)/(3(t+1)²) ≈ 2/t³ for j = t − 2."""
+def first_visit_gap(t: int, competitor: int, move: int = 1) -> float:
+    """Layer-3 gap on a first visit, key t against an earlier visit j of c(t), after a move of ``move`` = ±1 (the
+    head goes to c(t + 1) = c(t) + move): |⟨q_t, k_j⟩| − |⟨q_t, k_t⟩| of :func:`layer3_products`,
+    1/((t+1)(j+1)) − 1/(t+1)² + move·(1/(j+1)² − 1/(t+1)²)/(3(t+1)²) ≈ 2/t³ for j = t − 2 (the last term, of order
+    1/t⁵, flips its sign with the move)."""
+    if move not in (1, -1):
+        raise ValueError(f"move must be +1 or -1, got {move!r}")
     a, j = t + 1, competitor + 1
-    return 1 / (a * j) - 1 / a**2 + (1 / j**2 - 1 / a**2) / (3 * a**2)
+    return 1 / (a * j) - 1 / a**2 + move * (1 / j**2 - 1 / a**2) / (3 * a**2)
 
 
 # ---------------------------------------------------------------------------------------------------
