@@ -362,3 +362,15 @@ def test_a_failing_map_is_told_about_dtypes_or_dimensions_only_when_its_error_is
             assert "mix dtypes" not in text and "input dimension" not in text, text
         else:
             assert hint in text, text
+
+
+def test_a_sampler_taking_an_int_seed_is_told_how_to_wrap_it():
+    def sample(seed=0):  # an int seed, called with the check's torch.Generator
+        w = torch.randn(M, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(M)
+
+    with pytest.raises(TypeError, match=r"manual_seed expected a long.*an int seed goes through a wrapper"):
+        check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"})
+    wrapped = check_feature_map(lambda g: sample(int(torch.randint(2**62, (), generator=g))), kernels.softmax, dim=D,
+                                claims={"positive"})  # the advice runs (the statistical rows are tested elsewhere)
+    assert wrapped.passed, str(wrapped)

@@ -176,16 +176,18 @@ class _Evaluator:
             except Exception as exc:
                 if self.mixed and not self.plain_drawn:  # its first plain call raises: it has no plain path
                     raise _NoPlainPath from exc
-                if not isinstance(exc, AttributeError | TypeError):
+                if not isinstance(exc, AttributeError | TypeError | RuntimeError):
                     raise
-                # a feature map φ(x) handed the generator as its x
+                # a feature map φ(x) handed the generator as its x, or a sampler that takes an int seed
                 if not any(k in str(exc) for k in ("'torch._C.Generator'", "not torch._C.Generator",
-                                                    "'Generator' object")):  # errors about the generator's own type
-                    raise
+                                                    "'Generator' object", "got torch._C.Generator")):
+                    raise  # not an error about the generator's own type
                 raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
                                 "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
                                 "or code returning one that draws from the global generators, goes through "
-                                "adapters.global_rng_sampler (kerneltheory audit: --global-rng)") from exc
+                                "adapters.global_rng_sampler (kerneltheory audit: --global-rng); a sampler that takes "
+                                "an int seed goes through a wrapper, lambda g: sample(int(torch.randint(2**62, (), "
+                                "generator=g)))") from exc
         else:
             try:
                 fm = self.sample(gen, batch=batch)
