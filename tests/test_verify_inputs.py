@@ -374,3 +374,15 @@ def test_a_sampler_taking_an_int_seed_is_told_how_to_wrap_it():
     wrapped = check_feature_map(lambda g: sample(int(torch.randint(2**62, (), generator=g))), kernels.softmax, dim=D,
                                 claims={"positive"})  # the advice runs (the statistical rows are tested elsewhere)
     assert wrapped.passed, str(wrapped)
+
+
+def test_the_domain_note_leaves_out_inputs_whose_every_row_was_refused():
+    """Review finding: with inputs= at ‖x‖ = 3 refused (tails too heavy for the budget), the note said the claim was
+    tested at ‖x‖, ‖y‖ ≤ 3. It now names the refused family and the largest norm actually tested."""
+    x = torch.zeros(2, 4, dtype=torch.float64)
+    x[:, 0] = 3.0
+    report = check_feature_map(lambda g: prf(g, d=4, m=16), kernels.softmax, dim=4, claims={"unbiased"},
+                               sweep=False, inputs=[(x, x)])
+    assert any(c.name == "unbiased[inputs[0]]" and c.refused for c in report.checks), str(report)
+    assert report.domain == "‖x‖, ‖y‖ ≤ 0.5", report.domain
+    assert "every row refused at the families inputs[0]" in report.notes[0], report.notes

@@ -541,8 +541,12 @@ def check_feature_map(
                 report.checks += rows[claim]
                 if swept.nonfinite is not None:
                     report.checks.append(_pilot_failure(swept.nonfinite, claim, alpha=a, seed=seed_for("pilot", seed)))
-            report.notes.append(_domain_note(statistical, families, swept, sweep))
-            report.domain = _tested_norms(families)
+            # where every statistical row of a family was refused, nothing was tested at its inputs
+            decided = {r.name.split("[", 1)[-1].rstrip("]") for claim in groups for r in rows[claim] if not r.refused}
+            tested = [f for f in families if f.name in decided]
+            report.notes.append(_domain_note(statistical, tested, swept, sweep,
+                                             refused=[f.name for f in families if f.name not in decided]))
+            report.domain = _tested_norms(tested) if tested else "nowhere (every statistical row was refused)"
             if evaluate.float32_numbers and evaluate.eps == torch.finfo(torch.float64).eps and any(
                     r.status == "failed" for claim in groups for r in rows[claim]):
                 report.notes.append(
@@ -586,9 +590,14 @@ def _tested_norms(families: list[InputFamily]) -> str:
     return f"‖x‖, ‖y‖ ≤ {max(float(torch.cat([f.x, f.y]).norm(dim=-1).max()) for f in families):.4g}"
 
 
-def _domain_note(statistical: list[str], families: list[InputFamily], swept: Sweep, sweep: bool) -> str:
-    """Where the statistical claims were tested: the largest input norm, the sweep radii and why the sweep stopped."""
-    note = f"{' and '.join(statistical)} tested at inputs with {_tested_norms(families)}"
+def _domain_note(statistical: list[str], families: list[InputFamily], swept: Sweep, sweep: bool,
+                 refused: list[str] = ()) -> str:
+    """Where the statistical claims were tested: the largest input norm of the families with a decided row, those
+    whose every row was refused, the sweep radii and why the sweep stopped."""
+    where = f"at inputs with {_tested_norms(families)}" if families else "nowhere"
+    note = f"{' and '.join(statistical)} tested {where}"
+    if refused:
+        note += f" (every row refused at the families {', '.join(refused)})"
     if not sweep:
         return note + " (no norm sweep: sweep=False)"
     radii = ", ".join(f.name.rsplit("= ", 1)[-1] for f in swept)
