@@ -176,6 +176,23 @@ def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence
     row = check_attention(one_at_a_time, dim=D, mask=False, checks=["finite"], max_norm=30.0, dtypes=[torch.float32],
                           alpha=ALPHA, seed=kt_seed).checks[0]
     assert row.passed and "one sequence per call" in row.detail, str(row)
+    # but a NaN guard that raises on the shared stabiliser's 0/0 (and runs on two ordinary sequences) still fails
+    shared = attention(False)
+
+    def guarded(m, g):
+        fn = shared(m, g)
+
+        def call(q, k, v):
+            out = fn(q, k, v)
+            if not bool(torch.isfinite(out).all()):
+                raise FloatingPointError("non-finite attention output")
+            return out
+
+        return call
+
+    row = check_attention(guarded, dim=D, mask=False, checks=["finite"], max_norm=30.0, dtypes=[torch.float32],
+                          alpha=ALPHA, seed=kt_seed).checks[0]
+    assert row.status == "failed" and "FloatingPointError" in row.detail, str(row)
 
 
 def test_a_factory_whose_draws_repeat_gets_the_slope_rows_refused(kt_seed):
@@ -196,6 +213,16 @@ def test_a_factory_whose_draws_repeat_gets_the_slope_rows_refused(kt_seed):
     assert [(c.name, c.status) for c in report.checks] == [("independent draws", "refused"), ("batch", "passed")], \
         str(report)
     assert "draws repeat" in report.checks[0].detail and any("not run: consistency, bias" in n for n in report.notes)
+    noise = torch.Generator().manual_seed(1)
+
+    def jittered(m, g):  # the same cache, each call's outputs off by an ulp (a nondeterministic reduction)
+        fn = every_third(m, g)
+        return lambda q, k, v: (lambda out: out * (1 + torch.finfo(out.dtype).eps * torch.rand(
+            out.shape, generator=noise, dtype=out.dtype)))(fn(q, k, v))
+
+    report = check_attention(jittered, dim=D, mask=False, checks=["consistency"], num_features=(16, 64),
+                             alpha=ALPHA, seed=kt_seed)
+    assert [(c.name, c.status) for c in report.checks] == [("independent draws", "refused")], str(report)
 
 
 def test_a_function_drawing_from_the_global_generator_at_each_call_is_pointed_to_global_rng_calls():
@@ -302,23 +329,32 @@ def test_inputs_where_attention_is_exact_refuse_the_slope_rows(case, causal):
     report = check_attention(library_attention(causal), dim=D, causal=causal, inputs=inputs, mask=False,
                              checks=["consistency", "bias"], num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
     assert [c.refused for c in report.checks] == [True, True], str(report)
-    assert all("equals the exact attention up to rounding" in c.detail for c in report.checks), str(report)
+    assert all("the attention is exact at these inputs" in c.detail for c in report.checks), str(report)
 
 
-def test_no_output_counts_as_exact_where_the_rounding_floor_is_vacuous():
-    """Review finding: at bfloat16's u = 2⁻⁸ and m = 4096, N·u ≈ 32, the floor was infinite and every attention,
-    biased ones included, was 'exact up to rounding' (refused; a biased bfloat16 attention had FAILED). Where
-    γ_N + 2δ ≥ 1/4 at some m nothing counts as exact; float64 still finds exact outputs."""
-    from kerneltheory.testing.attention_audit import _exact_up_to_rounding
+def test_exact_inputs_are_read_from_the_inputs_whatever_the_output_format():
+    """Review findings: a rule on the outputs (|out − exact| within a rounding floor) called every bfloat16 attention
+    exact (N·u ≥ 1: an infinite floor), and, once gated, failed correct bfloat16, float16 and float32 attentions at
+    exact inputs again. Exactness is a property of the inputs (one token, equal values, equal keys), for any format."""
+    from kerneltheory.testing.attention_audit import _exact_inputs
 
     g = torch.Generator().manual_seed(0)
-    q, k, v = (0.3 * torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
-    exact = v.mean(1, keepdim=True).expand_as(v).clone()
-    errors = [torch.full((4, 16, D), 0.08, dtype=torch.float64) for _ in range(2)]
-    assert _exact_up_to_rounding(errors, exact, q, k, v, (64, 4096), 2.0**-8) is None
-    tiny = [torch.full((4, 16, D), 1e-15, dtype=torch.float64) for _ in range(2)]
-    assert _exact_up_to_rounding(tiny, exact, q, k, v, (64, 4096), 2.0**-53) == 1e-15
-    assert _exact_up_to_rounding(tiny, exact, q, k, v, (64, 4096), 2.0**-8) is None
+    q, k, v = (torch.randn(1, 5, D, generator=g, dtype=torch.float64) for _ in range(3))
+    assert _exact_inputs(q, k, v) is None
+    assert _exact_inputs(q[:, :1], k[:, :1], v[:, :1]) == "one token"
+    assert _exact_inputs(q, k, v[:, :1].expand_as(v)) == "every value equal"
+    assert _exact_inputs(q, k[:, :1].expand_as(k), v) == "every key equal"
+    v2 = v.clone()
+    v2[0, -1, 0] += 1e-12  # one value apart: not exact
+    assert _exact_inputs(q, k, torch.where(torch.arange(5)[None, :, None] < 4, v[:, :1], v2)) is None
+
+    def bfloat16(m, gen):  # a correct attention whose outputs are bfloat16 numbers
+        fn = library_attention()(m, gen)
+        return lambda q, k, v, mask=None: fn(q.float(), k.float(), v.float()).bfloat16().double()
+
+    report = check_attention(bfloat16, dim=D, inputs=(q[:, :1], k[:, :1], v[:, :1]), mask=False,
+                             checks=["consistency"], num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
+    assert report.checks[0].refused and "one token" in report.checks[0].detail, str(report)
 
 
 def test_outputs_equal_up_to_rounding_count_as_reproducible():

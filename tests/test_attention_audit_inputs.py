@@ -26,7 +26,9 @@ def favor(causal: bool = False, bug: str | None = None):
     without a kept key, like ``linear_attention``'s denominator check), "right padding only" (raises on a key mask
     that is not a prefix of kept keys), "inverted mask" (True = padding), "mask on queries" (every key attended, the
     padded queries' outputs zeroed), "batch rescale" (numerator and denominator divided by the batch's largest
-    denominator: exact, but a fully padded sequence's NaN reaches every sequence)."""
+    denominator: exact, but a fully padded sequence's NaN reaches every sequence), "guarded batch rescale" (the same,
+    behind a guard that zeroes empty sequences and raises on any other NaN), "uninitialised empty rows" (correct;
+    a sequence without keys gets arbitrary outputs)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
@@ -62,8 +64,15 @@ def favor(causal: bool = False, bug: str | None = None):
             out = num / den
             if bug == "mask on queries" and mask is not None:
                 out = out * q_keep[..., None]
-            if bug == "batch rescale":  # num and den over the batch's largest denominator: exact, until a 0/0
-                out = (num / den.amax()) / (den / den.amax())
+            if bug in ("batch rescale", "guarded batch rescale"):  # over the batch's largest denominator: exact,
+                out = (num / den.amax()) / (den / den.amax())  # until the empty sequence's NaN reaches every one
+            if bug == "guarded batch rescale":  # a NaN guard: empty sequences' outputs 0, any other NaN an error
+                out = out.masked_fill(~keep.any(-1)[:, None, None], 0.0)
+                if not bool(torch.isfinite(out).all()):
+                    raise FloatingPointError("non-finite attention output")
+            if bug == "uninitialised empty rows":  # outputs of a sequence without keys left as they were in memory
+                empty = ~keep.any(-1)
+                out = out.masked_fill(empty[:, None, None], 0.0) + empty[:, None, None] * torch.rand_like(out)
             if bug == "raise if not finite" and not bool(torch.isfinite(out).all()):
                 raise FloatingPointError("non-finite attention output")
             return out
@@ -122,8 +131,13 @@ def test_a_fully_padded_sequence_must_leave_the_others_unchanged(kt_seed):
         report = check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16, alpha=ALPHA,
                                  seed=kt_seed)
         rows[bug] = statuses(report)
+    for bug in ("guarded batch rescale", "uninitialised empty rows"):
+        rows[bug] = statuses(check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16,
+                                             alpha=ALPHA, seed=kt_seed))
     assert rows[None] == {**{f"padding[{p}]": "passed" for p in PADDINGS}, "padding[empty]": "passed"}, rows
-    assert rows["batch rescale"]["padding[empty]"] == "failed", rows
+    assert rows["uninitialised empty rows"] == rows[None], rows  # the empty sequence's outputs are never read
+    # the guard raises on the batch and runs on each sequence alone: the mix is the defect
+    assert rows["batch rescale"]["padding[empty]"] == rows["guarded batch rescale"]["padding[empty]"] == "failed", rows
     report = check_attention(favor(False, "raise if keyless"), dim=D, checks=["padding"], exact_length=16,
                              alpha=ALPHA, seed=kt_seed)
     assert report.passed and "padding[empty]" not in statuses(report), str(report)

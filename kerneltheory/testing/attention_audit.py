@@ -108,7 +108,6 @@ from .attention_exact import (
     batch_row,
     causality_row,
     empty_padding_row,
-    gamma_delta,
     order_row,
     output_format,
     padding_masks,
@@ -117,7 +116,7 @@ from .attention_exact import (
     rounding_floor_attention,
 )
 from .checks import CheckResult, mean_check, property_check, rounding_floor
-from .replay import REPEAT_DRAWS, REPEAT_TIES
+from .replay import REPEAT_DRAWS, REPEAT_TIES, one_map
 from .seeds import seed_for
 from .verify import Report
 
@@ -126,7 +125,6 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", 
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
                     "finite")
-EXACT_FLOOR = 1e-3  # the largest relative floor at which outputs may count as exact (_exact_up_to_rounding)
 DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
@@ -162,63 +160,51 @@ def _per_sequence(kernel):
     return gram
 
 
-def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None, formats=None) -> list[torch.Tensor]:
+def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None) -> list[torch.Tensor]:
     """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws (``exact``: the reference
-    attention, when the caller has it; ``formats``: a list that receives the unit roundoff of each output's format,
-    :func:`~kerneltheory.testing.attention_exact.output_format`)."""
+    attention, when the caller has it)."""
     g = torch.Generator().manual_seed(seed)
     exact = _exact(reference, q, k, v, causal) if exact is None else exact
-
-    def error(m):
-        out = _call(attention(m, g), q, k, v)
-        if formats is not None:
-            formats.append(torch.finfo(output_format(out)).eps / 2)
-        return (out.to(_F64) - exact)[0]
-
-    return [torch.stack([error(m) for _ in range(draws)]) for m in ms]
+    return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
 
 
-def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
-    """max |out − exact| where every output of every draw at every m is within (γ_N + 2δ + u)(|exact| + max_j |v_j|)
-    of the exact attention (N = L + 2m + 1 at that m, u the outputs' unit roundoff; item 3's floor of one evaluation
-    with Σ_j a_ij|v_j| ≤ max_j |v_j| for normalised positive weights), else None; None too where that floor is not
-    small at some m (γ_N + 2δ + u > :data:`EXACT_FLOOR`, as for bfloat16 or float16 outputs at thousands of features,
-    where N·u ≥ 1 made it infinite and called every attention exact); below it, a random-feature attention's errors
-    at its smallest m, of order m^(−1/2), are far above the floor at some draw. Such outputs are exact at these inputs
-    (one token, equal values, one key repeated: the weights cancel), and their errors are rounding, whose size need
-    not fall as 1/m: nothing random is left to test (proofs/attention_audit.md, item 13(f))."""
-    worst = 0.0
-    for m, e in zip(ms, errors, strict=True):
-        gamma, delta = gamma_delta(u, q.shape[-2] + 2 * m + 1, q, k)
-        if not gamma + 2 * delta + u <= EXACT_FLOOR:
-            return None
-        floor = (gamma + 2 * delta + u) * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
-        if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
-            return None
-        worst = max(worst, float(e.abs().max()))
-    return worst
+def _exact_refusal(q, k, v, base: dict) -> CheckResult | None:
+    """The refusal of a slope or bias row at inputs where attention is exact (:func:`_exact_inputs`), or None."""
+    why = _exact_inputs(q, k, v)
+    if why is None:
+        return None
+    return CheckResult.refusal(f"the attention is exact at these inputs ({why}): every draw's error is rounding, "
+                               "whose size need not fall as 1/m, so there is no Monte Carlo error whose law could be "
+                               "tested", **base)
+
+
+def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """Why attention is exact at these inputs, for every kernel, every draw and causal or not (the slope rows run
+    without a mask), or None: one token; every value equal (each output is that value); every key equal (each
+    query's weights are equal, and its output the mean of the values it sees, which exact attention gives too).
+    The errors are then rounding, whose size need not fall as 1/m (proofs/attention_audit.md, item 13(f))."""
+    if q.shape[-2] == 1:
+        return "one token"
+    if bool((v == v[..., :1, :]).all()):
+        return "every value equal"
+    if bool((k == k[..., :1, :]).all()):
+        return "every key equal"
+    return None
 
 
 def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckResult | None:
     """:data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive factories ``attention(m, g)`` from one generator,
     each called on the check's inputs: where at least :data:`~kerneltheory.testing.replay.REPEAT_TIES` consecutive
-    pairs give identical outputs while the outputs are not all one up to rounding (64 units of their format,
-    relative), the factory's draws repeat (a cache keyed on a counter, a redraw every N calls), and the refused row
-    ``independent draws`` is returned: the slope rows would treat them as independent (proofs/verification.md,
-    item 13(f), whose bound holds for the outputs as for features)."""
+    pairs give the same outputs up to rounding (:func:`~kerneltheory.testing.replay.one_map`, in the outputs' format)
+    while the outputs are not all one, the factory's draws repeat (a cache keyed on a counter, a redraw every N
+    calls), and the refused row ``independent draws`` is returned: the slope rows would treat them as independent
+    (proofs/verification.md, item 13(f), whose bound holds for the outputs as for features)."""
     g = torch.Generator().manual_seed(seed_for("repeats", seed))
     outs = [_call(attention(m, g), q, k, v) for _ in range(REPEAT_DRAWS)]
-    first, tol = outs[0].to(_F64), 64 * torch.finfo(output_format(outs[0])).eps
-    nan = torch.isnan(first)
-
-    def close(a):
-        a = a.to(_F64)
-        near = nan | ((a - first).abs() <= tol * (a.abs() + first.abs()))
-        return bool(torch.equal(torch.isnan(a), nan) and near.all())
-
-    if all(close(o) for o in outs):
+    u = max(torch.finfo(output_format(o)).eps for o in outs) / 2
+    if all(one_map(o, outs[0], u) for o in outs):
         return None  # one output whatever the draw: _frozen refuses the slope rows, naming it
-    ties = [bool(torch.equal(a, b)) for a, b in zip(outs, outs[1:], strict=False)]
+    ties = [one_map(a, b, u) for a, b in zip(outs, outs[1:], strict=False)]
     if sum(ties) < REPEAT_TIES:
         return None
     at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
@@ -231,21 +217,10 @@ def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckRes
         sample_size=REPEAT_DRAWS, seed=seed)
 
 
-def _frozen(errors: list[torch.Tensor], ms, base: dict, exact=None, inputs=None, u: float | None = None
-            ) -> CheckResult | None:
+def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
     """A refusal when every draw at some m gives the same output up to rounding: the factory ignores its
     generator (a fixed seed inside, a cached draw, no random features), so there is no Monte Carlo error whose
-    law could be tested; or when every output equals the exact attention up to rounding
-    (:func:`_exact_up_to_rounding`, with ``exact``, ``inputs`` = (q, k, v) and the outputs' unit roundoff ``u``)."""
-    if exact is not None and u is not None:
-        worst = _exact_up_to_rounding(errors, exact, *inputs, ms, u)
-        if worst is not None:
-            return CheckResult.refusal(
-                f"every output of every draw equals the exact attention up to rounding (max |out − exact| = "
-                f"{worst:.3g}, within one evaluation's rounding floor): the attention is exact at these inputs (as "
-                "with one token, equal values or one key repeated), so there is no Monte Carlo error whose law "
-                "could be tested",
-                **base)
+    law could be tested."""
     same = lambda e, ref: bool(torch.isfinite(e).all()) and bool(((e - ref).abs() <= rounding_floor(e)).all())  # noqa: E731
     for m, e in zip(ms, errors, strict=True):
         if same(e, e[:1]):
@@ -264,14 +239,16 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
     non-finite output fails the row (naming the first position), a non-finite reference refuses it, and for the
     softmax reference the m below ρ² are left out (refused when fewer than three remain)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
+    exact_inputs = _exact_refusal(q, k, v, base)
+    if exact_inputs is not None:
+        return exact_inputs
     try:  # the library raises AttentionNotFinite naming the position; other errors (a user kernel's) propagate
         exact = _exact(reference, q, k, v, causal)
     except AttentionNotFinite as exc:
         return CheckResult.refusal(f"the reference attention is not finite ({exc}): nothing to compare with", **base)
-    formats = []
-    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats)
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact)
     if all(bool(torch.isfinite(e).all()) for e in errors):
-        frozen = _frozen(errors, ms, base, exact, (q, k, v), max(formats))
+        frozen = _frozen(errors, ms, base)
         if frozen is not None:
             return frozen
     row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k) if reference == "softmax" else None)
@@ -284,10 +261,11 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
 def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
     """t = e_{m₂} − (m₁/m₂)·e_{m₁} per output entry at the two largest m (module docstring)."""
     m1, m2 = sorted(set(ms))[-2:]
-    formats, exact = [], _exact(reference, q, k, v, causal)
-    e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed, exact, formats)
-    frozen = _frozen([e1, e2], (m1, m2), dict(name="bias ∝ 1/m", claim="consistency", alpha=alpha,
-                                                sample_size=2 * draws, seed=seed), exact, (q, k, v), max(formats))
+    base = dict(name="bias ∝ 1/m", claim="consistency", alpha=alpha, sample_size=2 * draws, seed=seed)
+    frozen = _exact_refusal(q, k, v, base)
+    if frozen is None:
+        e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
+        frozen = _frozen([e1, e2], (m1, m2), base)
     if frozen is not None:
         return frozen
     t = (e2 - (m1 / m2) * e1).flatten(1)
@@ -321,12 +299,16 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
     except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
         cause = exc.__cause__ or exc
         raised = f"raised {type(cause).__name__}: {cause}"
-        try:  # one sequence per call (a function that takes batch size 1 only): finiteness of each alone
-            out = torch.cat([_call(fn, q[i:i + 1].to(dtype), k[i:i + 1].to(dtype), v[i:i + 1].to(dtype))
-                             for i in range(2)])
-            inputs += f" (one sequence per call: the batch of two {raised})"
-        except Exception:
-            out = None
+        out = None
+        try:  # a function that takes one sequence per call raises on two ordinary sequences as well
+            _call(fn, *(torch.cat([t, t]).to(dtype) for t in ordinary))
+        except Exception:  # it does: finiteness of each sequence alone
+            try:
+                out = torch.cat([_call(fn, q[i:i + 1].to(dtype), k[i:i + 1].to(dtype), v[i:i + 1].to(dtype))
+                                 for i in range(2)])
+                inputs += f" (one sequence per call: a batch of two {raised})"
+            except Exception:
+                out = None
     if out is None:
         try:
             _call(fn, *(t.to(dtype) for t in ordinary))

@@ -416,9 +416,11 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
                       ) -> tuple[CheckResult | None, str | None]:
     """The row padding[empty]: at every length of ``sets``, a batch of a fully padded sequence (every key masked,
     large random tokens) and an unpadded one, whose outputs must be those of the unpadded sequence alone (the fully
-    padded sequence's own outputs, 0/0, are not compared). A statistic of the whole batch that the empty sequence
-    makes NaN, or a batch-wide rescaling it moves, shows here (proofs/attention_audit.md, item 6(f)). A function
-    that raises on such a batch (it refuses a sequence without keys) gives no row but a note: (None, note)."""
+    padded sequence's own outputs, 0/0, are not compared, nor read: they may be anything, uninitialised memory
+    included). A statistic of the whole batch that the empty sequence makes NaN, or a batch-wide rescaling it moves,
+    shows here (proofs/attention_audit.md, item 6(f)). A function that raises on such a batch and on the fully padded
+    sequence alone refuses a sequence without keys: no row, a note (None, note). One that raises on the batch but runs
+    on each sequence alone fails the row: mixing the two is what breaks it."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     name = "padding[empty]"
@@ -430,13 +432,33 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
         for t in (qp, kp, vp):
             t[0] = torch.randn(length, d, generator=g, dtype=_F64) * 3 * t[1].std(correction=0).clamp_min(0.1)
         try:
-            full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
+            a, b = _call(fn, qp, kp, vp, mask), _call(fn, qp, kp, vp, mask)
         except ValueError as exc:
-            return None, (f"padding[empty] not run: the function raised on a batch holding a fully padded sequence "
-                          f"(every key masked) beside an unpadded one at L = {length} ({exc.__cause__ or exc}); "
-                          "whether such a sequence leaves the others unchanged was not tested")
-        if refused is not None:
+            raised = f"{type(exc.__cause__ or exc).__name__}: {exc.__cause__ or exc}"
+            try:
+                _call(fn, qp[:1], kp[:1], vp[:1], mask[:1])
+            except ValueError:  # it refuses a sequence without keys, alone too
+                return None, (f"padding[empty] not run: the function raised on a fully padded sequence (every key "
+                              f"masked), alone and beside an unpadded one, at L = {length} ({raised}); whether such a "
+                              "sequence leaves the others unchanged was not tested")
+            return property_check(1, 1, claim="padding", name=name, seed=seed, alpha=alpha, example=(
+                f"L = {length}: the function raised {raised} on a batch of a fully padded sequence and an unpadded "
+                "one, and runs on each alone: the fully padded sequence breaks the other (a statistic of the whole "
+                "batch?)")), None
+        a, b = a.clone(), b.clone()
+        a[0], b[0] = a[1], b[1]  # the empty sequence's outputs are never read (nor its format, nor their repeats)
+        try:
+            same = _agree(fn, fn, qp, kp, vp, a, b, m, mask, precision)
+            why = "(does it redraw on every call?)"
+        except NoRoundingBound as exc:
+            same, why = False, f"by more than 0, and {exc}"
+        if not same:
+            refused = CheckResult.refusal(
+                f"the attention function gives the unpadded sequence different outputs on two calls with one draw at "
+                f"L = {length} {why}: nothing to compare", name=name, claim="padding", alpha=alpha,
+                sample_size=a[1].numel(), seed=seed)
             return _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats), None
+        full = _Run(fn, qp, kp, vp, m, mask, precision, out=a)
         alone = _Run(fn, qp[1:], kp[1:], vp[1:], m, None, precision)
         runs += [full, alone]
         pairs.append((_difference(full.out[1], alone.out[0]),

@@ -59,6 +59,27 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     return None if bind is not None else _check_row_wise(sample, families, batched, seed)
 
 
+def one_map(a: torch.Tensor, b: torch.Tensor, u: float) -> bool:
+    """Whether two draws' values ``a``, ``b`` (features, or attention outputs) are one map up to the rounding of a
+    computation in unit roundoff ``u``: NaN at the same places, and every other entry within 8u(|a| + |b| + s), s
+    the largest finite magnitude of either (entries near 0 of signed features round on the scale of the row, not
+    their own). Two calls of one deterministic map may differ so (another path, a reduction that differs by an ulp
+    from call to call); two independent draws of a random map differ by the Monte Carlo spread, far more."""
+    if a.shape != b.shape:
+        return False
+    a, b = a.to(torch.float64), b.to(torch.float64)
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    if not torch.equal(nan_a, nan_b):
+        return False
+    finite = torch.isfinite(a) & torch.isfinite(b)
+    if not torch.equal(a[~finite & ~nan_a], b[~finite & ~nan_b]):  # infinities must agree
+        return False
+    if not bool(finite.any()):
+        return True
+    scale = float(torch.maximum(a[finite].abs().max(), b[finite].abs().max()))
+    return bool(((a - b).abs()[finite] <= 8 * u * (a.abs() + b.abs() + scale)[finite]).all())
+
+
 def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> CheckResult | None:
     """:data:`REPEAT_DRAWS` consecutive draws (one generator, as the checks draw them; through each path a batched
     sampler has) evaluated on the rows of ``probe``: where at least :data:`REPEAT_TIES` of the consecutive pairs of
@@ -70,9 +91,10 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     products φ_i(x)φ_i(y) of a Rademacher row do not see its sign). Under iid draws whose features on the probe take
     their most likely value with probability p, ≥ 6 of one path's 23 consecutive pairs tie with probability at most
     C(23, 6)·p⁶, so at most 2·C(23, 6)·p⁶ with two paths (< 1.3·10⁻⁵ for p ≤ 0.02, 7·10⁻¹⁰ for 2⁸ equally likely
-    maps). Draws that all agree, through every path, up to the rounding of their dtype (64 units of it, relative) are
-    a deterministic map, tested as such: the paths of one deterministic map may round differently (a matrix product
-    against an einsum) and a reduction may differ by an ulp from call to call (proofs/verification.md, item 13(f))."""
+    maps). Ties, and draws that all agree through every path (a deterministic map, tested as such), are judged up to
+    the rounding of the features' dtype (:func:`one_map`): the paths of one deterministic map may round differently
+    (a matrix product against an einsum), a reduction may differ by an ulp from call to call, and a cached draw so
+    perturbed still repeats (proofs/verification.md, item 13(f))."""
     ev = _Evaluator(sample, [probe], bind, batched)
     gen = torch.Generator().manual_seed(seed_for("repeats", seed))
     paths = []
@@ -88,25 +110,18 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     if ev.batched:
         fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
         paths.append((f"sample(generator, batch={REPEAT_DRAWS})", list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
-    first = paths[0][1][0]
-    tol = 64 * ev.eps
-
-    def close(a: torch.Tensor) -> bool:  # one map up to rounding (NaN only where the first draw has NaN)
-        if a.shape != first.shape or not torch.equal(torch.isnan(a), torch.isnan(first)):
-            return False
-        ok = torch.isnan(a) | ((a - first).abs() <= tol * (a.abs() + first.abs()))
-        return bool(ok.all())
-
-    if all(close(f) for _, feats in paths for f in feats):
+    first, u = paths[0][1][0], ev.eps / 2
+    if all(one_map(f, first, u) for _, feats in paths for f in feats):
         return None  # one map whatever the draw and the path: a deterministic map
-    same = lambda a, b: bool(a.shape == b.shape and torch.equal(a, b))  # noqa: E731
     for path, feats in paths:
-        ties = [same(a, b) for a, b in zip(feats, feats[1:], strict=False)]
+        ties = [one_map(a, b, u) for a, b in zip(feats, feats[1:], strict=False)]
         if sum(ties) < REPEAT_TIES:
             continue
         at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
         why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "
-               "its generator (a fixed seed inside, a cached map, one matrix expanded over the batch)" if all(ties)
+               "its generator (a fixed seed inside, a cached map, one matrix expanded over the batch), or the two "
+               "paths of one deterministic map differ by more than rounding (pass batched=False to audit one path)"
+               if all(ties)
                else "the map's draws repeat (a redraw only every few calls, a cache keyed on a counter), or its law "
                "puts a large probability on one map (a Rademacher or sparse projection with very few entries, "
                "whose ties more features or dimensions make rare)")
