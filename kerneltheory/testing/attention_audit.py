@@ -108,6 +108,7 @@ from .attention_exact import (
     batch_row,
     causality_row,
     empty_padding_row,
+    gamma_delta,
     order_row,
     output_format,
     padding_masks,
@@ -125,6 +126,7 @@ __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", 
 
 ATTENTION_CHECKS = ("consistency", "bias", "stabiliser", "batch", "padding", "causality", "order", "precision",
                     "finite")
+EXACT_FLOOR = 1e-3  # the largest relative floor at which outputs may count as exact (_exact_up_to_rounding)
 DEFAULT_CHECKS = ("consistency", "stabiliser", "batch", "padding", "causality", "order", "finite")
 SCALE, SHIFT = 1.25, 0.5  # stabiliser inputs: q × 1.25 with k / 1.25; keys shifted by a vector of norm SHIFT·std·√d
 _F64 = torch.float64
@@ -160,12 +162,39 @@ def _per_sequence(kernel):
     return gram
 
 
-def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None) -> list[torch.Tensor]:
+def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None, formats=None) -> list[torch.Tensor]:
     """For each m, the ``[draws, L, d_v]`` errors out_m − exact of independent draws (``exact``: the reference
-    attention, when the caller has it)."""
+    attention, when the caller has it; ``formats``: a list that receives the unit roundoff of each output's format,
+    :func:`~kerneltheory.testing.attention_exact.output_format`)."""
     g = torch.Generator().manual_seed(seed)
     exact = _exact(reference, q, k, v, causal) if exact is None else exact
-    return [torch.stack([(_call(attention(m, g), q, k, v).to(_F64) - exact)[0] for _ in range(draws)]) for m in ms]
+
+    def error(m):
+        out = _call(attention(m, g), q, k, v)
+        if formats is not None:
+            formats.append(torch.finfo(output_format(out)).eps / 2)
+        return (out.to(_F64) - exact)[0]
+
+    return [torch.stack([error(m) for _ in range(draws)]) for m in ms]
+
+
+def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
+    """max |out − exact| where every output of every draw at every m is within (γ_N + 2δ + u)(|exact| + max_j |v_j|)
+    of the exact attention (N = L + 2m + 1 at that m, u the outputs' unit roundoff: item 3's floor of one evaluation,
+    with Σ_j a_ij|v_j| ≤ max_j |v_j| for normalised non-negative weights), else None; None too where that floor
+    exceeds :data:`EXACT_FLOOR` at some m (bfloat16 and float16 always, float32 from N ≈ 1.6·10⁴ on), where it
+    says nothing. The second trigger of item 13(f), after :func:`_exact_inputs`: inputs exact only up to rounding
+    (keys equal but for the last bits, or equal once cast to the function's float32) leave errors of rounding size."""
+    worst = 0.0
+    for m, e in zip(ms, errors, strict=True):
+        gamma, delta = gamma_delta(u, q.shape[-2] + 2 * m + 1, q, k)
+        if not gamma + 2 * delta + u <= EXACT_FLOOR:
+            return None
+        floor = (gamma + 2 * delta + u) * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
+        if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
+            return None
+        worst = max(worst, float(e.abs().max()))
+    return worst
 
 
 def _exact_refusal(q, k, v, base: dict) -> CheckResult | None:
@@ -195,16 +224,17 @@ def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | No
 def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckResult | None:
     """:data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive factories ``attention(m, g)`` from one generator,
     each called on the check's inputs: where at least :data:`~kerneltheory.testing.replay.REPEAT_TIES` consecutive
-    pairs give the same outputs up to rounding (:func:`~kerneltheory.testing.replay.one_map`, in the outputs' format)
-    while the outputs are not all one, the factory's draws repeat (a cache keyed on a counter, a redraw every N
-    calls), and the refused row ``independent draws`` is returned: the slope rows would treat them as independent
-    (proofs/verification.md, item 13(f), whose bound holds for the outputs as for features)."""
+    pairs give identical outputs while the outputs are not all one up to rounding
+    (:func:`~kerneltheory.testing.replay.one_map`, in the outputs' format), the factory's draws repeat (a cache keyed
+    on a counter, a redraw every N calls), and the refused row ``independent draws`` is returned: the slope rows
+    would treat them as independent (proofs/verification.md, item 13(f), whose bound holds for the outputs as for
+    features)."""
     g = torch.Generator().manual_seed(seed_for("repeats", seed))
     outs = [_call(attention(m, g), q, k, v) for _ in range(REPEAT_DRAWS)]
     u = max(torch.finfo(output_format(o)).eps for o in outs) / 2
     if all(one_map(o, outs[0], u) for o in outs):
         return None  # one output whatever the draw: _frozen refuses the slope rows, naming it
-    ties = [one_map(a, b, u) for a, b in zip(outs, outs[1:], strict=False)]
+    ties = [bool(torch.equal(a, b)) for a, b in zip(outs, outs[1:], strict=False)]
     if sum(ties) < REPEAT_TIES:
         return None
     at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
@@ -215,6 +245,17 @@ def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckRes
         "bias, stabiliser), which average independent draws, were not run; each call attention(m, generator) must "
         "draw afresh from its generator", name="independent draws", claim="independent draws", alpha=0.0,
         sample_size=REPEAT_DRAWS, seed=seed)
+
+
+def _rounding_only(errors, exact, q, k, v, ms, u: float, base: dict) -> CheckResult | None:
+    """The refusal of :func:`_exact_up_to_rounding`, or None."""
+    worst = _exact_up_to_rounding(errors, exact, q, k, v, ms, u)
+    if worst is None:
+        return None
+    return CheckResult.refusal(f"every output of every draw equals the exact attention up to rounding (max |out − "
+                               f"exact| = {worst:.3g}, within one evaluation's rounding floor): the attention is exact "
+                               "at these inputs up to rounding, so there is no Monte Carlo error whose law could be "
+                               "tested", **base)
 
 
 def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
@@ -246,9 +287,10 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
         exact = _exact(reference, q, k, v, causal)
     except AttentionNotFinite as exc:
         return CheckResult.refusal(f"the reference attention is not finite ({exc}): nothing to compare with", **base)
-    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact)
+    formats = []
+    errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats)
     if all(bool(torch.isfinite(e).all()) for e in errors):
-        frozen = _frozen(errors, ms, base)
+        frozen = _rounding_only(errors, exact, q, k, v, ms, max(formats), base) or _frozen(errors, ms, base)
         if frozen is not None:
             return frozen
     row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k) if reference == "softmax" else None)
@@ -264,8 +306,10 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
     base = dict(name="bias ∝ 1/m", claim="consistency", alpha=alpha, sample_size=2 * draws, seed=seed)
     frozen = _exact_refusal(q, k, v, base)
     if frozen is None:
-        e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed)
-        frozen = _frozen([e1, e2], (m1, m2), base)
+        formats, exact = [], _exact(reference, q, k, v, causal)
+        e1, e2 = _errors(attention, reference, causal, q, k, v, (m1, m2), draws, seed, exact, formats)
+        frozen = _rounding_only([e1, e2], exact, q, k, v, (m1, m2), max(formats), base) or \
+            _frozen([e1, e2], (m1, m2), base)
     if frozen is not None:
         return frozen
     t = (e2 - (m1 / m2) * e1).flatten(1)
@@ -300,8 +344,9 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
         cause = exc.__cause__ or exc
         raised = f"raised {type(cause).__name__}: {cause}"
         out = None
-        try:  # a function that takes one sequence per call raises on two ordinary sequences as well
-            _call(fn, *(torch.cat([t, t]).to(dtype) for t in ordinary))
+        benign = min(1.0, 0.5 / max_norm)  # the same shape at norms ≤ 0.5: what it rejects is then the shape
+        try:  # a function that takes one sequence per call (or a token budget) raises on that batch as well
+            _call(fn, (q * benign).to(dtype), (k * benign).to(dtype), v.to(dtype))
         except Exception:  # it does: finiteness of each sequence alone
             try:
                 out = torch.cat([_call(fn, q[i:i + 1].to(dtype), k[i:i + 1].to(dtype), v[i:i + 1].to(dtype))

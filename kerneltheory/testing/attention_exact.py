@@ -420,7 +420,8 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
     included). A statistic of the whole batch that the empty sequence makes NaN, or a batch-wide rescaling it moves,
     shows here (proofs/attention_audit.md, item 6(f)). A function that raises on such a batch and on the fully padded
     sequence alone refuses a sequence without keys: no row, a note (None, note). One that raises on the batch but runs
-    on each sequence alone fails the row: mixing the two is what breaks it."""
+    on the fully padded sequence alone gets the row refused: a NaN guard behind a batch statistic and a function that
+    rejects keyless queries only inside a batch both do that."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     name = "padding[empty]"
@@ -441,10 +442,13 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
                 return None, (f"padding[empty] not run: the function raised on a fully padded sequence (every key "
                               f"masked), alone and beside an unpadded one, at L = {length} ({raised}); whether such a "
                               "sequence leaves the others unchanged was not tested")
-            return property_check(1, 1, claim="padding", name=name, seed=seed, alpha=alpha, example=(
-                f"L = {length}: the function raised {raised} on a batch of a fully padded sequence and an unpadded "
-                "one, and runs on each alone: the fully padded sequence breaks the other (a statistic of the whole "
-                "batch?)")), None
+            refused = CheckResult.refusal(
+                f"the function raised {raised} on a batch of a fully padded sequence and an unpadded one at L = "
+                f"{length}, and runs on the fully padded one alone: either it refuses a query without keys only "
+                "inside a batch, or the fully padded sequence breaks the other (a statistic of the whole batch "
+                "behind a NaN guard); which one is not decided", name=name, claim="padding", alpha=alpha,
+                sample_size=0, seed=seed)
+            return _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats), None
         a, b = a.clone(), b.clone()
         a[0], b[0] = a[1], b[1]  # the empty sequence's outputs are never read (nor its format, nor their repeats)
         try:

@@ -64,7 +64,9 @@ def one_map(a: torch.Tensor, b: torch.Tensor, u: float) -> bool:
     computation in unit roundoff ``u``: NaN at the same places, and every other entry within 8u(|a| + |b| + s), s
     the largest finite magnitude of either (entries near 0 of signed features round on the scale of the row, not
     their own). Two calls of one deterministic map may differ so (another path, a reduction that differs by an ulp
-    from call to call); two independent draws of a random map differ by the Monte Carlo spread, far more."""
+    from call to call); two independent draws of a random map usually differ by more, but not always in bfloat16 or
+    float16, whose rounding can exceed the Monte Carlo spread (so a random map there may pass for a deterministic
+    one, and is then tested as an ordinary map without this check)."""
     if a.shape != b.shape:
         return False
     a, b = a.to(torch.float64), b.to(torch.float64)
@@ -91,10 +93,11 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     products φ_i(x)φ_i(y) of a Rademacher row do not see its sign). Under iid draws whose features on the probe take
     their most likely value with probability p, ≥ 6 of one path's 23 consecutive pairs tie with probability at most
     C(23, 6)·p⁶, so at most 2·C(23, 6)·p⁶ with two paths (< 1.3·10⁻⁵ for p ≤ 0.02, 7·10⁻¹⁰ for 2⁸ equally likely
-    maps). Ties, and draws that all agree through every path (a deterministic map, tested as such), are judged up to
-    the rounding of the features' dtype (:func:`one_map`): the paths of one deterministic map may round differently
-    (a matrix product against an einsum), a reduction may differ by an ulp from call to call, and a cached draw so
-    perturbed still repeats (proofs/verification.md, item 13(f))."""
+    maps). Ties are exact equality, for which that bound holds (a tie within a tolerance would let independent draws
+    of a bfloat16 map tie: its rounding exceeds the Monte Carlo spread at moderate m). Draws that all agree through
+    every path up to the rounding of the features' dtype (:func:`one_map`) are a deterministic map, tested as such:
+    the paths of one deterministic map may round differently (a matrix product against an einsum), and a reduction
+    may differ by an ulp from call to call (proofs/verification.md, item 13(f))."""
     ev = _Evaluator(sample, [probe], bind, batched)
     gen = torch.Generator().manual_seed(seed_for("repeats", seed))
     paths = []
@@ -114,7 +117,7 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     if all(one_map(f, first, u) for _, feats in paths for f in feats):
         return None  # one map whatever the draw and the path: a deterministic map
     for path, feats in paths:
-        ties = [one_map(a, b, u) for a, b in zip(feats, feats[1:], strict=False)]
+        ties = [bool(a.shape == b.shape and torch.equal(a, b)) for a, b in zip(feats, feats[1:], strict=False)]
         if sum(ties) < REPEAT_TIES:
             continue
         at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
