@@ -348,8 +348,8 @@ def test_exact_inputs_are_read_from_the_inputs_whatever_the_output_format():
     # keys equal but for the last bits: not equal inputs, yet errors of rounding size (they FAILED on the slope)
     near = k[:, :1].expand_as(k) * (1 + 1e-15 * torch.arange(5, dtype=torch.float64)[None, :, None])
     assert _exact_inputs(q, near, v) is None
-    report = check_attention(library_attention(), dim=D, inputs=(q, near, v), mask=False,
-                             checks=["consistency", "bias"], num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
+    report = check_attention(library_attention(), dim=D, inputs=(q, near, v), mask=False, checks=["consistency"],
+                             num_features=(16, 64), draws=8, alpha=ALPHA, seed=0)
     assert all(c.refused and "up to rounding" in c.detail for c in report.checks), str(report)
 
 
