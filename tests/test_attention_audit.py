@@ -353,6 +353,25 @@ def test_exact_inputs_are_read_from_the_inputs_whatever_the_output_format():
     assert all(c.refused and "up to rounding" in c.detail for c in report.checks), str(report)
 
 
+def test_small_monte_carlo_errors_are_not_taken_for_rounding():
+    """Review finding: with item 3's worst-case floor (N·u) a float32 attention at input std 1e-3 had its Monte Carlo
+    errors, and a 1e-4 bias, refused as 'exact up to rounding'. The second trigger now needs errors within the typical
+    rounding 4√N·u and errors that do not shrink with m."""
+    from kerneltheory.testing.attention_audit import _exact_up_to_rounding
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
+    exact = v.mean(1, keepdim=True).expand_as(v).clone()
+    u, ms = 2.0**-24, (1024, 4096)
+    noise = [torch.randn(64, 16, D, generator=g, dtype=torch.float64) for _ in ms]
+    shrinking = [1e-5 * n / math.sqrt(m / ms[0]) for n, m in zip(noise, ms, strict=True)]  # Monte Carlo: 1/√m
+    assert _exact_up_to_rounding(shrinking, exact, q, k, v, ms, u) is None  # within N·u, yet random
+    biased = [1e-4 * exact[0].abs() + 0 * n for n in noise]  # a constant 1e-4 bias: above the typical rounding
+    assert _exact_up_to_rounding(biased, exact, q, k, v, ms, u) is None
+    rounding = [1e-7 * n for n in noise]  # rounding size, not shrinking
+    assert _exact_up_to_rounding(rounding, exact, q, k, v, ms, u) is not None
+
+
 def test_outputs_equal_up_to_rounding_count_as_reproducible():
     """A function whose outputs differ between two identically seeded calls only by rounding (as with CUDA kernels
     whose reductions are not deterministic) is audited, not rejected as ignoring its generator; a difference far

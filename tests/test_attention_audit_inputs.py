@@ -28,7 +28,8 @@ def favor(causal: bool = False, bug: str | None = None):
     padded queries' outputs zeroed), "batch rescale" (numerator and denominator divided by the batch's largest
     denominator: exact, but a fully padded sequence's NaN reaches every sequence), "guarded batch rescale" (the same,
     behind a guard that zeroes empty sequences and raises on any other NaN), "uninitialised empty rows" (correct;
-    a sequence without keys gets arbitrary outputs)."""
+    a sequence without keys gets arbitrary outputs), "long batch rescale" (the batch rescale on sequences longer than
+    256 tokens only, as a separate long-sequence path would)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
@@ -64,8 +65,9 @@ def favor(causal: bool = False, bug: str | None = None):
             out = num / den
             if bug == "mask on queries" and mask is not None:
                 out = out * q_keep[..., None]
-            if bug in ("batch rescale", "guarded batch rescale"):  # over the batch's largest denominator: exact,
-                out = (num / den.amax()) / (den / den.amax())  # until the empty sequence's NaN reaches every one
+            if bug in ("batch rescale", "guarded batch rescale") or (bug == "long batch rescale" and k.shape[1] > 256):
+                # over the batch's largest denominator: exact, until the empty sequence's NaN reaches every one
+                out = (num / den.amax()) / (den / den.amax())
             if bug == "guarded batch rescale":  # a NaN guard: empty sequences' outputs 0, any other NaN an error
                 out = out.masked_fill(~keep.any(-1)[:, None, None], 0.0)
                 if not bool(torch.isfinite(out).all()):
@@ -131,12 +133,14 @@ def test_a_fully_padded_sequence_must_leave_the_others_unchanged(kt_seed):
         report = check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16, alpha=ALPHA,
                                  seed=kt_seed)
         rows[bug] = statuses(report)
-    for bug in ("guarded batch rescale", "uninitialised empty rows"):
-        rows[bug] = statuses(check_attention(favor(False, bug), dim=D, checks=["padding"], exact_length=16,
-                                             alpha=ALPHA, seed=kt_seed))
+    for bug in ("guarded batch rescale", "uninitialised empty rows", "long batch rescale"):
+        lengths = {} if bug == "long batch rescale" else {"exact_length": 16}  # the long path: at 513 tokens
+        rows[bug] = statuses(check_attention(favor(False, bug), dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed,
+                                             **lengths))
     assert rows[None] == {**{f"padding[{p}]": "passed" for p in PADDINGS}, "padding[empty]": "passed"}, rows
     assert rows["uninitialised empty rows"] == rows[None], rows  # the empty sequence's outputs are never read
     assert rows["batch rescale"]["padding[empty]"] == "failed", rows
+    assert rows["long batch rescale"]["padding[empty]"] == "failed", rows  # seen at exact_length only
     # the guard raises on the batch and runs on the fully padded sequence alone: not passed (refused, undecided
     # against a function that rejects keyless queries only inside a batch)
     assert rows["guarded batch rescale"]["padding[empty]"] == "refused", rows
