@@ -109,6 +109,7 @@ from .attention_exact import (
     batch_row,
     causality_row,
     empty_padding_row,
+    gamma_delta,
     order_row,
     output_format,
     padding_masks,
@@ -179,30 +180,24 @@ def _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact=None, 
 
 
 def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float) -> float | None:
-    """max |out − exact| where the errors are those of rounding, not of Monte Carlo, else None: (a) every output of
-    every draw at every m within 4√N·u·(|exact| + max_j |v_j|) of the exact attention (N = L + 2m + 1 at that m, u
-    the outputs' unit roundoff: the typical size of the rounding of N-term sums, √N·u, with a margin, not the worst
-    case N·u of item 3, which exceeds small Monte Carlo errors in float32), and (b) the errors not shrinking with m:
-    their root mean square at the largest m at least (m_min/m_max)^{1/4} times that at the smallest (Monte Carlo
-    errors shrink as (m_min/m_max)^{1/2}, rounding does not). None too where that floor exceeds :data:`EXACT_FLOOR`
-    at some m (bfloat16 and float16 always), where it says nothing. The second trigger of item 13(f), after
-    :func:`_exact_inputs`: inputs exact only up to rounding (keys equal but for the last bits, or equal once cast to
-    the function's float32)."""
-    worst = 0.0
-    for m, e in zip(ms, errors, strict=True):
-        scale = 4 * math.sqrt(q.shape[-2] + 2 * m + 1) * u
-        if not scale <= EXACT_FLOOR:
-            return None
-        floor = scale * (exact[0].abs() + v[0].to(_F64).abs().amax(0))
-        if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
-            return None
-        worst = max(worst, float(e.abs().max()))
-    pairs = list(zip(ms, errors, strict=True))
-    (m_lo, e_lo), (m_hi, e_hi) = min(pairs, key=lambda t: t[0]), max(pairs, key=lambda t: t[0])
-    rms = lambda e: float(e.pow(2).mean().sqrt())  # noqa: E731
-    if m_hi > m_lo and rms(e_hi) < (m_lo / m_hi) ** 0.25 * rms(e_lo):
-        return None  # the errors shrink with m: Monte Carlo, however small
-    return worst
+    """max |out − exact| at the largest m where every output of every draw there is within the typical rounding of
+    the outputs, 2(√N·u + 2δ)(|exact| + mean_j |v_j|) (N = L + 2m + 1, u the outputs' unit roundoff, δ item 3's
+    rounding of exp at the largest argument; √N·u the size of the rounding of N-term sums of weights near uniform,
+    which is where errors get this small), else None; None too where 2(√N·u + 2δ) exceeds :data:`EXACT_FLOOR`
+    (bfloat16 and float16 always). There the Monte Carlo error has reached the size
+    of rounding, which does not fall as 1/m: the slope and bias rows cannot follow the law (inputs exact up to
+    rounding, keys equal but for the last bits or once cast to float32; or inputs so small, std 1e-4 in float32, that
+    the Monte Carlo error is that small), and a bias below that size cannot be told from rounding. The second trigger
+    of item 13(f), after :func:`_exact_inputs`."""
+    m, e = max(zip(ms, errors, strict=True), key=lambda t: t[0])
+    _, delta = gamma_delta(u, 1, q, k)  # the rounding of exp at the largest argument (item 3's δ)
+    scale = 2 * (math.sqrt(q.shape[-2] + 2 * m + 1) * u + 2 * delta)
+    if not scale <= EXACT_FLOOR:
+        return None
+    floor = scale * (exact[0].abs() + v[0].to(_F64).abs().mean(0))
+    if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
+        return None
+    return float(e.abs().max())
 
 
 def _exact_refusal(q, k, v, base: dict) -> CheckResult | None:
@@ -260,10 +255,11 @@ def _rounding_only(errors, exact, q, k, v, ms, u: float, base: dict) -> CheckRes
     worst = _exact_up_to_rounding(errors, exact, q, k, v, ms, u)
     if worst is None:
         return None
-    return CheckResult.refusal(f"every output of every draw equals the exact attention up to rounding (max |out − "
-                               f"exact| = {worst:.3g}, within one evaluation's rounding floor): the attention is exact "
-                               "at these inputs up to rounding, so there is no Monte Carlo error whose law could be "
-                               "tested", **base)
+    return CheckResult.refusal(f"at the largest m every output of every draw is within the typical rounding of the "
+                               f"exact attention (max |out − exact| = {worst:.3g}, within 2√N·u of the outputs' "
+                               "scale): the Monte Carlo error is no larger than rounding there (inputs exact up to "
+                               "rounding, or inputs this small), so neither the 1/m law nor a bias of that size can be "
+                               "told from rounding; a larger input scale or fewer features would show it", **base)
 
 
 def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
