@@ -33,6 +33,7 @@ def favor(causal: bool = False, bug: str | None = None):
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
+        junk = torch.Generator().manual_seed(m)  # "uninitialised memory": different at every call, seeded
 
         def fn(q, k, v, mask=None):
             if bug == "right padding only" and mask is not None and bool((mask[:, 1:] > mask[:, :-1]).any()):
@@ -74,7 +75,8 @@ def favor(causal: bool = False, bug: str | None = None):
                     raise FloatingPointError("non-finite attention output")
             if bug == "uninitialised empty rows":  # outputs of a sequence without keys left as they were in memory
                 empty = ~keep.any(-1)
-                out = out.masked_fill(empty[:, None, None], 0.0) + empty[:, None, None] * torch.rand_like(out)
+                memory = torch.rand(out.shape, generator=junk, dtype=out.dtype)
+                out = out.masked_fill(empty[:, None, None], 0.0) + empty[:, None, None] * memory
             if bug == "raise if not finite" and not bool(torch.isfinite(out).all()):
                 raise FloatingPointError("non-finite attention output")
             return out

@@ -118,7 +118,7 @@ from .attention_exact import (
     rounding_floor_attention,
 )
 from .checks import CheckResult, mean_check, property_check, rounding_floor
-from .replay import REPEAT_DRAWS, REPEAT_TIES, one_map
+from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .seeds import seed_for
 from .verify import Report
 
@@ -234,16 +234,13 @@ def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckRes
     features)."""
     g = torch.Generator().manual_seed(seed_for("repeats", seed))
     outs = [_call(attention(m, g), q, k, v) for _ in range(REPEAT_DRAWS)]
-    u = max(torch.finfo(output_format(o)).eps for o in outs) / 2
-    if all(one_map(o, outs[0], u) for o in outs):
-        return None  # one output whatever the draw: _frozen refuses the slope rows, naming it
-    ties = [bool(torch.equal(a, b)) for a, b in zip(outs, outs[1:], strict=False)]
-    if sum(ties) < REPEAT_TIES:
+    found = repeated_ties([("attention(m, generator)", outs)], max(torch.finfo(output_format(o)).eps for o in outs) / 2)
+    if found is None:  # no repeats, or one output whatever the draw (_frozen then refuses the slope rows)
         return None
-    at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
+    ties = found[1]
     return CheckResult.refusal(
         f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive factories attention(m = {m}, generator) gave identical outputs "
-        f"(draws {at}{', …' if sum(ties) > 6 else ''}) while others differ: the factory's draws repeat (a cache keyed "
+        f"(draws {tie_positions(ties)}) while others differ: the factory's draws repeat (a cache keyed "
         "on a counter, a redraw only every few calls), so they are not independent, and the slope rows (consistency, "
         "bias, stabiliser), which average independent draws, were not run; each call attention(m, generator) must "
         "draw afresh from its generator", name="independent draws", claim="independent draws", alpha=0.0,
@@ -333,7 +330,7 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
     refused (the function does not accept this dtype; its finiteness in it is no claim it makes)."""
     name = f"finite[{str(dtype).removeprefix('torch.')}]"
     g = torch.Generator().manual_seed(seed)
-    norms = lambda top=max_norm: top * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
+    norms = lambda: max_norm * torch.rand(1, long_length, 1, generator=g, dtype=_F64)  # noqa: E731
     unit = lambda: torch.nn.functional.normalize(torch.randn(1, long_length, d, generator=g, dtype=_F64), dim=-1)  # noqa: E731
     q, k = unit() * norms(), unit() * norms()
     v = torch.randn(1, long_length, d, generator=g, dtype=_F64)

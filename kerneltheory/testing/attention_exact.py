@@ -356,6 +356,13 @@ def _keyless_failure(fn, q, k, v, mask) -> BaseException | None:
     return None
 
 
+def _padding_tokens(kept: torch.Tensor, count: int, g: torch.Generator) -> torch.Tensor:
+    """``count`` random tokens for masked positions, 3× the standard deviation of the ``kept`` tokens ``[n, d]`` (at
+    least 0.3), so that a leak of a masked token into the kept outputs shows."""
+    scale = 3 * kept.std(correction=0).clamp_min(0.1)
+    return torch.randn(count, kept.shape[-1], generator=g, dtype=_F64) * scale
+
+
 def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> list[CheckResult]:
     """One row per pattern of :func:`padding_masks`, each at every length of ``sets`` (``q, k, v`` ``[6, L, d]``: the
     pattern p on sequences 2p, 2p + 1); the masked tokens are replaced by large values (3× the kept tokens' std) so
@@ -373,8 +380,7 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
             qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
             for i in range(2):
                 for t in (qp, kp, vp):
-                    scale = 3 * t[i, mask[i]].std(correction=0).clamp_min(0.1)
-                    t[i, ~mask[i]] = torch.randn(int((~mask[i]).sum()), d, generator=g, dtype=_F64) * scale
+                    t[i, ~mask[i]] = _padding_tokens(t[i, mask[i]], int((~mask[i]).sum()), g)
             keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
             if keyless is not None:
                 refused = CheckResult.refusal(
@@ -431,7 +437,7 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
         mask = torch.stack([torch.zeros(length, dtype=torch.bool), torch.ones(length, dtype=torch.bool)])
         qp, kp, vp = (t[:2].clone() for t in (q, k, v))
         for t in (qp, kp, vp):
-            t[0] = torch.randn(length, d, generator=g, dtype=_F64) * 3 * t[1].std(correction=0).clamp_min(0.1)
+            t[0] = _padding_tokens(t[1], length, g)
         try:
             a, b = _call(fn, qp, kp, vp, mask), _call(fn, qp, kp, vp, mask)
         except ValueError as exc:

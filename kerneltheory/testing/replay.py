@@ -82,6 +82,27 @@ def one_map(a: torch.Tensor, b: torch.Tensor, u: float) -> bool:
     return bool(((a - b).abs()[finite] <= 8 * u * (a.abs() + b.abs() + scale)[finite]).all())
 
 
+def repeated_ties(paths: list[tuple[str, list[torch.Tensor]]], u: float) -> tuple[str, list[bool]] | None:
+    """The repeated-draws rule shared by the feature-map and attention audits (proofs/verification.md, item 13(f)):
+    ``paths`` = [(name, the values of consecutive draws through it)], ``u`` the unit roundoff of their format. None
+    where every draw of every path is one map up to rounding (:func:`one_map`: a deterministic map) or no path has
+    :data:`REPEAT_TIES` exactly equal consecutive pairs; else (the first such path, its ties)."""
+    first = paths[0][1][0]
+    if all(one_map(f, first, u) for _, values in paths for f in values):
+        return None
+    for path, values in paths:
+        ties = [bool(a.shape == b.shape and torch.equal(a, b)) for a, b in zip(values, values[1:], strict=False)]
+        if sum(ties) >= REPEAT_TIES:
+            return path, ties
+    return None
+
+
+def tie_positions(ties: list[bool]) -> str:
+    """'1–2, 4–5, …': the first six tied pairs of consecutive draws."""
+    at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
+    return at + (", …" if sum(ties) > 6 else "")
+
+
 def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> CheckResult | None:
     """:data:`REPEAT_DRAWS` consecutive draws (one generator, as the checks draw them; through each path a batched
     sampler has) evaluated on the rows of ``probe``: where at least :data:`REPEAT_TIES` of the consecutive pairs of
@@ -113,28 +134,22 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     if ev.batched:
         fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
         paths.append((f"sample(generator, batch={REPEAT_DRAWS})", list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
-    first, u = paths[0][1][0], ev.eps / 2
-    if all(one_map(f, first, u) for _, feats in paths for f in feats):
-        return None  # one map whatever the draw and the path: a deterministic map
-    for path, feats in paths:
-        ties = [bool(a.shape == b.shape and torch.equal(a, b)) for a, b in zip(feats, feats[1:], strict=False)]
-        if sum(ties) < REPEAT_TIES:
-            continue
-        at = ", ".join([f"{i + 1}–{i + 2}" for i, t in enumerate(ties) if t][:6])
-        why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "
-               "its generator (a fixed seed inside, a cached map, one matrix expanded over the batch), or the two "
-               "paths of one deterministic map differ by more than rounding (pass batched=False to audit one path)"
-               if all(ties)
-               else "the map's draws repeat (a redraw only every few calls, a cache keyed on a counter), or its law "
-               "puts a large probability on one map (a Rademacher or sparse projection with very few entries, "
-               "whose ties more features or dimensions make rare)")
-        return CheckResult.refusal(
-            f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws through {path} gave identical features on the "
-            f"{probe.size} probe pairs (draws {at}{', …' if sum(ties) > 6 else ''}): {why}. Repeated draws are not "
-            "independent, and no check could hold its level; each call (and each map of a batch) must be a fresh "
-            "draw", name="independent draws", claim="independent draws", alpha=0.0, sample_size=REPEAT_DRAWS,
-            seed=seed)
-    return None
+    found = repeated_ties(paths, ev.eps / 2)
+    if found is None:
+        return None
+    path, ties = found
+    why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "
+           "its generator (a fixed seed inside, a cached map, one matrix expanded over the batch), or the two "
+           "paths of one deterministic map differ by more than rounding (pass batched=False to audit one path)"
+           if all(ties)
+           else "the map's draws repeat (a redraw only every few calls, a cache keyed on a counter), or its law "
+           "puts a large probability on one map (a Rademacher or sparse projection with very few entries, "
+           "whose ties more features or dimensions make rare)")
+    return CheckResult.refusal(
+        f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws through {path} gave identical features on the "
+        f"{probe.size} probe pairs (draws {tie_positions(ties)}): {why}. Repeated draws are not independent, and no "
+        "check could hold its level; each call (and each map of a batch) must be a fresh draw",
+        name="independent draws", claim="independent draws", alpha=0.0, sample_size=REPEAT_DRAWS, seed=seed)
 
 
 def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, seed: int) -> CheckResult | None:
