@@ -59,8 +59,11 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   the outputs; for causal attention, shuffling the tokens within the stretches between fixed odd positions near
   L/4, L/2 and L − 2 leaves the outputs at those t unchanged (:func:`~kerneltheory.testing.attention_exact.order_row`).
   The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
-  without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. It needs no mask; a
-  length that cannot be reordered (causal L ≤ 7) is left out, and the row refused if every length is.
+  without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. Then the keys and
+  values are moved with the queries kept: every output is unchanged (non-causal), or for causal attention those at
+  t = 2, 4, 8, …, L − 1, where the same keys are seen (item 14(d)): a chunk's first query missing its own key or a
+  carried state missing a chunk's last key (chunks up to 512) fails. It needs no mask; a length of 1 is left out,
+  and the row refused if every length is.
 * **precision[float32]** (opt-in: ``checks=[..., "precision"]``, with float32 in ``dtypes``) — one draw's outputs
   from float32 inputs against those from the same numbers in float64, to the sum of the two runs' rounding floors:
   the statistical rows run in float64, so a float32 path that computes another attention (a separate, illegal

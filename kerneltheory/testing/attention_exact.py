@@ -15,8 +15,10 @@ implementations, where a state carried between chunks can be wrong while the fir
   attention, shuffling the tokens within the stretches between the fixed odd positions of :func:`order_points`
   leaves the outputs at those t unchanged (each sees the same set of earlier keys). The key just before each t is
   always replaced, so a chunked state that drops its normaliser fails at L = 513 (chunks of 64, 128 or 256) without a
-  mask, as does a parameter tied to a position; a length that cannot be reordered is left out, and the row refused
-  if every length is.
+  mask, as does a parameter tied to a position. Then the keys and values moved with the queries kept
+  (:func:`key_cycle`): every output unchanged, or for causal attention those at the powers of two and L − 1
+  (:func:`key_points`), which a chunk's first query missing its own key or a state missing a chunk's last key
+  changes. A length of 1 is left out, and the row refused if every length is.
 
 They pass iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight
 attention (Higham 2002, §3): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic,
@@ -602,29 +604,64 @@ def order_permutation(length: int, causal: bool, g: torch.Generator) -> torch.Te
     return pi
 
 
+def key_points(length: int) -> list[int]:
+    """The positions the causal keys-moved comparison reads: the powers of two 2, 4, 8, … below L and L − 1 (the
+    starts of every chunk of a power-of-two size up to L − 1, which a chunked state or a chunk's first query can get
+    wrong, and the last position)."""
+    powers = {2**j for j in range(1, max(length, 2).bit_length()) if 2**j < length}
+    return sorted(powers | ({length - 1} if length >= 2 else set()))
+
+
+def key_cycle(length: int, causal: bool, g: torch.Generator) -> torch.Tensor:
+    """σ for the keys-moved comparison: a uniformly random cycle through the positions of each stretch, so that no
+    position keeps its key. Non-causal: one stretch, all L positions; causal: [0, t₀] and (tᵢ₋₁, tᵢ] for the t of
+    :func:`key_points` (σ maps every {0, …, t} onto itself). A stretch of one position keeps its key; the identity at
+    L = 1 (proofs/attention_audit.md, item 14(d))."""
+    sigma, start = torch.arange(length), 0
+    for t in (key_points(length) if causal else [length - 1] if length else []):
+        n = t + 1 - start
+        if n >= 2:  # a random cyclic order p₀ → p₁ → … → p_{n−1} → p₀ moves every position
+            p = start + torch.randperm(n, generator=g)
+            sigma[p] = torch.roll(p, -1)
+        start = t + 1
+    return sigma
+
+
 def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> CheckResult:
-    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the tokens reordered by π
-    (:func:`order_permutation`) against ``fn`` on them in order. Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
-    causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same. A length
-    where π is the identity is left out (nothing would be compared); the row is refused if every length is."""
+    """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``), two comparisons with ``fn`` on the tokens in order.
+    (1) The tokens reordered by π (:func:`order_permutation`). Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
+    causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same. (2) The keys
+    and values moved by σ (:func:`key_cycle`), the queries kept: every output unchanged (non-causal), those at the t
+    of :func:`key_points` (causal), where σ keeps the set of keys up to t; a position-dependent treatment of a key (a
+    chunk's first query missing its own key, a carried state missing a chunk's last key) changes them. A comparison
+    that would move nothing is left out; the row is refused if every one is (L = 1)."""
     name = "order"
-    if not any(_reorderable(q.shape[-2], causal) for q, _, _ in sets):
+    if all(q.shape[-2] < 2 for q, _, _ in sets):
         lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
-        why = "no stretch of two positions between the fixed t" if causal else "a single position"
-        return CheckResult.refusal(f"at L = {lengths} the tokens cannot be reordered ({why}): nothing to compare; a "
-                                   "longer length or exact_length tests it", name=name, claim="order", alpha=alpha,
-                                   sample_size=0, seed=seed)
+        return CheckResult.refusal(f"at L = {lengths} the tokens cannot be reordered (a single position): nothing to "
+                                   "compare; a longer length or exact_length tests it", name=name, claim="order",
+                                   alpha=alpha, sample_size=0, seed=seed)
 
     def variants(q, k, v, g):
         length = q.shape[-2]
-        if not _reorderable(length, causal):
+        if length < 2:
             return f"L = {length}: cannot be reordered, left out", []
-        pi = order_permutation(length, causal, g)
-        at = torch.tensor(order_points(length), dtype=torch.long) if causal else torch.arange(length)
-        described = f"L = {length}" + (f", outputs at t ∈ {order_points(length)}" if causal else "")
-        return described, [((q[:, pi], k[:, pi], v[:, pi]), at, pi[at])]
+        cases, described = [], [f"L = {length}"]
+        if _reorderable(length, causal):
+            pi = order_permutation(length, causal, g)
+            at = torch.tensor(order_points(length), dtype=torch.long) if causal else torch.arange(length)
+            cases.append(((q[:, pi], k[:, pi], v[:, pi]), at, pi[at]))
+            described.append(f"tokens shuffled, outputs at t ∈ {order_points(length)}" if causal else
+                             "tokens permuted")
+        sigma = key_cycle(length, causal, g)
+        at = torch.tensor(key_points(length), dtype=torch.long) if causal else torch.arange(length)
+        cases.append(((q, k[:, sigma], v[:, sigma]), at, at))
+        described.append(f"keys moved, outputs at t ∈ {key_points(length)}" if causal else "keys moved")
+        return ", ".join(described), cases
 
-    what = "tokens shuffled between the fixed t" if causal else "tokens permuted, outputs against the permuted outputs"
+    what = ("tokens shuffled between the fixed t, and keys and values moved among the positions up to other fixed t "
+            "with the queries kept" if causal else
+            "tokens permuted, outputs against the permuted outputs; keys and values moved with the queries kept")
     return _sequence_row(attention, sets, m, alpha, seed, precision, name, variants, what)
 
 
