@@ -137,6 +137,21 @@ def alpha_spending(alpha: float, num_looks: int, early_share: float = EARLY_SHAR
     return [rho * a / (k - 1)] * (k - 1) + [(1 - rho) * a]
 
 
+def block_sizes(draws: int, block: int = FIRST_LOOK, first: int = FIRST_LOOK) -> list[int]:
+    """The sizes of the RNG blocks :func:`sequential_draws` draws, in order: ``block`` each, the last one before each
+    look cut at the look. ``block`` must divide every look but the last."""
+    b_size = check_int(block, "block", minimum=1)
+    points = looks(draws, first)
+    if any(p % b_size for p in points[:-1]):
+        raise ValueError(f"block must divide every look {points[:-1]}, got {b_size}")
+    sizes, have = [], 0
+    for target in points:
+        while have < target:
+            sizes.append(min(b_size, target - have))
+            have += sizes[-1]
+    return sizes
+
+
 def sequential_draws(
     estimates: Callable[[torch.Generator, int], torch.Tensor],
     draws: int,
@@ -153,15 +168,12 @@ def sequential_draws(
     n_k draws are a prefix of the full run. The caller stops by leaving the loop.
     """
     check_int(seed, "seed", minimum=0)
-    b_size = check_int(block, "block", minimum=1)
-    points = looks(draws, first)
-    if any(p % b_size for p in points[:-1]):
-        raise ValueError(f"block must divide every look {points[:-1]}, got {b_size}")
+    points, sizes = looks(draws, first), block_sizes(draws, block, first)
     parts: list[torch.Tensor] = []
     have, b = 0, 0
     for k, target in enumerate(points):
         while have < target:
-            r = min(b_size, target - have)
+            r = sizes[b]
             out = estimates(torch.Generator().manual_seed(block_seed(seed, b)), r)
             if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != r:
                 shape = getattr(out, "shape", type(out).__name__)

@@ -250,6 +250,13 @@ class _Evaluator:
         fq, fk = self.features(gen, x_q, x_k, batch=1)
         return fq[0], fk[0]
 
+    def split(self, r: int) -> list[int]:
+        """The stretches of a block of r draws through each path, in order (:meth:`__call__`): ⌈r/4⌉ plain, then the
+        rest batched, for a sampler with both paths; one stretch otherwise. Under the claim each stretch is iid, while a
+        path that draws another law shifts its own stretch only (dependence.serial_z reads each stretch alone)."""
+        plain = -(-r // 4) if self.batched and self.mixed else 0
+        return [plain, r - plain] if plain else [r]
+
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=None`` by
         default) draws ⌈r/4⌉ of them through ``sample(generator)`` and the rest at once through

@@ -35,6 +35,7 @@ from .checks import (
     property_check,
     variance_check,
 )
+from .dependence import block_segments, dependence_refusal, fresh_blocks
 from .inputs import (
     InputFamily,
     cross_family,
@@ -47,7 +48,15 @@ from .inputs import (
 from .reliance import settle_claimed_variances, variance_backing
 from .replay import _check_replayable
 from .seeds import seed_for
-from .sequential import FUTILITY_MISS, Futility, alpha_spending, futility_plan, looks, sequential_draws
+from .sequential import (
+    FUTILITY_MISS,
+    Futility,
+    alpha_spending,
+    block_sizes,
+    futility_plan,
+    looks,
+    sequential_draws,
+)
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
 
 RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
@@ -309,10 +318,19 @@ def run_mean_variance_checks(
     decided = set()
     last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
     backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
+    blocks, split = block_sizes(draws, block, first), getattr(estimates, "split", None)
+    drawn: list = []
+
+    def fresh(columns: slice):  # the dependence tests' fresh draws: drawn at the first failure, for every pair
+        if not drawn:
+            drawn.append(fresh_blocks(estimates, seed, split))
+        return drawn[0][0][:, columns], drawn[0][1]
+
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
         final = k == len(points) - 1
         eps_k = feature_eps if feature_eps is not None else getattr(estimates, "eps", None)
         n = samples.shape[0]
+        segments = block_segments(n, blocks, split)
         for claim, g in groups.items():
             if claim in decided:
                 continue
@@ -327,7 +345,7 @@ def run_mean_variance_checks(
                 name = f"{g['prefix']}[{families[i].name}]"
                 base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k,
                             sample_size=n, seed=seed)
-                row = _nonfinite_row(smp, base, labels)
+                row, dependent = _nonfinite_row(smp, base, labels), None
                 if row is None:
                     e = _binary_exponents(smp, g, sl)
                     pick = lambda key, g=g, sl=sl, e=e: _scaled(g.get(key), sl, e, key)  # noqa: E731
@@ -358,11 +376,14 @@ def run_mean_variance_checks(
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
                                 r.detail, e, labels, g["kind"])
+                    # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
+                    dependent = dependence_refusal(row, smp, segments, labels, lambda sl=sl: fresh(sl))
+                    row = dependent or row
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
                         r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
                 last[claim][i] = row
-                if row.status == "failed" or row.accepted_early or final:
+                if row.status == "failed" or row.accepted_early or final or dependent is not None:
                     rows[claim][i] = row
             if any(r.status == "failed" for r in rows[claim].values()) or final or \
                     len(rows[claim]) == len(g["families"]):
@@ -547,6 +568,12 @@ def check_feature_map(
             report.notes.append(_domain_note(statistical, tested, swept, sweep,
                                              refused=[f.name for f in families if f.name not in decided]))
             report.domain = _tested_norms(tested) if tested else "nowhere (every statistical row was refused)"
+            if evaluate.batched and evaluate.mixed and evaluate.plain_drawn:  # proofs/verification.md, item 13(h)
+                report.notes.append(
+                    "the plain path sample(generator), the one a model calls, drew a quarter of the draws beside the "
+                    "batched path sample(generator, batch=r): a bias confined to it moves the mean by a quarter of "
+                    "itself, so it is detected only at about four times the bias detected in a map of one path; "
+                    "check_feature_map(..., batched=False) tests that path alone at full power")
             if evaluate.float32_numbers and evaluate.eps == torch.finfo(torch.float64).eps and any(
                     r.status == "failed" for claim in groups for r in rows[claim]):
                 report.notes.append(

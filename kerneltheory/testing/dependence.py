@@ -1,0 +1,167 @@
+r"""Draws that depend on each other, seen where a mean or variance row fails (proofs/verification.md, item 13(g)).
+
+Every check of :func:`~kerneltheory.testing.verify.check_feature_map` assumes independent draws: its standard errors
+are those of n independent estimates. A map whose draws are dependent without ever repeating exactly (a module that
+redraws only some of its rows each time, a batched path that shares directions across its batch) still draws the
+right law at every draw, but with positive correlation between draws the standard error is too small and a correct
+map FAILED ``unbiased`` (a redraw of 1/8 of the rows: lag-1 correlation 0.875, the standard error 3.6× too small).
+
+:func:`serial_z` tests the draw order for positive serial dependence with a statistic that is exact under
+independence whatever the law of the estimates: within each stretch of draws that are identically distributed under
+the claim (one RNG block's draws through one path), the ranks of one pair's estimates are a uniformly random
+permutation, and the circular lag-1 sum of the centred ranks has the permutation mean and variance of Wald and
+Wolfowitz (1943); the stretches are independent, so their standardised sum is a z-score (normal by the permutation
+central limit theorem). Draws that share something within a block (a batch expanding one set of directions) are
+exchangeable inside it, so no order shows them; :func:`between_segments_p` compares the blocks of each path instead
+(Kruskal–Wallis), on the row's draws and, since a failure at an early look has seen only two or three blocks, on
+fresh draws in sixteen small blocks (:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a
+refusal when the draws of its pairs are dependent by any of the tests (Bonferroni over the tests and the pairs, at
+:data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
+into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
+probability about :data:`DEPENDENCE_ALPHA` (the tests' large-sample laws).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from scipy import stats
+
+from .checks import CheckResult
+from .seeds import seed_for
+
+DEPENDENCE_ALPHA = 1e-6  # the chance, under independent draws, that a failed row is refused as dependent
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks along axis 0 of ``[n, P]`` float64 values, ties averaged."""
+    return torch.from_numpy(stats.rankdata(x.numpy(), axis=0, method="average")).to(torch.float64)
+
+
+def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
+    """``[P]`` z-scores of positive lag-1 dependence of the ``[n, P]`` draws, in draw order, split into the
+    consecutive ``segments`` (their sizes sum to n), each of draws exchangeable under the claim. Per segment of
+    n_s ≥ 4 draws and column, a = ranks − mean rank, R = Σ_t a_t·a_{t+1} (circular), whose permutation moments are,
+    with S₂ = Σa², S₄ = Σa⁴ (S₁ = 0): E = −S₂/(n_s − 1), Var = (S₂² − S₄)/(n_s − 1) + (S₂² − 2S₄)/((n_s − 1)(n_s − 2))
+    − E²; z = Σ(R − E)/√ΣVar, 0 where every segment is constant (no order to read)."""
+    if sum(segments) != samples.shape[0]:
+        raise ValueError(f"segments must sum to the number of draws {samples.shape[0]}, got {sum(segments)}")
+    num = torch.zeros(samples.shape[1], dtype=torch.float64)
+    var = torch.zeros_like(num)
+    start = 0
+    for n in segments:
+        part = samples[start : start + n].to(torch.float64)
+        start += n
+        if n < 4:
+            continue
+        a = _ranks(part)
+        a = a - a.mean(0)
+        r = (a * torch.roll(a, -1, 0)).sum(0)
+        s2, s4 = (a * a).sum(0), (a**4).sum(0)
+        e = -s2 / (n - 1)
+        num += r - e
+        var += (s2 * s2 - s4) / (n - 1) + (s2 * s2 - 2 * s4) / ((n - 1) * (n - 2)) - e * e
+    return torch.where(var > 0, num / var.clamp_min(1e-300).sqrt(), torch.zeros_like(num))
+
+
+def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[int]) -> torch.Tensor:
+    """``[P]`` p-values of the Kruskal–Wallis test that the segments of one path (``paths[i]`` for segment i) draw
+    one law: draws shared within an RNG block (a batch that expands one set of directions) are exchangeable inside
+    the block, so no order shows them, but the blocks' ranks drift apart. H = (N − 1)·Σ nᵢ(R̄ᵢ − R̄)²/Σ(R − R̄)² over
+    the pooled ranks of each path's segments (ties averaged), summed over the paths with their degrees of freedom,
+    against χ² (its large-sample law under exchangeability); 1 where no path has two segments."""
+    h = torch.zeros(samples.shape[1], dtype=torch.float64)
+    df = 0
+    starts = [sum(segments[:i]) for i in range(len(segments))]
+    for path in sorted(set(paths)):
+        mine = [i for i, p in enumerate(paths) if p == path and segments[i] > 0]
+        if len(mine) < 2:
+            continue
+        pooled = torch.cat([samples[starts[i] : starts[i] + segments[i]] for i in mine]).to(torch.float64)
+        ranks = _ranks(pooled)
+        centred = ranks - ranks.mean(0)
+        total = (centred * centred).sum(0)
+        between = torch.zeros_like(h)
+        at = 0
+        for i in mine:
+            part = centred[at : at + segments[i]]
+            between += segments[i] * part.mean(0) ** 2
+            at += segments[i]
+        h += torch.where(total > 0, (pooled.shape[0] - 1) * between / total.clamp_min(1e-300), torch.zeros_like(h))
+        df += len(mine) - 1
+    if df == 0:
+        return torch.ones_like(h)
+    return torch.from_numpy(stats.chi2.sf(h.numpy(), df)).to(torch.float64)
+
+
+def block_segments(n: int, blocks: list[int], split=None) -> tuple[list[int], list[int]]:
+    """The segments of the first ``n`` draws and the path of each: each RNG block of ``blocks`` (sizes in order),
+    cut by ``split(r)`` (the sizes of its stretches through each path, in the same order for every block; the whole
+    block when None)."""
+    out, paths, have = [], [], 0
+    for r in blocks:
+        if have >= n:
+            break
+        r = min(r, n - have)
+        for path, size in enumerate(split(r) if split is not None else [r]):
+            if size > 0:
+                out.append(size)
+                paths.append(path)
+        have += r
+    if have < n:
+        raise ValueError(f"blocks cover {have} draws, fewer than the {n} given")
+    return out, paths
+
+
+FRESH_BLOCKS, FRESH_SIZE = 16, 16  # the fresh draws of a failed row: 16 RNG blocks of 16 draws
+
+
+def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[list[int], list[int]]]:
+    """:data:`FRESH_BLOCKS` new RNG blocks of :data:`FRESH_SIZE` draws each, ``estimates(generator, r)`` from
+    generators seeded apart from the checks' (``seed_for("dependence", seed)`` + block), and their segments: draws the
+    failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
+    three blocks, too few to tell a block that shares its draws' directions). Drawn once per run, for every pair."""
+    base = seed_for("dependence", seed)
+    parts = [estimates(torch.Generator().manual_seed(base + b), FRESH_SIZE).to(torch.float64).cpu()
+             for b in range(FRESH_BLOCKS)]
+    return torch.cat(parts), block_segments(FRESH_BLOCKS * FRESH_SIZE, [FRESH_SIZE] * FRESH_BLOCKS, split)
+
+
+def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[list[int], list[int]],
+                       labels: list[str], fresh=None) -> CheckResult | None:
+    """The refusal of a failed ``row`` whose draws ``[n, P]`` (in draw order; ``segments`` from
+    :func:`block_segments`) are dependent, or None: the smallest p-value of :func:`serial_z` (one-sided, positive
+    dependence), :func:`between_segments_p` on these draws and, when ``fresh()`` gives new draws of the row's pairs and
+    their segments (:func:`fresh_blocks`, cut to the row's pairs), on those, times the number of tests, below
+    :data:`DEPENDENCE_ALPHA`/P at some pair."""
+    if row.status != "failed" or not math.isfinite(row.statistic) or row.method == "exhaustive" or \
+            samples.shape[0] < 8:  # a certain failure (a bound broken, a claim not a number) needs no standard error
+        return None
+    sizes, paths = segments
+    z = serial_z(samples, sizes)
+    tests = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
+             "blocks": between_segments_p(samples, sizes, paths)}
+    if fresh is not None:
+        more, (more_sizes, more_paths) = fresh()
+        tests["fresh"] = between_segments_p(more, more_sizes, more_paths)
+    p = len(tests) * torch.stack(list(tests.values())).amin(0)
+    worst = int(torch.argmin(p))
+    if not float(p[worst]) < DEPENDENCE_ALPHA / samples.shape[1]:
+        return None
+    which = min(tests, key=lambda t: float(tests[t][worst]))
+    if which == "serial":
+        r = float(z[worst]) / samples.shape[0] ** 0.5
+        how = (f"consecutive draws' estimates are correlated (rank lag-1 correlation ≈ {r:.2f}, "
+               f"z = {float(z[worst]):.1f})")
+    else:
+        count = len(sizes) if which == "blocks" else FRESH_BLOCKS
+        how = (f"the RNG blocks' estimates differ beyond their spread within a block (Kruskal–Wallis p = "
+               f"{float(tests[which][worst]):.2g} over {count} blocks{' of fresh draws' if which == 'fresh' else ''}: "
+               "the draws of a block share something)")
+    return CheckResult.refusal(
+        f"the draws are not independent: at {labels[worst]} {how}, so the standard errors, which assume independent "
+        "draws, are too small and the failure could come from the dependence alone; each call sample(generator) "
+        "(each redraw of a module, each map of a batch) must draw all of its frequencies afresh (without the "
+        f"dependence the row reads: {row.detail})",
+        name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed)

@@ -1,0 +1,117 @@
+"""Dependent draws (proofs/verification.md, item 13(g)): a failed mean or variance row whose draws are dependent is
+refused, not failed. The permutation moments of the serial statistic are checked by enumeration, both tests' levels
+in the tail over many columns of iid heavy-tailed draws, and the review's correct-but-dependent maps (a module that
+redraws an eighth of its rows, a batch sharing its directions) against a map with a biased plain path, which must
+still fail."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from kerneltheory import kernels
+from kerneltheory.testing import check_feature_map
+from kerneltheory.testing.adapters import from_module
+from kerneltheory.testing.dependence import between_segments_p, block_segments, serial_z
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_serial_z_uses_the_exact_permutation_moments():
+    """For n = 6 values with a tie, the circular lag-1 sum over all 720 orders has exactly the mean and variance the
+    statistic standardises with: z over the orders has mean 0 and variance 1."""
+    a = torch.tensor([0.3, 0.3, -1.2, 2.0, 0.7, -0.4], dtype=torch.float64)
+    zs = torch.stack([serial_z(a[list(p)].unsqueeze(1), [6]) for p in itertools.permutations(range(6))])
+    assert abs(float(zs.mean())) < 1e-12 and abs(float(zs.var(unbiased=False)) - 1) < 1e-12
+
+
+def test_both_tests_hold_their_level_in_the_tail(kt_seed):
+    """4000 columns of iid log-normal draws (heavy tails, 512 draws in 8 blocks, two paths per block as a mixed
+    sampler's): the rejection rates at α′ = 10⁻³ are not significantly above α′ (one-sided binomial tests at 10⁻³),
+    and both tests see a shared effect per block (the between-blocks test) and a chain (the serial one)."""
+    g = torch.Generator().manual_seed(kt_seed)
+    x = torch.exp(2 * torch.randn(512, 4000, generator=g, dtype=torch.float64))
+    sizes, paths = block_segments(512, [64] * 8, lambda r: [r // 4, r - r // 4])
+    z = serial_z(x, sizes)
+    p = between_segments_p(x, sizes, paths)
+    level = 1e-3
+    for rejected in (int((z > stats.norm.isf(level)).sum()), int((p < level).sum())):
+        assert stats.binomtest(rejected, 4000, level, alternative="greater").pvalue > 1e-3, rejected
+    shared = x[:, :50] + 3 * torch.randn(8, 50, generator=g, dtype=torch.float64).repeat_interleave(64, 0)
+    assert float(between_segments_p(shared, sizes, paths).max()) < 1e-6
+    chain = torch.cumsum(torch.randn(512, 50, generator=g, dtype=torch.float64), 0)
+    assert float(serial_z(chain, sizes).min()) > 6
+
+
+class PartialRedraw(nn.Module):
+    """Each redraw replaces an eighth of the rows by fresh N(0, I) ones: every draw is m iid N(0, I) rows (unbiased
+    for exp(xᵀy)), consecutive draws share seven eighths of them."""
+
+    def __init__(self, d: int, m: int):
+        super().__init__()
+        self.register_buffer("proj", torch.randn(m, d, dtype=torch.float64))
+
+    @torch.no_grad()
+    def redraw(self):
+        idx = torch.randperm(self.proj.shape[0])[: max(1, self.proj.shape[0] // 8)]
+        self.proj[idx] = torch.randn(len(idx), self.proj.shape[1], dtype=self.proj.dtype)
+
+    def forward(self, x):
+        return torch.exp(x @ self.proj.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.proj.shape[0])
+
+
+def test_correct_maps_with_dependent_draws_are_refused_not_failed(kt_seed):
+    """Review findings: both maps draw the right law at every draw and FAILED unbiased (|z| 6–16): the partial
+    redraw by its serial correlation, the batch sharing one set of orthogonal directions (fresh norms per map) by
+    the spread of its blocks."""
+    d, m = 4, 16
+    torch.manual_seed(kt_seed)
+    g = torch.Generator().manual_seed(kt_seed)
+    pairs = [tuple(0.5 * torch.nn.functional.normalize(torch.randn(8, d, generator=g, dtype=torch.float64), dim=-1)
+                   for _ in range(2))]
+    partial = check_feature_map(from_module(PartialRedraw(d, m), redraw="redraw"), kernels.softmax, dim=d,
+                                claims={"unbiased"}, seed=kt_seed, sweep=False, inputs=pairs)
+    assert partial.status == "REFUSED" and not partial.failures, str(partial)
+    assert any("not independent" in c.detail and "lag-1" in c.detail for c in partial.refusals), str(partial)
+
+    def shared_directions(g, batch=None):
+        r = 1 if batch is None else batch
+        q, rr = torch.linalg.qr(torch.randn(m // d, d, d, generator=g, dtype=torch.float64))
+        dirs = (q * torch.sign(torch.diagonal(rr, dim1=-2, dim2=-1)).unsqueeze(-2)).transpose(-1, -2).reshape(m, d)
+        w = dirs * torch.randn(r, m, d, generator=g, dtype=torch.float64).norm(dim=-1)[..., None]
+
+        def f(x):
+            out = torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1)[None, :, None] / 2) / math.sqrt(m)
+            return out if batch is not None else out[0]
+        return f
+
+    shared = check_feature_map(shared_directions, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed,
+                               sweep=False)
+    assert shared.status == "REFUSED" and not shared.failures, str(shared)
+    assert any("Kruskal" in c.detail for c in shared.refusals), str(shared)
+
+
+def test_a_plain_path_tested_at_a_quarter_share_is_noted(kt_seed):
+    """Review finding: a bias confined to the plain path of a sampler with a batched one is diluted to a quarter of
+    the draws; the report says so and names batched=False, which tests that path alone (proofs/verification.md,
+    item 13(h)). A sampler of one path gets no such note."""
+    d, m = 4, 16
+
+    def sample(g, batch=None):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64) if batch is None else \
+            torch.randn(batch, m, d, generator=g, dtype=torch.float64)
+        if batch is None:
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+        return lambda x: (torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1)[None, :, None] / 2)
+                          / math.sqrt(m))
+
+    both = check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False)
+    assert both.passed and any("quarter of the draws" in n and "batched=False" in n for n in both.notes), str(both)
+    one = check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False,
+                            batched=False)
+    assert one.passed and not any("quarter of the draws" in n for n in one.notes), str(one)
