@@ -148,6 +148,17 @@ def remainder_bound(ms: Sequence[float], row: np.ndarray, rho: float) -> float:
     return float((np.abs(row) * t * t / (1.0 - t)).sum())
 
 
+def rounding_bound(mse: Sequence[float], row: np.ndarray, floor: float) -> float:
+    """The largest rise of ĝ = Σ_m L_m y_m when rounding adds between 0 and ``floor`` to each MSE: Σ_{L_m > 0}
+    L_m·log(1 + R/(MSE_m − R)) (infinite where MSE_m ≤ R); 0 without a floor."""
+    if not floor > 0:
+        return 0.0
+    m = np.asarray(mse, dtype=np.float64)
+    if not bool((m > floor).all()):
+        return math.inf
+    return float((np.clip(row, 0.0, None) * np.log1p(floor / (m - floor))).sum())
+
+
 def attention_convergence_check(
     estimator_name: str | Callable[[int], object],
     *,
@@ -267,6 +278,7 @@ def mse_slope_check(
     alpha: float,
     base: dict,
     regime: tuple[torch.Tensor, torch.Tensor] | None = None,
+    floor: float = 0.0,
 ) -> CheckResult:
     """The curvature-corrected slope test of the module docstring on the errors out − exact: ``errors[i]`` is
     ``[R, ..., L, d_v]``, R independent draws at m = ``ms[i]`` (each draw's MSE is its mean square). ``base`` carries
@@ -276,6 +288,9 @@ def mse_slope_check(
     ones while the remainder bound D (:func:`remainder_bound`) exceeds the standard error, and the row is refused
     when fewer than three remain; if D still exceeds it, a slope that rejects with D subtracted fails, and one that
     does not is refused. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`.
+    ``floor``: a bound R on what rounding adds to each MSE (outputs computed in a half-precision format): it raises
+    log MSE(m) by at most log(1 + R/(MSE(m) − R)), which moves ĝ = Σ L_m y_m by at most Σ_{L_m > 0} L_m times that
+    (:func:`rounding_bound`), added to D; the largest m are dropped while it exceeds the standard error.
     Proof: proofs/attention_audit.md, item 13."""
     failed = _non_finite(ms, errors, base)
     if failed is not None:
@@ -316,25 +331,36 @@ def mse_slope_check(
     order = np.argsort(ms, kind="stable")
     ms, v = [int(ms[i]) for i in order], np.asarray(rel_var)[order]
     y = np.log(np.asarray(mse)[order]) + 0.5 * v
-    dropped = []
+    dropped, rounded = [], []
+    mse_sorted = [mse[i] for i in order]
     while True:
         g, se, row, chi2 = curvature_fit(ms, y, v)
-        bound = 0.0 if rho is None else remainder_bound(ms, row, rho)
+        by_rounding = rounding_bound(mse_sorted, row, floor)
+        if by_rounding > se and len(set(ms[:-1])) >= MIN_POINTS:  # rounding weighs at the largest m
+            rounded.append(ms[-1])
+            ms, y, v, mse_sorted = ms[:-1], y[:-1], v[:-1], mse_sorted[:-1]
+            continue
+        bound = (0.0 if rho is None else remainder_bound(ms, row, rho)) + by_rounding
         if bound <= se or len(set(ms[1:])) < MIN_POINTS:
             break
         dropped.append(ms[0])
-        ms, y, v = ms[1:], y[1:], v[1:]
+        ms, y, v, mse_sorted = ms[1:], y[1:], v[1:], mse_sorted[1:]
     if dropped:
         note += f"m = {dropped} dropped (remainder bound D > SE there); "
+    if rounded:
+        note += f"m = {sorted(rounded)} dropped (the outputs' rounding, MSE ≤ {floor:.3g}, weighs there); "
     z = (g + 1.0 - bound) / se
     p = float(stats.norm.sf(z))
     # D > SE costs power, not validity (item 13(c) holds for any D that bounds the remainder): a slope that still
     # exceeds −1 + D significantly fails; only a non-rejection is refused (a flat MSE, a large bias, has a tiny SE)
     if not bound <= se and not p <= alpha:
+        what = "on the O(m⁻²) remainder" + (" and the outputs' rounding" if by_rounding > 0 else "")
         return CheckResult.refusal(
-            f"the bound D = {bound:.3g} on the O(m⁻²) remainder exceeds the standard error {se:.3g} of the slope even "
-            f"on m = {ms}, and the slope {g:.4f} does not exceed −1 + D significantly: raise num_features (or lower "
-            f"the input scale); {note}{detail}",
+            f"the bound D = {bound:.3g} {what} exceeds the standard error {se:.3g} of the slope even "
+            f"on m = {ms}, and the slope {g:.4f} does not exceed −1 + D significantly: "
+            + ("the outputs' format rounds them as much as the Monte Carlo error at these m (a finer output format "
+               "tests the law)" if by_rounding > 0 else "raise num_features (or lower the input scale)")
+            + f"; {note}{detail}",
             **base,
         )
     return CheckResult(
