@@ -11,7 +11,6 @@ verdicts of both runs; the verdicts must agree.
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import torch
@@ -53,5 +52,9 @@ def main(out: str) -> dict:
 
 
 if __name__ == "__main__":
-    rec = main(sys.argv[1] if len(sys.argv) > 1 else "accept_early.json")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default="accept_early.json", help="JSON file to write (atomically)")
+    rec = main(parser.parse_args().out)
     print(json.dumps({"total": rec["total"], "verdicts_differ": rec["verdicts_differ"]}))

@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 
@@ -75,4 +74,8 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "critical_z_turns.json")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default="critical_z_turns.json", help="JSON file to write (atomically)")
+    main(parser.parse_args().out)

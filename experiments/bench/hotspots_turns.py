@@ -140,8 +140,15 @@ def main(old: str, new: str, repeats: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--matrix":
-        print(json.dumps(compare_matrix(sys.argv[2], sys.argv[3]), indent=1))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old_tree", help="checkout of the old tree (or, with --matrix, the first matrix JSON)")
+    parser.add_argument("new_tree", help="checkout of the new tree (or, with --matrix, the second matrix JSON)")
+    parser.add_argument("repeats", nargs="?", type=int, default=3, help="turns (default 3)")
+    parser.add_argument("--matrix", action="store_true", help="compare two matrix outputs instead of timing")
+    args = parser.parse_args()
+    if args.matrix:
+        print(json.dumps(compare_matrix(args.old_tree, args.new_tree), indent=1))
     else:
-        reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-        print(json.dumps(main(sys.argv[1], sys.argv[2], reps), indent=1))
+        print(json.dumps(main(args.old_tree, args.new_tree, args.repeats), indent=1))
