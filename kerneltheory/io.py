@@ -7,6 +7,7 @@ the file's bytes nor its name."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -51,7 +52,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+def _strict(obj):
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, recursively through dicts, lists, tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj, strict: bool = False) -> Path:
+    """``obj`` as indented JSON with sorted keys (anything else as ``str``). ``strict``: standard JSON, every
+    non-finite number written as null (Python's json writes NaN and Infinity, which strict parsers reject); the
+    default keeps them, for files this package reads back itself."""
+    if strict:
+        return write_text_atomic(path, json.dumps(_strict(obj), indent=2, sort_keys=True, default=str,
+                                                  allow_nan=False) + "\n")
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -246,7 +246,7 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
         "version": __version__, "budget": budget, "seed": seed, "alpha": alpha, "summary": summary,
         "registry": registry_rows, "matrix": matrix, "variance": variance_record, "timings": timings,
         "attention_theory": attention_record,
-    })
+    }, strict=True)
     from .report_html import markdown_to_html  # here: the sweeps' commands import this module for its tables
 
     page = write_text_atomic(out / "report.html", markdown_to_html(text, out, title="kerneltheory report"))

@@ -71,7 +71,8 @@ def test_report_with_claim_matrix_and_variance_sweeps(small_report, tmp_path, ca
     shutil.copytree(first, out)
     md = (out / "report.md").read_text(encoding="utf-8")
     page = (out / "report.html").read_text(encoding="utf-8")
-    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"),  # standard JSON: no NaN or Infinity
+                      parse_constant=lambda c: pytest.fail(f"report.json holds {c}"))
     assert res["html"] == first / "report.html"
     # the claim matrix content is kept, in Markdown and in HTML
     assert "## Claim matrix" in md and "## Registry" in md and "## Variance sweeps" in md
@@ -164,3 +165,20 @@ def test_markdown_tables_round_floats_and_escape_pipes():
     table = markdown_table([{"statistic": -1.0278797544881972, "p_value": 1.0, "detail": "a|b", "n": 3}],
                            ("statistic", "p_value", "detail", "n"))
     assert table.splitlines()[-1] == "| -1.028 | 1 | a\\|b | 3 |"
+
+
+def test_report_json_is_standard_json(tmp_path):
+    """Review finding: report.json carried NaN and Infinity tokens, which strict parsers reject; written with
+    strict=True every non-finite number is null, while the files the package reads back keep them."""
+    import math
+
+    from kerneltheory.io import write_json_atomic
+
+    obj = {"p": math.nan, "effect": [math.inf, 1.5, {"z": -math.inf}], "n": 3, "name": "x"}
+    path = write_json_atomic(tmp_path / "r.json", obj, strict=True)
+    text = path.read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}")) == {
+        "p": None, "effect": [None, 1.5, {"z": None}], "n": 3, "name": "x"}
+    loose = write_json_atomic(tmp_path / "c.json", obj).read_text(encoding="utf-8")
+    assert "NaN" in loose and "Infinity" in loose
