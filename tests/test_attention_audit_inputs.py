@@ -254,3 +254,46 @@ def test_a_reference_kernel_on_two_dimensional_inputs_and_short_inputs():
     empty = torch.zeros(1, 0, D, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"inputs must be .* L ≥ 1"):
         check_attention(favor(), dim=D, inputs=(empty, empty, empty), checks=["consistency"])
+
+
+def test_wrong_objects_and_wrong_shapes_get_messages_that_name_the_fix():
+    """Review findings: a module passed where the factory goes, a feature-map sampler given as the factory, and a
+    module given the wrong heads= raised bare torch errors (or named only the check's [B, L, d] shape)."""
+    import sys
+
+    from kerneltheory.testing.adapters import attention_from_module
+
+    sys.path.insert(0, "examples")
+    from masked_attention import LinearSelfAttention
+
+    with pytest.raises(ValueError, match="attention_from_module"):
+        check_attention(LinearSelfAttention(D, 16), dim=D)
+    with pytest.raises(ValueError, match="must return the attention function"):
+        check_attention(lambda g, batch=None: None, dim=D)
+    wrong_heads = attention_from_module(lambda m: LinearSelfAttention(D, m), layout="BHLd", heads=4,
+                                        mask="key_padding_mask", mask_keeps=False)
+    with pytest.raises(ValueError, match=r"BHLd tensors of shape \(2, 4, 16, 8\).*heads="):
+        check_attention(wrong_heads, dim=D)
+
+
+def test_an_additive_mask_is_passed_as_zero_and_minus_infinity(kt_seed):
+    """A module that takes an additive float mask (0 keep, −inf pad) got the boolean mask and failed the padding
+    rows; mask_additive=True converts it, and the module passes them."""
+    from kerneltheory.testing.adapters import attention_from_module
+
+    class Additive(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.register_buffer("w", torch.randn(m, D, dtype=torch.float64))
+
+        def forward(self, q, k, v, attn_mask=None):
+            s = D**-0.25
+            lq = (q * s) @ self.w.T - (q * s).pow(2).sum(-1, keepdim=True) / 2
+            add = torch.zeros(k.shape[:2], dtype=k.dtype) if attn_mask is None else attn_mask
+            lk = (k * s) @ self.w.T - (k * s).pow(2).sum(-1, keepdim=True) / 2 + add[..., None]
+            pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), (lk - lk.amax((1, 2), keepdim=True)).exp()
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+
+    factory = attention_from_module(Additive, mask="attn_mask", mask_additive=True)
+    report = check_attention(factory, dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import random
 from collections.abc import Callable, Iterator
 
@@ -485,6 +486,7 @@ def attention_from_module(
     mask_keeps: bool = True,
     redraw=None,
     dtype: torch.dtype | None = None,
+    mask_additive: bool = False,
 ) -> Callable[[int, torch.Generator], Callable]:
     """The factory ``attention(num_features, generator) → fn(q, k, v, mask=None)`` of
     :func:`~kerneltheory.testing.attention_audit.check_attention`, for an attention module.
@@ -505,7 +507,9 @@ def attention_from_module(
     heads (``x.reshape(B, H, L, d)`` for ``x.transpose(1, 2)``) gives the audited head other tokens' values, which
     the checks see (proofs/module_adapters.md, item 1). ``heads=1`` inserts one head, where such a bug is invisible.
     A key mask ``[B, L]`` (True = keep) is passed as the keyword ``mask`` names, inverted when the module's mask
-    marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``).
+    marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``); ``mask_additive=True`` passes it as the
+    additive float mask some modules take instead (0 at a kept key, −inf at a masked one, in the module's dtype).
+    A module that fails on its inputs raises a ValueError naming the shape it was given and ``layout``/``heads``.
     """
     if not callable(build):
         raise TypeError(f"build must be a callable num_features -> nn.Module, got {type(build).__name__}")
@@ -513,6 +517,9 @@ def attention_from_module(
     mask_keyword = mask
     if layout == "nd":
         raise ValueError("an attention module takes batched sequences: layout must be 'BLd', 'BHLd' or 'BLHd'")
+    if not isinstance(mask_additive, bool):
+        raise TypeError(f"mask_additive must be a bool (True: an additive 0/−inf float mask), got "
+                        f"{type(mask_additive).__name__}")
     if not isinstance(mask_keeps, bool):
         raise TypeError(f"mask_keeps must be a bool (True: the module's mask marks the keys kept), got "
                         f"{type(mask_keeps).__name__}")
@@ -550,10 +557,19 @@ def attention_from_module(
                 if mask_keyword is None:
                     raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module, or "
                                      "mask=False to check_attention")
-                extra[mask_keyword] = mask if mask_keeps else ~mask
-            with torch.no_grad():
-                out = module(*args, **extra)
-            return out if head_axis is None else _audited_head(out, head_axis, n_heads, audited)
+                keep = mask if mask_keeps else ~mask
+                extra[mask_keyword] = torch.zeros(keep.shape, dtype=dt).masked_fill(~mask, -math.inf) \
+                    if mask_additive else keep
+            try:
+                with torch.no_grad():
+                    out = module(*args, **extra)
+                return out if head_axis is None else _audited_head(out, head_axis, n_heads, audited)
+            except Exception as exc:
+                given = f"{layout} tensors of shape {tuple(args[0].shape)}" + (
+                    f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if head_axis else "")
+                raise ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order "
+                                 "of its input axes, and, for a module with a fixed number of heads, heads= that "
+                                 "number?)") from exc
 
         return global_rng_calls(fn, generator)
 

@@ -194,7 +194,19 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
     rounding of one evaluation each, since a kernel whose reductions are not deterministic, as some CUDA kernels are,
     reassociates its sums from call to call); otherwise the function draws from somewhere else (the global
     generators), and no verdict could be replayed from the seed."""
-    fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
+    try:
+        fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
+    except Exception as exc:
+        raise ValueError(f"attention(num_features, generator) raised when called as attention({m}, generator): "
+                         f"{type(exc).__name__}: {exc}. check_attention takes a factory that builds the attention "
+                         "function fn(q, k, v, mask=None) from m random features drawn from the generator; a module "
+                         "goes through adapters.attention_from_module(lambda m: Module(..., m)), and a feature-map "
+                         "sampler sample(generator) through check_feature_map (kerneltheory audit without "
+                         "--attention)") from exc
+    for fn in (fn_a, fn_b):
+        if not callable(fn):
+            raise ValueError(f"attention(m, generator) must return the attention function fn(q, k, v, mask=None), got "
+                             f"{type(fn).__name__}")
     a, b = _call(fn_a, q, k, v), _call(fn_b, q, k, v)
     try:
         same = _agree(fn_a, fn_b, q, k, v, a, b, m, precision=precision)
