@@ -386,3 +386,14 @@ def test_the_domain_note_leaves_out_inputs_whose_every_row_was_refused():
     assert any(c.name == "unbiased[inputs[0]]" and c.refused for c in report.checks), str(report)
     assert report.domain == "‖x‖, ‖y‖ ≤ 0.5", report.domain
     assert "every row refused at the families inputs[0]" in report.notes[0], report.notes
+
+
+def test_query_and_key_features_of_different_sizes_are_named():
+    """Review finding: a (query_fn, key_fn) pair returning 64 and 65 features raised torch's bare broadcasting
+    error; the message now names both functions and their shapes."""
+    def mismatch(g):
+        w = torch.randn(5, 4, generator=g, dtype=torch.float64)
+        return (lambda x: torch.exp(x @ w[:4].T), lambda y: torch.exp(y @ w.T))
+
+    with pytest.raises(ValueError, match=r"query_fn returned \(\d+, 4\) and key_fn \(\d+, 5\)"):
+        check_feature_map(mismatch, kernels.softmax, dim=4, claims={"unbiased"}, seed=0)

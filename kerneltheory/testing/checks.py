@@ -554,7 +554,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}"
-            + (" (every draw gave this estimate: a deterministic map, or a sampler that reseeds itself)"
+            + (" (every draw gave this estimate: a deterministic map, a sampler that reseeds itself, or a pair where "
+               "the estimate does not depend on the frequencies, as positive features' at x = 0; its distance to the "
+               "target, beyond the rounding allowed, is then a bias there)"
                if bool(zero[idx]) else f" ± {float(se[idx]):.3g}")
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             **base,

@@ -218,6 +218,9 @@ class _Evaluator:
         q, k = self._maps(gen, batch)
         out = (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
                _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
+        if out[0].shape[-1] != out[1].shape[-1]:
+            raise ValueError(f"query and key features must have one size D (φ(x)ᵀφ(y) needs it): query_fn returned "
+                             f"{tuple(out[0].shape)} and key_fn {tuple(out[1].shape)}")
         if batch is None:
             self.plain_drawn = True
         return out
@@ -281,8 +284,6 @@ class _Evaluator:
 
     def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
         """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
-        if fq.shape[-1] != fk.shape[-1]:
-            raise ValueError(f"query and key features must have one size D, got {fq.shape[-1]} and {fk.shape[-1]}")
         n = self.num_pairs
         out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
         start = n
