@@ -425,8 +425,18 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
         which = ("of norms in [0, max_norm]", "at max_norm")[b]
         where = f", first non-finite output at position {pos} of the sequence {which}"
         if not bool(bad[1 - b].any()):
-            where += (" (the other sequence's outputs are finite: is a stabiliser or a rescaling shared by the batch? "
-                      "each sequence must be computed as if alone)")
+            try:  # the failing sequence alone: finite there means the batch is shared; not finite, the format
+                alone = _call(fn, q[b : b + 1].to(dtype), k[b : b + 1].to(dtype), v[b : b + 1].to(dtype))
+                alone_finite = bool(torch.isfinite(alone).all())
+            except Exception:
+                alone_finite = None
+            if alone_finite:
+                where += (" (the other sequence's outputs are finite, and this one's are finite when it is computed "
+                          "alone: is a stabiliser or a rescaling shared by the batch? each sequence must be computed "
+                          "as if alone)")
+            elif alone_finite is False:
+                where += (" (not finite when computed alone either: the features overflow or underflow in the format "
+                          "the function computes in at these norms; a stabiliser per sequence, or a wider format)")
     if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
         where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
     return property_check(int(bad.sum()), out.numel(), claim="finite", name=name, seed=seed, alpha=alpha,
