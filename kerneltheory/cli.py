@@ -73,6 +73,7 @@ def _report(args) -> int:
         if failed_at and (failed_at.startswith(str(args.out)) or str(args.out).startswith(failed_at)):
             message = f"--out {args.out}: {exc.strerror or exc} ({failed_at})"  # where the report writes, or above
         where = "" if isinstance(exc, ValueError) else " (--traceback shows where)"  # an argument needs no traceback
+        message = _as_option(message, getattr(args, "options", set()))
         print(f"kerneltheory report: error: {message}{where}", file=sys.stderr)
         return 2
     finally:
@@ -319,7 +320,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rep = sub.add_parser(
-        "report", help="the main job: claim matrix, variance sweeps and registry, as HTML, Markdown and JSON",
+        "report", help="the main job: claim matrix, variance sweeps, attention theory and registry, as HTML, "
+        "Markdown and JSON",
         description="Verify every registered estimator x claim with calibrated checks, run the quick variance "
         "sweeps, and write report.html (figures embedded), report.md and report.json under --out. Cached "
         "results are reused: an interrupted run resumes. Prints a summary: counts per verdict, the FAILED and "
@@ -426,14 +428,33 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _command_options(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The long option strings of ``command``'s subparser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return {s for s in action.choices[command]._option_string_actions if s.startswith("--")}
+    return set()
+
+
+def _as_option(message: str, options: set[str]) -> str:
+    """A library error naming a Python argument (``dim must be >= 1``) names the command-line option instead
+    (``--dim must be >= 1``) when the command has that option."""
+    match = re.match(r"([a-z][a-z_]*) (must|is|has)\b", message)
+    if match and "--" + match.group(1).replace("_", "-") in options:
+        return "--" + match.group(1).replace("_", "-") + message[len(match.group(1)):]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else "")
     args = parser.parse_args(argv)
+    args.options = _command_options(parser, args.command)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        message = _as_option(message, args.options)
         parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
     except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark starts over
         then = "" if args.command == "bench" else "; run it again to resume from the cached results"

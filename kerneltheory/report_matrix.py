@@ -158,7 +158,8 @@ def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> s
     lines = []
     if summary is not None:
         c = summary["counts"]
-        lines.append(f"claim matrix: {summary['estimators']} estimators × {len(CLAIMS)} claims, {summary['budget']} "
+        n = summary["estimators"]
+        lines.append(f"claim matrix: {n} estimator{'' if n == 1 else 's'} × {len(CLAIMS)} claims, {summary['budget']} "
                      f"budget, seed {summary['seed']}, α = {summary['alpha']:g} per estimator")
         lines.append("  " + ", ".join(f"{k}: {c.get(k, 0)}" for k in VERDICTS))
         if summary["failed"]:

@@ -68,6 +68,15 @@ def test_audit_reports_bad_arguments(capsys):
     assert "Traceback" in err and "RuntimeError" in err
 
 
+def test_library_errors_name_the_command_line_option(tmp_path, capsys):
+    """A library message naming a Python argument (``dim must be >= 1``) names the option on the command line."""
+    assert main(["report", "--dim", "-3", "--registry-only", "--out", str(tmp_path)]) == 2
+    assert "error: --dim must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["variance", "--draws", "-5", "--out", str(tmp_path)])
+    assert exited.value.code == 2 and "error: --draws must be" in capsys.readouterr().err
+
+
 ADAPTERS = ROOT / "examples" / "audit_adapters.py"
 
 

@@ -24,7 +24,8 @@ CHOICES = ("attention", "engine", "fastfood", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..bench import SCALES
 
-    parser.add_argument("which", nargs="?", choices=CHOICES, default="all", help="benchmark to run (default: all)")
+    parser.add_argument("which", nargs="?", choices=CHOICES, default="all", metavar="BENCHMARK",
+                        help=f"benchmark to run: {', '.join(CHOICES)} (default: all)")
     parser.add_argument("--scale", choices=SCALES, default="quick", help="problem sizes (default: quick)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_output_arguments(parser, "bench")
