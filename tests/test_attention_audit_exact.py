@@ -661,6 +661,13 @@ def test_a_correct_half_precision_attention_is_not_failed_on_its_rounding(kt_see
     bias = check_attention(half, checks=["bias"], **common)
     assert not bias.failures, str(bias)
 
+    def biased(m, generator):  # a 1 % bias, 2.6 u: more than rounding the outputs makes; a review found it passed
+        fn = half(m, generator)
+        return lambda q, k, v, mask=None: (1.01 * fn(q, k, v)).to(torch.bfloat16).to(torch.float64)
+
+    report = check_attention(biased, checks=["consistency", "bias"], **common)
+    assert report.checks[0].status != "passed" and report.checks[1].status == "failed", str(report)
+
     def independent(m, generator):  # a different W for the keys: biased at every m
         wq, wk = (torch.randn(m, 8, generator=generator, dtype=torch.float64).to(torch.bfloat16) for _ in range(2))
         features = NAMESPACE["features"]

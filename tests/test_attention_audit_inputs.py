@@ -275,6 +275,14 @@ def test_wrong_objects_and_wrong_shapes_get_messages_that_name_the_fix():
     with pytest.raises(ValueError, match=r"BHLd tensors of shape \(2, 4, 16, 8\).*heads="):
         check_attention(wrong_heads, dim=D)
 
+    class NoMask(torch.nn.Module):  # no mask keyword: the message names mask=False, not layout or heads
+        def forward(self, q, k, v):
+            return v
+
+    with pytest.raises(ValueError, match="mask=False") as raised:
+        check_attention(attention_from_module(lambda m: NoMask(), mask="mask"), dim=D)
+    assert "heads=" not in str(raised.value)
+
 
 def test_an_additive_mask_is_passed_as_zero_and_minus_infinity(kt_seed):
     """A module that takes an additive float mask (0 keep, −inf pad) got the boolean mask and failed the padding

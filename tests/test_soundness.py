@@ -430,3 +430,24 @@ def test_an_infinite_bound_is_no_bound_and_a_nan_bound_no_claim():
         assert row.method == "invalid claim" and "pair 1" in row.detail, row
         row = variance_check(mx, torch.full((3,), 0.01, dtype=F64), alpha=1e-6, name="v", seed=0, samples=x, bound=b)
         assert row.method == "invalid claim" and "pair 1" in row.detail, row
+
+
+def test_draws_that_are_all_equal_do_not_refute_a_positive_variance():
+    """Review finding: at a rare-event pair (binning features, P(estimate ≠ 0) ≈ 6e-5) every one of 256 draws is 0,
+    and the variance check failed s² = 0 against the claimed 6.4e-5, although a law with nearly all of its mass on one
+    value gives that with probability ≈ 0.98 (at 4096 draws, ≈ 0.77). Without a bound the pair is untested (the row
+    refused if nothing else rejects); a claim of 0 is met."""
+    from kerneltheory.montecarlo import Moments
+    from kerneltheory.testing.checks import variance_check
+
+    x = torch.zeros(4096, 2, dtype=torch.float64)  # pair 0 all zero; pair 1 N(0, 1), enough draws to test it
+    x[:, 1] = torch.randn(4096, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    claimed = torch.tensor([6.4e-5, 1.0], dtype=torch.float64)
+    row = variance_check(Moments.from_samples(x), claimed, alpha=1e-6, name="v", seed=0, samples=x)
+    assert row.refused and "same estimate" in row.detail, row.detail
+    wrong = variance_check(Moments.from_samples(x), torch.tensor([6.4e-5, 4.0], dtype=torch.float64), alpha=1e-6,
+                           name="v", seed=0, samples=x)
+    assert wrong.status == "failed", wrong.detail  # the other pair's claim is off by 4×: still a failure
+    met = variance_check(Moments.from_samples(x), torch.tensor([0.0, 1.0], dtype=torch.float64), alpha=1e-6,
+                         name="v", seed=0, samples=x)
+    assert met.passed, met.detail

@@ -34,6 +34,9 @@ grid m = 64, 256, 1024, 4096.
   L = 513) on a chunked causal attention whose carried state drops its normaliser, chunk sizes C = 32, 64, 100, 128,
   200, 256, 257: per C, over its seeds, how many draws of the permutation let it pass (a miss); and the correct
   chunked attention, which must pass every one.
+* ``fixed_norm_power`` (docs/auditing.md, the power of the default rows): 20 seeds of the default audit and of the
+  opt-in ``bias`` row on a FAVOR+ attention whose orthogonal rows all have norm √d (biased by up to 2.2 %) and on the
+  correct one with χ_d norms: how many pass.
 """
 
 from __future__ import annotations
@@ -235,8 +238,33 @@ def order_misses(seeds: int) -> dict:
     return {"length": length, "m": 256, "chunks": out}
 
 
+def _orf(fixed_norm: bool):
+    """FAVOR+ on ``positive/orthogonal`` frequencies; ``fixed_norm`` rescales every row to norm √d (all rows the norm
+    of a typical Gaussian vector instead of χ_d norms, an option of public ORF code): E exp(ωᵀx) is then
+    ₀F₁(; d/2; d‖x‖²/4), not exp(‖x‖²/2), a bias of −0.15 %, −0.59 % and −2.2 % at ‖x‖² = 0.25, 0.5 and 1 (d = 8)."""
+    def attention(m: int, g: torch.Generator):
+        fm = E.get("positive/orthogonal", D, m).draw(g)
+        if fixed_norm:
+            fm.w = torch.nn.functional.normalize(fm.w, dim=-1) * math.sqrt(D)
+        s = D**-0.25
+        return lambda q, k, v, mask=None: linear_attention(q * s, k * s, v, fm, mask=mask)
+    return attention
+
+
+def fixed_norm_power(seeds: int) -> dict:
+    out = {}
+    for name, fixed in (("orf_fixed_norm", True), ("orf_chi_norms", False)):
+        default = [check_attention(_orf(fixed), dim=D, seed=s).passed for s in range(seeds)]
+        bias = [check_attention(_orf(fixed), dim=D, checks=["bias"], seed=s).checks[0] for s in range(seeds)]
+        out[name] = {"seeds": seeds, "default_audit_passed": sum(default),
+                     "bias_row": {"passed": sum(b.passed for b in bias),
+                                  "failed": sum(b.status == "failed" for b in bias),
+                                  "z_range": [min(b.statistic for b in bias), max(b.statistic for b in bias)]}}
+    return out
+
+
 PARTS = {"slope_rows_by_draws": (slope_rows_by_draws, 60), "slope_rows_tail": (slope_rows_tail, 1000),
-         "planted": (planted, 20), "order_misses": (order_misses, 60)}
+         "planted": (planted, 20), "order_misses": (order_misses, 60), "fixed_norm_power": (fixed_norm_power, 20)}
 
 
 def _write(path: str, data: dict) -> None:

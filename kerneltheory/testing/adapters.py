@@ -565,15 +565,22 @@ def attention_from_module(
                     out = module(*args, **extra)
                 return out if head_axis is None else _audited_head(out, head_axis, n_heads, audited)
             except Exception as exc:
-                given = f"{layout} tensors of shape {tuple(args[0].shape)}" + (
-                    f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if head_axis else "")
-                raise ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order "
-                                 "of its input axes, and, for a module with a fixed number of heads, heads= that "
-                                 "number?)") from exc
+                if isinstance(exc, TypeError) and mask_keyword is not None and mask_keyword in str(exc):
+                    raise  # a module without that mask keyword: the check's message names mask=False
+                raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
+                                      heads) from exc
 
         return global_rng_calls(fn, generator)
 
     return factory
+
+
+def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None) -> ValueError:
+    """The error of a module that failed on the tensors :func:`attention_from_module` gave it, naming them."""
+    given = f"{layout} tensors of shape {shape}" + (
+        f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if n_heads is not None else "")
+    return ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order of its "
+                      "input axes, and, for a module with a fixed number of heads, heads= that number?)")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -290,7 +290,8 @@ def mse_slope_check(
     does not is refused. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`.
     ``floor``: a bound R on what rounding adds to each MSE (outputs computed in a half-precision format): it raises
     log MSE(m) by at most log(1 + R/(MSE(m) − R)), which moves ĝ = Σ L_m y_m by at most Σ_{L_m > 0} L_m times that
-    (:func:`rounding_bound`), added to D; the largest m are dropped while it exceeds the standard error.
+    (:func:`rounding_bound`), added to D (no m is left out for it: the largest, where rounding weighs, is also where a
+    bias that does not shrink shows).
     Proof: proofs/attention_audit.md, item 13."""
     failed = _non_finite(ms, errors, base)
     if failed is not None:
@@ -331,24 +332,22 @@ def mse_slope_check(
     order = np.argsort(ms, kind="stable")
     ms, v = [int(ms[i]) for i in order], np.asarray(rel_var)[order]
     y = np.log(np.asarray(mse)[order]) + 0.5 * v
-    dropped, rounded = [], []
+    dropped = []
     mse_sorted = [mse[i] for i in order]
     while True:
         g, se, row, chi2 = curvature_fit(ms, y, v)
-        by_rounding = rounding_bound(mse_sorted, row, floor)
-        if by_rounding > se and len(set(ms[:-1])) >= MIN_POINTS:  # rounding weighs at the largest m
-            rounded.append(ms[-1])
-            ms, y, v, mse_sorted = ms[:-1], y[:-1], v[:-1], mse_sorted[:-1]
-            continue
-        bound = (0.0 if rho is None else remainder_bound(ms, row, rho)) + by_rounding
+        bound = 0.0 if rho is None else remainder_bound(ms, row, rho)
         if bound <= se or len(set(ms[1:])) < MIN_POINTS:
             break
         dropped.append(ms[0])
         ms, y, v, mse_sorted = ms[1:], y[1:], v[1:], mse_sorted[1:]
     if dropped:
         note += f"m = {dropped} dropped (remainder bound D > SE there); "
-    if rounded:
-        note += f"m = {sorted(rounded)} dropped (the outputs' rounding, MSE ≤ {floor:.3g}, weighs there); "
+    # the outputs' rounding: added to D, never by leaving out the largest m, where a bias that does not shrink shows
+    by_rounding = rounding_bound(mse_sorted, row, floor)
+    if by_rounding > 0:
+        note += f"the outputs' rounding (up to {floor:.3g} of each MSE) adds {by_rounding:.3g} to D; "
+    remainder, bound = bound, bound + by_rounding
     z = (g + 1.0 - bound) / se
     p = float(stats.norm.sf(z))
     # D > SE costs power, not validity (item 13(c) holds for any D that bounds the remainder): a slope that still
@@ -358,8 +357,9 @@ def mse_slope_check(
         return CheckResult.refusal(
             f"the bound D = {bound:.3g} {what} exceeds the standard error {se:.3g} of the slope even "
             f"on m = {ms}, and the slope {g:.4f} does not exceed −1 + D significantly: "
-            + ("the outputs' format rounds them as much as the Monte Carlo error at these m (a finer output format "
-               "tests the law)" if by_rounding > 0 else "raise num_features (or lower the input scale)")
+            + ("the outputs' format rounds them about as much as the Monte Carlo error at the largest m (a finer "
+               "output format, or fewer features, tests the law)" if by_rounding > remainder else
+               "raise num_features (or lower the input scale)")
             + f"; {note}{detail}",
             **base,
         )

@@ -673,6 +673,11 @@ def variance_check(
     sd_lo = torch.where(root_tau < sd, sd * torch.sqrt((1 - ratio) * (1 + ratio)), torch.zeros_like(sd))
     sd_hi = torch.hypot(sd, root_tau)
     lo, hi = (sd_lo - atol).clamp_min(0.0) ** 2, (sd_hi + atol) ** 2
+    # every draw equal (up to rounding) while the claim is a variance that rounding cannot hide: a law with nearly all
+    # of its mass on one value gives that, and no moment of these draws says how rare the rest is (a rare-event pair of
+    # binning features failed with s² = 0 against 6.4e-5), so the normal test is not used there
+    constant = (spread <= 2 * atol) & (lo > 0)
+    ok = ok & ~constant
     diff = my.mean - torch.minimum(torch.maximum(my.mean, lo), hi)
     se = torch.hypot(my.population_variance.sqrt(), diff) / math.sqrt(n)  # studentised under H₀, without overflow
     if not bool(torch.isfinite(se).all()):
@@ -711,6 +716,15 @@ def variance_check(
     if untested and not rejected:
         first = int(torch.nonzero(~tested)[0])
         skew, guard = float(_skewness(shape)[first]), float(worst[first])
+        if bool(constant[first]):
+            return CheckResult.refusal(
+                f"{untested} of {tested.numel()} pairs are untested: at pair {_pair(labels, first, index)} every one "
+                f"of the {n} draws gave the same estimate while the claimed variance is {float(claimed[first]):.4g} "
+                "> 0; a law that puts nearly all of its mass on one value does that, so s² = 0 is no evidence "
+                "against the claim (a declared bound on the estimates would make it one); the tested pairs agree with "
+                "the claim",
+                **base,
+            )
         if bool(guarded[first]):  # the guard holds; the skewness alone keeps the normal test from reaching the level
             why = (f"guard on (x − x̄)² {guard:.3g} within its limit {VARIANCE_GUARD}, but the skewness of (x − x̄)² "
                    f"{skew:.3g} "

@@ -14,7 +14,7 @@ Wolfowitz (1943); the stretches are independent, so their standardised sum is a 
 central limit theorem). Draws that share something within a block (a batch expanding one set of directions) are
 exchangeable inside it, so no order shows them; :func:`between_segments_p` compares the blocks of each path instead
 (Kruskal–Wallis), on the row's draws and, since a failure at an early look has seen only two or three blocks, on
-fresh draws in sixteen small blocks (:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a
+fresh draws in 32 blocks of 32 (:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a
 refusal when the draws of its pairs are dependent by any of the tests (Bonferroni over the tests and the pairs, at
 :data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
 into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
@@ -32,6 +32,13 @@ from .checks import CheckResult
 from .seeds import seed_for
 
 DEPENDENCE_ALPHA = 1e-6  # the chance, under independent draws, that a failed row is refused as dependent
+DISTINCT = 0.9  # a column is tested only where at least this share of its draws in each segment are distinct values
+
+
+def _distinct_share(x: torch.Tensor) -> torch.Tensor:
+    """``[P]``: the number of distinct values of each column of ``[n, P]`` over n."""
+    s = torch.sort(x, dim=0).values
+    return (1 + (s[1:] != s[:-1]).sum(0)).to(torch.float64) / x.shape[0]
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -44,17 +51,23 @@ def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
     consecutive ``segments`` (their sizes sum to n), each of draws exchangeable under the claim. Per segment of
     n_s ≥ 4 draws and column, a = ranks − mean rank, R = Σ_t a_t·a_{t+1} (circular), whose permutation moments are,
     with S₂ = Σa², S₄ = Σa⁴ (S₁ = 0): E = −S₂/(n_s − 1), Var = (S₂² − S₄)/(n_s − 1) + (S₂² − 2S₄)/((n_s − 1)(n_s − 2))
-    − E²; z = Σ(R − E)/√ΣVar, 0 where every segment is constant (no order to read)."""
+    − E²; z = Σ(R − E)/√ΣVar, 0 where every segment is constant (no order to read) and where some segment of four or
+    more draws has fewer than :data:`DISTINCT` of them distinct: with ties the centred ranks sit on a few entries and
+    the permutation law is far from normal (k rare values among n equal ones give z ≈ √((n − 1)/(k(k − 1))) from one
+    adjacency, which happens with probability about k(k − 1)/n; a review measured 10⁻³ to 10⁻² rejections at a
+    nominal 4·10⁻⁸ on Bernoulli columns)."""
     if sum(segments) != samples.shape[0]:
         raise ValueError(f"segments must sum to the number of draws {samples.shape[0]}, got {sum(segments)}")
     num = torch.zeros(samples.shape[1], dtype=torch.float64)
     var = torch.zeros_like(num)
+    tied = torch.zeros(samples.shape[1], dtype=torch.bool)
     start = 0
     for n in segments:
         part = samples[start : start + n].to(torch.float64)
         start += n
         if n < 4:
             continue
+        tied |= _distinct_share(part) < DISTINCT
         a = _ranks(part)
         a = a - a.mean(0)
         r = (a * torch.roll(a, -1, 0)).sum(0)
@@ -62,7 +75,7 @@ def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
         e = -s2 / (n - 1)
         num += r - e
         var += (s2 * s2 - s4) / (n - 1) + (s2 * s2 - 2 * s4) / ((n - 1) * (n - 2)) - e * e
-    return torch.where(var > 0, num / var.clamp_min(1e-300).sqrt(), torch.zeros_like(num))
+    return torch.where((var > 0) & ~tied, num / var.clamp_min(1e-300).sqrt(), torch.zeros_like(num))
 
 
 def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[int]) -> torch.Tensor:
@@ -70,7 +83,9 @@ def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[i
     one law: draws shared within an RNG block (a batch that expands one set of directions) are exchangeable inside
     the block, so no order shows them, but the blocks' ranks drift apart. H = (N − 1)·Σ nᵢ(R̄ᵢ − R̄)²/Σ(R − R̄)² over
     the pooled ranks of each path's segments (ties averaged), summed over the paths with their degrees of freedom,
-    against χ² (its large-sample law under exchangeability); 1 where no path has two segments."""
+    against χ² (its large-sample law under exchangeability); 1 where no path has two segments, and where fewer than
+    :data:`DISTINCT` of a path's pooled draws are distinct (the χ² law needs scores that do not sit on a few entries,
+    as for :func:`serial_z`)."""
     h = torch.zeros(samples.shape[1], dtype=torch.float64)
     df = 0
     starts = [sum(segments[:i]) for i in range(len(segments))]
@@ -79,6 +94,7 @@ def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[i
         if len(mine) < 2:
             continue
         pooled = torch.cat([samples[starts[i] : starts[i] + segments[i]] for i in mine]).to(torch.float64)
+        tied = _distinct_share(pooled) < DISTINCT
         ranks = _ranks(pooled)
         centred = ranks - ranks.mean(0)
         total = (centred * centred).sum(0)
@@ -88,7 +104,8 @@ def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[i
             part = centred[at : at + segments[i]]
             between += segments[i] * part.mean(0) ** 2
             at += segments[i]
-        h += torch.where(total > 0, (pooled.shape[0] - 1) * between / total.clamp_min(1e-300), torch.zeros_like(h))
+        h += torch.where((total > 0) & ~tied, (pooled.shape[0] - 1) * between / total.clamp_min(1e-300),
+                         torch.zeros_like(h))
         df += len(mine) - 1
     if df == 0:
         return torch.ones_like(h)
@@ -114,14 +131,15 @@ def block_segments(n: int, blocks: list[int], split=None) -> tuple[list[int], li
     return out, paths
 
 
-FRESH_BLOCKS, FRESH_SIZE = 16, 16  # the fresh draws of a failed row: 16 RNG blocks of 16 draws
+FRESH_BLOCKS, FRESH_SIZE = 32, 32  # the fresh draws of a failed row: 32 RNG blocks of 32 draws
 
 
 def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[list[int], list[int]]]:
     """:data:`FRESH_BLOCKS` new RNG blocks of :data:`FRESH_SIZE` draws each, ``estimates(generator, r)`` from
     generators seeded apart from the checks' (``seed_for("dependence", seed)`` + block), and their segments: draws the
     failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
-    three blocks, too few to tell a block that shares its draws' directions). Drawn once per run, for every pair."""
+    three blocks, too few to tell a block that shares its draws' directions; 16 blocks of 16 were too few for a batch
+    sharing the directions of half its rows). Drawn once per run, for every pair."""
     base = seed_for("dependence", seed)
     parts = [estimates(torch.Generator().manual_seed(base + b), FRESH_SIZE).to(torch.float64).cpu()
              for b in range(FRESH_BLOCKS)]
