@@ -358,7 +358,8 @@ def mse_slope_check(
             f"the bound D = {bound:.3g} {what} exceeds the standard error {se:.3g} of the slope even "
             f"on m = {ms}, and the slope {g:.4f} does not exceed −1 + D significantly: "
             + ("the outputs' format rounds them about as much as the Monte Carlo error at the largest m (a finer "
-               "output format, or fewer features, tests the law)" if by_rounding > remainder else
+               "output format tests the law; checks=[..., 'bias'] tests a bias beyond the format's rounding)"
+               if by_rounding > remainder else
                "raise num_features (or lower the input scale)")
             + f"; {note}{detail}",
             **base,
