@@ -48,6 +48,13 @@ def test_both_tests_hold_their_level_in_the_tail(kt_seed):
         assert stats.binomtest(rejected, 4000, level, alternative="greater").pvalue > 1e-3, rejected
     shared = x[:, :50] + 3 * torch.randn(8, 50, generator=g, dtype=torch.float64).repeat_interleave(64, 0)
     assert float(between_segments_p(shared, sizes, paths).max()) < 1e-6
+    # estimates with few values (17, as sign features at m = 16) keep the between-blocks test, at its level
+    few = torch.distributions.Binomial(16, 0.3).sample((512, 4000)).to(torch.float64)
+    rejected = int((between_segments_p(few, sizes, paths) < level).sum())
+    assert stats.binomtest(rejected, 4000, level, alternative="greater").pvalue > 1e-3, rejected
+    assert float(serial_z(few, sizes).abs().max()) == 0.0  # too many ties for the serial test: not read
+    lifted = few[:, :50] + torch.tensor([0.0, 3.0]).repeat(4).repeat_interleave(64)[:, None]  # blocks shifted
+    assert float(between_segments_p(lifted, sizes, paths).max()) < 1e-6
     chain = torch.cumsum(torch.randn(512, 50, generator=g, dtype=torch.float64), 0)
     assert float(serial_z(chain, sizes).min()) > 6
 

@@ -720,9 +720,9 @@ def variance_check(
             return CheckResult.refusal(
                 f"{untested} of {tested.numel()} pairs are untested: at pair {_pair(labels, first, index)} every one "
                 f"of the {n} draws gave the same estimate while the claimed variance is {float(claimed[first]):.4g} "
-                "> 0; a law that puts nearly all of its mass on one value does that, so s² = 0 is no evidence "
-                "against the claim (a declared bound on the estimates would make it one); the tested pairs agree with "
-                "the claim",
+                "> 0: a map that does not draw from its generator (every draw the same map) does that, and so does a "
+                "law that puts nearly all of its mass on one value, so s² = 0 is no evidence against the claim (a "
+                "declared bound on the estimates would make it one); the tested pairs agree with the claim",
                 **base,
             )
         if bool(guarded[first]):  # the guard holds; the skewness alone keeps the normal test from reaching the level
