@@ -319,6 +319,9 @@ def run_mean_variance_checks(
     last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
     backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
     blocks, split = block_sizes(draws, block, first), getattr(estimates, "split", None)
+    # fresh blocks look for draws shared within a batch; a map drawn one call at a time has no batch to share, and
+    # dependence between its calls (a module's state) is the serial test's (drawing them cost a second per failure)
+    batched_draws = getattr(estimates, "batched", True)
     drawn: list = []
 
     def fresh(columns: slice):  # the dependence tests' fresh draws: drawn at the first failure, for every pair
@@ -377,7 +380,8 @@ def run_mean_variance_checks(
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
                                 r.detail, e, labels, g["kind"])
                     # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
-                    dependent = dependence_refusal(row, smp, segments, labels, lambda sl=sl: fresh(sl))
+                    dependent = dependence_refusal(row, smp, segments, labels,
+                                                   (lambda sl=sl: fresh(sl)) if batched_draws else None)
                     row = dependent or row
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
