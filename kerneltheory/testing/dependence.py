@@ -42,10 +42,15 @@ def _distinct_share(x: torch.Tensor) -> torch.Tensor:
     return (1 + (s[1:] != s[:-1]).sum(0)).to(torch.float64) / x.shape[0]
 
 
-def _mode_share(x: torch.Tensor) -> torch.Tensor:
-    """``[P]``: the share of the draws of each column of ``[n, P]`` that its most common value takes."""
-    return torch.tensor([float(torch.unique(col, return_counts=True)[1].max()) / x.shape[0] for col in x.T],
-                        dtype=torch.float64)
+def _dominated(x: torch.Tensor, share: float) -> torch.Tensor:
+    """``[P]``: whether one value takes more than ``share`` of the draws of each column of ``[n, P]``: at least
+    k + 1 equal values, k = ⌊share·n⌋, which in sorted order means s_i = s_{i+k} for some i."""
+    n = x.shape[0]
+    k = math.floor(share * n)  # more than share·n equal values span k + 1 positions: s_i = s_{i+k}
+    if k >= n:
+        return torch.zeros(x.shape[1], dtype=torch.bool)
+    s = torch.sort(x, dim=0).values
+    return (s[: n - k] == s[k:]).any(0)
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +108,7 @@ def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[i
         if len(mine) < 2:
             continue
         pooled = torch.cat([samples[starts[i] : starts[i] + segments[i]] for i in mine]).to(torch.float64)
-        tied = _mode_share(pooled) > MODE_MAX
+        tied = _dominated(pooled, MODE_MAX)
         ranks = _ranks(pooled)
         centred = ranks - ranks.mean(0)
         total = (centred * centred).sum(0)
