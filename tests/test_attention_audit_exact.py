@@ -666,7 +666,8 @@ def test_a_correct_half_precision_attention_is_not_failed_on_its_rounding(kt_see
         return lambda q, k, v, mask=None: (1.01 * fn(q, k, v)).to(torch.bfloat16).to(torch.float64)
 
     report = check_attention(biased, checks=["consistency", "bias"], **common)
-    assert report.checks[0].status != "passed" and report.checks[1].status == "failed", str(report)
+    # the report fails on the bias row; the slope row alone may pass at some seeds (it fails or is refused at most)
+    assert report.status == "FAILED" and report.checks[1].status == "failed", str(report)
 
     def independent(m, generator):  # a different W for the keys: biased at every m
         wq, wk = (torch.randn(m, 8, generator=generator, dtype=torch.float64).to(torch.bfloat16) for _ in range(2))
