@@ -6,20 +6,20 @@ redraws only some of its rows each time, a batched path that shares directions a
 right law at every draw, but with positive correlation between draws the standard error is too small and a correct
 map FAILED ``unbiased`` (a redraw of 1/8 of the rows: lag-1 correlation 0.875, the standard error 3.6× too small).
 
-:func:`serial_z` tests the draw order for positive serial dependence with a statistic that is exact under
-independence whatever the law of the estimates: within each stretch of draws that are identically distributed under
-the claim (one RNG block's draws through one path), the ranks of one pair's estimates are a uniformly random
-permutation, and the circular lag-1 sum of the centred ranks has the permutation mean and variance of Wald and
-Wolfowitz (1943); the stretches are independent, so their standardised sum is a z-score (normal by the permutation
-central limit theorem). Draws that share something within a block (a batch expanding one set of directions) are
-exchangeable inside it, so no order shows them; :func:`between_segments_p` compares the blocks of each path instead
-(Kruskal–Wallis), on the row's draws and, since a failure at an early look has seen only two or three blocks, on
-fresh draws in 32 blocks of 32 (:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a
-refusal when the draws of its pairs are dependent by any of the tests (Bonferroni over the tests and the pairs, at
-:data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
-into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
-probability about :data:`DEPENDENCE_ALPHA` (the tests' large-sample laws).
-"""
+:func:`serial_z` tests the draw order for positive serial dependence with a rank statistic whose null moments are
+exact under independence whatever the law of the estimates (its normal law is the large-sample one): within each
+stretch of draws that are identically distributed under the claim (one RNG block's draws through one path), the
+ranks of one pair's estimates are a uniformly random permutation, and the circular lag-1 sum of the centred ranks
+has the permutation mean and variance of Wald and Wolfowitz (1943); the stretches are independent, so their
+standardised sum is a z-score (normal by the permutation central limit theorem). Draws that share something within a
+block (a batch expanding one set of directions) are exchangeable inside it, so no order shows them;
+:func:`between_segments_p` compares the blocks of each path instead (Kruskal–Wallis), on the row's draws and, since
+a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 32
+(:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a refusal when the draws of its pairs are
+dependent by any of the tests (Bonferroni over the tests and the pairs, at :data:`DEPENDENCE_ALPHA`): a failure that
+could come from the dependence alone is no verdict. It never turns a pass into anything else, so it cannot make a
+defect pass; under independence it takes a true failure away with probability about :data:`DEPENDENCE_ALPHA` (the
+tests' large-sample laws). """
 
 from __future__ import annotations
 
