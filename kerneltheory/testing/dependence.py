@@ -15,11 +15,12 @@ standardised sum is a z-score (normal by the permutation central limit theorem).
 block (a batch expanding one set of directions) are exchangeable inside it, so no order shows them;
 :func:`between_segments_p` compares the blocks of each path instead (Kruskal–Wallis), on the row's draws and, since
 a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 32
-(:func:`fresh_blocks`). :func:`dependence_refusal` turns a failed row into a refusal when the draws of its pairs are
-dependent by any of the tests (Bonferroni over the tests and the pairs, at :data:`DEPENDENCE_ALPHA`): a failure that
-could come from the dependence alone is no verdict. It never turns a pass into anything else, so it cannot make a
-defect pass; under independence it takes a true failure away with probability about :data:`DEPENDENCE_ALPHA` (the
-tests' large-sample laws). """
+(:func:`fresh_blocks`, for maps with a batched path). :func:`dependence_refusal` turns a failed row into a refusal
+when the draws of its pairs are dependent by any of the tests (Bonferroni over the tests and the pairs, at
+:data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
+into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
+probability about :data:`DEPENDENCE_ALPHA` (the tests' large-sample laws).
+"""
 
 from __future__ import annotations
 
