@@ -262,7 +262,7 @@ def _rounding_only(errors, exact, q, k, v, ms, u: float, base: dict) -> CheckRes
                                "told from rounding; a larger input scale or fewer features would show it", **base)
 
 
-HALF_FORMATS = {2.0**-8: torch.bfloat16, 2.0**-11: torch.float16}  # unit roundoff → format
+HALF_FORMATS = (torch.bfloat16, torch.float16)  # the formats whose rows are read against rounded inputs (item 13(h))
 
 
 def _rounded_shift(reference, causal, q, k, v, exact, u: float) -> tuple[torch.Tensor, str] | None:
@@ -271,7 +271,7 @@ def _rounded_shift(reference, causal, q, k, v, exact, u: float) -> tuple[torch.T
     for finer formats. A half-precision module rounds q, k and v before anything else, which moves exact attention
     by as much as its Monte Carlo error at large m (8.3e-4 in bfloat16 at the default inputs), so its estimates
     converge to the second reference, not the first (proofs/attention_audit.md, item 13(h))."""
-    fmt = HALF_FORMATS.get(u)
+    fmt = next((f for f in HALF_FORMATS if torch.finfo(f).eps / 2 == u), None)
     if fmt is None:
         return None
     try:

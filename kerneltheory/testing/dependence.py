@@ -188,10 +188,10 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
         how = (f"consecutive draws' estimates are correlated (rank lag-1 correlation ≈ {r:.2f}, "
                f"z = {float(z[worst]):.1f})")
     else:
-        count = len(sizes) if which == "blocks" else FRESH_BLOCKS
+        count = len(sizes) if which == "blocks" else len(more_sizes)
         how = (f"the RNG blocks' estimates differ beyond their spread within a block (Kruskal–Wallis p = "
-               f"{float(tests[which][worst]):.2g} over {count} blocks{' of fresh draws' if which == 'fresh' else ''}: "
-               "the draws of a block share something)")
+               f"{float(tests[which][worst]):.2g} over {count} stretches, one per RNG block and path"
+               f"{', of fresh draws' if which == 'fresh' else ''}: the draws of a block share something)")
     return CheckResult.refusal(
         f"the draws are not independent: at {labels[worst]} {how}, so the standard errors, which assume independent "
         "draws, are too small and the failure could come from the dependence alone; each call sample(generator) "

@@ -257,8 +257,13 @@ class _Evaluator:
         """The stretches of a block of r draws through each path, in order (:meth:`__call__`): ⌈r/4⌉ plain, then the
         rest batched, for a sampler with both paths; one stretch otherwise. Under the claim each stretch is iid, while a
         path that draws another law shifts its own stretch only (dependence.serial_z reads each stretch alone)."""
-        plain = -(-r // 4) if self.batched and self.mixed else 0
-        return [plain, r - plain] if plain else [r]
+        plain = self._plain_count(r)
+        return [s for s in (plain, r - plain) if s]
+
+    def _plain_count(self, r: int) -> int:
+        """How many of a block of r draws go through the plain path: ⌈r/4⌉ for a sampler with both paths, none for a
+        batched-only one, all for a sampler without a batched path."""
+        return (-(-r // 4) if self.mixed else 0) if self.batched else r
 
     def __call__(self, gen: torch.Generator, r: int) -> torch.Tensor:
         """``[r, P]`` estimates of r independent draws. A batched sampler with a plain path (``batch=None`` by
@@ -269,7 +274,7 @@ class _Evaluator:
         raises (no plain path; a map it returns is checked as any other), or ``batched=True``, draws them all
         batched."""
         with torch.no_grad():
-            plain = (-(-r // 4) if self.mixed else 0) if self.batched else r
+            plain = self._plain_count(r)
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
             rows = []
             for _ in range(plain):
