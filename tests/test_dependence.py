@@ -126,3 +126,65 @@ def test_a_plain_path_tested_at_a_quarter_share_is_noted(kt_seed):
     one = check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False,
                             batched=False)
     assert one.passed and not any("quarter of the draws" in n for n in one.notes), str(one)
+
+
+def test_selected_columns_keep_the_levels(kt_seed):
+    """The dependence tests read only the pairs that reject in a failed row. Under independence, columns chosen by
+    a symmetric statistic of the draws (here the largest |mean| of each group of eight iid log-normal columns, as a
+    mean row's worst pair) keep both tests' levels at α′ = 10⁻² and 10⁻³ over 2000 groups (one-sided binomial tests at
+    10⁻³): the selection leaves each segment's order and the blocks' share of the pooled draws uniformly random. A
+    selection that reads the order (the largest serial z of a group) breaks the level, and the same test sees it."""
+    g = torch.Generator().manual_seed(kt_seed)
+    x = torch.exp(torch.randn(128, 2000, 8, generator=g, dtype=torch.float64))
+    pick = x.mean(0).sub(x.mean()).abs().argmax(-1)  # a symmetric function of each group's draws
+    chosen = torch.gather(x, 2, pick.expand(128, -1).unsqueeze(-1)).squeeze(-1)
+    sizes, paths = block_segments(128, [32] * 4, lambda r: [r // 4, r - r // 4])
+    p_serial = torch.from_numpy(stats.norm.sf(serial_z(chosen, sizes).numpy()))
+    p_blocks = between_segments_p(chosen, sizes, paths)
+    for p in (p_serial, p_blocks):
+        for level in (1e-2, 1e-3):
+            rejected = int((p < level).sum())
+            assert stats.binomtest(rejected, 2000, level, alternative="greater").pvalue > 1e-3, (level, rejected)
+    # the control: a selection that reads the order (the largest serial z of each group) breaks the level, which
+    # this test detects
+    z_all = serial_z(x.reshape(128, -1), sizes).reshape(2000, 8)
+    rejected = int((z_all.amax(-1) > stats.norm.isf(1e-2)).sum())
+    assert stats.binomtest(rejected, 2000, 1e-2, alternative="greater").pvalue < 1e-6, rejected
+
+
+def test_the_failing_pairs_alone_are_read(kt_seed):
+    """A failed row's dependence tests read the pairs that reject (``CheckResult.rejecting``): a map biased at one
+    pair whose draws are independent there stays FAILED although another pair's draws form an AR(1) chain (the old
+    rule, all pairs read, refused it), and a correct map with dependent draws at the failing pair is still refused."""
+    from kerneltheory.montecarlo import Moments
+    from kerneltheory.testing.checks import CheckResult, mean_check, variance_check
+    from kerneltheory.testing.dependence import dependence_refusal
+
+    g = torch.Generator().manual_seed(kt_seed)
+    n = 512
+    sizes = block_segments(n, [64] * 8)
+    iid = torch.randn(n, 1, generator=g, dtype=torch.float64) + 0.5  # biased by 0.5 = 11 standard errors
+    e = torch.randn(n, generator=g, dtype=torch.float64)
+    chain = torch.zeros(n, 1, dtype=torch.float64)  # AR(1) with ρ = 0.5: serial z ≈ ρ√n ≈ 11, its mean still centred
+    for t in range(n):
+        chain[t] = (0.5 * chain[t - 1] if t else 0.0) + e[t] * math.sqrt(0.75)
+    x = torch.cat([iid, chain], 1)
+    target = torch.zeros(2, dtype=torch.float64)
+    row = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="u", seed=0, samples=x)
+    assert row.status == "failed" and row.rejecting.tolist() == [True, False], str(row)
+    assert dependence_refusal(row, x, sizes, ["a", "b"]) is None
+    everything = CheckResult(**{k: v for k, v in row.as_dict().items()})  # no mask: every pair is read
+    refused = dependence_refusal(everything, x, sizes, ["a", "b"])
+    assert refused is not None and "at b" in refused.detail
+    # the chain at the failing pair itself: refused
+    y = torch.cat([chain + 5.0, torch.randn(n, 1, generator=g, dtype=torch.float64)], 1)
+    row = mean_check(Moments.from_samples(y), target, alpha=1e-6, name="u", seed=0, samples=y)
+    assert row.rejecting.tolist() == [True, False]
+    assert dependence_refusal(row, y, sizes, ["a", "b"]) is not None
+    # the variance row keeps its mask among all pairs when some are settled (claimed 0 and met)
+    u = 6 * torch.rand(n, 1, generator=g, dtype=torch.float64) - 3  # variance 3, light tails
+    z = torch.cat([torch.zeros(n, 1, dtype=torch.float64), u], 1)
+    vrow = variance_check(Moments.from_samples(z), torch.tensor([0.0, 1.0], dtype=torch.float64), alpha=1e-3,
+                          name="v", seed=0, samples=z)
+    assert vrow.status == "failed" and vrow.rejecting.tolist() == [False, True], str(vrow)
+    assert "rejecting" not in vrow.as_dict()

@@ -16,7 +16,7 @@ block (a batch expanding one set of directions) are exchangeable inside it, so n
 :func:`between_segments_p` compares the blocks of each path instead (Kruskal–Wallis), on the row's draws and, since
 a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 32
 (:func:`fresh_blocks`, for maps with a batched path). :func:`dependence_refusal` turns a failed row into a refusal
-when the draws of its pairs are dependent by any of the tests (Bonferroni over the tests and the pairs, at
+when the draws of its rejecting pairs are dependent by any of the tests (Bonferroni over the tests and those pairs, at
 :data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
 into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
 probability about :data:`DEPENDENCE_ALPHA` (the tests' large-sample laws).
@@ -35,12 +35,6 @@ from .seeds import seed_for
 DEPENDENCE_ALPHA = 1e-6  # the chance, under independent draws, that a failed row is refused as dependent
 DISTINCT = 0.9  # the serial test reads a column only where at least this share of its draws in a segment are distinct
 MODE_MAX = 0.9  # the between-blocks tests read a column only where no single value takes more than this share of draws
-
-
-def _distinct_share(x: torch.Tensor) -> torch.Tensor:
-    """``[P]``: the number of distinct values of each column of ``[n, P]`` over n."""
-    s = torch.sort(x, dim=0).values
-    return (1 + (s[1:] != s[:-1]).sum(0)).to(torch.float64) / x.shape[0]
 
 
 def _dominated(x: torch.Tensor, share: float) -> torch.Tensor:
@@ -74,20 +68,21 @@ def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
     num = torch.zeros(samples.shape[1], dtype=torch.float64)
     var = torch.zeros_like(num)
     tied = torch.zeros(samples.shape[1], dtype=torch.bool)
-    start = 0
-    for n in segments:
-        part = samples[start : start + n].to(torch.float64)
-        start += n
+    starts = [sum(segments[:i]) for i in range(len(segments))]
+    for n in sorted(set(segments)):  # the segments of one size at once: [k, n, P], one sort and one ranking
         if n < 4:
             continue
-        tied |= _distinct_share(part) < DISTINCT
-        a = _ranks(part)
-        a = a - a.mean(0)
-        r = (a * torch.roll(a, -1, 0)).sum(0)
-        s2, s4 = (a * a).sum(0), (a**4).sum(0)
+        parts = torch.stack([samples[s : s + n] for s, size in zip(starts, segments, strict=True) if size == n])
+        parts = parts.to(torch.float64)
+        srt = torch.sort(parts, dim=1).values
+        tied |= ((1 + (srt[:, 1:] != srt[:, :-1]).sum(1)).to(torch.float64) / n < DISTINCT).any(0)
+        a = torch.from_numpy(stats.rankdata(parts.numpy(), axis=1, method="average")).to(torch.float64)
+        a = a - a.mean(1, keepdim=True)
+        r = (a * torch.roll(a, -1, 1)).sum(1)
+        s2, s4 = (a * a).sum(1), (a**4).sum(1)
         e = -s2 / (n - 1)
-        num += r - e
-        var += (s2 * s2 - s4) / (n - 1) + (s2 * s2 - 2 * s4) / ((n - 1) * (n - 2)) - e * e
+        num += (r - e).sum(0)
+        var += ((s2 * s2 - s4) / (n - 1) + (s2 * s2 - 2 * s4) / ((n - 1) * (n - 2)) - e * e).sum(0)
     return torch.where((var > 0) & ~tied, num / var.clamp_min(1e-300).sqrt(), torch.zeros_like(num))
 
 
@@ -167,17 +162,25 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
     :func:`block_segments`) are dependent, or None: the smallest p-value of :func:`serial_z` (one-sided, positive
     dependence), :func:`between_segments_p` on these draws and, when ``fresh()`` gives new draws of the row's pairs and
     their segments (:func:`fresh_blocks`, cut to the row's pairs), on those, times the number of tests, below
-    :data:`DEPENDENCE_ALPHA`/P at some pair."""
+    :data:`DEPENDENCE_ALPHA`/P′ at some pair. The tests read the P′ pairs that reject in the row
+    (``row.rejecting``, kept by the checks whose statistic is a symmetric function of the draws), else all P: a
+    symmetric statistic leaves each segment's order, and the blocks' share of the pooled draws, as random as under
+    independence, so the selection keeps the tests' laws (proofs/verification.md, item 13(g))."""
     if row.status != "failed" or not math.isfinite(row.statistic) or row.method == "exhaustive" or \
             samples.shape[0] < 8:  # a certain failure (a bound broken, a claim not a number) needs no standard error
         return None
     sizes, paths = segments
+    cols = torch.arange(samples.shape[1])
+    mask = row.rejecting
+    if mask is not None and tuple(mask.shape) == (samples.shape[1],) and bool(mask.any()):
+        cols = torch.nonzero(mask).flatten()
+    samples, labels = samples[:, cols], [labels[int(c)] for c in cols]
     z = serial_z(samples, sizes)
     tests = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
              "blocks": between_segments_p(samples, sizes, paths)}
     if fresh is not None:
         more, (more_sizes, more_paths) = fresh()
-        tests["fresh"] = between_segments_p(more, more_sizes, more_paths)
+        tests["fresh"] = between_segments_p(more[:, cols], more_sizes, more_paths)
     p = len(tests) * torch.stack(list(tests.values())).amin(0)
     worst = int(torch.argmin(p))
     if not float(p[worst]) < DEPENDENCE_ALPHA / samples.shape[1]:
