@@ -67,6 +67,40 @@ def test_global_rng_is_reproducible_and_restores_the_callers_state(kt_seed):
             pass
 
 
+def test_a_block_of_draws_restores_the_global_states_once(kt_seed):
+    """Inside the checks' blocks of draws (``_global_states.kept_global_states``) global_rng still seeds every
+    generator per draw, so each draw is the one it is alone, and the caller's numpy and random states come back when
+    the block ends, also when it raises; an audit of a sampler drawing from all three leaves them unchanged."""
+    from kerneltheory import kernels
+    from kerneltheory.testing import check_feature_map
+    from kerneltheory.testing._global_states import kept_global_states
+
+    draw = lambda: (torch.randn(3), np.random.randn(3), random.random())  # noqa: E731, NPY002
+    sample = global_rng_sampler(draw)
+    torch.manual_seed(kt_seed)
+    before = global_state()
+    alone = [sample(torch.Generator().manual_seed(kt_seed + i)) for i in range(3)]
+    with kept_global_states():
+        kept = [sample(torch.Generator().manual_seed(kt_seed + i)) for i in range(3)]
+        assert not same_state(before, global_state())  # the last draw's seeded states, until the block ends
+    assert same_state(before, global_state())
+    for a, b in zip(alone, kept, strict=True):
+        assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    with pytest.raises(RuntimeError, match="inside"), kept_global_states():
+        sample(torch.Generator().manual_seed(kt_seed))
+        raise RuntimeError("fails inside")
+    assert same_state(before, global_state())
+
+    def features():
+        w = torch.randn(8, 2, dtype=torch.float64) + 0.0 * float(np.random.randn()) + 0.0 * random.random()  # noqa: NPY002
+        return lambda x: torch.cat([torch.cos(x @ w.T), torch.sin(x @ w.T)], -1) / 8**0.5
+
+    report = check_feature_map(global_rng_sampler(features), kernels.gaussian, dim=2, claims={"unbiased"},
+                               seed=kt_seed, sweep=False, budget="quick")
+    assert report.passed, str(report)
+    assert same_state(before, global_state())
+
+
 def test_numpy_sampler_returns_tensors_of_its_own_dtype(kt_seed):
     g = torch.Generator().manual_seed(kt_seed)
     w = global_rng_sampler(lambda: np.random.standard_normal((4, 3)))(g)  # noqa: NPY002

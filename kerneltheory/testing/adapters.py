@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .._validation import check_generator, check_int, check_points
+from ._global_states import states_kept
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -87,10 +88,17 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     Three seeds are drawn from ``generator`` (so the same generator state gives the same global draws, and the
     generator advances like any other draw); the caller's global states (torch CPU, every initialised CUDA
     device, ``numpy.random``'s legacy global state, :mod:`random`) are saved first and restored on exit, also
-    when the body raises.
+    when the body raises. Inside :func:`~kerneltheory.testing._global_states.kept_global_states` (the checks' blocks
+    of draws) numpy's and :mod:`random`'s states are restored once, when the block ends, instead.
     """
     check_generator(generator)
     seeds = torch.randint(0, 2**62, (3,), generator=generator, dtype=torch.int64).tolist()
+    if states_kept():  # an enclosing block of draws restores numpy's and random's states once (_global_states)
+        with _seeded_torch(seeds[0]):
+            np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
+            random.seed(seeds[2])
+            yield
+        return
     np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
     py_state = random.getstate()
     try:

@@ -84,6 +84,7 @@ from ..spectral.base import SpectralLaw
 from ..spectral.gaussian import Gaussian, GaussianApproximation
 from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
+from ._global_states import kept_global_states
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
 from .sampler_rounding import FORMATS, carried_format, non_finite_rows, orthogonality_row, redraw_row
@@ -634,7 +635,8 @@ def callable_sampler_checks(
         return w.to(_F64)
 
     def draw(generator: torch.Generator, r: int) -> torch.Tensor:
-        return torch.stack([one(generator) for _ in range(r)])
+        with kept_global_states():  # numpy's and random's states restored once per block (_global_states)
+            return torch.stack([one(generator) for _ in range(r)])
 
     return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
                 rows=rows, projections=projections, block=block, extended=extended, redraws=redraws, std=std)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from ._global_states import kept_global_states
 from .inputs import InputFamily
 
 
@@ -47,7 +48,9 @@ def _features(fn, x: torch.Tensor, name: str, batch: int | None = None) -> torch
             f"{name} returned complex features ({out.dtype}); the checks compare real estimates φ(x)ᵀφ(y) with a real "
             "kernel: return the real features, e.g. [cos, sin] instead of exp(iωᵀx)"
         )
-    return out.detach().to(torch.float64)
+    if out.requires_grad:
+        out = out.detach()
+    return out if out.dtype == torch.float64 else out.to(torch.float64)
 
 
 def _gram(fn, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
@@ -165,6 +168,7 @@ class _Evaluator:
         # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
         # rounding floor of the checks is set from it (checks.pair_rounding_floor)
         self.eps = torch.finfo(torch.float64).eps
+        self._dtypes_seen: set[torch.dtype] = set()  # the floating dtypes already read into eps
         # whether the first float64 features returned were all float32 numbers (a map computing in float32 and
         # casting its result: a hint in the report if it fails, never a change of floor)
         self.float32_numbers: bool | None = None
@@ -206,7 +210,8 @@ class _Evaluator:
         def call(x):
             out = fn(x)
             for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
-                if isinstance(dt, torch.dtype) and dt.is_floating_point:
+                if isinstance(dt, torch.dtype) and dt.is_floating_point and dt not in self._dtypes_seen:
+                    self._dtypes_seen.add(dt)
                     self.eps = max(self.eps, torch.finfo(dt).eps)
             if self.float32_numbers is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
                 self.float32_numbers = bool((out.float().double() == out).all())
@@ -273,7 +278,7 @@ class _Evaluator:
         test. One whose ``batch`` is required or defaults to a number, whose first call ``sample(generator)``
         raises (no plain path; a map it returns is checked as any other), or ``batched=True``, draws them all
         batched."""
-        with torch.no_grad():
+        with torch.no_grad(), kept_global_states():
             plain = self._plain_count(r)
             # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
             rows = []
@@ -290,6 +295,8 @@ class _Evaluator:
     def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
         """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
         n = self.num_pairs
+        if not self.cross:  # pair families only: their estimates are the row-wise products, in family order
+            return (fq * fk).sum(-1)
         out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
         start = n
         for f in self.cross:
