@@ -155,7 +155,8 @@ def test_selected_columns_keep_the_levels(kt_seed):
 def test_the_failing_pairs_alone_are_read(kt_seed):
     """A failed row's dependence tests read the pairs that reject (``CheckResult.rejecting``): a map biased at one
     pair whose draws are independent there stays FAILED although another pair's draws form an AR(1) chain (the old
-    rule, all pairs read, refused it), and a correct map with dependent draws at the failing pair is still refused."""
+    rule, all pairs read, refused it), and a correct map with dependent draws at the failing pair is still refused;
+    where the failing pair's estimates are rare events, which no test reads, every pair is read."""
     from kerneltheory.montecarlo import Moments
     from kerneltheory.testing.checks import CheckResult, mean_check, variance_check
     from kerneltheory.testing.dependence import dependence_refusal
@@ -181,6 +182,14 @@ def test_the_failing_pairs_alone_are_read(kt_seed):
     row = mean_check(Moments.from_samples(y), target, alpha=1e-6, name="u", seed=0, samples=y)
     assert row.rejecting.tolist() == [True, False]
     assert dependence_refusal(row, y, sizes, ["a", "b"]) is not None
+    # a rejecting pair of rare-event estimates, which no test reads: every pair is read, and the chain is seen
+    rare = (torch.rand(n, 1, generator=g, dtype=torch.float64) < 0.08).to(torch.float64)
+    w = torch.cat([rare, chain], 1)
+    row = mean_check(Moments.from_samples(w), torch.tensor([-0.5, 0.0], dtype=torch.float64), alpha=1e-6,
+                     name="u", seed=0, samples=w, bound=torch.tensor([1.0, 10.0], dtype=torch.float64))
+    assert row.status == "failed" and row.rejecting.tolist() == [True, False], str(row)
+    refused = dependence_refusal(row, w, sizes, ["a", "b"])
+    assert refused is not None and "at b" in refused.detail
     # the variance row keeps its mask among all pairs when some are settled (claimed 0 and met)
     u = 6 * torch.rand(n, 1, generator=g, dtype=torch.float64) - 3  # variance 3, light tails
     z = torch.cat([torch.zeros(n, 1, dtype=torch.float64), u], 1)

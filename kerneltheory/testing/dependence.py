@@ -163,7 +163,9 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
     dependence), :func:`between_segments_p` on these draws and, when ``fresh()`` gives new draws of the row's pairs and
     their segments (:func:`fresh_blocks`, cut to the row's pairs), on those, times the number of tests, below
     :data:`DEPENDENCE_ALPHA`/P′ at some pair. The tests read the P′ pairs that reject in the row
-    (``row.rejecting``, kept by the checks whose statistic is a symmetric function of the draws), else all P: a
+    (``row.rejecting``, kept by the checks whose statistic is a symmetric function of the draws), else all P (also
+    where a rejecting pair's estimates are rare events, one value in more than :data:`MODE_MAX` of them, which no
+    test reads): a
     symmetric statistic leaves each segment's order, and the blocks' share of the pooled draws, as random as under
     independence, so the selection keeps the tests' laws (proofs/verification.md, item 13(g))."""
     if row.status != "failed" or not math.isfinite(row.statistic) or row.method == "exhaustive" or \
@@ -173,7 +175,11 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
     cols = torch.arange(samples.shape[1])
     mask = row.rejecting
     if mask is not None and tuple(mask.shape) == (samples.shape[1],) and bool(mask.any()):
-        cols = torch.nonzero(mask).flatten()
+        picked = torch.nonzero(mask).flatten()
+        # a rejecting pair of rare-event estimates is read by no test (MODE_MAX): then every pair is read, as other
+        # pairs may show the dependence (which pairs are dominated is again a symmetric function of the draws)
+        if not bool(_dominated(samples[:, picked].to(torch.float64), MODE_MAX).any()):
+            cols = picked
     samples, labels = samples[:, cols], [labels[int(c)] for c in cols]
     z = serial_z(samples, sizes)
     tests = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
