@@ -197,3 +197,31 @@ def test_the_failing_pairs_alone_are_read(kt_seed):
                           name="v", seed=0, samples=z)
     assert vrow.status == "failed" and vrow.rejecting.tolist() == [False, True], str(vrow)
     assert "rejecting" not in vrow.as_dict()
+
+
+def test_fresh_draws_at_the_rejecting_pairs_are_the_same_estimates(kt_seed):
+    """The fresh blocks of a user's sampler are drawn at the rejecting pairs alone, through the batched path
+    (``_Evaluator.at_columns``, ``draw_batched``): from identically seeded generators they are the full evaluator's
+    estimates at those columns, for pair and cross families alike; with a bind step (estimates tied to every point)
+    there is no narrower evaluator."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.user_calls import _Evaluator
+
+    d, m = 3, 8
+
+    def sample(g, batch=None):
+        w = torch.randn(1 if batch is None else batch, m, d, generator=g, dtype=torch.float64)
+        f = lambda x: torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1)[None, :, None] / 2)  # noqa: E731
+        return f if batch is not None else (lambda x: f(x)[0])
+
+    g = torch.Generator().manual_seed(kt_seed)
+    fams = [InputFamily("p", torch.randn(5, d, generator=g, dtype=torch.float64),
+                        torch.randn(5, d, generator=g, dtype=torch.float64)),
+            InputFamily("c", torch.randn(3, d, generator=g, dtype=torch.float64),
+                        torch.randn(3, d, generator=g, dtype=torch.float64), cross=True)]
+    ev = _Evaluator(sample, fams, None, None)
+    cols = torch.tensor([1, 4, 5, 9, 13])  # two pair columns, three cross ones ((0, 0), (1, 1), (2, 2))
+    full = ev.draw_batched(torch.Generator().manual_seed(7), 6)[:, cols]
+    narrow = ev.at_columns(cols).draw_batched(torch.Generator().manual_seed(7), 6)
+    assert narrow.shape == (6, 5) and torch.allclose(narrow, full, rtol=1e-12, atol=0)
+    assert _Evaluator(sample, fams, lambda fm, x, y: fm, None).at_columns(cols) is None

@@ -149,7 +149,9 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
     generators seeded apart from the checks' (``seed_for("dependence", seed)`` + block), and their segments: draws the
     failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
     three blocks, too few to tell a block that shares its draws' directions; 16 blocks of 16 were too few for a batch
-    sharing the directions of half its rows). Drawn once per run, for every pair."""
+    sharing the directions of half its rows). A user's sampler is drawn at the failed row's rejecting pairs alone,
+    through its batched path (``_Evaluator.at_columns``, ``draw_batched``); other estimates once per run, for every
+    pair."""
     base = seed_for("dependence", seed)
     parts = [estimates(torch.Generator().manual_seed(base + b), FRESH_SIZE).to(torch.float64).cpu()
              for b in range(FRESH_BLOCKS)]
@@ -160,8 +162,8 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
                        labels: list[str], fresh=None) -> CheckResult | None:
     """The refusal of a failed ``row`` whose draws ``[n, P]`` (in draw order; ``segments`` from
     :func:`block_segments`) are dependent, or None: the smallest p-value of :func:`serial_z` (one-sided, positive
-    dependence), :func:`between_segments_p` on these draws and, when ``fresh()`` gives new draws of the row's pairs and
-    their segments (:func:`fresh_blocks`, cut to the row's pairs), on those, times the number of tests, below
+    dependence), :func:`between_segments_p` on these draws and, when ``fresh(columns)`` gives new draws of those of the
+    row's pairs and their segments (:func:`fresh_blocks`), on those, times the number of tests, below
     :data:`DEPENDENCE_ALPHA`/P′ at some pair. The tests read the P′ pairs that reject in the row
     (``row.rejecting``, kept by the checks whose statistic is a symmetric function of the draws), else all P (also
     where a rejecting pair's estimates are rare events, one value in more than :data:`MODE_MAX` of them, which no
@@ -185,8 +187,8 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
     tests = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
              "blocks": between_segments_p(samples, sizes, paths)}
     if fresh is not None:
-        more, (more_sizes, more_paths) = fresh()
-        tests["fresh"] = between_segments_p(more[:, cols], more_sizes, more_paths)
+        more, (more_sizes, more_paths) = fresh(cols)
+        tests["fresh"] = between_segments_p(more, more_sizes, more_paths)
     p = len(tests) * torch.stack(list(tests.values())).amin(0)
     worst = int(torch.argmin(p))
     if not float(p[worst]) < DEPENDENCE_ALPHA / samples.shape[1]:

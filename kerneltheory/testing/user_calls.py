@@ -292,6 +292,25 @@ class _Evaluator:
                 rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))
             return torch.cat(rows)
 
+    def at_columns(self, columns: torch.Tensor) -> _Evaluator | None:
+        """An evaluator of the same sampler at the pairs of the given estimate columns alone (one pair family of
+        their query and key points: a cross family's column i·L + j is (x_i, x_j)), or None where a bind step ties the
+        estimates to all the points. The dependence tests' fresh draws need those pairs only: a draw's estimate at a
+        pair does not depend on the other points of a row-wise map, and the fresh blocks' test is valid at any points
+        (it compares fresh blocks with each other)."""
+        if self.bind is not None:
+            return None
+        q = torch.cat([f.pairs()[0] for f in self.order])[columns]
+        k = torch.cat([f.pairs()[1] for f in self.order])[columns]
+        return _Evaluator(self.sample, [InputFamily("fresh", q, k)], None, self.batched)
+
+    def draw_batched(self, gen: torch.Generator, r: int) -> torch.Tensor:
+        """``[r, P]`` estimates of r draws through the batched path alone, one call ``sample(generator, batch=r)``
+        (a sampler with a batched path): the fresh blocks of the dependence tests look for draws shared within a
+        batch, which only this path can share (dependence between plain calls is the serial test's)."""
+        with torch.no_grad(), kept_global_states():
+            return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
+
     def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
         """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
         n = self.num_pairs

@@ -324,7 +324,15 @@ def run_mean_variance_checks(
     batched_draws = getattr(estimates, "batched", True)
     drawn: list = []
 
-    def fresh(columns: slice):  # the dependence tests' fresh draws: drawn at the first failure, for every pair
+    def fresh(columns: torch.Tensor):  # the dependence tests' fresh draws of these columns (indices among all)
+        # an evaluator of a user's sampler draws them at those pairs alone and through the batched path alone
+        # (_Evaluator.at_columns, draw_batched): a batch is what can share draws, and the other points and plain calls
+        # one at a time cost most of the fresh draws; other estimates are drawn once, at the first failure, for every
+        # pair
+        narrow = getattr(estimates, "at_columns", None)
+        ev = narrow(columns) if narrow is not None else None
+        if ev is not None:
+            return fresh_blocks(ev.draw_batched, seed)
         if not drawn:
             drawn.append(fresh_blocks(estimates, seed, split))
         return drawn[0][0][:, columns], drawn[0][1]
@@ -381,7 +389,7 @@ def run_mean_variance_checks(
                                 r.detail, e, labels, g["kind"])
                     # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
                     dependent = dependence_refusal(row, smp, segments, labels,
-                                                   (lambda sl=sl: fresh(sl)) if batched_draws else None)
+                                                   (lambda c, sl=sl: fresh(c + sl.start)) if batched_draws else None)
                     row = dependent or row
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
