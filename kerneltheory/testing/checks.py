@@ -213,8 +213,11 @@ def _pair_scale(*values: torch.Tensor) -> torch.Tensor:
     scales = []
     for v in values:
         a = v.detach().to(torch.float64).cpu().abs()
-        a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
-        scales.append(a.amax(0) if a.dim() == 2 else a)
+        top = a.amax(0) if a.dim() == 2 else a
+        if not bool(torch.isfinite(top).all()):  # a NaN or an infinity somewhere: the largest finite magnitude
+            a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
+            top = a.amax(0) if a.dim() == 2 else a
+        scales.append(top)
     return torch.stack(scales).amax(0)
 
 
