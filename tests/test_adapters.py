@@ -101,6 +101,40 @@ def test_a_block_of_draws_restores_the_global_states_once(kt_seed):
     assert same_state(before, global_state())
 
 
+def test_a_plain_path_drawing_from_numpy_directly_does_not_repeat_from_block_to_block(kt_seed):
+    """Review finding: when each block of draws restored numpy's state at its end, a plain path that reads numpy's
+    global generator without global_rng drew the same numbers in every block, and this correct map FAILED at 3 of
+    12 seeds; a block without a global_rng call now leaves numpy's state alone, as a draw outside a block does."""
+    import math
+
+    from kerneltheory import kernels
+    from kerneltheory.testing import check_feature_map
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.user_calls import _Evaluator
+
+    d, m = 4, 16
+
+    def sample(g, batch=None):
+        if batch is None:
+            w = torch.from_numpy(np.random.randn(1, m, d))  # noqa: NPY002 (the defect-free misuse under test)
+        else:
+            w = torch.randn(batch, m, d, generator=g, dtype=torch.float64)
+
+        def f(x):
+            out = torch.exp(torch.einsum("nd,rmd->rnm", x, w) - (x * x).sum(-1)[None, :, None] / 2) / math.sqrt(m)
+            return out if batch is not None else out[0]
+        return f
+
+    np.random.seed(kt_seed)  # noqa: NPY002
+    x = torch.randn(3, d, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64) / 2
+    ev = _Evaluator(sample, [InputFamily("f", x, x)], None, None)
+    first = ev(torch.Generator().manual_seed(1), 8)[:2]  # the plain stretch: ⌈8/4⌉ draws
+    second = ev(torch.Generator().manual_seed(2), 8)[:2]
+    assert not torch.equal(first, second)
+    report = check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"}, seed=0, sweep=False)
+    assert report.passed, str(report)
+
+
 def test_numpy_sampler_returns_tensors_of_its_own_dtype(kt_seed):
     g = torch.Generator().manual_seed(kt_seed)
     w = global_rng_sampler(lambda: np.random.standard_normal((4, 3)))(g)  # noqa: NPY002

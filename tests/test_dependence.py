@@ -152,55 +152,66 @@ def test_selected_columns_keep_the_levels(kt_seed):
     assert stats.binomtest(rejected, 2000, 1e-2, alternative="greater").pvalue < 1e-6, rejected
 
 
-def test_the_failing_pairs_alone_are_read(kt_seed):
-    """A failed row's dependence tests read the pairs that reject (``CheckResult.rejecting``): a map biased at one
-    pair whose draws are independent there stays FAILED although another pair's draws form an AR(1) chain (the old
-    rule, all pairs read, refused it), and a correct map with dependent draws at the failing pair is still refused;
-    where the failing pair's estimates are rare events, which no test reads, every pair is read."""
+def test_the_failing_pairs_get_half_the_level_and_every_pair_the_other_half(kt_seed):
+    """A failed row's dependence tests give half their level to the pairs that reject (``CheckResult.pair_p``,
+    P·p ≤ α) and half to every pair: dependence at the failing pair that the Bonferroni factor over 200 pairs would
+    hide is seen (a moving average whose serial z is set to 5.5 by bisection: refused with the row's p-values, not
+    without them), and so is dependence at another pair of the family (a review's correct map sharing one direction
+    per batch FAILED when only the failing pairs were read); a rejecting pair of rare-event estimates, which no test
+    reads, singles out nothing; a variance row's p-values sit among all of the caller's pairs."""
     from kerneltheory.montecarlo import Moments
     from kerneltheory.testing.checks import CheckResult, mean_check, variance_check
     from kerneltheory.testing.dependence import dependence_refusal
 
     g = torch.Generator().manual_seed(kt_seed)
-    n = 512
-    sizes = block_segments(n, [64] * 8)
-    iid = torch.randn(n, 1, generator=g, dtype=torch.float64) + 0.5  # biased by 0.5 = 11 standard errors
-    e = torch.randn(n, generator=g, dtype=torch.float64)
-    chain = torch.zeros(n, 1, dtype=torch.float64)  # AR(1) with ρ = 0.5: serial z ≈ ρ√n ≈ 11, its mean still centred
+    n, P = 2048, 200
+    sizes = block_segments(n, [256] * 8)
+    labels = [f"p{i}" for i in range(P)]
+    e = torch.randn(n + 1, generator=g, dtype=torch.float64)
+    lo, hi = 0.0, 1.0  # x_t = e_t + c·e_{t−1}: serial z grows with c; bisect c to z = 5.5
+    for _ in range(50):
+        c = (lo + hi) / 2
+        lo, hi = (c, hi) if float(serial_z((e[1:] + c * e[:-1]).unsqueeze(1), sizes[0])) < 5.5 else (lo, c)
+    ma = (e[1:] + lo * e[:-1]).unsqueeze(1)
+    assert abs(float(serial_z(ma, sizes[0])) - 5.5) < 1e-3
+    x = torch.cat([ma + 0.5, torch.randn(n, P - 1, generator=g, dtype=torch.float64)], 1)  # pair 0 biased
+    target = torch.zeros(P, dtype=torch.float64)
+    row = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="u", seed=0, samples=x)
+    assert row.status == "failed" and torch.nonzero(row.pair_p * P <= row.alpha).flatten().tolist() == [0], str(row)
+    refused = dependence_refusal(row, x, sizes, labels)
+    assert refused is not None and "at p0 consecutive" in refused.detail, refused
+    plain = CheckResult(**row.as_dict())  # no p-values kept: Bonferroni over all 200 pairs, z = 5.5 is not enough
+    assert dependence_refusal(plain, x, sizes, labels) is None
+    # an AR(1) chain (ρ = 0.5) at another pair of the family: seen by the half of the level given to every pair
+    chain = torch.zeros(n, 1, dtype=torch.float64)
     for t in range(n):
         chain[t] = (0.5 * chain[t - 1] if t else 0.0) + e[t] * math.sqrt(0.75)
-    x = torch.cat([iid, chain], 1)
-    target = torch.zeros(2, dtype=torch.float64)
-    row = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="u", seed=0, samples=x)
-    assert row.status == "failed" and row.rejecting.tolist() == [True, False], str(row)
-    assert dependence_refusal(row, x, sizes, ["a", "b"]) is None
-    everything = CheckResult(**{k: v for k, v in row.as_dict().items()})  # no mask: every pair is read
-    refused = dependence_refusal(everything, x, sizes, ["a", "b"])
+    iid = torch.randn(n, 1, generator=g, dtype=torch.float64) + 0.5
+    y = torch.cat([iid, chain], 1)
+    row = mean_check(Moments.from_samples(y), torch.zeros(2, dtype=torch.float64), alpha=1e-6, name="u", seed=0,
+                     samples=y)
+    assert row.status == "failed" and (row.pair_p * 2 <= row.alpha).tolist() == [True, False], str(row)
+    refused = dependence_refusal(row, y, sizes, ["a", "b"])
     assert refused is not None and "at b" in refused.detail
-    # the chain at the failing pair itself: refused
-    y = torch.cat([chain + 5.0, torch.randn(n, 1, generator=g, dtype=torch.float64)], 1)
-    row = mean_check(Moments.from_samples(y), target, alpha=1e-6, name="u", seed=0, samples=y)
-    assert row.rejecting.tolist() == [True, False]
-    assert dependence_refusal(row, y, sizes, ["a", "b"]) is not None
-    # a rejecting pair of rare-event estimates, which no test reads: every pair is read, and the chain is seen
+    # a rejecting pair of rare-event estimates, which no test reads: the chain at the other pair is seen
     rare = (torch.rand(n, 1, generator=g, dtype=torch.float64) < 0.08).to(torch.float64)
     w = torch.cat([rare, chain], 1)
     row = mean_check(Moments.from_samples(w), torch.tensor([-0.5, 0.0], dtype=torch.float64), alpha=1e-6,
                      name="u", seed=0, samples=w, bound=torch.tensor([1.0, 10.0], dtype=torch.float64))
-    assert row.status == "failed" and row.rejecting.tolist() == [True, False], str(row)
+    assert row.status == "failed" and (row.pair_p * 2 <= row.alpha).tolist() == [True, False], str(row)
     refused = dependence_refusal(row, w, sizes, ["a", "b"])
     assert refused is not None and "at b" in refused.detail
-    # the variance row keeps its mask among all pairs when some are settled (claimed 0 and met)
-    u = 6 * torch.rand(n, 1, generator=g, dtype=torch.float64) - 3  # variance 3, light tails
-    z = torch.cat([torch.zeros(n, 1, dtype=torch.float64), u], 1)
+    # a variance row keeps its pairs' p-values among all pairs when some are settled (claimed 0 and met)
+    u = 6 * torch.rand(512, 1, generator=g, dtype=torch.float64) - 3  # variance 3, light tails
+    z = torch.cat([torch.zeros(512, 1, dtype=torch.float64), u], 1)
     vrow = variance_check(Moments.from_samples(z), torch.tensor([0.0, 1.0], dtype=torch.float64), alpha=1e-3,
                           name="v", seed=0, samples=z)
-    assert vrow.status == "failed" and vrow.rejecting.tolist() == [False, True], str(vrow)
-    assert "rejecting" not in vrow.as_dict()
+    assert vrow.status == "failed" and vrow.pair_p.shape == (2,) and float(vrow.pair_p[0]) == 1.0, str(vrow)
+    assert float(vrow.pair_p[1]) * 2 <= vrow.alpha and "pair_p" not in vrow.as_dict()
 
 
 def test_fresh_draws_at_the_rejecting_pairs_are_the_same_estimates(kt_seed):
-    """The fresh blocks of a user's sampler are drawn at the rejecting pairs alone, through the batched path
+    """The fresh blocks of a user's sampler are drawn at the pairs the dependence tests read, through the batched path
     (``_Evaluator.at_columns``, ``draw_batched``): from identically seeded generators they are the full evaluator's
     estimates at those columns, for pair and cross families alike; with a bind step (estimates tied to every point)
     there is no narrower evaluator."""

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .._validation import check_generator, check_int, check_points
-from ._global_states import states_kept
+from ._global_states import save_once
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -89,11 +89,11 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     generator advances like any other draw); the caller's global states (torch CPU, every initialised CUDA
     device, ``numpy.random``'s legacy global state, :mod:`random`) are saved first and restored on exit, also
     when the body raises. Inside :func:`~kerneltheory.testing._global_states.kept_global_states` (the checks' blocks
-    of draws) numpy's and :mod:`random`'s states are restored once, when the block ends, instead.
+    of draws) numpy's and :mod:`random`'s states are saved by the block's first call and restored when it ends.
     """
     check_generator(generator)
     seeds = torch.randint(0, 2**62, (3,), generator=generator, dtype=torch.int64).tolist()
-    if states_kept():  # an enclosing block of draws restores numpy's and random's states once (_global_states)
+    if save_once():  # an enclosing block of draws saved numpy's and random's states, and restores them once
         with _seeded_torch(seeds[0]):
             np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
             random.seed(seeds[2])

@@ -109,10 +109,10 @@ class CheckResult:
     # the same mean test without the claimed variance (:func:`mean_check` given one): what decides when the variance
     # claim is not confirmed (reliance.settle_on_variance); not part of the row's record
     without_variance: CheckResult | None = field(default=None, repr=False, compare=False)
-    # [P] bool, for a row decided by a statistic that is a symmetric function of the draws (the normal tests, the
-    # bounds): the pairs whose own Bonferroni-adjusted p-value rejects (P·p ≤ α); the dependence tests of a failed row
-    # read these columns (dependence.dependence_refusal); None where no such mask is kept. Not part of the record
-    rejecting: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # [P] p-values of the pairs (before Bonferroni: the row rejects where P·p ≤ α), for a row decided by a statistic
+    # that is a symmetric function of the draws (the normal tests, the bounds); the dependence tests of a failed row
+    # read the pairs they single out (dependence.dependence_refusal); None where none are kept. Not in the record
+    pair_p: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def refusal(cls, detail: str, **fields) -> CheckResult:
@@ -152,7 +152,7 @@ class CheckResult:
         return "refused" if self.refused else ("stopped" if self.stopped else "failed")
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("without_variance", "rejecting")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("without_variance", "pair_p")}
 
 
 def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
@@ -547,7 +547,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}, "
             f"target {float(target[idx]):.6g}{_off(diff[idx])}",
-            rejecting=p * p.numel() <= alpha,
+            pair_p=p,
             **base,
         )
         return early(row, 2) if ok else row  # a bound alone has no normal power to protect: it runs to the end
@@ -567,7 +567,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
                "target, beyond the rounding allowed, is then a bias there)"
                if bool(zero[idx]) else f" ± {float(se[idx]):.3g}")
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
-            rejecting=p_clt * p_clt.numel() <= alpha,
+            pair_p=p_clt,
             **base,
         ), 1)
     if variance is not None and samples is not None and target_stderr is None:
@@ -746,16 +746,16 @@ def variance_check(
             f"{alpha:.3g} (at pair {_pair(labels, first, index)}: {why}); the tested pairs agree with the claim",
             **base,
         )
-    rejecting = p * p.numel() <= alpha
-    if index is not None:  # the kept pairs' mask, placed among all of the caller's pairs (settled ones never reject)
-        rejecting = torch.zeros(int(settled.numel()), dtype=torch.bool).index_put_((index,), rejecting)
+    pair_p = p
+    if index is not None:  # the kept pairs' p-values among all of the caller's pairs (settled ones: 1)
+        pair_p = torch.ones(int(settled.numel()), dtype=torch.float64).index_put_((index,), p.to(torch.float64))
     row = CheckResult(
         statistic=float(z[idx]) if bool(ok[idx]) else float((s2[idx] - claimed[idx]) / unit[idx]),
         p_value=p_adj,
         method=method,
         passed=not rejected,
         detail=f"worst pair {_pair(labels, idx, index)}: s² {float(s2[idx]):.6g}, claimed {float(claimed[idx]):.6g}",
-        rejecting=rejecting,
+        pair_p=pair_p,
         **base,
     )
     if futility is not None and row.passed and bool(ok.all()) and excludes_detectable_effects(

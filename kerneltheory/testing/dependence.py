@@ -16,7 +16,7 @@ block (a batch expanding one set of directions) are exchangeable inside it, so n
 :func:`between_segments_p` compares the blocks of each path instead (Kruskal–Wallis), on the row's draws and, since
 a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 32
 (:func:`fresh_blocks`, for maps with a batched path). :func:`dependence_refusal` turns a failed row into a refusal
-when the draws of its rejecting pairs are dependent by any of the tests (Bonferroni over the tests and those pairs, at
+when its draws are dependent by any of the tests (Bonferroni over the tests and the pairs read, at
 :data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
 into anything else, so it cannot make a defect pass; under independence it takes a true failure away with
 probability about :data:`DEPENDENCE_ALPHA` (the tests' large-sample laws).
@@ -149,7 +149,7 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
     generators seeded apart from the checks' (``seed_for("dependence", seed)`` + block), and their segments: draws the
     failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
     three blocks, too few to tell a block that shares its draws' directions; 16 blocks of 16 were too few for a batch
-    sharing the directions of half its rows). A user's sampler is drawn at the failed row's rejecting pairs alone,
+    sharing the directions of half its rows). A user's sampler is drawn at the pairs :func:`dependence_refusal` reads,
     through its batched path (``_Evaluator.at_columns``, ``draw_batched``); other estimates once per run, for every
     pair."""
     base = seed_for("dependence", seed)
@@ -158,50 +158,74 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
     return torch.cat(parts), block_segments(FRESH_BLOCKS * FRESH_SIZE, [FRESH_SIZE] * FRESH_BLOCKS, split)
 
 
+FRESH_EXTRA = 8  # the fresh draws also read the row's pairs of the 8 smallest p-values
+
+
 def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[list[int], list[int]],
                        labels: list[str], fresh=None) -> CheckResult | None:
     """The refusal of a failed ``row`` whose draws ``[n, P]`` (in draw order; ``segments`` from
-    :func:`block_segments`) are dependent, or None: the smallest p-value of :func:`serial_z` (one-sided, positive
-    dependence), :func:`between_segments_p` on these draws and, when ``fresh(columns)`` gives new draws of those of the
-    row's pairs and their segments (:func:`fresh_blocks`), on those, times the number of tests, below
-    :data:`DEPENDENCE_ALPHA`/P′ at some pair. The tests read the P′ pairs that reject in the row
-    (``row.rejecting``, kept by the checks whose statistic is a symmetric function of the draws), else all P (also
-    where a rejecting pair's estimates are rare events, one value in more than :data:`MODE_MAX` of them, which no
-    test reads): a
-    symmetric statistic leaves each segment's order, and the blocks' share of the pooled draws, as random as under
-    independence, so the selection keeps the tests' laws (proofs/verification.md, item 13(g))."""
+    :func:`block_segments`) are dependent, or None. The tests: :func:`serial_z` (one-sided, positive dependence) and
+    :func:`between_segments_p` on these draws at every pair, and, when ``fresh(columns)`` gives new draws of those
+    pairs and their segments (:func:`fresh_blocks`), :func:`between_segments_p` on those. Where the row keeps its
+    pairs' p-values (``row.pair_p``, from the checks whose statistic is a symmetric function of the draws), the
+    fresh draws are read at the rejecting pairs (P·p ≤ α) and at the :data:`FRESH_EXTRA` pairs of smallest p (where
+    dependence that inflates the spread shows first), and half of :data:`DEPENDENCE_ALPHA` goes to the rejecting
+    pairs alone (all three tests, Bonferroni over them: more power where the failure's own pair carries the
+    dependence), half to every test at every pair read (Bonferroni over all of them: dependence that shows at another
+    pair of the family, which the failure's pair hides). Without p-values, or where a rejecting pair holds rare-event
+    estimates (one value in more than :data:`MODE_MAX` of them, which no test reads), all of it goes to every test at
+    every pair. A symmetric statistic leaves each segment's order, and the blocks' share of the pooled draws, as
+    random as under independence, so the selections keep the tests' laws (proofs/verification.md, item 13(g))."""
     if row.status != "failed" or not math.isfinite(row.statistic) or row.method == "exhaustive" or \
             samples.shape[0] < 8:  # a certain failure (a bound broken, a claim not a number) needs no standard error
         return None
     sizes, paths = segments
-    cols = torch.arange(samples.shape[1])
-    mask = row.rejecting
-    if mask is not None and tuple(mask.shape) == (samples.shape[1],) and bool(mask.any()):
-        picked = torch.nonzero(mask).flatten()
-        # a rejecting pair of rare-event estimates is read by no test (MODE_MAX): then every pair is read, as other
-        # pairs may show the dependence (which pairs are dominated is again a symmetric function of the draws)
-        if not bool(_dominated(samples[:, picked].to(torch.float64), MODE_MAX).any()):
-            cols = picked
-    samples, labels = samples[:, cols], [labels[int(c)] for c in cols]
-    z = serial_z(samples, sizes)
-    tests = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
-             "blocks": between_segments_p(samples, sizes, paths)}
+    x = samples.to(torch.float64)
+    count = x.shape[1]
+    every = torch.arange(count)
+    z = serial_z(x, sizes)
+    own = {"serial": torch.from_numpy(stats.norm.sf(z.numpy())).to(torch.float64),
+           "blocks": between_segments_p(x, sizes, paths)}
+    chosen, read = None, every
+    pair_p = row.pair_p
+    if pair_p is not None and tuple(pair_p.shape) == (count,):
+        rejecting = torch.nonzero(pair_p * count <= row.alpha).flatten()
+        # a rejecting pair of rare-event estimates is read by no test (MODE_MAX): no pair is singled out then
+        if len(rejecting) and not bool(_dominated(x[:, rejecting], MODE_MAX).any()):
+            chosen = rejecting
+        smallest = torch.argsort(pair_p)[:FRESH_EXTRA]
+        read = torch.unique(torch.cat([rejecting, smallest]))
+    tests = dict(own)
+    more_sizes: list[int] = []
     if fresh is not None:
-        more, (more_sizes, more_paths) = fresh(cols)
-        tests["fresh"] = between_segments_p(more, more_sizes, more_paths)
-    p = len(tests) * torch.stack(list(tests.values())).amin(0)
-    worst = int(torch.argmin(p))
-    if not float(p[worst]) < DEPENDENCE_ALPHA / samples.shape[1]:
+        more, (more_sizes, more_paths) = fresh(read)
+        tests["fresh"] = torch.ones(count, dtype=torch.float64).index_put_((read,), between_segments_p(
+            more, more_sizes, more_paths))
+    # (test, pairs, number of p-values sharing the part's level, the part's share of DEPENDENCE_ALPHA)
+    parts = [[(name, every if name != "fresh" else read) for name in tests]]
+    shares = [1.0]
+    if chosen is not None:
+        parts.insert(0, [(name, chosen) for name in tests])
+        shares = [0.5, 0.5]
+    best = None
+    for part, share in zip(parts, shares, strict=True):
+        n_p = sum(len(c) for _, c in part)
+        for name, cols in part:
+            ratio = tests[name][cols] * n_p / (share * DEPENDENCE_ALPHA)
+            at = int(torch.argmin(ratio))
+            if best is None or float(ratio[at]) < best[0]:
+                best = (float(ratio[at]), name, int(cols[at]))
+    if best is None or not best[0] < 1.0:
         return None
-    which = min(tests, key=lambda t: float(tests[t][worst]))
+    _, which, worst = best
     if which == "serial":
         r = float(z[worst]) / samples.shape[0] ** 0.5
         how = (f"consecutive draws' estimates are correlated (rank lag-1 correlation ≈ {r:.2f}, "
                f"z = {float(z[worst]):.1f})")
     else:
-        count = len(sizes) if which == "blocks" else len(more_sizes)
+        stretches = len(sizes) if which == "blocks" else len(more_sizes)
         how = (f"the RNG blocks' estimates differ beyond their spread within a block (Kruskal–Wallis p = "
-               f"{float(tests[which][worst]):.2g} over {count} stretches, one per RNG block and path"
+               f"{float(tests[which][worst]):.2g} over {stretches} stretches, one per RNG block and path"
                f"{', of fresh draws' if which == 'fresh' else ''}: the draws of a block share something)")
     return CheckResult.refusal(
         f"the draws are not independent: at {labels[worst]} {how}, so the standard errors, which assume independent "
