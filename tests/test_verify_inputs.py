@@ -397,3 +397,25 @@ def test_query_and_key_features_of_different_sizes_are_named():
 
     with pytest.raises(ValueError, match=r"query_fn returned \(\d+, 4\) and key_fn \(\d+, 5\)"):
         check_feature_map(mismatch, kernels.softmax, dim=4, claims={"unbiased"}, seed=0)
+
+
+def test_the_evaluator_puts_every_family_in_its_own_columns(kt_seed):
+    """The estimates are computed pair families first, then each cross family, and put back in the families' order:
+    every column is φ_q(x)ᵀφ_k(y) of its own pair, also for two cross families of one name (the columns of the first
+    used to be the second's)."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.user_calls import _Evaluator
+
+    g, d = torch.Generator().manual_seed(kt_seed), 3
+    w = torch.randn(8, d, generator=g, dtype=torch.float64)
+    phi = lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2)  # noqa: E731
+
+    def fam(name, n, cross=False):
+        return InputFamily(name, torch.randn(n, d, generator=g, dtype=torch.float64),
+                           torch.randn(n, d, generator=g, dtype=torch.float64), cross)
+
+    fams = [fam("c", 2, True), fam("p1", 3), fam("c2", 3, True), fam("p2", 2), fam("c", 2, True)]
+    out = _Evaluator(lambda gen: phi, fams, None, None)(g, 2)
+    q, k = zip(*[f.pairs() for f in fams], strict=True)
+    expected = (phi(torch.cat(q)) * phi(torch.cat(k))).sum(-1)
+    assert out.shape == (2, 4 + 3 + 9 + 2 + 4) and torch.allclose(out, expected.expand(2, -1), rtol=1e-13, atol=0)

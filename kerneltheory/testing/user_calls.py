@@ -165,6 +165,19 @@ class _Evaluator:
         ys = [f.y for f in pair_fams] + [f.x for f in self.cross]
         self.xq, self.xk = torch.cat(xs), torch.cat(ys)
         self.num_pairs = sum(f.size for f in pair_fams)
+        # the estimates are computed pair families first, then each cross family; _columns lists those columns in
+        # the families' order (None where it is already that order)
+        self._cross_sizes = [f.x.shape[0] for f in self.cross]
+        starts, pair_at, cross_at = [], 0, self.num_pairs
+        for f in families:
+            starts.append(cross_at if f.cross else pair_at)
+            if f.cross:
+                cross_at += f.size
+            else:
+                pair_at += f.size
+        columns = torch.cat([torch.arange(a, a + f.size) for a, f in zip(starts, families, strict=True)]) if \
+            families else torch.zeros(0, dtype=torch.long)
+        self._columns = None if torch.equal(columns, torch.arange(len(columns))) else columns
         # ε of the coarsest floating dtype the map has returned features in (float64's until it returns any): the
         # rounding floor of the checks is set from it (checks.pair_rounding_floor)
         self.eps = torch.finfo(torch.float64).eps
@@ -316,20 +329,12 @@ class _Evaluator:
         n = self.num_pairs
         if not self.cross:  # pair families only: their estimates are the row-wise products, in family order
             return (fq * fk).sum(-1)
-        out = {"pairs": (fq[:, :n] * fk[:, :n]).sum(-1)}
-        start = n
-        for f in self.cross:
-            L = f.x.shape[0]
-            out[f.name] = (fq[:, start : start + L] @ fk[:, start : start + L].transpose(1, 2)).flatten(1)
-            start += L
-        parts, pair_at = [], 0
-        for f in self.order:
-            if f.cross:
-                parts.append(out[f.name])
-            else:
-                parts.append(out["pairs"][:, pair_at : pair_at + f.size])
-                pair_at += f.size
-        return torch.cat(parts, 1)
+        parts, start = [(fq[:, :n] * fk[:, :n]).sum(-1)], n
+        for size in self._cross_sizes:
+            parts.append((fq[:, start : start + size] @ fk[:, start : start + size].transpose(1, 2)).flatten(1))
+            start += size
+        out = torch.cat(parts, 1)  # pair families' columns, then each cross family's: _columns puts them in order
+        return out if self._columns is None else out[:, self._columns]
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -61,14 +61,14 @@ class Linear:
         if self.bias.shape != (weight.shape[0],):
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {self.bias.shape}")
         self.exact = is_exact(weight)
-        # output rows that can be nonzero, and each row's nonzero columns (for exact sparse products)
+        # output rows that can be nonzero, and each row's nonzero columns (for exact sparse products); the entries
+        # are compared with 0 once (for Fractions each comparison is a Python call)
+        nonzero = np.asarray(weight != 0, dtype=bool).reshape(weight.shape)
         self.support = np.array(
-            [i for i in range(weight.shape[0]) if any(v != 0 for v in weight[i]) or self.bias[i] != 0],
+            [i for i in range(weight.shape[0]) if nonzero[i].any() or self.bias[i] != 0],
             dtype=int,
         )
-        self._rows = [
-            (np.nonzero(weight[i] != 0)[0], weight[i][weight[i] != 0]) for i in range(weight.shape[0])
-        ]
+        self._rows = [(np.nonzero(nonzero[i])[0], weight[i][nonzero[i]]) for i in range(weight.shape[0])]
 
     @property
     def shape(self) -> tuple[int, int]:
