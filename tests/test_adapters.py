@@ -70,7 +70,8 @@ def test_global_rng_is_reproducible_and_restores_the_callers_state(kt_seed):
 def test_a_block_of_draws_restores_the_global_states_once(kt_seed):
     """Inside the checks' blocks of draws (``_global_states.kept_global_states``) global_rng still seeds every
     generator per draw, so each draw is the one it is alone, and the caller's numpy and random states come back when
-    the block ends, also when it raises; an audit of a sampler drawing from all three leaves them unchanged."""
+    the block ends, also when it raises; a global_rng nested in a draw restores the draw's own states; an audit of a
+    sampler drawing from all three leaves them unchanged."""
     from kerneltheory import kernels
     from kerneltheory.testing import check_feature_map
     from kerneltheory.testing._global_states import kept_global_states
@@ -89,6 +90,20 @@ def test_a_block_of_draws_restores_the_global_states_once(kt_seed):
     with pytest.raises(RuntimeError, match="inside"), kept_global_states():
         sample(torch.Generator().manual_seed(kt_seed))
         raise RuntimeError("fails inside")
+    assert same_state(before, global_state())
+
+    # review finding: a global_rng nested in a draw (a seeded helper) left numpy at the helper's state, so every
+    # later draw of the block repeated; a nested call restores the outer draw's state, as outside a block
+    def with_helper():
+        with global_rng(torch.Generator().manual_seed(0)):
+            np.random.rand()  # noqa: NPY002
+        return np.random.randn(3)  # noqa: NPY002
+
+    helper = global_rng_sampler(with_helper)
+    alone = [helper(torch.Generator().manual_seed(kt_seed + i)) for i in range(3)]
+    with kept_global_states():
+        kept = [helper(torch.Generator().manual_seed(kt_seed + i)) for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(alone, kept, strict=True)) and not torch.equal(kept[0], kept[1])
     assert same_state(before, global_state())
 
     def features():

@@ -22,15 +22,28 @@ from collections.abc import Iterator
 
 import numpy as np
 
+# whether the code runs inside a global_rng body (a nested call restores the states around itself)
+_INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("kerneltheory_inside_global_rng", default=False)
 # the enclosing block's record of the states its first global_rng call saved ([] until then); None outside a block
 _KEPT: contextvars.ContextVar[list | None] = contextvars.ContextVar("kerneltheory_global_states_kept", default=None)
 
 
+@contextlib.contextmanager
+def inside_global_rng() -> Iterator[None]:
+    """Marks the body of a ``global_rng`` call: a call nested in it saves and restores the states itself."""
+    token = _INSIDE.set(True)
+    try:
+        yield
+    finally:
+        _INSIDE.reset(token)
+
+
 def save_once() -> bool:
-    """Inside :func:`kept_global_states`: save numpy's and :mod:`random`'s states unless this block already has,
-    and return True (the block restores them); outside: False (the caller saves and restores them itself)."""
+    """Inside :func:`kept_global_states` and not inside another ``global_rng`` body: save numpy's and
+    :mod:`random`'s states unless this block already has, and return True (the block restores them); otherwise
+    False (the caller saves and restores them itself)."""
     saved = _KEPT.get()
-    if saved is None:
+    if saved is None or _INSIDE.get():
         return False
     if not saved:
         saved.append((np.random.get_state(), random.getstate()))  # noqa: NPY002 (the global state is the point)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .._validation import check_generator, check_int, check_points
-from ._global_states import save_once
+from ._global_states import inside_global_rng, save_once
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -89,12 +89,13 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     generator advances like any other draw); the caller's global states (torch CPU, every initialised CUDA
     device, ``numpy.random``'s legacy global state, :mod:`random`) are saved first and restored on exit, also
     when the body raises. Inside :func:`~kerneltheory.testing._global_states.kept_global_states` (the checks' blocks
-    of draws) numpy's and :mod:`random`'s states are saved by the block's first call and restored when it ends.
+    of draws) numpy's and :mod:`random`'s states are saved by the block's first call and restored when it ends; a
+    call nested in another's body saves and restores them itself.
     """
     check_generator(generator)
     seeds = torch.randint(0, 2**62, (3,), generator=generator, dtype=torch.int64).tolist()
     if save_once():  # an enclosing block of draws saved numpy's and random's states, and restores them once
-        with _seeded_torch(seeds[0]):
+        with _seeded_torch(seeds[0]), inside_global_rng():
             np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
             random.seed(seeds[2])
             yield
@@ -102,7 +103,7 @@ def global_rng(generator: torch.Generator) -> Iterator[None]:
     np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
     py_state = random.getstate()
     try:
-        with _seeded_torch(seeds[0]):
+        with _seeded_torch(seeds[0]), inside_global_rng():
             np.random.seed(seeds[1] % 2**32)  # noqa: NPY002
             random.seed(seeds[2])
             yield
