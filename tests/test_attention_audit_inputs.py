@@ -305,3 +305,5 @@ def test_an_additive_mask_is_passed_as_zero_and_minus_infinity(kt_seed):
     factory = attention_from_module(Additive, mask="attn_mask", mask_additive=True)
     report = check_attention(factory, dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
     assert report.passed, str(report)
+    with pytest.raises(ValueError, match="mask_keeps=False has no meaning"):
+        attention_from_module(Additive, mask="attn_mask", mask_additive=True, mask_keeps=False)

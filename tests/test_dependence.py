@@ -168,7 +168,9 @@ def test_the_failing_pairs_get_half_the_level_and_every_pair_the_other_half(kt_s
     sizes = block_segments(n, [256] * 8)
     labels = [f"p{i}" for i in range(P)]
     e = torch.randn(n + 1, generator=g, dtype=torch.float64)
-    lo, hi = 0.0, 1.0  # x_t = e_t + c·e_{t−1}: serial z grows with c; bisect c to z = 5.5
+    # the thresholds: the rejecting pair alone (serial and blocks, α/2 over 2 p-values) refuses at p < 2.5e-7,
+    # z > 5.03; every pair (α/2 over 400) at p < 1.25e-9, z > 5.96; no p-values kept (α over 400) at z > 5.84
+    lo, hi = 0.0, 1.0  # x_t = e_t + c·e_{t−1}: serial z grows with c; bisect c to z = 5.5, between them
     for _ in range(50):
         c = (lo + hi) / 2
         lo, hi = (c, hi) if float(serial_z((e[1:] + c * e[:-1]).unsqueeze(1), sizes[0])) < 5.5 else (lo, c)

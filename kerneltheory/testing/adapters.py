@@ -532,6 +532,9 @@ def attention_from_module(
     if not isinstance(mask_keeps, bool):
         raise TypeError(f"mask_keeps must be a bool (True: the module's mask marks the keys kept), got "
                         f"{type(mask_keeps).__name__}")
+    if mask_additive and not mask_keeps:
+        raise ValueError("mask_keeps=False has no meaning with mask_additive=True: an additive mask is 0 at a kept key "
+                         "and −inf at a masked one whatever a boolean mask would mark")
     if mask_keyword is not None and not isinstance(mask_keyword, str):
         raise TypeError(f"mask must be None or the name of the module's mask keyword, got {type(mask).__name__}")
     if len(axes) == 1:
@@ -566,9 +569,8 @@ def attention_from_module(
                 if mask_keyword is None:
                     raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module, or "
                                      "mask=False to check_attention")
-                keep = mask if mask_keeps else ~mask
-                extra[mask_keyword] = torch.zeros(keep.shape, dtype=dt).masked_fill(~mask, -math.inf) \
-                    if mask_additive else keep
+                extra[mask_keyword] = torch.zeros(mask.shape, dtype=dt).masked_fill(~mask, -math.inf) \
+                    if mask_additive else (mask if mask_keeps else ~mask)
             try:
                 with torch.no_grad():
                     out = module(*args, **extra)

@@ -48,9 +48,9 @@ def _dominated(x: torch.Tensor, share: float) -> torch.Tensor:
     return (s[: n - k] == s[k:]).any(0)
 
 
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks along axis 0 of ``[n, P]`` float64 values, ties averaged."""
-    return torch.from_numpy(stats.rankdata(x.numpy(), axis=0, method="average")).to(torch.float64)
+def _ranks(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Ranks along ``dim`` of float64 values (``[n, P]``, or ``[k, n, P]`` with ``dim=1``), ties averaged."""
+    return torch.from_numpy(stats.rankdata(x.numpy(), axis=dim, method="average")).to(torch.float64)
 
 
 def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
@@ -76,7 +76,7 @@ def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
         parts = parts.to(torch.float64)
         srt = torch.sort(parts, dim=1).values
         tied |= ((1 + (srt[:, 1:] != srt[:, :-1]).sum(1)).to(torch.float64) / n < DISTINCT).any(0)
-        a = torch.from_numpy(stats.rankdata(parts.numpy(), axis=1, method="average")).to(torch.float64)
+        a = _ranks(parts, dim=1)
         a = a - a.mean(1, keepdim=True)
         r = (a * torch.roll(a, -1, 1)).sum(1)
         s2, s4 = (a * a).sum(1), (a**4).sum(1)
