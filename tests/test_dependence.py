@@ -34,6 +34,34 @@ def test_serial_z_uses_the_exact_permutation_moments():
     assert float(serial_z(rare, [256])) == 0.0
 
 
+def test_ranks_are_scipys_average_ranks_and_the_sort_is_shared():
+    """The one ranking of the dependence tests (one numpy argsort per column, ties averaged) gives scipy's
+    ``rankdata(method="average")`` exactly, with ties, infinities, NaN (ranks NaN, as scipy's) and segments stacked
+    along dim 1; the sorted values it returns are the columns sorted, and the rare-value rule reads them as it reads
+    its own sort."""
+    from kerneltheory.testing.dependence import _dominated, _sort_rank
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(300, 7, generator=g, dtype=torch.float64)
+    x[:, 1] = torch.round(x[:, 1] * 2)  # ties
+    x[:, 2] = 0.0  # one value
+    x[::7, 3] = math.inf
+    x[::11, 3] = -math.inf
+    x[5, 4] = math.nan
+    x[:290, 5] = 1.0  # 290 of 300 equal: dominated at 0.9
+    for data, dim in ((x, 0), (x.reshape(3, 100, 7), 1)):
+        ordered, ranks = _sort_rank(data, dim)
+        want = stats.rankdata(data.numpy(), axis=dim, method="average")
+        assert ranks.dtype == torch.float64
+        assert torch.equal(ranks.isnan(), torch.from_numpy(want).isnan())
+        ok = ~ranks.isnan()
+        assert torch.equal(ranks[ok], torch.from_numpy(want)[ok])
+        assert torch.equal(torch.from_numpy(ordered).nan_to_num(9.0), torch.sort(data, dim).values.nan_to_num(9.0))
+    ordered, _ = _sort_rank(x)
+    assert _dominated(x, 0.9, ordered).tolist() == _dominated(x, 0.9).tolist() == [False, False, True, False,
+                                                                                   False, True, False]
+
+
 def test_both_tests_hold_their_level_in_the_tail(kt_seed):
     """4000 columns of iid log-normal draws (heavy tails, 512 draws in 8 blocks, two paths per block as a mixed
     sampler's): the rejection rates at α′ = 10⁻³ are not significantly above α′ (one-sided binomial tests at 10⁻³),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from scipy import stats
 
@@ -37,20 +38,40 @@ DISTINCT = 0.9  # the serial test reads a column only where at least this share 
 MODE_MAX = 0.9  # the between-blocks tests read a column only where no single value takes more than this share of draws
 
 
-def _dominated(x: torch.Tensor, share: float) -> torch.Tensor:
+def _dominated(x: torch.Tensor, share: float, ordered: np.ndarray | None = None) -> torch.Tensor:
     """``[P]``: whether one value takes more than ``share`` of the draws of each column of ``[n, P]``: at least
-    k + 1 equal values, k = ⌊share·n⌋, which in sorted order means s_i = s_{i+k} for some i."""
+    k + 1 equal values, k = ⌊share·n⌋, which in sorted order means s_i = s_{i+k} for some i. ``ordered``: the
+    columns already sorted (:func:`_sort_rank`)."""
     n = x.shape[0]
     k = math.floor(share * n)  # more than share·n equal values span k + 1 positions: s_i = s_{i+k}
     if k >= n:
         return torch.zeros(x.shape[1], dtype=torch.bool)
-    s = torch.sort(x, dim=0).values
-    return (s[: n - k] == s[k:]).any(0)
+    s = np.sort(x.numpy(), axis=0) if ordered is None else ordered
+    return torch.from_numpy((s[: n - k] == s[k:]).any(0))
 
 
-def _ranks(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Ranks along ``dim`` of float64 values (``[n, P]``, or ``[k, n, P]`` with ``dim=1``), ties averaged."""
-    return torch.from_numpy(stats.rankdata(x.numpy(), axis=dim, method="average")).to(torch.float64)
+def _sort_rank(x: torch.Tensor, dim: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+    """The float64 values ``x`` (``[n, P]``, or ``[k, n, P]`` with ``dim=1``) sorted along ``dim`` (a numpy array)
+    and their ranks along ``dim``, ties averaged (1 … n; scipy's ``rankdata(method="average")``), from one argsort:
+    a run of equal values at sorted positions i … j (from 0) has rank (i + j)/2 + 1. numpy's sort is 2–3× torch's
+    on these shapes. Columns holding a NaN, which has no rank, go through scipy (NaN ranks)."""
+    a = np.moveaxis(x.numpy(), dim, -1)
+    if np.isnan(a).any():
+        ranks = stats.rankdata(a, axis=-1, method="average")
+        return np.moveaxis(np.sort(a, axis=-1), -1, dim), torch.from_numpy(np.moveaxis(ranks, -1, dim))
+    order = np.argsort(a, axis=-1)
+    s = np.take_along_axis(a, order, -1)
+    n = s.shape[-1]
+    start = np.ones(s.shape, dtype=bool)
+    start[..., 1:] = s[..., 1:] != s[..., :-1]
+    stop = np.ones(s.shape, dtype=bool)
+    stop[..., :-1] = start[..., 1:]
+    pos = np.arange(n)
+    first = np.maximum.accumulate(np.where(start, pos, 0), axis=-1)
+    last = np.minimum.accumulate(np.where(stop, pos, n)[..., ::-1], axis=-1)[..., ::-1]
+    ranks = np.empty(s.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, -1)
+    return np.moveaxis(s, -1, dim), torch.from_numpy(np.moveaxis(ranks, -1, dim))
 
 
 def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
@@ -73,10 +94,8 @@ def serial_z(samples: torch.Tensor, segments: list[int]) -> torch.Tensor:
         if n < 4:
             continue
         parts = torch.stack([samples[s : s + n] for s, size in zip(starts, segments, strict=True) if size == n])
-        parts = parts.to(torch.float64)
-        srt = torch.sort(parts, dim=1).values
-        tied |= ((1 + (srt[:, 1:] != srt[:, :-1]).sum(1)).to(torch.float64) / n < DISTINCT).any(0)
-        a = _ranks(parts, dim=1)
+        srt, a = _sort_rank(parts.to(torch.float64).contiguous(), dim=1)
+        tied |= torch.from_numpy(((1 + (srt[:, 1:] != srt[:, :-1]).sum(1)) / n < DISTINCT).any(0))
         a = a - a.mean(1, keepdim=True)
         r = (a * torch.roll(a, -1, 1)).sum(1)
         s2, s4 = (a * a).sum(1), (a**4).sum(1)
@@ -104,8 +123,8 @@ def between_segments_p(samples: torch.Tensor, segments: list[int], paths: list[i
         if len(mine) < 2:
             continue
         pooled = torch.cat([samples[starts[i] : starts[i] + segments[i]] for i in mine]).to(torch.float64)
-        tied = _dominated(pooled, MODE_MAX)
-        ranks = _ranks(pooled)
+        ordered, ranks = _sort_rank(pooled)
+        tied = _dominated(pooled, MODE_MAX, ordered)
         centred = ranks - ranks.mean(0)
         total = (centred * centred).sum(0)
         between = torch.zeros_like(h)
