@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_alpha, check_flag, check_int
+from .._validation import all_finite, check_alpha, check_flag, check_int
 from ..montecarlo import Moments
 from .checks import (
     GUARD,
@@ -262,9 +262,9 @@ def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> st
 
 
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
-    bad = ~torch.isfinite(samples)
-    if not bool(bad.any()):
+    if all_finite(samples):
         return None
+    bad = ~torch.isfinite(samples)
     draw, pair = (int(i) for i in torch.nonzero(bad)[0])
     return CheckResult.certain_failure(
         "non-finite estimate",
