@@ -506,7 +506,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     if target_stderr is not None:  # a Monte Carlo target is known only to its own error: the two-sample z-test decides
         zero = zero & (target_stderr.to(zero.device) == 0)
     halves = 2 if bound is not None and target_stderr is None else 1
-    floor = p_value_floor(_skewness(shape), n, studentised=variance is None) * target.numel() * halves
+    skew = _skewness(shape)  # read by the floor, the p-values and the early look
+    floor = p_value_floor(skew, n, studentised=variance is None) * target.numel() * halves
     blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
     ok = ok and not blind
     z = None
@@ -516,14 +517,14 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             torch.where(near != 0, math.inf, 0.0),
             near / torch.where(se > 0, se, torch.ones_like(se)),
         )
-        p_clt = normal_p_values(z, _skewness(shape), n, studentised=variance is None)
+        p_clt = normal_p_values(z, skew, n, studentised=variance is None)
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
             return row
         final_var = m.population_variance if variance is None else variance
         final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
-        if excludes_detectable_effects(near, se, final_se, _skewness(shape), futility, pairs=target.numel(),
+        if excludes_detectable_effects(near, se, final_se, skew, futility, pairs=target.numel(),
                                        halves=halves, studentised=variance is None, settled=zero):
             _mark_early(row, futility)
         return row
@@ -672,7 +673,8 @@ def variance_check(
     shape = _shape_moments(my, y)  # guard and skewness from (x − x̄)² in its own power-of-two unit: no underflow
     guarded, worst = clt_guard_pairs(shape, VARIANCE_GUARD)
     # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
-    floor_p = p_value_floor(_skewness(shape), n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
+    skew = _skewness(shape)
+    floor_p = p_value_floor(skew, n, studentised=True) * claimed.numel() * (1 if bound is None else 2)
     ok = guarded & (floor_p <= alpha)
     # Var of the exact estimates lies in [σ² − τ, σ² + τ]; each estimate carries a rounding error |e| ≤ atol, so the
     # standard deviation of what is measured lies in [(√(σ² − τ)₊ − atol)₊, √(σ² + τ) + atol] under H₀ (Minkowski);
@@ -693,7 +695,7 @@ def variance_check(
         return _unrepresentable(se, "standard error of s²", base, labels, index)
     z = diff / torch.where(se > 0, se, torch.ones_like(se))
     z = torch.where(se > 0, z, torch.where(diff.abs() > 0, math.inf, 0.0))
-    p_clt = torch.where(ok, normal_p_values(z, _skewness(shape), n, studentised=True), torch.ones_like(z))
+    p_clt = torch.where(ok, normal_p_values(z, skew, n, studentised=True), torch.ones_like(z))
     tested = ok.clone()
     if bound is not None:
         b = bound.to(torch.float64).cpu()
@@ -724,7 +726,7 @@ def variance_check(
     untested = int((~tested).sum())
     if untested and not rejected:
         first = int(torch.nonzero(~tested)[0])
-        skew, guard = float(_skewness(shape)[first]), float(worst[first])
+        skew_first, guard = float(skew[first]), float(worst[first])
         if bool(constant[first]):
             return CheckResult.refusal(
                 f"{untested} of {tested.numel()} pairs are untested: at pair {_pair(labels, first, index)} every one "
@@ -736,11 +738,12 @@ def variance_check(
             )
         if bool(guarded[first]):  # the guard holds; the skewness alone keeps the normal test from reaching the level
             why = (f"guard on (x − x̄)² {guard:.3g} within its limit {VARIANCE_GUARD}, but the skewness of (x − x̄)² "
-                   f"{skew:.3g} "
+                   f"{skew_first:.3g} "
                    f"keeps the normal test's smallest p-value, {float(floor_p[first]):.3g} after Bonferroni, above the "
                    "level")
         else:
-            why = f"guard on (x − x̄)² {guard:.3g} beyond its limit {VARIANCE_GUARD}, skewness of (x − x̄)² {skew:.3g}"
+            why = (f"guard on (x − x̄)² {guard:.3g} beyond its limit {VARIANCE_GUARD}, skewness of (x − x̄)² "
+                   f"{skew_first:.3g}")
         return CheckResult.refusal(
             f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
             f"{alpha:.3g} (at pair {_pair(labels, first, index)}: {why}); the tested pairs agree with the claim",
@@ -759,7 +762,7 @@ def variance_check(
         **base,
     )
     if futility is not None and row.passed and bool(ok.all()) and excludes_detectable_effects(
-        diff, se, torch.sqrt(my.population_variance / futility.final_draws), _skewness(shape), futility,
+        diff, se, torch.sqrt(my.population_variance / futility.final_draws), skew, futility,
         pairs=claimed.numel(), halves=1 if bound is None else 2, studentised=True,
     ):
         _mark_early(row, futility)
