@@ -54,7 +54,10 @@ def expect(expr, density=STD_NORMAL):
         dep = sp.powsimp(dep, combine="exp")
         if not isinstance(dep, sp.exp):
             return sp.integrate(integrand, (w, -sp.oo, sp.oo))
-        poly = sp.Poly(sp.expand(dep.args[0]), w)
+        try:
+            poly = sp.Poly(sp.expand(dep.args[0]), w)
+        except sp.PolynomialError:  # an exponent that is not a polynomial in ω (|ω|, cos ω)
+            return sp.integrate(integrand, (w, -sp.oo, sp.oo))
         if poly.degree() != 2 or poly.coeff_monomial(w**2).is_negative is not True:
             return sp.integrate(integrand, (w, -sp.oo, sp.oo))
         total += free * gaussian_integral(poly.coeff_monomial(w**2), poly.coeff_monomial(w), poly.coeff_monomial(1))
@@ -73,7 +76,9 @@ def is_zero(expr) -> bool:
 def test_gaussian_integral_lemma():
     """∫ exp(aω² + bω + c) dω = √(π/(−a))·exp(c − b²/(4a)) for a < 0, by sympy's integration: for real b, and for
     b = iβ (both sides are entire functions of b that agree on the real line, so they agree for every complex b; the
-    imaginary axis is checked as well). :func:`expect` integrates every Gaussian term through it."""
+    imaginary axis is checked as well). :func:`expect` integrates every Gaussian term through it, and any other
+    integrand (a polynomial factor, a quadratic coefficient of unknown sign, an exponent that is no polynomial in ω)
+    through sympy's integration."""
     p = sp.Symbol("p", positive=True)
     b, c = sp.symbols("b c", real=True)
     for lin in (b, sp.I * b):
@@ -83,6 +88,8 @@ def test_gaussian_integral_lemma():
     q = sp.Symbol("q", real=True)
     assert is_zero(expect(w**2) - 1)
     assert isinstance(expect(sp.exp(q * w**2)), sp.Piecewise | sp.Integral)
+    # an exponent that is no polynomial in ω: E e^{|ω|} = e^{1/2}(1 + erf(1/√2))
+    assert math.isclose(float(expect(sp.exp(sp.Abs(w)))), math.exp(0.5) * (1 + math.erf(0.5**0.5)), rel_tol=1e-12)
 
 
 def test_gaussian_char_fn_1d():
