@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import importlib.util
 import re
@@ -292,9 +293,10 @@ def _plain_help(parser: argparse.ArgumentParser) -> None:
                 _plain_help(sub)
 
 
+@functools.cache
 def _summary(name: str) -> str:
     """One line on the experiment subcommand ``name`` for the top-level help, read from its module's docstring
-    without importing the module (which imports torch)."""
+    without importing the module (which imports torch); parsed once per process (every parser built asks again)."""
     spec = importlib.util.find_spec(f"kerneltheory.commands.{name}")
     doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
     first = plain(" ".join(doc.split("\n\n")[0].split()))
