@@ -1,9 +1,11 @@
 """The main job's report: the registry of estimators, the claim matrix (every estimator × claim verified) and
-the quick variance sweeps (every figure regenerated, empirical variance against closed form).
+the quick variance sweeps (every figure regenerated, empirical variance against closed form) and the attention
+error theory's checks.
 
 Results are written atomically, one JSON file per estimator under ``<out>/matrix/``, keyed by the budget,
-seed and package version, and one per variance cell under ``<out>/variance/cells/``, so an interrupted
-``kerneltheory report`` resumes where it stopped and never loses what it already computed. The report is
+seed, level, package version and a digest of the package's source, one per variance cell under
+``<out>/variance/cells/`` and the attention theory's rows in ``<out>/attention_theory.json`` (the matrix's key), so
+an interrupted ``kerneltheory report`` resumes where it stopped and never loses what it already computed. The report is
 then written as Markdown (``report.md``, figures linked), JSON (``report.json``) and a self-contained HTML
 page (``report.html``, the same content with the figures embedded as base64 PNG).
 """
@@ -43,26 +45,43 @@ VERDICT_FIELDS = {"estimator": str, "claim": str, "claimed": str, "verdict": str
                   "effect_size": float, "method": str, "evidence": str, "proof": str, "checks": list}
 
 
+def _duration_problem(seconds) -> str | None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        return f"impossible duration {seconds!r}"
+    return None
+
+
+def _records_problem(records, spec: dict, what: str) -> str | None:
+    """Why ``records`` is not a non-empty list of dicts with exactly the fields of ``spec`` (field → type; float
+    admits ints, no number admits bools), or None."""
+    if not isinstance(records, list) or not records:
+        return f"no {what}s"
+    for record in records:
+        if not isinstance(record, dict) or record.keys() != spec.keys():
+            return f"a {what} of the wrong shape"
+        for field, kind in spec.items():
+            value = record[field]
+            if kind is float:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                return f"{what} field {field} is not {'a number' if kind is float else 'a ' + kind.__name__}"
+    return None
+
+
 def _verdicts_problem(entry, name: str) -> str | None:
     """Why a cached claim-matrix entry is unusable (None if it is well formed)."""
     if not isinstance(entry, dict) or not {"key", "estimator", "passed", "seconds", "verdicts"} <= entry.keys():
         return "not a claim-matrix entry"
-    seconds = entry["seconds"]
     if entry["estimator"] != name or not isinstance(entry["passed"], bool):
         return "another estimator's entry, or no pass/fail"
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
-        return f"impossible duration {seconds!r}"
-    if not isinstance(entry["verdicts"], list) or not entry["verdicts"]:
-        return "no verdicts"
+    problem = _duration_problem(entry["seconds"]) or _records_problem(entry["verdicts"], VERDICT_FIELDS, "verdict")
+    if problem:
+        return problem
     for v in entry["verdicts"]:
-        if not isinstance(v, dict) or v.keys() != VERDICT_FIELDS.keys():
-            return "a verdict of the wrong shape"
-        for field, kind in VERDICT_FIELDS.items():
-            value = v[field]
-            if kind is float and not (isinstance(value, int | float) and not isinstance(value, bool)):
-                return f"verdict field {field} is not a number"
-            if kind is not float and not isinstance(value, kind):
-                return f"verdict field {field} is not a {kind.__name__}"
         if v["estimator"] != name or not (v["p_value"] != v["p_value"] or 0 <= v["p_value"] <= 1):
             return "a verdict of another estimator, or a p-value outside [0, 1]"
     return None
@@ -145,6 +164,59 @@ def claim_matrix(
         if bar is not None:
             bar.close()
     return results
+
+
+# the record of a CheckResult (CheckResult.as_dict) as the attention-theory cache stores it: field → type
+ATTENTION_ROW_FIELDS = {"name": str, "claim": str, "statistic": float, "p_value": float, "alpha": float,
+                        "effect_size": float, "sample_size": int, "seed": int, "method": str, "passed": bool,
+                        "detail": str, "accepted_early": bool}
+
+
+def _attention_problem(entry) -> str | None:
+    """Why a cached attention-theory entry is unusable (None if it is well formed)."""
+    if not isinstance(entry, dict) or not {"key", "seconds", "rows"} <= entry.keys():
+        return "not an attention-theory entry"
+    problem = _duration_problem(entry["seconds"]) or _records_problem(entry["rows"], ATTENTION_ROW_FIELDS, "row")
+    if problem:
+        return problem
+    for row in entry["rows"]:
+        p, a = row["p_value"], row["alpha"]
+        if not (p != p or 0 <= p <= 1) or not 0 < a <= 1 or row["sample_size"] < 0:
+            return "a p-value outside [0, 1], a level outside (0, 1] or a negative sample size"
+        if row["passed"] and row["method"] in ("refused", "stopped"):
+            return "a row both passed and refused"
+    return None
+
+
+def attention_section(out_dir: str | Path, *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6) -> list:
+    """The rows of :func:`~kerneltheory.testing.attention_theory.attention_theory_rows` for the report, cached in
+    ``<out_dir>/attention_theory.json`` under the same key as the claim matrix's entries (budget, seed, α, version,
+    source digest): a second run reads them back; a corrupt or tampered file is recomputed with a
+    :class:`~kerneltheory.experiments.study.CacheWarning`."""
+    from .experiments.study import reject
+    from .testing.attention_theory import attention_theory_rows
+    from .testing.checks import CheckResult
+
+    path = Path(out_dir) / "attention_theory.json"
+    key = {"budget": budget, "seed": seed, "alpha": alpha, "version": __version__, "source": source_digest()}
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reject(path, f"unreadable ({type(exc).__name__})")
+            cached = None
+        if isinstance(cached, dict) and cached.get("key") == key:
+            problem = _attention_problem(cached)
+            if problem is None:
+                return [CheckResult(**row) for row in cached["rows"]]
+            reject(path, problem)
+        elif cached is not None and not isinstance(cached, dict):
+            reject(path, "not an attention-theory entry")
+    start = time.perf_counter()
+    rows = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
+    write_json_atomic(path, {"key": key, "seconds": round(time.perf_counter() - start, 3),
+                             "rows": [r.as_dict() for r in rows]})
+    return rows
 
 
 def variance_section(results, out_dir: str | Path) -> tuple[list[str], dict]:
@@ -232,7 +304,8 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
         ]
     if timings:
         parts += ["## Timings", "", "Wall-clock seconds of this run; parts reused from an earlier run's cache under "
-                  "the same output directory (claim-matrix entries, sweep cells) take only the time to read them: "
+                  "the same output directory (claim-matrix entries, sweep cells, the attention theory's rows) take "
+                  "only the time to read them: "
                   + ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()) + ".", ""]
     parts += [
         "## Registry",
@@ -296,10 +369,8 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
         timings["variance sweeps"] = time.perf_counter() - t
     attention = None
     if matrix and names is None:
-        from .testing.attention_theory import attention_theory_rows
-
         t = time.perf_counter()
-        attention = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
+        attention = attention_section(out_dir, budget=budget, seed=seed, alpha=alpha)
         timings["attention theory"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,

@@ -182,3 +182,87 @@ def test_report_json_is_standard_json(tmp_path):
         "p": None, "effect": [None, 1.5, {"z": None}], "n": 3, "name": "x"}
     loose = write_json_atomic(tmp_path / "c.json", obj).read_text(encoding="utf-8")
     assert "NaN" in loose and "Infinity" in loose
+
+
+def _attention_rows():
+    from kerneltheory.testing.checks import CheckResult
+
+    return [
+        CheckResult(name="ratio[positive/gaussian]", claim="ratio", statistic=1.25, p_value=0.5, alpha=1e-6,
+                    effect_size=0.01, sample_size=4000, seed=7, method="clt", passed=True, detail="ok"),
+        CheckResult.refusal("the bound is vacuous (≥ 1)", name="rks_uniform[0.1]", claim="uniform", alpha=1e-6,
+                            sample_size=128, seed=8),
+        CheckResult.certain_failure("bound", "an estimate outside its bound", name="chebyshev[0.2]", claim="uniform",
+                                    alpha=1e-6, sample_size=128, seed=9),
+    ]
+
+
+def _same_rows(a, b) -> bool:
+    return json.dumps([r.as_dict() for r in a], sort_keys=True) == json.dumps([r.as_dict() for r in b], sort_keys=True)
+
+
+def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
+    """The attention theory's rows are written to attention_theory.json and read back by a second run with the same
+    budget, seed, level and source; any of these changed recomputes them."""
+    import kerneltheory.report as R
+    import kerneltheory.testing.attention_theory as AT
+    from kerneltheory.testing.checks import CheckResult
+
+    assert R.ATTENTION_ROW_FIELDS.keys() == _attention_rows()[0].as_dict().keys()  # the record of a CheckResult
+    calls = []
+
+    def rows(quick, base_seed, alpha):
+        calls.append((quick, base_seed, alpha))
+        return _attention_rows()
+
+    monkeypatch.setattr(AT, "attention_theory_rows", rows)
+    first = R.attention_section(tmp_path, seed=3, alpha=1e-6)
+    assert calls == [(True, 3, 1e-6)] and (tmp_path / "attention_theory.json").is_file()
+    again = R.attention_section(tmp_path, seed=3, alpha=1e-6)
+    assert len(calls) == 1 and _same_rows(first, again) and all(isinstance(r, CheckResult) for r in again)
+    assert again[1].refused and again[1].p_value != again[1].p_value and again[2].statistic == float("inf")
+    R.attention_section(tmp_path, seed=4, alpha=1e-6)
+    R.attention_section(tmp_path, seed=4, alpha=1e-5)
+    R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
+    assert calls[1:] == [(True, 4, 1e-6), (True, 4, 1e-5), (False, 4, 1e-5)]
+    monkeypatch.setattr(R, "source_digest", lambda: "another source")
+    R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
+    assert len(calls) == 5
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda e: "{not json",
+    lambda e: [e],
+    lambda e: {k: v for k, v in e.items() if k != "rows"},
+    lambda e: dict(e, rows=[]),
+    lambda e: dict(e, seconds=-1.0),
+    lambda e: dict(e, seconds=float("inf")),
+    lambda e: dict(e, rows=[dict(e["rows"][0], p_value=2.0)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], p_value=-0.5)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], alpha=0.0)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], alpha=float("nan"))]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=-1)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=4000.0)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], statistic=True)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], passed=1)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], name=None)]),
+    lambda e: dict(e, rows=[dict(e["rows"][0], extra=1)]),
+    lambda e: dict(e, rows=[{k: v for k, v in e["rows"][0].items() if k != "detail"}]),
+    lambda e: dict(e, rows=[dict(e["rows"][1], passed=True)]),
+    lambda e: dict(e, rows=["a row"]),
+])
+def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkeypatch, tamper):
+    import kerneltheory.report as R
+    import kerneltheory.testing.attention_theory as AT
+    from kerneltheory.experiments.study import CacheWarning
+
+    calls = []
+    monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: calls.append(kw) or _attention_rows())
+    R.attention_section(tmp_path)
+    path = tmp_path / "attention_theory.json"
+    bad = tamper(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(bad if isinstance(bad, str) else json.dumps(bad), encoding="utf-8")
+    with pytest.warns(CacheWarning, match="attention_theory.json"):
+        rows = R.attention_section(tmp_path)
+    assert len(calls) == 2 and _same_rows(rows, _attention_rows())
+    assert R._attention_problem(json.loads(path.read_text(encoding="utf-8"))) is None  # rewritten, well formed
