@@ -2,10 +2,12 @@
 time of each child from getrusage(RUSAGE_CHILDREN), one thread. Run from any directory:
 
     python experiments/bench/report_turns.py BEFORE_TREE AFTER_TREE OUT.json [REPEATS] [BEFORE_LABEL] [AFTER_LABEL]
+        [--second-run]
 
 (trees: checkouts, e.g. ``git worktree add --detach DIR COMMIT``; labels default to "before" and "after", and name
 the commits in the committed outputs). Each record: tree, repeat, CPU and wall seconds, exit status, the verdict
-counts and the report's own phase timings, the load average.
+counts and the report's own phase timings, the load average. ``--second-run``: each report is run a second time
+into the same --out right after the first (what a rerun reads back from its cache), recorded with "run": "second".
 """
 import json
 import os
@@ -17,7 +19,8 @@ import tempfile
 import time
 
 
-def main(before: str, after: str, out_json: str, repeats: int = 3, labels=("before", "after")) -> None:
+def main(before: str, after: str, out_json: str, repeats: int = 3, labels=("before", "after"),
+         second_run: bool = False) -> None:
     trees = {labels[0]: before, labels[1]: after}
     records = []
     for rep in range(repeats):
@@ -28,17 +31,19 @@ def main(before: str, after: str, out_json: str, repeats: int = 3, labels=("befo
             env = dict(os.environ, PYTHONPATH=tree, OMP_NUM_THREADS="1")
             code = (f"import sys; sys.argv = ['kerneltheory', 'report', '--out', {out!r}, '--quiet']; "
                     "from kerneltheory.cli import main; main()")
-            r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                               cwd=tempfile.gettempdir())
-            w, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-            rep_json = f"{out}/report.json"
-            data = json.load(open(rep_json)) if os.path.exists(rep_json) else {}
-            records.append({"tree": label, "repeat": rep, "cpu_seconds": round(cpu, 2), "wall_seconds": round(w, 2),
-                            "exit": p.returncode, "counts": (data.get("summary") or {}).get("counts"),
-                            "timings": data.get("timings"), "loadavg": os.getloadavg()})
-            print(records[-1], flush=True)
+            for run in ("first", "second") if second_run else ("first",):
+                r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   cwd=tempfile.gettempdir())
+                w, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+                rep_json = f"{out}/report.json"
+                data = json.load(open(rep_json)) if os.path.exists(rep_json) else {}
+                records.append({"tree": label, "repeat": rep, "cpu_seconds": round(cpu, 2),
+                                "wall_seconds": round(w, 2), "exit": p.returncode,
+                                "counts": (data.get("summary") or {}).get("counts"), "timings": data.get("timings"),
+                                "loadavg": os.getloadavg(), **({"run": run} if second_run else {})})
+                print(records[-1], flush=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_json)))
     with os.fdopen(fd, "w") as f:
         json.dump(records, f, indent=1)
@@ -55,5 +60,6 @@ if __name__ == "__main__":
     parser.add_argument("repeats", nargs="?", type=int, default=3)
     parser.add_argument("before_label", nargs="?", default="before")
     parser.add_argument("after_label", nargs="?", default="after")
+    parser.add_argument("--second-run", action="store_true", help="run each report again into its --out")
     a = parser.parse_args()
-    main(a.before_tree, a.after_tree, a.out, a.repeats, (a.before_label, a.after_label))
+    main(a.before_tree, a.after_tree, a.out, a.repeats, (a.before_label, a.after_label), a.second_run)
