@@ -1,13 +1,13 @@
-"""The main job's report: the registry of estimators, the claim matrix (every estimator × claim verified) and
-the quick variance sweeps (every figure regenerated, empirical variance against closed form) and the attention
-error theory's checks.
+"""The main job's report: the registry of estimators, the claim matrix (every estimator × claim verified), the
+quick variance sweeps (every figure regenerated, empirical variance against closed form) and the attention error
+theory's checks.
 
 Results are written atomically, one JSON file per estimator under ``<out>/matrix/``, keyed by the budget,
 seed, level, package version and a digest of the package's source, one per variance cell under
-``<out>/variance/cells/`` and the attention theory's rows in ``<out>/attention_theory.json`` (the matrix's key), so
-an interrupted ``kerneltheory report`` resumes where it stopped and never loses what it already computed. The report is
-then written as Markdown (``report.md``, figures linked), JSON (``report.json``) and a self-contained HTML
-page (``report.html``, the same content with the figures embedded as base64 PNG).
+``<out>/variance/cells/`` and the attention theory's rows in ``<out>/attention_theory.json`` (the matrix's key less
+d and m), so an interrupted ``kerneltheory report`` resumes where it stopped and never loses what it already
+computed. The report is then written as Markdown (``report.md``, figures linked), JSON (``report.json``) and a
+self-contained HTML page (``report.html``, the same content with the figures embedded as base64 PNG).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _records_problem(records, spec: dict, what: str) -> str | None:
             else:
                 ok = isinstance(value, kind)
             if not ok:
-                return f"{what} field {field} is not {'a number' if kind is float else 'a ' + kind.__name__}"
+                return f"{what} field {field} is not {'a number' if kind is float else 'of type ' + kind.__name__}"
     return None
 
 
@@ -172,27 +172,36 @@ ATTENTION_ROW_FIELDS = {"name": str, "claim": str, "statistic": float, "p_value"
                         "detail": str, "accepted_early": bool}
 
 
-def _attention_problem(entry) -> str | None:
-    """Why a cached attention-theory entry is unusable (None if it is well formed)."""
+def _attention_problem(entry, alpha: float) -> str | None:
+    """Why a cached attention-theory entry is unusable at level ``alpha`` (None if it is well formed). Besides the
+    shape, each row must be one the checks can return: a refusal has no p-value and does not pass; any other row has a
+    p-value in [0, 1] and passes exactly when it exceeds the row's level, which is the report's; no name twice."""
     if not isinstance(entry, dict) or not {"key", "seconds", "rows"} <= entry.keys():
         return "not an attention-theory entry"
     problem = _duration_problem(entry["seconds"]) or _records_problem(entry["rows"], ATTENTION_ROW_FIELDS, "row")
     if problem:
         return problem
+    names = [row["name"] for row in entry["rows"]]
+    if len(set(names)) != len(names):
+        return "a row named twice"
     for row in entry["rows"]:
         p, a = row["p_value"], row["alpha"]
-        if not (p != p or 0 <= p <= 1) or not 0 < a <= 1 or row["sample_size"] < 0:
-            return "a p-value outside [0, 1], a level outside (0, 1] or a negative sample size"
-        if row["passed"] and row["method"] in ("refused", "stopped"):
-            return "a row both passed and refused"
+        if a != alpha or row["sample_size"] < 0:
+            return f"row {row['name']}: a level other than the report's {alpha:g}, or a negative sample size"
+        if row["method"] == "refused":
+            if p == p or row["passed"]:
+                return f"row {row['name']}: a refusal with a p-value or a pass"
+        elif row["method"] == "stopped" or not 0 <= p <= 1 or row["passed"] != (p > a):
+            return f"row {row['name']}: a p-value outside [0, 1], or a pass that does not match it"
     return None
 
 
 def attention_section(out_dir: str | Path, *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6) -> list:
     """The rows of :func:`~kerneltheory.testing.attention_theory.attention_theory_rows` for the report, cached in
-    ``<out_dir>/attention_theory.json`` under the same key as the claim matrix's entries (budget, seed, α, version,
-    source digest): a second run reads them back; a corrupt or tampered file is recomputed with a
-    :class:`~kerneltheory.experiments.study.CacheWarning`."""
+    ``<out_dir>/attention_theory.json`` under the claim matrix's key less its d and m (budget, seed, α, version,
+    source digest): a second run reads them back. A corrupt file, or one holding a row that no check returns (see
+    :func:`_attention_problem`), is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`; like
+    the other caches it guards against damage and stale results, not against a deliberate forgery."""
     from .experiments.study import reject
     from .testing.attention_theory import attention_theory_rows
     from .testing.checks import CheckResult
@@ -204,14 +213,14 @@ def attention_section(out_dir: str | Path, *, budget: str = "quick", seed: int =
             cached = json.loads(path.read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reject(path, f"unreadable ({type(exc).__name__})")
-            cached = None
-        if isinstance(cached, dict) and cached.get("key") == key:
-            problem = _attention_problem(cached)
-            if problem is None:
-                return [CheckResult(**row) for row in cached["rows"]]
-            reject(path, problem)
-        elif cached is not None and not isinstance(cached, dict):
-            reject(path, "not an attention-theory entry")
+        else:
+            if not isinstance(cached, dict):
+                reject(path, "not an attention-theory entry")
+            elif cached.get("key") == key:  # another key: another budget, seed, level or source, recomputed
+                problem = _attention_problem(cached, alpha)
+                if problem is None:
+                    return [CheckResult(**row) for row in cached["rows"]]
+                reject(path, problem)
     start = time.perf_counter()
     rows = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
     write_json_atomic(path, {"key": key, "seconds": round(time.perf_counter() - start, 3),

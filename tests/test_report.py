@@ -184,16 +184,18 @@ def test_report_json_is_standard_json(tmp_path):
     assert "NaN" in loose and "Infinity" in loose
 
 
-def _attention_rows():
+def _attention_rows(alpha: float = 1e-6):
     from kerneltheory.testing.checks import CheckResult
 
     return [
-        CheckResult(name="ratio[positive/gaussian]", claim="ratio", statistic=1.25, p_value=0.5, alpha=1e-6,
+        CheckResult(name="ratio[positive/gaussian]", claim="ratio", statistic=1.25, p_value=0.5, alpha=alpha,
                     effect_size=0.01, sample_size=4000, seed=7, method="clt", passed=True, detail="ok"),
-        CheckResult.refusal("the bound is vacuous (≥ 1)", name="rks_uniform[0.1]", claim="uniform", alpha=1e-6,
+        CheckResult.refusal("the bound is vacuous (≥ 1)", name="rks_uniform[0.1]", claim="uniform", alpha=alpha,
                             sample_size=128, seed=8),
         CheckResult.certain_failure("bound", "an estimate outside its bound", name="chebyshev[0.2]", claim="uniform",
-                                    alpha=1e-6, sample_size=128, seed=9),
+                                    alpha=alpha, sample_size=128, seed=9),
+        CheckResult(name="chebyshev[0.3]", claim="uniform", statistic=3.0, p_value=1e-9, alpha=alpha,
+                    effect_size=0.2, sample_size=128, seed=10, method="binomial", passed=False, detail="too many"),
     ]
 
 
@@ -203,7 +205,7 @@ def _same_rows(a, b) -> bool:
 
 def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
     """The attention theory's rows are written to attention_theory.json and read back by a second run with the same
-    budget, seed, level and source; any of these changed recomputes them."""
+    budget, seed, level, version and source; any of these changed recomputes them."""
     import kerneltheory.report as R
     import kerneltheory.testing.attention_theory as AT
     from kerneltheory.testing.checks import CheckResult
@@ -213,7 +215,7 @@ def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
 
     def rows(quick, base_seed, alpha):
         calls.append((quick, base_seed, alpha))
-        return _attention_rows()
+        return _attention_rows(alpha)
 
     monkeypatch.setattr(AT, "attention_theory_rows", rows)
     first = R.attention_section(tmp_path, seed=3, alpha=1e-6)
@@ -227,30 +229,74 @@ def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
     assert calls[1:] == [(True, 4, 1e-6), (True, 4, 1e-5), (False, 4, 1e-5)]
     monkeypatch.setattr(R, "source_digest", lambda: "another source")
     R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
-    assert len(calls) == 5
+    monkeypatch.setattr(R, "__version__", "another version")
+    R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
+    R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
+    assert len(calls) == 6
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda e: "{not json",
-    lambda e: [e],
-    lambda e: {k: v for k, v in e.items() if k != "rows"},
-    lambda e: dict(e, rows=[]),
-    lambda e: dict(e, seconds=-1.0),
-    lambda e: dict(e, seconds=float("inf")),
-    lambda e: dict(e, rows=[dict(e["rows"][0], p_value=2.0)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], p_value=-0.5)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], alpha=0.0)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], alpha=float("nan"))]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=-1)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=4000.0)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], statistic=True)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], passed=1)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], name=None)]),
-    lambda e: dict(e, rows=[dict(e["rows"][0], extra=1)]),
-    lambda e: dict(e, rows=[{k: v for k, v in e["rows"][0].items() if k != "detail"}]),
-    lambda e: dict(e, rows=[dict(e["rows"][1], passed=True)]),
-    lambda e: dict(e, rows=["a row"]),
-])
+def test_the_checks_rows_survive_the_cache(tmp_path, monkeypatch, kt_seed):
+    """Rows the uniform-convergence check returns (a refusal, a pass) go through the file unchanged."""
+    import kerneltheory.report as R
+    import kerneltheory.testing.attention_theory as AT
+
+    real = AT.finite_set_uniform_check(draws=64, seed=kt_seed, epsilons=(0.1, 0.2))
+    assert real[0].refused and real[1].passed
+    monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: real)
+    R.attention_section(tmp_path)
+    monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: pytest.fail("recomputed"))
+    assert _same_rows(R.attention_section(tmp_path), real)
+
+
+def test_the_report_reads_its_attention_rows_back(tmp_path, monkeypatch):
+    """run_report goes through the cache: a second report into the same directory does not recompute the rows."""
+    import kerneltheory.report as R
+    import kerneltheory.testing.attention_theory as AT
+
+    calls = []
+    monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: calls.append(kw) or _attention_rows())
+    monkeypatch.setattr(R, "claim_matrix", lambda *a, **kw: [])  # the matrix is tested elsewhere
+    for _ in range(2):
+        res = run_report(tmp_path, variance=False, progress=False)
+        data = json.loads(res["json"].read_text(encoding="utf-8"))
+        assert [r["name"] for r in data["attention_theory"]] == [r.name for r in _attention_rows()]
+    assert len(calls) == 1 and "## Attention error theory" in res["text"]
+
+
+_TAMPERED = {
+    "not JSON": lambda e: "{not json",
+    "null": lambda e: None,
+    "a list": lambda e: [e],
+    "no rows field": lambda e: {k: v for k, v in e.items() if k != "rows"},
+    "no rows": lambda e: dict(e, rows=[]),
+    "negative seconds": lambda e: dict(e, seconds=-1.0),
+    "infinite seconds": lambda e: dict(e, seconds=float("inf")),
+    "p above 1": lambda e: dict(e, rows=[dict(e["rows"][0], p_value=2.0)]),
+    "p below 0": lambda e: dict(e, rows=[dict(e["rows"][0], p_value=-0.5)]),
+    "level 0": lambda e: dict(e, rows=[dict(e["rows"][0], alpha=0.0)]),
+    "level NaN": lambda e: dict(e, rows=[dict(e["rows"][0], alpha=float("nan"))]),
+    "another level": lambda e: dict(e, rows=[dict(e["rows"][0], alpha=0.5)]),
+    "negative sample size": lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=-1)]),
+    "float sample size": lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=4000.0)]),
+    "bool sample size": lambda e: dict(e, rows=[dict(e["rows"][0], sample_size=True)]),
+    "bool statistic": lambda e: dict(e, rows=[dict(e["rows"][0], statistic=True)]),
+    "int passed": lambda e: dict(e, rows=[dict(e["rows"][0], passed=1)]),
+    "no name": lambda e: dict(e, rows=[dict(e["rows"][0], name=None)]),
+    "an extra field": lambda e: dict(e, rows=[dict(e["rows"][0], extra=1)]),
+    "a missing field": lambda e: dict(e, rows=[{k: v for k, v in e["rows"][0].items() if k != "detail"}]),
+    "a refusal that passed": lambda e: dict(e, rows=[dict(e["rows"][1], passed=True)]),
+    "a refusal with a p-value": lambda e: dict(e, rows=[dict(e["rows"][1], p_value=0.5)]),
+    "a failure that passed": lambda e: dict(e, rows=[*e["rows"][:3], dict(e["rows"][3], passed=True)]),
+    "a failure relabelled refused": lambda e: dict(e, rows=[*e["rows"][:3], dict(e["rows"][3], method="refused")]),
+    "a pass without a p-value": lambda e: dict(e, rows=[dict(e["rows"][0], p_value=float("nan"))]),
+    "a pass below the level": lambda e: dict(e, rows=[dict(e["rows"][0], p_value=1e-9)]),
+    "a stopped row": lambda e: dict(e, rows=[dict(e["rows"][0], method="stopped", passed=False)]),
+    "a row twice": lambda e: dict(e, rows=[*e["rows"], e["rows"][0]]),
+    "not a row": lambda e: dict(e, rows=["a row"]),
+}
+
+
+@pytest.mark.parametrize("tamper", list(_TAMPERED.values()), ids=list(_TAMPERED))
 def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkeypatch, tamper):
     import kerneltheory.report as R
     import kerneltheory.testing.attention_theory as AT
@@ -265,4 +311,4 @@ def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkey
     with pytest.warns(CacheWarning, match="attention_theory.json"):
         rows = R.attention_section(tmp_path)
     assert len(calls) == 2 and _same_rows(rows, _attention_rows())
-    assert R._attention_problem(json.loads(path.read_text(encoding="utf-8"))) is None  # rewritten, well formed
+    assert R._attention_problem(json.loads(path.read_text(encoding="utf-8")), 1e-6) is None  # rewritten

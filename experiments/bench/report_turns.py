@@ -32,6 +32,8 @@ def main(before: str, after: str, out_json: str, repeats: int = 3, labels=("befo
             code = (f"import sys; sys.argv = ['kerneltheory', 'report', '--out', {out!r}, '--quiet']; "
                     "from kerneltheory.cli import main; main()")
             for run in ("first", "second") if second_run else ("first",):
+                if os.path.exists(f"{out}/report.json"):  # a run that fails must not be read as the one before
+                    os.remove(f"{out}/report.json")
                 r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                    cwd=tempfile.gettempdir())
