@@ -692,3 +692,45 @@ def test_half_precision_slope_rows_at_many_features_are_not_failed(kt_seed):
         report = check_attention(half, dim=D, mask=False, checks=["consistency", "stabiliser"],
                                  num_features=(256, 1024, 4096, 16384), draws=128, alpha=ALPHA, seed=seed)
         assert not report.failures, str(report)
+
+
+def _mixed_precision(leak: bool = False):
+    """Causal positive-feature attention whose features are computed in float32 and cast back, the prefix sums in the
+    inputs' float64 (a float32 feature module inside a float64 model): correct, its outputs are not float32 numbers.
+    ``leak``: each query also sees the next key (a causal defect far above float32's rounding)."""
+    features = NAMESPACE["features"]
+
+    def attention(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64).float()
+
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
+            pq, pk = features(q.float(), w).to(v.dtype), features(k.float(), w, keep).to(v.dtype)
+            if leak:
+                pk = pk + torch.nn.functional.pad(pk[:, 1:], (0, 0, 0, 1))
+                v = v + torch.nn.functional.pad(v[:, 1:], (0, 0, 0, 1))
+            kv = torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1)
+            return torch.einsum("blm,blmd->bld", pq, kv) / (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+
+        return fn
+
+    return attention
+
+
+def test_a_float32_step_inside_float64_outputs_is_refused_not_failed(kt_seed):
+    """A correct attention with float32 features and float64 sums differs between two runs of one exact number by more
+    than the float64 floor its outputs are read at, but by less than float32's: refused, naming output_dtype (not
+    failed), and with output_dtype=float32 it passes. A causal leak in the same function fails; a float64 function's
+    small defects keep failing (test_a_negative_weight_made_by_the_defect_does_not_refuse_its_row)."""
+    from kerneltheory.testing.attention_exact import _float32_step, _Run
+
+    run = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(_mixed_precision(), **run).checks[0]
+    assert row.refused and "output_dtype=torch.float32" in row.detail and "float32 step" in row.detail, row
+    assert statuses(check_attention(_mixed_precision(), output_dtype=torch.float32, **run)) == {"causality": "passed"}
+    assert statuses(check_attention(_mixed_precision(leak=True), **run)) == {"causality": "failed"}
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k, v = (torch.randn(1, 32, D, generator=g, dtype=torch.float64) * 0.3 for _ in range(3))
+    mixed = _mixed_precision()(16, torch.Generator().manual_seed(1))
+    plain = NAMESPACE["chunked_attention"](16, torch.Generator().manual_seed(1))
+    assert _float32_step(_Run(mixed, q, k, v, 16)) and not _float32_step(_Run(plain, q, k, v, 16))
