@@ -134,23 +134,42 @@ def test_unstabilised_float32_underflows_at_large_norms(kt_seed):
     assert rows(report) == {"finite[float32]": False, "finite[float64]": True}, str(report)
 
 
+def _key_stabilised(per_sequence: bool, clamp: float | None = None):
+    """Positive-feature attention whose key stabiliser is one max per sequence (legal) or one max over the whole batch
+    (early Performer code; exact in exact arithmetic until it underflows a sequence); ``clamp``: the denominator
+    clamped from below."""
+    def build(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v):
+            s = D**-0.25
+            lq = (q * s) @ w.to(q.dtype).T - (q * s).pow(2).sum(-1, keepdim=True) / 2
+            lk = (k * s) @ w.to(k.dtype).T - (k * s).pow(2).sum(-1, keepdim=True) / 2
+            lk = lk - (lk.amax((1, 2), keepdim=True) if per_sequence else lk.amax())
+            pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), lk.exp()
+            den = pq @ pk.sum(1, keepdim=True).transpose(1, 2)
+            return (pq @ (pk.transpose(1, 2) @ v)) / (den if clamp is None else den.clamp_min(clamp))
+
+        return fn
+    return build
+
+
+def test_a_shared_key_stabiliser_behind_a_clamp_fails_finiteness_at_the_default_norms(kt_seed):
+    """One max over the whole batch with the denominator clamped at 1e-12: in float32 and in float64 the sequence
+    beside the other's larger logits gets finite outputs far from its own (a review found it passed); the same code
+    with a max per sequence passes in both (proofs/attention_audit.md, item 8)."""
+    run = dict(dim=D, mask=False, checks=["finite"], alpha=ALPHA, seed=kt_seed)
+    assert {c.name: c.status for c in check_attention(_key_stabilised(True, 1e-12), **run).checks} == {
+        "finite[float32]": "passed", "finite[float64]": "passed"}
+    rows = check_attention(_key_stabilised(False, 1e-12), **run).checks
+    assert {c.name: c.status for c in rows} == {"finite[float32]": "failed", "finite[float64]": "failed"}, rows
+    assert all("each sequence computed beside the other against it alone" in c.detail for c in rows), rows
+
+
 def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence_at_large_norms(kt_seed):
     """Exact in exact arithmetic, but the batch's largest key logit comes from one sequence's small keys, and every
     key of a sequence at norm 30 underflows to 0/0 in float32 beside it; with one sequence per call the row passed."""
-    def attention(per_sequence):
-        def build(m, g):
-            w = torch.randn(m, D, generator=g, dtype=torch.float64)
-
-            def fn(q, k, v):
-                s = D**-0.25
-                lq = (q * s) @ w.to(q.dtype).T - (q * s).pow(2).sum(-1, keepdim=True) / 2
-                lk = (k * s) @ w.to(k.dtype).T - (k * s).pow(2).sum(-1, keepdim=True) / 2
-                lk = lk - (lk.amax((1, 2), keepdim=True) if per_sequence else lk.amax())
-                pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), lk.exp()
-                return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1, keepdim=True).transpose(1, 2))
-
-            return fn
-        return build
+    attention = _key_stabilised
 
     rows = {}
     for per_sequence in (True, False):

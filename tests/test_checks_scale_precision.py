@@ -392,6 +392,15 @@ def test_a_map_that_casts_float32_features_declares_it_or_is_told(kt_seed):
     undeclared = check_feature_map(_cast_prf(False), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
     assert undeclared.status == "FAILED", str(undeclared)
     assert any("float32 numbers" in n and "feature_dtype" in n for n in undeclared.notes), undeclared.notes
+    for wrong in ("float32", torch.int8):  # a declaration that is no floating dtype is an error, not ignored
+
+        def mislabelled(g, batch, wrong=wrong):
+            phi = _cast_prf(True)(g, batch)
+            phi.feature_dtype = wrong
+            return phi
+
+        with pytest.raises(ValueError, match="feature_dtype must be a floating torch.dtype"):
+            check_feature_map(mislabelled, kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
 
 
 def test_the_variance_guard_does_not_underflow(kt_generator):

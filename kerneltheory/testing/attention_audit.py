@@ -110,6 +110,7 @@ from .attention_exact import (
     _check_reproducible,
     _inputs,
     batch_row,
+    beside_alone_row,
     causality_row,
     empty_padding_row,
     gamma_delta,
@@ -395,6 +396,7 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
     q, k = torch.cat([q, unit() * max_norm]), torch.cat([k, unit() * max_norm])
     v = torch.cat([v, torch.randn(1, long_length, d, generator=g, dtype=_F64)])
     inputs = f"L = {long_length}, norms ≤ {max_norm} (one sequence of norms in [0, {max_norm}], one at {max_norm})"
+    per_call = False  # the function took the two sequences one per call (below)
     try:
         out = _call(fn, q.to(dtype), k.to(dtype), v.to(dtype))
     except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
@@ -409,6 +411,7 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
                 out = torch.cat([_call(fn, q[i:i + 1].to(dtype), k[i:i + 1].to(dtype), v[i:i + 1].to(dtype))
                                  for i in range(2)])
                 inputs += f" (one sequence per call: a batch of two {raised})"
+                per_call = True
             except Exception:
                 out = None
     if out is None:
@@ -443,6 +446,13 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
                           "the function computes in at these norms; a stabiliser per sequence, or a wider format)")
     if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
         where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
+    if not bool(bad.any()) and not per_call:  # finite: is each sequence what it is alone? (a clamp hides 0/0)
+        row = beside_alone_row(fn, q.to(dtype), k.to(dtype), v.to(dtype), out, m, name, alpha, seed,
+                               f"{inputs}: each sequence computed beside the other against it alone (finite, but a "
+                               "stabiliser or a rescaling shared by the batch changes a sequence's outputs: each "
+                               "sequence must be computed as if alone)" + where)
+        if row is not None:
+            return row
     return property_check(int(bad.sum()), out.numel(), claim="finite", name=name, seed=seed, alpha=alpha,
                           example=inputs + where)
 

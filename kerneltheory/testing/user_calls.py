@@ -222,7 +222,11 @@ class _Evaluator:
 
         def call(x):
             out = fn(x)
-            for dt in (getattr(out, "dtype", None), getattr(raw, "feature_dtype", None)):
+            declared = getattr(raw, "feature_dtype", None)
+            if declared is not None and not (isinstance(declared, torch.dtype) and declared.is_floating_point):
+                raise ValueError(f"feature_dtype must be a floating torch.dtype (torch.float32, torch.float16, "
+                                 f"torch.bfloat16): the format the features were computed in; got {declared!r}")
+            for dt in (getattr(out, "dtype", None), declared):
                 if isinstance(dt, torch.dtype) and dt.is_floating_point and dt not in self._dtypes_seen:
                     self._dtypes_seen.add(dt)
                     self.eps = max(self.eps, torch.finfo(dt).eps)

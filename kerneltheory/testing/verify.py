@@ -16,7 +16,7 @@ any draw is counted, two draws from identically seeded generators must agree and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -145,13 +145,17 @@ def _budget(budget: str) -> dict:
 def _claims(claims) -> set[str]:
     if isinstance(claims, str):
         claims = {claims}
+    if isinstance(claims, Mapping):
+        raise TypeError(f"claims must be a claim name or a set of names from {sorted(CLAIMS)}, got a "
+                        f"{type(claims).__name__}: its keys would be read as claims whatever their values; pass the "
+                        "set of the claims the map makes")
     if not isinstance(claims, Iterable):
         raise TypeError(f"claims must be a claim name or a set of names from {sorted(CLAIMS)}, "
                         f"got {type(claims).__name__}")
     claims = set(claims)
     unknown = claims - CLAIMS
     if unknown:
-        raise ValueError(f"claims must be a subset of {sorted(CLAIMS)}, got unknown {sorted(unknown)}")
+        raise ValueError(f"claims must be a subset of {sorted(CLAIMS)}, got unknown {sorted(map(repr, unknown))}")
     if not claims:
         raise ValueError("claims must name at least one claim")
     return claims
