@@ -315,7 +315,7 @@ def test_a_sum_over_the_batch_is_caught_without_a_mask(kt_seed):
                              seed=kt_seed, dtypes=(torch.float64,))
     # the finiteness row's batch at large norms, each sequence against it alone, sees the sum as well
     assert statuses(report) == {"batch": "failed", "finite[float64]": "failed"}, str(report)
-    assert "each sequence computed beside the other against it alone" in report.checks[1].detail, str(report)
+    assert "the sequence at max_norm computed beside the other against it alone" in report.checks[1].detail, str(report)
     assert report.checks[0].statistic > 1e6  # far above the rounding floor
     good = check_attention(NAMESPACE["batched"], dim=D, checks=["batch", "padding"], alpha=ALPHA, seed=kt_seed)
     assert statuses(good) == {"batch": "passed", "padding[right]": "passed", "padding[left]": "passed",

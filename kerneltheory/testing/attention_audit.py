@@ -448,8 +448,8 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
         where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
     if not bool(bad.any()) and not per_call:  # finite: is each sequence what it is alone? (a clamp hides 0/0)
         row = beside_alone_row(fn, q.to(dtype), k.to(dtype), v.to(dtype), out, m, name, alpha, seed,
-                               f"{inputs}: each sequence computed beside the other against it alone (finite, but a "
-                               "stabiliser or a rescaling shared by the batch changes a sequence's outputs: each "
+                               f"{inputs}: the sequence at max_norm computed beside the other against it alone "
+                               "(finite, but a stabiliser or a rescaling shared by the batch changes its outputs: each "
                                "sequence must be computed as if alone)" + where)
         if row is not None:
             return row

@@ -752,13 +752,15 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
 
 def beside_alone_row(fn, q, k, v, out, m: int, name: str, alpha: float, seed: int, what: str) -> CheckResult | None:
     """The finiteness rows' batch (``q, k, v`` ``[2, L, d]`` in the dtype tested, ``out`` = fn(q, k, v), all finite):
-    each sequence computed beside the other against it alone, as the batch row compares them at the ordinary inputs
-    (proofs/attention_audit.md, items 10(a) and 8): at large norms a stabiliser or a rescaling shared by the batch
-    underflows one sequence's weights, which a clamped or ε-shifted denominator leaves finite. The failed row, or None
+    its last sequence, every token at the largest norm, computed beside the other against it alone, as the batch row
+    compares sequences at the ordinary inputs (proofs/attention_audit.md, items 10(a) and 8): a stabiliser or a
+    rescaling shared by the batch is set by the other sequence's small-norm keys and underflows this one's weights,
+    which a clamped or ε-shifted denominator leaves finite. The failed row, or None
     where the comparison does not fail (passes, is refused, or the function is not deterministic here: the finiteness
     row then stands on its own). Floors at least those of the inputs' dtype."""
-    alone = [_Run(fn, q[i : i + 1], k[i : i + 1], v[i : i + 1], m, least=q.dtype) for i in range(q.shape[0])]
-    if all(_same_values(out[i : i + 1], one.out) for i, one in enumerate(alone)):
+    i = q.shape[0] - 1  # the sequence at the largest norms, whose weights a stabiliser shared with the other underflows
+    one = _Run(fn, q[i:], k[i:], v[i:], m, least=q.dtype)
+    if _same_values(out[i:], one.out):
         return None  # the same numbers: nothing to bound, nothing to decide
     again = _call(fn, q, k, v)
     try:
@@ -767,9 +769,8 @@ def beside_alone_row(fn, q, k, v, out, m: int, name: str, alpha: float, seed: in
     except NoRoundingBound:
         return None
     both = _Run(fn, q, k, v, m, out=out, least=q.dtype)
-    pairs = [(_difference(both.out[i], one.out[0]), lambda one=one, i=i: both.floor()[i] + one.floor()[0])
-             for i, one in enumerate(alone)]
-    row = _exact_row(name, "finite", pairs, [both, *alone], alpha, seed, what)
+    pairs = [(_difference(both.out[i], one.out[0]), lambda: both.floor()[i] + one.floor()[0])]
+    row = _exact_row(name, "finite", pairs, [both, one], alpha, seed, what)
     return row if not row.passed and not row.refused else None
 
 
