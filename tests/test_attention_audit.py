@@ -166,6 +166,23 @@ def test_a_shared_key_stabiliser_behind_a_clamp_fails_finiteness_at_the_default_
     assert all("the sequence at max_norm computed beside the other against it alone" in c.detail for c in rows), rows
 
 
+def test_a_function_that_alternates_two_draws_is_not_failed_by_the_finiteness_comparison(kt_seed):
+    """Correct on every call, but with one of two draws on alternate calls: the batch and the sequence alone come
+    from different draws, so comparing them would fail a correct function; two consecutive calls disagree first, and
+    the finiteness rows are decided by finiteness alone (a review found them failed)."""
+    def alternating(m, g):
+        draws, calls = [_key_stabilised(True)(m, g) for _ in range(2)], [0]
+
+        def fn(q, k, v):
+            calls[0] += 1
+            return draws[calls[0] % 2](q, k, v)
+
+        return fn
+
+    rows = check_attention(alternating, dim=D, mask=False, checks=["finite"], alpha=ALPHA, seed=kt_seed).checks
+    assert {c.name: c.status for c in rows} == {"finite[float32]": "passed", "finite[float64]": "passed"}, rows
+
+
 def test_a_key_stabiliser_shared_by_the_batch_fails_finiteness_beside_a_sequence_at_large_norms(kt_seed):
     """Exact in exact arithmetic, but the batch's largest key logit comes from one sequence's small keys, and every
     key of a sequence at norm 30 underflows to 0/0 in float32 beside it; with one sequence per call the row passed."""

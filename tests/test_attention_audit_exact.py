@@ -736,3 +736,32 @@ def test_a_float32_step_inside_float64_outputs_is_refused_not_failed(kt_seed):
     mixed = _mixed_precision()(16, torch.Generator().manual_seed(1))
     plain = NAMESPACE["chunked_attention"](16, torch.Generator().manual_seed(1))
     assert _float32_step(_Run(mixed, q, k, v, 16)) and not _float32_step(_Run(plain, q, k, v, 16))
+
+
+def test_a_float64_defect_below_float32s_floor_still_fails_without_a_float32_step(kt_seed):
+    """A float64 causal attention with a leak of weight 1e-7 (above float64's floor, below float32's) whose outputs
+    depend on q and k only through a discrete step (sign features), or not at all: the probe's small change leaves
+    its outputs as they are, but so does one above float32's resolution, so there is no float32 step to blame and
+    the row fails (a review found it refused, with advice that then passed it)."""
+
+    def leaky(kind):
+        def attention(m, g):
+            w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+            def fn(q, k, v, mask=None):
+                if kind == "sign":
+                    pq, pk = torch.exp(torch.sign(q @ w.T)), torch.exp(torch.sign(k @ w.T))
+                else:  # outputs independent of q and k
+                    pq, pk = torch.ones(*q.shape[:2], m, dtype=q.dtype), torch.ones(*k.shape[:2], m, dtype=k.dtype)
+                kv = torch.einsum("blm,bld->blmd", pk, v)
+                state = torch.cumsum(kv, 1) + 1e-7 * torch.nn.functional.pad(kv[:, 1:], (0, 0, 0, 0, 0, 1))
+                return torch.einsum("blm,blmd->bld", pq, state) / (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+
+            return fn
+
+        return attention
+
+    for kind in ("sign", "independent"):
+        rows = statuses(check_attention(leaky(kind), dim=D, causal=True, mask=False, checks=["causality"],
+                                        alpha=ALPHA, seed=kt_seed))
+        assert rows == {"causality": "failed"}, (kind, rows)
