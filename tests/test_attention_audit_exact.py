@@ -736,13 +736,21 @@ def test_a_float32_step_inside_float64_outputs_is_refused_not_failed(kt_seed):
     mixed = _mixed_precision()(16, torch.Generator().manual_seed(1))
     plain = NAMESPACE["chunked_attention"](16, torch.Generator().manual_seed(1))
     assert _float32_step(_Run(mixed, q, k, v, 16)) and not _float32_step(_Run(plain, q, k, v, 16))
+    w32 = torch.randn(16, D, generator=g, dtype=torch.float64).float()
+
+    def normalised_mixed(q, k, v, mask=None):  # q and k normalised, then float32 features: scaling q, k shows nothing
+        pq, pk = (torch.exp(torch.nn.functional.normalize(x, dim=-1).float() @ w32.T).double() for x in (q, k))
+        return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1, keepdim=True).transpose(1, 2))
+
+    assert _float32_step(_Run(normalised_mixed, q, k, v, 16))
 
 
 def test_a_float64_defect_below_float32s_floor_still_fails_without_a_float32_step(kt_seed):
     """A float64 causal attention with a leak of weight 1e-7 (above float64's floor, below float32's) whose outputs
     depend on q and k only through a discrete step (sign features), or not at all: the probe's small change leaves
     its outputs as they are, but so does one above float32's resolution, so there is no float32 step to blame and
-    the row fails (a review found it refused, with advice that then passed it)."""
+    the row fails (a review found it refused, with advice that then passed it); one that normalises q and k fails as
+    well (the probe changes their entries by ±ε in turn, not by one scale, which normalising would erase)."""
 
     def leaky(kind):
         def attention(m, g):
@@ -751,6 +759,8 @@ def test_a_float64_defect_below_float32s_floor_still_fails_without_a_float32_ste
             def fn(q, k, v, mask=None):
                 if kind == "sign":
                     pq, pk = torch.exp(torch.sign(q @ w.T)), torch.exp(torch.sign(k @ w.T))
+                elif kind == "normalised":  # invariant to scaling q and k: the probe does not scale them
+                    pq, pk = (torch.exp(torch.nn.functional.normalize(x, dim=-1) @ w.T) for x in (q, k))
                 else:  # outputs independent of q and k
                     pq, pk = torch.ones(*q.shape[:2], m, dtype=q.dtype), torch.ones(*k.shape[:2], m, dtype=k.dtype)
                 kv = torch.einsum("blm,bld->blmd", pk, v)
@@ -761,7 +771,7 @@ def test_a_float64_defect_below_float32s_floor_still_fails_without_a_float32_ste
 
         return attention
 
-    for kind in ("sign", "independent"):
+    for kind in ("sign", "independent", "normalised"):
         rows = statuses(check_attention(leaky(kind), dim=D, causal=True, mask=False, checks=["causality"],
                                         alpha=ALPHA, seed=kt_seed))
         assert rows == {"causality": "failed"}, (kind, rows)

@@ -289,25 +289,29 @@ FLOAT32_VISIBLE = 2.0**-20  # one above float32's resolution: a float32 step car
 
 
 def _float32_step(run) -> bool:
-    """Whether ``run``'s function reads q and k through a float32 (or coarser) step: with q and k scaled by
-    1 + :data:`FLOAT32_PROBE`, which a float32 rounding of them (or of anything computed from them at a relative
-    precision ≥ 2⁻²⁴) erases and a float64 computation carries to its outputs, at least half of the outputs stay
-    bitwise the same; and with them scaled by 1 + :data:`FLOAT32_VISIBLE`, above float32's resolution, at least half
-    change (a function whose outputs depend on q and k only through a discrete step, or not at all, has no float32
-    step to blame)."""
+    """Whether ``run``'s function reads q and k through a float32 (or coarser) step: with the entries of q and k
+    scaled by 1 ± :data:`FLOAT32_PROBE` in turn, which a float32 rounding of them (or of anything computed from them
+    at a relative precision ≥ 2⁻²⁴) erases and a float64 computation carries to its outputs, at least half of the
+    outputs stay bitwise the same; and with them scaled by 1 ± :data:`FLOAT32_VISIBLE`, above float32's resolution,
+    at least half change (a function whose outputs depend on q and k only through a discrete step, or not at all,
+    has no float32 step to blame)."""
     if run.q.dtype != _F64:
         return False
 
-    def same_share(scale: float) -> float | None:
-        out = _call(run.fn, run.q * scale, run.k * scale, run.v, run.mask)
+    def alternate(x: torch.Tensor, rel: float) -> torch.Tensor:  # entries scaled by 1 ± rel in turn: no pure scaling,
+        sign = 1 - 2 * (torch.arange(x.numel(), dtype=_F64) % 2)  # which a function normalising q and k would erase
+        return x * (1 + rel * sign.reshape(x.shape))
+
+    def same_share(rel: float) -> float | None:
+        out = _call(run.fn, alternate(run.q, rel), alternate(run.k, rel), run.v, run.mask)
         if out.shape != run.out.shape:
             return None
         return float(((out == run.out) | (torch.isnan(out) & torch.isnan(run.out))).to(_F64).mean())
 
-    below = same_share(1 + FLOAT32_PROBE)
+    below = same_share(FLOAT32_PROBE)
     if below is None or below < 0.5:
         return False
-    above = same_share(1 + FLOAT32_VISIBLE)
+    above = same_share(FLOAT32_VISIBLE)
     return above is not None and above <= 0.5
 
 
