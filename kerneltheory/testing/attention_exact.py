@@ -271,11 +271,11 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
     if finite and bad and missing is None and _within_float32(pairs, runs):
         return CheckResult.refusal(
             f"{what}: the outputs differ by up to {worst:.3g}× the rounding floor of their format, but within the "
-            "floor of outputs computed in float32, and the function reads q and k through a float32 step (a change of "
-            "them by 2⁻⁴⁰ leaves its outputs as they are, one of 2⁻²⁰ does not): with part of its work in float32 "
-            "and wider outputs, its rounding cannot be told from a defect this small (proofs/attention_audit.md, "
-            "item 9); declare "
-            "output_dtype=torch.float32 (kerneltheory audit --output-dtype float32) to compare at float32's rounding",
+            "floor of outputs computed in float32, and the function reads q and k through a float32 step (their "
+            "entries changed by ±2⁻⁴⁰ in turn leave its outputs as they are, by ±2⁻²⁰ do not): with part of its work "
+            "in float32 and wider outputs, its rounding cannot be told from a defect this small "
+            "(proofs/attention_audit.md, item 9); declare output_dtype=torch.float32 (kerneltheory audit "
+            "--output-dtype float32) to compare at float32's rounding",
             name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
     note = _precision_note(runs) + ("" if missing is None else f"; comparisons without a floor left out ({missing})")
     row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
