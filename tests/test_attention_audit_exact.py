@@ -52,12 +52,12 @@ USER = textwrap.dedent('''
             s_kv, s_k = s_kv + k.transpose(1, 2) @ x, s_k + k.sum(1)
         return torch.cat(outs, 1)
 
-    def chunked_attention(m, generator, carry_denominator=True):
+    def chunked_attention(m, generator, carry_denominator=True, chunk=64):
         w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
 
         def fn(q, k, v, mask=None):
             keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
-            return chunked(features(q, w), features(k, w, keep), v, carry_denominator)
+            return chunked(features(q, w), features(k, w, keep), v, carry_denominator, chunk)
         return fn
 
     def chunked_bug(m, generator):
@@ -136,6 +136,49 @@ USER = textwrap.dedent('''
                 return num / (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
             return chunked(pq, features(k, w), v, True)
         return fn
+
+    def cumulative(pq, pk, v):
+        """Causal linear attention by cumulative sums over the positions (numerator and normaliser)."""
+        num = torch.einsum("blm,blmd->bld", pq, torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1))
+        return num, (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
+
+    def boundary_leak(m, generator, chunk=48, normaliser_only=False):
+        """Causal sums in which the last query of every chunk of ``chunk`` tokens also sees the next chunk's first key
+        (a carried state updated one key early): wrong at one query per chunk boundary, right everywhere else.
+        normaliser_only: that key enters the normaliser alone."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            pq, pk = features(q, w), features(k, w, torch.ones(k.shape[:2], dtype=torch.bool))
+            num, den = cumulative(pq, pk, v)
+            ends = torch.arange(chunk, max(chunk, q.shape[1]), chunk)
+            seen = (pq[:, ends - 1] * pk[:, ends]).sum(-1, keepdim=True)
+            num[:, ends - 1] += 0.0 if normaliser_only else seen * v[:, ends]
+            den[:, ends - 1] += seen
+            return num / den
+        return fn
+
+    def values_of_head_width(m, generator, chunk=100):
+        """boundary_leak behind a check that the values have the head dimension (as a module's projections want)."""
+        fn = boundary_leak(m, generator, chunk)
+
+        def strict(q, k, v, mask=None):
+            if v.shape[-1] != q.shape[-1]:
+                raise ValueError(f"values of width {v.shape[-1]}, expected {q.shape[-1]}")
+            return fn(q, k, v)
+        return strict
+
+    def shifted_values(m, generator, eps=1e-6, shift=5.0):
+        """Correct causal attention computed on v + C with an ε in the normaliser, then − C: not linear in the
+        values (its outputs at v = 0 are −C·ε/(Z + ε)), so it has no attention matrix to read. The keys' features are
+        not stabilised (a constant shared by the keys would reach the earlier outputs through ε/Z)."""
+        w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            lk = (k * k.shape[-1] ** -0.25) @ w.T - (k * k).sum(-1, keepdim=True) / (2 * k.shape[-1] ** 0.5)
+            num, den = cumulative(features(q, w), lk.exp(), v + shift)
+            return num / (den + eps) - shift
+        return fn
 ''')
 NAMESPACE: dict = {}
 exec(compile(USER, "user_code", "exec"), NAMESPACE)  # noqa: S102  (the same code the shell tests load from a file)
@@ -205,15 +248,7 @@ def test_the_order_row_fails_a_dropped_normaliser_at_every_chunk_size_the_docs_n
     the key before it is always replaced by one from an earlier chunk; three seeds each, and the correct chunked
     attention passes at the same seeds."""
     def factory(carry):
-        def attention(m, generator):
-            w = torch.randn(m, 8, generator=generator, dtype=torch.float64)
-            features, chunked = NAMESPACE["features"], NAMESPACE["chunked"]
-
-            def fn(q, k, v, mask=None):
-                keep = torch.ones(k.shape[:2], dtype=torch.bool)
-                return chunked(features(q, w), features(k, w, keep), v, carry, chunk=chunk)
-            return fn
-        return attention
+        return lambda m, generator: NAMESPACE["chunked_attention"](m, generator, carry, chunk)
 
     for seed in (kt_seed, kt_seed + 1, kt_seed + 2):
         exact = dict(dim=D, mask=False, causal=True, checks=["order"], alpha=ALPHA, seed=seed)
@@ -540,6 +575,78 @@ def test_causality_compares_each_length_inside_a_longer_sequence(name, kt_seed):
     assert row.status == "failed", row.detail
     assert "appended up to L' = 1024" in row.detail and "L' = 513" in row.detail
     assert check_attention(NAMESPACE["chunked_attention"], **exact).passed
+
+
+@pytest.mark.parametrize("chunk", [48, 100, 300])
+def test_a_one_token_leak_at_any_chunk_boundary_is_caught_without_a_mask(chunk, kt_seed):
+    """Review finding: the last query of every chunk of C tokens also sees the next chunk's first key. The cuts of the
+    causality row (t = 1, ⌊L/2⌋ + 1, L − 1) and the order row's fixed points miss such a leak unless C is a power of
+    two, and without a mask no padding row runs. The row now reads the attention matrix at each length (values the
+    unit vectors; proofs/attention_audit.md, item 17): any weight on a later key fails, naming the first."""
+    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(lambda m, g: NAMESPACE["boundary_leak"](m, g, chunk), **exact).checks[0]
+    assert row.status == "failed", row.detail
+    assert f"query i = {chunk - 1}, key j = {chunk}" in row.detail and row.method == "exact zero"
+    assert f"{len(range(chunk, 513, chunk))} of the 131328 weights" in row.detail
+    good = check_attention(lambda m, g: NAMESPACE["boundary_leak"](m, g, 10**6), **exact).checks[0]
+    assert good.passed and "no weight on a later key at L = [16, 513] (m = 64)" in good.detail, good.detail
+
+
+def test_the_attention_matrix_is_read_at_the_functions_own_value_width_when_it_takes_no_other(kt_seed):
+    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(NAMESPACE["values_of_head_width"], **exact).checks[0]
+    assert row.status == "failed" and "query i = 99, key j = 100" in row.detail, row.detail
+
+
+def test_a_function_not_linear_in_its_values_has_no_matrix_read_and_says_so(kt_seed):
+    """Outputs at v = 0 that are not 0 (shifted values with an ε in the normaliser): no attention matrix exists, the
+    row says it was not read and decides on its comparisons, which this correct function passes."""
+    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(NAMESPACE["shifted_values"], **exact).checks[0]
+    assert row.passed and "attention matrix not read at L = [16, 513]" in row.detail, row.detail
+
+
+def test_a_leak_with_signed_weights_fails_rather_than_being_refused(kt_seed):
+    """Item 17 needs no sign: a sum whose terms are all 0 is 0 whatever the signs of the weights that multiply them, so
+    a trigonometric attention's weight on a later key fails the row, where a difference of its outputs beyond the
+    floor would be refused (item 3's floor holds for non-negative weights only)."""
+
+    def trig_leak(m, g, chunk=100):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            def phi(x):
+                p = x @ w.T
+                return torch.cat([p.cos(), p.sin()], -1) / m**0.5
+            pq, pk = phi(q), phi(k)
+            num, den = NAMESPACE["cumulative"](pq, pk, v)
+            ends = torch.arange(chunk, max(chunk, q.shape[1]), chunk)
+            seen = (pq[:, ends - 1] * pk[:, ends]).sum(-1, keepdim=True)
+            num[:, ends - 1] += seen * v[:, ends]
+            den[:, ends - 1] += seen
+            return num / den
+        return fn
+
+    row = check_attention(trig_leak, dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA,
+                          seed=kt_seed).checks[0]
+    assert row.status == "failed" and "query i = 99, key j = 100" in row.detail, row.detail
+
+
+@pytest.mark.parametrize("chunk", [600, 1000])
+def test_the_order_row_runs_at_long_length_for_chunks_longer_than_exact_length(chunk, kt_seed):
+    """Review finding: a carried state that drops its normaliser past a first chunk of more than 512 tokens was
+    compared only inside that chunk (the exact rows ran at L = 16 and 513). The order row now runs at ``long_length``
+    (1024) as well, which the function is asked to take anyway; with ``long_length`` at 513 it does not, and the
+    defect passes, which is what docs/auditing.md says of chunks of ``long_length`` tokens or more."""
+
+    def chunks(carry):
+        return lambda m, generator: NAMESPACE["chunked_attention"](m, generator, carry, chunk)
+
+    exact = dict(dim=D, causal=True, mask=False, checks=["order"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(chunks(False), **exact).checks[0]
+    assert row.status == "failed" and "L = 1024" in row.detail, row.detail
+    assert check_attention(chunks(True), **exact).passed
+    assert check_attention(chunks(False), long_length=513, **exact).passed  # the gap, where long_length is short
 
 
 def test_extended_lengths():

@@ -515,7 +515,8 @@ def check_attention(
         exact_length: the exact rows (batch, padding, causality, order, precision) run at ``length`` and again at
             this L (≥ 4 with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
         long_length, max_norm, dtypes: the finiteness checks (``dtypes``: those the function accepts; a dtype it
-            rejects even on the ordinary inputs refuses its row).
+            rejects even on the ordinary inputs refuses its row); the order row runs at ``long_length`` as well (a
+            state wrong past a first chunk longer than ``exact_length``), and the causality row appends up to it.
         inputs: ``(q, k, v)`` of shape ``[1, L, d]`` for the consistency, stabiliser, causality and order checks instead
             of q, k ~ N(0, input_std²), v ~ N(0, 1) (e.g. tokens of very different norms, where a per-position
             parameter shows).
@@ -616,8 +617,10 @@ def check_attention(
             sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])
             if c == "causality":
                 report.checks.append(causality_row(attention, sets, m_exact, a, s, output_dtype,
-                                                   longest=long_length))
-            else:
+                                                   longest=long_length, m_matrix=ms[0]))
+            else:  # and at long_length: a state wrong past a first chunk longer than exact_length shows there
+                if long_length > max(exact_length, q.shape[-2]):
+                    sets.append(_inputs(1, long_length, d, std, g))
                 report.checks.append(order_row(attention, sets, m_exact, a, s, causal, output_dtype))
         else:
             for dt in dtypes:

@@ -10,7 +10,8 @@ implementations, where a state carried between chunks can be wrong while the fir
 * **padding[right]**, **padding[left]**, **padding[gap]** — outputs at kept positions against those of the sequences
   of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
-  chunk boundaries) leaves the outputs before t unchanged.
+  chunk boundaries) leaves the outputs before t unchanged, and the attention matrix puts an exact 0 on every later key
+  (:func:`_later_weights_row`).
 * **order** — attention sums over a set of keys: permuting the tokens permutes the outputs (non-causal); for causal
   attention, shuffling the tokens within the stretches between the fixed odd positions of :func:`order_points`
   leaves the outputs at those t unchanged (each sees the same set of earlier keys). The key just before each t is
@@ -18,7 +19,9 @@ implementations, where a state carried between chunks can be wrong while the fir
   mask, as does a parameter tied to a position. Then the keys and values moved with the queries kept
   (:func:`key_cycle`): every output unchanged, or for causal attention those at the powers of two and L − 1
   (:func:`key_points`), which a chunk's first query missing its own key or a state missing a chunk's last key
-  changes. A length of 1 is left out, and the row refused if every length is.
+  changes. A length of 1 is left out, and the row refused if every length is. The order row runs at
+  ``long_length`` (1024) as well, where the keys moved before L − 1 cross the boundary of chunks of 514 to 1023
+  tokens (proofs/attention_audit.md, item 14(e)).
 
 They pass iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight
 attention (Higham 2002, §3): out_ic = Σ_j a_ij v_jc with a_ij ≥ 0, Σ_j a_ij = 1, so Σ_j |a_ij||v_jc| = fn(q, k, |v|)_ic,
@@ -571,20 +574,17 @@ def _reads_mask_inverted(fn, probe, m: int, precision) -> bool:
         return False
 
 
-def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
-                  variant_least=None):
-    """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
-    each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
-    the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``).
-    ``variant_least``: a format the variants' floors are at least as coarse as (besides ``precision`` or the format
-    read from their outputs)."""
+def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants,
+                    variant_least=None):
+    """The comparisons of :func:`_sequence_row`: ``(pairs, runs, whats, refused)``, ``refused`` the refusal of the
+    first length whose function could not be compared (the pairs of the lengths before it kept)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
     for q, k, v in sets:
         base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
         if refused is not None:
-            return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
+            return pairs, runs, whats, refused
         runs.append(base)
         described, cases = variants(q, k, v, g)
         for (q2, k2, v2), at2, at in cases:
@@ -593,18 +593,81 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
             pairs.append((_difference(new.out[:, at2], base.out[:, at]),
                           lambda base=base, new=new, at2=at2, at=at: new.floor()[:, at2] + base.floor()[:, at]))
         whats.append(described)
+    return pairs, runs, whats, None
+
+
+def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
+                  variant_least=None):
+    """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
+    each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
+    the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``).
+    ``variant_least``: a format the variants' floors are at least as coarse as (besides ``precision`` or the format
+    read from their outputs)."""
+    pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants,
+                                                  variant_least)
+    if refused is not None:
+        return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
     return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
 
 
-def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None, longest: int | None = None
-                  ) -> CheckResult:
+MATRIX_WIDTH = 64  # keys per call when the causality row reads an attention matrix
+
+
+def _later_weights(fn, q, k, width: int) -> torch.Tensor | None:
+    """The weights ``fn`` puts on later keys on one sequence without a mask: the strict upper triangle of its attention
+    matrix (:func:`_attention_matrix`, read with values the unit vectors, :data:`MATRIX_WIDTH` keys at a time, or
+    ``width``, the value width of the function's other calls, where it takes no other). None where no matrix can be
+    read."""
+    a = _attention_matrix(fn, q, k, max(width, MATRIX_WIDTH))
+    if a is None and width < MATRIX_WIDTH:  # a function that takes values of its own width only
+        a = _attention_matrix(fn, q, k, width)
+    return None if a is None else torch.triu(a, 1)
+
+
+def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: int) -> tuple[CheckResult | None, str]:
+    """The causality row's reading of the attention matrix of ``fn`` built with ``m`` features (the grid's smallest:
+    causality does not depend on m, and reading all L columns costs L/64 calls) on each sequence of ``sets``, without
+    a mask: a causal output depends on no later key, so the weight a_ij of a key j > i is an exact 0, and any other
+    value fails (proofs/attention_audit.md, item 17: in item 3's model a sum whose terms are all 0 is computed as 0).
+    A failing row, or None and a description of what was read."""
+    fn = attention(m, torch.Generator().manual_seed(seed))
+    read, unread = [], []
+    for q, k, v in sets:
+        later = _later_weights(fn, q, k, v.shape[-1])
+        length = q.shape[-2]
+        if later is None:
+            unread.append(length)
+            continue
+        read.append(length)
+        bad = ~(later == 0)
+        if bool(bad.any()):
+            i, j = (int(x) for x in bad.nonzero()[0])
+            row = property_check(int(bad.sum()), length * (length - 1) // 2, claim=name, name=name, seed=seed,
+                                 alpha=alpha, example=(
+                                     f"at L = {length} the attention matrix (values the unit vectors) puts weight on "
+                                     f"later keys: {int(bad.sum())} of the {length * (length - 1) // 2} weights a_ij "
+                                     f"with j > i are not 0, the first at query i = {i}, key j = {j}: "
+                                     f"a_ij = {float(later[i, j]):.3g} (a causal output depends on no later key)"))
+            row.method, row.statistic = "exact zero", float(later[bad].abs().max())
+            return row, ""
+    parts = [f"no weight on a later key at L = {read} (m = {m})"] if read else []
+    if unread:
+        parts.append(f"attention matrix not read at L = {unread} (its outputs at values 0 are not all 0: not linear "
+                     "in the values, or not finite)")
+    return None, "; ".join(parts)
+
+
+def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None, longest: int | None = None,
+                  m_matrix: int | None = None) -> CheckResult:
     """At every length L of ``sets`` (``q, k, v`` ``[1, L, d]``): the tokens from position t on replaced by fresh ones
     (t = 1, ⌊L/2⌋ + 1, L − 1), the outputs before t against those of the unchanged sequence; and fresh tokens appended
     up to L' (:func:`extended_lengths`), the first L outputs, the last one included, against those of the sequence
     alone: a causal output depends on no later token, so a code path taken only at longer lengths (a chunked one past
     64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows. ``longest``:
     the longest sequence the row may call the function on (the finiteness rows' ``long_length``, which the function
-    is already asked to take)."""
+    is already asked to take). ``m_matrix``: with it, the attention matrix at each length as well, of the function
+    built with that many features (:func:`_later_weights_row`): no weight on a later key, at every position (a query
+    that sees one later key at a single chunk boundary)."""
     longer = extended_lengths([q.shape[-2] for q, _, _ in sets], longest)
 
     def variants(q, k, v, g):
@@ -628,9 +691,17 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
             return f"L = {length}, t ∈ {cuts}, appended up to L' = {longer[length]}", cases
         return f"L = {length}, t ∈ {cuts}", cases
 
-    return _sequence_row(attention, sets, m, alpha, seed, precision, "causality", variants,
-                         "outputs before the tokens changed from t on, and the first L outputs of the tokens appended "
-                         "to")
+    name = "causality"
+    what = "outputs before the tokens changed from t on, and the first L outputs of the tokens appended to"
+    pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants)
+    if refused is None and m_matrix is not None:
+        failed, described = _later_weights_row(attention, sets, m_matrix, name, alpha, seed)
+        if failed is not None:
+            return failed
+        whats.append(described)
+    if refused is not None:
+        return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
+    return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
 
 
 def extended_lengths(lengths: list[int], longest: int | None = None) -> dict[int, int]:
