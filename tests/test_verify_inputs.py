@@ -158,6 +158,22 @@ def test_bad_arguments_name_themselves():
         attempt(batched=True)  # prf takes no batch=
 
 
+def test_a_dimension_whose_input_families_cannot_fit_is_an_error_naming_it(monkeypatch):
+    """dim = 10⁶ used to end in an allocator error inside the families (every axis ±e_i of R^d: 2d pairs of
+    d-vectors); it is an error naming dim with the memory needed and available, before any draw. Where the available
+    memory is unknown nothing is refused, and a head dimension fits any machine this runs on."""
+    from kerneltheory.testing import inputs
+
+    with pytest.raises(ValueError, match=r"dim = 1000000: .* GiB of float64\), and this machine has .* GiB available"):
+        check_feature_map(prf, kernels.softmax, dim=10**6, claims={"unbiased"})
+    monkeypatch.setattr(inputs, "_available_bytes", lambda: 6 * 8 * 64**2 - 1)  # one byte short of d = 64's families
+    with pytest.raises(ValueError, match="dim = 64"):
+        inputs.check_families_fit(64)
+    inputs.check_families_fit(63)
+    monkeypatch.setattr(inputs, "_available_bytes", lambda: None)
+    inputs.check_families_fit(10**6)  # unknown: nothing refused here
+
+
 def test_verify_estimator_names_its_bad_arguments():
     from kerneltheory.testing import verify_estimator
 

@@ -74,6 +74,34 @@ def user_families(inputs, dim: int, *, min_pairs: int = 1) -> list[InputFamily]:
     return families
 
 
+def _available_bytes() -> int | None:
+    """The memory this machine has available now (Linux: MemAvailable of /proc/meminfo), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+FAMILY_VECTORS = 6  # d-vectors per dimension the built-in families hold at once: two identities, the axes ±e_i (2d)
+# against e_i/2 (2d)
+
+
+def check_families_fit(dim: int) -> None:
+    """Raise a ValueError naming ``dim`` where the built-in input families (every axis ±e_i against e_i/2, beside
+    two d × d identities: about :data:`FAMILY_VECTORS`·d² float64 numbers) would not fit in the memory this machine
+    has available, instead of an allocator error deep inside the check. Nothing is checked where the available memory
+    is unknown."""
+    need, have = FAMILY_VECTORS * 8 * dim * dim, _available_bytes()
+    if have is not None and need > have:
+        raise ValueError(f"dim = {dim}: the built-in input families hold every axis ±e_i of R^d against e_i/2 (2d "
+                         f"pairs of d-vectors, about {need / 2**30:.3g} GiB of float64), and this machine has "
+                         f"{have / 2**30:.3g} GiB available; audit the map at its head dimension")
+
+
 def _unit(gen: torch.Generator, n: int, d: int) -> torch.Tensor:
     u = torch.randn(n, d, generator=gen, dtype=torch.float64)
     return u / u.norm(dim=-1, keepdim=True)

@@ -38,6 +38,7 @@ from .checks import (
 from .dependence import block_segments, dependence_refusal, fresh_blocks
 from .inputs import (
     InputFamily,
+    check_families_fit,
     cross_family,
     direction_families,
     extreme_points,
@@ -514,6 +515,7 @@ def check_feature_map(
         assert report.passed, str(report)
     """
     d = check_int(dim, "dim", minimum=1)
+    check_families_fit(d)
     claims = _claims(claims)
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
