@@ -150,17 +150,19 @@ class _Run:
         self.fn, self.q, self.k, self.v, self.m, self.mask, self.precision = fn, q, k, v, m, mask, precision
         self.out = _call(fn, q, k, v, mask) if out is None else out
         self.least = least  # a format the floor is at least as coarse as (the dtype the inputs came in)
-        self._floor = None
+        self._floors: dict = {}
 
-    def floor(self) -> torch.Tensor:
-        if self._floor is None:
-            fmt = self.precision  # declared, or (None) read from the outputs by rounding_floor_attention
+    def floor(self, fmt: torch.dtype | None = None) -> torch.Tensor:
+        """The floor at ``precision`` (declared, or None: read from the outputs by rounding_floor_attention), or at
+        ``fmt`` in its place (what :func:`_within_float32` asks); each computed once."""
+        if fmt not in self._floors:
+            declared = self.precision if fmt is None else fmt
             if self.least is not None:  # the coarsest of the declared, the read and the least format
-                fmt = max((output_format(self.out), self.least, *([fmt] if fmt else [])),
-                          key=lambda f: torch.finfo(f).eps)
-            self._floor = rounding_floor_attention(self.fn, self.q, self.k, self.v, self.out, self.m, self.mask,
-                                                   precision=fmt)
-        return self._floor
+                declared = max((output_format(self.out), self.least, *([declared] if declared else [])),
+                               key=lambda f: torch.finfo(f).eps)
+            self._floors[fmt] = rounding_floor_attention(self.fn, self.q, self.k, self.v, self.out, self.m, self.mask,
+                                                         precision=declared)
+        return self._floors[fmt]
 
 
 def _agree(fn_a, fn_b, q, k, v, a, b, m: int, mask=None, precision=None) -> bool:
@@ -241,7 +243,8 @@ def _precision_note(runs) -> str:
 
 
 def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
-    """The row of comparisons ``pairs`` = [(|Δout|, floor thunk)]: a floor is computed only for a comparison whose
+    """The row of comparisons ``pairs`` = [(|Δout|, floor thunk)] (the thunk takes an optional format to read the
+    floor at, :meth:`_Run.floor`): a floor is computed only for a comparison whose
     outputs differ (equal outputs need no bound), and none when some difference is not finite (NaN against a number
     fails whatever the floor). A comparison whose floor does not exist (:class:`NoRoundingBound`) decides nothing: the
     row fails on the comparisons that have one, and is refused when none of those fails and one without differs."""
@@ -330,16 +333,11 @@ def _within_float32(pairs, runs) -> bool:
             torch.finfo(output_format(r.out)).eps < eps32 and (r.least is None or torch.finfo(r.least).eps < eps32)
             for r in runs):
         return False
-    saved = [(r.precision, r._floor) for r in runs]
     try:
-        for r in runs:
-            r.precision, r._floor = torch.float32, None
-        within = all(bool((d.flatten() <= 2 * f().flatten()).all()) for d, f in pairs if bool((d != 0).any()))
+        within = all(bool((d.flatten() <= 2 * f(torch.float32).flatten()).all()) for d, f in pairs
+                     if bool((d != 0).any()))
     except NoRoundingBound:
         within = False
-    finally:
-        for r, (precision, floor) in zip(runs, saved, strict=True):
-            r.precision, r._floor = precision, floor
     return within and _float32_step(next((r for r in runs if r.mask is None), runs[0]))
 
 
@@ -485,7 +483,8 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
                 runs.append(short)
                 shorts.append(short)
                 pairs.append((_difference(full.out[i, keep], short.out[0]),
-                              lambda full=full, short=short, i=i, keep=keep: full.floor()[i, keep] + short.floor()[0]))
+                              lambda fmt=None, full=full, short=short, i=i, keep=keep:
+                              full.floor(fmt)[i, keep] + short.floor(fmt)[0]))
             if probe is None:
                 probe = (qp, kp, vp, mask, shorts)
             masked = [_keys([int(j) for j in (~keep).nonzero().flatten()]) for keep in mask]
@@ -555,7 +554,7 @@ def empty_padding_row(attention, sets, m: int, alpha: float, seed: int, precisio
         alone = _Run(fn, qp[1:], kp[1:], vp[1:], m, None, precision)
         runs += [full, alone]
         pairs.append((_difference(full.out[1], alone.out[0]),
-                      lambda full=full, alone=alone: full.floor()[1] + alone.floor()[0]))
+                      lambda fmt=None, full=full, alone=alone: full.floor(fmt)[1] + alone.floor(fmt)[0]))
         whats.append(f"L = {length}")
     what = "an unpadded sequence beside a fully padded one against it alone, " + ", ".join(whats)
     return _exact_row(name, "padding", pairs, runs, alpha, seed, what), None
@@ -591,7 +590,8 @@ def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision,
             new = _Run(fn, q2, k2, v2, m, None, precision, least=variant_least)
             runs.append(new)
             pairs.append((_difference(new.out[:, at2], base.out[:, at]),
-                          lambda base=base, new=new, at2=at2, at=at: new.floor()[:, at2] + base.floor()[:, at]))
+                          lambda fmt=None, base=base, new=new, at2=at2, at=at:
+                          new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
         whats.append(described)
     return pairs, runs, whats, None
 
@@ -829,7 +829,7 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
             one = _Run(fn, q[i : i + 1], k[i : i + 1], v[i : i + 1], m, None, precision)
             runs.append(one)
             pairs.append((_difference(both.out[i], one.out[0]),
-                          lambda both=both, one=one, i=i: both.floor()[i] + one.floor()[0]))
+                          lambda fmt=None, both=both, one=one, i=i: both.floor(fmt)[i] + one.floor(fmt)[0]))
     lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
     return _exact_row(name, "batch", pairs, runs, alpha, seed,
                       f"a batch of 2 sequences against each alone (L = {lengths})")
@@ -855,7 +855,7 @@ def beside_alone_row(fn, q, k, v, out, m: int, name: str, alpha: float, seed: in
     except NoRoundingBound:
         return None
     both = _Run(fn, q, k, v, m, out=out, least=q.dtype)
-    pairs = [(_difference(both.out[i], one.out[0]), lambda: both.floor()[i] + one.floor()[0])]
+    pairs = [(_difference(both.out[i], one.out[0]), lambda fmt=None: both.floor(fmt)[i] + one.floor(fmt)[0])]
     row = _exact_row(name, "finite", pairs, [both, one], alpha, seed, what)
     return row if not row.passed and not row.refused else None
 
