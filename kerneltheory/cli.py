@@ -409,7 +409,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--exact-length", type=int,
                      help="--attention: the exact rows (batch, padding, causality, order, precision) also run at "
                      "this L (default 513, past chunks of 64, 128, 256)")
-    aud.add_argument("--long-length", type=int, help="--attention: L of the finiteness checks (default 1024)")
+    aud.add_argument("--long-length", type=int,
+                     help="--attention: L of the finiteness checks, the order row's longest sequence and the longest "
+                     "the causality row appends to (default 1024)")
     aud.add_argument("--output-dtype", choices=("bfloat16", "float16", "float32", "float64"),
                      help="--attention: the dtype the function computes its outputs in, for the exact rows' rounding "
                      "floor (default: read from the outputs)")

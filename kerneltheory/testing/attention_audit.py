@@ -619,9 +619,11 @@ def check_attention(
                 report.checks.append(causality_row(attention, sets, m_exact, a, s, output_dtype,
                                                    longest=long_length, m_matrix=ms[0]))
             else:  # and at long_length: a state wrong past a first chunk longer than exact_length shows there
+                optional = len(sets)
                 if long_length > max(exact_length, q.shape[-2]):
                     sets.append(_inputs(1, long_length, d, std, g))
-                report.checks.append(order_row(attention, sets, m_exact, a, s, causal, output_dtype))
+                report.checks.append(order_row(attention, sets, m_exact, a, s, causal, output_dtype,
+                                               optional_from=optional))
         else:
             for dt in dtypes:
                 report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))

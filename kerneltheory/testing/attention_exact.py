@@ -10,8 +10,8 @@ implementations, where a state carried between chunks can be wrong while the fir
 * **padding[right]**, **padding[left]**, **padding[gap]** — outputs at kept positions against those of the sequences
   of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
-  chunk boundaries) leaves the outputs before t unchanged, and the attention matrix puts an exact 0 on every later key
-  (:func:`_later_weights_row`).
+  chunk boundaries) leaves the outputs before t unchanged, and the attention matrix, read at the first length and on
+  the longest sequence called, puts no weight above a rounding floor on a later key (:func:`_later_weights_row`).
 * **order** — attention sums over a set of keys: permuting the tokens permutes the outputs (non-causal); for causal
   attention, shuffling the tokens within the stretches between the fixed odd positions of :func:`order_points`
   leaves the outputs at those t unchanged (each sees the same set of earlier keys). The key just before each t is
@@ -136,7 +136,8 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
             f"no rounding floor for {_name(fmt)} outputs (u = {u:.3g}{read}) summing N = {n} terms (L = "
             f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs at least N < "
             f"{int(1 / (5 * u))} "
-            "(a smaller length, exact_length or num_features[1]; kerneltheory audit: --length, --exact-length) or "
+            "(a smaller length, exact_length, long_length or num_features[1]; kerneltheory audit: --length, "
+            "--exact-length, --long-length) or "
             "outputs computed in a wider dtype")
     mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
     o = out.to(_F64).abs()
@@ -574,37 +575,48 @@ def _reads_mask_inverted(fn, probe, m: int, precision) -> bool:
 
 
 def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants,
-                    variant_least=None):
+                    variant_least=None, optional_from: int | None = None):
     """The comparisons of :func:`_sequence_row`: ``(pairs, runs, whats, refused)``, ``refused`` the refusal of the
-    first length whose function could not be compared (the pairs of the lengths before it kept)."""
+    first length whose function could not be compared (the pairs of the lengths before it kept). The sets from index
+    ``optional_from`` on are optional: where the function raises on one, that length is left out and the description
+    says so (the finiteness rows, at the same length, report the error)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
-    for q, k, v in sets:
-        base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
-        if refused is not None:
-            return pairs, runs, whats, refused
-        runs.append(base)
-        described, cases = variants(q, k, v, g)
-        for (q2, k2, v2), at2, at in cases:
-            new = _Run(fn, q2, k2, v2, m, None, precision, least=variant_least)
-            runs.append(new)
-            pairs.append((_difference(new.out[:, at2], base.out[:, at]),
-                          lambda fmt=None, base=base, new=new, at2=at2, at=at:
-                          new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
+    for index, (q, k, v) in enumerate(sets):
+        set_pairs, set_runs = [], []
+        try:
+            base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+            if refused is not None:
+                return pairs, runs, whats, refused
+            set_runs.append(base)
+            described, cases = variants(q, k, v, g)
+            for (q2, k2, v2), at2, at in cases:
+                new = _Run(fn, q2, k2, v2, m, None, precision, least=variant_least)
+                set_runs.append(new)
+                set_pairs.append((_difference(new.out[:, at2], base.out[:, at]),
+                                  lambda fmt=None, base=base, new=new, at2=at2, at=at:
+                                  new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
+        except ValueError as exc:
+            if optional_from is None or index < optional_from:
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            whats.append(f"L = {q.shape[-2]} left out: the function raised there ({type(cause).__name__})")
+            continue
+        pairs, runs = pairs + set_pairs, runs + set_runs
         whats.append(described)
     return pairs, runs, whats, None
 
 
 def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
-                  variant_least=None):
+                  variant_least=None, optional_from: int | None = None):
     """The row ``name`` of one-sequence comparisons: at every length of ``sets`` (``q, k, v`` ``[1, L, d]``), ``fn`` on
     each variant of the tokens against ``fn`` on them as they are. ``variants(q, k, v, g)`` returns (a description,
     the cases ``((q', k', v'), at', at)``: the outputs at positions ``at'`` of the variant against those at ``at``).
     ``variant_least``: a format the variants' floors are at least as coarse as (besides ``precision`` or the format
     read from their outputs)."""
     pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants,
-                                                  variant_least)
+                                                  variant_least, optional_from)
     if refused is not None:
         return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
     return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
@@ -613,47 +625,61 @@ def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, n
 MATRIX_WIDTH = 64  # keys per call when the causality row reads an attention matrix
 
 
-def _later_weights(fn, q, k, width: int) -> torch.Tensor | None:
-    """The weights ``fn`` puts on later keys on one sequence without a mask: the strict upper triangle of its attention
-    matrix (:func:`_attention_matrix`, read with values the unit vectors, :data:`MATRIX_WIDTH` keys at a time, or
-    ``width``, the value width of the function's other calls, where it takes no other). None where no matrix can be
-    read."""
-    a = _attention_matrix(fn, q, k, max(width, MATRIX_WIDTH))
-    if a is None and width < MATRIX_WIDTH:  # a function that takes values of its own width only
-        a = _attention_matrix(fn, q, k, width)
-    return None if a is None else torch.triu(a, 1)
-
-
-def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: int) -> tuple[CheckResult | None, str]:
+def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: int, precision=None
+                       ) -> tuple[CheckResult | None, str]:
     """The causality row's reading of the attention matrix of ``fn`` built with ``m`` features (the grid's smallest:
     causality does not depend on m, and reading all L columns costs L/64 calls) on each sequence of ``sets``, without
-    a mask: a causal output depends on no later key, so the weight a_ij of a key j > i is an exact 0, and any other
-    value fails (proofs/attention_audit.md, item 17: in item 3's model a sum whose terms are all 0 is computed as 0).
-    A failing row, or None and a description of what was read."""
+    a mask (proofs/attention_audit.md, item 17). A causal output depends on no later key: in item 3's model the weight
+    a_ij of a key j > i is an exact 0; a function that sums the later terms and cancels them (prefix sums by FFT,
+    values centred on a mean over the whole sequence) leaves rounding-sized weights there, at most
+    (γ_N + 2δ)·Σ_j' |a_ij'| over the row's keys (γ_N, δ of :func:`gamma_delta` at the outputs' format,
+    N = L + 2m + 1). A weight above twice that fails the row; where the floor does not exist (γ_N + 2δ ≥ 1/4) a
+    non-zero weight cannot be told from rounding and refuses it. Returns (a failing or refused row, or None; a
+    description of what was read)."""
     fn = attention(m, torch.Generator().manual_seed(seed))
-    read, unread = [], []
+    read, unread, rounded, refusal = [], [], 0.0, None
     for q, k, v in sets:
-        later = _later_weights(fn, q, k, v.shape[-1])
         length = q.shape[-2]
-        if later is None:
+        a = _attention_matrix(fn, q, k, max(v.shape[-1], MATRIX_WIDTH))
+        if a is None and v.shape[-1] < MATRIX_WIDTH:  # a function that takes values of its own width only
+            a = _attention_matrix(fn, q, k, v.shape[-1])
+        if a is None:
             unread.append(length)
             continue
         read.append(length)
-        bad = ~(later == 0)
+        later = torch.triu(a, 1)
+        if bool((later == 0).all()):
+            continue
+        u = torch.finfo(output_format(a, precision)).eps / 2
+        gamma, delta = gamma_delta(u, length + 2 * m + 1, q, k)
+        if not gamma + 2 * delta < VACUOUS:  # no floor: a non-zero weight decides nothing
+            refusal = refusal or (f"at L = {length} the attention matrix has non-zero weights on later keys (up to "
+                                  f"{float(later.abs().max()):.3g}), and its format has no rounding floor there "
+                                  f"(γ_N + 2δ = {gamma + 2 * delta:.3g} ≥ 1/4): a leak cannot be told from rounding")
+            continue
+        floor = 2 * (gamma + 2 * delta) * a.abs().sum(-1, keepdim=True)
+        bad = ~(later.abs() <= floor)  # NaN is bad
         if bool(bad.any()):
             i, j = (int(x) for x in bad.nonzero()[0])
-            row = property_check(int(bad.sum()), length * (length - 1) // 2, claim=name, name=name, seed=seed,
-                                 alpha=alpha, example=(
-                                     f"at L = {length} the attention matrix (values the unit vectors) puts weight on "
-                                     f"later keys: {int(bad.sum())} of the {length * (length - 1) // 2} weights a_ij "
-                                     f"with j > i are not 0, the first at query i = {i}, key j = {j}: "
-                                     f"a_ij = {float(later[i, j]):.3g} (a causal output depends on no later key)"))
-            row.method, row.statistic = "exact zero", float(later[bad].abs().max())
+            pairs = length * (length - 1) // 2
+            row = property_check(int(bad.sum()), pairs, claim=name, name=name, seed=seed, alpha=alpha, example=(
+                f"at L = {length} the attention matrix (values the unit vectors) puts weight on later keys: "
+                f"{int(bad.sum())} of the {pairs} weights a_ij with j > i exceed the rounding floor, the first at "
+                f"query i = {i}, key j = {j}: a_ij = {float(later[i, j]):.3g} against a floor of "
+                f"{float(floor[i, 0]):.3g} (a causal output depends on no later key)"))
+            row.method, row.statistic = "later weights", float((later.abs() / floor)[bad].max())
             return row, ""
+        rounded = max(rounded, float(later.abs().max()))
     parts = [f"no weight on a later key at L = {read} (m = {m})"] if read else []
+    if rounded:
+        parts.append(f"rounding-sized weights on later keys, up to {rounded:.3g}, within the floor (later terms "
+                     "summed and cancelled)")
     if unread:
         parts.append(f"attention matrix not read at L = {unread} (its outputs at values 0 are not all 0: not linear "
                      "in the values, or not finite)")
+    if refusal is not None:
+        return CheckResult.refusal(f"{refusal}; {'; '.join(parts)}", name=name, claim=name, alpha=alpha,
+                                   sample_size=0, seed=seed), "; ".join(parts)
     return None, "; ".join(parts)
 
 
@@ -666,8 +692,9 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
     64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows. ``longest``:
     the longest sequence the row may call the function on (the finiteness rows' ``long_length``, which the function
     is already asked to take). ``m_matrix``: with it, the attention matrix at each length as well, of the function
-    built with that many features (:func:`_later_weights_row`): no weight on a later key, at every position (a query
-    that sees one later key at a single chunk boundary)."""
+    built with that many features, at the first length and on the longest sequence the row calls the function on
+    (:func:`_later_weights_row`; 16 and 1024 by default): no weight on a later key, at every position (a query that
+    sees one later key at a single chunk boundary)."""
     longer = extended_lengths([q.shape[-2] for q, _, _ in sets], longest)
 
     def variants(q, k, v, g):
@@ -694,11 +721,15 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
     name = "causality"
     what = "outputs before the tokens changed from t on, and the first L outputs of the tokens appended to"
     pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants)
-    if refused is None and m_matrix is not None:
-        failed, described = _later_weights_row(attention, sets, m_matrix, name, alpha, seed)
-        if failed is not None:
-            return failed
+    if refused is None and m_matrix is not None:  # read at the shortest length and the longest sequence called
+        longest = max(runs, key=lambda r: r.q.shape[-2])
+        reads = [sets[0]] + ([(longest.q, longest.k, longest.v)] if longest.q.shape[-2] > sets[0][0].shape[-2] else [])
+        matrix_row, described = _later_weights_row(attention, reads, m_matrix, name, alpha, seed, precision)
+        if matrix_row is not None and not matrix_row.refused:
+            return matrix_row
         whats.append(described)
+        if matrix_row is not None:  # refused: the comparisons may still fail
+            return _refused_unless_failed(matrix_row, name, name, pairs, runs, alpha, seed, whats)
     if refused is not None:
         return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
     return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
@@ -776,14 +807,16 @@ def key_cycle(length: int, causal: bool, g: torch.Generator) -> torch.Tensor:
     return sigma
 
 
-def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> CheckResult:
+def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None,
+              optional_from: int | None = None) -> CheckResult:
     """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``), two comparisons with ``fn`` on the tokens in order.
     (1) The tokens reordered by π (:func:`order_permutation`). Non-causal: out(π·x)_i = out(x)_{π(i)} at every i;
     causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same. (2) The keys
     and values moved by σ (:func:`key_cycle`), the queries kept: every output unchanged (non-causal), those at the t
     of :func:`key_points` (causal), where σ keeps the set of keys up to t; a position-dependent treatment of a key (a
     chunk's first query missing its own key, a carried state missing a chunk's last key) changes them. A comparison
-    that would move nothing is left out; the row is refused if every one is (L = 1)."""
+    that would move nothing is left out; the row is refused if every one is (L = 1). ``optional_from``: the index of
+    the first set the function may refuse to take (the one at ``long_length``), left out where it raises."""
     name = "order"
     if all(q.shape[-2] < 2 for q, _, _ in sets):
         lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
@@ -811,7 +844,8 @@ def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, pr
     what = ("tokens shuffled between the fixed t, and keys and values moved among the positions up to other fixed t "
             "with the queries kept" if causal else
             "tokens permuted, outputs against the permuted outputs; keys and values moved with the queries kept")
-    return _sequence_row(attention, sets, m, alpha, seed, precision, name, variants, what)
+    return _sequence_row(attention, sets, m, alpha, seed, precision, name, variants, what,
+                         optional_from=optional_from)
 
 
 def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
