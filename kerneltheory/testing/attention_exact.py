@@ -631,11 +631,12 @@ def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: i
     causality does not depend on m, and reading all L columns costs L/64 calls) on each sequence of ``sets``, without
     a mask (proofs/attention_audit.md, item 17). A causal output depends on no later key: in item 3's model the weight
     a_ij of a key j > i is an exact 0; a function that sums the later terms and cancels them (prefix sums by FFT,
-    values centred on a mean over the whole sequence) leaves rounding-sized weights there, at most
+    values centred on a mean over the whole sequence) leaves rounding-sized weights there. The row allows
     (γ_N + 2δ)·Σ_j' |a_ij'| over the row's keys (γ_N, δ of :func:`gamma_delta` at the outputs' format,
-    N = L + 2m + 1). A weight above twice that fails the row; where the floor does not exist (γ_N + 2δ ≥ 1/4) a
-    non-zero weight cannot be told from rounding and refuses it. Returns (a failing or refused row, or None; a
-    description of what was read)."""
+    N = L + 2m + 1: item 3's bound for a sum in any order over all of them; FFTs and centrings are admitted by
+    measurement, not by proof). A weight above twice that fails the row; where the floor does not exist
+    (γ_N + 2δ ≥ 1/4) a non-zero weight cannot be told from rounding and refuses it. Returns (a failing or refused
+    row, or None; a description of what was read)."""
     fn = attention(m, torch.Generator().manual_seed(seed))
     read, unread, rounded, refusal = [], [], 0.0, None
     for q, k, v in sets:
@@ -691,8 +692,8 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
     alone: a causal output depends on no later token, so a code path taken only at longer lengths (a chunked one past
     64 tokens) or a last partial chunk computed otherwise (left out, or without the carried state) shows. ``longest``:
     the longest sequence the row may call the function on (the finiteness rows' ``long_length``, which the function
-    is already asked to take). ``m_matrix``: with it, the attention matrix at each length as well, of the function
-    built with that many features, at the first length and on the longest sequence the row calls the function on
+    is already asked to take). ``m_matrix``: with it, the attention matrix as well, of the function built with
+    that many features, at the first length and on the longest sequence the row calls the function on
     (:func:`_later_weights_row`; 16 and 1024 by default): no weight on a later key, at every position (a query that
     sees one later key at a single chunk boundary)."""
     longer = extended_lengths([q.shape[-2] for q, _, _ in sets], longest)
