@@ -643,7 +643,9 @@ def test_a_leak_in_a_format_without_a_floor_is_refused_not_passed(kt_seed):
 
 
 def test_the_attention_matrix_is_read_at_the_functions_own_value_width_when_it_takes_no_other(kt_seed):
-    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    """A function that takes values of its own width only (d_v = 8): read 8 keys a call, the leak at the boundary of
+    its chunks of 100 shows (at L = 513, the longest the row calls it on with ``long_length=513``)."""
+    exact = dict(dim=D, causal=True, mask=False, checks=["causality"], long_length=513, alpha=ALPHA, seed=kt_seed)
     row = check_attention(NAMESPACE["values_of_head_width"], **exact).checks[0]
     assert row.status == "failed" and "query i = 99, key j = 100" in row.detail, row.detail
 
@@ -901,10 +903,11 @@ def test_a_float32_step_inside_float64_outputs_is_refused_not_failed(kt_seed):
     """A correct attention with float32 features and float64 sums differs between two runs of one exact number by more
     than the float64 floor its outputs are read at, but by less than float32's: refused, naming output_dtype (not
     failed), and with output_dtype=float32 it passes. A causal leak in the same function fails; a float64 function's
-    small defects keep failing (test_a_negative_weight_made_by_the_defect_does_not_refuse_its_row)."""
+    small defects keep failing (test_a_negative_weight_made_by_the_defect_does_not_refuse_its_row). At
+    ``long_length=64``: the step shows in the comparisons at L = 16 and 513, and the leak at every position."""
     from kerneltheory.testing.attention_exact import _float32_step, _Run
 
-    run = dict(dim=D, causal=True, mask=False, checks=["causality"], alpha=ALPHA, seed=kt_seed)
+    run = dict(dim=D, causal=True, mask=False, checks=["causality"], long_length=64, alpha=ALPHA, seed=kt_seed)
     row = check_attention(_mixed_precision(), **run).checks[0]
     assert row.refused and "output_dtype=torch.float32" in row.detail and "float32 step" in row.detail, row
     assert statuses(check_attention(_mixed_precision(), output_dtype=torch.float32, **run)) == {"causality": "passed"}

@@ -89,7 +89,7 @@ def test_audit_sampler_and_attention_exit_statuses(capsys, one_thread):
     assert main(["audit", f"{ADAPTERS}:orf_frequencies", "--sampler", "orthogonal", "--draws", "256"]) == 2
     err = capsys.readouterr().err  # without --global-rng: a zero-argument factory, returning no sample(generator)
     assert "once as a factory, but it returned Tensor: expected sample(generator)" in err and "--global-rng" in err
-    exact = ["--attention", "--dim", "8", "--checks", "padding", "causality", "finite"]
+    exact = ["--attention", "--dim", "8", "--checks", "padding", "causality", "finite", "--long-length", "64"]
     assert main(["audit", f"{ADAPTERS}:causal_attention", *exact, "--causal"]) == 0
     assert "causality" in capsys.readouterr().out
     assert main(["audit", f"{ADAPTERS}:masked_attention", *exact, "--causal"]) == 1  # it is not causal
