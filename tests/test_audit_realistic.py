@@ -108,7 +108,8 @@ def test_samplers_on_numpy_and_python_global_generators(kt_seed):
     cached = global_rng_sampler(lambda: cache.setdefault("w", torch.randn(16, D)))  # the first draw, every time
     rows = {r.name.split(": ")[1]: r for r in callable_sampler_checks(cached, claims="gaussian", draws=256,
                                                                      seed=kt_seed, alpha=ALPHA)}
-    assert not any(r.passed for r in rows.values()), rows
+    # one correct draw repeated: its largest coordinate is a correct draw's (that row passes); every other row fails
+    assert rows.pop("largest |coordinate|").passed, rows
     assert rows["norms independent of directions"].refused  # τ is undefined for a constant, not a pass
     assert all(r.status == "failed" for n, r in rows.items() if n != "norms independent of directions"), rows
 

@@ -13,6 +13,11 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   regression F tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates and on the normal
   scores of |z| (proofs/sampler_independence.md) — rejects one row repeated, rows with a shared component, and
   one orthogonal block reused for every block, which pass every per-row check.
+* **every pair** (the same claims, d ≥ 2, rows standardised entrywise): for every pair of the first k rows that the
+  claim makes independent (k = m while draws·m²·d ≤ :data:`PAIR_WORK`), the mean over the draws of cos²(z_i, z_j)
+  against 1/d (Beta(1/2, (d − 1)/2) under the claim), Bernstein's exact two-sided bound less a rounding margin,
+  Bonferroni over the pairs (proofs/sampler_independence.md, item 9) — rejects a row repeated or negated at any
+  offset, tiled rows, and orthogonal rows claimed independent.
 * **sign balance** (laws symmetric about their mean): for every row index i of the first block, the signs of
   z_{i1}, of the "diagonal" coordinate z_{i, i mod d} and of u₀ᵀz_i are fair coins across draws: two-sided
   exact binomial (sign) test, zeros dropped. A QR factorisation without the sign fold Q ← Q·diag(sign R_jj)
@@ -33,6 +38,9 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   variance under the fourth-moment guard of :func:`~kerneltheory.testing.checks.clt_guard`; otherwise median
   of means with the bound Var a_r ≤ 2d, valid for any dependence between Gaussian rows — 2d² for laws that
   only claim Gaussian coordinates).
+* **largest |coordinate|** (coordinates marginally N(0, 1)): the largest |z_il| over every entry of every draw
+  against the union bound N·m·d·2Φ̄(t) (proofs/sampler_independence.md, item 10): a few huge entries, which the
+  median of means and the KS tests barely see, fail it.
 
 Extended checks (``extended=True``; the default of :func:`callable_sampler_checks`, which takes any callable
 ``sample(generator) → [m, d]``, e.g. a global-RNG sampler or a module's redraws, through
@@ -63,7 +71,8 @@ Example:
     >>> rows = sampler_checks(Orthogonal(8), num_features=16, draws=512, seed=0)
     >>> [r.name.split(": ")[1] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
     ['coordinates ~ N(0, 1)', 'projections ~ N(0, 1)', 'norms ~ χ_d', 'blocks independent',
-     'norms independent within a block', 'sign balance', 'orthogonal blocks', 'scale E‖z‖² = d']
+     'blocks independent, every pair (cos²)', 'norms independent within a block', 'sign balance',
+     'orthogonal blocks', 'scale E‖z‖² = d', 'largest |coordinate|']
     >>> all(r.passed for r in rows)
     True
 """
@@ -159,6 +168,12 @@ def _standardise(law: SpectralLaw, w: torch.Tensor) -> torch.Tensor:
     if getattr(ref, "isotropic", False):
         return w / ref.std
     return torch.linalg.solve_triangular(chol, (w - mean).unsqueeze(-1), upper=False).squeeze(-1)
+
+
+def _entrywise(law: SpectralLaw) -> bool:
+    """Whether :func:`_standardise` divides each entry by one number: an isotropic Gaussian reference of mean 0."""
+    ref = law.reference
+    return isinstance(ref, Gaussian) and bool(getattr(ref, "isotropic", False)) and not bool(ref.mean.ne(0).any())
 
 
 def _max_offdiag_cos(v: torch.Tensor) -> torch.Tensor:
@@ -322,20 +337,31 @@ def sampler_checks(
     # discrete draws such as SORF's at d = 4ᵏ are bfloat16 numbers, whose floor would miss a non-orthogonality)
     return _run(draw, lambda w: _standardise(law, w), f"{law.name} m={m}", law.dim, m, c, draws=draws, seed=seed,
                 alpha=alpha, rows=rows, projections=projections, block=block, extended=extended, redraws=False,
-                known_format=law.dtype)
+                known_format=law.dtype, entrywise=_entrywise(law))
+
+
+MAX_PROJECTIONS = 1024  # the most random projections a sampler check takes (KS tests per tested row)
 
 
 def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, projections, block, extended, redraws,
-         std: float = 1.0, known_format: torch.dtype | None = None):
+         std: float = 1.0, known_format: torch.dtype | None = None, entrywise: bool = True):
     """The checks of :func:`sampler_checks` on ``draw(generator, r) → [r, m, d]`` (see there); the rounding floors
     take ε from ``known_format``, the dtype the draws are computed in when the caller knows it (a law), else from the
     precision each draw carries (:mod:`~kerneltheory.testing.sampler_rounding`); ``std`` is the claimed scale of the
-    rows (the redraw check's tie bound)."""
+    rows (the redraw check's tie bound); ``entrywise``: ``standardise`` scales each entry by one number (the every-pair
+    test's rounding margin assumes it, proofs/sampler_independence.md item 9; it is left out otherwise)."""
     n = check_int(draws, "draws", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     alpha = check_alpha(alpha)
     k_proj = check_int(projections, "projections", minimum=1)
+    if k_proj > MAX_PROJECTIONS:  # each is a KS test per tested row over every draw; more only splits α thinner
+        raise ValueError(f"projections must be at most {MAX_PROJECTIONS}, got {k_proj}")
     block = check_int(block, "block", minimum=1)
+    for flag, flag_name in ((extended, "extended"), (redraws, "redraws")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{flag_name} must be a bool, got {type(flag).__name__}")
+    if rows is not None and len(rows) == 0:
+        raise ValueError("rows must name at least one row index (None: the default rows)")
     if not isinstance(c, SamplerClaims):
         raise TypeError(f"claims must be a SamplerClaims, got {type(c).__name__}")
     ks_rows = (
@@ -365,6 +391,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     pairs = independent_pairs(cross_rows, c.block, c.independent) if c.gaussian_rows else []
     if pairs:
         plan.append((f"{label}: {c.independent} independent", "cross"))
+    aligned = alignment_rows(m, d, n, c) if c.gaussian_rows and entrywise else 0
+    if aligned:
+        plan.append((f"{label}: {c.independent} independent, every pair (cos²)", "alignment"))
     if c.gaussian_rows and c.independent_norms and len(sign_rows) >= 2:
         plan.append((f"{label}: norms independent within a block", "block norms"))
     if c.symmetric:
@@ -375,6 +404,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         plan.append((f"{label}: orthogonal blocks", "orthogonality"))
     if c.gaussian_coordinates:
         plan.append((f"{label}: scale E‖z‖² = d", "scale"))
+        plan.append((f"{label}: largest |coordinate|", "extreme"))
     if redraws:
         plan.append((f"{label}: norms change between redraws", "redraws"))
     if not plan:
@@ -395,6 +425,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
 
     # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| and row norms ------------
     sel, mean_sq, orth, rho, norms, fmt = [], [], [], [], [], []
+    cos2 = torch.zeros(aligned, aligned, dtype=_F64)  # Σ over draws of cos²(z_i, z_j), the first `aligned` rows
+    largest = 0.0  # max |z_il| over every entry of every draw
     with torch.no_grad():
         for b in range(num_blocks(n, block)):
             r = min(block, n - b * block)
@@ -406,6 +438,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             z = standardise(w)
             sel.append(z[:, kept])
             mean_sq.append((z * z).sum(-1).mean(-1))
+            if aligned:
+                cos2 += _squared_cosines(z[:, :aligned])
+            largest = max(largest, float(z.abs().max()))
             norms.append(torch.linalg.vector_norm(w, dim=-1))
             fmt.append(carried_format(w) if known_format not in FORMATS else
                        torch.full((r,), FORMATS.index(known_format), dtype=torch.long))
@@ -440,6 +475,10 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             out.append(_independence(nm, {i: zs[:, where[i]] for i in ks_rows}, a, seed))
         elif kind == "cross":
             out.append(_cross_rows(nm, {i: zs[:, where[i]] for i in cross_rows}, pairs, a, seed))
+        elif kind == "extreme":
+            out.append(_extreme(nm, largest, n, m * d, torch.cat(fmt), a, seed))
+        elif kind == "alignment":
+            out.append(_alignment(nm, cos2 / n, m, d, n, c, torch.cat(fmt), a, seed))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
@@ -486,16 +525,94 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     return out
 
 
+PAIR_WORK = 2 * 10**9  # multiply-adds of the every-pair test (draws·k²·d over its k rows) beyond which k < m
+
+
+def alignment_rows(m: int, d: int, draws: int, c: SamplerClaims) -> int:
+    """How many rows, the first k, the every-pair test reads (:func:`_alignment`): all m while draws·m²·d ≤
+    :data:`PAIR_WORK`, else the most that fit; 0 where it does not apply (d = 1, where every cos² is 1; no
+    independence claimed; no pair of the first k rows that the claim makes independent)."""
+    if c.independent not in ("rows", "blocks") or d < 2 or m < 2:
+        return 0
+    k = min(m, max(2, math.isqrt(PAIR_WORK // max(1, draws * d))))
+    if c.independent == "blocks" and k <= c.block:  # no two of the first k rows in different blocks
+        return 0
+    return k
+
+
+def _extreme(name, largest: float, n: int, per_draw: int, fmt: torch.Tensor, alpha, seed) -> CheckResult:
+    """The largest |z_il| over the n·``per_draw`` coordinates of the n draws against the union bound: where each
+    coordinate is marginally N(0, 1), P(max |z_il| ≥ t) ≤ entries·2Φ̄(t) whatever their dependence, at t the largest
+    value divided by 1 + u + 2⁻⁵² (u of the coarsest format a draw carries: the rounding of the carried value and of
+    the division by the std can only have enlarged it by that factor). An entry of 1e8 among 10⁵ correct ones fails;
+    the scale check's median of means, the KS and sign tests hardly see a few such entries
+    (proofs/sampler_independence.md, item 10)."""
+    entries = n * per_draw
+    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
+    t = largest / (1 + u + 2.0**-52)
+    log_p = min(0.0, math.log(entries) + math.log(2.0) + float(stats.norm.logsf(t)))
+    return _row(name, alpha, seed, n, statistic=largest, p_value=math.exp(log_p), effect=largest,
+                method="union bound", detail=(f"largest |z| {largest:.4g} over {entries} coordinates: "
+                                              f"P(max ≥ {t:.4g}) ≤ {math.exp(log_p):.3g} for N(0, 1) coordinates"))
+
+
+def _squared_cosines(z: torch.Tensor) -> torch.Tensor:
+    """Σ over the draws of ``z`` [r, k, d] of cos²(z_i, z_j) [k, k] (a zero row counts cos² = 0), in slices of
+    draws whose [r', k, k] Gram stays below 4·10⁶ entries."""
+    norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    u = z / torch.where(norm > 0, norm, 1.0)
+    k = u.shape[1]
+    step = max(1, 4_000_000 // (k * k))
+    total = torch.zeros(k, k, dtype=_F64)
+    for s in range(0, u.shape[0], step):
+        g = u[s : s + step] @ u[s : s + step].transpose(1, 2)
+        total += (g * g).sum(0)
+    return total
+
+
+def _alignment(name, mean_cos2: torch.Tensor, m: int, d: int, n: int, c: SamplerClaims, fmt: torch.Tensor, alpha,
+               seed) -> CheckResult:
+    """Every pair (i, j), i < j, of the first k rows that the claim makes independent (all pairs for ``"rows"``,
+    pairs in different blocks for ``"blocks"``): the mean over the n draws of cos²(z_i, z_j) against 1/d. Under the
+    claim z_i, z_j are independent N(0, I_d), so cos² ~ Beta(1/2, (d − 1)/2) (mean 1/d, variance
+    2(d − 1)/(d²(d + 2)), values in [0, 1]), iid over the draws: Bernstein's inequality bounds the two-sided tail of
+    the mean exactly, Bonferroni over the pairs; the deviation is first reduced by δ = 12u + 2(d + 2)·2⁻⁵³, the
+    most the rounding of the carried values (u of the coarsest format a draw carries) and of the float64 cosines can
+    move a cos² (proofs/sampler_independence.md, item 5). One row repeated, rows negated in pairs (antithetic), a
+    few rows tiled, or orthogonal rows claimed independent (mean 0) fail it, at any row index."""
+    k = mean_cos2.shape[0]
+    i, j = torch.triu_indices(k, k, 1)
+    if c.independent == "blocks":
+        keep = (i // c.block) != (j // c.block)
+        i, j = i[keep], j[keep]
+    mu, var, bound = 1.0 / d, 2.0 * (d - 1) / (d * d * (d + 2)), 1.0 - 1.0 / d
+    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
+    delta = 12 * u + 2 * (d + 2) * 2.0**-53
+    means = mean_cos2[i, j]
+    dev = ((means - mu).abs() - delta).clamp_min(0.0)
+    log_p = math.log(2.0) - n * dev * dev / (2 * var + 2 * bound * dev / 3)
+    w = int(torch.argmin(log_p))
+    pairs = int(i.numel())
+    p = min(1.0, math.exp(min(0.0, float(log_p[w]) + math.log(pairs))))
+    among = f"all {m} rows" if k == m else f"the first {k} of the {m} rows (draws·m²·d > {PAIR_WORK:.0e})"
+    return _row(name, alpha, seed, n, statistic=float(dev[w]), p_value=p, effect=float(means[w] - mu),
+                method=f"bernstein ×{pairs} (bonferroni)",
+                detail=(f"worst pair: rows {int(i[w])} and {int(j[w])}: mean cos² {float(means[w]):.4g} over {n} draws "
+                        f"against 1/d = {mu:.4g} ({pairs} pairs of {among})"))
+
+
 def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult:
     """Bonferroni over Kendall's τ tests of H₀: ‖z_i‖ independent of ẑ_il and of ẑ_il² (ẑ = z/‖z‖), for every
-    tested row i and coordinate l (Gaussian rows: the norm is χ_d and independent of the uniform direction).
+    tested row i and coordinate l (Gaussian rows: the norm is χ_d and independent of the uniform direction); at
+    d = 1 of the sign ẑ_i0 alone (ẑ_i0² is 1).
     p-values from τ's asymptotic normality under independence (``scipy.stats.kendalltau``)."""
     labels, taus, ps = [], [], []
     for i, z in rows.items():
         r = np.linalg.norm(z, axis=-1)
         u = z / np.where(r > 0, r, 1.0)[:, None]
         for j in range(z.shape[1]):
-            for what, f in ((f"ẑ_{j}", u[:, j]), (f"ẑ_{j}²", u[:, j] ** 2)):
+            # at d = 1, ẑ_0 = ±1 and ẑ_0² = 1 in every draw: its τ is undefined, and the row would be refused always
+            for what, f in ((f"ẑ_{j}", u[:, j]), (f"ẑ_{j}²", u[:, j] ** 2))[: 2 if z.shape[1] > 1 else 1]:
                 res = stats.kendalltau(r, f, method="asymptotic")
                 labels.append(f"row {i}: ‖z‖ vs {what}")
                 taus.append(float(res.statistic))
