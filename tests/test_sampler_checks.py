@@ -396,6 +396,9 @@ def test_callable_sampler_bad_input(kt_seed):
             callable_sampler_checks(_block_row, **{flag: None}, **run)
     with pytest.raises(ValueError, match="projections must be at most 1024, got 1000000"):
         callable_sampler_checks(_block_row, projections=10**6, **run)
+    for array in (np.empty((M, D), dtype=object), np.zeros((M, D), dtype=complex)):
+        with pytest.raises(ValueError, match=f"a numpy array of dtype {array.dtype}"):
+            callable_sampler_checks(lambda g, a=array: a, **run)
 
 
 def test_a_sampler_giving_nan_in_one_run_and_0_in_the_other_is_not_reproducible(kt_seed):

@@ -688,6 +688,9 @@ def _as_matrix(w, label: str) -> torch.Tensor:
             raise ValueError(f"{label}: sample(generator) returned a list that is not an [m, d] matrix of numbers: "
                              f"{exc}") from exc
     if isinstance(w, np.ndarray):
+        if w.dtype.kind not in "fiub":  # object, complex, strings: torch.from_numpy would fail without naming the draw
+            raise ValueError(f"{label}: sample(generator) must return a floating [m, d] frequency matrix, got a numpy "
+                             f"array of dtype {w.dtype}")
         w = torch.from_numpy(w)
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
         shape = getattr(w, "shape", type(w).__name__)
