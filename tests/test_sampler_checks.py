@@ -115,7 +115,7 @@ def test_claims_follow_the_law():
         (Orthogonal(6, std=1.5), None),  # blocks of 6: rows 0..5 | 6..11 | 12..15
         (Fastfood(D), None),
         (Fastfood(5, std=0.5), None),  # d' = 8
-        (QuasiMonteCarlo(D), {"coordinates", "sign balance", "scale", "largest"}),
+        (QuasiMonteCarlo(D), {"coordinates", "sign balance", "scale"}),  # a grid: no largest-coordinate bound
         (SORF(8), {"sign balance", "orthogonal"}),
         (SORF(5), {"sign balance", "orthogonal"}),  # columns of full blocks
         (MomentMatched(D), {"sign balance"}),
@@ -672,6 +672,25 @@ def test_rows_repeated_negated_or_tiled_at_any_offset_fail_the_every_pair_row(kt
 
 
 @pytest.mark.statistical
+def test_repeats_beyond_the_rows_read_pair_by_pair_fail_the_all_rows_sum(kt_seed, monkeypatch):
+    """Second review: with draws·m²·(d + 16) above the work cap, pairs are read among the first k rows only, and
+    torch.cat([h, h]) at m = 512, d = 64 passed again. The all-rows part, Σ_{i<j} cos² per draw in O(m·d²), sees
+    its m/2 repeated pairs: here the cap is lowered so that k = 6 of m = 64 rows, and the repeats at offset 32 fail
+    through the sum alone."""
+    import kerneltheory.testing.samplers as samplers
+
+    monkeypatch.setattr(samplers, "PAIR_WORK", 10**6)
+    for sampler in (_half_repeat(64), _antithetic(64)):
+        rows = callable_sampler_checks(sampler, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
+        every = next(r for r in rows if r.name.endswith("every pair (cos²)"))
+        assert every.status == "failed" and "the first 6 of the 64 rows" in every.detail, every.detail
+        assert "all 64 rows: mean Σ_i<j cos²" in every.detail, every.detail
+    correct = callable_sampler_checks(lambda g: torch.randn(64, D, generator=g, dtype=torch.float64),
+                                      claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
+    assert all(r.passed for r in correct), show(correct)
+
+
+@pytest.mark.statistical
 def test_orthogonal_rows_claimed_independent_fail_the_every_pair_row(kt_seed):
     """ORF claimed as iid rows: cos² = 0 within a block in every draw (mean 0 against 1/d); the same law under its
     own claim passes, its pairs in different blocks at mean 1/d."""
@@ -681,23 +700,31 @@ def test_orthogonal_rows_claimed_independent_fail_the_every_pair_row(kt_seed):
     assert not kinds(iid)["rows independent, every pair (cos²)"], show(iid)
     own = sampler_checks(law, num_features=M, draws=1024, seed=kt_seed, alpha=ALPHA)
     assert kinds(own)["blocks independent, every pair (cos²)"] and all(r.passed for r in own), show(own)
+    # second review: in bfloat16 at d = 32 a fixed margin of 12u = 0.047 exceeded 1/d and hid it; the margin now
+    # follows the measured mean (10u·√mean + 25u²: 4·10⁻⁴ here)
+    wide = Orthogonal(32)
+    half = callable_sampler_checks(lambda g: wide.sample(64, g).to(torch.bfloat16), claims="gaussian", draws=1024,
+                                   seed=kt_seed, alpha=ALPHA)
+    assert not kinds(half)["rows independent, every pair (cos²)"], show(half)
 
 
 @pytest.mark.statistical
 @pytest.mark.parametrize("d, dtype", [(2, torch.float64), (3, torch.float16), (8, torch.bfloat16)])
 def test_the_every_pair_row_holds_its_level_in_the_tail(kt_seed, d, dtype):
-    """Proof item 9(a) of proofs/sampler_independence.md: Bernstein's bound is exact for the mean of iid values in
-    [0, 1], so at α′ = 0.05 over 300 seeds of correct iid rows (carried in ``dtype``: the rounding margin) the
-    rejections stay within the one-sided binomial bound at level 10⁻³."""
+    """Proof item 9 of proofs/sampler_independence.md: Bernstein's bound is exact for the mean of iid values in
+    [0, 1], and the all-rows sum has its exact variance; at α′ = 0.05 over 300 seeds of correct iid rows (carried in
+    ``dtype``: the rounding margin) the rejections of the row stay within the one-sided binomial bound at level
+    10⁻³."""
     from kerneltheory.testing.sampler_rounding import carried_format
-    from kerneltheory.testing.samplers import _alignment, _squared_cosines, claims_preset
+    from kerneltheory.testing.samplers import _alignment, _pair_sums, _squared_cosines, claims_preset
 
     claims, m, n = claims_preset("gaussian", d), 12, 256
     fails = 0
     for s in range(300):
         g = torch.Generator().manual_seed(kt_seed + s)
         w = torch.randn(n, m, d, generator=g, dtype=torch.float64).to(dtype).double()
-        row = _alignment("x", _squared_cosines(w) / n, m, d, n, claims, carried_format(w), 0.05, s)
+        row = _alignment("x", _squared_cosines(w) / n, _pair_sums(w), m, d, n, claims, carried_format(w), 0.05, s)
+        assert "all-rows mean" in row.method
         fails += row.p_value <= 0.05
     assert stats.binomtest(fails, 300, 0.05, alternative="greater").pvalue > 1e-3, fails
 
@@ -706,14 +733,15 @@ def test_the_every_pair_row_applies_where_its_margin_holds():
     """Not at d = 1 (every cos² is 1), nor without a pair the claim makes independent (one block of an ORF); the
     first k rows with draws·k²·d ≤ PAIR_WORK (all rows when that holds); left out for a law standardised by a mean
     or a full covariance (the rounding margin assumes one scale per entry)."""
-    from kerneltheory.testing.samplers import PAIR_WORK, alignment_rows, claims_preset
+    from kerneltheory.testing.samplers import MAX_PAIR_ROWS, PAIR_WORK, alignment_rows, claims_preset
 
     assert alignment_rows(16, 1, 1024, claims_preset("gaussian", 1)) == 0
     assert alignment_rows(8, 8, 1024, claims_preset("orthogonal", 8)) == 0
     assert alignment_rows(16, 8, 1024, claims_preset("orthogonal", 8)) == 16
     assert alignment_rows(64, 8, 1024, claims_preset("gaussian", 8)) == 64
     k = alignment_rows(10**5, 64, 1024, claims_preset("gaussian", 64))
-    assert 1024 * k * k * 64 <= PAIR_WORK < 1024 * (k + 1) ** 2 * 64
+    assert 1024 * k * k * 80 <= PAIR_WORK < 1024 * (k + 1) ** 2 * 80
+    assert alignment_rows(10**5, 2, 16, claims_preset("gaussian", 2)) == MAX_PAIR_ROWS  # [k, k] arrays bounded too
     one = callable_sampler_checks(lambda g: torch.randn(16, 1, generator=g, dtype=torch.float64), claims="gaussian",
                                   draws=256, seed=0)
     assert not any("every pair" in r.name for r in one)

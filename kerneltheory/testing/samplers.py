@@ -14,10 +14,11 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   scores of |z| (proofs/sampler_independence.md) — rejects one row repeated, rows with a shared component, and
   one orthogonal block reused for every block, which pass every per-row check.
 * **every pair** (the same claims, d ≥ 2, rows standardised entrywise): for every pair of the first k rows that the
-  claim makes independent (k = m while draws·m²·d ≤ :data:`PAIR_WORK`), the mean over the draws of cos²(z_i, z_j)
-  against 1/d (Beta(1/2, (d − 1)/2) under the claim), Bernstein's exact two-sided bound less a rounding margin,
-  Bonferroni over the pairs (proofs/sampler_independence.md, item 9) — rejects a row repeated or negated at any
-  offset, tiled rows, and orthogonal rows claimed independent.
+  claim makes independent (k = m while draws·m²·(d + 16) ≤ :data:`PAIR_WORK` and m ≤ :data:`MAX_PAIR_ROWS`), the
+  mean over the draws of cos²(z_i, z_j) against 1/d (Beta(1/2, (d − 1)/2) under the claim), Bernstein's exact
+  two-sided bound less a rounding margin, Bonferroni over the pairs; for independent rows also Σ_{i<j} cos² over all
+  m rows per draw (O(m·d²), its exact variance) (proofs/sampler_independence.md, item 9) — rejects rows repeated or
+  negated (one pair among the first k rows, many anywhere), tiled rows, and orthogonal rows claimed independent.
 * **sign balance** (laws symmetric about their mean): for every row index i of the first block, the signs of
   z_{i1}, of the "diagonal" coordinate z_{i, i mod d} and of u₀ᵀz_i are fair coins across draws: two-sided
   exact binomial (sign) test, zeros dropped. A QR factorisation without the sign fold Q ← Q·diag(sign R_jj)
@@ -38,7 +39,7 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   variance under the fourth-moment guard of :func:`~kerneltheory.testing.checks.clt_guard`; otherwise median
   of means with the bound Var a_r ≤ 2d, valid for any dependence between Gaussian rows — 2d² for laws that
   only claim Gaussian coordinates).
-* **largest |coordinate|** (coordinates marginally N(0, 1)): the largest |z_il| over every entry of every draw
+* **largest |coordinate|** (Gaussian rows, standardised entrywise): the largest |z_il| over every entry of every draw
   against the union bound N·m·d·2Φ̄(t) (proofs/sampler_independence.md, item 10): a few huge entries, which the
   median of means and the KS tests barely see, fail it.
 
@@ -404,6 +405,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         plan.append((f"{label}: orthogonal blocks", "orthogonality"))
     if c.gaussian_coordinates:
         plan.append((f"{label}: scale E‖z‖² = d", "scale"))
+    if c.gaussian_rows and entrywise:  # coordinates N(0, 1) of a continuous law (not a QMC grid), rounded once
         plan.append((f"{label}: largest |coordinate|", "extreme"))
     if redraws:
         plan.append((f"{label}: norms change between redraws", "redraws"))
@@ -426,6 +428,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| and row norms ------------
     sel, mean_sq, orth, rho, norms, fmt = [], [], [], [], [], []
     cos2 = torch.zeros(aligned, aligned, dtype=_F64)  # Σ over draws of cos²(z_i, z_j), the first `aligned` rows
+    sums = []  # per draw, Σ_{i<j} cos²(z_i, z_j) over all m rows ("rows" claims)
     largest = 0.0  # max |z_il| over every entry of every draw
     with torch.no_grad():
         for b in range(num_blocks(n, block)):
@@ -440,6 +443,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             mean_sq.append((z * z).sum(-1).mean(-1))
             if aligned:
                 cos2 += _squared_cosines(z[:, :aligned])
+                if c.independent == "rows":
+                    sums.append(_pair_sums(z))
             largest = max(largest, float(z.abs().max()))
             norms.append(torch.linalg.vector_norm(w, dim=-1))
             fmt.append(carried_format(w) if known_format not in FORMATS else
@@ -478,7 +483,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
         elif kind == "extreme":
             out.append(_extreme(nm, largest, n, m * d, torch.cat(fmt), a, seed))
         elif kind == "alignment":
-            out.append(_alignment(nm, cos2 / n, m, d, n, c, torch.cat(fmt), a, seed))
+            out.append(_alignment(nm, cos2 / n, torch.cat(sums) if sums else None, m, d, n, c, torch.cat(fmt), a,
+                                  seed))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
@@ -525,42 +531,33 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     return out
 
 
-PAIR_WORK = 2 * 10**9  # multiply-adds of the every-pair test (draws·k²·d over its k rows) beyond which k < m
+PAIR_WORK = 2 * 10**9  # elementwise work of the every-pair test, draws·k²·(d + 16) over its k rows, beyond which k < m
+MAX_PAIR_ROWS = 2048  # and at most this many rows (its [k, k] arrays)
 
 
 def alignment_rows(m: int, d: int, draws: int, c: SamplerClaims) -> int:
-    """How many rows, the first k, the every-pair test reads (:func:`_alignment`): all m while draws·m²·d ≤
-    :data:`PAIR_WORK`, else the most that fit; 0 where it does not apply (d = 1, where every cos² is 1; no
-    independence claimed; no pair of the first k rows that the claim makes independent)."""
+    """How many rows, the first k, the every-pair test reads pair by pair (:func:`_alignment`): all m while
+    draws·m²·(d + 16) ≤ :data:`PAIR_WORK` and m ≤ :data:`MAX_PAIR_ROWS`, else the most that fit; 0 where it does not
+    apply (d = 1, where every cos² is 1; no independence claimed; no pair of the first k rows that the claim makes
+    independent)."""
     if c.independent not in ("rows", "blocks") or d < 2 or m < 2:
         return 0
-    k = min(m, max(2, math.isqrt(PAIR_WORK // max(1, draws * d))))
+    k = min(m, MAX_PAIR_ROWS, max(2, math.isqrt(PAIR_WORK // max(1, draws * (d + 16)))))
     if c.independent == "blocks" and k <= c.block:  # no two of the first k rows in different blocks
         return 0
     return k
 
 
-def _extreme(name, largest: float, n: int, per_draw: int, fmt: torch.Tensor, alpha, seed) -> CheckResult:
-    """The largest |z_il| over the n·``per_draw`` coordinates of the n draws against the union bound: where each
-    coordinate is marginally N(0, 1), P(max |z_il| ≥ t) ≤ entries·2Φ̄(t) whatever their dependence, at t the largest
-    value divided by 1 + u + 2⁻⁵² (u of the coarsest format a draw carries: the rounding of the carried value and of
-    the division by the std can only have enlarged it by that factor). An entry of 1e8 among 10⁵ correct ones fails;
-    the scale check's median of means, the KS and sign tests hardly see a few such entries
-    (proofs/sampler_independence.md, item 10)."""
-    entries = n * per_draw
-    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
-    t = largest / (1 + u + 2.0**-52)
-    log_p = min(0.0, math.log(entries) + math.log(2.0) + float(stats.norm.logsf(t)))
-    return _row(name, alpha, seed, n, statistic=largest, p_value=math.exp(log_p), effect=largest,
-                method="union bound", detail=(f"largest |z| {largest:.4g} over {entries} coordinates: "
-                                              f"P(max ≥ {t:.4g}) ≤ {math.exp(log_p):.3g} for N(0, 1) coordinates"))
+def _unit_rows(z: torch.Tensor) -> torch.Tensor:
+    """z / ‖z‖ row by row (a zero row stays 0, so its cos² with any row is 0)."""
+    norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    return z / torch.where(norm > 0, norm, 1.0)
 
 
 def _squared_cosines(z: torch.Tensor) -> torch.Tensor:
     """Σ over the draws of ``z`` [r, k, d] of cos²(z_i, z_j) [k, k] (a zero row counts cos² = 0), in slices of
     draws whose [r', k, k] Gram stays below 4·10⁶ entries."""
-    norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
-    u = z / torch.where(norm > 0, norm, 1.0)
+    u = _unit_rows(z)
     k = u.shape[1]
     step = max(1, 4_000_000 // (k * k))
     total = torch.zeros(k, k, dtype=_F64)
@@ -570,16 +567,50 @@ def _squared_cosines(z: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def _alignment(name, mean_cos2: torch.Tensor, m: int, d: int, n: int, c: SamplerClaims, fmt: torch.Tensor, alpha,
-               seed) -> CheckResult:
-    """Every pair (i, j), i < j, of the first k rows that the claim makes independent (all pairs for ``"rows"``,
-    pairs in different blocks for ``"blocks"``): the mean over the n draws of cos²(z_i, z_j) against 1/d. Under the
-    claim z_i, z_j are independent N(0, I_d), so cos² ~ Beta(1/2, (d − 1)/2) (mean 1/d, variance
-    2(d − 1)/(d²(d + 2)), values in [0, 1]), iid over the draws: Bernstein's inequality bounds the two-sided tail of
-    the mean exactly, Bonferroni over the pairs; the deviation is first reduced by δ = 12u + 2(d + 2)·2⁻⁵³, the
-    most the rounding of the carried values (u of the coarsest format a draw carries) and of the float64 cosines can
-    move a cos² (proofs/sampler_independence.md, item 5). One row repeated, rows negated in pairs (antithetic), a
-    few rows tiled, or orthogonal rows claimed independent (mean 0) fail it, at any row index."""
+def _pair_sums(z: torch.Tensor) -> torch.Tensor:
+    """[r] Σ_{i<j} cos²(z_i, z_j) over all m rows of each draw of ``z`` [r, m, d], as (‖ÛᵀÛ‖_F² − Σ_i ‖û_i‖⁴)/2
+    with Û the unit rows: O(m·d²) per draw, whatever m."""
+    u = _unit_rows(z)
+    g = u.transpose(1, 2) @ u  # [r, d, d]
+    return ((g * g).sum((1, 2)) - ((u * u).sum(-1) ** 2).sum(-1)) / 2
+
+
+def _margin(u: float, mean_cos2: torch.Tensor, d: int) -> torch.Tensor:
+    """The most the rounding of carried values (unit roundoff u ≤ 2⁻⁸) and of the float64 cosines can move a mean
+    of cos² whose computed value is ``mean_cos2``: 10u·√mean + 25u² + 2(d + 2)·2⁻⁵³
+    (proofs/sampler_independence.md, item 9)."""
+    return 10 * u * mean_cos2.clamp_min(0).sqrt() + 25 * u * u + 2 * (d + 2) * 2.0**-53
+
+
+def _extreme(name, largest: float, n: int, per_draw: int, fmt: torch.Tensor, alpha, seed) -> CheckResult:
+    """The largest |z_il| over the n·``per_draw`` coordinates of the n draws against the union bound: where each
+    coordinate is N(0, 1) (rows of a Gaussian law, standardised entrywise), P(max |z_il| ≥ t) ≤ entries·2Φ̄(t)
+    whatever their dependence, at t the largest value divided by 1 + u + 2⁻⁵² (u of the coarsest format a draw
+    carries: the rounding of the carried value and of the division by the std can only have enlarged it by that
+    factor). An entry of 1e8 among 10⁵ correct ones fails; the scale check's median of means, the KS and sign tests
+    hardly see a few such entries (proofs/sampler_independence.md, item 10)."""
+    entries = n * per_draw
+    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
+    t = largest / (1 + u + 2.0**-52)
+    log_p = min(0.0, math.log(entries) + math.log(2.0) + float(stats.norm.logsf(t)))
+    return _row(name, alpha, seed, n, statistic=largest, p_value=math.exp(log_p), effect=largest,
+                method="union bound", detail=(f"largest |z| {largest:.4g} over {entries} coordinates: "
+                                              f"P(max ≥ {t:.4g}) ≤ {math.exp(log_p):.3g} for N(0, 1) coordinates"))
+
+
+def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int, n: int, c: SamplerClaims,
+               fmt: torch.Tensor, alpha, seed) -> CheckResult:
+    """Two tests, Bonferroni over them. (1) Every pair (i, j), i < j, of the first k rows that the claim makes
+    independent (all pairs for ``"rows"``, pairs in different blocks for ``"blocks"``): the mean over the n draws of
+    cos²(z_i, z_j) against 1/d. Under the claim z_i, z_j are independent N(0, I_d), so cos² ~ Beta(1/2, (d − 1)/2)
+    (mean 1/d, variance σ² = 2(d − 1)/(d²(d + 2)), values in [0, 1]), iid over the draws: Bernstein's inequality
+    bounds the two-sided tail of the mean exactly, after the rounding margin of :func:`_margin`; Bonferroni over the
+    pairs. (2) For ``"rows"``, all m rows at once: S = Σ_{i<j} (cos² − 1/d) per draw (``sums``, the Σ cos²), whose
+    P = m(m − 1)/2 terms are pairwise uncorrelated under the claim, so Var S = P·σ² exactly: the mean test of
+    :func:`~kerneltheory.testing.checks.mean_check` as the scale check runs it (the CLT under the fourth-moment guard,
+    else median of means with that exact variance), the rounding margin as its floor (proofs/sampler_independence.md,
+    item 9). (1) fails one pair repeated, negated or orthogonal among the first k rows; (2) fails such pairs by the
+    dozen anywhere (half the rows repeated, negated, tiled; orthogonal blocks claimed iid)."""
     k = mean_cos2.shape[0]
     i, j = torch.triu_indices(k, k, 1)
     if c.independent == "blocks":
@@ -587,18 +618,34 @@ def _alignment(name, mean_cos2: torch.Tensor, m: int, d: int, n: int, c: Sampler
         i, j = i[keep], j[keep]
     mu, var, bound = 1.0 / d, 2.0 * (d - 1) / (d * d * (d + 2)), 1.0 - 1.0 / d
     u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
-    delta = 12 * u + 2 * (d + 2) * 2.0**-53
     means = mean_cos2[i, j]
-    dev = ((means - mu).abs() - delta).clamp_min(0.0)
+    dev = ((means - mu).abs() - _margin(u, means, d)).clamp_min(0.0)
     log_p = math.log(2.0) - n * dev * dev / (2 * var + 2 * bound * dev / 3)
     w = int(torch.argmin(log_p))
     pairs = int(i.numel())
-    p = min(1.0, math.exp(min(0.0, float(log_p[w]) + math.log(pairs))))
-    among = f"all {m} rows" if k == m else f"the first {k} of the {m} rows (draws·m²·d > {PAIR_WORK:.0e})"
+    p_pairs = min(1.0, math.exp(min(0.0, float(log_p[w]) + math.log(pairs))))
+    among = f"all {m} rows" if k == m else f"the first {k} of the {m} rows (the most that fit the work cap)"
+    detail = (f"worst pair: rows {int(i[w])} and {int(j[w])}: mean cos² {float(means[w]):.4g} over {n} draws against "
+              f"1/d = {mu:.4g} ({pairs} pairs of {among})")
+    tests, p_sum = 1, math.nan
+    if c.independent == "rows" and sums is not None:
+        tests, big = 2, m * (m - 1) // 2
+        centred = (sums - big * mu)[:, None]
+        # per draw, Σ_{i<j} |c̃ − c| ≤ 10u·Σ|cos̃| + 25u²P ≤ 10u·√(P·Σ cos̃²) + 25u²P (Cauchy–Schwarz), plus float64
+        floor = (float((10 * u * (big * sums.clamp_min(0)).sqrt() + 25 * u * u * big).mean())
+                 + big * 2 * (d + 2) * 2.0**-53)
+        mom = Moments.from_samples(centred)
+        light, _ = clt_guard(mom)  # as the scale check: the CLT where the guard allows it, else median of means
+        row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / 2, name=name, seed=seed,
+                         variance=None if light else torch.tensor([big * var], dtype=_F64), samples=centred,
+                         atol=floor, claim="sampler")
+        p_sum = row.p_value if row.p_value == row.p_value else 1.0
+        detail += (f"; all {m} rows: mean Σ_i<j cos² {float(sums.mean()):.6g} against P/d = {big * mu:.6g} "
+                   f"({row.method}, p = {p_sum:.3g})")
+    p = min(1.0, tests * min(p_pairs, p_sum if p_sum == p_sum else 1.0))
     return _row(name, alpha, seed, n, statistic=float(dev[w]), p_value=p, effect=float(means[w] - mu),
-                method=f"bernstein ×{pairs} (bonferroni)",
-                detail=(f"worst pair: rows {int(i[w])} and {int(j[w])}: mean cos² {float(means[w]):.4g} over {n} draws "
-                        f"against 1/d = {mu:.4g} ({pairs} pairs of {among})"))
+                method=f"bernstein ×{pairs}" + (" + all-rows mean" if tests == 2 else "") + " (bonferroni)",
+                detail=detail)
 
 
 def _independence(name, rows: dict[int, np.ndarray], alpha, seed) -> CheckResult:
