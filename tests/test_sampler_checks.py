@@ -781,3 +781,22 @@ def test_a_few_huge_entries_fail_the_largest_coordinate_row(kt_seed):
     half = callable_sampler_checks(lambda g: torch.randn(M, D, generator=g).half(), claims="gaussian", draws=1024,
                                    seed=kt_seed, alpha=ALPHA)
     assert all(r.passed for r in half), show(half)
+
+
+def test_an_untested_all_rows_sum_refuses_the_row_unless_a_pair_fails(monkeypatch):
+    """Where the all-rows mean test cannot run (refused), the row is refused, not passed on its pair part alone, and
+    a pair that fails still fails it (proofs/verification.md, item 6(c))."""
+    import kerneltheory.testing.samplers as samplers
+    from kerneltheory.testing.sampler_rounding import carried_format
+
+    monkeypatch.setattr(samplers, "mean_check", lambda *a, **k: samplers.CheckResult.refusal(
+        "planted refusal", name="x", claim="sampler", alpha=0.01, sample_size=256, seed=0))
+    claims, g = samplers.claims_preset("gaussian", D), torch.Generator().manual_seed(0)
+    w = torch.randn(256, 12, D, generator=g, dtype=torch.float64)
+    row = samplers._alignment("x", samplers._squared_cosines(w) / 256, samplers._pair_sums(w), 12, D, 256, claims,
+                              carried_format(w), 0.01, 0)
+    assert row.refused and not row.passed and "not tested: planted refusal" in row.detail, row
+    w[:, 7] = w[:, 3]  # one row repeated: the pair part fails the row by itself
+    row = samplers._alignment("x", samplers._squared_cosines(w) / 256, samplers._pair_sums(w), 12, D, 256, claims,
+                              carried_format(w), 0.01, 0)
+    assert row.status == "failed" and "rows 3 and 7: mean cos² 1 " in row.detail, row

@@ -627,7 +627,7 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
     among = f"all {m} rows" if k == m else f"the first {k} of the {m} rows (the most that fit the work cap)"
     detail = (f"worst pair: rows {int(i[w])} and {int(j[w])}: mean cos² {float(means[w]):.4g} over {n} draws against "
               f"1/d = {mu:.4g} ({pairs} pairs of {among})")
-    tests, p_sum = 1, math.nan
+    tests, p_sum = 1, None  # None: the all-rows part does not apply; NaN: it could not test
     if c.independent == "rows" and sums is not None:
         tests, big = 2, m * (m - 1) // 2
         centred = (sums - big * mu)[:, None]
@@ -639,10 +639,12 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
         row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / 2, name=name, seed=seed,
                          variance=None if light else torch.tensor([big * var], dtype=_F64), samples=centred,
                          atol=floor, claim="sampler")
-        p_sum = row.p_value if row.p_value == row.p_value else 1.0
+        p_sum = row.p_value if row.p_value == row.p_value and not row.refused else math.nan
         detail += (f"; all {m} rows: mean Σ_i<j cos² {float(sums.mean()):.6g} against P/d = {big * mu:.6g} "
-                   f"({row.method}, p = {p_sum:.3g})")
-    p = min(1.0, tests * min(p_pairs, p_sum if p_sum == p_sum else 1.0))
+                   + (f"({row.method}, p = {p_sum:.3g})" if p_sum == p_sum else f"(not tested: {row.detail})"))
+    p = min(1.0, tests * min(p_pairs, 1.0 if p_sum is None or p_sum != p_sum else p_sum))
+    if p_sum is not None and p_sum != p_sum and p > alpha:  # an untested part hides no failure, but passes nothing
+        return CheckResult.refusal(detail, name=name, claim="sampler", alpha=alpha, sample_size=n, seed=seed)
     return _row(name, alpha, seed, n, statistic=float(dev[w]), p_value=p, effect=float(means[w] - mu),
                 method=f"bernstein ×{pairs}" + (" + all-rows mean" if tests == 2 else "") + " (bonferroni)",
                 detail=detail)
