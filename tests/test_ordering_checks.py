@@ -400,3 +400,47 @@ def test_calibration_ordering_mean_aggregate(kt_seed):
     ]
     fails, p = _rate(results)
     assert p > 1e-3, f"{fails}/400 rejected at α = 0.05 (p = {p:.3g})"
+
+
+@pytest.mark.statistical
+def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
+    """Review findings. (1) Hyperbolic and positive features at z = x + y = 0 are exact (closed forms 0 on both sides):
+    rounding noise of 10⁻³² on estimates of size 1 was read as variance against a floor scaled by that noise, and the
+    true claim failed at z = 31; each pair's floor now comes from its own estimates, so the row passes, either way
+    round. (2) A 64-fold reversal at a pair whose variances are 10¹⁴ times below another pair's (trig at τ = 8·10⁻⁵:
+    s² ≈ 2·10⁻¹⁷ on estimates of size 1) passed beside it as "0 vs 0"; it fails now, and so does a pair whose
+    variance does not fall with m."""
+    d = 4
+    x = 0.3 * torch.randn(6, d, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    hyp, pos = E.get("hyperbolic/gaussian", d, 8), E.get("positive/gaussian", d, 8)
+    for better, worse in ((hyp, pos), (pos, hyp)):
+        row = variance_ordering_check(better, worse, x, -x, draws=2000, seed=kt_seed, alpha=ALPHA)
+        assert row.passed and row.statistic == 0.0, row
+    x, y = torch.zeros(2, d, dtype=torch.float64), torch.zeros(2, d, dtype=torch.float64)
+    y[0, 0], y[1, 0] = 1.0, 8e-5
+    one, many = (E.get("trig/gaussian", d, m, weighted=False) for m in (1, 64))
+
+    def reversed_at_pair_1(g, r):  # m = 64 at pair 0, m = 1 at pair 1: 64 times the variance of `many` there
+        return torch.cat([many.sample_estimates(x[:1], y[:1], g, r), one.sample_estimates(x[1:], y[1:], g, r)], 1)
+
+    row = variance_ordering_check(reversed_at_pair_1, many, x, y, draws=4000, seed=kt_seed, alpha=ALPHA)
+    assert row.status == "failed" and "worst pair 1" in row.detail, row
+
+    def make(m):  # 1/m at pair 0, a variance constant in m at pair 1
+        em = E.get("trig/gaussian", d, m, weighted=False)
+        return lambda g, r: torch.cat([em.sample_estimates(x[:1], y[:1], g, r),
+                                       one.sample_estimates(x[1:], y[1:], g, r)], 1)
+
+    row = one_over_m_check(make, x, y, draws=2000, seed=kt_seed, alpha=ALPHA)
+    assert row.status == "failed" and "worst pair 1" in row.detail and "0 zero-variance" in row.detail, row
+
+
+def test_estimates_that_underflow_to_0_are_refused_not_ordered(kt_seed):
+    """Review finding: at ‖x‖ = 60 positive and hyperbolic features underflow to exactly 0 in every draw (the kernel
+    overflows there), and the false claim positive ≤ hyperbolic passed as "0 vs 0"; such pairs order nothing, so the
+    row is refused unless another pair fails."""
+    d = 4
+    x = torch.full((2, d), 30.0, dtype=torch.float64)
+    hyp, pos = E.get("hyperbolic/gaussian", d, 16), E.get("positive/gaussian", d, 16)
+    row = variance_ordering_check(pos, hyp, x, x, draws=256, seed=kt_seed, alpha=ALPHA)
+    assert row.refused and not row.passed and "exactly 0 in every draw" in row.detail, row

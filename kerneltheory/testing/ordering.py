@@ -18,6 +18,22 @@ dependent), and the guard is applied to U as well: U has the tails of X², so fo
 for the eighth moment and admits only small norms at a quick budget. Pairs with zero variance on both sides
 (z = 0 for positive features, τ = 0 for trig) carry no ordering and get p = 1. The effect size is
 max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere.
+
+**Zero variance.** A pair's variance counts as 0 when its s² is at most what rounding alone gives its own
+estimates, (2·ROUNDING_ULPS·ε·max_r |X_rp|)²·n/(n − 1) (estimates within F of one exact value have s² ≤ F²n/(n − 1));
+a floor for the whole batch, scaled by its largest variance, once failed a pair whose two estimators are exact
+(hyperbolic and positive features at z = 0: rounding noise of 10⁻³² on estimates of size 1) and passed a 64-fold
+reversal at a pair whose variances were 10¹⁴ times smaller than another pair's. A pair whose estimates are exactly 0
+in every draw of both estimators (exponentials that underflow where the kernel overflows) orders nothing; the row
+is refused unless another pair fails. The floor is read from the estimates, not from the terms summed into them: a
+deterministic estimate that cancels terms much larger than itself may exceed it.
+
+**Heavy tails at small m (measured, not fixed).** The guard reads the *sample* kurtosis. At m = 1 positive features
+are lognormal-like (kurtosis near 100), and log s² is then biased low beyond its first-order correction: the 1/m
+check of positive/gaussian at d = 8, ‖z‖ = 1, 20 000 draws, ms = (1, 4, 16, 64) failed 58 of 561 seeds at α′ = 0.05
+(10 %; 5.4 % with ms from 4 on), and an ordering of equal variances whose two sides have different tails (Gaussian
+noise against positive features at m = 1) failed 8.5–11.6 % at α′ = 0.05. Start ms at 4 or more for exponential
+features, and compare estimators of similar tails.
 A check of this kind cannot *confirm* an ordering, only fail to refute it; the meta-tests therefore also plant
 reversals and assert that they are rejected, and :func:`closed_form_ordering_check` verifies the ordering
 exactly where the variances have closed forms (kerneltheory.theory).
@@ -67,7 +83,7 @@ from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
-from .checks import CheckResult, clt_guard, property_check, rounding_floor
+from .checks import _EPS, ROUNDING_ULPS, CheckResult, clt_guard, property_check, rounding_floor
 
 __all__ = [
     "OrderingClaim",
@@ -112,6 +128,16 @@ def _draw(est, x, y, draws: int, seed: int, block: int) -> tuple[Moments, torch.
     with torch.no_grad():
         m = moments(capture, draws, seed=seed, block=block)
     return m, torch.cat(kept)
+
+
+def _variance_floor(samples: torch.Tensor) -> torch.Tensor:
+    """[P] the sample variance that rounding alone can give each pair: estimates within F_p = ROUNDING_ULPS·ε·max_r
+    |X_rp| of one exact value have s² ≤ F_p²·n/(n − 1); twice that F_p for margin. Per pair, from its own estimates:
+    one floor for the whole batch (the largest variance's) called a pair with a 10¹⁴ times smaller but real variance
+    zero, and rounding noise on estimates of size 1 real (the module docstring, "Zero variance")."""
+    n = samples.shape[0]
+    f = 2 * ROUNDING_ULPS * _EPS * samples.abs().amax(0)
+    return f * f * n / max(n - 1, 1)
 
 
 def _var_of_s2(m: Moments) -> torch.Tensor:
@@ -234,8 +260,13 @@ def variance_ordering_check(
             seed,
             f"fourth moment too large for {n} draws (guard {max(worst_b, worst_w):.3g})",
         )
-    floor = rounding_floor(vb, vw)
-    pos_b, pos_w = vb > floor, vw > floor
+    if aggregate == "mean":
+        floor_b, floor_w = _variance_floor(sb).sum(0, keepdim=True), _variance_floor(sw).sum(0, keepdim=True)
+        zeros = torch.zeros(1, dtype=torch.bool)
+    else:
+        floor_b, floor_w = _variance_floor(sb), _variance_floor(sw)
+        zeros = (sb == 0).all(0) & (sw == 0).all(0)  # exactly 0 in every draw: an underflow, or a map that is 0 there
+    pos_b, pos_w = vb > floor_b, vw > floor_w
     lb, rb = _log_s2(vb, var_b, pos_b)
     lw, rw = _log_s2(vw, var_w, pos_w)
     z = (lb - lw) / (rb + rw).sqrt()
@@ -244,10 +275,16 @@ def variance_ordering_check(
     p = torch.from_numpy(stats.norm.sf(z.numpy()))
     idx = int(torch.argmax(torch.where(both_zero, -math.inf, z))) if bool((~both_zero).any()) else 0
     p_adj = min(1.0, float(p[idx]) * p.numel())
-    ratio = torch.where(vw > floor, vb / torch.where(vw > floor, vw, torch.ones_like(vw)), math.inf)
+    ratio = torch.where(pos_w, vb / torch.where(pos_w, vw, torch.ones_like(vw)), math.inf)
     ratio = torch.where(both_zero, 1.0, ratio)
     effect = float((ratio - 1)[~both_zero].max()) if bool((~both_zero).any()) else 0.0
     what = "mean over pairs" if aggregate == "mean" else f"pair {idx}"
+    if bool(zeros.any()) and not p_adj <= alpha:  # such a pair orders nothing, but passes nothing either
+        return _refused(name, "ordering", alpha, n, seed, (
+            f"{int(zeros.sum())} pair(s) have estimates exactly 0 in every draw of both estimators (e.g. pair "
+            f"{int(torch.nonzero(zeros)[0])}: exponentials that underflow at large inputs, whose kernel overflows): "
+            f"nothing to compare there; the other pairs: worst {what}, s² {float(vb[idx]):.6g} vs "
+            f"{float(vw[idx]):.6g}"))
     return CheckResult(
         name=name,
         claim="ordering",
@@ -358,7 +395,7 @@ def one_over_m_check(
     name = name or f"{label}: Var ∝ 1/m over m = {ms}"
     logv, var_log, nonzero = [], [], []
     for k, m in enumerate(ms):
-        mom, _ = _draw(make(m), x, y, n, child_seed(seed, k), block)
+        mom, samples = _draw(make(m), x, y, n, child_seed(seed, k), block)
         why = _moments_refusal(mom)
         if why:
             return _refused(name, "1/m", alpha, n, seed, f"at m = {m}: {why}")
@@ -373,7 +410,7 @@ def one_over_m_check(
                 f"fourth moment too large for {n} draws at m = {m} (guard {worst:.3g})",
             )
         s2 = mom.variance
-        pos = s2 > rounding_floor(s2)
+        pos = s2 > _variance_floor(samples)
         lv, v = _log_s2(s2, _var_of_s2(mom), pos)
         logv.append(lv)
         var_log.append(v)
