@@ -34,6 +34,7 @@ check of positive/gaussian at d = 8, ‖z‖ = 1, 20 000 draws, ms = (1, 4, 16, 
 (10 %; 5.4 % with ms from 4 on), and an ordering of equal variances whose two sides have different tails (Gaussian
 noise against positive features at m = 1) failed 8.5–11.6 % at α′ = 0.05. Start ms at 4 or more for exponential
 features, and compare estimators of similar tails.
+
 A check of this kind cannot *confirm* an ordering, only fail to refute it; the meta-tests therefore also plant
 reversals and assert that they are rejected, and :func:`closed_form_ordering_check` verifies the ordering
 exactly where the variances have closed forms (kerneltheory.theory).
@@ -83,7 +84,7 @@ from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
-from .checks import _EPS, ROUNDING_ULPS, CheckResult, clt_guard, property_check, rounding_floor
+from .checks import CheckResult, clt_guard, pair_rounding_floor, property_check, rounding_floor
 
 __all__ = [
     "OrderingClaim",
@@ -131,12 +132,13 @@ def _draw(est, x, y, draws: int, seed: int, block: int) -> tuple[Moments, torch.
 
 
 def _variance_floor(samples: torch.Tensor) -> torch.Tensor:
-    """[P] the sample variance that rounding alone can give each pair: estimates within F_p = ROUNDING_ULPS·ε·max_r
-    |X_rp| of one exact value have s² ≤ F_p²·n/(n − 1); twice that F_p for margin. Per pair, from its own estimates:
+    """[P] the sample variance that rounding alone can give each pair: estimates within F_p of one exact value
+    (:func:`~kerneltheory.testing.checks.pair_rounding_floor`, ROUNDING_ULPS·ε·max_r |X_rp|) have s² ≤ F_p²·n/(n − 1);
+    twice that F_p for margin. Per pair, from its own estimates:
     one floor for the whole batch (the largest variance's) called a pair with a 10¹⁴ times smaller but real variance
     zero, and rounding noise on estimates of size 1 real (the module docstring, "Zero variance")."""
     n = samples.shape[0]
-    f = 2 * ROUNDING_ULPS * _EPS * samples.abs().amax(0)
+    f = 2 * pair_rounding_floor(samples)
     return f * f * n / max(n - 1, 1)
 
 

@@ -59,6 +59,11 @@ def _unit(fmt: torch.dtype) -> tuple[float, float]:
     return info.eps / 2, info.smallest_normal * info.eps / 2
 
 
+def coarsest_unit_roundoff(fmt: torch.Tensor) -> float:
+    """u = ε/2 of the coarsest format any draw carries (``fmt``: [r] indices into :data:`FORMATS`, coarsest first)."""
+    return _unit(FORMATS[int(fmt.min())])[0]
+
+
 def orthogonality_floors(fmt: torch.Tensor, rho: torch.Tensor, block: int, d: int) -> torch.Tensor:
     """[r] floor on the worst |cos| between distinct vectors of a block for draws in formats ``fmt`` [r] whose
     smallest compared vector has norm ``rho`` [r]; ``inf`` where the draw cannot be tested (a zero vector, or a

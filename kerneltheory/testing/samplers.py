@@ -97,7 +97,14 @@ from ..spectral.sorf import SORF
 from ._global_states import kept_global_states
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
-from .sampler_rounding import FORMATS, carried_format, non_finite_rows, orthogonality_row, redraw_row
+from .sampler_rounding import (
+    FORMATS,
+    carried_format,
+    coarsest_unit_roundoff,
+    non_finite_rows,
+    orthogonality_row,
+    redraw_row,
+)
 from .user_calls import _one_number, _same_values
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
@@ -179,7 +186,7 @@ def _entrywise(law: SpectralLaw) -> bool:
 
 def _max_offdiag_cos(v: torch.Tensor) -> torch.Tensor:
     """max_{i≠j} |cos(v_i, v_j)| over the last two dims [..., k, d] → [...]."""
-    u = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(torch.finfo(_F64).tiny)
+    u = _unit_rows(v)
     g = u @ u.transpose(-1, -2)
     k = g.shape[-1]
     g = g - torch.eye(k, dtype=_F64)
@@ -590,7 +597,7 @@ def _extreme(name, largest: float, n: int, per_draw: int, fmt: torch.Tensor, alp
     factor). An entry of 1e8 among 10⁵ correct ones fails; the scale check's median of means, the KS and sign tests
     hardly see a few such entries (proofs/sampler_independence.md, item 10)."""
     entries = n * per_draw
-    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
+    u = coarsest_unit_roundoff(fmt)
     t = largest / (1 + u + 2.0**-52)
     log_p = min(0.0, math.log(entries) + math.log(2.0) + float(stats.norm.logsf(t)))
     return _row(name, alpha, seed, n, statistic=largest, p_value=math.exp(log_p), effect=largest,
@@ -617,7 +624,7 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
         keep = (i // c.block) != (j // c.block)
         i, j = i[keep], j[keep]
     mu, var, bound = 1.0 / d, 2.0 * (d - 1) / (d * d * (d + 2)), 1.0 - 1.0 / d
-    u = max(torch.finfo(FORMATS[int(f)]).eps / 2 for f in torch.unique(fmt))
+    u = coarsest_unit_roundoff(fmt)
     means = mean_cos2[i, j]
     dev = ((means - mu).abs() - _margin(u, means, d)).clamp_min(0.0)
     log_p = math.log(2.0) - n * dev * dev / (2 * var + 2 * bound * dev / 3)
@@ -631,9 +638,8 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
     if c.independent == "rows" and sums is not None:
         tests, big = 2, m * (m - 1) // 2
         centred = (sums - big * mu)[:, None]
-        # per draw, Σ_{i<j} |c̃ − c| ≤ 10u·Σ|cos̃| + 25u²P ≤ 10u·√(P·Σ cos̃²) + 25u²P (Cauchy–Schwarz), plus float64
-        floor = (float((10 * u * (big * sums.clamp_min(0)).sqrt() + 25 * u * u * big).mean())
-                 + big * 2 * (d + 2) * 2.0**-53)
+        # per draw, Σ_{i<j} |c̃ − c| ≤ 10u·Σ|cos̃| + 25u²P ≤ P·(10u·√(Σ cos̃²/P) + 25u²) (Cauchy–Schwarz), plus float64's
+        floor = float((big * _margin(u, sums / big, d)).mean())
         mom = Moments.from_samples(centred)
         light, _ = clt_guard(mom)  # as the scale check: the CLT where the guard allows it, else median of means
         row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / 2, name=name, seed=seed,
