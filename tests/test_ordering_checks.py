@@ -328,6 +328,26 @@ def test_errors_and_refusals(kt_seed):
     assert child_seed(kt_seed, 0) != child_seed(kt_seed, 1)
 
 
+def test_estimates_of_the_wrong_width_or_type_are_errors_naming_the_argument():
+    """A callable of another width than P = len(x) was compared column by column with no error (or failed inside the
+    comparison on tensor sizes); a numpy array or a complex tensor got an AttributeError or a cast warning."""
+    x = torch.zeros(3, D, dtype=F64)
+    three = lambda g, r: torch.randn(r, 3, generator=g, dtype=F64)  # noqa: E731
+    five = lambda g, r: torch.randn(r, 5, generator=g, dtype=F64)  # noqa: E731
+    with pytest.raises(ValueError, match=r"better: .*shape \[r, P\] = \[\d+, 3\].*got \(\d+, 5\)"):
+        variance_ordering_check(five, five, x, x, draws=2000, seed=0)
+    with pytest.raises(ValueError, match=r"worse: .*got \(\d+, 5\)"):
+        variance_ordering_check(three, five, x, x, draws=2000, seed=0)
+    with pytest.raises(TypeError, match="better: .*torch.Tensor.*ndarray"):
+        variance_ordering_check(lambda g, r: three(g, r).numpy(), three, x, x, draws=2000, seed=0)
+    with pytest.raises(ValueError, match="better: .*real floating-point.*complex"):
+        variance_ordering_check(lambda g, r: three(g, r).to(torch.complex128), three, x, x, draws=2000, seed=0)
+    with pytest.raises(ValueError, match=r"estimator at m = 2: .*got \(\d+, 2\)"):
+        one_over_m_check(lambda m: (lambda g, r: torch.randn(r, m, generator=g, dtype=F64)), x, x, ms=(2, 3),
+                         draws=2000, seed=0)
+    assert variance_ordering_check(three, three, x, x, draws=2000, seed=0).passed  # the right width runs
+
+
 # ------------------------------------------------------------------------------------------------
 # Calibration (α = 0.05 to measure the rate): at equal variances the claim is on its boundary
 # ------------------------------------------------------------------------------------------------

@@ -116,13 +116,25 @@ def _estimates(est, x, y) -> Callable[[torch.Generator, int], torch.Tensor]:
     )
 
 
-def _draw(est, x, y, draws: int, seed: int, block: int) -> tuple[Moments, torch.Tensor]:
-    """Moments (montecarlo.moments, bitwise reproducible) and the raw [draws, P] samples."""
+def _draw(est, x, y, draws: int, seed: int, block: int, role: str) -> tuple[Moments, torch.Tensor]:
+    """Moments (montecarlo.moments, bitwise reproducible) and the raw [draws, P] samples. Each block of estimates
+    must be a real floating-point tensor [r, P], P = len(x): an error naming ``role`` (the argument that gave
+    ``est``) otherwise, before anything is read from it (a callable of another width was compared column by column
+    with no error, or failed inside the comparison with a message about sizes)."""
     kept: list[torch.Tensor] = []
     f = _estimates(est, x, y)
+    num_pairs = x.shape[0]
 
     def capture(g, r):
         out = f(g, r)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{role}: estimates must be a torch.Tensor [r, P] = [{r}, {num_pairs}], got "
+                            f"{type(out).__name__}")
+        if not out.dtype.is_floating_point:
+            raise ValueError(f"{role}: estimates must be a real floating-point tensor, got {out.dtype}")
+        if tuple(out.shape) != (r, num_pairs):
+            raise ValueError(f"{role}: estimates must have shape [r, P] = [{r}, {num_pairs}] (one column per pair "
+                             f"of x and y), got {tuple(out.shape)}")
         kept.append(out.detach().to("cpu", _F64))
         return out
 
@@ -234,8 +246,8 @@ def variance_ordering_check(
     if aggregate not in ("pairs", "mean"):
         raise ValueError(f"aggregate must be 'pairs' or 'mean', got {aggregate!r}")
     name = name or f"{getattr(better, 'name', 'better')} ≤ {getattr(worse, 'name', 'worse')}"
-    mb, sb = _draw(better, x, y, n, child_seed(seed, 0), block)
-    mw, sw = _draw(worse, x, y, n, child_seed(seed, 1), block)
+    mb, sb = _draw(better, x, y, n, child_seed(seed, 0), block, "better")
+    mw, sw = _draw(worse, x, y, n, child_seed(seed, 1), block, "worse")
     why = _moments_refusal(mb, mw)
     if why:
         return _refused(name, "ordering", alpha, n, seed, why)
@@ -397,7 +409,7 @@ def one_over_m_check(
     name = name or f"{label}: Var ∝ 1/m over m = {ms}"
     logv, var_log, nonzero = [], [], []
     for k, m in enumerate(ms):
-        mom, samples = _draw(make(m), x, y, n, child_seed(seed, k), block)
+        mom, samples = _draw(make(m), x, y, n, child_seed(seed, k), block, f"estimator at m = {m}")
         why = _moments_refusal(mom)
         if why:
             return _refused(name, "1/m", alpha, n, seed, f"at m = {m}: {why}")
