@@ -518,12 +518,60 @@ def test_a_float32_path_that_computes_something_else_fails_precision(kt_seed):
     assert not any(c.status == "failed" for c in half.checks), str(half)  # bfloat16's floor, read from the outputs
 
 
+def _float32_path(defect: str):
+    """Positive features with a legal stabiliser whose float32 path (a 'fast path') ignores the key mask
+    (``defect="mask"``) or sums the keys of every sequence of the batch into one state (``"batch"``); the float64 path
+    is correct."""
+
+    def attention(m, generator):
+        w = torch.randn(m, D, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            lq = (q * D**-0.25) @ w.to(q.dtype).T - (q * q).sum(-1, keepdim=True) * D**-0.5 / 2
+            lk = (k * D**-0.25) @ w.to(k.dtype).T - (k * k).sum(-1, keepdim=True) * D**-0.5 / 2
+            pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), (lk - lk.amax((-1, -2), keepdim=True)).exp()
+            fast = q.dtype == torch.float32
+            if mask is not None and not (fast and defect == "mask"):
+                pk = pk * mask[..., None].to(pk.dtype)
+            state, norm = pk.transpose(-1, -2) @ v, pk.sum(-2, keepdim=True)
+            if fast and defect == "batch":
+                state, norm = state.sum(0, keepdim=True), norm.sum(0, keepdim=True)
+            return (pq @ state) / (pq @ norm.transpose(-1, -2))
+
+        return fn
+
+    return attention
+
+
+@pytest.mark.parametrize("defect", ["mask", "batch"])
+def test_a_float32_path_that_ignores_the_mask_or_mixes_the_batch_fails_precision(defect, kt_seed):
+    """The precision row compared single sequences without a mask only, so a float32 path that ignores the key mask or
+    sums the batch's sequences into one state passed it (and every default row, which run in float64); it now also
+    compares a padded batch of six sequences with a key mask (two without one for a function without a mask) at the
+    kept positions (proofs/attention_audit.md, item 15). Of the default rows, the mask defect passes every one; the
+    batch one fails finite[float32] alone (its float32 run compares a sequence beside another with it alone)."""
+    attention = _float32_path(defect)
+    default = check_attention(attention, dim=D, alpha=ALPHA, seed=kt_seed)
+    assert {c.name for c in default.failures} == ({"finite[float32]"} if defect == "batch" else set()), str(default)
+    assert all(c.passed for c in default.checks if c not in default.failures), str(default)
+    bad = check_attention(attention, dim=D, checks=["precision"], alpha=ALPHA, seed=kt_seed)
+    assert bad.checks[0].status == "failed" and bad.checks[0].statistic > 100, str(bad)
+    assert "a batch of 6 sequences of L = 16 with a key mask" in bad.checks[0].detail
+    if defect == "batch":  # without a mask the batch is two sequences
+        unmasked = check_attention(attention, dim=D, mask=False, checks=["precision"], alpha=ALPHA, seed=kt_seed)
+        assert unmasked.checks[0].status == "failed", str(unmasked)
+        assert "a batch of 2 sequences of L = 16 without a mask" in unmasked.checks[0].detail
+    good = check_attention(_float32_path("none"), dim=D, checks=["precision"], alpha=ALPHA, seed=kt_seed)
+    assert good.passed and good.checks[0].statistic < 0.05, str(good)
+
+
 def test_signed_weights_beyond_the_floor_are_refused_not_failed():
     """A finding, not a defect of the map: the library's correct trigonometric linear attention at input std 1.3
     cancels in its sums, and its float32 rounding then exceeds item 3's floor (which assumes non-negative weights) at
-    three of six seeds (0.13–19.9 times it; proofs/attention_audit.md, item 15). Its attention matrix has negative
-    entries, so those rows are refused, naming the signed weights, never failed; at the default std 0.3 the sums do not
-    cancel and the row passes far inside the floor."""
+    four of six seeds (0.66–19.9 times it, the padded batches' masked tokens of 3× the std included; three of six on
+    the single sequences alone; proofs/attention_audit.md, item 15). Its attention matrix has negative entries, so
+    those rows are refused, naming the signed weights, never failed; at the default std 0.3 the sums do not cancel and
+    the row passes far inside the floor."""
     from kerneltheory.attention import linear_attention
     from kerneltheory.estimators import get
 
@@ -534,7 +582,7 @@ def test_signed_weights_beyond_the_floor_are_refused_not_failed():
     rows = [check_attention(trig, dim=D, input_std=1.3, checks=["precision"], seed=s).checks[0] for s in range(6)]
     assert not any(r.status == "failed" for r in rows), [r.detail for r in rows]
     refused = [r for r in rows if r.refused]
-    assert len(refused) == 3 and all("weights are signed" in r.detail for r in refused), [r.detail for r in rows]
+    assert len(refused) == 4 and all("weights are signed" in r.detail for r in refused), [r.detail for r in rows]
     assert all(r.statistic <= 1 for r in rows if r.passed)
     default = [check_attention(trig, dim=D, checks=["precision"], seed=s).checks[0].statistic for s in range(6)]
     assert max(default) < 0.02, default  # at the default std 0.3 the sums do not cancel

@@ -445,6 +445,25 @@ def _padding_tokens(kept: torch.Tensor, count: int, g: torch.Generator) -> torch
     return torch.randn(count, kept.shape[-1], generator=g, dtype=_F64) * scale
 
 
+def _pad(qp: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, mask: torch.Tensor, g: torch.Generator) -> None:
+    """Replace, in place, the tokens of ``qp, kp, vp`` ``[B, L, ·]`` that ``mask`` ``[B, L]`` masks (False) by
+    :func:`_padding_tokens` of each sequence's kept ones (sequence by sequence, q, k then v)."""
+    for i in range(mask.shape[0]):
+        for t in (qp, kp, vp):
+            t[i, ~mask[i]] = _padding_tokens(t[i, mask[i]], int((~mask[i]).sum()), g)
+
+
+def padded_batch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Generator):
+    """``(q', k', v', mask)``: the six sequences of ``q, k, v`` ``[6, L, d]`` with the masks of :func:`padding_masks`
+    (right, left, gap on sequences 2p, 2p + 1) stacked ``[6, L]`` and the masked tokens replaced as in
+    :func:`padding_rows`; L ≥ 4."""
+    masks = padding_masks(q.shape[-2])
+    mask = torch.cat([masks[label] for label in PADDINGS])
+    qp, kp, vp = q.clone(), k.clone(), v.clone()
+    _pad(qp, kp, vp, mask, g)
+    return qp, kp, vp, mask
+
+
 def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> list[CheckResult]:
     """One row per pattern of :func:`padding_masks`, each at every length of ``sets`` (``q, k, v`` ``[6, L, d]``: the
     pattern p on sequences 2p, 2p + 1); the masked tokens are replaced by large values (3× the kept tokens' std) so
@@ -460,9 +479,7 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
             length, d = q.shape[1:]
             mask = padding_masks(length)[label]
             qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
-            for i in range(2):
-                for t in (qp, kp, vp):
-                    t[i, ~mask[i]] = _padding_tokens(t[i, mask[i]], int((~mask[i]).sum()), g)
+            _pad(qp, kp, vp, mask, g)
             keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
             if keyless is not None:
                 refused = CheckResult.refusal(
@@ -896,14 +913,17 @@ def beside_alone_row(fn, q, k, v, out, m: int, name: str, alpha: float, seed: in
 
 
 def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch.dtype,
-                  precision=None) -> CheckResult:
+                  precision=None, batches=()) -> CheckResult:
     """At every length of ``sets`` (``q, k, v`` ``[1, L, d]``): ``fn`` on the inputs in ``dtype`` against ``fn`` on the
     same numbers in float64, one draw: a function whose ``dtype`` path computes something else than its float64 path
     (a separate stabiliser for low precision, an illegal one among them) differs by more than the two evaluations'
     rounding floors, while the statistical rows, which run in float64, cannot see it (proofs/attention_audit.md,
-    item 15). The ``dtype`` run's floor is in the coarsest of ``dtype``, ``precision`` (declared) and the format
-    read from its outputs (a half-precision path inside); the float64 run's is ``precision``'s or read from its
-    outputs. Refused when the function does not run in ``dtype`` on these inputs (it does not accept the dtype).
+    item 15). Then the same on each of ``batches`` (``(q, k, v, mask)``, ``[B, L, ·]`` with a key mask ``[B, L]`` or
+    None), at the kept positions: a ``dtype`` path that ignores the mask or mixes the sequences of a batch differs
+    there from the float64 path, which the padding and batch rows check against the sequences alone. The ``dtype``
+    run's floor is in the coarsest of ``dtype``, ``precision`` (declared) and the format read from its outputs (a
+    half-precision path inside); the float64 run's is ``precision``'s or read from its outputs.
+    Refused when the function does not run in ``dtype`` on these inputs (it does not accept the dtype).
     Opt-in. The floor assumes non-negative weights: a signed map (trigonometric features) whose sums cancel can
     differ by more, and is then refused (:func:`_signed_weights`)."""
     fmt = _name(dtype)
@@ -920,5 +940,22 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
     def variants(q, k, v, g):
         return f"L = {q.shape[-2]}", [((q.to(dtype), k.to(dtype), v.to(dtype)), slice(None), slice(None))]
 
-    return _sequence_row(attention, rounded, m, alpha, seed, precision, name, variants,
-                         f"outputs from {fmt} inputs against float64 ones", variant_least=dtype)
+    what = f"outputs from {fmt} inputs against float64 ones"
+    pairs, runs, whats, refused = _sequence_cases(attention, rounded, m, alpha, seed, precision, name, variants,
+                                                  variant_least=dtype)
+    fn = attention(m, torch.Generator().manual_seed(seed))  # the draw of the sequence cases
+    for q, k, v, mask in batches if refused is None else ():
+        q, k, v = (t.to(dtype).to(_F64) for t in (q, k, v))
+        base, refused = _determined(fn, q, k, v, m, mask, name, alpha, seed, precision)
+        if refused is not None:
+            break
+        new = _Run(fn, q.to(dtype), k.to(dtype), v.to(dtype), m, mask, precision, least=dtype)
+        keep = torch.ones(q.shape[:2], dtype=torch.bool) if mask is None else mask
+        pairs.append((_difference(new.out[keep], base.out[keep]),
+                      lambda fmt=None, base=base, new=new, keep=keep: new.floor(fmt)[keep] + base.floor(fmt)[keep]))
+        runs += [base, new]
+        whats.append(f"a batch of {q.shape[0]} sequences of L = {q.shape[-2]}"
+                     + (" without a mask" if mask is None else f" with a key mask ({int((~mask).sum())} keys masked)"))
+    if refused is not None:
+        return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
+    return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
