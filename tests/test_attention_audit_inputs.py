@@ -170,6 +170,10 @@ def test_left_padded_causal_batch_that_raises_is_refused(kt_seed):
     assert "ValueError: a query has no kept key" in report.checks[1].detail and report.status == "REFUSED"
     assert check_attention(favor(False, "raise if keyless"), dim=D, checks=["padding"], alpha=ALPHA,
                            seed=kt_seed).passed
+    # the opt-in precision row's padded batch keeps each sequence's first key for such a function, and compares
+    precision = check_attention(favor(True, "raise if keyless"), dim=D, causal=True, checks=["precision"],
+                                alpha=ALPHA, seed=kt_seed).checks[0]
+    assert precision.passed and "each first key kept: ValueError without it" in precision.detail, precision
 
 
 def test_a_left_padding_failure_of_another_cause_is_not_explained_as_keyless(kt_seed):

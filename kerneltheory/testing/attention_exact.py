@@ -946,6 +946,11 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
     fn = attention(m, torch.Generator().manual_seed(seed))  # the draw of the sequence cases
     for q, k, v, mask in batches if refused is None else ():
         q, k, v = (t.to(dtype).to(_F64) for t in (q, k, v))
+        keyless = None if mask is None else _keyless_failure(fn, q, k, v, mask)
+        if keyless is not None:  # a causal function that raises on a query before the first kept key: keep every
+            mask = mask.clone()   # first key
+            mask[:, 0] = True
+        keyless = "" if keyless is None else f", each first key kept: {type(keyless).__name__} without it"
         base, refused = _determined(fn, q, k, v, m, mask, name, alpha, seed, precision)
         if refused is not None:
             break
@@ -955,7 +960,8 @@ def precision_row(attention, sets, m: int, alpha: float, seed: int, dtype: torch
                       lambda fmt=None, base=base, new=new, keep=keep: new.floor(fmt)[keep] + base.floor(fmt)[keep]))
         runs += [base, new]
         whats.append(f"a batch of {q.shape[0]} sequences of L = {q.shape[-2]}"
-                     + (" without a mask" if mask is None else f" with a key mask ({int((~mask).sum())} keys masked)"))
+                     + (" without a mask" if mask is None else
+                        f" with a key mask ({int((~mask).sum())} keys masked{keyless})"))
     if refused is not None:
         return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
     return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
