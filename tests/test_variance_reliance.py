@@ -139,7 +139,8 @@ def _with(row: CheckResult, fallback: CheckResult) -> CheckResult:
 @pytest.mark.parametrize(
     ("variance", "row", "fallback", "expected"),
     [
-        ("passed", "passed", "failed", "passed"),  # the joint hypothesis held and the variance is confirmed
+        ("passed", "passed", "passed", "passed"),  # the joint hypothesis held and the variance is confirmed
+        ("passed", "passed", "failed", "refused"),  # confirmed, but the draws reject the mean by their own spread
         ("passed", "failed", "passed", "failed"),
         ("failed", "passed", "failed", "failed"),  # the inflated case: the variance-free test decides
         ("stopped", "passed", "failed", "failed"),
@@ -159,6 +160,39 @@ def test_settling_a_mean_row_on_its_variance_row(variance, row, fallback, expect
         assert "not confirmed" in out.detail, out
     if expected == "failed" and variance == "refused":
         assert out.p_value == 1e-6  # the intersection test: the larger of the two p-values
+
+
+def _outliers(bias: float):
+    """bias + (uniform of variance 1 w.p. 0.998, ±10 w.p. 0.002): variance 1.2, |X| ≤ 10 + |bias|. The rare ±10 values
+    fail the variance check's fourth-moment guard on (x − x̄)², so under a loose declared bound (1000) only
+    Maurer–Pontil's bound tests the variance, and it cannot refute a variance claimed 10⁴ times too large."""
+
+    def estimates(g, r):
+        u, v = torch.rand(r, 1, generator=g, dtype=F64), torch.rand(r, 1, generator=g, dtype=F64)
+        return torch.where(u < 0.002, torch.where(v < 0.5, -10.0, 10.0), (2 * v - 1) * math.sqrt(3)) + bias
+
+    return estimates
+
+
+@pytest.mark.parametrize("bias", [0.0, 5.0])
+def test_a_confirmed_variance_the_draws_contradict_does_not_pass_a_biased_mean(bias, kt_seed):
+    """Review finding: with the variance 10⁴ (true 1.2) "confirmed" by a variance row without the power to refute it,
+    the mean row passed a bias of 4.6σ in 100 of 100 seeds (one look), while the same test without the variance
+    rejected it at p ≈ 0. Such a row is now refused (proofs/verification.md, item 12); with no bias the test without
+    the variance does not reject, and the row passes."""
+    one = lambda value: torch.full((1,), value, dtype=F64)  # noqa: E731
+    family = [InputFamily("f", torch.zeros(1, 1, dtype=F64), torch.zeros(1, 1, dtype=F64))]
+    groups = {"unbiased": dict(kind="mean", families=[0], alpha=1e-6, target=one(0.0), variance=one(1e4),
+                               bound=one(1000.0), prefix="u"),
+              "variance": dict(kind="variance", families=[0], alpha=1e-6, variance=one(1e4), bound=one(1000.0),
+                               prefix="v")}
+    rows = run_mean_variance_checks(_outliers(bias), family, groups, draws=4096, block=4096, seed=kt_seed)
+    mean, variance = rows["unbiased"][0], rows["variance"][0]
+    assert variance.passed, variance  # the weak confirmation the row used to rest on
+    if bias:
+        assert mean.refused and "without the claimed variance the test rejects" in mean.detail, mean
+    else:
+        assert mean.passed, mean
 
 
 def test_a_variance_free_pass_before_the_last_look_decides_nothing():

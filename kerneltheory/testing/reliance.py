@@ -8,8 +8,9 @@ estimator with a variance claimed 10⁶ times too large passes. So in a run of
 * a mean group uses its claimed variance only at the families where a variance group of the same run tests that
   same variance (:func:`variance_backing`); elsewhere the mean test is studentised under H₀ as without a variance;
 * where it does, each mean row carries the same test without the variance (``without_variance``), and once the
-  run is over :func:`settle_on_variance` lets the row stand only where the variance row of its family passed;
-  elsewhere the test without the variance decides, and where it cannot, the row is refused.
+  run is over :func:`settle_on_variance` lets the row stand only where the variance row of its family passed (and a
+  pass only where the test without the variance did not reject); elsewhere the test without the variance decides,
+  and where it cannot, the row is refused.
 
 proofs/verification.md, item 12.
 """
@@ -56,7 +57,10 @@ def settle_on_variance(row: CheckResult, variance_row: CheckResult | None, *, dr
     check of the same family (``variance_row``) is known; ``draws``: the run's budget (its last look).
 
     * The variance row passed: ``row`` stands (the joint hypothesis E = target, Var = claimed was tested and its
-      second half confirmed).
+      second half confirmed), unless W = ``row.without_variance`` rejected while ``row`` passed: the data then reject
+      the mean by its own spread and accept it only under the claimed variance, a variance that a test of little
+      power (a loose declared bound on heavy-tailed estimates) confirmed, and the row is refused, never passed (a
+      biased estimate with a variance claimed 10⁴ times too large passed when its variance row could not reject).
     * Otherwise the claimed variance may be wrong, and an inflated one makes ``row`` lenient, so ``row``'s pass
       means nothing. The test without it (W = ``row.without_variance``, valid on its own) decides: W passed at the
       last look or accepted early → W's pass; W rejected and the variance claim was refuted in this run (the
@@ -69,8 +73,18 @@ def settle_on_variance(row: CheckResult, variance_row: CheckResult | None, *, dr
     (proofs/verification.md, item 12).
     """
     fallback = row.without_variance
-    if fallback is None or (variance_row is not None and variance_row.passed):
+    if fallback is None:
         return row
+    if variance_row is not None and variance_row.passed:
+        if not (row.passed and fallback.status == "failed"):
+            return row
+        return CheckResult.refusal(
+            f"without the claimed variance the test rejects ({fallback.method}, p = {fallback.p_value:.3g}) and with "
+            f"it passes ({row.method}, p = {row.p_value:.3g}): the mean is accepted only under a variance larger than "
+            f"the draws show, which {variance_row.name} passed without the power to refute it",
+            name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed,
+            effect_size=fallback.effect_size,
+        )
     status = "missing" if variance_row is None else variance_row.status
     why = ("the claimed variance it used was not confirmed" +
            ("" if variance_row is None else f" ({variance_row.name}: {status})"))
