@@ -492,6 +492,103 @@ def test_small_weight_check_calibration_thorough(name, claim, kt_seed):
     assert stats.binom.sf(fails - 1, len(seeds), 0.05) > 1e-6, fails
 
 
+@pytest.mark.statistical
+def test_an_estimator_object_is_checked_at_its_own_number_of_features(kt_seed):
+    """Review finding: an estimator object was checked against the bounds of the default m = 256, not its own:
+    positive features at m = 16 passed the false claim "grows" (their relative MSE, 0.017, is below the trig floor at
+    m = 16, 0.034, but above the one at m = 256), and failed their true bound; trig features at m = 4096 failed
+    "grows"."""
+    pos16, trig = E.get("positive/gaussian", 4, 16), E.get("trig/gaussian", 4, 4096)
+    assert SC.small_weight_check(pos16, claim="bounded", seed=kt_seed, alpha=ALPHA).passed
+    assert SC.small_weight_check(trig, claim="grows", seed=kt_seed, alpha=ALPHA).passed
+    wrong = SC.small_weight_check(pos16, claim="grows", tau_norms=(1.0,), seed=kt_seed, alpha=ALPHA)
+    assert wrong.status == "failed", wrong  # positive features at m = 16 stay below the trig floor
+    with pytest.raises(ValueError, match="num_features = 32 differs from the estimator's own num_features = 16"):
+        SC.small_weight_check(pos16, num_features=32)
+
+    class Bare:  # no num_features, no dim: the bounds need them given
+        def sample_estimates(self, x, y, generator, draws):
+            return pos16.sample_estimates(x, y, generator, draws)
+
+    with pytest.raises(ValueError, match="num_features: the estimator has no num_features attribute"):
+        SC.small_weight_check(Bare())
+    assert SC.small_weight_check(Bare(), num_features=16, dim=4, seed=kt_seed, alpha=ALPHA).passed
+
+
+def test_relative_variances_are_the_closed_forms_where_sm_underflows():
+    """(e^{‖z‖²} − 1)/m and 2 sinh²(‖τ‖²/2)/m were computed as Var/SM², whose terms underflow together: from ‖τ‖ ≈ 38.5
+    at ζ = 0.5 the positive bound was 0 (a true claim failed), then NaN. They agree with the ratio where it is finite;
+    past SM's normal range the check is an error naming z_norm and tau_norms."""
+    from kerneltheory import theory
+
+    x, y = SC.small_weight_pairs(4, 0.5, [0.5, 2.0, 5.0, 38.5, 45.0], torch.Generator().manual_seed(0))
+    xs, ys = x[:3], y[:3]  # where the ratio's terms are finite
+    sm2 = SC.softmax_pairs(xs, ys) ** 2
+    assert torch.allclose(SC.positive_relative_variance(xs, ys, 8), theory.softmax_positive_variance(xs, ys, 8) / sm2,
+                          rtol=1e-12)
+    assert torch.allclose(SC.trig_relative_variance(xs, ys, 8), theory.softmax_trig_variance(xs, ys, 8) / sm2,
+                          rtol=1e-12)
+    assert torch.allclose(SC.positive_relative_variance(x, y, 8), torch.full((5,), math.expm1(0.25) / 8, dtype=F64))
+    assert SC.small_weight_check("positive/gaussian", tau_norms=(38.5,), alpha=ALPHA).passed
+    with pytest.raises(ValueError, match="z_norm = 0.5, tau_norms = \\[60.0\\].*normal range"):
+        SC.small_weight_check("positive/gaussian", tau_norms=(60.0,))
+
+
+def _signed(size: float):
+    """Estimates SM·(1 ± size) at pair 0 (an error of fixed size, random sign: e constant, r not) and SM·(1 + 3ε),
+    ε ~ N(0, 1), at pair 1 (relative MSE 9), for pairs with SM = 1."""
+
+    def estimates(x, y, g, n):
+        sign = torch.randint(0, 2, (n,), generator=g).to(F64) * 2 - 1
+        return torch.stack([1 + size * sign, 1 + 3 * torch.randn(n, generator=g, dtype=F64)], 1)
+
+    return estimates
+
+
+def test_a_pair_of_constant_squared_error_is_compared_up_to_rounding():
+    """Review finding: at a pair whose e = (Ŝ/SM − 1)² is the same in every draw but r = Ŝ/SM − 1 is not, the standard
+    error is 0 and the z-score was 0/0 = NaN, read as p = 1: a relative MSE of 9 at another pair against a bound of 0.25
+    passed. Such a pair is now compared with its bound up to rounding."""
+    x, y = torch.tensor([[1.0, 0.0]] * 2, dtype=F64), torch.tensor([[0.0, 1.0]] * 2, dtype=F64)
+    hidden = SC.relative_error_check(_signed(0.5), x, y, claim="bounded", bound=0.25, draws=8192)
+    assert hidden.status == "failed" and "worst pair 1" in hidden.detail, hidden
+
+    def constant(x, y, g, n):
+        return _signed(0.1)(x, y, g, n)[:, :1].expand(n, 2)
+
+    for claim, bound, status in (("bounded", 0.01, "passed"), ("grows", 0.01, "passed"),
+                                 ("bounded", 0.0099, "failed"), ("grows", 0.0101, "failed")):
+        row = SC.relative_error_check(constant, x, y, claim=claim, bound=bound, draws=8192)
+        assert row.status == status, (claim, bound, row)
+
+
+def test_exact_pairs_in_float32_get_float32s_rounding():
+    """Positive features at z = 0 from float32 inputs are exact up to float32's rounding (relative MSE 5e-15): the
+    exactness floor took float64's ε and failed the true claim at 8192 draws."""
+    x, y = SC.small_weight_pairs(4, 0.0, [1.0, 2.0], torch.Generator().manual_seed(0))
+    est = E.get("positive/gaussian", 4, 16, dtype=torch.float32)
+    row = SC.relative_error_check(est, x.float(), y.float(), claim="bounded",
+                                  bound=SC.positive_relative_variance(x, y, 16), draws=8192)
+    assert row.passed, row
+
+
+def test_bad_arguments_are_errors_naming_them():
+    x, y = SC.small_weight_pairs(4, 0.5, [1.0, 2.0], torch.Generator().manual_seed(0))
+    est = E.get("positive/gaussian", 4, 8)
+    for bad, match in ((torch.ones(3), r"shape \[P\] = \[2\]"), (torch.ones(2, 2), r"shape \[P\] = \[2\]"),
+                       (torch.tensor([1 + 1j]), "real"), (1 + 1j, "real"), ("a", "real")):
+        with pytest.raises(ValueError, match="bound must be .*" + match):
+            SC.relative_error_check(est, x, y, claim="bounded", bound=bad, draws=256)
+    with pytest.raises(ValueError, match=r"estimator must return .*\[256, 2\], got torch.float64 tensor of shape"):
+        SC.relative_error_check(lambda a, b, g, n: torch.ones(n, 1, dtype=F64), x, y, claim="bounded", bound=1.0,
+                                draws=256)
+    with pytest.raises(ValueError, match="tau_norms must be a sequence"):
+        SC.small_weight_check("positive/gaussian", tau_norms=2.0)
+    assert SC.small_weight_check("positive/gaussian", draws=256, seed=2**64).refused  # any seed ≥ 0 runs
+    far = SC.small_weight_check("trig/gaussian", tau_norms=(14.0,), draws=512)
+    assert far.refused and "overflow float64" in far.detail, far
+
+
 def test_relative_error_check_refuses_and_validates():
     r = SC.small_weight_check("positive/gaussian", draws=16)
     assert r.refused and not r.passed
