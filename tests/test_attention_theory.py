@@ -157,6 +157,86 @@ def test_ratio_check_refuses_too_few_draws(kt_seed):
         attention_ratio_check("positive/gaussian", ms=(16, 32), seed=kt_seed)
 
 
+class _KeyNormFactor(_ScaledKeys):
+    """A planted defect: every key's features multiplied by exp(−2‖y‖²), a factor of the key's norm alone (a wrong
+    h(y)). With every key of one norm it is common to all keys and cancels in the ratio."""
+
+    def draw(self, generator, batch=None):
+        fm = self.est.draw(generator, batch=batch)
+
+        class _Map:
+            def pair(self, x, y):
+                fx, fy = fm.pair(x, y)
+                return fx, fy * torch.exp(-2 * (y * y).sum(-1, keepdim=True))
+
+        return _Map()
+
+
+def _frozen(m):
+    """A planted defect: every draw the same map (the generator ignored)."""
+    est = E.get("positive/gaussian", 4, m)
+    fixed = est.draw(torch.Generator().manual_seed(0), batch=1)
+
+    class Frozen:
+        claims, kernel, num_features, dim, name, law = est.claims, est.kernel, m, 4, "frozen", est.law
+        component, variance = est.component, est.variance
+
+        def draw(self, generator, batch=None):
+            class _Map:
+                def pair(self, x, y):
+                    fx, fy = fixed.pair(x, y)
+                    return fx.expand(batch, *fx.shape[1:]), fy.expand(batch, *fy.shape[1:])
+
+            return _Map()
+
+    return Frozen()
+
+
+def test_ratio_check_review_findings(kt_seed, one_thread):
+    """(1) An output whose draws all agree (a value column of zeros, a map that ignores its generator) had a standard
+    error of 0 and a t-statistic of 0/0, read as p = 1: a per-key scale with a zero column, and a frozen map, passed.
+    (2) A constant value column (its ratio exact) failed a correct estimator on rounding noise. (3) The default keys
+    all had one norm, so a factor of the key's norm cancelled: they now spread over [norm/2, norm]. (4) Deterministic
+    maps, learnable ones and float32 inputs crashed; bad arguments get errors naming them."""
+    g = torch.Generator().manual_seed(kt_seed)
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 4, generator=g, dtype=torch.float64), dim=-1)  # noqa: E731
+    q, k, v = 0.3 * unit(2), 0.3 * unit(8), torch.randn(8, 2, generator=g, dtype=torch.float64)
+    zero = (q, k, torch.cat([v, torch.zeros(8, 1, dtype=torch.float64)], 1))
+    scaled = attention_ratio_check(_ScaledKeys, seed=kt_seed, alpha=ALPHA, inputs=zero,
+                                   covariance=lambda est, q, k: key_covariance(est.est, q, k))
+    assert scaled.status == "failed", scaled
+    frozen = attention_ratio_check(_frozen, seed=kt_seed, alpha=ALPHA, draws=400)
+    assert frozen.status == "failed" and "in every draw" in frozen.detail, frozen
+    for c in (0.1, 3.7):  # a constant column: exact, compared up to rounding
+        const = (q, k, torch.cat([v, torch.full((8, 1), c, dtype=torch.float64)], 1))
+        assert attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=const).passed
+    keys = attention_ratio_check(_KeyNormFactor, seed=kt_seed, alpha=ALPHA,
+                                 covariance=lambda est, q, k: key_covariance(est.est, q, k))
+    assert keys.status == "failed", keys
+    for name in ("elu", "hedgehog"):
+        row = attention_ratio_check(name, seed=kt_seed)
+        assert row.refused and "deterministic" in row.detail, row
+    assert all(r.refused for r in finite_set_uniform_check("elu", seed=kt_seed, draws=8))
+    assert attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA,
+                                 inputs=(q.float(), k.float(), v.float())).passed
+    with pytest.raises(ValueError, match="ms\\[i\\] must be >= 2"):
+        attention_ratio_check("positive/gaussian", ms=(1, 2, 3), seed=kt_seed)
+    with pytest.raises(ValueError, match="estimator_kw"):
+        attention_ratio_check(lambda m: E.get("positive/gaussian", 4, m), estimator_kw={"std": 2.0}, seed=kt_seed)
+    with pytest.raises(ValueError, match="inputs\\[2\\]: values up to"):
+        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(q, k, v * 1e160))
+    with pytest.raises(ValueError, match="values \\[n, d_v\\]"):
+        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(q, k, v[:, :0]))
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        attention_ratio_check("positive/gaussian", seed=torch.Generator())
+    with pytest.raises(ValueError, match="delta must be in"):
+        finite_set_uniform_check(seed=kt_seed, delta=1.5)
+    with pytest.raises(ValueError, match="epsilons must hold at least one"):
+        rks_uniform_check(seed=kt_seed, epsilons=())
+    few = attention_ratio_check("trig/gaussian", seed=kt_seed, ms=(16, 32, 64), input_norm=8.0, draws=160)
+    assert few.refused and "D̂ > D/2" in few.detail, few
+
+
 def test_rks_bound_and_its_inverse():
     b = theory.rks_uniform_bound(0.4, 2000, 2, math.sqrt(2), 1.0)
     assert b == pytest.approx(256 * (math.sqrt(2) / 0.4) ** 2 * math.exp(-2000 * 0.16 / 16), rel=1e-12)
