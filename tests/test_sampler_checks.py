@@ -800,3 +800,25 @@ def test_an_untested_all_rows_sum_refuses_the_row_unless_a_pair_fails(monkeypatc
     row = samplers._alignment("x", samplers._squared_cosines(w) / 256, samplers._pair_sums(w), 12, D, 256, claims,
                               carried_format(w), 0.01, 0)
     assert row.status == "failed" and "rows 3 and 7: mean cos² 1 " in row.detail, row
+
+
+def test_row_independence_helpers_name_bad_arguments_and_stay_finite():
+    """Review findings: ``block`` of 0 or below ran into a ZeroDivisionError or tested pairs inside one block; the
+    magnitude score of |x| ≳ 1.3e154 was ∞ (its docstring said finite for every finite x); mismatched regressions
+    failed inside numpy."""
+    from kerneltheory.testing.row_independence import independent_pairs, magnitude_scores, regression_f
+
+    for block in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="block must be an integer >= 1"):
+            independent_pairs([0, 1, 2], block, "blocks")
+    assert independent_pairs([0, 1, 2, 3], 2, "blocks") == [(0, 2), (0, 3), (1, 2), (1, 3)]
+    with pytest.raises(ValueError, match="SamplerClaims.block must be an integer >= 1"):
+        SamplerClaims(True, True, True, 0, None, "blocks")
+    huge = magnitude_scores(np.array([2e154, 1e308, -1e200]))
+    assert np.isfinite(huge).all() and (huge == np.array([2e154, 1e308, 1e200])).all()
+    edge = magnitude_scores(np.array([1e150 * (1 - 1e-15), 1e150 * (1 + 1e-15)]))
+    assert np.allclose(edge, 1e150, rtol=1e-12)  # the asymptote x joins −Φ⁻¹(2Φ̄(x)) continuously there
+    with pytest.raises(ValueError, match="a and b must be"):
+        regression_f(np.ones((5, 2)), np.ones(5))
+    with pytest.raises(ValueError, match="a and b must be"):
+        regression_f(np.ones((5, 2)), np.ones((4, 1)))

@@ -139,6 +139,10 @@ class SamplerClaims:
     independent: Literal["rows", "blocks"] | None = None
     independent_norms: bool = False
 
+    def __post_init__(self):
+        if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
+            raise ValueError(f"SamplerClaims.block must be an integer >= 1 (rows per block), got {self.block!r}")
+
 
 def sampler_claims(law: SpectralLaw) -> SamplerClaims:
     """The claims a law declares: ``rows_marginally_gaussian``; ``row_marginal == "exact"`` with an isotropic
