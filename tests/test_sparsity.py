@@ -497,8 +497,8 @@ def test_an_estimator_object_is_checked_at_its_own_number_of_features(kt_seed):
     """Review finding: an estimator object was checked against the bounds of the default m = 256, not its own:
     positive features at m = 16 passed the false claim "grows" (their relative MSE, 0.017, is below the trig floor at
     m = 16, 0.034, but above the one at m = 256), and failed their true bound; trig features at m = 4096 failed
-    "grows"."""
-    pos16, trig = E.get("positive/gaussian", 4, 16), E.get("trig/gaussian", 4, 4096)
+    "grows" (here m = 512, whose floor is half of m = 256's)."""
+    pos16, trig = E.get("positive/gaussian", 4, 16), E.get("trig/gaussian", 4, 512)
     assert SC.small_weight_check(pos16, claim="bounded", seed=kt_seed, alpha=ALPHA).passed
     assert SC.small_weight_check(trig, claim="grows", seed=kt_seed, alpha=ALPHA).passed
     wrong = SC.small_weight_check(pos16, claim="grows", tau_norms=(1.0,), seed=kt_seed, alpha=ALPHA)
