@@ -45,3 +45,13 @@ def test_sign_bias_is_invisible_to_trig_features():
     report = check_feature_map(lambda g, batch=None: base(g, batch=batch), kernels.gaussian, dim=4,
                                claims={"unbiased"})
     assert report.passed, str(report)
+
+
+def test_zero_seeds_is_an_error_naming_them():
+    """--seeds 0 divided by zero after a minute of draws."""
+    from kerneltheory.testing.power import main, power_rows
+
+    with pytest.raises(ValueError, match="seeds must be >= 1"):
+        power_rows(0)
+    with pytest.raises(SystemExit):
+        main(["--out", "/dev/null", "--seeds", "0"])

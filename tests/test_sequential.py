@@ -308,3 +308,81 @@ def test_accepting_early_refuses_degenerate_inputs():
     assert not excludes_detectable_effects(0 * one, 0.01 * one, 0.005 * one, 1e6 * one, fut, **args)
     with pytest.raises(ValueError, match="pairs"):
         excludes_detectable_effects(0 * one, one, one, None, fut, pairs=0, studentised=True)
+
+
+def test_a_non_finite_draw_after_an_early_accept_still_fails():
+    """Review finding: once a family accepted early the loop skipped it while the draws went on for another family,
+    so a NaN drawn after the accept (draw 3000 of family a) was never read and both rows passed; with accepting early
+    off the same run fails. Accepted rows now read every later block for non-finite estimates (a certain failure:
+    no α spent)."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    z = torch.zeros(4, 1, dtype=torch.float64)
+    families = [InputFamily("a", z, z), InputFamily("b", z, z)]
+    bias = torch.tensor([0, 0, 0, 0, 0.06, 0, 0, 0], dtype=torch.float64)  # keeps b from accepting early
+
+    def make():
+        seen = [0]
+
+        def estimates(g, r):
+            x = torch.randn(r, 8, generator=g, dtype=torch.float64) + bias
+            if seen[0] <= 3000 < seen[0] + r:
+                x[3000 - seen[0], 0] = math.nan  # draw 3000, family a, pair 0
+            seen[0] += r
+            return x
+
+        return estimates
+
+    group = dict(kind="mean", families=[0, 1], alpha=1e-6, target=torch.zeros(8, dtype=torch.float64), variance=None,
+                 prefix="u")
+    checked = 0
+    for seed in range(4):
+        rows = run_mean_variance_checks(make(), families, {"unbiased": group}, draws=4096, block=256,
+                                        seed=seed)["unbiased"]
+        if rows[1].sample_size > 3000:  # the run drew past the NaN
+            checked += 1
+            assert rows[0].status == "failed" and rows[0].method == "non-finite estimate", rows[0]
+            assert "draw 3000" in rows[0].detail, rows[0]
+    assert checked >= 2
+
+
+def test_bad_futility_and_spending_arguments_are_errors_naming_them():
+    """A miss rate above 1/2 gave negative margins and an error naming 'margin' after the draws; α = 1 spent a level
+    that rejects everything."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    with pytest.raises(ValueError, match="miss must be <= 0.5"):
+        futility_plan([256, 512], 0.9)
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    group = dict(kind="mean", families=[0], alpha=1e-6, target=torch.zeros(1, dtype=torch.float64), variance=None,
+                 prefix="u")
+    with pytest.raises(ValueError, match="futility_miss must be <= 0.5"):
+        run_mean_variance_checks(lambda g, r: torch.randn(r, 1, generator=g, dtype=torch.float64),
+                                 [InputFamily("a", z, z)], {"unbiased": group}, draws=512, block=256, seed=0,
+                                 futility_miss=0.9)
+    with pytest.raises(ValueError, match="alpha must be < 1"):
+        alpha_spending(1.0, 1)
+
+
+def test_estimates_of_a_wrong_type_or_width_are_errors():
+    """Complex estimates were cast to real with a warning (randn + 1000j passed), a width changing between blocks
+    failed inside torch.cat, and estimates wider than the families' pairs were read by their first columns."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    z = torch.zeros(4, 1, dtype=torch.float64)
+    group = dict(kind="mean", families=[0], alpha=1e-6, target=torch.zeros(4, dtype=torch.float64), variance=None,
+                 prefix="u")
+    run = lambda f: run_mean_variance_checks(f, [InputFamily("a", z, z)], {"unbiased": group}, draws=2048,  # noqa: E731
+                                             block=256, seed=0)
+    normal = lambda g, r, p=4: torch.randn(r, p, generator=g, dtype=torch.float64)  # noqa: E731
+    with pytest.raises(ValueError, match="real floating-point"):
+        run(lambda g, r: normal(g, r) + 1000j)
+    with pytest.raises(ValueError, match="one column per pair of the families \\(4\\), got 6"):
+        run(lambda g, r: normal(g, r, 6))
+    widths = iter([4, 5])
+    with pytest.raises(ValueError, match="returned 5 columns in block 1, 4 before"):
+        run(lambda g, r: normal(g, r, next(widths)))
+    assert run(normal)["unbiased"][0].passed

@@ -195,6 +195,28 @@ def test_a_confirmed_variance_the_draws_contradict_does_not_pass_a_biased_mean(b
         assert mean.passed, mean
 
 
+def test_a_rejection_without_the_variance_at_an_early_look_is_not_forgotten():
+    """Review finding: with looks, the test without the claimed variance rejected a bias of 0.5 at the first look and
+    passed the later ones (rare ±100 outliers then fail its normal approximation, leaving the loose bounded test);
+    settling read only the last look, and the mean row passed (24 of 40 seeds), with a variance claimed 40 times too
+    large. The first rejection is kept, so the row fails or is refused, never passes."""
+    one = lambda value: torch.full((1,), value, dtype=F64)  # noqa: E731
+
+    def estimates(g, r):  # bias 0.5, spread 0.1, ±100 with probability 10⁻³ (variance ≈ 10)
+        core = 0.5 + 0.1 * torch.randn(r, 1, generator=g, dtype=F64)
+        u = torch.rand(r, 1, generator=g, dtype=F64)
+        return torch.where(u < 5e-4, 100.5, torch.where(u < 1e-3, -99.5, core))
+
+    family = [InputFamily("f", torch.zeros(1, 1, dtype=F64), torch.zeros(1, 1, dtype=F64))]
+    groups = {"unbiased": dict(kind="mean", families=[0], alpha=1e-6, target=one(0.0), variance=one(400.0),
+                               bound=one(101.0), prefix="u"),
+              "variance": dict(kind="variance", families=[0], alpha=1e-6, variance=one(400.0), bound=one(101.0),
+                               prefix="v")}
+    rows = run_mean_variance_checks(estimates, family, groups, draws=4096, block=256, seed=1)
+    assert not rows["unbiased"][0].passed, rows["unbiased"][0]
+    assert "at 256 draws" in rows["unbiased"][0].detail, rows["unbiased"][0]  # the first look's rejection
+
+
 def test_a_variance_free_pass_before_the_last_look_decides_nothing():
     """A row decided early (its variance test accepted early) whose variance-free test merely had not rejected yet
     is refused; accepted early itself, that test's pass stands."""

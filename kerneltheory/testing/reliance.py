@@ -79,8 +79,9 @@ def settle_on_variance(row: CheckResult, variance_row: CheckResult | None, *, dr
         if not (row.passed and fallback.status == "failed"):
             return row
         return CheckResult.refusal(
-            f"without the claimed variance the test rejects ({fallback.method}, p = {fallback.p_value:.3g}) and with "
-            f"it passes ({row.method}, p = {row.p_value:.3g}): the mean is accepted only under a variance larger than "
+            f"without the claimed variance the test rejects ({fallback.method}, p = {fallback.p_value:.3g} at "
+            f"{fallback.sample_size} draws) and with it passes ({row.method}, p = {row.p_value:.3g} at "
+            f"{row.sample_size}): the mean is accepted only under a variance larger than "
             f"the draws show, which {variance_row.name} passed without the power to refute it",
             name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed,
             effect_size=fallback.effect_size,

@@ -100,8 +100,9 @@ def futility_plan(
 ) -> dict[int, float]:
     """``{look index: c_k}`` for the early looks of ``points`` with n_k ≥ ``start``·N where a check may accept:
     c_k = Φ̄⁻¹(``miss``/L), L the number of such looks (the power lost at a protected effect is ≤ ``miss``).
-    ``miss = 0`` turns accepting early off (an empty plan)."""
-    g = check_real(miss, "miss", minimum=0.0, maximum=1.0, strict_max=True)
+    ``miss = 0`` turns accepting early off (an empty plan); ``miss`` ≤ 1/2 (above, c_k could be negative: a
+    miss rate that large protects nothing)."""
+    g = check_real(miss, "miss", minimum=0.0, maximum=0.5)
     f = check_real(start, "start", minimum=0.0, maximum=1.0)
     if any(b <= a for a, b in zip(points, points[1:], strict=False)) or (points and points[0] < 1):
         raise ValueError(f"points must be increasing draw counts ≥ 1, got {points}")
@@ -129,7 +130,7 @@ def looks(draws: int, first: int = FIRST_LOOK) -> list[int]:
 
 def alpha_spending(alpha: float, num_looks: int, early_share: float = EARLY_SHARE) -> list[float]:
     """The level of each look: ρα/(K − 1) at each of the K − 1 early looks, (1 − ρ)α at the last; they sum to α."""
-    a = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True)
+    a = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
     k = check_int(num_looks, "num_looks", minimum=1)
     rho = check_real(early_share, "early_share", minimum=0.0, maximum=1.0, strict_max=True)
     if k == 1:
@@ -178,6 +179,12 @@ def sequential_draws(
             if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != r:
                 shape = getattr(out, "shape", type(out).__name__)
                 raise ValueError(f"estimates(generator, {r}) must return a [{r}, P] tensor, got {shape}")
+            if not out.dtype.is_floating_point:  # complex estimates lost their imaginary part in the cast (a warning)
+                raise ValueError(f"estimates(generator, {r}) must return real floating-point estimates, got "
+                                 f"{out.dtype}")
+            if parts and out.shape[1] != parts[0].shape[1]:
+                raise ValueError(f"estimates(generator, {r}) returned {out.shape[1]} columns in block {b}, "
+                                 f"{parts[0].shape[1]} before: the same P pairs in every block")
             parts.append(out.detach().to(torch.float64).cpu())
             have, b = have + r, b + 1
         yield k, torch.cat(parts) if len(parts) > 1 else parts[0]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import all_finite, check_alpha, check_flag, check_int
+from .._validation import all_finite, check_alpha, check_flag, check_int, check_real
 from ..montecarlo import Moments
 from .checks import (
     GUARD,
@@ -312,6 +312,7 @@ def run_mean_variance_checks(
     that variance (:func:`~kerneltheory.testing.reliance.variance_backing`), and there the mean rows are settled by
     the variance rows (:func:`~kerneltheory.testing.reliance.settle_claimed_variances`).
     """
+    futility_miss = check_real(futility_miss, "futility_miss", minimum=0.0, maximum=0.5)
     sizes = [f.size for f in families]
     offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
     labels_all = [lab for f in families for lab in f.labels()]
@@ -322,6 +323,9 @@ def run_mean_variance_checks(
     margins = futility_plan(points, futility_miss)
     decided = set()
     last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
+    # the first rejection, at some look, of a mean row's test without its claimed variance: settling reads it even
+    # where later looks of that test passed (each look's rejection is at its spent level: the union stays ≤ α)
+    rejected_without: dict[tuple[str, int], CheckResult] = {}
     backing = variance_backing(groups)  # a claimed variance serves a mean test only where this run tests it
     blocks, split = block_sizes(draws, block, first), getattr(estimates, "split", None)
     # fresh blocks look for draws shared within a batch; a map drawn one call at a time has no batch to share, and
@@ -343,24 +347,34 @@ def run_mean_variance_checks(
         return drawn[0][0][:, columns], drawn[0][1]
 
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
+        if samples.shape[1] != offsets[-1]:  # wider estimates were read by their first columns, narrower failed inside
+            raise ValueError(f"estimates must have one column per pair of the families ({offsets[-1]}), got "
+                             f"{samples.shape[1]}")
         final = k == len(points) - 1
         eps_k = feature_eps if feature_eps is not None else getattr(estimates, "eps", None)
         n = samples.shape[0]
         segments = block_segments(n, blocks, split)
         for claim, g in groups.items():
-            if claim in decided:
+            if claim in decided:  # rows accepted early still fail on a non-finite draw drawn since (for other claims)
+                for i, r in rows[claim].items():
+                    if r.accepted_early:
+                        sl = slice(offsets[i], offsets[i + 1])
+                        base = dict(name=r.name, claim=r.claim, alpha=r.alpha, sample_size=n, seed=seed)
+                        rows[claim][i] = _nonfinite_row(samples[:, sl], base, labels_all[sl]) or r
                 continue
             a_k = spent[claim][k]
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
             for i in g["families"]:
-                if i in rows[claim]:
-                    continue
                 sl = slice(offsets[i], offsets[i + 1])
                 smp = samples[:, sl]
                 labels = labels_all[sl]
                 name = f"{g['prefix']}[{families[i].name}]"
                 base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k,
                             sample_size=n, seed=seed)
+                if i in rows[claim]:  # decided; a row accepted early still fails on a non-finite draw drawn since
+                    if rows[claim][i].accepted_early:
+                        rows[claim][i] = _nonfinite_row(smp, base, labels) or rows[claim][i]
+                    continue
                 row, dependent = _nonfinite_row(smp, base, labels), None
                 if row is None:
                     e = _binary_exponents(smp, g, sl)
@@ -399,6 +413,12 @@ def run_mean_variance_checks(
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
                         r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
+                earlier = rejected_without.get((claim, i))
+                if row.without_variance is not None:
+                    if row.without_variance.status == "failed":
+                        rejected_without.setdefault((claim, i), row.without_variance)
+                    elif earlier is not None:  # a later look's pass does not undo an earlier rejection
+                        row.without_variance = earlier
                 last[claim][i] = row
                 if row.status == "failed" or row.accepted_early or final or dependent is not None:
                     rows[claim][i] = row
