@@ -255,3 +255,27 @@ def test_the_sparsity_study_runs_its_smoke_scale(tmp_path, capsys):
     assert (floors["floor_min"] >= floors["bound"] * (1 - 1e-9)).all()  # the proved floors hold
     assert main(argv) == 0
     assert "redrew 0 figures" in capsys.readouterr().err
+
+
+def test_a_run_of_some_parts_keeps_the_other_parts_in_the_shared_outputs(tmp_path, capsys):
+    """Review findings: `--parts features` alone crashed drawing an empty β figure, and a run of some parts rewrote the
+    shared tables and summary with those parts only (the other parts' rows vanished; sparsity's summary fell from 151
+    to 33 lines). The other parts now come from their checked chunks when all are on disk, and are left out
+    otherwise."""
+    out = ["--out", str(tmp_path), "--quiet"]
+    assert main(["turing", "--scale", "smoke", "--parts", "features", *out]) == 0  # no β part: no β figure, no crash
+    assert "(none: no β part has been run" in (tmp_path / "smoke" / "summary.md").read_text()
+    assert main(["turing", "--scale", "smoke", "--parts", "bits", "features", *out]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "smoke").glob("*.parquet")}
+    summary = (tmp_path / "smoke" / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["turing", "--scale", "smoke", "--parts", "bits", *out]) == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "smoke").glob("*.parquet")} == before
+    assert (tmp_path / "smoke" / "summary.md").read_text() == summary
+    capsys.readouterr()
+    sparse = ["sparsity", "--scale", "smoke", "--out", str(tmp_path / "s"), "--quiet"]
+    assert main([*sparse, "--parts", "floors", "planted"]) == 0
+    tables = {p.name: p.read_bytes() for p in (tmp_path / "s" / "smoke").glob("*.parquet")}
+    assert main([*sparse, "--parts", "floors"]) == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s" / "smoke").glob("*.parquet")} == tables
+    assert "planted: not run now" in capsys.readouterr().err

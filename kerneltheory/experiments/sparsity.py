@@ -42,7 +42,7 @@ from .sparsity_attention import part_planted, part_temperature
 from .sparsity_figures import figures
 from .sparsity_kernels import part_floors, part_performer, part_retrieval
 from .sparsity_summary import summary
-from .study import Chunks, OutputLock
+from .study import Chunks, MissingChunk, OutputLock
 
 PARTS = ("temperature", "planted", "performer", "floors", "retrieval")
 
@@ -183,7 +183,8 @@ def run(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) ``parts`` at ``scale`` into ``out/<scale>``; returns ``{"tables", "figures", "summary"}``
-    (the tables written, the figures redrawn, the summary's path)."""
+    (the tables written, the figures redrawn, the summary's path). The tables, figures and summary also hold every
+    other part whose chunks are all on disk, read from them (a run of some parts had cut the summary to those)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     unknown = sorted(set(parts) - set(PARTS))
@@ -200,20 +201,26 @@ def run(
         results = {}
         grad = torch.is_grad_enabled()
         try:
-            for part in parts:
-                chunks = Chunks(root, part)
+            for part in PARTS:
+                chunks = Chunks(root, part, cached_only=part not in parts)
                 torch.set_grad_enabled(part == "retrieval")  # analysis only; training needs gradients
-                if part == "temperature":
-                    results[part] = part_temperature(cfg[part], chunks, progress)
-                elif part == "planted":
-                    results[part] = part_planted(cfg[part], chunks, progress)
-                elif part == "performer":
-                    results[part], results["performer_checks"] = part_performer(cfg[part], chunks, progress)
-                elif part == "floors":
-                    results["floors"], results["saturation"] = part_floors(cfg[part], chunks, progress)
-                else:
-                    results[part] = part_retrieval(cfg[part], chunks, progress, workers)
-                print(f"{part}: {chunks.computed} chunks computed, {chunks.reused} reused", file=sys.stderr)
+                try:
+                    if part == "temperature":
+                        results[part] = part_temperature(cfg[part], chunks, progress and part in parts)
+                    elif part == "planted":
+                        results[part] = part_planted(cfg[part], chunks, progress and part in parts)
+                    elif part == "performer":
+                        results[part], results["performer_checks"] = part_performer(cfg[part], chunks,
+                                                                                    progress and part in parts)
+                    elif part == "floors":
+                        results["floors"], results["saturation"] = part_floors(cfg[part], chunks,
+                                                                               progress and part in parts)
+                    else:
+                        results[part] = part_retrieval(cfg[part], chunks, progress and part in parts, workers)
+                except MissingChunk:  # a part not run here and not complete on disk: left out
+                    continue
+                print(f"{part}: {chunks.computed} chunks computed, {chunks.reused} reused" if part in parts else
+                      f"{part}: not run now; its {chunks.reused} chunks read for the tables", file=sys.stderr)
         finally:
             torch.set_grad_enabled(grad)
         tables = [write_parquet_atomic(frame, root / f"{name}.parquet") for name, frame in results.items()]

@@ -21,7 +21,7 @@ from ..attention import attention_matrix
 from ..testing import sparsity_checks as SC
 from ..testing.seeds import seed_for
 from .sparsity_attention import build, gen
-from .study import Chunks
+from .study import Chunks, MissingChunk
 
 PERFORMER = (
     "positive/gaussian",
@@ -282,6 +282,8 @@ def part_retrieval(cfg: dict, chunks: Chunks, progress: bool, workers: int) -> p
 
     frames = {name(j): chunks.load(name(j), j) for j in jobs}
     todo = [j for j in jobs if frames[name(j)] is None]
+    if todo and chunks.cached_only:
+        raise MissingChunk(str(chunks.path(name(todo[0]), todo[0])))
     chunks.reused += len(jobs) - len(todo)
     bar = tqdm(total=len(jobs), desc="retrieval", disable=not progress, initial=len(jobs) - len(todo))
     if todo and workers > 1:

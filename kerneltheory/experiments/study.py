@@ -273,13 +273,19 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in str(text)).strip("-")
 
 
+class MissingChunk(LookupError):
+    """A chunk that a cached-only :class:`Chunks` needs is not on disk (its part was not run here)."""
+
+
 class Chunks:
     """``root/chunks/<part>/<name>-<digest of config>.parquet``: a result computed once, reused when its
-    checked file is on disk (``computed`` and ``reused`` count the two)."""
+    checked file is on disk (``computed`` and ``reused`` count the two). ``cached_only``: read, never compute
+    (:class:`MissingChunk` where a chunk is missing): a part another run computed, gathered for the shared tables."""
 
-    def __init__(self, root: str | os.PathLike, part: str):
+    def __init__(self, root: str | os.PathLike, part: str, cached_only: bool = False):
         self.dir = Path(root) / "chunks" / part
         self.computed = self.reused = 0
+        self.cached_only = cached_only
 
     def path(self, name: str, config) -> Path:
         return self.dir / f"{slug(name)}-{digest(config)[:12]}.parquet"
@@ -297,6 +303,8 @@ class Chunks:
         if frame is not None:
             self.reused += 1
             return frame
+        if self.cached_only:
+            raise MissingChunk(str(self.path(name, config)))
         return self.save(name, config, compute())
 
 

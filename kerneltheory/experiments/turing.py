@@ -98,12 +98,20 @@ def cell_settings(part: str, cfg: dict, cell: dict) -> dict:
 
 
 
-def run_cells(part: str, cells: list[dict], compute, root: Path, log, cfg: dict) -> pd.DataFrame:
-    """Every cell's rows, from its checked chunk under ``root/chunks/<part>`` or computed and stored."""
+def run_cells(part: str, cells: list[dict], compute, root: Path, log, cfg: dict, *,
+              cached_only: bool = False) -> pd.DataFrame | None:
+    """Every cell's rows, from its checked chunk under ``root/chunks/<part>`` or computed and stored; with
+    ``cached_only``, from the chunks alone, or None when one is missing (a part this run does not compute)."""
     chunks = Chunks(root, part)
     frames = []
     for cell in cells:
         settings = cell_settings(part, cfg, cell)
+        if cached_only:
+            frame = chunks.load(part, settings)
+            if frame is None:
+                return None
+            frames.append(frame)
+            continue
 
         def compute_cell(cell=cell):
             start = time.perf_counter()
@@ -195,7 +203,9 @@ def run(
     scale: str = "quick", out: str | Path = "kerneltheory-results/turing", *, parts=PARTS, progress: bool = True
 ) -> dict:
     """Run (or resume) ``parts`` at ``scale`` into ``out/<scale>``; returns ``{"tables", "figures",
-    "summary"}`` (the tables written, the figures redrawn, the summary's path)."""
+    "summary"}`` (the tables written, the figures redrawn, the summary's path). The tables, figures and summary
+    hold every part whose cells are all in ``out/<scale>/chunks``, the others' from their checked chunks: a run of
+    some parts no longer drops the rest from them (a table or figure no part fills is left as it is)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     unknown = sorted(set(parts) - set(PARTS))
@@ -213,23 +223,28 @@ def run(
         torch.set_num_threads(1)
         write_json_atomic(root / "config.json", {"scale": scale, "parts": list(parts), **cfg})
         frames, success = [], pd.DataFrame()
-        if "perez3" in parts:
-            cells = [dict(machine=m, T=t) for m in cfg["perez3"]["machines"] for t in cfg["perez3"]["steps"]]
-            frames.append(run_cells("perez3", cells, perez3_cell(cfg), root, log, cfg))
-        if "perez1" in parts:
-            cells = [dict(machine=m, n=n) for m in cfg["perez1"]["machines"] for n in cfg["perez1"]["lengths"]]
-            frames.append(run_cells("perez1", cells, perez1_cell(cfg), root, log, cfg))
-        if "bits" in parts:
-            bc = cfg["bits"]
-            cells = [dict(machine=m, T=t, layer=lay) for m in bc["machines"] for t in bc["steps"]
-                     for lay in bc["layers"]]  # fmt: skip
-            frames.append(run_cells("bits", cells, bits_cell(cfg), root, log, cfg))
-        if "features" in parts:
-            fc = cfg["features"]
-            cap = fc.get("max_m", {})
-            cells = [dict(b=b, m=m, estimator=e) for e in fc["estimators"] for b in fc["bits"] for m in fc["ms"]
-                     if m <= cap.get(e, math.inf)]  # fmt: skip
-            success = run_cells("features", cells, features_cell(cfg), root, log, cfg)
+        bc, fc = cfg["bits"], cfg["features"]
+        cap = fc.get("max_m", {})
+        plans = {
+            "perez3": ([dict(machine=m, T=t) for m in cfg["perez3"]["machines"] for t in cfg["perez3"]["steps"]],
+                       perez3_cell(cfg)),
+            "perez1": ([dict(machine=m, n=n) for m in cfg["perez1"]["machines"] for n in cfg["perez1"]["lengths"]],
+                       perez1_cell(cfg)),
+            "bits": ([dict(machine=m, T=t, layer=lay) for m in bc["machines"] for t in bc["steps"]
+                      for lay in bc["layers"]], bits_cell(cfg)),
+            "features": ([dict(b=b, m=m, estimator=e) for e in fc["estimators"] for b in fc["bits"] for m in fc["ms"]
+                          if m <= cap.get(e, math.inf)], features_cell(cfg)),
+        }  # fmt: skip
+        for part, (cells, compute) in plans.items():
+            frame = run_cells(part, cells, compute, root, log, cfg, cached_only=part not in parts)
+            if frame is None:
+                continue
+            if part not in parts:
+                log(f"{part}: from its cached chunks (not run now)")
+            if part == "features":
+                success = frame
+            else:
+                frames.append(frame)
         beta = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else pd.DataFrame()
         fits = slopes(beta) if not beta.empty else pd.DataFrame()
         tables = [write_parquet_atomic(df, root / f"{name}.parquet")

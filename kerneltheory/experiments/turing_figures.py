@@ -57,9 +57,10 @@ def figures(beta: pd.DataFrame, success: pd.DataFrame, fits: pd.DataFrame, out: 
     success), each drawn only when its data changed; returns the paths drawn."""
     drawn = []
     params = {"dpi": DPI, "theme": "whitegrid/paper", "version": 1}
-    path, new = draw_if_changed(out / "beta_min.png", {"beta": beta, "fits": fits}, params,
-                                lambda p: _beta_figure(beta, fits, p))
-    drawn += [path] if new else []
+    if not beta.empty:  # --parts features runs no β search: there is nothing to draw
+        path, new = draw_if_changed(out / "beta_min.png", {"beta": beta, "fits": fits}, params,
+                                    lambda p: _beta_figure(beta, fits, p))
+        drawn += [path] if new else []
     if not success.empty:
         path, new = draw_if_changed(out / "success.png", {"success": success}, params,
                                     lambda p: _success_figure(success, p))
@@ -184,7 +185,7 @@ def summary(beta: pd.DataFrame, success: pd.DataFrame, fits: pd.DataFrame, scale
     lines.append(_md(fits, ".2f") if not fits.empty else "(none)")
     lines.append("\nMinimal β per cell:\n")
     cols = ["construction", "layer", "machine", "T", "n", "b", "beta_min", "beta_sufficient", "max_head"]
-    lines.append(_md(beta[cols]))
+    lines.append(_md(beta[cols]) if not beta.empty else "(none: no β part has been run at this scale)")
     if not success.empty:
         lines.append(
             "\nFraction of exact traces with random features (input lookup of the bit construction):\n"
