@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -84,28 +83,39 @@ def _verdicts_problem(entry, name: str) -> str | None:
     for v in entry["verdicts"]:
         if v["estimator"] != name or not (v["p_value"] != v["p_value"] or 0 <= v["p_value"] <= 1):
             return "a verdict of another estimator, or a p-value outside [0, 1]"
+        if v["verdict"] not in M.VERDICTS:
+            return f"a verdict {v['verdict']!r} that is none of {list(M.VERDICTS)}"
+    if sorted(v["claim"] for v in entry["verdicts"]) != sorted(M.CLAIMS):
+        return f"claims {sorted(v['claim'] for v in entry['verdicts'])}, not one verdict for each of {list(M.CLAIMS)}"
     return None
 
 
 def _load_verdicts(path: Path, key: dict, name: str) -> dict | None:
     """The cached entry of ``name`` at ``path`` if it was computed with ``key`` and is well formed; a corrupt
-    or tampered file is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`."""
-    from .experiments.study import reject
+    or tampered file (its checksum, :func:`~kerneltheory.experiments.study.write_checked_json`; a verdict that is
+    none of the report's, a claim missing or repeated) is recomputed with a
+    :class:`~kerneltheory.experiments.study.CacheWarning`. (An edited verdict, "FAILED" made "bogus", was read back
+    and the report passed.)"""
+    return _read_cached(path, key, lambda entry: _verdicts_problem(entry, name))
 
-    if not path.is_file():
-        return None
-    try:
-        cached = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reject(path, f"unreadable ({type(exc).__name__})")
-        return None
-    if isinstance(cached, dict) and cached.get("key") != key:
-        return None  # another budget, seed or version: recomputed, nothing wrong with the file
-    problem = _verdicts_problem(cached, name)
-    if problem:
-        reject(path, problem)
-        return None
-    return cached
+
+def _read_cached(path: Path, key: dict, problem) -> dict | None:
+    """The checksummed entry at ``path`` (:func:`~kerneltheory.experiments.study.read_checked_json`) if it was
+    computed under ``key`` and ``problem(entry)`` finds nothing wrong; None otherwise (recomputed): silently for
+    another key (another budget, seed, level or source: nothing wrong with the file), with a
+    :class:`~kerneltheory.experiments.study.CacheWarning` for a damaged or invalid file."""
+    from .experiments.study import read_checked_json
+
+    stale = []
+
+    def validate(entry):
+        if entry.get("key") != key:
+            stale.append(True)
+            return None
+        return problem(entry)
+
+    cached = read_checked_json(path, validate)
+    return None if cached is None or stale else cached
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,6 +141,7 @@ def claim_matrix(
     progress: bool = True,
 ) -> list[dict]:
     """Verify every estimator in ``names`` (default: all), resuming from cached per-estimator results."""
+    from .experiments.study import write_checked_json
     from .testing.matrix import MATRIX_DIM, MATRIX_FEATURES, verify_estimator
 
     out = Path(out_dir)
@@ -155,7 +166,7 @@ def claim_matrix(
                 entry = {"key": key, "estimator": name, "passed": report.passed,
                          "seconds": round(time.perf_counter() - start, 3),
                          "verdicts": [v.as_dict() for v in verdicts]}
-                write_json_atomic(path, entry)
+                write_checked_json(path, entry)
                 results.append(entry)
             if bar is not None:
                 bar.set_postfix_str(name)
@@ -202,29 +213,19 @@ def attention_section(out_dir: str | Path, *, budget: str = "quick", seed: int =
     source digest): a second run reads them back. A corrupt file, or one holding a row that no check returns (see
     :func:`_attention_problem`), is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`; like
     the other caches it guards against damage and stale results, not against a deliberate forgery."""
-    from .experiments.study import reject
+    from .experiments.study import write_checked_json
     from .testing.attention_theory import attention_theory_rows
     from .testing.checks import CheckResult
 
     path = Path(out_dir) / "attention_theory.json"
     key = {"budget": budget, "seed": seed, "alpha": alpha, "version": __version__, "source": source_digest()}
-    if path.is_file():
-        try:
-            cached = json.loads(path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reject(path, f"unreadable ({type(exc).__name__})")
-        else:
-            if not isinstance(cached, dict):
-                reject(path, "not an attention-theory entry")
-            elif cached.get("key") == key:  # another key: another budget, seed, level or source, recomputed
-                problem = _attention_problem(cached, alpha)
-                if problem is None:
-                    return [CheckResult(**row) for row in cached["rows"]]
-                reject(path, problem)
+    cached = _read_cached(path, key, lambda entry: _attention_problem(entry, alpha))
+    if cached is not None:
+        return [CheckResult(**row) for row in cached["rows"]]
     start = time.perf_counter()
     rows = attention_theory_rows(quick=budget == "quick", base_seed=seed, alpha=alpha)
-    write_json_atomic(path, {"key": key, "seconds": round(time.perf_counter() - start, 3),
-                             "rows": [r.as_dict() for r in rows]})
+    write_checked_json(path, {"key": key, "seconds": round(time.perf_counter() - start, 3),
+                              "rows": [r.as_dict() for r in rows]})
     return rows
 
 
@@ -356,11 +357,23 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
 
     ``variance=None`` runs the sweeps for the full report only (no ``names`` filter, ``matrix`` on): the figures
     cover estimator families, not the estimators a ``--only`` run selects. ``variance_configs`` replaces the
-    shipped figures; ``device``/``scheduler`` as for ``kerneltheory variance``.
+    shipped figures; ``device``/``scheduler`` as for ``kerneltheory variance``. The run holds ``out_dir``'s lock
+    throughout (a second report into it is refused, naming the lock: two ran the whole matrix side by side).
     """
-    timings: dict[str, float] = {}
+    from .experiments.study import OutputLock
+
     start = time.perf_counter()
-    rows = estimators.table(dim=dim, num_features=num_features)
+    rows = estimators.table(dim=dim, num_features=num_features)  # checks dim and m before anything is created
+    with OutputLock(out_dir):
+        return _run_report(out_dir, rows, start, budget=budget, seed=seed, alpha=alpha, names=names, matrix=matrix,
+                           dim=dim, num_features=num_features, progress=progress, variance=variance,
+                           variance_scale=variance_scale, variance_configs=variance_configs, device=device,
+                           scheduler=scheduler)
+
+
+def _run_report(out_dir, rows, start, *, budget, seed, alpha, names, matrix, dim, num_features, progress, variance,
+                variance_scale, variance_configs, device, scheduler) -> dict:
+    timings: dict[str, float] = {}
     if names is not None:
         keep = {estimators.resolve(n) for n in names}
         rows = [r for r in rows if r["estimator"] in keep]

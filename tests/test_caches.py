@@ -146,36 +146,54 @@ def test_corrupt_training_cells_and_data_are_recomputed(tmp_path, capsys):
 
 
 def _entry(name="elu"):
-    verdict = {"estimator": name, "claim": "unbiased", "claimed": "exact", "verdict": "not refuted",
-               "p_value": 0.5, "effect_size": 0.1, "method": "z", "evidence": "", "proof": "p.md", "checks": []}
-    return {"key": {"k": 1}, "estimator": name, "passed": True, "seconds": 1.5, "verdicts": [verdict]}
+    verdicts = [{"estimator": name, "claim": claim, "claimed": "exact", "verdict": "not refuted", "p_value": 0.5,
+                 "effect_size": 0.1, "method": "z", "evidence": "", "proof": "p.md", "checks": []}
+                for claim in ("unbiased", "positive", "variance", "finite")]
+    return {"key": {"k": 1}, "estimator": name, "passed": True, "seconds": 1.5, "verdicts": verdicts}
 
 
+def _verdict(e, i=0, **changes):
+    return [*e["verdicts"][:i], {**e["verdicts"][i], **changes}, *e["verdicts"][i + 1:]]
+
+
+# written raw (its checksum then fails), or as a consistent checksummed entry that the validation must refuse
 VERDICT_CORRUPTIONS = {
-    "random bytes": lambda e, p: p.write_bytes(os.urandom(100)),
-    "truncated": lambda e, p: p.write_text(json.dumps(e)[:60]),
-    "a list": lambda e, p: p.write_text("[]"),
-    "no verdicts": lambda e, p: p.write_text(json.dumps({**e, "verdicts": []})),
-    "NaN seconds": lambda e, p: p.write_text(json.dumps({**e, "seconds": float("nan")})),
-    "negative seconds": lambda e, p: p.write_text(json.dumps({**e, "seconds": -1})),
-    "passed not a bool": lambda e, p: p.write_text(json.dumps({**e, "passed": "yes"})),
-    "another estimator": lambda e, p: p.write_text(json.dumps({**e, "estimator": "trig/gaussian"})),
-    "p-value above 1": lambda e, p: p.write_text(json.dumps({**e, "verdicts": [{**e["verdicts"][0], "p_value": 2}]})),
-    "verdict missing a field": lambda e, p: p.write_text(
-        json.dumps({**e, "verdicts": [{k: v for k, v in e["verdicts"][0].items() if k != "claim"}]})
-    ),
+    "random bytes": lambda e: os.urandom(100),
+    "truncated": lambda e: json.dumps(e)[:60],
+    "a list": lambda e: "[]",
+    "no checksum": lambda e: json.dumps(e),
+    "edited after its checksum": lambda e: json.dumps({**e, "checksum": digest(e), "verdicts": _verdict(e, 0,
+                                                                                                        verdict="FAILED")}),
+    "no verdicts": lambda e: {**e, "verdicts": []},
+    "NaN seconds": lambda e: {**e, "seconds": float("nan")},
+    "negative seconds": lambda e: {**e, "seconds": -1},
+    "passed not a bool": lambda e: {**e, "passed": "yes"},
+    "another estimator": lambda e: {**e, "estimator": "trig/gaussian"},
+    "p-value above 1": lambda e: {**e, "verdicts": _verdict(e, 0, p_value=2)},
+    "verdict missing a field": lambda e: {**e, "verdicts": [{k: v for k, v in e["verdicts"][0].items() if k != "claim"},
+                                                            *e["verdicts"][1:]]},
+    "a verdict that is none of the report's": lambda e: {**e, "verdicts": _verdict(e, 1, verdict="bogus")},
+    "a claim missing": lambda e: {**e, "verdicts": e["verdicts"][1:]},
+    "a claim twice": lambda e: {**e, "verdicts": _verdict(e, 1, claim="unbiased")},
 }
 
 
 @pytest.mark.parametrize("kind", list(VERDICT_CORRUPTIONS))
 def test_a_corrupt_verdict_cache_is_recomputed_with_a_warning(kind, tmp_path):
+    """Review finding: the matrix entries carried no checksum and their verdicts were not checked against the
+    report's, so an entry edited to say "bogus" (a claim then counted nowhere) was read back and the report passed."""
+    from kerneltheory.experiments.study import write_checked_json
     from kerneltheory.report import _load_verdicts
 
     entry, path = _entry(), tmp_path / "elu.json"
-    path.write_text(json.dumps(entry))
+    write_checked_json(path, entry)
     assert _load_verdicts(path, entry["key"], "elu") == entry
     assert _load_verdicts(path, {"k": 2}, "elu") is None  # another key: recomputed, not an error
-    VERDICT_CORRUPTIONS[kind](entry, path)
+    bad = VERDICT_CORRUPTIONS[kind](entry)
+    if isinstance(bad, dict):
+        write_checked_json(path, bad)
+    else:
+        path.write_bytes(bad if isinstance(bad, bytes) else bad.encode())
     with pytest.warns(CacheWarning, match="recomputing"):
         assert _load_verdicts(path, entry["key"], "elu") is None
 

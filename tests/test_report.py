@@ -306,9 +306,14 @@ def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkey
     monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: calls.append(kw) or _attention_rows())
     R.attention_section(tmp_path)
     path = tmp_path / "attention_theory.json"
-    bad = tamper(json.loads(path.read_text(encoding="utf-8")))
-    path.write_text(bad if isinstance(bad, str) else json.dumps(bad), encoding="utf-8")
+    from kerneltheory.experiments.study import read_checked_json, write_checked_json
+
+    bad = tamper(read_checked_json(path))  # a consistent, checksummed entry that the validation must refuse
+    if isinstance(bad, dict):
+        write_checked_json(path, bad)
+    else:
+        path.write_text(bad if isinstance(bad, str) else json.dumps(bad), encoding="utf-8")
     with pytest.warns(CacheWarning, match="attention_theory.json"):
         rows = R.attention_section(tmp_path)
     assert len(calls) == 2 and _same_rows(rows, _attention_rows())
-    assert R._attention_problem(json.loads(path.read_text(encoding="utf-8")), 1e-6) is None  # rewritten
+    assert R._attention_problem(read_checked_json(path), 1e-6) is None  # rewritten

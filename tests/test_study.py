@@ -279,3 +279,44 @@ def test_a_run_of_some_parts_keeps_the_other_parts_in_the_shared_outputs(tmp_pat
     assert main([*sparse, "--parts", "floors"]) == 0
     assert {p.name: p.read_bytes() for p in (tmp_path / "s" / "smoke").glob("*.parquet")} == tables
     assert "planted: not run now" in capsys.readouterr().err
+
+
+def test_a_second_report_into_the_same_folder_is_refused(tmp_path, capsys):
+    """Review finding: `kerneltheory report` locked only its variance folder, during the sweeps: two reports into one
+    folder both ran the whole claim matrix. The report now holds the folder's lock throughout."""
+    with OutputLock(tmp_path):
+        assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet"]) == 2
+        assert "in use by another run" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--registry-only", "--quiet"]) == 0
+
+
+def test_a_figure_damaged_beside_its_digest_is_drawn_again(tmp_path):
+    """Review finding: only the digest of the inputs was checked, so a figure truncated to 0 bytes beside its digest
+    was kept; the sidecar now also holds the hash of the figure drawn."""
+    calls = []
+
+    def draw(path):
+        calls.append(path)
+        path.write_bytes(b"\x89PNG figure")
+
+    fig, data = tmp_path / "f.png", {"x": [1, 2]}
+    assert study.draw_if_changed(fig, data, {"dpi": 1}, draw)[1] is True
+    assert study.draw_if_changed(fig, data, {"dpi": 1}, draw)[1] is False  # unchanged: kept
+    fig.write_bytes(b"")
+    assert study.draw_if_changed(fig, data, {"dpi": 1}, draw)[1] is True and fig.read_bytes() == b"\x89PNG figure"
+    fig.write_bytes(b"\x89PNG another figure")
+    assert study.draw_if_changed(fig, data, {"dpi": 1}, draw)[1] is True and len(calls) == 3
+
+
+def test_the_committed_figures_match_their_digests():
+    """Each committed figure's sidecar names the hash of the figure beside it (a regeneration redraws nothing that
+    did not change)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    sidecars = sorted(root.rglob("*.png.digest"))
+    assert sidecars
+    for sidecar in sidecars:
+        lines = sidecar.read_text(encoding="ascii").split()
+        figure = sidecar.with_name(sidecar.name[: -len(".digest")])
+        assert len(lines) == 2 and lines[1] == hashlib.sha256(figure.read_bytes()).hexdigest(), sidecar

@@ -324,20 +324,28 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".digest")
 
 
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def figure_stale(path: str | os.PathLike, data: Mapping, params=None) -> str | None:
     """The digest to record after drawing ``path`` from (``data``, ``params``), or None when ``path`` and a
-    matching ``path.digest`` are on disk already (nothing to draw)."""
+    matching ``path.digest`` are on disk already (nothing to draw). The sidecar holds the digest of the inputs and
+    the hash of the figure file drawn from them: a figure truncated or replaced since (a 0-byte PNG beside its
+    digest was kept) is drawn again."""
     path = Path(path)
     want = figure_digest(data, params)
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.is_file() and _sidecar(path).read_text(encoding="ascii").strip() == want:
+        lines = _sidecar(path).read_text(encoding="ascii").split()
+        if path.is_file() and lines == [want, _file_hash(path)]:
             return None
     return want
 
 
 def figure_drawn(path: str | os.PathLike, want: str) -> None:
-    """Record ``want`` (from :func:`figure_stale`) beside the figure just written to ``path``."""
-    write_text_atomic(_sidecar(Path(path)), want + "\n")
+    """Record ``want`` (from :func:`figure_stale`) and the hash of the figure just written to ``path`` beside it."""
+    path = Path(path)
+    write_text_atomic(_sidecar(path), f"{want}\n{_file_hash(path)}\n")
 
 
 def draw_if_changed(path: str | os.PathLike, data: Mapping, params, draw: Callable[[Path], object]):
