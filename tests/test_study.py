@@ -320,3 +320,16 @@ def test_the_committed_figures_match_their_digests():
         lines = sidecar.read_text(encoding="ascii").split()
         figure = sidecar.with_name(sidecar.name[: -len(".digest")])
         assert len(lines) == 2 and lines[1] == hashlib.sha256(figure.read_bytes()).hexdigest(), sidecar
+
+
+def test_a_chunk_computed_by_other_code_is_recomputed(tmp_path, monkeypatch):
+    """Review finding: the sparsity and Turing chunks were keyed by their configuration alone, so a run after a change
+    of the code (a --regenerate after a fix) reused results of the code before it. The key now holds the source
+    digest, as the claim matrix's does."""
+    import kerneltheory.report as report
+
+    chunks = Chunks(tmp_path, "part")
+    chunks.get("c", {"n": 1}, lambda: pd.DataFrame({"v": [1.0]}))
+    assert chunks.get("c", {"n": 1}, lambda: pd.DataFrame({"v": [2.0]}))["v"].tolist() == [1.0]  # same code: reused
+    monkeypatch.setattr(report, "source_digest", lambda: "another revision")
+    assert Chunks(tmp_path, "part").get("c", {"n": 1}, lambda: pd.DataFrame({"v": [2.0]}))["v"].tolist() == [2.0]

@@ -287,14 +287,23 @@ class Chunks:
         self.computed = self.reused = 0
         self.cached_only = cached_only
 
+    @staticmethod
+    def key(config) -> dict:
+        """What a chunk is keyed by: its configuration and the digest of the package's source
+        (:func:`kerneltheory.report.source_digest`), so a chunk computed by other code is recomputed, not reused (a
+        ``--regenerate`` after a fix reused the chunks of the code before it)."""
+        from ..report import source_digest
+
+        return {"config": config, "source": source_digest()}
+
     def path(self, name: str, config) -> Path:
-        return self.dir / f"{slug(name)}-{digest(config)[:12]}.parquet"
+        return self.dir / f"{slug(name)}-{digest(self.key(config))[:12]}.parquet"
 
     def load(self, name: str, config):
-        return read_checked_parquet(self.path(name, config), config)
+        return read_checked_parquet(self.path(name, config), self.key(config))
 
     def save(self, name: str, config, frame):
-        write_checked_parquet(frame, self.path(name, config), config)
+        write_checked_parquet(frame, self.path(name, config), self.key(config))
         self.computed += 1
         return frame
 
