@@ -468,3 +468,11 @@ def test_config_errors_name_the_file_figure_and_series(tmp_path):
     with pytest.raises(ValueError, match=r"figure 'tiny', series\[3\] 'typo' \(trig/gaussian\): .*weigthed"):
         run_figure(typo, out_dir=tmp_path / "out", progress=False, plot=False)
     assert not (tmp_path / "out" / "cells").exists() or not any((tmp_path / "out" / "cells").iterdir())
+
+
+def test_repeated_axis_values_are_an_error():
+    """A repeated value was drawn twice and gave two rows of one point."""
+    from kerneltheory.experiments import ScaleSpec
+
+    with pytest.raises(ValueError, match="scale values must be distinct, got \\[4, 4\\]"):
+        ScaleSpec((4, 4), 1000, 256)

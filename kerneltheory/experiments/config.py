@@ -202,6 +202,8 @@ class ScaleSpec:
         if not values:
             raise ValueError("scale values must be a non-empty list")
         object.__setattr__(self, "values", tuple(_scalar(v, "scale values") for v in values))
+        if len(set(self.values)) != len(self.values):  # each point once: a repeat drew it twice, two rows
+            raise ValueError(f"scale values must be distinct, got {list(self.values)}")
         for name in ("draws", "block"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name == "draws" else 1):
