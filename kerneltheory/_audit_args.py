@@ -80,6 +80,12 @@ def as_factory(obj, n: int, form: str):
     return made
 
 
+def _torch_module():
+    import torch
+
+    return torch.nn.Module
+
+
 def global_rng_factory(obj, attention: bool):
     """``--global-rng``: FACTORY draws from the global generators; it is called inside
     :func:`~kerneltheory.testing.adapters.global_rng` seeded from the check's generator, as ``draw()`` (a feature
@@ -100,6 +106,8 @@ def global_rng_factory(obj, attention: bool):
     def factory(num_features, generator):
         with global_rng(generator):
             fn = obj(num_features)
+        if isinstance(fn, _torch_module()):  # audited as attention_from_module does: dropout and friends off
+            fn.eval()
         return global_rng_calls(fn, generator) if callable(fn) else fn
 
     return factory

@@ -131,11 +131,18 @@ def load_object(spec: str):
             raise ValueError(f"no such file: {module_part}")
         mod_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(mod_spec)
-        sys.path.insert(0, str(path.resolve().parent))  # the file may import its neighbours
+        # registered as a module (dataclasses and pickling look the module up by name) and its folder kept on the path
+        # for the whole command (the file may import its neighbours, at import or inside a function called later)
+        sys.modules.setdefault(mod_spec.name, module)
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         try:
             mod_spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(path.resolve().parent))
+        except BaseException:
+            if sys.modules.get(mod_spec.name) is module:
+                del sys.modules[mod_spec.name]
+            raise
     else:
         try:
             module = importlib.import_module(module_part)
@@ -179,7 +186,6 @@ def _named(load, option: str, spec: str):
 def _run_audit(args):
     from ._validation import check_alpha
     from .testing import Report, check_feature_map
-    from .testing.proportional import proportional_check
 
     args.alpha = check_alpha(args.alpha, "--alpha")  # as given, before the claims split it
 
@@ -226,20 +232,14 @@ def _run_audit(args):
     claims = set(args.claims)
     if "variance" in claims and args.variance is None:
         raise ValueError("--claims variance needs --variance MODULE:FUNCTION, the claimed variance(x, y) of one draw")
+    if args.variance is not None and "variance" not in claims:
+        raise ValueError("--variance is the claimed variance of --claims variance: add variance to --claims, or leave "
+                         "--variance out (it would be ignored)")
     variance = _named(load_object, "--variance", args.variance) if args.variance else None
-    prop = "proportional" in claims
-    rest = claims - {"proportional"}
-    a_prop = args.alpha / len(claims) if prop else 0.0  # the claims share α evenly
-    budget = args.budget or "quick"
-    report = Report("check_feature_map", alpha=args.alpha, budget=budget, seed=args.seed)
-    if rest:
-        report = check_feature_map(sample, kernel, dim=args.dim, claims=rest, variance=variance,
-                                   alpha=args.alpha - a_prop, seed=args.seed, budget=budget)
-        report.alpha = args.alpha
-    if prop:
-        report.checks += proportional_check(sample, kernel, dim=args.dim, alpha=a_prop, seed=args.seed,
-                                            budget=budget)
-    return report
+    # every claim through check_feature_map, proportional included: its replay, repeated-draw and row-wise checks
+    # run first (a map that ignores its generator, or reads other rows of the batch, passed "proportional" alone)
+    return check_feature_map(sample, kernel, dim=args.dim, claims=claims, variance=variance, alpha=args.alpha,
+                             seed=args.seed, budget=args.budget or "quick")
 
 
 def _audit(args) -> int:

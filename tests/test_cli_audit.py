@@ -177,3 +177,63 @@ def test_audit_threads_are_set_for_the_run_and_restored(user, capsys, monkeypatc
                  "0"]) == 2
     assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err
     assert torch.get_num_threads() == before
+
+
+def test_review_findings_of_the_audit_command(tmp_path, capsys):
+    """(1) `--claims proportional` alone called proportional_check directly, skipping the replay and row-wise checks:
+    a map that ignores its generator, and one whose rows read the batch, passed. (2) `--variance` without the variance
+    claim was ignored. (3) A file with a dataclass under `from __future__ import annotations`, or importing a
+    neighbour inside a function, failed to load. (4) `--global-rng --attention` left a module in training mode
+    (its dropout failed the slope rows)."""
+    path = tmp_path / "user_maps.py"
+    (tmp_path / "neighbour.py").write_text("SCALE = 8\n", encoding="utf-8")
+    path.write_text(textwrap.dedent('''
+        from __future__ import annotations
+        import dataclasses, torch
+
+        @dataclasses.dataclass
+        class Spec:
+            m: int = 64
+
+        def unwrapped(generator):  # ignores its generator
+            w = torch.randn(Spec().m, 8, dtype=torch.float64)
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2)
+
+        def batch_shift(generator):  # each row shifted by a statistic of the batch
+            w = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+            def f(x):
+                z = x @ w.T - (x * x).sum(-1, keepdim=True) / 2
+                return torch.exp(z - z[:1].mean()) / 8
+            return f
+
+        def good(generator):
+            from neighbour import SCALE  # a neighbour imported when the map runs
+            w = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / SCALE
+    '''), encoding="utf-8")
+    audit = ["audit", "--kernel", "softmax", "--dim", "8", "--claims", "proportional"]
+    assert main([*audit[:1], f"{path}:unwrapped", *audit[1:]]) == 2
+    assert "identically seeded generators" in capsys.readouterr().err
+    assert main([*audit[:1], f"{path}:batch_shift", *audit[1:]]) == 1
+    assert "rows depend on the other rows of the batch" in capsys.readouterr().out
+    assert main([*audit[:1], f"{path}:good", *audit[1:]]) == 0
+    capsys.readouterr()
+    assert main(["audit", f"{path}:good", "--kernel", "softmax", "--dim", "8", "--claims", "unbiased",
+                 "--variance", f"{path}:good"]) == 2
+    assert "--variance is the claimed variance of --claims variance" in capsys.readouterr().err
+
+
+def test_global_rng_attention_modules_are_audited_in_eval_mode():
+    import torch
+
+    from kerneltheory._audit_args import global_rng_factory
+
+    built = []
+
+    def attention(m):
+        module = torch.nn.Dropout(0.1)
+        built.append(module)
+        return module
+
+    global_rng_factory(attention, True)(16, torch.Generator().manual_seed(0))
+    assert built and not built[0].training
