@@ -362,7 +362,7 @@ def test_exact_inputs_are_read_from_the_inputs_whatever_the_output_format():
     """Review findings: a rule on the outputs (|out − exact| within a rounding floor) called every bfloat16 attention
     exact (N·u ≥ 1: an infinite floor), and, once gated, failed correct bfloat16, float16 and float32 attentions at
     exact inputs again. Exactness is a property of the inputs (one token, equal values, equal keys), for any format."""
-    from kerneltheory.testing.attention_audit import _exact_inputs
+    from kerneltheory.testing.attention_checks import _exact_inputs
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 5, D, generator=g, dtype=torch.float64) for _ in range(3))

@@ -363,3 +363,19 @@ def test_legality_check_refuses_when_unstabilised_overflows(kt_generator, kt_see
         stabiliser_legality_check(fm, x, x, None, "max", name="bad", seed=kt_seed)
     with pytest.raises(ValueError, match="log features"):
         stabiliser_legality_check(lambda t: t.exp(), x, x, None, per_query_max, name="no logs", seed=kt_seed)
+
+
+def test_convergence_review_findings(kt_seed):
+    """(1) Inputs where attention is exact (one token, equal values, equal keys) failed correct estimators on rounding:
+    they are refused, as in check_attention. (2) A grid too narrow to reject an MSE that does not fall passed one
+    (an illegal per-key stabiliser at m = (3000, 3500, 4096): 5 of 5 seeds, slope 6.4 ± 3.5): refused."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k = (0.3 * torch.randn(6, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    for why, inputs in (("one token", (q[:1], k[:1], v[:1])), ("every value equal", (q, k, torch.full_like(v, 0.7))),
+                        ("every key equal", (q, k[:1].expand(6, 8).clone(), v))):
+        row = attention_convergence_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=inputs)
+        assert row.refused and why in row.detail, row
+    narrow = attention_convergence_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, ms=(3000, 3500, 4096),
+                                         stabilise=per_key_max)
+    assert narrow.refused and "too large to tell the 1/m law from an MSE that does not fall" in narrow.detail, narrow

@@ -242,3 +242,33 @@ def test_a_parameter_fitted_per_side_needs_sides_with_different_statistics(kt_se
     sample = bind_statistics(global_rng_sampler(lambda: PerSide(D, 64)), queries, keys, fit="fit")
     report = check_feature_map(sample, kernels.softmax, dim=D, claims=claims, alpha=ALPHA, seed=kt_seed, sweep=False)
     assert report.status == "FAILED", str(report)
+
+
+def test_proportionality_holds_one_constant_across_families_and_refuses_unresolvable_pairs(kt_seed):
+    """Review findings. (1) Each family was tested against its own first pair, so a map with c = 1 inside the built-in
+    radius and c = 2 on the user's inputs passed every row: the row proportional[families] compares the families'
+    constants. (2) A first pair whose kernel is far below the scale of its terms (‖x‖ = ‖y‖ = 4.5, antipodal:
+    e^40.5) carried a floor of thousands of ĉ into every comparison of its family, and a map doubled there passed:
+    the reference is now the best-conditioned pair, and a family whose floors exceed 1 % of ĉ is refused."""
+    g = torch.Generator().manual_seed(kt_seed)
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, D, generator=g, dtype=torch.float64), dim=-1)  # noqa: E731
+
+    def doubled_beyond(radius):
+        def sample(gen):
+            q, _ = prf(gen)
+            return lambda x: q(x) * torch.where(x.norm(dim=-1, keepdim=True) > radius, 2**0.5, 1.0)
+        return sample
+
+    rows = lambda sample, inputs: {r.name: r for r in proportional_check(  # noqa: E731
+        sample, kernels.softmax, dim=D, alpha=ALPHA, seed=kt_seed, inputs=inputs)}
+    outside = [(0.7 * unit(8), 0.7 * unit(8))]
+    good = rows(lambda gen: prf(gen)[0], outside)
+    assert all(r.passed for r in good.values()), good
+    two = rows(doubled_beyond(0.55), outside)
+    assert two["proportional[families]"].status == "failed", two
+    assert all(r.passed for n, r in two.items() if n != "proportional[families]"), two
+    e1 = torch.zeros(1, D, dtype=torch.float64)
+    e1[0, 0] = 4.5
+    far = [(torch.cat([e1, 0.4 * unit(7)]), torch.cat([-e1, 0.4 * unit(7)]))]  # pair 0: k = e^-20.25, scale e^20.25
+    hidden = rows(doubled_beyond(1.0), far)["proportional[inputs[0]]"]
+    assert hidden.refused and "more than the 0.01" in hidden.detail, hidden

@@ -103,7 +103,7 @@ import torch
 from .._validation import check_alpha, check_int, check_points, check_real
 from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
-from .attention_checks import mse_slope_check
+from .attention_checks import _exact_refusal, mse_slope_check
 from .attention_exact import (
     FORMATS,
     PADDINGS,
@@ -195,7 +195,7 @@ def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float, gate: bool = Tru
     of rounding, which does not fall as 1/m: the slope and bias rows cannot follow the law (inputs exact up to
     rounding, keys equal but for the last bits or once cast to float32; or inputs so small, std 1e-4 in float32, that
     the Monte Carlo error is that small), and a bias below that size cannot be told from rounding. The second trigger
-    of item 13(f), after :func:`_exact_inputs`."""
+    of item 13(f), after :func:`~kerneltheory.testing.attention_checks._exact_inputs`."""
     m, e = max(zip(ms, errors, strict=True), key=lambda t: t[0])
     _, delta = gamma_delta(u, 1, q, k)  # the rounding of exp at the largest argument (item 3's δ)
     scale = 2 * (math.sqrt(q.shape[-2] + 2 * m + 1) * u + 2 * delta)
@@ -205,30 +205,6 @@ def _exact_up_to_rounding(errors, exact, q, k, v, ms, u: float, gate: bool = Tru
     if not bool(torch.isfinite(e).all()) or not bool((e.abs() <= floor).all()):
         return None
     return float(e.abs().max())
-
-
-def _exact_refusal(q, k, v, base: dict) -> CheckResult | None:
-    """The refusal of a slope or bias row at inputs where attention is exact (:func:`_exact_inputs`), or None."""
-    why = _exact_inputs(q, k, v)
-    if why is None:
-        return None
-    return CheckResult.refusal(f"the attention is exact at these inputs ({why}): every draw's error is rounding, "
-                               "whose size need not fall as 1/m, so there is no Monte Carlo error whose law could be "
-                               "tested", **base)
-
-
-def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """Why attention is exact at these inputs, for every kernel, every draw and causal or not (the slope rows run
-    without a mask), or None: one token; every value equal (each output is that value); every key equal (each
-    query's weights are equal, and its output the mean of the values it sees, which exact attention gives too).
-    The errors are then rounding, whose size need not fall as 1/m (proofs/attention_audit.md, item 13(f))."""
-    if q.shape[-2] == 1:
-        return "one token"
-    if bool((v == v[..., :1, :]).all()):
-        return "every value equal"
-    if bool((k == k[..., :1, :]).all()):
-        return "every key equal"
-    return None
 
 
 def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckResult | None:

@@ -159,6 +159,30 @@ def rounding_bound(mse: Sequence[float], row: np.ndarray, floor: float) -> float
     return float((np.clip(row, 0.0, None) * np.log1p(floor / (m - floor))).sum())
 
 
+def _exact_refusal(q, k, v, base: dict) -> CheckResult | None:
+    """The refusal of a slope or bias row at inputs where attention is exact (:func:`_exact_inputs`), or None."""
+    why = _exact_inputs(q, k, v)
+    if why is None:
+        return None
+    return CheckResult.refusal(f"the attention is exact at these inputs ({why}): every draw's error is rounding, "
+                               "whose size need not fall as 1/m, so there is no Monte Carlo error whose law could be "
+                               "tested", **base)
+
+
+def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """Why attention is exact at these inputs, for every kernel, every draw and causal or not (the slope rows run
+    without a mask), or None: one token; every value equal (each output is that value); every key equal (each
+    query's weights are equal, and its output the mean of the values it sees, which exact attention gives too).
+    The errors are then rounding, whose size need not fall as 1/m (proofs/attention_audit.md, item 13(f))."""
+    if q.shape[-2] == 1:
+        return "one token"
+    if bool((v == v[..., :1, :]).all()):
+        return "every value equal"
+    if bool((k == k[..., :1, :]).all()):
+        return "every key equal"
+    return None
+
+
 def attention_convergence_check(
     estimator_name: str | Callable[[int], object],
     *,
@@ -213,6 +237,9 @@ def attention_convergence_check(
             f"{r} draws per m is too few for a variance of the MSE (need ≥ {MIN_DRAWS})",
             **base,
         )
+    exact_inputs = _exact_refusal(q, k, v, base)  # one token, equal values or equal keys: errors are rounding
+    if exact_inputs is not None:
+        return exact_inputs
     factory = _factory(estimator_name, dim, torch.float64)
     exact = softmax_attention(q, k, v)
     s = dim**-0.25
@@ -269,6 +296,9 @@ def _non_finite(ms: Sequence[int], errors: Sequence[torch.Tensor], base: dict) -
                 **base,
             )
     return None
+
+
+PLATEAU_MISS = 0.5  # a slope row passes only where a flat MSE (slope 0) would be rejected at least half the time
 
 
 def mse_slope_check(
@@ -364,6 +394,15 @@ def mse_slope_check(
             + f"; {note}{detail}",
             **base,
         )
+    # a pass means something only where the grid could have rejected an MSE that does not fall at all (slope 0):
+    # a narrow grid, (3000, 3500, 4096), passed a flat MSE at 5 of 5 seeds with slope 6.4 ± 3.5
+    plateau = (1.0 - bound) / se
+    needed = float(stats.norm.isf(alpha) + stats.norm.isf(PLATEAU_MISS))
+    if not p <= alpha and not plateau >= needed:
+        return CheckResult.refusal(
+            f"the slope's standard error {se:.3g} on m = {ms} is too large to tell the 1/m law from an MSE that does "
+            f"not fall (a slope of 0 would give z = {plateau:.3g} on average, below the {needed:.3g} a rejection "
+            f"needs): widen the grid of m or draw more; slope {g:.4f}; {note}{detail}", **base)
     return CheckResult(
         statistic=z,
         p_value=p,

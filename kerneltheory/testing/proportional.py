@@ -15,6 +15,14 @@ is below 0, passes when the lower limit is above 0, and is refused in between (t
 Ratios e/k outside 2^±40 are tested after an exact power-of-two rescaling (every statistic is scale-free); where
 every estimate is finite but some e/k overflows float64 (a tiny, e.g. subnormal, k), the rows are refused: a
 quantity that cannot be computed is no evidence against the claim.
+
+Each family's statistic is taken against its best-conditioned pair (the least rounding floor of e/k): a first pair
+whose kernel is far below the scale of the terms its estimate sums (‖x‖ = ‖y‖ = 4.5, antipodal, under softmax:
+√(k(x, x)k(y, y))/k = e^40.5) carried a floor of thousands of ĉ into every comparison of the family, and a map off by
+6·10⁸ passed. A family whose compared floors still exceed 1 % of ĉ passes nothing: its row is refused unless it fails.
+The families' rows test one c within each family; the row ``proportional[families]`` tests that it is one c across
+them (t = ratio at a family's reference pair − ratio at the first family's), which no family row sees: a map with
+c = 1 inside the built-in radius and c = 2 on the user's inputs passed every row.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import torch
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import (
+    RESOLUTION,
     CheckResult,
     clt_guard,
     coarse_format_refusal,
@@ -66,7 +75,8 @@ def proportional_check(
 
     One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
     the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
-    against the family's first pair. The estimated ratio ĉ = mean(e_0)/k_0 is given in the detail. A non-finite
+    against the family's best-conditioned pair (module docstring). The estimated ratio ĉ there is given in the
+    detail. Then ``proportional[families]``: one c across the families. A non-finite
     estimate fails its family's row (and the last row); an e/k that overflows float64 although e is finite
     refuses them. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
     or of mean-zero noise passes every t-test); it is refused when the draws cannot tell c from 0. A family
@@ -95,8 +105,8 @@ def proportional_check(
     s = seed_for("proportional", seed)
     e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
                                 torch.Generator().manual_seed(s), draws)
-    a = alpha / (len(families) + 1)
-    rows, start = [], 0
+    a = alpha / (len(families) + 2)
+    rows, start, refs = [], 0, []
     for f, k in zip(families, targets, strict=True):
         ef = e[:, start : start + f.size]
         start += f.size
@@ -109,24 +119,67 @@ def proportional_check(
         if row is None:
             unit = _unit(ratio)
             ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact: the t-test is scale-free
-            t = ratio[:, 1:] - ratio[:, :1]
             # each ratio carries its pair's rounding, in the features' precision (proof item 9), on the scale of the
             # terms an estimate sums: |ĉ|·√(k(x, x)k(y, y)) as the unbiasedness check's kernel scale (a cancelling
             # estimate, k far below that scale, rounds far above |e|), divided by k like the ratio; t_p both pairs'
             c_hat = ratio.mean().abs()
             floor = pair_rounding_floor(ratio, c_hat * scales[f.name] / k, feature_eps=feature_eps)
+            j = int(torch.argmin(floor))  # the reference: the best-conditioned pair
+            others = [i for i in range(f.size) if i != j]
+            t = ratio[:, others] - ratio[:, j : j + 1]
+            labels = [f.labels()[i] for i in others]
             row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                             name=name, seed=s, samples=t, atol=floor[1:] + floor[0], claim="proportional",
-                             labels=f.labels()[1:])
-            row.detail = f"ĉ = {math.ldexp(float(ratio[:, 0].mean()), -unit):.6g} (pair 0); " + row.detail + (
+                             name=name, seed=s, samples=t, atol=floor[others] + floor[j], claim="proportional",
+                             labels=labels)
+            row.detail = f"ĉ = {math.ldexp(float(ratio[:, j].mean()), -unit):.6g} (pair {j}); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
+            refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
             # a bfloat16 or float16 map: agreement within rounding that may hide 1% of the ratio ĉ is no pass
             scale = (c_hat * scales[f.name] / k).expand_as(ratio)
-            row = coarse_format_refusal(row, (ratio[:, 1:], scale[:, 1:]), c_hat.expand(t.shape[1]), feature_eps,
-                                        f.labels()[1:], "the ratio to the kernel")
+            row = coarse_format_refusal(row, (ratio[:, others], scale[:, others]), c_hat.expand(t.shape[1]),
+                                        feature_eps, labels, "the ratio to the kernel")
+            share = (floor[others] + floor[j]) / c_hat
+            if row.passed and float(share.max()) > RESOLUTION:  # rounding that may hide 1% of ĉ: no pass
+                i = int(torch.argmax(share))
+                below = float(scales[f.name][others[i]] / k[others[i]])
+                row = CheckResult.refusal(
+                    f"the rounding of e/k at {labels[i]} and the reference pair {j} may move their difference by "
+                    f"{float(share[i]):.3g} of ĉ, more than the {RESOLUTION:g} this check resolves (k far below "
+                    f"the scale √(k(x, x)k(y, y)) of the terms summed: {below:.3g} times it): agreement within that "
+                    f"is no pass; {row.detail}", **base)
         rows.append(row)
+    across = dict(name="proportional[families]", claim="proportional", alpha=a, sample_size=e.shape[0], seed=s)
+    rows.append(_across_families(refs, [f.name for f in families], feature_eps, a, s) if len(refs) == len(families)
+                else _nonfinite_row(e, across, [lab for f in families for lab in f.labels()]) or CheckResult.refusal(
+                    "a family's ratios could not be computed (see its row): no constant to compare across the "
+                    "families", **across))
     rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
     return rows
+
+
+def _across_families(refs, names: list[str], feature_eps: float, alpha: float, seed: int) -> CheckResult:
+    """The row ``proportional[families]``: E[ratio at family f's reference pair − ratio at the first family's] = 0
+    for every other family f (one c across the families), the mean test with each reference ratio's rounding floor
+    (``refs``: per family the [R] ratios e/k at its reference pair and that floor's scale ĉ·√(k(x, x)k(y, y))/k)."""
+    name = "proportional[families]"
+    if len(refs) < 2:
+        return CheckResult.refusal("one family: nothing to compare across", name=name, claim="proportional",
+                                   alpha=alpha, sample_size=refs[0][0].shape[0] if refs else 0, seed=seed)
+    ratio = torch.stack([r for r, _ in refs], 1)
+    unit = _unit(ratio)
+    ratio = torch.ldexp(ratio, torch.tensor(unit))
+    scale = torch.tensor([math.ldexp(sc, unit) for _, sc in refs], dtype=torch.float64)
+    floor = pair_rounding_floor(ratio, scale, feature_eps=feature_eps)
+    t = ratio[:, 1:] - ratio[:, :1]
+    row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
+                     seed=seed, samples=t, atol=floor[1:] + floor[0], claim="proportional",
+                     labels=[f"{n} against {names[0]}" for n in names[1:]])
+    c = [math.ldexp(float(ratio[:, i].mean()), -unit) for i in range(ratio.shape[1])]
+    row.detail = "ĉ per family " + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, c, strict=True)) + "; " + row.detail
+    # a bfloat16 or float16 map: as in the families' rows
+    return coarse_format_refusal(row, (ratio[:, 1:], scale[1:].expand(ratio.shape[0], -1)),
+                                 ratio.mean().abs().expand(t.shape[1]), feature_eps,
+                                 [f"{n} against {names[0]}" for n in names[1:]], "the ratio to the kernel")
 
 
 def _unit(ratio: torch.Tensor) -> int:
