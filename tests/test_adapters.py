@@ -213,21 +213,26 @@ def test_a_redraw_that_leaves_the_map_unchanged_is_refused(kt_seed):
     assert report.passed, str(report)
 
 
+def _redrawn_every(every: int, m: int, d: int):
+    """A global-RNG sampler that draws new frequencies only every ``every``-th call (each map of the right law)."""
+    state = {"n": 0}
+
+    def draw():
+        if state["n"] % every == 0:
+            state["w"] = torch.randn(m, d, dtype=torch.float64)
+        state["n"] += 1
+        w = state["w"]
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / m**0.5
+
+    return global_rng_sampler(draw)
+
+
 @pytest.mark.parametrize("every", [2, 3, 16])
 def test_draws_that_repeat_every_few_calls_are_refused_before_any_check(kt_seed, every):
     """A redraw only every N-th call (Performer's feature_redraw_interval, a cache keyed on a counter) gives draws
     of the right law that repeat: they PASSED (N = 2, 3), or FAILED unbiased with a standard error √N too small, or
     read as a row-wise failure. Now the audit stops with one refused row, ``independent draws``, naming the ties."""
-    state = {"n": 0}
-
-    def draw():
-        if state["n"] % every == 0:
-            state["w"] = torch.randn(16, 4, dtype=torch.float64)
-        state["n"] += 1
-        w = state["w"]
-        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / 4
-
-    report = check_feature_map(global_rng_sampler(draw), kernels.softmax, dim=4, claims={"unbiased", "positive"},
+    report = check_feature_map(_redrawn_every(every, 16, 4), kernels.softmax, dim=4, claims={"unbiased", "positive"},
                                alpha=ALPHA, seed=kt_seed)
     assert report.status == "REFUSED" and [c.name for c in report.checks] == ["independent draws"], str(report)
     assert "draws repeat" in report.checks[0].detail, str(report)
@@ -472,3 +477,15 @@ def test_proportionality_draws_a_batched_sampler_as_the_other_claims_do(kt_seed)
     for c in report.checks:
         by_claim[c.claim].append(c.passed)
     assert all(by_claim["proportional"]) and not all(by_claim["unbiased"]), str(report)
+
+
+@pytest.mark.parametrize("every", [50, 200])
+def test_draws_that_repeat_over_longer_periods_are_refused_not_failed(every, kt_seed):
+    """Review finding: beyond the 24 draws of the first check (a redraw every 50 or 200 calls) the draws passed it and
+    FAILED 'unbiased' for a bias they do not have. Consecutive draws that repeat every estimate exactly, far more often
+    than draws half the run apart, now refuse the failed rows (proofs/verification.md, item 13(g)); a deterministic
+    map, all of whose draws agree, still fails."""
+    report = check_feature_map(_redrawn_every(every, 64, 8), kernels.softmax, dim=8, claims={"unbiased"},
+                               seed=kt_seed)
+    assert report.status == "REFUSED" and not report.failures, str(report)
+    assert any("the draws repeat" in c.detail for c in report.refusals), str(report)

@@ -266,3 +266,4 @@ def test_fresh_draws_at_the_rejecting_pairs_are_the_same_estimates(kt_seed):
     narrow = ev.at_columns(cols).draw_batched(torch.Generator().manual_seed(7), 6)
     assert narrow.shape == (6, 5) and torch.allclose(narrow, full, rtol=1e-12, atol=0)
     assert _Evaluator(sample, fams, lambda fm, x, y: fm, None).at_columns(cols) is None
+

@@ -180,8 +180,36 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
 FRESH_EXTRA = 8  # the fresh draws also read the row's pairs of the 8 smallest p-values
 
 
+TIES_MIN = 6  # consecutive draws with every estimate equal, from which draws may repeat (replay.REPEAT_TIES)
+
+
+def _repeated_draws(row: CheckResult, samples: torch.Tensor) -> CheckResult | None:
+    """The refusal of a failed row whose consecutive draws repeat: T_c, the number of draws r
+    whose estimates at every pair equal draw r − 1's, is at least :data:`TIES_MIN` and more than four times
+    T_d + 1, the same count between draws half the run apart (r and r + ⌊n/2⌋). Under independent draws the two
+    counts have one law (any two distinct draws are exchangeable), so T_c ≫ T_d means the draws repeat (a sampler
+    that redraws every N calls: its maps are right, its standard errors √N too small); a map whose draws all agree
+    is no repeat (a deterministic map: T_d is as large). Read on every pair of the run (``samples`` of all
+    families): a family whose estimates agree over the whole window (one map's estimate at a pair where two maps
+    round alike) looks deterministic on its own."""
+    x = samples.to(torch.float64)
+    n = x.shape[0]
+    same = lambda a, b: ((a == b) | (torch.isnan(a) & torch.isnan(b))).all(-1)  # noqa: E731
+    consecutive = int(same(x[1:], x[:-1]).sum())
+    half = n // 2
+    distant = int(same(x[half:2 * half], x[:half]).sum())
+    if not (consecutive >= TIES_MIN and consecutive > 4 * (distant + 1)):
+        return None
+    return CheckResult.refusal(
+        f"the draws repeat: {consecutive} of {n - 1} consecutive draws give exactly the estimates of the draw before "
+        f"at every pair, against {distant} of {half} draws half the run apart (a sampler that keeps its frequencies "
+        "for several calls, a cache keyed on a counter); the standard errors assume independent draws, so no failure "
+        f"can be read from them; each call sample(generator) must draw afresh (without that: {row.detail})",
+        name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed)
+
+
 def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[list[int], list[int]],
-                       labels: list[str], fresh=None) -> CheckResult | None:
+                       labels: list[str], fresh=None, whole: torch.Tensor | None = None) -> CheckResult | None:
     """The refusal of a failed ``row`` whose draws ``[n, P]`` (in draw order; ``segments`` from
     :func:`block_segments`) are dependent, or None. The tests: :func:`serial_z` (one-sided, positive dependence) and
     :func:`between_segments_p` on these draws at every pair, and, when ``fresh(columns)`` gives new draws of those
@@ -195,8 +223,14 @@ def dependence_refusal(row: CheckResult, samples: torch.Tensor, segments: tuple[
     estimates (one value in more than :data:`MODE_MAX` of them, which no test reads), all of it goes to every test at
     every pair. A symmetric statistic leaves each segment's order, and the blocks' share of the pooled draws, as
     random as under independence, so the selections keep the tests' laws (proofs/verification.md, item 13(g))."""
-    if row.status != "failed" or not math.isfinite(row.statistic) or row.method == "exhaustive" or \
-            samples.shape[0] < 8:  # a certain failure (a bound broken, a claim not a number) needs no standard error
+    if row.status != "failed" or row.method == "exhaustive" or samples.shape[0] < 8:
+        return None
+    # repeated draws first: they also make a pair look deterministic (every draw one estimate up to rounding), whose
+    # comparison with the target (z = ±∞) is otherwise final; ``whole``: every pair of the run's draws
+    repeated = _repeated_draws(row, samples if whole is None else whole)
+    if repeated is not None:
+        return repeated
+    if not math.isfinite(row.statistic):  # a certain failure (a bound broken, a claim not a number) needs no SE
         return None
     sizes, paths = segments
     x = samples.to(torch.float64)

@@ -408,7 +408,8 @@ def run_mean_variance_checks(
                                 r.detail, e, labels, g["kind"])
                     # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
                     dependent = dependence_refusal(row, smp, segments, labels,
-                                                   (lambda c, sl=sl: fresh(c + sl.start)) if batched_draws else None)
+                                                   (lambda c, sl=sl: fresh(c + sl.start)) if batched_draws else None,
+                                                   whole=samples)
                     row = dependent or row
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
