@@ -379,3 +379,22 @@ def test_convergence_review_findings(kt_seed):
     narrow = attention_convergence_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, ms=(3000, 3500, 4096),
                                          stabilise=per_key_max)
     assert narrow.refused and "too large to tell the 1/m law from an MSE that does not fall" in narrow.detail, narrow
+
+
+def test_slope_check_arguments_are_errors_naming_them():
+    """mse_slope_check accepted α = 5 (and failed), a NaN or negative floor (read as 0), m = 0 (a NaN refusal), complex
+    errors (cast to real) and fewer tensors than feature counts (zip's error)."""
+    base = dict(name="x", claim="c", alpha=ALPHA, sample_size=1, seed=0)
+    errors = [torch.randn(16, 4, 2, generator=torch.Generator().manual_seed(m), dtype=torch.float64) / m**0.5
+              for m in (64, 256, 1024)]
+    for kwargs, match in ((dict(alpha=5.0), "alpha must be < 1"), (dict(floor=math.nan), "floor must be finite"),
+                          (dict(floor=-1.0), "floor must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            mse_slope_check((64, 256, 1024), errors, base=base, **{"alpha": ALPHA, **kwargs})
+    with pytest.raises(ValueError, match=r"ms\[i\] must be >= 1"):
+        mse_slope_check((0, 256, 1024), errors, alpha=ALPHA, base=base)
+    with pytest.raises(ValueError, match="one tensor per m"):
+        mse_slope_check((64, 256), errors, alpha=ALPHA, base=base)
+    with pytest.raises(ValueError, match="real floating-point"):
+        mse_slope_check((64, 256, 1024), [e.to(torch.complex128) for e in errors], alpha=ALPHA, base=base)
+    assert attention_convergence_check("positive/gaussian", seed=0, draws=32).refused  # below MIN_DRAWS = 64
