@@ -65,8 +65,9 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   carried state missing a chunk's last key (chunks up to 512) fails. It needs no mask; a length of 1 is left out,
   and the row refused if every length is.
 * **precision[float32]** (opt-in: ``checks=[..., "precision"]``, with float32 in ``dtypes``) — one draw's outputs
-  from float32 inputs against those from the same numbers in float64, on one sequence and on a batch (six padded
-  sequences with their key mask, at the kept positions; two sequences without a mask for ``mask=False``), to the sum
+  from float32 inputs against those from the same numbers in float64, on one sequence at each length and on a batch
+  at the shortest (six padded sequences with their key mask, at the kept positions; two sequences without a mask for
+  ``mask=False``), to the sum
   of the two runs' rounding floors:
   the statistical rows run in float64, so a float32 path that computes another attention (a separate, illegal
   stabiliser for low precision) is seen only here (:func:`~kerneltheory.testing.attention_exact.precision_row`;
@@ -588,9 +589,12 @@ def check_attention(
         elif c == "precision":  # one row per coarser dtype the function accepts, at both lengths
             g = torch.Generator().manual_seed(s)
             sets = [(q, k, v)] + ([_inputs(1, exact_length, d, std, g)] if exact_length != q.shape[-2] else [])
-            # and a batch at each length: six padded sequences with a key mask, or two without one
+            # and a batch at the shortest length: six padded sequences with a key mask, or two without one (a float32
+            # path that ignores the mask or mixes the batch does so at any length; the padding and batch rows test the
+            # long lengths' masks and batches in float64)
+            n = min(lengths)
             batches = [padded_batch(*_inputs(2 * len(PADDINGS), n, d, std, g), g) if mask and n >= 4 else
-                       (*_inputs(2, n, d, std, g), None) for n in lengths]
+                       (*_inputs(2, n, d, std, g), None)]
             for dt in dtypes:
                 if dt != _F64:
                     report.checks.append(precision_row(attention, sets, m_exact, a, s, dt, output_dtype, batches))
