@@ -411,3 +411,15 @@ def test_moments_validation():
         one.merge(1.0)
     with pytest.raises(ValueError, match="keys"):
         Moments.from_dict({"count": 1, "mean": [0.0]})
+
+
+def test_draws_that_never_vary_have_no_spread():
+    """Review finding: x.mean(0) rounds, so 1000 copies of 0.1 had M₂ = 1.7e-31 and a z-score of √(n − 1) against
+    their own value; a column whose draws all agree now has that value as its mean and no spread, in one block and
+    merged over blocks."""
+    for value in (0.1, 1 / 3, 1e8 + 0.1):
+        x = torch.full((1000, 1), value, dtype=torch.float64)
+        m = Moments.from_samples(x)
+        assert float(m.mean[0]) == value and float(m.m2[0]) == 0 and float(m.m3[0]) == 0 and float(m.m4[0]) == 0
+        blocks = moments(lambda g, r, v=value: torch.full((r, 2), v, dtype=torch.float64), 1000, seed=0, block=256)
+        assert bool((blocks.m2 == 0).all()) and bool((blocks.mean == value).all())

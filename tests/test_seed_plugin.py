@@ -48,3 +48,16 @@ def test_a_passing_run_still_names_its_base(pytester, monkeypatch):
     result.assert_outcomes(passed=1)
     assert "kerneltheory seed" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*- kerneltheory -*", "seed base 7 (replay with --kt-seed=7)"])
+
+
+def test_a_bad_seed_option_is_a_usage_error(pytester, monkeypatch):
+    """--kt-seed=-3 or KT_SEED=abc crashed pytest with an INTERNALERROR traceback; it is a usage error naming them."""
+    monkeypatch.delenv("KT_SEED", raising=False)
+    pytester.makepyfile(test_ok="def test_ok(kt_seed):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kt-seed=-3")
+    assert result.ret == 4 and "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(["*--kt-seed / KT_SEED must be >= 0, got -3*"])
+    monkeypatch.setenv("KT_SEED", "abc")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*must be 'fixed', 'random' or an integer >= 0, got 'abc'*"])

@@ -28,7 +28,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     option = config.getoption("--kt-seed") or default_option()
-    config._kt_seed_base = parse_base(option)
+    try:
+        config._kt_seed_base = parse_base(option)
+    except ValueError as exc:  # a usage error with its message, not an INTERNALERROR traceback
+        raise pytest.UsageError(str(exc)) from None
 
 
 def base_seed(config) -> int:
