@@ -91,24 +91,51 @@ def gaussian_kernel_trig_variance(k, num_features: int) -> torch.Tensor:
     return (1.0 - k**2) ** 2 / (2 * m)
 
 
+def _log_trig_relative(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log(m·Var/SM²) of paired trig features for SM: log(2 sinh²(‖τ‖²/2)) = ‖τ‖² + 2 log(1 − e^{−‖τ‖²}) − log 2."""
+    t2 = _sq(x - y)
+    return t2 + 2.0 * torch.log(-torch.expm1(-t2)) - math.log(2.0)
+
+
+def _log_positive_relative(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log(m·Var/SM²) of positive features for SM: log(e^{‖z‖²} − 1) = ‖z‖² + log(1 − e^{−‖z‖²})."""
+    z2 = _sq(x + y)
+    return z2 + torch.log(-torch.expm1(-z2))
+
+
 @finite_result("x", "y", points=("x", "y"))
 def softmax_trig_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
-    r"""Paired trig features for SM: (1/2m)·exp(‖z‖²)·SM⁻²·(1 − exp(−‖τ‖²))².
+    r"""Paired trig features for SM: (1/2m)·exp(‖z‖²)·SM⁻²·(1 − exp(−‖τ‖²))², i.e. SM² times
+    :func:`softmax_trig_relative_variance` (evaluated in log space).
 
     ``x``, ``y`` of shape ``[..., d]``. Proof: proofs/trig_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
-    z, tau = x + y, x - y
-    log_sm = (x * y).sum(-1)
-    return torch.exp(_sq(z) - 2.0 * log_sm) * (-torch.expm1(-_sq(tau))) ** 2 / (2 * m)
+    return torch.exp(2.0 * (x * y).sum(-1) + _log_trig_relative(x, y)) / m
+
+
+@finite_result("x", "y", points=("x", "y"))
+def softmax_trig_relative_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
+    r"""Var/SM² of paired trig features for SM: 2 sinh²(‖τ‖²/2)/m, a function of τ = x − y alone (finite where SM
+    itself underflows). Proof: proofs/trig_variance.md, proofs/sparsity.md item 6."""
+    m = check_int(num_features, "num_features", minimum=1)
+    return torch.exp(_log_trig_relative(x, y)) / m
 
 
 @finite_result("x", "y", points=("x", "y"))
 def softmax_positive_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
-    r"""Positive features for SM: (1/m)·exp(‖z‖²)·SM²·(1 − exp(−‖z‖²)). Proof: proofs/positive_variance.md."""
+    r"""Positive features for SM: (1/m)·exp(‖z‖²)·SM²·(1 − exp(−‖z‖²)), i.e. SM² times
+    :func:`softmax_positive_relative_variance` (evaluated in log space). Proof: proofs/positive_variance.md."""
     m = check_int(num_features, "num_features", minimum=1)
-    z2 = _sq(x + y)
-    return torch.exp(z2 + 2.0 * (x * y).sum(-1)) * (-torch.expm1(-z2)) / m
+    return torch.exp(2.0 * (x * y).sum(-1) + _log_positive_relative(x, y)) / m
+
+
+@finite_result("x", "y", points=("x", "y"))
+def softmax_positive_relative_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
+    r"""Var/SM² of positive features for SM: (e^{‖z‖²} − 1)/m, a function of z = x + y alone (finite where SM itself
+    underflows). Proof: proofs/positive_variance.md, proofs/sparsity.md item 6."""
+    m = check_int(num_features, "num_features", minimum=1)
+    return torch.exp(_log_positive_relative(x, y)) / m
 
 
 @finite_result("x", "y", points=("x", "y"))

@@ -46,6 +46,7 @@ import torch
 from scipy import stats
 
 from .. import estimators as E
+from .. import theory
 from .._validation import check_alpha, check_generator, check_int, check_points, check_real
 from ..montecarlo import moments
 from .checks import CheckResult, clt_guard
@@ -88,21 +89,18 @@ def softmax_pairs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def positive_relative_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
-    """theory.softmax_positive_variance / SM² at the pairs: (e^{‖z‖²} − 1)/m, ``[P]``, in float64. Evaluated as
-    that closed form, not as the ratio, whose two terms underflow together once SM does (from ‖τ‖ ≈ 38 at ‖z‖ = 0.5:
-    the ratio was 0, then NaN, while the relative variance is (e^{0.25} − 1)/m); tests/test_sparsity.py checks it
-    against the ratio where both are finite."""
-    m = check_int(num_features, "num_features", minimum=1)
+    """:func:`kerneltheory.theory.softmax_positive_relative_variance` at the pairs in float64: (e^{‖z‖²} − 1)/m,
+    ``[P]`` (not theory.softmax_positive_variance / SM², whose two terms underflow together once SM does: from ‖τ‖ ≈
+    38 at ‖z‖ = 0.5 that ratio was 0, then NaN)."""
     x, y = _pair_points(x, y)
-    return torch.expm1(((x + y) ** 2).sum(-1)) / m
+    return theory.softmax_positive_relative_variance(x, y, num_features)
 
 
 def trig_relative_variance(x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
-    """theory.softmax_trig_variance / SM² at the pairs: 2 sinh²(‖τ‖²/2)/m = (cosh ‖τ‖² − 1)/m, ``[P]``, in float64
-    (the closed form, as :func:`positive_relative_variance`)."""
-    m = check_int(num_features, "num_features", minimum=1)
+    """:func:`kerneltheory.theory.softmax_trig_relative_variance` at the pairs in float64: 2 sinh²(‖τ‖²/2)/m,
+    ``[P]``."""
     x, y = _pair_points(x, y)
-    return 2 * torch.sinh(((x - y) ** 2).sum(-1) / 2) ** 2 / m
+    return theory.softmax_trig_relative_variance(x, y, num_features)
 
 
 def _pair_points(x, y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,13 +312,14 @@ def small_weight_check(
                          f"float64's "
                          f"normal range (least {float(sm.min()):.3g}), where the relative error is not computed: "
                          "‖τ‖ ≲ 53")
-    if claim == "bounded":
-        bound = positive_relative_variance(x, y, m).max().expand(x.shape[0])
-    else:
-        bound = trig_relative_variance(x, y, m)
-    if not bool(torch.isfinite(bound).all()):
+    try:  # the theory functions raise where their value is not a finite float64
+        if claim == "bounded":
+            bound = positive_relative_variance(x, y, m).max().expand(x.shape[0])
+        else:
+            bound = trig_relative_variance(x, y, m)
+    except ValueError as exc:
         raise ValueError(f"the {'positive' if claim == 'bounded' else 'trig'} relative variance overflows float64 at "
-                         f"z_norm = {z_norm}, tau_norms = {list(tau_norms)}: smaller norms")
+                         f"z_norm = {z_norm}, tau_norms = {list(tau_norms)}: smaller norms ({exc})") from None
     return relative_error_check(
         est,
         x,
