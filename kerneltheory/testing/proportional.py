@@ -126,18 +126,11 @@ def proportional_check(
             floor = pair_rounding_floor(ratio, c_hat * scales[f.name] / k, feature_eps=feature_eps)
             j = int(torch.argmin(floor))  # the reference: the best-conditioned pair
             others = [i for i in range(f.size) if i != j]
-            t = ratio[:, others] - ratio[:, j : j + 1]
             labels = [f.labels()[i] for i in others]
-            row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=a,
-                             name=name, seed=s, samples=t, atol=floor[others] + floor[j], claim="proportional",
-                             labels=labels)
+            row = _differences_row(ratio, j, floor, c_hat * scales[f.name] / k, feature_eps, name, a, s, labels)
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, j].mean()), -unit):.6g} (pair {j}); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
             refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
-            # a bfloat16 or float16 map: agreement within rounding that may hide 1% of the ratio ĉ is no pass
-            scale = (c_hat * scales[f.name] / k).expand_as(ratio)
-            row = coarse_format_refusal(row, (ratio[:, others], scale[:, others]), c_hat.expand(t.shape[1]),
-                                        feature_eps, labels, "the ratio to the kernel")
             share = (floor[others] + floor[j]) / c_hat
             if row.passed and float(share.max()) > RESOLUTION:  # rounding that may hide 1% of ĉ: no pass
                 i = int(torch.argmax(share))
@@ -170,16 +163,26 @@ def _across_families(refs, names: list[str], feature_eps: float, alpha: float, s
     ratio = torch.ldexp(ratio, torch.tensor(unit))
     scale = torch.tensor([math.ldexp(sc, unit) for _, sc in refs], dtype=torch.float64)
     floor = pair_rounding_floor(ratio, scale, feature_eps=feature_eps)
-    t = ratio[:, 1:] - ratio[:, :1]
-    row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
-                     seed=seed, samples=t, atol=floor[1:] + floor[0], claim="proportional",
-                     labels=[f"{n} against {names[0]}" for n in names[1:]])
+    row = _differences_row(ratio, 0, floor, scale, feature_eps, name, alpha, seed,
+                           [f"{n} against {names[0]}" for n in names[1:]])
     c = [math.ldexp(float(ratio[:, i].mean()), -unit) for i in range(ratio.shape[1])]
     row.detail = "ĉ per family " + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, c, strict=True)) + "; " + row.detail
-    # a bfloat16 or float16 map: as in the families' rows
-    return coarse_format_refusal(row, (ratio[:, 1:], scale[1:].expand(ratio.shape[0], -1)),
-                                 ratio.mean().abs().expand(t.shape[1]), feature_eps,
-                                 [f"{n} against {names[0]}" for n in names[1:]], "the ratio to the kernel")
+    return row
+
+
+def _differences_row(ratio: torch.Tensor, j: int, floor: torch.Tensor, scale: torch.Tensor, feature_eps: float,
+                     name: str, alpha: float, seed: int, labels: list[str]) -> CheckResult:
+    """The mean test of E[ratio_p − ratio_j] = 0 for every column p ≠ j of ``ratio`` [R, P] (item 1 of
+    proofs/attention_audit.md), each difference compared with the two columns' rounding floors ``floor`` [P]; then,
+    for a bfloat16 or float16 map, the refusal of a pass that rounding on the scale ``scale`` [P] of the terms summed
+    could hide 1 % of ĉ (:func:`~kerneltheory.testing.checks.coarse_format_refusal`)."""
+    others = [i for i in range(ratio.shape[1]) if i != j]
+    t = ratio[:, others] - ratio[:, j : j + 1]
+    row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
+                     seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels)
+    c_hat = ratio.mean().abs()
+    return coarse_format_refusal(row, (ratio[:, others], scale[others].expand(ratio.shape[0], -1)),
+                                 c_hat.expand(t.shape[1]), feature_eps, labels, "the ratio to the kernel")
 
 
 def _unit(ratio: torch.Tensor) -> int:
