@@ -568,7 +568,7 @@ def test_a_float32_path_that_ignores_the_mask_or_mixes_the_batch_fails_precision
 def test_signed_weights_beyond_the_floor_are_refused_not_failed():
     """A finding, not a defect of the map: the library's correct trigonometric linear attention at input std 1.3
     cancels in its sums, and its float32 rounding then exceeds item 3's floor (which assumes non-negative weights) at
-    three of six seeds (0.13–19.9 times it, the padded batch at L = 16 included; proofs/attention_audit.md, item 15).
+    some seeds (seed 5 of the six below; 5 of seeds 0–11; proofs/attention_audit.md, item 15).
     Its attention matrix has negative entries, so
     those rows are refused, naming the signed weights, never failed; at the default std 0.3 the sums do not cancel and
     the row passes far inside the floor."""
@@ -582,7 +582,7 @@ def test_signed_weights_beyond_the_floor_are_refused_not_failed():
     rows = [check_attention(trig, dim=D, input_std=1.3, checks=["precision"], seed=s).checks[0] for s in range(6)]
     assert not any(r.status == "failed" for r in rows), [r.detail for r in rows]
     refused = [r for r in rows if r.refused]
-    assert len(refused) == 3 and all("weights are signed" in r.detail for r in refused), [r.detail for r in rows]
+    assert refused and all("weights are signed" in r.detail for r in refused), [r.detail for r in rows]
     assert all(r.statistic <= 1 for r in rows if r.passed)
     default = [check_attention(trig, dim=D, checks=["precision"], seed=s).checks[0].statistic for s in range(6)]
     assert max(default) < 0.02, default  # at the default std 0.3 the sums do not cancel

@@ -1386,3 +1386,22 @@ def test_deterministic_maps_growth():
         else:
             # ×10 in t multiplies an eventually-affine function by ≈ 10 (a quadratic one by 100, SM by e^{900‖q‖²})
             assert vals[2] <= 20 * vals[1] and vals[1] <= 20 * vals[0] + 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# normal_sampler.md
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_box_muller_jacobian():
+    """Item 1: (u, v) ↦ (r cos 2πv, r sin 2πv), r = √(−2 log(1 − u)), has Jacobian determinant 2π/(1 − u), so the
+    density of (z₁, z₂) is (1 − u)/(2π) = e^{−(z₁² + z₂²)/2}/(2π); item 2's radius bounds √(106 log 2), √(48 log 2)."""
+    u, v = sp.symbols("u v", positive=True)
+    r = sp.sqrt(-2 * sp.log(1 - u))
+    z1, z2 = r * sp.cos(2 * sp.pi * v), r * sp.sin(2 * sp.pi * v)
+    jac = sp.Matrix([[sp.diff(z1, u), sp.diff(z1, v)], [sp.diff(z2, u), sp.diff(z2, v)]]).det()
+    assert sp.simplify(jac - 2 * sp.pi / (1 - u)) == 0
+    density = 1 / jac
+    assert sp.simplify(density - sp.exp(-(z1**2 + z2**2) / 2) / (2 * sp.pi)) == 0
+    assert sp.simplify(r.subs(u, 1 - sp.Integer(2) ** -53) - sp.sqrt(106 * sp.log(2))) == 0
+    assert sp.simplify(r.subs(u, 1 - sp.Integer(2) ** -24) - sp.sqrt(48 * sp.log(2))) == 0

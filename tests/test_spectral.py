@@ -20,6 +20,7 @@ import scipy.stats
 import torch
 from scipy.special import ndtri
 
+from kerneltheory._normal import standard_normal
 from kerneltheory.spectral import (
     LAWS,
     SORF,
@@ -882,10 +883,10 @@ def test_orthogonal_sample_is_bitwise_the_construction(d, m, std, scaling, kt_se
     w = Orthogonal(d, std=std, scaling=scaling).sample(m, torch.Generator().manual_seed(kt_seed), batch=3)
     gen = torch.Generator().manual_seed(kt_seed)
     blocks = -(-m // d)
-    q, rr = torch.linalg.qr(torch.randn((3, blocks, d, d), generator=gen, dtype=F64))
+    q, rr = torch.linalg.qr(standard_normal((3, blocks, d, d), gen))
     q = q * torch.where(torch.diagonal(rr, dim1=-2, dim2=-1) >= 0, 1.0, -1.0).to(F64).unsqueeze(-2)
     if scaling == "chi":
-        norms = torch.linalg.vector_norm(torch.randn((3, blocks, d, d), generator=gen, dtype=F64), dim=-1)
+        norms = torch.linalg.vector_norm(standard_normal((3, blocks, d, d), gen), dim=-1)
     else:
         norms = torch.full((3, blocks, d), math.sqrt(d), dtype=F64)
     want = (q * (std * norms).unsqueeze(-1)).reshape(3, blocks * d, d)[:, :m]
@@ -895,5 +896,5 @@ def test_orthogonal_sample_is_bitwise_the_construction(d, m, std, scaling, kt_se
 @pytest.mark.parametrize("std", [1.0, 0.5])
 def test_isotropic_gaussian_sample_is_bitwise_the_scaled_stream(std, kt_seed):
     w = Gaussian(4, std=std).sample(5, torch.Generator().manual_seed(kt_seed), batch=2)
-    eps = torch.randn((2, 5, 4), generator=torch.Generator().manual_seed(kt_seed), dtype=F64)
+    eps = standard_normal((2, 5, 4), torch.Generator().manual_seed(kt_seed))
     assert torch.equal(w, eps * std)

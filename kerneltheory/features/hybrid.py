@@ -27,6 +27,7 @@ import math
 import torch
 
 from .. import theory
+from .._normal import standard_normal
 from .._validation import check_int
 from ..spectral.base import SpectralLaw
 from ._laws import standard_gaussian_reference
@@ -80,7 +81,7 @@ class HRF(Component):
         """The angular frequencies U ``[(batch,) n, d]``, iid N(0, I), independent of W."""
         n = self._n(num_features)
         shape = (n, self.dim) if batch is None else (batch, n, self.dim)
-        u = torch.randn(shape, generator=generator, dtype=torch.float64)
+        u = standard_normal(shape, generator)
         return {"angular": u.to(device if device is not None else "cpu", dtype)}
 
     def features(self, x, w, extra, stats, side):

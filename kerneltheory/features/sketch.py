@@ -36,6 +36,7 @@ import math
 import torch
 
 from .. import kernels
+from .._normal import standard_normal
 from .._validation import check_int, check_real
 from ..spectral.base import SpectralLaw
 from ..spectral.countsketch import CountSketch, count_sketch_matrices
@@ -139,7 +140,7 @@ class PolySketch(Component):
         if self.degree == 2:
             return {}
         shape = (num_features, self.dim) if batch is None else (batch, num_features, self.dim)
-        g = torch.randn(shape, generator=generator, dtype=torch.float64)
+        g = standard_normal(shape, generator)
         return {"second": g.to(device if device is not None else "cpu", dtype)}
 
     def inner(self, x, w, extra) -> torch.Tensor:

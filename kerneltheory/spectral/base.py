@@ -20,6 +20,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from .._normal import standard_normal
 from .._validation import (
     check_device,
     check_dtype,
@@ -110,9 +111,7 @@ class SpectralLaw(nn.Module):
 
     def _normal(self, shape, generator: torch.Generator) -> torch.Tensor:
         """Standard normals drawn in float64 on ``generator``'s device and moved to the law's device and dtype."""
-        return torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device).to(
-            self.device, self.dtype
-        )
+        return standard_normal(shape, generator).to(self.device, self.dtype)
 
     # -- closed forms -----------------------------------------------------------------------------
     @property

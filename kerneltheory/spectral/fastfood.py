@@ -36,6 +36,7 @@ import math
 
 import torch
 
+from .._normal import standard_normal
 from .._validation import check_generator, check_int, check_points
 from .gaussian import GaussianApproximation
 from .hadamard import fwht, next_power_of_two
@@ -55,10 +56,8 @@ def draw_fastfood_diagonals(shape, generator: torch.Generator) -> dict[str, torc
     dp = shape[-1]
     b = rademacher(shape, generator)
     perm = torch.argsort(torch.rand(shape, generator=generator, dtype=torch.float64), dim=-1)
-    g = torch.randn(shape, generator=generator, dtype=torch.float64)
-    chi = torch.linalg.vector_norm(
-        torch.randn((*shape, dp), generator=generator, dtype=torch.float64), dim=-1
-    )
+    g = standard_normal(shape, generator)
+    chi = torch.linalg.vector_norm(standard_normal((*shape, dp), generator), dim=-1)
     s = chi / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
     return {"S": s, "G": g, "B": b, "perm": perm}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .._normal import standard_normal
 from .gaussian import GaussianApproximation
 
 
@@ -49,7 +50,7 @@ class MomentMatched(GaussianApproximation):
                 f"num_features must be > dim = {self.dim} for moment matching (the sample covariance of "
                 f"m <= d centred rows is singular), got {m}"
             )
-        e = torch.randn((r, m, self.dim), generator=generator, dtype=torch.float64).to(self.device)
+        e = standard_normal((r, m, self.dim), generator).to(self.device)
         e = e - e.mean(dim=-2, keepdim=True)
         cov = e.transpose(-1, -2) @ e / m
         evals, evecs = torch.linalg.eigh(cov)
