@@ -25,9 +25,12 @@ from kerneltheory.montecarlo import Moments
 from kerneltheory.testing import check_feature_map, from_module
 from kerneltheory.testing.checks import (
     FEATURE_ULPS,
+    RESOLUTION,
     ROUNDING_ULPS,
+    CheckResult,
     mean_check,
     pair_rounding_floor,
+    unresolved_pairs,
     variance_check,
 )
 from kerneltheory.testing.inputs import InputFamily
@@ -496,3 +499,67 @@ def test_a_format_too_coarse_for_the_claim_refuses_instead_of_passing(dtype, kt_
     assert zero.status == "REFUSED", str(zero)  # a claim of 0 where the draws vary by up to ±0.5 %: it used to pass
     if dtype == torch.bfloat16:  # once: float32 is exempt and keeps its power
         assert run(1.02, torch.float32).status == "FAILED" and run(1.0, torch.float32).passed
+
+
+def _doubled_beyond(radius: float, d: int = 8, m: int = 64):
+    """Positive random features for softmax, correct inside ``radius`` and doubled (both sides ×√2) beyond it."""
+
+    def sample(g):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64)
+
+        def phi(x):
+            f = torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+            return torch.where(x.norm(dim=-1, keepdim=True) > radius, f * math.sqrt(2), f)
+
+        return phi
+
+    return sample
+
+
+def test_pairs_whose_float64_floor_hides_the_target_are_no_evidence(kt_seed):
+    """Review finding: at x = 4.5e₁, y = −x the softmax target e^{−20.25} is e^{−40.5} of the scale √(k(x, x)k(y, y)) of
+    the terms an estimate may sum, so even float64's floor (64ε of that scale, 8.8·10⁻⁶) is 5500 times the target: a
+    map doubled beyond norm 4 PASSED there. A mean row whose every pair is such is now refused (the map doubled and the
+    correct one alike: neither passes); beside resolvable pairs it passes for those and names the pairs left out; the
+    same doubling inside the resolvable range (radius 1/4, at pairs x = y of norm 1/2) still fails."""
+    d = 8
+    far = torch.zeros(4, d, dtype=torch.float64)
+    far[:, 0] = 4.5
+    near = torch.zeros(4, d, dtype=torch.float64)
+    near[:, 1] = 0.5
+    run = lambda sample, inputs: check_feature_map(sample, kernels.softmax, dim=d, claims={"unbiased"},  # noqa: E731
+                                                   inputs=inputs, sweep=False, seed=kt_seed)
+    for radius in (4.0, math.inf):  # doubled at the far pairs, and the correct map
+        report = run(_doubled_beyond(radius), [(far, -far)])
+        row = next(c for c in report.checks if c.name == "unbiased[inputs[0]]")
+        assert row.refused and "rounding floor of every pair exceeds 0.01 of its target" in row.detail, row
+        assert not report.passed
+        mixed = run(_doubled_beyond(radius), [(torch.cat([near, far]), torch.cat([near, -far]))])
+        row = next(c for c in mixed.checks if c.name == "unbiased[inputs[0]]")
+        assert row.passed and "4 of 8 pairs left out of this pass" in row.detail, row
+    inside = run(_doubled_beyond(0.25), [(near, near)])
+    assert inside.status == "FAILED", str(inside)  # the first row to reject decides (another family's, often)
+
+
+def test_unresolved_pairs_rule():
+    """checks.unresolved_pairs on hand-made rows: failures and refusals unchanged; a target of 0 is tested on the
+    floor's absolute scale (no pair left out); a floor that is not a number resolves nothing; the refusal keeps the
+    row's name, claim, level, draws and seed."""
+    def row(passed=True):
+        return CheckResult(name="unbiased[f]", claim="unbiased", statistic=0.1, p_value=0.5 if passed else 0.0,
+                           alpha=1e-6, effect_size=0.0, sample_size=512, seed=3, method="clt", passed=passed,
+                           detail="worst pair 0")
+
+    target = torch.tensor([1.0, 0.0, 1e-9], dtype=torch.float64)
+    floor = torch.tensor([1e-14, 1e-3, 1e-6], dtype=torch.float64)
+    failed = row(False)
+    assert unresolved_pairs(failed, floor, target) is failed
+    kept = unresolved_pairs(row(), floor, target)
+    assert kept.passed and kept.detail.startswith("1 of 3 pairs left out") and "pair 2" in kept.detail
+    assert unresolved_pairs(row(), floor[:2], target[:2]).detail == "worst pair 0"  # K = 0 is not left out
+    edge = torch.tensor([RESOLUTION], dtype=torch.float64)
+    assert unresolved_pairs(row(), edge, torch.ones(1, dtype=torch.float64)).passed  # at the limit: resolved
+    for bad in (torch.tensor([math.nan]), torch.tensor([2 * RESOLUTION])):
+        r = unresolved_pairs(row(), bad.to(torch.float64), torch.ones(1, dtype=torch.float64))
+        assert r.refused and (r.name, r.claim, r.alpha, r.sample_size, r.seed) == ("unbiased[f]", "unbiased", 1e-6,
+                                                                                    512, 3)

@@ -266,6 +266,41 @@ def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], refe
     )
 
 
+def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor, labels=None) -> CheckResult:
+    """A passed mean row with the pairs it cannot speak for left out of what it claims, in every feature format.
+
+    A pair whose rounding floor F_p (``atol``, :func:`pair_rounding_floor`) exceeds :data:`RESOLUTION` of a target
+    K_p ≠ 0 cannot resolve 1 % of its claim: a map off by any factor there (twice K_p, or 0) stays within the floor
+    when K_p is far below the scale √(k(x, x)k(y, y)) of the terms summed (softmax at anti-collinear pairs of large
+    norm: K_p/√(k(x, x)k(y, y)) = e^{−2‖x‖²}). Such pairs are not evidence: when every pair of the row is one, the
+    row is refused; when only some are, it passes for the others and its detail names them (proofs/verification.md,
+    item 9). Pairs with K_p = 0 are tested on the absolute scale of the floor, as before (no scale error moves
+    them). Failures and refusals are returned unchanged; this changes no rejection, so no level."""
+    if not row.passed:
+        return row
+    k = target.detach().to(torch.float64).cpu().abs()
+    f = torch.as_tensor(atol, dtype=torch.float64).cpu().expand_as(k)
+    share = torch.where(k > 0, f / torch.where(k > 0, k, torch.ones_like(k)), torch.zeros_like(k))
+    unresolved = ~(share <= RESOLUTION)  # a floor that is not a number resolves nothing
+    if not bool(unresolved.any()):
+        return row
+    idx = int(torch.argmax(torch.nan_to_num(share, nan=math.inf)))
+    worst = (f"pair {_pair(labels, idx)}: floor {float(f[idx]):.3g} against the target {float(target[idx]):.3g}, "
+             f"{float(share[idx]):.3g} times it")
+    count = int(unresolved.sum())
+    if count == k.numel():
+        keep = ("name", "claim", "alpha", "effect_size", "sample_size", "seed")
+        return CheckResult.refusal(
+            f"the rounding floor of every pair exceeds {RESOLUTION:g} of its target (worst {worst}): the estimates "
+            "sum terms far larger than the target, so agreement within their rounding says nothing about the claim "
+            f"(a map off by a factor 2 there would pass); {row.detail}",
+            **{f.name: getattr(row, f.name) for f in fields(CheckResult) if f.name in keep},
+        )
+    row.detail = (f"{count} of {k.numel()} pairs left out of this pass, their rounding floor above {RESOLUTION:g} "
+                  f"of the target (worst {worst}); " + row.detail)
+    return row
+
+
 def _unrepresentable(se: torch.Tensor, what: str, base: dict, labels, index=None) -> CheckResult:
     """The refusal of a check whose standard error is not a finite float64 at some pair (its estimates, their
     spread or their deviation from the claim overflow): z = diff/∞ = 0 would read as a perfect pass."""

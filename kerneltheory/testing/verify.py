@@ -33,6 +33,7 @@ from .checks import (
     mean_check,
     pair_rounding_floor,
     property_check,
+    unresolved_pairs,
     variance_check,
 )
 from .dependence import block_segments, dependence_refusal, fresh_blocks
@@ -384,9 +385,10 @@ def run_mean_variance_checks(
                     if g["kind"] == "mean":
                         scale = [] if g.get("scale") is None else [pick("scale")]
                         values = (pick("target"), m.mean, smp, *scale)
+                        atol = pair_rounding_floor(*values, feature_eps=eps_k)
                         row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
-                                         samples=smp, atol=pair_rounding_floor(*values, feature_eps=eps_k),
+                                         samples=smp, atol=atol,
                                          target_stderr=pick("target_stderr"), labels=labels,
                                          claim=g.get("claim", claim), futility=fut,
                                          carry_without_variance=g.get("variance_known") is not True)
@@ -402,6 +404,11 @@ def run_mean_variance_checks(
                     row = coarse_format_refusal(row, values, reference, eps_k, labels, what)
                     if without is not None:
                         row.without_variance = coarse_format_refusal(without, values, reference, eps_k, labels, what)
+                    if g["kind"] == "mean":  # pairs whose floor hides 1 % of the target are no evidence (item 9)
+                        without = row.without_variance
+                        row = unresolved_pairs(row, atol, pick("target"), labels)
+                        if without is not None:
+                            row.without_variance = unresolved_pairs(without, atol, pick("target"), labels)
                     for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
