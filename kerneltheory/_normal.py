@@ -8,9 +8,14 @@ float32 where it does not:
 * the radius R = √(−2 log(1 − U)) from a float64 uniform U on the 53-bit grid {k 2⁻⁵³}, so |Z| reaches
   √(106 log 2) ≈ 8.57, as with ``torch.randn``'s float64 normals (a float32 uniform, 24 bits, would cut the tail at
   ≈ 5.8 and bias exponential features);
-* the angle Θ = 2π V from a float32 uniform V on the grid {k 2⁻²⁴}, with cos and sin in float32: Θ is within
-  ≈ 4·10⁻⁷ of an exactly uniform angle, so each draw is within ≈ 4·10⁻⁷ R of an exact normal under a coupling
-  (proofs/normal_sampler.md states and proves the bound).
+* the angle Θ = 2π V from a float32 uniform V on the grid {k 2⁻²⁴}, with cos and sin in float32: cos Θ and sin Θ
+  are within δ < 1.2·10⁻⁶ of those of an exactly uniform angle, so each draw is within δR of the coordinate of a
+  normal pair with the same radius and an exact direction (proofs/normal_sampler.md states and proves the bound).
+
+The float64 ``log1p`` of the radius runs in PyTorch's vectorised kernels, which the AVX2 and AVX-512 builds share:
+the draws are bitwise the same on every x86-64 machine that runs them, but under ``ATEN_CPU_CAPABILITY=default``
+(scalar kernels) about 4 % of the radii differ in their last bit (``torch.randn``'s scalar loop does not depend on
+it; other architectures are not verified).
 
 Each pair (U, V) gives two independent normals R cos Θ and R sin Θ. The result is a deterministic function of the
 generator's state: the first ⌈n/2⌉ float64 uniforms, then ⌈n/2⌉ float32 uniforms, for n normals; the cosines fill
@@ -23,6 +28,7 @@ angle exact to float64 rounding).
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 
@@ -61,8 +67,12 @@ def box_muller(u: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None
 
 
 def standard_normal(shape, generator: torch.Generator) -> torch.Tensor:
-    """iid N(0, 1) draws of ``shape`` in float64 on ``generator``'s device (see the module docstring)."""
-    shape = tuple(shape)
+    """iid N(0, 1) draws of ``shape`` (an int or a sequence of ints ≥ 0) in float64 on ``generator``'s device (see
+    the module docstring)."""
+    shape = (shape,) if isinstance(shape, Integral) else tuple(shape)
+    if any(isinstance(s, bool) or not isinstance(s, Integral) or s < 0 for s in shape):
+        raise ValueError(f"shape must be integers >= 0, got {shape}")
+    shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
     if generator.device.type != "cpu" or n < MIN_TRANSFORM:
         return torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)

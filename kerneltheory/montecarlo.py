@@ -436,9 +436,10 @@ def moments(
             to write a checkpoint (``json.dump(m.to_dict(), f)``); finish it later with
             :func:`moments_of_blocks` on the remaining blocks and ``+``, which reproduces this result bitwise.
         rng_device: the device of the blocks' generators (default the CPU, whose streams are the same on every
-            machine). ``"cuda"`` draws on the GPU where the estimator's law allows it
-            (:attr:`~kerneltheory.spectral.base.SpectralLaw.device_generator`): another stream for the same
-            seed, reproducible on the same device type and PyTorch version only.
+            machine running PyTorch's AVX2 or AVX-512 kernels: see :mod:`kerneltheory._normal`). ``"cuda"`` draws
+            on the GPU where the estimator's law allows it
+            (:attr:`~kerneltheory.spectral.base.SpectralLaw.device_generator`): another stream for the same seed,
+            reproducible on the same device type and PyTorch version only.
 
     Returns:
         :class:`BlockMoments` (a :class:`Moments`) of all ⌈draws / block⌉ blocks.

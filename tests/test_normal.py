@@ -28,7 +28,7 @@ def test_the_draws_are_bitwise_the_documented_construction(kt_seed):
     for shape in [(3, 5, 7), (1,), (MIN_TRANSFORM - 1,)]:
         z = standard_normal(shape, torch.Generator().manual_seed(kt_seed))
         assert torch.equal(z, torch.randn(shape, generator=torch.Generator().manual_seed(kt_seed), dtype=F64))
-    for shape in [(MIN_TRANSFORM,), (3, 1025), (2, 1 << 16 + 1)]:  # at the threshold; odd; more than one block
+    for shape in [(MIN_TRANSFORM,), (3, 1025), (2, (1 << 16) + 1)]:  # at the threshold; odd; a block and 1 pair more
         z = standard_normal(shape, torch.Generator().manual_seed(kt_seed))
         g = torch.Generator().manual_seed(kt_seed)
         n = math.prod(shape)
@@ -54,10 +54,14 @@ def test_uniforms_lie_on_their_grids(kt_seed):
         assert (x % 2 == 1).any()  # the lowest bit varies: the grid is not coarser
 
 
-def test_empty_and_scalar_shapes():
+def test_shapes_empty_scalar_int_and_invalid():
     g = torch.Generator().manual_seed(0)
     assert standard_normal((0, 4), g).shape == (0, 4)
     assert standard_normal((), g).shape == ()
+    assert standard_normal(5000, g).shape == (5000,) and standard_normal(torch.Size([2, 3]), g).shape == (2, 3)
+    for bad in [(-2, -3000), (2.5,), (True, 4)]:  # negative sizes whose product passes the threshold; not integers
+        with pytest.raises(ValueError, match="shape must be integers >= 0"):
+            standard_normal(bad, g)
 
 
 def _ks_p(x: np.ndarray, cdf) -> float:
@@ -89,17 +93,18 @@ def test_goodness_of_fit_against_n01_and_a_planted_defect_each_test_rejects(kt_s
     assert abs(float(np.corrcoef(a, 0.1 * a + b)[0, 1])) * math.sqrt(h) > scipy.stats.norm.isf(level / 2)
 
 
-def test_the_radius_has_float64_s_tail_not_float32_s():
-    """R = √(−2 log(1 − U)) over U's whole 53-bit grid: its largest value √(106 log 2) ≈ 8.57, where float32
-    uniforms (24 bits, as ``torch.randn``'s float32 normals use) stop at √(48 log 2) ≈ 5.77; and the tail beyond the
-    float32 bound is reached with its exact probability: P(R > t) = exp(−t²/2), tested by the number of R > 4 among
-    2²¹ pairs (Poisson, two-sided α) after a planted truncation at 4 is shown to give none."""
+def test_the_radius_has_float64_s_tail_not_float32_s(kt_seed):
+    """R = √(−2 log(1 − U)) at the top of U's 53-bit grid is √(106 log 2) ≈ 8.57, where float32 uniforms (24 bits, as
+    ``torch.randn``'s float32 normals use) stop at √(48 log 2) ≈ 5.77; that the sampler's U are float64 uniforms is
+    pinned by the bitwise test above (a tail beyond 5.8 has probability 5·10⁻⁸, too rare to test by counting). The
+    radius's tail mass P(R > 4) = e^{−8} is tested by the count among 2²¹ pairs (Poisson, two-sided α), which a
+    radius cut at 4 (no R > 4) would fail."""
     top = box_muller(torch.tensor([1.0 - 2.0**-53], dtype=F64), torch.zeros(1))
     assert top[0].item() == pytest.approx(math.sqrt(106 * math.log(2)), rel=1e-15) and top[1].item() == 0.0
     f32_top = math.sqrt(-2 * math.log(2.0**-24))
     assert f32_top < 5.8 < top[0].item()
     h = 1 << 21
-    g = torch.Generator().manual_seed(20261205)
+    g = torch.Generator().manual_seed(kt_seed)
     z = standard_normal((2 * h,), g)
     r2 = z[:h] ** 2 + z[h:] ** 2
     count = int((r2 > 16).sum())
@@ -122,6 +127,41 @@ def test_the_float32_angle_is_within_the_proved_bound_of_an_exact_one():
     for f in (torch.cos, torch.sin):
         err = (f(theta32).to(F64) - f(exact)).abs().max().item()
         assert err <= bound, (f.__name__, err, bound)
+
+
+def test_float32_cos_and_sin_are_within_one_ulp():
+    """ε_f of proofs/normal_sampler.md alone: torch's float32 cos and sin against float64 cos and sin of the same
+    float32 arguments, on 2²⁰ angles 2π·k·2⁻²⁴ spread over [0, 2π), within 2⁻²⁴ (one unit in the last place of a
+    result in [1/2, 1), the most any result in [−1, 1] has)."""
+    k = torch.cat([torch.arange(0, 1 << 24, 16), torch.tensor([(1 << 24) - 1, 1, 2])])
+    theta = (k.to(torch.float32) * 2.0**-24) * (2 * math.pi)
+    for f in (torch.cos, torch.sin):
+        err = (f(theta).to(F64) - f(theta.to(F64))).abs().max().item()
+        assert err <= 2.0**-24, (f.__name__, err)
+
+
+def test_no_builtin_estimator_draws_its_normals_through_torch_randn(monkeypatch):
+    """Every registered estimator's draws at d = 8, m = 64, 64 draws (32768 normals for a Gaussian law) go through
+    the sampler: ``torch.randn`` asked for MIN_TRANSFORM or more float64 normals raises, so a law or component that
+    still drew its frequencies with it would fail here (its draws would be another stream, at the old speed)."""
+    import kerneltheory.estimators as E
+
+    randn = torch.randn
+
+    def guarded(*args, **kwargs):
+        out = randn(*args, **kwargs)
+        if out.dtype == F64 and out.numel() >= MIN_TRANSFORM:
+            raise AssertionError(f"torch.randn drew {out.numel()} float64 normals")
+        return out
+
+    x = 0.3 * torch.randn(4, 8, generator=torch.Generator().manual_seed(0), dtype=F64)
+    monkeypatch.setattr(torch, "randn", guarded)
+    with pytest.raises(AssertionError, match="torch.randn drew"):  # the guard works
+        torch.randn(4096, dtype=F64)
+    names = E.list()
+    assert len(names) > 50
+    for name in names:
+        E.get(name, 8, 64).sample_estimates(x, x, torch.Generator().manual_seed(0), 64)
 
 
 def test_box_muller_refuses_wrong_dtypes_and_shapes():

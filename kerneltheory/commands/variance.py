@@ -40,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--rng",
         choices=("cpu", "device"),
         default="cpu",
-        help="where the frequencies are drawn: cpu (default; the same draws on every machine) or device "
-        "(on the GPU with --device cuda: another stream, reproducible on the same GPU type and torch version)",
+        help="where the frequencies are drawn: cpu (default; the same draws on every machine with AVX2 or "
+        "AVX-512) or device (on the GPU with --device cuda: another stream, reproducible on the same GPU type and "
+        "torch version)",
     )
     p.add_argument(
         "--draws", type=int, default=None, help="draws R per point, overriding the scale's (≤ 10^8+)"
