@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 import torch
@@ -17,6 +16,7 @@ from tqdm import tqdm
 from .. import estimators as E
 from .. import sparsity as S
 from .. import theory
+from .._workers import worker_pool
 from ..attention import attention_matrix
 from ..testing import sparsity_checks as SC
 from ..testing.seeds import seed_for
@@ -287,9 +287,7 @@ def part_retrieval(cfg: dict, chunks: Chunks, progress: bool, workers: int) -> p
     chunks.reused += len(jobs) - len(todo)
     bar = tqdm(total=len(jobs), desc="retrieval", disable=not progress, initial=len(jobs) - len(todo))
     if todo and workers > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             for job, row in zip(todo, pool.map(train_retrieval, todo), strict=True):
                 frames[name(job)] = chunks.save(name(job), job, pd.DataFrame([row]))
                 bar.update()

@@ -38,13 +38,13 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import io
+from .._workers import worker_pool
 from ..experiments.study import (
     OutputLock,
     add_output_arguments,
@@ -570,9 +570,7 @@ def _run(scale: Scale, out_p: Path, dev, device: str, workers: int, threads: int
 
     log(f"{len(train_cells) - len(todo)}/{len(train_cells)} training cells done; running {len(todo)}")
     if workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             futures = [pool.submit(run_cell, scale, *c, str(out_p), device, threads) for c in todo]
             for i, f in enumerate(futures):
                 log(f"[{i + 1}/{len(todo)}] {f.result()}")
