@@ -25,8 +25,8 @@ from kerneltheory.montecarlo import Moments
 from kerneltheory.testing import check_feature_map, from_module
 from kerneltheory.testing.checks import (
     FEATURE_ULPS,
-    RESOLUTION,
     ROUNDING_ULPS,
+    UNRESOLVED_SHARE,
     CheckResult,
     mean_check,
     pair_rounding_floor,
@@ -521,7 +521,8 @@ def test_pairs_whose_float64_floor_hides_the_target_are_no_evidence(kt_seed):
     the terms an estimate may sum, so even float64's floor (64ε of that scale, 8.8·10⁻⁶) is 5500 times the target: a
     map doubled beyond norm 4 PASSED there. A mean row whose every pair is such is now refused (the map doubled and the
     correct one alike: neither passes); beside resolvable pairs it passes for those and names the pairs left out; the
-    same doubling inside the resolvable range (radius 1/4, at pairs x = y of norm 1/2) still fails."""
+    same doubling inside the resolvable range (radius 1/4, at pairs x = y of norm 1/2) still fails. Beyond float64's
+    range once rescaled (x = −y = 20e₁: target 1.9·10⁻¹⁷⁴ against a scale of 5·10¹⁷³) the doubled map is refused too."""
     d = 8
     far = torch.zeros(4, d, dtype=torch.float64)
     far[:, 0] = 4.5
@@ -532,19 +533,25 @@ def test_pairs_whose_float64_floor_hides_the_target_are_no_evidence(kt_seed):
     for radius in (4.0, math.inf):  # doubled at the far pairs, and the correct map
         report = run(_doubled_beyond(radius), [(far, -far)])
         row = next(c for c in report.checks if c.name == "unbiased[inputs[0]]")
-        assert row.refused and "rounding floor of every pair exceeds 0.01 of its target" in row.detail, row
+        assert row.refused and "rounding floor of every pair reaches 0.5 of its target" in row.detail, row
         assert not report.passed
         mixed = run(_doubled_beyond(radius), [(torch.cat([near, far]), torch.cat([near, -far]))])
         row = next(c for c in mixed.checks if c.name == "unbiased[inputs[0]]")
         assert row.passed and "4 of 8 pairs left out of this pass" in row.detail, row
+        assert "unbiased[inputs[0]]: 4 of 8 pairs left out" in str(mixed)  # a pass's detail is not printed: a note
+        assert "every row refused" not in str(mixed)  # the family's name, brackets and all, is read back whole
+    huge = 20 * far / 4.5
+    row = next(c for c in run(_doubled_beyond(4.0), [(huge, -huge)]).checks if c.name == "unbiased[inputs[0]]")
+    assert row.refused and "below float64's range once rescaled" in row.detail, row
     inside = run(_doubled_beyond(0.25), [(near, near)])
     assert inside.status == "FAILED", str(inside)  # the first row to reject decides (another family's, often)
 
 
 def test_unresolved_pairs_rule():
     """checks.unresolved_pairs on hand-made rows: failures and refusals unchanged; a target of 0 is tested on the
-    floor's absolute scale (no pair left out); a floor that is not a number resolves nothing; the refusal keeps the
-    row's name, claim, level, draws and seed."""
+    floor's absolute scale (no pair left out), but a nonzero target that rescaled to 0 is left out; a floor just below
+    half the target resolves it, at half it does not; a floor that is not a number resolves nothing; the refusal
+    keeps the row's name, claim, level, draws and seed."""
     def row(passed=True):
         return CheckResult(name="unbiased[f]", claim="unbiased", statistic=0.1, p_value=0.5 if passed else 0.0,
                            alpha=1e-6, effect_size=0.0, sample_size=512, seed=3, method="clt", passed=passed,
@@ -557,9 +564,12 @@ def test_unresolved_pairs_rule():
     kept = unresolved_pairs(row(), floor, target)
     assert kept.passed and kept.detail.startswith("1 of 3 pairs left out") and "pair 2" in kept.detail
     assert unresolved_pairs(row(), floor[:2], target[:2]).detail == "worst pair 0"  # K = 0 is not left out
-    edge = torch.tensor([RESOLUTION], dtype=torch.float64)
-    assert unresolved_pairs(row(), edge, torch.ones(1, dtype=torch.float64)).passed  # at the limit: resolved
-    for bad in (torch.tensor([math.nan]), torch.tensor([2 * RESOLUTION])):
+    one = torch.ones(1, dtype=torch.float64)
+    assert unresolved_pairs(row(), 0.99 * UNRESOLVED_SHARE * one, one).passed
+    assert unresolved_pairs(row(), floor[:2], target[:2], zero=torch.tensor([False, False])).refused is False
+    underflowed = unresolved_pairs(row(), floor[:2], target[:2], zero=torch.tensor([False, False]))
+    assert underflowed.detail.startswith("1 of 2 pairs left out") and "below float64's range" in underflowed.detail
+    for bad in (torch.tensor([math.nan]), torch.tensor([UNRESOLVED_SHARE])):
         r = unresolved_pairs(row(), bad.to(torch.float64), torch.ones(1, dtype=torch.float64))
         assert r.refused and (r.name, r.claim, r.alpha, r.sample_size, r.seed) == ("unbiased[f]", "unbiased", 1e-6,
                                                                                     512, 3)

@@ -266,38 +266,51 @@ def coarse_format_refusal(row: CheckResult, values: Sequence[torch.Tensor], refe
     )
 
 
-def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor, labels=None) -> CheckResult:
+#: A pair whose rounding floor reaches this share of its target cannot tell the map from one off by half its target:
+#: :func:`unresolved_pairs` leaves it out of what a pass claims.
+UNRESOLVED_SHARE = 0.5
+#: The words that open the detail of a pass with pairs left out (``check_feature_map`` lists such rows in a note).
+LEFT_OUT = "left out of this pass"
+
+
+def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor, labels=None,
+                     zero: torch.Tensor | None = None) -> CheckResult:
     """A passed mean row with the pairs it cannot speak for left out of what it claims, in every feature format.
 
-    A pair whose rounding floor F_p (``atol``, :func:`pair_rounding_floor`) exceeds :data:`RESOLUTION` of a target
-    K_p ≠ 0 cannot resolve 1 % of its claim: a map off by any factor there (twice K_p, or 0) stays within the floor
-    when K_p is far below the scale √(k(x, x)k(y, y)) of the terms summed (softmax at anti-collinear pairs of large
-    norm: K_p/√(k(x, x)k(y, y)) = e^{−2‖x‖²}). Such pairs are not evidence: when every pair of the row is one, the
-    row is refused; when only some are, it passes for the others and its detail names them (proofs/verification.md,
-    item 9). Pairs with K_p = 0 are tested on the absolute scale of the floor, as before (no scale error moves
-    them). Failures and refusals are returned unchanged; this changes no rejection, so no level."""
+    A pair whose rounding floor F_p (``atol``, :func:`pair_rounding_floor`) reaches :data:`UNRESOLVED_SHARE` of a
+    target K_p ≠ 0 cannot tell the map from one off by half its target: any such map agrees with K_p within the
+    floor. It happens where K_p is far below the scale √(k(x, x)k(y, y)) of the terms an estimate may sum (softmax at
+    anti-collinear pairs of large norm: K_p/√(k(x, x)k(y, y)) = e^{−2‖x‖²}; a map doubled beyond norm 4 passed at
+    x = −y = 4.5e₁, where F_p = 5500 K_p). Such pairs stay in the test (no rejection changes, so no level), but a
+    pass does not speak for them: when every pair of the row is one, the row is refused; when only some are, it
+    passes for the others and its detail opens with how many were left out and the worst (proofs/verification.md,
+    item 9). ``zero``: the pairs whose target is exactly 0 before any rescaling by a power of two (default: where
+    ``target`` is 0); they are tested on the absolute scale of the floor, as before (no scale error moves them), while
+    a nonzero target that rescaled to 0 is left out. Failures and refusals are returned unchanged."""
     if not row.passed:
         return row
     k = target.detach().to(torch.float64).cpu().abs()
     f = torch.as_tensor(atol, dtype=torch.float64).cpu().expand_as(k)
-    share = torch.where(k > 0, f / torch.where(k > 0, k, torch.ones_like(k)), torch.zeros_like(k))
-    unresolved = ~(share <= RESOLUTION)  # a floor that is not a number resolves nothing
+    zero = (k == 0) if zero is None else torch.as_tensor(zero, dtype=torch.bool).cpu().expand_as(k)
+    share = torch.where(zero, torch.zeros_like(k), f / torch.where(k > 0, k, torch.full_like(k, math.nan)))
+    share = torch.where(~zero & (k == 0), math.inf, share)  # a nonzero target below float64's range once rescaled
+    unresolved = ~(share < UNRESOLVED_SHARE)  # a floor that is not a number resolves nothing
     if not bool(unresolved.any()):
         return row
     idx = int(torch.argmax(torch.nan_to_num(share, nan=math.inf)))
-    worst = (f"pair {_pair(labels, idx)}: floor {float(f[idx]):.3g} against the target {float(target[idx]):.3g}, "
-             f"{float(share[idx]):.3g} times it")
+    how = " (below float64's range once rescaled)" if bool(k[idx] == 0) else f", {float(share[idx]):.3g} times it"
+    worst = f"pair {_pair(labels, idx)}: floor {float(f[idx]):.3g} against the target {float(target[idx]):.3g}{how}"
     count = int(unresolved.sum())
     if count == k.numel():
         keep = ("name", "claim", "alpha", "effect_size", "sample_size", "seed")
         return CheckResult.refusal(
-            f"the rounding floor of every pair exceeds {RESOLUTION:g} of its target (worst {worst}): the estimates "
-            "sum terms far larger than the target, so agreement within their rounding says nothing about the claim "
-            f"(a map off by a factor 2 there would pass); {row.detail}",
+            f"the rounding floor of every pair reaches {UNRESOLVED_SHARE:g} of its target (worst {worst}): the "
+            "estimates sum terms far larger than the target, so a map off by half its target would agree within "
+            f"their rounding and agreement says nothing about the claim; {row.detail}",
             **{f.name: getattr(row, f.name) for f in fields(CheckResult) if f.name in keep},
         )
-    row.detail = (f"{count} of {k.numel()} pairs left out of this pass, their rounding floor above {RESOLUTION:g} "
-                  f"of the target (worst {worst}); " + row.detail)
+    row.detail = (f"{count} of {k.numel()} pairs {LEFT_OUT}, their rounding floor at least {UNRESOLVED_SHARE:g} of "
+                  f"the target (worst {worst}); " + row.detail)
     return row
 
 

@@ -25,6 +25,7 @@ from .._validation import all_finite, check_alpha, check_flag, check_int, check_
 from ..montecarlo import Moments
 from .checks import (
     GUARD,
+    LEFT_OUT,
     CheckResult,
     binade_exponents,
     clt_guard,
@@ -405,10 +406,10 @@ def run_mean_variance_checks(
                     if without is not None:
                         row.without_variance = coarse_format_refusal(without, values, reference, eps_k, labels, what)
                     if g["kind"] == "mean":  # pairs whose floor hides 1 % of the target are no evidence (item 9)
-                        without = row.without_variance
-                        row = unresolved_pairs(row, atol, pick("target"), labels)
+                        without, zero = row.without_variance, g["target"][sl] == 0  # zero before rescaling
+                        row = unresolved_pairs(row, atol, pick("target"), labels, zero)
                         if without is not None:
-                            row.without_variance = unresolved_pairs(without, atol, pick("target"), labels)
+                            row.without_variance = unresolved_pairs(without, atol, pick("target"), labels, zero)
                     for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                         if r is not None and bool((e != 0).any()):
                             r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
@@ -609,11 +610,16 @@ def check_feature_map(
                 if swept.nonfinite is not None:
                     report.checks.append(_pilot_failure(swept.nonfinite, claim, alpha=a, seed=seed_for("pilot", seed)))
             # where every statistical row of a family was refused, nothing was tested at its inputs
-            decided = {r.name.split("[", 1)[-1].rstrip("]") for claim in groups for r in rows[claim] if not r.refused}
+            decided = {_family_of(r.name) for claim in groups for r in rows[claim] if not r.refused}
             tested = [f for f in families if f.name in decided]
             report.notes.append(_domain_note(statistical, tested, swept, sweep,
                                              refused=[f.name for f in families if f.name not in decided]))
             report.domain = _tested_norms(tested) if tested else "nowhere (every statistical row was refused)"
+            left = [r for claim in groups for r in rows[claim] if r.passed and LEFT_OUT in r.detail]
+            if left:  # a pass's detail is not printed: say here which pairs it does not speak for
+                report.notes.append(
+                    "pairs left out of passes (their rounding floor hides half the target, so they tested nothing "
+                    "about it): " + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
             if evaluate.batched and evaluate.mixed and evaluate.plain_drawn:  # proofs/verification.md, item 13(h)
                 report.notes.append(
                     "the plain path sample(generator), the one a model calls, drew a quarter of the draws beside the "
@@ -657,6 +663,11 @@ def _pilot_failure(nonfinite: tuple, claim: str, *, alpha: float, seed: int) -> 
                                    seed=seed), fam.labels())
     row.detail += f" (seen in the norm-sweep pilot at {fam.name}, where the kernel is finite)"
     return row
+
+
+def _family_of(name: str) -> str:
+    """The family of a row named ``claim[family]`` (a family's own name may hold brackets: ``inputs[0]``)."""
+    return name[name.index("[") + 1 : -1] if "[" in name and name.endswith("]") else name
 
 
 def _tested_norms(families: list[InputFamily]) -> str:
