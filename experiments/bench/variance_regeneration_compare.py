@@ -8,8 +8,6 @@ clone), giving the two ``experiments/variance`` folders:
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 
@@ -36,4 +34,10 @@ def main(old: str, new: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old", help="the committed experiments/variance folder")
+    parser.add_argument("new", help="the regenerated experiments/variance folder (in a clone)")
+    args = parser.parse_args()
+    main(args.old, args.new)
