@@ -407,6 +407,11 @@ def test_outputs_computed_in_float32_and_returned_as_float64_get_float32s_roundi
     assert output_format(x.half().double()) == torch.float16 and output_format(x.bfloat16().double()) == torch.bfloat16
     assert output_format(torch.cat([x.float().double(), torch.tensor([math.nan])])) == torch.float32
     assert output_format(x.float().double(), torch.float64) == torch.float64
+    # entries of at most 4 significant bits are numbers of every format: they carry no reading of one
+    short = torch.tensor([0.0, 1.0, -0.5, 3.0, 0.375, math.inf], dtype=torch.float64)
+    for trivial in (torch.zeros(64, dtype=torch.float64), short):
+        assert output_format(trivial) == torch.float64
+        assert output_format(torch.cat([trivial, x.bfloat16().double()])) == torch.bfloat16
     with pytest.raises(ValueError, match="output_dtype must be None or one of"):
         check_attention(NAMESPACE["batched"], output_dtype=torch.int32, **exact)
 
@@ -1004,3 +1009,17 @@ def test_a_float64_defect_below_float32s_floor_still_fails_without_a_float32_ste
         rows = statuses(check_attention(leaky(kind), dim=D, causal=True, mask=False, checks=["causality"],
                                         alpha=ALPHA, seed=kt_seed))
         assert rows == {"causality": "failed"}, (kind, rows)
+
+
+def test_a_defect_whose_outputs_are_all_zeros_fails_instead_of_being_refused(kt_seed):
+    """Found by a new user: outputs that are exactly 0 are numbers of every format, so a function returning zeros for
+    any padded batch was read as computing in bfloat16, found no rounding floor and was refused on every padding row;
+    its float64 zeros against outputs of size 1 are a failure (the same defect scaled by 0.5 already failed)."""
+
+    def zeros_when_padded(m, g):
+        fn = NAMESPACE["batched"](m, g)
+        return lambda q, k, v, mask=None: torch.zeros_like(v) if mask is not None and not bool(mask.all()) else fn(
+            q, k, v, mask)
+
+    report = check_attention(zeros_when_padded, dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
+    assert set(statuses(report).values()) == {"failed"}, str(report)

@@ -96,15 +96,26 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
     return out
 
 
+#: Entries with at most this many significant bits (0 included) are numbers of every format: they say nothing about
+#: the format a function computed in, and :func:`output_format` leaves them out of its reading.
+TRIVIAL_BITS = 4
+
+
 def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> torch.dtype:
     """The format whose rounding bounds ``out``: ``declared`` when given, else the coarsest of bfloat16, float16 and
     float32 with a larger unit roundoff than ``out.dtype`` in which every entry of ``out`` (NaN aside) is a number,
     else ``out.dtype``. A function that computes in float32 and returns float64 returns float32 numbers, whose
-    rounding is float32's; reading a coarser format than the one used only enlarges the floor (proofs/
-    attention_audit.md, item 9)."""
+    rounding is float32's; reading a coarser format than the one used only enlarges the floor. Entries of at most
+    :data:`TRIVIAL_BITS` significant bits (zeros, small integers, halves) are left out of the reading: every format
+    holds them, and outputs of a defect that are all such (all zeros) were read as bfloat16 and refused instead of
+    failed (proofs/attention_audit.md, item 9)."""
     if declared is not None:
         return declared
-    kept = out[~torch.isnan(out)]
+    kept = out.detach().to(torch.float64).cpu()
+    kept = kept[torch.isfinite(kept)]  # NaN and infinities are numbers of every format too
+    mantissa, _ = torch.frexp(kept)
+    scaled = mantissa * 2.0**TRIVIAL_BITS
+    kept = kept[scaled != torch.round(scaled)]  # more than TRIVIAL_BITS significant bits
     if kept.numel() == 0:
         return out.dtype
     fmt = FORMATS[int(carried_format(kept.reshape(1, -1))[0])]  # the one reading of the samplers' checks
@@ -224,8 +235,9 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          "outputs: it must draw its features only from the generator it is given. Code that draws "
                          "from torch's global generator when the factory builds it goes through adapters.global_rng "
                          "(or attention_from_module for a module); a function that draws from it on every call "
-                         "(a redraw in forward), through adapters.global_rng_calls(fn, generator), which seeds each "
-                         "call (its exact rows are then refused: its outputs change from call to call)")
+                         "(a redraw in forward), through adapters.global_rng_calls(fn, generator, same_seed=True), "
+                         "which seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) "
+                         "for a module)")
 
 
 def _keys(positions: list[int]) -> str:
