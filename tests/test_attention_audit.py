@@ -262,7 +262,7 @@ def test_a_function_drawing_from_the_global_generator_at_each_call_is_pointed_to
 
         return fn
 
-    with pytest.raises(ValueError, match=r"identically seeded.*adapters\.global_rng_calls\(fn, generator\)"):
+    with pytest.raises(ValueError, match=r"identically seeded.*adapters\.global_rng_calls\(fn, generator, same_seed"):
         check_attention(attention, dim=D, mask=False, checks=["batch"])
 
 
@@ -540,3 +540,43 @@ def test_a_large_bias_fails_the_slope_rows_even_where_the_remainder_bound_exceed
     report = check_attention(attention, dim=D, checks=["consistency"], alpha=ALPHA, seed=kt_seed)
     row = report.checks[0]
     assert row.status == "failed" and row.statistic > 100, str(report)
+
+
+class _RedrawInForward(torch.nn.Module):
+    """Positive-feature linear attention that draws its frequencies from torch's global generator at every forward
+    (performer-style `redraw on every call`), with an optional planted defect: padded keys kept in the normaliser."""
+
+    def __init__(self, m: int, keep_padded_in_denominator: bool = False):
+        super().__init__()
+        self.m, self.bug = m, keep_padded_in_denominator
+
+    def forward(self, q, k, v, mask=None):
+        w = torch.randn(self.m, q.shape[-1], dtype=q.dtype)
+        pq, pk = (torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) for x in (q, k))
+        den_k = pk
+        if mask is not None:
+            pk = pk * mask[..., None]
+            den_k = den_k if self.bug else pk
+        return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ den_k.sum(1, keepdim=True).transpose(1, 2))
+
+
+def test_a_module_that_redraws_in_forward_is_audited_with_forward_redraws(kt_seed):
+    """Found by a new user: a layer that redraws its features in every forward was refused by the exact rows (two
+    calls of one draw differ), and docs/auditing.md had pointed there. With forward_redraws=True every call of one
+    draw runs with the same seed of torch's global generator, so the calls share one draw (proofs/module_adapters.md,
+    item 4): the correct layer passes, padded keys left in the normaliser fail; without it the rows are refused."""
+    from kerneltheory.testing.adapters import attention_from_module
+
+    def audit(bug: bool, forward_redraws: bool):
+        factory = attention_from_module(lambda m: _RedrawInForward(m, bug), mask="mask",
+                                        forward_redraws=forward_redraws)
+        return check_attention(factory, dim=D, checks=["batch", "padding"], alpha=ALPHA, seed=kt_seed)
+
+    good = audit(False, True)
+    assert good.passed, str(good)
+    bad = audit(True, True)
+    assert bad.status == "FAILED" and any(c.name.startswith("padding") and c.status == "failed" for c in bad.checks)
+    plain = audit(False, False)
+    assert not plain.passed and not any(c.status == "failed" for c in plain.checks), str(plain)
+    with pytest.raises(TypeError, match="forward_redraws must be a bool"):
+        attention_from_module(lambda m: _RedrawInForward(m), forward_redraws="yes")

@@ -151,12 +151,25 @@ def _private_seed(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator))
 
 
-def global_rng_calls(fn: Callable, generator: torch.Generator) -> Callable:
+def global_rng_calls(fn: Callable, generator: torch.Generator, *, same_seed: bool = False) -> Callable:
     """``fn`` with every call run with torch's global generator seeded from one private generator, itself seeded
     from ``generator`` now (:func:`_private_seed`, :func:`_torch_rng`): code built from the check's generator that
     draws from torch's global generator when it runs, not when it is built (a projection drawn at the first
-    forward), is reproducible from the seed. numpy's and :mod:`random`'s global generators are not seeded per call
+    forward), is reproducible from the seed. ``same_seed=True`` seeds every call with one seed drawn now instead:
+    code that draws its features afresh on every call (a redraw inside ``forward``) then draws the same features on
+    every call of this ``fn``, one draw of its law, and a new ``fn`` (the next draw) draws new ones
+    (proofs/module_adapters.md, item 4). numpy's and :mod:`random`'s global generators are not seeded per call
     (that costs 60 µs a call); code that builds inside :func:`global_rng` is seeded in all three."""
+    if not isinstance(same_seed, bool):
+        raise TypeError(f"same_seed must be a bool, got {type(same_seed).__name__}")
+    if same_seed:
+        seed = _private_seed(generator)
+
+        def same(*args, **kwargs):
+            with _seeded_torch(seed):
+                return fn(*args, **kwargs)
+
+        return same
     calls = torch.Generator().manual_seed(_private_seed(generator))
 
     def seeded(*args, **kwargs):
@@ -496,6 +509,7 @@ def attention_from_module(
     redraw=None,
     dtype: torch.dtype | None = None,
     mask_additive: bool = False,
+    forward_redraws: bool = False,
 ) -> Callable[[int, torch.Generator], Callable]:
     """The factory ``attention(num_features, generator) → fn(q, k, v, mask=None)`` of
     :func:`~kerneltheory.testing.attention_audit.check_attention`, for an attention module.
@@ -519,9 +533,16 @@ def attention_from_module(
     marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``); ``mask_additive=True`` passes it as the
     additive float mask some modules take instead (0 at a kept key, −inf at a masked one, in the module's dtype).
     A module that fails on its inputs raises a ValueError naming the shape it was given and ``layout``/``heads``.
+    ``forward_redraws=True``, for a module that redraws its features from torch's global generator inside
+    ``forward``: every call of one ``fn`` runs with the same seed (:func:`global_rng_calls` with ``same_seed``), so
+    its calls share one draw of the features, as a module whose redraw happens once per draw would, and the exact
+    checks can compare them; each factory call (a new draw) gets a new seed.
     """
     if not callable(build):
         raise TypeError(f"build must be a callable num_features -> nn.Module, got {type(build).__name__}")
+    if not isinstance(forward_redraws, bool):
+        raise TypeError(f"forward_redraws must be a bool (True: the module redraws its features in forward), got "
+                        f"{type(forward_redraws).__name__}")
     axes = _layout(layout)
     mask_keyword = mask
     if layout == "nd":
@@ -581,7 +602,7 @@ def attention_from_module(
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
                                       heads) from exc
 
-        return global_rng_calls(fn, generator)
+        return global_rng_calls(fn, generator, same_seed=forward_redraws)
 
     return factory
 
