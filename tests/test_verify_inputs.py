@@ -138,6 +138,15 @@ def test_bad_arguments_name_themselves():
         attempt(claims=None)
     with pytest.raises(TypeError, match="kernel must be a callable"):
         attempt(kernel=None)
+    with pytest.raises(ValueError, match=r"kernel must be one of \['arccos1'.*'softmax'\], got 'softmx'"):
+        attempt(kernel="softmx")  # a built-in kernel is named as `kerneltheory audit --kernel` takes it
+
+    def global_prf():  # a zero-argument sampler that draws from torch's global generator
+        w = torch.randn(16, D, dtype=torch.float64)
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / 4
+
+    with pytest.raises(TypeError, match=r"takes 0 positional arguments.*adapters\.global_rng_sampler"):
+        attempt(sample=global_prf, kernel="softmax")
     with pytest.raises(TypeError, match="sample must be a callable"):
         attempt(sample=None)
     with pytest.raises(ValueError, match=r"kernel\(x, y\) failed.*ZeroDivisionError"):

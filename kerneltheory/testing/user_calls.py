@@ -197,7 +197,8 @@ class _Evaluator:
                     raise
                 # a feature map φ(x) handed the generator as its x, or a sampler that takes an int seed
                 if not any(k in str(exc) for k in ("'torch._C.Generator'", "not torch._C.Generator",
-                                                    "'Generator' object", "got torch._C.Generator")):
+                                                    "'Generator' object", "got torch._C.Generator",
+                                                    "takes 0 positional arguments but 1 was given")):
                     raise  # not an error about the generator's own type
                 raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
                                 "torch.Generator, so it must draw its feature map from it; a function of the inputs, "

@@ -484,7 +484,8 @@ def check_feature_map(
             its result declares it as an attribute, ``fn.feature_dtype = torch.float32``. Where that rounding could
             hide more than 1 % of the claim (bfloat16 and float16 features), a mean or variance row that does not
             reject is refused, not passed (:func:`~kerneltheory.testing.checks.coarse_format_refusal`).
-        kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate. ``kernel``,
+        kernel: ``kernel(x, y) → [n, n']``, the exact Gram matrix the map claims to estimate, or the name of a
+            built-in kernel (:data:`kerneltheory.kernels.KERNELS`, e.g. ``"softmax"``). ``kernel``,
             ``variance`` and ``bind`` get copies of the tested points (as the feature functions do), so writing into
             them in place moves nothing.
         dim: input dimension d.
@@ -553,6 +554,10 @@ def check_feature_map(
     cfg = _budget(budget)
     if "variance" in claims and variance is None:
         raise ValueError("the 'variance' claim needs variance=callable(x, y) giving the claimed variance")
+    if isinstance(kernel, str):  # a built-in kernel by name, as `kerneltheory audit --kernel` takes it
+        from ..kernels import get_kernel
+
+        kernel = get_kernel(kernel)  # a ValueError naming the built-in kernels otherwise
     for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
         if (fn is not None or name in ("sample", "kernel")) and not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
