@@ -690,7 +690,8 @@ def _domain_note(statistical: list[str], families: list[InputFamily], swept: Swe
     if not sweep:
         return note + " (no norm sweep: sweep=False)"
     radii = ", ".join(f.name.rsplit("= ", 1)[-1] for f in swept)
-    note += f"; norm sweep at ‖x‖ = ‖y‖ ∈ {{{radii}}}" if radii else "; no norm-sweep radius passed the pilot"
+    none = "; the norm sweep added no radius (its pilot draws admitted none)"
+    note += f"; norm sweep at ‖x‖ = ‖y‖ ∈ {{{radii}}}" if radii else none
     return note + (f"; the sweep stopped: {swept.stopped}" if swept.stopped else "")
 
 
