@@ -249,7 +249,8 @@ def test_proportionality_holds_one_constant_across_families_and_refuses_unresolv
     radius and c = 2 on the user's inputs passed every row: the row proportional[families] compares the families'
     constants. (2) A first pair whose kernel is far below the scale of its terms (‖x‖ = ‖y‖ = 4.5, antipodal:
     e^40.5) carried a floor of thousands of ĉ into every comparison of its family, and a map doubled there passed:
-    the reference is now the best-conditioned pair, and a family whose floors exceed 1 % of ĉ is refused."""
+    the reference is now the best-conditioned pair, and pairs whose floors reach half of ĉ are left out of a pass
+    (checks.unresolved_pairs, the mean rows' rule), the row refused when every pair is one."""
     g = torch.Generator().manual_seed(kt_seed)
     unit = lambda n: torch.nn.functional.normalize(torch.randn(n, D, generator=g, dtype=torch.float64), dim=-1)  # noqa: E731
 
@@ -271,4 +272,9 @@ def test_proportionality_holds_one_constant_across_families_and_refuses_unresolv
     e1[0, 0] = 4.5
     far = [(torch.cat([e1, 0.4 * unit(7)]), torch.cat([-e1, 0.4 * unit(7)]))]  # pair 0: k = e^-20.25, scale e^20.25
     hidden = rows(doubled_beyond(1.0), far)["proportional[inputs[0]]"]
-    assert hidden.refused and "more than the 0.01" in hidden.detail, hidden
+    assert hidden.passed and hidden.detail.startswith("1 of 7 pairs left out") and "pair 0" in hidden.detail, hidden
+    e2 = torch.zeros(1, D, dtype=torch.float64)
+    e2[0, 1] = 4.5
+    only_far = [(torch.cat([e1, e2]), torch.cat([-e1, -e2]))]
+    refused = rows(doubled_beyond(1.0), only_far)["proportional[inputs[0]]"]
+    assert refused.refused and "rounding floor of every pair reaches 0.5 of ĉ" in refused.detail, refused

@@ -533,7 +533,7 @@ def test_pairs_whose_float64_floor_hides_the_target_are_no_evidence(kt_seed):
     for radius in (4.0, math.inf):  # doubled at the far pairs, and the correct map
         report = run(_doubled_beyond(radius), [(far, -far)])
         row = next(c for c in report.checks if c.name == "unbiased[inputs[0]]")
-        assert row.refused and "rounding floor of every pair reaches 0.5 of its target" in row.detail, row
+        assert row.refused and "rounding floor of every pair reaches 0.5 of the target" in row.detail, row
         assert not report.passed
         mixed = run(_doubled_beyond(radius), [(torch.cat([near, far]), torch.cat([near, -far]))])
         row = next(c for c in mixed.checks if c.name == "unbiased[inputs[0]]")

@@ -274,7 +274,7 @@ LEFT_OUT = "left out of this pass"
 
 
 def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor, labels=None,
-                     zero: torch.Tensor | None = None) -> CheckResult:
+                     zero: torch.Tensor | None = None, what: str = "the target") -> CheckResult:
     """A passed mean row with the pairs it cannot speak for left out of what it claims, in every feature format.
 
     A pair whose rounding floor F_p (``atol``, :func:`pair_rounding_floor`) reaches :data:`UNRESOLVED_SHARE` of a
@@ -286,7 +286,9 @@ def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor,
     passes for the others and its detail opens with how many were left out and the worst (proofs/verification.md,
     item 9). ``zero``: the pairs whose target is exactly 0 before any rescaling by a power of two (default: where
     ``target`` is 0); they are tested on the absolute scale of the floor, as before (no scale error moves them), while
-    a nonzero target that rescaled to 0 is left out. Failures and refusals are returned unchanged."""
+    a nonzero target that rescaled to 0 is left out. ``what`` names ``target`` in the messages: proportionality
+    rows pass the fitted constant ĉ as the magnitude each difference's floor is measured against
+    (:func:`~kerneltheory.testing.proportional.proportional_check`). Failures and refusals are returned unchanged."""
     if not row.passed:
         return row
     k = target.detach().to(torch.float64).cpu().abs()
@@ -299,18 +301,18 @@ def unresolved_pairs(row: CheckResult, atol: torch.Tensor, target: torch.Tensor,
         return row
     idx = int(torch.argmax(torch.nan_to_num(share, nan=math.inf)))
     how = " (below float64's range once rescaled)" if bool(k[idx] == 0) else f", {float(share[idx]):.3g} times it"
-    worst = f"pair {_pair(labels, idx)}: floor {float(f[idx]):.3g} against the target {float(target[idx]):.3g}{how}"
+    worst = f"pair {_pair(labels, idx)}: floor {float(f[idx]):.3g} against {what} {float(target[idx]):.3g}{how}"
     count = int(unresolved.sum())
     if count == k.numel():
         keep = ("name", "claim", "alpha", "effect_size", "sample_size", "seed")
         return CheckResult.refusal(
-            f"the rounding floor of every pair reaches {UNRESOLVED_SHARE:g} of its target (worst {worst}): the "
-            "estimates sum terms far larger than the target, so a map off by half its target would agree within "
+            f"the rounding floor of every pair reaches {UNRESOLVED_SHARE:g} of {what} (worst {worst}): the "
+            f"estimates sum terms far larger than it, so a map off by half {what} would agree within "
             f"their rounding and agreement says nothing about the claim; {row.detail}",
             **{f.name: getattr(row, f.name) for f in fields(CheckResult) if f.name in keep},
         )
     row.detail = (f"{count} of {k.numel()} pairs {LEFT_OUT}, their rounding floor at least {UNRESOLVED_SHARE:g} of "
-                  f"the target (worst {worst}); " + row.detail)
+                  f"{what} (worst {worst}); " + row.detail)
     return row
 
 

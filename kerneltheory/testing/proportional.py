@@ -19,7 +19,8 @@ quantity that cannot be computed is no evidence against the claim.
 Each family's statistic is taken against its best-conditioned pair (the least rounding floor of e/k): a first pair
 whose kernel is far below the scale of the terms its estimate sums (‖x‖ = ‖y‖ = 4.5, antipodal, under softmax:
 √(k(x, x)k(y, y))/k = e^40.5) carried a floor of thousands of ĉ into every comparison of the family, and a map off by
-6·10⁸ passed. A family whose compared floors still exceed 1 % of ĉ passes nothing: its row is refused unless it fails.
+6·10⁸ passed. Pairs whose compared floors still reach half of ĉ are left out of a pass, which names them, and a
+row whose every pair is such is refused unless it fails (checks.unresolved_pairs, as for the mean rows).
 The families' rows test one c within each family; the row ``proportional[families]`` tests that it is one c across
 them (t = ratio at a family's reference pair − ratio at the first family's), which no family row sees: a map with
 c = 1 inside the built-in radius and c = 2 on the user's inputs passed every row.
@@ -35,13 +36,13 @@ import torch
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import (
-    RESOLUTION,
     CheckResult,
     clt_guard,
     coarse_format_refusal,
     mean_check,
     pair_rounding_floor,
     rounding_floor,
+    unresolved_pairs,
 )
 from .inputs import InputFamily, moderate_families, user_families
 from .pvalues import normal_p_values
@@ -131,15 +132,9 @@ def proportional_check(
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, j].mean()), -unit):.6g} (pair {j}); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
             refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
-            share = (floor[others] + floor[j]) / c_hat
-            if row.passed and float(share.max()) > RESOLUTION:  # rounding that may hide 1% of ĉ: no pass
-                i = int(torch.argmax(share))
-                below = float(scales[f.name][others[i]] / k[others[i]])
-                row = CheckResult.refusal(
-                    f"the rounding of e/k at {labels[i]} and the reference pair {j} may move their difference by "
-                    f"{float(share[i]):.3g} of ĉ, more than the {RESOLUTION:g} this check resolves (k far below "
-                    f"the scale √(k(x, x)k(y, y)) of the terms summed: {below:.3g} times it): agreement within that "
-                    f"is no pass; {row.detail}", **base)
+            # pairs whose floors hide half of ĉ say nothing about c: left out, the row refused if all are (the mean
+            # rows' rule, checks.unresolved_pairs; proofs/verification.md, item 9)
+            row = unresolved_pairs(row, floor[others] + floor[j], c_hat.expand(len(others)), labels, what="ĉ")
         rows.append(row)
     across = dict(name="proportional[families]", claim="proportional", alpha=a, sample_size=e.shape[0], seed=s)
     rows.append(_across_families(refs, [f.name for f in families], feature_eps, a, s) if len(refs) == len(families)

@@ -620,11 +620,6 @@ def check_feature_map(
             report.notes.append(_domain_note(statistical, tested, swept, sweep,
                                              refused=[f.name for f in families if f.name not in decided]))
             report.domain = _tested_norms(tested) if tested else "nowhere (every statistical row was refused)"
-            left = [r for claim in groups for r in rows[claim] if r.passed and LEFT_OUT in r.detail]
-            if left:  # a pass's detail is not printed: say here which pairs it does not speak for
-                report.notes.append(
-                    "pairs left out of passes (their rounding floor hides half the target, so they tested nothing "
-                    "about it): " + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
             if evaluate.batched and evaluate.mixed and evaluate.plain_drawn:  # proofs/verification.md, item 13(h)
                 report.notes.append(
                     "the plain path sample(generator), the one a model calls, drew a quarter of the draws beside the "
@@ -657,6 +652,11 @@ def check_feature_map(
                             example=_example(bad, feats, pts),
                         )
                     )
+    left = [r for r in report.checks if r.passed and LEFT_OUT in r.detail]
+    if left:  # a pass's detail is not printed: say here which pairs it does not speak for
+        report.notes.append(
+            "pairs left out of passes (their rounding floor hides half the target, or of ĉ, so they tested nothing "
+            "about it): " + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
     return report
 
 
