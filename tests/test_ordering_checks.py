@@ -165,9 +165,13 @@ def test_true_orderings_pass(prefix, m, kt_seed):
     c = claim(D, m, prefix)
     x, y = pairs(radius=0.3, per_family=3)
     b, w = c.build(D)
-    row = variance_ordering_check(b, w, x, y, seed=kt_seed, name=c.name, **dict(QUICK, draws=3000))
-    assert row.passed, row
-    assert not row.refused
+    # never failed; refused only where the squared deviations are too skewed for the level (the skewness in the
+    # p-values). At 3000 draws 2 of 60 seeds refused ORF ≤ iid (trig, m = d) and 2 of 6 hyperbolic ≤ positive; at
+    # 12 000 every row passed at 30 seeds but hyperbolic ≤ positive at equal feature dimension, m = d (6 of 30 refused:
+    # one pair's sample skewness of (x − x̄)² reaches 30–40 where its neighbours have 8)
+    row = variance_ordering_check(b, w, x, y, seed=kt_seed, name=c.name, **dict(QUICK, draws=12_000))
+    assert row.status != "failed", row
+    assert row.passed or "too skewed" in row.detail, row
 
 
 @pytest.mark.statistical
@@ -206,7 +210,8 @@ def test_swapped_hyperbolic_positive_is_rejected(kt_seed):
     c = claim(D, 16, "hyperbolic ≤ positive at equal m")
     hyp, pos = c.build(D)
     x, y = pairs(radius=0.5, families=("directions", "collinear"))
-    row = variance_ordering_check(pos, hyp, x, y, seed=kt_seed, **dict(QUICK, draws=4000))
+    # 8000 draws: at 4000 the skewness of the squared deviations kept 1 of 12 random seeds from rejecting (refused)
+    row = variance_ordering_check(pos, hyp, x, y, seed=kt_seed, **dict(QUICK, draws=8000))
     assert not row.passed and not row.refused and row.effect_size > 1.0, row
 
 
@@ -363,8 +368,11 @@ def cheap_trig(tau, d=4):
 
 
 def _rate(results, alpha=0.05):
-    fails = sum(not r.passed for r in results)
-    assert not any(r.refused for r in results)
+    """Rejections over all runs (a refusal is no failure) and the one-sided binomial p-value against α; at most a
+    tenth of the runs may be refused, so that the rate is measured on runs that test."""
+    refused = sum(r.refused for r in results)
+    assert refused <= len(results) // 10, f"{refused} of {len(results)} runs refused"
+    fails = sum(r.status == "failed" for r in results)
     return fails, stats.binomtest(fails, len(results), alpha, alternative="greater").pvalue
 
 
@@ -422,6 +430,82 @@ def test_calibration_ordering_mean_aggregate(kt_seed):
     assert p > 1e-3, f"{fails}/400 rejected at α = 0.05 (p = {p:.3g})"
 
 
+def _noise_against_positive(m=1, d=8, norm=1.0, ratio=1.0):
+    """Positive features at one pair x = y, ‖x + y‖ = ``norm``, and Gaussian noise of their mean and ``ratio`` times
+    their variance (from the closed form): at ratio 1 equal variances, very different tails (lognormal-like against
+    normal)."""
+    x = torch.zeros(1, d, dtype=F64)
+    x[0, 0] = norm / 2
+    var = ratio * float(theory.softmax_positive_variance(x, x, m)[0])
+    mean = float(torch.exp((x * x).sum()))
+
+    def noise(g, r):
+        return mean + var**0.5 * torch.randn(r, 1, generator=g, dtype=F64)
+
+    return E.get("positive/gaussian", d, m), noise, x
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_calibration_ordering_heavy_against_light_tails_in_the_tail(kt_seed):
+    """"noise ≤ positive features at m = 1" at equal variances is rejected when the positive side's s² comes out
+    low, which a lognormal-like sample does far more often than a normal one (the tail it misses). Without the
+    skewness of the squared deviations in the p-value, seeds 0–999 at 20 000 draws rejected 36 at α′ = 10⁻² and 10
+    at 10⁻³ (3.6 and 10 times the declared rate); with it 18 and 1. Rejections are counted at α′ from runs at α = 0.05
+    (a run rejected at α′ ≤ 0.05 is never refused)."""
+    pos, noise, x = _noise_against_positive()
+    p = []
+    for s in range(kt_seed, kt_seed + 1000):
+        row = variance_ordering_check(noise, pos, x, x, draws=20_000, seed=s, alpha=0.05)
+        p.append(1.0 if row.refused else row.p_value)
+    p = torch.tensor(p)
+    assert int((p.isnan()).sum()) == 0
+    for level in (1e-2, 1e-3):
+        k = int((p <= level).sum())
+        assert stats.binomtest(k, 1000, level, alternative="greater").pvalue > 1e-3, (level, k)
+
+
+def test_the_ordering_p_value_carries_the_skewness_of_the_squared_deviations():
+    """The one-sided p-value is half the skew-corrected two-sided one at the combined skewness of the two sides'
+    squared deviations, and so above the plain normal tail; the combination Σc³γw³/(Σc²w²)^{3/2} is the skewness of
+    Σ c_k L_k for independent means L_k (cumulants add)."""
+    from kerneltheory.testing import ordering as O
+    from kerneltheory.testing.pvalues import normal_p_values
+
+    c, w, g = (torch.tensor([[1.0], [-1.0]], dtype=F64), torch.tensor([[2.0], [1.0]], dtype=F64),
+               torch.tensor([[3.0], [-5.0]], dtype=F64))
+    exact = (1 * 3 * 8 + (-1) ** 3 * (-5) * 1) / (4 + 1) ** 1.5  # κ₃ = Σ c³γw³/n², κ₂ = Σ c²w²/n
+    assert float(O._combined_skewness(c, w, g)) == pytest.approx(exact, rel=1e-15)
+    assert float(O._combined_skewness(c, w, -g)) == pytest.approx(-exact, rel=1e-15)
+    alike = torch.tensor([[4.0], [4.0]], dtype=F64)  # equal sides: the difference is symmetric
+    assert float(O._combined_skewness(c, torch.ones_like(w), alike)) == 0.0
+    assert float(O._combined_skewness(c, torch.zeros_like(w), g)) == 0.0
+    pos, noise, x = _noise_against_positive(m=4, norm=0.6, ratio=0.7)  # a reversal, so that z is large
+    n, seed = 4000, 3
+    row = variance_ordering_check(pos, noise, x, x, draws=n, seed=seed, alpha=0.05)
+    assert not row.refused and row.statistic > 0, row
+
+    def shape(est):  # the draws the check made (its child seeds and its default block), read directly
+        samples = O._draw(est, x, x, n, O.child_seed(seed, 0 if est is pos else 1), 256, "test")[1][:, 0]
+        y = (samples - samples.mean()) ** 2
+        sd = y.std(unbiased=False)
+        return sd / y.mean(), ((y - y.mean()) ** 3).mean() / sd**3
+
+    (w_a, g_a), (w_b, g_b) = shape(pos), shape(noise)
+    skew = (g_a * w_a**3 - g_b * w_b**3) / (w_a**2 + w_b**2) ** 1.5
+    assert float(skew) > 3  # lognormal-like squared deviations against χ²₁-like ones (skewness 2√2)
+    z = torch.tensor([row.statistic], dtype=F64)
+    expected = float(normal_p_values(z, skew.reshape(1), n, studentised=True)) / 2
+    assert row.p_value == pytest.approx(expected, rel=1e-9)
+    assert row.statistic > 3 and row.p_value > 10 * float(stats.norm.sf(row.statistic))  # far above the normal tail
+
+
+# The m = 1 trig pair's squared deviations are χ²₁-like (skewness ≈ 15 with the m = 64 side): the skewness in the
+# p-values keeps 4000 draws from ever rejecting at α = 10⁻⁶ (refused); 32 000 (ordering) and 12 000 (1/m) failed at
+# 20 of 20 seeds, 8000 refused at 11 of 20 and 6000 refused the 1/m row at 2 of 20
+DRAWS_AT_PAIR_1, DRAWS_1_OVER_M = 32_000, 12_000
+
+
 @pytest.mark.statistical
 def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
     """Review findings. (1) Hyperbolic and positive features at z = x + y = 0 are exact (closed forms 0 on both sides):
@@ -443,7 +527,7 @@ def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
     def reversed_at_pair_1(g, r):  # m = 64 at pair 0, m = 1 at pair 1: 64 times the variance of `many` there
         return torch.cat([many.sample_estimates(x[:1], y[:1], g, r), one.sample_estimates(x[1:], y[1:], g, r)], 1)
 
-    row = variance_ordering_check(reversed_at_pair_1, many, x, y, draws=4000, seed=kt_seed, alpha=ALPHA)
+    row = variance_ordering_check(reversed_at_pair_1, many, x, y, draws=DRAWS_AT_PAIR_1, seed=kt_seed, alpha=ALPHA)
     assert row.status == "failed" and "worst pair 1" in row.detail, row
 
     def make(m):  # 1/m at pair 0, a variance constant in m at pair 1
@@ -451,9 +535,9 @@ def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
         return lambda g, r: torch.cat([em.sample_estimates(x[:1], y[:1], g, r),
                                        one.sample_estimates(x[1:], y[1:], g, r)], 1)
 
-    # 6000 draws: at 2000 the fourth-moment guard of the m = 1 pair's squared deviations (χ²₁-like, kurtosis 15)
-    # refused 9 of 40 seeds (guard 0.10–0.14 against its limit); at 6000 none of 40 refused and all failed
-    row = one_over_m_check(make, x, y, draws=6000, seed=kt_seed, alpha=ALPHA)
+    # DRAWS_1_OVER_M: at 2000 the fourth-moment guard of the m = 1 pair's squared deviations (χ²₁-like, kurtosis 15)
+    # refused 9 of 40 seeds (guard 0.10–0.14 against its limit)
+    row = one_over_m_check(make, x, y, draws=DRAWS_1_OVER_M, seed=kt_seed, alpha=ALPHA)
     assert row.status == "failed" and "worst pair 1" in row.detail and "0 zero-variance" in row.detail, row
 
 
