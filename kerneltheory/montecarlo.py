@@ -218,12 +218,45 @@ class Moments:
 
     @classmethod
     def from_dict(cls, d: dict) -> Moments:
-        """Inverse of :meth:`to_dict` (a :class:`BlockMoments` dict gives a :class:`BlockMoments`)."""
+        """Inverse of :meth:`to_dict` (a :class:`BlockMoments` dict gives a :class:`BlockMoments`).
+
+        What no sample can have is a ``ValueError`` naming the field (a resumed run must not build on it): values that
+        are not finite numbers, M₂ or M₄ below 0, sums other than 0 for fewer than two draws, or sums that break
+        Cauchy–Schwarz, M₂² ≤ n·M₄ and M₃² ≤ M₂·M₄ (up to a relative 10⁻⁹ for rounding)."""
         if not isinstance(d, dict) or not {"count", *_FIELDS} <= d.keys():
             raise ValueError(f"d must be a dict with keys count, {', '.join(_FIELDS)}")
         if "nodes" in d and cls is Moments:
             return BlockMoments.from_dict(d)
-        return Moments(d["count"], *(torch.tensor(d[name], dtype=_F64) for name in _FIELDS))
+        values = {}
+        for name in _FIELDS:
+            v = d[name]
+            if not isinstance(v, list) or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in v):
+                raise ValueError(f"d[{name!r}] must be a list of numbers, got {type(v).__name__}")
+            values[name] = torch.tensor(v, dtype=_F64)
+            if not bool(torch.isfinite(values[name]).all()):
+                raise ValueError(f"d[{name!r}] holds a value that is not a finite number")
+        m = Moments(d["count"], *(values[name] for name in _FIELDS))
+        why = _impossible_sums(m)
+        if why:
+            raise ValueError(f"d is not the moments of any sample: {why}")
+        return m
+
+
+def _impossible_sums(m: Moments) -> str | None:
+    """Why the sums of ``m`` belong to no sample of ``m.count`` draws, or None (see :meth:`Moments.from_dict`)."""
+    n, m2, m3, m4 = m.count, m.m2, m.m3, m.m4
+    if bool((m2 < 0).any()) or bool((m4 < 0).any()):
+        return "m2 or m4 below 0 (sums of even powers)"
+    if n < 2:
+        if bool((m2 != 0).any() | (m3 != 0).any() | (m4 != 0).any()):
+            return f"nonzero centred sums for {n} draw{'' if n == 1 else 's'}"
+        return None
+    slack = 1 + 1e-9
+    if bool((m2 * m2 > n * m4 * slack).any()):
+        return "m2² > count·m4 (Cauchy–Schwarz)"
+    if bool((m3 * m3 > m2 * m4 * slack).any()):
+        return "m3² > m2·m4 (Cauchy–Schwarz)"
+    return None
 
 
 Node = tuple[int, int, Moments]  # (level j, index k, moments of blocks [k·2^j, (k+1)·2^j))
@@ -287,8 +320,35 @@ class BlockMoments(Moments):
 
     @classmethod
     def from_dict(cls, d: dict) -> BlockMoments:
-        nodes = [(int(n["level"]), int(n["index"]), Moments.from_dict(n["moments"])) for n in d["nodes"]]
-        return cls._from_nodes(int(d["seed"]), int(d["block"]), int(d["draws"]), range(*d["blocks"]), nodes)
+        """Inverse of :meth:`to_dict`. Besides what :meth:`Moments.from_dict` refuses, a ``ValueError`` for a sweep
+        that cannot be (seed, block or draws not integers ≥ 0, 1 and 1), blocks outside the sweep, or tree nodes that
+        do not cover ``blocks`` left to right, each with the draws of its blocks; the totals are recomputed from the
+        nodes."""
+        try:
+            seed, block, draws = (check_int(d[k], k, minimum=lo) for k, lo in (("seed", 0), ("block", 1), ("draws", 1)))
+            start, stop = (check_int(b, "blocks[i]", minimum=0) for b in d["blocks"])
+            raw = d["nodes"]
+            nodes = [(check_int(n["level"], "level", minimum=0), check_int(n["index"], "index", minimum=0),
+                      Moments.from_dict(n["moments"])) for n in raw]
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"d is not a BlockMoments dict ({err!r})") from None
+        total = num_blocks(draws, block)
+        if not start <= stop <= total:
+            raise ValueError(f"d['blocks'] = [{start}, {stop}] is not within the sweep's {total} blocks")
+        at = start
+        for level, index, m in nodes:
+            first, last = index << level, min((index + 1) << level, total)
+            if first != at or last > stop:
+                raise ValueError(f"d['nodes'] do not cover blocks [{start}, {stop}) left to right (node level "
+                                 f"{level}, index {index} covers [{first}, {last}) at block {at})")
+            expected = min(last * block, draws) - first * block
+            if m.count != expected:
+                raise ValueError(f"d['nodes']: node level {level}, index {index} holds {m.count} draws, its blocks "
+                                 f"{expected}")
+            at = last
+        if at != stop:
+            raise ValueError(f"d['nodes'] cover blocks [{start}, {at}), not [{start}, {stop})")
+        return cls._from_nodes(seed, block, draws, range(start, stop), nodes)
 
 
 def _push(stack: list[Node], node: Node) -> None:

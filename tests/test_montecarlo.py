@@ -413,6 +413,40 @@ def test_moments_validation():
         Moments.from_dict({"count": 1, "mean": [0.0]})
 
 
+def test_from_dict_refuses_what_no_sample_has():
+    """Moments read back from a file are what a resumed run builds on: values that are not finite numbers, negative
+    even sums, sums for fewer than two draws, sums that break Cauchy–Schwarz, and block trees that do not cover their
+    range with the draws of their blocks are errors naming what is wrong; a faithful round trip is unchanged."""
+    gen = torch.Generator().manual_seed(5)
+    good = Moments.from_samples(torch.randn(50, 2, generator=gen, dtype=torch.float64) ** 3).to_dict()
+    assert Moments.from_dict(json.loads(json.dumps(good))).count == 50
+    forged = [
+        ({"m2": [float("nan"), 1.0]}, r"d\['m2'\] holds a value that is not a finite number"),
+        ({"mean": ["1", 0.0]}, r"d\['mean'\] must be a list of numbers"),
+        ({"m4": [-1.0, 1.0]}, "m2 or m4 below 0"),
+        ({"m4": [good["m2"][0] ** 2 / 60, good["m4"][1]]}, r"m2² > count·m4"),
+        ({"m3": [10 * (good["m2"][0] * good["m4"][0]) ** 0.5, 0.0]}, r"m3² > m2·m4"),
+        ({"count": 1}, "nonzero centred sums for 1 draw"),
+    ]
+    for change, message in forged:
+        with pytest.raises(ValueError, match=message):
+            Moments.from_dict({**good, **change})
+    f = lambda g, r: torch.randn(r, 2, generator=g, dtype=torch.float64)  # noqa: E731
+    tree = moments_of_blocks(f, 1000, seed=1, block=100).to_dict()
+    assert BlockMoments.from_dict(json.loads(json.dumps(tree))).count == 1000
+    nodes = tree["nodes"]
+    for change, message in [
+        ({"nodes": nodes[1:]}, "do not cover blocks"),
+        ({"nodes": nodes[:-1]}, "cover blocks"),
+        ({"blocks": [0, 11]}, "not within the sweep's 10 blocks"),
+        ({"draws": 950}, "index 4 holds 200 draws, its blocks 150"),  # the last block is short
+        ({"seed": -1}, "seed"),
+        ({"nodes": [{**nodes[0], "moments": {**nodes[0]["moments"], "count": 801}}, *nodes[1:]]}, "holds 801 draws"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            BlockMoments.from_dict({**tree, **change})
+
+
 def test_draws_that_never_vary_have_no_spread():
     """Review finding: x.mean(0) rounds, so 1000 copies of 0.1 had M₂ = 1.7e-31 and a z-score of √(n − 1) against
     their own value; a column whose draws all agree now has that value as its mean and no spread, in one block and

@@ -270,38 +270,20 @@ def moment_columns(m: Moments, kernel: np.ndarray) -> dict[str, np.ndarray]:
 
 def moments_problem(m: BlockMoments, spec: Mapping) -> str | None:
     """Why ``m`` cannot be the moments of blocks ``m.blocks`` of the cell ``spec`` (None if it can): another
-    sweep; a block range outside the cell; a count that is not the range's draws; a tree node outside the
-    range; moments of the wrong shape, not finite, or impossible (M₂ < 0, M₄ < 0, or M₄/n < (M₂/n)²: the
-    fourth central moment is at least the squared second)."""
-    nb, block, draws = cell_blocks(spec), spec["block"], spec["draws"]
-    if (m.seed, m.block, m.draws) != (spec["seed"], block, draws):
+    sweep, a block range outside the cell, or moments of another shape than the cell's pairs. What no sweep can
+    have (tree nodes that do not cover the range, counts that are not its draws, sums that are not finite or break
+    Cauchy–Schwarz) is refused before, when the file is read
+    (:meth:`~kerneltheory.montecarlo.BlockMoments.from_dict`)."""
+    nb = cell_blocks(spec)
+    if (m.seed, m.block, m.draws) != (spec["seed"], spec["block"], spec["draws"]):
         return "moments of another sweep (seed, block or draws)"
     a, b = m.blocks.start, m.blocks.stop
     if m.blocks.step != 1 or not 0 <= a < b <= nb:
         return f"block range {m.blocks} is not inside range(0, {nb})"
-    if m.count != min(b * block, draws) - a * block:
-        return f"count {m.count} is not the {min(b * block, draws) - a * block} draws of blocks [{a}, {b})"
-    covered = a
-    for level, index, node in m.nodes:
-        lo = index * 2**level
-        if lo != covered or node.count <= 0:
-            return "the tree nodes do not cover the block range"
-        covered = min(lo + 2**level, nb)
-    if covered != b:
-        return "the tree nodes do not cover the block range"
     pairs = spec["point"]["pairs"]
     for j, k, node in [(None, None, m), *m.nodes]:
-        stats = (node.mean, node.m2, node.m3, node.m4)
-        where = "the cell" if j is None else f"node ({j}, {k})"
-        if any(t.shape != (pairs,) for t in stats):
-            return f"{where}: moments of shape other than [{pairs}]"
-        if not all(bool(torch.isfinite(t).all()) for t in stats):
-            return f"{where}: non-finite moments"
-        n = node.count
-        if bool((node.m2 < 0).any()) or bool((node.m4 < 0).any()):
-            return f"{where}: a negative second or fourth moment"
-        if bool((node.m4 / n < (node.m2 / n) ** 2 * (1 - 1e-9)).any()):
-            return f"{where}: M4/n < (M2/n)^2, impossible"
+        if any(t.shape != (pairs,) for t in (node.mean, node.m2, node.m3, node.m4)):
+            return f"{'the cell' if j is None else f'node ({j}, {k})'}: moments of shape other than [{pairs}]"
     return None
 
 
@@ -331,7 +313,7 @@ class CellStore:
             try:
                 m = BlockMoments.from_dict(data["moments"])
             except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-                return f"malformed moments ({type(exc).__name__})"
+                return f"malformed moments ({type(exc).__name__}: {exc})"
             problem = moments_problem(m, spec)
             if problem is None and not blocks(m.blocks):
                 problem = f"block range {m.blocks} is not the one expected here"
