@@ -262,6 +262,28 @@ def test_a_reference_kernel_on_two_dimensional_inputs_and_short_inputs():
         check_attention(favor(), dim=D, inputs=(empty, empty, empty), checks=["consistency"])
 
 
+def test_softmax_written_as_a_kernel_gets_the_softmax_regime_rule(kt_seed):
+    """Review finding: with a kernel function as the reference every m entered the consistency fit, and a correct
+    FAVOR+ with softmax written as ``exp(x @ y.T / √d)`` FAILED at input std 0.8 (z = 5.5–8.4 at 4 of 4 seeds) where the
+    "softmax" reference refused it (pre-asymptotic m). The kernel's tail weight max κ(q, q)κ(k, k)κ(q, k)² is the
+    softmax one (to rounding), so the two references now give the same row; bounded kernels get ρ = 1."""
+    from kerneltheory import kernels
+    from kerneltheory.testing.attention_checks import tail_weight
+
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k = (0.8 * torch.randn(2, 16, D, generator=g, dtype=torch.float64) for _ in range(2))
+    softmax = lambda x, y: torch.exp(x @ y.T * D**-0.5)  # noqa: E731
+    assert tail_weight(q, k, softmax) == pytest.approx(tail_weight(q, k), rel=1e-9)
+    hot = lambda x, y: torch.exp(2 * x @ y.T)  # noqa: E731  # temperature 2: x̃ = √2·x
+    assert tail_weight(q, k, hot) == pytest.approx(tail_weight(q * 2**0.5 * D**0.25, k * 2**0.5 * D**0.25), rel=1e-9)
+    assert tail_weight(q, k, kernels.gaussian) == 1.0
+    assert tail_weight(50 * q, 50 * k, softmax) == math.exp(709.0)  # overflow: no m reaches it
+    rows = [check_attention(favor(), dim=D, reference=ref, checks=["consistency"], input_std=0.8, seed=kt_seed,
+                            alpha=ALPHA).checks[0] for ref in (softmax, "softmax")]
+    assert [r.status for r in rows] == ["refused", "refused"], rows
+    assert "κ(q, q)κ(k, k)κ(q, k)²" in rows[0].detail and "raise num_features" in rows[0].detail
+
+
 def test_wrong_objects_and_wrong_shapes_get_messages_that_name_the_fix():
     """Review findings: a module passed where the factory goes, a feature-map sampler given as the factory, and a
     module given the wrong heads= raised bare torch errors (or named only the check's [B, L, d] shape)."""

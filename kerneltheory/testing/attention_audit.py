@@ -297,8 +297,8 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
 def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
     """The curvature-corrected slope test of :func:`~kerneltheory.testing.attention_checks.mse_slope_check` (log MSE =
     a + g·log m + c/m, H₀: g = −1 against g > −1; proofs/attention_audit.md, item 13) on ``draws`` errors per m: a
-    non-finite output fails the row (naming the first position), a non-finite reference refuses it, and for the
-    softmax reference the m below ρ² are left out (refused when fewer than three remain)."""
+    non-finite output fails the row (naming the first position), a non-finite reference refuses it, and the m below
+    ρ² are left out (refused when fewer than three remain; ρ of the softmax reference or of the kernel, item 11)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
     exact_inputs = _exact_refusal(q, k, v, base)
     if exact_inputs is not None:
@@ -313,7 +313,7 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
         frozen = _rounding_only(errors, exact, q, k, v, ms, max(formats), base) or _frozen(errors, ms, base)
         if frozen is not None:
             return frozen
-    regime = (q, k) if reference == "softmax" else None
+    regime = (q, k) if reference == "softmax" else (q, k, reference)
     shift = _rounded_shift(reference, causal, q, k, v, exact, max(formats))
     # in half precision the outputs' rounding, |out − fl(out)| ≤ u|out|, adds up to (u·|exact|)² to each MSE
     floor = 0.0 if shift is None else float(((max(formats) * exact).abs() ** 2).mean())

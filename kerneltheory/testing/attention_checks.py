@@ -24,7 +24,10 @@ m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). He
 (proofs/attention_audit.md, item 11): only the m ≥ ρ², ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) the tail weight of the inputs
 (:func:`tail_weight`), enter the fit, and the row is refused when fewer than three do (raise the m or lower the input
 scale); ρ ≈ 3–9 at the default inputs (std 0.3), ≈ 10⁵ at std 1.0. A non-finite error fails the row, naming the
-position (item 12). With a kernel reference (no ρ) every m enters and D = 0. A planted defect that
+position (item 12). With a kernel reference κ the features are unseen, and ρ = max κ(q, q)κ(k, k)κ(q, k)² (item
+11(b)): the same ρ for softmax written as a kernel function (which, with every m in the fit, failed a correct
+FAVOR+ at input std 0.8: z = 5.5–8.4 at 4 of 4 seeds), at most 1 for kernels bounded by 1 on their diagonal. A planted
+defect that
 does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the check rejects.
 A defect that *does* cancel (a positive constant on all keys' features, or a per-query constant) is not a
 defect of attention at all: the check passes it, correctly.
@@ -251,16 +254,41 @@ def attention_convergence_check(
     return mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k))
 
 
-def tail_weight(q: torch.Tensor, k: torch.Tensor) -> float:
+TAIL_WEIGHT = "max exp(‖q̃ + k̃‖²)"  # how ρ is computed, as messages name it: softmax reference
+KERNEL_TAIL_WEIGHT = "max κ(q, q)κ(k, k)κ(q, k)²"  # a kernel reference
+
+
+def tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable | None = None) -> float:
     """ρ = max_{i,j} exp(‖q̃_i + k̃_j‖²) with x̃ = x·d^{-1/4} (the last axis of ``q``, ``k`` is d; leading axes are
     flattened): the relative second moment E g²/SM² of one positive feature g of the pair (q_i, k_j)
-    (proofs/positive_variance.md), i.e. exp(σ²) for its log-normal law with σ² = ‖q̃_i + k̃_j‖². Infinite when it
-    overflows float64."""
+    (proofs/positive_variance.md), i.e. exp(σ²) for its log-normal law with σ² = ‖q̃_i + k̃_j‖². Capped at e⁷⁰⁹
+    where it overflows float64.
+
+    ``kernel``: a reference κ(x, y) → [n, n'] instead of softmax; ``q``, ``k`` are then [B, L, d] (or [L, d]) and
+    ρ = max(1, max_{b,i,j} κ(q_bi, q_bi)·κ(k_bj, k_bj)·κ(q_bi, k_bj)²), the same quantity for every exponential
+    dot-product kernel exp(s·xᵀy) (softmax at any temperature: ‖x + y‖² = ‖x‖² + ‖y‖² + 2xᵀy) and at most 1, leaving
+    out nothing, for a kernel bounded by 1 on its diagonal (proofs/attention_audit.md, item 11(b))."""
+    if kernel is not None:
+        return _kernel_tail_weight(q, k, kernel)
     d = q.shape[-1]
     s = d**-0.25
     qs, ks = q.reshape(-1, d).double() * s, k.reshape(-1, d).double() * s
     z2 = ((qs[:, None, :] + ks[None, :, :]) ** 2).sum(-1)
     return math.exp(min(float(z2.max()), 709.0)) if z2.numel() else 1.0
+
+
+def _kernel_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> float:
+    qs, ks = (t.detach().double().reshape(-1, *t.shape[-2:]) for t in (q, k))
+    top = 1.0
+    for qb, kb in zip(qs, ks, strict=True):
+        cross = torch.as_tensor(kernel(qb, kb), dtype=torch.float64)
+        diag_q = torch.diagonal(torch.as_tensor(kernel(qb, qb), dtype=torch.float64))
+        diag_k = torch.diagonal(torch.as_tensor(kernel(kb, kb), dtype=torch.float64))
+        weight = diag_q[:, None] * diag_k[None, :] * cross * cross
+        if not bool(torch.isfinite(weight).all()):
+            return math.exp(709.0)  # beyond float64: no feature count reaches it
+        top = max(top, float(weight.max()))
+    return min(top, math.exp(709.0))
 
 
 def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:
@@ -270,12 +298,14 @@ def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:
     return [m for m in ms if m >= rho * rho]
 
 
-def regime_refusal(ms: Sequence[int], kept: Sequence[int], rho: float, base: dict) -> CheckResult | None:
-    """A refusal when fewer than :data:`MIN_POINTS` feature counts of ``ms`` reach m ≥ ρ² (:func:`asymptotic_grid`)."""
+def regime_refusal(ms: Sequence[int], kept: Sequence[int], rho: float, base: dict,
+                   formula: str = TAIL_WEIGHT) -> CheckResult | None:
+    """A refusal when fewer than :data:`MIN_POINTS` feature counts of ``ms`` reach m ≥ ρ² (:func:`asymptotic_grid`);
+    ``formula`` names how ρ was computed (:data:`TAIL_WEIGHT`, or :data:`KERNEL_TAIL_WEIGHT` for a kernel)."""
     if len(set(kept)) >= MIN_POINTS:
         return None
     return CheckResult.refusal(
-        f"the inputs are too large for the 1/m law on this grid: tail weight ρ = max exp(‖q̃ + k̃‖²) = {rho:.3g} "
+        f"the inputs are too large for the 1/m law on this grid: tail weight ρ = {formula} = {rho:.3g} "
         f"needs m ≥ ρ² = {rho * rho:.3g} (the log-normal features' central limit regime) at {MIN_POINTS} feature "
         f"counts at least, and only {list(kept)} of {list(ms)} reach it: raise num_features or lower the input scale",
         **base,
@@ -307,14 +337,15 @@ def mse_slope_check(
     *,
     alpha: float,
     base: dict,
-    regime: tuple[torch.Tensor, torch.Tensor] | None = None,
+    regime: tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, Callable] | None = None,
     floor: float = 0.0,
 ) -> CheckResult:
     """The curvature-corrected slope test of the module docstring on the errors out − exact: ``errors[i]`` is
     ``[R, ..., L, d_v]``, R independent draws at m = ``ms[i]`` (each draw's MSE is its mean square). ``base`` carries
     the row's name, claim, α, sample size and seed. Fails when an error is not finite (the output at that position
     is NaN or infinite: no MSE exists), naming the first such position. ``regime``: the unscaled ``(q, k)`` of a
-    softmax reference; the feature counts below ρ² (:func:`asymptotic_grid`) are left out, the smallest further
+    softmax reference, or ``(q, k, kernel)`` for a kernel reference (:func:`tail_weight`); the feature counts below ρ²
+    (:func:`asymptotic_grid`) are left out, the smallest further
     ones while the remainder bound D (:func:`remainder_bound`) exceeds the standard error, and the row is refused
     when fewer than three remain; if D still exceeds it, a slope that rejects with D subtracted fails, and one that
     does not is refused. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`.
@@ -338,13 +369,14 @@ def mse_slope_check(
     note, rho = "", None
     if regime is not None:
         rho = tail_weight(*regime)
+        formula = TAIL_WEIGHT if len(regime) == 2 else KERNEL_TAIL_WEIGHT
         kept = asymptotic_grid(ms, rho)
-        refused = regime_refusal(ms, kept, rho, base)
+        refused = regime_refusal(ms, kept, rho, base, formula)
         if refused is not None:
             return refused
         if len(kept) < len(ms):
             errors = [e for m, e in zip(ms, errors, strict=True) if m in kept]
-            note = f"m < ρ² = {rho * rho:.3g} left out (ρ = max exp(‖q̃ + k̃‖²)); "
+            note = f"m < ρ² = {rho * rho:.3g} left out (ρ = {formula}); "
             ms = kept
     if len(set(ms)) < MIN_POINTS:
         return CheckResult.refusal(
