@@ -7,6 +7,8 @@ Seeds come from the ``kt_seed`` fixture; every assertion holds for any seed at t
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from scipy import stats
@@ -498,6 +500,26 @@ def test_the_ordering_p_value_carries_the_skewness_of_the_squared_deviations():
     expected = float(normal_p_values(z, skew.reshape(1), n, studentised=True)) / 2
     assert row.p_value == pytest.approx(expected, rel=1e-9)
     assert row.statistic > 3 and row.p_value > 10 * float(stats.norm.sf(row.statistic))  # far above the normal tail
+
+
+def test_a_p_value_that_is_not_a_number_refuses_the_row(monkeypatch):
+    """Review finding: a NaN at one pair (a log-variance that broke down) gave min(1, NaN·P) = 1 in Python, a pass;
+    now both checks refuse, naming the pair."""
+    from kerneltheory.testing import ordering as O
+
+    real = O._log_s2
+
+    def broken(s2, v, pos):
+        log, var = real(s2, v, pos)
+        return torch.where(torch.arange(log.numel()) == 1, math.nan, log), var
+
+    monkeypatch.setattr(O, "_log_s2", broken)
+    noise = lambda g, r: torch.randn(r, 3, generator=g, dtype=F64)  # noqa: E731
+    x = torch.zeros(3, D, dtype=F64)
+    row = variance_ordering_check(noise, noise, x, x, draws=2000, seed=0, alpha=0.05)
+    assert row.refused and "pair 1" in row.detail and "not a probability" in row.detail, row
+    row = one_over_m_check(lambda m: noise, x, x, ms=(2, 4, 8), draws=2000, seed=0, alpha=0.05)
+    assert row.refused and "pair 1" in row.detail and "not a probability" in row.detail, row
 
 
 # The m = 1 trig pair's squared deviations are χ²₁-like (skewness ≈ 15 with the m = 64 side): the skewness in the

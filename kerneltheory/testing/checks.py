@@ -359,6 +359,18 @@ def _shape_moments(m: Moments, samples: torch.Tensor | None) -> Moments:
     return Moments._from_samples(torch.ldexp(x, k))
 
 
+def squared_deviations(x: torch.Tensor, mean: torch.Tensor, *, total: bool = False) -> tuple[Moments, Moments]:
+    """The moments of Y = (x − mean)²·n/(n − 1) (x [n, P] float64; the mean of Y is s²), whose mean the variance
+    checks test, and the same Y's moments in a power-of-two unit per pair (:func:`_shape_moments`: the guard and the
+    skewness without underflow). ``total``: of the one sum Σ_p Y_p instead (a variance summed over pairs)."""
+    n = x.shape[0]
+    y = (x - mean) ** 2 * (n / max(n - 1, 1))
+    if total:
+        y = y.sum(-1, keepdim=True)
+    my = Moments._from_samples(y)
+    return my, _shape_moments(my, y)
+
+
 def _off(diff: torch.Tensor, what: str = "mean") -> str:
     """The deviation written out, so that a mean and a target that print alike still show their difference."""
     return f", {what} − target {float(diff):.3g}"
@@ -718,9 +730,7 @@ def variance_check(
     unit = torch.where(unit > 0, unit, torch.ones_like(unit))
     effect = float(((s2 - claimed).abs() / unit).max())
     base["effect_size"] = effect
-    y = (x - x.mean(0)) ** 2 * (n / (n - 1))  # mean(y) = s²
-    my = Moments._from_samples(y)
-    shape = _shape_moments(my, y)  # guard and skewness from (x − x̄)² in its own power-of-two unit: no underflow
+    my, shape = squared_deviations(x, x.mean(0))
     guarded, worst = clt_guard_pairs(shape, VARIANCE_GUARD)
     # a pair that the normal test could not reject however far off (skewness too large for the level) is untested
     skew = _skewness(shape)

@@ -99,12 +99,14 @@ from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import (
     CheckResult,
-    _shape_moments,
+    _bonferroni,
+    _not_a_probability,
     _skewness,
     clt_guard,
     pair_rounding_floor,
     property_check,
     rounding_floor,
+    squared_deviations,
 )
 from .pvalues import normal_p_values, p_value_floor
 
@@ -192,15 +194,12 @@ def _log_s2(s2, var_s2, positive) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _deviation_shape(samples: torch.Tensor, mean: torch.Tensor, *, total: bool = False):
-    """Per pair, (w, γ) of Y = (X − X̄)², whose mean is s²·(n − 1)/n: w = sd(Y)/mean(Y), the standard deviation of
-    one draw's term of log s² by the delta method (Var(log s²) ≈ w²/n), and γ, the skewness of Y; 0 where Y is 0.
-    Both are invariant under X ↦ cX and read in a power-of-two unit so that small draws do not underflow
-    (:func:`~kerneltheory.testing.checks._shape_moments`). ``total``: of the one sum U = Σ_p Y_p instead (the
+    """Per pair, (w, γ) of Y = (X − X̄)² (:func:`~kerneltheory.testing.checks.squared_deviations`): w = sd(Y)/mean(Y),
+    the standard deviation of one draw's term of log s² by the delta method (Var(log s²) ≈ w²/n), and γ, the
+    skewness of Y; 0 where Y is 0. Both are invariant under X ↦ cX and read in a power-of-two unit so that small
+    draws do not underflow. ``total``: of the one sum U = Σ_p Y_p instead (the
     statistic of ``aggregate="mean"``)."""
-    y = (samples.detach().to(_F64).cpu() - mean.to(_F64).cpu()) ** 2
-    if total:
-        y = y.sum(-1, keepdim=True)
-    shape = _shape_moments(Moments._from_samples(y), y)
+    _, shape = squared_deviations(samples.detach().to(_F64).cpu(), mean.to(_F64).cpu(), total=total)
     mu, var = shape.mean, shape.population_variance
     w = torch.where(mu > 0, var.clamp_min(0.0).sqrt() / torch.where(mu > 0, mu, torch.ones_like(mu)), 0.0)
     return w, _skewness(shape)
@@ -214,6 +213,33 @@ def _combined_skewness(coef: torch.Tensor, w: torch.Tensor, skew: torch.Tensor) 
     spread = (coef**2 * w**2).sum(0)
     third = (coef**3 * skew * w**3).sum(0)
     return torch.where(spread > 0, third / torch.where(spread > 0, spread, torch.ones_like(spread)) ** 1.5, 0.0)
+
+
+def _skewed_test(p: torch.Tensor, skew: torch.Tensor, n: int, name: str, claim: str, alpha: float, seed: int,
+                 normal: torch.Tensor, *, sides: int = 2, tested: torch.Tensor | None = None,
+                 pairs: torch.Tensor | None = None) -> float | CheckResult:
+    """The Bonferroni p-value P·min p of skew-corrected normal p-values ``p`` (``sides`` = 1: halves of the two-sided
+    ones), or the row that decides instead: a refusal when a p-value is not a probability (never a pass: ``min(1,
+    NaN)`` is 1 in Python; :func:`~kerneltheory.testing.checks._bonferroni`), and, when nothing rejects, a refusal when
+    at some pair decided by the normal law (``normal``) the skewness keeps every z from the level (its smallest
+    p-value, :func:`~kerneltheory.testing.pvalues.p_value_floor`, times P, above α), as in
+    :func:`~kerneltheory.testing.checks.variance_check`. ``tested``: the pairs that count (others get p = 1);
+    ``pairs``: the caller's index of each entry (messages)."""
+    base = dict(name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)
+    p_adj, idx = _bonferroni(p if tested is None else torch.where(tested, p, 1.0))
+    label = (lambda i: int(pairs[i])) if pairs is not None else (lambda i: i)  # noqa: E731
+    if math.isnan(p_adj):
+        return _not_a_probability(p, idx, "normal", base, None, pairs)
+    floor = p_value_floor(skew, n, studentised=True) / sides * p.numel()
+    blind = normal & (floor > alpha)
+    if bool(blind.any()) and not p_adj <= alpha:
+        first = int(torch.nonzero(blind)[0])
+        return CheckResult.refusal(
+            f"{int(blind.sum())} of {p.numel()} pairs have squared deviations too skewed for {n} draws at level "
+            f"{alpha:.3g} (at pair {label(first)}: the statistic's skewness {float(skew[first]):.3g} keeps the "
+            f"smallest p-value, {float(floor[first]):.3g} after Bonferroni, above the level); the other pairs agree "
+            "with the claim", **base)
+    return p_adj
 
 
 def _refused(name, claim, alpha, n, seed, detail) -> CheckResult:
@@ -340,22 +366,13 @@ def variance_ordering_check(
     skew = _combined_skewness(coef, torch.stack([w_b, w_w]), torch.stack([g_b, g_w]))
     skew = torch.where(pos_b & pos_w, skew, 0.0)  # a side of zero variance: decided without the normal law
     p = torch.where(z > 0, normal_p_values(z, skew, n, studentised=True) / 2, torch.where(z <= 0, 1.0, math.nan))
-    key = torch.where(both_zero, math.inf, p)  # the smallest p; among equal ones (p = 1 where z ≤ 0) the largest z
-    if bool(key.isnan().any()):  # not a number: the row fails on it, as on any p-value that is not one
-        idx = int(torch.nonzero(key.isnan())[0])
-    elif bool((~both_zero).any()):
-        idx = int(torch.argmax(torch.where((key == key.min()) & ~both_zero, z, -math.inf)))
-    else:
-        idx = 0
-    p_adj = min(1.0, float(p[idx]) * p.numel())
-    floor = p_value_floor(skew, n, studentised=True) / 2 * p.numel()
-    blind = (pos_b & pos_w) & (floor > alpha)  # no z could reject there: the skewness is too large for the level
-    if bool(blind.any()) and not p_adj <= alpha:
-        first = int(torch.nonzero(blind)[0])
-        return _refused(name, "ordering", alpha, n, seed, (
-            f"{int(blind.sum())} of {p.numel()} pairs have squared deviations too skewed for {n} draws at level "
-            f"{alpha:.3g} (at pair {first}: combined skewness {float(skew[first]):.3g} keeps the smallest p-value, "
-            f"{float(floor[first]):.3g} after Bonferroni, above the level); the other pairs agree with the claim"))
+    decided = _skewed_test(p, skew, n, name, "ordering", alpha, seed, pos_b & pos_w, sides=1, tested=~both_zero)
+    if isinstance(decided, CheckResult):
+        return decided
+    p_adj = decided
+    key = torch.where(both_zero, math.inf, p)  # the worst pair: the smallest p, among equal ones (p = 1 where z ≤ 0)
+    idx = int(torch.argmax(torch.where((key == key.min()) & ~both_zero, z, -math.inf))) if bool(  # the largest z
+        (~both_zero).any()) else 0
     ratio = torch.where(pos_w, vb / torch.where(pos_w, vw, torch.ones_like(vw)), math.inf)
     ratio = torch.where(both_zero, 1.0, ratio)
     effect = float((ratio - 1)[~both_zero].max()) if bool((~both_zero).any()) else 0.0
@@ -510,18 +527,12 @@ def one_over_m_check(
     w = torch.stack([w_ for w_, _ in shapes])[:, keep]
     skew = _combined_skewness(coef, w, torch.stack([g for _, g in shapes])[:, keep])  # of β̂ = Σ_m c_m log s²_m
     p = normal_p_values(z, skew, n, studentised=True)
-    idx = int(torch.argmin(p)) if not bool(p.isnan().any()) else int(torch.nonzero(p.isnan())[0])
-    p_adj = min(1.0, float(p[idx]) * p.numel())
+    decided = _skewed_test(p, skew, n, name, "1/m", alpha, seed, torch.ones(p.shape, dtype=torch.bool),
+                           pairs=torch.nonzero(keep).flatten())
+    if isinstance(decided, CheckResult):
+        return decided
+    p_adj, idx = decided, int(torch.argmin(p))
     pair = int(torch.nonzero(keep).flatten()[idx])
-    floor = p_value_floor(skew, n, studentised=True) * p.numel()
-    blind = floor > alpha  # no slope could be rejected there: the skewness is too large for the level
-    if bool(blind.any()) and not p_adj <= alpha:
-        first = int(torch.nonzero(blind)[0])
-        return _refused(name, "1/m", alpha, n, seed, (
-            f"{int(blind.sum())} of {p.numel()} pairs have squared deviations too skewed for {n} draws at level "
-            f"{alpha:.3g} (at pair {int(torch.nonzero(keep).flatten()[first])}: the slope's skewness "
-            f"{float(skew[first]):.3g} keeps the smallest p-value, {float(floor[first]):.3g} after Bonferroni, "
-            "above the level); the other pairs agree with the claim"))
     return CheckResult(
         name=name,
         claim="1/m",
