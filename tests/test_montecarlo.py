@@ -420,6 +420,14 @@ def test_from_dict_refuses_what_no_sample_has():
     gen = torch.Generator().manual_seed(5)
     good = Moments.from_samples(torch.randn(50, 2, generator=gen, dtype=torch.float64) ** 3).to_dict()
     assert Moments.from_dict(json.loads(json.dumps(good))).count == 50
+    # review findings: what the package computes reads back; draws of 1e-82 (fourth powers underflow: M₄ = 0 beside
+    # M₂ > 0) and merges of ±0.3 around 10⁸ (Cauchy–Schwarz holds with equality, rounding overshot it by 6·10⁻⁹)
+    tiny = Moments.from_samples(1e-82 * torch.randn(10_000, 3, generator=gen, dtype=torch.float64))
+    assert Moments.from_dict(json.loads(json.dumps(tiny.to_dict()))).count == 10_000
+    for _ in range(20):
+        values = (1e8 + 0.3 * (1 - 2 * (torch.arange(1024) % 2)))[torch.randperm(1024, generator=gen)].double()
+        merged = sum((Moments.from_samples(values[i:i + 16, None]) for i in range(0, 1024, 16)), Moments.empty(1))
+        assert Moments.from_dict(json.loads(json.dumps(merged.to_dict()))).count == 1024
     forged = [
         ({"m2": [float("nan"), 1.0]}, r"d\['m2'\] holds a value that is not a finite number"),
         ({"mean": ["1", 0.0]}, r"d\['mean'\] must be a list of numbers"),
