@@ -330,9 +330,11 @@ class BlockMoments(Moments):
         nodes."""
         try:
             seed, block, draws = (check_int(d[k], k, minimum=lo) for k, lo in (("seed", 0), ("block", 1), ("draws", 1)))
+            if not isinstance(d["blocks"], list) or len(d["blocks"]) != 2:
+                raise ValueError(f"d['blocks'] must be [start, stop], got {d['blocks']!r}")
             start, stop = (check_int(b, "blocks[i]", minimum=0) for b in d["blocks"])
             raw = d["nodes"]
-            nodes = [(check_int(n["level"], "level", minimum=0), check_int(n["index"], "index", minimum=0),
+            nodes = [(check_int(n["level"], "level", minimum=0, maximum=62), check_int(n["index"], "index", minimum=0),
                       Moments.from_dict(n["moments"])) for n in raw]
         except (KeyError, TypeError) as err:
             raise ValueError(f"d is not a BlockMoments dict ({err!r})") from None

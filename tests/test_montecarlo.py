@@ -449,6 +449,8 @@ def test_from_dict_refuses_what_no_sample_has():
         ({"blocks": [0, 11]}, "not within the sweep's 10 blocks"),
         ({"draws": 950}, "index 4 holds 200 draws, its blocks 150"),  # the last block is short
         ({"seed": -1}, "seed"),
+        ({"blocks": [0, 5, 10]}, r"must be \[start, stop\]"),
+        ({"nodes": [{**nodes[0], "level": 10**9}, *nodes[1:]]}, "level must be <= 62"),
         ({"nodes": [{**nodes[0], "moments": {**nodes[0]["moments"], "count": 801}}, *nodes[1:]]}, "holds 801 draws"),
     ]:
         with pytest.raises(ValueError, match=message):
