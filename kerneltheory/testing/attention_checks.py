@@ -26,9 +26,12 @@ m = 16 and 1024 is shallower than −1 (≈ −0.35 at input std 1.0, d = 8). He
 scale); ρ ≈ 3–9 at the default inputs (std 0.3), ≈ 10⁵ at std 1.0. A non-finite error fails the row, naming the
 position (item 12). With a kernel reference κ the features are unseen, and ρ = max κ(q, q)κ(k, k)κ(q, k)² (item
 11(b)): the same ρ for softmax written as a kernel function (which, with every m in the fit, failed a correct
-FAVOR+ at input std 0.8: z = 5.5–8.4 at 4 of 4 seeds), at most 1 for kernels bounded by 1 on their diagonal. A planted
-defect that
-does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the check rejects.
+FAVOR+ at input std 0.8: z = 5.5–8.4 at 4 of 4 seeds), at most 1 for kernels bounded by 1 on their diagonal; and a
+slope that rejects while the smallest kept m is below ρ_u², ρ_u = max κ(q, k)²/(κ(q, −q)κ(k, −k))
+(:func:`unseen_tail_weight`, the positive features' tail weight for the Gaussian kernel as well), is refused, not
+failed (item 11(c): positive features for the Gaussian kernel, a correct map, failed at input std 0.5). A
+planted defect that does not cancel in the ratio leaves a bias that does not fall with m: the MSE flattens and the
+check rejects.
 A defect that *does* cancel (a positive constant on all keys' features, or a per-query constant) is not a
 defect of attention at all: the check passes it, correctly.
 
@@ -80,6 +83,7 @@ __all__ = [
     "shared_key_max",
     "stabiliser_legality_check",
     "tail_weight",
+    "unseen_tail_weight",
 ]
 
 MAX_REL_SE = 0.5  # largest trusted √(s²/R)/MSE: beyond it log MSE is not linear in its error
@@ -291,6 +295,28 @@ def _kernel_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> f
     return min(top, math.exp(709.0))
 
 
+def unseen_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> float:
+    """ρ_u = max_{b,i,j} κ(q_bi, k_bj)² / (κ(q_bi, −q_bi)·κ(k_bj, −k_bj)): the tail weight exp(s‖q + k‖²) of positive
+    features for every kernel a(x)a(y)·exp(s·xᵀy) with a radial (softmax at any temperature, the Gaussian kernel
+    a(x) = e^{−‖x‖²/2}), which :func:`tail_weight` sees only when a = 1; capped at e⁷⁰⁹, and e⁷⁰⁹ where a denominator
+    is not positive (nothing known). With a kernel reference the features are unseen, and a slope that rejects on
+    feature counts below ρ_u² is refused, not failed (proofs/attention_audit.md, item 11(c))."""
+    qs, ks = (t.detach().double().reshape(-1, *t.shape[-2:]) for t in (q, k))
+    top, cap = 1.0, math.exp(709.0)
+    for qb, kb in zip(qs, ks, strict=True):
+        cross = torch.as_tensor(kernel(qb, kb), dtype=torch.float64)
+        anti_q = torch.diagonal(torch.as_tensor(kernel(qb, -qb), dtype=torch.float64))
+        anti_k = torch.diagonal(torch.as_tensor(kernel(kb, -kb), dtype=torch.float64))
+        if not (bool((anti_q > 0).all()) and bool((anti_k > 0).all())):
+            return cap
+        den = anti_q[:, None] * anti_k[None, :]
+        weight = cross * cross / den
+        if not bool(torch.isfinite(weight).all()):
+            return cap
+        top = max(top, float(weight.max()))
+    return min(top, cap)
+
+
 def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:
     """The feature counts of ``ms`` in the regime of the 1/m law for tail weight ``rho`` (:func:`tail_weight`):
     m ≥ ρ², the threshold of the central limit theorem for sums of m iid log-normal terms of log-variance σ²
@@ -366,7 +392,9 @@ def mse_slope_check(
     failed = _non_finite(ms, errors, base)
     if failed is not None:
         return failed
-    note, rho = "", None
+    note, rho, unseen = "", None, None
+    if regime is not None and len(regime) == 3:
+        unseen = unseen_tail_weight(*regime)
     if regime is not None:
         rho = tail_weight(*regime)
         formula = TAIL_WEIGHT if len(regime) == 2 else KERNEL_TAIL_WEIGHT
@@ -435,6 +463,13 @@ def mse_slope_check(
             + f"; {note}{detail}",
             **base,
         )
+    if p <= alpha and unseen is not None and not ms[0] >= unseen * unseen:
+        return CheckResult.refusal(
+            f"the slope {g:.4f} ± {se:.4f} exceeds −1 (z = {z:.3g}), but with a kernel reference the features are "
+            f"unseen and m = {ms[0]} is below ρ_u² = {unseen * unseen:.3g} (ρ_u = max κ(q, k)²/(κ(q, −q)κ(k, −k)), the "
+            "tail weight of positive features for this kernel): a bias that does not shrink and the pre-asymptotic "
+            "regime look alike there; checks=[..., 'bias'] tests the bias, or lower the input scale (raise "
+            f"num_features); {note}{detail}", **base)
     # a pass means something only where the grid could have rejected an MSE that does not fall at all (slope 0):
     # a narrow grid, (3000, 3500, 4096), passed a flat MSE at 5 of 5 seeds with slope 6.4 ± 3.5
     plateau = (1.0 - bound) / se
