@@ -464,6 +464,18 @@ def _shared_norm(g):
     return z / z.norm(dim=1, keepdim=True) * torch.randn(D, generator=g, dtype=torch.float64).norm()
 
 
+def _sign_coupled(g):
+    """Row 1's signs set by row 0's: ε_l = sign(z_0l)·sign(z_0,l+1) for l < d − 1 (iid fair signs, independent of
+    sign(z_00)), the last one fresh; every other row iid. Every row is N(0, I), the coordinates of two rows are
+    uncorrelated and their sizes independent, so the coordinate and magnitude regressions keep their null exactly;
+    only the sign regression sees it."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    s0 = torch.sign(z[0])
+    eps = torch.cat([s0[:-1] * s0[1:], torch.sign(torch.randn(1, generator=g, dtype=torch.float64))])
+    z[1] = z[1].abs() * eps
+    return z
+
+
 def _reused_block(g):
     """ORF whose second block is the first block's Q again (fresh χ_d norms): orthogonal within blocks, every row
     N(0, I), blocks dependent."""
@@ -486,6 +498,7 @@ class ReusedBlockOrthogonal(Orthogonal):
     (_repeated, "gaussian", "rows independent"),
     (_shared_component, "gaussian", "rows independent"),
     (_shared_norm, "gaussian", "rows independent"),
+    (_sign_coupled, "gaussian", "rows independent"),
     (_reused_block, "orthogonal", "blocks independent"),
 ])
 def test_dependent_rows_are_rejected_by_the_independence_check(kt_seed, sampler, preset, caught):
@@ -497,7 +510,7 @@ def test_dependent_rows_are_rejected_by_the_independence_check(kt_seed, sampler,
     assert not k[caught], show(rows)
     if sampler is not _repeated:  # one row repeated is caught by construction, rows sharing a part are not
         assert all(v for name, v in k.items() if name not in (caught, f"{caught}, every pair (cos²)")), show(rows)
-    what = "magnitudes" if sampler is _shared_norm else "coordinates"
+    what = {_shared_norm: "magnitudes", _sign_coupled: "signs"}.get(sampler, "coordinates")
     assert what in next(r for r in rows if r.name.endswith(caught)).detail
 
 

@@ -15,7 +15,7 @@ B that A explains) and S = ‖B‖_F² − T (the residual),
 
 conditionally on A, hence unconditionally; F does not change when B is multiplied by a constant, so the
 coordinate test tests dependence alone whatever the rows' scale, and F is computed after an exact power-of-two
-rescaling of B, which no under- or overflow can turn into a pass. Two tests per pair (i, j):
+rescaling of B, which no under- or overflow can turn into a pass. Three tests per pair (i, j):
 
 * **coordinates**: A = z_i, B = z_j (q = d): sees any linear dependence (a repeated row, a shared component, a
   rotated copy);
@@ -25,10 +25,16 @@ rescaling of B, which no under- or overflow can turn into a pass. Two tests per 
   regression without an intercept reads as shared between the rows, so this test fails too (200 of 200 at 4096
   draws); the per-row checks name the scale.
 
-**What neither sees.** Dependence that leaves E[z_j | z_i] = 0 and |z_j| independent of z_i: row j's signs set by
-row i's (z_j = ε·|z_j'| with ε a function of z_i's signs) keeps every row N(0, I_d), every pair's cos² law and both
-regressions' null exactly, and passes every row of the sampler checks (measured: 11 rows, 3 of 3 seeds), though the
-estimator's variance changes (+5 % for positive features at m = 16, x = (0.5, 0.5, 0, …)).
+* **signs**: A = functions of the signs of z_i (:func:`sign_features`: every function of them where 2^d ≤ R/8,
+  otherwise the signs, the products of neighbouring signs and their parity), B = z_j: sees row j's signs set by row
+  i's (z_j = ε·|z_j'| with ε a function of z_i's signs), which keeps every row N(0, I_d), every pair's cos² law and
+  the first two regressions' null exactly when ε is uncorrelated with z_i (a product of two of its signs), and
+  passed every other row of the sampler checks (11 rows, 3 of 3 seeds), though the estimator's variance changes
+  (+5 % for positive features at m = 16, x = (0.5, 0.5, 0, …)).
+
+**What none sees.** For d with 2^d > R/8, a sign dependence through a function of z_i's signs outside that span (a
+product of three signs that are not neighbours, say), or a dependence that keeps E[z_j | z_i] = 0, |z_j| independent
+of z_i and z_j's signs independent of z_i's.
 
 A statistic that cannot be computed (a non-finite score, a regressor of rank 0, B = 0) leaves its p-value NaN: the
 test is undefined and never rejects (proofs/verification.md, item 6(c)). A's columns are cut to the first ⌊R/2⌋ so
@@ -48,7 +54,7 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = ["chi_scores", "cross_row_tests", "independent_pairs", "magnitude_scores", "norm_independence_tests",
-           "regression_f"]
+           "regression_f", "sign_features"]
 
 
 def independent_pairs(rows: list[int], block: int, independent: str | None) -> list[tuple[int, int]]:
@@ -73,6 +79,18 @@ def magnitude_scores(z: np.ndarray) -> np.ndarray:
     small = special.ndtri(special.erf(np.minimum(x, 1.0) / math.sqrt(2.0)))
     log_tail = math.log(2.0) + stats.norm.logsf(np.clip(x, 1.0, 1e150))  # ≤ log(2·Φ̄(1)) < 0
     return np.where(x < 1.0, small, np.where(x > 1e150, x, -special.ndtri_exp(log_tail)))
+
+
+def sign_features(z: np.ndarray) -> np.ndarray:
+    """Functions of the signs ε = sign(z) of each row of z [R, d] (0 read as +1): the indicator of each of the 2^d sign
+    patterns where 2^d ≤ R/8 (every function of the signs lies in their span), otherwise ε itself, the products
+    ε_a·ε_{a+1} of neighbouring coordinates and the product of all d (the parity)."""
+    eps = np.where(z < 0, -1.0, 1.0)
+    r, d = eps.shape
+    if 2**d <= r // 8:
+        code = ((eps < 0) * (1 << np.arange(d))).sum(-1)
+        return (code[:, None] == np.arange(2**d)[None, :]).astype(np.float64)
+    return np.concatenate([eps, eps[:, :-1] * eps[:, 1:], eps.prod(-1, keepdims=True)], axis=1)
 
 
 def regression_f(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int], float, float]:
@@ -102,13 +120,15 @@ def regression_f(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int], 
 
 
 def cross_row_tests(zs: dict[int, np.ndarray], pairs: list[tuple[int, int]]):
-    """Labels, statistics F, degrees of freedom, p-values and explained shares of the coordinate and magnitude
+    """Labels, statistics F, degrees of freedom, p-values and explained shares of the coordinate, magnitude and sign
     tests for every pair, ``zs[i]`` [R, d] the standardised row i over the R draws."""
     scores = {i: magnitude_scores(z) for i, z in zs.items()}
+    signs = {i: sign_features(z) for i, z in zs.items()}
     labels, ts, dfs, ps, shares = [], [], [], [], []
     for i, j in pairs:
-        for what, src in (("coordinates", zs), ("magnitudes", scores)):
-            t, df, p, share = regression_f(src[i], src[j])
+        for what, a, b in (("coordinates", zs[i], zs[j]), ("magnitudes", scores[i], scores[j]),
+                           ("signs", signs[i], zs[j])):
+            t, df, p, share = regression_f(a, b)
             labels.append(f"rows {i}, {j} {what}")
             ts.append(t)
             dfs.append(df)

@@ -10,9 +10,10 @@ correct row is z ~ N(0, I_d) (for an isotropic reference, z = ω/std).
   ``scaling="fixed"`` claimed as Gaussian).
 * **rows / blocks independent** (rows marginally Gaussian, claimed independent: iid rows, or rows of different
   blocks of ORF, Fastfood, SimRF): for every pair of tested rows i < j that the claim makes independent, the exact
-  regression F tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates and on the normal
-  scores of |z| (proofs/sampler_independence.md) — rejects one row repeated, rows with a shared component, and
-  one orthogonal block reused for every block, which pass every per-row check.
+  regression F tests of :mod:`~kerneltheory.testing.row_independence` on the coordinates, on the normal
+  scores of |z| and of row j on functions of row i's signs (proofs/sampler_independence.md) — rejects one row
+  repeated, rows with a shared component or a shared norm, row j's signs set by row i's, and one orthogonal block
+  reused for every block, which pass every per-row check.
 * **every pair** (the same claims, d ≥ 2, rows standardised entrywise): for every pair of the first k rows that the
   claim makes independent (k = m while draws·m²·(d + 16) ≤ :data:`PAIR_WORK` and m ≤ :data:`MAX_PAIR_ROWS`), the
   mean over the draws of cos²(z_i, z_j) against 1/d (Beta(1/2, (d − 1)/2) under the claim), Bernstein's exact
