@@ -406,6 +406,27 @@ def test_a_map_that_casts_float32_features_declares_it_or_is_told(kt_seed):
             check_feature_map(mislabelled, kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
 
 
+def test_a_map_that_casts_float16_features_is_told_float16(kt_seed):
+    """Review finding (an adversarial trial): trig features computed in float16 and returned as float64 failed, and
+    the note said they were all float32 numbers and advised feature_dtype = torch.float32, which still failed. The
+    note now names the coarsest format that holds them, float16 (declared, the rows are refused: float16's rounding
+    is too coarse for the claim)."""
+    m = 64
+
+    def half_trig(g):
+        w = torch.randn(m, D, generator=g).half()
+
+        def phi(x):
+            z = x.half() @ w.T
+            return (torch.cat([torch.cos(z), torch.sin(z)], -1) / math.sqrt(m)).double()
+
+        return phi
+
+    report = check_feature_map(half_trig, kernels.gaussian, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
+    assert report.status == "FAILED", str(report)
+    assert any("all float16 numbers" in n and "feature_dtype = torch.float16" in n for n in report.notes), report.notes
+
+
 def test_the_variance_guard_does_not_underflow(kt_generator):
     """Draws of magnitude 1e-60 against a claimed variance of 1: (x − x̄)² is ~1e-120 and its fourth moment
     underflowed, so the guard read NaN and the row refused a claim that is 10¹²⁰ times off; the guard is now computed

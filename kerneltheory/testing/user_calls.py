@@ -182,9 +182,9 @@ class _Evaluator:
         # rounding floor of the checks is set from it (checks.pair_rounding_floor)
         self.eps = torch.finfo(torch.float64).eps
         self._dtypes_seen: set[torch.dtype] = set()  # the floating dtypes already read into eps
-        # whether the first float64 features returned were all float32 numbers (a map computing in float32 and
-        # casting its result: a hint in the report if it fails, never a change of floor)
-        self.float32_numbers: bool | None = None
+        # the coarsest format holding every entry of the first float64 features returned (a map computing in float32
+        # or float16 and casting its result: a hint in the report if it fails, never a change of floor)
+        self.carried: torch.dtype | None = None
 
     def _maps(self, gen, batch):
         if batch is None:
@@ -231,8 +231,10 @@ class _Evaluator:
                 if isinstance(dt, torch.dtype) and dt.is_floating_point and dt not in self._dtypes_seen:
                     self._dtypes_seen.add(dt)
                     self.eps = max(self.eps, torch.finfo(dt).eps)
-            if self.float32_numbers is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
-                self.float32_numbers = bool((out.float().double() == out).all())
+            if self.carried is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
+                from .sampler_rounding import FORMATS, carried_format
+
+                self.carried = FORMATS[int(carried_format(out.detach().cpu().reshape(1, -1))[0])]
             return out
 
         return call

@@ -626,12 +626,14 @@ def check_feature_map(
                     "batched path sample(generator, batch=r): a bias confined to it moves the mean by a quarter of "
                     "itself, so it is detected only at about four times the bias detected in a map of one path; "
                     "check_feature_map(..., batched=False) tests that path alone at full power")
-            if evaluate.float32_numbers and evaluate.eps == torch.finfo(torch.float64).eps and any(
+            carried = evaluate.carried
+            if carried not in (None, torch.float64) and evaluate.eps == torch.finfo(torch.float64).eps and any(
                     r.status == "failed" for claim in groups for r in rows[claim]):
+                name = str(carried).removeprefix("torch.")
                 report.notes.append(
-                    "the map returned float64 features that are all float32 numbers: if it computes in float32 and "
-                    "casts, its rounding is float32's, while the checks allowed float64's; set feature_dtype = "
-                    "torch.float32 on its feature function (or return float32) to have float32's rounding allowed")
+                    f"the map returned float64 features that are all {name} numbers: if it computes in {name} and "
+                    f"casts, its rounding is {name}'s, while the checks allowed float64's; set feature_dtype = "
+                    f"torch.{name} on its feature function (or return {name}) to have {name}'s rounding allowed")
 
         if {"positive", "finite"} & claims:
             s = seed_for("properties", seed)
