@@ -17,6 +17,12 @@ the draws are bitwise the same on every x86-64 machine that runs them, but under
 (scalar kernels) about 4 % of the radii differ in their last bit (``torch.randn``'s scalar loop does not depend on
 it; other architectures are not verified).
 
+One difference from the exact law is an atom: V = 0 (probability 2⁻²⁴ a pair) gives sin Θ = 0, so that pair's
+second normal is exactly 0 (cos Θ is never exactly 0 in float32). Found through a refused row: the sampler checks'
+magnitude test scores |z| by Φ⁻¹, which is −∞ at 0, and refuses (tests/test_sampler_checks.py::test_correct_laws_pass
+at a fraction of a percent of random seeds); a half-step shift of the angle grid would remove it (not done: it
+changes every draw).
+
 Each pair (U, V) gives two independent normals R cos Θ and R sin Θ. The result is a deterministic function of the
 generator's state: the first ⌈n/2⌉ float64 uniforms, then ⌈n/2⌉ float32 uniforms, for n normals; the cosines fill
 the first half and the sines the second (the first n kept). About 2.4× faster than ``torch.randn`` at the sizes the
