@@ -17,11 +17,11 @@ the draws are bitwise the same on every x86-64 machine that runs them, but under
 (scalar kernels) about 4 % of the radii differ in their last bit (``torch.randn``'s scalar loop does not depend on
 it; other architectures are not verified).
 
-One difference from the exact law is an atom: V = 0 (probability 2⁻²⁴ a pair) gives sin Θ = 0, so that pair's
-second normal is exactly 0 (cos Θ is never exactly 0 in float32). Found through a refused row: the sampler checks'
-magnitude test scores |z| by Φ⁻¹, which is −∞ at 0, and refuses (tests/test_sampler_checks.py::test_correct_laws_pass
-at a fraction of a percent of random seeds); a half-step shift of the angle grid would remove it (not done: it
-changes every draw).
+The grid point V = 0 is read as V = 2⁻²⁵ (Θ = fl₃₂(2π·2⁻²⁵)): otherwise sin Θ = 0 would make that pair's second
+normal exactly 0 with probability 2⁻²⁴, an atom the exact law does not have (cos Θ is never exactly 0 in float32).
+The sampler checks' magnitude test scores |z| by Φ⁻¹, −∞ at 0, and refused a correct law at a fraction of a percent
+of random seeds (tests/test_sampler_checks.py::test_correct_laws_pass). Every other draw is unchanged, and the moved
+point is nearer every exact angle of its cell than 0 was (proofs/normal_sampler.md).
 
 Each pair (U, V) gives two independent normals R cos Θ and R sin Θ. The result is a deterministic function of the
 generator's state: the first ⌈n/2⌉ float64 uniforms, then ⌈n/2⌉ float32 uniforms, for n normals; the cosines fill
@@ -39,6 +39,8 @@ from numbers import Integral
 import torch
 
 _TWO_PI = 2.0 * math.pi
+#: Θ for the grid point V = 0, read as V = 2⁻²⁵ (fl₃₂(2π·2⁻²⁵), half a grid step in): no normal is exactly 0
+_NEAR_ZERO = float(torch.tensor(_TWO_PI * 2.0**-25, dtype=torch.float32))
 #: pairs transformed at a time: the temporaries of one block stay in cache (large draws were memory-bound)
 _BLOCK = 1 << 16
 #: fewer normals than this come from ``torch.randn``: the transform's fixed cost (about 20 µs a call, a dozen
@@ -48,7 +50,8 @@ MIN_TRANSFORM = 3072
 
 def box_muller(u: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """The transform of :func:`standard_normal`: ``[R cos Θ, R sin Θ]`` (length 2h) for h float64 uniforms ``u``
-    in [0, 1) and h float32 uniforms ``v`` in [0, 1), R = √(−2 log(1 − u)), Θ = 2π v computed in float32.
+    in [0, 1) and h float32 uniforms ``v`` in [0, 1), R = √(−2 log(1 − u)), Θ = 2π v computed in float32 (v = 0 read
+    as 2⁻²⁵).
 
     ``u`` is overwritten (it holds R afterwards); ``out`` (float64, length 2h) receives the result if given.
     """
@@ -67,6 +70,7 @@ def box_muller(u: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None
         e = min(h, s + _BLOCK)
         r = u[s:e].neg_().log1p_().mul_(-2.0).sqrt_()
         t = torch.mul(v[s:e], _TWO_PI, out=theta[: e - s])
+        t.clamp_(min=_NEAR_ZERO)  # V = 0: sin Θ would be exactly 0 (module docstring); V ≥ 2⁻²⁴ stays
         torch.cos(t, out=first[s:e]).mul_(r)
         torch.sin(t, out=second[s:e]).mul_(r)
     return out

@@ -37,10 +37,27 @@ def test_the_draws_are_bitwise_the_documented_construction(kt_seed):
         v = torch.rand(h, generator=g, dtype=torch.float32)
         r = torch.sqrt(-2.0 * torch.log1p(-u))
         theta = v * (2 * math.pi)
+        theta[v == 0] = float(torch.tensor(2 * math.pi * 2.0**-25, dtype=torch.float32))  # the grid point 0 moved
         want = torch.cat([r * torch.cos(theta).to(F64), r * torch.sin(theta).to(F64)])[:n].reshape(shape)
         assert z.dtype == F64 and z.shape == shape and z.is_contiguous()
         assert torch.equal(z, want)
         assert torch.equal(z, standard_normal(shape, torch.Generator().manual_seed(kt_seed)))  # reproducible
+
+
+def test_no_normal_is_exactly_zero_where_the_angle_grid_starts():
+    """V = 0 (probability 2⁻²⁴ a pair) gave sin Θ = 0 and a normal exactly 0, an atom the exact law lacks, which the
+    sampler checks' magnitude test refused (Φ⁻¹ of |z| is −∞ at 0); it is read as V = 2⁻²⁵, and only that draw
+    changes. Uniforms on both grids' edge points, through the transform itself."""
+    from kerneltheory._normal import box_muller
+
+    u = torch.tensor([0.25, 0.25, 0.0, 1 - 2.0**-53], dtype=F64)
+    v = torch.tensor([0.0, 2.0**-24, 0.25, 1 - 2.0**-24], dtype=torch.float32)
+    z = box_muller(u.clone(), v)
+    r = torch.sqrt(-2.0 * torch.log1p(-u))
+    assert bool((z[[0, 1, 3, 4, 5, 7]] != 0).all())  # the radius is 0 only at U = 0 (pair 2), as for torch.randn
+    moved = torch.tensor(2 * math.pi * 2.0**-25, dtype=torch.float32)
+    assert z[4] == r[0] * torch.sin(moved).double() and z[0] == r[0] * torch.cos(moved).double()
+    assert z[5] == r[1] * torch.sin(v[1] * (2 * math.pi)).double()  # every other point as before
 
 
 def test_uniforms_lie_on_their_grids(kt_seed):
@@ -100,7 +117,9 @@ def test_the_radius_has_float64_s_tail_not_float32_s(kt_seed):
     radius's tail mass P(R > 4) = e^{−8} is tested by the count among 2²¹ pairs (Poisson, two-sided α), which a
     radius cut at 4 (no R > 4) would fail."""
     top = box_muller(torch.tensor([1.0 - 2.0**-53], dtype=F64), torch.zeros(1))
-    assert top[0].item() == pytest.approx(math.sqrt(106 * math.log(2)), rel=1e-15) and top[1].item() == 0.0
+    moved = float(torch.sin(torch.tensor(2 * math.pi * 2.0**-25, dtype=torch.float32)))  # V = 0 is read as 2⁻²⁵
+    assert top[0].item() == pytest.approx(math.sqrt(106 * math.log(2)), rel=1e-13)
+    assert top[1].item() == pytest.approx(math.sqrt(106 * math.log(2)) * moved, rel=1e-15)
     f32_top = math.sqrt(-2 * math.log(2.0**-24))
     assert f32_top < 5.8 < top[0].item()
     h = 1 << 21
