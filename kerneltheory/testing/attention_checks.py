@@ -281,18 +281,34 @@ def tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable | None = None
     return math.exp(min(float(z2.max()), 709.0)) if z2.numel() else 1.0
 
 
-def _kernel_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> float:
+_CAP = math.exp(709.0)  # a tail weight beyond float64: no feature count reaches it
+
+
+def _largest_over_sequences(q: torch.Tensor, k: torch.Tensor, kernel: Callable, shift: float) -> float:
+    """max(1, max_{b,i,j} κ(q_bi, s·q_bi)·κ(k_bj, s·k_bj)·κ(q_bi, k_bj)^{2·sign}) over the sequences b of ``q``, ``k``
+    ([B, L, d] or [L, d]) with s = ``shift`` (+1: :func:`tail_weight`'s ρ_κ; −1, the diagonal terms dividing:
+    :func:`unseen_tail_weight`'s ρ_u); capped at e⁷⁰⁹, which it is also where a value is not finite or, for s = −1,
+    a κ(x, −x) is not positive (nothing known)."""
     qs, ks = (t.detach().double().reshape(-1, *t.shape[-2:]) for t in (q, k))
     top = 1.0
     for qb, kb in zip(qs, ks, strict=True):
         cross = torch.as_tensor(kernel(qb, kb), dtype=torch.float64)
-        diag_q = torch.diagonal(torch.as_tensor(kernel(qb, qb), dtype=torch.float64))
-        diag_k = torch.diagonal(torch.as_tensor(kernel(kb, kb), dtype=torch.float64))
-        weight = diag_q[:, None] * diag_k[None, :] * cross * cross
+        own_q = torch.diagonal(torch.as_tensor(kernel(qb, shift * qb), dtype=torch.float64))
+        own_k = torch.diagonal(torch.as_tensor(kernel(kb, shift * kb), dtype=torch.float64))
+        if shift > 0:
+            weight = own_q[:, None] * own_k[None, :] * cross * cross
+        else:
+            if not (bool((own_q > 0).all()) and bool((own_k > 0).all())):
+                return _CAP
+            weight = cross * cross / (own_q[:, None] * own_k[None, :])
         if not bool(torch.isfinite(weight).all()):
-            return math.exp(709.0)  # beyond float64: no feature count reaches it
+            return _CAP
         top = max(top, float(weight.max()))
-    return min(top, math.exp(709.0))
+    return min(top, _CAP)
+
+
+def _kernel_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> float:
+    return _largest_over_sequences(q, k, kernel, 1.0)
 
 
 def unseen_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> float:
@@ -301,20 +317,7 @@ def unseen_tail_weight(q: torch.Tensor, k: torch.Tensor, kernel: Callable) -> fl
     a(x) = e^{−‖x‖²/2}), which :func:`tail_weight` sees only when a = 1; capped at e⁷⁰⁹, and e⁷⁰⁹ where a denominator
     is not positive (nothing known). With a kernel reference the features are unseen, and a slope that rejects on
     feature counts below ρ_u² is refused, not failed (proofs/attention_audit.md, item 11(c))."""
-    qs, ks = (t.detach().double().reshape(-1, *t.shape[-2:]) for t in (q, k))
-    top, cap = 1.0, math.exp(709.0)
-    for qb, kb in zip(qs, ks, strict=True):
-        cross = torch.as_tensor(kernel(qb, kb), dtype=torch.float64)
-        anti_q = torch.diagonal(torch.as_tensor(kernel(qb, -qb), dtype=torch.float64))
-        anti_k = torch.diagonal(torch.as_tensor(kernel(kb, -kb), dtype=torch.float64))
-        if not (bool((anti_q > 0).all()) and bool((anti_k > 0).all())):
-            return cap
-        den = anti_q[:, None] * anti_k[None, :]
-        weight = cross * cross / den
-        if not bool(torch.isfinite(weight).all()):
-            return cap
-        top = max(top, float(weight.max()))
-    return min(top, cap)
+    return _largest_over_sequences(q, k, kernel, -1.0)
 
 
 def asymptotic_grid(ms: Sequence[int], rho: float) -> list[int]:

@@ -182,8 +182,9 @@ class _Evaluator:
         # rounding floor of the checks is set from it (checks.pair_rounding_floor)
         self.eps = torch.finfo(torch.float64).eps
         self._dtypes_seen: set[torch.dtype] = set()  # the floating dtypes already read into eps
-        # the coarsest format holding every entry of the first float64 features returned (a map computing in float32
-        # or float16 and casting its result: a hint in the report if it fails, never a change of floor)
+        # the coarsest format holding every entry of the first float64 features returned, entries every format holds
+        # (zeros, small integers) aside (attention_exact.output_format): a map computing in float32 or float16 and
+        # casting its result; a hint in the report if it fails, never a change of floor
         self.carried: torch.dtype | None = None
 
     def _maps(self, gen, batch):
@@ -232,9 +233,10 @@ class _Evaluator:
                     self._dtypes_seen.add(dt)
                     self.eps = max(self.eps, torch.finfo(dt).eps)
             if self.carried is None and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
-                from .sampler_rounding import FORMATS, carried_format
+                # attention_exact imports this module: its reading is imported here, at the first call
+                from .attention_exact import output_format
 
-                self.carried = FORMATS[int(carried_format(out.detach().cpu().reshape(1, -1))[0])]
+                self.carried = output_format(out)  # the attention audit's reading of the same question
             return out
 
         return call
