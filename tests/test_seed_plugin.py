@@ -61,3 +61,23 @@ def test_a_bad_seed_option_is_a_usage_error(pytester, monkeypatch):
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*must be 'fixed', 'random' or an integer >= 0, got 'abc'*"])
+
+
+def test_xdist_workers_take_the_controllers_base():
+    """Under pytest-xdist every worker parsed ``--kt-seed=random`` itself and drew a base of its own, which the
+    printed base did not replay. The controller now hands its base to each worker (pytest_configure_node, an optional
+    hook without xdist), and a worker's configure takes it instead of its option."""
+    from types import SimpleNamespace
+
+    from kerneltheory.testing import plugin
+
+    controller = SimpleNamespace(_kt_seed_base=123456)
+    node = SimpleNamespace(config=controller, workerinput={})
+    plugin.pytest_configure_node(node)
+    assert node.workerinput["kt_seed_base"] == 123456
+    worker = SimpleNamespace(workerinput=node.workerinput, getoption=lambda name: "random")
+    plugin.pytest_configure(worker)
+    assert plugin.base_seed(worker) == 123456
+    alone = SimpleNamespace(getoption=lambda name: "random")  # no controller: its own random base
+    plugin.pytest_configure(alone)
+    assert plugin.base_seed(alone) != 123456  # a fresh random base (equal with probability ~2⁻³¹)

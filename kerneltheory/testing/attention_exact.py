@@ -11,7 +11,9 @@ implementations, where a state carried between chunks can be wrong while the fir
   of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
   chunk boundaries) leaves the outputs before t unchanged, and the attention matrix, read at the first length and on
-  the longest sequence called, puts no weight above a rounding floor on a later key (:func:`_later_weights_row`).
+  the longest sequence called, puts no weight above a rounding floor on a later key (:func:`_later_weights_row`);
+  the queries whose weights there do not sum to 1 (a later key counted in a normaliser alone) are compared with
+  their later tokens replaced (:func:`_normaliser_cases`).
 * **order** — attention sums over a set of keys: permuting the tokens permutes the outputs (non-causal); for causal
   attention, shuffling the tokens within the stretches between the fixed odd positions of :func:`order_points`
   leaves the outputs at those t unchanged (each sees the same set of earlier keys). The key just before each t is
@@ -604,16 +606,17 @@ def _reads_mask_inverted(fn, probe, m: int, precision) -> bool:
 
 
 def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants,
-                    variant_least=None, optional_from: int | None = None):
+                    variant_least=None, optional_from: int | None = None, sources: list | None = None):
     """The comparisons of :func:`_sequence_row`: ``(pairs, runs, whats, refused)``, ``refused`` the refusal of the
     first length whose function could not be compared (the pairs of the lengths before it kept). The sets from index
     ``optional_from`` on are optional: where the function raises on one, that length is left out and the description
-    says so (the finiteness rows, at the same length, report the error)."""
+    says so (the finiteness rows, at the same length, report the error). ``sources``: a list that receives, for each
+    pair, the runs and positions it compares, ``(new, at', base, at)``."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     pairs, runs, whats = [], [], []
     for index, (q, k, v) in enumerate(sets):
-        set_pairs, set_runs = [], []
+        set_pairs, set_runs, set_sources = [], [], []
         try:
             base, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
             if refused is not None:
@@ -626,6 +629,7 @@ def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision,
                 set_pairs.append((_difference(new.out[:, at2], base.out[:, at]),
                                   lambda fmt=None, base=base, new=new, at2=at2, at=at:
                                   new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
+                set_sources.append((new, at2, base, at))
         except ValueError as exc:
             if optional_from is None or index < optional_from:
                 raise
@@ -633,6 +637,8 @@ def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision,
             whats.append(f"L = {q.shape[-2]} left out: the function raised there ({type(cause).__name__})")
             continue
         pairs, runs = pairs + set_pairs, runs + set_runs
+        if sources is not None:
+            sources.extend(set_sources)
         whats.append(described)
     return pairs, runs, whats, None
 
@@ -655,7 +661,7 @@ MATRIX_WIDTH = 64  # keys per call when the causality row reads an attention mat
 
 
 def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: int, precision=None
-                       ) -> tuple[CheckResult | None, str]:
+                       ) -> tuple[CheckResult | None, str, bool, list]:
     """The causality row's reading of the attention matrix of ``fn`` built with ``m`` features (the grid's smallest:
     causality does not depend on m, and reading all L columns costs L/64 calls) on each sequence of ``sets``, without
     a mask (proofs/attention_audit.md, item 17). A causal output depends on no later key: in item 3's model the weight
@@ -665,9 +671,13 @@ def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: i
     N = L + 2m + 1: item 3's bound for a sum in any order over all of them; FFTs and centrings are admitted by
     measurement, not by proof). A weight above twice that fails the row; where the floor does not exist
     (γ_N + 2δ ≥ 1/4) a non-zero weight cannot be told from rounding and refuses it. Returns (a failing or refused
-    row, or None; a description of what was read)."""
+    row, or None; a description of what was read; whether non-zero weights within the floor were seen: later terms
+    summed and cancelled, whose rounding :func:`_later_terms_row` weighs in the comparisons; the normaliser probes
+    ``(fn, m, q, k, v, rows, count)``: the ``count`` queries of each read, before its last, whose weights sum to
+    something other than 1 beyond the same floor, ``rows`` the :data:`NORMALISER_ROWS` furthest from 1 of them,
+    which :func:`_normaliser_cases` compares with their later tokens replaced)."""
     fn = attention(m, torch.Generator().manual_seed(seed))
-    read, unread, rounded, refusal = [], [], 0.0, None
+    read, unread, rounded, refusal, probes = [], [], 0.0, None, []
     for q, k, v in sets:
         length = q.shape[-2]
         a = _attention_matrix(fn, q, k, max(v.shape[-1], MATRIX_WIDTH))
@@ -678,10 +688,16 @@ def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: i
             continue
         read.append(length)
         later = torch.triu(a, 1)
-        if bool((later == 0).all()):
-            continue
         u = torch.finfo(output_format(a, precision)).eps / 2
         gamma, delta = gamma_delta(u, length + 2 * m + 1, q, k)
+        if gamma + 2 * delta < VACUOUS:
+            off = (a.sum(-1) - 1).abs()[:-1]
+            rows = (~(off <= 2 * (gamma + 2 * delta) * a.abs().sum(-1)[:-1])).nonzero().flatten()
+            if rows.numel():
+                furthest = rows[off[rows].argsort(descending=True)][:NORMALISER_ROWS]
+                probes.append((fn, m, q, k, v, furthest.sort().values, rows.numel()))
+        if bool((later == 0).all()):
+            continue
         if not gamma + 2 * delta < VACUOUS:  # no floor: a non-zero weight decides nothing
             refusal = refusal or (f"at L = {length} the attention matrix has non-zero weights on later keys (up to "
                                   f"{float(later.abs().max()):.3g}), and its format has no rounding floor there "
@@ -698,7 +714,7 @@ def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: i
                 f"query i = {i}, key j = {j}: a_ij = {float(later[i, j]):.3g} against a floor of "
                 f"{float(floor[i, 0]):.3g} (a causal output depends on no later key)"))
             row.method, row.statistic = "later weights", float((later.abs() / floor)[bad].max())
-            return row, ""
+            return row, "", False, []
         rounded = max(rounded, float(later.abs().max()))
     parts = [f"no weight on a later key at L = {read} (m = {m})"] if read else []
     if rounded:
@@ -709,8 +725,114 @@ def _later_weights_row(attention, sets, m: int, name: str, alpha: float, seed: i
                      "in the values, or not finite)")
     if refusal is not None:
         return CheckResult.refusal(f"{refusal}; {'; '.join(parts)}", name=name, claim=name, alpha=alpha,
-                                   sample_size=0, seed=seed), "; ".join(parts)
-    return None, "; ".join(parts)
+                                   sample_size=0, seed=seed), "; ".join(parts), bool(rounded), probes
+    return None, "; ".join(parts), bool(rounded), probes
+
+
+NORMALISER_ROWS = 64  # queries a normaliser probe compares at most, one call (those whose weights sum furthest from 1)
+
+
+def _normaliser_cases(probes, seed: int, precision) -> tuple[list, list, list, list, str]:
+    """The causality row's normaliser probe (proofs/attention_audit.md, item 17(f)). A key that enters a query's
+    normaliser alone changes no weight's sign and puts none on a later key in the attention matrix, but scales the
+    query's row, whose weights then sum to something other than 1. For each probe of :func:`_later_weights_row`
+    (a read sequence, the queries i whose weights sum to something other than 1 beyond rounding, at most
+    :data:`NORMALISER_ROWS` of them): one batch of copies of the sequence, copy r with its tokens from i_r + 1 on
+    replaced by fresh ones (three times their spread, as the row's cuts), the output at i_r against the sequence's;
+    a causal output changes by rounding at most. Returns (pairs, runs, allowance thunks for
+    :func:`_later_terms_row`, the queries compared in the order of the pairs' entries, a description)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    pairs, runs, allowances, queries, parts = [], [], [], [], []
+    for fn, m, q, k, v, rows, off in probes:
+        length, count = q.shape[-2], rows.numel()
+        base = _Run(fn, q, k, v, m, None, precision)
+        after = (torch.arange(length)[None, :] > rows[:, None])[..., None]  # [count, L, 1]
+        q2, k2, v2 = (torch.where(after, torch.randn((count, *x.shape[1:]), generator=g, dtype=_F64)
+                                  * 3 * x.std().clamp_min(0.1), x.expand(count, -1, -1)) for x in (q, k, v))
+        try:
+            new = _Run(fn, q2, k2, v2, m, None, precision)
+        except ValueError as exc:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            parts.append(f"normalisers at L = {length} not probed: the function raised on a batch of {count} "
+                         f"sequences ({type(cause).__name__})")
+            continue
+        each = torch.arange(count)
+        runs += [base, new]
+        pairs.append((_difference(new.out[each, rows], base.out[0, rows]),
+                      lambda fmt=None, new=new, base=base, rows=rows, each=each:
+                      new.floor(fmt)[each, rows] + base.floor(fmt)[0, rows]))
+
+        def allowance(new=new, base=base, rows=rows):
+            mine, theirs = _later_rounding(new, rows), _later_rounding(base)
+            return None if mine is None or theirs is None else mine + theirs[0, rows]
+        allowances.append(allowance)
+        queries.append((rows, length))
+        shown = f"{count} of the {off}" if count < off else f"the {off}"
+        parts.append(f"at L = {length} {shown} queries whose weights do not sum to 1, with their later tokens "
+                     "replaced")
+    return pairs, runs, allowances, queries, "; ".join(parts)
+
+
+def _later_rounding(run: _Run, rows: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Σ_{j>i} |a_ij|·|v_j| of each sequence b of the run, at every query i (``rows`` None: ``[B, L, d_v]``) or at
+    query ``rows[b]`` alone (``[B, d_v]``): the weights its function puts on later keys, read as
+    :func:`_attention_matrix` reads them (values the unit vectors, a block of keys a call, for the whole batch at
+    once), against the run's own values. None where the outputs at values 0 are not all 0 or the function does not
+    take those values."""
+    fn, q, k, v = run.fn, run.q, run.k, run.v.abs().to(_F64)
+    batch, length = q.shape[0], q.shape[-2]
+    queries = torch.arange(length)
+    for width in dict.fromkeys((max(v.shape[-1], MATRIX_WIDTH), v.shape[-1])):
+        try:
+            if bool((_call(fn, q, k, torch.zeros(batch, length, width, dtype=q.dtype)) != 0).any()):
+                return None
+            total = v.new_zeros(batch, length if rows is None else 1, v.shape[-1])
+            for start in range(0, length, width):
+                keys = torch.arange(start, min(start + width, length))
+                unit = torch.zeros(batch, length, width, dtype=q.dtype)
+                unit[:, keys, torch.arange(keys.numel())] = 1
+                out = _call(fn, q, k, unit)[..., : keys.numel()].to(_F64).abs()  # [B, L, keys]: a_b,i,j
+                if rows is not None:
+                    out, at = out[torch.arange(batch), rows][:, None], rows[:, None, None]
+                else:
+                    at = queries[None, :, None]
+                total += torch.where(keys[None, None, :] > at, out, 0.0) @ v[:, keys]
+            return total if rows is None else total[:, 0]
+        except ValueError:
+            continue
+    return None
+
+
+def _later_terms_row(failed: CheckResult, pairs, allowances, alpha: float, seed: int, what: str) -> CheckResult:
+    """The causality row of a function seen to sum later keys' terms and cancel them (rounding-sized weights on later
+    keys, :func:`_later_weights_row`), whose comparisons ``failed`` item 3's floor. That floor counts the terms of the
+    earlier keys only; the later terms' rounding reaches the outputs before t as well. Each failing comparison is
+    read again with both runs' measured later rounding, Σ_{j>i} |a_ij|·|v_j| (:func:`_later_rounding`; the thunks
+    ``allowances``, one per pair), added to its floor (proofs/attention_audit.md, item 17(c)): where every difference
+    is within that, the row is refused (the rounding of an FFT or a centring is measured here, not bounded: not a
+    pass), else the failure stands."""
+    name = failed.name
+    above = []  # (ratio to item 3's floor, pair index) of the comparisons beyond it, the largest read first
+    for index, (d, f) in enumerate(pairs):
+        if not bool((d != 0).any()):
+            continue
+        try:
+            floor = f()  # computed (and kept) by the row already
+        except NoRoundingBound:
+            continue
+        if not bool((d <= 2 * floor).all()):
+            above.append((float((d / (2 * floor)).nan_to_num(math.inf).max()), index))
+    worst = max(above)[0] if above else 0.0
+    for _, index in sorted(above, reverse=True):
+        (d, f), later = pairs[index], allowances[index]()
+        if later is None or not bool((d <= 2 * (f() + later)).all()):
+            return failed
+    return CheckResult.refusal(
+        f"{what}: the outputs before t differ by up to {worst:.3g}× the rounding floor of item 3, which counts the "
+        "earlier keys' terms only, and this function sums the later keys' terms and cancels them (non-zero weights "
+        "on later keys within their floor); every difference is within that floor plus each run's measured rounding "
+        "on its later keys, Σ_(j>i) |a_ij|·|v_j| (proofs/attention_audit.md, item 17(c)): measured, not bounded, so "
+        "not decided", name=name, claim=name, alpha=alpha, sample_size=failed.sample_size, seed=seed)
 
 
 def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=None, longest: int | None = None,
@@ -750,19 +872,62 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
 
     name = "causality"
     what = "outputs before the tokens changed from t on, and the first L outputs of the tokens appended to"
-    pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants)
+    sources: list = []
+    pairs, runs, whats, refused = _sequence_cases(attention, sets, m, alpha, seed, precision, name, variants,
+                                                  sources=sources)
+    later: dict[int, torch.Tensor | None] = {}
+
+    def rounding(run):
+        if id(run) not in later:
+            later[id(run)] = _later_rounding(run)
+        return later[id(run)]
+
+    def allowance(new, at2, base, at):
+        mine, theirs = rounding(new), rounding(base)
+        return None if mine is None or theirs is None else mine[:, at2] + theirs[:, at]
+
+    allowances = [lambda s=s: allowance(*s) for s in sources]
+    cancelled, probed, queries = False, [], []
     if refused is None and m_matrix is not None:  # read at the shortest length and the longest sequence called
         longest = max(runs, key=lambda r: r.q.shape[-2])
         reads = [sets[0]] + ([(longest.q, longest.k, longest.v)] if longest.q.shape[-2] > sets[0][0].shape[-2] else [])
-        matrix_row, described = _later_weights_row(attention, reads, m_matrix, name, alpha, seed, precision)
+        matrix_row, described, cancelled, probes = _later_weights_row(attention, reads, m_matrix, name, alpha, seed,
+                                                                      precision)
         if matrix_row is not None and not matrix_row.refused:
             return matrix_row
         whats.append(described)
+        probed, probe_runs, probe_allowances, queries, described = _normaliser_cases(probes, seed, precision)
+        pairs, runs, allowances = pairs + probed, runs + probe_runs, allowances + probe_allowances
+        if described:
+            whats.append(described)
         if matrix_row is not None:  # refused: the comparisons may still fail
             return _refused_unless_failed(matrix_row, name, name, pairs, runs, alpha, seed, whats)
     if refused is not None:
         return _refused_unless_failed(refused, name, name, pairs, runs, alpha, seed, whats)
-    return _exact_row(name, name, pairs, runs, alpha, seed, f"{what} ({'; '.join(whats)})")
+    described = f"{what} ({'; '.join(whats)})"
+    row = _exact_row(name, name, pairs, runs, alpha, seed, described)
+    if cancelled and row.status == "failed":
+        row = _later_terms_row(row, pairs, allowances, alpha, seed, described)
+    if row.status == "failed":
+        row.detail += _first_probed(probed, queries)
+    return row
+
+
+def _first_probed(probed, queries) -> str:
+    """The first query of the normaliser probes (:func:`_normaliser_cases`) whose output exceeds its floor, as the
+    failing row says it (the pairs' floors are computed already); "" where none does."""
+    for (d, f), (rows, length) in zip(probed, queries, strict=True):
+        if not bool((d != 0).any()):
+            continue
+        try:
+            bad = ~(d <= 2 * f()).all(-1)  # NaN is bad
+        except NoRoundingBound:
+            continue
+        if bool(bad.any()):
+            i = int(rows[bad][0])
+            return (f"; at L = {length} the output of query i = {i} changed with its later tokens alone (those from "
+                    f"t = {i + 1} on replaced)")
+    return ""
 
 
 def extended_lengths(lengths: list[int], longest: int | None = None) -> dict[int, int]:

@@ -6,6 +6,9 @@ Installed with the package (entry point ``pytest11``), so a user's own test suit
 * ``pytest --kt-seed=random`` (or ``KT_SEED=random``) — fresh seeds; the base is printed in the header, in a
   "kerneltheory seed" section of every failure (with the test's own seed) and in the terminal summary;
 * ``pytest --kt-seed=12345`` — replay a run that printed that base.
+
+Under pytest-xdist the controller hands its base to every worker (:func:`pytest_configure_node`), so a random base
+is drawn once per run and the one printed replays every worker's tests.
 """
 
 from __future__ import annotations
@@ -27,11 +30,23 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and "kt_seed_base" in worker:  # a pytest-xdist worker: the controller's base
+        config._kt_seed_base = int(worker["kt_seed_base"])
+        return
     option = config.getoption("--kt-seed") or default_option()
     try:
         config._kt_seed_base = parse_base(option)
     except ValueError as exc:  # a usage error with its message, not an INTERNALERROR traceback
         raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist's hook on the controller, once per worker it starts: the worker gets the controller's base seed
+    (each worker would otherwise parse ``--kt-seed=random`` itself and draw a base of its own, which no printed base
+    replays)."""
+    node.workerinput["kt_seed_base"] = base_seed(node.config)
 
 
 def base_seed(config) -> int:
