@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 from collections.abc import Callable
 from numbers import Integral, Real
 
@@ -54,6 +55,24 @@ def check_real(
 
 
 MIN_ALPHA = 1e-100  # a report splits its α over hundreds of checks and their looks: the shares stay normal floats
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_memory(nbytes: float, what: str, fix: str) -> None:
+    """Refuse, before anything is allocated, a request whose data alone needs more than half of this machine's
+    physical memory: a ValueError that says what needs it and which argument to change (``fix``), where the
+    allocation would otherwise end in the allocator's error, or in swapping, far into the run."""
+    total = physical_memory()
+    if total is not None and nbytes > total / 2:
+        raise ValueError(f"{what} needs about {nbytes / 2**30:.3g} GiB, more than half of this machine's "
+                         f"{total / 2**30:.3g} GiB of memory: {fix}")
 
 
 def check_alpha(value, name: str = "alpha") -> float:

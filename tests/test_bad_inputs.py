@@ -324,3 +324,27 @@ def test_all_finite_decides_exactly_where_the_sum_overflows(dtype):
     x = torch.ones(5, 3, dtype=dtype)
     x[0, 0], x[4, 2] = math.inf, -math.inf
     assert not all_finite(x)
+
+
+def test_requests_larger_than_the_machine_are_refused_naming_the_argument(monkeypatch):
+    """Draws or lengths whose data alone would fill the machine ended in the allocator's error (or swapping) far into
+    the run; they are refused before anything is allocated, naming the argument to lower. The machine's memory is
+    set to 1 MiB (4 KiB) here, so modest requests exceed half of it; the same calls run at the real memory
+    elsewhere."""
+    import kerneltheory._validation as V
+    from kerneltheory.testing.attention_audit import check_attention
+    from kerneltheory.testing.samplers import callable_sampler_checks
+
+    assert V.physical_memory() is None or V.physical_memory() > 2**30
+    monkeypatch.setattr(V, "physical_memory", lambda: 2**20)
+    with pytest.raises(ValueError, match=r"draws = 4096 of 8×4 frequencies .* use fewer draws \(kerneltheory audit: "
+                                         r"--draws\)"):
+        callable_sampler_checks(lambda g: torch.randn(8, 4, generator=g), claims="gaussian", draws=4096, seed=0)
+
+    def attention(m, generator):
+        return lambda q, k, v, mask=None: torch.cumsum(v, 1) / torch.arange(1, v.shape[1] + 1)[:, None]
+
+    monkeypatch.setattr(V, "physical_memory", lambda: 2**12)  # 4 KiB: the matrix at L = 16 needs 4 KiB
+    with pytest.raises(ValueError, match=r"attention matrix of the causality row at L = 16 .* --exact-length"):
+        check_attention(attention, dim=4, causal=True, mask=False, checks=["causality"], seed=0,
+                        num_features=(16, 32, 64, 128), exact_length=33, long_length=64)

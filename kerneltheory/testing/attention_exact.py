@@ -52,6 +52,7 @@ import math
 
 import torch
 
+from .._validation import check_fits_memory
 from .checks import CheckResult, property_check
 from .sampler_rounding import FORMATS, _name, carried_format
 from .user_calls import _difference, _one_number, _same_values
@@ -363,8 +364,12 @@ def _attention_matrix(fn, q, k, width: int) -> torch.Tensor | None:
     """The ``[L, L]`` attention matrix of ``fn`` on one sequence without a mask: values the unit vectors, ``width``
     keys at a time (out_ic = a_i,j for the value e_c at key j), once the outputs at values 0 are 0 (an attention is
     linear in its values; a function that is not, one that mixes in other heads' tokens, has no such matrix).
-    None where there is none, or the function does not take those values."""
+    None where there is none, or the function does not take those values. A matrix whose float64 entries (kept
+    twice while the columns are joined) would need more than half of the machine's memory is refused before any call,
+    naming the lengths to lower."""
     length = q.shape[-2]
+    check_fits_memory(16.0 * length * length, f"the attention matrix of the causality row at L = {length}",
+                      "a smaller long_length or exact_length (kerneltheory audit: --long-length, --exact-length)")
     try:
         if bool((_call(fn, q, k, torch.zeros(1, length, width, dtype=q.dtype)) != 0).any()):
             return None

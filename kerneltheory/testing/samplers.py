@@ -89,7 +89,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .._validation import check_alpha, check_int, check_real
+from .._validation import check_alpha, check_fits_memory, check_int, check_real
 from ..montecarlo import Moments, block_seed, num_blocks
 from ..spectral.base import SpectralLaw
 from ..spectral.gaussian import Gaussian, GaussianApproximation
@@ -805,6 +805,8 @@ def callable_sampler_checks(
                          "(torch.randn(..., generator=generator)); code that "
                          "draws from the global generators goes through adapters.global_rng_sampler")
     m, d = first.shape
+    check_fits_memory(8.0 * draws * m * d, f"draws = {draws} of {m}×{d} frequencies in float64",
+                      "use fewer draws (kerneltheory audit: --draws)")
     c = claims_preset(claims, d) if isinstance(claims, str) else claims
 
     def one(generator: torch.Generator) -> torch.Tensor:
