@@ -554,11 +554,16 @@ def test_a_float32_path_that_ignores_the_mask_or_mixes_the_batch_fails_precision
     sums the batch's sequences into one state passed it (and every default row, which run in float64); it now also
     compares a padded batch of six sequences with a key mask (two without one for a function without a mask) at the
     kept positions (proofs/attention_audit.md, item 15). Of the default rows, the mask defect passes every one; the
-    batch one fails finite[float32] alone (its float32 run compares a sequence beside another with it alone)."""
+    batch one fails finite[float32] alone (its float32 run compares a sequence beside another with it alone). A slope
+    row may be refused where the bound on its O(m⁻²) remainder exceeds its standard error (a fraction of a percent of
+    seeds, proofs/attention_audit.md item 13; seen at a random seed), never failed."""
     attention = _float32_path(defect)
     default = check_attention(attention, dim=D, alpha=ALPHA, seed=kt_seed)
     assert {c.name for c in default.failures} == ({"finite[float32]"} if defect == "batch" else set()), str(default)
-    assert all(c.passed for c in default.checks if c not in default.failures), str(default)
+    slope_rows = {"consistency", "stabiliser[scale]", "stabiliser[shift]"}
+    assert all(c.passed or (c.refused and c.name.split(":")[0] in slope_rows)
+               for c in default.checks if c not in default.failures), str(default)
+    assert sum(c.refused for c in default.checks) <= 1, str(default)
     bad = check_attention(attention, dim=D, checks=["precision"], alpha=ALPHA, seed=kt_seed)
     assert bad.checks[0].status == "failed" and bad.checks[0].statistic > 100, str(bad)
     assert "a batch of 6 sequences of L = 16 with a key mask" in bad.checks[0].detail

@@ -767,9 +767,21 @@ def _normaliser_cases(probes, seed: int, precision) -> tuple[list, list, list, l
                       lambda fmt=None, new=new, base=base, rows=rows, each=each:
                       new.floor(fmt)[each, rows] + base.floor(fmt)[0, rows]))
 
-        def allowance(new=new, base=base, rows=rows):
-            mine, theirs = _later_rounding(new, rows), _later_rounding(base)
-            return None if mine is None or theirs is None else mine + theirs[0, rows]
+        def allowance(over, new=new, base=base, rows=rows):
+            """The measured later rounding of the copies with an entry beyond item 3's floor (``over``), read on a
+            batch of those copies alone (0 elsewhere: those entries are within the floor already)."""
+            picked = over.any(-1)
+            try:
+                copies = new if bool(picked.all()) else _Run(new.fn, new.q[picked], new.k[picked], new.v[picked],
+                                                             new.m, None, new.precision)
+            except ValueError:  # nothing measured: the failure stands
+                return None
+            mine, theirs = _later_rounding(copies, rows[picked]), _later_rounding(base)
+            if mine is None or theirs is None:
+                return None
+            later = torch.zeros(over.shape, dtype=_F64)
+            later[picked] = mine + theirs[0, rows[picked]]
+            return later
         allowances.append(allowance)
         queries.append((rows, length))
         shown = f"{count} of the {off}" if count < off else f"the {off}"
@@ -813,9 +825,9 @@ def _later_terms_row(failed: CheckResult, pairs, allowances, alpha: float, seed:
     keys, :func:`_later_weights_row`), whose comparisons ``failed`` item 3's floor. That floor counts the terms of the
     earlier keys only; the later terms' rounding reaches the outputs before t as well. Each failing comparison is
     read again with both runs' measured later rounding, Σ_{j>i} |a_ij|·|v_j| (:func:`_later_rounding`; the thunks
-    ``allowances``, one per pair), added to its floor (proofs/attention_audit.md, item 17(c)): where every difference
-    is within that, the row is refused (the rounding of an FFT or a centring is measured here, not bounded: not a
-    pass), else the failure stands."""
+    ``allowances``, one per pair, given the entries beyond the floor), added to its floor (proofs/attention_audit.md,
+    item 17(c)): where every difference is within that, the row is refused (the rounding of an FFT or a centring is
+    measured here, not bounded: not a pass), else the failure stands."""
     name = failed.name
     above = []  # (ratio to item 3's floor, pair index) of the comparisons beyond it, the largest read first
     for index, (d, f) in enumerate(pairs):
@@ -829,7 +841,8 @@ def _later_terms_row(failed: CheckResult, pairs, allowances, alpha: float, seed:
             above.append((float((d / (2 * floor)).nan_to_num(math.inf).max()), index))
     worst = max(above)[0] if above else 0.0
     for _, index in sorted(above, reverse=True):
-        (d, f), later = pairs[index], allowances[index]()
+        (d, f) = pairs[index]
+        later = allowances[index](~(d <= 2 * f()))
         if later is None or not bool((d <= 2 * (f() + later)).all()):
             return failed
     return CheckResult.refusal(
@@ -891,7 +904,7 @@ def causality_row(attention, sets, m: int, alpha: float, seed: int, precision=No
         mine, theirs = rounding(new), rounding(base)
         return None if mine is None or theirs is None else mine[:, at2] + theirs[:, at]
 
-    allowances = [lambda s=s: allowance(*s) for s in sources]
+    allowances = [lambda over, s=s: allowance(*s) for s in sources]
     cancelled, probed, queries = False, [], []
     if refused is None and m_matrix is not None:  # read at the shortest length and the longest sequence called
         longest = max(runs, key=lambda r: r.q.shape[-2])
