@@ -198,20 +198,21 @@ def statuses(report) -> dict[str, str]:
 
 def test_a_chunked_state_wrong_past_the_first_chunk_is_caught(kt_seed):
     """Chunks of 64 whose carried state drops the normaliser are wrong only from position 64 on: invisible at L = 16
-    (exact_length=16 is the audit before the long length), caught by left padding and gaps at exact_length = 513.
-    The correct chunked attention passes there (its sums are reassociated per chunk: within the rounding floor)."""
+    (exact_length = long_length = 16: the audit with no long sequence), caught by left padding and gaps at
+    exact_length = 513. The correct chunked attention passes there (its sums are reassociated per chunk: within the
+    rounding floor)."""
     exact = dict(dim=D, causal=True, checks=["padding", "causality"], alpha=ALPHA, seed=kt_seed)
     good = check_attention(NAMESPACE["chunked_attention"], **exact)
     assert good.passed, str(good)
     bad = statuses(check_attention(NAMESPACE["chunked_bug"], **exact))
     assert bad["padding[left]"] == bad["padding[gap]"] == "failed", bad
-    assert check_attention(NAMESPACE["chunked_bug"], exact_length=16, **exact).passed
+    assert check_attention(NAMESPACE["chunked_bug"], exact_length=16, long_length=16, **exact).passed
 
 
 def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     args = ["--attention", "--causal", "--dim", "8", "--checks", "padding", "causality"]
     assert main(["audit", user("chunked_bug"), *args]) == 1
-    assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16"]) == 0
+    assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16", "--long-length", "16"]) == 0
     capsys.readouterr()
     assert main(["audit", user("chunked_bug"), *args, "--length", "1"]) == 2
     assert "error: length must be >= 2, got 1" in capsys.readouterr().err  # check_attention names the argument

@@ -29,7 +29,10 @@ def favor(causal: bool = False, bug: str | None = None):
     denominator: exact, but a fully padded sequence's NaN reaches every sequence), "guarded batch rescale" (the same,
     behind a guard that zeroes empty sequences and raises on any other NaN), "uninitialised empty rows" (correct;
     a sequence without keys gets arbitrary outputs), "long batch rescale" (the batch rescale on sequences longer than
-    256 tokens only, as a separate long-sequence path would)."""
+    256 tokens only, as a separate long-sequence path would), "long path ignores mask" (sequences of 1024 tokens or
+    more attend to every key: a fast path without mask support), "state unmasked" (causal sums in chunks of 768 whose
+    carried state sums every key, the mask applied inside a chunk only), "max length" (raises on sequences longer
+    than 1000 tokens, otherwise correct)."""
 
     def attention(m, g):
         w = torch.randn(m, D, generator=g, dtype=torch.float64)
@@ -38,6 +41,8 @@ def favor(causal: bool = False, bug: str | None = None):
         def fn(q, k, v, mask=None):
             if bug == "right padding only" and mask is not None and bool((mask[:, 1:] > mask[:, :-1]).any()):
                 raise ValueError("only right padding is supported")
+            if bug == "max length" and q.shape[1] > 1000:
+                raise ValueError("sequences of at most 1000 tokens")
             if bug == "in place":
                 q *= D**-0.25
                 k *= D**-0.25
@@ -46,6 +51,8 @@ def favor(causal: bool = False, bug: str | None = None):
             f = w if bug == "float64 only" else w.to(q.dtype)
             lq, lk = (x @ f.T - (x * x).sum(-1, keepdim=True) / 2 for x in (q, k))
             keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None or bug == "ignore mask" else mask
+            if bug == "long path ignores mask" and k.shape[1] >= 1024:
+                keep = torch.ones_like(keep)
             if bug == "inverted mask" and mask is not None:  # reads True as padding (key_padding_mask)
                 keep = ~mask
             if bug == "mask on queries" and mask is not None:  # zeroes the padded queries' outputs, keeps every key
@@ -56,7 +63,17 @@ def favor(causal: bool = False, bug: str | None = None):
                 lq = lq - lq.amax(-1, keepdim=True)
                 lk = lk - lk.masked_fill(~keep[..., None], -math.inf).amax((1, 2), keepdim=True)
             pq, pk = lq.exp(), lk.exp() * keep[..., None]
-            if causal:
+            if causal and bug == "state unmasked":  # chunk c's queries: its own kept keys, every key before it
+                every = lk.exp()
+                kv, kv_all = (torch.cumsum(torch.einsum("blm,bld->blmd", x, v), 1) for x in (pk, every))
+                z, z_all = torch.cumsum(pk, 1), torch.cumsum(every, 1)
+                start = torch.arange(k.shape[1]) // 768 * 768 - 1  # the last key of the chunk before, or −1
+                before = start.clamp_min(0)
+                earlier = (start >= 0).to(kv.dtype)
+                kv = kv - kv[:, before] * earlier[:, None, None] + kv_all[:, before] * earlier[:, None, None]
+                z = z - z[:, before] * earlier[:, None] + z_all[:, before] * earlier[:, None]
+                num, den = torch.einsum("blm,blmd->bld", pq, kv), (pq * z).sum(-1, keepdim=True)
+            elif causal:
                 num = torch.einsum("blm,blmd->bld", pq, torch.cumsum(torch.einsum("blm,bld->blmd", pk, v), 1))
                 den = (pq * torch.cumsum(pk, 1)).sum(-1, keepdim=True)
             else:
@@ -88,6 +105,27 @@ def favor(causal: bool = False, bug: str | None = None):
 
 def statuses(report) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
+
+
+@pytest.mark.parametrize("bug, causal", [("long path ignores mask", False), ("long path ignores mask", True),
+                                         ("state unmasked", True)])
+def test_a_mask_dropped_only_at_long_sequences_is_caught(bug, causal, kt_seed):
+    """Finding (an adversarial trial): the padding rows ran at 16 and 513 tokens only, so a path taken from 1024
+    tokens on that attends to every key, and a state carried past a first chunk of 768 tokens that sums the masked
+    keys, passed every default row. The padding rows run at ``long_length`` (1024) as well: left padding (and gaps)
+    fail them, naming L = 1024. Controls: the correct function passes at 1024; one that raises past 1000 tokens
+    passes with that length left out and said so."""
+    run = dict(dim=D, causal=causal, checks=["padding"], alpha=ALPHA, seed=kt_seed, num_features=(16, 32, 64, 128))
+    bad = check_attention(favor(causal, bug), **run)
+    assert bad.checks[1].name == "padding[left]" and bad.checks[1].status == "failed", str(bad)
+    assert "L = 1024: masked keys" in bad.checks[1].detail
+    short = check_attention(favor(causal, bug), **run, long_length=513)  # as before: not seen below 1024 tokens
+    assert all(c.passed for c in short.checks), str(short)
+    good = check_attention(favor(causal), **run)
+    assert all(c.passed for c in good.checks) and "L = 1024: masked keys" in good.checks[1].detail, str(good)
+    capped = check_attention(favor(causal, "max length"), **run)
+    assert all(c.passed for c in capped.checks), str(capped)
+    assert "L = 1024 left out: the function raised there (ValueError)" in capped.checks[1].detail
 
 
 def test_padding_masks_cover_right_left_and_gaps():

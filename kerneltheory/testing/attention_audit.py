@@ -580,8 +580,13 @@ def check_attention(
             sets = [_inputs(2 if c == "batch" else 2 * len(PADDINGS), n, d, std, g) for n in lengths]
             if c == "batch":
                 report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
-            else:
-                report.checks.extend(padding_rows(attention, sets, m_exact, a, s, causal, output_dtype))
+            else:  # and at long_length: a path that drops the mask at long sequences, a state carried past a first
+                # chunk longer than exact_length that sums masked keys
+                optional = len(sets)
+                long_sets = ([_inputs(2 * len(PADDINGS), long_length, d, std, g)] if long_length > max(lengths)
+                             else [])
+                report.checks.extend(padding_rows(attention, sets + long_sets, m_exact, a, s, causal, output_dtype,
+                                                  optional_from=optional))
                 row, note = empty_padding_row(attention, sets, m_exact, a, seed_for("padding empty", seed),
                                               output_dtype)
                 report.checks += [row] if row is not None else []

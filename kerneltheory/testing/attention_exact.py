@@ -483,42 +483,56 @@ def padded_batch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Gen
     return qp, kp, vp, mask
 
 
-def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None) -> list[CheckResult]:
+def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool, precision=None,
+                 optional_from: int | None = None) -> list[CheckResult]:
     """One row per pattern of :func:`padding_masks`, each at every length of ``sets`` (``q, k, v`` ``[6, L, d]``: the
     pattern p on sequences 2p, 2p + 1); the masked tokens are replaced by large values (3× the kept tokens' std) so
     that a leak shows. Outputs at the kept positions are compared with those of the sequences of the kept tokens
-    alone, in order (for causal attention too: the kept keys before a kept position are the same in both)."""
+    alone, in order (for causal attention too: the kept keys before a kept position are the same in both). The sets
+    from index ``optional_from`` on (``long_length``: a path taken only at long sequences, a state carried past a
+    first chunk longer than ``exact_length``) are run by left padding alone, which masks keys before kept ones in
+    both sequences (a mask dropped anywhere shows there, causal or not), and are optional: where the function
+    raises there, that length is left out and the description says so (the finiteness rows, at that length, report
+    the error)."""
     g = torch.Generator().manual_seed(seed)
     fn = attention(m, g)
     rows, probe = [], None
     for p, label in enumerate(PADDINGS):
         name = f"padding[{label}]"
         pairs, runs, whats, refused = [], [], [], None
-        for q, k, v in sets:
+        for index, (q, k, v) in enumerate(sets):
             length, d = q.shape[1:]
             mask = padding_masks(length)[label]
             qp, kp, vp = (t[2 * p : 2 * p + 2].clone() for t in (q, k, v))
             _pad(qp, kp, vp, mask, g)
-            keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
-            if keyless is not None:
-                refused = CheckResult.refusal(
-                    f"the function raised {type(keyless).__name__}: {keyless} on a left-padded causal batch (L = "
-                    f"{length}), where a query before the first kept key has no key to attend to (0/0), and ran when "
-                    "the first key was kept too; the outputs at the kept positions could not be compared: return any "
-                    "value (0, NaN) at such queries to have them checked",
-                    name=name, claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed)
-                refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
-                break
-            full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
-            if refused is not None:
-                refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
-                break
-            runs.append(full)
-            shorts = []
-            for i, keep in enumerate(mask):
-                short = _Run(fn, qp[i : i + 1, keep], kp[i : i + 1, keep], vp[i : i + 1, keep], m, None, precision)
-                runs.append(short)
-                shorts.append(short)
+            optional = optional_from is not None and index >= optional_from
+            if optional and label != "left":
+                continue
+            try:
+                keyless = _keyless_failure(fn, qp, kp, vp, mask) if causal and label == "left" else None
+                if keyless is not None:
+                    refused = CheckResult.refusal(
+                        f"the function raised {type(keyless).__name__}: {keyless} on a left-padded causal batch (L = "
+                        f"{length}), where a query before the first kept key has no key to attend to (0/0), and ran "
+                        "when the first key was kept too; the outputs at the kept positions could not be compared: "
+                        "return any value (0, NaN) at such queries to have them checked",
+                        name=name, claim="padding", alpha=alpha, sample_size=int(mask.sum()), seed=seed)
+                    refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
+                    break
+                full, refused = _determined(fn, qp, kp, vp, m, mask, name, alpha, seed, precision)
+                if refused is not None:
+                    refused = _refused_unless_failed(refused, name, "padding", pairs, runs, alpha, seed, whats)
+                    break
+                shorts = [_Run(fn, qp[i : i + 1, keep], kp[i : i + 1, keep], vp[i : i + 1, keep], m, None, precision)
+                          for i, keep in enumerate(mask)]
+            except ValueError as exc:  # the function raised at an optional length: left out
+                if not optional:
+                    raise
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                whats.append(f"L = {length} left out: the function raised there ({type(cause).__name__})")
+                continue
+            runs += [full, *shorts]
+            for i, (keep, short) in enumerate(zip(mask, shorts, strict=True)):
                 pairs.append((_difference(full.out[i, keep], short.out[0]),
                               lambda fmt=None, full=full, short=short, i=i, keep=keep:
                               full.floor(fmt)[i, keep] + short.floor(fmt)[0]))
