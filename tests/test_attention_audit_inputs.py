@@ -420,3 +420,36 @@ def test_an_additive_mask_is_passed_as_zero_and_minus_infinity(kt_seed):
     assert report.passed, str(report)
     with pytest.raises(ValueError, match="mask_keeps=False has no meaning"):
         attention_from_module(Additive, mask="attn_mask", mask_additive=True, mask_keeps=False)
+
+
+@pytest.mark.parametrize("period", [2, 7, 50])
+def test_a_redraw_inside_forward_every_n_calls_is_named_not_passed(period, kt_seed):
+    """Finding (an adversarial trial): an attention whose forward redraws its frequencies every 50 calls, in eval
+    mode, passed every default row (each row builds its function afresh and calls it fewer times); every 2 or 7 calls
+    the exact rows failed it, naming a batch or padding difference. One function is now called 64 times on the
+    same inputs before the exact rows (proofs/attention_audit.md, item 10(c)): the refused row ``calls`` names the
+    first call that differs, and the report is never passed. Control: the same function without the redraw has no
+    such row and passes."""
+
+    def redrawing(every):
+        def attention(m, g):
+            own = torch.Generator().manual_seed(int(torch.randint(2**31, (1,), generator=g)))
+            state = {"calls": 0, "w": torch.randn(m, D, generator=g, dtype=torch.float64)}
+
+            def fn(q, k, v, mask=None):
+                if every and state["calls"] and state["calls"] % every == 0:
+                    state["w"] = torch.randn(m, D, generator=own, dtype=torch.float64)
+                state["calls"] += 1
+                lq, lk = (x * D**-0.25 @ state["w"].T - (x * x).sum(-1, keepdim=True) / (2 * D**0.5) for x in (q, k))
+                pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), (lk - lk.amax((1, 2), keepdim=True)).exp()
+                return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+            return fn
+        return attention
+
+    run = dict(dim=D, mask=False, checks=["batch"], alpha=ALPHA, seed=kt_seed)
+    report = check_attention(redrawing(period), **run)
+    calls = next(c for c in report.checks if c.name == "calls")
+    assert calls.refused and f"call {period + 1} of one function" in calls.detail, calls.detail
+    assert not report.passed, str(report)
+    good = check_attention(redrawing(None), **run)
+    assert good.passed and [c.name for c in good.checks] == ["batch"], str(good)

@@ -133,7 +133,9 @@ def test_a_projection_drawn_at_the_first_forward_is_replayed(kt_seed):
     assert check_attention(lazy, dim=D, checks=["padding"], seed=kt_seed).passed
     every = attention_from_module(lambda m: Lazy(m, every_call=True), mask="key_padding_mask", mask_keeps=False)
     report = check_attention(every, dim=D, checks=["padding"], seed=kt_seed)
-    assert report.status == "REFUSED" and all("two calls with one draw" in c.detail for c in report.checks), report
+    calls, *rows = report.checks  # the calls row first: one function called again on the same inputs differs
+    assert calls.name == "calls" and calls.refused and "call 2 of one function" in calls.detail, report
+    assert report.status == "REFUSED" and all("two calls with one draw" in c.detail for c in rows), report
     for every_call, status in ((False, "PASSED"), (True, "REFUSED")):  # --global-rng --attention: attention(m)
         factory = global_rng_factory(lambda m, e=every_call: lazy_function(m, e), attention=True)
         assert check_attention(factory, dim=D, checks=["padding"], seed=kt_seed).status == status

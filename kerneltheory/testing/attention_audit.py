@@ -108,7 +108,8 @@ from .attention_checks import _exact_refusal, mse_slope_check
 from .attention_exact import (
     FORMATS,
     PADDINGS,
-    _agree,  # noqa: F401  (named here by verify.check_feature_map's docstring and proofs/verification.md)
+    NoRoundingBound,
+    _agree,  # named here by verify.check_feature_map's docstring and proofs/verification.md as well
     _call,
     _check_reproducible,
     _inputs,
@@ -229,6 +230,37 @@ def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckRes
         "bias, stabiliser), which average independent draws, were not run; each call attention(m, generator) must "
         "draw afresh from its generator", name="independent draws", claim="independent draws", alpha=0.0,
         sample_size=REPEAT_DRAWS, seed=seed)
+
+
+CALL_REPEATS = 64  # calls of one function on the same inputs before the exact rows (periods up to 63 calls seen)
+CALL_ROWS = ("batch", "padding", "causality", "order", "precision")  # the rows that compare calls of one function
+
+
+def _unstable_calls(attention, q, k, v, m: int, seed: int, precision=None) -> CheckResult | None:
+    """One function ``attention(m, g)`` called :data:`CALL_REPEATS` times on the check's inputs: where a call's outputs
+    differ from the first call's beyond the two evaluations' rounding (:func:`_agree`), the function changes from call
+    to call (a redraw inside ``forward`` every N calls in eval mode), and the refused row ``calls`` is returned, naming
+    the call: the exact rows compare calls of one function, and a difference they find may be this redraw rather than
+    the defect they name (a period of 50 calls passed every row before; proofs/attention_audit.md, item 10(c)).
+    None where every call agrees, or a difference has no rounding floor to be judged by."""
+    fn = attention(m, torch.Generator().manual_seed(seed_for("calls", seed)))
+    first = _call(fn, q, k, v)
+    for c in range(1, CALL_REPEATS):
+        out = _call(fn, q, k, v)
+        try:
+            same = _agree(fn, fn, q, k, v, first, out, m, None, precision)
+        except NoRoundingBound:
+            return None
+        if not same:
+            return CheckResult.refusal(
+                f"call {c + 1} of one function attention(m = {m}, generator) on the same inputs (L = {q.shape[-2]}) "
+                "differs from its first call beyond their rounding: the function changes from call to call (a redraw "
+                f"inside forward, every {c} calls or so); the rows {', '.join(CALL_ROWS)} compare calls of one "
+                "function, so a difference they report may be this change rather than the defect they name. Make "
+                "the forward of one draw give one output (redraw in a method; audit a module through "
+                "attention_from_module(..., forward_redraws=True), which seeds every call alike)",
+                name="calls", claim="calls", alpha=0.0, sample_size=c + 1, seed=seed)
+    return None
 
 
 def _rounding_only(errors, exact, q, k, v, ms, u: float, base: dict) -> CheckResult | None:
@@ -562,6 +594,10 @@ def check_attention(
         report.checks.append(repeated)
         report.notes.append(f"not run: {', '.join(statistical)} (the factory's draws repeat)")
         wanted = [c for c in wanted if c not in statistical]
+    unstable = (_unstable_calls(attention, q, k, v, m_exact, seed, output_dtype)
+                if any(c in CALL_ROWS for c in wanted) else None)
+    if unstable is not None:  # the exact rows still run: a failure they find may be this change (the row says so)
+        report.checks.append(unstable)
     for c in wanted:
         s = seed_for(c, seed)
         if c == "consistency":
