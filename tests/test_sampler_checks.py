@@ -729,14 +729,22 @@ def test_the_every_pair_row_holds_its_level_in_the_tail(kt_seed, d, dtype):
     ``dtype``: the rounding margin) the rejections of the row stay within the one-sided binomial bound at level
     10⁻³."""
     from kerneltheory.testing.sampler_rounding import carried_format
-    from kerneltheory.testing.samplers import _alignment, _pair_sums, _squared_cosines, claims_preset
+    from kerneltheory.testing.samplers import (
+        _alignment,
+        _independent_mask,
+        _least_sines,
+        _pair_sums,
+        _squared_cosines,
+        claims_preset,
+    )
 
     claims, m, n = claims_preset("gaussian", d), 12, 256
     fails = 0
     for s in range(300):
         g = torch.Generator().manual_seed(kt_seed + s)
         w = torch.randn(n, m, d, generator=g, dtype=torch.float64).to(dtype).double()
-        row = _alignment("x", _squared_cosines(w) / n, _pair_sums(w), m, d, n, claims, carried_format(w), 0.05, s)
+        row = _alignment("x", _squared_cosines(w) / n, _pair_sums(w), m, d, n, claims, carried_format(w), 0.05, s,
+                         _least_sines(w, _independent_mask(m, claims)))
         assert "all-rows mean" in row.method
         fails += row.p_value <= 0.05
     assert stats.binomtest(fails, 300, 0.05, alternative="greater").pvalue > 1e-3, fails
@@ -805,13 +813,14 @@ def test_an_untested_all_rows_sum_refuses_the_row_unless_a_pair_fails(monkeypatc
     monkeypatch.setattr(samplers, "mean_check", lambda *a, **k: samplers.CheckResult.refusal(
         "planted refusal", name="x", claim="sampler", alpha=0.01, sample_size=256, seed=0))
     claims, g = samplers.claims_preset("gaussian", D), torch.Generator().manual_seed(0)
+    least = lambda w: samplers._least_sines(w, samplers._independent_mask(12, claims))  # noqa: E731
     w = torch.randn(256, 12, D, generator=g, dtype=torch.float64)
     row = samplers._alignment("x", samplers._squared_cosines(w) / 256, samplers._pair_sums(w), 12, D, 256, claims,
-                              carried_format(w), 0.01, 0)
+                              carried_format(w), 0.01, 0, least(w))
     assert row.refused and not row.passed and "not tested: planted refusal" in row.detail, row
     w[:, 7] = w[:, 3]  # one row repeated: the pair part fails the row by itself
     row = samplers._alignment("x", samplers._squared_cosines(w) / 256, samplers._pair_sums(w), 12, D, 256, claims,
-                              carried_format(w), 0.01, 0)
+                              carried_format(w), 0.01, 0, least(w))
     assert row.status == "failed" and "rows 3 and 7: mean cos² 1 " in row.detail, row
 
 
@@ -835,3 +844,31 @@ def test_row_independence_helpers_name_bad_arguments_and_stay_finite():
         regression_f(np.ones((5, 2)), np.ones(5))
     with pytest.raises(ValueError, match="a and b must be"):
         regression_f(np.ones((5, 2)), np.ones((4, 1)))
+
+
+@pytest.mark.parametrize("m, d, signed", [(16, 8, False), (32, 16, False), (128, 64, True), (4, 2, True)])
+def test_a_block_that_permutes_another_fails_the_every_pair_row(m, d, signed, kt_seed):
+    """Finding (an adversarial trial): an ORF whose second block is the first block's rows in a random order (random
+    signs or not), with fresh χ_d norms, keeps every row N(0, I_d), every pair's mean cos² at 1/d, and passed every
+    row at d ≥ 16 (at d = 8 as well with the signs), though the FAVOR+ estimator's variance rises by 65 % at d = 16,
+    m = 32. Two rows of different blocks are parallel in every draw: the parallel-pairs part of the every-pair row
+    (proofs/sampler_independence.md, item 11) fails it. Control: the correct ORF passes every row."""
+
+    def orf(permuted):
+        def sample(g):
+            blocks = []
+            for _ in range(math.ceil(m / d)):
+                q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+                blocks.append((q * torch.sign(torch.diagonal(r))).T)
+            if permuted:
+                signs = torch.randint(0, 2, (d, 1), generator=g).double() * 2 - 1 if signed else 1.0
+                blocks[1] = signs * blocks[0][torch.randperm(d, generator=g)]
+            norms = torch.randn(m, d, generator=g, dtype=torch.float64).norm(dim=1, keepdim=True)
+            return norms * torch.cat(blocks)[:m]
+        return sample
+
+    rows = callable_sampler_checks(orf(True), claims="orthogonal", draws=1024, seed=kt_seed)
+    pair = next(r for r in rows if "every pair" in r.name)
+    assert pair.status == "failed" and "in 1024 of 1024 draws" in pair.detail, pair.detail
+    good = callable_sampler_checks(orf(False), claims="orthogonal", draws=1024, seed=kt_seed)
+    assert all(r.passed for r in good), [r for r in good if not r.passed]

@@ -87,7 +87,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import special, stats
 
 from .._validation import check_alpha, check_fits_memory, check_int, check_real
 from ..montecarlo import Moments, block_seed, num_blocks
@@ -441,6 +441,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
     sel, mean_sq, orth, rho, norms, fmt = [], [], [], [], [], []
     cos2 = torch.zeros(aligned, aligned, dtype=_F64)  # Σ over draws of cos²(z_i, z_j), the first `aligned` rows
     sums = []  # per draw, Σ_{i<j} cos²(z_i, z_j) over all m rows ("rows" claims)
+    closest = []  # per draw, the least 1 − cos²(z_i, z_j) over the independent pairs of the first `aligned` rows
+    pair_mask = _independent_mask(aligned, c) if aligned else None
     largest = 0.0  # max |z_il| over every entry of every draw
     with torch.no_grad():
         for b in range(num_blocks(n, block)):
@@ -455,6 +457,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             mean_sq.append((z * z).sum(-1).mean(-1))
             if aligned:
                 cos2 += _squared_cosines(z[:, :aligned])
+                closest.append(_least_sines(z[:, :aligned], pair_mask))
                 if c.independent == "rows":
                     sums.append(_pair_sums(z))
             largest = max(largest, float(z.abs().max()))
@@ -496,7 +499,7 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             out.append(_extreme(nm, largest, n, m * d, torch.cat(fmt), a, seed))
         elif kind == "alignment":
             out.append(_alignment(nm, cos2 / n, torch.cat(sums) if sums else None, m, d, n, c, torch.cat(fmt), a,
-                                  seed))
+                                  seed, torch.cat(closest)))
         elif kind == "signs":
             labels, cols = [], []
             for i in sign_rows:
@@ -579,6 +582,30 @@ def _squared_cosines(z: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def _independent_mask(k: int, c: SamplerClaims) -> torch.Tensor:
+    """[k, k] True at the pairs i < j of the first k rows that the claim makes independent (every pair for
+    ``"rows"``, pairs in different blocks for ``"blocks"``)."""
+    i, j = torch.arange(k)[:, None], torch.arange(k)[None, :]
+    mask = i < j
+    return mask & (i // c.block != j // c.block) if c.independent == "blocks" else mask
+
+
+def _least_sines(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[r] the least 1 − cos²(z_i, z_j) over the pairs of ``mask`` in each draw of ``z`` [r, k, d] (a zero row counts
+    cos² = 0), in slices of draws whose [r', k, k] Gram stays below 4·10⁶ entries."""
+    u = _unit_rows(z)
+    k = u.shape[1]
+    step = max(1, 4_000_000 // (k * k))
+    out = []
+    for s in range(0, u.shape[0], step):
+        g = u[s : s + step] @ u[s : s + step].transpose(1, 2)
+        out.append(torch.where(mask, 1.0 - g * g, math.inf).flatten(1).amin(1))
+    return torch.cat(out)
+
+
+PARALLEL = 1e-6  # 1 − cos² at or below which two rows count as parallel (or the rounding of a cos², if larger)
+
+
 def _pair_sums(z: torch.Tensor) -> torch.Tensor:
     """[r] Σ_{i<j} cos²(z_i, z_j) over all m rows of each draw of ``z`` [r, m, d], as (‖ÛᵀÛ‖_F² − Σ_i ‖û_i‖⁴)/2
     with Û the unit rows: O(m·d²) per draw, whatever m."""
@@ -611,8 +638,8 @@ def _extreme(name, largest: float, n: int, per_draw: int, fmt: torch.Tensor, alp
 
 
 def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int, n: int, c: SamplerClaims,
-               fmt: torch.Tensor, alpha, seed) -> CheckResult:
-    """Two tests, Bonferroni over them. (1) Every pair (i, j), i < j, of the first k rows that the claim makes
+               fmt: torch.Tensor, alpha, seed, closest: torch.Tensor) -> CheckResult:
+    """Up to three tests, Bonferroni over them. (1) Every pair (i, j), i < j, of the first k rows that the claim makes
     independent (all pairs for ``"rows"``, pairs in different blocks for ``"blocks"``): the mean over the n draws of
     cos²(z_i, z_j) against 1/d. Under the claim z_i, z_j are independent N(0, I_d), so cos² ~ Beta(1/2, (d − 1)/2)
     (mean 1/d, variance σ² = 2(d − 1)/(d²(d + 2)), values in [0, 1]), iid over the draws: Bernstein's inequality
@@ -621,8 +648,15 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
     P = m(m − 1)/2 terms are pairwise uncorrelated under the claim, so Var S = P·σ² exactly: the mean test of
     :func:`~kerneltheory.testing.checks.mean_check` as the scale check runs it (the CLT under the fourth-moment guard,
     else median of means with that exact variance), the rounding margin as its floor (proofs/sampler_independence.md,
-    item 9). (1) fails one pair repeated, negated or orthogonal among the first k rows; (2) fails such pairs by the
-    dozen anywhere (half the rows repeated, negated, tiled; orthogonal blocks claimed iid)."""
+    item 9). (3) Parallel pairs: the draws in which some pair of (1) has 1 − cos² ≤ ε (``closest``, each draw's
+    least; ε = :data:`PARALLEL`, or the rounding δ of one cos², 10u + 25u² + 2(d + 2)·2⁻⁵³, if larger). Under the
+    claim 1 − cos² ~ Beta((d − 1)/2, 1/2), so a draw has such a pair with probability at most p₀ = P·I_{ε+δ}((d − 1)/2,
+    1/2) (a union bound over its P pairs; a computed value ≤ ε has an exact one ≤ ε + δ), independently over the
+    draws: the count is at most Binomial(n, p₀), its upper tail the p-value (exact; no power where p₀ is near 1).
+    (1) fails one pair repeated, negated or orthogonal among the first k rows; (2) fails such pairs by the
+    dozen anywhere (half the rows repeated, negated, tiled; orthogonal blocks claimed iid); (3) fails a block whose
+    rows are another block's, permuted (with random signs or not), which keeps every pair's mean cos² at 1/d
+    (proofs/sampler_independence.md, item 11)."""
     k = mean_cos2.shape[0]
     i, j = torch.triu_indices(k, k, 1)
     if c.independent == "blocks":
@@ -639,25 +673,32 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
     among = f"all {m} rows" if k == m else f"the first {k} of the {m} rows (the most that fit the work cap)"
     detail = (f"worst pair: rows {int(i[w])} and {int(j[w])}: mean cos² {float(means[w]):.4g} over {n} draws against "
               f"1/d = {mu:.4g} ({pairs} pairs of {among})")
-    tests, p_sum = 1, None  # None: the all-rows part does not apply; NaN: it could not test
+    eps = max(PARALLEL, float(_margin(u, torch.tensor(1.0, dtype=_F64), d)))
+    parallel = int((closest <= eps).sum())
+    p0 = min(1.0, pairs * float(special.betainc((d - 1) / 2, 0.5, min(1.0, 2 * eps))))
+    p_parallel = float(stats.binom.sf(parallel - 1, n, p0)) if parallel else 1.0
+    detail += (f"; parallel pairs (1 − cos² ≤ {eps:.3g}): in {parallel} of {n} draws, against at most {p0:.3g} of a "
+               f"draw's chance under the claim (p = {p_parallel:.3g})")
+    tests, p_sum = 2, None  # None: the all-rows part does not apply; NaN: it could not test
     if c.independent == "rows" and sums is not None:
-        tests, big = 2, m * (m - 1) // 2
+        tests, big = 3, m * (m - 1) // 2
         centred = (sums - big * mu)[:, None]
         # per draw, Σ_{i<j} |c̃ − c| ≤ 10u·Σ|cos̃| + 25u²P ≤ P·(10u·√(Σ cos̃²/P) + 25u²) (Cauchy–Schwarz), plus float64's
         floor = float((big * _margin(u, sums / big, d)).mean())
         mom = Moments.from_samples(centred)
         light, _ = clt_guard(mom)  # as the scale check: the CLT where the guard allows it, else median of means
-        row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / 2, name=name, seed=seed,
+        row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / tests, name=name, seed=seed,
                          variance=None if light else torch.tensor([big * var], dtype=_F64), samples=centred,
                          atol=floor, claim="sampler")
         p_sum = row.p_value if row.p_value == row.p_value and not row.refused else math.nan
         detail += (f"; all {m} rows: mean Σ_i<j cos² {float(sums.mean()):.6g} against P/d = {big * mu:.6g} "
                    + (f"({row.method}, p = {p_sum:.3g})" if p_sum == p_sum else f"(not tested: {row.detail})"))
-    p = min(1.0, tests * min(p_pairs, 1.0 if p_sum is None or p_sum != p_sum else p_sum))
+    p = min(1.0, tests * min(p_pairs, p_parallel, 1.0 if p_sum is None or p_sum != p_sum else p_sum))
     if p_sum is not None and p_sum != p_sum and p > alpha:  # an untested part hides no failure, but passes nothing
         return CheckResult.refusal(detail, name=name, claim="sampler", alpha=alpha, sample_size=n, seed=seed)
     return _row(name, alpha, seed, n, statistic=float(dev[w]), p_value=p, effect=float(means[w] - mu),
-                method=f"bernstein ×{pairs}" + (" + all-rows mean" if tests == 2 else "") + " (bonferroni)",
+                method=f"bernstein ×{pairs} + parallel pairs" + (" + all-rows mean" if tests == 3 else "")
+                + " (bonferroni)",
                 detail=detail)
 
 
