@@ -650,8 +650,8 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
     else median of means with that exact variance), the rounding margin as its floor (proofs/sampler_independence.md,
     item 9). (3) Parallel pairs: the draws in which some pair of (1) has 1 − cos² ≤ ε (``closest``, each draw's
     least; ε = :data:`PARALLEL`, or the rounding δ of one cos², 10u + 25u² + 2(d + 2)·2⁻⁵³, if larger). Under the
-    claim 1 − cos² ~ Beta((d − 1)/2, 1/2), so a draw has such a pair with probability at most p₀ = P·I_{ε+δ}((d − 1)/2,
-    1/2) (a union bound over its P pairs; a computed value ≤ ε has an exact one ≤ ε + δ), independently over the
+    claim 1 − cos² ~ Beta((d − 1)/2, 1/2), so a draw has such a pair with probability at most p₀ = P·I_{2ε}((d − 1)/2,
+    1/2) (a union bound over its P pairs; a computed value ≤ ε has an exact one ≤ ε + δ ≤ 2ε), independently over the
     draws: the count is at most Binomial(n, p₀), its upper tail the p-value (exact; no power where p₀ is near 1).
     (1) fails one pair repeated, negated or orthogonal among the first k rows; (2) fails such pairs by the
     dozen anywhere (half the rows repeated, negated, tiled; orthogonal blocks claimed iid); (3) fails a block whose
