@@ -156,15 +156,17 @@ class Favor(nn.Module):
 
 def test_a_correct_float32_module_passes_and_a_biased_one_fails(kt_seed):
     """m = 266 (Performer's default for d = 64): "unbiased[zero]: mean 1 ± 6.2e-09, target 1" FAILED, the floor
-    being float64's 1.4e-14. A 10⁻³ bias is 500 times the float32 floor and fails at the zero pair, whose draws
-    are all equal."""
+    being float64's 1.4e-14. A 10⁻³ bias is 500 times the float32 floor and fails an unbiased row: the zero pair,
+    whose draws are all equal, or another pair that reaches its level first (the other rows are then stopped, not
+    decided: at a random seed the anti-collinear pair failed first, and the row asserted here was "stopped")."""
     kernel = kernels.input_scaled(kernels.softmax, D**-0.25)
     ok = check_feature_map(from_module(Favor(D, 266), layout="BHLd", redraw="redraw"), kernel, dim=D,
                            claims={"unbiased"}, seed=kt_seed, sweep=False)
     assert ok.passed, str(ok)
     bad = check_feature_map(from_module(Favor(D, 266, bias=1 + 1e-3), layout="BHLd", redraw="redraw"), kernel,
                             dim=D, claims={"unbiased"}, seed=kt_seed, sweep=False)
-    assert bad.status == "FAILED" and any(c.name == "unbiased[zero]" for c in bad.failures), str(bad)
+    assert bad.status == "FAILED" and any(c.name.startswith("unbiased[") for c in bad.failures), str(bad)
+    assert all(c.status in ("failed", "stopped") for c in bad.checks), str(bad)
 
 
 def taylor(dtype, c=1.0):

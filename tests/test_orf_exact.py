@@ -171,11 +171,15 @@ def _equal_pairs(d: int, norm: float, seed: int) -> tuple[torch.Tensor, torch.Te
 @pytest.mark.parametrize(("d", "m"), [(4, 4), (4, 10), (3, 2)])
 def test_positive_orf_variance_matches_monte_carlo(d, m, kt_seed, one_thread):
     """The exact positive ORF variance passes variance_check at moderate ‖x + y‖ = 0.6 (the guard on the sixth and
-    eighth moments holds there); the iid variance, which ignores the negative pair covariance, is rejected at m = d."""
+    eighth moments holds there); the iid variance, which ignores the negative pair covariance, is rejected at m = d.
+    Where the sample's moments refuse the row (the skewness of (x − x̄)² at a random seed, d = 3, m = 2), the check
+    runs again on four times the draws, as a user would: a refusal is no verdict either way."""
     x, y = _equal_pairs(d, 0.3, kt_seed)
     iid = theory.softmax_positive_variance(x, y, m) if m == d else None
     est = E.get("positive/orthogonal", d, m)
     res, bad, _ = _checks(est, x, y, kt_seed, theory.orf_positive_variance(x, y, m), iid)
+    if res.refused and "moments too large for" in res.detail:
+        res, bad, _ = _checks(est, x, y, kt_seed, theory.orf_positive_variance(x, y, m), iid, draws=2**18)
     assert res.passed and not res.refused, res
     assert bad is None or (not bad.passed and not bad.refused), bad
 
