@@ -82,7 +82,9 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   dtype, not the length or the norms, and the row is refused, naming the exception and ``dtypes=``.
 
 The exact rows (batch, padding, causality, order, precision; first a determinism check, since an attention that
-redraws on every call cannot be compared) run at ``length`` and again at ``exact_length`` (513: chunked
+redraws on every call cannot be compared: one function called :data:`CALL_REPEATS` times on the same inputs, a
+difference beyond rounding adding the refused row ``calls`` (:func:`_unstable_calls`; a redraw inside ``forward``
+every N calls), and each row's own two calls) run at ``length`` and again at ``exact_length`` (513: chunked
 implementations carry a state between chunks of 64, 128 or 256 tokens, wrong only past the first chunk), and pass
 iff every entry differs by at most the rounding floor of two evaluations of a normalised positive-weight attention,
 in the precision the outputs were computed in (read from them, or ``output_dtype``); where that floor does not exist
