@@ -456,8 +456,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             sel.append(z[:, kept])
             mean_sq.append((z * z).sum(-1).mean(-1))
             if aligned:
-                cos2 += _squared_cosines(z[:, :aligned])
-                closest.append(_least_sines(z[:, :aligned], pair_mask))
+                total, least = _squared_cosines(z[:, :aligned], pair_mask)
+                cos2 += total
+                closest.append(least)
                 if c.independent == "rows":
                     sums.append(_pair_sums(z))
             largest = max(largest, float(z.abs().max()))
@@ -569,17 +570,21 @@ def _unit_rows(z: torch.Tensor) -> torch.Tensor:
     return z / torch.where(norm > 0, norm, 1.0)
 
 
-def _squared_cosines(z: torch.Tensor) -> torch.Tensor:
+def _squared_cosines(z: torch.Tensor, mask: torch.Tensor | None = None):
     """Σ over the draws of ``z`` [r, k, d] of cos²(z_i, z_j) [k, k] (a zero row counts cos² = 0), in slices of
-    draws whose [r', k, k] Gram stays below 4·10⁶ entries."""
+    draws whose [r', k, k] Gram stays below 4·10⁶ entries; with ``mask`` [k, k], also [r] each draw's least
+    1 − cos² over the pairs it marks, from the same Grams (:func:`_least_sines`' values): ``(total, least)``."""
     u = _unit_rows(z)
     k = u.shape[1]
     step = max(1, 4_000_000 // (k * k))
-    total = torch.zeros(k, k, dtype=_F64)
+    total, least = torch.zeros(k, k, dtype=_F64), []
     for s in range(0, u.shape[0], step):
         g = u[s : s + step] @ u[s : s + step].transpose(1, 2)
-        total += (g * g).sum(0)
-    return total
+        g = g * g
+        total += g.sum(0)
+        if mask is not None:
+            least.append(torch.where(mask, 1.0 - g, math.inf).flatten(1).amin(1))
+    return total if mask is None else (total, torch.cat(least))
 
 
 def _independent_mask(k: int, c: SamplerClaims) -> torch.Tensor:
@@ -592,15 +597,8 @@ def _independent_mask(k: int, c: SamplerClaims) -> torch.Tensor:
 
 def _least_sines(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[r] the least 1 − cos²(z_i, z_j) over the pairs of ``mask`` in each draw of ``z`` [r, k, d] (a zero row counts
-    cos² = 0), in slices of draws whose [r', k, k] Gram stays below 4·10⁶ entries."""
-    u = _unit_rows(z)
-    k = u.shape[1]
-    step = max(1, 4_000_000 // (k * k))
-    out = []
-    for s in range(0, u.shape[0], step):
-        g = u[s : s + step] @ u[s : s + step].transpose(1, 2)
-        out.append(torch.where(mask, 1.0 - g * g, math.inf).flatten(1).amin(1))
-    return torch.cat(out)
+    cos² = 0): the second value of :func:`_squared_cosines` with ``mask``, which computes both from one Gram."""
+    return _squared_cosines(z, mask)[1]
 
 
 PARALLEL = 1e-6  # 1 − cos² at or below which two rows count as parallel (or the rounding of a cos², if larger)
