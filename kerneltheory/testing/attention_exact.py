@@ -371,17 +371,29 @@ def _attention_matrix(fn, q, k, width: int) -> torch.Tensor | None:
     check_fits_memory(16.0 * length * length, f"the attention matrix of the causality row at L = {length}",
                       "a smaller long_length or exact_length (kerneltheory audit: --long-length, --exact-length)")
     try:
-        if bool((_call(fn, q, k, torch.zeros(1, length, width, dtype=q.dtype)) != 0).any()):
-            return None
-        columns = []
-        for start in range(0, length, width):
-            keys = min(width, length - start)
-            unit = torch.zeros(1, length, width, dtype=q.dtype)
-            unit[0, torch.arange(start, start + keys), torch.arange(keys)] = 1
-            columns.append(_call(fn, q, k, unit)[0, :, :keys].to(_F64))
+        blocks = _unit_value_blocks(fn, q, k, width)
+        return None if blocks is None else torch.cat([out[0] for _, out in blocks], -1)
     except ValueError:
         return None
-    return torch.cat(columns, -1)
+
+
+def _unit_value_blocks(fn, q, k, width: int):
+    """The attention matrix of ``fn`` on each sequence of ``q, k`` ``[B, L, d]`` in blocks of ``width`` keys, read
+    with values the unit vectors (out_b,i,c = a_b,i,j for the value e_c at key j): an iterator of
+    ``(keys, a[:, :, keys])``, float64, one call a block (one block held at a time); None where the outputs at values
+    0 are not all 0 (no matrix). A ValueError where the function does not take those values propagates, from this
+    call or from the iteration (the one reading of :func:`_attention_matrix` and :func:`_later_rounding`)."""
+    batch, length = q.shape[0], q.shape[-2]
+    if bool((_call(fn, q, k, torch.zeros(batch, length, width, dtype=q.dtype)) != 0).any()):
+        return None
+
+    def blocks():
+        for start in range(0, length, width):
+            keys = torch.arange(start, min(start + width, length))
+            unit = torch.zeros(batch, length, width, dtype=q.dtype)
+            unit[:, keys, torch.arange(keys.numel())] = 1
+            yield keys, _call(fn, q, k, unit)[..., : keys.numel()].to(_F64)
+    return blocks()
 
 
 def _signed_weights(runs) -> str | None:
@@ -812,21 +824,15 @@ def _later_rounding(run: _Run, rows: torch.Tensor | None = None) -> torch.Tensor
     take those values."""
     fn, q, k, v = run.fn, run.q, run.k, run.v.abs().to(_F64)
     batch, length = q.shape[0], q.shape[-2]
-    queries = torch.arange(length)
+    at = torch.arange(length)[None, :, None] if rows is None else rows[:, None, None]
     for width in dict.fromkeys((max(v.shape[-1], MATRIX_WIDTH), v.shape[-1])):
         try:
-            if bool((_call(fn, q, k, torch.zeros(batch, length, width, dtype=q.dtype)) != 0).any()):
+            blocks = _unit_value_blocks(fn, q, k, width)
+            if blocks is None:
                 return None
             total = v.new_zeros(batch, length if rows is None else 1, v.shape[-1])
-            for start in range(0, length, width):
-                keys = torch.arange(start, min(start + width, length))
-                unit = torch.zeros(batch, length, width, dtype=q.dtype)
-                unit[:, keys, torch.arange(keys.numel())] = 1
-                out = _call(fn, q, k, unit)[..., : keys.numel()].to(_F64).abs()  # [B, L, keys]: a_b,i,j
-                if rows is not None:
-                    out, at = out[torch.arange(batch), rows][:, None], rows[:, None, None]
-                else:
-                    at = queries[None, :, None]
+            for keys, out in blocks:  # out [B, L, keys]: a_b,i,j
+                out = out.abs() if rows is None else out[torch.arange(batch), rows][:, None].abs()
                 total += torch.where(keys[None, None, :] > at, out, 0.0) @ v[:, keys]
             return total if rows is None else total[:, 0]
         except ValueError:
