@@ -98,21 +98,38 @@ def regression_f(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int], 
     df₂ = (R − rank A)·q, p = P(F(df₁, df₂) ≥ F), explained = T/(T + S) (the share of B's squares in A's column
     space; ≈ rank(A)/R under H₀). A keeps its first ⌊R/2⌋ columns. NaN p-value when A or B is not finite,
     rank(A) = 0 or B = 0."""
+    _check_shapes(a, b)
+    return _regression_f(_column_basis(a), b)
+
+
+def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must be [R, p] and [R, q] over the same R draws, got shapes {a.shape} and {b.shape}")
+
+
+def _column_basis(a: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis [R, rank] of the column space of A's first ⌊R/2⌋ columns (SVD, the rank read at
+    max(A's shape)·ε of the largest singular value), or None where A is not finite, its rank is 0 or reaches R. It
+    depends on A alone: the tests of one row against several others compute it once (:func:`cross_row_tests`)."""
     n = a.shape[0]
     a = a[:, : max(1, n // 2)]
-    if not (np.isfinite(a).all() and np.isfinite(b).all()) or not np.abs(b).max(initial=0.0) > 0:
-        return math.nan, (0, 0), math.nan, math.nan
+    if not np.isfinite(a).all():
+        return None
     a = np.ldexp(a, -int(np.frexp(np.abs(a).max(initial=0.0))[1]))  # exact: max |a| in [1/2, 1), U unchanged
-    b = np.ldexp(b, -int(np.frexp(np.abs(b).max())[1]))  # exact: max |b| in [1/2, 1), F unchanged
     u, s, _ = np.linalg.svd(a, full_matrices=False)
-    r = int((s > s.max() * max(a.shape) * np.finfo(np.float64).eps).sum())
-    if r == 0 or r >= n:
+    r = int((s > s.max(initial=0.0) * max(a.shape) * np.finfo(np.float64).eps).sum())
+    return None if r == 0 or r >= n else u[:, :r]
+
+
+def _regression_f(u: np.ndarray | None, b: np.ndarray) -> tuple[float, tuple[int, int], float, float]:
+    """:func:`regression_f` from A's column basis ``u`` (:func:`_column_basis`)."""
+    if u is None or not np.isfinite(b).all() or not np.abs(b).max(initial=0.0) > 0:
         return math.nan, (0, 0), math.nan, math.nan
-    coef = u[:, :r].T @ b
+    b = np.ldexp(b, -int(np.frexp(np.abs(b).max())[1]))  # exact: max |b| in [1/2, 1), F unchanged
+    n, r = u.shape
+    coef = u.T @ b
     t = float((coef**2).sum())
-    residual = float(((b - u[:, :r] @ coef) ** 2).sum())  # directly, not ‖B‖² − T (no cancellation)
+    residual = float(((b - u @ coef) ** 2).sum())  # directly, not ‖B‖² − T (no cancellation)
     q = b.shape[1]
     df1, df2 = r * q, (n - r) * q
     f = math.inf if residual == 0 else (t / df1) / (residual / df2)
@@ -125,10 +142,14 @@ def cross_row_tests(zs: dict[int, np.ndarray], pairs: list[tuple[int, int]]):
     scores = {i: magnitude_scores(z) for i, z in zs.items()}
     signs = {i: sign_features(z) for i, z in zs.items()}
     labels, ts, dfs, ps, shares = [], [], [], [], []
+    bases: dict[tuple[str, int], np.ndarray | None] = {}  # A's column space depends on row i alone: one SVD per row
     for i, j in pairs:
         for what, a, b in (("coordinates", zs[i], zs[j]), ("magnitudes", scores[i], scores[j]),
                            ("signs", signs[i], zs[j])):
-            t, df, p, share = regression_f(a, b)
+            _check_shapes(a, b)
+            if (what, i) not in bases:
+                bases[what, i] = _column_basis(a)
+            t, df, p, share = _regression_f(bases[what, i], b)
             labels.append(f"rows {i}, {j} {what}")
             ts.append(t)
             dfs.append(df)
