@@ -15,6 +15,7 @@ from kerneltheory import kernels
 from kerneltheory.cli import main
 from kerneltheory.testing.attention_audit import DEFAULT_CHECKS, check_attention
 from kerneltheory.testing.attention_exact import (
+    HEAD,
     NoRoundingBound,
     extended_lengths,
     key_cycle,
@@ -413,6 +414,12 @@ def test_outputs_computed_in_float32_and_returned_as_float64_get_float32s_roundi
     for trivial in (torch.zeros(64, dtype=torch.float64), short):
         assert output_format(trivial) == torch.float64
         assert output_format(torch.cat([trivial, x.bfloat16().double()])) == torch.bfloat16
+    # the first entries are read first (HEAD): a float64 entry after them, or trivial entries beyond float32's range
+    # before float32 numbers, give the reading of the whole tensor
+    head = torch.zeros(HEAD + 64, dtype=torch.float64)
+    assert output_format(torch.cat([head + x.float().double()[0], x])) == torch.float64
+    assert output_format(torch.cat([torch.full((HEAD,), 2.0**200, dtype=torch.float64), x.half().double()])) == \
+        torch.float16
     with pytest.raises(ValueError, match="output_dtype must be None or one of"):
         check_attention(NAMESPACE["batched"], output_dtype=torch.int32, **exact)
 

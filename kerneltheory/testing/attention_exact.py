@@ -115,14 +115,27 @@ def output_format(out: torch.Tensor, declared: torch.dtype | None = None) -> tor
     if declared is not None:
         return declared
     kept = out.detach().to(torch.float64).cpu()
-    kept = kept[torch.isfinite(kept)]  # NaN and infinities are numbers of every format too
-    mantissa, _ = torch.frexp(kept)
-    scaled = mantissa * 2.0**TRIVIAL_BITS
-    kept = kept[scaled != torch.round(scaled)]  # more than TRIVIAL_BITS significant bits
+    if out.dtype == torch.float64:  # a float64 result: one of its first entries is usually no float32 number, and
+        # bfloat16's and float16's numbers are float32 numbers too, so such an entry settles the reading at once
+        head = kept.flatten()[:HEAD]
+        head = _nontrivial(head[torch.isfinite(head)])
+        if bool((head.to(torch.float32).to(torch.float64) != head).any()):
+            return out.dtype
+    kept = _nontrivial(kept[torch.isfinite(kept)])  # NaN and infinities are numbers of every format too
     if kept.numel() == 0:
         return out.dtype
     fmt = FORMATS[int(carried_format(kept.reshape(1, -1))[0])]  # the one reading of the samplers' checks
     return fmt if torch.finfo(fmt).eps > torch.finfo(out.dtype).eps else out.dtype
+
+
+HEAD = 4096  # the entries output_format reads first
+
+
+def _nontrivial(values: torch.Tensor) -> torch.Tensor:
+    """The entries of ``values`` (finite, float64) with more than :data:`TRIVIAL_BITS` significant bits."""
+    mantissa, _ = torch.frexp(values)
+    scaled = mantissa * 2.0**TRIVIAL_BITS
+    return values[scaled != torch.round(scaled)]
 
 
 def gamma_delta(u: float, n: int, q: torch.Tensor, k: torch.Tensor) -> tuple[float, float]:
