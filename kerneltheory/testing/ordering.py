@@ -45,7 +45,14 @@ and 0 now; at m = 4 (20 000 draws) 82, 22, 4, 0 before and 69, 13, 1, 0 now (109
 positive/gaussian at d = 8, ‖z‖ = 1, 20 000 draws, ms = (1, 4, 16, 64): 25, 7, 3 of 400 seeds at α′ = 0.05, 10⁻²,
 10⁻³ before, 23, 5, 1 now. The tail (α′ ≤ 10⁻³) now holds at 20 000 draws; at moderate α′ and at a few thousand
 draws the rate still exceeds the declared one (tests/test_ordering_checks.py, slow tier). Start ms at 4 or more for
-exponential features, and compare estimators of similar tails.
+exponential features, and compare estimators of similar tails. An independent pilot sample per side (n more draws)
+for the guard and the studentiser was measured and not adopted (m = 4, ‖x + y‖ = 1, rejections at α′ = 0.05, 10⁻²,
+10⁻³, 10⁻⁴; ``OMP_NUM_THREADS=1 python experiments/ordering_pilot.py experiments/ordering_pilot.json``): the pilot's
+v and guard in place of the sample's took "noise ≤ positive" at 2000 draws from 68, 17, 5, 4 of 1000 seeds to 40, 8,
+0, 0, but the reversed claim "positive ≤ noise" from 5, 0, 0, 0 to 47, 12, 4, 1 (and at 20 000 draws from 14, 0, 0,
+0 to 42, 16, 6, 3 of 500: a sample that catches a rare large draw keeps its large s² while the pilot's v stays
+small); the larger of the two v (and of the two skewness terms) under both guards held both directions (34, 4, 0, 0
+and 4, 0, 0, 0) but rejected a variance ratio of 2 in 18 of 300 runs at 10⁻³ against 86.
 
 A check of this kind cannot *confirm* an ordering, only fail to refute it; the meta-tests therefore also plant
 reversals and assert that they are rejected, and :func:`closed_form_ordering_check` verifies the ordering
