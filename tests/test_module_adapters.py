@@ -82,6 +82,52 @@ def test_the_audited_head_is_the_modules_head_and_calls_are_deterministic(kt_see
         assert b.shape == q.shape and bool(((a - b).abs() <= floor).all()), (layout, heads)
 
 
+class HeadFeatures(nn.Module):
+    """FAVOR+ features of exp(xᵀy) on [B, L, H, d] (``layout="BLHd"``) or [B, H, L, d]; ``transpose=False`` goes from
+    [B, L, H, d] to [B, H, L, d] by ``reshape`` (the bug); ``heads`` > 0: one projection per head (a fixed number)."""
+
+    def __init__(self, transpose=True, heads=0, blhd=True):
+        super().__init__()
+        self.transpose, self.blhd = transpose, blhd
+        self.register_buffer("projection", torch.randn(*((heads,) if heads else ()), 64, D, dtype=torch.float64))
+
+    @torch.no_grad()
+    def redraw(self):
+        self.projection.normal_()
+
+    def forward(self, x):
+        if self.blhd:
+            b, n, h, d = x.shape
+            x = x.transpose(1, 2) if self.transpose else x.reshape(b, h, n, d)
+        w = self.projection if self.projection.dim() == 2 else self.projection[None]
+        f = torch.exp(x @ w.transpose(-1, -2) - (x * x).sum(-1, keepdim=True) / 2) / 8
+        return f.transpose(1, 2) if self.blhd else f
+
+
+def test_a_feature_module_that_mixes_heads_fails_and_a_correct_one_passes(kt_seed):
+    """from_module inserted one head, where reshape equals transpose: a module that mixed heads passed every row (an
+    adversarial trial), while a layer of H heads gives the tokens of one head other tokens' features (2–26 % off at
+    norms ≤ 0.5 with H = 4, L = 16). With two heads (the default) the tested rows sit on head 1 beside fixed
+    distractor rows, and the row-wise check fails the mix with certainty; one head still hides it. A module with a
+    fixed number of heads is audited with heads= that number (one of its heads' maps), and fails with a message
+    naming heads= otherwise."""
+    audit = lambda module, **kw: check_feature_map(  # noqa: E731
+        from_module(module, redraw="redraw", **kw), kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    for kw, status in (({"layout": "BLHd"}, "FAILED"), ({"layout": "BLHd", "heads": 3}, "FAILED"),
+                       ({"layout": "BLHd", "heads": 1}, "PASSED")):
+        report = audit(HeadFeatures(transpose=False), **kw)
+        assert report.status == status, (kw, str(report))
+        assert status == "PASSED" or [c.name for c in report.checks if c.status == "failed"] == ["row-wise"], \
+            str(report)
+    assert audit(HeadFeatures(), layout="BLHd").passed
+    assert audit(HeadFeatures(blhd=False), layout="BHLd", heads=3).passed
+    assert audit(HeadFeatures(heads=4), layout="BLHd", heads=4).passed
+    with pytest.raises(ValueError, match="the module failed on BLHd tensors of shape .* heads=default 2"):
+        audit(HeadFeatures(heads=4), layout="BLHd")
+    with pytest.raises(ValueError, match="heads applies to a layout with a head axis"):
+        from_module(HeadFeatures(), layout="BLd", heads=2)
+
+
 class BHLd(Heads):
     def forward(self, q, k, v, mask=None):
         return _favor(q, k, v, self.projection, torch.ones(q.shape[0], 1, q.shape[2], dtype=torch.bool))

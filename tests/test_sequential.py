@@ -109,7 +109,7 @@ def test_batched_sampler_is_called_once_per_block():
     used = max(c.sample_size for c in report.checks)  # the budget, or the look where every check accepted
     # the repeated-draws check: 24 draws through each path; the replay check: two identically seeded single draws;
     # the row-wise check: five more (the whole batch, the first family alone, reversed, its first row alone, behind
-    # 512 other rows)
+    # 2048 other rows)
     assert calls[:25] == [None] * 24 + [24]
     assert calls[25:32] == [1] * 7
     assert calls[32:] == ([None] * 64 + [192]) * (used // 256) and used in (1024, 2048, 4096)

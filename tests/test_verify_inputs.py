@@ -207,14 +207,14 @@ def test_details_show_the_deviation_and_unrepresentable_moments(kt_generator):
 
 
 @pytest.mark.parametrize("defect", ["short batches 5 % off", "centred by the batch mean", "NaN in short batches",
-                                    "chunks of 256 offset"])
+                                    "chunks of 256 offset", "chunks of 1024 offset"])
 def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     """The checks evaluate every pair in one batch; a map that is right there but not on fewer rows (a separate
     short-sequence path) or whose rows depend on the others (centring by the batch's mean) was verified, or failed
     as if biased. One draw on the whole batch and on parts of it must agree: otherwise the report fails on the exact
     row "row-wise", naming the dependence, before any draw is counted. A map that works in chunks of 256 rows and
     reads another row's norm past the first chunk is right on every batch of the tested rows alone, so they are also
-    evaluated behind 512 other rows."""
+    evaluated behind 2048 other rows (behind 512, chunks of 1024 passed: a review)."""
 
     def sample(g):
         phi = prf(g)
@@ -222,10 +222,10 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
         def features(x):
             if defect == "centred by the batch mean":
                 return phi(x - 0.05 * x.mean(0))
-            if defect == "chunks of 256 offset":  # the norm term of row i − 256·c for the rows of chunk c
-                norms = (x * x).sum(-1, keepdim=True)
-                return torch.cat([phi(c) * torch.exp((norms[i * 256: i * 256 + c.shape[0]] - norms[: c.shape[0]]) / 2)
-                                  for i, c in enumerate(x.split(256))])
+            if defect.startswith("chunks of"):  # the norm term of row i − size·c for the rows of chunk c
+                size, norms = int(defect.split()[2]), (x * x).sum(-1, keepdim=True)
+                return torch.cat([phi(c) * torch.exp((norms[i * size: i * size + c.shape[0]] - norms[: c.shape[0]]) / 2)
+                                  for i, c in enumerate(x.split(size))])
             short = x.shape[0] <= 12
             return phi(x) * (1.05 if defect.endswith("off") else math.nan) if short else phi(x)
 

@@ -267,6 +267,7 @@ def from_module(
     module: torch.nn.Module,
     *,
     layout: str = "nd",
+    heads: int | None = None,
     redraw=None,
     dtype: torch.dtype | None = None,
     query=None,
@@ -279,11 +280,15 @@ def from_module(
     ``[n, d] → [n, D]`` (or a ``(query_fn, key_fn)`` pair when ``query``/``key`` are given: a method name, a
     dict of keyword arguments for ``forward``, e.g. ``{"is_query": True}``, or ``callable(module, x)``).
     ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
-    batch and one head are inserted); inputs are cast to ``dtype`` (default: the module's own) and features
-    back to float64. Learned parameters stay fixed: a redraw that changes one raises ``ValueError``; without
-    ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the same map), unless
-    ``redraw=False`` declares a deterministic map (no random features: every draw is the module, which the checks
-    test as a deterministic map, estimate equal to its kernel at every draw), and a redraw
+    batch is inserted; a layout with a head axis gets ``heads`` heads, default :data:`DEFAULT_HEADS`: the tested rows
+    on head ``heads // 2`` and fixed distractor rows on the others, of which only the tested head's features are read,
+    as in :func:`attention_from_module`; a module that mixes heads, ``x.reshape(B, H, L, d)`` for ``x.transpose(1,
+    2)``, then gives the tested rows other rows' features, which the checks see, where one inserted head hid it; pass
+    the module's own number of heads when it has a fixed one); inputs are cast to ``dtype`` (default: the module's
+    own) and features back to float64. Learned parameters stay fixed: a redraw that changes one raises
+    ``ValueError``; without ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the
+    same map), unless ``redraw=False`` declares a deterministic map (no random features: every draw is the module,
+    which the checks test as a deterministic map, estimate equal to its kernel at every draw), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
     redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md; or the
@@ -303,6 +308,8 @@ def from_module(
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     axes = _layout(layout)
+    n_heads, head_axis = _head_axis(axes, layout, heads)
+    tested = n_heads // 2
     work = copy.deepcopy(module).eval()
     dt = _module_dtype(work, dtype)
     learned = _learned(work)
@@ -317,9 +324,17 @@ def from_module(
         """(the features in float64, in the checks' layout; the dtype the module returned them in); the module runs
         with torch's global generator seeded from calls (_torch_rng), so that what it draws when it runs (a
         projection drawn lazily) is replayed"""
-        with torch.no_grad(), _torch_rng(calls):
-            out = fn(_to_layout(x.to(dt), axes))
-        return _from_layout(out, axes).to(torch.float64), getattr(out, "dtype", None)
+        x = x.to(dt)
+        inputs = (_to_layout(x, axes) if head_axis is None else
+                  _with_heads(x.unsqueeze(0), head_axis, n_heads, tested, "features"))
+        try:
+            with torch.no_grad(), _torch_rng(calls):
+                out = fn(inputs)
+        except Exception as exc:
+            raise _module_failure(exc, layout, tuple(inputs.shape), n_heads if head_axis else None, heads) from exc
+        features = (_from_layout(out, axes) if head_axis is None else
+                    _from_layout(_audited_head(out, head_axis, n_heads, tested), axes[:1]))
+        return features.to(torch.float64), getattr(out, "dtype", None)
 
     def wrap(fn, n_draw, calls):
         def features(x: torch.Tensor) -> torch.Tensor:
@@ -558,13 +573,7 @@ def attention_from_module(
                          "and −inf at a masked one whatever a boolean mask would mark")
     if mask_keyword is not None and not isinstance(mask_keyword, str):
         raise TypeError(f"mask must be None or the name of the module's mask keyword, got {type(mask).__name__}")
-    if len(axes) == 1:
-        if heads is not None:
-            raise ValueError(f"heads applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
-        n_heads, head_axis = 1, None
-    else:
-        n_heads = DEFAULT_HEADS if heads is None else check_int(heads, "heads", minimum=1)
-        head_axis = axes[1]
+    n_heads, head_axis = _head_axis(axes, layout, heads)
     audited = n_heads // 2
 
     def factory(num_features: int, generator: torch.Generator):
@@ -607,8 +616,19 @@ def attention_from_module(
     return factory
 
 
+def _head_axis(axes: tuple[int, ...], layout: str, heads: int | None) -> tuple[int, int | None]:
+    """(the number of heads, the head axis or None) of a layout: :data:`DEFAULT_HEADS` (or ``heads``) on the second
+    inserted axis of ``"BHLd"``/``"BLHd"``; one head and no head axis otherwise, where ``heads`` is an error."""
+    if len(axes) < 2:
+        if heads is not None:
+            raise ValueError(f"heads applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
+        return 1, None
+    return (DEFAULT_HEADS if heads is None else check_int(heads, "heads", minimum=1)), axes[1]
+
+
 def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None) -> ValueError:
-    """The error of a module that failed on the tensors :func:`attention_from_module` gave it, naming them."""
+    """The error of a module that failed on the tensors :func:`attention_from_module` or :func:`from_module` gave it,
+    naming them."""
     given = f"{layout} tensors of shape {shape}" + (
         f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if n_heads is not None else "")
     return ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order of its "

@@ -15,7 +15,7 @@ from .inputs import InputFamily
 from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
-LONG_BATCH = 512  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 512)
+LONG_BATCH = 2048  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 2048)
 REPEAT_DRAWS = 24  # consecutive draws the repeated-draws check evaluates (a redraw every N < 24 calls shows)
 REPEAT_TIES = 6  # of their 23 consecutive pairs, how many identical ones mean the draws repeat
 
@@ -156,7 +156,7 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     """One draw (replayed from the seed) evaluated on every pair family's rows in one batch, as the checks evaluate
     them, and on the first family's rows alone, in reverse order, its first row alone and behind :data:`LONG_BATCH`
     other rows (a path taken only in long batches, past a first chunk; for a map that raises on a batch that long,
-    such as one with a maximum sequence length, behind 256, 128 or 64), must give the same
+    such as one with a maximum sequence length, behind 1024, 512, 256, 128 or 64), must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
     Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
     batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
@@ -178,11 +178,12 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     first = torch.arange(p)
     # the first family's rows behind LONG_BATCH others (tested rows picked at random, so that no row ahead sits a
     # whole number of chunks before the copy of itself): a path taken only past the first chunk of a long batch
-    # (chunks of 64 to 512 rows, as sequences are) maps them differently
+    # (chunks of 64 to 2048 rows, as sequences and memory-saving loops are) maps them differently; behind 512 rows a
+    # map computed in chunks of 1024 that read the first chunk's norms in every later one passed (a review)
     ahead = torch.randint(n, (LONG_BATCH,), generator=torch.Generator().manual_seed(seed_for("long batch", seed)))
     variants = [(f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
                 ("the first alone", torch.arange(1), None)]
-    for size in (LONG_BATCH, 256, 128, 64):  # the longest batch the map accepts (a maximum sequence length)
+    for size in (LONG_BATCH, 1024, 512, 256, 128, 64):  # the longest batch the map accepts (a maximum length)
         taken = torch.cat([ahead[:size], first])
         try:
             long = (t[-p:] for t in estimates(ev.xq[taken], ev.xk[taken]))
