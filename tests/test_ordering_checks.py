@@ -572,3 +572,46 @@ def test_estimates_that_underflow_to_0_are_refused_not_ordered(kt_seed):
     hyp, pos = E.get("hyperbolic/gaussian", d, 16), E.get("positive/gaussian", d, 16)
     row = variance_ordering_check(pos, hyp, x, x, draws=256, seed=kt_seed, alpha=ALPHA)
     assert row.refused and not row.passed and "exactly 0 in every draw" in row.detail, row
+
+
+def test_variances_that_underflow_or_vanish_at_some_m_refuse_instead_of_passing(kt_seed):
+    """Review findings: (a) estimates of size 10⁻¹⁷⁰ have s² below float64's range (0), and "zero variance on both
+    sides" passed a reversed ordering (positive ≤ hyperbolic at SM ≈ 7·10⁻¹⁷¹; here Gaussian noise of twice the other
+    side's spread) and a 1/m slope of −0.5; (b) a pair of variance 0 at one m and 1 at the others was left out of the
+    1/m fit as a "zero-variance pair" and the row passed. Both refuse now (a variance v/m is 0 at every m or at none);
+    the same reversal at scale 10⁻⁵⁰ fails. Empty inputs are errors naming the argument."""
+    x = torch.zeros(2, 3, dtype=F64)
+
+    def noise(scale, spread=1.0):
+        return lambda g, r: scale * spread * torch.randn(r, 2, generator=g, dtype=F64) + scale
+
+    for scale, status in ((1e-170, "refused"), (1e-50, "failed")):
+        row = variance_ordering_check(noise(scale, 2.0), noise(scale), x, x, draws=2000, seed=kt_seed)
+        assert row.status == status, (scale, row)
+    assert "underflowed" in variance_ordering_check(noise(1e-170, 2.0), noise(1e-170), x, x, draws=2000,
+                                                    seed=kt_seed).detail
+
+    def make(slope, zero_at=None):
+        def estimates(m):
+            def draw(g, r):
+                z = torch.randn(r, 2, generator=g, dtype=F64)
+                out = torch.stack([z[:, 0] * m**-0.5, z[:, 1] * m ** (slope / 2)], 1)
+                if m == zero_at:
+                    out[:, 1] = 1.0  # exactly constant at this m
+                return out
+            return draw
+        return estimates
+
+    tiny = lambda m: (lambda g, r: make(-1.0)(m)(g, r) * torch.tensor([1.0, 1e-170], dtype=F64))  # noqa: E731
+    for make_m, what in ((tiny, "underflowed"), (make(0.0, zero_at=8), "variance 0 (within rounding) at some m")):
+        row = one_over_m_check(make_m, x, x, ms=(8, 32, 128, 512), draws=2000, seed=kt_seed)
+        assert row.refused and what in row.detail, row
+    assert one_over_m_check(make(0.0), x, x, ms=(8, 32, 128, 512), draws=2000, seed=kt_seed).status == "failed"
+    assert one_over_m_check(make(-1.0), x, x, ms=(8, 32, 128, 512), draws=2000, seed=kt_seed).passed
+    empty = torch.zeros(0, 3, dtype=F64)
+    with pytest.raises(ValueError, match="at least one pair"):
+        variance_ordering_check(noise(1.0), noise(1.0), empty, empty, draws=100, seed=0)
+    with pytest.raises(ValueError, match="at least one pair"):
+        one_over_m_check(make(-1.0), empty, empty, ms=(8, 32), draws=100, seed=0)
+    with pytest.raises(ValueError, match="at least one value"):
+        closed_form_ordering_check(torch.zeros(0), torch.zeros(0), name="empty")

@@ -33,7 +33,9 @@ a floor for the whole batch, scaled by its largest variance, once failed a pair 
 reversal at a pair whose variances were 10¹⁴ times smaller than another pair's. A pair whose estimates are exactly 0
 in every draw of both estimators (exponentials that underflow where the kernel overflows) orders nothing; the row
 is refused unless another pair fails. The floor is read from the estimates, not from the terms summed into them: a
-deterministic estimate that cancels terms much larger than itself may exceed it.
+deterministic estimate that cancels terms much larger than itself may exceed it. A pair whose s² is below float64's
+smallest normal number although its estimates vary beyond rounding (estimates of size 10⁻¹⁶² or less: s² underflowed
+to 0, and "0 against 0" passed a reversed ordering) refuses the row unless another pair fails (:func:`_underflowed`).
 
 **Heavy tails at small m (measured; improved, not solved).** The guard and the skewness are read from the *sample*,
 and a lognormal-like sample that misses its rare large values has a low s², a low fourth moment and a low skewness
@@ -185,6 +187,27 @@ def _variance_floor(samples: torch.Tensor) -> torch.Tensor:
     return f * f * n / max(n - 1, 1)
 
 
+def _underflowed(samples: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """[P] the pairs whose sample variance s² is below float64's smallest normal number although their estimates vary
+    beyond rounding (the estimates rescaled by a power of two, exactly, to max |X| in [1/2, 1), have a variance above
+    :func:`_variance_floor`): s² underflowed, to 0 below about 10⁻³²⁴ (estimates of size 10⁻¹⁶² and less), and "zero
+    variance on both sides, nothing to order" would pass a reversed claim there (a review: positive against
+    hyperbolic features at SM ≈ 7·10⁻¹⁷¹). Such pairs refuse the row (fourth moments underflow first and are refused by
+    the guard, from estimates of about 10⁻⁷⁷)."""
+    top = samples.abs().amax(0)
+    exponent = torch.frexp(torch.where(top > 0, top, torch.ones_like(top)))[1]
+    scaled = torch.ldexp(samples, -exponent)
+    real = scaled.var(0) > _variance_floor(scaled)
+    return real & (s2 < torch.finfo(_F64).smallest_normal)
+
+
+def _underflow_detail(where: torch.Tensor, samples: torch.Tensor, what: str) -> str:
+    i = int(torch.nonzero(where)[0])
+    return (f"{int(where.sum())} pair(s) have a sample variance below float64's smallest normal number while their "
+            f"estimates vary (pair {i}{what}: estimates up to {float(samples[:, i].abs().max()):.3g}): s² underflowed "
+            "and orders nothing; scale the estimates (e.g. by a power of two) into float64's range to compare them")
+
+
 def _var_of_s2(m: Moments) -> torch.Tensor:
     """Var(s²) ≈ (μ̂₄ − s⁴(n − 3)/(n − 1))/n, floored at the Gaussian value 2s⁴/(n − 1)."""
     n, s2 = m.count, m.variance
@@ -293,6 +316,8 @@ def _check_common(x, y, draws, seed, alpha):
     y = check_points(y, "y")
     if x.dim() != 2 or x.shape != y.shape:
         raise ValueError(f"x and y must both have shape [P, d], got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("x and y must hold at least one pair (P >= 1), got P = 0")
     return (
         x,
         y,
@@ -384,6 +409,10 @@ def variance_ordering_check(
     ratio = torch.where(both_zero, 1.0, ratio)
     effect = float((ratio - 1)[~both_zero].max()) if bool((~both_zero).any()) else 0.0
     what = "mean over pairs" if aggregate == "mean" else f"pair {idx}"
+    under_b, under_w = _underflowed(sb, mb.variance), _underflowed(sw, mw.variance)
+    if bool((under_b | under_w).any()) and not p_adj <= alpha:  # orders nothing, passes nothing
+        where, smp, side = (under_b, sb, " of better") if bool(under_b.any()) else (under_w, sw, " of worse")
+        return _refused(name, "ordering", alpha, n, seed, _underflow_detail(where, smp, side))
     if bool(zeros.any()) and not p_adj <= alpha:  # such a pair orders nothing, but passes nothing either
         return _refused(name, "ordering", alpha, n, seed, (
             f"{int(zeros.sum())} pair(s) have estimates exactly 0 in every draw of both estimators (e.g. pair "
@@ -426,6 +455,8 @@ def closed_form_ordering_check(
         raise ValueError(
             f"better and worse must have the same shape, got {tuple(b.shape)} and {tuple(w.shape)}"
         )
+    if b.numel() == 0:
+        raise ValueError("better and worse must hold at least one value, got none")
     why = domain_refusal(b, w, quantity=quantity)
     if why:
         return _refused(name, "ordering", alpha, b.numel(), seed, "closed form: " + why)
@@ -482,8 +513,10 @@ def one_over_m_check(
 
     ``estimator``: a registry name (built with :func:`kerneltheory.estimators.get` at d = x.shape[-1] and
     each m, with ``**kw``) or a callable ``make(m)`` returning an estimator (``sample_estimates``) or an
-    ``estimates(generator, r)`` callable. Pairs whose variance is 0 at some m (deterministic estimates, e.g.
-    positive features at z = 0) carry no slope and are left out; the detail says how many.
+    ``estimates(generator, r)`` callable. Pairs whose variance is 0 at every m (deterministic estimates, e.g.
+    positive features at z = 0) carry no slope and are left out; the detail says how many. A pair whose variance is 0
+    at some m but not at others (no v/m is), or whose s² underflowed at some m, refuses the row unless another pair
+    fails (a pair 0 at one m and of variance 1 at the others was left out and the row passed).
     """
     x, y, n, seed, alpha = _check_common(x, y, draws, seed, alpha)
     ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
@@ -499,7 +532,7 @@ def one_over_m_check(
             f"estimator must be a registry name or a callable make(m), got {type(estimator).__name__}"
         )
     name = name or f"{label}: Var ∝ 1/m over m = {ms}"
-    logv, var_log, nonzero, shapes = [], [], [], []
+    logv, var_log, nonzero, shapes, under = [], [], [], [], []
     for k, m in enumerate(ms):
         mom, samples = _draw(make(m), x, y, n, child_seed(seed, k), block, f"estimator at m = {m}")
         why = _moments_refusal(mom)
@@ -517,6 +550,7 @@ def one_over_m_check(
             )
         s2 = mom.variance
         pos = s2 > _variance_floor(samples)
+        under.append((_underflowed(samples, s2), samples, m))
         lv, v = _log_s2(s2, _var_of_s2(mom), pos)
         logv.append(lv)
         var_log.append(v)
@@ -540,6 +574,19 @@ def one_over_m_check(
         return decided
     p_adj, idx = decided, int(torch.argmin(p))
     pair = int(torch.nonzero(keep).flatten()[idx])
+    if not p_adj <= alpha:  # pairs left out must carry no slope: a variance that underflowed, or 0 at some m only
+        for where, samples, m in under:
+            if bool(where.any()):
+                return _refused(name, "1/m", alpha, n, seed, _underflow_detail(where, samples, f" at m = {m}"))
+        positive_at = torch.stack(nonzero)
+        mixed = positive_at.any(0) & ~positive_at.all(0)
+        if bool(mixed.any()):
+            i = int(torch.nonzero(mixed)[0])
+            at = [m for m, z in zip(ms, positive_at[:, i].tolist(), strict=True) if z]
+            return _refused(name, "1/m", alpha, n, seed, (
+                f"{int(mixed.sum())} pair(s) have variance 0 (within rounding) at some m and not at others (pair {i}: "
+                f"positive at m = {at}, 0 at the others): a variance v/m is 0 at every m or at none, so such a pair "
+                "is no zero-variance pair to leave out, and has no slope to fit; the other pairs agree with the claim"))
     return CheckResult(
         name=name,
         claim="1/m",
