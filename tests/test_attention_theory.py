@@ -236,6 +236,28 @@ def test_ratio_check_review_findings(kt_seed, one_thread):
     assert few.refused and "D̂ > D/2" in few.detail, few
 
 
+def test_a_constant_added_to_the_values_keeps_the_mse_check_sharp(kt_seed, one_thread):
+    """Review finding: the m·MSE rounding floor bounded |ô − o| by 2·max|v|, so a constant added to every value (which
+    moves no error: ô − o is unchanged) grew the floor until a predicted m·MSE 2.6–22× too large passed (at an offset
+    of 10⁶ the floor was 36 against a true m·MSE of about 0.01). The floor now reads the largest |ô − o| drawn: the
+    wrong prediction fails at offsets 0 and 10⁶ alike, the right one passes at both."""
+
+    def wrong(est, q, k):  # C + s̄(I − 11ᵀ/n): C1 unchanged, so the bias prediction is right and m·MSE's is not
+        c = key_covariance(est, q, k)
+        n = c.shape[-1]
+        spread = torch.diagonal(c, dim1=-2, dim2=-1).mean(-1)[:, None, None]
+        return c + spread * (torch.eye(n, dtype=torch.float64) - torch.full((n, n), 1.0 / n, dtype=torch.float64))
+
+    g = torch.Generator().manual_seed(kt_seed)
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 4, generator=g, dtype=torch.float64), dim=-1)  # noqa: E731
+    q, k, v = 0.3 * unit(2), 0.3 * unit(8), torch.randn(8, 2, generator=g, dtype=torch.float64)
+    for offset in (0.0, 1e6):
+        inputs = (q, k, v + offset)
+        assert attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=inputs,
+                                     covariance=wrong).status == "failed", offset
+        assert attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=inputs).passed, offset
+
+
 def test_rks_bound_and_its_inverse():
     b = theory.rks_uniform_bound(0.4, 2000, 2, math.sqrt(2), 1.0)
     assert b == pytest.approx(256 * (math.sqrt(2) / 0.4) ** 2 * math.exp(-2000 * 0.16 / 16), rel=1e-12)

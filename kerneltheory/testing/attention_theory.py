@@ -217,8 +217,11 @@ def attention_ratio_check(
     ``4·BATCHES`` draws at some m remain; failed when an output or a moment is not finite. ``ms`` start at
     m = 2: at m = 1 the O(m⁻²) remainder of the a + c/m model is not small (ms = (1, 2, 3) failed positive
     features at 31 of 156 seeds at α′ = 0.05; (2, 4, 8): 9 of 174). Each output is compared with its prediction up
-    to a rounding floor (2·max(ms)·2(n + 2)ε·max_j |v_j| for m·bias, likewise for m·MSE): a constant value column, whose
-    ratio is exact, failed on rounding noise; an output whose draws all agree (no spread) passes only within it."""
+    to a rounding floor (2·max(ms)·ρ for m·bias, ρ = 2(n + 2)ε·max_j |v_j| the rounding of one output, and 2·max_m
+    m·(2(e_m + ρ)ρ + ρ²) for m·MSE, e_m the largest |ô − o| drawn at m): a constant value column, whose ratio is
+    exact, failed on rounding noise; an output whose draws all agree (no spread) passes only within it. (A bound
+    2·max|v| in place of e_m grew with a constant added to the values, which moves no error, and passed an m·MSE
+    prediction 6× off at an offset of 10⁶.)"""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
     alpha = check_alpha(alpha)
@@ -261,10 +264,12 @@ VALUE_LIMIT = 1e100  # values beyond it: squared errors of their size overflow f
 def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> CheckResult:
     """The body of :func:`attention_ratio_check` (its arguments validated)."""
     # rounding of one output, an n-term weighted sum of values: ρ_c = 2(n + 2)ε·max_j |v_jc|; m·bias moves by m·ρ,
-    # m·MSE by m·(2|ô − o|ρ + ρ²) with |ô − o| ≤ 2·max|v|; the intercept's weights stay below 2
+    # m·MSE by m·(2|ô − o|ρ + ρ²) with |ô − o| ≤ e + ρ, e the largest computed |ô − o| drawn at that m (a bound
+    # 2·max|v| made the floor grow with a constant added to the values, which moves no error: at an offset of 10⁶ the
+    # floor of m·MSE was 36 against a true 0.01, and a prediction 6× off passed); the intercept's weights stay below 2
     vmax = v.abs().amax(0)
     rho = 2 * (k.shape[0] + 2) * torch.finfo(torch.float64).eps * vmax  # [dv]
-    floor_b, floor_s = rho, 4 * vmax * rho + rho**2  # per unit of m
+    floor_b, floors_s = rho, []  # per unit of m; m·MSE's per m
     stats_b, stats_s, preds_b, preds_s, outside, worst = [], [], [], [], 0, 0.0
     for m in ms:
         est = factory(m)
@@ -293,8 +298,10 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
         if kept < need:
             return CheckResult.refusal(f"at m = {m} only {kept} of {r} draws have D̂ > D/2 (need ≥ {need}): the "
                                        "expansion does not apply", **base)
+        err_max = (torch.cat(samples_s) / m).amax((0, 1)).sqrt()  # [dv]: the largest |ô − o| drawn
+        floors_s.append(m * (2 * (err_max + rho) * rho + rho**2))
         mb, sb, wb = _batch_moments(torch.cat(samples_b), m * floor_b)
-        ms_, ss, ws = _batch_moments(torch.cat(samples_s), m * floor_s)
+        ms_, ss, ws = _batch_moments(torch.cat(samples_s), floors_s[-1])
         stats_b.append((mb, sb))
         stats_s.append((ms_, ss))
         worst = max(worst, wb, ws)
@@ -305,7 +312,7 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
     if not worst <= GUARD:
         return CheckResult.refusal(f"skewness term {worst:.3g} > {GUARD}: tails too heavy for {r} draws", **base)
     inv_m = np.array([1.0 / m for m in ms])
-    floors = {"m·bias": 2 * ms[-1] * floor_b.numpy(), "m·MSE": 2 * ms[-1] * floor_s.numpy()}
+    floors = {"m·bias": 2 * ms[-1] * floor_b.numpy(), "m·MSE": 2 * torch.stack(floors_s).amax(0).numpy()}
     zs, lines = [], []
     for what, st, pr in (("m·bias", stats_b, preds_b), ("m·MSE", stats_s, preds_s)):
         mean = torch.stack([s[0] for s in st]).numpy()  # [len(ms), nq, dv]
