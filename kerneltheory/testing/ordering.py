@@ -201,10 +201,11 @@ def _underflowed(samples: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     return real & (s2 < torch.finfo(_F64).smallest_normal)
 
 
-def _underflow_detail(where: torch.Tensor, samples: torch.Tensor, what: str) -> str:
+def _underflow_detail(where: torch.Tensor, top: torch.Tensor, what: str) -> str:
+    """The refusal's detail for the pairs ``where`` (:func:`_underflowed`), ``top`` [P] their largest |estimate|."""
     i = int(torch.nonzero(where)[0])
     return (f"{int(where.sum())} pair(s) have a sample variance below float64's smallest normal number while their "
-            f"estimates vary (pair {i}{what}: estimates up to {float(samples[:, i].abs().max()):.3g}): s² underflowed "
+            f"estimates vary (pair {i}{what}: estimates up to {float(top[i]):.3g}): s² underflowed "
             "and orders nothing; scale the estimates (e.g. by a power of two) into float64's range to compare them")
 
 
@@ -412,7 +413,7 @@ def variance_ordering_check(
     under_b, under_w = _underflowed(sb, mb.variance), _underflowed(sw, mw.variance)
     if bool((under_b | under_w).any()) and not p_adj <= alpha:  # orders nothing, passes nothing
         where, smp, side = (under_b, sb, " of better") if bool(under_b.any()) else (under_w, sw, " of worse")
-        return _refused(name, "ordering", alpha, n, seed, _underflow_detail(where, smp, side))
+        return _refused(name, "ordering", alpha, n, seed, _underflow_detail(where, smp.abs().amax(0), side))
     if bool(zeros.any()) and not p_adj <= alpha:  # such a pair orders nothing, but passes nothing either
         return _refused(name, "ordering", alpha, n, seed, (
             f"{int(zeros.sum())} pair(s) have estimates exactly 0 in every draw of both estimators (e.g. pair "
@@ -550,7 +551,7 @@ def one_over_m_check(
             )
         s2 = mom.variance
         pos = s2 > _variance_floor(samples)
-        under.append((_underflowed(samples, s2), samples, m))
+        under.append((_underflowed(samples, s2), samples.abs().amax(0), m))  # not the samples: memory O(P) per m
         lv, v = _log_s2(s2, _var_of_s2(mom), pos)
         logv.append(lv)
         var_log.append(v)
@@ -575,9 +576,9 @@ def one_over_m_check(
     p_adj, idx = decided, int(torch.argmin(p))
     pair = int(torch.nonzero(keep).flatten()[idx])
     if not p_adj <= alpha:  # pairs left out must carry no slope: a variance that underflowed, or 0 at some m only
-        for where, samples, m in under:
+        for where, top, m in under:
             if bool(where.any()):
-                return _refused(name, "1/m", alpha, n, seed, _underflow_detail(where, samples, f" at m = {m}"))
+                return _refused(name, "1/m", alpha, n, seed, _underflow_detail(where, top, f" at m = {m}"))
         positive_at = torch.stack(nonzero)
         mixed = positive_at.any(0) & ~positive_at.all(0)
         if bool(mixed.any()):
