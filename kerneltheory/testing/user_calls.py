@@ -137,9 +137,6 @@ class _NoPlainPath(Exception):
     """The first plain call ``sample(generator)`` of a sampler with a batched path raised: it has no plain path."""
 
 
-PLAIN_CHUNK = 1 << 18  # feature values per side held before the plain path's draws are reduced to estimates
-
-
 class _Evaluator:
     """Draws feature maps from ``sample`` (batched when it takes ``batch=``) and evaluates the estimates of
     every tested pair: row-wise for pair families, φ_q(X) φ_k(X)ᵀ for a cross family."""
@@ -305,24 +302,14 @@ class _Evaluator:
         batched."""
         with torch.no_grad(), kept_global_states():
             plain = self._plain_count(r)
-            # one draw at a time, reduced to estimates a few draws at once (at most PLAIN_CHUNK feature values held
-            # per side; one product per stretch instead of one per draw): memory O(n·D + PLAIN_CHUNK) whatever r
-            rows, held, drawn_count = [], [], 0
+            # one draw at a time, each reduced to its estimates at once: memory O(n·D) whatever r
+            rows = []
             for _ in range(plain):
                 drawn = self._plain(gen, self.xq, self.xk)
                 if drawn is None:
                     break
-                if held and drawn[0].shape != held[0][0].shape:  # a D of its own: its own stretch
-                    rows.append(self._held_estimates(held))
-                    held = []
-                held.append(drawn)
-                drawn_count += 1
-                if len(held) * drawn[0].numel() >= PLAIN_CHUNK:
-                    rows.append(self._held_estimates(held))
-                    held = []
-            if held:
-                rows.append(self._held_estimates(held))
-            plain = drawn_count
+                rows.append(self._estimates(drawn[0].unsqueeze(0), drawn[1].unsqueeze(0)))
+            plain = len(rows)
             if r > plain:
                 rows.append(self._estimates(*self.features(gen, self.xq, self.xk, batch=r - plain)))
             return torch.cat(rows)
@@ -345,10 +332,6 @@ class _Evaluator:
         batch, which only this path can share (dependence between plain calls is the serial test's)."""
         with torch.no_grad(), kept_global_states():
             return self._estimates(*self.features(gen, self.xq, self.xk, batch=r))
-
-    def _held_estimates(self, held: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """``[len(held), P]`` estimates of the held draws' ``[n, D]`` features (one D)."""
-        return self._estimates(torch.stack([fq for fq, _ in held]), torch.stack([fk for _, fk in held]))
 
     def _estimates(self, fq: torch.Tensor, fk: torch.Tensor) -> torch.Tensor:
         """``[r, P]`` estimates from the query and key features ``[r, n, D]`` of r draws."""
