@@ -236,6 +236,30 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     assert "rows depend on the other rows of the batch" in report.checks[0].detail
 
 
+def test_the_long_batch_holds_at_most_long_values_feature_values(kt_seed, monkeypatch):
+    """The row-wise check's long batch is 2048 rows ahead of the tested ones, fewer where the map's D would make it
+    hold more than LONG_VALUES feature values a side (at D = 65 536, 512 rows); here with the cap lowered to 512·D."""
+    import kerneltheory.testing.replay as replay
+
+    seen = []
+
+    def sample(g):
+        phi = prf(g)
+
+        def features(x):
+            seen.append(x.shape[0])
+            return phi(x)
+
+        return features
+
+    for cap, longest in ((replay.LONG_VALUES, replay.LONG_BATCH), (512 * M, 512)):
+        monkeypatch.setattr(replay, "LONG_VALUES", cap)
+        seen.clear()
+        fam = moderate_families(D, torch.Generator().manual_seed(kt_seed))[:1]
+        assert _check_replayable(sample, fam, None, False, kt_seed) is None
+        assert max(seen) == longest + fam[0].size, (cap, max(seen))
+
+
 def test_a_pass_names_the_norms_it_was_tested_at(kt_seed):
     """The quick pilot stops the norm sweep of FAVOR+ features at ‖x‖ = ‖y‖ = 0.5 (heavier tails beyond): the first
     line of a PASSED report says so, not only a note, so that a pass is not read as covering every input."""

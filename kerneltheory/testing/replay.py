@@ -16,6 +16,8 @@ from .seeds import seed_for
 from .user_calls import _difference, _Evaluator, _one_number, _same_values
 
 LONG_BATCH = 2048  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 2048)
+LONG_VALUES = 1 << 25  # at most this many feature values per side in that batch (256 MiB of float64): fewer rows at a
+# large D (512 rows at D = 65 536, as the former 512-row batch had; never fewer than 64)
 REPEAT_DRAWS = 24  # consecutive draws the repeated-draws check evaluates (a redraw every N < 24 calls shows)
 REPEAT_TIES = 6  # of their 23 consecutive pairs, how many identical ones mean the draws repeat
 
@@ -171,9 +173,10 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
         # float32's rounding at least: code that computes in float32 and casts its result (undeclared) rounds
         # differently in batches of different shapes (another BLAS kernel); a dependence on the batch that matters
         # is far larger
-        return _replayed(ev, x, y, seed, min_eps=torch.finfo(torch.float32).eps)[2:]
+        return _replayed(ev, x, y, seed, min_eps=torch.finfo(torch.float32).eps)
 
-    whole, floor = estimates(ev.xq, ev.xk)
+    fq, _, whole, floor = estimates(ev.xq, ev.xk)
+    width = fq.shape[-1]  # D: the long batch holds at most LONG_VALUES feature values per side
     p, n = pairs[0].size, ev.xq.shape[0]
     first = torch.arange(p)
     # the first family's rows behind LONG_BATCH others (tested rows picked at random, so that no row ahead sits a
@@ -184,9 +187,11 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     variants = [(f"the first {p} alone", first, first), ("in reverse order", torch.arange(p - 1, -1, -1), None),
                 ("the first alone", torch.arange(1), None)]
     for size in (LONG_BATCH, 1024, 512, 256, 128, 64):  # the longest batch the map accepts (a maximum length)
+        if size > 64 and size * width > LONG_VALUES:
+            continue
         taken = torch.cat([ahead[:size], first])
         try:
-            long = (t[-p:] for t in estimates(ev.xq[taken], ev.xk[taken]))
+            long = (t[-p:] for t in estimates(ev.xq[taken], ev.xk[taken])[2:])
         except Exception:
             if taken.numel() <= n:  # the checks' own batch sizes: the map's failure is the audit's error
                 raise
@@ -195,7 +200,8 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
         break
     for label, taken, rows, *done in variants:
         rows = taken if rows is None else rows
-        part, part_floor = done[0] if done else (t[-rows.numel():] for t in estimates(ev.xq[taken], ev.xk[taken]))
+        part, part_floor = done[0] if done else (t[-rows.numel():] for t in estimates(ev.xq[taken],
+                                                                                        ev.xk[taken])[2:])
         if not _one_number(part, whole[rows], part_floor, floor[rows]):
             i = int(torch.nan_to_num(_difference(part, whole[rows]), nan=math.inf).argmax())
             return CheckResult.certain_failure(
