@@ -162,6 +162,8 @@ def test_the_mask_polarity_hint_is_given_only_where_the_inverted_mask_matches(kt
         rows = [c for c in report.checks if c.name != "padding[empty]"]  # the three patterns' rows
         assert len(rows) == 3 and all(c.status == "failed" for c in rows), str(report)
         assert all((hint in c.detail) == hinted for c in rows), (bug, str(report))
+        # the fix named both ways round (it named mask_keeps=False alone, wrong for a module given mask_keeps=False)
+        assert all(("the other mask_keeps" in c.detail) == hinted for c in rows), (bug, str(report))
 
 
 def test_a_fully_padded_sequence_must_leave_the_others_unchanged(kt_seed):

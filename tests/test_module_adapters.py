@@ -133,6 +133,14 @@ class BHLd(Heads):
         return _favor(q, k, v, self.projection, torch.ones(q.shape[0], 1, q.shape[2], dtype=torch.bool))
 
 
+def test_a_mask_keyword_the_module_lacks_names_the_fix(kt_seed):
+    """mask= names a keyword the module does not take: the error said only that a function without a mask is audited
+    with mask=False, which would drop the padding rows; it now names mask= the module's own argument first."""
+    wrong = attention_from_module(lambda m: Heads(m), layout="BLHd", mask="mask", mask_keeps=False)
+    with pytest.raises(ValueError, match="takes mask= the name of its mask argument"):
+        check_attention(wrong, dim=D, checks=["padding"], seed=kt_seed)
+
+
 def test_attention_from_module_validates_heads_and_mask_keeps():
     build = lambda m: Heads(m)  # noqa: E731
     with pytest.raises(ValueError, match="heads must be >= 1"):

@@ -340,6 +340,15 @@ class _StaleNorms(RandomFeatureMap):
         self.projection.copy_(w / w.norm(dim=1, keepdim=True) * self.norms)
 
 
+def test_a_global_rng_sampler_handed_a_generator_is_told_the_adapter():
+    """Code that draws from the global generator, passed as sample(generator), failed with torch's own message about
+    randn's arguments (a new user's trial); it now names global_rng_sampler and --global-rng, as the feature-map
+    audits do."""
+    for code in (lambda: torch.randn(M, D), lambda m=M: torch.randn(m, D)):
+        with pytest.raises(TypeError, match="global_rng_sampler \\(kerneltheory audit: --global-rng\\)"):
+            callable_sampler_checks(code, claims="gaussian", draws=64, seed=0)
+
+
 @pytest.mark.statistical
 def test_global_rng_orf_passes_and_unfolded_qr_fails_every_coordinate(kt_seed):
     good = callable_sampler_checks(global_rng_sampler(lambda: orf_example.gaussian_orthogonal_random_matrix(M, D)),

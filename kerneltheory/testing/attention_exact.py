@@ -84,10 +84,13 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
         out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
     except Exception as exc:  # say which call failed; the function's own message follows
         with_mask = " and a key mask" if mask is not None else ""
-        hint = (" (a function that takes no key mask is audited with mask=False; kerneltheory audit: --no-mask)"
+        hint = (" (a module audited through attention_from_module takes mask= the name of its mask argument; a "
+                "function that takes no key mask is audited with mask=False; kerneltheory audit: --no-mask)"
                 if mask is not None and isinstance(exc, TypeError) and "mask" in str(exc) else "")
         raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
-                         f"{q.shape[-1]} its head dimension?): {type(exc).__name__}: {exc}{hint}") from exc
+                         f"{q.shape[-1]} its head dimension? a module that takes [B, L, H, d] or [B, H, L, d] goes "
+                         f"through adapters.attention_from_module(..., layout=...)): {type(exc).__name__}: {exc}"
+                         f"{hint}") from exc
     want = f"[B, L, d_v] = {(*q.shape[:-1], v.shape[-1])} for q of shape {tuple(q.shape)} and v of {tuple(v.shape)}"
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"the attention function must return a torch.Tensor {want}, got {type(out).__name__}"
@@ -570,9 +573,11 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
     if all(r.status == "failed" for r in rows) and probe is not None and _reads_mask_inverted(fn, probe, m, precision):
         for r in rows:
             r.detail += ("; every padding row failed, and with the mask inverted the kept positions match the "
-                         "sequences of the kept tokens alone: the function reads True as padding, as PyTorch's "
-                         "key_padding_mask does, while the mask passed is True = keep (audit it through "
-                         "attention_from_module(..., mask_keeps=False), or invert the mask in a wrapper)")
+                         "sequences of the kept tokens alone: the function reads the mask the other way round "
+                         "from the one it is given (the audit passes True = keep): a module audited through "
+                         "attention_from_module takes the other mask_keeps (False for a module whose mask marks "
+                         "padding, as PyTorch's key_padding_mask does; True for one that marks the kept keys), a "
+                         "function of your own inverts the mask in a wrapper")
     return rows
 
 

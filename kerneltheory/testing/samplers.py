@@ -106,7 +106,7 @@ from .sampler_rounding import (
     orthogonality_row,
     redraw_row,
 )
-from .user_calls import _one_number, _same_values
+from .user_calls import _one_number, _same_values, generator_misused
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
@@ -731,7 +731,8 @@ def _f_family(name, tests, n: int, alpha, seed, untested: str) -> CheckResult:
 
     def describe(k):
         return ts[k], largest, (f"worst: {labels[k]}: F{dfs[k]} = {ts[k]:.4g} (explained share {shares[k]:.3g}), "
-                                f"p = {ps[k]:.3g}")
+                                f"p = {ps[k]:.3g}; the rows are read standardised by the claimed law, so rows of "
+                                "another scale or law fail this row too, and the per-row rows then name it")
 
     return _family_row(name, alpha, seed, n, labels, ps, untested=f"the F statistic is undefined ({untested})",
                        method=f"regression F ×{len(ps)} (bonferroni)", describe=describe)
@@ -836,7 +837,16 @@ def callable_sampler_checks(
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     seed = check_int(seed, "seed", minimum=0)
-    first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    try:
+        first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+    except Exception as exc:
+        if not generator_misused(exc):
+            raise
+        raise TypeError(f"{name}: sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
+                        "torch.Generator, so it must draw its frequencies from it; code that draws from the global "
+                        "generators goes through adapters.global_rng_sampler (kerneltheory audit: --global-rng), a "
+                        "sampler that takes an int seed through a wrapper, lambda g: sample(int(torch.randint(2**62, "
+                        "(), generator=g)))") from exc
     again = _as_matrix(sample(_aux_generator(seed, 1)), name)
     if not _replays(first, again):
         raise ValueError(f"{name}: two draws from identically seeded generators differ beyond rounding: "

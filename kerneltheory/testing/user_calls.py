@@ -133,6 +133,15 @@ def _named(fn, name: str):
     return call
 
 
+def generator_misused(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a call ``sample(generator)``, is about the generator's own type: a function of the
+    inputs handed the generator as its x, code that takes no argument (it draws from the global generators), or a
+    sampler that takes an int seed."""
+    return isinstance(exc, AttributeError | TypeError | RuntimeError) and any(
+        k in str(exc) for k in ("torch._C.Generator", "'Generator' object",
+                                "takes 0 positional arguments but 1 was given"))
+
+
 class _NoPlainPath(Exception):
     """The first plain call ``sample(generator)`` of a sampler with a batched path raised: it has no plain path."""
 
@@ -194,12 +203,7 @@ class _Evaluator:
             except Exception as exc:
                 if self.mixed and not self.plain_drawn:  # its first plain call raises: it has no plain path
                     raise _NoPlainPath from exc
-                if not isinstance(exc, AttributeError | TypeError | RuntimeError):
-                    raise
-                # a feature map φ(x) handed the generator as its x, or a sampler that takes an int seed
-                if not any(k in str(exc) for k in ("'torch._C.Generator'", "not torch._C.Generator",
-                                                    "'Generator' object", "got torch._C.Generator",
-                                                    "takes 0 positional arguments but 1 was given")):
+                if not generator_misused(exc):
                     raise  # not an error about the generator's own type
                 raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
                                 "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
