@@ -40,8 +40,10 @@ def _signature(obj) -> str:
 
 
 #: Parameter names read as a generator: a FACTORY callable both with and without arguments is taken as the audited
-#: function when its generator's position holds one of them, else as a zero-argument factory.
+#: function when its generator's position holds one of them (or a name ending in one of GENERATOR_SUFFIXES, such as
+#: ``torch_gen``), else as a zero-argument factory.
 GENERATOR_NAMES = ("generator", "gen", "g", "rng", "random_state", "seed")
+GENERATOR_SUFFIXES = ("_generator", "_gen", "_rng", "_seed")
 
 
 def _generator_at(obj, n: int) -> bool:
@@ -52,7 +54,8 @@ def _generator_at(obj, n: int) -> bool:
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         return True
-    return len(params) >= n and params[n - 1].name.lower() in GENERATOR_NAMES
+    name = params[n - 1].name.lower() if len(params) >= n else ""
+    return name in GENERATOR_NAMES or name.endswith(GENERATOR_SUFFIXES)
 
 
 def as_factory(obj, n: int, form: str):

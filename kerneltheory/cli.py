@@ -19,6 +19,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -39,8 +40,7 @@ def _report(args) -> int:
     any other error; a message, no traceback unless ``--traceback``)."""
     threads = None
     try:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        _check_threads(args.threads)
         if args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
         from .commands import check_device
@@ -143,7 +143,9 @@ def load_object(spec: str):
             if sys.modules.get(mod_spec.name) is module:
                 del sys.modules[mod_spec.name]
             raise
-    else:
+    else:  # from the current directory first, as `python -m kerneltheory` has it (the console script did not)
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
@@ -242,6 +244,15 @@ def _run_audit(args):
                              seed=args.seed, budget=args.budget or "quick")
 
 
+def _check_threads(threads: int) -> None:
+    """``--threads``: 1 to 4 × the machine's CPUs (beyond, torch's thread pool only oversubscribes; 10⁵ threads
+    crashed the process with a segmentation fault)."""
+    most = 4 * (os.cpu_count() or 1)
+    if not 1 <= threads <= most:
+        raise ValueError(f"--threads must be an integer in [1, {most}] (4 × this machine's {os.cpu_count() or 1} "
+                         f"CPUs), got {threads}")
+
+
 def _audit(args) -> int:
     """Exit status 0: every claim verified; 1: a claim refuted; 2: the code or the command failed to run; 3: no
     check failed but some were refused, so nothing was decided (never a pass, and not an error of the code)."""
@@ -249,17 +260,20 @@ def _audit(args) -> int:
 
     threads = torch.get_num_threads()
     try:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        _check_threads(args.threads)
         torch.set_num_threads(args.threads)
         report = _run_audit(args)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # the audited code's sys.exit(0) was the process's exit status 0, no report
         if args.traceback:
             import traceback
 
             traceback.print_exc()
-        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        print(f"kerneltheory audit: error: {message}", file=sys.stderr)
+        if isinstance(exc, SystemExit):
+            message = (f"the audited code raised SystemExit({exc.code!r}) (sys.exit) while it was imported or "
+                       "called: nothing was checked")
+        else:
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        print(f"kerneltheory audit: error: {_as_option(message, getattr(args, 'options', set()))}", file=sys.stderr)
         return 2
     finally:  # in-process callers get their thread count back
         torch.set_num_threads(threads)
@@ -460,8 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         message = _as_option(message, args.options)
         parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
-    except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark starts over
-        then = "" if args.command == "bench" else "; run it again to resume from the cached results"
+    except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark or an audit starts over
+        then = "" if args.command in ("bench", "audit") else "; run it again to resume from the cached results"
         parser.exit(130, f"kerneltheory {args.command}: interrupted{then}\n")
 
 

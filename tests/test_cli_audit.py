@@ -175,8 +175,43 @@ def test_audit_threads_are_set_for_the_run_and_restored(user, capsys, monkeypatc
     assert seen == [1] and torch.get_num_threads() == before
     assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite", "--threads",
                  "0"]) == 2
-    assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "--threads must be an integer in [1, " in capsys.readouterr().err
+    assert main(["audit", user("sample"), "--kernel", "softmax", "--dim", "8", "--claims", "finite", "--threads",
+                 "100000"]) == 2  # 10⁵ threads crashed the process (a segmentation fault, exit 139)
+    assert "got 100000" in capsys.readouterr().err
     assert torch.get_num_threads() == before
+
+
+def test_shell_audit_review_findings(tmp_path, capsys, monkeypatch):
+    """A review of the command line (2026-12-06): (1) the audited code's sys.exit(0), at import or inside the map, was
+    the process's exit status 0 with nothing printed, a pass of nothing; it is exit 2 naming SystemExit. (2) A
+    library error named the Python argument (``seed must be >= 0``), not the option. (3) A module given by name was
+    not found from the current directory by the console script (``python -m`` found it). (4) A generator parameter
+    named ``torch_gen`` was read as a factory's, and correct code failed."""
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
+    (tmp_path / "maps.py").write_text(textwrap.dedent('''
+        import sys, torch
+
+        def exits(generator):
+            w = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+            def features(x):
+                sys.exit(0)
+            return features
+
+        def named(torch_gen=None, m=64):
+            w = torch.randn(m, 8, generator=torch_gen, dtype=torch.float64)
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / m**0.5
+    '''), encoding="utf-8")
+    audit = ["--kernel", "softmax", "--dim", "8", "--claims", "finite"]
+    for target in (f"{tmp_path / 'exits.py'}:x", f"{tmp_path / 'maps.py'}:exits"):
+        assert main(["audit", target, *audit]) == 2
+        assert "the audited code raised SystemExit(0)" in capsys.readouterr().err
+    assert main(["audit", f"{tmp_path / 'maps.py'}:named", *audit, "--seed", "-1"]) == 2
+    assert "error: --seed must be >= 0, got -1" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(__import__("sys").modules, "maps", raising=False)
+    assert main(["audit", "maps:named", "--kernel", "softmax", "--dim", "8", "--claims", "unbiased", "finite"]) == 0
 
 
 def test_review_findings_of_the_audit_command(tmp_path, capsys):

@@ -141,6 +141,24 @@ def test_a_mask_keyword_the_module_lacks_names_the_fix(kt_seed):
         check_attention(wrong, dim=D, checks=["padding"], seed=kt_seed)
 
 
+def test_a_factory_returning_a_module_in_training_mode_is_told_to_call_eval(kt_seed):
+    """A factory attention(m, generator) that returns a module with dropout, in training mode, is refused as drawing
+    from elsewhere (its calls differ); the error now says why (a review of the command line)."""
+
+    class Dropped(nn.Module):
+        def __init__(self, m, generator):
+            super().__init__()
+            self.register_buffer("projection", torch.randn(m, D, generator=generator, dtype=torch.float64))
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, q, k, v, mask=None):
+            return self.drop(_favor(q, k, v, self.projection, torch.ones(q.shape[:2], dtype=torch.bool)))
+
+    with pytest.raises(ValueError, match="an nn.Module in training mode, where dropout draws on every call"):
+        check_attention(lambda m, g: Dropped(m, g), dim=D, mask=False, checks=["batch"], seed=kt_seed)
+    assert check_attention(lambda m, g: Dropped(m, g).eval(), dim=D, mask=False, checks=["batch"], seed=kt_seed).passed
+
+
 def test_attention_from_module_validates_heads_and_mask_keeps():
     build = lambda m: Heads(m)  # noqa: E731
     with pytest.raises(ValueError, match="heads must be >= 1"):

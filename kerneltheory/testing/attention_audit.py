@@ -103,7 +103,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._validation import check_alpha, check_int, check_points, check_real
+from .._validation import check_alpha, check_fits_memory, check_int, check_points, check_real
 from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from .attention_checks import _exact_refusal, mse_slope_check
@@ -120,6 +120,7 @@ from .attention_exact import (
     causality_row,
     empty_padding_row,
     gamma_delta,
+    matrix_fits,
     order_row,
     output_format,
     padded_batch,
@@ -577,6 +578,14 @@ def check_attention(
                  for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype in dtypes, precision one besides float64")
+    # the audit's own tensors, before any is allocated: q, k, v and the outputs of a batch of 2·len(PADDINGS) sequences
+    # at the longest length, and the causality row's [L, L] matrix (a length of 10⁸ ended in the allocator's error)
+    longest = max(length, exact_length, long_length)
+    check_fits_memory(4 * 2 * len(PADDINGS) * 8.0 * longest * d, f"a batch of {2 * len(PADDINGS)} sequences of "
+                      f"{longest} tokens of dimension {d} (q, k, v and the outputs)", "smaller lengths or dim "
+                      "(kerneltheory audit: --length, --exact-length, --long-length, --dim)")
+    if "causality" in wanted:
+        matrix_fits(max(exact_length, long_length))
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)

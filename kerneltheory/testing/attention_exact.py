@@ -141,6 +141,13 @@ def _nontrivial(values: torch.Tensor) -> torch.Tensor:
     return values[scaled != torch.round(scaled)]
 
 
+def matrix_fits(length: int) -> None:
+    """Refuse (ValueError) an [L, L] attention matrix read in float64 (kept twice while its columns are joined) that
+    would need more than half of the machine's memory, naming the lengths to lower."""
+    check_fits_memory(16.0 * length * length, f"the attention matrix of the causality row at L = {length}",
+                      "a smaller long_length or exact_length (kerneltheory audit: --long-length, --exact-length)")
+
+
 def gamma_delta(u: float, n: int, q: torch.Tensor, k: torch.Tensor) -> tuple[float, float]:
     """γ_N = Nu/(1 − Nu) (∞ where Nu ≥ 1) and δ = u(1 + (√d + 6)·max‖x‖ + max‖x‖²) over the rows of ``q`` and ``k``:
     the rounding of N-term sums and of exp at the largest argument of an exponential feature (module docstring)."""
@@ -256,7 +263,15 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          "(or attention_from_module for a module); a function that draws from it on every call "
                          "(a redraw in forward), through adapters.global_rng_calls(fn, generator, same_seed=True), "
                          "which seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) "
-                         "for a module)")
+                         f"for a module){_training_hint(fn_a)}")
+
+
+def _training_hint(fn) -> str:
+    """A hint for a factory that returned an ``nn.Module`` left in training mode (dropout draws on every call)."""
+    if isinstance(fn, torch.nn.Module) and any(mod.training for mod in fn.modules()):
+        return ("; the factory returned an nn.Module in training mode, where dropout draws on every call: return "
+                "module.eval(), or build it through attention_from_module, which does")
+    return ""
 
 
 def _keys(positions: list[int]) -> str:
@@ -384,8 +399,7 @@ def _attention_matrix(fn, q, k, width: int) -> torch.Tensor | None:
     twice while the columns are joined) would need more than half of the machine's memory is refused before any call,
     naming the lengths to lower."""
     length = q.shape[-2]
-    check_fits_memory(16.0 * length * length, f"the attention matrix of the causality row at L = {length}",
-                      "a smaller long_length or exact_length (kerneltheory audit: --long-length, --exact-length)")
+    matrix_fits(length)
     try:
         blocks = _unit_value_blocks(fn, q, k, width)
         return None if blocks is None else torch.cat([out[0] for _, out in blocks], -1)
