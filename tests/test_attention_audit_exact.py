@@ -216,9 +216,9 @@ def test_the_shell_audits_the_exact_rows_at_a_long_length(user, capsys):
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "16", "--long-length", "16"]) == 0
     capsys.readouterr()
     assert main(["audit", user("chunked_bug"), *args, "--length", "1"]) == 2
-    assert "error: length must be >= 2, got 1" in capsys.readouterr().err  # check_attention names the argument
+    assert "error: --length must be >= 2, got 1" in capsys.readouterr().err  # the option check_attention's names
     assert main(["audit", user("chunked_bug"), *args, "--exact-length", "3"]) == 2
-    assert "exact_length must be >= 4 for the padding checks" in capsys.readouterr().err
+    assert "error: --exact-length must be >= 4 for the padding checks" in capsys.readouterr().err
     assert main(["audit", user("batched"), "--attention", "--dim", "8", "--checks", "finite", "--dtypes", "float64",
                  "--long-length", "40"]) == 0
     assert "n=640 " in capsys.readouterr().out  # 2 sequences × 40 positions × 8 outputs
