@@ -260,6 +260,25 @@ def test_the_long_batch_holds_at_most_long_values_feature_values(kt_seed, monkey
         assert max(seen) == longest + fam[0].size, (cap, max(seen))
 
 
+def test_a_constant_factor_is_named_in_the_failure(kt_seed):
+    """A new user's trial: features missing their 1/√m failed with "mean 64 … target 1" at every pair but never said
+    that the bias is one factor. A failed unbiasedness row now says so where every pair's mean is within 4 standard
+    errors of one multiple of its target; a frequency-scale error (a bias that varies with the pair) gets no such
+    note."""
+
+    def sample(scale, norm):
+        def draw(g):
+            w = torch.randn(M, D, generator=g, dtype=torch.float64) * scale
+            return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / norm
+        return draw
+
+    for scale, norm, noted in ((1.0, 1.0, True), (1.2, math.sqrt(M), False)):
+        report = check_feature_map(sample(scale, norm), kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+        failed = [c for c in report.checks if c.status == "failed"]
+        assert failed and all(("consistent with a constant factor" in c.detail) == noted for c in failed), \
+            (scale, str(report))
+
+
 def test_a_pass_names_the_norms_it_was_tested_at(kt_seed):
     """The quick pilot stops the norm sweep of FAVOR+ features at ‖x‖ = ‖y‖ = 0.5 (heavier tails beyond): the first
     line of a PASSED report says so, not only a note, so that a pass is not read as covering every input."""

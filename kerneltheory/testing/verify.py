@@ -268,6 +268,25 @@ def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> st
                               "that their moments are representable in float64"])
 
 
+def _constant_factor_note(m: Moments, target: torch.Tensor) -> str | None:
+    """For the failed rows of an unbiasedness claim: where the mean of every pair of every tested family is within 4
+    standard errors and 1 % of c·target of one multiple c ≠ 1 of its nonzero target (c the median of mean/target;
+    the 1 % for c's own error, which decides at pairs estimated exactly, such as φ(0)ᵀφ(0)), a note that the bias is
+    consistent with a constant factor, the signature of a normalisation left out or doubled (1/√m missing on both
+    sides gives c = m); None otherwise. Over all families, not one: within a family of pairs of one ‖x + y‖ a
+    frequency-scale error is one factor too. A hint, not a verdict: the rows failed on their own tests."""
+    target = target.to(m.mean.dtype)
+    if m.count < 2 or not bool((target != 0).all()):
+        return None
+    c = float((m.mean / target).median())
+    se = (m.variance / m.count).clamp(min=0).sqrt()
+    slack = 4 * se + 0.01 * (c * target).abs()
+    if not (math.isfinite(c) and abs(c - 1) > 0.01 and bool((m.mean - c * target).abs().le(slack).all())):
+        return None
+    return (f"every pair's mean is within 4 standard errors of {c:.4g}× its target: consistent with a constant factor "
+            "(a normalisation left out or doubled; 1/√m missing on both sides gives m)")
+
+
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
     if all_finite(samples):
         return None
@@ -451,6 +470,13 @@ def run_mean_variance_checks(
                     detail="not decided: the claim was already refuted by another check, so the draws stopped",
                 ))
     settle_claimed_variances(out, groups, backing, draws=points[-1])
+    for claim, g in groups.items():  # a hint on failed unbiasedness rows: one factor over every tested pair
+        if g["kind"] == "mean" and any(r.status == "failed" for r in out[claim]):
+            columns = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in g["families"]])
+            note = _constant_factor_note(Moments._from_samples(samples[:, columns]), g["target"][columns])
+            for r in out[claim]:
+                if r.status == "failed" and note is not None:
+                    r.detail = (r.detail + "; " if r.detail else "") + note
     return out
 
 
