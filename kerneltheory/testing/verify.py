@@ -284,7 +284,7 @@ def _constant_factor_note(m: Moments, target: torch.Tensor) -> str | None:
     if not (math.isfinite(c) and abs(c - 1) > 0.01 and bool((m.mean - c * target).abs().le(slack).all())):
         return None
     return (f"every pair's mean is within 4 standard errors of {c:.4g}× its target: consistent with a constant factor "
-            "(a normalisation left out or doubled; 1/√m missing on both sides gives m)")
+            "(e.g. a normalisation: 1/√m missing on both sides gives m)")
 
 
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
