@@ -106,7 +106,7 @@ from .sampler_rounding import (
     orthogonality_row,
     redraw_row,
 )
-from .user_calls import _one_number, _same_values, generator_misused
+from .user_calls import _one_number, _same_values, generator_misuse_message, generator_misused
 
 __all__ = ["SamplerClaims", "callable_sampler_checks", "claims_preset", "sampler_checks", "sampler_claims"]
 
@@ -842,11 +842,8 @@ def callable_sampler_checks(
     except Exception as exc:
         if not generator_misused(exc):
             raise
-        raise TypeError(f"{name}: sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
-                        "torch.Generator, so it must draw its frequencies from it; code that draws from the global "
-                        "generators goes through adapters.global_rng_sampler (kerneltheory audit: --global-rng), a "
-                        "sampler that takes an int seed through a wrapper, lambda g: sample(int(torch.randint(2**62, "
-                        "(), generator=g)))") from exc
+        raise TypeError(f"{name}: " + generator_misuse_message(exc, "its frequencies", "code that draws from the "
+                                                                "global generators")) from exc
     again = _as_matrix(sample(_aux_generator(seed, 1)), name)
     if not _replays(first, again):
         raise ValueError(f"{name}: two draws from identically seeded generators differ beyond rounding: "

@@ -142,6 +142,16 @@ def generator_misused(exc: BaseException) -> bool:
                                 "takes 0 positional arguments but 1 was given"))
 
 
+def generator_misuse_message(exc: BaseException, what: str, global_code: str) -> str:
+    """The error for a sampler whose call ``sample(generator)`` raised ``exc`` about the generator
+    (:func:`generator_misused`): it must draw ``what`` from the generator; ``global_code`` (code drawing from the global
+    generators) goes through ``global_rng_sampler``, a sampler taking an int seed through a wrapper."""
+    return (f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a torch.Generator, so it must "
+            f"draw {what} from it; {global_code} goes through adapters.global_rng_sampler (kerneltheory audit: "
+            "--global-rng); a sampler that takes an int seed goes through a wrapper, lambda g: "
+            "sample(int(torch.randint(2**62, (), generator=g)))")
+
+
 class _NoPlainPath(Exception):
     """The first plain call ``sample(generator)`` of a sampler with a batched path raised: it has no plain path."""
 
@@ -205,12 +215,9 @@ class _Evaluator:
                     raise _NoPlainPath from exc
                 if not generator_misused(exc):
                     raise  # not an error about the generator's own type
-                raise TypeError(f"sample(generator) raised {type(exc).__name__}: {exc}; it was called with a "
-                                "torch.Generator, so it must draw its feature map from it; a function of the inputs, "
-                                "or code returning one that draws from the global generators, goes through "
-                                "adapters.global_rng_sampler (kerneltheory audit: --global-rng); a sampler that takes "
-                                "an int seed goes through a wrapper, lambda g: sample(int(torch.randint(2**62, (), "
-                                "generator=g)))") from exc
+                raise TypeError(generator_misuse_message(exc, "its feature map", "a function of the inputs, or code "
+                                                         "returning one that draws from the global generators")) \
+                    from exc
         else:
             try:
                 fm = self.sample(gen, batch=batch)

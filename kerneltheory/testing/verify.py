@@ -270,22 +270,28 @@ def _unit_note(detail: str, e: torch.Tensor, labels: list[str], kind: str) -> st
 
 def _constant_factor_note(m: Moments, target: torch.Tensor) -> str | None:
     """For the failed rows of an unbiasedness claim: where the mean of every pair of every tested family is within 4
-    standard errors and 1 % of c·target of one multiple c ≠ 1 of its nonzero target (c the median of mean/target;
-    the 1 % for c's own error, which decides at pairs estimated exactly, such as φ(0)ᵀφ(0)), a note that the bias is
-    consistent with a constant factor: a normalisation left out or doubled (1/√m missing on both sides gives c = m),
-    or an estimator's own constant factor (saderf/moment_matched: 0.98); None otherwise. Over all families, not one:
-    within a family of pairs of one ‖x + y‖ a frequency-scale error is one factor too. A hint, not a verdict: the
-    rows failed on their own tests."""
+    standard errors of c·target, one multiple c ≠ 1 of its nonzero target, a note that the bias is consistent with a
+    constant factor: a normalisation left out or doubled (1/√m missing on both sides gives c = m), or an estimator's
+    own constant factor (saderf/moment_matched: 0.98); None otherwise. c is the median of the P ratios mean/target;
+    each pair's standard error combines its mean's with c's, √(π/2)·s̃/√P with s̃ the median standard error of the
+    ratios (the large-sample error of a median; it decides at pairs estimated exactly, such as φ(0)ᵀφ(0), whose own
+    is 0). Over all families, not one: within a family of pairs of one ‖x + y‖ a frequency-scale error is one factor
+    too. A hint, not a verdict, read from the moments the run already has: the rows failed on their own tests, and
+    the calibrated test of one factor is :func:`~kerneltheory.testing.proportional.proportional_check`, to which the
+    note points."""
     target = target.to(m.mean.dtype)
-    if m.count < 2 or not bool((target != 0).all()):
+    if m.count < 2 or target.numel() == 0 or not bool((target != 0).all()):
         return None
-    c = float((m.mean / target).median())
+    ratio = m.mean / target
+    c = float(ratio.median())
     se = (m.variance / m.count).clamp(min=0).sqrt()
-    slack = 4 * se + 0.01 * (c * target).abs()
-    if not (math.isfinite(c) and abs(c - 1) > 0.01 and bool((m.mean - c * target).abs().le(slack).all())):
+    se_c = math.sqrt(math.pi / 2) * float((se / target.abs()).median()) / math.sqrt(target.numel())
+    slack = 4 * (se**2 + (target * se_c) ** 2).sqrt()
+    if not (math.isfinite(c) and abs(c - 1) > 4 * se_c and bool((m.mean - c * target).abs().le(slack).all())):
         return None
     return (f"every pair's mean is within 4 standard errors of {c:.4g}× its target: consistent with a constant factor "
-            "(e.g. a normalisation: 1/√m missing on both sides gives m)")
+            "(e.g. a normalisation: 1/√m missing on both sides gives m), which the claim 'proportional' tests at its "
+            "level (kerneltheory audit: --claims proportional)")
 
 
 def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> CheckResult | None:
