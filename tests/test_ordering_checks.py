@@ -532,16 +532,23 @@ DRAWS_AT_PAIR_1, DRAWS_1_OVER_M = 32_000, 12_000
 def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
     """Review findings. (1) Hyperbolic and positive features at z = x + y = 0 are exact (closed forms 0 on both sides):
     rounding noise of 10⁻³² on estimates of size 1 was read as variance against a floor scaled by that noise, and the
-    true claim failed at z = 31; each pair's floor now comes from its own estimates, so the row passes, either way
-    round. (2) A 64-fold reversal at a pair whose variances are 10¹⁴ times below another pair's (trig at τ = 8·10⁻⁵:
-    s² ≈ 2·10⁻¹⁷ on estimates of size 1) passed beside it as "0 vs 0"; it fails now, and so does a pair whose
-    variance does not fall with m."""
+    true claim failed at z = 31; each pair's floor now comes from its own estimates, so such pairs are read as 0
+    either way round. A row of such pairs alone (which then passed, having compared nothing) is refused; beside
+    pairs that vary, a true claim passes. (2) A 64-fold reversal at a pair whose variances are 10¹⁴ times below
+    another pair's (trig at τ = 8·10⁻⁵: s² ≈ 2·10⁻¹⁷ on estimates of size 1) passed beside it as "0 vs 0"; it fails
+    now, and so does a pair whose variance does not fall with m."""
     d = 4
     x = 0.3 * torch.randn(6, d, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
     hyp, pos = E.get("hyperbolic/gaussian", d, 8), E.get("positive/gaussian", d, 8)
     for better, worse in ((hyp, pos), (pos, hyp)):
         row = variance_ordering_check(better, worse, x, -x, draws=2000, seed=kt_seed, alpha=ALPHA)
-        assert row.passed and row.statistic == 0.0, row
+        assert row.refused and "orders nothing" in row.detail, row
+    # beside pairs that vary, the exact ones are left alone: pairs 0–5 exact, 6–7 at ‖z‖ = 1/2 with a true claim
+    # (equal variances; hyperbolic against positive features there is refused as too skewed at 2000 draws)
+    e = 0.25 * torch.eye(d, dtype=torch.float64)[:2]
+    row = variance_ordering_check(pos, pos, torch.cat([x, e]), torch.cat([-x, e]), draws=2000, seed=kt_seed,
+                                  alpha=ALPHA)
+    assert row.passed and ("worst pair 6" in row.detail or "worst pair 7" in row.detail), row
     x, y = torch.zeros(2, d, dtype=torch.float64), torch.zeros(2, d, dtype=torch.float64)
     y[0, 0], y[1, 0] = 1.0, 8e-5
     one, many = (E.get("trig/gaussian", d, m, weighted=False) for m in (1, 64))

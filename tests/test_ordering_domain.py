@@ -60,6 +60,55 @@ def test_closed_form_check_accepts_in_domain_values():
         domain_refusal(_ok(), quantity="std")
 
 
+@pytest.mark.parametrize("aggregate", ["pairs", "mean"])
+def test_rows_that_compare_nothing_are_refused_not_passed(aggregate):
+    """Review finding: where both sides are 0 at every pair (closed forms of exact estimators, or closed forms that
+    underflowed; sample variances of estimators exact at every pair, e.g. positive features at x = y = 0) the row
+    passed having compared nothing. It is refused; one pair that varies makes it a test again, and 0 against a
+    positive value still fails the reversed claim."""
+    zero = torch.zeros(P, dtype=F64)
+    row = closed_form_ordering_check(zero, zero.clone(), name="x", aggregate=aggregate)
+    assert row.refused and not row.passed and "orders nothing" in row.detail, row
+    assert closed_form_ordering_check(zero, _with(0.3), name="x", aggregate=aggregate).passed
+    assert closed_form_ordering_check(_with(0.3), zero, name="x", aggregate=aggregate).status == "failed"
+    x = torch.zeros(3, 4, dtype=F64)
+    exact = lambda g, r: torch.ones(r, 3, dtype=F64)  # noqa: E731
+    row = variance_ordering_check(exact, exact, x, x, draws=512, seed=0, aggregate=aggregate)
+    assert row.refused and not row.passed and "orders nothing" in row.detail, row
+
+    def noisy(g, r):  # pair 1 varies
+        out = torch.ones(r, 3, dtype=F64)
+        out[:, 1] += torch.randn(r, generator=g, dtype=F64)
+        return out
+
+    assert variance_ordering_check(exact, noisy, x, x, draws=4096, seed=0, aggregate=aggregate).passed
+    assert variance_ordering_check(noisy, exact, x, x, draws=4096, seed=0, aggregate=aggregate).status == "failed"
+
+
+def test_a_reversal_below_the_largest_pairs_rounding_is_not_passed():
+    """Review findings: one rounding floor for the whole row (scaled by its largest value) passed a 2-fold reversal at
+    a pair of size 1 beside one of 10¹⁶ as "0 vs 0", and let a variance of −1 through beside it; each pair's closed
+    form is computed from that pair alone. Such rows are refused (the reversal cannot be told from rounding of terms
+    of 10¹⁶) unless another pair fails; alone, the pair fails. Complex values (sqrt of a negative argument) were read
+    as their real parts and passed; arguments of another type or an unknown aggregate were unclear errors."""
+    big = torch.tensor([1e16, 2.0], dtype=F64), torch.tensor([2e16, 1.0], dtype=F64)
+    row = closed_form_ordering_check(*big, name="x")
+    assert row.refused and not row.passed and "pair 1" in row.detail, row
+    assert closed_form_ordering_check(big[0][1:], big[1][1:], name="x").status == "failed"
+    assert closed_form_ordering_check(big[0], torch.tensor([0.5e16, 1.0], dtype=F64), name="x").status == "failed"
+    assert closed_form_ordering_check(torch.tensor([1e16, 1.0], dtype=F64), torch.tensor([2e16, 2.0], dtype=F64),
+                                      name="x").passed  # 1 ≤ 2 at pair 1: a true claim passes
+    row = closed_form_ordering_check(torch.tensor([1e16, -1.0], dtype=F64), big[1], name="x")
+    assert row.refused and "negative at pair 1" in row.detail, row
+    for value in (torch.sqrt(torch.tensor([-4.0 + 0j])), torch.tensor([1.0 + 5j])):
+        row = closed_form_ordering_check(value, torch.tensor([2.0 + 0j]), name="x")
+        assert row.refused and "complex" in row.detail, row
+    with pytest.raises(TypeError, match="better must be a torch.Tensor"):
+        closed_form_ordering_check([1.0], torch.ones(1), name="x")
+    with pytest.raises(ValueError, match="aggregate"):
+        closed_form_ordering_check(_ok(), _ok() + 1, name="x", aggregate="sum")
+
+
 def test_the_single_block_leading_term_at_m_above_d_is_refused():
     """Before the fix, orf_trig_variance_leading used (m−1)/m for m > d: at d = 4, m = 16 it was negative and
     "ORF ≤ iid" passed on it. A claim built on that formula is refused; the corrected one is ≥ 0 and passes."""

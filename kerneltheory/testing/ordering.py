@@ -36,6 +36,8 @@ is refused unless another pair fails. The floor is read from the estimates, not 
 deterministic estimate that cancels terms much larger than itself may exceed it. A pair whose s² is below float64's
 smallest normal number although its estimates vary beyond rounding (estimates of size 10⁻¹⁶² or less: s² underflowed
 to 0, and "0 against 0" passed a reversed ordering) refuses the row unless another pair fails (:func:`_underflowed`).
+A row at which *every* pair is 0 on both sides (estimators exact there, e.g. positive features at x = y = 0; closed
+forms that are 0, or underflowed, everywhere) compares nothing and is refused, where it used to pass.
 
 **Heavy tails at small m (measured; improved, not solved).** The guard and the skewness are read from the *sample*,
 and a lognormal-like sample that misses its rare large values has a low s², a low fourth moment and a low skewness
@@ -273,6 +275,12 @@ def _skewed_test(p: torch.Tensor, skew: torch.Tensor, n: int, name: str, claim: 
     return p_adj
 
 
+#: the refusal of a row at which both sides are 0 everywhere (a row that would otherwise pass having compared nothing)
+_NOTHING_VARIES = ("both sides are 0 (within rounding) at {what} ({detail}): the row orders nothing; give pairs "
+                   "at which the estimators vary (at x = y = 0 positive and hyperbolic features are exact, at x = y "
+                   "trigonometric ones)")
+
+
 def _refused(name, claim, alpha, n, seed, detail) -> CheckResult:
     return CheckResult.refusal(detail, name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)
 
@@ -288,6 +296,9 @@ def domain_refusal(*values: torch.Tensor, quantity: Quantity = "variance") -> st
     ``"log"`` (log second moments, any sign): finite and |value| ≤ :data:`HUGE`."""
     if quantity not in ("variance", "log"):
         raise ValueError(f"quantity must be 'variance' or 'log', got {quantity!r}")
+    for v in values:
+        if v.is_complex():  # .to(float64) would drop the imaginary part: sqrt(−4 + 0j) read as 0
+            return f"a value is complex ({v.dtype}): the formula is outside its real domain"
     flat = [v.detach().to("cpu", _F64).flatten() for v in values]
     for v in flat:
         if not bool(torch.isfinite(v).all()):
@@ -300,6 +311,22 @@ def domain_refusal(*values: torch.Tensor, quantity: Quantity = "variance") -> st
         for v in flat:
             if v.numel() and float(v.min()) < -floor:
                 return f"a variance is negative ({float(v.min()):.6g}): the formula is outside its domain"
+    return None
+
+
+def _hidden_negative(b: torch.Tensor, w: torch.Tensor) -> str | None:
+    """Why closed-form variances ``b``, ``w`` [P] (past :func:`domain_refusal`) are refused at a pair: a value below
+    −(that pair's own rounding floor) that the floor of the largest value let through (a variance of −1 beside one of
+    10¹⁶ was not refused), or None. Each pair's closed form is computed from that pair alone."""
+    own = pair_rounding_floor(b, w)
+    for v in (b, w):
+        hidden = v < -own
+        if bool(hidden.any()):
+            i = int(torch.nonzero(hidden)[0])
+            return (f"a variance is negative at pair {i} ({float(v[i]):.6g}, beyond that pair's own rounding "
+                    f"{float(own[i]):.3g} but within the rounding of the largest value, {rounding_floor(b, w):.3g}): a "
+                    "formula outside its domain and rounding of terms that large cannot be told apart; compare pairs "
+                    "of similar magnitude in separate rows")
     return None
 
 
@@ -392,6 +419,11 @@ def variance_ordering_check(
     z = (lb - lw) / (rb + rw).sqrt()
     z = torch.where(pos_b & pos_w, z, torch.where(pos_b, math.inf, 0.0))  # 0 vs 0: nothing to order
     both_zero = ~pos_b & ~pos_w
+    special = zeros | _underflowed(sb, mb.variance) | _underflowed(sw, mw.variance)  # refused below, own messages
+    if bool(both_zero.all()) and not bool(special.any()):
+        return _refused(name, "ordering", alpha, n, seed, _NOTHING_VARIES.format(
+            what="the mean over the pairs" if aggregate == "mean" else f"all {vb.numel()} pairs",
+            detail=f"s² {float(vb.max()):.3g} and {float(vw.max()):.3g} at most"))
     # log s² is a mean of the squared deviations Y (n terms): their skewness enters the p-value (Cramér)
     w_b, g_b = _deviation_shape(sb, mb.mean, total=aggregate == "mean")
     w_w, g_w = _deviation_shape(sw, mw.mean, total=aggregate == "mean")
@@ -450,7 +482,19 @@ def closed_form_ordering_check(
     """Exact check of ``better`` ≤ ``worse`` for closed-form values per pair (``quantity="variance"``, or
     ``"log"`` for log second moments): every pair (or the means, ``aggregate="mean"``), up to the rounding floor
     of both. The effect size is the largest ``better − worse`` relative to |worse| (negative when the ordering
-    holds strictly). Values outside the domain (:func:`domain_refusal`) give a refused row."""
+    holds strictly). Values outside the domain (:func:`domain_refusal`; complex values) give a refused row. The floor
+    is scaled by the largest value; a pair reversed (or a variance negative) beyond its *own* rounding but within that
+    floor refuses the row unless another pair fails: with one floor for all pairs, a reversal at pairs of size 1
+    beside a pair of size 10¹⁶ passed as "0 vs 0", and each pair's closed form is computed from that pair alone. A row
+    whose values are all 0 compares nothing and is refused."""
+    for arg, v in (("better", better), ("worse", worse)):
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{arg} must be a torch.Tensor of closed-form values, got {type(v).__name__}")
+    if aggregate not in ("pairs", "mean"):
+        raise ValueError(f"aggregate must be 'pairs' or 'mean', got {aggregate!r}")
+    if better.is_complex() or worse.is_complex():  # .to(float64) would drop the imaginary part
+        return _refused(name, "ordering", alpha, better.numel(), seed,
+                        "closed form: a value is complex: the formula is outside its real domain")
     b, w = better.detach().to(_F64).flatten(), worse.detach().to(_F64).flatten()
     if b.shape != w.shape:
         raise ValueError(
@@ -458,15 +502,31 @@ def closed_form_ordering_check(
         )
     if b.numel() == 0:
         raise ValueError("better and worse must hold at least one value, got none")
-    why = domain_refusal(b, w, quantity=quantity)
+    why = domain_refusal(b, w, quantity=quantity) or (_hidden_negative(b, w) if quantity == "variance" else None)
     if why:
         return _refused(name, "ordering", alpha, b.numel(), seed, "closed form: " + why)
     if aggregate == "mean":
         b, w = b.mean(0, keepdim=True), w.mean(0, keepdim=True)
     floor = rounding_floor(b, w)
     bad = b > w + floor
+    # each pair's closed form is computed from that pair alone: one floor scaled by the largest pair (10¹⁶) read a
+    # reversal at pairs of size 1 as "0 vs 0" and passed it; a pair reversed beyond its own rounding but within that
+    # floor may still be rounding of large cancelling terms, so it refuses the row unless another pair fails
+    own = pair_rounding_floor(b, w)
+    hidden = (b > w + own) & ~bad
+    if bool(hidden.any()) and not bool(bad.any()):
+        i = int(torch.nonzero(hidden)[0])
+        return _refused(name, "ordering", alpha, b.numel(), seed, (
+            f"closed form: {int(hidden.sum())} pair(s) are reversed beyond their own rounding but within the rounding "
+            f"of the largest value ({floor:.3g}; e.g. pair {i}: {float(b[i]):.6g} vs {float(w[i]):.6g}): a reversal "
+            "and rounding of terms that large cannot be told apart; compare pairs of similar magnitude in separate "
+            "rows"))
     rel = (b - w) / torch.where(w.abs() > floor, w.abs(), torch.ones_like(w))
     trivial = (b.abs() <= floor) & (w.abs() <= floor)  # both 0 up to rounding: nothing to order
+    if bool(trivial.all()):
+        return _refused(name, "ordering", alpha, b.numel(), seed, "closed form: " + _NOTHING_VARIES.format(
+            what="the mean over the pairs" if aggregate == "mean" else f"all {b.numel()} pairs",
+            detail="an exact 0 cannot be told from closed forms that underflowed"))
     rel = torch.where(trivial & ~bad, -math.inf, rel)
     idx = int(torch.argmax(rel)) if bool((~trivial | bad).any()) else 0
     rel = torch.where(torch.isinf(rel), 0.0, rel)
