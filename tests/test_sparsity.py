@@ -579,6 +579,37 @@ def test_exact_pairs_in_float32_get_float32s_rounding():
     assert row.passed, row
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_estimates_in_a_half_format_are_refused_not_passed(dtype, kt_seed):
+    """Review finding: estimates returned in float16 or bfloat16 made δ = 64 ulps 6–50 % of Ŝ/SM, so every pair
+    counted as exact and a 30 % error on every draw (relative MSE 0.09, 81× the bound) passed "bounded" with p = 1,
+    as did positive features with 16 of their claimed 256 frequencies. Such rows are refused now; the same
+    estimators in float32 fail."""
+    x, y = SC.small_weight_pairs(4, 0.5, [1.0, 2.0, 3.0], torch.Generator().manual_seed(kt_seed))
+    bound = SC.positive_relative_variance(x, y, 256)
+    sm = SC.softmax_pairs(x, y)
+
+    def noisy(fmt):
+        def estimates(a, b, g, r):
+            sign = torch.randint(0, 2, (r, a.shape[0]), generator=g).to(F64) * 2 - 1
+            return (sm * (1 + 0.3 * sign)).to(fmt)
+        return estimates
+
+    few = E.get("positive/gaussian", 4, 16)
+
+    def cast(fmt):
+        return lambda a, b, g, r: few.sample_estimates(a, b, g, r).to(fmt)
+
+    for make in (noisy, cast):
+        row = SC.relative_error_check(make(dtype), x, y, claim="bounded", bound=bound, draws=4096, seed=kt_seed)
+        assert not row.passed, row  # the 30 % error in float16: decided by the draws that leave the rounding
+        assert row.status == "failed" if make is noisy and dtype == torch.float16 else row.refused, row
+        assert row.status == "failed" or "returned in" in row.detail, row
+        row = SC.relative_error_check(make(torch.float32), x, y, claim="bounded", bound=bound, draws=16384,
+                                      seed=kt_seed)  # (at 4096 draws the guard refused m = 16 at some seeds)
+        assert row.status == "failed", row
+
+
 def test_bad_arguments_are_errors_naming_them():
     x, y = SC.small_weight_pairs(4, 0.5, [1.0, 2.0], torch.Generator().manual_seed(0))
     est = E.get("positive/gaussian", 4, 8)

@@ -23,6 +23,9 @@ Each pair gets a one-sided z-test, z_p = (ē_p − bound_p)/(s_p/√R), under th
 R < 64), and the family p-value is Bonferroni's P·min_p p_p, so α is the false-failure rate of the family. A pair
 whose e_p or r_p = Ŝ_p/SM_p − 1 agree up to rounding in every draw (positive features at z = 0; an error of fixed
 size and random sign) has no spread to studentise by and is compared with the bound up to that rounding instead.
+Estimates in a format coarser than float32 (float16, bfloat16) make that rounding (64 ulps, 6–50 % of Ŝ/SM) large
+enough to hide a 30 % error on every draw: a row that does not reject is then refused wherever the rounding's reach
+on e_p, 2√ē_p·δ + δ², exceeds 1 % of the bound (it passed such errors before).
 
 **Calibration (measured).** The upper-tail ``"bounded"`` test errs on the conservative side for the right-skewed
 e_p. The lower-tail ``"grows"`` test is calibrated where e_p is bounded (trigonometric features: 2000 seeds at
@@ -49,7 +52,7 @@ from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_generator, check_int, check_points, check_real
 from ..montecarlo import moments
-from .checks import CheckResult, clt_guard
+from .checks import _F32_EPS, _FORMAT_NAMES, RESOLUTION, CheckResult, clt_guard
 
 __all__ = [
     "CLAIMS",
@@ -241,6 +244,21 @@ def relative_error_check(
     p = torch.from_numpy(stats.norm.sf(zn) if claim == "bounded" else stats.norm.cdf(zn))
     idx = int(torch.argmin(p))
     p_adj = min(1.0, float(p[idx]) * p.numel())
+    if not p_adj <= alpha and eps > _F32_EPS:  # a format coarser than float32 (float16, bfloat16): δ of 64 ulps is
+        # 6–50 % of Ŝ/SM, so errors of that size counted as rounding and a 30 % error passed a bound of 0.1 %: a pair
+        # whose rounding floor of e_p, 2√ē_p·δ + δ², reaches RESOLUTION of the bound cannot be told from its bound
+        reach = 2 * mean.clamp_min(0).sqrt() * delta + delta**2
+        share = torch.where(bound > 0, reach / torch.where(bound > 0, bound, torch.ones_like(bound)), math.inf)
+        worst = int(torch.argmax(share))
+        if float(share[worst]) > RESOLUTION:
+            fmt = _FORMAT_NAMES.get(eps, f"a format of machine epsilon {eps:.3g}")
+            return CheckResult.refusal(
+                f"the estimates are returned in {fmt}: its rounding (δ = {float(delta[worst]):.3g} of Ŝ/SM) may move "
+                f"the relative MSE at pair {worst} by up to {float(reach[worst]):.3g}, "
+                f"{'beyond' if float(share[worst]) == math.inf else f'{float(share[worst]):.3g}× of'} the "
+                f"{'bound' if claim == 'bounded' else 'floor'} {float(bound[worst]):.3g} (more than the {RESOLUTION:g} "
+                "this check resolves), so agreement within that rounding is no pass (return float32 or float64 "
+                "estimates)", **base)
     return CheckResult(
         statistic=float(z[idx]),
         p_value=p_adj,
