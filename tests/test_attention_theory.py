@@ -222,8 +222,6 @@ def test_ratio_check_review_findings(kt_seed, one_thread):
         attention_ratio_check("positive/gaussian", ms=(1, 2, 3), seed=kt_seed)
     with pytest.raises(ValueError, match="estimator_kw"):
         attention_ratio_check(lambda m: E.get("positive/gaussian", 4, m), estimator_kw={"std": 2.0}, seed=kt_seed)
-    with pytest.raises(ValueError, match="inputs\\[2\\]: values up to"):
-        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(q, k, v * 1e160))
     with pytest.raises(ValueError, match="values \\[n, d_v\\]"):
         attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(q, k, v[:, :0]))
     with pytest.raises(TypeError, match="seed must be an integer"):
@@ -234,6 +232,34 @@ def test_ratio_check_review_findings(kt_seed, one_thread):
         rks_uniform_check(seed=kt_seed, epsilons=())
     few = attention_ratio_check("trig/gaussian", seed=kt_seed, ms=(16, 32, 64), input_norm=8.0, draws=160)
     assert few.refused and "D̂ > D/2" in few.detail, few
+
+
+def test_each_m_is_read_against_its_own_prediction_and_value_scales_do_not_overflow(kt_seed, one_thread):
+    """Review findings: (a) the predicted covariance was read at the largest m only (``pr[-1]``), so a covariance 2×
+    too large at m = 64 and 256, or one written for m = 1024 whatever m, got the correct one's verdict; each m is
+    now compared with its own prediction (y_m − pred_m ≈ a + c/m, H₀: a = 0), the same statistic for C ∝ 1/m.
+    (b) Values were accepted up to 10¹⁰⁰, yet from about 10⁷⁸ the moments of m·(ô − o)² overflowed and a correct
+    map failed; the claim is linear in the values, which are now rescaled by a power of two: the same statistic,
+    bit for bit, at 2²⁰⁰ and 2⁻²⁰⁰ times the values."""
+    g = torch.Generator().manual_seed(kt_seed)
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 4, generator=g, dtype=torch.float64), dim=-1)  # noqa: E731
+    q, k, v = 0.3 * unit(2), 0.3 * unit(8), torch.randn(8, 2, generator=g, dtype=torch.float64)
+
+    def off_below_1024(est, x, keys):  # 2× the covariance wherever m < 1024
+        return key_covariance(est, x, keys) * (2.0 if est.num_features < 1024 else 1.0)
+
+    def written_for_1024(est, x, keys):  # C(m = 1024) whatever m
+        return key_covariance(E.get(est.name, x.shape[-1], 1024), x, keys)
+
+    for cov in (off_below_1024, written_for_1024):
+        row = attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v), covariance=cov)
+        assert row.status == "failed" and "over the ms" in row.detail, row
+    right = attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v))
+    assert right.passed, right
+    for shift in (200, -200):
+        row = attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v * 2.0**shift))
+        assert row.passed and row.statistic == right.statistic and "rescaled" in row.detail, (shift, row)
+    assert attention_ratio_check("trig/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v * 1e160)).passed
 
 
 def test_a_constant_added_to_the_values_keeps_the_mse_check_sharp(kt_seed, one_thread):

@@ -221,7 +221,9 @@ def attention_ratio_check(
     m·(2(e_m + ρ)ρ + ρ²) for m·MSE, e_m the largest |ô − o| drawn at m): a constant value column, whose ratio is
     exact, failed on rounding noise; an output whose draws all agree (no spread) passes only within it. (A bound
     2·max|v| in place of e_m grew with a constant added to the values, which moves no error, and passed an m·MSE
-    prediction 6× off at an offset of 10⁶.)"""
+    prediction 6× off at an offset of 10⁶.) Each m is compared with its own prediction (a covariance that is not ∝ 1/m
+    was read at the largest m only and passed), and values beyond 2^±64 in magnitude are rescaled by a power of two,
+    exactly (proofs/attention_ratio.md)."""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
     alpha = check_alpha(alpha)
@@ -241,10 +243,14 @@ def attention_ratio_check(
         if not (q.dim() == k.dim() == v.dim() == 2) or v.shape[0] != k.shape[0] or min(v.shape) == 0:
             raise ValueError("inputs must be (queries [nq, d], keys [n, d], values [n, d_v]), n, d_v ≥ 1, got shapes "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-        if float(v.abs().max()) > VALUE_LIMIT:
-            raise ValueError(f"inputs[2]: values up to {float(v.abs().max()):.3g} in magnitude; the check squares "
-                             f"errors of their size (m·(ô − o)²), which overflow float64: keep them ≤ {VALUE_LIMIT:g} "
-                             "(the claim is linear in the values, so rescale them)")
+    # the claim is linear in the values: values far from 1 are rescaled by a power of two, which scales every output,
+    # error, prediction and floor exactly (bias by 2^-e, MSE by 2^-2e) and leaves every statistic's bits alone; values
+    # of 10⁷⁸ made m·(ô − o)²'s moments overflow and failed a correct map, where values up to 10¹⁰⁰ were accepted
+    top = float(v.abs().max())
+    shift = 0
+    if top > VALUE_RANGE or 0.0 < top < 1.0 / VALUE_RANGE:
+        shift = int(torch.frexp(torch.tensor(top, dtype=torch.float64))[1])
+        v = torch.ldexp(v, torch.tensor(-shift))
     kw = dict(estimator_kw or {})
     factory = (lambda m: E.get(estimator, dim, m, **kw)) if isinstance(estimator, str) else estimator
     label = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "custom")
@@ -255,10 +261,13 @@ def attention_ratio_check(
     if r < need:
         return CheckResult.refusal(f"{r} draws per m is too few (need ≥ {need})", **base)
     with torch.no_grad():  # learnable maps hold parameters that require gradients; nothing here differentiates
-        return _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha)
+        row = _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha)
+    if shift:
+        row.detail += f"; the values were rescaled by 2^{-shift} (exactly: the claim is linear in them)"
+    return row
 
 
-VALUE_LIMIT = 1e100  # values beyond it: squared errors of their size overflow float64
+VALUE_RANGE = 2.0**64  # values of larger or smaller magnitude are rescaled (exactly) before the check
 
 
 def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> CheckResult:
@@ -317,19 +326,24 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
     for what, st, pr in (("m·bias", stats_b, preds_b), ("m·MSE", stats_s, preds_s)):
         mean = torch.stack([s[0] for s in st]).numpy()  # [len(ms), nq, dv]
         se = torch.stack([s[1] for s in st]).numpy()
-        pred = pr[-1].numpy()  # the constants do not depend on m (C ∝ 1/m)
+        # each m against its own prediction: for C ∝ 1/m they are one constant, but a covariance that is not (2× off
+        # at the smaller m) was read at the largest m only and passed; y_m − pred_m ≈ a + c/m, H₀: a = 0
+        preds = torch.stack(pr).numpy()  # [len(ms), nq, dv]
+        pred = preds[-1]
         for idx in np.ndindex(pred.shape):
             y, var = mean[(slice(None), *idx)], se[(slice(None), *idx)] ** 2
+            own = preds[(slice(None), *idx)]
             floor = float(floors[what][idx[-1]])
+            varies = "" if np.ptp(own) <= floor else f" (predicted {own.min():.4g} to {own.max():.4g} over the ms)"
             if not bool((var > 0).all()):  # every draw at some m agrees: no spread to fit by, compare each m
-                gap = float(np.abs(y - pred[idx]).max())
-                zs.append(0.0 if gap <= floor else math.copysign(math.inf, float(y[-1] - pred[idx])))
-                lines.append(f"{what}{list(idx)}: {y[-1]:.4g} in every draw at some m vs {pred[idx]:.4g}")
+                gap = float(np.abs(y - own).max())
+                zs.append(0.0 if gap <= floor else math.copysign(math.inf, float(y[-1] - own[-1])))
+                lines.append(f"{what}{list(idx)}: {y[-1]:.4g} in every draw at some m vs {pred[idx]:.4g}{varies}")
                 continue
-            a, se_a = _wls_intercept(inv_m, y, var)
-            gap = max(abs(a - pred[idx]) - floor, 0.0)  # the distance from [pred − floor, pred + floor]
-            zs.append(math.copysign(gap, a - pred[idx]) / se_a)
-            lines.append(f"{what}{list(idx)}: {a:.4g} ± {se_a:.2g} vs {pred[idx]:.4g}")
+            a, se_a = _wls_intercept(inv_m, y - own, var)
+            gap = max(abs(a) - floor, 0.0)  # the distance from [pred − floor, pred + floor]
+            zs.append(math.copysign(gap, a) / se_a)
+            lines.append(f"{what}{list(idx)}: {a + pred[idx]:.4g} ± {se_a:.2g} vs {pred[idx]:.4g}{varies}")
     z = np.asarray(zs, dtype=np.float64)
     if not bool(np.isfinite(z[~np.isinf(z)]).all()):  # a NaN must never read as p = 1
         return CheckResult.refusal(f"a t-statistic is not a number ({lines[int(np.isnan(z).argmax())]})", **base)
