@@ -415,6 +415,9 @@ def mse_slope_check(
         )
     errors = [(e.double() ** 2).flatten(1).mean(1) for e in errors]
     r = min(int(e.numel()) for e in errors)
+    if r < MIN_DRAWS:  # check_attention took draws ≥ 2: at 4–16 draws correct maps were rejected 3–7× too often
+        return CheckResult.refusal(  # in the tail (α′ = 10⁻³), as attention_convergence_check's 16 draws were
+            f"{r} draws at some m are too few for the variance of an MSE (need ≥ {MIN_DRAWS}); {note}", **base)
     mse, rel_var = [], []
     for err in errors:
         mean = float(err.mean())
