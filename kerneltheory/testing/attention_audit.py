@@ -525,7 +525,8 @@ def check_attention(
             which fails a float32 path computing in a coarser format inside). Named
             explicitly, "causality" needs ``causal=True`` and "padding" ``mask=True`` (a ValueError otherwise).
         num_features: the grid of m for the slope tests (the second one serves the exact checks).
-        draws: draws per m (slope tests; below 64 the consistency and stabiliser rows are refused). bias_draws: draws per m of the bias test.
+        draws: draws per m of the slope tests (below 64 the consistency and stabiliser rows are refused);
+            bias_draws: draws per m of the bias test.
         length: L of the statistical and exact checks (≥ 4 with padding); input_std: std of q and k.
         exact_length: the exact rows (batch, padding, causality, order, precision) run at ``length`` and again at
             this L (≥ 4 with padding; default 2·256 + 1, past the chunk sizes of chunked implementations).
