@@ -82,7 +82,9 @@ def proportional_check(
     refuses them. The last row, ``proportional[c > 0]``, tests the sign of c (a map of zeros
     or of mean-zero noise passes every t-test); it is refused when the draws cannot tell c from 0. A family
     with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
-    nothing).
+    nothing). Each draw's map is called once on all the pairs together, so a factor that depends on the batch (features
+    divided by √(batch size)) is one constant here and passes: ``check_feature_map(..., claims={"proportional"})``
+    adds the row-wise and replay rows that fail it.
     """
     d = check_int(dim, "dim", minimum=1)
     alpha = check_alpha(alpha)
