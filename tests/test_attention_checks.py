@@ -406,3 +406,12 @@ def test_slope_check_arguments_are_errors_naming_them():
     few = mse_slope_check((64, 256, 1024), _law_errors((64, 256, 1024), lambda m: 1 / m, 16, g), alpha=ALPHA,
                           base=base)
     assert few.refused and "too few" in few.detail, few
+    # errors of [R] (one output per draw) are read as such; squared errors that leave float64 are refused as a scale
+    # problem (they read "tails too heavy"); an empty draw axis is an error naming its shape
+    errs = _law_errors((64, 256, 1024), lambda m: 1 / m, 256, g)
+    assert mse_slope_check((64, 256, 1024), [e[:, 0, 0] for e in errs], alpha=ALPHA, base=base).passed
+    for scale, word in ((1e160, "overflow"), (1e-170, "underflow")):
+        row = mse_slope_check((64, 256, 1024), [e * scale for e in errs], alpha=ALPHA, base=base)
+        assert row.refused and word in row.detail, row
+    with pytest.raises(ValueError, match=r"errors at m = 64 must have shape \[R, ...\]"):
+        mse_slope_check((64, 256, 1024), [torch.tensor(1.0, dtype=torch.float64), *errs[1:]], alpha=ALPHA, base=base)

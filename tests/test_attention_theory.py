@@ -260,6 +260,11 @@ def test_each_m_is_read_against_its_own_prediction_and_value_scales_do_not_overf
         row = attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v * 2.0**shift))
         assert row.passed and row.statistic == right.statistic and "rescaled" in row.detail, (shift, row)
     assert attention_ratio_check("trig/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v * 1e160)).passed
+    single = attention_ratio_check("positive/gaussian", seed=kt_seed, alpha=ALPHA, inputs=(q, k, v),
+                                   covariance=lambda est, a, b: key_covariance(est, a, b).float())
+    assert single.passed, single  # a float32 covariance (a dtype error before) is read in float64
+    with pytest.raises(TypeError, match="covariance must return a real floating-point tensor"):
+        attention_ratio_check("positive/gaussian", seed=kt_seed, inputs=(q, k, v), covariance=lambda est, a, b: 1.0)
 
 
 def test_a_constant_added_to_the_values_keeps_the_mse_check_sharp(kt_seed, one_thread):

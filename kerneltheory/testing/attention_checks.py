@@ -413,7 +413,17 @@ def mse_slope_check(
         return CheckResult.refusal(
             f"the curvature-corrected fit needs {MIN_POINTS} distinct feature counts, got {list(ms)}", **base
         )
-    errors = [(e.double() ** 2).flatten(1).mean(1) for e in errors]
+    for m, e in zip(ms, errors, strict=True):
+        if e.dim() < 1 or e.shape[0] == 0:
+            raise ValueError(f"errors at m = {m} must have shape [R, ...] with R ≥ 1 draws, got {tuple(e.shape)}")
+    raw = errors
+    errors = [(e.double() ** 2).reshape(e.shape[0], -1).mean(1) for e in errors]
+    for m, e, sq in zip(ms, raw, errors, strict=True):  # a scale problem, not heavy tails: say so
+        top = float(e.double().abs().max())
+        if not bool(torch.isfinite(sq).all()) or (top > 0 and not float(sq.max()) > 0):
+            return CheckResult.refusal(
+                f"the squared errors at m = {m} {'overflow' if top > 1 else 'underflow'} float64 (errors up to "
+                f"{top:.3g}): rescale the values (attention is linear in them); {note}", **base)
     r = min(int(e.numel()) for e in errors)
     if r < MIN_DRAWS:  # check_attention took draws ≥ 2: at 4–16 draws correct maps were rejected 3–7× too often
         return CheckResult.refusal(  # in the tail (α′ = 10⁻³), as attention_convergence_check's 16 draws were

@@ -286,7 +286,11 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
             return CheckResult.refusal(f"{getattr(est, 'name', 'the map')} is deterministic (no random features): its "
                                        "linear attention is exact, with no 1/m law to test", **base)
         kern = est.kernel(q, k)  # [nq, n]
-        out, bias, mse = theory.attention_ratio_bias_mse(kern, covariance(est, q, k), v)
+        cov = covariance(est, q, k)
+        if not isinstance(cov, torch.Tensor) or not cov.is_floating_point():
+            raise TypeError(f"covariance must return a real floating-point tensor [nq, n, n], got "
+                            f"{getattr(cov, 'dtype', type(cov).__name__)}")
+        out, bias, mse = theory.attention_ratio_bias_mse(kern, cov.to(torch.float64), v)
         preds_b.append(m * bias)
         preds_s.append(m * mse)
         den = kern.sum(-1)
@@ -343,7 +347,8 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
             a, se_a = _wls_intercept(inv_m, y - own, var)
             gap = max(abs(a) - floor, 0.0)  # the distance from [pred − floor, pred + floor]
             zs.append(math.copysign(gap, a) / se_a)
-            lines.append(f"{what}{list(idx)}: {a + pred[idx]:.4g} ± {se_a:.2g} vs {pred[idx]:.4g}{varies}")
+            shown = a + pred[idx] if varies else _wls_intercept(inv_m, y, var)[0]  # (a + pred loses digits if pred ≫ y)
+            lines.append(f"{what}{list(idx)}: {shown:.4g} ± {se_a:.2g} vs {pred[idx]:.4g}{varies}")
     z = np.asarray(zs, dtype=np.float64)
     if not bool(np.isfinite(z[~np.isinf(z)]).all()):  # a NaN must never read as p = 1
         return CheckResult.refusal(f"a t-statistic is not a number ({lines[int(np.isnan(z).argmax())]})", **base)
