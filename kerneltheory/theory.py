@@ -868,7 +868,8 @@ def rks_uniform_bound(epsilon: float, num_features: int, dim: int, sigma_p: floa
     d = check_int(dim, "dim", minimum=1)
     sigma_p = check_real(sigma_p, "sigma_p", minimum=0.0, strict_min=True)
     diameter = check_real(diameter, "diameter", minimum=0.0, strict_min=True)
-    log_b = 8 * math.log(2.0) + 2 * math.log(sigma_p * diameter / eps) - dd * eps**2 / (4 * (d + 2))
+    log_b = 8 * math.log(2.0) + 2 * math.log(sigma_p * diameter / eps) - dd * (eps * eps) / (4 * (d + 2))  # (inf,
+    # not OverflowError, for ε ≈ 10³⁰⁰: the bound is then 0)
     return math.exp(min(log_b, 700.0))
 
 

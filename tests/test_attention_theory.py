@@ -230,6 +230,10 @@ def test_ratio_check_review_findings(kt_seed, one_thread):
         finite_set_uniform_check(seed=kt_seed, delta=1.5)
     with pytest.raises(ValueError, match="epsilons must hold at least one"):
         rks_uniform_check(seed=kt_seed, epsilons=())
+    with pytest.raises(ValueError, match="std must have a square"):  # std² = 0: was the law's "positive definite"
+        rks_uniform_check(seed=kt_seed, std=1e-300, draws=8)
+    far = rks_uniform_check(seed=kt_seed, epsilons=(1e300,), draws=8)[0]  # an OverflowError before: bound 0
+    assert far.passed and "bound 0" in far.detail, far
     few = attention_ratio_check("trig/gaussian", seed=kt_seed, ms=(16, 32, 64), input_norm=8.0, draws=160)
     assert few.refused and "D̂ > D/2" in few.detail, few
 

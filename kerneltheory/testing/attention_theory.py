@@ -34,6 +34,7 @@ over the ε at which the bound equals δ.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -463,6 +464,9 @@ def rks_uniform_check(
     dim = check_int(dim, "dim", minimum=1)
     dd = check_int(num_features, "num_features", minimum=1)
     std = check_real(std, "std", minimum=0.0, strict_min=True)
+    if not std * std >= sys.float_info.min:  # the law's covariance std²·I would be 0 or subnormal
+        raise ValueError(f"std must have a square of at least float64's smallest normal number (std ≥ 1.5e-154), "
+                         f"got {std:g}")
     radius = check_real(radius, "radius", minimum=0.0, strict_min=True)
     alpha = check_alpha(alpha)
     r = check_int(draws, "draws", minimum=1)
