@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
 
 from kerneltheory.cli import ATTENTION_CHECKS, main
 from kerneltheory.testing import attention_audit
@@ -272,3 +273,27 @@ def test_global_rng_attention_modules_are_audited_in_eval_mode():
 
     global_rng_factory(attention, True)(16, torch.Generator().manual_seed(0))
     assert built and not built[0].training
+
+
+def test_a_file_that_draws_at_import_gives_one_verdict_per_seed(tmp_path, capsys):
+    """Review finding: a module built when its file is imported (from torch's global generator, which starts from a
+    fresh seed in every process) made one command with one printed seed give different verdicts. The audited file is
+    imported with the global generators seeded from --seed: the same report at every run, another at another seed."""
+    path = tmp_path / "drawn_at_import.py"
+    path.write_text(textwrap.dedent('''
+        import math, torch
+        scale = 1 + 0.01 * torch.randn(()).item()  # drawn at import
+        def sample(generator):
+            w = torch.randn(64, 8, generator=generator, dtype=torch.float64)
+            return lambda x: torch.exp(scale * x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(64)
+        print(f"scale {scale!r}")
+    '''), encoding="utf-8")
+
+    def run(seed):
+        torch.rand(3)  # the caller's global generator moves between runs
+        main(["audit", f"{path}:sample", "--kernel", "softmax", "--dim", "8", "--claims", "finite", "--seed", seed])
+        return capsys.readouterr().out
+
+    first = run("0")
+    assert "scale" in first and run("0") == first
+    assert run("1").split("\n")[0] != first.split("\n")[0]  # another seed, another draw at import

@@ -275,3 +275,50 @@ def test_an_empty_frequency_matrix_is_an_error_naming_it(shape):
     with pytest.raises(ValueError, match=r"returned an empty frequency matrix"):
         callable_sampler_checks(lambda g: torch.zeros(shape, dtype=torch.float64), claims="gaussian", draws=256,
                                 seed=0)
+
+
+def _rejected_from_the_global_generator(m: int, d: int, cut: float):
+    """A sampler that takes the generator but redraws its rare entries beyond ``cut`` from torch's global generator
+    (``generator=g`` forgotten in the rejection branch): right law up to a truncation, not replayable from a seed."""
+    def sample(g):
+        w = torch.randn(m, d, generator=g, dtype=torch.float64)
+        bad = w.abs() > cut
+        while bad.any():
+            w[bad] = torch.randn(int(bad.sum()), dtype=torch.float64)  # the defect: no generator=g
+            bad = w.abs() > cut
+        return w
+    return sample
+
+
+def test_a_rare_read_of_the_global_generator_is_not_replayable_anywhere(kt_seed):
+    """Review finding: the replay guards compared one draw (one factory), so a rejection branch that reads torch's
+    global generator about once every two draws passed them at most seeds (the sampler checks at 1 of 4 seeds, the
+    attention audit at 4 of 4, check_feature_map at 7 of 10), and the reports moved with the caller's global seed
+    under one printed seed. The feature-map and sampler guards replay 24 draws, the attention audit 16 factories at
+    its largest m; each now raises the ValueError that names the generator."""
+    from kerneltheory import kernels
+    from kerneltheory.testing import callable_sampler_checks, check_attention, check_feature_map
+
+    torch.manual_seed(kt_seed)
+    freqs = _rejected_from_the_global_generator(128, 8, 3.5)  # about 0.48 rejected entries a draw
+    with pytest.raises(ValueError, match="identically seeded"):
+        callable_sampler_checks(freqs, claims="gaussian", draws=256, seed=kt_seed)
+
+    def sample(g):
+        w = freqs(g)
+        return lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(128)
+
+    with pytest.raises(ValueError, match="identically seeded"):
+        check_feature_map(sample, kernels.softmax, dim=8, claims={"finite"}, seed=kt_seed)
+
+    def attention(m, g):  # about 2 rejected entries a factory at m = 4096, 0.03 at m = 64
+        w = _rejected_from_the_global_generator(m, 8, 4.0)(g)
+        f = lambda x: torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2)  # noqa: E731
+
+        def fn(q, k, v, mask=None):
+            fq, fk = f(q * 8**-0.25), f(k * 8**-0.25)
+            return fq @ (fk.transpose(1, 2) @ v) / (fq @ fk.sum(1).unsqueeze(-1))
+        return fn
+
+    with pytest.raises(ValueError, match=r"attention\(4096, generator\) built"):
+        check_attention(attention, dim=8, mask=False, checks=["consistency"], seed=kt_seed)

@@ -86,3 +86,79 @@ def test_xdist_workers_take_the_controllers_base():
     alone = SimpleNamespace(getoption=lambda name: "random")  # no controller: its own random base
     plugin.pytest_configure(alone)
     assert plugin.base_seed(alone) != 123456  # a fresh random base (equal with probability ~2⁻³¹)
+
+
+GLOBAL_DRAWS = """
+import random
+
+import numpy as np
+import torch
+
+
+def test_a_consumer():
+    torch.rand(7), np.random.rand(3), random.random()
+
+
+def test_b_uses_the_global_generators(kt_seed):
+    print(f"draws {torch.rand(1).item()!r} {np.random.rand()!r} {random.random()!r}")
+"""
+
+
+def test_kt_seed_seeds_the_global_generators_whatever_ran_before(pytester, monkeypatch):
+    """Review finding: a module a test builds from torch's global generator (a default-initialised nn.Module) depended
+    on the tests that ran before it (and, in a torch that starts its generator from a fresh seed in every process, on
+    the process), so a failure did not replay from the printed base. A test that requests kt_seed runs with torch's,
+    numpy's and random's global generators seeded from it; alone or after another test, it draws the same."""
+    monkeypatch.delenv("KT_SEED", raising=False)
+    pytester.makepyfile(test_global=GLOBAL_DRAWS)
+
+    def draws(*args):
+        result = pytester.runpytest(*INNER, "-s", "--kt-seed=5", *args)
+        return re.search(r"draws (\S+ \S+ \S+)", result.stdout.str()).group(1)
+
+    assert draws() == draws("-k", "test_b") == draws("test_global.py::test_b_uses_the_global_generators")
+
+
+def test_the_global_generators_are_restored_after_the_test():
+    import random
+
+    import numpy as np
+    import torch
+
+    from kerneltheory.testing.seeds import seeded_global_generators
+
+    torch.manual_seed(11)
+    np.random.seed(11)  # noqa: NPY002
+    random.seed(11)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
+    with seeded_global_generators(3):
+        inside = torch.rand(2), np.random.rand(2), random.random()  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), states[0]) and (np.random.get_state()[1] == states[1]).all()  # noqa: NPY002
+    assert random.getstate() == states[2]
+    with seeded_global_generators(3):
+        again = torch.rand(2), np.random.rand(2), random.random()  # noqa: NPY002
+    assert torch.equal(inside[0], again[0]) and (inside[1] == again[1]).all() and inside[2] == again[2]
+    with seeded_global_generators(4):
+        assert not torch.equal(torch.rand(2), inside[0])
+
+
+def test_a_tests_seed_does_not_depend_on_the_directory_pytest_starts_from(pytester, monkeypatch):
+    """Review finding: without a configuration file pytest's node ids are relative to a rootdir that follows the
+    directory it is started from, so the same test got another kt_seed (and verdict) run from tests/ than from the
+    project's root, under the same printed base. The seed's name is taken from the project's root (a pyproject.toml,
+    setup.cfg, …, .git above the file; without one, the directory above the file's outermost package)."""
+    monkeypatch.delenv("KT_SEED", raising=False)
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_where.py").write_text("def test_seed(kt_seed):\n    print(f'seed {kt_seed}')\n")
+
+    def seed(*args):
+        return re.search(r"seed (\d+)", pytester.runpytest(*INNER, "-s", *args).stdout.str()).group(1)
+
+    from_root = seed("tests/test_where.py")
+    monkeypatch.chdir(pytester.path / "tests")
+    assert seed("test_where.py") == from_root
+    (pytester.path / "pyproject.toml").write_text("")  # a marked project root: the node id from it
+    monkeypatch.chdir(pytester.path)
+    marked = seed("tests/test_where.py")
+    monkeypatch.chdir(pytester.path / "tests")
+    assert seed("test_where.py") == marked

@@ -109,6 +109,7 @@ from ..montecarlo import Moments
 from .attention_checks import _exact_refusal, mse_slope_check
 from .attention_exact import (
     FORMATS,
+    GLOBAL_FIX,
     PADDINGS,
     NoRoundingBound,
     _agree,  # named here by verify.check_feature_map's docstring and proofs/verification.md as well
@@ -130,7 +131,7 @@ from .attention_exact import (
     rounding_floor_attention,
 )
 from .checks import CheckResult, mean_check, property_check, rounding_floor
-from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
+from .replay import REPEAT_DRAWS, one_map, repeated_ties, tie_positions
 from .seeds import seed_for
 from .verify import Report
 
@@ -233,6 +234,29 @@ def _repeated_attention_draws(attention, q, k, v, m: int, seed: int) -> CheckRes
         "bias, stabiliser), which average independent draws, were not run; each call attention(m, generator) must "
         "draw afresh from its generator", name="independent draws", claim="independent draws", alpha=0.0,
         sample_size=REPEAT_DRAWS, seed=seed)
+
+
+REPLAY_FACTORIES = 16  # factories built twice from identically seeded generators at the largest m and compared
+
+
+def _factories_replay(attention, q, k, v, m: int, seed: int) -> None:
+    """:data:`REPLAY_FACTORIES` consecutive factories ``attention(m, g)`` from one generator, then again from an
+    identically seeded one: the outputs at each draw must be one up to rounding
+    (:func:`~kerneltheory.testing.replay.one_map`), else ValueError. ``_check_reproducible`` compares one factory;
+    a factory that reads torch's global generator only now and then (a rejection branch without ``generator=g``, at
+    |w| > 4.5: a fifth of the factories at m = 4096, d = 8) passed it at 4 of 4 seeds, and its reports moved with the
+    caller's global seed."""
+    runs = []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(seed_for("replay factories", seed))
+        runs.append([_call(attention(m, g), q, k, v) for _ in range(REPLAY_FACTORIES)])
+    eps = max(torch.finfo(output_format(o)).eps for o in runs[0])
+    for i, (a, b) in enumerate(zip(*runs, strict=True)):
+        if not one_map(a, b, eps / 2):
+            raise ValueError(f"attention({m}, generator) built {i + 1} times from one generator, then as often from an "
+                             "identically seeded one, gives different outputs at the same draw: it must draw its "
+                             "features only from the generator it is given (a rejection or fallback branch without "
+                             "generator=generator reads torch's global generator only now and then). " + GLOBAL_FIX)
 
 
 CALL_REPEATS = 64  # calls of one function on the same inputs before the exact rows (periods up to 63 calls seen)
@@ -602,6 +626,8 @@ def check_attention(
     lengths = sorted({length, exact_length})
     statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
     repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None
+    if repeated is None:  # (draws that repeat are refused, and a counter-keyed cache would not replay either)
+        _factories_replay(attention, q, k, v, ms[-1], seed)  # where a rare read of the global generator acts most
     if repeated is not None:  # the slope rows would treat repeated draws as independent
         report.checks.append(repeated)
         report.notes.append(f"not run: {', '.join(statistical)} (the factory's draws repeat)")

@@ -258,12 +258,17 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          f"differ, and whether by rounding alone cannot be decided: {exc}") from exc
     if not same:
         raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
-                         "outputs: it must draw its features only from the generator it is given. Code that draws "
-                         "from torch's global generator when the factory builds it goes through adapters.global_rng "
-                         "(or attention_from_module for a module); a function that draws from it on every call "
-                         "(a redraw in forward), through adapters.global_rng_calls(fn, generator, same_seed=True), "
-                         "which seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) "
-                         f"for a module){_training_hint(fn_a)}")
+                         "outputs: it must draw its features only from the generator it is given. " + GLOBAL_FIX
+                         + _training_hint(fn_a))
+
+
+#: how code that draws from torch's global generator is audited (the errors of a factory that does not replay)
+GLOBAL_FIX = ("Code that draws from torch's global generator when the factory builds it goes through "
+              "adapters.global_rng (or attention_from_module for a module); a function that draws from it on every "
+              "call (a redraw in forward), through adapters.global_rng_calls(fn, generator, same_seed=True), which "
+              "seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) for a module). "
+              "Those seed torch's generator only: code that draws from numpy's or random's global generators when it "
+              "runs is seeded by running each call inside adapters.global_rng(generator), or by drawing from torch")
 
 
 def _training_hint(fn) -> str:

@@ -2,7 +2,14 @@
 
 Installed with the package (entry point ``pytest11``), so a user's own test suite gets the same seeding:
 
-* ``pytest`` — every test gets a fixed seed derived from its node id;
+* ``pytest`` — every test gets a fixed seed derived from its name: its node id taken from the project's root (the
+  nearest directory above the test file holding a ``pyproject.toml``, ``setup.cfg``, ``setup.py``, ``tox.ini``,
+  ``pytest.ini`` or ``.git``; without one, the directory above the file's outermost package), so that the seed does
+  not depend on the directory pytest was started from, as
+  pytest's own node ids do without a configuration file; a test that requests ``kt_seed`` (or ``kt_generator``) also
+  runs with torch's, numpy's and :mod:`random`'s global generators seeded from it
+  (:func:`~kerneltheory.testing.seeds.seeded_global_generators`) and restored after it, so that what the test
+  builds from them (a default-initialised ``nn.Module``) replays with the seed whatever ran before it;
 * ``pytest --kt-seed=random`` (or ``KT_SEED=random``) — fresh seeds; the base is printed in the header, in a
   "kerneltheory seed" section of every failure (with the test's own seed) and in the terminal summary;
 * ``pytest --kt-seed=12345`` — replay a run that printed that base.
@@ -13,10 +20,16 @@ is drawn once per run and the one printed replays every worker's tests.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import pytest
 import torch
 
-from .seeds import ENV_VAR, default_option, parse_base, seed_for
+from .seeds import ENV_VAR, default_option, parse_base, seed_for, seeded_global_generators
+
+#: the files whose directory is a project's root (:func:`test_name`)
+ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", ".git")
 
 
 def pytest_addoption(parser):
@@ -75,7 +88,7 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         text = _replay(base_seed(item.config))
         if "kt_seed" in getattr(item, "fixturenames", ()):
-            text += f"; this test's kt_seed is {seed_of(item.config, item.nodeid)}"
+            text += f"; this test's kt_seed is {seed_of(item.config, test_name(item))}"
         report.sections.append(("kerneltheory seed", text))
 
 
@@ -85,10 +98,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(_replay(base_seed(config)) + (": the failures above replay with it" if failed else ""))
 
 
+@functools.lru_cache(maxsize=256)
+def _root_of(directory: Path) -> Path:
+    """The project's root above ``directory`` (the nearest with one of :data:`ROOT_MARKERS`); where there is none,
+    the directory above the outermost package that holds ``directory`` (the base of the test module's import name)."""
+    for parent in (directory, *directory.parents):
+        if any((parent / marker).exists() for marker in ROOT_MARKERS):
+            return parent
+    while (directory / "__init__.py").exists() and directory.parent != directory:
+        directory = directory.parent
+    return directory
+
+
+def test_name(item) -> str:
+    """The name a test's seed derives from: its node id with the file's path taken from the project's root (the
+    nearest directory above the file holding one of :data:`ROOT_MARKERS`; without one, from the directory above the
+    test file's outermost package).
+    The same string as the node id when pytest's rootdir is the project's root; with no configuration file pytest's
+    rootdir follows the directory it was started from, and a test run from ``tests/`` got another seed (and
+    another verdict) than the same test run from the project's root."""
+    nodeid = item.nodeid
+    path = getattr(item, "path", None)
+    if path is None or "::" not in nodeid:
+        return nodeid
+    root = _root_of(Path(path).resolve().parent)
+    return Path(path).resolve().relative_to(root).as_posix() + "::" + nodeid.split("::", 1)[1]
+
+
 @pytest.fixture
-def kt_seed(request) -> int:
-    """A seed for this test: CRC-32 of its node id under the run's base seed."""
-    return seed_of(request.config, request.node.nodeid)
+def kt_seed(request):
+    """A seed for this test: CRC-32 of its name (:func:`test_name`) under the run's base seed. For the test's duration
+    torch's, numpy's and :mod:`random`'s global generators are seeded from it and restored after it
+    (:func:`~kerneltheory.testing.seeds.seeded_global_generators`)."""
+    seed = seed_of(request.config, test_name(request.node))
+    with seeded_global_generators(seed):
+        yield seed
 
 
 @pytest.fixture

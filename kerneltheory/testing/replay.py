@@ -18,6 +18,15 @@ from .user_calls import _difference, _Evaluator, _one_number, _same_values
 LONG_BATCH = 2048  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 2048)
 LONG_VALUES = 1 << 25  # at most this many feature values per side in that batch (256 MiB of float64): fewer rows at a
 # large D (512 rows at D = 65 536, as the former 512-row batch had; never fewer than 64)
+#: the error of a map that does not replay from its seed (:func:`_check_replayable`, :func:`_repeated_draws`)
+NOT_REPLAYABLE = (
+    "sample(generator) called twice with identically seeded generators gives different feature maps: it must draw "
+    "only from the generator it is given (torch.randn(..., generator=generator)); code that draws from the global "
+    "generators goes through adapters.global_rng or from_module. Code already wrapped so draws from a source they do "
+    "not seed: a torch.Generator of its own, numpy.random.default_rng() (global_rng seeds numpy's legacy global state "
+    "only), or torch's, numpy's or random's global generators when the feature function runs rather than when sample "
+    "returns it (wrap that function in adapters.global_rng_calls for torch's; it does not seed numpy's or random's: "
+    "run such a function inside adapters.global_rng(generator))")
 REPEAT_DRAWS = 24  # consecutive draws the repeated-draws check evaluates (a redraw every N < 24 calls shows)
 REPEAT_TIES = 6  # of their 23 consecutive pairs, how many identical ones mean the draws repeat
 
@@ -50,13 +59,7 @@ def _check_replayable(sample, families: list[InputFamily], bind, batched: bool |
     # each draw evaluated before the next (a module's features belong to its latest draw)
     (qa, ka, a, floor_a), (qb, kb, b, floor_b) = (_replayed(ev, probe.x, probe.y, seed) for _ in range(2))
     if not (_same_values(qa, qb) and _same_values(ka, kb)) and not _one_number(a, b, floor_a, floor_b):
-        raise ValueError("sample(generator) called twice with identically seeded generators gives different feature "
-                         "maps: it must draw only from the generator it is given (torch.randn(..., "
-                         "generator=generator)); code that draws from the global generators goes through "
-                         "adapters.global_rng or from_module. Code already wrapped so draws from a source they do "
-                         "not seed: a torch.Generator of its own, numpy.random.default_rng() (global_rng seeds "
-                         "numpy's legacy global state only), or the global generators when the feature function "
-                         "runs rather than when sample returns it (wrap that function in adapters.global_rng_calls)")
+        raise ValueError(NOT_REPLAYABLE)
     # a bound map's parameters depend on the rows it is bound to: bind= is exempt
     return None if bind is not None else _check_row_wise(sample, families, batched, seed)
 
@@ -122,22 +125,35 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
     the paths of one deterministic map may round differently (a matrix product against an einsum), and a reduction
     may differ by an ulp from call to call (proofs/verification.md, item 13(f))."""
     ev = _Evaluator(sample, [probe], bind, batched)
-    gen = torch.Generator().manual_seed(seed_for("repeats", seed))
-    paths = []
-    if ev.mixed or not ev.batched:
-        drawn = []
-        for _ in range(REPEAT_DRAWS):
-            one = ev._plain(gen, probe.x, probe.y)
-            if one is None:  # no plain path after all: drawn batched only
-                break
-            drawn.append(torch.cat([one[0].flatten(), one[1].flatten()]))
-        if drawn:
-            paths.append(("sample(generator)", drawn))
-    if ev.batched:
-        fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
-        paths.append((f"sample(generator, batch={REPEAT_DRAWS})", list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
+
+    def draw_paths():
+        gen = torch.Generator().manual_seed(seed_for("repeats", seed))
+        paths = []
+        if ev.mixed or not ev.batched:
+            drawn = []
+            for _ in range(REPEAT_DRAWS):
+                one = ev._plain(gen, probe.x, probe.y)
+                if one is None:  # no plain path after all: drawn batched only
+                    break
+                drawn.append(torch.cat([one[0].flatten(), one[1].flatten()]))
+            if drawn:
+                paths.append(("sample(generator)", drawn))
+        if ev.batched:
+            fq, fk = ev.features(gen, probe.x, probe.y, batch=REPEAT_DRAWS)
+            paths.append((f"sample(generator, batch={REPEAT_DRAWS})",
+                          list(torch.cat([fq.flatten(1), fk.flatten(1)], 1))))
+        return paths
+
+    paths = draw_paths()
     found = repeated_ties(paths, ev.eps / 2)
     if found is None:
+        # all REPEAT_DRAWS draws replayed from the same seed (_check_replayable compares one): a sampler that reads the
+        # global generator now and then (a rejection branch without generator=g, at |w| > 3.5) passed a one-draw
+        # replay at 7 of 10 seeds and gave verdicts that moved with the caller's global seed (draws that repeat are
+        # refused above first: a redraw every N calls does not replay either, and its refusal says more)
+        for (path, drawn), (_, redrawn) in zip(paths, draw_paths(), strict=True):
+            if len(drawn) != len(redrawn) or not all(map(lambda a, b: one_map(a, b, ev.eps / 2), drawn, redrawn)):
+                raise ValueError(NOT_REPLAYABLE + f" (through {path}, {REPEAT_DRAWS} draws replayed from one seed)")
         return None
     path, ties = found
     why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "

@@ -353,6 +353,7 @@ def sampler_checks(
                 known_format=law.dtype, entrywise=_entrywise(law))
 
 
+REPLAY_DRAWS = 24  # consecutive draws compared between two identically seeded generators before a sampler is checked
 MAX_PROJECTIONS = 1024  # the most random projections a sampler check takes (KS tests per tested row)
 
 
@@ -830,26 +831,34 @@ def callable_sampler_checks(
     fails it, and fails "norms ~ χ_d" across redraws). Every draw is copied before the next call (a sampler may
     refill one buffer in place); a draw with a non-finite entry fails every check. The other
     arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
-    drawn twice: a sampler whose two draws from identically seeded generators differ (one that ignores its
-    generator; NaN equals only NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
+    and :data:`REPLAY_DRAWS` consecutive draws are drawn twice: a sampler whose draws from identically seeded
+    generators differ (one that ignores its generator, or reads the global generator now and then; NaN equals only
+    NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     seed = check_int(seed, "seed", minimum=0)
     try:
-        first = _as_matrix(sample(_aux_generator(seed, 1)), name)
+        ga = _aux_generator(seed, 1)
+        first = _as_matrix(sample(ga), name)
     except Exception as exc:
         if not generator_misused(exc):
             raise
         raise TypeError(f"{name}: " + generator_misuse_message(exc, "its frequencies", "code that draws from the "
                                                                 "global generators")) from exc
-    again = _as_matrix(sample(_aux_generator(seed, 1)), name)
-    if not _replays(first, again):
-        raise ValueError(f"{name}: two draws from identically seeded generators differ beyond rounding: "
-                         "sample(generator) must draw only from the generator it is given "
-                         "(torch.randn(..., generator=generator)); code that "
-                         "draws from the global generators goes through adapters.global_rng_sampler")
+    # REPLAY_DRAWS consecutive draws from two identically seeded generators (one pair passed a sampler that reads the
+    # global generator now and then, a rejection branch without generator=g, at 1 of 4 seeds, its rows moving with
+    # the caller's global seed)
+    gb = _aux_generator(seed, 1)
+    for i in range(REPLAY_DRAWS):
+        a = first if i == 0 else _as_matrix(sample(ga), name)
+        if not _replays(a, _as_matrix(sample(gb), name)):
+            raise ValueError(f"{name}: draw {i + 1} from one generator and from an identically seeded one differ "
+                             "beyond rounding: sample(generator) must draw only from the generator it is given "
+                             "(torch.randn(..., generator=generator); a rejection or fallback branch without it reads "
+                             "the global generator only now and then); code that draws from the global generators "
+                             "goes through adapters.global_rng_sampler")
     m, d = first.shape
     check_fits_memory(8.0 * draws * m * d, f"draws = {draws} of {m}×{d} frequencies in float64",
                       "use fewer draws (kerneltheory audit: --draws)")

@@ -7,11 +7,16 @@ whole suite on fresh seeds, and the base printed in pytest's header replays a fa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import secrets
 import zlib
+from collections.abc import Iterator
 
 ENV_VAR = "KT_SEED"
+#: the name under which a seed derives the seed of the global generators (:func:`seed_global_generators`)
+GLOBAL_GENERATORS = "global generators"
 
 
 def seed_for(name: str, base: int = 0) -> int:
@@ -38,3 +43,38 @@ def parse_base(option: str | None) -> int:
 
 def default_option() -> str:
     return os.environ.get(ENV_VAR, "fixed")
+
+
+def seed_global_generators(seed: int) -> int:
+    """Seed torch's (CPU and CUDA), numpy's legacy and :mod:`random`'s global generators from ``seed`` (through
+    ``seed_for("global generators", seed)``, a stream apart from a generator seeded with ``seed`` itself) and return
+    that seed. What code draws from them (a default-initialised ``nn.Module``, a file that draws at import) then
+    replays with ``seed``."""
+    import numpy as np
+    import torch
+
+    derived = seed_for(GLOBAL_GENERATORS, seed)
+    torch.manual_seed(derived)
+    np.random.seed(derived)  # noqa: NPY002 (the global state is the point)
+    random.seed(derived)
+    return derived
+
+
+@contextlib.contextmanager
+def seeded_global_generators(seed: int) -> Iterator[int]:
+    """:func:`seed_global_generators` for the body; the caller's states (torch's CPU generator and every CUDA device
+    initialised before the body, numpy's legacy state, :mod:`random`) restored after it, also when it raises."""
+    import numpy as np
+    import torch
+
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    try:
+        yield seed_global_generators(seed)
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
