@@ -290,6 +290,9 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
         refused = [M.cell_record(v, alpha) for v in M.cells(matrix, "refused")]
         summary = {"counts": M.counts(matrix), "estimators": len(matrix), "budget": budget, "seed": seed,
                    "alpha": alpha, "failed": failed, "refused": refused,
+                   # claimed, but with no target apart from the estimator's own output: nothing verified (n/a)
+                   "unverifiable": sorted(f"{v['estimator_name']} ({v['claim']})" for v in M.cells(matrix, "n/a")
+                                          if v["claim"] == "unbiased"),
                    # a refused claim is no failure: the estimators are listed apart
                    "failed_estimators": sorted({c["estimator"] for c in failed}),
                    "refused_estimators": sorted({c["estimator"] for c in refused} - {c["estimator"] for c in failed})}

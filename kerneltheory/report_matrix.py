@@ -167,12 +167,15 @@ def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> s
             lines += [_line(r) for r in summary["failed"]]
         if summary["refused"]:
             then = "counted as failures (--fail-on refused)" if fail_on == "refused" else \
-                "--budget thorough may test them"
-            status = f"not tested at this budget, never a pass; {then}"
+                "each line says why (heavy tails: --budget thorough may test them where fewer draws were the reason)"
+            status = f"not tested, never a pass; {then}"
             lines.append(f"REFUSED: {_properties(len(summary['refused']))} {status}")
             lines += [_line(r) for r in summary["refused"]]
         if not summary["failed"] and not summary["refused"]:
-            lines.append("every claimed property was verified")
+            own = summary.get("unverifiable", [])
+            lines.append("every claimed property was verified" if not own else
+                         f"every claimed property was verified but {len(own)} read n/a: their only target is the "
+                         "estimator's own output, which no check can fail (proofs/monte_carlo_reference.md, item 5)")
     lines.append("report: " + str(paths["html"]))
     lines.append("also:   " + ", ".join(str(paths[k]) for k in ("markdown", "json")))
     return "\n".join(lines)
@@ -209,9 +212,12 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
         f"a total false-failure rate α = {alpha:g}, split evenly across its checks (Bonferroni): a check with share "
         "α_c rejects when its raw p ≤ α_c. **adj. p** is the report-level Bonferroni-adjusted p-value "
         "min(1, raw p · α / α_c), compared with α; **raw** is the check's own p-value. Verdicts: "
-        "`verified` (claimed, all checks passed), `FAILED` (claimed, rejected), `refused` (claimed, budget too "
-        "small to test — never a pass), `refuted` (not claimed, counterexample found), `not refuted` (not "
-        "claimed, none found at this budget), `n/a` (no closed-form variance). Each verdict links to its checks; "
+        "`verified` (claimed, all checks passed), `FAILED` (claimed, rejected), `refused` (claimed, no meaningful "
+        "test here: tails too heavy for the draws after re-runs, or a check not calibrated for the law — never a "
+        "pass), `refuted` (not claimed, counterexample found), `not refuted` (not "
+        "claimed, none found at this budget), `n/a` (no closed-form variance; or an unbiasedness whose only target is "
+        "the estimator's own output, a learned law's Monte Carlo reference or a deterministic map's own Gram, which no "
+        "check can fail: proofs/monte_carlo_reference.md, item 5). Each verdict links to its checks; "
         "*proof* links to the proof of the claim.",
         "",
         "Totals: " + ", ".join(f"{k}: {n[k]}" for k in VERDICTS) + ".",
@@ -219,7 +225,7 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
         "Claimed properties that FAILED: "
         + (", ".join(f"{v['estimator_name']} ({v['claim']})" for v in failed) or "none") + ".",
         "",
-        "Claimed properties refused (not tested at this budget; never a pass): "
+        "Claimed properties refused (not tested: each row says why; never a pass): "
         + (", ".join(f"{v['estimator_name']} ({v['claim']})" for v in refused) or "none") + ".",
         "",
     ]

@@ -127,7 +127,8 @@ def test_html_page_links_colours_and_labels(cli_report):
         assert f'href="#elu-{claim}"' in page and f'id="elu-{claim}"' in page
     proofs = re.findall(r'href="([^"#]+\.md)"', page)
     assert proofs and all((out / href).resolve().is_file() for href in proofs)
-    assert '<td class="v-verified"><a href="#elu-unbiased">verified</a> · adj. p ' in page
+    assert '<td class="v-verified"><a href="#positivegaussian-unbiased">verified</a> · adj. p ' in page
+    assert '<td class="v-n-a"><a href="#elu-unbiased">n/a</a>' in page  # elu + 1's target is its own Gram
     assert '<td class="v-refuted"><a href="#trigsorf-positive">refuted</a>' in page
     # report.md's links use the ids GitHub gives its headings, so they land on GitHub too
     md = (out / "report.md").read_text(encoding="utf-8")

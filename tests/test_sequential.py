@@ -107,16 +107,16 @@ def test_batched_sampler_is_called_once_per_block():
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False)
     assert report.passed, str(report)
     used = max(c.sample_size for c in report.checks)  # the budget, or the look where every check accepted
-    # the repeated-draws check: 24 draws through each path; the replay check: two identically seeded single draws;
-    # the row-wise check: five more (the whole batch, the first family alone, reversed, its first row alone, behind
-    # 2048 other rows)
-    assert calls[:25] == [None] * 24 + [24]
-    assert calls[25:32] == [1] * 7
-    assert calls[32:] == ([None] * 64 + [192]) * (used // 256) and used in (1024, 2048, 4096)
+    # the repeated-draws check: 24 draws through each path, twice from one seed (the replay of every draw); the
+    # replay check: two identically seeded single draws; the row-wise check: five more (the whole batch, the first
+    # family alone, reversed, its first row alone, behind 2048 other rows)
+    assert calls[:50] == ([None] * 24 + [24]) * 2
+    assert calls[50:57] == [1] * 7
+    assert calls[57:] == ([None] * 64 + [192]) * (used // 256) and used in (1024, 2048, 4096)
     calls.clear()
     report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, sweep=False, batched=False,
                                budget="quick")
-    assert set(calls) == {None} and len(calls) == 24 + 7 + max(c.sample_size for c in report.checks)  # as above
+    assert set(calls) == {None} and len(calls) == 2 * 24 + 7 + max(c.sample_size for c in report.checks)  # as above
 
 
 def _stabilised(g, m=64):

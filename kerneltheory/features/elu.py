@@ -32,6 +32,7 @@ class EluPlusOne(Component):
     name = "elu"
     positive = True
     requires_law = False
+    own_gram_target = True  # its target is φ(x)ᵀφ(y) of its own features (RandomFeatureEstimator.own_target)
     proofs = {
         "unbiased": "proofs/deterministic_maps.md",
         "positive": "proofs/deterministic_maps.md",

@@ -58,6 +58,7 @@ class Feedforward(Component):
     name = "feedforward"
     positive = True
     requires_law = False
+    own_gram_target = True  # its target is φ(x)ᵀφ(y) of its own features (RandomFeatureEstimator.own_target)
     proofs = {
         "unbiased": "proofs/deterministic_maps.md",
         "positive": "proofs/deterministic_maps.md",

@@ -31,6 +31,7 @@ class Hedgehog(Component):
     name = "hedgehog"
     positive = True
     requires_law = False
+    own_gram_target = True  # its target is φ(x)ᵀφ(y) of its own features (RandomFeatureEstimator.own_target)
     proofs = {
         "unbiased": "proofs/deterministic_maps.md",
         "positive": "proofs/deterministic_maps.md",

@@ -153,7 +153,9 @@ def _repeated_draws(sample, probe, bind, batched: bool | None, seed: int) -> Che
         # refused above first: a redraw every N calls does not replay either, and its refusal says more)
         for (path, drawn), (_, redrawn) in zip(paths, draw_paths(), strict=True):
             if len(drawn) != len(redrawn) or not all(map(lambda a, b: one_map(a, b, ev.eps / 2), drawn, redrawn)):
-                raise ValueError(NOT_REPLAYABLE + f" (through {path}, {REPEAT_DRAWS} draws replayed from one seed)")
+                raise ValueError(NOT_REPLAYABLE + f" (through {path}, {REPEAT_DRAWS} draws replayed from one seed; a "
+                                 "map that carries state from one draw to the next, such as a module whose redraw "
+                                 "replaces only part of its features, does not replay either)")
         return None
     path, ties = found
     why = (f"every draw through {path} gave the same features while the other path's differ: that path ignores "
