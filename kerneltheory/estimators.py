@@ -19,6 +19,7 @@ A law without closed forms (generative, learnable Fastfood) gives a Monte Carlo 
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -160,15 +161,19 @@ class RandomFeatureEstimator:
     def own_target(self) -> str:
         """Why this estimator's unbiasedness target is its own output, or ``""`` where the target is a formula apart
         from the features. A law without a closed form (a learned Fastfood or generative law) defines its kernel
-        through its draws only: :meth:`reference_kernel` is the estimator's own average over other draws. A
+        through its draws only; :meth:`reference_kernel` evaluates them through the component's target formula
+        (:attr:`formula_reference`), except for a data-dependent map (OPRF, SADERF), whose formula holds for
+        Gaussian frequencies only, and whose reference is then its own average over other draws. A
         deterministic map whose kernel is its own Gram φ(x)ᵀφ(y) (elu + 1, a feedforward or Hedgehog map) is that
         kernel. A check against such a target cannot fail a map that is wrong the same way in every draw (a factor
         1.25 on the features passed it): the claim matrix reads its rows as ``n/a``, not ``verified``."""
-        if self.law is not None and self.law.reference is None:
-            return (f"the {self.law.name} law has no kernel apart from its draws: the target is this estimator's own "
-                    "average over other draws, which a map wrong the same way in every draw matches, so no check "
-                    "can verify the claim; its rows test that the draws agree from seed to seed and stay finite "
-                    f"(the {self.component.name} component's unbiasedness is verified with Gaussian frequencies)")
+        if self.law is not None and self.law.reference is None and not self.formula_reference:
+            return (f"the {self.law.name} law has no closed form, and the {self.component.name} map's target formula "
+                    "holds for Gaussian frequencies only (its data-dependent A* cancels there alone): the target is "
+                    "this estimator's own average over other draws, which a map wrong the same way in every draw "
+                    "matches, so no check can verify the claim; its rows test that the draws agree from seed to seed "
+                    f"and stay finite (the {self.component.name} component's unbiasedness is verified with Gaussian "
+                    "frequencies)")
         if self.law is None and getattr(self.component, "own_gram_target", False):
             return ("the map is deterministic and its target is its own Gram φ(x)ᵀφ(y): the claim holds by "
                     "definition and no check can fail it")
@@ -397,16 +402,54 @@ class RandomFeatureEstimator:
         representable(out, what, {"x": x, "y": y})
         return out
 
+    @functools.cached_property
+    def formula_reference(self) -> bool:
+        """Whether :meth:`formula_estimates` works for this estimator: a law without closed forms whose component
+        writes its target through the law's transforms (:class:`~kerneltheory.spectral.empirical.EmpiricalLaw`);
+        tried once on a probe of two draws."""
+        if self.law is None or self.law.reference is not None:
+            return False
+        if self.component.data_dependent:  # OPRF, SADERF: the target formula sets A = 0, which holds for Gaussian
+            return False  # frequencies only (there E f₁f₂ does not depend on A; under a learned law it does)
+        probe = torch.zeros(2, self.dim, dtype=self.dtype)
+        probe[1, 0] = 0.25
+        try:
+            with torch.no_grad():
+                out = self.formula_estimates(probe, probe.flip(0), torch.Generator().manual_seed(0), 2)
+        except (ClosedFormUnavailable, AttributeError, TypeError, RuntimeError, ValueError):
+            return False
+        return tuple(out.shape) == (2, 2) and bool(torch.isfinite(out).all())
+
+    def formula_estimates(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int):
+        """``[draws, P]``: per draw of the law's frequencies, the component's target formula evaluated with the
+        empirical law of that draw's m rows (:class:`~kerneltheory.spectral.empirical.EmpiricalLaw`), i.e.
+        (1/m) Σ_i g(ω_i; x_p, y_p), the estimate a correct feature map gives for that draw, computed without the
+        features. Its mean over draws is the law's kernel (proofs/monte_carlo_reference.md, item 6)."""
+        from .spectral.empirical import EmpiricalLaw
+
+        x, y = self._check_pairs(x, y)
+        r = check_int(draws, "draws", minimum=1)
+        with torch.no_grad():  # a learned law's parameters require gradients; nothing here differentiates
+            w = self.law.sample(self.num_features, generator, batch=r).to(device=x.device, dtype=x.dtype)
+            out = self.component.target(EmpiricalLaw(w), x[:, None, :], y[:, None, :], self._stats(x, y))
+        return out[..., 0, 0]
+
     def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1):
         """Monte Carlo reference at the P pairs: ``(mean, stderr)``, each ``[P]``, from ``draws`` draws.
 
         The default seed is kept apart from the seeds the checks use, so reference and test draws are
-        independent. For laws with closed forms prefer :meth:`kernel_pairs`.
+        independent. For laws with closed forms prefer :meth:`kernel_pairs`. Where :attr:`formula_reference`
+        holds, the draws are :meth:`formula_estimates` (the law's frequencies through the component's target
+        formula, not through the features, so a feature map wrong in every draw is not its own reference);
+        otherwise they are :meth:`sample_estimates` (:attr:`own_target` says so).
         """
         from .montecarlo import moments
 
         x, y = self._check_pairs(x, y)
-        m = moments(lambda g, r: self.sample_estimates(x, y, g, r), draws, seed=seed)
+        if self.formula_reference:
+            m = moments(lambda g, r: self.formula_estimates(x, y, g, r), draws, seed=seed)
+        else:
+            m = moments(lambda g, r: self.sample_estimates(x, y, g, r), draws, seed=seed)
         return m.mean, m.stderr
 
     def describe(self) -> dict:

@@ -175,7 +175,7 @@ def console_summary(summary: dict, paths: dict, *, fail_on: str = "failed") -> s
             own = summary.get("unverifiable", [])
             lines.append("every claimed property was verified" if not own else
                          f"every claimed property was verified but {len(own)} read n/a: their only target is the "
-                         "estimator's own output, which no check can fail (proofs/monte_carlo_reference.md, item 5)")
+                         "estimator's own output, which no check can fail (proofs/monte_carlo_reference.md, items 5–6)")
     lines.append("report: " + str(paths["html"]))
     lines.append("also:   " + ", ".join(str(paths[k]) for k in ("markdown", "json")))
     return "\n".join(lines)
@@ -216,8 +216,8 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
         "test here: tails too heavy for the draws after re-runs, or a check not calibrated for the law — never a "
         "pass), `refuted` (not claimed, counterexample found), `not refuted` (not "
         "claimed, none found at this budget), `n/a` (no closed-form variance; or an unbiasedness whose only target is "
-        "the estimator's own output, a learned law's Monte Carlo reference or a deterministic map's own Gram, which no "
-        "check can fail: proofs/monte_carlo_reference.md, item 5). Each verdict links to its checks; "
+        "the estimator's own output, OPRF's and SADERF's under a learned law or a deterministic map's own Gram, which "
+        "no check can fail: proofs/monte_carlo_reference.md, items 5–6). Each verdict links to its checks; "
         "*proof* links to the proof of the claim.",
         "",
         "Totals: " + ", ".join(f"{k}: {n[k]}" for k in VERDICTS) + ".",
