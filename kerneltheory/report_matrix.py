@@ -189,7 +189,7 @@ def _check_rows(v: dict, alpha_total: float) -> list[dict]:
         rows.append({"check": c["name"], "method": c["method"], "statistic": _fmt(c["statistic"]),
                      "adj. p": _fmt(adjusted_p(c["p_value"], c["alpha"], alpha_total)),
                      "raw p": _fmt(c["p_value"]), "α share": f"{c['alpha']:.2g}",
-                     "effect": _fmt(c["effect_size"]), "draws": c["sample_size"], "seed": c["seed"],
+                     "effect": _fmt(c["effect_size"]), "n": c["sample_size"], "seed": c["seed"],
                      "result": result, "detail": c.get("detail", "")})
     return rows
 
@@ -218,7 +218,8 @@ def matrix_markdown(matrix: list[dict], registry_rows: list[dict], *, alpha: flo
         "claimed, none found at this budget), `n/a` (no closed-form variance; or an unbiasedness whose only target is "
         "the estimator's own output, OPRF's and SADERF's under a learned law or a deterministic map's own Gram, which "
         "no check can fail: proofs/monte_carlo_reference.md, items 5–6). Each verdict links to its checks; "
-        "*proof* links to the proof of the claim.",
+        "*proof* links to the proof of the claim. In the tables of checks, **n** is the number of draws (of values "
+        "checked, for an exhaustive check such as positivity).",
         "",
         "Totals: " + ", ".join(f"{k}: {n[k]}" for k in VERDICTS) + ".",
         "",
