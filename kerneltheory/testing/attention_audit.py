@@ -626,8 +626,9 @@ def check_attention(
     lengths = sorted({length, exact_length})
     statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
     repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None
-    if repeated is None:  # (draws that repeat are refused, and a counter-keyed cache would not replay either)
-        _factories_replay(attention, q, k, v, ms[-1], seed)  # where a rare read of the global generator acts most
+    if statistical and repeated is None:  # the rows that average draws (refused where the draws repeat; a cache
+        _factories_replay(attention, q, k, v, ms[-1], seed)  # keyed on a counter would not replay either), where a
+        # rare read of the global generator acts most; the exact rows hold for every draw
     if repeated is not None:  # the slope rows would treat repeated draws as independent
         report.checks.append(repeated)
         report.notes.append(f"not run: {', '.join(statistical)} (the factory's draws repeat)")
