@@ -168,12 +168,14 @@ class RandomFeatureEstimator:
         kernel. A check against such a target cannot fail a map that is wrong the same way in every draw (a factor
         1.25 on the features passed it): the claim matrix reads its rows as ``n/a``, not ``verified``."""
         if self.law is not None and self.law.reference is None and not self.formula_reference:
-            return (f"the {self.law.name} law has no closed form, and the {self.component.name} map's target formula "
-                    "holds for Gaussian frequencies only (its data-dependent A* cancels there alone): the target is "
-                    "this estimator's own average over other draws, which a map wrong the same way in every draw "
-                    "matches, so no check can verify the claim; its rows test that the draws agree from seed to seed "
-                    f"and stay finite (the {self.component.name} component's unbiasedness is verified with Gaussian "
-                    "frequencies)")
+            why = ("its target formula holds for Gaussian frequencies only (its data-dependent A* cancels there alone)"
+                   if self.component.data_dependent else
+                   "its target is not written in the law's transforms, so the law's frequencies cannot be taken "
+                   "through it")
+            return (f"the {self.law.name} law has no closed form, and for the {self.component.name} map {why}: the "
+                    "target is this estimator's own average over other draws, which a map wrong the same way in "
+                    "every draw matches, so no check can verify the claim; its rows test that the draws agree from "
+                    "seed to seed and stay finite")
         if self.law is None and getattr(self.component, "own_gram_target", False):
             return ("the map is deterministic and its target is its own Gram φ(x)ᵀφ(y): the claim holds by "
                     "definition and no check can fail it")

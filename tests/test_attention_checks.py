@@ -406,12 +406,19 @@ def test_slope_check_arguments_are_errors_naming_them():
     few = mse_slope_check((64, 256, 1024), _law_errors((64, 256, 1024), lambda m: 1 / m, 16, g), alpha=ALPHA,
                           base=base)
     assert few.refused and "too few" in few.detail, few
-    # errors of [R] (one output per draw) are read as such; squared errors that leave float64 are refused as a scale
-    # problem (they read "tails too heavy"); an empty draw axis is an error naming its shape
+    # errors of [R] (one output per draw) are read as such; errors of any magnitude are rescaled by one power of two
+    # (squared errors of 10¹⁶⁰ read "tails too heavy", 10⁸⁰ raised OverflowError and 10⁻⁸⁰ ZeroDivisionError), the
+    # same statistic up to the rounding of log MSE + const; a range across the m that no unit holds is refused; an
+    # empty draw axis is an error
     errs = _law_errors((64, 256, 1024), lambda m: 1 / m, 256, g)
     assert mse_slope_check((64, 256, 1024), [e[:, 0, 0] for e in errs], alpha=ALPHA, base=base).passed
-    for scale, word in ((1e160, "overflow"), (1e-170, "underflow")):
-        row = mse_slope_check((64, 256, 1024), [e * scale for e in errs], alpha=ALPHA, base=base)
-        assert row.refused and word in row.detail, row
+    plain = mse_slope_check((64, 256, 1024), errs, alpha=ALPHA, base=base)
+    for shift in (266, 532, -266, -565):
+        row = mse_slope_check((64, 256, 1024), [e * 2.0**shift for e in errs], alpha=ALPHA, base=base)
+        assert row.passed and "errors in units of" in row.detail, (shift, row)
+        assert row.statistic == pytest.approx(plain.statistic, rel=1e-9), (shift, row)
+    apart = [errs[0] * 1e200, errs[1], errs[2] * 1e-200]
+    row = mse_slope_check((64, 256, 1024), apart, alpha=ALPHA, base=base)
+    assert row.refused and "beside the other m's" in row.detail, row
     with pytest.raises(ValueError, match=r"errors at m = 64 must have shape \[R, ...\]"):
         mse_slope_check((64, 256, 1024), [torch.tensor(1.0, dtype=torch.float64), *errs[1:]], alpha=ALPHA, base=base)

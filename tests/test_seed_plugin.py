@@ -160,5 +160,6 @@ def test_a_tests_seed_does_not_depend_on_the_directory_pytest_starts_from(pytest
     (pytester.path / "pyproject.toml").write_text("")  # a marked project root: the node id from it
     monkeypatch.chdir(pytester.path)
     marked = seed("tests/test_where.py")
+    assert marked != from_root  # the marker is read afresh (a cached root made this half assert nothing)
     monkeypatch.chdir(pytester.path / "tests")
     assert seed("test_where.py") == marked

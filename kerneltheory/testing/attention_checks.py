@@ -416,14 +416,22 @@ def mse_slope_check(
     for m, e in zip(ms, errors, strict=True):
         if e.dim() < 1 or e.shape[0] == 0:
             raise ValueError(f"errors at m = {m} must have shape [R, ...] with R ≥ 1 draws, got {tuple(e.shape)}")
-    raw = errors
-    errors = [(e.double() ** 2).reshape(e.shape[0], -1).mean(1) for e in errors]
-    for m, e, sq in zip(ms, raw, errors, strict=True):  # a scale problem, not heavy tails: say so
-        top = float(e.double().abs().max())
-        if not bool(torch.isfinite(sq).all()) or (top > 0 and not float(sq.max()) > 0):
+    # the slope of log MSE does not depend on the errors' unit: errors far from 1 are rescaled by one power of two
+    # (exactly), and with them the rounding bound on each MSE; errors of 10⁸⁰ overflowed MSE² (an OverflowError) and
+    # errors of 10⁻⁸⁰ made it 0 (a ZeroDivisionError), where squared errors beyond float64 read "tails too heavy"
+    top = max(float(e.double().abs().max()) for e in errors)
+    shift = int(math.frexp(top)[1]) if top > 0 and not 2.0**-64 <= top <= 2.0**64 else 0
+    raw = [torch.ldexp(e.double(), torch.tensor(-shift)) for e in errors]
+    floor = math.ldexp(floor, -2 * shift)
+    if shift:
+        note += f"errors in units of 2^{shift} (MSEs of 2^{2 * shift}); "
+    errors = [(e**2).reshape(e.shape[0], -1).mean(1) for e in raw]
+    for m, e, sq in zip(ms, raw, errors, strict=True):  # a range no unit holds: a scale problem, not heavy tails
+        here = float(e.abs().max())
+        if not bool(torch.isfinite(sq).all()) or (here > 0 and not float(sq.max()) > 0):
             return CheckResult.refusal(
-                f"the squared errors at m = {m} {'overflow' if top > 1 else 'underflow'} float64 (errors up to "
-                f"{top:.3g}): rescale the values (attention is linear in them); {note}", **base)
+                f"the squared errors at m = {m} {'overflow' if here > 1 else 'underflow'} float64 beside the other "
+                f"m's (errors up to {here:.3g}); {note}", **base)
     r = min(int(e.numel()) for e in errors)
     if r < MIN_DRAWS:  # check_attention took draws ≥ 2: at 4–16 draws correct maps were rejected 3–7× too often
         return CheckResult.refusal(  # in the tail (α′ = 10⁻³), as attention_convergence_check's 16 draws were

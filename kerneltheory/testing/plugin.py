@@ -44,6 +44,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     worker = getattr(config, "workerinput", None)
+    _root_of.cache_clear()  # a run in the same process (pytester) may see other files than the last one saw
     if worker is not None and "kt_seed_base" in worker:  # a pytest-xdist worker: the controller's base
         config._kt_seed_base = int(worker["kt_seed_base"])
         return

@@ -45,16 +45,22 @@ def default_option() -> str:
     return os.environ.get(ENV_VAR, "fixed")
 
 
-def seed_global_generators(seed: int) -> int:
+def seed_global_generators(seed: int, *, lazy_cuda: bool = True) -> int:
     """Seed torch's (CPU and CUDA), numpy's legacy and :mod:`random`'s global generators from ``seed`` (through
     ``seed_for("global generators", seed)``, a stream apart from a generator seeded with ``seed`` itself) and return
     that seed. What code draws from them (a default-initialised ``nn.Module``, a file that draws at import) then
-    replays with ``seed``."""
+    replays with ``seed``. ``lazy_cuda=False``: CUDA devices only if already initialised (``torch.manual_seed`` would
+    also queue the seed for a later initialisation, which a restore cannot take back)."""
     import numpy as np
     import torch
 
     derived = seed_for(GLOBAL_GENERATORS, seed)
-    torch.manual_seed(derived)
+    if lazy_cuda:
+        torch.manual_seed(derived)
+    else:
+        torch.default_generator.manual_seed(derived)
+        if torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(derived)
     np.random.seed(derived)  # noqa: NPY002 (the global state is the point)
     random.seed(derived)
     return derived
@@ -62,8 +68,9 @@ def seed_global_generators(seed: int) -> int:
 
 @contextlib.contextmanager
 def seeded_global_generators(seed: int) -> Iterator[int]:
-    """:func:`seed_global_generators` for the body; the caller's states (torch's CPU generator and every CUDA device
-    initialised before the body, numpy's legacy state, :mod:`random`) restored after it, also when it raises."""
+    """:func:`seed_global_generators` for the body (CUDA devices only if initialised before it: a seed queued for a
+    later initialisation would outlive the body); the caller's states (torch's CPU generator and those CUDA devices,
+    numpy's legacy state, :mod:`random`) restored after it, also when it raises."""
     import numpy as np
     import torch
 
@@ -71,7 +78,7 @@ def seeded_global_generators(seed: int) -> Iterator[int]:
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     try:
-        yield seed_global_generators(seed)
+        yield seed_global_generators(seed, lazy_cuda=False)
     finally:
         torch.set_rng_state(torch_state)
         if cuda_states is not None:
