@@ -28,7 +28,7 @@ import torch
 
 from .seeds import ENV_VAR, default_option, parse_base, seed_for, seeded_global_generators
 
-#: the files whose directory is a project's root (:func:`test_name`)
+#: the files whose directory is a project's root (:func:`seed_name`)
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", ".git")
 
 
@@ -89,7 +89,7 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         text = _replay(base_seed(item.config))
         if "kt_seed" in getattr(item, "fixturenames", ()):
-            text += f"; this test's kt_seed is {seed_of(item.config, test_name(item))}"
+            text += f"; this test's kt_seed is {seed_of(item.config, seed_name(item))}"
         report.sections.append(("kerneltheory seed", text))
 
 
@@ -111,7 +111,7 @@ def _root_of(directory: Path) -> Path:
     return directory
 
 
-def test_name(item) -> str:
+def seed_name(item) -> str:
     """The name a test's seed derives from: its node id with the file's path taken from the project's root (the
     nearest directory above the file holding one of :data:`ROOT_MARKERS`; without one, from the directory above the
     test file's outermost package).
@@ -128,10 +128,10 @@ def test_name(item) -> str:
 
 @pytest.fixture
 def kt_seed(request):
-    """A seed for this test: CRC-32 of its name (:func:`test_name`) under the run's base seed. For the test's duration
+    """A seed for this test: CRC-32 of its name (:func:`seed_name`) under the run's base seed. For the test's duration
     torch's, numpy's and :mod:`random`'s global generators are seeded from it and restored after it
     (:func:`~kerneltheory.testing.seeds.seeded_global_generators`)."""
-    seed = seed_of(request.config, test_name(request.node))
+    seed = seed_of(request.config, seed_name(request.node))
     with seeded_global_generators(seed):
         yield seed
 
