@@ -284,6 +284,7 @@ def test_a_pass_names_the_norms_it_was_tested_at(kt_seed):
     line of a PASSED report says so, not only a note, so that a pass is not read as covering every input."""
     report = check_feature_map(prf, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
     assert report.passed and report.domain.startswith("‖x‖, ‖y‖ ≤ ")
+    assert "‖x + y‖ ≤ " in report.domain and "‖x − y‖ ≤ " in report.domain  # the reach of the pairs (a review)
     assert str(report).splitlines()[0].startswith(f"check_feature_map: PASSED at {report.domain} (")
     assert report.as_dict()["domain"] == report.domain
 
@@ -452,7 +453,7 @@ def test_the_domain_note_leaves_out_inputs_whose_every_row_was_refused():
     report = check_feature_map(lambda g: prf(g, d=4, m=16), kernels.softmax, dim=4, claims={"unbiased"},
                                sweep=False, inputs=[(x, x)])
     assert any(c.name == "unbiased[inputs[0]]" and c.refused for c in report.checks), str(report)
-    assert report.domain == "‖x‖, ‖y‖ ≤ 0.5", report.domain
+    assert report.domain.startswith("‖x‖, ‖y‖ ≤ 0.5 (‖x + y‖ ≤ "), report.domain
     assert "every row refused at the families inputs[0]" in report.notes[0], report.notes
 
 
