@@ -146,7 +146,9 @@ def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str) -> st
            "features depend on its place in the batch, which the row-wise check sees in one draw, before any "
            "statistics (proofs/verification.md item 13(d)). Positive features see "
            "a norm-law defect only at norms where their tails are too heavy for this budget (the norm sweep stops "
-           "at ‖x‖ = 1), trigonometric features see it on the sweep's larger norms.", "",
+           "at ‖x‖ = 1), trigonometric features see it on the sweep's larger norms. How far the sweep reaches is "
+           "decided per seed by its pilot's draws (verify.sweep_radii), so a norm-law row's rate over these few seeds "
+           "can overstate it on others: a seed whose sweep stops early tests no large norm.", "",
            "## Detection rate against planted defects", "",
            "| features | defect | size | detection rate | seeds | median draws used | oracle z-test |",
            "|---|---|---|---|---|---|---|"]
