@@ -543,9 +543,10 @@ def test_exact_pairs_order_nothing_and_small_real_variances_are_tested(kt_seed):
     for better, worse in ((hyp, pos), (pos, hyp)):
         row = variance_ordering_check(better, worse, x, -x, draws=2000, seed=kt_seed, alpha=ALPHA)
         assert row.refused and "orders nothing" in row.detail, row
-    # beside pairs that vary, the exact ones are left alone: pairs 0–5 exact, 6–7 at ‖z‖ = 1/2 with a true claim
-    # (equal variances; hyperbolic against positive features there is refused as too skewed at 2000 draws)
-    e = 0.25 * torch.eye(d, dtype=torch.float64)[:2]
+    # beside pairs that vary, the exact ones are left alone: pairs 0–5 exact, 6–7 at ‖z‖ = 1/4 with a true claim
+    # (equal variances; at ‖z‖ = 1/2 the skewness refused 5 of 201 seeds, and hyperbolic against positive features
+    # there is refused as too skewed at 2000 draws; at 1/4, 201 of 201 seeds passed)
+    e = 0.125 * torch.eye(d, dtype=torch.float64)[:2]
     row = variance_ordering_check(pos, pos, torch.cat([x, e]), torch.cat([-x, e]), draws=2000, seed=kt_seed,
                                   alpha=ALPHA)
     assert row.passed and ("worst pair 6" in row.detail or "worst pair 7" in row.detail), row
