@@ -585,12 +585,11 @@ def test_a_module_that_redraws_in_forward_is_audited_with_forward_redraws(kt_see
 def test_sums_reassociated_from_call_to_call_are_replayed_within_rounding(kt_seed):
     """Review finding: the replay of 16 factories at the largest m compared their outputs within a fixed multiple of
     ε, and an attention whose sums are reassociated from call to call (as some CUDA kernels are; here the features
-    summed in an order drawn from os.urandom, in float32) raised "must draw its features only from the generator"
+    summed in an order drawn afresh at every call, in float32) raised "must draw its features only from the generator"
     although one factory pair agreed within its rounding. Each pair is now compared within the two evaluations'
-    rounding, as the one-pair replay is."""
-    import os
-
-    import numpy as np
+    rounding, as the one-pair replay is. (Here the order comes from a generator of the test's own, seeded once: it
+    differs from call to call and replays from run to run.)"""
+    order_of_calls = torch.Generator().manual_seed(kt_seed)
 
     def attention(m, g):
         w = torch.randn(m, 8, generator=g, dtype=torch.float64).float()
@@ -600,7 +599,7 @@ def test_sums_reassociated_from_call_to_call_are_replayed_within_rounding(kt_see
             return torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
 
         def fn(q, k, v, mask=None):
-            order = torch.from_numpy(np.frombuffer(os.urandom(8 * m), dtype=np.uint64) % (1 << 62)).argsort()
+            order = torch.randperm(m, generator=order_of_calls)
             fq, fk = f(q)[..., order], f(k)[..., order]
             num = torch.einsum("blm,bmd->bld", fq, torch.einsum("bld,blm->bmd", v.float(), fk))
             return (num / torch.einsum("blm,bm->bl", fq, fk.sum(1)).unsqueeze(-1)).to(q.dtype)

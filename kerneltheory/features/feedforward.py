@@ -31,7 +31,7 @@ from torch import nn
 
 from .._validation import check_device, check_dtype, check_int, generator_for
 from .base import Component, unit_sign
-from .elu import deterministic_gram
+from .elu import OwnGram
 
 _ACTIVATIONS = {"gelu": torch.nn.functional.gelu, "relu": torch.relu, "tanh": torch.tanh}
 
@@ -52,13 +52,12 @@ def log_softplus(u: torch.Tensor) -> torch.Tensor:
     return torch.where(u > 0, torch.log(pos + torch.log1p(torch.exp(-pos))), neg + torch.log(ratio))
 
 
-class Feedforward(Component):
+class Feedforward(OwnGram, Component):
     """φ(x) = softplus(W₂ act(W₁x + b₁) + b₂) (or its GLU variant), trainable; D = ``feature_dim``."""
 
     name = "feedforward"
     positive = True
     requires_law = False
-    own_gram_target = True  # its target is φ(x)ᵀφ(y) of its own features (RandomFeatureEstimator.own_target)
     proofs = {
         "unbiased": "proofs/deterministic_maps.md",
         "positive": "proofs/deterministic_maps.md",
@@ -144,8 +143,6 @@ class Feedforward(Component):
             total = total + ((gram - torch.eye(gram.shape[-1], dtype=w.dtype, device=w.device)) ** 2).sum()
         return total
 
-    def target(self, law, x, y, stats):
-        return deterministic_gram(self, x, y)
 
     def target_name(self, law) -> str:
         return "φ(x)ᵀφ(y), trainable feed-forward φ"

@@ -22,16 +22,15 @@ from torch import nn
 
 from .._validation import check_device, check_dtype, check_int
 from .base import Component, unit_sign
-from .elu import deterministic_gram
+from .elu import OwnGram
 
 
-class Hedgehog(Component):
+class Hedgehog(OwnGram, Component):
     """[exp(Wx + b), exp(−Wx − b)], W = I and b = 0 at initialisation; D = 2d."""
 
     name = "hedgehog"
     positive = True
     requires_law = False
-    own_gram_target = True  # its target is φ(x)ᵀφ(y) of its own features (RandomFeatureEstimator.own_target)
     proofs = {
         "unbiased": "proofs/deterministic_maps.md",
         "positive": "proofs/deterministic_maps.md",
@@ -65,8 +64,6 @@ class Hedgehog(Component):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x, None, {}, {}, "query")
 
-    def target(self, law, x, y, stats):
-        return deterministic_gram(self, x, y)
 
     def target_name(self, law) -> str:
         return "φ(x)ᵀφ(y), Hedgehog φ" + (" (softmax-normalised)" if self.normalize else "")

@@ -70,7 +70,7 @@ from ..attention import (
     shared_key_max,
     softmax_attention,
 )
-from .checks import CheckResult
+from .checks import CheckResult, binade_exponents
 
 __all__ = [
     "attention_convergence_check",
@@ -419,8 +419,8 @@ def mse_slope_check(
     # the slope of log MSE does not depend on the errors' unit: errors far from 1 are rescaled by one power of two
     # (exactly), and with them the rounding bound on each MSE; errors of 10⁸⁰ overflowed MSE² (an OverflowError) and
     # errors of 10⁻⁸⁰ made it 0 (a ZeroDivisionError), where squared errors beyond float64 read "tails too heavy"
-    top = max(float(e.double().abs().max()) for e in errors)
-    shift = int(math.frexp(top)[1]) if top > 0 and not 2.0**-64 <= top <= 2.0**64 else 0
+    # (the checks' one rule, binade_exponents: only outside 2^±40)
+    shift = -int(binade_exponents(torch.stack([e.double().abs().max() for e in errors]).max()))
     raw = [torch.ldexp(e.double(), torch.tensor(-shift)) for e in errors]
     floor = math.ldexp(floor, -2 * shift)
     if shift:

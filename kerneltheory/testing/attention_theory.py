@@ -47,7 +47,7 @@ from .._validation import check_alpha, check_int, check_points, check_real, gene
 from ..features.positive import _is_chi_orf
 from ..spectral.base import ClosedFormUnavailable
 from .attention_checks import weighted_fit
-from .checks import GUARD, CheckResult
+from .checks import GUARD, CheckResult, binade_exponents
 from .seeds import seed_for
 
 __all__ = [
@@ -223,7 +223,7 @@ def attention_ratio_check(
     exact, failed on rounding noise; an output whose draws all agree (no spread) passes only within it. (A bound
     2·max|v| in place of e_m grew with a constant added to the values, which moves no error, and passed an m·MSE
     prediction 6× off at an offset of 10⁶.) Each m is compared with its own prediction (a covariance that is not ∝ 1/m
-    was read at the largest m only and passed), and values beyond 2^±64 in magnitude are rescaled by a power of two,
+    was read at the largest m only and passed), and values beyond 2^±40 in magnitude are rescaled by a power of two,
     exactly (proofs/attention_ratio.md)."""
     dim = check_int(dim, "dim", minimum=1)
     r = check_int(draws, "draws", minimum=2)
@@ -247,11 +247,9 @@ def attention_ratio_check(
     # the claim is linear in the values: values far from 1 are rescaled by a power of two, which scales every output,
     # error, prediction and floor exactly (bias by 2^-e, MSE by 2^-2e) and leaves every statistic's bits alone; values
     # of 10⁷⁸ made m·(ô − o)²'s moments overflow and failed a correct map, where values up to 10¹⁰⁰ were accepted
-    top = float(v.abs().max())
-    shift = 0
-    if top > VALUE_RANGE or 0.0 < top < 1.0 / VALUE_RANGE:
-        shift = int(torch.frexp(torch.tensor(top, dtype=torch.float64))[1])
-        v = torch.ldexp(v, torch.tensor(-shift))
+    # (the checks' one rule, binade_exponents: only outside 2^±40)
+    shift = -int(binade_exponents(v.abs().max().to(torch.float64)))
+    v = torch.ldexp(v, torch.tensor(-shift)) if shift else v
     kw = dict(estimator_kw or {})
     factory = (lambda m: E.get(estimator, dim, m, **kw)) if isinstance(estimator, str) else estimator
     label = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "custom")
@@ -266,9 +264,6 @@ def attention_ratio_check(
     if shift:
         row.detail += f"; the values were rescaled by 2^{-shift} (exactly: the claim is linear in them)"
     return row
-
-
-VALUE_RANGE = 2.0**64  # values of larger or smaller magnitude are rescaled (exactly) before the check
 
 
 def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> CheckResult:

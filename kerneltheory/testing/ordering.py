@@ -113,6 +113,7 @@ from .checks import (
     _bonferroni,
     _not_a_probability,
     _skewness,
+    binade_exponents,
     clt_guard,
     pair_rounding_floor,
     property_check,
@@ -191,14 +192,13 @@ def _variance_floor(samples: torch.Tensor) -> torch.Tensor:
 
 def _underflowed(samples: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     """[P] the pairs whose sample variance s² is below float64's smallest normal number although their estimates vary
-    beyond rounding (the estimates rescaled by a power of two, exactly, to max |X| in [1/2, 1), have a variance above
-    :func:`_variance_floor`): s² underflowed, to 0 below about 10⁻³²⁴ (estimates of size 10⁻¹⁶² and less), and "zero
+    beyond rounding (the estimates rescaled by a power of two, exactly, to max |X| in [1/2, 1) where it lies outside
+    2^±40 (:func:`~kerneltheory.testing.checks.binade_exponents`), have a variance above :func:`_variance_floor`):
+    s² underflowed, to 0 below about 10⁻³²⁴ (estimates of size 10⁻¹⁶² and less), and "zero
     variance on both sides, nothing to order" would pass a reversed claim there (a review: positive against
     hyperbolic features at SM ≈ 7·10⁻¹⁷¹). Such pairs refuse the row (fourth moments underflow first and are refused by
     the guard, from estimates of about 10⁻⁷⁷)."""
-    top = samples.abs().amax(0)
-    exponent = torch.frexp(torch.where(top > 0, top, torch.ones_like(top)))[1]
-    scaled = torch.ldexp(samples, -exponent)
+    scaled = torch.ldexp(samples, binade_exponents(samples.abs().amax(0)))
     real = scaled.var(0) > _variance_floor(scaled)
     return real & (s2 < torch.finfo(_F64).smallest_normal)
 
@@ -419,8 +419,8 @@ def variance_ordering_check(
     z = (lb - lw) / (rb + rw).sqrt()
     z = torch.where(pos_b & pos_w, z, torch.where(pos_b, math.inf, 0.0))  # 0 vs 0: nothing to order
     both_zero = ~pos_b & ~pos_w
-    special = zeros | _underflowed(sb, mb.variance) | _underflowed(sw, mw.variance)  # refused below, own messages
-    if bool(both_zero.all()) and not bool(special.any()):
+    under_b, under_w = _underflowed(sb, mb.variance), _underflowed(sw, mw.variance)  # refused below, own messages
+    if bool(both_zero.all()) and not bool((zeros | under_b | under_w).any()):
         return _refused(name, "ordering", alpha, n, seed, _NOTHING_VARIES.format(
             what="the mean over the pairs" if aggregate == "mean" else f"all {vb.numel()} pairs",
             detail=f"s² {float(vb.max()):.3g} and {float(vw.max()):.3g} at most"))
@@ -442,7 +442,6 @@ def variance_ordering_check(
     ratio = torch.where(both_zero, 1.0, ratio)
     effect = float((ratio - 1)[~both_zero].max()) if bool((~both_zero).any()) else 0.0
     what = "mean over pairs" if aggregate == "mean" else f"pair {idx}"
-    under_b, under_w = _underflowed(sb, mb.variance), _underflowed(sw, mw.variance)
     if bool((under_b | under_w).any()) and not p_adj <= alpha:  # orders nothing, passes nothing
         where, smp, side = (under_b, sb, " of better") if bool(under_b.any()) else (under_w, sw, " of worse")
         return _refused(name, "ordering", alpha, n, seed, _underflow_detail(where, smp.abs().amax(0), side))

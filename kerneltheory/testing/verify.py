@@ -190,11 +190,11 @@ def sweep_radii(
     P]``) finds the estimator informative and its tails light enough for ``draws`` draws: every target finite, the
     CLT guard of the pilot's own draws within its limit and the guard predicted for the full budget
     (worst·√(pilot/draws)) at most half of it, and the predicted standard error of the mean below the kernel's
-    magnitude. With the pilot's 256 draws against a budget of 4096 or more, the first of the guard conditions is the
-    one that decides (the second follows from it), so how far the sweep reaches is itself random: a review measured a
-    correct trig map stopped at ‖x‖ = 1 by the pilot's guard at 6 of 60 seeds, and a defect in the frequencies' norm
-    law that shows only at the largest radii passed at most of the seeds where the sweep stopped before them (the
-    detail of every pass names the radii tested). The sweep stops at the first radius that fails, and
+    magnitude. With the pilot's 256 draws against a budget of 1024 or more, the first of the guard conditions is the
+    one that decides (the second follows from it: worst ≤ GUARD gives worst·√(256/draws) ≤ GUARD/2), so how far the
+    sweep reaches is itself random, from seed to seed, even for a correct bounded map, and a defect that shows only
+    at the largest radii is not tested at a seed whose sweep stops before them (the note of every report names the
+    radii tested). The sweep stops at the first radius that fails, and
     :attr:`Sweep.stopped` says why. A pilot estimate that is not finite where the kernel is also stops it, and is
     kept in :attr:`Sweep.nonfinite`: it is no heavy tail but a map that is wrong at that input, which the caller
     must report as a failure (proofs/verification.md, item 13). The pilot's draws are independent of the
