@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -211,6 +211,8 @@ class RandomFeatureEstimator:
         *,
         chunk_bytes: int | None = None,
         compute_dtype: torch.dtype | None = None,
+        segments: Sequence[int] | None = None,
+        statistics: Sequence[Mapping] | None = None,
     ):
         """``[draws, P]`` estimates φ(x_p)ᵀφ(y_p) for the P pairs (x_p, y_p) of ``draws`` independent draws.
 
@@ -224,7 +226,12 @@ class RandomFeatureEstimator:
         costs kernel launches rather than cache misses). Every pair's features depend only on that pair, W and the
         sequence statistics, so the chunking changes the result at most by floating-point reassociation in
         the batched products (on the CPU it is bitwise the same in practice). The inputs are validated once
-        per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y.
+        per call, not once per chunk. For data-dependent maps the statistics are those of the sequences x and y,
+        or, with ``segments`` (pair counts summing to P), those of each stretch of consecutive pairs alone: one
+        draw of W serves every stretch, each fitted to its own pairs as if it were its own sequence (the claim
+        matrix fits OPRF/SADERF to each input family this way). Maps that are not data-dependent ignore it.
+        ``statistics``: those fits, as :meth:`fit_statistics` returns them for the same x, y and ``segments``,
+        so that repeated calls on one set of pairs fit them once.
 
         ``compute_dtype=torch.float32``: evaluate the features in float32 where :attr:`float32_allowed` (W is
         drawn as usual, so the random stream is unchanged, then rounded), multiply in float32 and accumulate
@@ -245,48 +252,67 @@ class RandomFeatureEstimator:
                 f"compute_dtype must be None, torch.float32 or torch.float64, got {compute_dtype!r}"
             )
         low = self.evaluation_dtype(x.dtype, compute_dtype) != x.dtype
+        stretches = pair_segments(segments, x.shape[0])
         fm = self.draw(generator, batch=r)
         comp = self.component
         if fm.w is None:  # deterministic maps carry no draw dimension: one evaluation serves every draw
             fx, fy = fm.pair(x, y)
             return torch.linalg.vecdot(fx, fy).expand(r, x.shape[0])
-        stats = comp.statistics(x, y) if comp.data_dependent else {}
+        if not comp.data_dependent:
+            stretches = [(0, x.shape[0])]
+        if statistics is None or not comp.data_dependent:
+            statistics = self.fit_statistics(x, y, segments)
+        elif isinstance(statistics, Mapping) or len(statistics) != len(stretches):
+            raise ValueError(f"statistics must hold one fit per stretch of segments ({len(stretches)}), as "
+                             "fit_statistics(x, y, segments) returns them")
+        fitted = [(a, b, st) for (a, b), st in zip(stretches, statistics, strict=True)]
+        per_pair = len(fitted) > 1 and comp.pairwise_statistics
+        if per_pair:  # one evaluation of every stretch: each pair carries its own stretch's fit, [P, k]
+            fitted = [(0, x.shape[0], {k: torch.cat([st[k].expand(b - a, -1) for a, b, st in fitted])
+                                       for k in fitted[0][2]})]
         w = fm.w.to(device=x.device, dtype=x.dtype)
         # extra randomness carries the batch of draws first (Component.draw_extra), so it is sliced like W
         extra = {k: v.to(device=x.device, dtype=x.dtype) for k, v in fm.extra.items()}
-        num_pairs = x.shape[0]
         row = comp.pair_width(self.num_features) * x.element_size()  # bytes of one pair's features
-        q = min(num_pairs, max(1, chunk_bytes // row))  # pairs per chunk
-        c = max(1, chunk_bytes // (q * row))  # draws per chunk
         if low:
             f32 = {k: v.to(torch.float32) for k, v in extra.items()}
-            low_args = (
-                x.to(torch.float32),
-                y.to(torch.float32),
-                w.to(torch.float32),
-                f32,
-                _to_float32(stats),
-            )
-        rows = []  # chunks are concatenated (not written into a buffer) so that gradients flow to W
-        for s in range(0, r, c):
-            wc, ec = w[s : s + c], {k: v[s : s + c] for k, v in extra.items()}
-            cols = []
-            for t in range(0, num_pairs, q):
-                est = None
-                if low:
-                    xl, yl, wl, el, sl = low_args
-                    el = {k: v[s : s + c] for k, v in el.items()}
-                    fx = comp.features(xl[t : t + q], wl[s : s + c], el, sl, "query")
-                    fy = comp.features(yl[t : t + q], wl[s : s + c], el, sl, "key")
-                    est = (fx * fy).to(torch.float64).sum(-1)
-                    # overflow or near-underflow in float32: this chunk in the estimator's dtype
-                    if not bool((est >= 2.0**-100).all() & torch.isfinite(est).all()):
-                        est = None
-                if est is None:
-                    est = comp.pair_estimates(x[t : t + q], y[t : t + q], wc, ec, stats)
-                cols.append(est)
-            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
-        return rows[0] if len(rows) == 1 else torch.cat(rows)
+            low_args = (x.to(torch.float32), y.to(torch.float32), w.to(torch.float32), f32)
+        blocks = []  # each stretch's [r, n] estimates (one stretch unless a data-dependent map is fitted per stretch)
+        for start, stop, stats in fitted:
+            q = min(stop - start, max(1, chunk_bytes // row))  # pairs per chunk
+            c = max(1, chunk_bytes // (q * row))  # draws per chunk
+            low_stats = _to_float32(stats) if low else None
+            at = (lambda st, t, u: {k: v[t:u] for k, v in st.items()}) if per_pair else (lambda st, t, u: st)
+            rows = []  # chunks are concatenated (not written into a buffer) so that gradients flow to W
+            for s in range(0, r, c):
+                wc, ec = w[s : s + c], {k: v[s : s + c] for k, v in extra.items()}
+                cols = []
+                for t in range(start, stop, q):
+                    u = min(t + q, stop)
+                    est = None
+                    if low:
+                        xl, yl, wl, el = low_args
+                        el = {k: v[s : s + c] for k, v in el.items()}
+                        fx = comp.features(xl[t:u], wl[s : s + c], el, at(low_stats, t, u), "query")
+                        fy = comp.features(yl[t:u], wl[s : s + c], el, at(low_stats, t, u), "key")
+                        est = (fx * fy).to(torch.float64).sum(-1)
+                        # overflow or near-underflow in float32: this chunk in the estimator's dtype
+                        if not bool((est >= 2.0**-100).all() & torch.isfinite(est).all()):
+                            est = None
+                    if est is None:
+                        est = comp.pair_estimates(x[t:u], y[t:u], wc, ec, at(stats, t, u))
+                    cols.append(est)
+                rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=-1))
+            blocks.append(rows[0] if len(rows) == 1 else torch.cat(rows))
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+
+    def fit_statistics(self, x: torch.Tensor, y: torch.Tensor, segments: Sequence[int] | None = None
+                       ) -> builtins.list[dict]:
+        """The sequence statistics of a data-dependent map (OPRF's A*, SADERF's Ψ*, …), one fit per stretch of
+        ``segments`` (:meth:`sample_estimates`), or ``[{}]`` for a map that is not data-dependent."""
+        if not self.component.data_dependent:
+            return [{}]
+        return [self.component.statistics(x[a:b], y[a:b]) for a, b in pair_segments(segments, x.shape[0])]
 
     def evaluation_dtype(self, dtype: torch.dtype, compute_dtype: torch.dtype | None = None) -> torch.dtype:
         """The dtype :meth:`sample_estimates` evaluates the features of ``dtype`` inputs in: float32 for float64
@@ -436,14 +462,15 @@ class RandomFeatureEstimator:
             out = self.component.target(EmpiricalLaw(w), x[:, None, :], y[:, None, :], self._stats(x, y))
         return out[..., 0, 0]
 
-    def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1):
+    def reference_kernel(self, x: torch.Tensor, y: torch.Tensor, *, draws: int = 4096, seed: int = 2**31 - 1,
+                         segments: Sequence[int] | None = None):
         """Monte Carlo reference at the P pairs: ``(mean, stderr)``, each ``[P]``, from ``draws`` draws.
 
         The default seed is kept apart from the seeds the checks use, so reference and test draws are
         independent. For laws with closed forms prefer :meth:`kernel_pairs`. Where :attr:`formula_reference`
         holds, the draws are :meth:`formula_estimates` (the law's frequencies through the component's target
         formula, not through the features, so a feature map wrong in every draw is not its own reference);
-        otherwise they are :meth:`sample_estimates` (:attr:`own_target` says so).
+        otherwise they are :meth:`sample_estimates` (:attr:`own_target` says so), with ``segments`` as there.
         """
         from .montecarlo import moments
 
@@ -451,7 +478,9 @@ class RandomFeatureEstimator:
         if self.formula_reference:
             m = moments(lambda g, r: self.formula_estimates(x, y, g, r), draws, seed=seed)
         else:
-            m = moments(lambda g, r: self.sample_estimates(x, y, g, r), draws, seed=seed)
+            fitted = self.fit_statistics(x, y, segments)
+            m = moments(lambda g, r: self.sample_estimates(x, y, g, r, segments=segments, statistics=fitted), draws,
+                        seed=seed)
         return m.mean, m.stderr
 
     def describe(self) -> dict:
@@ -542,6 +571,23 @@ ALIASES = {
     "Based": "based",
     "ReBased": "rebased",
 }
+
+
+def pair_segments(segments: Sequence[int] | None, num_pairs: int) -> builtins.list[tuple[int, int]]:
+    """The stretches ``[(start, stop), ...]`` of ``segments`` (positive pair counts, in order, summing to
+    ``num_pairs``), or the one stretch of all pairs where ``segments`` is None."""
+    if segments is None:
+        return [(0, num_pairs)]
+    if isinstance(segments, str | bytes | torch.Tensor) or not isinstance(segments, Sequence):
+        raise TypeError(f"segments must be a sequence of pair counts, got {type(segments).__name__}")
+    counts = [check_int(n, f"segments[{i}]", minimum=1) for i, n in enumerate(segments)]
+    if sum(counts) != num_pairs:
+        raise ValueError(f"segments must sum to the number of pairs P = {num_pairs}, got {sum(counts)} ({counts})")
+    bounds, start = [], 0
+    for n in counts:
+        bounds.append((start, start + n))
+        start += n
+    return bounds
 
 
 def _to_float32(stats: Mapping) -> dict:

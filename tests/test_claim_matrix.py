@@ -174,6 +174,29 @@ def test_no_rerun_after_a_failure(monkeypatch):
     assert all(not c[1] for c in calls[failed_at + 1:]), calls  # no unbiasedness row computed after the failure
 
 
+def test_a_data_dependent_map_is_fitted_to_each_family_alone(monkeypatch):
+    """OPRF's A* (and SADERF's Ψ*) are statistics of a sequence; in the claim matrix each input family is one: the
+    statistics are computed on one family's pairs at a time, never on several families joined (a refutation's
+    numbers then describe the family, not a fit to every check pair at once)."""
+    import kerneltheory.testing.matrix as matrix
+    from kerneltheory.testing.inputs import moderate_families
+
+    sizes = set()
+    est = E.get("saderf/gaussian", matrix.MATRIX_DIM, matrix.MATRIX_FEATURES)
+    inner = type(est.component).statistics
+
+    def spy(self, x, y):
+        sizes.add(x.shape[0])
+        return inner(self, x, y)
+
+    monkeypatch.setattr(type(est.component), "statistics", spy)
+    families = moderate_families(est.dim, torch.Generator().manual_seed(0))
+    matrix._mean_checks(est, families, draws=512, block=256, alpha=1e-6, seed=0,
+                        mean_families=list(range(len(families))), variance_families=[0])
+    assert sizes and sizes <= {f.pairs()[0].shape[0] for f in families}, sizes
+    assert sum(f.pairs()[0].shape[0] for f in families) not in sizes
+
+
 def test_a_positivity_counterexample_reads_as_a_value(matrix_row):
     """The evidence of a refuted positivity claim names the feature's value and the input's norm; a negative zero
     prints as 0."""

@@ -138,6 +138,55 @@ def test_sample_estimates_keeps_gradients_to_learnable_laws(kt_generator):
     assert grads and all(bool(torch.isfinite(g).all()) for g in grads) and any(bool((g != 0).any()) for g in grads)
 
 
+DATA_DEPENDENT = [n for n in NAMES if E.get(n, 4, 8).component.data_dependent]
+
+
+@pytest.mark.parametrize("name", DATA_DEPENDENT)
+def test_segments_fit_each_stretch_as_its_own_sequence(name, kt_generator):
+    """With ``segments`` a data-dependent map is fitted to each stretch of pairs alone: the estimates are, draw by
+    draw, those of separate calls on each stretch from the same generator state (one W, each stretch's own A*, Ψ*),
+    to the rounding of the per-pair broadcast, whatever the chunking; and they differ from one fit to all pairs
+    (the stretches have different norms, so different statistics)."""
+    est = E.get(name, 4, 8)
+    x = torch.randn(12, 4, generator=kt_generator, dtype=torch.float64) / 2
+    y = torch.randn(12, 4, generator=kt_generator, dtype=torch.float64) / 2
+    x[3:7] *= 3  # the second stretch has other statistics
+    y[7:] /= 3
+    segments, seed = [3, 4, 5], int(torch.randint(0, 2**31, (1,), generator=kt_generator))
+    parts, start = [], 0
+    for n in segments:
+        parts.append(est.sample_estimates(x[start : start + n], y[start : start + n],
+                                          torch.Generator().manual_seed(seed), 6))
+        start += n
+    alone = torch.cat(parts, 1)
+    fitted = est.fit_statistics(x, y, segments)
+    assert len(fitted) == 3
+    for chunk_bytes in (1, 2**19):
+        for statistics in (None, fitted):
+            got = est.sample_estimates(x, y, torch.Generator().manual_seed(seed), 6, chunk_bytes=chunk_bytes,
+                                       segments=segments, statistics=statistics)
+            torch.testing.assert_close(got, alone, rtol=64 * torch.finfo(torch.float64).eps, atol=0)
+    together = est.sample_estimates(x, y, torch.Generator().manual_seed(seed), 6)
+    assert not torch.allclose(together, alone, rtol=1e-6, atol=0)
+
+
+def test_segments_are_ignored_by_maps_that_are_not_data_dependent_and_checked(kt_generator):
+    est = E.get("positive/gaussian", 4, 8)
+    x = torch.randn(5, 4, generator=kt_generator, dtype=torch.float64) / 2
+    one = est.sample_estimates(x, x.flip(0), torch.Generator().manual_seed(3), 4)
+    assert torch.equal(one, est.sample_estimates(x, x.flip(0), torch.Generator().manual_seed(3), 4, segments=[2, 3]))
+    oprf = E.get("oprf/gaussian", 4, 8)
+    for bad, kind, match in (([2, 2], ValueError, "sum to the number of pairs P = 5"),
+                             ([5, 0], ValueError, r"segments\[1\] must be >= 1"),
+                             ([2.0, 3], TypeError, r"segments\[0\]"), ("23", TypeError, "sequence of pair counts"),
+                             (torch.tensor([2, 3]), TypeError, "sequence of pair counts")):
+        for e in (est, oprf):
+            with pytest.raises(kind, match=match):
+                e.sample_estimates(x, x, kt_generator, 2, segments=bad)
+    with pytest.raises(ValueError, match="one fit per stretch"):
+        oprf.sample_estimates(x, x, kt_generator, 2, segments=[2, 3], statistics=oprf.fit_statistics(x, x))
+
+
 def test_sample_estimates_refuses_bad_chunk_bytes(kt_generator):
     est = E.get("trig/gaussian", 4, 8)
     x = torch.zeros(2, 4, dtype=torch.float64)

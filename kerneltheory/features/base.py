@@ -46,6 +46,9 @@ class Component(nn.Module):
         positive: whether every feature is strictly positive for every input (a claim, proved in :attr:`proofs`).
         requires_law: False for deterministic maps (elu+1, feedforward, Hedgehog).
         data_dependent: True when features depend on statistics of the whole sequence (OPRF, SADERF).
+        pairwise_statistics: True when every statistic has the shape ``[1, k]`` (the sequence dimension −2 reduced)
+            and the features broadcast it along that dimension, so that a stack ``[n, k]`` gives each input its
+            own fit (OPRF, SADERF; not the dense DERFs, whose statistics are matrices).
         symmetric: True when queries and keys use the same map.
         proofs: claim name → proof file.
         device_generator: whether :meth:`draw_extra` (when it draws anything) accepts a generator off the CPU.
@@ -55,6 +58,7 @@ class Component(nn.Module):
     positive: ClassVar[bool] = False
     requires_law: ClassVar[bool] = True
     data_dependent: ClassVar[bool] = False
+    pairwise_statistics: ClassVar[bool] = False
     symmetric: ClassVar[bool] = True
     proofs: ClassVar[Mapping[str, str]] = {}
     device_generator: ClassVar[bool] = False

@@ -154,6 +154,7 @@ class ADERF(SADERF):
     """Asymmetric DERF: OPRF on (Ψx, Ψ⁻¹y) with the optimal dense symmetric Ψ (SADERF's Ψ is diagonal)."""
 
     name = "aderf"
+    pairwise_statistics = False  # Ψ is a [d, d] matrix
     proofs = {
         "unbiased": "proofs/dense_exponential.md",
         "positive": "proofs/dense_exponential.md",

@@ -179,6 +179,7 @@ class OPRF(GERF):
 
     name = "oprf"
     data_dependent = True
+    pairwise_statistics = True  # A* [1, 1], SADERF's ψ* [1, d]: both broadcast along the inputs
     proofs = {"unbiased": "proofs/gerf.md", "positive": "proofs/positivity.md", "variance": "proofs/oprf.md"}
 
     def __init__(self):

@@ -20,7 +20,7 @@ import torch
 
 from .. import estimators as E
 from .._validation import check_alpha, check_int
-from ..estimators import CLAIM_NAMES, RandomFeatureEstimator
+from ..estimators import CLAIM_NAMES, RandomFeatureEstimator, pair_segments
 from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .seeds import seed_for
@@ -105,21 +105,33 @@ def _mean_checks(
     pairs = [f.pairs() for f in families]
     x = torch.cat([p[0] for p in pairs]).to(est.dtype)
     y = torch.cat([p[1] for p in pairs]).to(est.dtype)
+    # a data-dependent map (OPRF, SADERF) is fitted to each family alone, as to its own sequence: one draw of W
+    # serves every family, and the targets, variances and bounds are those of each family's own statistics
+    segments = [p[0].shape[0] for p in pairs] if est.component.data_dependent else None
+
+    def each(fn):
+        """``fn(x, y)``, or for a data-dependent map ``fn`` at each family's pairs alone, joined (None if any is)."""
+        parts = [fn(x[a:b], y[a:b]) for a, b in pair_segments(segments, x.shape[0])]
+        return None if any(p is None for p in parts) else parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    fitted = est.fit_statistics(x, y, segments)  # once: every block of draws is evaluated on these pairs
 
     def estimates(gen, r):
         with torch.no_grad():
-            return est.sample_estimates(x, y, gen, r, compute_dtype=compute_dtype).to(torch.float64)
+            return est.sample_estimates(x, y, gen, r, compute_dtype=compute_dtype, segments=segments,
+                                        statistics=fitted).to(torch.float64)
 
     target_se = scale = None
     with torch.no_grad():
         if est.has_closed_form:
-            target = est.kernel_pairs(x, y).to(torch.float64)
-            scale = cauchy_schwarz_scale(est.kernel_pairs(x, x), est.kernel_pairs(y, y))
+            target = each(est.kernel_pairs).to(torch.float64)
+            scale = each(lambda a, b: cauchy_schwarz_scale(est.kernel_pairs(a, a), est.kernel_pairs(b, b)))
         else:
-            target, target_se = est.reference_kernel(x, y, draws=4 * draws, seed=seed_for("reference", seed))
-        var = est.variance_pairs(x, y).to(torch.float64) if est.claims.variance else None
+            target, target_se = est.reference_kernel(x, y, draws=4 * draws, seed=seed_for("reference", seed),
+                                                     segments=segments)
+        var = each(est.variance_pairs).to(torch.float64) if est.claims.variance else None
         bound_fn: Callable | None = getattr(est.component, "estimate_bound", None)
-        bound = None if bound_fn is None else bound_fn(x, y)
+        bound = None if bound_fn is None else each(bound_fn)
     bound = None if bound is None else bound.to(torch.float64)
     groups = {}
     if mean_families:
