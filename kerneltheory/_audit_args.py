@@ -118,7 +118,8 @@ def global_rng_factory(obj, attention: bool):
 
 # Options of one kind of audit only (feature map, --sampler, --attention): with another kind they would be ignored,
 # so they are refused. Their defaults are None or False, so "given" is "not None and not False".
-ONLY_FOR = {"--claims": "map", "--budget": "map", "--variance": "map", "--draws": "sampler", "--std": "sampler",
+ONLY_FOR = {"--claims": "map", "--budget": "map", "--variance": "map", "--no-accept-early": "map",
+            "--draws": "sampler", "--std": "sampler",
             "--redraws": "sampler", "--causal": "attention", "--no-mask": "attention", "--checks": "attention",
             "--dtypes": "attention", "--length": "attention", "--exact-length": "attention",
             "--long-length": "attention", "--output-dtype": "attention"}

@@ -246,7 +246,7 @@ def _run_audit(args):
     # every claim through check_feature_map, proportional included: its replay, repeated-draw and row-wise checks
     # run first (a map that ignores its generator, or reads other rows of the batch, passed "proportional" alone)
     return check_feature_map(sample, kernel, dim=args.dim, claims=claims, variance=variance, alpha=args.alpha,
-                             seed=args.seed, budget=args.budget or "quick")
+                             seed=args.seed, budget=args.budget or "quick", accept_early=not args.no_accept_early)
 
 
 def _check_threads(threads: int) -> None:
@@ -407,6 +407,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     aud.add_argument("--budget", choices=("quick", "thorough"),
                      help="draws per check of a feature-map audit: quick (at most 4096, default) or thorough (at most "
                      "65536)")
+    aud.add_argument("--no-accept-early", action="store_true",
+                     help="a feature-map audit draws to the budget unless a check rejects (for a sampler whose "
+                     "behaviour may change after some number of calls: a warm-up, a schedule, a cache)")
     aud.add_argument("--alpha", type=float, default=1e-6, help="the report's total false-failure rate")
     aud.add_argument("--seed", type=int, default=0, help="base seed (default 0); the audited file is imported with "
                      "torch's, numpy's and random's global generators seeded from it")

@@ -100,6 +100,8 @@ def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
     assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", kernel, "--dim", "8", "--claims", "finite"]) == 0
     assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "8", "--claims", "proportional",
                  "finite"]) == 0
+    assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", "softmax", "--dim", "8", "--claims", "unbiased",
+                 "--no-accept-early"]) == 0
     out = capsys.readouterr().out
     assert "proportional[directions]" in out and "finite" in out
     assert main(["audit", f"{EXAMPLE}:good_prf", "--kernel", f"{ADAPTERS}:reference", "--dim", "8", "--claims",
@@ -112,6 +114,7 @@ def test_audit_user_kernel_and_proportional_claim(capsys, one_thread):
     (["--kernel", "gaussian", "--claims", "finite", "--dim", "8", "--sigma", "-1"], "--sigma must be a finite"),
     (["--attention", "--dim", "8", "--sigma", "0.5"], "does not apply to --kernel softmax"),
     (["--sampler", "gaussian", "--draws", "0"], "--draws must be an integer >= 1, got 0"),
+    (["--sampler", "gaussian", "--no-accept-early"], "--no-accept-early applies to a feature-map audit only"),
 ])
 def test_audit_names_the_bad_option(extra, message, capsys):
     """A bad option of audit: exit status 2, one line naming the option, not the Python parameter it feeds;

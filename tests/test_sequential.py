@@ -347,6 +347,77 @@ def test_a_non_finite_draw_after_an_early_accept_still_fails():
     assert checked >= 2
 
 
+def _accept_then_defect(defect: str, seed: int):
+    """Rows of a run where family a (uniform on [0, 2], bound 2, mean 1) accepts early while the draws go on for
+    family b (a mean shift of 0.06 that keeps it undecided), and ``defect`` sets in from draw 3000 of a: one estimate
+    of 5 (outside the bound) or a mean shift of 0.5 on every later draw."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    families = [InputFamily("a", z, z), InputFamily("b", z, z)]
+    seen = [0]
+
+    def estimates(g, r):
+        a = 2 * torch.rand(r, 1, generator=g, dtype=torch.float64)
+        b = torch.randn(r, 1, generator=g, dtype=torch.float64) + 0.06
+        at = 3000 - seen[0]
+        if defect == "bound" and 0 <= at < r:
+            a[at, 0] = 5.0
+        if defect == "shift":
+            a[max(at, 0):] += 0.5
+        seen[0] += r
+        return torch.cat([a, b], 1)
+
+    group = dict(kind="mean", families=[0, 1], alpha=1e-6, target=torch.tensor([1.0, 0.0], dtype=torch.float64),
+                 variance=None, bound=torch.tensor([2.0, math.inf], dtype=torch.float64), prefix="u")
+    return run_mean_variance_checks(estimates, families, {"unbiased": group}, draws=4096, block=256,
+                                    seed=seed)["unbiased"]
+
+
+@pytest.mark.parametrize("defect", ["bound", "shift"])
+def test_a_check_accepted_early_is_tested_again_at_the_looks_the_run_still_takes(defect):
+    """Review finding: a row accepted early was read only for non-finite draws after its accept, so an estimate
+    outside its declared bound (a certain failure) or a law that changed after the accept, drawn while the run went on
+    for another family, passed (186 of 200 seeds for the bound; every seed with the same draws and accepting early off
+    failed). An accepted row now runs again at each later look, at that look's spent level (no α beyond the union
+    bound), and a rejection replaces the accept. The correct control: without the defect, a accepts and stays
+    passed."""
+    checked = 0
+    for seed in range(4):
+        control = _accept_then_defect("none", seed)
+        if not (control[0].accepted_early and control[1].sample_size >= 4096):
+            continue  # this seed did not give the accept-then-go-on shape
+        checked += 1
+        assert control[0].passed, control[0]
+        row = _accept_then_defect(defect, seed)[0]
+        assert row.status == "failed" and "after accepting early" in row.detail, row
+        if defect == "bound":
+            assert "outside its declared bound" in row.detail, row
+    assert checked >= 2
+
+
+def test_accepting_early_can_be_switched_off_for_samplers_that_change_after_some_calls(kt_seed):
+    """A sampler whose scale moves by 5 % after 2359 calls (311 set-up calls and 2048 draws): with accepting early every
+    check accepts at 2048 draws or fewer, no later draw is taken and the change passes unseen (the documented limit);
+    accept_early=False draws to the budget and sees it (refused: the draws are not iid, or failed)."""
+    from kerneltheory import kernels
+    from kerneltheory.testing import check_feature_map
+
+    calls = [0]
+
+    def sample(g, d=4, m=64):
+        calls[0] += 1
+        s = 1.0 if calls[0] <= 2359 else 1.05
+        w = torch.randn(m, d, generator=g, dtype=torch.float64)
+        return lambda x: s * torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(m)
+
+    full = check_feature_map(sample, kernels.softmax, dim=4, claims={"unbiased"}, seed=kt_seed, accept_early=False)
+    assert full.status in ("REFUSED", "FAILED") and calls[0] > 4096, (str(full), calls[0])
+    with pytest.raises(TypeError, match="accept_early"):
+        check_feature_map(sample, kernels.softmax, dim=4, claims={"unbiased"}, accept_early="no")
+
+
 def test_bad_futility_and_spending_arguments_are_errors_naming_them():
     """A miss rate above 1/2 gave negative margins and an error naming 'margin' after the draws; α = 1 spent a level
     that rejects everything."""

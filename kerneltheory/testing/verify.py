@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -388,26 +388,24 @@ def run_mean_variance_checks(
         n = samples.shape[0]
         segments = block_segments(n, blocks, split)
         for claim, g in groups.items():
-            if claim in decided:  # rows accepted early still fail on a non-finite draw drawn since (for other claims)
-                for i, r in rows[claim].items():
-                    if r.accepted_early:
-                        sl = slice(offsets[i], offsets[i + 1])
-                        base = dict(name=r.name, claim=r.claim, alpha=r.alpha, sample_size=n, seed=seed)
-                        rows[claim][i] = _nonfinite_row(samples[:, sl], base, labels_all[sl]) or r
+            held = rows[claim]
+            # rows accepted early are tested again at every look the run still takes (for other claims): a look's
+            # rejection is at its spent level, so the union bound holds as before (proofs/verification.md, item 8(c))
+            if claim in decided and (any(r.status == "failed" for r in held.values())
+                                     or not any(r.accepted_early for r in held.values())):
                 continue
             a_k = spent[claim][k]
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
             for i in g["families"]:
+                accepted = i in held and held[i].accepted_early
+                if i in held and not accepted:
+                    continue
                 sl = slice(offsets[i], offsets[i + 1])
                 smp = samples[:, sl]
                 labels = labels_all[sl]
                 name = f"{g['prefix']}[{families[i].name}]"
                 base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k,
                             sample_size=n, seed=seed)
-                if i in rows[claim]:  # decided; a row accepted early still fails on a non-finite draw drawn since
-                    if rows[claim][i].accepted_early:
-                        rows[claim][i] = _nonfinite_row(smp, base, labels) or rows[claim][i]
-                    continue
                 row, dependent = _nonfinite_row(smp, base, labels), None
                 if row is None:
                     e = _binary_exponents(smp, g, sl)
@@ -422,12 +420,12 @@ def run_mean_variance_checks(
                                          variance=pick("variance") if i in backing.get(claim, {}) else None,
                                          samples=smp, atol=atol,
                                          target_stderr=pick("target_stderr"), labels=labels,
-                                         claim=g.get("claim", claim), futility=fut,
+                                         claim=g.get("claim", claim), futility=None if accepted else fut,
                                          carry_without_variance=g.get("variance_known") is not True)
                         reference, what = torch.stack([v.abs() for v in (pick("target"), *scale)]).amax(0), "the mean"
                     else:
                         row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
-                                             bound=pick("bound"), labels=labels, futility=fut,
+                                             bound=pick("bound"), labels=labels, futility=None if accepted else fut,
                                              atol=pair_rounding_floor(smp, feature_eps=eps_k))
                         values, reference = (smp,), pick("variance").clamp(min=0).sqrt()
                         what = "the standard deviation"
@@ -453,6 +451,11 @@ def run_mean_variance_checks(
                 for r in (row, row.without_variance):
                     if r is not None and len(points) > 1:
                         r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
+                if accepted:  # a later look's rejection (or a failure that dependent draws explain) overrides it
+                    if row.status == "failed" or dependent is not None:
+                        held[i] = replace(row, detail=f"{row.detail}; after accepting early at {held[i].sample_size} "
+                                          "draws (the run went on for other claims)")
+                    continue
                 earlier = rejected_without.get((claim, i))
                 if row.without_variance is not None:
                     if row.without_variance.status == "failed":
@@ -507,6 +510,7 @@ def check_feature_map(
     batched: bool | None = None,
     sweep: bool = True,
     sequential: bool = True,
+    accept_early: bool = True,
 ) -> Report:
     """Verify the claims of a user's random feature map against an exact kernel.
 
@@ -548,6 +552,11 @@ def check_feature_map(
             estimate that is not finite where the kernel is fails every statistical claim at that radius.
         sequential: look at the draws at 256, 512, ... and stop once every claim is decided (α-spending keeps
             the error rate; a check may accept early from N/4 on); False looks once, after the whole budget.
+        accept_early: let a check stop to accept once its draws exclude every effect the full budget detects with
+            power 0.9 (see below); False keeps drawing to the budget unless a check rejects (early rejection
+            stays). Turn it off for a sampler whose behaviour may change after some number of calls (a warm-up, a
+            schedule, a cache, a counter): once every check has accepted, no later draw is taken, so a change after
+            the accepting look (from N/4 on) is never seen.
 
     Returns:
         a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
@@ -589,6 +598,7 @@ def check_feature_map(
     seed = check_int(seed, "seed", minimum=0)
     batched = check_flag(batched, "batched", allow_none=True)
     sweep, sequential = check_flag(sweep, "sweep"), check_flag(sequential, "sequential")
+    accept_early = check_flag(accept_early, "accept_early")
     cfg = _budget(budget)
     if "variance" in claims and variance is None:
         raise ValueError("the 'variance' claim needs variance=callable(x, y) giving the claimed variance")
@@ -647,7 +657,8 @@ def check_feature_map(
                 groups["variance"] = dict(kind="variance", families=idx, alpha=a, variance=var, prefix="variance")
             evaluate = _Evaluator(sample, families, bind, batched)
             rows = run_mean_variance_checks(evaluate, families, groups, draws=cfg["draws"], block=cfg["block"],
-                                            seed=s, first=cfg["block"] if sequential else cfg["draws"])
+                                            seed=s, first=cfg["block"] if sequential else cfg["draws"],
+                                            futility_miss=FUTILITY_MISS if accept_early else 0.0)
             for claim in groups:
                 report.checks += rows[claim]
                 if swept.nonfinite is not None:
