@@ -342,6 +342,8 @@ class RandomFeatureEstimator:
         x = check_points(x, "x", dim=self.dim)
         y = check_points(y, "y", dim=self.dim)
         check_same_dim(x, y)
+        if x.dtype != y.dtype:
+            raise ValueError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
         for name, t in (("x", x), ("y", y)):  # the closed forms evaluate ψ and M at 2(x ± y)
             limit = torch.finfo(t.dtype).max / 4
             if t.numel() and float(t.abs().max()) > limit:

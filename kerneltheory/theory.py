@@ -30,6 +30,36 @@ def _like(value, ref) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float64)
 
 
+def _check_char_values(**values) -> None:
+    """Real parts of a characteristic function lie in [−1, 1] (up to the rounding of its evaluation): a ψ of 2 gave a
+    variance of −1."""
+    for name, v in values.items():
+        v = torch.as_tensor(v)
+        limit = 1 + 64 * (torch.finfo(v.dtype).eps if v.is_floating_point() else 0.0)
+        if not bool((v.abs() <= limit).all()):  # NaN fails too
+            raise ValueError(f"{name} must hold values Re ψ of a characteristic function, in [-1, 1]")
+
+
+def _log_abs_expm1(delta: torch.Tensor) -> torch.Tensor:
+    """log|e^δ − 1|, finite for every finite δ ≠ 0 (−∞ at δ = 0): δ + log(1 − e^{−δ}) for δ > 0 (no overflow of
+    e^δ), log(1 − e^{δ}) for δ < 0 (no cancellation near 0)."""
+    a = delta.abs()
+    log_one_minus = torch.log(-torch.expm1(-a))  # log(1 − e^{−|δ|})
+    return torch.where(delta > 0, a + log_one_minus, log_one_minus)
+
+
+def _exp_expm1(log_scale: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """e^{log_scale}·(e^δ − 1), i.e. e^{log_scale + δ} − e^{log_scale} without the difference of two nearly equal
+    exponentials (a variance E g² − (E g)² from log E g² and log (E g)²: relative accuracy where it is tiny against
+    (E g)²) and without forming either exponential where it over- or underflows but the product does not."""
+    return torch.sign(delta) * torch.exp(log_scale + _log_abs_expm1(delta))
+
+
+def _log_cosh_minus_one(c: torch.Tensor) -> torch.Tensor:
+    """log(cosh c − 1) = 2 log|e^{|c|} − 1| − |c| − log 2 (= log 2 sinh²(c/2); −∞ at c = 0)."""
+    return 2.0 * _log_abs_expm1(c.abs()) - c.abs() - math.log(2.0)
+
+
 @finite_result("psi_tau", "psi_2tau", "log_weight")
 def trig_paired_variance(psi_tau, psi_2tau, num_features: int, log_weight=0.0) -> torch.Tensor:
     r"""Paired trig features: Var = w(x)²w(y)² · [(1 + Re ψ(2τ))/2 − Re ψ(τ)²] / m.
@@ -88,6 +118,9 @@ def gaussian_kernel_trig_variance(k, num_features: int) -> torch.Tensor:
     Proof: proofs/trig_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
+    k = torch.as_tensor(k)
+    if not bool(((k >= 0) & (k <= 1)).all()):  # NaN fails too
+        raise ValueError("k must be a Gaussian kernel value in [0, 1]")
     return (1.0 - k**2) ** 2 / (2 * m)
 
 
@@ -196,8 +229,8 @@ def gerf_variance(x, y, a, s: int, c: float, num_features: int, log_kernel) -> t
     Proof: proofs/gerf.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
-    second = torch.exp(gerf_second_moment_log(x, y, a, s, c, x.shape[-1]))
-    return (second - torch.exp(2.0 * log_kernel)) / m
+    second = gerf_second_moment_log(x, y, a, s, c, x.shape[-1])
+    return _exp_expm1(2.0 * log_kernel, second - 2.0 * log_kernel) / m  # no cancellation where Var ≪ K²
 
 
 @finite_result("x", "y", points=("x", "y"))
@@ -448,7 +481,7 @@ def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     d = x.shape[-1]
     zeta2 = (_sq(x - y) * std**2).to(torch.float64)
-    base = gaussian_kernel_trig_variance(torch.exp(-zeta2 / 2), m)
+    base = torch.expm1(-zeta2) ** 2 / (2 * m)  # (1 − e^{−ζ²})²/(2m) without rounding 1 − k² to 0 at small ζ
     return (base + orf_pair_fraction(m, d) * orf_pair_excess(-zeta2 / 2, d)).to(x.dtype)
 
 
@@ -573,10 +606,7 @@ def orf_trig_covariance(x, y, y2, num_features: int, std: float = 1.0) -> torch.
     x, y, y2 = (t.to(torch.float64) for t in (x, y, y2))
     tau, tau2 = std * (x - y), std * (x - y2)
 
-    def psi(v):
-        return torch.exp(-_sq(v) / 2)
-
-    iid = trig_paired_covariance(psi(tau), psi(tau2), psi(tau + tau2), psi(tau - tau2), m)
+    iid = gaussian_trig_covariance(_sq(tau), _sq(tau2), (tau * tau2).sum(-1), m)
     c = orf_pair_fraction(m, d)
     if c == 0.0:
         return iid.to(dtype)
@@ -603,6 +633,7 @@ def trig_paired_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, num_features: i
     same). At y' = y (ψ(0) = 1) this is :func:`trig_paired_variance`. Proof: proofs/attention_ratio.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
+    _check_char_values(psi_tau=psi_tau, psi_tau2=psi_tau2, psi_sum=psi_sum, psi_diff=psi_diff)
     log_weight = _like(log_weight, psi_tau)
     log_weight2 = log_weight if log_weight2 is None else _like(log_weight2, psi_tau)
     bracket = (psi_sum + psi_diff) / 2.0 - psi_tau * psi_tau2
@@ -619,6 +650,7 @@ def trig_phase_covariance(psi_tau, psi_tau2, psi_sum, psi_diff, feature_dim: int
     :func:`trig_phase_variance`. Proof: proofs/attention_ratio.md.
     """
     dd = check_int(feature_dim, "feature_dim", minimum=1)
+    _check_char_values(psi_tau=psi_tau, psi_tau2=psi_tau2, psi_sum=psi_sum, psi_diff=psi_diff)
     return (psi_diff + psi_sum / 2.0 - psi_tau * psi_tau2) / dd
 
 
@@ -632,9 +664,10 @@ def positive_covariance(log_hh, log_m_z, log_hh2, log_m_z2, log_m_sum, num_featu
     :func:`positive_variance`. Proof: proofs/attention_ratio.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
-    cross = torch.exp(log_hh + log_hh2 + log_m_sum)
-    means = torch.exp(log_hh + log_m_z + log_hh2 + log_m_z2)
-    return (cross - means) / m
+    log_hh, log_hh2 = _like(log_hh, log_m_z), _like(log_hh2, log_m_z)
+    # cross − means = means·(e^{log M(z+z') − log M(z) − log M(z')} − 1): no cancellation where the covariance is
+    # tiny against the means (z → 0, z' → 0), no overflow of either term alone
+    return _exp_expm1(log_hh + log_m_z + log_hh2 + log_m_z2, log_m_sum - log_m_z - log_m_z2) / m
 
 
 @finite_result(
@@ -653,11 +686,38 @@ def hyperbolic_covariance(log_hh, log_m_z, log_m_neg_z, log_hh2, log_m_z2, log_m
     m = check_int(num_features, "num_features", minimum=1)
     log_hh = _like(log_hh, log_m_z)
     log_hh2 = _like(log_hh2, log_m_z)
-    hh = torch.exp(log_hh + log_hh2)
-    cross = (torch.exp(log_m_sum) + torch.exp(log_m_neg_sum) + torch.exp(log_m_diff) + torch.exp(log_m_neg_diff))
-    mean1 = (torch.exp(log_m_z) + torch.exp(log_m_neg_z)) / 2.0
-    mean2 = (torch.exp(log_m_z2) + torch.exp(log_m_neg_z2)) / 2.0
-    return hh * (cross / 4.0 - mean1 * mean2) / m
+    # in logs throughout (M(2z) alone overflowed where the covariance is a finite number), the difference as
+    # e^{log c(z)c(z')}·expm1(log(cross/4) − log c(z)c(z'))
+    log_cross = torch.logsumexp(torch.stack([log_m_sum, log_m_neg_sum, log_m_diff, log_m_neg_diff]), 0) \
+        - math.log(4.0)
+    log_means = torch.logaddexp(log_m_z, log_m_neg_z) + torch.logaddexp(log_m_z2, log_m_neg_z2) - 2 * math.log(2.0)
+    return _exp_expm1(log_hh + log_hh2 + log_means, log_cross - log_means) / m
+
+
+def gaussian_trig_covariance(q_tau, q_tau2, cross, num_features: int, log_weight=0.0, log_weight2=None):
+    r""":func:`trig_paired_covariance` for centred Gaussian frequencies ω ~ N(0, Σ): with q = τᵀΣτ, q' = τ'ᵀΣτ',
+    c = τᵀΣτ' (``q_tau``, ``q_tau2``, ``cross``), Re ψ(τ ± τ') = e^{−(q + q')/2 ∓ c}, so the bracket is
+
+    e^{−(q + q')/2}(cosh c − 1) = e^{−(q + q')/2}·2 sinh²(c/2)   (at τ' = τ: (1 − e^{−q})²/2),
+
+    evaluated in logs: exact to rounding where the general form (ψ(τ+τ') + ψ(τ−τ'))/2 − ψ(τ)ψ(τ') cancels
+    (x → y, where it returned −5·10⁻¹⁷ for 2·10⁻³³). Proof: proofs/trig_variance.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    log_weight = _like(log_weight, q_tau)
+    log_weight2 = log_weight if log_weight2 is None else _like(log_weight2, q_tau)
+    return torch.exp(log_weight + log_weight2 - (q_tau + q_tau2) / 2 + _log_cosh_minus_one(cross)) / m
+
+
+def gaussian_hyperbolic_covariance(log_hh, log_hh2, q_z, q_z2, cross, num_features: int) -> torch.Tensor:
+    r""":func:`hyperbolic_covariance` for centred Gaussian frequencies ω ~ N(0, Σ): with q = zᵀΣz, q' = z'ᵀΣz',
+    c = zᵀΣz', M(±(z ± z')) = e^{(q + q')/2 ± c} and c(z) = e^{q/2}, so the bracket is
+
+    e^{(q + q')/2}(cosh c − 1)   (at z' = z: (e^q − 1)²/2),
+
+    in logs (no cancellation as z → 0, no overflow of M(2z)). Proof: proofs/positive_variance.md."""
+    m = check_int(num_features, "num_features", minimum=1)
+    log_hh, log_hh2 = _like(log_hh, q_z), _like(log_hh2, q_z)
+    return torch.exp(log_hh + log_hh2 + (q_z + q_z2) / 2 + _log_cosh_minus_one(cross)) / m
 
 
 @finite_result("x", "y", "y2", "a", points=("x", "y", "y2"))
@@ -673,6 +733,8 @@ def gerf_cross_moment_log(x, y, y2, a, s: int, c: float, dim: int) -> torch.Tens
     """
     if s not in (1, -1):
         raise ValueError(f"s must be +1 or -1, got {s}")
+    if check_int(dim, "dim", minimum=1) != x.shape[-1]:
+        raise ValueError(f"dim must be the points' dimension x.shape[-1] = {x.shape[-1]}, got {dim}")
     a = _gerf_a(a, x)
     base = dim * torch.log1p(-4 * a) - 0.5 * dim * torch.log1p(-8 * a) + c * (2.0 * _sq(x) + _sq(y) + _sq(y2))
     quarter = (1 - 4 * a) / (2 * (1 - 8 * a))  # r/4
@@ -685,8 +747,8 @@ def gerf_cross_moment_log(x, y, y2, a, s: int, c: float, dim: int) -> torch.Tens
 def gerf_covariance(x, y, y2, a, s: int, c: float, num_features: int, log_kernel, log_kernel2):
     """GERF: Cov(K̂(x, y), K̂(x, y')) = (cross moment − K(x, y)K(x, y'))/m. Proof: proofs/attention_ratio.md."""
     m = check_int(num_features, "num_features", minimum=1)
-    cross = torch.exp(gerf_cross_moment_log(x, y, y2, a, s, c, x.shape[-1]))
-    return (cross - torch.exp(log_kernel + log_kernel2)) / m
+    cross = gerf_cross_moment_log(x, y, y2, a, s, c, x.shape[-1])
+    return _exp_expm1(log_kernel + log_kernel2, cross - log_kernel - log_kernel2) / m
 
 
 @finite_result("x", "y", "y2", points=("x", "y", "y2"))
@@ -695,8 +757,8 @@ def poisrf_covariance(x, y, y2, rate: float, num_features: int) -> torch.Tensor:
     Cov = (that − e^{xᵀy + xᵀy'})/m. Proof: proofs/attention_ratio.md."""
     lam = check_real(rate, "rate", minimum=0.0, strict_min=True)
     m = check_int(num_features, "num_features", minimum=1)
-    cross = torch.exp(lam * x.shape[-1] + (x * x * y * y2).sum(-1) / lam)
-    return (cross - torch.exp((x * y).sum(-1) + (x * y2).sum(-1))) / m
+    log_means = (x * y).sum(-1) + (x * y2).sum(-1)
+    return _exp_expm1(log_means, lam * x.shape[-1] + (x * x * y * y2).sum(-1) / lam - log_means) / m
 
 
 @finite_result("x", "y", "y2", points=("x", "y", "y2"))
@@ -739,6 +801,8 @@ def sderf_cross_moment_log(x, y, y2, v, t) -> torch.Tensor:
     """
     t = _sderf_spectrum(t).to(x.dtype)
     v = torch.as_tensor(v).to(x.dtype)
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("v must be finite (the orthonormal eigenvectors of SDERF's A)")
 
     def coords(u: torch.Tensor) -> torch.Tensor:  # (v_lᵀu)_l
         return (u.unsqueeze(-2) @ v).squeeze(-2)

@@ -159,6 +159,8 @@ class GERF(Component):
         scale = math.sqrt(1 - 4 * a)
         if self.s == 1:
             return torch.exp(log_pre + law.log_tilted_mgf(2 * a, scale * pairwise(x, y)))
+        if hasattr(law, "log_tilted_char_fn"):  # in logs: the two factors under- and overflowed in float32
+            return torch.exp(log_pre + law.log_tilted_char_fn(2 * a, scale * pairwise(x, y, -1.0)))
         return torch.exp(log_pre) * law.tilted_char_fn(2 * a, scale * pairwise(x, y, -1.0))
 
     def target_name(self, law) -> str:

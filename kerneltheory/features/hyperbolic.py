@@ -26,6 +26,7 @@ from .._validation import pairwise
 from ..spectral.base import SpectralLaw
 from .base import project, unit_sign
 from .positive import Positive
+from .trig import centred_gaussian
 
 
 class Hyperbolic(Positive):
@@ -63,6 +64,9 @@ class Hyperbolic(Positive):
 
     def variance(self, law, x, y, num_features, stats):
         z = pairwise(x, y)
+        if centred_gaussian(law):  # the stable closed form (the general one cancels as z → 0)
+            q, lhh = law.quadratic(z, z), self._log_hh(x, y)
+            return theory.gaussian_hyperbolic_covariance(lhh, lhh, q, q, q, num_features)
         return theory.hyperbolic_variance(
             self._log_hh(x, y),
             law.log_mgf(z),

@@ -73,7 +73,10 @@ class Trig(Component):
         return self.log_weight(x) + self.log_weight(y).transpose(-1, -2)
 
     def target(self, law: SpectralLaw, x, y, stats):
-        return torch.exp(self._log_weights(x, y)) * law.char_fn(pairwise(x, y, -1.0))
+        tau = pairwise(x, y, -1.0)
+        if centred_gaussian(law):  # in logs: e^{‖x‖²/2} overflowed, or ψ underflowed, where SM is a float32 number
+            return torch.exp(self._log_weights(x, y) - law.quadratic(tau, tau) / 2)
+        return torch.exp(self._log_weights(x, y)) * law.char_fn(tau)
 
     def target_name(self, law) -> str:
         if self.weighted and _is_standard_gaussian(law):
@@ -89,9 +92,19 @@ class Trig(Component):
             core = theory.orf_trig_variance(x[..., :, None, :], y[..., None, :, :], num_features, std=law.std)
             return core * torch.exp(2 * self._log_weights(x, y))
         tau = pairwise(x, y, -1.0)
+        if centred_gaussian(law):  # the stable closed form (the general one cancels as x → y)
+            q = law.quadratic(tau, tau)
+            return theory.gaussian_trig_covariance(q, q, q, num_features, log_weight=self._log_weights(x, y))
         return theory.trig_paired_variance(
             law.char_fn(tau), law.char_fn(2.0 * tau), num_features, log_weight=self._log_weights(x, y)
         )
+
+
+def centred_gaussian(law) -> bool:
+    """Whether ``law`` is itself a centred Gaussian N(0, Σ) (not a law approximating one)."""
+    from ..spectral.gaussian import Gaussian
+
+    return isinstance(law, Gaussian) and law.centred
 
 
 def _is_standard_gaussian(law) -> bool:

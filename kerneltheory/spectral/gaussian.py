@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._validation import check_real
@@ -76,6 +78,19 @@ class Gaussian(SpectralLaw):
     def reference(self) -> Gaussian:
         return self
 
+    @property
+    def centred(self) -> bool:
+        """Whether the mean is 0: then ψ(τ) = e^{−τᵀΣτ/2} and M(z) = e^{zᵀΣz/2}, whose variances the components
+        evaluate in closed stable forms (theory.gaussian_trig_covariance, gaussian_hyperbolic_covariance)."""
+        return not bool(self.mean.any())
+
+    def quadratic(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """uᵀΣv over the last dimension, broadcasting the others."""
+        u, v = self._check_arg(u, "u").to(self.dtype), self._check_arg(v, "v").to(self.dtype)
+        if self.isotropic:
+            return self.std**2 * (u * v).sum(-1)
+        return (u @ self.cov * v).sum(-1)
+
     def _sample(self, m, generator, r):
         eps = self._normal((r, m, self.dim), generator)
         if self.isotropic:  # chol = std·I: the product adds only zeros, so this is the same number, cheaper
@@ -115,12 +130,16 @@ class Gaussian(SpectralLaw):
     def tilted_mgf(self, a: float, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(self.log_tilted_mgf(a, z))
 
-    def tilted_char_fn(self, a: float, tau: torch.Tensor) -> torch.Tensor:
-        """E[exp(a‖ω‖²) cos(ωᵀτ)] = (1 − 2aσ²)^{−d/2} exp(−σ²‖τ‖² / (2(1 − 2aσ²)))."""
+    def log_tilted_char_fn(self, a: float, tau: torch.Tensor) -> torch.Tensor:
+        """log E[exp(a‖ω‖²) cos(ωᵀτ)] = −(d/2) log(1 − 2aσ²) − σ²‖τ‖² / (2(1 − 2aσ²)) (the transform is > 0)."""
         a = self._check_tilt(a)
         tau = self._check_arg(tau, "tau").to(self.dtype)
         c = 1.0 - 2.0 * a * self.std**2
-        return c ** (-0.5 * self.dim) * torch.exp(-(self.std**2) * (tau * tau).sum(-1) / (2 * c))
+        return -0.5 * self.dim * math.log(c) - (self.std**2) * (tau * tau).sum(-1) / (2 * c)
+
+    def tilted_char_fn(self, a: float, tau: torch.Tensor) -> torch.Tensor:
+        """E[exp(a‖ω‖²) cos(ωᵀτ)] = (1 − 2aσ²)^{−d/2} exp(−σ²‖τ‖² / (2(1 − 2aσ²)))."""
+        return torch.exp(self.log_tilted_char_fn(a, tau))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, std={self.std}" if self.isotropic else f"dim={self.dim}, general mean/cov"

@@ -45,6 +45,7 @@ from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_int, check_points, check_real, generator_for
 from ..features.positive import _is_chi_orf
+from ..features.trig import centred_gaussian
 from ..spectral.base import ClosedFormUnavailable
 from .attention_checks import weighted_fit
 from .checks import GUARD, CheckResult, binade_exponents
@@ -112,6 +113,13 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
         raise ClosedFormUnavailable(f"{estimator.name}: the {law.name} law's rows are not iid, and no covariance "
                                     "formula covers its dependent rows")
     name = comp.name
+    if name == "trig" and centred_gaussian(law):  # the stable closed form (the general one cancels as x → y)
+        tau = x.unsqueeze(-2) - keys.unsqueeze(-3)  # [nq, n, d]
+        q = law.quadratic(tau, tau)
+        lw = comp.log_weight(x) + comp.log_weight(keys).transpose(-1, -2)
+        return theory.gaussian_trig_covariance(q.unsqueeze(-1), q.unsqueeze(-2),
+                                               law.quadratic(tau.unsqueeze(-2), tau.unsqueeze(-3)), m,
+                                               lw.unsqueeze(-1), lw.unsqueeze(-2))
     if name in ("trig", "trig_phase"):
         tau = x.unsqueeze(-2) - keys.unsqueeze(-3)  # [nq, n, d]
         psi = law.char_fn(tau)
@@ -129,6 +137,11 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
         if name == "positive":
             return theory.positive_covariance(lhh.unsqueeze(-1), lm.unsqueeze(-1), lhh.unsqueeze(-2),
                                               lm.unsqueeze(-2), law.log_mgf(zz), m)
+        if centred_gaussian(law):
+            q = law.quadratic(z, z)
+            return theory.gaussian_hyperbolic_covariance(lhh.unsqueeze(-1), lhh.unsqueeze(-2), q.unsqueeze(-1),
+                                                         q.unsqueeze(-2), law.quadratic(z.unsqueeze(-2),
+                                                                                        z.unsqueeze(-3)), m)
         lmn = law.log_mgf(-z)
         diff = (keys.unsqueeze(-2) - keys.unsqueeze(-3)).expand_as(zz)
         return theory.hyperbolic_covariance(
