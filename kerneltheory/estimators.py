@@ -346,7 +346,7 @@ class RandomFeatureEstimator:
             raise ValueError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
         for name, t in (("x", x), ("y", y)):  # the closed forms evaluate ψ and M at 2(x ± y)
             limit = torch.finfo(t.dtype).max / 4
-            if t.numel() and float(t.abs().max()) > limit:
+            if t.numel() and float(t.detach().abs().max()) > limit:
                 raise ValueError(
                     f"{name} must have entries of magnitude <= finfo({t.dtype}).max / 4 = {limit:.4g} (the closed "
                     f"forms evaluate 2(x ± y)), got {float(t.abs().max()):.4g}"

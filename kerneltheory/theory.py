@@ -42,22 +42,46 @@ def _check_char_values(**values) -> None:
 
 def _log_abs_expm1(delta: torch.Tensor) -> torch.Tensor:
     """log|e^δ − 1|, finite for every finite δ ≠ 0 (−∞ at δ = 0): δ + log(1 − e^{−δ}) for δ > 0 (no overflow of
-    e^δ), log(1 − e^{δ}) for δ < 0 (no cancellation near 0)."""
+    e^δ), log(1 − e^{δ}) for δ < 0 (no cancellation near 0). Its gradient is finite everywhere (0 at δ = 0)."""
     a = delta.abs()
-    log_one_minus = torch.log(-torch.expm1(-a))  # log(1 − e^{−|δ|})
-    return torch.where(delta > 0, a + log_one_minus, log_one_minus)
+    nonzero = a > 0
+    safe = torch.where(nonzero, a, torch.ones_like(a))  # no log(0) in a branch that autograd also differentiates
+    log_one_minus = torch.log(-torch.expm1(-safe))  # log(1 − e^{−|δ|})
+    out = torch.where(delta > 0, safe + log_one_minus, log_one_minus)
+    return torch.where(nonzero, out, torch.full_like(out, -math.inf))
+
+
+def _in_range(t: torch.Tensor) -> tuple[float, float]:
+    """(log of the smallest normal number, log of the largest) of ``t``'s floating dtype."""
+    info = torch.finfo(t.dtype if t.is_floating_point() else torch.float64)
+    return math.log(info.tiny), math.log(info.max)
 
 
 def _exp_expm1(log_scale: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """e^{log_scale}·(e^δ − 1), i.e. e^{log_scale + δ} − e^{log_scale} without the difference of two nearly equal
     exponentials (a variance E g² − (E g)² from log E g² and log (E g)²: relative accuracy where it is tiny against
-    (E g)²) and without forming either exponential where it over- or underflows but the product does not."""
-    return torch.sign(delta) * torch.exp(log_scale + _log_abs_expm1(delta))
+    (E g)²): e^{log_scale}·expm1(δ) where both factors are normal numbers, else in logs, sign(δ)·e^{log_scale +
+    log|expm1 δ|}, where either factor alone would over- or underflow but the product does not."""
+    log_scale, delta = torch.broadcast_tensors(torch.as_tensor(log_scale), torch.as_tensor(delta))
+    lo, hi = _in_range(delta)
+    direct_ok = (log_scale > lo) & (log_scale < hi) & (delta < hi)
+    zero = torch.zeros_like(delta)
+    direct = torch.exp(torch.where(direct_ok, log_scale, zero)) * torch.expm1(torch.where(direct_ok, delta, zero))
+    in_logs = torch.sign(delta) * torch.exp(log_scale + _log_abs_expm1(delta))
+    return torch.where(direct_ok, direct, in_logs)
 
 
-def _log_cosh_minus_one(c: torch.Tensor) -> torch.Tensor:
-    """log(cosh c − 1) = 2 log|e^{|c|} − 1| − |c| − log 2 (= log 2 sinh²(c/2); −∞ at c = 0)."""
-    return 2.0 * _log_abs_expm1(c.abs()) - c.abs() - math.log(2.0)
+def _exp_cosh_minus_one(log_scale: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """e^{log_scale}·(cosh c − 1) = e^{log_scale}·2 sinh²(c/2) (no cancellation near c = 0), in logs where a factor
+    alone would over- or underflow: log(cosh c − 1) = 2 log|e^{|c|} − 1| − |c| − log 2."""
+    log_scale, c = torch.broadcast_tensors(torch.as_tensor(log_scale), torch.as_tensor(c))
+    lo, hi = _in_range(c)
+    direct_ok = (log_scale > lo) & (log_scale < hi) & (c.abs() < hi)
+    zero = torch.zeros_like(c)
+    half = torch.where(direct_ok, c, zero) / 2
+    direct = torch.exp(torch.where(direct_ok, log_scale, zero)) * 2 * torch.sinh(half) ** 2
+    in_logs = torch.exp(log_scale + 2.0 * _log_abs_expm1(c.abs()) - c.abs() - math.log(2.0))
+    return torch.where(direct_ok, direct, in_logs)
 
 
 @finite_result("psi_tau", "psi_2tau", "log_weight")
@@ -118,8 +142,8 @@ def gaussian_kernel_trig_variance(k, num_features: int) -> torch.Tensor:
     Proof: proofs/trig_variance.md.
     """
     m = check_int(num_features, "num_features", minimum=1)
-    k = torch.as_tensor(k)
-    if not bool(((k >= 0) & (k <= 1)).all()):  # NaN fails too
+    kk = torch.as_tensor(k, dtype=k.dtype if isinstance(k, torch.Tensor) else torch.float64)
+    if not bool(((kk >= 0) & (kk <= 1)).all()):  # NaN fails too
         raise ValueError("k must be a Gaussian kernel value in [0, 1]")
     return (1.0 - k**2) ** 2 / (2 * m)
 
@@ -378,8 +402,8 @@ def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torc
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     d = x.shape[-1]
     zeta2 = _sq(x - y) * std**2
-    k = torch.exp(-zeta2 / 2)
-    return gaussian_kernel_trig_variance(k, m) - orf_pair_fraction(m, d) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
+    base = torch.expm1(-zeta2) ** 2 / (2 * m)  # (1 − k²)²/(2m), k = e^{−ζ²/2}, without rounding 1 − k² to 0
+    return base - orf_pair_fraction(m, d) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
 
 
 def _series_length(u: torch.Tensor) -> int:
@@ -694,6 +718,7 @@ def hyperbolic_covariance(log_hh, log_m_z, log_m_neg_z, log_hh2, log_m_z2, log_m
     return _exp_expm1(log_hh + log_hh2 + log_means, log_cross - log_means) / m
 
 
+@finite_result("q_tau", "q_tau2", "cross", "log_weight", "log_weight2")
 def gaussian_trig_covariance(q_tau, q_tau2, cross, num_features: int, log_weight=0.0, log_weight2=None):
     r""":func:`trig_paired_covariance` for centred Gaussian frequencies ω ~ N(0, Σ): with q = τᵀΣτ, q' = τ'ᵀΣτ',
     c = τᵀΣτ' (``q_tau``, ``q_tau2``, ``cross``), Re ψ(τ ± τ') = e^{−(q + q')/2 ∓ c}, so the bracket is
@@ -705,9 +730,10 @@ def gaussian_trig_covariance(q_tau, q_tau2, cross, num_features: int, log_weight
     m = check_int(num_features, "num_features", minimum=1)
     log_weight = _like(log_weight, q_tau)
     log_weight2 = log_weight if log_weight2 is None else _like(log_weight2, q_tau)
-    return torch.exp(log_weight + log_weight2 - (q_tau + q_tau2) / 2 + _log_cosh_minus_one(cross)) / m
+    return _exp_cosh_minus_one(log_weight + log_weight2 - (q_tau + q_tau2) / 2, cross) / m
 
 
+@finite_result("log_hh", "log_hh2", "q_z", "q_z2", "cross")
 def gaussian_hyperbolic_covariance(log_hh, log_hh2, q_z, q_z2, cross, num_features: int) -> torch.Tensor:
     r""":func:`hyperbolic_covariance` for centred Gaussian frequencies ω ~ N(0, Σ): with q = zᵀΣz, q' = z'ᵀΣz',
     c = zᵀΣz', M(±(z ± z')) = e^{(q + q')/2 ± c} and c(z) = e^{q/2}, so the bracket is
@@ -717,7 +743,7 @@ def gaussian_hyperbolic_covariance(log_hh, log_hh2, q_z, q_z2, cross, num_featur
     in logs (no cancellation as z → 0, no overflow of M(2z)). Proof: proofs/positive_variance.md."""
     m = check_int(num_features, "num_features", minimum=1)
     log_hh, log_hh2 = _like(log_hh, q_z), _like(log_hh2, q_z)
-    return torch.exp(log_hh + log_hh2 + (q_z + q_z2) / 2 + _log_cosh_minus_one(cross)) / m
+    return _exp_cosh_minus_one(log_hh + log_hh2 + (q_z + q_z2) / 2, cross) / m
 
 
 @finite_result("x", "y", "y2", "a", points=("x", "y", "y2"))

@@ -134,3 +134,25 @@ def test_out_of_domain_arguments_of_the_closed_forms_are_errors_naming_them():
         E.get("positive/gaussian", dim=2, num_features=3).kernel(t64([[0.1, 0.2]]), torch.tensor([[0.3, -0.1]]))
     with pytest.raises(ValueError, match="v must be finite"):
         theory.sderf_cross_moment_log(t64([0.1]), t64([0.1]), t64([0.1]), t64([[math.nan]]), t64([1.0]))
+
+
+def test_the_stable_forms_keep_finite_gradients_and_refuse_what_overflows():
+    """Review findings on the stable forms: log(0) at δ = 0 in a branch of torch.where gave NaN gradients (the
+    variance at z = 0, at y = x); the centred-Gaussian covariances returned inf where the general ones raised; a
+    Python float k became a float32 tensor (42 % off at k = 0.9999999)."""
+    from kerneltheory._validation import NotRepresentableError
+    from kerneltheory.testing.attention_theory import key_covariance
+
+    for name, y_of in (("positive/gaussian", lambda x: -x), ("trig/gaussian", lambda x: x)):
+        x = torch.tensor([[0.3, 0.1]], dtype=torch.float64, requires_grad=True)
+        E.get(name, 2, 4).variance_pairs(x, y_of(x.detach())).sum().backward()
+        assert bool(torch.isfinite(x.grad).all()), (name, x.grad)
+    x = torch.tensor([[0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    E.get("positive/gaussian", 2, 4).variance_pairs(x, x.detach()).sum().backward()
+    assert bool((x.grad == 0).all())  # the variance's minimum, 0 at z = 0
+    for name, v in (("trig/gaussian", 20.0), ("hyperbolic/gaussian", 30.0)):
+        est = E.get(name, 1, 4)
+        with pytest.raises(NotRepresentableError):
+            key_covariance(est, t64([[v]]), t64([[v + 0.5], [v - 0.3]]))
+    k = 0.9999999
+    assert abs(theory.gaussian_kernel_trig_variance(k, 3) - (1 - k * k) ** 2 / 6) <= 1e-9 * (1 - k * k) ** 2 / 6

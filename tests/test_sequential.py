@@ -397,6 +397,35 @@ def test_a_check_accepted_early_is_tested_again_at_the_looks_the_run_still_takes
     assert checked >= 2
 
 
+def test_a_retest_under_a_refuted_claimed_variance_keeps_the_test_without_it():
+    """Review finding on the re-test: family a's mean is right but its claimed variance (1/12 for draws of variance 1)
+    is refuted at 512 draws; its mean row accepted early at 1024 (the test without the variance deciding), and a
+    re-test at 2048 rejected with the wrong variance and replaced the whole row, so the settling refused a true mean
+    claim and family b was stopped. The re-test now keeps the accepted test without the variance, and a rejection
+    under a variance this run refuted neither replaces the row nor stops the claim (seed 177 showed it)."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    families = [InputFamily("a", z, z), InputFamily("b", z, z)]
+
+    def estimates(g, r):
+        a = 1.0 + torch.randn(r, 1, generator=g, dtype=torch.float64)
+        b = torch.randn(r, 1, generator=g, dtype=torch.float64) + 0.06
+        return torch.cat([a, b], 1)
+
+    var = torch.tensor([1.0 / 12, 1.0], dtype=torch.float64)
+    groups = {"unbiased": dict(kind="mean", families=[0, 1], alpha=1e-6, target=torch.tensor([1.0, 0.0],
+                                                                                             dtype=torch.float64),
+                               variance=var, bound=None, prefix="u"),
+              "variance": dict(kind="variance", families=[0, 1], alpha=1e-6, variance=var, bound=None, prefix="v")}
+    rows = run_mean_variance_checks(estimates, families, groups, draws=4096, block=256, seed=177)
+    (ua, ub), va = rows["unbiased"], rows["variance"][0]
+    assert va.status == "failed", va
+    assert ua.passed and ua.accepted_early and "the test without it decides" in ua.detail, ua
+    assert ub.passed and ub.sample_size == 4096, ub
+
+
 def test_accepting_early_can_be_switched_off_for_samplers_that_change_after_some_calls(kt_seed):
     """A sampler whose scale moves by 5 % after 2359 calls (311 set-up calls and 2048 draws): with accepting early every
     check accepts at 2048 draws or fewer, no later draw is taken and the change passes unseen (the documented limit);

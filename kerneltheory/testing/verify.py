@@ -312,6 +312,28 @@ def _nonfinite_row(samples: torch.Tensor, base: dict, labels: list[str]) -> Chec
     )
 
 
+def _retested(prev: CheckResult, row: CheckResult, dependent: bool, claim: str, i: int, rows, backing,
+              rejected_without) -> CheckResult:
+    """A row accepted early (``prev``) after its test ran again at a later look (``row``): the later look's rejection
+    replaces it, or a failure that dependent draws explain. A mean row that used a claimed variance keeps two
+    tests (proofs/verification.md, item 12): the test without the variance, W, takes a later rejection (recorded as
+    the run's first rejection of W where it is, for the settling of the claimed variances), else keeps its earlier
+    accept; the test with it replaces the row only while the family's variance row has not failed (a rejection under
+    a variance this run refuted is the variance's failure, which the settling reads, not the mean's)."""
+    fallback = prev.without_variance
+    w_new = row.without_variance
+    if w_new is not None and w_new.status == "failed":
+        rejected_without.setdefault((claim, i), w_new)
+        fallback = w_new
+    vclaim = backing.get(claim, {}).get(i)
+    vrow = rows.get(vclaim, {}).get(i) if vclaim is not None else None
+    refuted = prev.without_variance is not None and vrow is not None and vrow.status == "failed"
+    if (row.status == "failed" or dependent) and not refuted:
+        return replace(row, without_variance=fallback, detail=f"{row.detail}; after accepting early at "
+                       f"{prev.sample_size} draws (the run went on for other claims)")
+    return prev if fallback is prev.without_variance else replace(prev, without_variance=fallback)
+
+
 def run_mean_variance_checks(
     estimates: Callable[[torch.Generator, int], torch.Tensor],
     families: list[InputFamily],
@@ -452,9 +474,7 @@ def run_mean_variance_checks(
                     if r is not None and len(points) > 1:
                         r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
                 if accepted:  # a later look's rejection (or a failure that dependent draws explain) overrides it
-                    if row.status == "failed" or dependent is not None:
-                        held[i] = replace(row, detail=f"{row.detail}; after accepting early at {held[i].sample_size} "
-                                          "draws (the run went on for other claims)")
+                    held[i] = _retested(held[i], row, dependent is not None, claim, i, rows, backing, rejected_without)
                     continue
                 earlier = rejected_without.get((claim, i))
                 if row.without_variance is not None:
