@@ -49,9 +49,25 @@ def test_sign_bias_is_invisible_to_trig_features():
 
 def test_zero_seeds_is_an_error_naming_them():
     """--seeds 0 divided by zero after a minute of draws."""
-    from kerneltheory.testing.power import main, power_rows
+    from kerneltheory.testing.power import main, power_rows, variance_power_rows
 
     with pytest.raises(ValueError, match="seeds must be >= 1"):
         power_rows(0)
+    with pytest.raises(ValueError, match="seeds must be >= 1"):
+        variance_power_rows(0)
     with pytest.raises(SystemExit):
         main(["--out", "/dev/null", "--seeds", "0"])
+
+
+@pytest.mark.statistical
+def test_a_variance_claim_half_again_too_large_is_rejected(kt_seed):
+    """docs/power.md's variance section: a claimed trig variance 1.5 × the true closed form is rejected at the quick
+    budget (every seed there); the true one is not."""
+    from kerneltheory.testing.power import _batched, true_variance
+
+    sample, true = _batched("scale", 0.0, 4, "trig"), true_variance("trig")
+    wrong = check_feature_map(sample, kernels.gaussian, dim=4, claims={"variance"},
+                              variance=lambda x, y: 1.5 * true(x, y), seed=kt_seed)
+    assert wrong.status == "FAILED", str(wrong)
+    right = check_feature_map(sample, kernels.gaussian, dim=4, claims={"variance"}, variance=true, seed=kt_seed)
+    assert right.passed, str(right)

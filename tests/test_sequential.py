@@ -380,9 +380,9 @@ def test_a_check_accepted_early_is_tested_again_at_the_looks_the_run_still_takes
     """Review finding: a row accepted early was read only for non-finite draws after its accept, so an estimate
     outside its declared bound (a certain failure) or a law that changed after the accept, drawn while the run went on
     for another family, passed (186 of 200 seeds for the bound; every seed with the same draws and accepting early off
-    failed). An accepted row now runs again at each later look, at that look's spent level (no α beyond the union
-    bound), and a rejection replaces the accept. The correct control: without the defect, a accepts and stays
-    passed."""
+    failed). An accepted row now runs again once the draws end, on all of them, at the last look's spent level (no α
+    beyond the union bound), and a rejection replaces the accept. The correct control: without the defect, a accepts
+    and stays passed."""
     checked = 0
     for seed in range(4):
         control = _accept_then_defect("none", seed)

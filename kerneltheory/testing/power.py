@@ -1,4 +1,5 @@
-r"""The power of the unbiasedness check against planted defects, and its time to a verdict.
+r"""The power of the unbiasedness check against planted defects and of the variance check against wrong claimed
+variances, and the time to a verdict.
 
 ``python -m kerneltheory.testing.power --out docs/power.md`` writes the tables of docs/power.md:
 
@@ -9,6 +10,9 @@ r"""The power of the unbiasedness check against planted defects, and its time to
   true mean and standard deviation (measured on 2¹⁶ independent draws) at the same number of draws (4096) and
   the same per-check level. The oracle knows where the defect is and how large the variance is; no check that
   has to look at every pair can beat it, so the ratio says how much the engine pays for looking everywhere.
+* **Variance table** — for the correct map and a claimed variance of :data:`VARIANCE_FACTORS` times the true closed
+  form (:func:`true_variance`), the rate at which the claim ``variance`` is rejected, with the refused reports and the
+  oracle: a z-test of s² on the most sensitive pair with the true σ² and μ₄.
 * **Time to verdict** — draws, wall time and CPU time to a verdict on a 2% scale error and a 5% norm-law defect of
   positive features (the latter passes at this budget: docs/power.md's detection rate), a 50% norm-law defect of
   trig features, and a correct map, with the fixed-budget, per-draw evaluation (``sequential=False, batched=False``: how
@@ -18,6 +22,7 @@ r"""The power of the unbiasedness check against planted defects, and its time to
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import time
@@ -26,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from scipy import stats
 
-from .. import kernels
+from .. import kernels, theory
 from .._validation import check_int
 from ..io import write_text_atomic
 from .planted import DEFECTS, planted_map
@@ -40,6 +45,7 @@ SIZES = {
     "coupling": (0.01, 0.02, 0.05),
     "per position": (0.001, 0.005, 0.01),
 }
+VARIANCE_FACTORS = (0.9, 1.1, 1.25, 1.5)  # claimed variance = factor × the true closed form
 TRIG_SIZES = {"bandwidth": (0.005, 0.01, 0.02), "norm law": (0.1, 0.25, 0.5), "coupling": (0.02, 0.05, 0.2)}
 DIM = 4
 
@@ -57,21 +63,81 @@ def oracle_power(defect: str, size: float, checks: int, alpha: float, *, dim: in
                  draws: int = 4096) -> float:
     """Power of the best single-pair z-test with the true mean and variance (module docstring)."""
     kernel = kernels.softmax if component == "positive" else kernels.gaussian
+    xs, est = _oracle_estimates(planted_map(defect, size, dim=dim, component=component), dim)
+    target = torch.diagonal(kernel(xs, xs.flip(0)))
+    shift = (est.mean(0) - target).abs() / est.std(0).clamp_min(1e-300) * math.sqrt(draws)
+    return _z_power(float(shift.max()), alpha / checks)
+
+
+def _oracle_estimates(sample, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The oracles' 72 points of norm ≤ 0.5 (64 random directions and norms, the axes ±e_i/2) and the estimates
+    ``[65536, 72]`` of ``sample``'s map at the pairs (x_i, x_{71−i}), from one fixed seed."""
     gen = torch.Generator().manual_seed(12345)
     x = torch.randn(64, dim, generator=gen, dtype=torch.float64)
     x = 0.5 * x / x.norm(dim=-1, keepdim=True) * torch.rand(64, 1, generator=gen, dtype=torch.float64)
     xs = torch.cat([x, torch.eye(dim, dtype=torch.float64) * 0.5, -torch.eye(dim, dtype=torch.float64) * 0.5])
-    sample = planted_map(defect, size, dim=dim, component=component)
     fm = sample(torch.Generator().manual_seed(54321), batch=65536)
     q, k = fm if isinstance(fm, tuple) else (fm, fm)
     ys = xs.flip(0)
     # eight points at a time: the same numbers as all at once, a ninth of the memory ([65536, 8, 64] per side)
-    est = torch.cat([(q(xs[i:i + 8]) * k(ys[i:i + 8])).sum(-1) for i in range(0, xs.shape[0], 8)], dim=1)
-    target = torch.diagonal(kernel(xs, xs.flip(0)))
-    shift = (est.mean(0) - target).abs() / est.std(0).clamp_min(1e-300) * math.sqrt(draws)
-    a = alpha / checks
-    z = stats.norm.isf(a / 2)
-    return float(stats.norm.sf(z - float(shift.max())))
+    return xs, torch.cat([(q(xs[i:i + 8]) * k(ys[i:i + 8])).sum(-1) for i in range(0, xs.shape[0], 8)], dim=1)
+
+
+def _z_power(shift: float, level: float) -> float:
+    """The power of a two-sided z-test at ``level`` against a mean shift of ``shift`` standard errors."""
+    z = stats.norm.isf(level / 2)
+    return float(stats.norm.sf(z - shift) + stats.norm.cdf(-z - shift))
+
+
+def true_variance(component: str, num_features: int = 64):
+    """``variance(x, y)``: the closed-form ``[n, n']`` variance of the correct planted map (``component``, m =
+    ``num_features``): (1 − k²)²/(2m) for trig features of the Gaussian kernel, softmax_positive_variance for positive
+    features (proofs/trig_variance.md, proofs/positive_variance.md)."""
+    if component == "trig":
+        return lambda x, y: theory.gaussian_kernel_trig_variance(kernels.gaussian(x, y), num_features)
+    return lambda x, y: theory.softmax_positive_variance(x[:, None, :], y[None, :, :], num_features)
+
+
+def variance_oracle_power(factor: float, checks: int, alpha: float, *, dim: int, component: str,
+                          draws: int = 4096) -> float:
+    """Power of the best single-pair z-test of s² against a claimed variance ``factor``·σ², with the correct map's
+    true σ² and fourth central moment μ₄ (2¹⁶ draws): s² has standard error √((μ₄ − σ⁴)/n) at n = ``draws``."""
+    return _z_power(abs(factor - 1) * _variance_precision(dim, component) * math.sqrt(draws), alpha / checks)
+
+
+@functools.cache
+def _variance_precision(dim: int, component: str) -> float:
+    """max over the oracle's pairs of σ²/√(μ₄ − σ⁴) for the correct map (the s² z-shift per unit relative error of
+    the claim and per √n), from 2¹⁶ draws."""
+    _, est = _oracle_estimates(planted_map("scale", 0.0, dim=dim, component=component), dim)
+    centred = est - est.mean(0)
+    var, mu4 = centred.pow(2).mean(0), centred.pow(4).mean(0)
+    spread = (mu4 - var**2).clamp_min(0).sqrt()
+    keep = (var > 0) & (spread > 0)
+    return float((var[keep] / spread[keep]).max())
+
+
+def variance_power_rows(seeds: int, *, dim: int = DIM, component: str = "positive") -> list[dict]:
+    """The rate at which the claim ``variance`` is rejected when the claimed closed form is the true one times each
+    of :data:`VARIANCE_FACTORS`, for the correct map (``planted_map("scale", 0)``), over ``seeds`` seeds."""
+    seeds = check_int(seeds, "seeds", minimum=1)
+    kernel = kernels.softmax if component == "positive" else kernels.gaussian
+    sample, true = _batched("scale", 0.0, dim, component), true_variance(component)
+    correct = check_feature_map(sample, kernel, dim=dim, claims={"variance"}, variance=true, seed=0)
+    rows = []
+    for factor in VARIANCE_FACTORS:
+        claimed = lambda x, y, f=factor: f * true(x, y)  # noqa: E731
+        rejected, refused, used = 0, 0, []
+        for s in range(seeds):
+            report = check_feature_map(sample, kernel, dim=dim, claims={"variance"}, variance=claimed, seed=s)
+            rejected += report.status == "FAILED"
+            refused += report.status == "REFUSED"
+            used.append(max(c.sample_size for c in report.checks))
+        rows.append(dict(component=component, factor=factor, power=rejected / seeds, refused=refused, seeds=seeds,
+                         median_draws=int(statistics.median(used)),
+                         oracle=variance_oracle_power(factor, len(correct.checks), correct.alpha, dim=dim,
+                                                      component=component)))
+    return rows
 
 
 def power_rows(seeds: int, *, dim: int = DIM, component: str = "positive") -> list[dict]:
@@ -132,11 +198,13 @@ def verdict_rows(repeats: int = 3, *, dim: int = DIM) -> list[dict]:
     return rows
 
 
-def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str) -> str:
+def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str,
+             variance: Sequence[dict] = ()) -> str:
     out = ["# Power of the checks and time to a verdict", "",
            f"Generated by `{command}` (module `kerneltheory.testing.power`); positive random features for the "
            f"softmax kernel and trigonometric features for the Gaussian kernel, d = {DIM}, m = 64, the quick budget "
-           "(at most 4096 draws), α = 10⁻⁶ for the whole report, the claim `unbiased`. Planted defects: "
+           "(at most 4096 draws), α = 10⁻⁶ for the whole report, the claim `unbiased` (the claim `variance` in "
+           "its own section). Planted defects: "
            "`kerneltheory.testing.planted`.", "",
            "The oracle is a two-sided z-test with the defective map's true mean and variance (2¹⁶ draws) on the "
            "single most sensitive of 72 pairs of norm ≤ 0.5 (random directions and the axes ±e_i), at the check's "
@@ -155,6 +223,22 @@ def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str) -> st
     for r in power:
         out.append(f"| {r['component']} | {r['defect']} | {r['size']:g} | {r['power']:.2f} | {r['seeds']} | "
                    f"{r['median_draws']} | {r['oracle']:.2f} |")
+    if variance:
+        out += ["", "## Detection rate against wrong variance claims", "",
+                "The correct map (no planted defect) with the claim `variance` against a closed form that is the true "
+                f"one times a factor: {', '.join(f'{f:g}' for f in VARIANCE_FACTORS)} (`kerneltheory.testing.power."
+                "true_variance`: (1 − k²)²/(2m) for trig features of the Gaussian kernel, the positive-feature "
+                "variance of the softmax kernel). A refused report (pairs whose tails are too heavy for the "
+                "budget to test s², never a pass) counts as not detected; the refused column counts them. The oracle "
+                "is a two-sided z-test of s² on the single most sensitive of the same 72 pairs, with the true σ² "
+                "and fourth central moment μ₄ (2¹⁶ draws; s² has standard error √((μ₄ − σ⁴)/n)) at 4096 draws and "
+                "the check's per-family level.", "",
+                "| features | claimed variance | detection rate | refused | seeds | median draws used "
+                "| oracle z-test |",
+                "|---|---|---|---|---|---|---|"]
+        for r in variance:
+            out.append(f"| {r['component']} | {r['factor']:g} × true | {r['power']:.2f} | {r['refused']} | "
+                       f"{r['seeds']} | {r['median_draws']} | {r['oracle']:.2f} |")
     out += ["", "## Time to a verdict", "",
             "Medians of 3 runs, the two modes timed in turns in one process (one thread). \"Fixed budget, per "
             "draw\" is how every check ran before the sequential engine: one call of the sampler per draw and one "
@@ -174,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     torch.set_num_threads(1)
     command = f"python -m kerneltheory.testing.power --out {args.out} --seeds {args.seeds}"
-    text = markdown(power_rows(args.seeds) + power_rows(args.seeds, component="trig"), verdict_rows(), command)
+    text = markdown(power_rows(args.seeds) + power_rows(args.seeds, component="trig"), verdict_rows(), command,
+                    variance_power_rows(args.seeds, component="trig") + variance_power_rows(args.seeds))
     write_text_atomic(args.out, text)
     print(text)
     return 0

@@ -33,9 +33,9 @@ What accepting early does not protect: an accepted check has seen n_k draws, not
 rare draws (a non-finite estimate, a pair whose draws were all equal so far and would later differ, rare huge
 draws that would have failed the tail guard and made the full budget refuse) is found with the probability that
 n_k draws give, which can be far below that of N draws. Draws taken after the accept for other checks are tested
-again at the later looks' levels (a rejection, a certain failure or a dependence refusal replaces the accept; no α
-beyond the union bound), but once every check has accepted no further draw is taken: a sampler whose behaviour
-changes after the accepting look (a warm-up, a schedule, a cache) passes unless the audit runs with
+once the draws end, at the last look's level (a rejection, a certain failure or a dependence refusal replaces the
+accept; no α beyond the union bound), but once every check has accepted no further draw is taken: a sampler
+whose behaviour changes after the accepting look (a warm-up, a schedule, a cache) passes unless the audit runs with
 ``accept_early=False``.
 
 Proof: proofs/verification.md (sequential α-spending, accepting early). Tests: tests/test_sequential.py.

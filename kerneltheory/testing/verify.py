@@ -401,81 +401,76 @@ def run_mean_variance_checks(
             drawn.append(fresh_blocks(estimates, seed, split))
         return drawn[0][0][:, columns], drawn[0][1]
 
+    def test(claim: str, g: dict, i: int, k: int, samples: torch.Tensor, segments, eps_k, fut):
+        """Family i's check of ``claim`` at look k on the draws so far: (row, whether a dependence refusal)."""
+        n = samples.shape[0]
+        a_k = spent[claim][k]
+        sl = slice(offsets[i], offsets[i + 1])
+        smp = samples[:, sl]
+        labels = labels_all[sl]
+        name = f"{g['prefix']}[{families[i].name}]"
+        base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k, sample_size=n,
+                    seed=seed)
+        row, dependent = _nonfinite_row(smp, base, labels), None
+        if row is None:
+            e = _binary_exponents(smp, g, sl)
+            pick = lambda key: _scaled(g.get(key), sl, e, key)  # noqa: E731
+            smp = torch.ldexp(smp, e)
+            m = Moments._from_samples(smp)
+            if g["kind"] == "mean":
+                scale = [] if g.get("scale") is None else [pick("scale")]
+                values = (pick("target"), m.mean, smp, *scale)
+                atol = pair_rounding_floor(*values, feature_eps=eps_k)
+                row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
+                                 variance=pick("variance") if i in backing.get(claim, {}) else None,
+                                 samples=smp, atol=atol,
+                                 target_stderr=pick("target_stderr"), labels=labels,
+                                 claim=g.get("claim", claim), futility=fut,
+                                 carry_without_variance=g.get("variance_known") is not True)
+                reference, what = torch.stack([v.abs() for v in (pick("target"), *scale)]).amax(0), "the mean"
+            else:
+                row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
+                                     bound=pick("bound"), labels=labels, futility=fut,
+                                     atol=pair_rounding_floor(smp, feature_eps=eps_k))
+                values, reference = (smp,), pick("variance").clamp(min=0).sqrt()
+                what = "the standard deviation"
+            # a pass that the features' rounding could produce is no pass (checks.coarse_format_refusal)
+            without = row.without_variance
+            row = coarse_format_refusal(row, values, reference, eps_k, labels, what)
+            if without is not None:
+                row.without_variance = coarse_format_refusal(without, values, reference, eps_k, labels, what)
+            if g["kind"] == "mean":  # pairs whose floor hides 1 % of the target are no evidence (item 9)
+                without, zero = row.without_variance, g["target"][sl] == 0  # zero before rescaling
+                row = unresolved_pairs(row, atol, pick("target"), labels, zero)
+                if without is not None:
+                    row.without_variance = unresolved_pairs(without, atol, pick("target"), labels, zero)
+            for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
+                if r is not None and bool((e != 0).any()):
+                    r.detail = (r.detail + "; " if r.detail else "") + _unit_note(r.detail, e, labels, g["kind"])
+            # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
+            dependent = dependence_refusal(row, smp, segments, labels,
+                                           (lambda c: fresh(c + sl.start)) if batched_draws else None, whole=samples)
+            row = dependent or row
+        for r in (row, row.without_variance):
+            if r is not None and len(points) > 1:
+                r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
+        return row, dependent is not None
+
     for k, samples in sequential_draws(estimates, draws, seed=seed, block=block, first=first):
         if samples.shape[1] != offsets[-1]:  # wider estimates were read by their first columns, narrower failed inside
             raise ValueError(f"estimates must have one column per pair of the families ({offsets[-1]}), got "
                              f"{samples.shape[1]}")
         final = k == len(points) - 1
         eps_k = feature_eps if feature_eps is not None else getattr(estimates, "eps", None)
-        n = samples.shape[0]
-        segments = block_segments(n, blocks, split)
+        segments = block_segments(samples.shape[0], blocks, split)
         for claim, g in groups.items():
-            held = rows[claim]
-            # rows accepted early are tested again at every look the run still takes (for other claims): a look's
-            # rejection is at its spent level, so the union bound holds as before (proofs/verification.md, item 8(c))
-            if claim in decided and (any(r.status == "failed" for r in held.values())
-                                     or not any(r.accepted_early for r in held.values())):
+            if claim in decided:
                 continue
-            a_k = spent[claim][k]
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
             for i in g["families"]:
-                accepted = i in held and held[i].accepted_early
-                if i in held and not accepted:
+                if i in rows[claim]:  # decided: rejected, or accepted early (tested again once the draws end)
                     continue
-                sl = slice(offsets[i], offsets[i + 1])
-                smp = samples[:, sl]
-                labels = labels_all[sl]
-                name = f"{g['prefix']}[{families[i].name}]"
-                base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k,
-                            sample_size=n, seed=seed)
-                row, dependent = _nonfinite_row(smp, base, labels), None
-                if row is None:
-                    e = _binary_exponents(smp, g, sl)
-                    pick = lambda key, g=g, sl=sl, e=e: _scaled(g.get(key), sl, e, key)  # noqa: E731
-                    smp = torch.ldexp(smp, e)
-                    m = Moments._from_samples(smp)
-                    if g["kind"] == "mean":
-                        scale = [] if g.get("scale") is None else [pick("scale")]
-                        values = (pick("target"), m.mean, smp, *scale)
-                        atol = pair_rounding_floor(*values, feature_eps=eps_k)
-                        row = mean_check(m, pick("target"), alpha=a_k, name=name, seed=seed, bound=pick("bound"),
-                                         variance=pick("variance") if i in backing.get(claim, {}) else None,
-                                         samples=smp, atol=atol,
-                                         target_stderr=pick("target_stderr"), labels=labels,
-                                         claim=g.get("claim", claim), futility=None if accepted else fut,
-                                         carry_without_variance=g.get("variance_known") is not True)
-                        reference, what = torch.stack([v.abs() for v in (pick("target"), *scale)]).amax(0), "the mean"
-                    else:
-                        row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
-                                             bound=pick("bound"), labels=labels, futility=None if accepted else fut,
-                                             atol=pair_rounding_floor(smp, feature_eps=eps_k))
-                        values, reference = (smp,), pick("variance").clamp(min=0).sqrt()
-                        what = "the standard deviation"
-                    # a pass that the features' rounding could produce is no pass (checks.coarse_format_refusal)
-                    without = row.without_variance
-                    row = coarse_format_refusal(row, values, reference, eps_k, labels, what)
-                    if without is not None:
-                        row.without_variance = coarse_format_refusal(without, values, reference, eps_k, labels, what)
-                    if g["kind"] == "mean":  # pairs whose floor hides 1 % of the target are no evidence (item 9)
-                        without, zero = row.without_variance, g["target"][sl] == 0  # zero before rescaling
-                        row = unresolved_pairs(row, atol, pick("target"), labels, zero)
-                        if without is not None:
-                            row.without_variance = unresolved_pairs(without, atol, pick("target"), labels, zero)
-                    for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
-                        if r is not None and bool((e != 0).any()):
-                            r.detail = (r.detail + "; " if r.detail else "") + _unit_note(
-                                r.detail, e, labels, g["kind"])
-                    # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
-                    dependent = dependence_refusal(row, smp, segments, labels,
-                                                   (lambda c, sl=sl: fresh(c + sl.start)) if batched_draws else None,
-                                                   whole=samples)
-                    row = dependent or row
-                for r in (row, row.without_variance):
-                    if r is not None and len(points) > 1:
-                        r.detail = (r.detail + "; " if r.detail else "") + f"look {k + 1}/{len(points)}"
-                if accepted:  # a later look's rejection (or a failure that dependent draws explain) overrides it
-                    held[i] = _retested(held[i], row, dependent is not None, claim, i, rows, backing, rejected_without)
-                    continue
+                row, dependent = test(claim, g, i, k, samples, segments, eps_k, fut)
                 earlier = rejected_without.get((claim, i))
                 if row.without_variance is not None:
                     if row.without_variance.status == "failed":
@@ -483,13 +478,24 @@ def run_mean_variance_checks(
                     elif earlier is not None:  # a later look's pass does not undo an earlier rejection
                         row.without_variance = earlier
                 last[claim][i] = row
-                if row.status == "failed" or row.accepted_early or final or dependent is not None:
+                if row.status == "failed" or row.accepted_early or final or dependent:
                     rows[claim][i] = row
             if any(r.status == "failed" for r in rows[claim].values()) or final or \
                     len(rows[claim]) == len(g["families"]):
                 decided.add(claim)
         if len(decided) == len(groups):
             break
+    # rows accepted early are tested once more on every draw the run took after their accept (for other claims), at
+    # the level of the run's last look, which they have not spent (proofs/verification.md, item 8(c)): a rejection,
+    # a certain failure (a non-finite estimate, one outside its bound) or a dependence refusal replaces the accept
+    for claim, g in groups.items():
+        held = rows[claim]
+        if any(r.status == "failed" for r in held.values()):
+            continue  # refuted already
+        for i in g["families"]:
+            if i in held and held[i].accepted_early and held[i].sample_size < samples.shape[0]:
+                row, dependent = test(claim, g, i, k, samples, segments, eps_k, None)
+                held[i] = _retested(held[i], row, dependent, claim, i, rows, backing, rejected_without)
     out = {}
     for claim, g in groups.items():
         out[claim] = []
