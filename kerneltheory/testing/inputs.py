@@ -201,5 +201,5 @@ def extreme_points(dim: int, generator: torch.Generator, *, max_norm: float = 10
     grid = torch.arange(1, EXTREME_GRID + 1, dtype=torch.float64) * (big / EXTREME_GRID)
     norms = torch.cat([torch.tensor([0.0, 1e-6, 1e-4, 1e-2], dtype=torch.float64), grid])[:, None]
     u = _unit(generator, norms.shape[0], d)
-    eye = torch.eye(d, dtype=torch.float64)[: min(d, 4)]
+    eye = torch.eye(d, dtype=torch.float64)  # every axis (the first four only let a defect along e_5 … e_d pass)
     return torch.cat([u * norms, big * eye, -big * eye, big * _unit(generator, 4, d)])

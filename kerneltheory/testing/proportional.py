@@ -44,21 +44,22 @@ from .checks import (
     rounding_floor,
     unresolved_pairs,
 )
-from .inputs import InputFamily, moderate_families, user_families
+from .inputs import InputFamily, direction_families, moderate_families, user_families
 from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
 from .verify import RADIUS, _binary_exponents, _budget, _nonfinite_row
 
-__all__ = ["proportional_check"]
+__all__ = ["proportional_check", "proportional_families"]
 
 
-def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-               draws: int) -> tuple[torch.Tensor, float]:
+def _estimates(sample, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, draws: int, bind=None,
+               batched: bool | None = None) -> tuple[torch.Tensor, float]:
     """``[draws, P]`` estimates at the pairs (x_p, y_p), drawn as :func:`~kerneltheory.testing.check_feature_map`
-    draws them (one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw), and the
-    machine epsilon of the coarsest dtype the features came in (for the rounding floors)."""
-    evaluate = _Evaluator(sample, [InputFamily("pairs", x, y)], None, None)
+    draws them (one batch of ``draws`` maps when ``sample`` takes ``batch=``, else one map per draw; ``bind`` and
+    ``batched`` as there), and the machine epsilon of the coarsest dtype the features came in (for the rounding
+    floors)."""
+    evaluate = _Evaluator(sample, [InputFamily("pairs", x, y)], bind, batched)
     return evaluate(generator, draws), evaluate.eps
 
 
@@ -71,11 +72,17 @@ def proportional_check(
     seed: int = 0,
     budget: str = "quick",
     inputs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    bind: Callable[[object, torch.Tensor, torch.Tensor], object] | None = None,
+    batched: bool | None = None,
 ) -> list[CheckResult]:
     """Test the claim E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown constant c > 0 (module docstring).
 
-    One :class:`CheckResult` per input family (the built-in moderate families with k > 0 on every pair, and
-    the extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
+    ``bind`` and ``batched`` are :func:`~kerneltheory.testing.check_feature_map`'s: a data-dependent map is bound to
+    all the tested points, and a sampler is drawn through the path(s) they select.
+
+    One :class:`CheckResult` per input family (:func:`proportional_families`: the built-in moderate and
+    spread-direction families with k > 0 on every pair, the others left out and named on the last row, and the
+    extra ``inputs``), claim ``"proportional"``, each at α/(number of rows); the statistic t_p is taken
     against the family's best-conditioned pair (module docstring). The estimated ratio ĉ there is given in the
     detail. Then ``proportional[families]``: one c across the families. A non-finite
     estimate fails its family's row (and the last row); an e/k that overflows float64 although e is finite
@@ -90,24 +97,28 @@ def proportional_check(
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
     draws = _budget(budget)["draws"]
-    if not callable(sample) or not callable(kernel):
-        raise TypeError("sample and kernel must be callables")
-    families = [
-        f for f in moderate_families(d, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
-        if f.size >= 2 and f.name != "zero"
-    ]
-    families += user_families(inputs, d, min_pairs=2)
-    targets = []
-    for f in families:
+    if not callable(sample) or not callable(kernel) or (bind is not None and not callable(bind)):
+        raise TypeError("sample, kernel and bind must be callables")
+    families = proportional_families(d, seed, inputs)
+    n_user = len(families) - len(proportional_families(d, seed, None))
+    targets, skipped = [], []
+    for j, f in enumerate(families):
         k = _pair_values(kernel, [f], "kernel").to(torch.float64)  # on copies, a real tensor, as check_feature_map
         if not bool((torch.isfinite(k) & (k > 0)).all()):
-            raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
-                             f"family {f.name!r} has k = {k.tolist()}")
+            if j >= len(families) - n_user:  # the user's own pairs: an error naming them
+                raise ValueError(f"kernel must be finite and > 0 on every pair of a proportionality test; "
+                                 f"family {f.name!r} has k = {k.tolist()}")
+            skipped.append(f)  # a built-in family where k is 0 somewhere (the arc-cosine kernel at y = −x)
+            continue
         targets.append(k)
+    families = [f for f in families if f not in skipped]
+    if not families:
+        raise ValueError("kernel must be finite and > 0 on every pair of some family of the proportionality test; "
+                         f"it is not on any ({', '.join(f.name for f in skipped)})")
     scales = {f.name: _kernel_scale(kernel, [f]) for f in families}  # √(k(x, x)k(y, y)) at each pair
     s = seed_for("proportional", seed)
     e, feature_eps = _estimates(sample, torch.cat([f.x for f in families]), torch.cat([f.y for f in families]),
-                                torch.Generator().manual_seed(s), draws)
+                                torch.Generator().manual_seed(s), draws, bind, batched)
     a = alpha / (len(families) + 2)
     rows, start, refs = [], 0, []
     for f, k in zip(families, targets, strict=True):
@@ -144,7 +155,21 @@ def proportional_check(
                     "a family's ratios could not be computed (see its row): no constant to compare across the "
                     "families", **across))
     rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
+    if skipped:  # not applicable there, not untested: a note on the last row (a pass's detail lists it too)
+        names = ", ".join(f.name for f in skipped)
+        rows[-1].detail = (rows[-1].detail + "; " if rows[-1].detail else "") + (
+            f"left out: {names} (the kernel is not > 0 at every pair, and a ratio e/k to 0 means nothing)")
     return rows
+
+
+def proportional_families(dim: int, seed: int, inputs=None) -> list[InputFamily]:
+    """The families of :func:`proportional_check`: the moderate families of at least two pairs but "zero" (a ratio
+    needs two pairs), the spread directions (the diagonal, every axis ±e_i, the first and last coordinates; an
+    error confined to some axes had passed on the moderate families alone), all at norm ≤ :data:`RADIUS`, and the
+    extra ``inputs``."""
+    fams = moderate_families(dim, torch.Generator().manual_seed(seed_for("inputs", seed)), radius=RADIUS)
+    fams += direction_families(dim, radius=RADIUS)
+    return [f for f in fams if f.size >= 2 and f.name != "zero"] + user_families(inputs, dim, min_pairs=2)
 
 
 def _across_families(refs, names: list[str], feature_eps: float, alpha: float, seed: int) -> CheckResult:

@@ -205,6 +205,9 @@ class _Evaluator:
         # (zeros, small integers) aside (attention_exact.output_format): a map computing in float32 or float16 and
         # casting its result; a hint in the report if it fails, never a change of floor
         self.carried: torch.dtype | None = None
+        # set to a dict by check_feature_map when "positive" or "finite" is claimed beside a statistical claim: every
+        # drawn map's features are read for those claims too (:meth:`_watch`)
+        self.watch: dict | None = None
 
     def _maps(self, gen, batch):
         if batch is None:
@@ -261,7 +264,30 @@ class _Evaluator:
                              f"{tuple(out[0].shape)} and key_fn {tuple(out[1].shape)}")
         if batch is None:
             self.plain_drawn = True
+        if self.watch is not None:
+            self._watch(out, x_q, x_k, batch)
         return out
+
+    def _watch(self, out, x_q: torch.Tensor, x_k: torch.Tensor, batch: int | None) -> None:
+        """Count the non-finite and the non-positive values of a draw's features (``[n, D]``, or ``[batch, n, D]``)
+        in ``self.watch`` ({"draws", "values", "finite", "positive", "finite_example", "positive_example"}), keeping the
+        first example of each: the positive and finite claims read every map the statistical checks draw."""
+        from .checks import feature_example  # checks imports this module
+
+        w = self.watch
+        first = w["draws"]
+        w["draws"] += 1 if batch is None else batch
+        for side, f, pts in (("query", out[0], x_q), ("key", out[1], x_k)):
+            w["values"] += f.numel()
+            for claim, bad in (("finite", ~torch.isfinite(f)), ("positive", ~(f > 0))):
+                count = int(bad.sum())
+                if count:
+                    w[claim] += count
+                    if w[f"{claim}_example"] is None:
+                        idx = [int(i) for i in torch.nonzero(bad)[0]]
+                        draw = first + (idx[0] if batch is not None else 0)
+                        w[f"{claim}_example"] = feature_example(float(f[tuple(idx)]), float(pts[idx[-2]].norm()),
+                                                                side=side, draw=draw)
 
     def _plain(self, gen, x_q, x_k):
         """One draw's features through the plain path ``sample(generator)``, or None where that path turns out not

@@ -660,16 +660,25 @@ def check_feature_map(
             swept = sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
                                 draws=cfg["draws"])
             families += swept
-        n_prop = 0
-        if "proportional" in claims:  # one row per moderate family but "zero", and per extra input
-            n_prop = len(moderate_families(d, torch.Generator().manual_seed(0))) - 1 + len(inputs or [])
+        n_prop, prop_families = 0, []
+        if "proportional" in claims:  # one row per family of proportional_check
+            from .proportional import proportional_families
+
+            prop_families = proportional_families(d, seed, inputs)
+            n_prop = len(prop_families)
         n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite")) + n_prop
         a = alpha / n_checks
         if n_prop:
             from .proportional import proportional_check
 
             report.checks += proportional_check(sample, kernel, dim=d, alpha=a * n_prop, seed=seed, budget=budget,
-                                                inputs=inputs)
+                                                inputs=inputs, bind=bind, batched=batched)
+            if not statistical:  # the domain a PASSED names: where the ratio was tested
+                tested = [f for f in prop_families if any(r.name == f"proportional[{f.name}]" and not r.refused
+                                                          for r in report.checks)]
+                report.domain = _tested_norms(tested) if tested else "nowhere (every proportional row was refused)"
+                report.notes.append(f"proportional was tested at inputs with {report.domain} (the moderate and "
+                                    "spread-direction families, and any inputs=; no norm sweep)")
         if statistical:
             s = seed_for("draws", seed)
             groups = {}
@@ -682,6 +691,9 @@ def check_feature_map(
             if "variance" in claims:
                 groups["variance"] = dict(kind="variance", families=idx, alpha=a, variance=var, prefix="variance")
             evaluate = _Evaluator(sample, families, bind, batched)
+            if {"positive", "finite"} & claims:  # their rows read every map drawn here too
+                watched = evaluate.watch = dict(draws=0, values=0, finite=0, positive=0, finite_example=None,
+                                                positive_example=None)
             rows = run_mean_variance_checks(evaluate, families, groups, draws=cfg["draws"], block=cfg["block"],
                                             seed=s, first=cfg["block"] if sequential else cfg["draws"],
                                             futility_miss=FUTILITY_MISS if accept_early else 0.0)
@@ -716,19 +728,30 @@ def check_feature_map(
                              *(f.x for f in families), *(f.y for f in families if not f.cross)])
             evaluate = _Evaluator(sample, [InputFamily("points", pts, pts)], bind, batched)
             gen = torch.Generator().manual_seed(s)
-            feats = []
-            for i in range(cfg["property_draws"]):  # a batched sampler's two paths in turn (user_calls._Evaluator)
-                fq, fk = evaluate.one_draw(gen, pts, pts, plain=not evaluate.batched or (evaluate.mixed and i % 2 == 0))
-                feats += [fq, fk]
+            feats, n = [], cfg["property_draws"]
+            # a sampler with a plain path draws half of them through it; a batched one the others in one call (every
+            # map of that batch is read: the maps after the first of a batch had never been)
+            target, plain = (n if not evaluate.batched else n // 2 if evaluate.mixed else 0), 0
+            while plain < target and (not evaluate.batched or evaluate.mixed):  # a first plain call that raises: none
+                feats += list(evaluate.one_draw(gen, pts, pts))
+                plain += 1
+            if plain < n:
+                fq, fk = evaluate.features(gen, pts, pts, batch=n - plain)
+                for i in range(n - plain):
+                    feats += [fq[i], fk[i]]
             allf = torch.cat([f.flatten() for f in feats])
+            seen = watched if statistical else None
+            where = (f"every feature value of {n} draws at norms 0 … 10 and the tested inputs" +
+                     (f", and of the {seen['draws']} draws of the statistical checks at their inputs" if seen else ""))
             for claim, bad in (("finite", ~torch.isfinite(allf)), ("positive", ~(allf > 0))):
                 if claim in claims:
-                    report.checks.append(
-                        property_check(
-                            int(bad.sum()), allf.numel(), claim=claim, name=f"{claim}[norms ≤ 10]", seed=s, alpha=a,
-                            example=_example(bad, feats, pts),
-                        )
-                    )
+                    example = _example(bad, feats, pts) or (
+                        f"e.g. {seen[claim + '_example']} of the statistical checks" if seen and seen[claim] else "")
+                    row = property_check(int(bad.sum()) + (seen[claim] if seen else 0),
+                                         allf.numel() + (seen["values"] if seen else 0), claim=claim,
+                                         name=f"{claim}[norms ≤ 10]", seed=s, alpha=a, example=example)
+                    row.detail = f"{row.detail}; {where}" if row.detail else where
+                    report.checks.append(row)
     left = [r for r in report.checks if r.passed and LEFT_OUT in r.detail]
     if left:  # a pass's detail is not printed: say here which pairs it does not speak for
         report.notes.append(
