@@ -392,6 +392,8 @@ def test_a_check_accepted_early_is_tested_again_at_the_looks_the_run_still_takes
         assert control[0].passed, control[0]
         row = _accept_then_defect(defect, seed)[0]
         assert row.status == "failed" and "after accepting early" in row.detail, row
+        # tested at the level of the run's last look (4096 draws here), which the accepted row had not spent
+        assert row.alpha == alpha_spending(1e-6, len(looks(4096, 256)))[-1], row
         if defect == "bound":
             assert "outside its declared bound" in row.detail, row
     assert checked >= 2
@@ -424,6 +426,36 @@ def test_a_retest_under_a_refuted_claimed_variance_keeps_the_test_without_it():
     assert va.status == "failed", va
     assert ua.passed and ua.accepted_early and "the test without it decides" in ua.detail, ua
     assert ub.passed and ub.sample_size == 4096, ub
+
+
+def test_a_nan_after_an_accept_fails_even_beside_a_failure_the_settling_removes():
+    """Review finding: the final re-test skipped a claim that already had a failed row, but the settling of claimed
+    variances can turn that row into a refusal or a pass; and a certain failure found by a re-test carried the test
+    without the variance, which the settling then preferred. Family a (true variance claimed) accepts early at 1024
+    draws and draws a NaN at 1500; family b's claimed variance is wrong, so its mean row's rejection is settled away.
+    Seeds 0, 3, 4 and 10 passed (or refused) u[a]; every run that drew the NaN now fails it."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    families = [InputFamily("a", z, z), InputFamily("b", z, z)]
+
+    def make(seed):
+        def estimates(g, r):
+            a = 1.0 + torch.randn(r, 1, generator=g, dtype=torch.float64)
+            b = torch.randn(r, 1, generator=g, dtype=torch.float64) + 0.06
+            if g.initial_seed() == block_seed(seed, 5) and r == 256:  # draws 1280 … 1535 of the run, not fresh ones
+                a[1500 - 1280, 0] = math.nan
+            return torch.cat([a, b], 1)
+        return estimates
+
+    var = torch.tensor([1.0, 0.25], dtype=torch.float64)
+    groups = {"unbiased": dict(kind="mean", families=[0, 1], alpha=1e-6, variance=var, bound=None, prefix="u",
+                               target=torch.tensor([1.0, 0.0], dtype=torch.float64)),
+              "variance": dict(kind="variance", families=[0, 1], alpha=1e-6, variance=var, bound=None, prefix="v")}
+    for seed in (0, 3, 4, 10):
+        ua = run_mean_variance_checks(make(seed), families, groups, draws=4096, block=256, seed=seed)["unbiased"][0]
+        assert ua.status == "failed" and ua.method == "non-finite estimate", (seed, ua)
 
 
 def test_accepting_early_can_be_switched_off_for_samplers_that_change_after_some_calls(kt_seed):

@@ -8,6 +8,7 @@ samplers and attentions uses (proofs/verification.md, items 5 and 13).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 
 import torch
@@ -279,7 +280,14 @@ class _Evaluator:
         w["draws"] += 1 if batch is None else batch
         for side, f, pts in (("query", out[0], x_q), ("key", out[1], x_k)):
             w["values"] += f.numel()
-            for claim, bad in (("finite", ~torch.isfinite(f)), ("positive", ~(f > 0))):
+            if f.numel() == 0:
+                continue
+            lo, hi = (float(t) for t in torch.aminmax(f))  # one pass; NaN fails both comparisons below
+            holds = {"finite": lo > -math.inf and hi < math.inf, "positive": lo > 0}
+            for claim in w["claims"]:
+                if holds[claim]:
+                    continue
+                bad = ~torch.isfinite(f) if claim == "finite" else ~(f > 0)
                 count = int(bad.sum())
                 if count:
                     w[claim] += count

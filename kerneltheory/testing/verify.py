@@ -329,8 +329,9 @@ def _retested(prev: CheckResult, row: CheckResult, dependent: bool, claim: str, 
     vrow = rows.get(vclaim, {}).get(i) if vclaim is not None else None
     refuted = prev.without_variance is not None and vrow is not None and vrow.status == "failed"
     if (row.status == "failed" or dependent) and not refuted:
-        return replace(row, without_variance=fallback, detail=f"{row.detail}; after accepting early at "
-                       f"{prev.sample_size} draws (the run went on for other claims)")
+        certain = row.method in ("non-finite estimate", "bounded")  # no variance involved: the settling keeps it
+        return replace(row, without_variance=None if certain else fallback, detail=f"{row.detail}; after accepting "
+                       f"early at {prev.sample_size} draws (the run went on for other claims)")
     return prev if fallback is prev.without_variance else replace(prev, without_variance=fallback)
 
 
@@ -398,7 +399,14 @@ def run_mean_variance_checks(
         if ev is not None:
             return fresh_blocks(ev.draw_batched, seed)
         if not drawn:
-            drawn.append(fresh_blocks(estimates, seed, split))
+            watch = getattr(estimates, "watch", None)  # the positive/finite rows read the checks' draws, not these
+            if watch is not None:
+                estimates.watch = None
+            try:
+                drawn.append(fresh_blocks(estimates, seed, split))
+            finally:
+                if watch is not None:
+                    estimates.watch = watch
         return drawn[0][0][:, columns], drawn[0][1]
 
     def test(claim: str, g: dict, i: int, k: int, samples: torch.Tensor, segments, eps_k, fut):
@@ -488,10 +496,8 @@ def run_mean_variance_checks(
     # rows accepted early are tested once more on every draw the run took after their accept (for other claims), at
     # the level of the run's last look, which they have not spent (proofs/verification.md, item 8(c)): a rejection,
     # a certain failure (a non-finite estimate, one outside its bound) or a dependence refusal replaces the accept
-    for claim, g in groups.items():
+    for claim, g in groups.items():  # a claim with a failed row too: the settling may yet turn that row into a pass
         held = rows[claim]
-        if any(r.status == "failed" for r in held.values()):
-            continue  # refuted already
         for i in g["families"]:
             if i in held and held[i].accepted_early and held[i].sample_size < samples.shape[0]:
                 row, dependent = test(claim, g, i, k, samples, segments, eps_k, None)
@@ -692,8 +698,8 @@ def check_feature_map(
                 groups["variance"] = dict(kind="variance", families=idx, alpha=a, variance=var, prefix="variance")
             evaluate = _Evaluator(sample, families, bind, batched)
             if {"positive", "finite"} & claims:  # their rows read every map drawn here too
-                watched = evaluate.watch = dict(draws=0, values=0, finite=0, positive=0, finite_example=None,
-                                                positive_example=None)
+                watched = evaluate.watch = dict(claims={"positive", "finite"} & claims, draws=0, values=0, finite=0,
+                                                positive=0, finite_example=None, positive_example=None)
             rows = run_mean_variance_checks(evaluate, families, groups, draws=cfg["draws"], block=cfg["block"],
                                             seed=s, first=cfg["block"] if sequential else cfg["draws"],
                                             futility_miss=FUTILITY_MISS if accept_early else 0.0)
