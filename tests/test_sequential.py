@@ -313,8 +313,8 @@ def test_accepting_early_refuses_degenerate_inputs():
 def test_a_non_finite_draw_after_an_early_accept_still_fails():
     """Review finding: once a family accepted early the loop skipped it while the draws went on for another family,
     so a NaN drawn after the accept (draw 3000 of family a) was never read and both rows passed; with accepting early
-    off the same run fails. Accepted rows now read every later block for non-finite estimates (a certain failure:
-    no α spent)."""
+    off the same run fails. Accepted rows are now tested once more on every draw taken when the draws end, where a
+    non-finite estimate is a certain failure (no α spent)."""
     from kerneltheory.testing.inputs import InputFamily
     from kerneltheory.testing.verify import run_mean_variance_checks
 

@@ -271,8 +271,9 @@ class _Evaluator:
 
     def _watch(self, out, x_q: torch.Tensor, x_k: torch.Tensor, batch: int | None) -> None:
         """Count the non-finite and the non-positive values of a draw's features (``[n, D]``, or ``[batch, n, D]``)
-        in ``self.watch`` ({"draws", "values", "finite", "positive", "finite_example", "positive_example"}), keeping the
-        first example of each: the positive and finite claims read every map the statistical checks draw."""
+        in ``self.watch`` ({"claims", "draws", "values", "finite", "positive", "finite_example",
+        "positive_example"}; only the properties in "claims" are read), keeping the first example of each: the positive
+        and finite claims read every map the statistical checks draw."""
         from .checks import feature_example  # checks imports this module
 
         w = self.watch

@@ -362,8 +362,10 @@ def run_mean_variance_checks(
     run at its spent level. A check is decided when it rejects, when it accepts early (at the looks of
     :func:`~kerneltheory.testing.sequential.futility_plan` with ``futility_miss``; 0 turns this off) or at the last
     look; a claim is decided when one of its checks rejects or all of them are decided, and the draws stop when
-    every claim is decided. A check whose claim was decided before the check was (another check rejected first)
-    gets a "stopped" row. Returns the rows per claim, in family order.
+    every claim is decided. A check accepted early is tested once more on every draw taken, at the level of the
+    run's last look, when the draws end: a rejection there (a certain failure included) replaces the accept. A
+    check whose claim was decided before the check was (another check rejected first) gets a "stopped" row. Returns
+    the rows per claim, in family order.
     A mean group's claimed ``variance`` is used only at the families where a variance group of the same run tests
     that variance (:func:`~kerneltheory.testing.reliance.variance_backing`), and there the mean rows are settled by
     the variance rows (:func:`~kerneltheory.testing.reliance.settle_claimed_variances`).
