@@ -264,10 +264,14 @@ def test_proportionality_holds_one_constant_across_families_and_refuses_unresolv
         sample, kernels.softmax, dim=D, alpha=ALPHA, seed=kt_seed, inputs=inputs)}
     outside = [(0.7 * unit(8), 0.7 * unit(8))]
     good = rows(lambda gen: prf(gen)[0], outside)
-    assert all(r.passed for r in good.values()), good
+    # the user's pairs at ‖x‖ = 0.7 may be refused for tails too heavy for 4096 draws (a random-seed run met one):
+    # never failed; the built-in families' rows and the constant across families pass
+    assert not any(r.status == "failed" for r in good.values()), good
+    assert all(r.passed for n, r in good.items() if n != "proportional[inputs[0]]"), good
     two = rows(doubled_beyond(0.55), outside)
     assert two["proportional[families]"].status == "failed", two
-    assert all(r.passed for n, r in two.items() if n != "proportional[families]"), two
+    assert all(r.passed for n, r in two.items() if n not in ("proportional[families]", "proportional[inputs[0]]")), two
+    assert two["proportional[inputs[0]]"].status != "failed", two
     e1 = torch.zeros(1, D, dtype=torch.float64)
     e1[0, 0] = 4.5
     far = [(torch.cat([e1, 0.4 * unit(7)]), torch.cat([-e1, 0.4 * unit(7)]))]  # pair 0: k = e^-20.25, scale e^20.25

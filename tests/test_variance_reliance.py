@@ -50,16 +50,23 @@ def test_an_inflated_variance_no_longer_passes_a_biased_map(kt_seed):
 @pytest.mark.statistical
 def test_a_correct_variance_still_serves_the_mean_test(kt_seed):
     """Trigonometric features of the Gaussian kernel with their exact variance (1 − k²)²/(2m) (proofs/trig_variance.md):
-    the report passes at α = 10⁻⁶ and every unbiasedness row kept the exact-variance test, confirmed by its variance
-    row."""
+    nothing fails at α = 10⁻⁶, and every unbiasedness row whose variance row passed kept the exact-variance test. A
+    variance row may be refused where the sample's (x − x̄)² is too skewed for 4096 draws (a random-seed run met one at
+    a family of ‖x‖ ≤ 1): never passed, and the mean row there is decided without the claimed variance."""
     good = planted_map("scale", 0.0, dim=D, num_features=M, component="trig")
     report = check_feature_map(
         good, kernels.gaussian, dim=D, claims={"unbiased", "variance"}, seed=kt_seed,
         variance=lambda x, y: theory.gaussian_kernel_trig_variance(kernels.gaussian(x, y), M),
     )
-    assert report.passed, str(report)
+    assert not report.failures, str(report)
+    refused = [c for c in report.checks if c.refused]
+    assert all(c.claim == "variance" and "sixth and eighth moments" in c.detail for c in refused), str(report)
+    assert len(refused) <= 1, str(report)
+    confirmed = {c.name.split("[", 1)[1] for c in report.checks if c.claim == "variance" and c.passed}
     unbiased = [c for c in report.checks if c.claim == "unbiased"]
-    assert unbiased and all(c.method == "clt (exact variance)" for c in unbiased), str(report)
+    kept = [c for c in unbiased if c.name.split("[", 1)[1] in confirmed]
+    assert len(kept) == len(unbiased) - len(refused), str(report)  # every family whose variance was confirmed
+    assert all(c.passed and c.method == "clt (exact variance)" for c in kept), str(report)
 
 
 class _ScaledInflated(Positive):
