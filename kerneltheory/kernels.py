@@ -105,7 +105,10 @@ def arccos1(x: torch.Tensor, y: torch.Tensor, std: float = 1.0) -> torch.Tensor:
     # near θ = π, where J = sin δ − δ cos δ ≈ δ³/3 and arccos of the cosine lost every digit (824× at δ = 10⁻⁶)
     plus = torch.cdist(u, -w, compute_mode="donot_use_mm_for_euclid_dist")
     minus = torch.cdist(u, w, compute_mode="donot_use_mm_for_euclid_dist")
-    delta = 2 * torch.atan2(plus, minus)
+    # within the rounding of the normalisation (‖u + w‖ ≤ 4ε‖u − w‖) u and −w are one direction: δ = 0, as for
+    # exactly opposite inputs (y = −c·x, whose kernel is 0, read ~ε³ instead, a target below every rounding floor)
+    eps = torch.finfo(plus.dtype).eps
+    delta = torch.where(plus <= 4 * eps * minus, torch.zeros_like(plus), 2 * torch.atan2(plus, minus))
     d2 = delta * delta
     # sin δ − δ cos δ = Σ_k (−1)^{k+1} 2k δ^{2k+1}/(2k+1)!, eight terms: below δ = 1 the first omitted one is under
     # 5·10⁻¹⁶ of the sum, where the direct form loses up to 3ε/δ² of it (proofs/arccos.md)

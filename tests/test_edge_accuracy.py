@@ -119,6 +119,11 @@ def test_the_arc_cosine_kernel_is_accurate_near_antiparallel_inputs():
         assert abs(got - want) <= 1e-12 * want, (delta, got, want)
     x = t64([[0.4, -0.1]])
     assert float(kernels.arccos1(x, -x)[0, 0]) == 0.0
+    # opposite up to the rounding of y = −c·x and of the normalisation: 0, not ~ε³ (a target below every rounding
+    # floor made a random-seed run refuse the claim matrix's anti-collinear family of relu/orthogonal)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    assert bool((torch.diagonal(kernels.arccos1(x, -0.37 * x)) == 0).all())
 
 
 def test_out_of_domain_arguments_of_the_closed_forms_are_errors_naming_them():

@@ -192,9 +192,10 @@ def _mc_inputs(g: torch.Generator, d: int, norm: float = 0.5):
 
 # the products of positive features' errors have heavy tails: at inputs of norm 0.5 the check's kurtosis guard
 # refused them even at 80000 draws (the normal approximation is not trusted there), so they are checked nearer the
-# origin, with more draws
+# origin, with more draws; trig features' at 20000 draws were refused at 3 of 240 (seed, m) cases (a random-seed run
+# met one), at 40000 at none
 MC_NORM = {"positive/orthogonal": 0.3, "trig/orthogonal": 0.5}
-MC_DRAWS = {"positive/orthogonal": 80000, "trig/orthogonal": 20000}
+MC_DRAWS = {"positive/orthogonal": 80000, "trig/orthogonal": 40000}
 
 
 @pytest.mark.statistical
@@ -211,7 +212,7 @@ def test_orf_covariance_matches_monte_carlo(name, d, m, kt_generator, one_thread
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize(("name", "draws"), [("positive/orthogonal", 320000), ("trig/orthogonal", 20000)])
+@pytest.mark.parametrize(("name", "draws"), [("positive/orthogonal", 320000), ("trig/orthogonal", 40000)])
 def test_iid_covariance_is_rejected_off_the_diagonal(name, draws, kt_generator, one_thread):
     """Power: the iid formula's off-diagonal entries (the ones the diagonal identity cannot see) are rejected by
     the same check at m = d = 4, where they differ from the ORF covariance by ≥ 8 standard errors (asserted first,
