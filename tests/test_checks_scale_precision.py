@@ -259,7 +259,12 @@ def test_a_variance_below_float32_rounding_is_compared_within_it(kt_seed):
         good = check_feature_map(_paired_rff(dtype), kernels.gaussian, dim=d, claims={"unbiased", "variance"},
                                  variance=_rff_variance(), inputs=[(x, x + delta)], sweep=False, alpha=1e-6,
                                  seed=kt_seed)
-        assert good.passed, str(good)
+        # the rows at the close pairs pass; another family's variance row may be refused where (x − x̄)² is too skewed
+        # for 4096 draws (a random-seed run met one: never a pass, and it failed on the tree before this test too)
+        assert not good.failures and {c.name for c in good.checks if c.name.endswith("[inputs[0]]") and c.passed} == {
+            "unbiased[inputs[0]]", "variance[inputs[0]]"}, str(good)
+        assert all(c.claim == "variance" and "sixth and eighth moments" in c.detail for c in good.refusals), str(good)
+        assert len(good.refusals) <= 1, str(good)
     half = check_feature_map(_paired_rff(torch.float32), kernels.gaussian, dim=d, claims={"variance"},
                              variance=_rff_variance(0.5), sweep=False, alpha=1e-6, seed=kt_seed)
     assert half.status == "FAILED", str(half)
