@@ -402,7 +402,7 @@ def orf_trig_variance_leading(x, y, num_features: int, std: float = 1.0) -> torc
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     d = x.shape[-1]
     zeta2 = _sq(x - y) * std**2
-    base = torch.expm1(-zeta2) ** 2 / (2 * m)  # (1 − k²)²/(2m), k = e^{−ζ²/2}, without rounding 1 − k² to 0
+    base = gaussian_trig_covariance(zeta2, zeta2, zeta2, m)  # (1 − k²)²/(2m), k = e^{−ζ²/2}, without rounding
     return base - orf_pair_fraction(m, d) * torch.exp(-zeta2) * zeta2**2 / (2 * d)
 
 
@@ -505,7 +505,7 @@ def orf_trig_variance(x, y, num_features: int, std: float = 1.0) -> torch.Tensor
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     d = x.shape[-1]
     zeta2 = (_sq(x - y) * std**2).to(torch.float64)
-    base = torch.expm1(-zeta2) ** 2 / (2 * m)  # (1 − e^{−ζ²})²/(2m) without rounding 1 − k² to 0 at small ζ
+    base = gaussian_trig_covariance(zeta2, zeta2, zeta2, m)  # (1 − e^{−ζ²})²/(2m), 1 − k² not rounded to 0
     return (base + orf_pair_fraction(m, d) * orf_pair_excess(-zeta2 / 2, d)).to(x.dtype)
 
 

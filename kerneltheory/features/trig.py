@@ -75,7 +75,7 @@ class Trig(Component):
     def target(self, law: SpectralLaw, x, y, stats):
         tau = pairwise(x, y, -1.0)
         if centred_gaussian(law):  # in logs: e^{‖x‖²/2} overflowed, or ψ underflowed, where SM is a float32 number
-            return torch.exp(self._log_weights(x, y) - law.quadratic(tau, tau) / 2)
+            return torch.exp(self._log_weights(x, y) + law.log_char_fn(tau))
         return torch.exp(self._log_weights(x, y)) * law.char_fn(tau)
 
     def target_name(self, law) -> str:

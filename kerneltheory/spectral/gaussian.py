@@ -24,8 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .._validation import check_real
@@ -85,11 +83,17 @@ class Gaussian(SpectralLaw):
         return not bool(self.mean.any())
 
     def quadratic(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """uᵀΣv over the last dimension, broadcasting the others."""
+        """uᵀΣv over the last dimension, broadcasting the others: the quadratic form of ψ, M and the stable
+        variances."""
         u, v = self._check_arg(u, "u").to(self.dtype), self._check_arg(v, "v").to(self.dtype)
-        if self.isotropic:
-            return self.std**2 * (u * v).sum(-1)
-        return (u @ self.cov * v).sum(-1)
+        u, v = torch.broadcast_tensors(u, v)
+        return torch.einsum("...i,ij,...j->...", u, self.cov, v)
+
+    def log_char_fn(self, tau: torch.Tensor) -> torch.Tensor:
+        """log ψ(τ) = −τᵀΣτ/2 for a centred law (ψ > 0 there; with a mean, ψ = cos(τᵀμ)e^{−τᵀΣτ/2} changes sign)."""
+        if not self.centred:
+            raise ValueError("log_char_fn needs a centred law (mean 0): with a mean, ψ(τ) changes sign")
+        return -0.5 * self.quadratic(tau, tau)
 
     def _sample(self, m, generator, r):
         eps = self._normal((r, m, self.dim), generator)
@@ -99,12 +103,11 @@ class Gaussian(SpectralLaw):
 
     def char_fn(self, tau):
         tau = self._check_arg(tau, "tau").to(self.dtype)
-        quad = torch.einsum("...i,ij,...j->...", tau, self.cov, tau)
-        return torch.cos(tau @ self.mean) * torch.exp(-0.5 * quad)
+        return torch.cos(tau @ self.mean) * torch.exp(-0.5 * self.quadratic(tau, tau))
 
     def log_mgf(self, z):
         z = self._check_arg(z, "z").to(self.dtype)
-        return z @ self.mean + 0.5 * torch.einsum("...i,ij,...j->...", z, self.cov, z)
+        return z @ self.mean + 0.5 * self.quadratic(z, z)
 
     def mgf(self, z):
         return torch.exp(self.log_mgf(z))
@@ -118,24 +121,25 @@ class Gaussian(SpectralLaw):
             raise ValueError(f"a must satisfy 1 - 2 a std² > 0 for the expectation to be finite, got a = {a}")
         return a
 
+    def _log_tilted(self, a: float, sq: torch.Tensor) -> torch.Tensor:
+        """−(d/2) log(1 − 2aσ²) + σ²·sq/(2(1 − 2aσ²)): log E[exp(a‖ω‖² + ωᵀz)] at sq = ‖z‖², and at sq = −‖τ‖² the
+        log of E[exp(a‖ω‖²) cos ωᵀτ] (the same Gaussian integral at z = iτ)."""
+        a = self._check_tilt(a)
+        c = 1.0 - 2.0 * a * self.std**2
+        return -0.5 * self.dim * torch.log(torch.tensor(c, dtype=self.dtype)) + self.std**2 * sq / (2 * c)
+
     def log_tilted_mgf(self, a: float, z: torch.Tensor) -> torch.Tensor:
         """log E[exp(a‖ω‖² + ωᵀz)] = −(d/2) log(1 − 2aσ²) + σ²‖z‖² / (2(1 − 2aσ²)), σ = std."""
-        a = self._check_tilt(a)
         z = self._check_arg(z, "z").to(self.dtype)
-        c = 1.0 - 2.0 * a * self.std**2
-        return -0.5 * self.dim * torch.log(torch.tensor(c, dtype=self.dtype)) + self.std**2 * (z * z).sum(
-            -1
-        ) / (2 * c)
+        return self._log_tilted(a, (z * z).sum(-1))
 
     def tilted_mgf(self, a: float, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(self.log_tilted_mgf(a, z))
 
     def log_tilted_char_fn(self, a: float, tau: torch.Tensor) -> torch.Tensor:
         """log E[exp(a‖ω‖²) cos(ωᵀτ)] = −(d/2) log(1 − 2aσ²) − σ²‖τ‖² / (2(1 − 2aσ²)) (the transform is > 0)."""
-        a = self._check_tilt(a)
         tau = self._check_arg(tau, "tau").to(self.dtype)
-        c = 1.0 - 2.0 * a * self.std**2
-        return -0.5 * self.dim * math.log(c) - (self.std**2) * (tau * tau).sum(-1) / (2 * c)
+        return self._log_tilted(a, -(tau * tau).sum(-1))
 
     def tilted_char_fn(self, a: float, tau: torch.Tensor) -> torch.Tensor:
         """E[exp(a‖ω‖²) cos(ωᵀτ)] = (1 − 2aσ²)^{−d/2} exp(−σ²‖τ‖² / (2(1 − 2aσ²)))."""
