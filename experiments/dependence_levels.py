@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python experiments/dependence_levels.py experiments/dependence_levels.json
 
 For each law (iid Bernoulli(0.12, 0.3, 0.5), Binomial(16, 0.3), Poisson(0.5): estimates with few values, none taking
-more than 90 % of the draws) and each segment layout (32 blocks of 32, the fresh draws of
+more than 90 % of the draws) and each segment layout (32 blocks of 64, the fresh draws of
 :func:`kerneltheory.testing.dependence.fresh_blocks`; two blocks of 256 split 64 plain + 192 batched, a mixed
 sampler's first look), 20 000 columns of iid draws go through
 :func:`~kerneltheory.testing.dependence.between_segments_p`; the counts of p-values below 10⁻², 10⁻³, 10⁻⁴ and 10⁻⁵
@@ -19,7 +19,7 @@ import tempfile
 
 import torch
 
-from kerneltheory.testing.dependence import between_segments_p, block_segments
+from kerneltheory.testing.dependence import FRESH_BLOCKS, FRESH_SIZE, between_segments_p, block_segments
 
 LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
 COLUMNS = 20_000
@@ -35,7 +35,8 @@ def main(out: str) -> dict:
         "binomial(16, 0.3)": lambda n: (torch.rand(n, COLUMNS, 16, generator=g) < 0.3).sum(-1).double(),
         "poisson(0.5)": lambda n: torch.poisson(torch.full((n, COLUMNS), 0.5), generator=g).double(),
     }
-    layouts = {"32 blocks of 32": (1024, block_segments(1024, [32] * 32)),
+    fresh = FRESH_BLOCKS * FRESH_SIZE
+    layouts = {f"{FRESH_BLOCKS} blocks of {FRESH_SIZE}": (fresh, block_segments(fresh, [FRESH_SIZE] * FRESH_BLOCKS)),
                "2 blocks of 256, 64 plain + 192 batched": (512, block_segments(512, [256] * 2,
                                                                                lambda r: [r // 4, r - r // 4]))}
     rows = []

@@ -14,7 +14,7 @@ has the permutation mean and variance of Wald and Wolfowitz (1943); the stretche
 standardised sum is a z-score (normal by the permutation central limit theorem). Draws that share something within a
 block (a batch expanding one set of directions) are exchangeable inside it, so no order shows them;
 :func:`between_segments_p` compares the blocks of each path instead (Kruskal–Wallis), on the row's draws and, since
-a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 32
+a failure at an early look has seen only two or three blocks, on fresh draws in 32 blocks of 64
 (:func:`fresh_blocks`, for maps with a batched path). :func:`dependence_refusal` turns a failed row into a refusal
 when its draws are dependent by any of the tests (Bonferroni over the tests and the pairs read, at
 :data:`DEPENDENCE_ALPHA`): a failure that could come from the dependence alone is no verdict. It never turns a pass
@@ -160,7 +160,7 @@ def block_segments(n: int, blocks: list[int], split=None) -> tuple[list[int], li
     return out, paths
 
 
-FRESH_BLOCKS, FRESH_SIZE = 32, 32  # the fresh draws of a failed row: 32 RNG blocks of 32 draws
+FRESH_BLOCKS, FRESH_SIZE = 32, 64  # the fresh draws of a failed row: 32 RNG blocks of 64 draws
 
 
 def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[list[int], list[int]]]:
@@ -168,9 +168,11 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
     generators seeded apart from the checks' (``seed_for("dependence", seed)`` + block), and their segments: draws the
     failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
     three blocks, too few to tell a block that shares its draws' directions; 16 blocks of 16 were too few for a batch
-    sharing the directions of half its rows). A user's sampler is drawn at the pairs :func:`dependence_refusal` reads,
-    through its batched path (``_Evaluator.at_columns``, ``draw_batched``); other estimates once per run, for every
-    pair."""
+    sharing the directions of half its rows, and 32 blocks of 32 for a batch sharing 4 of its 64 rows, which FAILED
+    at 3 of 8 seeds: a share ρ of a batch's rows inflates the variance of a block's mean by 1 + (B − 1)ρ, so larger
+    blocks B show it, 0 of 32 seeds failing at B = 64). A user's sampler is drawn at the pairs
+    :func:`dependence_refusal` reads, through its batched path (``_Evaluator.at_columns``, ``draw_batched``); other
+    estimates once per run, for every pair."""
     base = seed_for("dependence", seed)
     parts = [estimates(torch.Generator().manual_seed(base + b), FRESH_SIZE).to(torch.float64).cpu()
              for b in range(FRESH_BLOCKS)]
