@@ -70,8 +70,61 @@ def test_proportional_reads_the_spread_directions_and_names_its_domain(kt_seed):
     bad = check_feature_map(axis_defect, kernels.softmax, dim=d, claims={"proportional"}, seed=kt_seed)
     assert bad.status == "FAILED" and any("±e_i" in r.name for r in bad.failures), str(bad)
     good = check_feature_map(plain, kernels.softmax, dim=D, claims={"proportional"}, seed=kt_seed)
-    assert good.passed and good.domain.startswith("‖x‖, ‖y‖ ≤ 0.5"), (str(good), good.domain)
-    assert "proportional was tested at inputs with" in good.notes[-1]
+    assert good.passed and good.domain in good.notes[-1], (str(good), good.domain)
+    assert "proportional was tested at inputs with" in good.notes[-1] and "norm sweep" in good.notes[-1]
+
+
+def trig(scale: float, cap: float = math.inf, m: int = 256):
+    """``m`` trigonometric features for the Gaussian kernel times ``scale`` (proportional with c = scale²), the
+    inputs' coordinates clamped at ±``cap`` first (exact wherever no coordinate exceeds it)."""
+    def sample(g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def f(x):
+            a = x.clamp(-cap, cap) @ w.T
+            return scale * torch.cat([torch.cos(a), torch.sin(a)], -1) / math.sqrt(m)
+        return f
+    return sample
+
+
+@pytest.mark.statistical
+def test_proportional_sweeps_the_norm(kt_seed):
+    """A review finding: the proportional rows read ‖x‖, ‖y‖ ≤ 0.5 only, so inputs clamped at ±0.6 (proportional
+    with c = 9 there, wrong wherever a coordinate exceeds 0.6) passed at every seed. The norm sweep of
+    proportional_sweep adds ‖x‖ = ‖y‖ = 1, 2, … while its pilot allows (for these maps, m = 256, it reached ‖x‖ = 1
+    at 40 of 40 seeds, the clamped one all four radii: `proportional_sweep` called directly); the clamp fails there,
+    and a correct map of the same scale passes, its note naming the radii swept. With sweep=False the defect passes,
+    the note saying there was no sweep."""
+    bad = check_feature_map(trig(3.0, cap=0.6), kernels.gaussian, dim=D, claims={"proportional"}, seed=kt_seed)
+    assert bad.status == "FAILED" and any("‖x‖ = ‖y‖ = 1" in r.name for r in bad.failures), str(bad)
+    unswept = check_feature_map(trig(3.0, cap=0.6), kernels.gaussian, dim=D, claims={"proportional"}, seed=kt_seed,
+                                sweep=False)
+    assert unswept.passed and "no norm sweep: sweep=False" in unswept.notes[-1], str(unswept)
+    good = check_feature_map(trig(3.0), kernels.gaussian, dim=D, claims={"proportional"}, seed=kt_seed)
+    assert good.passed and "the norm sweep: ‖x‖ = ‖y‖ = 1" in good.notes[-1], (str(good), good.notes)
+    assert any(r.name == "proportional[‖x‖ = ‖y‖ = 1]" and r.passed for r in good.checks), str(good)
+
+
+def test_a_map_not_finite_at_a_proportional_sweep_radius_fails_there(kt_seed):
+    """A map that returns inf beyond ‖x‖ = 0.9 is finite at every built-in family; the pilot of the norm sweep sees
+    the inf at ‖x‖ = 1, where the kernel is finite and > 0, and that is a failure (certain, not statistical), the
+    sweep going no further; an arc-cosine kernel, 0 at y = −x, stops the sweep at its first radius instead."""
+    def blows_up(g):
+        f = trig(3.0)(g)
+        return lambda x: torch.where(x.norm(dim=-1, keepdim=True) > 0.9, math.inf, f(x))
+
+    bad = check_feature_map(blows_up, kernels.gaussian, dim=D, claims={"proportional"}, seed=kt_seed)
+    row = next(r for r in bad.checks if r.name == "proportional[‖x‖ = ‖y‖ = 1]")
+    assert row.status == "failed" and "norm-sweep pilot" in row.detail, str(bad)
+    assert "it stopped: a pilot estimate is not finite at ‖x‖ = ‖y‖ = 1" in bad.notes[-1], bad.notes
+
+    def relu(g):
+        w = torch.randn(M, D, generator=g, dtype=torch.float64)
+        return lambda x: torch.relu(x @ w.T) * math.sqrt(2 / M)
+
+    arccos = check_feature_map(relu, kernels.arccos1, dim=D, claims={"proportional"}, seed=kt_seed)
+    assert "it stopped: the kernel is not finite and > 0 at every pair at ‖x‖ = ‖y‖ = 1" in arccos.notes[-1], (
+        arccos.notes)
 
 
 def test_positive_and_finite_read_every_draw_of_the_statistical_checks(kt_seed):

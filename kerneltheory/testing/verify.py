@@ -677,16 +677,22 @@ def check_feature_map(
         n_checks = len(statistical) * len(families) + sum(c in claims for c in ("positive", "finite")) + n_prop
         a = alpha / n_checks
         if n_prop:
-            from .proportional import proportional_check
+            from .proportional import _proportional_rows
 
-            report.checks += proportional_check(sample, kernel, dim=d, alpha=a * n_prop, seed=seed, budget=budget,
-                                                inputs=inputs, bind=bind, batched=batched)
+            prop_rows, prop_families, prop_swept = _proportional_rows(
+                sample, kernel, dim=d, alpha=a * n_prop, seed=seed, budget=budget, inputs=inputs, bind=bind,
+                batched=batched, sweep=sweep)
+            report.checks += prop_rows
             if not statistical:  # the domain a PASSED names: where the ratio was tested
                 tested = [f for f in prop_families if any(r.name == f"proportional[{f.name}]" and not r.refused
-                                                          for r in report.checks)]
+                                                          for r in prop_rows)]
                 report.domain = _tested_norms(tested) if tested else "nowhere (every proportional row was refused)"
-                report.notes.append(f"proportional was tested at inputs with {report.domain} (the moderate and "
-                                    "spread-direction families, and any inputs=; no norm sweep)")
+                radii = ", ".join(f.name for f in prop_swept) or "none (its pilot draws admitted no radius)"
+                report.notes.append(
+                    f"proportional was tested at inputs with {report.domain} (the moderate and spread-direction "
+                    "families, any inputs=, and " + (f"the norm sweep: {radii}" + (
+                        f"; it stopped: {prop_swept.stopped}" if prop_swept.stopped else "") if sweep
+                        else "no norm sweep: sweep=False") + ")")
         if statistical:
             s = seed_for("draws", seed)
             groups = {}
