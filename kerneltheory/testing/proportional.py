@@ -40,7 +40,6 @@ import torch
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import (
-    GUARD,
     MIN_DRAWS,
     CheckResult,
     clt_guard,
@@ -54,7 +53,16 @@ from .inputs import InputFamily, direction_families, moderate_families, norm_fam
 from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
-from .verify import PILOT_DRAWS, RADIUS, SWEEP_RADII, Sweep, _binary_exponents, _budget, _nonfinite_row
+from .verify import (
+    PILOT_DRAWS,
+    RADIUS,
+    SWEEP_RADII,
+    Sweep,
+    _binary_exponents,
+    _budget,
+    _nonfinite_row,
+    pilot_tails,
+)
 
 __all__ = ["proportional_check", "proportional_families", "proportional_sweep"]
 
@@ -240,14 +248,8 @@ def proportional_sweep(
         j = int(torch.argmin(ratio.var(0)))
         t = torch.cat([ratio[:, :j], ratio[:, j + 1 :]], 1) - ratio[:, j : j + 1]
         m = Moments.from_samples(t)
-        ok, worst = clt_guard(m)
-        predicted = worst * math.sqrt(pilot / draws)
-        if not ok or predicted > GUARD / 2:
-            why = (f"the moments of the pilot's ratio differences at {at} are not representable in float64"
-                   if not math.isfinite(worst) else
-                   f"the tails at {at} are too heavy (the pilot's guard {worst:.3g} > {GUARD:g})" if not ok else
-                   f"the tails at {at} are too heavy for {draws} draws (guard predicted from the pilot "
-                   f"{predicted:.3g} > {GUARD / 2:g})")
+        why = pilot_tails(m, at, draws, "ratio differences")
+        if why:
             return Sweep(chosen, stopped=why)
         if bool((torch.sqrt(m.variance / draws) > ratio.mean().abs()).any()):
             return Sweep(chosen, stopped=f"at {at} the predicted standard error of the ratio test exceeds ĉ")

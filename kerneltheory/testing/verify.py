@@ -211,20 +211,28 @@ def sweep_radii(
         if not bool(torch.isfinite(est).all()):
             return Sweep(chosen, stopped=f"a pilot estimate is not finite at {at}", nonfinite=(fam, est))
         m = Moments.from_samples(est)
-        ok, worst = clt_guard(m)
-        predicted = worst * math.sqrt(pilot / draws)
-        if not ok or predicted > GUARD / 2:
-            why = (f"the moments of the pilot's estimates at {at} are not representable in float64"
-                   if not math.isfinite(worst) else
-                   f"the tails at {at} are too heavy (the pilot's guard {worst:.3g} > {GUARD:g})" if not ok else
-                   f"the tails at {at} are too heavy for {draws} draws (guard predicted from the pilot "
-                   f"{predicted:.3g} > {GUARD / 2:g})")
+        why = pilot_tails(m, at, draws, "estimates")
+        if why:
             return Sweep(chosen, stopped=why)
         se = torch.sqrt(m.variance / draws)
         if bool((se > target.abs().clamp_min(1e-300)).any()):
             return Sweep(chosen, stopped=f"at {at} the predicted standard error of the mean exceeds the kernel")
         chosen.append(fam)
     return Sweep(chosen)
+
+
+def pilot_tails(m: Moments, at: str, draws: int, what: str) -> str:
+    """Why a norm sweep stops at the radius ``at`` for the tails of a pilot's draws (moments ``m``), or "" where they
+    are light enough for ``draws`` draws: the CLT guard of the pilot's own draws within its limit and the guard
+    predicted for ``draws`` (worst·√(pilot/draws)) at most half of it (:func:`sweep_radii`)."""
+    ok, worst = clt_guard(m)
+    predicted = worst * math.sqrt(m.count / draws)
+    if ok and predicted <= GUARD / 2:
+        return ""
+    return (f"the moments of the pilot's {what} at {at} are not representable in float64" if not math.isfinite(worst)
+            else f"the tails at {at} are too heavy (the pilot's guard {worst:.3g} > {GUARD:g})" if not ok else
+            f"the tails at {at} are too heavy for {draws} draws (guard predicted from the pilot "
+            f"{predicted:.3g} > {GUARD / 2:g})")
 
 
 def _binary_exponents(samples: torch.Tensor, group: dict, sl: slice) -> torch.Tensor:
