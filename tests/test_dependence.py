@@ -17,7 +17,14 @@ from torch import nn
 from kerneltheory import kernels
 from kerneltheory.testing import check_feature_map
 from kerneltheory.testing.adapters import from_module
-from kerneltheory.testing.dependence import between_segments_p, block_segments, serial_z
+from kerneltheory.testing.checks import CheckResult
+from kerneltheory.testing.dependence import (
+    _repeated_draws,
+    adjacent_tie_moments,
+    between_segments_p,
+    block_segments,
+    serial_z,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -157,6 +164,45 @@ def test_correct_maps_with_dependent_draws_are_refused_not_failed(kt_seed):
                                sweep=False)
     assert shared.status == "REFUSED" and not shared.failures, str(shared)
     assert any("Kruskal" in c.detail for c in shared.refusals), str(shared)
+
+
+def test_adjacent_tie_moments_are_the_permutation_moments():
+    """Mean and variance of the number of equal adjacent values over every order of a multiset, by enumeration."""
+    for seq in ([0, 0, 1, 1, 2], [0, 0, 0, 1, 1, 2], [0, 1, 2, 3], [0, 0, 0, 0, 1], [0, 0, 1, 1, 1, 2, 2],
+                [0, 0, 0, 1, 1, 1, 1, 2]):
+        ties = [sum(p[i] == p[i + 1] for i in range(len(p) - 1)) for p in set(itertools.permutations(seq))]
+        mean = sum(ties) / len(ties)  # the distinct orders of a multiset are equally likely under a uniform order
+        var = sum((t - mean) ** 2 for t in ties) / len(ties)
+        got = adjacent_tie_moments(torch.tensor([seq.count(k) for k in sorted(set(seq))]))
+        assert got == pytest.approx((mean, var), rel=1e-12, abs=1e-12), (seq, got, mean, var)
+    with pytest.raises(ValueError, match="counts must sum to at least 4"):
+        adjacent_tie_moments(torch.tensor([1, 2]))
+
+
+def test_repeated_draws_are_refused_at_every_phase_and_independent_ties_are_not(kt_seed):
+    """A sampler that redraws every L calls gives runs of equal draws; the refusal compared the consecutive ties with
+    those n/2 apart and missed a redraw that fell late in a look of 256 draws (a review's sampler redrawing every
+    200 calls FAILED unbiased once the norm-sweep pilot moved the phase of its global counter). Against the
+    permutation moments it is refused at every phase of L = 2, 50, 200. Independent draws with ties (uniform on 10,
+    20 or 50 values) are not: the old rule refused 0.6–4.2 % of such runs, so a biased discrete map's failure became
+    a refusal; at the rule's 10⁻⁶ none of 1500 is expected (at most one allowed: the normal tail of a tie count is
+    an approximation)."""
+    row = CheckResult.refusal("a failed row", name="unbiased[x]", claim="unbiased", alpha=1e-6, sample_size=256,
+                              seed=0)
+    g = torch.Generator().manual_seed(kt_seed)
+    for every in (2, 50, 200):
+        for phase in range(every):
+            ids = (torch.arange(256) + phase) // every
+            x = torch.randn(int(ids.max()) + 1, 5, generator=g, dtype=torch.float64)[ids]
+            refusal = _repeated_draws(row, x)
+            assert refusal is not None and "the draws repeat" in refusal.detail, (every, phase)
+    refused = sum(_repeated_draws(row, torch.randint(0, k, (256, 2), generator=g).double()) is not None
+                  for k in (4, 5, 7) for _ in range(500))  # 16, 25 and 49 values of a pair of coordinates
+    assert refused <= 1, refused
+    one_map = torch.randn(1, 5, generator=g, dtype=torch.float64).expand(256, 5)
+    assert _repeated_draws(row, one_map) is None  # a deterministic map: no order differs, it still fails
+    nan_runs = torch.where(torch.arange(256)[:, None] % 64 < 32, math.nan, 1.0).expand(256, 3).clone()
+    assert _repeated_draws(row, nan_runs) is not None  # NaN equals NaN: runs of NaN draws repeat
 
 
 def test_a_batch_sharing_a_sixteenth_of_its_rows_is_not_failed(kt_seed):

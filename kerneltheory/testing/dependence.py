@@ -183,30 +183,62 @@ FRESH_EXTRA = 8  # the fresh draws also read the row's pairs of the 8 smallest p
 
 
 TIES_MIN = 6  # consecutive draws with every estimate equal, from which draws may repeat (replay.REPEAT_TIES)
+def adjacent_tie_moments(counts: torch.Tensor) -> tuple[float, float]:
+    """The mean and variance, over the n! orders of a sequence holding the values ``counts`` times each (n = sum),
+    of the number of adjacent positions i, i + 1 with equal values. With (c)_j the falling factorial,
+    S_j = Σ_k (c_k)_j and N_j = (n)_j, one position ties with probability p₁ = S₂/N₂, two overlapping ones (three
+    equal values in a row) with p₂ = S₃/N₃, two disjoint ones with p₃ = (S₄ + S₂² − Σ_k (c_k)₂²)/N₄, and over the
+    n − 1 positions (2(n − 2) ordered overlapping pairs, (n − 2)(n − 3) disjoint ones)
+    Var = (n − 1)p₁(1 − p₁) + 2(n − 2)(p₂ − p₁²) + (n − 2)(n − 3)(p₃ − p₁²)
+    (checked by enumeration in tests/test_dependence.py)."""
+    c = counts.to(torch.float64)
+    n = float(c.sum())
+    if n < 4:
+        raise ValueError(f"counts must sum to at least 4, got {n:g}")
+    f2, f3, f4 = c * (c - 1), c * (c - 1) * (c - 2), c * (c - 1) * (c - 2) * (c - 3)
+    p1 = float(f2.sum()) / (n * (n - 1))
+    p2 = float(f3.sum()) / (n * (n - 1) * (n - 2))
+    p3 = (float(f4.sum()) + float(f2.sum()) ** 2 - float((f2 * f2).sum())) / (n * (n - 1) * (n - 2) * (n - 3))
+    mean = (n - 1) * p1
+    var = (n - 1) * p1 * (1 - p1) + 2 * (n - 2) * (p2 - p1 * p1) + (n - 2) * (n - 3) * (p3 - p1 * p1)
+    return mean, max(var, 0.0)
 
 
 def _repeated_draws(row: CheckResult, samples: torch.Tensor) -> CheckResult | None:
-    """The refusal of a failed row whose consecutive draws repeat: T_c, the number of draws r
-    whose estimates at every pair equal draw r − 1's, is at least :data:`TIES_MIN` and more than four times
-    T_d + 1, the same count between draws half the run apart (r and r + ⌊n/2⌋). Under independent draws the two
-    counts have one law (any two distinct draws are exchangeable), so T_c ≫ T_d means the draws repeat (a sampler
-    that redraws every N calls: its maps are right, its standard errors √N too small); a map whose draws all agree
-    is no repeat (a deterministic map: T_d is as large). Read on every pair of the run (``samples`` of all
-    families): a family whose estimates agree over the whole window (one map's estimate at a pair where two maps
-    round alike) looks deterministic on its own."""
+    """The refusal of a failed row whose consecutive draws repeat: T_c, the number of draws r whose estimates at
+    every pair equal draw r − 1's, is at least :data:`TIES_MIN` and significantly above what the same draws give in
+    a random order. Under independent draws the sequence is exchangeable: given the multiset of the draws (how many
+    times each estimate vector occurs), every order is equally likely, so T_c has the permutation mean and variance
+    of :func:`adjacent_tie_moments`, and the row is refused when z = (T_c − mean)/sd has a one-sided normal p-value
+    below :data:`DEPENDENCE_ALPHA` (a sampler that redraws every N calls: its maps are right, its standard errors √N
+    too small). A map whose draws all agree is no repeat (a deterministic map: one value, variance 0, every order the
+    same). The earlier rule compared T_c with the ties between draws n/2 apart and missed a redraw every 200 calls
+    whose redraw fell late in a look of 256 draws (72 ties of 128 at that lag against 254 consecutive ones: FAILED);
+    the permutation moments read every pair of draws (there z ≈ 17). Read on every pair of the run (``samples`` of
+    all families): a family whose estimates agree over the whole window (one map's estimate at a pair where two maps
+    round alike) looks deterministic on its own. NaN equals NaN here (a map that returns NaN at a pair in every draw
+    repeats there)."""
     x = samples.to(torch.float64)
     n = x.shape[0]
     same = lambda a, b: ((a == b) | (torch.isnan(a) & torch.isnan(b))).all(-1)  # noqa: E731
     consecutive = int(same(x[1:], x[:-1]).sum())
-    half = n // 2
-    distant = int(same(x[half:2 * half], x[:half]).sum())
-    if not (consecutive >= TIES_MIN and consecutive > 4 * (distant + 1)):
+    if consecutive < TIES_MIN or n < 4:
+        return None
+    nan = torch.isnan(x)
+    key = torch.cat([torch.where(nan, 0.0, x), nan.to(torch.float64)], -1)  # equal rows ⇔ equal draws, NaN = NaN
+    counts = torch.unique(key, dim=0, return_counts=True)[1]
+    mean, var = adjacent_tie_moments(counts)
+    if var <= 0:
+        return None
+    z = (consecutive - mean) / math.sqrt(var)
+    if not float(stats.norm.sf(z)) < DEPENDENCE_ALPHA:
         return None
     return CheckResult.refusal(
         f"the draws repeat: {consecutive} of {n - 1} consecutive draws give exactly the estimates of the draw before "
-        f"at every pair, against {distant} of {half} draws half the run apart (a sampler that keeps its frequencies "
-        "for several calls, a cache keyed on a counter); the standard errors assume independent draws, so no failure "
-        f"can be read from them; each call sample(generator) must draw afresh (without that: {row.detail})",
+        f"at every pair, against {mean:.3g} ± {math.sqrt(var):.3g} in a random order of the same draws (z = {z:.3g}; "
+        "a sampler that keeps its frequencies for several calls, a cache keyed on a counter); the standard errors "
+        "assume independent draws, so no failure can be read from them; each call sample(generator) must draw afresh "
+        f"(without that: {row.detail})",
         name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed)
 
 

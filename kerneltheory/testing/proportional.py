@@ -54,13 +54,13 @@ from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
 from .verify import (
-    PILOT_DRAWS,
     RADIUS,
     SWEEP_RADII,
     Sweep,
     _binary_exponents,
     _budget,
     _nonfinite_row,
+    pilot_draws,
     pilot_tails,
 )
 
@@ -219,16 +219,14 @@ def proportional_sweep(
     the differences t_p = e_p/k_p − e_j/k_j of the ratio test (j the pair of least spread): the CLT guard of the
     pilot's t within its limit and the guard predicted for ``draws`` at most half of it, and the predicted standard
     error of the mean of t below the pilot's |ĉ| (the test is scale-free, so the unknown c sets the scale where the
-    unbiasedness sweep reads the kernel). The pilot draws a quarter of the budget (``pilot`` None; at least
-    :data:`~kerneltheory.testing.verify.PILOT_DRAWS`): the two guard conditions are then one, the guard predicted for
-    the budget; with 256 pilot draws against 4096 the first decides, √((κ − 1)/256) ≤ 0.1, that is a sample kurtosis
-    κ ≤ 3.56, which near-normal ratio differences (trigonometric features, m = 64) exceed by chance (a sample
-    kurtosis of 256 normal draws has a standard deviation of about 0.3), and the sweep of a correct bounded map
-    admitted no radius at 6 of 40 seeds. The sweep stops at the first radius that fails (:attr:`Sweep.stopped`
-    says why); a pilot estimate that is not finite where the kernel is finite and > 0 stops it and is kept in
-    :attr:`Sweep.nonfinite`, a failure of the claim at that radius. The pilot's draws are independent of the test's
+    unbiasedness sweep reads the kernel). The pilot draws
+    :func:`~kerneltheory.testing.verify.pilot_draws` (a quarter of the budget; with 256 draws, the sweep of a correct
+    trigonometric map of m = 64 admitted no radius at 6 of 40 seeds, at 0 of 40 with 1024). The sweep stops at the
+    first radius that fails (:attr:`Sweep.stopped` says why); a pilot estimate that is not finite where the kernel is
+    finite and > 0 stops it and is kept in :attr:`Sweep.nonfinite`, a failure of the claim at that radius. The
+    pilot's draws are independent of the test's
     (own seeds), so choosing the inputs from them costs no α."""
-    pilot = max(PILOT_DRAWS, draws // 4) if pilot is None else check_int(pilot, "pilot", minimum=MIN_DRAWS)
+    pilot = pilot_draws(draws) if pilot is None else check_int(pilot, "pilot", minimum=MIN_DRAWS)
     chosen = []
     gen = torch.Generator().manual_seed(seed_for("proportional sweep", seed))
     pilot_gen = torch.Generator().manual_seed(seed_for("proportional pilot", seed))
