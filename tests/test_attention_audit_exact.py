@@ -17,6 +17,7 @@ from kerneltheory.testing.attention_audit import DEFAULT_CHECKS, check_attention
 from kerneltheory.testing.attention_exact import (
     HEAD,
     NoRoundingBound,
+    doubling_points,
     extended_lengths,
     key_cycle,
     key_points,
@@ -281,12 +282,16 @@ def test_order_permutations_fix_the_points_and_keep_the_prefixes(length, kt_seed
 
 def test_an_order_row_that_could_not_reorder_is_refused_not_passed(kt_seed):
     """Causal L ≤ 7 has no stretch of two positions between the fixed odd t, but the keys-moved comparison still
-    runs there (a parameter tied to the key's position fails it, the correct attention passes); a length of 1 given
-    through inputs= is left out (the long length still tests); a row at L = 1 alone is refused."""
+    runs there (a parameter tied to the key's position fails it, a correct causal attention passes; a non-causal one
+    audited as causal used to pass too, and now fails the doubled prefixes, whose output at 2n − 1 reads no key
+    after n − 1 only if the attention is causal); a length of 1 given through inputs= is left out (the long length
+    still tests); a row at L = 1 alone is refused."""
     short = dict(dim=D, mask=False, causal=True, checks=["order"], length=6, exact_length=6, alpha=ALPHA, seed=kt_seed)
     report = check_attention(NAMESPACE["position_weighted"], **short)
     assert statuses(report) == {"order": "failed"} and "keys moved" in report.checks[0].detail, str(report)
-    assert check_attention(NAMESPACE["batched"], **short).passed
+    assert check_attention(NAMESPACE["chunked_attention"], **short).passed
+    leaks = check_attention(NAMESPACE["batched"], **short)
+    assert statuses(leaks) == {"order": "failed"} and "written twice" in leaks.checks[0].detail, str(leaks)
     g = torch.Generator().manual_seed(kt_seed)
     one = tuple(torch.randn(1, 1, D, generator=g, dtype=torch.float64) for _ in range(3))
     for causal in (False, True):
@@ -295,6 +300,42 @@ def test_an_order_row_that_could_not_reorder_is_refused_not_passed(kt_seed):
         assert statuses(report) == {"order": "failed"} and "L = 1: cannot be reordered" in report.checks[0].detail
         row = order_row(NAMESPACE["batched"], [one], 16, ALPHA, kt_seed, causal)
         assert row.status == "refused" and "single position" in row.detail
+
+
+def _decoding_branch(scale: float, eps: float = 0.0, start: int = 64):
+    """A causal layer whose queries from position ``start`` on take another branch that multiplies them by ``scale``
+    (a decode path forgetting a temperature), with ``eps`` added to its normaliser."""
+    def attention(m, generator):
+        w = torch.randn(m, D, generator=generator, dtype=torch.float64)
+        features = NAMESPACE["features"]
+
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(k.shape[:2], dtype=torch.bool) if mask is None else mask
+            later = (torch.arange(q.shape[1]) >= start)[None, :, None]
+            pq, pk = features(torch.where(later, scale * q, q), w), features(k, w, keep)
+            kv, z = torch.cumsum(pk[..., None] * v[:, :, None], 1), torch.cumsum(pk, 1)
+            return (pq[..., None] * kv).sum(2) / ((pq * z).sum(-1) + eps)[..., None]
+        return fn
+    return attention
+
+
+def test_a_query_treated_by_its_position_fails_the_doubled_prefixes(kt_seed):
+    """A review finding: queries from position 64 on multiplied by 1.5 (a decode branch) PASSED every row at 8 of 8
+    seeds, the statistical rows running at L = 16, the causality and order rows keeping each query at its position.
+    The prefix written twice puts the query of n − 1 at 2n − 1 with every key twice, which a correct layer answers
+    with the same output: the order row fails the branch at n = 64 (63 against 127). The comparison is up to one
+    factor per query, so a normaliser's ε (Z + ε against 2Z + ε: a scaled output) passes, as does the correct layer."""
+    exact = dict(dim=D, mask=False, causal=True, checks=["order"], alpha=ALPHA, seed=kt_seed)
+    bad = check_attention(_decoding_branch(1.5), **exact)
+    assert statuses(bad) == {"order": "failed"} and "written twice" in bad.checks[0].detail, str(bad)
+    for eps in (0.0, 1e-6, 1e-2):
+        good = check_attention(_decoding_branch(1.0, eps), **exact)
+        assert good.passed, (eps, str(good))
+    assert doubling_points(1024) == [2, 4, 8, 16, 32, 64, 128, 256, 512] and doubling_points(3) == []
+    g = torch.Generator().manual_seed(kt_seed)
+    short = tuple(0.3 * torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
+    row = order_row(_decoding_branch(1.5, start=300), [short], 16, ALPHA, kt_seed, True)
+    assert row.passed  # a branch past every doubled position of L = 16 is not seen there: the longer lengths see it
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 6, 10, 16, 513])

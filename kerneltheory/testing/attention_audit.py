@@ -59,7 +59,9 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   the outputs; for causal attention, shuffling the tokens within the stretches between fixed odd positions near
   L/4, L/2 and L − 2 leaves the outputs at those t unchanged (:func:`~kerneltheory.testing.attention_exact.order_row`).
   The key just before each t is always replaced, so a chunked state that drops its normaliser fails at L = 513
-  without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position. Then the keys and
+  without a mask (proofs/attention_audit.md, item 14), as does a parameter tied to a position; for causal attention,
+  each prefix of n = 2, 4, … tokens written twice gives at 2n − 1 the output at n − 1 up to one factor per query
+  (item 14(f): a query treated by its position fails it). Then the keys and
   values are moved with the queries kept: every output is unchanged (non-causal), or for causal attention those at
   t = 2, 4, 8, …, L − 1, where the same keys are seen (item 14(d)): a chunk's first query missing its own key or a
   carried state missing a chunk's last key (chunks up to 512) fails. It needs no mask; a length of 1 is left out,

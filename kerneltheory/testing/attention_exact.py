@@ -691,12 +691,17 @@ def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision,
                 return pairs, runs, whats, refused
             set_runs.append(base)
             described, cases = variants(q, k, v, g)
-            for (q2, k2, v2), at2, at in cases:
+            for (q2, k2, v2), at2, at, *scaled in cases:
                 new = _Run(fn, q2, k2, v2, m, None, precision, least=variant_least)
                 set_runs.append(new)
-                set_pairs.append((_difference(new.out[:, at2], base.out[:, at]),
-                                  lambda fmt=None, base=base, new=new, at2=at2, at=at:
-                                  new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
+                if scaled and scaled[0]:  # equal up to one factor per query (a normaliser's ε): the fitted residual
+                    diff, c = scaled_difference(new.out[:, at2], base.out[:, at])
+                    set_pairs.append((diff, lambda fmt=None, base=base, new=new, at2=at2, at=at, c=c:
+                                      new.floor(fmt)[:, at2] + c.abs() * base.floor(fmt)[:, at]))
+                else:
+                    set_pairs.append((_difference(new.out[:, at2], base.out[:, at]),
+                                      lambda fmt=None, base=base, new=new, at2=at2, at=at:
+                                      new.floor(fmt)[:, at2] + base.floor(fmt)[:, at]))
                 set_sources.append((new, at2, base, at))
         except ValueError as exc:
             if optional_from is None or index < optional_from:
@@ -709,6 +714,24 @@ def _sequence_cases(attention, sets, m: int, alpha: float, seed: int, precision,
             sources.extend(set_sources)
         whats.append(described)
     return pairs, runs, whats, None
+
+
+def scaled_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|a − c·b| entry by entry, with c = ⟨a, b⟩/⟨b, b⟩ over the last axis (the value columns of one query; c = 1 where
+    b is 0), and c (shape ``[..., 1]``): a and b compared up to one factor per query, in float64, NaN equal only to
+    NaN (:func:`~kerneltheory.testing.user_calls._difference`)."""
+    a, b = a.to(torch.float64), b.to(torch.float64)
+    bb = (b * b).sum(-1, keepdim=True)
+    c = torch.where(bb > 0, (a * b).sum(-1, keepdim=True) / torch.where(bb > 0, bb, 1.0), 1.0)
+    return _difference(a, c * b), c
+
+
+def doubling_points(length: int) -> list[int]:
+    """The prefix lengths n of the causal doubling comparison: 2, 4, 8, … up to L/2. The output at 2n − 1 of the
+    prefix written twice over sees every key of the prefix twice, the query of n − 1: a correct attention gives the
+    output at n − 1 again (every weight doubled, the normalised sum unchanged), so a treatment of queries that depends
+    on their position and changes between n − 1 and 2n − 1 shows; the n cover every change at a position 2 … L − 1."""
+    return [2**j for j in range(1, max(length, 2).bit_length()) if 2 ** (j + 1) <= length]
 
 
 def _sequence_row(attention, sets, m: int, alpha: float, seed: int, precision, name: str, variants, what: str,
@@ -1084,8 +1107,13 @@ def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, pr
     causal: at the fixed positions of :func:`order_points`, where the set of earlier keys is the same. (2) The keys
     and values moved by σ (:func:`key_cycle`), the queries kept: every output unchanged (non-causal), those at the t
     of :func:`key_points` (causal), where σ keeps the set of keys up to t; a position-dependent treatment of a key (a
-    chunk's first query missing its own key, a carried state missing a chunk's last key) changes them. A comparison
-    that would move nothing is left out; the row is refused if every one is (L = 1). ``optional_from``: the index of
+    chunk's first query missing its own key, a carried state missing a chunk's last key) changes them. (3) Causal
+    only: each prefix of n ∈ :func:`doubling_points` tokens written twice, its output at 2n − 1 against the output
+    at n − 1 up to one factor per query (:func:`scaled_difference`; an ε in the normaliser, Z + ε against 2Z + ε,
+    scales the output and nothing else): the only way a causal layer's query moves to a later position with the same
+    keys, so a query treated by its position (a branch from position 64 on) changes it; each n is compared at the
+    shortest length that has it. A comparison that would move nothing is left out; the row is refused if every one
+    is (L = 1). ``optional_from``: the index of
     the first set the function may refuse to take (the one at ``long_length``), left out where it raises."""
     name = "order"
     if all(q.shape[-2] < 2 for q, _, _ in sets):
@@ -1109,10 +1137,20 @@ def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, pr
         at = torch.tensor(key_points(length), dtype=torch.long) if causal else torch.arange(length)
         cases.append(((q, k[:, sigma], v[:, sigma]), at, at))
         described.append(f"keys moved, outputs at t ∈ {key_points(length)}" if causal else "keys moved")
+        fresh = [n for n in doubling_points(length) if n not in doubled] if causal else []
+        for n in fresh:  # the prefix twice over: the query of n − 1 at 2n − 1 with every key twice
+            twice = tuple(torch.cat([x[:, :n], x[:, :n]], 1) for x in (q, k, v))
+            cases.append((twice, torch.tensor([2 * n - 1]), torch.tensor([n - 1]), True))
+        if fresh:
+            doubled.update(fresh)
+            described.append(f"prefixes of n ∈ {fresh} written twice, output at 2n − 1 against n − 1 up to a factor")
         return ", ".join(described), cases
 
-    what = ("tokens shuffled between the fixed t, and keys and values moved among the positions up to other fixed t "
-            "with the queries kept" if causal else
+    doubled: set[int] = set()  # the prefix lengths already compared at a shorter length
+
+    what = ("tokens shuffled between the fixed t, keys and values moved among the positions up to other fixed t "
+            "with the queries kept, and prefixes written twice (a query moved to a later position with the same "
+            "keys, each twice)" if causal else
             "tokens permuted, outputs against the permuted outputs; keys and values moved with the queries kept")
     return _sequence_row(attention, sets, m, alpha, seed, precision, name, variants, what,
                          optional_from=optional_from)

@@ -587,7 +587,9 @@ def check_feature_map(
         dim: input dimension d.
         claims: a subset of ``{"unbiased", "positive", "variance", "finite", "proportional"}``; ``"proportional"``
             claims E[φ(x)ᵀφ(y)] = c·k(x, y) for one unknown c > 0
-            (:func:`~kerneltheory.testing.proportional.proportional_check`).
+            (:func:`~kerneltheory.testing.proportional.proportional_check`); ``"positive"`` claims every feature
+            value strictly > 0 (a map whose features can be exactly 0, ReLU features or a feature dropout, fails it),
+            ``"finite"`` every feature value finite.
         variance: ``variance(x, y) → [n, n']``, the claimed variance of one draw's estimate φ(x)ᵀφ(y);
             required for the ``"variance"`` claim. The unbiasedness test uses it only when ``"variance"`` is
             claimed too, and then passes on it only where the variance check confirms it.
