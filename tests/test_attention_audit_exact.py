@@ -26,6 +26,8 @@ from kerneltheory.testing.attention_exact import (
     order_row,
     output_format,
     rounding_floor_attention,
+    scaled_difference,
+    scaled_floor,
 )
 
 D, ALPHA = 8, 1e-6
@@ -336,6 +338,56 @@ def test_a_query_treated_by_its_position_fails_the_doubled_prefixes(kt_seed):
     short = tuple(0.3 * torch.randn(1, 16, D, generator=g, dtype=torch.float64) for _ in range(3))
     row = order_row(_decoding_branch(1.5, start=300), [short], 16, ALPHA, kt_seed, True)
     assert row.passed  # a branch past every doubled position of L = 16 is not seen there: the longer lengths see it
+
+
+def test_the_fitted_factors_residual_is_bounded_by_its_floor(kt_seed):
+    """Proof item 14(f): outputs within their floors of exact a* = c*b*; the residual of the fitted factor can exceed
+    F_a + |c|F_b (a review: 2.25× at value width 64, every error at its floor, signs against the fit) but never
+    scaled_floor's f + |b|·‖f‖/‖b‖."""
+    g = torch.Generator().manual_seed(kt_seed)
+    for dv in (2, 8, 64):
+        s = dv - 1
+        t = (1 + math.sqrt(1 + s)) / s  # the review's worst direction: one large entry against many equal ones
+        for exact in (torch.tensor([1.0] + [t] * s, dtype=torch.float64),
+                      torch.rand(dv, generator=g, dtype=torch.float64) + 0.1):
+            for trial in range(50):
+                c_star, floor = 0.5 + torch.rand(1, generator=g).item(), 1e-10
+                sign = torch.sign(torch.randn(dv, generator=g, dtype=torch.float64)) if trial else torch.tensor(
+                    [-1.0] + [1.0] * s, dtype=torch.float64)
+                a = c_star * exact + floor * sign  # |a − a*| ≤ F_a = floor
+                b = exact - floor * sign  # |b − b*| ≤ F_b = floor
+                diff, c = scaled_difference(a[None], b[None])
+                f = torch.full((1, dv), floor, dtype=torch.float64) * (1 + c.abs())
+                assert bool((diff <= scaled_floor(f, b[None]) * (1 + 1e-9)).all()), (dv, trial)
+                if dv == 64 and trial == 0 and exact[0] == 1.0:
+                    assert float((diff / f).max()) > 1.5  # f alone would not have bounded it
+
+
+def test_the_signed_weight_probe_reads_the_base_length_not_a_doubled_prefix(kt_seed, monkeypatch):
+    """A review finding: the signed-weight probe cut every run of a row to its shortest, the doubled prefix of n = 2
+    (4 tokens), where trigonometric attention's signed weights were seen at 8 of 40 seeds at input std 0.7 against 37
+    of 40 at 16 tokens; a failed comparison of such an attention could then fail instead of being refused. The
+    doubled runs are left out of the probe: it reads L = 16."""
+    from kerneltheory.attention import linear_attention
+    from kerneltheory.estimators import get
+    from kerneltheory.testing import attention_exact
+
+    def trig(m, g):
+        fm = get("trig/gaussian", D, m).draw(g)
+        fn = lambda q, k, v, mask=None: linear_attention(q * D**-0.25, k * D**-0.25, v, fm, mask=mask)  # noqa: E731
+
+        def bumped(q, k, v, mask=None):  # a defect at position 31: the order row fails there, and probes the weights
+            out = fn(q, k, v, mask)
+            return out + (torch.arange(q.shape[1]) == 31)[None, :, None].to(out) * 1e-3 if q.shape[1] > 31 else out
+        return bumped
+
+    seen = []
+    read = attention_exact._attention_matrix
+    monkeypatch.setattr(attention_exact, "_attention_matrix", lambda fn, q, k, w: seen.append(q.shape[-2]) or
+                        read(fn, q, k, w))
+    row = check_attention(trig, dim=D, causal=True, checks=["order"], seed=kt_seed, input_std=1.5).checks[0]
+    assert seen and min(seen) == 16, seen
+    assert row.status == "refused" and "L = 16" in row.detail, row.detail
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 6, 10, 16, 513])
