@@ -384,6 +384,25 @@ def test_module_redraws_must_change_the_norms(kt_seed):
     assert not kinds(bad)["norms change between redraws"] and not kinds(bad)["norms ~ χ_d"], show(bad)
 
 
+def test_a_module_with_a_generator_of_its_own_is_named_in_the_error(kt_seed):
+    """A review finding: a module that redraws from a torch.Generator it owns, through module_frequencies, got the
+    message for samplers that read the global generators, which the user had already wrapped. The error now names a
+    generator of the module's own as a cause."""
+    class OwnGenerator(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gen = torch.Generator().manual_seed(1234)
+            self.register_buffer("proj", torch.randn(M, D, generator=self.gen))
+
+        @torch.no_grad()
+        def redraw(self):
+            self.proj.copy_(torch.randn(M, D, generator=self.gen))
+
+    with pytest.raises(ValueError, match="a torch.Generator of its own"):
+        callable_sampler_checks(module_frequencies(OwnGenerator(), "proj", redraw="redraw"), claims="gaussian",
+                                draws=200, seed=kt_seed)
+
+
 def test_callable_sampler_bad_input(kt_seed):
     with pytest.raises(ValueError, match=r"\[m, d\]"):
         callable_sampler_checks(lambda g: torch.randn(3, generator=g), claims="gaussian", draws=100, seed=kt_seed)

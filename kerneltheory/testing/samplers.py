@@ -858,7 +858,10 @@ def callable_sampler_checks(
                              "beyond rounding: sample(generator) must draw only from the generator it is given "
                              "(torch.randn(..., generator=generator); a rejection or fallback branch without it reads "
                              "the global generator only now and then); code that draws from the global generators "
-                             "goes through adapters.global_rng_sampler")
+                             "goes through adapters.global_rng_sampler. Code already wrapped (global_rng_sampler, "
+                             "module_frequencies) draws from a source they do not seed: a torch.Generator of its own "
+                             "(an attribute of the module, whose state survives the copy and keeps advancing), "
+                             "numpy.random.default_rng(), or random's generator")
     m, d = first.shape
     check_fits_memory(8.0 * draws * m * d, f"draws = {draws} of {m}×{d} frequencies in float64",
                       "use fewer draws (kerneltheory audit: --draws)")
