@@ -27,7 +27,9 @@ c = 1 inside the built-in radius and c = 2 on the user's inputs passed every row
 
 A norm sweep (:func:`proportional_sweep`) adds families at ‖x‖ = ‖y‖ = 1, 2, 4, 8 while a pilot of independent draws
 finds the ratio test's statistic light-tailed enough for the budget, as the unbiasedness rows' sweep does: without it
-a map whose exponent is clamped at 2 (exact at ‖x‖ ≤ 0.5, not beyond) passed every row.
+trigonometric features of inputs clamped at ±0.6 (exact wherever no coordinate exceeds 0.6, so at every pair of norm
+≤ 0.5) passed every row. Where the ratios' tails are heavy already at ‖x‖ = 1 (positive features at m = 64) the sweep
+adds no radius, and the domain note says so.
 """
 
 from __future__ import annotations
