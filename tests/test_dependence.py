@@ -132,7 +132,7 @@ def _serially_dependent_report(pairs, d: int, m: int, seed: int):
 def test_correct_maps_with_dependent_draws_are_refused_not_failed(kt_seed):
     """Review findings: both maps draw the right law at every draw and FAILED unbiased (|z| 6–16): the partial
     redraw by its serial correlation, the batch sharing one set of orthogonal directions (fresh norms per map) by
-    the spread of its blocks. Both are refused (a module that carries its rows from draw to draw is not replayable
+    the spread of its blocks. Both are refused where a row fails (a module that carries its rows from draw to draw is not replayable
     from a seed and raises; the same dependence kept per generator is refused by the serial test)."""
     d, m = 4, 16
     torch.manual_seed(kt_seed)
@@ -144,10 +144,14 @@ def test_correct_maps_with_dependent_draws_are_refused_not_failed(kt_seed):
     with pytest.raises(ValueError, match="carries state from one draw to the next"):
         check_feature_map(from_module(PartialRedraw(d, m), redraw="redraw"), kernels.softmax, dim=d,
                           claims={"unbiased"}, seed=kt_seed, sweep=False, inputs=pairs)
-    # the serial test still refuses such draws where they reach it: the same estimates, read as a user's estimator
+    # the serial test still refuses such draws where they reach it: the same estimates, read as a user's estimator.
+    # The refusal reads failed rows only, and where no row fails the map passes, rightly (every draw is unbiased):
+    # refused at 29 of 30 seeds, passed at 1 (a random-seed run met one such seed, failing this test on the first
+    # tree of its session too, when it asserted a refusal)
     partial = _serially_dependent_report(pairs, d, m, kt_seed)
-    assert partial.status == "REFUSED" and not partial.failures, str(partial)
-    assert any("not independent" in c.detail and "lag-1" in c.detail for c in partial.refusals), str(partial)
+    assert partial.status in ("REFUSED", "PASSED") and not partial.failures, str(partial)
+    assert partial.passed or any("not independent" in c.detail and "lag-1" in c.detail for c in partial.refusals), (
+        str(partial))
 
     def shared_directions(g, batch=None):
         r = 1 if batch is None else batch
