@@ -69,10 +69,8 @@ def _report(args) -> int:
     except Exception as exc:
         if args.traceback:
             raise
-        message = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
-        failed_at = str(getattr(exc, "filename", "") or "") if isinstance(exc, OSError) else ""
-        if failed_at and (failed_at.startswith(str(args.out)) or str(args.out).startswith(failed_at)):
-            message = f"--out {args.out}: {exc.strerror or exc} ({failed_at})"  # where the report writes, or above
+        message = _out_error(exc, args.out) or (
+            str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}")
         where = "" if isinstance(exc, ValueError) else " (--traceback shows where)"  # an argument needs no traceback
         message = _as_option(message, getattr(args, "options", set()))
         print(f"kerneltheory report: error: {message}{where}", file=sys.stderr)
@@ -88,17 +86,22 @@ def _report(args) -> int:
     return exit_status(result["summary"], args.fail_on)
 
 
+def _out_error(exc: BaseException, out) -> str | None:
+    """The message of an ``OSError`` at ``--out`` (where a command writes) or at a folder above it, naming the
+    option; None for any other error."""
+    failed_at = str(getattr(exc, "filename", "") or "") if isinstance(exc, OSError) else ""
+    if out is None or not failed_at or not (failed_at.startswith(str(out)) or str(out).startswith(failed_at)):
+        return None
+    return f"--out {out}: {exc.strerror or exc} ({failed_at})"
+
+
 def _check_out(out: str) -> None:
     """``--out`` names a directory or one that can be created: an existing file, or a first existing ancestor that
-    is not a writable directory, is named before any work (nothing is created here)."""
-    import os
+    is not a writable directory, is named before any work (nothing is created here;
+    :func:`~kerneltheory.experiments.study.check_out`)."""
+    from .experiments.study import check_out
 
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {out}: a file of that name exists; give a directory")
-    parent = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: cannot create or write the directory ({parent} is not a writable directory)")
+    check_out(out)
 
 
 def _check_only(names) -> None:
@@ -125,10 +128,17 @@ def load_object(spec: str):
     if ":" not in spec:
         raise ValueError(f"expected MODULE:NAME (a module or a .py file, then an attribute), got {spec!r}")
     module_part, _, attr = spec.rpartition(":")
-    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
-        path = Path(module_part)
+    if not module_part or not attr:
+        raise ValueError(f"expected MODULE:NAME (a module or a .py file, then an attribute), got {spec!r}")
+    path = Path(module_part)
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part or path.exists():
+        if path.is_dir():
+            raise ValueError(f"{module_part} is a directory; MODULE:NAME takes a .py file or a dotted module name")
         if not path.is_file():
             raise ValueError(f"no such file: {module_part}")
+        if path.suffix != ".py":
+            raise ValueError(f"{module_part} is not a Python file (.py); MODULE:NAME takes a .py file or a dotted "
+                             "module name")
         mod_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(mod_spec)
         # registered as a module (dataclasses and pickling look the module up by name) and its folder kept on the path
@@ -139,9 +149,11 @@ def load_object(spec: str):
             sys.path.insert(0, folder)
         try:
             mod_spec.loader.exec_module(module)
-        except BaseException:
+        except BaseException as exc:
             if sys.modules.get(mod_spec.name) is module:
                 del sys.modules[mod_spec.name]
+            if isinstance(exc, Exception):  # said to come from the import (SystemExit and interrupts pass as they are)
+                raise ValueError(f"importing {module_part} failed: {type(exc).__name__}: {exc}") from exc
             raise
     else:  # from the current directory first, as `python -m kerneltheory` has it (the console script did not)
         if os.getcwd() not in sys.path and "" not in sys.path:
@@ -480,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
-        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        message = _out_error(exc, getattr(args, "out", None)) or (
+            str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
         message = _as_option(message, args.options)
         parser.exit(2, f"kerneltheory {args.command}: error: {message}\n")
     except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark or an audit starts over

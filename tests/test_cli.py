@@ -170,8 +170,8 @@ def _bad_config(tmp_path: Path) -> Path:
     (["variance", "--only", "variance_vs_dim", "--shard-blocks", "0"], "--shard-blocks must be an integer >= 1"),
     (["variance", "--only", "variance_vs_dim", "--checkpoint-seconds", "-1"], "--checkpoint-seconds must be"),
     (["variance", "--config", "TYPO", "--quiet"], "'weigthed' is not an argument of the gaussian law"),
-    (["variance", "--only", "variance_vs_dim", "--out", "FILE/sub"], "NotADirectoryError"),
-    (["turing", "--scale", "smoke", "--out", "FILE/sub"], "NotADirectoryError"),
+    (["variance", "--only", "variance_vs_dim", "--out", "FILE/sub"], "cannot create or write the directory"),
+    (["turing", "--scale", "smoke", "--out", "FILE/sub"], "cannot create or write the directory"),
     (["bench", "attention", "--scale", "smoke", "--seed", "-1"], "--seed must be >= 0, got -1"),
     (["train", "--scale", "smoke", "--device", "tpu"], "--device must be cpu or cuda[:i], got 'tpu'"),
     (["sparsity", "--parts"], "--parts: expected at least one argument"),
@@ -192,6 +192,30 @@ def test_user_errors_exit_2_with_a_message_naming_the_problem(argv, message, tmp
     assert exc.value.code == 2, err
     last = err.strip().splitlines()[-1]  # argparse's own errors come after the usage lines
     assert "Traceback" not in err and last.startswith(f"kerneltheory {argv[0]}: error: ") and message in last, err
+
+
+def test_module_paths_and_output_folders_get_errors_naming_them(tmp_path, capsys, monkeypatch):
+    """A new user's trials: a MODULE:NAME that is a text file gave "AttributeError: 'NoneType' object has no attribute
+    'loader'", a directory "no such file", an error raised at import only its own message; `variance --draws -5`
+    left an empty output folder behind, and `variance --out` under /proc raised a bare FileNotFoundError."""
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    (tmp_path / "boom.py").write_text("raise RuntimeError('boom at import')\n", encoding="utf-8")
+    audit = ["--kernel", "softmax", "--dim", "8", "--claims", "finite"]
+    for target, message in ((f"{tmp_path / 'notes.txt'}:f", "is not a Python file (.py)"),
+                            (f"{tmp_path}:f", "is a directory"),
+                            (f"{tmp_path / 'boom.py'}:f", "boom.py failed: RuntimeError: boom at import"),
+                            (":f", "expected MODULE:NAME")):
+        assert main(["audit", target, *audit]) == 2
+        assert message in capsys.readouterr().err, target
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["variance", "--draws", "-5", "--quiet"])
+    assert exit_.value.code == 2 and "--draws must be an integer >= 2" in capsys.readouterr().err
+    assert not (tmp_path / "kerneltheory-results").exists()  # nothing made before the arguments are checked
+    blocked = tmp_path / "notes.txt" / "out"  # under a file: no folder can be made there
+    with pytest.raises(SystemExit) as exit_:
+        main(["variance", "--out", str(blocked), "--quiet"])
+    assert exit_.value.code == 2 and f"--out {blocked}" in capsys.readouterr().err
 
 
 def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):

@@ -132,8 +132,8 @@ def _serially_dependent_report(pairs, d: int, m: int, seed: int):
 def test_correct_maps_with_dependent_draws_are_refused_not_failed(kt_seed):
     """Review findings: both maps draw the right law at every draw and FAILED unbiased (|z| 6–16): the partial
     redraw by its serial correlation, the batch sharing one set of orthogonal directions (fresh norms per map) by
-    the spread of its blocks. Both are refused where a row fails (a module that carries its rows from draw to draw is not replayable
-    from a seed and raises; the same dependence kept per generator is refused by the serial test)."""
+    the spread of its blocks. Both are refused where a row fails (a module that carries its rows from draw to draw is
+    not replayable from a seed and raises; the same dependence kept per generator is refused by the serial test)."""
     d, m = 4, 16
     torch.manual_seed(kt_seed)
     g = torch.Generator().manual_seed(kt_seed)

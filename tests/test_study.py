@@ -30,7 +30,7 @@ def test_out_naming_an_existing_file_exits_2_with_a_message(command, tmp_path, c
         main([command, "--out", str(target)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert f"--out {target} is an existing file" in err and "Traceback" not in err
+    assert f"--out {target}: a file of that name exists" in err and "Traceback" not in err
     assert target.read_text() == "keep me\n"
 
 

@@ -91,6 +91,7 @@ def _configs(args):
 
 def run(args) -> int:
     from ..experiments import run_sweeps, summary_table, to_toml
+    from ..experiments.runner import plan
     from ..io import write_text_atomic
     from ..report import markdown_table
 
@@ -114,6 +115,8 @@ def run(args) -> int:
         raise ValueError(f"--shard-blocks must be an integer >= 1, got {args.shard_blocks}")
     if not args.checkpoint_seconds >= 0 or args.checkpoint_seconds == float("inf"):
         raise ValueError(f"--checkpoint-seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
+    for c in configs:  # --draws, --block and --scale checked before the output folder is made
+        plan(c, args.scale, draws=args.draws, block=args.block, device=device, rng=args.rng)
     out = output_dir("variance", args.out, regenerate=args.regenerate)
     results = run_sweeps(
         configs,

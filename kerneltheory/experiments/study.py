@@ -56,10 +56,14 @@ def source_checkout() -> Path | None:
 
 
 def check_out(out: str | os.PathLike) -> Path:
-    """``out`` as a folder path; ``ValueError`` if it names an existing file."""
+    """``out`` as a folder path that is a directory or can be created: ``ValueError`` naming ``--out`` if it is an
+    existing file, or if its first existing ancestor is not a writable directory (nothing is created here)."""
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path} is an existing file; --out names the output folder")
+        raise ValueError(f"--out {out}: a file of that name exists; give a directory")
+    parent = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot create or write the directory ({parent} is not a writable directory)")
     return path
 
 
