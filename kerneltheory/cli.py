@@ -22,6 +22,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -340,7 +341,8 @@ they estimate, every claim proved (proofs/) and checked by calibrated statistica
 
 EPILOG = """exit status of report and audit: 0 every claimed property held; 1 a claimed property FAILED (report:
 or was refused, with --fail-on refused); 2 the command could not run (bad arguments, an error); 3 (audit) no
-check failed, but some were refused, so nothing was decided."""
+check failed, but some were refused, so nothing was decided; 130 interrupted (Ctrl-C; the report and the studies
+resume from their cached results when run again)."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -400,7 +402,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "(--sampler) or attention function (--attention, --dim) with calibrated checks; docs/auditing.md.",
         epilog="exit status: 0 every claim verified; 1 a claim refuted (FAILED); 2 the code or the command could not "
         "run (bad arguments, an error in the audited code); 3 no check failed but some were refused, so nothing was "
-        "decided (a refusal is never a pass).",
+        "decided (a refusal is never a pass); 130 interrupted.",
     )
     aud.add_argument("factory", metavar="MODULE:FACTORY",
                      help="sample(generator) -> feature map (or a zero-argument factory returning it); with "
@@ -411,7 +413,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      "(1 + xᵀy + (xᵀy)²/2) or MODULE:FUNCTION (with "
                      "--attention: the reference attention's kernel, default softmax, which there is scaled "
                      "dot-product attention, exp(qᵀk/√d))")
-    aud.add_argument("--sigma", type=float, default=1.0, help="bandwidth of the gaussian kernel")
+    aud.add_argument("--sigma", type=float, default=1.0,
+                     help="bandwidth of --kernel gaussian (default 1; refused with any other kernel)")
     aud.add_argument("--dim", type=int, help="input dimension d of the map")
     aud.add_argument("--claims", nargs="+", choices=(*CLAIM_CHOICES, "proportional"),
                      help="the properties to verify (required for a feature-map audit)")
@@ -489,6 +492,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv[0] if argv else "")
     args = parser.parse_args(argv)
     args.options = _command_options(parser, args.command)
+    original = warnings.formatwarning
+
+    def plain(message, category, filename, lineno, line=None):  # the package's own warnings as one line, not code
+        if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(Path(__file__).parent):
+            return f"kerneltheory {args.command}: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = plain
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
@@ -499,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # the studies cache their cells, so a rerun resumes; a benchmark or an audit starts over
         then = "" if args.command in ("bench", "audit") else "; run it again to resume from the cached results"
         parser.exit(130, f"kerneltheory {args.command}: interrupted{then}\n")
+    finally:
+        warnings.formatwarning = original
 
 
 if __name__ == "__main__":

@@ -218,6 +218,22 @@ def test_module_paths_and_output_folders_get_errors_naming_them(tmp_path, capsys
     assert exit_.value.code == 2 and f"--out {blocked}" in capsys.readouterr().err
 
 
+def test_the_commands_warnings_are_one_line(tmp_path):
+    """A new user's finding: a stale lock taken over printed Python's warning format (file, line number, the source
+    line), with --quiet too. The command prints the package's own warnings as one line naming the command."""
+    from kerneltheory.experiments import study
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(proc.stdout)
+    (tmp_path / study.LOCK_NAME).write_text(f"{dead}\n")
+    run = subprocess.run([sys.executable, "-m", "kerneltheory", "report", "--registry-only", "--out", str(tmp_path),
+                          "--quiet"], capture_output=True, text=True)  # a process of its own: pytest records warnings
+    err = run.stderr
+    assert run.returncode == 0, err
+    assert f"kerneltheory report: warning: taking over the lock {tmp_path / study.LOCK_NAME} of process {dead}" in err
+    assert "UserWarning" not in err and "OutputLock" not in err, err
+
+
 def test_an_interrupted_experiment_says_how_to_resume(monkeypatch, capsys):
     """Ctrl-C in an experiment command: exit status 130 and a line saying a rerun resumes, no traceback."""
     import kerneltheory.commands.turing as turing
