@@ -373,6 +373,21 @@ def test_the_proportionality_check_reads_the_features_precision(kt_seed):
     assert coarse.status == "REFUSED" and "computed in bfloat16" in str(coarse), str(coarse)
 
 
+def test_the_sign_of_c_is_read_at_resolved_pairs(kt_seed):
+    """A random-seed run: once the norm sweep reached ‖x‖ = 1, the anti-collinear pair of (1 + xᵀy)² had k ≈ 1e-32
+    (0 up to rounding), and its ratios e/k of ±10¹⁵ set the sign of ĉ, a mean over all pairs: the exact float32
+    features failed "c > 0". ĉ is now read at each family's best-conditioned pair. The same pair given as inputs=."""
+    kernel = lambda x, y: (1 + x @ y.T) ** 2  # noqa: E731
+    u = torch.nn.functional.normalize(torch.tensor([[0.2, 0.5]], dtype=torch.float64), dim=-1)  # k(u, −u) = 1.1e-31
+    x = torch.cat([u, torch.tensor([[1.0, 0.0], [0.3, 0.4]], dtype=torch.float64)])
+    y = torch.cat([-u, torch.tensor([[0.0, 1.0], [0.4, 0.3]], dtype=torch.float64)])
+    report = check_feature_map(_poly_features(torch.float32), kernel, dim=2, claims={"proportional"}, batched=False,
+                               alpha=1e-6, seed=kt_seed, sweep=False, inputs=[(x, y)])
+    row = next(r for r in report.checks if r.name == "proportional[c > 0]")
+    assert row.passed, str(report)
+    assert not report.failures, str(report)
+
+
 def _cast_prf(declare: bool, m=10):
     """Positive features computed in float32 and returned as float64 (``.double()``), declaring float32 as the
     feature function's ``feature_dtype`` or not."""

@@ -209,12 +209,14 @@ def test_repeated_draws_are_refused_at_every_phase_and_independent_ties_are_not(
     assert _repeated_draws(row, nan_runs) is not None  # NaN equals NaN: runs of NaN draws repeat
 
 
-def test_a_batch_sharing_a_sixteenth_of_its_rows_is_not_failed(kt_seed):
+def test_a_batch_sharing_a_sixteenth_of_its_rows_is_not_failed():
     """A review's correct sampler: every map of a batch is N(0, I) row by row, but 4 of its 64 rows are shared by the
     whole batch, so two maps of one batch have estimates correlated by 4/64 and a block's mean has 1 + (B − 1)/16
-    times the variance of B independent draws. With the fresh draws in 32 blocks of 32 it FAILED ``unbiased`` at 3 of
-    8 seeds (Kruskal–Wallis on 31 degrees of freedom at about 2.9× inflation is not always below 10⁻⁶ over the
-    pairs); in 32 blocks of 64 (4.9×) at none of 32 seeds. It is refused, or passes where no row failed."""
+    times the variance of B independent draws. With the fresh draws in 32 blocks of 32 it FAILED ``unbiased`` at 11
+    of 68 seeds (Kruskal–Wallis on 31 degrees of freedom at about 2.9× inflation is not always below 10⁻⁶ over the
+    pairs), among them seeds 1, 5 and 7, read here; in 32 blocks of 64 (4.9×) at 1 of 113 (a random-seed run's, at
+    the zero family: the limit proofs/verification.md 13(g) states), so this test reads those fixed seeds rather than
+    a random one. It is refused, or passes where no row failed."""
     d, m, k = 8, 64, 4
 
     def sampler(g, batch=None):
@@ -227,10 +229,11 @@ def test_a_batch_sharing_a_sixteenth_of_its_rows_is_not_failed(kt_seed):
             return out if batch is not None else out[0]
         return f
 
-    report = check_feature_map(sampler, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed)
-    assert report.status in {"REFUSED", "PASSED"} and not report.failures, str(report)
-    if report.status == "REFUSED":
-        assert any("Kruskal" in c.detail for c in report.refusals), str(report)
+    for seed in (1, 5, 7):
+        report = check_feature_map(sampler, kernels.softmax, dim=d, claims={"unbiased"}, seed=seed)
+        assert report.status in {"REFUSED", "PASSED"} and not report.failures, (seed, str(report))
+        if report.status == "REFUSED":
+            assert any("Kruskal" in c.detail for c in report.refusals), (seed, str(report))
 
 
 def test_a_plain_path_tested_at_a_quarter_share_is_noted(kt_seed):

@@ -169,8 +169,8 @@ def fresh_blocks(estimates, seed: int, split=None) -> tuple[torch.Tensor, tuple[
     failed row never saw, in blocks small enough that there are many (a failure at an early look has seen only two or
     three blocks, too few to tell a block that shares its draws' directions; 16 blocks of 16 were too few for a batch
     sharing the directions of half its rows, and 32 blocks of 32 for a batch sharing 4 of its 64 rows, which FAILED
-    at 3 of 8 seeds: a share ρ of a batch's rows inflates the variance of a block's mean by 1 + (B − 1)ρ, so larger
-    blocks B show it, 0 of 32 seeds failing at B = 64). A user's sampler is drawn at the pairs
+    at 11 of 68 seeds: a share ρ of a batch's rows inflates the variance of a block's mean by 1 + (B − 1)ρ, so larger
+    blocks B show it, 1 of 113 seeds failing at B = 64). A user's sampler is drawn at the pairs
     :func:`dependence_refusal` reads, through its batched path (``_Evaluator.at_columns``, ``draw_batched``); other
     estimates once per run, for every pair."""
     base = seed_for("dependence", seed)

@@ -194,7 +194,8 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
                 else _nonfinite_row(e, across, [lab for f in families for lab in f.labels()]) or CheckResult.refusal(
                     "a family's ratios could not be computed (see its row): no constant to compare across the "
                     "families", **across))
-    rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s))
+    rows.append(_positive_constant(e, torch.cat(targets), [lab for f in families for lab in f.labels()], a, s,
+                                   [r for r, _ in refs]))
     if skipped:  # not applicable there, not untested: a note on the last row (a pass's detail lists it too)
         names = ", ".join(f.name for f in skipped)
         rows[-1].detail = (rows[-1].detail + "; " if rows[-1].detail else "") + (
@@ -319,10 +320,15 @@ def _overflow_refusal(e: torch.Tensor, k: torch.Tensor, labels: list[str], base:
         f"k = {float(k[pair]):.6g}{tiny}; with no ratio to test, the draws are no evidence about c", **base)
 
 
-def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alpha: float, seed: int) -> CheckResult:
+def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alpha: float, seed: int,
+                       references: list[torch.Tensor] | None = None) -> CheckResult:
     """The row "c > 0" (module docstring; proofs/attention_audit.md, item 5) from the estimates e_{r,p} [R, P] and
     the kernel values k_p [P]: it fails when an estimate is not finite, and is refused when every estimate is
-    finite but some e/k overflows float64 (an undecidable quantity is no evidence of failure)."""
+    finite but some e/k overflows float64 (an undecidable quantity is no evidence of failure). ĉ is read at
+    ``references`` where given (the [R] ratios e/k at each family's best-conditioned pair): a pair whose kernel is
+    far below its own rounding (the polynomial kernel (1 + xᵀy)² at y = −x with ‖x‖ = 1, 1e-32 instead of 0) gave
+    ratios of ±10¹⁵ that set the sign of a mean over all pairs and failed a proportional map (a random-seed run,
+    once the norm sweep reached ‖x‖ = 1)."""
     name = "proportional[c > 0]"
     base = dict(name=name, claim="proportional", alpha=alpha, sample_size=e.shape[0], seed=seed)
     if not bool(torch.isfinite(e).all()):
@@ -330,6 +336,9 @@ def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alph
     ratio = e / k
     if not bool(torch.isfinite(ratio).all()):
         return _overflow_refusal(e, k, labels, base)
+    where = "all pairs"
+    if references:
+        ratio, where = torch.stack(references, 1), "each family's best-conditioned pair"
     unit = _unit(ratio)
     ratio = torch.ldexp(ratio, torch.tensor(unit))  # exact; z, p and the rounding comparison are scale-free
     c = ratio.mean(1, keepdim=True)
@@ -343,7 +352,7 @@ def _positive_constant(e: torch.Tensor, k: torch.Tensor, labels: list[str], alph
     mean, se = float(m.mean[0]), math.sqrt(float(m.variance[0]) / m.count)
     z = torch.tensor([mean / se if se > 0 else math.copysign(math.inf, mean)], dtype=torch.float64)
     p = float(normal_p_values(z, m.skewness, m.count, studentised=True)[0])  # two-sided: conservative each way
-    detail = (f"ĉ = {math.ldexp(mean, -unit):.6g} ± {math.ldexp(se, -unit):.3g} (mean of e/k over all pairs)")
+    detail = f"ĉ = {math.ldexp(mean, -unit):.6g} ± {math.ldexp(se, -unit):.3g} (mean of e/k over {where})"
     if p > alpha:
         return CheckResult.refusal(detail + ": not distinguishable from 0 at this α", **base)
     return CheckResult(statistic=float(z[0]), p_value=p, effect_size=abs(mean) / max(se, 1e-300),
