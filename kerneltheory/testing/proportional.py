@@ -42,7 +42,6 @@ import torch
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import (
-    MIN_DRAWS,
     CheckResult,
     clt_guard,
     coarse_format_refusal,
@@ -51,7 +50,7 @@ from .checks import (
     rounding_floor,
     unresolved_pairs,
 )
-from .inputs import InputFamily, direction_families, moderate_families, norm_family, user_families
+from .inputs import InputFamily, direction_families, moderate_families, user_families
 from .pvalues import normal_p_values
 from .seeds import seed_for
 from .user_calls import _Evaluator, _kernel_scale, _pair_values
@@ -62,8 +61,7 @@ from .verify import (
     _binary_exponents,
     _budget,
     _nonfinite_row,
-    pilot_draws,
-    pilot_tails,
+    sweep_radii,
 )
 
 __all__ = ["proportional_check", "proportional_families", "proportional_sweep"]
@@ -229,33 +227,26 @@ def proportional_sweep(
     finite and > 0 stops it and is kept in :attr:`Sweep.nonfinite`, a failure of the claim at that radius. The
     pilot's draws are independent of the test's
     (own seeds), so choosing the inputs from them costs no α."""
-    pilot = pilot_draws(draws) if pilot is None else check_int(pilot, "pilot", minimum=MIN_DRAWS)
-    chosen = []
-    gen = torch.Generator().manual_seed(seed_for("proportional sweep", seed))
     pilot_gen = torch.Generator().manual_seed(seed_for("proportional pilot", seed))
-    for r in radii:
-        at = f"‖x‖ = ‖y‖ = {r:g}"
-        fam = norm_family(dim, gen, r)
-        k = _pair_values(kernel, [fam], "kernel").to(torch.float64)
-        if not bool((torch.isfinite(k) & (k > 0)).all()):
-            return Sweep(chosen, stopped=f"the kernel is not finite and > 0 at every pair at {at}")
-        est = _Evaluator(sample, [InputFamily("pilot", fam.x.clone(), fam.y.clone())], bind, batched)(pilot_gen, pilot)
-        if not bool(torch.isfinite(est).all()):
-            return Sweep(chosen, stopped=f"a pilot estimate is not finite at {at}", nonfinite=(fam, est))
-        ratio = est.to(torch.float64) / k
-        if not bool(torch.isfinite(ratio).all()):
-            return Sweep(chosen, stopped=f"a pilot ratio e/k overflows float64 at {at}")
-        ratio = torch.ldexp(ratio, torch.tensor(_unit(ratio)))  # exact; every quantity below is scale-free
-        j = int(torch.argmin(ratio.var(0)))
-        t = torch.cat([ratio[:, :j], ratio[:, j + 1 :]], 1) - ratio[:, j : j + 1]
-        m = Moments.from_samples(t)
-        why = pilot_tails(m, at, draws, "ratio differences")
-        if why:
-            return Sweep(chosen, stopped=why)
-        if bool((torch.sqrt(m.variance / draws) > ratio.mean().abs()).any()):
-            return Sweep(chosen, stopped=f"at {at} the predicted standard error of the ratio test exceeds ĉ")
-        chosen.append(fam)
-    return Sweep(chosen)
+
+    def estimates(x, y, r):
+        return _Evaluator(sample, [InputFamily("pilot", x, y)], bind, batched)(pilot_gen, r)
+
+    return sweep_radii(estimates, kernel, dim, torch.Generator().manual_seed(seed_for("proportional sweep", seed)),
+                       draws=draws, radii=radii, pilot=pilot, statistic=_ratio_differences)
+
+
+def _ratio_differences(est: torch.Tensor, k: torch.Tensor, at: str):
+    """What :func:`proportional_sweep`'s pilot reads (:func:`~kerneltheory.testing.verify.sweep_radii`'s
+    ``statistic``): the differences t_p = e_p/k_p − e_j/k_j from the pair j of least spread, on the scale |ĉ|, after
+    an exact power-of-two rescaling (every rule is scale-free); or why the sweep stops where e/k overflows."""
+    ratio = est.to(torch.float64) / k.to(torch.float64)
+    if not bool(torch.isfinite(ratio).all()):
+        return f"a pilot ratio e/k overflows float64 at {at}"
+    ratio = torch.ldexp(ratio, torch.tensor(_unit(ratio)))
+    j = int(torch.argmin(ratio.var(0)))
+    t = torch.cat([ratio[:, :j], ratio[:, j + 1 :]], 1) - ratio[:, j : j + 1]
+    return t, ratio.mean().abs(), "ratio differences", "the ratio test exceeds ĉ"
 
 
 def proportional_families(dim: int, seed: int, inputs=None) -> list[InputFamily]:

@@ -185,6 +185,7 @@ def sweep_radii(
     draws: int,
     radii: Sequence[float] = SWEEP_RADII,
     pilot: int | None = None,
+    statistic: Callable | None = None,
 ) -> Sweep:
     """The norm-sweep families for one map and kernel: one :func:`~kerneltheory.testing.inputs.norm_family` per
     radius of ``radii``, in order, while a pilot of ``pilot`` independent draws (``estimate_pairs(x, y, r) → [r,
@@ -201,6 +202,12 @@ def sweep_radii(
     kept in :attr:`Sweep.nonfinite`: it is no heavy tail but a map that is wrong at that input, which the caller
     must report as a failure (proofs/verification.md, item 13). The pilot's draws are independent of the
     check's, so choosing the inputs from them costs no α.
+
+    ``statistic(est, target, at)``: what the rules read in place of the estimates and the kernel's magnitude, for a
+    test of another statistic (the proportional rows' ratio differences,
+    :func:`~kerneltheory.testing.proportional.proportional_sweep`, which also need the kernel > 0 at every pair):
+    ``(samples [r, P'], scale, what, noisy)`` with ``noisy`` ending the message "the predicted standard error of …",
+    or a string saying why the sweep stops there.
     """
     pilot = pilot_draws(draws) if pilot is None else check_int(pilot, "pilot", minimum=MIN_DRAWS)
     chosen = []
@@ -208,18 +215,23 @@ def sweep_radii(
         at = f"‖x‖ = ‖y‖ = {r:g}"
         fam = norm_family(dim, generator, r)
         target = _pair_values(kernel, [fam], "kernel")
-        if not bool(torch.isfinite(target).all()):
-            return Sweep(chosen, stopped=f"the kernel is not finite at {at}")
+        if not bool(torch.isfinite(target).all()) or (statistic is not None and not bool((target > 0).all())):
+            return Sweep(chosen, stopped=f"the kernel is not finite{'' if statistic is None else ' and > 0'} at "
+                                         f"every pair at {at}")
         est = estimate_pairs(fam.x.clone(), fam.y.clone(), pilot)  # copies: user code may write into its input
         if not bool(torch.isfinite(est).all()):
             return Sweep(chosen, stopped=f"a pilot estimate is not finite at {at}", nonfinite=(fam, est))
-        m = Moments.from_samples(est)
-        why = pilot_tails(m, at, draws, "estimates")
+        read = ((est, target.abs().clamp_min(1e-300), "estimates", "the mean exceeds the kernel")
+                if statistic is None else statistic(est, target, at))
+        if isinstance(read, str):
+            return Sweep(chosen, stopped=read)
+        samples, scale, what, noisy = read
+        m = Moments.from_samples(samples)
+        why = pilot_tails(m, at, draws, what)
         if why:
             return Sweep(chosen, stopped=why)
-        se = torch.sqrt(m.variance / draws)
-        if bool((se > target.abs().clamp_min(1e-300)).any()):
-            return Sweep(chosen, stopped=f"at {at} the predicted standard error of the mean exceeds the kernel")
+        if bool((torch.sqrt(m.variance / draws) > scale).any()):
+            return Sweep(chosen, stopped=f"at {at} the predicted standard error of {noisy}")
         chosen.append(fam)
     return Sweep(chosen)
 
