@@ -308,3 +308,94 @@ def test_a_deterministic_module_is_audited_with_redraw_false(kt_seed):
     assert bad.status == "FAILED", str(bad)
     with pytest.raises(ValueError, match="redraw=False for a deterministic map"):
         check_feature_map(from_module(Taylor(math.sqrt(2))), kernels.exp_taylor2, dim=4, claims=claims)
+
+
+class PerHead(nn.Module):
+    """[B, H, L, d] FAVOR+ layer with one projection per head; ``bug``: ``"scale"`` draws head 0's projection at
+    std 1/√d (a per-head initialisation with the wrong scale), ``"mask"`` applies the key mask to every head but the
+    last (a per-head loop ``range(H - 1)``)."""
+
+    def __init__(self, m, heads, bug=None):
+        super().__init__()
+        self.heads, self.bug = heads, bug
+        w = torch.randn(heads, m, D, dtype=torch.float64)
+        if bug == "scale":
+            w[0] = w[0] / math.sqrt(D)
+        self.register_buffer("projection", w)
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        keep = torch.ones(q.shape[0], q.shape[2], dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
+        outs = []
+        for h in range(self.heads):
+            masked = keep if self.bug != "mask" or h < self.heads - 1 else torch.ones_like(keep)
+            outs.append(_favor(q[:, h], k[:, h], v[:, h], self.projection[h], masked))
+        return torch.stack(outs, 1)
+
+
+def per_head(bug=None, heads=4, **kw):
+    return attention_from_module(lambda m: PerHead(m, heads, bug), layout="BHLd", heads=heads,
+                                 mask="key_padding_mask", mask_keeps=False, **kw)
+
+
+def test_every_head_of_a_module_with_a_projection_per_head_is_audited(kt_seed):
+    """A module wrong on one head only passed every row while one head was audited (an adversarial trial: head 0's
+    projection at the wrong scale, a mask applied to all heads but the last); each head is now audited in turn and
+    the row names the worst one. head= audits one head, and the report says so."""
+    masked = check_attention(per_head("mask"), dim=D, checks=["padding"], seed=kt_seed)
+    assert masked.status == "FAILED", str(masked)
+    failed = [c for c in masked.checks if c.status == "failed"]
+    assert failed and all(c.detail.startswith("head 3 (the worst of all 4 heads)") for c in failed), str(masked)
+    assert any("every head of 4 audited" in n for n in masked.notes)
+    scaled = check_attention(per_head("scale", heads=2), dim=D, checks=["consistency"], seed=kt_seed)
+    assert scaled.status == "FAILED" and scaled.checks[0].detail.startswith("head 0 "), str(scaled)
+    assert scaled.checks[0].alpha == pytest.approx(ALPHA / 2)
+    # one head alone: the head the bug spares passes, and the report names the head it covers
+    alone = check_attention(per_head("mask", head=1), dim=D, checks=["padding"], seed=kt_seed)
+    assert alone.passed and any("head 1 of 4 audited" in n for n in alone.notes), str(alone)
+    assert check_attention(per_head("mask", head=3), dim=D, checks=["padding"], seed=kt_seed).status == "FAILED"
+    assert check_attention(per_head(heads=2), dim=D, checks=["padding", "consistency"], seed=kt_seed).passed
+
+
+def test_head_is_validated():
+    build = lambda m: PerHead(m, 4)  # noqa: E731
+    with pytest.raises(ValueError, match=r"head must be one of the 4 heads, 0 to 3"):
+        attention_from_module(build, layout="BHLd", heads=4, head=4)
+    with pytest.raises(ValueError, match="head must be >= 0"):
+        attention_from_module(build, layout="BHLd", heads=4, head=-1)
+    with pytest.raises(ValueError, match="head applies to a layout with a head axis"):
+        attention_from_module(build, layout="BLd", head=0)
+    one = attention_from_module(build, layout="BHLd", heads=4, head=2)
+    assert not hasattr(one, "head_factories") and one.audited_head == (2, 4)
+    every = attention_from_module(build, layout="BHLd", heads=4)
+    assert [f.audited_head for f in every.head_factories] == [(h, 4) for h in range(4)]
+    assert every.audited_head == (2, 4)  # called directly, the factory gives head heads // 2 as before
+
+
+class FloatMask(nn.Module):
+    """[B, L, d] FAVOR+ taking HuggingFace's float ``attention_mask`` (1.0 = keep), added to the key logits as
+    (1 − mask)·finfo.min."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.register_buffer("projection", torch.randn(m, D, dtype=torch.float64))
+
+    def forward(self, q, k, v, attention_mask=None):
+        keep = torch.ones(k.shape[:2], dtype=torch.bool) if attention_mask is None else attention_mask > 0.5
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            raise TypeError("Subtraction, the `-` operator, with a bool tensor is not supported")
+        return _favor(q, k, v, self.projection, keep)
+
+
+def test_a_float_keep_mask_is_passed_as_one_and_zero(kt_seed):
+    """A correct module taking a 1.0/0.0 keep-mask could not be audited: given the boolean mask it raised (the error
+    did not mention the mask's format), given the additive one it failed padding. mask_float=True passes 1.0/0.0."""
+    with pytest.raises(ValueError, match=r"It was given a bool mask, True at a kept key \(mask_keeps=True\)"):
+        check_attention(attention_from_module(FloatMask, mask="attention_mask"), dim=D, checks=["padding"],
+                        seed=kt_seed)
+    report = check_attention(attention_from_module(FloatMask, mask="attention_mask", mask_float=True), dim=D,
+                             checks=["padding"], seed=kt_seed)
+    assert report.passed, str(report)
+    with pytest.raises(ValueError, match="pass at most one"):
+        attention_from_module(FloatMask, mask="attention_mask", mask_float=True, mask_additive=True)
+    with pytest.raises(TypeError, match="mask_float must be a bool"):
+        attention_from_module(FloatMask, mask="attention_mask", mask_float=1)

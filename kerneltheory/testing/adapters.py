@@ -15,7 +15,7 @@ adapter here turns one such style into what :func:`~kerneltheory.testing.check_f
   redraw that changes a learned parameter (one with ``requires_grad``) is refused;
 * :func:`module_frequencies` — the frequency matrix a module holds after each redraw, for the sampler checks;
 * :func:`attention_from_module` — an attention module as the factory ``attention(num_features, generator)``
-  that :func:`~kerneltheory.testing.attention_audit.check_attention` calls (several heads, only one audited);
+  that :func:`~kerneltheory.testing.attention_audit.check_attention` calls (several heads, each audited in turn);
 * :func:`global_rng_calls` — a function whose calls draw from torch's global generator (lazily drawn features),
   each call run with it seeded from a private generator seeded from the check's;
 * :func:`bind_statistics` — a data-dependent map (OPRF-style statistics of the sequence) bound to the
@@ -525,6 +525,8 @@ def attention_from_module(
     dtype: torch.dtype | None = None,
     mask_additive: bool = False,
     forward_redraws: bool = False,
+    head: int | None = None,
+    mask_float: bool = False,
 ) -> Callable[[int, torch.Generator], Callable]:
     """The factory ``attention(num_features, generator) → fn(q, k, v, mask=None)`` of
     :func:`~kerneltheory.testing.attention_audit.check_attention`, for an attention module.
@@ -539,15 +541,20 @@ def attention_from_module(
     ``layout`` (``"BLd"``, ``"BHLd"`` or ``"BLHd"``), casts them to ``dtype`` (default: the module's own;
     ``"input"`` follows the inputs' dtype by converting the module) and returns the module's output in the module's
     dtype. A layout with a head axis gets ``heads`` heads (default :data:`DEFAULT_HEADS`; pass the module's own
-    number when it has a fixed one): the audited sequence on head ``heads // 2``, and on the others distractor
-    tokens fixed given the shape (so that two calls on one input are the same), of which only the audited head's
-    output is returned. In a correct module a head's output depends on its own inputs alone; a module that mixes
+    number when it has a fixed one): the audited sequence on one head, and on the others distractor tokens fixed
+    given the shape (so that two calls on one input are the same), of which only the audited head's output is
+    returned. Every head is audited: the factory calls head ``heads // 2``, and its attribute ``head_factories``
+    holds one factory per head, which :func:`~kerneltheory.testing.attention_audit.check_attention` audits in turn
+    (each at α/heads; a module with a projection per head may be wrong on one head only); ``head=h`` audits head h
+    alone. In a correct module a head's output depends on its own inputs alone; a module that mixes
     heads (``x.reshape(B, H, L, d)`` for ``x.transpose(1, 2)``) gives the audited head other tokens' values, which
     the checks see (proofs/module_adapters.md, item 1). ``heads=1`` inserts one head, where such a bug is invisible.
     A key mask ``[B, L]`` (True = keep) is passed as the keyword ``mask`` names, inverted when the module's mask
     marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``); ``mask_additive=True`` passes it as the
-    additive float mask some modules take instead (0 at a kept key, −inf at a masked one, in the module's dtype).
-    A module that fails on its inputs raises a ValueError naming the shape it was given and ``layout``/``heads``.
+    additive float mask some modules take instead (0 at a kept key, −inf at a masked one, in the module's dtype);
+    ``mask_float=True`` as 1.0 at a kept key and 0.0 at a masked one in the module's dtype (HuggingFace's
+    ``attention_mask``). A module that fails on its inputs raises a ValueError naming the shape it was given and
+    ``layout``/``heads``, and, on a call with a mask, the mask's format.
     ``forward_redraws=True``, for a module that redraws its features from torch's global generator inside
     ``forward``: every call of one ``fn`` runs with the same seed (:func:`global_rng_calls` with ``same_seed``), so
     its calls share one draw of the features, as a module whose redraw happens once per draw would, and the exact
@@ -568,15 +575,41 @@ def attention_from_module(
     if not isinstance(mask_keeps, bool):
         raise TypeError(f"mask_keeps must be a bool (True: the module's mask marks the keys kept), got "
                         f"{type(mask_keeps).__name__}")
+    if not isinstance(mask_float, bool):
+        raise TypeError(f"mask_float must be a bool (True: a 1.0/0.0 float keep-mask), got {type(mask_float).__name__}")
+    if mask_additive and mask_float:
+        raise ValueError("mask_additive=True and mask_float=True name two formats of one mask: pass at most one")
     if mask_additive and not mask_keeps:
         raise ValueError("mask_keeps=False has no meaning with mask_additive=True: an additive mask is 0 at a kept key "
                          "and −inf at a masked one whatever a boolean mask would mark")
     if mask_keyword is not None and not isinstance(mask_keyword, str):
         raise TypeError(f"mask must be None or the name of the module's mask keyword, got {type(mask).__name__}")
     n_heads, head_axis = _head_axis(axes, layout, heads)
-    audited = n_heads // 2
+    if head is not None:
+        if head_axis is None:
+            raise ValueError(f"head applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
+        head = check_int(head, "head", minimum=0)
+        if head >= n_heads:
+            raise ValueError(f"head must be one of the {n_heads} heads, 0 to {n_heads - 1} (heads={n_heads}), got "
+                             f"{head}")
+    mask_format = ("an additive 0/−inf float mask (mask_additive=True)" if mask_additive else
+                   "a 1.0/0.0 float keep-mask (mask_float=True)" if mask_float else
+                   f"a bool mask, True at a {'kept' if mask_keeps else 'padded'} key (mask_keeps={mask_keeps})")
 
-    def factory(num_features: int, generator: torch.Generator):
+    def module_mask(mask, dt):
+        if mask_additive:
+            return torch.zeros(mask.shape, dtype=dt).masked_fill(~mask, -math.inf)
+        if mask_float:
+            return mask.to(dt)
+        return mask if mask_keeps else ~mask
+
+    def on_head(audited: int):
+        def factory(num_features: int, generator: torch.Generator):
+            return _head_function(num_features, generator, audited)
+        factory.audited_head = (audited, n_heads)
+        return factory
+
+    def _head_function(num_features: int, generator: torch.Generator, audited: int):
         m = check_int(num_features, "num_features", minimum=1)
         with global_rng(generator):
             module = build(m)
@@ -599,8 +632,7 @@ def attention_from_module(
                 if mask_keyword is None:
                     raise ValueError("the module takes no mask: pass mask='<keyword>' to attention_from_module, or "
                                      "mask=False to check_attention")
-                extra[mask_keyword] = torch.zeros(mask.shape, dtype=dt).masked_fill(~mask, -math.inf) \
-                    if mask_additive else (mask if mask_keeps else ~mask)
+                extra[mask_keyword] = module_mask(mask, dt)
             try:
                 with torch.no_grad():
                     out = module(*args, **extra)
@@ -609,10 +641,13 @@ def attention_from_module(
                 if isinstance(exc, TypeError) and mask_keyword is not None and mask_keyword in str(exc):
                     raise  # a module without that mask keyword: the check's message names mask=False
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
-                                      heads) from exc
+                                      heads, mask_format if mask is not None else None) from exc
 
         return global_rng_calls(fn, generator, same_seed=forward_redraws)
 
+    factory = on_head(n_heads // 2 if head is None else head)
+    if head is None and n_heads > 1:
+        factory.head_factories = tuple(on_head(h) for h in range(n_heads))
     return factory
 
 
@@ -626,13 +661,17 @@ def _head_axis(axes: tuple[int, ...], layout: str, heads: int | None) -> tuple[i
     return (DEFAULT_HEADS if heads is None else check_int(heads, "heads", minimum=1)), axes[1]
 
 
-def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None) -> ValueError:
+def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None,
+                    mask_format: str | None = None) -> ValueError:
     """The error of a module that failed on the tensors :func:`attention_from_module` or :func:`from_module` gave it,
-    naming them."""
+    naming them (and, on a call with a key mask, the mask's format)."""
     given = f"{layout} tensors of shape {shape}" + (
         f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if n_heads is not None else "")
+    masked = ("" if mask_format is None else
+              f" It was given {mask_format}: does it take its mask in another format (mask_keeps=, mask_additive=, "
+              "mask_float=)?")
     return ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order of its "
-                      "input axes, and, for a module with a fixed number of heads, heads= that number?)")
+                      f"input axes, and, for a module with a fixed number of heads, heads= that number?{masked})")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ that works in place (``q *= scale``) changes nothing the check reuses.
   leave softmax attention exactly unchanged (qᵀk is kept; qᵀc is a constant per query), not the features.
   A legal stabiliser (a constant per query, one constant shared by every key, per-feature rebalancing) leaves
   attention unchanged and passes; an illegal one biases it at some scale.
-* **batch** — ``fn`` on a batch of two sequences gives, for each, what it gives on that sequence alone (a sum
+* **batch** — ``fn`` on a batch of nine sequences (three at the longer length) gives, for each, what it gives on
+  that sequence alone (a sum
   over the batch axis shows); it needs no mask, so it runs with ``mask=False`` too.
 * **padding[right]**, **padding[left]**, **padding[gap]** — with a key mask, outputs at kept positions equal those
   of the sequences of the kept tokens alone, in order (:func:`padding_masks`: right padding, left padding as in a
@@ -100,6 +101,7 @@ sum's 0/0 at position 0 is the finiteness check's failure, not a causality one).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -110,6 +112,7 @@ from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from .attention_checks import _exact_refusal, mse_slope_check
 from .attention_exact import (
+    BATCH_SIZES,
     FORMATS,
     GLOBAL_FIX,
     PADDINGS,
@@ -576,9 +579,14 @@ def check_attention(
             their dtype: a function computing in float32 that returns float64 gets float32's rounding).
         alpha: the report's total false-failure rate; seed: base seed of every check.
 
+    A factory with a ``head_factories`` attribute (one factory per head of a multi-head module,
+    :func:`~kerneltheory.testing.adapters.attention_from_module`) is audited on every head in turn, each at
+    α/heads with the same seed, and the report gives each row its worst head (:func:`_every_head`).
+
     Raises ``ValueError`` when two factories built from identically seeded generators give different outputs
     (the function draws from the global generators, so its verdict could not be replayed), and on bad arguments.
     """
+    arguments = dict(locals())  # the call's arguments, for the audit of each head
     d = check_int(dim, "dim", minimum=1)
     if not callable(attention):
         raise TypeError(f"attention must be a factory (num_features, generator) -> fn, got {type(attention).__name__}")
@@ -622,9 +630,15 @@ def check_attention(
                       "(kerneltheory audit: --length, --exact-length, --long-length, --dim)")
     if "causality" in wanted:
         matrix_fits(max(exact_length, long_length))
+    heads = getattr(attention, "head_factories", None)
+    if heads is not None:
+        return _every_head(heads, arguments, alpha)
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)
+    audited = getattr(attention, "audited_head", None)
+    if audited is not None and audited[1] > 1:
+        report.notes.append(_one_head_note(*audited))
     if inputs is None:
         q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
     else:
@@ -661,9 +675,10 @@ def check_attention(
                 report.checks.append(_consistency(attention, reference, causal, q2, k2, v, ms, draws,
                                                   f"stabiliser[{label}]", "stabiliser", a,
                                                   seed_for(f"stabiliser {label}", seed)))
-        elif c in ("batch", "padding"):  # 2 sequences per batch, a pair per padding pattern, at each length
+        elif c in ("batch", "padding"):  # BATCH_SIZES sequences per batch, a pair per padding pattern, at each length
             g = torch.Generator().manual_seed(s)
-            sets = [_inputs(2 if c == "batch" else 2 * len(PADDINGS), n, d, std, g) for n in lengths]
+            sets = [_inputs(BATCH_SIZES[n > min(lengths)] if c == "batch" else 2 * len(PADDINGS), n, d, std, g)
+                    for n in lengths]
             if c == "batch":
                 report.checks.append(batch_row(attention, sets, m_exact, a, s, output_dtype))
             else:  # and at long_length: a path that drops the mask at long sequences, a state carried past a first
@@ -704,4 +719,42 @@ def check_attention(
         else:
             for dt in dtypes:
                 report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))
+    return report
+
+
+_SEVERITY = {"failed": 0, "refused": 1, "stopped": 2, "passed": 3}
+
+
+def _one_head_note(head: int, count: int) -> str:
+    return f"head {head} of {count} audited (attention_from_module(..., head={head})); the other heads are not"
+
+
+def _every_head(heads, arguments: dict, alpha: float) -> Report:
+    """The audit of each head's factory of ``heads`` (``check_attention(**arguments)`` at α/len(heads), the same
+    seed) joined into one report: each row, by name, is its worst head's (failed before refused before stopped before
+    passed, then the least p-value), its detail naming that head; the notes of every head, once each. A module with a
+    projection per head may be wrong on one of them only (an initialisation loop from 1, a mask applied to all heads
+    but the last), which the audit of one head passes."""
+    if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
+        raise TypeError("attention.head_factories must be a non-empty tuple of factories, one per head, got "
+                        f"{heads!r}")
+    count = len(heads)
+    reports = [check_attention(**{**arguments, "attention": h, "alpha": alpha / count}) for h in heads]
+    rows: dict[str, list] = {}
+    for head, rep in enumerate(reports):
+        for row in rep.checks:
+            rows.setdefault(row.name, []).append((head, row))
+    first = reports[0]
+    report = Report("check_attention", alpha=alpha, budget=first.budget, seed=first.seed, domain=first.domain)
+    for seen in rows.values():  # NaN p-values (refused rows) order last within their status
+        head, row = min(seen, key=lambda t: (_SEVERITY[t[1].status], math.inf if not t[1].p_value >= 0 else
+                                             t[1].p_value, t[0]))
+        ran = f"{len(seen)} of {count} heads" if len(seen) < count else f"all {count} heads"
+        report.checks.append(dataclasses.replace(
+            row, detail=f"head {head} (the worst of {ran}): {row.detail}" if row.detail else f"head {head}"))
+    report.notes.append(f"every head of {count} audited in turn (the audited sequence on it, distractors on the "
+                        f"others), each at α/{count}; each row is its worst head's")
+    alone = {_one_head_note(h, count) for h in range(count)}
+    for rep in reports:
+        report.notes += [n for n in rep.notes if n not in report.notes and n not in alone]
     return report

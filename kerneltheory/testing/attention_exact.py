@@ -5,8 +5,9 @@ Each row compares two computations of one exact number by the same function with
 length L and again at ``exact_length`` (513 by default, past the chunk sizes 64, 128 and 256 of chunked
 implementations, where a state carried between chunks can be wrong while the first chunk is right):
 
-* **batch** — ``fn`` on a batch of two sequences against ``fn`` on each sequence alone (a sum over the batch axis,
-  a statistic of the whole batch, shows); no mask, so it runs with ``mask=False`` as well.
+* **batch** — ``fn`` on a batch of nine sequences (three at the longer length, :data:`BATCH_SIZES`) against ``fn`` on
+  each sequence alone (a sum over the batch axis, a statistic of the whole batch, a state carried between chunks of
+  the batch, shows); no mask, so it runs with ``mask=False`` as well.
 * **padding[right]**, **padding[left]**, **padding[gap]** — outputs at kept positions against those of the sequences
   of the kept tokens alone (:func:`padding_masks`); masked tokens hold large random values.
 * **causality** — replacing the tokens from position t on (t = 1, ⌊L/2⌋ + 1, L − 1: the middle one off the
@@ -57,7 +58,7 @@ from .checks import CheckResult, property_check
 from .sampler_rounding import FORMATS, _name, carried_format
 from .user_calls import _difference, _one_number, _same_values
 
-__all__ = ["FORMATS", "PADDINGS", "NoRoundingBound", "gamma_delta", "output_format", "padding_masks",
+__all__ = ["BATCH_SIZES", "FORMATS", "PADDINGS", "NoRoundingBound", "gamma_delta", "output_format", "padding_masks",
            "rounding_floor_attention"]
 
 PADDINGS = ("right", "left", "gap")  # the padding rows, padding[right] ... (padding_masks)
@@ -1174,9 +1175,15 @@ def order_row(attention, sets, m: int, alpha: float, seed: int, causal: bool, pr
                          optional_from=optional_from)
 
 
+#: the batch row's batch sizes, at the shortest length and at the longer ones: a function that takes its batch in
+#: chunks of B_c sequences and carries a state from chunk to chunk is wrong only in batches of more than B_c
+#: (chunks of 2 passed a batch of two at every seed of an adversarial trial); nine sequences cross chunks of 1 to 8
+BATCH_SIZES = (9, 3)
+
+
 def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) -> CheckResult:
-    """At every length of ``sets`` (``q, k, v`` ``[2, L, d]``): ``fn`` on the batch of two sequences against ``fn`` on
-    each sequence alone, without a mask: attention acts on each sequence by itself."""
+    """At every length of ``sets`` (``q, k, v`` ``[B, L, d]``, :data:`BATCH_SIZES`): ``fn`` on the batch against
+    ``fn`` on each sequence alone, without a mask: attention acts on each sequence by itself."""
     name = "batch"
     fn = attention(m, torch.Generator().manual_seed(seed))
     pairs, runs = [], []
@@ -1190,9 +1197,8 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
             runs.append(one)
             pairs.append((_difference(both.out[i], one.out[0]),
                           lambda fmt=None, both=both, one=one, i=i: both.floor(fmt)[i] + one.floor(fmt)[0]))
-    lengths = ", ".join(str(q.shape[-2]) for q, _, _ in sets)
-    return _exact_row(name, "batch", pairs, runs, alpha, seed,
-                      f"a batch of 2 sequences against each alone (L = {lengths})")
+    sizes = ", ".join(f"{q.shape[0]} at L = {q.shape[-2]}" for q, _, _ in sets)
+    return _exact_row(name, "batch", pairs, runs, alpha, seed, f"a batch of sequences against each alone ({sizes})")
 
 
 def beside_alone_row(fn, q, k, v, out, m: int, name: str, alpha: float, seed: int, what: str) -> CheckResult | None:
