@@ -5,6 +5,8 @@ first four axes only."""
 
 import math
 import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,3 +178,51 @@ def test_extreme_points_hold_every_axis():
     big = pts[pts.norm(dim=-1) > 9.99]
     on_axes = {int(i) for i in (big.abs() > 9.99).nonzero()[:, 1]}
     assert on_axes == set(range(D))
+
+
+def test_a_sweep_radius_refused_by_its_full_draws_leaves_the_verdict_for_a_note():
+    """The documented ``bind=`` example (docs/auditing.md, section 3: OPRF features fitted to the points evaluated)
+    was REFUSED at seed 0 and 2 (a new user's trial): the pilot admitted ‖x‖ = 1, whose full draws' tails were too
+    heavy (guard 0.24 > 0.1), and the refused row made the report refused where the same audit without the sweep
+    passed. Seed 0 is that case: the report passes at ‖x‖ ≤ 0.5 and names the left-out row."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from oprf_style import OPRFFeatures
+
+    from kerneltheory.testing.adapters import global_rng_sampler
+
+    def bind(features, q, k):
+        features.fit(q, k)
+        return features.query, features.key
+
+    drawn = global_rng_sampler(lambda: OPRFFeatures(8, 64))
+    report = check_feature_map(drawn, kernels.softmax, dim=8, claims={"unbiased"}, bind=bind, seed=0)
+    assert report.status == "PASSED", str(report)
+    left = [n for n in report.notes if n.startswith("rows of the norm sweep refused")]
+    assert left and "unbiased[‖x‖ = ‖y‖ = 1]: tails too heavy" in left[0], report.notes
+    assert not any(c.name == "unbiased[‖x‖ = ‖y‖ = 1]" for c in report.checks)
+    assert "‖x‖, ‖y‖ ≤ 0.5" in report.domain
+
+
+def test_only_refused_rows_of_swept_families_leave_the_report():
+    """Failures stay wherever they are, and a refusal at a built-in family still refuses the report."""
+    from kerneltheory.testing.checks import CheckResult
+    from kerneltheory.testing.verify import Report, _leave_out_swept_refusals
+
+    def row(name, status):
+        if status == "refused":
+            return CheckResult.refusal("tails too heavy", name=name, claim="unbiased", alpha=1e-6, sample_size=8,
+                                       seed=0)
+        return CheckResult(name=name, claim="unbiased", statistic=0.0, p_value=1.0 if status == "passed" else 0.0,
+                           alpha=1e-6, effect_size=0.0, sample_size=8, seed=0, method="clt",
+                           passed=status == "passed")
+
+    swept = {"‖x‖ = ‖y‖ = 1", "‖x‖ = ‖y‖ = 2"}
+    report = Report("check_feature_map", checks=[row("unbiased[axes]", "passed"),
+                                                 row("unbiased[‖x‖ = ‖y‖ = 1]", "refused"),
+                                                 row("unbiased[‖x‖ = ‖y‖ = 2]", "failed")])
+    _leave_out_swept_refusals(report, swept)
+    assert [c.name for c in report.checks] == ["unbiased[axes]", "unbiased[‖x‖ = ‖y‖ = 2]"]
+    assert report.status == "FAILED" and "unbiased[‖x‖ = ‖y‖ = 1]: tails too heavy" in report.notes[-1]
+    base = Report("check_feature_map", checks=[row("unbiased[axes]", "refused"), row("unbiased[zero]", "passed")])
+    _leave_out_swept_refusals(base, swept)
+    assert base.status == "REFUSED" and len(base.checks) == 2 and not base.notes
