@@ -251,7 +251,7 @@ def overflow_message(what: str, dtype: torch.dtype, names: dict[str, object]) ->
     return (
         f"{what} is not finite: not representable in {dtype} at these inputs, it overflows (|value| must stay "
         f"≤ {fi.max:.4g}, exponents exp(t) need t ≤ {math.log(fi.max):.2f}) for {args}; use smaller "
-        "inputs or float64"
+        f"inputs{'' if fi.max >= torch.finfo(torch.float64).max else ' or float64'}"
     )
 
 
@@ -266,7 +266,11 @@ def finite_result(*arg_names: str, points: tuple[str, ...] = ()) -> Callable:
 
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            bound = sig.bind(*args, **kwargs)
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as err:  # Python's own message names the function and an unknown keyword first
+                fn(*args, **kwargs)
+                raise TypeError(f"{fn.__name__}(): {err}") from err
             pts = [(n, check_points(bound.arguments.get(n), n, min_rank=1)) for n in points]
             for (n0, p0), (n1, p1) in zip(pts, pts[1:], strict=False):
                 check_same_dim(p0, p1, (n0, n1))

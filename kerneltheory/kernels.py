@@ -189,16 +189,18 @@ def _check_kernels(kernels, name: str) -> tuple:
 
 
 def scaled(kernel, c: float):
-    """c·k(x, y) (a map that only claims proportionality estimates this for some c)."""
+    """c·k(x, y), c > 0 (a map that only claims proportionality estimates this for some c > 0; a multiple ≤ 0 of a
+    kernel is not a kernel, and an error)."""
     (kernel,) = _check_kernels((kernel,), "scaled")
-    c = check_real(c, "c")
+    c = check_real(c, "c", minimum=0.0, strict_min=True)
     return lambda x, y: c * kernel(x, y)
 
 
 def shifted(kernel, c: float):
-    """k(x, y) + c, e.g. the "+s²" of smoothed features φ̃(x) = [φ(x), s], whose products estimate k + s²."""
+    """k(x, y) + c, c ≥ 0, e.g. the "+s²" of smoothed features φ̃(x) = [φ(x), s], whose products estimate k + s²
+    (a constant c ≥ 0 is a kernel, and so is the sum; a negative c is an error)."""
     (kernel,) = _check_kernels((kernel,), "shifted")
-    c = check_real(c, "c")
+    c = check_real(c, "c", minimum=0.0)
     return lambda x, y: kernel(x, y) + c
 
 

@@ -439,6 +439,12 @@ def test_kernel_combinators():
         kernels.kernel_product(kernels.softmax, 3)
     with pytest.raises(ValueError, match="finite"):
         kernels.shifted(kernels.softmax, math.inf)
+    for c in (-3.0, 0.0):  # a multiple <= 0 of a kernel is no kernel (a new user's trial: accepted silently)
+        with pytest.raises(ValueError, match="c must be >"):
+            kernels.scaled(kernels.softmax, c)
+    with pytest.raises(ValueError, match="c must be >= 0"):
+        kernels.shifted(kernels.softmax, -1.0)
+    assert torch.equal(kernels.shifted(kernels.softmax, 0.0)(x, y), sm)
     with pytest.raises(ValueError, match="s must be >"):
         kernels.input_scaled(kernels.softmax, 0.0)
 

@@ -353,3 +353,31 @@ def test_requests_larger_than_the_machine_are_refused_naming_the_argument(monkey
     monkeypatch.undo()
     with pytest.raises(ValueError, match=r"a batch of 6 sequences of 10000000000 tokens of dimension 8 .* --long"):
         check_attention(attention, dim=8, mask=False, checks=["batch"], seed=0, long_length=10**10)
+
+
+def test_wrapped_functions_report_bad_calls_as_python_does():
+    """The finite-result wrapper bound the arguments first, and its TypeError named neither the function nor an
+    unknown keyword ("missing a required argument: 'num_features'" for num_feature=4; a new user's trial)."""
+    x = torch.tensor(0.5, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"gaussian_kernel_trig_variance\(\) got an unexpected keyword argument "
+                                        r"'num_feature'"):
+        theory.gaussian_kernel_trig_variance(x, num_feature=4)
+    with pytest.raises(TypeError, match=r"gaussian_kernel_trig_variance\(\) takes 2 positional arguments"):
+        theory.gaussian_kernel_trig_variance(x, 4, 5)
+
+
+def test_an_overflow_in_float64_does_not_advise_float64():
+    big = torch.full((1, 4), 30.0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"use smaller inputs$"):
+        kernels.softmax(big, big)
+    with pytest.raises(ValueError, match=r"use smaller inputs or float64$"):
+        kernels.softmax(big.float(), big.float())
+
+
+def test_key_covariance_of_a_registry_name_says_what_to_pass():
+    from kerneltheory.testing.attention_theory import key_covariance
+
+    q = torch.zeros(2, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"estimator must be a RandomFeatureEstimator .* got str \(a registry name "
+                                        r"has no m: pass kerneltheory.estimators.get\('positive/gaussian', dim"):
+        key_covariance("positive/gaussian", q, q)

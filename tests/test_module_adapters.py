@@ -399,3 +399,12 @@ def test_a_float_keep_mask_is_passed_as_one_and_zero(kt_seed):
         attention_from_module(FloatMask, mask="attention_mask", mask_float=True, mask_additive=True)
     with pytest.raises(TypeError, match="mask_float must be a bool"):
         attention_from_module(FloatMask, mask="attention_mask", mask_float=1)
+
+
+def test_a_module_given_inputs_of_another_dtype_than_its_parameters_is_told(kt_seed):
+    """from_module(..., dtype=torch.float16) cast the inputs and the float64 module failed with a dtype mismatch; the
+    error asked about layout= and heads= (a new user's trial). It now names both dtypes."""
+    with pytest.raises(ValueError, match=r"cast to torch.float16 while its parameters are torch.float64: dtype= casts "
+                                         r"the inputs only"):
+        check_feature_map(from_module(HeadFeatures(), layout="BLHd", redraw="redraw", dtype=torch.float16),
+                          kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)

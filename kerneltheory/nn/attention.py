@@ -84,7 +84,8 @@ class KernelizedAttention(nn.Module):
 
     ``forward(x, mask=None)``: ``x`` ``[B, n, d_model]``, ``mask`` a boolean key mask ``[B, n]`` (True =
     keep); returns ``[B, n, d_model]``. ``num_features`` is m, the number of frequencies per head (default
-    d_h; ignored by deterministic maps). ``kernel_kw`` go to :func:`kerneltheory.estimators.get` (e.g.
+    d_h; ignored by ``"softmax"``, which is exact, and by deterministic maps, so that one configuration serves every
+    kernel of a comparison). ``kernel_kw`` go to :func:`kerneltheory.estimators.get` (e.g.
     ``components=2`` for the mixture, ``hidden=32`` for the generator, ``feature_dim=`` for feed-forward).
     ``nonfinite``: ``"raise"`` (default) raises ValueError naming x when the output is not finite (a signed
     map's denominator can vanish, MATH.md §5); ``"allow"`` returns it as computed, for a training loop that

@@ -331,7 +331,8 @@ def from_module(
             with torch.no_grad(), _torch_rng(calls):
                 out = fn(inputs)
         except Exception as exc:
-            raise _module_failure(exc, layout, tuple(inputs.shape), n_heads if head_axis else None, heads) from exc
+            raise _module_failure(exc, layout, tuple(inputs.shape), n_heads if head_axis else None, heads,
+                                  module=work, input_dtype=dt) from exc
         features = (_from_layout(out, axes) if head_axis is None else
                     _from_layout(_audited_head(out, head_axis, n_heads, tested), axes[:1]))
         return features.to(torch.float64), getattr(out, "dtype", None)
@@ -641,7 +642,7 @@ def attention_from_module(
                 if isinstance(exc, TypeError) and mask_keyword is not None and mask_keyword in str(exc):
                     raise  # a module without that mask keyword: the check's message names mask=False
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
-                                      heads, mask_format if mask is not None else None) from exc
+                                      heads, mask_format if mask is not None else None, module, dt) from exc
 
         return global_rng_calls(fn, generator, same_seed=forward_redraws)
 
@@ -662,14 +663,20 @@ def _head_axis(axes: tuple[int, ...], layout: str, heads: int | None) -> tuple[i
 
 
 def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None,
-                    mask_format: str | None = None) -> ValueError:
+                    mask_format: str | None = None, module: torch.nn.Module | None = None,
+                    input_dtype: torch.dtype | None = None) -> ValueError:
     """The error of a module that failed on the tensors :func:`attention_from_module` or :func:`from_module` gave it,
-    naming them (and, on a call with a key mask, the mask's format)."""
+    naming them (on a call with a key mask, the mask's format; where ``input_dtype`` is not the dtype of
+    the ``module``'s floating parameters, both)."""
     given = f"{layout} tensors of shape {shape}" + (
         f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if n_heads is not None else "")
     masked = ("" if mask_format is None else
               f" It was given {mask_format}: does it take its mask in another format (mask_keeps=, mask_additive=, "
               "mask_float=)?")
+    own = None if module is None else _module_dtype(module, None)
+    if input_dtype is not None and own is not None and input_dtype != own:
+        masked += (f" Its inputs were cast to {input_dtype} while its parameters are {own}: dtype= casts the inputs "
+                   "only; convert the module to that dtype, or leave dtype= out to use the module's own.")
     return ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order of its "
                       f"input axes, and, for a module with a fixed number of heads, heads= that number?{masked})")
 

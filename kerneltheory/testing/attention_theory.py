@@ -90,6 +90,11 @@ def key_covariance(estimator, x: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     A deterministic map (no law: elu + 1, Based, ReBased, ...) has C = 0: its linear attention is exact.
     Proof: proofs/attention_ratio.md.
     """
+    if isinstance(estimator, str) or not all(hasattr(estimator, a) for a in ("dim", "claims", "law")):
+        hint = (f" (a registry name has no m: pass kerneltheory.estimators.get({estimator!r}, dim, num_features))"
+                if isinstance(estimator, str) else "")
+        raise TypeError(f"estimator must be a RandomFeatureEstimator (or an object with its dim, claims and law), "
+                        f"got {type(estimator).__name__}{hint}")
     x = check_points(x, "x", dim=estimator.dim)
     keys = check_points(keys, "keys", dim=estimator.dim)
     if x.dim() != 2 or keys.dim() != 2:

@@ -250,7 +250,8 @@ def markdown(power: Sequence[dict], verdict: Sequence[dict], command: str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kerneltheory.testing.power", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kerneltheory.testing.power",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", required=True, help="the Markdown file to write")
     parser.add_argument("--seeds", type=int, default=20, help="independent seeds per defect size (>= 1)")
     args = parser.parse_args(argv)

@@ -87,7 +87,7 @@ class Report:
     budget: str = "quick"
     seed: int = 0
     notes: list[str] = field(default_factory=list)  # what the verdict covers (e.g. the input norms tested)
-    domain: str = ""  # where the statistical claims were tested ("‖x‖, ‖y‖ ≤ 0.5"), named beside a PASSED
+    domain: str = ""  # where the statistical claims were tested ("‖x‖, ‖y‖ ≤ 0.5 (‖x + y‖ ≤ …)"), named beside a PASSED
 
     @property
     def passed(self) -> bool:
@@ -159,7 +159,8 @@ def _claims(claims) -> set[str]:
     claims = set(claims)
     unknown = claims - CLAIMS
     if unknown:
-        raise ValueError(f"claims must be a subset of {sorted(CLAIMS)}, got unknown {sorted(map(repr, unknown))}")
+        raise ValueError(f"claims must be a subset of {sorted(CLAIMS)}, got unknown: "
+                         f"{', '.join(sorted(map(repr, unknown)))}")
     if not claims:
         raise ValueError("claims must name at least one claim")
     return claims
@@ -631,9 +632,9 @@ def check_feature_map(
 
     Returns:
         a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
-        PASSED, FAILED or REFUSED; ``report.domain`` ("‖x‖, ‖y‖ ≤ 0.5"), which a PASSED names in the report's first
-        line, and ``report.notes`` say up to which input norm the statistical claims were tested and why the norm
-        sweep stopped there.
+        PASSED, FAILED or REFUSED; ``report.domain`` ("‖x‖, ‖y‖ ≤ 0.5 (‖x + y‖ ≤ …, ‖x − y‖ ≤ … at the tested
+        pairs)"), which a PASSED names in the report's first line, and ``report.notes`` say up to which input norm
+        the statistical claims were tested and why the norm sweep stopped there.
 
     Raises ``ValueError`` when two draws of ``sample`` from identically seeded generators give different estimates
     beyond rounding (a sampler that draws from the global generators: no verdict could be replayed from ``seed``;
