@@ -1254,3 +1254,23 @@ def test_a_defect_whose_outputs_are_all_zeros_fails_instead_of_being_refused(kt_
 
     report = check_attention(zeros_when_padded, dim=D, checks=["padding"], alpha=ALPHA, seed=kt_seed)
     assert set(statuses(report).values()) == {"failed"}, str(report)
+
+
+def test_a_function_that_takes_at_most_eight_sequences_gets_the_batch_row_refused(kt_seed):
+    """A correct attention that accepts at most 8 sequences per call stopped the audit with an error once the batch
+    row took 9 (a review finding): the row is refused, naming the batch size, and the other rows still run."""
+    batched = NAMESPACE["batched"]
+
+    def attention(m, generator):
+        fn = batched(m, generator)
+
+        def capped(q, k, v, mask=None):
+            if q.shape[0] > 8:
+                raise RuntimeError("at most 8 sequences per call")
+            return fn(q, k, v, mask)
+        return capped
+
+    report = check_attention(attention, dim=D, checks=["batch", "padding"], alpha=ALPHA, seed=kt_seed)
+    rows = statuses(report)
+    assert rows.pop("batch") == "refused" and set(rows.values()) == {"passed"}, str(report)
+    assert "failed on a batch of 9 sequences at L = 16" in report.checks[0].detail

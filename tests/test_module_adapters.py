@@ -345,13 +345,13 @@ def test_every_head_of_a_module_with_a_projection_per_head_is_audited(kt_seed):
     assert masked.status == "FAILED", str(masked)
     failed = [c for c in masked.checks if c.status == "failed"]
     assert failed and all(c.detail.startswith("head 3 (the worst of all 4 heads)") for c in failed), str(masked)
-    assert any("every head of 4 audited" in n for n in masked.notes)
+    assert any("every head of 4 tested" in n for n in masked.notes)
     scaled = check_attention(per_head("scale", heads=2), dim=D, checks=["consistency"], seed=kt_seed)
     assert scaled.status == "FAILED" and scaled.checks[0].detail.startswith("head 0 "), str(scaled)
-    assert scaled.checks[0].alpha == pytest.approx(ALPHA / 2)
+    assert scaled.checks[0].alpha == pytest.approx(ALPHA)  # one row, α/2 on each head
     # one head alone: the head the bug spares passes, and the report names the head it covers
     alone = check_attention(per_head("mask", head=1), dim=D, checks=["padding"], seed=kt_seed)
-    assert alone.passed and any("head 1 of 4 audited" in n for n in alone.notes), str(alone)
+    assert alone.passed and any("head 1 of 4 tested" in n for n in alone.notes), str(alone)
     assert check_attention(per_head("mask", head=3), dim=D, checks=["padding"], seed=kt_seed).status == "FAILED"
     assert check_attention(per_head(heads=2), dim=D, checks=["padding", "consistency"], seed=kt_seed).passed
 
@@ -408,3 +408,60 @@ def test_a_module_given_inputs_of_another_dtype_than_its_parameters_is_told(kt_s
                                          r"the inputs only"):
         check_feature_map(from_module(HeadFeatures(), layout="BLHd", redraw="redraw", dtype=torch.float16),
                           kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+
+
+class OneHeadOff(HeadFeatures):
+    """A projection per head whose redraw leaves head 0 at std 1/√d (a per-head initialisation with the wrong scale)."""
+
+    @torch.no_grad()
+    def redraw(self):
+        super().redraw()
+        self.projection[0] /= math.sqrt(D)
+
+
+def test_every_head_of_a_feature_module_with_a_projection_per_head_is_tested(kt_seed):
+    """from_module tested head heads // 2 only, so a feature module wrong on head 0 alone passed; every head is now
+    tested in turn (each at α/H) and the failed row names the head; head= tests one, and the report says so."""
+    wrong = from_module(OneHeadOff(heads=2), layout="BLHd", heads=2, redraw="redraw")
+    report = check_feature_map(wrong, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert report.status == "FAILED", str(report)
+    assert report.failures and all(c.detail.startswith("head 0 ") for c in report.failures)
+    alone = check_feature_map(from_module(OneHeadOff(heads=2), layout="BLHd", heads=2, redraw="redraw", head=1),
+                              kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert alone.passed and any("head 1 of 2 tested (from_module(..., head=1))" in n for n in alone.notes), str(alone)
+    right = from_module(HeadFeatures(heads=2), layout="BLHd", heads=2, redraw="redraw")
+    assert check_feature_map(right, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed).passed
+    with pytest.raises(ValueError, match="head must be one of the 4 heads"):
+        from_module(HeadFeatures(heads=4), layout="BLHd", heads=4, redraw="redraw", head=7)
+
+
+class FloatPadding(FloatMask):
+    """FloatMask taking a float ``key_padding_mask`` instead: 1.0 at a padded key; ``wrong``: read as a keep mask."""
+
+    wrong = False
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        keep = None if key_padding_mask is None else key_padding_mask if self.wrong else 1.0 - key_padding_mask
+        return super().forward(q, k, v, keep)
+
+
+class FloatPaddingReadAsKeep(FloatPadding):
+    wrong = True
+
+
+def test_a_float_padding_mask_honours_mask_keeps(kt_seed):
+    """mask_float=True ignored mask_keeps=False (a review finding): a correct module taking a float padding mask
+    failed, and one reading it as a keep mask passed."""
+    def audit(module, **kw):
+        return check_attention(attention_from_module(module, mask="key_padding_mask", mask_float=True, **kw), dim=D,
+                               checks=["padding"], seed=kt_seed)
+
+    assert audit(FloatPadding, mask_keeps=False).passed
+    assert audit(FloatPaddingReadAsKeep, mask_keeps=False).status == "FAILED"
+
+
+def test_joined_head_rows_carry_the_sum_of_the_heads_levels(kt_seed):
+    """A joined row fails where any head's does, so its level is the sum of the heads' (a review finding: each row
+    printed one head's α/(H·n), and the rows summed to a quarter of the report's α at H = 4)."""
+    report = check_attention(per_head(heads=4), dim=D, checks=["padding"], seed=kt_seed)
+    assert report.passed and math.isclose(sum(c.alpha for c in report.checks), ALPHA), str(report)

@@ -197,21 +197,25 @@ def test_a_sweep_radius_refused_by_its_full_draws_leaves_the_verdict_for_a_note(
     drawn = global_rng_sampler(lambda: OPRFFeatures(8, 64))
     report = check_feature_map(drawn, kernels.softmax, dim=8, claims={"unbiased"}, bind=bind, seed=0)
     assert report.status == "PASSED", str(report)
-    left = [n for n in report.notes if n.startswith("rows of the norm sweep refused")]
+    left = [n for n in report.notes if n.startswith("rows of the norm sweep whose full draws could not decide")]
     assert left and "unbiased[‖x‖ = ‖y‖ = 1]: tails too heavy" in left[0], report.notes
     assert not any(c.name == "unbiased[‖x‖ = ‖y‖ = 1]" for c in report.checks)
     assert "‖x‖, ‖y‖ ≤ 0.5" in report.domain
 
 
-def test_only_refused_rows_of_swept_families_leave_the_report():
-    """Failures stay wherever they are, and a refusal at a built-in family still refuses the report."""
+def test_only_undecided_rows_of_swept_families_leave_the_report():
+    """Only refusals for want of evidence (tails too heavy, too few draws) leave, and only at swept radii: failures
+    stay, a refusal at a built-in family still refuses the report, and so does a swept row's refusal that stands for
+    a reclassified rejection (draws not independent: a review's map biased past ‖x‖ = 0.75 with dependent draws
+    PASSED at 4 of 10 seeds while every swept refusal was left out)."""
     from kerneltheory.testing.checks import CheckResult
     from kerneltheory.testing.verify import Report, _leave_out_swept_refusals
 
     def row(name, status):
-        if status == "refused":
-            return CheckResult.refusal("tails too heavy", name=name, claim="unbiased", alpha=1e-6, sample_size=8,
-                                       seed=0)
+        if status in ("refused", "dependent"):
+            return CheckResult.refusal("tails too heavy" if status == "refused" else "the draws are not independent",
+                                       name=name, claim="unbiased", alpha=1e-6, sample_size=8, seed=0,
+                                       no_evidence=status == "refused")
         return CheckResult(name=name, claim="unbiased", statistic=0.0, p_value=1.0 if status == "passed" else 0.0,
                            alpha=1e-6, effect_size=0.0, sample_size=8, seed=0, method="clt",
                            passed=status == "passed")
@@ -226,3 +230,33 @@ def test_only_refused_rows_of_swept_families_leave_the_report():
     base = Report("check_feature_map", checks=[row("unbiased[axes]", "refused"), row("unbiased[zero]", "passed")])
     _leave_out_swept_refusals(base, swept)
     assert base.status == "REFUSED" and len(base.checks) == 2 and not base.notes
+    dependent = Report("check_feature_map", checks=[row("unbiased[axes]", "passed"),
+                                                    row("unbiased[‖x‖ = ‖y‖ = 1]", "dependent")])
+    _leave_out_swept_refusals(dependent, swept)
+    assert dependent.status == "REFUSED" and len(dependent.checks) == 2 and not dependent.notes
+
+
+def test_a_swept_row_that_refuses_a_rejection_stays_in_the_report():
+    """A review's map: random Fourier features biased by 3 % past ‖x‖ = 0.75 (only the sweep reaches it), two of whose
+    64 rows every map of a batch shares (dependent draws). At ‖x‖ = 1 the mean test rejects and the dependence rule
+    refuses the row (the draws are not independent); leaving every swept refusal out made the report PASSED at 4 of 10
+    seeds (0, 5, 6, 7). The row stays, and the report is refused."""
+    d, m = 8, 64
+
+    def sample(g, batch=None):
+        r = 1 if batch is None else batch
+        z = torch.randn(r + 1, m, d, generator=g, dtype=torch.float64)
+        u = torch.rand(r + 1, m, generator=g, dtype=torch.float64)
+        w = torch.cat([z[:1, :2].expand(r, 2, d), z[1:, 2:]], 1)  # two rows shared by the batch
+        b = 2 * math.pi * torch.cat([u[:1, :2].expand(r, 2), u[1:, 2:]], 1)
+
+        def phi(x):
+            f = math.sqrt(2 / m) * torch.cos(torch.einsum("rmd,nd->rnm", w, x) + b[:, None, :])
+            f = torch.where((x.norm(dim=-1) > 0.75)[None, :, None], f * math.sqrt(0.97), f)
+            return f if batch is not None else f[0]
+        return phi
+
+    report = check_feature_map(sample, kernels.gaussian, dim=d, claims={"unbiased"}, batched=True, seed=0)
+    assert report.status != "PASSED", str(report)
+    assert any(c.refused and "‖x‖ = ‖y‖ = 1" in c.name and "not independent" in c.detail for c in report.checks), \
+        str(report)

@@ -272,6 +272,7 @@ def from_module(
     dtype: torch.dtype | None = None,
     query=None,
     key=None,
+    head: int | None = None,
 ) -> Callable[[torch.Generator], object]:
     """``sample(generator)`` for a feature map that lives in an ``nn.Module``.
 
@@ -279,13 +280,17 @@ def from_module(
     inside :func:`global_rng` on a private copy of the module in eval mode, and returns the feature function
     ``[n, d] → [n, D]`` (or a ``(query_fn, key_fn)`` pair when ``query``/``key`` are given: a method name, a
     dict of keyword arguments for ``forward``, e.g. ``{"is_query": True}``, or ``callable(module, x)``).
-    ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one
-    batch is inserted; a layout with a head axis gets ``heads`` heads, default :data:`DEFAULT_HEADS`: the tested rows
-    on head ``heads // 2`` and fixed distractor rows on the others, of which only the tested head's features are read,
-    as in :func:`attention_from_module`; a module that mixes heads, ``x.reshape(B, H, L, d)`` for ``x.transpose(1,
-    2)``, then gives the tested rows other rows' features, which the checks see, where one inserted head hid it; pass
-    the module's own number of heads when it has a fixed one); inputs are cast to ``dtype`` (default: the module's
-    own) and features back to float64. Learned parameters stay fixed: a redraw that changes one raises
+    ``layout`` says where the module wants the sequence: ``"nd"``, ``"BLd"``, ``"BHLd"`` or ``"BLHd"`` (one batch is
+    inserted; a layout with a head axis gets ``heads`` heads, default :data:`DEFAULT_HEADS`: the tested rows on one head
+    and fixed distractor rows on the others, of which only the tested head's features are read, as in
+    :func:`attention_from_module`: the sampler tests head ``heads // 2``, and its attribute ``head_samplers`` holds one
+    sampler per head (each on its own copy of the module, made at its first draw), which
+    :func:`~kerneltheory.testing.verify.check_feature_map` tests in turn, each at α/heads (a module with a projection
+    per head may be wrong on one head only); ``head=h`` tests head h alone; a module that mixes heads, ``x.reshape(B, H,
+    L, d)`` for ``x.transpose(1, 2)``, then gives the tested rows other rows' features, which the checks see, where one
+    inserted head hid it; pass the module's own number of heads when it has a fixed one); inputs are cast to ``dtype``
+    (default: the module's own) and features back to float64.
+    Learned parameters stay fixed: a redraw that changes one raises
     ``ValueError``; without ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the
     same map), unless ``redraw=False`` declares a deterministic map (no random features: every draw is the module,
     which the checks test as a deterministic map, estimate equal to its kernel at every draw), and a redraw
@@ -309,7 +314,43 @@ def from_module(
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     axes = _layout(layout)
     n_heads, head_axis = _head_axis(axes, layout, heads)
-    tested = n_heads // 2
+    head = _head_index(head, n_heads, head_axis, layout)
+
+    def on_head(tested: int):
+        sample = _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, redraw, dtype, query, key)
+        sample.tested_head = (tested, n_heads)
+        return sample
+
+    def lazily(tested: int):
+        built = []
+
+        def sample(generator: torch.Generator):
+            if not built:  # its own copy of the module, made when the head is first drawn
+                built.append(on_head(tested))
+            return built[0](generator)
+        sample.tested_head = (tested, n_heads)
+        return sample
+
+    sample = on_head(n_heads // 2 if head is None else head)
+    if head is None and n_heads > 1:
+        sample.head_samplers = tuple(lazily(h) for h in range(n_heads))
+    return sample
+
+
+def _head_index(head, n_heads: int, head_axis: int | None, layout: str) -> int | None:
+    """``head=`` of the module adapters: None, or a head of the layout's ``n_heads`` (an error otherwise)."""
+    if head is None:
+        return None
+    if head_axis is None:
+        raise ValueError(f"head applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
+    head = check_int(head, "head", minimum=0)
+    if head >= n_heads:
+        raise ValueError(f"head must be one of the {n_heads} heads, 0 to {n_heads - 1} (heads={n_heads}), got {head}")
+    return head
+
+
+def _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, redraw, dtype, query, key):
+    """:func:`from_module`'s sampler of head ``tested``, on its own copy of ``module``."""
     work = copy.deepcopy(module).eval()
     dt = _module_dtype(work, dtype)
     learned = _learned(work)
@@ -554,8 +595,8 @@ def attention_from_module(
     marks padding (``mask_keeps=False``, PyTorch's ``key_padding_mask``); ``mask_additive=True`` passes it as the
     additive float mask some modules take instead (0 at a kept key, −inf at a masked one, in the module's dtype);
     ``mask_float=True`` as 1.0 at a kept key and 0.0 at a masked one in the module's dtype (HuggingFace's
-    ``attention_mask``). A module that fails on its inputs raises a ValueError naming the shape it was given and
-    ``layout``/``heads``, and, on a call with a mask, the mask's format.
+    ``attention_mask``; with ``mask_keeps=False``, 1.0 at a masked key). A module that fails on its inputs raises a
+    ValueError naming the shape it was given and ``layout``/``heads``, and, on a call with a mask, the mask's format.
     ``forward_redraws=True``, for a module that redraws its features from torch's global generator inside
     ``forward``: every call of one ``fn`` runs with the same seed (:func:`global_rng_calls` with ``same_seed``), so
     its calls share one draw of the features, as a module whose redraw happens once per draw would, and the exact
@@ -586,23 +627,17 @@ def attention_from_module(
     if mask_keyword is not None and not isinstance(mask_keyword, str):
         raise TypeError(f"mask must be None or the name of the module's mask keyword, got {type(mask).__name__}")
     n_heads, head_axis = _head_axis(axes, layout, heads)
-    if head is not None:
-        if head_axis is None:
-            raise ValueError(f"head applies to a layout with a head axis ('BHLd', 'BLHd'); layout {layout!r} has none")
-        head = check_int(head, "head", minimum=0)
-        if head >= n_heads:
-            raise ValueError(f"head must be one of the {n_heads} heads, 0 to {n_heads - 1} (heads={n_heads}), got "
-                             f"{head}")
+    head = _head_index(head, n_heads, head_axis, layout)
+    marks = f"at a {'kept' if mask_keeps else 'padded'} key (mask_keeps={mask_keeps})"
     mask_format = ("an additive 0/−inf float mask (mask_additive=True)" if mask_additive else
-                   "a 1.0/0.0 float keep-mask (mask_float=True)" if mask_float else
-                   f"a bool mask, True at a {'kept' if mask_keeps else 'padded'} key (mask_keeps={mask_keeps})")
+                   f"a 1.0/0.0 float mask, 1.0 {marks}, mask_float=True" if mask_float else
+                   f"a bool mask, True {marks}")
 
     def module_mask(mask, dt):
         if mask_additive:
             return torch.zeros(mask.shape, dtype=dt).masked_fill(~mask, -math.inf)
-        if mask_float:
-            return mask.to(dt)
-        return mask if mask_keeps else ~mask
+        marked = mask if mask_keeps else ~mask
+        return marked.to(dt) if mask_float else marked
 
     def on_head(audited: int):
         def factory(num_features: int, generator: torch.Generator):

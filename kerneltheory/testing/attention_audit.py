@@ -101,7 +101,6 @@ sum's 0/0 at position 0 is the finiteness check's failure, not a causality one).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -138,7 +137,7 @@ from .attention_exact import (
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .seeds import seed_for
-from .verify import Report
+from .verify import Report, join_head_reports, one_head_note
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
@@ -581,7 +580,8 @@ def check_attention(
 
     A factory with a ``head_factories`` attribute (one factory per head of a multi-head module,
     :func:`~kerneltheory.testing.adapters.attention_from_module`) is audited on every head in turn, each at
-    α/heads with the same seed, and the report gives each row its worst head (:func:`_every_head`).
+    α/heads with the same seed, and the report gives each row its worst head
+    (:func:`~kerneltheory.testing.verify.join_head_reports`).
 
     Raises ``ValueError`` when two factories built from identically seeded generators give different outputs
     (the function draws from the global generators, so its verdict could not be replayed), and on bad arguments.
@@ -632,13 +632,17 @@ def check_attention(
         matrix_fits(max(exact_length, long_length))
     heads = getattr(attention, "head_factories", None)
     if heads is not None:
-        return _every_head(heads, arguments, alpha)
+        if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
+            raise TypeError("attention.head_factories must be a non-empty tuple of factories, one per head, got "
+                            f"{heads!r}")
+        return join_head_reports([check_attention(**{**arguments, "attention": h, "alpha": alpha / len(heads)})
+                                  for h in heads], alpha, "attention_from_module")
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)
     audited = getattr(attention, "audited_head", None)
     if audited is not None and audited[1] > 1:
-        report.notes.append(_one_head_note(*audited))
+        report.notes.append(one_head_note(*audited, "attention_from_module"))
     if inputs is None:
         q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
     else:
@@ -721,40 +725,3 @@ def check_attention(
                 report.checks.append(_finite(attention, d, m_exact, long_length, max_norm, dt, a, s, (q, k, v)))
     return report
 
-
-_SEVERITY = {"failed": 0, "refused": 1, "stopped": 2, "passed": 3}
-
-
-def _one_head_note(head: int, count: int) -> str:
-    return f"head {head} of {count} audited (attention_from_module(..., head={head})); the other heads are not"
-
-
-def _every_head(heads, arguments: dict, alpha: float) -> Report:
-    """The audit of each head's factory of ``heads`` (``check_attention(**arguments)`` at α/len(heads), the same
-    seed) joined into one report: each row, by name, is its worst head's (failed before refused before stopped before
-    passed, then the least p-value), its detail naming that head; the notes of every head, once each. A module with a
-    projection per head may be wrong on one of them only (an initialisation loop from 1, a mask applied to all heads
-    but the last), which the audit of one head passes."""
-    if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
-        raise TypeError("attention.head_factories must be a non-empty tuple of factories, one per head, got "
-                        f"{heads!r}")
-    count = len(heads)
-    reports = [check_attention(**{**arguments, "attention": h, "alpha": alpha / count}) for h in heads]
-    rows: dict[str, list] = {}
-    for head, rep in enumerate(reports):
-        for row in rep.checks:
-            rows.setdefault(row.name, []).append((head, row))
-    first = reports[0]
-    report = Report("check_attention", alpha=alpha, budget=first.budget, seed=first.seed, domain=first.domain)
-    for seen in rows.values():  # NaN p-values (refused rows) order last within their status
-        head, row = min(seen, key=lambda t: (_SEVERITY[t[1].status], math.inf if not t[1].p_value >= 0 else
-                                             t[1].p_value, t[0]))
-        ran = f"{len(seen)} of {count} heads" if len(seen) < count else f"all {count} heads"
-        report.checks.append(dataclasses.replace(
-            row, detail=f"head {head} (the worst of {ran}): {row.detail}" if row.detail else f"head {head}"))
-    report.notes.append(f"every head of {count} audited in turn (the audited sequence on it, distractors on the "
-                        f"others), each at α/{count}; each row is its worst head's")
-    alone = {_one_head_note(h, count) for h in range(count)}
-    for rep in reports:
-        report.notes += [n for n in rep.notes if n not in report.notes and n not in alone]
-    return report

@@ -1188,7 +1188,14 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
     fn = attention(m, torch.Generator().manual_seed(seed))
     pairs, runs = [], []
     for q, k, v in sets:
-        both, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+        try:
+            both, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
+        except ValueError as exc:  # calls on one sequence ran before: the batch itself is what the function refuses
+            return CheckResult.refusal(
+                f"the function failed on a batch of {q.shape[0]} sequences at L = {q.shape[-2]} ({exc}); the batch "
+                f"row compares such a batch (BATCH_SIZES: {BATCH_SIZES[0]} at the shortest length, {BATCH_SIZES[1]} "
+                "at the others) with each sequence alone, and could not run", name=name, claim="batch", alpha=alpha,
+                sample_size=0, seed=seed)
         if refused is not None:
             return refused
         runs.append(both)

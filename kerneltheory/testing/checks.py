@@ -113,6 +113,10 @@ class CheckResult:
     # that is a symmetric function of the draws (the normal tests, the bounds); the dependence tests of a failed row
     # read the pairs they single out (dependence.dependence_refusal); None where none are kept. Not in the record
     pair_p: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # a refusal because the draws could not decide (tails too heavy for a normal test, too few draws), which says
+    # nothing about the claim; False for refusals that stand for a rejection reclassified (draws not independent, a
+    # rejection that the claimed variance explains) or for a sign of a defect (every draw the same). Not in the record
+    no_evidence: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def refusal(cls, detail: str, **fields) -> CheckResult:
@@ -152,7 +156,8 @@ class CheckResult:
         return "refused" if self.refused else ("stopped" if self.stopped else "failed")
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("without_variance", "pair_p")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("without_variance", "pair_p", "no_evidence")}
 
 
 def _bonferroni(p: torch.Tensor) -> tuple[float, int]:
@@ -642,7 +647,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
          "the moments of the estimates are not representable in float64 (the guard's fourth moment is "
          f"{worst}), so no normal test applies" if not math.isfinite(worst) else
          f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
-        **base,
+        no_evidence=True, **base,
     )
 
 
@@ -807,7 +812,7 @@ def variance_check(
         return CheckResult.refusal(
             f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
             f"{alpha:.3g} (at pair {_pair(labels, first, index)}: {why}); the tested pairs agree with the claim",
-            **base,
+            no_evidence=True, **base,
         )
     pair_p = p
     if index is not None:  # the kept pairs' p-values among all of the caller's pairs (settled ones: 1)
