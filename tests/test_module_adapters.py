@@ -120,8 +120,9 @@ def test_a_feature_module_that_mixes_heads_fails_and_a_correct_one_passes(kt_see
         assert status == "PASSED" or [c.name for c in report.checks if c.status == "failed"] == ["row-wise"], \
             str(report)
     assert audit(HeadFeatures(), layout="BLHd").passed
-    assert audit(HeadFeatures(blhd=False), layout="BHLd", heads=3).passed
-    assert audit(HeadFeatures(heads=4), layout="BLHd", heads=4).passed
+    # one head each (head= the former default): a correct module on every head is test_every_head_of_a_feature_...
+    assert audit(HeadFeatures(blhd=False), layout="BHLd", heads=3, head=1).passed
+    assert audit(HeadFeatures(heads=4), layout="BLHd", heads=4, head=2).passed
     with pytest.raises(ValueError, match="the module failed on BLHd tensors of shape .* heads=default 2"):
         audit(HeadFeatures(heads=4), layout="BLHd")
     with pytest.raises(ValueError, match="heads applies to a layout with a head axis"):
