@@ -466,3 +466,12 @@ def test_joined_head_rows_carry_the_sum_of_the_heads_levels(kt_seed):
     printed one head's α/(H·n), and the rows summed to a quarter of the report's α at H = 4)."""
     report = check_attention(per_head(heads=4), dim=D, checks=["padding"], seed=kt_seed)
     assert report.passed and math.isclose(sum(c.alpha for c in report.checks), ALPHA), str(report)
+
+
+def test_a_wrapped_factory_that_lost_its_heads_is_named(kt_seed):
+    """A factory wrapped in a function of the user's own loses head_factories and is audited on head heads // 2 only
+    (a review finding: silently); the report now says so, reading the head from the functions it builds."""
+    inner = per_head("mask", heads=4)
+    report = check_attention(lambda m, g: inner(m, g), dim=D, checks=["padding"], seed=kt_seed)
+    assert report.passed, str(report)  # head 2 is masked correctly: only head 3 is wrong
+    assert any(n.startswith("head 2 of 4 audited only") and "head_factories" in n for n in report.notes), report.notes

@@ -679,7 +679,9 @@ def attention_from_module(
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
                                       heads, mask_format if mask is not None else None, module, dt) from exc
 
-        return global_rng_calls(fn, generator, same_seed=forward_redraws)
+        called = global_rng_calls(fn, generator, same_seed=forward_redraws)
+        called.audited_head = (audited, n_heads)  # what check_attention reads where a wrapper hid the factory's
+        return called
 
     factory = on_head(n_heads // 2 if head is None else head)
     if head is None and n_heads > 1:

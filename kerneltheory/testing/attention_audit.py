@@ -640,9 +640,6 @@ def check_attention(
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)
-    audited = getattr(attention, "audited_head", None)
-    if audited is not None and audited[1] > 1:
-        report.notes.append(one_head_note(*audited, "attention_from_module"))
     if inputs is None:
         q, k, v = _inputs(1, length, d, std, torch.Generator().manual_seed(seed_for("attention inputs", seed)))
     else:
@@ -651,7 +648,15 @@ def check_attention(
                 or q.shape[-2] < 1 or v.shape[-1] < 1):
             raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d} and L ≥ 1, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
+    built = _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
+    audited = getattr(attention, "audited_head", None)
+    if audited is not None and audited[1] > 1:
+        report.notes.append(one_head_note(*audited, "attention_from_module"))
+    elif getattr(built, "audited_head", (0, 1))[1] > 1:  # a wrapper of attention_from_module's factory lost its heads
+        h, count = built.audited_head
+        report.notes.append(f"head {h} of {count} audited only: the factory's functions come from "
+                            "attention_from_module, but it does not carry head_factories (a factory wrapped in a "
+                            "function of its own?): copy that attribute to audit every head")
     lengths = sorted({length, exact_length})
     statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
     repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None
