@@ -366,10 +366,10 @@ def test_head_is_validated():
     with pytest.raises(ValueError, match="head applies to a layout with a head axis"):
         attention_from_module(build, layout="BLd", head=0)
     one = attention_from_module(build, layout="BHLd", heads=4, head=2)
-    assert not hasattr(one, "head_factories") and one.audited_head == (2, 4)
+    assert not hasattr(one, "head_factories") and one.tested_head == (2, 4)
     every = attention_from_module(build, layout="BHLd", heads=4)
-    assert [f.audited_head for f in every.head_factories] == [(h, 4) for h in range(4)]
-    assert every.audited_head == (2, 4)  # called directly, the factory gives head heads // 2 as before
+    assert [f.tested_head for f in every.head_factories] == [(h, 4) for h in range(4)]
+    assert every.tested_head == (2, 4)  # called directly, the factory gives head heads // 2 as before
 
 
 class FloatMask(nn.Module):
@@ -468,10 +468,37 @@ def test_joined_head_rows_carry_the_sum_of_the_heads_levels(kt_seed):
     assert report.passed and math.isclose(sum(c.alpha for c in report.checks), ALPHA), str(report)
 
 
-def test_a_wrapped_factory_that_lost_its_heads_is_named(kt_seed):
-    """A factory wrapped in a function of the user's own loses head_factories and is audited on head heads // 2 only
-    (a review finding: silently); the report now says so, reading the head from the functions it builds."""
+def test_a_wrapped_factory_or_sampler_that_lost_its_heads_is_named(kt_seed):
+    """A factory or sampler wrapped in a function of the user's own (a map rescaling its inputs) loses head_factories
+    or head_samplers and is audited on head heads // 2 only (two review findings: silently; a module wrong on head 0
+    PASSED at 3 of 3 seeds); the report now says so in its first line and a note, from the head its functions report
+    when called (kerneltheory.testing._heads)."""
     inner = per_head("mask", heads=4)
     report = check_attention(lambda m, g: inner(m, g), dim=D, checks=["padding"], seed=kt_seed)
     assert report.passed, str(report)  # head 2 is masked correctly: only head 3 is wrong
-    assert any(n.startswith("head 2 of 4 audited only") and "head_factories" in n for n in report.notes), report.notes
+    assert any(n.startswith("head 2 of 4 tested only") and "head_factories" in n for n in report.notes), report.notes
+    assert str(report).splitlines()[0].startswith("check_attention: PASSED at head 2 of 4 only"), str(report)
+    sampler = from_module(OneHeadOff(heads=2), layout="BLHd", heads=2, redraw="redraw")
+
+    def rescaled(g):  # the user's wrapper: the map of x/2 (kernel exp(xᵀy/4))
+        phi = sampler(g)
+        return lambda x: phi(x / 2)
+
+    wrapped = check_feature_map(rescaled, kernels.input_scaled(kernels.softmax, 0.5), dim=D, claims={"unbiased"},
+                                seed=kt_seed)
+    assert any(n.startswith("head 1 of 2 tested only") and "head_samplers" in n for n in wrapped.notes), str(wrapped)
+    assert wrapped.domain.endswith("; head 1 of 2 only"), wrapped.domain
+
+
+def test_proportional_check_tests_every_head(kt_seed):
+    """proportional_check ignored head_samplers: every row passed for a feature module wrong on head 0 (3 of 3 seeds,
+    a review finding) while check_feature_map(claims={"proportional"}) failed it. Each row is now its worst head's."""
+    from kerneltheory.testing.adapters import proportional_check
+
+    rows = proportional_check(from_module(OneHeadOff(heads=2), layout="BLHd", heads=2, redraw="redraw"),
+                              kernels.softmax, dim=D, seed=kt_seed)
+    failed = [r for r in rows if r.status == "failed"]
+    assert failed and all(r.detail.startswith("head 0 ") for r in failed), [r.detail for r in rows]
+    right = proportional_check(from_module(HeadFeatures(heads=2), layout="BLHd", heads=2, redraw="redraw"),
+                               kernels.softmax, dim=D, seed=kt_seed)
+    assert all(r.passed for r in right), [r.detail for r in right if not r.passed]

@@ -451,3 +451,19 @@ def test_draws_that_are_all_equal_do_not_refute_a_positive_variance():
     met = variance_check(Moments.from_samples(x), torch.tensor([0.0, 1.0], dtype=torch.float64), alpha=1e-6,
                          name="v", seed=0, samples=x)
     assert met.passed, met.detail
+
+
+def test_an_untested_constant_pair_names_the_variance_refusal_wherever_it_is():
+    """variance_check read the first untested pair alone: heavy tails there labelled the refusal a want of evidence
+    (no_evidence, which a norm-sweep row may leave out of a report) while a later pair's draws were all equal, a sign
+    of a map that does not draw (a review finding). The constant pair now names the refusal in either order."""
+    g = torch.Generator().manual_seed(0)
+    heavy = torch.exp(2.5 * torch.randn(2048, generator=g, dtype=torch.float64))  # lognormal(0, 2.5²)
+    claimed_heavy = float((math.exp(2 * 6.25) - 1) * math.exp(6.25))  # its exact variance
+    const = torch.ones(2048, dtype=torch.float64)
+    for cols, claimed, at in (([heavy, const], [claimed_heavy, 1.0], 1), ([const, heavy], [1.0, claimed_heavy], 0)):
+        x = torch.stack(cols, 1)
+        row = variance_check(Moments.from_samples(x), torch.tensor(claimed, dtype=torch.float64), alpha=1e-7,
+                             name="variance[‖x‖ = ‖y‖ = 1]", seed=0, samples=x)
+        assert row.refused and not row.no_evidence, row.detail
+        assert f"at pair {at} every one of the 2048 draws gave the same estimate" in row.detail, row.detail

@@ -37,6 +37,7 @@ import torch
 
 from .._validation import check_generator, check_int, check_points
 from ._global_states import inside_global_rng, save_once
+from ._heads import saw_head
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -382,6 +383,7 @@ def _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, red
         def features(x: torch.Tensor) -> torch.Tensor:
             if draws[0] != n_draw:
                 raise RuntimeError("this feature function belongs to an earlier draw of the module")
+            saw_head(tested, n_heads)  # the head an audit reached, whatever wraps this function (_heads)
             out, features.feature_dtype = run(fn, x, calls)  # the dtype computed in: the rounding floor's precision
             if not probe and fn is (work if sides is None else sides[0]):
                 probe.extend([x.detach().clone(), out.detach().clone()])
@@ -642,7 +644,7 @@ def attention_from_module(
     def on_head(audited: int):
         def factory(num_features: int, generator: torch.Generator):
             return _head_function(num_features, generator, audited)
-        factory.audited_head = (audited, n_heads)
+        factory.tested_head = (audited, n_heads)
         return factory
 
     def _head_function(num_features: int, generator: torch.Generator, audited: int):
@@ -655,6 +657,7 @@ def attention_from_module(
         module.eval()
 
         def fn(q, k, v, mask=None):
+            saw_head(audited, n_heads)  # the head an audit reached, whatever wraps this function (_heads)
             dt = q.dtype if dtype == "input" else _module_dtype(module, dtype)
             if dtype == "input":
                 module.to(dt)
@@ -679,9 +682,7 @@ def attention_from_module(
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
                                       heads, mask_format if mask is not None else None, module, dt) from exc
 
-        called = global_rng_calls(fn, generator, same_seed=forward_redraws)
-        called.audited_head = (audited, n_heads)  # what check_attention reads where a wrapper hid the factory's
-        return called
+        return global_rng_calls(fn, generator, same_seed=forward_redraws)
 
     factory = on_head(n_heads // 2 if head is None else head)
     if head is None and n_heads > 1:

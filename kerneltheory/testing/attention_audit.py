@@ -109,6 +109,7 @@ import torch
 from .._validation import check_alpha, check_fits_memory, check_int, check_points, check_real
 from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
+from ._heads import noting_heads
 from .attention_checks import _exact_refusal, mse_slope_check
 from .attention_exact import (
     BATCH_SIZES,
@@ -137,7 +138,7 @@ from .attention_exact import (
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .seeds import seed_for
-from .verify import Report, join_head_reports, one_head_note
+from .verify import Report, join_head_reports
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
@@ -527,6 +528,7 @@ def _wanted(checks, causal: bool, mask: bool) -> list[str]:
     return wanted
 
 
+@noting_heads("attention_from_module", "head_factories")
 def check_attention(
     attention: Callable[[int, torch.Generator], Callable],
     *,
@@ -648,15 +650,7 @@ def check_attention(
                 or q.shape[-2] < 1 or v.shape[-1] < 1):
             raise ValueError(f"inputs must be (q, k, v) of shape [1, L, d] with d = {d} and L ≥ 1, got "
                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    built = _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
-    audited = getattr(attention, "audited_head", None)
-    if audited is not None and audited[1] > 1:
-        report.notes.append(one_head_note(*audited, "attention_from_module"))
-    elif getattr(built, "audited_head", (0, 1))[1] > 1:  # a wrapper of attention_from_module's factory lost its heads
-        h, count = built.audited_head
-        report.notes.append(f"head {h} of {count} audited only: the factory's functions come from "
-                            "attention_from_module, but it does not carry head_factories (a factory wrapped in a "
-                            "function of its own?): copy that attribute to audit every head")
+    _check_reproducible(attention, q, k, v, ms[0], seed, output_dtype)
     lengths = sorted({length, exact_length})
     statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
     repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None

@@ -234,11 +234,11 @@ def _determined(fn, q, k, v, m, mask, name, alpha, seed, precision) -> tuple[_Ru
                                      claim=name.split("[")[0], alpha=alpha, sample_size=a.numel(), seed=seed)
 
 
-def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None):
+def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -> None:
     """Two factories built from identically seeded generators must give the same output (:func:`_agree`: up to the
     rounding of one evaluation each, since a kernel whose reductions are not deterministic, as some CUDA kernels are,
     reassociates its sums from call to call); otherwise the function draws from somewhere else (the global
-    generators), and no verdict could be replayed from the seed. Returns the first function built."""
+    generators), and no verdict could be replayed from the seed."""
     try:
         fn_a, fn_b = (attention(m, torch.Generator().manual_seed(seed)) for _ in range(2))
     except Exception as exc:
@@ -262,7 +262,6 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None):
         raise ValueError("attention(m, generator) built twice from identically seeded generators gives different "
                          "outputs: it must draw its features only from the generator it is given. " + GLOBAL_FIX
                          + _training_hint(fn_a))
-    return fn_a
 
 
 #: how code that draws from torch's global generator is audited (the errors of a factory that does not replay)

@@ -790,7 +790,11 @@ def variance_check(
     rejected = p_adj <= alpha
     untested = int((~tested).sum())
     if untested and not rejected:
-        first = int(torch.nonzero(~tested)[0])
+        # an untested pair whose draws are all equal names the refusal, wherever it is among them: it is a sign of a
+        # map that does not draw (kept in a report), not a want of evidence (a review finding: the first untested
+        # pair alone decided, so heavy tails at an earlier pair labelled it no_evidence)
+        still = ~tested & constant
+        first = int(torch.nonzero(still if bool(still.any()) else ~tested)[0])
         skew_first, guard = float(skew[first]), float(worst[first])
         if bool(constant[first]):
             return CheckResult.refusal(

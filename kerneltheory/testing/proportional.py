@@ -57,10 +57,12 @@ from .user_calls import _Evaluator, _kernel_scale, _pair_values
 from .verify import (
     RADIUS,
     SWEEP_RADII,
+    Report,
     Sweep,
     _binary_exponents,
     _budget,
     _nonfinite_row,
+    join_head_reports,
     sweep_radii,
 )
 
@@ -108,8 +110,17 @@ def proportional_check(
     with a pair where k ≤ 0 or k is not finite is refused with a ``ValueError`` naming it (a ratio to 0 means
     nothing). Each draw's map is called once on all the pairs together, so a factor that depends on the batch (features
     divided by √(batch size)) is one constant here and passes: ``check_feature_map(..., claims={"proportional"})``
-    adds the row-wise and replay rows that fail it.
+    adds the row-wise and replay rows that fail it. A sampler with ``head_samplers`` (every head of a multi-head module,
+    :func:`~kerneltheory.testing.adapters.from_module`) is tested on each head at α/heads, and each row is its worst
+    head's, named in its detail (:func:`~kerneltheory.testing.verify.join_head_reports`).
     """
+    heads = getattr(sample, "head_samplers", None)
+    if heads is not None:  # a module wrong on one head passed every row when only head heads // 2 was tested
+        alpha = check_alpha(alpha)
+        reports = [Report("proportional_check", checks=proportional_check(
+            h, kernel, dim=dim, alpha=alpha / len(heads), seed=seed, budget=budget, inputs=inputs, bind=bind,
+            batched=batched, sweep=sweep), alpha=alpha / len(heads), seed=seed) for h in heads]
+        return join_head_reports(reports, alpha, "from_module").checks
     return _proportional_rows(sample, kernel, dim=dim, alpha=alpha, seed=seed, budget=budget, inputs=inputs, bind=bind,
                               batched=batched, sweep=sweep)[0]
 

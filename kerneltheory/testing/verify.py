@@ -23,6 +23,7 @@ import torch
 
 from .._validation import all_finite, check_alpha, check_flag, check_int, check_real
 from ..montecarlo import Moments
+from ._heads import noting_heads, one_head_note
 from .checks import (
     GUARD,
     LEFT_OUT,
@@ -565,6 +566,7 @@ def run_mean_variance_checks(
     return out
 
 
+@noting_heads("from_module", "head_samplers")
 def check_feature_map(
     sample: Callable[..., object],
     kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -701,9 +703,6 @@ def check_feature_map(
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
-    tested_head = getattr(sample, "tested_head", None)
-    if tested_head is not None and tested_head[1] > 1:
-        report.notes.append(one_head_note(*tested_head, "from_module"))
     if row_wise is not None:  # an exact failure (or repeated draws) before any draw of the checks
         report.checks.append(row_wise)
         report.notes.append("no claim was tested: " + ("the map's draws repeat" if row_wise.refused else
@@ -904,11 +903,6 @@ def _example(bad: torch.Tensor, feats: list[torch.Tensor], pts: torch.Tensor) ->
 _SEVERITY = {"failed": 0, "refused": 1, "stopped": 2, "passed": 3}
 
 
-def one_head_note(head: int, count: int, adapter: str) -> str:
-    """The note of a report that covers one head of a multi-head module (``adapter``'s ``head=``)."""
-    return f"head {head} of {count} tested ({adapter}(..., head={head})); the other heads are not"
-
-
 def join_head_reports(reports: list[Report], alpha: float, adapter: str) -> Report:
     """The reports of each head of a multi-head module (one per head, each at α/len(reports), the same seed) as one:
     each row, by name, is its worst head's (failed before refused before stopped before passed, then the least
@@ -932,7 +926,8 @@ def join_head_reports(reports: list[Report], alpha: float, adapter: str) -> Repo
             row, alpha=sum(r.alpha for _, r in seen),
             detail=f"head {head} (the worst of {ran}): {row.detail}" if row.detail else f"head {head}"))
     joined.notes.append(f"every head of {count} tested in turn (the tested inputs on it, fixed distractors on the "
-                        f"others), each at α/{count}; each row is its worst head's")
+                        f"others), each at α/{count}; each row is its worst head's ({count} heads inserted: a module "
+                        "with a fixed number of heads is tested with heads= that number)")
     alone = {one_head_note(h, count, adapter) for h in range(count)}
     for rep in reports:
         joined.notes += [n for n in rep.notes if n not in joined.notes and n not in alone]
