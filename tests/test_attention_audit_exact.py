@@ -1274,3 +1274,17 @@ def test_a_function_that_takes_at_most_eight_sequences_gets_the_batch_row_refuse
     rows = statuses(report)
     assert rows.pop("batch") == "refused" and set(rows.values()) == {"passed"}, str(report)
     assert "failed on a batch of 9 sequences at L = 16" in report.checks[0].detail
+
+
+def test_a_batch_output_of_the_wrong_shape_is_an_error_not_a_refusal(kt_seed):
+    """The batch row refuses only where the function raises on the batch; outputs of the wrong shape (a reduction over
+    the batch axis) stay the error they were (a review finding: caught with the function's own errors)."""
+    batched = NAMESPACE["batched"]
+
+    def attention(m, generator):
+        fn = batched(m, generator)
+        return lambda q, k, v, mask=None: (lambda out: out.mean(0, keepdim=True) if out.shape[0] > 1 else out)(
+            fn(q, k, v, mask))
+
+    with pytest.raises(ValueError, match=r"must return \[B, L, d_v\] = \(9, 16, 8\)"):
+        check_attention(attention, dim=D, mask=False, checks=["batch"], alpha=ALPHA, seed=kt_seed)

@@ -502,3 +502,80 @@ def test_proportional_check_tests_every_head(kt_seed):
     right = proportional_check(from_module(HeadFeatures(heads=2), layout="BLHd", heads=2, redraw="redraw"),
                                kernels.softmax, dim=D, seed=kt_seed)
     assert all(r.passed for r in right), [r.detail for r in right if not r.passed]
+
+
+def test_a_functools_wraps_wrapper_is_audited_itself(kt_seed):
+    """functools.wraps copies a function's __dict__, so a wrapper carried the adapter's head_factories or
+    head_samplers, and the audit tested those inner heads without calling the wrapper (a review finding: a wrapper
+    averaging the keys over the batch PASSED, a correct wrapper rescaling x FAILED). A wrapper carrying the adapter's
+    own heads unwrapped is audited itself, on one head; one whose heads the user wrapped alike is audited on each."""
+    import functools
+
+    inner = heads_attention(True)
+
+    @functools.wraps(inner)
+    def averaged(m, g):  # the wrapper's own defect: keys averaged over the batch
+        fn = inner(m, g)
+        return lambda q, k, v, mask=None: fn(q, k.mean(0, keepdim=True).expand_as(k).clone(), v, mask)
+
+    report = check_attention(averaged, dim=D, checks=["batch"], seed=kt_seed)
+    assert report.status == "FAILED" and report.domain == "head 1 of 2 only", str(report)
+    averaged.head_factories = inner.head_factories  # copied by hand: the same, audited on one head
+    assert check_attention(averaged, dim=D, checks=["batch"], seed=kt_seed).status == "FAILED"
+
+    def wrap(factory):
+        def rescaled(m, g):  # a correct wrapper of each head: the inputs moved to and fro
+            fn = factory(m, g)
+            return lambda q, k, v, mask=None: fn(q * 2 / 2, k, v, mask)
+        return rescaled
+
+    every = wrap(inner)
+    every.head_factories = tuple(wrap(f) for f in inner.head_factories)
+    joined = check_attention(every, dim=D, checks=["batch"], seed=kt_seed)
+    assert joined.passed and joined.notes[0].startswith("every head of 2") and joined.domain == "", str(joined)
+    assert not any(n.startswith("head ") for n in joined.notes), joined.notes  # no one-head notes of the heads
+
+
+def test_join_head_reports_keeps_rows_of_some_heads_and_differing_domains():
+    """A row some heads lack says how many heads ran it; where the heads' domains differ, each is in the notes."""
+    from kerneltheory.testing.checks import CheckResult
+    from kerneltheory.testing.verify import Report, join_head_reports
+
+    def row(name, passed=True):
+        return CheckResult(name=name, claim="unbiased", statistic=0.0, p_value=0.5 if passed else 0.0, alpha=5e-7,
+                           effect_size=0.0, sample_size=8, seed=0, method="clt", passed=passed)
+
+    a = Report("check_feature_map", checks=[row("unbiased[axes]"), row("unbiased[‖x‖ = ‖y‖ = 1]")], domain="‖x‖ ≤ 1")
+    b = Report("check_feature_map", checks=[row("unbiased[axes]", passed=False)], domain="‖x‖ ≤ 0.5")
+    joined = join_head_reports([a, b], 1e-6, "from_module")
+    assert [c.name for c in joined.checks] == ["unbiased[axes]", "unbiased[‖x‖ = ‖y‖ = 1]"]
+    assert joined.checks[0].detail.startswith("head 1 (the worst of all 2 heads)") and joined.status == "FAILED"
+    assert joined.checks[1].detail.startswith("head 0 (the worst of 1 of 2 heads)")
+    assert joined.checks[0].alpha == pytest.approx(1e-6) and joined.checks[1].alpha == pytest.approx(5e-7)
+    assert joined.domain == "each head's domain (notes)"
+    assert "head 0: tested at ‖x‖ ≤ 1" in joined.notes and "head 1: tested at ‖x‖ ≤ 0.5" in joined.notes
+
+
+def test_malformed_head_attributes_and_a_parameterless_module_are_told(kt_seed):
+    """head_factories / head_samplers must be tuples of callables; a module without floating tensors gets no dtype
+    advice, and attention_from_module names a dtype mismatch like from_module."""
+    fn = lambda m, g: (lambda q, k, v, mask=None: v)  # noqa: E731
+    fn.head_factories = ()
+    with pytest.raises(TypeError, match="head_factories must be a non-empty tuple of callables"):
+        check_attention(fn, dim=D, checks=["batch"], seed=kt_seed)
+    sampler = lambda g: (lambda x: x)  # noqa: E731
+    sampler.head_samplers = (3,)
+    with pytest.raises(TypeError, match="head_samplers must be a non-empty tuple of callables"):
+        check_feature_map(sampler, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+
+    class NoParameters(nn.Module):
+        def forward(self, q, k, v):
+            raise RuntimeError("a layout problem")
+
+    with pytest.raises(ValueError, match="a layout problem") as caught:
+        check_attention(attention_from_module(lambda m: NoParameters(), layout="BLd", dtype=torch.float32), dim=D,
+                        mask=False, checks=["batch"], seed=kt_seed)
+    assert "its parameters are" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"cast to torch.float16 while its parameters are torch.float64"):
+        check_attention(attention_from_module(lambda m: Heads(m), layout="BLHd", dtype=torch.float16), dim=D,
+                        mask=False, checks=["batch"], seed=kt_seed)

@@ -71,3 +71,12 @@ def test_a_variance_claim_half_again_too_large_is_rejected(kt_seed):
     assert wrong.status == "FAILED", str(wrong)
     right = check_feature_map(sample, kernels.gaussian, dim=4, claims={"variance"}, variance=true, seed=kt_seed)
     assert right.passed, str(right)
+
+
+def test_the_power_commands_help_gives_its_whole_description(capsys):
+    """--help printed the docstring's first line, cut mid-sentence (a new user's trial)."""
+    from kerneltheory.testing.power import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "claimed variances, and the time to a verdict." in " ".join(capsys.readouterr().out.split())

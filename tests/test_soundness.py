@@ -467,3 +467,7 @@ def test_an_untested_constant_pair_names_the_variance_refusal_wherever_it_is():
                              name="variance[‖x‖ = ‖y‖ = 1]", seed=0, samples=x)
         assert row.refused and not row.no_evidence, row.detail
         assert f"at pair {at} every one of the 2048 draws gave the same estimate" in row.detail, row.detail
+    x = heavy[:, None]  # the heavy pair alone: a want of evidence, which a swept row may leave out
+    row = variance_check(Moments.from_samples(x), torch.tensor([claimed_heavy], dtype=torch.float64), alpha=1e-7,
+                         name="variance[‖x‖ = ‖y‖ = 1]", seed=0, samples=x)
+    assert row.refused and row.no_evidence and "sixth and eighth moments too large" in row.detail, row.detail

@@ -11,12 +11,59 @@ does not already say which heads it covers.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 from collections.abc import Callable
 
 _SEEN: contextvars.ContextVar[set | None] = contextvars.ContextVar("kerneltheory_heads_seen", default=None)
+_JOINING: contextvars.ContextVar[bool] = contextvars.ContextVar("kerneltheory_heads_joining", default=False)
+
+
+def mark(obj, tested: int, count: int, attribute: str | None = None, heads: tuple | None = None):
+    """Give an adapter's sampler or factory ``obj`` its head ``tested_head = (tested, count)`` and, where ``heads``
+    is given, the tuple of every head's on ``attribute``, with a private record of whose they are: ``functools.wraps``
+    copies a function's ``__dict__``, so a wrapper would carry them, and auditing the inner heads in its place would
+    skip the wrapper's own code (a review finding: a wrapper averaging keys over the batch passed)."""
+    obj.tested_head = (tested, count)
+    if attribute is not None:
+        setattr(obj, attribute, heads)
+    obj._kt_heads_owner = (obj, heads)
+    return obj
+
+
+def own_tested_head(obj) -> tuple[int, int] | None:
+    """``obj.tested_head`` where ``obj`` is the adapter's own object (not a wrapper that copied it), else None."""
+    owner = getattr(obj, "_kt_heads_owner", None)
+    return getattr(obj, "tested_head", None) if owner is not None and owner[0] is obj else None
+
+
+def per_head(obj, attribute: str) -> tuple | None:
+    """The objects of every head on ``obj.attribute``: the adapter's own, or a tuple the user set on a wrapper (each
+    head's object wrapped alike); None where there is none, or where a wrapper carries the adapter's own heads
+    unwrapped (copied by ``functools.wraps``, or by hand): auditing those would skip the wrapper's code (a review
+    finding: a wrapper averaging keys over the batch passed), so the wrapper is audited itself, on one head, which the
+    report names. ``TypeError`` for anything but a non-empty tuple or list of callables."""
+    heads = getattr(obj, attribute, None)
+    if heads is None:
+        return None
+    if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
+        raise TypeError(f"{attribute} must be a non-empty tuple of callables, one per head, got {heads!r}")
+    owner = getattr(obj, "_kt_heads_owner", None)
+    if not (owner is not None and owner[0] is obj) and any(own_tested_head(h) is not None for h in heads):
+        return None
+    return tuple(heads)
+
+
+@contextlib.contextmanager
+def joining():
+    """Inside, the audits of each head of a join: they name no heads of their own (the join does)."""
+    token = _JOINING.set(True)
+    try:
+        yield
+    finally:
+        _JOINING.reset(token)
 
 
 def saw_head(head: int, count: int) -> None:
@@ -50,8 +97,10 @@ def noting_heads(adapter: str, carried: str) -> Callable:
                 report = check(*args, **kwargs)
             finally:
                 _SEEN.reset(token)
-            one = getattr(audited, "tested_head", None)
-            if one is not None and one[1] > 1 and not hasattr(audited, carried):
+            if _JOINING.get():  # one head of a join, which names the heads
+                return report
+            one = own_tested_head(audited)
+            if one is not None and one[1] > 1 and per_head(audited, carried) is None:
                 report.notes.append(one_head_note(*one, adapter))
             named = any(n.startswith(("head ", "every head of ")) for n in report.notes)
             partial = sorted(s for s in seen if s[1] > 1)
@@ -60,8 +109,8 @@ def noting_heads(adapter: str, carried: str) -> Callable:
                 report.domain = f"{report.domain}; {heads} only" if report.domain else f"{heads} only"
                 report.notes.append(
                     f"{heads} tested only: the functions tested come from {adapter} with {partial[0][1]} heads, but "
-                    f"what was audited does not carry its {carried} (a wrapper of its own?): pass {adapter}'s object "
-                    f"on, or copy {carried} onto the wrapper, to test every head")
+                    f"what was audited carries no {carried} of its own (a wrapper?): pass {adapter}'s object on, or "
+                    f"set the wrapper's {carried} to a tuple of every head's object wrapped alike, to test every head")
             return report
 
         return audit

@@ -37,7 +37,7 @@ import torch
 
 from .._validation import check_generator, check_int, check_points
 from ._global_states import inside_global_rng, save_once
-from ._heads import saw_head
+from ._heads import mark, saw_head
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -318,9 +318,8 @@ def from_module(
     head = _head_index(head, n_heads, head_axis, layout)
 
     def on_head(tested: int):
-        sample = _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, redraw, dtype, query, key)
-        sample.tested_head = (tested, n_heads)
-        return sample
+        return mark(_module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, redraw, dtype, query,
+                                    key), tested, n_heads)
 
     def lazily(tested: int):
         built = []
@@ -329,12 +328,11 @@ def from_module(
             if not built:  # its own copy of the module, made when the head is first drawn
                 built.append(on_head(tested))
             return built[0](generator)
-        sample.tested_head = (tested, n_heads)
-        return sample
+        return mark(sample, tested, n_heads)
 
     sample = on_head(n_heads // 2 if head is None else head)
     if head is None and n_heads > 1:
-        sample.head_samplers = tuple(lazily(h) for h in range(n_heads))
+        mark(sample, n_heads // 2, n_heads, "head_samplers", tuple(lazily(h) for h in range(n_heads)))
     return sample
 
 
@@ -644,8 +642,7 @@ def attention_from_module(
     def on_head(audited: int):
         def factory(num_features: int, generator: torch.Generator):
             return _head_function(num_features, generator, audited)
-        factory.tested_head = (audited, n_heads)
-        return factory
+        return mark(factory, audited, n_heads)
 
     def _head_function(num_features: int, generator: torch.Generator, audited: int):
         m = check_int(num_features, "num_features", minimum=1)
@@ -686,7 +683,7 @@ def attention_from_module(
 
     factory = on_head(n_heads // 2 if head is None else head)
     if head is None and n_heads > 1:
-        factory.head_factories = tuple(on_head(h) for h in range(n_heads))
+        mark(factory, n_heads // 2, n_heads, "head_factories", tuple(on_head(h) for h in range(n_heads)))
     return factory
 
 
@@ -711,7 +708,9 @@ def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | No
     masked = ("" if mask_format is None else
               f" It was given {mask_format}: does it take its mask in another format (mask_keeps=, mask_additive=, "
               "mask_float=)?")
-    own = None if module is None else _module_dtype(module, None)
+    tensors = [] if module is None else [*module.parameters(), *module.buffers()]
+    floating = [t for t in tensors if t.is_floating_point()]
+    own = floating[0].dtype if floating else None  # a module without floating tensors has no dtype to name
     if input_dtype is not None and own is not None and input_dtype != own:
         masked += (f" Its inputs were cast to {input_dtype} while its parameters are {own}: dtype= casts the inputs "
                    "only; convert the module to that dtype, or leave dtype= out to use the module's own.")

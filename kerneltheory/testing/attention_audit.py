@@ -138,7 +138,7 @@ from .attention_exact import (
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .seeds import seed_for
-from .verify import Report, join_head_reports
+from .verify import Report, audit_each_head
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",
            "rounding_floor_attention"]
@@ -624,21 +624,19 @@ def check_attention(
                  for c in wanted)
     if n_rows == 0:
         raise ValueError("no check to run: finite needs at least one dtype in dtypes, precision one besides float64")
-    # the audit's own tensors, before any is allocated: q, k, v and the outputs of a batch of 2·len(PADDINGS) sequences
+    # the audit's own tensors, before any is allocated: q, k, v and the outputs of the widest batch
     # at the longest length, and the causality row's [L, L] matrix (a length of 10⁸ ended in the allocator's error)
     longest = max(length, exact_length, long_length)
-    check_fits_memory(4 * 2 * len(PADDINGS) * 8.0 * longest * d, f"a batch of {2 * len(PADDINGS)} sequences of "
+    widest = max(2 * len(PADDINGS), *BATCH_SIZES)  # the padding rows' batch, the batch row's
+    check_fits_memory(4 * widest * 8.0 * longest * d, f"a batch of {widest} sequences of "
                       f"{longest} tokens of dimension {d} (q, k, v and the outputs)", "smaller lengths or dim "
                       "(kerneltheory audit: --length, --exact-length, --long-length, --dim)")
     if "causality" in wanted:
         matrix_fits(max(exact_length, long_length))
-    heads = getattr(attention, "head_factories", None)
-    if heads is not None:
-        if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
-            raise TypeError("attention.head_factories must be a non-empty tuple of factories, one per head, got "
-                            f"{heads!r}")
-        return join_head_reports([check_attention(**{**arguments, "attention": h, "alpha": alpha / len(heads)})
-                                  for h in heads], alpha, "attention_from_module")
+    joined = audit_each_head(attention, "head_factories", lambda h, a: check_attention(
+        **{**arguments, "attention": h, "alpha": a}), alpha, "attention_from_module")
+    if joined is not None:
+        return joined
     a = alpha / n_rows
     m_exact = ms[1] if len(ms) > 1 else ms[0]
     report = Report("check_attention", alpha=alpha, budget=f"{draws} draws × m ∈ {ms}", seed=seed)

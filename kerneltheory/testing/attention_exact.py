@@ -70,6 +70,10 @@ class NoRoundingBound(ValueError):
     """The rounding floor of an exact comparison does not exist (N·u ≥ 1) or could not fail (γ_N + 2δ ≥ 1/4)."""
 
 
+class CallFailed(ValueError):
+    """The attention function raised on the inputs it was given (:func:`_call`; its own error is the cause)."""
+
+
 def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
     q = torch.randn(b, length, d, generator=g, dtype=_F64) * std
     k = torch.randn(b, length, d, generator=g, dtype=_F64) * std
@@ -88,7 +92,7 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
         hint = (" (a module audited through attention_from_module takes mask= the name of its mask argument; a "
                 "function that takes no key mask is audited with mask=False; kerneltheory audit: --no-mask)"
                 if mask is not None and isinstance(exc, TypeError) and "mask" in str(exc) else "")
-        raise ValueError(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
+        raise CallFailed(f"the attention function failed on q, k, v of shape {tuple(q.shape)}{with_mask} (is dim = "
                          f"{q.shape[-1]} its head dimension? a module that takes [B, L, H, d] or [B, H, L, d] goes "
                          f"through adapters.attention_from_module(..., layout=...)): {type(exc).__name__}: {exc}"
                          f"{hint}") from exc
@@ -1190,7 +1194,8 @@ def batch_row(attention, sets, m: int, alpha: float, seed: int, precision=None) 
     for q, k, v in sets:
         try:
             both, refused = _determined(fn, q, k, v, m, None, name, alpha, seed, precision)
-        except ValueError as exc:  # calls on one sequence ran before: the batch itself is what the function refuses
+        except CallFailed as exc:  # calls on one sequence ran before: the batch itself is what the function refuses
+            # (outputs of the wrong shape or type are errors, as before: only the function's own raising is refused)
             return CheckResult.refusal(
                 f"the function failed on a batch of {q.shape[0]} sequences at L = {q.shape[-2]} ({exc}); the batch "
                 f"row compares such a batch (BATCH_SIZES: {BATCH_SIZES[0]} at the shortest length, {BATCH_SIZES[1]} "

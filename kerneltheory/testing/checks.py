@@ -113,7 +113,8 @@ class CheckResult:
     # that is a symmetric function of the draws (the normal tests, the bounds); the dependence tests of a failed row
     # read the pairs they single out (dependence.dependence_refusal); None where none are kept. Not in the record
     pair_p: torch.Tensor | None = field(default=None, repr=False, compare=False)
-    # a refusal because the draws could not decide (tails too heavy for a normal test, too few draws), which says
+    # a refusal because the draws could not decide (tails or skewness too heavy for a normal test, too few draws,
+    # moments beyond float64; a variance test's untested heavy-tailed pairs), which says
     # nothing about the claim; False for refusals that stand for a rejection reclassified (draws not independent, a
     # rejection that the claimed variance explains) or for a sign of a defect (every draw the same). Not in the record
     no_evidence: bool = field(default=False, repr=False, compare=False)

@@ -62,7 +62,7 @@ from .verify import (
     _binary_exponents,
     _budget,
     _nonfinite_row,
-    join_head_reports,
+    audit_each_head,
     sweep_radii,
 )
 
@@ -114,13 +114,16 @@ def proportional_check(
     :func:`~kerneltheory.testing.adapters.from_module`) is tested on each head at α/heads, and each row is its worst
     head's, named in its detail (:func:`~kerneltheory.testing.verify.join_head_reports`).
     """
-    heads = getattr(sample, "head_samplers", None)
-    if heads is not None:  # a module wrong on one head passed every row when only head heads // 2 was tested
-        alpha = check_alpha(alpha)
-        reports = [Report("proportional_check", checks=proportional_check(
-            h, kernel, dim=dim, alpha=alpha / len(heads), seed=seed, budget=budget, inputs=inputs, bind=bind,
-            batched=batched, sweep=sweep), alpha=alpha / len(heads), seed=seed) for h in heads]
-        return join_head_reports(reports, alpha, "from_module").checks
+    alpha = check_alpha(alpha)
+
+    def one_head(head_sample, a: float) -> Report:
+        rows = proportional_check(head_sample, kernel, dim=dim, alpha=a, seed=seed, budget=budget, inputs=inputs,
+                                  bind=bind, batched=batched, sweep=sweep)
+        return Report("proportional_check", checks=rows, alpha=a, seed=seed)
+
+    joined = audit_each_head(sample, "head_samplers", one_head, alpha, "from_module")
+    if joined is not None:  # a module wrong on one head passed every row when only head heads // 2 was tested
+        return joined.checks
     return _proportional_rows(sample, kernel, dim=dim, alpha=alpha, seed=seed, budget=budget, inputs=inputs, bind=bind,
                               batched=batched, sweep=sweep)[0]
 

@@ -23,7 +23,7 @@ import torch
 
 from .._validation import all_finite, check_alpha, check_flag, check_int, check_real
 from ..montecarlo import Moments
-from ._heads import noting_heads, one_head_note
+from ._heads import joining, noting_heads, one_head_note, per_head
 from .checks import (
     GUARD,
     LEFT_OUT,
@@ -688,12 +688,10 @@ def check_feature_map(
     for name, fn in (("sample", sample), ("kernel", kernel), ("variance", variance), ("bind", bind)):
         if (fn is not None or name in ("sample", "kernel")) and not callable(fn):
             raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
-    heads = getattr(sample, "head_samplers", None)
-    if heads is not None:
-        if not isinstance(heads, (list, tuple)) or not heads or not all(callable(h) for h in heads):
-            raise TypeError(f"sample.head_samplers must be a non-empty tuple of samplers, one per head, got {heads!r}")
-        return join_head_reports([check_feature_map(**{**arguments, "sample": h, "alpha": alpha / len(heads)})
-                                  for h in heads], alpha, "from_module")
+    joined = audit_each_head(sample, "head_samplers", lambda h, a: check_feature_map(
+        **{**arguments, "sample": h, "alpha": a}), alpha, "from_module")
+    if joined is not None:
+        return joined
     user = user_families(inputs, d, min_pairs=2 if "proportional" in claims else 1)  # the ratio test needs 2
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
@@ -903,6 +901,20 @@ def _example(bad: torch.Tensor, feats: list[torch.Tensor], pts: torch.Tensor) ->
 _SEVERITY = {"failed": 0, "refused": 1, "stopped": 2, "passed": 3}
 
 
+def audit_each_head(audited, attribute: str, audit: Callable[[object, float], Report], alpha: float,
+                    adapter: str) -> Report | None:
+    """The audits ``audit(head's object, α/H)`` of every head of a multi-head ``adapter``'s sampler or factory
+    (``audited.attribute``, :func:`~kerneltheory.testing._heads.per_head`), joined (:func:`join_head_reports`); None
+    where ``audited`` carries no heads of its own. The one branch of ``check_feature_map``, ``check_attention`` and
+    ``proportional_check``."""
+    heads = per_head(audited, attribute)
+    if heads is None:
+        return None
+    with joining():
+        reports = [audit(h, alpha / len(heads)) for h in heads]
+    return join_head_reports(reports, alpha, adapter)
+
+
 def join_head_reports(reports: list[Report], alpha: float, adapter: str) -> Report:
     """The reports of each head of a multi-head module (one per head, each at α/len(reports), the same seed) as one:
     each row, by name, is its worst head's (failed before refused before stopped before passed, then the least
@@ -924,7 +936,7 @@ def join_head_reports(reports: list[Report], alpha: float, adapter: str) -> Repo
         ran = f"{len(seen)} of {count} heads" if len(seen) < count else f"all {count} heads"
         joined.checks.append(replace(  # the row fails where any head's does: its level is the sum of theirs
             row, alpha=sum(r.alpha for _, r in seen),
-            detail=f"head {head} (the worst of {ran}): {row.detail}" if row.detail else f"head {head}"))
+            detail=f"head {head} (the worst of {ran})" + (f": {row.detail}" if row.detail else "")))
     joined.notes.append(f"every head of {count} tested in turn (the tested inputs on it, fixed distractors on the "
                         f"others), each at α/{count}; each row is its worst head's ({count} heads inserted: a module "
                         "with a fixed number of heads is tested with heads= that number)")
