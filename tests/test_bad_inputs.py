@@ -344,14 +344,14 @@ def test_requests_larger_than_the_machine_are_refused_naming_the_argument(monkey
     def attention(m, generator):
         return lambda q, k, v, mask=None: torch.cumsum(v, 1) / torch.arange(1, v.shape[1] + 1)[:, None]
 
-    # 120 000 bytes: the batch of six sequences of 64 tokens (48 KiB) fits in half of it, the [64, 64] matrix (64 KiB)
-    # does not; both are refused before the function is called
+    # 120 000 bytes: the widest batch, nine sequences of 64 tokens of dimension 2 (36 KiB), fits in half of it, the
+    # [64, 64] matrix (64 KiB) does not; both are refused before the function is called
     monkeypatch.setattr(V, "physical_memory", lambda: 120_000)
     with pytest.raises(ValueError, match=r"attention matrix of the causality row at L = 64 .* --exact-length"):
-        check_attention(attention, dim=4, causal=True, mask=False, checks=["causality"], seed=0,
+        check_attention(attention, dim=2, causal=True, mask=False, checks=["causality"], seed=0,
                         num_features=(16, 32, 64, 128), exact_length=33, long_length=64)
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"a batch of 6 sequences of 10000000000 tokens of dimension 8 .* --long"):
+    with pytest.raises(ValueError, match=r"a batch of 9 sequences of 10000000000 tokens of dimension 8 .* --long"):
         check_attention(attention, dim=8, mask=False, checks=["batch"], seed=0, long_length=10**10)
 
 
