@@ -825,16 +825,16 @@ def check_feature_map(
 
 
 def _leave_out_swept_refusals(report: Report, swept: set[str]) -> None:
-    """Rows of the norm sweep's families (``swept``: their names) that were refused because their draws could not
-    decide (:attr:`~kerneltheory.testing.checks.CheckResult.no_evidence`: tails too heavy for the normal test, too
-    few draws) leave the report's rows for a note: the sweep adds a radius on a pilot's forecast that its checks can
-    decide there, and where the full draws cannot (tails heavier than the pilot showed) nothing was tested at that
-    radius, which the domain note already leaves out. Kept as rows they made a correct map's report REFUSED where the
-    same audit without the sweep passed (the documented ``bind=`` example at seed 0: the guard 0.24 > 0.1 at ‖x‖ = 1
-    after a pilot that admitted it). Every other row stays: failures, rows of the other families, and refusals that
-    stand for a reclassified rejection (draws not independent, a rejection the claimed variance explains, a p-value
-    that is not a probability), which a first review's map with both a bias past ‖x‖ = 0.75 and dependent draws
-    turned into a PASSED at 4 of 10 seeds when every refusal at a swept radius was left out."""
+    """Rows of the norm sweep's families (``swept``: their names) that were refused because their draws could not decide
+    (:attr:`~kerneltheory.testing.checks.CheckResult.no_evidence`: tails or skewness too heavy for the normal test, too
+    few draws, moments beyond float64) leave the report's rows for a note: the sweep adds a radius on a pilot's forecast
+    that its checks can decide there, and where the full draws cannot (tails heavier than the pilot showed) nothing was
+    tested at that radius, which the domain note already leaves out. Kept as rows they made a correct map's report
+    REFUSED where the same audit without the sweep passed (the documented ``bind=`` example at seed 0: the guard 0.24 >
+    0.1 at ‖x‖ = 1 after a pilot that admitted it). Every other row stays: failures, rows of the other families, and
+    refusals that stand for a reclassified rejection (draws not independent, a rejection the claimed variance explains,
+    a p-value that is not a probability), which a first review's map with both a bias past ‖x‖ = 0.75 and dependent
+    draws turned into a PASSED at 4 of 10 seeds when every refusal at a swept radius was left out."""
     left = [r for r in report.checks if r.refused and r.no_evidence and _family_of(r.name) in swept]
     if not left:
         return
