@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -534,9 +535,12 @@ def module_frequencies(module: torch.nn.Module, attribute: str, *, redraw) -> Ca
 DEFAULT_HEADS = 2
 
 
-def _distractors(shape: torch.Size, count: int, what: str, std: float) -> torch.Tensor:
-    """``[count, *shape]`` tokens of N(0, std²), fixed given the shape (seeded by it): the other heads' inputs."""
-    g = torch.Generator().manual_seed(seed_for(f"attention_from_module distractors {what} {tuple(shape)} {count}"))
+@functools.lru_cache(maxsize=32)
+def _distractors(shape: tuple[int, ...], count: int, what: str, std: float) -> torch.Tensor:
+    """``[count, *shape]`` tokens of N(0, std²), fixed given the shape (seeded by it): the other heads' inputs.
+    Cached (an audit's every call of a module builds them, up to thousands of times at a few shapes): callers copy
+    them (:func:`_with_heads` stacks them into a new tensor) and never write into the cached tensor."""
+    g = torch.Generator().manual_seed(seed_for(f"attention_from_module distractors {what} {shape} {count}"))
     return torch.randn(count, *shape, generator=g, dtype=torch.float64) * std
 
 
@@ -545,7 +549,7 @@ def _with_heads(t: torch.Tensor, axis: int, heads: int, audited: int, what: str)
     other heads holding :func:`_distractors` (q and k of std 0.3, v of std 1: check_attention's default inputs)."""
     if heads == 1:
         return t.unsqueeze(axis)
-    others = list(_distractors(t.shape, heads - 1, what, 1.0 if what == "v" else 0.3).to(t.dtype))
+    others = list(_distractors(tuple(t.shape), heads - 1, what, 1.0 if what == "v" else 0.3).to(t.dtype))
     return torch.stack([*others[:audited], t, *others[audited:]], dim=axis)
 
 
