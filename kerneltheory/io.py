@@ -31,9 +31,11 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[str], object]) -> Pa
         fsync_path(tmp)
         os.replace(tmp, path)
         fsync_path(path.parent)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename and exc.errno is not None:  # a write's error (a full disk)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # names no file: name the one being written
         raise
     return path
 

@@ -4,14 +4,18 @@ theory's checks.
 
 Results are written atomically, one JSON file per estimator under ``<out>/matrix/``, keyed by the budget,
 seed, level, package version and a digest of the package's source, one per variance cell under
-``<out>/variance/cells/`` and the attention theory's rows in ``<out>/attention_theory.json`` (the matrix's key less
-d and m), so an interrupted ``kerneltheory report`` resumes where it stopped and never loses what it already
-computed. The report is then written as Markdown (``report.md``, figures linked), JSON (``report.json``) and a
-self-contained HTML page (``report.html``, the same content with the figures embedded as base64 PNG).
+``<out>/variance/cells/`` (keyed by its specification and that digest) and the attention theory's rows in
+``<out>/attention_theory.<settings>.json`` (the matrix's key less d and m), so an interrupted ``kerneltheory report``
+resumes where it stopped and never loses what it already computed. The budget, seed and level are in the names of
+the matrix's and the attention theory's files (``<estimator>.<budget>.seed-<seed>.alpha-<α>.json``): a run with
+other settings into the same folder keeps the earlier run's results beside its own. The report is then written as
+Markdown (``report.md``, figures linked), JSON (``report.json``) and a self-contained HTML page (``report.html``,
+the same content with the figures embedded as base64 PNG).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sys
@@ -36,8 +40,14 @@ def markdown_table(rows: list[dict], columns) -> str:
     return "\n".join([head, rule, *body])
 
 
-def _cache_path(out: Path, name: str) -> Path:
-    return out / "matrix" / (name.replace("/", "__") + ".json")
+def _settings(budget: str, seed: int, alpha: float) -> str:
+    """The run's settings in a cache file's name: a run with other settings writes its own files beside these (a
+    quick run into an --out holding a thorough one's results overwrote them)."""
+    return f"{budget}.seed-{seed}.alpha-{alpha!r}"
+
+
+def _cache_path(out: Path, name: str, budget: str = "quick", seed: int = 0, alpha: float = 1e-6) -> Path:
+    return out / "matrix" / f"{name.replace('/', '__')}.{_settings(budget, seed, alpha)}.json"
 
 
 VERDICT_FIELDS = {"estimator": str, "claim": str, "claimed": str, "verdict": str, "p_value": float,
@@ -156,7 +166,7 @@ def claim_matrix(
         bar = tqdm(total=len(names), desc="claim matrix", unit="estimator", file=sys.stderr)
     try:
         for name in names:
-            path = _cache_path(out, name)
+            path = _cache_path(out, name, budget, seed, alpha)
             cached = _load_verdicts(path, key, name)
             if cached is not None:
                 results.append(cached)
@@ -209,15 +219,16 @@ def _attention_problem(entry, alpha: float) -> str | None:
 
 def attention_section(out_dir: str | Path, *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6) -> list:
     """The rows of :func:`~kerneltheory.testing.attention_theory.attention_theory_rows` for the report, cached in
-    ``<out_dir>/attention_theory.json`` under the claim matrix's key less its d and m (budget, seed, α, version,
-    source digest): a second run reads them back. A corrupt file, or one holding a row that no check returns (see
-    :func:`_attention_problem`), is recomputed with a :class:`~kerneltheory.experiments.study.CacheWarning`; like
-    the other caches it guards against damage and stale results, not against a deliberate forgery."""
+    ``<out_dir>/attention_theory.<budget>.seed-<seed>.alpha-<α>.json`` under the claim matrix's key less its d and m
+    (budget, seed, α, version, source digest): a second run reads them back. A corrupt file, or one holding a row
+    that no check returns (see :func:`_attention_problem`), is recomputed with a
+    :class:`~kerneltheory.experiments.study.CacheWarning`; like the other caches it guards against damage and stale
+    results, not against a deliberate forgery."""
     from .experiments.study import write_checked_json
     from .testing.attention_theory import attention_theory_rows
     from .testing.checks import CheckResult
 
-    path = Path(out_dir) / "attention_theory.json"
+    path = Path(out_dir) / f"attention_theory.{_settings(budget, seed, alpha)}.json"
     key = {"budget": budget, "seed": seed, "alpha": alpha, "version": __version__, "source": source_digest()}
     cached = _read_cached(path, key, lambda entry: _attention_problem(entry, alpha))
     if cached is not None:
@@ -345,11 +356,12 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
 def run_variance(out_dir: str | Path, *, scale: str = "quick", configs=None, device: str = "cpu",
                  scheduler=None, progress: bool = True) -> list:
     """The variance sweeps of the report: every figure of ``configs`` (default: the shipped ones) at ``scale``,
-    written to ``<out_dir>/variance/`` with its cells cached (and resumed) in ``<out_dir>/variance/cells/``."""
-    from .experiments import run_sweeps
+    written to ``<out_dir>/variance/`` with its cells cached (and resumed) in ``<out_dir>/variance/cells/``. The
+    caller holds ``<out_dir>/variance``'s lock (:func:`run_report` does, until the report is written)."""
+    from .experiments.runner import sweeps_locked
 
-    return run_sweeps(configs, scale=scale, out_dir=Path(out_dir) / "variance", scheduler=scheduler,
-                      device=device, progress=progress)
+    return sweeps_locked(configs, scale=scale, out_dir=Path(out_dir) / "variance", scheduler=scheduler,
+                         device=device, progress=progress)
 
 
 def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6,
@@ -361,7 +373,9 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
     ``variance=None`` runs the sweeps for the full report only (no ``names`` filter, ``matrix`` on): the figures
     cover estimator families, not the estimators a ``--only`` run selects. ``variance_configs`` replaces the
     shipped figures; ``device``/``scheduler`` as for ``kerneltheory variance``. The run holds ``out_dir``'s lock
-    throughout (a second report into it is refused, naming the lock: two ran the whole matrix side by side).
+    throughout (a second report into it is refused, naming the lock: two ran the whole matrix side by side), and
+    ``<out_dir>/variance``'s from its sweeps until the report is written (a ``kerneltheory variance`` run into that
+    folder in between replaced a figure the report then embedded beside another run's numbers).
     """
     from .experiments.study import OutputLock
 
@@ -376,6 +390,8 @@ def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: i
 
 def _run_report(out_dir, rows, start, *, budget, seed, alpha, names, matrix, dim, num_features, progress, variance,
                 variance_scale, variance_configs, device, scheduler) -> dict:
+    from .experiments.study import OutputLock
+
     timings: dict[str, float] = {}
     if names is not None:
         keep = {estimators.resolve(n) for n in names}
@@ -387,17 +403,19 @@ def _run_report(out_dir, rows, start, *, budget, seed, alpha, names, matrix, dim
     if variance is None:
         variance = matrix and names is None
     results = None
-    if variance:
-        t = time.perf_counter()
-        results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
-                               scheduler=scheduler, progress=progress)
-        timings["variance sweeps"] = time.perf_counter() - t
-    attention = None
-    if matrix and names is None:
-        t = time.perf_counter()
-        attention = attention_section(out_dir, budget=budget, seed=seed, alpha=alpha)
-        timings["attention theory"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - start
-    return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,
-                        num_features=num_features, variance=results, timings=timings if variance else None,
-                        attention=attention)
+    with contextlib.ExitStack() as held:
+        if variance:  # held until the report that embeds the figures is written
+            held.enter_context(OutputLock(Path(out_dir) / "variance"))
+            t = time.perf_counter()
+            results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
+                                   scheduler=scheduler, progress=progress)
+            timings["variance sweeps"] = time.perf_counter() - t
+        attention = None
+        if matrix and names is None:
+            t = time.perf_counter()
+            attention = attention_section(out_dir, budget=budget, seed=seed, alpha=alpha)
+            timings["attention theory"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - start
+        return write_report(out_dir, rows, mat, budget=budget, seed=seed, alpha=alpha, dim=dim,
+                            num_features=num_features, variance=results, timings=timings if variance else None,
+                            attention=attention)

@@ -211,6 +211,21 @@ def test_the_claim_matrix_recomputes_a_corrupt_cache_entry(tmp_path):
     ]
 
 
+def test_a_run_with_other_settings_keeps_the_earlier_entries(tmp_path):
+    """A run with another seed (budget, level) into the same folder overwrote each estimator's entry, so going back
+    to the first settings recomputed it (a review finding: a thorough run's results lost to a later quick run). The
+    settings are in the file's name now; both entries stay and each is reused."""
+    from kerneltheory.report import _cache_path, claim_matrix
+
+    first = claim_matrix(tmp_path, names=["elu"], progress=False)
+    other = claim_matrix(tmp_path, names=["elu"], seed=1, progress=False)
+    assert other[0]["key"]["seed"] == 1 and _cache_path(tmp_path, "elu", seed=1) != _cache_path(tmp_path, "elu")
+    stamps = [_cache_path(tmp_path, "elu", seed=s).stat().st_mtime_ns for s in (0, 1)]
+    assert claim_matrix(tmp_path, names=["elu"], progress=False) == first
+    assert claim_matrix(tmp_path, names=["elu"], seed=1, progress=False) == other
+    assert [_cache_path(tmp_path, "elu", seed=s).stat().st_mtime_ns for s in (0, 1)] == stamps  # read, not rewritten
+
+
 def test_a_verdict_cached_by_other_code_is_recomputed(tmp_path, monkeypatch):
     """The matrix cache key holds a digest of the package's source: a verdict computed by another revision of the
     code (same version number) is recomputed, not reused."""
@@ -226,3 +241,14 @@ def test_a_verdict_cached_by_other_code_is_recomputed(tmp_path, monkeypatch):
     again = claim_matrix(tmp_path, names=["elu"], progress=False)
     assert again[0]["key"]["source"] == "another revision"
     assert [v["verdict"] for v in again[0]["verdicts"]] == [v["verdict"] for v in first[0]["verdicts"]]
+
+
+def test_a_cache_file_nested_too_deep_to_parse_is_recomputed(tmp_path):
+    """JSON nested 200 000 deep made the report exit with a RecursionError naming no file, on every rerun (a review
+    finding); it is an unreadable cache file like any other: warned about and recomputed."""
+    from kerneltheory.experiments.study import read_checked_json
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000, encoding="utf-8")
+    with pytest.warns(CacheWarning, match=r"deep\.json: unreadable \(RecursionError\)"):
+        assert read_checked_json(path) is None

@@ -28,7 +28,7 @@ def test_report_writes_markdown_and_json_and_resumes(cli_report, tmp_path, capsy
     assert {v["claim"]: v["verdict"] for v in sorf["verdicts"]}["positive"] == "refuted"
     assert data["summary"]["failed_estimators"] == []
     # a second run reuses the cached per-estimator results (resume) and gives the same report
-    cached = out / "matrix" / "positive__gaussian.json"
+    cached = out / "matrix" / "positive__gaussian.quick.seed-0.alpha-1e-06.json"
     before = cached.stat().st_mtime_ns
     assert main(args) == 0
     assert cached.stat().st_mtime_ns == before

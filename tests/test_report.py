@@ -100,6 +100,29 @@ def test_report_with_claim_matrix_and_variance_sweeps(small_report, tmp_path, ca
     capsys.readouterr()
 
 
+def test_the_variance_folder_stays_locked_until_the_report_is_written(tmp_path, monkeypatch):
+    """The report held <out>/variance's lock only while its sweeps ran, so a `kerneltheory variance` run into that
+    folder before the report was written replaced the figure the page embeds, beside the report's own numbers (a
+    review finding). It holds it until the report is written, and releases it after."""
+    import kerneltheory.report as R
+    from kerneltheory.experiments.study import OutputLock
+
+    seen = []
+    write = R.write_report
+
+    def write_report(out_dir, *args, **kw):
+        with pytest.raises(ValueError, match="is in use by another run"):
+            OutputLock(tmp_path / "variance").__enter__()
+        seen.append(True)
+        return write(out_dir, *args, **kw)
+
+    monkeypatch.setattr(R, "write_report", write_report)
+    run_report(tmp_path, matrix=False, variance=True, variance_configs=[small_figure()], progress=False)
+    assert seen == [True]
+    with OutputLock(tmp_path / "variance"):  # released
+        pass
+
+
 def test_a_filtered_report_skips_the_sweeps_by_default(tmp_path):
     run_report(tmp_path, names=["elu"], progress=False)
     data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
@@ -205,8 +228,10 @@ def _same_rows(a, b) -> bool:
 
 
 def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
-    """The attention theory's rows are written to attention_theory.json and read back by a second run with the same
-    budget, seed, level, version and source; any of these changed recomputes them."""
+    """The attention theory's rows are written to attention_theory.<settings>.json and read back by a second run with
+    the same budget, seed, level, version and source; any of these changed recomputes them. A run with other
+    settings writes its own file: the earlier settings' rows are read back afterwards without recomputing (they
+    were overwritten, a review finding)."""
     import kerneltheory.report as R
     import kerneltheory.testing.attention_theory as AT
     from kerneltheory.testing.checks import CheckResult
@@ -220,7 +245,7 @@ def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
 
     monkeypatch.setattr(AT, "attention_theory_rows", rows)
     first = R.attention_section(tmp_path, seed=3, alpha=1e-6)
-    assert calls == [(True, 3, 1e-6)] and (tmp_path / "attention_theory.json").is_file()
+    assert calls == [(True, 3, 1e-6)] and (tmp_path / "attention_theory.quick.seed-3.alpha-1e-06.json").is_file()
     again = R.attention_section(tmp_path, seed=3, alpha=1e-6)
     assert len(calls) == 1 and _same_rows(first, again) and all(isinstance(r, CheckResult) for r in again)
     assert again[1].refused and again[1].p_value != again[1].p_value and again[2].statistic == float("inf")
@@ -228,6 +253,8 @@ def test_attention_rows_are_cached_under_the_matrix_key(tmp_path, monkeypatch):
     R.attention_section(tmp_path, seed=4, alpha=1e-5)
     R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
     assert calls[1:] == [(True, 4, 1e-6), (True, 4, 1e-5), (False, 4, 1e-5)]
+    R.attention_section(tmp_path, seed=3, alpha=1e-6)  # the first settings' rows are still there
+    assert len(calls) == 4
     monkeypatch.setattr(R, "source_digest", lambda: "another source")
     R.attention_section(tmp_path, budget="thorough", seed=4, alpha=1e-5)
     monkeypatch.setattr(R, "__version__", "another version")
@@ -306,7 +333,7 @@ def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkey
     calls = []
     monkeypatch.setattr(AT, "attention_theory_rows", lambda **kw: calls.append(kw) or _attention_rows())
     R.attention_section(tmp_path)
-    path = tmp_path / "attention_theory.json"
+    path = tmp_path / "attention_theory.quick.seed-0.alpha-1e-06.json"
     from kerneltheory.experiments.study import read_checked_json, write_checked_json
 
     bad = tamper(read_checked_json(path))  # a consistent, checksummed entry that the validation must refuse
@@ -314,7 +341,7 @@ def test_a_corrupt_attention_cache_is_recomputed_with_a_warning(tmp_path, monkey
         write_checked_json(path, bad)
     else:
         path.write_text(bad if isinstance(bad, str) else json.dumps(bad), encoding="utf-8")
-    with pytest.warns(CacheWarning, match="attention_theory.json"):
+    with pytest.warns(CacheWarning, match=r"attention_theory\.quick\.seed-0\.alpha-1e-06\.json"):
         rows = R.attention_section(tmp_path)
     assert len(calls) == 2 and _same_rows(rows, _attention_rows())
     assert R._attention_problem(read_checked_json(path), 1e-6) is None  # rewritten

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,30 @@ def test_an_unwritable_output_directory_exits_2(tmp_path, capsys):
     assert "a file of that name exists" in capsys.readouterr().err
     assert main(["report", "--out", str(tmp_path / "new"), "--registry-only", "--dim", "0", "--quiet"]) == 2
     assert not (tmp_path / "new").exists()  # a bad argument leaves no directory behind
+    # an empty --out wrote the whole report into the current directory (a review finding)
+    assert main(["report", "--out", "", "--registry-only", "--quiet"]) == 2
+    assert "--out must name a directory, got '' (for the current directory give '.')" in capsys.readouterr().err
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, capsys, monkeypatch):
+    """A write that fails for want of space raised "[Errno 28] No space left on device", naming no file and no
+    --out (a review finding): the atomic writer names the file it was writing."""
+    import errno
+
+    import kerneltheory.io as kio
+
+    real = kio.fsync_path
+
+    def full(path):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path)
+
+    monkeypatch.setattr(kio, "fsync_path", full)
+    assert main(["report", "--out", str(tmp_path / "r"), "--registry-only", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {tmp_path / 'r'}: No space left on device ({tmp_path / 'r'}" in err, err
+    assert "Traceback" not in err and not [p for p in (tmp_path / "r").rglob(".*.tmp")]
 
 
 def test_help_does_not_import_torch():

@@ -280,6 +280,26 @@ def test_run_writes_tidy_parquet_and_figure_and_resumes_from_cache(tmp_path):
     pd.testing.assert_frame_equal(again.frame, r.frame, check_exact=True)
 
 
+def test_cells_computed_by_other_code_are_recomputed_and_kept(tmp_path, monkeypatch):
+    """A cell's key holds the digest of the package's source: after a change to the code (here, estimates doubled),
+    `kerneltheory report` recomputed its claim matrix but reused every variance cell, and showed the old code's
+    figures beside the new verdicts (a review finding). The cells of other code are recomputed; their files stay,
+    under their own digests, and are reused again by that code."""
+    import kerneltheory.experiments.cells as cells_module
+
+    c = tiny()
+    first = run_figure(c, out_dir=tmp_path, progress=False, plot=False)
+    files = sorted((tmp_path / "cells").glob("*.json"))
+    monkeypatch.setattr(cells_module, "source_digest", lambda: "other code")
+    other = run_figure(c, out_dir=tmp_path, progress=False, plot=False)
+    assert other.computed == 6 and other.cached == 0
+    assert set(files) < set((tmp_path / "cells").glob("*.json"))  # the first code's cells are still there
+    monkeypatch.undo()
+    again = run_figure(c, out_dir=tmp_path, progress=False, plot=False)
+    assert again.computed == 0 and again.cached == 6
+    pd.testing.assert_frame_equal(again.frame, first.frame, check_exact=True)
+
+
 def test_an_interrupted_run_resumes_bitwise_from_its_checkpoints(tmp_path, monkeypatch):
     c = tiny(draws=512, block=64)  # 8 blocks per cell, a checkpoint after every block
     fresh = run_figure(c, out_dir=tmp_path / "fresh", progress=False, plot=False).frame

@@ -29,6 +29,7 @@ import torch
 
 from .. import __version__, estimators, theory
 from ..montecarlo import BlockMoments, Moments, moments_of_blocks, num_blocks
+from ..report import source_digest
 from .config import FigureConfig, Series
 from .study import read_checked_json, write_checked_json
 
@@ -81,6 +82,9 @@ def cell_spec(
         "device": torch.device(device).type,
         **({"rng": "device"} if rng == "device" else {}),
         "version": __version__,
+        # the package's source: a cell computed by other code is recomputed (a report after a change to the
+        # sampling code showed the old code's figures beside new verdicts); its file stays, under its own digest
+        "source": source_digest(),
     }
 
 

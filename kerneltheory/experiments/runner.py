@@ -378,6 +378,14 @@ def run_sweeps(
     """Run every figure of ``configs`` (default: the shipped ones), optionally ``only`` the named ones, on
     ``scheduler`` (None: this process), holding ``out_dir``'s :class:`~kerneltheory.experiments.study.OutputLock`.
     Keyword arguments go to :func:`run_figure`."""
+    with OutputLock(out_dir):
+        return sweeps_locked(configs, scale=scale, out_dir=out_dir, scheduler=scheduler, only=only, **kw)
+
+
+def sweeps_locked(configs=None, *, scale="quick", out_dir="kerneltheory-results/variance", scheduler=None, only=None,
+                  **kw) -> list[FigureResult]:
+    """:func:`run_sweeps` for a caller that holds ``out_dir``'s lock itself (``kerneltheory report`` holds it from
+    the sweeps until its report, which embeds their figures, is written)."""
     from .defaults import default_configs
 
     configs = default_configs() if configs is None else list(configs)
@@ -387,5 +395,5 @@ def run_sweeps(
         if unknown:
             raise ValueError(f"unknown figure(s) {unknown}; figures are {sorted(names)}")
         configs = [c for c in configs if c.name in set(only)]
-    with OutputLock(out_dir), open_client(scheduler) as client:
+    with open_client(scheduler) as client:
         return [run_figure(c, scale=scale, out_dir=out_dir, client=client, **kw) for c in configs]

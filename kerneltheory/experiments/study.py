@@ -58,6 +58,8 @@ def source_checkout() -> Path | None:
 def check_out(out: str | os.PathLike) -> Path:
     """``out`` as a folder path that is a directory or can be created: ``ValueError`` naming ``--out`` if it is an
     existing file, or if its first existing ancestor is not a writable directory (nothing is created here)."""
+    if isinstance(out, str) and not out.strip():  # Path("") is the current directory: name it to mean it
+        raise ValueError(f"--out must name a directory, got {out!r} (for the current directory give '.')")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {out}: a file of that name exists; give a directory")
@@ -216,7 +218,7 @@ def read_checked_json(
         return None
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         reject(path, f"unreadable ({type(exc).__name__})")
         return None
     if not isinstance(data, dict) or "checksum" not in data:
