@@ -97,6 +97,28 @@ def _verdicts_problem(entry, name: str) -> str | None:
             return f"a verdict {v['verdict']!r} that is none of {list(M.VERDICTS)}"
     if sorted(v["claim"] for v in entry["verdicts"]) != sorted(M.CLAIMS):
         return f"claims {sorted(v['claim'] for v in entry['verdicts'])}, not one verdict for each of {list(M.CLAIMS)}"
+    return next(filter(None, map(_verdict_disagrees, entry["verdicts"])), None)
+
+
+def _verdict_disagrees(v: dict) -> str | None:
+    """Why a cached verdict is not the one its own checks give (None if it is; testing.matrix._verdict's rules): a
+    failed row makes it FAILED or refuted, no failed row leaves it verified (every row passed), refused (a row
+    undecided), not refuted, or n/a (no row, or every row passed against the estimator's own output). (A verdict
+    edited to FAILED beside checks that all passed, its checksum recomputed, was reported.)"""
+    from .testing.checks import CheckResult
+
+    try:
+        statuses = {CheckResult(**row).status for row in v["checks"]}
+    except (TypeError, ValueError, AttributeError) as exc:
+        return f"the {v['claim']} verdict: a check that is no check's record ({type(exc).__name__})"
+    if "failed" in statuses:
+        allowed = {"FAILED", "refuted"}
+    elif not statuses:
+        allowed = {"n/a"}
+    else:
+        allowed = {"not refuted"} | ({"verified", "n/a"} if statuses == {"passed"} else {"refused"})
+    if v["verdict"] not in allowed:
+        return f"the {v['claim']} verdict {v['verdict']!r} is not what its checks give ({sorted(allowed)})"
     return None
 
 

@@ -145,9 +145,16 @@ def test_corrupt_training_cells_and_data_are_recomputed(tmp_path, capsys):
 # -- the report's verdict cache -----------------------------------------------------------------------------
 
 
+def _check(claim, passed=True):
+    from kerneltheory.testing.checks import CheckResult
+
+    return CheckResult(name=claim, claim=claim, statistic=0.7, p_value=0.5 if passed else 1e-9, alpha=1e-6,
+                       effect_size=0.1, sample_size=256, seed=0, method="z", passed=passed).as_dict()
+
+
 def _entry(name="elu"):
     verdicts = [{"estimator": name, "claim": claim, "claimed": "exact", "verdict": "not refuted", "p_value": 0.5,
-                 "effect_size": 0.1, "method": "z", "evidence": "", "proof": "p.md", "checks": []}
+                 "effect_size": 0.1, "method": "z", "evidence": "", "proof": "p.md", "checks": [_check(claim)]}
                 for claim in ("unbiased", "positive", "variance", "finite")]
     return {"key": {"k": 1}, "estimator": name, "passed": True, "seconds": 1.5, "verdicts": verdicts}
 
@@ -175,6 +182,14 @@ VERDICT_CORRUPTIONS = {
     "a verdict that is none of the report's": lambda e: {**e, "verdicts": _verdict(e, 1, verdict="bogus")},
     "a claim missing": lambda e: {**e, "verdicts": e["verdicts"][1:]},
     "a claim twice": lambda e: {**e, "verdicts": _verdict(e, 1, claim="unbiased")},
+    # a verdict its own checks do not give, its checksum recomputed (a review's forgery: FAILED beside a passed row)
+    "FAILED beside passed checks": lambda e: {**e, "verdicts": _verdict(e, 1, verdict="FAILED")},
+    "verified beside a failed check": lambda e: {**e, "verdicts": _verdict(e, 1, verdict="verified",
+                                                                            checks=[_check("positive", False)])},
+    "n/a beside checks": lambda e: {**e, "verdicts": _verdict(e, 2, verdict="n/a", checks=[_check("variance"),
+                                                                                        _check("variance", False)])},
+    "verified without a check": lambda e: {**e, "verdicts": _verdict(e, 3, verdict="verified", checks=[])},
+    "a check that is no check's record": lambda e: {**e, "verdicts": _verdict(e, 0, checks=[{"p": 1}])},
 }
 
 
