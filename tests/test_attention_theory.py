@@ -157,6 +157,22 @@ def test_ratio_check_refuses_too_few_draws(kt_seed):
         attention_ratio_check("positive/gaussian", ms=(16, 32), seed=kt_seed)
 
 
+def test_ratio_check_refuses_inputs_where_every_map_is_exact_and_a_covariance_of_the_wrong_shape(kt_seed):
+    """Values constant over the keys, or one key, make every linear-attention output exact for any map: a map with a
+    per-key factor PASSED there (a review finding); it is refused. A covariance of shape [n, n] was broadcast over
+    the queries and FAILED a correct map, blaming it; it is an error naming covariance."""
+    g = torch.Generator().manual_seed(kt_seed)
+    q, k = (0.3 * torch.randn(n, 4, generator=g, dtype=torch.float64) for n in (2, 8))
+    cov = lambda est, x, keys: key_covariance(est.est, x, keys)  # noqa: E731
+    for v, keys in ((torch.full((8, 2), 3.0, dtype=torch.float64), k), (torch.zeros(8, 2, dtype=torch.float64), k),
+                    (torch.randn(1, 2, generator=g, dtype=torch.float64), k[:1])):
+        r = attention_ratio_check(_ScaledKeys, seed=kt_seed, inputs=(q, keys, v), covariance=cov, draws=256)
+        assert r.refused and "exact up to rounding at every m" in r.detail, r
+    with pytest.raises(ValueError, match=r"covariance must return the \[nq, n, n\] = \[2, 8, 8\].*got shape \[8, 8\]"):
+        attention_ratio_check("positive/gaussian", seed=kt_seed, draws=256,
+                              covariance=lambda est, x, keys: key_covariance(est, x, keys)[0])
+
+
 class _KeyNormFactor(_ScaledKeys):
     """A planted defect: every key's features multiplied by exp(−2‖y‖²), a factor of the key's norm alone (a wrong
     h(y)). With every key of one norm it is common to all keys and cancels in the ratio."""

@@ -623,3 +623,21 @@ def test_variances_that_underflow_or_vanish_at_some_m_refuse_instead_of_passing(
         one_over_m_check(make(-1.0), empty, empty, ms=(8, 32), draws=100, seed=0)
     with pytest.raises(ValueError, match="at least one value"):
         closed_form_ordering_check(torch.zeros(0), torch.zeros(0), name="empty")
+
+
+def test_closed_forms_computed_in_float32_are_compared_within_float32s_rounding():
+    """At m = 1 ORF is the iid law, so "ORF ≤ iid" holds with equality; with float32 inputs the two closed forms
+    differ by an ulp of float32 and the exact check FAILED at every pair set (a review finding: the floor was
+    float64's). A float32 reversal of 1 % still fails; bool tensors are no closed forms."""
+    claim = ordering_claims(4, 1)[1]
+    for s in range(20):
+        g = torch.Generator().manual_seed(s)
+        x, y = (0.7 * torch.randn(2, 16, 4, generator=g, dtype=torch.float64)).to(torch.float32)
+        assert not claim.check(x, y).status == "failed", s
+    one = torch.tensor([1.0])
+    assert closed_form_ordering_check(torch.nextafter(one, torch.tensor([2.0])), one, name="tie").passed
+    assert closed_form_ordering_check(one * 1.01, one, name="1 %").status == "failed"
+    assert closed_form_ordering_check(torch.tensor([1.0 + 2e-16], dtype=torch.float64) * 1.0001,
+                                      torch.tensor([1.0], dtype=torch.float64), name="float64").status == "failed"
+    with pytest.raises(TypeError, match="better must hold closed-form values"):
+        closed_form_ordering_check(torch.tensor([True]), torch.tensor([True]), name="bool")

@@ -294,6 +294,7 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
     rho = 2 * (k.shape[0] + 2) * torch.finfo(torch.float64).eps * vmax  # [dv]
     floor_b, floors_s = rho, []  # per unit of m; m·MSE's per m
     stats_b, stats_s, preds_b, preds_s, outside, worst = [], [], [], [], 0, 0.0
+    exact_everywhere = True  # every output of every draw exact up to its rounding ρ: the inputs test no map
     for m in ms:
         est = factory(m)
         if getattr(est, "law", True) is None:
@@ -304,6 +305,10 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
         if not isinstance(cov, torch.Tensor) or not cov.is_floating_point():
             raise TypeError(f"covariance must return a real floating-point tensor [nq, n, n], got "
                             f"{getattr(cov, 'dtype', type(cov).__name__)}")
+        want = (q.shape[0], k.shape[0], k.shape[0])
+        if tuple(cov.shape) != want:  # an [n, n] one was broadcast over the queries and failed a correct map
+            raise ValueError(f"covariance must return the [nq, n, n] = {list(want)} covariances of the estimated "
+                             f"kernel row of each query, got shape {list(cov.shape)} at m = {m}")
         out, bias, mse = theory.attention_ratio_bias_mse(kern, cov.to(torch.float64), v)
         preds_b.append(m * bias)
         preds_s.append(m * mse)
@@ -326,6 +331,7 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
             return CheckResult.refusal(f"at m = {m} only {kept} of {r} draws have D̂ > D/2 (need ≥ {need}): the "
                                        "expansion does not apply", **base)
         err_max = (torch.cat(samples_s) / m).amax((0, 1)).sqrt()  # [dv]: the largest |ô − o| drawn
+        exact_everywhere = exact_everywhere and bool((err_max <= rho).all())
         floors_s.append(m * (2 * (err_max + rho) * rho + rho**2))
         mb, sb, wb = _batch_moments(torch.cat(samples_b), m * floor_b)
         ms_, ss, ws = _batch_moments(torch.cat(samples_s), floors_s[-1])
@@ -334,6 +340,11 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
         worst = max(worst, wb, ws)
     if not all(bool(torch.isfinite(t).all()) for st in (stats_b, stats_s) for pair in st for t in pair):
         return CheckResult.certain_failure("non-finite estimates", "non-finite attention outputs or moments", **base)
+    if exact_everywhere:  # constant values, or one key: the output is exact for any map, even a biased one
+        return CheckResult.refusal("every draw's output is exact up to rounding at every m (the values are constant "
+                                   "over the keys, or there is one key): at these inputs any map, biased or not, "
+                                   "gives the exact attention, so the check would test nothing; give values that "
+                                   "vary over two keys or more", **base)
     if outside > r * len(ms) // 100:
         return CheckResult.refusal(f"{outside} draws with D̂ ≤ D/2: the expansion does not apply", **base)
     if not worst <= GUARD:

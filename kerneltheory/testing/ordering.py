@@ -109,6 +109,8 @@ from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import (
+    _EPS,
+    FEATURE_ULPS,
     CheckResult,
     _bonferroni,
     _not_a_probability,
@@ -489,6 +491,8 @@ def closed_form_ordering_check(
     for arg, v in (("better", better), ("worse", worse)):
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{arg} must be a torch.Tensor of closed-form values, got {type(v).__name__}")
+        if v.dtype == torch.bool:  # True vs True passed as an ordering of two numbers
+            raise TypeError(f"{arg} must hold closed-form values (real numbers), got a bool tensor")
     if aggregate not in ("pairs", "mean"):
         raise ValueError(f"aggregate must be 'pairs' or 'mean', got {aggregate!r}")
     if better.is_complex() or worse.is_complex():  # .to(float64) would drop the imaginary part
@@ -506,12 +510,16 @@ def closed_form_ordering_check(
         return _refused(name, "ordering", alpha, b.numel(), seed, "closed form: " + why)
     if aggregate == "mean":
         b, w = b.mean(0, keepdim=True), w.mean(0, keepdim=True)
-    floor = rounding_floor(b, w)
+    # values computed in a coarser format than float64 carry its rounding: two float32 closed forms of one number
+    # (ORF at m = 1 is the iid law) differ by an ulp of float32, which failed the tie at every pair set
+    coarse = max((torch.finfo(t.dtype).eps for t in (better, worse) if t.is_floating_point()), default=0.0)
+    floor = rounding_floor(b, w) + (FEATURE_ULPS * coarse if coarse > _EPS else 0.0) * max(
+        float(b.abs().max()), float(w.abs().max()))
     bad = b > w + floor
     # each pair's closed form is computed from that pair alone: one floor scaled by the largest pair (10¹⁶) read a
     # reversal at pairs of size 1 as "0 vs 0" and passed it; a pair reversed beyond its own rounding but within that
     # floor may still be rounding of large cancelling terms, so it refuses the row unless another pair fails
-    own = pair_rounding_floor(b, w)
+    own = pair_rounding_floor(b, w, feature_eps=coarse)
     hidden = (b > w + own) & ~bad
     if bool(hidden.any()) and not bool(bad.any()):
         i = int(torch.nonzero(hidden)[0])
