@@ -504,6 +504,16 @@ def _sign_coupled(g):
     return z
 
 
+def _size_signed(g):
+    """Row 1's signs set by row 0's sizes: z_1l = ±|g_l|, + where |z_0l| is above the median of |N(0, 1)| (a review's
+    sampler). Every row is N(0, I), the coordinates of two rows are uncorrelated, their sizes independent and their
+    signs independent of each other, so the first three regressions keep their null exactly and it PASSED every row
+    (20 of 20 seeds), while E[z_1l | z_0] = ±√(2/π) follows |z_0l|: only the magnitude→coordinate regression sees it."""
+    z = torch.randn(M, D, generator=g, dtype=torch.float64)
+    z[1] = torch.where(z[0].abs() > 0.6744897501960817, 1.0, -1.0) * z[1].abs()
+    return z
+
+
 def _reused_block(g):
     """ORF whose second block is the first block's Q again (fresh χ_d norms): orthogonal within blocks, every row
     N(0, I), blocks dependent."""
@@ -527,6 +537,7 @@ class ReusedBlockOrthogonal(Orthogonal):
     (_shared_component, "gaussian", "rows independent"),
     (_shared_norm, "gaussian", "rows independent"),
     (_sign_coupled, "gaussian", "rows independent"),
+    (_size_signed, "gaussian", "rows independent"),
     (_reused_block, "orthogonal", "blocks independent"),
 ])
 def test_dependent_rows_are_rejected_by_the_independence_check(kt_seed, sampler, preset, caught):
@@ -538,7 +549,8 @@ def test_dependent_rows_are_rejected_by_the_independence_check(kt_seed, sampler,
     assert not k[caught], show(rows)
     if sampler is not _repeated:  # one row repeated is caught by construction, rows sharing a part are not
         assert all(v for name, v in k.items() if name not in (caught, f"{caught}, every pair (cos²)")), show(rows)
-    what = {_shared_norm: "magnitudes", _sign_coupled: "signs"}.get(sampler, "coordinates")
+    what = {_shared_norm: "magnitudes", _sign_coupled: "signs", _size_signed: "magnitudes→coordinates"}.get(
+        sampler, "coordinates")
     assert what in next(r for r in rows if r.name.endswith(caught)).detail
 
 
@@ -599,13 +611,15 @@ def test_regression_f_handles_degenerate_and_off_scale_inputs():
 
 @pytest.mark.statistical
 def test_the_independence_tests_are_exact_under_the_null(kt_seed):
-    """Under H₀ (independent N(0, I) rows) the p-values of both tests are Uniform(0, 1): exact KS of 2000 p-values
-    each, at α = 1e-6 (R = 64 draws, d = 8: far from any asymptotics)."""
+    """Under H₀ (independent N(0, I) rows) the p-values of each test (coordinates, magnitudes, signs,
+    magnitudes→coordinates) are Uniform(0, 1): exact KS of 2000 p-values each, at α = 1e-6 (R = 64 draws, d = 8: far
+    from any asymptotics)."""
     from kerneltheory.testing.row_independence import cross_row_tests
 
     rng = np.random.default_rng(kt_seed)
     p = np.array([cross_row_tests({0: rng.standard_normal((64, D)), 1: rng.standard_normal((64, D))}, [(0, 1)])[3]
                   for _ in range(2000)])
+    assert p.shape == (2000, 4)
     for col in p.T:
         assert stats.kstest(col, "uniform").pvalue > ALPHA
 
@@ -902,3 +916,25 @@ def test_a_block_that_permutes_another_fails_the_every_pair_row(m, d, signed, kt
     assert pair.status == "failed" and "in 1024 of 1024 draws" in pair.detail, pair.detail
     good = callable_sampler_checks(orf(False), claims="orthogonal", draws=1024, seed=kt_seed)
     assert all(r.passed for r in good), [r for r in good if not r.passed]
+
+
+@pytest.mark.statistical
+def test_rows_outside_the_default_ones_are_read_by_the_norms_row(kt_seed):
+    """Rows 9–30 of 32 with the fixed norm √d (uniform directions: E‖z‖² = d, every default row N(0, I)) passed every
+    row at 3 of 3 seeds, while positive features built on them miss exp(xᵀy) by 17 % (a review finding): the norms
+    row read the default rows only. It reads every row as well now (each family at half its level); rows= still
+    names the rows it tests."""
+    m, d = 32, 8
+
+    def sample(g):
+        z = torch.randn(m, d, generator=g, dtype=torch.float64)
+        mid = z[d + 1 : m - 1]
+        z[d + 1 : m - 1] = mid / mid.norm(dim=1, keepdim=True) * math.sqrt(d)
+        return z
+
+    rows = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
+    assert [r.name.split(": ")[1] for r in rows if not r.passed] == ["norms ~ χ_d"], show(rows)
+    norms = next(r for r in rows if r.name.endswith("norms ~ χ_d"))
+    assert "every row of 32" in norms.detail and "2·min" in norms.method, norms
+    chosen = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA, rows=[0, 31])
+    assert all(r.passed for r in chosen), show(chosen)
