@@ -641,3 +641,30 @@ def test_closed_forms_computed_in_float32_are_compared_within_float32s_rounding(
                                       torch.tensor([1.0], dtype=torch.float64), name="float64").status == "failed"
     with pytest.raises(TypeError, match="better must hold closed-form values"):
         closed_form_ordering_check(torch.tensor([True]), torch.tensor([True]), name="bool")
+
+
+def test_estimates_that_ignore_or_bypass_their_generator_are_errors(kt_seed):
+    """Callables estimates(g, r) that seed a generator of their own on every call repeat the same draws in every
+    block: two identically distributed estimators so wrapped FAILED "A ≤ B" at 35 of 100 seeds at α = 10⁻⁶, with no
+    warning (a review finding). Such a callable, and one drawing from the global generator (its verdict cannot be
+    replayed), is a ValueError naming the argument, in the ordering, 1/m and small-weight checks alike; a
+    deterministic estimator (every draw the same) and one using its generator are checked as before."""
+    from kerneltheory.testing.sparsity_checks import relative_error_check
+
+    est = E.get("trig/gaussian", 4, 8)
+    g0 = torch.Generator().manual_seed(kt_seed)
+    x, y = (0.5 * torch.randn(4, 4, generator=g0, dtype=F64) for _ in range(2))
+    proper = lambda g, r: est.sample_estimates(x, y, g, r)  # noqa: E731
+    own = lambda g, r: est.sample_estimates(x, y, torch.Generator().manual_seed(7), r)  # noqa: E731
+    unseeded = lambda g, r: est.sample_estimates(x, y, torch.Generator().manual_seed(int(torch.randint(9, ()))), r)  # noqa: E731
+    with pytest.raises(ValueError, match="worse: estimates.* the same 32 draws for generators seeded differently"):
+        variance_ordering_check(proper, own, x, y, draws=512, seed=kt_seed)
+    with pytest.raises(ValueError, match="better: estimates.* identically seeded generators gives different"):
+        variance_ordering_check(unseeded, proper, x, y, draws=512, seed=kt_seed)
+    with pytest.raises(ValueError, match="the same 32 draws"):
+        one_over_m_check(lambda m: own, x, y, ms=(8, 16, 32), draws=512, seed=kt_seed)
+    with pytest.raises(ValueError, match="estimator: estimates.* the same 32 draws"):
+        relative_error_check(lambda a, b, g, r: own(g, r), x, y, claim="bounded", bound=torch.ones(4), draws=512,
+                             seed=kt_seed)
+    exact = lambda g, r: est.kernel(x, y).diagonal().expand(r, -1).clone()  # noqa: E731
+    assert variance_ordering_check(exact, proper, x, y, draws=512, seed=kt_seed).status != "failed"

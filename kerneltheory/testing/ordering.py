@@ -24,7 +24,10 @@ V from the per-draw sums U_r = Σ_p (X_rp − X̄_p)² (Σ_p s²_p = Σ_r U_r/(n
 dependent), and the guard is applied to U as well: U has the tails of X², so for positive features this asks
 for the eighth moment and admits only small norms at a quick budget. Pairs with zero variance on both sides
 (z = 0 for positive features, τ = 0 for trig) carry no ordering and get p = 1. The effect size is
-max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere.
+max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere. A callable ``estimates(generator, r)`` must
+draw from the generator it is given: one that ignores it (repeating its draws in every block) or bypasses it (no
+replay from the seed) is a ValueError naming the argument (:func:`~kerneltheory.testing.replay.
+estimates_follow_their_generator`), here, in :func:`one_over_m_check` and in the small-weight check.
 
 **Zero variance.** A pair's variance counts as 0 when its s² is at most what rounding alone gives its own
 estimates, (2·ROUNDING_ULPS·ε·max_r |X_rp|)²·n/(n − 1) (estimates within F of one exact value have s² ≤ F²n/(n − 1));
@@ -123,6 +126,7 @@ from .checks import (
     squared_deviations,
 )
 from .pvalues import normal_p_values, p_value_floor
+from .replay import estimates_follow_their_generator
 
 __all__ = [
     "OrderingClaim",
@@ -163,7 +167,7 @@ def _draw(est, x, y, draws: int, seed: int, block: int, role: str) -> tuple[Mome
     f = _estimates(est, x, y)
     num_pairs = x.shape[0]
 
-    def capture(g, r):
+    def checked(g, r):
         out = f(g, r)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"{role}: estimates must be a torch.Tensor [r, P] = [{r}, {num_pairs}], got "
@@ -173,10 +177,15 @@ def _draw(est, x, y, draws: int, seed: int, block: int, role: str) -> tuple[Mome
         if tuple(out.shape) != (r, num_pairs):
             raise ValueError(f"{role}: estimates must have shape [r, P] = [{r}, {num_pairs}] (one column per pair "
                              f"of x and y), got {tuple(out.shape)}")
+        return out
+
+    def capture(g, r):
+        out = checked(g, r)
         kept.append(out.detach().to("cpu", _F64))
         return out
 
     with torch.no_grad():
+        estimates_follow_their_generator(lambda g, r: checked(g, r).detach().to("cpu", _F64), role, seed)
         m = moments(capture, draws, seed=seed, block=block)
     return m, torch.cat(kept)
 

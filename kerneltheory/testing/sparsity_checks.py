@@ -53,6 +53,7 @@ from .. import theory
 from .._validation import check_alpha, check_generator, check_int, check_points, check_real
 from ..montecarlo import moments
 from .checks import _F32_EPS, _FORMAT_NAMES, RESOLUTION, CheckResult, clt_guard
+from .replay import estimates_follow_their_generator
 
 __all__ = [
     "CLAIMS",
@@ -193,6 +194,7 @@ def relative_error_check(
         rel = out.to(torch.float64) / sm - 1.0
         return torch.cat([rel**2, rel], dim=1)  # e_p, and r_p to recognise exact estimators
 
+    estimates_follow_their_generator(rel_err, "estimator", seed)  # (its formats are those of the draws below too)
     both = moments(rel_err, r, seed=seed, block=min(r, 1024))
     mom, rel = both.select(slice(0, p_count)), both.select(slice(p_count, 2 * p_count))
     mean = mom.mean
