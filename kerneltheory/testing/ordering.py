@@ -26,8 +26,9 @@ for the eighth moment and admits only small norms at a quick budget. Pairs with 
 (z = 0 for positive features, τ = 0 for trig) carry no ordering and get p = 1. The effect size is
 max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere. A callable ``estimates(generator, r)`` must
 draw from the generator it is given: one that ignores it (repeating its draws in every block) or bypasses it (no
-replay from the seed) is a ValueError naming the argument (:func:`~kerneltheory.testing.replay.
-estimates_follow_their_generator`), here, in :func:`one_over_m_check` and in the small-weight check.
+replay from the seed) is a ValueError naming the argument
+(:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`), here, in :func:`one_over_m_check` and in
+the small-weight check.
 
 **Zero variance.** A pair's variance counts as 0 when its s² is at most what rounding alone gives its own
 estimates, (2·ROUNDING_ULPS·ε·max_r |X_rp|)²·n/(n − 1) (estimates within F of one exact value have s² ≤ F²n/(n − 1));
