@@ -263,7 +263,7 @@ def read_checked_parquet(path: str | os.PathLike, key=None, validate=None):
         return None
     meta = table.schema.metadata or {}
     if meta.get(KEY_KEY) != digest(key).encode():
-        reject(path, "written for another configuration")
+        reject(path, "written for another configuration or by other code (its key differs)")
         return None
     if meta.get(CHECKSUM_KEY) != frame_digest(frame).encode():
         reject(path, "checksum mismatch (the file was modified)")
