@@ -42,8 +42,11 @@ def markdown_table(rows: list[dict], columns) -> str:
 
 def _settings(budget: str, seed: int, alpha: float) -> str:
     """The run's settings in a cache file's name: a run with other settings writes its own files beside these (a
-    quick run into an --out holding a thorough one's results overwrote them)."""
-    return f"{budget}.seed-{seed}.alpha-{alpha!r}"
+    quick run into an --out holding a thorough one's results overwrote them). α is checked and spelled as a Python
+    float (numpy's or torch's scalars of one level name one file)."""
+    from ._validation import check_alpha
+
+    return f"{budget}.seed-{int(seed)}.alpha-{check_alpha(alpha)!r}"
 
 
 def _cache_path(out: Path, name: str, budget: str = "quick", seed: int = 0, alpha: float = 1e-6) -> Path:
@@ -376,14 +379,16 @@ def write_report(out_dir: str | Path, registry_rows: list[dict], matrix: list[di
 
 
 def run_variance(out_dir: str | Path, *, scale: str = "quick", configs=None, device: str = "cpu",
-                 scheduler=None, progress: bool = True) -> list:
+                 scheduler=None, progress: bool = True, locked: bool = False) -> list:
     """The variance sweeps of the report: every figure of ``configs`` (default: the shipped ones) at ``scale``,
-    written to ``<out_dir>/variance/`` with its cells cached (and resumed) in ``<out_dir>/variance/cells/``. The
-    caller holds ``<out_dir>/variance``'s lock (:func:`run_report` does, until the report is written)."""
-    from .experiments.runner import sweeps_locked
+    written to ``<out_dir>/variance/`` with its cells cached (and resumed) in ``<out_dir>/variance/cells/``, holding
+    ``<out_dir>/variance``'s lock; ``locked=True``: the caller holds it already (:func:`run_report` does, until the
+    report is written)."""
+    from .experiments.runner import run_sweeps, sweeps_locked
 
-    return sweeps_locked(configs, scale=scale, out_dir=Path(out_dir) / "variance", scheduler=scheduler,
-                         device=device, progress=progress)
+    sweeps = sweeps_locked if locked else run_sweeps
+    return sweeps(configs, scale=scale, out_dir=Path(out_dir) / "variance", scheduler=scheduler, device=device,
+                  progress=progress)
 
 
 def run_report(out_dir: str | Path = "report", *, budget: str = "quick", seed: int = 0, alpha: float = 1e-6,
@@ -430,7 +435,7 @@ def _run_report(out_dir, rows, start, *, budget, seed, alpha, names, matrix, dim
             held.enter_context(OutputLock(Path(out_dir) / "variance"))
             t = time.perf_counter()
             results = run_variance(out_dir, scale=variance_scale, configs=variance_configs, device=device,
-                                   scheduler=scheduler, progress=progress)
+                                   scheduler=scheduler, progress=progress, locked=True)
             timings["variance sweeps"] = time.perf_counter() - t
         attention = None
         if matrix and names is None:

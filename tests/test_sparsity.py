@@ -617,7 +617,8 @@ def test_bad_arguments_are_errors_naming_them():
                        (torch.tensor([1 + 1j]), "real"), (1 + 1j, "real"), ("a", "real")):
         with pytest.raises(ValueError, match="bound must be .*" + match):
             SC.relative_error_check(est, x, y, claim="bounded", bound=bad, draws=256)
-    with pytest.raises(ValueError, match=r"estimator must return .*\[\d+, 2\], got torch.float64 tensor of shape"):
+    with pytest.raises(ValueError, match=r"estimator must return .*\[(\d+), 2\] \(a call for \1 draws\), got "
+                                         r"torch.float64 tensor of shape \(\1, 1\)"):
         SC.relative_error_check(lambda a, b, g, n: torch.ones(n, 1, dtype=F64), x, y, claim="bounded", bound=1.0,
                                 draws=256)
     with pytest.raises(ValueError, match="tau_norms must be a sequence"):

@@ -340,9 +340,10 @@ def _ratio_rows(factory, q, k, v, ms, r, g, covariance, need, base, alpha) -> Ch
         worst = max(worst, wb, ws)
     if not all(bool(torch.isfinite(t).all()) for st in (stats_b, stats_s) for pair in st for t in pair):
         return CheckResult.certain_failure("non-finite estimates", "non-finite attention outputs or moments", **base)
-    if exact_everywhere:  # constant values, or one key: the output is exact for any map, even a biased one
+    if exact_everywhere:  # constant values, one key, or keys at one point: the output is exact for any map
         return CheckResult.refusal("every draw's output is exact up to rounding at every m (the values are constant "
-                                   "over the keys, or there is one key): at these inputs any map, biased or not, "
+                                   "over the keys, there is one key, or the keys are one point): at these inputs any "
+                                   "map, biased or not, "
                                    "gives the exact attention, so the check would test nothing; give values that "
                                    "vary over two keys or more", **base)
     if outside > r * len(ms) // 100:

@@ -24,11 +24,11 @@ V from the per-draw sums U_r = Σ_p (X_rp − X̄_p)² (Σ_p s²_p = Σ_r U_r/(n
 dependent), and the guard is applied to U as well: U has the tails of X², so for positive features this asks
 for the eighth moment and admits only small norms at a quick budget. Pairs with zero variance on both sides
 (z = 0 for positive features, τ = 0 for trig) carry no ordering and get p = 1. The effect size is
-max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere. A callable ``estimates(generator, r)`` must
-draw from the generator it is given: one that ignores it (repeating its draws in every block) or bypasses it (no
-replay from the seed) is a ValueError naming the argument
-(:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`), here, in :func:`one_over_m_check` and in
-the small-weight check.
+max_p (s²_A,p / s²_B,p − 1): negative when A is better everywhere. An estimator's estimates (its
+``sample_estimates``, or a callable ``estimates(generator, r)``) must come from the generator they are given: an
+estimator that ignores it (repeating its draws in every block) or bypasses it (no replay from the seed) is a
+ValueError naming the argument (:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`), here, in
+:func:`one_over_m_check` and in the small-weight check.
 
 **Zero variance.** A pair's variance counts as 0 when its s² is at most what rounding alone gives its own
 estimates, (2·ROUNDING_ULPS·ε·max_r |X_rp|)²·n/(n − 1) (estimates within F of one exact value have s² ≤ F²n/(n − 1));
@@ -186,7 +186,7 @@ def _draw(est, x, y, draws: int, seed: int, block: int, role: str) -> tuple[Mome
         return out
 
     with torch.no_grad():
-        estimates_follow_their_generator(lambda g, r: checked(g, r).detach().to("cpu", _F64), role, seed)
+        estimates_follow_their_generator(checked, role, seed)
         m = moments(capture, draws, seed=seed, block=block)
     return m, torch.cat(kept)
 
@@ -522,10 +522,12 @@ def closed_form_ordering_check(
         b, w = b.mean(0, keepdim=True), w.mean(0, keepdim=True)
     # values computed in a coarser format than float64 carry its rounding: two float32 closed forms of one number
     # (ORF at m = 1 is the iid law) differ by an ulp of float32, which failed the tie at every pair set
+    # (each pair's own: one float32 floor scaled by the largest pair refused a 2× reversal at a pair of size 1 beside
+    # one of 10⁶, a review finding)
     coarse = max((torch.finfo(t.dtype).eps for t in (better, worse) if t.is_floating_point()), default=0.0)
-    floor = rounding_floor(b, w) + (FEATURE_ULPS * coarse if coarse > _EPS else 0.0) * max(
-        float(b.abs().max()), float(w.abs().max()))
-    bad = b > w + floor
+    floor = rounding_floor(b, w)
+    carried = (FEATURE_ULPS * coarse if coarse > _EPS else 0.0) * torch.maximum(b.abs(), w.abs())
+    bad = b > w + floor + carried
     # each pair's closed form is computed from that pair alone: one floor scaled by the largest pair (10¹⁶) read a
     # reversal at pairs of size 1 as "0 vs 0" and passed it; a pair reversed beyond its own rounding but within that
     # floor may still be rounding of large cancelling terms, so it refuses the row unless another pair fails

@@ -183,18 +183,21 @@ def relative_error_check(
                          "where the relative error Ŝ/SM − 1 is not computed")
     formats = [x.dtype]  # the coarsest format among x and the estimates: its ε sets the exactness floor
 
-    def rel_err(gen: torch.Generator, n: int) -> torch.Tensor:
+    def checked(gen: torch.Generator, n: int) -> torch.Tensor:
         out = fn(x, y, gen, n)
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != (n, p_count):
             got = (f"{out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
                    else type(out).__name__)
             raise ValueError(f"estimator must return real floating-point estimates of shape [draws, P] = "
-                             f"[{n}, {p_count}], got {got}")
+                             f"[{n}, {p_count}] (a call for {n} draws), got {got}")
         formats.append(out.dtype)
-        rel = out.to(torch.float64) / sm - 1.0
+        return out
+
+    def rel_err(gen: torch.Generator, n: int) -> torch.Tensor:
+        rel = checked(gen, n).to(torch.float64) / sm - 1.0
         return torch.cat([rel**2, rel], dim=1)  # e_p, and r_p to recognise exact estimators
 
-    estimates_follow_their_generator(rel_err, "estimator", seed)  # (its formats are those of the draws below too)
+    estimates_follow_their_generator(checked, "estimator", seed)  # (its formats are those of the draws below too)
     both = moments(rel_err, r, seed=seed, block=min(r, 1024))
     mom, rel = both.select(slice(0, p_count)), both.select(slice(p_count, 2 * p_count))
     mean = mom.mean
