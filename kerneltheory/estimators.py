@@ -95,10 +95,20 @@ class RandomFeatureEstimator:
         device=None,
         aliases: tuple[str, ...] = (),
     ):
+        if not isinstance(component, Component):
+            got = f"the class {component.__name__} (call it)" if isinstance(component, type) else \
+                type(component).__name__
+            raise TypeError(f"component must be a Component instance (e.g. Positive()), got {got}")
+        if law is not None and not isinstance(law, SpectralLaw):
+            hint = f" {law!r} (kerneltheory.estimators.get builds an estimator by name)" if isinstance(law, str) else ""
+            raise TypeError(f"law must be a SpectralLaw instance or None (a deterministic map), got "
+                            f"{type(law).__name__}{hint}")
         self.name = name
         self.component = component
         self.law = law
         self.dim = check_int(dim, "dim", minimum=1)
+        if law is not None and law.dim != self.dim:
+            raise ValueError(f"law is a law in dimension {law.dim}, but dim = {self.dim}")
         self.num_features = check_int(num_features, "num_features", minimum=1)
         self.dtype = check_dtype(dtype)
         self.device = check_device(device)
@@ -402,21 +412,26 @@ class RandomFeatureEstimator:
             y,
         )
 
-    def variance_pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Closed-form variance at the P pairs (x_p, y_p): ``[P]``."""
+    def variance_pairs(self, x: torch.Tensor, y: torch.Tensor, *, checked: bool = True) -> torch.Tensor:
+        """Closed-form variance at the P pairs (x_p, y_p): ``[P]``. ``checked=False`` returns a value that is not
+        finite as it is (the claim matrix tests it: a NaN claim fails at its pair) instead of the
+        :class:`NotRepresentableError` that names an overflow."""
         x, y = self._check_pairs(x, y)
         if not self.claims.variance:
             raise ClosedFormUnavailable(f"{self.name} has no closed-form variance")
         if self.law is None:
             return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        out = self._finite(
-            lambda: self.component.variance(
-                self.law, x[:, None, :], y[:, None, :], self.num_features, self._stats(x, y)
-            ),
-            "closed-form variance",
-            x,
-            y,
-        )
+
+        def compute():
+            out = self.component.variance(self.law, x[:, None, :], y[:, None, :], self.num_features,
+                                          self._stats(x, y))
+            if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[0] != x.shape[0]:
+                raise ValueError(f"the closed-form variance of {self.name} ({type(self.component).__name__}"
+                                 f".variance) must be a tensor [P, 1, 1] for pairs [P, 1, d], got "
+                                 f"{tuple(getattr(out, 'shape', ())) or type(out).__name__}")
+            return out
+
+        out = self._finite(compute, "closed-form variance", x, y) if checked else compute()
         return out[:, 0, 0]
 
     def _finite(self, compute, what: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,9 @@ from scipy import stats
 
 import kerneltheory.estimators as E
 from kerneltheory import kernels, theory
+from kerneltheory.features.positive import Positive
 from kerneltheory.montecarlo import Moments, moments
+from kerneltheory.spectral import Gaussian
 from kerneltheory.testing import assert_feature_map, check_feature_map
 from kerneltheory.testing.checks import mean_check, variance_check
 from kerneltheory.testing.inputs import moderate_families
@@ -362,3 +364,119 @@ def test_normal_p_values_match_scipy_far_into_the_tail():
     assert torch.allclose(normal_p_values(z, g, 4096), (ref * factor).clamp(max=1.0), rtol=2 * rtol, atol=0.0)
     inf = torch.tensor([math.inf, -math.inf], dtype=torch.float64)
     assert normal_p_values(inf, torch.ones(2, dtype=torch.float64), 64).tolist() == [0.0, 0.0]
+
+
+class _GlobalRNGGaussian(Gaussian):
+    """A user's law drawing from torch's global generator."""
+
+    def _sample(self, m, generator, r):
+        return torch.randn(r, m, self.dim, dtype=self.dtype)
+
+
+class _OwnSeedGaussian(Gaussian):
+    """A user's law that seeds a generator of its own on every call (every draw the same W)."""
+
+    def _sample(self, m, generator, r):
+        return super()._sample(m, torch.Generator().manual_seed(1234), r)
+
+
+class _ScaledFeatures(Positive):
+    """A user's component whose pair_estimates is right and whose features are 10 % too large on each side."""
+
+    def features(self, x, w, extra, stats, side):
+        return 1.1 * super().features(x, w, extra, stats, side)
+
+    def pair_estimates(self, x, y, w, extra, stats):
+        return (super().features(x, w, extra, stats, "query") * super().features(y, w, extra, stats, "key")).sum(-1)
+
+
+def test_the_matrix_reads_the_features_a_model_reads_and_laws_that_bypass_their_generator(kt_seed):
+    """Three user estimators the claim matrix verified (a review of the extension points): a component whose
+    pair_estimates is the dot product of correct features while its own features are 10 % too large per side (a
+    model reading φ(x)ᵀφ(y) is 21 % off: "verified unbiased"); a law drawing from torch's global generator (verified
+    on every claim, though no verdict replays from the seed); one reseeding its own generator (random verdicts).
+    The first fails the row comparing the two paths, the others are ValueErrors naming the estimator."""
+    from kerneltheory.estimators import RandomFeatureEstimator
+    from kerneltheory.testing.matrix import verify_estimator
+
+    def build(comp, law):
+        return RandomFeatureEstimator(f"user/{type(law).__name__}", comp, law, dim=4, num_features=16)
+
+    verdicts, report = verify_estimator(build(_ScaledFeatures(), Gaussian(4)), seed=kt_seed)
+    unbiased = verdicts[0]
+    assert unbiased.verdict == "FAILED" and "estimates = features' products" in unbiased.evidence, unbiased
+    for law, what in ((_GlobalRNGGaussian(4), "identically seeded generators differ"),
+                      (_OwnSeedGaussian(4), "the same 32 draws for 6 generators")):
+        with pytest.raises(ValueError, match=f"user/{type(law).__name__}: .*{what}"):
+            verify_estimator(build(Positive(), law), seed=kt_seed)
+    correct, _ = verify_estimator(build(Positive(), Gaussian(4)), seed=kt_seed)  # (its variance may be refused)
+    assert [v.verdict for v in correct][0] == "verified" and not any(v.verdict == "FAILED" for v in correct), correct
+
+
+class _NaNAtZero(Positive):
+    """A user's closed-form variance that is NaN where x = 0 (a formula dividing by ‖x‖)."""
+
+    def variance(self, law, x, y, num_features, stats):
+        v = super().variance(law, x, y, num_features, stats)
+        return torch.where((x * x).sum(-1, keepdim=True)[..., :1] == 0, math.nan, v)
+
+
+class _ScalarVariance(Positive):
+    def variance(self, law, x, y, num_features, stats):
+        return torch.tensor(1.0, dtype=torch.float64)
+
+
+def test_a_claimed_variance_that_is_not_a_number_fails_at_its_pair_in_the_matrix(kt_seed):
+    """The claim matrix computed the estimator's variance through its overflow check: a claim NaN at x = 0 stopped the
+    run with "it overflows … use smaller inputs", naming no pair (the report exited 2), where check_feature_map fails
+    it at its pair; and a variance of the wrong shape raised a bare IndexError (a review finding)."""
+    from kerneltheory.estimators import RandomFeatureEstimator
+    from kerneltheory.testing.matrix import verify_estimator
+
+    nan = RandomFeatureEstimator("user/nan", _NaNAtZero(), Gaussian(4), dim=4, num_features=16)
+    variance = verify_estimator(nan, seed=kt_seed)[0][2]
+    assert variance.verdict == "FAILED" and "claimed variance is nan at pair" in variance.evidence, variance
+    scalar = RandomFeatureEstimator("user/scalar", _ScalarVariance(), Gaussian(4), dim=4, num_features=16)
+    with pytest.raises(ValueError, match=r"_ScalarVariance.variance\) must be a tensor \[P, 1, 1\]"):
+        verify_estimator(scalar, seed=kt_seed)
+
+
+def test_an_estimator_built_wrong_is_named_at_construction():
+    """A component class for an instance, a law by name, a law of another dimension, and dim= for an estimator
+    object (ignored) raised errors deep inside the first draw, or nothing (a review finding)."""
+    from kerneltheory.estimators import RandomFeatureEstimator
+    from kerneltheory.testing.matrix import verify_estimator
+
+    with pytest.raises(TypeError, match=r"component must be a Component instance .* got the class Positive"):
+        RandomFeatureEstimator("u", Positive, Gaussian(4), dim=4, num_features=8)
+    with pytest.raises(TypeError, match=r"law must be a SpectralLaw instance .* got str 'gaussian'"):
+        RandomFeatureEstimator("u", Positive(), "gaussian", dim=4, num_features=8)
+    with pytest.raises(ValueError, match="law is a law in dimension 4, but dim = 5"):
+        RandomFeatureEstimator("u", Positive(), Gaussian(4), dim=5, num_features=8)
+    with pytest.raises(ValueError, match="dim = 7 applies to a registry name"):
+        verify_estimator(E.get("positive/gaussian", 4, 16), dim=7)
+
+
+class _WideGauss(Gaussian):
+    """A subclass of Gaussian(std=1) that draws and claims std 0.5 but overrides char_fn and mgf only (the log forms
+    the estimators read stay the parent's)."""
+
+    def _sample(self, m, generator, r):
+        return 0.5 * super()._sample(m, generator, r)
+
+    def char_fn(self, tau):
+        return torch.exp(-0.125 * (tau * tau).sum(-1))
+
+    def mgf(self, z):
+        return torch.exp(0.125 * (z * z).sum(-1))
+
+
+def test_a_law_whose_closed_forms_disagree_with_their_log_forms_is_named():
+    """A correct subclass of Gaussian overriding char_fn and mgf FAILED unbiased and variance (p ≈ 10⁻⁴¹) against its
+    parent's log forms, which the components read (a review finding); the matrix names the methods instead."""
+    from kerneltheory.estimators import RandomFeatureEstimator
+    from kerneltheory.testing.matrix import verify_estimator
+
+    wide = RandomFeatureEstimator("user/wide", Positive(), _WideGauss(4), dim=4, num_features=16)
+    with pytest.raises(ValueError, match=r"gives mgf\(z\) = .* but exp\(log_mgf\(z\)\) = .* must override log_mgf"):
+        verify_estimator(wide)

@@ -40,8 +40,12 @@ class ClosedFormUnavailable(LookupError):
 class SpectralLaw(nn.Module):
     """Base class of frequency laws.
 
-    Subclasses set the class attributes and implement :meth:`_sample`; laws with closed forms override
-    :meth:`char_fn` and :meth:`mgf`.
+    Subclasses set the class attributes and implement :meth:`_sample`; laws with closed forms return ``self`` from
+    :attr:`reference` (the default, None, makes the target a Monte Carlo reference over the law's own draws, and the
+    closed forms are not read) and override :meth:`char_fn` and :meth:`mgf`, and :meth:`log_mgf` (and
+    ``log_char_fn`` where the parent defines it) when they subclass a law that defines those: the estimators read
+    the log forms, and the claim matrix rejects (ValueError) a law whose two spellings disagree
+    (:func:`kerneltheory.testing.matrix.verify_estimator`).
 
     Attributes:
         name: registry name of the law (``"gaussian"``, ``"orthogonal"``, ...).

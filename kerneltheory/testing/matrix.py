@@ -21,8 +21,10 @@ import torch
 from .. import estimators as E
 from .._validation import check_alpha, check_int
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator, pair_segments
+from ..spectral.base import ClosedFormUnavailable
 from .checks import CheckResult, feature_example, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
+from .replay import estimates_follow_their_generator
 from .seeds import seed_for
 from .user_calls import cauchy_schwarz_scale
 from .verify import (
@@ -129,7 +131,10 @@ def _mean_checks(
         else:
             target, target_se = est.reference_kernel(x, y, draws=4 * draws, seed=seed_for("reference", seed),
                                                      segments=segments)
-        var = each(est.variance_pairs).to(torch.float64) if est.claims.variance else None
+        # unchecked: a claimed variance that is NaN or infinite at a pair fails there (invalid claim), where the
+        # estimator's own check stopped the run with an overflow message naming no pair (a review finding)
+        var = each(lambda a, b: est.variance_pairs(a, b, checked=False)).to(torch.float64) \
+            if est.claims.variance else None
         bound_fn: Callable | None = getattr(est.component, "estimate_bound", None)
         bound = None if bound_fn is None else each(bound_fn)
     bound = None if bound is None else bound.to(torch.float64)
@@ -210,17 +215,81 @@ def _verdict(est, claim, claimed_level, claimed: bool, checks: list[CheckResult]
     )
 
 
+PATH_DRAWS = 8  # draws on which the estimates the checks read are compared with the features' products
+
+
+def _law_forms_agree(law, seed: int) -> None:
+    """A law's closed forms in their two spellings must agree: mgf with exp(log_mgf), char_fn with exp(log_char_fn)
+    where the law has it, at a few points of norm ≤ 1/2 (relative 10⁻⁹; points outside a form's domain are
+    skipped). The components read the log forms (and a Gaussian's ``quadratic``); a subclass of a built-in law that
+    overrode char_fn and mgf only kept its parent's log forms, and a correct law FAILED against a target it never
+    claimed (a review finding): ValueError naming the methods."""
+    if law is None or law.reference is not law:
+        return
+    g = torch.Generator().manual_seed(seed_for("law forms", seed))
+    z = torch.randn(6, law.dim, generator=g, dtype=torch.float64)
+    z = (z / z.norm(dim=-1, keepdim=True) * torch.linspace(0.05, 0.5, 6, dtype=torch.float64)[:, None]).to(law.dtype)
+    for plain, log in (("mgf", "log_mgf"), ("char_fn", "log_char_fn")):
+        if not hasattr(law, log):
+            continue
+        try:
+            a, b = getattr(law, plain)(z).to(torch.float64), getattr(law, log)(z).to(torch.float64).exp()
+        except (ClosedFormUnavailable, ValueError):  # no such form, or z outside its domain
+            continue
+        if not bool(((a - b).abs() <= 1e-9 * torch.maximum(a.abs(), b.abs())).all()):
+            i = int(((a - b).abs() / torch.maximum(a.abs(), b.abs())).argmax())
+            raise ValueError(f"the {law.name} law ({type(law).__name__}) gives {plain}(z) = {float(a[i]):.6g} but "
+                             f"exp({log}(z)) = {float(b[i]):.6g} at ‖z‖ = {float(z[i].norm()):.3g}: the estimators "
+                             f"read {log} (a subclass that overrides {plain} must override {log} too)")
+
+
+def _paths_row(est: RandomFeatureEstimator, family: InputFamily, alpha: float, seed: int,
+               compute_dtype: torch.dtype | None) -> CheckResult | None:
+    """The checks read ``est.sample_estimates`` (``Component.pair_estimates``, which may be a cheaper expression than
+    the features' dot product), while a model reads the features of ``est.draw``: on :data:`PATH_DRAWS` draws from
+    one seed (the same W: sample_estimates draws as draw(generator, batch=r) does) the two must agree within the
+    rounding of D products in the evaluation dtype, relative to Σ_i |φ_i(x)ψ_i(y)| (or 10⁻⁸ of it), NaN only with
+    NaN. A component whose pair_estimates was right and whose features were 10 % off per side was "verified
+    unbiased" (a review finding): the row fails it. Before that, the estimates must come from the generator they are
+    given (:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`: a law drawing from torch's global
+    generator, or reseeding its own, got verified or random verdicts): a ValueError naming the estimator."""
+    x, y = (t.to(est.dtype) for t in family.pairs())
+    with torch.no_grad():
+        estimates_follow_their_generator(
+            lambda g, r: est.sample_estimates(x, y, g, r, compute_dtype=compute_dtype), est.name, seed)
+        g = seed_for("paths", seed)
+        got = est.sample_estimates(x, y, torch.Generator().manual_seed(g), PATH_DRAWS,
+                                   compute_dtype=compute_dtype).to(torch.float64)
+        fq, fk = est.draw(torch.Generator().manual_seed(g), batch=PATH_DRAWS).pair(x, y)
+        fq, fk = fq.to(torch.float64), fk.to(torch.float64)
+    ref, size = (fq * fk).sum(-1), (fq.abs() * fk.abs()).sum(-1)
+    eps = torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps
+    tol = max(1e-8, 64 * fq.shape[-1] * eps) * size
+    bad = ~((got - ref).abs() <= tol) & ~(torch.isnan(got) & torch.isnan(ref))
+    if not bool(bad.any()):
+        return None
+    r, p = (int(i) for i in torch.nonzero(bad)[0])
+    return CheckResult.certain_failure(
+        "estimates against the features", f"sample_estimates gives {float(got[r, p]):.6g} at pair {p} of "
+        f"{family.name} in draw {r}, where the features of the same draw give φ(x)ᵀψ(y) = {float(ref[r, p]):.6g} "
+        f"(Σ|φ_iψ_i| = {float(size[r, p]):.3g}): {type(est.component).__name__}.pair_estimates is not the dot "
+        "product of its features, so the checks read other numbers than a model computes",
+        name="unbiased[estimates = features' products]", claim="unbiased", alpha=alpha, sample_size=PATH_DRAWS,
+        seed=seed)
+
+
 def verify_estimator(
     est: RandomFeatureEstimator | str,
     *,
     budget: str = "quick",
     alpha: float = 1e-6,
     seed: int = 0,
-    dim: int = MATRIX_DIM,
-    num_features: int = MATRIX_FEATURES,
+    dim: int | None = None,
+    num_features: int | None = None,
     compute_dtype: torch.dtype | None = None,
 ) -> tuple[list[Verdict], Report]:
-    """Check every claim of ``est`` (an estimator or a registry name built at ``dim``, ``num_features``).
+    """Check every claim of ``est`` (an estimator, or a registry name built at ``dim``, ``num_features``: default
+    :data:`MATRIX_DIM`, :data:`MATRIX_FEATURES`; an estimator has its own, and giving others is an error).
     ``compute_dtype`` is passed to ``est.sample_estimates`` (float32 evaluation where it is allowed).
 
     The report's α is split evenly across its checks, and each check's share across its sequential looks. The
@@ -230,13 +299,19 @@ def verify_estimator(
     claimed properties (``report.passed`` iff every claim held).
     """
     if isinstance(est, str):
-        est = E.get(est, check_int(dim, "dim", minimum=1), check_int(num_features, "num_features", minimum=1))
+        est = E.get(est, check_int(MATRIX_DIM if dim is None else dim, "dim", minimum=1),
+                    check_int(MATRIX_FEATURES if num_features is None else num_features, "num_features", minimum=1))
     if not isinstance(est, RandomFeatureEstimator):
         raise TypeError(f"est must be a RandomFeatureEstimator or a registered name, got {type(est).__name__}")
+    for given, own, what in ((dim, est.dim, "dim"), (num_features, est.num_features, "num_features")):
+        if given is not None and given != own:  # it was ignored
+            raise ValueError(f"{what} = {given} applies to a registry name; the estimator {est.name} has {what} = "
+                             f"{own} (build it at the size to test)")
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
     cfg = _budget(budget)
     base = seed_for(est.name, seed)
+    _law_forms_agree(est.law, base)
     fam, nonfinite = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"
     stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
@@ -294,6 +369,9 @@ def verify_estimator(
             means[i] = row
         for i, row in zip(redo_var, new_vars, strict=True):
             variances[i] = row
+    paths = _paths_row(est, fam[0], a, base + 9, compute_dtype)
+    if paths is not None:  # the checks read sample_estimates; a model reads the features
+        means.append(paths)
     if nonfinite is not None:  # a certain failure of the sweep's pilot, as in check_feature_map (verify item 13)
         means.append(_pilot_failure(nonfinite, "unbiased", alpha=a, seed=base + 7))
         if checked_var:
