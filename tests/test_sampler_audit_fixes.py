@@ -320,5 +320,7 @@ def test_a_rare_read_of_the_global_generator_is_not_replayable_anywhere(kt_seed)
             return fq @ (fk.transpose(1, 2) @ v) / (fq @ fk.sum(1).unsqueeze(-1))
         return fn
 
-    with pytest.raises(ValueError, match=r"attention\(4096, generator\), draw \d+ of 16 .* identically seeded"):
+    # the 16 factories at m = 4096 catch it; at a few seeds (2669728047) the single replay at m = 64 already does
+    with pytest.raises(ValueError, match=r"attention\(4096, generator\), draw \d+ of 16 .* identically seeded|"
+                                         r"attention\(m, generator\) built twice from identically seeded"):
         check_attention(attention, dim=8, mask=False, checks=["consistency"], seed=kt_seed)
