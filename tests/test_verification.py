@@ -480,3 +480,22 @@ def test_a_law_whose_closed_forms_disagree_with_their_log_forms_is_named():
     wide = RandomFeatureEstimator("user/wide", Positive(), _WideGauss(4), dim=4, num_features=16)
     with pytest.raises(ValueError, match=r"gives mgf\(z\) = .* but exp\(log_mgf\(z\)\) = .* must override log_mgf"):
         verify_estimator(wide)
+
+
+class _NegativeLogSign(Positive):
+    """Positive features whose log form reports sign −1 (the stabilisers of linear attention read the log form)."""
+
+    def log_features(self, x, w, extra, stats, side):
+        log, sign = super().log_features(x, w, extra, stats, side)
+        return log, -torch.ones_like(log)
+
+
+def test_the_positivity_row_reads_the_log_form_too():
+    """The positive claim's note promises positivity in log space (sign +1, finite log φ), which linear attention's
+    stabilisers read; a log_features returning sign −1 beside positive features was verified (a review finding)."""
+    from kerneltheory.estimators import RandomFeatureEstimator
+    from kerneltheory.testing.matrix import verify_estimator
+
+    est = RandomFeatureEstimator("user/logsign", _NegativeLogSign(), Gaussian(4), dim=4, num_features=16)
+    positive = verify_estimator(est)[0][1]
+    assert positive.verdict == "FAILED" and "in log space" in positive.evidence, positive

@@ -155,10 +155,21 @@ def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: flo
     gen = torch.Generator().manual_seed(seed)
     pts = extreme_points(est.dim, torch.Generator().manual_seed(seed + 1)).to(est.dtype)
     with torch.no_grad():
-        fx, fy = est.draw(gen, batch=draws).pair(pts, pts.flip(0))
+        fm = est.draw(gen, batch=draws)
+        fx, fy = fm.pair(pts, pts.flip(0))
+        logs = []
+        if claim == "positive":  # the claim's note: positive in log space too (sign +1, finite log φ), which the
+            # stabilisers of linear attention read; a log_features returning sign −1 was verified (a review finding)
+            bound = fm.bind(pts, pts.flip(0))
+            for log, sign in (bound.log_query(pts), bound.log_key(pts.flip(0))):
+                logs.append(~(torch.isfinite(log) & (sign == 1)).expand(log.shape).flatten())
     allf = torch.cat([fx.flatten(), fy.flatten()])
     bad = ~torch.isfinite(allf) if claim == "finite" else ~(allf > 0)
+    bad_logs = int(torch.cat(logs).sum()) if logs else 0
     example = ""
+    if bad_logs and not bool(bad.any()):
+        example = (f"in log space, {bad_logs} of the log-features have a sign other than +1 or a log that is not "
+                   "finite (Component.log_features), though every feature value is > 0")
     if bool(bad.any()):  # the most negative value (a zero only where there is none): a 0 at an input of norm 0
         # (sin 0) was the example of 29 positivity refutations whose features are strictly negative elsewhere
         i = int(torch.nonzero(bad)[0]) if claim == "finite" else int(torch.argmin(torch.where(bad, allf, math.inf)))
@@ -169,8 +180,8 @@ def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: flo
         p = pts[row] if i < half else pts.flip(0)[row]
         example = feature_example(float(src.flatten()[flat]), float(p.norm()))
     return property_check(
-        int(bad.sum()),
-        allf.numel(),
+        int(bad.sum()) + bad_logs,
+        allf.numel() + sum(t.numel() for t in logs),
         claim=claim,
         name=f"{claim}[norms ≤ 10]",
         seed=seed,
