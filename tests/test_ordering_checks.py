@@ -674,8 +674,8 @@ def test_the_generator_probe_reads_agreement_within_rounding_and_spares_atoms(kt
     """A review of the probe above: it compared bit for bit, so an estimator summing in an order that changes from
     call to call (CUDA atomics, index_add_), or a deterministic one whose draws differ by an ulp, was a ValueError;
     and one comparison of 32 draws made a correct estimator with a dominant atom an error at about 0.4 % of seeds (82
-    of 20 000 for a Poisson-degree estimator of rate 0.03). Agreement is within rounding, and six generators must
-    all repeat the first draw (at most about 2·10⁻¹⁰ for any law with atoms)."""
+    of 20 000 for a Poisson-degree estimator of rate 0.03). The replay agrees within rounding, and six generators must
+    all repeat the first draw bit for bit (at most about 2·10⁻¹⁰ for any law with atoms)."""
     from kerneltheory.testing.replay import estimates_follow_their_generator
 
     est = E.get("positive/gaussian", 4, 16)

@@ -22,11 +22,11 @@ from .. import estimators as E
 from .._validation import check_alpha, check_int
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator, pair_segments
 from ..spectral.base import ClosedFormUnavailable
-from .checks import CheckResult, feature_example, property_check
+from .checks import ROUNDING_ULPS, CheckResult, feature_example, pair_rounding_floor, property_check
 from .inputs import InputFamily, cross_family, direction_families, extreme_points, moderate_families
 from .replay import estimates_follow_their_generator
 from .seeds import seed_for
-from .user_calls import cauchy_schwarz_scale
+from .user_calls import _difference, cauchy_schwarz_scale
 from .verify import (
     BUDGETS,
     Report,
@@ -231,10 +231,10 @@ PATH_DRAWS = 8  # draws on which the estimates the checks read are compared with
 
 def _law_forms_agree(law, seed: int) -> None:
     """A law's closed forms in their two spellings must agree: mgf with exp(log_mgf), char_fn with exp(log_char_fn)
-    where the law has it, at a few points of norm ≤ 1/2 (relative 10⁻⁹; points outside a form's domain are
-    skipped). The components read the log forms (and a Gaussian's ``quadratic``); a subclass of a built-in law that
-    overrode char_fn and mgf only kept its parent's log forms, and a correct law FAILED against a target it never
-    claimed (a review finding): ValueError naming the methods."""
+    where the law has it, at a few points of norm ≤ 1/2 (within the rounding of exp(log M); points outside a form's
+    domain are skipped). The components read the log forms (and a Gaussian's ``quadratic``); a subclass of a
+    built-in law that overrode char_fn and mgf only kept its parent's log forms, and a correct law FAILED against a
+    target it never claimed (a review finding): ValueError naming the methods."""
     if law is None or law.reference is not law:
         return
     g = torch.Generator().manual_seed(seed_for("law forms", seed))
@@ -247,7 +247,9 @@ def _law_forms_agree(law, seed: int) -> None:
             a, b = getattr(law, plain)(z).to(torch.float64), getattr(law, log)(z).to(torch.float64).exp()
         except (ClosedFormUnavailable, ValueError):  # no such form, or z outside its domain
             continue
-        if not bool(((a - b).abs() <= 1e-9 * torch.maximum(a.abs(), b.abs())).all()):
+        # exp of a log carries the log's absolute rounding as a relative one: ROUNDING_ULPS·ε·(1 + |log M|)·M
+        tol = ROUNDING_ULPS * torch.finfo(law.dtype).eps * (1 + b.log().abs()) * torch.maximum(a.abs(), b.abs())
+        if not bool(((a - b).abs() <= tol).all()):
             i = int(((a - b).abs() / torch.maximum(a.abs(), b.abs())).argmax())
             raise ValueError(f"the {law.name} law ({type(law).__name__}) gives {plain}(z) = {float(a[i]):.6g} but "
                              f"exp({log}(z)) = {float(b[i]):.6g} at ‖z‖ = {float(z[i].norm()):.3g}: the estimators "
@@ -258,12 +260,13 @@ def _paths_row(est: RandomFeatureEstimator, family: InputFamily, alpha: float, s
                compute_dtype: torch.dtype | None) -> CheckResult | None:
     """The checks read ``est.sample_estimates`` (``Component.pair_estimates``, which may be a cheaper expression than
     the features' dot product), while a model reads the features of ``est.draw``: on :data:`PATH_DRAWS` draws from
-    one seed (the same W: sample_estimates draws as draw(generator, batch=r) does) the two must agree within the
-    rounding of D products in the evaluation dtype, relative to Σ_i |φ_i(x)ψ_i(y)| (or 10⁻⁸ of it), NaN only with
-    NaN. A component whose pair_estimates was right and whose features were 10 % off per side was "verified
-    unbiased" (a review finding): the row fails it. Before that, the estimates must come from the generator they are
-    given (:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`: a law drawing from torch's global
-    generator, or reseeding its own, got verified or random verdicts): a ValueError naming the estimator."""
+    one seed (the same W: sample_estimates draws as draw(generator, batch=r) does) the two must be one number by the
+    reproducibility checks' rule (within 2·(F + F), F the rounding floor of Σ_i |φ_i(x)ψ_i(y)| in the evaluation
+    dtype, NaN only with NaN). A component whose pair_estimates was right and whose features were 10 % off per side
+    was "verified unbiased" (a review finding): the row fails it. Before that, the estimates must come from the
+    generator they are given (:func:`~kerneltheory.testing.replay.estimates_follow_their_generator`: a law drawing
+    from torch's global generator, or reseeding its own, got verified or random verdicts): a ValueError naming the
+    estimator."""
     x, y = (t.to(est.dtype) for t in family.pairs())
     with torch.no_grad():
         estimates_follow_their_generator(
@@ -274,9 +277,11 @@ def _paths_row(est: RandomFeatureEstimator, family: InputFamily, alpha: float, s
         fq, fk = est.draw(torch.Generator().manual_seed(g), batch=PATH_DRAWS).pair(x, y)
         fq, fk = fq.to(torch.float64), fk.to(torch.float64)
     ref, size = (fq * fk).sum(-1), (fq.abs() * fk.abs()).sum(-1)
-    eps = torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps
-    tol = max(1e-8, 64 * fq.shape[-1] * eps) * size
-    bad = ~((got - ref).abs() <= tol) & ~(torch.isnan(got) & torch.isnan(ref))
+    # two evaluations of one draw: the reproducibility checks' rule (user_calls._one_number), each within the rounding
+    # floor of Σ|φ_iψ_i| at its pair in the evaluation dtype (as the replay of a feature map, replay._replayed)
+    floor = pair_rounding_floor(size, feature_eps=torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps)
+    gap = _difference(got, ref)
+    bad = ~((gap == 0) | (torch.isfinite(gap) & (gap <= 4 * floor)))
     if not bool(bad.any()):
         return None
     r, p = (int(i) for i in torch.nonzero(bad)[0])

@@ -113,8 +113,6 @@ from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import (
-    _EPS,
-    FEATURE_ULPS,
     CheckResult,
     _bonferroni,
     _not_a_probability,
@@ -526,7 +524,7 @@ def closed_form_ordering_check(
     # one of 10⁶, a review finding)
     coarse = max((torch.finfo(t.dtype).eps for t in (better, worse) if t.is_floating_point()), default=0.0)
     floor = rounding_floor(b, w)
-    carried = (FEATURE_ULPS * coarse if coarse > _EPS else 0.0) * torch.maximum(b.abs(), w.abs())
+    carried = pair_rounding_floor(b, w, feature_eps=coarse) - pair_rounding_floor(b, w)  # the coarse format's part
     bad = b > w + floor + carried
     # each pair's closed form is computed from that pair alone: one floor scaled by the largest pair (10¹⁶) read a
     # reversal at pairs of size 1 as "0 vs 0" and passed it; a pair reversed beyond its own rounding but within that

@@ -246,12 +246,13 @@ def estimates_follow_their_generator(call, role: str, seed: int) -> None:
     "A ≤ B" at 35 of 100 seeds at α = 10⁻⁶): ValueError naming ``role``.
 
     :data:`GENERATOR_SEEDS` + 1 calls of :data:`GENERATOR_PROBE` draws on generators of their own (the check's
-    stream is not touched). Agreement is within rounding (:func:`~kerneltheory.testing.checks.pair_rounding_floor`
-    at each pair, in the precision of the estimates' dtype; NaN only with NaN): a reduction whose order changes from
-    call to call moves the last bits, and a deterministic estimator's draws may differ by an ulp. A correct estimator
-    whose law has atoms makes GENERATOR_SEEDS − 1 further calls reproduce a first draw that is not constant with
-    probability at most (max over non-constant sequences of their probability)⁵ ≤ (1/(e·32))⁵ ≈ 2·10⁻¹⁰ (a
-    sequence with r − 1 draws at an atom of probability p and one elsewhere has probability p^(r−1)(1 − p) ≤
+    stream is not touched). The replay agrees within rounding (:func:`_within_rounding`: a reduction whose order
+    changes from call to call moves the last bits); draws repeated across seeds are the same values bit for bit (the
+    rounding floor of a half format can exceed the spread of independent draws, which then read as repeats; a
+    deterministic estimator whose draws differ by an ulp is not constant, and its other seeds' draws differ too). A
+    correct estimator whose law has atoms makes GENERATOR_SEEDS − 1 further calls reproduce a first draw that is not
+    constant with probability at most (max over non-constant sequences of their probability)⁵ ≤ (1/(e·32))⁵ ≈
+    2·10⁻¹⁰ (a sequence with r − 1 draws at an atom of probability p and one elsewhere has probability p^(r−1)(1 − p) ≤
     1/(e·r)); with one comparison it was about 0.4 % for an atom of probability 0.97 (a review measured 82 of
     20 000 seeds of a Poisson-degree estimator)."""
     seeds = [seed_for(f"generator probe {role} {k}", seed) for k in range(GENERATOR_SEEDS)]
@@ -263,8 +264,8 @@ def estimates_follow_their_generator(call, role: str, seed: int) -> None:
                          "rounding: it must draw only from the generator it is given "
                          "(torch.randn(..., generator=generator)); code that draws from the global generators runs "
                          "inside adapters.global_rng(generator)")
-    constant = _within_rounding(first, first[:1].expand_as(first))
-    if not constant and all(_within_rounding(first, other) for other in draws[1:]):
+    constant = all(_same_values(first[0], row) for row in first[1:])
+    if not constant and all(_same_values(first, other) for other in draws[1:]):
         raise ValueError(f"{role}: its estimates are the same {GENERATOR_PROBE} draws for {GENERATOR_SEEDS} generators "
                          "seeded differently: it ignores the generator it is given (a generator of its own, seeded on "
                          "every call?), so every block of draws would repeat the first while the standard errors "
@@ -272,11 +273,11 @@ def estimates_follow_their_generator(call, role: str, seed: int) -> None:
 
 
 def _within_rounding(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """``a`` and ``b`` [r, P] agree: NaN at the same places, every other entry within the rounding floor of its pair
-    (:func:`~kerneltheory.testing.checks.pair_rounding_floor` of both, ε of their coarser dtype)."""
+    """``a`` and ``b`` [r, P] are one draw's numbers (:func:`~kerneltheory.testing.user_calls._one_number`, the
+    reproducibility checks' rule), each with the rounding floor of its pairs
+    (:func:`~kerneltheory.testing.checks.pair_rounding_floor`, ε of the coarser dtype)."""
     eps = max(torch.finfo(t.dtype).eps if t.is_floating_point() else 0.0 for t in (a, b))
     x, y = a.detach().to("cpu", torch.float64), b.detach().to("cpu", torch.float64)
-    if x.shape != y.shape or not torch.equal(torch.isnan(x), torch.isnan(y)):
+    if x.shape != y.shape:
         return False
-    floor = pair_rounding_floor(x, y, feature_eps=eps)
-    return bool((_difference(x, y) <= floor).all())
+    return _one_number(x, y, pair_rounding_floor(x, feature_eps=eps), pair_rounding_floor(y, feature_eps=eps))
