@@ -160,11 +160,19 @@ def test_proportionality_needs_a_positive_constant(kt_seed):
     assert all(r.status == "failed" for r in nan.values()), nan
 
 
+# The slope rows are refused where the bound on their O(m⁻²) remainder exceeds the slope's standard error
+# (proofs/attention_audit.md, item 13), and that bound grows with the inputs' largest ‖q̃ + k̃‖²: at the default
+# input_std 0.3 the audit of this module refused a slope row at 3 of 100 seeds (causal and not: seeds 5000–5099),
+# at 0.25 at none of 100, so this test, which asserts a pass, reads the module at 0.25
+PASS_INPUT_STD = 0.25
+
+
 @pytest.mark.statistical
 @pytest.mark.parametrize("causal", [False, True])
 def test_performer_attention_passes(kt_seed, causal):
     report = check_attention(attention(FastAttention, causal), dim=D, causal=causal, alpha=ALPHA, seed=kt_seed,
-                             checks=["consistency", "stabiliser", "padding"] + ["causality"] * causal)
+                             checks=["consistency", "stabiliser", "padding"] + ["causality"] * causal,
+                             input_std=PASS_INPUT_STD)
     assert report.passed, str(report)
 
 
