@@ -70,6 +70,10 @@ def test_claim_matrix_row(name, kt_seed, matrix_row):
         assert v.verdict in allowed, (name, v)
         if v.verdict == "verified":
             assert v.proof, f"{name}: verified claim {v.claim} names no proof"
+        statistical = [c for c in report.checks if c.claim == v.claim and not c.refused and "[" in c.name]
+        if v.verdict == "verified" and v.claim in ("unbiased", "variance") and statistical:  # how far pairs reached
+            assert "; tested at ‖x‖, ‖y‖ ≤ " in v.evidence and "‖x + y‖ ≤ " in v.evidence, (name, v)
+            assert report.domain.startswith("‖x‖, ‖y‖ ≤ "), (name, report.domain)
         if v.verdict == "refused":  # the evidence is a refused row and its reason, not a passing one
             assert any(v.evidence == f"{c.name}: {c.detail}" for c in report.refusals), (name, v)
     for (n, claim), why in MUST_BE_REFUTED.items():
@@ -195,6 +199,44 @@ def test_a_data_dependent_map_is_fitted_to_each_family_alone(monkeypatch):
                         mean_families=list(range(len(families))), variance_families=[0])
     assert sizes and sizes <= {f.pairs()[0].shape[0] for f in families}, sizes
     assert sum(f.pairs()[0].shape[0] for f in families) not in sizes
+
+
+def test_a_verified_claim_names_the_reach_of_its_decided_pairs():
+    """A verified unbiasedness or variance verdict states how far its tested pairs reached (largest ‖x‖, ‖y‖,
+    ‖x + y‖, ‖x − y‖), over the families whose row was decided (a refused row tested nothing there), and the report's
+    domain covers both claims' decided rows; other verdicts are left as they are."""
+    from dataclasses import replace
+
+    from kerneltheory.testing.checks import CheckResult
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.matrix import Verdict, _with_domain
+
+    e1 = torch.eye(3, dtype=torch.float64)[:1]
+    fam = [InputFamily("near", 0.5 * e1, 0.25 * e1), InputFamily("far", 3.0 * e1, -3.0 * e1),
+           InputFamily("mid", e1, e1)]
+
+    def row(name, refused=False):
+        r = CheckResult(name=name, claim="c", statistic=0.0, p_value=0.5, alpha=1e-6, effect_size=0.0, method="m",
+                        passed=not refused, sample_size=10, seed=0)
+        return CheckResult.refusal("tails", name=name, claim="c", alpha=1e-6, sample_size=0, seed=0) if refused else r
+
+    def verdict(claim, status):
+        return Verdict("est", claim, "exact", status, 0.5, 0.0, "m", "row: detail", "proofs/x.md")
+
+    means = [row("unbiased[near]"), row("unbiased[far]", refused=True), row("unbiased[mid]"), row("paths")]
+    variances = [row("variance[near]"), row("variance[far]"), row("variance[mid]", refused=True)]
+    unbiased, variance, domain = _with_domain(verdict("unbiased", "verified"), means, verdict("variance", "verified"),
+                                              variances, fam)
+    assert unbiased.evidence == "row: detail; tested at ‖x‖, ‖y‖ ≤ 1 (‖x + y‖ ≤ 2, ‖x − y‖ ≤ 0.25 at the tested pairs)"
+    assert variance.evidence == "row: detail; tested at ‖x‖, ‖y‖ ≤ 3 (‖x + y‖ ≤ 0.75, ‖x − y‖ ≤ 6 at the tested pairs)"
+    assert domain == "‖x‖, ‖y‖ ≤ 3 (‖x + y‖ ≤ 2, ‖x − y‖ ≤ 6 at the tested pairs)"
+    for status in ("refused", "FAILED", "not refuted", "n/a"):  # only a verified verdict claims a domain
+        same, _, _ = _with_domain(verdict("unbiased", status), means, verdict("variance", "n/a"), variances, fam)
+        assert same.evidence == "row: detail"
+    stopped = replace(row("a"), method="stopped", passed=False)  # a sequential run ended before it: nothing decided
+    none = _with_domain(verdict("unbiased", "verified"), [row("a", True), stopped, row("b", True)],
+                        verdict("variance", "n/a"), [], fam)
+    assert none[0].evidence == "row: detail" and none[2] == ""
 
 
 def test_a_positivity_counterexample_reads_as_a_value(matrix_row):
