@@ -3,6 +3,7 @@ deterministic cells, bitwise split/resume, a 2-worker Dask cluster identical to 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -368,6 +369,34 @@ def test_a_two_worker_dask_cluster_in_this_process_gives_results_identical_to_th
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
         with distributed.Client(lc) as client:
             _assert_dask_run_is_the_local_run(tmp_path, client)
+
+
+def test_a_cached_run_does_not_connect_to_its_scheduler(tmp_path, monkeypatch):
+    """The scheduler is connected when a cell is left to compute, once per run: a run whose every cell is cached
+    finishes without it (an unreachable one failed after its 30 s timeout with nothing to compute), and a run with
+    cells to compute still fails on an unreachable scheduler."""
+    import kerneltheory.experiments.runner as runner
+    from kerneltheory.experiments import run_sweeps
+
+    c = tiny(draws=256, block=128)
+    local = run_figure(c, out_dir=tmp_path, progress=False, plot=False)
+    opened = []
+
+    @contextlib.contextmanager
+    def unreachable(scheduler):
+        opened.append(scheduler)
+        raise OSError(f"timed out connecting to {scheduler}")
+        yield
+
+    monkeypatch.setattr(runner, "open_client", unreachable)
+    again = run_sweeps([c], out_dir=tmp_path, scheduler="tcp://10.0.0.1:1",
+                       progress=False, plot=False)[0]
+    assert opened == [] and again.computed == 0 and again.cached == local.computed
+    pd.testing.assert_frame_equal(again.frame, local.frame, check_exact=True)
+    with pytest.raises(OSError, match="timed out connecting"):
+        run_sweeps([tiny(seed=1, draws=256)], out_dir=tmp_path, scheduler="tcp://10.0.0.1:1", progress=False,
+                   plot=False)
+    assert opened == ["tcp://10.0.0.1:1"]
 
 
 # Slow tier: starting two worker processes (each imports torch and the package) costs about 7 s of CPU. The

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,7 +154,8 @@ def compute_cells(
                 store.save(spec, m, seconds=round(time.perf_counter() - start, 3))
                 results[digest] = m
                 bar.update()
-        else:
+        elif todo:
+            client = client.get() if isinstance(client, OnDemandClient) else client
             results.update(_run_distributed(client, todo, store, shard_blocks, bar))
     finally:
         bar.close()
@@ -395,5 +397,21 @@ def sweeps_locked(configs=None, *, scale="quick", out_dir="kerneltheory-results/
         if unknown:
             raise ValueError(f"unknown figure(s) {unknown}; figures are {sorted(names)}")
         configs = [c for c in configs if c.name in set(only)]
-    with open_client(scheduler) as client:
+    with contextlib.ExitStack() as stack:
+        # connected when a figure has a cell to compute: a run whose every cell is cached needs no scheduler (one
+        # that could not be reached failed after its connection timeout though nothing was left to compute)
+        client = None if scheduler is None else OnDemandClient(lambda: stack.enter_context(open_client(scheduler)))
         return [run_figure(c, scale=scale, out_dir=out_dir, client=client, **kw) for c in configs]
+
+
+class OnDemandClient:
+    """A scheduler's client opened by ``open`` on the first :meth:`get` and reused after it (closed by whoever
+    ``open`` hands it to): :func:`compute_cells` calls :meth:`get` only when it has cells to compute."""
+
+    def __init__(self, open: Callable[[], object]):
+        self._open, self._client, self._opened = open, None, False
+
+    def get(self):
+        if not self._opened:
+            self._client, self._opened = self._open(), True
+        return self._client
