@@ -74,6 +74,8 @@ def test_claim_matrix_row(name, kt_seed, matrix_row):
         if v.verdict == "verified" and v.claim in ("unbiased", "variance") and statistical:  # how far pairs reached
             assert "; tested at ‖x‖, ‖y‖ ≤ " in v.evidence and "‖x + y‖ ≤ " in v.evidence, (name, v)
             assert report.domain.startswith("‖x‖, ‖y‖ ≤ "), (name, report.domain)
+    if not any(c.claim in ("unbiased", "variance") for c in report.checks):  # the report names no statistical reach
+        assert report.domain == "", (name, report.domain)
         if v.verdict == "refused":  # the evidence is a refused row and its reason, not a passing one
             assert any(v.evidence == f"{c.name}: {c.detail}" for c in report.refusals), (name, v)
     for (n, claim), why in MUST_BE_REFUTED.items():
@@ -226,17 +228,22 @@ def test_a_verified_claim_names_the_reach_of_its_decided_pairs():
     means = [row("unbiased[near]"), row("unbiased[far]", refused=True), row("unbiased[mid]"), row("paths")]
     variances = [row("variance[near]"), row("variance[far]"), row("variance[mid]", refused=True)]
     unbiased, variance, domain = _with_domain(verdict("unbiased", "verified"), means, verdict("variance", "verified"),
-                                              variances, fam)
+                                              variances, fam, True)
     assert unbiased.evidence == "row: detail; tested at ‖x‖, ‖y‖ ≤ 1 (‖x + y‖ ≤ 2, ‖x − y‖ ≤ 0.25 at the tested pairs)"
     assert variance.evidence == "row: detail; tested at ‖x‖, ‖y‖ ≤ 3 (‖x + y‖ ≤ 0.75, ‖x − y‖ ≤ 6 at the tested pairs)"
     assert domain == "‖x‖, ‖y‖ ≤ 3 (‖x + y‖ ≤ 2, ‖x − y‖ ≤ 6 at the tested pairs)"
     for status in ("refused", "FAILED", "not refuted", "n/a"):  # only a verified verdict claims a domain
-        same, _, _ = _with_domain(verdict("unbiased", status), means, verdict("variance", "n/a"), variances, fam)
+        same, _, _ = _with_domain(verdict("unbiased", status), means, verdict("variance", "n/a"), variances, fam, True)
         assert same.evidence == "row: detail"
     stopped = replace(row("a"), method="stopped", passed=False)  # a sequential run ended before it: nothing decided
     none = _with_domain(verdict("unbiased", "verified"), [row("a", True), stopped, row("b", True)],
-                        verdict("variance", "n/a"), [], fam)
+                        verdict("variance", "n/a"), [], fam, True)
     assert none[0].evidence == "row: detail" and none[2] == ""
+    # unbiasedness not claimed: its rows are not in the report, so the domain is the variance rows' alone (a PASSED of
+    # the finiteness row alone named the reach of the mean rows that refuted unbiasedness)
+    assert _with_domain(verdict("unbiased", "refuted"), means, verdict("variance", "verified"), variances, fam,
+                        False)[2] == "‖x‖, ‖y‖ ≤ 3 (‖x + y‖ ≤ 0.75, ‖x − y‖ ≤ 6 at the tested pairs)"
+    assert _with_domain(verdict("unbiased", "refuted"), means, verdict("variance", "n/a"), [], fam, False)[2] == ""
 
 
 def test_a_positivity_counterexample_reads_as_a_value(matrix_row):

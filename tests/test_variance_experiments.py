@@ -392,6 +392,8 @@ def test_a_cached_run_does_not_connect_to_its_scheduler(tmp_path, monkeypatch):
     again = run_sweeps([c], out_dir=tmp_path, scheduler="tcp://10.0.0.1:1",
                        progress=False, plot=False)[0]
     assert opened == [] and again.computed == 0 and again.cached == local.computed
+    with pytest.raises(ValueError, match="scheduler must be"):  # a bad address is still an error, cached or not
+        run_sweeps([c], out_dir=tmp_path, scheduler="bogus", progress=False, plot=False)
     pd.testing.assert_frame_equal(again.frame, local.frame, check_exact=True)
     with pytest.raises(OSError, match="timed out connecting"):
         run_sweeps([tiny(seed=1, draws=256)], out_dir=tmp_path, scheduler="tcp://10.0.0.1:1", progress=False,

@@ -397,6 +397,8 @@ def sweeps_locked(configs=None, *, scale="quick", out_dir="kerneltheory-results/
         if unknown:
             raise ValueError(f"unknown figure(s) {unknown}; figures are {sorted(names)}")
         configs = [c for c in configs if c.name in set(only)]
+    if isinstance(scheduler, str):  # a bad address is an error before any figure is written, cached or not
+        check_scheduler(scheduler)
     with contextlib.ExitStack() as stack:
         # connected when a figure has a cell to compute: a run whose every cell is cached needs no scheduler (one
         # that could not be reached failed after its connection timeout though nothing was left to compute)

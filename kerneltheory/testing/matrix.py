@@ -409,7 +409,7 @@ def verify_estimator(
     # where a verified statistical claim was tested: the reach of the pairs of its decided rows (the sweep's radius
     # included), as check_feature_map's report names it (a variance formula wrong only past ‖x + y‖ ≈ 1.05 was
     # verified for positive features, and the verdict did not say how far the pairs reached)
-    unbiased, variance, domain = _with_domain(unbiased, means, variance, variances, fam)
+    unbiased, variance, domain = _with_domain(unbiased, means, variance, variances, fam, exact)
     verdicts = [
         unbiased,
         _verdict(est, "positive", _yes_no(c.positive), c.positive, [positive]),
@@ -423,12 +423,13 @@ def verify_estimator(
 
 
 def _with_domain(unbiased: Verdict, means: list[CheckResult], variance: Verdict, variances: list[CheckResult],
-                 fam: list[InputFamily]) -> tuple[Verdict, Verdict, str]:
+                 fam: list[InputFamily], exact: bool) -> tuple[Verdict, Verdict, str]:
     """The unbiasedness and variance verdicts with the reach of their tested pairs appended to a verified one's
     evidence (:func:`~kerneltheory.testing.verify._tested_norms` of the families whose row was decided, i.e. passed or
-    failed; ``means``
-    and ``variances`` begin with ``fam``'s rows, in its order), and the report's domain: the pairs of every decided
-    row of either claim."""
+    failed; ``means`` and ``variances`` begin with ``fam``'s rows, in its order), and the report's domain: the pairs of
+    every decided row in the report, i.e. of the variance rows and, where unbiasedness is claimed (``exact``), the
+    mean rows (the unclaimed mean rows are not in the report: a PASSED of the finiteness row alone named the reach of
+    the mean rows that refuted unbiasedness); "" when the report holds no such row."""
     def decided(rows: list[CheckResult]) -> set[int]:
         return {i for i, row in zip(range(len(fam)), rows, strict=False) if row.status in ("passed", "failed")}
 
@@ -438,5 +439,5 @@ def _with_domain(unbiased: Verdict, means: list[CheckResult], variance: Verdict,
             return v
         return replace(v, evidence=f"{v.evidence}; tested at {_tested_norms(tested)}")
 
-    both = [fam[i] for i in sorted(decided(means) | decided(variances))]
+    both = [fam[i] for i in sorted((decided(means) if exact else set()) | decided(variances))]
     return stated(unbiased, means), stated(variance, variances), _tested_norms(both) if both else ""
