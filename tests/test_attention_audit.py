@@ -66,8 +66,8 @@ def oprf_attention(features_cls):
 @pytest.mark.parametrize("causal", [False, True])
 def test_correct_implementations_pass(kt_seed, causal):
     """Nothing fails; a slope row may be refused where the bound on the O(m⁻²) remainder exceeds its standard
-    error (0.3–0.9 % of each row over 1000 default audits, proofs/attention_audit.md item 13), every other row
-    passes."""
+    error (0.3–0.9 % of each row over 1000 default audits before the grid's extension, proofs/attention_audit.md item
+    13(i); fewer with it), every other row passes."""
     for attention in (library_attention(causal), module_attention(LinearSelfAttention, causal)):
         report = check_attention(attention, dim=D, causal=causal, alpha=ALPHA, seed=kt_seed)
         slope_rows = {"consistency", "stabiliser[scale]", "stabiliser[shift]"}
@@ -333,6 +333,50 @@ def test_nan_outputs_fail_the_consistency_rows_naming_the_position():
     row = report.checks[0]
     assert not row.passed and not row.refused, str(report)
     assert "not finite at position 0" in row.detail, row.detail
+
+
+def _one_hot_pair(norm: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs of std 0.3 whose first query and key are both w, ‖w‖ = ``norm``: ρ² = exp(2‖2w‖²/√d) when that pair
+    dominates (item 11)."""
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(1, 16, D, generator=g, dtype=torch.float64) * s for s in (0.3, 0.3, 1.0))
+    w = torch.nn.functional.normalize(torch.randn(D, generator=g, dtype=torch.float64), dim=0) * norm
+    q[0, 0], k[0, 0] = w, w
+    return q, k, v
+
+
+@pytest.mark.statistical
+def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
+    """proofs/attention_audit.md, item 13(i): where fewer than three counts of the grid reach 3ρ² (ρ² = 120 here:
+    only 1024 and 4096 do), the slope row adds 4·max m = 16384, draws there too and says so; at ρ² ≈ 17 it does not.
+    A function that raises at the new count keeps its grid, and an extension past EXTEND_LIMIT is not made. (At these
+    inputs the row was refused at 4 of 12 seeds without the extension, at none of 12 with it.)"""
+    import kerneltheory.testing.attention_audit as audit
+    from kerneltheory.testing.attention_checks import tail_weight
+
+    norm = (math.sqrt(D) * math.log(120.0) / 8) ** 0.5  # ‖2w‖²/√d = ln(120)/2
+    q, k, v = _one_hot_pair(norm, kt_seed)
+    assert tail_weight(q, k) ** 2 == pytest.approx(120.0, rel=1e-9)
+    run = lambda att, inputs: check_attention(att, dim=D, inputs=inputs, checks=["consistency"], alpha=ALPHA,  # noqa: E731
+                                              seed=kt_seed).checks[0]
+    row = run(library_attention(), (q, k, v))
+    assert "m = 16384 added to the grid (fewer than 3 feature counts ≥ 3ρ² = 360)" in row.detail, row
+    assert "MSE(m=16384)" in row.detail and row.sample_size == 5 * 64, row
+    assert row.passed or (row.refused and "remainder" in row.detail), row  # decided: D ≤ SE on m = 1024 … 16384
+    small = run(library_attention(), _one_hot_pair(0.5, kt_seed))
+    assert "added to the grid" not in small.detail and "MSE(m=16384)" not in small.detail, small
+
+    def raises_beyond_4096(m, g):
+        if m > 4096:
+            raise ValueError(f"at most 4096 features, got {m}")
+        return library_attention()(m, g)
+
+    kept = run(raises_beyond_4096, (q, k, v))
+    assert "m = 16384 not added (ValueError: at most 4096 features, got 16384)" in kept.detail, kept
+    assert "MSE(m=16384)" not in kept.detail and kept.sample_size == 4 * 64 and kept.status != "failed", kept
+    monkeypatch.setattr(audit, "EXTEND_LIMIT", 16384 * 16 - 1)
+    limited = run(library_attention(), (q, k, v))
+    assert "16384" not in limited.detail and limited.status != "failed", limited
 
 
 def test_inputs_too_large_for_the_1_over_m_law_are_refused():

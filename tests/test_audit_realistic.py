@@ -162,8 +162,9 @@ def test_proportionality_needs_a_positive_constant(kt_seed):
 
 # The slope rows are refused where the bound on their O(m⁻²) remainder exceeds the slope's standard error
 # (proofs/attention_audit.md, item 13), and that bound grows with the inputs' largest ‖q̃ + k̃‖²: at the default
-# input_std 0.3 the audit of this module refused a slope row at 3 of 100 seeds (causal and not: seeds 5000–5099),
-# at 0.25 at none of 100, so this test, which asserts a pass, reads the module at 0.25
+# input_std 0.3 the audit of this module refused a slope row at 3 of 100 seeds (causal and not: seeds 5000–5099)
+# before the grid's extension (item 13(i)), at 1 of those 200 cases with it; at 0.25 at none of 100 (before it), so
+# this test, which asserts a pass, reads the module at 0.25
 PASS_INPUT_STD = 0.25
 
 

@@ -110,7 +110,7 @@ from .._validation import check_alpha, check_fits_memory, check_int, check_point
 from ..attention import AttentionNotFinite, kernel_attention, softmax_attention
 from ..montecarlo import Moments
 from ._heads import noting_heads
-from .attention_checks import _exact_refusal, mse_slope_check
+from .attention_checks import MIN_POINTS, _exact_refusal, mse_slope_check, tail_weight
 from .attention_exact import (
     BATCH_SIZES,
     FORMATS,
@@ -381,12 +381,16 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
     except AttentionNotFinite as exc:
         return CheckResult.refusal(f"the reference attention is not finite ({exc}): nothing to compare with", **base)
     formats = []
+    regime = (q, k) if reference == "softmax" else (q, k, reference)
     errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats)
+    ms, errors, extended = _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime,
+                                        errors)
+    base["sample_size"] = draws * len(ms)
     if all(bool(torch.isfinite(e).all()) for e in errors):
         frozen = _rounding_only(errors, exact, q, k, v, ms, max(formats), base) or _frozen(errors, ms, base)
         if frozen is not None:
+            frozen.detail = extended + frozen.detail
             return frozen
-    regime = (q, k) if reference == "softmax" else (q, k, reference)
     shift = _rounded_shift(reference, causal, q, k, v, exact, max(formats))
     # in half precision the outputs' rounding, |out − fl(out)| ≤ u|out|, adds up to (u·|exact|)² to each MSE
     floor = 0.0 if shift is None else float(((max(formats) * exact).abs() ** 2).mean())
@@ -396,8 +400,39 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
                                                              base=base, regime=regime, floor=floor), shift[1])
     what = ("softmax attention, weights exp(qᵀk/√d)" if reference == "softmax" else
             f"exact attention with the kernel {getattr(reference, '__name__', type(reference).__name__)}")
-    row.detail = f"reference: {what}; {row.detail}"
+    row.detail = f"reference: {what}; {extended}{row.detail}"
     return row
+
+
+#: the slope rows' grid is extended by 4·max(m) when fewer than three of its feature counts reach EXTEND_AT·ρ², where
+#: the O(m⁻²) remainder's bound per count, t²/(1 − t) with t = ρ²/m, is at most 1/(EXTEND_AT·(EXTEND_AT − 1)) = 1/6,
+#: about the slope's standard error at 64 draws (0.14–0.15): on the default grid from ρ² > 256/3, where the rows were
+#: refused for that bound (3 of 100 seeds of a Performer module at the default inputs, all with ρ² ≈ 100–160). A cost
+#: trade-off, not a level: the choice reads the inputs only
+EXTEND_AT = 3
+#: the largest 4·max(m)·L (feature values per sequence of one call) an extension may cost
+EXTEND_LIMIT = 2**22
+
+
+def _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime, errors):
+    """``(ms, errors, note)``: the grid and the errors, with 4·max(ms) added (its ``draws`` errors drawn after the
+    others', from a generator of its own) when fewer than three feature counts reach :data:`EXTEND_AT`·ρ² and the new
+    one does (ρ: :func:`~kerneltheory.testing.attention_checks.tail_weight` of the row's inputs), at most
+    :data:`EXTEND_LIMIT` feature values per sequence. The choice reads the inputs only, never the draws, so the row's
+    test keeps its level (proofs/attention_audit.md, item 13(g)); a function that raises at the new count keeps the
+    grid it was given, and the note says so."""
+    rho = tail_weight(*regime)
+    big, new = EXTEND_AT * rho * rho, 4 * max(ms)
+    if (sum(m >= big for m in ms) >= MIN_POINTS or not new >= big or new * q.shape[-2] > EXTEND_LIMIT
+            or not all(bool(torch.isfinite(e).all()) for e in errors)):
+        return ms, errors, ""
+    try:
+        more = _errors(attention, reference, causal, q, k, v, [new], draws, seed_for("extended grid", seed), exact,
+                       formats)
+    except Exception as exc:  # noqa: BLE001 - the grid it was given is still a test; the note names the error
+        return ms, errors, f"m = {new} not added ({type(exc).__name__}: {exc}); "
+    why = f"fewer than {MIN_POINTS} feature counts ≥ {EXTEND_AT}ρ² = {big:.3g}"
+    return [*ms, new], [*errors, *more], f"m = {new} added to the grid ({why}); "
 
 
 def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> CheckResult:
