@@ -335,47 +335,54 @@ def test_nan_outputs_fail_the_consistency_rows_naming_the_position():
     assert "not finite at position 0" in row.detail, row.detail
 
 
-def _one_hot_pair(norm: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs of std 0.3 whose first query and key are both w, ‖w‖ = ``norm``: ρ² = exp(2‖2w‖²/√d) when that pair
-    dominates (item 11)."""
+def _one_hot_pair(rho2: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs of std 0.3 (fixed by ``seed``; the draws of the rows vary with the test's seed) whose first query and
+    key are both w with ‖2w‖²/√d = ln(ρ²)/2, so that pair's tail weight is ``rho2`` (item 11)."""
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(1, 16, D, generator=g, dtype=torch.float64) * s for s in (0.3, 0.3, 1.0))
-    w = torch.nn.functional.normalize(torch.randn(D, generator=g, dtype=torch.float64), dim=0) * norm
-    q[0, 0], k[0, 0] = w, w
+    w = torch.nn.functional.normalize(torch.randn(D, generator=g, dtype=torch.float64), dim=0)
+    q[0, 0] = k[0, 0] = w * (math.sqrt(D) * math.log(rho2) / 8) ** 0.5
     return q, k, v
 
 
 @pytest.mark.statistical
 def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
     """proofs/attention_audit.md, item 13(i): where fewer than three counts of the grid reach 3ρ² (ρ² = 120 here:
-    only 1024 and 4096 do), the slope row adds 4·max m = 16384, draws there too and says so; at ρ² ≈ 17 it does not.
-    A function that raises at the new count keeps its grid, and an extension past EXTEND_LIMIT is not made. (At these
-    inputs the row was refused at 4 of 12 seeds without the extension, at none of 12 with it.)"""
+    only 1024 and 4096 do), the slope row adds 4·max m = 16384, draws there too and says so; at ρ² = 23 it does not,
+    nor where even the extended grid has fewer than three counts ≥ 2ρ² (ρ² = 700), nor on a grid of two counts. A
+    function that raises at the new count keeps its grid, and an extension past EXTEND_LIMIT is not made. (At these
+    inputs the row was refused at 6 of 20 seeds without the extension, at none of 20 with it.)"""
     import kerneltheory.testing.attention_audit as audit
     from kerneltheory.testing.attention_checks import tail_weight
 
-    norm = (math.sqrt(D) * math.log(120.0) / 8) ** 0.5  # ‖2w‖²/√d = ln(120)/2
-    q, k, v = _one_hot_pair(norm, kt_seed)
-    assert tail_weight(q, k) ** 2 == pytest.approx(120.0, rel=1e-9)
-    run = lambda att, inputs: check_attention(att, dim=D, inputs=inputs, checks=["consistency"], alpha=ALPHA,  # noqa: E731
-                                              seed=kt_seed).checks[0]
-    row = run(library_attention(), (q, k, v))
+    inputs = _one_hot_pair(120.0)
+    assert tail_weight(*inputs[:2]) ** 2 == pytest.approx(120.0, rel=1e-9)  # the planted pair sets ρ
+
+    def run(att, inputs, **kw):
+        return check_attention(att, dim=D, inputs=inputs, checks=["consistency"], alpha=ALPHA, seed=kt_seed,
+                               **kw).checks[0]
+
+    row = run(library_attention(), inputs)
     assert "m = 16384 added to the grid (fewer than 3 feature counts ≥ 3ρ² = 360)" in row.detail, row
     assert "MSE(m=16384)" in row.detail and row.sample_size == 5 * 64, row
     assert row.passed or (row.refused and "remainder" in row.detail), row  # decided: D ≤ SE on m = 1024 … 16384
-    small = run(library_attention(), _one_hot_pair(0.5, kt_seed))
-    assert "added to the grid" not in small.detail and "MSE(m=16384)" not in small.detail, small
+    small = _one_hot_pair(1.0)  # w = 0: the other tokens' ρ² = 23.5
+    assert tail_weight(*small[:2]) ** 2 == pytest.approx(23.4565, rel=1e-4)
+    for other, kw in ((small, {}), (_one_hot_pair(700.0), {}), (inputs, {"num_features": (1024, 4096)})):
+        unextended = run(library_attention(), other, **kw)
+        assert "added to the grid" not in unextended.detail and "MSE(m=16384)" not in unextended.detail, unextended
 
     def raises_beyond_4096(m, g):
         if m > 4096:
             raise ValueError(f"at most 4096 features, got {m}")
         return library_attention()(m, g)
 
-    kept = run(raises_beyond_4096, (q, k, v))
-    assert "m = 16384 not added (ValueError: at most 4096 features, got 16384)" in kept.detail, kept
+    kept = run(raises_beyond_4096, inputs)
+    note = "m = 16384 not added (the call at it raised ValueError: at most 4096 features, got 16384)"
+    assert note in kept.detail, kept
     assert "MSE(m=16384)" not in kept.detail and kept.sample_size == 4 * 64 and kept.status != "failed", kept
-    monkeypatch.setattr(audit, "EXTEND_LIMIT", 16384 * 16 - 1)
-    limited = run(library_attention(), (q, k, v))
+    monkeypatch.setattr(audit, "EXTEND_LIMIT", 16384 * 16 * D - 1)  # m′·L·d_v
+    limited = run(library_attention(), inputs)
     assert "16384" not in limited.detail and limited.status != "failed", limited
 
 

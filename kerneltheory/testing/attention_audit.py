@@ -116,6 +116,7 @@ from .attention_exact import (
     FORMATS,
     GLOBAL_FIX,
     PADDINGS,
+    CallFailed,
     NoRoundingBound,
     _agree,  # named here by verify.check_feature_map's docstring and proofs/verification.md as well
     _call,
@@ -408,30 +409,40 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
 #: the O(m⁻²) remainder's bound per count, t²/(1 − t) with t = ρ²/m, is at most 1/(EXTEND_AT·(EXTEND_AT − 1)) = 1/6,
 #: about the slope's standard error at 64 draws (0.14–0.15): on the default grid from ρ² > 256/3, where the rows were
 #: refused for that bound (3 of 100 seeds of a Performer module at the default inputs, all with ρ² ≈ 100–160). A cost
-#: trade-off, not a level: the choice reads the inputs only
+#: trade-off, not a level: the choice reads the inputs, not the draws
 EXTEND_AT = 3
-#: the largest 4·max(m)·L (feature values per sequence of one call) an extension may cost
-EXTEND_LIMIT = 2**22
+#: ... and only where the extended grid has three counts ≥ 2ρ² (t ≤ 1/2): with ρ² in (512, 1024] on the default grid
+#: every extended row was still refused (56 of 56 in a review's trial), in (256, 512] 70 of 84 were decided
+EXTEND_REACH = 2
+#: the largest 4·max(m)·L·d_v (the feature-times-value entries per sequence of one call, as a causal prefix holds
+#: them) an extension may cost: L = 16, d_v = 64 at m = 16384; a Performer module's causal row at L = 256, d_v = 8
+#: took 100 s and 1.6 GB extended against 20 s and 0.7 GB
+EXTEND_LIMIT = 2**24
 
 
 def _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime, errors):
     """``(ms, errors, note)``: the grid and the errors, with 4·max(ms) added (its ``draws`` errors drawn after the
-    others', from a generator of its own) when fewer than three feature counts reach :data:`EXTEND_AT`·ρ² and the new
-    one does (ρ: :func:`~kerneltheory.testing.attention_checks.tail_weight` of the row's inputs), at most
-    :data:`EXTEND_LIMIT` feature values per sequence. The choice reads the inputs only, never the draws, so the row's
-    test keeps its level (proofs/attention_audit.md, item 13(g)); a function that raises at the new count keeps the
-    grid it was given, and the note says so."""
-    rho = tail_weight(*regime)
-    big, new = EXTEND_AT * rho * rho, 4 * max(ms)
-    if (sum(m >= big for m in ms) >= MIN_POINTS or not new >= big or new * q.shape[-2] > EXTEND_LIMIT
+    others', from a generator of its own) when the grid has at least three distinct counts, fewer than three of them
+    reach :data:`EXTEND_AT`·ρ², the extended grid has three that reach :data:`EXTEND_REACH`·ρ² (ρ:
+    :func:`~kerneltheory.testing.attention_checks.tail_weight` of the row's inputs), the cost stays within
+    :data:`EXTEND_LIMIT`, and the grid's errors are finite (a non-finite one fails the row whatever the grid). The
+    choice reads the inputs, not the draws' values, so the row's test keeps its level (proofs/attention_audit.md, item
+    13(i)); a function that raises at the new count keeps the grid it was given, and the note says so."""
+    rho2 = tail_weight(*regime) ** 2
+    grid = sorted(set(ms))
+    new = 4 * grid[-1]
+    cost = new * q.shape[-2] * v.shape[-1]
+    if (len(grid) < MIN_POINTS or sum(m >= EXTEND_AT * rho2 for m in grid) >= MIN_POINTS
+            or sum(m >= EXTEND_REACH * rho2 for m in [*grid, new]) < MIN_POINTS or cost > EXTEND_LIMIT
             or not all(bool(torch.isfinite(e).all()) for e in errors)):
         return ms, errors, ""
     try:
         more = _errors(attention, reference, causal, q, k, v, [new], draws, seed_for("extended grid", seed), exact,
                        formats)
     except Exception as exc:  # noqa: BLE001 - the grid it was given is still a test; the note names the error
-        return ms, errors, f"m = {new} not added ({type(exc).__name__}: {exc}); "
-    why = f"fewer than {MIN_POINTS} feature counts ≥ {EXTEND_AT}ρ² = {big:.3g}"
+        own = exc.__cause__ if isinstance(exc, CallFailed) and exc.__cause__ is not None else exc
+        return ms, errors, f"m = {new} not added (the call at it raised {type(own).__name__}: {own}); "
+    why = f"fewer than {MIN_POINTS} feature counts ≥ {EXTEND_AT}ρ² = {EXTEND_AT * rho2:.3g}"
     return [*ms, new], [*errors, *more], f"m = {new} added to the grid ({why}); "
 
 
