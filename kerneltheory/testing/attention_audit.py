@@ -408,7 +408,7 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
 #: the slope rows' grid is extended by 4·max(m) when fewer than three of its feature counts reach EXTEND_AT·ρ², where
 #: the O(m⁻²) remainder's bound per count, t²/(1 − t) with t = ρ²/m, is at most 1/(EXTEND_AT·(EXTEND_AT − 1)) = 1/6,
 #: about the slope's standard error at 64 draws (0.14–0.15): on the default grid from ρ² > 256/3, where the rows were
-#: refused for that bound (3 of 100 seeds of a Performer module at the default inputs, all with ρ² ≈ 100–160). A cost
+#: refused for that bound (3 of 100 seeds of a Performer module at the default inputs, mostly with ρ² ≈ 100–160). A cost
 #: trade-off, not a level: the choice reads the inputs, not the draws
 EXTEND_AT = 3
 #: ... and only where the extended grid has three counts ≥ 2ρ² (t ≤ 1/2): with ρ² in (512, 1024] on the default grid
