@@ -350,7 +350,8 @@ def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
     """proofs/attention_audit.md, item 13(i): where fewer than three counts of the grid reach 3ρ² (ρ² = 120 here:
     only 1024 and 4096 do), the slope row adds 4·max m = 16384, draws there too and says so; at ρ² = 23 it does not,
     nor where even the extended grid has fewer than three counts ≥ 2ρ² (ρ² = 700), nor on a grid of two counts. A
-    function that raises at the new count keeps its grid, and an extension past EXTEND_LIMIT is not made. (At these
+    function that raises at the new count keeps its grid, one whose draws there do not replay from an identically
+    seeded generator is rejected, and an extension past EXTEND_LIMIT is not made. (At these
     inputs the row was refused at 6 of 20 seeds without the extension; with it, it passed at 140 of 140.)"""
     import kerneltheory.testing.attention_audit as audit
     from kerneltheory.testing.attention_checks import tail_weight
@@ -381,6 +382,13 @@ def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
     note = "m = 16384 not added (the call at it raised ValueError: at most 4096 features, got 16384)"
     assert note in kept.detail, kept
     assert "MSE(m=16384)" not in kept.detail and kept.sample_size == 4 * 64 and kept.status != "failed", kept
+    lib = library_attention()
+
+    def global_beyond_4096(m, g):  # draws from torch's global generator only past the given grid (a review's case)
+        return lib(m, g if m <= 4096 else torch.Generator().manual_seed(int(torch.randint(2**62, ()))))
+
+    with pytest.raises(ValueError, match=r"attention\(16384, generator\), draw 1 of 16 .* gives different outputs"):
+        run(global_beyond_4096, inputs)  # passed before: the factories were probed at m ≤ 4096 only
     monkeypatch.setattr(audit, "EXTEND_LIMIT", 16384 * 16 * D - 1)  # m′·L·d_v
     limited = run(library_attention(), inputs)
     assert "16384" not in limited.detail and limited.status != "failed", limited

@@ -368,11 +368,12 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
     return None
 
 
-def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed) -> CheckResult:
+def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, alpha, seed, replay) -> CheckResult:
     """The curvature-corrected slope test of :func:`~kerneltheory.testing.attention_checks.mse_slope_check` (log MSE =
     a + g·log m + c/m, H₀: g = −1 against g > −1; proofs/attention_audit.md, item 13) on ``draws`` errors per m: a
     non-finite output fails the row (naming the first position), a non-finite reference refuses it, and the m below
-    ρ² are left out (refused when fewer than three remain; ρ of the softmax reference or of the kernel, item 11)."""
+    ρ² are left out (refused when fewer than three remain; ρ of the softmax reference or of the kernel, item 11).
+    ``replay(m)`` probes the factories at a count the grid's extension adds (:func:`_extend_grid`)."""
     base = dict(name=f"{name}: MSE ∝ 1/m", claim=claim, alpha=alpha, sample_size=draws * len(ms), seed=seed)
     exact_inputs = _exact_refusal(q, k, v, base)
     if exact_inputs is not None:
@@ -385,7 +386,7 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
     regime = (q, k) if reference == "softmax" else (q, k, reference)
     errors = _errors(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats)
     ms, errors, extended = _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime,
-                                        errors)
+                                        errors, replay)
     base["sample_size"] = draws * len(ms)
     if all(bool(torch.isfinite(e).all()) for e in errors):
         frozen = _rounding_only(errors, exact, q, k, v, ms, max(formats), base) or _frozen(errors, ms, base)
@@ -420,14 +421,17 @@ EXTEND_REACH = 2
 EXTEND_LIMIT = 2**24
 
 
-def _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime, errors):
+def _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, formats, regime, errors, replay):
     """``(ms, errors, note)``: the grid and the errors, with 4·max(ms) added (its ``draws`` errors drawn after the
     others', from a generator of its own) when the grid has at least three distinct counts, fewer than three of them
     reach :data:`EXTEND_AT`·ρ², the extended grid has three that reach :data:`EXTEND_REACH`·ρ² (ρ:
     :func:`~kerneltheory.testing.attention_checks.tail_weight` of the row's inputs), the cost stays within
     :data:`EXTEND_LIMIT`, and the grid's errors are finite (a non-finite one fails the row whatever the grid). The
     choice reads the inputs, not the draws' values, so the row's test keeps its level (proofs/attention_audit.md, item
-    13(i)); a function that raises at the new count keeps the grid it was given, and the note says so."""
+    13(i)); a function that raises at the new count keeps the grid it was given, and the note says so. The factories
+    at the new count are probed as those at the grid's largest count are before any row (``replay``: a ValueError
+    where their draws do not replay from an identically seeded generator); a factory reading torch's global
+    generator only past the given grid drew the new count's errors outside the check's seed, and passed before."""
     rho2 = tail_weight(*regime) ** 2
     grid = sorted(set(ms))
     new = 4 * grid[-1]
@@ -442,6 +446,7 @@ def _extend_grid(attention, reference, causal, q, k, v, ms, draws, seed, exact, 
     except Exception as exc:  # noqa: BLE001 - the grid it was given is still a test; the note names the error
         own = exc.__cause__ if isinstance(exc, CallFailed) and exc.__cause__ is not None else exc
         return ms, errors, f"m = {new} not added (the call at it raised {type(own).__name__}: {own}); "
+    replay(new)
     why = f"fewer than {MIN_POINTS} feature counts ≥ {EXTEND_AT}ρ² = {EXTEND_AT * rho2:.3g}"
     return [*ms, new], [*errors, *more], f"m = {new} added to the grid ({why}); "
 
@@ -698,9 +703,16 @@ def check_attention(
     lengths = sorted({length, exact_length})
     statistical = [c for c in wanted if c in ("consistency", "bias", "stabiliser")]
     repeated = _repeated_attention_draws(attention, q, k, v, ms[0], seed) if statistical else None
+    replayed = set()
+
+    def replay(m: int) -> None:  # once per count: the up-front probe, then a count a slope row's grid extension adds
+        if m not in replayed:
+            _factories_replay(attention, q, k, v, m, seed, output_dtype)
+            replayed.add(m)
+
     if statistical and repeated is None:  # the rows that average draws (refused where the draws repeat; a cache
-        _factories_replay(attention, q, k, v, ms[-1], seed, output_dtype)  # keyed on a counter would not replay
-        # either), where a rare read of the global generator acts most; the exact rows hold for every draw
+        replay(ms[-1])  # keyed on a counter would not replay either), where a rare read of the global generator
+        # acts most; the exact rows hold for every draw
     if repeated is not None:  # the slope rows would treat repeated draws as independent
         report.checks.append(repeated)
         report.notes.append(f"not run: {', '.join(statistical)} (the factory's draws repeat)")
@@ -713,7 +725,7 @@ def check_attention(
         s = seed_for(c, seed)
         if c == "consistency":
             report.checks.append(_consistency(attention, reference, causal, q, k, v, ms, draws, "consistency",
-                                              "consistency", a, s))
+                                              "consistency", a, s, replay))
         elif c == "bias":
             report.checks.append(_bias(attention, reference, causal, q, k, v, ms, bias_draws, a, s))
         elif c == "stabiliser":
@@ -721,7 +733,7 @@ def check_attention(
             for label, (q2, k2) in (("scale", (q * SCALE, k / SCALE)), ("shift", (q, k + shift))):
                 report.checks.append(_consistency(attention, reference, causal, q2, k2, v, ms, draws,
                                                   f"stabiliser[{label}]", "stabiliser", a,
-                                                  seed_for(f"stabiliser {label}", seed)))
+                                                  seed_for(f"stabiliser {label}", seed), replay))
         elif c in ("batch", "padding"):  # BATCH_SIZES sequences per batch, a pair per padding pattern, at each length
             g = torch.Generator().manual_seed(s)
             sets = [_inputs(BATCH_SIZES[n > min(lengths)] if c == "batch" else 2 * len(PADDINGS), n, d, std, g)
