@@ -373,8 +373,9 @@ def test_a_two_worker_dask_cluster_in_this_process_gives_results_identical_to_th
 
 def test_a_cached_run_does_not_connect_to_its_scheduler(tmp_path, monkeypatch):
     """The scheduler is connected when a cell is left to compute, once per run: a run whose every cell is cached
-    finishes without it (an unreachable one failed after its 30 s timeout with nothing to compute), and a run with
-    cells to compute still fails on an unreachable scheduler."""
+    finishes without it (an unreachable one failed after its 30 s timeout with nothing to compute), as does one whose
+    cells' shards are all stored but not merged (they counted as work), and a run with cells to compute still fails
+    on an unreachable scheduler."""
     import kerneltheory.experiments.runner as runner
     from kerneltheory.experiments import run_sweeps
 
@@ -395,6 +396,16 @@ def test_a_cached_run_does_not_connect_to_its_scheduler(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="scheduler must be"):  # a bad address is still an error, cached or not
         run_sweeps([c], out_dir=tmp_path, scheduler="bogus", progress=False, plot=False)
     pd.testing.assert_frame_equal(again.frame, local.frame, check_exact=True)
+    sharded = tiny(seed=2, draws=256)  # every shard of every cell stored, none merged: nothing left to submit
+    store = CellStore(tmp_path / "sharded" / "cells")
+    for _, _, spec in plan(sharded):
+        for a in range(0, 2):
+            store.save_shard(spec, evaluate_cell(spec, range(a, a + 1)))
+    merged = run_sweeps([sharded], out_dir=tmp_path / "sharded", scheduler="tcp://10.0.0.1:1", shard_blocks=1,
+                        progress=False, plot=False)[0]
+    assert opened == [] and merged.computed == len({cell_digest(c[2]) for c in plan(sharded)}), merged
+    fresh = run_figure(sharded, out_dir=tmp_path / "fresh", progress=False, plot=False)
+    pd.testing.assert_frame_equal(merged.frame, fresh.frame, check_exact=True)
     with pytest.raises(OSError, match="timed out connecting"):
         run_sweeps([tiny(seed=1, draws=256)], out_dir=tmp_path, scheduler="tcp://10.0.0.1:1", progress=False,
                    plot=False)

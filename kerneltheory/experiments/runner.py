@@ -155,7 +155,6 @@ def compute_cells(
                 results[digest] = m
                 bar.update()
         elif todo:
-            client = client.get() if isinstance(client, OnDemandClient) else client
             results.update(_run_distributed(client, todo, store, shard_blocks, bar))
     finally:
         bar.close()
@@ -170,8 +169,9 @@ def _shards(nb: int, shard_blocks: int | None) -> list[tuple[int, int]]:
 
 
 def _run_distributed(client, todo, store: CellStore, shard_blocks, bar) -> dict:
-    from distributed import as_completed
-
+    """The cells ``todo`` in shards: those stored already are read, the rest submitted to ``client`` (an
+    :class:`OnDemandClient` is opened at the first submission: a cell whose shards are all stored but not yet merged
+    needs no scheduler), and each cell is merged and stored once all its shards are in."""
     pieces: dict[str, dict[tuple[int, int], BlockMoments]] = {}
     futures = {}
     specs = dict(todo)
@@ -182,6 +182,7 @@ def _run_distributed(client, todo, store: CellStore, shard_blocks, bar) -> dict:
             if m is not None:
                 pieces[digest][(a, b)] = m
             else:
+                client = client.get() if isinstance(client, OnDemandClient) else client
                 fut = client.submit(
                     shard_task, spec, a, b, key=f"kerneltheory-shard-{digest}-{a}-{b}", pure=True
                 )
@@ -202,6 +203,10 @@ def _run_distributed(client, todo, store: CellStore, shard_blocks, bar) -> dict:
 
     for digest in list(pieces):
         finish(digest)
+    if not futures:
+        return results
+    from distributed import as_completed
+
     for fut in as_completed(list(futures)):
         digest, r = futures[fut]
         m = BlockMoments.from_dict(fut.result())
