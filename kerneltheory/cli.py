@@ -342,7 +342,8 @@ they estimate, every claim proved (proofs/) and checked by calibrated statistica
 EPILOG = """exit status of report and audit: 0 every claimed property held; 1 a claimed property FAILED (report:
 or was refused, with --fail-on refused); 2 the command could not run (bad arguments, an error); 3 (audit) no
 check failed, but some were refused, so nothing was decided; 130 interrupted (Ctrl-C; the report and the studies
-resume from their cached results when run again)."""
+resume from their cached results when run again); 141 the output's reader closed the pipe before the end (`| head`),
+as for other Unix tools."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -501,7 +502,15 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.formatwarning = plain
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader that closed the pipe is met here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:  # `| head` read what it wanted: no error line (the output was cut by its reader)
+        try:  # the interpreter flushes stdout again at exit: point it at the null device
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # a stdout without a descriptor (a test's capture)
+            pass
+        return 141  # 128 + SIGPIPE, the status of a Unix tool stopped by a closed pipe
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out
         message = _out_error(exc, getattr(args, "out", None)) or (
             str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")

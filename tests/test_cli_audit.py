@@ -297,3 +297,17 @@ def test_a_file_that_draws_at_import_gives_one_verdict_per_seed(tmp_path, capsys
     first = run("0")
     assert "scale" in first and run("0") == first
     assert run("1").split("\n")[0] != first.split("\n")[0]  # another seed, another draw at import
+
+
+def test_a_reader_that_closes_the_pipe_gets_the_unix_status_and_no_error(user):
+    """A helper's trial: `kerneltheory audit ... | head` ended with "error: BrokenPipeError" and exit status 2, as if
+    the audit could not run (or 120 after Python's last flush). A closed pipe now stops the command as it stops other
+    Unix tools: status 141 (128 + SIGPIPE), nothing on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "kerneltheory", "audit", user("frequencies"), "--sampler",
+                             "gaussian", "--draws", "256"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
