@@ -343,3 +343,28 @@ def test_the_scale_row_allows_the_draws_own_rounding(kt_seed, dtype):
     assert right["norms ~ χ_d"].status == "failed"  # the sampler is wrong, and its own row says so
     wrong = kinds(callable_sampler_checks(fixed(1.001), claims="gaussian", draws=256, seed=kt_seed, alpha=ALPHA))
     assert wrong["scale E‖z‖² = d"].status == "failed", wrong["scale E‖z‖² = d"]
+
+
+@pytest.mark.parametrize("period", [2, 3])
+def test_a_sampler_whose_draws_repeat_is_refused_naming_the_repeats(kt_seed, period):
+    """A helper's trial: a global-RNG sampler serving a cached draw on every other call failed "rows independent"
+    only, whose detail blamed two rows of one draw (within a draw the rows are iid; the draws repeat). Consecutive
+    draws from one generator are now compared first: ≥ 6 identical pairs of 23 refuse every check, naming the draws
+    (proofs/verification.md, item 13(f)); a correct sampler's draws never tie (test_correct_laws_pass and the
+    others)."""
+
+    class Cached:  # a fresh draw every `period` calls, the cached one in between
+        def __init__(self):
+            self.calls, self.cache = 0, None
+
+        def __call__(self):
+            self.calls += 1
+            if self.cache is None or self.calls % period == 1 or period == 1:
+                self.cache = torch.randn(M, D, dtype=torch.float64)
+            return self.cache.clone()
+
+    rows = callable_sampler_checks(global_rng_sampler(Cached()), claims="gaussian", draws=256, seed=kt_seed,
+                                   alpha=ALPHA)
+    assert [(r.name, r.status) for r in rows] == [(f"sampler m={M}: independent draws", "refused")], rows
+    assert "consecutive draws sample(generator) from one generator were identical (draws" in rows[0].detail
+    assert "the sampler's draws repeat" in rows[0].detail

@@ -100,6 +100,7 @@ from ..spectral.orthogonal import Orthogonal
 from ..spectral.sorf import SORF
 from ._global_states import kept_global_states
 from .checks import MIN_DRAWS, CheckResult, clt_guard, mean_check, pair_rounding_floor
+from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .row_independence import cross_row_tests, independent_pairs, norm_independence_tests
 from .sampler_rounding import (
     FORMATS,
@@ -169,6 +170,30 @@ def sampler_claims(law: SpectralLaw) -> SamplerClaims:
         orthogonal = "rows" if law.dim == law.padded_dim else "columns"
     independent = "rows" if law.iid_rows else "blocks" if law.independent_blocks else None
     return SamplerClaims(rows, coords, symmetric, block, orthogonal, independent, law.independent_norms)
+
+
+def _repeated_draws(draw, c: SamplerClaims, label: str, seed: int) -> CheckResult | None:
+    """The refused row ``independent draws`` where :data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive draws
+    ``draw(g, REPEAT_DRAWS)`` from one generator have at least :data:`~kerneltheory.testing.replay.REPEAT_TIES`
+    identical consecutive pairs while they are not all one matrix (a cache served every other call, a redraw every
+    few calls); else None. The checks treat the draws as independent, so none of them is run then: a sampler whose
+    draws repeated every other call failed "rows independent" only, whose detail blamed two rows of one draw (a
+    helper's trial). Read for claims of Gaussian rows or coordinates only: under them a draw is continuous, and ≥ 6
+    of 23 consecutive pairs tie with probability at most C(23, 6)·p⁶, p the probability of the most likely draw
+    (proofs/verification.md, item 13(f)); a law with few outcomes ties by chance."""
+    if not (c.gaussian_rows or c.gaussian_coordinates):
+        return None
+    drawn = draw(_aux_generator(seed, 2), REPEAT_DRAWS)
+    found = repeated_ties([("sample(generator)", list(drawn))], coarsest_unit_roundoff(carried_format(drawn)))
+    if found is None:
+        return None
+    ties = found[1]
+    return CheckResult.refusal(
+        f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws sample(generator) from one generator were identical "
+        f"(draws {tie_positions(ties)}) while others differ: the sampler's draws repeat (a cache, a redraw only every "
+        "few calls, state kept between calls), so they are not independent, and the checks, which treat draws as "
+        "independent, were not run; each call sample(generator) must draw afresh", name=f"{label}: independent draws",
+        claim="sampler", alpha=0.0, sample_size=REPEAT_DRAWS, seed=seed)
 
 
 def _aux_generator(seed: int, tag: int) -> torch.Generator:
@@ -857,7 +882,10 @@ def callable_sampler_checks(
     arguments are those of :func:`sampler_checks`; m and d are read from one draw on a generator of its own,
     and :data:`REPLAY_DRAWS` consecutive draws are drawn twice: a sampler whose draws from identically seeded
     generators differ (one that ignores its generator, or reads the global generator now and then; NaN equals only
-    NaN) raises ``ValueError``, since its verdict could not be replayed from the seed.
+    NaN) raises ``ValueError``, since its verdict could not be replayed from the seed. Before that, for claims of
+    Gaussian rows or coordinates, :data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive draws from one
+    generator are compared: a sampler whose draws repeat (a cache) gets the one refused row ``independent draws``
+    (:func:`_repeated_draws`).
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
@@ -871,21 +899,6 @@ def callable_sampler_checks(
             raise
         raise TypeError(f"{name}: " + generator_misuse_message(exc, "its frequencies", "code that draws from the "
                                                                 "global generators")) from exc
-    # REPLAY_DRAWS consecutive draws from two identically seeded generators (one pair passed a sampler that reads the
-    # global generator now and then, a rejection branch without generator=g, at 1 of 4 seeds, its rows moving with
-    # the caller's global seed)
-    gb = _aux_generator(seed, 1)
-    for i in range(REPLAY_DRAWS):
-        a = first if i == 0 else _as_matrix(sample(ga), name)
-        if not _replays(a, _as_matrix(sample(gb), name)):
-            raise ValueError(f"{name}: draw {i + 1} from one generator and from an identically seeded one differ "
-                             "beyond rounding: sample(generator) must draw only from the generator it is given "
-                             "(torch.randn(..., generator=generator); a rejection or fallback branch without it reads "
-                             "the global generator only now and then); code that draws from the global generators "
-                             "goes through adapters.global_rng_sampler. Code already wrapped (global_rng_sampler, "
-                             "module_frequencies) draws from a source they do not seed: a torch.Generator of its own "
-                             "(an attribute of the module, whose state survives the copy and keeps advancing), "
-                             "numpy.random.default_rng(), or random's generator")
     m, d = first.shape
     check_fits_memory(8.0 * draws * m * d, f"draws = {draws} of {m}×{d} frequencies in float64",
                       "use fewer draws (kerneltheory audit: --draws)")
@@ -902,5 +915,26 @@ def callable_sampler_checks(
         with kept_global_states():  # numpy's and random's states restored once per block (_global_states)
             return torch.stack([one(generator) for _ in range(r)])
 
+    # consecutive draws from one generator first: a cache (every few calls) is named as such, where the replay
+    # below, which alternates two generators' calls, would see another draw than it asked for
+    repeated = _repeated_draws(draw, c, f"{name} m={m}", seed)
+    if repeated is not None:
+        return [repeated]
+    # REPLAY_DRAWS consecutive draws from two identically seeded generators (one pair passed a sampler that reads the
+    # global generator now and then, a rejection branch without generator=g, at 1 of 4 seeds, its rows moving with
+    # the caller's global seed)
+    gb = _aux_generator(seed, 1)
+    for i in range(REPLAY_DRAWS):
+        a = first if i == 0 else _as_matrix(sample(ga), name)
+        if not _replays(a, _as_matrix(sample(gb), name)):
+            raise ValueError(f"{name}: draw {i + 1} from one generator and from an identically seeded one differ "
+                             "beyond rounding: sample(generator) must draw only from the generator it is given "
+                             "(torch.randn(..., generator=generator); a rejection or fallback branch without it reads "
+                             "the global generator only now and then); code that draws from the global generators "
+                             "goes through adapters.global_rng_sampler. Code already wrapped (global_rng_sampler, "
+                             "module_frequencies) draws from a source they do not seed: a torch.Generator of its own "
+                             "(an attribute of the module, whose state survives the copy and keeps advancing), "
+                             "numpy.random.default_rng(), or random's generator; or it keeps state between calls (a "
+                             "cache or a counter: the identically seeded run finds it where the first run left it)")
     return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
                 rows=rows, projections=projections, block=block, extended=extended, redraws=redraws, std=std)
