@@ -687,3 +687,29 @@ def test_sums_reassociated_from_call_to_call_are_replayed_within_rounding(kt_see
     report = check_attention(attention, dim=8, mask=False, checks=["consistency"], num_features=(64, 128, 256, 512),
                              seed=kt_seed)
     assert [c.name for c in report.checks] == ["consistency: MSE ∝ 1/m"] and not report.failures, str(report)
+
+
+def test_outputs_not_finite_in_both_sequences_name_the_features_range(kt_seed):
+    """A helper's trial: a Performer attention whose query stabiliser subtracts the largest ωᵀq but not ‖q‖²/2 has
+    query features near e⁻⁷¹ at ‖q‖ = 20, whose products with keys stabilised per sequence underflow float32 to 0/0
+    in both of the row's sequences; the row failed (rightly) saying only where the first NaN was. It now says what
+    overflows or underflows and what keeps exponential features within the format."""
+
+    def fast(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64).to(torch.float32)
+
+        def features(x, query):
+            x = x.to(torch.float32) * D**-0.25
+            dash, diag = x @ w.T, 0.5 * (x * x).sum(-1, keepdim=True)
+            top = dash.amax(-1, keepdim=True) if query else dash.amax((-2, -1), keepdim=True)
+            return torch.exp(dash - diag - top) / math.sqrt(m)
+
+        def fn(q, k, v, mask=None):
+            pq, pk = features(q, True), features(k, False)
+            out = (pq @ (pk.transpose(-1, -2) @ v.to(torch.float32))) / (pq @ pk.sum(-2)[..., None])
+            return out.to(torch.float64)
+        return fn
+
+    row = check_attention(fast, dim=D, mask=False, checks=["finite"], dtypes=(torch.float64,), seed=kt_seed).checks[0]
+    assert row.status == "failed", row
+    assert "in both sequences: the features overflow or underflow" in row.detail and "max_norm = 20" in row.detail, row
