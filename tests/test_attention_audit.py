@@ -713,3 +713,27 @@ def test_outputs_not_finite_in_both_sequences_name_the_features_range(kt_seed):
     row = check_attention(fast, dim=D, mask=False, checks=["finite"], dtypes=(torch.float64,), seed=kt_seed).checks[0]
     assert row.status == "failed", row
     assert "in both sequences: the features overflow or underflow" in row.detail and "max_norm = 20" in row.detail, row
+
+
+def test_a_nan_against_a_number_is_named_not_sized(kt_seed):
+    """A helper's trial: a comparison of NaN outputs against finite ones read "max |Δout| = nan, 0× the rounding
+    floor". A batch statistic that a fully padded sequence makes NaN now fails padding[empty] saying how many outputs
+    are not finite in one run only."""
+    lib = library_attention()
+
+    def nan_beside_an_empty_sequence(m, g):
+        fn = lib(m, g)
+
+        def call(q, k, v, mask=None):
+            out = fn(q, k, v, mask)
+            if mask is not None and bool((~mask).all(-1).any()):  # a batch-wide statistic over no key: NaN
+                out = out + torch.nan
+            return out
+        return call
+
+    rows = {c.name: c for c in check_attention(nan_beside_an_empty_sequence, dim=D, checks=["padding"],
+                                               seed=kt_seed).checks}
+    empty = rows["padding[empty]"]
+    assert empty.status == "failed", empty
+    assert "outputs are not finite in one run and finite or another infinity in the other" in empty.detail, empty
+    assert "nan" not in empty.detail, empty

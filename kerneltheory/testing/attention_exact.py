@@ -342,8 +342,13 @@ def _exact_row(name, claim, pairs, runs, alpha, seed, what) -> CheckResult:
             "--output-dtype float32) to compare at float32's rounding",
             name=name, claim=claim, alpha=alpha, sample_size=diff.numel(), seed=seed)
     note = _precision_note(runs) + ("" if missing is None else f"; comparisons without a floor left out ({missing})")
+    if finite:
+        size = f"max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor"
+    else:  # NaN against a number, or a number against an infinity: no size and no floor (it read "nan, 0×")
+        size = (f"{int((~torch.isfinite(diff)).sum())} of {diff.numel()} outputs are not finite in one run and finite "
+                "or another infinity in the other (NaN against a number, a number against ±∞)")
     row = property_check(bad, diff.numel(), claim=claim, name=name, seed=seed, alpha=alpha,
-                         example=f"{what}: max |Δout| = {float(diff.max()):.3g}, {worst:.3g}× the rounding floor{note}")
+                         example=f"{what}: {size}{note}")
     row.method, row.statistic = "rounding floor", worst
     return row
 
