@@ -394,24 +394,6 @@ def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
     assert "16384" not in limited.detail and limited.status != "failed", limited
 
 
-@pytest.mark.statistical
-def test_a_half_precision_row_drops_small_counts_for_its_whole_bound(kt_seed):
-    """proofs/attention_audit.md, item 13(d) and (h)(ii): the smallest counts are left out while the remainder bound
-    and the outputs' rounding bound together exceed the slope's SE. Comparing the remainder bound alone and adding the
-    rounding afterwards refused a correct float16 attention's row at ρ² = 120 at 14 of 40 seeds (D = 0.054 + 0.007
-    against SE 0.060 on m = 256 … 16384); it passed at 60 of 60 seeds with the sum."""
-    lib = library_attention()
-
-    def float16_outputs(m, g):
-        fn = lib(m, g)
-        return lambda q, k, v, mask=None: fn(q, k, v, mask).to(torch.float16).to(torch.float64)
-
-    row = check_attention(float16_outputs, dim=D, inputs=_one_hot_pair(120.0), checks=["consistency"], alpha=ALPHA,
-                          seed=kt_seed).checks[0]
-    assert "the outputs' rounding" in row.detail and "MSE(m=16384)" in row.detail, row
-    assert row.passed, row
-
-
 def test_inputs_too_large_for_the_1_over_m_law_are_refused():
     """User inputs of std 1 (logits qᵀk/√d ~ N(0, 1)) put a correct attention far from the 1/m law on m ≤ 4096
     (slope −0.5, p ≈ 1e-94 before): the slope rows are refused, naming what to change, not failed."""

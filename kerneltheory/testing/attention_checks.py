@@ -375,14 +375,13 @@ def mse_slope_check(
     is NaN or infinite: no MSE exists), naming the first such position. ``regime``: the unscaled ``(q, k)`` of a
     softmax reference, or ``(q, k, kernel)`` for a kernel reference (:func:`tail_weight`); the feature counts below ρ²
     (:func:`asymptotic_grid`) are left out, the smallest further
-    ones while the bound D (:func:`remainder_bound`, plus the rounding bound below) exceeds the standard error, and
-    the row is refused
+    ones while the remainder bound D (:func:`remainder_bound`) exceeds the standard error, and the row is refused
     when fewer than three remain; if D still exceeds it, a slope that rejects with D subtracted fails, and one that
     does not is refused. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`.
     ``floor``: a bound R on what rounding adds to each MSE (outputs computed in a half-precision format): it raises
     log MSE(m) by at most log(1 + R/(MSE(m) − R)), which moves ĝ = Σ L_m y_m by at most Σ_{L_m > 0} L_m times that
-    (:func:`rounding_bound`), added to D (the largest m, where rounding weighs, is never left out for it: that is
-    where a bias that does not shrink shows; the smallest go while the whole D exceeds the standard error).
+    (:func:`rounding_bound`), added to D (no m is left out for it: the largest, where rounding weighs, is also where a
+    bias that does not shrink shows).
     Proof: proofs/attention_audit.md, item 13."""
     alpha = check_alpha(alpha)
     ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
@@ -458,21 +457,20 @@ def mse_slope_check(
     y = np.log(np.asarray(mse)[order]) + 0.5 * v
     dropped = []
     mse_sorted = [mse[i] for i in order]
-    while True:  # the outputs' rounding is part of D here too: the smallest m go while the whole D exceeds SE
+    while True:
         g, se, row, chi2 = curvature_fit(ms, y, v)
-        remainder = 0.0 if rho is None else remainder_bound(ms, row, rho)
-        # the outputs' rounding: added to D, never by leaving out the largest m, where a bias that does not shrink
-        # shows
-        by_rounding = rounding_bound(mse_sorted, row, floor)
-        bound = remainder + by_rounding
+        bound = 0.0 if rho is None else remainder_bound(ms, row, rho)
         if bound <= se or len(set(ms[1:])) < MIN_POINTS:
             break
         dropped.append(ms[0])
         ms, y, v, mse_sorted = ms[1:], y[1:], v[1:], mse_sorted[1:]
     if dropped:
-        note += f"m = {dropped} dropped (bound D > SE there); "
+        note += f"m = {dropped} dropped (remainder bound D > SE there); "
+    # the outputs' rounding: added to D, never by leaving out the largest m, where a bias that does not shrink shows
+    by_rounding = rounding_bound(mse_sorted, row, floor)
     if by_rounding > 0:
         note += f"the outputs' rounding (up to {floor:.3g} of each MSE) adds {by_rounding:.3g} to D; "
+    remainder, bound = bound, bound + by_rounding
     z = (g + 1.0 - bound) / se
     p = float(stats.norm.sf(z))
     # D > SE costs power, not validity (item 13(c) holds for any D that bounds the remainder): a slope that still
