@@ -503,12 +503,17 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = plain
     try:
         status = args.func(args)
-        sys.stdout.flush()  # a reader that closed the pipe is met here, not in the interpreter's last flush
+        if sys.stdout is not None:  # None where stdout was closed before the start (`>&-`): nothing to flush
+            sys.stdout.flush()  # a reader that closed the pipe is met here, not in the interpreter's last flush
         return status
     except BrokenPipeError:  # `| head` read what it wanted: no error line (the output was cut by its reader)
         try:  # the interpreter flushes stdout again at exit: point it at the null device
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):  # a stdout without a descriptor (a test's capture)
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, sys.stdout.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, AttributeError):  # a stdout without a descriptor (a test's capture)
             pass
         return 141  # 128 + SIGPIPE, the status of a Unix tool stopped by a closed pipe
     except (ValueError, TypeError, OSError) as exc:  # bad arguments, a bad config file, an unwritable --out

@@ -311,3 +311,7 @@ def test_a_reader_that_closes_the_pipe_gets_the_unix_status_and_no_error(user):
     proc.stdout.close()  # the reader goes away before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err
+    # a stdout closed before the start (`>&-`: sys.stdout is None) has nothing to flush: the verdict's status stays
+    closed = subprocess.run(["sh", "-c", 'exec "$0" -m kerneltheory audit "$1" --sampler gaussian --draws 256 >&-',
+                             sys.executable, user("frequencies")], capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0 and closed.stderr == "", closed.stderr
