@@ -548,11 +548,22 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
             elif alone_finite is False:
                 where += (" (not finite when computed alone either: the features overflow or underflow in the format "
                           "the function computes in at these norms; a stabiliser per sequence, or a wider format)")
-        else:  # both sequences: the norms, not the batch (a helper's trial: a query stabiliser without −‖q‖²/2)
-            where += (f" (in both sequences: the features overflow or underflow in the format the function computes in "
-                      f"at norms up to max_norm = {max_norm:g}; exponential features stay within it when each query's "
-                      "logits, and each sequence's keys', have their largest subtracted, −‖x‖²/2 included; or a wider "
-                      "format)")
+        else:  # both sequences: the norms, if the same batch at norms ≤ 0.5 is finite (a helper's trial: a query
+            # stabiliser without −‖q‖²/2); else the length or the batch (a review: NaN past L = 512 at any norm)
+            small = min(1.0, 0.5 / max_norm)
+            try:
+                low = _call(fn, (q * small).to(dtype), (k * small).to(dtype), v.to(dtype))
+                low_finite = bool(torch.isfinite(low).all())
+            except Exception:
+                low_finite = None
+            if low_finite:
+                where += (f" (in both sequences, and finite at norms ≤ 0.5: the features overflow or underflow in the "
+                          f"format the function computes in at norms up to max_norm = {max_norm:g}; exponential "
+                          "features stay within it when each query's logits, and each sequence's keys', have their "
+                          "largest subtracted, −‖x‖²/2 included; or a wider format)")
+            elif low_finite is False:
+                where += (f" (in both sequences, and at norms ≤ 0.5 too: not the norms but the length L = "
+                          f"{long_length} or the batch)")
     if out.dtype != dtype:  # e.g. a module that keeps its own dtype (attention_from_module's default)
         where += f" (the function computed in {str(out.dtype).removeprefix('torch.')})"
     if not bool(bad.any()) and not per_call:  # finite: is each sequence what it is alone? (a clamp hides 0/0)
