@@ -100,19 +100,21 @@ def tie_tolerance(fmt: torch.dtype, d: int) -> tuple[float, float]:
     return delta, (2 + delta) * math.sqrt(d) * _unit(fmt)[1]
 
 
-def scale_floors(w: torch.Tensor, z: torch.Tensor, fmt: torch.Tensor, op_norm: float) -> torch.Tensor:
-    """[r] bounds F_r on |ã_r − a_r|, where ã_r = (1/m) Σ_i ‖z̃_i‖² is the scale check's value of a draw's
-    standardised rows ``z`` [r, m, d] as computed and a_r that of the exact draw (proofs/sampler_independence.md,
-    item 12): the rounding model of :func:`tie_bound`'s norms taken for the vector, ‖w̃_i − w_i‖ ≤ ν‖w_i‖ + κ in the
-    format ``fmt`` [r] (indices into :data:`FORMATS`) each draw of ``w`` [r, m, d] carries, gives ‖w̃_i − w_i‖ ≤ e_i =
-    (ν‖w̃_i‖ + κ)/(1 − ν); the standardisation's linear part, of operator norm ``op_norm``, moves z_i by at most
-    op_norm·e_i = ε_i, and |‖z̃_i‖² − ‖z_i‖²| ≤ 2‖z̃_i‖ε_i + ε_i². A sampler whose rows all have norm √d in float32 has
-    ã_r = d(1 + O(ε₃₂)) with a spread of the same size, and its scale row failed on that rounding alone."""
-    d = w.shape[-1]
+def scale_floors(z: torch.Tensor, fmt: torch.Tensor, scale: float) -> torch.Tensor:
+    """[r] bounds F_r on |ã_r − a_r|, where ã_r = (1/m) Σ_i ‖z̃_i‖² is the scale check's value of a draw's rows
+    standardised entrywise, ``z`` = ``scale``·w [r, m, d] as computed (an isotropic law of mean 0, ``scale`` = 1/std),
+    and a_r that of the exact draw (proofs/sampler_independence.md, item 12): the rounding model of
+    :func:`tie_bound`'s norms taken for the vector, ‖w̃_i − w_i‖ ≤ ν‖w_i‖ + κ in the format ``fmt`` [r] (indices into
+    :data:`FORMATS`) each draw carries, gives ‖z̃_i − z_i‖ ≤ ε_i = (ν‖z̃_i‖ + κ·scale)/(1 − ν), and
+    |‖z̃_i‖² − ‖z_i‖²| ≤ 2‖z̃_i‖ε_i + ε_i². Read from z, not w: ‖w‖ overflowed float64's squares past 1.3·10¹⁵⁴ (a
+    review: an infinite floor passed a sampler 1 % too wide at std 10¹⁶⁰). A sampler whose rows all have norm √d from
+    a float32 QR has ã_r = d(1 + O(ε₃₂)) with a spread of the same size, and its scale row failed on that rounding
+    alone."""
+    d = z.shape[-1]
     nu = torch.tensor([_nu(f) for f in FORMATS], dtype=_F64)[fmt][:, None]
     kappa = torch.tensor([math.sqrt(d) * _unit(f)[1] for f in FORMATS], dtype=_F64)[fmt][:, None]
-    eps = op_norm * (nu * torch.linalg.vector_norm(w.to(_F64), dim=-1) + kappa) / (1 - nu)
     zn = torch.linalg.vector_norm(z.to(_F64), dim=-1)
+    eps = (nu * zn + kappa * scale) / (1 - nu)
     return (eps * (2 * zn + eps)).mean(-1)
 
 

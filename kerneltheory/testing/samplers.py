@@ -176,11 +176,11 @@ def _repeated_draws(draw, c: SamplerClaims, label: str, seed: int) -> CheckResul
     """The refused row ``independent draws`` where :data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive draws
     ``draw(g, REPEAT_DRAWS)`` from one generator have at least :data:`~kerneltheory.testing.replay.REPEAT_TIES`
     identical consecutive pairs while they are not all one matrix (a cache served every other call, a redraw every
-    few calls); else None. The checks treat the draws as independent, so none of them is run then: a sampler whose
-    draws repeated every other call failed "rows independent" only, whose detail blamed two rows of one draw (a
-    helper's trial). Read for claims of Gaussian rows or coordinates only: under them a draw is continuous, and ≥ 6
-    of 23 consecutive pairs tie with probability at most C(23, 6)·p⁶, p the probability of the most likely draw
-    (proofs/verification.md, item 13(f)); a law with few outcomes ties by chance."""
+    few calls); else None. The checks treat the draws as independent, so the row says their verdicts rest on
+    repeats: a sampler whose draws repeated every other call failed "rows independent" only, whose detail blamed two
+    rows of one draw (a helper's trial). Read for claims of Gaussian rows or coordinates only: under them a draw is
+    continuous, and ≥ 6 of 23 consecutive pairs tie with probability at most C(23, 6)·p⁶, p the probability of the
+    most likely draw (proofs/verification.md, item 13(f)); a law with few outcomes ties by chance."""
     if not (c.gaussian_rows or c.gaussian_coordinates):
         return None
     drawn = draw(_aux_generator(seed, 2), REPEAT_DRAWS)
@@ -191,8 +191,9 @@ def _repeated_draws(draw, c: SamplerClaims, label: str, seed: int) -> CheckResul
     return CheckResult.refusal(
         f"{sum(ties)} of {REPEAT_DRAWS - 1} consecutive draws sample(generator) from one generator were identical "
         f"(draws {tie_positions(ties)}) while others differ: the sampler's draws repeat (a cache, a redraw only every "
-        "few calls, state kept between calls), so they are not independent, and the checks, which treat draws as "
-        "independent, were not run; each call sample(generator) must draw afresh", name=f"{label}: independent draws",
+        "few calls, state kept between calls; or draws that take few values, which Gaussian rows exclude), so they "
+        "are not independent, and the other rows, which treat draws as independent, decide nothing of it; each call "
+        "sample(generator) must draw afresh", name=f"{label}: independent draws",
         claim="sampler", alpha=0.0, sample_size=REPEAT_DRAWS, seed=seed)
 
 
@@ -488,9 +489,9 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
 
     # -- draw: keep the tested rows, each draw's mean ‖z‖², each draw's worst |cos| and row norms ------------
     sel, mean_sq, orth, rho, norms, fmt, row_norms, floors = [], [], [], [], [], [], [], []
-    # the operator norm of the standardisation's linear part: how far it moves a row the sampler's rounding moved
-    eye = torch.eye(d, dtype=_F64)[None]
-    op_norm = float(torch.linalg.matrix_norm(standardise(eye)[0] - standardise(torch.zeros_like(eye))[0], ord=2))
+    # rows standardised entrywise (an isotropic law of mean 0): z = scale·w, whose rounding the scale row allows
+    # (item 12); other standardisations mix the coordinates' scales, and the row keeps the float64 floor alone
+    scale = float(standardise(torch.ones(1, 1, 1, dtype=_F64))[0, 0, 0]) if entrywise else None
     cos2 = torch.zeros(aligned, aligned, dtype=_F64)  # Σ over draws of cos²(z_i, z_j), the first `aligned` rows
     sums = []  # per draw, Σ_{i<j} cos²(z_i, z_j) over all m rows ("rows" claims)
     closest = []  # per draw, the least 1 − cos²(z_i, z_j) over the independent pairs of the first `aligned` rows
@@ -519,7 +520,8 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             norms.append(torch.linalg.vector_norm(w, dim=-1))
             fmt.append(carried_format(w) if known_format not in FORMATS else
                        torch.full((r,), FORMATS.index(known_format), dtype=torch.long))
-            floors.append(scale_floors(w, z, fmt[-1], op_norm))
+            if scale is not None:
+                floors.append(scale_floors(z, fmt[-1], scale))
             if c.orthogonal is not None:
                 worst, smallest = _orthogonality_errors(w, c.block, c.orthogonal)
                 orth.append(worst)
@@ -591,7 +593,14 @@ def _run(draw, standardise, label, d, m, c, *, draws, seed, alpha, rows, project
             target = torch.tensor([float(d)], dtype=_F64)
             # the draws' own rounding (item 12) beside the float64 floor of the mean: rows of norm √d in float32
             # failed on it alone
-            atol = pair_rounding_floor(target, mom.mean, s) + torch.cat(floors).mean()
+            drawn = torch.cat(floors).mean() if floors else torch.zeros((), dtype=_F64)
+            if not bool(torch.isfinite(drawn)):  # rows so small that 1/std overflows the subnormal term
+                out.append(CheckResult.refusal(
+                    f"the rounding floor of ‖z‖² is not finite (standardised by 1/std = {scale:.3g}): the rows' "
+                    "subnormal rounding, magnified, bounds nothing", name=nm, claim="sampler", alpha=a,
+                    sample_size=n, seed=seed))
+                continue
+            atol = pair_rounding_floor(target, mom.mean, s) + drawn
             out.append(mean_check(mom, target, alpha=a, name=nm, seed=seed, variance=None if ok else bound, samples=s,
                                   atol=atol, claim="sampler"))
     return out
@@ -884,8 +893,9 @@ def callable_sampler_checks(
     generators differ (one that ignores its generator, or reads the global generator now and then; NaN equals only
     NaN) raises ``ValueError``, since its verdict could not be replayed from the seed. Before that, for claims of
     Gaussian rows or coordinates, :data:`~kerneltheory.testing.replay.REPEAT_DRAWS` consecutive draws from one
-    generator are compared: a sampler whose draws repeat (a cache) gets the one refused row ``independent draws``
-    (:func:`_repeated_draws`).
+    generator are compared: a sampler whose draws repeat (a cache, or draws of few values) gets the refused row
+    ``independent draws`` (:func:`_repeated_draws`) before the checks' rows, which run without the replay (their
+    standard errors assume independent draws, so they decide nothing of the cache; the report is never PASSED).
     """
     if not callable(sample):
         raise TypeError(f"sample must be a callable sample(generator) -> [m, d], got {type(sample).__name__}")
@@ -916,10 +926,13 @@ def callable_sampler_checks(
             return torch.stack([one(generator) for _ in range(r)])
 
     # consecutive draws from one generator first: a cache (every few calls) is named as such, where the replay
-    # below, which alternates two generators' calls, would see another draw than it asked for
+    # below, which alternates two generators' calls, would see another draw than it asked for; the checks still run
+    # beside the refused row (a sampler of few values that claims Gaussian rows fails them, a review)
     repeated = _repeated_draws(draw, c, f"{name} m={m}", seed)
     if repeated is not None:
-        return [repeated]
+        return [repeated, *_run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed,
+                                alpha=alpha, rows=rows, projections=projections, block=block, extended=extended,
+                                redraws=redraws, std=std)]
     # REPLAY_DRAWS consecutive draws from two identically seeded generators (one pair passed a sampler that reads the
     # global generator now and then, a rejection branch without generator=g, at 1 of 4 seeds, its rows moving with
     # the caller's global seed)
