@@ -84,12 +84,8 @@ def _families(est: RandomFeatureEstimator, base: int, draws: int) -> tuple[list[
             with torch.no_grad():
                 return est.sample_estimates(x.to(est.dtype), y.to(est.dtype), pilot_gen, r).to(torch.float64)
 
-        # the claimed variance at the sweep's pairs (a pair family: the diagonal is read), unchecked as in the
-        # checks: a value past float64's range is no reading, and fails the checks where a family holds it
-        claimed = (lambda x, y: torch.diag(est.variance_pairs(x.to(est.dtype), y.to(est.dtype), checked=False))
-                   ) if est.claims.variance else None
         swept = sweep_radii(pilot, lambda x, y: est.kernel(x.to(est.dtype), y.to(est.dtype)), est.dim,
-                            torch.Generator().manual_seed(base + 8), draws=draws, variance=claimed)
+                            torch.Generator().manual_seed(base + 8), draws=draws)
         return fams + swept, swept.nonfinite
     return fams, None
 

@@ -67,10 +67,6 @@ from .user_calls import _Evaluator, _kernel_scale, _pair_values
 RADIUS = 0.5  # ‖x‖, ‖y‖ ≤ 0.5 so ‖x + y‖² ≤ 1: moderate fourth moments for exponential features (MATH.md §4)
 SWEEP_RADII = (1.0, 2.0, 4.0, 8.0)  # candidate radii of the norm sweep, tried in order by the pilot
 PILOT_DRAWS = 256
-#: a norm sweep stops at a radius where a claimed variance exceeds the pilot's sample variance this many times: with
-#: the pilot's guard passed, s²'s relative standard error is at most GUARD = 0.1, so a correct claim whose tail the
-#: pilot sees has s² ≥ σ²/2 but for a 5-SE deviation, 1/(1 − 5·GUARD) = 2 (proofs/verification.md, item 13(a))
-UNSEEN_TAIL = 1 / (1 - 5 * GUARD)
 CLAIMS = frozenset({"unbiased", "positive", "variance", "finite", "proportional"})
 BUDGETS = {
     "quick": {"draws": 4096, "block": 256, "property_draws": 16},
@@ -192,7 +188,6 @@ def sweep_radii(
     radii: Sequence[float] = SWEEP_RADII,
     pilot: int | None = None,
     statistic: Callable | None = None,
-    variance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Sweep:
     """The norm-sweep families for one map and kernel: one :func:`~kerneltheory.testing.inputs.norm_family` per
     radius of ``radii``, in order, while a pilot of ``pilot`` independent draws (``estimate_pairs(x, y, r) → [r,
@@ -215,13 +210,6 @@ def sweep_radii(
     :func:`~kerneltheory.testing.proportional.proportional_sweep`, which also need the kernel > 0 at every pair):
     ``(samples [r, P'], scale, what, noisy)`` with ``noisy`` ending the message "the predicted standard error of …",
     or a string saying why the sweep stops there.
-
-    ``variance(x, y)``: the claimed variance (a Gram matrix, as ``kernel``), where there is one: the sweep also stops
-    where it exceeds the pilot's sample variance :data:`UNSEEN_TAIL` times at a pair. There the variance lives in a
-    tail the pilot's draws did not see (hybrid features at ‖x‖ = ‖y‖ = 4: the claim 8.8·10²⁰ times the pilot's sample
-    variance, whose guard passed; the full draws did not see it either, and the unbiasedness and variance rows failed
-    a correct map), so every standard error computed from the draws is too small; or the claim is too large there,
-    which the families before the radius test.
     """
     pilot = pilot_draws(draws) if pilot is None else check_int(pilot, "pilot", minimum=MIN_DRAWS)
     chosen = []
@@ -246,17 +234,6 @@ def sweep_radii(
             return Sweep(chosen, stopped=why)
         if bool((torch.sqrt(m.variance / draws) > scale).any()):
             return Sweep(chosen, stopped=f"at {at} the predicted standard error of {noisy}")
-        if variance is not None:
-            claimed = _pair_values(variance, [fam], "variance").to(torch.float64)
-            # a claim that is not finite fails in the checks; one within the estimates' squared rounding floor (a
-            # closed form that is 0 up to rounding where every draw gives one value) is no evidence of a tail
-            read = torch.isfinite(claimed) & (claimed > pair_rounding_floor(target, est) ** 2)
-            ratio = torch.where(read, claimed / m.variance.to(torch.float64), torch.zeros_like(claimed))
-            if bool((ratio > UNSEEN_TAIL).any()):
-                return Sweep(chosen, stopped=(
-                    f"at {at} the claimed variance is up to {float(ratio.max()):.3g}× the pilot's sample variance: a "
-                    "tail its draws did not see (the standard errors of the draws would be too small there), or a "
-                    "claim too large at these inputs (the families before it test the claim)"))
         chosen.append(fam)
     return Sweep(chosen)
 
@@ -738,7 +715,7 @@ def check_feature_map(
                 return _Evaluator(sample, [InputFamily("pilot", x, y)], bind, batched)(pilot_gen, r)
 
             swept = sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
-                                draws=cfg["draws"], variance=variance if "variance" in claims else None)
+                                draws=cfg["draws"])
             families += swept
         n_prop, prop_families = 0, []
         if "proportional" in claims:  # one row per family of proportional_check
