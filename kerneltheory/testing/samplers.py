@@ -928,11 +928,13 @@ def callable_sampler_checks(
     # consecutive draws from one generator first: a cache (every few calls) is named as such, where the replay
     # below, which alternates two generators' calls, would see another draw than it asked for; the checks still run
     # beside the refused row (a sampler of few values that claims Gaussian rows fails them, a review)
+    def checks() -> list[CheckResult]:
+        return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
+                    rows=rows, projections=projections, block=block, extended=extended, redraws=redraws, std=std)
+
     repeated = _repeated_draws(draw, c, f"{name} m={m}", seed)
     if repeated is not None:
-        return [repeated, *_run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed,
-                                alpha=alpha, rows=rows, projections=projections, block=block, extended=extended,
-                                redraws=redraws, std=std)]
+        return [repeated, *checks()]
     # REPLAY_DRAWS consecutive draws from two identically seeded generators (one pair passed a sampler that reads the
     # global generator now and then, a rejection branch without generator=g, at 1 of 4 seeds, its rows moving with
     # the caller's global seed)
@@ -949,5 +951,4 @@ def callable_sampler_checks(
                              "(an attribute of the module, whose state survives the copy and keeps advancing), "
                              "numpy.random.default_rng(), or random's generator; or it keeps state between calls (a "
                              "cache or a counter: the identically seeded run finds it where the first run left it)")
-    return _run(draw, lambda w: w / std, f"{name} m={m}", d, m, c, draws=draws, seed=seed, alpha=alpha,
-                rows=rows, projections=projections, block=block, extended=extended, redraws=redraws, std=std)
+    return checks()
