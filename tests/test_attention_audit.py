@@ -367,8 +367,8 @@ def test_a_grid_too_close_to_the_tail_weight_is_extended(kt_seed, monkeypatch):
     assert "m = 16384 added to the grid (fewer than 3 feature counts ≥ 3ρ² = 360)" in row.detail, row
     assert "MSE(m=16384)" in row.detail and row.sample_size == 5 * 64, row
     assert row.passed, row  # D ≤ SE on m = 1024 … 16384: passed at 140 of 140 seeds (refused at 6 of 20 without m′)
-    small = _one_hot_pair(1.0)  # w = 0: the other tokens' ρ² = 23.5
-    assert tail_weight(*small[:2]) ** 2 == pytest.approx(23.4565, rel=1e-4)
+    small = _one_hot_pair(1.0)  # w = 0: the other tokens set ρ² (23.5), which three counts of the grid reach 3×
+    assert sum(m >= audit.EXTEND_AT * tail_weight(*small[:2]) ** 2 for m in (64, 256, 1024, 4096)) >= 3
     for other, kw in ((small, {}), (_one_hot_pair(700.0), {}), (inputs, {"num_features": (1024, 4096)})):
         unextended = run(library_attention(), other, **kw)
         assert "added to the grid" not in unextended.detail and "MSE(m=16384)" not in unextended.detail, unextended

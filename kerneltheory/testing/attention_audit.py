@@ -501,13 +501,13 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
     v = torch.cat([v, torch.randn(1, long_length, d, generator=g, dtype=_F64)])
     inputs = f"L = {long_length}, norms ≤ {max_norm} (one sequence of norms in [0, {max_norm}], one at {max_norm})"
     per_call = False  # the function took the two sequences one per call (below)
+    benign = min(1.0, 0.5 / max_norm)  # the same inputs at norms ≤ 0.5: what fails there is not the norms
     try:
         out = _call(fn, q.to(dtype), k.to(dtype), v.to(dtype))
     except Exception as exc:  # the function's own refusal at these inputs fails the claim, unless (below)
         cause = exc.__cause__ or exc
         raised = f"raised {type(cause).__name__}: {cause}"
         out = None
-        benign = min(1.0, 0.5 / max_norm)  # the same shape at norms ≤ 0.5: what it rejects is then the shape
         try:  # a function that takes one sequence per call (or a token budget) raises on that batch as well
             _call(fn, (q * benign).to(dtype), (k * benign).to(dtype), v.to(dtype))
         except Exception:  # it does: finiteness of each sequence alone
@@ -550,9 +550,8 @@ def _finite(attention, d, m, long_length, max_norm, dtype, alpha, seed, ordinary
                           "the function computes in at these norms; a stabiliser per sequence, or a wider format)")
         else:  # both sequences: the norms, if the same batch at norms ≤ 0.5 is finite (a helper's trial: a query
             # stabiliser without −‖q‖²/2); else the length or the batch (a review: NaN past L = 512 at any norm)
-            small = min(1.0, 0.5 / max_norm)
             try:
-                low = _call(fn, (q * small).to(dtype), (k * small).to(dtype), v.to(dtype))
+                low = _call(fn, (q * benign).to(dtype), (k * benign).to(dtype), v.to(dtype))
                 low_finite = bool(torch.isfinite(low).all())
             except Exception:
                 low_finite = None
