@@ -81,6 +81,30 @@ def _assert_calibrated(name: str, p_values: dict[str, list[float]], levels) -> N
             assert bound > 1e-3, (name, claim, a, fails, len(applied))
 
 
+def _sweep_p_values(name: str, seeds: range, draws: int = 4096) -> list[float]:
+    """The variance check's p-values at α′ = 10⁻² (NaN when refused) at the pairs of the claim matrix's norm-sweep
+    families of ``name``: the radii its pilot admits at each seed (matrix._families), on ``draws`` fresh draws."""
+    from kerneltheory.testing.matrix import _families
+    from kerneltheory.testing.seeds import seed_for
+
+    est = E.get(name, 4, 16)
+    out = []
+    for s in seeds:
+        fams, _, swept = _families(est, seed_for(est.name, s), draws)
+        for f in fams[len(fams) - swept:]:
+            x, y = f.pairs()
+            with torch.no_grad():
+                var = est.variance_pairs(x, y).to(torch.float64)
+                smp = est.sample_estimates(x, y, torch.Generator().manual_seed(10**6 + s), draws).to(torch.float64)
+            m = Moments.from_samples(smp)
+            for j in range(x.shape[0]):
+                r = variance_check(m.select(slice(j, j + 1)), var[j : j + 1], alpha=1e-2, name="c", seed=s,
+                                   samples=smp[:, j : j + 1])
+                if r.method != "exhaustive":
+                    out.append(float("nan") if r.refused else r.p_value)
+    return out
+
+
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", ["oprf/gaussian"])
 def test_calibration_quick(name, kt_seed):
@@ -110,3 +134,25 @@ def test_geomrf_variance_check_is_not_calibrated_and_the_matrix_refuses_it(kt_se
     _assert_calibrated("geomrf/geometric", {"unbiased": p["unbiased"]}, LEVELS)
     verdicts, _ = verify_estimator("geomrf/geometric", seed=kt_seed)
     assert {v.claim: v.verdict for v in verdicts}["variance"] == "refused"
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_hrf_variance_check_is_not_calibrated_at_the_sweep_and_the_matrix_leaves_it_out(kt_seed):
+    """A finding: at the claim matrix's norm-sweep radii (‖x‖ = ‖y‖ = 1, 2), HRF's variance check rejected the true
+    closed form at 10 of 450 applied pair-checks at α′ = 10⁻³ (seeds 0–999; binomial p ≈ 6e-11), 8 of them among the
+    100 at ‖x‖ = ‖y‖ = 2: near x = y, λ̂ is 0 on most draws and weights the positive features' log-normal tail, so a
+    share of the variance sits in draws the sample misses. At the moderate families it is calibrated
+    (test_calibration_every_family_1000_seeds), and so is SDERF's at the same sweep (44 of 6832 at 10⁻², 5 at 10⁻³,
+    seeds 0–999). The matrix runs HRF's variance rows at the moderate families only (features/hybrid.py,
+    ``variance_check_moderate_only``)."""
+    from kerneltheory.testing import verify_estimator
+
+    ps = [p for p in _sweep_p_values("hrf/gaussian", range(kt_seed, kt_seed + 2000)) if p == p]
+    fails = sum(p <= 1e-3 for p in ps)
+    assert stats.binomtest(fails, len(ps), 1e-3, alternative="greater").pvalue < 1e-3, (fails, len(ps))
+    _assert_calibrated("sderf/gaussian", {"variance": _sweep_p_values("sderf/gaussian",
+                                                                      range(kt_seed, kt_seed + 1000))}, LEVELS)
+    verdicts, _ = verify_estimator("hrf/gaussian", seed=kt_seed)
+    rows = {v.claim: v for v in verdicts}["variance"].checks
+    assert rows and not any(c["name"].startswith("variance[‖x‖ = ‖y‖") for c in rows), rows

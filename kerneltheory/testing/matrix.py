@@ -69,10 +69,11 @@ def _stress_families(dim: int, gen: torch.Generator) -> list[InputFamily]:
     ]
 
 
-def _families(est: RandomFeatureEstimator, base: int, draws: int) -> tuple[list[InputFamily], tuple | None]:
+def _families(est: RandomFeatureEstimator, base: int, draws: int) -> tuple[list[InputFamily], tuple | None, int]:
     """The moderate and spread-direction families, the cross family as its L² pairs (a registered map has no
-    per-position state, so the pairs carry the same information), and the norm sweep that a pilot allows; with
-    :attr:`~kerneltheory.testing.verify.Sweep.nonfinite` (a non-finite pilot estimate where the kernel is finite)."""
+    per-position state, so the pairs carry the same information), and the norm sweep that a pilot allows, last; with
+    :attr:`~kerneltheory.testing.verify.Sweep.nonfinite` (a non-finite pilot estimate where the kernel is finite) and
+    the number of the sweep's families."""
     gen = torch.Generator().manual_seed(base)
     fams = moderate_families(est.dim, gen, radius=RADIUS) + direction_families(est.dim, radius=RADIUS)
     cross = cross_family(est.dim, gen, length=4, radius=RADIUS)
@@ -86,8 +87,8 @@ def _families(est: RandomFeatureEstimator, base: int, draws: int) -> tuple[list[
 
         swept = sweep_radii(pilot, lambda x, y: est.kernel(x.to(est.dtype), y.to(est.dtype)), est.dim,
                             torch.Generator().manual_seed(base + 8), draws=draws)
-        return fams + swept, swept.nonfinite
-    return fams, None
+        return fams + swept, swept.nonfinite, len(swept)
+    return fams, None, 0
 
 
 def _mean_checks(
@@ -329,14 +330,19 @@ def verify_estimator(
     cfg = _budget(budget)
     base = seed_for(est.name, seed)
     _law_forms_agree(est.law, base)
-    fam, nonfinite = _families(est, base, cfg["draws"])
+    fam, nonfinite, swept = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"
     stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
     want_var = est.claims.variance
     # a component whose tails the variance check is measured not to cover (tests/test_calibration.py) gets a
     # refusal instead of a check that could fail a true claim more often than its α
     uncalibrated = want_var and getattr(est.component, "variance_check_uncalibrated", "")
-    n_checks = len(fam) * (1 + want_var) + len(stress) + 2
+    # one whose variance check is measured to be calibrated at the moderate families only carries no variance row at
+    # the norm sweep's families (the last ``swept`` of ``fam``), and its verdict says so
+    moderate_only = want_var and swept and not uncalibrated and getattr(
+        est.component, "variance_check_moderate_only", "")
+    var_rows = len(fam) - (swept if moderate_only else 0)
+    n_checks = len(fam) + var_rows * want_var + len(stress) + 2
     a = alpha / n_checks
     families = fam + stress
     # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
@@ -356,7 +362,7 @@ def verify_estimator(
         alpha=levels[0],
         seed=base,
         mean_families=list(range(len(families))),
-        variance_families=list(range(len(fam))) if checked_var else [],
+        variance_families=list(range(var_rows)) if checked_var else [],
         compute_dtype=compute_dtype,
     )
     draws, level = cfg["draws"], 0
@@ -410,6 +416,9 @@ def verify_estimator(
     # included), as check_feature_map's report names it (a variance formula wrong only past ‖x + y‖ ≈ 1.05 was
     # verified for positive features, and the verdict did not say how far the pairs reached)
     unbiased, variance, domain = _with_domain(unbiased, means, variance, variances, fam, exact)
+    if moderate_only:
+        variance = replace(variance, evidence=f"{variance.evidence}; no variance row at the norm sweep's families "
+                                              f"({', '.join(f.name for f in fam[var_rows:])}): {moderate_only}")
     verdicts = [
         unbiased,
         _verdict(est, "positive", _yes_no(c.positive), c.positive, [positive]),
