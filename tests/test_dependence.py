@@ -304,7 +304,9 @@ def test_the_failing_pairs_get_half_the_level_and_every_pair_the_other_half(kt_s
         c = (lo + hi) / 2
         lo, hi = (c, hi) if float(serial_z((e[1:] + c * e[:-1]).unsqueeze(1), sizes[0])) < 5.5 else (lo, c)
     ma = (e[1:] + lo * e[:-1]).unsqueeze(1)
-    assert abs(float(serial_z(ma, sizes[0])) - 5.5) < 1e-3
+    # z is a rank statistic, a step function of c: the bisection ends just below the step that crosses 5.5 (up to
+    # 3.4e-3 below it over seeds 0–299, where asserting |z − 5.5| < 1e-3 failed at 17); the test needs 5.03 < z < 5.84
+    assert 5.03 < float(serial_z(ma, sizes[0])) <= 5.5
     x = torch.cat([ma + 0.5, torch.randn(n, P - 1, generator=g, dtype=torch.float64)], 1)  # pair 0 biased
     target = torch.zeros(P, dtype=torch.float64)
     row = mean_check(Moments.from_samples(x), target, alpha=1e-6, name="u", seed=0, samples=x)
