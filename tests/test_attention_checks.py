@@ -383,34 +383,6 @@ def test_convergence_review_findings(kt_seed):
     assert narrow.refused and "too large to tell the 1/m law from an MSE that does not fall" in narrow.detail, narrow
 
 
-def test_a_rejection_on_the_remainder_suffix_fails_a_half_precision_row():
-    """proofs/attention_audit.md, item 13(h)(ii): with outputs in half precision (floor > 0) the slope is tested at α/2
-    on the suffix the remainder bound chooses and on the one the whole D (remainder and rounding) chooses, and a
-    rejection on either fails the row. MSEs 1/m + 3·10⁻⁴ (a bias that does not shrink), derived draws: the whole-D
-    suffix drops m = 64 and does not reject, the full grid does. Choosing by the whole D alone passed a float16
-    attention biased by 1.5·10⁻³ that the full grid rejected at z = 6.08 (a review finding)."""
-    from kerneltheory.testing.attention_checks import _suffix_fit
-
-    ms, r, spread, floor = [64, 256, 1024, 4096], 64, 0.5, 5e-5
-    # r draws per m whose squared errors are MSE·(1 ∓ spread), half each: mean MSE, relative variance spread²/r
-    errors = [torch.tensor([(1 / m + 3e-4) * (1 - spread)] * (r // 2) + [(1 / m + 3e-4) * (1 + spread)] * (r // 2),
-                           dtype=torch.float64).sqrt()[:, None] for m in ms]
-    base = dict(name="x", claim="c", alpha=ALPHA, sample_size=r, seed=0)
-    mse = [float((e**2).mean()) for e in errors]
-    v = np.asarray([float((e**2).var()) / r / q**2 for e, q in zip(errors, mse, strict=True)])
-    y = np.log(np.asarray(mse)) + 0.5 * v
-    z = {whole: (f["g"] + 1 - f["bound"]) / f["se"] for whole in (False, True)
-         for f in [_suffix_fit(ms, y, v, mse, None, floor, whole)]}
-    half = stats.norm.isf(ALPHA / 2)
-    assert z[False] > half > z[True], z  # the full grid rejects at α/2, the whole-D suffix does not
-    row = mse_slope_check(ms, errors, alpha=ALPHA, base=base, floor=floor)
-    assert row.status == "failed" and "tested at α/2 on this suffix and on m = [256, 1024, 4096]" in row.detail, row
-    assert row.p_value == pytest.approx(2 * stats.norm.sf(z[False]), rel=1e-9)  # Bonferroni over the two suffixes
-    # without a floor one suffix is tested at α, as before
-    plain = mse_slope_check(ms, errors, alpha=ALPHA, base=base)
-    assert plain.status == "failed" and "α/2" not in plain.detail, plain
-
-
 def test_slope_check_arguments_are_errors_naming_them():
     """mse_slope_check accepted α = 5 (and failed), a NaN or negative floor (read as 0), m = 0 (a NaN refusal), complex
     errors (cast to real) and fewer tensors than feature counts (zip's error)."""

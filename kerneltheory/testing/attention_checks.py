@@ -360,26 +360,6 @@ def _non_finite(ms: Sequence[int], errors: Sequence[torch.Tensor], base: dict) -
 PLATEAU_MISS = 0.5  # a slope row passes only where a flat MSE (slope 0) would be rejected at least half the time
 
 
-def _suffix_fit(ms: list[int], y: np.ndarray, v: np.ndarray, mse: list[float], rho: float | None, floor: float,
-                whole: bool) -> dict:
-    """The curvature fit on the largest suffix of the sorted grid ``ms`` (log MSEs ``y``, relative variances ``v``)
-    whose bound D is at most the slope's standard error, the smallest counts dropped first and at least
-    :data:`MIN_POINTS` distinct counts kept: D is the remainder bound (:func:`remainder_bound`), plus the outputs'
-    rounding bound (:func:`rounding_bound`) where ``whole``. Returns the fit, the suffix, the dropped counts and D's
-    parts (the rounding bound always: the test subtracts the whole D)."""
-    dropped = []
-    while True:
-        g, se, row, chi2 = curvature_fit(ms, y, v)
-        remainder = 0.0 if rho is None else remainder_bound(ms, row, rho)
-        by_rounding = rounding_bound(mse, row, floor)
-        if remainder + (by_rounding if whole else 0.0) <= se or len(set(ms[1:])) < MIN_POINTS:
-            break
-        dropped.append(ms[0])
-        ms, y, v, mse = ms[1:], y[1:], v[1:], mse[1:]
-    return dict(g=g, se=se, chi2=chi2, ms=ms, mse=mse, dropped=dropped, remainder=remainder, by_rounding=by_rounding,
-                bound=remainder + by_rounding, whole=whole)
-
-
 def mse_slope_check(
     ms: Sequence[int],
     errors: Sequence[torch.Tensor],
@@ -400,9 +380,8 @@ def mse_slope_check(
     does not is refused. Refused when the relative standard error of an MSE exceeds :data:`MAX_REL_SE`.
     ``floor``: a bound R on what rounding adds to each MSE (outputs computed in a half-precision format): it raises
     log MSE(m) by at most log(1 + R/(MSE(m) − R)), which moves ĝ = Σ L_m y_m by at most Σ_{L_m > 0} L_m times that
-    (:func:`rounding_bound`), added to D; the slope is then tested at α/2 on two suffixes, the one the remainder bound
-    chooses and the one the whole D chooses, failing if either rejects (the reported p is Bonferroni-adjusted), and no
-    other m is left out for it (the largest, where rounding weighs, is also where a bias that does not shrink shows).
+    (:func:`rounding_bound`), added to D (no m is left out for it: the largest, where rounding weighs, is also where a
+    bias that does not shrink shows).
     Proof: proofs/attention_audit.md, item 13."""
     alpha = check_alpha(alpha)
     ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
@@ -476,32 +455,24 @@ def mse_slope_check(
     order = np.argsort(ms, kind="stable")
     ms, v = [int(ms[i]) for i in order], np.asarray(rel_var)[order]
     y = np.log(np.asarray(mse)[order]) + 0.5 * v
+    dropped = []
     mse_sorted = [mse[i] for i in order]
-    # outputs in a half-precision format (floor > 0): two suffixes, each tested at α/2 (Bonferroni), the one chosen by
-    # the remainder bound alone, which keeps the small counts where a bias shows against a steep fall, and the one
-    # chosen by the whole D, remainder and rounding, which drops a small count where the rounding tips D over the SE
-    # (proofs/attention_audit.md, item 13(h)(ii)); a single suffix at α otherwise
-    fits = [_suffix_fit(ms, y, v, mse_sorted, rho, floor, whole)
-            for whole in ((False, True) if floor > 0 else (False,))]
-    level = alpha / len(fits)
-    for f in fits:  # p: Bonferroni-adjusted over the suffixes, compared with α
-        f["z"] = (f["g"] + 1.0 - f["bound"]) / f["se"]
-        f["p"] = min(1.0, len(fits) * float(stats.norm.sf(f["z"])))
-    rejecting = [f for f in fits if f["p"] <= alpha]
-    # a rejection on a suffix whose smallest count is below ρ_u² (features unseen) is no failure
-    standing = [f for f in rejecting if unseen is None or f["ms"][0] >= unseen * unseen]
-    decided = [f for f in fits if f["bound"] <= f["se"]]
-    fit = standing[0] if standing else rejecting[0] if rejecting else decided[0] if decided else fits[0]
-    g, se, chi2, ms, mse_sorted = fit["g"], fit["se"], fit["chi2"], fit["ms"], fit["mse"]
-    remainder, by_rounding, bound, z, p = fit["remainder"], fit["by_rounding"], fit["bound"], fit["z"], fit["p"]
-    if fit["dropped"]:
-        note += f"m = {fit['dropped']} dropped ({'bound' if fit['whole'] else 'remainder bound'} D > SE there); "
+    while True:
+        g, se, row, chi2 = curvature_fit(ms, y, v)
+        bound = 0.0 if rho is None else remainder_bound(ms, row, rho)
+        if bound <= se or len(set(ms[1:])) < MIN_POINTS:
+            break
+        dropped.append(ms[0])
+        ms, y, v, mse_sorted = ms[1:], y[1:], v[1:], mse_sorted[1:]
+    if dropped:
+        note += f"m = {dropped} dropped (remainder bound D > SE there); "
+    # the outputs' rounding: added to D, never by leaving out the largest m, where a bias that does not shrink shows
+    by_rounding = rounding_bound(mse_sorted, row, floor)
     if by_rounding > 0:
         note += f"the outputs' rounding (up to {floor:.3g} of each MSE) adds {by_rounding:.3g} to D; "
-    if len(fits) > 1:
-        other = fits[1] if fit is fits[0] else fits[0]
-        note += (f"tested at α/2 on this suffix and on m = {other['ms']} (slope {other['g']:.4f} ± {other['se']:.4f}, "
-                 f"D = {other['bound']:.2g}, z = {other['z']:.3g}); ")
+    remainder, bound = bound, bound + by_rounding
+    z = (g + 1.0 - bound) / se
+    p = float(stats.norm.sf(z))
     # D > SE costs power, not validity (item 13(c) holds for any D that bounds the remainder): a slope that still
     # exceeds −1 + D significantly fails; only a non-rejection is refused (a flat MSE, a large bias, has a tiny SE)
     if not bound <= se and not p <= alpha:
@@ -516,7 +487,7 @@ def mse_slope_check(
             + f"; {note}{detail}",
             **base,
         )
-    if p <= alpha and not standing:
+    if p <= alpha and unseen is not None and not ms[0] >= unseen * unseen:
         return CheckResult.refusal(
             f"the slope {g:.4f} ± {se:.4f} exceeds −1 (z = {z:.3g}), but with a kernel reference the features are "
             f"unseen and m = {ms[0]} is below ρ_u² = {unseen * unseen:.3g} (ρ_u = max κ(q, k)²/(κ(q, −q)κ(k, −k)), the "
@@ -526,7 +497,7 @@ def mse_slope_check(
     # a pass means something only where the grid could have rejected an MSE that does not fall at all (slope 0):
     # a narrow grid, (3000, 3500, 4096), passed a flat MSE at 5 of 5 seeds with slope 6.4 ± 3.5
     plateau = (1.0 - bound) / se
-    needed = float(stats.norm.isf(level) + stats.norm.isf(PLATEAU_MISS))
+    needed = float(stats.norm.isf(alpha) + stats.norm.isf(PLATEAU_MISS))
     if not p <= alpha and not plateau >= needed:
         return CheckResult.refusal(
             f"the slope's standard error {se:.3g} on m = {ms} is too large to tell the 1/m law from an MSE that does "
