@@ -337,11 +337,11 @@ def verify_estimator(
     # a component whose tails the variance check is measured not to cover (tests/test_calibration.py) gets a
     # refusal instead of a check that could fail a true claim more often than its α
     uncalibrated = want_var and getattr(est.component, "variance_check_uncalibrated", "")
-    # one whose variance check is measured to be calibrated at the moderate families only carries no variance row at
-    # the norm sweep's families (the last ``swept`` of ``fam``), and its verdict says so
-    moderate_only = want_var and swept and not uncalibrated and getattr(
-        est.component, "variance_check_moderate_only", "")
-    var_rows = len(fam) - (swept if moderate_only else 0)
+    # one whose variance check is measured to hold its level only up to a radius gets refused rows at the norm sweep's
+    # families beyond it (the sweep's families come last in ``fam``, in increasing radius), not checks there
+    limit = getattr(est.component, "variance_check_radius", None) if want_var and not uncalibrated else None
+    beyond = [] if limit is None else [f for f in fam[len(fam) - swept:] if _largest_norm(f) > limit * (1 + 1e-12)]
+    var_rows = len(fam) - len(beyond)
     n_checks = len(fam) + var_rows * want_var + len(stress) + 2
     a = alpha / n_checks
     families = fam + stress
@@ -392,6 +392,11 @@ def verify_estimator(
             means[i] = row
         for i, row in zip(redo_var, new_vars, strict=True):
             variances[i] = row
+    if checked_var and beyond:  # after the re-runs, which must not redraw them
+        why = est.component.variance_check_beyond
+        variances += [CheckResult.refusal(f"the variance check is not calibrated here (‖x‖, ‖y‖ > {limit:g}): {why}",
+                                          name=f"variance[{f.name}]", claim="variance", alpha=a, sample_size=0,
+                                          seed=base) for f in beyond]
     paths = _paths_row(est, fam[0], a, base + 9, compute_dtype)
     if paths is not None:  # the checks read sample_estimates; a model reads the features
         means.append(paths)
@@ -416,9 +421,6 @@ def verify_estimator(
     # included), as check_feature_map's report names it (a variance formula wrong only past ‖x + y‖ ≈ 1.05 was
     # verified for positive features, and the verdict did not say how far the pairs reached)
     unbiased, variance, domain = _with_domain(unbiased, means, variance, variances, fam, exact)
-    if moderate_only:
-        variance = replace(variance, evidence=f"{variance.evidence}; no variance row at the norm sweep's families "
-                                              f"({', '.join(f.name for f in fam[var_rows:])}): {moderate_only}")
     verdicts = [
         unbiased,
         _verdict(est, "positive", _yes_no(c.positive), c.positive, [positive]),
@@ -429,6 +431,11 @@ def verify_estimator(
     claimed = [*(means if exact else []), *variances, *([positive] if c.positive else []), finite]
     report = Report(est.name, checks=claimed, alpha=alpha, budget=budget, seed=seed, domain=domain)
     return verdicts, report
+
+
+def _largest_norm(family: InputFamily) -> float:
+    x, y = family.pairs()
+    return float(torch.cat([x, y]).norm(dim=-1).max())
 
 
 def _with_domain(unbiased: Verdict, means: list[CheckResult], variance: Verdict, variances: list[CheckResult],
