@@ -8,9 +8,12 @@ Runs ``verify_estimator(name, seed=s)`` (the quick budget, α = 10⁻⁶ per est
 every seed in [LO, HI), one JSON line per run: each claim's verdict, and the evidence of a FAILED one. Every claim an
 estimator makes is true (each has its proof), so a FAILED verdict is a false failure: the α of a report bounds its
 probability by 10⁻⁶ per run where the checks' assumptions hold, and a FAILED verdict found here is a place where they do
-not. A refused verdict is no pass and no failure. Lines are appended as runs finish; a rerun with the same OUT skips
-the (name, seed) pairs it already holds (a line cut short by a killed run is dropped). The summary, per claim and
-verdict, is printed and written beside OUT as OUT.summary.json (atomically).
+not. A refused verdict is no pass and no failure. Lines are appended as runs finish, each with the digest of the
+package's source that computed it (``kerneltheory.report.source_digest``); a rerun with the same OUT skips the
+(name, seed) pairs it already holds from this source and reruns the others (lines that do not parse, such as one cut
+short by a killed run, are dropped; the file is rewritten atomically first). A run that raises is recorded with its
+error and counted apart. The summary of this source's runs at the seeds asked for, per claim and verdict, is printed
+and written beside OUT as OUT.summary.json (atomically).
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from concurrent.futures import ProcessPoolExecutor
 CLAIMS = ("unbiased", "positive", "variance", "finite")
 
 
-def run(job: tuple[str, int]) -> dict:
+def run(job: tuple[str, int, str]) -> dict:
     import torch
 
     torch.set_num_threads(1)
     from kerneltheory.testing import verify_estimator
 
-    name, seed = job
-    verdicts, _ = verify_estimator(name, seed=seed)
-    row = {"name": name, "seed": seed}
+    name, seed, source = job
+    row = {"name": name, "seed": seed, "source": source}
+    try:
+        verdicts, _ = verify_estimator(name, seed=seed)
+    except Exception as exc:  # recorded, not lost: the other runs go on
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row
     for v in verdicts:
         row[v.claim] = v.verdict
         if v.verdict == "FAILED":
@@ -42,24 +49,37 @@ def run(job: tuple[str, int]) -> dict:
 
 
 def read(path: str) -> list[dict]:
+    """The rows of ``path`` that parse (a line cut short by a killed run, or any other, is dropped)."""
     rows = []
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:  # the last line of a killed run
-                    break
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and {"name", "seed", "source"} <= set(row):
+                    rows.append(row)
     return rows
 
 
-def summary(rows: list[dict]) -> dict:
-    counts = {c: collections.Counter(r[c] for r in rows) for c in CLAIMS}
+def write_atomically(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0o600 would hide the result from other users
+    os.replace(tmp, path)
+
+
+def summary(rows: list[dict], source: str) -> dict:
+    ran = [r for r in rows if "error" not in r]
+    counts = {c: collections.Counter(r[c] for r in ran) for c in CLAIMS}
     failed = [{"name": r["name"], "seed": r["seed"], "claim": c, "evidence": r[f"{c}_evidence"]}
-              for r in rows for c in CLAIMS if r[c] == "FAILED"]
-    return {"runs": len(rows), "estimators": len({r["name"] for r in rows}),
-            "seeds": sorted({r["seed"] for r in rows}), "verdicts": {c: dict(v) for c, v in counts.items()},
-            "false_failures": failed}
+              for r in ran for c in CLAIMS if r[c] == "FAILED"]
+    return {"source": source, "runs": len(ran), "estimators": len({r["name"] for r in ran}),
+            "seeds": sorted({r["seed"] for r in ran}), "verdicts": {c: dict(v) for c, v in counts.items()},
+            "false_failures": failed, "errors": [{k: r[k] for k in ("name", "seed", "error")}
+                                                 for r in rows if "error" in r]}
 
 
 def main() -> None:
@@ -73,23 +93,22 @@ def main() -> None:
     if args.workers < 1:
         parser.error(f"--workers must be ≥ 1, got {args.workers}")
     import kerneltheory.estimators as E
+    from kerneltheory.report import source_digest
 
+    source = source_digest()
     rows = read(args.out)
-    with open(args.out, "w") as f:  # rewrite what was read whole, dropping a line cut short
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    done = {(r["name"], r["seed"]) for r in rows}
-    jobs = [(n, s) for s in range(*args.seeds) for n in E.list() if (n, s) not in done]
+    write_atomically(args.out, "".join(json.dumps(r) + "\n" for r in rows))  # the lines that parse, whole
+    done = {(r["name"], r["seed"]) for r in rows if r["source"] == source and "error" not in r}
+    jobs = [(n, s, source) for s in range(*args.seeds) for n in E.list() if (n, s) not in done]
     with open(args.out, "a") as f, ProcessPoolExecutor(args.workers) as pool:
         for row in pool.map(run, jobs, chunksize=4):
             rows.append(row)
             f.write(json.dumps(row) + "\n")
             f.flush()
-    result = summary(rows)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp's 0o600 would hide the result from other users
-    os.replace(tmp, args.out + ".summary.json")
+    asked = set(range(*args.seeds))
+    latest = {(r["name"], r["seed"]): r for r in rows if r["source"] == source and r["seed"] in asked}  # a rerun's
+    result = summary(list(latest.values()), source)
+    write_atomically(args.out + ".summary.json", json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "seeds"}, indent=1))
 
 
