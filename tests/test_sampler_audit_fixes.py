@@ -341,11 +341,15 @@ def test_the_scale_row_allows_the_draws_own_rounding(kt_seed, dtype):
     right = kinds(callable_sampler_checks(fixed(1.0), claims="gaussian", draws=256, seed=kt_seed, alpha=ALPHA))
     assert right["scale E‖z‖² = d"].passed, right["scale E‖z‖² = d"]
     assert right["norms ~ χ_d"].status == "failed"  # the sampler is wrong, and its own row says so
-    wrong = kinds(callable_sampler_checks(fixed(1.001), claims="gaussian", draws=256, seed=kt_seed, alpha=ALPHA))
+    # 1024 draws: the 0.1 % error shows against the draws' own spread, where the CLT guard holds; the rounding noise of
+    # constant norms can exceed its kurtosis limit at 256 draws, and the row then reads the claimed variance 2d, against
+    # which 0.1 % is invisible (float32: passed at 6 of 100 seeds at 256 draws; at 1024 draws this row and the one at
+    # std 1e160 below failed at 100 of 100 seeds in both formats)
+    wrong = kinds(callable_sampler_checks(fixed(1.001), claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA))
     assert wrong["scale E‖z‖² = d"].status == "failed", wrong["scale E‖z‖² = d"]
     # the floor is read from the standardised rows: from ‖w‖ it overflowed at std 1e160 (‖w‖² > 1.8e308), and the
     # infinite floor passed any scale (a review)
-    huge = kinds(callable_sampler_checks(lambda g: fixed(1.001)(g) * 1e160, claims="gaussian", std=1e160, draws=256,
+    huge = kinds(callable_sampler_checks(lambda g: fixed(1.001)(g) * 1e160, claims="gaussian", std=1e160, draws=1024,
                                          seed=kt_seed, alpha=ALPHA))
     assert huge["scale E‖z‖² = d"].status == "failed", huge["scale E‖z‖² = d"]
 
