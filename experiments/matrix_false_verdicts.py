@@ -23,7 +23,7 @@ import collections
 import json
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 CLAIMS = ("unbiased", "positive", "variance", "finite")
 
@@ -32,10 +32,12 @@ def run(job: tuple[str, int, str]) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from kerneltheory.report import source_digest
     from kerneltheory.testing import verify_estimator
 
-    name, seed, source = job
-    row = {"name": name, "seed": seed, "source": source}
+    name, seed = job
+    # the digest of the source this worker imported (at its first job): an edit during the run stamps its rows apart
+    row = {"name": name, "seed": seed, "source": source_digest()}
     try:
         verdicts, _ = verify_estimator(name, seed=seed)
     except Exception as exc:  # recorded, not lost: the other runs go on
@@ -49,7 +51,8 @@ def run(job: tuple[str, int, str]) -> dict:
 
 
 def read(path: str) -> list[dict]:
-    """The rows of ``path`` that parse (a line cut short by a killed run, or any other, is dropped)."""
+    """The lines of ``path`` that parse as JSON objects (a line cut short by a killed run, or any other, is dropped;
+    objects that are no run of this script are kept in the file and ignored)."""
     rows = []
     if os.path.exists(path):
         with open(path) as f:
@@ -58,9 +61,13 @@ def read(path: str) -> list[dict]:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if isinstance(row, dict) and {"name", "seed", "source"} <= set(row):
+                if isinstance(row, dict):
                     rows.append(row)
     return rows
+
+
+def is_run(row: dict, source: str) -> bool:
+    return {"name", "seed", "source"} <= set(row) and row["source"] == source
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -98,15 +105,16 @@ def main() -> None:
     source = source_digest()
     rows = read(args.out)
     write_atomically(args.out, "".join(json.dumps(r) + "\n" for r in rows))  # the lines that parse, whole
-    done = {(r["name"], r["seed"]) for r in rows if r["source"] == source and "error" not in r}
-    jobs = [(n, s, source) for s in range(*args.seeds) for n in E.list() if (n, s) not in done]
+    done = {(r["name"], r["seed"]) for r in rows if is_run(r, source) and "error" not in r}
+    jobs = [(n, s) for s in range(*args.seeds) for n in E.list() if (n, s) not in done]
     with open(args.out, "a") as f, ProcessPoolExecutor(args.workers) as pool:
-        for row in pool.map(run, jobs, chunksize=4):
-            rows.append(row)
-            f.write(json.dumps(row) + "\n")
+        for future in as_completed([pool.submit(run, job) for job in jobs]):  # each line as soon as its run ends
+            rows.append(future.result())
+            f.write(json.dumps(rows[-1]) + "\n")
             f.flush()
+    source = source_digest.__wrapped__()  # the source now: rows computed before an edit are not summarised with it
     asked = set(range(*args.seeds))
-    latest = {(r["name"], r["seed"]): r for r in rows if r["source"] == source and r["seed"] in asked}  # a rerun's
+    latest = {(r["name"], r["seed"]): r for r in rows if is_run(r, source) and r["seed"] in asked}  # a rerun's
     result = summary(list(latest.values()), source)
     write_atomically(args.out + ".summary.json", json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "seeds"}, indent=1))

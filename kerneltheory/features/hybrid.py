@@ -63,8 +63,9 @@ class HRF(Component):
     variance_check_beyond = (
         "near x = y, λ̂ is 0 on most draws and weights the positive features' log-normal tail, so a share of the "
         "variance sits in draws too rare for the sample and its moments: at the sweep's norms the check rejected the "
-        "true closed form at 19 of 674 pair-checks at α′ = 10⁻² at norm 1 (seeds 1000–2999) and at 8 of 100 at α′ = "
-        "10⁻³ at norm 2 (seeds 0–999), and the claim matrix FAILED it at 3 of 120 seeds (tests/test_calibration.py)"
+        "true closed form at 28 of 260 pair-checks at α′ = 10⁻³ at norm 2 and, at norm 1, at 32 of 1568 at α′ = 10⁻² "
+        "where 15.7 are expected (two windows of seeds, 13 of 894 and 19 of 674), and the claim matrix FAILED it at 3 "
+        "of 120 seeds (tests/test_calibration.py)"
     )
 
     def __init__(self, dim: int, *, angular_features: int | None = None):
