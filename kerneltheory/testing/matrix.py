@@ -340,6 +340,7 @@ def verify_estimator(
     # one whose variance check is measured to hold its level only up to a radius gets refused rows at the norm sweep's
     # families beyond it (the sweep's families come last in ``fam``, in increasing radius), not checks there
     limit = getattr(est.component, "variance_check_radius", None) if want_var and not uncalibrated else None
+    # (1 + 1e-12: a family at exactly the declared radius has norms r(1 ± ε), and stays)
     beyond = [] if limit is None else [f for f in fam[len(fam) - swept:] if _largest_norm(f) > limit * (1 + 1e-12)]
     var_rows = len(fam) - len(beyond)
     n_checks = len(fam) + var_rows * want_var + len(stress) + 2
@@ -434,6 +435,7 @@ def verify_estimator(
 
 
 def _largest_norm(family: InputFamily) -> float:
+    """The largest ‖x‖ or ‖y‖ among the pairs of ``family`` (a norm family's radius, up to rounding)."""
     x, y = family.pairs()
     return float(torch.cat([x, y]).norm(dim=-1).max())
 
