@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from .. import estimators as E
-from .._validation import check_alpha, check_int
+from .._validation import MIN_ALPHA, check_alpha, check_int, check_real
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator, pair_segments
 from ..spectral.base import ClosedFormUnavailable
 from .checks import ROUNDING_ULPS, CheckResult, feature_example, pair_rounding_floor, property_check
@@ -101,11 +101,14 @@ def _mean_checks(
     seed,
     mean_families: list[int],
     variance_families: list[int],
+    uncalibrated_mean_families: list[int] = (),
     compute_dtype: torch.dtype | None = None,
-) -> tuple[list[CheckResult], list[CheckResult]]:
+) -> tuple[list[CheckResult], list[CheckResult], list[CheckResult]]:
     """The unbiasedness checks of ``families[i]`` for i in ``mean_families`` and the variance checks for i in
     ``variance_families`` (none when the estimator has no closed-form variance), drawn together; the rows in
-    the order of those lists. A family in neither list is not drawn."""
+    the order of those lists; and the unbiasedness checks at ``uncalibrated_mean_families`` (beyond a component's
+    calibrated radius: without the claimed variance, in a group of their own at the smallest level, so that their
+    failures stop no other row and only a certain failure decides them). A family in no list is not drawn."""
     pairs = [f.pairs() for f in families]
     x = torch.cat([p[0] for p in pairs]).to(est.dtype)
     y = torch.cat([p[1] for p in pairs]).to(est.dtype)
@@ -147,10 +150,14 @@ def _mean_checks(
     if variance_families and var is not None:
         groups["variance"] = dict(kind="variance", families=list(variance_families), alpha=alpha, variance=var,
                                   bound=bound, prefix="variance")
+    if uncalibrated_mean_families:  # at the smallest level: only a certain failure (p = 0) decides these rows
+        groups["unbiased, uncalibrated"] = dict(kind="mean", claim="unbiased", alpha=MIN_ALPHA, target=target,
+                                                families=list(uncalibrated_mean_families), variance=None, bound=bound,
+                                                target_stderr=target_se, prefix="unbiased", scale=scale)
     # the rounding floors in the precision the features are evaluated in (float32 where compute_dtype allows it)
     eps = torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps
     rows = run_mean_variance_checks(estimates, families, groups, draws=draws, block=block, seed=seed, feature_eps=eps)
-    return rows.get("unbiased", []), rows.get("variance", [])
+    return rows.get("unbiased", []), rows.get("variance", []), rows.get("unbiased, uncalibrated", [])
 
 
 def _property(est: RandomFeatureEstimator, claim: str, *, draws: int, alpha: float, seed: int) -> CheckResult:
@@ -330,22 +337,29 @@ def verify_estimator(
     cfg = _budget(budget)
     base = seed_for(est.name, seed)
     _law_forms_agree(est.law, base)
-    fam, nonfinite, swept = _families(est, base, cfg["draws"])
+    fam, nonfinite, _ = _families(est, base, cfg["draws"])
     exact = est.claims.unbiased == "exact"
     stress = [] if exact else _stress_families(est.dim, torch.Generator().manual_seed(base + 1))
     want_var = est.claims.variance
     # a component whose tails the variance check is measured not to cover (tests/test_calibration.py) gets a
     # refusal instead of a check that could fail a true claim more often than its α
     uncalibrated = want_var and getattr(est.component, "variance_check_uncalibrated", "")
-    # one whose variance check is measured to hold its level only up to a radius gets refused rows at the norm sweep's
-    # families beyond it (the sweep's families come last in ``fam``, in increasing radius), not checks there
-    limit = getattr(est.component, "variance_check_radius", None) if want_var and not uncalibrated else None
-    # (1 + 1e-12: a family at exactly the declared radius has norms r(1 ± ε), and stays)
-    beyond = [] if limit is None else [f for f in fam[len(fam) - swept:] if _largest_norm(f) > limit * (1 + 1e-12)]
-    var_rows = len(fam) - len(beyond)
-    n_checks = len(fam) + var_rows * want_var + len(stress) + 2
-    a = alpha / n_checks
+    checked_var = want_var and not uncalibrated
     families = fam + stress
+    # a component whose checks are measured to hold their level only up to a radius (features/hybrid.py) gets refused
+    # rows, naming why, at the families beyond it for the claims it names (``beyond_calibrated_radius``), not checks
+    # that could fail a true claim more often than their α. Its mean rows there are drawn, apart (their failures stop
+    # no other row) and without the claimed variance, for their certain failures only (_certain: a non-finite
+    # estimate, one outside its declared bound, a target that is no number); they take no share of α (their group
+    # runs at the smallest level, so that no statistic decides it) and are not re-run. Its variance rows there are
+    # not drawn.
+    far = _beyond_calibrated_radius(est.component, families)
+    # (the stress families carry no variance row: nothing to refuse there)
+    far_mean, far_var = far.get("unbiased", {}), {i: w for i, w in far.get("variance", {}).items() if i < len(fam)}
+    mean_idx = [i for i in range(len(families)) if i not in far_mean]
+    var_idx = [i for i in range(len(fam)) if i not in far_var] if checked_var else []
+    n_checks = len(mean_idx) + (len(var_idx) if checked_var else len(fam) * want_var) + 2
+    a = alpha / n_checks
     # A check refused for heavy tails is re-run on 4× as many *fresh* draws (a new seed), up to the thorough
     # budget; the verdict uses the new draws only. The attempts split the check's level a (a/2 for the first,
     # the other half evenly over the possible re-runs), so a check's false-failure bound stays a whatever the
@@ -354,16 +368,16 @@ def verify_estimator(
     while cfg["draws"] * 4 ** (reruns + 1) <= BUDGETS["thorough"]["draws"]:
         reruns += 1
     levels = [a / 2] + [a / (2 * reruns)] * reruns if reruns else [a]
-    checked_var = want_var and not uncalibrated
-    means, variances = _mean_checks(  # the stress families carry no variance check
+    means, variances, far_means = _mean_checks(  # the stress families carry no variance check
         est,
         families,
         draws=cfg["draws"],
         block=cfg["block"],
         alpha=levels[0],
         seed=base,
-        mean_families=list(range(len(families))),
-        variance_families=list(range(var_rows)) if checked_var else [],
+        mean_families=mean_idx,
+        variance_families=var_idx,
+        uncalibrated_mean_families=sorted(far_mean),
         compute_dtype=compute_dtype,
     )
     draws, level = cfg["draws"], 0
@@ -372,32 +386,34 @@ def verify_estimator(
         # only the refused checks are re-run (a row that is not kept must not be computed: a failure in it would
         # otherwise decide its claim and leave the kept rows "stopped"), and only while their claim has no failed
         # row (a failure decides the verdict; more draws could not change it)
-        redo = [i for i, c in enumerate(means) if c.refused and not _any_failed(means)]
-        redo_var = [i for i, c in enumerate(variances) if c.refused and not _any_failed(variances)]
+        # (k indexes a claim's rows, mean_idx[k] or var_idx[k] the row's family)
+        redo = [k for k, c in enumerate(means) if c.refused and not _any_failed(means)]
+        redo_var = [k for k, c in enumerate(variances) if c.refused and not _any_failed(variances)]
         if not redo and not redo_var:
             break
-        idx = sorted(set(redo) | set(redo_var))
+        idx = sorted({mean_idx[k] for k in redo} | {var_idx[k] for k in redo_var})
         at = {i: j for j, i in enumerate(idx)}
-        new_means, new_vars = _mean_checks(
+        new_means, new_vars, _ = _mean_checks(
             est,
             [families[i] for i in idx],
             draws=draws,
             block=cfg["block"],
             alpha=levels[level],
             seed=base + 100 * level,
-            mean_families=[at[i] for i in redo],
-            variance_families=[at[i] for i in redo_var],
+            mean_families=[at[mean_idx[k]] for k in redo],
+            variance_families=[at[var_idx[k]] for k in redo_var],
             compute_dtype=compute_dtype,
         )
-        for i, row in zip(redo, new_means, strict=True):
-            means[i] = row
-        for i, row in zip(redo_var, new_vars, strict=True):
-            variances[i] = row
-    if checked_var and beyond:  # after the re-runs, which must not redraw them
-        why = est.component.variance_check_beyond
-        variances += [CheckResult.refusal(f"the variance check is not calibrated here (‖x‖, ‖y‖ > {limit:g}): {why}",
-                                          name=f"variance[{f.name}]", claim="variance", alpha=a, sample_size=0,
-                                          seed=base) for f in beyond]
+        for k, row in zip(redo, new_means, strict=True):
+            means[k] = row
+        for k, row in zip(redo_var, new_vars, strict=True):
+            variances[k] = row
+    # each claim's rows in the families' order, the refusals beyond the calibrated radius in their place (after the
+    # re-runs, which must not redraw them)
+    means = _in_family_order(means, mean_idx, far_mean, families, "unbiased", a, base,
+                             dict(zip(sorted(far_mean), far_means, strict=True)))
+    if checked_var:
+        variances = _in_family_order(variances, var_idx, far_var, families, "variance", a, base, {})
     paths = _paths_row(est, fam[0], a, base + 9, compute_dtype)
     if paths is not None:  # the checks read sample_estimates; a model reads the features
         means.append(paths)
@@ -432,6 +448,63 @@ def verify_estimator(
     claimed = [*(means if exact else []), *variances, *([positive] if c.positive else []), finite]
     report = Report(est.name, checks=claimed, alpha=alpha, budget=budget, seed=seed, domain=domain)
     return verdicts, report
+
+
+def _beyond_calibrated_radius(component, families: list[InputFamily]) -> dict[str, dict[int, str]]:
+    """For each claim the component names in ``calibrated_radius`` (a dict claim → radius, the claims "unbiased" and
+    "variance") and ``beyond_calibrated_radius`` (the same claims → the reason), the indices of the families past the
+    claim's radius (largest ‖x‖ or ‖y‖ above it), each with its refusal's detail; {} for a component without the
+    attributes. A family at exactly a radius (norms r(1 ± ε)) stays. Malformed attributes: ValueError naming them."""
+    radii = getattr(component, "calibrated_radius", None)
+    owner = type(component).__name__
+    stale = [a for a in ("variance_check_radius", "variance_check_beyond") if hasattr(component, a)]
+    if radii is None and hasattr(component, "beyond_calibrated_radius"):
+        stale.append("beyond_calibrated_radius without calibrated_radius")
+    if stale:  # a declaration that would be ignored
+        raise ValueError(f"{owner} declares {', '.join(stale)}: declare calibrated_radius (a dict claim → radius) and "
+                         "beyond_calibrated_radius (claim → reason) instead")
+    if radii is None:
+        return {}
+    reasons = getattr(component, "beyond_calibrated_radius", None)
+    what = {"unbiased": "unbiasedness", "variance": "variance"}
+    if not isinstance(radii, dict) or not radii or not set(radii) <= set(what):
+        raise ValueError(f"{owner}.calibrated_radius must map 'unbiased' and/or 'variance' to the norm up to which "
+                         f"their checks hold their level, got {radii!r}")
+    if not isinstance(reasons, dict) or set(reasons) != set(radii) or \
+            not all(isinstance(r, str) and r for r in reasons.values()):
+        raise ValueError(f"{owner}.beyond_calibrated_radius must map the claims of calibrated_radius ({sorted(radii)}) "
+                         f"to the reason their checks are not calibrated beyond it, got {reasons!r}")
+    out = {}
+    for claim, radius in radii.items():
+        r = check_real(radius, f"{owner}.calibrated_radius[{claim!r}]", minimum=0.0, strict_min=True)
+        out[claim] = {i: f"the {what[claim]} check is not calibrated here (‖x‖, ‖y‖ > {r:g}): {reasons[claim]}"
+                      for i, f in enumerate(families) if _largest_norm(f) > r * (1 + 1e-12)}
+    return out
+
+
+def _in_family_order(rows: list[CheckResult], idx: list[int], far: dict[int, str], families: list[InputFamily],
+                     claim: str, alpha: float, seed: int, far_rows: dict[int, CheckResult]) -> list[CheckResult]:
+    """A claim's checked ``rows`` (of ``families[i]`` for i in ``idx``) and, at the families ``far`` (index →
+    detail), the row checked there (``far_rows``) where it is a certain failure (:func:`_certain`), else a refusal
+    naming the detail; in the families' order."""
+    out = dict(zip(idx, rows, strict=True))
+    for i, why in far.items():
+        row = far_rows.get(i)
+        out[i] = row if row is not None and _certain(row) else CheckResult.refusal(
+            why, name=f"{claim}[{families[i].name}]", claim=claim, alpha=alpha, sample_size=0, seed=seed)
+    return [out[i] for i in sorted(out)]
+
+
+#: the methods of the rows that fail without a statistic (checks.CheckResult.certain_failure, invalid_claim)
+_CERTAIN_METHODS = ("non-finite estimate", "bounded", "invalid claim")
+
+
+def _certain(row: CheckResult) -> bool:
+    """A failure that no statistic's level decided: a non-finite estimate, one outside its declared bound, an invalid
+    claim (a target that is no number); kept where the check's level is not calibrated. Draws that all agree off
+    their target (z = ∞ in the CLT path) are not counted: a law with a rare event puts every draw of a sample on one
+    value with probability near 1, so that agreement is no certainty where the tails are not calibrated."""
+    return row.status == "failed" and math.isinf(row.statistic) and row.method in _CERTAIN_METHODS
 
 
 def _largest_norm(family: InputFamily) -> float:

@@ -392,14 +392,15 @@ def run_mean_variance_checks(
 
     ``groups`` maps a claim to its checks: ``{"kind": "mean" | "variance", "families": [indices], "alpha": α per
     check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
-    "prefix": name, "scale": [P] tensor | None}`` (``scale``: the magnitude of the kernel at each pair,
-    √|k(x, x)·k(y, y)|, which bounds |k(x, y)| for a positive-definite kernel and sets the pair's rounding floor
-    even where the target itself is rounding noise). At each look of :func:`~kerneltheory.testing.sequential.looks`
-    every undecided check is
-    run at its spent level. A check is decided when it rejects, when it accepts early (at the looks of
+    "prefix": name, "scale": [P] tensor | None, "claim": str}`` (``claim``: the claim a mean group's rows name, by
+    default its key, so that two groups can check one claim apart; ``scale``: the magnitude of the kernel at each
+    pair, √|k(x, x)·k(y, y)|, which bounds |k(x, y)| for a positive-definite kernel and sets the pair's rounding
+    floor even where the target itself is rounding noise). At each look of
+    :func:`~kerneltheory.testing.sequential.looks` every undecided check is run at its spent level. A check is
+    decided when it rejects, when it accepts early (at the looks of
     :func:`~kerneltheory.testing.sequential.futility_plan` with ``futility_miss``; 0 turns this off) or at the last
-    look; a claim is decided when one of its checks rejects or all of them are decided, and the draws stop when
-    every claim is decided. A check accepted early is tested once more on every draw taken, at the level of the
+    look; a group (a claim) is decided when one of its checks rejects or all of them are decided, and the draws stop
+    when every group is decided. A check accepted early is tested once more on every draw taken, at the level of the
     run's last look, when the draws end: a rejection there (a certain failure included) replaces the accept. A
     check whose claim was decided before the check was (another check rejected first) gets a "stopped" row. Returns
     the rows per claim, in family order.
@@ -456,8 +457,8 @@ def run_mean_variance_checks(
         smp = samples[:, sl]
         labels = labels_all[sl]
         name = f"{g['prefix']}[{families[i].name}]"
-        base = dict(name=name, claim=claim if g["kind"] == "mean" else "variance", alpha=a_k, sample_size=n,
-                    seed=seed)
+        base = dict(name=name, claim=g.get("claim", claim) if g["kind"] == "mean" else "variance", alpha=a_k,
+                    sample_size=n, seed=seed)
         row, dependent = _nonfinite_row(smp, base, labels), None
         if row is None:
             e = _binary_exponents(smp, g, sl)
@@ -550,7 +551,8 @@ def run_mean_variance_checks(
             else:
                 prev = last[claim].get(i)
                 out[claim].append(CheckResult(
-                    name=f"{g['prefix']}[{families[i].name}]", claim=claim, statistic=math.nan, p_value=math.nan,
+                    name=f"{g['prefix']}[{families[i].name}]", claim=g.get("claim", claim), statistic=math.nan,
+                    p_value=math.nan,
                     alpha=g["alpha"], effect_size=math.nan, sample_size=0 if prev is None else prev.sample_size,
                     seed=seed, method="stopped", passed=False,
                     detail="not decided: the claim was already refuted by another check, so the draws stopped",
