@@ -13,7 +13,9 @@ package's source that computed it (``kerneltheory.report.source_digest``); a rer
 (name, seed) pairs it already holds from this source and reruns the others (lines that do not parse, such as one cut
 short by a killed run, are dropped; the file is rewritten atomically first). A run that raises is recorded with its
 error and counted apart. The summary of this source's runs at the seeds asked for, per claim and verdict, is printed
-and written beside OUT as OUT.summary.json (atomically).
+and written beside OUT as OUT.summary.json (atomically). A worker that dies (killed, out of memory) ends the run: the
+lines already written stay, the summary of what finished is still written, and the script exits with status 1; the
+same command resumes.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import argparse
 import collections
 import json
 import os
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 CLAIMS = ("unbiased", "positive", "variance", "finite")
 
 
-def run(job: tuple[str, int, str]) -> dict:
+def run(job: tuple[str, int]) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -107,17 +111,34 @@ def main() -> None:
     write_atomically(args.out, "".join(json.dumps(r) + "\n" for r in rows))  # the lines that parse, whole
     done = {(r["name"], r["seed"]) for r in rows if is_run(r, source) and "error" not in r}
     jobs = [(n, s) for s in range(*args.seeds) for n in E.list() if (n, s) not in done]
-    with open(args.out, "a") as f, ProcessPoolExecutor(args.workers) as pool:
-        for future in as_completed([pool.submit(run, job) for job in jobs]):  # each line as soon as its run ends
-            rows.append(future.result())
-            f.write(json.dumps(rows[-1]) + "\n")
-            f.flush()
+    broken = collect(args.out, rows, jobs, args.workers)
     source = source_digest.__wrapped__()  # the source now: rows computed before an edit are not summarised with it
     asked = set(range(*args.seeds))
     latest = {(r["name"], r["seed"]): r for r in rows if is_run(r, source) and r["seed"] in asked}  # a rerun's
     result = summary(list(latest.values()), source)
     write_atomically(args.out + ".summary.json", json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "seeds"}, indent=1))
+    if broken:
+        print(f"{broken}; the same command resumes", file=sys.stderr)
+        sys.exit(1)
+
+
+def collect(out: str, rows: list[dict], jobs: list[tuple[str, int]], workers: int) -> str:
+    """Run ``jobs`` on ``workers`` processes, appending each finished run to ``rows`` and as a line to ``out`` as soon
+    as it ends. Returns "" or, when a worker died (the pool is then broken and the runs it had not finished are
+    lost), a line saying so; every run that finished is kept."""
+    lost, why = 0, ""
+    with open(out, "a") as f, ProcessPoolExecutor(workers) as pool:
+        for future in as_completed([pool.submit(run, job) for job in jobs]):  # each line as soon as its run ends
+            try:
+                row = future.result()
+            except BrokenProcessPool as exc:
+                lost, why = lost + 1, str(exc)
+                continue
+            rows.append(row)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+    return f"a worker died ({why}): {len(jobs) - lost} of {len(jobs)} runs finished and were kept" if lost else ""
 
 
 if __name__ == "__main__":
