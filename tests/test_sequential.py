@@ -519,3 +519,40 @@ def test_estimates_of_a_wrong_type_or_width_are_errors():
     with pytest.raises(ValueError, match="returned 5 columns in block 1, 4 before"):
         run(lambda g, r: normal(g, r, next(widths)))
     assert run(normal)["unbiased"][0].passed
+
+
+def test_a_group_decided_by_certain_failures_only_keeps_drawing_past_a_rejection(kt_generator):
+    """Mean rows whose level is not calibrated (the claim matrix's rows beyond a component's calibrated radius) run
+    in a group with ``certain_only``: a statistical rejection there (here a family whose draws all agree off the
+    target, z = ∞) decides nothing, so a non-finite estimate of another family at a later look is still seen and
+    fails it (a certain failure). In an ordinary group the rejection decides the group at the first look and the
+    other family is "stopped" (a review's finding: the certain failure was lost)."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    fams = [InputFamily("agree", torch.zeros(2, 4), torch.zeros(2, 4)),
+            InputFamily("late inf", torch.ones(2, 4), torch.ones(2, 4))]
+    target = torch.tensor([0.5, 0.5, 1.0, 1.0], dtype=torch.float64)
+    seed = int(torch.randint(0, 2**31, (), generator=kt_generator))
+
+    def estimates(gen, r):  # blocks of 256 draws: the first look reads one block, draw 1000 is in the fourth
+        z = 1.0 + 0.1 * torch.randn(r, 4, generator=gen, dtype=torch.float64).clamp(-3, 3)
+        z[:, :2] = 0.6  # family "agree": every draw 0.6 against the target 0.5
+        estimates.drawn += r
+        if estimates.drawn - r <= 1000 < estimates.drawn:
+            z[1000 - (estimates.drawn - r), 2] = math.inf
+        return z
+
+    for certain_only in (True, False):
+        estimates.drawn = 0
+        group = dict(kind="mean", claim="unbiased", alpha=1e-6, target=target, families=[0, 1], prefix="unbiased",
+                     scale=target.abs(), certain_only=certain_only)
+        agree, late = run_mean_variance_checks(estimates, fams, {"far": group}, draws=4096, block=256,
+                                               seed=seed)["far"]
+        assert not agree.certain and agree.claim == late.claim == "unbiased", (agree, late)
+        if certain_only:  # the certain failure decides the group; the rejected row, never kept, reads "stopped"
+            assert late.certain and late.method == "non-finite estimate" and agree.stopped, (agree, late)
+            assert estimates.drawn > 1000
+        else:
+            assert agree.status == "failed" and agree.statistic == math.inf, agree
+            assert late.stopped and estimates.drawn < 1000, (late, estimates.drawn)

@@ -72,9 +72,9 @@ class HRF(Component):
         "unbiased": (
             "the mean test reads the sample's variance, and a share of the variance (the positive part's log-normal "
             "tail) sits in draws too rare for the sample: at the family ‖x‖ = ‖y‖ = 2 of seed 16, every one of the 544 "
-            "samples of 4096 draws (of 3000) that the test accepted had s² < σ²/2 at the pair of largest σ², and the "
-            "test rejected the true kernel at 23 of them at α′ = 10⁻², 6 at 10⁻³ and 3 at 10⁻⁴ (5.4, 0.5 and 0.05 "
-            "expected); at norm 1 it holds its level (11 of 2972 at 10⁻², none at 10⁻³; tests/test_calibration.py)"
+            "samples of 4096 draws (of 3000) that the test's guard admitted had s² < σ²/2 at the pair of largest σ², "
+            "and the test rejected the true kernel at 23 of them at α′ = 10⁻², 6 at 10⁻³ and 3 at 10⁻⁴ (5.4, 0.5 and "
+            "0.05 expected); at norm 1 it holds its level (11 of 2972 at 10⁻², none at 10⁻³; tests/test_calibration.py)"
         ),
     }
 

@@ -150,6 +150,14 @@ class CheckResult:
         return self.method == "stopped"
 
     @property
+    def certain(self) -> bool:
+        """A failure that no statistic's level decided (:meth:`certain_failure` of a non-finite estimate or one
+        outside its declared bound, :meth:`invalid_claim`): it holds where a check's level is not calibrated. Draws
+        that all agree off their target (the CLT rows' z = ∞) are not counted: a law with a rare event puts every draw
+        of a sample on one value with probability near 1."""
+        return self.status == "failed" and math.isinf(self.statistic) and self.method in CERTAIN_METHODS
+
+    @property
     def status(self) -> str:
         """``"passed"``, ``"failed"``, ``"refused"`` or ``"stopped"``."""
         if self.passed:
@@ -159,6 +167,10 @@ class CheckResult:
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in ("without_variance", "pair_p", "no_evidence")}
+
+
+#: the methods of the rows that fail without a statistic (:attr:`CheckResult.certain`)
+CERTAIN_METHODS = ("non-finite estimate", "bounded", "invalid claim")
 
 
 def _bonferroni(p: torch.Tensor) -> tuple[float, int]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from .. import estimators as E
-from .._validation import MIN_ALPHA, check_alpha, check_int, check_real
+from .._validation import check_alpha, check_int, check_real
 from ..estimators import CLAIM_NAMES, RandomFeatureEstimator, pair_segments
 from ..spectral.base import ClosedFormUnavailable
 from .checks import ROUNDING_ULPS, CheckResult, feature_example, pair_rounding_floor, property_check
@@ -107,8 +107,8 @@ def _mean_checks(
     """The unbiasedness checks of ``families[i]`` for i in ``mean_families`` and the variance checks for i in
     ``variance_families`` (none when the estimator has no closed-form variance), drawn together; the rows in
     the order of those lists; and the unbiasedness checks at ``uncalibrated_mean_families`` (beyond a component's
-    calibrated radius: without the claimed variance, in a group of their own at the smallest level, so that their
-    failures stop no other row and only a certain failure decides them). A family in no list is not drawn."""
+    calibrated radius: without the claimed variance, in a group of their own that only a certain failure decides, so
+    that their rejections stop no row). A family in no list is not drawn."""
     pairs = [f.pairs() for f in families]
     x = torch.cat([p[0] for p in pairs]).to(est.dtype)
     y = torch.cat([p[1] for p in pairs]).to(est.dtype)
@@ -150,10 +150,11 @@ def _mean_checks(
     if variance_families and var is not None:
         groups["variance"] = dict(kind="variance", families=list(variance_families), alpha=alpha, variance=var,
                                   bound=bound, prefix="variance")
-    if uncalibrated_mean_families:  # at the smallest level: only a certain failure (p = 0) decides these rows
-        groups["unbiased, uncalibrated"] = dict(kind="mean", claim="unbiased", alpha=MIN_ALPHA, target=target,
-                                                families=list(uncalibrated_mean_families), variance=None, bound=bound,
-                                                target_stderr=target_se, prefix="unbiased", scale=scale)
+    if uncalibrated_mean_families:  # only a certain failure decides these rows (their other rows are discarded)
+        groups["unbiased, uncalibrated"] = dict(kind="mean", claim="unbiased", certain_only=True, alpha=alpha,
+                                                target=target, families=list(uncalibrated_mean_families),
+                                                variance=None, bound=bound, target_stderr=target_se,
+                                                prefix="unbiased", scale=scale)
     # the rounding floors in the precision the features are evaluated in (float32 where compute_dtype allows it)
     eps = torch.finfo(est.evaluation_dtype(x.dtype, compute_dtype)).eps
     rows = run_mean_variance_checks(estimates, families, groups, draws=draws, block=block, seed=seed, feature_eps=eps)
@@ -349,10 +350,9 @@ def verify_estimator(
     # a component whose checks are measured to hold their level only up to a radius (features/hybrid.py) gets refused
     # rows, naming why, at the families beyond it for the claims it names (``beyond_calibrated_radius``), not checks
     # that could fail a true claim more often than their α. Its mean rows there are drawn, apart (their failures stop
-    # no other row) and without the claimed variance, for their certain failures only (_certain: a non-finite
-    # estimate, one outside its declared bound, a target that is no number); they take no share of α (their group
-    # runs at the smallest level, so that no statistic decides it) and are not re-run. Its variance rows there are
-    # not drawn.
+    # no other row) and without the claimed variance, for their certain failures only (CheckResult.certain: a
+    # non-finite estimate, one outside its declared bound, a target that is no number); they take no share of α (their
+    # group is decided by certain failures only) and are not re-run. Its variance rows there are not drawn.
     far = _beyond_calibrated_radius(est.component, families)
     # (the stress families carry no variance row: nothing to refuse there)
     far_mean, far_var = far.get("unbiased", {}), {i: w for i, w in far.get("variance", {}).items() if i < len(fam)}
@@ -454,11 +454,12 @@ def _beyond_calibrated_radius(component, families: list[InputFamily]) -> dict[st
     """For each claim the component names in ``calibrated_radius`` (a dict claim → radius, the claims "unbiased" and
     "variance") and ``beyond_calibrated_radius`` (the same claims → the reason), the indices of the families past the
     claim's radius (largest ‖x‖ or ‖y‖ above it), each with its refusal's detail; {} for a component without the
-    attributes. A family at exactly a radius (norms r(1 ± ε)) stays. Malformed attributes: ValueError naming them."""
+    attributes or with both None (a subclass's way out of its parent's). A family at exactly a radius (norms
+    r(1 ± ε)) stays. Malformed attributes: ValueError naming them."""
     radii = getattr(component, "calibrated_radius", None)
     owner = type(component).__name__
     stale = [a for a in ("variance_check_radius", "variance_check_beyond") if hasattr(component, a)]
-    if radii is None and hasattr(component, "beyond_calibrated_radius"):
+    if radii is None and getattr(component, "beyond_calibrated_radius", None) is not None:
         stale.append("beyond_calibrated_radius without calibrated_radius")
     if stale:  # a declaration that would be ignored
         raise ValueError(f"{owner} declares {', '.join(stale)}: declare calibrated_radius (a dict claim → radius) and "
@@ -485,26 +486,15 @@ def _beyond_calibrated_radius(component, families: list[InputFamily]) -> dict[st
 def _in_family_order(rows: list[CheckResult], idx: list[int], far: dict[int, str], families: list[InputFamily],
                      claim: str, alpha: float, seed: int, far_rows: dict[int, CheckResult]) -> list[CheckResult]:
     """A claim's checked ``rows`` (of ``families[i]`` for i in ``idx``) and, at the families ``far`` (index →
-    detail), the row checked there (``far_rows``) where it is a certain failure (:func:`_certain`), else a refusal
+    detail), the row checked there (``far_rows``) where it is a certain failure
+    (:attr:`~kerneltheory.testing.checks.CheckResult.certain`; shown at the check's level ``alpha``), else a refusal
     naming the detail; in the families' order."""
     out = dict(zip(idx, rows, strict=True))
     for i, why in far.items():
         row = far_rows.get(i)
-        out[i] = row if row is not None and _certain(row) else CheckResult.refusal(
+        out[i] = replace(row, alpha=alpha) if row is not None and row.certain else CheckResult.refusal(
             why, name=f"{claim}[{families[i].name}]", claim=claim, alpha=alpha, sample_size=0, seed=seed)
     return [out[i] for i in sorted(out)]
-
-
-#: the methods of the rows that fail without a statistic (checks.CheckResult.certain_failure, invalid_claim)
-_CERTAIN_METHODS = ("non-finite estimate", "bounded", "invalid claim")
-
-
-def _certain(row: CheckResult) -> bool:
-    """A failure that no statistic's level decided: a non-finite estimate, one outside its declared bound, an invalid
-    claim (a target that is no number); kept where the check's level is not calibrated. Draws that all agree off
-    their target (z = ∞ in the CLT path) are not counted: a law with a rare event puts every draw of a sample on one
-    value with probability near 1, so that agreement is no certainty where the tails are not calibrated."""
-    return row.status == "failed" and math.isinf(row.statistic) and row.method in _CERTAIN_METHODS
 
 
 def _largest_norm(family: InputFamily) -> float:

@@ -392,12 +392,14 @@ def run_mean_variance_checks(
 
     ``groups`` maps a claim to its checks: ``{"kind": "mean" | "variance", "families": [indices], "alpha": α per
     check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
-    "prefix": name, "scale": [P] tensor | None, "claim": str}`` (``claim``: the claim a mean group's rows name, by
-    default its key, so that two groups can check one claim apart; ``scale``: the magnitude of the kernel at each
-    pair, √|k(x, x)·k(y, y)|, which bounds |k(x, y)| for a positive-definite kernel and sets the pair's rounding
-    floor even where the target itself is rounding noise). At each look of
-    :func:`~kerneltheory.testing.sequential.looks` every undecided check is run at its spent level. A check is
-    decided when it rejects, when it accepts early (at the looks of
+    "prefix": name, "scale": [P] tensor | None, "claim": str, "certain_only": bool}`` (``claim``: the claim a mean
+    group's rows name, by default its key, so that two groups can check one claim apart; ``certain_only``: only a
+    certain failure (:attr:`~kerneltheory.testing.checks.CheckResult.certain`) decides a row before the last look,
+    and no dependence test runs, for checks whose level is not calibrated and whose other failures the caller
+    discards; ``scale``: the magnitude of the kernel at each pair, √|k(x, x)·k(y, y)|, which bounds |k(x, y)| for a
+    positive-definite kernel and sets the pair's rounding floor even where the target itself is rounding noise). At
+    each look of :func:`~kerneltheory.testing.sequential.looks` every undecided check is run at its spent level. A
+    check is decided when it rejects, when it accepts early (at the looks of
     :func:`~kerneltheory.testing.sequential.futility_plan` with ``futility_miss``; 0 turns this off) or at the last
     look; a group (a claim) is decided when one of its checks rejects or all of them are decided, and the draws stop
     when every group is decided. A check accepted early is tested once more on every draw taken, at the level of the
@@ -495,9 +497,10 @@ def run_mean_variance_checks(
             for r in (row, row.without_variance):  # the test without a claimed variance may decide instead
                 if r is not None and bool((e != 0).any()):
                     r.detail = (r.detail + "; " if r.detail else "") + _unit_note(r.detail, e, labels, g["kind"])
-            # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g))
-            dependent = dependence_refusal(row, smp, segments, labels,
-                                           (lambda c: fresh(c + sl.start)) if batched_draws else None, whole=samples)
+            # a failure that dependent draws could make is no verdict (proofs/verification.md, item 13(g)); a group
+            # decided by certain failures only has no statistical failure to explain
+            dependent = None if g.get("certain_only") else dependence_refusal(
+                row, smp, segments, labels, (lambda c: fresh(c + sl.start)) if batched_draws else None, whole=samples)
             row = dependent or row
         for r in (row, row.without_variance):
             if r is not None and len(points) > 1:
@@ -526,7 +529,9 @@ def run_mean_variance_checks(
                     elif earlier is not None:  # a later look's pass does not undo an earlier rejection
                         row.without_variance = earlier
                 last[claim][i] = row
-                if row.status == "failed" or row.accepted_early or final or dependent:
+                # (a group decided by certain failures only keeps drawing past a rejection: a later look may show one)
+                fails = row.certain if g.get("certain_only") else row.status == "failed"
+                if fails or row.accepted_early or final or dependent:
                     rows[claim][i] = row
             if any(r.status == "failed" for r in rows[claim].values()) or final or \
                     len(rows[claim]) == len(g["families"]):
