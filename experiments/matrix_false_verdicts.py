@@ -125,21 +125,32 @@ def main() -> None:
 
 def collect(out: str, rows: list[dict], jobs: list[tuple[str, int]], workers: int) -> str:
     """Run ``jobs`` on ``workers`` processes, appending each finished run to ``rows`` and as a line to ``out`` as soon
-    as it ends. Returns "" or, when a worker died (the pool is then broken and the runs it had not finished are
-    lost), a line saying so; every run that finished is kept."""
+    as it ends (a run whose worker raised outside ``run``'s own guard is recorded with its error). Returns "" or,
+    when a worker died (the pool is then broken and the runs it had not finished are lost), a line saying so; every
+    run that finished is kept. Leaving on another exception (Ctrl-C) cancels the runs not started."""
+    from kerneltheory.report import source_digest
+
     lost, why = 0, ""
     with open(out, "a") as f, ProcessPoolExecutor(workers) as pool:
-        for future in as_completed([pool.submit(run, job) for job in jobs]):  # each line as soon as its run ends
-            try:
-                row = future.result()
-            except BrokenProcessPool as exc:
-                lost, why = lost + 1, str(exc)
-                continue
-            rows.append(row)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        try:
+            futures = {pool.submit(run, job): job for job in jobs}
+            for future in as_completed(futures):  # each line as soon as its run ends
+                try:
+                    row = future.result()
+                except BrokenProcessPool as exc:
+                    lost, why = lost + 1, str(exc)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - recorded, not lost: the other runs go on
+                    name, seed = futures[future]
+                    row = {"name": name, "seed": seed, "source": source_digest(),
+                           "error": f"{type(exc).__name__}: {exc}"}
+                rows.append(row)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return f"a worker died ({why}): {len(jobs) - lost} of {len(jobs)} runs finished and were kept" if lost else ""
-
 
 if __name__ == "__main__":
     main()
