@@ -1132,8 +1132,10 @@ def test_a_correct_half_precision_attention_is_not_failed_on_its_rounding(kt_see
         return lambda q, k, v, mask=None: (1.01 * fn(q, k, v)).to(torch.bfloat16).to(torch.float64)
 
     report = check_attention(biased, checks=["consistency", "bias"], **common)
-    # the report fails on the bias row; the slope row alone may pass at some seeds (it fails or is refused at most)
-    assert report.status == "FAILED" and report.checks[1].status == "failed", str(report)
+    # the report fails, on the bias row at 230 of the bases 0–229 (the slope row alone passes at 66 of them); at a rare
+    # seed the bias row's guard refuses its 512 draws for heavy tails (base 3080811165: guard 0.172 > 0.1) and the
+    # slope row fails the report: the bias row never passes the biased map
+    assert report.status == "FAILED" and report.checks[1].status in ("failed", "refused"), str(report)
 
     def independent(m, generator):  # a different W for the keys: biased at every m
         wq, wk = (torch.randn(m, 8, generator=generator, dtype=torch.float64).to(torch.bfloat16) for _ in range(2))
