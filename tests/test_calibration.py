@@ -19,6 +19,7 @@ import kerneltheory.estimators as E
 from kerneltheory.montecarlo import Moments
 from kerneltheory.testing.checks import mean_check, pair_rounding_floor, variance_check
 from kerneltheory.testing.inputs import direction_families, moderate_families
+from kerneltheory.testing.user_calls import cauchy_schwarz_scale
 
 FAMILIES = [
     "trig/gaussian", "trig_phase/gaussian", "positive/gaussian", "hyperbolic/gaussian", "oprf/gaussian",
@@ -41,7 +42,7 @@ def _p_values(name: str, seeds: range, draws: int = 4096) -> dict[str, list[floa
     with torch.no_grad():
         target = est.kernel_pairs(x, y).to(torch.float64)
         # the pair's magnitude for its rounding floor, as the engine computes it (verify.run_mean_variance_checks)
-        scale = (est.kernel_pairs(x, x) * est.kernel_pairs(y, y)).to(torch.float64).abs().sqrt()
+        scale = cauchy_schwarz_scale(est.kernel_pairs(x, x), est.kernel_pairs(y, y))
         var = est.variance_pairs(x, y).to(torch.float64) if est.claims.variance else None
         bound_fn = getattr(est.component, "estimate_bound", None)
         bound = None if bound_fn is None else bound_fn(x, y)
@@ -152,7 +153,7 @@ def _family_mean_checks(name: str, seed: int, family: str, samples: range, base:
     x, y = next(f for f in fams if f.name == family).pairs()
     with torch.no_grad():
         target = est.kernel_pairs(x, y).to(torch.float64)
-        scale = (est.kernel_pairs(x, x) * est.kernel_pairs(y, y)).to(torch.float64).abs().sqrt()
+        scale = cauchy_schwarz_scale(est.kernel_pairs(x, x), est.kernel_pairs(y, y))
         var = est.variance_pairs(x, y).to(torch.float64)
     j = int(var.argmax())
     ps, ratios = [], []
