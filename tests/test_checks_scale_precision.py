@@ -103,15 +103,18 @@ def guarded(g, d=D, m=64):
     return fn
 
 
-def test_a_map_returning_zero_at_a_target_of_1e156_fails(kt_seed):
+def test_a_map_returning_zero_at_a_target_of_1e156_never_passes(kt_seed):
     """At ‖x‖ = ‖y‖ = 19 the softmax target is e^361 ≈ 6e156 and the guarded map returns 0: this passed
-    ("mean 0 ± inf")."""
+    ("mean 0 ± inf"), then FAILED on draws that all agree off their target. Agreement alone is no evidence against
+    a map that varies elsewhere (an unbiased estimate can be 0 except on a rare event: proofs/verification.md,
+    item 3a), so the row is refused, naming the pair; the zero features themselves fail the positivity claim."""
     u = nn.functional.normalize(torch.randn(4, D, generator=torch.Generator().manual_seed(kt_seed),
                                             dtype=torch.float64), dim=-1)
-    r = check_feature_map(guarded, kernels.softmax, dim=D, claims={"unbiased"}, inputs=[(19 * u, 19 * u)],
+    r = check_feature_map(guarded, kernels.softmax, dim=D, claims={"unbiased", "positive"}, inputs=[(19 * u, 19 * u)],
                           seed=kt_seed, sweep=False)
     row = next(c for c in r.checks if c.name == "unbiased[inputs[0]]")
-    assert row.status == "failed", row.detail
+    assert row.refused and "at pair 0 (inputs[0][0]) every one of the 4096 draws gave 0" in row.detail, row.detail
+    assert r.status == "FAILED" and {c.claim for c in r.failures} == {"positive"}, str(r)
 
 
 @pytest.mark.parametrize("factor", [1e100, 1e200, 1e300])
@@ -408,14 +411,17 @@ def _cast_prf(declare: bool, m=10):
 
 def test_a_map_that_casts_float32_features_declares_it_or_is_told(kt_seed):
     """Features computed in float32 and cast to float64 carry float32's rounding: declared (``feature_dtype``) the
-    floors allow it and the correct map passes; undeclared, it fails (at x = y = 0 every draw gives the float32
-    value of m·(1/√m)², 1 ± 10⁻⁸, against float64's floor), and a note says the features are all float32 numbers
-    and how to declare them (the floor itself is never guessed)."""
+    floors allow it and the correct map passes; undeclared, it does not pass (at x = y = 0 every draw gives the
+    float32 value of m·(1/√m)², 1 ± 10⁻⁸, against float64's floor: draws that agree off their target, refused since
+    agreement alone is no evidence in a map that varies elsewhere, proofs/verification.md, item 3a; it FAILED before),
+    and a note says the features are all float32 numbers and how to declare them (the floor itself is never
+    guessed)."""
     kernel = kernels.softmax
     declared = check_feature_map(_cast_prf(True), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
     assert declared.passed, str(declared)
     undeclared = check_feature_map(_cast_prf(False), kernel, dim=D, claims={"unbiased"}, alpha=1e-6, seed=kt_seed)
-    assert undeclared.status == "FAILED", str(undeclared)
+    assert undeclared.status in ("FAILED", "REFUSED") and not undeclared.passed, str(undeclared)
+    assert any("at pair" in c.detail and "every one of the" in c.detail for c in undeclared.refusals), str(undeclared)
     assert any("float32 numbers" in n and "feature_dtype" in n for n in undeclared.notes), undeclared.notes
     for wrong in ("float32", torch.int8):  # a declaration that is no floating dtype is an error, not ignored
 

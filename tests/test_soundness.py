@@ -10,12 +10,14 @@ import re
 
 import pytest
 import torch
+from scipy import stats
 
 from kerneltheory import kernels, theory
 from kerneltheory.montecarlo import Moments
 from kerneltheory.testing import check_feature_map, checks
-from kerneltheory.testing.checks import _bonferroni, mean_check, pair_rounding_floor, variance_check
+from kerneltheory.testing.checks import _bonferroni, mean_check, one_map, pair_rounding_floor, variance_check
 from kerneltheory.testing.planted import planted_map
+from kerneltheory.testing.seeds import seed_for
 
 D = 4
 
@@ -471,3 +473,131 @@ def test_an_untested_constant_pair_names_the_variance_refusal_wherever_it_is():
     row = variance_check(Moments.from_samples(x), torch.tensor([claimed_heavy], dtype=torch.float64), alpha=1e-7,
                          name="variance[‖x‖ = ‖y‖ = 1]", seed=0, samples=x)
     assert row.refused and row.no_evidence and "sixth and eighth moments too large" in row.detail, row.detail
+
+
+
+def _regions(x):
+    """ψ(x): feature 0 covers the inputs with x₁ ≥ 0, feature 1 those with x₁ < 0."""
+    up = (x[:, :1] >= 0).to(x.dtype)
+    return torch.cat([up * torch.exp(x[:, :1]), (1 - up) * torch.exp(-x[:, :1])], 1) / 2
+
+
+def _sparse_sample(keep=1e-5, factor=1.0, frozen=False):
+    """A sparse map: φ = ψ·√(W, B/p)·√factor with W ~ Exp(1) and B ~ Bernoulli(p) shared by queries and keys, so
+    φ(x)ᵀφ(y) = W ψ₀(x)ψ₀(y) + (B/p) ψ₁(x)ψ₁(y) is unbiased for ψ(x)ᵀψ(y) (times ``factor``). Feature 1 is kept with
+    probability p = 1e-5: at a pair with x₁, y₁ < 0 the estimate is 0 except on that rare event, while feature 0's
+    pairs vary. ``frozen``: W = B/p = 1 at every draw, a deterministic map."""
+
+    def sample(g):
+        u = torch.rand(2, generator=g, dtype=torch.float64)
+        weights = torch.ones(2, dtype=torch.float64) if frozen else torch.stack([-torch.log1p(-u[0]),
+                                                                                  (u[1] < keep) / keep])
+        return lambda x: _regions(x) * (weights * factor).sqrt()
+
+    return sample
+
+
+def _sparse_kernel(x, y):
+    return _regions(x) @ _regions(y).T
+
+
+def _sparse_variance(keep=1e-5):
+    def variance(x, y):  # Var W = 1, Var(B/p) = (1 − p)/p, independent
+        a, b = _regions(x), _regions(y)
+        return (a * a * torch.tensor([1.0, (1 - keep) / keep], dtype=torch.float64)) @ (b * b).T
+
+    return variance
+
+def test_agreeing_draws_of_a_rare_event_are_no_evidence_against_the_mean(kt_seed):
+    """Found case: draws that all agree off their target counted as exact (z = ∞), so an unbiased estimate that is
+    one value except on a rare event was FAILED whenever no draw hit the event: Bernoulli(6e-5) beside Bernoulli(½),
+    4096 draws, α = 1e-6, at 146 of the seeds 0–199, with its claimed variance, without it, or with the bound 1
+    (proofs/verification.md, item 3a). Such a pair is now untested without a claimed variance (the row refused,
+    naming it), and with one takes Cantelli's (σ²/(σ² + d²))ⁿ, which keeps a deterministic pair off its target
+    (claimed variance 0) and a map that ignores its generator (every draw one estimate a standard deviation off)
+    failed."""
+    p = torch.tensor([6e-5, 0.5], dtype=torch.float64)
+    claims = ({}, dict(variance=p * (1 - p)), dict(bound=torch.ones(2, dtype=torch.float64)))
+    agreeing = 0
+    for s in range(40):
+        g = torch.Generator().manual_seed(seed_for(f"rare {s}", kt_seed))
+        x = (torch.rand(4096, 2, generator=g, dtype=torch.float64) < p).to(torch.float64)
+        agreeing += int(bool((x[:, 0] == 0).all()))
+        for kw in claims:
+            row = mean_check(Moments.from_samples(x), p, alpha=1e-6, name="m", seed=s, samples=x, **kw)
+            assert row.status != "failed", (s, kw, row.detail)
+            if not kw and bool((x[:, 0] == 0).all()):
+                assert row.refused and not row.no_evidence and "at pair 0 every one of the 4096 draws" in row.detail
+    assert agreeing >= 10, agreeing  # P(no event in 4096 draws) = 0.78: the found case is exercised, not vacuous
+    x = torch.zeros(4096, 2, dtype=torch.float64)
+    x[:, 1] = torch.randn(4096, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    m = Moments.from_samples(x)
+    target = torch.tensor([1e-3, 0.0], dtype=torch.float64)
+    # power kept where a claim makes agreement evidence: a claimed variance 0 (a deterministic pair off its target) ...
+    row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x,
+                     variance=torch.tensor([0.0, 1.0], dtype=torch.float64), carry_without_variance=False)
+    assert row.status == "failed" and row.p_value == 0.0 and "Cantelli" in row.detail, row.detail
+    # ... and a map that ignores its generator: every draw the same estimate, one claimed standard deviation off
+    row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x,
+                     variance=torch.tensor([1e-6, 1.0], dtype=torch.float64))
+    assert row.status == "failed" and row.p_value < 1e-300, row.detail
+    assert row.without_variance.refused, row.without_variance.detail  # without the variance: no evidence either way
+    # a variance that makes agreement likely is no evidence: 4096 draws all 0 under mean 1e-3 and variance 1e-3
+    row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x,
+                     variance=torch.tensor([1e-3, 1.0], dtype=torch.float64))
+    assert row.passed, row.detail
+    # the exact p-value 2(σ²/(σ² + d²))ⁿ, d the distance beyond the rounding floor, at the pair and for the row
+    row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atol=torch.zeros(2, dtype=torch.float64),
+                     variance=torch.tensor([1e-4, 1.0], dtype=torch.float64))
+    expected = 2 * (1e-4 / (1e-4 + 1e-6)) ** 4096
+    assert row.pair_p[0].item() == pytest.approx(expected, rel=1e-9), (row.pair_p, expected)
+    # atoms=False declares a law without atoms off the target (a continuous or deterministic one): agreement is a bias
+    row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atoms=False)
+    assert row.status == "failed" and math.isinf(row.statistic) and not row.certain, row
+    assert one_map(x[:, :1]) and not one_map(x) and not one_map(torch.full((4, 1), math.nan, dtype=torch.float64))
+    with pytest.raises(TypeError, match="atoms"):
+        mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atoms="no")
+    # the level where Cantelli is tight: a two-point law of mean 0, value 1 except with probability ε, has
+    # σ²/(σ² + 1) = 1 − ε, so all n draws agree with probability (1 − ε)ⁿ = p/2; at α' = 0.05 with (1 − ε)ⁿ = 0.4α'
+    # every agreeing sample (20 expected) is rejected and the rate stays below α' (one-sided binomial bound at 1e-6)
+    n, runs, level = 256, 1000, 0.05
+    eps = 1 - (0.4 * level) ** (1 / n)
+    var = torch.tensor([(1 - eps) / eps], dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed_for("two-point", kt_seed))
+    rejected = agreed = 0
+    for s in range(runs):
+        hit = torch.rand(n, 1, generator=g, dtype=torch.float64) < eps
+        x = torch.where(hit, -(1 - eps) / eps, 1.0)
+        row = mean_check(Moments.from_samples(x), torch.zeros(1, dtype=torch.float64), alpha=level, name="m", seed=s,
+                         samples=x, variance=var, carry_without_variance=False)
+        rejected += row.status == "failed"
+        if not bool(hit.any()):
+            agreed += 1
+            assert row.status == "failed" and row.p_value == pytest.approx(0.8 * level, rel=1e-6), row
+    assert agreed > 0 and rejected <= stats.binom.isf(1e-6, runs, level), (rejected, agreed)
+
+
+
+def test_a_correct_sparse_map_is_never_failed(kt_seed):
+    """An unbiased map that is 0 except on a rare event at some pairs (feature 1 kept with probability 1e-5: at the
+    pairs with x₁, y₁ < 0 even 4096 draws are all 0 with probability 0.96) and varies at the others: with the earlier
+    rule the rows holding such a pair were FAILED. They are refused (no claimed variance, or one that the all-zero
+    draws cannot confirm), never failed; the same map off by a factor 2 still fails, and a map whose every draw is
+    the same function is still tested as deterministic (proofs/verification.md, item 3a)."""
+    zero_runs = 0
+    for s in range(2):
+        seed = seed_for(f"sparse {s}", kt_seed)
+        for claims, variance in (({"unbiased"}, None), ({"unbiased", "variance"}, _sparse_variance())):
+            report = check_feature_map(_sparse_sample(), _sparse_kernel, dim=D, claims=claims, variance=variance,
+                                       seed=seed, sweep=False)
+            assert not report.failures, [c.detail for c in report.failures]
+            zero_runs += any("every one of the" in c.detail and "gave 0" in c.detail
+                             for c in report.checks + [c.without_variance for c in report.checks
+                                                       if c.without_variance is not None])
+    assert zero_runs >= 1  # the found case (every draw 0 at a pair) is exercised
+    double = check_feature_map(_sparse_sample(factor=2.0), _sparse_kernel, dim=D, claims={"unbiased"}, seed=kt_seed,
+                               sweep=False)
+    assert double.status == "FAILED", str(double)
+    frozen = check_feature_map(_sparse_sample(factor=1.01, frozen=True), _sparse_kernel, dim=D, claims={"unbiased"},
+                               seed=kt_seed, sweep=False)  # deterministic, 1 % off
+    assert frozen.status == "FAILED" and not frozen.refusals, str(frozen)  # tested as the deterministic map it is

@@ -54,7 +54,10 @@ error) fails the check and names the pair; so does a claimed variance below zero
 rounding, and a NaN or negative declared bound (an infinite one means no bound: :func:`declared_bound`). A
 claimed variance within rounding of zero (nearly coincident points) is treated as zero. Pairs whose draws agree
 up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`, in the precision of the
-features: float32 features get float32's), so one huge pair cannot switch off the others. Standard errors are
+features: float32 features get float32's), so one huge pair cannot switch off the others. Draws that agree off their
+target are no evidence by themselves where the law may have an atom (a rare event leaves every draw on one value):
+such a pair is tested by a claimed variance (Cantelli) or a declared bound, or left untested and the row refused
+(``atoms``, :func:`one_map`; proofs/verification.md, item 3a). Standard errors are
 computed without squaring the deviation (hypot); one that is still not a finite float64 refuses the row, since
 z = diff/∞ = 0 would pass any deviation. The guard and the skewness are computed from the draws in their own
 power-of-two unit (:func:`_shape_moments`), so they do not underflow when the draws are tiny beside the target.
@@ -69,6 +72,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from scipy import stats
 
+from .._validation import check_flag
 from ..montecarlo import Moments
 from .pvalues import (
     bounded_p_values,
@@ -153,8 +157,8 @@ class CheckResult:
     def certain(self) -> bool:
         """A failure that no statistic's level decided (:meth:`certain_failure` of a non-finite estimate or one
         outside its declared bound, :meth:`invalid_claim`): it holds where a check's level is not calibrated. Draws
-        that all agree off their target (the CLT rows' z = ∞) are not counted: a law with a rare event puts every draw
-        of a sample on one value with probability near 1."""
+        that all agree off their target (a deterministic map's z = ∞, ``atoms=False``) are not counted: a law with a
+        rare event puts every draw of a sample on one value with probability near 1."""
         return self.status == "failed" and math.isinf(self.statistic) and self.method in CERTAIN_METHODS
 
     @property
@@ -224,6 +228,21 @@ def pair_rounding_floor(*values: torch.Tensor, feature_eps: float | None = None)
     if feature_eps is not None and feature_eps > _EPS:
         per_unit += FEATURE_ULPS * feature_eps
     return per_unit * _pair_scale(*values)
+
+
+def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | None = None,
+            floor: torch.Tensor | None = None) -> bool:
+    """Whether every pair's draws ``samples`` [n, P] agree up to the pair's rounding floor (``floor`` [P], by default
+    :func:`pair_rounding_floor` of the samples and ``values``): the map was one function at every draw, a deterministic
+    map or a sampler that ignores its generator. A non-finite draw is no agreement. Where it holds, a mean check takes
+    ``atoms=False`` (:func:`mean_check`): an unbiased random map whose every estimate is one value except on a rare
+    event, at every pair at once, is the case this reads as deterministic (proofs/verification.md, item 3a)."""
+    x = samples.detach().to(torch.float64).cpu()
+    if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+        return False
+    if floor is None:
+        floor = pair_rounding_floor(x, *values, feature_eps=feature_eps)
+    return bool((x.amax(0) - x.amin(0) <= 2 * floor).all())
 
 
 def _pair_scale(*values: torch.Tensor) -> torch.Tensor:
@@ -495,6 +514,7 @@ def mean_check(
     labels: list[str] | None = None,
     futility=None,
     carry_without_variance: bool = True,
+    atoms: bool = True,
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
@@ -522,9 +542,16 @@ def mean_check(
     H₀); :func:`~kerneltheory.testing.reliance.settle_on_variance` decides by that one unless the variance claim
     is confirmed in the same run. ``carry_without_variance=False`` skips it, for a variance that is a proven fact
     (``variance_known`` in :func:`~kerneltheory.testing.verify.run_mean_variance_checks`), where nothing settles.
+
+    ``atoms``: whether the estimate's law may put an atom off its target (a value taken with positive probability:
+    sparse, binning or dropout features, a discrete law). Then a pair whose draws all agree at their own scale, off its
+    target, is evidence only through a claimed variance (Cantelli: 2(σ²/(σ² + d²))ⁿ at distance d) or a declared bound;
+    without either it is untested, and a row that does not reject elsewhere is refused naming it (a rare event leaves
+    every draw on one value with probability near 1). ``atoms=False`` declares that no such atom exists (a continuous
+    law, a deterministic map): agreement off the target is then a bias (proofs/verification.md, item 3a).
     """
     args = dict(alpha=alpha, name=name, seed=seed, bound=bound, samples=samples, target_stderr=target_stderr,
-                atol=atol, claim=claim, labels=labels, futility=futility)
+                atol=atol, claim=claim, labels=labels, futility=futility, atoms=check_flag(atoms, "atoms"))
     row = _mean_test(m, target, variance, args)
     if variance is not None and carry_without_variance:
         row.without_variance = _mean_test(m, target, None, args)
@@ -533,7 +560,7 @@ def mean_check(
 
 def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, kw: dict) -> CheckResult:
     """The test of :func:`mean_check` with the given ``variance`` taken as exact (None: studentised under H₀)."""
-    alpha, name, seed, claim, labels = (kw[k] for k in ("alpha", "name", "seed", "claim", "labels"))
+    alpha, name, seed, claim, labels, atoms = (kw[k] for k in ("alpha", "name", "seed", "claim", "labels", "atoms"))
     bound, samples, target_stderr, atol, futility = (kw[k] for k in ("bound", "samples", "target_stderr", "atol",
                                                                      "futility"))
     n = m.count
@@ -585,6 +612,13 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         zero = se == 0
     if target_stderr is not None:  # a Monte Carlo target is known only to its own error: the two-sample z-test decides
         zero = zero & (target_stderr.to(zero.device) == 0)
+    # draws that agree off their target: where the law may have an atom, one value except on a rare event puts every
+    # draw there with probability near 1, so draws that agree at their own scale are evidence only through a claimed
+    # variance (Cantelli) or a declared bound; draws that vary at their own scale, within a floor set by a far larger
+    # target, take the normal test as any other pair (proof item 3a)
+    off = zero & (near != 0)
+    rare = _one_value(off, samples, target, m.mean, atol) if atoms else torch.zeros_like(off)
+    p_agree = _agreeing_p_values(rare, samples, target, atol, near, variance, n)
     halves = 2 if bound is not None and target_stderr is None else 1
     skew = _skewness(shape)  # read by the floor, the p-values and the early look
     floor = p_value_floor(skew, n, studentised=variance is None) * target.numel() * halves
@@ -597,7 +631,12 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             torch.where(near != 0, math.inf, 0.0),
             near / torch.where(se > 0, se, torch.ones_like(se)),
         )
+        if atoms:  # agreeing within the floor of a far larger target, yet varying: the normal test, |z| ≤ √n
+            z = torch.where(off & ~rare & (se > 0), near / torch.where(se > 0, se, torch.ones_like(se)), z)
         p_clt = normal_p_values(z, skew, n, studentised=variance is None)
+        if bool(rare.any()):  # the agreeing pairs' exact p-values, and the normal |z| that gives each (for the row)
+            p_clt = torch.where(rare, p_agree, p_clt)
+            z = torch.where(rare, torch.sign(near) * _normal_equivalent(p_agree), z)
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
@@ -605,7 +644,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         final_var = m.population_variance if variance is None else variance
         final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
         if excludes_detectable_effects(near, se, final_se, skew, futility, pairs=target.numel(),
-                                       halves=halves, studentised=variance is None, settled=zero):
+                                       halves=halves, studentised=variance is None, settled=zero & ~rare):
             _mark_early(row, futility)
         return row
     if bound is not None and target_stderr is None:
@@ -637,16 +676,30 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         method = "clt (exact variance)" if variance is not None else "clt"
         if math.isnan(p_adj):
             return _not_a_probability(p_clt, idx, method, base, labels)
+        if p_adj > alpha and variance is None and bool(rare.any()):
+            first = int(torch.nonzero(rare)[0])
+            return CheckResult.refusal(
+                f"{int(rare.sum())} of {rare.numel()} pairs are untested: at pair {first}{_label(labels, first)} every "
+                f"one of the {n} draws gave {float(m.mean[first]):.6g}, target {float(target[first]):.6g}"
+                f"{_off(diff[first])}; a map that does not draw from its generator (every draw the same map) does "
+                "that, and so does an unbiased estimate that is one value except on a rare event (sparse or binning "
+                "features), so agreement is no evidence against the claim without a claimed variance or a declared "
+                "bound; the tested pairs agree with the claim",
+                **base,
+            )
         return early(CheckResult(
             statistic=float(z[idx]),
             p_value=p_adj,
             method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}"
-            + (" (every draw gave this estimate: a deterministic map, a sampler that reseeds itself, or a pair where "
+            + (" (every draw gave this estimate, which the claimed variance makes improbable so far off the target "
+               "whatever the law: Cantelli)" if bool(rare[idx]) else
+               " (every draw gave this estimate: a deterministic map, a sampler that reseeds itself, or a pair where "
                "the estimate does not depend on the frequencies, as positive features' at x = 0; its distance to the "
                "target, beyond the rounding allowed, is then a bias there)"
-               if bool(zero[idx]) else f" ± {float(se[idx]):.3g}")
+               if bool(zero[idx] & (near[idx] != 0)) and not atoms else
+               " (every draw gave this estimate)" if bool(zero[idx] & (near[idx] == 0)) else f" ± {float(se[idx]):.3g}")
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             pair_p=p_clt,
             **base,
@@ -662,6 +715,54 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
          f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
         no_evidence=True, **base,
     )
+
+
+def _one_value(off: torch.Tensor, samples: torch.Tensor | None, target: torch.Tensor, mean: torch.Tensor,
+               atol: torch.Tensor) -> torch.Tensor:
+    """The pairs of ``off`` whose draws agree at their own scale: their spread within twice the floor ``atol`` scaled
+    from the pair's largest magnitude max(|target|, |mean|, max|x|) down to the draws' own max|x| (the floor is
+    proportional to the magnitude it is read from). Without ``samples``: every pair of ``off``."""
+    if samples is None:
+        return off
+    x = samples.detach().to(torch.float64).cpu()
+    top = x.abs().amax(0)
+    scale = torch.maximum(torch.maximum(target.abs(), mean.abs()), top)
+    own = atol * top / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return off & (x.amax(0) - x.amin(0) <= 2 * own)
+
+
+def _agreeing_p_values(off: torch.Tensor, samples: torch.Tensor | None, target: torch.Tensor, atol: torch.Tensor,
+                       near: torch.Tensor, variance: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Per pair, a valid p-value for n draws that all lie at distance ≥ d from the target (1 where ``off`` is False).
+
+    With every draw's exact value within ``atol`` of what is measured, all n measured draws at least d + atol above
+    the target mean every exact draw at least d above it. Under E = target and Var ≤ σ² (the claimed ``variance``),
+    Cantelli's inequality gives P(X − target ≥ d) ≤ σ²/(σ² + d²) for one draw (below alike), so the n independent
+    draws do it on one side with probability ≤ (σ²/(σ² + d²))ⁿ, on either ≤ 2(σ²/(σ² + d²))ⁿ. Without a claimed
+    variance nothing bounds that probability (a law with mass 1 − ε at one value and a huge rare value keeps any mean):
+    the p-value is 1.
+    """
+    p = torch.ones_like(near)
+    if variance is None or not bool(off.any()):
+        return p
+    if samples is not None:
+        x = samples.detach().to(torch.float64).cpu()
+        d = torch.maximum(x.amin(0) - atol - target, target - x.amax(0) - atol).clamp_min(0.0)
+    else:
+        d = near.abs()
+    sd = variance.sqrt()
+    ratio = d / torch.where(sd > 0, sd, torch.ones_like(sd))
+    log_p = math.log(2.0) - n * torch.log1p(ratio * ratio)
+    p_cantelli = torch.where(sd > 0, torch.exp(log_p.clamp(max=0.0)), torch.where(d > 0, 0.0, 1.0))
+    return torch.where(off, p_cantelli, p)
+
+
+def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:
+    """The |z| whose two-sided normal p-value is ``p`` (∞ at p = 0), for a row's statistic."""
+    from scipy.special import ndtri_exp
+
+    log_half = torch.log(p.clamp(max=1.0)) - math.log(2.0)
+    return torch.from_numpy(-ndtri_exp(log_half.numpy())).to(p.dtype).clamp_min(0.0)
 
 
 def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol) -> CheckResult:

@@ -46,6 +46,7 @@ from .checks import (
     clt_guard,
     coarse_format_refusal,
     mean_check,
+    one_map,
     pair_rounding_floor,
     rounding_floor,
     unresolved_pairs,
@@ -301,8 +302,12 @@ def _differences_row(ratio: torch.Tensor, j: int, floor: torch.Tensor, scale: to
     could hide 1 % of ĉ (:func:`~kerneltheory.testing.checks.coarse_format_refusal`)."""
     others = [i for i in range(ratio.shape[1]) if i != j]
     t = ratio[:, others] - ratio[:, j : j + 1]
+    # a map whose every ratio agreed at every draw is one function: its differences are tested as a deterministic
+    # map's (a rare event at every pair at once is what this reads as one; checks.one_map)
+    atoms = not one_map(ratio, floor=floor)
     row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
-                     seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels)
+                     seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels,
+                     atoms=atoms)
     c_hat = ratio.mean().abs()
     return coarse_format_refusal(row, (ratio[:, others], scale[others].expand(ratio.shape[0], -1)),
                                  c_hat.expand(t.shape[1]), feature_eps, labels, "the ratio to the kernel")

@@ -34,6 +34,7 @@ from .checks import (
     coarse_format_refusal,
     feature_example,
     mean_check,
+    one_map,
     pair_rounding_floor,
     property_check,
     unresolved_pairs,
@@ -372,6 +373,19 @@ def _retested(prev: CheckResult, row: CheckResult, dependent: bool, claim: str, 
     return prev if fallback is prev.without_variance else replace(prev, without_variance=fallback)
 
 
+def _atoms(g: dict, samples: torch.Tensor, offsets: list[int], eps) -> bool:
+    """Whether a mean group's estimates may have an atom off their target (``mean_check``'s ``atoms``): the group's
+    ``atoms`` when it declares one, else True unless every pair of its families agreed at every draw so far, up to
+    rounding (:func:`~kerneltheory.testing.checks.one_map`: a deterministic map, tested as one)."""
+    if g["kind"] != "mean":
+        return True
+    if g.get("atoms") is not None:
+        return bool(g["atoms"])
+    cols = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in g["families"]])
+    values = [g[key][cols].to(torch.float64) for key in ("target", "scale") if g.get(key) is not None]
+    return not one_map(samples[:, cols], *values, feature_eps=eps)
+
+
 def run_mean_variance_checks(
     estimates: Callable[[torch.Generator, int], torch.Tensor],
     families: list[InputFamily],
@@ -392,7 +406,10 @@ def run_mean_variance_checks(
 
     ``groups`` maps a claim to its checks: ``{"kind": "mean" | "variance", "families": [indices], "alpha": α per
     check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
-    "prefix": name, "scale": [P] tensor | None, "claim": str, "certain_only": bool}`` (``claim``: the claim a mean
+    "prefix": name, "scale": [P] tensor | None, "claim": str, "certain_only": bool, "atoms": bool | None}``
+    (``atoms``: :func:`~kerneltheory.testing.checks.mean_check`'s, for a law known to have or not to have an atom off
+    the target; None or absent: True unless every pair of the group's families agreed at every draw so far, a map
+    that was one function at every draw; ``claim``: the claim a mean
     group's rows name, by default its key, so that two groups can check one claim apart; ``certain_only``: only a
     certain failure (:attr:`~kerneltheory.testing.checks.CheckResult.certain`) decides a row before the last look,
     and no dependence test runs, for checks whose level is not calibrated and whose other failures the caller
@@ -430,6 +447,7 @@ def run_mean_variance_checks(
     # dependence between its calls (a module's state) is the serial test's (drawing them cost a second per failure)
     batched_draws = getattr(estimates, "batched", True)
     drawn: list = []
+    atoms: dict[str, bool] = {}
 
     def fresh(columns: torch.Tensor):  # the dependence tests' fresh draws of these columns (indices among all)
         # an evaluator of a user's sampler draws them at those pairs alone and through the batched path alone
@@ -451,7 +469,7 @@ def run_mean_variance_checks(
                     estimates.watch = watch
         return drawn[0][0][:, columns], drawn[0][1]
 
-    def test(claim: str, g: dict, i: int, k: int, samples: torch.Tensor, segments, eps_k, fut):
+    def test(claim: str, g: dict, i: int, k: int, samples: torch.Tensor, segments, eps_k, fut, atoms=True):
         """Family i's check of ``claim`` at look k on the draws so far: (row, whether a dependence refusal)."""
         n = samples.shape[0]
         a_k = spent[claim][k]
@@ -476,7 +494,7 @@ def run_mean_variance_checks(
                                  samples=smp, atol=atol,
                                  target_stderr=pick("target_stderr"), labels=labels,
                                  claim=g.get("claim", claim), futility=fut,
-                                 carry_without_variance=g.get("variance_known") is not True)
+                                 carry_without_variance=g.get("variance_known") is not True, atoms=atoms)
                 reference, what = torch.stack([v.abs() for v in (pick("target"), *scale)]).amax(0), "the mean"
             else:
                 row = variance_check(m, pick("variance"), alpha=a_k, name=name, seed=seed, samples=smp,
@@ -518,10 +536,11 @@ def run_mean_variance_checks(
             if claim in decided:
                 continue
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
+            atoms[claim] = _atoms(g, samples, offsets, eps_k)
             for i in g["families"]:
                 if i in rows[claim]:  # decided: rejected, or accepted early (tested again once the draws end)
                     continue
-                row, dependent = test(claim, g, i, k, samples, segments, eps_k, fut)
+                row, dependent = test(claim, g, i, k, samples, segments, eps_k, fut, atoms[claim])
                 earlier = rejected_without.get((claim, i))
                 if row.without_variance is not None:
                     if row.without_variance.status == "failed":
@@ -545,7 +564,8 @@ def run_mean_variance_checks(
         held = rows[claim]
         for i in g["families"]:
             if i in held and held[i].accepted_early and held[i].sample_size < samples.shape[0]:
-                row, dependent = test(claim, g, i, k, samples, segments, eps_k, None)
+                row, dependent = test(claim, g, i, k, samples, segments, eps_k, None,
+                                      _atoms(g, samples, offsets, eps_k))
                 held[i] = _retested(held[i], row, dependent, claim, i, rows, backing, rejected_without)
     out = {}
     for claim, g in groups.items():
@@ -785,7 +805,7 @@ def check_feature_map(
                     "check_feature_map(..., batched=False) tests that path alone at full power")
             carried = evaluate.carried
             if carried not in (None, torch.float64) and evaluate.eps == torch.finfo(torch.float64).eps and any(
-                    r.status == "failed" for claim in groups for r in rows[claim]):
+                    r.status in ("failed", "refused") for claim in groups for r in rows[claim]):
                 name = str(carried).removeprefix("torch.")
                 report.notes.append(
                     f"the map returned float64 features that are all {name} numbers: if it computes in {name} and "
