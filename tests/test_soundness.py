@@ -18,6 +18,7 @@ from kerneltheory.testing import check_feature_map, checks
 from kerneltheory.testing.checks import _bonferroni, mean_check, one_map, pair_rounding_floor, variance_check
 from kerneltheory.testing.planted import planted_map
 from kerneltheory.testing.seeds import seed_for
+from kerneltheory.testing.sequential import Futility
 
 D = 4
 
@@ -601,3 +602,56 @@ def test_a_correct_sparse_map_is_never_failed(kt_seed):
     frozen = check_feature_map(_sparse_sample(factor=1.01, frozen=True), _sparse_kernel, dim=D, claims={"unbiased"},
                                seed=kt_seed, sweep=False)  # deterministic, 1 % off
     assert frozen.status == "FAILED" and not frozen.refusals, str(frozen)  # tested as the deterministic map it is
+
+
+def test_rounding_jitter_far_below_the_target_is_no_evidence_and_no_early_accept(kt_seed):
+    """Review findings on the agreeing-draws rule: draws of 1e-3 with one draw an ulp above it (a pair the guard reads
+    as tail-free, spread beyond its own floor) against the target 1 got |z| = √n, and rounding jitter of 0.5 against
+    the target 1000, skewed enough that the normal test could not reject it, was passed and accepted early. Both are
+    draws with no spread at their own scale: refused where the law may have an atom, failed where it may not."""
+    x = torch.full((4096, 2), 1e-3, dtype=torch.float64)
+    x[7, 0] += 1e-16
+    x[:, 1] = torch.randn(4096, generator=torch.Generator().manual_seed(kt_seed), dtype=torch.float64)
+    target = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x).refused
+    assert mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x,
+                      atoms=False).status == "failed"
+    g = torch.Generator().manual_seed(seed_for("jitter", kt_seed))
+    futility = Futility(final_draws=4096, final_alpha=1e-6, margin=0.5)
+    for n, share in ((256, 0.15), (4096, 0.01)):
+        x = torch.empty(n, 2, dtype=torch.float64)
+        x[:, 1] = torch.randn(n, generator=g, dtype=torch.float64)
+        x[:, 0] = 0.5 + (torch.rand(n, generator=g, dtype=torch.float64) < share).to(torch.float64) * 1.6e-14
+        row = mean_check(Moments.from_samples(x), torch.tensor([1e3, 0.0], dtype=torch.float64), alpha=1e-6,
+                         name="m", seed=0, samples=x, futility=futility)
+        assert row.refused and not row.accepted_early, row
+
+
+def test_one_map_is_judged_on_the_whole_budget():
+    """Review finding: "every pair agreed at every draw" (checks.one_map, a deterministic map) was judged at every
+    look, so an unbiased map that is 0 except on one rare event shared by every pair was FAILED at the first look
+    (256 draws all 0) although its event came later. It is judged on the whole budget now: here the event falls at
+    draw 1000, the map is no longer one function, and its rows are never failed; a map 0 at every draw is."""
+    from kerneltheory.testing.inputs import InputFamily
+    from kerneltheory.testing.verify import run_mean_variance_checks
+
+    fams = [InputFamily("a", torch.zeros(2, 4), torch.zeros(2, 4)),
+            InputFamily("b", torch.ones(2, 4), torch.ones(2, 4))]
+    target = torch.full((4,), 1e-3, dtype=torch.float64)
+
+    def run(event):
+        def estimates(gen, r):
+            z = torch.zeros(r, 4, dtype=torch.float64)
+            if event and estimates.drawn <= 1000 < estimates.drawn + r:
+                z[1000 - estimates.drawn] = 4.096  # unbiased over the 4096 draws: 4.096/4096 = 1e-3
+            estimates.drawn += r
+            return z
+
+        estimates.drawn = 0
+        group = dict(kind="mean", claim="unbiased", alpha=1e-6, target=target, families=[0, 1], prefix="unbiased",
+                     scale=target.abs())
+        return run_mean_variance_checks(estimates, fams, {"unbiased": group}, draws=4096, block=256, seed=0)["unbiased"]
+
+    rows = run(True)
+    assert all(r.status != "failed" for r in rows), rows
+    assert all(r.status == "failed" and math.isinf(r.statistic) for r in run(False))

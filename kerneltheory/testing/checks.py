@@ -56,8 +56,8 @@ claimed variance within rounding of zero (nearly coincident points) is treated a
 up to rounding are compared with a per-pair rounding floor (:func:`pair_rounding_floor`, in the precision of the
 features: float32 features get float32's), so one huge pair cannot switch off the others. Draws that agree off their
 target are no evidence by themselves where the law may have an atom (a rare event leaves every draw on one value):
-such a pair is tested by a claimed variance (Cantelli) or a declared bound, or left untested and the row refused
-(``atoms``, :func:`one_map`; proofs/verification.md, item 3a). Standard errors are
+such a pair is tested by a claimed variance (Cantelli) or a declared bound, or left untested, the row refused where
+it would have failed there (``atoms``, :func:`one_map`; proofs/verification.md, item 3a). Standard errors are
 computed without squaring the deviation (hypot); one that is still not a finite float64 refuses the row, since
 z = diff/∞ = 0 would pass any deviation. The guard and the skewness are computed from the draws in their own
 power-of-two unit (:func:`_shape_moments`), so they do not underflow when the draws are tiny beside the target.
@@ -487,11 +487,18 @@ def clt_guard_pairs(m: Moments, guard: float = GUARD) -> tuple[torch.Tensor, tor
     if n < MIN_DRAWS:
         return torch.zeros_like(m.mean, dtype=torch.bool), torch.full_like(m.mean, math.inf)
     var = m.population_variance
-    degenerate = var.sqrt() <= ROUNDING_ULPS * _EPS * m.mean.abs()
+    degenerate = degenerate_pairs(m)
     kurt = torch.where(degenerate, torch.ones_like(var), m.fourth_central / torch.where(degenerate, 1.0, var) ** 2)
     skew = torch.where(degenerate, torch.zeros_like(var), m.skewness.nan_to_num(0.0))
     worst = torch.maximum(torch.sqrt((kurt - 1).clamp_min(0) / n), skew.abs() / math.sqrt(n))
     return worst <= guard, worst
+
+
+def degenerate_pairs(m: Moments) -> torch.Tensor:
+    """[P] bool: pairs whose draws have no spread beyond rounding at their own scale (population standard deviation
+    ≤ ROUNDING_ULPS·ε·|mean|): the guard reads them as tail-free, and :func:`mean_check` with ``atoms`` as draws that
+    agree, which a rare event can make (proofs/verification.md, item 3a)."""
+    return m.population_variance.sqrt() <= ROUNDING_ULPS * _EPS * m.mean.abs()
 
 
 def _skewness(m: Moments) -> torch.Tensor:
@@ -544,11 +551,13 @@ def mean_check(
     (``variance_known`` in :func:`~kerneltheory.testing.verify.run_mean_variance_checks`), where nothing settles.
 
     ``atoms``: whether the estimate's law may put an atom off its target (a value taken with positive probability:
-    sparse, binning or dropout features, a discrete law). Then a pair whose draws all agree at their own scale, off its
-    target, is evidence only through a claimed variance (Cantelli: 2(σ²/(σ² + d²))ⁿ at distance d) or a declared bound;
-    without either it is untested, and a row that does not reject elsewhere is refused naming it (a rare event leaves
-    every draw on one value with probability near 1). ``atoms=False`` declares that no such atom exists (a continuous
-    law, a deterministic map): agreement off the target is then a bias (proofs/verification.md, item 3a).
+    sparse, binning or dropout features, a discrete law). Then a pair whose draws have no spread at their own scale
+    (:func:`degenerate_pairs`), off its target, is evidence only through a claimed variance with an exact target
+    (Cantelli: 2(σ²/(σ² + d²))ⁿ at distance d) or a declared bound; otherwise it is untested: it never rejects, and a
+    row that does not reject elsewhere is refused, naming it, where its normal test would have rejected it (a rare
+    event leaves every draw on one value with probability near 1). ``atoms=False`` declares that no such atom exists
+    (a continuous law, a deterministic map): agreement off the target is then a bias (proofs/verification.md, item
+    3a).
     """
     args = dict(alpha=alpha, name=name, seed=seed, bound=bound, samples=samples, target_stderr=target_stderr,
                 atol=atol, claim=claim, labels=labels, futility=futility, atoms=check_flag(atoms, "atoms"))
@@ -612,31 +621,37 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         zero = se == 0
     if target_stderr is not None:  # a Monte Carlo target is known only to its own error: the two-sample z-test decides
         zero = zero & (target_stderr.to(zero.device) == 0)
-    # draws that agree off their target: where the law may have an atom, one value except on a rare event puts every
-    # draw there with probability near 1, so draws that agree at their own scale are evidence only through a claimed
-    # variance (Cantelli) or a declared bound; draws that vary at their own scale, within a floor set by a far larger
-    # target, take the normal test as any other pair (proof item 3a)
-    off = zero & (near != 0)
-    rare = _one_value(off, samples, target, m.mean, atol) if atoms else torch.zeros_like(off)
-    p_agree = _agreeing_p_values(rare, samples, target, atol, near, variance, n)
+    # draws with no spread at their own scale (the guard's degenerate pairs, which it reads as tail-free), off their
+    # target: where the law may have an atom, one value except on a rare event puts every draw there with probability
+    # near 1, so they are evidence only through a claimed variance with an exact target (Cantelli) or a declared
+    # bound, else untested (proof item 3a); without atoms, agreement within the floor off the target is a bias (z = ∞)
+    rare = degenerate_pairs(shape) & (near != 0) if atoms else torch.zeros_like(zero)
+    cantelli = rare & (variance is not None)
+    if target_stderr is not None:
+        cantelli = cantelli & (target_stderr == 0)
+    untested = rare & ~cantelli  # decided by a bound where one is declared; else they can only pass or refuse
+    p_agree = _agreeing_p_values(cantelli, samples, target, atol, near, variance, n)
+    exact = zero if not atoms else zero & (near == 0)  # compared with the floor, not by a normal test
     halves = 2 if bound is not None and target_stderr is None else 1
     skew = _skewness(shape)  # read by the floor, the p-values and the early look
     floor = p_value_floor(skew, n, studentised=variance is None) * target.numel() * halves
-    blind = ok and bool(((floor > alpha) & ~zero).any())  # the normal test could not reject a pair, however far off
+    # the normal test could not reject a pair, however far off
+    blind = ok and bool(((floor > alpha) & ~exact & ~rare).any())
     ok = ok and not blind
     z = None
     if ok:
         z = torch.where(
-            zero | (se == 0),
+            exact | (se == 0),
             torch.where(near != 0, math.inf, 0.0),
             near / torch.where(se > 0, se, torch.ones_like(se)),
         )
-        if atoms:  # agreeing within the floor of a far larger target, yet varying: the normal test, |z| ≤ √n
-            z = torch.where(off & ~rare & (se > 0), near / torch.where(se > 0, se, torch.ones_like(se)), z)
         p_clt = normal_p_values(z, skew, n, studentised=variance is None)
-        if bool(rare.any()):  # the agreeing pairs' exact p-values, and the normal |z| that gives each (for the row)
-            p_clt = torch.where(rare, p_agree, p_clt)
-            z = torch.where(rare, torch.sign(near) * _normal_equivalent(p_agree), z)
+        # an untested pair never rejects; the row is refused where its normal p-value, read as if its draws were
+        # exact (no skewness factor, so as to refuse more, never less), would have rejected it
+        p_untested = torch.where(untested, normal_p_values(z), torch.ones_like(p_clt))
+        if bool(rare.any()):  # Cantelli's exact p-values, and the normal |z| that gives each (for the row)
+            p_clt = torch.where(cantelli, p_agree, torch.where(untested, 1.0, p_clt))
+            z = torch.where(cantelli, torch.sign(near) * _normal_equivalent(p_agree), z)
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
@@ -644,7 +659,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         final_var = m.population_variance if variance is None else variance
         final_se = torch.sqrt(final_var / futility.final_draws + (0.0 if target_stderr is None else target_stderr**2))
         if excludes_detectable_effects(near, se, final_se, skew, futility, pairs=target.numel(),
-                                       halves=halves, studentised=variance is None, settled=zero & ~rare):
+                                       halves=halves, studentised=variance is None, settled=zero & (near == 0)):
             _mark_early(row, futility)
         return row
     if bound is not None and target_stderr is None:
@@ -676,15 +691,16 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         method = "clt (exact variance)" if variance is not None else "clt"
         if math.isnan(p_adj):
             return _not_a_probability(p_clt, idx, method, base, labels)
-        if p_adj > alpha and variance is None and bool(rare.any()):
-            first = int(torch.nonzero(rare)[0])
+        would = untested & (p_untested * target.numel() <= alpha)
+        if p_adj > alpha and bool(would.any()):
+            first = int(torch.nonzero(would)[0])
             return CheckResult.refusal(
-                f"{int(rare.sum())} of {rare.numel()} pairs are untested: at pair {first}{_label(labels, first)} every "
-                f"one of the {n} draws gave {float(m.mean[first]):.6g}, target {float(target[first]):.6g}"
-                f"{_off(diff[first])}; a map that does not draw from its generator (every draw the same map) does "
-                "that, and so does an unbiased estimate that is one value except on a rare event (sparse or binning "
-                "features), so agreement is no evidence against the claim without a claimed variance or a declared "
-                "bound; the tested pairs agree with the claim",
+                f"{int(would.sum())} of {would.numel()} pairs are untested: at pair {first}"
+                f"{_label(labels, first)} every one of the {n} draws gave {float(m.mean[first]):.6g} (up to rounding), "
+                f"target {float(target[first]):.6g}{_off(diff[first])}; a map that does not draw from its generator "
+                "(every draw the same map) does that, and so does an unbiased estimate that is one value except on a "
+                "rare event (sparse or binning features), so agreement is no evidence against the claim without a "
+                "claimed variance (and an exact target) or a declared bound; the tested pairs agree with the claim",
                 **base,
             )
         return early(CheckResult(
@@ -693,12 +709,13 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             method=method,
             passed=p_adj > alpha,
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}"
-            + (" (every draw gave this estimate, which the claimed variance makes improbable so far off the target "
-               "whatever the law: Cantelli)" if bool(rare[idx]) else
+            + (" (every draw gave this estimate; under the claimed variance, whatever the law, so many draws so far "
+               f"off the target have probability ≤ {float(p_agree[idx]):.3g}: Cantelli)"
+               if bool(rare[idx] & ~untested[idx]) else
                " (every draw gave this estimate: a deterministic map, a sampler that reseeds itself, or a pair where "
                "the estimate does not depend on the frequencies, as positive features' at x = 0; its distance to the "
                "target, beyond the rounding allowed, is then a bias there)"
-               if bool(zero[idx] & (near[idx] != 0)) and not atoms else
+               if bool(exact[idx] & (near[idx] != 0)) else
                " (every draw gave this estimate)" if bool(zero[idx] & (near[idx] == 0)) else f" ± {float(se[idx]):.3g}")
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             pair_p=p_clt,
@@ -715,20 +732,6 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
          f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
         no_evidence=True, **base,
     )
-
-
-def _one_value(off: torch.Tensor, samples: torch.Tensor | None, target: torch.Tensor, mean: torch.Tensor,
-               atol: torch.Tensor) -> torch.Tensor:
-    """The pairs of ``off`` whose draws agree at their own scale: their spread within twice the floor ``atol`` scaled
-    from the pair's largest magnitude max(|target|, |mean|, max|x|) down to the draws' own max|x| (the floor is
-    proportional to the magnitude it is read from). Without ``samples``: every pair of ``off``."""
-    if samples is None:
-        return off
-    x = samples.detach().to(torch.float64).cpu()
-    top = x.abs().amax(0)
-    scale = torch.maximum(torch.maximum(target.abs(), mean.abs()), top)
-    own = atol * top / torch.where(scale > 0, scale, torch.ones_like(scale))
-    return off & (x.amax(0) - x.amin(0) <= 2 * own)
 
 
 def _agreeing_p_values(off: torch.Tensor, samples: torch.Tensor | None, target: torch.Tensor, atol: torch.Tensor,

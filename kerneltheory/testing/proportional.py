@@ -167,6 +167,9 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
                                 torch.Generator().manual_seed(s), draws, bind, batched)
     a = alpha / (len(families) + 2)
     rows, start, refs = [], 0, []
+    # a map whose every estimate agreed at every draw is one function: its ratios are tested as a deterministic map's;
+    # otherwise draws that agree off their target are no evidence by themselves (checks.mean_check's atoms)
+    atoms = not one_map(e, torch.cat([scales[f.name] for f in families]), feature_eps=feature_eps)
     if swept.nonfinite is not None:  # a certain failure seen by the pilot: it spends none of the level
         fam, est = swept.nonfinite
         base = dict(name=f"proportional[{fam.name}]", claim="proportional", alpha=a, sample_size=est.shape[0],
@@ -194,7 +197,8 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
             j = int(torch.argmin(floor))  # the reference: the best-conditioned pair
             others = [i for i in range(f.size) if i != j]
             labels = [f.labels()[i] for i in others]
-            row = _differences_row(ratio, j, floor, c_hat * scales[f.name] / k, feature_eps, name, a, s, labels)
+            row = _differences_row(ratio, j, floor, c_hat * scales[f.name] / k, feature_eps, name, a, s, labels,
+                                   atoms)
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, j].mean()), -unit):.6g} (pair {j}); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
             refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
@@ -203,7 +207,8 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
             row = unresolved_pairs(row, floor[others] + floor[j], c_hat.expand(len(others)), labels, what="ĉ")
         rows.append(row)
     across = dict(name="proportional[families]", claim="proportional", alpha=a, sample_size=e.shape[0], seed=s)
-    rows.append(_across_families(refs, [f.name for f in families], feature_eps, a, s) if len(refs) == len(families)
+    rows.append(_across_families(refs, [f.name for f in families], feature_eps, a, s, atoms)
+                if len(refs) == len(families)
                 else _nonfinite_row(e, across, [lab for f in families for lab in f.labels()]) or CheckResult.refusal(
                     "a family's ratios could not be computed (see its row): no constant to compare across the "
                     "families", **across))
@@ -274,7 +279,7 @@ def proportional_families(dim: int, seed: int, inputs=None) -> list[InputFamily]
     return [f for f in fams if f.size >= 2 and f.name != "zero"] + user_families(inputs, dim, min_pairs=2)
 
 
-def _across_families(refs, names: list[str], feature_eps: float, alpha: float, seed: int) -> CheckResult:
+def _across_families(refs, names: list[str], feature_eps: float, alpha: float, seed: int, atoms: bool) -> CheckResult:
     """The row ``proportional[families]``: E[ratio at family f's reference pair − ratio at the first family's] = 0
     for every other family f (one c across the families), the mean test with each reference ratio's rounding floor
     (``refs``: per family the [R] ratios e/k at its reference pair and that floor's scale ĉ·√(k(x, x)k(y, y))/k)."""
@@ -288,23 +293,21 @@ def _across_families(refs, names: list[str], feature_eps: float, alpha: float, s
     scale = torch.tensor([math.ldexp(sc, unit) for _, sc in refs], dtype=torch.float64)
     floor = pair_rounding_floor(ratio, scale, feature_eps=feature_eps)
     row = _differences_row(ratio, 0, floor, scale, feature_eps, name, alpha, seed,
-                           [f"{n} against {names[0]}" for n in names[1:]])
+                           [f"{n} against {names[0]}" for n in names[1:]], atoms)
     c = [math.ldexp(float(ratio[:, i].mean()), -unit) for i in range(ratio.shape[1])]
     row.detail = "ĉ per family " + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, c, strict=True)) + "; " + row.detail
     return row
 
 
 def _differences_row(ratio: torch.Tensor, j: int, floor: torch.Tensor, scale: torch.Tensor, feature_eps: float,
-                     name: str, alpha: float, seed: int, labels: list[str]) -> CheckResult:
+                     name: str, alpha: float, seed: int, labels: list[str], atoms: bool) -> CheckResult:
     """The mean test of E[ratio_p − ratio_j] = 0 for every column p ≠ j of ``ratio`` [R, P] (item 1 of
     proofs/attention_audit.md), each difference compared with the two columns' rounding floors ``floor`` [P]; then,
     for a bfloat16 or float16 map, the refusal of a pass that rounding on the scale ``scale`` [P] of the terms summed
-    could hide 1 % of ĉ (:func:`~kerneltheory.testing.checks.coarse_format_refusal`)."""
+    could hide 1 % of ĉ (:func:`~kerneltheory.testing.checks.coarse_format_refusal`). ``atoms``: the mean test's
+    (False for a map that was one function at every draw)."""
     others = [i for i in range(ratio.shape[1]) if i != j]
     t = ratio[:, others] - ratio[:, j : j + 1]
-    # a map whose every ratio agreed at every draw is one function: its differences are tested as a deterministic
-    # map's (a rare event at every pair at once is what this reads as one; checks.one_map)
-    atoms = not one_map(ratio, floor=floor)
     row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
                      seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels,
                      atoms=atoms)

@@ -373,14 +373,18 @@ def _retested(prev: CheckResult, row: CheckResult, dependent: bool, claim: str, 
     return prev if fallback is prev.without_variance else replace(prev, without_variance=fallback)
 
 
-def _atoms(g: dict, samples: torch.Tensor, offsets: list[int], eps) -> bool:
+def _atoms(g: dict, samples: torch.Tensor, offsets: list[int], eps, final: bool) -> bool:
     """Whether a mean group's estimates may have an atom off their target (``mean_check``'s ``atoms``): the group's
-    ``atoms`` when it declares one, else True unless every pair of its families agreed at every draw so far, up to
-    rounding (:func:`~kerneltheory.testing.checks.one_map`: a deterministic map, tested as one)."""
+    ``atoms`` when it declares one, else True unless, at the ``final`` look, every pair of its families agreed at every
+    draw, up to rounding (:func:`~kerneltheory.testing.checks.one_map`: a deterministic map, tested as one). Judged
+    on the whole budget only: a map that is a rare event at every pair at once agrees over the first 256 draws far
+    more often than over all of them, and an early look's rejection would be final."""
     if g["kind"] != "mean":
         return True
     if g.get("atoms") is not None:
         return bool(g["atoms"])
+    if not final:
+        return True
     cols = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in g["families"]])
     values = [g[key][cols].to(torch.float64) for key in ("target", "scale") if g.get(key) is not None]
     return not one_map(samples[:, cols], *values, feature_eps=eps)
@@ -408,8 +412,8 @@ def run_mean_variance_checks(
     check, "target": [P] tensor, "variance": [P] tensor | None, "bound": [P] tensor | None, "target_stderr": ...,
     "prefix": name, "scale": [P] tensor | None, "claim": str, "certain_only": bool, "atoms": bool | None}``
     (``atoms``: :func:`~kerneltheory.testing.checks.mean_check`'s, for a law known to have or not to have an atom off
-    the target; None or absent: True unless every pair of the group's families agreed at every draw so far, a map
-    that was one function at every draw; ``claim``: the claim a mean
+    the target; None or absent: True unless, at the last look, every pair of the group's families agreed at every
+    draw, a map that was one function at every draw; ``claim``: the claim a mean
     group's rows name, by default its key, so that two groups can check one claim apart; ``certain_only``: only a
     certain failure (:attr:`~kerneltheory.testing.checks.CheckResult.certain`) decides a row before the last look,
     and no dependence test runs, for checks whose level is not calibrated and whose other failures the caller
@@ -536,7 +540,7 @@ def run_mean_variance_checks(
             if claim in decided:
                 continue
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
-            atoms[claim] = _atoms(g, samples, offsets, eps_k)
+            atoms[claim] = _atoms(g, samples, offsets, eps_k, final)
             for i in g["families"]:
                 if i in rows[claim]:  # decided: rejected, or accepted early (tested again once the draws end)
                     continue
@@ -565,7 +569,7 @@ def run_mean_variance_checks(
         for i in g["families"]:
             if i in held and held[i].accepted_early and held[i].sample_size < samples.shape[0]:
                 row, dependent = test(claim, g, i, k, samples, segments, eps_k, None,
-                                      _atoms(g, samples, offsets, eps_k))
+                                      _atoms(g, samples, offsets, eps_k, True))
                 held[i] = _retested(held[i], row, dependent, claim, i, rows, backing, rejected_without)
     out = {}
     for claim, g in groups.items():
