@@ -483,17 +483,17 @@ def _regions(x):
     return torch.cat([up * torch.exp(x[:, :1]), (1 - up) * torch.exp(-x[:, :1])], 1) / 2
 
 
-def _sparse_sample(keep=1e-5, factor=1.0, frozen=False):
+def _sparse_sample(keep=1e-5, factor=1.0, frozen=False, dtype=torch.float64):
     """A sparse map: φ = ψ·√(W, B/p)·√factor with W ~ Exp(1) and B ~ Bernoulli(p) shared by queries and keys, so
     φ(x)ᵀφ(y) = W ψ₀(x)ψ₀(y) + (B/p) ψ₁(x)ψ₁(y) is unbiased for ψ(x)ᵀψ(y) (times ``factor``). Feature 1 is kept with
     probability p = 1e-5: at a pair with x₁, y₁ < 0 the estimate is 0 except on that rare event, while feature 0's
-    pairs vary. ``frozen``: W = B/p = 1 at every draw, a deterministic map."""
+    pairs vary. ``frozen``: W = B/p = 1 at every draw, a deterministic map. ``dtype``: the features' dtype."""
 
     def sample(g):
         u = torch.rand(2, generator=g, dtype=torch.float64)
         weights = torch.ones(2, dtype=torch.float64) if frozen else torch.stack([-torch.log1p(-u[0]),
                                                                                   (u[1] < keep) / keep])
-        return lambda x: _regions(x) * (weights * factor).sqrt()
+        return lambda x: (_regions(x) * (weights * factor).sqrt()).to(dtype)
 
     return sample
 
@@ -552,6 +552,14 @@ def test_agreeing_draws_of_a_rare_event_are_no_evidence_against_the_mean(kt_seed
                      variance=torch.tensor([1e-4, 1.0], dtype=torch.float64))
     expected = 2 * (1e-4 / (1e-4 + 1e-6)) ** 4096
     assert row.pair_p[0].item() == pytest.approx(expected, rel=1e-9), (row.pair_p, expected)
+    # a declared bound B tests such a pair exactly (Markov: all n draws d below K under |X| ≤ B has probability
+    # ≤ ((B + |K|)/(B + |K| + d))ⁿ): one 10 % off with a loose bound 10 fails (it passed on Hoeffding and Bernstein
+    # alone, a review finding), while the rare-event pairs above pass with the bound 1
+    const = torch.stack([torch.full((4096,), 0.5, dtype=torch.float64), x[:, 1]], 1)
+    row = mean_check(Moments.from_samples(const), torch.tensor([0.55, 0.0], dtype=torch.float64), alpha=1e-6,
+                     name="m", seed=0, samples=const, bound=torch.tensor([10.0, 10.0], dtype=torch.float64))
+    markov = 2 * (10.55 / 10.6) ** 4096  # Bonferroni with the CLT half of "bounded + clt": twice it
+    assert row.status == "failed" and row.pair_p[0] == pytest.approx(2 * markov, rel=1e-6), row
     # atoms=False declares a law without atoms off the target (a continuous or deterministic one): agreement is a bias
     row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atoms=False)
     assert row.status == "failed" and math.isinf(row.statistic) and not row.certain, row
@@ -588,9 +596,11 @@ def test_a_correct_sparse_map_is_never_failed(kt_seed):
     zero_runs = 0
     for s in range(2):
         seed = seed_for(f"sparse {s}", kt_seed)
-        for claims, variance in (({"unbiased"}, None), ({"unbiased", "variance"}, _sparse_variance())):
-            report = check_feature_map(_sparse_sample(), _sparse_kernel, dim=D, claims=claims, variance=variance,
-                                       seed=seed, sweep=False)
+        for claims, variance, dtype in (({"unbiased"}, None, torch.float64),
+                                        ({"unbiased", "variance"}, _sparse_variance(), torch.float64),
+                                        ({"unbiased"}, None, torch.float32)):  # float32 rounding of 0 is no spread
+            report = check_feature_map(_sparse_sample(dtype=dtype), _sparse_kernel, dim=D, claims=claims,
+                                       variance=variance, seed=seed, sweep=False)
             assert not report.failures, [c.detail for c in report.failures]
             zero_runs += any("every one of the" in c.detail and "gave 0" in c.detail
                              for c in report.checks + [c.without_variance for c in report.checks

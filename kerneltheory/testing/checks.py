@@ -625,12 +625,13 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     # target: where the law may have an atom, one value except on a rare event puts every draw there with probability
     # near 1, so they are evidence only through a claimed variance with an exact target (Cantelli) or a declared
     # bound, else untested (proof item 3a); without atoms, agreement within the floor off the target is a bias (z = ∞)
-    rare = degenerate_pairs(shape) & (near != 0) if atoms else torch.zeros_like(zero)
+    rare = _agreeing(shape, samples, target, m.mean, atol) & (near != 0) if atoms else torch.zeros_like(zero)
     cantelli = rare & (variance is not None)
     if target_stderr is not None:
         cantelli = cantelli & (target_stderr == 0)
-    untested = rare & ~cantelli  # decided by a bound where one is declared; else they can only pass or refuse
-    p_agree = _agreeing_p_values(cantelli, samples, target, atol, near, variance, n)
+    markov = rare & (bound is not None and target_stderr is None)
+    untested = rare & ~cantelli & ~markov  # they can only pass or refuse
+    p_agree = _agreeing_p_values(cantelli, markov, samples, target, atol, near, variance, bound, n)
     exact = zero if not atoms else zero & (near == 0)  # compared with the floor, not by a normal test
     halves = 2 if bound is not None and target_stderr is None else 1
     skew = _skewness(shape)  # read by the floor, the p-values and the early look
@@ -649,9 +650,10 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         # an untested pair never rejects; the row is refused where its normal p-value, read as if its draws were
         # exact (no skewness factor, so as to refuse more, never less), would have rejected it
         p_untested = torch.where(untested, normal_p_values(z), torch.ones_like(p_clt))
-        if bool(rare.any()):  # Cantelli's exact p-values, and the normal |z| that gives each (for the row)
-            p_clt = torch.where(cantelli, p_agree, torch.where(untested, 1.0, p_clt))
-            z = torch.where(cantelli, torch.sign(near) * _normal_equivalent(p_agree), z)
+        if bool(rare.any()):  # Cantelli's or Markov's exact p-values, and the normal |z| that gives each (for the row)
+            tested = rare & ~untested
+            p_clt = torch.where(tested, p_agree, torch.where(untested, 1.0, p_clt))
+            z = torch.where(tested, torch.sign(near) * _normal_equivalent(p_agree), z)
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
@@ -671,6 +673,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         method = "bounded"
         if ok:  # both are valid p-values: Bonferroni over the two keeps the CLT's power where the bound is loose
             p, method = (2 * torch.minimum(p, p_clt)).clamp(max=1.0), "bounded + clt"
+        elif bool(rare.any()):  # the agreeing pairs' exact bounds beside Hoeffding and Bernstein (Bonferroni)
+            p = torch.where(rare, (2 * torch.minimum(p, p_agree)).clamp(max=1.0), p)
         p_adj, idx = _bonferroni(p)
         if math.isnan(p_adj):
             return _not_a_probability(p, idx, method, base, labels)
@@ -711,7 +715,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             detail=f"worst pair {idx}{_label(labels, idx)}: mean {float(m.mean[idx]):.6g}"
             + (" (every draw gave this estimate; under the claimed variance, whatever the law, so many draws so far "
                f"off the target have probability ≤ {float(p_agree[idx]):.3g}: Cantelli)"
-               if bool(rare[idx] & ~untested[idx]) else
+               if bool(cantelli[idx]) else
                " (every draw gave this estimate: a deterministic map, a sampler that reseeds itself, or a pair where "
                "the estimate does not depend on the frequencies, as positive features' at x = 0; its distance to the "
                "target, beyond the rounding allowed, is then a bias there)"
@@ -734,30 +738,59 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     )
 
 
-def _agreeing_p_values(off: torch.Tensor, samples: torch.Tensor | None, target: torch.Tensor, atol: torch.Tensor,
-                       near: torch.Tensor, variance: torch.Tensor | None, n: int) -> torch.Tensor:
-    """Per pair, a valid p-value for n draws that all lie at distance ≥ d from the target (1 where ``off`` is False).
+def _agreeing(shape: Moments, samples: torch.Tensor | None, target: torch.Tensor, mean: torch.Tensor,
+              atol: torch.Tensor) -> torch.Tensor:
+    """[P] bool: pairs whose draws have no spread at their own scale: the guard's :func:`degenerate_pairs`, or a
+    spread within twice the floor ``atol`` scaled down from the pair's largest magnitude max(|target|, |mean|, max|x|)
+    to the draws' own max|x| (the floor is proportional to the magnitude it is read from, and carries the features'
+    precision: float32 rounding of one value is no spread)."""
+    agree = degenerate_pairs(shape)
+    if samples is None:
+        return agree
+    x = samples.detach().to(torch.float64).cpu()
+    top = x.abs().amax(0)
+    scale = torch.maximum(torch.maximum(target.abs(), mean.abs()), top)
+    own = atol * top / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return agree | (x.amax(0) - x.amin(0) <= 2 * own)
+
+
+def _agreeing_p_values(cantelli: torch.Tensor, markov: torch.Tensor, samples: torch.Tensor | None,
+                       target: torch.Tensor, atol: torch.Tensor, near: torch.Tensor, variance: torch.Tensor | None,
+                       bound: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Per pair, a valid p-value for n draws that all lie at distance ≥ d on one side of the target: Cantelli's where
+    ``cantelli``, Markov's where ``markov``, both (Bonferroni) where both, 1 elsewhere.
 
     With every draw's exact value within ``atol`` of what is measured, all n measured draws at least d + atol above
     the target mean every exact draw at least d above it. Under E = target and Var ≤ σ² (the claimed ``variance``),
-    Cantelli's inequality gives P(X − target ≥ d) ≤ σ²/(σ² + d²) for one draw (below alike), so the n independent
-    draws do it on one side with probability ≤ (σ²/(σ² + d²))ⁿ, on either ≤ 2(σ²/(σ² + d²))ⁿ. Without a claimed
-    variance nothing bounds that probability (a law with mass 1 − ε at one value and a huge rare value keeps any mean):
-    the p-value is 1.
+    Cantelli's inequality gives P(X − target ≥ d) ≤ σ²/(σ² + d²) for one draw (below alike); under E = target and
+    |X| ≤ B (the declared ``bound``), Markov's inequality for B ∓ X ≥ 0 gives P(X ≤ target − d) ≤ (B − K)/(B − K + d)
+    and P(X ≥ K + d) ≤ (B + K)/(B + K + d), both ≤ q = (B + |K|)/(B + |K| + d). The n independent draws do it on one
+    side with probability ≤ qⁿ, on either ≤ 2qⁿ. Without either claim nothing bounds that probability (a law with
+    mass 1 − ε at one value and a huge rare value keeps any mean).
     """
     p = torch.ones_like(near)
-    if variance is None or not bool(off.any()):
+    if not bool((cantelli | markov).any()):
         return p
     if samples is not None:
         x = samples.detach().to(torch.float64).cpu()
         d = torch.maximum(x.amin(0) - atol - target, target - x.amax(0) - atol).clamp_min(0.0)
     else:
         d = near.abs()
-    sd = variance.sqrt()
-    ratio = d / torch.where(sd > 0, sd, torch.ones_like(sd))
-    log_p = math.log(2.0) - n * torch.log1p(ratio * ratio)
-    p_cantelli = torch.where(sd > 0, torch.exp(log_p.clamp(max=0.0)), torch.where(d > 0, 0.0, 1.0))
-    return torch.where(off, p_cantelli, p)
+
+    def two_sided(log_q: torch.Tensor) -> torch.Tensor:  # 2qⁿ from log q, never above 1
+        return torch.exp((math.log(2.0) + n * log_q).clamp(max=0.0))
+
+    if variance is not None:
+        sd = variance.sqrt()
+        ratio = d / torch.where(sd > 0, sd, torch.ones_like(sd))
+        p_c = torch.where(sd > 0, two_sided(-torch.log1p(ratio * ratio)), torch.where(d > 0, 0.0, 1.0))
+        p = torch.where(cantelli, p_c, p)
+    if bound is not None:
+        room = bound.to(torch.float64).cpu() + target.abs()
+        p_m = torch.where(room > 0, two_sided(-torch.log1p(d / torch.where(room > 0, room, torch.ones_like(room)))),
+                          torch.where(d > 0, 0.0, 1.0))
+        p = torch.where(markov, torch.where(cantelli, (2 * torch.minimum(p, p_m)).clamp(max=1.0), p_m), p)
+    return p
 
 
 def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:

@@ -168,8 +168,9 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
     a = alpha / (len(families) + 2)
     rows, start, refs = [], 0, []
     # a map whose every estimate agreed at every draw is one function: its ratios are tested as a deterministic map's;
-    # otherwise draws that agree off their target are no evidence by themselves (checks.mean_check's atoms)
-    atoms = not one_map(e, torch.cat([scales[f.name] for f in families]), feature_eps=feature_eps)
+    # otherwise draws that agree off their target are no evidence by themselves (checks.mean_check's atoms). Judged
+    # on the estimates' own floors: the kernel's scale would read a map with a tiny constant c as one function
+    atoms = not one_map(e, feature_eps=feature_eps)
     if swept.nonfinite is not None:  # a certain failure seen by the pilot: it spends none of the level
         fam, est = swept.nonfinite
         base = dict(name=f"proportional[{fam.name}]", claim="proportional", alpha=a, sample_size=est.shape[0],
