@@ -71,6 +71,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 from scipy import stats
+from scipy.special import ndtri_exp
 
 from .._validation import check_flag
 from ..montecarlo import Moments
@@ -230,18 +231,16 @@ def pair_rounding_floor(*values: torch.Tensor, feature_eps: float | None = None)
     return per_unit * _pair_scale(*values)
 
 
-def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | None = None,
-            floor: torch.Tensor | None = None) -> bool:
-    """Whether every pair's draws ``samples`` [n, P] agree up to the pair's rounding floor (``floor`` [P], by default
-    :func:`pair_rounding_floor` of the samples and ``values``): the map was one function at every draw, a deterministic
+def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | None = None) -> bool:
+    """Whether every pair's draws ``samples`` [n, P] agree up to the pair's rounding floor (:func:`pair_rounding_floor`
+    of the samples and ``values``, with ``feature_eps``): the map was one function at every draw, a deterministic
     map or a sampler that ignores its generator. A non-finite draw is no agreement. Where it holds, a mean check takes
     ``atoms=False`` (:func:`mean_check`): an unbiased random map whose every estimate is one value except on a rare
     event, at every pair at once, is the case this reads as deterministic (proofs/verification.md, item 3a)."""
     x = samples.detach().to(torch.float64).cpu()
     if x.numel() == 0 or not bool(torch.isfinite(x).all()):
         return False
-    if floor is None:
-        floor = pair_rounding_floor(x, *values, feature_eps=feature_eps)
+    floor = pair_rounding_floor(x, *values, feature_eps=feature_eps)
     return bool((x.amax(0) - x.amin(0) <= 2 * floor).all())
 
 
@@ -795,8 +794,6 @@ def _agreeing_p_values(cantelli: torch.Tensor, markov: torch.Tensor, samples: to
 
 def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:
     """The |z| whose two-sided normal p-value is ``p`` (∞ at p = 0), for a row's statistic."""
-    from scipy.special import ndtri_exp
-
     log_half = torch.log(p.clamp(max=1.0)) - math.log(2.0)
     return torch.from_numpy(-ndtri_exp(log_half.numpy())).to(p.dtype).clamp_min(0.0)
 

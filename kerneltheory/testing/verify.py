@@ -451,7 +451,6 @@ def run_mean_variance_checks(
     # dependence between its calls (a module's state) is the serial test's (drawing them cost a second per failure)
     batched_draws = getattr(estimates, "batched", True)
     drawn: list = []
-    atoms: dict[str, bool] = {}
 
     def fresh(columns: torch.Tensor):  # the dependence tests' fresh draws of these columns (indices among all)
         # an evaluator of a user's sampler draws them at those pairs alone and through the batched path alone
@@ -540,11 +539,11 @@ def run_mean_variance_checks(
             if claim in decided:
                 continue
             fut = Futility(points[-1], spent[claim][-1], margins[k]) if k in margins else None
-            atoms[claim] = _atoms(g, samples, offsets, eps_k, final)
+            atoms = _atoms(g, samples, offsets, eps_k, final)
             for i in g["families"]:
                 if i in rows[claim]:  # decided: rejected, or accepted early (tested again once the draws end)
                     continue
-                row, dependent = test(claim, g, i, k, samples, segments, eps_k, fut, atoms[claim])
+                row, dependent = test(claim, g, i, k, samples, segments, eps_k, fut, atoms)
                 earlier = rejected_without.get((claim, i))
                 if row.without_variance is not None:
                     if row.without_variance.status == "failed":
