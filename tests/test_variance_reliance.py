@@ -5,6 +5,7 @@ An inflated claimed variance makes the exact-variance z-test and median of means
 whose estimate is 1.5 times the kernel PASSED "unbiased" with a variance claimed 10⁶ times too large."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -52,7 +53,9 @@ def test_a_correct_variance_still_serves_the_mean_test(kt_seed):
     """Trigonometric features of the Gaussian kernel with their exact variance (1 − k²)²/(2m) (proofs/trig_variance.md):
     nothing fails at α = 10⁻⁶, and every unbiasedness row whose variance row passed kept the exact-variance test. A
     variance row may be refused where the sample's (x − x̄)² is too skewed for 4096 draws (a random-seed run met one at
-    a family of ‖x‖ ≤ 1): never passed, and the mean row there is decided without the claimed variance."""
+    a family of ‖x‖ ≤ 1): never passed, and the mean row there is decided without the claimed variance. At most one
+    pair is that skewed, though it may sit in several families (seed base 1325315363: one pair, the same draws, in
+    "axes ±e_i" and "first/last", refused both rows with skewness 7.25)."""
     good = planted_map("scale", 0.0, dim=D, num_features=M, component="trig")
     report = check_feature_map(
         good, kernels.gaussian, dim=D, claims={"unbiased", "variance"}, seed=kt_seed,
@@ -61,7 +64,8 @@ def test_a_correct_variance_still_serves_the_mean_test(kt_seed):
     assert not report.failures, str(report)
     refused = [c for c in report.checks if c.refused]
     assert all(c.claim == "variance" and "sixth and eighth moments" in c.detail for c in refused), str(report)
-    assert len(refused) <= 1, str(report)
+    skewed = {re.search(r"skewness of \(x − x̄\)² (\S+)", c.detail).group(1) for c in refused}
+    assert len(skewed) <= 1, str(report)  # one skewed pair at most, in every family that holds it
     confirmed = {c.name.split("[", 1)[1] for c in report.checks if c.claim == "variance" and c.passed}
     unbiased = [c for c in report.checks if c.claim == "unbiased"]
     kept = [c for c in unbiased if c.name.split("[", 1)[1] in confirmed]
