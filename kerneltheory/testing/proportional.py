@@ -42,9 +42,12 @@ import torch
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
 from .checks import (
+    GUARD,
+    UNRESOLVED_SHARE,
     CheckResult,
     clt_guard,
     coarse_format_refusal,
+    degenerate_pairs,
     mean_check,
     one_map,
     pair_rounding_floor,
@@ -195,11 +198,24 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
             # estimate, k far below that scale, rounds far above |e|), divided by k like the ratio; t_p both pairs'
             c_hat = ratio.mean().abs()
             floor = pair_rounding_floor(ratio, c_hat * scales[f.name] / k, feature_eps=feature_eps)
-            j = int(torch.argmin(floor))  # the reference: the best-conditioned pair
-            others = [i for i in range(f.size) if i != j]
+            # pairs whose ratios agree at every draw, where the law may have atoms (a rare event can make them agree):
+            # never the reference, and left out of the differences, whose other column's noise the test would read
+            agree = _agreeing_columns(ratio, feature_eps) if atoms else torch.zeros(f.size, dtype=torch.bool)
+            agree &= floor < UNRESOLVED_SHARE * c_hat  # a floor that hides half of ĉ: unresolved_pairs names the pair
+            if bool(agree.all()):
+                agree[:] = False  # every pair agrees: the differences agree too, and mean_check reads them so
+            j = int(torch.argmin(torch.where(agree, math.inf, floor)))  # the reference: the best-conditioned pair
+            others = [i for i in range(f.size) if i != j and not bool(agree[i])]
+            aside = [i for i in range(f.size) if i != j and bool(agree[i])]
             labels = [f.labels()[i] for i in others]
             row = _differences_row(ratio, j, floor, c_hat * scales[f.name] / k, feature_eps, name, a, s, labels,
-                                   atoms)
+                                   atoms, others)
+            if aside and row.status != "failed":
+                row = _agreeing_refusal(row, ratio, j, aside, floor, a, f.labels(), f.size - 1, unit) or row
+                if row.passed:  # a pass does not speak for the pairs left out: its detail names them
+                    row.detail = (f"{len(aside)} of {f.size} pairs left out (their ratios one value at every draw, "
+                                  f"which a rare event can make; e.g. pair {aside[0]} ({f.labels()[aside[0]]})): "
+                                  + row.detail)
             row.detail = f"ĉ = {math.ldexp(float(ratio[:, j].mean()), -unit):.6g} (pair {j}); " + row.detail + (
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
             refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
@@ -300,14 +316,62 @@ def _across_families(refs, names: list[str], feature_eps: float, alpha: float, s
     return row
 
 
+def _agreeing_columns(ratio: torch.Tensor, feature_eps: float | None) -> torch.Tensor:
+    """[P] bool: the columns of ``ratio`` [R, P] whose draws have no spread at their own scale: the guard's degenerate
+    pairs, or a spread within twice the rounding floor of their own magnitude in the features' precision (not the
+    kernel's scale, whose floor can hide half of ĉ: such pairs stay in the differences, where
+    ``checks.unresolved_pairs`` names them)."""
+    own = pair_rounding_floor(ratio, feature_eps=feature_eps)
+    return degenerate_pairs(Moments.from_samples(ratio)) | (ratio.amax(0) - ratio.amin(0) <= 2 * own)
+
+
+def _agreeing_refusal(row: CheckResult, ratio: torch.Tensor, j: int, aside: list[int], floor: torch.Tensor,
+                      alpha: float, labels: list[str], pairs: int, unit: int) -> CheckResult | None:
+    """The refusal of a family's row where a pair left out of the differences (its ratios one value at every draw,
+    ``aside``) differs from the reference pair ``j``'s mean ratio by more than a normal test at the row's level
+    (Bonferroni over its ``pairs`` differences) would allow: agreement is no evidence against the claim (a rare
+    event can make it, proofs/verification.md, item 3a), and a pass would not speak for that pair. None where every
+    such pair agrees with the reference. The comparison reads the reference's spread, so a reference whose tails the
+    guard rejects refuses the row. ``unit``: the power of two the ratios were scaled by (undone in the message)."""
+    ref = ratio[:, j]
+    value = lambda t: math.ldexp(float(t), -unit)  # noqa: E731
+    base = dict(name=row.name, claim=row.claim, alpha=row.alpha, sample_size=row.sample_size, seed=row.seed)
+    light, worst = clt_guard(Moments.from_samples(ref[:, None]))
+    if not light:  # the reference's own spread is what the pairs left out are compared by: it must be a normal one
+        return CheckResult.refusal(
+            f"{len(aside)} pair(s) whose ratios are one value at every draw (e.g. pair {aside[0]} "
+            f"({labels[aside[0]]}), {value(ratio[:, aside[0]].mean()):.6g}) are left out of the differences, and the "
+            f"reference pair {j}'s "
+            f"ratios have tails too heavy to compare them with (guard {worst:.3g} > {GUARD}); {row.detail}", **base)
+    se = ref.std() / math.sqrt(ratio.shape[0])
+    for i in aside:
+        near = ((ratio[:, i].mean() - ref.mean()).abs() - floor[i] - floor[j]).clamp_min(0.0)
+        z = near / se if float(se) > 0 else (math.inf if float(near) > 0 else 0.0)
+        if float(normal_p_values(torch.as_tensor(z, dtype=torch.float64).reshape(1))[0]) * pairs <= alpha:
+            return CheckResult.refusal(
+                f"at pair {i} ({labels[i]}) every draw gave the ratio {value(ratio[:, i].mean()):.6g} (up to rounding) "
+                f"against the reference pair {j}'s mean {value(ref.mean()):.6g}: "
+                "a map that does not draw from its "
+                "generator does that, and so does a map that is one value except on a rare event (sparse or binning "
+                f"features), so agreement is no evidence against the claim; {row.detail}", **base)
+    return None
+
+
 def _differences_row(ratio: torch.Tensor, j: int, floor: torch.Tensor, scale: torch.Tensor, feature_eps: float,
-                     name: str, alpha: float, seed: int, labels: list[str], atoms: bool) -> CheckResult:
+                     name: str, alpha: float, seed: int, labels: list[str], atoms: bool,
+                     others: list[int] | None = None) -> CheckResult:
     """The mean test of E[ratio_p − ratio_j] = 0 for every column p ≠ j of ``ratio`` [R, P] (item 1 of
     proofs/attention_audit.md), each difference compared with the two columns' rounding floors ``floor`` [P]; then,
     for a bfloat16 or float16 map, the refusal of a pass that rounding on the scale ``scale`` [P] of the terms summed
     could hide 1 % of ĉ (:func:`~kerneltheory.testing.checks.coarse_format_refusal`). ``atoms``: the mean test's
-    (False for a map that was one function at every draw)."""
-    others = [i for i in range(ratio.shape[1]) if i != j]
+    (False for a map that was one function at every draw). ``others``: the columns differenced (by default every
+    p ≠ j)."""
+    if others is None:
+        others = [i for i in range(ratio.shape[1]) if i != j]
+    if not others:
+        return CheckResult.refusal(f"no pair of the family other than the reference pair {j} has ratios that vary: "
+                                   "nothing to difference", name=name, claim="proportional", alpha=alpha,
+                                   sample_size=ratio.shape[0], seed=seed)
     t = ratio[:, others] - ratio[:, j : j + 1]
     row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
                      seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels,
