@@ -240,8 +240,18 @@ def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | N
     x = samples.detach().to(torch.float64).cpu()
     if x.numel() == 0 or not bool(torch.isfinite(x).all()):
         return False
-    floor = pair_rounding_floor(x, *values, feature_eps=feature_eps)
-    return bool((x.amax(0) - x.amin(0) <= 2 * floor).all())
+    return bool(agreeing_pairs(x, pair_rounding_floor(x, *values, feature_eps=feature_eps)).all())
+
+
+def agreeing_pairs(samples: torch.Tensor, floor: torch.Tensor, shape: Moments | None = None) -> torch.Tensor:
+    """[P] bool: the pairs whose draws ``samples`` [n, P] are one value up to rounding: the guard's
+    :func:`degenerate_pairs` (read from ``shape``, the draws' moments in their own unit, computed when not given), or
+    a spread max − min within twice ``floor`` [P]. The one reading of "every draw agrees" that :func:`mean_check`'s
+    ``atoms`` rule, :func:`one_map` and the proportionality rows share (proofs/verification.md, item 3a)."""
+    x = samples.detach().to(torch.float64).cpu()
+    if shape is None:
+        shape = _shape_moments(Moments.from_samples(x), x)
+    return degenerate_pairs(shape) | (x.amax(0) - x.amin(0) <= 2 * floor)
 
 
 def _pair_scale(*values: torch.Tensor) -> torch.Tensor:
@@ -743,14 +753,12 @@ def _agreeing(shape: Moments, samples: torch.Tensor | None, target: torch.Tensor
     spread within twice the floor ``atol`` scaled down from the pair's largest magnitude max(|target|, |mean|, max|x|)
     to the draws' own max|x| (the floor is proportional to the magnitude it is read from, and carries the features'
     precision: float32 rounding of one value is no spread)."""
-    agree = degenerate_pairs(shape)
     if samples is None:
-        return agree
+        return degenerate_pairs(shape)
     x = samples.detach().to(torch.float64).cpu()
     top = x.abs().amax(0)
     scale = torch.maximum(torch.maximum(target.abs(), mean.abs()), top)
-    own = atol * top / torch.where(scale > 0, scale, torch.ones_like(scale))
-    return agree | (x.amax(0) - x.amin(0) <= 2 * own)
+    return agreeing_pairs(x, atol * top / torch.where(scale > 0, scale, torch.ones_like(scale)), shape)
 
 
 def _agreeing_p_values(cantelli: torch.Tensor, markov: torch.Tensor, samples: torch.Tensor | None,

@@ -45,9 +45,9 @@ from .checks import (
     GUARD,
     UNRESOLVED_SHARE,
     CheckResult,
+    agreeing_pairs,
     clt_guard,
     coarse_format_refusal,
-    degenerate_pairs,
     mean_check,
     one_map,
     pair_rounding_floor,
@@ -321,8 +321,7 @@ def _agreeing_columns(ratio: torch.Tensor, feature_eps: float | None) -> torch.T
     pairs, or a spread within twice the rounding floor of their own magnitude in the features' precision (not the
     kernel's scale, whose floor can hide half of ĉ: such pairs stay in the differences, where
     ``checks.unresolved_pairs`` names them)."""
-    own = pair_rounding_floor(ratio, feature_eps=feature_eps)
-    return degenerate_pairs(Moments.from_samples(ratio)) | (ratio.amax(0) - ratio.amin(0) <= 2 * own)
+    return agreeing_pairs(ratio, pair_rounding_floor(ratio, feature_eps=feature_eps))
 
 
 def _agreeing_refusal(row: CheckResult, ratio: torch.Tensor, j: int, aside: list[int], floor: torch.Tensor,
