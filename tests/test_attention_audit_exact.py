@@ -201,6 +201,47 @@ def statuses(report) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
 
 
+def test_an_attention_returning_one_output_buffer_is_read_call_by_call(kt_seed):
+    """A function that writes every output into one buffer it returns (preallocated outputs) is audited on what each
+    call returned: the audit kept the buffer, so a later call changed an earlier output, and a correct attention
+    failed its order row (max |Δout| 3·10¹¹ times the floor). A mask ignored behind the same buffer still fails."""
+    def buffered(ignore_mask):
+        def attention(m, generator):
+            w, buffers = torch.randn(m, D, generator=generator, dtype=torch.float64), {}
+
+            def fn(q, k, v, mask=None):
+                dtype, (q, k, v) = q.dtype, (t.to(torch.float64) for t in (q, k, v))
+                pq, pk = (torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2) for x in (q / D**0.25, k / D**0.25))
+                if mask is not None and not ignore_mask:
+                    pk = pk * mask[..., None]
+                out = ((pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))).to(dtype)
+                return buffers.setdefault((out.shape, out.dtype), torch.empty_like(out)).copy_(out)
+            return fn
+        return attention
+
+    assert check_attention(buffered(False), dim=D, seed=kt_seed).status == "PASSED"
+    failed = {c.name.split("[")[0] for c in check_attention(buffered(True), dim=D, seed=kt_seed).failures}
+    assert failed == {"padding"}, failed
+
+
+def test_a_missing_rounding_floor_names_the_fix_that_works():
+    """Found by a user trial: a bfloat16 attention at inputs of norm ≈ 8 was refused with "a verdict needs at least
+    N < 51 (a smaller length ...)", yet at N = 13 it was still refused: the exponential's rounding δ grows with the
+    inputs' norms, not with N. Where 2δ alone reaches 1/4 the message now says so and names the inputs' scale."""
+    g = torch.Generator().manual_seed(0)
+    fn = lambda q, k, v, mask=None: v.to(torch.bfloat16)  # noqa: E731
+    large = torch.randn(1, 4, D, generator=g, dtype=torch.float64) * 3
+    v = torch.randn(1, 4, D, generator=g, dtype=torch.float64)
+    with pytest.raises(NoRoundingBound, match="fewer terms would not help: smaller inputs"):
+        rounding_floor_attention(fn, large, large, v, fn(large, large, v), 4)
+    small = large / 100
+    long_v = torch.randn(1, 200, D, generator=g, dtype=torch.float64)
+    long_q = torch.randn(1, 200, D, generator=g, dtype=torch.float64) / 100
+    with pytest.raises(NoRoundingBound, match=r"a verdict needs at least N < 51 .*smaller inputs"):
+        rounding_floor_attention(fn, long_q, long_q, long_v, fn(long_q, long_q, long_v), 64)
+    assert rounding_floor_attention(fn, small, small, v, fn(small, small, v), 4).shape == v.shape
+
+
 def test_a_chunked_state_wrong_past_the_first_chunk_is_caught(kt_seed):
     """Chunks of 64 whose carried state drops the normaliser are wrong only from position 64 on: invisible at L = 16
     (exact_length = long_length = 16: the audit with no long sequence), caught by left padding and gaps at

@@ -173,6 +173,32 @@ def test_every_map_of_a_batch_is_read_for_positive_and_finite(kt_seed):
     assert {r.claim for r in report.failures} == {"positive", "finite"}, str(report)
 
 
+@pytest.mark.parametrize("claim", ["positive", "finite"])
+def test_a_map_returning_one_buffer_is_read_draw_by_draw(claim):
+    """A map that writes its features into one buffer per side and returns it (preallocated outputs, a captured
+    graph) is read as each draw returned them: the property rows kept the buffers, so only the last draw was read,
+    and a sign or NaN bug in half of the draws passed (at 3 of the 4 seeds here). Fixed seeds: the construction,
+    not the statistics, is tested (each seed fails unless its 16 draws all miss the bug, 2⁻¹⁶)."""
+    bad, buffers = (-1.0 if claim == "positive" else math.nan), {}
+
+    def sample(g):
+        w = frequencies(g)
+        hit = bool(torch.rand((), generator=g, dtype=torch.float64) < 0.5)
+
+        def side(name):
+            def phi(x):
+                f = pf(x, w)
+                if hit:
+                    f[:, 0] = bad
+                return buffers.setdefault((name, f.shape), torch.empty_like(f)).copy_(f)
+            return phi
+        return side("query"), side("key")
+
+    for seed in range(4):
+        report = check_feature_map(sample, kernels.softmax, dim=D, claims={claim}, seed=seed)
+        assert report.status == "FAILED", (seed, str(report))
+
+
 def test_extreme_points_hold_every_axis():
     pts = extreme_points(D, torch.Generator().manual_seed(0))
     big = pts[pts.norm(dim=-1) > 9.99]

@@ -82,8 +82,9 @@ def _inputs(b: int, length: int, d: int, std: float, g: torch.Generator):
 
 
 def _call(fn, q, k, v, mask=None) -> torch.Tensor:
-    """fn(q, k, v[, mask]) on copies: a function that works in place (``q *= scale``) must not change the check's
-    own tensors, which later calls and the exact reference reuse."""
+    """fn(q, k, v[, mask]) on copies, returning a copy of its output: a function that works in place (``q *= scale``)
+    must not change the check's own tensors, which later calls and the exact reference reuse, and one that returns a
+    buffer it overwrites at every call (preallocated outputs) must not change an output already returned."""
     q, k, v = q.clone(), k.clone(), v.clone()
     try:
         out = fn(q, k, v) if mask is None else fn(q, k, v, mask=mask.clone())
@@ -104,7 +105,7 @@ def _call(fn, q, k, v, mask=None) -> torch.Tensor:
         raise ValueError(f"the attention function must return {want}, got {tuple(out.shape)}")
     if not out.is_floating_point():
         raise ValueError(f"the attention function must return floating-point outputs, got {out.dtype}")
-    return out
+    return out.detach().clone()
 
 
 #: Entries with at most this many significant bits (0 included) are numbers of every format: they say nothing about
@@ -174,13 +175,18 @@ def rounding_floor_attention(fn, q, k, v, out, num_features: int, mask=None, *, 
         why = (f"N·u = {n * u:.3g} ≥ 1, where Higham's γ_N does not exist" if n * u >= 1 else
                f"γ_N + 2δ = {gamma + 2 * delta:.3g} ≥ 1/4, where the compared floor exceeds |a| + |b| ≥ |a − b| and no "
                "difference could fail")
+        if 2 * delta >= VACUOUS:  # the inputs' norms alone: fewer terms cannot help
+            norm = float(torch.cat([q, k], -2).norm(dim=-1).max())
+            fix = (f"the exponential's rounding at inputs of norm up to {norm:.3g} alone gives 2δ = {2 * delta:.3g} ≥ "
+                   "1/4, so fewer terms would not help: smaller inputs (check_attention's input_std) or outputs "
+                   "computed in a wider dtype give a verdict")
+        else:
+            fix = (f"a verdict needs at least N < {int(1 / (5 * u))} (a smaller length, exact_length, long_length or "
+                   "num_features[1]; kerneltheory audit: --length, --exact-length, --long-length), smaller inputs "
+                   "(check_attention's input_std, which lowers δ) or outputs computed in a wider dtype")
         raise NoRoundingBound(
             f"no rounding floor for {_name(fmt)} outputs (u = {u:.3g}{read}) summing N = {n} terms (L = "
-            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; a verdict needs at least N < "
-            f"{int(1 / (5 * u))} "
-            "(a smaller length, exact_length, long_length or num_features[1]; kerneltheory audit: --length, "
-            "--exact-length, --long-length) or "
-            "outputs computed in a wider dtype")
+            f"{q.shape[-2]} keys + 2·{num_features} features + 1): {why}; {fix}")
     mag = _call(fn, q, k, v.abs(), mask).to(_F64).abs()
     o = out.to(_F64).abs()
     return (gamma + 2 * delta) * (mag + o) + u * o

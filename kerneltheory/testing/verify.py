@@ -825,8 +825,10 @@ def check_feature_map(
             # a sampler with a plain path draws half of them through it; a batched one the others in one call (every
             # map of that batch is read: the maps after the first of a batch had never been)
             target, plain = (n if not evaluate.batched else n // 2 if evaluate.mixed else 0), 0
+            # each draw's features are copied: a map that returns one buffer it overwrites at every call (preallocated
+            # outputs) would otherwise leave only its last draw to be read
             while plain < target and (not evaluate.batched or evaluate.mixed):  # a first plain call that raises: none
-                feats += list(evaluate.one_draw(gen, pts, pts))
+                feats += [f.clone() for f in evaluate.one_draw(gen, pts, pts)]
                 plain += 1
             if plain < n:
                 fq, fk = evaluate.features(gen, pts, pts, batch=n - plain)
