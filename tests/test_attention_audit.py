@@ -7,6 +7,7 @@ test's seed (``kt_seed``); the exact rows compare to a derived rounding floor (a
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -586,6 +587,23 @@ def test_a_reference_that_is_not_finite_refuses_the_slope_row(kt_seed):
     with pytest.raises(ValueError, match="unit-norm"):
         check_attention(library_attention(), dim=D, reference=failing, checks=["consistency"], alpha=ALPHA,
                         seed=kt_seed)
+
+
+def test_a_reference_kernel_holding_parameters_runs_without_autograd(kt_seed):
+    """Found by a user trial: a reference kernel that closes over a module's nn.Parameters (a learned spectrum) carried
+    their graph into the checks, and torch warned ("Converting a tensor with requires_grad=True to a scalar") from
+    inside the package. The kernel is now evaluated without autograd; its name stays in the row's detail."""
+    scale = torch.nn.Parameter(torch.tensor(D**-0.5, dtype=torch.float64))
+
+    def learned_softmax(x, y):
+        return torch.exp(x @ y.T * scale)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = check_attention(library_attention(), dim=D, reference=learned_softmax, checks=["consistency"],
+                                 alpha=ALPHA, seed=kt_seed)
+    assert report.passed and "the kernel learned_softmax" in report.checks[0].detail, str(report)
+    assert scale.grad is None
 
 
 @pytest.mark.statistical

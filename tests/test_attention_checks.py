@@ -354,6 +354,29 @@ def test_legality_check_with_mask_and_large_norms(kt_generator, kt_seed):
     ).passed
 
 
+def test_legality_check_refuses_inputs_where_no_stabiliser_shows(kt_generator, kt_seed):
+    """Found case: the illegal per-key shift PASSED at inputs where no stabiliser changes attention: v = 0, values
+    equal across keys, one key, every key equal, a mask keeping one key. Such inputs are refused; where one sequence
+    (or head) varies, the row tests it and the shift fails."""
+    q = torch.randn(2, 3, 10, 4, generator=kt_generator, dtype=torch.float64)
+    k = torch.randn(2, 3, 10, 4, generator=kt_generator, dtype=torch.float64)
+    v = torch.randn(2, 3, 10, 4, generator=kt_generator, dtype=torch.float64)
+    fm = E.get("positive/gaussian", 4, 16).draw(kt_generator)
+    one = torch.zeros(2, 10, dtype=torch.bool)
+    one[:, 3] = True
+    cases = {"v = 0": (k, torch.zeros_like(v), None), "equal values": (k, v[..., :1, :].expand_as(v), None),
+             "one key": (k[..., :1, :], v[..., :1, :], None), "equal keys": (k[..., :1, :].expand_as(k), v, None),
+             "one kept key": (k, v, one)}
+    for case, (kk, vv, mask) in cases.items():
+        r = stabiliser_legality_check(fm, q, kk, vv, per_key_max, name="per-key", seed=kt_seed, mask=mask)
+        assert r.refused and "no stabiliser can change attention" in r.detail, (case, r)
+    mixed = torch.cat([torch.zeros_like(v[:1]), v[1:]])
+    assert stabiliser_legality_check(fm, q, k, mixed, per_key_max, name="per-key", seed=kt_seed).status == "failed"
+    one[1] = True
+    assert stabiliser_legality_check(fm, q, k, v, per_key_max, name="per-key", seed=kt_seed, mask=one).status \
+        == "failed"
+
+
 def test_legality_check_refuses_when_unstabilised_overflows(kt_generator, kt_seed):
     """trig weights exp(‖x‖²/2) at ‖x‖ = 30 overflow float64: nothing to compare with."""
     x = torch.randn(6, 4, generator=kt_generator, dtype=torch.float64)

@@ -24,6 +24,7 @@ from kerneltheory.testing.ordering import (
     ordering_claims,
     variance_ordering_check,
 )
+from kerneltheory.testing.seeds import seed_for
 
 ALPHA = 1e-6
 D = 8
@@ -305,6 +306,26 @@ def test_one_over_m_rejects_planted_defects(make, slope, kt_seed):
     row = one_over_m_check(make, x, y, seed=kt_seed, **dict(ONE_M, draws=6000))
     assert not row.passed and not row.refused, row
     assert row.effect_size == pytest.approx(abs(slope + 1), abs=0.1)
+
+
+def test_a_grid_that_cannot_tell_the_claim_from_no_m_dependence_refuses(kt_seed):
+    """Found case: ms = (8, 9) passed an estimator whose variance does not depend on m at 3 of 4 seeds (4096 draws):
+    a slope known to ± 0.27 cannot tell −1 from 0. Such a row is refused, naming the grid's spread; the default grid
+    fails the same estimator."""
+    x, y = pairs(radius=0.4, per_family=2)
+
+    def flat(m):
+        return lambda g, r: 1.0 + torch.randn(r, x.shape[0], generator=g, dtype=torch.float64)
+
+    refused = 0
+    for s in range(8):  # each refused or failed; refused at least once (all 8 fail with probability ≈ 4⁻⁸)
+        row = one_over_m_check(flat, x, y, ms=(8, 9), draws=4096, seed=seed_for(f"flat {s}", kt_seed))
+        assert row.status in ("failed", "refused"), row
+        if row.refused:
+            refused += 1
+            assert "cannot tell the claim's slope −1 from 0" in row.detail and "max/min = 1.12" in row.detail, row
+    assert refused, "every row failed: the refusal was not exercised"
+    assert one_over_m_check(flat, x, y, seed=kt_seed, **ONE_M).status == "failed"
 
 
 def test_errors_and_refusals(kt_seed):

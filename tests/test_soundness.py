@@ -687,3 +687,135 @@ def test_one_map_is_judged_on_the_whole_budget():
     rows = run(True)
     assert all(r.status != "failed" for r in rows), rows
     assert all(r.status == "failed" and math.isinf(r.statistic) for r in run(False))
+
+
+def _mean_row(x, target, **kw):
+    return mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x, **kw)
+
+
+def test_a_pass_that_resolves_no_effect_as_large_as_the_target_is_refused(kt_seed):
+    """Found case: estimates 2·exp(xᵀy) plus zero-mean noise a²·r·r′ (random signs, a² = 100, one extra feature per
+    side) PASSED `unbiased` at the moderate families (8 of 8 seeds): a standard error of 100/64 against a kernel of
+    about 1 detects no 100 % bias. A row whose every pair detects (with power 0.9) only deviations as large as its
+    target, or whose rounding floor reaches half of it, or a reference known only to that error, is refused, never
+    passed; noise a hundredth of that still fails the bias."""
+    g = torch.Generator().manual_seed(seed_for("noise", kt_seed))
+    target = torch.ones(4, dtype=torch.float64)
+    noisy = 2 + 100 * torch.randn(4096, 4, generator=g, dtype=torch.float64)
+    row = _mean_row(noisy, target)
+    assert row.refused and row.no_evidence and "no pair resolves an effect as large as its target" in row.detail, row
+    assert _mean_row(2 + torch.randn(4096, 4, generator=g, dtype=torch.float64), target).status == "failed"
+    correct = 1 + 0.5 * torch.randn(4096, 4, generator=g, dtype=torch.float64)
+    assert _mean_row(correct, target).passed
+    for kw, why in ((dict(atol=1e300), "the rounding floor of every pair reaches 0.5 of the target"),
+                    (dict(atol=math.inf), "the rounding floor of every pair reaches 0.5 of the target"),
+                    (dict(target_stderr=torch.full((4,), 1e300, dtype=torch.float64)), "no pair resolves")):
+        row = _mean_row(correct + 1, target, **kw)
+        assert row.refused and why in row.detail, (kw, row)
+    # one resolved pair is enough for the row to speak (the others stay tested: a rejection there still fails)
+    mixed = torch.cat([correct[:, :1], noisy[:, 1:] - 1], 1)
+    assert _mean_row(mixed, target).passed
+
+    def sample(gen, a=10.0, m=64):
+        w = torch.randn(m, D, generator=gen, dtype=torch.float64)
+        r, s = (1.0 if bool(torch.rand((), generator=gen) < 0.5) else -1.0 for _ in range(2))
+
+        def side(sign):
+            return lambda x: torch.cat([math.sqrt(2 / m) * torch.exp(x @ w.T - (x * x).sum(-1, keepdim=True) / 2),
+                                        torch.full_like(x[:, :1], a * sign)], -1)
+        return side(r), side(s)
+
+    report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert report.status != "PASSED", str(report)
+
+
+def test_agreeing_draws_support_a_pass_only_where_an_exact_bound_rejects_them():
+    """Found case: every draw 1.05 against a target of 1 is refused without claims, but PASSED with a true, loose
+    declared bound (Markov at B = 100 resolves only deviations beyond ≈ (B + |K|)·ln(2P/α)/n; a 100 % bias passed at
+    B = 10⁶), and all-equal draws against a claimed variance σ² > 0 PASSED with a bound B ≥ 5σ (Maurer–Pontil). Such
+    pairs are now untested unless the exact test rejects them; where it does, the row still fails."""
+    x = torch.full((4096, 4), 1.05, dtype=torch.float64)
+    target = torch.ones(4, dtype=torch.float64)
+    for b in (100.0, 1e6):
+        row = _mean_row(x, target, bound=torch.full((4,), b, dtype=torch.float64))
+        assert row.refused and "Markov" in row.detail and "untested" in row.detail, (b, row)
+    row = _mean_row(x, target, bound=torch.full((4,), 1.1, dtype=torch.float64))  # 2(2.1/2.15)^4096 ≈ e⁻⁹⁶
+    assert row.status == "failed", row
+    row = _mean_row(x, target, variance=torch.full((4,), 0.01, dtype=torch.float64), carry_without_variance=False)
+    assert row.status == "failed" and "Cantelli" in row.detail, row  # 2(σ²/(σ² + d²))ⁿ = 2·0.8⁴⁰⁹⁶
+    const = torch.full((4096, 3), 0.5, dtype=torch.float64)
+    for b, var in ((1.0, 0.03), (10.0, 0.09)):
+        row = variance_check(Moments.from_samples(const), torch.full((3,), var, dtype=torch.float64), alpha=1e-6,
+                             name="v", seed=0, samples=const, bound=torch.full((3,), b, dtype=torch.float64))
+        assert row.refused and "exact test does not reject" in row.detail, (b, var, row)
+    row = variance_check(Moments.from_samples(const), torch.ones(3, dtype=torch.float64), alpha=1e-6, name="v",
+                         seed=0, samples=const, bound=torch.ones(3, dtype=torch.float64))
+    assert row.status == "failed", row
+
+
+def test_a_bound_that_cannot_reject_at_a_tiny_budget_refuses():
+    """Found case: with 1–5 draws the normal test does not apply and Hoeffding/Bernstein cannot reach α = 10⁻⁶ however
+    far off the mean is; the row PASSED (p = 1) at a mean 6 against a target 0 with the bound 10. It is refused."""
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 2, 5, 8):
+        x = 6 + torch.rand(n, 3, generator=g, dtype=torch.float64)
+        row = _mean_row(x, torch.zeros(3, dtype=torch.float64), bound=torch.full((3,), 10.0, dtype=torch.float64))
+        assert row.refused and row.no_evidence and "cannot reject" in row.detail, (n, row)
+    x = 6 + torch.rand(512, 3, generator=g, dtype=torch.float64)
+    assert _mean_row(x, torch.zeros(3, dtype=torch.float64), bound=torch.full((3,), 10.0, dtype=torch.float64)).status \
+        == "failed"
+
+
+def test_the_mean_and_variance_checks_name_a_bad_argument():
+    """α of 0 passed a 7.7σ bias; complex claims were read by their real part; shapes that broadcast ([P, 1]) and a
+    Python float raised torch's own errors (or read other pairs); a negative floor was accepted; 0 draws raised an
+    IndexError and 1–2 draws with a claimed variance a reshape error. Each is now an error naming the argument, or a
+    refusal where the draws are too few."""
+    g = torch.Generator().manual_seed(0)
+    x = 1 + torch.randn(4096, 4, generator=g, dtype=torch.float64)
+    m, t = Moments.from_samples(x), torch.ones(4, dtype=torch.float64)
+    for alpha in (0.0, 1.0, math.nan, -1e-6):
+        with pytest.raises(ValueError, match="alpha"):
+            mean_check(m, t, alpha=alpha, name="m", seed=0, samples=x)
+        with pytest.raises(ValueError, match="alpha"):
+            variance_check(m, t, alpha=alpha, name="v", seed=0, samples=x)
+    bad = {"target": t[:, None], "variance": t[:, None], "bound": 5 * t[:, None], "atol": t[None, :],
+           "target_stderr": t[:, None]}
+    for arg, value in bad.items():
+        kw = dict(dict(target=t, samples=x), **{arg: value})
+        with pytest.raises(ValueError, match=f"^{arg} must have one value per pair"):
+            mean_check(m, alpha=1e-6, name="m", seed=0, **kw)
+    for arg in ("target", "variance", "bound"):
+        with pytest.raises(TypeError, match=f"^{arg} must be real"):
+            mean_check(m, alpha=1e-6, name="m", seed=0, samples=x, **dict({"target": t}, **{arg: t + 1j}))
+    with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0"):
+        mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x, atol=-1.0)
+    with pytest.raises(ValueError, match="^samples must be the"):
+        mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x[:, :1])
+    with pytest.raises(ValueError, match="^claimed must have one value per pair"):
+        variance_check(m, t[:, None], alpha=1e-6, name="v", seed=0, samples=x)
+    with pytest.raises(ValueError, match="no draws"):
+        mean_check(Moments.from_samples(x[:0]), t, alpha=1e-6, name="m", seed=0)
+    assert mean_check(m, 1.0, alpha=1e-6, name="m", seed=0, samples=x).passed  # one number is every pair's target
+    for n in (1, 2):
+        row = mean_check(Moments.from_samples(x[:n]), t, alpha=1e-6, name="m", seed=0, samples=x[:n], variance=t)
+        assert row.refused and "too few draws" in row.detail, row
+
+
+def test_a_claimed_variance_within_its_rounding_of_zero_is_zero():
+    """Found case (a user trial): random Fourier features' exact variance formula, evaluated in another order, gives
+    2·10⁻¹⁸ instead of 0 at x = y, where every draw is 1 up to rounding; the row was refused ("sixth and eighth
+    moments too large": the rounding jitter's shape), while the same formula 2·10⁻¹⁸ below 0 passed (read as 0). A
+    claim within its own rounding τ of 0 is a claim of 0 on both sides; where the draws vary, such a claim fails."""
+    g = torch.Generator().manual_seed(0)
+    one = torch.ones(4096, 1, dtype=torch.float64)  # 1 at every draw, one ulp above at 1 % of them (rounding)
+    at_x_eq_y = torch.where(torch.rand(4096, 1, generator=g) < 0.01, torch.nextafter(one, 2 * one), one)
+    x = torch.cat([at_x_eq_y, torch.cos(torch.randn(4096, 1, generator=g, dtype=torch.float64))], 1)
+    exact = torch.tensor([0.0, float(x[:, 1].var())], dtype=torch.float64)
+    for off in (2e-18, -2e-18, 1e-15, 0.0):
+        row = variance_check(Moments.from_samples(x), exact + torch.tensor([off, 0.0], dtype=torch.float64),
+                             alpha=1e-6, name="v", seed=0, samples=x)
+        assert row.passed, (off, row)
+    varying = x.flip(1)  # the claim ≈ 0 now sits at the pair whose draws vary
+    row = variance_check(Moments.from_samples(varying), exact + 2e-18, alpha=1e-6, name="v", seed=0, samples=varying)
+    assert row.status == "failed", row

@@ -101,6 +101,7 @@ sum's 0/0 at position 0 is the finiteness check's failure, not a causality one).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -156,6 +157,20 @@ def _exact(reference, q, k, v, causal, mask=None) -> torch.Tensor:
     if reference == "softmax":
         return softmax_attention(q, k, v, causal=causal, mask=mask)
     return kernel_attention(q, k, v, _per_sequence(reference), causal=causal, mask=mask)
+
+
+def _without_grad(kernel):
+    """A reference kernel evaluated without autograd, its output detached: a kernel that closes over a module's
+    parameters (a learned spectrum) would otherwise carry their graph into every reduction of the checks (and warn
+    where one is read as a number). Its name is kept for the messages."""
+    @functools.wraps(kernel)
+    def plain(x, y):
+        with torch.no_grad():
+            out = kernel(x, y)
+        return out.detach() if isinstance(out, torch.Tensor) else out
+
+    plain.__name__ = getattr(kernel, "__name__", type(kernel).__name__)
+    return plain
 
 
 def _per_sequence(kernel):
@@ -660,6 +675,8 @@ def check_attention(
         raise TypeError(f"attention must be a factory (num_features, generator) -> fn, got {type(attention).__name__}")
     if not (reference == "softmax" or callable(reference)):
         raise ValueError(f"reference must be 'softmax' or a kernel callable, got {reference!r}")
+    if reference != "softmax":
+        reference = _without_grad(reference)
     for flag, nm in ((causal, "causal"), (mask, "mask")):
         if not isinstance(flag, bool):
             raise TypeError(f"{nm} must be a bool, got {type(flag).__name__}")

@@ -190,6 +190,33 @@ def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | No
     return None
 
 
+def _stabiliser_blind(k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> str | None:
+    """Why no stabiliser, legal or not, can change non-causal attention at these inputs, or None: in every sequence
+    at most one key is kept, or the kept values are all equal (each output is that value), or the kept keys are all
+    equal (their log features, and so any shift computed from them, are equal: the weights stay equal). A review
+    found the illegal per-key shift passing at v = 0, one key, equal keys, and a mask keeping one key."""
+    length = k.shape[-2]
+    kb, vb = k.reshape(-1, length, k.shape[-1]), v.reshape(-1, length, v.shape[-1])
+    if mask is None:
+        keep = torch.ones(kb.shape[:2], dtype=torch.bool, device=kb.device)
+    else:  # [B, L] (or [L] unbatched), broadcast over any head dimensions between
+        lead = k.shape[:-2]
+        keep = mask.reshape(*(lead[:1] if lead else ()), *([1] * max(len(lead) - 1, 0)), length)
+        keep = keep.expand(*lead, length).reshape(-1, length)
+    whys = set()
+    for b in range(kb.shape[0]):
+        kept_k, kept_v = kb[b][keep[b]], vb[b][keep[b]]
+        if kept_k.shape[0] <= 1:
+            whys.add("at most one key kept")
+        elif bool((kept_v == kept_v[:1]).all()):
+            whys.add("every kept value equal")
+        elif bool((kept_k == kept_k[:1]).all()):
+            whys.add("every kept key equal")
+        else:
+            return None
+    return ", ".join(sorted(whys)) + (" in every sequence" if kb.shape[0] > 1 else "")
+
+
 def attention_convergence_check(
     estimator_name: str | Callable[[int], object],
     *,
@@ -578,6 +605,11 @@ def stabiliser_legality_check(
             runs.append((phi_q, phi_k, out, den))
     eps = torch.finfo(torch.float64).eps
     base = dict(name=f"stabiliser legality: {name}", claim="stabiliser legal", alpha=alpha, seed=int(seed))
+    blind = _stabiliser_blind(k, v, mask)
+    if blind is not None:
+        return CheckResult.refusal(f"no stabiliser can change attention at these inputs ({blind}): an illegal one "
+                                   "(a shift per key) would agree as well; use keys and values that vary",
+                                   sample_size=runs[0][2].numel(), **base)
     (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = runs
     if not bool(torch.isfinite(out0).all()):
         return CheckResult.refusal(

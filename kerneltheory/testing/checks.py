@@ -73,7 +73,7 @@ import torch
 from scipy import stats
 from scipy.special import ndtri_exp
 
-from .._validation import check_flag
+from .._validation import check_flag, check_real
 from ..montecarlo import Moments
 from .pvalues import (
     bounded_p_values,
@@ -82,6 +82,8 @@ from .pvalues import (
     p_value_floor,
 )
 
+#: z of power 0.9: a pass resolves the deviations its test detects with this power (:func:`mean_check`)
+POWER_Z = 1.2815515655446004
 GUARD = 0.1  # largest trusted √((κ−1)/n) and |skew|/√n
 VARIANCE_GUARD = 0.3  # the guard on Y = (x − x̄)² in the variance check (calibration: tests/test_calibration.py)
 MIN_DRAWS = 64
@@ -514,6 +516,50 @@ def _skewness(m: Moments) -> torch.Tensor:
     return torch.where(m.population_variance > 0, m.skewness.nan_to_num(0.0), torch.zeros_like(m.mean))
 
 
+def _level(alpha) -> float:
+    """The row's level: a real number in (0, 1) (a level of 0 would pass every row; the public entry points also keep
+    it above ``MIN_ALPHA`` before splitting it)."""
+    return check_real(alpha, "alpha", minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+
+
+def _per_pair(value, name: str, pairs: int) -> torch.Tensor | None:
+    """``value`` as a [P] float64 CPU tensor: a real number or a real tensor of shape () or [P] (one per pair);
+    None stays None. Anything else is an error naming the argument: a complex value (its imaginary part would be
+    dropped), a shape that would broadcast against [P] into something else ([P, 1]), a non-numeric type."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        raise TypeError(f"{name} must be a real number or a tensor of shape [P] = [{pairs}], got "
+                        f"{type(value).__name__}")
+    t = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=torch.float64)
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must be real, got a tensor of dtype {t.dtype}")
+    if t.shape not in ((), (pairs,)):
+        raise ValueError(f"{name} must have one value per pair, shape [P] = [{pairs}] (or be one number), got shape "
+                         f"{list(t.shape)}")
+    return t.to(torch.float64).cpu().expand(pairs)
+
+
+def _checked_draws(m: Moments, samples, what: str = "samples") -> tuple[int, torch.Tensor | None]:
+    """(P, samples): the pairs ``m`` summarises and its raw draws, which must be the [n, P] tensor it summarises."""
+    if not isinstance(m, Moments):
+        raise TypeError(f"m must be the Moments of the draws, got {type(m).__name__}")
+    if m.count < 1:
+        raise ValueError("m summarises no draws (count 0): a check needs at least one")
+    pairs = int(m.mean.numel())
+    if m.mean.dim() != 1:
+        raise ValueError(f"m must summarise draws of shape [n, P] (its mean of shape [P]), got a mean of shape "
+                         f"{list(m.mean.shape)}")
+    if samples is None:
+        return pairs, None
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or tuple(samples.shape) != (m.count, pairs):
+        shape = list(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise ValueError(f"{what} must be the [n, P] = [{m.count}, {pairs}] draws that m summarises, got {shape}")
+    if samples.is_complex():
+        raise TypeError(f"{what} must be real, got dtype {samples.dtype}")
+    return pairs, samples
+
+
 def mean_check(
     m: Moments,
     target: torch.Tensor,
@@ -568,8 +614,17 @@ def mean_check(
     (a continuous law, a deterministic map): agreement off the target is then a bias (proofs/verification.md, item
     3a).
     """
-    args = dict(alpha=alpha, name=name, seed=seed, bound=bound, samples=samples, target_stderr=target_stderr,
-                atol=atol, claim=claim, labels=labels, futility=futility, atoms=check_flag(atoms, "atoms"))
+    pairs, samples = _checked_draws(m, samples)
+    target, variance, bound, target_stderr = (_per_pair(v, k, pairs) for v, k in (
+        (target, "target"), (variance, "variance"), (bound, "bound"), (target_stderr, "target_stderr")))
+    if target is None:
+        raise TypeError("target must be a real number or a tensor of shape [P], got None")
+    atol = _per_pair(atol, "atol", pairs)
+    if atol is not None and bool((atol < 0).any()):
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    args = dict(alpha=_level(alpha), name=name, seed=seed, bound=bound, samples=samples,
+                target_stderr=target_stderr, atol=atol, claim=claim, labels=labels, futility=futility,
+                atoms=check_flag(atoms, "atoms"))
     row = _mean_test(m, target, variance, args)
     if variance is not None and carry_without_variance:
         row.without_variance = _mean_test(m, target, None, args)
@@ -625,9 +680,10 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     # draws equal up to rounding (their spread within twice the floor): compare the mean with the floor instead
     if samples is not None:
         x = samples.detach().to(torch.float64).cpu()
-        zero = x.amax(0) - x.amin(0) <= 2 * atol
+        spread = x.amax(0) - x.amin(0)
+        zero = spread <= 2 * atol
     else:
-        zero = se == 0
+        spread, zero = None, se == 0
     if target_stderr is not None:  # a Monte Carlo target is known only to its own error: the two-sample z-test decides
         zero = zero & (target_stderr.to(zero.device) == 0)
     # draws with no spread at their own scale (the guard's degenerate pairs, which it reads as tail-free), off their
@@ -656,13 +712,68 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             near / torch.where(se > 0, se, torch.ones_like(se)),
         )
         p_clt = normal_p_values(z, skew, n, studentised=variance is None)
-        # an untested pair never rejects; the row is refused where its normal p-value, read as if its draws were
-        # exact (no skewness factor, so as to refuse more, never less), would have rejected it
-        p_untested = torch.where(untested, normal_p_values(z), torch.ones_like(p_clt))
         if bool(rare.any()):  # Cantelli's or Markov's exact p-values, and the normal |z| that gives each (for the row)
             tested = rare & ~untested
             p_clt = torch.where(tested, p_agree, torch.where(untested, 1.0, p_clt))
             z = torch.where(tested, torch.sign(near) * _normal_equivalent(p_agree), z)
+
+    # an agreeing pair off its target never supports a pass: untested, or tested by an exact bound (Cantelli, Markov)
+    # that did not reject it, which resolves only deviations far beyond the draws' own (a declared bound of 100 let
+    # every draw at 1.05 pass against a target of 1). The row is refused where such a pair's normal p-value, read as if
+    # its draws were exact (no skewness factor, so as to refuse more, never less), would have rejected it
+    unsupported = untested | (rare & ~untested & (p_agree * target.numel() * halves > alpha))
+    if bool(unsupported.any()):
+        z_seen = torch.where(se > 0, near / torch.where(se > 0, se, torch.ones_like(se)),
+                             torch.where(near != 0, math.inf, 0.0))
+        would = unsupported & (normal_p_values(z_seen) * target.numel() * halves <= alpha)
+    else:
+        would = unsupported
+
+    def resolution_refusal(row: CheckResult) -> CheckResult:
+        """The row, or its refusal where it passes and no pair resolves an effect as large as its target: at every
+        pair, the target is nonzero and either the rounding floor reaches half of it or the deviation the test
+        detects with power 0.9 (z at the row's level plus 1.28 standard errors of the mean, the reference's
+        included) reaches it (a map whose estimates carry zero-mean noise 100 times the kernel passed a 100 % bias),
+        or the floor is not finite (proofs/verification.md, item 3 (b))."""
+        if not row.passed:
+            return row
+        level_z = -float(ndtri_exp(math.log(alpha / (2 * target.numel() * halves))))
+        detect = (level_z + POWER_Z) * se
+        k = target.abs()
+        blind_pair = ~torch.isfinite(atol) | ((k > 0) & ((atol >= UNRESOLVED_SHARE * k) | (detect >= k)))
+        blind_pair = blind_pair & ~(exact & (near == 0) & (atol < UNRESOLVED_SHARE * k))
+        if not bool(blind_pair.all()):
+            return row
+        floor_only = ~torch.isfinite(atol) | ((k > 0) & (atol >= UNRESOLVED_SHARE * k))
+        if bool(floor_only.all()):  # the floor alone: the refusal the callers' own reading of it gives
+            return unresolved_pairs(row, atol, target, labels)
+        idx = int(torch.argmax(torch.where(k > 0, (detect + atol) / torch.where(k > 0, k, 1.0), math.inf)))
+        return CheckResult.refusal(
+            f"no pair resolves an effect as large as its target: at pair {idx}{_label(labels, idx)} the test detects "
+            f"(with power 0.9) only deviations ≥ {float(detect[idx]):.3g}, with a rounding floor {float(atol[idx]):.3g}"
+            f", against a target {float(target[idx]):.3g}, so a map off by its whole target would pass as well (more "
+            "draws, or inputs where the estimates' noise is below the kernel, resolve it); " + row.detail,
+            no_evidence=True, **base)
+
+    def agreeing_refusal(row: CheckResult) -> CheckResult:
+        """The row, or its refusal where it passes and an agreeing pair off its target does not support the pass."""
+        if not row.passed or not bool(would.any()):
+            return row
+        first = int(torch.nonzero(would)[0])
+        which = "variance (Cantelli)" if bool(cantelli[first]) else "bound (Markov)"
+        exact_test = ("" if bool(untested[first]) else
+                      f"; the exact bound of the claimed {which} gives p = {float(p_agree[first]):.3g} there, which "
+                      "resolves only deviations far beyond this one at these draws")
+        return CheckResult.refusal(
+            f"{int(would.sum())} of {would.numel()} pairs are untested: at pair {first}"
+            f"{_label(labels, first)} every one of the {n} draws gave {float(m.mean[first]):.6g} (up to rounding), "
+            f"target {float(target[first]):.6g}{_off(diff[first])}; a map that does not draw from its generator "
+            "(every draw the same map) does that, and so does an unbiased estimate that is one value except on a "
+            "rare event (sparse or binning features), so agreement is no evidence against the claim without a "
+            f"claimed variance (and an exact target) or a declared bound that rejects it{exact_test}; the tested "
+            "pairs agree with the claim",
+            **base,
+        )
 
     def early(row: CheckResult, halves: int) -> CheckResult:
         if futility is None or not row.passed:
@@ -698,25 +809,25 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             pair_p=p,
             **base,
         )
+        row = resolution_refusal(agreeing_refusal(row))
+        if row.passed and not ok:
+            # the bound alone decides: a pair that it could not reject however far off (few draws) is untested
+            spread = m.variance if n > 1 else torch.zeros_like(b)
+            reach = bounded_p_values(b + target.abs(), b, spread, n) * target.numel() * 2
+            if bool((reach > alpha).any()):
+                first = int(torch.nonzero(reach > alpha)[0])
+                return CheckResult.refusal(
+                    f"the declared bound cannot reject pair {first}{_label(labels, first)} at level {alpha:.3g} with "
+                    f"{n} draws however far off its mean is (at the largest deviation the bound allows, its p-value "
+                    f"after Bonferroni is {min(float(reach[first]), 1.0):.3g}), and the normal test does not apply",
+                    no_evidence=True, **base)
         return early(row, 2) if ok else row  # a bound alone has no normal power to protect: it runs to the end
     if ok:
         p_adj, idx = _bonferroni(p_clt)
         method = "clt (exact variance)" if variance is not None else "clt"
         if math.isnan(p_adj):
             return _not_a_probability(p_clt, idx, method, base, labels)
-        would = untested & (p_untested * target.numel() <= alpha)
-        if p_adj > alpha and bool(would.any()):
-            first = int(torch.nonzero(would)[0])
-            return CheckResult.refusal(
-                f"{int(would.sum())} of {would.numel()} pairs are untested: at pair {first}"
-                f"{_label(labels, first)} every one of the {n} draws gave {float(m.mean[first]):.6g} (up to rounding), "
-                f"target {float(target[first]):.6g}{_off(diff[first])}; a map that does not draw from its generator "
-                "(every draw the same map) does that, and so does an unbiased estimate that is one value except on a "
-                "rare event (sparse or binning features), so agreement is no evidence against the claim without a "
-                "claimed variance (and an exact target) or a declared bound; the tested pairs agree with the claim",
-                **base,
-            )
-        return early(CheckResult(
+        return early(resolution_refusal(agreeing_refusal(CheckResult(
             statistic=float(z[idx]),
             p_value=p_adj,
             method=method,
@@ -729,11 +840,13 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
                "the estimate does not depend on the frequencies, as positive features' at x = 0; its distance to the "
                "target, beyond the rounding allowed, is then a bias there)"
                if bool(exact[idx] & (near[idx] != 0)) else
-               " (every draw gave this estimate)" if bool(zero[idx] & (near[idx] == 0)) else f" ± {float(se[idx]):.3g}")
+               (" (every draw gave this estimate)" if spread is None or float(spread[idx]) == 0 else
+                f" (every draw within the rounding floor {float(atol[idx]):.3g} of this estimate)")
+               if bool(zero[idx] & (near[idx] == 0)) else f" ± {float(se[idx]):.3g}")
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             pair_p=p_clt,
             **base,
-        ), 1)
+        ))), 1)
     if variance is not None and samples is not None and target_stderr is None:
         return _median_of_means(samples, target, variance, base, labels, atol)
     return CheckResult.refusal(
@@ -809,6 +922,9 @@ def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:
 def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol) -> CheckResult:
     x = samples.to(torch.float64).cpu()
     n = x.shape[0]
+    if n < 3:
+        return CheckResult.refusal(f"too few draws ({n}) for a median of means (at least 3) and too few for the normal "
+                                   f"approximation ({MIN_DRAWS})", no_evidence=True, **base)
     k = max(3, min(64, n // 32))
     b = n // k
     block_means = x[: k * b].reshape(k, b, -1).mean(1)
@@ -856,8 +972,16 @@ def variance_check(
     :func:`mean_check`; only a row whose every pair passed the guard (a normal test) may accept early.
     """
     n = m.count
-    if samples is None or samples.dim() != 2 or samples.shape[0] != n:
-        raise ValueError(f"samples must be the [n, P] draws that m summarises (n = {n})")
+    pairs, samples = _checked_draws(m, samples)
+    if samples is None:
+        raise ValueError(f"samples must be the [n, P] draws that m summarises (n = {n}), got None")
+    claimed, bound = _per_pair(claimed, "claimed", pairs), _per_pair(bound, "bound", pairs)
+    if claimed is None:
+        raise TypeError("claimed must be a real number or a tensor of shape [P], got None")
+    atol = _per_pair(atol, "atol", pairs)
+    if atol is not None and bool((atol < 0).any()):
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    alpha = _level(alpha)
     x = samples.detach().to(torch.float64).cpu()
     base = dict(name=name, claim="variance", alpha=alpha, sample_size=n, seed=seed)
     scale = x.abs().amax(0)
@@ -874,7 +998,10 @@ def variance_check(
     # negative claims), kept as its square root √τ, which cannot overflow (proof item 9)
     root_tau = claim_rounding_sd(scale)
     spread = x.amax(0) - x.amin(0)
-    settled = (claimed == 0) & (spread <= 2 * atol)  # a deterministic claim that the draws meet up to rounding
+    # a deterministic claim (0, or within its own rounding τ of 0, as a claim of 0 from another association of the same
+    # formula is) that the draws meet up to rounding; a claim 2e-18 above 0 at draws that all gave 1 was refused, while
+    # one 2e-18 below passed (read as 0 by claimed_variance)
+    settled = (claimed.sqrt() <= root_tau) & (spread <= 2 * atol)
     if bool(settled.all()):
         return property_check(0, int(settled.numel()), claim="variance", name=name, seed=seed, alpha=alpha)
     index = None
@@ -926,7 +1053,9 @@ def variance_check(
             2 * torch.where(b > 0, b, torch.ones_like(b)))
         p_exact = (2 * torch.exp(-(t**2) * (n - 1) / 2)).clamp(max=1.0)
         p = torch.where(ok, (2 * torch.minimum(p_clt, p_exact)).clamp(max=1.0), p_exact)
-        tested[:] = True
+        # a pair whose draws all agree is evidence only where Maurer–Pontil rejects it: not rejecting, it resolves no
+        # variance below about B²·ln(P/α)/n, so it stays untested for a pass (a bound of 1 passed σ = 0.19)
+        tested = ok | ~constant | (p_exact * claimed.numel() * 2 <= alpha)
         method = "clt of s² + Maurer–Pontil"
     else:
         p, method = p_clt, "clt of s²"
@@ -956,8 +1085,9 @@ def variance_check(
                 f"{untested} of {tested.numel()} pairs are untested: at pair {_pair(labels, first, index)} every one "
                 f"of the {n} draws gave the same estimate while the claimed variance is {float(claimed[first]):.4g} "
                 "> 0: a map that does not draw from its generator (every draw the same map) does that, and so does a "
-                "law that puts nearly all of its mass on one value, so s² = 0 is no evidence against the claim (a "
-                "declared bound on the estimates would make it one); the tested pairs agree with the claim",
+                "law that puts nearly all of its mass on one value, so s² = 0 is no evidence against the claim "
+                + ("(the declared bound's exact test does not reject it at these draws)" if bound is not None else
+                   "(a declared bound on the estimates could make it one)") + "; the tested pairs agree with the claim",
                 **base,
             )
         if bool(guarded[first]):  # the guard holds; the skewness alone keeps the normal test from reaching the level

@@ -107,12 +107,14 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy import special
 
 from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import (
+    POWER_Z,
     CheckResult,
     _bonferroni,
     _not_a_probability,
@@ -665,6 +667,17 @@ def one_over_m_check(
                 f"{int(mixed.sum())} pair(s) have variance 0 (within rounding) at some m and not at others (pair {i}: "
                 f"positive at m = {at}, 0 at the others): a variance v/m is 0 at every m or at none, so such a pair "
                 "is no zero-variance pair to leave out, and has no slope to fit; the other pairs agree with the claim"))
+        # a slope known too poorly to tell the claim (−1) from a variance that does not fall with m (0) at any pair
+        # resolves nothing: ms = (8, 9) passed an m-independent variance at 3 of 4 seeds
+        reach = (-float(special.ndtri(alpha / (2 * se.numel()))) + POWER_Z) * se
+        if bool((reach >= 1.0).all()):
+            best = int(torch.argmin(se))
+            at = int(torch.nonzero(keep).flatten()[best])
+            return _refused(name, "1/m", alpha, n, seed, (
+                f"the slope is known to ± {float(se[best]):.3g} at best (pair {at})"
+                f": the test cannot tell the claim's slope −1 from 0 (a variance that does not fall with m) with power "
+                f"0.9 at level {alpha:.3g}; feature counts further apart (max/min = {max(ms) / min(ms):.3g} here) or "
+                "more draws resolve it"))
     return CheckResult(
         name=name,
         claim="1/m",
