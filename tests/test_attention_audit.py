@@ -605,6 +605,16 @@ def test_a_reference_kernel_holding_parameters_runs_without_autograd(kt_seed):
     assert report.passed and "the kernel learned_softmax" in report.checks[0].detail, str(report)
     assert scale.grad is None
 
+    def through_autograd(x, y):  # a kernel that uses autograd inside runs as written (the review: no_grad broke it)
+        x = x.detach().clone().requires_grad_(True)
+        f = torch.exp(x @ y.T * D**-0.5)
+        (grad,) = torch.autograd.grad(f.sum(), x)
+        return f.detach() + 0 * grad.sum()
+
+    report = check_attention(library_attention(), dim=D, reference=through_autograd, checks=["consistency"],
+                             alpha=ALPHA, seed=kt_seed)
+    assert report.passed, str(report)
+
 
 @pytest.mark.statistical
 def test_a_large_bias_fails_the_slope_rows_even_where_the_remainder_bound_exceeds_the_se(kt_seed):

@@ -369,12 +369,37 @@ def test_legality_check_refuses_inputs_where_no_stabiliser_shows(kt_generator, k
              "one kept key": (k, v, one)}
     for case, (kk, vv, mask) in cases.items():
         r = stabiliser_legality_check(fm, q, kk, vv, per_key_max, name="per-key", seed=kt_seed, mask=mask)
-        assert r.refused and "no stabiliser can change attention" in r.detail, (case, r)
+        assert r.refused and "no shift computed from the key features can change attention" in r.detail, (case, r)
     mixed = torch.cat([torch.zeros_like(v[:1]), v[1:]])
     assert stabiliser_legality_check(fm, q, k, mixed, per_key_max, name="per-key", seed=kt_seed).status == "failed"
     one[1] = True
     assert stabiliser_legality_check(fm, q, k, v, per_key_max, name="per-key", seed=kt_seed, mask=one).status \
         == "failed"
+
+
+def test_legality_check_reads_broadcast_inputs_and_refuses_only_a_pass(kt_generator, kt_seed):
+    """Review findings on the first version of the refusal above: keys shared by the heads ([B, 1, L, d] beside values
+    [B, H, L, d]) were paired with the wrong values (a sequence that varies was read as one of equal values, and the
+    failing shift refused) or raised an IndexError; and the refusal came before the comparison, so a shift by key
+    position at equal keys, and a stabiliser whose output is NaN at one key, were refused instead of failed."""
+    B, H, L, d = 2, 3, 10, 4
+    fm = E.get("positive/gaussian", d, 16).draw(kt_generator)
+    q = torch.randn(B, H, L, d, generator=kt_generator, dtype=torch.float64)
+    k = torch.randn(B, 1, L, d, generator=kt_generator, dtype=torch.float64)
+    v = torch.randn(B, H, L, d, generator=kt_generator, dtype=torch.float64)
+    v[0] = v[0, :, :1, :]  # batch 0: equal values; batch 1 varies
+    check = lambda kk, vv, stab=per_key_max: stabiliser_legality_check(fm, q, kk, vv, stab, name="s", seed=kt_seed)  # noqa: E731
+    assert check(k, v).status == "failed"
+    heads_k = torch.randn(B, H, L, d, generator=kt_generator, dtype=torch.float64)
+    equal_v = torch.randn(B, 1, 1, d, generator=kt_generator, dtype=torch.float64).expand(B, 1, L, d)
+    assert check(heads_k, equal_v).refused
+    assert check(heads_k, v[:, :1]).status == "failed"
+
+    def by_position(lq, lk):
+        return lq, lk - 0.5 * torch.arange(lk.shape[-2], dtype=lk.dtype).unsqueeze(-1)
+
+    assert check(k[..., :1, :].expand_as(k), v, by_position).status == "failed"
+    assert check(k[..., :1, :], v[..., :1, :], lambda lq, lk: (lq - 1e4, lk - 1e4)).status == "failed"
 
 
 def test_legality_check_refuses_when_unstabilised_overflows(kt_generator, kt_seed):

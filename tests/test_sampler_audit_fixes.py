@@ -181,10 +181,15 @@ class _Proj(torch.nn.Module):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_redraws_pass_and_kept_norms_fail(kt_seed, dtype):
     """Independent χ_d norms round to one bfloat16/float16 value with probability ~1e-3..1e-2: the exhaustive check
-    failed a correct module; the tie count is calibrated and still fails a module that keeps its norms."""
+    failed a correct module; the tie count is calibrated and still fails a module that keeps its norms. (At 256 draws
+    a row decided by a median of means may be refused where it resolves no effect as large as its target,
+    proofs/verification.md item 3(b); no row of the correct module fails, and its tie row passes.)"""
     good = callable_sampler_checks(module_frequencies(_Proj().to(dtype), "projection", redraw="redraw_projection"),
                                    claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA, redraws=True)
-    assert all(r.passed for r in good), [(r.name, r.detail) for r in good if not r.passed]
+    assert not [r for r in good if r.status == "failed"], [(r.name, r.detail) for r in good if not r.passed]
+    assert kinds(good)["norms change between redraws"].passed
+    assert all(r.passed or (r.refused and "no pair resolves" in r.detail) for r in good), \
+        [(r.name, r.detail) for r in good if not r.passed]
     bad = callable_sampler_checks(module_frequencies(_Proj(True).to(dtype), "projection",
                                                      redraw="redraw_projection"),
                                   claims="orthogonal", draws=256, seed=kt_seed, alpha=ALPHA, redraws=True)

@@ -213,7 +213,8 @@ def test_a_pair_the_normal_test_cannot_reject_never_passes():
 def test_a_mean_check_that_cannot_reach_its_level_falls_back():
     """Gamma(0.2) draws pass the CLT guard at 4096 draws, but below the smallest p-value the skew-corrected
     normal test can give, no deviation could be rejected: without a claimed variance the row is then refused
-    (saying why), with one it falls back to median of means; at 10⁻⁶ the normal test is used."""
+    (saying why), with one it falls back to median of means (which at that level resolves nothing as large as the
+    target, and says so); at 10⁻⁶ the normal test is used."""
     from kerneltheory.testing.checks import _skewness, clt_guard
     from kerneltheory.testing.pvalues import p_value_floor
 
@@ -229,8 +230,9 @@ def test_a_mean_check_that_cannot_reach_its_level_falls_back():
         row = mean_check(m, target, alpha=level, name="u", seed=0, samples=draws, **extra)
         if studentised:
             assert row.refused and "skewness is too large" in row.detail, row
-        else:
-            assert row.method.startswith("median of"), row
+        else:  # the median of means decides; at this level (≈ 10⁻⁶⁷) it resolves no deviation as large as the
+            # target, so its pass is refused (item 3(b)), its detail the median's
+            assert row.refused and "no pair resolves" in row.detail and "median −" in row.detail, row
     assert mean_check(m, target, alpha=1e-6, name="u", seed=0, samples=draws).method == "clt"
 
 
@@ -545,10 +547,11 @@ def test_agreeing_draws_of_a_rare_event_are_no_evidence_against_the_mean(kt_seed
                      variance=torch.tensor([1e-6, 1.0], dtype=torch.float64))
     assert row.status == "failed" and row.p_value < 1e-300, row.detail
     assert row.without_variance.refused, row.without_variance.detail  # without the variance: no evidence either way
-    # a variance that makes agreement likely is no evidence: 4096 draws all 0 under mean 1e-3 and variance 1e-3
+    # a variance that makes agreement likely is no evidence: 4096 draws all 0 under mean 1e-3 and variance 1e-3 (the
+    # row is refused rather than passed: with that variance no pair resolves an effect as large as 1e-3, item 3(b))
     row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x,
                      variance=torch.tensor([1e-3, 1.0], dtype=torch.float64))
-    assert row.passed, row.detail
+    assert row.status != "failed" and "Cantelli" in row.detail, row.detail
     # the exact p-value 2(σ²/(σ² + d²))ⁿ, d the distance beyond the rounding floor, at the pair and for the row
     row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atol=torch.zeros(2, dtype=torch.float64),
                      variance=torch.tensor([1e-4, 1.0], dtype=torch.float64))
@@ -708,7 +711,7 @@ def test_a_pass_that_resolves_no_effect_as_large_as_the_target_is_refused(kt_see
     correct = 1 + 0.5 * torch.randn(4096, 4, generator=g, dtype=torch.float64)
     assert _mean_row(correct, target).passed
     for kw, why in ((dict(atol=1e300), "the rounding floor of every pair reaches 0.5 of the target"),
-                    (dict(atol=math.inf), "the rounding floor of every pair reaches 0.5 of the target"),
+                    (dict(atol=math.inf), "no pair resolves"),
                     (dict(target_stderr=torch.full((4,), 1e300, dtype=torch.float64)), "no pair resolves")):
         row = _mean_row(correct + 1, target, **kw)
         assert row.refused and why in row.detail, (kw, row)
@@ -819,3 +822,63 @@ def test_a_claimed_variance_within_its_rounding_of_zero_is_zero():
     varying = x.flip(1)  # the claim ≈ 0 now sits at the pair whose draws vary
     row = variance_check(Moments.from_samples(varying), exact + 2e-18, alpha=1e-6, name="v", seed=0, samples=varying)
     assert row.status == "failed", row
+
+
+def test_every_deciding_test_must_resolve_the_target():
+    """Review findings on the first version of the resolution rule: it read the normal test's reach in every branch
+    and exempted every pair of target 0, so a 100 % bias still passed where a loose bound decided (B = 1000, the guard
+    failing), where a median of means decided (heavy-tailed noise of sd 100 under its true variance), beside a pair of
+    target exactly 0 (a polynomial kernel's orthogonal pairs), and below 64 draws (every draw 1.2 against 1 under the
+    bound 2). Each branch now measures what its own test rejects; a zero target is measured against the row's largest;
+    a row with some blind pairs passes for the others and names them."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.ones(3, dtype=torch.float64)
+    x = 2.0 + 0.01 * torch.randn(4096, 3, generator=g, dtype=torch.float64)
+    spike = torch.rand(4096, 3, generator=g) < 0.002  # rare ±0.5: the guard fails, the bound decides alone
+    x = torch.where(spike, x + 0.5 * torch.sign(torch.randn(4096, 3, generator=g, dtype=torch.float64)), x)
+    row = _mean_row(x, target, bound=torch.full((3,), 1000.0, dtype=torch.float64))
+    assert row.refused and "no pair resolves" in row.detail, row
+    assert _mean_row(x, target, bound=torch.full((3,), 3.0, dtype=torch.float64)).status == "failed"
+    z, chi2 = (torch.randn(4096, 3, *shape, generator=g, dtype=torch.float64) for shape in ((), (3,)))
+    heavy = 2.0 + 100 / 3**0.5 * z / (chi2.square().sum(-1) / 3).sqrt()  # Student t₃: sd 100, no fourth moment
+    row = _mean_row(heavy, target, variance=torch.full((3,), 1e4, dtype=torch.float64), carry_without_variance=False)
+    assert row.method != "clt (exact variance)" and row.refused and "no pair resolves" in row.detail, row
+    noisy = 2 + 100 * torch.randn(4096, 4, generator=g, dtype=torch.float64)
+    row = _mean_row(noisy, torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    assert row.refused and "no pair resolves" in row.detail, row
+    for n in (16, 24):
+        x = torch.full((n, 1), 1.2, dtype=torch.float64)
+        row = _mean_row(x, torch.ones(1, dtype=torch.float64), bound=torch.full((1,), 2.0, dtype=torch.float64))
+        assert row.refused, (n, row)
+    mixed = torch.cat([1 + 0.5 * torch.randn(4096, 1, generator=g, dtype=torch.float64), noisy[:, 1:]], 1)
+    row = _mean_row(mixed, torch.ones(4, dtype=torch.float64))
+    assert row.passed and row.detail.startswith(f"3 of 4 pairs {checks.LEFT_OUT}"), row
+    row = _mean_row(mixed, torch.ones(4, dtype=torch.float64), atol=math.inf)
+    assert row.refused, row  # a floor that is not finite resolves nothing, whatever the target
+    zeros = torch.zeros(4096, 2, dtype=torch.float64)
+    assert _mean_row(zeros + 5, torch.zeros(2, dtype=torch.float64), atol=math.inf).refused
+    # a pair that cannot deviate (B = 0, K = 0) is decided, not blind; numpy numbers are read as torch reads them
+    exact = torch.cat([zeros[:, :1], 0.5 + 0.01 * torch.randn(4096, 1, generator=g, dtype=torch.float64)], 1)
+    row = _mean_row(exact, torch.tensor([0.0, 0.5], dtype=torch.float64), bound=torch.tensor([0.0, 1.0]))
+    assert row.passed, row
+    import numpy as np
+    assert _mean_row(exact, np.array([0.0, 0.5]), atol=np.float32(0.0)).passed
+
+
+def test_a_loose_bound_does_not_test_a_variance_it_cannot_resolve():
+    """Review finding: a heavy-tailed pair whose guard fails counted as tested by Maurer–Pontil alone, so under a loose
+    true bound (B = 10) a claimed variance 3.5 times too small passed where, without the bound, the row is refused.
+    Such a pair is tested only where the bound's test rejects or resolves a standard deviation below the claimed one."""
+    g = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(4096, 2, generator=g, dtype=torch.float64)
+    spike = torch.rand(4096, 2, generator=g) < 0.001
+    x = torch.where(spike, x + 5.0 * torch.sign(torch.randn(4096, 2, generator=g, dtype=torch.float64)), x)
+    claimed = torch.full((2,), 0.01, dtype=torch.float64)
+    for bound in (None, torch.full((2,), 10.0, dtype=torch.float64)):
+        row = variance_check(Moments.from_samples(x), claimed, alpha=1e-6, name="v", seed=0, samples=x, bound=bound)
+        assert row.refused, (bound, row)
+    assert "Maurer–Pontil" in row.detail, row
+    light = 0.1 * torch.randn(4096, 2, generator=g, dtype=torch.float64)  # the guard holds: the normal test decides
+    row = variance_check(Moments.from_samples(light), claimed, alpha=1e-6, name="v", seed=0, samples=light,
+                         bound=torch.full((2,), 10.0, dtype=torch.float64))
+    assert row.passed, row

@@ -191,16 +191,19 @@ def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | No
 
 
 def _stabiliser_blind(k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> str | None:
-    """Why no stabiliser, legal or not, can change non-causal attention at these inputs, or None: in every sequence
-    at most one key is kept, or the kept values are all equal (each output is that value), or the kept keys are all
-    equal (their log features, and so any shift computed from them, are equal: the weights stay equal). A review
-    found the illegal per-key shift passing at v = 0, one key, equal keys, and a mask keeping one key."""
+    """Why no shift computed from the key features can change non-causal attention at these inputs, or None: in every
+    sequence at most one key is kept, or the kept values are all equal (each output is that value), or the kept keys
+    are all equal (their log features, and so any shift computed from them alone, are equal: the weights stay equal; a
+    shift by position is not such a shift, and fails the comparison). Read only where the comparison passed. A review
+    found the illegal per-key shift passing at v = 0, one key, equal keys, and a mask keeping one key. Keys and values
+    that broadcast against each other (keys shared by the heads) are read as broadcast."""
     length = k.shape[-2]
-    kb, vb = k.reshape(-1, length, k.shape[-1]), v.reshape(-1, length, v.shape[-1])
+    lead = torch.broadcast_shapes(k.shape[:-2], v.shape[:-2])
+    kb = k.expand(*lead, length, k.shape[-1]).reshape(-1, length, k.shape[-1])
+    vb = v.expand(*lead, length, v.shape[-1]).reshape(-1, length, v.shape[-1])
     if mask is None:
         keep = torch.ones(kb.shape[:2], dtype=torch.bool, device=kb.device)
     else:  # [B, L] (or [L] unbatched), broadcast over any head dimensions between
-        lead = k.shape[:-2]
         keep = mask.reshape(*(lead[:1] if lead else ()), *([1] * max(len(lead) - 1, 0)), length)
         keep = keep.expand(*lead, length).reshape(-1, length)
     whys = set()
@@ -605,11 +608,6 @@ def stabiliser_legality_check(
             runs.append((phi_q, phi_k, out, den))
     eps = torch.finfo(torch.float64).eps
     base = dict(name=f"stabiliser legality: {name}", claim="stabiliser legal", alpha=alpha, seed=int(seed))
-    blind = _stabiliser_blind(k, v, mask)
-    if blind is not None:
-        return CheckResult.refusal(f"no stabiliser can change attention at these inputs ({blind}): an illegal one "
-                                   "(a shift per key) would agree as well; use keys and values that vary",
-                                   sample_size=runs[0][2].numel(), **base)
     (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = runs
     if not bool(torch.isfinite(out0).all()):
         return CheckResult.refusal(
@@ -628,6 +626,11 @@ def stabiliser_legality_check(
     passed = finite and stat <= 1.0
     scale = max(float(out0.abs().max()), torch.finfo(torch.float64).tiny)
     idx = tuple(int(i) for i in torch.nonzero(ratio == ratio.max())[0]) if finite else ()
+    blind = _stabiliser_blind(k, v, mask) if passed else None
+    if blind is not None:  # agreement where a per-key shift could not show is no pass (a difference still fails)
+        return CheckResult.refusal(f"no shift computed from the key features can change attention at these inputs "
+                                   f"({blind}): an illegal per-key stabiliser would agree as well; use keys and "
+                                   "values that vary", sample_size=out0.numel(), **base)
     return CheckResult(
         statistic=stat,
         p_value=1.0 if passed else 0.0,

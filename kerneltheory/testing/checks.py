@@ -68,7 +68,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from numbers import Real
 
+import numpy as np
 import torch
 from scipy import stats
 from scipy.special import ndtri_exp
@@ -528,7 +530,9 @@ def _per_pair(value, name: str, pairs: int) -> torch.Tensor | None:
     dropped), a shape that would broadcast against [P] into something else ([P, 1]), a non-numeric type."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+    if isinstance(value, np.ndarray | np.generic) and not isinstance(value, np.bool_):
+        value = torch.from_numpy(np.array(value))  # numpy numbers and arrays, as torch reads them
+    if isinstance(value, bool) or not isinstance(value, Real | torch.Tensor):
         raise TypeError(f"{name} must be a real number or a tensor of shape [P] = [{pairs}], got "
                         f"{type(value).__name__}")
     t = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=torch.float64)
@@ -729,41 +733,21 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     else:
         would = unsupported
 
-    def resolution_refusal(row: CheckResult) -> CheckResult:
-        """The row, or its refusal where it passes and no pair resolves an effect as large as its target: at every
-        pair, the target is nonzero and either the rounding floor reaches half of it or the deviation the test
-        detects with power 0.9 (z at the row's level plus 1.28 standard errors of the mean, the reference's
-        included) reaches it (a map whose estimates carry zero-mean noise 100 times the kernel passed a 100 % bias),
-        or the floor is not finite (proofs/verification.md, item 3 (b))."""
-        if not row.passed:
-            return row
-        level_z = -float(ndtri_exp(math.log(alpha / (2 * target.numel() * halves))))
-        detect = (level_z + POWER_Z) * se
-        k = target.abs()
-        blind_pair = ~torch.isfinite(atol) | ((k > 0) & ((atol >= UNRESOLVED_SHARE * k) | (detect >= k)))
-        blind_pair = blind_pair & ~(exact & (near == 0) & (atol < UNRESOLVED_SHARE * k))
-        if not bool(blind_pair.all()):
-            return row
-        floor_only = ~torch.isfinite(atol) | ((k > 0) & (atol >= UNRESOLVED_SHARE * k))
-        if bool(floor_only.all()):  # the floor alone: the refusal the callers' own reading of it gives
-            return unresolved_pairs(row, atol, target, labels)
-        idx = int(torch.argmax(torch.where(k > 0, (detect + atol) / torch.where(k > 0, k, 1.0), math.inf)))
-        return CheckResult.refusal(
-            f"no pair resolves an effect as large as its target: at pair {idx}{_label(labels, idx)} the test detects "
-            f"(with power 0.9) only deviations ≥ {float(detect[idx]):.3g}, with a rounding floor {float(atol[idx]):.3g}"
-            f", against a target {float(target[idx]):.3g}, so a map off by its whole target would pass as well (more "
-            "draws, or inputs where the estimates' noise is below the kernel, resolve it); " + row.detail,
-            no_evidence=True, **base)
+    settled_pairs = exact & (near == 0)  # draws that meet the target within the floor: decided, not by noise
+    reference_error = None if target_stderr is None else target_stderr
+
+    def resolution_refusal(row: CheckResult, reaches) -> CheckResult:
+        return _resolution(row, reaches, target, atol, settled_pairs, labels, base, reference_error)
 
     def agreeing_refusal(row: CheckResult) -> CheckResult:
         """The row, or its refusal where it passes and an agreeing pair off its target does not support the pass."""
         if not row.passed or not bool(would.any()):
             return row
         first = int(torch.nonzero(would)[0])
-        which = "variance (Cantelli)" if bool(cantelli[first]) else "bound (Markov)"
+        which = "the claimed variance (Cantelli)" if bool(cantelli[first]) else "the declared bound (Markov)"
         exact_test = ("" if bool(untested[first]) else
-                      f"; the exact bound of the claimed {which} gives p = {float(p_agree[first]):.3g} there, which "
-                      "resolves only deviations far beyond this one at these draws")
+                      f"; the exact test of {which} gives p = {float(p_agree[first]):.3g} there, which resolves only "
+                      "deviations far beyond this one at these draws")
         return CheckResult.refusal(
             f"{int(would.sum())} of {would.numel()} pairs are untested: at pair {first}"
             f"{_label(labels, first)} every one of the {n} draws gave {float(m.mean[first]):.6g} (up to rounding), "
@@ -809,17 +793,28 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             pair_p=p,
             **base,
         )
-        row = resolution_refusal(agreeing_refusal(row))
+        spread = m.variance if n > 1 else torch.zeros_like(b)
+        share = target.numel() * (2 if ok else 1)  # Bonferroni: over the pairs, and the two tests where both run
+        row = agreeing_refusal(row)
+        if row.passed and ok:  # the smaller reach of the two tests; the bisection only where the normal one is blind
+            row = resolution_refusal(row, [lambda: _normal_reach(se, alpha, share) + atol,
+                                           lambda: _bounded_reach(b, target, spread, n, alpha / share) + atol])
+        elif row.passed:
+            detect = _bounded_reach(b, target, spread, n, alpha / share)
+            row = resolution_refusal(row, [lambda: detect + atol])
         if row.passed and not ok:
-            # the bound alone decides: a pair that it could not reject however far off (few draws) is untested
-            spread = m.variance if n > 1 else torch.zeros_like(b)
-            reach = bounded_p_values(b + target.abs(), b, spread, n) * target.numel() * 2
-            if bool((reach > alpha).any()):
-                first = int(torch.nonzero(reach > alpha)[0])
+            # the bound alone decides: a pair that it could not reject however far off (few draws) is untested (a pair
+            # with B + |K| = 0 cannot deviate at all: every estimate is its target)
+            room = b + target.abs()
+            blind_here = torch.isinf(detect) & (room > 0)
+            if bool(blind_here.any()):
+                first = int(torch.nonzero(blind_here)[0])
+                need = math.ceil(2 * math.log(4 * share / alpha) * float(b[first] / room[first]) ** 2)
                 return CheckResult.refusal(
                     f"the declared bound cannot reject pair {first}{_label(labels, first)} at level {alpha:.3g} with "
-                    f"{n} draws however far off its mean is (at the largest deviation the bound allows, its p-value "
-                    f"after Bonferroni is {min(float(reach[first]), 1.0):.3g}), and the normal test does not apply",
+                    f"{n} draws however far off its mean is (even at the largest deviation the bound allows, "
+                    f"{float(room[first]):.3g}), and the normal test does not apply (it needs {MIN_DRAWS} draws and "
+                    f"light tails); Hoeffding's test reaches the level from about {need} draws",
                     no_evidence=True, **base)
         return early(row, 2) if ok else row  # a bound alone has no normal power to protect: it runs to the end
     if ok:
@@ -846,9 +841,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             pair_p=p_clt,
             **base,
-        ))), 1)
+        )), [lambda: _normal_reach(se, alpha, target.numel()) + atol]), 1)
     if variance is not None and samples is not None and target_stderr is None:
-        return _median_of_means(samples, target, variance, base, labels, atol)
+        return _median_of_means(samples, target, variance, base, labels, atol, settled_pairs)
     return CheckResult.refusal(
         (f"the skewness is too large for a normal test at level {alpha:.3g} with {n} draws (no deviation at pair "
          f"{int(torch.argmax(torch.where(zero, 0.0, floor)))} could reach it)" if blind else
@@ -858,6 +853,73 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
          f"tails too heavy for {n} draws (guard {worst:.3g} > {GUARD})") + " and no exact variance",
         no_evidence=True, **base,
     )
+
+
+def _normal_reach(se: torch.Tensor, alpha: float, share: int) -> torch.Tensor:
+    """Per pair, the deviation the normal test detects with power 0.9 at level ``alpha``/``share`` (two-sided):
+    (z_{α/(2·share)} + z_{0.9})·SE. The skewness factor is left out, so it understates what the test needs."""
+    return (-float(ndtri_exp(math.log(alpha / (2 * share)))) + POWER_Z) * se
+
+
+def _bounded_reach(bound: torch.Tensor, target: torch.Tensor, spread: torch.Tensor, n: int,
+                   level: float) -> torch.Tensor:
+    """Per pair, the smallest deviation at which :func:`~kerneltheory.testing.pvalues.bounded_p_values` (with these
+    draws' sample variance) falls to ``level``, found by bisection on [0, B + |K|] (the p-value falls with the
+    deviation); +inf where even B + |K| does not reach it, 0 where B + |K| = 0 (nothing can deviate)."""
+    room = bound + target.abs()
+    reach = bounded_p_values(room, bound, spread, n) <= level
+    lo, hi = torch.zeros_like(room), room.clone()
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        rejects = bounded_p_values(mid, bound, spread, n) <= level
+        lo, hi = torch.where(rejects, lo, mid), torch.where(rejects, mid, hi)
+    return torch.where(room == 0, 0.0, torch.where(reach, hi, math.inf))
+
+
+def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,
+                settled: torch.Tensor, labels, base: dict, reference_error: torch.Tensor | None) -> CheckResult:
+    """A passing mean row, or its refusal where no pair resolves an effect as large as its target
+    (proofs/verification.md, item 3(b)). ``reaches``: callables, each giving per pair the distance from the target
+    that one deciding test rejects (with power 0.9 for the normal test), rounding floor ``atol`` included; ``detect``
+    is their minimum (tests combined by Bonferroni), computed only for a pass and only as far as a pair is blind under
+    the ones read so far. A pair is blind where it is not
+    ``settled`` (draws that meet the target within a floor below half of it) and its floor is not finite, or its floor
+    reaches half of a nonzero target, or ``detect`` reaches the magnitude it must resolve: |K_p|, or where K_p = 0 the
+    row's largest |K| (a polynomial kernel's orthogonal pairs against its others; a row whose targets are all 0, a
+    difference of ratios, has no such magnitude). Every pair blind: refused (the floor's own refusal,
+    :func:`unresolved_pairs`, where the floor alone is why); some: the pass names them, as pairs left out of it (they
+    stay tested: a rejection there still fails). Failures and refusals are returned unchanged."""
+    if not row.passed:
+        return row
+    k = target.abs()
+    top = float(k.max()) if k.numel() else 0.0
+    scale = torch.where(k > 0, k, torch.full_like(k, top))
+    finite = torch.isfinite(atol)
+    floor_blind = (k > 0) & (atol >= UNRESOLVED_SHARE * k)
+    detect = None
+    for reach in reaches:
+        detect = reach() if detect is None else torch.minimum(detect, reach())
+        noise_blind = (scale > 0) & ~(detect < scale)
+        blind = (~finite | floor_blind | noise_blind) & ~(settled & finite & ~floor_blind)
+        if not bool(blind.any()):
+            return row
+    if bool(blind.all()) and bool(finite.all()) and bool(floor_blind.all()):
+        return unresolved_pairs(row, atol, target, labels)  # the floor alone: the refusal callers give it too
+    ratio = torch.where(scale > 0, detect / torch.where(scale > 0, scale, 1.0), math.inf)
+    idx = int(torch.argmax(torch.where(blind, ratio.nan_to_num(math.inf), -math.inf)))
+    what = "its target" if bool(k[idx] > 0) else "the row's largest target (its own is 0)"
+    worst = (f"pair {idx}{_label(labels, idx)}: the test rejects only deviations ≥ {float(detect[idx]):.3g} (rounding "
+             f"floor {float(atol[idx]):.3g} included) against {what}, {float(scale[idx]):.3g}")
+    if not bool(blind.all()):
+        row.detail = (f"{int(blind.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
+                      f"large as their target (worst {worst}); " + row.detail)
+        return row
+    noisy_reference = reference_error is not None and bool((reference_error[idx] * 2 >= scale[idx]).item())
+    fix = ("a reference known more precisely resolves it: its standard error is the larger part" if noisy_reference
+           else "more draws, or inputs where the estimates' noise is below the kernel, resolve it")
+    return CheckResult.refusal(
+        f"no pair resolves an effect as large as its target (worst {worst}), so a map off by its whole target would "
+        f"pass as well ({fix}); " + row.detail, no_evidence=True, **base)
 
 
 def _agreeing(shape: Moments, samples: torch.Tensor | None, target: torch.Tensor, mean: torch.Tensor,
@@ -919,7 +981,7 @@ def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(-ndtri_exp(log_half.numpy())).to(p.dtype).clamp_min(0.0)
 
 
-def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol) -> CheckResult:
+def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol, settled) -> CheckResult:
     x = samples.to(torch.float64).cpu()
     n = x.shape[0]
     if n < 3:
@@ -938,7 +1000,14 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
     base = dict(base, sample_size=k * b)
     if math.isnan(p_adj):
         return _not_a_probability(p, idx, f"median of {k} means", base, labels)
-    return CheckResult(
+    def reach() -> torch.Tensor:  # the distance it rejects: q = σ²/(b t²) must fall to the q* at which
+        lo, hi = 0.0, 1.0        # P(Binomial(k, q*) ≥ ⌈k/2⌉)·P = α (bisection; read only for a pass)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if stats.binom.sf(need - 1, k, mid) * p.numel() <= base["alpha"] else (lo, mid)
+        return torch.sqrt(variance / (b * lo)) + atol if lo > 0 else torch.full_like(t, math.inf)
+
+    return _resolution(CheckResult(
         statistic=float(t[idx] / torch.sqrt(variance[idx] / b)) if float(variance[idx]) > 0 else math.inf,
         p_value=p_adj,
         method=f"median of {k} means",
@@ -946,7 +1015,7 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
         detail=f"worst pair {idx}{_label(labels, idx)}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}"
         f"{_off(med[idx] - target[idx], 'median')}",
         **base,
-    )
+    ), [reach], target, atol, settled, labels, base, None)
 
 
 def variance_check(
@@ -1053,9 +1122,13 @@ def variance_check(
             2 * torch.where(b > 0, b, torch.ones_like(b)))
         p_exact = (2 * torch.exp(-(t**2) * (n - 1) / 2)).clamp(max=1.0)
         p = torch.where(ok, (2 * torch.minimum(p_clt, p_exact)).clamp(max=1.0), p_exact)
-        # a pair whose draws all agree is evidence only where Maurer–Pontil rejects it: not rejecting, it resolves no
-        # variance below about B²·ln(P/α)/n, so it stays untested for a pass (a bound of 1 passed σ = 0.19)
-        tested = ok | ~constant | (p_exact * claimed.numel() * 2 <= alpha)
+        # Maurer–Pontil rejects a standard deviation off the claim's interval by ≥ 2B·t*, t* = √(2 ln(2P/α)/(n − 1)):
+        # a pair the normal test does not take is tested by it only where it rejects, or where that reach is below the
+        # claimed standard deviation itself (it can tell σ from 0) and the draws vary; agreeing draws off a positive
+        # claim are evidence only where it rejects (a bound of 1 passed all-equal draws against σ = 0.19, and a loose
+        # bound a heavy-tailed pair's claim 4.7 times too small)
+        reach = 2 * b * math.sqrt(2 * math.log(2 * claimed.numel() / alpha) / max(n - 1, 1)) + atol
+        tested = ok | (p_exact * claimed.numel() <= alpha) | (~constant & (reach < sd))
         method = "clt of s² + Maurer–Pontil"
     else:
         p, method = p_clt, "clt of s²"
@@ -1098,6 +1171,9 @@ def variance_check(
         else:
             why = (f"guard on (x − x̄)² {guard:.3g} beyond its limit {VARIANCE_GUARD}, skewness of (x − x̄)² "
                    f"{skew_first:.3g}")
+        if bound is not None:
+            why += (f"; the declared bound's exact test (Maurer–Pontil) resolves there only a standard deviation "
+                    f"{float(reach[first]):.3g} off the claim's, more than the claimed {float(sd[first]):.3g}")
         return CheckResult.refusal(
             f"{untested} of {tested.numel()} pairs have sixth and eighth moments too large for {n} draws at level "
             f"{alpha:.3g} (at pair {_pair(labels, first, index)}: {why}); the tested pairs agree with the claim",
