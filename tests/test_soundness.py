@@ -882,3 +882,29 @@ def test_a_loose_bound_does_not_test_a_variance_it_cannot_resolve():
     row = variance_check(Moments.from_samples(light), claimed, alpha=1e-6, name="v", seed=0, samples=light,
                          bound=torch.full((2,), 10.0, dtype=torch.float64))
     assert row.passed, row
+
+
+def test_the_reaches_are_where_the_p_values_reach_the_level():
+    """The resolution rule's reaches (proofs/verification.md, item 3(b)) in closed form: the bound test's p-value is
+    above the level just below its reach and at or below it at the reach (and above it at B + |K| where the reach is
+    infinite); the median of means' q* puts the binomial tail exactly at the level."""
+    from scipy import special, stats
+
+    from kerneltheory.testing.checks import _bounded_reach
+    from kerneltheory.testing.pvalues import bounded_p_values
+
+    g = torch.Generator().manual_seed(0)
+    for n in (8, 64, 4096):
+        b = 10 * torch.rand(50, generator=g, dtype=torch.float64)
+        k = torch.randn(50, generator=g, dtype=torch.float64)
+        v = torch.rand(50, generator=g, dtype=torch.float64) * b**2 / 4
+        for level in (1e-3, 1e-8):
+            reach = _bounded_reach(b, k, v, n, level)
+            f = torch.isfinite(reach)
+            assert bool((bounded_p_values(reach[f] * (1 + 1e-9), b[f], v[f], n) <= level).all())
+            assert bool((bounded_p_values(reach[f] * (1 - 1e-6), b[f], v[f], n) > level).all())
+            assert bool((bounded_p_values((b + k.abs())[~f], b[~f], v[~f], n) > level).all())
+    zero = torch.zeros(1, dtype=torch.float64)
+    assert _bounded_reach(zero, zero, zero, 16, 1e-6).item() == 0.0  # nothing can deviate
+    q = special.betaincinv(32, 33, 1e-9)
+    assert stats.binom.sf(31, 64, q) == pytest.approx(1e-9, rel=1e-9)

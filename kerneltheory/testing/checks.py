@@ -72,7 +72,7 @@ from numbers import Real
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import special, stats
 from scipy.special import ndtri_exp
 
 from .._validation import check_flag, check_real
@@ -863,17 +863,21 @@ def _normal_reach(se: torch.Tensor, alpha: float, share: int) -> torch.Tensor:
 
 def _bounded_reach(bound: torch.Tensor, target: torch.Tensor, spread: torch.Tensor, n: int,
                    level: float) -> torch.Tensor:
-    """Per pair, the smallest deviation at which :func:`~kerneltheory.testing.pvalues.bounded_p_values` (with these
-    draws' sample variance) falls to ``level``, found by bisection on [0, B + |K|] (the p-value falls with the
-    deviation); +inf where even B + |K| does not reach it, 0 where B + |K| = 0 (nothing can deviate)."""
-    room = bound + target.abs()
-    reach = bounded_p_values(room, bound, spread, n) <= level
-    lo, hi = torch.zeros_like(room), room.clone()
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        rejects = bounded_p_values(mid, bound, spread, n) <= level
-        lo, hi = torch.where(rejects, lo, mid), torch.where(rejects, mid, hi)
-    return torch.where(room == 0, 0.0, torch.where(reach, hi, math.inf))
+    """Per pair, the smallest deviation t at which :func:`~kerneltheory.testing.pvalues.bounded_p_values` (with these
+    draws' sample variance V) falls to ``level`` < 1, in closed form: its p = 2·min(p_H, p_EB) is ≤ level exactly where
+    p_H ≤ L or p_EB ≤ L, L = level/2, that is t ≥ B·√(2 ln(2/L)/n) (Hoeffding) or t ≥ c·r² + a·r (Bernstein: √ln(4/p_EB)
+    = (√(a² + 4ct) − a)/(2c) ≥ r = √ln(4/L), a = √(2V/n), c = 14B/(3(n − 1))); +inf where the smaller exceeds B + |K|
+    (no deviation the bound allows reaches the level), 0 where B + |K| = 0 (nothing can deviate) or B = 0 (any
+    deviation is rejected)."""
+    b = bound.to(torch.float64)
+    room = b + target.abs()
+    half = level / 2
+    hoeffding = b * math.sqrt(2 * math.log(2 / half) / n)
+    a = torch.sqrt(2 * spread.clamp_min(0.0).to(torch.float64) / n)
+    c = 14 * b / (3 * max(n - 1, 1))
+    r = math.sqrt(math.log(4 / half))
+    reach = torch.minimum(hoeffding, c * r * r + a * r)
+    return torch.where((room == 0) | (b == 0), 0.0, torch.where(reach <= room, reach, math.inf))
 
 
 def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,
@@ -1001,11 +1005,9 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
     if math.isnan(p_adj):
         return _not_a_probability(p, idx, f"median of {k} means", base, labels)
     def reach() -> torch.Tensor:  # the distance it rejects: q = σ²/(b t²) must fall to the q* at which
-        lo, hi = 0.0, 1.0        # P(Binomial(k, q*) ≥ ⌈k/2⌉)·P = α (bisection; read only for a pass)
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if stats.binom.sf(need - 1, k, mid) * p.numel() <= base["alpha"] else (lo, mid)
-        return torch.sqrt(variance / (b * lo)) + atol if lo > 0 else torch.full_like(t, math.inf)
+        # P(Binomial(k, q*) ≥ ⌈k/2⌉) = I_{q*}(⌈k/2⌉, k − ⌈k/2⌉ + 1) = α/P (read only for a pass)
+        q_star = float(special.betaincinv(need, k - need + 1, base["alpha"] / p.numel()))
+        return torch.sqrt(variance / (b * q_star)) + atol if q_star > 0 else torch.full_like(t, math.inf)
 
     return _resolution(CheckResult(
         statistic=float(t[idx] / torch.sqrt(variance[idx] / b)) if float(variance[idx]) > 0 else math.inf,
