@@ -908,3 +908,21 @@ def test_the_reaches_are_where_the_p_values_reach_the_level():
     assert _bounded_reach(zero, zero, zero, 16, 1e-6).item() == 0.0  # nothing can deviate
     q = special.betaincinv(32, 33, 1e-9)
     assert stats.binom.sf(31, 64, q) == pytest.approx(1e-9, rel=1e-9)
+
+
+def test_a_residue_of_exact_zeros_is_no_magnitude():
+    """Second review: a polynomial kernel at pairs orthogonal in exact arithmetic leaves 2.8e-32 beside exact zeros,
+    and every zero pair was measured against that residue, so a correct map was refused. A zero target is measured
+    against the row's largest target above its own floor; a zero pair whose draws agree within a floor of half that
+    magnitude or more resolves nothing either."""
+    g = torch.Generator().manual_seed(0)
+    x = 0.01 * torch.randn(4096, 4, generator=g, dtype=torch.float64)
+    residue = torch.tensor([0.0, 0.0, 0.0, 1e-36], dtype=torch.float64)
+    assert _mean_row(x, residue).passed
+    assert _mean_row(x, torch.zeros(4, dtype=torch.float64)).passed
+    noisy = 1e-6 + 1e-5 * torch.randn(4096, 1, generator=g, dtype=torch.float64)  # blind: SE 1.6e-7 against 1e-6
+    agreeing_zero = torch.cat([torch.zeros(4096, 1, dtype=torch.float64), noisy], 1)
+    target = torch.tensor([0.0, 1e-6], dtype=torch.float64)
+    row = _mean_row(agreeing_zero, target, atol=torch.tensor([1e-3, 1e-12], dtype=torch.float64))
+    assert row.refused and "no pair resolves" in row.detail, row
+    assert _mean_row(agreeing_zero, target, atol=torch.tensor([0.0, 1e-12], dtype=torch.float64)).passed

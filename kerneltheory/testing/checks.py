@@ -531,7 +531,11 @@ def _per_pair(value, name: str, pairs: int) -> torch.Tensor | None:
     if value is None:
         return None
     if isinstance(value, np.ndarray | np.generic) and not isinstance(value, np.bool_):
-        value = torch.from_numpy(np.array(value))  # numpy numbers and arrays, as torch reads them
+        try:  # numpy numbers and arrays, as torch reads them
+            value = torch.from_numpy(np.array(value))
+        except TypeError as exc:
+            kind = np.asarray(value).dtype
+            raise TypeError(f"{name} must be real numbers, got a numpy array of dtype {kind}") from exc
     if isinstance(value, bool) or not isinstance(value, Real | torch.Tensor):
         raise TypeError(f"{name} must be a real number or a tensor of shape [P] = [{pairs}], got "
                         f"{type(value).__name__}")
@@ -677,6 +681,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     # with a claimed variance: exact; without: studentised under H₀ (score form, V₀ = s_pop² + diff²), computed as
     # hypot(s_pop, diff)/√n, which overflows only where the standard error itself is not representable
     se = (torch.hypot(sd, near) if variance is None else sd) / math.sqrt(n)
+    own_se = se  # the estimates' own part, beside the reference's
     if target_stderr is not None:
         se = torch.hypot(se, target_stderr)
     if not bool(torch.isfinite(se).all()):
@@ -734,7 +739,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         would = unsupported
 
     settled_pairs = exact & (near == 0)  # draws that meet the target within the floor: decided, not by noise
-    reference_error = None if target_stderr is None else target_stderr
+    # where the reference's standard error is the larger part, more draws of the estimates do not resolve a pair
+    reference_error = None if target_stderr is None else target_stderr >= own_se
 
     def resolution_refusal(row: CheckResult, reaches) -> CheckResult:
         return _resolution(row, reaches, target, atol, settled_pairs, labels, base, reference_error)
@@ -882,6 +888,7 @@ def _bounded_reach(bound: torch.Tensor, target: torch.Tensor, spread: torch.Tens
 
 def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,
                 settled: torch.Tensor, labels, base: dict, reference_error: torch.Tensor | None) -> CheckResult:
+    # reference_error: [P] bool, where a Monte Carlo reference's standard error is the larger part (None: exact)
     """A passing mean row, or its refusal where no pair resolves an effect as large as its target
     (proofs/verification.md, item 3(b)). ``reaches``: callables, each giving per pair the distance from the target
     that one deciding test rejects (with power 0.9 for the normal test), rounding floor ``atol`` included; ``detect``
@@ -896,18 +903,21 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
     if not row.passed:
         return row
     k = target.abs()
-    top = float(k.max()) if k.numel() else 0.0
-    scale = torch.where(k > 0, k, torch.full_like(k, top))
     finite = torch.isfinite(atol)
-    floor_blind = (k > 0) & (atol >= UNRESOLVED_SHARE * k)
+    # a zero target is measured against the row's largest target that stands above its own floor (a residue of
+    # exact-arithmetic zeros, 1e-32 beside 0, is no magnitude); a row with none has no magnitude to resolve
+    above = torch.where(finite & (k > atol), k, torch.zeros_like(k))
+    top = float(above.max()) if k.numel() else 0.0
+    scale = torch.where(k > 0, k, torch.full_like(k, top))
+    floor_blind = (scale > 0) & (atol >= UNRESOLVED_SHARE * scale)
     detect = None
     for reach in reaches:
         detect = reach() if detect is None else torch.minimum(detect, reach())
         noise_blind = (scale > 0) & ~(detect < scale)
-        blind = (~finite | floor_blind | noise_blind) & ~(settled & finite & ~floor_blind)
+        blind = (~finite | floor_blind | noise_blind) & ~(settled & finite & ~floor_blind)  # floor < ½ of the scale
         if not bool(blind.any()):
             return row
-    if bool(blind.all()) and bool(finite.all()) and bool(floor_blind.all()):
+    if bool(blind.all()) and bool(finite.all()) and bool(((k > 0) & floor_blind).all()):
         return unresolved_pairs(row, atol, target, labels)  # the floor alone: the refusal callers give it too
     ratio = torch.where(scale > 0, detect / torch.where(scale > 0, scale, 1.0), math.inf)
     idx = int(torch.argmax(torch.where(blind, ratio.nan_to_num(math.inf), -math.inf)))
@@ -915,10 +925,14 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
     worst = (f"pair {idx}{_label(labels, idx)}: the test rejects only deviations ≥ {float(detect[idx]):.3g} (rounding "
              f"floor {float(atol[idx]):.3g} included) against {what}, {float(scale[idx]):.3g}")
     if not bool(blind.all()):
-        row.detail = (f"{int(blind.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
-                      f"large as their target (worst {worst}); " + row.detail)
+        # pairs the callers' floor rule (unresolved_pairs) names already are not counted twice
+        noted = (k > 0) & floor_blind & finite
+        extra = blind & ~noted
+        if bool(extra.any()):
+            row.detail = (f"{int(extra.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
+                          f"large as their target (worst {worst}); " + row.detail)
         return row
-    noisy_reference = reference_error is not None and bool((reference_error[idx] * 2 >= scale[idx]).item())
+    noisy_reference = reference_error is not None and bool(reference_error[idx])
     fix = ("a reference known more precisely resolves it: its standard error is the larger part" if noisy_reference
            else "more draws, or inputs where the estimates' noise is below the kernel, resolve it")
     return CheckResult.refusal(

@@ -381,7 +381,10 @@ def sampler_checks(
 
     Returns:
         One :class:`CheckResult` per check that the claims call for (see the module docstring). Refused rows
-        (method ``"refused"``, not passed) when ``draws`` < 64. Raises ``ValueError`` when the claims call for
+        (method ``"refused"``, not passed) when ``draws`` < 64, and wherever a row cannot resolve what it tests: the
+        scale row, decided by a median of means under the variance bound 2d (2d² without Gaussian rows) where its guard
+        fails, resolves no deviation of E‖z‖² as large as d at a few hundred draws and is refused there
+        (proofs/verification.md, item 3(b)). Raises ``ValueError`` when the claims call for
         no check at all (a law with nothing checkable must not pass silently).
     """
     if not isinstance(law, SpectralLaw):

@@ -851,8 +851,9 @@ def check_feature_map(
     left = [r for r in report.checks if r.passed and LEFT_OUT in r.detail]
     if left:  # a pass's detail is not printed: say here which pairs it does not speak for
         report.notes.append(
-            "pairs left out of passes (their rounding floor hides half the target, or of ĉ, so they tested nothing "
-            "about it): " + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
+            "pairs left out of passes (their rounding floor hides half the target, or of ĉ, or their test resolves no "
+            "effect as large as the target, so they tested nothing about it): "
+            + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
     return report
 
 
