@@ -802,7 +802,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         spread = m.variance if n > 1 else torch.zeros_like(b)
         share = target.numel() * (2 if ok else 1)  # Bonferroni: over the pairs, and the two tests where both run
         row = agreeing_refusal(row)
-        if row.passed and ok:  # the smaller reach of the two tests; the bisection only where the normal one is blind
+        if row.passed and ok:  # the smaller reach of the two tests; the bound's only where the normal one is blind
             row = resolution_refusal(row, [lambda: _normal_reach(se, alpha, share) + atol,
                                            lambda: _bounded_reach(b, target, spread, n, alpha / share) + atol])
         elif row.passed:
@@ -888,7 +888,6 @@ def _bounded_reach(bound: torch.Tensor, target: torch.Tensor, spread: torch.Tens
 
 def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,
                 settled: torch.Tensor, labels, base: dict, reference_error: torch.Tensor | None) -> CheckResult:
-    # reference_error: [P] bool, where a Monte Carlo reference's standard error is the larger part (None: exact)
     """A passing mean row, or its refusal where no pair resolves an effect as large as its target
     (proofs/verification.md, item 3(b)). ``reaches``: callables, each giving per pair the distance from the target
     that one deciding test rejects (with power 0.9 for the normal test), rounding floor ``atol`` included; ``detect``
@@ -899,7 +898,9 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
     row's largest |K| (a polynomial kernel's orthogonal pairs against its others; a row whose targets are all 0, a
     difference of ratios, has no such magnitude). Every pair blind: refused (the floor's own refusal,
     :func:`unresolved_pairs`, where the floor alone is why); some: the pass names them, as pairs left out of it (they
-    stay tested: a rejection there still fails). Failures and refusals are returned unchanged."""
+    stay tested: a rejection there still fails). ``reference_error``: [P] bool, where a Monte Carlo reference's
+    standard error is the larger part (None: an exact target), which the refusal's advice reads. Failures and
+    refusals are returned unchanged."""
     if not row.passed:
         return row
     k = target.abs()
