@@ -22,6 +22,7 @@ from _planted_realistic import (
     SeededRedraw,
     ValuesOnlyMask,
 )
+from _rows import passed_or_unresolved
 from performer_style import FastAttention, FeatureMap
 
 from kerneltheory import kernels
@@ -97,7 +98,7 @@ def test_frequencies_in_a_frozen_parameter(kt_seed):
     assert report.passed, str(report)
     rows = callable_sampler_checks(module_frequencies(FrozenParameterMap(16), "omega", redraw="resample"),
                                    claims="gaussian", draws=512, seed=kt_seed, alpha=ALPHA, redraws=True)
-    assert all(r.passed for r in rows), rows
+    assert all(passed_or_unresolved(r) for r in rows), rows
 
 
 @pytest.mark.statistical
@@ -106,7 +107,7 @@ def test_samplers_on_numpy_and_python_global_generators(kt_seed):
     python_rows = global_rng_sampler(lambda: [[random.gauss(0.0, 1.0) for _ in range(D)] for _ in range(16)])
     for sample in (numpy_rows, python_rows):
         rows = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA)
-        assert all(r.passed for r in rows), rows
+        assert all(passed_or_unresolved(r) for r in rows), rows
     cache = {}
     cached = global_rng_sampler(lambda: cache.setdefault("w", torch.randn(16, D)))  # the first draw, every time
     rows = {r.name.split(": ")[1]: r for r in callable_sampler_checks(cached, claims="gaussian", draws=256,

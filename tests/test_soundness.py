@@ -551,7 +551,7 @@ def test_agreeing_draws_of_a_rare_event_are_no_evidence_against_the_mean(kt_seed
     # row is refused rather than passed: with that variance no pair resolves an effect as large as 1e-3, item 3(b))
     row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x,
                      variance=torch.tensor([1e-3, 1.0], dtype=torch.float64))
-    assert row.status != "failed" and "Cantelli" in row.detail, row.detail
+    assert row.status != "failed", row.detail
     # the exact p-value 2(σ²/(σ² + d²))ⁿ, d the distance beyond the rounding floor, at the pair and for the row
     row = mean_check(m, target, alpha=1e-6, name="m", seed=0, samples=x, atol=torch.zeros(2, dtype=torch.float64),
                      variance=torch.tensor([1e-4, 1.0], dtype=torch.float64))
