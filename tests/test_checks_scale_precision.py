@@ -391,9 +391,11 @@ def test_the_sign_of_c_is_read_at_resolved_pairs(kt_seed):
     assert not report.failures, str(report)
 
 
-def _cast_prf(declare: bool, m=10):
+def _cast_prf(declare: bool, m=40):
     """Positive features computed in float32 and returned as float64 (``.double()``), declaring float32 as the
-    feature function's ``feature_dtype`` or not."""
+    feature function's ``feature_dtype`` or not. m = 40 (1/√40 is no float32 number, so x = y = 0 is off by its
+    rounding): at m = 10 the correct declared map was refused for tails at 1 of 40 hash-spread seeds (found by a
+    random-seed run, base 271828182), at m = 40 at none of 200."""
     def sample(g, batch):
         w = torch.randn(batch, m, D, generator=g, dtype=torch.float64).float()
 
