@@ -890,8 +890,7 @@ def test_the_reaches_are_where_the_p_values_reach_the_level():
     infinite); the median of means' q* puts the binomial tail exactly at the level."""
     from scipy import special, stats
 
-    from kerneltheory.testing.checks import _bounded_reach
-    from kerneltheory.testing.pvalues import bounded_p_values
+    from kerneltheory.testing.pvalues import bounded_p_values, bounded_reach
 
     g = torch.Generator().manual_seed(0)
     for n in (8, 64, 4096):
@@ -899,13 +898,13 @@ def test_the_reaches_are_where_the_p_values_reach_the_level():
         k = torch.randn(50, generator=g, dtype=torch.float64)
         v = torch.rand(50, generator=g, dtype=torch.float64) * b**2 / 4
         for level in (1e-3, 1e-8):
-            reach = _bounded_reach(b, k, v, n, level)
+            reach = bounded_reach(b, k, v, n, level)
             f = torch.isfinite(reach)
             assert bool((bounded_p_values(reach[f] * (1 + 1e-9), b[f], v[f], n) <= level).all())
             assert bool((bounded_p_values(reach[f] * (1 - 1e-6), b[f], v[f], n) > level).all())
             assert bool((bounded_p_values((b + k.abs())[~f], b[~f], v[~f], n) > level).all())
     zero = torch.zeros(1, dtype=torch.float64)
-    assert _bounded_reach(zero, zero, zero, 16, 1e-6).item() == 0.0  # nothing can deviate
+    assert bounded_reach(zero, zero, zero, 16, 1e-6).item() == 0.0  # nothing can deviate
     q = special.betaincinv(32, 33, 1e-9)
     assert stats.binom.sf(31, 64, q) == pytest.approx(1e-9, rel=1e-9)
 

@@ -79,13 +79,14 @@ from .._validation import check_flag, check_real
 from ..montecarlo import Moments
 from .pvalues import (
     bounded_p_values,
+    bounded_reach,
+    detectable_effect,
     excludes_detectable_effects,
     normal_p_values,
     p_value_floor,
 )
+from .sequential import power_z
 
-#: z of power 0.9: a pass resolves the deviations its test detects with this power (:func:`mean_check`)
-POWER_Z = 1.2815515655446004
 GUARD = 0.1  # largest trusted √((κ−1)/n) and |skew|/√n
 VARIANCE_GUARD = 0.3  # the guard on Y = (x − x̄)² in the variance check (calibration: tests/test_calibration.py)
 MIN_DRAWS = 64
@@ -804,9 +805,9 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         row = agreeing_refusal(row)
         if row.passed and ok:  # the smaller reach of the two tests; the bound's only where the normal one is blind
             row = resolution_refusal(row, [lambda: _normal_reach(se, alpha, share) + atol,
-                                           lambda: _bounded_reach(b, target, spread, n, alpha / share) + atol])
+                                           lambda: bounded_reach(b, target, spread, n, alpha / share) + atol])
         elif row.passed:
-            detect = _bounded_reach(b, target, spread, n, alpha / share)
+            detect = bounded_reach(b, target, spread, n, alpha / share)
             row = resolution_refusal(row, [lambda: detect + atol])
         if row.passed and not ok:
             # the bound alone decides: a pair that it could not reject however far off (few draws) is untested (a pair
@@ -862,28 +863,10 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
 
 
 def _normal_reach(se: torch.Tensor, alpha: float, share: int) -> torch.Tensor:
-    """Per pair, the deviation the normal test detects with power 0.9 at level ``alpha``/``share`` (two-sided):
-    (z_{α/(2·share)} + z_{0.9})·SE. The skewness factor is left out, so it understates what the test needs."""
-    return (-float(ndtri_exp(math.log(alpha / (2 * share)))) + POWER_Z) * se
-
-
-def _bounded_reach(bound: torch.Tensor, target: torch.Tensor, spread: torch.Tensor, n: int,
-                   level: float) -> torch.Tensor:
-    """Per pair, the smallest deviation t at which :func:`~kerneltheory.testing.pvalues.bounded_p_values` (with these
-    draws' sample variance V) falls to ``level`` < 1, in closed form: its p = 2·min(p_H, p_EB) is ≤ level exactly where
-    p_H ≤ L or p_EB ≤ L, L = level/2, that is t ≥ B·√(2 ln(2/L)/n) (Hoeffding) or t ≥ c·r² + a·r (Bernstein: √ln(4/p_EB)
-    = (√(a² + 4ct) − a)/(2c) ≥ r = √ln(4/L), a = √(2V/n), c = 14B/(3(n − 1))); +inf where the smaller exceeds B + |K|
-    (no deviation the bound allows reaches the level), 0 where B + |K| = 0 (nothing can deviate) or B = 0 (any
-    deviation is rejected)."""
-    b = bound.to(torch.float64)
-    room = b + target.abs()
-    half = level / 2
-    hoeffding = b * math.sqrt(2 * math.log(2 / half) / n)
-    a = torch.sqrt(2 * spread.clamp_min(0.0).to(torch.float64) / n)
-    c = 14 * b / (3 * max(n - 1, 1))
-    r = math.sqrt(math.log(4 / half))
-    reach = torch.minimum(hoeffding, c * r * r + a * r)
-    return torch.where((room == 0) | (b == 0), 0.0, torch.where(reach <= room, reach, math.inf))
+    """Per pair, the deviation the normal test detects with accepting early's power at level ``alpha``/``share``
+    (:func:`~kerneltheory.testing.pvalues.detectable_effect`; the skewness factor is left out, so it understates what
+    the test needs)."""
+    return detectable_effect(se, alpha / share, power_z())
 
 
 def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,

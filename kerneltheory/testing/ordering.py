@@ -107,14 +107,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy import special
 
 from .. import estimators as E
 from .. import theory
 from .._validation import check_alpha, check_int, check_points
 from ..montecarlo import Moments, moments
 from .checks import (
-    POWER_Z,
     CheckResult,
     _bonferroni,
     _not_a_probability,
@@ -126,8 +124,9 @@ from .checks import (
     rounding_floor,
     squared_deviations,
 )
-from .pvalues import normal_p_values, p_value_floor
+from .pvalues import detectable_effect, normal_p_values, p_value_floor
 from .replay import estimates_follow_their_generator
+from .sequential import power_z
 
 __all__ = [
     "OrderingClaim",
@@ -669,7 +668,7 @@ def one_over_m_check(
                 "is no zero-variance pair to leave out, and has no slope to fit; the other pairs agree with the claim"))
         # a slope known too poorly to tell the claim (−1) from a variance that does not fall with m (0) at any pair
         # resolves nothing: ms = (8, 9) passed an m-independent variance at 3 of 4 seeds
-        reach = (-float(special.ndtri(alpha / (2 * se.numel()))) + POWER_Z) * se
+        reach = detectable_effect(se, alpha / se.numel(), power_z())
         if bool((reach >= 1.0).all()):
             best = int(torch.argmin(se))
             at = int(torch.nonzero(keep).flatten()[best])

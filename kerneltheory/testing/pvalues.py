@@ -81,12 +81,41 @@ def bounded_p_values(
     t = diff.abs().to(torch.float64)
     safe_b = torch.where(b > 0, b, torch.ones_like(b))
     p_h = (2 * torch.exp(-n * (t / safe_b) ** 2 / 2)).clamp(max=1.0)
-    a = torch.sqrt(2 * sample_var.clamp_min(0.0).to(torch.float64) / n)
-    c = 14 * safe_b / (3 * max(n - 1, 1))
+    a, c = _bernstein_terms(safe_b, sample_var, n)
     root_l = (torch.sqrt(a**2 + 4 * c * t) - a) / (2 * c)
     p_eb = (4 * torch.exp(-(root_l**2))).clamp(max=1.0)
     p = (2 * torch.minimum(p_h, p_eb)).clamp(max=1.0)
     return torch.where(b > 0, p, (t == 0).to(torch.float64))
+
+
+def _bernstein_terms(bound: torch.Tensor, sample_var: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """a = √(2V/n) and c = 14B/(3(n − 1)) of the empirical Bernstein bound (:func:`bounded_p_values`)."""
+    return torch.sqrt(2 * sample_var.clamp_min(0.0).to(torch.float64) / n), 14 * bound / (3 * max(n - 1, 1))
+
+
+def bounded_reach(bound: torch.Tensor, target: torch.Tensor, sample_var: torch.Tensor, n: int,
+                  level: float) -> torch.Tensor:
+    """Per pair, the smallest deviation t at which :func:`bounded_p_values` falls to ``level`` < 1, its inverse in
+    closed form: p = 2·min(p_H, p_EB) ≤ level exactly where p_H ≤ L or p_EB ≤ L, L = level/2, that is
+    t ≥ B·√(2 ln(2/L)/n) (Hoeffding) or t ≥ c·r² + a·r with r = √ln(4/L) (Bernstein: (√(a² + 4ct) − a)/(2c) ≥ r);
+    +inf where the smaller exceeds B + |K| (no deviation the bound allows reaches the level), 0 where B + |K| = 0
+    (nothing can deviate) or B = 0 (any deviation is rejected)."""
+    b = bound.to(torch.float64)
+    room = b + target.abs().to(torch.float64)
+    half = level / 2
+    a, c = _bernstein_terms(b, sample_var, n)
+    r = math.sqrt(math.log(4 / half))
+    reach = torch.minimum(b * math.sqrt(2 * math.log(2 / half) / n), c * r * r + a * r)
+    return torch.where((room == 0) | (b == 0), 0.0, torch.where(reach <= room, reach, math.inf))
+
+
+def detectable_effect(se: torch.Tensor, level: float, z_power: float, skewness: torch.Tensor | None = None,
+                      n: int = 1, *, studentised: bool = False) -> torch.Tensor:
+    """δ = (z* + z_β)·SE: the deviation a two-sided normal test at per-pair ``level`` detects with power
+    Φ(z_β) (``z_power`` = z_β), z* its :func:`critical_z` (+inf where no |z| reaches the level). Accepting early
+    (:func:`excludes_detectable_effects`) and a pass's resolution (:func:`~kerneltheory.testing.checks.mean_check`,
+    the 1/m check) read it."""
+    return (critical_z(level, skewness, n, studentised=studentised) + z_power) * se
 
 
 def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentised: bool = False) -> torch.Tensor:
@@ -104,6 +133,12 @@ def critical_z(level: float, skewness: torch.Tensor | None, n: int, *, studentis
     lo's distance from the root): always a z with f(z) ≤ 0."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
+    if skewness is None:  # no skewness factor: the root is z₀, p(z₀) = 2Φ̄(z₀) = level, up a few ulps where rounding
+        z = -float(special.ndtri_exp(math.log(level) - math.log(2.0)))  # leaves p(z₀) just above the level
+        zero = torch.zeros((), dtype=torch.float64)
+        while float(_log_p(torch.tensor(z, dtype=torch.float64), zero)) > math.log(level):
+            z = math.nextafter(z, math.inf)
+        return torch.tensor(z, dtype=torch.float64)
     k, turn = _cramer_rate(skewness, n, studentised)
     k, turn = torch.broadcast_tensors(k, turn)
     shape = turn.shape
@@ -168,8 +203,8 @@ def excludes_detectable_effects(
     level = futility.final_alpha / (pairs * halves)
     if not 0.0 < level < 1.0:
         return False
-    z_star = critical_z(level, skewness, futility.final_draws, studentised=studentised)
-    delta = (z_star + futility.z_power) * final_se
+    delta = detectable_effect(final_se, level, futility.z_power, skewness, futility.final_draws,
+                              studentised=studentised)
     # an infinite δ* (a pair the last look could never reject) protects nothing: it never licenses accepting
     ok = torch.isfinite(delta) & (diff.abs() + futility.margin * se <= delta)
     if settled is not None:

@@ -64,6 +64,7 @@ __all__ = [
     "FUTILITY_FROM",
     "FUTILITY_MISS",
     "FUTILITY_POWER",
+    "power_z",
     "Futility",
     "alpha_spending",
     "futility_plan",
@@ -92,11 +93,14 @@ class Futility:
     @property
     def z_power(self) -> float:
         """z_β = Φ⁻¹(1 − β)."""
-        return _normal_quantile(self.power)
+        return power_z(self.power)
 
 
-def _normal_quantile(p: float) -> float:
-    return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
+def power_z(power: float = FUTILITY_POWER) -> float:
+    """Φ⁻¹(power), the normal quantile: with power = 1 − β, z_β, the standard errors beyond the critical value at
+    which a normal test detects an effect with that power (accepting early here; a pass's resolution in
+    :func:`~kerneltheory.testing.checks.mean_check` and the 1/m check)."""
+    return float(torch.special.ndtri(torch.tensor(power, dtype=torch.float64)))
 
 
 def futility_plan(
@@ -115,7 +119,7 @@ def futility_plan(
     early = [k for k, n in enumerate(points[:-1]) if n >= f * points[-1]]
     if not early:
         return {}
-    c = -_normal_quantile(g / len(early))
+    c = -power_z(g / len(early))
     return {k: c for k in early} if math.isfinite(c) else {}
 
 
