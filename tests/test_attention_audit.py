@@ -757,3 +757,65 @@ def test_a_nan_against_a_number_is_named_not_sized(kt_seed):
     assert empty.status == "failed", empty
     assert "outputs are not finite in one run and finite or another infinity in the other" in empty.detail, empty
     assert "nan" not in empty.detail, empty
+
+
+def test_a_bias_row_that_resolves_no_bias_as_large_as_the_outputs_is_refused(kt_seed):
+    """The bias row's t = e(m₂) − (m₁/m₂)·e(m₁) has target 0 at every entry, so any noise passed it: an "attention"
+    biased by its whole largest output (an error that does not fall with m), plus noise 50× that which does not
+    fall either, PASSED `bias ∝ 1/m` (the bias is 0.75 of it in t, its standard error about 2.3 of it at 512 draws).
+    The row is now measured against (1 − m₁/m₂)·max|output| and refused (proofs/verification.md, item 3(b)); with
+    noise 1/50 of the output the same bias fails."""
+    from kerneltheory.attention import softmax_attention
+
+    def biased(sd):
+        def attention(m, generator):
+            def fn(q, k, v, mask=None):
+                out = softmax_attention(q, k, v)
+                top = out.abs().max()
+                return out + top + sd * top * torch.randn(out.shape, generator=generator, dtype=out.dtype)
+            return fn
+        return attention
+
+    common = dict(dim=D, mask=False, checks=["bias"], alpha=ALPHA, seed=kt_seed)
+    row = check_attention(biased(50.0), **common).checks[0]
+    assert row.refused and row.no_evidence and "max|output|" in row.detail and "no pair resolves" in row.detail, row
+    assert check_attention(biased(0.02), **common).checks[0].status == "failed"
+
+
+def _mean_plus_noise(sigma):
+    """A review's "attention": the (masked) mean of the values, plus a random function of q scaled by σ/√m, so its
+    error is a fixed bias (exact attention is not the mean) beside noise that falls as 1/m."""
+    def attention(m, generator):
+        w = torch.randn(D, D, generator=generator, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(v.shape[:-1], dtype=v.dtype) if mask is None else mask.to(v.dtype)
+            mean = (v * keep[..., None]).sum(-2, keepdim=True) / keep.sum(-1)[..., None, None]
+            noise = sigma / m**0.5 * torch.tanh(q.to(torch.float64) @ w).to(v.dtype)
+            return mean.expand(*q.shape[:-1], v.shape[-1]) + noise
+        return fn
+    return attention
+
+
+def test_a_slope_row_that_cannot_show_an_error_as_large_as_the_outputs_is_refused(kt_seed):
+    """The slope rows passed a function whose bias hides behind noise that falls as 1/m (σ = 100: MSE 51 at m = 64,
+    0.84 at 4096, against outputs of mean square 0.11). Adding the outputs' mean square to every MSE moves the slope
+    by a z below what a rejection needs, so the row is refused (proofs/attention_audit.md, item 13(j)); at σ = 20 an
+    error as large as the outputs would show, and the row is decided (it passed at 12 of 12 seeds: a 7 % bias is
+    below what the grid resolves, docs/auditing.md)."""
+    from kerneltheory.testing.attention_checks import mse_slope_check
+
+    common = dict(dim=D, checks=["consistency"], seed=kt_seed)
+    row = check_attention(_mean_plus_noise(100.0), **common).checks[0]
+    assert row.refused and "cannot show an error as large as the outputs" in row.detail, row
+    row = check_attention(_mean_plus_noise(20.0), **common).checks[0]
+    assert not row.refused, row
+    errors = [torch.randn(64, 4, generator=torch.Generator().manual_seed(m), dtype=torch.float64) / m**0.5
+              for m in (64, 256, 1024)]
+    base = dict(name="s", claim="c", alpha=ALPHA, sample_size=192, seed=0)
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="magnitude"):
+            mse_slope_check((64, 256, 1024), errors, alpha=ALPHA, base=base, magnitude=bad)
+    assert not mse_slope_check((64, 256, 1024), errors, alpha=ALPHA, base=base, magnitude=1.0).refused
+    held = mse_slope_check((64, 256, 1024), errors, alpha=ALPHA, base=base, magnitude=1e-6)
+    assert held.refused and "as large as the outputs" in held.detail, held

@@ -377,6 +377,28 @@ def test_legality_check_refuses_inputs_where_no_stabiliser_shows(kt_generator, k
         == "failed"
 
 
+def test_legality_check_refuses_keys_whose_per_key_shift_is_constant(kt_generator, kt_seed):
+    """Review finding: keys k₀, −k₀ alternating under hyperbolic features (log features [ωᵀk, −ωᵀk] − ‖k‖²/2 + c, the
+    same set at k and −k) give every key the same largest log feature, so the illegal per-key shift PASSED there
+    (the literal rule reads equal keys only). The check now runs the planted per_key_max at the same inputs as a
+    control and refuses a pass where the control agrees as well; keys that differ otherwise fail it, and a legal
+    stabiliser passes them."""
+    from kerneltheory.attention import default_stabiliser
+
+    q = torch.randn(1, 10, 4, generator=kt_generator, dtype=torch.float64)
+    k0 = torch.randn(1, 1, 4, generator=kt_generator, dtype=torch.float64)
+    signs = torch.tensor([1.0, -1.0] * 5, dtype=torch.float64)[None, :, None]
+    v = torch.randn(1, 10, 4, generator=kt_generator, dtype=torch.float64)
+    fm = E.get("hyperbolic/gaussian", 4, 16).draw(kt_generator)
+    symmetric = signs * k0
+    for stab in (per_key_max, default_stabiliser):
+        r = stabiliser_legality_check(fm, q, symmetric, v, stab, name="s", seed=kt_seed)
+        assert r.refused and "per_key_max" in r.detail and "agrees" in r.detail, r
+    k = torch.randn(1, 10, 4, generator=kt_generator, dtype=torch.float64)
+    assert stabiliser_legality_check(fm, q, k, v, per_key_max, name="s", seed=kt_seed).status == "failed"
+    assert stabiliser_legality_check(fm, q, k, v, default_stabiliser, name="s", seed=kt_seed).passed
+
+
 def test_legality_check_reads_broadcast_inputs_and_refuses_only_a_pass(kt_generator, kt_seed):
     """Review findings on the first version of the refusal above: keys shared by the heads ([B, 1, L, d] beside values
     [B, H, L, d]) were paired with the wrong values (a sequence that varies was read as one of equal values, and the

@@ -696,6 +696,66 @@ def _mean_row(x, target, **kw):
     return mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x, **kw)
 
 
+def test_a_row_of_zero_targets_resolves_the_magnitude_it_is_given(kt_seed):
+    """A row whose targets are all 0 by construction (a difference of two estimates of one quantity: the
+    proportionality rows' ratios, the attention audit's bias row) had no magnitude to be blind against, so any noise
+    passed it (review finding: ratios 2 ± 30 differenced against a reference 1 ± 0.01 PASSED `proportional`).
+    ``magnitude`` gives the size a pass must resolve there (proofs/verification.md, item 3(b)): noise that hides it
+    is refused, naming it; noise well below it passes; without it the row keeps its documented gap."""
+    g = torch.Generator().manual_seed(seed_for("zero targets", kt_seed))
+    zero = torch.zeros(4, dtype=torch.float64)
+    noisy = 30 * torch.randn(2048, 4, generator=g, dtype=torch.float64)
+    named = dict(magnitude=1.0, magnitude_of="ĉ, the ratios' mean")
+    assert _mean_row(noisy, zero).passed  # nothing to resolve without a magnitude (the gap a caller closes)
+    row = _mean_row(noisy, zero, **named)
+    assert row.refused and row.no_evidence, row
+    assert "no pair resolves an effect as large as ĉ, the ratios' mean where its target is 0" in row.detail, row
+    assert _mean_row(noisy / 3000, zero, **named).passed  # an SE of 2e-4 resolves 1
+    assert _mean_row(noisy / 3000 + 0.01, zero, **named).status == "failed"
+    # one magnitude per pair: the resolved pair speaks, the blind one is named as left out
+    row = _mean_row(torch.cat([noisy[:, :1] / 3000, noisy[:, 1:]], 1), zero,
+                    magnitude=torch.tensor([1.0, 1.0, 1.0, 1.0]), magnitude_of="ĉ")
+    assert row.passed and "3 of 4 pairs" in row.detail, row
+    for bad in (0.0, -1.0, math.nan, math.inf, torch.tensor([1.0, 0.0, 1.0, 1.0])):
+        with pytest.raises(ValueError, match="magnitude must be finite and > 0"):
+            _mean_row(noisy, zero, magnitude=bad, magnitude_of="ĉ")
+    with pytest.raises(ValueError, match="magnitude_of must name"):
+        _mean_row(noisy, zero, magnitude=1.0)
+
+
+def test_differences_of_noisy_ratios_do_not_pass_proportional(kt_seed):
+    """The review's case, on the rows' own path: ratios 2 ± 30 at three pairs against a reference pair at 1 ± 0.01
+    (a map off by 100 % of ĉ there, hidden by its noise) PASSED the differences row; it is refused now, measured
+    against ĉ. The same pairs at 1 ± 0.01 pass, and at 2 ± 0.01 fail."""
+    from kerneltheory.testing.proportional import _differences_row
+
+    g = torch.Generator().manual_seed(seed_for("ratios", kt_seed))
+    noise = torch.randn(2048, 4, generator=g, dtype=torch.float64)
+    floor, scale = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+
+    def row(others):
+        ratio = torch.cat([1 + 0.01 * noise[:, :1], others], 1)
+        return _differences_row(ratio, 0, floor, scale, 2.0**-53, "proportional[t]", 1e-6, 0, ["a", "b", "c"], True)
+
+    blind = row(2 + 30 * noise[:, 1:])
+    assert blind.refused and "as large as ĉ, the ratios' mean" in blind.detail, blind
+    assert row(1 + 0.01 * noise[:, 1:]).passed
+    assert row(2 + 0.01 * noise[:, 1:]).status == "failed"
+
+
+def test_the_exact_reading_rule_is_a_bonferroni_normal_test():
+    """checks.exact_reading_rejects, shared by mean_check's agreeing pairs and the proportionality rows' pairs left out
+    of their differences: 2Φ̄(near/se)·tests ≤ α, with z = ∞ where se = 0 and near ≠ 0, and no rejection at near = 0."""
+    near = torch.tensor([3.0, 3.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    se = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    p3 = 2 * stats.norm.sf(3.0)  # 0.0027
+    assert checks.exact_reading_rejects(near, se, 1, 0.01).tolist() == [True, True, False, True, False]
+    assert checks.exact_reading_rejects(near, se, 1, p3 * 0.99).tolist() == [False, True, False, True, False]
+    assert checks.exact_reading_rejects(near, se, 10, 0.01).tolist() == [False, True, False, True, False]
+    assert bool(checks.exact_reading_rejects(torch.tensor(3.0, dtype=torch.float64),
+                                             torch.tensor(1.0, dtype=torch.float64), 1, p3 * 1.01))
+
+
 def test_a_pass_that_resolves_no_effect_as_large_as_the_target_is_refused(kt_seed):
     """Found case: estimates 2·exp(xᵀy) plus zero-mean noise a²·r·r′ (random signs, a² = 100, one extra feature per
     side) PASSED `unbiased` at the moderate families (8 of 8 seeds): a standard error of 100/64 against a kernel of

@@ -410,10 +410,14 @@ def _consistency(attention, reference, causal, q, k, v, ms, draws, name, claim, 
     shift = _rounded_shift(reference, causal, q, k, v, exact, max(formats))
     # in half precision the outputs' rounding, |out − fl(out)| ≤ u|out|, adds up to (u·|exact|)² to each MSE
     floor = 0.0 if shift is None else float(((max(formats) * exact).abs() ** 2).mean())
-    row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=regime, floor=floor)
+    # a pass must resolve an error as large as the outputs that does not fall with m (item 13(j))
+    square = float((exact.double() ** 2).mean())
+    size = square if 0 < square < math.inf else None
+    row = mse_slope_check(ms, errors, alpha=alpha, base=base, regime=regime, floor=floor, magnitude=size)
     if shift is not None:
         row = _either_reference(row, lambda: mse_slope_check(ms, [e + shift[0] for e in errors], alpha=alpha,
-                                                             base=base, regime=regime, floor=floor), shift[1])
+                                                             base=base, regime=regime, floor=floor, magnitude=size),
+                                shift[1])
     what = ("softmax attention, weights exp(qᵀk/√d)" if reference == "softmax" else
             f"exact attention with the kernel {getattr(reference, '__name__', type(reference).__name__)}")
     row.detail = f"reference: {what}; {extended}{row.detail}"
@@ -482,10 +486,16 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
     if shift is not None:  # half precision: a bias below u·|out|, as features rounded inside make, is rounding's
         atol = atol + (1 - m1 / m2) * max(formats) * exact[0].abs().flatten()
 
+    # t has target 0 at every entry: a pass must resolve a bias that does not fall with m as large as the outputs
+    # themselves, (1 − m₁/m₂)·max|out| (proofs/verification.md, item 3(b)); outputs all 0 leave nothing to resolve
+    top = (1 - m1 / m2) * float(exact[0].abs().max())
+    size = dict(magnitude=top, magnitude_of=f"(1 − {m1}/{m2})·max|output| (a bias as large as the outputs that "
+                "does not fall with m)") if top > 0 and math.isfinite(top) else {}
+
     def test(d):
         t = (e2 - (m1 / m2) * e1 + (1 - m1 / m2) * d).flatten(1)
         row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=_F64), alpha=alpha,
-                         name="bias ∝ 1/m", seed=seed, samples=t, atol=atol, claim="consistency")
+                         name="bias ∝ 1/m", seed=seed, samples=t, atol=atol, claim="consistency", **size)
         row.detail = f"e(m={m2}) − ({m1}/{m2})·e(m={m1}) per output entry; " + row.detail
         return row
 

@@ -190,6 +190,22 @@ def _exact_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | No
     return None
 
 
+def _attention_with(res, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, stabiliser):
+    """(φ_q, φ_k, out, den) of non-causal attention with ``stabiliser`` (False: none) on the logs."""
+    _, phi_q, phi_k = _features(res, q, k, mask, stabiliser)
+    num, den = _noncausal(phi_q, phi_k, v)
+    return phi_q, phi_k, num / den.unsqueeze(-1), den
+
+
+def _floor_ratio(plain, shifted, v: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|Δout| / floor, |Δout|) between two runs of :func:`_attention_with`, the floor twice the sum of their
+    rounding bounds (proofs/stabiliser_legality.md, item 5); a shifted run whose bound is not finite has none."""
+    (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = plain, shifted
+    floor = 2 * (_bound(pq0, pk0, v, out0, den0, delta) + _bound(pq1, pk1, v, out1, den1, delta).nan_to_num(math.inf))
+    diff = (out1 - out0).abs()
+    return torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0)), diff
+
+
 def _stabiliser_blind(k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> str | None:
     """Why no shift computed from the key features can change non-causal attention at these inputs, or None: in every
     sequence at most one key is kept, or the kept values are all equal (each output is that value), or the kept keys
@@ -285,7 +301,9 @@ def attention_convergence_check(
     for m in ms:
         fm = factory(m).draw(g, batch=r)
         errors.append(linear_attention(qs, ks, vs, fm, stabilise=stabilise) - exact)
-    return mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k))
+    square = float((exact**2).mean())
+    return mse_slope_check(ms, errors, alpha=alpha, base=base, regime=(q, k),
+                           magnitude=square if 0 < square < math.inf else None)
 
 
 TAIL_WEIGHT = "max exp(‖q̃ + k̃‖²)"  # how ρ is computed, as messages name it: softmax reference
@@ -398,6 +416,7 @@ def mse_slope_check(
     base: dict,
     regime: tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, Callable] | None = None,
     floor: float = 0.0,
+    magnitude: float | None = None,
 ) -> CheckResult:
     """The curvature-corrected slope test of the module docstring on the errors out − exact: ``errors[i]`` is
     ``[R, ..., L, d_v]``, R independent draws at m = ``ms[i]`` (each draw's MSE is its mean square). ``base`` carries
@@ -412,6 +431,10 @@ def mse_slope_check(
     log MSE(m) by at most log(1 + R/(MSE(m) − R)), which moves ĝ = Σ L_m y_m by at most Σ_{L_m > 0} L_m times that
     (:func:`rounding_bound`), added to D (no m is left out for it: the largest, where rounding weighs, is also where a
     bias that does not shrink shows).
+    ``magnitude``: the mean square B of the exact outputs. A pass must then resolve an error as large as the outputs
+    that does not fall with m: adding B to every MSE moves ĝ by Δ_B = Σ_m L_m log(1 + B/MSE_m); where (Δ_B − D)/SE
+    stays below the z a rejection needs (the plateau rule's power), the Monte Carlo noise at the largest m hides such
+    a bias and the row is refused, not passed (item 13(j)).
     Proof: proofs/attention_audit.md, item 13."""
     alpha = check_alpha(alpha)
     ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
@@ -422,6 +445,8 @@ def mse_slope_check(
             got = e.dtype if isinstance(e, torch.Tensor) else type(e).__name__
             raise ValueError(f"errors at m = {m} must be a real floating-point tensor [R, ...], got {got}")
     floor = check_real(floor, "floor", minimum=0.0)
+    if magnitude is not None:
+        magnitude = check_real(magnitude, "magnitude", minimum=0.0, strict_min=True)
     failed = _non_finite(ms, errors, base)
     if failed is not None:
         return failed
@@ -533,6 +558,18 @@ def mse_slope_check(
             f"the slope's standard error {se:.3g} on m = {ms} is too large to tell the 1/m law from an MSE that does "
             f"not fall (a slope of 0 would give z = {plateau:.3g} on average, below the {needed:.3g} a rejection "
             f"needs): widen the grid of m or draw more; slope {g:.4f}; {note}{detail}", **base)
+    if not p <= alpha and magnitude is not None:
+        # ... and one that is wrong by as much as the outputs, beside noise that falls as 1/m (a review's function
+        # returned the values' mean plus noise σ/√m: a 7 % bias under σ ≥ 5 passed); B in the MSEs' unit
+        b = math.ldexp(magnitude, -2 * shift)
+        moved = float((row * np.log1p(b / np.asarray(mse_sorted, dtype=np.float64))).sum())
+        shown = (moved - bound) / se
+        if not shown >= needed:
+            return CheckResult.refusal(
+                f"the slope cannot show an error as large as the outputs that does not fall with m: their mean square "
+                f"{magnitude:.3g} added to every MSE moves the slope by {moved:.3g}, z = {shown:.3g} on average with "
+                f"D = {bound:.2g}, below the {needed:.3g} a rejection needs (the Monte Carlo noise at m = {ms[-1]} "
+                f"hides it): raise num_features or draw more; slope {g:.4f}; {note}{detail}", **base)
     return CheckResult(
         statistic=z,
         p_value=p,
@@ -600,15 +637,10 @@ def stabiliser_legality_check(
         size = max(float(logs_q(q)[0].abs().nan_to_num(0.0, 0.0, 0.0).max()), 0.0) + max(
             float(logs_k(k)[0].abs().nan_to_num(0.0, 0.0, 0.0).max()), 0.0
         )
-        runs = []
-        for stab in (False, stabiliser):
-            _, phi_q, phi_k = _features(res, q, k, mask, stab)
-            num, den = _noncausal(phi_q, phi_k, v)
-            out = num / den.unsqueeze(-1)
-            runs.append((phi_q, phi_k, out, den))
+        runs = [_attention_with(res, q, k, v, mask, stab) for stab in (False, stabiliser)]
     eps = torch.finfo(torch.float64).eps
     base = dict(name=f"stabiliser legality: {name}", claim="stabiliser legal", alpha=alpha, seed=int(seed))
-    (pq0, pk0, out0, den0), (pq1, pk1, out1, den1) = runs
+    out0, out1 = runs[0][2], runs[1][2]
     if not bool(torch.isfinite(out0).all()):
         return CheckResult.refusal(
             "attention without the stabiliser is not finite: nothing to compare with",
@@ -616,12 +648,8 @@ def stabiliser_legality_check(
             **base,
         )
     delta = eps * (2 * size + 2)
-    floor = 2 * (
-        _bound(pq0, pk0, v, out0, den0, delta) + _bound(pq1, pk1, v, out1, den1, delta).nan_to_num(math.inf)
-    )
-    diff = (out1 - out0).abs()
+    ratio, diff = _floor_ratio(runs[0], runs[1], v, delta)
     finite = bool(torch.isfinite(out1).all())
-    ratio = torch.where(floor > 0, diff / floor, torch.where(diff > 0, math.inf, 0.0))
     stat = float(ratio.max()) if finite else math.inf
     passed = finite and stat <= 1.0
     scale = max(float(out0.abs().max()), torch.finfo(torch.float64).tiny)
@@ -631,6 +659,18 @@ def stabiliser_legality_check(
         return CheckResult.refusal(f"no shift computed from the key features can change attention at these inputs "
                                    f"({blind}): an illegal per-key stabiliser would agree as well; use keys and "
                                    "values that vary", sample_size=out0.numel(), **base)
+    if passed:  # the control: the planted illegal shift by each key's largest log feature must show at these inputs
+        with torch.no_grad():
+            planted = _attention_with(res, q, k, v, mask, per_key_max)
+        shown = float(_floor_ratio(runs[0], planted, v, delta)[0].max()) if bool(
+            torch.isfinite(planted[2]).all()) else math.inf
+        if not shown > 1.0:
+            return CheckResult.refusal(
+                f"the planted illegal stabiliser per_key_max (each key shifted by its own largest log feature) agrees "
+                f"with attention at these inputs as well (max |Δout| / floor = {shown:.3g}): its shift is the same "
+                "for every kept key (keys whose log features are a permutation of each other, such as k and −k "
+                "under a map symmetric in ±k), so an illegal per-key stabiliser could pass here; use keys whose "
+                "features differ", sample_size=out0.numel(), **base)
     return CheckResult(
         statistic=stat,
         p_value=1.0 if passed else 0.0,

@@ -248,6 +248,19 @@ def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | N
     return bool(agreeing_pairs(x, pair_rounding_floor(x, *values, feature_eps=feature_eps)).all())
 
 
+def exact_reading_rejects(near: torch.Tensor, se: torch.Tensor, tests: float, alpha: float) -> torch.Tensor:
+    """Bool, the shape of ``near``: where a normal test of the deviation ``near`` (beyond the rounding floors) with
+    standard error ``se``, reading the draws as exact (no skewness factor, so as to refuse more, never less; z = ∞
+    where se = 0 and near ≠ 0), rejects at level ``alpha`` Bonferroni-split over ``tests`` tests. The one rule by
+    which agreeing draws off their target refuse a pass instead of supporting it (they are evidence only through an
+    exact test that rejects: proofs/verification.md, item 3a), shared by :func:`mean_check`'s agreeing pairs and
+    the proportionality rows' pairs left out of their differences."""
+    positive = se > 0
+    z = torch.where(positive, near / torch.where(positive, se, torch.ones_like(se)),
+                    torch.where(near != 0, math.inf, 0.0))
+    return normal_p_values(z) * tests <= alpha
+
+
 def agreeing_pairs(samples: torch.Tensor, floor: torch.Tensor, shape: Moments | None = None) -> torch.Tensor:
     """[P] bool: the pairs whose draws ``samples`` [n, P] are one value up to rounding: the guard's
     :func:`degenerate_pairs` (read from ``shape``, the draws' moments in their own unit, computed when not given), or
@@ -586,6 +599,8 @@ def mean_check(
     futility=None,
     carry_without_variance: bool = True,
     atoms: bool = True,
+    magnitude: float | torch.Tensor | None = None,
+    magnitude_of: str = "",
 ) -> CheckResult:
     """Test H₀: E[estimate_p] = target_p for every pair p (see the module docstring for the method choice).
 
@@ -622,6 +637,12 @@ def mean_check(
     event leaves every draw on one value with probability near 1). ``atoms=False`` declares that no such atom exists
     (a continuous law, a deterministic map): agreement off the target is then a bias (proofs/verification.md, item
     3a).
+
+    A pass must resolve something (proofs/verification.md, item 3(b)): it is refused where no pair's test rejects a
+    deviation as large as the magnitude it must resolve, |target_p|, or where the target is 0 the row's largest target
+    above its own floor. ``magnitude`` (a number or one per pair, finite and > 0) replaces that fallback where a row's
+    targets are 0 by construction (a difference of two estimates of one quantity, whose size is elsewhere);
+    ``magnitude_of`` names it in the refusal (e.g. "ĉ, the mean ratio").
     """
     pairs, samples = _checked_draws(m, samples)
     target, variance, bound, target_stderr = (_per_pair(v, k, pairs) for v, k in (
@@ -631,9 +652,16 @@ def mean_check(
     atol = _per_pair(atol, "atol", pairs)
     if atol is not None and bool((atol < 0).any()):
         raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    magnitude = _per_pair(magnitude, "magnitude", pairs)
+    if magnitude is not None and not bool((torch.isfinite(magnitude) & (magnitude > 0)).all()):
+        bad = int(torch.nonzero(~(torch.isfinite(magnitude) & (magnitude > 0)))[0])
+        raise ValueError(f"magnitude must be finite and > 0 at every pair, got {float(magnitude[bad]):g} at pair "
+                         f"{bad}{_label(labels, bad)}")
+    if magnitude is not None and not (isinstance(magnitude_of, str) and magnitude_of):
+        raise ValueError("magnitude_of must name the magnitude (a non-empty str) where magnitude is given")
     args = dict(alpha=_level(alpha), name=name, seed=seed, bound=bound, samples=samples,
                 target_stderr=target_stderr, atol=atol, claim=claim, labels=labels, futility=futility,
-                atoms=check_flag(atoms, "atoms"))
+                atoms=check_flag(atoms, "atoms"), magnitude=(magnitude, magnitude_of))
     row = _mean_test(m, target, variance, args)
     if variance is not None and carry_without_variance:
         row.without_variance = _mean_test(m, target, None, args)
@@ -643,8 +671,8 @@ def mean_check(
 def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, kw: dict) -> CheckResult:
     """The test of :func:`mean_check` with the given ``variance`` taken as exact (None: studentised under H₀)."""
     alpha, name, seed, claim, labels, atoms = (kw[k] for k in ("alpha", "name", "seed", "claim", "labels", "atoms"))
-    bound, samples, target_stderr, atol, futility = (kw[k] for k in ("bound", "samples", "target_stderr", "atol",
-                                                                     "futility"))
+    bound, samples, target_stderr, atol, futility, magnitude = (kw[k] for k in (
+        "bound", "samples", "target_stderr", "atol", "futility", "magnitude"))
     n = m.count
     target = target.to(torch.float64).cpu()
     base = dict(name=name, claim=claim, alpha=alpha, sample_size=n, seed=seed)
@@ -732,19 +760,15 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
     # every draw at 1.05 pass against a target of 1). The row is refused where such a pair's normal p-value, read as if
     # its draws were exact (no skewness factor, so as to refuse more, never less), would have rejected it
     unsupported = untested | (rare & ~untested & (p_agree * target.numel() * halves > alpha))
-    if bool(unsupported.any()):
-        z_seen = torch.where(se > 0, near / torch.where(se > 0, se, torch.ones_like(se)),
-                             torch.where(near != 0, math.inf, 0.0))
-        would = unsupported & (normal_p_values(z_seen) * target.numel() * halves <= alpha)
-    else:
-        would = unsupported
+    would = unsupported & exact_reading_rejects(near, se, target.numel() * halves, alpha) if bool(
+        unsupported.any()) else unsupported
 
     settled_pairs = exact & (near == 0)  # draws that meet the target within the floor: decided, not by noise
     # where the reference's standard error is the larger part, more draws of the estimates do not resolve a pair
     reference_error = None if target_stderr is None else target_stderr >= own_se
 
     def resolution_refusal(row: CheckResult, reaches) -> CheckResult:
-        return _resolution(row, reaches, target, atol, settled_pairs, labels, base, reference_error)
+        return _resolution(row, reaches, target, atol, settled_pairs, labels, base, reference_error, magnitude)
 
     def agreeing_refusal(row: CheckResult) -> CheckResult:
         """The row, or its refusal where it passes and an agreeing pair off its target does not support the pass."""
@@ -850,7 +874,7 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
             **base,
         )), [lambda: _normal_reach(se, alpha, target.numel()) + atol]), 1)
     if variance is not None and samples is not None and target_stderr is None:
-        return _median_of_means(samples, target, variance, base, labels, atol, settled_pairs)
+        return _median_of_means(samples, target, variance, base, labels, atol, settled_pairs, magnitude)
     return CheckResult.refusal(
         (f"the skewness is too large for a normal test at level {alpha:.3g} with {n} draws (no deviation at pair "
          f"{int(torch.argmax(torch.where(zero, 0.0, floor)))} could reach it)" if blind else
@@ -869,8 +893,9 @@ def _normal_reach(se: torch.Tensor, alpha: float, share: int) -> torch.Tensor:
     return detectable_effect(se, alpha / share, power_z())
 
 
-def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor,
-                settled: torch.Tensor, labels, base: dict, reference_error: torch.Tensor | None) -> CheckResult:
+def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Tensor, settled: torch.Tensor, labels,
+                base: dict, reference_error: torch.Tensor | None,
+                magnitude: tuple[torch.Tensor | None, str] = (None, "")) -> CheckResult:
     """A passing mean row, or its refusal where no pair resolves an effect as large as its target
     (proofs/verification.md, item 3(b)). ``reaches``: callables, each giving per pair the distance from the target
     that one deciding test rejects (with power 0.9 for the normal test), rounding floor ``atol`` included; ``detect``
@@ -878,8 +903,9 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
     the ones read so far. A pair is blind where it is not
     ``settled`` (draws that meet the target within a floor below half of it) and its floor is not finite, or its floor
     reaches half of a nonzero target, or ``detect`` reaches the magnitude it must resolve: |K_p|, or where K_p = 0 the
-    row's largest |K| (a polynomial kernel's orthogonal pairs against its others; a row whose targets are all 0, a
-    difference of ratios, has no such magnitude). Every pair blind: refused (the floor's own refusal,
+    row's largest |K| (a polynomial kernel's orthogonal pairs against its others), or the caller's ``magnitude`` (a
+    [P] tensor or None, and the words naming it) where one is given: a row whose targets are all 0, a difference of
+    two estimates of one quantity, has no magnitude of its own. Every pair blind: refused (the floor's own refusal,
     :func:`unresolved_pairs`, where the floor alone is why); some: the pass names them, as pairs left out of it (they
     stay tested: a rejection there still fails). ``reference_error``: [P] bool, where a Monte Carlo reference's
     standard error is the larger part (None: an exact target), which the refusal's advice reads. Failures and
@@ -890,9 +916,11 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
     finite = torch.isfinite(atol)
     # a zero target is measured against the row's largest target that stands above its own floor (a residue of
     # exact-arithmetic zeros, 1e-32 beside 0, is no magnitude); a row with none has no magnitude to resolve
-    above = torch.where(finite & (k > atol), k, torch.zeros_like(k))
-    top = float(above.max()) if k.numel() else 0.0
-    scale = torch.where(k > 0, k, torch.full_like(k, top))
+    given, named = magnitude
+    if given is None:
+        above = torch.where(finite & (k > atol), k, torch.zeros_like(k))
+        given = torch.full_like(k, float(above.max()) if k.numel() else 0.0)
+    scale = torch.where(k > 0, k, given.to(k))
     floor_blind = (scale > 0) & (atol >= UNRESOLVED_SHARE * scale)
     detect = None
     for reach in reaches:
@@ -901,27 +929,36 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
         blind = (~finite | floor_blind | noise_blind) & ~(settled & finite & ~floor_blind)  # floor < ½ of the scale
         if not bool(blind.any()):
             return row
-    if bool(blind.all()) and bool(finite.all()) and bool(((k > 0) & floor_blind).all()):
-        return unresolved_pairs(row, atol, target, labels)  # the floor alone: the refusal callers give it too
+    # pairs whose floor alone hides the magnitude are named by the floor rule (unresolved_pairs): the callers apply it
+    # to nonzero targets; where the caller gave a magnitude, it is applied here, against that magnitude
+    by_floor = finite & floor_blind & ((k > 0) | bool(named))
+
+    def floor_rule(r: CheckResult) -> CheckResult:
+        if not named:
+            return unresolved_pairs(r, atol, target, labels)
+        return unresolved_pairs(r, atol, scale, labels, zero=torch.zeros_like(by_floor), what=named)
+
+    if bool(blind.all()) and bool(by_floor.all()):
+        return floor_rule(row)  # the floor alone: the refusal the callers give it too
+    rest = blind & ~by_floor  # counted once: the floor rule names the others
     ratio = torch.where(scale > 0, detect / torch.where(scale > 0, scale, 1.0), math.inf)
-    idx = int(torch.argmax(torch.where(blind, ratio.nan_to_num(math.inf), -math.inf)))
-    what = "its target" if bool(k[idx] > 0) else "the row's largest target (its own is 0)"
+    idx = int(torch.argmax(torch.where(rest if bool(rest.any()) else blind, ratio.nan_to_num(math.inf), -math.inf)))
+    what = ("its target" if bool(k[idx] > 0) else "that magnitude" if named else
+            "the row's largest target (its own is 0)")
     worst = (f"pair {idx}{_label(labels, idx)}: the test rejects only deviations ≥ {float(detect[idx]):.3g} (rounding "
              f"floor {float(atol[idx]):.3g} included) against {what}, {float(scale[idx]):.3g}")
     if not bool(blind.all()):
-        # pairs the callers' floor rule (unresolved_pairs) names already are not counted twice
-        noted = (k > 0) & floor_blind & finite
-        extra = blind & ~noted
-        if bool(extra.any()):
-            row.detail = (f"{int(extra.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
+        if bool(rest.any()):
+            row.detail = (f"{int(rest.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
                           f"large as their target (worst {worst}); " + row.detail)
-        return row
+        return floor_rule(row) if named else row
     noisy_reference = reference_error is not None and bool(reference_error[idx])
     fix = ("a reference known more precisely resolves it: its standard error is the larger part" if noisy_reference
            else "more draws, or inputs where the estimates' noise is below the kernel, resolve it")
+    whole = f"{named} where its target is 0" if named else "its target"
     return CheckResult.refusal(
-        f"no pair resolves an effect as large as its target (worst {worst}), so a map off by its whole target would "
-        f"pass as well ({fix}); " + row.detail, no_evidence=True, **base)
+        f"no pair resolves an effect as large as {whole} (worst {worst}), so a map off by that much would pass as "
+        f"well ({fix}); " + row.detail, no_evidence=True, **base)
 
 
 def _agreeing(shape: Moments, samples: torch.Tensor | None, target: torch.Tensor, mean: torch.Tensor,
@@ -983,7 +1020,7 @@ def _normal_equivalent(p: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(-ndtri_exp(log_half.numpy())).to(p.dtype).clamp_min(0.0)
 
 
-def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol, settled) -> CheckResult:
+def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol, settled, magnitude) -> CheckResult:
     x = samples.to(torch.float64).cpu()
     n = x.shape[0]
     if n < 3:
@@ -1015,7 +1052,7 @@ def _median_of_means(samples: torch.Tensor, target, variance, base, labels, atol
         detail=f"worst pair {idx}{_label(labels, idx)}: median {float(med[idx]):.6g}, target {float(target[idx]):.6g}"
         f"{_off(med[idx] - target[idx], 'median')}",
         **base,
-    ), [reach], target, atol, settled, labels, base, None)
+    ), [reach], target, atol, settled, labels, base, None, magnitude)
 
 
 def variance_check(

@@ -48,11 +48,11 @@ from .checks import (
     agreeing_pairs,
     clt_guard,
     coarse_format_refusal,
+    exact_reading_rejects,
     mean_check,
     one_map,
     pair_rounding_floor,
     rounding_floor,
-    unresolved_pairs,
 )
 from .inputs import InputFamily, direction_families, moderate_families, user_families
 from .pvalues import normal_p_values
@@ -220,8 +220,8 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
                 f"; t in units of 2^{-unit} (an exact rescaling)" if unit else "")
             refs.append((ef[:, j] / k[j], float(c_hat) * math.ldexp(1.0, -unit) * float(scales[f.name][j] / k[j])))
             # pairs whose floors hide half of ĉ say nothing about c: left out, the row refused if all are (the mean
-            # rows' rule, checks.unresolved_pairs; proofs/verification.md, item 9)
-            row = unresolved_pairs(row, floor[others] + floor[j], c_hat.expand(len(others)), labels, what="ĉ")
+            # rows' rule, checks.unresolved_pairs against ĉ, applied by mean_check given ĉ as the magnitude;
+            # proofs/verification.md, items 3(b) and 9)
         rows.append(row)
     across = dict(name="proportional[families]", claim="proportional", alpha=a, sample_size=e.shape[0], seed=s)
     rows.append(_across_families(refs, [f.name for f in families], feature_eps, a, s, atoms)
@@ -345,8 +345,7 @@ def _agreeing_refusal(row: CheckResult, ratio: torch.Tensor, j: int, aside: list
     se = ref.std() / math.sqrt(ratio.shape[0])
     for i in aside:
         near = ((ratio[:, i].mean() - ref.mean()).abs() - floor[i] - floor[j]).clamp_min(0.0)
-        z = near / se if float(se) > 0 else (math.inf if float(near) > 0 else 0.0)
-        if float(normal_p_values(torch.as_tensor(z, dtype=torch.float64).reshape(1))[0]) * pairs <= alpha:
+        if bool(exact_reading_rejects(near, se, pairs, alpha)):
             return CheckResult.refusal(
                 f"at pair {i} ({labels[i]}) every draw gave the ratio {value(ratio[:, i].mean()):.6g} (up to rounding) "
                 f"against the reference pair {j}'s mean {value(ref.mean()):.6g}: "
@@ -372,10 +371,13 @@ def _differences_row(ratio: torch.Tensor, j: int, floor: torch.Tensor, scale: to
                                    "nothing to difference", name=name, claim="proportional", alpha=alpha,
                                    sample_size=ratio.shape[0], seed=seed)
     t = ratio[:, others] - ratio[:, j : j + 1]
+    c_hat = ratio.mean().abs()
+    # a difference of ratios has target 0: a pass must resolve a pair off by as much as ĉ itself
+    # (proofs/verification.md, item 3(b)); a ĉ of 0 leaves nothing to resolve, which the row c > 0 tests
+    size = (dict(magnitude=c_hat, magnitude_of="ĉ, the ratios' mean") if 0 < float(c_hat) < math.inf else {})
     row = mean_check(Moments.from_samples(t), torch.zeros(t.shape[1], dtype=torch.float64), alpha=alpha, name=name,
                      seed=seed, samples=t, atol=floor[others] + floor[j], claim="proportional", labels=labels,
-                     atoms=atoms)
-    c_hat = ratio.mean().abs()
+                     atoms=atoms, **size)
     return coarse_format_refusal(row, (ratio[:, others], scale[others].expand(ratio.shape[0], -1)),
                                  c_hat.expand(t.shape[1]), feature_eps, labels, "the ratio to the kernel")
 
