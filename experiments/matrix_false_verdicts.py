@@ -4,6 +4,10 @@ Run from the repository root (about 15 minutes of CPU for 81 estimators × 40 se
 
     OMP_NUM_THREADS=1 python experiments/matrix_false_verdicts.py OUT.jsonl --seeds 1 41 --workers 2
 
+It tests the ``kerneltheory`` that Python imports: the installed one (a script's own directory, not the current one,
+leads ``sys.path``), so to test another checkout put its root first with ``PYTHONPATH=CHECKOUT``; each line records
+the digest of the source that computed it.
+
 Runs ``verify_estimator(name, seed=s)`` (the quick budget, α = 10⁻⁶ per estimator) for every registered estimator and
 every seed in [LO, HI), one JSON line per run: each claim's verdict, and the evidence of a FAILED one. Every claim an
 estimator makes is true (each has its proof), so a FAILED verdict is a false failure: the α of a report bounds its

@@ -21,6 +21,7 @@ import kerneltheory.estimators as E
 from kerneltheory.attention import linear_attention
 from kerneltheory.testing.adapters import attention_from_module, global_rng
 from kerneltheory.testing.attention_audit import check_attention
+from kerneltheory.testing.seeds import seed_for
 
 D, ALPHA = 8, 1e-6
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -819,3 +820,16 @@ def test_a_slope_row_that_cannot_show_an_error_as_large_as_the_outputs_is_refuse
     assert not mse_slope_check((64, 256, 1024), errors, alpha=ALPHA, base=base, magnitude=1.0).refused
     held = mse_slope_check((64, 256, 1024), errors, alpha=ALPHA, base=base, magnitude=1e-6)
     assert held.refused and "as large as the outputs" in held.detail, held
+    # review finding: the shift was read on the measured MSEs, where Σ L_m log(B/MSE_m) = −ĝ once B dwarfs them, so
+    # errors of the exact 1/m law whose slope drifted above −1 were refused (61 of 400 such rows at R = 64 against 2
+    # without the rule); on the null law C/m an output-sized B refuses none that the other rules pass
+    ms = (64, 128, 512, 2048)
+    for s in range(40):
+        g = torch.Generator().manual_seed(seed_for("1/m law", kt_seed + s))
+        law = [torch.randn(64, 1, generator=g, dtype=torch.float64) / m**0.5 for m in ms]
+        plain = mse_slope_check(ms, law, alpha=ALPHA, base=base)
+        assert mse_slope_check(ms, law, alpha=ALPHA, base=base, magnitude=1e4 / 4096).refused == plain.refused, s
+    # errors of 1e-160 are rescaled by a power of two: B in their unit overflowed float64 (an OverflowError)
+    tiny = [1e-160 * e for e in errors]
+    assert mse_slope_check((64, 256, 1024), tiny, alpha=ALPHA, base=base, magnitude=1.0).status == \
+        mse_slope_check((64, 256, 1024), tiny, alpha=ALPHA, base=base).status

@@ -723,6 +723,29 @@ def test_a_row_of_zero_targets_resolves_the_magnitude_it_is_given(kt_seed):
         _mean_row(noisy, zero, magnitude=1.0)
 
 
+def test_a_row_given_a_magnitude_names_each_pair_once_against_what_it_must_resolve(kt_seed):
+    """Review findings on the first version of ``magnitude``: a non-finite floor was named twice (by the floor rule and
+    by the resolution note), a zero-target pair's note said "as large as their target" (0), a nonzero-target pair's
+    floor was measured "against ĉ" though its own target is what it resolves, and ``magnitude_of`` without
+    ``magnitude`` was silently ignored."""
+    g = torch.Generator().manual_seed(seed_for("named", kt_seed))
+    x = 1e-3 * torch.randn(2048, 4, generator=g, dtype=torch.float64)
+    zero = torch.zeros(4, dtype=torch.float64)
+    named = dict(magnitude=1.0, magnitude_of="ĉ")
+    row = _mean_row(x, zero, atol=torch.tensor([math.inf, 0.6, 0.0, 0.0], dtype=torch.float64), **named)
+    assert row.passed and row.detail.count("left out") == 1 and "2 of 4 pairs left out" in row.detail, row
+    noisy = x.clone()
+    noisy[:, 1] *= 30000
+    row = _mean_row(noisy, zero, **named)
+    assert row.passed and "1 of 4 pairs left out" in row.detail and "as large as their target (ĉ where it is 0)" \
+        in row.detail, row
+    t = torch.tensor([0.0, 2.0, 0.0, 0.0], dtype=torch.float64)
+    row = _mean_row(x + t, t, atol=torch.tensor([0.0, 1.5, 0.0, 0.0], dtype=torch.float64), **named)
+    assert row.passed and "against the target (ĉ where it is 0) 2" in row.detail, row
+    with pytest.raises(ValueError, match="magnitude_of='ĉ' names a magnitude, but magnitude is None"):
+        _mean_row(x, zero, magnitude_of="ĉ")
+
+
 def test_differences_of_noisy_ratios_do_not_pass_proportional(kt_seed):
     """The review's case, on the rows' own path: ratios 2 ± 30 at three pairs against a reference pair at 1 ± 0.01
     (a map off by 100 % of ĉ there, hidden by its noise) PASSED the differences row; it is refused now, measured

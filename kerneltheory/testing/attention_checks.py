@@ -432,9 +432,9 @@ def mse_slope_check(
     (:func:`rounding_bound`), added to D (no m is left out for it: the largest, where rounding weighs, is also where a
     bias that does not shrink shows).
     ``magnitude``: the mean square B of the exact outputs. A pass must then resolve an error as large as the outputs
-    that does not fall with m: adding B to every MSE moves ĝ by Δ_B = Σ_m L_m log(1 + B/MSE_m); where (Δ_B − D)/SE
-    stays below the z a rejection needs (the plateau rule's power), the Monte Carlo noise at the largest m hides such
-    a bias and the row is refused, not passed (item 13(j)).
+    that does not fall with m: adding B to the null law's MSEs C/m (C fitted to the measured ones) moves ĝ by
+    Δ_B = Σ_m L_m log(1 + Bm/C); where (Δ_B − D)/SE stays below the z a rejection needs (the plateau rule's power), the
+    Monte Carlo noise at the largest m hides such a bias and the row is refused, not passed (item 13(j)).
     Proof: proofs/attention_audit.md, item 13."""
     alpha = check_alpha(alpha)
     ms = [check_int(m, "ms[i]", minimum=1) for m in ms]
@@ -560,9 +560,14 @@ def mse_slope_check(
             f"needs): widen the grid of m or draw more; slope {g:.4f}; {note}{detail}", **base)
     if not p <= alpha and magnitude is not None:
         # ... and one that is wrong by as much as the outputs, beside noise that falls as 1/m (a review's function
-        # returned the values' mean plus noise σ/√m: a 7 % bias under σ ≥ 5 passed); B in the MSEs' unit
-        b = math.ldexp(magnitude, -2 * shift)
-        moved = float((row * np.log1p(b / np.asarray(mse_sorted, dtype=np.float64))).sum())
+        # returned the values' mean plus noise σ/√m: a 7 % bias under σ ≥ 5 passed). Read on the null law's MSEs,
+        # C/m with log C the weighted mean of log(m·MSE_m), not on the measured ones (whose noise moves ĝ, and with it
+        # a shift read from them: Σ L_m log(B/MSE_m) = −ĝ once B dwarfs them); in logs, B in the MSEs' unit
+        log_m = np.log(np.asarray(ms, dtype=np.float64))
+        weight = 1.0 / np.asarray(v, dtype=np.float64)
+        log_c = float((weight * (np.log(np.asarray(mse_sorted, dtype=np.float64)) + log_m)).sum() / weight.sum())
+        log_b = math.log(magnitude) - 2 * shift * math.log(2.0)
+        moved = float((row * np.logaddexp(0.0, log_b - (log_c - log_m))).sum())
         shown = (moved - bound) / se
         if not shown >= needed:
             return CheckResult.refusal(

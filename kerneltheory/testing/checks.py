@@ -642,7 +642,9 @@ def mean_check(
     deviation as large as the magnitude it must resolve, |target_p|, or where the target is 0 the row's largest target
     above its own floor. ``magnitude`` (a number or one per pair, finite and > 0) replaces that fallback where a row's
     targets are 0 by construction (a difference of two estimates of one quantity, whose size is elsewhere);
-    ``magnitude_of`` names it in the refusal (e.g. "ĉ, the mean ratio").
+    ``magnitude_of`` names it in the refusal (e.g. "ĉ, the mean ratio"). Given a magnitude, the row also applies the
+    rounding floor's rule (:func:`unresolved_pairs`) to its pairs itself, against what each must resolve, so the
+    caller does not.
     """
     pairs, samples = _checked_draws(m, samples)
     target, variance, bound, target_stderr = (_per_pair(v, k, pairs) for v, k in (
@@ -659,6 +661,9 @@ def mean_check(
                          f"{bad}{_label(labels, bad)}")
     if magnitude is not None and not (isinstance(magnitude_of, str) and magnitude_of):
         raise ValueError("magnitude_of must name the magnitude (a non-empty str) where magnitude is given")
+    if magnitude is None and magnitude_of:
+        raise ValueError(f"magnitude_of={magnitude_of!r} names a magnitude, but magnitude is None: give both or "
+                         "neither")
     args = dict(alpha=_level(alpha), name=name, seed=seed, bound=bound, samples=samples,
                 target_stderr=target_stderr, atol=atol, claim=claim, labels=labels, futility=futility,
                 atoms=check_flag(atoms, "atoms"), magnitude=(magnitude, magnitude_of))
@@ -930,13 +935,15 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
         if not bool(blind.any()):
             return row
     # pairs whose floor alone hides the magnitude are named by the floor rule (unresolved_pairs): the callers apply it
-    # to nonzero targets; where the caller gave a magnitude, it is applied here, against that magnitude
-    by_floor = finite & floor_blind & ((k > 0) | bool(named))
+    # to nonzero targets; where the caller gave a magnitude, it is applied here to every pair, against the magnitude
+    # each must resolve (a floor that is not finite among them: unresolved_pairs names it too)
+    by_floor = (~finite | floor_blind) if named else (finite & floor_blind & (k > 0))
+    against = (named if not bool((k > 0).any()) else f"the target ({named} where it is 0)") if named else ""
 
     def floor_rule(r: CheckResult) -> CheckResult:
         if not named:
             return unresolved_pairs(r, atol, target, labels)
-        return unresolved_pairs(r, atol, scale, labels, zero=torch.zeros_like(by_floor), what=named)
+        return unresolved_pairs(r, atol, scale, labels, zero=torch.zeros_like(by_floor), what=against)
 
     if bool(blind.all()) and bool(by_floor.all()):
         return floor_rule(row)  # the floor alone: the refusal the callers give it too
@@ -949,8 +956,9 @@ def _resolution(row: CheckResult, reaches, target: torch.Tensor, atol: torch.Ten
              f"floor {float(atol[idx]):.3g} included) against {what}, {float(scale[idx]):.3g}")
     if not bool(blind.all()):
         if bool(rest.any()):
+            size = f"their target ({named} where it is 0)" if named else "their target"
             row.detail = (f"{int(rest.sum())} of {blind.numel()} pairs {LEFT_OUT}, their test resolving no effect as "
-                          f"large as their target (worst {worst}); " + row.detail)
+                          f"large as {size} (worst {worst}); " + row.detail)
         return floor_rule(row) if named else row
     noisy_reference = reference_error is not None and bool(reference_error[idx])
     fix = ("a reference known more precisely resolves it: its standard error is the larger part" if noisy_reference

@@ -751,8 +751,7 @@ def _alignment(name, mean_cos2: torch.Tensor, sums: torch.Tensor, m: int, d: int
         light, _ = clt_guard(mom)  # as the scale check: the CLT where the guard allows it, else median of means
         row = mean_check(mom, torch.zeros(1, dtype=_F64), alpha=alpha / tests, name=name, seed=seed,
                          variance=None if light else torch.tensor([big * var], dtype=_F64), samples=centred,
-                         atol=floor, claim="sampler", atoms=False,  # continuous rows under the claim, as above
-                         magnitude=big * mu, magnitude_of="P/d, the sum's mean under the claim")
+                         atol=floor, claim="sampler", atoms=False)  # continuous rows under the claim, as above
         p_sum = row.p_value if row.p_value == row.p_value and not row.refused else math.nan
         detail += (f"; all {m} rows: mean Σ_i<j cos² {float(sums.mean()):.6g} against P/d = {big * mu:.6g} "
                    + (f"({row.method}, p = {p_sum:.3g})" if p_sum == p_sum else f"(not tested: {row.detail})"))
