@@ -939,3 +939,17 @@ def test_rows_outside_the_default_ones_are_read_by_the_norms_row(kt_seed):
     assert "every row of 32" in norms.detail and "2·min" in norms.method, norms
     chosen = callable_sampler_checks(sample, claims="gaussian", draws=1024, seed=kt_seed, alpha=ALPHA, rows=[0, 31])
     assert all(passed_or_unresolved(r) for r in chosen), show(chosen)
+
+
+def test_the_alignment_row_of_a_few_rows_is_decided_by_its_pairs(kt_seed):
+    """Review finding on a first version of the resolution rule: giving the all-rows sum part P/d as a magnitude to
+    resolve refused the whole alignment row of correct Gaussian samplers with two to four rows at 64–256 draws (the
+    sum part, decided by a median of means, resolves nothing that small; the per-pair Bernstein part resolves 1/d).
+    The sum part keeps no magnitude, and these rows pass (seed 1 takes the median of means at 2 and 4 rows)."""
+    for m, d, n in [(2, 8, 64), (3, 4, 64), (2, 8, 256), (4, 8, 256), (2, 256, 100)]:
+        def sample(g, m=m, d=d):
+            return torch.randn(m, d, generator=g, dtype=torch.float64)
+        for seed in (1, kt_seed):
+            rows = callable_sampler_checks(sample, claims="gaussian", draws=n, seed=seed, extended=False)
+            row = next(r for r in rows if "every pair (cos²)" in r.name)
+            assert row.passed, (m, d, n, seed, row)
