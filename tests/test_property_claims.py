@@ -103,7 +103,9 @@ def test_proportional_sweeps_the_norm(kt_seed):
                                 sweep=False)
     assert unswept.passed and "no norm sweep: sweep=False" in unswept.notes[-1], str(unswept)
     good = check_feature_map(trig(3.0), kernels.gaussian, dim=D, claims={"proportional"}, seed=kt_seed)
-    assert good.passed and "the norm sweep: ‖x‖ = ‖y‖ = 1" in good.notes[-1], (str(good), good.notes)
+    # the sweep's note is among the notes (a pass with pairs left out at a large radius, whose ratios' noise hides ĉ,
+    # adds a note after it: a random-seed run, base 424242421)
+    assert good.passed and any("the norm sweep: ‖x‖ = ‖y‖ = 1" in n for n in good.notes), (str(good), good.notes)
     assert any(r.name == "proportional[‖x‖ = ‖y‖ = 1]" and r.passed for r in good.checks), str(good)
 
 
