@@ -876,6 +876,12 @@ def test_the_mean_and_variance_checks_name_a_bad_argument():
             mean_check(m, alpha=1e-6, name="m", seed=0, samples=x, **dict({"target": t}, **{arg: t + 1j}))
     with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0"):
         mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x, atol=-1.0)
+    # a NaN floor was read further on as "the standard error of the mean at pair 2 is nan" (a review finding)
+    nan_at_2 = torch.tensor([0.0, 0.0, math.nan, 0.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0 at every pair, got nan at pair 2"):
+        mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x, atol=nan_at_2)
+    with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0 at every pair, got nan at pair 2"):
+        variance_check(m, t, alpha=1e-6, name="v", seed=0, samples=x, atol=nan_at_2)
     with pytest.raises(ValueError, match="^samples must be the"):
         mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x[:, :1])
     with pytest.raises(ValueError, match="^claimed must have one value per pair"):

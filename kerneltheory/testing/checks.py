@@ -654,6 +654,9 @@ def mean_check(
     atol = _per_pair(atol, "atol", pairs)
     if atol is not None and bool((atol < 0).any()):
         raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    if atol is not None and bool(atol.isnan().any()):  # else read further on as a standard error of NaN
+        bad = int(torch.nonzero(atol.isnan())[0])
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got nan at pair {bad}{_label(labels, bad)}")
     magnitude = _per_pair(magnitude, "magnitude", pairs)
     if magnitude is not None and not bool((torch.isfinite(magnitude) & (magnitude > 0)).all()):
         bad = int(torch.nonzero(~(torch.isfinite(magnitude) & (magnitude > 0)))[0])
@@ -1095,6 +1098,9 @@ def variance_check(
     atol = _per_pair(atol, "atol", pairs)
     if atol is not None and bool((atol < 0).any()):
         raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    if atol is not None and bool(atol.isnan().any()):  # else read further on as a standard error of NaN
+        bad = int(torch.nonzero(atol.isnan())[0])
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got nan at pair {bad}{_label(labels, bad)}")
     alpha = _level(alpha)
     x = samples.detach().to(torch.float64).cpu()
     base = dict(name=name, claim="variance", alpha=alpha, sample_size=n, seed=seed)
