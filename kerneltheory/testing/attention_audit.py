@@ -488,7 +488,7 @@ def _bias(attention, reference, causal, q, k, v, ms, draws, alpha, seed) -> Chec
 
     # t has target 0 at every entry: a pass must resolve a bias that does not fall with m as large as the outputs
     # themselves, (1 − m₁/m₂)·max|out| (proofs/verification.md, item 3(b)); outputs all 0 leave nothing to resolve
-    top = (1 - m1 / m2) * float(exact[0].abs().max())
+    top = (1 - m1 / m2) * float(exact.abs().max())
     size = dict(magnitude=top, magnitude_of=f"(1 − {m1}/{m2})·max|output| (a bias as large as the outputs that "
                 "does not fall with m)") if top > 0 and math.isfinite(top) else {}
 

@@ -572,7 +572,8 @@ def mse_slope_check(
         if not shown >= needed:
             return CheckResult.refusal(
                 f"the slope cannot show an error as large as the outputs that does not fall with m: their mean square "
-                f"{magnitude:.3g} added to every MSE moves the slope by {moved:.3g}, z = {shown:.3g} on average with "
+                f"{magnitude:.3g} added to the MSEs of the 1/m law fitted to these moves the slope by {moved:.3g}, "
+                f"z = {shown:.3g} on average with "
                 f"D = {bound:.2g}, below the {needed:.3g} a rejection needs (the Monte Carlo noise at m = {ms[-1]} "
                 f"hides it): raise num_features or draw more; slope {g:.4f}; {note}{detail}", **base)
     return CheckResult(
