@@ -291,6 +291,12 @@ def test_proportionality_holds_one_constant_across_families_and_refuses_unresolv
     hidden = rows(doubled_beyond(1.0), far)["proportional[inputs[0]]"]
     assert hidden.passed and "1 of 7 pairs left out" in hidden.detail and "pair 0" in hidden.detail, hidden
     assert hidden.detail.count("left out") == 1, hidden  # named once, by the floor rule
+    # and check_feature_map's note names those pairs, wherever in the row's detail they are named (the note read the
+    # detail's first part, which is ĉ's since mean_check names the pairs itself)
+    report = check_feature_map(doubled_beyond(1.0), kernels.softmax, dim=D, claims={"proportional"}, alpha=ALPHA,
+                               seed=kt_seed, inputs=far)
+    note = next(n for n in report.notes if n.startswith("pairs left out of passes"))
+    assert "proportional[inputs[0]]: 1 of 7 pairs left out" in note, note
     e2 = torch.zeros(1, D, dtype=torch.float64)
     e2[0, 1] = 4.5
     only_far = [(torch.cat([e1, e2]), torch.cat([-e1, -e2]))]

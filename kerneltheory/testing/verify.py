@@ -853,7 +853,8 @@ def check_feature_map(
         report.notes.append(
             "pairs left out of passes (their rounding floor hides half the target, or of ĉ, or their test resolves no "
             "effect as large as the target, so they tested nothing about it): "
-            + "; ".join(f"{r.name}: {r.detail.split('; ', 1)[0]}" for r in left))
+            + "; ".join(f"{r.name}: " + ", ".join(part for part in r.detail.split("; ") if LEFT_OUT in part)
+                        for r in left))
     return report
 
 
