@@ -8,6 +8,7 @@ rounding floors) or ValueErrors only; the statistical rows run at α = 1e-6 on t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -286,19 +287,23 @@ def test_a_redraw_the_forward_does_not_see_is_refused(kt_seed, counter):
             sample(g)
 
 
+class Taylor(nn.Module):
+    """Based's second-order Taylor features of exp(xᵀy) (kernel 1 + s + s²/2), a deterministic map; ``divisor``
+    √2 is correct, 2 the bug."""
+
+    def __init__(self, divisor):
+        super().__init__()
+        self.divisor = divisor
+
+    def forward(self, x):
+        outer = (x[..., :, None] * x[..., None, :]).flatten(-2) / self.divisor
+        return torch.cat([torch.ones_like(x[..., :1]), x, outer], -1)
+
+
 def test_a_deterministic_module_is_audited_with_redraw_false(kt_seed):
     """A deterministic feature module (Based's second-order Taylor features, kernel 1 + s + s²/2) had no way through
     from_module: redraw=None refuses a second draw, and a no-op redraw is refused as a redraw that changed nothing.
     redraw=False declares it: the correct module passes, one that divides by 2 instead of √2 fails."""
-
-    class Taylor(nn.Module):
-        def __init__(self, divisor):
-            super().__init__()
-            self.divisor = divisor
-
-        def forward(self, x):
-            outer = (x[..., :, None] * x[..., None, :]).flatten(-2) / self.divisor
-            return torch.cat([torch.ones_like(x[..., :1]), x, outer], -1)
 
     claims = {"unbiased"}
     good = check_feature_map(from_module(Taylor(math.sqrt(2)), redraw=False), kernels.exp_taylor2, dim=4,
@@ -309,6 +314,46 @@ def test_a_deterministic_module_is_audited_with_redraw_false(kt_seed):
     assert bad.status == "FAILED", str(bad)
     with pytest.raises(ValueError, match="redraw=False for a deterministic map"):
         check_feature_map(from_module(Taylor(math.sqrt(2))), kernels.exp_taylor2, dim=4, claims=claims)
+
+
+def test_a_declared_deterministic_module_is_drawn_for_one_look(kt_seed):
+    """A map declared deterministic (redraw=False) is the one module at every draw, so the budget's later looks would
+    see the first look's draws again: its statistical rows draw it 256 times, where the same map through a plain
+    sampler, which declares nothing, accepts at the budget's quarter (1024 draws) and fails at its end (4096: a
+    user trial's wrong-kernel audit took 12.8 s); a functools.wraps wrapper of the declared sampler is not declared
+    (its own code may draw at random), and proportional_check draws alike (proofs/module_adapters.md, item 3)."""
+    from kerneltheory.testing import proportional_check
+    from kerneltheory.testing._heads import declared_deterministic
+
+    def audit(sample, claims=frozenset({"unbiased"})):
+        return check_feature_map(sample, kernels.exp_taylor2, dim=4, claims=set(claims), sweep=False, alpha=ALPHA,
+                                 seed=kt_seed)
+
+    def sizes(report):
+        return {c.sample_size for c in report.checks if c.claim in ("unbiased", "proportional")}
+
+    declared = from_module(Taylor(math.sqrt(2)), redraw=False)
+    assert declared_deterministic(declared)
+    assert not declared_deterministic(from_module(Taylor(1.0), redraw=lambda m: None))
+    good = audit(declared)
+    assert good.passed and sizes(good) == {256}, str(good)
+    assert any("each statistical row draws it 256 times" in n for n in good.notes), good.notes
+    bad = audit(from_module(Taylor(2.0), redraw=False))
+    assert bad.status == "FAILED" and sizes(bad) == {256}, str(bad)
+    module = Taylor(math.sqrt(2))
+    plain = audit(lambda g: lambda x: module(x))  # the same map, declared by nobody
+    assert plain.passed and min(sizes(plain)) > 256, str(plain)
+
+    @functools.wraps(declared)
+    def wrapper(g):
+        return declared(g)
+
+    assert not declared_deterministic(wrapper)
+    wrapped = audit(wrapper)
+    assert wrapped.passed and min(sizes(wrapped)) > 256 and not any("deterministic map" in n for n in wrapped.notes)
+    rows = proportional_check(from_module(Taylor(math.sqrt(2)), redraw=False), kernels.exp_taylor2, dim=4,
+                              alpha=ALPHA, seed=kt_seed, sweep=False)
+    assert all(r.status != "failed" for r in rows) and {r.sample_size for r in rows} == {256}, [str(r) for r in rows]
 
 
 class PerHead(nn.Module):

@@ -33,6 +33,23 @@ def mark(obj, tested: int, count: int, attribute: str | None = None, heads: tupl
     return obj
 
 
+def declare_deterministic(sample, declared: bool):
+    """``sample``, marked as a deterministic map where ``declared`` (:func:`declared_deterministic`)."""
+    if declared:
+        sample._kt_deterministic = sample  # the sampler itself: a wrapper that copies the mark is not declared
+    return sample
+
+
+def declared_deterministic(sample) -> bool:
+    """Whether ``sample`` is a sampler of :func:`~kerneltheory.testing.from_module` declared deterministic
+    (``redraw=False``): every draw is the one module, never redrawn, whose calls ``from_module`` checks to agree (three
+    on its first input, for the first draws). Not a wrapper of one (``functools.wraps`` copies the mark, while the
+    wrapper's own code may draw at random). :func:`~kerneltheory.testing.check_feature_map` and
+    :func:`~kerneltheory.testing.proportional_check` draw such a map 256 times per row (the budget's first look, made
+    its only look) instead of the budget's 4096 (proofs/module_adapters.md, item 3)."""
+    return getattr(sample, "_kt_deterministic", None) is sample
+
+
 def own_tested_head(obj) -> tuple[int, int] | None:
     """``obj.tested_head`` where ``obj`` is the adapter's own object (not a wrapper that copied it), else None."""
     owner = getattr(obj, "_kt_heads_owner", None)

@@ -38,7 +38,7 @@ import torch
 
 from .._validation import check_generator, check_int, check_points
 from ._global_states import inside_global_rng, save_once
-from ._heads import mark, saw_head
+from ._heads import declare_deterministic, mark, saw_head
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
@@ -295,7 +295,9 @@ def from_module(
     Learned parameters stay fixed: a redraw that changes one raises
     ``ValueError``; without ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the
     same map), unless ``redraw=False`` declares a deterministic map (no random features: every draw is the module,
-    which the checks test as a deterministic map, estimate equal to its kernel at every draw), and a redraw
+    which the checks test as a deterministic map, estimate equal to its kernel at every draw; their statistical rows
+    draw it 256 times, the budget's first look, since later draws would repeat it:
+    :func:`~kerneltheory.testing._heads.declared_deterministic`), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a
     redraw gated on ``self.training``, which does nothing in eval mode; proofs/sampler_independence.md; or the
@@ -329,7 +331,7 @@ def from_module(
             if not built:  # its own copy of the module, made when the head is first drawn
                 built.append(on_head(tested))
             return built[0](generator)
-        return mark(sample, tested, n_heads)
+        return mark(declare_deterministic(sample, redraw is False), tested, n_heads)
 
     sample = on_head(n_heads // 2 if head is None else head)
     if head is None and n_heads > 1:
@@ -419,7 +421,7 @@ def _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, red
             return wrap(work, draws[0], calls)
         return wrap(sides[0], draws[0], calls), wrap(sides[1], draws[0], calls)
 
-    return sample
+    return declare_deterministic(sample, redraw is False)
 
 
 def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch
 
 from .._validation import all_finite, check_alpha, check_flag, check_int, check_real
 from ..montecarlo import Moments
-from ._heads import joining, noting_heads, one_head_note, per_head
+from ._heads import declared_deterministic, joining, noting_heads, one_head_note, per_head
 from .checks import (
     GUARD,
     LEFT_OUT,
@@ -644,7 +644,9 @@ def check_feature_map(
         inputs: extra ``(x, y)`` pairs of ``[P, d]`` tensors tested on top of the built-in input families.
         alpha: the report's total false-failure rate, split across its checks and their sequential looks.
         seed: base seed; every check's seed is derived from it and the check's name.
-        budget: ``"quick"`` (at most 4096 draws per check) or ``"thorough"`` (65536).
+        budget: ``"quick"`` (at most 4096 draws per check) or ``"thorough"`` (65536). A map declared deterministic
+            by :func:`~kerneltheory.testing.from_module` (``redraw=False``: every draw is the one module) is drawn
+            256 times per check, the budget's first look, whatever the budget.
         bind: for data-dependent maps (OPRF/SADERF-style parameters computed from the sequence):
             ``bind(drawn_map, queries, keys)`` is called once per draw with the drawn map and all the query and
             key rows of the check, and returns the map (a function or a ``(query_fn, key_fn)`` pair) to evaluate
@@ -722,6 +724,9 @@ def check_feature_map(
         **{**arguments, "sample": h, "alpha": a}), alpha, "from_module")
     if joined is not None:
         return joined
+    deterministic = declared_deterministic(sample)
+    if deterministic:  # every draw is the one module: the budget's first look, made its last, sees all it would
+        cfg = {**cfg, "draws": cfg["block"]}
     user = user_families(inputs, d, min_pairs=2 if "proportional" in claims else 1)  # the ratio test needs 2
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
@@ -731,6 +736,10 @@ def check_feature_map(
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
+    if deterministic and (statistical or "proportional" in claims):
+        report.notes.append(f"a deterministic map (from_module(..., redraw=False)): every draw is the one module, so "
+                            f"each statistical row draws it {cfg['draws']} times, the budget's first look, not the "
+                            f"budget's {_budget(budget)['draws']}")
     if row_wise is not None:  # an exact failure (or repeated draws) before any draw of the checks
         report.checks.append(row_wise)
         report.notes.append("no claim was tested: " + ("the map's draws repeat" if row_wise.refused else
