@@ -830,7 +830,36 @@ def test_a_slope_row_that_cannot_show_an_error_as_large_as_the_outputs_is_refuse
         law = [torch.randn(64, 1, generator=g, dtype=torch.float64) / m**0.5 for m in ms]
         plain = mse_slope_check(ms, law, alpha=ALPHA, base=base)
         assert mse_slope_check(ms, law, alpha=ALPHA, base=base, magnitude=1e4 / 4096).refused == plain.refused, s
+    # an MSE flat in m is a bias as often as features that ignore m: the failure's hint names both (a user trial: a
+    # masking bug's slope rows asked only whether attention(m, generator) draws m features)
+    g = torch.Generator().manual_seed(seed_for("flat MSE", kt_seed))
+    flat = [0.2 + torch.randn(64, 4, generator=g, dtype=torch.float64) / (10 * m**0.5) for m in (64, 256, 1024)]
+    row = mse_slope_check((64, 256, 1024), flat, alpha=ALPHA, base=base)
+    assert row.status == "failed" and "a bias of the outputs" in row.detail and "draw m features" in row.detail, row
     # errors of 1e-160 are rescaled by a power of two: B in their unit overflowed float64 (an OverflowError)
     tiny = [1e-160 * e for e in errors]
     assert mse_slope_check((64, 256, 1024), tiny, alpha=ALPHA, base=base, magnitude=1.0).status == \
         mse_slope_check((64, 256, 1024), tiny, alpha=ALPHA, base=base).status
+
+
+def test_a_deterministic_attention_is_told_to_use_the_rows_that_compare_calls(kt_seed):
+    """An attention with no random features (elu + 1), exact against its own kernel, was refused by the consistency
+    row as a random-feature attention whose Monte Carlo error hides below rounding, told to raise the input scale or
+    lower the number of features (a user trial); the refusal now names the other reading, and the rows that compare
+    calls pass it."""
+    def phi(x):
+        return torch.nn.functional.elu(x) + 1
+
+    def attention(m, generator):
+        def fn(q, k, v, mask=None):
+            keep = torch.ones(k.shape[:-1], dtype=k.dtype) if mask is None else mask.to(k.dtype)
+            fk = phi(k) * keep[..., None]
+            return (phi(q) @ (fk.transpose(-1, -2) @ v)) / (phi(q) @ fk.sum(-2)[..., None])
+        return fn
+
+    kernel = lambda x, y: phi(x) @ phi(y).T  # noqa: E731
+    row = check_attention(attention, dim=D, checks=["consistency"], reference=kernel, seed=kt_seed).checks[0]
+    assert row.refused and "no random features" in row.detail and "'padding'" in row.detail, row
+    exact = check_attention(attention, dim=D, checks=["batch", "padding", "order", "finite"],
+                            reference=kernel, seed=kt_seed)
+    assert exact.passed, str(exact)

@@ -328,7 +328,11 @@ def _rounding_only(errors, exact, q, k, v, ms, u: float, base: dict) -> CheckRes
                                f"exact attention (max |out − exact| = {worst:.3g}, within 2√N·u of the outputs' "
                                "scale): the Monte Carlo error is no larger than rounding there (inputs exact up to "
                                "rounding, or inputs this small), so neither the 1/m law nor a bias of that size can be "
-                               "told from rounding; a larger input scale or fewer features would show it", **base)
+                               "told from rounding; a larger input scale or fewer features would show it. An "
+                               "attention with no random features (elu + 1, cosFormer) is exact at every m: its rows "
+                               "that average draws test nothing, and the rows that compare calls audit it "
+                               "(checks=['batch', 'padding', 'order', 'finite'], with 'causality' for a causal one)",
+                               **base)
 
 
 HALF_FORMATS = (torch.bfloat16, torch.float16)  # the formats whose rows are read against rounded inputs (item 13(h))

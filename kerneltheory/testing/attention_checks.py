@@ -585,7 +585,9 @@ def mse_slope_check(
         detail=f"{note}slope {g:.4f} ± {se:.4f} (H₀: −1, H₁: > −1), remainder bound D = {bound:.2g}, residual χ² "
         f"{chi2:.3g} on {len(ms) - MIN_POINTS} df; {detail}"
         + (f"; the MSE changes by less than 2× from m = {ms[0]} to {ms[-1]}, where 1/m predicts "
-           f"{ms[-1] / ms[0]:.3g}×: does attention(m, generator) draw m features?"
+           f"{ms[-1] / ms[0]:.3g}×: an error that does not fall with m, a bias of the outputs (the same error at "
+           f"every m: the exact rows name where) or features that do not follow m (does attention(m, generator) "
+           f"draw m features?)"
            if p <= alpha and min(mse) >= 0.5 * max(mse) else ""),
         **base,
     )
