@@ -105,6 +105,21 @@ class HeadFeatures(nn.Module):
         return f.transpose(1, 2) if self.blhd else f
 
 
+def test_a_redraw_that_skips_the_tested_head_is_named(kt_seed):
+    """A per-head redraw loop that starts at head 1 leaves head 0's map fixed: its audit raised that the redraw changed
+    the state but not the features, naming counters and caches only (a user trial); the error now names the head and
+    that reading."""
+
+    class SkipsHeadZero(HeadFeatures):
+        @torch.no_grad()
+        def redraw(self):
+            self.projection[1:].normal_()
+
+    sample = from_module(SkipsHeadZero(heads=4), redraw="redraw", layout="BLHd", heads=4, head=0)
+    with pytest.raises(ValueError, match=r"not the features of head 0 of 4, the head tested.*skips this one"):
+        check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+
+
 def test_a_feature_module_that_mixes_heads_fails_and_a_correct_one_passes(kt_seed):
     """from_module inserted one head, where reshape equals transpose: a module that mixed heads passed every row (an
     adversarial trial), while a layer of H heads gives the tokens of one head other tokens' features (2–26 % off at

@@ -411,7 +411,7 @@ def _module_sampler(module, tested, axes, layout, n_heads, head_axis, heads, red
         probe_calls = torch.Generator().manual_seed(seed)  # as the draw's first call sees it: a replay skips these
         if probe and before is not None:
             now, _ = run(work if sides is None else sides[0], probe[0], probe_calls)
-            _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0], unchanged)
+            _check_redrawn(before, _float_state(work), probe, now, redraw, draws[0], unchanged, (tested, n_heads))
         if probe and not replay and stable[0] < UNCHANGED_REDRAWS:
             for name, fn in [("features", work)] if sides is None else [("query", sides[0]), ("key", sides[1])]:
                 _check_stable(name, [run(fn, probe[0], probe_calls) for _ in range(3)], draws[0])
@@ -468,7 +468,7 @@ UNCHANGED_REDRAWS = 3
 
 
 def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, redraw, n_draw: int,
-                   unchanged: list) -> None:
+                   unchanged: list, head: tuple[int, int] = (0, 1)) -> None:
     """Raise ``ValueError`` when the first :data:`UNCHANGED_REDRAWS` redraws all left the map unchanged (a law with
     few outcomes repeats a draw by chance; a redraw that does nothing repeats it every time, from the first).
     The probe is the first input a feature function of this sampler saw, ``probe[0]``; ``probe[1]`` its features in
@@ -483,7 +483,8 @@ def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, re
       frequencies (positive features are 1/√m there), so rows x = 0 are not used, and a probe without such a row
       leaves only the first test.
 
-    Averaging one fixed map over draws tests nothing, and reads as a biased map. ``probe[1]`` becomes ``now``;
+    Averaging one fixed map over draws tests nothing, and reads as a biased map. ``head``: the tested head of the
+    module's heads, (h, H), named in the message where H > 1. ``probe[1]`` becomes ``now``;
     ``unchanged[0]`` counts the unchanged redraws, and becomes -1 (no more checks) at the first that changed the
     map."""
     same_state = after.keys() == before.keys() and all(_same_values(after[k], before[k]) for k in before)
@@ -499,13 +500,18 @@ def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, re
             "every N calls does nothing here; pass a redraw that always draws new frequencies")
     if unchanged[0] >= UNCHANGED_REDRAWS:
         changed = sorted(k.lstrip(".") for k in before if k in after and not _same_values(after[k], before[k]))
+        whose, skipped = "its features", ""
+        if head[1] > 1:
+            whose = f"the features of head {head[0]} of {head[1]}, the head tested"
+            skipped = (f", or it leaves head {head[0]}'s frequencies as they were while it redraws other heads' (a "
+                       "loop over the heads that skips this one)")
         raise ValueError(
-            f"redraw={redraw!r} changed the module's state ({', '.join(changed) or 'its keys'}) but not its features: "
+            f"redraw={redraw!r} changed the module's state ({', '.join(changed) or 'its keys'}) but not {whose}: "
             f"draws 1 to {n_draw} give the same features on the {int(moving.sum())} nonzero inputs of a probe of "
             f"{tuple(x.shape)}, so every draw would be one fixed map. Either the redraw does not draw new frequencies "
-            "(it changes only a counter, or acts only every N calls), or forward reads a copy of them that the redraw "
-            "does not update (a cache built on the first call): have the redraw invalidate that cache, or pass a "
-            "redraw that does")
+            f"(it changes only a counter, or acts only every N calls){skipped}, or forward reads a copy of them that "
+            "the redraw does not update (a cache built on the first call): have the redraw invalidate that cache, or "
+            "pass a redraw that does")
     probe[1] = now
 
 
