@@ -68,6 +68,47 @@ def test_a_layer_that_mixes_heads_fails_and_a_correct_one_passes(kt_seed):
     assert check_attention(heads_attention(True, heads=3), dim=D, checks=["padding"], seed=kt_seed).passed
 
 
+class FusedHeads(nn.Module):
+    """Multi-head attention on fused ``[B, L, H·d]`` q, k, v, split into heads by ``view(B, L, H, d)`` (or, the bug,
+    ``view(B, L, d, H)``), merged back the same way."""
+
+    def __init__(self, m, heads, bug=False):
+        super().__init__()
+        self.heads, self.bug = heads, bug
+        self.register_buffer("projection", torch.randn(m, D, dtype=torch.float64))
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        b, n, _ = q.shape
+        h = self.heads
+        split = (lambda t: t.view(b, n, D, h).transpose(-1, -2)) if self.bug else (lambda t: t.view(b, n, h, D))
+        keep = torch.ones(b, n, dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
+        out = _favor(*(split(t).transpose(1, 2) for t in (q, k, v)), self.projection, keep[:, None])
+        return out.transpose(1, 2).reshape(b, n, h * D)
+
+
+class Unfused(nn.Module):
+    """The wrapper docs/auditing.md describes: ``[B, L, H, d]`` in, the module's fused ``[B, L, H·d]`` through."""
+
+    def __init__(self, inner, heads):
+        super().__init__()
+        self.inner, self.heads = inner, heads
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        out = self.inner(*(t.flatten(-2) for t in (q, k, v)), key_padding_mask=key_padding_mask)
+        return out.unflatten(-1, (self.heads, -1))
+
+
+def test_a_fused_head_layout_is_audited_through_a_flattening_wrapper(kt_seed):
+    """A module on fused [B, L, H·d] inputs has no layout of its own: wrapped to take [B, L, H, d] (flatten in,
+    unflatten out), its own head split is what the audit runs, so a split of the fused axis as (d, H) mixes the heads
+    and fails the padding rows, and the correct split passes them (docs/auditing.md, section 4)."""
+    for bug, status in ((False, "PASSED"), (True, "FAILED")):
+        factory = attention_from_module(lambda m, b=bug: Unfused(FusedHeads(m, 2, b), 2), layout="BLHd", heads=2,
+                                        mask="key_padding_mask", mask_keeps=False)
+        report = check_attention(factory, dim=D, checks=["padding"], seed=kt_seed)
+        assert report.status == status, (bug, str(report))
+
+
 def test_the_audited_head_is_the_modules_head_and_calls_are_deterministic(kt_seed):
     """A correct module's audited head gives what the same draw gives with one head (up to both runs' rounding
     floors, proofs/attention_audit.md), and two calls on one input are the same (the distractors are fixed)."""
