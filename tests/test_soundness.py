@@ -766,6 +766,24 @@ def test_differences_of_noisy_ratios_do_not_pass_proportional(kt_seed):
     assert row(2 + 0.01 * noise[:, 1:]).status == "failed"
 
 
+def test_a_failing_pairs_plus_minus_is_its_own_standard_error(kt_seed):
+    """Without a claimed variance the normal test studentises under the claim, adding the distance to the target to
+    the spread: a mean 0.0159 of draws spreading by 2e-4, target 1, read "± 0.0615", which a user trial took for the
+    mean's own error. The detail gives the mean's standard error and names the test's beside it; where the two agree
+    (a pair near its target) one number is given, as before."""
+    g = torch.Generator().manual_seed(kt_seed)
+    x = 0.0159 + 2e-4 * torch.randn(256, 3, generator=g, dtype=torch.float64)
+    row = mean_check(Moments.from_samples(x), torch.ones(3, dtype=torch.float64), alpha=1e-6, name="m", seed=0,
+                     samples=x)
+    own = float(x.std(0, unbiased=False).max()) / 16
+    shown = float(re.search(r"± ([0-9.e+-]+) \(its standard error; the test's", row.detail).group(1))
+    assert row.status == "failed" and shown <= 1.01 * own and "the test's, which under the claim" in row.detail, row
+    x = 1 + 0.01 * torch.randn(256, 3, generator=g, dtype=torch.float64)
+    row = mean_check(Moments.from_samples(x), torch.ones(3, dtype=torch.float64), alpha=1e-6, name="m", seed=0,
+                     samples=x)
+    assert row.passed and "its standard error" not in row.detail and " ± " in row.detail, row
+
+
 def test_the_exact_reading_rule_is_a_bonferroni_normal_test():
     """checks.exact_reading_rejects, shared by mean_check's agreeing pairs and the proportionality rows' pairs left out
     of their differences: 2Φ̄(near/se)·tests ≤ α, with z = ∞ where se = 0 and near ≠ 0, and no rejection at near = 0."""

@@ -248,6 +248,17 @@ def one_map(samples: torch.Tensor, *values: torch.Tensor, feature_eps: float | N
     return bool(agreeing_pairs(x, pair_rounding_floor(x, *values, feature_eps=feature_eps)).all())
 
 
+def _plus_minus(se: torch.Tensor, own: torch.Tensor, studentised: bool) -> str:
+    """The "± …" after a pair's mean in a detail: the test's standard error ``se``, or, where the test studentises
+    under the claim (score form, the distance to the target added to the spread) and that makes it more than 1.5× the
+    mean's own standard error ``own``, both, named (a user trial read a studentised 0.0627 beside a mean whose draws
+    spread by 0.0002 as the mean's own error)."""
+    if studentised and float(se) > 1.5 * float(own):
+        return (f" ± {float(own):.3g} (its standard error; the test's, which under the claim adds the distance to the "
+                f"target, {float(se):.3g})")
+    return f" ± {float(se):.3g}"
+
+
 def exact_reading_rejects(near: torch.Tensor, se: torch.Tensor, tests: float, alpha: float) -> torch.Tensor:
     """Bool, the shape of ``near``: where a normal test of the deviation ``near`` (beyond the rounding floors) with
     standard error ``se``, reading the draws as exact (no skewness factor, so as to refuse more, never less; z = ∞
@@ -876,7 +887,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
                if bool(exact[idx] & (near[idx] != 0)) else
                (" (every draw gave this estimate)" if spread is None or float(spread[idx]) == 0 else
                 f" (every draw within the rounding floor {float(atol[idx]):.3g} of this estimate)")
-               if bool(zero[idx] & (near[idx] == 0)) else f" ± {float(se[idx]):.3g}")
+               if bool(zero[idx] & (near[idx] == 0)) else
+               _plus_minus(se[idx], sd[idx] / math.sqrt(n), variance is None and target_stderr is None))
             + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
             pair_p=p_clt,
             **base,
