@@ -44,9 +44,9 @@ def declared_deterministic(sample) -> bool:
     """Whether ``sample`` is a sampler of :func:`~kerneltheory.testing.from_module` declared deterministic
     (``redraw=False``): every draw is the one module, never redrawn, whose calls ``from_module`` checks to agree (three
     on its first input, for the first draws). Not a wrapper of one (``functools.wraps`` copies the mark, while the
-    wrapper's own code may draw at random). :func:`~kerneltheory.testing.check_feature_map` and
-    :func:`~kerneltheory.testing.proportional_check` draw such a map 256 times per row (the budget's first look, made
-    its only look) instead of the budget's 4096 (proofs/module_adapters.md, item 3)."""
+    wrapper's own code may draw at random). :func:`~kerneltheory.testing.check_feature_map` lets the rows of such a
+    map accept from the first look (256 draws) instead of the budget's quarter, and its norm sweep's pilot draw 256;
+    draws that all agree off the kernel still fail only on the whole budget (proofs/module_adapters.md, item 3)."""
     return getattr(sample, "_kt_deterministic", None) is sample
 
 

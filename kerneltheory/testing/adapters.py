@@ -295,8 +295,9 @@ def from_module(
     Learned parameters stay fixed: a redraw that changes one raises
     ``ValueError``; without ``redraw`` only one draw is allowed (a second raises ``ValueError``: it would be the
     same map), unless ``redraw=False`` declares a deterministic map (no random features: every draw is the module,
-    which the checks test as a deterministic map, estimate equal to its kernel at every draw; their statistical rows
-    draw it 256 times, the budget's first look, since later draws would repeat it:
+    which the checks test as a deterministic map, estimate equal to its kernel at every draw; the rows of
+    :func:`~kerneltheory.testing.check_feature_map` may then accept from the first look, 256 draws, and its norm
+    sweep's pilot draws 256, since more draws would repeat it:
     :func:`~kerneltheory.testing._heads.declared_deterministic`), and a redraw
     that leaves the map unchanged raises ``ValueError`` naming ``redraw`` (no floating-point state of the module
     changed and the features on the first input seen are those of the draw before, NaN equal only to NaN: e.g. a

@@ -41,7 +41,6 @@ import torch
 
 from .._validation import check_alpha, check_int
 from ..montecarlo import Moments
-from ._heads import declared_deterministic
 from .checks import (
     GUARD,
     UNRESOLVED_SHARE,
@@ -140,10 +139,7 @@ def _proportional_rows(sample, kernel, *, dim, alpha, seed, budget, inputs, bind
     d = check_int(dim, "dim", minimum=1)
     alpha = check_alpha(alpha)
     seed = check_int(seed, "seed", minimum=0)
-    cfg = _budget(budget)
-    # a map declared deterministic (from_module(..., redraw=False)) is the one module at every draw: the budget's first
-    # look, made its last, sees all its draws would (check_feature_map does the same)
-    draws = cfg["block"] if declared_deterministic(sample) else cfg["draws"]
+    draws = _budget(budget)["draws"]
     if not callable(sample) or not callable(kernel) or (bind is not None and not callable(bind)):
         raise TypeError("sample, kernel and bind must be callables")
     if not isinstance(sweep, bool):

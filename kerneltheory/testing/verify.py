@@ -55,6 +55,7 @@ from .reliance import settle_claimed_variances, variance_backing
 from .replay import _check_replayable
 from .seeds import seed_for
 from .sequential import (
+    FUTILITY_FROM,
     FUTILITY_MISS,
     Futility,
     alpha_spending,
@@ -400,6 +401,7 @@ def run_mean_variance_checks(
     seed: int,
     first: int | None = None,
     futility_miss: float = FUTILITY_MISS,
+    futility_from: float = FUTILITY_FROM,
     feature_eps: float | None = None,
 ) -> dict[str, list[CheckResult]]:
     """Sequential mean and variance checks over ``families``, all drawn together.
@@ -421,7 +423,8 @@ def run_mean_variance_checks(
     positive-definite kernel and sets the pair's rounding floor even where the target itself is rounding noise). At
     each look of :func:`~kerneltheory.testing.sequential.looks` every undecided check is run at its spent level. A
     check is decided when it rejects, when it accepts early (at the looks of
-    :func:`~kerneltheory.testing.sequential.futility_plan` with ``futility_miss``; 0 turns this off) or at the last
+    :func:`~kerneltheory.testing.sequential.futility_plan` with ``futility_miss``, from the looks with n_k ≥
+    ``futility_from``·N; a miss of 0 turns this off) or at the last
     look; a group (a claim) is decided when one of its checks rejects or all of them are decided, and the draws stop
     when every group is decided. A check accepted early is tested once more on every draw taken, at the level of the
     run's last look, when the draws end: a rejection there (a certain failure included) replaces the accept. A
@@ -439,7 +442,7 @@ def run_mean_variance_checks(
     points = looks(draws, first)
     rows: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
     spent = {c: alpha_spending(g["alpha"], len(points)) for c, g in groups.items()}
-    margins = futility_plan(points, futility_miss)
+    margins = futility_plan(points, futility_miss, futility_from)
     decided = set()
     last: dict[str, dict[int, CheckResult]] = {c: {} for c in groups}
     # the first rejection, at some look, of a mean row's test without its claimed variance: settling reads it even
@@ -644,9 +647,10 @@ def check_feature_map(
         inputs: extra ``(x, y)`` pairs of ``[P, d]`` tensors tested on top of the built-in input families.
         alpha: the report's total false-failure rate, split across its checks and their sequential looks.
         seed: base seed; every check's seed is derived from it and the check's name.
-        budget: ``"quick"`` (at most 4096 draws per check) or ``"thorough"`` (65536). A map declared deterministic
-            by :func:`~kerneltheory.testing.from_module` (``redraw=False``: every draw is the one module) is drawn
-            256 times per check, the budget's first look, whatever the budget.
+        budget: ``"quick"`` (at most 4096 draws per check) or ``"thorough"`` (65536). The rows of a map declared
+            deterministic by :func:`~kerneltheory.testing.from_module` (``redraw=False``: every draw is the one
+            module) may accept from the first look (256 draws) instead of the budget's quarter, and its norm
+            sweep's pilot draws 256.
         bind: for data-dependent maps (OPRF/SADERF-style parameters computed from the sequence):
             ``bind(drawn_map, queries, keys)`` is called once per draw with the drawn map and all the query and
             key rows of the check, and returns the map (a function or a ``(query_fn, key_fn)`` pair) to evaluate
@@ -724,9 +728,7 @@ def check_feature_map(
         **{**arguments, "sample": h, "alpha": a}), alpha, "from_module")
     if joined is not None:
         return joined
-    deterministic = declared_deterministic(sample)
-    if deterministic:  # every draw is the one module: the budget's first look, made its last, sees all it would
-        cfg = {**cfg, "draws": cfg["block"]}
+    deterministic = declared_deterministic(sample)  # rows may accept from the first look (proofs/module_adapters.md)
     user = user_families(inputs, d, min_pairs=2 if "proportional" in claims else 1)  # the ratio test needs 2
     fam_gen = torch.Generator().manual_seed(seed_for("inputs", seed))
     families = moderate_families(d, fam_gen, radius=RADIUS) + direction_families(d, radius=RADIUS)
@@ -736,10 +738,6 @@ def check_feature_map(
 
     statistical = [c for c in ("unbiased", "variance") if c in claims]
     report = Report("check_feature_map", alpha=alpha, budget=budget, seed=seed)
-    if deterministic and (statistical or "proportional" in claims):
-        report.notes.append(f"a deterministic map (from_module(..., redraw=False)): every draw is the one module, so "
-                            f"each statistical row draws it {cfg['draws']} times, the budget's first look, not the "
-                            f"budget's {_budget(budget)['draws']}")
     if row_wise is not None:  # an exact failure (or repeated draws) before any draw of the checks
         report.checks.append(row_wise)
         report.notes.append("no claim was tested: " + ("the map's draws repeat" if row_wise.refused else
@@ -753,8 +751,9 @@ def check_feature_map(
             def pilot(x, y, r):
                 return _Evaluator(sample, [InputFamily("pilot", x, y)], bind, batched)(pilot_gen, r)
 
+            # a declared deterministic map's pilot draws the first look: its draws are one map, so more repeat it
             swept = sweep_radii(pilot, kernel, d, torch.Generator().manual_seed(seed_for("sweep", seed)),
-                                draws=cfg["draws"])
+                                draws=cfg["draws"], pilot=cfg["block"] if deterministic else None)
             families += swept
         n_prop, prop_families = 0, []
         if "proportional" in claims:  # one row per family of proportional_check
@@ -798,7 +797,16 @@ def check_feature_map(
                                                 positive=0, finite_example=None, positive_example=None)
             rows = run_mean_variance_checks(evaluate, families, groups, draws=cfg["draws"], block=cfg["block"],
                                             seed=s, first=cfg["block"] if sequential else cfg["draws"],
-                                            futility_miss=FUTILITY_MISS if accept_early else 0.0)
+                                            futility_miss=FUTILITY_MISS if accept_early else 0.0,
+                                            futility_from=0.0 if deterministic else FUTILITY_FROM)
+            shorter = [f"its rows may accept from the first look ({cfg['block']} draws) instead of the budget's "
+                       "quarter"] if accept_early and sequential else []
+            shorter += [f"the norm sweep's pilot draws {cfg['block']}"] if sweep else []
+            if deterministic and shorter:
+                report.notes.append(
+                    "a deterministic map (from_module(..., redraw=False)): every draw is the one module, so "
+                    + " and ".join(shorter) + "; draws that all agree off the kernel fail only on the whole budget "
+                    f"({cfg['draws']}), as for any map")
             for claim in groups:
                 report.checks += rows[claim]
                 if swept.nonfinite is not None:
