@@ -398,6 +398,7 @@ def test_a_declared_deterministic_module_accepts_from_the_first_look(kt_seed):
     rare event at random, a review finding: agreement off the kernel is read as a bias only on the whole budget,
     proofs/verification.md item 3(a)); accept_early=False draws the budget; every head of a multi-head layout is
     declared; a functools.wraps wrapper is not (its own code may draw at random)."""
+    from kerneltheory.testing import proportional_check
     from kerneltheory.testing._heads import declared_deterministic
 
     def audit(sample, **kw):
@@ -432,6 +433,11 @@ def test_a_declared_deterministic_module_accepts_from_the_first_look(kt_seed):
     assert not declared_deterministic(wrapper)
     wrapped = audit(wrapper)
     assert wrapped.passed and sizes(wrapped) == {1024} and not any("first look" in n for n in wrapped.notes)
+    # proportional_check's rows have one look, where agreement off the kernel is read as a bias: the whole budget
+    rows = proportional_check(from_module(Taylor(math.sqrt(2)), redraw=False), kernels.exp_taylor2, dim=4,
+                              alpha=ALPHA, seed=kt_seed, sweep=False)
+    assert all(r.passed for r in rows) and {r.sample_size for r in rows} == {4096}, [str(r) for r in rows]
+
 
 class PerHead(nn.Module):
     """[B, H, L, d] FAVOR+ layer with one projection per head; ``bug``: ``"scale"`` draws head 0's projection at

@@ -661,12 +661,14 @@ def check_feature_map(
         sweep: add norm-sweep families out to the radius a pilot run allows (see :func:`sweep_radii`); a pilot
             estimate that is not finite where the kernel is fails every statistical claim at that radius.
         sequential: look at the draws at 256, 512, ... and stop once every claim is decided (α-spending keeps
-            the error rate; a check may accept early from N/4 on); False looks once, after the whole budget.
+            the error rate; a check may accept early from N/4 on, from the first look for a map declared
+            deterministic); False looks once, after the whole budget.
         accept_early: let a check stop to accept once its draws exclude every effect the full budget detects with
             power 0.9 (see below); False keeps drawing to the budget unless a check rejects (early rejection
             stays). Turn it off for a sampler whose behaviour may change after some number of calls (a warm-up, a
             schedule, a cache, a counter): once every check has accepted, no later draw is taken, so a change after
-            the accepting look (from N/4 on) is never seen.
+            the accepting look (from N/4 on, or from the first look for a map declared deterministic) is never
+            seen.
 
     Returns:
         a :class:`Report`; ``report.passed`` is True iff every claimed property held; ``report.status`` says
@@ -799,13 +801,13 @@ def check_feature_map(
                                             seed=s, first=cfg["block"] if sequential else cfg["draws"],
                                             futility_miss=FUTILITY_MISS if accept_early else 0.0,
                                             futility_from=0.0 if deterministic else FUTILITY_FROM)
-            shorter = [f"its rows may accept from the first look ({cfg['block']} draws) instead of the budget's "
+            shorter = [f"its rows may accept from the first look ({cfg['block']} draws), not from the budget's "
                        "quarter"] if accept_early and sequential else []
             shorter += [f"the norm sweep's pilot draws {cfg['block']}"] if sweep else []
             if deterministic and shorter:
                 report.notes.append(
                     "a deterministic map (from_module(..., redraw=False)): every draw is the one module, so "
-                    + " and ".join(shorter) + "; draws that all agree off the kernel fail only on the whole budget "
+                    + "; ".join(shorter) + "; draws that all agree off the kernel fail only on the whole budget "
                     f"({cfg['draws']}), as for any map")
             for claim in groups:
                 report.checks += rows[claim]
