@@ -784,6 +784,39 @@ def test_a_failing_pairs_plus_minus_is_its_own_standard_error(kt_seed):
     assert row.passed and "its standard error" not in row.detail and " ± " in row.detail, row
 
 
+def test_agreeing_draws_off_by_a_coarser_formats_rounding_name_it(kt_seed):
+    """A correct map checked against a kernel computed in float32 and returned in float64 (Gaussian weights by float32
+    mixture weights summing to 1 − 3·10⁻⁸, a user trial) was refused with a message blaming the map's law: its draws
+    at x = y agree, 3·10⁻⁸ off the target. The refusal now names the target's float32 rounding (nothing for a
+    distance beyond it: float16's and bfloat16's would name a format for maps off by a real per cent, a review
+    finding; nor for a target outside float32's range); neither a pair whose draws vary nor one that agrees within the
+    rounding floor gets such a reading."""
+    g = torch.Generator().manual_seed(kt_seed)
+    x = torch.ones(4096, 3, dtype=torch.float64)
+    x[:, 2] += 0.1 * torch.randn(4096, generator=g, dtype=torch.float64)
+
+    def row(off):
+        target = torch.tensor([1.0 - off, 1.0, float(x[:, 2].mean())], dtype=torch.float64)
+        return mean_check(Moments.from_samples(x), target, alpha=1e-6, name="m", seed=0, samples=x)
+
+    for off, named in ((3e-8, "float32"), (2e-4, None), (0.1, None)):
+        r = row(off)
+        assert r.refused and "every one of the 4096 draws gave 1" in r.detail, r
+        assert (f"within {named}'s rounding of the target" in r.detail) if named else \
+            "rounding of the target" not in r.detail, (off, r.detail)
+    # agreeing draws within float64's rounding floor of the target pass, with no reading of a coarser format (a review
+    # finding: the hint was given to such a passing row), and a format that cannot hold the target is never named
+    within = row(5 * torch.finfo(torch.float64).eps)
+    assert within.passed and "rounding of the target" not in within.detail, within
+    for diff, target in ((-1e293, 1e300), (1e-307, 1e-300), (1e32, 1e39)):  # float32's range ends at 3.4e38
+        assert "rounding of the target" not in checks._off(torch.tensor(diff), target=torch.tensor(target))
+    assert "within float32's" in checks._off(torch.tensor(1e31), target=torch.tensor(1e38))
+    varying = x[:, 2:] * (1 + 1e-9)
+    near = mean_check(Moments.from_samples(varying), torch.tensor([float(x[:, 2].mean())], dtype=torch.float64),
+                      alpha=1e-6, name="m", seed=0, samples=varying)
+    assert near.passed and "rounding of the target" not in near.detail, near
+
+
 def test_the_exact_reading_rule_is_a_bonferroni_normal_test():
     """checks.exact_reading_rejects, shared by mean_check's agreeing pairs and the proportionality rows' pairs left out
     of their differences: 2Φ̄(near/se)·tests ≤ α, with z = ∞ where se = 0 and near ≠ 0, and no rejection at near = 0."""
@@ -894,6 +927,8 @@ def test_the_mean_and_variance_checks_name_a_bad_argument():
             mean_check(m, alpha=1e-6, name="m", seed=0, samples=x, **dict({"target": t}, **{arg: t + 1j}))
     with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0"):
         mean_check(m, t, alpha=1e-6, name="m", seed=0, samples=x, atol=-1.0)
+    with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0"):
+        variance_check(m, t, alpha=1e-6, name="v", seed=0, samples=x, atol=-1.0)
     # a NaN floor was read further on as "the standard error of the mean at pair 2 is nan" (a review finding)
     nan_at_2 = torch.tensor([0.0, 0.0, math.nan, 0.0], dtype=torch.float64)
     with pytest.raises(ValueError, match="^atol must be a rounding floor ≥ 0 at every pair, got nan at pair 2"):

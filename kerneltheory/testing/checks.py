@@ -446,9 +446,35 @@ def squared_deviations(x: torch.Tensor, mean: torch.Tensor, *, total: bool = Fal
     return my, _shape_moments(my, y)
 
 
-def _off(diff: torch.Tensor, what: str = "mean") -> str:
-    """The deviation written out, so that a mean and a target that print alike still show their difference."""
-    return f", {what} − target {float(diff):.3g}"
+#: The coarser formats whose rounding of a target :func:`_off` names, finest first: float32 alone, where a kernel
+#: built from float32 parameters is common and 4ε·|target| (4.8·10⁻⁷ relative) is far below any bias a map is likely
+#: to have; float16's and bfloat16's 4ε (0.39 % and 3.1 %) would name a format for maps off by a real per cent.
+COARSE_FORMATS = (torch.float32,)
+
+
+def _off(diff: torch.Tensor, what: str = "mean", target: torch.Tensor | None = None) -> str:
+    """The deviation written out, so that a mean and a target that print alike still show their difference. Given the
+    ``target`` (by the callers only where every draw gave one estimate and that estimate is off its target beyond the
+    rounding floor, so that nothing but its distance to the target is read), a deviation within 4ε·|target| of a
+    coarser format that holds the target (:data:`COARSE_FORMATS`, ε its machine epsilon: a few roundings) says so: a
+    kernel computed in float32 and returned in float64 misses its exact value by that much, and the draws of a
+    correct map, resolved that finely, read it as the map's (a user trial: a Gaussian kernel scaled by float32
+    mixture weights summing to 1 − 3·10⁻⁸ had a correct map refused, the message blaming its law)."""
+    text = f", {what} − target {float(diff):.3g}"
+    if target is None:
+        return text
+    d, t = abs(float(diff)), abs(float(target))
+    if not (math.isfinite(d) and math.isfinite(t)) or d <= 4 * torch.finfo(torch.float64).eps * t:
+        return text
+    for dtype in COARSE_FORMATS:
+        info = torch.finfo(dtype)
+        reach = 4 * info.eps * t
+        if info.tiny <= t <= info.max and d <= reach:  # a format that holds the target as a normal number
+            name = str(dtype).removeprefix("torch.")
+            return (f"{text}, within {name}'s rounding of the target (4ε·|target| = {reach:.2g}): a kernel computed in "
+                    f"{name} and returned in float64 is that far from its exact value, as are features computed "
+                    f"in {name}; compute the kernel in float64 if it is the target meant")
+    return text
 
 
 def _first_bad(values: torch.Tensor, labels) -> str:
@@ -573,6 +599,19 @@ def _per_pair(value, name: str, pairs: int) -> torch.Tensor | None:
     return t.to(torch.float64).cpu().expand(pairs)
 
 
+def _rounding_floors(atol, pairs: int, labels=None) -> torch.Tensor | None:
+    """``atol`` of :func:`mean_check` and :func:`variance_check` as one rounding floor ≥ 0 per pair (:func:`_per_pair`),
+    None staying None: a negative floor is an error naming the smallest, and NaN one naming its first pair (it would
+    be read further on as a standard error of NaN)."""
+    atol = _per_pair(atol, "atol", pairs)
+    if atol is not None and bool((atol < 0).any()):
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
+    if atol is not None and bool(atol.isnan().any()):
+        bad = int(torch.nonzero(atol.isnan())[0])
+        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got nan at pair {bad}{_label(labels, bad)}")
+    return atol
+
+
 def _checked_draws(m: Moments, samples, what: str = "samples") -> tuple[int, torch.Tensor | None]:
     """(P, samples): the pairs ``m`` summarises and its raw draws, which must be the [n, P] tensor it summarises."""
     if not isinstance(m, Moments):
@@ -662,12 +701,7 @@ def mean_check(
         (target, "target"), (variance, "variance"), (bound, "bound"), (target_stderr, "target_stderr")))
     if target is None:
         raise TypeError("target must be a real number or a tensor of shape [P], got None")
-    atol = _per_pair(atol, "atol", pairs)
-    if atol is not None and bool((atol < 0).any()):
-        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
-    if atol is not None and bool(atol.isnan().any()):  # else read further on as a standard error of NaN
-        bad = int(torch.nonzero(atol.isnan())[0])
-        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got nan at pair {bad}{_label(labels, bad)}")
+    atol = _rounding_floors(atol, pairs, labels)
     magnitude = _per_pair(magnitude, "magnitude", pairs)
     if magnitude is not None and not bool((torch.isfinite(magnitude) & (magnitude > 0)).all()):
         bad = int(torch.nonzero(~(torch.isfinite(magnitude) & (magnitude > 0)))[0])
@@ -801,7 +835,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
         return CheckResult.refusal(
             f"{int(would.sum())} of {would.numel()} pairs are untested: at pair {first}"
             f"{_label(labels, first)} every one of the {n} draws gave {float(m.mean[first]):.6g} (up to rounding), "
-            f"target {float(target[first]):.6g}{_off(diff[first])}; a map that does not draw from its generator "
+            f"target {float(target[first]):.6g}{_off(diff[first], target=target[first])}; a map that does not draw "
+            "from its generator "
             "(every draw the same map) does that, and so does an unbiased estimate that is one value except on a "
             "rare event (sparse or binning features), so agreement is no evidence against the claim without a "
             f"claimed variance (and an exact target) or a declared bound that rejects it{exact_test}; the tested "
@@ -889,7 +924,8 @@ def _mean_test(m: Moments, target: torch.Tensor, variance: torch.Tensor | None, 
                 f" (every draw within the rounding floor {float(atol[idx]):.3g} of this estimate)")
                if bool(zero[idx] & (near[idx] == 0)) else
                _plus_minus(se[idx], sd[idx] / math.sqrt(n), variance is None and target_stderr is None))
-            + f", target {float(target[idx]):.6g}{_off(diff[idx])}",
+            + f", target {float(target[idx]):.6g}"
+            + _off(diff[idx], target=target[idx] if bool(zero[idx] & (near[idx] != 0)) else None),
             pair_p=p_clt,
             **base,
         )), [lambda: _normal_reach(se, alpha, target.numel()) + atol]), 1)
@@ -1107,12 +1143,7 @@ def variance_check(
     claimed, bound = _per_pair(claimed, "claimed", pairs), _per_pair(bound, "bound", pairs)
     if claimed is None:
         raise TypeError("claimed must be a real number or a tensor of shape [P], got None")
-    atol = _per_pair(atol, "atol", pairs)
-    if atol is not None and bool((atol < 0).any()):
-        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got {float(atol.min()):g}")
-    if atol is not None and bool(atol.isnan().any()):  # else read further on as a standard error of NaN
-        bad = int(torch.nonzero(atol.isnan())[0])
-        raise ValueError(f"atol must be a rounding floor ≥ 0 at every pair, got nan at pair {bad}{_label(labels, bad)}")
+    atol = _rounding_floors(atol, pairs, labels)
     alpha = _level(alpha)
     x = samples.detach().to(torch.float64).cpu()
     base = dict(name=name, claim="variance", alpha=alpha, sample_size=n, seed=seed)
