@@ -184,14 +184,17 @@ def test_a_float32_numpy_orf_passes_with_the_float32_floor(kt_seed):
 
 
 class _TrainingOnlyRedraw(torch.nn.Module):
-    """Positive features whose redraw() acts only in training mode (a "redraw every N training steps" updater)."""
+    """Positive features whose redraw() acts only in training mode (a "redraw every N training steps" updater); it
+    counts its calls in an integer buffer in any mode (performer-pytorch's ``calls_since_last_redraw``)."""
 
     def __init__(self, d=8, m=64):
         super().__init__()
         self.d, self.m = d, m
         self.register_buffer("proj", torch.randn(m, d, generator=torch.Generator().manual_seed(0)))
+        self.register_buffer("calls", torch.tensor(0))
 
     def redraw(self):
+        self.calls += 1
         if self.training:
             self.proj.copy_(torch.randn(self.m, self.d))
 
@@ -202,10 +205,14 @@ class _TrainingOnlyRedraw(torch.nn.Module):
 
 def test_a_redraw_that_leaves_the_map_unchanged_is_refused(kt_seed):
     """from_module runs the module in eval mode, where this redraw does nothing: every draw is one fixed map. It
-    read FAILED "unbiased" (mean ≠ target) with nothing saying the map never changed; now a ValueError names redraw."""
+    read FAILED "unbiased" (mean ≠ target) with nothing saying the map never changed; now a ValueError names redraw.
+    Its counter of calls changes at every redraw: the message said "one module state" (a user trial), and now says
+    which state it reads."""
     kernel = kernels.input_scaled(kernels.softmax, 8**-0.25)
     sample = from_module(_TrainingOnlyRedraw(), layout="BHLd", redraw="redraw")
-    with pytest.raises(ValueError, match=r"redraw='redraw' left the map unchanged.*training mode"):
+    with pytest.raises(ValueError, match=r"redraw='redraw' left the map unchanged: draws 1 to 4 have one "
+                       r"floating-point module state \(.*integer ones, such as a counter of calls, are not read\).*"
+                       r"training mode"):
         check_feature_map(sample, kernel, dim=8, claims={"unbiased", "positive", "finite"}, alpha=ALPHA, seed=kt_seed)
 
     def always(module):  # the same module with a redraw that acts in eval mode too

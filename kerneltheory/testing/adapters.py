@@ -495,8 +495,10 @@ def _check_redrawn(before: dict, after: dict, probe: list, now: torch.Tensor, re
     unchanged[0] = unchanged[0] + 1 if stale or (same_state and _same_values(now, prev)) else -1
     if unchanged[0] >= UNCHANGED_REDRAWS and same_state:
         raise ValueError(
-            f"redraw={redraw!r} left the map unchanged: draws 1 to {n_draw} have one module state and the same "
-            f"features on a probe of {tuple(x.shape)} inputs, so every draw would be one fixed map. "
+            f"redraw={redraw!r} left the map unchanged: draws 1 to {n_draw} have one floating-point module state "
+            "(the floating buffers, parameters not learned, and tensor and numpy attributes it reads; integer ones, "
+            "such as a counter of calls, are not read) and the same features on a probe of "
+            f"{tuple(x.shape)} inputs, so every draw would be one fixed map. "
             "The module runs in eval mode: a redraw that acts only in training mode (gated on self.training) or only "
             "every N calls does nothing here; pass a redraw that always draws new frequencies")
     if unchanged[0] >= UNCHANGED_REDRAWS:
