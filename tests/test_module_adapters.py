@@ -109,6 +109,63 @@ def test_a_fused_head_layout_is_audited_through_a_flattening_wrapper(kt_seed):
         assert report.status == status, (bug, str(report))
 
 
+class GroupedQuery(nn.Module):
+    """Grouped-query attention on ``[B, L, H, d]``: 4 query heads, 2 key/value heads, query head i reading key/value
+    head i // 2 (``repeat_interleave``); ``bug="tile"`` repeats them as a tile (query head i reads head i % 2)."""
+
+    def __init__(self, m, bug=None):
+        super().__init__()
+        self.bug = bug
+        self.register_buffer("projection", torch.randn(m, D, dtype=torch.float64))
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        k, v = ((t.repeat(1, 1, 2, 1) if self.bug == "tile" else t.repeat_interleave(2, 2)) for t in (k, v))
+        keep = torch.ones(q.shape[:2], dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
+        return _favor(*(t.transpose(1, 2) for t in (q, k, v)), self.projection, keep[:, None]).transpose(1, 2)
+
+
+class QueryOfGroup(nn.Module):
+    """The wrapper docs/auditing.md describes for grouped-query attention, audited with ``heads`` = the key/value
+    heads: each audited query repeated over its group's query heads, the output of the group's query head ``j``."""
+
+    def __init__(self, inner, group, j):
+        super().__init__()
+        self.inner, self.group, self.j = inner, group, j
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        out = self.inner(q.repeat_interleave(self.group, 2), k, v, key_padding_mask=key_padding_mask)
+        return out[:, :, self.j :: self.group]
+
+
+class EveryOtherKeyHead(nn.Module):
+    """The wrapper a user trial wrote first, audited with ``heads`` = the query heads: key/value heads 0 and 2 of the
+    four inserted, so the audited query on head 1 or 3 reads distractor keys."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        return self.inner(q, k[:, :, ::2], v[:, :, ::2], key_padding_mask=key_padding_mask)
+
+
+def test_grouped_query_attention_is_audited_on_its_key_value_heads(kt_seed):
+    """Grouped-query attention has fewer key/value heads than query heads, and the adapters give q, k and v one head
+    count: audited on its key/value heads, with each query repeated over its group and one query head of the group
+    returned, a correct module passes and one that maps query heads to the wrong group (a tile for an interleave)
+    fails; a wrapper that inserts the query heads and drops key/value heads fails a correct module, its audited
+    query reading distractor keys (a user trial; docs/auditing.md, section 4)."""
+    def audit(build, heads, head=None):
+        return check_attention(attention_from_module(build, layout="BLHd", heads=heads, head=head,
+                                                     mask="key_padding_mask", mask_keeps=False),
+                               dim=D, checks=["padding"], seed=kt_seed)
+
+    for j in (0, 1):  # each query head of a group
+        assert audit(lambda m, j=j: QueryOfGroup(GroupedQuery(m), 2, j), 2).passed
+    assert audit(lambda m: QueryOfGroup(GroupedQuery(m, bug="tile"), 2, 0), 2).status == "FAILED"
+    assert audit(lambda m: EveryOtherKeyHead(GroupedQuery(m)), 4, head=1).status == "FAILED"
+
+
 def test_the_audited_head_is_the_modules_head_and_calls_are_deterministic(kt_seed):
     """A correct module's audited head gives what the same draw gives with one head (up to both runs' rounding
     floors, proofs/attention_audit.md), and two calls on one input are the same (the distractors are fixed)."""
