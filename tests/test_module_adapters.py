@@ -160,8 +160,9 @@ def test_grouped_query_attention_is_audited_on_its_key_value_heads(kt_seed):
                                                      mask="key_padding_mask", mask_keeps=False),
                                dim=D, checks=["padding"], seed=kt_seed)
 
-    for j in (0, 1):  # each query head of a group
-        assert audit(lambda m, j=j: QueryOfGroup(GroupedQuery(m), 2, j), 2).passed
+    # the second query head of each group (this module's query heads share one projection, so the first gives the
+    # same report: experiments/bench/suite_audits.py found the two audits identical)
+    assert audit(lambda m: QueryOfGroup(GroupedQuery(m), 2, 1), 2).passed
     assert audit(lambda m: QueryOfGroup(GroupedQuery(m, bug="tile"), 2, 0), 2).status == "FAILED"
     assert audit(lambda m: EveryOtherKeyHead(GroupedQuery(m)), 4, head=1).status == "FAILED"
 
