@@ -785,9 +785,9 @@ def test_a_failing_pairs_plus_minus_is_its_own_standard_error(kt_seed):
 
 
 def test_agreeing_draws_off_by_a_coarser_formats_rounding_name_it(kt_seed):
-    """A correct map checked against a kernel computed in float32 and returned in float64 (Gaussian weights by float32
-    mixture weights summing to 1 − 3·10⁻⁸, a user trial) was refused with a message blaming the map's law: its draws
-    at x = y agree, 3·10⁻⁸ off the target. The refusal now names the target's float32 rounding (nothing for a
+    """A correct map checked against a kernel computed in float32 and returned in float64 (a Gaussian kernel scaled by
+    float32 mixture weights summing to 1 − 3·10⁻⁸, a user trial) was refused with a message blaming the map's law:
+    its draws at x = y agree, 3·10⁻⁸ off the target. The refusal now names the target's float32 rounding (nothing for a
     distance beyond it: float16's and bfloat16's would name a format for maps off by a real per cent, a review
     finding; nor for a target outside float32's range); neither a pair whose draws vary nor one that agrees within the
     rounding floor gets such a reading."""
