@@ -455,3 +455,35 @@ def test_a_redraw_inside_forward_every_n_calls_is_named_not_passed(period, kt_se
     assert not report.passed, str(report)
     good = check_attention(redrawing(None), **run)
     assert good.passed and [c.name for c in good.checks] == ["batch"], str(good)
+
+
+def test_dropout_left_on_is_named_by_the_calls_row(kt_seed):
+    """A user trial: a module with F.dropout(..., training=True) (the function's default) on its features was
+    refused by the ``calls`` row as a redraw inside forward, whose advice, forward_redraws=True, then failed the
+    batch and padding rows as if the mask were wrong (a dropout mask follows the call's shape, so calls seeded alike
+    still differ). The row names dropout, that forward_redraws fits draws whose number and place do not depend on
+    the inputs' shape, and the fix; the same module with training=self.training passes (the adapter runs it in
+    eval mode)."""
+    from kerneltheory.testing.adapters import attention_from_module
+
+    class Dropped(torch.nn.Module):
+        def __init__(self, m, always):
+            super().__init__()
+            self.always = always
+            self.register_buffer("w", torch.randn(m, D, dtype=torch.float64))
+
+        def forward(self, q, k, v):
+            s = D**-0.25
+            lq, lk = ((x * s) @ self.w.T - (x * s).pow(2).sum(-1, keepdim=True) / 2 for x in (q, k))
+            on = self.always or self.training
+            pq = torch.nn.functional.dropout((lq - lq.amax(-1, keepdim=True)).exp(), 0.1, training=on)
+            pk = torch.nn.functional.dropout((lk - lk.amax((1, 2), keepdim=True)).exp(), 0.1, training=on)
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+
+    run = dict(dim=D, mask=False, checks=["batch"], alpha=ALPHA, seed=kt_seed)
+    report = check_attention(attention_from_module(lambda m: Dropped(m, True), layout="BLd"), **run)
+    calls = next(c for c in report.checks if c.name == "calls")
+    assert calls.refused and not report.passed, str(report)
+    assert "dropout left on" in calls.detail and "training=self.training" in calls.detail, calls.detail
+    good = check_attention(attention_from_module(lambda m: Dropped(m, False), layout="BLd"), **run)
+    assert good.passed and [c.name for c in good.checks] == ["batch"], str(good)

@@ -149,6 +149,59 @@ class EveryOtherKeyHead(nn.Module):
         return self.inner(q, k[:, :, ::2], v[:, :, ::2], key_padding_mask=key_padding_mask)
 
 
+class CrossAttention(nn.Module):
+    """Positive-feature cross-attention on ``[B, L, H, d]`` with a key padding mask (True pads); ``sliced``: the
+    bug of a user trial, the key mask sliced to the query length (every key past it kept)."""
+
+    def __init__(self, m, sliced=False):
+        super().__init__()
+        self.sliced = sliced
+        self.register_buffer("w", torch.randn(m, D, dtype=torch.float64))
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        s = D**-0.25
+        lq, lk = ((x * s) @ self.w.T - (x * s).pow(2).sum(-1, keepdim=True) / 2 for x in (q, k))
+        pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), (lk - lk.amax((1, 3), keepdim=True)).exp()
+        if key_padding_mask is not None:
+            keep = ~key_padding_mask
+            if self.sliced:
+                keep = torch.cat([keep[:, : q.shape[1]], torch.ones_like(keep[:, q.shape[1]:])], 1)
+            pk = pk * keep[:, :, None, None]
+        num = torch.einsum("blhm,bhmd->blhd", pq, torch.einsum("blhm,blhd->bhmd", pk, v))
+        return num / torch.einsum("blhm,bhm->blh", pq, pk.sum(1)).unsqueeze(-1)
+
+
+class MoreKeys(nn.Module):
+    """The audit wrapper of docs/auditing.md, section 4: five more keys and values (far from the others), padded."""
+
+    def __init__(self, inner, extra=5):
+        super().__init__()
+        self.inner, self.extra = inner, extra
+
+    def forward(self, q, k, v, key_padding_mask=None):
+        g = torch.Generator().manual_seed(1)
+        b, n, h, _ = k.shape
+        more = [torch.cat([t, 3 * torch.randn(b, self.extra, h, t.shape[-1], generator=g, dtype=t.dtype)], 1)
+                for t in (k, v)]
+        pad = torch.zeros(b, n, dtype=torch.bool) if key_padding_mask is None else key_padding_mask
+        return self.inner(q, *more, key_padding_mask=torch.cat([pad, torch.ones(b, self.extra, dtype=torch.bool)], 1))
+
+
+def test_cross_attention_is_audited_with_more_keys_than_queries(kt_seed):
+    """Every row calls the attention with as many keys as queries, so a cross-attention that slices its key mask to
+    the query length passes them (a user trial; docs/auditing.md, 'What a pass does not cover'). Through a wrapper
+    that appends padded keys a correct module passes and the sliced mask fails."""
+    def audit(build):
+        return check_attention(attention_from_module(build, layout="BLHd", heads=2, mask="key_padding_mask",
+                                                     mask_keeps=False), dim=D, checks=["padding"], seed=kt_seed)
+
+    assert audit(lambda m: CrossAttention(m, sliced=True)).passed  # the limit: equal lengths never take the bug
+    good = audit(lambda m: MoreKeys(CrossAttention(m)))
+    assert good.passed, str(good)
+    bad = audit(lambda m: MoreKeys(CrossAttention(m, sliced=True)))
+    assert bad.status == "FAILED" and all(c.name.startswith("padding") for c in bad.failures), str(bad)
+
+
 def test_grouped_query_attention_is_audited_on_its_key_value_heads(kt_seed):
     """Grouped-query attention has fewer key/value heads than query heads, and the adapters give q, k and v one head
     count: audited on its key/value heads, with each query repeated over its group and one query head of the group
@@ -363,6 +416,36 @@ def test_from_module_replays_features_drawn_at_the_first_call(kt_seed):
     every(g)(x)
     with pytest.raises(ValueError, match="different features on 3 calls with one draw"):
         every(g)
+
+
+class DroppedFeatures(nn.Module):
+    """Positive features with dropout; ``always``: F.dropout's default training=True, on in eval mode too (the bug)."""
+
+    def __init__(self, always, m=16):
+        super().__init__()
+        self.m, self.always = m, always
+        self.register_buffer("projection", torch.randn(m, 4, dtype=torch.float64))
+
+    def redraw(self):
+        self.projection = torch.randn(self.m, 4, dtype=torch.float64)
+
+    def forward(self, x):
+        phi = torch.exp(x @ self.projection.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(self.m)
+        return nn.functional.dropout(phi, 0.1, training=self.always or self.training)
+
+
+def test_dropout_left_on_in_a_feature_module_is_named(kt_seed):
+    """A user trial: a feature module with dropout left on was refused with a message naming only new frequencies
+    drawn in forward; it now names dropout and the fix. With training=self.training (the module runs in eval mode
+    here) the same module passes."""
+    g = torch.Generator().manual_seed(kt_seed)
+    sample = from_module(DroppedFeatures(True), redraw="redraw")
+    sample(g)(torch.randn(6, 4, generator=g, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"different features on 3 calls.*dropout left on.*training=self\.training"):
+        sample(g)
+    good = check_feature_map(from_module(DroppedFeatures(False), redraw="redraw"), kernels.softmax, dim=4,
+                             claims={"unbiased"}, sweep=False, alpha=ALPHA, seed=kt_seed)
+    assert good.passed, str(good)
 
 
 class Cached(nn.Module):

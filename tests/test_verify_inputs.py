@@ -261,6 +261,34 @@ def test_features_that_depend_on_the_batch_fail(kt_seed, defect):
     assert "rows depend on the other rows of the batch" in report.checks[0].detail
 
 
+@pytest.mark.parametrize("defect", ["dropout left on", "rotary position encoding"])
+def test_features_that_depend_on_a_rows_place_name_it(kt_seed, defect):
+    """A user trial: a map with dropout left on (each call's mask follows the rows' places; wrapped in
+    global_rng_calls, as the replay error advises) and a map that rotates each row by its position before its
+    features (rotary encoding) failed ``row-wise`` with a message naming only a dependence on the other rows and
+    bind=. Each row's features depend on its place in the batch: the message now names that, a position encoding and
+    dropout."""
+    from kerneltheory.testing.adapters import global_rng_calls
+
+    def sample(g):
+        phi = prf(g)
+        if defect == "dropout left on":
+            return global_rng_calls(lambda x: torch.nn.functional.dropout(phi(x), 0.1, training=True), g)
+
+        def rotary(x):  # pairs of coordinates rotated by angle position·θ_j, as a rotary encoding does
+            angle = torch.arange(x.shape[0], dtype=x.dtype)[:, None] * 10.0 ** -torch.arange(D // 2, dtype=x.dtype)
+            a, b = x[:, 0::2], x[:, 1::2]
+            return phi(torch.stack([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], -1)
+                       .flatten(-2))
+
+        return rotary
+
+    report = check_feature_map(sample, kernels.softmax, dim=D, claims={"unbiased"}, seed=kt_seed)
+    assert report.status == "FAILED" and [c.name for c in report.checks] == ["row-wise"], str(report)
+    detail = report.checks[0].detail
+    assert "or on their place in it" in detail and "position encoding" in detail and "dropout left on" in detail
+
+
 def test_the_long_batch_holds_at_most_long_values_feature_values(kt_seed, monkeypatch):
     """The row-wise check's long batch is 2048 rows ahead of the tested ones, fewer where the map's D would make it
     hold more than LONG_VALUES feature values a side (at D = 65 536, 512 rows); here with the cap lowered to 512·D."""

@@ -461,7 +461,9 @@ def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]]
         raise ValueError(
             f"the module's {side} gave different features on {len(runs)} calls with one draw (draw {n_draw}, the same "
             "input): it draws new frequencies when it runs (a redraw inside forward, on every call or every N calls), "
-            "so the query and key features of one draw need not share them; draw them in the redraw (redraw=...) only")
+            "so the query and key features of one draw need not share them; draw them in the redraw (redraw=...) only. "
+            "Or it draws other random numbers at each call: dropout left on (torch.nn.functional.dropout's training "
+            "argument defaults to True; pass training=self.training: the module runs in eval mode here)")
 
 
 #: Consecutive redraws, from the first, that must leave the map unchanged before :func:`from_module` refuses it.

@@ -179,7 +179,8 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     such as one with a maximum sequence length, behind 1024, 512, 256, 128 or 64), must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
     Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
-    batches, a per-position parameter) give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
+    batches, a per-position parameter, a position encoding, a dropout mask drawn per call) give no φ(x)ᵀφ(y) of their
+    own, and the checks would test a map that no
     caller uses: the failed row ``row-wise`` is returned (None when the rows agree). Maps whose parameters depend on
     the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
     pairs = [f for f in families if not f.cross]
@@ -225,10 +226,12 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
             return CheckResult.certain_failure(
                 "exact (one draw)", name="row-wise", claim="row-wise", alpha=0.0, sample_size=1,
                 seed=seed_for("replay", seed),
-                detail=f"the feature map's rows depend on the other rows of the batch: one draw evaluated on all "
-                f"{n} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
+                detail=f"the feature map's rows depend on the other rows of the batch or on their place in it: one "
+                f"draw evaluated on all {n} tested pairs and on {label} gives {float(whole[rows][i]):.6g} and "
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
-                "(parameters computed from the sequence go in bind=), and no claim about φ(x)ᵀφ(y) can hold")
+                "(parameters computed from the sequence go in bind=; a position encoding, such as a rotary one, or "
+                "random numbers drawn at each call, such as dropout left on, make a row's features depend on its "
+                "place), and no claim about φ(x)ᵀφ(y) can hold")
     return None
 
 
