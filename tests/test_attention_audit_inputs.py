@@ -457,6 +457,34 @@ def test_a_redraw_inside_forward_every_n_calls_is_named_not_passed(period, kt_se
     assert good.passed and [c.name for c in good.checks] == ["batch"], str(good)
 
 
+def test_a_shared_module_whose_redraw_waits_for_training_is_named(kt_seed):
+    """A user trial: the model's one layer returned by every draw, its redraw gated on self.training (so nothing in
+    eval mode), was refused as 'not a random-feature attention'; the refusal now names this case too."""
+    from kerneltheory.testing.adapters import attention_from_module
+
+    class Layer(torch.nn.Module):
+        def __init__(self, m=64):
+            super().__init__()
+            self.register_buffer("w", torch.randn(m, D, dtype=torch.float64))
+
+        def redraw(self):
+            if self.training:
+                self.w = torch.randn_like(self.w)
+
+        def forward(self, q, k, v):
+            s = D**-0.25
+            lq, lk = ((x * s) @ self.w.T - (x * s).pow(2).sum(-1, keepdim=True) / 2 for x in (q, k))
+            pq, pk = (lq - lq.amax(-1, keepdim=True)).exp(), (lk - lk.amax((1, 2), keepdim=True)).exp()
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+
+    layer = Layer()
+    factory = attention_from_module(lambda m: layer, layout="BLd", redraw=lambda mod: mod.redraw())
+    report = check_attention(factory, dim=D, mask=False, checks=["consistency"], alpha=ALPHA, seed=kt_seed)
+    row = report.checks[0]
+    assert row.refused and "depends neither on the draw nor on m" in row.detail, str(report)
+    assert "gated on self.training" in row.detail, row.detail
+
+
 def test_dropout_left_on_is_named_by_the_calls_row(kt_seed):
     """A user trial: a module with F.dropout(..., training=True) (the function's default) on its features was
     refused by the ``calls`` row as a redraw inside forward, whose advice, forward_redraws=True, then failed the

@@ -385,7 +385,9 @@ def _frozen(errors: list[torch.Tensor], ms, base: dict) -> CheckResult | None:
                     "features from the generator it is given (a fixed seed inside? a cached draw?)")
             if all(same(f, e[:1]) for f in errors):
                 what = (f"the output depends neither on the draw nor on m (max |out − exact| = "
-                        f"{float(e.abs().max()):.3g}): not a random-feature attention")
+                        f"{float(e.abs().max()):.3g}): not a random-feature attention, or one module that every "
+                        "draw reuses and never redraws (a redraw gated on self.training does nothing in the eval mode "
+                        "attention_from_module runs modules in)")
             return CheckResult.refusal(what + ", so nothing can be averaged", **base)
     return None
 
