@@ -407,6 +407,32 @@ def test_inputs_too_large_for_the_1_over_m_law_are_refused():
     assert all("raise num_features or lower the input scale" in c.detail for c in report.checks), str(report)
 
 
+def test_a_kernel_of_normalised_inputs_is_refused_naming_the_feature_count(kt_seed):
+    """A user trial: attention over LayerNorm-ed q and k, audited against its kernel exp(τ²·LN(q)ᵀLN(k)), was refused
+    at every input scale with the advice to lower it; the kernel's tail weight does not change with the scale, so
+    the refusal says that only num_features helps there."""
+    tau = 0.35
+    ln = lambda x: torch.nn.functional.layer_norm(x, x.shape[-1:])  # noqa: E731
+
+    def attention(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            lq, lk = (tau * ln(x) @ w.T - (tau * ln(x)).pow(2).sum(-1, keepdim=True) / 2 for x in (q, k))
+            pq, pk = lq.exp(), lk.exp()
+            return (pq @ (pk.transpose(-1, -2) @ v)) / (pq @ pk.sum(-2).unsqueeze(-1))
+        return fn
+
+    kernel = lambda x, y: torch.exp(tau**2 * ln(x) @ ln(y).T)  # noqa: E731
+    for std in (0.3, 0.03):
+        row = check_attention(attention, dim=D, mask=False, reference=kernel, checks=["consistency"], input_std=std,
+                              alpha=ALPHA, seed=kt_seed).checks[0]
+        assert row.refused and "only num_features helps" in row.detail, row.detail
+    softmax = check_attention(attention, dim=D, mask=False, checks=["consistency"], input_std=3.0, alpha=ALPHA,
+                              seed=kt_seed).checks[0]
+    assert softmax.refused and "only num_features helps" not in softmax.detail  # its ρ falls with the scale
+
+
 @pytest.mark.parametrize("case, causal", [("one token", False), ("equal values", False), ("one key repeated", True)])
 def test_inputs_where_attention_is_exact_refuse_the_slope_rows(case, causal):
     """Where the user's inputs make every output exact (the weights cancel), the errors are rounding, which need not

@@ -164,6 +164,9 @@ def test_the_mask_polarity_hint_is_given_only_where_the_inverted_mask_matches(kt
         assert all((hint in c.detail) == hinted for c in rows), (bug, str(report))
         # the fix named both ways round (it named mask_keeps=False alone, wrong for a module given mask_keeps=False)
         assert all(("the other mask_keeps" in c.detail) == hinted for c in rows), (bug, str(report))
+        # and that a module given its own convention that still reads the mask inverted is the defect (a user trial:
+        # an additive mask read as a keep mask passed once the audit's mask was inverted as the hint said)
+        assert all(("the module itself reads its mask inverted" in c.detail) == hinted for c in rows), str(report)
 
 
 def test_a_fully_padded_sequence_must_leave_the_others_unchanged(kt_seed):
@@ -515,3 +518,21 @@ def test_dropout_left_on_is_named_by_the_calls_row(kt_seed):
     assert "dropout left on" in calls.detail and "training=self.training" in calls.detail, calls.detail
     good = check_attention(attention_from_module(lambda m: Dropped(m, False), layout="BLd"), **run)
     assert good.passed and [c.name for c in good.checks] == ["batch"], str(good)
+
+
+def test_dropout_in_a_plain_function_is_named_by_the_reproducibility_error(kt_seed):
+    """A plain attention function with F.dropout left on meets the error of a factory that does not replay first;
+    its advice (global_rng_calls with same_seed=True) cannot make dropout one function, and the error says so and
+    how to switch it off in a function (a review)."""
+    def attention(m, g):
+        w = torch.randn(m, D, generator=g, dtype=torch.float64)
+
+        def fn(q, k, v, mask=None):
+            lq, lk = (x @ w.T * D**-0.25 - (x * x).sum(-1, keepdim=True) / (2 * D**0.5) for x in (q, k))
+            pq = torch.nn.functional.dropout((lq - lq.amax(-1, keepdim=True)).exp(), 0.1)
+            pk = (lk - lk.amax((1, 2), keepdim=True)).exp()
+            return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+        return fn
+
+    with pytest.raises(ValueError, match=r"Dropout left on .* training=False in a function"):
+        check_attention(attention, dim=D, mask=False, checks=["batch"], alpha=ALPHA, seed=kt_seed)

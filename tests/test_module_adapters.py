@@ -172,7 +172,8 @@ class CrossAttention(nn.Module):
 
 
 class MoreKeys(nn.Module):
-    """The audit wrapper of docs/auditing.md, section 4: five more keys and values (far from the others), padded."""
+    """The audit wrapper of docs/auditing.md, section 4: five more keys, drawn like the audit's (std 0.3), with
+    values far from the others (std 3), marked padded in the key mask passed on."""
 
     def __init__(self, inner, extra=5):
         super().__init__()
@@ -181,8 +182,8 @@ class MoreKeys(nn.Module):
     def forward(self, q, k, v, key_padding_mask=None):
         g = torch.Generator().manual_seed(1)
         b, n, h, _ = k.shape
-        more = [torch.cat([t, 3 * torch.randn(b, self.extra, h, t.shape[-1], generator=g, dtype=t.dtype)], 1)
-                for t in (k, v)]
+        more = [torch.cat([t, std * torch.randn(b, self.extra, h, t.shape[-1], generator=g, dtype=t.dtype)], 1)
+                for t, std in ((k, 0.3), (v, 3.0))]
         pad = torch.zeros(b, n, dtype=torch.bool) if key_padding_mask is None else key_padding_mask
         return self.inner(q, *more, key_padding_mask=torch.cat([pad, torch.ones(b, self.extra, dtype=torch.bool)], 1))
 
@@ -190,16 +191,43 @@ class MoreKeys(nn.Module):
 def test_cross_attention_is_audited_with_more_keys_than_queries(kt_seed):
     """Every row calls the attention with as many keys as queries, so a cross-attention that slices its key mask to
     the query length passes them (a user trial; docs/auditing.md, 'What a pass does not cover'). Through a wrapper
-    that appends padded keys a correct module passes and the sliced mask fails."""
-    def audit(build):
+    that appends padded keys a correct module passes every row and the sliced mask fails the padding rows."""
+    def audit(build, checks=("padding",)):
         return check_attention(attention_from_module(build, layout="BLHd", heads=2, mask="key_padding_mask",
-                                                     mask_keeps=False), dim=D, checks=["padding"], seed=kt_seed)
+                                                     mask_keeps=False), dim=D, checks=checks, seed=kt_seed)
 
     assert audit(lambda m: CrossAttention(m, sliced=True)).passed  # the limit: equal lengths never take the bug
-    good = audit(lambda m: MoreKeys(CrossAttention(m)))
-    assert good.passed, str(good)
+    good = audit(lambda m: MoreKeys(CrossAttention(m)), checks=None)
+    assert good.passed and len(good.checks) > 5, str(good)
     bad = audit(lambda m: MoreKeys(CrossAttention(m, sliced=True)))
     assert bad.status == "FAILED" and all(c.name.startswith("padding") for c in bad.failures), str(bad)
+
+
+class HiddenStatesLayer(nn.Module):
+    """A Hugging Face-style layer: forward(hidden_states, attention_mask=None, head_mask=None), q, k, v projected
+    inside."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(D, D, dtype=torch.float64) for _ in range(3))
+        self.register_buffer("w", torch.randn(m, D, dtype=torch.float64))
+
+    def forward(self, hidden_states, attention_mask=None, head_mask=None):
+        q, k, v = self.q(hidden_states), self.k(hidden_states), self.v(hidden_states)
+        lq, lk = (x @ self.w.T - (x * x).sum(-1, keepdim=True) / 2 for x in (q, k))
+        if attention_mask is not None:
+            lk = lk + attention_mask[:, 0, 0, :, None]
+        pq, pk = lq.exp(), lk.exp()
+        return (pq @ (pk.transpose(1, 2) @ v)) / (pq @ pk.sum(1).unsqueeze(-1))
+
+
+def test_a_layer_that_takes_hidden_states_is_named(kt_seed):
+    """A user trial: a layer whose forward takes hidden states (projecting q, k, v itself) was passed to
+    attention_from_module as it is, and the error blamed dim, layout and heads; it now names the arguments the
+    forward takes and the wrapper that audits such a layer."""
+    factory = attention_from_module(HiddenStatesLayer, layout="BLd")
+    with pytest.raises(ValueError, match=r"Its forward takes \(hidden_states, attention_mask, head_mask\)"):
+        check_attention(factory, dim=D, mask=False, checks=["batch"], seed=kt_seed)
 
 
 def test_grouped_query_attention_is_audited_on_its_key_value_heads(kt_seed):

@@ -2,19 +2,20 @@
 
     OMP_NUM_THREADS=1 python experiments/bench/float32_matrix.py experiments/bench/float32_matrix.json
 
-Two parts, each run ``--reps`` times with the order of the two dtypes alternating:
+Two parts, each run ``--reps`` times (default 3) with the order of the two dtypes alternating; medians are summed:
 
 * the claim matrix: `verify_estimator` (quick budget, seed 0) of every registered estimator whose
   ``float32_allowed`` holds, with ``compute_dtype`` None and float32; CPU seconds (`time.process_time`) and wall
   seconds of each call, and whether the verdicts agree;
 * the estimates alone: `sample_estimates` of positive/gaussian on 64 pairs and 1024 draws, at the claim matrix's
-  size (d = 4, m = 16) and at an attention head's (d = 64, m = 256), where the features' exponentials and products
-  are most of the work.
+  size (d = 4, m = 16) and at an attention head's (d = 64, m = 256).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import time
 
@@ -79,11 +80,15 @@ def _ratio(rows: list[dict]) -> dict:
     return out
 
 
-def main(out: str, reps: int = 2) -> dict:
+def main(out: str, reps: int = 3) -> dict:
     torch.set_num_threads(1)
+    load = os.getloadavg()
     matrix, alone = _matrix(reps), _estimates(reps)
     record = {
         "reps": reps,
+        "machine": {"torch": torch.__version__, "python": platform.python_version(), "cpu": platform.processor()
+                    or platform.machine(), "cpus": os.cpu_count(), "loadavg_before": load,
+                    "loadavg_after": os.getloadavg()},
         "matrix_total": _ratio(matrix),
         "matrix_verdicts_differ": [r["estimator"] for r in matrix if not r["verdicts_agree"]],
         "estimates_alone": [{"dim": r["dim"], "num_features": r["num_features"], **_ratio([r])} for r in alone],
@@ -99,7 +104,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", nargs="?", default="float32_matrix.json", help="JSON file to write (atomically)")
-    parser.add_argument("--reps", type=int, default=2, help="turns per estimator and dtype (default 2)")
+    parser.add_argument("--reps", type=int, default=3, help="turns per estimator and dtype (default 3)")
     args = parser.parse_args()
     rec = main(args.out, args.reps)
     print(json.dumps({k: rec[k] for k in ("matrix_total", "matrix_verdicts_differ", "estimates_alone")}, indent=1))

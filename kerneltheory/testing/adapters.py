@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -462,8 +463,8 @@ def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]]
             f"the module's {side} gave different features on {len(runs)} calls with one draw (draw {n_draw}, the same "
             "input): it draws new frequencies when it runs (a redraw inside forward, on every call or every N calls), "
             "so the query and key features of one draw need not share them; draw them in the redraw (redraw=...) only. "
-            "Or it draws other random numbers at each call: dropout left on (torch.nn.functional.dropout's training "
-            "argument defaults to True; pass training=self.training: the module runs in eval mode here)")
+            "Or it draws other random numbers at each call, such as dropout left on (torch.nn.functional.dropout's "
+            "training argument defaults to True; pass training=self.training: the module runs in eval mode here)")
 
 
 #: Consecutive redraws, from the first, that must leave the map unchanged before :func:`from_module` refuses it.
@@ -694,7 +695,8 @@ def attention_from_module(
                 if isinstance(exc, TypeError) and mask_keyword is not None and mask_keyword in str(exc):
                     raise  # a module without that mask keyword: the check's message names mask=False
                 raise _module_failure(exc, layout, tuple(args[0].shape), n_heads if head_axis else None,
-                                      heads, mask_format if mask is not None else None, module, dt) from exc
+                                      heads, mask_format if mask is not None else None, module, dt,
+                                      attention=True) from exc
 
         return global_rng_calls(fn, generator, same_seed=forward_redraws)
 
@@ -716,10 +718,11 @@ def _head_axis(axes: tuple[int, ...], layout: str, heads: int | None) -> tuple[i
 
 def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | None, heads: int | None,
                     mask_format: str | None = None, module: torch.nn.Module | None = None,
-                    input_dtype: torch.dtype | None = None) -> ValueError:
+                    input_dtype: torch.dtype | None = None, attention: bool = False) -> ValueError:
     """The error of a module that failed on the tensors :func:`attention_from_module` or :func:`from_module` gave it,
     naming them (on a call with a key mask, the mask's format; where ``input_dtype`` is not the dtype of
-    the ``module``'s floating parameters, both)."""
+    the ``module``'s floating parameters, both; for an ``attention`` module whose forward does not take q, k and v
+    first, its parameters: :func:`_forward_hint`)."""
     given = f"{layout} tensors of shape {shape}" + (
         f" ({n_heads} heads, heads={'default ' if heads is None else ''}{n_heads})" if n_heads is not None else "")
     masked = ("" if mask_format is None else
@@ -731,8 +734,27 @@ def _module_failure(exc: Exception, layout: str, shape: tuple, n_heads: int | No
     if input_dtype is not None and own is not None and input_dtype != own:
         masked += (f" Its inputs were cast to {input_dtype} while its parameters are {own}: dtype= casts the inputs "
                    "only; convert the module to that dtype, or leave dtype= out to use the module's own.")
+    if attention and module is not None:
+        masked += _forward_hint(module)
     return ValueError(f"the module failed on {given}: {type(exc).__name__}: {exc} (is layout= the order of its "
                       f"input axes, and, for a module with a fixed number of heads, heads= that number?{masked})")
+
+
+def _forward_hint(module: torch.nn.Module) -> str:
+    """Where an attention module's ``forward`` takes fewer than three positional arguments, or hidden states first
+    (a layer that projects q, k and v itself, as Hugging Face's do), the arguments it takes: the adapter passes
+    q, k and v (a user trial: such a layer's error blamed dim, layout and heads)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return ""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in params if p.kind in kinds]
+    if len(names) >= 3 and "hidden" not in names[0]:
+        return ""
+    return (f" Its forward takes ({', '.join(names)}) where the adapter passes q, k and v: a layer that takes hidden "
+            "states and projects q, k and v itself is audited through a wrapper module that takes q, k and v "
+            "(docs/auditing.md, section 4).")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ from ._heads import noting_heads
 from .attention_checks import MIN_POINTS, _exact_refusal, mse_slope_check, tail_weight
 from .attention_exact import (
     BATCH_SIZES,
+    DROPOUT_OFF,
     FORMATS,
     GLOBAL_FIX,
     PADDINGS,
@@ -311,14 +312,12 @@ def _unstable_calls(attention, q, k, v, m: int, seed: int, precision=None) -> Ch
             return CheckResult.refusal(
                 f"call {c + 1} of one function attention(m = {m}, generator) on the same inputs (L = {q.shape[-2]}) "
                 "differs from its first call beyond their rounding: the function changes from call to call (a redraw "
-                f"inside forward, every {c} calls or so, or other random numbers drawn at each call, such as dropout "
-                f"left on); the rows {', '.join(CALL_ROWS)} compare calls of one "
+                f"inside forward, {'on every call' if c == 1 else f'every {c} calls or so'}, or other random numbers "
+                f"drawn at each call, such as dropout left on); the rows {', '.join(CALL_ROWS)} compare calls of one "
                 "function, so a difference they report may be this change rather than the defect they name. Make "
                 "the forward of one draw give one output (redraw in a method; audit a module through "
-                "attention_from_module(..., forward_redraws=True), which seeds every call alike and so fits draws "
-                "whose number and place do not depend on the inputs' shape: a dropout mask's do, so switch dropout "
-                "off outside training, torch.nn.functional.dropout(..., training=self.training); "
-                "attention_from_module runs the module in eval mode)",
+                "attention_from_module(..., forward_redraws=True), which seeds every call alike). That cannot help "
+                "dropout, whose mask follows each call's shape: " + DROPOUT_OFF,
                 name="calls", claim="calls", alpha=0.0, sample_size=c + 1, seed=seed)
     return None
 

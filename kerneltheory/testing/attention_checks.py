@@ -384,9 +384,9 @@ def regime_refusal(ms: Sequence[int], kept: Sequence[int], rho: float, base: dic
     return CheckResult.refusal(
         f"the inputs are too large for the 1/m law on this grid: tail weight ρ = {formula} = {rho:.3g} "
         f"needs m ≥ ρ² = {rho * rho:.3g} (the log-normal features' central limit regime) at {MIN_POINTS} feature "
-        f"counts at least, and only {list(kept)} of {list(ms)} reach it: raise num_features or lower the input scale "
-        "(inputs normalised inside the attention, by a LayerNorm or to unit length, keep their ρ at any input scale: "
-        "there only num_features helps)",
+        f"counts at least, and only {list(kept)} of {list(ms)} reach it: raise num_features or lower the input scale"
+        + (" (a kernel that normalises its inputs, by a LayerNorm or to unit length, keeps its ρ at any input scale: "
+           "there only num_features helps)" if formula == KERNEL_TAIL_WEIGHT else ""),
         **base,
     )
 

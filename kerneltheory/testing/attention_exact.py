@@ -274,13 +274,20 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          + _training_hint(fn_a))
 
 
+#: how to switch dropout off for an audit (the messages that may meet dropout left on)
+DROPOUT_OFF = ("switch dropout off in the audit: training=self.training in a module (the adapters put modules in eval "
+               "mode), training=False in a function")
+
 #: how code that draws from torch's global generator is audited (the errors of a factory that does not replay)
 GLOBAL_FIX = ("Code that draws from torch's global generator when the factory builds it goes through "
               "adapters.global_rng (or attention_from_module for a module); a function that draws from it on every "
               "call (a redraw in forward), through adapters.global_rng_calls(fn, generator, same_seed=True), which "
               "seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) for a module). "
               "Those seed torch's generator only: code that draws from numpy's or random's global generators when it "
-              "runs is seeded by running each call inside adapters.global_rng(generator), or by drawing from torch")
+              "runs is seeded by running each call inside adapters.global_rng(generator), or by drawing from torch. "
+              "Dropout left on (torch.nn.functional.dropout's training argument defaults to True) is no redraw: its "
+              "mask follows each call's shape, so calls seeded alike still differ between shapes; " + DROPOUT_OFF)
+
 
 
 def _training_hint(fn) -> str:
@@ -615,7 +622,9 @@ def padding_rows(attention, sets, m: int, alpha: float, seed: int, causal: bool,
                          "from the one it is given (the audit passes True = keep): a module audited through "
                          "attention_from_module takes the other mask_keeps (False for a module whose mask marks "
                          "padding, as PyTorch's key_padding_mask does; True for one that marks the kept keys), a "
-                         "function of your own inverts the mask in a wrapper")
+                         "function of your own inverts the mask in a wrapper. Where the convention passed already is "
+                         "the one the module documents (or that a wrapper converts to), the module itself reads its "
+                         "mask inverted: that is the defect, and inverting the audit's mask would hide it")
     return rows
 
 

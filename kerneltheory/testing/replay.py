@@ -178,9 +178,9 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
     other rows (a path taken only in long batches, past a first chunk; for a map that raises on a batch that long,
     such as one with a maximum sequence length, behind 1024, 512, 256, 128 or 64), must give the same
     estimates up to both evaluations' rounding (:func:`_one_number`): a feature map maps each row by itself.
-    Features that depend on the other rows of the batch (a statistic of the batch, a separate path for short
-    batches, a per-position parameter, a position encoding, a dropout mask drawn per call) give no φ(x)ᵀφ(y) of their
-    own, and the checks would test a map that no
+    Features that depend on the other rows of the batch or on their place in it (a statistic of the batch, a
+    separate path for short batches, a per-position parameter, a position encoding, a dropout mask drawn per call)
+    give no φ(x)ᵀφ(y) of their own, and the checks would test a map that no
     caller uses: the failed row ``row-wise`` is returned (None when the rows agree). Maps whose parameters depend on
     the sequence (OPRF-style) compute them in ``bind=`` and are not checked here."""
     pairs = [f for f in families if not f.cross]
@@ -231,7 +231,8 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
                 "(parameters computed from the sequence go in bind=; a position encoding, such as a rotary one, or "
                 "random numbers drawn at each call, such as dropout left on, make a row's features depend on its "
-                "place), and no claim about φ(x)ᵀφ(y) can hold")
+                "place: audit the map with the encoding off, and with dropout off, training=False), and no claim "
+                "about φ(x)ᵀφ(y) can hold")
     return None
 
 

@@ -991,8 +991,8 @@ def join_head_reports(reports: list[Report], alpha: float, adapter: str) -> Repo
             row, alpha=sum(r.alpha for _, r in seen),
             detail=f"head {head} (the worst of {ran})" + (f": {row.detail}" if row.detail else "")))
     joined.notes.append(f"every head of {count} tested in turn (the tested inputs on it, fixed distractors on the "
-                        f"others), each at α/{count}; each row is its worst head's ({count} heads inserted: a module "
-                        "with a fixed number of heads is tested with heads= that number)")
+                        f"others), each at α/{count}; each row is its worst head's ({count} heads: the adapter's "
+                        "heads=, as given or its default)")
     alone = {one_head_note(h, count, adapter) for h in range(count)}
     for rep in reports:
         joined.notes += [n for n in rep.notes if n not in joined.notes and n not in alone]
