@@ -289,7 +289,6 @@ GLOBAL_FIX = ("Code that draws from torch's global generator when the factory bu
               "mask follows each call's shape, so calls seeded alike still differ between shapes; " + DROPOUT_OFF)
 
 
-
 def _training_hint(fn) -> str:
     """A hint for a factory that returned an ``nn.Module`` left in training mode (dropout draws on every call)."""
     if isinstance(fn, torch.nn.Module) and any(mod.training for mod in fn.modules()):
