@@ -176,7 +176,7 @@ def test_bad_arguments_name_themselves():
         attempt(sample=None)
     with pytest.raises(ValueError, match=r"kernel\(x, y\) failed.*ZeroDivisionError"):
         attempt(kernel=lambda x, y: 1 / 0)
-    with pytest.raises(TypeError, match=r"query_fn must return a torch.Tensor, got ndarray"):
+    with pytest.raises(TypeError, match=r"the feature function must return a torch.Tensor, got ndarray"):
         attempt(sample=lambda g: (lambda x: x.numpy()))
     with pytest.raises(TypeError, match=r"kernel\(x, y\) returned a complex matrix"):
         attempt(kernel=lambda x, y: torch.exp(1j * (x @ y.T)))
@@ -456,7 +456,7 @@ def test_both_paths_of_a_batched_sampler_are_tested(kt_seed):
         fm = sample(g, batch)
         return (lambda x: fm(x).T) if batch is None else fm
 
-    with pytest.raises(ValueError, match=r"the plain path sample\(generator\).*query_fn must map"):
+    with pytest.raises(ValueError, match=r"the plain path sample\(generator\).*the feature function must map"):
         check_feature_map(plain_transposed, kernels.softmax, dim=d, claims={"unbiased"}, seed=kt_seed, sweep=False)
 
     def negative_batched(g, batch=None):  # the positive claim sees both paths too
@@ -480,7 +480,7 @@ def test_a_failing_map_is_told_about_dtypes_or_dimensions_only_when_its_error_is
         with pytest.raises(ValueError) as info:
             check_feature_map(sampler(fn), kernels.softmax, dim=D, claims={"finite"})
         text = str(info.value)
-        assert "query_fn failed on an input of shape" in text, text
+        assert "the feature function failed on an input of shape" in text, text  # a single function, named so
         if hint is None:
             assert "mix dtypes" not in text and "input dimension" not in text, text
         else:

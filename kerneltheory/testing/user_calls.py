@@ -258,11 +258,14 @@ class _Evaluator:
 
     def features(self, gen, x_q, x_k, batch=None):
         q, k = self._maps(gen, batch)
-        out = (_features(self._seen(_named(q, "query_fn"), q), x_q, "query_fn", batch),
-               _features(self._seen(_named(k, "key_fn"), k), x_k, "key_fn", batch))
+        # a single feature function serves both sides: its errors name it so (a user trial read "query_fn" as a
+        # function it had not written)
+        qn, kn = ("the feature function",) * 2 if q is k else ("query_fn", "key_fn")
+        out = (_features(self._seen(_named(q, qn), q), x_q, qn, batch),
+               _features(self._seen(_named(k, kn), k), x_k, kn, batch))
         if out[0].shape[-1] != out[1].shape[-1]:
-            raise ValueError(f"query and key features must have one size D (φ(x)ᵀφ(y) needs it): query_fn returned "
-                             f"{tuple(out[0].shape)} and key_fn {tuple(out[1].shape)}")
+            raise ValueError(f"query and key features must have one size D (φ(x)ᵀφ(y) needs it): {qn} returned "
+                             f"{tuple(out[0].shape)} and {kn} {tuple(out[1].shape)}")
         if batch is None:
             self.plain_drawn = True
         if self.watch is not None:
