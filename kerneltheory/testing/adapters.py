@@ -43,7 +43,7 @@ from ._heads import declare_deterministic, mark, saw_head
 from .checks import pair_rounding_floor
 from .proportional import proportional_check
 from .seeds import seed_for
-from .user_calls import _one_number, _same_values
+from .user_calls import DROPOUT_OFF, _one_number, _same_values
 
 __all__ = [
     "LAYOUTS",
@@ -463,8 +463,7 @@ def _check_stable(side: str, runs: list[tuple[torch.Tensor, torch.dtype | None]]
             f"the module's {side} gave different features on {len(runs)} calls with one draw (draw {n_draw}, the same "
             "input): it draws new frequencies when it runs (a redraw inside forward, on every call or every N calls), "
             "so the query and key features of one draw need not share them; draw them in the redraw (redraw=...) only. "
-            "Or it draws other random numbers at each call, such as dropout left on (torch.nn.functional.dropout's "
-            "training argument defaults to True; pass training=self.training: the module runs in eval mode here)")
+            "Or it draws other random numbers at each call, such as dropout left on: " + DROPOUT_OFF)
 
 
 #: Consecutive redraws, from the first, that must leave the map unchanged before :func:`from_module` refuses it.

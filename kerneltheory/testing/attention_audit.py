@@ -114,7 +114,6 @@ from ._heads import noting_heads
 from .attention_checks import MIN_POINTS, _exact_refusal, mse_slope_check, tail_weight
 from .attention_exact import (
     BATCH_SIZES,
-    DROPOUT_OFF,
     FORMATS,
     GLOBAL_FIX,
     PADDINGS,
@@ -141,6 +140,7 @@ from .attention_exact import (
 from .checks import CheckResult, mean_check, property_check, rounding_floor
 from .replay import REPEAT_DRAWS, repeated_ties, tie_positions
 from .seeds import seed_for
+from .user_calls import DROPOUT_OFF
 from .verify import Report, audit_each_head
 
 __all__ = ["ATTENTION_CHECKS", "DEFAULT_CHECKS", "PADDINGS", "check_attention", "padding_masks",

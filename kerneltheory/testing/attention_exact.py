@@ -56,7 +56,7 @@ import torch
 from .._validation import check_fits_memory
 from .checks import CheckResult, property_check
 from .sampler_rounding import FORMATS, _name, carried_format
-from .user_calls import _difference, _one_number, _same_values
+from .user_calls import DROPOUT_OFF, _difference, _one_number, _same_values
 
 __all__ = ["BATCH_SIZES", "FORMATS", "PADDINGS", "NoRoundingBound", "gamma_delta", "output_format", "padding_masks",
            "rounding_floor_attention"]
@@ -274,10 +274,6 @@ def _check_reproducible(attention, q, k, v, m: int, seed: int, precision=None) -
                          + _training_hint(fn_a))
 
 
-#: how to switch dropout off for an audit (the messages that may meet dropout left on)
-DROPOUT_OFF = ("switch dropout off in the audit: training=self.training in a module (the adapters put modules in eval "
-               "mode), training=False in a function")
-
 #: how code that draws from torch's global generator is audited (the errors of a factory that does not replay)
 GLOBAL_FIX = ("Code that draws from torch's global generator when the factory builds it goes through "
               "adapters.global_rng (or attention_from_module for a module); a function that draws from it on every "
@@ -285,8 +281,8 @@ GLOBAL_FIX = ("Code that draws from torch's global generator when the factory bu
               "seeds every call of one draw alike (attention_from_module(..., forward_redraws=True) for a module). "
               "Those seed torch's generator only: code that draws from numpy's or random's global generators when it "
               "runs is seeded by running each call inside adapters.global_rng(generator), or by drawing from torch. "
-              "Dropout left on (torch.nn.functional.dropout's training argument defaults to True) is no redraw: its "
-              "mask follows each call's shape, so calls seeded alike still differ between shapes; " + DROPOUT_OFF)
+              "Dropout left on is no redraw: its mask follows each call's shape, so calls seeded alike still differ "
+              "between shapes; " + DROPOUT_OFF)
 
 
 def _training_hint(fn) -> str:

@@ -13,7 +13,7 @@ import torch
 from .checks import CheckResult, pair_rounding_floor
 from .inputs import InputFamily
 from .seeds import seed_for
-from .user_calls import _difference, _Evaluator, _one_number, _same_values
+from .user_calls import DROPOUT_OFF, _difference, _Evaluator, _one_number, _same_values
 
 LONG_BATCH = 2048  # rows ahead of the tested ones in the row-wise check's long batch (past a first chunk of 2048)
 LONG_VALUES = 1 << 25  # at most this many feature values per side in that batch (256 MiB of float64): fewer rows at a
@@ -231,8 +231,8 @@ def _check_row_wise(sample, families: list[InputFamily], batched: bool | None, s
                 f"{float(part[i]):.6g} at pair {int(rows[i])}; a feature map must map each row by itself "
                 "(parameters computed from the sequence go in bind=; a position encoding, such as a rotary one, or "
                 "random numbers drawn at each call, such as dropout left on, make a row's features depend on its "
-                "place: audit the map with the encoding off, and with dropout off, training=False), and no claim "
-                "about φ(x)ᵀφ(y) can hold")
+                "place: audit the map with the encoding off, and " + DROPOUT_OFF + "), and no claim about "
+                "φ(x)ᵀφ(y) can hold")
     return None
 
 

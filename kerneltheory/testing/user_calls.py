@@ -16,6 +16,12 @@ import torch
 from ._global_states import kept_global_states
 from .inputs import InputFamily
 
+#: how to switch dropout off for an audit (the messages that may meet dropout left on: the attention audit's
+#: calls row and reproducibility error, from_module's unstable features, the row-wise failure)
+DROPOUT_OFF = ("switch dropout off in the audit (torch.nn.functional.dropout's training argument defaults to True): "
+               "training=self.training in a module (the adapters put modules in eval mode), training=False in a "
+               "function")
+
 
 def _split_sides(fm) -> tuple[Callable, Callable]:
     if isinstance(fm, tuple):
